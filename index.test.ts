@@ -1,0 +1,799 @@
+/**
+ * The MCP server through the real protocol: an SDK Client linked to createServer() in memory, against
+ * a local Bun.serve on port 0 that plays the Task Tracking service and forces each condition. The last
+ * part spawns the compiled binary (dist/task-tracking-mcp) the way an MCP client does.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { createServer as createNetServer, type Server as NetServer } from "node:net";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Config, createRedactor, createServer, doctor, loadConfig, main, VERSION } from "./index.ts";
+
+const API_KEY = "test-key-5f2c9a1e8b7d4c3a";
+const PROJECT = "ai-agent-mcp-server";
+
+// ─── The stand-in service ───────────────────────────────────────────────────────────────────────
+
+interface Seen {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  body: unknown;
+  aborted: Promise<void>;
+  at: number;
+}
+type Handler = (seen: Seen, request: Request) => Response | Promise<Response>;
+
+let handler: Handler;
+let seen: Seen[] = [];
+const service = Bun.serve({
+  port: 0,
+  hostname: "127.0.0.1",
+  idleTimeout: 0,
+  async fetch(request) {
+    const url = new URL(request.url);
+    const text = await request.text();
+    const record: Seen = {
+      method: request.method,
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      headers: Object.fromEntries(request.headers),
+      body: text ? JSON.parse(text) : undefined,
+      aborted: new Promise((resolve) => request.signal.addEventListener("abort", () => resolve())),
+      at: performance.now(),
+    };
+    seen.push(record);
+    return handler(record, request);
+  },
+});
+const serviceUrl = `http://127.0.0.1:${service.port}`;
+afterAll(() => service.stop(true));
+
+const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
+  Response.json(body, { status, headers });
+const apiError = (status: number, code: string, error: string, headers: Record<string, string> = {}) =>
+  json({ error, code }, status, headers);
+
+function task(overrides: Record<string, unknown> = {}) {
+  return {
+    task_id: "TASK-051",
+    project_id: PROJECT,
+    description: "Implement US-053",
+    inputs: ["US-053"],
+    outputs: ["index.ts"],
+    priority: "high",
+    depends_on: [],
+    status: "pending",
+    claimed_by: null,
+    completion_notes: "",
+    created_at: "2026-11-24T21:46:59.123Z",
+    updated_at: "2026-11-24T21:46:59.123Z",
+    started_at: null,
+    completed_at: null,
+    ...overrides,
+  };
+}
+
+// ─── The client side ────────────────────────────────────────────────────────────────────────────
+
+let logs: string[] = [];
+let clients: Client[] = [];
+
+function config(overrides: Partial<Config> = {}): Config {
+  return { ...loadConfig({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: serviceUrl }), ...overrides };
+}
+
+async function connect(overrides: Partial<Config> = {}, shutdownSignal?: AbortSignal): Promise<Client> {
+  const server = createServer(config(overrides), { writeLog: (line) => logs.push(line), shutdownSignal });
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  await server.connect(serverSide);
+  const client = new Client({ name: "index.test", version: "1.0.0" });
+  await client.connect(clientSide);
+  clients.push(client);
+  return client;
+}
+
+async function call(name: string, args: Record<string, unknown>, overrides: Partial<Config> = {}) {
+  const client = await connect(overrides);
+  return (await client.callTool({ name, arguments: args })) as CallToolResult;
+}
+
+const textOf = (result: CallToolResult) => (result.content[0] as { text: string }).text;
+const logLines = () => logs.map((line) => JSON.parse(line) as Record<string, unknown>);
+
+afterEach(async () => {
+  await Promise.all(clients.map((client) => client.close()));
+  clients = [];
+  seen = [];
+  logs = [];
+  handler = () => apiError(500, "internal", "no handler set in this test");
+});
+
+/** A TCP server that accepts and then drops every connection once the request arrives. */
+async function droppingServer(): Promise<{ url: string; server: NetServer }> {
+  const server = createNetServer((socket) => socket.on("data", () => socket.destroy()));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, server };
+}
+
+/** A port on which nothing listens. */
+async function closedPort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+// ─── Tools as a client sees them ────────────────────────────────────────────────────────────────
+
+describe("tools/list", () => {
+  test("lists the five tools, each with a title, a description, schemas and all four annotations", async () => {
+    const client = await connect();
+    const { tools } = await client.listTools();
+    expect(tools.map((tool) => tool.name).sort()).toEqual([
+      "add_task",
+      "get_next_available_id",
+      "get_next_task",
+      "reserve_id_range",
+      "update_task_status",
+    ]);
+    for (const tool of tools) {
+      expect(tool.title).toBeString();
+      expect(tool.description!.length).toBeGreaterThan(80);
+      expect(tool.outputSchema?.type).toBe("object");
+      expect(Object.keys(tool.annotations ?? {}).sort()).toEqual([
+        "destructiveHint",
+        "idempotentHint",
+        "openWorldHint",
+        "readOnlyHint",
+      ]);
+      for (const property of Object.values(tool.inputSchema.properties ?? {})) {
+        expect((property as { description?: string }).description).toBeString();
+      }
+    }
+    const annotations = Object.fromEntries(tools.map((tool) => [tool.name, tool.annotations]));
+    expect(annotations.get_next_available_id!.readOnlyHint).toBe(false);
+    expect(annotations.update_task_status!.idempotentHint).toBe(true);
+    expect(tools.find((tool) => tool.name === "reserve_id_range")!.inputSchema.properties!.count).toMatchObject({
+      minimum: 1,
+      maximum: 100,
+    });
+  });
+});
+
+// ─── The ten acceptance criteria of US-053 ─────────────────────────────────────────────────────
+
+describe("US-053 acceptance criteria", () => {
+  test("1: get_next_task returns the pending task, sent as GET /tasks/next with the bearer key", async () => {
+    handler = () => json({ task: task() });
+    const result = await call("get_next_task", { project_id: PROJECT, status_filter: "pending" });
+    expect(result.isError).toBeFalsy();
+    expect(result.structuredContent).toEqual({ task: task() });
+    expect(JSON.parse(textOf(result))).toEqual({ task: task() });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({
+      method: "GET",
+      path: "/tasks/next",
+      query: { project: PROJECT, status: "pending" },
+      headers: { authorization: `Bearer ${API_KEY}` },
+    });
+  });
+
+  test("2: get_next_task returns null when no task is pending, and says so", async () => {
+    handler = () => json({ task: null });
+    const result = await call("get_next_task", { project_id: PROJECT });
+    expect(result.isError).toBeFalsy();
+    expect(result.structuredContent).toEqual({ task: null });
+    expect(textOf(result)).toBe(`No pending task is ready in project ${PROJECT}.`);
+    expect(seen[0]!.query).toEqual({ project: PROJECT, status: "pending" });
+  });
+
+  test("3: update_task_status completes a task with a PUT carrying status and notes", async () => {
+    const completed = task({ status: "completed", completion_notes: "Done", completed_at: "2026-11-25T10:00:00.000Z" });
+    handler = () => json({ updated_task: completed });
+    const result = await call("update_task_status", { task_id: "TASK-051", status: "completed", completion_notes: "Done" });
+    expect(result.structuredContent).toEqual({ task: completed });
+    expect(seen[0]).toMatchObject({
+      method: "PUT",
+      path: "/tasks/TASK-051/status",
+      body: { status: "completed", completion_notes: "Done" },
+    });
+  });
+
+  test("4: get_next_available_id returns the next sequential ID from GET /ids/next", async () => {
+    handler = () => json({ next_id: "US-028", artifact_type: "US", project_id: PROJECT, number: 28 });
+    const result = await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
+    expect(result.structuredContent).toEqual({ next_id: "US-028" });
+    expect(seen[0]).toMatchObject({ method: "GET", path: "/ids/next", query: { type: "US", project: PROJECT } });
+  });
+
+  test("5: reserve_id_range returns the reservation with its contiguous IDs", async () => {
+    const reservation = {
+      reservation_id: "0b6f3a4e-8f1d-4a59-9a53-1f0e6c2b7d11",
+      reserved_ids: ["US-028", "US-029", "US-030", "US-031", "US-032", "US-033"],
+      expires_at: "2026-11-25T11:00:00.000Z",
+    };
+    handler = () => json({ ...reservation, artifact_type: "US", project_id: PROJECT }, 201);
+    const result = await call("reserve_id_range", { artifact_type: "US", count: 6, project_id: PROJECT });
+    expect(result.structuredContent).toEqual(reservation);
+    expect(seen[0]).toMatchObject({ method: "POST", path: "/ids/reserve", body: { type: "US", count: 6, project_id: PROJECT } });
+  });
+
+  test("6: add_task posts the batch and returns success, count and IDs", async () => {
+    handler = () => json({ success: true, tasks_added: 2, task_ids: ["TASK-046", "TASK-047"] }, 201);
+    const tasks = [
+      { task_id: "TASK-046", project_id: PROJECT, description: "Generate HLS-006" },
+      { task_id: "TASK-047", project_id: PROJECT, description: "Review HLS-006", priority: "low", depends_on: ["TASK-046"] },
+    ];
+    const result = await call("add_task", { tasks });
+    expect(result.structuredContent).toEqual({ success: true, tasks_added: 2, task_ids: ["TASK-046", "TASK-047"] });
+    expect(seen[0]).toMatchObject({ method: "POST", path: "/tasks/batch", body: { tasks } });
+  });
+
+  test("7: a stopped service gives 'unavailable: Connection refused at <url>'", async () => {
+    const port = await closedPort();
+    const result = await call("get_next_task", { project_id: PROJECT }, { url: `http://127.0.0.1:${port}`, displayUrl: `http://127.0.0.1:${port}` });
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toBe(`Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`);
+  });
+
+  test("8: an unknown task gives 'Task not found: TASK-999'", async () => {
+    handler = () => apiError(404, "not_found", "Task not found: TASK-999");
+    const result = await call("update_task_status", { task_id: "TASK-999", status: "completed" });
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toBe("Task not found: TASK-999");
+  });
+
+  test("9: a wrong key gives 'Task Tracking API error: 401 - Unauthorized' from every tool", async () => {
+    handler = () => apiError(401, "unauthorized", "Unauthorized", { "www-authenticate": "Bearer" });
+    const calls: [string, Record<string, unknown>][] = [
+      ["get_next_task", { project_id: PROJECT }],
+      ["get_next_task", { project_id: PROJECT, claim: true }],
+      ["update_task_status", { task_id: "TASK-051", status: "completed" }],
+      ["get_next_available_id", { artifact_type: "US", project_id: PROJECT }],
+      ["reserve_id_range", { artifact_type: "US", count: 2, project_id: PROJECT }],
+      ["add_task", { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }] }],
+    ];
+    for (const [name, args] of calls) {
+      const result = await call(name, args, { apiKey: "wrong-key-0000000000" });
+      expect({ name, isError: result.isError, text: textOf(result) }).toEqual({
+        name,
+        isError: true,
+        text: "Task Tracking API error: 401 - Unauthorized",
+      });
+    }
+    expect(seen).toHaveLength(calls.length); // a 401 is never retried
+  });
+
+  test("10: without TASK_TRACKING_API_KEY the configuration fails with the exact sentence", () => {
+    expect(() => loadConfig({})).toThrow("TASK_TRACKING_API_KEY environment variable not set");
+    expect(() => loadConfig({ TASK_TRACKING_API_KEY: "  " })).toThrow("TASK_TRACKING_API_KEY environment variable not set");
+  });
+});
+
+// ─── Every row of the error table ──────────────────────────────────────────────────────────────
+
+describe("errors", () => {
+  test("an invalid status transition quotes the service's sentence", async () => {
+    handler = () => apiError(400, "invalid_transition", "cannot change TASK-051 from completed to in_progress");
+    const result = await call("update_task_status", { task_id: "TASK-051", status: "in_progress" });
+    expect(textOf(result)).toBe("Invalid status transition: cannot change TASK-051 from completed to in_progress");
+  });
+
+  test("any other HTTP error quotes the service's sentence", async () => {
+    handler = () => apiError(409, "conflict", "Task already exists: TASK-046");
+    const result = await call("add_task", { tasks: [{ task_id: "TASK-046", project_id: PROJECT, description: "x" }] });
+    expect(textOf(result)).toBe("Task Tracking API error: 409 - Task already exists: TASK-046");
+  });
+
+  test("an error body that is not the API's JSON is quoted, cut to 200 characters", async () => {
+    handler = () => new Response(`<html>${"gateway trouble ".repeat(40)}</html>`, { status: 418 });
+    const text = textOf(await call("get_next_task", { project_id: PROJECT }));
+    expect(text.startsWith("Task Tracking API error: 418 - <html>gateway trouble")).toBe(true);
+    expect(text.length).toBe("Task Tracking API error: 418 - ".length + 200);
+  });
+
+  test("an empty error body gives the status text", async () => {
+    handler = () => new Response(null, { status: 403, statusText: "Forbidden" });
+    expect(textOf(await call("get_next_task", { project_id: PROJECT }))).toBe("Task Tracking API error: 403 - Forbidden");
+  });
+
+  test("a 2xx body that is not JSON is an invalid response", async () => {
+    handler = () => new Response("<html>proxy login</html>", { status: 200 });
+    expect(textOf(await call("get_next_task", { project_id: PROJECT }))).toBe(
+      'Task Tracking API returned an invalid response: the body is not JSON ("<html>proxy login</html>")',
+    );
+    expect(seen).toHaveLength(1);
+  });
+
+  test("a 2xx body of the wrong shape is an invalid response naming the field", async () => {
+    handler = () => json({ task: { ...task(), status: "done" } });
+    expect(textOf(await call("get_next_task", { project_id: PROJECT }))).toStartWith(
+      "Task Tracking API returned an invalid response: task.status:",
+    );
+    handler = () => json({ id: "US-028" });
+    expect(textOf(await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT }))).toStartWith(
+      "Task Tracking API returned an invalid response: next_id:",
+    );
+  });
+
+  test("a dropped connection is 'unavailable' with its reason, after 3 retries", async () => {
+    const { url, server } = await droppingServer();
+    let connections = 0;
+    server.on("connection", () => connections++);
+    const result = await call("reserve_id_range", { artifact_type: "US", count: 1, project_id: PROJECT }, { url, displayUrl: url });
+    server.close();
+    expect(textOf(result)).toBe(`Task Tracking microservice unavailable: Connection reset at ${url}`);
+    expect(connections).toBe(4);
+  });
+
+  test("no answer within the timeout gives the timeout sentence with the configured time, after 3 retries", async () => {
+    handler = (record) => record.aborted.then(() => json({}));
+    const result = await call("get_next_task", { project_id: PROJECT }, { timeoutMs: 40 });
+    expect(textOf(result)).toBe("Task Tracking microservice timeout: No response within 0.04 seconds");
+    expect(seen).toHaveLength(4);
+  });
+
+  test("the default timeout reads 'No response within 5 seconds'", () => {
+    expect(config().timeoutMs).toBe(5000);
+  });
+
+  test("the API key never reaches an error text, a result or a log line, even when the service echoes it", async () => {
+    handler = () => apiError(500, "internal", `database refused key ${API_KEY}`);
+    const failed = await call("get_next_task", { project_id: PROJECT });
+    expect(textOf(failed)).toBe("Task Tracking API error: 500 - database refused key [REDACTED]");
+    handler = () => json({ task: task({ description: `use "${API_KEY}"` }) });
+    const echoed = await call("get_next_task", { project_id: PROJECT });
+    expect(JSON.stringify(echoed)).not.toContain(API_KEY);
+    expect((echoed.structuredContent as { task: { description: string } }).task.description).toBe('use "[REDACTED]"');
+    expect(logs.join("")).not.toContain(API_KEY);
+    expect(logs.join("")).toContain("[REDACTED]");
+  });
+
+  test("a credential inside TASK_TRACKING_URL never shows in error texts", async () => {
+    const port = await closedPort();
+    const cfg = loadConfig({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: `http://agent:hunter2@127.0.0.1:${port}/` });
+    const result = await call("get_next_task", { project_id: PROJECT }, cfg);
+    expect(textOf(result)).toBe(`Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`);
+  });
+});
+
+// ─── Retries and idempotency ───────────────────────────────────────────────────────────────────
+
+describe("retries", () => {
+  test("503 is retried 3 times, waiting 100, 200 and 400 ms, then reported", async () => {
+    handler = () => apiError(503, "unavailable", "Service Unavailable");
+    const result = await call("get_next_task", { project_id: PROJECT });
+    expect(textOf(result)).toBe("Task Tracking API error: 503 - Service Unavailable");
+    expect(seen).toHaveLength(4);
+    const gaps = seen.slice(1).map((record, i) => record.at - seen[i]!.at);
+    expect(gaps[0]).toBeGreaterThanOrEqual(95);
+    expect(gaps[1]).toBeGreaterThanOrEqual(195);
+    expect(gaps[2]).toBeGreaterThanOrEqual(395);
+  });
+
+  for (const status of [408, 429, 500, 502, 504]) {
+    test(`${status} is retried, and a later success is returned`, async () => {
+      handler = () => (seen.length < 3 ? apiError(status, "x", `status ${status}`) : json({ next_id: "US-028" }));
+      const result = await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
+      expect(result.structuredContent).toEqual({ next_id: "US-028" });
+      expect(seen).toHaveLength(3);
+    });
+  }
+
+  for (const [status, code] of [[400, "validation_failed"], [404, "not_found"], [409, "conflict"], [413, "payload_too_large"], [422, "idempotency_mismatch"]] as const) {
+    test(`${status} ${code} is never retried`, async () => {
+      handler = () => apiError(status, code, `a ${code} sentence`);
+      const result = await call("reserve_id_range", { artifact_type: "US", count: 3, project_id: PROJECT });
+      expect(textOf(result)).toBe(`Task Tracking API error: ${status} - a ${code} sentence`);
+      expect(seen).toHaveLength(1);
+    });
+  }
+
+  test("Retry-After of a 429 sets the wait", async () => {
+    handler = () => (seen.length === 1 ? apiError(429, "busy", "slow down", { "retry-after": "1" }) : json({ task: null }));
+    await call("get_next_task", { project_id: PROJECT });
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.at - seen[0]!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  test("a timed-out attempt is retried and a later answer is returned", async () => {
+    handler = (record) => (seen.length === 1 ? record.aborted.then(() => json({})) : json({ task: null }));
+    const result = await call("get_next_task", { project_id: PROJECT }, { timeoutMs: 200 });
+    expect(result.structuredContent).toEqual({ task: null });
+    expect(seen).toHaveLength(2);
+  });
+
+  test("every retry of one call carries the same Idempotency-Key; the next call a fresh one", async () => {
+    handler = () => (seen.length % 3 === 0 ? json({ success: true, tasks_added: 1, task_ids: ["T-1"] }, 201) : apiError(502, "x", "bad gateway"));
+    const args = { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }] };
+    const client = await connect();
+    await client.callTool({ name: "add_task", arguments: args });
+    await client.callTool({ name: "add_task", arguments: args });
+    const keys = seen.map((record) => record.headers["idempotency-key"]);
+    expect(keys).toHaveLength(6);
+    expect(new Set(keys.slice(0, 3)).size).toBe(1);
+    expect(new Set(keys.slice(3)).size).toBe(1);
+    expect(keys[0]).not.toBe(keys[3]);
+    expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  test("POST, PUT and GET /ids/next carry an Idempotency-Key; plain reads do not", async () => {
+    handler = (record) => {
+      if (record.path === "/tasks/next") return json({ task: null });
+      if (record.path === "/ids/next") return json({ next_id: "US-001" });
+      if (record.path === "/ids/reserve") return json({ reservation_id: "r", reserved_ids: ["US-002"], expires_at: "t" }, 201);
+      if (record.path === "/tasks/batch") return json({ success: true, tasks_added: 1, task_ids: ["T-1"] }, 201);
+      return json({ updated_task: task({ status: "in_progress" }) });
+    };
+    const client = await connect();
+    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT } });
+    await client.callTool({ name: "get_next_available_id", arguments: { artifact_type: "US", project_id: PROJECT } });
+    await client.callTool({ name: "reserve_id_range", arguments: { artifact_type: "US", count: 1, project_id: PROJECT } });
+    await client.callTool({ name: "add_task", arguments: { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }] } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "T-1", status: "in_progress" } });
+    expect(seen.map((record) => [record.method, record.path, "idempotency-key" in record.headers])).toEqual([
+      ["GET", "/tasks/next", false],
+      ["GET", "/ids/next", true],
+      ["POST", "/ids/reserve", true],
+      ["POST", "/tasks/batch", true],
+      ["PUT", "/tasks/T-1/status", true],
+    ]);
+  });
+
+  test("cancelling a call aborts the request in flight and no retry follows", async () => {
+    handler = (record) => record.aborted.then(() => json({}));
+    const client = await connect();
+    const controller = new AbortController();
+    const pending = client.callTool({ name: "get_next_available_id", arguments: { artifact_type: "US", project_id: PROJECT } }, undefined, {
+      signal: controller.signal,
+    });
+    while (seen.length === 0) await Bun.sleep(1);
+    controller.abort();
+    await expect(pending).rejects.toThrow();
+    await seen[0]!.aborted; // the service saw the request aborted
+    await Bun.sleep(150); // longer than the first backoff: a retry would have arrived by now
+    expect(seen).toHaveLength(1);
+    expect(logLines().find((line) => line.tool === "get_next_available_id")).toMatchObject({ outcome: "cancelled", attempts: 1 });
+  });
+
+  test("shutting down aborts the calls in flight", async () => {
+    handler = (record) => record.aborted.then(() => json({}));
+    const shutdown = new AbortController();
+    const client = await connect({}, shutdown.signal);
+    const pending = client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT } });
+    while (seen.length === 0) await Bun.sleep(1);
+    shutdown.abort();
+    await seen[0]!.aborted;
+    const result = (await pending) as CallToolResult;
+    expect(result.isError).toBe(true);
+    expect(seen).toHaveLength(1);
+  });
+});
+
+// ─── Claiming ──────────────────────────────────────────────────────────────────────────────────
+
+describe("get_next_task with claim", () => {
+  test("claims the next task: reads it, then moves it to in_progress", async () => {
+    const claimed = task({ status: "in_progress", claimed_by: "agent-7", started_at: "2026-11-25T10:00:00.000Z" });
+    handler = (record) => (record.method === "GET" ? json({ task: task() }) : json({ updated_task: claimed }));
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: "agent-7" });
+    expect(result.structuredContent).toEqual({ task: claimed });
+    expect(seen.map((record) => [record.method, record.path, record.body])).toEqual([
+      ["GET", "/tasks/next", undefined],
+      ["PUT", "/tasks/TASK-051/status", { status: "in_progress", completion_notes: "" }],
+    ]);
+    expect(seen[1]!.headers["x-agent-id"]).toBe("agent-7");
+  });
+
+  test("when another agent took the task first, it claims the next one", async () => {
+    const second = task({ task_id: "TASK-052" });
+    handler = (record) => {
+      if (record.method === "GET") return json({ task: seen.length === 1 ? task() : second });
+      if (record.path === "/tasks/TASK-051/status") return apiError(400, "invalid_transition", "cannot change TASK-051 from in_progress to in_progress");
+      return json({ updated_task: { ...second, status: "in_progress" } });
+    };
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect((result.structuredContent as { task: { task_id: string } }).task.task_id).toBe("TASK-052");
+    expect(seen).toHaveLength(4);
+  });
+
+  test("returns null when nothing is left to claim", async () => {
+    handler = () => json({ task: null });
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect(result.structuredContent).toEqual({ task: null });
+  });
+
+  test("gives up after 10 lost races with a sentence that says what to do", async () => {
+    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(400, "invalid_transition", "taken"));
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect(textOf(result)).toBe(
+      `Could not claim a task in project ${PROJECT}: other agents took each of the next 10 tasks first. Call get_next_task again.`,
+    );
+    expect(seen).toHaveLength(20);
+  });
+
+  test("claim works only with status_filter pending, and then calls nothing", async () => {
+    const result = await call("get_next_task", { project_id: PROJECT, status_filter: "completed", claim: true });
+    expect(textOf(result)).toBe('claim: true works only with status_filter "pending"');
+    expect(seen).toHaveLength(0);
+  });
+
+  test("a failure other than a lost race is reported as it is", async () => {
+    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(500, "internal", "Internal error"));
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect(textOf(result)).toBe("Task Tracking API error: 500 - Internal error");
+  });
+});
+
+// ─── Arguments ─────────────────────────────────────────────────────────────────────────────────
+
+describe("argument validation", () => {
+  const okTask = { task_id: "T-1", project_id: PROJECT, description: "x" };
+  const invalid: [string, Record<string, unknown>, string][] = [
+    ["get_next_task", {}, "project_id"],
+    ["get_next_task", { project_id: "" }, "project_id"],
+    ["get_next_task", { project_id: "a/b" }, "project_id"],
+    ["get_next_task", { project_id: "p".repeat(129) }, "project_id"],
+    ["get_next_task", { project_id: PROJECT, status_filter: "done" }, "status"],
+    ["get_next_task", { project_id: PROJECT, claim: "yes" }, "claim"],
+    ["update_task_status", { status: "completed" }, "task_id"],
+    ["update_task_status", { task_id: "T".repeat(65), status: "completed" }, "task_id"],
+    ["update_task_status", { task_id: "TASK-1", status: "finished" }, "status"],
+    ["update_task_status", { task_id: "TASK-1", status: "completed", completion_notes: "n".repeat(10_001) }, "completion_notes"],
+    ["get_next_available_id", { artifact_type: "us", project_id: PROJECT }, "artifact_type"],
+    ["get_next_available_id", { artifact_type: "US" }, "project_id"],
+    ["get_next_available_id", { artifact_type: "ABCDEFGHIJKLMNOPQ", project_id: PROJECT }, "artifact_type"],
+    ["reserve_id_range", { artifact_type: "US", count: 0, project_id: PROJECT }, "count"],
+    ["reserve_id_range", { artifact_type: "US", count: 101, project_id: PROJECT }, "count"],
+    ["reserve_id_range", { artifact_type: "US", count: 2.5, project_id: PROJECT }, "count"],
+    ["reserve_id_range", { artifact_type: "US", count: "6", project_id: PROJECT }, "count"],
+    ["add_task", { tasks: [] }, "tasks"],
+    ["add_task", { tasks: Array.from({ length: 501 }, (_, i) => ({ ...okTask, task_id: `T-${i}` })) }, "tasks"],
+    ["add_task", { tasks: [okTask, { ...okTask, task_id: "T-2", description: "" }] }, "description"],
+    ["add_task", { tasks: [{ ...okTask, priority: "urgent" }] }, "priority"],
+    ["add_task", { tasks: [{ ...okTask, depends_on: ["bad id"] }] }, "depends_on"],
+    ["add_task", { tasks: [{ ...okTask, colour: "red" }] }, "colour"],
+    ["add_task", { tasks: "T-1" }, "tasks"],
+  ];
+  for (const [name, args, field] of invalid) {
+    test(`${name} ${JSON.stringify(args).slice(0, 70)} is refused, naming ${field}, with no HTTP call`, async () => {
+      const result = await call(name, args);
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toContain(field);
+      expect(seen).toHaveLength(0);
+    });
+  }
+});
+
+// ─── Logs ──────────────────────────────────────────────────────────────────────────────────────
+
+describe("logs", () => {
+  test("one JSON line per tool call with the fields TOOLS.md lists", async () => {
+    handler = () => (seen.length === 1 ? apiError(503, "x", "busy") : json({ next_id: "US-028" }));
+    await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
+    const lines = logLines();
+    expect(lines).toHaveLength(1);
+    const line = lines[0]!;
+    expect(Object.keys(line).sort()).toEqual(
+      ["attempts", "duration_ms", "level", "outcome", "params", "request_id", "status", "tool", "ts"].sort(),
+    );
+    expect(line).toMatchObject({
+      level: "info",
+      tool: "get_next_available_id",
+      params: { artifact_type: "US", project_id: PROJECT },
+      status: 200,
+      attempts: 2,
+      outcome: "ok",
+      request_id: seen[0]!.headers["x-request-id"],
+    });
+    expect(seen[1]!.headers["x-request-id"]).toBe(seen[0]!.headers["x-request-id"]);
+  });
+
+  test("long params are cut", async () => {
+    handler = () => json({ success: true, tasks_added: 200, task_ids: [] }, 201);
+    const tasks = Array.from({ length: 200 }, (_, i) => ({ task_id: `T-${i}`, project_id: PROJECT, description: "d".repeat(100) }));
+    await call("add_task", { tasks });
+    const params = logLines()[0]!.params as string;
+    expect(params).toEndWith("…(cut)");
+    expect(params.length).toBeLessThan(1100);
+  });
+
+  test("LOG_LEVEL=error keeps successful calls out of the log", async () => {
+    handler = () => json({ task: null });
+    await call("get_next_task", { project_id: PROJECT }, { logLevel: "error" });
+    expect(logs).toEqual([]);
+  });
+
+  test("failures log at warn with the error text", async () => {
+    handler = () => apiError(404, "not_found", "Task not found: TASK-9");
+    await call("update_task_status", { task_id: "TASK-9", status: "completed" });
+    expect(logLines()[0]).toMatchObject({ level: "warn", status: 404, outcome: "error", error: "Task not found: TASK-9" });
+  });
+});
+
+// ─── Configuration ─────────────────────────────────────────────────────────────────────────────
+
+describe("configuration", () => {
+  const base = { TASK_TRACKING_API_KEY: API_KEY };
+
+  test("defaults", () => {
+    expect(loadConfig(base)).toEqual({
+      url: "http://localhost:8080",
+      displayUrl: "http://localhost:8080",
+      apiKey: API_KEY,
+      timeoutMs: 5000,
+      agentId: undefined,
+      logLevel: "info",
+    });
+  });
+
+  test("every variable is read, and a trailing slash dropped", () => {
+    expect(
+      loadConfig({ ...base, TASK_TRACKING_URL: "https://tracker.example/api/", TASK_TRACKING_TIMEOUT_MS: "1500", TASK_TRACKING_AGENT_ID: "claude-1", LOG_LEVEL: "DEBUG" }),
+    ).toEqual({
+      url: "https://tracker.example/api",
+      displayUrl: "https://tracker.example/api",
+      apiKey: API_KEY,
+      timeoutMs: 1500,
+      agentId: "claude-1",
+      logLevel: "debug",
+    });
+  });
+
+  const bad: [Record<string, string>, string][] = [
+    [{ TASK_TRACKING_URL: "localhost:8080" }, "TASK_TRACKING_URL must be an http(s) URL"],
+    [{ TASK_TRACKING_URL: "not a url" }, "TASK_TRACKING_URL must be an http(s) URL"],
+    [{ TASK_TRACKING_URL: "ftp://host" }, "TASK_TRACKING_URL must be an http(s) URL"],
+    [{ TASK_TRACKING_TIMEOUT_MS: "5s" }, "TASK_TRACKING_TIMEOUT_MS must be"],
+    [{ TASK_TRACKING_TIMEOUT_MS: "0" }, "TASK_TRACKING_TIMEOUT_MS must be"],
+    [{ TASK_TRACKING_AGENT_ID: "a".repeat(129) }, "TASK_TRACKING_AGENT_ID must be"],
+    [{ TASK_TRACKING_AGENT_ID: "tab\there" }, "TASK_TRACKING_AGENT_ID must be"],
+    [{ LOG_LEVEL: "verbose" }, "LOG_LEVEL must be one of debug, info, warn, error"],
+  ];
+  for (const [env, message] of bad) {
+    test(`${JSON.stringify(env).slice(0, 60)} fails naming the variable`, () => {
+      expect(() => loadConfig({ ...base, ...env })).toThrow(message);
+    });
+  }
+
+  test("the redactor hides every form of the secret", () => {
+    const redact = createRedactor(['k"ey\\1']);
+    expect(redact(`raw k"ey\\1 and ${JSON.stringify('k"ey\\1')}`)).toBe('raw [REDACTED] and "[REDACTED]"');
+  });
+});
+
+// ─── doctor and the command line, in process ───────────────────────────────────────────────────
+
+describe("doctor", () => {
+  const env = (overrides: Record<string, string> = {}) => ({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: serviceUrl, ...overrides });
+
+  test("all well: three ticks and exit code 0, never the key", async () => {
+    handler = (record) => (record.path === "/healthz" ? json({ status: "ok", version: "9.9.9" }) : json({ task: null }));
+    const lines: string[] = [];
+    expect(await doctor(env(), (line) => lines.push(line))).toBe(0);
+    expect(lines.map((line) => line.slice(0, 2))).toEqual(["✓ ", "✓ ", "✓ "]);
+    expect(lines.join("\n")).toContain("version 9.9.9");
+    expect(lines.join("\n")).not.toContain(API_KEY);
+    expect(seen.map((record) => record.path)).toEqual(["/healthz", "/tasks/next"]);
+    expect(seen[0]!.headers.authorization).toBeDefined(); // harmless: /healthz ignores it
+  });
+
+  test("a rejected key is named as the problem", async () => {
+    handler = (record) => (record.path === "/healthz" ? json({ status: "ok" }) : apiError(401, "unauthorized", "Unauthorized"));
+    const lines: string[] = [];
+    expect(await doctor(env(), (line) => lines.push(line))).toBe(1);
+    expect(lines.at(-2)).toBe("✗ API key: Task Tracking API error: 401 - Unauthorized");
+    expect(lines.at(-1)).toContain("set TASK_TRACKING_API_KEY");
+  });
+
+  test("an unreachable service is named as the problem", async () => {
+    const port = await closedPort();
+    const lines: string[] = [];
+    expect(await doctor(env({ TASK_TRACKING_URL: `http://127.0.0.1:${port}` }), (line) => lines.push(line))).toBe(1);
+    expect(lines[1]).toBe(`✗ service: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`);
+  });
+
+  test("a missing key is named as the problem", async () => {
+    const lines: string[] = [];
+    expect(await doctor({}, (line) => lines.push(line))).toBe(1);
+    expect(lines[0]).toBe("✗ configuration: TASK_TRACKING_API_KEY environment variable not set");
+  });
+});
+
+describe("main", () => {
+  test("--version, --help and an unknown argument", async () => {
+    expect(await main(["--version"])).toBe(0);
+    expect(await main(["--help"])).toBe(0);
+    expect(await main(["--frobnicate"])).toBe(2);
+  });
+});
+
+// ─── The compiled binary, as an MCP client starts it ───────────────────────────────────────────
+
+const BINARY = join(import.meta.dir, "dist", "task-tracking-mcp");
+
+describe("the compiled binary", () => {
+  beforeAll(async () => {
+    if (!(await Bun.file(BINARY).exists())) {
+      const build = Bun.spawnSync(["bun", "run", "build"], { cwd: import.meta.dir, stderr: "inherit" });
+      expect(build.exitCode).toBe(0);
+    }
+  }, 120_000);
+
+  const cleanEnv = (extra: Record<string, string> = {}) => ({ PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...extra });
+
+  async function run(args: string[], env: Record<string, string>, stdin = "", cwd?: string) {
+    const child = Bun.spawn([BINARY, ...args], { env, cwd, stdin: new Blob([stdin]), stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    return { stdout, stderr, exitCode };
+  }
+
+  test("without the key it exits 1 before speaking MCP, with the sentence on stderr and nothing on stdout", async () => {
+    expect(await run([], cleanEnv())).toEqual({ stdout: "", stderr: "TASK_TRACKING_API_KEY environment variable not set\n", exitCode: 1 });
+  });
+
+  test("a URL that is not http(s) fails fast the same way, naming the variable", async () => {
+    const result = await run([], cleanEnv({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: "tracker:8080" }));
+    expect(result).toEqual({
+      stdout: "",
+      stderr: "TASK_TRACKING_URL must be an http(s) URL such as http://localhost:8080\n",
+      exitCode: 1,
+    });
+  });
+
+  test("it reads neither .env nor bunfig.toml from the directory it starts in", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ttmcp-cwd-"));
+    writeFileSync(join(dir, ".env"), "TASK_TRACKING_API_KEY=from-dotenv-0000000000\n");
+    writeFileSync(join(dir, "bunfig.toml"), 'preload = ["./evil.ts"]\n');
+    writeFileSync(join(dir, "evil.ts"), 'console.log("evil preload ran");\n');
+    expect(await run([], cleanEnv(), "", dir)).toEqual({ stdout: "", stderr: "TASK_TRACKING_API_KEY environment variable not set\n", exitCode: 1 });
+  });
+
+  test("stdout carries only JSON-RPC; logs go to stderr; closing stdin exits 0", async () => {
+    const port = await closedPort();
+    const messages = [
+      { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } },
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      { jsonrpc: "2.0", id: 2, method: "tools/list" },
+      { jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "get_next_task", arguments: { project_id: PROJECT } } },
+    ];
+    const stdin = messages.map((message) => JSON.stringify(message)).join("\n") + "\nnot json at all\n";
+    const started = performance.now();
+    const result = await run([], cleanEnv({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: `http://127.0.0.1:${port}` }), stdin);
+    expect(result.exitCode).toBe(0);
+    expect(performance.now() - started).toBeLessThan(5000);
+    type Message = { jsonrpc: string; id: number; result?: { content?: { text: string }[]; tools?: unknown[] } };
+    const out = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as Message);
+    expect(out.every((message) => message.jsonrpc === "2.0")).toBe(true);
+    expect(out.map((message) => message.id).sort()).toEqual([1, 2, 3]);
+    expect(out.find((message) => message.id === 2)!.result!.tools).toHaveLength(5);
+    // the call in flight when stdin closed was finished and answered before the exit
+    expect(out.find((message) => message.id === 3)!.result!.content![0]!.text).toBe(
+      `Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`,
+    );
+    expect(result.stdout).not.toContain(API_KEY);
+    expect(result.stderr).not.toContain(API_KEY);
+    expect(result.stderr).toContain('"tool":"get_next_task"');
+  });
+
+  test("SIGTERM exits 0 promptly", async () => {
+    const child = Bun.spawn([BINARY], { env: cleanEnv({ TASK_TRACKING_API_KEY: API_KEY }), stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const reader = child.stderr.getReader();
+    let stderr = "";
+    while (!stderr.includes("ready")) stderr += new TextDecoder().decode((await reader.read()).value);
+    child.kill("SIGTERM");
+    expect(await child.exited).toBe(0);
+  });
+
+  test("--version prints the version from package.json", async () => {
+    expect(await run(["--version"], cleanEnv())).toEqual({ stdout: `task-tracking-mcp ${VERSION}\n`, stderr: "", exitCode: 0 });
+  });
+});
