@@ -526,6 +526,13 @@ describe("get_next_task with claim", () => {
     expect(seen).toHaveLength(0);
   });
 
+  test("a 400 that is not invalid_transition is no lost race: it is reported, not retried", async () => {
+    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(400, "validation_failed", "completion_notes is too long"));
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect(textOf(result)).toBe("Invalid status transition: completion_notes is too long");
+    expect(seen).toHaveLength(2);
+  });
+
   test("a failure other than a lost race is reported as it is", async () => {
     handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(500, "internal", "Internal error"));
     const result = await call("get_next_task", { project_id: PROJECT, claim: true });
@@ -791,6 +798,19 @@ describe("the compiled binary", () => {
     while (!stderr.includes("ready")) stderr += new TextDecoder().decode((await reader.read()).value);
     child.kill("SIGTERM");
     expect(await child.exited).toBe(0);
+  });
+
+  test("a stray console.log or stdout write of any module goes to stderr, not into the protocol stream", async () => {
+    const script = [
+      `import { reserveStdoutForProtocol } from ${JSON.stringify(join(import.meta.dir, "index.ts"))};`,
+      "const protocol = reserveStdoutForProtocol();",
+      'console.log("stray log"); console.info("stray info"); console.debug("stray debug"); process.stdout.write("stray write\\n");',
+      'protocol.write("PROTOCOL\\n");',
+    ].join("\n");
+    const child = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    expect({ stdout, exitCode }).toEqual({ stdout: "PROTOCOL\n", exitCode: 0 });
+    expect(stderr).toBe("stray log\nstray info\nstray debug\nstray write\n");
   });
 
   test("--version prints the version from package.json", async () => {

@@ -184,7 +184,13 @@ const BatchResponse = z.object(BatchShape);
 /** A failure whose message is the exact sentence the model sees (shared/TOOLS.md, Errors). */
 export class ToolFailure extends Error {
   override name = "ToolFailure";
-  constructor(message: string, readonly status?: number, readonly code?: string) {
+  constructor(
+    message: string,
+    /** The HTTP status and the service's own sentence and code, when the service answered. */
+    readonly status?: number,
+    readonly detail?: string,
+    readonly code?: string,
+  ) {
     super(message);
   }
 }
@@ -252,6 +258,7 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
 /** What one tool call did over HTTP, for its log line. */
 export interface CallTrace {
   requestId: string;
+  /** HTTP attempts over all the requests of the call (a claim makes several). */
   attempts: number;
   status?: number;
 }
@@ -289,6 +296,9 @@ function secondsText(ms: number): string {
   return `${seconds} second${seconds === 1 ? "" : "s"}`;
 }
 
+/** How many times a claim asks for the next task after another agent took the one it was given. */
+const MAX_CLAIM_ROUNDS = 10;
+
 export class TrackerClient {
   private readonly headers: Record<string, string>;
 
@@ -310,7 +320,7 @@ export class TrackerClient {
 
     for (let attempt = 1; ; attempt++) {
       if (signal.aborted) throw new CancelledError();
-      trace.attempts = attempt;
+      trace.attempts++;
       const timeout = AbortSignal.timeout(this.config.timeoutMs);
       let failure: ToolFailure;
       let delay = RETRY_DELAYS_MS[attempt - 1];
@@ -325,7 +335,7 @@ export class TrackerClient {
         const text = await response.text();
         if (response.ok) return this.parseJson(text);
         const { detail, code } = describeErrorBody(text, response.statusText);
-        failure = new ToolFailure(`Task Tracking API error: ${response.status} - ${detail}`, response.status, code);
+        failure = new ToolFailure(`Task Tracking API error: ${response.status} - ${detail}`, response.status, detail, code);
         if (!RETRYABLE_STATUSES.has(response.status)) throw failure;
         delay = retryAfterMs(response, Date.now()) ?? delay;
       } catch (error) {
@@ -380,11 +390,8 @@ export class TrackerClient {
       return (await this.sendFor(UpdatedTaskResponse, request, call)).updated_task;
     } catch (error) {
       if (!(error instanceof ToolFailure)) throw error;
-      if (error.status === 404) throw new ToolFailure(`Task not found: ${id}`, 404, error.code);
-      if (error.status === 400) {
-        const sentence = error.message.replace(/^Task Tracking API error: 400 - /, "");
-        throw new ToolFailure(`Invalid status transition: ${sentence}`, 400, error.code);
-      }
+      if (error.status === 404) throw new ToolFailure(`Task not found: ${id}`, 404, error.detail, error.code);
+      if (error.status === 400) throw new ToolFailure(`Invalid status transition: ${error.detail}`, 400, error.detail, error.code);
       throw error;
     }
   }
@@ -416,7 +423,8 @@ export class TrackerClient {
       try {
         return await this.updateStatus(candidate.task_id, "in_progress", "", call);
       } catch (error) {
-        const lostRace = error instanceof ToolFailure && (error.status === 400 || error.status === 404);
+        const lostRace =
+          error instanceof ToolFailure && (error.status === 404 || (error.status === 400 && error.code === "invalid_transition"));
         if (!lostRace) throw error;
       }
     }
@@ -431,8 +439,6 @@ export class TrackerClient {
     return this.sendFor(schema, { method: "GET", path: "/healthz", idempotent: false }, call);
   }
 }
-
-const MAX_CLAIM_ROUNDS = 10;
 
 // ─── The MCP server ────────────────────────────────────────────────────────────────────────────
 
@@ -697,7 +703,7 @@ export async function doctor(env: Record<string, string | undefined>, print: (li
  * From here on stdout belongs to the MCP transport alone: console output and stray writes of any
  * module go to stderr, so they cannot corrupt the protocol stream.
  */
-function reserveStdoutForProtocol(): Writable {
+export function reserveStdoutForProtocol(): Writable {
   const stdout = process.stdout;
   const writeProtocol = stdout.write.bind(stdout);
   const toStderr = (...args: unknown[]) => console.error(...args);
