@@ -11,7 +11,7 @@ import { createServer as createNetServer, type Server as NetServer } from "node:
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Config, createRedactor, createServer, doctor, loadConfig, main, VERSION } from "./index.ts";
+import { type Config, createRedactor, createServer, doctor, dropOversizedLines, loadConfig, main, VERSION } from "./index.ts";
 
 const API_KEY = "test-key-5f2c9a1e8b7d4c3a";
 const PROJECT = "ai-agent-mcp-server";
@@ -357,6 +357,18 @@ describe("errors", () => {
     expect(logs.join("")).toContain("[REDACTED]");
   });
 
+  test("no part of the key leaks when the service's text is cut right through it", async () => {
+    handler = () => new Response("x".repeat(195) + API_KEY, { status: 418 });
+    const cutText = textOf(await call("get_next_task", { project_id: PROJECT }));
+    expect(cutText).toBe(`Task Tracking API error: 418 - ${"x".repeat(195)}[REDA`);
+    handler = () => apiError(500, "internal", "y".repeat(495) + API_KEY);
+    const cutSentence = textOf(await call("get_next_task", { project_id: PROJECT }));
+    expect(cutSentence).toEndWith(`${"y".repeat(495)}[REDA`);
+    handler = () => new Response("z".repeat(55) + API_KEY, { status: 200 });
+    expect(textOf(await call("get_next_task", { project_id: PROJECT }))).toContain(`${"z".repeat(55)}[RE`);
+    expect(logs.join("")).not.toContain(API_KEY.slice(0, 4));
+  });
+
   test("a credential inside TASK_TRACKING_URL never shows in error texts", async () => {
     const port = await closedPort();
     const cfg = loadConfig({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: `http://agent:hunter2@127.0.0.1:${port}/` });
@@ -511,13 +523,13 @@ describe("get_next_task with claim", () => {
     expect(result.structuredContent).toEqual({ task: null });
   });
 
-  test("gives up after 10 lost races with a sentence that says what to do", async () => {
+  test("gives up after 20 lost races with a sentence that says what to do", async () => {
     handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(400, "invalid_transition", "taken"));
     const result = await call("get_next_task", { project_id: PROJECT, claim: true });
     expect(textOf(result)).toBe(
-      `Could not claim a task in project ${PROJECT}: other agents took each of the next 10 tasks first. Call get_next_task again.`,
+      `Could not claim a task in project ${PROJECT}: other agents took each of the next 20 tasks first. Call get_next_task again.`,
     );
-    expect(seen).toHaveLength(20);
+    expect(seen).toHaveLength(40);
   });
 
   test("claim works only with status_filter pending, and then calls nothing", async () => {
@@ -674,6 +686,31 @@ describe("configuration", () => {
   test("the redactor hides every form of the secret", () => {
     const redact = createRedactor(['k"ey\\1']);
     expect(redact(`raw k"ey\\1 and ${JSON.stringify('k"ey\\1')}`)).toBe('raw [REDACTED] and "[REDACTED]"');
+  });
+});
+
+describe("stdin guard", () => {
+  async function through(chunks: string[], maxLineBytes: number) {
+    const dropped: number[] = [];
+    const guard = dropOversizedLines((bytes) => dropped.push(bytes), maxLineBytes);
+    const output: Buffer[] = [];
+    guard.on("data", (chunk: Buffer) => output.push(chunk));
+    const ended = new Promise((resolve) => guard.on("end", resolve));
+    for (const chunk of chunks) guard.write(Buffer.from(chunk));
+    guard.end();
+    await ended;
+    return { output: Buffer.concat(output).toString(), dropped };
+  }
+
+  test("lines within the limit pass unchanged, however they are split", async () => {
+    expect(await through(['{"a":', '1}\n{"b"', ":2}\n"], 10)).toEqual({ output: '{"a":1}\n{"b":2}\n', dropped: [] });
+  });
+
+  test("an oversized line is ended where the limit is crossed, the rest skipped, and the next line kept", async () => {
+    expect(await through(["ok\n01234", "5678901234567", "89\nnext\n"], 10)).toEqual({
+      output: "ok\n01234\nnext\n",
+      dropped: [21], // the whole line, its newline included
+    });
   });
 });
 

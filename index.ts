@@ -9,7 +9,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import type { Writable } from "node:stream";
+import { Transform, type Writable } from "node:stream";
 import { z } from "zod";
 import packageJson from "./package.json" with { type: "json" };
 
@@ -296,16 +296,24 @@ function secondsText(ms: number): string {
   return `${seconds} second${seconds === 1 ? "" : "s"}`;
 }
 
-/** How many times a claim asks for the next task after another agent took the one it was given. */
-const MAX_CLAIM_ROUNDS = 10;
+/**
+ * How many times a claim asks for the next task after another agent took the one it was given. Agents
+ * that lost a race would all ask again at once and race for the next task too; a random pause that
+ * grows with each round lets one of them claim it while the others read the task after it.
+ */
+const MAX_CLAIM_ROUNDS = 20;
+const claimPauseMs = (round: number) => Math.random() * Math.min(4 * round, 40);
 
 export class TrackerClient {
   private readonly headers: Record<string, string>;
+  /** Every text the service sends is redacted as it arrives, before anything cuts or parses it. */
+  private readonly redact: (text: string) => string;
 
   constructor(
     private readonly config: Config,
     private readonly fetchImpl: typeof fetch = fetch,
   ) {
+    this.redact = createRedactor([config.apiKey]);
     this.headers = { authorization: `Bearer ${config.apiKey}`, accept: "application/json" };
     if (config.agentId) this.headers["x-agent-id"] = config.agentId;
   }
@@ -332,7 +340,7 @@ export class TrackerClient {
           signal: AbortSignal.any([signal, timeout]),
         });
         trace.status = response.status;
-        const text = await response.text();
+        const text = this.redact(await response.text());
         if (response.ok) return this.parseJson(text);
         const { detail, code } = describeErrorBody(text, response.statusText);
         failure = new ToolFailure(`Task Tracking API error: ${response.status} - ${detail}`, response.status, detail, code);
@@ -427,6 +435,7 @@ export class TrackerClient {
           error instanceof ToolFailure && (error.status === 404 || (error.status === 400 && error.code === "invalid_transition"));
         if (!lostRace) throw error;
       }
+      await abortableSleep(claimPauseMs(round), call.signal);
     }
     throw new ToolFailure(
       `Could not claim a task in project ${project}: other agents took each of the next ${MAX_CLAIM_ROUNDS} tasks first. Call get_next_task again.`,
@@ -455,8 +464,7 @@ export interface ServerDeps {
 type ToolExtra = { signal: AbortSignal };
 
 export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
-  const redact = createRedactor([config.apiKey]);
-  const log = createLog(config.logLevel, redact, deps.writeLog ?? ((line) => process.stderr.write(line)));
+  const log = createLog(config.logLevel, createRedactor([config.apiKey]), deps.writeLog ?? ((line) => process.stderr.write(line)));
   const client = new TrackerClient(config, deps.fetch ?? fetch);
   const server = new McpServer(
     { name: NAME, version: VERSION },
@@ -493,18 +501,15 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
       deps.inFlight?.add(working);
       const data = await working.finally(() => deps.inFlight?.delete(working));
       logCall("info", { outcome: "ok" });
-      const json = redact(JSON.stringify(data));
-      const structured = json.includes("[REDACTED]") ? (JSON.parse(json) as T) : data;
-      return { content: [{ type: "text", text: summary?.(data) ?? json }], structuredContent: structured };
+      return { content: [{ type: "text", text: summary?.(data) ?? JSON.stringify(data) }], structuredContent: data };
     } catch (error) {
       if (error instanceof CancelledError) {
         logCall("info", { outcome: "cancelled" });
         throw error;
       }
       if (error instanceof ToolFailure) {
-        const text = redact(error.message);
-        logCall("warn", { outcome: "error", error: text });
-        return { content: [{ type: "text", text }], isError: true };
+        logCall("warn", { outcome: "error", error: error.message });
+        return { content: [{ type: "text", text: error.message }], isError: true };
       }
       logCall("error", { outcome: "bug", error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
       return { content: [{ type: "text", text: "Internal error in task-tracking-mcp; see its log on stderr" }], isError: true };
@@ -675,7 +680,6 @@ export async function doctor(env: Record<string, string | undefined>, print: (li
     print("  Set it in the env block of your MCP client's configuration (see --help).");
     return 1;
   }
-  const redact = createRedactor([config.apiKey]);
   print(`✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key set (${config.apiKey.length} characters)`);
   const client = new TrackerClient({ ...config, timeoutMs: Math.min(config.timeoutMs, 5000) }, fetchImpl);
   const call = (): CallContext => ({ signal: new AbortController().signal, trace: { requestId: crypto.randomUUID(), attempts: 0 } });
@@ -683,7 +687,7 @@ export async function doctor(env: Record<string, string | undefined>, print: (li
     const health = await client.health(call());
     print(`✓ service reachable: ${config.displayUrl}/healthz says ${health.status}${health.version ? `, version ${health.version}` : ""}`);
   } catch (error) {
-    print(`✗ service: ${redact((error as Error).message)}`);
+    print(`✗ service: ${(error as Error).message}`);
     print("  Is the service running at that address? Start the local one with `bun run tracker`, or set TASK_TRACKING_URL.");
     return 1;
   }
@@ -693,7 +697,7 @@ export async function doctor(env: Record<string, string | undefined>, print: (li
     return 0;
   } catch (error) {
     const failure = error as ToolFailure;
-    print(`✗ API key: ${redact(failure.message)}`);
+    print(`✗ API key: ${failure.message}`);
     if (failure.status === 401) print("  The service rejected the key: set TASK_TRACKING_API_KEY to one of the service's keys.");
     return 1;
   }
@@ -715,21 +719,61 @@ export function reserveStdoutForProtocol(): Writable {
   });
 }
 
+/**
+ * The SDK's stdio transport closes for good when one line outgrows its 10 MiB buffer. No valid message
+ * comes near that (the service takes bodies up to 1 MiB), so such a line is dropped here instead: the
+ * part already passed on is ended with a newline, which the SDK rejects as one malformed message, and
+ * the rest is skipped up to the next newline. The server goes on serving.
+ */
+const MAX_STDIN_LINE_BYTES = 8 * 1024 * 1024;
+
+export function dropOversizedLines(onDrop: (bytes: number) => void, maxLineBytes = MAX_STDIN_LINE_BYTES): Transform {
+  let lineBytes = 0;
+  let dropping = false;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const kept: Buffer[] = [];
+      for (let start = 0; start < chunk.length; ) {
+        const newline = chunk.indexOf(10, start);
+        const end = newline === -1 ? chunk.length : newline + 1;
+        lineBytes += end - start;
+        if (!dropping && lineBytes > maxLineBytes) {
+          dropping = true;
+          kept.push(Buffer.from("\n"));
+        }
+        if (!dropping) kept.push(chunk.subarray(start, end));
+        if (newline !== -1) {
+          if (dropping) onDrop(lineBytes);
+          dropping = false;
+          lineBytes = 0;
+        }
+        start = end;
+      }
+      done(null, kept.length === 1 ? kept[0] : Buffer.concat(kept));
+    },
+  });
+}
+
 /** How long calls in flight may go on after stdin closes or a signal arrives, before they are aborted. */
 const SHUTDOWN_GRACE_MS = 2000;
 
 async function serve(config: Config): Promise<void> {
   const protocolOut = reserveStdoutForProtocol();
+  const log = createLog(config.logLevel, createRedactor([config.apiKey]), (line) => process.stderr.write(line));
   const shutdown = new AbortController();
   const inFlight = new Set<Promise<unknown>>();
   const server = createServer(config, { shutdownSignal: shutdown.signal, inFlight });
-  const transport = new StdioServerTransport(process.stdin, protocolOut);
+  const input = process.stdin.pipe(
+    dropOversizedLines((bytes) => log("warn", { msg: `dropped a message of ${bytes} bytes from the client: over the ${MAX_STDIN_LINE_BYTES}-byte limit` })),
+  );
+  const transport = new StdioServerTransport(input, protocolOut);
+  server.server.onerror = (error) => log("warn", { msg: `ignored a malformed message from the client: ${error.message.slice(0, 300)}` });
 
   let stopping = false;
   const stop = async (reason: string) => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), level: "info", msg: `stopping: ${reason}` }) + "\n");
+    log("info", { msg: `stopping: ${reason}` });
     const abortLate = setTimeout(() => shutdown.abort(), SHUTDOWN_GRACE_MS);
     await Promise.allSettled([...inFlight]);
     clearTimeout(abortLate);
@@ -744,9 +788,7 @@ async function serve(config: Config): Promise<void> {
   process.on("SIGHUP", () => void stop("SIGHUP"));
 
   await server.connect(transport);
-  process.stderr.write(
-    JSON.stringify({ ts: new Date().toISOString(), level: "info", msg: `${NAME} ${VERSION} ready`, url: config.displayUrl }) + "\n",
-  );
+  log("info", { msg: `${NAME} ${VERSION} ready`, url: config.displayUrl });
 }
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number | undefined> {
