@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Usage: scripts/with-postgres.sh COMMAND [ARG...]
+#
+# Runs COMMAND next to a throw-away PostgreSQL cluster and exits with COMMAND's exit code.
+# The cluster is initdb'd into a fresh directory under /tmp, listens on 127.0.0.1 on a free
+# port (its unix socket in that directory, never /var/run/postgresql), and is stopped and
+# removed when this script exits, whatever the reason. COMMAND gets
+#
+#   TRACKER_TEST_DATABASE_URL=postgres://tracker:<random password>@127.0.0.1:<port>/tracker_test
+#
+# The user `tracker` is the cluster's superuser, so tests may create schemas and databases.
+#
+# PostgreSQL comes from Debian's `postgresql` package, installed with apt-get when missing
+# (root only). Run as root, the server runs as the `postgres` user (created when missing):
+# PostgreSQL refuses to run as root. A default cluster that the Debian package may have
+# created on 5432 is neither used nor touched.
+#
+# Environment: PG_BINDIR picks the directory of initdb/pg_ctl (default: the newest
+# /usr/lib/postgresql/*/bin, else the one of `initdb` on PATH).
+set -euo pipefail
+
+log() { echo "with-postgres: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+[[ $# -gt 0 ]] || die "usage: scripts/with-postgres.sh COMMAND [ARG...]"
+
+find_bindir() {
+  if [[ -n "${PG_BINDIR:-}" ]]; then echo "$PG_BINDIR"; return; fi
+  local newest
+  newest=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [[ -n "$newest" && -x "$newest/initdb" ]]; then echo "$newest"; return; fi
+  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return; fi
+}
+
+bindir=$(find_bindir)
+if [[ -z "$bindir" ]]; then
+  [[ $EUID -eq 0 ]] || die "PostgreSQL is not installed and installing it needs root: apt-get install postgresql"
+  log "PostgreSQL is not installed; installing Debian's postgresql package"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q postgresql >&2
+  bindir=$(find_bindir)
+  [[ -n "$bindir" ]] || die "apt-get installed postgresql, but no initdb was found under /usr/lib/postgresql"
+fi
+[[ -x "$bindir/initdb" && -x "$bindir/pg_ctl" ]] || die "no initdb and pg_ctl in $bindir"
+
+# The server's user: ourselves, or a non-root one when we are root.
+if [[ $EUID -eq 0 ]]; then
+  pg_user=postgres
+  if ! id -u "$pg_user" >/dev/null 2>&1; then
+    useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin "$pg_user"
+  fi
+  as_pg() { runuser -u "$pg_user" -- "$@"; }
+else
+  pg_user=$(id -un)
+  as_pg() { "$@"; }
+fi
+
+# Short path: the unix socket's path must stay under ~100 bytes.
+workdir=$(mktemp -d /tmp/with-postgres.XXXXXX)
+datadir="$workdir/data"
+cleanup() {
+  local status=$?
+  if [[ -f "$datadir/postmaster.pid" ]]; then
+    (cd "$workdir" && as_pg "$bindir/pg_ctl" stop -D "$datadir" -m immediate -w >/dev/null 2>&1) || true
+  fi
+  rm -rf "$workdir"
+  return $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if [[ $EUID -eq 0 ]]; then chown "$pg_user" "$workdir"; fi
+
+password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s\n' "$password" >"$workdir/pwfile"
+if [[ $EUID -eq 0 ]]; then chown "$pg_user" "$workdir/pwfile"; fi
+chmod 600 "$workdir/pwfile"
+
+# Everything the server user runs starts in $workdir, a directory it can read.
+callers_dir=$PWD
+cd "$workdir"
+as_pg "$bindir/initdb" -D "$datadir" -U tracker --pwfile="$workdir/pwfile" \
+  --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale >"$workdir/initdb.log" 2>&1 \
+  || { cat "$workdir/initdb.log" >&2; die "initdb failed"; }
+rm -f "$workdir/pwfile"
+
+# A throw-away cluster trades durability for speed; enough connections for several pools.
+cat >>"$datadir/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$workdir'
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+include = 'port.conf'
+EOF
+
+port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+port=""
+for _ in 1 2 3 4 5 6 7 8; do
+  candidate=$((20000 + RANDOM % 40000))
+  port_is_free "$candidate" || continue
+  # In the config rather than on the command line, so that a plain `pg_ctl start` after a
+  # stop comes back on the same port.
+  echo "port = $candidate" >"$datadir/port.conf"
+  # -w waits until the server accepts connections; a port taken in the meantime fails the start.
+  if as_pg "$bindir/pg_ctl" start -D "$datadir" -l "$workdir/server.log" -w -t 60 >/dev/null 2>&1; then
+    port=$candidate
+    break
+  fi
+done
+[[ -n "$port" ]] || { cat "$workdir/server.log" >&2 2>/dev/null || true; die "could not start PostgreSQL on a free port"; }
+
+as_pg "$bindir/psql" -X -q -h "$workdir" -p "$port" -U tracker -d postgres \
+  -c "CREATE DATABASE tracker_test" >/dev/null
+
+version=$("$bindir/postgres" --version 2>/dev/null || echo PostgreSQL)
+log "$version running on 127.0.0.1:$port (data in $datadir); running: $*"
+export TRACKER_TEST_DATABASE_URL="postgres://tracker:$password@127.0.0.1:$port/tracker_test"
+
+cd "$callers_dir"
+# In the background so a TERM or INT reaches us at once (bash runs traps only between commands):
+# it is passed on to COMMAND, and the EXIT trap removes the cluster once COMMAND has ended.
+# `<&0` keeps our stdin for COMMAND (a background job would otherwise read /dev/null).
+"$@" <&0 &
+command_pid=$!
+trap 'kill -TERM "$command_pid" 2>/dev/null || true' TERM
+trap 'kill -INT "$command_pid" 2>/dev/null || true' INT
+set +e
+wait "$command_pid"
+status=$?
+while kill -0 "$command_pid" 2>/dev/null; do # wait was cut short by a signal
+  wait "$command_pid"
+  status=$?
+done
+exit $status

@@ -1,0 +1,151 @@
+// The one place that reads the environment. A bad value stops the start with a sentence naming
+// the variable (main.ts prints it and exits 1).
+
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import type { SyncMode } from "./sqlite.ts";
+
+export const MIN_API_KEY_LENGTH = 16;
+
+export interface TrackerConfig {
+  port: number;
+  host: string;
+  /** A file path or `:memory:`. */
+  dbPath: string;
+  /** Empty: main.ts uses (or creates) the local key file beside the database. */
+  apiKeys: string[];
+  reservationTtlSeconds: number;
+  sync: SyncMode;
+  logLevel: LogLevel;
+  /** postgres://… selects the PostgreSQL storage instead of SQLite. */
+  databaseUrl: string | null;
+  /** PostgreSQL only: connections per instance, and how long connecting and one operation may take. */
+  databasePoolMax: number;
+  databaseConnectTimeoutSeconds: number;
+  databaseQueryTimeoutSeconds: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Unset and empty mean the same: the default. */
+function read(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === "" ? undefined : value;
+}
+
+function readInteger(env: Env, name: string, fallback: number, min: number, max: number, what: string): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < min || value > max) {
+    throw new ConfigError(`${name} must be ${what} from ${min} to ${max}, not "${raw}".`);
+  }
+  return value;
+}
+
+function readChoice<T extends string>(env: Env, name: string, choices: readonly T[], fallback: T): T {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = raw.toLowerCase() as T;
+  if (!choices.includes(value)) throw new ConfigError(`${name} must be one of ${choices.join(", ")}, not "${raw}".`);
+  return value;
+}
+
+/** Visible ASCII only: anything else cannot travel in an Authorization header intact. */
+const API_KEY_PATTERN = /^[\x21-\x7E]+$/;
+
+export function checkApiKey(key: string, source: string): void {
+  if (key.length < MIN_API_KEY_LENGTH) {
+    throw new ConfigError(`${source}: every API key must be at least ${MIN_API_KEY_LENGTH} characters long.`);
+  }
+  if (!API_KEY_PATTERN.test(key)) {
+    throw new ConfigError(`${source}: API keys may hold only visible ASCII characters (no spaces).`);
+  }
+}
+
+export function readConfig(env: Env = process.env): TrackerConfig {
+  const port = readInteger(env, "PORT", 8080, 0, 65535, "a port number");
+  const host = read(env, "HOST") ?? "127.0.0.1";
+  const dbPath = read(env, "TRACKER_DB") ?? "./data/tracker.db";
+
+  const apiKeys: string[] = [];
+  const rawKeys = read(env, "TRACKER_API_KEYS");
+  if (rawKeys !== undefined) {
+    // Surrounding spaces and empty entries (a trailing comma) are forgiven.
+    for (const key of rawKeys.split(",").map((entry) => entry.trim())) {
+      if (key === "") continue;
+      checkApiKey(key, "TRACKER_API_KEYS");
+      apiKeys.push(key);
+    }
+    if (apiKeys.length === 0) throw new ConfigError("TRACKER_API_KEYS must list at least one key, separated by commas.");
+  }
+
+  const reservationTtlSeconds = readInteger(env, "TRACKER_RESERVATION_TTL", 3600, 1, 31_536_000, "a number of seconds");
+  const sync = readChoice<SyncMode>(env, "TRACKER_SYNC", ["normal", "full"], "normal");
+  const logLevel = readChoice<LogLevel>(env, "LOG_LEVEL", LOG_LEVELS, "info");
+
+  const databaseUrl = read(env, "DATABASE_URL") ?? null;
+  // The sentences never repeat the URL: it may hold a password.
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError("DATABASE_URL must be a postgres:// or postgresql:// URL.");
+  }
+  if (databaseUrl !== null && !URL.canParse(databaseUrl)) {
+    throw new ConfigError("DATABASE_URL is not a valid URL (a password with special characters must be percent-encoded).");
+  }
+  const databasePoolMax = readInteger(env, "DATABASE_POOL_MAX", 10, 1, 1000, "a number of connections");
+  const databaseConnectTimeoutSeconds = readInteger(env, "DATABASE_CONNECT_TIMEOUT", 5, 1, 600, "a number of seconds");
+  const databaseQueryTimeoutSeconds = readInteger(env, "DATABASE_QUERY_TIMEOUT", 10, 1, 3600, "a number of seconds");
+  return {
+    port,
+    host,
+    dbPath,
+    apiKeys,
+    reservationTtlSeconds,
+    sync,
+    logLevel,
+    databaseUrl,
+    databasePoolMax,
+    databaseConnectTimeoutSeconds,
+    databaseQueryTimeoutSeconds,
+  };
+}
+
+export interface LocalApiKey {
+  key: string;
+  /** Where it is kept: `<database directory>/api-key`. */
+  path: string;
+  created: boolean;
+}
+
+/**
+ * For a tracker started without TRACKER_API_KEYS: the key kept beside the database, created once
+ * (32 random bytes, base64url, file mode 0600). There is never a built-in default key.
+ */
+export function loadOrCreateLocalApiKey(dbPath: string): LocalApiKey {
+  if (dbPath === ":memory:") {
+    throw new ConfigError(
+      "TRACKER_API_KEYS is not set and TRACKER_DB is :memory:, so there is nowhere to keep a generated key; set TRACKER_API_KEYS.",
+    );
+  }
+  const path = join(dirname(dbPath), "api-key");
+  if (existsSync(path)) {
+    const key = readFileSync(path, "utf8").trim();
+    checkApiKey(key, `The API key file ${path}`);
+    return { key, path, created: false };
+  }
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+  // `wx`: never overwrite a key another process has just written.
+  writeFileSync(path, `${key}\n`, { mode: 0o600, flag: "wx" });
+  return { key, path, created: true };
+}
+
+/** True when people other than the owner may read the key file. */
+export function isReadableByOthers(path: string): boolean {
+  return (statSync(path).mode & 0o077) !== 0;
+}

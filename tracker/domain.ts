@@ -1,0 +1,391 @@
+// The rules of the Task Tracking service (API.md), free of HTTP and SQL:
+// types, validation, the state machine, ID formatting and the error codes.
+
+export type Priority = "high" | "medium" | "low";
+export type TaskStatus = "pending" | "in_progress" | "completed";
+
+export interface Task {
+  task_id: string;
+  project_id: string;
+  description: string;
+  inputs: string[];
+  outputs: string[];
+  priority: Priority;
+  depends_on: string[];
+  status: TaskStatus;
+  claimed_by: string | null;
+  completion_notes: string;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+}
+
+/** A validated task of a `POST /tasks/batch` body. */
+export interface NewTask {
+  task_id: string;
+  project_id: string;
+  description: string;
+  inputs: string[];
+  outputs: string[];
+  priority: Priority;
+  depends_on: string[];
+}
+
+export interface StatusChange {
+  taskId: string;
+  to: TaskStatus;
+  /** Stored only when the task moves to `completed`. */
+  completionNotes: string;
+  /** The `X-Agent-Id` of the request, recorded as `claimed_by` on a claim. */
+  agentId: string | null;
+  now: Date;
+}
+
+export interface NewReservation {
+  reservationId: string;
+  projectId: string;
+  artifactType: string;
+  count: number;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export interface Reservation {
+  reservationId: string;
+  projectId: string;
+  artifactType: string;
+  firstNumber: number;
+  count: number;
+  expiresAt: string;
+}
+
+// ---------------------------------------------------------------------------
+// Errors: one class, one table of codes and statuses.
+
+export const statusByErrorCode = {
+  validation_failed: 400,
+  invalid_transition: 400,
+  unauthorized: 401,
+  not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  idempotency_in_flight: 409,
+  payload_too_large: 413,
+  idempotency_mismatch: 422,
+  internal: 500,
+  unavailable: 503,
+} as const;
+
+export type ErrorCode = keyof typeof statusByErrorCode;
+
+export class ApiError extends Error {
+  override readonly name = "ApiError";
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.status = statusByErrorCode[code];
+  }
+}
+
+export function validationError(message: string): ApiError {
+  return new ApiError("validation_failed", message);
+}
+
+// ---------------------------------------------------------------------------
+// Bounds and patterns of API.md.
+
+export const MAX_TASKS_PER_BATCH = 500;
+export const MAX_DESCRIPTION_CHARS = 10_000;
+export const MAX_COMPLETION_NOTES_CHARS = 10_000;
+export const MAX_RESERVATION_COUNT = 100;
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+export const MAX_AGENT_ID_LENGTH = 128;
+
+const TASK_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+const PROJECT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+const ARTIFACT_TYPE_PATTERN = /^[A-Z][A-Z0-9]{0,15}$/;
+const PRINTABLE_ASCII_PATTERN = /^[\x20-\x7E]+$/;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export const PRIORITIES: readonly Priority[] = ["high", "medium", "low"];
+export const TASK_STATUSES: readonly TaskStatus[] = ["pending", "in_progress", "completed"];
+
+/** Sort rank of a priority: lower comes first in `GET /tasks/next`. */
+export const priorityRank: Record<Priority, number> = { high: 0, medium: 1, low: 2 };
+
+export function isTaskId(value: string): boolean {
+  return TASK_ID_PATTERN.test(value);
+}
+export function isProjectId(value: string): boolean {
+  return PROJECT_ID_PATTERN.test(value);
+}
+export function isArtifactType(value: string): boolean {
+  return ARTIFACT_TYPE_PATTERN.test(value);
+}
+export function isUuid(value: string): boolean {
+  return UUID_PATTERN.test(value);
+}
+export function isPrintableAscii(value: string, maxLength: number): boolean {
+  return value.length <= maxLength && PRINTABLE_ASCII_PATTERN.test(value);
+}
+export function isTaskStatus(value: unknown): value is TaskStatus {
+  return value === "pending" || value === "in_progress" || value === "completed";
+}
+
+export const TASK_ID_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ -";
+export const PROJECT_ID_RULE = "1 to 128 characters of A-Z a-z 0-9 . _ -";
+export const ARTIFACT_TYPE_RULE = "1 to 16 characters: an upper-case letter, then upper-case letters or digits";
+
+/** Characters as people count them (code points), not UTF-16 units. */
+function characterCount(text: string): number {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
+}
+
+function hasAtMostCharacters(text: string, max: number): boolean {
+  // A string of at most `max` UTF-16 units cannot hold more code points: skip the count.
+  return text.length <= max || characterCount(text) <= max;
+}
+
+// ---------------------------------------------------------------------------
+// Request bodies. Each validator names the first bad field in its sentence.
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
+/** Rejects a field the contract does not know, naming it (a typo must not pass silently). */
+function rejectUnknownFields(body: JsonObject, known: ReadonlySet<string>, prefix: string): void {
+  for (const field of Object.keys(body)) {
+    if (!known.has(field)) throw validationError(`${prefix}${field} is not a known field`);
+  }
+}
+
+export function requireObject(body: unknown, what: string): JsonObject {
+  if (!isObject(body)) throw validationError(`${what} must be a JSON object, not ${describeType(body)}`);
+  return body;
+}
+
+function requireString(body: JsonObject, field: string, name: string): string {
+  const value = body[field];
+  if (value === undefined) throw validationError(`${name} is required`);
+  if (typeof value !== "string") throw validationError(`${name} must be a string, not ${describeType(value)}`);
+  return value;
+}
+
+function requireMatch(value: string, name: string, test: (value: string) => boolean, rule: string): string {
+  if (!test(value)) throw validationError(`${name} must be ${rule}`);
+  return value;
+}
+
+function optionalStringArray(body: JsonObject, field: string, name: string): string[] {
+  const value = body[field];
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw validationError(`${name} must be an array of strings, not ${describeType(value)}`);
+  for (let i = 0; i < value.length; i++) {
+    if (typeof value[i] !== "string") {
+      throw validationError(`${name}[${i}] must be a string, not ${describeType(value[i])}`);
+    }
+  }
+  return value as string[];
+}
+
+function requireInteger(body: JsonObject, field: string, min: number, max: number): number {
+  const value = body[field];
+  if (value === undefined) throw validationError(`${field} is required`);
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw validationError(`${field} must be an integer, not ${describeType(value)}`);
+  }
+  if (value < min || value > max) throw validationError(`${field} must be between ${min} and ${max}`);
+  return value;
+}
+
+const TASK_INPUT_FIELDS = new Set(["task_id", "project_id", "description", "inputs", "outputs", "priority", "depends_on"]);
+
+function parseNewTask(raw: unknown, index: number): NewTask {
+  const prefix = `tasks[${index}].`;
+  const body = requireObject(raw, `tasks[${index}]`);
+  rejectUnknownFields(body, TASK_INPUT_FIELDS, prefix);
+  const taskId = requireMatch(requireString(body, "task_id", `${prefix}task_id`), `${prefix}task_id`, isTaskId, TASK_ID_RULE);
+  const projectId = requireMatch(
+    requireString(body, "project_id", `${prefix}project_id`),
+    `${prefix}project_id`,
+    isProjectId,
+    PROJECT_ID_RULE,
+  );
+  const description = requireString(body, "description", `${prefix}description`);
+  if (description.length === 0 || !hasAtMostCharacters(description, MAX_DESCRIPTION_CHARS)) {
+    throw validationError(`${prefix}description must be 1 to ${MAX_DESCRIPTION_CHARS} characters`);
+  }
+  const inputs = optionalStringArray(body, "inputs", `${prefix}inputs`);
+  const outputs = optionalStringArray(body, "outputs", `${prefix}outputs`);
+  let priority: Priority = "medium";
+  if (body.priority !== undefined) {
+    if (!PRIORITIES.includes(body.priority as Priority)) {
+      throw validationError(`${prefix}priority must be one of high, medium, low`);
+    }
+    priority = body.priority as Priority;
+  }
+  const dependsOn = optionalStringArray(body, "depends_on", `${prefix}depends_on`);
+  for (let i = 0; i < dependsOn.length; i++) {
+    if (!isTaskId(dependsOn[i]!)) throw validationError(`${prefix}depends_on[${i}] must be ${TASK_ID_RULE}`);
+  }
+  return { task_id: taskId, project_id: projectId, description, inputs, outputs, priority, depends_on: dependsOn };
+}
+
+/**
+ * Validates a `POST /tasks/batch` body and the rules that need no storage:
+ * repeated IDs inside the batch (409) and dependency cycles inside the batch (400).
+ * Tasks already stored can never depend on new ones, so every cycle lies inside one batch.
+ */
+export function parseTaskBatch(raw: unknown): NewTask[] {
+  const body = requireObject(raw, "The request body");
+  rejectUnknownFields(body, new Set(["tasks"]), "");
+  const tasks = body.tasks;
+  if (tasks === undefined) throw validationError("tasks is required");
+  if (!Array.isArray(tasks)) throw validationError(`tasks must be an array, not ${describeType(tasks)}`);
+  if (tasks.length < 1 || tasks.length > MAX_TASKS_PER_BATCH) {
+    throw validationError(`tasks must hold 1 to ${MAX_TASKS_PER_BATCH} tasks, not ${tasks.length}`);
+  }
+  const parsed = tasks.map(parseNewTask);
+  const seen = new Set<string>();
+  for (const task of parsed) {
+    if (seen.has(task.task_id)) throw new ApiError("conflict", `Task ${task.task_id} appears more than once in the batch`);
+    seen.add(task.task_id);
+  }
+  rejectCycles(parsed);
+  return parsed;
+}
+
+function rejectCycles(tasks: readonly NewTask[]): void {
+  const inBatch = new Map(tasks.map((task, index) => [task.task_id, index]));
+  // Iterative depth-first search (a chain thousands long must not overflow the stack).
+  const state = new Uint8Array(tasks.length); // 0 unvisited, 1 on the current path, 2 done
+  for (let root = 0; root < tasks.length; root++) {
+    if (state[root] !== 0) continue;
+    const path: number[] = [root];
+    const nextEdge: number[] = [0];
+    state[root] = 1;
+    while (path.length > 0) {
+      const top = path.length - 1;
+      const node = path[top]!;
+      const deps = tasks[node]!.depends_on;
+      const edge = nextEdge[top]!;
+      if (edge >= deps.length) {
+        state[node] = 2;
+        path.pop();
+        nextEdge.pop();
+        continue;
+      }
+      nextEdge[top] = edge + 1;
+      const target = inBatch.get(deps[edge]!);
+      if (target === undefined || state[target] === 2) continue;
+      if (state[target] === 1) {
+        const cycle = path.slice(path.indexOf(target)).map((i) => tasks[i]!.task_id);
+        cycle.push(tasks[target]!.task_id);
+        throw validationError(`tasks[${node}].depends_on forms a cycle: ${cycle.join(" -> ")}`);
+      }
+      state[target] = 1;
+      path.push(target);
+      nextEdge.push(0);
+    }
+  }
+}
+
+export interface StatusUpdate {
+  status: TaskStatus;
+  completionNotes: string;
+}
+
+export function parseStatusUpdate(raw: unknown): StatusUpdate {
+  const body = requireObject(raw, "The request body");
+  rejectUnknownFields(body, new Set(["status", "completion_notes"]), "");
+  const status = requireString(body, "status", "status");
+  if (!isTaskStatus(status)) throw validationError("status must be one of pending, in_progress, completed");
+  let completionNotes = "";
+  if (body.completion_notes !== undefined) {
+    completionNotes = requireString(body, "completion_notes", "completion_notes");
+    if (!hasAtMostCharacters(completionNotes, MAX_COMPLETION_NOTES_CHARS)) {
+      throw validationError(`completion_notes must be at most ${MAX_COMPLETION_NOTES_CHARS} characters`);
+    }
+  }
+  return { status, completionNotes };
+}
+
+export interface ReservationRequest {
+  artifactType: string;
+  count: number;
+  projectId: string;
+}
+
+export function parseReservationRequest(raw: unknown): ReservationRequest {
+  const body = requireObject(raw, "The request body");
+  rejectUnknownFields(body, new Set(["type", "count", "project_id"]), "");
+  const artifactType = requireMatch(requireString(body, "type", "type"), "type", isArtifactType, ARTIFACT_TYPE_RULE);
+  const count = requireInteger(body, "count", 1, MAX_RESERVATION_COUNT);
+  const projectId = requireMatch(
+    requireString(body, "project_id", "project_id"),
+    "project_id",
+    isProjectId,
+    PROJECT_ID_RULE,
+  );
+  return { artifactType, count, projectId };
+}
+
+export function parseRegistryImport(raw: unknown): number {
+  const body = requireObject(raw, "The request body");
+  rejectUnknownFields(body, new Set(["last_assigned_id"]), "");
+  return requireInteger(body, "last_assigned_id", 0, MAX_ID_NUMBER);
+}
+
+/** The largest ID number: beyond it JSON numbers stop being exact. */
+export const MAX_ID_NUMBER = Number.MAX_SAFE_INTEGER;
+
+// ---------------------------------------------------------------------------
+// The state machine.
+
+const allowedTransitions: Record<TaskStatus, readonly TaskStatus[]> = {
+  pending: ["in_progress"],
+  in_progress: ["completed", "pending"],
+  completed: [],
+};
+
+export function isAllowedTransition(from: TaskStatus, to: TaskStatus): boolean {
+  return allowedTransitions[from].includes(to);
+}
+
+export function invalidTransition(taskId: string, from: TaskStatus, to: TaskStatus, reason?: string): ApiError {
+  const sentence = `cannot change ${taskId} from ${from} to ${to}`;
+  return new ApiError("invalid_transition", reason ? `${sentence}: ${reason}` : sentence);
+}
+
+export function taskNotFound(taskId: string): ApiError {
+  return new ApiError("not_found", `Task not found: ${taskId}`);
+}
+
+// ---------------------------------------------------------------------------
+// IDs.
+
+/** `US-028`: the number zero-padded to three digits, wider past 999 (`US-1000`). */
+export function formatArtifactId(artifactType: string, number: number): string {
+  return `${artifactType}-${number < 100 ? String(number).padStart(3, "0") : number}`;
+}
+
+export function reservedIds(reservation: Reservation): string[] {
+  const ids: string[] = [];
+  for (let i = 0; i < reservation.count; i++) ids.push(formatArtifactId(reservation.artifactType, reservation.firstNumber + i));
+  return ids;
+}

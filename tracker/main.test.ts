@@ -1,0 +1,252 @@
+// `bun tracker/main.ts` as a process: configuration errors, the generated key, signals, and
+// durability across kill -9. Each test spawns the tracker in a temporary directory (so no .env or
+// bunfig.toml of the repository applies) with a clean environment and port 0.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { makeTempDir } from "./testing.ts";
+
+const MAIN = join(import.meta.dir, "main.ts");
+const KEY = "process-test-key-0123456789";
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+function tempDir(): string {
+  const dir = makeTempDir("tracker-main-test-");
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Collects a process's stderr and lets a test wait for a line. */
+class Output {
+  text = "";
+  private ended = false;
+  private waiters: Array<() => void> = [];
+  /** Resolves when the stream has ended and all of it is in `text`. */
+  readonly finished: Promise<void>;
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.finished = this.pump(stream);
+  }
+  private async pump(stream: ReadableStream<Uint8Array>) {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      this.text += decoder.decode(chunk, { stream: true });
+      this.wake();
+    }
+    this.ended = true;
+    this.wake();
+  }
+  private wake() {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
+  /** Resolves with the first log entry whose msg is `msg`. */
+  async waitForLog(msg: string): Promise<Record<string, any>> {
+    for (;;) {
+      for (const line of this.text.split("\n")) {
+        if (!line.startsWith("{")) continue;
+        const entry = JSON.parse(line);
+        if (entry.msg === msg) return entry;
+      }
+      if (this.ended) throw new Error(`the tracker ended without logging "${msg}":\n${this.text}`);
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+}
+
+interface Spawned {
+  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  stderr: Output;
+  stdout: () => Promise<string>;
+}
+
+function spawnTracker(env: Record<string, string>, cwd: string): Spawned {
+  const proc = Bun.spawn([process.execPath, MAIN], {
+    cwd,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cwd, PORT: "0", LOG_LEVEL: "info", ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  cleanups.push(() => proc.kill(9));
+  const stdoutText = new Response(proc.stdout).text();
+  return { proc, stderr: new Output(proc.stderr), stdout: () => stdoutText };
+}
+
+async function startedUrl(spawned: Spawned): Promise<string> {
+  return (await spawned.stderr.waitForLog("tracker started")).url;
+}
+
+describe("configuration errors stop the start with exit 1 and a sentence naming the variable", () => {
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ PORT: "eighty", TRACKER_API_KEYS: KEY }, "PORT must be a port number from 0 to 65535"],
+    [{ PORT: "70000", TRACKER_API_KEYS: KEY }, "PORT must be a port number"],
+    [{ TRACKER_API_KEYS: "short" }, "TRACKER_API_KEYS: every API key must be at least 16 characters long."],
+    [{ TRACKER_API_KEYS: `${KEY},tiny` }, "TRACKER_API_KEYS"],
+    [{ TRACKER_API_KEYS: "has space in the key 0123" }, "TRACKER_API_KEYS: API keys may hold only visible ASCII"],
+    [{ TRACKER_API_KEYS: KEY, TRACKER_SYNC: "sometimes" }, 'TRACKER_SYNC must be one of normal, full, not "sometimes".'],
+    [{ TRACKER_API_KEYS: KEY, LOG_LEVEL: "loud" }, "LOG_LEVEL must be one of debug, info, warn, error"],
+    [{ TRACKER_API_KEYS: KEY, TRACKER_RESERVATION_TTL: "0" }, "TRACKER_RESERVATION_TTL must be a number of seconds"],
+    [{ TRACKER_API_KEYS: KEY, TRACKER_RESERVATION_TTL: "1h" }, "TRACKER_RESERVATION_TTL"],
+    [{ TRACKER_API_KEYS: KEY, DATABASE_URL: "mysql://x" }, "DATABASE_URL must be a postgres:// or postgresql:// URL."],
+    [{ DATABASE_URL: "postgres://localhost/tracker" }, "TRACKER_API_KEYS must be set when DATABASE_URL is set"],
+    [{ TRACKER_DB: ":memory:" }, "set TRACKER_API_KEYS"],
+  ];
+  for (const [env, sentence] of cases) {
+    test(`${JSON.stringify(env)}`, async () => {
+      const dir = tempDir();
+      const spawned = spawnTracker({ TRACKER_DB: join(dir, "data", "tracker.db"), ...env }, dir);
+      expect(await spawned.proc.exited).toBe(1);
+      await spawned.stderr.finished;
+      expect(spawned.stderr.text).toContain(sentence);
+      expect(await spawned.stdout()).toBe("");
+    });
+  }
+
+  test("a port that is taken", async () => {
+    const occupant = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
+    try {
+      const dir = tempDir();
+      const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db"), PORT: String(occupant.port) }, dir);
+      expect(await spawned.proc.exited).toBe(1);
+      await spawned.stderr.finished;
+      expect(spawned.stderr.text).toContain(`The tracker could not listen on 127.0.0.1:${occupant.port} (PORT, HOST)`);
+    } finally {
+      await occupant.stop(true);
+    }
+  });
+
+  test("a second tracker on the same database file", async () => {
+    const dir = tempDir();
+    const env = { TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db") };
+    const first = spawnTracker(env, dir);
+    await startedUrl(first);
+    const second = spawnTracker(env, dir);
+    expect(await second.proc.exited).toBe(1);
+    await second.stderr.finished;
+    expect(second.stderr.text).toContain("is in use by another process");
+    first.proc.kill("SIGTERM");
+    expect(await first.proc.exited).toBe(0);
+  });
+});
+
+describe("the tracker without TRACKER_API_KEYS", () => {
+  test("generates a key file (mode 0600) once, never prints the key, and reuses it", async () => {
+    const dir = tempDir();
+    const first = spawnTracker({}, dir);
+    const url = await startedUrl(first);
+    const keyPath = join(dir, "data", "api-key");
+    const key = readFileSync(keyPath, "utf8").trim();
+    expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(statSync(keyPath).mode & 0o777).toBe(0o600);
+    expect(first.stderr.text).toContain('export TASK_TRACKING_API_KEY="$(cat data/api-key)"');
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+
+    const authorized = await fetch(`${url}/tasks/next?project=p`, { headers: { Authorization: `Bearer ${key}` } });
+    expect(authorized.status).toBe(200);
+    first.proc.kill("SIGTERM");
+    expect(await first.proc.exited).toBe(0);
+    await first.stderr.finished;
+    expect(first.stderr.text).not.toContain(key);
+    expect(await first.stdout()).toBe("");
+
+    const second = spawnTracker({}, dir);
+    await startedUrl(second);
+    expect(second.stderr.text).toContain("using the API key in data/api-key");
+    expect(readFileSync(keyPath, "utf8").trim()).toBe(key);
+    second.proc.kill("SIGINT");
+    expect(await second.proc.exited).toBe(0);
+    await second.stderr.finished;
+    expect(second.stderr.text).not.toContain(key);
+  });
+});
+
+describe("signals and crashes", () => {
+  test("SIGTERM finishes the request in flight, then exits 0", async () => {
+    const dir = tempDir();
+    const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db"), LOG_LEVEL: "debug" }, dir);
+    const url = await startedUrl(spawned);
+    // A request whose body is still arriving when SIGTERM comes.
+    let sendRest: () => void = () => {};
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"type": "US", "count": 2, '));
+        sendRest = () => {
+          controller.enqueue(new TextEncoder().encode('"project_id": "p"}'));
+          controller.close();
+        };
+      },
+    });
+    const inFlight = fetch(`${url}/ids/reserve`, { method: "POST", headers: { Authorization: `Bearer ${KEY}` }, body });
+    await spawned.stderr.waitForLog("request started");
+    spawned.proc.kill("SIGTERM");
+    await spawned.stderr.waitForLog("tracker stopping");
+    sendRest();
+    const response = await inFlight;
+    expect(response.status).toBe(201);
+    expect(((await response.json()) as { reserved_ids: string[] }).reserved_ids).toEqual(["US-001", "US-002"]);
+    expect(await spawned.proc.exited).toBe(0);
+    await spawned.stderr.waitForLog("tracker stopped");
+    expect(await spawned.stdout()).toBe("");
+  });
+
+  test("kill -9 under a stream of allocations loses no acknowledged ID and reissues none", async () => {
+    const dir = tempDir();
+    const env = { TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db") };
+    const first = spawnTracker(env, dir);
+    const url = await startedUrl(first);
+
+    const acknowledged = new Map<string, number>(); // Idempotency-Key -> number
+    let killed = false;
+    let attempt = 0;
+    const client = async () => {
+      for (;;) {
+        const key = `alloc-${attempt++}`;
+        let response: Response;
+        try {
+          response = await fetch(`${url}/ids/next?type=US&project=crash`, {
+            headers: { Authorization: `Bearer ${KEY}`, "Idempotency-Key": key },
+          });
+        } catch {
+          return; // the tracker is gone
+        }
+        const body = (await response.json().catch(() => null)) as { number: number } | null;
+        if (response.status !== 200 || body === null) return;
+        acknowledged.set(key, body.number);
+        if (acknowledged.size >= 400 && !killed) {
+          killed = true;
+          first.proc.kill(9);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, client));
+    await first.proc.exited;
+    expect(first.proc.signalCode).toBe("SIGKILL");
+    const numbers = [...acknowledged.values()];
+    expect(new Set(numbers).size).toBe(numbers.length);
+
+    const second = spawnTracker(env, dir);
+    const restartedUrl = await startedUrl(second);
+    const headers = { Authorization: `Bearer ${KEY}` };
+    // Every acknowledged allocation is still there: its stored response replays.
+    for (const [key, number] of acknowledged) {
+      const replay = await fetch(`${restartedUrl}/ids/next?type=US&project=crash`, {
+        headers: { ...headers, "Idempotency-Key": key },
+      });
+      expect([replay.status, replay.headers.get("idempotent-replayed"), ((await replay.json()) as { number: number }).number]).toEqual([
+        200,
+        "true",
+        number,
+      ]);
+    }
+    // And never reissued: the next number is above every acknowledged one.
+    const next = await fetch(`${restartedUrl}/ids/next?type=US&project=crash`, { headers });
+    expect(((await next.json()) as { number: number }).number).toBeGreaterThan(Math.max(...numbers));
+    second.proc.kill("SIGTERM");
+    expect(await second.proc.exited).toBe(0);
+  });
+});
+

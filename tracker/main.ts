@@ -1,0 +1,100 @@
+// `bun run tracker`: the Task Tracking service, configured from the environment (config.ts).
+// Stdout stays empty; start-up problems are one sentence on stderr and exit code 1.
+
+import { ConfigError, isReadableByOthers, loadOrCreateLocalApiKey, readConfig, type TrackerConfig } from "./config.ts";
+import { describeError } from "./log.ts";
+import { openPostgresStorage, redactDatabaseUrl } from "./postgres.ts";
+import { startTracker } from "./server.ts";
+import { openSqliteStorage } from "./sqlite.ts";
+import type { Storage } from "./storage.ts";
+
+function fail(sentence: string): never {
+  process.stderr.write(`${sentence}\n`);
+  process.exit(1);
+}
+
+/** The storage the configuration selects. DATABASE_URL selects PostgreSQL; else SQLite at TRACKER_DB. */
+async function openStorage(config: TrackerConfig): Promise<{ storage: Storage; description: string }> {
+  if (config.databaseUrl !== null) {
+    const storage = await openPostgresStorage({
+      url: config.databaseUrl,
+      poolMax: config.databasePoolMax,
+      connectTimeoutMs: config.databaseConnectTimeoutSeconds * 1000,
+      queryTimeoutMs: config.databaseQueryTimeoutSeconds * 1000,
+    });
+    return { storage, description: redactDatabaseUrl(config.databaseUrl) };
+  }
+  const storage = await openSqliteStorage({ path: config.dbPath, sync: config.sync });
+  return { storage, description: `sqlite:${config.dbPath}` };
+}
+
+function resolveApiKeys(config: TrackerConfig): string[] {
+  if (config.apiKeys.length > 0) return config.apiKeys;
+  if (config.databaseUrl !== null) {
+    throw new ConfigError("TRACKER_API_KEYS must be set when DATABASE_URL is set: a shared tracker needs keys chosen by its owner.");
+  }
+  const local = loadOrCreateLocalApiKey(config.dbPath);
+  const how = `clients use it with: export TASK_TRACKING_API_KEY="$(cat ${local.path})"`;
+  process.stderr.write(
+    local.created
+      ? `TRACKER_API_KEYS is not set: generated an API key in ${local.path} (readable only by you); ${how}\n`
+      : `TRACKER_API_KEYS is not set: using the API key in ${local.path}; ${how}\n`,
+  );
+  if (isReadableByOthers(local.path)) {
+    process.stderr.write(`Warning: ${local.path} is readable by other users; run: chmod 600 ${local.path}\n`);
+  }
+  return [local.key];
+}
+
+async function main(): Promise<void> {
+  let config: TrackerConfig;
+  let apiKeys: string[];
+  let opened: { storage: Storage; description: string };
+  try {
+    config = readConfig();
+    apiKeys = resolveApiKeys(config);
+    opened = await openStorage(config);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    fail(`The tracker could not open its database: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  let tracker: Awaited<ReturnType<typeof startTracker>>;
+  try {
+    tracker = await startTracker({
+      storage: opened.storage,
+      apiKeys,
+      port: config.port,
+      host: config.host,
+      reservationTtlSeconds: config.reservationTtlSeconds,
+      logLevel: config.logLevel,
+    });
+  } catch (error) {
+    await opened.storage.close();
+    const reason = error instanceof Error ? error.message : String(error);
+    fail(`The tracker could not listen on ${config.host}:${config.port} (PORT, HOST): ${reason}`);
+  }
+  tracker.logger.log("info", "tracker started", { url: tracker.url, storage: opened.description });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    tracker.logger.log("info", "tracker stopping", { signal });
+    try {
+      await tracker.stop();
+      await opened.storage.close();
+      tracker.logger.log("info", "tracker stopped");
+      tracker.logger.flush();
+      process.exit(0);
+    } catch (error) {
+      tracker.logger.log("error", "tracker did not stop cleanly", describeError(error));
+      tracker.logger.flush();
+      process.exit(1);
+    }
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,215 @@
+// Two tracker processes (`bun tracker/main.ts`) on one PostgreSQL database, many concurrent clients
+// spread over both: API.md's guarantees hold across instances. Runs in the PostgreSQL target of the
+// suite (TRACKER_TEST_STORAGE=postgres, see postgres-target.test.ts).
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { makePostgresSchema, type PostgresTestSchema } from "./testing.ts";
+
+const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
+const API_KEY = "multi-instance-test-key-0123456789";
+const MAIN = join(import.meta.dir, "main.ts");
+
+interface Instance {
+  url: string;
+  process: Bun.Subprocess<"ignore", "ignore", "pipe">;
+  /** Everything the process wrote to stderr so far. */
+  log: () => string;
+}
+
+/** Starts `bun tracker/main.ts` on a free port and waits for its "tracker started" line. */
+async function startInstance(databaseUrl: string): Promise<Instance> {
+  const child = Bun.spawn([process.execPath, MAIN], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      TRACKER_API_KEYS: API_KEY,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "info",
+    },
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  let text = "";
+  const started = Promise.withResolvers<string>();
+  // Read stderr to its end, always: a full pipe would block the tracker.
+  void (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      const line = text.split("\n").find((candidate) => candidate.includes('"tracker started"'));
+      if (line) started.resolve((JSON.parse(line) as { url: string }).url);
+    }
+  })();
+  const url = await Promise.race([
+    started.promise,
+    child.exited.then((code) => {
+      throw new Error(`tracker exited with ${code} before it started:\n${text}`);
+    }),
+  ]);
+  return { url, process: child, log: () => text };
+}
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  replayed: boolean;
+}
+
+async function call(
+  instance: Instance,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  const response = await fetch(`${instance.url}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${API_KEY}`, "Content-Type": "application/json", ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as Record<string, unknown>,
+    replayed: response.headers.get("Idempotent-Replayed") === "true",
+  };
+}
+
+// Registered only in the PostgreSQL run; the SQLite run says loudly that it skipped that one.
+if (onPostgres)
+  describe("two tracker instances on one PostgreSQL", () => {
+    let schema: PostgresTestSchema;
+    let instances: Instance[] = [];
+    /** Spreads the clients over both instances. */
+    const pick = (i: number): Instance => instances[i % instances.length]!;
+
+    beforeAll(async () => {
+      schema = await makePostgresSchema();
+      instances = await Promise.all([startInstance(schema.url), startInstance(schema.url)]);
+    });
+
+    afterAll(async () => {
+      const password = new URL(schema.url).password;
+      for (const instance of instances) {
+        instance.process.kill("SIGTERM");
+        expect(await instance.process.exited).toBe(0);
+        if (password) expect(instance.log()).not.toContain(password);
+      }
+      await schema.drop();
+    });
+
+    test("IDs allocated and reserved on both instances at once are never handed out twice", async () => {
+      const answers = await Promise.all([
+        ...Array.from({ length: 200 }, (_, i) => call(pick(i), "GET", "/ids/next?type=US&project=p")),
+        ...Array.from({ length: 20 }, (_, i) =>
+          call(pick(i), "POST", "/ids/reserve", { type: "US", count: 5, project_id: "p" }),
+        ),
+      ]);
+      expect(answers.every((answer) => answer.status === 200 || answer.status === 201)).toBe(true);
+      const numbers = answers.flatMap((answer) =>
+        answer.status === 200
+          ? [answer.body.number as number]
+          : (answer.body.reserved_ids as string[]).map((id) => Number(id.slice("US-".length))),
+      );
+      expect(numbers.length).toBe(300);
+      expect(numbers.toSorted((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    });
+
+    test("a task claimed on both instances at once has one winner", async () => {
+      const tasks = Array.from({ length: 25 }, (_, i) => ({
+        task_id: `CLAIM-${i}`,
+        project_id: "claims",
+        description: "d",
+      }));
+      expect((await call(pick(0), "POST", "/tasks/batch", { tasks })).status).toBe(201);
+      const attempts = tasks.flatMap((task) =>
+        Array.from({ length: 8 }, (_, i) =>
+          call(
+            pick(i),
+            "PUT",
+            `/tasks/${task.task_id}/status`,
+            { status: "in_progress" },
+            { "X-Agent-Id": `agent-${i}` },
+          ),
+        ),
+      );
+      const answers = await Promise.all(attempts);
+      const winners = answers.filter((answer) => answer.status === 200);
+      expect(winners.length).toBe(tasks.length);
+      expect(new Set(answers.filter((answer) => answer.status !== 200).map((answer) => answer.body.code))).toEqual(
+        new Set(["invalid_transition"]),
+      );
+      for (const winner of winners) {
+        const task = winner.body.updated_task as { task_id: string; claimed_by: string };
+        const seenElsewhere = await call(pick(1), "GET", `/tasks/${task.task_id}`);
+        expect((seenElsewhere.body.task as { claimed_by: string }).claimed_by).toBe(task.claimed_by);
+      }
+    });
+
+    test("a retried request is replayed by the other instance", async () => {
+      const key = { "Idempotency-Key": crypto.randomUUID() };
+      const request = { type: "SPEC", count: 3, project_id: "replay" };
+      const first = await call(pick(0), "POST", "/ids/reserve", request, key);
+      expect(first.status).toBe(201);
+      const retry = await call(pick(1), "POST", "/ids/reserve", request, key);
+      expect(retry).toEqual({ ...first, replayed: true });
+      const misuse = await call(pick(1), "POST", "/ids/reserve", { ...request, count: 4 }, key);
+      expect([misuse.status, misuse.body.code]).toEqual([422, "idempotency_mismatch"]);
+      expect((await call(pick(1), "GET", "/ids/next?type=SPEC&project=replay")).body.number).toBe(4);
+    });
+
+    test("one request sent to both instances at once takes effect once", async () => {
+      const keys = Array.from({ length: 30 }, () => crypto.randomUUID());
+      const pairs = await Promise.all(
+        keys.map((key) =>
+          Promise.all(
+            instances.map((instance) =>
+              call(
+                instance,
+                "POST",
+                "/ids/reserve",
+                { type: "RACE", count: 1, project_id: "race" },
+                { "Idempotency-Key": key },
+              ),
+            ),
+          ),
+        ),
+      );
+      for (const pair of pairs) {
+        const done = pair.filter((answer) => answer.status === 201);
+        // The loser saw the winner's key in flight (409) or, once the winner committed, its stored response.
+        expect(done.length).toBeGreaterThanOrEqual(1);
+        for (const answer of pair.filter((candidate) => candidate.status !== 201)) {
+          expect([answer.status, answer.body.code]).toEqual([409, "idempotency_in_flight"]);
+        }
+        if (done.length === 2) expect(done[0]!.body).toEqual(done[1]!.body);
+      }
+      expect((await call(pick(0), "GET", "/ids/next?type=RACE&project=race")).body.number).toBe(keys.length + 1);
+    });
+
+    test("batches that overlap, sent to both instances at once, are each all or nothing", async () => {
+      // Batch i adds OVERLAP-i and OVERLAP-(i+1): neighbours conflict, so some batches lose.
+      const batches = Array.from({ length: 20 }, (_, i) => [`OVERLAP-${i}`, `OVERLAP-${i + 1}`]);
+      const answers = await Promise.all(
+        batches.map((ids, i) =>
+          call(pick(i), "POST", "/tasks/batch", {
+            tasks: ids.map((id) => ({ task_id: id, project_id: "overlap", description: "d" })),
+          }),
+        ),
+      );
+      const added = new Set<string>();
+      answers.forEach((answer, i) => {
+        expect([201, 409]).toContain(answer.status);
+        if (answer.status === 201)
+          for (const id of batches[i]!) {
+            expect(added.has(id)).toBe(false); // no task is added by two batches
+            added.add(id);
+          }
+      });
+      for (let i = 0; i <= batches.length; i++) {
+        const id = `OVERLAP-${i}`;
+        expect((await call(pick(i), "GET", `/tasks/${id}`)).status).toBe(added.has(id) ? 200 : 404);
+      }
+    });
+  });

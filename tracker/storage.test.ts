@@ -1,0 +1,214 @@
+// The Storage contract (storage.ts), run against the implementation chosen by TRACKER_TEST_STORAGE.
+
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { ApiError, type NewTask } from "./domain.ts";
+import type { IdempotencyClaim, Storage } from "./storage.ts";
+import { makeStorage, type TestStorage } from "./testing.ts";
+
+let target: TestStorage;
+let storage: Storage;
+const now = new Date("2026-11-24T21:46:59.123Z");
+
+beforeEach(async () => {
+  target = await makeStorage();
+  storage = target.storage;
+});
+afterEach(async () => {
+  await target.cleanup();
+});
+
+function newTask(taskId: string, extra: Partial<NewTask> = {}): NewTask {
+  return {
+    task_id: taskId,
+    project_id: "p",
+    description: `Do ${taskId}`,
+    inputs: [],
+    outputs: [],
+    priority: "medium",
+    depends_on: [],
+    ...extra,
+  };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<{ code: string; message: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof ApiError) return { code: error.code, message: error.message };
+    throw error;
+  }
+  throw new Error("expected a rejection");
+}
+
+async function move(taskId: string, to: "pending" | "in_progress" | "completed") {
+  return storage.changeTaskStatus({ taskId, to, completionNotes: "", agentId: "agent-1", now });
+}
+
+describe("tasks", () => {
+  test("a stored task reads back whole, with defaults", async () => {
+    await storage.addTasks([newTask("T-1", { inputs: ["a"], outputs: ["b"], priority: "high" })], now);
+    expect(await storage.getTask("T-1")).toEqual({
+      task_id: "T-1",
+      project_id: "p",
+      description: "Do T-1",
+      inputs: ["a"],
+      outputs: ["b"],
+      priority: "high",
+      depends_on: [],
+      status: "pending",
+      claimed_by: null,
+      completion_notes: "",
+      created_at: now.toISOString(),
+      updated_at: now.toISOString(),
+      started_at: null,
+      completed_at: null,
+    });
+    expect(await storage.getTask("T-2")).toBeNull();
+  });
+
+  test("next task follows priority, then insertion order, and only ready tasks", async () => {
+    await storage.addTasks(
+      [
+        newTask("low", { priority: "low" }),
+        newTask("blocked", { priority: "high", depends_on: ["base"] }),
+        newTask("base", { priority: "medium" }),
+        newTask("medium-2", { priority: "medium" }),
+      ],
+      now,
+    );
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("base");
+    await move("base", "in_progress");
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("medium-2");
+    expect((await storage.findNextTask("p", "in_progress"))?.task_id).toBe("base");
+    await move("base", "completed");
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("blocked");
+    expect((await storage.findNextTask("p", "completed"))?.task_id).toBe("base");
+    expect(await storage.findNextTask("other", "pending")).toBeNull();
+  });
+
+  test("a claim waits for every dependency and the state machine holds", async () => {
+    await storage.addTasks([newTask("a"), newTask("b", { depends_on: ["a", "a"] })], now);
+    expect(await rejection(move("b", "in_progress"))).toEqual({
+      code: "invalid_transition",
+      message: "cannot change b from pending to in_progress: a is not completed",
+    });
+    expect(await rejection(move("a", "completed"))).toEqual({
+      code: "invalid_transition",
+      message: "cannot change a from pending to completed",
+    });
+    const claimed = await move("a", "in_progress");
+    expect([claimed.status, claimed.claimed_by, claimed.started_at]).toEqual(["in_progress", "agent-1", now.toISOString()]);
+    const released = await move("a", "pending");
+    expect([released.status, released.claimed_by, released.started_at]).toEqual(["pending", null, null]);
+    await move("a", "in_progress");
+    const done = await storage.changeTaskStatus({ taskId: "a", to: "completed", completionNotes: "ok", agentId: null, now });
+    expect([done.status, done.completion_notes, done.completed_at]).toEqual(["completed", "ok", now.toISOString()]);
+    expect((await move("b", "in_progress")).status).toBe("in_progress");
+    expect(await rejection(move("missing", "in_progress"))).toEqual({ code: "not_found", message: "Task not found: missing" });
+  });
+
+  test("a batch is all or nothing", async () => {
+    await storage.addTasks([newTask("old")], now);
+    expect(await rejection(storage.addTasks([newTask("new"), newTask("old")], now))).toEqual({
+      code: "conflict",
+      message: "Task already exists: old",
+    });
+    expect(await rejection(storage.addTasks([newTask("new"), newTask("x", { depends_on: ["ghost"] })], now))).toEqual({
+      code: "validation_failed",
+      message: "tasks[1].depends_on[0] names an unknown task: ghost",
+    });
+    expect(await rejection(storage.addTasks([newTask("y", { project_id: "q", depends_on: ["old"] })], now))).toEqual({
+      code: "validation_failed",
+      message: "tasks[0].depends_on[0] names old of project p, not of q",
+    });
+    expect(await storage.getTask("new")).toBeNull();
+  });
+
+  test("a dependency completed before the batch does not block", async () => {
+    await storage.addTasks([newTask("a")], now);
+    await move("a", "in_progress");
+    await move("a", "completed");
+    await storage.addTasks([newTask("b", { depends_on: ["a"] })], now);
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("b");
+  });
+});
+
+describe("IDs", () => {
+  test("allocations, reservations and imports share one counter", async () => {
+    expect(await storage.allocateId("p", "US")).toBe(1);
+    expect(await storage.allocateId("p", "US")).toBe(2);
+    expect(await storage.allocateId("p", "SPEC")).toBe(1);
+    const reservation = await storage.reserveIds({
+      reservationId: "00000000-0000-4000-8000-000000000001",
+      projectId: "p",
+      artifactType: "US",
+      count: 3,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + 1000),
+    });
+    expect(reservation).toEqual({
+      reservationId: "00000000-0000-4000-8000-000000000001",
+      projectId: "p",
+      artifactType: "US",
+      firstNumber: 3,
+      count: 3,
+      expiresAt: new Date(now.getTime() + 1000).toISOString(),
+    });
+    expect(await storage.getReservation(reservation.reservationId)).toEqual(reservation);
+    expect(await storage.allocateId("p", "US")).toBe(6);
+    expect(await storage.raiseIdCounter("p", "US", 27)).toBe(27);
+    expect(await storage.raiseIdCounter("p", "US", 27)).toBe(27);
+    expect(await rejection(storage.raiseIdCounter("p", "US", 26))).toEqual({
+      code: "conflict",
+      message: "Cannot lower the US counter of project p from 27 to 26",
+    });
+    expect(await storage.allocateId("p", "US")).toBe(28);
+  });
+});
+
+describe("idempotency keys", () => {
+  const base = { scope: "s", key: "k", fingerprint: "f", now, leaseMs: 1000, retentionMs: 10_000 };
+
+  async function claim(overrides: Partial<typeof base> = {}): Promise<IdempotencyClaim> {
+    const outcome = await storage.claimIdempotencyKey({ ...base, ...overrides });
+    if (outcome.outcome !== "claimed") throw new Error(`expected a claim, got ${outcome.outcome}`);
+    return outcome.claim;
+  }
+
+  test("a key is claimed once, replayed after its write, and refused for another request", async () => {
+    const first = await claim();
+    expect(await storage.claimIdempotencyKey(base)).toEqual({ outcome: "in_flight" });
+    expect(await storage.claimIdempotencyKey({ ...base, fingerprint: "g" })).toEqual({ outcome: "mismatch" });
+    await storage.allocateId("p", "US", { claim: first, respond: (n) => ({ status: 200, body: `{"n":${n}}` }) });
+    expect(await storage.claimIdempotencyKey(base)).toEqual({ outcome: "replay", response: { status: 200, body: '{"n":1}' } });
+    expect(await storage.claimIdempotencyKey({ ...base, fingerprint: "g" })).toEqual({ outcome: "mismatch" });
+    // Scoped per API key.
+    await claim({ scope: "other" });
+  });
+
+  test("a write whose claim was taken over changes nothing", async () => {
+    const stale = await claim();
+    const later = new Date(now.getTime() + 2000); // past the lease: the first holder is presumed dead
+    const fresh = await claim({ now: later });
+    expect(stale.token).not.toBe(fresh.token);
+    const write = storage.allocateId("p", "US", { claim: stale, respond: () => ({ status: 200, body: "{}" }) });
+    expect((await rejection(write)).code).toBe("idempotency_in_flight");
+    expect(await storage.allocateId("p", "US")).toBe(1);
+  });
+
+  test("a released key runs afresh; a 4xx is stored; old keys expire", async () => {
+    const first = await claim();
+    await storage.releaseIdempotencyKey(first);
+    const second = await claim();
+    await storage.saveIdempotentResponse(second, { status: 400, body: "{}" });
+    expect(await storage.claimIdempotencyKey(base)).toEqual({ outcome: "replay", response: { status: 400, body: "{}" } });
+    await claim({ now: new Date(now.getTime() + 10_000) });
+    expect(await storage.deleteIdempotencyKeysBefore(new Date(now.getTime() + 10_001))).toBe(1);
+  });
+});
+
+test("ping fails once the storage is closed", async () => {
+  await storage.ping();
+  await storage.close();
+  expect(storage.ping()).rejects.toThrow();
+});

@@ -1,0 +1,182 @@
+// Test helpers shared by tracker/*.test.ts. The storage under test is chosen by
+// TRACKER_TEST_STORAGE (`sqlite`, the default, or `postgres`), so the same
+// suite runs against every implementation.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SQL } from "bun";
+import { openPostgresStorage } from "./postgres.ts";
+import { startTracker, type RunningTracker, type TrackerOptions } from "./server.ts";
+import { openSqliteStorage } from "./sqlite.ts";
+import type { Storage } from "./storage.ts";
+
+export interface TestStorage {
+  storage: Storage;
+  /** Closes the storage (if still open) and removes what it left behind. */
+  cleanup(): Promise<void>;
+}
+
+export function makeTempDir(prefix = "tracker-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function makeStorage(): Promise<TestStorage> {
+  const target = process.env.TRACKER_TEST_STORAGE ?? "sqlite";
+  switch (target) {
+    case "sqlite": {
+      const dir = makeTempDir();
+      const storage = await openSqliteStorage({ path: join(dir, "tracker.db") });
+      return {
+        storage,
+        async cleanup() {
+          await storage.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    }
+    case "postgres": {
+      const schema = await makePostgresSchema();
+      const storage = await openPostgresStorage({ url: schema.url });
+      return {
+        storage,
+        async cleanup() {
+          await storage.close();
+          await schema.drop();
+        },
+      };
+    }
+    default:
+      throw new Error(`TRACKER_TEST_STORAGE=${target} is not a storage these tests know (use sqlite or postgres).`);
+  }
+}
+
+export interface PostgresTestSchema {
+  /** TRACKER_TEST_DATABASE_URL with `?search_path=<the schema>`: a database URL of its own, in effect. */
+  url: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh, empty schema on TRACKER_TEST_DATABASE_URL (scripts/with-postgres.sh sets it), so tests
+ * never share tables, and a URL that puts a tracker's tables in it.
+ */
+export async function makePostgresSchema(): Promise<PostgresTestSchema> {
+  const base = process.env.TRACKER_TEST_DATABASE_URL;
+  if (!base) throw new Error("The PostgreSQL tests need TRACKER_TEST_DATABASE_URL; run them under scripts/with-postgres.sh.");
+  const name = `test_${crypto.randomUUID().replaceAll("-", "")}`;
+  const admin = new SQL(base, { max: 1 });
+  const url = new URL(base);
+  url.searchParams.set("search_path", name);
+  try {
+    await admin`CREATE SCHEMA ${admin(name)}`;
+  } catch (error) {
+    await admin.close();
+    throw error;
+  }
+  return {
+    url: url.toString(),
+    async drop() {
+      try {
+        await admin`DROP SCHEMA IF EXISTS ${admin(name)} CASCADE`;
+      } finally {
+        await admin.close();
+      }
+    },
+  };
+}
+
+/** A tiny test clock: tests move time forward instead of waiting for it. */
+export class ManualClock {
+  constructor(private current = Date.parse("2026-11-24T21:46:59.123Z")) {}
+  now = (): Date => new Date(this.current);
+  advance(ms: number): void {
+    this.current += ms;
+  }
+}
+
+export const TEST_API_KEY = "test-key-0123456789abcdef";
+export const OTHER_API_KEY = "other-key-0123456789abcdef";
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  /** Parsed JSON, or the raw text when it is not JSON. */
+  body: any;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  /** Sent as is, not JSON-encoded. */
+  rawBody?: string | Uint8Array | ReadableStream<Uint8Array>;
+  headers?: Record<string, string>;
+  /** The bearer key; null sends no Authorization header. */
+  apiKey?: string | null;
+}
+
+export interface TestTracker {
+  tracker: RunningTracker;
+  storage: Storage;
+  url: string;
+  /** Every log line the tracker wrote, for checks on what is (not) logged. */
+  logText(): string;
+  /** Resolves once a log line with this `msg` has been written. */
+  waitForLog(msg: string): Promise<void>;
+  request(method: string, path: string, options?: RequestOptions): Promise<ApiResponse>;
+  stop(): Promise<void>;
+}
+
+export async function startTestTracker(overrides: Partial<TrackerOptions> = {}): Promise<TestTracker> {
+  const target = await makeStorage();
+  let log = "";
+  let logWaiters: Array<() => void> = [];
+  const tracker = await startTracker({
+    storage: target.storage,
+    apiKeys: [TEST_API_KEY, OTHER_API_KEY],
+    port: 0,
+    logLevel: "debug",
+    logSink: (text) => {
+      log += text;
+      const waiters = logWaiters;
+      logWaiters = [];
+      for (const wake of waiters) wake();
+    },
+    ...overrides,
+  });
+  return {
+    tracker,
+    storage: target.storage,
+    url: tracker.url,
+    logText: () => {
+      tracker.logger.flush();
+      return log;
+    },
+    async waitForLog(msg) {
+      const needle = `"msg":${JSON.stringify(msg)}`;
+      while (!log.includes(needle)) await new Promise<void>((resolve) => logWaiters.push(resolve));
+    },
+    async request(method, path, options = {}) {
+      const headers: Record<string, string> = { ...options.headers };
+      const apiKey = options.apiKey === undefined ? TEST_API_KEY : options.apiKey;
+      if (apiKey !== null) headers.Authorization = `Bearer ${apiKey}`;
+      let body: RequestInit["body"] = options.rawBody;
+      if (options.body !== undefined) {
+        body = JSON.stringify(options.body);
+        headers["Content-Type"] = "application/json";
+      }
+      const response = await fetch(tracker.url + path, { method, headers, body });
+      const text = await response.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // Left as text: the assertion will show it.
+      }
+      return { status: response.status, headers: response.headers, body: parsed };
+    },
+    async stop() {
+      await tracker.stop();
+      await target.cleanup();
+    },
+  };
+}
