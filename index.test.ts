@@ -11,7 +11,7 @@ import { createServer as createNetServer, type Server as NetServer } from "node:
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Config, createRedactor, createServer, doctor, dropOversizedLines, loadConfig, main, VERSION } from "./index.ts";
+import { type Config, type ServerDeps, createRedactor, createServer, doctor, dropOversizedLines, loadConfig, main, VERSION } from "./index.ts";
 
 const API_KEY = "test-key-5f2c9a1e8b7d4c3a";
 const PROJECT = "ai-agent-mcp-server";
@@ -88,8 +88,8 @@ function config(overrides: Partial<Config> = {}): Config {
   return { ...loadConfig({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: serviceUrl }), ...overrides };
 }
 
-async function connect(overrides: Partial<Config> = {}, shutdownSignal?: AbortSignal): Promise<Client> {
-  const server = createServer(config(overrides), { writeLog: (line) => logs.push(line), shutdownSignal });
+async function connect(overrides: Partial<Config> = {}, deps: ServerDeps = {}): Promise<Client> {
+  const server = createServer(config(overrides), { writeLog: (line) => logs.push(line), ...deps });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);
   const client = new Client({ name: "index.test", version: "1.0.0" });
@@ -369,6 +369,23 @@ describe("errors", () => {
     expect(logs.join("")).not.toContain(API_KEY.slice(0, 4));
   });
 
+  test("an unexpected error (a bug, not the network) is never retried and is logged with its stack", async () => {
+    let calls = 0;
+    const brokenFetch = (async () => {
+      calls++;
+      throw new TypeError("Cannot read properties of undefined (reading 'headers')");
+    }) as unknown as typeof fetch;
+    const client = await connect({}, { fetch: brokenFetch });
+    const result = (await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT } })) as CallToolResult;
+    expect({ isError: result.isError, text: textOf(result), calls }).toEqual({
+      isError: true,
+      text: "Internal error in task-tracking-mcp; see its log on stderr",
+      calls: 1,
+    });
+    expect(logLines()[0]).toMatchObject({ level: "error", outcome: "bug", attempts: 1 });
+    expect(logLines()[0]!.error).toContain("TypeError: Cannot read properties of undefined");
+  });
+
   test("a credential inside TASK_TRACKING_URL never shows in error texts", async () => {
     const port = await closedPort();
     const cfg = loadConfig({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: `http://agent:hunter2@127.0.0.1:${port}/` });
@@ -479,7 +496,7 @@ describe("retries", () => {
   test("shutting down aborts the calls in flight", async () => {
     handler = (record) => record.aborted.then(() => json({}));
     const shutdown = new AbortController();
-    const client = await connect({}, shutdown.signal);
+    const client = await connect({}, { shutdownSignal: shutdown.signal });
     const pending = client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT } });
     while (seen.length === 0) await Bun.sleep(1);
     shutdown.abort();
