@@ -363,6 +363,38 @@ const allowedTransitions: Record<TaskStatus, readonly TaskStatus[]> = {
   completed: [],
 };
 
+/**
+ * Checks the depends_on of a batch and counts, for each task, the dependencies not yet completed
+ * (each distinct dependency once). A dependency is a task of the same batch (never completed yet) or
+ * a stored task, read through `stored`; it must exist and be of the task's own project.
+ */
+export function countUnfinishedDependencies(
+  tasks: readonly NewTask[],
+  stored: (taskId: string) => { project_id: string; status: TaskStatus } | null | undefined,
+): number[] {
+  const inBatch = new Map(tasks.map((task) => [task.task_id, task]));
+  return tasks.map((task, i) => {
+    const distinct = new Set<string>();
+    let count = 0;
+    for (let j = 0; j < task.depends_on.length; j++) {
+      const dependencyId = task.depends_on[j]!;
+      if (distinct.has(dependencyId)) continue;
+      distinct.add(dependencyId);
+      const sibling = inBatch.get(dependencyId);
+      const row = sibling ? undefined : stored(dependencyId);
+      const projectId = sibling?.project_id ?? row?.project_id;
+      if (projectId === undefined) {
+        throw validationError(`tasks[${i}].depends_on[${j}] names an unknown task: ${dependencyId}`);
+      }
+      if (projectId !== task.project_id) {
+        throw validationError(`tasks[${i}].depends_on[${j}] names ${dependencyId} of project ${projectId}, not of ${task.project_id}`);
+      }
+      if (sibling || row?.status !== "completed") count++;
+    }
+    return count;
+  });
+}
+
 export function isAllowedTransition(from: TaskStatus, to: TaskStatus): boolean {
   return allowedTransitions[from].includes(to);
 }

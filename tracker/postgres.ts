@@ -21,6 +21,7 @@ import { SQL, type TransactionSQL } from "bun";
 import schemaSql from "./schema/postgres.sql" with { type: "text" };
 import {
   ApiError,
+  countUnfinishedDependencies,
   invalidTransition,
   isAllowedTransition,
   MAX_ID_NUMBER,
@@ -414,31 +415,7 @@ export class PostgresStorage implements Storage {
       ORDER BY seq FOR SHARE`;
     const stored = new Map(storedRows.map((row) => [row.task_id, row]));
 
-    // Count the unfinished dependencies of each task, checking them in the order SQLite does.
-    const unfinished: number[] = [];
-    for (let i = 0; i < tasks.length; i++) {
-      const task = tasks[i]!;
-      const distinct = new Set<string>();
-      let count = 0;
-      for (let j = 0; j < task.depends_on.length; j++) {
-        const dependencyId = task.depends_on[j]!;
-        if (distinct.has(dependencyId)) continue;
-        distinct.add(dependencyId);
-        const sibling = inBatch.get(dependencyId);
-        const row = sibling ? undefined : stored.get(dependencyId);
-        const projectId = sibling?.project_id ?? row?.project_id;
-        if (projectId === undefined) {
-          throw validationError(`tasks[${i}].depends_on[${j}] names an unknown task: ${dependencyId}`);
-        }
-        if (projectId !== task.project_id) {
-          throw validationError(
-            `tasks[${i}].depends_on[${j}] names ${dependencyId} of project ${projectId}, not of ${task.project_id}`,
-          );
-        }
-        if (sibling || row?.status !== "completed") count++;
-      }
-      unfinished.push(count);
-    }
+    const unfinished = countUnfinishedDependencies(tasks, (taskId) => stored.get(taskId));
 
     // Sorted, so the batch's order is the insertion order (seq) whatever order nextval ran in.
     const seqRows = await tx<{ seq: string }[]>`

@@ -12,6 +12,7 @@ import { dirname } from "node:path";
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import {
   ApiError,
+  countUnfinishedDependencies,
   invalidTransition,
   isAllowedTransition,
   MAX_ID_NUMBER,
@@ -452,36 +453,11 @@ export class SqliteStorage implements Storage {
   }
 
   private insertTasks(tasks: readonly NewTask[], now: Date): string[] {
-    const inBatch = new Map<string, NewTask>();
     for (const task of tasks) {
       if (this.selectTaskStatus.get(task.task_id)) throw new ApiError("conflict", `Task already exists: ${task.task_id}`);
-      inBatch.set(task.task_id, task);
     }
     // Count the unfinished dependencies of each task before inserting anything.
-    const unfinished: number[] = [];
-    for (let i = 0; i < tasks.length; i++) {
-      const task = tasks[i]!;
-      const distinct = new Set<string>();
-      let count = 0;
-      for (let j = 0; j < task.depends_on.length; j++) {
-        const dependencyId = task.depends_on[j]!;
-        if (distinct.has(dependencyId)) continue;
-        distinct.add(dependencyId);
-        const sibling = inBatch.get(dependencyId);
-        const stored = sibling ? undefined : this.selectTaskStatus.get(dependencyId);
-        const projectId = sibling?.project_id ?? stored?.project_id;
-        if (projectId === undefined) {
-          throw validationError(`tasks[${i}].depends_on[${j}] names an unknown task: ${dependencyId}`);
-        }
-        if (projectId !== task.project_id) {
-          throw validationError(
-            `tasks[${i}].depends_on[${j}] names ${dependencyId} of project ${projectId}, not of ${task.project_id}`,
-          );
-        }
-        if (sibling || stored?.status !== "completed") count++;
-      }
-      unfinished.push(count);
-    }
+    const unfinished = countUnfinishedDependencies(tasks, (taskId) => this.selectTaskStatus.get(taskId));
     const timestamp = now.toISOString();
     const seqById = new Map<string, number>();
     for (let i = 0; i < tasks.length; i++) {
