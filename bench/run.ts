@@ -1,0 +1,300 @@
+/**
+ * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale]`
+ *
+ * Speed, start-up, memory and scale of task-tracking-mcp and its tracker, each figure beside a floor
+ * measured in the same run on this machine (bench/floors/), as a ratio. The tracker and every floor
+ * run as their own processes, so the load generator never shares their event loop.
+ * Progress goes to stderr; the report to stdout; with --json its last line is one JSON object.
+ */
+import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import type { Context } from "./lib/context.ts";
+import { compile, COMPILE_FLAGS, ROOT, tempDir } from "./lib/proc.ts";
+import { int, machine, ms, noise, pct, ratio, table, type Target } from "./lib/report.ts";
+import { trackerCommand, trackerNote } from "./lib/tracker.ts";
+import { measureColdStart, type ColdStartResult } from "./sections/coldstart.ts";
+import { measureLatency, type LatencyResult } from "./sections/latency.ts";
+import { measureMemory, type MemoryResult } from "./sections/memory.ts";
+import { measureScale, type ScaleResult } from "./sections/scale.ts";
+import { CLIENTS, measureThroughput, type Cell, type ThroughputResult } from "./sections/throughput.ts";
+
+const SECTIONS = ["latency", "coldstart", "memory", "throughput", "scale"] as const;
+type Section = (typeof SECTIONS)[number];
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const asJson = args.includes("--json");
+const onlyArg = args.find((a) => a.startsWith("--only="));
+const only = new Set<Section>(onlyArg ? (onlyArg.slice(7).split(",") as Section[]) : SECTIONS);
+for (const name of only) if (!SECTIONS.includes(name)) throw new Error(`unknown section ${name}; use ${SECTIONS.join(",")}`);
+
+const started = performance.now();
+const out: string[] = [];
+const print = (line = "") => {
+  out.push(line);
+  console.log(line);
+};
+const progress = (message: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${message}\n`);
+
+// The floor is built exactly like ours: check that scripts/build.ts still uses these flags.
+const buildScript = readFileSync(join(ROOT, "scripts/build.ts"), "utf8");
+for (const flag of COMPILE_FLAGS) {
+  if (!buildScript.includes(`"${flag}"`)) throw new Error(`scripts/build.ts no longer uses ${flag}: update COMPILE_FLAGS in bench/lib/proc.ts`);
+}
+// The storage floor sets the tracker's pragmas: say so when tracker/sqlite.ts has moved on.
+const pragmas = (file: string) =>
+  new Set([...readFileSync(join(ROOT, file), "utf8").matchAll(/PRAGMA (\w+) = /g)].map((m) => m[1]!).filter((p) => p !== "user_version"));
+const trackerPragmas = pragmas("tracker/sqlite.ts");
+const floorPragmas = pragmas("bench/floors/storage-floor.ts");
+const pragmaDrift = [...trackerPragmas].filter((p) => !floorPragmas.has(p)).concat([...floorPragmas].filter((p) => !trackerPragmas.has(p)));
+const work = tempDir("run");
+const ctx: Context = {
+  quick,
+  mcpBinary: join(ROOT, "dist/task-tracking-mcp"),
+  mcpFloorBinary: join(work, "mcp-floor"),
+  work,
+  progress,
+};
+if (!(await Bun.file(ctx.mcpBinary).exists())) throw new Error("dist/task-tracking-mcp is missing: run `bun run build` (or `bun run bench`)");
+progress("building the MCP floor with the flags of scripts/build.ts");
+await compile("bench/floors/mcp-floor.ts", ctx.mcpFloorBinary);
+
+const host = machine();
+const results: {
+  latency?: LatencyResult;
+  coldstart?: ColdStartResult;
+  memory?: MemoryResult;
+  throughput?: ThroughputResult;
+  scale?: ScaleResult;
+} = {};
+if (only.has("latency")) results.latency = await measureLatency(ctx);
+if (only.has("coldstart")) results.coldstart = await measureColdStart(ctx);
+if (only.has("memory")) results.memory = await measureMemory(ctx);
+if (only.has("throughput")) results.throughput = await measureThroughput(ctx);
+if (only.has("scale")) results.scale = await measureScale(ctx);
+const loadEnd = loadavg().map((x) => Math.round(x * 100) / 100);
+const seconds = (performance.now() - started) / 1000;
+
+// ─── The report ────────────────────────────────────────────────────────────────────────────────
+
+const targets: Target[] = [];
+const target = (name: string, goal: string, value: string, ok: boolean) => targets.push({ name, goal, value, ok });
+const mark = (ok: boolean) => (ok ? "✓" : "✗");
+
+print(`task-tracking-mcp benchmark: ${quick ? "QUICK run (smaller sizes, fewer repeats)" : "full run"}, ${new Date().toISOString()}`);
+print(
+  `machine: ${host.cpu} × ${host.cores} cores, ${host.memory_gb} GB, Linux ${host.kernel}, Bun ${host.bun}, Node ${Bun.spawnSync(["/usr/bin/node", "--version"]).stdout.toString().trim()}; ` +
+    `load average ${host.loadavg_start[0]} at start, ${loadEnd[0]} at end (1 min)`,
+);
+print(
+  `tracker: ${trackerCommand || "—"}, its own process with a temp DB (never the load generator's event loop); LOG_LEVEL info as shipped${trackerNote ? `; note: ${trackerNote}` : ""}`,
+);
+print(
+  pragmaDrift.length
+    ? `WARNING: the storage floor's pragmas differ from tracker/sqlite.ts's: ${pragmaDrift.join(", ")} (update bench/floors/storage-floor.ts)`
+    : `storage floor pragmas = tracker/sqlite.ts's: ${[...floorPragmas].join(", ")}`,
+);
+print(
+  "clients: raw JSON-RPC lines over the child's stdio (node:child_process; the SDK Client also checks every result against its outputSchema, see its row in 1.) " +
+    "and Bun's fetch with keep-alive, the same code for ours and the floors",
+);
+
+const latency = results.latency;
+if (latency) {
+  const floorSum = latency.mcp_floor.p50 + latency.http_floor.p50;
+  print();
+  print(`1. Tool-call latency, ms: ${latency.rounds} rounds × ${latency.calls_per_round} sequential calls per path; medians of the rounds`);
+  print("   MCP = dist/task-tracking-mcp over stdio → tracker; HTTP = the same request sent straight to the tracker; layer = MCP − HTTP");
+  const rows = Object.entries(latency.tools).map(([tool, t]) => [
+    tool,
+    ms(t.mcp.p50),
+    ms(t.mcp.p95),
+    ms(t.mcp.p99),
+    ms(t.http.p50),
+    ms(t.http.p95),
+    ms(t.http.p99),
+    ms(t.overhead_p50),
+    ms(t.overhead_p95),
+    ratio(t.mcp.p50 / floorSum),
+    int(t.mcp.server_cpu_us ?? NaN),
+    `${mark(t.overhead_p95 <= 0.5)}${mark(t.mcp.p95 <= 1.5)}${mark(t.mcp.p50 <= 2 * floorSum)}`,
+    `${noise(t.mcp.spread_p50)}/${noise(t.http.spread_p50)}`,
+  ]);
+  const floorRow = (name: string, f: LatencyResult["mcp_floor"]) => [
+    name, ms(f.p50), ms(f.p95), ms(f.p99), "", "", "", "", "", "", f.server_cpu_us === undefined ? "" : int(f.server_cpu_us), "", noise(f.spread_p50),
+  ];
+  rows.push(floorRow("MCP floor (noop tool, stdio)", latency.mcp_floor));
+  rows.push(floorRow("HTTP floor (constant JSON)", latency.http_floor));
+  rows.push(floorRow("storage floor (1 SQLite tx)", latency.storage_floor));
+  if (latency.sdk_client_get_next_task) rows.push(floorRow("get_next_task via SDK Client", latency.sdk_client_get_next_task));
+  print(
+    table(
+      ["tool", "MCP p50", "p95", "p99", "HTTP p50", "p95", "p99", "layer p50", "layer p95", "p50/floors", "CPU µs", "targets", "noise MCP/HTTP"],
+      rows,
+    ),
+  );
+  print("   CPU µs: CPU time of the MCP server process per call (/proc/<pid>/stat)");
+  print("   targets per tool: layer p95 ≤ 0.5 ms | end-to-end p95 ≤ 1.5 ms | p50 ≤ 2 × (MCP floor p50 + HTTP floor p50); noise = ± half the spread of round p50s");
+  const tools = Object.values(latency.tools);
+  const worstLayer = Math.max(...tools.map((t) => t.overhead_p95));
+  const worstP95 = Math.max(...tools.map((t) => t.mcp.p95));
+  const worstRatio = Math.max(...tools.map((t) => t.mcp.p50 / floorSum));
+  target("MCP-layer overhead p95 (worst tool)", "≤ 0.5 ms", `${ms(worstLayer)} ms`, worstLayer <= 0.5);
+  target("end-to-end tool call p95 (worst tool)", "≤ 1.5 ms", `${ms(worstP95)} ms`, worstP95 <= 1.5);
+  target("p50 / (MCP floor + HTTP floor) (worst tool)", "≤ 2×", `${ratio(worstRatio)} (floors ${ms(floorSum)} ms)`, worstRatio <= 2);
+}
+
+const coldstart = results.coldstart;
+if (coldstart) {
+  print();
+  print("2. Cold start, ms: spawn → initialize answered → tools/list answered; medians; variants take turns");
+  const compiled = coldstart.variants["compiled (dist/task-tracking-mcp)"]!;
+  const node = coldstart.variants["node (bun build --target=node)"]!;
+  print(
+    table(
+      ["variant", "initialize", "tools/list", "÷ compiled", "runs", "noise"],
+      Object.entries(coldstart.variants).map(([name, v]) => [
+        name,
+        ms(v.initialize_ms),
+        ms(v.tools_list_ms),
+        ratio(v.tools_list_ms / compiled.tools_list_ms),
+        v.runs,
+        noise(v.spread),
+      ]),
+    ),
+  );
+  print(`   node bundle: ${coldstart.node_bundle} (entry calls main(): Node 20 has no import.meta.main)`);
+  target("compiled cold start to tools/list (median)", "≤ 40 ms", `${ms(compiled.tools_list_ms)} ms`, compiled.tools_list_ms <= 40);
+  const nodeRatio = node.tools_list_ms / compiled.tools_list_ms;
+  target("Node.js cold start ÷ compiled", "≥ 3×", ratio(nodeRatio), nodeRatio >= 3);
+}
+
+const memory = results.memory;
+if (memory) {
+  print();
+  print(`3. Memory, VmRSS MB of dist/task-tracking-mcp (${memory.mix})`);
+  print(
+    table(
+      ["after", "RSS MB", "growth MB", "target"],
+      [
+        ["start-up (initialize + tools/list)", memory.startup_mb.toFixed(1), "", mark(memory.startup_mb <= 45)],
+        ["2,000 calls", memory.after_2000_mb.toFixed(1), (memory.after_2000_mb - memory.startup_mb).toFixed(1), ""],
+        [`${int(memory.calls)} calls`, memory.after_calls_mb.toFixed(1), memory.growth_mb.toFixed(1), mark(memory.growth_mb <= 5)],
+        ["MCP floor, start-up", memory.floor_startup_mb.toFixed(1), "", ""],
+        [`MCP floor, ${int(memory.calls)} calls`, memory.floor_after_calls_mb.toFixed(1), (memory.floor_after_calls_mb - memory.floor_startup_mb).toFixed(1), ""],
+      ],
+    ),
+  );
+  print(`   growth from 2,000 to ${int(memory.calls)} calls (warm-up excluded): ${memory.growth_after_2000_mb.toFixed(1)} MB`);
+  target("RSS after start-up", "≤ 45 MB", `${memory.startup_mb.toFixed(1)} MB (floor ${memory.floor_startup_mb.toFixed(1)})`, memory.startup_mb <= 45);
+  target(
+    `RSS growth over ${int(memory.calls)} calls`,
+    "≤ 5 MB",
+    `${memory.growth_mb.toFixed(1)} MB (floor ${(memory.floor_after_calls_mb - memory.floor_startup_mb).toFixed(1)})`,
+    memory.growth_mb <= 5,
+  );
+}
+
+const throughput = results.throughput;
+if (throughput) {
+  print();
+  print(
+    `4. Tracker throughput: requests/s with 1, 8 and 32 concurrent clients (closed loop, ${throughput.seconds_per_run} s per run, median of ${throughput.repeats}), p99 ms`,
+  );
+  const cell = (backend: string, operation: string, clients: number) =>
+    throughput.cells.find((c) => c.backend === backend && c.operation === operation && c.clients === clients);
+  const floorFor = (c: Cell): Cell | undefined => {
+    if (c.operation === "reads") return cell("HTTP floor", "constant", c.clients);
+    if (!c.backend.startsWith("tracker")) return undefined;
+    const sync = c.backend.includes("sync=full") ? "full" : "normal";
+    return cell(`storage floor sync=${sync}`, "allocations", c.clients);
+  };
+  const rows = throughput.cells.map((c) => {
+    const floor = floorFor(c);
+    return [
+      c.backend,
+      c.operation,
+      c.clients,
+      int(c.per_second),
+      floor ? pct((c.per_second / floor.per_second) * 100) : "",
+      ms(c.p50_ms),
+      ms(c.p99_ms),
+      c.operation === "allocations" || c.operation === "reservations" || c.operation === "claims" ? String(c.duplicates) : "",
+      String(c.errors),
+      noise(c.spread),
+    ];
+  });
+  print(table(["backend", "operation", "clients", "per s", "of floor", "p50", "p99", "dups", "errors", "noise"], rows));
+  print("   of floor: allocations, reservations, claims ÷ the storage floor's allocations (same sync, same clients); reads ÷ the HTTP floor");
+  print("   allocations: GET /ids/next with an Idempotency-Key; reservations: POST /ids/reserve count 5; claims: PUT status pending→in_progress on distinct ready tasks");
+  print(`   PostgreSQL: ${throughput.postgres.ran ? "" : "SKIPPED, "}${throughput.postgres.reason}`);
+  const errorCell = throughput.cells.find((c) => c.first_error);
+  if (errorCell) print(`   first error (${errorCell.backend} ${errorCell.operation} × ${errorCell.clients}): ${errorCell.first_error}`);
+
+  const alloc8 = cell("tracker SQLite sync=normal", "allocations", 8);
+  const floor8 = cell("storage floor sync=normal", "allocations", 8);
+  if (alloc8 && floor8) {
+    target("ID allocations/s at 8 clients, SQLite default", "≥ 8,000/s", int(alloc8.per_second), alloc8.per_second >= 8000);
+    const share = (alloc8.per_second / floor8.per_second) * 100;
+    target("… of the storage floor (same run)", "≥ 60%", `${pct(share)} of ${int(floor8.per_second)}/s`, share >= 60);
+  }
+  const duplicates = throughput.cells.reduce((sum, c) => sum + c.duplicates, 0);
+  target("duplicate IDs (every run, every backend)", "0", String(duplicates), duplicates === 0);
+  const at32 = throughput.cells.filter((c) => c.backend === "tracker SQLite sync=normal" && c.clients === 32);
+  const floor32 = cell("storage floor sync=normal", "allocations", 32);
+  if (at32.length) {
+    const worst = at32.reduce((a, b) => (b.p99_ms > a.p99_ms ? b : a));
+    target(
+      "p99 at 32 clients, SQLite default (worst operation)",
+      "≤ 10 ms",
+      `${ms(worst.p99_ms)} ms (${worst.operation}; storage floor ${floor32 ? ms(floor32.p99_ms) : "—"} ms)`,
+      worst.p99_ms <= 10,
+    );
+  }
+}
+
+const scale = results.scale;
+if (scale) {
+  print();
+  print(`5. Scale: get_next_task latency, ms, direct HTTP, 3 rounds; all in one database${quick ? " (QUICK: smaller sizes)" : ""}`);
+  const reference = scale.points[0]!;
+  print(
+    table(
+      ["case", "tasks in DB", "p50", "p95", "p99", "p50 ÷ 1,000", "noise"],
+      scale.points.map((p) => [p.case, int(p.tasks_in_db), ms(p.p50_ms), ms(p.p95_ms), ms(p.p99_ms), ratio(p.p50_ms / reference.p50_ms), noise(p.spread)]),
+    ),
+  );
+  print(
+    `   adding ${int(scale.add.tasks)} tasks in batches of ${scale.add.batch}, one batch at a time: ${scale.add.seconds.toFixed(2)} s (${int(scale.add.per_second)} tasks/s)`,
+  );
+  const largest = scale.points.find((p) => p.case.startsWith("one project") && p.case.includes(int(scale.sizes.at(-1)!)))!;
+  const growth = largest.p50_ms / reference.p50_ms;
+  target(`get_next_task at ${int(scale.sizes.at(-1)!)} tasks ÷ at 1,000 (p50)`, "≤ 2×", ratio(growth), growth <= 2);
+  // Same database, same time: the shape of the data alone.
+  const atEnd = scale.points.find((p) => p.case.endsWith("again at the end"));
+  const shapes = scale.points.filter((p) => !p.case.startsWith("one project"));
+  if (atEnd && shapes.length) {
+    const worstShape = Math.max(...shapes.map((p) => p.p50_ms / atEnd.p50_ms));
+    target("get_next_task, many projects / long chain ÷ one project, same DB (worst p50)", "≤ 2×", ratio(worstShape), worstShape <= 2);
+  }
+}
+
+print();
+print("Targets");
+print(table(["", "target", "goal", "measured"], targets.map((t) => [mark(t.ok), t.name, t.goal, t.value])));
+print(`${targets.filter((t) => t.ok).length} of ${targets.length} targets met; ${seconds.toFixed(1)} s`);
+
+if (asJson) {
+  console.log(
+    JSON.stringify({
+      mode: quick ? "quick" : "full",
+      date: new Date().toISOString(),
+      machine: { ...host, loadavg_end: loadEnd },
+      seconds,
+      tracker_note: trackerNote || undefined,
+      ...results,
+      targets,
+    }),
+  );
+}
