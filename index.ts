@@ -329,16 +329,21 @@ export class TrackerClient {
     for (let attempt = 1; ; attempt++) {
       if (signal.aborted) throw new CancelledError();
       trace.attempts++;
-      const timeout = AbortSignal.timeout(this.config.timeoutMs);
+      // The attempt's own controller, aborted by the call's signal or by a timer cleared as soon as the
+      // attempt ends. AbortSignal.timeout and AbortSignal.any would leave a live timer and a signal
+      // behind every attempt for the whole timeout: tens of megabytes of RSS under load (bench/).
+      const attemptAbort = new AbortController();
+      const cancel = () => attemptAbort.abort();
+      signal.addEventListener("abort", cancel, { once: true });
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        attemptAbort.abort();
+      }, this.config.timeoutMs);
       let failure: ToolFailure;
       let delay = RETRY_DELAYS_MS[attempt - 1];
       try {
-        const response = await this.fetchImpl(url, {
-          method: request.method,
-          headers,
-          body,
-          signal: AbortSignal.any([signal, timeout]),
-        });
+        const response = await this.fetchImpl(url, { method: request.method, headers, body, signal: attemptAbort.signal });
         trace.status = response.status;
         const text = this.redact(await response.text());
         if (response.ok) return this.parseJson(text);
@@ -349,7 +354,7 @@ export class TrackerClient {
       } catch (error) {
         if (error instanceof ToolFailure) throw error;
         if (signal.aborted) throw new CancelledError();
-        if (timeout.aborted) {
+        if (timedOut) {
           trace.status = undefined;
           failure = new ToolFailure(`Task Tracking microservice timeout: No response within ${secondsText(this.config.timeoutMs)}`);
         } else {
@@ -358,6 +363,9 @@ export class TrackerClient {
           trace.status = undefined;
           failure = new ToolFailure(`Task Tracking microservice unavailable: ${reason} at ${this.config.displayUrl}`);
         }
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", cancel);
       }
       if (delay === undefined) throw failure;
       await abortableSleep(delay, signal);
@@ -459,6 +467,8 @@ export interface ServerDeps {
   shutdownSignal?: AbortSignal;
   /** Holds each tool call while it runs, so shutdown can wait for them. */
   inFlight?: Set<Promise<unknown>>;
+  /** Called when a tool call has ended, however it ended. */
+  afterCall?: () => void;
 }
 
 type ToolExtra = { signal: AbortSignal };
@@ -499,7 +509,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
     try {
       const working = work({ signal, trace });
       deps.inFlight?.add(working);
-      const data = await working.finally(() => deps.inFlight?.delete(working));
+      const data = await working.finally(() => {
+        deps.inFlight?.delete(working);
+        deps.afterCall?.();
+      });
       logCall("info", { outcome: "ok" });
       return { content: [{ type: "text", text: summary?.(data) ?? JSON.stringify(data) }], structuredContent: data };
     } catch (error) {
@@ -757,12 +770,21 @@ export function dropOversizedLines(onDrop: (bytes: number) => void, maxLineBytes
 /** How long calls in flight may go on after stdin closes or a signal arrives, before they are aborted. */
 const SHUTDOWN_GRACE_MS = 2000;
 
+/**
+ * Bun collects garbage under allocation pressure, and much of a call's garbage is native memory that
+ * pressure does not see (fetch's buffers, responses): after a burst of calls RSS stayed tens of MB
+ * above start-up for good. A full collection once no call has come for a second gives it back, at a
+ * moment nobody waits (bench/, section 3).
+ */
+const IDLE_COLLECTION_MS = 1000;
+
 async function serve(config: Config): Promise<void> {
   const protocolOut = reserveStdoutForProtocol();
   const log = createLog(config.logLevel, createRedactor([config.apiKey]), (line) => process.stderr.write(line));
   const shutdown = new AbortController();
   const inFlight = new Set<Promise<unknown>>();
-  const server = createServer(config, { shutdownSignal: shutdown.signal, inFlight });
+  const idleCollection = setTimeout(() => Bun.gc(true), IDLE_COLLECTION_MS).unref();
+  const server = createServer(config, { shutdownSignal: shutdown.signal, inFlight, afterCall: () => idleCollection.refresh() });
   const input = process.stdin.pipe(
     dropOversizedLines((bytes) => log("warn", { msg: `dropped a message of ${bytes} bytes from the client: over the ${MAX_STDIN_LINE_BYTES}-byte limit` })),
   );
