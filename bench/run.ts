@@ -216,6 +216,7 @@ if (throughput) {
   const floorFor = (c: Cell): Cell | undefined => {
     if (c.operation === "reads") return cell("HTTP floor", "constant", c.clients);
     if (!c.backend.startsWith("tracker")) return undefined;
+    if (c.backend.includes("PostgreSQL")) return cell("storage floor PostgreSQL", "allocations", c.clients);
     const sync = c.backend.includes("sync=full") ? "full" : "normal";
     return cell(`storage floor sync=${sync}`, "allocations", c.clients);
   };
@@ -235,7 +236,9 @@ if (throughput) {
     ];
   });
   print(table(["backend", "operation", "clients", "per s", "of floor", "p50", "p99", "dups", "errors", "noise"], rows));
-  print("   of floor: allocations, reservations, claims ÷ the storage floor's allocations (same sync, same clients); reads ÷ the HTTP floor");
+  print(
+    "   of floor: allocations, reservations, claims ÷ the storage floor's allocations (same storage, same sync, same clients); reads ÷ the HTTP floor",
+  );
   print("   allocations: GET /ids/next with an Idempotency-Key; reservations: POST /ids/reserve count 5; claims: PUT status pending→in_progress on distinct ready tasks");
   print(`   PostgreSQL: ${throughput.postgres.ran ? "" : "SKIPPED, "}${throughput.postgres.reason}`);
   const errorCell = throughput.cells.find((c) => c.first_error);

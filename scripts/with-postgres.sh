@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/with-postgres.sh COMMAND [ARG...]
+# Usage: scripts/with-postgres.sh [--if-installed] [--durable] COMMAND [ARG...]
 #
 # Runs COMMAND next to a throw-away PostgreSQL cluster and exits with COMMAND's exit code.
 # The cluster is initdb'd into a fresh directory under /tmp, listens on 127.0.0.1 on a free
@@ -15,6 +15,12 @@
 # PostgreSQL refuses to run as root. A default cluster that the Debian package may have
 # created on 5432 is neither used nor touched.
 #
+# --if-installed: when PostgreSQL is not installed, say so and run COMMAND without it (no apt-get,
+#   no TRACKER_TEST_DATABASE_URL) instead of installing it; for `bun run bench` on any machine.
+# --durable: keep PostgreSQL's durable defaults (fsync, synchronous_commit, full_page_writes on),
+#   so that benchmark figures mean what they would on a real server. Without it the cluster trades
+#   durability for speed, which tests do not need.
+#
 # Environment: PG_BINDIR picks the directory of initdb/pg_ctl (default: the newest
 # /usr/lib/postgresql/*/bin, else the one of `initdb` on PATH).
 set -euo pipefail
@@ -22,7 +28,16 @@ set -euo pipefail
 log() { echo "with-postgres: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-[[ $# -gt 0 ]] || die "usage: scripts/with-postgres.sh COMMAND [ARG...]"
+if_installed=false
+durable=false
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --if-installed) if_installed=true; shift ;;
+    --durable) durable=true; shift ;;
+    *) break ;;
+  esac
+done
+[[ $# -gt 0 ]] || die "usage: scripts/with-postgres.sh [--if-installed] [--durable] COMMAND [ARG...]"
 
 find_bindir() {
   if [[ -n "${PG_BINDIR:-}" ]]; then echo "$PG_BINDIR"; return; fi
@@ -33,6 +48,10 @@ find_bindir() {
 }
 
 bindir=$(find_bindir)
+if [[ -z "$bindir" && $if_installed == true ]]; then
+  log "PostgreSQL is not installed (apt-get install postgresql); running without it: $*"
+  exec "$@"
+fi
 if [[ -z "$bindir" ]]; then
   [[ $EUID -eq 0 ]] || die "PostgreSQL is not installed and installing it needs root: apt-get install postgresql"
   log "PostgreSQL is not installed; installing Debian's postgresql package"
@@ -85,16 +104,16 @@ as_pg "$bindir/initdb" -D "$datadir" -U tracker --pwfile="$workdir/pwfile" \
   || { cat "$workdir/initdb.log" >&2; die "initdb failed"; }
 rm -f "$workdir/pwfile"
 
-# A throw-away cluster trades durability for speed; enough connections for several pools.
+# Enough connections for several pools; unless --durable, a throw-away cluster trades durability for speed.
 cat >>"$datadir/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$workdir'
 max_connections = 300
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 include = 'port.conf'
 EOF
+if [[ $durable == false ]]; then
+  printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >>"$datadir/postgresql.conf"
+fi
 
 port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -117,7 +136,8 @@ as_pg "$bindir/psql" -X -q -h "$workdir" -p "$port" -U tracker -d postgres \
   -c "CREATE DATABASE tracker_test" >/dev/null
 
 version=$("$bindir/postgres" --version 2>/dev/null || echo PostgreSQL)
-log "$version running on 127.0.0.1:$port (data in $datadir); running: $*"
+log "$version running on 127.0.0.1:$port (data in $datadir; durable: $durable); running: $*"
+export TRACKER_TEST_DATABASE_DURABLE=$durable
 export TRACKER_TEST_DATABASE_URL="postgres://tracker:$password@127.0.0.1:$port/tracker_test"
 
 cd "$callers_dir"

@@ -17,4 +17,5 @@ export interface Context {
 export const FLOORS = {
   http: ["bun", join(ROOT, "bench/floors/http-floor.ts")],
   storage: ["bun", join(ROOT, "bench/floors/storage-floor.ts")],
+  postgres: ["bun", join(ROOT, "bench/floors/postgres-floor.ts")],
 };

@@ -182,9 +182,15 @@ async function postgresBackends(ctx: Context, cells: Cell[]): Promise<{ ran: boo
   if (!url) {
     return {
       ran: false,
-      reason: "no PostgreSQL: TRACKER_TEST_DATABASE_URL is not set (run `scripts/with-postgres.sh bun run bench`)",
+      reason:
+        "no PostgreSQL: it is not installed here (apt-get install postgresql; `bun run bench` then starts a throw-away cluster), " +
+        "or bench/run.ts was run without scripts/with-postgres.sh",
     };
   }
+  const durability =
+    process.env.TRACKER_TEST_DATABASE_DURABLE === "false"
+      ? "WARNING: fsync off (a test cluster), so these figures overstate a real server"
+      : "durable settings (fsync and synchronous_commit on)";
   // A fresh database for each configuration, dropped afterwards.
   const admin = new SQL(url);
   const databases: string[] = [];
@@ -203,15 +209,20 @@ async function postgresBackends(ctx: Context, cells: Cell[]): Promise<{ ran: boo
         await Promise.all(trackers.map((t) => t.stop()));
         return { ran: false, reason: `the tracker did not start on PostgreSQL: ${String(error).slice(0, 300)}` };
       }
-      const backend: Backend = {
+      const backends: Backend[] = [];
+      if (instances === 1) {
+        const floor = await startHttpServer({ name: "postgres-floor", cmd: FLOORS.postgres, env: { FLOOR_DATABASE_URL: benchUrl.href } });
+        backends.push({ name: "storage floor PostgreSQL", urls: [floor.url], operations: ["allocations"], stop: () => floor.stop() });
+      }
+      backends.push({
         name: `tracker PostgreSQL × ${instances}`,
         urls: trackers.map((t) => t.url),
         operations: ["allocations", "reservations", "claims", "reads"],
         stop: async () => void (await Promise.all(trackers.map((t) => t.stop()))),
-      };
-      await measureGroup(ctx, [backend], cells);
+      });
+      await measureGroup(ctx, backends, cells);
     }
-    return { ran: true, reason: `fresh databases on ${new URL(url).host}; with 2 instances the clients alternate between them` };
+    return { ran: true, reason: `throw-away cluster on ${new URL(url).host}, ${durability}; a fresh database per configuration; with 2 instances the clients alternate between them` };
   } finally {
     for (const database of databases) await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
     await admin.close();
