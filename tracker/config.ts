@@ -1,7 +1,7 @@
 // The one place that reads the environment. A bad value stops the start with a sentence naming
 // the variable (main.ts prints it and exits 1).
 
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync, type Stats } from "node:fs";
 import { dirname, join } from "node:path";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import type { SyncMode } from "./sqlite.ts";
@@ -125,8 +125,9 @@ export interface LocalApiKey {
 /**
  * For a tracker started without TRACKER_API_KEYS: the key kept beside the database, created once
  * (32 random bytes, base64url, file mode 0600). There is never a built-in default key.
+ * `uid` is the user the file must belong to (this process's; undefined on Windows: no check).
  */
-export function loadOrCreateLocalApiKey(dbPath: string): LocalApiKey {
+export function loadOrCreateLocalApiKey(dbPath: string, uid: number | undefined = process.getuid?.()): LocalApiKey {
   if (dbPath === ":memory:") {
     throw new ConfigError(
       "TRACKER_API_KEYS is not set and TRACKER_DB is :memory:, so there is nowhere to keep a generated key; set TRACKER_API_KEYS.",
@@ -134,7 +135,15 @@ export function loadOrCreateLocalApiKey(dbPath: string): LocalApiKey {
   }
   const path = join(dirname(dbPath), "api-key");
   if (existsSync(path)) {
-    const key = readFileSync(path, "utf8").trim();
+    const fd = openSync(path, "r");
+    let key: string;
+    try {
+      // Checked on the open file, so it cannot be swapped between the check and the read.
+      checkKeyFileIsPrivate(path, fstatSync(fd), uid);
+      key = readFileSync(fd, "utf8").trim();
+    } finally {
+      closeSync(fd);
+    }
     checkApiKey(key, `The API key file ${path}`);
     return { key, path, created: false };
   }
@@ -145,7 +154,21 @@ export function loadOrCreateLocalApiKey(dbPath: string): LocalApiKey {
   return { key, path, created: true };
 }
 
-/** True when people other than the owner may read the key file. */
-export function isReadableByOthers(path: string): boolean {
-  return (statSync(path).mode & 0o077) !== 0;
+/**
+ * A key file that another user owns, or may read or write, is refused rather than trusted: with
+ * TRACKER_DB under a shared directory such as /tmp, anyone could have planted a key they know.
+ */
+function checkKeyFileIsPrivate(path: string, stats: Stats, uid: number | undefined): void {
+  if (uid === undefined) return;
+  if (stats.uid !== uid) {
+    throw new ConfigError(
+      `The API key file ${path} belongs to user ${stats.uid}, not to this user (${uid}), so someone else may know the key; remove it to have a new key generated, or set TRACKER_API_KEYS.`,
+    );
+  }
+  if ((stats.mode & 0o066) !== 0) {
+    const mode = (stats.mode & 0o777).toString(8).padStart(3, "0");
+    throw new ConfigError(
+      `The API key file ${path} can be read or written by other users (mode ${mode}); if you trust the key in it, run: chmod 600 ${path}; otherwise remove it to have a new key generated.`,
+    );
+  }
 }

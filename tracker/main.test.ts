@@ -3,8 +3,9 @@
 // bunfig.toml of the repository applies) with a clean environment and port 0.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadOrCreateLocalApiKey } from "./config.ts";
 import { makeTempDir } from "./testing.ts";
 
 const MAIN = join(import.meta.dir, "main.ts");
@@ -80,6 +81,14 @@ async function startedUrl(spawned: Spawned): Promise<string> {
   return (await spawned.stderr.waitForLog("tracker started")).url;
 }
 
+/** The exit code of a tracker expected to refuse to start; one that starts fails the test at once, not by a timeout. */
+function exitCodeBeforeStart(spawned: Spawned): Promise<number | string> {
+  return startedUrl(spawned).then(
+    () => "started",
+    () => spawned.proc.exited,
+  );
+}
+
 describe("configuration errors stop the start with exit 1 and a sentence naming the variable", () => {
   const cases: Array<[Record<string, string>, string]> = [
     [{ PORT: "eighty", TRACKER_API_KEYS: KEY }, "PORT must be a port number from 0 to 65535"],
@@ -94,6 +103,8 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
     [{ TRACKER_API_KEYS: KEY, DATABASE_URL: "mysql://x" }, "DATABASE_URL must be a postgres:// or postgresql:// URL."],
     [{ DATABASE_URL: "postgres://localhost/tracker" }, "TRACKER_API_KEYS must be set when DATABASE_URL is set"],
     [{ TRACKER_DB: ":memory:" }, "set TRACKER_API_KEYS"],
+    [{ TRACKER_API_KEYS: KEY, HOST: "no-such-host.invalid" }, "(PORT, HOST): HOST no-such-host.invalid could not be resolved to an address"],
+    [{ TRACKER_API_KEYS: KEY, HOST: "192.0.2.1" }, "(PORT, HOST): HOST 192.0.2.1 is not an address of this machine"],
   ];
   for (const [env, sentence] of cases) {
     test(`${JSON.stringify(env)}`, async () => {
@@ -116,6 +127,37 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
       expect(spawned.stderr.text).toContain(`The tracker could not listen on 127.0.0.1:${occupant.port} (PORT, HOST)`);
     } finally {
       await occupant.stop(true);
+    }
+  });
+
+  test("a port another tracker is listening on", async () => {
+    const firstDir = tempDir();
+    const first = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(firstDir, "tracker.db") }, firstDir);
+    const port = new URL(await startedUrl(first)).port;
+    const dir = tempDir();
+    const second = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db"), PORT: port }, dir);
+    expect(await exitCodeBeforeStart(second)).toBe(1);
+    await second.stderr.finished;
+    expect(second.stderr.text).toBe(
+      `The tracker could not listen on 127.0.0.1:${port} (PORT, HOST): port ${port} is already in use, perhaps by another tracker; stop that one or set PORT to a free port.\n`,
+    );
+    first.proc.kill("SIGTERM");
+    expect(await first.proc.exited).toBe(0);
+  });
+
+  test("a TRACKER_DB that is a directory, or a file that is not a database", async () => {
+    const dir = tempDir();
+    const textFile = join(dir, "notes.txt");
+    writeFileSync(textFile, "not a database\n");
+    const cases: Array<[string, string]> = [
+      [dir, `it is a directory; set TRACKER_DB to a file path, such as ${join(dir, "tracker.db")}.`],
+      [textFile, "the file is not a SQLite database; set TRACKER_DB to the tracker's database, or to a new file path to start afresh."],
+    ];
+    for (const [dbPath, reason] of cases) {
+      const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: dbPath }, dir);
+      expect(await spawned.proc.exited).toBe(1);
+      await spawned.stderr.finished;
+      expect(spawned.stderr.text).toBe(`The tracker could not open its database ${dbPath} (TRACKER_DB): ${reason}\n`);
     }
   });
 
@@ -161,6 +203,36 @@ describe("the tracker without TRACKER_API_KEYS", () => {
     expect(await second.proc.exited).toBe(0);
     await second.stderr.finished;
     expect(second.stderr.text).not.toContain(key);
+  });
+});
+
+describe("a key file someone else could have written or can read", () => {
+  test("is refused when others may read or write it, naming the file and the fix", async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "data"));
+    const keyPath = join(dir, "data", "api-key");
+    writeFileSync(keyPath, "planted-key-0123456789abcdef\n");
+    for (const mode of [0o644, 0o620, 0o602]) {
+      chmodSync(keyPath, mode);
+      const spawned = spawnTracker({}, dir);
+      expect(await exitCodeBeforeStart(spawned)).toBe(1);
+      await spawned.stderr.finished;
+      expect(spawned.stderr.text).toBe(
+        `The API key file data/api-key can be read or written by other users (mode ${mode.toString(8)}); if you trust the key in it, run: chmod 600 data/api-key; otherwise remove it to have a new key generated.\n`,
+      );
+    }
+  });
+
+  test("is refused when it belongs to another user", () => {
+    const dir = tempDir();
+    const keyPath = join(dir, "api-key");
+    writeFileSync(keyPath, "planted-key-0123456789abcdef\n", { mode: 0o600 });
+    const owner = statSync(keyPath).uid;
+    // This user stands in for the tracker's; the file's real owner for the one who planted it.
+    expect(() => loadOrCreateLocalApiKey(join(dir, "tracker.db"), owner + 1)).toThrow(
+      `The API key file ${keyPath} belongs to user ${owner}, not to this user (${owner + 1}), so someone else may know the key; remove it to have a new key generated, or set TRACKER_API_KEYS.`,
+    );
+    expect(loadOrCreateLocalApiKey(join(dir, "tracker.db"), owner)).toEqual({ key: "planted-key-0123456789abcdef", path: keyPath, created: false });
   });
 });
 

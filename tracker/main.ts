@@ -1,7 +1,9 @@
 // `bun run tracker`: the Task Tracking service, configured from the environment (config.ts).
 // Stdout stays empty; start-up problems are one sentence on stderr and exit code 1.
 
-import { ConfigError, isReadableByOthers, loadOrCreateLocalApiKey, readConfig, type TrackerConfig } from "./config.ts";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError, loadOrCreateLocalApiKey, readConfig, type TrackerConfig } from "./config.ts";
 import { describeError } from "./log.ts";
 import { openPostgresStorage, redactDatabaseUrl } from "./postgres.ts";
 import { startTracker } from "./server.ts";
@@ -24,8 +26,46 @@ async function openStorage(config: TrackerConfig): Promise<{ storage: Storage; d
     });
     return { storage, description: redactDatabaseUrl(config.databaseUrl) };
   }
-  const storage = await openSqliteStorage({ path: config.dbPath, sync: config.sync });
-  return { storage, description: `sqlite:${config.dbPath}` };
+  try {
+    const storage = await openSqliteStorage({ path: config.dbPath, sync: config.sync });
+    return { storage, description: `sqlite:${config.dbPath}` };
+  } catch (error) {
+    throw new ConfigError(`The tracker could not open its database ${config.dbPath} (TRACKER_DB): ${whySqliteFailed(config.dbPath, error)}`);
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false; // missing, or under a file: SQLite's own message says so
+  }
+}
+
+/** SQLite's own words ("unable to open database file") say neither which file nor what to do. */
+function whySqliteFailed(path: string, error: unknown): string {
+  if (isDirectory(path)) {
+    return `it is a directory; set TRACKER_DB to a file path, such as ${join(path, "tracker.db")}.`;
+  }
+  if ((error as { code?: unknown } | null)?.code === "SQLITE_NOTADB") {
+    return "the file is not a SQLite database; set TRACKER_DB to the tracker's database, or to a new file path to start afresh.";
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A failure to listen, as a sentence naming the variable to change. */
+function whyListenFailed(config: TrackerConfig, error: unknown): string {
+  const { code, syscall } = (error ?? {}) as { code?: unknown; syscall?: unknown };
+  if (syscall === "getaddrinfo") {
+    return `HOST ${config.host} could not be resolved to an address (${String(code)}); set HOST to an address or name of this machine, such as 127.0.0.1 or 0.0.0.0.`;
+  }
+  if (code === "EADDRINUSE") {
+    return `port ${config.port} is already in use, perhaps by another tracker; stop that one or set PORT to a free port.`;
+  }
+  if (code === "EADDRNOTAVAIL") {
+    return `HOST ${config.host} is not an address of this machine; set HOST to one that is, such as 127.0.0.1 or 0.0.0.0.`;
+  }
+  return error instanceof Error ? error.message : String(error);
 }
 
 function resolveApiKeys(config: TrackerConfig): string[] {
@@ -40,9 +80,6 @@ function resolveApiKeys(config: TrackerConfig): string[] {
       ? `TRACKER_API_KEYS is not set: generated an API key in ${local.path} (readable only by you); ${how}\n`
       : `TRACKER_API_KEYS is not set: using the API key in ${local.path}; ${how}\n`,
   );
-  if (isReadableByOthers(local.path)) {
-    process.stderr.write(`Warning: ${local.path} is readable by other users; run: chmod 600 ${local.path}\n`);
-  }
   return [local.key];
 }
 
@@ -71,8 +108,7 @@ async function main(): Promise<void> {
     });
   } catch (error) {
     await opened.storage.close();
-    const reason = error instanceof Error ? error.message : String(error);
-    fail(`The tracker could not listen on ${config.host}:${config.port} (PORT, HOST): ${reason}`);
+    fail(`The tracker could not listen on ${config.host}:${config.port} (PORT, HOST): ${whyListenFailed(config, error)}`);
   }
   tracker.logger.log("info", "tracker started", { url: tracker.url, storage: opened.description });
 

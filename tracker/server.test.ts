@@ -1,6 +1,7 @@
 // The REST contract of API.md, end to end over HTTP against an in-process tracker on port 0.
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { connect, type Socket } from "node:net";
 import { MAX_BODY_BYTES, apiKeyScope, requestFingerprint } from "./server.ts";
 import type { Storage } from "./storage.ts";
 import {
@@ -44,6 +45,25 @@ function expectError(response: ApiResponse, status: number, code: string, error?
   expect(typeof response.body.error).toBe("string");
   expect(Object.keys(response.body).sort()).toEqual(["code", "error"]);
   if (error !== undefined) expect(response.body.error).toBe(error);
+}
+
+function openSocket(): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(new URL(t.url).port), "127.0.0.1", () => resolve(socket));
+    socket.once("error", reject);
+  });
+}
+
+/** Sends the bytes as they are (fetch would add a Host header) and returns status and JSON body. */
+async function sendRaw(request: string): Promise<[number, unknown]> {
+  const socket = await openSocket();
+  let answer = "";
+  socket.setEncoding("utf8").on("data", (chunk: string) => (answer += chunk));
+  const closed = new Promise((resolve) => socket.once("close", resolve));
+  socket.write(request);
+  await closed;
+  const [head = "", body = ""] = answer.split("\r\n\r\n");
+  return [Number(head.split(" ")[1]), JSON.parse(body)];
 }
 
 describe("GET /healthz", () => {
@@ -136,8 +156,60 @@ describe("routing", () => {
     expect((await t.request("GET", "/tasks/T-1/status")).headers.get("allow")).toBe("PUT");
   });
 
+  test("HEAD answers as GET does, without the body", async () => {
+    await addTasks(task("T-1"));
+    const paths = ["/healthz", "/tasks/T-1", "/tasks/NOPE", "/tasks/next?project=proj", "/ids/reservations/not-a-uuid"];
+    for (const path of paths) {
+      const get = await t.request("GET", path);
+      const head = await t.request("HEAD", path);
+      expect([head.status, head.body, head.headers.get("content-type"), head.headers.get("content-length")]).toEqual([
+        get.status,
+        "",
+        "application/json",
+        String(Buffer.byteLength(JSON.stringify(get.body))),
+      ]);
+    }
+  });
+
+  test("HEAD /ids/next is 405, as it would spend an ID that nobody sees", async () => {
+    const response = await t.request("HEAD", "/ids/next?type=US&project=proj");
+    expect([response.status, response.headers.get("allow")]).toEqual([405, "GET"]);
+    expect((await t.request("GET", "/ids/next?type=US&project=proj")).body.number).toBe(1);
+  });
+
+  test("a request without a usable Host header is routed by its path", async () => {
+    const auth = `Authorization: Bearer ${TEST_API_KEY}\r\n`;
+    for (const hostLine of ["", "Host:\r\n", "Host: a b\r\n", "Host: [::1\r\n"]) {
+      expect(await sendRaw(`GET /healthz HTTP/1.0\r\n${hostLine}\r\n`)).toEqual([200, { status: "ok", version: "9.9.9-test" }]);
+      expect(await sendRaw(`GET /tasks/next?project=proj HTTP/1.0\r\n${hostLine}${auth}\r\n`)).toEqual([200, { task: null }]);
+    }
+  });
+
   test("GET /tasks/batch reads a task called batch, as a task_id may be any name", async () => {
     expectError(await t.request("GET", "/tasks/batch"), 404, "not_found", "Task not found: batch");
+  });
+});
+
+describe("query parameters", () => {
+  test("one given twice is 400 naming it, and nothing is allocated", async () => {
+    expectError(await t.request("GET", "/ids/next?project=proj&type=US&type=SPEC"), 400, "validation_failed", "type must be given once, not 2 times");
+    expectError(await t.request("GET", "/tasks/next?project=proj&project=proj"), 400, "validation_failed", "project must be given once, not 2 times");
+    expect((await t.request("GET", "/ids/next?type=US&project=proj")).body.number).toBe(1);
+  });
+
+  test("an unknown one is 400 naming it and what the endpoint takes, and nothing changes", async () => {
+    const cases: Array<[string, string, string]> = [
+      ["GET", "/tasks/next?project=proj&bogus=1", "bogus is not a known query parameter of GET /tasks/next (it takes project, status)"],
+      ["GET", "/ids/next?type=US&project=proj&Type=SPEC", "Type is not a known query parameter of GET /ids/next (it takes type, project)"],
+      ["GET", "/tasks/T-1?verbose", "verbose is not a known query parameter of GET /tasks/<task_id> (it takes none)"],
+      ["POST", "/tasks/batch?dry_run=true", "dry_run is not a known query parameter of POST /tasks/batch (it takes none)"],
+    ];
+    for (const [method, path, sentence] of cases) {
+      const body = method === "POST" ? { tasks: [task("A")] } : undefined;
+      expectError(await t.request(method, path, { body }), 400, "validation_failed", sentence);
+    }
+    expect((await t.request("GET", "/tasks/A")).status).toBe(404);
+    expect((await t.request("GET", "/ids/next?type=US&project=proj")).body.number).toBe(1);
   });
 });
 
@@ -595,6 +667,21 @@ describe("request bodies over 1 MiB", () => {
     const json = '{"tasks": []}';
     const response = await t.request("POST", "/tasks/batch", { rawBody: " ".repeat(MAX_BODY_BYTES - json.length) + json });
     expectError(response, 400, "validation_failed", "tasks must hold 1 to 500 tasks, not 0");
+  });
+});
+
+describe("a client that hangs up", () => {
+  test("in the middle of its body is logged as gone (499, info), not as a server error", async () => {
+    const socket = await openSocket();
+    socket.write(
+      `POST /tasks/batch HTTP/1.1\r\nHost: tracker\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Length: 100\r\n\r\n{`,
+    );
+    await t.waitForLog("request started");
+    socket.destroy();
+    await t.waitForLog("request");
+    const entries = t.logText().trim().split("\n").map((line) => JSON.parse(line));
+    expect(entries.filter((entry) => entry.level === "error")).toEqual([]);
+    expect(entries.find((entry) => entry.msg === "request")).toMatchObject({ level: "info", method: "POST", path: "/tasks/batch", status: 499 });
   });
 });
 

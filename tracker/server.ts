@@ -3,6 +3,7 @@
 // It knows nothing of SQL: everything durable goes through a Storage.
 
 import { createHash, timingSafeEqual } from "node:crypto";
+import { lookup } from "node:dns/promises";
 import packageJson from "../package.json" with { type: "json" };
 import {
   ApiError,
@@ -99,6 +100,8 @@ interface Route {
   segments: string[];
   /** Carries Idempotency-Key (POST, PUT and GET /ids/next). */
   idempotent: boolean;
+  /** The query parameters it takes; any other, or one given twice, is a 400. */
+  query: readonly string[];
   handler: Handler;
 }
 
@@ -120,6 +123,8 @@ function errorReply(error: ApiError): Reply {
 }
 
 const INTERNAL_ERROR_BODY = JSON.stringify({ error: "Internal error", code: "internal" });
+/** nginx's "client closed request": for the access log only, as the client is gone and hears nothing. */
+const CLIENT_CLOSED_REQUEST = 499;
 const UNAUTHORIZED = new ApiError("unauthorized", "Unauthorized");
 
 function sha256(text: string): Buffer {
@@ -153,6 +158,53 @@ function queryParam(url: URL, name: string, test: (value: string) => boolean, ru
   if (value === null || value === "") throw validationError(`${name} is required`);
   if (!test(value)) throw validationError(`${name} must be ${rule}`);
   return value;
+}
+
+/** How API.md writes a route: `GET /tasks/<task_id>`. */
+function describeRoute(route: Route): string {
+  const path = route.segments.map((segment) => (segment.startsWith(":") ? `<${segment.slice(1)}>` : segment)).join("/");
+  return `${route.method} /${path}`;
+}
+
+/**
+ * Treated as unknown body fields are: a typo must not pass silently, and a repeated parameter must
+ * not quietly let its first value win (`type=US&type=SPEC` allocating a US ID).
+ */
+function checkQueryParams(url: URL, route: Route): void {
+  for (const name of new Set(url.searchParams.keys())) {
+    if (!route.query.includes(name)) {
+      const takes = route.query.length === 0 ? "it takes none" : `it takes ${route.query.join(", ")}`;
+      throw validationError(`${name || '""'} is not a known query parameter of ${describeRoute(route)} (${takes})`);
+    }
+    const count = url.searchParams.getAll(name).length;
+    if (count > 1) throw validationError(`${name} must be given once, not ${count} times`);
+  }
+}
+
+/**
+ * HEAD runs a GET route (Bun sends the headers and leaves out the body), but not a GET that
+ * allocates: the ID would be spent where nobody can see it.
+ */
+function answersHead(route: Route): boolean {
+  return route.method === "GET" && !route.idempotent;
+}
+
+/**
+ * The URL to route by. Bun builds request.url from the Host header: with no usable Host (HTTP/1.0,
+ * `Host:` empty, `Host: a b`) it is the bare path, and with a malformed one (`Host: [::1`) it does
+ * not parse. Routing needs only the path and query, so they are taken as sent, whatever Host says.
+ */
+function requestUrl(request: Request): URL {
+  const host = request.headers.get("host");
+  const prefix = `http://${host}`;
+  const target = host !== null && request.url.startsWith(prefix) ? request.url.slice(prefix.length) : request.url;
+  // Not `new URL(target, base)`: that would read a path starting with `//` as a host.
+  return new URL(target.startsWith("/") ? `http://localhost${target}` : target);
+}
+
+/** The client hung up before its request was read: its own doing, not a server error. */
+function isClientGone(request: Request, error: unknown): boolean {
+  return request.signal.aborted && error instanceof Error && error.name === "AbortError";
 }
 
 function parseJsonBody(text: string): unknown {
@@ -254,6 +306,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
       method: "GET",
       segments: ["tasks", "next"],
       idempotent: false,
+      query: ["project", "status"],
       async handler({ url }) {
         const projectId = queryParam(url, "project", isProjectId, PROJECT_ID_RULE);
         const status = url.searchParams.get("status") ?? "pending";
@@ -265,6 +318,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
       method: "POST",
       segments: ["tasks", "batch"],
       idempotent: true,
+      query: [],
       async handler(context) {
         const tasks = parseTaskBatch(parseJsonBody(context.bodyText));
         return write<string[]>(
@@ -278,6 +332,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
       method: "GET",
       segments: ["tasks", ":task_id"],
       idempotent: false,
+      query: [],
       async handler(context) {
         const taskId = taskIdParam(context);
         const task = await storage.getTask(taskId);
@@ -289,6 +344,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
       method: "PUT",
       segments: ["tasks", ":task_id", "status"],
       idempotent: true,
+      query: [],
       async handler(context) {
         const taskId = taskIdParam(context);
         const agentId = context.request.headers.get("x-agent-id");
@@ -311,6 +367,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
       method: "GET",
       segments: ["ids", "next"],
       idempotent: true,
+      query: ["type", "project"],
       async handler(context) {
         const artifactType = queryParam(context.url, "type", isArtifactType, ARTIFACT_TYPE_RULE);
         const projectId = queryParam(context.url, "project", isProjectId, PROJECT_ID_RULE);
@@ -331,6 +388,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
       method: "POST",
       segments: ["ids", "reserve"],
       idempotent: true,
+      query: [],
       async handler(context) {
         const request = parseReservationRequest(parseJsonBody(context.bodyText));
         const createdAt = now();
@@ -356,6 +414,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
       method: "GET",
       segments: ["ids", "reservations", ":reservation_id"],
       idempotent: false,
+      query: [],
       async handler(context) {
         const reservationId = pathParam(context.params[0], "reservation_id", (id) => isUuid(id.toLowerCase()), "a UUID");
         const reservation = await storage.getReservation(reservationId.toLowerCase());
@@ -368,6 +427,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
       method: "PUT",
       segments: ["ids", "registry", ":project_id", ":artifact_type"],
       idempotent: true,
+      query: [],
       async handler(context) {
         const projectId = pathParam(context.params[0], "project_id", isProjectId, PROJECT_ID_RULE);
         const artifactType = pathParam(context.params[1], "artifact_type", isArtifactType, ARTIFACT_TYPE_RULE);
@@ -394,7 +454,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
         else matches = expected === segments[i];
       }
       if (!matches) continue;
-      if (route.method === method) return { route, params };
+      if (route.method === method || (method === "HEAD" && answersHead(route))) return { route, params };
       if (!allow.includes(route.method)) allow.push(route.method);
     }
     return { allow };
@@ -464,7 +524,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
   async function route(request: Request, url: URL): Promise<Reply> {
     const segments = url.pathname.split("/").slice(1);
     if (segments.length === 1 && segments[0] === "healthz") {
-      if (request.method !== "GET") throw new MethodNotAllowed(request.method, ["GET"]);
+      if (request.method !== "GET" && request.method !== "HEAD") throw new MethodNotAllowed(request.method, ["GET"]);
       return healthz();
     }
     const scope = authenticate(request);
@@ -475,6 +535,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
       throw new ApiError("not_found", `No such endpoint: ${request.method} ${url.pathname.slice(0, 200)}`);
     }
     const { route, params } = match;
+    checkQueryParams(url, route);
     const key = route.idempotent ? request.headers.get("idempotency-key") : null;
     if (key !== null && (key.length === 0 || !isPrintableAscii(key, MAX_IDEMPOTENCY_KEY_LENGTH))) {
       throw validationError(`Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters`);
@@ -514,14 +575,14 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
     let reply: Reply;
     let path = "";
     try {
-      const url = new URL(request.url);
+      const url = requestUrl(request);
       path = url.pathname;
       if (logger.enabled("debug")) {
         logger.log("debug", "request started", { method: request.method, path: path.slice(0, 300), request_id: requestId });
       }
       reply = await route(request, url);
     } catch (error) {
-      reply = replyForError(error, requestId);
+      reply = isClientGone(request, error) ? { status: CLIENT_CLOSED_REQUEST, body: "" } : replyForError(error, requestId);
     }
     const level = reply.status >= 500 ? "error" : "info";
     if (logger.enabled(level)) {
@@ -536,12 +597,19 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
     return toResponse(reply, requestId);
   }
 
+  const hostname = options.host ?? "127.0.0.1";
   let server: ReturnType<typeof Bun.serve>;
   try {
+    // Bun.serve reports a name that does not resolve as some failure to listen (EINVAL, ENOENT,
+    // even EADDRINUSE); resolving it first makes a bad host fail as one (syscall getaddrinfo).
+    await lookup(hostname);
     server = Bun.serve({
       port: options.port ?? 8080,
-      hostname: options.host ?? "127.0.0.1",
+      hostname,
       development: false,
+      // With `development: false` Bun sets SO_REUSEPORT unless told not to: a second tracker on a
+      // busy port would start, and the kernel would split requests between two databases.
+      reusePort: false,
       // No limit of Bun's own: readBody enforces MAX_BODY_BYTES (declared or read) and answers with
       // the contract's 413 body, where Bun would answer with an empty one.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
