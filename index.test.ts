@@ -433,6 +433,12 @@ describe("retries", () => {
     expect(seen[1]!.at - seen[0]!.at).toBeGreaterThanOrEqual(950);
   });
 
+  test("Retry-After on every answer still stops after 3 retries", async () => {
+    handler = () => apiError(429, "busy", "slow down", { "retry-after": "0" });
+    const result = await call("reserve_id_range", { artifact_type: "US", count: 1, project_id: PROJECT });
+    expect({ text: textOf(result), requests: seen.length }).toEqual({ text: "Task Tracking API error: 429 - slow down", requests: 4 });
+  });
+
   test("a timed-out attempt is retried and a later answer is returned", async () => {
     handler = (record) => (seen.length === 1 ? record.aborted.then(() => json({})) : json({ task: null }));
     const result = await call("get_next_task", { project_id: PROJECT }, { timeoutMs: 200 });
@@ -693,12 +699,23 @@ describe("configuration", () => {
     [{ TASK_TRACKING_AGENT_ID: "a".repeat(129) }, "TASK_TRACKING_AGENT_ID must be"],
     [{ TASK_TRACKING_AGENT_ID: "tab\there" }, "TASK_TRACKING_AGENT_ID must be"],
     [{ LOG_LEVEL: "verbose" }, "LOG_LEVEL must be one of debug, info, warn, error"],
+    [{ TASK_TRACKING_URL: "http://127.0.0.1:8080/?x=1" }, "TASK_TRACKING_URL must be the service's base URL, without a query or fragment"],
+    [{ TASK_TRACKING_URL: "http://127.0.0.1:8080/#top" }, "TASK_TRACKING_URL must be the service's base URL, without a query or fragment"],
+    [{ TASK_TRACKING_API_KEY: "\u201ckey-pasted-with-quotes\u201d" }, "TASK_TRACKING_API_KEY must be printable ASCII characters"],
+    [{ TASK_TRACKING_API_KEY: "${TASK_TRACKING_API_KEY}" }, "TASK_TRACKING_API_KEY environment variable not set"],
   ];
   for (const [env, message] of bad) {
     test(`${JSON.stringify(env).slice(0, 60)} fails naming the variable`, () => {
       expect(() => loadConfig({ ...base, ...env })).toThrow(message);
     });
   }
+
+  test("a ${VAR} the MCP client did not expand counts as unset", () => {
+    expect(loadConfig({ ...base, TASK_TRACKING_URL: "${TASK_TRACKING_URL}", TASK_TRACKING_AGENT_ID: "${AGENT}" })).toMatchObject({
+      url: "http://localhost:8080",
+      agentId: undefined,
+    });
+  });
 
   test("the redactor hides every form of the secret", () => {
     const redact = createRedactor(['k"ey\\1']);

@@ -38,12 +38,25 @@ export class ConfigError extends Error {
 
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
-/** Reads the environment once. Empty values count as unset, as MCP clients often pass "" for blanks. */
+/**
+ * A `${VAR}` that the MCP client left as it was: Claude Code passes `"${TASK_TRACKING_API_KEY}"` of a
+ * .mcp.json through literally when the variable is not set in the user's environment.
+ */
+const UNEXPANDED_PLACEHOLDER = /^\$\{[^}]*\}$/;
+
+/** Reads the environment once. Empty values and unexpanded `${VAR}`s count as unset, as MCP clients pass them for blanks. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const value = (name: string) => (env[name]?.trim() ? env[name]!.trim() : undefined);
+  const value = (name: string) => {
+    const text = env[name]?.trim();
+    return text && !UNEXPANDED_PLACEHOLDER.test(text) ? text : undefined;
+  };
 
   const apiKey = value("TASK_TRACKING_API_KEY");
   if (!apiKey) throw new ConfigError("TASK_TRACKING_API_KEY environment variable not set");
+  if (!PRINTABLE_ASCII.test(apiKey)) {
+    // Never the key itself: only what is wrong with it.
+    throw new ConfigError("TASK_TRACKING_API_KEY must be printable ASCII characters; look for quotes or other characters pasted with it");
+  }
 
   const rawUrl = value("TASK_TRACKING_URL") ?? "http://localhost:8080";
   let parsed: URL;
@@ -54,6 +67,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     throw new ConfigError("TASK_TRACKING_URL must be an http(s) URL such as http://localhost:8080");
+  }
+  if (rawUrl.includes("?") || rawUrl.includes("#")) {
+    throw new ConfigError("TASK_TRACKING_URL must be the service's base URL, without a query or fragment, such as http://localhost:8080");
   }
   const url = rawUrl.replace(/\/+$/, "");
   const withoutCredentials = new URL(url);
@@ -127,7 +143,7 @@ const taskId = (field: string) =>
 const artifactType = z
   .string()
   .regex(ARTIFACT_TYPE, "artifact_type must be an upper-case letter then up to 15 upper-case letters or digits, e.g. US, SPEC, TASK");
-const taskStatus = z.enum(TASK_STATUSES, { error: "status must be one of pending, in_progress, completed" });
+const taskStatus = (field: string) => z.enum(TASK_STATUSES, { error: `${field} must be one of pending, in_progress, completed` });
 
 const TaskSchema = z.looseObject({
   task_id: z.string(),
@@ -148,8 +164,8 @@ const TaskSchema = z.looseObject({
 export type Task = z.infer<typeof TaskSchema>;
 
 const TaskInputSchema = z.strictObject({
-  task_id: taskId("task_id"),
-  project_id: projectId,
+  task_id: taskId("task_id").describe("Unique task ID, e.g. \"TASK-046\"; 1-64 characters of A-Z a-z 0-9 . _ -"),
+  project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
   description: z
     .string()
     .min(1, "description must not be empty")
@@ -350,7 +366,8 @@ export class TrackerClient {
         const { detail, code } = describeErrorBody(text, response.statusText);
         failure = new ToolFailure(`Task Tracking API error: ${response.status} - ${detail}`, response.status, detail, code);
         if (!RETRYABLE_STATUSES.has(response.status)) throw failure;
-        delay = retryAfterMs(response, Date.now()) ?? delay;
+        // Retry-After sets the wait, never the number of attempts: after the last one there is none.
+        if (delay !== undefined) delay = retryAfterMs(response, Date.now()) ?? delay;
       } catch (error) {
         if (error instanceof ToolFailure) throw error;
         if (signal.aborted) throw new CancelledError();
@@ -540,7 +557,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
         "in_progress so no other agent gets it; without claim it only reads and changes nothing.",
       inputSchema: {
         project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
-        status_filter: taskStatus.default("pending").describe("Which tasks to look at: pending (default), in_progress or completed"),
+        status_filter: taskStatus("status_filter").default("pending").describe("Which tasks to look at: pending (default), in_progress or completed"),
         claim: z
           .boolean()
           .default(false)
@@ -575,7 +592,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
         "Returns the updated task.",
       inputSchema: {
         task_id: taskId("task_id").describe("Task ID, e.g. \"TASK-051\""),
-        status: taskStatus.describe("The new status: pending, in_progress or completed"),
+        status: taskStatus("status").describe("The new status: pending, in_progress or completed"),
         completion_notes: z
           .string()
           .max(10_000, "completion_notes must be at most 10000 characters")
