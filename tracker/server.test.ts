@@ -449,7 +449,8 @@ describe("IDs", () => {
     expect(created.status).toBe(201);
     const expiresAt = new Date(clock.now().getTime() + TTL_SECONDS * 1000).toISOString();
     expect(created.body).toEqual({
-      reservation_id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
+      // A version 7 UUID: time-ordered, so new reservations append to the table (see server.ts).
+      reservation_id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
       reserved_ids: ["US-028", "US-029", "US-030", "US-031", "US-032", "US-033"],
       expires_at: expiresAt,
       artifact_type: "US",
