@@ -139,10 +139,18 @@ if (latency) {
   const tools = Object.values(latency.tools);
   const worstLayer = Math.max(...tools.map((t) => t.overhead_p95));
   const worstP95 = Math.max(...tools.map((t) => t.mcp.p95));
-  const worstRatio = Math.max(...tools.map((t) => t.mcp.p50 / floorSum));
+  const worst = tools.reduce((a, b) => (b.mcp.p50 > a.mcp.p50 ? b : a));
+  const worstRatio = worst.mcp.p50 / floorSum;
+  // What the tracker itself spends on this request beyond a constant answer: part of the p50, not of our layer.
+  const trackerWork = Math.max(0, worst.http.p50 - latency.http_floor.p50);
   target("MCP-layer overhead p95 (worst tool)", "≤ 0.5 ms", `${ms(worstLayer)} ms`, worstLayer <= 0.5);
   target("end-to-end tool call p95 (worst tool)", "≤ 1.5 ms", `${ms(worstP95)} ms`, worstP95 <= 1.5);
-  target("p50 / (MCP floor + HTTP floor) (worst tool)", "≤ 2×", `${ratio(worstRatio)} (floors ${ms(floorSum)} ms)`, worstRatio <= 2);
+  target(
+    "p50 / (MCP floor + HTTP floor) (worst tool)",
+    "≤ 2×",
+    `${ratio(worstRatio)} (floors ${ms(floorSum)} ms; the tracker's own work adds ${ms(trackerWork)} ms, without it ${ratio((worst.mcp.p50 - trackerWork) / floorSum)})`,
+    worstRatio <= 2,
+  );
 }
 
 const coldstart = results.coldstart;
