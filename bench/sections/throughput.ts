@@ -35,6 +35,10 @@ export interface ThroughputResult {
   postgres: { ran: boolean; reason: string };
 }
 
+/** Seconds of one measured run, and how many runs of each cell: the report prints both. */
+const secondsPerRun = (ctx: Context) => (ctx.quick ? 0.4 : 2);
+const repeatsPerCell = (ctx: Context) => (ctx.quick ? 1 : 3);
+
 interface Backend {
   name: string;
   urls: string[];
@@ -44,7 +48,7 @@ interface Backend {
 
 /** One measured run: the load, then the check of what it handed out. */
 async function run(ctx: Context, backend: Backend, operation: Operation, clients: number, runIndex: number, estimate: number): Promise<LoadResult & { duplicates: number }> {
-  const seconds = ctx.quick ? 0.4 : 2;
+  const seconds = secondsPerRun(ctx);
   const https = backend.urls.map((url) => new TrackerHttp(url));
   const pick = (client: number) => https[client % https.length]!;
   const project = `thr-${operation}-${clients}-${runIndex}`;
@@ -97,7 +101,7 @@ async function run(ctx: Context, backend: Backend, operation: Operation, clients
  * (alternating who goes first), so drift on this shared machine hits ours and the floors alike.
  */
 async function measureGroup(ctx: Context, backends: Backend[], cells: Cell[]): Promise<void> {
-  const repeats = ctx.quick ? 1 : 3;
+  const repeats = repeatsPerCell(ctx);
   try {
     for (const backend of backends) {
       if (backend.operations.includes("reads")) {
@@ -234,5 +238,5 @@ export async function measureThroughput(ctx: Context): Promise<ThroughputResult>
   await measureGroup(ctx, [await storageFloor("normal"), await httpFloor(), await sqliteTracker("normal")], cells);
   await measureGroup(ctx, [await storageFloor("full"), await sqliteTracker("full")], cells);
   const postgres = await postgresBackends(ctx, cells);
-  return { seconds_per_run: ctx.quick ? 0.4 : 2, repeats: ctx.quick ? 1 : 3, cells, postgres };
+  return { seconds_per_run: secondsPerRun(ctx), repeats: repeatsPerCell(ctx), cells, postgres };
 }
