@@ -42,10 +42,10 @@ const buildScript = readFileSync(join(ROOT, "scripts/build.ts"), "utf8");
 for (const flag of COMPILE_FLAGS) {
   if (!buildScript.includes(`"${flag}"`)) throw new Error(`scripts/build.ts no longer uses ${flag}: update COMPILE_FLAGS in bench/lib/proc.ts`);
 }
-// The storage floor sets the tracker's pragmas: say so when tracker/sqlite.ts has moved on.
+// The storage floor sets the tracker's pragmas: say so when tracker/storage/sqlite.ts has moved on.
 const pragmas = (file: string) =>
   new Set([...readFileSync(join(ROOT, file), "utf8").matchAll(/PRAGMA (\w+) = /g)].map((m) => m[1]!).filter((p) => p !== "user_version"));
-const trackerPragmas = pragmas("tracker/sqlite.ts");
+const trackerPragmas = pragmas("tracker/storage/sqlite.ts");
 const floorPragmas = pragmas("bench/floors/storage-floor.ts");
 const pragmaDrift = [...trackerPragmas].filter((p) => !floorPragmas.has(p)).concat([...floorPragmas].filter((p) => !trackerPragmas.has(p)));
 const work = tempDir("run");
@@ -92,8 +92,8 @@ print(
 );
 print(
   pragmaDrift.length
-    ? `WARNING: the storage floor's pragmas differ from tracker/sqlite.ts's: ${pragmaDrift.join(", ")} (update bench/floors/storage-floor.ts)`
-    : `storage floor pragmas = tracker/sqlite.ts's: ${[...floorPragmas].join(", ")}`,
+    ? `WARNING: the storage floor's pragmas differ from tracker/storage/sqlite.ts's: ${pragmaDrift.join(", ")} (update bench/floors/storage-floor.ts)`
+    : `storage floor pragmas = tracker/storage/sqlite.ts's: ${[...floorPragmas].join(", ")}`,
 );
 print(
   "clients: raw JSON-RPC lines over the child's stdio (node:child_process; the SDK Client also checks every result against its outputSchema, see its row in 1.) " +

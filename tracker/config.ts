@@ -4,7 +4,7 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync, type Stats } from "node:fs";
 import { dirname, join } from "node:path";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
-import type { SyncMode } from "./sqlite.ts";
+import type { SyncMode } from "./storage/sqlite.ts";
 
 export const MIN_API_KEY_LENGTH = 16;
 

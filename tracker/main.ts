@@ -5,10 +5,10 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadOrCreateLocalApiKey, readConfig, type TrackerConfig } from "./config.ts";
 import { describeError } from "./log.ts";
-import { openPostgresStorage, redactDatabaseUrl } from "./postgres.ts";
-import { startTracker } from "./server.ts";
-import { openSqliteStorage } from "./sqlite.ts";
-import type { Storage } from "./storage.ts";
+import { openPostgresStorage, redactDatabaseUrl } from "./storage/postgres.ts";
+import { startTracker } from "./http/server.ts";
+import { openSqliteStorage } from "./storage/sqlite.ts";
+import type { Storage } from "./storage/storage.ts";
 
 function fail(sentence: string): never {
   process.stderr.write(`${sentence}\n`);

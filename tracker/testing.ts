@@ -6,10 +6,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
-import { openPostgresStorage } from "./postgres.ts";
-import { startTracker, type RunningTracker, type TrackerOptions } from "./server.ts";
-import { openSqliteStorage } from "./sqlite.ts";
-import type { Storage } from "./storage.ts";
+import { openPostgresStorage } from "./storage/postgres.ts";
+import { startTracker, type RunningTracker, type TrackerOptions } from "./http/server.ts";
+import { openSqliteStorage } from "./storage/sqlite.ts";
+import type { Storage } from "./storage/storage.ts";
 
 export interface TestStorage {
   storage: Storage;

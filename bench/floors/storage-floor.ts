@@ -1,6 +1,6 @@
 // REFERENCE, not our service: the least one ID allocation costs here. A bare Bun.serve whose handler
 // runs one SQLite transaction that bumps a counter and stores the response under its Idempotency-Key,
-// with the tracker's pragmas (tracker/sqlite.ts; run.ts checks that the names still match): WAL, one
+// with the tracker's pragmas (tracker/storage/sqlite.ts; run.ts checks that the names still match): WAL, one
 // process (EXCLUSIVE), synchronous NORMAL (FULL with TRACKER_SYNC=full), its cache and checkpoint sizes.
 import { Database } from "bun:sqlite";
 

@@ -9,10 +9,10 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { SQL, type Socket, type TCPSocketListener } from "bun";
 import { join } from "node:path";
-import { readConfig } from "./config.ts";
+import { readConfig } from "../config.ts";
 import { openPostgresStorage, redactDatabaseUrl, type PostgresStorage } from "./postgres.ts";
-import { startTracker, type RunningTracker } from "./server.ts";
-import { makePostgresSchema, type PostgresTestSchema } from "./testing.ts";
+import { startTracker, type RunningTracker } from "../http/server.ts";
+import { makePostgresSchema, type PostgresTestSchema } from "../testing.ts";
 
 const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
 const now = new Date("2026-11-24T21:46:59.123Z");
@@ -59,7 +59,7 @@ test("the PostgreSQL settings are read and checked like the others", () => {
 });
 
 test("a tracker that cannot reach its database stops with a sentence, never with the password", async () => {
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "main.ts")], {
+  const child = Bun.spawn([process.execPath, join(import.meta.dir, "..", "main.ts")], {
     // Port 1 on loopback: nothing listens there.
     env: {
       ...process.env,

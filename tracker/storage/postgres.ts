@@ -35,8 +35,8 @@ import {
   type StatusChange,
   type Task,
   type TaskStatus,
-} from "./domain.ts";
-import { createLogger, type Logger } from "./log.ts";
+} from "../domain.ts";
+import { createLogger, type Logger } from "../log.ts";
 import type {
   IdempotencyClaim,
   IdempotencyOutcome,

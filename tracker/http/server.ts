@@ -4,7 +4,7 @@
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import { lookup } from "node:dns/promises";
-import packageJson from "../package.json" with { type: "json" };
+import packageJson from "../../package.json" with { type: "json" };
 import {
   ApiError,
   ARTIFACT_TYPE_RULE,
@@ -29,11 +29,11 @@ import {
   type Reservation,
   type Task,
   type TaskStatus,
-} from "./domain.ts";
-import { createLogger, describeError, type Logger, type LogLevel, type LogSink } from "./log.ts";
-import { openPostgresStorage } from "./postgres.ts";
-import { openSqliteStorage, type SyncMode } from "./sqlite.ts";
-import type { IdempotencyClaim, IdempotentWrite, Storage } from "./storage.ts";
+} from "../domain.ts";
+import { createLogger, describeError, type Logger, type LogLevel, type LogSink } from "../log.ts";
+import { openPostgresStorage } from "../storage/postgres.ts";
+import { openSqliteStorage, type SyncMode } from "../storage/sqlite.ts";
+import type { IdempotencyClaim, IdempotentWrite, Storage } from "../storage/storage.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;

@@ -3,7 +3,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
 import { MAX_BODY_BYTES, apiKeyScope, requestFingerprint } from "./server.ts";
-import type { Storage } from "./storage.ts";
+import type { Storage } from "../storage/storage.ts";
 import {
   ManualClock,
   OTHER_API_KEY,
@@ -11,7 +11,7 @@ import {
   startTestTracker,
   type ApiResponse,
   type TestTracker,
-} from "./testing.ts";
+} from "../testing.ts";
 
 let t: TestTracker;
 const clock = new ManualClock();

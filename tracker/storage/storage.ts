@@ -48,7 +48,7 @@
 // - saveIdempotentResponse stores a 4xx (no effect to pair with); releaseIdempotencyKey drops the
 //   marker after a 5xx so a retry runs afresh. Both act only if the claim's token is current.
 
-import type { NewReservation, NewTask, Reservation, StatusChange, Task, TaskStatus } from "./domain.ts";
+import type { NewReservation, NewTask, Reservation, StatusChange, Task, TaskStatus } from "../domain.ts";
 
 export interface StoredResponse {
   status: number;

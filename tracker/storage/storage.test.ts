@@ -1,9 +1,9 @@
 // The Storage contract (storage.ts), run against the implementation chosen by TRACKER_TEST_STORAGE.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { ApiError, type NewTask } from "./domain.ts";
+import { ApiError, type NewTask } from "../domain.ts";
 import type { IdempotencyClaim, Storage } from "./storage.ts";
-import { makeStorage, type TestStorage } from "./testing.ts";
+import { makeStorage, type TestStorage } from "../testing.ts";
 
 let target: TestStorage;
 let storage: Storage;

@@ -27,7 +27,7 @@ import {
   type StatusChange,
   type Task,
   type TaskStatus,
-} from "./domain.ts";
+} from "../domain.ts";
 import type {
   IdempotencyClaim,
   IdempotencyOutcome,
