@@ -14,11 +14,22 @@ export interface Task {
   depends_on: string[];
   status: TaskStatus;
   claimed_by: string | null;
+  /** While in_progress: when the claim's lease runs out. Null otherwise. */
+  lease_expires_at: string | null;
   completion_notes: string;
   created_at: string;
   updated_at: string;
   started_at: string | null;
   completed_at: string | null;
+}
+
+/**
+ * How a request names one task: `projectId` null means "the one task with this ID in any project"
+ * (409 ambiguous_task_id when several projects have one).
+ */
+export interface TaskRef {
+  projectId: string | null;
+  taskId: string;
 }
 
 /** A validated task of a `POST /tasks/batch` body. */
@@ -30,16 +41,103 @@ export interface NewTask {
   outputs: string[];
   priority: Priority;
   depends_on: string[];
+  /** `pending` (the default) or `completed`: a task imported as already done. */
+  status: "pending" | "completed";
+  /** Only for `status: completed`. */
+  completion_notes: string;
 }
 
 export interface StatusChange {
-  taskId: string;
+  ref: TaskRef;
   to: TaskStatus;
   /** Stored only when the task moves to `completed`. */
   completionNotes: string;
-  /** The `X-Agent-Id` of the request, recorded as `claimed_by` on a claim. */
+  /** The `X-Agent-Id` of the request: recorded as `claimed_by` on a claim, checked as the holder otherwise. */
+  agentId: string | null;
+  /** For a claim: the lease length (the request's lease_seconds, else TRACKER_CLAIM_TTL). */
+  leaseSeconds: number;
+  /** For in_progress -> pending: release a claim another agent holds (recorded as force_released). */
+  force: boolean;
+  now: Date;
+}
+
+export interface LeaseRenewal {
+  ref: TaskRef;
+  agentId: string | null;
+  /** Null: the length the claim asked for. */
+  leaseSeconds: number | null;
+  now: Date;
+}
+
+/** A person's edit of a task (the board): only the fields given change. */
+export interface TaskEdit {
+  ref: TaskRef;
+  priority?: Priority;
+  description?: string;
   agentId: string | null;
   now: Date;
+}
+
+export type TaskEventType =
+  | "created"
+  | "claimed"
+  | "released"
+  | "force_released"
+  | "completed"
+  | "claim_expired"
+  | "updated";
+
+/** One entry of a task's history (GET /tasks/<id>/events), written in the transaction of its change. */
+export interface TaskEvent {
+  event_id: number;
+  project_id: string;
+  task_id: string;
+  type: TaskEventType;
+  at: string;
+  /** The X-Agent-Id of the request that made the change; null when none, or when the service expired a lease. */
+  agent_id: string | null;
+  from_status: TaskStatus | null;
+  to_status: TaskStatus | null;
+  details: Record<string, unknown>;
+}
+
+/** What the live stream (GET /events) sends: the event and the task after it. */
+export interface TaskChange {
+  event: TaskEvent;
+  task: Task;
+}
+
+export interface TaskListQuery {
+  projectId: string | null;
+  status: TaskStatus | null;
+  /** true: pending and ready; false: pending and blocked; null: either (implies nothing). */
+  ready: boolean | null;
+  claimedBy: string | null;
+  /** 1..MAX_LIST_LIMIT */
+  limit: number;
+  /** The next_cursor of the previous page, as the client sent it; the storage decodes and checks it. */
+  cursor: string | null;
+}
+
+export interface TaskPage {
+  tasks: Task[];
+  nextCursor: string | null;
+}
+
+export interface ProjectSummary {
+  project_id: string;
+  ready: number;
+  blocked: number;
+  in_progress: number;
+  completed: number;
+  /** The latest updated_at of its tasks (or the counter's change); null when it has only counters and no time is known. */
+  last_change_at: string | null;
+}
+
+export interface IdCounter {
+  project_id: string;
+  artifact_type: string;
+  last_assigned_id: number;
 }
 
 export interface NewReservation {
@@ -70,6 +168,9 @@ export const statusByErrorCode = {
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
+  ambiguous_task_id: 409,
+  not_claim_holder: 409,
+  claim_lost: 409,
   idempotency_in_flight: 409,
   payload_too_large: 413,
   idempotency_mismatch: 422,
@@ -104,6 +205,15 @@ export const MAX_COMPLETION_NOTES_CHARS = 10_000;
 export const MAX_RESERVATION_COUNT = 100;
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 export const MAX_AGENT_ID_LENGTH = 128;
+export const MAX_LIST_LIMIT = 500;
+export const DEFAULT_LIST_LIMIT = 100;
+export const MIN_LEASE_SECONDS = 5;
+export const MAX_LEASE_SECONDS = 86_400;
+export const DEFAULT_CLAIM_TTL_SECONDS = 1800;
+/** Both storages apply this schema version (PRAGMA user_version / tracker_schema). */
+export const SCHEMA_VERSION = 2;
+/** Rows deleted per statement when old Idempotency-Keys are purged. */
+export const PURGE_BATCH_SIZE = 2000;
 
 const TASK_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const PROJECT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
@@ -404,8 +514,59 @@ export function invalidTransition(taskId: string, from: TaskStatus, to: TaskStat
   return new ApiError("invalid_transition", reason ? `${sentence}: ${reason}` : sentence);
 }
 
-export function taskNotFound(taskId: string): ApiError {
-  return new ApiError("not_found", `Task not found: ${taskId}`);
+export function taskNotFound(ref: TaskRef): ApiError {
+  const where = ref.projectId === null ? "" : ` in project ${ref.projectId}`;
+  return new ApiError("not_found", `Task not found: ${ref.taskId}${where}`);
+}
+
+// ---------------------------------------------------------------------------
+// The sentences both storages say. Each storage calls these; none writes its own.
+
+export function taskAlreadyExists(task: { task_id: string; project_id: string }): ApiError {
+  return new ApiError("conflict", `Task already exists: ${task.task_id} in project ${task.project_id}`);
+}
+
+export function ambiguousTaskId(taskId: string, projectIds: readonly string[]): ApiError {
+  return new ApiError(
+    "ambiguous_task_id",
+    `Task ${taskId} exists in projects ${[...projectIds].sort().join(", ")}; pass ?project=<project_id>`,
+  );
+}
+
+export function cannotLowerCounter(projectId: string, artifactType: string, current: number, wanted: number): ApiError {
+  return new ApiError("conflict", `Cannot lower the ${artifactType} counter of project ${projectId} from ${current} to ${wanted}`);
+}
+
+export function idsExhausted(projectId: string, artifactType: string): ApiError {
+  return new ApiError("conflict", `The ${artifactType} IDs of project ${projectId} are exhausted`);
+}
+
+export function idempotencyInFlight(): ApiError {
+  return new ApiError("idempotency_in_flight", "A request with this Idempotency-Key is still running; retry later");
+}
+
+export function notClaimHolder(taskId: string, holder: string, leaseExpiresAt: string | null): ApiError {
+  const until = leaseExpiresAt === null ? "" : ` until ${leaseExpiresAt}`;
+  return new ApiError(
+    "not_claim_holder",
+    `${taskId} is claimed by ${holder}${until}; only its holder can complete, release or renew it`,
+  );
+}
+
+/** `currentHolder` null: the task is pending again. */
+export function claimLost(taskId: string, expiredAt: string, currentHolder: string | null): ApiError {
+  const now =
+    currentHolder === null ? "it is pending again: claim it again to go on" : `it is now claimed by ${currentHolder}`;
+  return new ApiError("claim_lost", `Your claim on ${taskId} expired at ${expiredAt}; ${now}`);
+}
+
+export function unfinishedDependencies(waiting: readonly string[]): string {
+  return `${waiting.join(", ")} ${waiting.length === 1 ? "is" : "are"} not completed`;
+}
+
+/** Unreachable under a row lock or IMMEDIATE transaction; kept so a compare-and-set stays honest. */
+export function lostRace(taskId: string, from: TaskStatus, to: TaskStatus): ApiError {
+  return invalidTransition(taskId, from, to, "another request changed it first");
 }
 
 // ---------------------------------------------------------------------------

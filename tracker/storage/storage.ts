@@ -1,54 +1,52 @@
-// The storage behind the HTTP layer. SQLite (sqlite.ts) implements it today; a PostgreSQL
-// implementation slots in beside it without touching server.ts or domain.ts.
+// The storage behind the HTTP layer: SQLite (sqlite.ts, the default) and PostgreSQL (postgres.ts)
+// implement it. The HTTP layer knows nothing of SQL; the storages know nothing of HTTP.
 //
-// What every implementation must guarantee:
-//
-// - Every method is one atomic step: it commits everything or nothing. The domain rules it must
-//   enforce inside that step come from domain.ts (isAllowedTransition, invalidTransition,
-//   taskNotFound, formatArtifactId) so both implementations give the same sentences.
-// - A method that throws an ApiError (4xx) has changed nothing. Any other error is a 5xx.
+// What every implementation guarantees, for every method:
+// - It is one atomic step: it commits everything or nothing. A method that throws an ApiError (4xx)
+//   has changed nothing. Any other error is a 5xx (PostgreSQL: ApiError("unavailable") when the
+//   database cannot be reached).
 // - An acknowledged write is durable: it is committed before the promise resolves.
-//
-// - changeTaskStatus: compare-and-set. Read the task, check the transition (and, for
-//   pending -> in_progress, that every depends_on is completed), then
-//   `UPDATE tasks ... WHERE task_id = ? AND status = <the status read>`; zero rows changed means
-//   another writer won, and the result is invalid_transition, never a second winner. On SQLite the
-//   read and the update sit in one BEGIN IMMEDIATE transaction; on PostgreSQL lock the row
-//   (SELECT ... FOR UPDATE) or rely on the WHERE clause. Moving a task to completed must, in the
-//   same transaction, decrement unfinished_deps of every task that depends on it.
-// - findNextTask must use an index, not a scan: tasks carry `unfinished_deps` (the number of
-//   depends_on not yet completed), kept by addTasks and changeTaskStatus. A task is ready when it is
-//   pending with unfinished_deps = 0; order is priority rank, then insertion sequence.
-//   A task leaves pending only when ready and completed is final, so every task that is not pending
-//   has unfinished_deps = 0: one index (project_id, status, unfinished_deps, priority_rank, seq)
-//   serves every status.
-// - addTasks: all or nothing. Conflicts (409 `Task already exists: X`) and dependencies on unknown
-//   tasks or tasks of another project (400) are checked inside the transaction. The order of
-//   `tasks` is the insertion order. Cycles and repeats inside the batch are already rejected.
-// - allocateId / reserveIds / raiseIdCounter share one counter per (project, type); every number
-//   handed out is above every number handed out before, even across restarts. Two concurrent
-//   allocations serialize on the counter row (SQLite: IMMEDIATE; PostgreSQL: INSERT ... ON CONFLICT
-//   DO UPDATE ... RETURNING, which takes the row lock).
+// - Its sentences, codes and shared constants come from domain.ts (taskNotFound, taskAlreadyExists,
+//   ambiguousTaskId, notClaimHolder, claimLost, cannotLowerCounter, idempotencyInFlight,
+//   SCHEMA_VERSION, PURGE_BATCH_SIZE …): both storages say the same things by construction.
+// - Every change of a task writes its TaskEvent in the same transaction as the change, and after the
+//   commit every subscriber (subscribe) hears it — on PostgreSQL, the subscribers of every instance.
+// - A write given `idempotency` stores the response it renders from its result in the SAME
+//   transaction as its effect (see the Idempotency section below).
+// - Task identity is (project_id, task_id). A TaskRef with projectId null resolves to the one task of
+//   that ID in any project; several: ApiError ambiguous_task_id naming them; none: taskNotFound.
+// - Schema upgrades run at open, in place, nothing lost (a database of schema version 1, written by
+//   the previous release, opens and keeps every task, counter, reservation and stored response).
 //
 // Idempotency (the keys of API.md, per API key):
 // - claimIdempotencyKey decides what a request carrying a key does. Outcomes: "claimed" (run it),
 //   "replay" (a stored response with the same fingerprint, younger than the retention),
 //   "mismatch" (the key was used with another fingerprint), "in_flight" (a request with the same
 //   key and fingerprint has claimed it and not answered, and its lease has not run out).
-//   On claiming it records an in-flight marker with a lease that every instance sharing the
-//   database can see. PostgreSQL: commit a marker row (its own short transaction) holding the
-//   fingerprint, a random token and lease_until; a marker past its lease (its instance died) may
-//   be claimed again with a fresh token. SQLite: the file is held by one process (locking_mode
-//   EXCLUSIVE), so the marker lives in that process's memory and dies with it.
-// - A write method given `idempotency` stores the response it renders from its result in the SAME
-//   transaction as its effect, and only if the claim is still current (PostgreSQL:
-//   `UPDATE ... WHERE scope AND key AND token`); if it is not (the lease was lost to another
-//   request), it must roll back and throw ApiError("idempotency_in_flight"). So an effect and its
-//   stored response commit together or not at all.
+// - SQLite: the file is held by one process (locking_mode EXCLUSIVE), so the in-flight marker lives in
+//   that process's memory and dies with it. PostgreSQL: the key's row and the effect commit in ONE
+//   transaction (one commit per idempotent write); a concurrent request with the same key waits on the
+//   key's row lock and then sees the stored response (or the key free again after a rollback).
 // - saveIdempotentResponse stores a 4xx (no effect to pair with); releaseIdempotencyKey drops the
-//   marker after a 5xx so a retry runs afresh. Both act only if the claim's token is current.
+//   claim after a 5xx so a retry runs afresh. Both act only if the claim's token is current.
 
-import type { NewReservation, NewTask, Reservation, StatusChange, Task, TaskStatus } from "../domain.ts";
+import type {
+  IdCounter,
+  LeaseRenewal,
+  NewReservation,
+  NewTask,
+  ProjectSummary,
+  Reservation,
+  StatusChange,
+  Task,
+  TaskChange,
+  TaskEdit,
+  TaskEvent,
+  TaskListQuery,
+  TaskPage,
+  TaskRef,
+  TaskStatus,
+} from "../domain.ts";
 
 export interface StoredResponse {
   status: number;
@@ -90,28 +88,101 @@ export interface IdempotentWrite<Result> {
 }
 
 export interface Storage {
-  getTask(taskId: string): Promise<Task | null>;
-  findNextTask(projectId: string, status: TaskStatus): Promise<Task | null>;
-  /** Returns the added task IDs in order. */
-  addTasks(tasks: readonly NewTask[], now: Date, idempotency?: IdempotentWrite<string[]>): Promise<string[]>;
-  changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task>;
+  // --- Reading tasks --------------------------------------------------------------------------
 
-  /** Returns the allocated number. */
+  /** The task, or null; ambiguous_task_id when ref.projectId is null and several projects have it. */
+  getTask(ref: TaskRef): Promise<Task | null>;
+  /**
+   * The next task of API.md's GET /tasks/next from an index, never a scan: a task is ready when it is
+   * pending with unfinished_deps = 0; order is priority rank, then insertion sequence.
+   */
+  findNextTask(projectId: string, status: TaskStatus): Promise<Task | null>;
+  /**
+   * A page in API.md's order (pending ready, pending blocked, in_progress by started_at, completed by
+   * completed_at descending), keyset-paginated from an index: a page costs the same at 1,000 and at
+   * 100,000 tasks. A cursor that does not decode, or was made for other filters: validation_failed
+   * naming `cursor`.
+   */
+  listTasks(query: TaskListQuery): Promise<TaskPage>;
+  /** Every project that has a task or an ID counter, by project_id, with its counts. */
+  listProjects(): Promise<ProjectSummary[]>;
+  /** The task's history, oldest first; taskNotFound / ambiguous_task_id as getTask. */
+  listTaskEvents(ref: TaskRef): Promise<TaskEvent[]>;
+
+  // --- Changing tasks -------------------------------------------------------------------------
+
+  /**
+   * All or nothing. Conflicts (taskAlreadyExists, per project) and dependencies on unknown tasks or
+   * tasks of another project (400) are checked inside the transaction. The order of `tasks` is the
+   * insertion order. Cycles and repeats inside the batch are already rejected (domain.ts). A task of
+   * status completed is stored completed (completed_at = started_at = now) and counts as a finished
+   * dependency; one `created` event per task. Returns the added task IDs in order.
+   */
+  addTasks(
+    tasks: readonly NewTask[],
+    now: Date,
+    agentId: string | null,
+    idempotency?: IdempotentWrite<string[]>,
+  ): Promise<string[]>;
+  /**
+   * Compare-and-set: read the task, check the transition (and, for a claim, that every depends_on is
+   * completed), then UPDATE ... WHERE the status read; zero rows changed means another writer won
+   * (lostRace), never a second winner. A claim sets claimed_by = agentId and lease_expires_at = now +
+   * leaseSeconds (PostgreSQL: the database's now()). Leaving in_progress checks the holder: a task
+   * with a holder may be moved on only by that agent (else notClaimHolder), or released by anyone with
+   * force (event force_released). A request whose agent lost this task's lease (the task's last
+   * claim_expired named it, and it does not hold it now) gets claimLost. Completing decrements
+   * unfinished_deps of every dependent in the same transaction.
+   */
+  changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task>;
+  /**
+   * Extends the lease of an in_progress task to now + (leaseSeconds ?? the claim's own length), only
+   * for its holder (notClaimHolder / claimLost as changeTaskStatus; not in_progress:
+   * invalid_transition `cannot renew <id>: it is <status>`). Writes no event.
+   */
+  renewLease(renewal: LeaseRenewal, idempotency?: IdempotentWrite<Task>): Promise<Task>;
+  /** A person's edit of priority and/or description; event `updated` with from/to of what changed. */
+  updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task>;
+  /**
+   * Every in_progress task whose lease ran out (by the database's clock on PostgreSQL; by `now` on
+   * SQLite) becomes pending, claimed_by cleared, with a claim_expired event naming the former holder,
+   * in one transaction. Safe to run on several instances at once. Returns how many expired.
+   */
+  expireLeases(now: Date): Promise<number>;
+  /**
+   * Calls `listener` after the commit of every task change, with the event and the task after it;
+   * on PostgreSQL also for the changes committed by other instances (LISTEN/NOTIFY). Returns the
+   * unsubscribe function. A listener that throws does not affect the write or other listeners.
+   */
+  subscribe(listener: (change: TaskChange) => void): () => void;
+
+  // --- IDs ------------------------------------------------------------------------------------
+
+  /**
+   * allocateId / reserveIds / raiseIdCounter share one counter per (project, type); every number
+   * handed out is above every number handed out before, even across restarts. Two concurrent
+   * allocations serialize on the counter row. Returns the allocated number.
+   */
   allocateId(projectId: string, artifactType: string, idempotency?: IdempotentWrite<number>): Promise<number>;
+  /** The counter advances by count in the same step as the reservation row is written. */
   reserveIds(reservation: NewReservation, idempotency?: IdempotentWrite<Reservation>): Promise<Reservation>;
   getReservation(reservationId: string): Promise<Reservation | null>;
-  /** Raises the counter to `lastAssigned`; 409 conflict when it is already higher. Returns `lastAssigned`. */
+  /** Raises the counter to `lastAssigned`; cannotLowerCounter when it is already higher. Returns `lastAssigned`. */
   raiseIdCounter(
     projectId: string,
     artifactType: string,
     lastAssigned: number,
     idempotency?: IdempotentWrite<number>,
   ): Promise<number>;
+  /** The counters of a project (or of all, null) and its reservations not yet expired at `now`. */
+  listRegistry(projectId: string | null, now: Date): Promise<{ counters: IdCounter[]; reservations: Reservation[] }>;
+
+  // --- Idempotency ----------------------------------------------------------------------------
 
   claimIdempotencyKey(request: IdempotencyRequest): Promise<IdempotencyOutcome>;
   saveIdempotentResponse(claim: IdempotencyClaim, response: StoredResponse): Promise<void>;
   releaseIdempotencyKey(claim: IdempotencyClaim): Promise<void>;
-  /** Deletes keys created before `before`; returns how many. */
+  /** Deletes keys created before `before`, PURGE_BATCH_SIZE rows a statement; returns how many. */
   deleteIdempotencyKeysBefore(before: Date): Promise<number>;
 
   /** Throws when the database cannot be reached. */
