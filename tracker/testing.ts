@@ -2,6 +2,7 @@
 // TRACKER_TEST_STORAGE (`sqlite`, the default, or `postgres`), so the same
 // suite runs against every implementation.
 
+import { expect } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -184,4 +185,16 @@ export async function startTestTracker(overrides: Partial<Omit<TrackerOptions, "
       await target.cleanup();
     },
   };
+}
+
+/** The contract's error body: exactly `{error, code}`, with this status, code and (if given) sentence. */
+export function expectApiError(response: ApiResponse, status: number, code: string, error?: string): void {
+  expect({ status: response.status, code: response.body?.code }).toEqual({ status, code });
+  expect(Object.keys(response.body).sort()).toEqual(["code", "error"]);
+  if (error !== undefined) expect(response.body.error).toBe(error);
+}
+
+/** A task of a POST /tasks/batch body, in project `proj` unless `extra` says otherwise. */
+export function taskInput(taskId: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { task_id: taskId, project_id: "proj", description: `Do ${taskId}`, ...extra };
 }

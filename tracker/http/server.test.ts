@@ -202,7 +202,7 @@ describe("query parameters", () => {
     const cases: Array<[string, string, string]> = [
       ["GET", "/tasks/next?project=proj&bogus=1", "bogus is not a known query parameter of GET /tasks/next (it takes project, status)"],
       ["GET", "/ids/next?type=US&project=proj&Type=SPEC", "Type is not a known query parameter of GET /ids/next (it takes type, project)"],
-      ["GET", "/tasks/T-1?verbose", "verbose is not a known query parameter of GET /tasks/<task_id> (it takes none)"],
+      ["GET", "/tasks/T-1?verbose", "verbose is not a known query parameter of GET /tasks/<task_id> (it takes project)"],
       ["POST", "/tasks/batch?dry_run=true", "dry_run is not a known query parameter of POST /tasks/batch (it takes none)"],
     ];
     for (const [method, path, sentence] of cases) {
