@@ -1,7 +1,7 @@
 // The Storage contract (storage.ts), run against the implementation chosen by TRACKER_TEST_STORAGE.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { ApiError, type NewTask } from "../domain.ts";
+import { ApiError, type NewTask, type StatusChange, type TaskRef, type TaskStatus } from "../domain.ts";
 import type { IdempotencyClaim, Storage } from "./storage.ts";
 import { makeStorage, type TestStorage } from "../testing.ts";
 
@@ -26,6 +26,8 @@ function newTask(taskId: string, extra: Partial<NewTask> = {}): NewTask {
     outputs: [],
     priority: "medium",
     depends_on: [],
+    status: "pending",
+    completion_notes: "",
     ...extra,
   };
 }
@@ -40,14 +42,31 @@ async function rejection(promise: Promise<unknown>): Promise<{ code: string; mes
   throw new Error("expected a rejection");
 }
 
-async function move(taskId: string, to: "pending" | "in_progress" | "completed") {
-  return storage.changeTaskStatus({ taskId, to, completionNotes: "", agentId: "agent-1", now });
+function ref(taskId: string, projectId: string | null = null): TaskRef {
+  return { projectId, taskId };
+}
+
+async function move(taskId: string, to: TaskStatus, extra: Partial<StatusChange> = {}) {
+  return storage.changeTaskStatus({
+    ref: ref(taskId),
+    to,
+    completionNotes: "",
+    agentId: "agent-1",
+    leaseSeconds: 60,
+    force: false,
+    now,
+    ...extra,
+  });
+}
+
+function add(tasks: NewTask[], at = now, agentId: string | null = null) {
+  return storage.addTasks(tasks, at, agentId);
 }
 
 describe("tasks", () => {
   test("a stored task reads back whole, with defaults", async () => {
-    await storage.addTasks([newTask("T-1", { inputs: ["a"], outputs: ["b"], priority: "high" })], now);
-    expect(await storage.getTask("T-1")).toEqual({
+    await add([newTask("T-1", { inputs: ["a"], outputs: ["b"], priority: "high" })]);
+    expect(await storage.getTask(ref("T-1"))).toEqual({
       task_id: "T-1",
       project_id: "p",
       description: "Do T-1",
@@ -57,17 +76,18 @@ describe("tasks", () => {
       depends_on: [],
       status: "pending",
       claimed_by: null,
+      lease_expires_at: null,
       completion_notes: "",
       created_at: now.toISOString(),
       updated_at: now.toISOString(),
       started_at: null,
       completed_at: null,
     });
-    expect(await storage.getTask("T-2")).toBeNull();
+    expect(await storage.getTask(ref("T-2"))).toBeNull();
   });
 
   test("next task follows priority, then insertion order, and only ready tasks", async () => {
-    await storage.addTasks(
+    await add(
       [
         newTask("low", { priority: "low" }),
         newTask("blocked", { priority: "high", depends_on: ["base"] }),
@@ -87,7 +107,7 @@ describe("tasks", () => {
   });
 
   test("a claim waits for every dependency and the state machine holds", async () => {
-    await storage.addTasks([newTask("a"), newTask("b", { depends_on: ["a", "a"] })], now);
+    await add([newTask("a"), newTask("b", { depends_on: ["a", "a"] })]);
     expect(await rejection(move("b", "in_progress"))).toEqual({
       code: "invalid_transition",
       message: "cannot change b from pending to in_progress: a is not completed",
@@ -101,34 +121,34 @@ describe("tasks", () => {
     const released = await move("a", "pending");
     expect([released.status, released.claimed_by, released.started_at]).toEqual(["pending", null, null]);
     await move("a", "in_progress");
-    const done = await storage.changeTaskStatus({ taskId: "a", to: "completed", completionNotes: "ok", agentId: null, now });
+    const done = await move("a", "completed", { completionNotes: "ok" });
     expect([done.status, done.completion_notes, done.completed_at]).toEqual(["completed", "ok", now.toISOString()]);
     expect((await move("b", "in_progress")).status).toBe("in_progress");
     expect(await rejection(move("missing", "in_progress"))).toEqual({ code: "not_found", message: "Task not found: missing" });
   });
 
   test("a batch is all or nothing", async () => {
-    await storage.addTasks([newTask("old")], now);
-    expect(await rejection(storage.addTasks([newTask("new"), newTask("old")], now))).toEqual({
+    await add([newTask("old")]);
+    expect(await rejection(add([newTask("new"), newTask("old")]))).toEqual({
       code: "conflict",
-      message: "Task already exists: old",
+      message: "Task already exists: old in project p",
     });
-    expect(await rejection(storage.addTasks([newTask("new"), newTask("x", { depends_on: ["ghost"] })], now))).toEqual({
+    expect(await rejection(add([newTask("new"), newTask("x", { depends_on: ["ghost"] })]))).toEqual({
       code: "validation_failed",
       message: "tasks[1].depends_on[0] names an unknown task: ghost",
     });
-    expect(await rejection(storage.addTasks([newTask("y", { project_id: "q", depends_on: ["old"] })], now))).toEqual({
+    expect(await rejection(add([newTask("y", { project_id: "q", depends_on: ["old"] })]))).toEqual({
       code: "validation_failed",
       message: "tasks[0].depends_on[0] names old of project p, not of q",
     });
-    expect(await storage.getTask("new")).toBeNull();
+    expect(await storage.getTask(ref("new"))).toBeNull();
   });
 
   test("a dependency completed before the batch does not block", async () => {
-    await storage.addTasks([newTask("a")], now);
+    await add([newTask("a")]);
     await move("a", "in_progress");
     await move("a", "completed");
-    await storage.addTasks([newTask("b", { depends_on: ["a"] })], now);
+    await add([newTask("b", { depends_on: ["a"] })]);
     expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("b");
   });
 });
@@ -211,4 +231,99 @@ test("ping fails once the storage is closed", async () => {
   await storage.ping();
   await storage.close();
   expect(storage.ping()).rejects.toThrow();
+});
+
+describe("task identity", () => {
+  test("the same task ID may exist in two projects; a ref without project must not be ambiguous", async () => {
+    await add([newTask("T-1", { project_id: "web" }), newTask("T-1", { project_id: "api", priority: "high" })]);
+    expect((await storage.getTask(ref("T-1", "web")))?.priority).toBe("medium");
+    expect((await storage.getTask(ref("T-1", "api")))?.priority).toBe("high");
+    expect(await storage.getTask(ref("T-1", "docs"))).toBeNull();
+    const ambiguous = {
+      code: "ambiguous_task_id",
+      message: "Task T-1 exists in projects api, web; pass ?project=<project_id>",
+    };
+    expect(await rejection(storage.getTask(ref("T-1")))).toEqual(ambiguous);
+    expect(await rejection(move("T-1", "in_progress"))).toEqual(ambiguous);
+    expect(await rejection(move("T-1", "in_progress", { ref: ref("T-1", "docs") }))).toEqual({
+      code: "not_found",
+      message: "Task not found: T-1 in project docs",
+    });
+    const claimed = await move("T-1", "in_progress", { ref: ref("T-1", "api") });
+    expect([claimed.project_id, claimed.status]).toEqual(["api", "in_progress"]);
+    expect((await storage.getTask(ref("T-1", "web")))?.status).toBe("pending");
+  });
+
+  test("a task that exists in its project is a conflict naming the project; in another project it is not", async () => {
+    await add([newTask("T-1", { project_id: "web" })]);
+    expect(await rejection(add([newTask("T-1", { project_id: "web" })]))).toEqual({
+      code: "conflict",
+      message: "Task already exists: T-1 in project web",
+    });
+    expect(await add([newTask("T-1", { project_id: "api" })])).toEqual(["T-1"]);
+  });
+
+  test("dependencies resolve inside the task's own project", async () => {
+    await add([newTask("base", { project_id: "web" }), newTask("base", { project_id: "api" })]);
+    await add([newTask("next", { project_id: "api", depends_on: ["base"] })]);
+    await move("base", "in_progress", { ref: ref("base", "web") });
+    await move("base", "completed", { ref: ref("base", "web") });
+    // web's base is done, api's is not: api's next still waits.
+    expect((await storage.findNextTask("api", "pending"))?.task_id).toBe("base");
+    await move("base", "in_progress", { ref: ref("base", "api") });
+    await move("base", "completed", { ref: ref("base", "api") });
+    expect((await storage.findNextTask("api", "pending"))?.task_id).toBe("next");
+  });
+});
+
+describe("claims", () => {
+  test("a claim sets claimed_by and the lease; leaving in_progress clears the lease", async () => {
+    await add([newTask("a")]);
+    const claimed = await move("a", "in_progress", { leaseSeconds: 90 });
+    expect([claimed.claimed_by, claimed.started_at, claimed.lease_expires_at]).toEqual([
+      "agent-1",
+      now.toISOString(),
+      new Date(now.getTime() + 90_000).toISOString(),
+    ]);
+    const released = await move("a", "pending");
+    expect([released.claimed_by, released.started_at, released.lease_expires_at]).toEqual([null, null, null]);
+    await move("a", "in_progress");
+    const done = await move("a", "completed");
+    expect([done.claimed_by, done.lease_expires_at]).toEqual(["agent-1", null]);
+  });
+});
+
+describe("batches", () => {
+  test("a task added as completed is stored completed and counts as a finished dependency", async () => {
+    const later = new Date(now.getTime() + 5000);
+    await add([newTask("done", { status: "completed", completion_notes: "imported" })], later, "importer");
+    expect(await storage.getTask(ref("done"))).toMatchObject({
+      status: "completed",
+      completion_notes: "imported",
+      started_at: later.toISOString(),
+      completed_at: later.toISOString(),
+      claimed_by: null,
+      lease_expires_at: null,
+    });
+    await add([newTask("after", { depends_on: ["done"] })]);
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("after");
+  });
+
+  test("a completed task may depend only on completed tasks", async () => {
+    await add([newTask("open")]);
+    expect(await rejection(add([newTask("done", { status: "completed", depends_on: ["open"] })]))).toEqual({
+      code: "validation_failed",
+      message: "tasks[0].depends_on[0] names open, which is not completed: a completed task may depend only on completed tasks",
+    });
+    expect(
+      await rejection(add([newTask("x"), newTask("y", { status: "completed", depends_on: ["x"] })])),
+    ).toEqual({
+      code: "validation_failed",
+      message: "tasks[1].depends_on[0] names x, which is not completed: a completed task may depend only on completed tasks",
+    });
+    expect(await add([newTask("d1", { status: "completed" }), newTask("d2", { status: "completed", depends_on: ["d1"] })])).toEqual([
+      "d1",
+      "d2",
+    ]);
+  });
 });
