@@ -1,7 +1,7 @@
 // The Storage contract (storage.ts), run against the implementation chosen by TRACKER_TEST_STORAGE.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { ApiError, type NewTask, type StatusChange, type TaskRef, type TaskStatus } from "../domain.ts";
+import { ApiError, type NewTask, type StatusChange, type TaskChange, type TaskRef, type TaskStatus } from "../domain.ts";
 import type { IdempotencyClaim, Storage } from "./storage.ts";
 import { makeStorage, type TestStorage } from "../testing.ts";
 
@@ -325,5 +325,110 @@ describe("batches", () => {
       "d1",
       "d2",
     ]);
+  });
+});
+
+/** The events without their IDs (which only have to grow), for one toEqual on the whole history. */
+async function history(taskRef: TaskRef) {
+  const events = await storage.listTaskEvents(taskRef);
+  const ids = events.map((event) => event.event_id);
+  expect(ids).toEqual([...ids].sort((a, b) => a - b));
+  expect(new Set(ids).size).toBe(ids.length);
+  return events.map(({ event_id: _, ...event }) => event);
+}
+
+function at(seconds: number): Date {
+  return new Date(now.getTime() + seconds * 1000);
+}
+
+describe("history", () => {
+  test("every change writes its event, oldest first, with the details of API.md", async () => {
+    await add([newTask("a")], now, "planner");
+    await move("a", "in_progress", { leaseSeconds: 60, now: at(1) });
+    await move("a", "pending", { now: at(2) });
+    await move("a", "in_progress", { agentId: "agent-2", now: at(3) });
+    await move("a", "pending", { agentId: "board-alice", force: true, now: at(4) });
+    await move("a", "in_progress", { now: at(5) });
+    await move("a", "completed", { completionNotes: "done", now: at(6) });
+    const base = { project_id: "p", task_id: "a" };
+    expect(await history(ref("a"))).toEqual([
+      { ...base, type: "created", at: now.toISOString(), agent_id: "planner", from_status: null, to_status: "pending", details: { status: "pending" } },
+      { ...base, type: "claimed", at: at(1).toISOString(), agent_id: "agent-1", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(61).toISOString() } },
+      { ...base, type: "released", at: at(2).toISOString(), agent_id: "agent-1", from_status: "in_progress", to_status: "pending", details: {} },
+      { ...base, type: "claimed", at: at(3).toISOString(), agent_id: "agent-2", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(63).toISOString() } },
+      { ...base, type: "force_released", at: at(4).toISOString(), agent_id: "board-alice", from_status: "in_progress", to_status: "pending", details: { former_holder: "agent-2" } },
+      { ...base, type: "claimed", at: at(5).toISOString(), agent_id: "agent-1", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(65).toISOString() } },
+      { ...base, type: "completed", at: at(6).toISOString(), agent_id: "agent-1", from_status: "in_progress", to_status: "completed", details: { completion_notes: "done" } },
+    ]);
+  });
+
+  test("a task added as completed has one created event saying so", async () => {
+    await add([newTask("a", { status: "completed" })]);
+    expect(await history(ref("a"))).toEqual([
+      { project_id: "p", task_id: "a", type: "created", at: now.toISOString(), agent_id: null, from_status: null, to_status: "completed", details: { status: "completed" } },
+    ]);
+  });
+
+  test("a change that fails writes no event", async () => {
+    await add([newTask("a"), newTask("b", { depends_on: ["a"] })]);
+    await rejection(move("b", "in_progress"));
+    await rejection(move("a", "completed"));
+    await rejection(add([newTask("c"), newTask("a")]));
+    expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created"]);
+    expect((await history(ref("b"))).map((event) => event.type)).toEqual(["created"]);
+    expect(await storage.getTask(ref("c"))).toBeNull();
+  });
+
+  test("the history of an unknown or ambiguous task is an error like getTask's", async () => {
+    expect(await rejection(storage.listTaskEvents(ref("ghost", "p")))).toEqual({ code: "not_found", message: "Task not found: ghost in project p" });
+    await add([newTask("t", { project_id: "x" }), newTask("t", { project_id: "y" })]);
+    expect((await rejection(storage.listTaskEvents(ref("t")))).code).toBe("ambiguous_task_id");
+    expect((await history(ref("t", "y"))).map((event) => event.project_id)).toEqual(["y"]);
+  });
+});
+
+describe("subscribe", () => {
+  test("a subscriber hears each committed change with the task after it, until it unsubscribes", async () => {
+    const heard: TaskChange[] = [];
+    const unsubscribe = storage.subscribe((change) => heard.push(change));
+    await add([newTask("a"), newTask("b")], now, "planner");
+    const claimed = await move("a", "in_progress");
+    expect(heard.map((change) => [change.event.type, change.task.task_id, change.task.status])).toEqual([
+      ["created", "a", "pending"],
+      ["created", "b", "pending"],
+      ["claimed", "a", "in_progress"],
+    ]);
+    expect(heard[2]!.task).toEqual(claimed);
+    const events = await storage.listTaskEvents(ref("a"));
+    expect(heard[2]!.event).toEqual(events[1]!);
+    unsubscribe();
+    await move("a", "completed");
+    expect(heard).toHaveLength(3);
+  });
+
+  test("a write rolled back after its change is heard by nobody; a listener that throws harms nothing", async () => {
+    const heard: string[] = [];
+    storage.subscribe(() => {
+      throw new Error("a broken listener");
+    });
+    storage.subscribe((change) => heard.push(`${change.event.type} ${change.task.task_id}`));
+    await add([newTask("a"), newTask("b")]);
+    // The claim is made, then its Idempotency-Key turns out to be another request's: all of it rolls back.
+    const request = { scope: "s", key: "k", fingerprint: "f", now, leaseMs: 1000, retentionMs: 10_000 };
+    const stale = await storage.claimIdempotencyKey(request);
+    await storage.claimIdempotencyKey({ ...request, now: at(2) });
+    if (stale.outcome !== "claimed") throw new Error("expected a claim");
+    const respond = () => ({ status: 200, body: "{}" });
+    const results = await Promise.allSettled([
+      storage.changeTaskStatus(
+        { ref: ref("a"), to: "in_progress", completionNotes: "", agentId: "agent-1", leaseSeconds: 60, force: false, now },
+        { claim: stale.claim, respond },
+      ),
+      move("b", "in_progress"),
+    ]);
+    expect(results.map((result) => result.status)).toEqual(["rejected", "fulfilled"]);
+    expect(heard).toEqual(["created a", "created b", "claimed b"]);
+    expect((await storage.getTask(ref("a")))?.status).toBe("pending");
+    expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created"]);
   });
 });
