@@ -364,7 +364,7 @@ describe("PUT /tasks/<task_id>/status", () => {
     const at = clock.now().toISOString();
     expect(claimed.body.updated_task).toMatchObject({ status: "in_progress", claimed_by: "agent-7", started_at: at, completed_at: null });
 
-    const released = await setStatus("T-1", "pending");
+    const released = await setStatus("T-1", "pending", { "X-Agent-Id": "agent-7" });
     expect(released.body.updated_task).toMatchObject({ status: "pending", claimed_by: null, started_at: null });
 
     expect((await setStatus("T-1", "in_progress")).body.updated_task.claimed_by).toBeNull();
