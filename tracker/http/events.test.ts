@@ -84,8 +84,8 @@ describe("GET /events", () => {
     await viewer.waitFor(() => viewer.messages().length === 2);
     const [created, claimed] = viewer.messages();
     const history = (await t.request("GET", "/tasks/T-1/events")).body.events;
-    const task = (await t.request("GET", "/tasks/T-1")).body.task;
-    expect(claimed).toEqual({ id: String(history[1].event_id), data: { event: history[1], task } });
+    const claimedTask = (await t.request("GET", "/tasks/T-1")).body.task;
+    expect(claimed).toEqual({ id: String(history[1].event_id), data: { event: history[1], task: claimedTask } });
     expect(created!.data.event).toEqual(history[0]);
   });
 

@@ -183,10 +183,14 @@ const newTask = object({
   outputs: stringList.default([]),
   priority: priority.default("medium"),
   depends_on: z.array(taskId, { error: mustBe("an array of strings") }).default([]),
-  status: oneOf(["pending", "completed"]).default("pending"),
+  status: z
+    .enum(["pending", "completed"], {
+      error: (issue) => (issue.input === undefined ? "is required" : "must be pending or completed (a new task starts in one of them)"),
+    })
+    .default("pending"),
   completion_notes: completionNotes.default(""),
 }).refine((task) => task.status === "completed" || task.completion_notes === "", {
-  error: "is only for a task of status completed",
+  error: "is only for status completed",
   path: ["completion_notes"],
 });
 
@@ -205,8 +209,12 @@ export const taskBatchBody = object({
 export function checkBatch(tasks: readonly NewTask[]): void {
   const seen = new Set<string>();
   for (const task of tasks) {
-    if (seen.has(task.task_id)) throw new ApiError("conflict", `Task ${task.task_id} appears more than once in the batch`);
-    seen.add(task.task_id);
+    // A task ID is unique within its project only.
+    const key = `${task.project_id}\n${task.task_id}`;
+    if (seen.has(key)) {
+      throw new ApiError("conflict", `Task ${task.task_id} of project ${task.project_id} appears more than once in the batch`);
+    }
+    seen.add(key);
   }
   rejectCycles(tasks);
 }
