@@ -64,7 +64,7 @@ function readChoice<T extends string>(env: Env, name: string, choices: readonly 
 const HOST_NAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 function readHost(env: Env): string {
-  const host = readHost(env);
+  const host = read(env, "HOST") ?? "127.0.0.1";
   if (isIP(host) === 0 && !HOST_NAME_PATTERN.test(host)) {
     throw new ConfigError("HOST must be a host name or an IP address of this machine, such as 127.0.0.1 or 0.0.0.0; it holds characters no host name has.");
   }
