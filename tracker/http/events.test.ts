@@ -1,6 +1,7 @@
 // GET /events: the live stream (Server-Sent Events) over a real connection to a tracker on port 0.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
 import { startTestTracker, taskInput as task, TEST_API_KEY, type TestTracker } from "../testing.ts";
 
 let t: TestTracker;
@@ -117,6 +118,24 @@ describe("GET /events", () => {
     // The server notices the hang-up at once or on its next write (a keep-alive, 20 ms here).
     await released;
     expect(subscribed).toBe(0);
+  });
+
+  test("ends the stream of a viewer that stops reading, rather than buffering without end", async () => {
+    const socket = await new Promise<ReturnType<typeof connect>>((resolve) => {
+      const opened = connect(Number(new URL(t.url).port), "127.0.0.1", () => resolve(opened));
+    });
+    socket.write(`GET /events HTTP/1.1\r\nHost: tracker\r\nAuthorization: Bearer ${TEST_API_KEY}\r\n\r\n`);
+    socket.pause();
+    await t.waitForLog("request");
+    const closed = "closed a live stream whose client reads too slowly";
+    // About 0.9 MB of events a batch; the socket's own buffers take a few before the stream fills.
+    for (let batch = 0; batch < 100 && !t.logText().includes(closed); batch++) {
+      const tasks = Array.from({ length: 100 }, (_, i) => task(`B${batch}-${i}`, { description: "x".repeat(9000) }));
+      expect((await t.request("POST", "/tasks/batch", { body: { tasks } })).status).toBe(201);
+    }
+    expect(t.logText()).toContain(closed);
+    expect(subscribed).toBe(0);
+    socket.destroy();
   });
 
   test("does not keep stop() from finishing, and ends the stream", async () => {
