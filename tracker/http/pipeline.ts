@@ -127,7 +127,7 @@ export function describeRoute(route: Pick<Route, "method" | "path">): string {
 }
 
 /** Returns a function giving the scope of the caller's key, or null. Every key is compared, always. */
-function keyChecker(apiKeys: readonly string[]): (request: Request) => string | null {
+function keyChecker(apiKeys: readonly string[]): KeyChecker {
   const digests = apiKeys.map((key) => sha256(key));
   const scopes = digests.map((digest) => digest.toString("hex"));
   return (request) => {
@@ -158,8 +158,11 @@ interface NoMatch {
   isPublic: boolean;
 }
 
+type Router = (method: string, segments: readonly string[]) => Match | NoMatch;
+type KeyChecker = (request: Request) => string | null;
+
 /** Routes in table order: literal routes come first, so /tasks/next wins over /tasks/{task_id}. */
-function createRouter(routes: readonly Route[]) {
+function createRouter(routes: readonly Route[]): Router {
   const compiled = routes.map((route) => ({ route, segments: route.path.split("/").slice(1) }));
   return (method: string, segments: readonly string[]): Match | NoMatch => {
     const allow: string[] = [];
@@ -340,78 +343,88 @@ export interface PipelineOptions {
   apiKeys: readonly string[];
 }
 
-/** Builds the Bun.serve `fetch` handler and the `error` reply of the one error mapping. */
+/** The write of a Call: with a claimed key, the storage stores the rendered reply with the effect. */
+function writerFor(claim: IdempotencyClaim | null): Call<unknown, unknown, unknown>["write"] {
+  return async (run, render) => {
+    let rendered: Reply | undefined;
+    const idempotency = claim ? { claim, respond: (result: any) => storedReply((rendered = render(result))) } : undefined;
+    const result = await run(idempotency);
+    return rendered ?? render(result);
+  };
+}
+
+/** Finds the route and checks the key; a path that is no route is 405 or 404 (401 first without a key). */
+function routeFor(request: Request, url: URL, findRoute: Router, authenticate: KeyChecker): { match: Match; scope: string } {
+  const match = findRoute(request.method, url.pathname.split("/").slice(1));
+  const isPublic = "route" in match ? !match.route.auth : match.isPublic;
+  const scope = isPublic ? "" : authenticate(request);
+  if (scope === null) throw UNAUTHORIZED;
+  if (!("route" in match)) {
+    if (match.allow !== "") throw new MethodNotAllowed(request.method, match.allow);
+    throw new ApiError("not_found", `No such endpoint: ${request.method} ${url.pathname.slice(0, 200)}`);
+  }
+  return { match, scope };
+}
+
+/** Everything between the URL and the handler: the checks of query, path, headers and body, in that order. */
+async function prepare(request: Request, url: URL, match: Match, scope: string, server: Server<unknown>, services: Services): Promise<Prepared> {
+  const { route } = match;
+  const rawQuery = readQuery(url, route);
+  const query = route.query ? parseInput(route.query, rawQuery, "query parameter") : {};
+  const params = route.params ? parseInput(route.params, decodePathParams(match.rawParams)) : {};
+  const agentId = parseAgentId(request.headers.get("x-agent-id"));
+  const key = readIdempotencyKey(request, route);
+  const bodyText = route.body ? await readBody(request) : "";
+  const body = route.body ? parseInput(route.body, parseJsonBody(bodyText)) : undefined;
+  const keepOpen = () => server.timeout(request, 0);
+  return {
+    url,
+    scope,
+    bodyText,
+    key,
+    run: (claim) => route.handler({ params, query, body, agentId, request, services, keepOpen, write: writerFor(claim) }),
+  };
+}
+
+/** The one error mapping: a 4xx says what was wrong; anything else is logged and is `Internal error`. */
+function replyForError(error: unknown, requestId: string, logger: Logger): Reply {
+  if (error instanceof ApiError && error.status < 500) {
+    const reply = errorReply(error);
+    if (error.status === 401) reply.headers = { "WWW-Authenticate": "Bearer" };
+    if (error instanceof MethodNotAllowed) reply.headers = { Allow: error.allow };
+    // The rest of the body may still be on its way: close rather than read it.
+    if (error.code === "payload_too_large") reply.headers = { Connection: "close" };
+    return reply;
+  }
+  logger.log("error", "request failed", { request_id: requestId, ...describeError(error) });
+  if (error instanceof ApiError) return errorReply(error);
+  return { status: 500, body: INTERNAL_ERROR_BODY };
+}
+
+/** The access log: method, path, status, duration and request ID; never headers or bodies. */
+function logRequest(logger: Logger, request: Request, path: string, status: number, started: number, requestId: string): void {
+  const level = status >= 500 ? "error" : "info";
+  if (!logger.enabled(level)) return;
+  logger.log(level, "request", {
+    method: request.method,
+    path: path.slice(0, 300),
+    status,
+    duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+    request_id: requestId,
+  });
+}
+
+/** Builds the Bun.serve `fetch` handler, and the reply of Bun's `error` hook. */
 export function createPipeline({ routes, services, apiKeys }: PipelineOptions) {
   const findRoute = createRouter(routes);
   const authenticate = keyChecker(apiKeys);
   const runIdempotent = idempotencyRunner(services);
   const { logger } = services;
 
-  /** Everything between the URL and the handler's reply. */
-  async function prepare(request: Request, url: URL, server: Server<unknown>): Promise<Prepared> {
-    const match = findRoute(request.method, url.pathname.split("/").slice(1));
-    const isPublic = "route" in match ? !match.route.auth : match.isPublic;
-    const scope = isPublic ? "" : authenticate(request);
-    if (scope === null) throw UNAUTHORIZED;
-    if (!("route" in match)) {
-      if (match.allow !== "") throw new MethodNotAllowed(request.method, match.allow);
-      throw new ApiError("not_found", `No such endpoint: ${request.method} ${url.pathname.slice(0, 200)}`);
-    }
-    const { route } = match;
-    const rawQuery = readQuery(url, route);
-    const query = route.query ? parseInput(route.query, rawQuery, "query parameter") : {};
-    const params = route.params ? parseInput(route.params, decodePathParams(match.rawParams)) : {};
-    const agentId = parseAgentId(request.headers.get("x-agent-id"));
-    const key = readIdempotencyKey(request, route);
-    const bodyText = route.body ? await readBody(request) : "";
-    const body = route.body ? parseInput(route.body, parseJsonBody(bodyText)) : undefined;
-    return {
-      url,
-      scope,
-      bodyText,
-      key,
-      run(claim) {
-        const write: Call<unknown, unknown, unknown>["write"] = async (run, render) => {
-          let rendered: Reply | undefined;
-          const idempotency = claim ? { claim, respond: (result: any) => storedReply((rendered = render(result))) } : undefined;
-          const result = await run(idempotency);
-          return rendered ?? render(result);
-        };
-        const keepOpen = () => server.timeout(request, 0);
-        return route.handler({ params, query, body, agentId, request, services, keepOpen, write });
-      },
-    };
-  }
-
-  async function route(request: Request, url: URL, server: Server<unknown>): Promise<Reply> {
-    const prepared = await prepare(request, url, server);
+  async function run(request: Request, url: URL, server: Server<unknown>): Promise<Reply> {
+    const { match, scope } = routeFor(request, url, findRoute, authenticate);
+    const prepared = await prepare(request, url, match, scope, server, services);
     return prepared.key === null ? prepared.run(null) : runIdempotent(request, prepared, prepared.key);
-  }
-
-  function replyForError(error: unknown, requestId: string): Reply {
-    if (error instanceof ApiError && error.status < 500) {
-      const reply = errorReply(error);
-      if (error.status === 401) reply.headers = { "WWW-Authenticate": "Bearer" };
-      if (error instanceof MethodNotAllowed) reply.headers = { Allow: error.allow };
-      // The rest of the body may still be on its way: close rather than read it.
-      if (error.code === "payload_too_large") reply.headers = { Connection: "close" };
-      return reply;
-    }
-    logger.log("error", "request failed", { request_id: requestId, ...describeError(error) });
-    if (error instanceof ApiError) return errorReply(error);
-    return { status: 500, body: INTERNAL_ERROR_BODY };
-  }
-
-  function logRequest(request: Request, path: string, status: number, started: number, requestId: string): void {
-    const level = status >= 500 ? "error" : "info";
-    if (!logger.enabled(level)) return;
-    logger.log(level, "request", {
-      method: request.method,
-      path: path.slice(0, 300),
-      status,
-      duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
-      request_id: requestId,
-    });
   }
 
   async function handle(request: Request, server: Server<unknown>): Promise<Response> {
@@ -427,11 +440,12 @@ export function createPipeline({ routes, services, apiKeys }: PipelineOptions) {
       if (logger.enabled("debug")) {
         logger.log("debug", "request started", { method: request.method, path: path.slice(0, 300), request_id: requestId });
       }
-      reply = await route(request, url, server);
+      reply = await run(request, url, server);
     } catch (error) {
-      reply = isClientGone(request, error) ? { status: CLIENT_CLOSED_REQUEST, body: "" } : replyForError(error, requestId);
+      const gone = isClientGone(request, error);
+      reply = gone ? { status: CLIENT_CLOSED_REQUEST, body: "" } : replyForError(error, requestId, logger);
     }
-    logRequest(request, path, reply.status, started, requestId);
+    logRequest(logger, request, path, reply.status, started, requestId);
     return toResponse(reply, requestId);
   }
 
