@@ -12,6 +12,7 @@ import { boardRoutes } from "./board.ts";
 import { KEEP_ALIVE_MS, LiveStreams } from "./events.ts";
 import { createPipeline, IDEMPOTENCY_RETENTION_MS, type Services } from "./pipeline.ts";
 import { routes } from "./routes.ts";
+import { runEvery } from "./timers.ts";
 
 export { apiKeyScope, IDEMPOTENCY_LEASE_MS, IDEMPOTENCY_RETENTION_MS, MAX_BODY_BYTES, requestFingerprint } from "./pipeline.ts";
 
@@ -48,34 +49,16 @@ export interface RunningTracker {
   stop(): Promise<void>;
 }
 
-/** Runs `task` every `intervalMs`, never two at once: a slow run makes the next tick skip. */
-function repeat(task: () => Promise<unknown>, intervalMs: number, logger: Logger, failure: string) {
-  let running: Promise<void> | null = null;
-  const tick = () => {
-    running ??= Promise.resolve()
-      .then(task)
-      .then(() => undefined)
-      .catch((error: unknown) => logger.log("error", failure, describeError(error)))
-      .finally(() => (running = null));
-  };
-  tick();
-  const timer = setInterval(tick, intervalMs);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
-}
-
 function startTimers(services: Services): () => Promise<void> {
   const { storage, logger, now } = services;
-  const stopPurge = repeat(
-    () => storage.deleteIdempotencyKeysBefore(new Date(now().getTime() - IDEMPOTENCY_RETENTION_MS)),
-    IDEMPOTENCY_PURGE_INTERVAL_MS,
-    logger,
-    "could not purge old idempotency keys",
-  );
-  const stopExpiry = repeat(() => storage.expireLeases(now()), LEASE_EXPIRY_INTERVAL_MS, logger, "could not expire leases");
+  const stopPurge = runEvery(IDEMPOTENCY_PURGE_INTERVAL_MS, {
+    task: () => storage.deleteIdempotencyKeysBefore(new Date(now().getTime() - IDEMPOTENCY_RETENTION_MS)),
+    onError: (error) => logger.log("error", "could not purge old idempotency keys", describeError(error)),
+  });
+  const stopExpiry = runEvery(LEASE_EXPIRY_INTERVAL_MS, {
+    task: () => storage.expireLeases(now()),
+    onError: (error) => logger.log("error", "could not expire leases", describeError(error)),
+  });
   return async () => {
     await Promise.all([stopPurge(), stopExpiry()]);
   };
