@@ -276,23 +276,6 @@ describe("task identity", () => {
   });
 });
 
-describe("claims", () => {
-  test("a claim sets claimed_by and the lease; leaving in_progress clears the lease", async () => {
-    await add([newTask("a")]);
-    const claimed = await move("a", "in_progress", { leaseSeconds: 90 });
-    expect([claimed.claimed_by, claimed.started_at, claimed.lease_expires_at]).toEqual([
-      "agent-1",
-      now.toISOString(),
-      new Date(now.getTime() + 90_000).toISOString(),
-    ]);
-    const released = await move("a", "pending");
-    expect([released.claimed_by, released.started_at, released.lease_expires_at]).toEqual([null, null, null]);
-    await move("a", "in_progress");
-    const done = await move("a", "completed");
-    expect([done.claimed_by, done.lease_expires_at]).toEqual(["agent-1", null]);
-  });
-});
-
 describe("batches", () => {
   test("a task added as completed is stored completed and counts as a finished dependency", async () => {
     const later = new Date(now.getTime() + 5000);
@@ -430,5 +413,151 @@ describe("subscribe", () => {
     expect(heard).toEqual(["created a", "created b", "claimed b"]);
     expect((await storage.getTask(ref("a")))?.status).toBe("pending");
     expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created"]);
+  });
+});
+
+/**
+ * The lease tests that move the clock. SQLite runs leases by the `now` it is given; PostgreSQL by the
+ * database's clock (storage.ts), which a test cannot move: there these are covered by postgres.test.ts.
+ */
+const leasesFollowTheGivenClock = (process.env.TRACKER_TEST_STORAGE ?? "sqlite") === "sqlite";
+
+describe.skipIf(!leasesFollowTheGivenClock)("leases by the given clock", () => {
+  test("a claim sets the lease; leaving in_progress clears it", async () => {
+    await add([newTask("a")]);
+    const claimed = await move("a", "in_progress", { leaseSeconds: 90 });
+    expect([claimed.claimed_by, claimed.started_at, claimed.lease_expires_at]).toEqual([
+      "agent-1",
+      now.toISOString(),
+      at(90).toISOString(),
+    ]);
+    const released = await move("a", "pending");
+    expect([released.claimed_by, released.started_at, released.lease_expires_at]).toEqual([null, null, null]);
+    await move("a", "in_progress");
+    const done = await move("a", "completed");
+    expect([done.claimed_by, done.lease_expires_at]).toEqual(["agent-1", null]);
+  });
+
+  test("the holder renews by the claim's own length or by the one it asks for, with no event", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { leaseSeconds: 30 });
+    const renew = (seconds: number | null, when: Date) =>
+      storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: seconds, now: when });
+    expect((await renew(null, at(20))).lease_expires_at).toBe(at(50).toISOString());
+    expect((await renew(120, at(40))).lease_expires_at).toBe(at(160).toISOString());
+    expect((await renew(null, at(100))).lease_expires_at).toBe(at(130).toISOString());
+    expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created", "claimed"]);
+  });
+
+  test("an expired lease makes the task pending again, recorded with its former holder, and next hands it out", async () => {
+    await add([newTask("first", { priority: "high" }), newTask("second")]);
+    await move("first", "in_progress", { leaseSeconds: 60 });
+    await move("second", "in_progress", { agentId: "agent-2", leaseSeconds: 120 });
+    expect(await storage.expireLeases(at(59))).toBe(0);
+    expect(await storage.expireLeases(at(60))).toBe(1);
+    expect(await storage.getTask(ref("first"))).toMatchObject({
+      status: "pending",
+      claimed_by: null,
+      lease_expires_at: null,
+      started_at: null,
+      updated_at: at(60).toISOString(),
+    });
+    expect((await history(ref("first"))).at(-1)).toEqual({
+      project_id: "p",
+      task_id: "first",
+      type: "claim_expired",
+      at: at(60).toISOString(),
+      agent_id: null,
+      from_status: "in_progress",
+      to_status: "pending",
+      details: { former_holder: "agent-1", lease_expires_at: at(60).toISOString() },
+    });
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("first");
+    expect((await storage.getTask(ref("second")))?.status).toBe("in_progress");
+    expect(await storage.expireLeases(at(600))).toBe(1);
+  });
+
+  test("the former holder of an expired lease gets claim_lost, whether the task is pending or held again", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { leaseSeconds: 60 });
+    await storage.expireLeases(at(61));
+    const lostPending = {
+      code: "claim_lost",
+      message: `Your claim on a expired at ${at(60).toISOString()}; it is pending again: claim it again to go on`,
+    };
+    expect(await rejection(move("a", "completed", { now: at(62) }))).toEqual(lostPending);
+    expect(await rejection(move("a", "pending", { now: at(62) }))).toEqual(lostPending);
+    expect(await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now: at(62) }))).toEqual(lostPending);
+    await move("a", "in_progress", { agentId: "agent-2", now: at(63), leaseSeconds: 60 });
+    expect(await rejection(move("a", "completed", { now: at(64) }))).toEqual({
+      code: "claim_lost",
+      message: `Your claim on a expired at ${at(60).toISOString()}; it is now claimed by agent-2`,
+    });
+    expect(await rejection(move("a", "completed", { agentId: "agent-3", now: at(64) }))).toEqual({
+      code: "not_claim_holder",
+      message: `a is claimed by agent-2 until ${at(123).toISOString()}; only its holder can complete, release or renew it`,
+    });
+    // Claiming it again makes agent-1 a holder like any other.
+    await storage.expireLeases(at(200));
+    await move("a", "in_progress", { now: at(201) });
+    expect((await move("a", "completed", { now: at(202) })).status).toBe("completed");
+  });
+
+  test("a lease that ran out before the expiry sweep still ends the claim of its holder", async () => {
+    await add([newTask("a"), newTask("b")]);
+    await move("a", "in_progress", { leaseSeconds: 60 });
+    await move("b", "in_progress", { leaseSeconds: 60 });
+    expect((await rejection(move("a", "completed", { now: at(61) }))).code).toBe("claim_lost");
+    expect((await storage.getTask(ref("a")))?.status).toBe("in_progress"); // a refused change changes nothing
+    // Another agent claims b after its lease ran out: one step expires the lease and claims it.
+    const claimed = await move("b", "in_progress", { agentId: "agent-2", now: at(62) });
+    expect(claimed.claimed_by).toBe("agent-2");
+    expect((await history(ref("b"))).map((event) => [event.type, event.agent_id])).toEqual([
+      ["created", null],
+      ["claimed", "agent-1"],
+      ["claim_expired", null],
+      ["claimed", "agent-2"],
+    ]);
+  });
+});
+
+describe("holders", () => {
+  test("only the holder moves a claim on or renews it; force releases it, recorded with who did it", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { agentId: "agent-1" });
+    const notHolder = await rejection(move("a", "completed", { agentId: "agent-2" }));
+    expect(notHolder.code).toBe("not_claim_holder");
+    expect(notHolder.message).toStartWith("a is claimed by agent-1 until ");
+    expect((await rejection(move("a", "pending", { agentId: null }))).code).toBe("not_claim_holder");
+    expect((await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-2", leaseSeconds: null, now }))).code).toBe("not_claim_holder");
+    expect((await storage.getTask(ref("a")))?.claimed_by).toBe("agent-1");
+    const released = await move("a", "pending", { agentId: "board-alice", force: true });
+    expect([released.status, released.claimed_by]).toEqual(["pending", null]);
+    expect((await history(ref("a"))).at(-1)).toMatchObject({ type: "force_released", agent_id: "board-alice", details: { former_holder: "agent-1" } });
+  });
+
+  test("the holder's own release is a plain release, force or not", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress");
+    await move("a", "pending", { force: true });
+    expect((await history(ref("a"))).at(-1)).toMatchObject({ type: "released", agent_id: "agent-1", details: {} });
+  });
+
+  test("a claim made without an agent ID has no holder: anyone moves it on", async () => {
+    await add([newTask("a"), newTask("b")]);
+    expect((await move("a", "in_progress", { agentId: null })).claimed_by).toBeNull();
+    expect((await storage.renewLease({ ref: ref("a"), agentId: "agent-9", leaseSeconds: 30, now })).status).toBe("in_progress");
+    expect((await move("a", "completed", { agentId: "agent-2" })).status).toBe("completed");
+    await move("b", "in_progress", { agentId: null });
+    expect((await move("b", "pending", { agentId: null })).status).toBe("pending");
+  });
+
+  test("renewing a task that is not in progress is invalid_transition", async () => {
+    await add([newTask("a")]);
+    expect(await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now }))).toEqual({
+      code: "invalid_transition",
+      message: "cannot renew a: it is pending",
+    });
+    expect((await rejection(storage.renewLease({ ref: ref("ghost"), agentId: null, leaseSeconds: null, now }))).code).toBe("not_found");
   });
 });
