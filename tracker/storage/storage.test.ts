@@ -1,7 +1,17 @@
 // The Storage contract (storage.ts), run against the implementation chosen by TRACKER_TEST_STORAGE.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { ApiError, type NewTask, type StatusChange, type TaskChange, type TaskRef, type TaskStatus } from "../domain.ts";
+import {
+  ApiError,
+  type NewTask,
+  type Priority,
+  type StatusChange,
+  type TaskChange,
+  type TaskListQuery,
+  type TaskPage,
+  type TaskRef,
+  type TaskStatus,
+} from "../domain.ts";
 import type { IdempotencyClaim, Storage } from "./storage.ts";
 import { makeStorage, type TestStorage } from "../testing.ts";
 
@@ -559,5 +569,218 @@ describe("holders", () => {
       message: "cannot renew a: it is pending",
     });
     expect((await rejection(storage.renewLease({ ref: ref("ghost"), agentId: null, leaseSeconds: null, now }))).code).toBe("not_found");
+  });
+});
+
+describe("updateTask", () => {
+  const edit = (taskId: string, fields: { priority?: Priority; description?: string }, when = at(1)) =>
+    storage.updateTask({ ref: ref(taskId), agentId: "board-alice", now: when, ...fields });
+
+  test("changes priority and description, records what changed, and keeps the next-task order right", async () => {
+    await add([newTask("a"), newTask("b"), newTask("c", { priority: "low" })]);
+    const edited = await edit("c", { priority: "high", description: "Do c first" });
+    expect(edited).toMatchObject({ priority: "high", description: "Do c first", updated_at: at(1).toISOString() });
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("c");
+    await edit("c", { priority: "low" }, at(2));
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("a");
+    expect((await history(ref("c"))).slice(1)).toEqual([
+      {
+        project_id: "p",
+        task_id: "c",
+        type: "updated",
+        at: at(1).toISOString(),
+        agent_id: "board-alice",
+        from_status: null,
+        to_status: null,
+        details: { priority: { from: "low", to: "high" }, description: { from: "Do c", to: "Do c first" } },
+      },
+      {
+        project_id: "p",
+        task_id: "c",
+        type: "updated",
+        at: at(2).toISOString(),
+        agent_id: "board-alice",
+        from_status: null,
+        to_status: null,
+        details: { priority: { from: "high", to: "low" } },
+      },
+    ]);
+  });
+
+  test("an edit that changes nothing records nothing", async () => {
+    await add([newTask("a")]);
+    expect((await edit("a", { priority: "medium", description: "Do a" })).updated_at).toBe(now.toISOString());
+    expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created"]);
+  });
+
+  test("a task in progress may be edited, a completed one not", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress");
+    expect((await edit("a", { priority: "high" })).status).toBe("in_progress");
+    await move("a", "completed");
+    expect(await rejection(edit("a", { priority: "low" }))).toEqual({ code: "invalid_transition", message: "cannot edit a: it is completed" });
+    expect((await rejection(edit("ghost", { priority: "low" }))).code).toBe("not_found");
+  });
+});
+
+describe("listTasks", () => {
+  const query = (extra: Partial<TaskListQuery> = {}): TaskListQuery => ({
+    projectId: "p",
+    status: null,
+    ready: null,
+    claimedBy: null,
+    limit: 100,
+    cursor: null,
+    ...extra,
+  });
+  const ids = async (extra: Partial<TaskListQuery> = {}) => (await storage.listTasks(query(extra))).tasks.map((task) => task.task_id);
+
+  /** Every page of a query, following next_cursor. */
+  async function allPages(extra: Partial<TaskListQuery>): Promise<string[][]> {
+    const pages: string[][] = [];
+    let cursor: string | null = null;
+    do {
+      const page: TaskPage = await storage.listTasks(query({ ...extra, cursor }));
+      pages.push(page.tasks.map((task) => task.task_id));
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    return pages;
+  }
+
+  /** ready: r-high, r-med, r-low; blocked: b-high, b-low; in progress: w-1 (older), w-2; completed: d-1, d-2 (newer). */
+  async function addMixedProject(): Promise<void> {
+    await add([
+      newTask("d-1"),
+      newTask("d-2"),
+      newTask("w-1"),
+      newTask("w-2"),
+      newTask("r-low", { priority: "low" }),
+      newTask("b-low", { priority: "low", depends_on: ["w-1"] }),
+      newTask("r-med"),
+      newTask("b-high", { priority: "high", depends_on: ["w-2"] }),
+      newTask("r-high", { priority: "high" }),
+    ]);
+    await add([newTask("elsewhere", { project_id: "q" })]);
+    await move("d-2", "in_progress", { now: at(1) });
+    await move("d-1", "in_progress", { now: at(2) });
+    await move("d-2", "completed", { now: at(3) });
+    await move("d-1", "completed", { now: at(4) });
+    await move("w-2", "in_progress", { now: at(6), agentId: "agent-2" });
+    await move("w-1", "in_progress", { now: at(5) });
+  }
+
+  const fullOrder = ["r-high", "r-med", "r-low", "b-high", "b-low", "w-1", "w-2", "d-1", "d-2"];
+
+  test("lists in API.md's order: ready, blocked, in progress by claim, completed newest first", async () => {
+    await addMixedProject();
+    expect(await storage.listTasks(query())).toMatchObject({ nextCursor: null });
+    expect(await ids()).toEqual(fullOrder);
+    expect(await ids({ projectId: "q" })).toEqual(["elsewhere"]);
+    // Without a project the same order runs across projects: elsewhere is a medium ready task added last.
+    expect(await ids({ projectId: null })).toEqual(["r-high", "r-med", "elsewhere", "r-low", "b-high", "b-low", "w-1", "w-2", "d-1", "d-2"]);
+  });
+
+  test("filters by status, readiness and holder", async () => {
+    await addMixedProject();
+    expect(await ids({ status: "pending" })).toEqual(["r-high", "r-med", "r-low", "b-high", "b-low"]);
+    expect(await ids({ ready: true })).toEqual(["r-high", "r-med", "r-low"]);
+    expect(await ids({ ready: false })).toEqual(["b-high", "b-low"]);
+    expect(await ids({ status: "in_progress" })).toEqual(["w-1", "w-2"]);
+    expect(await ids({ status: "completed" })).toEqual(["d-1", "d-2"]);
+    expect(await ids({ claimedBy: "agent-1" })).toEqual(["w-1", "d-1", "d-2"]);
+    expect(await ids({ claimedBy: "agent-2", projectId: null })).toEqual(["w-2"]);
+    expect(await ids({ claimedBy: "agent-1", status: "completed" })).toEqual(["d-1", "d-2"]);
+    expect(await ids({ status: "completed", ready: true })).toEqual([]);
+  });
+
+  test("pages follow each other without a gap or a repeat, across the parts of the order", async () => {
+    await addMixedProject();
+    for (const limit of [1, 2, 4, 8, 9]) {
+      const pages = await allPages({ limit });
+      expect(pages.flat()).toEqual(fullOrder);
+      expect(pages.every((page) => page.length === limit || page === pages.at(-1))).toBe(true);
+    }
+    expect(await allPages({ limit: 2, claimedBy: "agent-1" })).toEqual([["w-1", "d-1"], ["d-2"]]);
+    expect(await allPages({ limit: 3, ready: true })).toEqual([["r-high", "r-med", "r-low"]]);
+  });
+
+  test("a page ends exactly at the last task: no cursor to an empty page", async () => {
+    await add([newTask("a"), newTask("b")]);
+    expect((await storage.listTasks(query({ limit: 2 }))).nextCursor).toBeNull();
+    const first = await storage.listTasks(query({ limit: 1 }));
+    expect(first.nextCursor).not.toBeNull();
+  });
+
+  test("a cursor is refused for other filters, and a malformed one names cursor", async () => {
+    await addMixedProject();
+    const { nextCursor } = await storage.listTasks(query({ limit: 2 }));
+    expect(nextCursor).not.toBeNull();
+    const otherFilters = await rejection(storage.listTasks(query({ limit: 2, status: "pending", cursor: nextCursor })));
+    expect(otherFilters.code).toBe("validation_failed");
+    expect(otherFilters.message).toStartWith("cursor ");
+    // The page size may change between pages.
+    expect((await storage.listTasks(query({ limit: 3, cursor: nextCursor }))).tasks.map((task) => task.task_id)).toEqual(["r-low", "b-high", "b-low"]);
+    for (const cursor of ["garbage", "", Buffer.from('{"part":"ready","key":"x","seq":1}').toString("base64url")]) {
+      const refused = await rejection(storage.listTasks(query({ cursor })));
+      expect(refused.code).toBe("validation_failed");
+      expect(refused.message).toStartWith("cursor ");
+    }
+  });
+});
+
+describe("listProjects", () => {
+  test("every project with a task or an ID counter, by project_id, with its counts and last change", async () => {
+    await add([newTask("a", { project_id: "web" }), newTask("b", { project_id: "web", depends_on: ["a"] }), newTask("c", { project_id: "web" })]);
+    await add([newTask("x", { project_id: "api", status: "completed" })], at(1));
+    await storage.allocateId("docs", "US");
+    await storage.allocateId("web", "US");
+    await move("a", "in_progress", { now: at(5) });
+    await move("a", "completed", { now: at(6) });
+    await move("c", "in_progress", { now: at(7) });
+    expect(await storage.listProjects()).toEqual([
+      { project_id: "api", ready: 0, blocked: 0, in_progress: 0, completed: 1, last_change_at: at(1).toISOString() },
+      { project_id: "docs", ready: 0, blocked: 0, in_progress: 0, completed: 0, last_change_at: null },
+      { project_id: "web", ready: 1, blocked: 0, in_progress: 1, completed: 1, last_change_at: at(7).toISOString() },
+    ]);
+  });
+
+  test("counts follow releases, expiries and blocked tasks", async () => {
+    await add([newTask("a"), newTask("b", { depends_on: ["a"] }), newTask("c", { depends_on: ["a"] })]);
+    expect(await storage.listProjects()).toEqual([
+      { project_id: "p", ready: 1, blocked: 2, in_progress: 0, completed: 0, last_change_at: now.toISOString() },
+    ]);
+    await move("a", "in_progress", { now: at(1) });
+    await move("a", "pending", { now: at(2) });
+    expect((await storage.listProjects())[0]).toMatchObject({ ready: 1, blocked: 2, in_progress: 0 });
+    expect(await storage.listProjects()).toHaveLength(1);
+  });
+});
+
+describe("listRegistry", () => {
+  test("the counters of a project or of all, and the reservations not yet expired", async () => {
+    await storage.allocateId("web", "US");
+    await storage.allocateId("web", "SPEC");
+    await storage.allocateId("api", "US");
+    const reserve = (id: string, projectId: string, expiresInSeconds: number) =>
+      storage.reserveIds({ reservationId: id, projectId, artifactType: "US", count: 2, createdAt: now, expiresAt: at(expiresInSeconds) });
+    const expired = await reserve("00000000-0000-4000-8000-000000000001", "web", 10);
+    const active = await reserve("00000000-0000-4000-8000-000000000002", "web", 100);
+    const otherProject = await reserve("00000000-0000-4000-8000-000000000003", "api", 100);
+    expect(await storage.listRegistry("web", at(50))).toEqual({
+      counters: [
+        { project_id: "web", artifact_type: "SPEC", last_assigned_id: 1 },
+        { project_id: "web", artifact_type: "US", last_assigned_id: 5 },
+      ],
+      reservations: [active],
+    });
+    expect(await storage.listRegistry(null, at(5))).toEqual({
+      counters: [
+        { project_id: "api", artifact_type: "US", last_assigned_id: 3 },
+        { project_id: "web", artifact_type: "SPEC", last_assigned_id: 1 },
+        { project_id: "web", artifact_type: "US", last_assigned_id: 5 },
+      ],
+      reservations: [expired, active, otherProject],
+    });
+    expect(await storage.listRegistry("nobody", now)).toEqual({ counters: [], reservations: [] });
   });
 });
