@@ -33,7 +33,7 @@ import {
 import { createLogger, describeError, type Logger, type LogLevel, type LogSink } from "../log.ts";
 import { openPostgresStorage } from "../storage/postgres.ts";
 import { openSqliteStorage, type SyncMode } from "../storage/sqlite.ts";
-import type { IdempotencyClaim, IdempotentWrite, Storage } from "../storage/storage.ts";
+import { StoredResponseReplay, type IdempotencyClaim, type IdempotentWrite, type Storage } from "../storage/storage.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -506,8 +506,10 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
     try {
       return await route.handler({ ...context, claim });
     } catch (error) {
+      // A twin (on another instance) answered first: its stored response is this request's answer.
+      if (error instanceof StoredResponseReplay) return { ...error.response, headers: { "Idempotent-Replayed": "true" } };
       // A 4xx is the answer to this request, so a retry gets it again; a 5xx is not stored.
-      if (error instanceof ApiError && error.status < 500 && error.code !== "idempotency_in_flight") {
+      if (error instanceof ApiError && error.status < 500 && !error.code.startsWith("idempotency_")) {
         const reply = errorReply(error);
         try {
           await storage.saveIdempotentResponse(claim, reply);
