@@ -8,6 +8,7 @@ import packageJson from "../../package.json" with { type: "json" };
 import {
   ApiError,
   ARTIFACT_TYPE_RULE,
+  DEFAULT_CLAIM_TTL_SECONDS,
   formatArtifactId,
   isArtifactType,
   isPrintableAscii,
@@ -243,6 +244,14 @@ function taskIdParam(context: RequestContext): string {
   return pathParam(context.params[0], "task_id", isTaskId, TASK_ID_RULE);
 }
 
+function agentIdHeader(context: RequestContext): string | null {
+  const agentId = context.request.headers.get("x-agent-id");
+  if (agentId !== null && (agentId.length === 0 || !isPrintableAscii(agentId, MAX_AGENT_ID_LENGTH))) {
+    throw validationError(`X-Agent-Id must be 1 to ${MAX_AGENT_ID_LENGTH} printable ASCII characters`);
+  }
+  return agentId;
+}
+
 function reservationBody(reservation: Reservation) {
   return {
     reservation_id: reservation.reservationId,
@@ -323,7 +332,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
         const tasks = parseTaskBatch(parseJsonBody(context.bodyText));
         return write<string[]>(
           context,
-          (idempotency) => storage.addTasks(tasks, now(), idempotency),
+          (idempotency) => storage.addTasks(tasks, now(), agentIdHeader(context), idempotency),
           (taskIds) => json(201, { success: true, tasks_added: taskIds.length, task_ids: taskIds }),
         );
       },
@@ -334,9 +343,9 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
       idempotent: false,
       query: [],
       async handler(context) {
-        const taskId = taskIdParam(context);
-        const task = await storage.getTask(taskId);
-        if (!task) throw taskNotFound(taskId);
+        const ref = { projectId: null, taskId: taskIdParam(context) };
+        const task = await storage.getTask(ref);
+        if (!task) throw taskNotFound(ref);
         return json(200, { task });
       },
     },
@@ -347,16 +356,21 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
       query: [],
       async handler(context) {
         const taskId = taskIdParam(context);
-        const agentId = context.request.headers.get("x-agent-id");
-        if (agentId !== null && (agentId.length === 0 || !isPrintableAscii(agentId, MAX_AGENT_ID_LENGTH))) {
-          throw validationError(`X-Agent-Id must be 1 to ${MAX_AGENT_ID_LENGTH} printable ASCII characters`);
-        }
+        const agentId = agentIdHeader(context);
         const update = parseStatusUpdate(parseJsonBody(context.bodyText));
         return write<Task>(
           context,
           (idempotency) =>
             storage.changeTaskStatus(
-              { taskId, to: update.status, completionNotes: update.completionNotes, agentId, now: now() },
+              {
+                ref: { projectId: null, taskId },
+                to: update.status,
+                completionNotes: update.completionNotes,
+                agentId,
+                leaseSeconds: update.leaseSeconds ?? DEFAULT_CLAIM_TTL_SECONDS,
+                force: update.force,
+                now: now(),
+              },
               idempotency,
             ),
           (task) => json(200, { updated_task: task }),

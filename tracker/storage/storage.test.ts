@@ -1,7 +1,17 @@
 // The Storage contract (storage.ts), run against the implementation chosen by TRACKER_TEST_STORAGE.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { ApiError, type NewTask } from "../domain.ts";
+import {
+  ApiError,
+  type NewTask,
+  type Priority,
+  type StatusChange,
+  type TaskChange,
+  type TaskListQuery,
+  type TaskPage,
+  type TaskRef,
+  type TaskStatus,
+} from "../domain.ts";
 import type { IdempotencyClaim, Storage } from "./storage.ts";
 import { makeStorage, type TestStorage } from "../testing.ts";
 
@@ -26,6 +36,8 @@ function newTask(taskId: string, extra: Partial<NewTask> = {}): NewTask {
     outputs: [],
     priority: "medium",
     depends_on: [],
+    status: "pending",
+    completion_notes: "",
     ...extra,
   };
 }
@@ -40,14 +52,31 @@ async function rejection(promise: Promise<unknown>): Promise<{ code: string; mes
   throw new Error("expected a rejection");
 }
 
-async function move(taskId: string, to: "pending" | "in_progress" | "completed") {
-  return storage.changeTaskStatus({ taskId, to, completionNotes: "", agentId: "agent-1", now });
+function ref(taskId: string, projectId: string | null = null): TaskRef {
+  return { projectId, taskId };
+}
+
+async function move(taskId: string, to: TaskStatus, extra: Partial<StatusChange> = {}) {
+  return storage.changeTaskStatus({
+    ref: ref(taskId),
+    to,
+    completionNotes: "",
+    agentId: "agent-1",
+    leaseSeconds: 60,
+    force: false,
+    now,
+    ...extra,
+  });
+}
+
+function add(tasks: NewTask[], at = now, agentId: string | null = null) {
+  return storage.addTasks(tasks, at, agentId);
 }
 
 describe("tasks", () => {
   test("a stored task reads back whole, with defaults", async () => {
-    await storage.addTasks([newTask("T-1", { inputs: ["a"], outputs: ["b"], priority: "high" })], now);
-    expect(await storage.getTask("T-1")).toEqual({
+    await add([newTask("T-1", { inputs: ["a"], outputs: ["b"], priority: "high" })]);
+    expect(await storage.getTask(ref("T-1"))).toEqual({
       task_id: "T-1",
       project_id: "p",
       description: "Do T-1",
@@ -57,17 +86,18 @@ describe("tasks", () => {
       depends_on: [],
       status: "pending",
       claimed_by: null,
+      lease_expires_at: null,
       completion_notes: "",
       created_at: now.toISOString(),
       updated_at: now.toISOString(),
       started_at: null,
       completed_at: null,
     });
-    expect(await storage.getTask("T-2")).toBeNull();
+    expect(await storage.getTask(ref("T-2"))).toBeNull();
   });
 
   test("next task follows priority, then insertion order, and only ready tasks", async () => {
-    await storage.addTasks(
+    await add(
       [
         newTask("low", { priority: "low" }),
         newTask("blocked", { priority: "high", depends_on: ["base"] }),
@@ -87,7 +117,7 @@ describe("tasks", () => {
   });
 
   test("a claim waits for every dependency and the state machine holds", async () => {
-    await storage.addTasks([newTask("a"), newTask("b", { depends_on: ["a", "a"] })], now);
+    await add([newTask("a"), newTask("b", { depends_on: ["a", "a"] })]);
     expect(await rejection(move("b", "in_progress"))).toEqual({
       code: "invalid_transition",
       message: "cannot change b from pending to in_progress: a is not completed",
@@ -101,34 +131,34 @@ describe("tasks", () => {
     const released = await move("a", "pending");
     expect([released.status, released.claimed_by, released.started_at]).toEqual(["pending", null, null]);
     await move("a", "in_progress");
-    const done = await storage.changeTaskStatus({ taskId: "a", to: "completed", completionNotes: "ok", agentId: null, now });
+    const done = await move("a", "completed", { completionNotes: "ok" });
     expect([done.status, done.completion_notes, done.completed_at]).toEqual(["completed", "ok", now.toISOString()]);
     expect((await move("b", "in_progress")).status).toBe("in_progress");
     expect(await rejection(move("missing", "in_progress"))).toEqual({ code: "not_found", message: "Task not found: missing" });
   });
 
   test("a batch is all or nothing", async () => {
-    await storage.addTasks([newTask("old")], now);
-    expect(await rejection(storage.addTasks([newTask("new"), newTask("old")], now))).toEqual({
+    await add([newTask("old")]);
+    expect(await rejection(add([newTask("new"), newTask("old")]))).toEqual({
       code: "conflict",
-      message: "Task already exists: old",
+      message: "Task already exists: old in project p",
     });
-    expect(await rejection(storage.addTasks([newTask("new"), newTask("x", { depends_on: ["ghost"] })], now))).toEqual({
+    expect(await rejection(add([newTask("new"), newTask("x", { depends_on: ["ghost"] })]))).toEqual({
       code: "validation_failed",
       message: "tasks[1].depends_on[0] names an unknown task: ghost",
     });
-    expect(await rejection(storage.addTasks([newTask("y", { project_id: "q", depends_on: ["old"] })], now))).toEqual({
+    expect(await rejection(add([newTask("y", { project_id: "q", depends_on: ["old"] })]))).toEqual({
       code: "validation_failed",
       message: "tasks[0].depends_on[0] names old of project p, not of q",
     });
-    expect(await storage.getTask("new")).toBeNull();
+    expect(await storage.getTask(ref("new"))).toBeNull();
   });
 
   test("a dependency completed before the batch does not block", async () => {
-    await storage.addTasks([newTask("a")], now);
+    await add([newTask("a")]);
     await move("a", "in_progress");
     await move("a", "completed");
-    await storage.addTasks([newTask("b", { depends_on: ["a"] })], now);
+    await add([newTask("b", { depends_on: ["a"] })]);
     expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("b");
   });
 });
@@ -211,4 +241,546 @@ test("ping fails once the storage is closed", async () => {
   await storage.ping();
   await storage.close();
   expect(storage.ping()).rejects.toThrow();
+});
+
+describe("task identity", () => {
+  test("the same task ID may exist in two projects; a ref without project must not be ambiguous", async () => {
+    await add([newTask("T-1", { project_id: "web" }), newTask("T-1", { project_id: "api", priority: "high" })]);
+    expect((await storage.getTask(ref("T-1", "web")))?.priority).toBe("medium");
+    expect((await storage.getTask(ref("T-1", "api")))?.priority).toBe("high");
+    expect(await storage.getTask(ref("T-1", "docs"))).toBeNull();
+    const ambiguous = {
+      code: "ambiguous_task_id",
+      message: "Task T-1 exists in projects api, web; pass ?project=<project_id>",
+    };
+    expect(await rejection(storage.getTask(ref("T-1")))).toEqual(ambiguous);
+    expect(await rejection(move("T-1", "in_progress"))).toEqual(ambiguous);
+    expect(await rejection(move("T-1", "in_progress", { ref: ref("T-1", "docs") }))).toEqual({
+      code: "not_found",
+      message: "Task not found: T-1 in project docs",
+    });
+    const claimed = await move("T-1", "in_progress", { ref: ref("T-1", "api") });
+    expect([claimed.project_id, claimed.status]).toEqual(["api", "in_progress"]);
+    expect((await storage.getTask(ref("T-1", "web")))?.status).toBe("pending");
+  });
+
+  test("a task that exists in its project is a conflict naming the project; in another project it is not", async () => {
+    await add([newTask("T-1", { project_id: "web" })]);
+    expect(await rejection(add([newTask("T-1", { project_id: "web" })]))).toEqual({
+      code: "conflict",
+      message: "Task already exists: T-1 in project web",
+    });
+    expect(await add([newTask("T-1", { project_id: "api" })])).toEqual(["T-1"]);
+  });
+
+  test("dependencies resolve inside the task's own project", async () => {
+    await add([newTask("base", { project_id: "web" }), newTask("base", { project_id: "api" })]);
+    await add([newTask("next", { project_id: "api", depends_on: ["base"] })]);
+    await move("base", "in_progress", { ref: ref("base", "web") });
+    await move("base", "completed", { ref: ref("base", "web") });
+    // web's base is done, api's is not: api's next still waits.
+    expect((await storage.findNextTask("api", "pending"))?.task_id).toBe("base");
+    await move("base", "in_progress", { ref: ref("base", "api") });
+    await move("base", "completed", { ref: ref("base", "api") });
+    expect((await storage.findNextTask("api", "pending"))?.task_id).toBe("next");
+  });
+});
+
+describe("batches", () => {
+  test("a task added as completed is stored completed and counts as a finished dependency", async () => {
+    const later = new Date(now.getTime() + 5000);
+    await add([newTask("done", { status: "completed", completion_notes: "imported" })], later, "importer");
+    expect(await storage.getTask(ref("done"))).toMatchObject({
+      status: "completed",
+      completion_notes: "imported",
+      started_at: later.toISOString(),
+      completed_at: later.toISOString(),
+      claimed_by: null,
+      lease_expires_at: null,
+    });
+    await add([newTask("after", { depends_on: ["done"] })]);
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("after");
+  });
+
+  test("a completed task may depend only on completed tasks", async () => {
+    await add([newTask("open")]);
+    expect(await rejection(add([newTask("done", { status: "completed", depends_on: ["open"] })]))).toEqual({
+      code: "validation_failed",
+      message: "tasks[0].depends_on[0] names open, which is not completed: a completed task may depend only on completed tasks",
+    });
+    expect(
+      await rejection(add([newTask("x"), newTask("y", { status: "completed", depends_on: ["x"] })])),
+    ).toEqual({
+      code: "validation_failed",
+      message: "tasks[1].depends_on[0] names x, which is not completed: a completed task may depend only on completed tasks",
+    });
+    expect(await add([newTask("d1", { status: "completed" }), newTask("d2", { status: "completed", depends_on: ["d1"] })])).toEqual([
+      "d1",
+      "d2",
+    ]);
+  });
+});
+
+/** The events without their IDs (which only have to grow), for one toEqual on the whole history. */
+async function history(taskRef: TaskRef) {
+  const events = await storage.listTaskEvents(taskRef);
+  const ids = events.map((event) => event.event_id);
+  expect(ids).toEqual([...ids].sort((a, b) => a - b));
+  expect(new Set(ids).size).toBe(ids.length);
+  return events.map(({ event_id: _, ...event }) => event);
+}
+
+function at(seconds: number): Date {
+  return new Date(now.getTime() + seconds * 1000);
+}
+
+describe("history", () => {
+  test("every change writes its event, oldest first, with the details of API.md", async () => {
+    await add([newTask("a")], now, "planner");
+    await move("a", "in_progress", { leaseSeconds: 60, now: at(1) });
+    await move("a", "pending", { now: at(2) });
+    await move("a", "in_progress", { agentId: "agent-2", now: at(3) });
+    await move("a", "pending", { agentId: "board-alice", force: true, now: at(4) });
+    await move("a", "in_progress", { now: at(5) });
+    await move("a", "completed", { completionNotes: "done", now: at(6) });
+    const base = { project_id: "p", task_id: "a" };
+    expect(await history(ref("a"))).toEqual([
+      { ...base, type: "created", at: now.toISOString(), agent_id: "planner", from_status: null, to_status: "pending", details: { status: "pending" } },
+      { ...base, type: "claimed", at: at(1).toISOString(), agent_id: "agent-1", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(61).toISOString() } },
+      { ...base, type: "released", at: at(2).toISOString(), agent_id: "agent-1", from_status: "in_progress", to_status: "pending", details: {} },
+      { ...base, type: "claimed", at: at(3).toISOString(), agent_id: "agent-2", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(63).toISOString() } },
+      { ...base, type: "force_released", at: at(4).toISOString(), agent_id: "board-alice", from_status: "in_progress", to_status: "pending", details: { former_holder: "agent-2" } },
+      { ...base, type: "claimed", at: at(5).toISOString(), agent_id: "agent-1", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(65).toISOString() } },
+      { ...base, type: "completed", at: at(6).toISOString(), agent_id: "agent-1", from_status: "in_progress", to_status: "completed", details: { completion_notes: "done" } },
+    ]);
+  });
+
+  test("a task added as completed has one created event saying so", async () => {
+    await add([newTask("a", { status: "completed" })]);
+    expect(await history(ref("a"))).toEqual([
+      { project_id: "p", task_id: "a", type: "created", at: now.toISOString(), agent_id: null, from_status: null, to_status: "completed", details: { status: "completed" } },
+    ]);
+  });
+
+  test("a change that fails writes no event", async () => {
+    await add([newTask("a"), newTask("b", { depends_on: ["a"] })]);
+    await rejection(move("b", "in_progress"));
+    await rejection(move("a", "completed"));
+    await rejection(add([newTask("c"), newTask("a")]));
+    expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created"]);
+    expect((await history(ref("b"))).map((event) => event.type)).toEqual(["created"]);
+    expect(await storage.getTask(ref("c"))).toBeNull();
+  });
+
+  test("the history of an unknown or ambiguous task is an error like getTask's", async () => {
+    expect(await rejection(storage.listTaskEvents(ref("ghost", "p")))).toEqual({ code: "not_found", message: "Task not found: ghost in project p" });
+    await add([newTask("t", { project_id: "x" }), newTask("t", { project_id: "y" })]);
+    expect((await rejection(storage.listTaskEvents(ref("t")))).code).toBe("ambiguous_task_id");
+    expect((await history(ref("t", "y"))).map((event) => event.project_id)).toEqual(["y"]);
+  });
+});
+
+describe("subscribe", () => {
+  test("a subscriber hears each committed change with the task after it, until it unsubscribes", async () => {
+    const heard: TaskChange[] = [];
+    const unsubscribe = storage.subscribe((change) => heard.push(change));
+    await add([newTask("a"), newTask("b")], now, "planner");
+    const claimed = await move("a", "in_progress");
+    expect(heard.map((change) => [change.event.type, change.task.task_id, change.task.status])).toEqual([
+      ["created", "a", "pending"],
+      ["created", "b", "pending"],
+      ["claimed", "a", "in_progress"],
+    ]);
+    expect(heard[2]!.task).toEqual(claimed);
+    const events = await storage.listTaskEvents(ref("a"));
+    expect(heard[2]!.event).toEqual(events[1]!);
+    unsubscribe();
+    await move("a", "completed");
+    expect(heard).toHaveLength(3);
+  });
+
+  test("a write rolled back after its change is heard by nobody; a listener that throws harms nothing", async () => {
+    const heard: string[] = [];
+    storage.subscribe(() => {
+      throw new Error("a broken listener");
+    });
+    storage.subscribe((change) => heard.push(`${change.event.type} ${change.task.task_id}`));
+    await add([newTask("a"), newTask("b")]);
+    // The claim is made, then its Idempotency-Key turns out to be another request's: all of it rolls back.
+    const request = { scope: "s", key: "k", fingerprint: "f", now, leaseMs: 1000, retentionMs: 10_000 };
+    const stale = await storage.claimIdempotencyKey(request);
+    await storage.claimIdempotencyKey({ ...request, now: at(2) });
+    if (stale.outcome !== "claimed") throw new Error("expected a claim");
+    const respond = () => ({ status: 200, body: "{}" });
+    const results = await Promise.allSettled([
+      storage.changeTaskStatus(
+        { ref: ref("a"), to: "in_progress", completionNotes: "", agentId: "agent-1", leaseSeconds: 60, force: false, now },
+        { claim: stale.claim, respond },
+      ),
+      move("b", "in_progress"),
+    ]);
+    expect(results.map((result) => result.status)).toEqual(["rejected", "fulfilled"]);
+    expect(heard).toEqual(["created a", "created b", "claimed b"]);
+    expect((await storage.getTask(ref("a")))?.status).toBe("pending");
+    expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created"]);
+  });
+});
+
+/**
+ * The lease tests that move the clock. SQLite runs leases by the `now` it is given; PostgreSQL by the
+ * database's clock (storage.ts), which a test cannot move: there these are covered by postgres.test.ts.
+ */
+const leasesFollowTheGivenClock = (process.env.TRACKER_TEST_STORAGE ?? "sqlite") === "sqlite";
+
+describe.skipIf(!leasesFollowTheGivenClock)("leases by the given clock", () => {
+  test("a claim sets the lease; leaving in_progress clears it", async () => {
+    await add([newTask("a")]);
+    const claimed = await move("a", "in_progress", { leaseSeconds: 90 });
+    expect([claimed.claimed_by, claimed.started_at, claimed.lease_expires_at]).toEqual([
+      "agent-1",
+      now.toISOString(),
+      at(90).toISOString(),
+    ]);
+    const released = await move("a", "pending");
+    expect([released.claimed_by, released.started_at, released.lease_expires_at]).toEqual([null, null, null]);
+    await move("a", "in_progress");
+    const done = await move("a", "completed");
+    expect([done.claimed_by, done.lease_expires_at]).toEqual(["agent-1", null]);
+  });
+
+  test("the holder renews by the claim's own length or by the one it asks for, with no event", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { leaseSeconds: 30 });
+    const renew = (seconds: number | null, when: Date) =>
+      storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: seconds, now: when });
+    expect((await renew(null, at(20))).lease_expires_at).toBe(at(50).toISOString());
+    expect((await renew(120, at(40))).lease_expires_at).toBe(at(160).toISOString());
+    expect((await renew(null, at(100))).lease_expires_at).toBe(at(130).toISOString());
+    expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created", "claimed"]);
+  });
+
+  test("an expired lease makes the task pending again, recorded with its former holder, and next hands it out", async () => {
+    await add([newTask("first", { priority: "high" }), newTask("second")]);
+    await move("first", "in_progress", { leaseSeconds: 60 });
+    await move("second", "in_progress", { agentId: "agent-2", leaseSeconds: 120 });
+    expect(await storage.expireLeases(at(59))).toBe(0);
+    expect(await storage.expireLeases(at(60))).toBe(1);
+    expect(await storage.getTask(ref("first"))).toMatchObject({
+      status: "pending",
+      claimed_by: null,
+      lease_expires_at: null,
+      started_at: null,
+      updated_at: at(60).toISOString(),
+    });
+    expect((await history(ref("first"))).at(-1)).toEqual({
+      project_id: "p",
+      task_id: "first",
+      type: "claim_expired",
+      at: at(60).toISOString(),
+      agent_id: null,
+      from_status: "in_progress",
+      to_status: "pending",
+      details: { former_holder: "agent-1", lease_expires_at: at(60).toISOString() },
+    });
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("first");
+    expect((await storage.getTask(ref("second")))?.status).toBe("in_progress");
+    expect(await storage.expireLeases(at(600))).toBe(1);
+  });
+
+  test("the former holder of an expired lease gets claim_lost, whether the task is pending or held again", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { leaseSeconds: 60 });
+    await storage.expireLeases(at(61));
+    const lostPending = {
+      code: "claim_lost",
+      message: `Your claim on a expired at ${at(60).toISOString()}; it is pending again: claim it again to go on`,
+    };
+    expect(await rejection(move("a", "completed", { now: at(62) }))).toEqual(lostPending);
+    expect(await rejection(move("a", "pending", { now: at(62) }))).toEqual(lostPending);
+    expect(await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now: at(62) }))).toEqual(lostPending);
+    await move("a", "in_progress", { agentId: "agent-2", now: at(63), leaseSeconds: 60 });
+    expect(await rejection(move("a", "completed", { now: at(64) }))).toEqual({
+      code: "claim_lost",
+      message: `Your claim on a expired at ${at(60).toISOString()}; it is now claimed by agent-2`,
+    });
+    expect(await rejection(move("a", "completed", { agentId: "agent-3", now: at(64) }))).toEqual({
+      code: "not_claim_holder",
+      message: `a is claimed by agent-2 until ${at(123).toISOString()}; only its holder can complete, release or renew it`,
+    });
+    // Claiming it again makes agent-1 a holder like any other.
+    await storage.expireLeases(at(200));
+    await move("a", "in_progress", { now: at(201) });
+    expect((await move("a", "completed", { now: at(202) })).status).toBe("completed");
+  });
+
+  test("a lease that ran out before the expiry sweep still ends the claim of its holder", async () => {
+    await add([newTask("a"), newTask("b")]);
+    await move("a", "in_progress", { leaseSeconds: 60 });
+    await move("b", "in_progress", { leaseSeconds: 60 });
+    expect((await rejection(move("a", "completed", { now: at(61) }))).code).toBe("claim_lost");
+    expect((await storage.getTask(ref("a")))?.status).toBe("in_progress"); // a refused change changes nothing
+    // Another agent claims b after its lease ran out: one step expires the lease and claims it.
+    const claimed = await move("b", "in_progress", { agentId: "agent-2", now: at(62) });
+    expect(claimed.claimed_by).toBe("agent-2");
+    expect((await history(ref("b"))).map((event) => [event.type, event.agent_id])).toEqual([
+      ["created", null],
+      ["claimed", "agent-1"],
+      ["claim_expired", null],
+      ["claimed", "agent-2"],
+    ]);
+  });
+});
+
+describe("holders", () => {
+  test("only the holder moves a claim on or renews it; force releases it, recorded with who did it", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { agentId: "agent-1" });
+    const notHolder = await rejection(move("a", "completed", { agentId: "agent-2" }));
+    expect(notHolder.code).toBe("not_claim_holder");
+    expect(notHolder.message).toStartWith("a is claimed by agent-1 until ");
+    expect((await rejection(move("a", "pending", { agentId: null }))).code).toBe("not_claim_holder");
+    expect((await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-2", leaseSeconds: null, now }))).code).toBe("not_claim_holder");
+    expect((await storage.getTask(ref("a")))?.claimed_by).toBe("agent-1");
+    const released = await move("a", "pending", { agentId: "board-alice", force: true });
+    expect([released.status, released.claimed_by]).toEqual(["pending", null]);
+    expect((await history(ref("a"))).at(-1)).toMatchObject({ type: "force_released", agent_id: "board-alice", details: { former_holder: "agent-1" } });
+  });
+
+  test("the holder's own release is a plain release, force or not", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress");
+    await move("a", "pending", { force: true });
+    expect((await history(ref("a"))).at(-1)).toMatchObject({ type: "released", agent_id: "agent-1", details: {} });
+  });
+
+  test("a claim made without an agent ID has no holder: anyone moves it on", async () => {
+    await add([newTask("a"), newTask("b")]);
+    expect((await move("a", "in_progress", { agentId: null })).claimed_by).toBeNull();
+    expect((await storage.renewLease({ ref: ref("a"), agentId: "agent-9", leaseSeconds: 30, now })).status).toBe("in_progress");
+    expect((await move("a", "completed", { agentId: "agent-2" })).status).toBe("completed");
+    await move("b", "in_progress", { agentId: null });
+    expect((await move("b", "pending", { agentId: null })).status).toBe("pending");
+  });
+
+  test("renewing a task that is not in progress is invalid_transition", async () => {
+    await add([newTask("a")]);
+    expect(await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now }))).toEqual({
+      code: "invalid_transition",
+      message: "cannot renew a: it is pending",
+    });
+    expect((await rejection(storage.renewLease({ ref: ref("ghost"), agentId: null, leaseSeconds: null, now }))).code).toBe("not_found");
+  });
+});
+
+describe("updateTask", () => {
+  const edit = (taskId: string, fields: { priority?: Priority; description?: string }, when = at(1)) =>
+    storage.updateTask({ ref: ref(taskId), agentId: "board-alice", now: when, ...fields });
+
+  test("changes priority and description, records what changed, and keeps the next-task order right", async () => {
+    await add([newTask("a"), newTask("b"), newTask("c", { priority: "low" })]);
+    const edited = await edit("c", { priority: "high", description: "Do c first" });
+    expect(edited).toMatchObject({ priority: "high", description: "Do c first", updated_at: at(1).toISOString() });
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("c");
+    await edit("c", { priority: "low" }, at(2));
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("a");
+    expect((await history(ref("c"))).slice(1)).toEqual([
+      {
+        project_id: "p",
+        task_id: "c",
+        type: "updated",
+        at: at(1).toISOString(),
+        agent_id: "board-alice",
+        from_status: null,
+        to_status: null,
+        details: { priority: { from: "low", to: "high" }, description: { from: "Do c", to: "Do c first" } },
+      },
+      {
+        project_id: "p",
+        task_id: "c",
+        type: "updated",
+        at: at(2).toISOString(),
+        agent_id: "board-alice",
+        from_status: null,
+        to_status: null,
+        details: { priority: { from: "high", to: "low" } },
+      },
+    ]);
+  });
+
+  test("an edit that changes nothing records nothing", async () => {
+    await add([newTask("a")]);
+    expect((await edit("a", { priority: "medium", description: "Do a" })).updated_at).toBe(now.toISOString());
+    expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created"]);
+  });
+
+  test("a task in progress may be edited, a completed one not", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress");
+    expect((await edit("a", { priority: "high" })).status).toBe("in_progress");
+    await move("a", "completed");
+    expect(await rejection(edit("a", { priority: "low" }))).toEqual({ code: "invalid_transition", message: "cannot edit a: it is completed" });
+    expect((await rejection(edit("ghost", { priority: "low" }))).code).toBe("not_found");
+  });
+});
+
+describe("listTasks", () => {
+  const query = (extra: Partial<TaskListQuery> = {}): TaskListQuery => ({
+    projectId: "p",
+    status: null,
+    ready: null,
+    claimedBy: null,
+    limit: 100,
+    cursor: null,
+    ...extra,
+  });
+  const ids = async (extra: Partial<TaskListQuery> = {}) => (await storage.listTasks(query(extra))).tasks.map((task) => task.task_id);
+
+  /** Every page of a query, following next_cursor. */
+  async function allPages(extra: Partial<TaskListQuery>): Promise<string[][]> {
+    const pages: string[][] = [];
+    let cursor: string | null = null;
+    do {
+      const page: TaskPage = await storage.listTasks(query({ ...extra, cursor }));
+      pages.push(page.tasks.map((task) => task.task_id));
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    return pages;
+  }
+
+  /** ready: r-high, r-med, r-low; blocked: b-high, b-low; in progress: w-1 (older), w-2; completed: d-1, d-2 (newer). */
+  async function addMixedProject(): Promise<void> {
+    await add([
+      newTask("d-1"),
+      newTask("d-2"),
+      newTask("w-1"),
+      newTask("w-2"),
+      newTask("r-low", { priority: "low" }),
+      newTask("b-low", { priority: "low", depends_on: ["w-1"] }),
+      newTask("r-med"),
+      newTask("b-high", { priority: "high", depends_on: ["w-2"] }),
+      newTask("r-high", { priority: "high" }),
+    ]);
+    await add([newTask("elsewhere", { project_id: "q" })]);
+    await move("d-2", "in_progress", { now: at(1) });
+    await move("d-1", "in_progress", { now: at(2) });
+    await move("d-2", "completed", { now: at(3) });
+    await move("d-1", "completed", { now: at(4) });
+    await move("w-2", "in_progress", { now: at(6), agentId: "agent-2" });
+    await move("w-1", "in_progress", { now: at(5) });
+  }
+
+  const fullOrder = ["r-high", "r-med", "r-low", "b-high", "b-low", "w-1", "w-2", "d-1", "d-2"];
+
+  test("lists in API.md's order: ready, blocked, in progress by claim, completed newest first", async () => {
+    await addMixedProject();
+    expect(await storage.listTasks(query())).toMatchObject({ nextCursor: null });
+    expect(await ids()).toEqual(fullOrder);
+    expect(await ids({ projectId: "q" })).toEqual(["elsewhere"]);
+    // Without a project the same order runs across projects: elsewhere is a medium ready task added last.
+    expect(await ids({ projectId: null })).toEqual(["r-high", "r-med", "elsewhere", "r-low", "b-high", "b-low", "w-1", "w-2", "d-1", "d-2"]);
+  });
+
+  test("filters by status, readiness and holder", async () => {
+    await addMixedProject();
+    expect(await ids({ status: "pending" })).toEqual(["r-high", "r-med", "r-low", "b-high", "b-low"]);
+    expect(await ids({ ready: true })).toEqual(["r-high", "r-med", "r-low"]);
+    expect(await ids({ ready: false })).toEqual(["b-high", "b-low"]);
+    expect(await ids({ status: "in_progress" })).toEqual(["w-1", "w-2"]);
+    expect(await ids({ status: "completed" })).toEqual(["d-1", "d-2"]);
+    expect(await ids({ claimedBy: "agent-1" })).toEqual(["w-1", "d-1", "d-2"]);
+    expect(await ids({ claimedBy: "agent-2", projectId: null })).toEqual(["w-2"]);
+    expect(await ids({ claimedBy: "agent-1", status: "completed" })).toEqual(["d-1", "d-2"]);
+    expect(await ids({ status: "completed", ready: true })).toEqual([]);
+  });
+
+  test("pages follow each other without a gap or a repeat, across the parts of the order", async () => {
+    await addMixedProject();
+    for (const limit of [1, 2, 4, 8, 9]) {
+      const pages = await allPages({ limit });
+      expect(pages.flat()).toEqual(fullOrder);
+      expect(pages.every((page) => page.length === limit || page === pages.at(-1))).toBe(true);
+    }
+    expect(await allPages({ limit: 2, claimedBy: "agent-1" })).toEqual([["w-1", "d-1"], ["d-2"]]);
+    expect(await allPages({ limit: 3, ready: true })).toEqual([["r-high", "r-med", "r-low"]]);
+  });
+
+  test("a page ends exactly at the last task: no cursor to an empty page", async () => {
+    await add([newTask("a"), newTask("b")]);
+    expect((await storage.listTasks(query({ limit: 2 }))).nextCursor).toBeNull();
+    const first = await storage.listTasks(query({ limit: 1 }));
+    expect(first.nextCursor).not.toBeNull();
+  });
+
+  test("a cursor is refused for other filters, and a malformed one names cursor", async () => {
+    await addMixedProject();
+    const { nextCursor } = await storage.listTasks(query({ limit: 2 }));
+    expect(nextCursor).not.toBeNull();
+    const otherFilters = await rejection(storage.listTasks(query({ limit: 2, status: "pending", cursor: nextCursor })));
+    expect(otherFilters.code).toBe("validation_failed");
+    expect(otherFilters.message).toStartWith("cursor ");
+    // The page size may change between pages.
+    expect((await storage.listTasks(query({ limit: 3, cursor: nextCursor }))).tasks.map((task) => task.task_id)).toEqual(["r-low", "b-high", "b-low"]);
+    for (const cursor of ["garbage", "", Buffer.from('{"part":"ready","key":"x","seq":1}').toString("base64url")]) {
+      const refused = await rejection(storage.listTasks(query({ cursor })));
+      expect(refused.code).toBe("validation_failed");
+      expect(refused.message).toStartWith("cursor ");
+    }
+  });
+});
+
+describe("listProjects", () => {
+  test("every project with a task or an ID counter, by project_id, with its counts and last change", async () => {
+    await add([newTask("a", { project_id: "web" }), newTask("b", { project_id: "web", depends_on: ["a"] }), newTask("c", { project_id: "web" })]);
+    await add([newTask("x", { project_id: "api", status: "completed" })], at(1));
+    await storage.allocateId("docs", "US");
+    await storage.allocateId("web", "US");
+    await move("a", "in_progress", { now: at(5) });
+    await move("a", "completed", { now: at(6) });
+    await move("c", "in_progress", { now: at(7) });
+    expect(await storage.listProjects()).toEqual([
+      { project_id: "api", ready: 0, blocked: 0, in_progress: 0, completed: 1, last_change_at: at(1).toISOString() },
+      { project_id: "docs", ready: 0, blocked: 0, in_progress: 0, completed: 0, last_change_at: null },
+      { project_id: "web", ready: 1, blocked: 0, in_progress: 1, completed: 1, last_change_at: at(7).toISOString() },
+    ]);
+  });
+
+  test("counts follow releases, expiries and blocked tasks", async () => {
+    await add([newTask("a"), newTask("b", { depends_on: ["a"] }), newTask("c", { depends_on: ["a"] })]);
+    expect(await storage.listProjects()).toEqual([
+      { project_id: "p", ready: 1, blocked: 2, in_progress: 0, completed: 0, last_change_at: now.toISOString() },
+    ]);
+    await move("a", "in_progress", { now: at(1) });
+    await move("a", "pending", { now: at(2) });
+    expect((await storage.listProjects())[0]).toMatchObject({ ready: 1, blocked: 2, in_progress: 0 });
+    expect(await storage.listProjects()).toHaveLength(1);
+  });
+});
+
+describe("listRegistry", () => {
+  test("the counters of a project or of all, and the reservations not yet expired", async () => {
+    await storage.allocateId("web", "US");
+    await storage.allocateId("web", "SPEC");
+    await storage.allocateId("api", "US");
+    const reserve = (id: string, projectId: string, expiresInSeconds: number) =>
+      storage.reserveIds({ reservationId: id, projectId, artifactType: "US", count: 2, createdAt: now, expiresAt: at(expiresInSeconds) });
+    const expired = await reserve("00000000-0000-4000-8000-000000000001", "web", 10);
+    const active = await reserve("00000000-0000-4000-8000-000000000002", "web", 100);
+    const otherProject = await reserve("00000000-0000-4000-8000-000000000003", "api", 100);
+    expect(await storage.listRegistry("web", at(50))).toEqual({
+      counters: [
+        { project_id: "web", artifact_type: "SPEC", last_assigned_id: 1 },
+        { project_id: "web", artifact_type: "US", last_assigned_id: 5 },
+      ],
+      reservations: [active],
+    });
+    expect(await storage.listRegistry(null, at(5))).toEqual({
+      counters: [
+        { project_id: "api", artifact_type: "US", last_assigned_id: 3 },
+        { project_id: "web", artifact_type: "SPEC", last_assigned_id: 1 },
+        { project_id: "web", artifact_type: "US", last_assigned_id: 5 },
+      ],
+      reservations: [expired, active, otherProject],
+    });
+    expect(await storage.listRegistry("nobody", now)).toEqual({ counters: [], reservations: [] });
+  });
 });
