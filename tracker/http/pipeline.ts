@@ -8,7 +8,7 @@ import type { Server } from "bun";
 import type { z } from "zod";
 import { ApiError, isPrintableAscii, MAX_IDEMPOTENCY_KEY_LENGTH, validationError } from "../domain.ts";
 import { describeError, type Logger } from "../log.ts";
-import type { IdempotencyClaim, IdempotentWrite, Storage } from "../storage/storage.ts";
+import { StoredResponseReplay, type IdempotencyClaim, type IdempotentWrite, type Storage } from "../storage/storage.ts";
 import type { LiveStreams } from "./events.ts";
 import { parseAgentId, parseInput } from "./schemas.ts";
 
@@ -294,7 +294,9 @@ function idempotencyRunner(services: Services) {
 
   /** A 4xx is the answer to this request, so a retry gets it again; a 5xx is not stored. */
   async function keepAnswer(claim: IdempotencyClaim, error: unknown): Promise<Reply> {
-    if (!(error instanceof ApiError) || error.status >= 500 || error.code === "idempotency_in_flight") {
+    // A twin (on another instance) answered first: its stored response is this request's answer.
+    if (error instanceof StoredResponseReplay) return { ...error.response, headers: { "Idempotent-Replayed": "true" } };
+    if (!(error instanceof ApiError) || error.status >= 500 || error.code.startsWith("idempotency_")) {
       await release(claim);
       throw error;
     }

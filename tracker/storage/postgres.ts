@@ -1,7 +1,8 @@
 // The PostgreSQL storage (Bun's built-in SQL client). All of the service's SQL for PostgreSQL lives
-// here and in schema/postgres.sql. Several tracker instances may share one database: every
-// guarantee of storage.ts rests on PostgreSQL's row locks and unique keys, never on state held in
-// this process.
+// here and in schema/postgres*.sql. Several tracker instances may share one database: every
+// guarantee of storage.ts rests on PostgreSQL's row locks, unique keys and clock, never on state
+// held in this process (the in-flight Idempotency-Keys of this process only answer its own twins
+// sooner).
 //
 // How each guarantee holds across instances:
 // - ID counters: INSERT ... ON CONFLICT DO UPDATE ... RETURNING on the counter row takes its row
@@ -10,8 +11,13 @@
 //   claimer waits for the lock and then reads the winner's status.
 // - Batches: one transaction; the dependencies a batch names are read FOR SHARE, so none of them
 //   can complete (and miss the new dependents) before the batch commits.
-// - Idempotency: the in-flight marker is a committed row, visible to every instance; the response
-//   is stored in the same transaction as the effect.
+// - Leases: lease_expires_at is the database's now() plus the lease; expireLeases takes the
+//   expired rows FOR UPDATE SKIP LOCKED, so instances sweeping at once never expire one claim twice.
+// - Idempotency: one commit per write. Its transaction first inserts the key's row (a twin on
+//   another instance waits on that uncommitted row), then does the effect, then stores the
+//   response on the row. A twin that finds a committed row replays it (StoredResponseReplay).
+// - The live stream: each write NOTIFYs the IDs of its events in its own transaction (delivered at
+//   commit); every instance LISTENs on a connection of its own and reads those events.
 //
 // A database that is down or does not answer never makes a request hang: every operation has a
 // deadline (statement_timeout on the server, a timer here), and its failure is a 503
@@ -19,34 +25,63 @@
 
 import { SQL, type TransactionSQL } from "bun";
 import schemaSql from "./schema/postgres.sql" with { type: "text" };
+import upgradeTo2Sql from "./schema/postgres-upgrade-2.sql" with { type: "text" };
 import {
+  ambiguousTaskId,
   ApiError,
+  cannotEditCompleted,
+  cannotLowerCounter,
+  cannotRenew,
+  claimLost,
   countUnfinishedDependencies,
+  decodeTaskCursor,
+  encodeTaskCursor,
+  idsExhausted,
   invalidTransition,
   isAllowedTransition,
+  lostRace,
   MAX_ID_NUMBER,
+  notClaimHolder,
   priorityRank,
+  PURGE_BATCH_SIZE,
+  SCHEMA_VERSION,
+  TASK_LIST_PARTS,
+  taskAlreadyExists,
+  taskListParts,
   taskNotFound,
+  unfinishedDependencies,
   validationError,
+  type IdCounter,
+  type LeaseRenewal,
   type NewReservation,
   type NewTask,
   type Priority,
+  type ProjectSummary,
   type Reservation,
   type StatusChange,
   type Task,
+  type TaskChange,
+  type TaskEdit,
+  type TaskEvent,
+  type TaskEventType,
+  type TaskListPart,
+  type TaskListPosition,
+  type TaskListQuery,
+  type TaskPage,
+  type TaskRef,
   type TaskStatus,
 } from "../domain.ts";
-import { createLogger, type Logger } from "../log.ts";
-import type {
-  IdempotencyClaim,
-  IdempotencyOutcome,
-  IdempotencyRequest,
-  IdempotentWrite,
-  Storage,
-  StoredResponse,
+import { createLogger, describeError, type Logger } from "../log.ts";
+import { idempotencyMismatch, InFlightKeys, requireStorableText, type ClaimedKey } from "./shared.ts";
+import {
+  StoredResponseReplay,
+  type IdempotencyClaim,
+  type IdempotencyOutcome,
+  type IdempotencyRequest,
+  type IdempotentWrite,
+  type Storage,
+  type StoredResponse,
 } from "./storage.ts";
-
-export const SCHEMA_VERSION = 1;
 
 export interface PostgresOptions {
   /**
@@ -85,6 +120,7 @@ interface TaskRow {
   inputs: string[];
   outputs: string[];
   priority: Priority;
+  priority_rank: number;
   depends_on: string[];
   unfinished_deps: number;
   status: TaskStatus;
@@ -94,13 +130,32 @@ interface TaskRow {
   updated_at: Date;
   started_at: Date | null;
   completed_at: Date | null;
+  lease_expires_at: Date | null;
+  lease_seconds: number | null;
+  /** The index in TASK_LIST_PARTS of the part of GET /tasks the task is in. */
+  list_group: number;
 }
 
-interface DependencyRow {
-  seq: string;
-  task_id: string;
-  project_id: string;
-  status: TaskStatus;
+interface EventRow {
+  event_id: string;
+  task_seq: string;
+  type: TaskEventType;
+  at: Date;
+  agent_id: string | null;
+  from_status: TaskStatus | null;
+  to_status: TaskStatus | null;
+  details: Record<string, unknown>;
+}
+
+/** An event to write: what changed, on which task (the row after the change). */
+interface NewEvent {
+  task: TaskRow;
+  type: TaskEventType;
+  at: Date;
+  agentId: string | null;
+  from: TaskStatus | null;
+  to: TaskStatus | null;
+  details: Record<string, unknown>;
 }
 
 interface ReservationRow {
@@ -112,13 +167,11 @@ interface ReservationRow {
   expires_at: Date;
 }
 
-interface IdempotencyRow {
+interface StoredKeyRow {
   fingerprint: string;
-  token: string;
   response_status: number | null;
   response_body: string | null;
   created_at: Date;
-  lease_until: Date;
 }
 
 function isoOrNull(value: Date | null): string | null {
@@ -136,11 +189,26 @@ function toTask(row: TaskRow): Task {
     depends_on: row.depends_on,
     status: row.status,
     claimed_by: row.claimed_by,
+    lease_expires_at: isoOrNull(row.lease_expires_at),
     completion_notes: row.completion_notes,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
     started_at: isoOrNull(row.started_at),
     completed_at: isoOrNull(row.completed_at),
+  };
+}
+
+function toEvent(row: EventRow, task: TaskRow): TaskEvent {
+  return {
+    event_id: Number(row.event_id),
+    project_id: task.project_id,
+    task_id: task.task_id,
+    type: row.type,
+    at: row.at.toISOString(),
+    agent_id: row.agent_id,
+    from_status: row.from_status,
+    to_status: row.to_status,
+    details: row.details,
   };
 }
 
@@ -153,6 +221,14 @@ function toReservation(row: ReservationRow): Reservation {
     count: row.count,
     expiresAt: row.expires_at.toISOString(),
   };
+}
+
+/** Where a task stands in GET /tasks: its part, its key in that part's order, and its seq. */
+function listPosition(row: TaskRow): TaskListPosition {
+  const part = TASK_LIST_PARTS[row.list_group]!;
+  const key =
+    part === "in_progress" ? row.started_at!.toISOString() : part === "completed" ? row.completed_at!.toISOString() : row.priority_rank;
+  return { part, key, seq: Number(row.seq) };
 }
 
 // ---------------------------------------------------------------------------
@@ -192,8 +268,26 @@ function isUnavailable(error: unknown): boolean {
 function isRetryableConflict(error: unknown): boolean {
   const state = sqlState(error);
   // 40001 serialization failure; 40P01 deadlock; 23505 unique violation: a concurrent batch added
-  // the same task_id first, and the next attempt reports it as "Task already exists".
+  // the same task first, and the next attempt reports it as "Task already exists".
   return state === "40001" || state === "40P01" || state === "23505";
+}
+
+/**
+ * Text PostgreSQL cannot hold (22021: a NUL byte; 22P05: a character it cannot encode, such as
+ * \u0000 in JSON). Every text field is checked before it reaches SQL (requireStorableText); this is
+ * the net under those checks, so such text is a 400, never a 500.
+ */
+function isUnstorableText(error: unknown): boolean {
+  const state = sqlState(error);
+  return state === "22021" || state === "22P05";
+}
+
+/** What a failure of the database becomes: a 400 for unstorable text, a 503 when it is away. */
+function translateFailure(error: unknown): unknown {
+  if (isUnstorableText(error)) {
+    return validationError("A text field holds a NUL character or invalid UTF-16, which cannot be stored");
+  }
+  return isUnavailable(error) ? unavailable(error) : error;
 }
 
 /** The 503 for a failure of the database: a sentence for the client, which also goes to the log. */
@@ -210,10 +304,27 @@ function unavailable(cause: unknown): ApiError {
 }
 
 const MAX_TRANSACTION_ATTEMPTS = 4;
-const PURGE_BATCH_SIZE = 2000;
+/** Claims expired by one statement of expireLeases. */
+const EXPIRE_BATCH_SIZE = 500;
+/** pg_notify refuses payloads of 8000 bytes or more: event IDs go in chunks below that. */
+const MAX_NOTIFY_PAYLOAD = 7000;
+/** Event IDs remembered as delivered, so a catch-up after a reconnect repeats none. */
+const DELIVERED_MEMORY = 10_000;
 
 /** Serializes schema changes of instances that start at once: a fixed key of pg_advisory_xact_lock. */
 const SCHEMA_LOCK_KEY = 7_446_812_203;
+
+/** Where a write's changes go once it commits. */
+type Changes = NewEvent[];
+
+function checkNewTaskText(tasks: readonly NewTask[]): void {
+  tasks.forEach((task, i) => {
+    requireStorableText(`tasks[${i}].description`, task.description);
+    requireStorableText(`tasks[${i}].completion_notes`, task.completion_notes);
+    task.inputs.forEach((input, j) => requireStorableText(`tasks[${i}].inputs[${j}]`, input));
+    task.outputs.forEach((output, j) => requireStorableText(`tasks[${i}].outputs[${j}]`, output));
+  });
+}
 
 // ---------------------------------------------------------------------------
 
@@ -233,6 +344,20 @@ export class PostgresStorage implements Storage {
   private closed = false;
   private readonly queryTimeoutMs: number;
   private readonly logger: Logger;
+  private readonly inFlight = new InFlightKeys();
+  /** Tells this instance's own notifications from the others'. */
+  private readonly instanceId = crypto.randomUUID();
+  /** The NOTIFY channel of this database and schema (set by applySchema). */
+  private channel = "task_events";
+  private readonly listeners = new Set<(change: TaskChange) => void>();
+  /** The connection that LISTENs, opened by the first subscribe. */
+  private listenConnection: SQL | undefined;
+  private listenTimer: ReturnType<typeof setTimeout> | undefined;
+  private listenedBefore = false;
+  /** Remote changes are read and delivered one notification at a time, in commit order. */
+  private remoteDeliveries: Promise<void> = Promise.resolve();
+  private readonly delivered = new Set<number>();
+  private lastEventId = 0;
 
   constructor(private readonly options: PostgresOptions) {
     // Said without the URL, which may hold a password.
@@ -242,13 +367,13 @@ export class PostgresStorage implements Storage {
     this.pool = this.createPool();
   }
 
-  private createPool(): SQL {
+  private createPool(max = this.options.poolMax ?? POSTGRES_DEFAULTS.poolMax): SQL {
     const url = new URL(this.options.url);
     return new SQL({
       url: this.options.url,
       // PGDATABASE would otherwise win over the database the URL names.
       ...(url.pathname.length > 1 ? { database: decodeURIComponent(url.pathname.slice(1)) } : {}),
-      max: this.options.poolMax ?? POSTGRES_DEFAULTS.poolMax,
+      max,
       connectionTimeout: Math.max(
         1,
         Math.ceil((this.options.connectTimeoutMs ?? POSTGRES_DEFAULTS.connectTimeoutMs) / 1000),
@@ -322,9 +447,9 @@ export class PostgresStorage implements Storage {
             }) as Promise<T>,
         );
       } catch (error) {
-        if (error instanceof ApiError) throw error;
+        if (error instanceof ApiError || error instanceof StoredResponseReplay) throw error;
         const retry = isRetryableConflict(error) || (!began && isConnectionLost(error));
-        if (!retry || attempt === MAX_TRANSACTION_ATTEMPTS) throw isUnavailable(error) ? unavailable(error) : error;
+        if (!retry || attempt === MAX_TRANSACTION_ATTEMPTS) throw translateFailure(error);
       }
     }
   }
@@ -335,7 +460,7 @@ export class PostgresStorage implements Storage {
       try {
         return await this.withDeadline(query);
       } catch (error) {
-        if (!isConnectionLost(error) || attempt === 2) throw isUnavailable(error) ? unavailable(error) : error;
+        if (!isConnectionLost(error) || attempt === 2) throw translateFailure(error);
       }
     }
   }
@@ -344,6 +469,9 @@ export class PostgresStorage implements Storage {
   async applySchema(): Promise<void> {
     await this.transaction(async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`;
+      const [where] = await tx<{ schema: string }[]>`SELECT current_schema() AS schema`;
+      // NOTIFY is per database: instances on other schemas of it must not hear this one.
+      this.channel = `task_events:${where!.schema}`.slice(0, 63);
       await tx`CREATE TABLE IF NOT EXISTS tracker_schema (version integer NOT NULL)`;
       const [row] = await tx<{ version: number }[]>`SELECT version FROM tracker_schema`;
       const current = row?.version ?? 0;
@@ -353,236 +481,649 @@ export class PostgresStorage implements Storage {
         );
       }
       if (current === SCHEMA_VERSION) return;
-      await tx.unsafe(schemaSql);
+      await tx.unsafe(current === 0 ? schemaSql : upgradeTo2Sql);
       if (row) await tx`UPDATE tracker_schema SET version = ${SCHEMA_VERSION}`;
       else await tx`INSERT INTO tracker_schema (version) VALUES (${SCHEMA_VERSION})`;
     });
   }
 
   // -------------------------------------------------------------------------
-  // Work inside a transaction.
+  // The one write helper: every change runs through it.
 
-  /** Store the response on the claimed row, or give up the effect. */
-  private async storeResponse<Result>(
-    tx: TransactionSQL,
-    idempotency: IdempotentWrite<Result>,
-    result: Result,
-  ): Promise<void> {
-    const { status, body } = idempotency.respond(result);
-    const { scope, key, token } = idempotency.claim;
-    const updated = await tx`
-      UPDATE idempotency_keys SET response_status = ${status}, response_body = ${body}
-      WHERE scope = ${scope} AND idempotency_key = ${key} AND token = ${token} AND response_status IS NULL`;
-    if (updated.count !== 1) {
-      // Our lease ran out and another request took the key over: it owns the effect now.
-      throw new ApiError("idempotency_in_flight", "A request with this Idempotency-Key is still running; retry later");
+  /**
+   * One write, one commit: with `idempotency`, the key's row first (waiting for a twin on another
+   * instance that holds it), then `work`, then the response on the key's row, then the NOTIFY of the
+   * events `work` recorded. After the commit, this instance's subscribers hear the changes.
+   */
+  private async write<Result>(
+    idempotency: IdempotentWrite<Result> | undefined,
+    work: (tx: TransactionSQL, changes: Changes) => Promise<Result>,
+  ): Promise<Result> {
+    const claimed = idempotency ? this.inFlight.current(idempotency.claim) : undefined;
+    let outcome: { result: Result; heard: TaskChange[] };
+    try {
+      outcome = await this.transaction(async (tx) => {
+        const changes: Changes = [];
+        if (idempotency) await this.takeKey(tx, idempotency.claim, claimed!);
+        const result = await work(tx, changes);
+        if (idempotency) await this.storeResponse(tx, idempotency.claim, idempotency.respond(result));
+        const heard = await this.insertEvents(tx, changes);
+        await this.notify(tx, heard);
+        return { result, heard };
+      });
+    } catch (error) {
+      // The key has its answer, stored by another request: nothing of this one is left in flight.
+      const answered = error instanceof StoredResponseReplay || (error instanceof ApiError && error.code === "idempotency_mismatch");
+      if (idempotency && answered) this.inFlight.release(idempotency.claim);
+      throw error;
+    }
+    if (idempotency) this.inFlight.release(idempotency.claim);
+    this.deliver(outcome.heard);
+    return outcome.result;
+  }
+
+  // -------------------------------------------------------------------------
+  // Idempotency-Keys inside a write.
+
+  /**
+   * Inserts the key's row (or takes over one past the retention). If a twin on another instance
+   * holds the row uncommitted, this waits for it; if its row is committed, this write is over: the
+   * same request replays the stored response, another one is a mismatch.
+   */
+  private async takeKey(tx: TransactionSQL, claim: IdempotencyClaim, claimed: ClaimedKey): Promise<void> {
+    const { scope, key } = claim;
+    const taken = await tx`
+      INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, created_at)
+      VALUES (${scope}, ${key}, ${claimed.fingerprint}, ${claimed.claimedAt})
+      ON CONFLICT (scope, idempotency_key) DO UPDATE
+        SET fingerprint = excluded.fingerprint, created_at = excluded.created_at,
+            response_status = NULL, response_body = NULL
+        WHERE idempotency_keys.created_at <= ${claimed.expiredBefore}`;
+    if (taken.count === 1) return;
+    const [row] = await tx<StoredKeyRow[]>`
+      SELECT fingerprint, response_status, response_body, created_at FROM idempotency_keys
+      WHERE scope = ${scope} AND idempotency_key = ${key}`;
+    if (row!.fingerprint !== claimed.fingerprint) throw idempotencyMismatch();
+    throw new StoredResponseReplay({ status: row!.response_status!, body: row!.response_body ?? "" });
+  }
+
+  private async storeResponse(tx: TransactionSQL, claim: IdempotencyClaim, response: StoredResponse): Promise<void> {
+    await tx`
+      UPDATE idempotency_keys SET response_status = ${response.status}, response_body = ${response.body}
+      WHERE scope = ${claim.scope} AND idempotency_key = ${claim.key}`;
+  }
+
+  // -------------------------------------------------------------------------
+  // History and the live stream.
+
+  /** Writes the events of one transaction, in order, and returns them as subscribers hear them. */
+  private async insertEvents(tx: TransactionSQL, changes: Changes): Promise<TaskChange[]> {
+    if (changes.length === 0) return [];
+    const rows = changes.map((change, i) => ({
+      i,
+      task_seq: change.task.seq,
+      type: change.type,
+      at: change.at.toISOString(),
+      agent_id: change.agentId,
+      from_status: change.from,
+      to_status: change.to,
+      details: change.details,
+    }));
+    // Identity values follow the SELECT's order, so the i-th smallest event_id is the i-th change.
+    const inserted = await tx<EventRow[]>`
+      INSERT INTO task_events (task_seq, type, at, agent_id, from_status, to_status, details)
+      SELECT r.task_seq, r.type, r.at, r.agent_id, r.from_status, r.to_status, r.details
+      FROM jsonb_to_recordset(${rows}::jsonb) AS r(
+        i integer, task_seq bigint, type text, at timestamptz, agent_id text, from_status text, to_status text,
+        details jsonb)
+      ORDER BY r.i
+      RETURNING *`;
+    const byId = inserted.toSorted((a, b) => Number(a.event_id) - Number(b.event_id));
+    return byId.map((row, i) => ({ event: toEvent(row, changes[i]!.task), task: toTask(changes[i]!.task) }));
+  }
+
+  /** NOTIFY, delivered at commit: `<instance> <event id>,<event id>...`, in chunks below the limit. */
+  private async notify(tx: TransactionSQL, heard: readonly TaskChange[]): Promise<void> {
+    let ids: number[] = [];
+    const send = async () => {
+      if (ids.length > 0) await tx`SELECT pg_notify(${this.channel}, ${`${this.instanceId} ${ids.join(",")}`})`;
+      ids = [];
+    };
+    for (const change of heard) {
+      ids.push(change.event.event_id);
+      if (ids.length * 20 > MAX_NOTIFY_PAYLOAD) await send();
+    }
+    await send();
+  }
+
+  /** Hands changes to this instance's subscribers; a listener that throws disturbs nothing else. */
+  private deliver(changes: readonly TaskChange[]): void {
+    for (const change of changes) {
+      const id = change.event.event_id;
+      if (this.delivered.has(id)) continue;
+      this.delivered.add(id);
+      if (this.delivered.size > DELIVERED_MEMORY) this.delivered.delete(this.delivered.values().next().value!);
+      this.lastEventId = Math.max(this.lastEventId, id);
+      for (const listener of this.listeners) {
+        try {
+          listener(change);
+        } catch (error) {
+          this.logger.log("error", "a task change listener failed", describeError(error));
+        }
+      }
     }
   }
 
-  /** Advances the counter by `count` and returns the first new number. */
-  private async takeNumbers(
+  /** LISTENs on a connection of its own; Bun reconnects it after a drop and calls `listening` again. */
+  private startListening(): void {
+    if (this.closed || this.listenConnection) return;
+    const connection = this.createPool(1);
+    this.listenConnection = connection;
+    connection
+      .listen(
+        this.channel,
+        (payload) => this.heard(payload),
+        () => this.listening(),
+      )
+      .catch((error: unknown) => {
+        // The database is away at the first LISTEN: try again shortly.
+        this.logger.log("warn", "could not LISTEN for the changes of other instances; retrying", describeError(error));
+        this.listenConnection = undefined;
+        connection.close().catch(() => {});
+        if (this.closed) return;
+        this.listenTimer = setTimeout(() => this.startListening(), 1000);
+        this.listenTimer.unref();
+      });
+  }
+
+  /** The LISTEN is acknowledged: the first time, mark where the stream starts; after a reconnect, catch up. */
+  private listening(): void {
+    const first = !this.listenedBefore;
+    this.listenedBefore = true;
+    this.enqueueRemote(async () => {
+      if (first) {
+        const [row] = await this.statement((sql) => sql<{ last: string }[]>`SELECT coalesce(max(event_id), 0) AS last FROM task_events`);
+        this.lastEventId = Math.max(this.lastEventId, Number(row!.last));
+        return;
+      }
+      const missed = await this.statement(
+        (sql) => sql<EventRow[]>`SELECT * FROM task_events WHERE event_id > ${this.lastEventId} ORDER BY event_id LIMIT 1000`,
+      );
+      await this.deliverStored(missed);
+    });
+  }
+
+  private heard(payload: string): void {
+    const [instance, list] = payload.split(" ");
+    if (instance === this.instanceId || !list) return;
+    const ids = list.split(",").map(Number);
+    this.enqueueRemote(async () => {
+      const events = await this.statement(
+        (sql) => sql<EventRow[]>`SELECT * FROM task_events WHERE event_id = ANY(${ids}::bigint[]) ORDER BY event_id`,
+      );
+      await this.deliverStored(events);
+    });
+  }
+
+  private enqueueRemote(work: () => Promise<void>): void {
+    this.remoteDeliveries = this.remoteDeliveries.then(work).catch((error: unknown) => {
+      if (!this.closed) this.logger.log("warn", "could not read the changes of other instances", describeError(error));
+    });
+  }
+
+  /** Events another instance committed, with their tasks as they are now. */
+  private async deliverStored(events: readonly EventRow[]): Promise<void> {
+    if (events.length === 0) return;
+    const seqs = [...new Set(events.map((event) => event.task_seq))];
+    const tasks = await this.statement((sql) => sql<TaskRow[]>`SELECT * FROM tasks WHERE seq = ANY(${seqs}::bigint[])`);
+    const bySeq = new Map(tasks.map((task) => [task.seq, task]));
+    this.deliver(events.map((event) => ({ event: toEvent(event, bySeq.get(event.task_seq)!), task: toTask(bySeq.get(event.task_seq)!) })));
+  }
+
+  // -------------------------------------------------------------------------
+  // Tasks inside a write.
+
+  /** The one task a ref names (taskNotFound / ambiguousTaskId), locked for the rest of the transaction. */
+  private async lockTask(tx: TransactionSQL, ref: TaskRef): Promise<TaskRow> {
+    const rows =
+      ref.projectId === null
+        ? await tx<TaskRow[]>`SELECT * FROM tasks WHERE task_id = ${ref.taskId} ORDER BY project_id FOR UPDATE`
+        : await tx<TaskRow[]>`
+            SELECT * FROM tasks WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId} FOR UPDATE`;
+    const row = pickTask(rows, ref);
+    if (!row) throw taskNotFound(ref);
+    return row;
+  }
+
+  private async insertTasks(
     tx: TransactionSQL,
-    projectId: string,
-    artifactType: string,
-    count: number,
-  ): Promise<number> {
+    tasks: readonly NewTask[],
+    now: Date,
+    agentId: string | null,
+    changes: Changes,
+  ): Promise<string[]> {
+    const projects = tasks.map((task) => task.project_id);
+    const ids = tasks.map((task) => task.task_id);
+    const [existing] = await tx<{ project_id: string; task_id: string }[]>`
+      SELECT project_id, task_id FROM tasks
+      WHERE (project_id, task_id) IN (SELECT * FROM unnest(${projects}::text[], ${ids}::text[])) LIMIT 1`;
+    if (existing) throw taskAlreadyExists(existing);
+    const stored = await this.readDependencies(tx, tasks);
+    const unfinished = countUnfinishedDependencies(tasks, (projectId, taskId) => stored.get(projectId, taskId));
+
+    // Sorted, so the batch's order is the insertion order (seq) whatever order nextval ran in.
+    const seqRows = await tx<{ seq: string }[]>`
+      SELECT nextval(pg_get_serial_sequence('tasks', 'seq')) AS seq
+      FROM generate_series(1, ${tasks.length}) ORDER BY 1`;
+    const rows = tasks.map((task, i) => ({
+      ...task,
+      seq: seqRows[i]!.seq,
+      priority_rank: priorityRank[task.priority],
+      unfinished_deps: unfinished[i],
+      // A task imported as completed was, in effect, started and completed now.
+      moment: task.status === "completed" ? now.toISOString() : null,
+    }));
+    const inserted = await tx<TaskRow[]>`
+      INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
+                         unfinished_deps, status, completion_notes, created_at, updated_at, started_at, completed_at)
+      SELECT r.seq, r.task_id, r.project_id, r.description, r.inputs, r.outputs, r.priority, r.priority_rank,
+             r.depends_on, r.unfinished_deps, r.status, r.completion_notes, ${now}, ${now}, r.moment, r.moment
+      FROM jsonb_to_recordset(${rows}::jsonb) AS r(
+        seq bigint, task_id text, project_id text, description text, inputs jsonb, outputs jsonb, priority text,
+        priority_rank smallint, depends_on jsonb, unfinished_deps integer, status text, completion_notes text,
+        moment timestamptz)
+      ORDER BY r.seq
+      RETURNING *`;
+    await this.insertDependencyRows(tx, tasks, rows, stored);
+    for (const row of inserted.toSorted((a, b) => Number(a.seq) - Number(b.seq))) {
+      changes.push({ task: row, type: "created", at: now, agentId, from: null, to: row.status, details: { status: row.status } });
+    }
+    return ids;
+  }
+
+  /**
+   * The stored tasks a batch's depends_on names, of the naming task's project or (to say so) of
+   * another. FOR SHARE: none can complete between this read and the commit, or its completion
+   * would miss the dependency rows added below.
+   */
+  private async readDependencies(tx: TransactionSQL, tasks: readonly NewTask[]) {
+    const named = [...new Set(tasks.flatMap((task) => task.depends_on))];
+    const rows =
+      named.length === 0
+        ? []
+        : await tx<{ seq: string; project_id: string; task_id: string; status: TaskStatus }[]>`
+            SELECT seq, project_id, task_id, status FROM tasks WHERE task_id = ANY(${named}::text[])
+            ORDER BY seq FOR SHARE`;
+    const byKey = new Map(rows.map((row) => [`${row.project_id}\n${row.task_id}`, row]));
+    const byId = new Map(rows.map((row) => [row.task_id, row]));
+    return {
+      get: (projectId: string, taskId: string) => byKey.get(`${projectId}\n${taskId}`) ?? byId.get(taskId),
+      seqOf: (projectId: string, taskId: string) => byKey.get(`${projectId}\n${taskId}`)?.seq,
+    };
+  }
+
+  private async insertDependencyRows(
+    tx: TransactionSQL,
+    tasks: readonly NewTask[],
+    rows: readonly { seq: string }[],
+    stored: { seqOf(projectId: string, taskId: string): string | undefined },
+  ): Promise<void> {
+    const seqInBatch = new Map(tasks.map((task, i) => [`${task.project_id}\n${task.task_id}`, rows[i]!.seq]));
+    const dependencySeqs: string[] = [];
+    const dependentSeqs: string[] = [];
+    tasks.forEach((task, i) => {
+      for (const dependencyId of new Set(task.depends_on)) {
+        const key = `${task.project_id}\n${dependencyId}`;
+        dependencySeqs.push(seqInBatch.get(key) ?? stored.seqOf(task.project_id, dependencyId)!);
+        dependentSeqs.push(rows[i]!.seq);
+      }
+    });
+    if (dependencySeqs.length === 0) return;
+    await tx`
+      INSERT INTO task_dependencies (dependency_seq, dependent_seq)
+      SELECT * FROM unnest(${dependencySeqs}::bigint[], ${dependentSeqs}::bigint[])`;
+  }
+
+  /** Checks the transition and the claim's holder, then changes the task with a compare-and-set. */
+  private async applyStatusChange(tx: TransactionSQL, change: StatusChange, changes: Changes): Promise<TaskRow> {
+    const row = await this.lockTask(tx, change.ref);
+    const { to, agentId } = change;
+    const from = row.status;
+    if (from === "pending" && to !== "in_progress") await this.rejectLostClaim(tx, row, agentId);
+    if (!isAllowedTransition(from, to)) throw invalidTransition(row.task_id, from, to);
+    if (to === "in_progress") return this.claim(tx, row, change, changes);
+    const forced = await this.checkHolder(tx, row, agentId, to === "pending" && change.force);
+    if (to === "completed") return this.complete(tx, row, change, changes);
+    return this.release(tx, row, change, forced, changes);
+  }
+
+  /**
+   * Only the holder moves an in_progress task on. Returns whether this is a forced release of
+   * another agent's claim; otherwise another agent gets claimLost (its lease ran out) or notClaimHolder.
+   */
+  private async checkHolder(tx: TransactionSQL, row: TaskRow, agentId: string | null, force: boolean): Promise<boolean> {
+    if (row.claimed_by === null || row.claimed_by === agentId) return false;
+    if (force) return true;
+    await this.rejectLostClaim(tx, row, agentId);
+    throw notClaimHolder(row.task_id, row.claimed_by, isoOrNull(row.lease_expires_at));
+  }
+
+  /** claimLost when the task's last claim_expired named this agent, which does not hold it now. */
+  private async rejectLostClaim(tx: TransactionSQL, row: TaskRow, agentId: string | null): Promise<void> {
+    if (agentId === null || row.claimed_by === agentId) return;
+    const [expired] = await tx<{ details: { former_holder: string; lease_expires_at: string } }[]>`
+      SELECT details FROM task_events WHERE task_seq = ${row.seq} AND type = 'claim_expired'
+      ORDER BY event_id DESC LIMIT 1`;
+    if (expired?.details.former_holder === agentId) {
+      throw claimLost(row.task_id, expired.details.lease_expires_at, row.status === "in_progress" ? row.claimed_by : null);
+    }
+  }
+
+  private async claim(tx: TransactionSQL, row: TaskRow, change: StatusChange, changes: Changes): Promise<TaskRow> {
+    if (row.unfinished_deps > 0) {
+      throw invalidTransition(row.task_id, row.status, change.to, await this.describeUnfinished(tx, row));
+    }
+    const { now, agentId, leaseSeconds } = change;
+    // The lease runs by the database's clock, which every instance shares.
+    const [updated] = await tx<TaskRow[]>`
+      UPDATE tasks
+      SET status = 'in_progress', claimed_by = ${agentId}, started_at = ${now}, updated_at = ${now},
+          lease_expires_at = date_trunc('milliseconds', now() + ${leaseSeconds} * interval '1 second'),
+          lease_seconds = ${leaseSeconds}
+      WHERE seq = ${row.seq} AND status = 'pending' AND unfinished_deps = 0 RETURNING *`;
+    if (!updated) throw lostRace(row.task_id, row.status, change.to);
+    const details = { lease_expires_at: isoOrNull(updated.lease_expires_at) };
+    changes.push({ task: updated, type: "claimed", at: now, agentId, from: "pending", to: "in_progress", details });
+    return updated;
+  }
+
+  private async complete(tx: TransactionSQL, row: TaskRow, change: StatusChange, changes: Changes): Promise<TaskRow> {
+    const { now, completionNotes } = change;
+    const [updated] = await tx<TaskRow[]>`
+      UPDATE tasks SET status = 'completed', completion_notes = ${completionNotes}, completed_at = ${now},
+                       updated_at = ${now}, lease_expires_at = NULL, lease_seconds = NULL
+      WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
+    if (!updated) throw lostRace(row.task_id, row.status, change.to);
+    await tx`
+      UPDATE tasks SET unfinished_deps = unfinished_deps - 1
+      WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ${row.seq})`;
+    const details = { completion_notes: completionNotes };
+    changes.push({ task: updated, type: "completed", at: now, agentId: change.agentId, from: "in_progress", to: "completed", details });
+    return updated;
+  }
+
+  private async release(
+    tx: TransactionSQL,
+    row: TaskRow,
+    change: StatusChange,
+    forced: boolean,
+    changes: Changes,
+  ): Promise<TaskRow> {
+    const [updated] = await tx<TaskRow[]>`
+      UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, updated_at = ${change.now},
+                       lease_expires_at = NULL, lease_seconds = NULL
+      WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
+    if (!updated) throw lostRace(row.task_id, row.status, change.to);
+    changes.push({
+      task: updated,
+      type: forced ? "force_released" : "released",
+      at: change.now,
+      agentId: change.agentId,
+      from: "in_progress",
+      to: "pending",
+      details: forced ? { former_holder: row.claimed_by } : {},
+    });
+    return updated;
+  }
+
+  private async describeUnfinished(tx: TransactionSQL, row: TaskRow): Promise<string> {
+    const statuses = await tx<{ task_id: string; status: TaskStatus }[]>`
+      SELECT task_id, status FROM tasks WHERE project_id = ${row.project_id} AND task_id = ANY(${row.depends_on}::text[])`;
+    const statusById = new Map(statuses.map((dependency) => [dependency.task_id, dependency.status]));
+    return unfinishedDependencies([...new Set(row.depends_on)].filter((id) => statusById.get(id) !== "completed"));
+  }
+
+  private async renew(tx: TransactionSQL, renewal: LeaseRenewal): Promise<TaskRow> {
+    const row = await this.lockTask(tx, renewal.ref);
+    if (row.status !== "in_progress") {
+      if (row.status === "pending") await this.rejectLostClaim(tx, row, renewal.agentId);
+      throw cannotRenew(row.task_id, row.status);
+    }
+    await this.checkHolder(tx, row, renewal.agentId, false);
+    const [updated] = await tx<TaskRow[]>`
+      UPDATE tasks
+      SET lease_expires_at = date_trunc('milliseconds', now() + ${renewal.leaseSeconds ?? row.lease_seconds} * interval '1 second')
+      WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
+    if (!updated) throw lostRace(row.task_id, row.status, "in_progress");
+    return updated;
+  }
+
+  private async edit(tx: TransactionSQL, edit: TaskEdit, changes: Changes): Promise<TaskRow> {
+    if (edit.description !== undefined) requireStorableText("description", edit.description);
+    const row = await this.lockTask(tx, edit.ref);
+    if (row.status === "completed") throw cannotEditCompleted(row.task_id);
+    const details: Record<string, { from: string; to: string }> = {};
+    if (edit.priority !== undefined && edit.priority !== row.priority) details.priority = { from: row.priority, to: edit.priority };
+    if (edit.description !== undefined && edit.description !== row.description) {
+      details.description = { from: row.description, to: edit.description };
+    }
+    if (Object.keys(details).length === 0) return row;
+    const priority = edit.priority ?? row.priority;
+    const [updated] = await tx<TaskRow[]>`
+      UPDATE tasks SET priority = ${priority}, priority_rank = ${priorityRank[priority]},
+                       description = ${edit.description ?? row.description}, updated_at = ${edit.now}
+      WHERE seq = ${row.seq} RETURNING *`;
+    changes.push({ task: updated!, type: "updated", at: edit.now, agentId: edit.agentId, from: row.status, to: row.status, details });
+    return updated!;
+  }
+
+  /** Expires up to EXPIRE_BATCH_SIZE claims; locked ones are another instance's (or a holder's) to decide. */
+  private async expireBatch(tx: TransactionSQL, changes: Changes): Promise<number> {
+    const expired = await tx<(TaskRow & { former_holder: string | null; former_lease: Date })[]>`
+      WITH due AS (
+        SELECT seq, claimed_by, lease_expires_at FROM tasks
+        WHERE status = 'in_progress' AND lease_expires_at <= now()
+        ORDER BY lease_expires_at LIMIT ${EXPIRE_BATCH_SIZE} FOR UPDATE SKIP LOCKED)
+      UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, lease_expires_at = NULL,
+                       lease_seconds = NULL, updated_at = date_trunc('milliseconds', now())
+      FROM due WHERE tasks.seq = due.seq
+      RETURNING tasks.*, due.claimed_by AS former_holder, due.lease_expires_at AS former_lease`;
+    for (const row of expired.toSorted((a, b) => a.former_lease.getTime() - b.former_lease.getTime())) {
+      const { former_holder, former_lease, ...task } = row;
+      changes.push({
+        task,
+        type: "claim_expired",
+        at: task.updated_at,
+        agentId: null,
+        from: "in_progress",
+        to: "pending",
+        details: { former_holder, lease_expires_at: former_lease.toISOString() },
+      });
+    }
+    return expired.length;
+  }
+
+  /** Advances the counter by `count` and returns the first new number. */
+  private async takeNumbers(tx: TransactionSQL, projectId: string, artifactType: string, count: number): Promise<number> {
     const [row] = await tx<{ last_assigned: string }[]>`
       INSERT INTO id_counters (project_id, artifact_type, last_assigned)
       VALUES (${projectId}, ${artifactType}, ${count})
       ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = id_counters.last_assigned + ${count}
       RETURNING last_assigned`;
     const last = Number(row!.last_assigned);
-    if (last > MAX_ID_NUMBER) {
-      throw new ApiError("conflict", `The ${artifactType} IDs of project ${projectId} are exhausted`);
-    }
+    if (last > MAX_ID_NUMBER) throw idsExhausted(projectId, artifactType);
     return last - count + 1;
   }
 
-  private async insertTasks(tx: TransactionSQL, tasks: readonly NewTask[], now: Date): Promise<string[]> {
-    const batchIds = tasks.map((task) => task.task_id);
-    const existing = await tx<{ task_id: string }[]>`
-      SELECT task_id FROM tasks WHERE task_id = ANY(${batchIds}::text[])`;
-    if (existing.length > 0) {
-      const taken = new Set(existing.map((row) => row.task_id));
-      throw new ApiError("conflict", `Task already exists: ${batchIds.find((id) => taken.has(id))}`);
-    }
-    const inBatch = new Map(tasks.map((task) => [task.task_id, task]));
-    const storedIds = [...new Set(tasks.flatMap((task) => task.depends_on))].filter((id) => !inBatch.has(id));
-    // FOR SHARE: no dependency can complete between reading its status here and this commit,
-    // or its completion would miss the dependency rows added below.
-    const storedRows = await tx<DependencyRow[]>`
-      SELECT seq, task_id, project_id, status FROM tasks WHERE task_id = ANY(${storedIds}::text[])
-      ORDER BY seq FOR SHARE`;
-    const stored = new Map(storedRows.map((row) => [row.task_id, row]));
-
-    const unfinished = countUnfinishedDependencies(tasks, (taskId) => stored.get(taskId));
-
-    // Sorted, so the batch's order is the insertion order (seq) whatever order nextval ran in.
-    const seqRows = await tx<{ seq: string }[]>`
-      SELECT nextval(pg_get_serial_sequence('tasks', 'seq')) AS seq
-      FROM generate_series(1, ${tasks.length}) ORDER BY 1`;
-    const seqById = new Map(tasks.map((task, i) => [task.task_id, seqRows[i]!.seq]));
-    const rows = tasks.map((task, i) => ({
-      seq: seqById.get(task.task_id),
-      task_id: task.task_id,
-      project_id: task.project_id,
-      description: task.description,
-      inputs: task.inputs,
-      outputs: task.outputs,
-      priority: task.priority,
-      priority_rank: priorityRank[task.priority],
-      depends_on: task.depends_on,
-      unfinished_deps: unfinished[i],
-    }));
-    await tx`
-      INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
-                         unfinished_deps, status, completion_notes, created_at, updated_at)
-      SELECT r.seq, r.task_id, r.project_id, r.description, r.inputs, r.outputs, r.priority, r.priority_rank,
-             r.depends_on, r.unfinished_deps, 'pending', '', ${now}, ${now}
-      FROM jsonb_to_recordset(${rows}::jsonb) AS r(
-        seq bigint, task_id text, project_id text, description text, inputs jsonb, outputs jsonb, priority text,
-        priority_rank smallint, depends_on jsonb, unfinished_deps integer)`;
-
-    const dependencySeqs: string[] = [];
-    const dependentSeqs: string[] = [];
-    for (const task of tasks) {
-      for (const dependencyId of new Set(task.depends_on)) {
-        dependencySeqs.push(seqById.get(dependencyId) ?? stored.get(dependencyId)!.seq);
-        dependentSeqs.push(seqById.get(task.task_id)!);
-      }
-    }
-    if (dependencySeqs.length > 0) {
-      await tx`
-        INSERT INTO task_dependencies (dependency_seq, dependent_seq)
-        SELECT * FROM unnest(${dependencySeqs}::bigint[], ${dependentSeqs}::bigint[])`;
-    }
-    return batchIds;
-  }
-
-  private async applyStatusChange(tx: TransactionSQL, change: StatusChange): Promise<Task> {
-    const { taskId, to } = change;
-    // The row lock makes concurrent changes of one task, on any instance, take turns.
-    const [row] = await tx<TaskRow[]>`SELECT * FROM tasks WHERE task_id = ${taskId} FOR UPDATE`;
-    if (!row) throw taskNotFound(taskId);
-    const from = row.status;
-    if (!isAllowedTransition(from, to)) throw invalidTransition(taskId, from, to);
-    const now = change.now;
-    let updated: TaskRow | undefined;
-    if (to === "in_progress") {
-      if (row.unfinished_deps > 0) throw invalidTransition(taskId, from, to, await this.describeUnfinished(tx, row));
-      [updated] = await tx<TaskRow[]>`
-        UPDATE tasks
-        SET status = 'in_progress', claimed_by = ${change.agentId}, started_at = ${now}, updated_at = ${now}
-        WHERE seq = ${row.seq} AND status = 'pending' AND unfinished_deps = 0 RETURNING *`;
-    } else if (to === "completed") {
-      [updated] = await tx<TaskRow[]>`
-        UPDATE tasks SET status = 'completed', completion_notes = ${change.completionNotes}, completed_at = ${now},
-                         updated_at = ${now}
-        WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
-      if (updated) {
-        await tx`
-          UPDATE tasks SET unfinished_deps = unfinished_deps - 1
-          WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ${row.seq})`;
-      }
+  /** One part of GET /tasks from its own index, after `after` (a cursor's position in that part). */
+  private async readPart(query: TaskListQuery, part: TaskListPart, after: TaskListPosition | null, limit: number) {
+    const params: unknown[] = [];
+    const param = (value: unknown, type: string) => `$${params.push(value)}::${type}`;
+    const where: string[] = [];
+    if (query.projectId !== null) where.push(`project_id = ${param(query.projectId, "text")}`);
+    if (query.claimedBy !== null) where.push(`claimed_by = ${param(query.claimedBy, "text")}`);
+    let order: string;
+    if (part === "ready" || part === "blocked") {
+      where.push(`list_group = ${TASK_LIST_PARTS.indexOf(part)}`);
+      if (after) where.push(`(priority_rank, seq) > (${param(after.key, "smallint")}, ${param(after.seq, "bigint")})`);
+      order = "priority_rank, seq";
+    } else if (part === "in_progress") {
+      where.push("status = 'in_progress'");
+      if (after) where.push(`(started_at, seq) > (${param(after.key, "timestamptz")}, ${param(after.seq, "bigint")})`);
+      order = "started_at, seq";
     } else {
-      [updated] = await tx<TaskRow[]>`
-        UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, updated_at = ${now}
-        WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
+      where.push("status = 'completed'");
+      if (after) where.push(`(completed_at, seq) < (${param(after.key, "timestamptz")}, ${param(after.seq, "bigint")})`);
+      order = "completed_at DESC, seq DESC";
     }
-    // Unreachable under the row lock; kept so the compare-and-set stays honest.
-    if (!updated) throw invalidTransition(taskId, from, to, "another request changed it first");
-    return toTask(updated);
-  }
-
-  private async describeUnfinished(tx: TransactionSQL, row: TaskRow): Promise<string> {
-    const statuses = await tx<{ task_id: string; status: TaskStatus }[]>`
-      SELECT task_id, status FROM tasks WHERE task_id = ANY(${row.depends_on}::text[])`;
-    const statusById = new Map(statuses.map((dependency) => [dependency.task_id, dependency.status]));
-    const waiting = [...new Set(row.depends_on)].filter((id) => statusById.get(id) !== "completed");
-    return `${waiting.join(", ")} ${waiting.length === 1 ? "is" : "are"} not completed`;
-  }
-
-  private async claimKey(tx: TransactionSQL, request: IdempotencyRequest): Promise<IdempotencyOutcome> {
-    const { scope, key, fingerprint, leaseMs, retentionMs } = request;
-    const now = request.now.getTime();
-    const token = crypto.randomUUID();
-    const claimed: IdempotencyOutcome = { outcome: "claimed", claim: { scope, key, token } };
-    const leaseUntil = new Date(now + leaseMs);
-    // Inserts our marker, or locks and returns the row already there (the no-op update takes the lock).
-    const [row] = await tx<IdempotencyRow[]>`
-      INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, token, created_at, lease_until)
-      VALUES (${scope}, ${key}, ${fingerprint}, ${token}, ${request.now}, ${leaseUntil})
-      ON CONFLICT (scope, idempotency_key) DO UPDATE SET token = idempotency_keys.token
-      RETURNING fingerprint, token, response_status, response_body, created_at, lease_until`;
-    if (row!.token === token) return claimed;
-
-    const expired = row!.created_at.getTime() <= now - retentionMs;
-    // A marker past its lease: its request died unanswered, so the key is free again (as on SQLite).
-    const abandoned = row!.response_status === null && row!.lease_until.getTime() <= now;
-    if (expired || abandoned) {
-      await tx`
-        UPDATE idempotency_keys
-        SET fingerprint = ${fingerprint}, token = ${token}, created_at = ${request.now}, lease_until = ${leaseUntil},
-            response_status = NULL, response_body = NULL
-        WHERE scope = ${scope} AND idempotency_key = ${key}`;
-      return claimed;
-    }
-    if (row!.fingerprint !== fingerprint) return { outcome: "mismatch" };
-    if (row!.response_status === null) return { outcome: "in_flight" };
-    return { outcome: "replay", response: { status: row!.response_status, body: row!.response_body ?? "" } };
+    const text = `SELECT * FROM tasks WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ${param(limit, "integer")}`;
+    return this.statement((sql) => sql.unsafe<TaskRow[]>(text, params));
   }
 
   // -------------------------------------------------------------------------
-  // The Storage interface.
+  // The Storage interface: reading tasks.
 
-  async getTask(taskId: string): Promise<Task | null> {
-    const [row] = await this.statement((sql) => sql<TaskRow[]>`SELECT * FROM tasks WHERE task_id = ${taskId}`);
+  async getTask(ref: TaskRef): Promise<Task | null> {
+    const rows = await this.statement((sql) =>
+      ref.projectId === null
+        ? sql<TaskRow[]>`SELECT * FROM tasks WHERE task_id = ${ref.taskId}`
+        : sql<TaskRow[]>`SELECT * FROM tasks WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId}`,
+    );
+    const row = pickTask(rows, ref);
     return row ? toTask(row) : null;
   }
 
   async findNextTask(projectId: string, status: TaskStatus): Promise<Task | null> {
-    // unfinished_deps = 0 holds for every task that is not pending (see the schema's CHECK).
+    // For pending, the ready part: a task that is not pending is never blocked.
+    const group = TASK_LIST_PARTS.indexOf(status === "pending" ? "ready" : status);
     const [row] = await this.statement(
       (sql) => sql<TaskRow[]>`
-        SELECT * FROM tasks WHERE project_id = ${projectId} AND status = ${status} AND unfinished_deps = 0
+        SELECT * FROM tasks WHERE project_id = ${projectId} AND list_group = ${group}
         ORDER BY priority_rank, seq LIMIT 1`,
     );
     return row ? toTask(row) : null;
   }
 
-  async addTasks(tasks: readonly NewTask[], now: Date, idempotency?: IdempotentWrite<string[]>): Promise<string[]> {
-    return this.transaction(async (tx) => {
-      const ids = await this.insertTasks(tx, tasks, now);
-      if (idempotency) await this.storeResponse(tx, idempotency, ids);
-      return ids;
-    });
+  async listTasks(query: TaskListQuery): Promise<TaskPage> {
+    const start = query.cursor === null ? null : decodeTaskCursor(query.cursor, query);
+    const parts = taskListParts(query);
+    const rows: TaskRow[] = [];
+    // One more than the page: whether it exists decides next_cursor.
+    for (const part of parts) {
+      if (start && parts.indexOf(part) < parts.indexOf(start.part)) continue;
+      const after = start?.part === part ? start : null;
+      rows.push(...(await this.readPart(query, part, after, query.limit + 1 - rows.length)));
+      if (rows.length > query.limit) break;
+    }
+    const page = rows.slice(0, query.limit);
+    const more = rows.length > query.limit;
+    return { tasks: page.map(toTask), nextCursor: more ? encodeTaskCursor(listPosition(page.at(-1)!), query) : null };
+  }
+
+  async listProjects(): Promise<ProjectSummary[]> {
+    const rows = await this.statement(
+      (sql) => sql<{ project_id: string; ready: string; blocked: string; in_progress: string; completed: string; last_change_at: Date | null }[]>`
+        SELECT project_id, sum(ready) AS ready, sum(blocked) AS blocked, sum(in_progress) AS in_progress,
+               sum(completed) AS completed, max(last_change_at) AS last_change_at
+        FROM (
+          SELECT project_id, count(*) FILTER (WHERE list_group = 0) AS ready, count(*) FILTER (WHERE list_group = 1) AS blocked,
+                 count(*) FILTER (WHERE list_group = 2) AS in_progress, count(*) FILTER (WHERE list_group = 3) AS completed,
+                 max(updated_at) AS last_change_at
+          FROM tasks GROUP BY project_id
+          UNION ALL
+          SELECT DISTINCT project_id, 0, 0, 0, 0, NULL::timestamptz FROM id_counters
+        ) AS projects
+        GROUP BY project_id ORDER BY project_id`,
+    );
+    return rows.map((row) => ({
+      project_id: row.project_id,
+      ready: Number(row.ready),
+      blocked: Number(row.blocked),
+      in_progress: Number(row.in_progress),
+      completed: Number(row.completed),
+      last_change_at: isoOrNull(row.last_change_at),
+    }));
+  }
+
+  async listTaskEvents(ref: TaskRef): Promise<TaskEvent[]> {
+    const row = await this.getTaskRow(ref);
+    const events = await this.statement(
+      (sql) => sql<EventRow[]>`SELECT * FROM task_events WHERE task_seq = ${row.seq} ORDER BY event_id`,
+    );
+    return events.map((event) => toEvent(event, row));
+  }
+
+  private async getTaskRow(ref: TaskRef): Promise<TaskRow> {
+    const rows = await this.statement((sql) =>
+      ref.projectId === null
+        ? sql<TaskRow[]>`SELECT * FROM tasks WHERE task_id = ${ref.taskId}`
+        : sql<TaskRow[]>`SELECT * FROM tasks WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId}`,
+    );
+    const row = pickTask(rows, ref);
+    if (!row) throw taskNotFound(ref);
+    return row;
+  }
+
+  // -------------------------------------------------------------------------
+  // The Storage interface: changing tasks.
+
+  async addTasks(
+    tasks: readonly NewTask[],
+    now: Date,
+    agentId: string | null,
+    idempotency?: IdempotentWrite<string[]>,
+  ): Promise<string[]> {
+    checkNewTaskText(tasks);
+    return this.write(idempotency, (tx, changes) => this.insertTasks(tx, tasks, now, agentId, changes));
   }
 
   async changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task> {
-    return this.transaction(async (tx) => {
-      const task = await this.applyStatusChange(tx, change);
-      if (idempotency) await this.storeResponse(tx, idempotency, task);
-      return task;
-    });
+    requireStorableText("completion_notes", change.completionNotes);
+    return this.write(idempotency, async (tx, changes) => toTask(await this.applyStatusChange(tx, change, changes)));
   }
 
+  async renewLease(renewal: LeaseRenewal, idempotency?: IdempotentWrite<Task>): Promise<Task> {
+    return this.write(idempotency, async (tx) => toTask(await this.renew(tx, renewal)));
+  }
+
+  async updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task> {
+    return this.write(idempotency, async (tx, changes) => toTask(await this.edit(tx, edit, changes)));
+  }
+
+  /** By the database's clock: `now` is not used (instances' clocks may differ; the database's is one). */
+  async expireLeases(_now: Date): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const count = await this.write(undefined, (tx, changes) => this.expireBatch(tx, changes));
+      total += count;
+      if (count < EXPIRE_BATCH_SIZE || this.closed) return total;
+    }
+  }
+
+  subscribe(listener: (change: TaskChange) => void): () => void {
+    this.listeners.add(listener);
+    this.startListening();
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  // -------------------------------------------------------------------------
+  // The Storage interface: IDs.
+
   async allocateId(projectId: string, artifactType: string, idempotency?: IdempotentWrite<number>): Promise<number> {
-    return this.transaction(async (tx) => {
-      const number = await this.takeNumbers(tx, projectId, artifactType, 1);
-      if (idempotency) await this.storeResponse(tx, idempotency, number);
-      return number;
-    });
+    return this.write(idempotency, (tx) => this.takeNumbers(tx, projectId, artifactType, 1));
   }
 
   async reserveIds(reservation: NewReservation, idempotency?: IdempotentWrite<Reservation>): Promise<Reservation> {
-    return this.transaction(async (tx) => {
+    return this.write(idempotency, async (tx) => {
       const first = await this.takeNumbers(tx, reservation.projectId, reservation.artifactType, reservation.count);
       await tx`
         INSERT INTO reservations
           (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
         VALUES (${reservation.reservationId}, ${reservation.projectId}, ${reservation.artifactType}, ${first},
                 ${reservation.count}, ${reservation.createdAt}, ${reservation.expiresAt})`;
-      const result: Reservation = {
+      return {
         reservationId: reservation.reservationId,
         projectId: reservation.projectId,
         artifactType: reservation.artifactType,
@@ -590,8 +1131,6 @@ export class PostgresStorage implements Storage {
         count: reservation.count,
         expiresAt: reservation.expiresAt.toISOString(),
       };
-      if (idempotency) await this.storeResponse(tx, idempotency, result);
-      return result;
     });
   }
 
@@ -610,7 +1149,7 @@ export class PostgresStorage implements Storage {
     lastAssigned: number,
     idempotency?: IdempotentWrite<number>,
   ): Promise<number> {
-    return this.transaction(async (tx) => {
+    return this.write(idempotency, async (tx) => {
       // The conflicting row is locked even when the WHERE keeps it unchanged, so the value read
       // below for the error sentence is the one that refused.
       const raised = await tx`
@@ -621,40 +1160,77 @@ export class PostgresStorage implements Storage {
       if (raised.count === 0) {
         const [row] = await tx<{ last_assigned: string }[]>`
           SELECT last_assigned FROM id_counters WHERE project_id = ${projectId} AND artifact_type = ${artifactType}`;
-        throw new ApiError(
-          "conflict",
-          `Cannot lower the ${artifactType} counter of project ${projectId} from ${row!.last_assigned} to ${lastAssigned}`,
-        );
+        throw cannotLowerCounter(projectId, artifactType, Number(row!.last_assigned), lastAssigned);
       }
-      if (idempotency) await this.storeResponse(tx, idempotency, lastAssigned);
       return lastAssigned;
     });
   }
 
+  async listRegistry(projectId: string | null, now: Date): Promise<{ counters: IdCounter[]; reservations: Reservation[] }> {
+    const [counters, reservations] = await Promise.all([
+      this.statement((sql) =>
+        projectId === null
+          ? sql<{ project_id: string; artifact_type: string; last_assigned: string }[]>`
+              SELECT project_id, artifact_type, last_assigned FROM id_counters ORDER BY project_id, artifact_type`
+          : sql<{ project_id: string; artifact_type: string; last_assigned: string }[]>`
+              SELECT project_id, artifact_type, last_assigned FROM id_counters WHERE project_id = ${projectId}
+              ORDER BY artifact_type`,
+      ),
+      this.statement((sql) =>
+        projectId === null
+          ? sql<ReservationRow[]>`
+              SELECT * FROM reservations WHERE expires_at > ${now} ORDER BY project_id, expires_at, reservation_id`
+          : sql<ReservationRow[]>`
+              SELECT * FROM reservations WHERE project_id = ${projectId} AND expires_at > ${now}
+              ORDER BY expires_at, reservation_id`,
+      ),
+    ]);
+    return {
+      counters: counters.map((row) => ({
+        project_id: row.project_id,
+        artifact_type: row.artifact_type,
+        last_assigned_id: Number(row.last_assigned),
+      })),
+      reservations: reservations.map(toReservation),
+    };
+  }
+
+  // -------------------------------------------------------------------------
+  // The Storage interface: Idempotency-Keys.
+
   async claimIdempotencyKey(request: IdempotencyRequest): Promise<IdempotencyOutcome> {
-    return this.transaction((tx) => this.claimKey(tx, request));
+    const busy = this.inFlight.busy(request);
+    if (busy) return { outcome: busy };
+    // A committed row holds its response (no in-flight markers any more): replay it, or refuse.
+    const [row] = await this.statement(
+      (sql) => sql<StoredKeyRow[]>`
+        SELECT fingerprint, response_status, response_body, created_at FROM idempotency_keys
+        WHERE scope = ${request.scope} AND idempotency_key = ${request.key}`,
+    );
+    const live = row && row.response_status !== null && row.created_at.getTime() > request.now.getTime() - request.retentionMs;
+    if (live && row.fingerprint !== request.fingerprint) return { outcome: "mismatch" };
+    if (live) return { outcome: "replay", response: { status: row.response_status!, body: row.response_body ?? "" } };
+    return { outcome: "claimed", claim: this.inFlight.claim(request) };
   }
 
   async saveIdempotentResponse(claim: IdempotencyClaim, response: StoredResponse): Promise<void> {
-    // Only the claim's holder knows its token, so a second run (a retry after a lost connection)
-    // writes the same response again.
-    const saved = await this.statement(
+    const claimed = this.inFlight.current(claim);
+    // A twin on another instance may have stored its answer meanwhile: then that one stands.
+    await this.statement(
       (sql) => sql`
-        UPDATE idempotency_keys SET response_status = ${response.status}, response_body = ${response.body}
-        WHERE scope = ${claim.scope} AND idempotency_key = ${claim.key} AND token = ${claim.token}`,
+        INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, response_status, response_body, created_at)
+        VALUES (${claim.scope}, ${claim.key}, ${claimed.fingerprint}, ${response.status}, ${response.body}, ${claimed.claimedAt})
+        ON CONFLICT (scope, idempotency_key) DO UPDATE
+          SET fingerprint = excluded.fingerprint, response_status = excluded.response_status,
+              response_body = excluded.response_body, created_at = excluded.created_at
+          WHERE idempotency_keys.created_at <= ${claimed.expiredBefore}`,
     );
-    if (saved.count !== 1) {
-      throw new ApiError("idempotency_in_flight", "A request with this Idempotency-Key is still running; retry later");
-    }
+    this.inFlight.release(claim);
   }
 
   async releaseIdempotencyKey(claim: IdempotencyClaim): Promise<void> {
-    await this.statement(
-      (sql) => sql`
-        DELETE FROM idempotency_keys
-        WHERE scope = ${claim.scope} AND idempotency_key = ${claim.key} AND token = ${claim.token}
-          AND response_status IS NULL`,
-    );
+    // Nothing was committed for it: forgetting the claim frees the key.
+    this.inFlight.release(claim);
   }
 
   async deleteIdempotencyKeysBefore(before: Date): Promise<number> {
@@ -678,6 +1254,14 @@ export class PostgresStorage implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.close({ timeout: 5 });
+    clearTimeout(this.listenTimer);
+    this.listeners.clear();
+    await Promise.all([this.pool.close({ timeout: 5 }), this.listenConnection?.close({ timeout: 1 })]);
   }
+}
+
+/** The one row a ref names, or null; several (no project given): ambiguousTaskId naming their projects. */
+function pickTask(rows: readonly TaskRow[], ref: TaskRef): TaskRow | null {
+  if (rows.length > 1) throw ambiguousTaskId(ref.taskId, rows.map((row) => row.project_id));
+  return rows[0] ?? null;
 }

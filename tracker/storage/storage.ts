@@ -23,12 +23,18 @@
 //   "replay" (a stored response with the same fingerprint, younger than the retention),
 //   "mismatch" (the key was used with another fingerprint), "in_flight" (a request with the same
 //   key and fingerprint has claimed it and not answered, and its lease has not run out).
-// - SQLite: the file is held by one process (locking_mode EXCLUSIVE), so the in-flight marker lives in
-//   that process's memory and dies with it. PostgreSQL: the key's row and the effect commit in ONE
-//   transaction (one commit per idempotent write); a concurrent request with the same key waits on the
-//   key's row lock and then sees the stored response (or the key free again after a rollback).
-// - saveIdempotentResponse stores a 4xx (no effect to pair with); releaseIdempotencyKey drops the
-//   claim after a 5xx so a retry runs afresh. Both act only if the claim's token is current.
+// - The in-flight marker lives in the memory of the process that claimed the key: a twin on the
+//   same process gets "in_flight" at once, and a process that dies (kill -9 included) takes its
+//   claims with it, so no key stays blocked. SQLite: the file is held by one process (locking_mode
+//   EXCLUSIVE), so that is all. PostgreSQL: the key's row and the effect commit in ONE transaction
+//   (one commit per idempotent write): the write inserts the key's row first, so a twin on another
+//   instance waits on that uncommitted row; when the row it waited for commits, its write changes
+//   nothing and throws StoredResponseReplay carrying the stored response (or ApiError
+//   idempotency_mismatch when that row was for another request). The HTTP layer answers a
+//   StoredResponseReplay as a replay (status and body, Idempotent-Replayed: true).
+// - saveIdempotentResponse stores a 4xx (no effect to pair with; a response another instance
+//   stored meanwhile stands); releaseIdempotencyKey drops the claim after a 5xx so a retry runs
+//   afresh. Both act only if the claim's token is current.
 
 import type {
   IdCounter,
@@ -52,6 +58,18 @@ export interface StoredResponse {
   status: number;
   /** The JSON text of the response body. */
   body: string;
+}
+
+/**
+ * Thrown by a write given `idempotency` when the key turned out to hold another request's stored
+ * response by the time the write's transaction took it (a twin on another instance committed
+ * first): the write changed nothing, and the answer is `response`, replayed.
+ */
+export class StoredResponseReplay extends Error {
+  override readonly name = "StoredResponseReplay";
+  constructor(readonly response: StoredResponse) {
+    super("This Idempotency-Key already holds a stored response");
+  }
 }
 
 /** Proof that this request holds an Idempotency-Key. */
