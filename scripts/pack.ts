@@ -48,7 +48,8 @@ function executable(command: string, platform: Platform): string {
 function parsePlatforms(argv: string[]): Platform[] {
   const at = argv.findIndex((arg) => arg === "--platforms" || arg.startsWith("--platforms="));
   if (at === -1) return [...PLATFORMS];
-  const value = argv[at].includes("=") ? argv[at].slice("--platforms=".length) : argv[at + 1];
+  const flag = argv[at]!;
+  const value = flag.includes("=") ? flag.slice("--platforms=".length) : argv[at + 1];
   const names = (value ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "");
   if (names.length === 0) throw new Error(`--platforms needs a comma-separated list of ${PLATFORMS.join(", ")}`);
   for (const name of names) {
@@ -112,8 +113,8 @@ function writeMainPackage(dir: string): void {
 /** `npm pack` of one package directory into PACK_DIR; the tarball's path. */
 async function npmPack(dir: string): Promise<string> {
   const output = await $`npm pack --json --pack-destination ${PACK_DIR}`.cwd(dir).quiet();
-  const [{ filename }] = JSON.parse(output.stdout.toString()) as Array<{ filename: string }>;
-  return join(PACK_DIR, filename);
+  const [packed] = JSON.parse(output.stdout.toString()) as [{ filename: string }];
+  return join(PACK_DIR, packed.filename);
 }
 
 export async function pack(platforms: readonly Platform[]): Promise<string[]> {
