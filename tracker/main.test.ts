@@ -3,9 +3,9 @@
 // bunfig.toml of the repository applies) with a clean environment and port 0.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadOrCreateLocalApiKey } from "./config.ts";
+import { loadOrCreateLocalApiKey, readConfig, userDataDir } from "./config.ts";
 import { makeTempDir } from "./testing.ts";
 
 const MAIN = join(import.meta.dir, "main.ts");
@@ -180,11 +180,11 @@ describe("the tracker without TRACKER_API_KEYS", () => {
     const dir = tempDir();
     const first = spawnTracker({}, dir);
     const url = await startedUrl(first);
-    const keyPath = join(dir, "data", "api-key");
+    const keyPath = join(dir, ".local", "share", "task-tracking", "api-key");
     const key = readFileSync(keyPath, "utf8").trim();
     expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(statSync(keyPath).mode & 0o777).toBe(0o600);
-    expect(first.stderr.text).toContain('export TASK_TRACKING_API_KEY="$(cat data/api-key)"');
+    expect(first.stderr.text).toContain(`export TASK_TRACKING_API_KEY="$(cat ${keyPath})"`);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 
     const authorized = await fetch(`${url}/tasks/next?project=p`, { headers: { Authorization: `Bearer ${key}` } });
@@ -197,12 +197,136 @@ describe("the tracker without TRACKER_API_KEYS", () => {
 
     const second = spawnTracker({}, dir);
     await startedUrl(second);
-    expect(second.stderr.text).toContain("using the API key in data/api-key");
+    expect(second.stderr.text).toContain(`using the API key in ${keyPath}`);
     expect(readFileSync(keyPath, "utf8").trim()).toBe(key);
     second.proc.kill("SIGINT");
     expect(await second.proc.exited).toBe(0);
     await second.stderr.finished;
     expect(second.stderr.text).not.toContain(key);
+  });
+});
+
+describe("one tracker per user: its data live in the user's data directory", () => {
+  test("the same database and key from any working directory, said at start", async () => {
+    const home = tempDir();
+    const dataDir = join(home, ".local", "share", "task-tracking");
+    const first = spawnTracker({ HOME: home }, tempDir());
+    expect((await first.stderr.waitForLog("tracker started")).storage).toBe(`sqlite:${join(dataDir, "tracker.db")}`);
+    expect(first.stderr.text).toContain(`generated an API key in ${join(dataDir, "api-key")}`);
+    first.proc.kill("SIGTERM");
+    expect(await first.proc.exited).toBe(0);
+
+    const second = spawnTracker({ HOME: home }, tempDir());
+    expect((await second.stderr.waitForLog("tracker started")).storage).toBe(`sqlite:${join(dataDir, "tracker.db")}`);
+    expect(second.stderr.text).toContain(`using the API key in ${join(dataDir, "api-key")}`);
+    second.proc.kill("SIGTERM");
+    expect(await second.proc.exited).toBe(0);
+    expect(readdirSync(dataDir).sort()).toEqual(["api-key", "tracker.db"]);
+  });
+
+  test("XDG_DATA_HOME moves it; TRACKER_DB still overrides", async () => {
+    const home = tempDir();
+    const xdg = tempDir();
+    const moved = spawnTracker({ HOME: home, XDG_DATA_HOME: xdg, TRACKER_API_KEYS: KEY }, tempDir());
+    expect((await moved.stderr.waitForLog("tracker started")).storage).toBe(`sqlite:${join(xdg, "task-tracking", "tracker.db")}`);
+    moved.proc.kill("SIGTERM");
+    expect(await moved.proc.exited).toBe(0);
+
+    const dbPath = join(tempDir(), "elsewhere.db");
+    const overridden = spawnTracker({ HOME: home, XDG_DATA_HOME: xdg, TRACKER_DB: dbPath, TRACKER_API_KEYS: KEY }, tempDir());
+    expect((await overridden.stderr.waitForLog("tracker started")).storage).toBe(`sqlite:${dbPath}`);
+    overridden.proc.kill("SIGTERM");
+    expect(await overridden.proc.exited).toBe(0);
+    expect(existsSync(join(home, ".local"))).toBe(false);
+  });
+
+  test("with neither HOME nor XDG_DATA_HOME nor TRACKER_DB it refuses to start, saying what to set", async () => {
+    const spawned = spawnTracker({ HOME: "", TRACKER_API_KEYS: KEY }, tempDir());
+    expect(await exitCodeBeforeStart(spawned)).toBe(1);
+    await spawned.stderr.finished;
+    expect(spawned.stderr.text).toBe(
+      "TRACKER_DB is not set and neither XDG_DATA_HOME nor HOME is set, so the tracker has no data directory to keep its database in; set TRACKER_DB.\n",
+    );
+  });
+
+  test("the data directory of each platform", () => {
+    const env = { HOME: "/home/ada", XDG_DATA_HOME: "/data/ada", LOCALAPPDATA: "C:\\Users\\ada\\AppData\\Local" };
+    expect({
+      linux: userDataDir(env, "linux"),
+      "linux, XDG_DATA_HOME unset": userDataDir({ HOME: "/home/ada" }, "linux"),
+      "linux, XDG_DATA_HOME relative (ignored, as the spec says)": userDataDir({ HOME: "/home/ada", XDG_DATA_HOME: "data" }, "linux"),
+      freebsd: userDataDir({ HOME: "/home/ada" }, "freebsd"),
+      darwin: userDataDir(env, "darwin"),
+      win32: userDataDir(env, "win32"),
+      "win32, LOCALAPPDATA unset": userDataDir({ HOME: "/home/ada" }, "win32"),
+    }).toEqual({
+      linux: "/data/ada/task-tracking",
+      "linux, XDG_DATA_HOME unset": "/home/ada/.local/share/task-tracking",
+      "linux, XDG_DATA_HOME relative (ignored, as the spec says)": "/home/ada/.local/share/task-tracking",
+      freebsd: "/home/ada/.local/share/task-tracking",
+      darwin: "/home/ada/Library/Application Support/task-tracking",
+      win32: "C:\\Users\\ada\\AppData\\Local\\task-tracking",
+      "win32, LOCALAPPDATA unset": undefined,
+    });
+    expect(readConfig(env, "win32").dbPath).toBe("C:\\Users\\ada\\AppData\\Local\\task-tracking\\tracker.db");
+    expect(() => readConfig({ HOME: "/home/ada" }, "win32")).toThrow(
+      "TRACKER_DB is not set and LOCALAPPDATA is not set, so the tracker has no data directory to keep its database in; set TRACKER_DB.",
+    );
+  });
+});
+
+describe("task-tracker paths", () => {
+  /** `paths` ends by itself: run to the end, with the same clean environment as spawnTracker. */
+  function paths(env: Record<string, string>): { code: number; stdout: string; stderr: string } {
+    const result = Bun.spawnSync([process.execPath, MAIN, "paths"], {
+      cwd: tempDir(),
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
+      stdin: "ignore",
+    });
+    return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+  }
+
+  test("prints the data directory, the database and the key file, and creates nothing", () => {
+    const home = tempDir();
+    const dataDir = join(home, ".local", "share", "task-tracking");
+    expect(paths({ HOME: home })).toEqual({
+      code: 0,
+      stdout: `data directory: ${dataDir}\ndatabase:       ${join(dataDir, "tracker.db")}\nAPI key file:   ${join(dataDir, "api-key")}\n`,
+      stderr: "",
+    });
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  test("follows XDG_DATA_HOME and TRACKER_DB, and says when no key file is used", () => {
+    const xdg = tempDir();
+    const dbDir = tempDir();
+    expect([
+      paths({ HOME: "/nonexistent", XDG_DATA_HOME: xdg }).stdout,
+      paths({ HOME: "/nonexistent", TRACKER_DB: join(dbDir, "team.db") }).stdout,
+      paths({ HOME: "/nonexistent", TRACKER_API_KEYS: KEY }).stdout,
+      paths({ TRACKER_DB: ":memory:", TRACKER_API_KEYS: KEY }).stdout,
+      paths({ HOME: "/nonexistent", DATABASE_URL: "postgres://tracker:s3cret@db.example/tracker", TRACKER_API_KEYS: KEY }).stdout,
+    ]).toEqual([
+      `data directory: ${xdg}/task-tracking\ndatabase:       ${xdg}/task-tracking/tracker.db\nAPI key file:   ${xdg}/task-tracking/api-key\n`,
+      `data directory: /nonexistent/.local/share/task-tracking\ndatabase:       ${dbDir}/team.db\nAPI key file:   ${dbDir}/api-key\n`,
+      "data directory: /nonexistent/.local/share/task-tracking\ndatabase:       /nonexistent/.local/share/task-tracking/tracker.db\nAPI key file:   none: the keys come from TRACKER_API_KEYS\n",
+      "data directory: none (its variables are not set)\ndatabase:       :memory: (TRACKER_DB; nothing is kept)\nAPI key file:   none: the keys come from TRACKER_API_KEYS\n",
+      "data directory: /nonexistent/.local/share/task-tracking\ndatabase:       postgres://tracker:***@db.example/tracker (DATABASE_URL)\nAPI key file:   none: the keys come from TRACKER_API_KEYS\n",
+    ]);
+  });
+
+  test("a bad configuration, or an unknown argument, is one sentence on stderr and a non-zero exit", () => {
+    expect(paths({ HOME: "/nonexistent", PORT: "eighty" })).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: 'PORT must be a port number from 0 to 65535, not "eighty".\n',
+    });
+    const result = Bun.spawnSync([process.execPath, MAIN, "serve"], { cwd: tempDir(), env: { PATH: process.env.PATH ?? "" }, stdin: "ignore" });
+    expect([result.exitCode, result.stdout.toString(), result.stderr.toString()]).toEqual([
+      2,
+      "",
+      'task-tracker: unknown argument "serve"; it takes none (serve) or paths\n',
+    ]);
   });
 });
 
@@ -214,7 +338,7 @@ describe("a key file someone else could have written or can read", () => {
     writeFileSync(keyPath, "planted-key-0123456789abcdef\n");
     for (const mode of [0o644, 0o620, 0o602]) {
       chmodSync(keyPath, mode);
-      const spawned = spawnTracker({}, dir);
+      const spawned = spawnTracker({ TRACKER_DB: "data/tracker.db" }, dir);
       expect(await exitCodeBeforeStart(spawned)).toBe(1);
       await spawned.stderr.finished;
       expect(spawned.stderr.text).toBe(
