@@ -123,7 +123,20 @@ function parseRequests(buffer: Buffer): { requests: RecordedRequest[]; rest: Buf
   return { requests, rest: buffer };
 }
 
-export async function startProxy(upstream: string): Promise<Proxy> {
+/**
+ * Waits `ms`, or less once `clientLeft` aborts. The proxy's own tests pass one that holds an answer
+ * exactly as long as they choose.
+ */
+export type Sleep = (ms: number, clientLeft: AbortSignal) => Promise<void>;
+
+const sleepFor: Sleep = (ms, clientLeft) =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    clientLeft.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+export async function startProxy(upstream: string, options: { sleep?: Sleep } = {}): Promise<Proxy> {
+  const sleep = options.sleep ?? sleepFor;
   const requests: RecordedRequest[] = [];
   let plan: (request: RecordedRequest, index: number) => Action = () => ({ type: "forward" });
   const sockets = new Set<Socket>();
@@ -143,8 +156,13 @@ export async function startProxy(upstream: string): Promise<Proxy> {
     return { status: response.status, headers: replyHeaders, body: await response.text() };
   }
 
-  function whenClosed(socket: Socket): Promise<void> {
-    return new Promise((resolve) => (socket.destroyed ? resolve() : socket.once("close", () => resolve())));
+  async function hold(socket: Socket, ms: number): Promise<void> {
+    const clientLeft = new AbortController();
+    const leave = () => clientLeft.abort();
+    if (socket.destroyed) leave();
+    else socket.once("close", leave);
+    await sleep(ms, clientLeft.signal);
+    socket.off("close", leave);
   }
 
   async function handle(socket: Socket, request: RecordedRequest, action: Action): Promise<void> {
@@ -156,11 +174,7 @@ export async function startProxy(upstream: string): Promise<Proxy> {
         return send(serialize(action));
       case "forward": {
         const reply = await askUpstream(request);
-        if (action.holdMs) {
-          let timer: Timer | undefined;
-          await Promise.race([whenClosed(socket), new Promise((resolve) => (timer = setTimeout(resolve, action.holdMs)))]);
-          clearTimeout(timer);
-        }
+        if (action.holdMs) await hold(socket, action.holdMs);
         return send(serialize(reply));
       }
       case "forward-then-replace":
