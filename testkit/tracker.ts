@@ -25,7 +25,8 @@ const isStartedLine = (line: string) => parseRecord(line)?.msg === "tracker star
 export async function trackerStarted(child: ChildProcess, logFile?: string): Promise<string> {
   const exitedFirst = child.exited.then(async (code) => {
     await child.stderr.whenEnded();
-    const log = logFile ? await Bun.file(logFile).text() : child.stderr.text();
+    // Read only when it is needed: a tracker that started and was stopped may have had its log removed.
+    const log = logFile ? await Bun.file(logFile).text().catch(() => "") : child.stderr.text();
     return new Error(`the tracker exited with code ${code} before it started:\n${log}`);
   });
   let timer: Timer | undefined;
