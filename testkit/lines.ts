@@ -125,15 +125,13 @@ export function parseRecord(line: string): Record<string, unknown> | null {
   }
 }
 
-/** Feeds a readable stream (a child's stdout or stderr) into `into`, and ends it with the stream. */
-export async function pump(stream: AsyncIterable<Uint8Array | string>, into: Lines): Promise<void> {
-  const decoder = new TextDecoder();
-  try {
-    for await (const chunk of stream) into.push(typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true }));
-    into.push(decoder.decode());
-  } finally {
-    into.end();
-  }
+/** Feeds a child's stdout or stderr into `into` as it arrives ('data' events), and ends it with the stream. */
+export function readInto(stream: NodeJS.ReadableStream, into: Lines): void {
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk: string) => into.push(chunk));
+  stream.once("end", () => into.end());
+  stream.once("close", () => into.end());
+  stream.once("error", () => into.end());
 }
 
 /**

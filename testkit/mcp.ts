@@ -5,7 +5,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { ChildProcess as NodeChildProcess } from "node:child_process";
 import { tmpdir } from "node:os";
-import { Lines } from "./lines.ts";
+import { Lines, readInto } from "./lines.ts";
 import { assertBuilt, MCP_BINARY } from "./paths.ts";
 import { register, unregister } from "./registry.ts";
 import { runProcess } from "./processes.ts";
@@ -29,8 +29,7 @@ export async function startMcpClient(options: {
   assertBuilt(command);
   const transport = new StdioClientTransport({ command, args: [], env: options.env, stderr: "pipe", cwd: options.cwd ?? tmpdir() });
   const stderr = new Lines();
-  transport.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk.toString("utf8")));
-  transport.stderr!.on("end", () => stderr.end());
+  readInto(transport.stderr as NodeJS.ReadableStream, stderr);
   const client = new Client({ name: options.clientName ?? "task-tracking-testkit", version: "1.0.0" });
   try {
     await client.connect(transport);

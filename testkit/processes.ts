@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { constants } from "node:os";
-import { Lines, pump } from "./lines.ts";
+import { Lines, readInto } from "./lines.ts";
 import { register, unregister } from "./registry.ts";
 
 /** Where a child's stdout or stderr goes: into Lines (kept, or only passed on), nowhere, or a file. */
@@ -58,9 +58,9 @@ export function startProcess(cmd: string[], options: ProcessOptions): ChildProce
   for (const fd of fds) if (typeof fd === "number") closeSync(fd);
   const stdout = new Lines({ keep: options.stdout !== "lines-unkept" });
   const stderr = new Lines({ keep: options.stderr !== "lines-unkept" });
-  if (child.stdout) void pump(child.stdout.setEncoding("utf8"), stdout);
+  if (child.stdout) readInto(child.stdout, stdout);
   else stdout.end();
-  if (child.stderr) void pump(child.stderr.setEncoding("utf8"), stderr);
+  if (child.stderr) readInto(child.stderr, stderr);
   else stderr.end();
   child.stdin?.on("error", () => {}); // a child that exits early: what was left to write is moot
   if (typeof stdinMode === "object") child.stdin!.end(stdinMode.text);
