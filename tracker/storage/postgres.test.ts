@@ -10,6 +10,9 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { SQL, type Socket, type TCPSocketListener } from "bun";
 import { join } from "node:path";
 import { readConfig } from "../config.ts";
+import { createLogger } from "../log.ts";
+import { runProcess } from "../../testkit/processes.ts";
+import { trackerCommand } from "../../testkit/tracker.ts";
 import { SCHEMA_VERSION, type NewTask, type StatusChange, type TaskChange, type TaskRef } from "../domain.ts";
 import { openPostgresStorage, redactDatabaseUrl, type PostgresStorage } from "./postgres.ts";
 import postgresV1Sql from "./schema/postgres-v1.sql" with { type: "text" };
@@ -105,7 +108,7 @@ test("the PostgreSQL settings are read and checked like the others", () => {
     databaseQueryTimeoutSeconds: 10,
   });
   expect(
-    readConfig({ DATABASE_POOL_MAX: "25", DATABASE_CONNECT_TIMEOUT: "2", DATABASE_QUERY_TIMEOUT: "30" }),
+    readConfig({ HOME: "/home/ada", DATABASE_POOL_MAX: "25", DATABASE_CONNECT_TIMEOUT: "2", DATABASE_QUERY_TIMEOUT: "30" }),
   ).toMatchObject({
     databaseUrl: null,
     databasePoolMax: 25,
@@ -113,10 +116,10 @@ test("the PostgreSQL settings are read and checked like the others", () => {
     databaseQueryTimeoutSeconds: 30,
   });
   expect(() => readConfig({ DATABASE_POOL_MAX: "0" })).toThrow(
-    'DATABASE_POOL_MAX must be a number of connections from 1 to 1000, not "0".',
+    'DATABASE_POOL_MAX must be a number of connections from 1 to 1000; it is below 1.',
   );
   expect(() => readConfig({ DATABASE_CONNECT_TIMEOUT: "soon" })).toThrow(
-    'DATABASE_CONNECT_TIMEOUT must be a number of seconds from 1 to 600, not "soon".',
+    'DATABASE_CONNECT_TIMEOUT must be a number of seconds from 1 to 600; it is not a whole number.',
   );
   expect(() => readConfig({ DATABASE_QUERY_TIMEOUT: "1.5" })).toThrow(
     "DATABASE_QUERY_TIMEOUT must be a number of seconds",
@@ -131,18 +134,14 @@ test("the PostgreSQL settings are read and checked like the others", () => {
 });
 
 test("a tracker that cannot reach its database stops with a sentence, never with the password", async () => {
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "..", "main.ts")], {
+  const { code, stdout, stderr } = await runProcess(trackerCommand(), {
     // Port 1 on loopback: nothing listens there.
     env: {
       ...process.env,
       DATABASE_URL: "postgres://tracker:s3cret-pw@127.0.0.1:1/tracker",
       TRACKER_API_KEYS: API_KEY,
     },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
   });
-  const [code, stdout, stderr] = await Promise.all([child.exited, child.stdout.text(), child.stderr.text()]);
   expect({ code, stdout }).toEqual({ code: 1, stdout: "" });
   expect(stderr).toStartWith("The tracker could not open its database: The database is unavailable");
   expect(stderr).not.toContain("s3cret-pw");
@@ -171,14 +170,15 @@ if (onPostgres)
       await schema.drop();
     });
 
-    test("startTracker opens PostgreSQL from a URL, and closes it on stop", async () => {
-      const tracker = await startTracker({ databaseUrl: schema.url, apiKeys: [API_KEY], port: 0, logSink: () => {} });
+    test("startTracker serves the PostgreSQL storage it is given, and stop() leaves it to its owner", async () => {
+      const storage = await open();
+      const tracker = await startTracker({ storage, logger: createLogger("error", () => {}), apiKeys: [API_KEY], port: 0 });
       const response = await fetch(`${tracker.url}/ids/next?type=US&project=p`, {
         headers: { Authorization: `Bearer ${API_KEY}` },
       });
       expect(await response.json()).toEqual({ next_id: "US-001", artifact_type: "US", project_id: "p", number: 1 });
       await tracker.stop();
-      expect(tracker.storage.ping()).rejects.toThrow("The PostgreSQL storage is closed.");
+      await storage.ping();
     });
 
     test("instances starting at once apply the schema once", async () => {
@@ -531,7 +531,7 @@ if (onPostgres)
         const viaProxy = new URL(schema.url);
         viaProxy.port = String(proxy.port);
         const storage = await open(viaProxy.toString(), { queryTimeoutMs: 1000 });
-        tracker = await startTracker({ storage, apiKeys: [API_KEY], port: 0, logSink: () => {} });
+        tracker = await startTracker({ storage, logger: createLogger("error", () => {}), apiKeys: [API_KEY], port: 0 });
       });
       afterEach(async () => {
         await tracker.stop();
