@@ -13,6 +13,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import {
+  abortableSleep,
   type Config,
   type ConfigSources,
   type Schedule,
@@ -24,6 +25,7 @@ import {
   createServer,
   doctor,
   dropOversizedLines,
+  everyMs,
   loadConfig,
   main,
   serve,
@@ -552,10 +554,15 @@ describe("retries", () => {
 
   test("cancelling a call during the wait between attempts ends the wait at once", async () => {
     handler = () => apiError(503, "unavailable", "busy");
-    const client = await connect({}, { sleep: undefined }); // the real, abortable wait of 100 ms
+    let waiting = false;
+    const realSleep: Sleep = (ms, signal) => {
+      waiting = true;
+      return abortableSleep(ms, signal); // the real wait of 100 ms, ended by the abort
+    };
+    const client = await connect({}, { sleep: realSleep });
     const controller = new AbortController();
     const pending = client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT } }, undefined, { signal: controller.signal });
-    await until(() => seen.length === 1);
+    await until(() => waiting);
     controller.abort();
     await expect(pending).rejects.toThrow();
     await until(() => logs.length > 0);
@@ -1523,13 +1530,25 @@ describe("leases", () => {
     expect(scheduled[1]!.cancelled).toBe(true);
   });
 
-  test("the default timer is unref'd and cleared at close: a claim held does not keep the process alive", async () => {
-    handler = tracker();
-    const client = await connect({ agentId: AGENT }, { schedule: undefined });
-    const result = (await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } })) as CallToolResult;
-    expect(result.isError).toBeFalsy();
-    await client.close();
-    expect(heartbeats()).toHaveLength(0);
+  test("the default renewal timer never keeps the process alive", async () => {
+    const script = [
+      `import { everyMs } from ${JSON.stringify(join(import.meta.dir, "index.ts"))};`,
+      'everyMs(60_000, () => console.error("ticked"));',
+      'console.error("scheduled");',
+    ].join("\n");
+    const child = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "pipe" });
+    const [stderr, exitCode] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    expect({ stderr, exitCode }).toEqual({ stderr: "scheduled\n", exitCode: 0 });
+  });
+
+  test("the default renewal timer ticks until cancelled", async () => {
+    let ticks = 0;
+    const cancel = everyMs(1, () => ticks++);
+    await until(() => ticks >= 2);
+    cancel();
+    const after = ticks;
+    await Bun.sleep(10); // ten periods: a timer left running would tick again
+    expect(ticks).toBe(after);
   });
 
   test("at start it adopts this agent's in-progress claims, every page, renews them at once, and knows their projects", async () => {

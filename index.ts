@@ -185,6 +185,9 @@ function createLog(minimum: LogLevel, redact: (text: string) => string, write: (
 
 const MAX_LOGGED_PARAMS = 1000;
 
+/** A bug's stack, for the log. */
+const stackOf = (error: unknown) => (error instanceof Error ? (error.stack ?? error.message) : String(error));
+
 function paramsForLog(params: unknown): unknown {
   const text = JSON.stringify(params) ?? "";
   return text.length <= MAX_LOGGED_PARAMS ? params : text.slice(0, MAX_LOGGED_PARAMS) + "…(cut)";
@@ -376,8 +379,8 @@ function retryAfterMs(response: Response, now: number): number | undefined {
 
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
 
-/** Waits ms, or rejects with a CancelledError as soon as the signal aborts. */
-const abortableSleep: Sleep = (ms, signal) =>
+/** Waits ms, or rejects with a CancelledError as soon as the signal aborts. The default Sleep. */
+export const abortableSleep: Sleep = (ms, signal) =>
   new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new CancelledError());
     const onAbort = () => {
@@ -736,7 +739,7 @@ export class TrackerClient {
 /** Calls tick every `ms` until the returned function is called. Tests pass their own and tick by hand. */
 export type Schedule = (ms: number, tick: () => void) => () => void;
 
-const everyMs: Schedule = (ms, tick) => {
+export const everyMs: Schedule = (ms, tick) => {
   const timer = setInterval(tick, ms);
   timer.unref(); // a renewal never keeps the process alive
   return () => clearInterval(timer);
@@ -799,7 +802,7 @@ export class ClaimKeeper {
       if (error instanceof CancelledError) return;
       if (this.held.get(`${claim.projectId}/${claim.taskId}`) !== claim) return; // completed or released meanwhile
       if (!(error instanceof ToolFailure)) {
-        this.log("error", { msg: "renewing a claim failed with a bug", ...where, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+        this.log("error", { msg: "renewing a claim failed with a bug", ...where, error: stackOf(error) });
       } else if (claimIsGone(error)) {
         this.log("warn", { msg: `lost the claim on ${claim.taskId}; no longer renewing it`, ...where, error: error.message });
         this.release(`${claim.projectId}/${claim.taskId}`);
@@ -964,7 +967,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
         logCall("warn", { outcome: "error", error: error.message });
         return { content: [{ type: "text", text: error.message }], isError: true };
       }
-      logCall("error", { outcome: "bug", error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      logCall("error", { outcome: "bug", error: stackOf(error) });
       return { content: [{ type: "text", text: "Internal error in task-tracking-mcp; see its log on stderr" }], isError: true };
     }
   }
@@ -1286,7 +1289,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
           client.listAllTasks({ project, status: "in_progress" }, call),
         ]);
         const summary = projects.find((entry) => entry.project_id === project);
-        if (!summary) throw new ToolFailure(`Project ${project} has no tasks and no IDs; known projects: ${projects.map((p) => p.project_id).slice(0, MAX_NAMED_PROJECTS).join(", ") || "none"}`);
+        if (!summary) {
+          const known = projects.map((entry) => entry.project_id).slice(0, MAX_NAMED_PROJECTS).join(", ") || "none";
+          throw new ToolFailure(`Project ${project} has no tasks and no IDs; known projects: ${known}`);
+        }
         const { project_id: _, ...counts } = summary;
         return {
           project_id: project,
@@ -1411,7 +1417,7 @@ function healthHints(failure: ToolFailure, config: Config): string[] {
   if (!https && failure.status === 400 && plainToTls.test(failure.detail ?? "")) {
     return ["  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…"];
   }
-  if (!https && (failure.info.network === "ECONNRESET" || failure.info.network === "ConnectionClosed" || failure.message.includes("invalid response"))) {
+  if (!https && (failure.info.network === "ECONNRESET" || failure.info.network === "ConnectionClosed")) {
     return ["  The service dropped the connection or answered something that is not HTTP: if it expects https, set TASK_TRACKING_URL to https://…"];
   }
   if (failure.info.network === "timeout") {
@@ -1421,17 +1427,22 @@ function healthHints(failure: ToolFailure, config: Config): string[] {
 }
 
 /** `doctor`: each check in plain words, a line per attempt while it waits; exit code 0 only if all is well. Never prints the key. */
-export async function doctor(env: Record<string, string | undefined>, print: (line: string) => void, deps: DoctorDeps = {}, sources?: ConfigSources): Promise<number> {
+export async function doctor(
+  env: Record<string, string | undefined>,
+  print: (line: string) => void,
+  deps: DoctorDeps = {},
+): Promise<number> {
   let config: Config;
   try {
-    config = loadConfig(env, sources);
+    config = loadConfig(env);
   } catch (error) {
     print(`✗ configuration: ${(error as Error).message}`);
     print("  Set it in the env block of your MCP client's configuration (see --help).");
     return 1;
   }
+  const keySource = config.apiKeyFile ? `the file ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE)` : "TASK_TRACKING_API_KEY";
   print(
-    `✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key from ${config.apiKeyFile ? `the file ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE)` : "TASK_TRACKING_API_KEY"} (${config.apiKey.length} characters), ` +
+    `✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key from ${keySource} (${config.apiKey.length} characters), ` +
       `agent ${config.agentId}, project ${config.project ?? "not set"}, lease ${config.leaseSeconds} s`,
   );
   if (config.ignoredApiKeyFile) {
