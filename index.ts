@@ -356,6 +356,7 @@ const NETWORK_REASONS: Record<string, string> = {
   ENETUNREACH: "Network unreachable",
   ETIMEDOUT: "Connection timed out",
   EPROTO: "TLS handshake failed",
+  ERR_SSL_WRONG_VERSION_NUMBER: "TLS handshake failed",
   CERT_HAS_EXPIRED: "TLS certificate has expired",
   DEPTH_ZERO_SELF_SIGNED_CERT: "TLS certificate is self-signed",
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: "TLS certificate could not be verified",
@@ -1410,7 +1411,7 @@ function healthHints(failure: ToolFailure, config: Config): string[] {
       "  service answers /healthz, e.g. http://localhost:8080, without /tasks or /api unless the service is mounted there.",
     ];
   }
-  if (https && failure.info.network === "EPROTO") {
+  if (https && NETWORK_REASONS[failure.info.network ?? ""] === "TLS handshake failed") {
     return ["  The TLS handshake failed: the service probably speaks plain http on that port. Try TASK_TRACKING_URL with http://."];
   }
   const plainToTls = /plain HTTP request was sent to HTTPS port|speak TLS|client sent an HTTP request to an HTTPS server/i;
