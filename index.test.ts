@@ -9,9 +9,28 @@ import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { createServer as createNetServer, type Server as NetServer } from "node:net";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Config, type ServerDeps, createRedactor, createServer, doctor, dropOversizedLines, loadConfig, main, VERSION } from "./index.ts";
+import { PassThrough } from "node:stream";
+import {
+  abortableSleep,
+  type Config,
+  type ConfigSources,
+  type Schedule,
+  type ServeIO,
+  type ServerDeps,
+  type Sleep,
+  type StopSignal,
+  createRedactor,
+  createServer,
+  doctor,
+  dropOversizedLines,
+  everyMs,
+  loadConfig,
+  main,
+  serve,
+  VERSION,
+} from "./index.ts";
 
 const API_KEY = "test-key-5f2c9a1e8b7d4c3a";
 const PROJECT = "ai-agent-mcp-server";
@@ -54,6 +73,12 @@ const service = Bun.serve({
 const serviceUrl = `http://127.0.0.1:${service.port}`;
 afterAll(() => service.stop(true));
 
+/** A handler answering by "METHOD /path"; anything else is the tracker's 404 for an unknown route. */
+const routes =
+  (table: Record<string, Handler>): Handler =>
+  (record, request) =>
+    (table[`${record.method} ${record.path}`] ?? (() => apiError(404, "not_found", `No such endpoint: ${record.method} ${record.path}`)))(record, request);
+
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   Response.json(body, { status, headers });
 const apiError = (status: number, code: string, error: string, headers: Record<string, string> = {}) =>
@@ -83,13 +108,32 @@ function task(overrides: Record<string, unknown> = {}) {
 
 let logs: string[] = [];
 let clients: Client[] = [];
+/** Every wait the code asked for (retries, claim rounds): recorded, never waited out. */
+let waits: number[] = [];
+const recordWait: Sleep = async (ms) => {
+  waits.push(ms);
+};
+/** Every renewal timer the code set: the test ticks it by hand and sees whether it was cleared. */
+interface Scheduled {
+  ms: number;
+  tick: () => void;
+  cancelled: boolean;
+}
+let scheduled: Scheduled[] = [];
+const recordSchedule: Schedule = (ms, tick) => {
+  const entry: Scheduled = { ms, tick, cancelled: false };
+  scheduled.push(entry);
+  return () => {
+    entry.cancelled = true;
+  };
+};
 
 function config(overrides: Partial<Config> = {}): Config {
   return { ...loadConfig({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: serviceUrl }), ...overrides };
 }
 
 async function connect(overrides: Partial<Config> = {}, deps: ServerDeps = {}): Promise<Client> {
-  const server = createServer(config(overrides), { writeLog: (line) => logs.push(line), ...deps });
+  const server = createServer(config(overrides), { writeLog: (line) => logs.push(line), sleep: recordWait, schedule: recordSchedule, ...deps });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);
   const client = new Client({ name: "index.test", version: "1.0.0" });
@@ -103,6 +147,11 @@ async function call(name: string, args: Record<string, unknown>, overrides: Part
   return (await client.callTool({ name, arguments: args })) as CallToolResult;
 }
 
+/** Waits for something the code under test does on its own (a log line, a request), never for time. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await Bun.sleep(1);
+}
+
 const textOf = (result: CallToolResult) => (result.content[0] as { text: string }).text;
 const logLines = () => logs.map((line) => JSON.parse(line) as Record<string, unknown>);
 
@@ -111,6 +160,8 @@ afterEach(async () => {
   clients = [];
   seen = [];
   logs = [];
+  waits = [];
+  scheduled = [];
   handler = () => apiError(500, "internal", "no handler set in this test");
 });
 
@@ -134,13 +185,14 @@ async function closedPort(): Promise<number> {
 // ─── Tools as a client sees them ────────────────────────────────────────────────────────────────
 
 describe("tools/list", () => {
-  test("lists the five tools, each with a title, a description, schemas and all four annotations", async () => {
+  test("lists the six tools, each with a title, a description, schemas and all four annotations", async () => {
     const client = await connect();
     const { tools } = await client.listTools();
     expect(tools.map((tool) => tool.name).sort()).toEqual([
       "add_task",
       "get_next_available_id",
       "get_next_task",
+      "list_tasks",
       "reserve_id_range",
       "update_task_status",
     ]);
@@ -161,6 +213,9 @@ describe("tools/list", () => {
     const annotations = Object.fromEntries(tools.map((tool) => [tool.name, tool.annotations]));
     expect(annotations.get_next_available_id!.readOnlyHint).toBe(false);
     expect(annotations.update_task_status!.idempotentHint).toBe(true);
+    expect(annotations.list_tasks).toEqual({ readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false });
+    expect(tools.map((tool) => [tool.name, tool.annotations!.openWorldHint])).toEqual(tools.map((tool) => [tool.name, false]));
+    expect(tools.map((tool) => [tool.name, tool.inputSchema.additionalProperties])).toEqual(tools.map((tool) => [tool.name, false]));
     expect(tools.find((tool) => tool.name === "reserve_id_range")!.inputSchema.properties!.count).toMatchObject({
       minimum: 1,
       maximum: 100,
@@ -402,10 +457,7 @@ describe("retries", () => {
     const result = await call("get_next_task", { project_id: PROJECT });
     expect(textOf(result)).toBe("Task Tracking API error: 503 - Service Unavailable");
     expect(seen).toHaveLength(4);
-    const gaps = seen.slice(1).map((record, i) => record.at - seen[i]!.at);
-    expect(gaps[0]).toBeGreaterThanOrEqual(95);
-    expect(gaps[1]).toBeGreaterThanOrEqual(195);
-    expect(gaps[2]).toBeGreaterThanOrEqual(395);
+    expect(waits).toEqual([100, 200, 400]);
   });
 
   for (const status of [408, 429, 500, 502, 504]) {
@@ -427,10 +479,10 @@ describe("retries", () => {
   }
 
   test("Retry-After of a 429 sets the wait", async () => {
-    handler = () => (seen.length === 1 ? apiError(429, "busy", "slow down", { "retry-after": "1" }) : json({ task: null }));
+    handler = () => (seen.length === 1 ? apiError(429, "busy", "slow down", { "retry-after": "1" }) : json({ task: task() }));
     await call("get_next_task", { project_id: PROJECT });
     expect(seen).toHaveLength(2);
-    expect(seen[1]!.at - seen[0]!.at).toBeGreaterThanOrEqual(950);
+    expect(waits).toEqual([1000]);
   });
 
   test("Retry-After on every answer still stops after 3 retries", async () => {
@@ -440,9 +492,9 @@ describe("retries", () => {
   });
 
   test("a timed-out attempt is retried and a later answer is returned", async () => {
-    handler = (record) => (seen.length === 1 ? record.aborted.then(() => json({})) : json({ task: null }));
+    handler = (record) => (seen.length === 1 ? record.aborted.then(() => json({})) : json({ task: task() }));
     const result = await call("get_next_task", { project_id: PROJECT }, { timeoutMs: 200 });
-    expect(result.structuredContent).toEqual({ task: null });
+    expect(result.structuredContent).toEqual({ task: task() });
     expect(seen).toHaveLength(2);
   });
 
@@ -462,7 +514,7 @@ describe("retries", () => {
 
   test("POST, PUT and GET /ids/next carry an Idempotency-Key; plain reads do not", async () => {
     handler = (record) => {
-      if (record.path === "/tasks/next") return json({ task: null });
+      if (record.path === "/tasks/next") return json({ task: task() });
       if (record.path === "/ids/next") return json({ next_id: "US-001" });
       if (record.path === "/ids/reserve") return json({ reservation_id: "r", reserved_ids: ["US-002"], expires_at: "t" }, 201);
       if (record.path === "/tasks/batch") return json({ success: true, tasks_added: 1, task_ids: ["T-1"] }, 201);
@@ -490,13 +542,32 @@ describe("retries", () => {
     const pending = client.callTool({ name: "get_next_available_id", arguments: { artifact_type: "US", project_id: PROJECT } }, undefined, {
       signal: controller.signal,
     });
-    while (seen.length === 0) await Bun.sleep(1);
+    await until(() => seen.length > 0);
     controller.abort();
     await expect(pending).rejects.toThrow();
     await seen[0]!.aborted; // the service saw the request aborted
-    await Bun.sleep(150); // longer than the first backoff: a retry would have arrived by now
+    await until(() => logs.length > 0); // the call has ended on the server's side
+    expect(waits).toEqual([]); // every retry starts with a wait: none was asked for
     expect(seen).toHaveLength(1);
     expect(logLines().find((line) => line.tool === "get_next_available_id")).toMatchObject({ outcome: "cancelled", attempts: 1 });
+  });
+
+  test("cancelling a call during the wait between attempts ends the wait at once", async () => {
+    handler = () => apiError(503, "unavailable", "busy");
+    let waiting = false;
+    const realSleep: Sleep = (ms, signal) => {
+      waiting = true;
+      return abortableSleep(ms, signal); // the real wait of 100 ms, ended by the abort
+    };
+    const client = await connect({}, { sleep: realSleep });
+    const controller = new AbortController();
+    const pending = client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT } }, undefined, { signal: controller.signal });
+    await until(() => waiting);
+    controller.abort();
+    await expect(pending).rejects.toThrow();
+    await until(() => logs.length > 0);
+    expect(logLines()[0]).toMatchObject({ outcome: "cancelled", attempts: 1 });
+    expect(seen).toHaveLength(1);
   });
 
   test("shutting down aborts the calls in flight", async () => {
@@ -504,7 +575,7 @@ describe("retries", () => {
     const shutdown = new AbortController();
     const client = await connect({}, { shutdownSignal: shutdown.signal });
     const pending = client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT } });
-    while (seen.length === 0) await Bun.sleep(1);
+    await until(() => seen.length > 0);
     shutdown.abort();
     await seen[0]!.aborted;
     const result = (await pending) as CallToolResult;
@@ -523,8 +594,9 @@ describe("get_next_task with claim", () => {
     expect(result.structuredContent).toEqual({ task: claimed });
     expect(seen.map((record) => [record.method, record.path, record.body])).toEqual([
       ["GET", "/tasks/next", undefined],
-      ["PUT", "/tasks/TASK-051/status", { status: "in_progress", completion_notes: "" }],
+      ["PUT", "/tasks/TASK-051/status", { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
     ]);
+    expect(seen[1]!.query).toEqual({ project: PROJECT });
     expect(seen[1]!.headers["x-agent-id"]).toBe("agent-7");
   });
 
@@ -665,29 +737,105 @@ describe("logs", () => {
 
 describe("configuration", () => {
   const base = { TASK_TRACKING_API_KEY: API_KEY };
+  const files: Record<string, string> = {};
+  const sources: ConfigSources = {
+    readFile: (path) => {
+      if (path in files) return files[path]!;
+      throw Object.assign(new Error(`ENOENT: ${path}`), { code: "ENOENT" });
+    },
+    hostname: () => "build-host",
+    pid: 4242,
+  };
 
   test("defaults", () => {
-    expect(loadConfig(base)).toEqual({
+    expect(loadConfig(base, sources)).toEqual({
       url: "http://localhost:8080",
       displayUrl: "http://localhost:8080",
       apiKey: API_KEY,
+      apiKeyFile: undefined,
+      ignoredApiKeyFile: undefined,
       timeoutMs: 5000,
-      agentId: undefined,
+      agentId: "build-host-4242",
+      project: undefined,
+      leaseSeconds: 120,
       logLevel: "info",
     });
   });
 
   test("every variable is read, and a trailing slash dropped", () => {
     expect(
-      loadConfig({ ...base, TASK_TRACKING_URL: "https://tracker.example/api/", TASK_TRACKING_TIMEOUT_MS: "1500", TASK_TRACKING_AGENT_ID: "claude-1", LOG_LEVEL: "DEBUG" }),
+      loadConfig(
+        {
+          ...base,
+          TASK_TRACKING_URL: "https://tracker.example/api/",
+          TASK_TRACKING_TIMEOUT_MS: "1500",
+          TASK_TRACKING_AGENT_ID: "claude-1",
+          TASK_TRACKING_PROJECT: "web.app_2",
+          TASK_TRACKING_LEASE_SECONDS: "300",
+          LOG_LEVEL: "DEBUG",
+        },
+        sources,
+      ),
     ).toEqual({
       url: "https://tracker.example/api",
       displayUrl: "https://tracker.example/api",
       apiKey: API_KEY,
+      apiKeyFile: undefined,
+      ignoredApiKeyFile: undefined,
       timeoutMs: 1500,
       agentId: "claude-1",
+      project: "web.app_2",
+      leaseSeconds: 300,
       logLevel: "debug",
     });
+  });
+
+  test("the agent ID defaults to one per Claude Code session, else one per process", () => {
+    const session = { ...base, CLAUDE_CODE_SESSION_ID: "3f2a9c1e-77b0-4c1d-9e2f-0a1b2c3d4e5f" };
+    expect(loadConfig(session, sources).agentId).toBe("claude-3f2a9c1e-77b");
+    expect(loadConfig({ ...session, TASK_TRACKING_AGENT_ID: "reviewer" }, sources).agentId).toBe("reviewer");
+    expect(loadConfig(base, sources).agentId).toBe("build-host-4242");
+    expect(loadConfig(base).agentId).toBe(`${hostname()}-${process.pid}`);
+  });
+
+  test("TASK_TRACKING_API_KEY_FILE holds the key, trimmed of its newline", () => {
+    files["/run/secrets/key"] = `  ${API_KEY}\n`;
+    const { TASK_TRACKING_API_KEY: _, ...withoutKey } = base;
+    expect(loadConfig({ ...withoutKey, TASK_TRACKING_API_KEY_FILE: "/run/secrets/key" }, sources)).toMatchObject({
+      apiKey: API_KEY,
+      apiKeyFile: "/run/secrets/key",
+      ignoredApiKeyFile: undefined,
+    });
+  });
+
+  test("when both are set the variable wins, and the file is not read", () => {
+    expect(loadConfig({ ...base, TASK_TRACKING_API_KEY_FILE: "/nowhere/key" }, sources)).toMatchObject({
+      apiKey: API_KEY,
+      apiKeyFile: undefined,
+      ignoredApiKeyFile: "/nowhere/key",
+    });
+  });
+
+  test("a key file that cannot be read, or holds nothing usable, is named, never its contents", () => {
+    files["/run/secrets/empty"] = " \n";
+    files["/run/secrets/quoted"] = "\u201csecret-with-quotes\u201d";
+    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: "/x/y" }, sources)).toThrow("TASK_TRACKING_API_KEY_FILE /x/y cannot be read: no such file");
+    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: "/run/secrets/empty" }, sources)).toThrow("TASK_TRACKING_API_KEY_FILE /run/secrets/empty is empty");
+    let message = "";
+    try {
+      loadConfig({ TASK_TRACKING_API_KEY_FILE: "/run/secrets/quoted" }, sources);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toBe("TASK_TRACKING_API_KEY_FILE /run/secrets/quoted must hold printable ASCII characters; look for quotes or other characters pasted with it");
+  });
+
+  test("a real directory given as the key file is named as such", () => {
+    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: tmpdir() })).toThrow(`TASK_TRACKING_API_KEY_FILE ${tmpdir()} cannot be read: it is a directory`);
+  });
+
+  test("with neither the key nor the file, the sentence of criterion 10", () => {
+    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: "${KEY_FILE}" }, sources)).toThrow("TASK_TRACKING_API_KEY environment variable not set");
   });
 
   const bad: [Record<string, string>, string][] = [
@@ -699,6 +847,10 @@ describe("configuration", () => {
     [{ TASK_TRACKING_AGENT_ID: "a".repeat(129) }, "TASK_TRACKING_AGENT_ID must be"],
     [{ TASK_TRACKING_AGENT_ID: "tab\there" }, "TASK_TRACKING_AGENT_ID must be"],
     [{ LOG_LEVEL: "verbose" }, "LOG_LEVEL must be one of debug, info, warn, error"],
+    [{ TASK_TRACKING_LEASE_SECONDS: "4" }, "TASK_TRACKING_LEASE_SECONDS must be a whole number of seconds from 5 to 3600"],
+    [{ TASK_TRACKING_LEASE_SECONDS: "3601" }, "TASK_TRACKING_LEASE_SECONDS must be a whole number of seconds from 5 to 3600"],
+    [{ TASK_TRACKING_LEASE_SECONDS: "2m" }, "TASK_TRACKING_LEASE_SECONDS must be a whole number of seconds from 5 to 3600"],
+    [{ TASK_TRACKING_PROJECT: "my project" }, "TASK_TRACKING_PROJECT must be a project ID"],
     [{ TASK_TRACKING_URL: "http://127.0.0.1:8080/?x=1" }, "TASK_TRACKING_URL must be the service's base URL, without a query or fragment"],
     [{ TASK_TRACKING_URL: "http://127.0.0.1:8080/#top" }, "TASK_TRACKING_URL must be the service's base URL, without a query or fragment"],
     [{ TASK_TRACKING_API_KEY: "\u201ckey-pasted-with-quotes\u201d" }, "TASK_TRACKING_API_KEY must be printable ASCII characters"],
@@ -711,9 +863,9 @@ describe("configuration", () => {
   }
 
   test("a ${VAR} the MCP client did not expand counts as unset", () => {
-    expect(loadConfig({ ...base, TASK_TRACKING_URL: "${TASK_TRACKING_URL}", TASK_TRACKING_AGENT_ID: "${AGENT}" })).toMatchObject({
+    expect(loadConfig({ ...base, TASK_TRACKING_URL: "${TASK_TRACKING_URL}", TASK_TRACKING_AGENT_ID: "${AGENT}" }, sources)).toMatchObject({
       url: "http://localhost:8080",
-      agentId: undefined,
+      agentId: "build-host-4242", // the default, as if unset
     });
   });
 
@@ -748,6 +900,813 @@ describe("stdin guard", () => {
   });
 });
 
+// ─── Conflicts the model can act on ───────────────────────────────────────────────────────────
+
+describe("409s as sentences a model can act on", () => {
+  const cases: [string, string, string][] = [
+    [
+      "not_claim_holder",
+      "TASK-001 is claimed by agent-b until 2026-12-01T12:00:00.000Z; only its holder can complete, release or renew it",
+      "TASK-001 is claimed by agent-b until 2026-12-01T12:00:00.000Z; only its holder can complete, release or renew it Leave it to its holder and take another task with get_next_task.",
+    ],
+    [
+      "claim_lost",
+      "Your claim on TASK-001 expired at 2026-12-01T12:00:00.000Z; it is now claimed by agent-c",
+      "Your claim on TASK-001 expired at 2026-12-01T12:00:00.000Z; it is now claimed by agent-c Your lease ran out (was the session paused?): call get_next_task with claim: true before working on it again.",
+    ],
+    [
+      "ambiguous_task_id",
+      "Task TASK-001 exists in projects api, web; pass ?project=<project_id>",
+      "Task TASK-001 exists in projects api, web; pass ?project=<project_id>",
+    ],
+  ];
+  for (const [code, sentence, text] of cases) {
+    test(`409 ${code} reads as TOOLS.md says, and is not retried`, async () => {
+      handler = () => apiError(409, code, sentence);
+      const result = await call("update_task_status", { task_id: "TASK-001", status: "completed" });
+      expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({ isError: true, text, requests: 1 });
+    });
+  }
+
+  test("409 idempotency_in_flight is retried with the same Idempotency-Key until the first request's answer comes", async () => {
+    const reservation = { reservation_id: "r-1", reserved_ids: ["US-001"], expires_at: "2026-12-01T13:00:00.000Z" };
+    handler = () =>
+      seen.length < 3 ? apiError(409, "idempotency_in_flight", "A request with this Idempotency-Key is still running") : json(reservation, 201);
+    const result = await call("reserve_id_range", { artifact_type: "US", count: 1, project_id: PROJECT });
+    expect(result.structuredContent).toEqual(reservation);
+    expect(waits).toEqual([100, 200]);
+    expect(new Set(seen.map((record) => record.headers["idempotency-key"])).size).toBe(1);
+  });
+
+  test("409 idempotency_in_flight on every attempt stops after 3 retries", async () => {
+    handler = () => apiError(409, "idempotency_in_flight", "A request with this Idempotency-Key is still running");
+    const result = await call("add_task", { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }] });
+    expect({ text: textOf(result), requests: seen.length, waits }).toEqual({
+      text: "Task Tracking API error: 409 - A request with this Idempotency-Key is still running",
+      requests: 4,
+      waits: [100, 200, 400],
+    });
+  });
+});
+
+// ─── Which project update_task_status sends ────────────────────────────────────────────────────
+
+describe("update_task_status and projects", () => {
+  const answer = (record: Seen) =>
+    json({
+      updated_task: task({
+        task_id: record.path.split("/")[2],
+        project_id: record.query.project ?? PROJECT,
+        status: (record.body as { status: string }).status,
+      }),
+    });
+
+  test("project_id is sent as ?project=", async () => {
+    handler = answer;
+    await call("update_task_status", { task_id: "TASK-051", status: "completed", project_id: "web" });
+    expect(seen[0]!.query).toEqual({ project: "web" });
+  });
+
+  test("without project_id, a task this server never touched is sent without a project", async () => {
+    handler = answer;
+    await call("update_task_status", { task_id: "TASK-051", status: "completed" });
+    expect(seen[0]!.query).toEqual({});
+  });
+
+  test("without project_id, the project of a task this server claimed, updated or added is sent", async () => {
+    handler = routes({
+      "GET /tasks/next": () => json({ task: task() }),
+      "PUT /tasks/TASK-051/status": answer,
+      "PUT /tasks/TASK-060/status": answer,
+      "PUT /tasks/TASK-070/status": answer,
+      "POST /tasks/batch": () => json({ success: true, tasks_added: 1, task_ids: ["TASK-070"] }, 201),
+    });
+    const client = await connect();
+    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-060", status: "in_progress", project_id: "web" } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-060", status: "completed" } });
+    await client.callTool({ name: "add_task", arguments: { tasks: [{ task_id: "TASK-070", project_id: "api", description: "x" }] } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-070", status: "in_progress" } });
+    expect(seen.filter((record) => record.method === "PUT").map((record) => [record.path, record.query])).toEqual([
+      ["/tasks/TASK-051/status", { project: PROJECT }],
+      ["/tasks/TASK-051/status", { project: PROJECT }],
+      ["/tasks/TASK-060/status", { project: "web" }],
+      ["/tasks/TASK-060/status", { project: "web" }],
+      ["/tasks/TASK-070/status", { project: "api" }],
+    ]);
+  });
+
+  test("a task ID this server saw in two projects is sent without a project: the service decides", async () => {
+    handler = answer;
+    const client = await connect();
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress", project_id: "api" } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress", project_id: "web" } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
+    expect(seen.map((record) => record.query)).toEqual([{ project: "api" }, { project: "web" }, {}]);
+  });
+});
+
+// ─── list_tasks ────────────────────────────────────────────────────────────────────────────────
+
+describe("list_tasks", () => {
+  const page = {
+    tasks: [
+      task({ task_id: "TASK-001", description: "Implement X\nwith all the details below", depends_on: ["TASK-000"] }),
+      task({ task_id: "TASK-003", priority: "low", description: "Write the README" }),
+      task({
+        task_id: "TASK-002",
+        status: "in_progress",
+        priority: "medium",
+        claimed_by: "agent-b",
+        lease_expires_at: "2026-12-01T12:00:00.000Z",
+        description: "y".repeat(150),
+      }),
+    ],
+    next_cursor: "cursor-2",
+  };
+
+  test("sends GET /tasks with the filters and returns compact tasks, one line each", async () => {
+    handler = () => json(page);
+    const result = await call("list_tasks", { project_id: PROJECT, ready: true, limit: 3 });
+    expect(seen.map((record) => [record.method, record.path, record.query])).toEqual([
+      ["GET", "/tasks", { project: PROJECT, ready: "true", limit: "3" }],
+    ]);
+    expect(result.structuredContent).toEqual({
+      tasks: [
+        { task_id: "TASK-001", status: "pending", priority: "high", description: "Implement X", depends_on: ["TASK-000"], claimed_by: null, lease_expires_at: null },
+        { task_id: "TASK-003", status: "pending", priority: "low", description: "Write the README", depends_on: [], claimed_by: null, lease_expires_at: null },
+        {
+          task_id: "TASK-002",
+          status: "in_progress",
+          priority: "medium",
+          description: `${"y".repeat(99)}…`,
+          depends_on: [],
+          claimed_by: "agent-b",
+          lease_expires_at: "2026-12-01T12:00:00.000Z",
+        },
+      ],
+      next_cursor: "cursor-2",
+    });
+    expect(textOf(result)).toBe(
+      [
+        "TASK-001 pending high ready — Implement X (after TASK-000)",
+        "TASK-003 pending low ready — Write the README",
+        `TASK-002 in_progress medium by agent-b until 2026-12-01T12:00:00.000Z — ${"y".repeat(99)}…`,
+        'More: call list_tasks again with cursor "cursor-2".',
+      ].join("\n"),
+    );
+  });
+
+  test("without ready, a pending task with dependencies is shown with them, not as ready; ready: false shows blocked", async () => {
+    handler = () => json({ tasks: [page.tasks[0]], next_cursor: null });
+    const client = await connect();
+    const plain = (await client.callTool({ name: "list_tasks", arguments: { project_id: PROJECT } })) as CallToolResult;
+    expect(textOf(plain)).toBe("TASK-001 pending high — Implement X (after TASK-000)\nEnd of the list.");
+    const blocked = (await client.callTool({ name: "list_tasks", arguments: { project_id: PROJECT, ready: false } })) as CallToolResult;
+    expect(textOf(blocked)).toBe("TASK-001 pending high blocked — Implement X (after TASK-000)\nEnd of the list.");
+  });
+
+  test("mine: true asks for this agent's claims; status and cursor pass through; limit defaults to 50", async () => {
+    handler = () => json({ tasks: [], next_cursor: null });
+    const result = await call("list_tasks", { project_id: PROJECT, mine: true, status: "in_progress", cursor: "cursor-2" }, { agentId: "agent-7" });
+    expect(seen[0]!.query).toEqual({ project: PROJECT, status: "in_progress", claimed_by: "agent-7", limit: "50", cursor: "cursor-2" });
+    expect(textOf(result)).toBe(`No task matches in project ${PROJECT}.\nEnd of the list.`);
+  });
+
+  test("ready with a status other than pending is refused, with no HTTP call", async () => {
+    const result = await call("list_tasks", { project_id: PROJECT, status: "completed", ready: true });
+    expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({
+      isError: true,
+      text: 'ready works only with status "pending" (or no status)',
+      requests: 0,
+    });
+  });
+
+  test("a service of the first contract, without GET /tasks, gets a sentence that says so", async () => {
+    handler = routes({});
+    const result = await call("list_tasks", { project_id: PROJECT });
+    expect(textOf(result)).toBe(
+      "This Task Tracking service has no GET /tasks (it answered 404): it implements only the first version of the API. Use get_next_task instead.",
+    );
+  });
+});
+
+// ─── get_next_task on an empty project ─────────────────────────────────────────────────────────
+
+describe("get_next_task finding nothing", () => {
+  const summary = (project_id: string, counts: Partial<Record<"ready" | "blocked" | "in_progress" | "completed", number>> = {}) => ({
+    project_id,
+    ready: 0,
+    blocked: 0,
+    in_progress: 0,
+    completed: 0,
+    last_change_at: "2026-12-01T10:00:00.000Z",
+    ...counts,
+  });
+
+  test("on a project with no tasks at all it says so and names up to ten known projects", async () => {
+    const projects = Array.from({ length: 12 }, (_, i) => summary(`p${String(i + 1).padStart(2, "0")}`, { ready: 1 }));
+    handler = routes({ "GET /tasks/next": () => json({ task: null }), "GET /projects": () => json({ projects }) });
+    const result = await call("get_next_task", { project_id: "ai-agent-mcp-sever" });
+    expect(result.structuredContent).toEqual({ task: null });
+    expect(textOf(result)).toBe(
+      "Project ai-agent-mcp-sever has no tasks at all. Known projects: p01, p02, p03, p04, p05, p06, p07, p08, p09, p10 and 2 more. " +
+        "Check project_id, or add tasks with add_task.",
+    );
+    expect(logLines()[0]).toMatchObject({ status: 200, attempts: 2 });
+  });
+
+  test("a project with only ID counters has no tasks either; with no other project that is said too", async () => {
+    handler = routes({ "GET /tasks/next": () => json({ task: null }), "GET /projects": () => json({ projects: [summary(PROJECT)] }) });
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect(textOf(result)).toBe(`Project ${PROJECT} has no tasks at all. No other project exists. Check project_id, or add tasks with add_task.`);
+  });
+
+  test("a project that has tasks, none of them ready, keeps the plain sentence", async () => {
+    handler = routes({
+      "GET /tasks/next": () => json({ task: null }),
+      "GET /projects": () => json({ projects: [summary("other", { ready: 2 }), summary(PROJECT, { blocked: 2, in_progress: 1 })] }),
+    });
+    const result = await call("get_next_task", { project_id: PROJECT });
+    expect(textOf(result)).toBe(`No pending task is ready in project ${PROJECT}.`);
+  });
+
+  test("a service without GET /projects keeps the plain sentence", async () => {
+    handler = routes({ "GET /tasks/next": () => json({ task: null }) });
+    const result = await call("get_next_task", { project_id: PROJECT });
+    expect({ isError: result.isError, text: textOf(result) }).toEqual({ isError: undefined, text: `No pending task is ready in project ${PROJECT}.` });
+  });
+});
+
+// ─── Identity, instructions, unknown arguments ────────────────────────────────────────────────
+
+describe("identity and instructions", () => {
+  test("every request carries the agent ID, by default <host>-<pid>", async () => {
+    handler = () => json({ next_id: "US-001" });
+    await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
+    expect(seen[0]!.headers["x-agent-id"]).toBe(`${hostname()}-${process.pid}`);
+  });
+
+  test("the instructions name TASK_TRACKING_PROJECT when it is set", async () => {
+    const withProject = await connect({ project: "web" });
+    expect(withProject.getInstructions()).toContain('This directory\'s project is "web": pass project_id "web" to every tool');
+    const without = await connect();
+    expect(without.getInstructions()).not.toContain("This directory's project");
+    expect(without.getInstructions()).toContain("list_tasks");
+  });
+});
+
+describe("unknown arguments", () => {
+  const cases: [string, Record<string, unknown>, string][] = [
+    ["get_next_task", { project_id: PROJECT, claim_task: true }, "unknown argument claim_task; get_next_task takes project_id, status_filter, claim"],
+    ["update_task_status", { task_id: "T-1", status: "completed", notes: "x" }, "unknown argument notes; update_task_status takes task_id, status, completion_notes, project_id"],
+    ["list_tasks", { project_id: PROJECT, state: "pending", mine_only: true }, "unknown arguments state, mine_only; list_tasks takes project_id, status, ready, mine, limit, cursor"],
+    ["get_next_available_id", { artifact_type: "US", project_id: PROJECT, count: 2 }, "unknown argument count; get_next_available_id takes artifact_type, project_id"],
+    ["reserve_id_range", { artifact_type: "US", count: 2, project_id: PROJECT, type: "US" }, "unknown argument type; reserve_id_range takes artifact_type, count, project_id"],
+    ["add_task", { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }], project_id: PROJECT }, "unknown argument project_id; add_task takes tasks"],
+  ];
+  for (const [name, args, sentence] of cases) {
+    test(`${name} refuses ${Object.keys(args).at(-1)} by name, with no HTTP call`, async () => {
+      const result = await call(name, args);
+      expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({
+        isError: true,
+        text: `MCP error -32602: Input validation error: Invalid arguments for tool ${name}: ${sentence}`,
+        requests: 0,
+      });
+    });
+  }
+});
+
+// ─── Resources ─────────────────────────────────────────────────────────────────────────────────
+
+describe("resources", () => {
+  const events = [
+    { event_id: 1, project_id: PROJECT, task_id: "TASK-051", type: "created", at: "2026-11-24T21:46:59.123Z", agent_id: null, details: { status: "pending" } },
+    { event_id: 2, project_id: PROJECT, task_id: "TASK-051", type: "claimed", at: "2026-11-24T21:50:00.000Z", agent_id: "agent-7", details: {} },
+  ];
+  const projects = [
+    { project_id: PROJECT, ready: 1, blocked: 2, in_progress: 1, completed: 4, last_change_at: "2026-12-01T10:00:00.000Z" },
+    { project_id: "web", ready: 0, blocked: 0, in_progress: 0, completed: 1, last_change_at: "2026-12-01T09:00:00.000Z" },
+  ];
+  const held = task({ task_id: "TASK-040", status: "in_progress", claimed_by: "agent-b", lease_expires_at: "2026-12-01T12:00:00.000Z" });
+
+  test("two templates: task://{project_id}/{task_id} and project://{project_id}", async () => {
+    const client = await connect();
+    const { resourceTemplates } = await client.listResourceTemplates();
+    expect(resourceTemplates.map((template) => [template.uriTemplate, template.mimeType]).sort()).toEqual([
+      ["project://{project_id}", "application/json"],
+      ["task://{project_id}/{task_id}", "application/json"],
+    ]);
+  });
+
+  test("task://<project>/<task> is the task with its history, from GET /tasks/<id> and …/events", async () => {
+    handler = routes({
+      "GET /tasks/TASK-051": () => json({ task: task() }),
+      "GET /tasks/TASK-051/events": () => json({ events }),
+    });
+    const client = await connect();
+    const { contents } = await client.readResource({ uri: `task://${PROJECT}/TASK-051` });
+    expect(contents).toHaveLength(1);
+    expect(contents[0]).toMatchObject({ uri: `task://${PROJECT}/TASK-051`, mimeType: "application/json" });
+    expect(JSON.parse((contents[0] as { text: string }).text)).toEqual({ task: task(), events });
+    expect(seen.map((record) => [record.path, record.query]).sort()).toEqual([
+      ["/tasks/TASK-051", { project: PROJECT }],
+      ["/tasks/TASK-051/events", { project: PROJECT }],
+    ]);
+    expect(logLines()[0]).toMatchObject({ resource: `task://${PROJECT}/TASK-051`, outcome: "ok", attempts: 2 });
+  });
+
+  test("an unknown task is an error naming it and its project", async () => {
+    handler = routes({ "GET /tasks/TASK-999": () => apiError(404, "not_found", "no such row") });
+    const client = await connect();
+    await expect(client.readResource({ uri: `task://${PROJECT}/TASK-999` })).rejects.toThrow(`MCP error -32603: Task not found: TASK-999 in project ${PROJECT}`);
+    expect(seen).toHaveLength(1);
+    expect(logLines()[0]).toMatchObject({ level: "warn", outcome: "error", error: `Task not found: TASK-999 in project ${PROJECT}` });
+  });
+
+  test("a service of the first contract, without the history, gets a sentence that says so", async () => {
+    handler = routes({ "GET /tasks/TASK-051": () => json({ task: task() }) });
+    const client = await connect();
+    await expect(client.readResource({ uri: `task://${PROJECT}/TASK-051` })).rejects.toThrow(
+      "This Task Tracking service has no GET /tasks/<task_id>/events (it answered 404)",
+    );
+  });
+
+  test("a variable that is no valid ID is refused, with no HTTP call", async () => {
+    const client = await connect();
+    await expect(client.readResource({ uri: `task://${PROJECT}/bad*id` })).rejects.toThrow("task_id may hold only A-Z a-z 0-9 . _ -");
+    expect(seen).toHaveLength(0);
+  });
+
+  test("project://<project> holds the counts, the ready tasks and who holds what", async () => {
+    handler = routes({
+      "GET /projects": () => json({ projects }),
+      "GET /tasks": (record) =>
+        record.query.ready === "true" ? json({ tasks: [task()], next_cursor: "more" }) : json({ tasks: [held], next_cursor: null }),
+    });
+    const client = await connect();
+    const { contents } = await client.readResource({ uri: `project://${PROJECT}` });
+    expect(JSON.parse((contents[0] as { text: string }).text)).toEqual({
+      project_id: PROJECT,
+      counts: { ready: 1, blocked: 2, in_progress: 1, completed: 4, last_change_at: "2026-12-01T10:00:00.000Z" },
+      ready: [
+        { task_id: "TASK-051", status: "pending", priority: "high", description: "Implement US-053", depends_on: [], claimed_by: null, lease_expires_at: null },
+      ],
+      more_ready: true,
+      in_progress: [
+        {
+          task_id: "TASK-040",
+          status: "in_progress",
+          priority: "high",
+          description: "Implement US-053",
+          depends_on: [],
+          claimed_by: "agent-b",
+          lease_expires_at: "2026-12-01T12:00:00.000Z",
+        },
+      ],
+    });
+    expect(seen.filter((record) => record.path === "/tasks").map((record) => record.query).sort((a, b) => (a.ready ?? "").localeCompare(b.ready ?? ""))).toEqual([
+      { project: PROJECT, status: "in_progress", limit: "500" },
+      { project: PROJECT, ready: "true", limit: "20" },
+    ]);
+  });
+
+  test("project:// of a project the service does not know is an error naming the known ones", async () => {
+    handler = routes({ "GET /projects": () => json({ projects }), "GET /tasks": () => json({ tasks: [], next_cursor: null }) });
+    const client = await connect();
+    await expect(client.readResource({ uri: "project://ai-agent-mcp-sever" })).rejects.toThrow(
+      `Project ai-agent-mcp-sever has no tasks and no IDs; known projects: ${PROJECT}, web`,
+    );
+  });
+
+  test("resources/list names every known project with its counts", async () => {
+    handler = routes({ "GET /projects": () => json({ projects }) });
+    const client = await connect();
+    const { resources } = await client.listResources();
+    expect(resources).toEqual([
+      {
+        uri: `project://${PROJECT}`,
+        name: PROJECT,
+        title: `Project ${PROJECT}`,
+        description: "1 ready, 2 blocked, 1 in progress, 4 completed",
+        mimeType: "application/json",
+      },
+      {
+        uri: "project://web",
+        name: "web",
+        title: "Project web",
+        description: "0 ready, 0 blocked, 0 in progress, 1 completed",
+        mimeType: "application/json",
+      },
+    ]);
+  });
+
+  test("resources/list is empty, and a warn line says why, when the service cannot list projects", async () => {
+    handler = routes({});
+    const client = await connect();
+    expect((await client.listResources()).resources).toEqual([]);
+    expect(logLines()[0]).toMatchObject({ level: "warn", msg: "could not list the projects for resources/list" });
+  });
+
+  test("project_id completes from the known projects", async () => {
+    handler = routes({ "GET /projects": () => json({ projects }) });
+    const client = await connect();
+    const completion = await client.complete({ ref: { type: "ref/resource", uri: "project://{project_id}" }, argument: { name: "project_id", value: "w" } });
+    expect(completion.completion.values).toEqual(["web"]);
+    handler = routes({});
+    const none = await client.complete({ ref: { type: "ref/resource", uri: "task://{project_id}/{task_id}" }, argument: { name: "project_id", value: "" } });
+    expect(none.completion.values).toEqual([]);
+  });
+});
+
+// ─── Prompts ───────────────────────────────────────────────────────────────────────────────────
+
+describe("prompts", () => {
+  const promptText = async (client: Client, name: string, args: Record<string, string>) => {
+    const { messages } = await client.getPrompt({ name, arguments: args });
+    expect(messages.map((message) => [message.role, message.content.type])).toEqual([["user", "text"]]);
+    return (messages[0]!.content as { text: string }).text;
+  };
+
+  test("work_next_task and plan_goal are listed with their arguments", async () => {
+    const client = await connect();
+    const { prompts } = await client.listPrompts();
+    expect(prompts.map((prompt) => [prompt.name, prompt.arguments?.map((argument) => [argument.name, argument.required])])).toEqual([
+      ["work_next_task", [["project_id", true]]],
+      ["plan_goal", [["project_id", true], ["goal", true]]],
+    ]);
+  });
+
+  test("work_next_task: claim, do, complete with notes, in that project", async () => {
+    const text = await promptText(await connect(), "work_next_task", { project_id: "web" });
+    expect(text).toContain('Call get_next_task with project_id "web" and claim: true');
+    expect(text).toContain('call update_task_status with its task_id, project_id "web", status "completed" and completion_notes');
+  });
+
+  test("plan_goal: the goal, reserved IDs, one batch with dependencies", async () => {
+    const text = await promptText(await connect(), "plan_goal", { project_id: "web", goal: "Ship the board" });
+    expect(text).toContain("Ship the board");
+    expect(text).toContain('Call reserve_id_range with artifact_type "TASK"');
+    expect(text).toContain('Call add_task once with all the tasks: the reserved IDs, project_id "web"');
+    expect(text).toContain("depends_on");
+  });
+
+  test("with TASK_TRACKING_PROJECT set, project_id may be left out", async () => {
+    const client = await connect({ project: "api" });
+    const { prompts } = await client.listPrompts();
+    expect(prompts[0]!.arguments).toEqual([{ name: "project_id", description: "Project ID (default api)", required: false }]);
+    expect(await promptText(client, "work_next_task", {})).toContain('project_id "api"');
+  });
+
+  test("without it, a missing project_id is refused", async () => {
+    const client = await connect();
+    await expect(client.getPrompt({ name: "work_next_task", arguments: {} })).rejects.toThrow("project_id");
+  });
+});
+
+// ─── Leases: every claim asks for one, and the server renews the claims it holds ───────────────
+
+describe("leases", () => {
+  const AGENT = "agent-7";
+  const LEASE = "2026-12-01T12:00:00.000Z";
+  const leased = (overrides: Record<string, unknown> = {}) =>
+    task({ status: "in_progress", claimed_by: AGENT, started_at: "2026-12-01T11:58:00.000Z", lease_expires_at: LEASE, ...overrides });
+  const heartbeats = () => seen.filter((record) => record.path.endsWith("/heartbeat"));
+  const tracker = (heartbeat: Handler = () => json({ task: leased({ lease_expires_at: "2026-12-01T12:01:00.000Z" }) })) =>
+    routes({
+      "GET /tasks/next": () => json({ task: task() }),
+      "PUT /tasks/TASK-051/status": (record) => {
+        const { status } = record.body as { status: string };
+        return json({ updated_task: status === "in_progress" ? leased() : task({ status, claimed_by: null }) });
+      },
+      "PUT /tasks/TASK-052/status": () => json({ updated_task: leased({ task_id: "TASK-052" }) }),
+      "POST /tasks/TASK-051/heartbeat": heartbeat,
+      "POST /tasks/TASK-052/heartbeat": heartbeat,
+    });
+
+  test("a claim asks for TASK_TRACKING_LEASE_SECONDS, is renewed every third of it, and no longer once completed", async () => {
+    handler = tracker();
+    const client = await connect({ agentId: AGENT, leaseSeconds: 90, logLevel: "debug" });
+    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+    expect(seen[1]!.body).toEqual({ status: "in_progress", completion_notes: "", lease_seconds: 90 });
+    expect(scheduled.map(({ ms, cancelled }) => ({ ms, cancelled }))).toEqual([{ ms: 30_000, cancelled: false }]);
+
+    scheduled[0]!.tick();
+    await until(() => logs.some((line) => line.includes("renewed a claim")));
+    expect(heartbeats().map((record) => [record.method, record.query, record.body, record.headers["x-agent-id"]])).toEqual([
+      ["POST", { project: PROJECT }, { lease_seconds: 90 }, AGENT],
+    ]);
+    expect(heartbeats()[0]!.headers["idempotency-key"]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(logLines().find((line) => line.msg === "renewed a claim")).toMatchObject({
+      level: "debug",
+      task_id: "TASK-051",
+      lease_expires_at: "2026-12-01T12:01:00.000Z",
+      attempts: 1,
+    });
+
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed", completion_notes: "Done" } });
+    expect(scheduled[0]!.cancelled).toBe(true);
+    scheduled[0]!.tick(); // a tick that was already on its way changes nothing
+    await Bun.sleep(0);
+    expect(heartbeats()).toHaveLength(1);
+  });
+
+  test("update_task_status to in_progress is a claim with a lease too; giving the task back stops renewing", async () => {
+    handler = tracker();
+    const client = await connect({ agentId: AGENT });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
+    expect(seen[0]!.body).toEqual({ status: "in_progress", completion_notes: "", lease_seconds: 120 });
+    expect(scheduled.map(({ ms, cancelled }) => ({ ms, cancelled }))).toEqual([{ ms: 40_000, cancelled: false }]);
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "pending" } });
+    expect(scheduled[0]!.cancelled).toBe(true);
+  });
+
+  test("a claim answered without lease_expires_at (a service without leases) has nothing to renew", async () => {
+    handler = routes({
+      "GET /tasks/next": () => json({ task: task() }),
+      "PUT /tasks/TASK-051/status": () => json({ updated_task: task({ status: "in_progress", claimed_by: AGENT }) }),
+    });
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: AGENT });
+    expect(result.isError).toBeFalsy();
+    expect(scheduled).toEqual([]);
+  });
+
+  test("a service that rejects lease_seconds gets the claim again without it, and every later claim too", async () => {
+    handler = routes({
+      "GET /tasks/next": () => json({ task: task() }),
+      "PUT /tasks/TASK-051/status": (record) =>
+        "lease_seconds" in (record.body as object)
+          ? apiError(400, "validation_failed", "lease_seconds is not a known field")
+          : json({ updated_task: task({ status: "in_progress", claimed_by: AGENT }) }),
+    });
+    const client = await connect({ agentId: AGENT });
+    const first = (await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } })) as CallToolResult;
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
+    expect(first.isError).toBeFalsy();
+    expect(seen.filter((record) => record.method === "PUT").map((record) => record.body)).toEqual([
+      { status: "in_progress", completion_notes: "", lease_seconds: 120 },
+      { status: "in_progress", completion_notes: "" },
+      { status: "in_progress", completion_notes: "" },
+    ]);
+    expect(logLines()[0]).toMatchObject({ tool: "get_next_task", attempts: 3, outcome: "ok" });
+  });
+
+  test("a service that checks its parameters strictly (the first contract) gets the claim without ?project= and lease_seconds", async () => {
+    handler = routes({
+      "GET /tasks/next": () => json({ task: task() }),
+      "PUT /tasks/TASK-051/status": (record) => {
+        if (record.query.project) return apiError(400, "validation_failed", "project is not a known query parameter of PUT /tasks/<task_id>/status (it takes none)");
+        if ("lease_seconds" in (record.body as object)) return apiError(400, "validation_failed", "lease_seconds is not a known field");
+        return json({ updated_task: task({ status: "in_progress", claimed_by: AGENT }) });
+      },
+    });
+    const client = await connect({ agentId: AGENT });
+    const claimed = (await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } })) as CallToolResult;
+    const updated = (await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress", project_id: PROJECT } })) as CallToolResult;
+    expect([claimed.isError, updated.isError]).toEqual([undefined, undefined]);
+    expect(seen.filter((record) => record.method === "PUT").map((record) => [record.query, record.body])).toEqual([
+      [{ project: PROJECT }, { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
+      [{}, { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
+      [{}, { status: "in_progress", completion_notes: "" }],
+      [{}, { status: "in_progress", completion_notes: "" }],
+    ]);
+  });
+
+  test("a renewal that fails is retried like any call, and the claim kept for the next renewal", async () => {
+    handler = tracker(() => apiError(503, "unavailable", "database unreachable"));
+    const client = await connect({ agentId: AGENT });
+    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+    scheduled[0]!.tick();
+    await until(() => logs.some((line) => line.includes("trying again at the next renewal")));
+    expect({ heartbeats: heartbeats().length, waits, cancelled: scheduled[0]!.cancelled }).toEqual({ heartbeats: 4, waits: [100, 200, 400], cancelled: false });
+    expect(new Set(heartbeats().map((record) => record.headers["idempotency-key"])).size).toBe(1);
+    expect(logLines().at(-1)).toMatchObject({ level: "warn", task_id: "TASK-051", error: "Task Tracking API error: 503 - database unreachable" });
+  });
+
+  const lost: [string, () => Response][] = [
+    ["409 claim_lost", () => apiError(409, "claim_lost", "Your claim on TASK-051 expired at 2026-12-01T12:00:00.000Z; it is pending again: claim it again to go on")],
+    ["409 not_claim_holder", () => apiError(409, "not_claim_holder", "TASK-051 is claimed by agent-b until 2026-12-01T12:30:00.000Z; only its holder can complete, release or renew it")],
+    ["404 Task not found", () => apiError(404, "not_found", `Task not found: TASK-051 in project ${PROJECT}`)],
+    ["400 invalid_transition", () => apiError(400, "invalid_transition", "cannot renew TASK-051: it is completed")],
+  ];
+  for (const [name, answer] of lost) {
+    test(`a claim found lost (${name}) is logged at warn and no longer renewed`, async () => {
+      handler = tracker(answer);
+      const client = await connect({ agentId: AGENT });
+      await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+      scheduled[0]!.tick();
+      await until(() => scheduled[0]!.cancelled);
+      expect(logLines().at(-1)).toMatchObject({ level: "warn", msg: "lost the claim on TASK-051; no longer renewing it", task_id: "TASK-051" });
+      expect(heartbeats()).toHaveLength(1);
+    });
+  }
+
+  test("a 404 No such endpoint on heartbeat (the first contract) stops renewing every claim", async () => {
+    const base = tracker();
+    handler = (record, request) => (record.path.endsWith("/heartbeat") ? apiError(404, "not_found", `No such endpoint: POST ${record.path}`) : base(record, request));
+    const client = await connect({ agentId: AGENT });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-052", status: "in_progress" } });
+    expect(scheduled).toHaveLength(2);
+    scheduled[0]!.tick();
+    await until(() => scheduled.every((entry) => entry.cancelled));
+    expect(logLines().at(-1)).toMatchObject({ level: "warn", msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed" });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
+    expect(scheduled).toHaveLength(2); // nothing new is scheduled
+  });
+
+  test("closing the connection, or the shutdown signal, clears every renewal timer", async () => {
+    handler = tracker();
+    const client = await connect({ agentId: AGENT });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
+    await client.close();
+    expect(scheduled[0]!.cancelled).toBe(true);
+
+    const shutdown = new AbortController();
+    const second = await connect({ agentId: AGENT }, { shutdownSignal: shutdown.signal });
+    await second.callTool({ name: "update_task_status", arguments: { task_id: "TASK-052", status: "in_progress" } });
+    shutdown.abort();
+    expect(scheduled[1]!.cancelled).toBe(true);
+  });
+
+  test("the default renewal timer never keeps the process alive", async () => {
+    const script = [
+      `import { everyMs } from ${JSON.stringify(join(import.meta.dir, "index.ts"))};`,
+      'everyMs(60_000, () => console.error("ticked"));',
+      'console.error("scheduled");',
+    ].join("\n");
+    const child = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "pipe" });
+    const [stderr, exitCode] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    expect({ stderr, exitCode }).toEqual({ stderr: "scheduled\n", exitCode: 0 });
+  });
+
+  test("the default renewal timer ticks until cancelled", async () => {
+    let ticks = 0;
+    const cancel = everyMs(1, () => ticks++);
+    await until(() => ticks >= 2);
+    cancel();
+    const after = ticks;
+    await Bun.sleep(10); // ten periods: a timer left running would tick again
+    expect(ticks).toBe(after);
+  });
+
+  test("at start it adopts this agent's in-progress claims, every page, renews them at once, and knows their projects", async () => {
+    handler = routes({
+      "GET /tasks": (record) =>
+        record.query.cursor
+          ? json({ tasks: [leased({ task_id: "TASK-052", project_id: "web" })], next_cursor: null })
+          : json({ tasks: [leased()], next_cursor: "page-2" }),
+      "POST /tasks/TASK-051/heartbeat": () => json({ task: leased() }),
+      "POST /tasks/TASK-052/heartbeat": () => json({ task: leased({ task_id: "TASK-052", project_id: "web" }) }),
+      "PUT /tasks/TASK-052/status": () => json({ updated_task: task({ task_id: "TASK-052", project_id: "web", status: "completed" }) }),
+    });
+    const client = await connect({ agentId: AGENT }, { adoptClaims: true });
+    await until(() => heartbeats().length === 2);
+    expect(seen.filter((record) => record.path === "/tasks").map((record) => record.query)).toEqual([
+      { claimed_by: AGENT, status: "in_progress", limit: "500" },
+      { claimed_by: AGENT, status: "in_progress", limit: "500", cursor: "page-2" },
+    ]);
+    expect(heartbeats().map((record) => [record.path, record.query]).sort()).toEqual([
+      ["/tasks/TASK-051/heartbeat", { project: PROJECT }],
+      ["/tasks/TASK-052/heartbeat", { project: "web" }],
+    ]);
+    expect(logLines().find((line) => String(line.msg).startsWith("adopted"))).toMatchObject({
+      msg: `adopted 2 claim(s) of agent ${AGENT}`,
+      task_ids: [`${PROJECT}/TASK-051`, "web/TASK-052"],
+    });
+    expect(scheduled.map((entry) => entry.cancelled)).toEqual([false, false]);
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-052", status: "completed" } });
+    expect(seen.at(-1)!.query).toEqual({ project: "web" });
+    expect(scheduled.map((entry) => entry.cancelled)).toEqual([false, true]);
+  });
+
+  test("a service that cannot be reached at start is a warn line, not a crash", async () => {
+    const port = await closedPort();
+    const client = await connect({ agentId: AGENT, url: `http://127.0.0.1:${port}`, displayUrl: `http://127.0.0.1:${port}` }, { adoptClaims: true });
+    await until(() => logs.some((line) => line.includes("could not adopt")));
+    expect(logLines().at(-1)).toMatchObject({
+      level: "warn",
+      msg: `could not adopt the claims of agent ${AGENT}`,
+      error: `Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`,
+    });
+    expect((await client.listTools()).tools).toHaveLength(6);
+  });
+});
+
+// ─── serve(), in process: the streams, signals and exit it is given ────────────────────────────
+
+describe("serve", () => {
+  async function start(overrides: Partial<Config> = {}, io: Partial<ServeIO> = {}) {
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    let out = "";
+    stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    const signals = new Map<StopSignal, () => void>();
+    const exits: number[] = [];
+    let exited!: (code: number) => void;
+    const exitCode = new Promise<number>((resolve) => (exited = resolve));
+    await serve(config(overrides), {
+      stdin,
+      stdout,
+      writeLog: (line) => logs.push(line),
+      onSignal: (signal, stop) => signals.set(signal, stop),
+      exit: (code) => {
+        exits.push(code);
+        exited(code);
+      },
+      sleep: recordWait,
+      schedule: recordSchedule,
+      ...io,
+    });
+    type Answer = { id?: number; result?: { content?: { text: string }[]; isError?: boolean; tools?: unknown[] }; error?: unknown };
+    const answers = () => out.split("\n").filter(Boolean).map((line) => JSON.parse(line) as Answer);
+    const send = (message: unknown) => stdin.write(JSON.stringify(message) + "\n");
+    const initialize = () => {
+      send({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+      send({ jsonrpc: "2.0", method: "notifications/initialized" });
+    };
+    return { stdin, send, initialize, answers, signals, exits, exitCode };
+  }
+  const nextTaskCall = { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "get_next_task", arguments: { project_id: PROJECT } } };
+  const emptyPage = () => json({ tasks: [], next_cursor: null });
+
+  test("closing stdin lets the call in flight finish and be answered, then exits 0, once", async () => {
+    let answerNow!: () => void;
+    const answered = new Promise<void>((resolve) => (answerNow = resolve));
+    handler = routes({ "GET /tasks": emptyPage, "GET /tasks/next": () => answered.then(() => json({ task: task() })) });
+    const server = await start();
+    server.initialize();
+    server.send(nextTaskCall);
+    await until(() => seen.some((record) => record.path === "/tasks/next"));
+    server.stdin.end();
+    await until(() => logs.some((line) => line.includes("stopping: stdin closed")));
+    answerNow();
+    expect(await server.exitCode).toBe(0);
+    expect(server.answers().map((answer) => answer.id)).toEqual([1, 2]);
+    expect(JSON.parse(server.answers()[1]!.result!.content![0]!.text)).toEqual({ task: task() });
+    expect(server.exits).toEqual([0]);
+    expect(logLines().map((line) => line.msg).filter(Boolean)).toContain(`task-tracking-mcp ${VERSION} ready`);
+  });
+
+  test("SIGINT, SIGTERM and SIGHUP are each a way to stop; SIGTERM exits 0", async () => {
+    handler = routes({ "GET /tasks": emptyPage });
+    const server = await start();
+    expect([...server.signals.keys()].sort()).toEqual(["SIGHUP", "SIGINT", "SIGTERM"]);
+    server.signals.get("SIGTERM")!();
+    server.signals.get("SIGINT")!(); // a second signal while stopping changes nothing
+    expect(await server.exitCode).toBe(0);
+    expect(server.exits).toEqual([0]);
+    expect(logLines().filter((line) => String(line.msg).startsWith("stopping"))).toHaveLength(1);
+  });
+
+  test("a call still running after the grace period is aborted and answered, and the process exits 0", async () => {
+    handler = routes({ "GET /tasks": emptyPage, "GET /tasks/next": (record) => record.aborted.then(() => json({})) });
+    const server = await start({}, { shutdownGraceMs: 0 });
+    server.initialize();
+    server.send(nextTaskCall);
+    await until(() => seen.some((record) => record.path === "/tasks/next"));
+    server.signals.get("SIGHUP")!();
+    expect(await server.exitCode).toBe(0);
+    expect(server.answers().find((answer) => answer.id === 2)!.result!.isError).toBe(true);
+    expect(logLines().find((line) => line.tool === "get_next_task")).toMatchObject({ outcome: "cancelled" });
+  });
+
+  test("adopting claims does not delay the handshake; their renewal timers are cleared at shutdown", async () => {
+    let listed!: () => void;
+    const listing = new Promise<void>((resolve) => (listed = resolve));
+    handler = routes({
+      "GET /tasks": () =>
+        listing.then(() => json({ tasks: [task({ status: "in_progress", claimed_by: "agent-9", lease_expires_at: "2026-12-01T12:00:00.000Z" })], next_cursor: null })),
+      "POST /tasks/TASK-051/heartbeat": () => json({ task: task({ status: "in_progress", claimed_by: "agent-9", lease_expires_at: "2026-12-01T12:02:00.000Z" }) }),
+    });
+    const server = await start({ agentId: "agent-9" });
+    server.initialize();
+    await until(() => server.answers().length === 1); // answered while the listing still hangs
+    expect(seen.map((record) => [record.path, record.query.claimed_by])).toEqual([["/tasks", "agent-9"]]);
+    listed();
+    await until(() => seen.some((record) => record.path.endsWith("/heartbeat")));
+    await until(() => scheduled.length === 1);
+    server.signals.get("SIGTERM")!();
+    expect(await server.exitCode).toBe(0);
+    expect(scheduled[0]!.cancelled).toBe(true);
+  });
+
+  test("an oversized line is dropped with a warn line, a malformed one ignored, and serving goes on", async () => {
+    handler = routes({ "GET /tasks": emptyPage });
+    const server = await start({}, { maxStdinLineBytes: 300 });
+    server.stdin.write("x".repeat(400) + "\n");
+    server.stdin.write("{not json\n");
+    server.initialize();
+    await until(() => server.answers().length === 1);
+    expect(server.answers()[0]!.id).toBe(1);
+    expect(logLines().map((line) => line.msg)).toContain("dropped a message of 401 bytes from the client: over the 300-byte limit");
+    expect(logLines().some((line) => String(line.msg).startsWith("ignored a malformed message from the client"))).toBe(true);
+    server.stdin.end();
+    expect(await server.exitCode).toBe(0);
+  });
+});
+
 // ─── doctor and the command line, in process ───────────────────────────────────────────────────
 
 describe("doctor", () => {
@@ -775,14 +1734,120 @@ describe("doctor", () => {
   test("an unreachable service is named as the problem", async () => {
     const port = await closedPort();
     const lines: string[] = [];
-    expect(await doctor(env({ TASK_TRACKING_URL: `http://127.0.0.1:${port}` }), (line) => lines.push(line))).toBe(1);
-    expect(lines[1]).toBe(`✗ service: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`);
+    expect(await doctor(env({ TASK_TRACKING_URL: `http://127.0.0.1:${port}` }), (line) => lines.push(line), { sleep: recordWait })).toBe(1);
+    expect(lines.find((line) => line.startsWith("✗"))).toBe(`✗ service: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`);
   });
 
   test("a missing key is named as the problem", async () => {
     const lines: string[] = [];
     expect(await doctor({}, (line) => lines.push(line))).toBe(1);
     expect(lines[0]).toBe("✗ configuration: TASK_TRACKING_API_KEY environment variable not set");
+  });
+
+  const run = async (environment: Record<string, string>, deps: Parameters<typeof doctor>[2] = {}) => {
+    const lines: string[] = [];
+    const code = await doctor(environment, (line) => lines.push(line), { sleep: recordWait, ...deps });
+    return { code, lines };
+  };
+
+  test("it says where the key came from and who the agent is, never the key; both sources set is said", async () => {
+    handler = (record) => (record.path === "/healthz" ? json({ status: "ok" }) : json({ task: null }));
+    const dir = mkdtempSync(join(tmpdir(), "ttmcp-key-"));
+    const keyFile = join(dir, "key");
+    writeFileSync(keyFile, `${API_KEY}\n`);
+    const fromFile = await run({ TASK_TRACKING_API_KEY_FILE: keyFile, TASK_TRACKING_URL: serviceUrl, TASK_TRACKING_AGENT_ID: "agent-7", TASK_TRACKING_PROJECT: "web" });
+    expect(fromFile.code).toBe(0);
+    expect(fromFile.lines[0]).toBe(
+      `✓ configuration: service ${serviceUrl}, timeout 5000 ms, key from the file ${keyFile} (TASK_TRACKING_API_KEY_FILE) (${API_KEY.length} characters), ` +
+        "agent agent-7, project web, lease 120 s",
+    );
+    expect(seen[1]!.headers.authorization).toBe(`Bearer ${API_KEY}`);
+    const both = await run(env({ TASK_TRACKING_API_KEY_FILE: keyFile }));
+    expect(both.lines[1]).toBe(`! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${keyFile}) are set: the variable is used, the file is not read`);
+    expect([...fromFile.lines, ...both.lines].join("\n")).not.toContain(API_KEY);
+  });
+
+  test("a key from a file that the service rejects names the file to fix", async () => {
+    handler = (record) => (record.path === "/healthz" ? json({ status: "ok" }) : apiError(401, "unauthorized", "Unauthorized"));
+    const keyFile = join(mkdtempSync(join(tmpdir(), "ttmcp-key-")), "key");
+    writeFileSync(keyFile, "wrong-key-0000000000");
+    const { code, lines } = await run({ TASK_TRACKING_API_KEY_FILE: keyFile, TASK_TRACKING_URL: serviceUrl });
+    expect({ code, last: lines.at(-1) }).toEqual({ code: 1, last: `  The service rejected the key: put one of the service's keys in ${keyFile} (TASK_TRACKING_API_KEY_FILE).` });
+  });
+
+  test("while it waits, each failed attempt gets its line; it gives up after four", async () => {
+    const port = await closedPort();
+    const url = `http://127.0.0.1:${port}`;
+    const { code, lines } = await run(env({ TASK_TRACKING_URL: url }));
+    const refused = `Task Tracking microservice unavailable: Connection refused at ${url}`;
+    expect({ code, lines: lines.slice(1) }).toEqual({
+      code: 1,
+      lines: [
+        `  attempt 1 of 4: ${refused}; trying again in 100 ms`,
+        `  attempt 2 of 4: ${refused}; trying again in 200 ms`,
+        `  attempt 3 of 4: ${refused}; trying again in 400 ms`,
+        `✗ service: ${refused}`,
+        "  Is the service running at that address? Start the local one with `bun run tracker`, or set TASK_TRACKING_URL.",
+      ],
+    });
+  });
+
+  test("an unresponsive service: four attempts of the attempt timeout, then a sentence and a hint", async () => {
+    handler = (record) => record.aborted.then(() => json({}));
+    const { code, lines } = await run(env(), { attemptTimeoutMs: 20 });
+    expect(code).toBe(1);
+    expect(seen).toHaveLength(4);
+    expect(lines[1]).toBe("  attempt 1 of 4: Task Tracking microservice timeout: No response within 0.02 seconds; trying again in 100 ms");
+    expect(lines.slice(-2)).toEqual([
+      "✗ service: Task Tracking microservice timeout: No response within 0.02 seconds",
+      "  Nothing answered in time: is the service stuck, or a firewall dropping the traffic? Check TASK_TRACKING_URL's host and port.",
+    ]);
+  });
+
+  test("by default an attempt waits at most 1.3 s, unless TASK_TRACKING_TIMEOUT_MS is shorter: about 6 s in all", async () => {
+    handler = (record) => record.aborted.then(() => json({}));
+    const { lines } = await run(env({ TASK_TRACKING_TIMEOUT_MS: "15" }));
+    expect(lines.at(-2)).toBe("✗ service: Task Tracking microservice timeout: No response within 0.015 seconds");
+    const slow = await run(env({ TASK_TRACKING_TIMEOUT_MS: "600000" }), { attemptTimeoutMs: 25 });
+    expect(slow.lines.at(-2)).toBe("✗ service: Task Tracking microservice timeout: No response within 0.025 seconds");
+  });
+
+  test("a 404 on /healthz says the URL probably has a wrong base path", async () => {
+    handler = routes({});
+    const { code, lines } = await run(env({ TASK_TRACKING_URL: `${serviceUrl}/tasks` }));
+    expect(code).toBe(1);
+    expect(lines.slice(-3)).toEqual([
+      "✗ service: Task Tracking API error: 404 - No such endpoint: GET /tasks/healthz",
+      "  /healthz answered 404: TASK_TRACKING_URL probably has a wrong base path. It must be the URL under which the",
+      "  service answers /healthz, e.g. http://localhost:8080, without /tasks or /api unless the service is mounted there.",
+    ]);
+  });
+
+  test("https against a plain http service says so", async () => {
+    const url = `https://127.0.0.1:${service.port}`;
+    const { code, lines } = await run(env({ TASK_TRACKING_URL: url }));
+    expect(code).toBe(1);
+    expect(lines.slice(-2)).toEqual([
+      `✗ service: Task Tracking microservice unavailable: TLS handshake failed at ${url}`,
+      "  The TLS handshake failed: the service probably speaks plain http on that port. Try TASK_TRACKING_URL with http://.",
+    ]);
+  });
+
+  test("plain http against an https port says so, from the proxy's 400 or from a dropped connection", async () => {
+    handler = () => new Response("<html><h1>400 Bad Request</h1>The plain HTTP request was sent to HTTPS port</html>", { status: 400 });
+    const proxy = await run(env());
+    expect(proxy.lines.at(-1)).toBe("  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…");
+    const { url, server } = await droppingServer();
+    const dropped = await run(env({ TASK_TRACKING_URL: url }));
+    server.close();
+    expect(dropped.lines.slice(-2)).toEqual([
+      `✗ service: Task Tracking microservice unavailable: Connection reset at ${url}`,
+      "  The service dropped the connection or answered something that is not HTTP: if it expects https, set TASK_TRACKING_URL to https://…",
+    ]);
+  });
+
+  test("an unknown option of doctor is an error, exit code 2", async () => {
+    expect(await main(["doctor", "--fast"])).toBe(2);
   });
 });
 
@@ -816,6 +1881,39 @@ describe("the compiled binary", () => {
 
   test("without the key it exits 1 before speaking MCP, with the sentence on stderr and nothing on stdout", async () => {
     expect(await run([], cleanEnv())).toEqual({ stdout: "", stderr: "TASK_TRACKING_API_KEY environment variable not set\n", exitCode: 1 });
+  });
+
+  test("a key file that cannot be read fails fast, naming the file and why", async () => {
+    const missing = join(tmpdir(), `ttmcp-no-such-key-${process.pid}`);
+    expect(await run([], cleanEnv({ TASK_TRACKING_API_KEY_FILE: missing }))).toEqual({
+      stdout: "",
+      stderr: `TASK_TRACKING_API_KEY_FILE ${missing} cannot be read: no such file\n`,
+      exitCode: 1,
+    });
+  });
+
+  test("the key from TASK_TRACKING_API_KEY_FILE is the bearer key", async () => {
+    handler = routes({ "GET /tasks/next": () => json({ task: task() }), "GET /tasks": () => json({ tasks: [], next_cursor: null }) });
+    const keyFile = join(mkdtempSync(join(tmpdir(), "ttmcp-key-")), "key");
+    writeFileSync(keyFile, `${API_KEY}\n`);
+    const messages = [
+      { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } },
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "get_next_task", arguments: { project_id: PROJECT } } },
+    ];
+    const result = await run([], cleanEnv({ TASK_TRACKING_API_KEY_FILE: keyFile, TASK_TRACKING_URL: serviceUrl }), messages.map((m) => JSON.stringify(m)).join("\n") + "\n");
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain('\\"task_id\\":\\"TASK-051\\"');
+    expect(seen.find((record) => record.path === "/tasks/next")!.headers.authorization).toBe(`Bearer ${API_KEY}`);
+    expect(result.stderr).not.toContain(API_KEY);
+  });
+
+  test("doctor with an unknown option exits 2 and says so", async () => {
+    expect(await run(["doctor", "--fast"], cleanEnv())).toEqual({
+      stdout: "",
+      stderr: 'task-tracking-mcp doctor: unknown option "--fast"; doctor takes no options (see task-tracking-mcp --help)\n',
+      exitCode: 2,
+    });
   });
 
   test("a URL that is not http(s) fails fast the same way, naming the variable", async () => {
@@ -852,7 +1950,7 @@ describe("the compiled binary", () => {
     const out = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as Message);
     expect(out.every((message) => message.jsonrpc === "2.0")).toBe(true);
     expect(out.map((message) => message.id).sort()).toEqual([1, 2, 3]);
-    expect(out.find((message) => message.id === 2)!.result!.tools).toHaveLength(5);
+    expect(out.find((message) => message.id === 2)!.result!.tools).toHaveLength(6);
     // the call in flight when stdin closed was finished and answered before the exit
     expect(out.find((message) => message.id === 3)!.result!.content![0]!.text).toBe(
       `Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`,

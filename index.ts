@@ -1,15 +1,19 @@
 #!/usr/bin/env bun
 /**
  * task-tracking-mcp: an MCP server (stdio) that lets AI coding agents plan and track their work in a
- * Task Tracking service. Five tools, each a call of the service's REST API (shared/API.md).
+ * Task Tracking service. Six tools, two resource templates and two prompts, each a call of the
+ * service's REST API (docs/API.md); what users see is docs/TOOLS.md.
  *
  * Read top to bottom: configuration, logging, the API's shapes, the HTTP client (retries, timeouts,
- * idempotency; knows nothing of MCP), the MCP server (one registerTool per tool), the command line.
+ * idempotency; knows nothing of MCP), the claims this server holds (lease renewal), the MCP server
+ * (one registerTool per tool, then resources and prompts), the command line.
  */
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { Transform, type Writable } from "node:stream";
+import type { CallToolResult, ReadResourceResult } from "@modelcontextprotocol/sdk/types.js";
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { type Readable, Transform, type Writable } from "node:stream";
 import { z } from "zod";
 import packageJson from "./package.json" with { type: "json" };
 
@@ -27,8 +31,17 @@ export interface Config {
   /** The URL as errors show it: no user name or password. */
   displayUrl: string;
   apiKey: string;
+  /** The file the key was read from (TASK_TRACKING_API_KEY_FILE); undefined when it came from TASK_TRACKING_API_KEY. */
+  apiKeyFile?: string;
+  /** Set when both the variable and the file are given: the file that was not read. */
+  ignoredApiKeyFile?: string;
   timeoutMs: number;
-  agentId?: string;
+  /** Sent as X-Agent-Id on every request; recorded as claimed_by of the tasks this server claims. */
+  agentId: string;
+  /** TASK_TRACKING_PROJECT: the project the server's instructions name, if any. */
+  project?: string;
+  /** The lease asked for on every claim; each claim held is renewed every third of it. */
+  leaseSeconds: number;
   logLevel: LogLevel;
 }
 
@@ -36,7 +49,15 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/** What loadConfig reads besides the environment; tests pass their own. */
+export interface ConfigSources {
+  readFile: (path: string) => string;
+  hostname: () => string;
+  pid: number;
+}
+
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
+const ID_CHARACTERS = /^[A-Za-z0-9._-]+$/;
 
 /**
  * A `${VAR}` that the MCP client left as it was: Claude Code passes `"${TASK_TRACKING_API_KEY}"` of a
@@ -44,18 +65,54 @@ const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
  */
 const UNEXPANDED_PLACEHOLDER = /^\$\{[^}]*\}$/;
 
+const FILE_ERRORS: Record<string, string> = {
+  ENOENT: "no such file",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  EISDIR: "it is a directory",
+  ENOTDIR: "a part of the path is not a directory",
+};
+
+const defaultSources: ConfigSources = { readFile: (path) => readFileSync(path, "utf8"), hostname, pid: process.pid };
+
+/** The key and where it came from. The variable wins over the file; doctor says when both are set. */
+function loadApiKey(value: (name: string) => string | undefined, readFile: (path: string) => string) {
+  const variable = value("TASK_TRACKING_API_KEY");
+  const file = value("TASK_TRACKING_API_KEY_FILE");
+  if (variable) return { apiKey: variable, apiKeyFile: undefined, ignoredApiKeyFile: file };
+  if (!file) throw new ConfigError("TASK_TRACKING_API_KEY environment variable not set");
+  let text: string;
+  try {
+    text = readFile(file);
+  } catch (error) {
+    const code = String((error as { code?: unknown }).code ?? "");
+    throw new ConfigError(`TASK_TRACKING_API_KEY_FILE ${file} cannot be read: ${FILE_ERRORS[code] ?? (code || "unknown error")}`);
+  }
+  const apiKey = text.trim();
+  if (!apiKey) throw new ConfigError(`TASK_TRACKING_API_KEY_FILE ${file} is empty`);
+  return { apiKey, apiKeyFile: file, ignoredApiKeyFile: undefined };
+}
+
+/** TASK_TRACKING_AGENT_ID, else one per Claude Code session, else one per process. */
+function defaultAgentId(value: (name: string) => string | undefined, sources: ConfigSources): string {
+  const session = value("CLAUDE_CODE_SESSION_ID");
+  if (session && PRINTABLE_ASCII.test(session)) return `claude-${session.slice(0, 12)}`;
+  const host = sources.hostname().replace(/[^\x21-\x7e]/g, "") || "host";
+  return `${host.slice(0, 100)}-${sources.pid}`;
+}
+
 /** Reads the environment once. Empty values and unexpanded `${VAR}`s count as unset, as MCP clients pass them for blanks. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+export function loadConfig(env: Record<string, string | undefined> = process.env, sources: ConfigSources = defaultSources): Config {
   const value = (name: string) => {
     const text = env[name]?.trim();
     return text && !UNEXPANDED_PLACEHOLDER.test(text) ? text : undefined;
   };
 
-  const apiKey = value("TASK_TRACKING_API_KEY");
-  if (!apiKey) throw new ConfigError("TASK_TRACKING_API_KEY environment variable not set");
+  const { apiKey, apiKeyFile, ignoredApiKeyFile } = loadApiKey(value, sources.readFile);
   if (!PRINTABLE_ASCII.test(apiKey)) {
     // Never the key itself: only what is wrong with it.
-    throw new ConfigError("TASK_TRACKING_API_KEY must be printable ASCII characters; look for quotes or other characters pasted with it");
+    const where = apiKeyFile ? `TASK_TRACKING_API_KEY_FILE ${apiKeyFile} must hold` : "TASK_TRACKING_API_KEY must be";
+    throw new ConfigError(`${where} printable ASCII characters; look for quotes or other characters pasted with it`);
   }
 
   const rawUrl = value("TASK_TRACKING_URL") ?? "http://localhost:8080";
@@ -84,15 +141,26 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError("TASK_TRACKING_TIMEOUT_MS must be a whole number of milliseconds from 1 to 600000");
   }
 
-  const agentId = value("TASK_TRACKING_AGENT_ID");
-  if (agentId !== undefined && (agentId.length > 128 || !PRINTABLE_ASCII.test(agentId))) {
+  const agentId = value("TASK_TRACKING_AGENT_ID") ?? defaultAgentId(value, sources);
+  if (agentId.length > 128 || !PRINTABLE_ASCII.test(agentId)) {
     throw new ConfigError("TASK_TRACKING_AGENT_ID must be 1-128 printable ASCII characters");
+  }
+
+  const project = value("TASK_TRACKING_PROJECT");
+  if (project !== undefined && (project.length > 128 || !ID_CHARACTERS.test(project))) {
+    throw new ConfigError("TASK_TRACKING_PROJECT must be a project ID: 1-128 characters of A-Z a-z 0-9 . _ -");
+  }
+
+  const rawLease = value("TASK_TRACKING_LEASE_SECONDS") ?? "120";
+  const leaseSeconds = Number(rawLease);
+  if (!/^\d+$/.test(rawLease) || leaseSeconds < 5 || leaseSeconds > 3600) {
+    throw new ConfigError("TASK_TRACKING_LEASE_SECONDS must be a whole number of seconds from 5 to 3600");
   }
 
   const logLevel = (value("LOG_LEVEL") ?? "info").toLowerCase();
   if (!(logLevel in LOG_LEVELS)) throw new ConfigError("LOG_LEVEL must be one of debug, info, warn, error");
 
-  return { url, displayUrl, apiKey, timeoutMs, agentId, logLevel: logLevel as LogLevel };
+  return { url, displayUrl, apiKey, apiKeyFile, ignoredApiKeyFile, timeoutMs, agentId, project, leaseSeconds, logLevel: logLevel as LogLevel };
 }
 
 // ─── Logging: one JSON object a line on stderr, never a secret ─────────────────────────────────
@@ -117,14 +185,16 @@ function createLog(minimum: LogLevel, redact: (text: string) => string, write: (
 
 const MAX_LOGGED_PARAMS = 1000;
 
+/** A bug's stack, for the log. */
+const stackOf = (error: unknown) => (error instanceof Error ? (error.stack ?? error.message) : String(error));
+
 function paramsForLog(params: unknown): unknown {
   const text = JSON.stringify(params) ?? "";
   return text.length <= MAX_LOGGED_PARAMS ? params : text.slice(0, MAX_LOGGED_PARAMS) + "…(cut)";
 }
 
-// ─── The API's shapes (shared/API.md) ──────────────────────────────────────────────────────────
+// ─── The API's shapes (docs/API.md) ────────────────────────────────────────────────────────────
 
-const ID_CHARACTERS = /^[A-Za-z0-9._-]+$/;
 const ARTIFACT_TYPE = /^[A-Z][A-Z0-9]{0,15}$/;
 const TASK_STATUSES = ["pending", "in_progress", "completed"] as const;
 const PRIORITIES = ["high", "medium", "low"] as const;
@@ -155,6 +225,8 @@ const TaskSchema = z.looseObject({
   depends_on: z.array(z.string()),
   status: z.enum(TASK_STATUSES),
   claimed_by: z.string().nullable(),
+  // Absent from a service of the first contract, which has no leases.
+  lease_expires_at: z.string().nullable().optional(),
   completion_notes: z.string(),
   created_at: z.string(),
   updated_at: z.string(),
@@ -178,9 +250,49 @@ const TaskInputSchema = z.strictObject({
 });
 export type TaskInput = z.infer<typeof TaskInputSchema>;
 
+/** What list_tasks and the project resource show of a task: enough to choose, few tokens. */
+const CompactTaskShape = {
+  task_id: z.string(),
+  status: z.enum(TASK_STATUSES),
+  priority: z.enum(PRIORITIES),
+  description: z.string().describe("The first line of the description, cut to 100 characters"),
+  depends_on: z.array(z.string()),
+  claimed_by: z.string().nullable(),
+  lease_expires_at: z.string().nullable(),
+};
+type CompactTask = { [K in keyof typeof CompactTaskShape]: z.infer<(typeof CompactTaskShape)[K]> };
+
+const MAX_SHOWN_DESCRIPTION = 100;
+
+function compactTask(task: Task): CompactTask {
+  const firstLine = task.description.trim().split("\n", 1)[0]!.trim();
+  return {
+    task_id: task.task_id,
+    status: task.status,
+    priority: task.priority,
+    description: firstLine.length <= MAX_SHOWN_DESCRIPTION ? firstLine : firstLine.slice(0, MAX_SHOWN_DESCRIPTION - 1) + "…",
+    depends_on: task.depends_on,
+    claimed_by: task.claimed_by,
+    lease_expires_at: task.lease_expires_at ?? null,
+  };
+}
+
 // The responses, checked before anything reaches the model.
 const NextTaskResponse = z.object({ task: TaskSchema.nullable() });
 const UpdatedTaskResponse = z.object({ updated_task: TaskSchema });
+const TaskResponse = z.object({ task: TaskSchema });
+const TaskPageResponse = z.object({ tasks: z.array(TaskSchema), next_cursor: z.string().nullable() });
+const EventsResponse = z.object({ events: z.array(z.looseObject({ type: z.string(), at: z.string() })) });
+const ProjectSummary = z.looseObject({
+  project_id: z.string(),
+  ready: z.number().int(),
+  blocked: z.number().int(),
+  in_progress: z.number().int(),
+  completed: z.number().int(),
+  last_change_at: z.string().nullable().optional(),
+});
+type ProjectSummary = z.infer<typeof ProjectSummary>;
+const ProjectsResponse = z.object({ projects: z.array(ProjectSummary) });
 const NextIdResponse = z.object({ next_id: z.string() });
 const ReservationShape = {
   reservation_id: z.string().describe("UUID of the reservation"),
@@ -197,17 +309,24 @@ const BatchResponse = z.object(BatchShape);
 
 // ─── The HTTP client: knows the API, retries and timeouts; knows nothing of MCP ────────────────
 
-/** A failure whose message is the exact sentence the model sees (shared/TOOLS.md, Errors). */
+/** A failure whose message is the exact sentence the model sees (docs/TOOLS.md, Errors). */
 export class ToolFailure extends Error {
   override name = "ToolFailure";
   constructor(
     message: string,
-    /** The HTTP status and the service's own sentence and code, when the service answered. */
-    readonly status?: number,
-    readonly detail?: string,
-    readonly code?: string,
+    /** When the service answered: its HTTP status, its own sentence and code; else the network error's code. */
+    readonly info: { status?: number; detail?: string; code?: string; network?: string } = {},
   ) {
     super(message);
+  }
+  get status() {
+    return this.info.status;
+  }
+  get detail() {
+    return this.info.detail;
+  }
+  get code() {
+    return this.info.code;
   }
 }
 
@@ -220,6 +339,8 @@ class CancelledError extends Error {
 
 const RETRY_DELAYS_MS = [100, 200, 400];
 const RETRYABLE_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
+/** A 409 that means "the same request is still running": retried with the same Idempotency-Key. */
+const RETRYABLE_CODES = new Set(["idempotency_in_flight"]);
 const RETRY_AFTER_STATUSES = new Set([429, 503]);
 const MAX_RETRY_AFTER_MS = 2000;
 
@@ -234,17 +355,18 @@ const NETWORK_REASONS: Record<string, string> = {
   EHOSTUNREACH: "Host unreachable",
   ENETUNREACH: "Network unreachable",
   ETIMEDOUT: "Connection timed out",
+  EPROTO: "TLS handshake failed",
+  ERR_SSL_WRONG_VERSION_NUMBER: "TLS handshake failed",
   CERT_HAS_EXPIRED: "TLS certificate has expired",
   DEPTH_ZERO_SELF_SIGNED_CERT: "TLS certificate is self-signed",
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: "TLS certificate could not be verified",
 };
 
 /** fetch() rejects with a TypeError carrying a string `code` when the network fails. */
-function networkReason(error: unknown): string | undefined {
+function networkCode(error: unknown): string | undefined {
   if (!(error instanceof Error) || error.name !== "TypeError") return undefined;
   const code = (error as { code?: unknown }).code;
-  if (typeof code !== "string") return undefined;
-  return NETWORK_REASONS[code] ?? `Network error ${code}`;
+  return typeof code === "string" ? code : undefined;
 }
 
 function retryAfterMs(response: Response, now: number): number | undefined {
@@ -256,8 +378,11 @@ function retryAfterMs(response: Response, now: number): number | undefined {
   return Math.min(Math.max(delay, 0), MAX_RETRY_AFTER_MS);
 }
 
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
+export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
+
+/** Waits ms, or rejects with a CancelledError as soon as the signal aborts. The default Sleep. */
+export const abortableSleep: Sleep = (ms, signal) =>
+  new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new CancelledError());
     const onAbort = () => {
       clearTimeout(timer);
@@ -269,7 +394,6 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
     }, ms);
     signal.addEventListener("abort", onAbort, { once: true });
   });
-}
 
 /** What one tool call did over HTTP, for its log line. */
 export interface CallTrace {
@@ -283,6 +407,8 @@ export interface CallContext {
   signal: AbortSignal;
   trace: CallTrace;
 }
+
+const newCall = (signal: AbortSignal): CallContext => ({ signal, trace: { requestId: crypto.randomUUID(), attempts: 0 } });
 
 interface ApiRequest {
   method: "GET" | "PUT" | "POST";
@@ -307,6 +433,20 @@ function describeErrorBody(text: string, statusText: string): { detail: string; 
   return { detail: statusText || "no description" };
 }
 
+/** What a model should do after each claim conflict (docs/TOOLS.md, Errors). */
+const CLAIM_CONFLICT_ADVICE: Record<string, string> = {
+  not_claim_holder: "Leave it to its holder and take another task with get_next_task.",
+  claim_lost: "Your lease ran out (was the session paused?): call get_next_task with claim: true before working on it again.",
+};
+
+function httpFailure(status: number, detail: string, code: string | undefined): ToolFailure {
+  const cause = { status, detail, code };
+  if (status === 409 && code === "ambiguous_task_id") return new ToolFailure(detail, cause);
+  const advice = status === 409 && code ? CLAIM_CONFLICT_ADVICE[code] : undefined;
+  if (advice) return new ToolFailure(`${detail} ${advice}`, cause);
+  return new ToolFailure(`Task Tracking API error: ${status} - ${detail}`, cause);
+}
+
 function secondsText(ms: number): string {
   const seconds = ms / 1000;
   return `${seconds} second${seconds === 1 ? "" : "s"}`;
@@ -320,18 +460,47 @@ function secondsText(ms: number): string {
 const MAX_CLAIM_ROUNDS = 20;
 const claimPauseMs = (round: number) => Math.random() * Math.min(4 * round, 40);
 
+/** The most pages one listing follows (500 tasks each): a cursor that never ends stops here. */
+const MAX_PAGES = 100;
+
+export interface TaskFilter {
+  project?: string;
+  status?: string;
+  ready?: boolean;
+  claimedBy?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface ClientDeps {
+  fetch?: typeof fetch;
+  /** The wait between attempts; tests record it instead of waiting. */
+  sleep?: Sleep;
+  /** Told of each failed attempt before the wait for the next one (doctor prints it). */
+  onRetry?: (failure: ToolFailure, attempt: number, delayMs: number) => void;
+}
+
 export class TrackerClient {
   private readonly headers: Record<string, string>;
   /** Every text the service sends is redacted as it arrives, before anything cuts or parses it. */
   private readonly redact: (text: string) => string;
+  private readonly fetchImpl: typeof fetch;
+  readonly sleep: Sleep;
+  /**
+   * Cleared when a service of the first contract rejects `lease_seconds` in a status body, or a
+   * `?project=` on a status change (it checks its parameters strictly): from then on they are not sent.
+   */
+  private leaseSecondsAccepted = true;
+  private projectOnStatusAccepted = true;
 
   constructor(
     private readonly config: Config,
-    private readonly fetchImpl: typeof fetch = fetch,
+    private readonly deps: ClientDeps = {},
   ) {
     this.redact = createRedactor([config.apiKey]);
-    this.headers = { authorization: `Bearer ${config.apiKey}`, accept: "application/json" };
-    if (config.agentId) this.headers["x-agent-id"] = config.agentId;
+    this.headers = { authorization: `Bearer ${config.apiKey}`, accept: "application/json", "x-agent-id": config.agentId };
+    this.fetchImpl = deps.fetch ?? fetch;
+    this.sleep = deps.sleep ?? abortableSleep;
   }
 
   /** Sends one request, retrying what TOOLS.md says may be retried; returns the parsed 2xx body. */
@@ -364,28 +533,32 @@ export class TrackerClient {
         const text = this.redact(await response.text());
         if (response.ok) return this.parseJson(text);
         const { detail, code } = describeErrorBody(text, response.statusText);
-        failure = new ToolFailure(`Task Tracking API error: ${response.status} - ${detail}`, response.status, detail, code);
-        if (!RETRYABLE_STATUSES.has(response.status)) throw failure;
+        failure = httpFailure(response.status, detail, code);
+        const retryable = RETRYABLE_STATUSES.has(response.status) || (response.status === 409 && RETRYABLE_CODES.has(code ?? ""));
+        if (!retryable) throw failure;
         // Retry-After sets the wait, never the number of attempts: after the last one there is none.
         if (delay !== undefined) delay = retryAfterMs(response, Date.now()) ?? delay;
       } catch (error) {
         if (error instanceof ToolFailure) throw error;
         if (signal.aborted) throw new CancelledError();
+        trace.status = undefined;
         if (timedOut) {
-          trace.status = undefined;
-          failure = new ToolFailure(`Task Tracking microservice timeout: No response within ${secondsText(this.config.timeoutMs)}`);
+          failure = new ToolFailure(`Task Tracking microservice timeout: No response within ${secondsText(this.config.timeoutMs)}`, {
+            network: "timeout",
+          });
         } else {
-          const reason = networkReason(error);
-          if (reason === undefined) throw error; // a bug, not a transient failure: never retried
-          trace.status = undefined;
-          failure = new ToolFailure(`Task Tracking microservice unavailable: ${reason} at ${this.config.displayUrl}`);
+          const code = networkCode(error);
+          if (code === undefined) throw error; // a bug, not a transient failure: never retried
+          const reason = NETWORK_REASONS[code] ?? `Network error ${code}`;
+          failure = new ToolFailure(`Task Tracking microservice unavailable: ${reason} at ${this.config.displayUrl}`, { network: code });
         }
       } finally {
         clearTimeout(timer);
         signal.removeEventListener("abort", cancel);
       }
       if (delay === undefined) throw failure;
-      await abortableSleep(delay, signal);
+      this.deps.onRetry?.(failure, attempt, delay);
+      await this.sleep(delay, signal);
     }
   }
 
@@ -412,21 +585,38 @@ export class TrackerClient {
     );
   }
 
-  async updateStatus(id: string, status: string, completionNotes: string, call: CallContext): Promise<Task> {
-    const request: ApiRequest = {
-      method: "PUT",
-      path: `/tasks/${encodeURIComponent(id)}/status`,
-      body: { status, completion_notes: completionNotes },
-      idempotent: true,
-    };
+  /** PUT /tasks/<id>/status; `project` undefined lets the service resolve an unambiguous ID. A claim asks for the lease. */
+  async updateStatus(id: string, status: string, completionNotes: string, project: string | undefined, call: CallContext): Promise<Task> {
+    const sendsProject = project !== undefined && this.projectOnStatusAccepted;
+    const path = `/tasks/${encodeURIComponent(id)}/status${sendsProject ? `?${new URLSearchParams({ project })}` : ""}`;
+    const body: Record<string, unknown> = { status, completion_notes: completionNotes };
+    const asksForLease = status === "in_progress" && this.leaseSecondsAccepted;
+    if (asksForLease) body.lease_seconds = this.config.leaseSeconds;
     try {
-      return (await this.sendFor(UpdatedTaskResponse, request, call)).updated_task;
+      return (await this.sendFor(UpdatedTaskResponse, { method: "PUT", path, body, idempotent: true }, call)).updated_task;
     } catch (error) {
       if (!(error instanceof ToolFailure)) throw error;
-      if (error.status === 404) throw new ToolFailure(`Task not found: ${id}`, 404, error.detail, error.code);
-      if (error.status === 400) throw new ToolFailure(`Invalid status transition: ${error.detail}`, 400, error.detail, error.code);
+      // A service of the first contract: ask it again as that contract did.
+      const rejected = error.code === "validation_failed" ? (error.detail ?? "") : "";
+      if (asksForLease && rejected.includes("lease_seconds")) {
+        this.leaseSecondsAccepted = false;
+        return this.updateStatus(id, status, completionNotes, project, call);
+      }
+      if (sendsProject && /\bproject\b/.test(rejected)) {
+        this.projectOnStatusAccepted = false;
+        return this.updateStatus(id, status, completionNotes, project, call);
+      }
+      if (error.status === 404) throw new ToolFailure(`Task not found: ${id}`, error.info);
+      if (error.status === 400) throw new ToolFailure(`Invalid status transition: ${error.detail}`, error.info);
       throw error;
     }
+  }
+
+  /** POST /tasks/<id>/heartbeat: renews this agent's claim for another lease. */
+  async renewClaim(id: string, project: string, call: CallContext): Promise<Task> {
+    const path = `/tasks/${encodeURIComponent(id)}/heartbeat?${new URLSearchParams({ project })}`;
+    const request: ApiRequest = { method: "POST", path, body: { lease_seconds: this.config.leaseSeconds }, idempotent: true };
+    return (await this.sendFor(TaskResponse, request, call)).task;
   }
 
   async nextId(type: string, project: string, call: CallContext): Promise<string> {
@@ -444,23 +634,94 @@ export class TrackerClient {
     return this.sendFor(BatchResponse, { method: "POST", path: "/tasks/batch", body: { tasks }, idempotent: true }, call);
   }
 
+  /** GET /tasks: one page. A service of the first contract has no such endpoint: said in words. */
+  async listTasks(filter: TaskFilter, call: CallContext) {
+    const query = new URLSearchParams();
+    if (filter.project !== undefined) query.set("project", filter.project);
+    if (filter.status !== undefined) query.set("status", filter.status);
+    if (filter.ready !== undefined) query.set("ready", String(filter.ready));
+    if (filter.claimedBy !== undefined) query.set("claimed_by", filter.claimedBy);
+    if (filter.limit !== undefined) query.set("limit", String(filter.limit));
+    if (filter.cursor !== undefined) query.set("cursor", filter.cursor);
+    return this.newerEndpoint("GET /tasks", () =>
+      this.sendFor(TaskPageResponse, { method: "GET", path: `/tasks?${query}`, idempotent: false }, call),
+    );
+  }
+
+  /** Every page of GET /tasks for the filter. */
+  async listAllTasks(filter: Omit<TaskFilter, "cursor" | "limit">, call: CallContext): Promise<Task[]> {
+    const tasks: Task[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const result = await this.listTasks({ ...filter, limit: 500, cursor }, call);
+      tasks.push(...result.tasks);
+      if (result.next_cursor === null) break;
+      cursor = result.next_cursor;
+    }
+    return tasks;
+  }
+
+  async projects(call: CallContext): Promise<ProjectSummary[]> {
+    const body = await this.newerEndpoint("GET /projects", () =>
+      this.sendFor(ProjectsResponse, { method: "GET", path: "/projects", idempotent: false }, call),
+    );
+    return body.projects;
+  }
+
+  async task(id: string, project: string, call: CallContext): Promise<Task> {
+    const path = `/tasks/${encodeURIComponent(id)}?${new URLSearchParams({ project })}`;
+    try {
+      return (await this.sendFor(TaskResponse, { method: "GET", path, idempotent: false }, call)).task;
+    } catch (error) {
+      if (error instanceof ToolFailure && error.status === 404) throw new ToolFailure(`Task not found: ${id} in project ${project}`, error.info);
+      throw error;
+    }
+  }
+
+  async events(id: string, project: string, call: CallContext) {
+    const path = `/tasks/${encodeURIComponent(id)}/events?${new URLSearchParams({ project })}`;
+    const body = await this.newerEndpoint("GET /tasks/<task_id>/events", () =>
+      this.sendFor(EventsResponse, { method: "GET", path, idempotent: false }, call),
+    );
+    return body.events;
+  }
+
+  /** 404 or 405 from an endpoint the first contract lacks: a sentence that says so. */
+  private async newerEndpoint<T>(endpoint: string, send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (error) {
+      if (error instanceof ToolFailure && (error.status === 405 || (error.status === 404 && !error.detail?.startsWith("Task not found")))) {
+        throw new ToolFailure(
+          `This Task Tracking service has no ${endpoint} (it answered ${error.status}): it implements only the first version of the API. ` +
+            "Use get_next_task instead.",
+          error.info,
+        );
+      }
+      throw error;
+    }
+  }
+
   /**
    * Takes the next ready pending task for this agent: moves it to in_progress. Another agent may take
-   * the same task between our read and our write (the service answers 400, or 404 if it vanished);
-   * then we ask for the next one, a bounded number of times.
+   * the same task between our read and our write (the service answers 400, 409 not_claim_holder, or
+   * 404 if it vanished); then we ask for the next one, a bounded number of times.
    */
   async claimNextTask(project: string, call: CallContext): Promise<Task | null> {
     for (let round = 1; round <= MAX_CLAIM_ROUNDS; round++) {
       const candidate = await this.nextTask(project, "pending", call);
       if (!candidate) return null;
       try {
-        return await this.updateStatus(candidate.task_id, "in_progress", "", call);
+        return await this.updateStatus(candidate.task_id, "in_progress", "", project, call);
       } catch (error) {
         const lostRace =
-          error instanceof ToolFailure && (error.status === 404 || (error.status === 400 && error.code === "invalid_transition"));
+          error instanceof ToolFailure &&
+          (error.status === 404 ||
+            (error.status === 400 && error.code === "invalid_transition") ||
+            (error.status === 409 && error.code === "not_claim_holder"));
         if (!lostRace) throw error;
       }
-      await abortableSleep(claimPauseMs(round), call.signal);
+      await this.sleep(claimPauseMs(round), call.signal);
     }
     throw new ToolFailure(
       `Could not claim a task in project ${project}: other agents took each of the next ${MAX_CLAIM_ROUNDS} tasks first. Call get_next_task again.`,
@@ -474,33 +735,199 @@ export class TrackerClient {
   }
 }
 
+// ─── The claims this server holds: renewed until completed, released or the process ends ───────
+
+/** Calls tick every `ms` until the returned function is called. Tests pass their own and tick by hand. */
+export type Schedule = (ms: number, tick: () => void) => () => void;
+
+export const everyMs: Schedule = (ms, tick) => {
+  const timer = setInterval(tick, ms);
+  timer.unref(); // a renewal never keeps the process alive
+  return () => clearInterval(timer);
+};
+
+interface HeldClaim {
+  projectId: string;
+  taskId: string;
+  cancel: () => void;
+  renewing: boolean;
+}
+
+/** The service's answers that mean this agent no longer holds the claim. */
+function claimIsGone(failure: ToolFailure): boolean {
+  if (failure.status === 409) return failure.code === "claim_lost" || failure.code === "not_claim_holder";
+  if (failure.status === 404) return failure.detail?.startsWith("Task not found") ?? false;
+  return failure.status === 400 && failure.code === "invalid_transition"; // completed or released meanwhile
+}
+
+export class ClaimKeeper {
+  private readonly held = new Map<string, HeldClaim>();
+  private readonly stopped = new AbortController();
+  /** Set when the service has no heartbeat endpoint (the first contract): nothing is renewed any more. */
+  private heartbeatMissing = false;
+
+  constructor(
+    private readonly client: TrackerClient,
+    private readonly config: Config,
+    private readonly log: Log,
+    private readonly schedule: Schedule = everyMs,
+  ) {}
+
+  /** Follows a task this server claimed, updated or adopted: renews it while it is ours and in progress. */
+  observe(task: Task): void {
+    const key = `${task.project_id}/${task.task_id}`;
+    if (task.status !== "in_progress" || !task.lease_expires_at || task.claimed_by !== this.config.agentId) {
+      this.release(key);
+      return;
+    }
+    if (this.held.has(key) || this.heartbeatMissing || this.stopped.signal.aborted) return;
+    const claim: HeldClaim = { projectId: task.project_id, taskId: task.task_id, renewing: false, cancel: () => {} };
+    claim.cancel = this.schedule((this.config.leaseSeconds * 1000) / 3, () => void this.renew(claim));
+    this.held.set(key, claim);
+  }
+
+  get heldTaskIds(): string[] {
+    return [...this.held.keys()];
+  }
+
+  /** Renews one claim; a claim found lost is dropped, any other failure waits for the next tick. */
+  async renew(claim: HeldClaim): Promise<void> {
+    if (claim.renewing || this.held.get(`${claim.projectId}/${claim.taskId}`) !== claim) return;
+    claim.renewing = true;
+    const call = newCall(this.stopped.signal);
+    const where = { task_id: claim.taskId, project_id: claim.projectId, request_id: call.trace.requestId };
+    try {
+      const task = await this.client.renewClaim(claim.taskId, claim.projectId, call);
+      this.log("debug", { msg: "renewed a claim", ...where, lease_expires_at: task.lease_expires_at, attempts: call.trace.attempts });
+    } catch (error) {
+      if (error instanceof CancelledError) return;
+      if (this.held.get(`${claim.projectId}/${claim.taskId}`) !== claim) return; // completed or released meanwhile
+      if (!(error instanceof ToolFailure)) {
+        this.log("error", { msg: "renewing a claim failed with a bug", ...where, error: stackOf(error) });
+      } else if (claimIsGone(error)) {
+        this.log("warn", { msg: `lost the claim on ${claim.taskId}; no longer renewing it`, ...where, error: error.message });
+        this.release(`${claim.projectId}/${claim.taskId}`);
+      } else if (error.status === 404) {
+        this.log("warn", { msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed", ...where });
+        this.heartbeatMissing = true;
+        for (const key of [...this.held.keys()]) this.release(key);
+      } else {
+        this.log("warn", { msg: `renewing the claim on ${claim.taskId} failed; trying again at the next renewal`, ...where, error: error.message });
+      }
+    } finally {
+      claim.renewing = false;
+    }
+  }
+
+  /** At start: the in-progress tasks claimed under this agent ID, followed (observed) and renewed at once. */
+  async adopt(follow: (task: Task) => void): Promise<void> {
+    const call = newCall(this.stopped.signal);
+    try {
+      const tasks = await this.client.listAllTasks({ claimedBy: this.config.agentId, status: "in_progress" }, call);
+      for (const task of tasks) follow(task);
+      this.log("info", { msg: `adopted ${this.held.size} claim(s) of agent ${this.config.agentId}`, task_ids: this.heldTaskIds });
+      await Promise.all([...this.held.values()].map((claim) => this.renew(claim)));
+    } catch (error) {
+      if (error instanceof CancelledError) return;
+      this.log("warn", { msg: `could not adopt the claims of agent ${this.config.agentId}`, error: (error as Error).message });
+    }
+  }
+
+  private release(key: string): void {
+    this.held.get(key)?.cancel();
+    this.held.delete(key);
+  }
+
+  /** At shutdown: no timer left, renewals in flight aborted. */
+  stop(): void {
+    this.stopped.abort();
+    for (const key of [...this.held.keys()]) this.release(key);
+  }
+}
+
 // ─── The MCP server ────────────────────────────────────────────────────────────────────────────
 
 export interface ServerDeps {
   fetch?: typeof fetch;
+  /** The wait between retries and claim rounds; tests record it. */
+  sleep?: Sleep;
+  /** How claim renewals are timed; tests tick by hand. */
+  schedule?: Schedule;
   /** Where log lines go; stderr by default. */
   writeLog?: (line: string) => void;
-  /** Aborted at shutdown: every call in flight is aborted with it. */
+  /** Aborted at shutdown: every call in flight is aborted with it, and no claim is renewed any more. */
   shutdownSignal?: AbortSignal;
   /** Holds each tool call while it runs, so shutdown can wait for them. */
   inFlight?: Set<Promise<unknown>>;
   /** Called when a tool call has ended, however it ended. */
   afterCall?: () => void;
+  /** Adopt this agent's in-progress claims at start (serve() does; tests that need it ask). */
+  adoptClaims?: boolean;
 }
 
 type ToolExtra = { signal: AbortSignal };
 
+/**
+ * A tool's arguments as a strict object: an argument the tool does not know (`claim_task` for `claim`)
+ * is an error naming it, never dropped in silence.
+ */
+function toolArguments<Shape extends z.ZodRawShape>(tool: string, shape: Shape) {
+  const known = Object.keys(shape).join(", ");
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === "unrecognized_keys"
+        ? `unknown argument${issue.keys.length === 1 ? "" : "s"} ${issue.keys.join(", ")}; ${tool} takes ${known}`
+        : undefined,
+  });
+}
+
+/** A line per task, for the model to read at a glance: `TASK-001 pending high ready — Implement X (after TASK-000)`. */
+function taskLine(task: CompactTask, readyFilter?: boolean): string {
+  let state = `${task.task_id} ${task.status} ${task.priority}`;
+  if (task.status === "pending" && (readyFilter === true || task.depends_on.length === 0)) state += " ready";
+  if (task.status === "pending" && readyFilter === false) state += " blocked";
+  if (task.status === "in_progress" && task.claimed_by) state += ` by ${task.claimed_by}`;
+  if (task.status === "in_progress" && task.lease_expires_at) state += ` until ${task.lease_expires_at}`;
+  const after = task.depends_on.length ? ` (after ${task.depends_on.join(", ")})` : "";
+  return `${state} — ${task.description}${after}`;
+}
+
+const MAX_NAMED_PROJECTS = 10;
+const PROJECT_READY_SHOWN = 20;
+
 export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
   const log = createLog(config.logLevel, createRedactor([config.apiKey]), deps.writeLog ?? ((line) => process.stderr.write(line)));
-  const client = new TrackerClient(config, deps.fetch ?? fetch);
+  const client = new TrackerClient(config, { fetch: deps.fetch, sleep: deps.sleep });
+  const claims = new ClaimKeeper(client, config, log, deps.schedule);
+  deps.shutdownSignal?.addEventListener("abort", () => claims.stop(), { once: true });
+  const projectHint = config.project
+    ? ` This directory's project is "${config.project}": pass project_id "${config.project}" to every tool unless told otherwise.`
+    : "";
   const server = new McpServer(
     { name: NAME, version: VERSION },
     {
       instructions:
         "Task tracking and artifact IDs for this project live in a shared Task Tracking service, not in local TODO files. " +
-        "Use get_next_task (claim: true to take it), update_task_status, add_task, get_next_available_id and reserve_id_range.",
+        "Use get_next_task (claim: true to take a task), update_task_status (completed with completion_notes when done), " +
+        "list_tasks (mine: true finds your claims again), add_task, get_next_available_id and reserve_id_range." +
+        projectHint,
     },
   );
+  server.server.onclose = () => claims.stop();
+
+  /** The project of each task this server claimed, updated or added; null when two projects have that task ID. */
+  const projectOfTask = new Map<string, string | null>();
+  const remember = (taskId: string, project: string) => {
+    const known = projectOfTask.get(taskId);
+    projectOfTask.set(taskId, known === undefined || known === project ? project : null);
+  };
+  const follow = (task: Task) => {
+    remember(task.task_id, task.project_id);
+    claims.observe(task);
+    return task;
+  };
+
+  const callSignal = (extra: ToolExtra) => (deps.shutdownSignal ? AbortSignal.any([extra.signal, deps.shutdownSignal]) : extra.signal);
 
   /** Runs one tool call: logs it once, returns data as structuredContent plus JSON text, or an isError result. */
   async function run<T extends Record<string, unknown>>(
@@ -508,11 +935,11 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
     params: Record<string, unknown>,
     extra: ToolExtra,
     work: (call: CallContext) => Promise<T>,
-    summary?: (data: T) => string | undefined,
+    summary?: (data: T, call: CallContext) => string | undefined | Promise<string | undefined>,
   ): Promise<CallToolResult> {
     const started = performance.now();
-    const trace: CallTrace = { requestId: crypto.randomUUID(), attempts: 0 };
-    const signal = deps.shutdownSignal ? AbortSignal.any([extra.signal, deps.shutdownSignal]) : extra.signal;
+    const call = newCall(callSignal(extra));
+    const { trace } = call;
     const logCall = (level: LogLevel, outcome: Record<string, unknown>) =>
       log(level, {
         tool,
@@ -524,14 +951,14 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
         ...outcome,
       });
     try {
-      const working = work({ signal, trace });
+      const working = work(call).then(async (data) => ({ data, text: (await summary?.(data, call)) ?? JSON.stringify(data) }));
       deps.inFlight?.add(working);
-      const data = await working.finally(() => {
+      const { data, text } = await working.finally(() => {
         deps.inFlight?.delete(working);
         deps.afterCall?.();
       });
       logCall("info", { outcome: "ok" });
-      return { content: [{ type: "text", text: summary?.(data) ?? JSON.stringify(data) }], structuredContent: data };
+      return { content: [{ type: "text", text }], structuredContent: data };
     } catch (error) {
       if (error instanceof CancelledError) {
         logCall("info", { outcome: "cancelled" });
@@ -541,11 +968,43 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
         logCall("warn", { outcome: "error", error: error.message });
         return { content: [{ type: "text", text: error.message }], isError: true };
       }
-      logCall("error", { outcome: "bug", error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      logCall("error", { outcome: "bug", error: stackOf(error) });
       return { content: [{ type: "text", text: "Internal error in task-tracking-mcp; see its log on stderr" }], isError: true };
     }
   }
 
+  /**
+   * Why get_next_task found nothing: a project with no tasks at all is probably a typo, so the known
+   * projects are named. Undefined when the project has tasks, or the service cannot list projects.
+   */
+  async function emptyProjectText(project: string, call: CallContext): Promise<string | undefined> {
+    const side: CallContext = { signal: call.signal, trace: { requestId: call.trace.requestId, attempts: 0 } };
+    let projects: ProjectSummary[];
+    try {
+      projects = await client.projects(side);
+    } catch (error) {
+      if (error instanceof ToolFailure) return undefined;
+      throw error;
+    } finally {
+      call.trace.attempts += side.trace.attempts;
+    }
+    const entry = projects.find((summary) => summary.project_id === project);
+    if (entry && entry.ready + entry.blocked + entry.in_progress + entry.completed > 0) return undefined;
+    const others = projects.map((summary) => summary.project_id).filter((id) => id !== project);
+    const named = others.slice(0, MAX_NAMED_PROJECTS).join(", ");
+    const more = others.length > MAX_NAMED_PROJECTS ? ` and ${others.length - MAX_NAMED_PROJECTS} more` : "";
+    const known = others.length ? `Known projects: ${named}${more}.` : "No other project exists.";
+    return `Project ${project} has no tasks at all. ${known} Check project_id, or add tasks with add_task.`;
+  }
+
+  const getNextTaskArguments = {
+    project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
+    status_filter: taskStatus("status_filter").default("pending").describe("Which tasks to look at: pending (default), in_progress or completed"),
+    claim: z
+      .boolean()
+      .default(false)
+      .describe("true: take the task (move it to in_progress for this agent); only with status_filter \"pending\""),
+  };
   server.registerTool(
     "get_next_task",
     {
@@ -554,17 +1013,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
         "Returns the next task of a project from the shared Task Tracking service, or null when none fits. " +
         "With status_filter \"pending\" (the default) it is the highest-priority task whose dependencies are all completed. " +
         "Call it when you are ready to start new work. Pass claim: true to take the task for yourself: it is moved to " +
-        "in_progress so no other agent gets it; without claim it only reads and changes nothing.",
-      inputSchema: {
-        project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
-        status_filter: taskStatus("status_filter").default("pending").describe("Which tasks to look at: pending (default), in_progress or completed"),
-        claim: z
-          .boolean()
-          .default(false)
-          .describe("true: take the task (move it to in_progress for this agent); only with status_filter \"pending\""),
-      },
+        "in_progress so no other agent gets it, and this server keeps your claim alive while it runs; without claim it only reads.",
+      inputSchema: toolArguments("get_next_task", getNextTaskArguments),
       outputSchema: { task: TaskSchema.nullable().describe("The task, or null when no task fits") },
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
     },
     ({ project_id, status_filter, claim }, extra) =>
       run(
@@ -576,12 +1028,26 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
             throw new ToolFailure("claim: true works only with status_filter \"pending\"");
           }
           const task = claim ? await client.claimNextTask(project_id, call) : await client.nextTask(project_id, status_filter, call);
+          if (task && claim) follow(task);
           return { task };
         },
-        ({ task }) => (task ? undefined : `No ${status_filter} task is ready in project ${project_id}.`),
+        async ({ task }, call) =>
+          task ? undefined : ((await emptyProjectText(project_id, call)) ?? `No ${status_filter} task is ready in project ${project_id}.`),
       ),
   );
 
+  const updateTaskStatusArguments = {
+    task_id: taskId("task_id").describe("Task ID, e.g. \"TASK-051\""),
+    status: taskStatus("status").describe("The new status: pending, in_progress or completed"),
+    completion_notes: z
+      .string()
+      .max(10_000, "completion_notes must be at most 10000 characters")
+      .default("")
+      .describe("What was done (for completed); at most 10000 characters"),
+    project_id: projectId
+      .optional()
+      .describe("The task's project; needed only when several projects have a task with this ID and this server has not touched it"),
+  };
   server.registerTool(
     "update_task_status",
     {
@@ -590,24 +1056,74 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
         "Moves a task through its life cycle: pending → in_progress (start it; only when its dependencies are completed), " +
         "in_progress → completed (finish it, with completion_notes saying what was done), or in_progress → pending (give it back). " +
         "Returns the updated task.",
-      inputSchema: {
-        task_id: taskId("task_id").describe("Task ID, e.g. \"TASK-051\""),
-        status: taskStatus("status").describe("The new status: pending, in_progress or completed"),
-        completion_notes: z
-          .string()
-          .max(10_000, "completion_notes must be at most 10000 characters")
-          .default("")
-          .describe("What was done (for completed); at most 10000 characters"),
-      },
+      inputSchema: toolArguments("update_task_status", updateTaskStatusArguments),
       outputSchema: { task: TaskSchema.describe("The task after the change") },
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
-    ({ task_id, status, completion_notes }, extra) =>
-      run("update_task_status", { task_id, status, completion_notes }, extra, async (call) => ({
-        task: await client.updateStatus(task_id, status, completion_notes, call),
-      })),
+    ({ task_id, status, completion_notes, project_id }, extra) =>
+      run("update_task_status", { task_id, status, completion_notes, project_id }, extra, async (call) => {
+        const project = project_id ?? projectOfTask.get(task_id) ?? undefined;
+        return { task: follow(await client.updateStatus(task_id, status, completion_notes, project, call)) };
+      }),
   );
 
+  const listTasksArguments = {
+    project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
+    status: taskStatus("status").optional().describe("Only tasks in this status: pending, in_progress or completed"),
+    ready: z
+      .boolean()
+      .optional()
+      .describe("true: only pending tasks whose dependencies are all completed; false: only pending tasks still waiting for one"),
+    mine: z.boolean().default(false).describe("true: only the tasks claimed by this agent (find your claims again)"),
+    limit: z
+      .number({ error: "limit must be a whole number from 1 to 500" })
+      .int("limit must be a whole number from 1 to 500")
+      .min(1, "limit must be at least 1")
+      .max(500, "limit must be at most 500")
+      .default(50)
+      .describe("At most this many tasks, 1-500 (default 50)"),
+    cursor: z.string().min(1, "cursor must not be empty").max(1000, "cursor is too long").optional().describe("next_cursor of the previous page"),
+  };
+  server.registerTool(
+    "list_tasks",
+    {
+      title: "List tasks",
+      description:
+        "Lists a project's tasks, one compact line each, in the order get_next_task hands them out (ready first, then blocked, " +
+        "then in progress, then completed). Filter by status, ready, or mine: true for the tasks you hold. Read-only.",
+      inputSchema: toolArguments("list_tasks", listTasksArguments),
+      outputSchema: {
+        tasks: z.array(z.object(CompactTaskShape)).describe("The page of tasks"),
+        next_cursor: z.string().nullable().describe("Pass as cursor for the next page; null on the last page"),
+      },
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    },
+    ({ project_id, status, ready, mine, limit, cursor }, extra) =>
+      run(
+        "list_tasks",
+        { project_id, status, ready, mine, limit, cursor },
+        extra,
+        async (call) => {
+          if (ready !== undefined && status !== undefined && status !== "pending") {
+            throw new ToolFailure("ready works only with status \"pending\" (or no status)");
+          }
+          const filter: TaskFilter = { project: project_id, status, ready, limit, cursor, claimedBy: mine ? config.agentId : undefined };
+          const page = await client.listTasks(filter, call);
+          return { tasks: page.tasks.map(compactTask), next_cursor: page.next_cursor };
+        },
+        ({ tasks, next_cursor }) => {
+          const lines = tasks.map((task) => taskLine(task, ready));
+          if (!tasks.length) lines.push(`No task matches in project ${project_id}.`);
+          lines.push(next_cursor ? `More: call list_tasks again with cursor "${next_cursor}".` : "End of the list.");
+          return lines.join("\n");
+        },
+      ),
+  );
+
+  const nextIdArguments = {
+    artifact_type: artifactType.describe("Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS"),
+    project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
+  };
   server.registerTool(
     "get_next_available_id",
     {
@@ -615,12 +1131,9 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
       description:
         "Allocates the next ID of an artifact type in a project, e.g. \"US-028\" after US-027. The ID is yours: it is never " +
         "handed out again, to anyone. Call it once per new artifact (user story, spec, task…); for several at once use reserve_id_range.",
-      inputSchema: {
-        artifact_type: artifactType.describe("Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS"),
-        project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
-      },
+      inputSchema: toolArguments("get_next_available_id", nextIdArguments),
       outputSchema: { next_id: z.string().describe("The allocated ID, e.g. \"US-028\"") },
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
     },
     ({ artifact_type, project_id }, extra) =>
       run("get_next_available_id", { artifact_type, project_id }, extra, async (call) => ({
@@ -628,6 +1141,16 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
       })),
   );
 
+  const reserveArguments = {
+    artifact_type: artifactType.describe("Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS"),
+    count: z
+      .number({ error: "count must be a whole number from 1 to 100" })
+      .int("count must be a whole number from 1 to 100")
+      .min(1, "count must be at least 1")
+      .max(100, "count must be at most 100")
+      .describe("How many IDs, 1-100"),
+    project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
+  };
   server.registerTool(
     "reserve_id_range",
     {
@@ -635,18 +1158,9 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
       description:
         "Reserves count contiguous IDs of an artifact type in a project in one step, e.g. US-028 … US-033, when you are about to " +
         "create several artifacts. The IDs are never handed out again. Returns the reservation with its IDs and expiry time.",
-      inputSchema: {
-        artifact_type: artifactType.describe("Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS"),
-        count: z
-          .number({ error: "count must be a whole number from 1 to 100" })
-          .int("count must be a whole number from 1 to 100")
-          .min(1, "count must be at least 1")
-          .max(100, "count must be at most 100")
-          .describe("How many IDs, 1-100"),
-        project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
-      },
+      inputSchema: toolArguments("reserve_id_range", reserveArguments),
       outputSchema: ReservationShape,
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
     },
     ({ artifact_type, count, project_id }, extra) =>
       run("reserve_id_range", { artifact_type, count, project_id }, extra, (call) =>
@@ -654,6 +1168,13 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
       ),
   );
 
+  const addTaskArguments = {
+    tasks: z
+      .array(TaskInputSchema)
+      .min(1, "tasks must hold at least 1 task")
+      .max(500, "tasks may hold at most 500 tasks")
+      .describe("The tasks to add, 1-500"),
+  };
   server.registerTool(
     "add_task",
     {
@@ -662,20 +1183,185 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
         "Adds 1-500 new tasks in one all-or-nothing batch: if any task is invalid or its task_id exists, none is added. " +
         "Each task needs task_id, project_id and description; priority (high, medium, low) and depends_on (task_ids that must be " +
         "completed first, existing or in the same batch) set the order in which get_next_task hands them out.",
-      inputSchema: {
-        tasks: z
-          .array(TaskInputSchema)
-          .min(1, "tasks must hold at least 1 task")
-          .max(500, "tasks may hold at most 500 tasks")
-          .describe("The tasks to add, 1-500"),
-      },
+      inputSchema: toolArguments("add_task", addTaskArguments),
       outputSchema: BatchShape,
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
     },
     ({ tasks }, extra) =>
-      run("add_task", { tasks }, extra, (call) => client.addTasks(tasks, call)),
+      run("add_task", { tasks }, extra, async (call) => {
+        const added = await client.addTasks(tasks, call);
+        for (const task of tasks) remember(task.task_id, task.project_id);
+        return added;
+      }),
   );
 
+  // ─── Resources: a task with its history; a project at a glance ───
+
+  /** Runs one resource read: logs it like a tool call; a failure is an error whose message is the sentence. */
+  async function read(uri: URL, extra: ToolExtra, work: (call: CallContext) => Promise<unknown>): Promise<ReadResourceResult> {
+    const started = performance.now();
+    const call = newCall(callSignal(extra));
+    const logRead = (level: LogLevel, outcome: Record<string, unknown>) =>
+      log(level, {
+        resource: uri.href,
+        status: call.trace.status ?? null,
+        duration_ms: Math.round((performance.now() - started) * 100) / 100,
+        attempts: call.trace.attempts,
+        request_id: call.trace.requestId,
+        ...outcome,
+      });
+    try {
+      const data = await work(call);
+      logRead("info", { outcome: "ok" });
+      return { contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(data, null, 1) }] };
+    } catch (error) {
+      logRead("warn", { outcome: "error", error: error instanceof Error ? error.message : String(error) });
+      throw error;
+    }
+  }
+
+  /** A URI template variable, checked as the tool argument of the same name would be. */
+  const variable = <T>(schema: z.ZodType<T>, value: string | string[] | undefined): T => {
+    const result = schema.safeParse(Array.isArray(value) ? value[0] : value);
+    if (!result.success) throw new ToolFailure(result.error.issues[0]!.message);
+    return result.data;
+  };
+
+  /** Project IDs for completion, from GET /projects; none when the service cannot list them. */
+  const knownProjects = async (prefix: string): Promise<string[]> => {
+    try {
+      const projects = await client.projects(newCall(deps.shutdownSignal ?? new AbortController().signal));
+      return projects.map((summary) => summary.project_id).filter((id) => id.startsWith(prefix));
+    } catch {
+      return [];
+    }
+  };
+
+  server.registerResource(
+    "task",
+    new ResourceTemplate("task://{project_id}/{task_id}", { list: undefined, complete: { project_id: knownProjects } }),
+    {
+      title: "A task with its history",
+      description: "The task (JSON) and its events, oldest first: who claimed, released, completed or edited it, and when.",
+      mimeType: "application/json",
+    },
+    (uri, variables, extra) =>
+      read(uri, extra, async (call) => {
+        const project = variable(projectId, variables.project_id);
+        const id = variable(taskId("task_id"), variables.task_id);
+        const task = await client.task(id, project, call);
+        return { task, events: await client.events(id, project, call) };
+      }),
+  );
+
+  server.registerResource(
+    "project",
+    new ResourceTemplate("project://{project_id}", {
+      list: async () => {
+        try {
+          const projects = await client.projects(newCall(deps.shutdownSignal ?? new AbortController().signal));
+          return {
+            resources: projects.map((summary) => ({
+              uri: `project://${summary.project_id}`,
+              name: summary.project_id,
+              title: `Project ${summary.project_id}`,
+              description: `${summary.ready} ready, ${summary.blocked} blocked, ${summary.in_progress} in progress, ${summary.completed} completed`,
+              mimeType: "application/json",
+            })),
+          };
+        } catch (error) {
+          log("warn", { msg: "could not list the projects for resources/list", error: error instanceof Error ? error.message : String(error) });
+          return { resources: [] };
+        }
+      },
+      complete: { project_id: knownProjects },
+    }),
+    {
+      title: "A project at a glance",
+      description: "A project's task counts, its ready tasks in the order get_next_task hands them out, and who holds which task (JSON).",
+      mimeType: "application/json",
+    },
+    (uri, variables, extra) =>
+      read(uri, extra, async (call) => {
+        const project = variable(projectId, variables.project_id);
+        const [projects, ready, inProgress] = await Promise.all([
+          client.projects(call),
+          client.listTasks({ project, ready: true, limit: PROJECT_READY_SHOWN }, call),
+          client.listAllTasks({ project, status: "in_progress" }, call),
+        ]);
+        const summary = projects.find((entry) => entry.project_id === project);
+        if (!summary) {
+          const known = projects.map((entry) => entry.project_id).slice(0, MAX_NAMED_PROJECTS).join(", ") || "none";
+          throw new ToolFailure(`Project ${project} has no tasks and no IDs; known projects: ${known}`);
+        }
+        const { project_id: _, ...counts } = summary;
+        return {
+          project_id: project,
+          counts,
+          ready: ready.tasks.map(compactTask),
+          more_ready: ready.next_cursor !== null,
+          in_progress: inProgress.map(compactTask),
+        };
+      }),
+  );
+
+  // ─── Prompts (slash commands in Claude Code) ───
+
+  const promptProject = config.project
+    ? projectId.optional().describe(`Project ID (default ${config.project})`)
+    : projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\"");
+  const projectOf = (value: string | undefined) => value ?? config.project!;
+  const userMessage = (text: string) => ({ messages: [{ role: "user" as const, content: { type: "text" as const, text } }] });
+
+  server.registerPrompt(
+    "work_next_task",
+    {
+      title: "Work on the next task",
+      description: "Claim the next ready task of a project, do it, and complete it with notes.",
+      argsSchema: { project_id: promptProject },
+    },
+    ({ project_id }) => {
+      const project = projectOf(project_id);
+      return userMessage(
+        [
+          `Work on the next task of project "${project}" in the shared Task Tracking service.`,
+          `1. Call get_next_task with project_id "${project}" and claim: true. If it returns no task, say so and stop.`,
+          "2. Read the task (description, inputs, outputs) and do the work it describes.",
+          `3. When it is done, call update_task_status with its task_id, project_id "${project}", status "completed" and completion_notes saying what you did and where (files, commits, tests).`,
+          `4. If you cannot finish it, call update_task_status with status "pending" and completion_notes saying why, so another agent can take it.`,
+          "Work on this one task only. This server keeps your claim alive while the session runs.",
+        ].join("\n"),
+      );
+    },
+  );
+
+  server.registerPrompt(
+    "plan_goal",
+    {
+      title: "Plan a goal as tasks",
+      description: "Break a goal into tasks with dependencies and add them to a project, with reserved IDs.",
+      argsSchema: {
+        project_id: promptProject,
+        goal: z.string().min(1, "goal must not be empty").max(10_000, "goal must be at most 10000 characters").describe("What should be achieved"),
+      },
+    },
+    ({ project_id, goal }) => {
+      const project = projectOf(project_id);
+      return userMessage(
+        [
+          `Plan this goal as tasks in project "${project}" of the shared Task Tracking service:`,
+          goal,
+          "",
+          "1. Break it into tasks that one session can finish each; note what each reads (inputs) and produces (outputs).",
+          `2. Call reserve_id_range with artifact_type "TASK", count = the number of tasks, project_id "${project}".`,
+          `3. Call add_task once with all the tasks: the reserved IDs, project_id "${project}", a description that says when the task is done, a priority (high, medium, low), and depends_on naming the tasks that must be completed first.`,
+          `4. Show the plan with list_tasks (project_id "${project}"). Do not start the work itself.`,
+        ].join("\n"),
+      );
+    },
+  );
+
+  if (deps.adoptClaims) void claims.adopt(follow);
   return server;
 }
 
@@ -690,18 +1376,63 @@ Usage:
   ${NAME} --help      print this help
 
 Environment:
-  TASK_TRACKING_API_KEY     required: the service's bearer key
-  TASK_TRACKING_URL         base URL (default http://localhost:8080)
-  TASK_TRACKING_TIMEOUT_MS  per attempt (default 5000)
-  TASK_TRACKING_AGENT_ID    this agent's name, recorded on the tasks it claims (optional)
-  LOG_LEVEL                 debug, info (default), warn or error; logs are JSON lines on stderr
+  TASK_TRACKING_API_KEY        the service's bearer key (this or the next one is required)
+  TASK_TRACKING_API_KEY_FILE   a file holding the key instead (TASK_TRACKING_API_KEY wins when both are set)
+  TASK_TRACKING_URL            base URL (default http://localhost:8080)
+  TASK_TRACKING_TIMEOUT_MS     per attempt (default 5000)
+  TASK_TRACKING_AGENT_ID       this agent's name, recorded on the tasks it claims
+                               (default claude-<session> under Claude Code, else <host>-<pid>)
+  TASK_TRACKING_PROJECT        this directory's project: the server tells the model to use it
+  TASK_TRACKING_LEASE_SECONDS  lease asked for on every claim, 5-3600 (default 120); renewed every third
+  LOG_LEVEL                    debug, info (default), warn or error; logs are JSON lines on stderr
+
+Tools: get_next_task, update_task_status, list_tasks, get_next_available_id, reserve_id_range, add_task.
+Resources: task://{project_id}/{task_id}, project://{project_id}. Prompts: work_next_task, plan_goal.
 
 Claude Code:
-  claude mcp add task-tracking --env TASK_TRACKING_API_KEY=... -- /path/to/${NAME}
+  claude mcp add task-tracking --env TASK_TRACKING_API_KEY_FILE=$HOME/.config/task-tracking/key -- /path/to/${NAME}
 `;
 
-/** `doctor`: each check in plain words; exit code 0 only if all is well. Never prints the key. */
-export async function doctor(env: Record<string, string | undefined>, print: (line: string) => void, fetchImpl: typeof fetch = fetch): Promise<number> {
+/** doctor's budget: 4 attempts of at most this, plus the 0.7 s of waits between them, stay near 6 s. */
+const DOCTOR_ATTEMPT_TIMEOUT_MS = 1300;
+
+export interface DoctorDeps {
+  fetch?: typeof fetch;
+  sleep?: Sleep;
+  attemptTimeoutMs?: number;
+}
+
+/** What probably went wrong when /healthz could not be reached, beyond the error sentence. */
+function healthHints(failure: ToolFailure, config: Config): string[] {
+  const https = config.url.startsWith("https:");
+  if (failure.status === 404) {
+    return [
+      "  /healthz answered 404: TASK_TRACKING_URL probably has a wrong base path. It must be the URL under which the",
+      "  service answers /healthz, e.g. http://localhost:8080, without /tasks or /api unless the service is mounted there.",
+    ];
+  }
+  if (https && NETWORK_REASONS[failure.info.network ?? ""] === "TLS handshake failed") {
+    return ["  The TLS handshake failed: the service probably speaks plain http on that port. Try TASK_TRACKING_URL with http://."];
+  }
+  const plainToTls = /plain HTTP request was sent to HTTPS port|speak TLS|client sent an HTTP request to an HTTPS server/i;
+  if (!https && failure.status === 400 && plainToTls.test(failure.detail ?? "")) {
+    return ["  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…"];
+  }
+  if (!https && (failure.info.network === "ECONNRESET" || failure.info.network === "ConnectionClosed")) {
+    return ["  The service dropped the connection or answered something that is not HTTP: if it expects https, set TASK_TRACKING_URL to https://…"];
+  }
+  if (failure.info.network === "timeout") {
+    return ["  Nothing answered in time: is the service stuck, or a firewall dropping the traffic? Check TASK_TRACKING_URL's host and port."];
+  }
+  return ["  Is the service running at that address? Start the local one with `bun run tracker`, or set TASK_TRACKING_URL."];
+}
+
+/** `doctor`: each check in plain words, a line per attempt while it waits; exit code 0 only if all is well. Never prints the key. */
+export async function doctor(
+  env: Record<string, string | undefined>,
+  print: (line: string) => void,
+  deps: DoctorDeps = {},
+): Promise<number> {
   let config: Config;
   try {
     config = loadConfig(env);
@@ -710,15 +1441,32 @@ export async function doctor(env: Record<string, string | undefined>, print: (li
     print("  Set it in the env block of your MCP client's configuration (see --help).");
     return 1;
   }
-  print(`✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key set (${config.apiKey.length} characters)`);
-  const client = new TrackerClient({ ...config, timeoutMs: Math.min(config.timeoutMs, 5000) }, fetchImpl);
-  const call = (): CallContext => ({ signal: new AbortController().signal, trace: { requestId: crypto.randomUUID(), attempts: 0 } });
+  const keySource = config.apiKeyFile ? `the file ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE)` : "TASK_TRACKING_API_KEY";
+  print(
+    `✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key from ${keySource} (${config.apiKey.length} characters), ` +
+      `agent ${config.agentId}, project ${config.project ?? "not set"}, lease ${config.leaseSeconds} s`,
+  );
+  if (config.ignoredApiKeyFile) {
+    print(`! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${config.ignoredApiKeyFile}) are set: the variable is used, the file is not read`);
+  }
+  const attemptTimeoutMs = Math.min(config.timeoutMs, deps.attemptTimeoutMs ?? DOCTOR_ATTEMPT_TIMEOUT_MS);
+  const client = new TrackerClient(
+    { ...config, timeoutMs: attemptTimeoutMs },
+    {
+      fetch: deps.fetch,
+      sleep: deps.sleep,
+      onRetry: (failure, attempt, delayMs) =>
+        print(`  attempt ${attempt} of ${RETRY_DELAYS_MS.length + 1}: ${failure.message}; trying again in ${delayMs} ms`),
+    },
+  );
+  const call = () => newCall(new AbortController().signal);
   try {
     const health = await client.health(call());
     print(`✓ service reachable: ${config.displayUrl}/healthz says ${health.status}${health.version ? `, version ${health.version}` : ""}`);
   } catch (error) {
-    print(`✗ service: ${(error as Error).message}`);
-    print("  Is the service running at that address? Start the local one with `bun run tracker`, or set TASK_TRACKING_URL.");
+    if (!(error instanceof ToolFailure)) throw error;
+    print(`✗ service: ${error.message}`);
+    for (const hint of healthHints(error, config)) print(hint);
     return 1;
   }
   try {
@@ -726,9 +1474,15 @@ export async function doctor(env: Record<string, string | undefined>, print: (li
     print("✓ API key accepted (a read-only call succeeded)");
     return 0;
   } catch (error) {
-    const failure = error as ToolFailure;
-    print(`✗ API key: ${failure.message}`);
-    if (failure.status === 401) print("  The service rejected the key: set TASK_TRACKING_API_KEY to one of the service's keys.");
+    if (!(error instanceof ToolFailure)) throw error;
+    print(`✗ API key: ${error.message}`);
+    if (error.status === 401) {
+      print(
+        config.apiKeyFile
+          ? `  The service rejected the key: put one of the service's keys in ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE).`
+          : "  The service rejected the key: set TASK_TRACKING_API_KEY to one of the service's keys.",
+      );
+    }
     return 1;
   }
 }
@@ -795,17 +1549,44 @@ const SHUTDOWN_GRACE_MS = 2000;
  */
 const IDLE_COLLECTION_MS = 1000;
 
-async function serve(config: Config): Promise<void> {
-  const protocolOut = reserveStdoutForProtocol();
-  const log = createLog(config.logLevel, createRedactor([config.apiKey]), (line) => process.stderr.write(line));
+export type StopSignal = "SIGINT" | "SIGTERM" | "SIGHUP";
+
+/** Everything serve() takes from the process, so tests run it in process. */
+export interface ServeIO {
+  stdin: Readable;
+  /** The protocol stream: MCP messages and nothing else. */
+  stdout: Writable;
+  writeLog: (line: string) => void;
+  onSignal: (signal: StopSignal, stop: () => void) => void;
+  exit: (code: number) => void;
+  fetch?: typeof fetch;
+  sleep?: Sleep;
+  schedule?: Schedule;
+  shutdownGraceMs?: number;
+  maxStdinLineBytes?: number;
+}
+
+/** Serves MCP until stdin closes or a signal arrives; then lets calls in flight finish (or aborts them) and exits 0. */
+export async function serve(config: Config, io: ServeIO): Promise<void> {
+  const log = createLog(config.logLevel, createRedactor([config.apiKey]), io.writeLog);
   const shutdown = new AbortController();
   const inFlight = new Set<Promise<unknown>>();
   const idleCollection = setTimeout(() => Bun.gc(true), IDLE_COLLECTION_MS).unref();
-  const server = createServer(config, { shutdownSignal: shutdown.signal, inFlight, afterCall: () => idleCollection.refresh() });
-  const input = process.stdin.pipe(
-    dropOversizedLines((bytes) => log("warn", { msg: `dropped a message of ${bytes} bytes from the client: over the ${MAX_STDIN_LINE_BYTES}-byte limit` })),
+  const server = createServer(config, {
+    fetch: io.fetch,
+    sleep: io.sleep,
+    schedule: io.schedule,
+    writeLog: io.writeLog,
+    shutdownSignal: shutdown.signal,
+    inFlight,
+    afterCall: () => idleCollection.refresh(),
+    adoptClaims: true,
+  });
+  const maxLineBytes = io.maxStdinLineBytes ?? MAX_STDIN_LINE_BYTES;
+  const input = io.stdin.pipe(
+    dropOversizedLines((bytes) => log("warn", { msg: `dropped a message of ${bytes} bytes from the client: over the ${maxLineBytes}-byte limit` }), maxLineBytes),
   );
-  const transport = new StdioServerTransport(input, protocolOut);
+  const transport = new StdioServerTransport(input, io.stdout);
   server.server.onerror = (error) => log("warn", { msg: `ignored a malformed message from the client: ${error.message.slice(0, 300)}` });
 
   let stopping = false;
@@ -813,21 +1594,21 @@ async function serve(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     log("info", { msg: `stopping: ${reason}` });
-    const abortLate = setTimeout(() => shutdown.abort(), SHUTDOWN_GRACE_MS);
+    const abortLate = setTimeout(() => shutdown.abort(), io.shutdownGraceMs ?? SHUTDOWN_GRACE_MS);
     await Promise.allSettled([...inFlight]);
     clearTimeout(abortLate);
+    shutdown.abort(); // no claim is renewed from here on
+    clearTimeout(idleCollection);
     await new Promise((resolve) => setImmediate(resolve)); // lets the SDK write the last answers
     await server.close().catch(() => {});
-    process.exit(0);
+    io.exit(0);
   };
-  process.stdin.on("end", () => void stop("stdin closed"));
-  process.stdin.on("close", () => void stop("stdin closed"));
-  process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGHUP", () => void stop("SIGHUP"));
+  io.stdin.on("end", () => void stop("stdin closed"));
+  io.stdin.on("close", () => void stop("stdin closed"));
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) io.onSignal(signal, () => void stop(signal));
 
   await server.connect(transport);
-  log("info", { msg: `${NAME} ${VERSION} ready`, url: config.displayUrl });
+  log("info", { msg: `${NAME} ${VERSION} ready`, url: config.displayUrl, agent_id: config.agentId });
 }
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number | undefined> {
@@ -840,7 +1621,13 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     console.log(HELP);
     return 0;
   }
-  if (command === "doctor") return doctor(process.env, (line) => console.log(line));
+  if (command === "doctor") {
+    if (argv.length > 1) {
+      console.error(`${NAME} doctor: unknown option ${JSON.stringify(argv[1])}; doctor takes no options (see ${NAME} --help)`);
+      return 2;
+    }
+    return doctor(process.env, (line) => console.log(line));
+  }
   if (command !== undefined) {
     console.error(`${NAME}: unknown argument ${JSON.stringify(command)}; see ${NAME} --help`);
     return 2;
@@ -853,7 +1640,13 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     console.error(error.message);
     return 1;
   }
-  await serve(config);
+  await serve(config, {
+    stdin: process.stdin,
+    stdout: reserveStdoutForProtocol(),
+    writeLog: (line) => process.stderr.write(line),
+    onSignal: (signal, stop) => process.on(signal, stop),
+    exit: (code) => process.exit(code),
+  });
   return undefined; // keeps serving until stdin closes or a signal arrives
 }
 
