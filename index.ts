@@ -861,11 +861,11 @@ class MarkdownReader {
       this.open.push({ kind: "task", indent, task });
       return;
     }
+    if (/^\[[ xX]\]\S/.test(itemText)) return this.problem(line, `write a space after the checkbox: ${JSON.stringify(itemText.slice(0, 40))}`);
     const notACheckbox = NOT_A_CHECKBOX.exec(itemText);
     if (notACheckbox) {
       return this.problem(line, `"[${notACheckbox[1]}]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)`);
     }
-    if (/^\[[ xX]\]\S/.test(itemText)) return this.problem(line, `write a space after the checkbox: ${JSON.stringify(itemText.slice(0, 40))}`);
     const parent = this.open.at(-1);
     const metadata = parent?.kind === "task" ? METADATA.exec(content) : null;
     if (parent?.kind === "task" && metadata) {
