@@ -1052,7 +1052,10 @@ describe("import and export", () => {
         { line: 1, message: `${derivedTaskId([], "Ship it")} is checked but depends on ${derivedTaskId(["Ship it"], "Test it")} (line 2), which is not; a completed task may depend only on completed ones` },
       ]);
       expect(problemsOf("- [ ] TASK-001: a\n  - depends on: not/valid\n")[0]!.line).toBe(2);
-      expect(problemsOf(`- [ ] ${"x".repeat(10_001)}\n`)).toEqual([{ line: 1, message: "the task's description (with its section's text) is 10001 characters; at most 10000" }]);
+      expect(problemsOf(`- [ ] TASK-001: ${"x".repeat(10_001)}\n- [ ] TASK-002: nul \0\n`)).toEqual([
+        { line: 1, message: "TASK-001: its description is 10001 characters (its section's text included); at most 10000" },
+        { line: 2, message: "TASK-002: its text holds a NUL character" },
+      ]);
     });
 
     test("5,000 items parse in one pass, each with its own ID", () => {
@@ -1100,6 +1103,8 @@ describe("import and export", () => {
       const tasks = asTracked(parseMarkdown(await todo()).tasks);
       tasks.push(
         tracked({ task_id: "login-form", description: "Ends like (high)\n- [ ] not a step\n\\- [x] escaped already\n- depends on: nothing\n  indented", priority: "medium" }),
+        tracked({ task_id: "fenced", description: "Code:\n```\n- [ ] in a block\n\\- kept\n```\nafter", depends_on: ["unclosed"] }),
+        tracked({ task_id: "unclosed", description: "Open fence:\n~~~\n- [ ] inside", status: "completed", completion_notes: "```\n- [x] in notes" }),
         tracked({ task_id: "TASK-099", status: "completed", completion_notes: "Done.\n- [x] with a list\n\nand a blank line", inputs: ["US-053"], outputs: ["index.ts", "README.md"] }),
         tracked({ task_id: "TASK-100", status: "in_progress", claimed_by: "agent-7", lease_expires_at: "2026-12-01T12:00:00.000Z" }),
       );

@@ -713,7 +713,8 @@ export interface ParsedFile {
   problems: FileProblem[];
 }
 
-const MAX_DESCRIPTION = 10_000;
+/** Of a description and of completion notes. */
+const MAX_TEXT = 10_000;
 const MAX_SECTION_TEXT = 1_000;
 /** The IDs people give their tasks and artifacts: an upper-case type, a dash, a number (`TASK-12`, `US-027`). */
 const ARTIFACT_ID = /^([A-Z][A-Z0-9]*)-(\d{1,9})$/;
@@ -731,6 +732,7 @@ const METADATA = /^[-*+]\s+(depends on|inputs|outputs|completion notes|held by):
 const FENCE = /^(`{3,}|~{3,})/;
 const HEADING = /^ {0,3}(#{1,6})(?:\s+(.*?))?(?:\s+#+)?$/;
 
+const indentOf = (text: string) => /^\s*/.exec(text)![0].replace(/\t/g, "    ").length;
 const isTaskId = (id: string) => id.length <= 64 && ID_CHARACTERS.test(id);
 const firstLineOf = (text: string) => text.split("\n", 1)[0]!;
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
@@ -764,6 +766,20 @@ function looksLikeMarkup(text: string): boolean {
   if (item && (CHECKBOX.test(item[2] ?? "") || NOT_A_CHECKBOX.test(item[2] ?? "") || METADATA.test(text))) return true;
   if (/^[-*+]\[/.test(text)) return true;
   return text.startsWith("\\") && looksLikeMarkup(text.slice(1));
+}
+
+/** Escapes the lines of a description or note that would read back as markup; code blocks stay as they are. */
+function escapeLines(lines: string[]): string[] {
+  let fence: string | undefined;
+  return lines.map((line) => {
+    const content = line.trimStart();
+    if (fence) {
+      if (content.startsWith(fence)) fence = undefined;
+      return line;
+    }
+    fence = FENCE.exec(content)?.[1];
+    return fence ? line : escapeLine(line);
+  });
 }
 
 function escapeLine(line: string): string {
@@ -811,6 +827,7 @@ class MarkdownReader {
   private section: Section = { path: [], text: [] };
   private readonly open: OpenBlock[] = [];
   private fence?: { marker: string; owner: OpenBlock | undefined };
+  private blankLines = 0;
 
   /** An export of ours: its headings are status groups, not context for the tasks under them. */
   constructor(readonly isExport: boolean) {
@@ -825,12 +842,17 @@ class MarkdownReader {
     const text = raw.trimEnd();
     if (this.fence) {
       const { marker, owner } = this.fence;
-      if (text.trimStart().startsWith(marker)) this.fence = undefined;
-      return this.addText(text, owner);
+      // A code block inside a list item ends with the item, closed or not.
+      const itemEnded = owner !== undefined && text !== "" && indentOf(text) <= owner.indent;
+      if (!itemEnded) {
+        if (text.trimStart().startsWith(marker)) this.fence = undefined;
+        return this.addText(text, owner, true);
+      }
+      this.fence = undefined;
     }
     if (!text) return this.addText("", this.open.at(-1));
     noteArtifactIds(text, line, this.parsed.counters);
-    const indent = /^\s*/.exec(text)![0].replace(/\t/g, "    ").length;
+    const indent = indentOf(text);
     while (this.open.length && this.open.at(-1)!.indent >= indent) this.open.pop();
     const content = text.trimStart();
 
@@ -848,12 +870,14 @@ class MarkdownReader {
   }
 
   private startSection(level: number, title: string): void {
+    this.blankLines = 0;
     this.headings.length = level - 1;
     this.headings[level - 1] = title.trim();
     this.section = { path: this.isExport ? [] : this.headings.filter(Boolean), text: [] };
   }
 
   private listItem(content: string, markerLength: number, itemText: string, indent: number, line: number): void {
+    if (CHECKBOX.test(itemText) || METADATA.test(content)) this.blankLines = 0;
     const contentColumn = indent + markerLength + 1;
     const checkbox = CHECKBOX.exec(itemText);
     if (checkbox) {
@@ -922,11 +946,24 @@ class MarkdownReader {
   }
 
   /** A line of text belongs to the innermost open task or metadata entry, else to the section's text. */
-  private addText(text: string, innermost: OpenBlock | undefined): void {
+  /**
+   * A line of text belongs to the innermost open task or metadata entry, else to the section's text.
+   * Blank lines outside code blocks wait for the next text, so they go where it goes.
+   */
+  private addText(text: string, innermost: OpenBlock | undefined, inCodeBlock = false): void {
+    if (!text && !inCodeBlock) {
+      this.blankLines++;
+      return;
+    }
     const owner = innermost?.kind === "plain" ? this.open.findLast((block) => block.kind === "task") : innermost;
-    const dedent = (column: number) => unescapeLine(text.replace(new RegExp(`^ {0,${column}}`), ""));
-    if (owner?.kind === "metadata") owner.entry.lines.push(dedent(owner.entry.contentColumn));
-    else if (owner?.kind === "task") owner.task.body.push(dedent(owner.task.contentColumn));
+    const blanks = Array<string>(this.blankLines).fill("");
+    this.blankLines = 0;
+    const dedent = (column: number) => {
+      const line = text.replace(new RegExp(`^ {0,${column}}`), "");
+      return inCodeBlock ? line : unescapeLine(line);
+    };
+    if (owner?.kind === "metadata") owner.entry.lines.push(...blanks, dedent(owner.entry.contentColumn));
+    else if (owner?.kind === "task") owner.task.body.push(...blanks, dedent(owner.task.contentColumn));
     else if (text.trim() && !this.isExport) this.section.text.push(text.trim());
   }
 
@@ -940,9 +977,6 @@ class MarkdownReader {
     let description = normalizeDescription([task.description, ...body].join("\n"));
     const context = sectionContext(section);
     if (context) description += `\n\n${context}`;
-    if (description.length > MAX_DESCRIPTION) {
-      this.problem(task.line, `the task's description (with its section's text) is ${description.length} characters; at most ${MAX_DESCRIPTION}`);
-    }
     const result: FileTask = { ...task, description };
     for (const entry of metadata) {
       const value = normalizeDescription(entry.lines.join("\n"));
@@ -1010,7 +1044,7 @@ export function parseGitHubIssues(issues: unknown[]): ParsedFile {
       parsed.problems.push({ line: 0, message: `issue #${number}: label priority:${priorities[0]} is not a priority; use priority:high, priority:medium or priority:low` });
     }
     let description = normalizeDescription(`${title.trim()}\n\n${(body ?? "").replace(/\r\n?/g, "\n")}`);
-    if (description.length > MAX_DESCRIPTION) description = `${description.slice(0, MAX_DESCRIPTION - 60)}\n\n…(cut: the rest is in issue #${number})`;
+    if (description.length > MAX_TEXT) description = `${description.slice(0, MAX_TEXT - 60)}\n\n…(cut: the rest is in issue #${number})`;
     if (!title.trim()) parsed.problems.push({ line: 0, message: `issue #${number} has no title` });
     noteArtifactIds(description, 0, parsed.counters);
     const closed = state.toUpperCase() === "CLOSED";
@@ -1088,6 +1122,12 @@ function checkFileTasks(parsed: ParsedFile): ParsedFile {
     else if (task.task_id.startsWith("md-") && task.line) {
       parsed.problems.push({ line: task.line, message: `the item repeats the one on line ${first.line} (same text in the same place); reword one of them or give it an ID` });
     } else parsed.problems.push({ line: task.line, message: `task ID ${task.task_id} is used already (${where(first)})` });
+  }
+  for (const task of parsed.tasks) {
+    const problem = (message: string) => parsed.problems.push({ line: task.line, message: `${task.task_id}: ${message}` });
+    if (task.description.length > MAX_TEXT) problem(`its description is ${task.description.length} characters (its section's text included); at most ${MAX_TEXT}`);
+    if (task.completion_notes.length > MAX_TEXT) problem(`its completion notes are ${task.completion_notes.length} characters; at most ${MAX_TEXT}`);
+    if ([task.description, task.completion_notes, ...task.inputs, ...task.outputs].some((text) => text.includes("\0"))) problem("its text holds a NUL character");
   }
   for (const task of parsed.tasks) {
     if (task.status !== "completed") continue;
@@ -1497,10 +1537,9 @@ function taskLines(task: Task): string[] {
   const endsLikePriority = PRIORITY_SUFFIX.test(first);
   const priority = task.priority !== "medium" || endsLikePriority ? ` (${task.priority})` : "";
   const lines = [`- [${task.status === "completed" ? "x" : " "}] ${id} ${first}${priority}`];
-  for (const line of rest) lines.push(line ? `  ${escapeLine(line)}` : "");
   const metadata = (key: string, value: string) => {
     const [head, ...more] = value.split("\n");
-    lines.push(`  - ${key}: ${head}`.trimEnd(), ...more.map((line) => (line ? `    ${escapeLine(line)}` : "")));
+    lines.push(`  - ${key}: ${head}`.trimEnd(), ...escapeLines(more).map((line) => (line ? `    ${line}` : "")));
   };
   if (task.depends_on.length) metadata("depends on", task.depends_on.join(", "));
   if (task.inputs.length) metadata("inputs", task.inputs.join(", "));
@@ -1508,6 +1547,8 @@ function taskLines(task: Task): string[] {
   const lease = typeof task.lease_expires_at === "string" ? ` (lease until ${task.lease_expires_at})` : "";
   if (task.claimed_by) metadata("held by", task.claimed_by + lease);
   if (task.status === "completed" && task.completion_notes) metadata("completion notes", normalizeDescription(task.completion_notes));
+  // After the metadata: a code block left open in the description then ends with the item, as in any markdown.
+  for (const line of escapeLines(rest)) lines.push(line ? `  ${line}` : "");
   return lines;
 }
 
