@@ -1049,7 +1049,7 @@ describe("import and export", () => {
         { line: 1, message: "dependency cycle: TASK-001 (line 1) → TASK-002 (line 3) → TASK-001" },
       ]);
       expect(problemsOf("- [x] Ship it\n  - [ ] Test it\n")).toEqual([
-        { line: 1, message: `${derivedTaskId([], "Ship it")} is checked but depends on ${derivedTaskId(["Ship it"], "Test it")} (line 2), which is not; a completed task may depend only on completed ones` },
+        { line: 1, message: `${derivedTaskId([], "Ship it")} is checked but depends on ${derivedTaskId([derivedTaskId([], "Ship it")], "Test it")} (line 2), which is not; a completed task may depend only on completed ones` },
       ]);
       expect(problemsOf("- [ ] TASK-001: a\n  - depends on: not/valid\n")[0]!.line).toBe(2);
       expect(problemsOf(`- [ ] TASK-001: ${"x".repeat(10_001)}\n- [ ] TASK-002: nul \0\n`)).toEqual([

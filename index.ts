@@ -742,7 +742,7 @@ export function normalizeDescription(text: string): string {
   return text.split("\n").map((line) => line.trimEnd()).join("\n").trimEnd();
 }
 
-/** `md-` and 10 hex digits of sha256 over the item's place (headings, enclosing items) and text. */
+/** `md-` and 10 hex digits of sha256 over the item's place (headings, enclosing plain items, its parent's ID) and text. */
 export function derivedTaskId(path: string[], text: string): string {
   const hasher = new Bun.CryptoHasher("sha256");
   hasher.update([...path, text].map((part) => part.replace(/\s+/g, " ").trim()).join("\n"));
@@ -920,8 +920,9 @@ class MarkdownReader {
       text = text.slice(0, priorityMatch.index);
     }
     if (!text) this.problem(line, "the item has no text: write what is to be done after the checkbox");
+    // A step's place is its parent's ID, not its text: rewording an item with an ID keeps its steps' IDs.
     const enclosing = this.open.flatMap((block) =>
-      block.kind === "task" ? [block.task.description] : block.kind === "plain" ? [block.text] : [],
+      block.kind === "task" ? [block.task.task_id] : block.kind === "plain" ? [block.text] : [],
     );
     const parent = this.open.findLast((block) => block.kind === "task");
     const task: DraftTask = {
@@ -1228,6 +1229,11 @@ export function planImport(file: ParsedFile, existing: Task[], counters: Map<str
     const current = tracked.get(task.task_id);
     if (!current) plan.add.push(task);
     else compareWithTracker(task, current, plan);
+  }
+  const gone = existing.filter((task) => task.task_id.startsWith("md-") && !inFile.has(task.task_id)).map((task) => task.task_id);
+  if (gone.length && file.format === "markdown") {
+    const shown = gone.slice(0, 5).join(", ") + (gone.length > 5 ? ", …" : "");
+    plan.notes.push(`${plural(gone.length, "task")} of the project with a derived ID ${gone.length === 1 ? "is" : "are"} not in this file (an item reworded or moved, or another file's): ${shown}`);
   }
   for (const [type, { number, line }] of file.counters) {
     const from = counters.get(type) ?? 0;

@@ -103,6 +103,31 @@ describe("import of a TODO.md", () => {
     expect((await tasksOf(project)).length).toBe(14);
   });
 
+  test("an edited file changes the priority and text of open tasks and completes the items checked since", async () => {
+    const original = await Bun.file(TODO).text();
+    const edited = original
+      .replace("- [ ] **TASK-012** Publish the npm package (high)", "- [ ] **TASK-012** Publish the npm package to the registry (low)")
+      .replace("  - [ ] Smoke-test `npx task-tracking-mcp --version` on macOS and Windows\n    - [ ] Borrow", "  - [ ] Smoke-test `npx task-tracking-mcp --version` on macOS and Windows\n    - [x] Borrow");
+    expect(edited).not.toBe(original);
+    const result = await cli("import", fileWith("TODO-edited.md", edited), "--project", project);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(result.stdout).toContain('  ~ TASK-012       priority high → low; description → "Publish the npm package to the registry" (and more lines)  (line 10)\n');
+    expect(result.stdout).toMatch(/ {2}~ md-[0-9a-f]{10} {2}pending → completed {2}\(line 13\)\n/);
+    const tasks = await tasksOf(project);
+    const publish = tasks.find((task) => task.task_id === "TASK-012")!;
+    expect({ priority: publish.priority, first: publish.description.split("\n")[0] }).toEqual({ priority: "low", first: "Publish the npm package to the registry" });
+    const borrow = tasks.find((task) => task.description.startsWith("Borrow a Windows machine"))!;
+    expect({ status: borrow.status, completion_notes: borrow.completion_notes }).toEqual({ status: "completed", completion_notes: "Checked in TODO-edited.md" });
+    const events = (await tracker.api("GET", `/tasks/${borrow.task_id}/events?project=${project}`)).body.events.map((event: any) => event.type);
+    expect(events).toEqual(["created", "claimed", "completed"]);
+    // The item the previous test added is not in this file: the import names it and leaves it be.
+    const plan = tasks.find((task) => task.description.startsWith("Write the 1.1 plan"))!;
+    expect((await cli("import", fileWith("TODO-edited.md", edited), "--project", project)).stdout).toBe(
+      `Note: 1 task of the project with a derived ID is not in this file (an item reworded or moved, or another file's): ${plan.task_id}\n` +
+        "Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.\n",
+    );
+  });
+
   test("--dry-run prints what it would add and raise, and sends nothing but reads", async () => {
     const mark = tracker.accessLog().length;
     const result = await cli("import", TODO, "--project", "dry", "--dry-run");
@@ -118,7 +143,8 @@ describe("import of a TODO.md", () => {
   test("CRLF line endings give the same tasks as LF", async () => {
     const crlf = fileWith("TODO-crlf.md", (await Bun.file(TODO).text()).replaceAll("\n", "\r\n"));
     expect((await cli("import", crlf, "--project", "crlf")).code).toBe(0);
-    expect(byId(await tasksOf("crlf"))).toEqual(byId((await tasksOf(project)).filter((task) => !task.description.startsWith("Write the 1.1 plan"))));
+    expect((await cli("import", TODO, "--project", "lf")).code).toBe(0);
+    expect(byId(await tasksOf("crlf"))).toEqual(byId(await tasksOf("lf")));
   });
 });
 
@@ -136,7 +162,6 @@ describe("export", () => {
     expect((await cli("import", file, "--project", "copy")).code).toBe(0);
     expect(byId(await tasksOf("copy"))).toEqual(byId(await tasksOf("source")));
     expect(await countersOf("copy")).toEqual(await countersOf("source"));
-    expect((await cli("export", "--project", "copy")).stdout).toBe(exported.stdout.replaceAll("project source", "project copy").replaceAll("--project source", "--project copy").replace("# Tasks of source", "# Tasks of copy"));
 
     const again = await cli("import", file, "--project", "source");
     expect(again.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.\n");
