@@ -917,7 +917,7 @@ describe("import and export", () => {
     const counters = new Map<string, number>();
     const writes: { method: string; path: string; body: any }[] = [];
     /** From this write on, every write fails with 503. */
-    const state = { failFromWrite: Infinity };
+    const state = { failFromWrite: Infinity, hideCounters: false, listBody: undefined as unknown };
     const server = Bun.serve({
       port: 0,
       hostname: "127.0.0.1",
@@ -935,10 +935,10 @@ describe("import and export", () => {
           const start = Number(url.searchParams.get("cursor") ?? 0);
           const inProject = tasks.filter((task) => task.project_id === project);
           const next = start + pageSize < inProject.length ? String(start + pageSize) : null;
-          return json({ tasks: inProject.slice(start, start + pageSize), next_cursor: next });
+          return json(state.listBody ?? { tasks: inProject.slice(start, start + pageSize), next_cursor: next });
         }
         if (request.method === "GET" && first === "ids") {
-          const list = [...counters].filter(([key]) => key.startsWith(`${project}/`));
+          const list = [...counters].filter(([key]) => !state.hideCounters && key.startsWith(`${project}/`));
           return json({ counters: list.map(([key, last]) => ({ project_id: project, artifact_type: key.split("/")[1], last_assigned_id: last })), reservations: [] });
         }
         if (request.method === "PUT" && first === "ids") {
@@ -1239,6 +1239,41 @@ describe("import and export", () => {
           ["PUT", "/ids/registry/web/TASK", undefined],
         ]);
         expect(tracker.writes[3]!.body.completion_notes).toBe("Checked in TODO.md");
+      } finally {
+        tracker.stop();
+      }
+    });
+
+    test("what an import cannot change is said in notes: dependencies, and derived-ID tasks the file no longer holds", async () => {
+      const tracker = standInTracker();
+      try {
+        await cli(runImport, [fileWith("- [ ] Parent\n  - [ ] Step\n- [ ] Gone soon\n"), "--project", "web"], tracker.env);
+        const parent = tracker.tasks[1]!;
+        const result = await cli(runImport, [fileWith("- [ ] Parent\n"), "--project", "web"], tracker.env);
+        expect(result.stdout).toBe([
+          `Note: line 1: ${parent.task_id} depends on nothing in the file, on ${parent.depends_on[0]} in the project; the tracker cannot change a task's dependencies`,
+          `Note: 2 tasks of the project with a derived ID are not in this file (an item reworded or moved, or another file's): ${parent.depends_on[0]}, ${tracker.tasks[2]!.task_id}`,
+          "Done: added 0 tasks, changed 0, raised 0 ID counters; 1 already up to date.",
+        ].join("\n"));
+        const checked = await cli(runImport, [fileWith("- [x] TASK-009: Done already\n  - depends on: " + parent.task_id + "\n"), "--project", "web"], tracker.env);
+        expect(checked.stderr).toContain(`:1: TASK-009 is checked but depends on ${parent.task_id}, which is pending in the project\n`);
+      } finally {
+        tracker.stop();
+      }
+    });
+
+    test("a counter raised by someone else meanwhile is fine; a malformed answer of the service is named", async () => {
+      const tracker = standInTracker();
+      try {
+        tracker.counters.set("web/US", 90);
+        tracker.state.hideCounters = true;
+        const raced = await cli(runImport, [fileWith("- [ ] Write US-012\n"), "--project", "web"], tracker.env);
+        expect({ exitCode: raced.exitCode, counter: tracker.counters.get("web/US") }).toEqual({ exitCode: 0, counter: 90 });
+        tracker.state.listBody = { tasks: "none" };
+        const broken = await cli(runExport, ["--project", "web"], tracker.env);
+        expect(broken).toEqual({ exitCode: 1, stdout: "", stderr: "Task Tracking API returned an invalid response: tasks: Invalid input: expected array, received string" });
+        expect(problemsOf('{"tasks": [{"task_id": "a", "status": "done"}]}')[0]!.message).toStartWith("tasks[0].description: ");
+        expect(problemsOf('{"tasks": [{"task_id": "a b", "description": "x", "status": "pending"}]}')[0]!.message).toBe('tasks[0].task_id "a b" is not a valid task ID');
       } finally {
         tracker.stop();
       }
