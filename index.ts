@@ -1347,7 +1347,7 @@ interface ImportProgress {
  * first), then the counters. The file was checked whole before, so the service refuses nothing in it
  * unless the project changed meanwhile or the service fails; a re-run then does only what is left.
  */
-async function applyPlan(client: TrackerClient, project: string, plan: ImportPlan, fileName: string, progress: ImportProgress): Promise<void> {
+async function applyPlan(client: TrackerClient, project: string, plan: ImportPlan, progress: ImportProgress): Promise<void> {
   const inProject = `?project=${encodeURIComponent(project)}`;
   for (const tasks of batchesOf(plan.add, project)) {
     await client.send({ method: "POST", path: "/tasks/batch", body: { tasks }, idempotent: true }, cliCall());
@@ -1360,7 +1360,7 @@ async function applyPlan(client: TrackerClient, project: string, plan: ImportPla
       await client.send({ method: "PATCH", path: path + inProject, body, idempotent: true }, cliCall());
     }
     if (complete) {
-      const completed = { status: "completed", completion_notes: task.completion_notes || `Checked in ${fileName}` };
+      const completed = { status: "completed", completion_notes: task.completion_notes };
       await client.send({ method: "PUT", path: `${path}/status${inProject}`, body: { status: "in_progress" }, idempotent: true }, cliCall());
       await client.send({ method: "PUT", path: `${path}/status${inProject}`, body: completed, idempotent: true }, cliCall());
     }
@@ -1495,6 +1495,9 @@ export function runImport(argv: string[], io: CliIo): Promise<number> {
       return 1;
     }
     const file = parseTaskFile(text);
+    for (const task of file.tasks) {
+      if (file.format === "markdown" && task.status === "completed" && !task.completion_notes) task.completion_notes = `Checked in ${basename(fileName)}`;
+    }
     const plan = file.problems.length
       ? undefined
       : planImport(file, await listProjectTasks(client, project), await projectCounters(client, project));
@@ -1508,7 +1511,7 @@ export function runImport(argv: string[], io: CliIo): Promise<number> {
     const progress: ImportProgress = { added: 0, edited: 0 };
     if (!dryRun) {
       try {
-        await applyPlan(client, project, plan!, basename(fileName), progress);
+        await applyPlan(client, project, plan!, progress);
       } catch (error) {
         if (progress.added || progress.edited) {
           io.err(`Stopped after adding ${progress.added} of ${plan!.add.length} tasks and changing ${progress.edited} of ${plan!.edit.length}. ` +
