@@ -822,7 +822,7 @@ type OpenBlock =
 /** Reads a markdown file line by line (GitHub-flavoured task lists); see parseMarkdown. */
 class MarkdownReader {
   readonly parsed: ParsedFile = { format: "markdown", tasks: [], counters: new Map(), problems: [] };
-  readonly drafts: DraftTask[] = [];
+  private readonly drafts: DraftTask[] = [];
   private readonly headings: string[] = [];
   private section: Section = { path: [], text: [] };
   private readonly open: OpenBlock[] = [];
@@ -877,6 +877,7 @@ class MarkdownReader {
   }
 
   private listItem(content: string, markerLength: number, itemText: string, indent: number, line: number): void {
+    // Blank lines before a new task or metadata entry end the text before them: they belong to nobody.
     if (CHECKBOX.test(itemText) || METADATA.test(content)) this.blankLines = 0;
     const contentColumn = indent + markerLength + 1;
     const checkbox = CHECKBOX.exec(itemText);
@@ -946,7 +947,6 @@ class MarkdownReader {
     return task;
   }
 
-  /** A line of text belongs to the innermost open task or metadata entry, else to the section's text. */
   /**
    * A line of text belongs to the innermost open task or metadata entry, else to the section's text.
    * Blank lines outside code blocks wait for the next text, so they go where it goes.
