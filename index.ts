@@ -1586,9 +1586,9 @@ Usage:
   ${NAME}             serve MCP over stdin/stdout (an MCP client such as Claude Code starts it)
   ${NAME} doctor      check the configuration, reach the service, prove the API key
   ${NAME} import FILE --project P [--dry-run]
-                      add the tasks of a markdown task list, a \`gh issue list --json\` dump or an export
+                                add the tasks of a markdown task list, a \`gh issue list --json\` dump or an export
   ${NAME} export --project P [--format markdown|json]
-                      print every task of a project (markdown imports back)
+                                print every task of a project (markdown imports back)
   ${NAME} --version   print the version
   ${NAME} --help      print this help
 
