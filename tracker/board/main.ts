@@ -224,7 +224,9 @@ class Board {
     byId("no-counters").hidden = registry.counters.length > 0;
     fill(
       byId("counters"),
-      ...registry.counters.map((counter) =>
+      ...registry.counters
+        .toSorted((a, b) => a.artifact_type.localeCompare(b.artifact_type))
+        .map((counter) =>
         el(
           "tr",
           {},
