@@ -2,9 +2,22 @@
 // tracker as its own process, with the compiled MCP server doing an agent's work beside it.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Locator, type Page } from "playwright-core";
-import { mcpEnv, startMcp, startTrackerProcess, stopEverything, textOf, type McpProcess, type TrackerProcess } from "./harness.ts";
+import {
+  Lines,
+  makeApiKey,
+  mcpEnv,
+  ROOT,
+  startMcp,
+  startTrackerProcess,
+  stopEverything,
+  textOf,
+  type McpProcess,
+  type TrackerProcess,
+} from "./harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 /** node.md: without the background-networking flags chromium keeps dialling Google on a closed network. */
@@ -24,6 +37,9 @@ const PERSON = "Alice Example";
 /** The issue's bound for a change to reach the board, and for the first screen of a big project. */
 const LIVE_MS = 1000;
 const COLUMNS = ["Ready", "Blocked", "In progress", "Completed"] as const;
+/** What the tracker must send with the page and its assets (the page repeats it in a meta tag, but frame-ancestors). */
+const BOARD_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 setDefaultTimeout(20_000);
 
@@ -287,12 +303,13 @@ browserTests("the board", () => {
     await expectNotReloaded();
   });
 
-  test("the page obeys a strict Content-Security-Policy: no inline script runs", async () => {
+  test("the page comes with a strict Content-Security-Policy, and no inline script runs", async () => {
     const other = await context.newPage();
     const response = await other.goto(tracker.url);
+    expect(response!.headers()["content-security-policy"]).toBe(BOARD_CSP);
     const html = await response!.text();
     expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
-    expect(html).toContain(`content="default-src 'self'; script-src 'self';`);
+    expect(html).not.toMatch(/\sstyle=|<style/);
     await other.evaluate(() => {
       const script = document.createElement("script");
       script.textContent = "window.inlineRan = true";
@@ -371,5 +388,49 @@ browserTests("a project of 10,000 tasks", () => {
     const completed = bigPage.getByRole("region", { name: "Completed", exact: true });
     expect(await completed.locator("button.card").count()).toBe(50);
     expect(await bigPage.getByRole("region", { name: "In progress", exact: true }).locator("button.card").count()).toBe(5);
+  });
+});
+
+browserTests("the compiled tracker", () => {
+  const binary = join(ROOT, "dist", "task-tracker");
+
+  test("serves the board built into it, from a directory without the sources", async () => {
+    if (!existsSync(binary)) throw new Error(`${binary} is missing: run \`bun run build\` first`);
+    const dir = mkdtempSync(join(tmpdir(), "tt-board-binary-"));
+    const apiKey = makeApiKey();
+    const child = Bun.spawn([binary], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? "", PORT: "0", HOST: "127.0.0.1", TRACKER_DB: join(dir, "tracker.db"), TRACKER_API_KEYS: apiKey },
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    const stderr = new Lines();
+    void (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stderr) stderr.push(decoder.decode(chunk, { stream: true }));
+      stderr.end();
+    })();
+    const binaryBrowser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+    try {
+      const started = await stderr.waitFor((line) => line.includes('"tracker started"'), "the compiled tracker to start");
+      const url = (JSON.parse(started) as { url: string }).url;
+      const binaryPage = await binaryBrowser.newPage();
+      const problems: string[] = [];
+      binaryPage.on("console", (message) => void (message.type() === "error" && problems.push(message.text())));
+      binaryPage.on("pageerror", (error) => problems.push(error.message));
+      const response = await binaryPage.goto(url);
+      expect(response!.headers()["content-security-policy"]).toBe(BOARD_CSP);
+      await binaryPage.getByLabel("API key").fill(apiKey);
+      await binaryPage.getByRole("button", { name: "Open board" }).click();
+      await binaryPage.getByText("No projects yet: add a task to start one.").waitFor();
+      for (const name of COLUMNS) await binaryPage.getByRole("region", { name, exact: true }).waitFor({ state: "attached" });
+      expect(problems).toEqual([]);
+    } finally {
+      await binaryBrowser.close();
+      child.kill("SIGTERM");
+      expect(await child.exited).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
