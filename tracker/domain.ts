@@ -1,6 +1,8 @@
 // The rules of the Task Tracking service (API.md), free of HTTP and SQL:
 // types, validation, the state machine, ID formatting and the error codes.
 
+import { createHash } from "node:crypto";
+
 export type Priority = "high" | "medium" | "low";
 export type TaskStatus = "pending" | "in_progress" | "completed";
 
@@ -215,11 +217,11 @@ export const SCHEMA_VERSION = 2;
 /** Rows deleted per statement when old Idempotency-Keys are purged. */
 export const PURGE_BATCH_SIZE = 2000;
 
-const TASK_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-const PROJECT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
-const ARTIFACT_TYPE_PATTERN = /^[A-Z][A-Z0-9]{0,15}$/;
-const PRINTABLE_ASCII_PATTERN = /^[\x20-\x7E]+$/;
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const TASK_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export const PROJECT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+export const ARTIFACT_TYPE_PATTERN = /^[A-Z][A-Z0-9]{0,15}$/;
+export const PRINTABLE_ASCII_PATTERN = /^[\x20-\x7E]+$/;
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const PRIORITIES: readonly Priority[] = ["high", "medium", "low"];
 export const TASK_STATUSES: readonly TaskStatus[] = ["pending", "in_progress", "completed"];
@@ -323,7 +325,17 @@ function requireInteger(body: JsonObject, field: string, min: number, max: numbe
   return value;
 }
 
-const TASK_INPUT_FIELDS = new Set(["task_id", "project_id", "description", "inputs", "outputs", "priority", "depends_on"]);
+const TASK_INPUT_FIELDS = new Set([
+  "task_id",
+  "project_id",
+  "description",
+  "inputs",
+  "outputs",
+  "priority",
+  "depends_on",
+  "status",
+  "completion_notes",
+]);
 
 function parseNewTask(raw: unknown, index: number): NewTask {
   const prefix = `tasks[${index}].`;
@@ -353,7 +365,45 @@ function parseNewTask(raw: unknown, index: number): NewTask {
   for (let i = 0; i < dependsOn.length; i++) {
     if (!isTaskId(dependsOn[i]!)) throw validationError(`${prefix}depends_on[${i}] must be ${TASK_ID_RULE}`);
   }
-  return { task_id: taskId, project_id: projectId, description, inputs, outputs, priority, depends_on: dependsOn };
+  const { status, completionNotes } = parseImportedStatus(body, prefix);
+  return {
+    task_id: taskId,
+    project_id: projectId,
+    description,
+    inputs,
+    outputs,
+    priority,
+    depends_on: dependsOn,
+    status,
+    completion_notes: completionNotes,
+  };
+}
+
+/** A batch item's `status` (pending, or completed for a task imported as done) and its notes. */
+function parseImportedStatus(body: JsonObject, prefix: string): { status: NewTask["status"]; completionNotes: string } {
+  let status: NewTask["status"] = "pending";
+  if (body.status !== undefined) {
+    if (body.status !== "pending" && body.status !== "completed") {
+      throw validationError(`${prefix}status must be pending or completed (a new task starts in one of them)`);
+    }
+    status = body.status;
+  }
+  if (body.completion_notes === undefined) return { status, completionNotes: "" };
+  if (status !== "completed") throw validationError(`${prefix}completion_notes is only for status completed`);
+  return { status, completionNotes: parseCompletionNotes(body, `${prefix}completion_notes`) };
+}
+
+function parseCompletionNotes(body: JsonObject, name: string): string {
+  const notes = requireString(body, "completion_notes", name);
+  if (!hasAtMostCharacters(notes, MAX_COMPLETION_NOTES_CHARS)) {
+    throw validationError(`${name} must be at most ${MAX_COMPLETION_NOTES_CHARS} characters`);
+  }
+  return notes;
+}
+
+/** How a batch tells its tasks apart: a task ID is unique within its project only. */
+function taskKey(projectId: string, taskId: string): string {
+  return `${projectId}\n${taskId}`;
 }
 
 /**
@@ -373,15 +423,19 @@ export function parseTaskBatch(raw: unknown): NewTask[] {
   const parsed = tasks.map(parseNewTask);
   const seen = new Set<string>();
   for (const task of parsed) {
-    if (seen.has(task.task_id)) throw new ApiError("conflict", `Task ${task.task_id} appears more than once in the batch`);
-    seen.add(task.task_id);
+    const key = taskKey(task.project_id, task.task_id);
+    if (seen.has(key)) {
+      throw new ApiError("conflict", `Task ${task.task_id} of project ${task.project_id} appears more than once in the batch`);
+    }
+    seen.add(key);
   }
   rejectCycles(parsed);
   return parsed;
 }
 
-function rejectCycles(tasks: readonly NewTask[]): void {
-  const inBatch = new Map(tasks.map((task, index) => [task.task_id, index]));
+/** Rejects a dependency cycle inside a batch (stored tasks can never depend on new ones). */
+export function rejectCycles(tasks: readonly NewTask[]): void {
+  const inBatch = new Map(tasks.map((task, index) => [taskKey(task.project_id, task.task_id), index]));
   // Iterative depth-first search (a chain thousands long must not overflow the stack).
   const state = new Uint8Array(tasks.length); // 0 unvisited, 1 on the current path, 2 done
   for (let root = 0; root < tasks.length; root++) {
@@ -401,7 +455,7 @@ function rejectCycles(tasks: readonly NewTask[]): void {
         continue;
       }
       nextEdge[top] = edge + 1;
-      const target = inBatch.get(deps[edge]!);
+      const target = inBatch.get(taskKey(tasks[node]!.project_id, deps[edge]!));
       if (target === undefined || state[target] === 2) continue;
       if (state[target] === 1) {
         const cycle = path.slice(path.indexOf(target)).map((i) => tasks[i]!.task_id);
@@ -418,21 +472,35 @@ function rejectCycles(tasks: readonly NewTask[]): void {
 export interface StatusUpdate {
   status: TaskStatus;
   completionNotes: string;
+  /** For a claim: the lease length asked for; null means TRACKER_CLAIM_TTL. */
+  leaseSeconds: number | null;
+  /** For a release: release a claim another agent holds. */
+  force: boolean;
 }
 
 export function parseStatusUpdate(raw: unknown): StatusUpdate {
   const body = requireObject(raw, "The request body");
-  rejectUnknownFields(body, new Set(["status", "completion_notes"]), "");
+  rejectUnknownFields(body, new Set(["status", "completion_notes", "lease_seconds", "force"]), "");
   const status = requireString(body, "status", "status");
   if (!isTaskStatus(status)) throw validationError("status must be one of pending, in_progress, completed");
-  let completionNotes = "";
-  if (body.completion_notes !== undefined) {
-    completionNotes = requireString(body, "completion_notes", "completion_notes");
-    if (!hasAtMostCharacters(completionNotes, MAX_COMPLETION_NOTES_CHARS)) {
-      throw validationError(`completion_notes must be at most ${MAX_COMPLETION_NOTES_CHARS} characters`);
-    }
+  const completionNotes = body.completion_notes === undefined ? "" : parseCompletionNotes(body, "completion_notes");
+  let leaseSeconds: number | null = null;
+  if (body.lease_seconds !== undefined) {
+    if (status !== "in_progress") throw validationError("lease_seconds is only for status in_progress (a claim)");
+    leaseSeconds = parseLeaseSeconds(body);
   }
-  return { status, completionNotes };
+  let force = false;
+  if (body.force !== undefined) {
+    if (typeof body.force !== "boolean") throw validationError(`force must be a boolean, not ${describeType(body.force)}`);
+    if (status !== "pending") throw validationError("force is only for status pending (a release)");
+    force = body.force;
+  }
+  return { status, completionNotes, leaseSeconds, force };
+}
+
+/** `lease_seconds` of a claim or a heartbeat: an integer of MIN_LEASE_SECONDS..MAX_LEASE_SECONDS. */
+export function parseLeaseSeconds(body: JsonObject): number {
+  return requireInteger(body, "lease_seconds", MIN_LEASE_SECONDS, MAX_LEASE_SECONDS);
 }
 
 export interface ReservationRequest {
@@ -474,15 +542,19 @@ const allowedTransitions: Record<TaskStatus, readonly TaskStatus[]> = {
 };
 
 /**
- * Checks the depends_on of a batch and counts, for each task, the dependencies not yet completed
- * (each distinct dependency once). A dependency is a task of the same batch (never completed yet) or
- * a stored task, read through `stored`; it must exist and be of the task's own project.
+ * What a storage knows of a task a batch names in depends_on: the task of that ID in the asking
+ * task's own project, else one of that ID in another project (only to say so), else null.
  */
-export function countUnfinishedDependencies(
-  tasks: readonly NewTask[],
-  stored: (taskId: string) => { project_id: string; status: TaskStatus } | null | undefined,
-): number[] {
-  const inBatch = new Map(tasks.map((task) => [task.task_id, task]));
+export type StoredDependency = (projectId: string, taskId: string) => { project_id: string; status: TaskStatus } | null | undefined;
+
+/**
+ * Checks the depends_on of a batch and counts, for each task, the dependencies not yet completed
+ * (each distinct dependency once). A dependency is a task of the same project, in the same batch or
+ * stored (read through `stored`). A task imported as completed may depend only on completed tasks.
+ */
+export function countUnfinishedDependencies(tasks: readonly NewTask[], stored: StoredDependency): number[] {
+  const inBatch = new Map(tasks.map((task) => [taskKey(task.project_id, task.task_id), task]));
+  const idsInBatch = new Map(tasks.map((task) => [task.task_id, task]));
   return tasks.map((task, i) => {
     const distinct = new Set<string>();
     let count = 0;
@@ -490,16 +562,17 @@ export function countUnfinishedDependencies(
       const dependencyId = task.depends_on[j]!;
       if (distinct.has(dependencyId)) continue;
       distinct.add(dependencyId);
-      const sibling = inBatch.get(dependencyId);
-      const row = sibling ? undefined : stored(dependencyId);
-      const projectId = sibling?.project_id ?? row?.project_id;
-      if (projectId === undefined) {
-        throw validationError(`tasks[${i}].depends_on[${j}] names an unknown task: ${dependencyId}`);
+      const field = `tasks[${i}].depends_on[${j}]`;
+      const dependency = inBatch.get(taskKey(task.project_id, dependencyId)) ?? stored(task.project_id, dependencyId) ?? idsInBatch.get(dependencyId);
+      if (!dependency) throw validationError(`${field} names an unknown task: ${dependencyId}`);
+      if (dependency.project_id !== task.project_id) {
+        throw validationError(`${field} names ${dependencyId} of project ${dependency.project_id}, not of ${task.project_id}`);
       }
-      if (projectId !== task.project_id) {
-        throw validationError(`tasks[${i}].depends_on[${j}] names ${dependencyId} of project ${projectId}, not of ${task.project_id}`);
+      if (dependency.status === "completed") continue;
+      if (task.status === "completed") {
+        throw validationError(`${field} names ${dependencyId}, which is not completed: a completed task may depend only on completed tasks`);
       }
-      if (sibling || row?.status !== "completed") count++;
+      count++;
     }
     return count;
   });
@@ -567,6 +640,80 @@ export function unfinishedDependencies(waiting: readonly string[]): string {
 /** Unreachable under a row lock or IMMEDIATE transaction; kept so a compare-and-set stays honest. */
 export function lostRace(taskId: string, from: TaskStatus, to: TaskStatus): ApiError {
   return invalidTransition(taskId, from, to, "another request changed it first");
+}
+
+export function cannotRenew(taskId: string, status: TaskStatus): ApiError {
+  return new ApiError("invalid_transition", `cannot renew ${taskId}: it is ${status}`);
+}
+
+export function cannotEditCompleted(taskId: string): ApiError {
+  return new ApiError("invalid_transition", `cannot edit ${taskId}: it is completed`);
+}
+
+// ---------------------------------------------------------------------------
+// GET /tasks: the parts of the order, and the cursor both storages write and read.
+
+/**
+ * API.md's order of GET /tasks is four parts, each read in its own order from its own index:
+ * pending ready and pending blocked (priority rank, then insertion), in_progress (oldest claim
+ * first), completed (most recently completed first).
+ */
+export type TaskListPart = "ready" | "blocked" | "in_progress" | "completed";
+export const TASK_LIST_PARTS: readonly TaskListPart[] = ["ready", "blocked", "in_progress", "completed"];
+
+/** The parts a query can return, in order. A pending task has no holder, so claimed_by skips them. */
+export function taskListParts(query: TaskListQuery): TaskListPart[] {
+  return TASK_LIST_PARTS.filter((part) => {
+    const status: TaskStatus = part === "ready" || part === "blocked" ? "pending" : part;
+    if (query.status !== null && query.status !== status) return false;
+    if (query.ready !== null && part !== (query.ready ? "ready" : "blocked")) return false;
+    if (query.claimedBy !== null && status === "pending") return false;
+    return true;
+  });
+}
+
+/**
+ * Where a page ended: the part, and the last task's sort key in it (ready/blocked: the priority
+ * rank; in_progress: started_at; completed: completed_at) and its insertion sequence.
+ */
+export interface TaskListPosition {
+  part: TaskListPart;
+  key: number | string;
+  seq: number;
+}
+
+function filterDigest(query: TaskListQuery): string {
+  const filters = JSON.stringify([query.projectId, query.status, query.ready, query.claimedBy]);
+  return createHash("sha256").update(filters).digest("base64url").slice(0, 16);
+}
+
+/** The opaque next_cursor: base64url JSON of the position and a digest of the filters. */
+export function encodeTaskCursor(position: TaskListPosition, query: TaskListQuery): string {
+  const { part, key, seq } = position;
+  return Buffer.from(JSON.stringify({ part, key, seq, filters: filterDigest(query) })).toString("base64url");
+}
+
+/** Reads a cursor back; one that does not decode, or was made for other filters, is a 400 naming `cursor`. */
+export function decodeTaskCursor(cursor: string, query: TaskListQuery): TaskListPosition {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    decoded = null;
+  }
+  if (!isObject(decoded) || !isTaskListPosition(decoded)) {
+    throw validationError("cursor is not a next_cursor of GET /tasks");
+  }
+  if (decoded.filters !== filterDigest(query)) {
+    throw validationError("cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page");
+  }
+  return { part: decoded.part, key: decoded.key, seq: decoded.seq };
+}
+
+function isTaskListPosition(value: JsonObject): value is JsonObject & TaskListPosition & { filters: unknown } {
+  const { part, key, seq } = value;
+  if (!TASK_LIST_PARTS.includes(part as TaskListPart) || !Number.isSafeInteger(seq)) return false;
+  return part === "ready" || part === "blocked" ? Number.isInteger(key) : typeof key === "string";
 }
 
 // ---------------------------------------------------------------------------

@@ -141,16 +141,17 @@ describe("X-Request-Id", () => {
 
 describe("routing", () => {
   test("an unknown route is 404", async () => {
-    expectError(await t.request("GET", "/tasks"), 404, "not_found");
+    expectError(await t.request("GET", "/nothing"), 404, "not_found", "No such endpoint: GET /nothing");
     expectError(await t.request("GET", "/tasks/T-1/status/extra"), 404, "not_found");
-    expectError(await t.request("GET", "/"), 404, "not_found");
+    expectError(await t.request("GET", "/ids"), 404, "not_found");
   });
 
   test("a wrong method is 405 with Allow", async () => {
     const response = await t.request("DELETE", "/tasks/T-1");
     expectError(response, 405, "method_not_allowed");
-    expect(response.headers.get("allow")).toBe("GET");
-    expect((await t.request("POST", "/tasks/next")).headers.get("allow")).toBe("GET");
+    expect(response.headers.get("allow")).toBe("GET, PATCH");
+    // PATCH /tasks/next edits a task called next: only GET /tasks/next is the next-task endpoint.
+    expect((await t.request("POST", "/tasks/next")).headers.get("allow")).toBe("GET, PATCH");
     expect((await t.request("GET", "/ids/reserve")).headers.get("allow")).toBe("POST");
     expect((await t.request("POST", "/healthz", { apiKey: null })).headers.get("allow")).toBe("GET");
     expect((await t.request("GET", "/tasks/T-1/status")).headers.get("allow")).toBe("PUT");
@@ -201,7 +202,7 @@ describe("query parameters", () => {
     const cases: Array<[string, string, string]> = [
       ["GET", "/tasks/next?project=proj&bogus=1", "bogus is not a known query parameter of GET /tasks/next (it takes project, status)"],
       ["GET", "/ids/next?type=US&project=proj&Type=SPEC", "Type is not a known query parameter of GET /ids/next (it takes type, project)"],
-      ["GET", "/tasks/T-1?verbose", "verbose is not a known query parameter of GET /tasks/<task_id> (it takes none)"],
+      ["GET", "/tasks/T-1?verbose", "verbose is not a known query parameter of GET /tasks/<task_id> (it takes project)"],
       ["POST", "/tasks/batch?dry_run=true", "dry_run is not a known query parameter of POST /tasks/batch (it takes none)"],
     ];
     for (const [method, path, sentence] of cases) {
@@ -229,6 +230,7 @@ describe("POST /tasks/batch", () => {
         depends_on: [],
         status: "pending",
         claimed_by: null,
+        lease_expires_at: null,
         completion_notes: "",
         created_at: clock.now().toISOString(),
         updated_at: clock.now().toISOString(),
@@ -250,7 +252,7 @@ describe("POST /tasks/batch", () => {
     ["inputs that are not an array", { tasks: [task("A", { inputs: "x" })] }, "tasks[0].inputs must be an array of strings, not a string"],
     ["an output that is not a string", { tasks: [task("A", { outputs: ["a", 1] })] }, "tasks[0].outputs[1] must be a string, not a number"],
     ["a malformed dependency", { tasks: [task("A", { depends_on: ["no spaces"] })] }, "tasks[0].depends_on[0] must be 1 to 64 characters of A-Z a-z 0-9 . _ -"],
-    ["an unknown field", { tasks: [task("A", { status: "completed" })] }, "tasks[0].status is not a known field"],
+    ["an unknown field", { tasks: [task("A", { state: "completed" })] }, "tasks[0].state is not a known field"],
     ["an unknown top-level field", { tasks: [task("A")], extra: 1 }, "extra is not a known field"],
     ["no tasks field", {}, "tasks is required"],
     ["tasks that is not an array", { tasks: {} }, "tasks must be an array, not an object"],
@@ -278,7 +280,7 @@ describe("POST /tasks/batch", () => {
 
   test("a task that exists, or repeats in the batch, is 409 and nothing is added", async () => {
     await addTasks(task("OLD"));
-    expectError(await t.request("POST", "/tasks/batch", { body: { tasks: [task("NEW"), task("OLD")] } }), 409, "conflict", "Task already exists: OLD");
+    expectError(await t.request("POST", "/tasks/batch", { body: { tasks: [task("NEW"), task("OLD")] } }), 409, "conflict", "Task already exists: OLD in project proj");
     expectError(await t.request("POST", "/tasks/batch", { body: { tasks: [task("NEW"), task("NEW")] } }), 409, "conflict");
     expect((await t.request("GET", "/tasks/NEW")).status).toBe(404);
   });
@@ -362,7 +364,7 @@ describe("PUT /tasks/<task_id>/status", () => {
     const at = clock.now().toISOString();
     expect(claimed.body.updated_task).toMatchObject({ status: "in_progress", claimed_by: "agent-7", started_at: at, completed_at: null });
 
-    const released = await setStatus("T-1", "pending");
+    const released = await setStatus("T-1", "pending", { "X-Agent-Id": "agent-7" });
     expect(released.body.updated_task).toMatchObject({ status: "pending", claimed_by: null, started_at: null });
 
     expect((await setStatus("T-1", "in_progress")).body.updated_task.claimed_by).toBeNull();

@@ -1,31 +1,60 @@
 // The SQLite storage (bun:sqlite). All of the service's SQL for SQLite lives here and in
-// schema/sqlite.sql. One connection, holding the file exclusively. Every write runs synchronously
+// schema/. One connection, holding the file exclusively. Every write runs synchronously
 // inside a BEGIN IMMEDIATE transaction (shared with the writes of the same event-loop turn, each in
 // its own savepoint: see runWrite), so a read and the write that depends on it never interleave
 // with another writer.
 
 import { Database, type Statement } from "bun:sqlite";
 import { createHash } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-// Imported as text so that a compiled binary carries it (no file beside the binary to read).
+// Imported as text so that a compiled binary carries them (no file beside the binary to read).
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
+import upgradeFromVersion1Sql from "./schema/sqlite-v1-to-v2.sql" with { type: "text" };
 import {
-  ApiError,
+  ambiguousTaskId,
+  cannotEditCompleted,
+  cannotLowerCounter,
+  cannotRenew,
+  claimLost,
   countUnfinishedDependencies,
+  decodeTaskCursor,
+  DEFAULT_CLAIM_TTL_SECONDS,
+  encodeTaskCursor,
+  idempotencyInFlight,
+  idsExhausted,
   invalidTransition,
   isAllowedTransition,
+  lostRace,
   MAX_ID_NUMBER,
+  notClaimHolder,
   priorityRank,
+  PURGE_BATCH_SIZE,
+  SCHEMA_VERSION,
+  taskAlreadyExists,
+  taskListParts,
   taskNotFound,
+  unfinishedDependencies,
   validationError,
+  type IdCounter,
+  type LeaseRenewal,
   type NewReservation,
   type NewTask,
   type Priority,
+  type ProjectSummary,
   type Reservation,
   type StatusChange,
   type Task,
+  type TaskChange,
+  type TaskEdit,
+  type TaskEvent,
+  type TaskEventType,
+  type TaskListPart,
+  type TaskListPosition,
+  type TaskListQuery,
+  type TaskPage,
+  type TaskRef,
   type TaskStatus,
 } from "../domain.ts";
 import type {
@@ -37,11 +66,12 @@ import type {
   StoredResponse,
 } from "./storage.ts";
 
-export const SCHEMA_VERSION = 1;
 const START_LOCK_TIMEOUT_MS = 2000;
 const BUSY_TIMEOUT_MS = 5000;
 const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 const WAL_FLUSH_INTERVAL_MS = 10;
+/** The database file holds every task and stored response: readable by its owner only, like the key file. */
+const DATABASE_FILE_MODE = 0o600;
 
 export type SyncMode = "normal" | "full";
 
@@ -60,15 +90,33 @@ interface TaskRow {
   inputs: string;
   outputs: string;
   priority: Priority;
+  priority_rank: number;
   depends_on: string;
   unfinished_deps: number;
+  blocked: number;
   status: TaskStatus;
   claimed_by: string | null;
+  lease_expires_at: string | null;
+  lease_seconds: number | null;
+  lost_by: string | null;
+  lost_at: string | null;
   completion_notes: string;
   created_at: string;
   updated_at: string;
   started_at: string | null;
   completed_at: string | null;
+}
+
+interface EventRow {
+  event_id: number;
+  project_id: string;
+  task_id: string;
+  type: TaskEventType;
+  at: string;
+  agent_id: string | null;
+  from_status: TaskStatus | null;
+  to_status: TaskStatus | null;
+  details: string;
 }
 
 interface ReservationRow {
@@ -109,12 +157,17 @@ function toTask(row: TaskRow): Task {
     depends_on: JSON.parse(row.depends_on) as string[],
     status: row.status,
     claimed_by: row.claimed_by,
+    lease_expires_at: row.lease_expires_at,
     completion_notes: row.completion_notes,
     created_at: row.created_at,
     updated_at: row.updated_at,
     started_at: row.started_at,
     completed_at: row.completed_at,
   };
+}
+
+function toEvent(row: EventRow): TaskEvent {
+  return { ...row, details: JSON.parse(row.details) as Record<string, unknown> };
 }
 
 function toReservation(row: ReservationRow): Reservation {
@@ -128,6 +181,16 @@ function toReservation(row: ReservationRow): Reservation {
   };
 }
 
+function addSeconds(date: Date, seconds: number): string {
+  return new Date(date.getTime() + seconds * 1000).toISOString();
+}
+
+// ---------------------------------------------------------------------------
+// Opening: the file, the pragmas, the schema.
+
+/** The tables of schema version 1, renamed to v1_<name> while version 2 is built beside them. */
+const VERSION_1_TABLES = ["tasks", "task_dependencies", "id_counters", "reservations", "idempotency_keys"];
+
 function applySchema(db: Database): void {
   const current = db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0;
   if (current > SCHEMA_VERSION) {
@@ -136,15 +199,52 @@ function applySchema(db: Database): void {
     );
   }
   if (current === SCHEMA_VERSION) return;
+  if (current === 1) return upgradeFromVersion1(db);
   db.transaction(() => {
     db.run(schemaSql);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }
 
+/**
+ * Version 2 changes a UNIQUE constraint of tasks, which SQLite can only do by building the table
+ * anew: the old tables are renamed, version 2 is created beside them, every row is copied across,
+ * and the old tables are dropped, in one transaction. Foreign keys are off meanwhile (SQLite's
+ * documented procedure), and checked before the commit.
+ */
+function upgradeFromVersion1(db: Database): void {
+  db.run("PRAGMA foreign_keys = OFF");
+  try {
+    db.transaction(() => {
+      db.run("DROP INDEX tasks_next");
+      db.run("DROP INDEX idempotency_keys_lookup");
+      for (const table of VERSION_1_TABLES) db.run(`ALTER TABLE ${table} RENAME TO v1_${table}`);
+      db.run(schemaSql);
+      db.run(upgradeFromVersion1Sql);
+      const broken = db.query("PRAGMA foreign_key_check").all();
+      if (broken.length > 0) throw new Error(`The upgrade to schema version 2 broke ${broken.length} foreign keys.`);
+      db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    }).immediate();
+  } finally {
+    db.run("PRAGMA foreign_keys = ON");
+  }
+}
+
+/** Creates the file, if new, readable by its owner only; SQLite gives its -wal file the same mode. */
+function createOwnerOnlyFile(path: string): void {
+  try {
+    closeSync(openSync(path, "wx", DATABASE_FILE_MODE));
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== "EEXIST") throw error;
+  }
+}
+
 export async function openSqliteStorage(options: SqliteOptions): Promise<SqliteStorage> {
   const inMemory = options.path === ":memory:";
-  if (!inMemory) mkdirSync(dirname(options.path), { recursive: true });
+  if (!inMemory) {
+    mkdirSync(dirname(options.path), { recursive: true });
+    createOwnerOnlyFile(options.path);
+  }
   const db = new Database(options.path, { create: true, readwrite: true, strict: true });
   try {
     // A tracker that is just stopping may hold the file for a moment: wait for it, briefly.
@@ -181,8 +281,6 @@ export async function openSqliteStorage(options: SqliteOptions): Promise<SqliteS
     throw error;
   }
 }
-
-const PURGE_BATCH_SIZE = 2000;
 
 /**
  * Writes the WAL to disk in the background while it grows. A checkpoint (every
@@ -229,6 +327,207 @@ class WalFlusher {
   }
 }
 
+// ---------------------------------------------------------------------------
+// The statements, prepared once.
+
+function prepareTaskReads(db: Database) {
+  return {
+    byRef: db.prepare<TaskRow, [string, string]>("SELECT * FROM tasks WHERE task_id = ? AND project_id = ?"),
+    byTaskId: db.prepare<TaskRow, [string]>("SELECT * FROM tasks WHERE task_id = ? ORDER BY project_id LIMIT 2"),
+    projectsOfTaskId: db.prepare<{ project_id: string }, [string]>(
+      "SELECT project_id FROM tasks WHERE task_id = ? ORDER BY project_id",
+    ),
+    // The task of that ID in the asking project if there is one, else any other (to say so).
+    dependency: db.prepare<{ seq: number; project_id: string; status: TaskStatus }, [string, string]>(
+      "SELECT seq, project_id, status FROM tasks WHERE task_id = ? ORDER BY project_id = ? DESC, project_id LIMIT 1",
+    ),
+    // blocked = 0 holds for every task that is not pending (see the schema's CHECK).
+    next: db.prepare<TaskRow, [string, string]>(
+      "SELECT * FROM tasks WHERE project_id = ? AND status = ? AND blocked = 0 ORDER BY priority_rank, seq LIMIT 1",
+    ),
+    events: db.prepare<EventRow, [number]>(
+      `SELECT event_id, project_id, task_id, type, at, agent_id, from_status, to_status, details
+       FROM task_events WHERE task_seq = ? ORDER BY event_id`,
+    ),
+    projects: db.prepare<ProjectSummary, []>(
+      `SELECT project_id, ready, blocked, in_progress, completed, nullif(last_change_at, '') AS last_change_at
+       FROM project_counts
+       UNION ALL
+       SELECT DISTINCT project_id, 0, 0, 0, 0, NULL FROM id_counters
+       WHERE project_id NOT IN (SELECT project_id FROM project_counts)
+       ORDER BY project_id`,
+    ),
+  };
+}
+
+function prepareTaskWrites(db: Database) {
+  return {
+    insert: db.prepare<TaskRow, [string, string, string, string, string, string, number, string, number, string, string, string, string, string | null, string | null]>(
+      `INSERT INTO tasks (task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
+                          unfinished_deps, status, completion_notes, created_at, updated_at, started_at, completed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+    ),
+    insertDependency: db.prepare<unknown, [number, number]>(
+      "INSERT OR IGNORE INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)",
+    ),
+    // Compare-and-set: each names the status it expects, so a lost race changes no row.
+    // The agent that lost this task's lease and claims it again is no longer a loser.
+    claim: db.prepare<TaskRow, [string | null, string, string, number, number]>(
+      `UPDATE tasks SET status = 'in_progress', claimed_by = ?1, started_at = ?2, updated_at = ?2,
+                        lease_expires_at = ?3, lease_seconds = ?4,
+                        lost_by = CASE WHEN lost_by = ?1 THEN NULL ELSE lost_by END,
+                        lost_at = CASE WHEN lost_by = ?1 THEN NULL ELSE lost_at END
+       WHERE seq = ?5 AND status = 'pending' AND unfinished_deps = 0 RETURNING *`,
+    ),
+    complete: db.prepare<TaskRow, [string, string, number]>(
+      `UPDATE tasks SET status = 'completed', completion_notes = ?1, completed_at = ?2, updated_at = ?2,
+                        lease_expires_at = NULL, lease_seconds = NULL
+       WHERE seq = ?3 AND status = 'in_progress' RETURNING *`,
+    ),
+    release: db.prepare<TaskRow, [string, number]>(
+      `UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, updated_at = ?,
+                        lease_expires_at = NULL, lease_seconds = NULL
+       WHERE seq = ? AND status = 'in_progress' RETURNING *`,
+    ),
+    // SET reads the row as it was: lost_by and lost_at take the holder and lease being cleared.
+    expireOne: db.prepare<TaskRow, [string, number]>(
+      `UPDATE tasks SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
+                        claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
+                        updated_at = ?
+       WHERE seq = ? AND status = 'in_progress' RETURNING *`,
+    ),
+    expireDue: db.prepare<TaskRow, [string, string]>(
+      `UPDATE tasks SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
+                        claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
+                        updated_at = ?1
+       WHERE status = 'in_progress' AND lease_expires_at <= ?2 RETURNING *`,
+    ),
+    renew: db.prepare<TaskRow, [string, number]>(
+      "UPDATE tasks SET lease_expires_at = ? WHERE seq = ? AND status = 'in_progress' RETURNING *",
+    ),
+    edit: db.prepare<TaskRow, [string, number, string, string, number]>(
+      `UPDATE tasks SET priority = ?, priority_rank = ?, description = ?, updated_at = ?
+       WHERE seq = ? AND status <> 'completed' RETURNING *`,
+    ),
+    decrementDependents: db.prepare<unknown, [number]>(
+      `UPDATE tasks SET unfinished_deps = unfinished_deps - 1
+       WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ?)`,
+    ),
+    insertEvent: db.prepare<{ event_id: number }, [number, string, string, string, string, string | null, string | null, string | null, string]>(
+      `INSERT INTO task_events (task_seq, project_id, task_id, type, at, agent_id, from_status, to_status, details)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING event_id`,
+    ),
+  };
+}
+
+function prepareIdStatements(db: Database) {
+  return {
+    bumpCounter: db.prepare<{ last_assigned: number }, [string, string, number, number]>(
+      `INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES (?, ?, ?)
+       ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = last_assigned + ?
+       RETURNING last_assigned`,
+    ),
+    selectCounter: db.prepare<{ last_assigned: number }, [string, string]>(
+      "SELECT last_assigned FROM id_counters WHERE project_id = ? AND artifact_type = ?",
+    ),
+    setCounter: db.prepare<unknown, [string, string, number]>(
+      `INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES (?, ?, ?)
+       ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = excluded.last_assigned`,
+    ),
+    insertReservation: db.prepare<unknown, [string, string, string, number, number, string, string]>(
+      `INSERT INTO reservations (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    selectReservation: db.prepare<ReservationRow, [string]>(
+      `SELECT reservation_id, project_id, artifact_type, first_number, count, expires_at
+       FROM reservations WHERE reservation_id = ?`,
+    ),
+    counters: db.prepare<IdCounter, [string | null]>(
+      `SELECT project_id, artifact_type, last_assigned AS last_assigned_id FROM id_counters
+       WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, artifact_type`,
+    ),
+    activeReservations: db.prepare<ReservationRow, [string, string | null]>(
+      `SELECT reservation_id, project_id, artifact_type, first_number, count, expires_at FROM reservations
+       WHERE expires_at > ?1 AND (?2 IS NULL OR project_id = ?2) ORDER BY expires_at, reservation_id`,
+    ),
+  };
+}
+
+function prepareIdempotencyStatements(db: Database) {
+  return {
+    select: db.prepare<IdempotencyRow, [number, string, string]>(
+      `SELECT fingerprint, response_status, response_body, created_at FROM idempotency_keys
+       WHERE lookup = ? AND scope = ? AND idempotency_key = ?`,
+    ),
+    insert: db.prepare<unknown, [number, string, string, string, number, string, number]>(
+      `INSERT INTO idempotency_keys (lookup, scope, idempotency_key, fingerprint, response_status, response_body, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    delete: db.prepare<unknown, [number, string, string]>(
+      "DELETE FROM idempotency_keys WHERE lookup = ? AND scope = ? AND idempotency_key = ?",
+    ),
+    // Rows are appended in time order, so the expired ones are at the head: look only there.
+    deleteOld: db.prepare<unknown, [number, number]>(
+      `DELETE FROM idempotency_keys
+       WHERE id IN (SELECT id FROM idempotency_keys ORDER BY id LIMIT ?) AND created_at < ?`,
+    ),
+  };
+}
+
+function prepareTransactionStatements(db: Database) {
+  return {
+    begin: db.prepare("BEGIN IMMEDIATE"),
+    commit: db.prepare("COMMIT"),
+    rollback: db.prepare("ROLLBACK"),
+    savepoint: db.prepare("SAVEPOINT one_write"),
+    releaseSavepoint: db.prepare("RELEASE one_write"),
+    rollbackToSavepoint: db.prepare("ROLLBACK TO one_write"),
+    selectOne: db.prepare<{ one: number }, []>("SELECT 1 AS one"),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// GET /tasks: one range scan per part of the order (domain.ts, taskListParts).
+
+const LIST_PART_SQL: Record<TaskListPart, { where: string; key: string; direction: "ASC" | "DESC" }> = {
+  ready: { where: "status = 'pending' AND blocked = 0", key: "priority_rank", direction: "ASC" },
+  blocked: { where: "status = 'pending' AND blocked = 1", key: "priority_rank", direction: "ASC" },
+  in_progress: { where: "status = 'in_progress'", key: "started_at", direction: "ASC" },
+  completed: { where: "status = 'completed'", key: "completed_at", direction: "DESC" },
+};
+
+/** The SQL of one part of a page and its parameters; `after` continues from a cursor. */
+function listPartQuery(
+  part: TaskListPart,
+  query: TaskListQuery,
+  after: TaskListPosition | null,
+  limit: number,
+): { sql: string; params: Array<string | number> } {
+  const { where, key, direction } = LIST_PART_SQL[part];
+  const conditions = [where];
+  const params: Array<string | number> = [];
+  if (query.projectId !== null) {
+    conditions.push("project_id = ?");
+    params.push(query.projectId);
+  }
+  if (query.claimedBy !== null) {
+    conditions.push("claimed_by = ?");
+    params.push(query.claimedBy);
+  }
+  if (after !== null) {
+    conditions.push(`(${key}, seq) ${direction === "ASC" ? ">" : "<"} (?, ?)`);
+    params.push(after.key, after.seq);
+  }
+  params.push(limit);
+  const sql = `SELECT * FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY ${key} ${direction}, seq ${direction} LIMIT ?`;
+  return { sql, params };
+}
+
+function listPosition(part: TaskListPart, row: TaskRow): TaskListPosition {
+  const key = part === "in_progress" ? row.started_at! : part === "completed" ? row.completed_at! : row.priority_rank;
+  return { part, key, seq: row.seq };
+}
+
 interface QueuedWrite {
   work: () => unknown;
   resolve: (value: unknown) => void;
@@ -255,122 +554,32 @@ export class SqliteStorage implements Storage {
    * be running a request on it, and after a crash nothing is in flight.
    */
   private readonly inFlight = new Map<string, InFlightKey>();
+  private readonly listeners = new Set<(change: TaskChange) => void>();
 
-  private readonly selectTask: Statement<TaskRow, [string]>;
-  private readonly selectNextTask: Statement<TaskRow, [string, string]>;
-  private readonly selectTaskStatus: Statement<{ seq: number; project_id: string; status: TaskStatus }, [string]>;
-  private readonly insertTask: Statement<unknown, [string, string, string, string, string, string, number, string, number, string, string]>;
-  private readonly insertDependency: Statement<unknown, [number, number]>;
-  private readonly claimTask: Statement<TaskRow, [string | null, string, string, number]>;
-  private readonly completeTask: Statement<TaskRow, [string, string, string, number]>;
-  private readonly releaseTask: Statement<TaskRow, [string, number]>;
-  private readonly decrementDependents: Statement<unknown, [number]>;
-
-  private readonly bumpCounter: Statement<{ last_assigned: number }, [string, string, number, number]>;
-  private readonly selectCounter: Statement<{ last_assigned: number }, [string, string]>;
-  private readonly setCounter: Statement<unknown, [string, string, number]>;
-  private readonly insertReservation: Statement<unknown, [string, string, string, number, number, string, string]>;
-  private readonly selectReservation: Statement<ReservationRow, [string]>;
-
-  private readonly selectIdempotencyKey: Statement<IdempotencyRow, [number, string, string]>;
-  private readonly insertIdempotencyKey: Statement<unknown, [number, string, string, string, number, string, number]>;
-  private readonly deleteIdempotencyKey: Statement<unknown, [number, string, string]>;
-  private readonly deleteOldIdempotencyKeys: Statement<unknown, [number, number]>;
-  private readonly selectOne: Statement<{ one: number }, []>;
-
-  private readonly begin: Statement<unknown, []>;
-  private readonly commit: Statement<unknown, []>;
-  private readonly rollback: Statement<unknown, []>;
-  private readonly savepoint: Statement<unknown, []>;
-  private readonly releaseSavepoint: Statement<unknown, []>;
-  private readonly rollbackToSavepoint: Statement<unknown, []>;
+  private readonly taskReads: ReturnType<typeof prepareTaskReads>;
+  private readonly taskWrites: ReturnType<typeof prepareTaskWrites>;
+  private readonly ids: ReturnType<typeof prepareIdStatements>;
+  private readonly idempotencyKeys: ReturnType<typeof prepareIdempotencyStatements>;
+  private readonly transaction: ReturnType<typeof prepareTransactionStatements>;
 
   /** Writes waiting for the next group commit (see runWrite). */
   private queuedWrites: QueuedWrite[] = [];
   private flushScheduled = false;
+  /** The task changes of the group being written, heard by the subscribers once it commits. */
+  private uncommittedChanges: TaskChange[] = [];
 
   constructor(
     private readonly db: Database,
     private readonly walFlusher?: WalFlusher,
   ) {
-    this.selectTask = db.prepare("SELECT * FROM tasks WHERE task_id = ?");
-    // unfinished_deps = 0 holds for every task that is not pending (see the schema's CHECK).
-    this.selectNextTask = db.prepare(
-      "SELECT * FROM tasks WHERE project_id = ? AND status = ? AND unfinished_deps = 0 ORDER BY priority_rank, seq LIMIT 1",
-    );
-    this.selectTaskStatus = db.prepare("SELECT seq, project_id, status FROM tasks WHERE task_id = ?");
-    this.insertTask = db.prepare(
-      `INSERT INTO tasks (task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
-                          unfinished_deps, status, completion_notes, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', '', ?, ?)`,
-    );
-    this.insertDependency = db.prepare(
-      "INSERT OR IGNORE INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)",
-    );
-    // Compare-and-set: each names the status it expects, so a lost race changes no row.
-    this.claimTask = db.prepare(
-      `UPDATE tasks SET status = 'in_progress', claimed_by = ?, started_at = ?, updated_at = ?
-       WHERE seq = ? AND status = 'pending' AND unfinished_deps = 0 RETURNING *`,
-    );
-    this.completeTask = db.prepare(
-      `UPDATE tasks SET status = 'completed', completion_notes = ?, completed_at = ?, updated_at = ?
-       WHERE seq = ? AND status = 'in_progress' RETURNING *`,
-    );
-    this.releaseTask = db.prepare(
-      `UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, updated_at = ?
-       WHERE seq = ? AND status = 'in_progress' RETURNING *`,
-    );
-    this.decrementDependents = db.prepare(
-      `UPDATE tasks SET unfinished_deps = unfinished_deps - 1
-       WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ?)`,
-    );
-
-    this.bumpCounter = db.prepare(
-      `INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES (?, ?, ?)
-       ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = last_assigned + ?
-       RETURNING last_assigned`,
-    );
-    this.selectCounter = db.prepare(
-      "SELECT last_assigned FROM id_counters WHERE project_id = ? AND artifact_type = ?",
-    );
-    this.setCounter = db.prepare(
-      `INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES (?, ?, ?)
-       ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = excluded.last_assigned`,
-    );
-    this.insertReservation = db.prepare(
-      `INSERT INTO reservations (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.selectReservation = db.prepare(
-      `SELECT reservation_id, project_id, artifact_type, first_number, count, expires_at
-       FROM reservations WHERE reservation_id = ?`,
-    );
-
-    this.selectIdempotencyKey = db.prepare(
-      `SELECT fingerprint, response_status, response_body, created_at FROM idempotency_keys
-       WHERE lookup = ? AND scope = ? AND idempotency_key = ?`,
-    );
-    this.insertIdempotencyKey = db.prepare(
-      `INSERT INTO idempotency_keys (lookup, scope, idempotency_key, fingerprint, response_status, response_body, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.deleteIdempotencyKey = db.prepare(
-      "DELETE FROM idempotency_keys WHERE lookup = ? AND scope = ? AND idempotency_key = ?",
-    );
-    // Rows are appended in time order, so the expired ones are at the head: look only there.
-    this.deleteOldIdempotencyKeys = db.prepare(
-      `DELETE FROM idempotency_keys
-       WHERE id IN (SELECT id FROM idempotency_keys ORDER BY id LIMIT ?) AND created_at < ?`,
-    );
-    this.selectOne = db.prepare("SELECT 1 AS one");
-
-    this.begin = db.prepare("BEGIN IMMEDIATE");
-    this.commit = db.prepare("COMMIT");
-    this.rollback = db.prepare("ROLLBACK");
-    this.savepoint = db.prepare("SAVEPOINT one_write");
-    this.releaseSavepoint = db.prepare("RELEASE one_write");
-    this.rollbackToSavepoint = db.prepare("ROLLBACK TO one_write");
+    this.taskReads = prepareTaskReads(db);
+    this.taskWrites = prepareTaskWrites(db);
+    this.ids = prepareIdStatements(db);
+    this.idempotencyKeys = prepareIdempotencyStatements(db);
+    this.transaction = prepareTransactionStatements(db);
   }
+
+  // --- Writing: group commit ------------------------------------------------------------------
 
   /**
    * Runs `work` as one all-or-nothing write and resolves once it is committed.
@@ -399,24 +608,29 @@ export class SqliteStorage implements Storage {
     this.queuedWrites = [];
     if (group.length === 0) return;
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    const { begin, commit, rollback, savepoint, releaseSavepoint, rollbackToSavepoint } = this.transaction;
     try {
-      this.begin.run();
+      begin.run();
       for (const write of group) {
-        this.savepoint.run();
+        const changesBefore = this.uncommittedChanges.length;
+        savepoint.run();
         try {
           outcomes.push({ ok: true, value: write.work() });
-          this.releaseSavepoint.run();
+          releaseSavepoint.run();
         } catch (error) {
-          this.rollbackToSavepoint.run();
-          this.releaseSavepoint.run();
+          rollbackToSavepoint.run();
+          releaseSavepoint.run();
+          // Its events were rolled back with it: nobody hears of them.
+          this.uncommittedChanges.length = changesBefore;
           outcomes.push({ ok: false, error });
         }
       }
-      this.commit.run();
+      commit.run();
       this.walFlusher?.written();
     } catch (error) {
+      this.uncommittedChanges = [];
       // SQLite may already have rolled the transaction back (I/O error, disk full).
-      if (this.db.inTransaction) this.rollback.run();
+      if (this.db.inTransaction) rollback.run();
       for (const write of group) write.reject(error);
       return;
     }
@@ -425,40 +639,259 @@ export class SqliteStorage implements Storage {
       if (outcome.ok) group[i]!.resolve(outcome.value);
       else group[i]!.reject(outcome.error);
     }
+    this.announceCommittedChanges();
+  }
+
+  private announceCommittedChanges(): void {
+    const changes = this.uncommittedChanges;
+    this.uncommittedChanges = [];
+    for (const change of changes) {
+      for (const listener of this.listeners) {
+        try {
+          listener(change);
+        } catch {
+          // A listener's failure is its own: the write is committed and the others still hear it.
+        }
+      }
+    }
   }
 
   /** The write of one request: its effect, then (with a key) its stored response. */
   private idempotentWrite<Result>(effect: () => Result, idempotency: IdempotentWrite<Result> | undefined): Promise<Result> {
     return this.runWrite(() => {
       const result = effect();
-      if (idempotency) this.storeResponse(idempotency, result);
+      if (idempotency) this.saveResponse(idempotency.claim, idempotency.respond(result));
       return result;
     });
   }
 
-  /** Inside a write: advances the counter by `count` and returns the first new number. */
-  private takeNumbers(projectId: string, artifactType: string, count: number): number {
-    const last = this.bumpCounter.get(projectId, artifactType, count, count)!.last_assigned;
-    if (last > MAX_ID_NUMBER) {
-      throw new ApiError("conflict", `The ${artifactType} IDs of project ${projectId} are exhausted`);
-    }
-    return last - count + 1;
+  // --- Inside a write: tasks ------------------------------------------------------------------
+
+  /** The task a ref names, or null; several projects have the ID and the ref names none: ambiguous. */
+  private findTaskRow(ref: TaskRef): TaskRow | null {
+    if (ref.projectId !== null) return this.taskReads.byRef.get(ref.taskId, ref.projectId);
+    const rows = this.taskReads.byTaskId.all(ref.taskId);
+    if (rows.length < 2) return rows[0] ?? null;
+    const projects = this.taskReads.projectsOfTaskId.all(ref.taskId).map((row) => row.project_id);
+    throw ambiguousTaskId(ref.taskId, projects);
   }
 
-  /** Inside a write: store its response with the effect, or give the effect up. */
-  private storeResponse<Result>(idempotency: IdempotentWrite<Result>, result: Result): void {
-    this.saveResponse(idempotency.claim, idempotency.respond(result));
+  private requireTaskRow(ref: TaskRef): TaskRow {
+    const row = this.findTaskRow(ref);
+    if (!row) throw taskNotFound(ref);
+    return row;
+  }
+
+  private recordEvent(
+    row: TaskRow,
+    type: TaskEventType,
+    change: { agentId: string | null; from: TaskStatus | null; at: string },
+    details: Record<string, unknown>,
+  ): void {
+    const to = type === "updated" ? null : row.status;
+    const detailsJson = JSON.stringify(details);
+    const { event_id } = this.taskWrites.insertEvent.get(
+      row.seq,
+      row.project_id,
+      row.task_id,
+      type,
+      change.at,
+      change.agentId,
+      change.from,
+      to,
+      detailsJson,
+    )!;
+    if (this.listeners.size === 0) return;
+    const event: TaskEvent = {
+      event_id,
+      project_id: row.project_id,
+      task_id: row.task_id,
+      type,
+      at: change.at,
+      agent_id: change.agentId,
+      from_status: change.from,
+      to_status: to,
+      details,
+    };
+    this.uncommittedChanges.push({ event, task: toTask(row) });
+  }
+
+  private insertTasks(tasks: readonly NewTask[], now: Date, agentId: string | null): string[] {
+    for (const task of tasks) {
+      if (this.taskReads.byRef.get(task.task_id, task.project_id)) throw taskAlreadyExists(task);
+    }
+    // Check and count the dependencies of each task before inserting anything.
+    const unfinished = countUnfinishedDependencies(tasks, (projectId, taskId) =>
+      this.taskReads.dependency.get(taskId, projectId),
+    );
+    const at = now.toISOString();
+    // Keyed by project and task ID: a batch may hold tasks of one ID in two projects.
+    const seqByTask = new Map<string, number>();
+    for (let i = 0; i < tasks.length; i++) {
+      const task = tasks[i]!;
+      const done = task.status === "completed" ? at : null;
+      const row = this.taskWrites.insert.get(
+        task.task_id,
+        task.project_id,
+        task.description,
+        JSON.stringify(task.inputs),
+        JSON.stringify(task.outputs),
+        task.priority,
+        priorityRank[task.priority],
+        JSON.stringify(task.depends_on),
+        unfinished[i]!,
+        task.status,
+        task.completion_notes,
+        at,
+        at,
+        done,
+        done,
+      )!;
+      seqByTask.set(`${task.project_id}\n${task.task_id}`, row.seq);
+      this.recordEvent(row, "created", { agentId, from: null, at }, { status: task.status });
+    }
+    for (const task of tasks) {
+      const dependentSeq = seqByTask.get(`${task.project_id}\n${task.task_id}`)!;
+      for (const dependencyId of task.depends_on) {
+        const dependencySeq =
+          seqByTask.get(`${task.project_id}\n${dependencyId}`) ?? this.taskReads.byRef.get(dependencyId, task.project_id)!.seq;
+        this.taskWrites.insertDependency.run(dependencySeq, dependentSeq);
+      }
+    }
+    return tasks.map((task) => task.task_id);
+  }
+
+  /** A claim whose lease ran out by `now` ends here, before anything else reads the row. */
+  private expireIfDue(row: TaskRow, now: Date): TaskRow {
+    if (row.status !== "in_progress" || row.lease_expires_at === null || row.lease_expires_at > now.toISOString()) {
+      return row;
+    }
+    const expired = this.taskWrites.expireOne.get(now.toISOString(), row.seq)!;
+    this.recordExpiry(expired, now.toISOString());
+    return expired;
+  }
+
+  private recordExpiry(row: TaskRow, at: string): void {
+    const details = { former_holder: row.lost_by, lease_expires_at: row.lost_at };
+    this.recordEvent(row, "claim_expired", { agentId: null, from: "in_progress", at }, details);
+  }
+
+  /** The agent whose lease on this task ran out, and that does not hold it again, hears so. */
+  private refuseLostClaim(row: TaskRow, agentId: string | null): void {
+    if (agentId === null || row.lost_by !== agentId || row.claimed_by === agentId || row.status === "completed") return;
+    const holder = row.status === "in_progress" ? (row.claimed_by ?? "an agent that sent no X-Agent-Id") : null;
+    throw claimLost(row.task_id, row.lost_at!, holder);
+  }
+
+  /** Only the holder of a claim moves it on; returns true when `force` releases another's claim. */
+  private checkHolder(row: TaskRow, agentId: string | null, mayForce: boolean): boolean {
+    if (row.claimed_by === null || row.claimed_by === agentId) return false;
+    if (mayForce) return true;
+    throw notClaimHolder(row.task_id, row.claimed_by, row.lease_expires_at);
+  }
+
+  private applyStatusChange(change: StatusChange): Task {
+    const { to, agentId, now } = change;
+    const row = this.expireIfDue(this.requireTaskRow(change.ref), now);
+    if (to !== "in_progress") this.refuseLostClaim(row, agentId);
+    if (!isAllowedTransition(row.status, to)) throw invalidTransition(row.task_id, row.status, to);
+    if (to === "in_progress") return this.claim(row, change);
+    const forced = this.checkHolder(row, agentId, to === "pending" && change.force);
+    return to === "completed" ? this.complete(row, change) : this.release(row, change, forced);
+  }
+
+  private claim(row: TaskRow, change: StatusChange): Task {
+    if (row.unfinished_deps > 0) {
+      throw invalidTransition(row.task_id, row.status, "in_progress", this.describeUnfinished(row));
+    }
+    const at = change.now.toISOString();
+    const leaseExpiresAt = addSeconds(change.now, change.leaseSeconds);
+    const claimed = this.taskWrites.claim.get(change.agentId, at, leaseExpiresAt, change.leaseSeconds, row.seq);
+    if (!claimed) throw lostRace(row.task_id, row.status, "in_progress");
+    this.recordEvent(claimed, "claimed", { agentId: change.agentId, from: "pending", at }, { lease_expires_at: leaseExpiresAt });
+    return toTask(claimed);
+  }
+
+  private complete(row: TaskRow, change: StatusChange): Task {
+    const at = change.now.toISOString();
+    const completed = this.taskWrites.complete.get(change.completionNotes, at, row.seq);
+    if (!completed) throw lostRace(row.task_id, row.status, "completed");
+    this.taskWrites.decrementDependents.run(row.seq);
+    const details = { completion_notes: change.completionNotes };
+    this.recordEvent(completed, "completed", { agentId: change.agentId, from: "in_progress", at }, details);
+    return toTask(completed);
+  }
+
+  private release(row: TaskRow, change: StatusChange, forced: boolean): Task {
+    const at = change.now.toISOString();
+    const released = this.taskWrites.release.get(at, row.seq);
+    if (!released) throw lostRace(row.task_id, row.status, "pending");
+    const event = { agentId: change.agentId, from: "in_progress" as const, at };
+    if (forced) this.recordEvent(released, "force_released", event, { former_holder: row.claimed_by });
+    else this.recordEvent(released, "released", event, {});
+    return toTask(released);
+  }
+
+  private describeUnfinished(row: TaskRow): string {
+    const waiting = [...new Set(JSON.parse(row.depends_on) as string[])].filter(
+      (id) => this.taskReads.byRef.get(id, row.project_id)?.status !== "completed",
+    );
+    return unfinishedDependencies(waiting);
+  }
+
+  private applyLeaseRenewal(renewal: LeaseRenewal): Task {
+    const row = this.expireIfDue(this.requireTaskRow(renewal.ref), renewal.now);
+    this.refuseLostClaim(row, renewal.agentId);
+    if (row.status !== "in_progress") throw cannotRenew(row.task_id, row.status);
+    this.checkHolder(row, renewal.agentId, false);
+    const seconds = renewal.leaseSeconds ?? row.lease_seconds ?? DEFAULT_CLAIM_TTL_SECONDS;
+    const renewed = this.taskWrites.renew.get(addSeconds(renewal.now, seconds), row.seq);
+    if (!renewed) throw lostRace(row.task_id, row.status, "in_progress");
+    return toTask(renewed);
+  }
+
+  private applyEdit(edit: TaskEdit): Task {
+    const row = this.requireTaskRow(edit.ref);
+    if (row.status === "completed") throw cannotEditCompleted(row.task_id);
+    const details: Record<string, { from: string; to: string }> = {};
+    if (edit.priority !== undefined && edit.priority !== row.priority) {
+      details.priority = { from: row.priority, to: edit.priority };
+    }
+    if (edit.description !== undefined && edit.description !== row.description) {
+      details.description = { from: row.description, to: edit.description };
+    }
+    if (Object.keys(details).length === 0) return toTask(row);
+    const priority = edit.priority ?? row.priority;
+    const at = edit.now.toISOString();
+    const edited = this.taskWrites.edit.get(priority, priorityRank[priority], edit.description ?? row.description, at, row.seq);
+    if (!edited) throw cannotEditCompleted(row.task_id);
+    this.recordEvent(edited, "updated", { agentId: edit.agentId, from: null, at }, details);
+    return toTask(edited);
+  }
+
+  private expireDueLeases(now: Date): number {
+    const at = now.toISOString();
+    const expired = this.taskWrites.expireDue.all(at, at);
+    for (const row of expired) this.recordExpiry(row, at);
+    return expired.length;
+  }
+
+  // --- Inside a write: IDs and idempotency ----------------------------------------------------
+
+  /** Advances the counter by `count` and returns the first new number. */
+  private takeNumbers(projectId: string, artifactType: string, count: number): number {
+    const last = this.ids.bumpCounter.get(projectId, artifactType, count, count)!.last_assigned;
+    if (last > MAX_ID_NUMBER) throw idsExhausted(projectId, artifactType);
+    return last - count + 1;
   }
 
   private saveResponse(claim: IdempotencyClaim, response: StoredResponse): void {
     const slot = inFlightSlot(claim.scope, claim.key);
     const inFlight = this.inFlight.get(slot);
-    if (inFlight?.token !== claim.token) {
-      // The lease ran out and another request took the key over: it owns the effect now.
-      throw new ApiError("idempotency_in_flight", "A request with this Idempotency-Key is still running; retry later");
-    }
-    if (inFlight.replacesExpiredRow) this.deleteIdempotencyKey.run(inFlight.lookup, claim.scope, claim.key);
-    this.insertIdempotencyKey.run(
+    // The lease ran out and another request took the key over: it owns the effect now.
+    if (inFlight?.token !== claim.token) throw idempotencyInFlight();
+    if (inFlight.replacesExpiredRow) this.idempotencyKeys.delete.run(inFlight.lookup, claim.scope, claim.key);
+    this.idempotencyKeys.insert.run(
       inFlight.lookup,
       claim.scope,
       claim.key,
@@ -474,7 +907,7 @@ export class SqliteStorage implements Storage {
   private insertReservationRow(reservation: NewReservation): Reservation {
     const first = this.takeNumbers(reservation.projectId, reservation.artifactType, reservation.count);
     const expiresAt = reservation.expiresAt.toISOString();
-    this.insertReservation.run(
+    this.ids.insertReservation.run(
       reservation.reservationId,
       reservation.projectId,
       reservation.artifactType,
@@ -494,80 +927,117 @@ export class SqliteStorage implements Storage {
   }
 
   private raiseCounter(projectId: string, artifactType: string, lastAssigned: number): number {
-    const current = this.selectCounter.get(projectId, artifactType)?.last_assigned ?? 0;
-    if (current > lastAssigned) {
-      throw new ApiError(
-        "conflict",
-        `Cannot lower the ${artifactType} counter of project ${projectId} from ${current} to ${lastAssigned}`,
-      );
-    }
-    this.setCounter.run(projectId, artifactType, lastAssigned);
+    const current = this.ids.selectCounter.get(projectId, artifactType)?.last_assigned ?? 0;
+    if (current > lastAssigned) throw cannotLowerCounter(projectId, artifactType, current, lastAssigned);
+    this.ids.setCounter.run(projectId, artifactType, lastAssigned);
     return lastAssigned;
   }
 
-  private insertTasks(tasks: readonly NewTask[], now: Date): string[] {
-    for (const task of tasks) {
-      if (this.selectTaskStatus.get(task.task_id)) throw new ApiError("conflict", `Task already exists: ${task.task_id}`);
-    }
-    // Count the unfinished dependencies of each task before inserting anything.
-    const unfinished = countUnfinishedDependencies(tasks, (taskId) => this.selectTaskStatus.get(taskId));
-    const timestamp = now.toISOString();
-    const seqById = new Map<string, number>();
-    for (let i = 0; i < tasks.length; i++) {
-      const task = tasks[i]!;
-      const { lastInsertRowid } = this.insertTask.run(
-        task.task_id,
-        task.project_id,
-        task.description,
-        JSON.stringify(task.inputs),
-        JSON.stringify(task.outputs),
-        task.priority,
-        priorityRank[task.priority],
-        JSON.stringify(task.depends_on),
-        unfinished[i]!,
-        timestamp,
-        timestamp,
-      );
-      seqById.set(task.task_id, Number(lastInsertRowid));
-    }
-    for (const task of tasks) {
-      const dependentSeq = seqById.get(task.task_id)!;
-      for (const dependencyId of task.depends_on) {
-        const dependencySeq = seqById.get(dependencyId) ?? this.selectTaskStatus.get(dependencyId)!.seq;
-        this.insertDependency.run(dependencySeq, dependentSeq);
-      }
-    }
-    return tasks.map((task) => task.task_id);
+  // --- Reading tasks --------------------------------------------------------------------------
+
+  async getTask(ref: TaskRef): Promise<Task | null> {
+    const row = this.findTaskRow(ref);
+    return row ? toTask(row) : null;
   }
 
-  private applyStatusChange(change: StatusChange): Task {
-    const { taskId, to } = change;
-    const row = this.selectTask.get(taskId);
-    if (!row) throw taskNotFound(taskId);
-    const from = row.status;
-    if (!isAllowedTransition(from, to)) throw invalidTransition(taskId, from, to);
-    const now = change.now.toISOString();
-    let updated: TaskRow | null;
-    if (to === "in_progress") {
-      if (row.unfinished_deps > 0) throw invalidTransition(taskId, from, to, this.describeUnfinished(row));
-      updated = this.claimTask.get(change.agentId, now, now, row.seq);
-    } else if (to === "completed") {
-      updated = this.completeTask.get(change.completionNotes, now, now, row.seq);
-      if (updated) this.decrementDependents.run(row.seq);
-    } else {
-      updated = this.releaseTask.get(now, row.seq);
-    }
-    // Unreachable inside one IMMEDIATE transaction; kept so the compare-and-set stays honest.
-    if (!updated) throw invalidTransition(taskId, from, to, "another request changed it first");
-    return toTask(updated);
+  async findNextTask(projectId: string, status: TaskStatus): Promise<Task | null> {
+    const row = this.taskReads.next.get(projectId, status);
+    return row ? toTask(row) : null;
   }
 
-  private describeUnfinished(row: TaskRow): string {
-    const waiting = [...new Set(JSON.parse(row.depends_on) as string[])].filter(
-      (id) => this.selectTaskStatus.get(id)?.status !== "completed",
-    );
-    return `${waiting.join(", ")} ${waiting.length === 1 ? "is" : "are"} not completed`;
+  async listTasks(query: TaskListQuery): Promise<TaskPage> {
+    const parts = taskListParts(query);
+    const cursor = query.cursor === null ? null : decodeTaskCursor(query.cursor, query);
+    const first = cursor === null ? 0 : parts.indexOf(cursor.part);
+    if (first < 0) throw validationError("cursor was made for other filters");
+    const found: Array<{ part: TaskListPart; row: TaskRow }> = [];
+    // One row more than asked for tells whether there is a next page.
+    for (let i = first; i < parts.length && found.length <= query.limit; i++) {
+      const part = parts[i]!;
+      const { sql, params } = listPartQuery(part, query, i === first ? cursor : null, query.limit + 1 - found.length);
+      for (const row of this.db.query<TaskRow, Array<string | number>>(sql).all(...params)) found.push({ part, row });
+    }
+    const page = found.slice(0, query.limit);
+    const last = page.at(-1);
+    const nextCursor =
+      found.length > query.limit && last ? encodeTaskCursor(listPosition(last.part, last.row), query) : null;
+    return { tasks: page.map(({ row }) => toTask(row)), nextCursor };
   }
+
+  async listProjects(): Promise<ProjectSummary[]> {
+    return this.taskReads.projects.all();
+  }
+
+  async listTaskEvents(ref: TaskRef): Promise<TaskEvent[]> {
+    const row = this.requireTaskRow(ref);
+    return this.taskReads.events.all(row.seq).map(toEvent);
+  }
+
+  // --- Changing tasks -------------------------------------------------------------------------
+
+  async addTasks(
+    tasks: readonly NewTask[],
+    now: Date,
+    agentId: string | null,
+    idempotency?: IdempotentWrite<string[]>,
+  ): Promise<string[]> {
+    return this.idempotentWrite(() => this.insertTasks(tasks, now, agentId), idempotency);
+  }
+
+  async changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task> {
+    return this.idempotentWrite(() => this.applyStatusChange(change), idempotency);
+  }
+
+  async renewLease(renewal: LeaseRenewal, idempotency?: IdempotentWrite<Task>): Promise<Task> {
+    return this.idempotentWrite(() => this.applyLeaseRenewal(renewal), idempotency);
+  }
+
+  async updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task> {
+    return this.idempotentWrite(() => this.applyEdit(edit), idempotency);
+  }
+
+  async expireLeases(now: Date): Promise<number> {
+    return this.runWrite(() => this.expireDueLeases(now));
+  }
+
+  subscribe(listener: (change: TaskChange) => void): () => void {
+    // A wrapper of its own, so the same function subscribed twice is two subscriptions.
+    const subscription = (change: TaskChange) => listener(change);
+    this.listeners.add(subscription);
+    return () => this.listeners.delete(subscription);
+  }
+
+  // --- IDs ------------------------------------------------------------------------------------
+
+  async allocateId(projectId: string, artifactType: string, idempotency?: IdempotentWrite<number>): Promise<number> {
+    return this.idempotentWrite(() => this.takeNumbers(projectId, artifactType, 1), idempotency);
+  }
+
+  async reserveIds(reservation: NewReservation, idempotency?: IdempotentWrite<Reservation>): Promise<Reservation> {
+    return this.idempotentWrite(() => this.insertReservationRow(reservation), idempotency);
+  }
+
+  async getReservation(reservationId: string): Promise<Reservation | null> {
+    const row = this.ids.selectReservation.get(reservationId);
+    return row ? toReservation(row) : null;
+  }
+
+  async raiseIdCounter(
+    projectId: string,
+    artifactType: string,
+    lastAssigned: number,
+    idempotency?: IdempotentWrite<number>,
+  ): Promise<number> {
+    return this.idempotentWrite(() => this.raiseCounter(projectId, artifactType, lastAssigned), idempotency);
+  }
+
+  async listRegistry(projectId: string | null, now: Date): Promise<{ counters: IdCounter[]; reservations: Reservation[] }> {
+    const counters = this.ids.counters.all(projectId);
+    const reservations = this.ids.activeReservations.all(now.toISOString(), projectId).map(toReservation);
+    return { counters, reservations };
+  }
+
+  // --- Idempotency ----------------------------------------------------------------------------
 
   async claimIdempotencyKey(request: IdempotencyRequest): Promise<IdempotencyOutcome> {
     const { scope, key, fingerprint } = request;
@@ -578,7 +1048,7 @@ export class SqliteStorage implements Storage {
       return inFlight.fingerprint === fingerprint ? { outcome: "in_flight" } : { outcome: "mismatch" };
     }
     const lookup = idempotencyLookup(slot);
-    const row = this.selectIdempotencyKey.get(lookup, scope, key);
+    const row = this.idempotencyKeys.select.get(lookup, scope, key);
     if (row && row.created_at > now - request.retentionMs) {
       if (row.fingerprint !== fingerprint) return { outcome: "mismatch" };
       return { outcome: "replay", response: { status: row.response_status, body: row.response_body } };
@@ -593,46 +1063,6 @@ export class SqliteStorage implements Storage {
       replacesExpiredRow: row !== null,
     });
     return { outcome: "claimed", claim: { scope, key, token } };
-  }
-
-  async getTask(taskId: string): Promise<Task | null> {
-    const row = this.selectTask.get(taskId);
-    return row ? toTask(row) : null;
-  }
-
-  async findNextTask(projectId: string, status: TaskStatus): Promise<Task | null> {
-    const row = this.selectNextTask.get(projectId, status);
-    return row ? toTask(row) : null;
-  }
-
-  async addTasks(tasks: readonly NewTask[], now: Date, idempotency?: IdempotentWrite<string[]>): Promise<string[]> {
-    return this.idempotentWrite(() => this.insertTasks(tasks, now), idempotency);
-  }
-
-  async changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task> {
-    return this.idempotentWrite(() => this.applyStatusChange(change), idempotency);
-  }
-
-  async allocateId(projectId: string, artifactType: string, idempotency?: IdempotentWrite<number>): Promise<number> {
-    return this.idempotentWrite(() => this.takeNumbers(projectId, artifactType, 1), idempotency);
-  }
-
-  async reserveIds(reservation: NewReservation, idempotency?: IdempotentWrite<Reservation>): Promise<Reservation> {
-    return this.idempotentWrite(() => this.insertReservationRow(reservation), idempotency);
-  }
-
-  async getReservation(reservationId: string): Promise<Reservation | null> {
-    const row = this.selectReservation.get(reservationId);
-    return row ? toReservation(row) : null;
-  }
-
-  async raiseIdCounter(
-    projectId: string,
-    artifactType: string,
-    lastAssigned: number,
-    idempotency?: IdempotentWrite<number>,
-  ): Promise<number> {
-    return this.idempotentWrite(() => this.raiseCounter(projectId, artifactType, lastAssigned), idempotency);
   }
 
   async saveIdempotentResponse(claim: IdempotencyClaim, response: StoredResponse): Promise<void> {
@@ -650,7 +1080,7 @@ export class SqliteStorage implements Storage {
     for (;;) {
       if (this.closed) return deleted;
       const changes = await this.runWrite(
-        () => this.deleteOldIdempotencyKeys.run(PURGE_BATCH_SIZE, before.getTime()).changes,
+        () => this.idempotencyKeys.deleteOld.run(PURGE_BATCH_SIZE, before.getTime()).changes,
       );
       deleted += changes;
       if (changes < PURGE_BATCH_SIZE) return deleted;
@@ -660,7 +1090,7 @@ export class SqliteStorage implements Storage {
 
   async ping(): Promise<void> {
     if (this.closed) throw new Error("The SQLite database is closed.");
-    this.selectOne.get();
+    this.transaction.selectOne.get();
   }
 
   async close(): Promise<void> {

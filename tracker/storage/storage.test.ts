@@ -1,7 +1,7 @@
 // The Storage contract (storage.ts), run against the implementation chosen by TRACKER_TEST_STORAGE.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { ApiError, type NewTask } from "../domain.ts";
+import { ApiError, type NewTask, type StatusChange, type TaskChange, type TaskRef, type TaskStatus } from "../domain.ts";
 import type { IdempotencyClaim, Storage } from "./storage.ts";
 import { makeStorage, type TestStorage } from "../testing.ts";
 
@@ -26,6 +26,8 @@ function newTask(taskId: string, extra: Partial<NewTask> = {}): NewTask {
     outputs: [],
     priority: "medium",
     depends_on: [],
+    status: "pending",
+    completion_notes: "",
     ...extra,
   };
 }
@@ -40,14 +42,31 @@ async function rejection(promise: Promise<unknown>): Promise<{ code: string; mes
   throw new Error("expected a rejection");
 }
 
-async function move(taskId: string, to: "pending" | "in_progress" | "completed") {
-  return storage.changeTaskStatus({ taskId, to, completionNotes: "", agentId: "agent-1", now });
+function ref(taskId: string, projectId: string | null = null): TaskRef {
+  return { projectId, taskId };
+}
+
+async function move(taskId: string, to: TaskStatus, extra: Partial<StatusChange> = {}) {
+  return storage.changeTaskStatus({
+    ref: ref(taskId),
+    to,
+    completionNotes: "",
+    agentId: "agent-1",
+    leaseSeconds: 60,
+    force: false,
+    now,
+    ...extra,
+  });
+}
+
+function add(tasks: NewTask[], at = now, agentId: string | null = null) {
+  return storage.addTasks(tasks, at, agentId);
 }
 
 describe("tasks", () => {
   test("a stored task reads back whole, with defaults", async () => {
-    await storage.addTasks([newTask("T-1", { inputs: ["a"], outputs: ["b"], priority: "high" })], now);
-    expect(await storage.getTask("T-1")).toEqual({
+    await add([newTask("T-1", { inputs: ["a"], outputs: ["b"], priority: "high" })]);
+    expect(await storage.getTask(ref("T-1"))).toEqual({
       task_id: "T-1",
       project_id: "p",
       description: "Do T-1",
@@ -57,17 +76,18 @@ describe("tasks", () => {
       depends_on: [],
       status: "pending",
       claimed_by: null,
+      lease_expires_at: null,
       completion_notes: "",
       created_at: now.toISOString(),
       updated_at: now.toISOString(),
       started_at: null,
       completed_at: null,
     });
-    expect(await storage.getTask("T-2")).toBeNull();
+    expect(await storage.getTask(ref("T-2"))).toBeNull();
   });
 
   test("next task follows priority, then insertion order, and only ready tasks", async () => {
-    await storage.addTasks(
+    await add(
       [
         newTask("low", { priority: "low" }),
         newTask("blocked", { priority: "high", depends_on: ["base"] }),
@@ -87,7 +107,7 @@ describe("tasks", () => {
   });
 
   test("a claim waits for every dependency and the state machine holds", async () => {
-    await storage.addTasks([newTask("a"), newTask("b", { depends_on: ["a", "a"] })], now);
+    await add([newTask("a"), newTask("b", { depends_on: ["a", "a"] })]);
     expect(await rejection(move("b", "in_progress"))).toEqual({
       code: "invalid_transition",
       message: "cannot change b from pending to in_progress: a is not completed",
@@ -101,34 +121,34 @@ describe("tasks", () => {
     const released = await move("a", "pending");
     expect([released.status, released.claimed_by, released.started_at]).toEqual(["pending", null, null]);
     await move("a", "in_progress");
-    const done = await storage.changeTaskStatus({ taskId: "a", to: "completed", completionNotes: "ok", agentId: null, now });
+    const done = await move("a", "completed", { completionNotes: "ok" });
     expect([done.status, done.completion_notes, done.completed_at]).toEqual(["completed", "ok", now.toISOString()]);
     expect((await move("b", "in_progress")).status).toBe("in_progress");
     expect(await rejection(move("missing", "in_progress"))).toEqual({ code: "not_found", message: "Task not found: missing" });
   });
 
   test("a batch is all or nothing", async () => {
-    await storage.addTasks([newTask("old")], now);
-    expect(await rejection(storage.addTasks([newTask("new"), newTask("old")], now))).toEqual({
+    await add([newTask("old")]);
+    expect(await rejection(add([newTask("new"), newTask("old")]))).toEqual({
       code: "conflict",
-      message: "Task already exists: old",
+      message: "Task already exists: old in project p",
     });
-    expect(await rejection(storage.addTasks([newTask("new"), newTask("x", { depends_on: ["ghost"] })], now))).toEqual({
+    expect(await rejection(add([newTask("new"), newTask("x", { depends_on: ["ghost"] })]))).toEqual({
       code: "validation_failed",
       message: "tasks[1].depends_on[0] names an unknown task: ghost",
     });
-    expect(await rejection(storage.addTasks([newTask("y", { project_id: "q", depends_on: ["old"] })], now))).toEqual({
+    expect(await rejection(add([newTask("y", { project_id: "q", depends_on: ["old"] })]))).toEqual({
       code: "validation_failed",
       message: "tasks[0].depends_on[0] names old of project p, not of q",
     });
-    expect(await storage.getTask("new")).toBeNull();
+    expect(await storage.getTask(ref("new"))).toBeNull();
   });
 
   test("a dependency completed before the batch does not block", async () => {
-    await storage.addTasks([newTask("a")], now);
+    await add([newTask("a")]);
     await move("a", "in_progress");
     await move("a", "completed");
-    await storage.addTasks([newTask("b", { depends_on: ["a"] })], now);
+    await add([newTask("b", { depends_on: ["a"] })]);
     expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("b");
   });
 });
@@ -211,4 +231,204 @@ test("ping fails once the storage is closed", async () => {
   await storage.ping();
   await storage.close();
   expect(storage.ping()).rejects.toThrow();
+});
+
+describe("task identity", () => {
+  test("the same task ID may exist in two projects; a ref without project must not be ambiguous", async () => {
+    await add([newTask("T-1", { project_id: "web" }), newTask("T-1", { project_id: "api", priority: "high" })]);
+    expect((await storage.getTask(ref("T-1", "web")))?.priority).toBe("medium");
+    expect((await storage.getTask(ref("T-1", "api")))?.priority).toBe("high");
+    expect(await storage.getTask(ref("T-1", "docs"))).toBeNull();
+    const ambiguous = {
+      code: "ambiguous_task_id",
+      message: "Task T-1 exists in projects api, web; pass ?project=<project_id>",
+    };
+    expect(await rejection(storage.getTask(ref("T-1")))).toEqual(ambiguous);
+    expect(await rejection(move("T-1", "in_progress"))).toEqual(ambiguous);
+    expect(await rejection(move("T-1", "in_progress", { ref: ref("T-1", "docs") }))).toEqual({
+      code: "not_found",
+      message: "Task not found: T-1 in project docs",
+    });
+    const claimed = await move("T-1", "in_progress", { ref: ref("T-1", "api") });
+    expect([claimed.project_id, claimed.status]).toEqual(["api", "in_progress"]);
+    expect((await storage.getTask(ref("T-1", "web")))?.status).toBe("pending");
+  });
+
+  test("a task that exists in its project is a conflict naming the project; in another project it is not", async () => {
+    await add([newTask("T-1", { project_id: "web" })]);
+    expect(await rejection(add([newTask("T-1", { project_id: "web" })]))).toEqual({
+      code: "conflict",
+      message: "Task already exists: T-1 in project web",
+    });
+    expect(await add([newTask("T-1", { project_id: "api" })])).toEqual(["T-1"]);
+  });
+
+  test("dependencies resolve inside the task's own project", async () => {
+    await add([newTask("base", { project_id: "web" }), newTask("base", { project_id: "api" })]);
+    await add([newTask("next", { project_id: "api", depends_on: ["base"] })]);
+    await move("base", "in_progress", { ref: ref("base", "web") });
+    await move("base", "completed", { ref: ref("base", "web") });
+    // web's base is done, api's is not: api's next still waits.
+    expect((await storage.findNextTask("api", "pending"))?.task_id).toBe("base");
+    await move("base", "in_progress", { ref: ref("base", "api") });
+    await move("base", "completed", { ref: ref("base", "api") });
+    expect((await storage.findNextTask("api", "pending"))?.task_id).toBe("next");
+  });
+});
+
+describe("claims", () => {
+  test("a claim sets claimed_by and the lease; leaving in_progress clears the lease", async () => {
+    await add([newTask("a")]);
+    const claimed = await move("a", "in_progress", { leaseSeconds: 90 });
+    expect([claimed.claimed_by, claimed.started_at, claimed.lease_expires_at]).toEqual([
+      "agent-1",
+      now.toISOString(),
+      new Date(now.getTime() + 90_000).toISOString(),
+    ]);
+    const released = await move("a", "pending");
+    expect([released.claimed_by, released.started_at, released.lease_expires_at]).toEqual([null, null, null]);
+    await move("a", "in_progress");
+    const done = await move("a", "completed");
+    expect([done.claimed_by, done.lease_expires_at]).toEqual(["agent-1", null]);
+  });
+});
+
+describe("batches", () => {
+  test("a task added as completed is stored completed and counts as a finished dependency", async () => {
+    const later = new Date(now.getTime() + 5000);
+    await add([newTask("done", { status: "completed", completion_notes: "imported" })], later, "importer");
+    expect(await storage.getTask(ref("done"))).toMatchObject({
+      status: "completed",
+      completion_notes: "imported",
+      started_at: later.toISOString(),
+      completed_at: later.toISOString(),
+      claimed_by: null,
+      lease_expires_at: null,
+    });
+    await add([newTask("after", { depends_on: ["done"] })]);
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("after");
+  });
+
+  test("a completed task may depend only on completed tasks", async () => {
+    await add([newTask("open")]);
+    expect(await rejection(add([newTask("done", { status: "completed", depends_on: ["open"] })]))).toEqual({
+      code: "validation_failed",
+      message: "tasks[0].depends_on[0] names open, which is not completed: a completed task may depend only on completed tasks",
+    });
+    expect(
+      await rejection(add([newTask("x"), newTask("y", { status: "completed", depends_on: ["x"] })])),
+    ).toEqual({
+      code: "validation_failed",
+      message: "tasks[1].depends_on[0] names x, which is not completed: a completed task may depend only on completed tasks",
+    });
+    expect(await add([newTask("d1", { status: "completed" }), newTask("d2", { status: "completed", depends_on: ["d1"] })])).toEqual([
+      "d1",
+      "d2",
+    ]);
+  });
+});
+
+/** The events without their IDs (which only have to grow), for one toEqual on the whole history. */
+async function history(taskRef: TaskRef) {
+  const events = await storage.listTaskEvents(taskRef);
+  const ids = events.map((event) => event.event_id);
+  expect(ids).toEqual([...ids].sort((a, b) => a - b));
+  expect(new Set(ids).size).toBe(ids.length);
+  return events.map(({ event_id: _, ...event }) => event);
+}
+
+function at(seconds: number): Date {
+  return new Date(now.getTime() + seconds * 1000);
+}
+
+describe("history", () => {
+  test("every change writes its event, oldest first, with the details of API.md", async () => {
+    await add([newTask("a")], now, "planner");
+    await move("a", "in_progress", { leaseSeconds: 60, now: at(1) });
+    await move("a", "pending", { now: at(2) });
+    await move("a", "in_progress", { agentId: "agent-2", now: at(3) });
+    await move("a", "pending", { agentId: "board-alice", force: true, now: at(4) });
+    await move("a", "in_progress", { now: at(5) });
+    await move("a", "completed", { completionNotes: "done", now: at(6) });
+    const base = { project_id: "p", task_id: "a" };
+    expect(await history(ref("a"))).toEqual([
+      { ...base, type: "created", at: now.toISOString(), agent_id: "planner", from_status: null, to_status: "pending", details: { status: "pending" } },
+      { ...base, type: "claimed", at: at(1).toISOString(), agent_id: "agent-1", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(61).toISOString() } },
+      { ...base, type: "released", at: at(2).toISOString(), agent_id: "agent-1", from_status: "in_progress", to_status: "pending", details: {} },
+      { ...base, type: "claimed", at: at(3).toISOString(), agent_id: "agent-2", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(63).toISOString() } },
+      { ...base, type: "force_released", at: at(4).toISOString(), agent_id: "board-alice", from_status: "in_progress", to_status: "pending", details: { former_holder: "agent-2" } },
+      { ...base, type: "claimed", at: at(5).toISOString(), agent_id: "agent-1", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(65).toISOString() } },
+      { ...base, type: "completed", at: at(6).toISOString(), agent_id: "agent-1", from_status: "in_progress", to_status: "completed", details: { completion_notes: "done" } },
+    ]);
+  });
+
+  test("a task added as completed has one created event saying so", async () => {
+    await add([newTask("a", { status: "completed" })]);
+    expect(await history(ref("a"))).toEqual([
+      { project_id: "p", task_id: "a", type: "created", at: now.toISOString(), agent_id: null, from_status: null, to_status: "completed", details: { status: "completed" } },
+    ]);
+  });
+
+  test("a change that fails writes no event", async () => {
+    await add([newTask("a"), newTask("b", { depends_on: ["a"] })]);
+    await rejection(move("b", "in_progress"));
+    await rejection(move("a", "completed"));
+    await rejection(add([newTask("c"), newTask("a")]));
+    expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created"]);
+    expect((await history(ref("b"))).map((event) => event.type)).toEqual(["created"]);
+    expect(await storage.getTask(ref("c"))).toBeNull();
+  });
+
+  test("the history of an unknown or ambiguous task is an error like getTask's", async () => {
+    expect(await rejection(storage.listTaskEvents(ref("ghost", "p")))).toEqual({ code: "not_found", message: "Task not found: ghost in project p" });
+    await add([newTask("t", { project_id: "x" }), newTask("t", { project_id: "y" })]);
+    expect((await rejection(storage.listTaskEvents(ref("t")))).code).toBe("ambiguous_task_id");
+    expect((await history(ref("t", "y"))).map((event) => event.project_id)).toEqual(["y"]);
+  });
+});
+
+describe("subscribe", () => {
+  test("a subscriber hears each committed change with the task after it, until it unsubscribes", async () => {
+    const heard: TaskChange[] = [];
+    const unsubscribe = storage.subscribe((change) => heard.push(change));
+    await add([newTask("a"), newTask("b")], now, "planner");
+    const claimed = await move("a", "in_progress");
+    expect(heard.map((change) => [change.event.type, change.task.task_id, change.task.status])).toEqual([
+      ["created", "a", "pending"],
+      ["created", "b", "pending"],
+      ["claimed", "a", "in_progress"],
+    ]);
+    expect(heard[2]!.task).toEqual(claimed);
+    const events = await storage.listTaskEvents(ref("a"));
+    expect(heard[2]!.event).toEqual(events[1]!);
+    unsubscribe();
+    await move("a", "completed");
+    expect(heard).toHaveLength(3);
+  });
+
+  test("a write rolled back after its change is heard by nobody; a listener that throws harms nothing", async () => {
+    const heard: string[] = [];
+    storage.subscribe(() => {
+      throw new Error("a broken listener");
+    });
+    storage.subscribe((change) => heard.push(`${change.event.type} ${change.task.task_id}`));
+    await add([newTask("a"), newTask("b")]);
+    // The claim is made, then its Idempotency-Key turns out to be another request's: all of it rolls back.
+    const request = { scope: "s", key: "k", fingerprint: "f", now, leaseMs: 1000, retentionMs: 10_000 };
+    const stale = await storage.claimIdempotencyKey(request);
+    await storage.claimIdempotencyKey({ ...request, now: at(2) });
+    if (stale.outcome !== "claimed") throw new Error("expected a claim");
+    const respond = () => ({ status: 200, body: "{}" });
+    const results = await Promise.allSettled([
+      storage.changeTaskStatus(
+        { ref: ref("a"), to: "in_progress", completionNotes: "", agentId: "agent-1", leaseSeconds: 60, force: false, now },
+        { claim: stale.claim, respond },
+      ),
+      move("b", "in_progress"),
+    ]);
+    expect(results.map((result) => result.status)).toEqual(["rejected", "fulfilled"]);
+    expect(heard).toEqual(["created a", "created b", "claimed b"]);
+    expect((await storage.getTask(ref("a")))?.status).toBe("pending");
+    expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created"]);
+  });
 });
