@@ -103,12 +103,15 @@ async function openBoard(key: string): Promise<void> {
   await page.getByRole("button", { name: "Open board" }).click();
 }
 
+/** Evaluated in the page (whose DOM types this file does not load): the task ID of the focused card. */
+const FOCUSED_TASK = `document.activeElement?.dataset.taskId ?? ""`;
+
 /** Set before a change; still there after it: the page was not reloaded. */
 async function markPage(): Promise<void> {
-  await page.evaluate(() => ((window as any).notReloaded = true));
+  await page.evaluate("window.notReloaded = true");
 }
 async function expectNotReloaded(): Promise<void> {
-  expect(await page.evaluate(() => (window as any).notReloaded)).toBe(true);
+  expect(await page.evaluate("window.notReloaded")).toBe(true);
 }
 
 browserTests("the board", () => {
@@ -268,14 +271,14 @@ browserTests("the board", () => {
     let focused = "";
     for (let presses = 0; presses < 40 && focused !== "BRD-3"; presses++) {
       await page.keyboard.press("Tab");
-      focused = await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.taskId ?? "");
+      focused = await page.evaluate(FOCUSED_TASK);
     }
     expect(focused).toBe("BRD-3");
     await page.keyboard.press("Enter");
     await page.getByRole("dialog", { name: "BRD-3" }).waitFor();
     await page.keyboard.press("Escape");
     await page.getByRole("dialog", { name: "BRD-3" }).waitFor({ state: "hidden" });
-    expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.taskId)).toBe("BRD-3");
+    expect(await page.evaluate(FOCUSED_TASK)).toBe("BRD-3");
   });
 
   test("on a phone's screen the columns stack and nothing runs off the side", async () => {
@@ -283,7 +286,7 @@ browserTests("the board", () => {
     const boxes = await Promise.all(COLUMNS.map((name) => column(name).boundingBox()));
     expect(boxes.every((box) => box !== null && box.x >= 0 && box.x + box.width <= 390)).toBe(true);
     expect(new Set(boxes.map((box) => Math.round(box!.x))).size).toBe(1);
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
@@ -310,12 +313,12 @@ browserTests("the board", () => {
     const html = await response!.text();
     expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
     expect(html).not.toMatch(/\sstyle=|<style/);
-    await other.evaluate(() => {
+    await other.evaluate(`{
       const script = document.createElement("script");
       script.textContent = "window.inlineRan = true";
       document.body.append(script);
-    });
-    expect(await other.evaluate(() => (window as any).inlineRan)).toBeUndefined();
+    }`);
+    expect(await other.evaluate("window.inlineRan")).toBeUndefined();
     await other.close();
   });
 
