@@ -306,6 +306,20 @@ browserTests("the board", () => {
     await expectNotReloaded();
   });
 
+  test("another project is one key press away, and the address remembers which", async () => {
+    const added = await tracker.api("POST", "/tasks/batch", {
+      tasks: [{ task_id: "OTH-1", project_id: "board-e2e-other", description: "Another team's work" }],
+    });
+    expect(added.status).toBe(201);
+    await page.reload();
+    await page.getByRole("button", { name: /^board-e2e-other/ }).focus();
+    await page.keyboard.press("Enter");
+    await card("Ready", "OTH-1").waitFor();
+    expect(await column("Ready").locator("button.card").count()).toBe(1);
+    expect(new URL(page.url()).hash).toBe("#project=board-e2e-other");
+    expect(await page.evaluate(`document.activeElement?.dataset.projectId`)).toBe("board-e2e-other");
+  });
+
   test("the page comes with a strict Content-Security-Policy, and no inline script runs", async () => {
     const other = await context.newPage();
     const response = await other.goto(tracker.url);

@@ -176,6 +176,8 @@ class Board {
 
   private renderProjects(): void {
     byId("no-projects").hidden = this.projects.length > 0;
+    // The list is redrawn on every change: a keyboard user on it stays on the same project.
+    const focused = (document.activeElement as HTMLElement | null)?.dataset.projectId;
     fill(
       byId("projects"),
       ...this.projects.map((project) => {
@@ -189,11 +191,13 @@ class Board {
             `${project.ready} ready · ${project.blocked} blocked · ${project.in_progress} in progress · ${project.completed} completed`,
           ),
         );
+        button.dataset.projectId = project.project_id;
         if (project.project_id === this.projectId) button.setAttribute("aria-current", "true");
         button.addEventListener("click", () => this.select(project.project_id));
         return el("li", {}, button);
       }),
     );
+    if (focused !== undefined) byId("projects").querySelector<HTMLElement>(`[data-project-id="${CSS.escape(focused)}"]`)?.focus();
   }
 
   /** One stream, for the project on screen (every project's while there is none). */
