@@ -79,7 +79,7 @@ async function listen(options: TrackerOptions, handle: (request: Request, server
     // No limit of Bun's own: the pipeline enforces MAX_BODY_BYTES (declared or read) and answers
     // with the contract's 413 body, where Bun would answer with an empty one.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-    routes: boardRoutes,
+    routes: await boardRoutes(),
     fetch: handle,
     error(error) {
       options.logger.log("error", "unhandled server error", describeError(error));

@@ -1,0 +1,86 @@
+/**
+ * `bun run scripts/screenshot.ts`: docs/board.png, the board with a few agents at work, for the README.
+ *
+ * Starts the tracker on a temporary database, plans a small project, lets three compiled MCP servers
+ * (one per agent) claim and finish some of it, opens the board in Debian's chromium and takes the
+ * picture. Needs `bun run build` first (dist/task-tracking-mcp).
+ */
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { mcpEnv, ROOT, startMcp, startTrackerProcess, stopEverything, textOf, type McpProcess } from "../e2e/harness.ts";
+
+const PROJECT = "checkout";
+const OUTPUT = join(ROOT, "docs", "board.png");
+const CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+const PLAN = [
+  { task_id: "TASK-101", description: "Design the checkout API", priority: "high", status: "completed", completion_notes: "SPEC-12 agreed with the web team" },
+  { task_id: "TASK-102", description: "Payment provider sandbox account", priority: "high", status: "completed", completion_notes: "Keys are in the vault, not in the repo" },
+  { task_id: "TASK-103", description: "Build the cart service", priority: "high", depends_on: ["TASK-101"] },
+  { task_id: "TASK-104", description: "Card payments through the provider", priority: "high", depends_on: ["TASK-101", "TASK-102"] },
+  { task_id: "TASK-105", description: "Order confirmation e-mail", priority: "medium", depends_on: ["TASK-101"] },
+  { task_id: "TASK-106", description: "Checkout page: address and delivery", priority: "medium", depends_on: ["TASK-103"] },
+  { task_id: "TASK-107", description: "Checkout page: payment step", priority: "medium", depends_on: ["TASK-103", "TASK-104"] },
+  { task_id: "TASK-108", description: "Load test the checkout at 200 orders a minute", priority: "low", depends_on: ["TASK-106", "TASK-107"] },
+  { task_id: "TASK-109", description: "Accessibility review of the checkout pages", priority: "medium", depends_on: ["TASK-106"] },
+  { task_id: "TASK-110", description: "Release notes for the checkout", priority: "low" },
+  { task_id: "TASK-111", description: "Refund flow for support staff", priority: "low", depends_on: ["TASK-104"] },
+  { task_id: "TASK-112", description: "Fraud rules for first orders", priority: "medium" },
+];
+
+const OTHER_PROJECT = [
+  { task_id: "DOC-1", description: "Move the docs to the new site generator", priority: "medium" },
+  { task_id: "DOC-2", description: "Redirects from the old URLs", priority: "low", depends_on: ["DOC-1"] },
+];
+
+async function call(agent: McpProcess, tool: string, args: Record<string, unknown>): Promise<any> {
+  const result = await agent.call(tool, args);
+  if (result.isError) throw new Error(`${tool} failed: ${textOf(result)}`);
+  return result.structuredContent;
+}
+
+async function main(): Promise<void> {
+  const tracker = await startTrackerProcess();
+  const tasks = [
+    ...PLAN.map((task) => ({ project_id: PROJECT, ...task })),
+    ...OTHER_PROJECT.map((task) => ({ project_id: "docs-site", ...task })),
+  ];
+  const added = await tracker.api("POST", "/tasks/batch", { tasks });
+  if (added.status !== 201) throw new Error(`adding the plan failed: ${JSON.stringify(added.body)}`);
+
+  const agents = await Promise.all(
+    ["claude-7f3a", "claude-b21c", "claude-e904"].map((name) =>
+      startMcp(mcpEnv(tracker.url, tracker.apiKey, { TASK_TRACKING_AGENT_ID: name, LOG_LEVEL: "warn" })),
+    ),
+  );
+  const [first, second, third] = agents as [McpProcess, McpProcess, McpProcess];
+  const { task: cart } = await call(first, "get_next_task", { project_id: PROJECT, claim: true });
+  await call(first, "update_task_status", { task_id: cart.task_id, status: "completed", completion_notes: "Cart service with 94% coverage" });
+  await call(first, "get_next_task", { project_id: PROJECT, claim: true });
+  await call(second, "get_next_task", { project_id: PROJECT, claim: true });
+  await call(third, "get_next_task", { project_id: PROJECT, claim: true });
+  await call(third, "reserve_id_range", { artifact_type: "TASK", count: 5, project_id: PROJECT });
+  await call(second, "get_next_available_id", { artifact_type: "SPEC", project_id: PROJECT });
+
+  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_FLAGS });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1360, height: 760 }, locale: "en-US", colorScheme: "light" });
+    await page.goto(`${tracker.url}/#project=${PROJECT}`);
+    await page.evaluate(() => localStorage.setItem("task-board.name", "Dana (team lead)"));
+    await page.getByLabel("API key").fill(tracker.apiKey);
+    await page.getByRole("button", { name: "Open board" }).click();
+    await page.getByRole("region", { name: "In progress", exact: true }).locator("button.card").nth(2).waitFor();
+    await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: OUTPUT });
+  } finally {
+    await browser.close();
+  }
+  console.log(`wrote ${OUTPUT}`);
+}
+
+try {
+  await main();
+} finally {
+  await stopEverything();
+}

@@ -1,0 +1,403 @@
+// The task board: opened with the tracker's API key (kept in sessionStorage, this tab only), it
+// shows the projects, the four columns of one, and the ID registry, live from GET /events.
+
+import { createApi, type Api, type ProjectSummary, type Registry } from "./api.ts";
+import { ColumnsView } from "./columns.ts";
+import { byId, el, fill } from "./dom.ts";
+import { when } from "./format.ts";
+import { follow } from "./stream.ts";
+import { messageOf, TaskDialog } from "./task-dialog.ts";
+
+const KEY_STORAGE = "task-board.api-key";
+const NAME_STORAGE = "task-board.name";
+const FIRST_SCREEN_MARK = "board-first-screen";
+
+const openForm = byId<HTMLFormElement>("open-form");
+const keyInput = byId<HTMLInputElement>("api-key");
+const openError = byId("open-error");
+const boardError = byId("board-error");
+const liveStatus = byId("live-status");
+
+// ─── The person's name (X-Agent-Id of the board's writes) ───────────────────────────────────────
+
+/** X-Agent-Id is 1–128 printable ASCII characters (docs/API.md). */
+function nameProblem(name: string): string | null {
+  if (name.length === 0) return "Enter your name.";
+  if (!/^[\x20-\x7e]{1,128}$/.test(name)) return "Use at most 128 plain characters: letters A–Z, digits, spaces and punctuation.";
+  return null;
+}
+
+function showName(): void {
+  byId("who-name").textContent = `Steering as ${localStorage.getItem(NAME_STORAGE) ?? "(no name yet)"}`;
+}
+
+/** The stored name, or asks for it once; null when the person closes the question. */
+function personName(forceAsk = false): Promise<string | null> {
+  const stored = localStorage.getItem(NAME_STORAGE);
+  if (stored !== null && !forceAsk) return Promise.resolve(stored);
+  const dialog = byId<HTMLDialogElement>("name-dialog");
+  const form = byId<HTMLFormElement>("name-form");
+  const input = byId<HTMLInputElement>("person-name");
+  const error = byId("name-error");
+  input.value = stored ?? "";
+  error.textContent = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    let saved: string | null = null;
+    const onSubmit = (event: Event) => {
+      event.preventDefault();
+      const name = input.value.trim();
+      const problem = nameProblem(name);
+      if (problem) {
+        error.textContent = problem;
+        return;
+      }
+      localStorage.setItem(NAME_STORAGE, name);
+      saved = name;
+      showName();
+      dialog.close();
+    };
+    form.addEventListener("submit", onSubmit);
+    dialog.addEventListener(
+      "close",
+      () => {
+        form.removeEventListener("submit", onSubmit);
+        resolve(saved);
+      },
+      { once: true },
+    );
+  });
+}
+
+// ─── The board of one tracker ───────────────────────────────────────────────────────────────────
+
+class Board {
+  private projects: ProjectSummary[] = [];
+  private projectId: string | null;
+  private view: "board" | "registry";
+  private readonly columns: ColumnsView;
+  private readonly taskDialog: TaskDialog;
+  private stopStream: () => void = () => {};
+  private followed: string | null | undefined;
+  private reloading: Promise<void> | null = null;
+  private reloadAgain = false;
+  private firstScreenShown = false;
+  private readonly ticker: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly api: Api,
+    private readonly onUnauthorized: () => void,
+  ) {
+    const place = new URLSearchParams(location.hash.slice(1));
+    this.projectId = place.get("project");
+    this.view = place.get("view") === "registry" ? "registry" : "board";
+    this.taskDialog = new TaskDialog(api, () => personName());
+    this.columns = new ColumnsView(
+      byId("columns"),
+      api,
+      (task) => void this.taskDialog.open(task),
+      (error) => this.failed(error),
+    );
+    this.ticker = setInterval(() => this.columns.tick(Date.now()), 1000);
+    this.showView(this.view);
+  }
+
+  /** `projects`: the list just read to check the key, so the first screen does not ask twice. */
+  start(projects: ProjectSummary[]): void {
+    this.reloading = this.reload(projects)
+      .catch((error) => this.failed(error))
+      .finally(() => this.reloadFinished());
+  }
+
+  stop(): void {
+    this.stopStream();
+    clearInterval(this.ticker);
+  }
+
+  select(projectId: string): void {
+    this.projectId = projectId;
+    this.remember();
+    this.scheduleReload();
+  }
+
+  showView(view: "board" | "registry"): void {
+    this.view = view;
+    for (const [name, tab, panel] of [
+      ["board", "tab-board", "panel-board"],
+      ["registry", "tab-registry", "panel-registry"],
+    ] as const) {
+      const selected = name === view;
+      byId(tab).setAttribute("aria-selected", String(selected));
+      byId(tab).tabIndex = selected ? 0 : -1;
+      byId(panel).hidden = !selected;
+    }
+    this.remember();
+    if (view === "registry") void this.loadRegistry().catch((error) => this.failed(error));
+  }
+
+  /** Coalesces reloads: at most one runs, and one more follows if anything changed meanwhile. */
+  scheduleReload(): void {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return;
+    }
+    this.reloading = this.reload()
+      .catch((error) => this.failed(error))
+      .finally(() => this.reloadFinished());
+  }
+
+  private reloadFinished(): void {
+    this.reloading = null;
+    if (this.reloadAgain) {
+      this.reloadAgain = false;
+      this.scheduleReload();
+    }
+  }
+
+  private async reload(known?: ProjectSummary[]): Promise<void> {
+    this.projects = known ?? (await this.api.get<{ projects: ProjectSummary[] }>("/projects")).projects;
+    if (!this.projects.some((project) => project.project_id === this.projectId)) {
+      this.projectId = this.projects[0]?.project_id ?? null;
+      this.remember();
+    }
+    this.renderProjects();
+    this.followProject();
+    if (this.projectId !== null) {
+      this.columns.show(this.projectId);
+      await this.columns.reload(this.projects.find((p) => p.project_id === this.projectId));
+    }
+    if (this.view === "registry") await this.loadRegistry();
+    boardError.textContent = "";
+    if (!this.firstScreenShown) {
+      this.firstScreenShown = true;
+      performance.mark(FIRST_SCREEN_MARK);
+    }
+  }
+
+  private renderProjects(): void {
+    byId("no-projects").hidden = this.projects.length > 0;
+    // The list is redrawn on every change: a keyboard user on it stays on the same project.
+    const focused = (document.activeElement as HTMLElement | null)?.dataset.projectId;
+    fill(
+      byId("projects"),
+      ...this.projects.map((project) => {
+        const button = el(
+          "button",
+          { type: "button", class: "project" },
+          el("span", { class: "project-name" }, project.project_id),
+          el(
+            "span",
+            { class: "project-counts" },
+            `${project.ready} ready · ${project.blocked} blocked · ${project.in_progress} in progress · ${project.completed} completed`,
+          ),
+        );
+        button.dataset.projectId = project.project_id;
+        if (project.project_id === this.projectId) button.setAttribute("aria-current", "true");
+        button.addEventListener("click", () => this.select(project.project_id));
+        return el("li", {}, button);
+      }),
+    );
+    if (focused !== undefined) byId("projects").querySelector<HTMLElement>(`[data-project-id="${CSS.escape(focused)}"]`)?.focus();
+  }
+
+  /** One stream, for the project on screen (every project's while there is none). */
+  private followProject(): void {
+    if (this.followed === this.projectId) return;
+    this.stopStream();
+    this.followed = this.projectId;
+    const path = this.projectId === null ? "/events" : `/events?project=${encodeURIComponent(this.projectId)}`;
+    this.stopStream = follow(this.api, path, {
+      onOpen: () => {
+        liveStatus.textContent = "Live";
+        this.columns.forget();
+        this.scheduleReload();
+      },
+      onChange: ({ task }) => {
+        this.columns.learn(task);
+        this.taskDialog.changed(task);
+        this.scheduleReload();
+      },
+      onDown: () => (liveStatus.textContent = "Reconnecting to the tracker…"),
+      onUnauthorized: () => this.onUnauthorized(),
+    });
+  }
+
+  private async loadRegistry(): Promise<void> {
+    if (this.projectId === null) return;
+    const registry = await this.api.get<Registry>(`/ids/registry?project=${encodeURIComponent(this.projectId)}`);
+    byId("no-counters").hidden = registry.counters.length > 0;
+    fill(
+      byId("counters"),
+      ...registry.counters
+        .toSorted((a, b) => a.artifact_type.localeCompare(b.artifact_type))
+        .map((counter) =>
+        el(
+          "tr",
+          {},
+          el("td", {}, counter.artifact_type),
+          el("td", {}, String(counter.last_assigned_id)),
+          el("td", {}, `${counter.artifact_type}-${String(counter.last_assigned_id + 1).padStart(3, "0")}`),
+        ),
+      ),
+    );
+    byId("no-reservations").hidden = registry.reservations.length > 0;
+    fill(
+      byId("reservations"),
+      ...registry.reservations.map((reservation) => {
+        const ids = reservation.reserved_ids;
+        const range = ids.length > 1 ? `${ids[0]} … ${ids[ids.length - 1]} (${ids.length})` : (ids[0] ?? "");
+        return el(
+          "tr",
+          {},
+          el("td", {}, range),
+          el("td", {}, when(reservation.expires_at)),
+          el("td", { class: "mono" }, reservation.reservation_id),
+        );
+      }),
+    );
+  }
+
+  private failed(error: unknown): void {
+    if (error instanceof Error && error.name === "Unauthorized") return this.onUnauthorized();
+    boardError.textContent = messageOf(error);
+  }
+
+  private remember(): void {
+    const place = new URLSearchParams();
+    if (this.projectId !== null) place.set("project", this.projectId);
+    if (this.view === "registry") place.set("view", "registry");
+    history.replaceState(null, "", `#${place}`);
+  }
+
+  currentProject(): string | null {
+    return this.projectId;
+  }
+
+  async addTask(task: { task_id: string; project_id: string; description: string; priority: string; depends_on: string[] }) {
+    const name = await personName();
+    if (name === null) return false;
+    await this.api.write("POST", "/tasks/batch", { tasks: [task] }, name);
+    this.select(task.project_id);
+    return true;
+  }
+}
+
+// ─── Opening and closing ────────────────────────────────────────────────────────────────────────
+
+let board: Board | null = null;
+
+async function openBoard(apiKey: string): Promise<void> {
+  openError.textContent = "";
+  const api = createApi(apiKey);
+  let projects: ProjectSummary[];
+  try {
+    projects = (await api.get<{ projects: ProjectSummary[] }>("/projects")).projects;
+  } catch (error) {
+    sessionStorage.removeItem(KEY_STORAGE);
+    showOpenForm();
+    openError.textContent =
+      error instanceof Error && error.name === "Unauthorized"
+        ? "That API key was not accepted. Check it and try again."
+        : messageOf(error);
+    return;
+  }
+  sessionStorage.setItem(KEY_STORAGE, apiKey);
+  keyInput.value = "";
+  openForm.hidden = true;
+  byId("board").hidden = false;
+  byId("who").hidden = false;
+  showName();
+  board = new Board(api, () => closeBoard("The API key is no longer accepted. Open the board again."));
+  board.start(projects);
+}
+
+function showOpenForm(): void {
+  openForm.hidden = false;
+  byId("board").hidden = true;
+  byId("who").hidden = true;
+  liveStatus.textContent = "";
+  keyInput.focus();
+}
+
+function closeBoard(message = ""): void {
+  board?.stop();
+  board = null;
+  sessionStorage.removeItem(KEY_STORAGE);
+  for (const dialog of document.querySelectorAll("dialog")) dialog.close();
+  showOpenForm();
+  openError.textContent = message;
+}
+
+openForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = keyInput.value.trim();
+  if (key === "") {
+    openError.textContent = "Enter the tracker's API key.";
+    return;
+  }
+  void openBoard(key);
+});
+
+byId("sign-out").addEventListener("click", () => closeBoard());
+byId("change-name").addEventListener("click", () => void personName(true));
+for (const button of document.querySelectorAll<HTMLButtonElement>("[data-close]")) {
+  button.addEventListener("click", () => button.closest("dialog")?.close());
+}
+
+// ─── Tabs: click, or the arrow keys ─────────────────────────────────────────────────────────────
+
+const tabs = [byId<HTMLButtonElement>("tab-board"), byId<HTMLButtonElement>("tab-registry")];
+tabs.forEach((tab, index) => {
+  const view = index === 0 ? "board" : "registry";
+  tab.addEventListener("click", () => board?.showView(view));
+  tab.addEventListener("keydown", (event) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1, Home: -index, End: tabs.length - 1 - index }[event.key];
+    if (step === undefined) return;
+    event.preventDefault();
+    const next = tabs[(index + step + tabs.length) % tabs.length]!;
+    next.focus();
+    next.click();
+  });
+});
+
+// ─── Adding a task ──────────────────────────────────────────────────────────────────────────────
+
+const addDialog = byId<HTMLDialogElement>("add-dialog");
+const addError = byId("add-error");
+byId("add-task").addEventListener("click", () => {
+  byId<HTMLInputElement>("add-project").value = board?.currentProject() ?? "";
+  addError.textContent = "";
+  addDialog.showModal();
+});
+byId<HTMLFormElement>("add-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const value = (id: string) => byId<HTMLInputElement>(id).value.trim();
+  const task = {
+    project_id: value("add-project"),
+    task_id: value("add-id"),
+    description: value("add-description"),
+    priority: value("add-priority"),
+    depends_on: value("add-depends").split(",").map((id) => id.trim()).filter(Boolean),
+  };
+  const missing = [["project", task.project_id], ["task ID", task.task_id], ["description", task.description]].find(([, v]) => !v);
+  if (missing) {
+    addError.textContent = `Enter the ${missing[0]}.`;
+    return;
+  }
+  addError.textContent = "";
+  board
+    ?.addTask(task)
+    .then((added) => {
+      if (!added) return;
+      for (const id of ["add-id", "add-description", "add-depends"]) byId<HTMLInputElement>(id).value = "";
+      addDialog.close();
+    })
+    .catch((error: unknown) => (addError.textContent = messageOf(error)));
+});
+
+// ─── Start ──────────────────────────────────────────────────────────────────────────────────────
+
+const savedKey = sessionStorage.getItem(KEY_STORAGE);
+if (savedKey) void openBoard(savedKey);
+else showOpenForm();
+
