@@ -10,7 +10,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { closedLoop, sequential } from "./lib/load.ts";
 import { StdioMcpClient } from "./lib/mcp.ts";
-import { ROOT, startHttpServer, tempDir } from "./lib/proc.ts";
+import { ROOT, tempDir } from "./lib/proc.ts";
 import { table } from "./lib/report.ts";
 import { API_KEY, makeTasks, startTrackerProcess, TrackerHttp } from "./lib/tracker.ts";
 
@@ -96,12 +96,7 @@ async function readProfile(dir: string): Promise<CpuProfile> {
 
 async function profileTracker(): Promise<string> {
   const dir = tempDir("profile-tracker");
-  const tracker = await startHttpServer({
-    name: "tracker (profiled)",
-    cmd: ["bun", "--cpu-prof", `--cpu-prof-dir=${dir}`, "tracker/main.ts"],
-    env: { TRACKER_DB: join(dir, "tracker.db"), TRACKER_API_KEYS: API_KEY },
-    readyPath: "/healthz",
-  });
+  const tracker = await startTrackerProcess({}, ["bun", "--cpu-prof", `--cpu-prof-dir=${dir}`, "tracker/main.ts"]);
   const http = new TrackerHttp(tracker.url);
   const tasks = operation === "claims" ? 40_000 : 1000;
   for (let done = 0; done < tasks; done += 500) await http.addTasks(makeTasks("prof", "PROF", done, 500));

@@ -6,18 +6,17 @@
  * does (an MCP client over stdio), walks through a short agent session, and stops everything.
  * Each tool call and its result is printed; the API key never is.
  */
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { startMcpClient, type McpClientProcess } from "../testkit/mcp.ts";
+import { MCP_BINARY } from "../testkit/paths.ts";
+import type { ChildProcess } from "../testkit/processes.ts";
+import { makeTempDir, removeTempDir } from "../testkit/temp.ts";
+import { startTracker as startTrackerProcess } from "../testkit/tracker.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const MCP_BINARY = join(ROOT, "dist", "task-tracking-mcp");
 const PROJECT = "demo-shop";
 const AGENT = "demo-agent";
-const START_TIMEOUT_MS = 15_000;
 
 // ─── Output: short, readable, coloured only on a terminal ─────────────────────────────────────
 
@@ -47,11 +46,9 @@ class DemoFailure extends Error {}
 
 const apiKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
 const hideKey = (text: string) => text.replaceAll(apiKey, "[the API key]");
-const dataDir = mkdtempSync(join(tmpdir(), "task-tracking-demo-"));
-let tracker: Bun.Subprocess<"ignore", "ignore", "pipe"> | undefined;
-let trackerLog = "";
-let client: Client | undefined;
-let serverLog = "";
+const dataDir = makeTempDir("task-tracking-demo-");
+let tracker: ChildProcess | undefined;
+let mcp: McpClientProcess | undefined;
 
 /** The tracker as its own process, on the embedded default storage (SQLite) in a temporary directory. */
 async function startTracker(): Promise<string> {
@@ -60,60 +57,31 @@ async function startTracker(): Promise<string> {
   for (const name of Object.keys(env)) {
     if (name.startsWith("TRACKER_") || name === "DATABASE_URL" || name === "PORT" || name === "HOST") delete env[name];
   }
-  tracker = Bun.spawn([process.execPath, join(ROOT, "tracker", "main.ts")], {
-    cwd: dataDir,
-    env: { ...env, TRACKER_DB: join(dataDir, "tracker.db"), TRACKER_API_KEYS: apiKey, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info" },
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "pipe",
-  });
-
-  // The tracker logs one JSON line with its URL once it listens.
-  const reader = tracker.stderr.getReader();
-  const decoder = new TextDecoder();
-  const deadline = setTimeout(() => tracker?.kill(), START_TIMEOUT_MS);
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new DemoFailure("The tracker stopped before it was ready.");
-      trackerLog += decoder.decode(value, { stream: true });
-      const line = trackerLog.split("\n").find((l) => l.includes('"tracker started"'));
-      if (line) {
-        const url = (JSON.parse(line) as { url: string }).url;
-        void (async () => {
-          for (;;) {
-            const next = await reader.read().catch(() => ({ done: true, value: undefined }));
-            if (next.done) return;
-            trackerLog += decoder.decode(next.value, { stream: true });
-          }
-        })();
-        const health = await fetch(`${url}/healthz`);
-        if (!health.ok) throw new DemoFailure(`The tracker answered ${health.status} at ${url}/healthz.`);
-        return url;
-      }
-    }
-  } finally {
-    clearTimeout(deadline);
+    const started = await startTrackerProcess({
+      cwd: dataDir,
+      env: { ...env, TRACKER_DB: join(dataDir, "tracker.db"), TRACKER_API_KEYS: apiKey, LOG_LEVEL: "info" },
+      stdout: "ignore",
+    });
+    tracker = started.process;
+    return started.url;
+  } catch (error) {
+    throw new DemoFailure(`The tracker stopped before it was ready: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 
 /** The MCP server, started and spoken to exactly as an MCP client such as Claude Code does. */
-async function startMcpServer(url: string): Promise<Client> {
-  const transport = new StdioClientTransport({
-    command: MCP_BINARY,
+async function startMcpServer(url: string): Promise<McpClientProcess> {
+  return startMcpClient({
     env: { TASK_TRACKING_URL: url, TASK_TRACKING_API_KEY: apiKey, TASK_TRACKING_AGENT_ID: AGENT, LOG_LEVEL: "warn" },
-    stderr: "pipe",
+    clientName: "task-tracking-demo",
   });
-  transport.stderr?.on("data", (chunk: Buffer) => (serverLog += chunk.toString("utf8")));
-  const mcp = new Client({ name: "task-tracking-demo", version: "1.0.0" });
-  await mcp.connect(transport);
-  return mcp;
 }
 
 /** One tool call, printed as the call and a one-line summary of its result. */
 async function call<T>(tool: string, args: Record<string, unknown>, summarize: (data: T) => string, shownArgs?: string): Promise<T> {
   print(`   ${cyan("→")} ${bold(tool)} ${dim(shownArgs ?? JSON.stringify(args))}`);
-  const result = (await client!.callTool({ name: tool, arguments: args })) as CallToolResult;
+  const result = (await mcp!.client.callTool({ name: tool, arguments: args })) as CallToolResult;
   const text = result.content[0]?.type === "text" ? result.content[0].text : "";
   if (result.isError) throw new DemoFailure(`${tool} failed: ${text}`);
   const data = result.structuredContent as T;
@@ -189,15 +157,9 @@ async function session(): Promise<number> {
 // ─── Start, run, stop ───────────────────────────────────────────────────────────────────────────
 
 async function stopAll(): Promise<number | null> {
-  await client?.close().catch(() => {});
-  client = undefined;
-  let code: number | null = null;
-  if (tracker) {
-    tracker.kill("SIGTERM");
-    code = await tracker.exited;
-    tracker = undefined;
-  }
-  rmSync(dataDir, { recursive: true, force: true });
+  await mcp?.close().catch(() => {});
+  const code = tracker ? await tracker.stop() : null;
+  removeTempDir(dataDir);
   return code;
 }
 
@@ -208,9 +170,9 @@ async function main(): Promise<number> {
   print(bold("Task Tracking MCP — demo"));
   const url = await startTracker();
   print(`   tracker  ${url} ${dim(`(SQLite in ${dataDir}, a fresh API key)`)}`);
-  client = await startMcpServer(url);
-  const { tools } = await client.listTools();
-  const version = client.getServerVersion();
+  mcp = await startMcpServer(url);
+  const { tools } = await mcp.client.listTools();
+  const version = mcp.client.getServerVersion();
   print(`   server   ${version?.name ?? "task-tracking-mcp"} ${version?.version ?? ""} ${dim(`(${tools.map((t) => t.name).join(", ")})`)}`);
 
   const calls = await session();
@@ -234,7 +196,7 @@ try {
   const reason = error instanceof DemoFailure ? error.message : `Unexpected error: ${error instanceof Error ? error.message : String(error)}`;
   await stopAll().catch(() => {});
   process.stderr.write(`\n${red("demo failed:")} ${hideKey(reason)}\n`);
-  const logs = [["tracker", trackerLog], ["MCP server", serverLog]].filter(([, log]) => log!.trim());
+  const logs = [["tracker", tracker?.stderr.text() ?? ""], ["MCP server", mcp?.stderr.text() ?? ""]].filter(([, log]) => log!.trim());
   for (const [name, log] of logs) {
     process.stderr.write(dim(`\nlast lines of the ${name}'s log:\n${hideKey(log!.trim().split("\n").slice(-8).join("\n"))}\n`));
   }

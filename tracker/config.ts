@@ -2,7 +2,7 @@
 // the variable (main.ts prints it and exits 1).
 
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync, type Stats } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, posix, win32 } from "node:path";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import type { SyncMode } from "./storage/sqlite.ts";
 
@@ -11,7 +11,9 @@ export const MIN_API_KEY_LENGTH = 16;
 export interface TrackerConfig {
   port: number;
   host: string;
-  /** A file path or `:memory:`. */
+  /** The user's data directory (userDataDir); undefined when its variables are not set. */
+  dataDir: string | undefined;
+  /** A file path or `:memory:`; by default `<dataDir>/tracker.db`. */
   dbPath: string;
   /** Empty: main.ts uses (or creates) the local key file beside the database. */
   apiKeys: string[];
@@ -68,10 +70,37 @@ export function checkApiKey(key: string, source: string): void {
   }
 }
 
-export function readConfig(env: Env = process.env): TrackerConfig {
+/**
+ * One tracker per user: by default its database and key file live in the user's data directory,
+ * the same whatever directory the tracker is started from. Linux and other Unix: $XDG_DATA_HOME
+ * (when absolute, as the XDG spec asks) or ~/.local/share; macOS: ~/Library/Application Support;
+ * Windows: %LOCALAPPDATA%. Undefined when the variables it comes from are not set.
+ */
+export function userDataDir(env: Env = process.env, platform: NodeJS.Platform = process.platform): string | undefined {
+  if (platform === "win32") {
+    const localAppData = read(env, "LOCALAPPDATA");
+    return localAppData === undefined ? undefined : win32.join(localAppData, "task-tracking");
+  }
+  const home = read(env, "HOME");
+  if (platform === "darwin") return home === undefined ? undefined : posix.join(home, "Library", "Application Support", "task-tracking");
+  const xdgDataHome = read(env, "XDG_DATA_HOME");
+  if (xdgDataHome !== undefined && posix.isAbsolute(xdgDataHome)) return posix.join(xdgDataHome, "task-tracking");
+  return home === undefined ? undefined : posix.join(home, ".local", "share", "task-tracking");
+}
+
+function defaultDbPath(dataDir: string | undefined, platform: NodeJS.Platform): string {
+  if (dataDir === undefined) {
+    const variable = platform === "win32" ? "LOCALAPPDATA is not" : platform === "darwin" ? "HOME is not" : "neither XDG_DATA_HOME nor HOME is";
+    throw new ConfigError(`TRACKER_DB is not set and ${variable} set, so the tracker has no data directory to keep its database in; set TRACKER_DB.`);
+  }
+  return (platform === "win32" ? win32 : posix).join(dataDir, "tracker.db");
+}
+
+export function readConfig(env: Env = process.env, platform: NodeJS.Platform = process.platform): TrackerConfig {
   const port = readInteger(env, "PORT", 8080, 0, 65535, "a port number");
   const host = read(env, "HOST") ?? "127.0.0.1";
-  const dbPath = read(env, "TRACKER_DB") ?? "./data/tracker.db";
+  const dataDir = userDataDir(env, platform);
+  const dbPath = read(env, "TRACKER_DB") ?? defaultDbPath(dataDir, platform);
 
   const apiKeys: string[] = [];
   const rawKeys = read(env, "TRACKER_API_KEYS");
@@ -103,6 +132,7 @@ export function readConfig(env: Env = process.env): TrackerConfig {
   return {
     port,
     host,
+    dataDir,
     dbPath,
     apiKeys,
     reservationTtlSeconds,
@@ -117,9 +147,14 @@ export function readConfig(env: Env = process.env): TrackerConfig {
 
 export interface LocalApiKey {
   key: string;
-  /** Where it is kept: `<database directory>/api-key`. */
+  /** Where it is kept: localApiKeyPath(dbPath). */
   path: string;
   created: boolean;
+}
+
+/** The generated key is kept beside the database, so one tracker's data stay together. */
+export function localApiKeyPath(dbPath: string): string {
+  return join(dirname(dbPath), "api-key");
 }
 
 /**
@@ -133,7 +168,7 @@ export function loadOrCreateLocalApiKey(dbPath: string, uid: number | undefined 
       "TRACKER_API_KEYS is not set and TRACKER_DB is :memory:, so there is nowhere to keep a generated key; set TRACKER_API_KEYS.",
     );
   }
-  const path = join(dirname(dbPath), "api-key");
+  const path = localApiKeyPath(dbPath);
   if (existsSync(path)) {
     const fd = openSync(path, "r");
     let key: string;

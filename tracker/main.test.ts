@@ -3,89 +3,48 @@
 // bunfig.toml of the repository applies) with a clean environment and port 0.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadOrCreateLocalApiKey } from "./config.ts";
-import { makeTempDir } from "./testing.ts";
+import type { Lines } from "../testkit/lines.ts";
+import { startProcess, type ChildProcess } from "../testkit/processes.ts";
+import { stopEverything } from "../testkit/registry.ts";
+import { TRACKER_MAIN as MAIN } from "../testkit/paths.ts";
+import { makeTempDir } from "../testkit/temp.ts";
+import { trackerCommand, trackerStarted } from "../testkit/tracker.ts";
+import { loadOrCreateLocalApiKey, readConfig, userDataDir } from "./config.ts";
 
-const MAIN = join(import.meta.dir, "main.ts");
 const KEY = "process-test-key-0123456789";
 
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0)) cleanup();
-});
+afterEach(stopEverything);
 
 function tempDir(): string {
-  const dir = makeTempDir("tracker-main-test-");
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return makeTempDir("tracker-main-test-");
 }
 
-/** Collects a process's stderr and lets a test wait for a line. */
-class Output {
-  text = "";
-  private ended = false;
-  private waiters: Array<() => void> = [];
-  /** Resolves when the stream has ended and all of it is in `text`. */
-  readonly finished: Promise<void>;
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.finished = this.pump(stream);
-  }
-  private async pump(stream: ReadableStream<Uint8Array>) {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) {
-      this.text += decoder.decode(chunk, { stream: true });
-      this.wake();
-    }
-    this.ended = true;
-    this.wake();
-  }
-  private wake() {
-    for (const waiter of this.waiters.splice(0)) waiter();
-  }
-  /** Resolves with the first log entry whose msg is `msg`. */
-  async waitForLog(msg: string): Promise<Record<string, any>> {
-    for (;;) {
-      for (const line of this.text.split("\n")) {
-        if (!line.startsWith("{")) continue;
-        const entry = JSON.parse(line);
-        if (entry.msg === msg) return entry;
-      }
-      if (this.ended) throw new Error(`the tracker ended without logging "${msg}":\n${this.text}`);
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-}
-
-interface Spawned {
-  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
-  stderr: Output;
-  stdout: () => Promise<string>;
-}
-
-function spawnTracker(env: Record<string, string>, cwd: string): Spawned {
-  const proc = Bun.spawn([process.execPath, MAIN], {
+function spawnTracker(env: Record<string, string>, cwd: string): ChildProcess {
+  return startProcess(trackerCommand(), {
     cwd,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cwd, PORT: "0", LOG_LEVEL: "info", ...env },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
+    stdout: "lines",
+    stderr: "lines",
   });
-  cleanups.push(() => proc.kill(9));
-  const stdoutText = new Response(proc.stdout).text();
-  return { proc, stderr: new Output(proc.stderr), stdout: () => stdoutText };
 }
 
-async function startedUrl(spawned: Spawned): Promise<string> {
-  return (await spawned.stderr.waitForLog("tracker started")).url;
+/** All of an output, once the process has closed it. */
+async function allOf(output: Lines): Promise<string> {
+  await output.whenEnded();
+  return output.text();
+}
+
+function startedUrl(spawned: ChildProcess): Promise<string> {
+  return trackerStarted(spawned);
 }
 
 /** The exit code of a tracker expected to refuse to start; one that starts fails the test at once, not by a timeout. */
-function exitCodeBeforeStart(spawned: Spawned): Promise<number | string> {
+function exitCodeBeforeStart(spawned: ChildProcess): Promise<number | string> {
   return startedUrl(spawned).then(
     () => "started",
-    () => spawned.proc.exited,
+    () => spawned.exited,
   );
 }
 
@@ -110,10 +69,9 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
     test(`${JSON.stringify(env)}`, async () => {
       const dir = tempDir();
       const spawned = spawnTracker({ TRACKER_DB: join(dir, "data", "tracker.db"), ...env }, dir);
-      expect(await spawned.proc.exited).toBe(1);
-      await spawned.stderr.finished;
-      expect(spawned.stderr.text).toContain(sentence);
-      expect(await spawned.stdout()).toBe("");
+      expect(await spawned.exited).toBe(1);
+      expect(await allOf(spawned.stderr)).toContain(sentence);
+      expect(await allOf(spawned.stdout)).toBe("");
     });
   }
 
@@ -122,9 +80,8 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
     try {
       const dir = tempDir();
       const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db"), PORT: String(occupant.port) }, dir);
-      expect(await spawned.proc.exited).toBe(1);
-      await spawned.stderr.finished;
-      expect(spawned.stderr.text).toContain(`The tracker could not listen on 127.0.0.1:${occupant.port} (PORT, HOST)`);
+      expect(await spawned.exited).toBe(1);
+      expect(await allOf(spawned.stderr)).toContain(`The tracker could not listen on 127.0.0.1:${occupant.port} (PORT, HOST)`);
     } finally {
       await occupant.stop(true);
     }
@@ -137,12 +94,11 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
     const dir = tempDir();
     const second = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db"), PORT: port }, dir);
     expect(await exitCodeBeforeStart(second)).toBe(1);
-    await second.stderr.finished;
-    expect(second.stderr.text).toBe(
+    expect(await allOf(second.stderr)).toBe(
       `The tracker could not listen on 127.0.0.1:${port} (PORT, HOST): port ${port} is already in use, perhaps by another tracker; stop that one or set PORT to a free port.\n`,
     );
-    first.proc.kill("SIGTERM");
-    expect(await first.proc.exited).toBe(0);
+    first.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
   });
 
   test("a TRACKER_DB that is a directory, or a file that is not a database", async () => {
@@ -155,9 +111,8 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
     ];
     for (const [dbPath, reason] of cases) {
       const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: dbPath }, dir);
-      expect(await spawned.proc.exited).toBe(1);
-      await spawned.stderr.finished;
-      expect(spawned.stderr.text).toBe(`The tracker could not open its database ${dbPath} (TRACKER_DB): ${reason}\n`);
+      expect(await spawned.exited).toBe(1);
+      expect(await allOf(spawned.stderr)).toBe(`The tracker could not open its database ${dbPath} (TRACKER_DB): ${reason}\n`);
     }
   });
 
@@ -167,11 +122,10 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
     const first = spawnTracker(env, dir);
     await startedUrl(first);
     const second = spawnTracker(env, dir);
-    expect(await second.proc.exited).toBe(1);
-    await second.stderr.finished;
-    expect(second.stderr.text).toContain("is in use by another process");
-    first.proc.kill("SIGTERM");
-    expect(await first.proc.exited).toBe(0);
+    expect(await second.exited).toBe(1);
+    expect(await allOf(second.stderr)).toContain("is in use by another process");
+    first.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
   });
 });
 
@@ -180,29 +134,151 @@ describe("the tracker without TRACKER_API_KEYS", () => {
     const dir = tempDir();
     const first = spawnTracker({}, dir);
     const url = await startedUrl(first);
-    const keyPath = join(dir, "data", "api-key");
+    const keyPath = join(dir, ".local", "share", "task-tracking", "api-key");
     const key = readFileSync(keyPath, "utf8").trim();
     expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(statSync(keyPath).mode & 0o777).toBe(0o600);
-    expect(first.stderr.text).toContain('export TASK_TRACKING_API_KEY="$(cat data/api-key)"');
+    expect(first.stderr.text()).toContain(`export TASK_TRACKING_API_KEY="$(cat ${keyPath})"`);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 
     const authorized = await fetch(`${url}/tasks/next?project=p`, { headers: { Authorization: `Bearer ${key}` } });
     expect(authorized.status).toBe(200);
-    first.proc.kill("SIGTERM");
-    expect(await first.proc.exited).toBe(0);
-    await first.stderr.finished;
-    expect(first.stderr.text).not.toContain(key);
-    expect(await first.stdout()).toBe("");
+    first.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+    expect(await allOf(first.stderr)).not.toContain(key);
+    expect(await allOf(first.stdout)).toBe("");
 
     const second = spawnTracker({}, dir);
     await startedUrl(second);
-    expect(second.stderr.text).toContain("using the API key in data/api-key");
+    expect(second.stderr.text()).toContain(`using the API key in ${keyPath}`);
     expect(readFileSync(keyPath, "utf8").trim()).toBe(key);
-    second.proc.kill("SIGINT");
-    expect(await second.proc.exited).toBe(0);
-    await second.stderr.finished;
-    expect(second.stderr.text).not.toContain(key);
+    second.kill("SIGINT");
+    expect(await second.exited).toBe(0);
+    expect(await allOf(second.stderr)).not.toContain(key);
+  });
+});
+
+describe("one tracker per user: its data live in the user's data directory", () => {
+  test("the same database and key from any working directory, said at start", async () => {
+    const home = tempDir();
+    const dataDir = join(home, ".local", "share", "task-tracking");
+    const first = spawnTracker({ HOME: home }, tempDir());
+    expect((await first.stderr.waitForLog("tracker started")).storage).toBe(`sqlite:${join(dataDir, "tracker.db")}`);
+    expect(first.stderr.text()).toContain(`generated an API key in ${join(dataDir, "api-key")}`);
+    first.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+
+    const second = spawnTracker({ HOME: home }, tempDir());
+    expect((await second.stderr.waitForLog("tracker started")).storage).toBe(`sqlite:${join(dataDir, "tracker.db")}`);
+    expect(second.stderr.text()).toContain(`using the API key in ${join(dataDir, "api-key")}`);
+    second.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+    expect(readdirSync(dataDir).sort()).toEqual(["api-key", "tracker.db"]);
+  });
+
+  test("XDG_DATA_HOME moves it; TRACKER_DB still overrides", async () => {
+    const home = tempDir();
+    const xdg = tempDir();
+    const moved = spawnTracker({ HOME: home, XDG_DATA_HOME: xdg, TRACKER_API_KEYS: KEY }, tempDir());
+    expect((await moved.stderr.waitForLog("tracker started")).storage).toBe(`sqlite:${join(xdg, "task-tracking", "tracker.db")}`);
+    moved.kill("SIGTERM");
+    expect(await moved.exited).toBe(0);
+
+    const dbPath = join(tempDir(), "elsewhere.db");
+    const overridden = spawnTracker({ HOME: home, XDG_DATA_HOME: xdg, TRACKER_DB: dbPath, TRACKER_API_KEYS: KEY }, tempDir());
+    expect((await overridden.stderr.waitForLog("tracker started")).storage).toBe(`sqlite:${dbPath}`);
+    overridden.kill("SIGTERM");
+    expect(await overridden.exited).toBe(0);
+    expect(existsSync(join(home, ".local"))).toBe(false);
+  });
+
+  test("with neither HOME nor XDG_DATA_HOME nor TRACKER_DB it refuses to start, saying what to set", async () => {
+    const spawned = spawnTracker({ HOME: "", TRACKER_API_KEYS: KEY }, tempDir());
+    expect(await exitCodeBeforeStart(spawned)).toBe(1);
+    await spawned.stderr.whenEnded();
+    expect(spawned.stderr.text()).toBe(
+      "TRACKER_DB is not set and neither XDG_DATA_HOME nor HOME is set, so the tracker has no data directory to keep its database in; set TRACKER_DB.\n",
+    );
+  });
+
+  test("the data directory of each platform", () => {
+    const env = { HOME: "/home/ada", XDG_DATA_HOME: "/data/ada", LOCALAPPDATA: "C:\\Users\\ada\\AppData\\Local" };
+    expect({
+      linux: userDataDir(env, "linux"),
+      "linux, XDG_DATA_HOME unset": userDataDir({ HOME: "/home/ada" }, "linux"),
+      "linux, XDG_DATA_HOME relative (ignored, as the spec says)": userDataDir({ HOME: "/home/ada", XDG_DATA_HOME: "data" }, "linux"),
+      freebsd: userDataDir({ HOME: "/home/ada" }, "freebsd"),
+      darwin: userDataDir(env, "darwin"),
+      win32: userDataDir(env, "win32"),
+      "win32, LOCALAPPDATA unset": userDataDir({ HOME: "/home/ada" }, "win32"),
+    }).toEqual({
+      linux: "/data/ada/task-tracking",
+      "linux, XDG_DATA_HOME unset": "/home/ada/.local/share/task-tracking",
+      "linux, XDG_DATA_HOME relative (ignored, as the spec says)": "/home/ada/.local/share/task-tracking",
+      freebsd: "/home/ada/.local/share/task-tracking",
+      darwin: "/home/ada/Library/Application Support/task-tracking",
+      win32: "C:\\Users\\ada\\AppData\\Local\\task-tracking",
+      "win32, LOCALAPPDATA unset": undefined,
+    });
+    expect(readConfig(env, "win32").dbPath).toBe("C:\\Users\\ada\\AppData\\Local\\task-tracking\\tracker.db");
+    expect(() => readConfig({ HOME: "/home/ada" }, "win32")).toThrow(
+      "TRACKER_DB is not set and LOCALAPPDATA is not set, so the tracker has no data directory to keep its database in; set TRACKER_DB.",
+    );
+  });
+});
+
+describe("task-tracker paths", () => {
+  /** `paths` ends by itself: run to the end, with the same clean environment as spawnTracker. */
+  function paths(env: Record<string, string>): { code: number; stdout: string; stderr: string } {
+    const result = Bun.spawnSync([process.execPath, MAIN, "paths"], {
+      cwd: tempDir(),
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
+      stdin: "ignore",
+    });
+    return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+  }
+
+  test("prints the data directory, the database and the key file, and creates nothing", () => {
+    const home = tempDir();
+    const dataDir = join(home, ".local", "share", "task-tracking");
+    expect(paths({ HOME: home })).toEqual({
+      code: 0,
+      stdout: `data directory: ${dataDir}\ndatabase:       ${join(dataDir, "tracker.db")}\nAPI key file:   ${join(dataDir, "api-key")}\n`,
+      stderr: "",
+    });
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  test("follows XDG_DATA_HOME and TRACKER_DB, and says when no key file is used", () => {
+    const xdg = tempDir();
+    const dbDir = tempDir();
+    expect([
+      paths({ HOME: "/nonexistent", XDG_DATA_HOME: xdg }).stdout,
+      paths({ HOME: "/nonexistent", TRACKER_DB: join(dbDir, "team.db") }).stdout,
+      paths({ HOME: "/nonexistent", TRACKER_API_KEYS: KEY }).stdout,
+      paths({ TRACKER_DB: ":memory:", TRACKER_API_KEYS: KEY }).stdout,
+      paths({ HOME: "/nonexistent", DATABASE_URL: "postgres://tracker:s3cret@db.example/tracker", TRACKER_API_KEYS: KEY }).stdout,
+    ]).toEqual([
+      `data directory: ${xdg}/task-tracking\ndatabase:       ${xdg}/task-tracking/tracker.db\nAPI key file:   ${xdg}/task-tracking/api-key\n`,
+      `data directory: /nonexistent/.local/share/task-tracking\ndatabase:       ${dbDir}/team.db\nAPI key file:   ${dbDir}/api-key\n`,
+      "data directory: /nonexistent/.local/share/task-tracking\ndatabase:       /nonexistent/.local/share/task-tracking/tracker.db\nAPI key file:   none: the keys come from TRACKER_API_KEYS\n",
+      "data directory: none (its variables are not set)\ndatabase:       :memory: (TRACKER_DB; nothing is kept)\nAPI key file:   none: the keys come from TRACKER_API_KEYS\n",
+      "data directory: /nonexistent/.local/share/task-tracking\ndatabase:       postgres://tracker:***@db.example/tracker (DATABASE_URL)\nAPI key file:   none: the keys come from TRACKER_API_KEYS\n",
+    ]);
+  });
+
+  test("a bad configuration, or an unknown argument, is one sentence on stderr and a non-zero exit", () => {
+    expect(paths({ HOME: "/nonexistent", PORT: "eighty" })).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: 'PORT must be a port number from 0 to 65535, not "eighty".\n',
+    });
+    const result = Bun.spawnSync([process.execPath, MAIN, "serve"], { cwd: tempDir(), env: { PATH: process.env.PATH ?? "" }, stdin: "ignore" });
+    expect([result.exitCode, result.stdout.toString(), result.stderr.toString()]).toEqual([
+      2,
+      "",
+      'task-tracker: unknown argument "serve"; it takes none (serve) or paths\n',
+    ]);
   });
 });
 
@@ -214,10 +290,9 @@ describe("a key file someone else could have written or can read", () => {
     writeFileSync(keyPath, "planted-key-0123456789abcdef\n");
     for (const mode of [0o644, 0o620, 0o602]) {
       chmodSync(keyPath, mode);
-      const spawned = spawnTracker({}, dir);
+      const spawned = spawnTracker({ TRACKER_DB: "data/tracker.db" }, dir);
       expect(await exitCodeBeforeStart(spawned)).toBe(1);
-      await spawned.stderr.finished;
-      expect(spawned.stderr.text).toBe(
+      expect(await allOf(spawned.stderr)).toBe(
         `The API key file data/api-key can be read or written by other users (mode ${mode.toString(8)}); if you trust the key in it, run: chmod 600 data/api-key; otherwise remove it to have a new key generated.\n`,
       );
     }
@@ -254,15 +329,15 @@ describe("signals and crashes", () => {
     });
     const inFlight = fetch(`${url}/ids/reserve`, { method: "POST", headers: { Authorization: `Bearer ${KEY}` }, body });
     await spawned.stderr.waitForLog("request started");
-    spawned.proc.kill("SIGTERM");
+    spawned.kill("SIGTERM");
     await spawned.stderr.waitForLog("tracker stopping");
     sendRest();
     const response = await inFlight;
     expect(response.status).toBe(201);
     expect(((await response.json()) as { reserved_ids: string[] }).reserved_ids).toEqual(["US-001", "US-002"]);
-    expect(await spawned.proc.exited).toBe(0);
+    expect(await spawned.exited).toBe(0);
     await spawned.stderr.waitForLog("tracker stopped");
-    expect(await spawned.stdout()).toBe("");
+    expect(await allOf(spawned.stdout)).toBe("");
   });
 
   test("kill -9 under a stream of allocations loses no acknowledged ID and reissues none", async () => {
@@ -290,13 +365,13 @@ describe("signals and crashes", () => {
         acknowledged.set(key, body.number);
         if (acknowledged.size >= 400 && !killed) {
           killed = true;
-          first.proc.kill(9);
+          first.kill("SIGKILL");
         }
       }
     };
     await Promise.all(Array.from({ length: 8 }, client));
-    await first.proc.exited;
-    expect(first.proc.signalCode).toBe("SIGKILL");
+    await first.exited;
+    expect(first.signalCode).toBe("SIGKILL");
     const numbers = [...acknowledged.values()];
     expect(new Set(numbers).size).toBe(numbers.length);
 
@@ -317,8 +392,8 @@ describe("signals and crashes", () => {
     // And never reissued: the next number is above every acknowledged one.
     const next = await fetch(`${restartedUrl}/ids/next?type=US&project=crash`, { headers });
     expect(((await next.json()) as { number: number }).number).toBeGreaterThan(Math.max(...numbers));
-    second.proc.kill("SIGTERM");
-    expect(await second.proc.exited).toBe(0);
+    second.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
   });
 });
 

@@ -1,9 +1,10 @@
 // `bun run tracker`: the Task Tracking service, configured from the environment (config.ts).
-// Stdout stays empty; start-up problems are one sentence on stderr and exit code 1.
+// Serving, stdout stays empty; start-up problems are one sentence on stderr and exit code 1.
+// `bun run tracker paths` (`task-tracker paths`) prints where its database and key file are.
 
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, loadOrCreateLocalApiKey, readConfig, type TrackerConfig } from "./config.ts";
+import { ConfigError, loadOrCreateLocalApiKey, localApiKeyPath, readConfig, type TrackerConfig } from "./config.ts";
 import { describeError } from "./log.ts";
 import { openPostgresStorage, redactDatabaseUrl } from "./storage/postgres.ts";
 import { startTracker } from "./http/server.ts";
@@ -83,7 +84,7 @@ function resolveApiKeys(config: TrackerConfig): string[] {
   return [local.key];
 }
 
-async function main(): Promise<void> {
+async function serve(): Promise<void> {
   let config: TrackerConfig;
   let apiKeys: string[];
   let opened: { storage: Storage; description: string };
@@ -133,4 +134,43 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void shutdown("SIGINT"));
 }
 
-if (import.meta.main) await main();
+/** `task-tracker paths`: where this tracker's data live, with the same configuration it would start with. */
+function printPaths(): number {
+  let config: TrackerConfig;
+  try {
+    config = readConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  const postgres = config.databaseUrl !== null;
+  const inMemory = !postgres && config.dbPath === ":memory:";
+  const database = postgres
+    ? `${redactDatabaseUrl(config.databaseUrl!)} (DATABASE_URL)`
+    : inMemory
+      ? ":memory: (TRACKER_DB; nothing is kept)"
+      : config.dbPath;
+  const keyFile =
+    config.apiKeys.length > 0 ? "none: the keys come from TRACKER_API_KEYS" : postgres || inMemory ? "none: set TRACKER_API_KEYS" : localApiKeyPath(config.dbPath);
+  process.stdout.write(
+    `data directory: ${config.dataDir ?? "none (its variables are not set)"}\n` + `database:       ${database}\n` + `API key file:   ${keyFile}\n`,
+  );
+  return 0;
+}
+
+/** The tracker's command line: no argument serves until a signal comes; `paths` prints where its data live. */
+async function runTracker(argv: string[]): Promise<number | undefined> {
+  const command = argv[0];
+  if (command === "paths") return printPaths();
+  if (command !== undefined) {
+    process.stderr.write(`task-tracker: unknown argument ${JSON.stringify(command)}; it takes none (serve) or paths\n`);
+    return 2;
+  }
+  await serve();
+  return undefined;
+}
+
+if (import.meta.main) {
+  const code = await runTracker(process.argv.slice(2));
+  if (code !== undefined) process.exit(code);
+}

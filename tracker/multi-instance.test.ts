@@ -3,52 +3,27 @@
 // suite (TRACKER_TEST_STORAGE=postgres, see postgres-target.test.ts).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
+import type { ChildProcess } from "../testkit/processes.ts";
+import { startTracker } from "../testkit/tracker.ts";
 import { makePostgresSchema, type PostgresTestSchema } from "./testing.ts";
 
 const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
 const API_KEY = "multi-instance-test-key-0123456789";
-const MAIN = join(import.meta.dir, "main.ts");
 
 interface Instance {
   url: string;
-  process: Bun.Subprocess<"ignore", "ignore", "pipe">;
+  process: ChildProcess;
   /** Everything the process wrote to stderr so far. */
   log: () => string;
 }
 
-/** Starts `bun tracker/main.ts` on a free port and waits for its "tracker started" line. */
+/** Starts `bun tracker/main.ts` on a free port and waits until it serves. */
 async function startInstance(databaseUrl: string): Promise<Instance> {
-  const child = Bun.spawn([process.execPath, MAIN], {
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      TRACKER_API_KEYS: API_KEY,
-      PORT: "0",
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "info",
-    },
-    stdin: "ignore",
+  const { url, process: child } = await startTracker({
+    env: { ...process.env, DATABASE_URL: databaseUrl, TRACKER_API_KEYS: API_KEY, LOG_LEVEL: "info" },
     stdout: "ignore",
-    stderr: "pipe",
   });
-  let text = "";
-  const started = Promise.withResolvers<string>();
-  // Read stderr to its end, always: a full pipe would block the tracker.
-  void (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      text += chunk;
-      const line = text.split("\n").find((candidate) => candidate.includes('"tracker started"'));
-      if (line) started.resolve((JSON.parse(line) as { url: string }).url);
-    }
-  })();
-  const url = await Promise.race([
-    started.promise,
-    child.exited.then((code) => {
-      throw new Error(`tracker exited with ${code} before it started:\n${text}`);
-    }),
-  ]);
-  return { url, process: child, log: () => text };
+  return { url, process: child, log: () => child.stderr.text() };
 }
 
 interface Answer {

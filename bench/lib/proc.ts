@@ -1,50 +1,17 @@
-// Child processes of the benchmark: servers on free loopback ports, their RSS, and clean-up.
-import type { Subprocess } from "bun";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+// Child processes of the benchmark: servers on free loopback ports, their RSS and CPU time. Spawning,
+// temp dirs and clean-up are the test kit's (testkit/): whatever is left running at exit is killed.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { ROOT } from "../../testkit/paths.ts";
+import { runProcess, startProcess, type ChildProcess } from "../../testkit/processes.ts";
+import { freePort, makeTempDir, removeTempDir } from "../../testkit/temp.ts";
 
-export const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+export { freePort, removeTempDir, ROOT };
 
-const children = new Set<Subprocess>();
-const tempDirs = new Set<string>();
-
-/** Every child this process started is killed, and every temp dir removed, however it ends. */
-function cleanUp(): void {
-  for (const child of children) child.kill("SIGKILL");
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-}
-process.on("exit", cleanUp);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    cleanUp();
-    process.exit(130);
-  });
-}
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 
 export function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `bench-${prefix}-`));
-  tempDirs.add(dir);
-  return dir;
-}
-
-export function removeTempDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
-  tempDirs.delete(dir);
-}
-
-export function track<T extends Subprocess>(child: T): T {
-  children.add(child);
-  void child.exited.then(() => children.delete(child));
-  return child;
-}
-
-/** A port that was free a moment ago (the server binds it right after). */
-export function freePort(): number {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = listener.port;
-  listener.stop(true);
-  return port;
+  return makeTempDir(`bench-${prefix}-`);
 }
 
 /** VmRSS of a process, in MB (1 MB = 1024 KiB as /proc counts it). */
@@ -62,7 +29,31 @@ export interface HttpServerProcess {
   stop(): Promise<void>;
 }
 
-/** Starts a server on a free port (PORT in its environment) and waits until `readyPath` answers 2xx. */
+/** A server's stderr and stdout go to files in a temp dir of its own (a pipe would cost the load generator). */
+export function serverLogs(name: string): { dir: string; stdout: string; stderr: string } {
+  const dir = tempDir(`${name}-log`);
+  return { dir, stdout: join(dir, "stdout.log"), stderr: join(dir, "stderr.log") };
+}
+
+/** Says so on stderr when a server ends before the benchmark stopped it; returns its stop(). */
+export function stopWhenDone(name: string, child: ChildProcess, logs: { dir: string; stderr: string }): () => Promise<void> {
+  let stopping = false;
+  void child.exited.then(async (code) => {
+    if (stopping) return;
+    const log = await Bun.file(logs.stderr).text().catch(() => "");
+    process.stderr.write(`\n${name} (pid ${child.pid}) exited unexpectedly with ${code}; its log ends:\n${log.slice(-1500)}\n`);
+  });
+  return async () => {
+    stopping = true;
+    await child.stop("SIGTERM", 5000);
+    removeTempDir(logs.dir);
+  };
+}
+
+/**
+ * Starts a floor (a reference server that takes PORT and logs nothing) on a free port and waits
+ * until `readyPath` answers 2xx. The tracker tells its own URL instead: see tracker.ts.
+ */
 export async function startHttpServer(options: {
   name: string;
   cmd: string[];
@@ -71,21 +62,19 @@ export async function startHttpServer(options: {
   timeoutMs?: number;
 }): Promise<HttpServerProcess> {
   const port = freePort();
-  const logDir = tempDir(`${options.name}-log`);
-  const logFile = join(logDir, "stderr.log");
-  const child = track(
-    Bun.spawn(options.cmd, {
-      cwd: ROOT,
-      env: { ...process.env, ...options.env, PORT: String(port), HOST: "127.0.0.1" },
-      stdin: "ignore",
-      stdout: Bun.file(join(logDir, "stdout.log")),
-      stderr: Bun.file(logFile),
-    }),
-  );
+  const logs = serverLogs(options.name);
+  const child = startProcess(options.cmd, {
+    cwd: ROOT,
+    env: { ...process.env, ...options.env, PORT: String(port), HOST: "127.0.0.1" },
+    stdout: { file: logs.stdout },
+    stderr: { file: logs.stderr },
+  });
+  let exited = false;
+  void child.exited.then(() => (exited = true));
   const url = `http://127.0.0.1:${port}`;
   const deadline = performance.now() + (options.timeoutMs ?? 15_000);
   for (;;) {
-    if (child.exitCode !== null) break;
+    if (exited) break;
     try {
       const response = await fetch(url + (options.readyPath ?? "/"), { signal: AbortSignal.timeout(1000) });
       await response.arrayBuffer();
@@ -96,31 +85,13 @@ export async function startHttpServer(options: {
     if (performance.now() > deadline) break;
     await Bun.sleep(20);
   }
-  if (child.exitCode !== null || performance.now() > deadline) {
-    child.kill("SIGKILL");
-    await child.exited;
-    const log = await Bun.file(logFile).text().catch(() => "");
+  if (exited || performance.now() > deadline) {
+    await child.stop("SIGKILL");
+    const log = await Bun.file(logs.stderr).text().catch(() => "");
+    removeTempDir(logs.dir);
     throw new Error(`${options.name} did not start (${options.cmd.join(" ")}): ${log.slice(-800)}`);
   }
-  let stopping = false;
-  void child.exited.then(async (code) => {
-    if (stopping) return;
-    const log = await Bun.file(logFile).text().catch(() => "");
-    process.stderr.write(`\n${options.name} (pid ${child.pid}) exited unexpectedly with ${code}; its log ends:\n${log.slice(-1500)}\n`);
-  });
-  return {
-    url,
-    pid: child.pid,
-    logFile,
-    async stop() {
-      stopping = true;
-      child.kill("SIGTERM");
-      const killer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await child.exited;
-      clearTimeout(killer);
-      removeTempDir(logDir);
-    },
-  };
+  return { url, pid: child.pid, logFile: logs.stderr, stop: stopWhenDone(options.name, child, logs) };
 }
 
 /** `bun build --compile` with the flags of scripts/build.ts, so a floor is built exactly like ours. */
@@ -134,14 +105,8 @@ export const COMPILE_FLAGS = [
 ];
 
 export async function compile(entry: string, outfile: string): Promise<void> {
-  const child = Bun.spawn(["bun", "build", entry, ...COMPILE_FLAGS, "--outfile", outfile], {
-    cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if ((await child.exited) !== 0) {
-    throw new Error(`bun build ${entry} failed: ${await new Response(child.stderr).text()}`);
-  }
+  const build = await runProcess(["bun", "build", entry, ...COMPILE_FLAGS, "--outfile", outfile], { cwd: ROOT, env: process.env });
+  if (build.code !== 0) throw new Error(`bun build ${entry} failed: ${build.stderr}`);
 }
 
 /** User + system CPU time of a process so far, in ms (/proc/<pid>/stat, 100 ticks a second). */

@@ -1,8 +1,8 @@
 // The tracker under test, run as its own process (so the load generator and the tracker do not share
 // an event loop), and a direct HTTP client that sends the same requests the MCP server sends.
-import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, startHttpServer, tempDir, removeTempDir, type HttpServerProcess } from "./proc.ts";
+import { startTracker, trackerBinaryBuilt, trackerCommand as commandFor } from "../../testkit/tracker.ts";
+import { ROOT, removeTempDir, serverLogs, stopWhenDone, tempDir, type HttpServerProcess } from "./proc.ts";
 
 export const API_KEY = "bench-key-0123456789abcdef";
 
@@ -16,31 +16,58 @@ export let trackerNote = "";
 /** The command the last tracker was started with, as the report shows it. */
 export let trackerCommand = "";
 
-/** dist/task-tracker when it runs, else `bun tracker/main.ts` (the reason is kept in trackerNote). */
-export async function startTrackerProcess(env: Record<string, string> = {}): Promise<TrackerProcess> {
+const shown = (cmd: string[]) => cmd.map((part) => (part === process.execPath ? "bun" : part.replace(ROOT + "/", ""))).join(" ");
+
+/** One tracker on `cmd`, its stderr (the access log) in a file, on a port of its own choosing. */
+async function startOn(cmd: string[], name: string, env: Record<string, string>, dbDir: string): Promise<TrackerProcess> {
+  const logs = serverLogs(name);
+  try {
+    const { url, process: child } = await startTracker({
+      command: cmd,
+      cwd: ROOT,
+      env: { ...process.env, TRACKER_DB: join(dbDir, "tracker.db"), TRACKER_API_KEYS: API_KEY, ...env, PORT: "0", HOST: "127.0.0.1" },
+      stdout: { file: logs.stdout },
+      stderr: { file: logs.stderr },
+    });
+    const stop = stopWhenDone(name, child, logs);
+    return {
+      url,
+      pid: child.pid,
+      logFile: logs.stderr,
+      command: shown(cmd),
+      dbDir,
+      async stop() {
+        await stop();
+        removeTempDir(dbDir);
+      },
+    };
+  } catch (error) {
+    removeTempDir(logs.dir);
+    throw error;
+  }
+}
+
+/**
+ * dist/task-tracker when it runs, else `bun tracker/main.ts` (the reason is kept in trackerNote);
+ * `command` runs that instead (bench/profile.ts profiles the tracker).
+ */
+export async function startTrackerProcess(env: Record<string, string> = {}, command?: string[]): Promise<TrackerProcess> {
   const dbDir = tempDir("tracker-db");
-  const fullEnv = { TRACKER_DB: join(dbDir, "tracker.db"), TRACKER_API_KEYS: API_KEY, ...env };
-  const binary = join(ROOT, "dist/task-tracker");
-  const candidates = preferred ? [preferred] : existsSync(binary) ? [[binary], ["bun", "tracker/main.ts"]] : [["bun", "tracker/main.ts"]];
-  if (!preferred && !existsSync(binary)) trackerNote = "dist/task-tracker missing; ran bun tracker/main.ts";
+  if (command) return startOn(command, "tracker", env, dbDir);
+  const binary = commandFor("binary");
+  const source = commandFor("source");
+  const candidates = preferred ? [preferred] : trackerBinaryBuilt() ? [binary, source] : [source];
+  if (!preferred && !trackerBinaryBuilt()) trackerNote = "dist/task-tracker missing; ran bun tracker/main.ts";
   let lastError: unknown;
   for (const cmd of candidates) {
     try {
-      const server = await startHttpServer({ name: "tracker", cmd, env: fullEnv, readyPath: "/healthz" });
+      const tracker = await startOn(cmd, "tracker", env, dbDir);
       preferred = cmd;
-      trackerCommand = cmd.map((part) => part.replace(ROOT + "/", "")).join(" ");
-      return {
-        ...server,
-        command: trackerCommand,
-        dbDir,
-        async stop() {
-          await server.stop();
-          removeTempDir(dbDir);
-        },
-      };
+      trackerCommand = tracker.command;
+      return tracker;
     } catch (error) {
       lastError = error;
-      if (cmd[0] === binary) trackerNote = `dist/task-tracker did not start (${String(error).slice(0, 160)}); ran bun tracker/main.ts`;
+      if (cmd === binary) trackerNote = `dist/task-tracker did not start (${String(error).slice(0, 160)}); ran bun tracker/main.ts`;
     }
   }
   removeTempDir(dbDir);

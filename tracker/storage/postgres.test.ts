@@ -8,11 +8,12 @@
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { SQL, type Socket, type TCPSocketListener } from "bun";
-import { join } from "node:path";
 import { readConfig } from "../config.ts";
 import { openPostgresStorage, redactDatabaseUrl, type PostgresStorage } from "./postgres.ts";
 import { startTracker, type RunningTracker } from "../http/server.ts";
 import { makePostgresSchema, type PostgresTestSchema } from "../testing.ts";
+import { runProcess } from "../../testkit/processes.ts";
+import { trackerCommand } from "../../testkit/tracker.ts";
 
 const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
 const now = new Date("2026-11-24T21:46:59.123Z");
@@ -59,18 +60,14 @@ test("the PostgreSQL settings are read and checked like the others", () => {
 });
 
 test("a tracker that cannot reach its database stops with a sentence, never with the password", async () => {
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "..", "main.ts")], {
+  const { code, stdout, stderr } = await runProcess(trackerCommand(), {
     // Port 1 on loopback: nothing listens there.
     env: {
       ...process.env,
       DATABASE_URL: "postgres://tracker:s3cret-pw@127.0.0.1:1/tracker",
       TRACKER_API_KEYS: API_KEY,
     },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
   });
-  const [code, stdout, stderr] = await Promise.all([child.exited, child.stdout.text(), child.stderr.text()]);
   expect({ code, stdout }).toEqual({ code: 1, stdout: "" });
   expect(stderr).toStartWith("The tracker could not open its database: The database is unavailable");
   expect(stderr).not.toContain("s3cret-pw");

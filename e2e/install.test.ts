@@ -1,0 +1,247 @@
+// From npm to a working Claude Code: the tarballs `bun run pack` writes are installed with npm into an
+// empty prefix, offline (no registry holds them, and nothing may be downloaded at install time); the
+// installed commands run with Node.js and without Bun; the installed tracker serves, `doctor` passes,
+// and Claude Code's own CLI registers the server with `claude mcp add --scope user` from another
+// directory and finds it Connected.
+//
+// Needs npm, and Claude Code's CLI (`claude` on PATH, or CLAUDE_BIN). Without them the test is skipped
+// with a loud warning on a developer's machine and fails in CI (CI=true).
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import packageJson from "../package.json" with { type: "json" };
+import { PACK_DIR, platformPackageName, thisPlatform } from "../scripts/pack.ts";
+import { Lines, ROOT } from "./harness.ts";
+
+const VERSION = packageJson.version;
+const platform = thisPlatform();
+const npm = Bun.which("npm");
+const node = Bun.which("node");
+const claude = process.env.CLAUDE_BIN || Bun.which("claude");
+const inCi = process.env.CI === "true";
+
+const missing = [
+  platform ? undefined : `a package for ${process.platform}-${process.arch}`,
+  npm ? undefined : "npm",
+  node ? undefined : "Node.js (node)",
+  claude ? undefined : "Claude Code's CLI (npm install -g @anthropic-ai/claude-code, or set CLAUDE_BIN)",
+].filter((thing) => thing !== undefined);
+const MISSING = `e2e/install.test.ts needs ${missing.join(", ")}, so the npm install and Claude Code were NOT tested`;
+
+/** The package sources: tarballs older than any of them are packed again. */
+const PACKAGE_SOURCES = ["index.ts", "package.json", "bun.lock", "LICENSE", "npm/*", "scripts/pack.ts", "scripts/build.ts", "tracker/**/*.{ts,sql}"];
+
+function newestSourceMtime(): number {
+  let newest = 0;
+  for (const pattern of PACKAGE_SOURCES) {
+    for (const file of new Bun.Glob(pattern).scanSync({ cwd: ROOT })) newest = Math.max(newest, statSync(join(ROOT, file)).mtimeMs);
+  }
+  return newest;
+}
+
+/** dist/npm's two tarballs for this machine: reused when newer than every source, else packed again. */
+function tarballs(): { main: string; platform: string } {
+  const paths = { main: join(PACK_DIR, `task-tracking-mcp-${VERSION}.tgz`), platform: join(PACK_DIR, `${platformPackageName(platform!)}-${VERSION}.tgz`) };
+  const fresh = Object.values(paths).every((path) => existsSync(path) && statSync(path).mtimeMs > newestSourceMtime());
+  if (!fresh) {
+    const packed = Bun.spawnSync([process.execPath, "run", "scripts/pack.ts", "--platforms", platform!], { cwd: ROOT, stdin: "ignore" });
+    if (packed.exitCode !== 0) throw new Error(`bun run pack failed (exit ${packed.exitCode}):\n${packed.stdout}${packed.stderr}`);
+  }
+  return paths;
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string[], options: { env: Record<string, string>; cwd: string }): Run {
+  const result = Bun.spawnSync(cmd, { ...options, stdin: "ignore" });
+  return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+}
+
+let work: string;
+/** PATH of every command run here: Node.js and the installed commands, no Bun. */
+let path: string;
+let prefix: string;
+
+/** An installed command, by its path: npm links it into the prefix's bin/. */
+function bin(command: string): string {
+  return join(prefix, "bin", command);
+}
+
+function installOffline(into: string, packages: string[]): Run {
+  // HOME and the cache are empty: no user's npmrc, nothing cached; --offline: nothing fetched.
+  return run(
+    [npm!, "install", "--global", "--prefix", into, "--offline", "--cache", join(work, "npm-cache"), "--no-audit", "--no-fund", "--no-update-notifier", ...packages],
+    { env: { PATH: process.env.PATH ?? "", HOME: join(work, "npm-home") }, cwd: work },
+  );
+}
+
+/** A directory of its own under the test's temporary directory. */
+function freshDir(name: string): string {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+interface InstalledTracker {
+  url: string;
+  keyFile: string;
+  stderr: Lines;
+  stop(): Promise<number>;
+}
+
+const stops: Array<() => Promise<unknown>> = [];
+
+/** The installed `task-tracker`, with its data in `home`'s data directory, on a free port. */
+async function startInstalledTracker(home: string): Promise<InstalledTracker> {
+  const child = Bun.spawn([bin("task-tracker")], {
+    cwd: freshDir("tracker-cwd"),
+    env: { PATH: path, HOME: home, PORT: "0" },
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  const stderr = new Lines();
+  void (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) stderr.push(chunk);
+    stderr.end();
+  })();
+  const stop = async () => {
+    child.kill("SIGTERM");
+    return child.exited;
+  };
+  stops.push(stop);
+  const started = await Promise.race([
+    stderr.waitFor((line) => line.includes('"tracker started"'), "the installed tracker to start"),
+    child.exited.then((code) => {
+      throw new Error(`the installed tracker exited with code ${code} before it started:\n${stderr.text()}`);
+    }),
+  ]);
+  return { url: (JSON.parse(started) as { url: string }).url, keyFile: join(home, ".local", "share", "task-tracking", "api-key"), stderr, stop };
+}
+
+if (missing.length > 0 && inCi) {
+  test("npm install and Claude Code run in CI", () => {
+    throw new Error(`CI=true but ${MISSING}`);
+  });
+} else if (missing.length > 0) {
+  console.warn(`\n*** WARNING: ${MISSING} ***\n`);
+  test.skip(`npm install and Claude Code (SKIPPED: ${MISSING})`, () => {});
+} else {
+  describe(`npm install -g of task-tracking-mcp and ${platformPackageName(platform!)}`, () => {
+    let packed: { main: string; platform: string };
+
+    beforeAll(() => {
+      work = mkdtempSync(join(tmpdir(), "tt-install-"));
+      const nodeOnly = freshDir("node-only-bin");
+      symlinkSync(node!, join(nodeOnly, "node"));
+      prefix = join(work, "prefix");
+      path = `${join(prefix, "bin")}:${nodeOnly}`;
+      packed = tarballs();
+      const installed = installOffline(prefix, [packed.main, packed.platform]);
+      if (installed.code !== 0) throw new Error(`npm install failed (exit ${installed.code}):\n${installed.stdout}${installed.stderr}`);
+    }, 180_000);
+
+    afterAll(async () => {
+      await Promise.allSettled(stops.map((stop) => stop()));
+      rmSync(work, { recursive: true, force: true });
+    });
+
+    test("puts both commands on the prefix's PATH; they run with Node.js and no Bun", () => {
+      const env = { PATH: path, HOME: freshDir("home-version") };
+      expect(run([bin("task-tracking-mcp"), "--version"], { env, cwd: work })).toEqual({ code: 0, stdout: `task-tracking-mcp ${VERSION}\n`, stderr: "" });
+      expect(Bun.which("bun", { PATH: path })).toBeNull();
+      const home = freshDir("home-paths");
+      const dataDir = join(home, ".local", "share", "task-tracking");
+      expect(run([bin("task-tracker"), "paths"], { env: { PATH: path, HOME: home }, cwd: work })).toEqual({
+        code: 0,
+        stdout: `data directory: ${dataDir}\ndatabase:       ${dataDir}/tracker.db\nAPI key file:   ${dataDir}/api-key\n`,
+        stderr: "",
+      });
+    });
+
+    test("the launcher hands back the binary's exit code and output", () => {
+      expect(run([bin("task-tracking-mcp"), "no-such-command"], { env: { PATH: path }, cwd: work })).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: 'task-tracking-mcp: unknown argument "no-such-command"; see task-tracking-mcp --help\n',
+      });
+      const withoutKey = run([bin("task-tracking-mcp")], { env: { PATH: path }, cwd: work });
+      expect([withoutKey.code, withoutKey.stdout]).toEqual([1, ""]);
+      expect(withoutKey.stderr).toContain("TASK_TRACKING_API_KEY");
+    });
+
+    test("the installed tracker keeps its key in the data directory, and doctor passes with it", async () => {
+      const tracker = await startInstalledTracker(freshDir("home-doctor"));
+      const key = readFileSync(tracker.keyFile, "utf8").trim();
+      const doctor = run([bin("task-tracking-mcp"), "doctor"], {
+        env: { PATH: path, TASK_TRACKING_URL: tracker.url, TASK_TRACKING_API_KEY: key },
+        cwd: freshDir("doctor-cwd"),
+      });
+      expect([doctor.code, doctor.stderr]).toEqual([0, ""]);
+      expect(doctor.stdout).toContain("✓ API key accepted");
+      expect(doctor.stdout).not.toContain(key);
+      expect(await tracker.stop()).toBe(0);
+    });
+
+    test("a signal to the launcher reaches the MCP server, which stops cleanly", async () => {
+      const server = Bun.spawn([bin("task-tracking-mcp")], {
+        cwd: work,
+        env: { PATH: path, TASK_TRACKING_API_KEY: "launcher-signal-test-key", TASK_TRACKING_URL: "http://127.0.0.1:9" },
+        stdin: "pipe",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const stderr = new Lines();
+      void (async () => {
+        for await (const chunk of server.stderr.pipeThrough(new TextDecoderStream())) stderr.push(chunk);
+        stderr.end();
+      })();
+      await stderr.waitFor((line) => line.includes(`task-tracking-mcp ${VERSION} ready`), "the MCP server to be ready");
+      server.kill("SIGTERM");
+      expect(await server.exited).toBe(0);
+      await stderr.whenEnded();
+      expect(stderr.text()).toContain("stopping: SIGTERM");
+      expect(await new Response(server.stdout).text()).toBe("");
+    });
+
+    test("without the platform package, the commands name it and exit 1", () => {
+      const bare = join(work, "prefix-without-platform");
+      const installed = installOffline(bare, [packed.main]);
+      expect(installed.code).toBe(0);
+      const result = run([join(bare, "bin", "task-tracking-mcp"), "--version"], { env: { PATH: path }, cwd: work });
+      expect([result.code, result.stdout]).toEqual([1, ""]);
+      expect(result.stderr).toStartWith(
+        `task-tracking-mcp: the package ${platformPackageName(platform!)}, which holds the binary for ${process.platform}-${process.arch}, is not installed.`,
+      );
+    });
+
+    test("Claude Code registers it with --scope user from one directory and finds it Connected from another", async () => {
+      const tracker = await startInstalledTracker(freshDir("home-claude-tracker"));
+      const key = readFileSync(tracker.keyFile, "utf8").trim();
+      // Claude Code's own home: a temporary one, so the user's configuration is never touched.
+      const env = {
+        PATH: path,
+        HOME: freshDir("home-claude"),
+        DISABLE_AUTOUPDATER: "1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+      };
+      const server = bin("task-tracking-mcp");
+      const added = run(
+        [claude!, "mcp", "add", "--scope", "user", "task-tracking", "--env", `TASK_TRACKING_URL=${tracker.url}`, "--env", `TASK_TRACKING_API_KEY=${key}`, "--", server],
+        { env, cwd: freshDir("project-one") },
+      );
+      expect(added.code).toBe(0);
+      const listed = run([claude!, "mcp", "list"], { env, cwd: freshDir("project-two") });
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toMatch(new RegExp(`^task-tracking: ${server} +- ✔ Connected$`, "m"));
+      expect(listed.stdout).not.toContain(key);
+      expect(await tracker.stop()).toBe(0);
+    }, 60_000);
+  });
+}
