@@ -1,5 +1,5 @@
 /**
- * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale]`
+ * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale,listing,leases,boards]`
  *
  * Speed, start-up, memory and scale of task-tracking-mcp and its tracker, each figure beside a floor
  * measured in the same run on this machine (bench/floors/), as a ratio. The tracker and every floor
@@ -18,8 +18,11 @@ import { measureLatency, type LatencyResult } from "./sections/latency.ts";
 import { measureMemory, type MemoryResult } from "./sections/memory.ts";
 import { measureScale, type ScaleResult } from "./sections/scale.ts";
 import { CLIENTS, measureThroughput, type Cell, type ThroughputResult } from "./sections/throughput.ts";
+import { measureListing, type ListingResult } from "./sections/listing.ts";
+import { measureLeases, type LeasesResult } from "./sections/leases.ts";
+import { measureBoards, type BoardsResult } from "./sections/boards.ts";
 
-const SECTIONS = ["latency", "coldstart", "memory", "throughput", "scale"] as const;
+const SECTIONS = ["latency", "coldstart", "memory", "throughput", "scale", "listing", "leases", "boards"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -67,12 +70,18 @@ const results: {
   memory?: MemoryResult;
   throughput?: ThroughputResult;
   scale?: ScaleResult;
+  listing?: ListingResult;
+  leases?: LeasesResult;
+  boards?: BoardsResult;
 } = {};
 if (only.has("latency")) results.latency = await measureLatency(ctx);
 if (only.has("coldstart")) results.coldstart = await measureColdStart(ctx);
 if (only.has("memory")) results.memory = await measureMemory(ctx);
 if (only.has("throughput")) results.throughput = await measureThroughput(ctx);
 if (only.has("scale")) results.scale = await measureScale(ctx);
+if (only.has("listing")) results.listing = await measureListing(ctx);
+if (only.has("leases")) results.leases = await measureLeases(ctx);
+if (only.has("boards")) results.boards = await measureBoards(ctx);
 const loadEnd = loadavg().map((x) => Math.round(x * 100) / 100);
 const seconds = (performance.now() - started) / 1000;
 
@@ -298,6 +307,96 @@ if (scale) {
     const worstShape = Math.max(...shapes.map((p) => p.p50_ms / atEnd.p50_ms));
     target("get_next_task, many projects / long chain ÷ one project, same DB (worst p50)", "≤ 2×", ratio(worstShape), worstShape <= 2);
   }
+}
+
+const listing = results.listing;
+if (listing) {
+  print();
+  print(`6. Listing: GET /tasks (a page of ${listing.page_size}) beside GET /tasks/next, ms, direct HTTP, one project growing; 3 rounds${quick ? " (QUICK: smaller sizes)" : ""}`);
+  print(
+    table(
+      ["backend", "tasks", "next p50", "p95", "first page p50", "p95", "10 pages deep p50", "p95", "page ÷ next", "noise next/page"],
+      listing.points.map((p) => [
+        p.backend,
+        int(p.tasks),
+        ms(p.next.p50),
+        ms(p.next.p95),
+        ms(p.first_page.p50),
+        ms(p.first_page.p95),
+        ms(p.deep_page.p50),
+        ms(p.deep_page.p95),
+        ratio(Math.max(p.first_page.p50, p.deep_page.p50) / p.next.p50),
+        `${noise(p.next.spread)}/${noise(p.first_page.spread)}`,
+      ]),
+    ),
+  );
+  print(`   list_tasks through dist/task-tracking-mcp (limit 50, largest SQLite size): p50 ${ms(listing.mcp_list_tasks.p50)}, p95 ${ms(listing.mcp_list_tasks.p95)}, p99 ${ms(listing.mcp_list_tasks.p99)} ms`);
+  print(`   PostgreSQL: ${listing.postgres.ran ? listing.postgres.reason : `not run: ${listing.postgres.reason}`}`);
+  for (const backend of [...new Set(listing.points.map((p) => p.backend))]) {
+    const rows = listing.points.filter((p) => p.backend === backend);
+    const largest = rows.at(-1)!;
+    const page = Math.max(largest.first_page.p50, largest.deep_page.p50);
+    target(`a page of 100 at ${int(largest.tasks)} tasks ÷ get_next_task (p50), ${backend}`, "≤ 2×", ratio(page / largest.next.p50), page <= 2 * largest.next.p50);
+    const growth = page / Math.max(rows[0]!.first_page.p50, rows[0]!.deep_page.p50);
+    target(`listing at ${int(largest.tasks)} ÷ at ${int(rows[0]!.tasks)} tasks (p50), ${backend}`, "≤ 2×", ratio(growth), growth <= 2);
+  }
+  target("list_tasks p95 through the compiled server", "≤ 2 ms", `${ms(listing.mcp_list_tasks.p95)} ms`, listing.mcp_list_tasks.p95 <= 2);
+}
+
+const workloadRow = (name: string, f: import("./sections/workload.ts").WorkloadFigures, extra: string[] = []) => [
+  name,
+  int(f.claims_per_second),
+  ms(f.claim_p99_ms),
+  ms(f.complete_p99_ms),
+  ms(f.read_p99_ms),
+  ms(f.all_p99_ms),
+  String(f.errors),
+  ...extra,
+];
+const workloadHeaders = ["workload (8 agents: claim, read, complete)", "claims/s", "claim p99", "complete p99", "read p99", "all p99", "errors"];
+
+const leases = results.leases;
+if (leases) {
+  print();
+  print(`7. Leases: ${int(leases.holders)} agents each holding one claim and renewing it, beside the agents' workload; ${leases.repeats} × ${leases.seconds_per_run} s, medians`);
+  const base = leases.rows.find((row) => row.renew_every_s === 0)!;
+  print(
+    table(
+      [...workloadHeaders, "renewals", "p99 ÷ without"],
+      leases.rows.map((row) =>
+        workloadRow(
+          row.renew_every_s ? `renewing every ${row.renew_every_s} s (${int(row.renewals_per_second)}/s)` : "without renewals",
+          row.figures,
+          [int(row.renewals), ratio(row.figures.all_p99_ms / base.figures.all_p99_ms)],
+        ),
+      ),
+    ),
+  );
+  print("   every 40 s is the MCP server's default (TASK_TRACKING_LEASE_SECONDS=120, renewed every third); every 4 s is ten times that rate");
+  const onSchedule = leases.rows.find((row) => row.renew_every_s === 40)!;
+  const p99Ratio = onSchedule.figures.all_p99_ms / base.figures.all_p99_ms;
+  target(`p99 with ${int(leases.holders)} agents renewing on schedule ÷ without`, "≤ 1.10×", ratio(p99Ratio), p99Ratio <= 1.1);
+  const claimRatio = onSchedule.figures.claims_per_second / base.figures.claims_per_second;
+  target("claims/s with them ÷ without", "≥ 0.90×", ratio(claimRatio), claimRatio >= 0.9);
+}
+
+const boards = results.boards;
+if (boards) {
+  print();
+  print(`8. Boards: ${boards.boards} boards open (page load, then the live stream) while agents work; ${boards.repeats} × ${boards.seconds_per_run} s, medians`);
+  print(
+    table(
+      [...workloadHeaders, "p99 ÷ without"],
+      [
+        workloadRow("without boards", boards.without, ["1.00×"]),
+        workloadRow(`with ${boards.boards} boards`, boards.with, [ratio(boards.with.all_p99_ms / boards.without.all_p99_ms)]),
+      ],
+    ),
+  );
+  print(`   the boards received ${int(boards.events_received)} live events in the runs with boards`);
+  const p99Ratio = boards.with.all_p99_ms / boards.without.all_p99_ms;
+  target(`agents' p99 with ${boards.boards} boards open ÷ without`, "≤ 1.10×", ratio(p99Ratio), p99Ratio <= 1.1);
+  target("the boards received the live events", "> 0", int(boards.events_received), boards.events_received > 0);
 }
 
 print();
