@@ -6,9 +6,10 @@ import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
 import { rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { SCHEMA_VERSION } from "../domain.ts";
+import { SCHEMA_VERSION, TASK_LIST_PARTS } from "../domain.ts";
 import { makeTempDir } from "../testing.ts";
-import { openSqliteStorage, type SqliteStorage } from "./sqlite.ts";
+import { listPartQueries, openSqliteStorage, type SqliteStorage } from "./sqlite.ts";
+import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import version1Schema from "./schema/sqlite-v1.sql" with { type: "text" };
 
 let dir: string;
@@ -190,4 +191,27 @@ test("a closed storage lets go of its file at once: the next opens it, whatever 
   await first.close();
   storage = await openSqliteStorage({ path });
   expect((await storage.getTask({ projectId: "p", taskId: "a" }))?.task_id).toBe("a");
+});
+
+test("every query of GET /tasks is a range scan of an index in the wanted order, never a sort", () => {
+  const db = new Database(":memory:");
+  db.run(schemaSql);
+  const plans: string[] = [];
+  for (const part of TASK_LIST_PARTS) {
+    for (const projectId of [null, "p"]) {
+      for (const claimedBy of [null, "agent-1"]) {
+        const query = { projectId, status: null, ready: null, claimedBy, limit: 100, cursor: null };
+        const key = part === "ready" || part === "blocked" ? 1 : "2026-12-01T00:00:00.000Z";
+        for (const after of [null, { part, key, seq: 7 }]) {
+          for (const { sql, params } of listPartQueries(part, query, after)) {
+            const plan = db.query<{ detail: string }, Array<string | number>>(`EXPLAIN QUERY PLAN ${sql}`).all(...params, 100);
+            plans.push(`${part} ${projectId} ${claimedBy} ${after ? "after" : "first"}: ${plan.map((row) => row.detail).join("; ")}`);
+          }
+        }
+      }
+    }
+  }
+  expect(plans.filter((plan) => /TEMP B-TREE|SCAN tasks$|SCAN tasks;/.test(plan))).toEqual([]);
+  expect(plans.every((plan) => /USING INDEX tasks_/.test(plan))).toBe(true);
+  db.close();
 });

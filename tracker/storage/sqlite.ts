@@ -525,7 +525,7 @@ interface ListQuery {
  * sort key (ties broken by seq), then the keys after it (a row-value comparison would scan the
  * whole of the cursor's key from its start).
  */
-function listPartQueries(part: TaskListPart, query: TaskListQuery, after: TaskListPosition | null): ListQuery[] {
+export function listPartQueries(part: TaskListPart, query: TaskListQuery, after: TaskListPosition | null): ListQuery[] {
   const { where, key, direction } = LIST_PART_SQL[part];
   const conditions = [where];
   const params: Array<string | number> = [];
