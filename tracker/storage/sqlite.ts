@@ -362,7 +362,26 @@ function prepareTaskReads(db: Database) {
 
 function prepareTaskWrites(db: Database) {
   return {
-    insert: db.prepare<TaskRow, [string, string, string, string, string, string, number, string, number, string, string, string, string, string | null, string | null]>(
+    insert: db.prepare<
+      TaskRow,
+      [
+        string,
+        string,
+        string,
+        string,
+        string,
+        string,
+        number,
+        string,
+        number,
+        string,
+        string,
+        string,
+        string,
+        string | null,
+        string | null,
+      ]
+    >(
       `INSERT INTO tasks (task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
                           unfinished_deps, status, completion_notes, created_at, updated_at, started_at, completed_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
@@ -414,7 +433,10 @@ function prepareTaskWrites(db: Database) {
       `UPDATE tasks SET unfinished_deps = unfinished_deps - 1
        WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ?)`,
     ),
-    insertEvent: db.prepare<unknown, [number, string, string, string, string, string | null, string | null, string | null, string]>(
+    insertEvent: db.prepare<
+      unknown,
+      [number, string, string, string, string, string | null, string | null, string | null, string]
+    >(
       `INSERT INTO task_events (task_seq, project_id, task_id, type, at, agent_id, from_status, to_status, details)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
@@ -683,7 +705,10 @@ export class SqliteStorage implements Storage {
   }
 
   /** The write of one request: its effect, then (with a key) its stored response. */
-  private idempotentWrite<Result>(effect: () => Result, idempotency: IdempotentWrite<Result> | undefined): Promise<Result> {
+  private idempotentWrite<Result>(
+    effect: () => Result,
+    idempotency: IdempotentWrite<Result> | undefined,
+  ): Promise<Result> {
     return this.runWrite(() => {
       const result = effect();
       if (idempotency) this.saveResponse(idempotency.claim, idempotency.respond(result));
@@ -779,7 +804,8 @@ export class SqliteStorage implements Storage {
       const dependentSeq = seqByTask.get(`${task.project_id}\n${task.task_id}`)!;
       for (const dependencyId of task.depends_on) {
         const dependencySeq =
-          seqByTask.get(`${task.project_id}\n${dependencyId}`) ?? this.taskReads.byRef.get(dependencyId, task.project_id)!.seq;
+          seqByTask.get(`${task.project_id}\n${dependencyId}`) ??
+          this.taskReads.byRef.get(dependencyId, task.project_id)!.seq;
         this.taskWrites.insertDependency.run(dependencySeq, dependentSeq);
       }
     }
@@ -833,7 +859,12 @@ export class SqliteStorage implements Storage {
     const leaseExpiresAt = addSeconds(change.now, change.leaseSeconds);
     const claimed = this.taskWrites.claim.get(change.agentId, at, leaseExpiresAt, change.leaseSeconds, row.seq);
     if (!claimed) throw lostRace(row.task_id, row.status, "in_progress");
-    this.recordEvent(claimed, "claimed", { agentId: change.agentId, from: "pending", at }, { lease_expires_at: leaseExpiresAt });
+    this.recordEvent(
+      claimed,
+      "claimed",
+      { agentId: change.agentId, from: "pending", at },
+      { lease_expires_at: leaseExpiresAt },
+    );
     return toTask(claimed);
   }
 
@@ -888,7 +919,13 @@ export class SqliteStorage implements Storage {
     if (Object.keys(details).length === 0) return toTask(row);
     const priority = edit.priority ?? row.priority;
     const at = edit.now.toISOString();
-    const edited = this.taskWrites.edit.get(priority, priorityRank[priority], edit.description ?? row.description, at, row.seq);
+    const edited = this.taskWrites.edit.get(
+      priority,
+      priorityRank[priority],
+      edit.description ?? row.description,
+      at,
+      row.seq,
+    );
     if (!edited) throw cannotEditCompleted(row.task_id);
     this.recordEvent(edited, "updated", { agentId: edit.agentId, from: null, at }, details);
     return toTask(edited);
@@ -1059,7 +1096,10 @@ export class SqliteStorage implements Storage {
     return this.idempotentWrite(() => this.raiseCounter(projectId, artifactType, lastAssigned), idempotency);
   }
 
-  async listRegistry(projectId: string | null, now: Date): Promise<{ counters: IdCounter[]; reservations: Reservation[] }> {
+  async listRegistry(
+    projectId: string | null,
+    now: Date,
+  ): Promise<{ counters: IdCounter[]; reservations: Reservation[] }> {
     const counters = this.ids.counters.all(projectId);
     const reservations = this.ids.activeReservations.all(now.toISOString(), projectId).map(toReservation);
     return { counters, reservations };
