@@ -349,11 +349,14 @@ function at(seconds: number): Date {
 describe("history", () => {
   test("every change writes its event, oldest first, with the details of API.md", async () => {
     await add([newTask("a")], now, "planner");
-    await move("a", "in_progress", { leaseSeconds: 60, now: at(1) });
+    // The leases as the claims set them (PostgreSQL runs them by the database's clock).
+    const leases: Array<string | null> = [];
+    leases.push((await move("a", "in_progress", { leaseSeconds: 60, now: at(1) })).lease_expires_at);
     await move("a", "pending", { now: at(2) });
-    await move("a", "in_progress", { agentId: "agent-2", now: at(3) });
+    leases.push((await move("a", "in_progress", { agentId: "agent-2", now: at(3) })).lease_expires_at);
     await move("a", "pending", { agentId: "board-alice", force: true, now: at(4) });
-    await move("a", "in_progress", { now: at(5) });
+    leases.push((await move("a", "in_progress", { now: at(5) })).lease_expires_at);
+    expect(leases.every((lease) => lease !== null)).toBe(true);
     await move("a", "completed", { completionNotes: "done", now: at(6) });
     const base = { project_id: "p", task_id: "a" };
     expect(await history(ref("a"))).toEqual([
@@ -373,7 +376,7 @@ describe("history", () => {
         agent_id: "agent-1",
         from_status: "pending",
         to_status: "in_progress",
-        details: { lease_expires_at: at(61).toISOString() },
+        details: { lease_expires_at: leases[0] },
       },
       {
         ...base,
@@ -391,7 +394,7 @@ describe("history", () => {
         agent_id: "agent-2",
         from_status: "pending",
         to_status: "in_progress",
-        details: { lease_expires_at: at(63).toISOString() },
+        details: { lease_expires_at: leases[1] },
       },
       {
         ...base,
@@ -409,7 +412,7 @@ describe("history", () => {
         agent_id: "agent-1",
         from_status: "pending",
         to_status: "in_progress",
-        details: { lease_expires_at: at(65).toISOString() },
+        details: { lease_expires_at: leases[2] },
       },
       {
         ...base,
