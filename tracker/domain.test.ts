@@ -30,9 +30,27 @@ const task = (taskId: string, extra: Record<string, unknown> = {}) => ({
 
 describe("parseTaskBatch", () => {
   test("a task is pending unless it says completed, with notes only then", () => {
-    expect(parseTaskBatch({ tasks: [task("a"), task("b", { status: "completed", completion_notes: "imported" })] })).toEqual([
-      { ...task("a"), inputs: [], outputs: [], priority: "medium", depends_on: [], status: "pending", completion_notes: "" },
-      { ...task("b"), inputs: [], outputs: [], priority: "medium", depends_on: [], status: "completed", completion_notes: "imported" },
+    expect(
+      parseTaskBatch({ tasks: [task("a"), task("b", { status: "completed", completion_notes: "imported" })] }),
+    ).toEqual([
+      {
+        ...task("a"),
+        inputs: [],
+        outputs: [],
+        priority: "medium",
+        depends_on: [],
+        status: "pending",
+        completion_notes: "",
+      },
+      {
+        ...task("b"),
+        inputs: [],
+        outputs: [],
+        priority: "medium",
+        depends_on: [],
+        status: "completed",
+        completion_notes: "imported",
+      },
     ]);
     expect(failure(() => parseTaskBatch({ tasks: [task("a", { status: "in_progress" })] }))).toEqual({
       code: "validation_failed",
@@ -42,7 +60,11 @@ describe("parseTaskBatch", () => {
       code: "validation_failed",
       message: "tasks[0].completion_notes is only for status completed",
     });
-    expect(failure(() => parseTaskBatch({ tasks: [task("a", { status: "completed", completion_notes: "x".repeat(10_001) })] }))).toEqual({
+    expect(
+      failure(() =>
+        parseTaskBatch({ tasks: [task("a", { status: "completed", completion_notes: "x".repeat(10_001) })] }),
+      ),
+    ).toEqual({
       code: "validation_failed",
       message: "tasks[0].completion_notes must be at most 10000 characters",
     });
@@ -55,9 +77,16 @@ describe("parseTaskBatch", () => {
       message: "Task a of project web appears more than once in the batch",
     });
     // b of api depends on api's a, which does not depend on anything: no cycle across projects.
-    const acrossProjects = [task("a", { depends_on: ["b"] }), task("b"), task("a", { project_id: "api" }), task("b", { project_id: "api", depends_on: ["a"] })];
+    const acrossProjects = [
+      task("a", { depends_on: ["b"] }),
+      task("b"),
+      task("a", { project_id: "api" }),
+      task("b", { project_id: "api", depends_on: ["a"] }),
+    ];
     expect(parseTaskBatch({ tasks: acrossProjects })).toHaveLength(4);
-    expect(failure(() => parseTaskBatch({ tasks: [task("a", { depends_on: ["b"] }), task("b", { depends_on: ["a"] })] }))).toEqual({
+    expect(
+      failure(() => parseTaskBatch({ tasks: [task("a", { depends_on: ["b"] }), task("b", { depends_on: ["a"] })] })),
+    ).toEqual({
       code: "validation_failed",
       message: "tasks[1].depends_on forms a cycle: a -> b -> a",
     });
@@ -72,7 +101,12 @@ describe("parseStatusUpdate", () => {
       leaseSeconds: 120,
       force: false,
     });
-    expect(parseStatusUpdate({ status: "pending", force: true })).toEqual({ status: "pending", completionNotes: "", leaseSeconds: null, force: true });
+    expect(parseStatusUpdate({ status: "pending", force: true })).toEqual({
+      status: "pending",
+      completionNotes: "",
+      leaseSeconds: null,
+      force: true,
+    });
     expect(parseStatusUpdate({ status: "completed", completion_notes: "Done" })).toEqual({
       status: "completed",
       completionNotes: "Done",
@@ -96,7 +130,14 @@ describe("parseStatusUpdate", () => {
 });
 
 describe("the cursor of GET /tasks", () => {
-  const query: TaskListQuery = { projectId: "web", status: null, ready: null, claimedBy: null, limit: 10, cursor: null };
+  const query: TaskListQuery = {
+    projectId: "web",
+    status: null,
+    ready: null,
+    claimedBy: null,
+    limit: 10,
+    cursor: null,
+  };
 
   test("reads back what it was made of, for the same filters whatever the page size", () => {
     const position = { part: "in_progress" as const, key: "2026-12-01T12:00:00.000Z", seq: 42 };
@@ -105,14 +146,25 @@ describe("the cursor of GET /tasks", () => {
     expect(decodeTaskCursor(cursor, { ...query, limit: 500 })).toEqual(position);
     expect(failure(() => decodeTaskCursor(cursor, { ...query, claimedBy: "agent-1" }))).toEqual({
       code: "validation_failed",
-      message: "cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page",
+      message:
+        "cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page",
     });
   });
 
   test("anything else is refused naming cursor", () => {
     const forged = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
-    for (const cursor of ["", "%%%", forged([1]), forged({ part: "ready", key: "high", seq: 1 }), forged({ part: "done", key: 1, seq: 1 }), forged({ part: "completed", key: 1, seq: 1 })]) {
-      expect(failure(() => decodeTaskCursor(cursor, query))).toEqual({ code: "validation_failed", message: "cursor is not a next_cursor of GET /tasks" });
+    for (const cursor of [
+      "",
+      "%%%",
+      forged([1]),
+      forged({ part: "ready", key: "high", seq: 1 }),
+      forged({ part: "done", key: 1, seq: 1 }),
+      forged({ part: "completed", key: 1, seq: 1 }),
+    ]) {
+      expect(failure(() => decodeTaskCursor(cursor, query))).toEqual({
+        code: "validation_failed",
+        message: "cursor is not a next_cursor of GET /tasks",
+      });
     }
   });
 

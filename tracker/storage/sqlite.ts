@@ -362,7 +362,26 @@ function prepareTaskReads(db: Database) {
 
 function prepareTaskWrites(db: Database) {
   return {
-    insert: db.prepare<TaskRow, [string, string, string, string, string, string, number, string, number, string, string, string, string, string | null, string | null]>(
+    insert: db.prepare<
+      TaskRow,
+      [
+        string,
+        string,
+        string,
+        string,
+        string,
+        string,
+        number,
+        string,
+        number,
+        string,
+        string,
+        string,
+        string,
+        string | null,
+        string | null,
+      ]
+    >(
       `INSERT INTO tasks (task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
                           unfinished_deps, status, completion_notes, created_at, updated_at, started_at, completed_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
@@ -396,8 +415,9 @@ function prepareTaskWrites(db: Database) {
                         updated_at = ?
        WHERE seq = ? AND status = 'in_progress' RETURNING *`,
     ),
+    // The claims in progress are few: their index is scanned for the leases that ran out.
     expireDue: db.prepare<TaskRow, [string, string]>(
-      `UPDATE tasks SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
+      `UPDATE tasks INDEXED BY tasks_in_progress SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
                         claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
                         updated_at = ?1
        WHERE status = 'in_progress' AND lease_expires_at <= ?2 RETURNING *`,
@@ -413,9 +433,12 @@ function prepareTaskWrites(db: Database) {
       `UPDATE tasks SET unfinished_deps = unfinished_deps - 1
        WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ?)`,
     ),
-    insertEvent: db.prepare<{ event_id: number }, [number, string, string, string, string, string | null, string | null, string | null, string]>(
+    insertEvent: db.prepare<
+      unknown,
+      [number, string, string, string, string, string | null, string | null, string | null, string]
+    >(
       `INSERT INTO task_events (task_seq, project_id, task_id, type, at, agent_id, from_status, to_status, details)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING event_id`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
   };
 }
@@ -487,7 +510,7 @@ function prepareTransactionStatements(db: Database) {
 }
 
 // ---------------------------------------------------------------------------
-// GET /tasks: one range scan per part of the order (domain.ts, taskListParts).
+// GET /tasks: range scans of one index per part of the order (domain.ts, taskListParts).
 
 const LIST_PART_SQL: Record<TaskListPart, { where: string; key: string; direction: "ASC" | "DESC" }> = {
   ready: { where: "status = 'pending' AND blocked = 0", key: "priority_rank", direction: "ASC" },
@@ -496,13 +519,35 @@ const LIST_PART_SQL: Record<TaskListPart, { where: string; key: string; directio
   completed: { where: "status = 'completed'", key: "completed_at", direction: "DESC" },
 };
 
-/** The SQL of one part of a page and its parameters; `after` continues from a cursor. */
-function listPartQuery(
-  part: TaskListPart,
-  query: TaskListQuery,
-  after: TaskListPosition | null,
-  limit: number,
-): { sql: string; params: Array<string | number> } {
+/**
+ * The index that serves a part under these filters, named in the query (INDEXED BY) so that the
+ * plan cannot drift to one that scans the table: a page then costs the same at any table size.
+ * Claims in progress are few (one or a few per agent): the holder's are filtered from them.
+ */
+function listIndex(part: TaskListPart, byProject: boolean, byHolder: boolean): string {
+  switch (part) {
+    case "ready":
+    case "blocked":
+      return byProject ? "tasks_next" : "tasks_pending_everywhere";
+    case "in_progress":
+      return byProject ? "tasks_claimed" : "tasks_in_progress";
+    case "completed":
+      if (byHolder) return byProject ? "tasks_completed_by_in_project" : "tasks_completed_by";
+      return byProject ? "tasks_completed" : "tasks_completed_everywhere";
+  }
+}
+
+interface ListQuery {
+  sql: string;
+  params: Array<string | number>;
+}
+
+/**
+ * The SQL of one part of a page. From a cursor it is two range scans: the rest of the cursor's
+ * sort key (ties broken by seq), then the keys after it (a row-value comparison would scan the
+ * whole of the cursor's key from its start).
+ */
+export function listPartQueries(part: TaskListPart, query: TaskListQuery, after: TaskListPosition | null): ListQuery[] {
   const { where, key, direction } = LIST_PART_SQL[part];
   const conditions = [where];
   const params: Array<string | number> = [];
@@ -514,13 +559,16 @@ function listPartQuery(
     conditions.push("claimed_by = ?");
     params.push(query.claimedBy);
   }
-  if (after !== null) {
-    conditions.push(`(${key}, seq) ${direction === "ASC" ? ">" : "<"} (?, ?)`);
-    params.push(after.key, after.seq);
-  }
-  params.push(limit);
-  const sql = `SELECT * FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY ${key} ${direction}, seq ${direction} LIMIT ?`;
-  return { sql, params };
+  const index = listIndex(part, query.projectId !== null, query.claimedBy !== null);
+  const build = (extra: string[]): string =>
+    `SELECT * FROM tasks INDEXED BY ${index} WHERE ${[...conditions, ...extra].join(" AND ")}
+     ORDER BY ${key} ${direction}, seq ${direction} LIMIT ?`;
+  if (after === null) return [{ sql: build([]), params }];
+  const beyond = direction === "ASC" ? ">" : "<";
+  return [
+    { sql: build([`${key} = ?`, `seq ${beyond} ?`]), params: [...params, after.key, after.seq] },
+    { sql: build([`${key} ${beyond} ?`]), params: [...params, after.key] },
+  ];
 }
 
 function listPosition(part: TaskListPart, row: TaskRow): TaskListPosition {
@@ -657,7 +705,10 @@ export class SqliteStorage implements Storage {
   }
 
   /** The write of one request: its effect, then (with a key) its stored response. */
-  private idempotentWrite<Result>(effect: () => Result, idempotency: IdempotentWrite<Result> | undefined): Promise<Result> {
+  private idempotentWrite<Result>(
+    effect: () => Result,
+    idempotency: IdempotentWrite<Result> | undefined,
+  ): Promise<Result> {
     return this.runWrite(() => {
       const result = effect();
       if (idempotency) this.saveResponse(idempotency.claim, idempotency.respond(result));
@@ -689,8 +740,7 @@ export class SqliteStorage implements Storage {
     details: Record<string, unknown>,
   ): void {
     const to = type === "updated" ? null : row.status;
-    const detailsJson = JSON.stringify(details);
-    const { event_id } = this.taskWrites.insertEvent.get(
+    const { lastInsertRowid } = this.taskWrites.insertEvent.run(
       row.seq,
       row.project_id,
       row.task_id,
@@ -699,11 +749,11 @@ export class SqliteStorage implements Storage {
       change.agentId,
       change.from,
       to,
-      detailsJson,
-    )!;
+      JSON.stringify(details),
+    );
     if (this.listeners.size === 0) return;
     const event: TaskEvent = {
-      event_id,
+      event_id: Number(lastInsertRowid),
       project_id: row.project_id,
       task_id: row.task_id,
       type,
@@ -754,7 +804,8 @@ export class SqliteStorage implements Storage {
       const dependentSeq = seqByTask.get(`${task.project_id}\n${task.task_id}`)!;
       for (const dependencyId of task.depends_on) {
         const dependencySeq =
-          seqByTask.get(`${task.project_id}\n${dependencyId}`) ?? this.taskReads.byRef.get(dependencyId, task.project_id)!.seq;
+          seqByTask.get(`${task.project_id}\n${dependencyId}`) ??
+          this.taskReads.byRef.get(dependencyId, task.project_id)!.seq;
         this.taskWrites.insertDependency.run(dependencySeq, dependentSeq);
       }
     }
@@ -808,7 +859,12 @@ export class SqliteStorage implements Storage {
     const leaseExpiresAt = addSeconds(change.now, change.leaseSeconds);
     const claimed = this.taskWrites.claim.get(change.agentId, at, leaseExpiresAt, change.leaseSeconds, row.seq);
     if (!claimed) throw lostRace(row.task_id, row.status, "in_progress");
-    this.recordEvent(claimed, "claimed", { agentId: change.agentId, from: "pending", at }, { lease_expires_at: leaseExpiresAt });
+    this.recordEvent(
+      claimed,
+      "claimed",
+      { agentId: change.agentId, from: "pending", at },
+      { lease_expires_at: leaseExpiresAt },
+    );
     return toTask(claimed);
   }
 
@@ -863,7 +919,13 @@ export class SqliteStorage implements Storage {
     if (Object.keys(details).length === 0) return toTask(row);
     const priority = edit.priority ?? row.priority;
     const at = edit.now.toISOString();
-    const edited = this.taskWrites.edit.get(priority, priorityRank[priority], edit.description ?? row.description, at, row.seq);
+    const edited = this.taskWrites.edit.get(
+      priority,
+      priorityRank[priority],
+      edit.description ?? row.description,
+      at,
+      row.seq,
+    );
     if (!edited) throw cannotEditCompleted(row.task_id);
     this.recordEvent(edited, "updated", { agentId: edit.agentId, from: null, at }, details);
     return toTask(edited);
@@ -952,10 +1014,13 @@ export class SqliteStorage implements Storage {
     if (first < 0) throw validationError("cursor was made for other filters");
     const found: Array<{ part: TaskListPart; row: TaskRow }> = [];
     // One row more than asked for tells whether there is a next page.
-    for (let i = first; i < parts.length && found.length <= query.limit; i++) {
+    for (let i = first; i < parts.length; i++) {
       const part = parts[i]!;
-      const { sql, params } = listPartQuery(part, query, i === first ? cursor : null, query.limit + 1 - found.length);
-      for (const row of this.db.query<TaskRow, Array<string | number>>(sql).all(...params)) found.push({ part, row });
+      for (const { sql, params } of listPartQueries(part, query, i === first ? cursor : null)) {
+        if (found.length > query.limit) break;
+        const rows = this.db.query<TaskRow, Array<string | number>>(sql).all(...params, query.limit + 1 - found.length);
+        for (const row of rows) found.push({ part, row });
+      }
     }
     const page = found.slice(0, query.limit);
     const last = page.at(-1);
@@ -1031,7 +1096,10 @@ export class SqliteStorage implements Storage {
     return this.idempotentWrite(() => this.raiseCounter(projectId, artifactType, lastAssigned), idempotency);
   }
 
-  async listRegistry(projectId: string | null, now: Date): Promise<{ counters: IdCounter[]; reservations: Reservation[] }> {
+  async listRegistry(
+    projectId: string | null,
+    now: Date,
+  ): Promise<{ counters: IdCounter[]; reservations: Reservation[] }> {
     const counters = this.ids.counters.all(projectId);
     const reservations = this.ids.activeReservations.all(now.toISOString(), projectId).map(toReservation);
     return { counters, reservations };

@@ -127,14 +127,21 @@ describe("tasks", () => {
       message: "cannot change a from pending to completed",
     });
     const claimed = await move("a", "in_progress");
-    expect([claimed.status, claimed.claimed_by, claimed.started_at]).toEqual(["in_progress", "agent-1", now.toISOString()]);
+    expect([claimed.status, claimed.claimed_by, claimed.started_at]).toEqual([
+      "in_progress",
+      "agent-1",
+      now.toISOString(),
+    ]);
     const released = await move("a", "pending");
     expect([released.status, released.claimed_by, released.started_at]).toEqual(["pending", null, null]);
     await move("a", "in_progress");
     const done = await move("a", "completed", { completionNotes: "ok" });
     expect([done.status, done.completion_notes, done.completed_at]).toEqual(["completed", "ok", now.toISOString()]);
     expect((await move("b", "in_progress")).status).toBe("in_progress");
-    expect(await rejection(move("missing", "in_progress"))).toEqual({ code: "not_found", message: "Task not found: missing" });
+    expect(await rejection(move("missing", "in_progress"))).toEqual({
+      code: "not_found",
+      message: "Task not found: missing",
+    });
   });
 
   test("a batch is all or nothing", async () => {
@@ -210,7 +217,10 @@ describe("idempotency keys", () => {
     expect(await storage.claimIdempotencyKey(base)).toEqual({ outcome: "in_flight" });
     expect(await storage.claimIdempotencyKey({ ...base, fingerprint: "g" })).toEqual({ outcome: "mismatch" });
     await storage.allocateId("p", "US", { claim: first, respond: (n) => ({ status: 200, body: `{"n":${n}}` }) });
-    expect(await storage.claimIdempotencyKey(base)).toEqual({ outcome: "replay", response: { status: 200, body: '{"n":1}' } });
+    expect(await storage.claimIdempotencyKey(base)).toEqual({
+      outcome: "replay",
+      response: { status: 200, body: '{"n":1}' },
+    });
     expect(await storage.claimIdempotencyKey({ ...base, fingerprint: "g" })).toEqual({ outcome: "mismatch" });
     // Scoped per API key.
     await claim({ scope: "other" });
@@ -231,7 +241,10 @@ describe("idempotency keys", () => {
     await storage.releaseIdempotencyKey(first);
     const second = await claim();
     await storage.saveIdempotentResponse(second, { status: 400, body: "{}" });
-    expect(await storage.claimIdempotencyKey(base)).toEqual({ outcome: "replay", response: { status: 400, body: "{}" } });
+    expect(await storage.claimIdempotencyKey(base)).toEqual({
+      outcome: "replay",
+      response: { status: 400, body: "{}" },
+    });
     await claim({ now: new Date(now.getTime() + 10_000) });
     expect(await storage.deleteIdempotencyKeysBefore(new Date(now.getTime() + 10_001))).toBe(1);
   });
@@ -306,18 +319,17 @@ describe("batches", () => {
     await add([newTask("open")]);
     expect(await rejection(add([newTask("done", { status: "completed", depends_on: ["open"] })]))).toEqual({
       code: "validation_failed",
-      message: "tasks[0].depends_on[0] names open, which is not completed: a completed task may depend only on completed tasks",
+      message:
+        "tasks[0].depends_on[0] names open, which is not completed: a completed task may depend only on completed tasks",
+    });
+    expect(await rejection(add([newTask("x"), newTask("y", { status: "completed", depends_on: ["x"] })]))).toEqual({
+      code: "validation_failed",
+      message:
+        "tasks[1].depends_on[0] names x, which is not completed: a completed task may depend only on completed tasks",
     });
     expect(
-      await rejection(add([newTask("x"), newTask("y", { status: "completed", depends_on: ["x"] })])),
-    ).toEqual({
-      code: "validation_failed",
-      message: "tasks[1].depends_on[0] names x, which is not completed: a completed task may depend only on completed tasks",
-    });
-    expect(await add([newTask("d1", { status: "completed" }), newTask("d2", { status: "completed", depends_on: ["d1"] })])).toEqual([
-      "d1",
-      "d2",
-    ]);
+      await add([newTask("d1", { status: "completed" }), newTask("d2", { status: "completed", depends_on: ["d1"] })]),
+    ).toEqual(["d1", "d2"]);
   });
 });
 
@@ -337,28 +349,96 @@ function at(seconds: number): Date {
 describe("history", () => {
   test("every change writes its event, oldest first, with the details of API.md", async () => {
     await add([newTask("a")], now, "planner");
-    await move("a", "in_progress", { leaseSeconds: 60, now: at(1) });
+    // The leases as the claims set them (PostgreSQL runs them by the database's clock).
+    const leases: Array<string | null> = [];
+    leases.push((await move("a", "in_progress", { leaseSeconds: 60, now: at(1) })).lease_expires_at);
     await move("a", "pending", { now: at(2) });
-    await move("a", "in_progress", { agentId: "agent-2", now: at(3) });
+    leases.push((await move("a", "in_progress", { agentId: "agent-2", now: at(3) })).lease_expires_at);
     await move("a", "pending", { agentId: "board-alice", force: true, now: at(4) });
-    await move("a", "in_progress", { now: at(5) });
+    leases.push((await move("a", "in_progress", { now: at(5) })).lease_expires_at);
+    expect(leases.every((lease) => lease !== null)).toBe(true);
     await move("a", "completed", { completionNotes: "done", now: at(6) });
     const base = { project_id: "p", task_id: "a" };
     expect(await history(ref("a"))).toEqual([
-      { ...base, type: "created", at: now.toISOString(), agent_id: "planner", from_status: null, to_status: "pending", details: { status: "pending" } },
-      { ...base, type: "claimed", at: at(1).toISOString(), agent_id: "agent-1", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(61).toISOString() } },
-      { ...base, type: "released", at: at(2).toISOString(), agent_id: "agent-1", from_status: "in_progress", to_status: "pending", details: {} },
-      { ...base, type: "claimed", at: at(3).toISOString(), agent_id: "agent-2", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(63).toISOString() } },
-      { ...base, type: "force_released", at: at(4).toISOString(), agent_id: "board-alice", from_status: "in_progress", to_status: "pending", details: { former_holder: "agent-2" } },
-      { ...base, type: "claimed", at: at(5).toISOString(), agent_id: "agent-1", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: at(65).toISOString() } },
-      { ...base, type: "completed", at: at(6).toISOString(), agent_id: "agent-1", from_status: "in_progress", to_status: "completed", details: { completion_notes: "done" } },
+      {
+        ...base,
+        type: "created",
+        at: now.toISOString(),
+        agent_id: "planner",
+        from_status: null,
+        to_status: "pending",
+        details: { status: "pending" },
+      },
+      {
+        ...base,
+        type: "claimed",
+        at: at(1).toISOString(),
+        agent_id: "agent-1",
+        from_status: "pending",
+        to_status: "in_progress",
+        details: { lease_expires_at: leases[0] },
+      },
+      {
+        ...base,
+        type: "released",
+        at: at(2).toISOString(),
+        agent_id: "agent-1",
+        from_status: "in_progress",
+        to_status: "pending",
+        details: {},
+      },
+      {
+        ...base,
+        type: "claimed",
+        at: at(3).toISOString(),
+        agent_id: "agent-2",
+        from_status: "pending",
+        to_status: "in_progress",
+        details: { lease_expires_at: leases[1] },
+      },
+      {
+        ...base,
+        type: "force_released",
+        at: at(4).toISOString(),
+        agent_id: "board-alice",
+        from_status: "in_progress",
+        to_status: "pending",
+        details: { former_holder: "agent-2" },
+      },
+      {
+        ...base,
+        type: "claimed",
+        at: at(5).toISOString(),
+        agent_id: "agent-1",
+        from_status: "pending",
+        to_status: "in_progress",
+        details: { lease_expires_at: leases[2] },
+      },
+      {
+        ...base,
+        type: "completed",
+        at: at(6).toISOString(),
+        agent_id: "agent-1",
+        from_status: "in_progress",
+        to_status: "completed",
+        details: { completion_notes: "done" },
+      },
     ]);
   });
 
   test("a task added as completed has one created event saying so", async () => {
     await add([newTask("a", { status: "completed" })]);
     expect(await history(ref("a"))).toEqual([
-      { project_id: "p", task_id: "a", type: "created", at: now.toISOString(), agent_id: null, from_status: null, to_status: "completed", details: { status: "completed" } },
+      {
+        project_id: "p",
+        task_id: "a",
+        type: "created",
+        at: now.toISOString(),
+        agent_id: null,
+        from_status: null,
+        to_status: "completed",
+        details: { status: "completed" },
+      },
     ]);
   });
 
@@ -373,7 +453,10 @@ describe("history", () => {
   });
 
   test("the history of an unknown or ambiguous task is an error like getTask's", async () => {
-    expect(await rejection(storage.listTaskEvents(ref("ghost", "p")))).toEqual({ code: "not_found", message: "Task not found: ghost in project p" });
+    expect(await rejection(storage.listTaskEvents(ref("ghost", "p")))).toEqual({
+      code: "not_found",
+      message: "Task not found: ghost in project p",
+    });
     await add([newTask("t", { project_id: "x" }), newTask("t", { project_id: "y" })]);
     expect((await rejection(storage.listTaskEvents(ref("t")))).code).toBe("ambiguous_task_id");
     expect((await history(ref("t", "y"))).map((event) => event.project_id)).toEqual(["y"]);
@@ -414,7 +497,15 @@ describe("subscribe", () => {
     const respond = () => ({ status: 200, body: "{}" });
     const results = await Promise.allSettled([
       storage.changeTaskStatus(
-        { ref: ref("a"), to: "in_progress", completionNotes: "", agentId: "agent-1", leaseSeconds: 60, force: false, now },
+        {
+          ref: ref("a"),
+          to: "in_progress",
+          completionNotes: "",
+          agentId: "agent-1",
+          leaseSeconds: 60,
+          force: false,
+          now,
+        },
         { claim: stale.claim, respond },
       ),
       move("b", "in_progress"),
@@ -497,7 +588,9 @@ describe.skipIf(!leasesFollowTheGivenClock)("leases by the given clock", () => {
     };
     expect(await rejection(move("a", "completed", { now: at(62) }))).toEqual(lostPending);
     expect(await rejection(move("a", "pending", { now: at(62) }))).toEqual(lostPending);
-    expect(await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now: at(62) }))).toEqual(lostPending);
+    expect(
+      await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now: at(62) })),
+    ).toEqual(lostPending);
     await move("a", "in_progress", { agentId: "agent-2", now: at(63), leaseSeconds: 60 });
     expect(await rejection(move("a", "completed", { now: at(64) }))).toEqual({
       code: "claim_lost",
@@ -539,11 +632,17 @@ describe("holders", () => {
     expect(notHolder.code).toBe("not_claim_holder");
     expect(notHolder.message).toStartWith("a is claimed by agent-1 until ");
     expect((await rejection(move("a", "pending", { agentId: null }))).code).toBe("not_claim_holder");
-    expect((await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-2", leaseSeconds: null, now }))).code).toBe("not_claim_holder");
+    expect(
+      (await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-2", leaseSeconds: null, now }))).code,
+    ).toBe("not_claim_holder");
     expect((await storage.getTask(ref("a")))?.claimed_by).toBe("agent-1");
     const released = await move("a", "pending", { agentId: "board-alice", force: true });
     expect([released.status, released.claimed_by]).toEqual(["pending", null]);
-    expect((await history(ref("a"))).at(-1)).toMatchObject({ type: "force_released", agent_id: "board-alice", details: { former_holder: "agent-1" } });
+    expect((await history(ref("a"))).at(-1)).toMatchObject({
+      type: "force_released",
+      agent_id: "board-alice",
+      details: { former_holder: "agent-1" },
+    });
   });
 
   test("the holder's own release is a plain release, force or not", async () => {
@@ -556,7 +655,9 @@ describe("holders", () => {
   test("a claim made without an agent ID has no holder: anyone moves it on", async () => {
     await add([newTask("a"), newTask("b")]);
     expect((await move("a", "in_progress", { agentId: null })).claimed_by).toBeNull();
-    expect((await storage.renewLease({ ref: ref("a"), agentId: "agent-9", leaseSeconds: 30, now })).status).toBe("in_progress");
+    expect((await storage.renewLease({ ref: ref("a"), agentId: "agent-9", leaseSeconds: 30, now })).status).toBe(
+      "in_progress",
+    );
     expect((await move("a", "completed", { agentId: "agent-2" })).status).toBe("completed");
     await move("b", "in_progress", { agentId: null });
     expect((await move("b", "pending", { agentId: null })).status).toBe("pending");
@@ -564,11 +665,15 @@ describe("holders", () => {
 
   test("renewing a task that is not in progress is invalid_transition", async () => {
     await add([newTask("a")]);
-    expect(await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now }))).toEqual({
-      code: "invalid_transition",
-      message: "cannot renew a: it is pending",
-    });
-    expect((await rejection(storage.renewLease({ ref: ref("ghost"), agentId: null, leaseSeconds: null, now }))).code).toBe("not_found");
+    expect(await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now }))).toEqual(
+      {
+        code: "invalid_transition",
+        message: "cannot renew a: it is pending",
+      },
+    );
+    expect(
+      (await rejection(storage.renewLease({ ref: ref("ghost"), agentId: null, leaseSeconds: null, now }))).code,
+    ).toBe("not_found");
   });
 });
 
@@ -618,7 +723,10 @@ describe("updateTask", () => {
     await move("a", "in_progress");
     expect((await edit("a", { priority: "high" })).status).toBe("in_progress");
     await move("a", "completed");
-    expect(await rejection(edit("a", { priority: "low" }))).toEqual({ code: "invalid_transition", message: "cannot edit a: it is completed" });
+    expect(await rejection(edit("a", { priority: "low" }))).toEqual({
+      code: "invalid_transition",
+      message: "cannot edit a: it is completed",
+    });
     expect((await rejection(edit("ghost", { priority: "low" }))).code).toBe("not_found");
   });
 });
@@ -633,7 +741,8 @@ describe("listTasks", () => {
     cursor: null,
     ...extra,
   });
-  const ids = async (extra: Partial<TaskListQuery> = {}) => (await storage.listTasks(query(extra))).tasks.map((task) => task.task_id);
+  const ids = async (extra: Partial<TaskListQuery> = {}) =>
+    (await storage.listTasks(query(extra))).tasks.map((task) => task.task_id);
 
   /** Every page of a query, following next_cursor. */
   async function allPages(extra: Partial<TaskListQuery>): Promise<string[][]> {
@@ -677,7 +786,18 @@ describe("listTasks", () => {
     expect(await ids()).toEqual(fullOrder);
     expect(await ids({ projectId: "q" })).toEqual(["elsewhere"]);
     // Without a project the same order runs across projects: elsewhere is a medium ready task added last.
-    expect(await ids({ projectId: null })).toEqual(["r-high", "r-med", "elsewhere", "r-low", "b-high", "b-low", "w-1", "w-2", "d-1", "d-2"]);
+    expect(await ids({ projectId: null })).toEqual([
+      "r-high",
+      "r-med",
+      "elsewhere",
+      "r-low",
+      "b-high",
+      "b-low",
+      "w-1",
+      "w-2",
+      "d-1",
+      "d-2",
+    ]);
   });
 
   test("filters by status, readiness and holder", async () => {
@@ -719,7 +839,9 @@ describe("listTasks", () => {
     expect(otherFilters.code).toBe("validation_failed");
     expect(otherFilters.message).toStartWith("cursor ");
     // The page size may change between pages.
-    expect((await storage.listTasks(query({ limit: 3, cursor: nextCursor }))).tasks.map((task) => task.task_id)).toEqual(["r-low", "b-high", "b-low"]);
+    expect(
+      (await storage.listTasks(query({ limit: 3, cursor: nextCursor }))).tasks.map((task) => task.task_id),
+    ).toEqual(["r-low", "b-high", "b-low"]);
     for (const cursor of ["garbage", "", Buffer.from('{"part":"ready","key":"x","seq":1}').toString("base64url")]) {
       const refused = await rejection(storage.listTasks(query({ cursor })));
       expect(refused.code).toBe("validation_failed");
@@ -730,7 +852,11 @@ describe("listTasks", () => {
 
 describe("listProjects", () => {
   test("every project with a task or an ID counter, by project_id, with its counts and last change", async () => {
-    await add([newTask("a", { project_id: "web" }), newTask("b", { project_id: "web", depends_on: ["a"] }), newTask("c", { project_id: "web" })]);
+    await add([
+      newTask("a", { project_id: "web" }),
+      newTask("b", { project_id: "web", depends_on: ["a"] }),
+      newTask("c", { project_id: "web" }),
+    ]);
     await add([newTask("x", { project_id: "api", status: "completed" })], at(1));
     await storage.allocateId("docs", "US");
     await storage.allocateId("web", "US");
@@ -762,7 +888,14 @@ describe("listRegistry", () => {
     await storage.allocateId("web", "SPEC");
     await storage.allocateId("api", "US");
     const reserve = (id: string, projectId: string, expiresInSeconds: number) =>
-      storage.reserveIds({ reservationId: id, projectId, artifactType: "US", count: 2, createdAt: now, expiresAt: at(expiresInSeconds) });
+      storage.reserveIds({
+        reservationId: id,
+        projectId,
+        artifactType: "US",
+        count: 2,
+        createdAt: now,
+        expiresAt: at(expiresInSeconds),
+      });
     const expired = await reserve("00000000-0000-4000-8000-000000000001", "web", 10);
     const active = await reserve("00000000-0000-4000-8000-000000000002", "web", 100);
     const otherProject = await reserve("00000000-0000-4000-8000-000000000003", "api", 100);

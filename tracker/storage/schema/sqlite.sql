@@ -38,16 +38,16 @@ CREATE TABLE tasks (
 -- GET /tasks/next, and the pending part of GET /tasks?project=: equality on the first three
 -- columns, then already in the wanted order.
 CREATE INDEX tasks_next ON tasks (project_id, status, blocked, priority_rank, seq);
--- GET /tasks in API.md's order, one index per part and filter, so a page is a range scan.
+-- GET /tasks in API.md's order: an index per part and filter, so that a page is a range scan.
+-- Claims in progress are few (one or a few per agent): the holder's are filtered from them, and
+-- tasks_in_progress also finds the leases that ran out (a lease index would cost every renewal).
 CREATE INDEX tasks_pending_everywhere ON tasks (blocked, priority_rank, seq) WHERE status = 'pending';
 CREATE INDEX tasks_claimed ON tasks (project_id, started_at, seq) WHERE status = 'in_progress';
-CREATE INDEX tasks_claimed_everywhere ON tasks (started_at, seq) WHERE status = 'in_progress';
-CREATE INDEX tasks_claimed_by ON tasks (claimed_by, started_at, seq) WHERE status = 'in_progress';
+CREATE INDEX tasks_in_progress ON tasks (started_at, seq) WHERE status = 'in_progress';
 CREATE INDEX tasks_completed ON tasks (project_id, completed_at, seq) WHERE status = 'completed';
 CREATE INDEX tasks_completed_everywhere ON tasks (completed_at, seq) WHERE status = 'completed';
 CREATE INDEX tasks_completed_by ON tasks (claimed_by, completed_at, seq) WHERE status = 'completed';
--- expireLeases: the claims whose lease ran out.
-CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE status = 'in_progress';
+CREATE INDEX tasks_completed_by_in_project ON tasks (project_id, claimed_by, completed_at, seq) WHERE status = 'completed';
 
 CREATE TABLE task_dependencies (
   dependency_seq INTEGER NOT NULL REFERENCES tasks (seq),
