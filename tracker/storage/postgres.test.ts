@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { SQL, type Socket, type TCPSocketListener } from "bun";
 import { join } from "node:path";
 import { readConfig } from "../config.ts";
+import { createLogger } from "../log.ts";
 import { SCHEMA_VERSION, type NewTask, type StatusChange, type TaskChange, type TaskRef } from "../domain.ts";
 import { openPostgresStorage, redactDatabaseUrl, type PostgresStorage } from "./postgres.ts";
 import postgresV1Sql from "./schema/postgres-v1.sql" with { type: "text" };
@@ -171,14 +172,15 @@ if (onPostgres)
       await schema.drop();
     });
 
-    test("startTracker opens PostgreSQL from a URL, and closes it on stop", async () => {
-      const tracker = await startTracker({ databaseUrl: schema.url, apiKeys: [API_KEY], port: 0, logSink: () => {} });
+    test("startTracker serves the PostgreSQL storage it is given, and stop() leaves it to its owner", async () => {
+      const storage = await open();
+      const tracker = await startTracker({ storage, logger: createLogger("error", () => {}), apiKeys: [API_KEY], port: 0 });
       const response = await fetch(`${tracker.url}/ids/next?type=US&project=p`, {
         headers: { Authorization: `Bearer ${API_KEY}` },
       });
       expect(await response.json()).toEqual({ next_id: "US-001", artifact_type: "US", project_id: "p", number: 1 });
       await tracker.stop();
-      expect(tracker.storage.ping()).rejects.toThrow("The PostgreSQL storage is closed.");
+      await storage.ping();
     });
 
     test("instances starting at once apply the schema once", async () => {
@@ -531,7 +533,7 @@ if (onPostgres)
         const viaProxy = new URL(schema.url);
         viaProxy.port = String(proxy.port);
         const storage = await open(viaProxy.toString(), { queryTimeoutMs: 1000 });
-        tracker = await startTracker({ storage, apiKeys: [API_KEY], port: 0, logSink: () => {} });
+        tracker = await startTracker({ storage, logger: createLogger("error", () => {}), apiKeys: [API_KEY], port: 0 });
       });
       afterEach(async () => {
         await tracker.stop();
