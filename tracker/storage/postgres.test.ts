@@ -114,10 +114,10 @@ test("the PostgreSQL settings are read and checked like the others", () => {
     databaseQueryTimeoutSeconds: 30,
   });
   expect(() => readConfig({ DATABASE_POOL_MAX: "0" })).toThrow(
-    'DATABASE_POOL_MAX must be a number of connections from 1 to 1000, not "0".',
+    'DATABASE_POOL_MAX must be a number of connections from 1 to 1000; it is below 1.',
   );
   expect(() => readConfig({ DATABASE_CONNECT_TIMEOUT: "soon" })).toThrow(
-    'DATABASE_CONNECT_TIMEOUT must be a number of seconds from 1 to 600, not "soon".',
+    'DATABASE_CONNECT_TIMEOUT must be a number of seconds from 1 to 600; it is not a whole number.',
   );
   expect(() => readConfig({ DATABASE_QUERY_TIMEOUT: "1.5" })).toThrow(
     "DATABASE_QUERY_TIMEOUT must be a number of seconds",
