@@ -121,8 +121,13 @@ describe("GET /tasks", () => {
     const first = await t.request("GET", "/tasks?project=proj&limit=1");
     const cursor = encodeURIComponent(first.body.next_cursor);
     const mismatched = await t.request("GET", `/tasks?project=elsewhere&limit=1&cursor=${cursor}`);
-    expectApiError(mismatched, 400, "validation_failed");
-    expect(mismatched.body.error).toStartWith("cursor");
+    expectApiError(
+      mismatched,
+      400,
+      "validation_failed",
+      "cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page",
+    );
+    expectApiError(await t.request("GET", "/tasks?cursor=%25%25%25"), 400, "validation_failed", "cursor is not a next_cursor of GET /tasks");
   });
 });
 
@@ -177,8 +182,8 @@ describe("leases", () => {
       [{ status: "in_progress", lease_seconds: 4 }, "lease_seconds must be between 5 and 86400"],
       [{ status: "in_progress", lease_seconds: 86_401 }, "lease_seconds must be between 5 and 86400"],
       [{ status: "in_progress", lease_seconds: "60" }, "lease_seconds must be an integer, not a string"],
-      [{ status: "completed", lease_seconds: 60 }, "lease_seconds is only for a claim (status in_progress)"],
-      [{ status: "completed", force: true }, "force is only for a release (status pending)"],
+      [{ status: "completed", lease_seconds: 60 }, "lease_seconds is only for status in_progress (a claim)"],
+      [{ status: "completed", force: true }, "force is only for status pending (a release)"],
       [{ status: "pending", force: "yes" }, "force must be a boolean, not a string"],
     ];
     for (const [body, sentence] of cases) expectApiError(await put("/tasks/T-1/status", body), 400, "validation_failed", sentence);
