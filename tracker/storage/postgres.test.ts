@@ -226,9 +226,11 @@ if (onPostgres)
         const answers = await Promise.all(
           keys.flatMap((key) =>
             [first, second].map(async (storage) => {
-              const claimed = await claim(storage, key);
+              const outcome = await storage.claimIdempotencyKey({ ...request, key });
+              if (outcome.outcome === "replay") return outcome.response; // the twin had committed already
+              if (outcome.outcome !== "claimed") throw new Error(`expected a claim, got ${outcome.outcome}`);
               try {
-                return respond(await storage.allocateId("p", "US", { claim: claimed, respond }));
+                return respond(await storage.allocateId("p", "US", { claim: outcome.claim, respond }));
               } catch (error) {
                 if (error instanceof StoredResponseReplay) return error.response;
                 throw error;
@@ -375,6 +377,42 @@ if (onPostgres)
         expect(released).toMatchObject({ status: "pending", claimed_by: null, lease_expires_at: null });
         const events = await storage.listTaskEvents(ref("T-1"));
         expect(events.at(-1)).toMatchObject({ type: "force_released", agent_id: "c", details: { former_holder: "b" } });
+      });
+      test("a lease that ran out before the sweep ends its claim in the step that finds it", async () => {
+        const storage = await open();
+        await storage.addTasks([newTask("a"), newTask("b")], now, null);
+        await storage.changeTaskStatus({ ...change("a", "in_progress"), agentId: "agent-1" });
+        await storage.changeTaskStatus({ ...change("b", "in_progress"), agentId: "agent-1" });
+        await runOutLeases();
+        expect(storage.changeTaskStatus({ ...change("a", "completed"), agentId: "agent-1" })).rejects.toMatchObject({
+          code: "claim_lost",
+          message: expect.stringContaining("it is pending again"),
+        });
+        expect((await storage.getTask(ref("a")))?.status).toBe("in_progress"); // refused: nothing changed
+        const claimed = await storage.changeTaskStatus({ ...change("b", "in_progress"), agentId: "agent-2" });
+        expect(claimed.claimed_by).toBe("agent-2");
+        const events = await storage.listTaskEvents(ref("b"));
+        expect(events.map((event) => [event.type, event.agent_id])).toEqual([
+          ["created", null],
+          ["claimed", "agent-1"],
+          ["claim_expired", null],
+          ["claimed", "agent-2"],
+        ]);
+      });
+
+      test("a renewal extends the lease by the claim's own length, by the database's clock", async () => {
+        const storage = await open();
+        await storage.addTasks([newTask("a")], now, null);
+        await storage.changeTaskStatus({ ...change("a", "in_progress"), agentId: "agent-1", leaseSeconds: 30 });
+        await admin`UPDATE tasks SET lease_expires_at = now() + interval '1 second'`;
+        const renewed = await storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now });
+        const [row] = await admin<{ db_now: Date }[]>`SELECT now() AS db_now`;
+        const offset = Date.parse(renewed.lease_expires_at!) - row!.db_now.getTime();
+        expect(offset).toBeGreaterThan(25_000);
+        expect(offset).toBeLessThan(31_000);
+        const longer = await storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: 600, now });
+        expect(Date.parse(longer.lease_expires_at!) - row!.db_now.getTime()).toBeGreaterThan(595_000);
+        expect((await storage.listTaskEvents(ref("a"))).map((event) => event.type)).toEqual(["created", "claimed"]);
       });
     });
 

@@ -136,6 +136,17 @@ interface TaskRow {
   list_group: number;
 }
 
+/** A task read FOR UPDATE by a change. */
+interface LockedTaskRow extends TaskRow {
+  lease_ran_out: boolean;
+}
+
+/** The details of a claim_expired event. */
+interface ExpiredClaim {
+  former_holder: string | null;
+  lease_expires_at: string;
+}
+
 interface EventRow {
   event_id: string;
   task_seq: string;
@@ -683,16 +694,38 @@ export class PostgresStorage implements Storage {
   // -------------------------------------------------------------------------
   // Tasks inside a write.
 
-  /** The one task a ref names (taskNotFound / ambiguousTaskId), locked for the rest of the transaction. */
-  private async lockTask(tx: TransactionSQL, ref: TaskRef): Promise<TaskRow> {
+  /**
+   * The one task a ref names (taskNotFound / ambiguousTaskId), locked for the rest of the
+   * transaction, with whether its claim's lease has run out by the database's clock.
+   */
+  private async lockTask(tx: TransactionSQL, ref: TaskRef): Promise<LockedTaskRow> {
     const rows =
       ref.projectId === null
-        ? await tx<TaskRow[]>`SELECT * FROM tasks WHERE task_id = ${ref.taskId} ORDER BY project_id FOR UPDATE`
-        : await tx<TaskRow[]>`
-            SELECT * FROM tasks WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId} FOR UPDATE`;
+        ? await tx<LockedTaskRow[]>`
+            SELECT *, coalesce(lease_expires_at <= now(), false) AS lease_ran_out FROM tasks
+            WHERE task_id = ${ref.taskId} ORDER BY project_id FOR UPDATE`
+        : await tx<LockedTaskRow[]>`
+            SELECT *, coalesce(lease_expires_at <= now(), false) AS lease_ran_out FROM tasks
+            WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId} FOR UPDATE`;
     const row = pickTask(rows, ref);
     if (!row) throw taskNotFound(ref);
     return row;
+  }
+
+  /**
+   * A change of a task whose lease ran out before the sweep: the claim ends first, in the same
+   * step (claim_expired), so its former holder is refused (and, refused, changes nothing) and
+   * another agent may claim it at once. Returns the task as it then is, and the claim that expired.
+   */
+  private async endLapsedClaim(tx: TransactionSQL, row: LockedTaskRow, changes: Changes): Promise<{ row: TaskRow; lapsed: ExpiredClaim | null }> {
+    if (!row.lease_ran_out) return { row, lapsed: null };
+    const [updated] = await tx<TaskRow[]>`
+      UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, lease_expires_at = NULL,
+                       lease_seconds = NULL, updated_at = date_trunc('milliseconds', now())
+      WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
+    const lapsed = { former_holder: row.claimed_by, lease_expires_at: row.lease_expires_at!.toISOString() };
+    changes.push({ task: updated!, type: "claim_expired", at: updated!.updated_at, agentId: null, from: "in_progress", to: "pending", details: lapsed });
+    return { row: updated!, lapsed };
   }
 
   private async insertTasks(
@@ -786,10 +819,10 @@ export class PostgresStorage implements Storage {
 
   /** Checks the transition and the claim's holder, then changes the task with a compare-and-set. */
   private async applyStatusChange(tx: TransactionSQL, change: StatusChange, changes: Changes): Promise<TaskRow> {
-    const row = await this.lockTask(tx, change.ref);
+    const { row, lapsed } = await this.endLapsedClaim(tx, await this.lockTask(tx, change.ref), changes);
     const { to, agentId } = change;
     const from = row.status;
-    if (from === "pending" && to !== "in_progress") await this.rejectLostClaim(tx, row, agentId);
+    if (from === "pending" && to !== "in_progress") await this.rejectLostClaim(tx, row, agentId, lapsed);
     if (!isAllowedTransition(from, to)) throw invalidTransition(row.task_id, from, to);
     if (to === "in_progress") return this.claim(tx, row, change, changes);
     const forced = await this.checkHolder(tx, row, agentId, to === "pending" && change.force);
@@ -808,14 +841,19 @@ export class PostgresStorage implements Storage {
     throw notClaimHolder(row.task_id, row.claimed_by, isoOrNull(row.lease_expires_at));
   }
 
-  /** claimLost when the task's last claim_expired named this agent, which does not hold it now. */
-  private async rejectLostClaim(tx: TransactionSQL, row: TaskRow, agentId: string | null): Promise<void> {
+  /**
+   * claimLost when the task's last claim_expired (`lapsed`, if it expired in this very step) named
+   * this agent, which does not hold it now.
+   */
+  private async rejectLostClaim(tx: TransactionSQL, row: TaskRow, agentId: string | null, lapsed: ExpiredClaim | null = null): Promise<void> {
     if (agentId === null || row.claimed_by === agentId) return;
-    const [expired] = await tx<{ details: { former_holder: string; lease_expires_at: string } }[]>`
-      SELECT details FROM task_events WHERE task_seq = ${row.seq} AND type = 'claim_expired'
-      ORDER BY event_id DESC LIMIT 1`;
-    if (expired?.details.former_holder === agentId) {
-      throw claimLost(row.task_id, expired.details.lease_expires_at, row.status === "in_progress" ? row.claimed_by : null);
+    const [stored] = lapsed
+      ? [{ details: lapsed }]
+      : await tx<{ details: ExpiredClaim }[]>`
+          SELECT details FROM task_events WHERE task_seq = ${row.seq} AND type = 'claim_expired'
+          ORDER BY event_id DESC LIMIT 1`;
+    if (stored?.details.former_holder === agentId) {
+      throw claimLost(row.task_id, stored.details.lease_expires_at, row.status === "in_progress" ? row.claimed_by : null);
     }
   }
 
@@ -883,10 +921,10 @@ export class PostgresStorage implements Storage {
     return unfinishedDependencies([...new Set(row.depends_on)].filter((id) => statusById.get(id) !== "completed"));
   }
 
-  private async renew(tx: TransactionSQL, renewal: LeaseRenewal): Promise<TaskRow> {
-    const row = await this.lockTask(tx, renewal.ref);
+  private async renew(tx: TransactionSQL, renewal: LeaseRenewal, changes: Changes): Promise<TaskRow> {
+    const { row, lapsed } = await this.endLapsedClaim(tx, await this.lockTask(tx, renewal.ref), changes);
     if (row.status !== "in_progress") {
-      if (row.status === "pending") await this.rejectLostClaim(tx, row, renewal.agentId);
+      if (row.status === "pending") await this.rejectLostClaim(tx, row, renewal.agentId, lapsed);
       throw cannotRenew(row.task_id, row.status);
     }
     await this.checkHolder(tx, row, renewal.agentId, false);
@@ -913,7 +951,7 @@ export class PostgresStorage implements Storage {
       UPDATE tasks SET priority = ${priority}, priority_rank = ${priorityRank[priority]},
                        description = ${edit.description ?? row.description}, updated_at = ${edit.now}
       WHERE seq = ${row.seq} RETURNING *`;
-    changes.push({ task: updated!, type: "updated", at: edit.now, agentId: edit.agentId, from: row.status, to: row.status, details });
+    changes.push({ task: updated!, type: "updated", at: edit.now, agentId: edit.agentId, from: null, to: null, details });
     return updated!;
   }
 
@@ -1083,7 +1121,7 @@ export class PostgresStorage implements Storage {
   }
 
   async renewLease(renewal: LeaseRenewal, idempotency?: IdempotentWrite<Task>): Promise<Task> {
-    return this.write(idempotency, async (tx) => toTask(await this.renew(tx, renewal)));
+    return this.write(idempotency, async (tx, changes) => toTask(await this.renew(tx, renewal, changes)));
   }
 
   async updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task> {
@@ -1179,10 +1217,10 @@ export class PostgresStorage implements Storage {
       this.statement((sql) =>
         projectId === null
           ? sql<ReservationRow[]>`
-              SELECT * FROM reservations WHERE expires_at > ${now} ORDER BY project_id, expires_at, reservation_id`
+              SELECT * FROM reservations WHERE expires_at > ${now} ORDER BY created_at, reservation_id`
           : sql<ReservationRow[]>`
               SELECT * FROM reservations WHERE project_id = ${projectId} AND expires_at > ${now}
-              ORDER BY expires_at, reservation_id`,
+              ORDER BY created_at, reservation_id`,
       ),
     ]);
     return {
@@ -1261,7 +1299,7 @@ export class PostgresStorage implements Storage {
 }
 
 /** The one row a ref names, or null; several (no project given): ambiguousTaskId naming their projects. */
-function pickTask(rows: readonly TaskRow[], ref: TaskRef): TaskRow | null {
+function pickTask<Row extends TaskRow>(rows: readonly Row[], ref: TaskRef): Row | null {
   if (rows.length > 1) throw ambiguousTaskId(ref.taskId, rows.map((row) => row.project_id));
   return rows[0] ?? null;
 }
