@@ -1,8 +1,11 @@
 // The one place that reads the environment. A bad value stops the start with a sentence naming
-// the variable (main.ts prints it and exits 1).
+// the variable (main.ts prints it and exits 1). The sentence says what is wrong with the value,
+// never what it is: a key pasted into the wrong variable must not land in a terminal or a log.
 
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync, type Stats } from "node:fs";
+import { isIP } from "node:net";
 import { dirname, join } from "node:path";
+import { DEFAULT_CLAIM_TTL_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS } from "./domain.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import type { SyncMode } from "./storage/sqlite.ts";
 
@@ -16,6 +19,8 @@ export interface TrackerConfig {
   /** Empty: main.ts uses (or creates) the local key file beside the database. */
   apiKeys: string[];
   reservationTtlSeconds: number;
+  /** TRACKER_CLAIM_TTL: the lease of a claim that asks for none. */
+  claimTtlSeconds: number;
   sync: SyncMode;
   logLevel: LogLevel;
   /** postgres://… selects the PostgreSQL storage instead of SQLite. */
@@ -42,9 +47,8 @@ function readInteger(env: Env, name: string, fallback: number, min: number, max:
   const raw = read(env, name);
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!/^\d+$/.test(raw) || value < min || value > max) {
-    throw new ConfigError(`${name} must be ${what} from ${min} to ${max}, not "${raw}".`);
-  }
+  const problem = !/^\d+$/.test(raw) ? "it is not a whole number" : value < min ? `it is below ${min}` : value > max ? `it is above ${max}` : null;
+  if (problem !== null) throw new ConfigError(`${name} must be ${what} from ${min} to ${max}; ${problem}.`);
   return value;
 }
 
@@ -52,8 +56,19 @@ function readChoice<T extends string>(env: Env, name: string, choices: readonly 
   const raw = read(env, name);
   if (raw === undefined) return fallback;
   const value = raw.toLowerCase() as T;
-  if (!choices.includes(value)) throw new ConfigError(`${name} must be one of ${choices.join(", ")}, not "${raw}".`);
+  if (!choices.includes(value)) throw new ConfigError(`${name} must be one of ${choices.join(", ")}; it is none of them.`);
   return value;
+}
+
+/** A host name (letters, digits, dots, hyphens) or an IP address: anything else cannot be a HOST. */
+const HOST_NAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+function readHost(env: Env): string {
+  const host = read(env, "HOST") ?? "127.0.0.1";
+  if (isIP(host) === 0 && !HOST_NAME_PATTERN.test(host)) {
+    throw new ConfigError("HOST must be a host name or an IP address of this machine, such as 127.0.0.1 or 0.0.0.0; it holds characters no host name has.");
+  }
+  return host;
 }
 
 /** Visible ASCII only: anything else cannot travel in an Authorization header intact. */
@@ -70,7 +85,7 @@ export function checkApiKey(key: string, source: string): void {
 
 export function readConfig(env: Env = process.env): TrackerConfig {
   const port = readInteger(env, "PORT", 8080, 0, 65535, "a port number");
-  const host = read(env, "HOST") ?? "127.0.0.1";
+  const host = readHost(env);
   const dbPath = read(env, "TRACKER_DB") ?? "./data/tracker.db";
 
   const apiKeys: string[] = [];
@@ -86,6 +101,14 @@ export function readConfig(env: Env = process.env): TrackerConfig {
   }
 
   const reservationTtlSeconds = readInteger(env, "TRACKER_RESERVATION_TTL", 3600, 1, 31_536_000, "a number of seconds");
+  const claimTtlSeconds = readInteger(
+    env,
+    "TRACKER_CLAIM_TTL",
+    DEFAULT_CLAIM_TTL_SECONDS,
+    MIN_LEASE_SECONDS,
+    MAX_LEASE_SECONDS,
+    "a number of seconds",
+  );
   const sync = readChoice<SyncMode>(env, "TRACKER_SYNC", ["normal", "full"], "normal");
   const logLevel = readChoice<LogLevel>(env, "LOG_LEVEL", LOG_LEVELS, "info");
 
@@ -106,6 +129,7 @@ export function readConfig(env: Env = process.env): TrackerConfig {
     dbPath,
     apiKeys,
     reservationTtlSeconds,
+    claimTtlSeconds,
     sync,
     logLevel,
     databaseUrl,

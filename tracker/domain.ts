@@ -217,11 +217,11 @@ export const SCHEMA_VERSION = 2;
 /** Rows deleted per statement when old Idempotency-Keys are purged. */
 export const PURGE_BATCH_SIZE = 2000;
 
-const TASK_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-const PROJECT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
-const ARTIFACT_TYPE_PATTERN = /^[A-Z][A-Z0-9]{0,15}$/;
-const PRINTABLE_ASCII_PATTERN = /^[\x20-\x7E]+$/;
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const TASK_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export const PROJECT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+export const ARTIFACT_TYPE_PATTERN = /^[A-Z][A-Z0-9]{0,15}$/;
+export const PRINTABLE_ASCII_PATTERN = /^[\x20-\x7E]+$/;
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const PRIORITIES: readonly Priority[] = ["high", "medium", "low"];
 export const TASK_STATUSES: readonly TaskStatus[] = ["pending", "in_progress", "completed"];
@@ -433,7 +433,8 @@ export function parseTaskBatch(raw: unknown): NewTask[] {
   return parsed;
 }
 
-function rejectCycles(tasks: readonly NewTask[]): void {
+/** Rejects a dependency cycle inside a batch (stored tasks can never depend on new ones). */
+export function rejectCycles(tasks: readonly NewTask[]): void {
   const inBatch = new Map(tasks.map((task, index) => [taskKey(task.project_id, task.task_id), index]));
   // Iterative depth-first search (a chain thousands long must not overflow the stack).
   const state = new Uint8Array(tasks.length); // 0 unvisited, 1 on the current path, 2 done

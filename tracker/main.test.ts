@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadOrCreateLocalApiKey } from "./config.ts";
+import { ConfigError, loadOrCreateLocalApiKey, readConfig } from "./config.ts";
 import { makeTempDir } from "./testing.ts";
 
 const MAIN = join(import.meta.dir, "main.ts");
@@ -91,19 +91,21 @@ function exitCodeBeforeStart(spawned: Spawned): Promise<number | string> {
 
 describe("configuration errors stop the start with exit 1 and a sentence naming the variable", () => {
   const cases: Array<[Record<string, string>, string]> = [
-    [{ PORT: "eighty", TRACKER_API_KEYS: KEY }, "PORT must be a port number from 0 to 65535"],
-    [{ PORT: "70000", TRACKER_API_KEYS: KEY }, "PORT must be a port number"],
+    [{ PORT: "eighty", TRACKER_API_KEYS: KEY }, "PORT must be a port number from 0 to 65535; it is not a whole number."],
+    [{ PORT: "70000", TRACKER_API_KEYS: KEY }, "PORT must be a port number from 0 to 65535; it is above 65535."],
     [{ TRACKER_API_KEYS: "short" }, "TRACKER_API_KEYS: every API key must be at least 16 characters long."],
     [{ TRACKER_API_KEYS: `${KEY},tiny` }, "TRACKER_API_KEYS"],
     [{ TRACKER_API_KEYS: "has space in the key 0123" }, "TRACKER_API_KEYS: API keys may hold only visible ASCII"],
-    [{ TRACKER_API_KEYS: KEY, TRACKER_SYNC: "sometimes" }, 'TRACKER_SYNC must be one of normal, full, not "sometimes".'],
+    [{ TRACKER_API_KEYS: KEY, TRACKER_SYNC: "sometimes" }, "TRACKER_SYNC must be one of normal, full; it is none of them."],
+    [{ TRACKER_API_KEYS: KEY, TRACKER_CLAIM_TTL: "4" }, "TRACKER_CLAIM_TTL must be a number of seconds from 5 to 86400; it is below 5."],
     [{ TRACKER_API_KEYS: KEY, LOG_LEVEL: "loud" }, "LOG_LEVEL must be one of debug, info, warn, error"],
     [{ TRACKER_API_KEYS: KEY, TRACKER_RESERVATION_TTL: "0" }, "TRACKER_RESERVATION_TTL must be a number of seconds"],
     [{ TRACKER_API_KEYS: KEY, TRACKER_RESERVATION_TTL: "1h" }, "TRACKER_RESERVATION_TTL"],
     [{ TRACKER_API_KEYS: KEY, DATABASE_URL: "mysql://x" }, "DATABASE_URL must be a postgres:// or postgresql:// URL."],
     [{ DATABASE_URL: "postgres://localhost/tracker" }, "TRACKER_API_KEYS must be set when DATABASE_URL is set"],
     [{ TRACKER_DB: ":memory:" }, "set TRACKER_API_KEYS"],
-    [{ TRACKER_API_KEYS: KEY, HOST: "no-such-host.invalid" }, "(PORT, HOST): HOST no-such-host.invalid could not be resolved to an address"],
+    [{ TRACKER_API_KEYS: KEY, HOST: "no-such-host.invalid" }, "(PORT, HOST): HOST could not be resolved to an address"],
+    [{ TRACKER_API_KEYS: KEY, HOST: "local host" }, "HOST must be a host name or an IP address of this machine"],
     [{ TRACKER_API_KEYS: KEY, HOST: "192.0.2.1" }, "(PORT, HOST): HOST 192.0.2.1 is not an address of this machine"],
   ];
   for (const [env, sentence] of cases) {
@@ -172,6 +174,65 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
     expect(second.stderr.text).toContain("is in use by another process");
     first.proc.kill("SIGTERM");
     expect(await first.proc.exited).toBe(0);
+  });
+});
+
+describe("a value that could be a key pasted into the wrong variable", () => {
+  const SECRET = "sk_live_9f8e7d6c5b4a3210ZYXW";
+  const variables = [
+    "PORT",
+    "HOST",
+    "TRACKER_RESERVATION_TTL",
+    "TRACKER_CLAIM_TTL",
+    "TRACKER_SYNC",
+    "LOG_LEVEL",
+    "DATABASE_URL",
+    "DATABASE_POOL_MAX",
+    "DATABASE_CONNECT_TIMEOUT",
+    "DATABASE_QUERY_TIMEOUT",
+  ];
+  for (const variable of variables) {
+    test(`in ${variable} is refused without being repeated`, () => {
+      let message = "";
+      try {
+        readConfig({ TRACKER_API_KEYS: KEY, DATABASE_URL: "postgres://db/tracker", [variable]: SECRET });
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        message = (error as Error).message;
+      }
+      expect(message).toStartWith(variable);
+      expect(message).not.toContain(SECRET);
+      expect(message).not.toContain("9f8e7d6c");
+    });
+  }
+
+  test("in HOST, shaped like a host name that does not resolve, is not repeated either", async () => {
+    const dir = tempDir();
+    const hexKey = "9f8e7d6c5b4a32109f8e7d6c5b4a3210";
+    const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db"), HOST: hexKey }, dir);
+    expect(await spawned.proc.exited).toBe(1);
+    await spawned.stderr.finished;
+    expect(spawned.stderr.text).toContain("HOST could not be resolved to an address");
+    expect(spawned.stderr.text).not.toContain(hexKey);
+  });
+});
+
+describe("TRACKER_CLAIM_TTL", () => {
+  test("is the lease of a claim that asks for none, and the start line names the board", async () => {
+    expect(readConfig({}).claimTtlSeconds).toBe(1800);
+    const dir = tempDir();
+    const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db"), TRACKER_CLAIM_TTL: "100" }, dir);
+    const started = await spawned.stderr.waitForLog("tracker started");
+    expect(started.board).toBe(`${started.url}/`);
+    const headers = { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json" };
+    const tasks = [{ task_id: "T-1", project_id: "p", description: "Lease me" }];
+    expect((await fetch(`${started.url}/tasks/batch`, { method: "POST", headers, body: JSON.stringify({ tasks }) })).status).toBe(201);
+    const claimedAt = Date.now();
+    const claim = await fetch(`${started.url}/tasks/T-1/status`, { method: "PUT", headers, body: JSON.stringify({ status: "in_progress" }) });
+    const task = ((await claim.json()) as { updated_task: { lease_expires_at: string } }).updated_task;
+    expect(Math.abs(Date.parse(task.lease_expires_at) - claimedAt - 100_000)).toBeLessThan(5_000);
+    spawned.proc.kill("SIGTERM");
+    expect(await spawned.proc.exited).toBe(0);
   });
 });
 

@@ -4,9 +4,9 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadOrCreateLocalApiKey, readConfig, type TrackerConfig } from "./config.ts";
-import { describeError } from "./log.ts";
+import { createLogger, describeError, type Logger } from "./log.ts";
 import { openPostgresStorage, redactDatabaseUrl } from "./storage/postgres.ts";
-import { startTracker } from "./http/server.ts";
+import { startTracker, type RunningTracker } from "./http/server.ts";
 import { openSqliteStorage } from "./storage/sqlite.ts";
 import type { Storage } from "./storage/storage.ts";
 
@@ -16,9 +16,10 @@ function fail(sentence: string): never {
 }
 
 /** The storage the configuration selects. DATABASE_URL selects PostgreSQL; else SQLite at TRACKER_DB. */
-async function openStorage(config: TrackerConfig): Promise<{ storage: Storage; description: string }> {
+async function openStorage(config: TrackerConfig, logger: Logger): Promise<{ storage: Storage; description: string }> {
   if (config.databaseUrl !== null) {
     const storage = await openPostgresStorage({
+      logger,
       url: config.databaseUrl,
       poolMax: config.databasePoolMax,
       connectTimeoutMs: config.databaseConnectTimeoutSeconds * 1000,
@@ -53,19 +54,23 @@ function whySqliteFailed(path: string, error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** A failure to listen, as a sentence naming the variable to change. */
+/**
+ * A failure to listen, as a sentence naming the variable to change. A HOST that does not resolve is
+ * not repeated: it may be a key pasted into the wrong variable.
+ */
 function whyListenFailed(config: TrackerConfig, error: unknown): string {
   const { code, syscall } = (error ?? {}) as { code?: unknown; syscall?: unknown };
   if (syscall === "getaddrinfo") {
-    return `HOST ${config.host} could not be resolved to an address (${String(code)}); set HOST to an address or name of this machine, such as 127.0.0.1 or 0.0.0.0.`;
+    return `The tracker could not listen on port ${config.port} (PORT, HOST): HOST could not be resolved to an address (${String(code)}); set HOST to an address or name of this machine, such as 127.0.0.1 or 0.0.0.0.`;
   }
+  const where = `The tracker could not listen on ${config.host}:${config.port} (PORT, HOST)`;
   if (code === "EADDRINUSE") {
-    return `port ${config.port} is already in use, perhaps by another tracker; stop that one or set PORT to a free port.`;
+    return `${where}: port ${config.port} is already in use, perhaps by another tracker; stop that one or set PORT to a free port.`;
   }
   if (code === "EADDRNOTAVAIL") {
-    return `HOST ${config.host} is not an address of this machine; set HOST to one that is, such as 127.0.0.1 or 0.0.0.0.`;
+    return `${where}: HOST ${config.host} is not an address of this machine; set HOST to one that is, such as 127.0.0.1 or 0.0.0.0.`;
   }
-  return error instanceof Error ? error.message : String(error);
+  return `${where}: ${error instanceof Error ? error.message : String(error)}`;
 }
 
 function resolveApiKeys(config: TrackerConfig): string[] {
@@ -83,54 +88,62 @@ function resolveApiKeys(config: TrackerConfig): string[] {
   return [local.key];
 }
 
-async function main(): Promise<void> {
-  let config: TrackerConfig;
-  let apiKeys: string[];
-  let opened: { storage: Storage; description: string };
-  try {
-    config = readConfig();
-    apiKeys = resolveApiKeys(config);
-    opened = await openStorage(config);
-  } catch (error) {
-    if (error instanceof ConfigError) fail(error.message);
-    fail(`The tracker could not open its database: ${error instanceof Error ? error.message : String(error)}`);
-  }
-
-  let tracker: Awaited<ReturnType<typeof startTracker>>;
-  try {
-    tracker = await startTracker({
-      storage: opened.storage,
-      apiKeys,
-      port: config.port,
-      host: config.host,
-      reservationTtlSeconds: config.reservationTtlSeconds,
-      logLevel: config.logLevel,
-    });
-  } catch (error) {
-    await opened.storage.close();
-    fail(`The tracker could not listen on ${config.host}:${config.port} (PORT, HOST): ${whyListenFailed(config, error)}`);
-  }
-  tracker.logger.log("info", "tracker started", { url: tracker.url, storage: opened.description });
-
+/** Stops on SIGTERM or SIGINT: the requests in flight finish, then the storage closes. */
+function stopOnSignals(tracker: RunningTracker, storage: Storage, logger: Logger): void {
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    tracker.logger.log("info", "tracker stopping", { signal });
+    logger.log("info", "tracker stopping", { signal });
     try {
       await tracker.stop();
-      await opened.storage.close();
-      tracker.logger.log("info", "tracker stopped");
-      tracker.logger.flush();
+      await storage.close();
+      logger.log("info", "tracker stopped");
+      logger.flush();
       process.exit(0);
     } catch (error) {
-      tracker.logger.log("error", "tracker did not stop cleanly", describeError(error));
-      tracker.logger.flush();
+      logger.log("error", "tracker did not stop cleanly", describeError(error));
+      logger.flush();
       process.exit(1);
     }
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+async function main(): Promise<void> {
+  let config: TrackerConfig;
+  let apiKeys: string[];
+  let logger: Logger;
+  let opened: { storage: Storage; description: string };
+  try {
+    config = readConfig();
+    apiKeys = resolveApiKeys(config);
+    // The one logger of the process: the storage and the HTTP layer write through it.
+    logger = createLogger(config.logLevel);
+    opened = await openStorage(config, logger);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    fail(`The tracker could not open its database: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  let tracker: RunningTracker;
+  try {
+    tracker = await startTracker({
+      storage: opened.storage,
+      logger,
+      apiKeys,
+      port: config.port,
+      host: config.host,
+      reservationTtlSeconds: config.reservationTtlSeconds,
+      claimTtlSeconds: config.claimTtlSeconds,
+    });
+  } catch (error) {
+    await opened.storage.close();
+    fail(whyListenFailed(config, error));
+  }
+  logger.log("info", "tracker started", { url: tracker.url, board: `${tracker.url}/`, storage: opened.description });
+  stopOnSignals(tracker, opened.storage, logger);
 }
 
 if (import.meta.main) await main();

@@ -2,12 +2,14 @@
 // TRACKER_TEST_STORAGE (`sqlite`, the default, or `postgres`), so the same
 // suite runs against every implementation.
 
+import { expect } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
 import { openPostgresStorage } from "./storage/postgres.ts";
 import { startTracker, type RunningTracker, type TrackerOptions } from "./http/server.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { openSqliteStorage } from "./storage/sqlite.ts";
 import type { Storage } from "./storage/storage.ts";
 
@@ -21,7 +23,8 @@ export function makeTempDir(prefix = "tracker-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-export async function makeStorage(): Promise<TestStorage> {
+/** The storage under test; `logger` is the one its tracker logs with (PostgreSQL logs too). */
+export async function makeStorage(logger?: Logger): Promise<TestStorage> {
   const target = process.env.TRACKER_TEST_STORAGE ?? "sqlite";
   switch (target) {
     case "sqlite": {
@@ -37,7 +40,7 @@ export async function makeStorage(): Promise<TestStorage> {
     }
     case "postgres": {
       const schema = await makePostgresSchema();
-      const storage = await openPostgresStorage({ url: schema.url });
+      const storage = await openPostgresStorage({ url: schema.url, logger });
       return {
         storage,
         async cleanup() {
@@ -117,6 +120,7 @@ export interface RequestOptions {
 export interface TestTracker {
   tracker: RunningTracker;
   storage: Storage;
+  logger: Logger;
   url: string;
   /** Every log line the tracker wrote, for checks on what is (not) logged. */
   logText(): string;
@@ -126,29 +130,31 @@ export interface TestTracker {
   stop(): Promise<void>;
 }
 
-export async function startTestTracker(overrides: Partial<TrackerOptions> = {}): Promise<TestTracker> {
-  const target = await makeStorage();
+/** A tracker on port 0 over the storage of TRACKER_TEST_STORAGE, logging at debug into memory. */
+export async function startTestTracker(overrides: Partial<Omit<TrackerOptions, "storage" | "logger">> = {}): Promise<TestTracker> {
   let log = "";
   let logWaiters: Array<() => void> = [];
-  const tracker = await startTracker({
-    storage: target.storage,
-    apiKeys: [TEST_API_KEY, OTHER_API_KEY],
-    port: 0,
-    logLevel: "debug",
-    logSink: (text) => {
-      log += text;
-      const waiters = logWaiters;
-      logWaiters = [];
-      for (const wake of waiters) wake();
-    },
-    ...overrides,
+  const logger = createLogger("debug", (text) => {
+    log += text;
+    const waiters = logWaiters;
+    logWaiters = [];
+    for (const wake of waiters) wake();
   });
+  const target = await makeStorage(logger);
+  let tracker: RunningTracker;
+  try {
+    tracker = await startTracker({ storage: target.storage, logger, apiKeys: [TEST_API_KEY, OTHER_API_KEY], port: 0, ...overrides });
+  } catch (error) {
+    await target.cleanup();
+    throw error;
+  }
   return {
     tracker,
     storage: target.storage,
+    logger,
     url: tracker.url,
     logText: () => {
-      tracker.logger.flush();
+      logger.flush();
       return log;
     },
     async waitForLog(msg) {
@@ -179,4 +185,16 @@ export async function startTestTracker(overrides: Partial<TrackerOptions> = {}):
       await target.cleanup();
     },
   };
+}
+
+/** The contract's error body: exactly `{error, code}`, with this status, code and (if given) sentence. */
+export function expectApiError(response: ApiResponse, status: number, code: string, error?: string): void {
+  expect({ status: response.status, code: response.body?.code }).toEqual({ status, code });
+  expect(Object.keys(response.body).sort()).toEqual(["code", "error"]);
+  if (error !== undefined) expect(response.body.error).toBe(error);
+}
+
+/** A task of a POST /tasks/batch body, in project `proj` unless `extra` says otherwise. */
+export function taskInput(taskId: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { task_id: taskId, project_id: "proj", description: `Do ${taskId}`, ...extra };
 }

@@ -141,16 +141,17 @@ describe("X-Request-Id", () => {
 
 describe("routing", () => {
   test("an unknown route is 404", async () => {
-    expectError(await t.request("GET", "/tasks"), 404, "not_found");
+    expectError(await t.request("GET", "/nothing"), 404, "not_found", "No such endpoint: GET /nothing");
     expectError(await t.request("GET", "/tasks/T-1/status/extra"), 404, "not_found");
-    expectError(await t.request("GET", "/"), 404, "not_found");
+    expectError(await t.request("GET", "/ids"), 404, "not_found");
   });
 
   test("a wrong method is 405 with Allow", async () => {
     const response = await t.request("DELETE", "/tasks/T-1");
     expectError(response, 405, "method_not_allowed");
-    expect(response.headers.get("allow")).toBe("GET");
-    expect((await t.request("POST", "/tasks/next")).headers.get("allow")).toBe("GET");
+    expect(response.headers.get("allow")).toBe("GET, PATCH");
+    // PATCH /tasks/next edits a task called next: only GET /tasks/next is the next-task endpoint.
+    expect((await t.request("POST", "/tasks/next")).headers.get("allow")).toBe("GET, PATCH");
     expect((await t.request("GET", "/ids/reserve")).headers.get("allow")).toBe("POST");
     expect((await t.request("POST", "/healthz", { apiKey: null })).headers.get("allow")).toBe("GET");
     expect((await t.request("GET", "/tasks/T-1/status")).headers.get("allow")).toBe("PUT");
@@ -201,7 +202,7 @@ describe("query parameters", () => {
     const cases: Array<[string, string, string]> = [
       ["GET", "/tasks/next?project=proj&bogus=1", "bogus is not a known query parameter of GET /tasks/next (it takes project, status)"],
       ["GET", "/ids/next?type=US&project=proj&Type=SPEC", "Type is not a known query parameter of GET /ids/next (it takes type, project)"],
-      ["GET", "/tasks/T-1?verbose", "verbose is not a known query parameter of GET /tasks/<task_id> (it takes none)"],
+      ["GET", "/tasks/T-1?verbose", "verbose is not a known query parameter of GET /tasks/<task_id> (it takes project)"],
       ["POST", "/tasks/batch?dry_run=true", "dry_run is not a known query parameter of POST /tasks/batch (it takes none)"],
     ];
     for (const [method, path, sentence] of cases) {

@@ -1102,6 +1102,10 @@ export class SqliteStorage implements Storage {
     try {
       this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
     } finally {
+      // A statement left unfinalized keeps the connection, and its exclusive lock on the file, alive.
+      for (const statements of [this.taskReads, this.taskWrites, this.ids, this.idempotencyKeys, this.transaction]) {
+        for (const statement of Object.values(statements)) statement.finalize();
+      }
       this.db.close(false);
     }
   }

@@ -1,0 +1,106 @@
+// Input the audit found answered with a 5xx (on one storage or both): now a clear 4xx before any
+// storage sees it. And the board's files, served without a key.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
+import { expectApiError, startTestTracker, taskInput as task, TEST_API_KEY, type TestTracker } from "../testing.ts";
+
+let t: TestTracker;
+beforeAll(async () => {
+  t = await startTestTracker();
+  const added = await t.request("POST", "/tasks/batch", { body: { tasks: [task("T-1")] } });
+  expect(added.status).toBe(201);
+});
+afterAll(async () => {
+  await t.stop();
+});
+
+/** JSON text with `\u0000` or `\ud800` escapes, as a client would send them. */
+function withEscape(value: unknown, placeholder: string, escape: string): string {
+  return JSON.stringify(value).replaceAll(placeholder, escape);
+}
+
+describe("a NUL character or a lone surrogate in a text field", () => {
+  const NUL = "must not contain a NUL character";
+  const SURROGATE = "must not contain a lone surrogate (invalid UTF-16)";
+  const bodies: Array<[string, string, unknown, string]> = [
+    ["POST", "/tasks/batch", { tasks: [task("N-1", { description: "a@b" })] }, "tasks[0].description"],
+    ["POST", "/tasks/batch", { tasks: [task("N-1", { inputs: ["ok", "a@b"] })] }, "tasks[0].inputs[1]"],
+    ["POST", "/tasks/batch", { tasks: [task("N-1", { outputs: ["a@b"] })] }, "tasks[0].outputs[0]"],
+    ["POST", "/tasks/batch", { tasks: [task("N-1", { status: "completed", completion_notes: "a@b" })] }, "tasks[0].completion_notes"],
+    ["PUT", "/tasks/T-1/status", { status: "completed", completion_notes: "a@b" }, "completion_notes"],
+    ["PATCH", "/tasks/T-1", { description: "a@b" }, "description"],
+  ];
+  for (const [method, path, body, field] of bodies) {
+    test(`in ${field} of ${method} ${path} is 400 naming the field`, async () => {
+      for (const [escape, rule] of [["\\u0000", NUL], ["\\ud800", SURROGATE], ["\\udfff", SURROGATE]] as const) {
+        const rawBody = withEscape(body, "@", escape);
+        const response = await t.request(method, path, { rawBody, headers: { "Content-Type": "application/json" } });
+        expectApiError(response, 400, "validation_failed", `${field} ${rule}`);
+      }
+    });
+  }
+
+  test("in an ID field of a body is 400 naming the field", async () => {
+    const rawBody = withEscape({ tasks: [task("A@B")] }, "@", "\\u0000");
+    expectApiError(await t.request("POST", "/tasks/batch", { rawBody }), 400, "validation_failed", "tasks[0].task_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -");
+    const reserve = withEscape({ type: "US", count: 1, project_id: "p@" }, "@", "\\ud800");
+    expectApiError(await t.request("POST", "/ids/reserve", { rawBody: reserve }), 400, "validation_failed", "project_id must be 1 to 128 characters of A-Z a-z 0-9 . _ -");
+  });
+
+  test("in a query value or a path parameter is 400 naming it", async () => {
+    const cases: Array<[string, string]> = [
+      ["/tasks?cursor=a%00b", `cursor ${NUL}`],
+      ["/tasks?claimed_by=a%00b", "claimed_by must be 1 to 128 printable ASCII characters"],
+      ["/tasks?project=a%00b", "project must be 1 to 128 characters of A-Z a-z 0-9 . _ -"],
+      ["/tasks/T%00-1", "task_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -"],
+      ["/tasks/T-1?project=%00", "project must be 1 to 128 characters of A-Z a-z 0-9 . _ -"],
+      ["/ids/next?type=US&project=p%00", "project must be 1 to 128 characters of A-Z a-z 0-9 . _ -"],
+      ["/ids/reservations/%00", "reservation_id must be a UUID"],
+      // A lone surrogate cannot be percent-encoded as UTF-8; its bytes decode as nothing valid.
+      ["/tasks/T%ED%A0%80", "task_id in the path is not valid percent-encoding"],
+    ];
+    for (const [path, sentence] of cases) expectApiError(await t.request("GET", path), 400, "validation_failed", sentence);
+    expectApiError(
+      await t.request("PUT", "/ids/registry/p%00/US", { body: { last_assigned_id: 1 } }),
+      400,
+      "validation_failed",
+      "project_id must be 1 to 128 characters of A-Z a-z 0-9 . _ -",
+    );
+  });
+
+  test("leaves nothing half-written", async () => {
+    expect((await t.request("GET", "/tasks?project=proj")).body.tasks.map((listed: { task_id: string }) => listed.task_id)).toEqual(["T-1"]);
+    expect((await t.request("GET", "/tasks/T-1")).body.task).toMatchObject({ status: "pending", description: "Do T-1" });
+  });
+});
+
+describe("a CONNECT request", () => {
+  test("is 405 with Allow, not a 500", async () => {
+    const port = Number(new URL(t.url).port);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.write(`CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nConnection: close\r\n\r\n`);
+      });
+      let text = "";
+      socket.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+      socket.once("close", () => resolve(text));
+      socket.once("error", reject);
+    });
+    const [head = "", body = ""] = answer.split("\r\n\r\n");
+    expect(head.split("\r\n")[0]).toBe("HTTP/1.1 405 Method Not Allowed");
+    expect(head.toLowerCase()).toContain("\r\nallow: get, head, post, put, patch");
+    expect(JSON.parse(body)).toEqual({
+      error: "Method CONNECT is not allowed here; use GET or HEAD or POST or PUT or PATCH",
+      code: "method_not_allowed",
+    });
+  });
+});
+
+describe("the board", () => {
+  test("GET / serves its page without a key", async () => {
+    const response = await fetch(`${t.url}/`);
+    expect([response.status, response.headers.get("content-type")]).toEqual([200, "text/html;charset=utf-8"]);
+    expect(await response.text()).toContain("<title>");
+  });
+});

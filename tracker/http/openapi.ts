@@ -1,0 +1,90 @@
+// GET /openapi.json: the OpenAPI 3.1 document, generated from the route table and the same zod
+// schemas that validate the requests (z.toJSONSchema), so it cannot drift from the code.
+
+import { z } from "zod";
+import { statusByErrorCode } from "../domain.ts";
+import { describeRoute, type Route } from "./pipeline.ts";
+import { errorSchema } from "./schemas.ts";
+
+type JsonSchema = Record<string, unknown>;
+
+/** OpenAPI 3.1 takes JSON Schema 2020-12 as it is; only the `$schema` of each piece goes. */
+function jsonSchema(schema: z.ZodType): JsonSchema {
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as JsonSchema;
+  return rest;
+}
+
+/** One OpenAPI parameter per property of a path or query schema. */
+function parameters(schema: z.ZodType | undefined, where: "path" | "query"): JsonSchema[] {
+  if (!schema) return [];
+  const object = jsonSchema(schema) as { properties?: Record<string, JsonSchema>; required?: string[] };
+  return Object.entries(object.properties ?? {}).map(([name, property]) => ({
+    name,
+    in: where,
+    required: where === "path" || (object.required ?? []).includes(name),
+    schema: property,
+  }));
+}
+
+const headerParameters = {
+  idempotencyKey: {
+    name: "Idempotency-Key",
+    in: "header",
+    required: false,
+    description: "1 to 255 printable ASCII characters: a retry with the same key gets the stored response",
+    schema: { type: "string", minLength: 1, maxLength: 255 },
+  },
+  agentId: {
+    name: "X-Agent-Id",
+    in: "header",
+    required: false,
+    description: "1 to 128 printable ASCII characters: the claimant, checked as the holder, recorded in the history",
+    schema: { type: "string", minLength: 1, maxLength: 128 },
+  },
+};
+
+function errorResponses(route: Route): Record<string, JsonSchema> {
+  const error = { description: "An error: one sentence and a code", content: { "application/json": { schema: jsonSchema(errorSchema) } } };
+  const statuses = new Set<number>(route.auth ? [401] : []);
+  if (route.params || route.query || route.body) statuses.add(statusByErrorCode.validation_failed);
+  if (route.idempotent) for (const status of [409, 422]) statuses.add(status);
+  if (route.params) statuses.add(statusByErrorCode.not_found);
+  statuses.add(statusByErrorCode.internal);
+  statuses.add(statusByErrorCode.unavailable);
+  return Object.fromEntries([...statuses].sort().map((status) => [String(status), error]));
+}
+
+function operation(route: Route): JsonSchema {
+  const success = route.success;
+  const parameterList = [...parameters(route.params, "path"), ...parameters(route.query, "query"), headerParameters.agentId];
+  if (route.idempotent) parameterList.push(headerParameters.idempotencyKey);
+  return {
+    operationId: route.handler.name || describeRoute(route),
+    summary: route.summary,
+    ...(route.auth ? {} : { security: [] }),
+    parameters: parameterList,
+    ...(route.body ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(route.body) } } } } : {}),
+    responses: {
+      [String(success.status)]: {
+        description: success.description,
+        ...(success.schema ? { content: { "application/json": { schema: jsonSchema(success.schema) } } } : {}),
+      },
+      ...errorResponses(route),
+    },
+  };
+}
+
+export function openApiDocument(routes: readonly Route[], version: string): JsonSchema {
+  const paths: Record<string, Record<string, JsonSchema>> = {};
+  for (const route of routes) {
+    paths[route.path] ??= {};
+    paths[route.path]![route.method.toLowerCase()] = operation(route);
+  }
+  return {
+    openapi: "3.1.0",
+    info: { title: "Task Tracking REST API", version, description: "The contract is docs/API.md of task-tracking-mcp." },
+    components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}

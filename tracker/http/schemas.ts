@@ -1,0 +1,340 @@
+// The shapes of every request (bodies, query parameters, path parameters) and response of API.md, in
+// zod 4. The routes validate with them and GET /openapi.json is generated from them, so the document
+// cannot drift from the code. Every failure becomes one sentence naming the field exactly
+// (`tasks[1].description is required`), as the contract promises.
+
+import { z } from "zod";
+import {
+  ApiError,
+  ARTIFACT_TYPE_PATTERN,
+  ARTIFACT_TYPE_RULE,
+  DEFAULT_LIST_LIMIT,
+  MAX_AGENT_ID_LENGTH,
+  MAX_COMPLETION_NOTES_CHARS,
+  MAX_DESCRIPTION_CHARS,
+  MAX_ID_NUMBER,
+  MAX_LEASE_SECONDS,
+  MAX_LIST_LIMIT,
+  MAX_RESERVATION_COUNT,
+  MAX_TASKS_PER_BATCH,
+  MIN_LEASE_SECONDS,
+  PRINTABLE_ASCII_PATTERN,
+  PRIORITIES,
+  PROJECT_ID_PATTERN,
+  PROJECT_ID_RULE,
+  rejectCycles,
+  TASK_ID_PATTERN,
+  TASK_ID_RULE,
+  TASK_STATUSES,
+  UUID_PATTERN,
+  validationError,
+  type NewTask,
+} from "../domain.ts";
+
+// ---------------------------------------------------------------------------
+// Sentences. A schema's own error says what the value must be; `firstProblem` puts the field's name
+// in front of it.
+
+function describeType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
+/** The error of a type check: `is required` when the field is absent, else what it must be. */
+function mustBe(expected: string) {
+  return (issue: { input?: unknown }) =>
+    issue.input === undefined ? "is required" : `must be ${expected}, not ${describeType(issue.input)}`;
+}
+
+/** `tasks[1].description`, or `The request body` for the whole of it. */
+function fieldName(path: readonly PropertyKey[]): string {
+  let name = "";
+  for (const key of path) name += typeof key === "number" ? `[${key}]` : name === "" ? String(key) : `.${String(key)}`;
+  return name === "" ? "The request body" : name;
+}
+
+function firstProblem(error: z.ZodError, what: string): ApiError {
+  const issue = error.issues[0]!;
+  if (issue.code === "unrecognized_keys") {
+    const prefix = issue.path.length === 0 ? "" : `${fieldName(issue.path)}.`;
+    return validationError(`${prefix}${issue.keys[0]} is not a known ${what}`);
+  }
+  return validationError(`${fieldName(issue.path)} ${issue.message}`);
+}
+
+/** Parses a body or a set of parameters; the first problem is a 400 naming its field. */
+export function parseInput<Schema extends z.ZodType>(schema: Schema, value: unknown, what = "field"): z.output<Schema> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw firstProblem(result.error, what);
+  return result.data;
+}
+
+// ---------------------------------------------------------------------------
+// Building blocks.
+
+/** Unicode text: a NUL character or a lone surrogate (invalid UTF-16) is refused in every text field. */
+function text() {
+  return z
+    .string({ error: mustBe("a string") })
+    .refine((value) => !value.includes("\0"), { error: "must not contain a NUL character" })
+    .refine((value) => value.isWellFormed(), { error: "must not contain a lone surrogate (invalid UTF-16)" });
+}
+
+/** Characters as people count them (code points), not UTF-16 units. */
+function characterCount(value: string): number {
+  let count = 0;
+  for (const _ of value) count++;
+  return count;
+}
+
+function textOfAtMost(min: number, max: number, sentence: string) {
+  // A string of at most `max` UTF-16 units cannot hold more code points: skip the count.
+  const fits = (value: string) => value.length >= min && (value.length <= max || characterCount(value) <= max);
+  return text().refine(fits, { error: sentence }).meta({ minLength: min, maxLength: max });
+}
+
+function matching(pattern: RegExp, rule: string) {
+  return z.string({ error: mustBe("a string") }).regex(pattern, { error: `must be ${rule}` });
+}
+
+function oneOf<const Values extends readonly [string, ...string[]]>(values: Values) {
+  const sentence = `must be one of ${values.join(", ")}`;
+  return z.enum(values, { error: (issue) => (issue.input === undefined ? "is required" : sentence) });
+}
+
+function integer(min: number, max: number) {
+  return z
+    .number({ error: mustBe("an integer") })
+    .int({ error: mustBe("an integer") })
+    .min(min, { error: `must be between ${min} and ${max}` })
+    .max(max, { error: `must be between ${min} and ${max}` });
+}
+
+const taskId = matching(TASK_ID_PATTERN, TASK_ID_RULE);
+const projectId = matching(PROJECT_ID_PATTERN, PROJECT_ID_RULE);
+const artifactType = matching(ARTIFACT_TYPE_PATTERN, ARTIFACT_TYPE_RULE);
+const agentId = matching(PRINTABLE_ASCII_PATTERN, `1 to ${MAX_AGENT_ID_LENGTH} printable ASCII characters`).max(
+  MAX_AGENT_ID_LENGTH,
+  { error: `must be 1 to ${MAX_AGENT_ID_LENGTH} printable ASCII characters` },
+);
+const priority = oneOf(PRIORITIES as ["high", "medium", "low"]);
+const taskStatus = oneOf(TASK_STATUSES as ["pending", "in_progress", "completed"]);
+const leaseSeconds = integer(MIN_LEASE_SECONDS, MAX_LEASE_SECONDS);
+const description = textOfAtMost(1, MAX_DESCRIPTION_CHARS, `must be 1 to ${MAX_DESCRIPTION_CHARS} characters`);
+const completionNotes = textOfAtMost(0, MAX_COMPLETION_NOTES_CHARS, `must be at most ${MAX_COMPLETION_NOTES_CHARS} characters`);
+const stringList = z.array(text(), { error: mustBe("an array of strings") });
+
+/** A JSON object that refuses fields it does not know: a typo must not pass silently. */
+function object<Shape extends z.ZodRawShape>(shape: Shape) {
+  return z.strictObject(shape, { error: mustBe("a JSON object") });
+}
+
+// ---------------------------------------------------------------------------
+// Path and query parameters. Values arrive as strings; a query parameter given empty counts as absent
+// only where it is optional.
+
+export const taskPath = z.strictObject({ task_id: taskId });
+export const reservationPath = z.strictObject({
+  reservation_id: z
+    .string()
+    .refine((value) => UUID_PATTERN.test(value.toLowerCase()), { error: "must be a UUID" })
+    .transform((value) => value.toLowerCase()),
+});
+export const registryPath = z.strictObject({ project_id: projectId, artifact_type: artifactType });
+
+const requiredQuery = <Schema extends z.ZodType<unknown, string>>(schema: Schema) =>
+  z.string({ error: mustBe("a string") }).min(1, { error: "is required" }).pipe(schema);
+
+export const taskRefQuery = z.strictObject({ project: projectId.optional() });
+export const nextTaskQuery = z.strictObject({ project: requiredQuery(projectId), status: taskStatus.optional() });
+export const allocateQuery = z.strictObject({ type: requiredQuery(artifactType), project: requiredQuery(projectId) });
+export const projectFilterQuery = z.strictObject({ project: projectId.optional() });
+
+const limit = z
+  .string()
+  .regex(/^\d{1,3}$/, { error: `must be a whole number from 1 to ${MAX_LIST_LIMIT}` })
+  .transform(Number)
+  .refine((value) => value >= 1 && value <= MAX_LIST_LIMIT, { error: `must be a whole number from 1 to ${MAX_LIST_LIMIT}` })
+  .meta({ description: `1 to ${MAX_LIST_LIMIT}, default ${DEFAULT_LIST_LIMIT}` });
+
+export const taskListQuery = z
+  .strictObject({
+    project: projectId.optional(),
+    status: taskStatus.optional(),
+    ready: oneOf(["true", "false"]).optional(),
+    claimed_by: agentId.optional(),
+    limit: limit.optional(),
+    cursor: text().max(2048, { error: "is not a cursor this service made" }).optional(),
+  })
+  .refine((query) => query.ready === undefined || query.status === undefined || query.status === "pending", {
+    error: "needs status pending (or no status): ready is about pending tasks",
+    path: ["ready"],
+  });
+
+// ---------------------------------------------------------------------------
+// Request bodies.
+
+const newTask = object({
+  task_id: taskId,
+  project_id: projectId,
+  description,
+  inputs: stringList.default([]),
+  outputs: stringList.default([]),
+  priority: priority.default("medium"),
+  depends_on: z.array(taskId, { error: mustBe("an array of strings") }).default([]),
+  status: z
+    .enum(["pending", "completed"], {
+      error: (issue) => (issue.input === undefined ? "is required" : "must be pending or completed (a new task starts in one of them)"),
+    })
+    .default("pending"),
+  completion_notes: completionNotes.default(""),
+}).refine((task) => task.status === "completed" || task.completion_notes === "", {
+  error: "is only for status completed",
+  path: ["completion_notes"],
+});
+
+const MAX_TASKS_SENTENCE = `must hold 1 to ${MAX_TASKS_PER_BATCH} tasks`;
+export const taskBatchBody = object({
+  tasks: z
+    .array(newTask, { error: mustBe("an array") })
+    .min(1, { error: (issue) => `${MAX_TASKS_SENTENCE}, not ${(issue.input as unknown[]).length}` })
+    .max(MAX_TASKS_PER_BATCH, { error: (issue) => `${MAX_TASKS_SENTENCE}, not ${(issue.input as unknown[]).length}` }),
+});
+
+/**
+ * The rules of a batch that need no storage: a task_id repeated inside it (409) and a dependency
+ * cycle inside it (400).
+ */
+export function checkBatch(tasks: readonly NewTask[]): void {
+  const seen = new Set<string>();
+  for (const task of tasks) {
+    // A task ID is unique within its project only.
+    const key = `${task.project_id}\n${task.task_id}`;
+    if (seen.has(key)) {
+      throw new ApiError("conflict", `Task ${task.task_id} of project ${task.project_id} appears more than once in the batch`);
+    }
+    seen.add(key);
+  }
+  rejectCycles(tasks);
+}
+
+export const statusBody = object({
+  status: taskStatus,
+  completion_notes: completionNotes.default(""),
+  lease_seconds: leaseSeconds.optional(),
+  force: z.boolean({ error: mustBe("a boolean") }).default(false),
+})
+  .refine((body) => body.lease_seconds === undefined || body.status === "in_progress", {
+    error: "is only for a claim (status in_progress)",
+    path: ["lease_seconds"],
+  })
+  .refine((body) => !body.force || body.status === "pending", {
+    error: "is only for a release (status pending)",
+    path: ["force"],
+  });
+
+export const heartbeatBody = object({ lease_seconds: leaseSeconds.optional() });
+
+export const taskEditBody = object({ priority: priority.optional(), description: description.optional() }).refine(
+  (body) => body.priority !== undefined || body.description !== undefined,
+  { error: "must hold priority, description or both" },
+);
+
+export const reservationBody = object({
+  type: artifactType,
+  count: integer(1, MAX_RESERVATION_COUNT),
+  project_id: projectId,
+});
+
+export const registryImportBody = object({ last_assigned_id: integer(0, MAX_ID_NUMBER) });
+
+/** The X-Agent-Id header, checked on every request that sends it. */
+export function parseAgentId(header: string | null): string | null {
+  if (header === null) return null;
+  if (header.length === 0 || header.length > MAX_AGENT_ID_LENGTH || !PRINTABLE_ASCII_PATTERN.test(header)) {
+    throw validationError(`X-Agent-Id must be 1 to ${MAX_AGENT_ID_LENGTH} printable ASCII characters`);
+  }
+  return header;
+}
+
+// ---------------------------------------------------------------------------
+// Responses: for the OpenAPI document only (the storages build the objects; these describe them).
+
+const time = z.string().meta({ format: "date-time" });
+
+export const taskSchema = z.object({
+  task_id: z.string(),
+  project_id: z.string(),
+  description: z.string(),
+  inputs: z.array(z.string()),
+  outputs: z.array(z.string()),
+  priority,
+  depends_on: z.array(z.string()),
+  status: taskStatus,
+  claimed_by: z.string().nullable(),
+  lease_expires_at: time.nullable(),
+  completion_notes: z.string(),
+  created_at: time,
+  updated_at: time,
+  started_at: time.nullable(),
+  completed_at: time.nullable(),
+});
+
+export const taskEventSchema = z.object({
+  event_id: z.number().int(),
+  project_id: z.string(),
+  task_id: z.string(),
+  type: z.enum(["created", "claimed", "released", "force_released", "completed", "claim_expired", "updated"]),
+  at: time,
+  agent_id: z.string().nullable(),
+  from_status: taskStatus.nullable(),
+  to_status: taskStatus.nullable(),
+  details: z.record(z.string(), z.unknown()),
+});
+
+export const reservationSchema = z.object({
+  reservation_id: z.string().meta({ format: "uuid" }),
+  reserved_ids: z.array(z.string()),
+  expires_at: time,
+  artifact_type: z.string(),
+  project_id: z.string(),
+});
+
+export const reservationWithStatusSchema = reservationSchema.extend({ status: z.enum(["active", "expired"]) });
+
+export const projectSummarySchema = z.object({
+  project_id: z.string(),
+  ready: z.number().int(),
+  blocked: z.number().int(),
+  in_progress: z.number().int(),
+  completed: z.number().int(),
+  last_change_at: time.nullable(),
+});
+
+export const idCounterSchema = z.object({
+  project_id: z.string(),
+  artifact_type: z.string(),
+  last_assigned_id: z.number().int(),
+});
+
+export const errorSchema = z.object({ error: z.string(), code: z.string() });
+
+const taskBody = z.object({ task: taskSchema });
+
+/** The body of each route's success, by route; errors are all errorSchema. */
+export const responses = {
+  health: z.object({ status: z.literal("ok"), version: z.string() }),
+  nextTask: z.object({ task: taskSchema.nullable() }),
+  batchAdded: z.object({ success: z.literal(true), tasks_added: z.number().int(), task_ids: z.array(z.string()) }),
+  taskPage: z.object({ tasks: z.array(taskSchema), next_cursor: z.string().nullable() }),
+  projects: z.object({ projects: z.array(projectSummarySchema) }),
+  task: taskBody,
+  updatedTask: z.object({ updated_task: taskSchema }),
+  events: z.object({ events: z.array(taskEventSchema) }),
+  allocatedId: z.object({ next_id: z.string(), artifact_type: z.string(), project_id: z.string(), number: z.number().int() }),
+  reservation: reservationSchema,
+  reservationWithStatus: reservationWithStatusSchema,
+  registry: z.object({ counters: z.array(idCounterSchema), reservations: z.array(reservationWithStatusSchema) }),
+  counter: idCounterSchema,
+};

@@ -1,0 +1,282 @@
+// The task routes of API.md beyond the first contract, over HTTP against a tracker on port 0:
+// projects as namespaces (?project=), listing, projects, history, leases and edits.
+
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import type { TaskChange } from "../domain.ts";
+import { expectApiError, ManualClock, startTestTracker, taskInput as task, type ApiResponse, type TestTracker } from "../testing.ts";
+
+const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
+const CLAIM_TTL_SECONDS = 120;
+let t: TestTracker;
+let clock: ManualClock;
+
+beforeEach(async () => {
+  clock = new ManualClock();
+  t = await startTestTracker({ now: clock.now, claimTtlSeconds: CLAIM_TTL_SECONDS });
+});
+afterEach(async () => {
+  await t.stop();
+});
+
+async function addTasks(tasks: Record<string, unknown>[], agentId?: string): Promise<void> {
+  const headers: Record<string, string> = agentId ? { "X-Agent-Id": agentId } : {};
+  const response = await t.request("POST", "/tasks/batch", { body: { tasks }, headers });
+  expect(response.status).toBe(201);
+}
+
+function put(path: string, body: Record<string, unknown>, agentId?: string): Promise<ApiResponse> {
+  return t.request("PUT", path, { body, headers: agentId ? { "X-Agent-Id": agentId } : {} });
+}
+
+function post(path: string, body: Record<string, unknown>, agentId?: string): Promise<ApiResponse> {
+  return t.request("POST", path, { body, headers: agentId ? { "X-Agent-Id": agentId } : {} });
+}
+
+/** On SQLite leases run on the tracker's clock; on PostgreSQL on the database's (real time). */
+function expectLeaseOf(task: { lease_expires_at: string }, seconds: number): void {
+  const start = onPostgres ? Date.now() : clock.now().getTime();
+  const length = (Date.parse(task.lease_expires_at) - start) / 1000;
+  if (onPostgres) expect(Math.abs(length - seconds)).toBeLessThan(5);
+  else expect(length).toBe(seconds);
+}
+
+describe("?project= on the per-task routes", () => {
+  beforeEach(async () => {
+    await addTasks([task("T-1", { project_id: "web" }), task("T-1", { project_id: "api" }), task("ONLY", { project_id: "web" })]);
+  });
+
+  test("an ID in two projects is 409 ambiguous_task_id without it, and the project's task with it", async () => {
+    const ambiguous = "Task T-1 exists in projects api, web; pass ?project=<project_id>";
+    expectApiError(await t.request("GET", "/tasks/T-1"), 409, "ambiguous_task_id", ambiguous);
+    expectApiError(await put("/tasks/T-1/status", { status: "in_progress" }), 409, "ambiguous_task_id", ambiguous);
+    expect((await t.request("GET", "/tasks/T-1?project=api")).body.task.project_id).toBe("api");
+    const claimed = await put("/tasks/T-1/status?project=web", { status: "in_progress" });
+    expect([claimed.body.updated_task.project_id, claimed.body.updated_task.status]).toEqual(["web", "in_progress"]);
+    expect((await t.request("GET", "/tasks/T-1?project=api")).body.task.status).toBe("pending");
+  });
+
+  test("a task of that ID in another project does not count", async () => {
+    expectApiError(await t.request("GET", "/tasks/ONLY?project=api"), 404, "not_found", "Task not found: ONLY in project api");
+    expect((await t.request("GET", "/tasks/ONLY")).body.task.project_id).toBe("web");
+    expectApiError(await t.request("GET", "/tasks/T-1/events?project=nowhere"), 404, "not_found", "Task not found: T-1 in project nowhere");
+    expectApiError(await t.request("GET", "/tasks/T-1?project=bad%20name"), 400, "validation_failed", "project must be 1 to 128 characters of A-Z a-z 0-9 . _ -");
+  });
+});
+
+describe("GET /tasks", () => {
+  beforeEach(async () => {
+    await addTasks([
+      task("LOW", { priority: "low" }),
+      task("BLOCKED", { priority: "high", depends_on: ["DONE-LATER"] }),
+      task("HIGH", { priority: "high" }),
+      task("DONE-LATER"),
+      task("OTHER", { project_id: "elsewhere" }),
+    ]);
+    await put("/tasks/HIGH/status", { status: "in_progress" }, "agent-a");
+    await put("/tasks/HIGH/status", { status: "completed" }, "agent-a");
+    await put("/tasks/DONE-LATER/status", { status: "in_progress" }, "agent-b");
+  });
+
+  const ids = (response: ApiResponse) => response.body.tasks.map((listed: { task_id: string }) => listed.task_id);
+
+  test("lists ready pending tasks, then blocked ones, then in progress, then completed", async () => {
+    const page = await t.request("GET", "/tasks?project=proj");
+    expect([page.status, ids(page), page.body.next_cursor]).toEqual([200, ["LOW", "BLOCKED", "DONE-LATER", "HIGH"], null]);
+    expect(ids(await t.request("GET", "/tasks"))).toContain("OTHER");
+  });
+
+  test("filters by status, readiness and holder", async () => {
+    expect(ids(await t.request("GET", "/tasks?project=proj&status=pending"))).toEqual(["LOW", "BLOCKED"]);
+    expect(ids(await t.request("GET", "/tasks?project=proj&ready=true"))).toEqual(["LOW"]);
+    expect(ids(await t.request("GET", "/tasks?project=proj&ready=false"))).toEqual(["BLOCKED"]);
+    expect(ids(await t.request("GET", "/tasks?claimed_by=agent-b"))).toEqual(["DONE-LATER"]);
+    expect(ids(await t.request("GET", "/tasks?project=proj&status=completed"))).toEqual(["HIGH"]);
+  });
+
+  test("pages with limit and cursor, each task once", async () => {
+    const seen: string[] = [];
+    let path = "/tasks?project=proj&limit=1";
+    for (let pages = 0; pages < 10; pages++) {
+      const page = await t.request("GET", path);
+      expect(page.body.tasks).toHaveLength(1);
+      seen.push(...ids(page));
+      if (page.body.next_cursor === null) break;
+      path = `/tasks?project=proj&limit=1&cursor=${encodeURIComponent(page.body.next_cursor)}`;
+    }
+    expect(seen).toEqual(["LOW", "BLOCKED", "DONE-LATER", "HIGH"]);
+  });
+
+  test("bad parameters are 400 naming them", async () => {
+    const limitRule = "limit must be a whole number from 1 to 500";
+    for (const limit of ["0", "501", "ten", "1.5", ""]) {
+      expectApiError(await t.request("GET", `/tasks?limit=${limit}`), 400, "validation_failed", limitRule);
+    }
+    expectApiError(await t.request("GET", "/tasks?ready=yes"), 400, "validation_failed", "ready must be one of true, false");
+    expectApiError(
+      await t.request("GET", "/tasks?ready=true&status=completed"),
+      400,
+      "validation_failed",
+      "ready needs status pending (or no status): ready is about pending tasks",
+    );
+    const first = await t.request("GET", "/tasks?project=proj&limit=1");
+    const cursor = encodeURIComponent(first.body.next_cursor);
+    const mismatched = await t.request("GET", `/tasks?project=elsewhere&limit=1&cursor=${cursor}`);
+    expectApiError(mismatched, 400, "validation_failed");
+    expect(mismatched.body.error).toStartWith("cursor");
+  });
+});
+
+describe("GET /projects", () => {
+  test("lists every project with a task or an ID counter, by project_id, with its counts", async () => {
+    await addTasks([task("A"), task("B", { depends_on: ["A"] }), task("C"), task("D", { project_id: "alpha" })]);
+    await put("/tasks/C/status", { status: "in_progress" });
+    await t.request("GET", "/ids/next?type=US&project=counters-only");
+    const response = await t.request("GET", "/projects");
+    expect(response.status).toBe(200);
+    const counts = response.body.projects.map(({ last_change_at: _, ...rest }: Record<string, unknown>) => rest);
+    expect(counts).toEqual([
+      { project_id: "alpha", ready: 1, blocked: 0, in_progress: 0, completed: 0 },
+      { project_id: "counters-only", ready: 0, blocked: 0, in_progress: 0, completed: 0 },
+      { project_id: "proj", ready: 1, blocked: 1, in_progress: 1, completed: 0 },
+    ]);
+  });
+});
+
+describe("GET /tasks/<task_id>/events", () => {
+  test("records every change, oldest first, with the X-Agent-Id that made it", async () => {
+    await addTasks([task("T-1")], "planner");
+    await put("/tasks/T-1/status", { status: "in_progress", lease_seconds: 60 }, "agent-a");
+    await put("/tasks/T-1/status", { status: "completed", completion_notes: "Done" }, "agent-a");
+    const response = await t.request("GET", "/tasks/T-1/events");
+    expect(response.status).toBe(200);
+    const events = response.body.events.map(({ event_id: _, at: __, ...rest }: Record<string, any>) => rest);
+    const claimedUntil = response.body.events[1].details.lease_expires_at;
+    expect(events).toEqual([
+      { project_id: "proj", task_id: "T-1", type: "created", agent_id: "planner", from_status: null, to_status: "pending", details: { status: "pending" } },
+      { project_id: "proj", task_id: "T-1", type: "claimed", agent_id: "agent-a", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: claimedUntil } },
+      { project_id: "proj", task_id: "T-1", type: "completed", agent_id: "agent-a", from_status: "in_progress", to_status: "completed", details: { completion_notes: "Done" } },
+    ]);
+    const eventIds = response.body.events.map((event: { event_id: number }) => event.event_id);
+    expect(eventIds).toEqual([...eventIds].sort((a, b) => a - b));
+  });
+});
+
+describe("leases", () => {
+  beforeEach(async () => {
+    await addTasks([task("T-1")]);
+  });
+
+  test("a claim lasts TRACKER_CLAIM_TTL, or the lease_seconds it asks for", async () => {
+    expectLeaseOf((await put("/tasks/T-1/status", { status: "in_progress" }, "agent-a")).body.updated_task, CLAIM_TTL_SECONDS);
+    await put("/tasks/T-1/status", { status: "pending" }, "agent-a");
+    expectLeaseOf((await put("/tasks/T-1/status", { status: "in_progress", lease_seconds: 30 }, "agent-a")).body.updated_task, 30);
+  });
+
+  test("lease_seconds and force are checked and belong to their transition", async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ status: "in_progress", lease_seconds: 4 }, "lease_seconds must be between 5 and 86400"],
+      [{ status: "in_progress", lease_seconds: 86_401 }, "lease_seconds must be between 5 and 86400"],
+      [{ status: "in_progress", lease_seconds: "60" }, "lease_seconds must be an integer, not a string"],
+      [{ status: "completed", lease_seconds: 60 }, "lease_seconds is only for a claim (status in_progress)"],
+      [{ status: "completed", force: true }, "force is only for a release (status pending)"],
+      [{ status: "pending", force: "yes" }, "force must be a boolean, not a string"],
+    ];
+    for (const [body, sentence] of cases) expectApiError(await put("/tasks/T-1/status", body), 400, "validation_failed", sentence);
+    expect((await t.request("GET", "/tasks/T-1")).body.task.status).toBe("pending");
+  });
+
+  test("only the holder completes or releases; force releases anyone's claim, recorded with who did it", async () => {
+    const claimed = (await put("/tasks/T-1/status", { status: "in_progress" }, "agent-a")).body.updated_task;
+    const holder = `T-1 is claimed by agent-a until ${claimed.lease_expires_at}; only its holder can complete, release or renew it`;
+    expectApiError(await put("/tasks/T-1/status", { status: "completed" }, "agent-b"), 409, "not_claim_holder", holder);
+    expectApiError(await put("/tasks/T-1/status", { status: "pending" }), 409, "not_claim_holder", holder);
+    const released = await put("/tasks/T-1/status", { status: "pending", force: true }, "person-c");
+    expect(released.body.updated_task).toMatchObject({ status: "pending", claimed_by: null, lease_expires_at: null });
+    const events = (await t.request("GET", "/tasks/T-1/events")).body.events;
+    expect(events.at(-1)).toMatchObject({ type: "force_released", agent_id: "person-c", details: { former_holder: "agent-a" } });
+  });
+
+  test("POST /tasks/<task_id>/heartbeat renews the holder's lease, and only the holder's", async () => {
+    await put("/tasks/T-1/status", { status: "in_progress", lease_seconds: 30 }, "agent-a");
+    clock.advance(10_000);
+    const renewed = await post("/tasks/T-1/heartbeat", {}, "agent-a");
+    expect(renewed.status).toBe(200);
+    expectLeaseOf(renewed.body.task, 30);
+    expectLeaseOf((await post("/tasks/T-1/heartbeat", { lease_seconds: 300 }, "agent-a")).body.task, 300);
+    expectApiError(await post("/tasks/T-1/heartbeat", {}, "agent-b"), 409, "not_claim_holder");
+    expectApiError(await post("/tasks/T-1/heartbeat", { lease_seconds: 1 }, "agent-a"), 400, "validation_failed", "lease_seconds must be between 5 and 86400");
+    await put("/tasks/T-1/status", { status: "completed" }, "agent-a");
+    expectApiError(await post("/tasks/T-1/heartbeat", {}, "agent-a"), 400, "invalid_transition", "cannot renew T-1: it is completed");
+  });
+
+  test.skipIf(onPostgres)("a lease that runs out makes the task pending again within a second, and its holder hears claim_lost", async () => {
+    const claimed = (await put("/tasks/T-1/status", { status: "in_progress", lease_seconds: 30 }, "agent-a")).body.updated_task;
+    const expired = new Promise<TaskChange>((resolve) => {
+      const unsubscribe = t.storage.subscribe((change) => {
+        if (change.event.type !== "claim_expired") return;
+        unsubscribe();
+        resolve(change);
+      });
+    });
+    clock.advance(30_000);
+    // The tracker's own timer (every 250 ms) expires it: no request triggers it.
+    const change = await expired;
+    expect(change.event).toMatchObject({ agent_id: null, details: { former_holder: "agent-a", lease_expires_at: claimed.lease_expires_at } });
+    expect((await t.request("GET", "/tasks/T-1")).body.task).toMatchObject({ status: "pending", claimed_by: null, lease_expires_at: null });
+    expectApiError(
+      await put("/tasks/T-1/status", { status: "completed" }, "agent-a"),
+      409,
+      "claim_lost",
+      `Your claim on T-1 expired at ${claimed.lease_expires_at}; it is pending again: claim it again to go on`,
+    );
+  });
+});
+
+describe("PATCH /tasks/<task_id>", () => {
+  beforeEach(async () => {
+    await addTasks([task("T-1")]);
+  });
+
+  test("changes priority and description, recording what changed", async () => {
+    const response = await t.request("PATCH", "/tasks/T-1", { body: { priority: "high", description: "Sharper" }, headers: { "X-Agent-Id": "Ada" } });
+    expect(response.status).toBe(200);
+    expect(response.body.task).toMatchObject({ priority: "high", description: "Sharper", status: "pending" });
+    const events = (await t.request("GET", "/tasks/T-1/events")).body.events;
+    expect(events.at(-1)).toMatchObject({
+      type: "updated",
+      agent_id: "Ada",
+      details: { priority: { from: "medium", to: "high" }, description: { from: "Do T-1", to: "Sharper" } },
+    });
+  });
+
+  test("bad edits are 400 and a completed task cannot be edited", async () => {
+    const patch = (body: unknown) => t.request("PATCH", "/tasks/T-1", { body });
+    expectApiError(await patch({}), 400, "validation_failed", "The request body must hold priority, description or both");
+    expectApiError(await patch({ status: "completed" }), 400, "validation_failed", "status is not a known field");
+    expectApiError(await patch({ priority: "urgent" }), 400, "validation_failed", "priority must be one of high, medium, low");
+    expectApiError(await patch({ description: "" }), 400, "validation_failed", "description must be 1 to 10000 characters");
+    await put("/tasks/T-1/status", { status: "in_progress" });
+    await put("/tasks/T-1/status", { status: "completed" });
+    expectApiError(await patch({ priority: "low" }), 400, "invalid_transition");
+  });
+});
+
+describe("GET /ids/registry", () => {
+  test("lists the counters and the active reservations, of one project or of all", async () => {
+    await t.request("PUT", "/ids/registry/proj/US", { body: { last_assigned_id: 27 } });
+    await t.request("GET", "/ids/next?type=SPEC&project=other");
+    const reserved = await post("/ids/reserve", { type: "US", count: 2, project_id: "proj" });
+    const response = await t.request("GET", "/ids/registry?project=proj");
+    expect(response.body).toEqual({
+      counters: [{ project_id: "proj", artifact_type: "US", last_assigned_id: 29 }],
+      reservations: [{ ...reserved.body, status: "active" }],
+    });
+    const all = await t.request("GET", "/ids/registry");
+    expect(all.body.counters).toEqual([
+      { project_id: "other", artifact_type: "SPEC", last_assigned_id: 1 },
+      { project_id: "proj", artifact_type: "US", last_assigned_id: 29 },
+    ]);
+    clock.advance(3600 * 1000);
+    expect((await t.request("GET", "/ids/registry?project=proj")).body.reservations).toEqual([]);
+  });
+});

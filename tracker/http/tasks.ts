@@ -1,0 +1,115 @@
+// The handlers of the task routes (API.md, "Endpoints"). Each parses nothing itself (the pipeline
+// hands it checked input), calls the storage once and encodes the answer.
+
+import { DEFAULT_LIST_LIMIT, taskNotFound, type Task, type TaskRef } from "../domain.ts";
+import { json, type Handler } from "./pipeline.ts";
+import {
+  checkBatch,
+  heartbeatBody,
+  nextTaskQuery,
+  statusBody,
+  taskBatchBody,
+  taskEditBody,
+  taskListQuery,
+  taskPath,
+  taskRefQuery,
+} from "./schemas.ts";
+
+type TaskPath = typeof taskPath;
+type TaskRefQuery = typeof taskRefQuery;
+
+function taskRef(params: { task_id: string }, query: { project?: string }): TaskRef {
+  return { projectId: query.project ?? null, taskId: params.task_id };
+}
+
+/** GET /tasks/next: the next task of a project in a status (pending: the next ready one). */
+export const nextTask: Handler<undefined, typeof nextTaskQuery> = async ({ query, services }) => {
+  return json(200, { task: await services.storage.findNextTask(query.project, query.status ?? "pending") });
+};
+
+/** GET /tasks: a page of tasks, filtered, in the order of API.md. */
+export const listTasks: Handler<undefined, typeof taskListQuery> = async ({ query, services }) => {
+  const page = await services.storage.listTasks({
+    projectId: query.project ?? null,
+    status: query.ready === undefined ? (query.status ?? null) : "pending",
+    ready: query.ready === undefined ? null : query.ready === "true",
+    claimedBy: query.claimed_by ?? null,
+    limit: query.limit ?? DEFAULT_LIST_LIMIT,
+    cursor: query.cursor ?? null,
+  });
+  return json(200, { tasks: page.tasks, next_cursor: page.nextCursor });
+};
+
+/** GET /projects: every project with its counts. */
+export const listProjects: Handler = async ({ services }) => {
+  return json(200, { projects: await services.storage.listProjects() });
+};
+
+/** POST /tasks/batch: adds 1–500 tasks, all or nothing. */
+export const addTasks: Handler<undefined, undefined, typeof taskBatchBody> = async ({ body, agentId, services, write }) => {
+  checkBatch(body.tasks);
+  return write<string[]>(
+    (idempotency) => services.storage.addTasks(body.tasks, services.now(), agentId, idempotency),
+    (taskIds) => json(201, { success: true, tasks_added: taskIds.length, task_ids: taskIds }),
+  );
+};
+
+/** GET /tasks/{task_id}: one task. */
+export const getTask: Handler<TaskPath, TaskRefQuery> = async ({ params, query, services }) => {
+  const ref = taskRef(params, query);
+  const task = await services.storage.getTask(ref);
+  if (!task) throw taskNotFound(ref);
+  return json(200, { task });
+};
+
+/** GET /tasks/{task_id}/events: the task's history, oldest first. */
+export const taskEvents: Handler<TaskPath, TaskRefQuery> = async ({ params, query, services }) => {
+  return json(200, { events: await services.storage.listTaskEvents(taskRef(params, query)) });
+};
+
+/** PUT /tasks/{task_id}/status: a claim, a completion or a release, by the state machine. */
+export const changeStatus: Handler<TaskPath, TaskRefQuery, typeof statusBody> = async (call) => {
+  const { params, query, body, agentId, services } = call;
+  return call.write<Task>(
+    (idempotency) =>
+      services.storage.changeTaskStatus(
+        {
+          ref: taskRef(params, query),
+          to: body.status,
+          completionNotes: body.completion_notes,
+          agentId,
+          leaseSeconds: body.lease_seconds ?? services.claimTtlSeconds,
+          force: body.force,
+          now: services.now(),
+        },
+        idempotency,
+      ),
+    (task) => json(200, { updated_task: task }),
+  );
+};
+
+/** POST /tasks/{task_id}/heartbeat: renews the lease of the caller's claim. */
+export const renewLease: Handler<TaskPath, TaskRefQuery, typeof heartbeatBody> = async (call) => {
+  const { params, query, body, agentId, services } = call;
+  return call.write<Task>(
+    (idempotency) =>
+      services.storage.renewLease(
+        { ref: taskRef(params, query), agentId, leaseSeconds: body.lease_seconds ?? null, now: services.now() },
+        idempotency,
+      ),
+    (task) => json(200, { task }),
+  );
+};
+
+/** PATCH /tasks/{task_id}: a person's edit of priority and/or description. */
+export const editTask: Handler<TaskPath, TaskRefQuery, typeof taskEditBody> = async (call) => {
+  const { params, query, body, agentId, services } = call;
+  return call.write<Task>(
+    (idempotency) =>
+      services.storage.updateTask(
+        { ref: taskRef(params, query), ...body, agentId, now: services.now() },
+        idempotency,
+      ),
+    (task) => json(200, { task }),
+  );
+};
