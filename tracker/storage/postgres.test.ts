@@ -15,6 +15,7 @@ import { openPostgresStorage, redactDatabaseUrl, type PostgresStorage } from "./
 import postgresV1Sql from "./schema/postgres-v1.sql" with { type: "text" };
 import { StoredResponseReplay, type IdempotencyClaim } from "./storage.ts";
 import { startTracker, type RunningTracker } from "../http/server.ts";
+import { createLogger } from "../log.ts";
 import { makePostgresSchema, type PostgresTestSchema } from "../testing.ts";
 
 const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
@@ -113,10 +114,10 @@ test("the PostgreSQL settings are read and checked like the others", () => {
     databaseQueryTimeoutSeconds: 30,
   });
   expect(() => readConfig({ DATABASE_POOL_MAX: "0" })).toThrow(
-    'DATABASE_POOL_MAX must be a number of connections from 1 to 1000, not "0".',
+    'DATABASE_POOL_MAX must be a number of connections from 1 to 1000; it is below 1.',
   );
   expect(() => readConfig({ DATABASE_CONNECT_TIMEOUT: "soon" })).toThrow(
-    'DATABASE_CONNECT_TIMEOUT must be a number of seconds from 1 to 600, not "soon".',
+    'DATABASE_CONNECT_TIMEOUT must be a number of seconds from 1 to 600; it is not a whole number.',
   );
   expect(() => readConfig({ DATABASE_QUERY_TIMEOUT: "1.5" })).toThrow(
     "DATABASE_QUERY_TIMEOUT must be a number of seconds",
@@ -171,15 +172,31 @@ if (onPostgres)
       await schema.drop();
     });
 
-    test("startTracker opens PostgreSQL from a URL, and closes it on stop", async () => {
-      const tracker = await startTracker({ databaseUrl: schema.url, apiKeys: [API_KEY], port: 0, logSink: () => {} });
-      const response = await fetch(`${tracker.url}/ids/next?type=US&project=p`, {
-        headers: { Authorization: `Bearer ${API_KEY}` },
+    /** Resolves with the first `count` changes a storage's subscribers hear. */
+    function hear(storage: PostgresStorage, count: number): Promise<TaskChange[]> {
+      const heard: TaskChange[] = [];
+      const done = Promise.withResolvers<TaskChange[]>();
+      const unsubscribe = storage.subscribe((change) => {
+        heard.push(change);
+        if (heard.length === count) {
+          unsubscribe();
+          done.resolve(heard);
+        }
       });
-      expect(await response.json()).toEqual({ next_id: "US-001", artifact_type: "US", project_id: "p", number: 1 });
-      await tracker.stop();
-      expect(tracker.storage.ping()).rejects.toThrow("The PostgreSQL storage is closed.");
-    });
+      return done.promise;
+    }
+
+    /** Until the subscriber's LISTEN is in place, a change may go unheard: add tasks until one is. */
+    async function untilHeard(writer: PostgresStorage, listener: PostgresStorage, limitMs: number): Promise<void> {
+      const heard = hear(listener, 1);
+      const started = performance.now();
+      for (let i = 0; ; i++) {
+        await writer.addTasks([newTask(`PROBE-${crypto.randomUUID()}`)], now, null);
+        const answer = await Promise.race([heard.then(() => true), Bun.sleep(100).then(() => false)]);
+        if (answer) return;
+        if (performance.now() - started > limitMs) throw new Error(`nothing heard within ${limitMs} ms`);
+      }
+    }
 
     test("instances starting at once apply the schema once", async () => {
       const storages = await Promise.all([open(), open(), open()]);
@@ -417,32 +434,6 @@ if (onPostgres)
     });
 
     describe("the live stream", () => {
-      /** Resolves with the first `count` changes a storage's subscribers hear. */
-      function hear(storage: PostgresStorage, count: number): Promise<TaskChange[]> {
-        const heard: TaskChange[] = [];
-        const done = Promise.withResolvers<TaskChange[]>();
-        const unsubscribe = storage.subscribe((change) => {
-          heard.push(change);
-          if (heard.length === count) {
-            unsubscribe();
-            done.resolve(heard);
-          }
-        });
-        return done.promise;
-      }
-
-      /** Until the subscriber's LISTEN is in place, a change may go unheard: add tasks until one is. */
-      async function untilHeard(writer: PostgresStorage, listener: PostgresStorage, limitMs: number): Promise<void> {
-        const heard = hear(listener, 1);
-        const started = performance.now();
-        for (let i = 0; ; i++) {
-          await writer.addTasks([newTask(`PROBE-${crypto.randomUUID()}`)], now, null);
-          const answer = await Promise.race([heard.then(() => true), Bun.sleep(100).then(() => false)]);
-          if (answer) return;
-          if (performance.now() - started > limitMs) throw new Error(`nothing heard within ${limitMs} ms`);
-        }
-      }
-
       test("a change committed on one instance reaches the subscribers of another, with its task", async () => {
         const [writer, reader] = await Promise.all([open(), open()]);
         await untilHeard(writer, reader, 5000);
@@ -481,6 +472,11 @@ if (onPostgres)
         const storage = await open();
         expect(await admin`SELECT version FROM tracker_schema`).toEqual([{ version: SCHEMA_VERSION }]);
         expect(await storage.getTask(anyProject("OLD-1"))).toMatchObject({ status: "completed", completion_notes: "done" });
+        expect((await storage.listTaskEvents(anyProject("OLD-1"))).map((event) => [event.type, event.at, event.agent_id])).toEqual([
+          ["created", "2026-11-01T10:00:00.000Z", null],
+          ["claimed", "2026-11-01T10:00:00.000Z", "agent-old"],
+          ["completed", "2026-11-01T10:00:00.000Z", "agent-old"],
+        ]);
         const claimed = await storage.getTask(anyProject("OLD-2"));
         expect(claimed).toMatchObject({ status: "in_progress", claimed_by: "agent-old" });
         expect(Date.parse(claimed!.lease_expires_at!)).toBeGreaterThan(Date.now());
@@ -546,6 +542,8 @@ if (onPostgres)
     describe("when the database goes away", () => {
       let proxy: TcpProxy;
       let tracker: RunningTracker;
+      /** The tracker's storage, connected through the proxy. */
+      let subscriber: PostgresStorage;
 
       async function get(path: string): Promise<{ status: number; body: Record<string, unknown> }> {
         const response = await fetch(`${tracker.url}${path}`, { headers: { Authorization: `Bearer ${API_KEY}` } });
@@ -569,7 +567,8 @@ if (onPostgres)
         const viaProxy = new URL(schema.url);
         viaProxy.port = String(proxy.port);
         const storage = await open(viaProxy.toString(), { queryTimeoutMs: 1000 });
-        tracker = await startTracker({ storage, apiKeys: [API_KEY], port: 0, logSink: () => {} });
+        subscriber = storage;
+        tracker = await startTracker({ storage, logger: createLogger("error", () => {}), apiKeys: [API_KEY], port: 0 });
       });
       afterEach(async () => {
         await tracker.stop();
@@ -599,6 +598,15 @@ if (onPostgres)
           status: 200,
           body: { next_id: "US-002", artifact_type: "US", project_id: "p", number: 2 },
         });
+      });
+
+      test("a subscriber's LISTEN comes back by itself after the database restarts", async () => {
+        const writer = await open();
+        await untilHeard(writer, subscriber, 5000);
+        proxy.cut();
+        expect((await get("/healthz")).status).toBe(503);
+        await proxy.listen();
+        await untilHeard(writer, subscriber, 15_000);
       });
 
       test("a database that stops answering gives 503s within the query timeout, never a hang", async () => {
