@@ -343,6 +343,7 @@ export async function openPostgresStorage(options: PostgresOptions): Promise<Pos
   const storage = new PostgresStorage(options);
   try {
     await storage.applySchema();
+    await storage.listenForOtherInstances();
     return storage;
   } catch (error) {
     await storage.close();
@@ -361,7 +362,7 @@ export class PostgresStorage implements Storage {
   /** The NOTIFY channel of this database and schema (set by applySchema). */
   private channel = "task_events";
   private readonly listeners = new Set<(change: TaskChange) => void>();
-  /** The connection that LISTENs, opened by the first subscribe. */
+  /** The connection that LISTENs (listenForOtherInstances). */
   private listenConnection: SQL | undefined;
   private listenTimer: ReturnType<typeof setTimeout> | undefined;
   private listenedBefore = false;
@@ -625,26 +626,29 @@ export class PostgresStorage implements Storage {
     }
   }
 
-  /** LISTENs on a connection of its own; Bun reconnects it after a drop and calls `listening` again. */
-  private startListening(): void {
+  /**
+   * LISTENs on a connection of its own, from the start, so that a subscriber hears everything
+   * committed after it subscribed; Bun reconnects it after a drop and calls `listening` again.
+   * Resolves once listening, or once a retry is scheduled (the database is away at the first LISTEN).
+   */
+  async listenForOtherInstances(): Promise<void> {
     if (this.closed || this.listenConnection) return;
     const connection = this.createPool(1);
     this.listenConnection = connection;
-    connection
-      .listen(
+    try {
+      await connection.listen(
         this.channel,
         (payload) => this.heard(payload),
         () => this.listening(),
-      )
-      .catch((error: unknown) => {
-        // The database is away at the first LISTEN: try again shortly.
-        this.logger.log("warn", "could not LISTEN for the changes of other instances; retrying", describeError(error));
-        this.listenConnection = undefined;
-        connection.close().catch(() => {});
-        if (this.closed) return;
-        this.listenTimer = setTimeout(() => this.startListening(), 1000);
-        this.listenTimer.unref();
-      });
+      );
+    } catch (error) {
+      this.logger.log("warn", "could not LISTEN for the changes of other instances; retrying", describeError(error));
+      this.listenConnection = undefined;
+      connection.close().catch(() => {});
+      if (this.closed) return;
+      this.listenTimer = setTimeout(() => void this.listenForOtherInstances(), 1000);
+      this.listenTimer.unref();
+    }
   }
 
   /** The LISTEN is acknowledged: the first time, mark where the stream starts; after a reconnect, catch up. */
@@ -652,7 +656,7 @@ export class PostgresStorage implements Storage {
     const first = !this.listenedBefore;
     this.listenedBefore = true;
     this.enqueueRemote(async () => {
-      if (first) {
+      if (first || this.listeners.size === 0) {
         const [row] = await this.statement((sql) => sql<{ last: string }[]>`SELECT coalesce(max(event_id), 0) AS last FROM task_events`);
         this.lastEventId = Math.max(this.lastEventId, Number(row!.last));
         return;
@@ -668,6 +672,11 @@ export class PostgresStorage implements Storage {
     const [instance, list] = payload.split(" ");
     if (instance === this.instanceId || !list) return;
     const ids = list.split(",").map(Number);
+    if (this.listeners.size === 0) {
+      // Nobody to tell: only remember how far the stream got, for a catch-up after a reconnect.
+      this.lastEventId = Math.max(this.lastEventId, ...ids);
+      return;
+    }
     this.enqueueRemote(async () => {
       const events = await this.statement(
         (sql) => sql<EventRow[]>`SELECT * FROM task_events WHERE event_id = ANY(${ids}::bigint[]) ORDER BY event_id`,
@@ -1140,7 +1149,6 @@ export class PostgresStorage implements Storage {
 
   subscribe(listener: (change: TaskChange) => void): () => void {
     this.listeners.add(listener);
-    this.startListening();
     return () => {
       this.listeners.delete(listener);
     };
