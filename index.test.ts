@@ -1005,6 +1005,28 @@ describe("update_task_status and projects", () => {
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
     expect(seen.map((record) => record.query)).toEqual([{ project: "api" }, { project: "web" }, {}]);
   });
+
+  test("a claim this server holds names the project, even when it saw the task ID in another project too", async () => {
+    handler = routes({
+      "POST /tasks/batch": () => json({ success: true, tasks_added: 2, task_ids: ["TASK-051", "TASK-051"] }, 201),
+      "GET /tasks/next": () => json({ task: task({ project_id: "web" }) }),
+      "PUT /tasks/TASK-051/status": (record) =>
+        json({
+          updated_task: task({
+            project_id: record.query.project ?? "nobody-knows",
+            status: (record.body as { status: string }).status,
+            claimed_by: "agent-held",
+            lease_expires_at: "2026-12-01T12:00:00.000Z",
+          }),
+        }),
+    });
+    const client = await connect({ agentId: "agent-held" });
+    const tasks = ["api", "web"].map((project_id) => ({ task_id: "TASK-051", project_id, description: "x" }));
+    await client.callTool({ name: "add_task", arguments: { tasks } });
+    await client.callTool({ name: "get_next_task", arguments: { project_id: "web", claim: true } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
+    expect(seen.filter((record) => record.method === "PUT").map((record) => record.query)).toEqual([{ project: "web" }, { project: "web" }]);
+  });
 });
 
 // ─── list_tasks ────────────────────────────────────────────────────────────────────────────────

@@ -791,6 +791,12 @@ export class ClaimKeeper {
     return [...this.held.keys()];
   }
 
+  /** The project of the one claim held on a task of this ID; undefined if none or several. */
+  projectOfHeld(taskId: string): string | undefined {
+    const projects = [...this.held.values()].filter((claim) => claim.taskId === taskId).map((claim) => claim.projectId);
+    return projects.length === 1 ? projects[0] : undefined;
+  }
+
   /** Renews one claim; a claim found lost is dropped, any other failure waits for the next tick. */
   async renew(claim: HeldClaim): Promise<void> {
     if (claim.renewing || this.held.get(`${claim.projectId}/${claim.taskId}`) !== claim) return;
@@ -1063,7 +1069,8 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
     },
     ({ task_id, status, completion_notes, project_id }, extra) =>
       run("update_task_status", { task_id, status, completion_notes, project_id }, extra, async (call) => {
-        const project = project_id ?? projectOfTask.get(task_id) ?? undefined;
+        // A claim this server holds names its project for sure; else what it saw of the task, if unambiguous.
+        const project = project_id ?? claims.projectOfHeld(task_id) ?? projectOfTask.get(task_id) ?? undefined;
         return { task: follow(await client.updateStatus(task_id, status, completion_notes, project, call)) };
       }),
   );

@@ -303,7 +303,7 @@ describe("garbage on stdin", () => {
     // Still a correct MCP server: it lists its tools and runs one against the tracker.
     const listed = await raw.request("tools/list");
     expect(listed.result.tools.map((tool: { name: string }) => tool.name).sort()).toEqual(
-      ["add_task", "get_next_available_id", "get_next_task", "reserve_id_range", "update_task_status"],
+      ["add_task", "get_next_available_id", "get_next_task", "list_tasks", "reserve_id_range", "update_task_status"],
     );
     const called = await raw.request("tools/call", { name: "get_next_task", arguments: { project_id: "garbage-free" } });
     expect(called.result).toMatchObject({ structuredContent: { task: null } });
@@ -321,7 +321,7 @@ describe("garbage on stdin", () => {
       guarded.write("\n");
       expect(await guarded.request("ping")).toMatchObject({ result: {} });
       const listed = await guarded.request("tools/list");
-      expect(listed.result.tools).toHaveLength(5);
+      expect(listed.result.tools).toHaveLength(6);
       await guarded.stderr.waitFor((line) => line.includes("dropped a message of 11534337 bytes from the client"), "the drop to be logged");
       expect(await guarded.close()).toBe(0);
     } finally {

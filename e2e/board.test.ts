@@ -175,7 +175,7 @@ browserTests("the board", () => {
     const { task } = await call("get_next_task", { project_id: PROJECT, claim: true });
     expect(task.task_id).toBe("BRD-1");
     await card("In progress", "BRD-1").waitFor({ timeout: LIVE_MS });
-    expect(await card("In progress", "BRD-1").innerText()).toMatch(new RegExp(`^BRD-1\\nHIGH\\nDesign the checkout API\\n${AGENT} · 29 min \\d\\d s left$`));
+    expect(await card("In progress", "BRD-1").innerText()).toMatch(new RegExp(`^BRD-1\\nHIGH\\nDesign the checkout API\\n${AGENT} · [12] min \\d\\d s left$`));
     expect(await column("Ready").locator('[data-task-id="BRD-1"]').count()).toBe(0);
     await expectNotReloaded();
   });

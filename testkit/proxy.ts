@@ -43,6 +43,8 @@ export interface Proxy {
   setPlan(plan: (request: RecordedRequest, index: number) => Action): void;
   /** Forgets requests and plan: everything is forwarded again. */
   reset(): void;
+  /** Resolves once a request that passes `test` has reached the proxy since the last reset(); fails after 10 s. */
+  waitFor(test: (request: RecordedRequest) => boolean, what: string): Promise<RecordedRequest>;
   /** Stops listening and drops every open connection: new connections are refused. */
   refuse(): Promise<void>;
   /** Listens again, on the same port. */
@@ -138,6 +140,7 @@ const sleepFor: Sleep = (ms, clientLeft) =>
 export async function startProxy(upstream: string, options: { sleep?: Sleep } = {}): Promise<Proxy> {
   const sleep = options.sleep ?? sleepFor;
   const requests: RecordedRequest[] = [];
+  const arrivals = new Set<(request: RecordedRequest) => void>();
   let plan: (request: RecordedRequest, index: number) => Action = () => ({ type: "forward" });
   const sockets = new Set<Socket>();
 
@@ -206,6 +209,7 @@ export async function startProxy(upstream: string, options: { sleep?: Sleep } = 
       for (const request of parsed.requests) {
         const index = requests.length;
         requests.push(request);
+        for (const wake of [...arrivals]) wake(request);
         const action = plan(request, index);
         queue = queue.then(() =>
           handle(socket, request, action).catch(() => {
@@ -254,6 +258,23 @@ export async function startProxy(upstream: string, options: { sleep?: Sleep } = 
     reset() {
       requests.length = 0;
       plan = () => ({ type: "forward" });
+    },
+    waitFor(test, what) {
+      const seen = requests.find(test);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          arrivals.delete(arrive);
+          reject(new Error(`no request for ${what} reached the proxy within 10 s`));
+        }, 10_000);
+        const arrive = (request: RecordedRequest) => {
+          if (!test(request)) return;
+          clearTimeout(timer);
+          arrivals.delete(arrive);
+          resolve(request);
+        };
+        arrivals.add(arrive);
+      });
     },
     refuse,
     async accept() {
