@@ -4,10 +4,11 @@
  * Starts the reference Task Tracking service (tracker/) on a temporary SQLite database with a fresh
  * API key and a free port, starts the compiled MCP server (dist/task-tracking-mcp) the way Claude Code
  * does (an MCP client over stdio), walks through a short agent session, and stops everything.
- * Each tool call and its result is printed; the API key never is.
+ * Each tool call and its result is printed; the API key never is. It ends with the address of the
+ * tracker's live board; `bun run demo -- --keep` keeps the tracker (and its board) running for a look.
  */
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startMcpClient, type McpClientProcess } from "../testkit/mcp.ts";
 import { MCP_BINARY } from "../testkit/paths.ts";
@@ -16,6 +17,7 @@ import { makeTempDir, removeTempDir } from "../testkit/temp.ts";
 import { startTracker as startTrackerProcess } from "../testkit/tracker.ts";
 
 const PROJECT = "demo-shop";
+const keep = process.argv.includes("--keep");
 const AGENT = "demo-agent";
 
 // ─── Output: short, readable, coloured only on a terminal ─────────────────────────────────────
@@ -151,7 +153,14 @@ async function session(): Promise<number> {
 
   step(6, "Allocate an ID for the user story this work belongs to");
   await call<{ next_id: string }>("get_next_available_id", { artifact_type: "US", project_id: PROJECT }, (r) => bold(r.next_id));
-  return 6;
+
+  step(7, "Read the backlog (what a person sees on the board)");
+  await call<{ tasks: { task_id: string; status: string; claimed_by: string | null }[] }>(
+    "list_tasks",
+    { project_id: PROJECT },
+    (r) => r.tasks.map((t) => `${t.task_id} ${t.status}${t.claimed_by ? ` (${t.claimed_by})` : ""}`).join(", "),
+  );
+  return 7;
 }
 
 // ─── Start, run, stop ───────────────────────────────────────────────────────────────────────────
@@ -176,16 +185,32 @@ async function main(): Promise<number> {
   print(`   server   ${version?.name ?? "task-tracking-mcp"} ${version?.version ?? ""} ${dim(`(${tools.map((t) => t.name).join(", ")})`)}`);
 
   const calls = await session();
+  if (keep) return keepTrackerRunning(calls, url);
 
   const trackerCode = await stopAll();
   if (trackerCode !== 0) throw new DemoFailure(`The tracker exited with code ${trackerCode} when asked to stop.`);
   print();
   print(green(`Done: ${calls} tool calls; the MCP server and the tracker stopped cleanly.`));
+  print(`   board    ${url}/ ${dim("(stopped with the tracker: `bun run demo -- --keep` keeps it running)")}`);
+  return 0;
+}
+
+/** `--keep`: the MCP server stops, the tracker and its board stay up until Ctrl-C. */
+async function keepTrackerRunning(calls: number, url: string): Promise<number> {
+  await mcp?.close().catch(() => {});
+  mcp = undefined;
+  const keyFile = join(dataDir, "api-key");
+  writeFileSync(keyFile, `${apiKey}\n`, { mode: 0o600 });
+  print();
+  print(green(`Done: ${calls} tool calls. The tracker keeps running until Ctrl-C, which also removes its data.`));
+  print(`   board    ${bold(`${url}/`)} ${dim("(open it and paste the API key)")}`);
+  print(`   API key  ${keyFile} ${dim("(readable only by you)")}`);
+  await new Promise(() => {}); // until a signal
   return 0;
 }
 
 const interrupted = () => {
-  void stopAll().finally(() => process.exit(130));
+  void stopAll().finally(() => process.exit(keep ? 0 : 130));
 };
 process.on("SIGINT", interrupted);
 process.on("SIGTERM", interrupted);
