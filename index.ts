@@ -2298,8 +2298,8 @@ Environment:
 Tools: get_next_task, update_task_status, list_tasks, get_next_available_id, reserve_id_range, add_task.
 Resources: task://{project_id}/{task_id}, project://{project_id}. Prompts: work_next_task, plan_goal.
 
-Claude Code:
-  claude mcp add task-tracking --env TASK_TRACKING_API_KEY_FILE=$HOME/.config/task-tracking/key -- /path/to/${NAME}
+Claude Code (the key file is the one the local tracker keeps; \`task-tracker paths\` prints where):
+  claude mcp add --scope user task-tracking --env TASK_TRACKING_API_KEY_FILE=$HOME/.local/share/task-tracking/api-key -- ${NAME}
 `;
 
 /** doctor's budget: 4 attempts of at most this, plus the 0.7 s of waits between them, stay near 6 s. */
