@@ -462,7 +462,7 @@ const MAX_CLAIM_ROUNDS = 20;
 const claimPauseMs = (round: number) => Math.random() * Math.min(4 * round, 40);
 
 /** The most pages one listing follows (500 tasks each): a cursor that never ends stops here. */
-const MAX_PAGES = 100;
+const MAX_PAGES = 2000;
 
 export interface TaskFilter {
   project?: string;
@@ -571,7 +571,8 @@ export class TrackerClient {
     }
   }
 
-  private async sendFor<T>(schema: z.ZodType<T>, request: ApiRequest, call: CallContext): Promise<T> {
+  /** Sends one request and checks the 2xx body against `schema`. */
+  async sendFor<T>(schema: z.ZodType<T>, request: ApiRequest, call: CallContext): Promise<T> {
     const result = schema.safeParse(await this.send(request, call));
     if (result.success) return result.data;
     const issue = result.error.issues[0]!;
@@ -656,10 +657,10 @@ export class TrackerClient {
     for (let page = 0; page < MAX_PAGES; page++) {
       const result = await this.listTasks({ ...filter, limit: 500, cursor }, call);
       tasks.push(...result.tasks);
-      if (result.next_cursor === null) break;
+      if (result.next_cursor === null) return tasks;
       cursor = result.next_cursor;
     }
-    return tasks;
+    throw new ToolFailure(`Task Tracking API returned an invalid response: GET /tasks had more than ${MAX_PAGES} pages of 500`);
   }
 
   async projects(call: CallContext): Promise<ProjectSummary[]> {
@@ -2002,29 +2003,9 @@ function cliCall(): CallContext {
   return { signal: new AbortController().signal, trace: { requestId: crypto.randomUUID(), attempts: 0 } };
 }
 
-async function sendChecked<T>(client: TrackerClient, schema: z.ZodType<T>, request: ApiRequest): Promise<T> {
-  const result = schema.safeParse(await client.send(request, cliCall()));
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  throw new ToolFailure(`Task Tracking API returned an invalid response: ${issue.path.join(".") || "the body"}: ${issue.message}`);
-}
-
-/** Every task of the project, page by page (GET /tasks, `next_cursor`). */
-export async function listProjectTasks(client: TrackerClient, project: string): Promise<Task[]> {
-  const tasks: Task[] = [];
-  let cursor: string | null = null;
-  do {
-    const query: URLSearchParams = new URLSearchParams({ project, limit: "500", ...(cursor ? { cursor } : {}) });
-    const page: z.infer<typeof TaskPageResponse> = await sendChecked(client, TaskPageResponse, { method: "GET", path: `/tasks?${query}`, idempotent: false });
-    tasks.push(...page.tasks);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return tasks;
-}
-
 async function projectCounters(client: TrackerClient, project: string): Promise<Map<string, number>> {
   const query = new URLSearchParams({ project });
-  const registry = await sendChecked(client, RegistryResponse, { method: "GET", path: `/ids/registry?${query}`, idempotent: false });
+  const registry = await client.sendFor(RegistryResponse, { method: "GET", path: `/ids/registry?${query}`, idempotent: false }, cliCall());
   return new Map(registry.counters.map((counter) => [counter.artifact_type, counter.last_assigned_id]));
 }
 
@@ -2192,7 +2173,7 @@ export function runImport(argv: string[], io: CliIo): Promise<number> {
     }
     const plan = file.problems.length
       ? undefined
-      : planImport(file, await listProjectTasks(client, project), await projectCounters(client, project));
+      : planImport(file, await client.listAllTasks({ project }, cliCall()), await projectCounters(client, project));
     const problems = plan?.problems ?? file.problems;
     if (problems.length) {
       for (const { line, message } of problems) io.err(`${fileName}${line ? `:${line}` : ""}: ${message}`);
@@ -2264,7 +2245,7 @@ function readExportArguments(argv: string[]) {
 /** `export --project P [--format markdown|json]`: every task of the project on stdout. */
 export function runExport(argv: string[], io: CliIo): Promise<number> {
   return runCommand(io, EXPORT_USAGE, () => readExportArguments(argv), async (client, { project, format }) => {
-    const tasks = await listProjectTasks(client, project);
+    const tasks = await client.listAllTasks({ project }, cliCall());
     io.out(format === "json" ? JSON.stringify({ project_id: project, tasks }, null, 2) : renderMarkdown(project, tasks).trimEnd());
     return 0;
   });
