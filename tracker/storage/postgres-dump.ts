@@ -195,6 +195,8 @@ export async function openPostgresSnapshot(pool: SQL): Promise<DumpSnapshot> {
   try {
     await connection.unsafe("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     await connection.unsafe(`SET LOCAL idle_in_transaction_session_timeout = '${SNAPSHOT_IDLE_LIMIT}'`);
+    // The snapshot is taken by the first query, not by BEGIN: take it now, before openSnapshot returns.
+    await connection`SELECT 1`;
   } catch (error) {
     connection.release();
     throw error;
