@@ -6,7 +6,7 @@
 // in CI, where they must run.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ApiError, type NewTask, type StatusChange } from "../domain.ts";
 import { makePostgresSchema, makeTempDir } from "../testing.ts";
@@ -28,8 +28,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function sqlite(): Promise<Storage> {
-  const dir = makeTempDir("tracker-dump-");
+async function sqlite(dir = makeTempDir("tracker-dump-")): Promise<Storage> {
   const storage = await openSqliteStorage({ path: join(dir, "tracker.db") });
   cleanups.push(async () => {
     await storage.close();
@@ -104,6 +103,19 @@ async function fillWithLostLeases(storage: Storage): Promise<void> {
 }
 
 describe("a dump of SQLite", () => {
+  test("read only in part leaves no copy beside the database, nor does a tracker that died making one", async () => {
+    const dir = makeTempDir("tracker-dump-");
+    const source = await sqlite(dir);
+    await source.addTasks(Array.from({ length: DUMP_PAGE_SIZE + 1 }, (_, i) => newTask(`T-${i}`)), start, null);
+    writeFileSync(join(dir, ".tracker.db.dump-left-by-a-crash.copy"), "old");
+    const chunks = dumpLines(await source.openSnapshot(), start);
+    expect(readdirSync(dir).filter((name) => name.endsWith(".copy"))).toHaveLength(1);
+    expect((await chunks.next()).value).toStartWith('{"kind":"header"');
+    expect((await chunks.next()).value).toStartWith('{"kind":"task"');
+    await chunks.return(undefined);
+    expect(readdirSync(dir).filter((name) => name.endsWith(".copy"))).toEqual([]);
+  });
+
   test("holds the lost holders, restores into SQLite and dumps the same again", async () => {
     const source = await sqlite();
     await fillWithLostLeases(source);

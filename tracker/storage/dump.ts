@@ -143,6 +143,18 @@ export interface BackupFile {
 // ---------------------------------------------------------------------------
 // Writing.
 
+/** The fields of each kind of line, in the order a line lists them. */
+const FIELD_ORDER = {
+  task: [
+    "kind", "project_id", "task_id", "description", "inputs", "outputs", "priority", "depends_on", "status", "claimed_by",
+    "lease_expires_at", "lease_seconds", "lost_by", "lost_at", "completion_notes", "created_at", "updated_at", "started_at",
+    "completed_at",
+  ],
+  event: ["kind", "event_id", "project_id", "task_id", "type", "at", "agent_id", "from_status", "to_status", "details"],
+  counter: ["kind", "project_id", "artifact_type", "last_assigned_id"],
+  reservation: ["kind", "reservation_id", "project_id", "artifact_type", "first_number", "count", "created_at", "expires_at"],
+} as const;
+
 /** JSON with object keys in sorted order at every depth: PostgreSQL's jsonb reorders keys, SQLite keeps them. */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(sortKeys(value));
@@ -154,6 +166,14 @@ function sortKeys(value: unknown): unknown {
   const sorted: Record<string, unknown> = {};
   for (const key of Object.keys(value).sort()) sorted[key] = sortKeys((value as Record<string, unknown>)[key]);
   return sorted;
+}
+
+/** One line of a dump, the same from either storage: its fields in FIELD_ORDER, the keys of details sorted. */
+function formatRecord(record: DumpTask | DumpEvent | DumpCounter | DumpReservation): string {
+  const ordered: Record<string, unknown> = {};
+  for (const field of FIELD_ORDER[record.kind]) ordered[field] = (record as unknown as Record<string, unknown>)[field];
+  if (record.kind === "event") ordered.details = sortKeys(record.details);
+  return `${JSON.stringify(ordered)}\n`;
 }
 
 /**
@@ -180,7 +200,7 @@ export async function* dumpLines(snapshot: DumpSnapshot, createdAt: Date): Async
     for (const [name, pages] of sections) {
       for await (const page of pages) {
         counts[name] += page.length;
-        if (page.length > 0) yield page.map((record) => `${canonicalJson(record)}\n`).join("");
+        if (page.length > 0) yield page.map(formatRecord).join("");
       }
     }
     const end: DumpEnd = { kind: "end", counts };
@@ -527,7 +547,8 @@ class DumpLoader {
   private lastLine = 0;
   private readonly counts: DumpCounts = { tasks: 0, events: 0, counters: 0, reservations: 0 };
   private readonly tasks = new Map<string, KnownTask>();
-  private readonly dependencies: Array<{ line: number; seq: number; task: DumpTask }> = [];
+  /** Only what linking needs of the tasks that depend on others: the whole tasks went to the target. */
+  private readonly dependencies: Array<{ line: number; seq: number; task: Pick<DumpTask, "project_id" | "task_id" | "status" | "depends_on"> }> = [];
   private taskBatch: RestoredTask[] = [];
   private eventBatch: RestoredEvent[] = [];
   private reservationBatch: DumpReservation[] = [];
@@ -590,7 +611,10 @@ class DumpLoader {
     if (this.tasks.has(key)) throw new DumpError(line, `repeats task ${task.task_id} of project ${task.project_id}`);
     const seq = ++this.counts.tasks;
     this.tasks.set(key, { seq, status: task.status });
-    if (task.depends_on.length > 0) this.dependencies.push({ line, seq, task: { ...task, description: "", completion_notes: "" } });
+    if (task.depends_on.length > 0) {
+      const { project_id, task_id, status, depends_on } = task;
+      this.dependencies.push({ line, seq, task: { project_id, task_id, status, depends_on } });
+    }
     this.taskBatch.push({ ...task, seq });
     if (this.taskBatch.length >= DUMP_PAGE_SIZE) await this.flushTasks();
   }

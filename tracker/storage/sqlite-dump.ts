@@ -4,10 +4,10 @@
 // that copy; a dump reads it page by page through a connection of its own, while the tracker goes on.
 
 import { Database } from "bun:sqlite";
-import { closeSync, openSync, rmSync } from "node:fs";
+import { closeSync, openSync, readdirSync, rmSync } from "node:fs";
 import { open, unlink, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { priorityRank, SCHEMA_VERSION } from "../domain.ts";
 import {
   canonicalJson,
@@ -27,13 +27,34 @@ import {
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
 
-/** A new, empty file beside the database (readable by its owner only, like the database), for VACUUM INTO. */
+/** The copies this process is writing or reading now; any other copy of its database is a crash's leftover. */
+const copiesInUse = new Set<string>();
+
+/**
+ * A new, empty file beside the database (readable by its owner only, like the database), for
+ * VACUUM INTO. Its name starts with the database's, so the leftovers of a tracker that died while it
+ * made one are known (only one process holds a database) and removed here.
+ */
 function newCopyPath(db: Database, purpose: string): string {
   const file = db.filename;
-  const dir = file === "" || file === ":memory:" ? tmpdir() : dirname(file);
-  const path = join(dir, `.task-tracker-${purpose}-${crypto.randomUUID()}.db`);
+  const inMemory = file === "" || file === ":memory:";
+  const dir = inMemory ? tmpdir() : dirname(file);
+  const prefix = inMemory ? ".task-tracker-memory." : `.${basename(file)}.`;
+  if (!inMemory) {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (name.startsWith(prefix) && name.endsWith(".copy") && !copiesInUse.has(path)) rmSync(path, { force: true });
+    }
+  }
+  const path = join(dir, `${prefix}${purpose}-${crypto.randomUUID()}.copy`);
   closeSync(openSync(path, "wx", 0o600));
+  copiesInUse.add(path);
   return path;
+}
+
+function removeCopy(path: string): void {
+  rmSync(path, { force: true });
+  copiesInUse.delete(path);
 }
 
 /** A consistent copy of the whole database; VACUUM INTO accepts an empty file, and keeps its mode. */
@@ -42,7 +63,7 @@ function copyDatabase(db: Database, purpose: string): string {
   try {
     db.run("VACUUM INTO ?", [path]);
   } catch (error) {
-    rmSync(path, { force: true });
+    removeCopy(path);
     throw error;
   }
   return path;
@@ -71,6 +92,7 @@ export async function openSqliteBackup(db: Database): Promise<BackupFile> {
     handle = await open(path, "r");
   } finally {
     await unlink(path);
+    copiesInUse.delete(path);
   }
   const { size } = await handle.stat();
   return { size, stream: streamFile(handle) };
@@ -176,7 +198,7 @@ function snapshotOf(copy: Database, path: string): DumpSnapshot {
     async close() {
       for (const statement of [taskPage, eventPage, counterPage, reservationPage]) statement.finalize();
       copy.close(false);
-      rmSync(path, { force: true });
+      removeCopy(path);
     },
   };
 }
@@ -187,7 +209,7 @@ export async function openSqliteSnapshot(db: Database): Promise<DumpSnapshot> {
   try {
     return snapshotOf(new Database(path, { readonly: true, strict: true }), path);
   } catch (error) {
-    rmSync(path, { force: true });
+    removeCopy(path);
     throw error;
   }
 }
