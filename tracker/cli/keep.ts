@@ -5,7 +5,7 @@
 // The key is never printed; what goes to stdout is the dump (without --out) and nothing else.
 
 import { Database } from "bun:sqlite";
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { createReadStream, existsSync, renameSync, rmSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ConfigError, loadOrCreateLocalApiKey, localApiKeyPath, readConfig, type TrackerConfig } from "../config.ts";
@@ -210,9 +210,9 @@ function describeCounts(counts: DumpCounts): string {
 }
 
 function dumpBytes(file: string): AsyncIterable<Uint8Array> {
-  if (file === "-") return Bun.stdin.stream();
+  if (file === "-") return process.stdin;
   if (!existsSync(file)) throw new CommandError(`There is no file ${file}.`);
-  return Bun.file(file).stream();
+  return createReadStream(file);
 }
 
 /** `task-tracker restore FILE`: into the configured storage, which must be empty; all or nothing. */
@@ -233,7 +233,7 @@ async function restore(args: string[], openStorage: OpenStorage): Promise<string
     return `Restored ${describeCounts(counts)} into ${description}; start the tracker on it with task-tracker.`;
   } catch (error) {
     if (!(error instanceof DumpError)) throw error;
-    throw new CommandError(`${file === "-" ? "The dump" : file}: ${error.message}; nothing was written.`);
+    throw new CommandError(`${file === "-" ? "stdin" : file}: ${error.message}; nothing was written.`);
   } finally {
     await storage.close();
     // A database file this command created for a restore that failed would only be in the way.
