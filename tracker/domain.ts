@@ -252,20 +252,8 @@ export const TASK_ID_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ -";
 export const PROJECT_ID_RULE = "1 to 128 characters of A-Z a-z 0-9 . _ -";
 export const ARTIFACT_TYPE_RULE = "1 to 16 characters: an upper-case letter, then upper-case letters or digits";
 
-/** Characters as people count them (code points), not UTF-16 units. */
-function characterCount(text: string): number {
-  let count = 0;
-  for (const _ of text) count++;
-  return count;
-}
-
-function hasAtMostCharacters(text: string, max: number): boolean {
-  // A string of at most `max` UTF-16 units cannot hold more code points: skip the count.
-  return text.length <= max || characterCount(text) <= max;
-}
-
 // ---------------------------------------------------------------------------
-// Request bodies. Each validator names the first bad field in its sentence.
+// The rules of a batch that need no storage (request bodies are checked by tracker/http/schemas.ts).
 
 type JsonObject = Record<string, unknown>;
 
@@ -273,164 +261,9 @@ function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function describeType(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value === "object" ? "an object" : `a ${typeof value}`;
-}
-
-/** Rejects a field the contract does not know, naming it (a typo must not pass silently). */
-function rejectUnknownFields(body: JsonObject, known: ReadonlySet<string>, prefix: string): void {
-  for (const field of Object.keys(body)) {
-    if (!known.has(field)) throw validationError(`${prefix}${field} is not a known field`);
-  }
-}
-
-export function requireObject(body: unknown, what: string): JsonObject {
-  if (!isObject(body)) throw validationError(`${what} must be a JSON object, not ${describeType(body)}`);
-  return body;
-}
-
-function requireString(body: JsonObject, field: string, name: string): string {
-  const value = body[field];
-  if (value === undefined) throw validationError(`${name} is required`);
-  if (typeof value !== "string") throw validationError(`${name} must be a string, not ${describeType(value)}`);
-  return value;
-}
-
-function requireMatch(value: string, name: string, test: (value: string) => boolean, rule: string): string {
-  if (!test(value)) throw validationError(`${name} must be ${rule}`);
-  return value;
-}
-
-function optionalStringArray(body: JsonObject, field: string, name: string): string[] {
-  const value = body[field];
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) throw validationError(`${name} must be an array of strings, not ${describeType(value)}`);
-  for (let i = 0; i < value.length; i++) {
-    if (typeof value[i] !== "string") {
-      throw validationError(`${name}[${i}] must be a string, not ${describeType(value[i])}`);
-    }
-  }
-  return value as string[];
-}
-
-function requireInteger(body: JsonObject, field: string, min: number, max: number): number {
-  const value = body[field];
-  if (value === undefined) throw validationError(`${field} is required`);
-  if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw validationError(`${field} must be an integer, not ${describeType(value)}`);
-  }
-  if (value < min || value > max) throw validationError(`${field} must be between ${min} and ${max}`);
-  return value;
-}
-
-const TASK_INPUT_FIELDS = new Set([
-  "task_id",
-  "project_id",
-  "description",
-  "inputs",
-  "outputs",
-  "priority",
-  "depends_on",
-  "status",
-  "completion_notes",
-]);
-
-function parseNewTask(raw: unknown, index: number): NewTask {
-  const prefix = `tasks[${index}].`;
-  const body = requireObject(raw, `tasks[${index}]`);
-  rejectUnknownFields(body, TASK_INPUT_FIELDS, prefix);
-  const taskId = requireMatch(requireString(body, "task_id", `${prefix}task_id`), `${prefix}task_id`, isTaskId, TASK_ID_RULE);
-  const projectId = requireMatch(
-    requireString(body, "project_id", `${prefix}project_id`),
-    `${prefix}project_id`,
-    isProjectId,
-    PROJECT_ID_RULE,
-  );
-  const description = requireString(body, "description", `${prefix}description`);
-  if (description.length === 0 || !hasAtMostCharacters(description, MAX_DESCRIPTION_CHARS)) {
-    throw validationError(`${prefix}description must be 1 to ${MAX_DESCRIPTION_CHARS} characters`);
-  }
-  const inputs = optionalStringArray(body, "inputs", `${prefix}inputs`);
-  const outputs = optionalStringArray(body, "outputs", `${prefix}outputs`);
-  let priority: Priority = "medium";
-  if (body.priority !== undefined) {
-    if (!PRIORITIES.includes(body.priority as Priority)) {
-      throw validationError(`${prefix}priority must be one of high, medium, low`);
-    }
-    priority = body.priority as Priority;
-  }
-  const dependsOn = optionalStringArray(body, "depends_on", `${prefix}depends_on`);
-  for (let i = 0; i < dependsOn.length; i++) {
-    if (!isTaskId(dependsOn[i]!)) throw validationError(`${prefix}depends_on[${i}] must be ${TASK_ID_RULE}`);
-  }
-  const { status, completionNotes } = parseImportedStatus(body, prefix);
-  return {
-    task_id: taskId,
-    project_id: projectId,
-    description,
-    inputs,
-    outputs,
-    priority,
-    depends_on: dependsOn,
-    status,
-    completion_notes: completionNotes,
-  };
-}
-
-/** A batch item's `status` (pending, or completed for a task imported as done) and its notes. */
-function parseImportedStatus(body: JsonObject, prefix: string): { status: NewTask["status"]; completionNotes: string } {
-  let status: NewTask["status"] = "pending";
-  if (body.status !== undefined) {
-    if (body.status !== "pending" && body.status !== "completed") {
-      throw validationError(`${prefix}status must be pending or completed (a new task starts in one of them)`);
-    }
-    status = body.status;
-  }
-  if (body.completion_notes === undefined) return { status, completionNotes: "" };
-  if (status !== "completed") throw validationError(`${prefix}completion_notes is only for status completed`);
-  return { status, completionNotes: parseCompletionNotes(body, `${prefix}completion_notes`) };
-}
-
-function parseCompletionNotes(body: JsonObject, name: string): string {
-  const notes = requireString(body, "completion_notes", name);
-  if (!hasAtMostCharacters(notes, MAX_COMPLETION_NOTES_CHARS)) {
-    throw validationError(`${name} must be at most ${MAX_COMPLETION_NOTES_CHARS} characters`);
-  }
-  return notes;
-}
-
 /** How a batch tells its tasks apart: a task ID is unique within its project only. */
 function taskKey(projectId: string, taskId: string): string {
   return `${projectId}\n${taskId}`;
-}
-
-/**
- * Validates a `POST /tasks/batch` body and the rules that need no storage:
- * repeated IDs inside the batch (409) and dependency cycles inside the batch (400).
- * Tasks already stored can never depend on new ones, so every cycle lies inside one batch.
- */
-export function parseTaskBatch(raw: unknown): NewTask[] {
-  const body = requireObject(raw, "The request body");
-  rejectUnknownFields(body, new Set(["tasks"]), "");
-  const tasks = body.tasks;
-  if (tasks === undefined) throw validationError("tasks is required");
-  if (!Array.isArray(tasks)) throw validationError(`tasks must be an array, not ${describeType(tasks)}`);
-  if (tasks.length < 1 || tasks.length > MAX_TASKS_PER_BATCH) {
-    throw validationError(`tasks must hold 1 to ${MAX_TASKS_PER_BATCH} tasks, not ${tasks.length}`);
-  }
-  const parsed = tasks.map(parseNewTask);
-  const seen = new Set<string>();
-  for (const task of parsed) {
-    const key = taskKey(task.project_id, task.task_id);
-    if (seen.has(key)) {
-      throw new ApiError("conflict", `Task ${task.task_id} of project ${task.project_id} appears more than once in the batch`);
-    }
-    seen.add(key);
-  }
-  rejectCycles(parsed);
-  return parsed;
 }
 
 /** Rejects a dependency cycle inside a batch (stored tasks can never depend on new ones). */
@@ -467,66 +300,6 @@ export function rejectCycles(tasks: readonly NewTask[]): void {
       nextEdge.push(0);
     }
   }
-}
-
-export interface StatusUpdate {
-  status: TaskStatus;
-  completionNotes: string;
-  /** For a claim: the lease length asked for; null means TRACKER_CLAIM_TTL. */
-  leaseSeconds: number | null;
-  /** For a release: release a claim another agent holds. */
-  force: boolean;
-}
-
-export function parseStatusUpdate(raw: unknown): StatusUpdate {
-  const body = requireObject(raw, "The request body");
-  rejectUnknownFields(body, new Set(["status", "completion_notes", "lease_seconds", "force"]), "");
-  const status = requireString(body, "status", "status");
-  if (!isTaskStatus(status)) throw validationError("status must be one of pending, in_progress, completed");
-  const completionNotes = body.completion_notes === undefined ? "" : parseCompletionNotes(body, "completion_notes");
-  let leaseSeconds: number | null = null;
-  if (body.lease_seconds !== undefined) {
-    if (status !== "in_progress") throw validationError("lease_seconds is only for status in_progress (a claim)");
-    leaseSeconds = parseLeaseSeconds(body);
-  }
-  let force = false;
-  if (body.force !== undefined) {
-    if (typeof body.force !== "boolean") throw validationError(`force must be a boolean, not ${describeType(body.force)}`);
-    if (status !== "pending") throw validationError("force is only for status pending (a release)");
-    force = body.force;
-  }
-  return { status, completionNotes, leaseSeconds, force };
-}
-
-/** `lease_seconds` of a claim or a heartbeat: an integer of MIN_LEASE_SECONDS..MAX_LEASE_SECONDS. */
-export function parseLeaseSeconds(body: JsonObject): number {
-  return requireInteger(body, "lease_seconds", MIN_LEASE_SECONDS, MAX_LEASE_SECONDS);
-}
-
-export interface ReservationRequest {
-  artifactType: string;
-  count: number;
-  projectId: string;
-}
-
-export function parseReservationRequest(raw: unknown): ReservationRequest {
-  const body = requireObject(raw, "The request body");
-  rejectUnknownFields(body, new Set(["type", "count", "project_id"]), "");
-  const artifactType = requireMatch(requireString(body, "type", "type"), "type", isArtifactType, ARTIFACT_TYPE_RULE);
-  const count = requireInteger(body, "count", 1, MAX_RESERVATION_COUNT);
-  const projectId = requireMatch(
-    requireString(body, "project_id", "project_id"),
-    "project_id",
-    isProjectId,
-    PROJECT_ID_RULE,
-  );
-  return { artifactType, count, projectId };
-}
-
-export function parseRegistryImport(raw: unknown): number {
-  const body = requireObject(raw, "The request body");
-  rejectUnknownFields(body, new Set(["last_assigned_id"]), "");
-  return requireInteger(body, "last_assigned_id", 0, MAX_ID_NUMBER);
 }
 
 /** The largest ID number: beyond it JSON numbers stop being exact. */

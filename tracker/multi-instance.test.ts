@@ -3,6 +3,7 @@
 // suite (TRACKER_TEST_STORAGE=postgres, see postgres-target.test.ts).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { SQL } from "bun";
 import type { ChildProcess } from "../testkit/processes.ts";
 import { startTracker } from "../testkit/tracker.ts";
 import { makePostgresSchema, type PostgresTestSchema } from "./testing.ts";
@@ -48,6 +49,33 @@ async function call(
     status: response.status,
     body: (await response.json()) as Record<string, unknown>,
     replayed: response.headers.get("Idempotent-Replayed") === "true",
+  };
+}
+
+/** A GET /events stream, read as it comes: `next(test)` resolves with the first change that passes. */
+async function openStream(instance: Instance, project: string) {
+  const response = await fetch(`${instance.url}/events?project=${project}`, {
+    headers: { Authorization: `Bearer ${API_KEY}` },
+  });
+  expect(response.status).toBe(200);
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  return {
+    async next(test: (change: { event: { type: string; task_id: string }; task: { status: string } }) => boolean) {
+      for (;;) {
+        let end: number;
+        while ((end = buffered.indexOf("\n\n")) >= 0) {
+          const frame = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const data = frame.split("\n").find((line) => line.startsWith("data: "));
+          if (data && test(JSON.parse(data.slice("data: ".length)))) return JSON.parse(data.slice("data: ".length));
+        }
+        const { value, done } = await reader.read();
+        if (done) throw new Error("the stream ended");
+        buffered += value;
+      }
+    },
+    close: () => reader.cancel(),
   };
 }
 
@@ -185,6 +213,56 @@ if (onPostgres)
       for (let i = 0; i <= batches.length; i++) {
         const id = `OVERLAP-${i}`;
         expect((await call(pick(i), "GET", `/tasks/${id}`)).status).toBe(added.has(id) ? 200 : 404);
+      }
+    });
+
+    test("a claim through one instance whose lease runs out is handed out again through the other", async () => {
+      const [a, b] = instances as [Instance, Instance];
+      const project = "leases";
+      expect((await call(a, "POST", "/tasks/batch", { tasks: [{ task_id: "L-1", project_id: project, description: "d" }] })).status).toBe(201);
+      const claim = await call(a, "PUT", `/tasks/L-1/status?project=${project}`, { status: "in_progress", lease_seconds: 5 }, { "X-Agent-Id": "agent-a" });
+      expect(claim.status).toBe(200);
+      // Five seconds pass, as the database sees it (the lease runs by its clock): no waiting.
+      const admin = new SQL(schema.url, { max: 1 });
+      await admin`UPDATE tasks SET lease_expires_at = now() WHERE task_id = 'L-1'`;
+      await admin.close();
+      // Either instance's sweep (every 250 ms) expires it; B hands it out again.
+      const started = performance.now();
+      let next: Answer;
+      do next = await call(b, "GET", `/tasks/next?project=${project}`);
+      while ((next.body.task as { task_id: string } | null)?.task_id !== "L-1" && performance.now() - started < 3000);
+      expect(next.body.task).toMatchObject({ task_id: "L-1", status: "pending", claimed_by: null, lease_expires_at: null });
+      expect(performance.now() - started).toBeLessThan(1500);
+      const again = await call(b, "PUT", `/tasks/L-1/status?project=${project}`, { status: "in_progress" }, { "X-Agent-Id": "agent-b" });
+      expect(again.body.updated_task).toMatchObject({ status: "in_progress", claimed_by: "agent-b" });
+      const late = await call(a, "PUT", `/tasks/L-1/status?project=${project}`, { status: "completed" }, { "X-Agent-Id": "agent-a" });
+      expect([late.status, late.body.code]).toEqual([409, "claim_lost"]);
+      const history = await call(a, "GET", `/tasks/L-1/events?project=${project}`);
+      expect((history.body.events as { type: string; agent_id: string | null }[]).map((e) => [e.type, e.agent_id])).toEqual([
+        ["created", null],
+        ["claimed", "agent-a"],
+        ["claim_expired", null],
+        ["claimed", "agent-b"],
+      ]);
+    });
+
+    test("a change made through one instance reaches a viewer of the other's stream within a second", async () => {
+      const [a, b] = instances as [Instance, Instance];
+      const project = "stream";
+      const stream = await openStream(b, project);
+      try {
+        const started = performance.now();
+        const tasks = [{ task_id: "S-1", project_id: project, description: "d" }];
+        expect((await call(a, "POST", "/tasks/batch", { tasks })).status).toBe(201);
+        const created = await stream.next((change) => change.event.task_id === "S-1");
+        expect(created).toMatchObject({ event: { type: "created", project_id: project }, task: { status: "pending" } });
+        expect(performance.now() - started).toBeLessThan(1000);
+        await call(a, "PUT", `/tasks/S-1/status?project=${project}`, { status: "in_progress" }, { "X-Agent-Id": "agent-a" });
+        const claimed = await stream.next((change) => change.event.type === "claimed");
+        expect(claimed).toMatchObject({ event: { task_id: "S-1", agent_id: "agent-a" }, task: { status: "in_progress" } });
+        expect(performance.now() - started).toBeLessThan(2000);
+      } finally {
+        await stream.close();
       }
     });
   });

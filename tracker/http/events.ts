@@ -102,5 +102,6 @@ export const streamEvents: Handler<undefined, typeof projectFilterQuery> = async
     projectId: query.project ?? null,
     signal: request.signal,
   });
-  return { status: 200, body, headers: { "Content-Type": "text/event-stream", "X-Accel-Buffering": "no" } };
+  // Content-Type text/event-stream comes with a stream body (pipeline.ts); proxies must not buffer it.
+  return { status: 200, body, headers: { "X-Accel-Buffering": "no" } };
 };

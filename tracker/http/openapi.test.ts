@@ -99,5 +99,11 @@ describe("GET /openapi.json", () => {
     const response = await t.request("GET", "/openapi.json", { apiKey: null });
     expect([response.status, response.headers.get("content-type")]).toEqual([200, "application/json"]);
     expect(response.body).toEqual(JSON.parse(JSON.stringify(openApiDocument(routes, "7.7.7-test"))));
+    const other = await startTestTracker({ version: "8.8.8-test" });
+    try {
+      expect((await other.request("GET", "/openapi.json", { apiKey: null })).body.info.version).toBe("8.8.8-test");
+    } finally {
+      await other.stop();
+    }
   });
 });

@@ -9,7 +9,7 @@ import { backup, dump } from "./admin.ts";
 import { streamEvents } from "./events.ts";
 import { allocateId, getRegistry, getReservation, raiseCounter, reserveIds } from "./ids.ts";
 import { openApiDocument } from "./openapi.ts";
-import { defineRoute, json, type Handler, type Route } from "./pipeline.ts";
+import { defineRoute, json, type Handler, type Route, type Services } from "./pipeline.ts";
 import * as s from "./schemas.ts";
 import { addTasks, changeStatus, editTask, getTask, listProjects, listTasks, nextTask, renewLease, taskEvents } from "./tasks.ts";
 
@@ -24,11 +24,13 @@ const healthz: Handler = async ({ services }) => {
   }
 };
 
-let openApiText: string | undefined;
-/** GET /openapi.json: the OpenAPI 3.1 document of this table, built on first use. */
+/** Per tracker (its version is in the document): built on first use. */
+const openApiTexts = new WeakMap<Services, string>();
+/** GET /openapi.json: the OpenAPI 3.1 document of this table. */
 const openapi: Handler = async ({ services }) => {
-  openApiText ??= JSON.stringify(openApiDocument(routes, services.version));
-  return { status: 200, body: openApiText };
+  let text = openApiTexts.get(services);
+  if (text === undefined) openApiTexts.set(services, (text = JSON.stringify(openApiDocument(routes, services.version))));
+  return { status: 200, body: text };
 };
 
 const open = { auth: false, idempotent: false, head: true } as const;

@@ -165,7 +165,7 @@ export const taskListQuery = z
     ready: oneOf(["true", "false"]).optional(),
     claimed_by: agentId.optional(),
     limit: limit.optional(),
-    cursor: text().max(2048, { error: "is not a cursor this service made" }).optional(),
+    cursor: text().max(2048, { error: "is not a next_cursor of GET /tasks" }).optional(),
   })
   .refine((query) => query.ready === undefined || query.status === undefined || query.status === "pending", {
     error: "needs status pending (or no status): ready is about pending tasks",
@@ -226,11 +226,11 @@ export const statusBody = object({
   force: z.boolean({ error: mustBe("a boolean") }).default(false),
 })
   .refine((body) => body.lease_seconds === undefined || body.status === "in_progress", {
-    error: "is only for a claim (status in_progress)",
+    error: "is only for status in_progress (a claim)",
     path: ["lease_seconds"],
   })
   .refine((body) => !body.force || body.status === "pending", {
-    error: "is only for a release (status pending)",
+    error: "is only for status pending (a release)",
     path: ["force"],
   });
 

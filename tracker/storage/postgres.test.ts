@@ -181,6 +181,32 @@ if (onPostgres)
       await storage.ping();
     });
 
+    /** Resolves with the first `count` changes a storage's subscribers hear. */
+    function hear(storage: PostgresStorage, count: number): Promise<TaskChange[]> {
+      const heard: TaskChange[] = [];
+      const done = Promise.withResolvers<TaskChange[]>();
+      const unsubscribe = storage.subscribe((change) => {
+        heard.push(change);
+        if (heard.length === count) {
+          unsubscribe();
+          done.resolve(heard);
+        }
+      });
+      return done.promise;
+    }
+
+    /** Until the subscriber's LISTEN is in place, a change may go unheard: add tasks until one is. */
+    async function untilHeard(writer: PostgresStorage, listener: PostgresStorage, limitMs: number): Promise<void> {
+      const heard = hear(listener, 1);
+      const started = performance.now();
+      for (let i = 0; ; i++) {
+        await writer.addTasks([newTask(`PROBE-${crypto.randomUUID()}`)], now, null);
+        const answer = await Promise.race([heard.then(() => true), Bun.sleep(100).then(() => false)]);
+        if (answer) return;
+        if (performance.now() - started > limitMs) throw new Error(`nothing heard within ${limitMs} ms`);
+      }
+    }
+
     test("instances starting at once apply the schema once", async () => {
       const storages = await Promise.all([open(), open(), open()]);
       await storages[0]!.addTasks([newTask("T-1", { priority: "low" })], now, null);
@@ -226,9 +252,11 @@ if (onPostgres)
         const answers = await Promise.all(
           keys.flatMap((key) =>
             [first, second].map(async (storage) => {
-              const claimed = await claim(storage, key);
+              const outcome = await storage.claimIdempotencyKey({ ...request, key });
+              if (outcome.outcome === "replay") return outcome.response; // the twin had committed already
+              if (outcome.outcome !== "claimed") throw new Error(`expected a claim, got ${outcome.outcome}`);
               try {
-                return respond(await storage.allocateId("p", "US", { claim: claimed, respond }));
+                return respond(await storage.allocateId("p", "US", { claim: outcome.claim, respond }));
               } catch (error) {
                 if (error instanceof StoredResponseReplay) return error.response;
                 throw error;
@@ -376,35 +404,45 @@ if (onPostgres)
         const events = await storage.listTaskEvents(ref("T-1"));
         expect(events.at(-1)).toMatchObject({ type: "force_released", agent_id: "c", details: { former_holder: "b" } });
       });
+      test("a lease that ran out before the sweep ends its claim in the step that finds it", async () => {
+        const storage = await open();
+        await storage.addTasks([newTask("a"), newTask("b")], now, null);
+        await storage.changeTaskStatus({ ...change("a", "in_progress"), agentId: "agent-1" });
+        await storage.changeTaskStatus({ ...change("b", "in_progress"), agentId: "agent-1" });
+        await runOutLeases();
+        expect(storage.changeTaskStatus({ ...change("a", "completed"), agentId: "agent-1" })).rejects.toMatchObject({
+          code: "claim_lost",
+          message: expect.stringContaining("it is pending again"),
+        });
+        expect((await storage.getTask(ref("a")))?.status).toBe("in_progress"); // refused: nothing changed
+        const claimed = await storage.changeTaskStatus({ ...change("b", "in_progress"), agentId: "agent-2" });
+        expect(claimed.claimed_by).toBe("agent-2");
+        const events = await storage.listTaskEvents(ref("b"));
+        expect(events.map((event) => [event.type, event.agent_id])).toEqual([
+          ["created", null],
+          ["claimed", "agent-1"],
+          ["claim_expired", null],
+          ["claimed", "agent-2"],
+        ]);
+      });
+
+      test("a renewal extends the lease by the claim's own length, by the database's clock", async () => {
+        const storage = await open();
+        await storage.addTasks([newTask("a")], now, null);
+        await storage.changeTaskStatus({ ...change("a", "in_progress"), agentId: "agent-1", leaseSeconds: 30 });
+        await admin`UPDATE tasks SET lease_expires_at = now() + interval '1 second'`;
+        const renewed = await storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now });
+        const [row] = await admin<{ db_now: Date }[]>`SELECT now() AS db_now`;
+        const offset = Date.parse(renewed.lease_expires_at!) - row!.db_now.getTime();
+        expect(offset).toBeGreaterThan(25_000);
+        expect(offset).toBeLessThan(31_000);
+        const longer = await storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: 600, now });
+        expect(Date.parse(longer.lease_expires_at!) - row!.db_now.getTime()).toBeGreaterThan(595_000);
+        expect((await storage.listTaskEvents(ref("a"))).map((event) => event.type)).toEqual(["created", "claimed"]);
+      });
     });
 
     describe("the live stream", () => {
-      /** Resolves with the first `count` changes a storage's subscribers hear. */
-      function hear(storage: PostgresStorage, count: number): Promise<TaskChange[]> {
-        const heard: TaskChange[] = [];
-        const done = Promise.withResolvers<TaskChange[]>();
-        const unsubscribe = storage.subscribe((change) => {
-          heard.push(change);
-          if (heard.length === count) {
-            unsubscribe();
-            done.resolve(heard);
-          }
-        });
-        return done.promise;
-      }
-
-      /** Until the subscriber's LISTEN is in place, a change may go unheard: add tasks until one is. */
-      async function untilHeard(writer: PostgresStorage, listener: PostgresStorage, limitMs: number): Promise<void> {
-        const heard = hear(listener, 1);
-        const started = performance.now();
-        for (let i = 0; ; i++) {
-          await writer.addTasks([newTask(`PROBE-${crypto.randomUUID()}`)], now, null);
-          const answer = await Promise.race([heard.then(() => true), Bun.sleep(100).then(() => false)]);
-          if (answer) return;
-          if (performance.now() - started > limitMs) throw new Error(`nothing heard within ${limitMs} ms`);
-        }
-      }
-
       test("a change committed on one instance reaches the subscribers of another, with its task", async () => {
         const [writer, reader] = await Promise.all([open(), open()]);
         await untilHeard(writer, reader, 5000);
@@ -443,6 +481,11 @@ if (onPostgres)
         const storage = await open();
         expect(await admin`SELECT version FROM tracker_schema`).toEqual([{ version: SCHEMA_VERSION }]);
         expect(await storage.getTask(anyProject("OLD-1"))).toMatchObject({ status: "completed", completion_notes: "done" });
+        expect((await storage.listTaskEvents(anyProject("OLD-1"))).map((event) => [event.type, event.at, event.agent_id])).toEqual([
+          ["created", "2026-11-01T10:00:00.000Z", null],
+          ["claimed", "2026-11-01T10:00:00.000Z", "agent-old"],
+          ["completed", "2026-11-01T10:00:00.000Z", "agent-old"],
+        ]);
         const claimed = await storage.getTask(anyProject("OLD-2"));
         expect(claimed).toMatchObject({ status: "in_progress", claimed_by: "agent-old" });
         expect(Date.parse(claimed!.lease_expires_at!)).toBeGreaterThan(Date.now());
@@ -508,6 +551,8 @@ if (onPostgres)
     describe("when the database goes away", () => {
       let proxy: TcpProxy;
       let tracker: RunningTracker;
+      /** The tracker's storage, connected through the proxy. */
+      let subscriber: PostgresStorage;
 
       async function get(path: string): Promise<{ status: number; body: Record<string, unknown> }> {
         const response = await fetch(`${tracker.url}${path}`, { headers: { Authorization: `Bearer ${API_KEY}` } });
@@ -531,6 +576,7 @@ if (onPostgres)
         const viaProxy = new URL(schema.url);
         viaProxy.port = String(proxy.port);
         const storage = await open(viaProxy.toString(), { queryTimeoutMs: 1000 });
+        subscriber = storage;
         tracker = await startTracker({ storage, logger: createLogger("error", () => {}), apiKeys: [API_KEY], port: 0 });
       });
       afterEach(async () => {
@@ -561,6 +607,15 @@ if (onPostgres)
           status: 200,
           body: { next_id: "US-002", artifact_type: "US", project_id: "p", number: 2 },
         });
+      });
+
+      test("a subscriber's LISTEN comes back by itself after the database restarts", async () => {
+        const writer = await open();
+        await untilHeard(writer, subscriber, 5000);
+        proxy.cut();
+        expect((await get("/healthz")).status).toBe(503);
+        await proxy.listen();
+        await untilHeard(writer, subscriber, 15_000);
       });
 
       test("a database that stops answering gives 503s within the query timeout, never a hang", async () => {

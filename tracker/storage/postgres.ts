@@ -138,6 +138,17 @@ interface TaskRow {
   list_group: number;
 }
 
+/** A task read FOR UPDATE by a change. */
+interface LockedTaskRow extends TaskRow {
+  lease_ran_out: boolean;
+}
+
+/** The details of a claim_expired event. */
+interface ExpiredClaim {
+  former_holder: string | null;
+  lease_expires_at: string;
+}
+
 interface EventRow {
   event_id: string;
   task_seq: string;
@@ -334,6 +345,7 @@ export async function openPostgresStorage(options: PostgresOptions): Promise<Pos
   const storage = new PostgresStorage(options);
   try {
     await storage.applySchema();
+    await storage.listenForOtherInstances();
     return storage;
   } catch (error) {
     await storage.close();
@@ -352,7 +364,7 @@ export class PostgresStorage implements Storage {
   /** The NOTIFY channel of this database and schema (set by applySchema). */
   private channel = "task_events";
   private readonly listeners = new Set<(change: TaskChange) => void>();
-  /** The connection that LISTENs, opened by the first subscribe. */
+  /** The connection that LISTENs (listenForOtherInstances). */
   private listenConnection: SQL | undefined;
   private listenTimer: ReturnType<typeof setTimeout> | undefined;
   private listenedBefore = false;
@@ -616,26 +628,29 @@ export class PostgresStorage implements Storage {
     }
   }
 
-  /** LISTENs on a connection of its own; Bun reconnects it after a drop and calls `listening` again. */
-  private startListening(): void {
+  /**
+   * LISTENs on a connection of its own, from the start, so that a subscriber hears everything
+   * committed after it subscribed; Bun reconnects it after a drop and calls `listening` again.
+   * Resolves once listening, or once a retry is scheduled (the database is away at the first LISTEN).
+   */
+  async listenForOtherInstances(): Promise<void> {
     if (this.closed || this.listenConnection) return;
     const connection = this.createPool(1);
     this.listenConnection = connection;
-    connection
-      .listen(
+    try {
+      await connection.listen(
         this.channel,
         (payload) => this.heard(payload),
         () => this.listening(),
-      )
-      .catch((error: unknown) => {
-        // The database is away at the first LISTEN: try again shortly.
-        this.logger.log("warn", "could not LISTEN for the changes of other instances; retrying", describeError(error));
-        this.listenConnection = undefined;
-        connection.close().catch(() => {});
-        if (this.closed) return;
-        this.listenTimer = setTimeout(() => this.startListening(), 1000);
-        this.listenTimer.unref();
-      });
+      );
+    } catch (error) {
+      this.logger.log("warn", "could not LISTEN for the changes of other instances; retrying", describeError(error));
+      this.listenConnection = undefined;
+      connection.close().catch(() => {});
+      if (this.closed) return;
+      this.listenTimer = setTimeout(() => void this.listenForOtherInstances(), 1000);
+      this.listenTimer.unref();
+    }
   }
 
   /** The LISTEN is acknowledged: the first time, mark where the stream starts; after a reconnect, catch up. */
@@ -643,7 +658,7 @@ export class PostgresStorage implements Storage {
     const first = !this.listenedBefore;
     this.listenedBefore = true;
     this.enqueueRemote(async () => {
-      if (first) {
+      if (first || this.listeners.size === 0) {
         const [row] = await this.statement((sql) => sql<{ last: string }[]>`SELECT coalesce(max(event_id), 0) AS last FROM task_events`);
         this.lastEventId = Math.max(this.lastEventId, Number(row!.last));
         return;
@@ -659,6 +674,11 @@ export class PostgresStorage implements Storage {
     const [instance, list] = payload.split(" ");
     if (instance === this.instanceId || !list) return;
     const ids = list.split(",").map(Number);
+    if (this.listeners.size === 0) {
+      // Nobody to tell: only remember how far the stream got, for a catch-up after a reconnect.
+      this.lastEventId = Math.max(this.lastEventId, ...ids);
+      return;
+    }
     this.enqueueRemote(async () => {
       const events = await this.statement(
         (sql) => sql<EventRow[]>`SELECT * FROM task_events WHERE event_id = ANY(${ids}::bigint[]) ORDER BY event_id`,
@@ -685,16 +705,38 @@ export class PostgresStorage implements Storage {
   // -------------------------------------------------------------------------
   // Tasks inside a write.
 
-  /** The one task a ref names (taskNotFound / ambiguousTaskId), locked for the rest of the transaction. */
-  private async lockTask(tx: TransactionSQL, ref: TaskRef): Promise<TaskRow> {
+  /**
+   * The one task a ref names (taskNotFound / ambiguousTaskId), locked for the rest of the
+   * transaction, with whether its claim's lease has run out by the database's clock.
+   */
+  private async lockTask(tx: TransactionSQL, ref: TaskRef): Promise<LockedTaskRow> {
     const rows =
       ref.projectId === null
-        ? await tx<TaskRow[]>`SELECT * FROM tasks WHERE task_id = ${ref.taskId} ORDER BY project_id FOR UPDATE`
-        : await tx<TaskRow[]>`
-            SELECT * FROM tasks WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId} FOR UPDATE`;
+        ? await tx<LockedTaskRow[]>`
+            SELECT *, coalesce(lease_expires_at <= now(), false) AS lease_ran_out FROM tasks
+            WHERE task_id = ${ref.taskId} ORDER BY project_id FOR UPDATE`
+        : await tx<LockedTaskRow[]>`
+            SELECT *, coalesce(lease_expires_at <= now(), false) AS lease_ran_out FROM tasks
+            WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId} FOR UPDATE`;
     const row = pickTask(rows, ref);
     if (!row) throw taskNotFound(ref);
     return row;
+  }
+
+  /**
+   * A change of a task whose lease ran out before the sweep: the claim ends first, in the same
+   * step (claim_expired), so its former holder is refused (and, refused, changes nothing) and
+   * another agent may claim it at once. Returns the task as it then is, and the claim that expired.
+   */
+  private async endLapsedClaim(tx: TransactionSQL, row: LockedTaskRow, changes: Changes): Promise<{ row: TaskRow; lapsed: ExpiredClaim | null }> {
+    if (!row.lease_ran_out) return { row, lapsed: null };
+    const [updated] = await tx<TaskRow[]>`
+      UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, lease_expires_at = NULL,
+                       lease_seconds = NULL, updated_at = date_trunc('milliseconds', now())
+      WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
+    const lapsed = { former_holder: row.claimed_by, lease_expires_at: row.lease_expires_at!.toISOString() };
+    changes.push({ task: updated!, type: "claim_expired", at: updated!.updated_at, agentId: null, from: "in_progress", to: "pending", details: lapsed });
+    return { row: updated!, lapsed };
   }
 
   private async insertTasks(
@@ -788,10 +830,10 @@ export class PostgresStorage implements Storage {
 
   /** Checks the transition and the claim's holder, then changes the task with a compare-and-set. */
   private async applyStatusChange(tx: TransactionSQL, change: StatusChange, changes: Changes): Promise<TaskRow> {
-    const row = await this.lockTask(tx, change.ref);
+    const { row, lapsed } = await this.endLapsedClaim(tx, await this.lockTask(tx, change.ref), changes);
     const { to, agentId } = change;
     const from = row.status;
-    if (from === "pending" && to !== "in_progress") await this.rejectLostClaim(tx, row, agentId);
+    if (from === "pending" && to !== "in_progress") await this.rejectLostClaim(tx, row, agentId, lapsed);
     if (!isAllowedTransition(from, to)) throw invalidTransition(row.task_id, from, to);
     if (to === "in_progress") return this.claim(tx, row, change, changes);
     const forced = await this.checkHolder(tx, row, agentId, to === "pending" && change.force);
@@ -810,14 +852,19 @@ export class PostgresStorage implements Storage {
     throw notClaimHolder(row.task_id, row.claimed_by, isoOrNull(row.lease_expires_at));
   }
 
-  /** claimLost when the task's last claim_expired named this agent, which does not hold it now. */
-  private async rejectLostClaim(tx: TransactionSQL, row: TaskRow, agentId: string | null): Promise<void> {
+  /**
+   * claimLost when the task's last claim_expired (`lapsed`, if it expired in this very step) named
+   * this agent, which does not hold it now.
+   */
+  private async rejectLostClaim(tx: TransactionSQL, row: TaskRow, agentId: string | null, lapsed: ExpiredClaim | null = null): Promise<void> {
     if (agentId === null || row.claimed_by === agentId) return;
-    const [expired] = await tx<{ details: { former_holder: string; lease_expires_at: string } }[]>`
-      SELECT details FROM task_events WHERE task_seq = ${row.seq} AND type = 'claim_expired'
-      ORDER BY event_id DESC LIMIT 1`;
-    if (expired?.details.former_holder === agentId) {
-      throw claimLost(row.task_id, expired.details.lease_expires_at, row.status === "in_progress" ? row.claimed_by : null);
+    const [stored] = lapsed
+      ? [{ details: lapsed }]
+      : await tx<{ details: ExpiredClaim }[]>`
+          SELECT details FROM task_events WHERE task_seq = ${row.seq} AND type = 'claim_expired'
+          ORDER BY event_id DESC LIMIT 1`;
+    if (stored?.details.former_holder === agentId) {
+      throw claimLost(row.task_id, stored.details.lease_expires_at, row.status === "in_progress" ? row.claimed_by : null);
     }
   }
 
@@ -885,10 +932,10 @@ export class PostgresStorage implements Storage {
     return unfinishedDependencies([...new Set(row.depends_on)].filter((id) => statusById.get(id) !== "completed"));
   }
 
-  private async renew(tx: TransactionSQL, renewal: LeaseRenewal): Promise<TaskRow> {
-    const row = await this.lockTask(tx, renewal.ref);
+  private async renew(tx: TransactionSQL, renewal: LeaseRenewal, changes: Changes): Promise<TaskRow> {
+    const { row, lapsed } = await this.endLapsedClaim(tx, await this.lockTask(tx, renewal.ref), changes);
     if (row.status !== "in_progress") {
-      if (row.status === "pending") await this.rejectLostClaim(tx, row, renewal.agentId);
+      if (row.status === "pending") await this.rejectLostClaim(tx, row, renewal.agentId, lapsed);
       throw cannotRenew(row.task_id, row.status);
     }
     await this.checkHolder(tx, row, renewal.agentId, false);
@@ -915,7 +962,7 @@ export class PostgresStorage implements Storage {
       UPDATE tasks SET priority = ${priority}, priority_rank = ${priorityRank[priority]},
                        description = ${edit.description ?? row.description}, updated_at = ${edit.now}
       WHERE seq = ${row.seq} RETURNING *`;
-    changes.push({ task: updated!, type: "updated", at: edit.now, agentId: edit.agentId, from: row.status, to: row.status, details });
+    changes.push({ task: updated!, type: "updated", at: edit.now, agentId: edit.agentId, from: null, to: null, details });
     return updated!;
   }
 
@@ -1085,7 +1132,7 @@ export class PostgresStorage implements Storage {
   }
 
   async renewLease(renewal: LeaseRenewal, idempotency?: IdempotentWrite<Task>): Promise<Task> {
-    return this.write(idempotency, async (tx) => toTask(await this.renew(tx, renewal)));
+    return this.write(idempotency, async (tx, changes) => toTask(await this.renew(tx, renewal, changes)));
   }
 
   async updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task> {
@@ -1104,7 +1151,6 @@ export class PostgresStorage implements Storage {
 
   subscribe(listener: (change: TaskChange) => void): () => void {
     this.listeners.add(listener);
-    this.startListening();
     return () => {
       this.listeners.delete(listener);
     };
@@ -1181,10 +1227,10 @@ export class PostgresStorage implements Storage {
       this.statement((sql) =>
         projectId === null
           ? sql<ReservationRow[]>`
-              SELECT * FROM reservations WHERE expires_at > ${now} ORDER BY project_id, expires_at, reservation_id`
+              SELECT * FROM reservations WHERE expires_at > ${now} ORDER BY created_at, reservation_id`
           : sql<ReservationRow[]>`
               SELECT * FROM reservations WHERE project_id = ${projectId} AND expires_at > ${now}
-              ORDER BY expires_at, reservation_id`,
+              ORDER BY created_at, reservation_id`,
       ),
     ]);
     return {
@@ -1278,7 +1324,7 @@ export class PostgresStorage implements Storage {
 }
 
 /** The one row a ref names, or null; several (no project given): ambiguousTaskId naming their projects. */
-function pickTask(rows: readonly TaskRow[], ref: TaskRef): TaskRow | null {
+function pickTask<Row extends TaskRow>(rows: readonly Row[], ref: TaskRef): Row | null {
   if (rows.length > 1) throw ambiguousTaskId(ref.taskId, rows.map((row) => row.project_id));
   return rows[0] ?? null;
 }

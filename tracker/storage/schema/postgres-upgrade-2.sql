@@ -28,7 +28,6 @@ CREATE INDEX tasks_completed ON tasks (project_id, completed_at DESC, seq DESC) 
 CREATE INDEX tasks_all_completed ON tasks (completed_at DESC, seq DESC) WHERE status = 'completed';
 CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE status = 'in_progress';
 
--- History starts with the upgrade: the first release kept none.
 CREATE TABLE task_events (
   event_id    bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   task_seq    bigint      NOT NULL REFERENCES tasks (seq),
@@ -41,6 +40,19 @@ CREATE TABLE task_events (
   details     jsonb       NOT NULL
 );
 CREATE INDEX task_events_by_task ON task_events (task_seq, event_id);
+
+-- The history the first release did not keep, as far as the tasks tell it (as sqlite-v1-to-v2.sql):
+-- each was created pending, claimed at started_at by claimed_by, completed at completed_at.
+INSERT INTO task_events (task_seq, type, at, agent_id, from_status, to_status, details)
+SELECT seq, 'created', created_at, NULL, NULL, 'pending', '{"status": "pending"}' FROM tasks ORDER BY seq;
+INSERT INTO task_events (task_seq, type, at, agent_id, from_status, to_status, details)
+SELECT seq, 'claimed', started_at, claimed_by, 'pending', 'in_progress',
+       jsonb_build_object('lease_expires_at', to_char(lease_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+FROM tasks WHERE started_at IS NOT NULL ORDER BY seq;
+INSERT INTO task_events (task_seq, type, at, agent_id, from_status, to_status, details)
+SELECT seq, 'completed', completed_at, claimed_by, 'in_progress', 'completed',
+       jsonb_build_object('completion_notes', completion_notes)
+FROM tasks WHERE status = 'completed' ORDER BY seq;
 
 CREATE INDEX reservations_active ON reservations (project_id, expires_at);
 
