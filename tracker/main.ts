@@ -1,9 +1,11 @@
 // `bun run tracker`: the Task Tracking service, configured from the environment (config.ts).
 // Serving, stdout stays empty; start-up problems are one sentence on stderr and exit code 1.
-// `bun run tracker paths` (`task-tracker paths`) prints where its database and key file are.
+// `bun run tracker paths` (`task-tracker paths`) prints where its database and key file are;
+// `backup`, `dump` and `restore` keep the data (cli/keep.ts).
 
 import { statSync } from "node:fs";
 import { join } from "node:path";
+import { KEEP_COMMANDS, runKeepCommand, type KeepCommand } from "./cli/keep.ts";
 import { ConfigError, loadOrCreateLocalApiKey, localApiKeyPath, readConfig, type TrackerConfig } from "./config.ts";
 import { createLogger, describeError, type Logger } from "./log.ts";
 import { openPostgresStorage, redactDatabaseUrl } from "./storage/postgres.ts";
@@ -175,8 +177,13 @@ function printPaths(): number {
 async function runTracker(argv: string[]): Promise<number | undefined> {
   const command = argv[0];
   if (command === "paths") return printPaths();
+  if (KEEP_COMMANDS.includes(command as KeepCommand)) {
+    return runKeepCommand(command as KeepCommand, argv.slice(1), (config) => openStorage(config, createLogger(config.logLevel)));
+  }
   if (command !== undefined) {
-    process.stderr.write(`task-tracker: unknown argument ${JSON.stringify(command)}; it takes none (serve) or paths\n`);
+    process.stderr.write(
+      `task-tracker: unknown argument ${JSON.stringify(command)}; it takes none (serve), paths, backup, dump or restore\n`,
+    );
     return 2;
   }
   await serve();

@@ -3,7 +3,6 @@
 // suite (TRACKER_TEST_STORAGE=postgres, see postgres-target.test.ts).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { SQL } from "bun";
 import type { ChildProcess } from "../testkit/processes.ts";
 import { startTracker } from "../testkit/tracker.ts";

@@ -5,6 +5,7 @@
 
 import { ApiError } from "../domain.ts";
 import { describeError } from "../log.ts";
+import { backup, dump } from "./admin.ts";
 import { streamEvents } from "./events.ts";
 import { allocateId, getRegistry, getReservation, raiseCounter, reserveIds } from "./ids.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -108,5 +109,13 @@ export const routes: readonly Route[] = [
   defineRoute({
     method: "PUT", path: "/ids/registry/{project_id}/{artifact_type}", summary: "Raise an ID counter (import)", ...write,
     params: s.registryPath, body: s.registryImportBody, handler: raiseCounter, success: ok("The counter", s.responses.counter),
+  }),
+  defineRoute({
+    method: "GET", path: "/admin/backup", summary: "A consistent copy of the SQLite database file", ...read, head: false,
+    handler: backup, success: ok("application/octet-stream: the database file (PostgreSQL: 409, use pg_dump)", null),
+  }),
+  defineRoute({
+    method: "GET", path: "/admin/dump", summary: "Everything the tracker keeps, as JSON lines", ...read, head: false,
+    handler: dump, success: ok("application/x-ndjson: header, tasks, events, counters, reservations, end", null),
   }),
 ];

@@ -72,6 +72,8 @@ import {
   type TaskStatus,
 } from "../domain.ts";
 import { createLogger, describeError, type Logger } from "../log.ts";
+import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
+import { noBackupOnPostgres, openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
 import { idempotencyMismatch, InFlightKeys, requireStorableText, type ClaimedKey } from "./shared.ts";
 import {
   StoredResponseReplay,
@@ -1291,6 +1293,21 @@ export class PostgresStorage implements Storage {
       deleted += batch.count;
       if (batch.count < PURGE_BATCH_SIZE || this.closed) return deleted;
     }
+  }
+
+  // -------------------------------------------------------------------------
+  // The Storage interface: keeping the data (postgres-dump.ts).
+
+  async openBackup(): Promise<BackupFile> {
+    throw noBackupOnPostgres();
+  }
+
+  async openSnapshot(): Promise<DumpSnapshot> {
+    return openPostgresSnapshot(this.pool);
+  }
+
+  async restore(lines: AsyncIterable<NumberedLine>): Promise<DumpCounts> {
+    return restorePostgres(this.pool, lines);
   }
 
   async ping(): Promise<void> {

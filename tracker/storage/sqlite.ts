@@ -57,6 +57,8 @@ import {
   type TaskRef,
   type TaskStatus,
 } from "../domain.ts";
+import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
+import { openSqliteBackup, openSqliteSnapshot, restoreSqlite } from "./sqlite-dump.ts";
 import type {
   IdempotencyClaim,
   IdempotencyOutcome,
@@ -1154,6 +1156,20 @@ export class SqliteStorage implements Storage {
       if (changes < PURGE_BATCH_SIZE) return deleted;
       await new Promise((resolve) => setImmediate(resolve));
     }
+  }
+
+  // --- Keeping the data (sqlite-dump.ts) ------------------------------------------------------
+
+  async openBackup(): Promise<BackupFile> {
+    return openSqliteBackup(this.db);
+  }
+
+  async openSnapshot(): Promise<DumpSnapshot> {
+    return openSqliteSnapshot(this.db);
+  }
+
+  async restore(lines: AsyncIterable<NumberedLine>): Promise<DumpCounts> {
+    return restoreSqlite(this.db, lines);
   }
 
   async ping(): Promise<void> {

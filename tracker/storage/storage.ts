@@ -53,6 +53,7 @@ import type {
   TaskRef,
   TaskStatus,
 } from "../domain.ts";
+import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
 
 export interface StoredResponse {
   status: number;
@@ -202,6 +203,18 @@ export interface Storage {
   releaseIdempotencyKey(claim: IdempotencyClaim): Promise<void>;
   /** Deletes keys created before `before`, PURGE_BATCH_SIZE rows a statement; returns how many. */
   deleteIdempotencyKeysBefore(before: Date): Promise<number>;
+
+  // --- Keeping the data (dump.ts; API.md, "Keeping the data") ---------------------------------
+
+  /** SQLite: a consistent copy of the whole database file (VACUUM INTO). PostgreSQL: ApiError conflict (use pg_dump). */
+  openBackup(): Promise<BackupFile>;
+  /** A consistent view of everything at this moment, read page by page while writes go on. */
+  openSnapshot(): Promise<DumpSnapshot>;
+  /**
+   * Loads a dump (dump.ts checks every line) in ONE transaction, into a database that holds no
+   * task, event, counter or reservation (else DumpError, and nothing is written).
+   */
+  restore(lines: AsyncIterable<NumberedLine>): Promise<DumpCounts>;
 
   /** Throws when the database cannot be reached. */
   ping(): Promise<void>;

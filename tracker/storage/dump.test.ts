@@ -1,0 +1,238 @@
+// The dump format (dump.ts) on both storages: a dump of SQLite restores into PostgreSQL and into
+// SQLite and dumps the same again, with the holders of lost leases (which SQLite keeps in columns
+// and PostgreSQL reads from the history); a snapshot does not see later writes; restore checks
+// every line and writes nothing when one is wrong. The PostgreSQL cases need
+// TRACKER_TEST_DATABASE_URL (scripts/with-postgres.sh): skipped with a warning without it, except
+// in CI, where they must run.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ApiError, type NewTask, type StatusChange } from "../domain.ts";
+import { makePostgresSchema, makeTempDir } from "../testing.ts";
+import { DUMP_PAGE_SIZE, dumpLines, numberedLines, type DumpCounts } from "./dump.ts";
+import { openPostgresStorage } from "./postgres.ts";
+import { openSqliteStorage } from "./sqlite.ts";
+import type { Storage } from "./storage.ts";
+
+const hasPostgres = Boolean(process.env.TRACKER_TEST_DATABASE_URL);
+const inCi = process.env.CI === "true";
+if (!hasPostgres && !inCi) {
+  console.warn("tracker/storage/dump.test.ts: TRACKER_TEST_DATABASE_URL is not set; the PostgreSQL cases are skipped");
+}
+
+const start = new Date("2026-11-24T21:46:59.123Z");
+const later = (seconds: number) => new Date(start.getTime() + seconds * 1000);
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function sqlite(dir = makeTempDir("tracker-dump-")): Promise<Storage> {
+  const storage = await openSqliteStorage({ path: join(dir, "tracker.db") });
+  cleanups.push(async () => {
+    await storage.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return storage;
+}
+
+async function postgres(): Promise<Storage> {
+  const schema = await makePostgresSchema();
+  const storage = await openPostgresStorage({ url: schema.url });
+  cleanups.push(async () => {
+    await storage.close();
+    await schema.drop();
+  });
+  return storage;
+}
+
+const storages = { sqlite, postgres } as const;
+
+function newTask(taskId: string, extra: Partial<NewTask> = {}): NewTask {
+  const base = { task_id: taskId, project_id: "p", description: `Do ${taskId}`, inputs: [], outputs: [], priority: "medium" as const };
+  return { ...base, depends_on: [], status: "pending", completion_notes: "", ...extra };
+}
+
+function move(storage: Storage, taskId: string, to: StatusChange["to"], agentId: string | null, now: Date, extra: Partial<StatusChange> = {}) {
+  const change = { ref: { projectId: "p", taskId }, to, completionNotes: "", agentId, leaseSeconds: 60, force: false, now };
+  return storage.changeTaskStatus({ ...change, ...extra });
+}
+
+/** The dump's text, the header's created_at fixed. */
+async function dumpText(storage: Storage): Promise<string> {
+  let text = "";
+  for await (const chunk of dumpLines(await storage.openSnapshot(), start)) text += chunk;
+  return text;
+}
+
+async function restoreText(storage: Storage, text: string): Promise<DumpCounts> {
+  async function* bytes() {
+    yield new TextEncoder().encode(text);
+  }
+  return storage.restore(numberedLines(bytes()));
+}
+
+async function errorOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error("expected a rejection");
+}
+
+/**
+ * On SQLite, whose clock the test holds: leases that ran out (one lost for good, one claimed again
+ * by the agent that lost it, one of a claim without an agent), a claim held, a dependency chain.
+ */
+async function fillWithLostLeases(storage: Storage): Promise<void> {
+  await storage.addTasks(
+    [newTask("L-1"), newTask("L-2"), newTask("L-3"), newTask("H-1"), newTask("D-1", { depends_on: ["L-1", "H-1"] })],
+    start,
+    "planner",
+  );
+  await move(storage, "L-1", "in_progress", "agent-a", start, { leaseSeconds: 5 });
+  await move(storage, "L-2", "in_progress", "agent-b", start, { leaseSeconds: 5 });
+  await move(storage, "L-3", "in_progress", null, start, { leaseSeconds: 5 });
+  expect(await storage.expireLeases(later(10))).toBe(3);
+  await move(storage, "L-2", "in_progress", "agent-b", later(11), { leaseSeconds: 600 });
+  await move(storage, "H-1", "in_progress", "agent-c", later(12), { leaseSeconds: 900 });
+  await move(storage, "H-1", "completed", "agent-c", later(13), { completionNotes: "Done" });
+  await storage.allocateId("p", "US", undefined);
+}
+
+describe("a dump of SQLite", () => {
+  test("read only in part leaves no copy beside the database, nor does a tracker that died making one", async () => {
+    const dir = makeTempDir("tracker-dump-");
+    const source = await sqlite(dir);
+    await source.addTasks(Array.from({ length: DUMP_PAGE_SIZE + 1 }, (_, i) => newTask(`T-${i}`)), start, null);
+    writeFileSync(join(dir, ".tracker.db.dump-left-by-a-crash.copy"), "old");
+    const chunks = dumpLines(await source.openSnapshot(), start);
+    expect(readdirSync(dir).filter((name) => name.endsWith(".copy"))).toHaveLength(1);
+    expect((await chunks.next()).value).toStartWith('{"kind":"header"');
+    expect((await chunks.next()).value).toStartWith('{"kind":"task"');
+    await chunks.return(undefined);
+    expect(readdirSync(dir).filter((name) => name.endsWith(".copy"))).toEqual([]);
+  });
+
+  test("holds the lost holders, restores into SQLite and dumps the same again", async () => {
+    const source = await sqlite();
+    await fillWithLostLeases(source);
+    const text = await dumpText(source);
+    const tasks = text.split("\n").filter((line) => line.includes('"kind":"task"')).map((line) => JSON.parse(line));
+    expect(tasks.map((task) => [task.task_id, task.status, task.lost_by, task.lost_at])).toEqual([
+      ["L-1", "pending", "agent-a", "2026-11-24T21:47:04.123Z"],
+      ["L-2", "in_progress", null, null],
+      ["L-3", "pending", null, "2026-11-24T21:47:04.123Z"],
+      ["H-1", "completed", null, null],
+      ["D-1", "pending", null, null],
+    ]);
+    const copy = await sqlite();
+    expect(await restoreText(copy, text)).toEqual({ tasks: 5, events: 14, counters: 1, reservations: 0 });
+    expect(await dumpText(copy)).toBe(text);
+  });
+
+  test.skipIf(!hasPostgres && !inCi)("restores into PostgreSQL, which dumps the same and still knows who lost a lease", async () => {
+    const source = await sqlite();
+    await fillWithLostLeases(source);
+    const text = await dumpText(source);
+    const target = await postgres();
+    await restoreText(target, text);
+    expect(await dumpText(target)).toBe(text);
+    const lost = await errorOf(move(target, "L-1", "completed", "agent-a", later(20)));
+    expect(lost).toBe((await errorOf(move(source, "L-1", "completed", "agent-a", later(20)))));
+    // The restored dependency rows and counts: D-1 waits for L-1 alone (H-1 is completed).
+    expect(await errorOf(move(target, "D-1", "in_progress", "x", later(20)))).toContain("L-1");
+    expect(await target.allocateId("p", "US", undefined)).toBe(2);
+    expect((await target.addTasks([newTask("N-1")], later(30), null))).toEqual(["N-1"]);
+  });
+
+  test("of more tasks than a page comes out whole, in insertion order", async () => {
+    const source = await sqlite();
+    const count = DUMP_PAGE_SIZE * 2 + 17;
+    for (let first = 0; first < count; first += 500) {
+      const batch = Array.from({ length: Math.min(500, count - first) }, (_, i) => newTask(`T-${first + i}`));
+      await source.addTasks(batch, start, null);
+    }
+    const lines = (await dumpText(source)).trimEnd().split("\n").map((line) => JSON.parse(line));
+    const taskIds = lines.filter((line) => line.kind === "task").map((line) => line.task_id);
+    expect(taskIds).toEqual(Array.from({ length: count }, (_, i) => `T-${i}`));
+    expect(lines.at(-1)).toEqual({ kind: "end", counts: { tasks: count, events: count, counters: 0, reservations: 0 } });
+  });
+});
+
+for (const [name, open] of Object.entries(storages)) {
+  describe.skipIf(name === "postgres" && !hasPostgres && !inCi)(`on ${name}`, () => {
+    test("a snapshot shows the moment it was opened, whatever is written while it is read", async () => {
+      const storage = await open();
+      await storage.addTasks([newTask("A-1")], start, null);
+      const snapshot = await storage.openSnapshot();
+      await storage.addTasks([newTask("A-2")], start, null);
+      await storage.allocateId("p", "US", undefined);
+      let text = "";
+      for await (const chunk of dumpLines(snapshot, start)) text += chunk;
+      expect(text.trimEnd().split("\n").at(-1)).toBe('{"kind":"end","counts":{"tasks":1,"events":1,"counters":0,"reservations":0}}');
+    });
+
+    test("restore refuses a database that holds anything, and a dump cut short, writing nothing", async () => {
+      const source = await sqlite();
+      await source.addTasks([newTask("A-1"), newTask("A-2", { depends_on: ["A-1"] })], start, null);
+      const text = await dumpText(source);
+      const storage = await open();
+      await storage.allocateId("other", "US", undefined);
+      expect(await errorOf(restoreText(storage, text))).toEndWith(
+        "already holds data (0 tasks, 0 events, 1 ID counters, 0 reservations); restore loads only into an empty database: point it at a new one",
+      );
+      const empty = await open();
+      const cut = text.split("\n").slice(0, -2).join("\n");
+      expect(await errorOf(restoreText(empty, cut))).toBe("The dump stops after line 5 without its end line: it was cut short; make it again");
+      expect(await empty.listProjects()).toEqual([]);
+      expect(await empty.getTask({ projectId: "p", taskId: "A-1" })).toBeNull();
+      expect(await restoreText(empty, text)).toEqual({ tasks: 2, events: 2, counters: 0, reservations: 0 });
+    });
+
+    test("restore names the line and what is wrong with it", async () => {
+      const header = '{"kind":"header","format":"task-tracking-dump","version":1,"schema_version":2,"created_at":"2026-11-24T21:46:59.123Z"}';
+      const task = (extra: Record<string, unknown>) =>
+        JSON.stringify({
+          kind: "task", project_id: "p", task_id: "A-1", description: "Do", inputs: [], outputs: [], priority: "medium",
+          depends_on: [], status: "pending", claimed_by: null, lease_expires_at: null, lease_seconds: null, lost_by: null,
+          lost_at: null, completion_notes: "", created_at: "2026-11-24T21:46:59.123Z", updated_at: "2026-11-24T21:46:59.123Z",
+          started_at: null, completed_at: null, ...extra,
+        });
+      const end = '{"kind":"end","counts":{"tasks":1,"events":0,"counters":0,"reservations":0}}';
+      const cases: Array<[string, string]> = [
+        [`${header}\n${task({ status: "in_progress" })}\n${end}\n`, "line 2 (task): an in_progress task needs lease_expires_at, lease_seconds and started_at"],
+        [`${header}\n${task({ created_at: "2026-11-24 21:46" })}\n${end}\n`, "line 2 (task): created_at must be a UTC time such as 2026-12-01T12:00:00.000Z"],
+        [`${header}\n${task({ depends_on: ["B-9"] })}\n${end}\n`, "line 2 (task): depends_on names B-9, which the dump does not hold in project p"],
+        [`${header}\n${task({ colour: "red" })}\n${end}\n`, "line 2 (task): colour is not a field of a task line"],
+        [`${header}\n${task({})}\n${task({})}\n${end}\n`, "line 3 repeats task A-1 of project p"],
+        [`${task({})}\n${end}\n`, "line 1 must be the header line of a dump"],
+        [`${header}\n${end}\n${task({})}\n`, "line 2 (end): its counts {\"tasks\":1,\"events\":0,\"counters\":0,\"reservations\":0} are not what the dump holds ({\"tasks\":0,\"events\":0,\"counters\":0,\"reservations\":0}): lines are missing; make the dump again"],
+        [`${header}\nnot json\n`, "line 2 is not valid JSON"],
+      ];
+      for (const [text, sentence] of cases) {
+        const storage = await open();
+        expect(await errorOf(restoreText(storage, text))).toBe(sentence);
+        expect(await storage.listProjects()).toEqual([]);
+      }
+    });
+  });
+}
+
+test.skipIf(hasPostgres || !inCi)("the PostgreSQL cases run in CI", () => {
+  throw new Error("CI=true but TRACKER_TEST_DATABASE_URL is not set: run under scripts/with-postgres.sh");
+});
+
+describe("a backup", () => {
+  test.skipIf(!hasPostgres && !inCi)("on PostgreSQL is a 409 saying to use pg_dump", async () => {
+    const storage = await postgres();
+    const error = await storage.openBackup().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ApiError);
+    expect([(error as ApiError).status, (error as ApiError).message]).toEqual([
+      409,
+      "This tracker keeps its data in PostgreSQL: back the database up with pg_dump, or copy its data with task-tracker dump (GET /admin/dump)",
+    ]);
+  });
+});

@@ -1,0 +1,291 @@
+// Backup, dump and restore on SQLite (dump.ts has the format). The running tracker holds its file
+// exclusively, so a copy can only be made through its own connection: VACUUM INTO writes a
+// consistent copy of the whole database in one step, between two group commits. A backup streams
+// that copy; a dump reads it page by page through a connection of its own, while the tracker goes on.
+
+import { Database } from "bun:sqlite";
+import { closeSync, openSync, readdirSync, rmSync } from "node:fs";
+import { open, unlink, type FileHandle } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { priorityRank, SCHEMA_VERSION } from "../domain.ts";
+import {
+  canonicalJson,
+  DUMP_PAGE_SIZE,
+  loadDump,
+  notEmpty,
+  type BackupFile,
+  type DumpCounter,
+  type DumpCounts,
+  type DumpEvent,
+  type DumpReservation,
+  type DumpSnapshot,
+  type DumpTask,
+  type NumberedLine,
+  type RestoreTarget,
+} from "./dump.ts";
+
+const COPY_CHUNK_BYTES = 1024 * 1024;
+
+/** The copies this process is writing or reading now; any other copy of its database is a crash's leftover. */
+const copiesInUse = new Set<string>();
+
+/**
+ * A new, empty file beside the database (readable by its owner only, like the database), for
+ * VACUUM INTO. Its name starts with the database's, so the leftovers of a tracker that died while it
+ * made one are known (only one process holds a database) and removed here.
+ */
+function newCopyPath(db: Database, purpose: string): string {
+  const file = db.filename;
+  const inMemory = file === "" || file === ":memory:";
+  const dir = inMemory ? tmpdir() : dirname(file);
+  const prefix = inMemory ? ".task-tracker-memory." : `.${basename(file)}.`;
+  if (!inMemory) {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (name.startsWith(prefix) && name.endsWith(".copy") && !copiesInUse.has(path)) rmSync(path, { force: true });
+    }
+  }
+  const path = join(dir, `${prefix}${purpose}-${crypto.randomUUID()}.copy`);
+  closeSync(openSync(path, "wx", 0o600));
+  copiesInUse.add(path);
+  return path;
+}
+
+function removeCopy(path: string): void {
+  rmSync(path, { force: true });
+  copiesInUse.delete(path);
+}
+
+/** A consistent copy of the whole database; VACUUM INTO accepts an empty file, and keeps its mode. */
+function copyDatabase(db: Database, purpose: string): string {
+  const path = newCopyPath(db, purpose);
+  try {
+    db.run("VACUUM INTO ?", [path]);
+  } catch (error) {
+    removeCopy(path);
+    throw error;
+  }
+  return path;
+}
+
+function streamFile(handle: FileHandle): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const buffer = new Uint8Array(COPY_CHUNK_BYTES);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead > 0) return controller.enqueue(buffer.subarray(0, bytesRead));
+      await handle.close();
+      controller.close();
+    },
+    async cancel() {
+      await handle.close();
+    },
+  });
+}
+
+/** GET /admin/backup: the copy is opened, then unlinked at once, so nothing of it outlives the stream. */
+export async function openSqliteBackup(db: Database): Promise<BackupFile> {
+  const path = copyDatabase(db, "backup");
+  let handle: FileHandle;
+  try {
+    handle = await open(path, "r");
+  } finally {
+    await unlink(path);
+    copiesInUse.delete(path);
+  }
+  const { size } = await handle.stat();
+  return { size, stream: streamFile(handle) };
+}
+
+// ---------------------------------------------------------------------------
+// Dump: pages of a private copy.
+
+interface TaskRow {
+  seq: number;
+  project_id: string;
+  task_id: string;
+  description: string;
+  inputs: string;
+  outputs: string;
+  priority: DumpTask["priority"];
+  depends_on: string;
+  status: DumpTask["status"];
+  claimed_by: string | null;
+  lease_expires_at: string | null;
+  lease_seconds: number | null;
+  lost_by: string | null;
+  lost_at: string | null;
+  completion_notes: string;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+}
+
+function toDumpTask(row: TaskRow): DumpTask {
+  return {
+    kind: "task",
+    project_id: row.project_id,
+    task_id: row.task_id,
+    description: row.description,
+    inputs: JSON.parse(row.inputs) as string[],
+    outputs: JSON.parse(row.outputs) as string[],
+    priority: row.priority,
+    depends_on: JSON.parse(row.depends_on) as string[],
+    status: row.status,
+    claimed_by: row.claimed_by,
+    lease_expires_at: row.lease_expires_at,
+    lease_seconds: row.lease_seconds,
+    lost_by: row.lost_by,
+    lost_at: row.lost_at,
+    completion_notes: row.completion_notes,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    started_at: row.started_at,
+    completed_at: row.completed_at,
+  };
+}
+
+/** Keyset pages of one query: `after` is the key of the previous page's last row. */
+async function* pages<Row, Key>(read: (after: Key) => Row[], keyOf: (row: Row) => Key, first: Key): AsyncGenerator<Row[]> {
+  let after = first;
+  for (;;) {
+    const rows = read(after);
+    if (rows.length > 0) yield rows;
+    if (rows.length < DUMP_PAGE_SIZE) return;
+    after = keyOf(rows.at(-1)!);
+  }
+}
+
+function snapshotOf(copy: Database, path: string): DumpSnapshot {
+  const limit = DUMP_PAGE_SIZE;
+  const taskPage = copy.prepare<TaskRow, [number, number]>("SELECT * FROM tasks WHERE seq > ? ORDER BY seq LIMIT ?");
+  const eventPage = copy.prepare<Omit<DumpEvent, "kind" | "details"> & { details: string }, [number, number]>(
+    `SELECT event_id, project_id, task_id, type, at, agent_id, from_status, to_status, details
+     FROM task_events WHERE event_id > ? ORDER BY event_id LIMIT ?`,
+  );
+  const counterPage = copy.prepare<Omit<DumpCounter, "kind">, [string, string, number]>(
+    `SELECT project_id, artifact_type, last_assigned AS last_assigned_id FROM id_counters
+     WHERE (project_id, artifact_type) > (?, ?) ORDER BY project_id, artifact_type LIMIT ?`,
+  );
+  const reservationPage = copy.prepare<Omit<DumpReservation, "kind">, [string, string, number, number]>(
+    `SELECT reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at FROM reservations
+     WHERE (project_id, artifact_type, first_number) > (?, ?, ?) ORDER BY project_id, artifact_type, first_number LIMIT ?`,
+  );
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    async *tasks() {
+      for await (const rows of pages((after: number) => taskPage.all(after, limit), (row) => row.seq, 0)) yield rows.map(toDumpTask);
+    },
+    async *events() {
+      const read = (after: number) => eventPage.all(after, limit);
+      for await (const rows of pages(read, (row) => row.event_id, 0)) {
+        yield rows.map((row) => ({ kind: "event" as const, ...row, details: JSON.parse(row.details) as Record<string, unknown> }));
+      }
+    },
+    async *counters() {
+      const read = ([project, type]: [string, string]) => counterPage.all(project, type, limit);
+      for await (const rows of pages(read, (row) => [row.project_id, row.artifact_type] as [string, string], ["", ""])) {
+        yield rows.map((row) => ({ kind: "counter" as const, ...row }));
+      }
+    },
+    async *reservations() {
+      const read = ([project, type, first]: [string, string, number]) => reservationPage.all(project, type, first, limit);
+      const keyOf = (row: Omit<DumpReservation, "kind">) => [row.project_id, row.artifact_type, row.first_number] as [string, string, number];
+      for await (const rows of pages(read, keyOf, ["", "", 0])) yield rows.map((row) => ({ kind: "reservation" as const, ...row }));
+    },
+    async close() {
+      for (const statement of [taskPage, eventPage, counterPage, reservationPage]) statement.finalize();
+      copy.close(false);
+      removeCopy(path);
+    },
+  };
+}
+
+/** GET /admin/dump: a private copy (VACUUM INTO), read through its own read-only connection, removed at close. */
+export async function openSqliteSnapshot(db: Database): Promise<DumpSnapshot> {
+  const path = copyDatabase(db, "dump");
+  try {
+    return snapshotOf(new Database(path, { readonly: true, strict: true }), path);
+  } catch (error) {
+    removeCopy(path);
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Restore: one transaction on the storage's own connection (no tracker runs on it meanwhile).
+
+function countRows(db: Database): DumpCounts {
+  const count = (table: string) => db.query<{ n: number }, []>(`SELECT count(*) AS n FROM ${table}`).get()!.n;
+  return { tasks: count("tasks"), events: count("task_events"), counters: count("id_counters"), reservations: count("reservations") };
+}
+
+function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
+  const insertTask = db.prepare(
+    `INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
+                        unfinished_deps, status, claimed_by, lease_expires_at, lease_seconds, lost_by, lost_at,
+                        completion_notes, created_at, updated_at, started_at, completed_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertDependency = db.prepare("INSERT INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)");
+  const setUnfinished = db.prepare("UPDATE tasks SET unfinished_deps = ? WHERE seq = ?");
+  const insertEvent = db.prepare(
+    `INSERT INTO task_events (event_id, task_seq, project_id, task_id, type, at, agent_id, from_status, to_status, details)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertReservation = db.prepare(
+    `INSERT INTO reservations (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertCounter = db.prepare("INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES (?, ?, ?)");
+  const statements = [insertTask, insertDependency, setUnfinished, insertEvent, insertReservation, insertCounter];
+  return {
+    // An unfinalized statement would keep the connection, and its lock on the file, alive after close().
+    finalize: () => statements.forEach((statement) => statement.finalize()),
+    async insertTasks(tasks) {
+      for (const t of tasks) {
+        insertTask.run(t.seq, t.task_id, t.project_id, t.description, JSON.stringify(t.inputs), JSON.stringify(t.outputs),
+          t.priority, priorityRank[t.priority], JSON.stringify(t.depends_on), t.status, t.claimed_by, t.lease_expires_at,
+          t.lease_seconds, t.lost_by, t.lost_at, t.completion_notes, t.created_at, t.updated_at, t.started_at, t.completed_at);
+      }
+    },
+    async linkDependencies(links, unfinished) {
+      for (const link of links) insertDependency.run(link.dependencySeq, link.dependentSeq);
+      for (const task of unfinished) setUnfinished.run(task.count, task.seq);
+    },
+    async insertEvents(events) {
+      for (const e of events) {
+        insertEvent.run(e.event_id, e.task_seq, e.project_id, e.task_id, e.type, e.at, e.agent_id, e.from_status, e.to_status, canonicalJson(e.details));
+      }
+    },
+    async insertReservations(reservations) {
+      for (const r of reservations) {
+        insertReservation.run(r.reservation_id, r.project_id, r.artifact_type, r.first_number, r.count, r.created_at, r.expires_at);
+      }
+    },
+    // seq and event_id are INTEGER PRIMARY KEYs: SQLite continues after the highest by itself.
+    async setCounters(counters) {
+      for (const c of counters) insertCounter.run(c.project_id, c.artifact_type, c.last_assigned_id);
+    },
+  };
+}
+
+/** `task-tracker restore` on SQLite: all or nothing, into a database that holds nothing yet. */
+export async function restoreSqlite(db: Database, lines: AsyncIterable<NumberedLine>): Promise<DumpCounts> {
+  const target = restoreTarget(db);
+  db.run("BEGIN IMMEDIATE");
+  try {
+    const held = countRows(db);
+    if (held.tasks + held.events + held.counters + held.reservations > 0) throw notEmpty(held, `The database ${db.filename}`);
+    const counts = await loadDump(lines, target);
+    db.run("COMMIT");
+    return counts;
+  } catch (error) {
+    if (db.inTransaction) db.run("ROLLBACK");
+    throw error;
+  } finally {
+    target.finalize();
+  }
+}
