@@ -278,23 +278,38 @@ if (onPostgres)
       });
 
       test("a request that died in its transaction leaves its key free at once", async () => {
-        const storage = await open();
-        // An instance killed between taking the key and committing: its uncommitted row and session.
-        const doomed = new SQL(schema.url, { max: 1 });
+        const [doomed, survivor] = await Promise.all([open(), open()]);
+        await doomed.allocateId("p", "US");
+        // Hold the counter row, so the doomed request stops inside its transaction, holding the key.
+        const blocker = new SQL(schema.url, { max: 1 });
         const holding = Promise.withResolvers<void>();
-        const doomedWrite = doomed
-          .begin(async (tx) => {
-            await tx`INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, created_at) VALUES ('s', 'k', 'f', now())`;
-            holding.resolve();
-            await tx`SELECT pg_sleep(30)`;
-          })
-          .catch(() => "killed");
+        const release = Promise.withResolvers<void>();
+        const blocked = blocker.begin(async (tx) => {
+          await tx`SELECT * FROM id_counters FOR UPDATE`;
+          holding.resolve();
+          await release.promise;
+        });
         await holding.promise;
-        const waiting = storage.allocateId("p", "US", { claim: await claim(storage, "k"), respond });
-        await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()`;
+        const doomedWrite = doomed.allocateId("p", "US", { claim: await claim(doomed, "k"), respond }).catch(() => "killed");
+        const waitingOn = async (text: string) => {
+          for (;;) {
+            const [row] = await admin<{ pid: number }[]>`
+              SELECT pid FROM pg_stat_activity WHERE wait_event_type IN ('Lock', 'Advisory') AND query LIKE ${`%${text}%`}
+                AND query NOT LIKE '%pg_stat_activity%'`;
+            if (row) return row.pid;
+            await Bun.sleep(10);
+          }
+        };
+        const doomedPid = await waitingOn("id_counters");
+        const survivorWrite = survivor.allocateId("p", "US", { claim: await claim(survivor, "k"), respond });
+        await waitingOn("pg_advisory_xact_lock"); // the twin waits for the key
+        // kill -9 of the doomed instance, as the database sees it: its session ends.
+        await admin`SELECT pg_terminate_backend(${doomedPid})`;
         expect(await doomedWrite).toBe("killed");
-        expect(await waiting).toBe(1);
-        await doomed.close();
+        release.resolve();
+        await blocked;
+        expect(await survivorWrite).toBe(2);
+        await blocker.close();
       });
 
       test("a claim whose process died is no claim at all", async () => {

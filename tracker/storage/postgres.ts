@@ -13,9 +13,9 @@
 //   can complete (and miss the new dependents) before the batch commits.
 // - Leases: lease_expires_at is the database's now() plus the lease; expireLeases takes the
 //   expired rows FOR UPDATE SKIP LOCKED, so instances sweeping at once never expire one claim twice.
-// - Idempotency: one commit per write. Its transaction first inserts the key's row (a twin on
-//   another instance waits on that uncommitted row), then does the effect, then stores the
-//   response on the row. A twin that finds a committed row replays it (StoredResponseReplay).
+// - Idempotency: one commit per write. Its transaction first takes the key's advisory lock (a twin
+//   on another instance waits for it) and reads the key's row, then does the effect, then writes
+//   the row with its response. A twin that finds the row replays it (StoredResponseReplay).
 // - The live stream: each write NOTIFYs the IDs of its events in its own transaction (delivered at
 //   commit); every instance LISTENs on a connection of its own and reads those events.
 //
@@ -182,8 +182,8 @@ interface ReservationRow {
 
 interface StoredKeyRow {
   fingerprint: string;
-  response_status: number | null;
-  response_body: string | null;
+  response_status: number;
+  response_body: string;
   created_at: Date;
 }
 
@@ -323,6 +323,9 @@ const EXPIRE_BATCH_SIZE = 500;
 const MAX_NOTIFY_PAYLOAD = 7000;
 /** Event IDs remembered as delivered, so a catch-up after a reconnect repeats none. */
 const DELIVERED_MEMORY = 10_000;
+
+/** Keeps the advisory locks of Idempotency-Keys apart from any other use of hashtextextended. */
+const IDEMPOTENCY_LOCK_SEED = 20_261_201;
 
 /** Serializes schema changes of instances that start at once: a fixed key of pg_advisory_xact_lock. */
 const SCHEMA_LOCK_KEY = 7_446_812_203;
@@ -520,7 +523,7 @@ export class PostgresStorage implements Storage {
         const changes: Changes = [];
         if (idempotency) await this.takeKey(tx, idempotency.claim, claimed!);
         const result = await work(tx, changes);
-        if (idempotency) await this.storeResponse(tx, idempotency.claim, idempotency.respond(result));
+        if (idempotency) await this.storeResponse(tx, idempotency.claim, claimed!, idempotency.respond(result));
         const heard = await this.insertEvents(tx, changes);
         await this.notify(tx, heard);
         return { result, heard };
@@ -540,31 +543,34 @@ export class PostgresStorage implements Storage {
   // Idempotency-Keys inside a write.
 
   /**
-   * Inserts the key's row (or takes over one past the retention). If a twin on another instance
-   * holds the row uncommitted, this waits for it; if its row is committed, this write is over: the
-   * same request replays the stored response, another one is a mismatch.
+   * Takes the key's lock for the rest of the transaction: a twin on another instance holding it
+   * makes this wait until the twin commits or rolls back. Then reads the key's row (sent with the
+   * lock, so one round trip; it runs once the lock is held and sees what the twin committed): a
+   * stored answer ends this write before its effect, replayed (StoredResponseReplay) or, for
+   * another request, a mismatch. An advisory lock rather than the key's row, so that the row is
+   * written once, with its response.
    */
   private async takeKey(tx: TransactionSQL, claim: IdempotencyClaim, claimed: ClaimedKey): Promise<void> {
-    const { scope, key } = claim;
-    const taken = await tx`
-      INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, created_at)
-      VALUES (${scope}, ${key}, ${claimed.fingerprint}, ${claimed.claimedAt})
-      ON CONFLICT (scope, idempotency_key) DO UPDATE
-        SET fingerprint = excluded.fingerprint, created_at = excluded.created_at,
-            response_status = NULL, response_body = NULL
-        WHERE idempotency_keys.created_at <= ${claimed.expiredBefore}`;
-    if (taken.count === 1) return;
-    const [row] = await tx<StoredKeyRow[]>`
-      SELECT fingerprint, response_status, response_body, created_at FROM idempotency_keys
-      WHERE scope = ${scope} AND idempotency_key = ${key}`;
-    if (row!.fingerprint !== claimed.fingerprint) throw idempotencyMismatch();
-    throw new StoredResponseReplay({ status: row!.response_status!, body: row!.response_body ?? "" });
+    const [, [row]] = await Promise.all([
+      tx`SELECT pg_advisory_xact_lock(hashtextextended(${`${claim.scope}\n${claim.key}`}, ${IDEMPOTENCY_LOCK_SEED}))`,
+      tx<StoredKeyRow[]>`
+        SELECT fingerprint, response_status, response_body, created_at FROM idempotency_keys
+        WHERE scope = ${claim.scope} AND idempotency_key = ${claim.key}`,
+    ]);
+    if (row && row.created_at.getTime() > claimed.expiredBefore.getTime()) throw answered(row, claimed);
   }
 
-  private async storeResponse(tx: TransactionSQL, claim: IdempotencyClaim, response: StoredResponse): Promise<void> {
-    await tx`
-      UPDATE idempotency_keys SET response_status = ${response.status}, response_body = ${response.body}
+  /**
+   * Stores the response under the key, in the transaction of the effect. Under the key's lock no
+   * twin can have written meanwhile, save a 4xx stored without it (saveIdempotentResponse): then that
+   * answer stands, and the effect is rolled back.
+   */
+  private async storeResponse(tx: TransactionSQL, claim: IdempotencyClaim, claimed: ClaimedKey, response: StoredResponse): Promise<void> {
+    if ((await putResponse(tx, claim, claimed, response)) === 1) return;
+    const [row] = await tx<StoredKeyRow[]>`
+      SELECT fingerprint, response_status, response_body, created_at FROM idempotency_keys
       WHERE scope = ${claim.scope} AND idempotency_key = ${claim.key}`;
+    throw answered(row!, claimed);
   }
 
   // -------------------------------------------------------------------------
@@ -1249,30 +1255,22 @@ export class PostgresStorage implements Storage {
   async claimIdempotencyKey(request: IdempotencyRequest): Promise<IdempotencyOutcome> {
     const busy = this.inFlight.busy(request);
     if (busy) return { outcome: busy };
-    // A committed row holds its response (no in-flight markers any more): replay it, or refuse.
+    // A row holds its response (there are no in-flight markers): replay it, or refuse.
     const [row] = await this.statement(
       (sql) => sql<StoredKeyRow[]>`
         SELECT fingerprint, response_status, response_body, created_at FROM idempotency_keys
         WHERE scope = ${request.scope} AND idempotency_key = ${request.key}`,
     );
-    const live = row && row.response_status !== null && row.created_at.getTime() > request.now.getTime() - request.retentionMs;
+    const live = row && row.created_at.getTime() > request.now.getTime() - request.retentionMs;
     if (live && row.fingerprint !== request.fingerprint) return { outcome: "mismatch" };
-    if (live) return { outcome: "replay", response: { status: row.response_status!, body: row.response_body ?? "" } };
+    if (live) return { outcome: "replay", response: { status: row.response_status, body: row.response_body } };
     return { outcome: "claimed", claim: this.inFlight.claim(request) };
   }
 
   async saveIdempotentResponse(claim: IdempotencyClaim, response: StoredResponse): Promise<void> {
     const claimed = this.inFlight.current(claim);
     // A twin on another instance may have stored its answer meanwhile: then that one stands.
-    await this.statement(
-      (sql) => sql`
-        INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, response_status, response_body, created_at)
-        VALUES (${claim.scope}, ${claim.key}, ${claimed.fingerprint}, ${response.status}, ${response.body}, ${claimed.claimedAt})
-        ON CONFLICT (scope, idempotency_key) DO UPDATE
-          SET fingerprint = excluded.fingerprint, response_status = excluded.response_status,
-              response_body = excluded.response_body, created_at = excluded.created_at
-          WHERE idempotency_keys.created_at <= ${claimed.expiredBefore}`,
-    );
+    await this.statement((sql) => putResponse(sql, claim, claimed, response));
     this.inFlight.release(claim);
   }
 
@@ -1321,6 +1319,27 @@ export class PostgresStorage implements Storage {
     this.listeners.clear();
     await Promise.all([this.pool.close({ timeout: 5 }), this.listenConnection?.close({ timeout: 1 })]);
   }
+}
+
+/** What a key's stored row means for a request of `claimed`'s fingerprint. */
+function answered(row: StoredKeyRow, claimed: ClaimedKey): Error {
+  if (row.fingerprint !== claimed.fingerprint) return idempotencyMismatch();
+  return new StoredResponseReplay({ status: row.response_status, body: row.response_body });
+}
+
+/**
+ * Writes the key's row with its response, or takes over a row past the retention; returns 0 when a
+ * younger row (another request's answer) is there, which it leaves alone.
+ */
+async function putResponse(sql: SQL | TransactionSQL, claim: IdempotencyClaim, claimed: ClaimedKey, response: StoredResponse): Promise<number> {
+  const written = await sql`
+    INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, response_status, response_body, created_at)
+    VALUES (${claim.scope}, ${claim.key}, ${claimed.fingerprint}, ${response.status}, ${response.body}, ${claimed.claimedAt})
+    ON CONFLICT (scope, idempotency_key) DO UPDATE
+      SET fingerprint = excluded.fingerprint, response_status = excluded.response_status,
+          response_body = excluded.response_body, created_at = excluded.created_at
+      WHERE idempotency_keys.created_at <= ${claimed.expiredBefore}`;
+  return written.count;
 }
 
 /** The one row a ref names, or null; several (no project given): ambiguousTaskId naming their projects. */

@@ -59,4 +59,5 @@ CREATE INDEX reservations_active ON reservations (project_id, expires_at);
 -- No more in-flight markers: a key's row commits with its response. A marker left unanswered by
 -- the first release belonged to a request that is gone (instances are stopped for the upgrade).
 DELETE FROM idempotency_keys WHERE response_status IS NULL;
-ALTER TABLE idempotency_keys DROP COLUMN token, DROP COLUMN lease_until;
+ALTER TABLE idempotency_keys DROP COLUMN token, DROP COLUMN lease_until,
+  ALTER COLUMN response_status SET NOT NULL, ALTER COLUMN response_body SET NOT NULL;

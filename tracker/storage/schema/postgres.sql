@@ -95,15 +95,15 @@ CREATE TABLE reservations (
 -- GET /ids/registry: the reservations not yet expired.
 CREATE INDEX reservations_active ON reservations (project_id, expires_at);
 
--- A row commits only with its response, in the transaction of the request's effect: the write
--- inserts it first (so its twins on other instances wait on the uncommitted row) and fills in the
--- response last. A request still running has no committed row, and one that died left none.
+-- A row is written only with its response, in the transaction of the request's effect, which holds
+-- the key's advisory lock (postgres.ts, takeKey): a request still running has no row (its twins
+-- wait for the lock), and one that died left none.
 CREATE TABLE idempotency_keys (
   scope           text        NOT NULL, -- hex SHA-256 of the API key, never the key
   idempotency_key text        NOT NULL,
   fingerprint     text        NOT NULL, -- hex SHA-256 of method, path and body
-  response_status integer,              -- NULL only inside the transaction that writes the row
-  response_body   text,
+  response_status integer     NOT NULL,
+  response_body   text        NOT NULL,
   created_at      timestamptz NOT NULL,
   PRIMARY KEY (scope, idempotency_key)
 );
