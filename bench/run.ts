@@ -315,7 +315,7 @@ if (listing) {
   print(`6. Listing: GET /tasks (a page of ${listing.page_size}) beside GET /tasks/next, ms, direct HTTP, one project growing; 3 rounds${quick ? " (QUICK: smaller sizes)" : ""}`);
   print(
     table(
-      ["backend", "tasks", "next p50", "p95", "first page p50", "p95", "10 pages deep p50", "p95", "page ÷ next", "noise next/page"],
+      ["backend", "tasks", "next p50", "p95", "first page p50", "p95", "5 pages deep p50", "p95", "page ÷ next", "noise next/page"],
       listing.points.map((p) => [
         p.backend,
         int(p.tasks),

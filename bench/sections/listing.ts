@@ -1,5 +1,5 @@
 // 6. Listing: a page of GET /tasks beside GET /tasks/next as one project grows from 1,000 to 100,000
-// tasks, on SQLite and (when a URL is given) PostgreSQL; the first page and one ten pages deep (keyset
+// tasks, on SQLite and (when a URL is given) PostgreSQL; the first page and one five pages deep (keyset
 // pagination: it should cost the same); and list_tasks through the compiled MCP server.
 import { SQL } from "bun";
 import type { Context } from "../lib/context.ts";
@@ -32,11 +32,11 @@ async function measurePoint(ctx: Context, backend: string, url: string, tasks: n
   const rounds = 3;
   const perRound = ctx.quick ? 100 : 300;
   let cursor: string | null = null;
-  for (let page = 0; page < 10; page++) {
+  for (let page = 0; page < 5; page++) {
     const body: { next_cursor: string | null } = await api(url, "GET", `/tasks?project=${PROJECT}&limit=${PAGE}${cursor ? `&cursor=${cursor}` : ""}`);
     cursor = body.next_cursor;
   }
-  if (!cursor) throw new Error(`listing: fewer than 11 pages of ${PAGE} at ${tasks} tasks`);
+  if (!cursor) throw new Error(`listing: fewer than 6 pages of ${PAGE} at ${tasks} tasks`);
   const deepCursor = cursor;
   const paths = {
     next: `/tasks/next?project=${PROJECT}`,
