@@ -1,9 +1,11 @@
 // 8. Boards: 50 people watching the board while agents work (workload.ts). A board opens as the page
 // does (the projects, the first page of each column) and then holds the live stream GET /events open,
-// reading every event. Runs with and without the boards take turns.
+// reading every event, in a process of its own (board-viewers.ts), as browsers would be. Runs with and
+// without the boards take turns.
 import type { Context } from "../lib/context.ts";
 import { API_KEY, startTrackerProcess } from "../lib/tracker.ts";
-import { api, medianFigures, runWorkload, seed, type WorkloadFigures } from "./workload.ts";
+import { join } from "node:path";
+import { medianFigures, runWorkload, seed, type WorkloadFigures } from "./workload.ts";
 
 export interface BoardsResult {
   boards: number;
@@ -17,39 +19,32 @@ export interface BoardsResult {
 
 const BOARDS = 50;
 
-interface OpenBoard {
-  close(): Promise<void>;
-  events(): number;
-}
-
-async function openBoard(url: string, project: string): Promise<OpenBoard> {
-  await api(url, "GET", "/projects");
-  for (const filter of ["ready=true", "ready=false", "status=in_progress", "status=completed"]) {
-    await api(url, "GET", `/tasks?project=${project}&${filter}&limit=50`);
-  }
-  const abort = new AbortController();
-  const response = await fetch(`${url}/events?project=${project}`, {
-    headers: { authorization: `Bearer ${API_KEY}`, accept: "text/event-stream" },
-    signal: abort.signal,
+/** The 50 viewers, in a process of their own (board-viewers.ts). */
+async function openBoards(url: string, project: string): Promise<{ close(): Promise<number> }> {
+  const child = Bun.spawn(["bun", join(import.meta.dir, "board-viewers.ts"), url, project, String(BOARDS)], {
+    env: { ...process.env, BENCH_API_KEY: API_KEY },
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
   });
-  if (!response.ok || !response.body) throw new Error(`boards: GET /events answered ${response.status}`);
-  let events = 0;
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of response.body!) {
-        const text = decoder.decode(chunk, { stream: true });
-        for (let at = text.indexOf("event: task"); at !== -1; at = text.indexOf("event: task", at + 1)) events++;
-      }
-    } catch {
-      // aborted
-    }
-  })();
+  const reader = child.stdout.getReader();
+  const decoder = new TextDecoder();
+  let output = "";
+  while (!output.includes("ready\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`boards: the viewers' process exited (${await child.exited}) before its streams were open`);
+    output += decoder.decode(value, { stream: true });
+  }
   return {
-    events: () => events,
     async close() {
-      abort.abort();
-      await reading;
+      child.stdin.end();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        output += decoder.decode(value, { stream: true });
+      }
+      if ((await child.exited) !== 0) throw new Error("boards: the viewers' process failed");
+      return Number(output.split("\n").filter(Boolean).at(-1));
     },
   };
 }
@@ -69,11 +64,10 @@ export async function measureBoards(ctx: Context): Promise<BoardsResult> {
         const project = `bench-board-${runIndex++}`;
         await seed(tracker.url, project, "B", perRun);
         ctx.progress(`boards: workload ${boards ? `with ${BOARDS} boards open` : "without boards"} (run ${r + 1}/${repeats})`);
-        const open = boards ? await Promise.all(Array.from({ length: BOARDS }, () => openBoard(tracker.url, project))) : [];
+        const viewers = boards ? await openBoards(tracker.url, project) : undefined;
         const figures = await runWorkload(tracker.url, project, "B", seconds, perRun);
         await Bun.sleep(100); // the last events reach the boards
-        eventsReceived += open.reduce((sum, board) => sum + board.events(), 0);
-        await Promise.all(open.map((board) => board.close()));
+        if (viewers) eventsReceived += await viewers.close();
         (boards ? withBoards : without).push(figures);
       }
     }
