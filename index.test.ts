@@ -4,23 +4,18 @@
  * part spawns the compiled binary (dist/task-tracking-mcp) the way an MCP client does.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { createServer as createNetServer, type Server as NetServer } from "node:net";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer as createNetServer, type Server as NetServer } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import {
   abortableSleep,
   type Config,
   type ConfigSources,
-  type Schedule,
-  type ServeIO,
-  type ServerDeps,
-  type Sleep,
-  type StopSignal,
   createRedactor,
   createServer,
   doctor,
@@ -28,6 +23,11 @@ import {
   everyMs,
   loadConfig,
   main,
+  type Schedule,
+  type ServeIO,
+  type ServerDeps,
+  type Sleep,
+  type StopSignal,
   serve,
   VERSION,
 } from "./index.ts";
@@ -77,10 +77,12 @@ afterAll(() => service.stop(true));
 const routes =
   (table: Record<string, Handler>): Handler =>
   (record, request) =>
-    (table[`${record.method} ${record.path}`] ?? (() => apiError(404, "not_found", `No such endpoint: ${record.method} ${record.path}`)))(record, request);
+    (
+      table[`${record.method} ${record.path}`] ??
+      (() => apiError(404, "not_found", `No such endpoint: ${record.method} ${record.path}`))
+    )(record, request);
 
-const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
-  Response.json(body, { status, headers });
+const json = (body: unknown, status = 200, headers: Record<string, string> = {}) => Response.json(body, { status, headers });
 const apiError = (status: number, code: string, error: string, headers: Record<string, string> = {}) =>
   json({ error, code }, status, headers);
 
@@ -133,7 +135,12 @@ function config(overrides: Partial<Config> = {}): Config {
 }
 
 async function connect(overrides: Partial<Config> = {}, deps: ServerDeps = {}): Promise<Client> {
-  const server = createServer(config(overrides), { writeLog: (line) => logs.push(line), sleep: recordWait, schedule: recordSchedule, ...deps });
+  const server = createServer(config(overrides), {
+    writeLog: (line) => logs.push(line),
+    sleep: recordWait,
+    schedule: recordSchedule,
+    ...deps,
+  });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);
   const client = new Client({ name: "index.test", version: "1.0.0" });
@@ -213,9 +220,16 @@ describe("tools/list", () => {
     const annotations = Object.fromEntries(tools.map((tool) => [tool.name, tool.annotations]));
     expect(annotations.get_next_available_id!.readOnlyHint).toBe(false);
     expect(annotations.update_task_status!.idempotentHint).toBe(true);
-    expect(annotations.list_tasks).toEqual({ readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false });
+    expect(annotations.list_tasks).toEqual({
+      readOnlyHint: true,
+      destructiveHint: false,
+      idempotentHint: true,
+      openWorldHint: false,
+    });
     expect(tools.map((tool) => [tool.name, tool.annotations!.openWorldHint])).toEqual(tools.map((tool) => [tool.name, false]));
-    expect(tools.map((tool) => [tool.name, tool.inputSchema.additionalProperties])).toEqual(tools.map((tool) => [tool.name, false]));
+    expect(tools.map((tool) => [tool.name, tool.inputSchema.additionalProperties])).toEqual(
+      tools.map((tool) => [tool.name, false]),
+    );
     expect(tools.find((tool) => tool.name === "reserve_id_range")!.inputSchema.properties!.count).toMatchObject({
       minimum: 1,
       maximum: 100,
@@ -294,7 +308,11 @@ describe("US-053 acceptance criteria", () => {
 
   test("7: a stopped service gives 'unavailable: Connection refused at <url>'", async () => {
     const port = await closedPort();
-    const result = await call("get_next_task", { project_id: PROJECT }, { url: `http://127.0.0.1:${port}`, displayUrl: `http://127.0.0.1:${port}` });
+    const result = await call(
+      "get_next_task",
+      { project_id: PROJECT },
+      { url: `http://127.0.0.1:${port}`, displayUrl: `http://127.0.0.1:${port}` },
+    );
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe(`Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`);
   });
@@ -383,7 +401,11 @@ describe("errors", () => {
     const { url, server } = await droppingServer();
     let connections = 0;
     server.on("connection", () => connections++);
-    const result = await call("reserve_id_range", { artifact_type: "US", count: 1, project_id: PROJECT }, { url, displayUrl: url });
+    const result = await call(
+      "reserve_id_range",
+      { artifact_type: "US", count: 1, project_id: PROJECT },
+      { url, displayUrl: url },
+    );
     server.close();
     expect(textOf(result)).toBe(`Task Tracking microservice unavailable: Connection reset at ${url}`);
     expect(connections).toBe(4);
@@ -469,7 +491,13 @@ describe("retries", () => {
     });
   }
 
-  for (const [status, code] of [[400, "validation_failed"], [404, "not_found"], [409, "conflict"], [413, "payload_too_large"], [422, "idempotency_mismatch"]] as const) {
+  for (const [status, code] of [
+    [400, "validation_failed"],
+    [404, "not_found"],
+    [409, "conflict"],
+    [413, "payload_too_large"],
+    [422, "idempotency_mismatch"],
+  ] as const) {
     test(`${status} ${code} is never retried`, async () => {
       handler = () => apiError(status, code, `a ${code} sentence`);
       const result = await call("reserve_id_range", { artifact_type: "US", count: 3, project_id: PROJECT });
@@ -488,7 +516,10 @@ describe("retries", () => {
   test("Retry-After on every answer still stops after 3 retries", async () => {
     handler = () => apiError(429, "busy", "slow down", { "retry-after": "0" });
     const result = await call("reserve_id_range", { artifact_type: "US", count: 1, project_id: PROJECT });
-    expect({ text: textOf(result), requests: seen.length }).toEqual({ text: "Task Tracking API error: 429 - slow down", requests: 4 });
+    expect({ text: textOf(result), requests: seen.length }).toEqual({
+      text: "Task Tracking API error: 429 - slow down",
+      requests: 4,
+    });
   });
 
   test("a timed-out attempt is retried and a later answer is returned", async () => {
@@ -499,7 +530,8 @@ describe("retries", () => {
   });
 
   test("every retry of one call carries the same Idempotency-Key; the next call a fresh one", async () => {
-    handler = () => (seen.length % 3 === 0 ? json({ success: true, tasks_added: 1, task_ids: ["T-1"] }, 201) : apiError(502, "x", "bad gateway"));
+    handler = () =>
+      seen.length % 3 === 0 ? json({ success: true, tasks_added: 1, task_ids: ["T-1"] }, 201) : apiError(502, "x", "bad gateway");
     const args = { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }] };
     const client = await connect();
     await client.callTool({ name: "add_task", arguments: args });
@@ -524,7 +556,10 @@ describe("retries", () => {
     await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT } });
     await client.callTool({ name: "get_next_available_id", arguments: { artifact_type: "US", project_id: PROJECT } });
     await client.callTool({ name: "reserve_id_range", arguments: { artifact_type: "US", count: 1, project_id: PROJECT } });
-    await client.callTool({ name: "add_task", arguments: { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }] } });
+    await client.callTool({
+      name: "add_task",
+      arguments: { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }] },
+    });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "T-1", status: "in_progress" } });
     expect(seen.map((record) => [record.method, record.path, "idempotency-key" in record.headers])).toEqual([
       ["GET", "/tasks/next", false],
@@ -539,9 +574,13 @@ describe("retries", () => {
     handler = (record) => record.aborted.then(() => json({}));
     const client = await connect();
     const controller = new AbortController();
-    const pending = client.callTool({ name: "get_next_available_id", arguments: { artifact_type: "US", project_id: PROJECT } }, undefined, {
-      signal: controller.signal,
-    });
+    const pending = client.callTool(
+      { name: "get_next_available_id", arguments: { artifact_type: "US", project_id: PROJECT } },
+      undefined,
+      {
+        signal: controller.signal,
+      },
+    );
     await until(() => seen.length > 0);
     controller.abort();
     await expect(pending).rejects.toThrow();
@@ -561,7 +600,9 @@ describe("retries", () => {
     };
     const client = await connect({}, { sleep: realSleep });
     const controller = new AbortController();
-    const pending = client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT } }, undefined, { signal: controller.signal });
+    const pending = client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT } }, undefined, {
+      signal: controller.signal,
+    });
     await until(() => waiting);
     controller.abort();
     await expect(pending).rejects.toThrow();
@@ -604,7 +645,8 @@ describe("get_next_task with claim", () => {
     const second = task({ task_id: "TASK-052" });
     handler = (record) => {
       if (record.method === "GET") return json({ task: seen.length === 1 ? task() : second });
-      if (record.path === "/tasks/TASK-051/status") return apiError(400, "invalid_transition", "cannot change TASK-051 from in_progress to in_progress");
+      if (record.path === "/tasks/TASK-051/status")
+        return apiError(400, "invalid_transition", "cannot change TASK-051 from in_progress to in_progress");
       return json({ updated_task: { ...second, status: "in_progress" } });
     };
     const result = await call("get_next_task", { project_id: PROJECT, claim: true });
@@ -634,7 +676,8 @@ describe("get_next_task with claim", () => {
   });
 
   test("a 400 that is not invalid_transition is no lost race: it is reported, not retried", async () => {
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(400, "validation_failed", "completion_notes is too long"));
+    handler = (record) =>
+      record.method === "GET" ? json({ task: task() }) : apiError(400, "validation_failed", "completion_notes is too long");
     const result = await call("get_next_task", { project_id: PROJECT, claim: true });
     expect(textOf(result)).toBe("Invalid status transition: completion_notes is too long");
     expect(seen).toHaveLength(2);
@@ -713,7 +756,11 @@ describe("logs", () => {
 
   test("long params are cut", async () => {
     handler = () => json({ success: true, tasks_added: 200, task_ids: [] }, 201);
-    const tasks = Array.from({ length: 200 }, (_, i) => ({ task_id: `T-${i}`, project_id: PROJECT, description: "d".repeat(100) }));
+    const tasks = Array.from({ length: 200 }, (_, i) => ({
+      task_id: `T-${i}`,
+      project_id: PROJECT,
+      description: "d".repeat(100),
+    }));
     await call("add_task", { tasks });
     const params = logLines()[0]!.params as string;
     expect(params).toEndWith("…(cut)");
@@ -819,23 +866,33 @@ describe("configuration", () => {
   test("a key file that cannot be read, or holds nothing usable, is named, never its contents", () => {
     files["/run/secrets/empty"] = " \n";
     files["/run/secrets/quoted"] = "\u201csecret-with-quotes\u201d";
-    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: "/x/y" }, sources)).toThrow("TASK_TRACKING_API_KEY_FILE /x/y cannot be read: no such file");
-    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: "/run/secrets/empty" }, sources)).toThrow("TASK_TRACKING_API_KEY_FILE /run/secrets/empty is empty");
+    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: "/x/y" }, sources)).toThrow(
+      "TASK_TRACKING_API_KEY_FILE /x/y cannot be read: no such file",
+    );
+    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: "/run/secrets/empty" }, sources)).toThrow(
+      "TASK_TRACKING_API_KEY_FILE /run/secrets/empty is empty",
+    );
     let message = "";
     try {
       loadConfig({ TASK_TRACKING_API_KEY_FILE: "/run/secrets/quoted" }, sources);
     } catch (error) {
       message = (error as Error).message;
     }
-    expect(message).toBe("TASK_TRACKING_API_KEY_FILE /run/secrets/quoted must hold printable ASCII characters; look for quotes or other characters pasted with it");
+    expect(message).toBe(
+      "TASK_TRACKING_API_KEY_FILE /run/secrets/quoted must hold printable ASCII characters; look for quotes or other characters pasted with it",
+    );
   });
 
   test("a real directory given as the key file is named as such", () => {
-    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: tmpdir() })).toThrow(`TASK_TRACKING_API_KEY_FILE ${tmpdir()} cannot be read: it is a directory`);
+    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: tmpdir() })).toThrow(
+      `TASK_TRACKING_API_KEY_FILE ${tmpdir()} cannot be read: it is a directory`,
+    );
   });
 
   test("with neither the key nor the file, the sentence of criterion 10", () => {
-    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: "${KEY_FILE}" }, sources)).toThrow("TASK_TRACKING_API_KEY environment variable not set");
+    expect(() => loadConfig({ TASK_TRACKING_API_KEY_FILE: "${KEY_FILE}" }, sources)).toThrow(
+      "TASK_TRACKING_API_KEY environment variable not set",
+    );
   });
 
   const bad: [Record<string, string>, string][] = [
@@ -851,8 +908,14 @@ describe("configuration", () => {
     [{ TASK_TRACKING_LEASE_SECONDS: "3601" }, "TASK_TRACKING_LEASE_SECONDS must be a whole number of seconds from 5 to 3600"],
     [{ TASK_TRACKING_LEASE_SECONDS: "2m" }, "TASK_TRACKING_LEASE_SECONDS must be a whole number of seconds from 5 to 3600"],
     [{ TASK_TRACKING_PROJECT: "my project" }, "TASK_TRACKING_PROJECT must be a project ID"],
-    [{ TASK_TRACKING_URL: "http://127.0.0.1:8080/?x=1" }, "TASK_TRACKING_URL must be the service's base URL, without a query or fragment"],
-    [{ TASK_TRACKING_URL: "http://127.0.0.1:8080/#top" }, "TASK_TRACKING_URL must be the service's base URL, without a query or fragment"],
+    [
+      { TASK_TRACKING_URL: "http://127.0.0.1:8080/?x=1" },
+      "TASK_TRACKING_URL must be the service's base URL, without a query or fragment",
+    ],
+    [
+      { TASK_TRACKING_URL: "http://127.0.0.1:8080/#top" },
+      "TASK_TRACKING_URL must be the service's base URL, without a query or fragment",
+    ],
     [{ TASK_TRACKING_API_KEY: "\u201ckey-pasted-with-quotes\u201d" }, "TASK_TRACKING_API_KEY must be printable ASCII characters"],
     [{ TASK_TRACKING_API_KEY: "${TASK_TRACKING_API_KEY}" }, "TASK_TRACKING_API_KEY environment variable not set"],
   ];
@@ -863,7 +926,9 @@ describe("configuration", () => {
   }
 
   test("a ${VAR} the MCP client did not expand counts as unset", () => {
-    expect(loadConfig({ ...base, TASK_TRACKING_URL: "${TASK_TRACKING_URL}", TASK_TRACKING_AGENT_ID: "${AGENT}" }, sources)).toMatchObject({
+    expect(
+      loadConfig({ ...base, TASK_TRACKING_URL: "${TASK_TRACKING_URL}", TASK_TRACKING_AGENT_ID: "${AGENT}" }, sources),
+    ).toMatchObject({
       url: "http://localhost:8080",
       agentId: "build-host-4242", // the default, as if unset
     });
@@ -924,14 +989,20 @@ describe("409s as sentences a model can act on", () => {
     test(`409 ${code} reads as TOOLS.md says, and is not retried`, async () => {
       handler = () => apiError(409, code, sentence);
       const result = await call("update_task_status", { task_id: "TASK-001", status: "completed" });
-      expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({ isError: true, text, requests: 1 });
+      expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({
+        isError: true,
+        text,
+        requests: 1,
+      });
     });
   }
 
   test("409 idempotency_in_flight is retried with the same Idempotency-Key until the first request's answer comes", async () => {
     const reservation = { reservation_id: "r-1", reserved_ids: ["US-001"], expires_at: "2026-12-01T13:00:00.000Z" };
     handler = () =>
-      seen.length < 3 ? apiError(409, "idempotency_in_flight", "A request with this Idempotency-Key is still running") : json(reservation, 201);
+      seen.length < 3
+        ? apiError(409, "idempotency_in_flight", "A request with this Idempotency-Key is still running")
+        : json(reservation, 201);
     const result = await call("reserve_id_range", { artifact_type: "US", count: 1, project_id: PROJECT });
     expect(result.structuredContent).toEqual(reservation);
     expect(waits).toEqual([100, 200]);
@@ -984,9 +1055,15 @@ describe("update_task_status and projects", () => {
     const client = await connect();
     await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-060", status: "in_progress", project_id: "web" } });
+    await client.callTool({
+      name: "update_task_status",
+      arguments: { task_id: "TASK-060", status: "in_progress", project_id: "web" },
+    });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-060", status: "completed" } });
-    await client.callTool({ name: "add_task", arguments: { tasks: [{ task_id: "TASK-070", project_id: "api", description: "x" }] } });
+    await client.callTool({
+      name: "add_task",
+      arguments: { tasks: [{ task_id: "TASK-070", project_id: "api", description: "x" }] },
+    });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-070", status: "in_progress" } });
     expect(seen.filter((record) => record.method === "PUT").map((record) => [record.path, record.query])).toEqual([
       ["/tasks/TASK-051/status", { project: PROJECT }],
@@ -1000,8 +1077,14 @@ describe("update_task_status and projects", () => {
   test("a task ID this server saw in two projects is sent without a project: the service decides", async () => {
     handler = answer;
     const client = await connect();
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress", project_id: "api" } });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress", project_id: "web" } });
+    await client.callTool({
+      name: "update_task_status",
+      arguments: { task_id: "TASK-051", status: "in_progress", project_id: "api" },
+    });
+    await client.callTool({
+      name: "update_task_status",
+      arguments: { task_id: "TASK-051", status: "in_progress", project_id: "web" },
+    });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
     expect(seen.map((record) => record.query)).toEqual([{ project: "api" }, { project: "web" }, {}]);
   });
@@ -1025,7 +1108,10 @@ describe("update_task_status and projects", () => {
     await client.callTool({ name: "add_task", arguments: { tasks } });
     await client.callTool({ name: "get_next_task", arguments: { project_id: "web", claim: true } });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
-    expect(seen.filter((record) => record.method === "PUT").map((record) => record.query)).toEqual([{ project: "web" }, { project: "web" }]);
+    expect(seen.filter((record) => record.method === "PUT").map((record) => record.query)).toEqual([
+      { project: "web" },
+      { project: "web" },
+    ]);
   });
 });
 
@@ -1056,8 +1142,24 @@ describe("list_tasks", () => {
     ]);
     expect(result.structuredContent).toEqual({
       tasks: [
-        { task_id: "TASK-001", status: "pending", priority: "high", description: "Implement X", depends_on: ["TASK-000"], claimed_by: null, lease_expires_at: null },
-        { task_id: "TASK-003", status: "pending", priority: "low", description: "Write the README", depends_on: [], claimed_by: null, lease_expires_at: null },
+        {
+          task_id: "TASK-001",
+          status: "pending",
+          priority: "high",
+          description: "Implement X",
+          depends_on: ["TASK-000"],
+          claimed_by: null,
+          lease_expires_at: null,
+        },
+        {
+          task_id: "TASK-003",
+          status: "pending",
+          priority: "low",
+          description: "Write the README",
+          depends_on: [],
+          claimed_by: null,
+          lease_expires_at: null,
+        },
         {
           task_id: "TASK-002",
           status: "in_progress",
@@ -1085,14 +1187,27 @@ describe("list_tasks", () => {
     const client = await connect();
     const plain = (await client.callTool({ name: "list_tasks", arguments: { project_id: PROJECT } })) as CallToolResult;
     expect(textOf(plain)).toBe("TASK-001 pending high — Implement X (after TASK-000)\nEnd of the list.");
-    const blocked = (await client.callTool({ name: "list_tasks", arguments: { project_id: PROJECT, ready: false } })) as CallToolResult;
+    const blocked = (await client.callTool({
+      name: "list_tasks",
+      arguments: { project_id: PROJECT, ready: false },
+    })) as CallToolResult;
     expect(textOf(blocked)).toBe("TASK-001 pending high blocked — Implement X (after TASK-000)\nEnd of the list.");
   });
 
   test("mine: true asks for this agent's claims; status and cursor pass through; limit defaults to 50", async () => {
     handler = () => json({ tasks: [], next_cursor: null });
-    const result = await call("list_tasks", { project_id: PROJECT, mine: true, status: "in_progress", cursor: "cursor-2" }, { agentId: "agent-7" });
-    expect(seen[0]!.query).toEqual({ project: PROJECT, status: "in_progress", claimed_by: "agent-7", limit: "50", cursor: "cursor-2" });
+    const result = await call(
+      "list_tasks",
+      { project_id: PROJECT, mine: true, status: "in_progress", cursor: "cursor-2" },
+      { agentId: "agent-7" },
+    );
+    expect(seen[0]!.query).toEqual({
+      project: PROJECT,
+      status: "in_progress",
+      claimed_by: "agent-7",
+      limit: "50",
+      cursor: "cursor-2",
+    });
     expect(textOf(result)).toBe(`No task matches in project ${PROJECT}.\nEnd of the list.`);
   });
 
@@ -1117,7 +1232,10 @@ describe("list_tasks", () => {
 // ─── get_next_task on an empty project ─────────────────────────────────────────────────────────
 
 describe("get_next_task finding nothing", () => {
-  const summary = (project_id: string, counts: Partial<Record<"ready" | "blocked" | "in_progress" | "completed", number>> = {}) => ({
+  const summary = (
+    project_id: string,
+    counts: Partial<Record<"ready" | "blocked" | "in_progress" | "completed", number>> = {},
+  ) => ({
     project_id,
     ready: 0,
     blocked: 0,
@@ -1140,15 +1258,21 @@ describe("get_next_task finding nothing", () => {
   });
 
   test("a project with only ID counters has no tasks either; with no other project that is said too", async () => {
-    handler = routes({ "GET /tasks/next": () => json({ task: null }), "GET /projects": () => json({ projects: [summary(PROJECT)] }) });
+    handler = routes({
+      "GET /tasks/next": () => json({ task: null }),
+      "GET /projects": () => json({ projects: [summary(PROJECT)] }),
+    });
     const result = await call("get_next_task", { project_id: PROJECT, claim: true });
-    expect(textOf(result)).toBe(`Project ${PROJECT} has no tasks at all. No other project exists. Check project_id, or add tasks with add_task.`);
+    expect(textOf(result)).toBe(
+      `Project ${PROJECT} has no tasks at all. No other project exists. Check project_id, or add tasks with add_task.`,
+    );
   });
 
   test("a project that has tasks, none of them ready, keeps the plain sentence", async () => {
     handler = routes({
       "GET /tasks/next": () => json({ task: null }),
-      "GET /projects": () => json({ projects: [summary("other", { ready: 2 }), summary(PROJECT, { blocked: 2, in_progress: 1 })] }),
+      "GET /projects": () =>
+        json({ projects: [summary("other", { ready: 2 }), summary(PROJECT, { blocked: 2, in_progress: 1 })] }),
     });
     const result = await call("get_next_task", { project_id: PROJECT });
     expect(textOf(result)).toBe(`No pending task is ready in project ${PROJECT}.`);
@@ -1157,7 +1281,10 @@ describe("get_next_task finding nothing", () => {
   test("a service without GET /projects keeps the plain sentence", async () => {
     handler = routes({ "GET /tasks/next": () => json({ task: null }) });
     const result = await call("get_next_task", { project_id: PROJECT });
-    expect({ isError: result.isError, text: textOf(result) }).toEqual({ isError: undefined, text: `No pending task is ready in project ${PROJECT}.` });
+    expect({ isError: result.isError, text: textOf(result) }).toEqual({
+      isError: undefined,
+      text: `No pending task is ready in project ${PROJECT}.`,
+    });
   });
 });
 
@@ -1181,12 +1308,36 @@ describe("identity and instructions", () => {
 
 describe("unknown arguments", () => {
   const cases: [string, Record<string, unknown>, string][] = [
-    ["get_next_task", { project_id: PROJECT, claim_task: true }, "unknown argument claim_task; get_next_task takes project_id, status_filter, claim"],
-    ["update_task_status", { task_id: "T-1", status: "completed", notes: "x" }, "unknown argument notes; update_task_status takes task_id, status, completion_notes, project_id"],
-    ["list_tasks", { project_id: PROJECT, state: "pending", mine_only: true }, "unknown arguments state, mine_only; list_tasks takes project_id, status, ready, mine, limit, cursor"],
-    ["get_next_available_id", { artifact_type: "US", project_id: PROJECT, count: 2 }, "unknown argument count; get_next_available_id takes artifact_type, project_id"],
-    ["reserve_id_range", { artifact_type: "US", count: 2, project_id: PROJECT, type: "US" }, "unknown argument type; reserve_id_range takes artifact_type, count, project_id"],
-    ["add_task", { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }], project_id: PROJECT }, "unknown argument project_id; add_task takes tasks"],
+    [
+      "get_next_task",
+      { project_id: PROJECT, claim_task: true },
+      "unknown argument claim_task; get_next_task takes project_id, status_filter, claim",
+    ],
+    [
+      "update_task_status",
+      { task_id: "T-1", status: "completed", notes: "x" },
+      "unknown argument notes; update_task_status takes task_id, status, completion_notes, project_id",
+    ],
+    [
+      "list_tasks",
+      { project_id: PROJECT, state: "pending", mine_only: true },
+      "unknown arguments state, mine_only; list_tasks takes project_id, status, ready, mine, limit, cursor",
+    ],
+    [
+      "get_next_available_id",
+      { artifact_type: "US", project_id: PROJECT, count: 2 },
+      "unknown argument count; get_next_available_id takes artifact_type, project_id",
+    ],
+    [
+      "reserve_id_range",
+      { artifact_type: "US", count: 2, project_id: PROJECT, type: "US" },
+      "unknown argument type; reserve_id_range takes artifact_type, count, project_id",
+    ],
+    [
+      "add_task",
+      { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }], project_id: PROJECT },
+      "unknown argument project_id; add_task takes tasks",
+    ],
   ];
   for (const [name, args, sentence] of cases) {
     test(`${name} refuses ${Object.keys(args).at(-1)} by name, with no HTTP call`, async () => {
@@ -1204,14 +1355,35 @@ describe("unknown arguments", () => {
 
 describe("resources", () => {
   const events = [
-    { event_id: 1, project_id: PROJECT, task_id: "TASK-051", type: "created", at: "2026-11-24T21:46:59.123Z", agent_id: null, details: { status: "pending" } },
-    { event_id: 2, project_id: PROJECT, task_id: "TASK-051", type: "claimed", at: "2026-11-24T21:50:00.000Z", agent_id: "agent-7", details: {} },
+    {
+      event_id: 1,
+      project_id: PROJECT,
+      task_id: "TASK-051",
+      type: "created",
+      at: "2026-11-24T21:46:59.123Z",
+      agent_id: null,
+      details: { status: "pending" },
+    },
+    {
+      event_id: 2,
+      project_id: PROJECT,
+      task_id: "TASK-051",
+      type: "claimed",
+      at: "2026-11-24T21:50:00.000Z",
+      agent_id: "agent-7",
+      details: {},
+    },
   ];
   const projects = [
     { project_id: PROJECT, ready: 1, blocked: 2, in_progress: 1, completed: 4, last_change_at: "2026-12-01T10:00:00.000Z" },
     { project_id: "web", ready: 0, blocked: 0, in_progress: 0, completed: 1, last_change_at: "2026-12-01T09:00:00.000Z" },
   ];
-  const held = task({ task_id: "TASK-040", status: "in_progress", claimed_by: "agent-b", lease_expires_at: "2026-12-01T12:00:00.000Z" });
+  const held = task({
+    task_id: "TASK-040",
+    status: "in_progress",
+    claimed_by: "agent-b",
+    lease_expires_at: "2026-12-01T12:00:00.000Z",
+  });
 
   test("two templates: task://{project_id}/{task_id} and project://{project_id}", async () => {
     const client = await connect();
@@ -1242,9 +1414,15 @@ describe("resources", () => {
   test("an unknown task is an error naming it and its project", async () => {
     handler = routes({ "GET /tasks/TASK-999": () => apiError(404, "not_found", "no such row") });
     const client = await connect();
-    await expect(client.readResource({ uri: `task://${PROJECT}/TASK-999` })).rejects.toThrow(`MCP error -32603: Task not found: TASK-999 in project ${PROJECT}`);
+    await expect(client.readResource({ uri: `task://${PROJECT}/TASK-999` })).rejects.toThrow(
+      `MCP error -32603: Task not found: TASK-999 in project ${PROJECT}`,
+    );
     expect(seen).toHaveLength(1);
-    expect(logLines()[0]).toMatchObject({ level: "warn", outcome: "error", error: `Task not found: TASK-999 in project ${PROJECT}` });
+    expect(logLines()[0]).toMatchObject({
+      level: "warn",
+      outcome: "error",
+      error: `Task not found: TASK-999 in project ${PROJECT}`,
+    });
   });
 
   test("a service of the first contract, without the history, gets a sentence that says so", async () => {
@@ -1257,7 +1435,9 @@ describe("resources", () => {
 
   test("a variable that is no valid ID is refused, with no HTTP call", async () => {
     const client = await connect();
-    await expect(client.readResource({ uri: `task://${PROJECT}/bad*id` })).rejects.toThrow("task_id may hold only A-Z a-z 0-9 . _ -");
+    await expect(client.readResource({ uri: `task://${PROJECT}/bad*id` })).rejects.toThrow(
+      "task_id may hold only A-Z a-z 0-9 . _ -",
+    );
     expect(seen).toHaveLength(0);
   });
 
@@ -1265,7 +1445,9 @@ describe("resources", () => {
     handler = routes({
       "GET /projects": () => json({ projects }),
       "GET /tasks": (record) =>
-        record.query.ready === "true" ? json({ tasks: [task()], next_cursor: "more" }) : json({ tasks: [held], next_cursor: null }),
+        record.query.ready === "true"
+          ? json({ tasks: [task()], next_cursor: "more" })
+          : json({ tasks: [held], next_cursor: null }),
     });
     const client = await connect();
     const { contents } = await client.readResource({ uri: `project://${PROJECT}` });
@@ -1273,7 +1455,15 @@ describe("resources", () => {
       project_id: PROJECT,
       counts: { ready: 1, blocked: 2, in_progress: 1, completed: 4, last_change_at: "2026-12-01T10:00:00.000Z" },
       ready: [
-        { task_id: "TASK-051", status: "pending", priority: "high", description: "Implement US-053", depends_on: [], claimed_by: null, lease_expires_at: null },
+        {
+          task_id: "TASK-051",
+          status: "pending",
+          priority: "high",
+          description: "Implement US-053",
+          depends_on: [],
+          claimed_by: null,
+          lease_expires_at: null,
+        },
       ],
       more_ready: true,
       in_progress: [
@@ -1288,7 +1478,12 @@ describe("resources", () => {
         },
       ],
     });
-    expect(seen.filter((record) => record.path === "/tasks").map((record) => record.query).sort((a, b) => (a.ready ?? "").localeCompare(b.ready ?? ""))).toEqual([
+    expect(
+      seen
+        .filter((record) => record.path === "/tasks")
+        .map((record) => record.query)
+        .sort((a, b) => (a.ready ?? "").localeCompare(b.ready ?? "")),
+    ).toEqual([
       { project: PROJECT, status: "in_progress", limit: "500" },
       { project: PROJECT, ready: "true", limit: "20" },
     ]);
@@ -1334,10 +1529,16 @@ describe("resources", () => {
   test("project_id completes from the known projects", async () => {
     handler = routes({ "GET /projects": () => json({ projects }) });
     const client = await connect();
-    const completion = await client.complete({ ref: { type: "ref/resource", uri: "project://{project_id}" }, argument: { name: "project_id", value: "w" } });
+    const completion = await client.complete({
+      ref: { type: "ref/resource", uri: "project://{project_id}" },
+      argument: { name: "project_id", value: "w" },
+    });
     expect(completion.completion.values).toEqual(["web"]);
     handler = routes({});
-    const none = await client.complete({ ref: { type: "ref/resource", uri: "task://{project_id}/{task_id}" }, argument: { name: "project_id", value: "" } });
+    const none = await client.complete({
+      ref: { type: "ref/resource", uri: "task://{project_id}/{task_id}" },
+      argument: { name: "project_id", value: "" },
+    });
     expect(none.completion.values).toEqual([]);
   });
 });
@@ -1354,9 +1555,17 @@ describe("prompts", () => {
   test("work_next_task and plan_goal are listed with their arguments", async () => {
     const client = await connect();
     const { prompts } = await client.listPrompts();
-    expect(prompts.map((prompt) => [prompt.name, prompt.arguments?.map((argument) => [argument.name, argument.required])])).toEqual([
+    expect(
+      prompts.map((prompt) => [prompt.name, prompt.arguments?.map((argument) => [argument.name, argument.required])]),
+    ).toEqual([
       ["work_next_task", [["project_id", true]]],
-      ["plan_goal", [["project_id", true], ["goal", true]]],
+      [
+        "plan_goal",
+        [
+          ["project_id", true],
+          ["goal", true],
+        ],
+      ],
     ]);
   });
 
@@ -1393,7 +1602,13 @@ describe("leases", () => {
   const AGENT = "agent-7";
   const LEASE = "2026-12-01T12:00:00.000Z";
   const leased = (overrides: Record<string, unknown> = {}) =>
-    task({ status: "in_progress", claimed_by: AGENT, started_at: "2026-12-01T11:58:00.000Z", lease_expires_at: LEASE, ...overrides });
+    task({
+      status: "in_progress",
+      claimed_by: AGENT,
+      started_at: "2026-12-01T11:58:00.000Z",
+      lease_expires_at: LEASE,
+      ...overrides,
+    });
   const heartbeats = () => seen.filter((record) => record.path.endsWith("/heartbeat"));
   const tracker = (heartbeat: Handler = () => json({ task: leased({ lease_expires_at: "2026-12-01T12:01:00.000Z" }) })) =>
     routes({
@@ -1427,7 +1642,10 @@ describe("leases", () => {
       attempts: 1,
     });
 
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed", completion_notes: "Done" } });
+    await client.callTool({
+      name: "update_task_status",
+      arguments: { task_id: "TASK-051", status: "completed", completion_notes: "Done" },
+    });
     expect(scheduled[0]!.cancelled).toBe(true);
     scheduled[0]!.tick(); // a tick that was already on its way changes nothing
     await Bun.sleep(0);
@@ -1463,7 +1681,10 @@ describe("leases", () => {
           : json({ updated_task: task({ status: "in_progress", claimed_by: AGENT }) }),
     });
     const client = await connect({ agentId: AGENT });
-    const first = (await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } })) as CallToolResult;
+    const first = (await client.callTool({
+      name: "get_next_task",
+      arguments: { project_id: PROJECT, claim: true },
+    })) as CallToolResult;
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
     expect(first.isError).toBeFalsy();
     expect(seen.filter((record) => record.method === "PUT").map((record) => record.body)).toEqual([
@@ -1478,14 +1699,26 @@ describe("leases", () => {
     handler = routes({
       "GET /tasks/next": () => json({ task: task() }),
       "PUT /tasks/TASK-051/status": (record) => {
-        if (record.query.project) return apiError(400, "validation_failed", "project is not a known query parameter of PUT /tasks/<task_id>/status (it takes none)");
-        if ("lease_seconds" in (record.body as object)) return apiError(400, "validation_failed", "lease_seconds is not a known field");
+        if (record.query.project)
+          return apiError(
+            400,
+            "validation_failed",
+            "project is not a known query parameter of PUT /tasks/<task_id>/status (it takes none)",
+          );
+        if ("lease_seconds" in (record.body as object))
+          return apiError(400, "validation_failed", "lease_seconds is not a known field");
         return json({ updated_task: task({ status: "in_progress", claimed_by: AGENT }) });
       },
     });
     const client = await connect({ agentId: AGENT });
-    const claimed = (await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } })) as CallToolResult;
-    const updated = (await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress", project_id: PROJECT } })) as CallToolResult;
+    const claimed = (await client.callTool({
+      name: "get_next_task",
+      arguments: { project_id: PROJECT, claim: true },
+    })) as CallToolResult;
+    const updated = (await client.callTool({
+      name: "update_task_status",
+      arguments: { task_id: "TASK-051", status: "in_progress", project_id: PROJECT },
+    })) as CallToolResult;
     expect([claimed.isError, updated.isError]).toEqual([undefined, undefined]);
     expect(seen.filter((record) => record.method === "PUT").map((record) => [record.query, record.body])).toEqual([
       [{ project: PROJECT }, { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
@@ -1501,14 +1734,38 @@ describe("leases", () => {
     await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
     scheduled[0]!.tick();
     await until(() => logs.some((line) => line.includes("trying again at the next renewal")));
-    expect({ heartbeats: heartbeats().length, waits, cancelled: scheduled[0]!.cancelled }).toEqual({ heartbeats: 4, waits: [100, 200, 400], cancelled: false });
+    expect({ heartbeats: heartbeats().length, waits, cancelled: scheduled[0]!.cancelled }).toEqual({
+      heartbeats: 4,
+      waits: [100, 200, 400],
+      cancelled: false,
+    });
     expect(new Set(heartbeats().map((record) => record.headers["idempotency-key"])).size).toBe(1);
-    expect(logLines().at(-1)).toMatchObject({ level: "warn", task_id: "TASK-051", error: "Task Tracking API error: 503 - database unreachable" });
+    expect(logLines().at(-1)).toMatchObject({
+      level: "warn",
+      task_id: "TASK-051",
+      error: "Task Tracking API error: 503 - database unreachable",
+    });
   });
 
   const lost: [string, () => Response][] = [
-    ["409 claim_lost", () => apiError(409, "claim_lost", "Your claim on TASK-051 expired at 2026-12-01T12:00:00.000Z; it is pending again: claim it again to go on")],
-    ["409 not_claim_holder", () => apiError(409, "not_claim_holder", "TASK-051 is claimed by agent-b until 2026-12-01T12:30:00.000Z; only its holder can complete, release or renew it")],
+    [
+      "409 claim_lost",
+      () =>
+        apiError(
+          409,
+          "claim_lost",
+          "Your claim on TASK-051 expired at 2026-12-01T12:00:00.000Z; it is pending again: claim it again to go on",
+        ),
+    ],
+    [
+      "409 not_claim_holder",
+      () =>
+        apiError(
+          409,
+          "not_claim_holder",
+          "TASK-051 is claimed by agent-b until 2026-12-01T12:30:00.000Z; only its holder can complete, release or renew it",
+        ),
+    ],
     ["404 Task not found", () => apiError(404, "not_found", `Task not found: TASK-051 in project ${PROJECT}`)],
     ["400 invalid_transition", () => apiError(400, "invalid_transition", "cannot renew TASK-051: it is completed")],
   ];
@@ -1519,21 +1776,31 @@ describe("leases", () => {
       await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
       scheduled[0]!.tick();
       await until(() => scheduled[0]!.cancelled);
-      expect(logLines().at(-1)).toMatchObject({ level: "warn", msg: "lost the claim on TASK-051; no longer renewing it", task_id: "TASK-051" });
+      expect(logLines().at(-1)).toMatchObject({
+        level: "warn",
+        msg: "lost the claim on TASK-051; no longer renewing it",
+        task_id: "TASK-051",
+      });
       expect(heartbeats()).toHaveLength(1);
     });
   }
 
   test("a 404 No such endpoint on heartbeat (the first contract) stops renewing every claim", async () => {
     const base = tracker();
-    handler = (record, request) => (record.path.endsWith("/heartbeat") ? apiError(404, "not_found", `No such endpoint: POST ${record.path}`) : base(record, request));
+    handler = (record, request) =>
+      record.path.endsWith("/heartbeat")
+        ? apiError(404, "not_found", `No such endpoint: POST ${record.path}`)
+        : base(record, request);
     const client = await connect({ agentId: AGENT });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-052", status: "in_progress" } });
     expect(scheduled).toHaveLength(2);
     scheduled[0]!.tick();
     await until(() => scheduled.every((entry) => entry.cancelled));
-    expect(logLines().at(-1)).toMatchObject({ level: "warn", msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed" });
+    expect(logLines().at(-1)).toMatchObject({
+      level: "warn",
+      msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed",
+    });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
     expect(scheduled).toHaveLength(2); // nothing new is scheduled
   });
@@ -1581,7 +1848,8 @@ describe("leases", () => {
           : json({ tasks: [leased()], next_cursor: "page-2" }),
       "POST /tasks/TASK-051/heartbeat": () => json({ task: leased() }),
       "POST /tasks/TASK-052/heartbeat": () => json({ task: leased({ task_id: "TASK-052", project_id: "web" }) }),
-      "PUT /tasks/TASK-052/status": () => json({ updated_task: task({ task_id: "TASK-052", project_id: "web", status: "completed" }) }),
+      "PUT /tasks/TASK-052/status": () =>
+        json({ updated_task: task({ task_id: "TASK-052", project_id: "web", status: "completed" }) }),
     });
     const client = await connect({ agentId: AGENT }, { adoptClaims: true });
     await until(() => heartbeats().length === 2);
@@ -1589,7 +1857,11 @@ describe("leases", () => {
       { claimed_by: AGENT, status: "in_progress", limit: "500" },
       { claimed_by: AGENT, status: "in_progress", limit: "500", cursor: "page-2" },
     ]);
-    expect(heartbeats().map((record) => [record.path, record.query]).sort()).toEqual([
+    expect(
+      heartbeats()
+        .map((record) => [record.path, record.query])
+        .sort(),
+    ).toEqual([
       ["/tasks/TASK-051/heartbeat", { project: PROJECT }],
       ["/tasks/TASK-052/heartbeat", { project: "web" }],
     ]);
@@ -1605,7 +1877,10 @@ describe("leases", () => {
 
   test("a service that cannot be reached at start is a warn line, not a crash", async () => {
     const port = await closedPort();
-    const client = await connect({ agentId: AGENT, url: `http://127.0.0.1:${port}`, displayUrl: `http://127.0.0.1:${port}` }, { adoptClaims: true });
+    const client = await connect(
+      { agentId: AGENT, url: `http://127.0.0.1:${port}`, displayUrl: `http://127.0.0.1:${port}` },
+      { adoptClaims: true },
+    );
     await until(() => logs.some((line) => line.includes("could not adopt")));
     expect(logLines().at(-1)).toMatchObject({
       level: "warn",
@@ -1641,16 +1916,34 @@ describe("serve", () => {
       schedule: recordSchedule,
       ...io,
     });
-    type Answer = { id?: number; result?: { content?: { text: string }[]; isError?: boolean; tools?: unknown[] }; error?: unknown };
-    const answers = () => out.split("\n").filter(Boolean).map((line) => JSON.parse(line) as Answer);
-    const send = (message: unknown) => stdin.write(JSON.stringify(message) + "\n");
+    type Answer = {
+      id?: number;
+      result?: { content?: { text: string }[]; isError?: boolean; tools?: unknown[] };
+      error?: unknown;
+    };
+    const answers = () =>
+      out
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Answer);
+    const send = (message: unknown) => stdin.write(`${JSON.stringify(message)}\n`);
     const initialize = () => {
-      send({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+      send({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+      });
       send({ jsonrpc: "2.0", method: "notifications/initialized" });
     };
     return { stdin, send, initialize, answers, signals, exits, exitCode };
   }
-  const nextTaskCall = { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "get_next_task", arguments: { project_id: PROJECT } } };
+  const nextTaskCall = {
+    jsonrpc: "2.0",
+    id: 2,
+    method: "tools/call",
+    params: { name: "get_next_task", arguments: { project_id: PROJECT } },
+  };
   const emptyPage = () => json({ tasks: [], next_cursor: null });
 
   test("closing stdin lets the call in flight finish and be answered, then exits 0, once", async () => {
@@ -1668,7 +1961,11 @@ describe("serve", () => {
     expect(server.answers().map((answer) => answer.id)).toEqual([1, 2]);
     expect(JSON.parse(server.answers()[1]!.result!.content![0]!.text)).toEqual({ task: task() });
     expect(server.exits).toEqual([0]);
-    expect(logLines().map((line) => line.msg).filter(Boolean)).toContain(`task-tracking-mcp ${VERSION} ready`);
+    expect(
+      logLines()
+        .map((line) => line.msg)
+        .filter(Boolean),
+    ).toContain(`task-tracking-mcp ${VERSION} ready`);
   });
 
   test("SIGINT, SIGTERM and SIGHUP are each a way to stop; SIGTERM exits 0", async () => {
@@ -1699,8 +1996,14 @@ describe("serve", () => {
     const listing = new Promise<void>((resolve) => (listed = resolve));
     handler = routes({
       "GET /tasks": () =>
-        listing.then(() => json({ tasks: [task({ status: "in_progress", claimed_by: "agent-9", lease_expires_at: "2026-12-01T12:00:00.000Z" })], next_cursor: null })),
-      "POST /tasks/TASK-051/heartbeat": () => json({ task: task({ status: "in_progress", claimed_by: "agent-9", lease_expires_at: "2026-12-01T12:02:00.000Z" }) }),
+        listing.then(() =>
+          json({
+            tasks: [task({ status: "in_progress", claimed_by: "agent-9", lease_expires_at: "2026-12-01T12:00:00.000Z" })],
+            next_cursor: null,
+          }),
+        ),
+      "POST /tasks/TASK-051/heartbeat": () =>
+        json({ task: task({ status: "in_progress", claimed_by: "agent-9", lease_expires_at: "2026-12-01T12:02:00.000Z" }) }),
     });
     const server = await start({ agentId: "agent-9" });
     server.initialize();
@@ -1717,12 +2020,14 @@ describe("serve", () => {
   test("an oversized line is dropped with a warn line, a malformed one ignored, and serving goes on", async () => {
     handler = routes({ "GET /tasks": emptyPage });
     const server = await start({}, { maxStdinLineBytes: 300 });
-    server.stdin.write("x".repeat(400) + "\n");
+    server.stdin.write(`${"x".repeat(400)}\n`);
     server.stdin.write("{not json\n");
     server.initialize();
     await until(() => server.answers().length === 1);
     expect(server.answers()[0]!.id).toBe(1);
-    expect(logLines().map((line) => line.msg)).toContain("dropped a message of 401 bytes from the client: over the 300-byte limit");
+    expect(logLines().map((line) => line.msg)).toContain(
+      "dropped a message of 401 bytes from the client: over the 300-byte limit",
+    );
     expect(logLines().some((line) => String(line.msg).startsWith("ignored a malformed message from the client"))).toBe(true);
     server.stdin.end();
     expect(await server.exitCode).toBe(0);
@@ -1732,7 +2037,11 @@ describe("serve", () => {
 // ─── doctor and the command line, in process ───────────────────────────────────────────────────
 
 describe("doctor", () => {
-  const env = (overrides: Record<string, string> = {}) => ({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: serviceUrl, ...overrides });
+  const env = (overrides: Record<string, string> = {}) => ({
+    TASK_TRACKING_API_KEY: API_KEY,
+    TASK_TRACKING_URL: serviceUrl,
+    ...overrides,
+  });
 
   test("all well: three ticks and exit code 0, never the key", async () => {
     handler = (record) => (record.path === "/healthz" ? json({ status: "ok", version: "9.9.9" }) : json({ task: null }));
@@ -1756,8 +2065,12 @@ describe("doctor", () => {
   test("an unreachable service is named as the problem", async () => {
     const port = await closedPort();
     const lines: string[] = [];
-    expect(await doctor(env({ TASK_TRACKING_URL: `http://127.0.0.1:${port}` }), (line) => lines.push(line), { sleep: recordWait })).toBe(1);
-    expect(lines.find((line) => line.startsWith("✗"))).toBe(`✗ service: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`);
+    expect(
+      await doctor(env({ TASK_TRACKING_URL: `http://127.0.0.1:${port}` }), (line) => lines.push(line), { sleep: recordWait }),
+    ).toBe(1);
+    expect(lines.find((line) => line.startsWith("✗"))).toBe(
+      `✗ service: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`,
+    );
   });
 
   test("a missing key is named as the problem", async () => {
@@ -1777,7 +2090,12 @@ describe("doctor", () => {
     const dir = mkdtempSync(join(tmpdir(), "ttmcp-key-"));
     const keyFile = join(dir, "key");
     writeFileSync(keyFile, `${API_KEY}\n`);
-    const fromFile = await run({ TASK_TRACKING_API_KEY_FILE: keyFile, TASK_TRACKING_URL: serviceUrl, TASK_TRACKING_AGENT_ID: "agent-7", TASK_TRACKING_PROJECT: "web" });
+    const fromFile = await run({
+      TASK_TRACKING_API_KEY_FILE: keyFile,
+      TASK_TRACKING_URL: serviceUrl,
+      TASK_TRACKING_AGENT_ID: "agent-7",
+      TASK_TRACKING_PROJECT: "web",
+    });
     expect(fromFile.code).toBe(0);
     expect(fromFile.lines[0]).toBe(
       `✓ configuration: service ${serviceUrl}, timeout 5000 ms, key from the file ${keyFile} (TASK_TRACKING_API_KEY_FILE) (${API_KEY.length} characters), ` +
@@ -1785,7 +2103,9 @@ describe("doctor", () => {
     );
     expect(seen[1]!.headers.authorization).toBe(`Bearer ${API_KEY}`);
     const both = await run(env({ TASK_TRACKING_API_KEY_FILE: keyFile }));
-    expect(both.lines[1]).toBe(`! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${keyFile}) are set: the variable is used, the file is not read`);
+    expect(both.lines[1]).toBe(
+      `! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${keyFile}) are set: the variable is used, the file is not read`,
+    );
     expect([...fromFile.lines, ...both.lines].join("\n")).not.toContain(API_KEY);
   });
 
@@ -1794,7 +2114,10 @@ describe("doctor", () => {
     const keyFile = join(mkdtempSync(join(tmpdir(), "ttmcp-key-")), "key");
     writeFileSync(keyFile, "wrong-key-0000000000");
     const { code, lines } = await run({ TASK_TRACKING_API_KEY_FILE: keyFile, TASK_TRACKING_URL: serviceUrl });
-    expect({ code, last: lines.at(-1) }).toEqual({ code: 1, last: `  The service rejected the key: put one of the service's keys in ${keyFile} (TASK_TRACKING_API_KEY_FILE).` });
+    expect({ code, last: lines.at(-1) }).toEqual({
+      code: 1,
+      last: `  The service rejected the key: put one of the service's keys in ${keyFile} (TASK_TRACKING_API_KEY_FILE).`,
+    });
   });
 
   test("while it waits, each failed attempt gets its line; it gives up after four", async () => {
@@ -1819,7 +2142,9 @@ describe("doctor", () => {
     const { code, lines } = await run(env(), { attemptTimeoutMs: 20 });
     expect(code).toBe(1);
     expect(seen).toHaveLength(4);
-    expect(lines[1]).toBe("  attempt 1 of 4: Task Tracking microservice timeout: No response within 0.02 seconds; trying again in 100 ms");
+    expect(lines[1]).toBe(
+      "  attempt 1 of 4: Task Tracking microservice timeout: No response within 0.02 seconds; trying again in 100 ms",
+    );
     expect(lines.slice(-2)).toEqual([
       "✗ service: Task Tracking microservice timeout: No response within 0.02 seconds",
       "  Nothing answered in time: is the service stuck, or a firewall dropping the traffic? Check TASK_TRACKING_URL's host and port.",
@@ -1856,9 +2181,12 @@ describe("doctor", () => {
   });
 
   test("plain http against an https port says so, from the proxy's 400 or from a dropped connection", async () => {
-    handler = () => new Response("<html><h1>400 Bad Request</h1>The plain HTTP request was sent to HTTPS port</html>", { status: 400 });
+    handler = () =>
+      new Response("<html><h1>400 Bad Request</h1>The plain HTTP request was sent to HTTPS port</html>", { status: 400 });
     const proxy = await run(env());
-    expect(proxy.lines.at(-1)).toBe("  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…");
+    expect(proxy.lines.at(-1)).toBe(
+      "  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…",
+    );
     const { url, server } = await droppingServer();
     const dropped = await run(env({ TASK_TRACKING_URL: url }));
     server.close();
@@ -1893,16 +2221,28 @@ describe("the compiled binary", () => {
     }
   }, 120_000);
 
-  const cleanEnv = (extra: Record<string, string> = {}) => ({ PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...extra });
+  const cleanEnv = (extra: Record<string, string> = {}) => ({
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "/tmp",
+    ...extra,
+  });
 
   async function run(args: string[], env: Record<string, string>, stdin = "", cwd?: string) {
     const child = Bun.spawn([BINARY, ...args], { env, cwd, stdin: new Blob([stdin]), stdout: "pipe", stderr: "pipe" });
-    const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    const [stdout, stderr, exitCode] = await Promise.all([
+      new Response(child.stdout).text(),
+      new Response(child.stderr).text(),
+      child.exited,
+    ]);
     return { stdout, stderr, exitCode };
   }
 
   test("without the key it exits 1 before speaking MCP, with the sentence on stderr and nothing on stdout", async () => {
-    expect(await run([], cleanEnv())).toEqual({ stdout: "", stderr: "TASK_TRACKING_API_KEY environment variable not set\n", exitCode: 1 });
+    expect(await run([], cleanEnv())).toEqual({
+      stdout: "",
+      stderr: "TASK_TRACKING_API_KEY environment variable not set\n",
+      exitCode: 1,
+    });
   });
 
   test("a key file that cannot be read fails fast, naming the file and why", async () => {
@@ -1915,15 +2255,27 @@ describe("the compiled binary", () => {
   });
 
   test("the key from TASK_TRACKING_API_KEY_FILE is the bearer key", async () => {
-    handler = routes({ "GET /tasks/next": () => json({ task: task() }), "GET /tasks": () => json({ tasks: [], next_cursor: null }) });
+    handler = routes({
+      "GET /tasks/next": () => json({ task: task() }),
+      "GET /tasks": () => json({ tasks: [], next_cursor: null }),
+    });
     const keyFile = join(mkdtempSync(join(tmpdir(), "ttmcp-key-")), "key");
     writeFileSync(keyFile, `${API_KEY}\n`);
     const messages = [
-      { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } },
+      {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+      },
       { jsonrpc: "2.0", method: "notifications/initialized" },
       { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "get_next_task", arguments: { project_id: PROJECT } } },
     ];
-    const result = await run([], cleanEnv({ TASK_TRACKING_API_KEY_FILE: keyFile, TASK_TRACKING_URL: serviceUrl }), messages.map((m) => JSON.stringify(m)).join("\n") + "\n");
+    const result = await run(
+      [],
+      cleanEnv({ TASK_TRACKING_API_KEY_FILE: keyFile, TASK_TRACKING_URL: serviceUrl }),
+      `${messages.map((m) => JSON.stringify(m)).join("\n")}\n`,
+    );
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain('\\"task_id\\":\\"TASK-051\\"');
     expect(seen.find((record) => record.path === "/tasks/next")!.headers.authorization).toBe(`Bearer ${API_KEY}`);
@@ -1952,24 +2304,40 @@ describe("the compiled binary", () => {
     writeFileSync(join(dir, ".env"), "TASK_TRACKING_API_KEY=from-dotenv-0000000000\n");
     writeFileSync(join(dir, "bunfig.toml"), 'preload = ["./evil.ts"]\n');
     writeFileSync(join(dir, "evil.ts"), 'console.log("evil preload ran");\n');
-    expect(await run([], cleanEnv(), "", dir)).toEqual({ stdout: "", stderr: "TASK_TRACKING_API_KEY environment variable not set\n", exitCode: 1 });
+    expect(await run([], cleanEnv(), "", dir)).toEqual({
+      stdout: "",
+      stderr: "TASK_TRACKING_API_KEY environment variable not set\n",
+      exitCode: 1,
+    });
   });
 
   test("stdout carries only JSON-RPC; logs go to stderr; closing stdin exits 0", async () => {
     const port = await closedPort();
     const messages = [
-      { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } },
+      {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+      },
       { jsonrpc: "2.0", method: "notifications/initialized" },
       { jsonrpc: "2.0", id: 2, method: "tools/list" },
       { jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "get_next_task", arguments: { project_id: PROJECT } } },
     ];
-    const stdin = messages.map((message) => JSON.stringify(message)).join("\n") + "\nnot json at all\n";
+    const stdin = `${messages.map((message) => JSON.stringify(message)).join("\n")}\nnot json at all\n`;
     const started = performance.now();
-    const result = await run([], cleanEnv({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: `http://127.0.0.1:${port}` }), stdin);
+    const result = await run(
+      [],
+      cleanEnv({ TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: `http://127.0.0.1:${port}` }),
+      stdin,
+    );
     expect(result.exitCode).toBe(0);
     expect(performance.now() - started).toBeLessThan(5000);
     type Message = { jsonrpc: string; id: number; result?: { content?: { text: string }[]; tools?: unknown[] } };
-    const out = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as Message);
+    const out = result.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Message);
     expect(out.every((message) => message.jsonrpc === "2.0")).toBe(true);
     expect(out.map((message) => message.id).sort()).toEqual([1, 2, 3]);
     expect(out.find((message) => message.id === 2)!.result!.tools).toHaveLength(6);
@@ -1983,7 +2351,12 @@ describe("the compiled binary", () => {
   });
 
   test("SIGTERM exits 0 promptly", async () => {
-    const child = Bun.spawn([BINARY], { env: cleanEnv({ TASK_TRACKING_API_KEY: API_KEY }), stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const child = Bun.spawn([BINARY], {
+      env: cleanEnv({ TASK_TRACKING_API_KEY: API_KEY }),
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const reader = child.stderr.getReader();
     let stderr = "";
     while (!stderr.includes("ready")) stderr += new TextDecoder().decode((await reader.read()).value);
@@ -1999,7 +2372,11 @@ describe("the compiled binary", () => {
       'protocol.write("PROTOCOL\\n");',
     ].join("\n");
     const child = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "pipe" });
-    const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    const [stdout, stderr, exitCode] = await Promise.all([
+      new Response(child.stdout).text(),
+      new Response(child.stderr).text(),
+      child.exited,
+    ]);
     expect({ stdout, exitCode }).toEqual({ stdout: "PROTOCOL\n", exitCode: 0 });
     expect(stderr).toBe("stray log\nstray info\nstray debug\nstray write\n");
   });
@@ -2027,8 +2404,10 @@ import {
 describe("import and export", () => {
   const FIXTURES = join(import.meta.dir, "e2e", "fixtures");
   const todo = () => Bun.file(join(FIXTURES, "TODO.md")).text();
-  const compact = (tasks: FileTask[]) => tasks.map(({ task_id, line, status, priority, depends_on }) => ({ task_id, line, status, priority, depends_on }));
-  const countersOf = (text: string) => Object.fromEntries([...parseTaskFile(text).counters].map(([type, { number }]) => [type, number]));
+  const compact = (tasks: FileTask[]) =>
+    tasks.map(({ task_id, line, status, priority, depends_on }) => ({ task_id, line, status, priority, depends_on }));
+  const countersOf = (text: string) =>
+    Object.fromEntries([...parseTaskFile(text).counters].map(([type, { number }]) => [type, number]));
   const problemsOf = (text: string) => parseTaskFile(text).problems;
 
   /** The tracker as docs/API.md describes it, in memory: enough for import and export, and a switch to fail a request. */
@@ -2059,7 +2438,14 @@ describe("import and export", () => {
         }
         if (request.method === "GET" && first === "ids") {
           const list = [...counters].filter(([key]) => !state.hideCounters && key.startsWith(`${project}/`));
-          return json({ counters: list.map(([key, last]) => ({ project_id: project, artifact_type: key.split("/")[1], last_assigned_id: last })), reservations: [] });
+          return json({
+            counters: list.map(([key, last]) => ({
+              project_id: project,
+              artifact_type: key.split("/")[1],
+              last_assigned_id: last,
+            })),
+            reservations: [],
+          });
         }
         if (request.method === "PUT" && first === "ids") {
           const key = `${third}/${fourth}`;
@@ -2115,7 +2501,12 @@ describe("import and export", () => {
         { task_id: id(39), line: 39, status: "pending", priority: "low", depends_on: [] },
         { task_id: id(40), line: 40, status: "pending", priority: "medium", depends_on: [] },
       ]);
-      expect(parsed.tasks.map((task) => task.task_id).filter((taskId) => taskId.startsWith("md-")).every((taskId) => /^md-[0-9a-f]{10}$/.test(taskId))).toBe(true);
+      expect(
+        parsed.tasks
+          .map((task) => task.task_id)
+          .filter((taskId) => taskId.startsWith("md-"))
+          .every((taskId) => /^md-[0-9a-f]{10}$/.test(taskId)),
+      ).toBe(true);
     });
 
     test("the headings and the text under them end the description; the item's own lines follow its first", async () => {
@@ -2129,7 +2520,9 @@ describe("import and export", () => {
     test("artifact IDs in the text raise their counters; code spans, links, UTF-8 and items in code blocks do not count", async () => {
       expect(countersOf(await todo())).toEqual({ US: 31, SPEC: 4, TASK: 12 });
       expect(parseMarkdown(await todo()).tasks.some((task) => task.description.startsWith("inside a code block"))).toBe(false);
-      expect(countersOf("- [ ] Fix UTF-8 and HTTP-2, `ADR-900`, [spec](https://x.test/SPEC-777)\n- [ ] TASK-7: small\n")).toEqual({ TASK: 7 });
+      expect(countersOf("- [ ] Fix UTF-8 and HTTP-2, `ADR-900`, [spec](https://x.test/SPEC-777)\n- [ ] TASK-7: small\n")).toEqual(
+        { TASK: 7 },
+      );
     });
 
     test("a derived ID follows the item's text and place, not its checkbox or priority", () => {
@@ -2144,7 +2537,7 @@ describe("import and export", () => {
 
     test("CRLF line endings and a byte-order mark read the same as LF", async () => {
       const text = await todo();
-      expect(parseMarkdown("\uFEFF" + text.replaceAll("\n", "\r\n"))).toEqual(parseMarkdown(text));
+      expect(parseMarkdown(`\uFEFF${text.replaceAll("\n", "\r\n")}`)).toEqual(parseMarkdown(text));
     });
 
     test("an empty file, or one without task items, holds no tasks and no problems", () => {
@@ -2153,7 +2546,9 @@ describe("import and export", () => {
     });
 
     test("bad input is named with its line: checkboxes, IDs, repeats, cycles, a checked item with an open step", () => {
-      expect(problemsOf("# T\n- [-] cancelled\n- [] empty box\n-[ ] no space\n- [x]glued\n- [ ]\n- [ ] **`bad id`** text\n")).toEqual([
+      expect(
+        problemsOf("# T\n- [-] cancelled\n- [] empty box\n-[ ] no space\n- [x]glued\n- [ ]\n- [ ] **`bad id`** text\n"),
+      ).toEqual([
         { line: 2, message: '"[-]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
         { line: 3, message: '"[]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
         { line: 4, message: 'write a space between the list marker and the checkbox: "-[ ] no space"' },
@@ -2163,13 +2558,19 @@ describe("import and export", () => {
       ]);
       expect(problemsOf("- [ ] TASK-001: a\n- [ ] TASK-001: b\n- [ ] same\n- [ ] same\n")).toEqual([
         { line: 2, message: "task ID TASK-001 is used already (line 1)" },
-        { line: 4, message: "the item repeats the one on line 3 (same text in the same place); reword one of them or give it an ID" },
+        {
+          line: 4,
+          message: "the item repeats the one on line 3 (same text in the same place); reword one of them or give it an ID",
+        },
       ]);
       expect(problemsOf("- [ ] TASK-001: a\n  - depends on: TASK-002\n- [ ] TASK-002: b\n  - depends on: TASK-001\n")).toEqual([
         { line: 1, message: "dependency cycle: TASK-001 (line 1) → TASK-002 (line 3) → TASK-001" },
       ]);
       expect(problemsOf("- [x] Ship it\n  - [ ] Test it\n")).toEqual([
-        { line: 1, message: `${derivedTaskId([], "Ship it")} is checked but depends on ${derivedTaskId([derivedTaskId([], "Ship it")], "Test it")} (line 2), which is not; a completed task may depend only on completed ones` },
+        {
+          line: 1,
+          message: `${derivedTaskId([], "Ship it")} is checked but depends on ${derivedTaskId([derivedTaskId([], "Ship it")], "Test it")} (line 2), which is not; a completed task may depend only on completed ones`,
+        },
       ]);
       expect(problemsOf("- [ ] TASK-001: a\n  - depends on: not/valid\n")[0]!.line).toBe(2);
       expect(problemsOf(`- [ ] TASK-001: ${"x".repeat(10_001)}\n- [ ] TASK-002: nul \0\n`)).toEqual([
@@ -2181,14 +2582,20 @@ describe("import and export", () => {
     test("5,000 items parse in one pass, each with its own ID", () => {
       const text = Array.from({ length: 5000 }, (_, i) => `- [${i % 3 ? " " : "x"}] Item number ${i}`).join("\n");
       const parsed = parseMarkdown(text);
-      expect({ tasks: parsed.tasks.length, ids: new Set(parsed.tasks.map((task) => task.task_id)).size, problems: parsed.problems }).toEqual({ tasks: 5000, ids: 5000, problems: [] });
+      expect({
+        tasks: parsed.tasks.length,
+        ids: new Set(parsed.tasks.map((task) => task.task_id)).size,
+        problems: parsed.problems,
+      }).toEqual({ tasks: 5000, ids: 5000, problems: [] });
     });
   });
 
   describe("GitHub issues", () => {
     test("open issues are pending, closed ones completed, priority:* labels the priority", async () => {
       const parsed = parseTaskFile(await Bun.file(join(FIXTURES, "gh-issues.json")).text());
-      expect(parsed.tasks.map(({ task_id, status, priority, completion_notes }) => ({ task_id, status, priority, completion_notes }))).toEqual([
+      expect(
+        parsed.tasks.map(({ task_id, status, priority, completion_notes }) => ({ task_id, status, priority, completion_notes })),
+      ).toEqual([
         { task_id: "gh-42", status: "pending", priority: "high", completion_notes: "" },
         { task_id: "gh-41", status: "pending", priority: "medium", completion_notes: "" },
         { task_id: "gh-40", status: "completed", priority: "low", completion_notes: "Closed on GitHub as issue #40" },
@@ -2200,16 +2607,23 @@ describe("import and export", () => {
     });
 
     test("what is wrong names the issue: a missing title, an unknown priority, JSON that is not JSON", () => {
-      expect(problemsOf('[{"number": 3, "state": "OPEN"}]')).toEqual([{ line: 0, message: "issue 1 of the list: title: Invalid input: expected string, received undefined" }]);
+      expect(problemsOf('[{"number": 3, "state": "OPEN"}]')).toEqual([
+        { line: 0, message: "issue 1 of the list: title: Invalid input: expected string, received undefined" },
+      ]);
       expect(problemsOf('[{"number": 3, "title": "x", "state": "OPEN", "labels": [{"name": "priority:whenever"}]}]')).toEqual([
-        { line: 0, message: "issue #3: label priority:whenever is not a priority; use priority:high, priority:medium or priority:low" },
+        {
+          line: 0,
+          message: "issue #3: label priority:whenever is not a priority; use priority:high, priority:medium or priority:low",
+        },
       ]);
       expect(problemsOf("[{oops")[0]!.message).toStartWith("the file starts like JSON but is not:");
       expect(problemsOf('{"issues": []}')[0]!.message).toStartWith("JSON input must be");
     });
 
     test("a body past 10,000 characters is cut, saying where the rest is", () => {
-      const [issue] = parseTaskFile(JSON.stringify([{ number: 9, title: "Long", body: "y".repeat(20_000), state: "OPEN", labels: [] }])).tasks;
+      const [issue] = parseTaskFile(
+        JSON.stringify([{ number: 9, title: "Long", body: "y".repeat(20_000), state: "OPEN", labels: [] }]),
+      ).tasks;
       expect(issue!.description.length).toBeLessThanOrEqual(10_000);
       expect(issue!.description).toEndWith("…(cut: the rest is in issue #9)");
     });
@@ -2222,25 +2636,72 @@ describe("import and export", () => {
     test("the markdown export reads back to the same tasks, tricky descriptions and notes included", async () => {
       const tasks = asTracked(parseMarkdown(await todo()).tasks);
       tasks.push(
-        tracked({ task_id: "login-form", description: "Ends like (high)\n- [ ] not a step\n\\- [x] escaped already\n- depends on: nothing\n  indented", priority: "medium" }),
-        tracked({ task_id: "fenced", description: "Code:\n```\n- [ ] in a block\n\\- kept\n```\nafter", depends_on: ["unclosed"] }),
-        tracked({ task_id: "unclosed", description: "Open fence:\n~~~\n- [ ] inside", status: "completed", completion_notes: "```\n- [x] in notes" }),
-        tracked({ task_id: "TASK-099", status: "completed", completion_notes: "Done.\n- [x] with a list\n\nand a blank line", inputs: ["US-053"], outputs: ["index.ts", "README.md"] }),
-        tracked({ task_id: "TASK-100", status: "in_progress", claimed_by: "agent-7", lease_expires_at: "2026-12-01T12:00:00.000Z" }),
+        tracked({
+          task_id: "login-form",
+          description: "Ends like (high)\n- [ ] not a step\n\\- [x] escaped already\n- depends on: nothing\n  indented",
+          priority: "medium",
+        }),
+        tracked({
+          task_id: "fenced",
+          description: "Code:\n```\n- [ ] in a block\n\\- kept\n```\nafter",
+          depends_on: ["unclosed"],
+        }),
+        tracked({
+          task_id: "unclosed",
+          description: "Open fence:\n~~~\n- [ ] inside",
+          status: "completed",
+          completion_notes: "```\n- [x] in notes",
+        }),
+        tracked({
+          task_id: "TASK-099",
+          status: "completed",
+          completion_notes: "Done.\n- [x] with a list\n\nand a blank line",
+          inputs: ["US-053"],
+          outputs: ["index.ts", "README.md"],
+        }),
+        tracked({
+          task_id: "TASK-100",
+          status: "in_progress",
+          claimed_by: "agent-7",
+          lease_expires_at: "2026-12-01T12:00:00.000Z",
+        }),
       );
       const back = parseTaskFile(renderMarkdown("p", tasks));
       expect(back.problems).toEqual([]);
-      const fields = ({ task_id, description, priority, depends_on, inputs, outputs, status, completion_notes }: any) =>
-        ({ task_id, description, priority, depends_on, inputs, outputs, status: status === "in_progress" ? "pending" : status, completion_notes });
+      const fields = ({ task_id, description, priority, depends_on, inputs, outputs, status, completion_notes }: any) => ({
+        task_id,
+        description,
+        priority,
+        depends_on,
+        inputs,
+        outputs,
+        status: status === "in_progress" ? "pending" : status,
+        completion_notes,
+      });
       const byId = (list: any[]) => list.map(fields).sort((a, b) => a.task_id.localeCompare(b.task_id));
       expect(byId(back.tasks)).toEqual(byId(tasks));
     });
 
     test("the markdown export groups by status and shows IDs, priority, dependencies, holder and notes", () => {
       const text = renderMarkdown("web", [
-        tracked({ task_id: "TASK-001", description: "Claimed", status: "in_progress", claimed_by: "agent-7", lease_expires_at: "2026-12-01T12:00:00.000Z", priority: "medium" }),
+        tracked({
+          task_id: "TASK-001",
+          description: "Claimed",
+          status: "in_progress",
+          claimed_by: "agent-7",
+          lease_expires_at: "2026-12-01T12:00:00.000Z",
+          priority: "medium",
+        }),
         tracked({ task_id: "TASK-002", description: "Waiting", depends_on: ["TASK-003"], inputs: [], outputs: [] }),
-        tracked({ task_id: "TASK-003", description: "Done", status: "completed", completion_notes: "Shipped", priority: "low", inputs: [], outputs: [] }),
+        tracked({
+          task_id: "TASK-003",
+          description: "Done",
+          status: "completed",
+          completion_notes: "Shipped",
+          priority: "low",
+          inputs: [],
+          outputs: [],
+        }),
       ]);
       expect(text).toBe(
         [
@@ -2271,8 +2732,15 @@ describe("import and export", () => {
 
   test("batches hold 500 tasks and stay under 1 MiB, in dependency order", () => {
     const chain: FileTask[] = Array.from({ length: 1200 }, (_, i) => ({
-      task_id: `T-${i}`, line: i + 1, status: "pending", priority: "medium", description: `step ${i}`,
-      depends_on: i ? [`T-${i - 1}`] : [], inputs: [], outputs: [], completion_notes: "",
+      task_id: `T-${i}`,
+      line: i + 1,
+      status: "pending",
+      priority: "medium",
+      description: `step ${i}`,
+      depends_on: i ? [`T-${i - 1}`] : [],
+      inputs: [],
+      outputs: [],
+      completion_notes: "",
     }));
     expect(batchesOf(chain, "p").map((batch) => batch.length)).toEqual([500, 500, 200]);
     const big = chain.slice(0, 300).map((item) => ({ ...item, description: "z".repeat(9000) }));
@@ -2289,17 +2757,25 @@ describe("import and export", () => {
         const path = fileWith(await todo());
         const first = await cli(runImport, [path, "--project", "web"], tracker.env);
         expect({ exitCode: first.exitCode, stderr: first.stderr }).toEqual({ exitCode: 0, stderr: "" });
-        expect(first.stdout).toContain("Added 13 tasks:\n  + TASK-010       completed medium Write `scripts/pack.ts` for the five platforms  (line 11)");
+        expect(first.stdout).toContain(
+          "Added 13 tasks:\n  + TASK-010       completed medium Write `scripts/pack.ts` for the five platforms  (line 11)",
+        );
         expect(first.stdout).toContain("Raised 3 ID counters:\n  ↑ US             0 → 31 (next US-032)  (line 4)");
         expect(first.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 3 ID counters; 0 already up to date.");
         expect(tracker.tasks.length).toBe(13);
         expect(tracker.writes.filter((write) => write.path === "/tasks/batch").length).toBe(1);
-        expect(tracker.tasks.find((t) => t.task_id === "TASK-012")!.depends_on).toEqual(parseMarkdown(await todo()).tasks[0]!.depends_on);
+        expect(tracker.tasks.find((t) => t.task_id === "TASK-012")!.depends_on).toEqual(
+          parseMarkdown(await todo()).tasks[0]!.depends_on,
+        );
         expect(Object.fromEntries(tracker.counters)).toEqual({ "web/US": 31, "web/SPEC": 4, "web/TASK": 12 });
 
         const writesBefore = tracker.writes.length;
         const second = await cli(runImport, [path, "--project", "web"], tracker.env);
-        expect(second).toEqual({ exitCode: 0, stdout: "Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.", stderr: "" });
+        expect(second).toEqual({
+          exitCode: 0,
+          stdout: "Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.",
+          stderr: "",
+        });
         expect(tracker.writes.length).toBe(writesBefore);
       } finally {
         tracker.stop();
@@ -2309,7 +2785,11 @@ describe("import and export", () => {
     test("--dry-run prints what it would do and sends no write", async () => {
       const tracker = standInTracker();
       try {
-        const result = await cli(runImport, [fileWith("# Plan\n- [ ] US-040: Write the story (high)\n"), "--project", "web", "--dry-run"], tracker.env);
+        const result = await cli(
+          runImport,
+          [fileWith("# Plan\n- [ ] US-040: Write the story (high)\n"), "--project", "web", "--dry-run"],
+          tracker.env,
+        );
         expect(result).toEqual({
           exitCode: 0,
           stdout: [
@@ -2331,27 +2811,45 @@ describe("import and export", () => {
       const tracker = standInTracker();
       try {
         const file = (lines: string[]) => fileWith(lines.join("\n"));
-        await cli(runImport, [file(["- [ ] TASK-001: One", "- [ ] TASK-002: Two", "- [ ] TASK-003: Three", "- [ ] TASK-004: Four"]), "--project", "web"], tracker.env);
+        await cli(
+          runImport,
+          [
+            file(["- [ ] TASK-001: One", "- [ ] TASK-002: Two", "- [ ] TASK-003: Three", "- [ ] TASK-004: Four"]),
+            "--project",
+            "web",
+          ],
+          tracker.env,
+        );
         tracker.tasks[2]!.status = "in_progress";
         tracker.tasks[2]!.claimed_by = "agent-7";
         tracker.tasks[3]!.status = "completed";
         tracker.writes.length = 0;
-        const edited = file(["- [ ] TASK-001: One, reworded (high)", "- [x] TASK-002: Two", "- [x] TASK-003: Three", "- [ ] TASK-004: Four (low)", "- [ ] TASK-005: Five"]);
+        const edited = file([
+          "- [ ] TASK-001: One, reworded (high)",
+          "- [x] TASK-002: Two",
+          "- [x] TASK-003: Three",
+          "- [ ] TASK-004: Four (low)",
+          "- [ ] TASK-005: Five",
+        ]);
         const result = await cli(runImport, [edited, "--project", "web"], tracker.env);
         expect(result.exitCode).toBe(0);
-        expect(result.stdout).toBe([
-          "Added 1 task:",
-          "  + TASK-005       pending   medium Five  (line 5)",
-          "Changed 2 tasks:",
-          '  ~ TASK-001       priority medium → high; description → "One, reworded"  (line 1)',
-          "  ~ TASK-002       pending → completed  (line 2)",
-          "Raised 1 ID counter:",
-          "  ↑ TASK           4 → 5 (next TASK-006)  (line 5)",
-          "Note: line 3: TASK-003 is checked, but agent-7 is working on it: it is left to its holder",
-          "Note: line 4: TASK-004 is completed in the project, so its text and priority stay as they are there",
-          "Done: added 1 task, changed 2, raised 1 ID counter; 2 already up to date.",
-        ].join("\n"));
-        expect(tracker.writes.map(({ method, path, body }) => [method, path, body.status ?? body.priority ?? body.tasks?.length])).toEqual([
+        expect(result.stdout).toBe(
+          [
+            "Added 1 task:",
+            "  + TASK-005       pending   medium Five  (line 5)",
+            "Changed 2 tasks:",
+            '  ~ TASK-001       priority medium → high; description → "One, reworded"  (line 1)',
+            "  ~ TASK-002       pending → completed  (line 2)",
+            "Raised 1 ID counter:",
+            "  ↑ TASK           4 → 5 (next TASK-006)  (line 5)",
+            "Note: line 3: TASK-003 is checked, but agent-7 is working on it: it is left to its holder",
+            "Note: line 4: TASK-004 is completed in the project, so its text and priority stay as they are there",
+            "Done: added 1 task, changed 2, raised 1 ID counter; 2 already up to date.",
+          ].join("\n"),
+        );
+        expect(
+          tracker.writes.map(({ method, path, body }) => [method, path, body.status ?? body.priority ?? body.tasks?.length]),
+        ).toEqual([
           ["POST", "/tasks/batch", 1],
           ["PATCH", "/tasks/TASK-001?project=web", "high"],
           ["PUT", "/tasks/TASK-002/status?project=web", "in_progress"],
@@ -2370,13 +2868,21 @@ describe("import and export", () => {
         await cli(runImport, [fileWith("- [ ] Parent\n  - [ ] Step\n- [ ] Gone soon\n"), "--project", "web"], tracker.env);
         const parent = tracker.tasks[1]!;
         const result = await cli(runImport, [fileWith("- [ ] Parent\n"), "--project", "web"], tracker.env);
-        expect(result.stdout).toBe([
-          `Note: line 1: ${parent.task_id} depends on nothing in the file, on ${parent.depends_on[0]} in the project; the tracker cannot change a task's dependencies`,
-          `Note: 2 tasks of the project with a derived ID are not in this file (an item reworded or moved, or another file's): ${parent.depends_on[0]}, ${tracker.tasks[2]!.task_id}`,
-          "Done: added 0 tasks, changed 0, raised 0 ID counters; 1 already up to date.",
-        ].join("\n"));
-        const checked = await cli(runImport, [fileWith("- [x] TASK-009: Done already\n  - depends on: " + parent.task_id + "\n"), "--project", "web"], tracker.env);
-        expect(checked.stderr).toContain(`:1: TASK-009 is checked but depends on ${parent.task_id}, which is pending in the project\n`);
+        expect(result.stdout).toBe(
+          [
+            `Note: line 1: ${parent.task_id} depends on nothing in the file, on ${parent.depends_on[0]} in the project; the tracker cannot change a task's dependencies`,
+            `Note: 2 tasks of the project with a derived ID are not in this file (an item reworded or moved, or another file's): ${parent.depends_on[0]}, ${tracker.tasks[2]!.task_id}`,
+            "Done: added 0 tasks, changed 0, raised 0 ID counters; 1 already up to date.",
+          ].join("\n"),
+        );
+        const checked = await cli(
+          runImport,
+          [fileWith(`- [x] TASK-009: Done already\n  - depends on: ${parent.task_id}\n`), "--project", "web"],
+          tracker.env,
+        );
+        expect(checked.stderr).toContain(
+          `:1: TASK-009 is checked but depends on ${parent.task_id}, which is pending in the project\n`,
+        );
       } finally {
         tracker.stop();
       }
@@ -2391,9 +2897,15 @@ describe("import and export", () => {
         expect({ exitCode: raced.exitCode, counter: tracker.counters.get("web/US") }).toEqual({ exitCode: 0, counter: 90 });
         tracker.state.listBody = { tasks: "none" };
         const broken = await cli(runExport, ["--project", "web"], tracker.env);
-        expect(broken).toEqual({ exitCode: 1, stdout: "", stderr: "Task Tracking API returned an invalid response: tasks: Invalid input: expected array, received string" });
+        expect(broken).toEqual({
+          exitCode: 1,
+          stdout: "",
+          stderr: "Task Tracking API returned an invalid response: tasks: Invalid input: expected array, received string",
+        });
         expect(problemsOf('{"tasks": [{"task_id": "a", "status": "done"}]}')[0]!.message).toStartWith("tasks[0].description: ");
-        expect(problemsOf('{"tasks": [{"task_id": "a b", "description": "x", "status": "pending"}]}')[0]!.message).toBe('tasks[0].task_id "a b" is not a valid task ID');
+        expect(problemsOf('{"tasks": [{"task_id": "a b", "description": "x", "status": "pending"}]}')[0]!.message).toBe(
+          'tasks[0].task_id "a b" is not a valid task ID',
+        );
       } finally {
         tracker.stop();
       }
@@ -2404,9 +2916,19 @@ describe("import and export", () => {
       try {
         const path = fileWith("- [ ] TASK-001: a\n  - depends on: TASK-404\n- [~] b\n");
         const result = await cli(runImport, [path, "--project", "web"], tracker.env);
-        expect(result).toEqual({ exitCode: 1, stdout: "", stderr: `${path}:3: "[~]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)\nNothing was imported: 1 problem in ${path}.` });
-        const unknown = await cli(runImport, [fileWith("- [ ] TASK-001: a\n  - depends on: TASK-404\n"), "--project", "web"], tracker.env);
-        expect(unknown.stderr).toContain(":1: TASK-001 depends on TASK-404, which is neither in the file nor in the project\nNothing was imported: 1 problem in");
+        expect(result).toEqual({
+          exitCode: 1,
+          stdout: "",
+          stderr: `${path}:3: "[~]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)\nNothing was imported: 1 problem in ${path}.`,
+        });
+        const unknown = await cli(
+          runImport,
+          [fileWith("- [ ] TASK-001: a\n  - depends on: TASK-404\n"), "--project", "web"],
+          tracker.env,
+        );
+        expect(unknown.stderr).toContain(
+          ":1: TASK-001 depends on TASK-404, which is neither in the file nor in the project\nNothing was imported: 1 problem in",
+        );
         expect(tracker.writes).toEqual([]);
       } finally {
         tracker.stop();
@@ -2420,7 +2942,9 @@ describe("import and export", () => {
         tracker.state.failFromWrite = 2;
         const failed = await cli(runImport, [path, "--project", "web"], { ...tracker.env, TASK_TRACKING_TIMEOUT_MS: "2000" });
         expect(failed.exitCode).toBe(1);
-        expect(failed.stderr).toStartWith("Stopped after adding 500 of 1200 tasks and changing 0 of 0. Run the same import again to finish");
+        expect(failed.stderr).toStartWith(
+          "Stopped after adding 500 of 1200 tasks and changing 0 of 0. Run the same import again to finish",
+        );
         expect(failed.stderr).toEndWith("Task Tracking API error: 503 - database unreachable");
         tracker.state.failFromWrite = Infinity;
         const again = await cli(runImport, [path, "--project", "web"], tracker.env);
@@ -2433,18 +2957,38 @@ describe("import and export", () => {
 
     test("usage errors exit 2; an unreadable file, a missing key or an unreachable service exit 1", async () => {
       const env = { TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: `http://127.0.0.1:${await closedPort()}` };
-      expect(await cli(runImport, ["--project", "web"], env)).toEqual({ exitCode: 2, stdout: "", stderr: "task-tracking-mcp: import needs a FILE\nUsage: task-tracking-mcp import FILE --project P [--dry-run]" });
+      expect(await cli(runImport, ["--project", "web"], env)).toEqual({
+        exitCode: 2,
+        stdout: "",
+        stderr: "task-tracking-mcp: import needs a FILE\nUsage: task-tracking-mcp import FILE --project P [--dry-run]",
+      });
       expect((await cli(runImport, ["a.md", "b.md", "--project", "web"], env)).exitCode).toBe(2);
       expect((await cli(runImport, ["a.md"], env)).stderr).toStartWith("task-tracking-mcp: import needs --project P");
-      expect((await cli(runImport, ["a.md", "--project", "no spaces"], env)).stderr).toStartWith("task-tracking-mcp: --project: project_id may hold only");
+      expect((await cli(runImport, ["a.md", "--project", "no spaces"], env)).stderr).toStartWith(
+        "task-tracking-mcp: --project: project_id may hold only",
+      );
       expect((await cli(runImport, ["a.md", "--project"], env)).stderr).toStartWith("task-tracking-mcp: --project needs a value");
-      expect((await cli(runImport, ["a.md", "--project=web", "--force"], env)).stderr).toStartWith('task-tracking-mcp: import does not take "--force"');
-      expect((await cli(runExport, ["--project", "web", "--format", "xml"], env)).stderr).toStartWith('task-tracking-mcp: --format must be markdown or json, not "xml"');
+      expect((await cli(runImport, ["a.md", "--project=web", "--force"], env)).stderr).toStartWith(
+        'task-tracking-mcp: import does not take "--force"',
+      );
+      expect((await cli(runExport, ["--project", "web", "--format", "xml"], env)).stderr).toStartWith(
+        'task-tracking-mcp: --format must be markdown or json, not "xml"',
+      );
       expect((await cli(runExport, ["out.md", "--project", "web"], env)).exitCode).toBe(2);
-      expect(await cli(runImport, ["/nonexistent/TODO.md", "--project", "web"], env)).toEqual({ exitCode: 1, stdout: "", stderr: "cannot read /nonexistent/TODO.md: ENOENT" });
-      expect(await cli(runImport, ["a.md", "--project", "web"], {})).toEqual({ exitCode: 1, stdout: "", stderr: "TASK_TRACKING_API_KEY environment variable not set" });
+      expect(await cli(runImport, ["/nonexistent/TODO.md", "--project", "web"], env)).toEqual({
+        exitCode: 1,
+        stdout: "",
+        stderr: "cannot read /nonexistent/TODO.md: ENOENT",
+      });
+      expect(await cli(runImport, ["a.md", "--project", "web"], {})).toEqual({
+        exitCode: 1,
+        stdout: "",
+        stderr: "TASK_TRACKING_API_KEY environment variable not set",
+      });
       expect(await cli(runExport, ["--project", "web"], { ...env, TASK_TRACKING_TIMEOUT_MS: "1000" })).toEqual({
-        exitCode: 1, stdout: "", stderr: `Task Tracking microservice unavailable: Connection refused at ${env.TASK_TRACKING_URL}`,
+        exitCode: 1,
+        stdout: "",
+        stderr: `Task Tracking microservice unavailable: Connection refused at ${env.TASK_TRACKING_URL}`,
       });
       expect(await main(["import"])).toBe(2);
       expect(await main(["export", "--format", "json"])).toBe(2);
@@ -2459,11 +3003,24 @@ describe("import and export", () => {
         expect(markdown.stdout.match(/^- \[[ x]\] /gm)!.length).toBe(13);
         const json = await cli(runExport, ["--project=web", "--format=json"], tracker.env);
         expect(JSON.parse(json.stdout).tasks.length).toBe(13);
-        const same = ({ task_id, description, priority, depends_on, status, completion_notes }: any) => ({ task_id, description, priority, depends_on, status, completion_notes });
+        const same = ({ task_id, description, priority, depends_on, status, completion_notes }: any) => ({
+          task_id,
+          description,
+          priority,
+          depends_on,
+          status,
+          completion_notes,
+        });
         const tasksOf = (project: string) =>
-          tracker.tasks.filter((t) => t.project_id === project).map(same).sort((a, b) => a.task_id.localeCompare(b.task_id));
+          tracker.tasks
+            .filter((t) => t.project_id === project)
+            .map(same)
+            .sort((a, b) => a.task_id.localeCompare(b.task_id));
         const web = tasksOf("web");
-        for (const [copy, text, name] of [["copy-md", markdown.stdout, "export.md"], ["copy-json", json.stdout, "export.json"]] as const) {
+        for (const [copy, text, name] of [
+          ["copy-md", markdown.stdout, "export.md"],
+          ["copy-json", json.stdout, "export.json"],
+        ] as const) {
           const result = await cli(runImport, [fileWith(text, name), "--project", copy], tracker.env);
           expect(result.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 3 ID counters; 0 already up to date.");
           expect(tasksOf(copy)).toEqual(web);

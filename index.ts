@@ -1,4 +1,8 @@
 #!/usr/bin/env bun
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { basename } from "node:path";
+import { type Readable, Transform, type Writable } from "node:stream";
 /**
  * task-tracking-mcp: an MCP server (stdio) that lets AI coding agents plan and track their work in a
  * Task Tracking service. Six tools, two resource templates and two prompts, each a call of the
@@ -11,10 +15,6 @@
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { CallToolResult, ReadResourceResult } from "@modelcontextprotocol/sdk/types.js";
-import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
-import { basename } from "node:path";
-import { type Readable, Transform, type Writable } from "node:stream";
 import { z } from "zod";
 import packageJson from "./package.json" with { type: "json" };
 
@@ -103,7 +103,10 @@ function defaultAgentId(value: (name: string) => string | undefined, sources: Co
 }
 
 /** Reads the environment once. Empty values and unexpanded `${VAR}`s count as unset, as MCP clients pass them for blanks. */
-export function loadConfig(env: Record<string, string | undefined> = process.env, sources: ConfigSources = defaultSources): Config {
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  sources: ConfigSources = defaultSources,
+): Config {
   const value = (name: string) => {
     const text = env[name]?.trim();
     return text && !UNEXPANDED_PLACEHOLDER.test(text) ? text : undefined;
@@ -127,14 +130,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError("TASK_TRACKING_URL must be an http(s) URL such as http://localhost:8080");
   }
   if (rawUrl.includes("?") || rawUrl.includes("#")) {
-    throw new ConfigError("TASK_TRACKING_URL must be the service's base URL, without a query or fragment, such as http://localhost:8080");
+    throw new ConfigError(
+      "TASK_TRACKING_URL must be the service's base URL, without a query or fragment, such as http://localhost:8080",
+    );
   }
   const url = rawUrl.replace(/\/+$/, "");
   const withoutCredentials = new URL(url);
   withoutCredentials.username = "";
   withoutCredentials.password = "";
-  const displayUrl =
-    parsed.username || parsed.password ? withoutCredentials.href.replace(/\/+$/, "") : url;
+  const displayUrl = parsed.username || parsed.password ? withoutCredentials.href.replace(/\/+$/, "") : url;
 
   const rawTimeout = value("TASK_TRACKING_TIMEOUT_MS") ?? "5000";
   const timeoutMs = Number(rawTimeout);
@@ -161,7 +165,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const logLevel = (value("LOG_LEVEL") ?? "info").toLowerCase();
   if (!(logLevel in LOG_LEVELS)) throw new ConfigError("LOG_LEVEL must be one of debug, info, warn, error");
 
-  return { url, displayUrl, apiKey, apiKeyFile, ignoredApiKeyFile, timeoutMs, agentId, project, leaseSeconds, logLevel: logLevel as LogLevel };
+  return {
+    url,
+    displayUrl,
+    apiKey,
+    apiKeyFile,
+    ignoredApiKeyFile,
+    timeoutMs,
+    agentId,
+    project,
+    leaseSeconds,
+    logLevel: logLevel as LogLevel,
+  };
 }
 
 // ─── Logging: one JSON object a line on stderr, never a secret ─────────────────────────────────
@@ -180,7 +195,7 @@ export function createRedactor(secrets: string[]): (text: string) => string {
 function createLog(minimum: LogLevel, redact: (text: string) => string, write: (line: string) => void): Log {
   return (level, fields) => {
     if (LOG_LEVELS[level] < LOG_LEVELS[minimum]) return;
-    write(redact(JSON.stringify({ ts: new Date().toISOString(), level, ...fields })) + "\n");
+    write(`${redact(JSON.stringify({ ts: new Date().toISOString(), level, ...fields }))}\n`);
   };
 }
 
@@ -191,7 +206,7 @@ const stackOf = (error: unknown) => (error instanceof Error ? (error.stack ?? er
 
 function paramsForLog(params: unknown): unknown {
   const text = JSON.stringify(params) ?? "";
-  return text.length <= MAX_LOGGED_PARAMS ? params : text.slice(0, MAX_LOGGED_PARAMS) + "…(cut)";
+  return text.length <= MAX_LOGGED_PARAMS ? params : `${text.slice(0, MAX_LOGGED_PARAMS)}…(cut)`;
 }
 
 // ─── The API's shapes (docs/API.md) ────────────────────────────────────────────────────────────
@@ -213,7 +228,10 @@ const taskId = (field: string) =>
     .regex(ID_CHARACTERS, `${field} may hold only A-Z a-z 0-9 . _ -`);
 const artifactType = z
   .string()
-  .regex(ARTIFACT_TYPE, "artifact_type must be an upper-case letter then up to 15 upper-case letters or digits, e.g. US, SPEC, TASK");
+  .regex(
+    ARTIFACT_TYPE,
+    "artifact_type must be an upper-case letter then up to 15 upper-case letters or digits, e.g. US, SPEC, TASK",
+  );
 const taskStatus = (field: string) => z.enum(TASK_STATUSES, { error: `${field} must be one of pending, in_progress, completed` });
 
 const TaskSchema = z.looseObject({
@@ -237,16 +255,19 @@ const TaskSchema = z.looseObject({
 export type Task = z.infer<typeof TaskSchema>;
 
 const TaskInputSchema = z.strictObject({
-  task_id: taskId("task_id").describe("Unique task ID, e.g. \"TASK-046\"; 1-64 characters of A-Z a-z 0-9 . _ -"),
-  project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
+  task_id: taskId("task_id").describe('Unique task ID, e.g. "TASK-046"; 1-64 characters of A-Z a-z 0-9 . _ -'),
+  project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
   description: z
     .string()
     .min(1, "description must not be empty")
     .max(10_000, "description must be at most 10000 characters")
     .describe("What to do, 1-10000 characters"),
-  inputs: z.array(z.string()).optional().describe("Artifacts the task reads, e.g. [\"US-053\"]"),
-  outputs: z.array(z.string()).optional().describe("Artifacts the task produces, e.g. [\"index.ts\"]"),
-  priority: z.enum(PRIORITIES, { error: "priority must be one of high, medium, low" }).optional().describe("high, medium (default) or low"),
+  inputs: z.array(z.string()).optional().describe('Artifacts the task reads, e.g. ["US-053"]'),
+  outputs: z.array(z.string()).optional().describe('Artifacts the task produces, e.g. ["index.ts"]'),
+  priority: z
+    .enum(PRIORITIES, { error: "priority must be one of high, medium, low" })
+    .optional()
+    .describe("high, medium (default) or low"),
   depends_on: z.array(taskId("depends_on entry")).optional().describe("task_ids that must be completed before this one is ready"),
 });
 export type TaskInput = z.infer<typeof TaskInputSchema>;
@@ -271,7 +292,7 @@ function compactTask(task: Task): CompactTask {
     task_id: task.task_id,
     status: task.status,
     priority: task.priority,
-    description: firstLine.length <= MAX_SHOWN_DESCRIPTION ? firstLine : firstLine.slice(0, MAX_SHOWN_DESCRIPTION - 1) + "…",
+    description: firstLine.length <= MAX_SHOWN_DESCRIPTION ? firstLine : `${firstLine.slice(0, MAX_SHOWN_DESCRIPTION - 1)}…`,
     depends_on: task.depends_on,
     claimed_by: task.claimed_by,
     lease_expires_at: task.lease_expires_at ?? null,
@@ -544,14 +565,19 @@ export class TrackerClient {
         if (signal.aborted) throw new CancelledError();
         trace.status = undefined;
         if (timedOut) {
-          failure = new ToolFailure(`Task Tracking microservice timeout: No response within ${secondsText(this.config.timeoutMs)}`, {
-            network: "timeout",
-          });
+          failure = new ToolFailure(
+            `Task Tracking microservice timeout: No response within ${secondsText(this.config.timeoutMs)}`,
+            {
+              network: "timeout",
+            },
+          );
         } else {
           const code = networkCode(error);
           if (code === undefined) throw error; // a bug, not a transient failure: never retried
           const reason = NETWORK_REASONS[code] ?? `Network error ${code}`;
-          failure = new ToolFailure(`Task Tracking microservice unavailable: ${reason} at ${this.config.displayUrl}`, { network: code });
+          failure = new ToolFailure(`Task Tracking microservice unavailable: ${reason} at ${this.config.displayUrl}`, {
+            network: code,
+          });
         }
       } finally {
         clearTimeout(timer);
@@ -567,7 +593,9 @@ export class TrackerClient {
     try {
       return JSON.parse(text);
     } catch {
-      throw new ToolFailure(`Task Tracking API returned an invalid response: the body is not JSON (${JSON.stringify(text.slice(0, 60))})`);
+      throw new ToolFailure(
+        `Task Tracking API returned an invalid response: the body is not JSON (${JSON.stringify(text.slice(0, 60))})`,
+      );
     }
   }
 
@@ -588,7 +616,13 @@ export class TrackerClient {
   }
 
   /** PUT /tasks/<id>/status; `project` undefined lets the service resolve an unambiguous ID. A claim asks for the lease. */
-  async updateStatus(id: string, status: string, completionNotes: string, project: string | undefined, call: CallContext): Promise<Task> {
+  async updateStatus(
+    id: string,
+    status: string,
+    completionNotes: string,
+    project: string | undefined,
+    call: CallContext,
+  ): Promise<Task> {
     const sendsProject = project !== undefined && this.projectOnStatusAccepted;
     const path = `/tasks/${encodeURIComponent(id)}/status${sendsProject ? `?${new URLSearchParams({ project })}` : ""}`;
     const body: Record<string, unknown> = { status, completion_notes: completionNotes };
@@ -628,7 +662,12 @@ export class TrackerClient {
   }
 
   reserveIds(type: string, count: number, project: string, call: CallContext) {
-    const request: ApiRequest = { method: "POST", path: "/ids/reserve", body: { type, count, project_id: project }, idempotent: true };
+    const request: ApiRequest = {
+      method: "POST",
+      path: "/ids/reserve",
+      body: { type, count, project_id: project },
+      idempotent: true,
+    };
     return this.sendFor(ReservationResponse, request, call);
   }
 
@@ -675,7 +714,8 @@ export class TrackerClient {
     try {
       return (await this.sendFor(TaskResponse, { method: "GET", path, idempotent: false }, call)).task;
     } catch (error) {
-      if (error instanceof ToolFailure && error.status === 404) throw new ToolFailure(`Task not found: ${id} in project ${project}`, error.info);
+      if (error instanceof ToolFailure && error.status === 404)
+        throw new ToolFailure(`Task not found: ${id} in project ${project}`, error.info);
       throw error;
     }
   }
@@ -693,7 +733,10 @@ export class TrackerClient {
     try {
       return await send();
     } catch (error) {
-      if (error instanceof ToolFailure && (error.status === 405 || (error.status === 404 && !error.detail?.startsWith("Task not found")))) {
+      if (
+        error instanceof ToolFailure &&
+        (error.status === 405 || (error.status === 404 && !error.detail?.startsWith("Task not found")))
+      ) {
         throw new ToolFailure(
           `This Task Tracking service has no ${endpoint} (it answered ${error.status}): it implements only the first version of the API. ` +
             "Use get_next_task instead.",
@@ -806,7 +849,12 @@ export class ClaimKeeper {
     const where = { task_id: claim.taskId, project_id: claim.projectId, request_id: call.trace.requestId };
     try {
       const task = await this.client.renewClaim(claim.taskId, claim.projectId, call);
-      this.log("debug", { msg: "renewed a claim", ...where, lease_expires_at: task.lease_expires_at, attempts: call.trace.attempts });
+      this.log("debug", {
+        msg: "renewed a claim",
+        ...where,
+        lease_expires_at: task.lease_expires_at,
+        attempts: call.trace.attempts,
+      });
     } catch (error) {
       if (error instanceof CancelledError) return;
       if (this.held.get(`${claim.projectId}/${claim.taskId}`) !== claim) return; // completed or released meanwhile
@@ -816,11 +864,18 @@ export class ClaimKeeper {
         this.log("warn", { msg: `lost the claim on ${claim.taskId}; no longer renewing it`, ...where, error: error.message });
         this.release(`${claim.projectId}/${claim.taskId}`);
       } else if (error.status === 404) {
-        this.log("warn", { msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed", ...where });
+        this.log("warn", {
+          msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed",
+          ...where,
+        });
         this.heartbeatMissing = true;
         for (const key of [...this.held.keys()]) this.release(key);
       } else {
-        this.log("warn", { msg: `renewing the claim on ${claim.taskId} failed; trying again at the next renewal`, ...where, error: error.message });
+        this.log("warn", {
+          msg: `renewing the claim on ${claim.taskId} failed; trying again at the next renewal`,
+          ...where,
+          error: error.message,
+        });
       }
     } finally {
       claim.renewing = false;
@@ -904,7 +959,11 @@ const MAX_NAMED_PROJECTS = 10;
 const PROJECT_READY_SHOWN = 20;
 
 export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
-  const log = createLog(config.logLevel, createRedactor([config.apiKey]), deps.writeLog ?? ((line) => process.stderr.write(line)));
+  const log = createLog(
+    config.logLevel,
+    createRedactor([config.apiKey]),
+    deps.writeLog ?? ((line) => process.stderr.write(line)),
+  );
   const client = new TrackerClient(config, { fetch: deps.fetch, sleep: deps.sleep });
   const claims = new ClaimKeeper(client, config, log, deps.schedule);
   deps.shutdownSignal?.addEventListener("abort", () => claims.stop(), { once: true });
@@ -935,7 +994,8 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
     return task;
   };
 
-  const callSignal = (extra: ToolExtra) => (deps.shutdownSignal ? AbortSignal.any([extra.signal, deps.shutdownSignal]) : extra.signal);
+  const callSignal = (extra: ToolExtra) =>
+    deps.shutdownSignal ? AbortSignal.any([extra.signal, deps.shutdownSignal]) : extra.signal;
 
   /** Runs one tool call: logs it once, returns data as structuredContent plus JSON text, or an isError result. */
   async function run<T extends Record<string, unknown>>(
@@ -1006,12 +1066,14 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
   }
 
   const getNextTaskArguments = {
-    project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
-    status_filter: taskStatus("status_filter").default("pending").describe("Which tasks to look at: pending (default), in_progress or completed"),
+    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
+    status_filter: taskStatus("status_filter")
+      .default("pending")
+      .describe("Which tasks to look at: pending (default), in_progress or completed"),
     claim: z
       .boolean()
       .default(false)
-      .describe("true: take the task (move it to in_progress for this agent); only with status_filter \"pending\""),
+      .describe('true: take the task (move it to in_progress for this agent); only with status_filter "pending"'),
   };
   server.registerTool(
     "get_next_task",
@@ -1019,7 +1081,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
       title: "Get the next task",
       description:
         "Returns the next task of a project from the shared Task Tracking service, or null when none fits. " +
-        "With status_filter \"pending\" (the default) it is the highest-priority task whose dependencies are all completed. " +
+        'With status_filter "pending" (the default) it is the highest-priority task whose dependencies are all completed. ' +
         "Call it when you are ready to start new work. Pass claim: true to take the task for yourself: it is moved to " +
         "in_progress so no other agent gets it, and this server keeps your claim alive while it runs; without claim it only reads.",
       inputSchema: toolArguments("get_next_task", getNextTaskArguments),
@@ -1033,19 +1095,23 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
         extra,
         async (call) => {
           if (claim && status_filter !== "pending") {
-            throw new ToolFailure("claim: true works only with status_filter \"pending\"");
+            throw new ToolFailure('claim: true works only with status_filter "pending"');
           }
-          const task = claim ? await client.claimNextTask(project_id, call) : await client.nextTask(project_id, status_filter, call);
+          const task = claim
+            ? await client.claimNextTask(project_id, call)
+            : await client.nextTask(project_id, status_filter, call);
           if (task && claim) follow(task);
           return { task };
         },
         async ({ task }, call) =>
-          task ? undefined : ((await emptyProjectText(project_id, call)) ?? `No ${status_filter} task is ready in project ${project_id}.`),
+          task
+            ? undefined
+            : ((await emptyProjectText(project_id, call)) ?? `No ${status_filter} task is ready in project ${project_id}.`),
       ),
   );
 
   const updateTaskStatusArguments = {
-    task_id: taskId("task_id").describe("Task ID, e.g. \"TASK-051\""),
+    task_id: taskId("task_id").describe('Task ID, e.g. "TASK-051"'),
     status: taskStatus("status").describe("The new status: pending, in_progress or completed"),
     completion_notes: z
       .string()
@@ -1054,7 +1120,9 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
       .describe("What was done (for completed); at most 10000 characters"),
     project_id: projectId
       .optional()
-      .describe("The task's project; needed only when several projects have a task with this ID and this server has not touched it"),
+      .describe(
+        "The task's project; needed only when several projects have a task with this ID and this server has not touched it",
+      ),
   };
   server.registerTool(
     "update_task_status",
@@ -1077,7 +1145,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
   );
 
   const listTasksArguments = {
-    project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
+    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
     status: taskStatus("status").optional().describe("Only tasks in this status: pending, in_progress or completed"),
     ready: z
       .boolean()
@@ -1091,7 +1159,12 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
       .max(500, "limit must be at most 500")
       .default(50)
       .describe("At most this many tasks, 1-500 (default 50)"),
-    cursor: z.string().min(1, "cursor must not be empty").max(1000, "cursor is too long").optional().describe("next_cursor of the previous page"),
+    cursor: z
+      .string()
+      .min(1, "cursor must not be empty")
+      .max(1000, "cursor is too long")
+      .optional()
+      .describe("next_cursor of the previous page"),
   };
   server.registerTool(
     "list_tasks",
@@ -1114,9 +1187,16 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
         extra,
         async (call) => {
           if (ready !== undefined && status !== undefined && status !== "pending") {
-            throw new ToolFailure("ready works only with status \"pending\" (or no status)");
+            throw new ToolFailure('ready works only with status "pending" (or no status)');
           }
-          const filter: TaskFilter = { project: project_id, status, ready, limit, cursor, claimedBy: mine ? config.agentId : undefined };
+          const filter: TaskFilter = {
+            project: project_id,
+            status,
+            ready,
+            limit,
+            cursor,
+            claimedBy: mine ? config.agentId : undefined,
+          };
           const page = await client.listTasks(filter, call);
           return { tasks: page.tasks.map(compactTask), next_cursor: page.next_cursor };
         },
@@ -1130,18 +1210,20 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
   );
 
   const nextIdArguments = {
-    artifact_type: artifactType.describe("Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS"),
-    project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
+    artifact_type: artifactType.describe(
+      "Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS",
+    ),
+    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
   };
   server.registerTool(
     "get_next_available_id",
     {
       title: "Allocate the next artifact ID",
       description:
-        "Allocates the next ID of an artifact type in a project, e.g. \"US-028\" after US-027. The ID is yours: it is never " +
+        'Allocates the next ID of an artifact type in a project, e.g. "US-028" after US-027. The ID is yours: it is never ' +
         "handed out again, to anyone. Call it once per new artifact (user story, spec, task…); for several at once use reserve_id_range.",
       inputSchema: toolArguments("get_next_available_id", nextIdArguments),
-      outputSchema: { next_id: z.string().describe("The allocated ID, e.g. \"US-028\"") },
+      outputSchema: { next_id: z.string().describe('The allocated ID, e.g. "US-028"') },
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
     },
     ({ artifact_type, project_id }, extra) =>
@@ -1151,14 +1233,16 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
   );
 
   const reserveArguments = {
-    artifact_type: artifactType.describe("Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS"),
+    artifact_type: artifactType.describe(
+      "Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS",
+    ),
     count: z
       .number({ error: "count must be a whole number from 1 to 100" })
       .int("count must be a whole number from 1 to 100")
       .min(1, "count must be at least 1")
       .max(100, "count must be at most 100")
       .describe("How many IDs, 1-100"),
-    project_id: projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\""),
+    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
   };
   server.registerTool(
     "reserve_id_range",
@@ -1279,7 +1363,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
             })),
           };
         } catch (error) {
-          log("warn", { msg: "could not list the projects for resources/list", error: error instanceof Error ? error.message : String(error) });
+          log("warn", {
+            msg: "could not list the projects for resources/list",
+            error: error instanceof Error ? error.message : String(error),
+          });
           return { resources: [] };
         }
       },
@@ -1287,7 +1374,8 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
     }),
     {
       title: "A project at a glance",
-      description: "A project's task counts, its ready tasks in the order get_next_task hands them out, and who holds which task (JSON).",
+      description:
+        "A project's task counts, its ready tasks in the order get_next_task hands them out, and who holds which task (JSON).",
       mimeType: "application/json",
     },
     (uri, variables, extra) =>
@@ -1300,7 +1388,11 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
         ]);
         const summary = projects.find((entry) => entry.project_id === project);
         if (!summary) {
-          const known = projects.map((entry) => entry.project_id).slice(0, MAX_NAMED_PROJECTS).join(", ") || "none";
+          const known =
+            projects
+              .map((entry) => entry.project_id)
+              .slice(0, MAX_NAMED_PROJECTS)
+              .join(", ") || "none";
           throw new ToolFailure(`Project ${project} has no tasks and no IDs; known projects: ${known}`);
         }
         const { project_id: _, ...counts } = summary;
@@ -1318,7 +1410,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
 
   const promptProject = config.project
     ? projectId.optional().describe(`Project ID (default ${config.project})`)
-    : projectId.describe("Project ID, e.g. \"ai-agent-mcp-server\"");
+    : projectId.describe('Project ID, e.g. "ai-agent-mcp-server"');
   const projectOf = (value: string | undefined) => value ?? config.project!;
   const userMessage = (text: string) => ({ messages: [{ role: "user" as const, content: { type: "text" as const, text } }] });
 
@@ -1351,7 +1443,11 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
       description: "Break a goal into tasks with dependencies and add them to a project, with reserved IDs.",
       argsSchema: {
         project_id: promptProject,
-        goal: z.string().min(1, "goal must not be empty").max(10_000, "goal must be at most 10000 characters").describe("What should be achieved"),
+        goal: z
+          .string()
+          .min(1, "goal must not be empty")
+          .max(10_000, "goal must be at most 10000 characters")
+          .describe("What should be achieved"),
       },
     },
     ({ project_id, goal }) => {
@@ -1419,7 +1515,7 @@ const PRIORITY_SUFFIX = /\s*\((high|medium|low)\)$/;
 const LIST_ITEM = /^([-*+]|\d{1,9}[.)])(?:\s+(.*)|$)/;
 const CHECKBOX = /^\[([ xX])\](?:\s+(.*)|$)/;
 /** `[]`, `[-]`, `[ x]`, `[v]`: meant as a checkbox but not one. A link (`[text](url)`, `[text][ref]`) is not meant. */
-const NOT_A_CHECKBOX = /^\[([^\]]{0,3})\](?![(\[:])/;
+const NOT_A_CHECKBOX = /^\[([^\]]{0,3})\](?![([:])/;
 /** An item's own ID: `TASK-012:`, `**TASK-012**`, `**TASK-012:**`, or any task ID in a bold code span, `` **`login-form`** ``. */
 const ITEM_ID = /^(?:\*\*`([^`]*)`\*\*|\*\*([A-Z][A-Z0-9]*-\d+):?\*\*:?|([A-Z][A-Z0-9]*-\d+):)(?:\s+|$)/;
 const METADATA = /^[-*+]\s+(depends on|inputs|outputs|completion notes|held by):(?:\s+(.*)|$)/i;
@@ -1433,7 +1529,11 @@ const plural = (count: number, word: string) => `${count} ${word}${count === 1 ?
 
 /** Descriptions as an editor leaves them: no trailing spaces, no trailing blank lines. */
 export function normalizeDescription(text: string): string {
-  return text.split("\n").map((line) => line.trimEnd()).join("\n").trimEnd();
+  return text
+    .split("\n")
+    .map((line) => line.trimEnd())
+    .join("\n")
+    .trimEnd();
 }
 
 /** `md-` and 10 hex digits of sha256 over the item's place (headings, enclosing plain items, its parent's ID) and text. */
@@ -1450,7 +1550,10 @@ function raiseCounter(counters: ParsedFile["counters"], type: string, number: nu
 
 /** Notes the artifact IDs `text` mentions outside code spans, link targets and URLs. */
 function noteArtifactIds(text: string, line: number, counters: ParsedFile["counters"]): void {
-  const prose = text.replace(/`[^`]*`/g, " ").replace(/\]\([^)]*\)/g, "]").replace(/<?https?:\/\/\S+/g, " ");
+  const prose = text
+    .replace(/`[^`]*`/g, " ")
+    .replace(/\]\([^)]*\)/g, "]")
+    .replace(/<?https?:\/\/\S+/g, " ");
   for (const [, type, digits] of prose.matchAll(ARTIFACT_MENTION)) raiseCounter(counters, type!, Number(digits), line);
 }
 
@@ -1557,7 +1660,11 @@ class MarkdownReader {
       this.fence = { marker: fence[1]!, owner: this.open.at(-1) };
       return this.addText(text, this.open.at(-1));
     }
-    if (/^[-*+]\[[ xX]\]/.test(content)) return this.problem(line, `write a space between the list marker and the checkbox: ${JSON.stringify(content.slice(0, 40))}`);
+    if (/^[-*+]\[[ xX]\]/.test(content))
+      return this.problem(
+        line,
+        `write a space between the list marker and the checkbox: ${JSON.stringify(content.slice(0, 40))}`,
+      );
     const item = LIST_ITEM.exec(content);
     if (!item) return this.addText(text, this.open.at(-1));
     this.listItem(content, item[1]!.length, item[2] ?? "", indent, line);
@@ -1580,7 +1687,8 @@ class MarkdownReader {
       this.open.push({ kind: "task", indent, task });
       return;
     }
-    if (/^\[[ xX]\]\S/.test(itemText)) return this.problem(line, `write a space after the checkbox: ${JSON.stringify(itemText.slice(0, 40))}`);
+    if (/^\[[ xX]\]\S/.test(itemText))
+      return this.problem(line, `write a space after the checkbox: ${JSON.stringify(itemText.slice(0, 40))}`);
     const notACheckbox = NOT_A_CHECKBOX.exec(itemText);
     if (notACheckbox) {
       return this.problem(line, `"[${notACheckbox[1]}]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)`);
@@ -1604,7 +1712,8 @@ class MarkdownReader {
     if (idMatch) {
       taskId = idMatch[1] ?? idMatch[2] ?? idMatch[3]!;
       text = text.slice(idMatch[0].length).trim();
-      if (!isTaskId(taskId)) this.problem(line, `${JSON.stringify(taskId)} is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`);
+      if (!isTaskId(taskId))
+        this.problem(line, `${JSON.stringify(taskId)} is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`);
       const artifact = ARTIFACT_ID.exec(taskId);
       if (artifact) raiseCounter(this.parsed.counters, artifact[1]!, Number(artifact[2]), line);
     }
@@ -1680,7 +1789,11 @@ class MarkdownReader {
       else if (entry.key === "outputs") result.outputs = value.split(/,\s*/).filter(Boolean);
       else if (entry.key === "depends on") {
         for (const id of value.split(/[,\s]+/).filter(Boolean)) {
-          if (!isTaskId(id)) this.problem(entry.line, `depends on ${JSON.stringify(id)}, which is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`);
+          if (!isTaskId(id))
+            this.problem(
+              entry.line,
+              `depends on ${JSON.stringify(id)}, which is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`,
+            );
           else if (!result.depends_on.includes(id)) result.depends_on.push(id);
         }
       }
@@ -1710,9 +1823,17 @@ export function parseMarkdown(text: string): ParsedFile {
 }
 
 const GITHUB_PRIORITIES: Record<string, FileTask["priority"]> = {
-  critical: "high", urgent: "high", high: "high", p0: "high", p1: "high",
-  medium: "medium", normal: "medium", p2: "medium",
-  low: "low", p3: "low", p4: "low",
+  critical: "high",
+  urgent: "high",
+  high: "high",
+  p0: "high",
+  p1: "high",
+  medium: "medium",
+  normal: "medium",
+  p2: "medium",
+  low: "low",
+  p3: "low",
+  p4: "low",
 };
 
 const GitHubIssue = z.object({
@@ -1730,16 +1851,25 @@ export function parseGitHubIssues(issues: unknown[]): ParsedFile {
     const result = GitHubIssue.safeParse(value);
     if (!result.success) {
       const issue = result.error.issues[0]!;
-      return parsed.problems.push({ line: 0, message: `issue ${index + 1} of the list: ${issue.path.join(".") || "the issue"}: ${issue.message}` });
+      return parsed.problems.push({
+        line: 0,
+        message: `issue ${index + 1} of the list: ${issue.path.join(".") || "the issue"}: ${issue.message}`,
+      });
     }
     const { number, title, body, state, labels } = result.data;
-    const priorities = labels.flatMap(({ name }) => (/^priority:\s*/i.test(name) ? [name.replace(/^priority:\s*/i, "").toLowerCase()] : []));
+    const priorities = labels.flatMap(({ name }) =>
+      /^priority:\s*/i.test(name) ? [name.replace(/^priority:\s*/i, "").toLowerCase()] : [],
+    );
     const priority = priorities.map((name) => GITHUB_PRIORITIES[name]).find(Boolean) ?? "medium";
     if (priorities.length && !priorities.some((name) => GITHUB_PRIORITIES[name])) {
-      parsed.problems.push({ line: 0, message: `issue #${number}: label priority:${priorities[0]} is not a priority; use priority:high, priority:medium or priority:low` });
+      parsed.problems.push({
+        line: 0,
+        message: `issue #${number}: label priority:${priorities[0]} is not a priority; use priority:high, priority:medium or priority:low`,
+      });
     }
     let description = normalizeDescription(`${title.trim()}\n\n${(body ?? "").replace(/\r\n?/g, "\n")}`);
-    if (description.length > MAX_TEXT) description = `${description.slice(0, MAX_TEXT - 60)}\n\n…(cut: the rest is in issue #${number})`;
+    if (description.length > MAX_TEXT)
+      description = `${description.slice(0, MAX_TEXT - 60)}\n\n…(cut: the rest is in issue #${number})`;
     if (!title.trim()) parsed.problems.push({ line: 0, message: `issue #${number} has no title` });
     noteArtifactIds(description, 0, parsed.counters);
     const closed = state.toUpperCase() === "CLOSED";
@@ -1779,12 +1909,21 @@ export function parseExportJson(value: { tasks: unknown[] }): ParsedFile {
       return parsed.problems.push({ line: 0, message: `tasks[${index}].${issue.path.join(".")}: ${issue.message}` });
     }
     const task = result.data;
-    if (!isTaskId(task.task_id)) parsed.problems.push({ line: 0, message: `tasks[${index}].task_id ${JSON.stringify(task.task_id)} is not a valid task ID` });
+    if (!isTaskId(task.task_id))
+      parsed.problems.push({
+        line: 0,
+        message: `tasks[${index}].task_id ${JSON.stringify(task.task_id)} is not a valid task ID`,
+      });
     const artifact = ARTIFACT_ID.exec(task.task_id);
     if (artifact) raiseCounter(parsed.counters, artifact[1]!, Number(artifact[2]), 0);
     noteArtifactIds(task.description, 0, parsed.counters);
     const completed = task.status === "completed";
-    parsed.tasks.push({ ...task, line: 0, status: completed ? "completed" : "pending", completion_notes: completed ? task.completion_notes : "" });
+    parsed.tasks.push({
+      ...task,
+      line: 0,
+      status: completed ? "completed" : "pending",
+      completion_notes: completed ? task.completion_notes : "",
+    });
   });
   return checkFileTasks(parsed);
 }
@@ -1801,8 +1940,13 @@ export function parseTaskFile(text: string): ParsedFile {
     return { format: "github", tasks: [], counters: new Map(), problems: [problem] };
   }
   if (Array.isArray(value)) return parseGitHubIssues(value);
-  if (value && typeof value === "object" && Array.isArray((value as { tasks?: unknown }).tasks)) return parseExportJson(value as { tasks: unknown[] });
-  const problem = { line: 0, message: "JSON input must be the array `gh issue list --json number,title,body,state,labels` prints, or an object with tasks (an export)" };
+  if (value && typeof value === "object" && Array.isArray((value as { tasks?: unknown }).tasks))
+    return parseExportJson(value as { tasks: unknown[] });
+  const problem = {
+    line: 0,
+    message:
+      "JSON input must be the array `gh issue list --json number,title,body,state,labels` prints, or an object with tasks (an export)",
+  };
   return { format: "github", tasks: [], counters: new Map(), problems: [problem] };
 }
 
@@ -1815,21 +1959,30 @@ function checkFileTasks(parsed: ParsedFile): ParsedFile {
     const first = byId.get(task.task_id);
     if (!first) byId.set(task.task_id, task);
     else if (task.task_id.startsWith("md-") && task.line) {
-      parsed.problems.push({ line: task.line, message: `the item repeats the one on line ${first.line} (same text in the same place); reword one of them or give it an ID` });
+      parsed.problems.push({
+        line: task.line,
+        message: `the item repeats the one on line ${first.line} (same text in the same place); reword one of them or give it an ID`,
+      });
     } else parsed.problems.push({ line: task.line, message: `task ID ${task.task_id} is used already (${where(first)})` });
   }
   for (const task of parsed.tasks) {
     const problem = (message: string) => parsed.problems.push({ line: task.line, message: `${task.task_id}: ${message}` });
-    if (task.description.length > MAX_TEXT) problem(`its description is ${task.description.length} characters (its section's text included); at most ${MAX_TEXT}`);
-    if (task.completion_notes.length > MAX_TEXT) problem(`its completion notes are ${task.completion_notes.length} characters; at most ${MAX_TEXT}`);
-    if ([task.description, task.completion_notes, ...task.inputs, ...task.outputs].some((text) => text.includes("\0"))) problem("its text holds a NUL character");
+    if (task.description.length > MAX_TEXT)
+      problem(`its description is ${task.description.length} characters (its section's text included); at most ${MAX_TEXT}`);
+    if (task.completion_notes.length > MAX_TEXT)
+      problem(`its completion notes are ${task.completion_notes.length} characters; at most ${MAX_TEXT}`);
+    if ([task.description, task.completion_notes, ...task.inputs, ...task.outputs].some((text) => text.includes("\0")))
+      problem("its text holds a NUL character");
   }
   for (const task of parsed.tasks) {
     if (task.status !== "completed") continue;
     for (const id of task.depends_on) {
       const step = byId.get(id);
       if (step?.status === "pending") {
-        parsed.problems.push({ line: task.line, message: `${task.task_id} is checked but depends on ${id} (${where(step)}), which is not; a completed task may depend only on completed ones` });
+        parsed.problems.push({
+          line: task.line,
+          message: `${task.task_id} is checked but depends on ${id} (${where(step)}), which is not; a completed task may depend only on completed ones`,
+        });
       }
     }
   }
@@ -1915,9 +2068,15 @@ export function planImport(file: ParsedFile, existing: Task[], counters: Map<str
   for (const task of inDependencyOrder(file.tasks)) {
     for (const id of task.depends_on) {
       if (!inFile.has(id) && !tracked.has(id)) {
-        plan.problems.push({ line: task.line, message: `${task.task_id} depends on ${id}, which is neither in the file nor in the project` });
+        plan.problems.push({
+          line: task.line,
+          message: `${task.task_id} depends on ${id}, which is neither in the file nor in the project`,
+        });
       } else if (task.status === "completed" && !completedAfterImport(id) && !inFile.has(id)) {
-        plan.problems.push({ line: task.line, message: `${task.task_id} is checked but depends on ${id}, which is ${tracked.get(id)!.status} in the project` });
+        plan.problems.push({
+          line: task.line,
+          message: `${task.task_id} is checked but depends on ${id}, which is ${tracked.get(id)!.status} in the project`,
+        });
       }
     }
     const current = tracked.get(task.task_id);
@@ -1927,7 +2086,9 @@ export function planImport(file: ParsedFile, existing: Task[], counters: Map<str
   const gone = existing.filter((task) => task.task_id.startsWith("md-") && !inFile.has(task.task_id)).map((task) => task.task_id);
   if (gone.length && file.format === "markdown") {
     const shown = gone.slice(0, 5).join(", ") + (gone.length > 5 ? ", …" : "");
-    plan.notes.push(`${plural(gone.length, "task")} of the project with a derived ID ${gone.length === 1 ? "is" : "are"} not in this file (an item reworded or moved, or another file's): ${shown}`);
+    plan.notes.push(
+      `${plural(gone.length, "task")} of the project with a derived ID ${gone.length === 1 ? "is" : "are"} not in this file (an item reworded or moved, or another file's): ${shown}`,
+    );
   }
   for (const [type, { number, line }] of file.counters) {
     const from = counters.get(type) ?? 0;
@@ -1943,14 +2104,18 @@ function compareWithTracker(task: FileTask, current: Task, plan: ImportPlan): vo
   const textChanged = description !== normalizeDescription(current.description);
   if (current.status === "completed") {
     if (textChanged || task.priority !== current.priority) {
-      plan.notes.push(`${where(task)}: ${task.task_id} is completed in the project, so its text and priority stay as they are there`);
+      plan.notes.push(
+        `${where(task)}: ${task.task_id} is completed in the project, so its text and priority stay as they are there`,
+      );
     }
   } else {
     if (textChanged) edit.description = { from: current.description, to: description };
     if (task.priority !== current.priority) edit.priority = { from: current.priority, to: task.priority };
     if (task.status === "completed" && current.status === "pending") edit.complete = true;
     if (task.status === "completed" && current.status === "in_progress") {
-      plan.notes.push(`${where(task)}: ${task.task_id} is checked, but ${current.claimed_by ?? "an agent"} is working on it: it is left to its holder`);
+      plan.notes.push(
+        `${where(task)}: ${task.task_id} is checked, but ${current.claimed_by ?? "an agent"} is working on it: it is left to its holder`,
+      );
     }
   }
   const dependencies = (ids: string[]) => [...ids].sort().join(", ");
@@ -2005,7 +2170,11 @@ function cliCall(): CallContext {
 
 async function projectCounters(client: TrackerClient, project: string): Promise<Map<string, number>> {
   const query = new URLSearchParams({ project });
-  const registry = await client.sendFor(RegistryResponse, { method: "GET", path: `/ids/registry?${query}`, idempotent: false }, cliCall());
+  const registry = await client.sendFor(
+    RegistryResponse,
+    { method: "GET", path: `/ids/registry?${query}`, idempotent: false },
+    cliCall(),
+  );
   return new Map(registry.counters.map((counter) => [counter.artifact_type, counter.last_assigned_id]));
 }
 
@@ -2034,7 +2203,10 @@ async function applyPlan(client: TrackerClient, project: string, plan: ImportPla
     }
     if (complete) {
       const completed = { status: "completed", completion_notes: task.completion_notes };
-      await client.send({ method: "PUT", path: `${path}/status${inProject}`, body: { status: "in_progress" }, idempotent: true }, cliCall());
+      await client.send(
+        { method: "PUT", path: `${path}/status${inProject}`, body: { status: "in_progress" }, idempotent: true },
+        cliCall(),
+      );
       await client.send({ method: "PUT", path: `${path}/status${inProject}`, body: completed, idempotent: true }, cliCall());
     }
     progress.edited++;
@@ -2056,25 +2228,30 @@ export function describePlan(plan: ImportPlan, dryRun: boolean): string[] {
   const at = (task: FileTask) => (task.line ? `  (line ${task.line})` : "");
   const lines: string[] = [];
   const section = (title: string, count: number, noun: string) => {
-    if (count) lines.push(`${dryRun ? "Would " + title.toLowerCase() : title} ${plural(count, noun)}:`);
+    if (count) lines.push(`${dryRun ? `Would ${title.toLowerCase()}` : title} ${plural(count, noun)}:`);
   };
   section(dryRun ? "Add" : "Added", plan.add.length, "task");
   for (const task of plan.add) {
     const after = task.depends_on.length ? `  after ${task.depends_on.join(", ")}` : "";
-    lines.push(`  + ${task.task_id.padEnd(14)} ${task.status.padEnd(9)} ${task.priority.padEnd(6)} ${cut(firstLineOf(task.description))}${after}${at(task)}`);
+    lines.push(
+      `  + ${task.task_id.padEnd(14)} ${task.status.padEnd(9)} ${task.priority.padEnd(6)} ${cut(firstLineOf(task.description))}${after}${at(task)}`,
+    );
   }
   section(dryRun ? "Change" : "Changed", plan.edit.length, "task");
   for (const { task, priority, description, complete } of plan.edit) {
     const what = [
       priority && `priority ${priority.from} → ${priority.to}`,
-      description && `description → ${JSON.stringify(cut(firstLineOf(description.to), 50))}${description.to.includes("\n") ? " (and more lines)" : ""}`,
+      description &&
+        `description → ${JSON.stringify(cut(firstLineOf(description.to), 50))}${description.to.includes("\n") ? " (and more lines)" : ""}`,
       complete && "pending → completed",
     ].filter(Boolean);
     lines.push(`  ~ ${task.task_id.padEnd(14)} ${what.join("; ")}${at(task)}`);
   }
   section(dryRun ? "Raise" : "Raised", plan.raise.length, "ID counter");
   for (const { type, from, to, line } of plan.raise) {
-    lines.push(`  ↑ ${type.padEnd(14)} ${from} → ${to} (next ${type}-${String(to + 1).padStart(3, "0")})${line ? `  (line ${line})` : ""}`);
+    lines.push(
+      `  ↑ ${type.padEnd(14)} ${from} → ${to} (next ${type}-${String(to + 1).padStart(3, "0")})${line ? `  (line ${line})` : ""}`,
+    );
   }
   for (const note of plan.notes) lines.push(`Note: ${note}`);
   const counts = `${plural(plan.add.length, "task")}, ${dryRun ? "change" : "changed"} ${plan.edit.length}, ${dryRun ? "raise" : "raised"} ${plural(plan.raise.length, "ID counter")}; ${plan.unchanged} already up to date`;
@@ -2153,53 +2330,66 @@ async function runCommand<T>(
 
 function readImportArguments(argv: string[]) {
   const { positional, project, values } = parseCliArguments("import", argv, ["--dry-run"], ["--project"]);
-  if (positional.length !== 1) throw new UsageError(positional.length ? `import takes one FILE, not ${positional.length}` : "import needs a FILE");
+  if (positional.length !== 1)
+    throw new UsageError(positional.length ? `import takes one FILE, not ${positional.length}` : "import needs a FILE");
   return { fileName: positional[0]!, project, dryRun: values["--dry-run"] === true };
 }
 
 /** `import FILE --project P [--dry-run]`: checks the whole file against the project first, and adds nothing when any of it is wrong. */
 export function runImport(argv: string[], io: CliIo): Promise<number> {
-  return runCommand(io, IMPORT_USAGE, () => readImportArguments(argv), async (client, { fileName, project, dryRun }) => {
-    let text: string;
-    try {
-      text = await Bun.file(fileName).text();
-    } catch (error) {
-      io.err(`cannot read ${fileName}: ${(error as { code?: string }).code ?? (error as Error).message}`);
-      return 1;
-    }
-    const file = parseTaskFile(text);
-    for (const task of file.tasks) {
-      if (file.format === "markdown" && task.status === "completed" && !task.completion_notes) task.completion_notes = `Checked in ${basename(fileName)}`;
-    }
-    const plan = file.problems.length
-      ? undefined
-      : planImport(file, await client.listAllTasks({ project }, cliCall()), await projectCounters(client, project));
-    const problems = plan?.problems ?? file.problems;
-    if (problems.length) {
-      for (const { line, message } of problems) io.err(`${fileName}${line ? `:${line}` : ""}: ${message}`);
-      io.err(`Nothing was imported: ${plural(problems.length, "problem")} in ${fileName}.`);
-      return 1;
-    }
-    if (file.tasks.length === 0) io.out(`${fileName} holds no task items ("- [ ] …" or "- [x] …" lines).`);
-    const progress: ImportProgress = { added: 0, edited: 0 };
-    if (!dryRun) {
+  return runCommand(
+    io,
+    IMPORT_USAGE,
+    () => readImportArguments(argv),
+    async (client, { fileName, project, dryRun }) => {
+      let text: string;
       try {
-        await applyPlan(client, project, plan!, progress);
+        text = await Bun.file(fileName).text();
       } catch (error) {
-        if (progress.added || progress.edited) {
-          io.err(`Stopped after adding ${progress.added} of ${plan!.add.length} tasks and changing ${progress.edited} of ${plan!.edit.length}. ` +
-            "Run the same import again to finish: it adds and changes only what is still missing.");
-        }
-        throw error;
+        io.err(`cannot read ${fileName}: ${(error as { code?: string }).code ?? (error as Error).message}`);
+        return 1;
       }
-    }
-    for (const line of describePlan(plan!, dryRun)) io.out(line);
-    return 0;
-  });
+      const file = parseTaskFile(text);
+      for (const task of file.tasks) {
+        if (file.format === "markdown" && task.status === "completed" && !task.completion_notes)
+          task.completion_notes = `Checked in ${basename(fileName)}`;
+      }
+      const plan = file.problems.length
+        ? undefined
+        : planImport(file, await client.listAllTasks({ project }, cliCall()), await projectCounters(client, project));
+      const problems = plan?.problems ?? file.problems;
+      if (problems.length) {
+        for (const { line, message } of problems) io.err(`${fileName}${line ? `:${line}` : ""}: ${message}`);
+        io.err(`Nothing was imported: ${plural(problems.length, "problem")} in ${fileName}.`);
+        return 1;
+      }
+      if (file.tasks.length === 0) io.out(`${fileName} holds no task items ("- [ ] …" or "- [x] …" lines).`);
+      const progress: ImportProgress = { added: 0, edited: 0 };
+      if (!dryRun) {
+        try {
+          await applyPlan(client, project, plan!, progress);
+        } catch (error) {
+          if (progress.added || progress.edited) {
+            io.err(
+              `Stopped after adding ${progress.added} of ${plan!.add.length} tasks and changing ${progress.edited} of ${plan!.edit.length}. ` +
+                "Run the same import again to finish: it adds and changes only what is still missing.",
+            );
+          }
+          throw error;
+        }
+      }
+      for (const line of describePlan(plan!, dryRun)) io.out(line);
+      return 0;
+    },
+  );
 }
 /** A project as markdown grouped by status, which `import` reads back to the same tasks. */
 export function renderMarkdown(project: string, tasks: Task[]): string {
-  const groups: [string, Task["status"]][] = [["Pending", "pending"], ["In progress", "in_progress"], ["Completed", "completed"]];
+  const groups: [string, Task["status"]][] = [
+    ["Pending", "pending"],
+    ["In progress", "in_progress"],
+    ["Completed", "completed"],
+  ];
   const lines = [
     `${EXPORT_MARKER}: project ${project}; \`${NAME} import FILE --project ${project}\` reads it back -->`,
     `# Tasks of ${project}`,
@@ -2210,7 +2400,7 @@ export function renderMarkdown(project: string, tasks: Task[]): string {
     lines.push("", `## ${title} (${inGroup.length})`, "");
     for (const task of inGroup) lines.push(...taskLines(task));
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 function taskLines(task: Task): string[] {
@@ -2228,7 +2418,8 @@ function taskLines(task: Task): string[] {
   if (task.outputs.length) metadata("outputs", task.outputs.join(", "));
   const lease = typeof task.lease_expires_at === "string" ? ` (lease until ${task.lease_expires_at})` : "";
   if (task.claimed_by) metadata("held by", task.claimed_by + lease);
-  if (task.status === "completed" && task.completion_notes) metadata("completion notes", normalizeDescription(task.completion_notes));
+  if (task.status === "completed" && task.completion_notes)
+    metadata("completion notes", normalizeDescription(task.completion_notes));
   // After the metadata: a code block left open in the description then ends with the item, as in any markdown.
   for (const line of escapeLines(rest)) lines.push(line ? `  ${line}` : "");
   return lines;
@@ -2238,17 +2429,25 @@ function readExportArguments(argv: string[]) {
   const { positional, project, values } = parseCliArguments("export", argv, [], ["--project", "--format"]);
   if (positional.length) throw new UsageError(`export takes no FILE (it writes to stdout): ${JSON.stringify(positional[0])}`);
   const format = values["--format"] ?? "markdown";
-  if (format !== "markdown" && format !== "json") throw new UsageError(`--format must be markdown or json, not ${JSON.stringify(format)}`);
+  if (format !== "markdown" && format !== "json")
+    throw new UsageError(`--format must be markdown or json, not ${JSON.stringify(format)}`);
   return { project, format };
 }
 
 /** `export --project P [--format markdown|json]`: every task of the project on stdout. */
 export function runExport(argv: string[], io: CliIo): Promise<number> {
-  return runCommand(io, EXPORT_USAGE, () => readExportArguments(argv), async (client, { project, format }) => {
-    const tasks = await client.listAllTasks({ project }, cliCall());
-    io.out(format === "json" ? JSON.stringify({ project_id: project, tasks }, null, 2) : renderMarkdown(project, tasks).trimEnd());
-    return 0;
-  });
+  return runCommand(
+    io,
+    EXPORT_USAGE,
+    () => readExportArguments(argv),
+    async (client, { project, format }) => {
+      const tasks = await client.listAllTasks({ project }, cliCall());
+      io.out(
+        format === "json" ? JSON.stringify({ project_id: project, tasks }, null, 2) : renderMarkdown(project, tasks).trimEnd(),
+      );
+      return 0;
+    },
+  );
 }
 
 // ─── The command line ──────────────────────────────────────────────────────────────────────────
@@ -2302,17 +2501,23 @@ function healthHints(failure: ToolFailure, config: Config): string[] {
     ];
   }
   if (https && NETWORK_REASONS[failure.info.network ?? ""] === "TLS handshake failed") {
-    return ["  The TLS handshake failed: the service probably speaks plain http on that port. Try TASK_TRACKING_URL with http://."];
+    return [
+      "  The TLS handshake failed: the service probably speaks plain http on that port. Try TASK_TRACKING_URL with http://.",
+    ];
   }
   const plainToTls = /plain HTTP request was sent to HTTPS port|speak TLS|client sent an HTTP request to an HTTPS server/i;
   if (!https && failure.status === 400 && plainToTls.test(failure.detail ?? "")) {
     return ["  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…"];
   }
   if (!https && (failure.info.network === "ECONNRESET" || failure.info.network === "ConnectionClosed")) {
-    return ["  The service dropped the connection or answered something that is not HTTP: if it expects https, set TASK_TRACKING_URL to https://…"];
+    return [
+      "  The service dropped the connection or answered something that is not HTTP: if it expects https, set TASK_TRACKING_URL to https://…",
+    ];
   }
   if (failure.info.network === "timeout") {
-    return ["  Nothing answered in time: is the service stuck, or a firewall dropping the traffic? Check TASK_TRACKING_URL's host and port."];
+    return [
+      "  Nothing answered in time: is the service stuck, or a firewall dropping the traffic? Check TASK_TRACKING_URL's host and port.",
+    ];
   }
   return ["  Is the service running at that address? Start the local one with `bun run tracker`, or set TASK_TRACKING_URL."];
 }
@@ -2337,7 +2542,9 @@ export async function doctor(
       `agent ${config.agentId}, project ${config.project ?? "not set"}, lease ${config.leaseSeconds} s`,
   );
   if (config.ignoredApiKeyFile) {
-    print(`! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${config.ignoredApiKeyFile}) are set: the variable is used, the file is not read`);
+    print(
+      `! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${config.ignoredApiKeyFile}) are set: the variable is used, the file is not read`,
+    );
   }
   const attemptTimeoutMs = Math.min(config.timeoutMs, deps.attemptTimeoutMs ?? DOCTOR_ATTEMPT_TIMEOUT_MS);
   const client = new TrackerClient(
@@ -2352,7 +2559,9 @@ export async function doctor(
   const call = () => newCall(new AbortController().signal);
   try {
     const health = await client.health(call());
-    print(`✓ service reachable: ${config.displayUrl}/healthz says ${health.status}${health.version ? `, version ${health.version}` : ""}`);
+    print(
+      `✓ service reachable: ${config.displayUrl}/healthz says ${health.status}${health.version ? `, version ${health.version}` : ""}`,
+    );
   } catch (error) {
     if (!(error instanceof ToolFailure)) throw error;
     print(`✗ service: ${error.message}`);
@@ -2474,10 +2683,14 @@ export async function serve(config: Config, io: ServeIO): Promise<void> {
   });
   const maxLineBytes = io.maxStdinLineBytes ?? MAX_STDIN_LINE_BYTES;
   const input = io.stdin.pipe(
-    dropOversizedLines((bytes) => log("warn", { msg: `dropped a message of ${bytes} bytes from the client: over the ${maxLineBytes}-byte limit` }), maxLineBytes),
+    dropOversizedLines(
+      (bytes) => log("warn", { msg: `dropped a message of ${bytes} bytes from the client: over the ${maxLineBytes}-byte limit` }),
+      maxLineBytes,
+    ),
   );
   const transport = new StdioServerTransport(input, io.stdout);
-  server.server.onerror = (error) => log("warn", { msg: `ignored a malformed message from the client: ${error.message.slice(0, 300)}` });
+  server.server.onerror = (error) =>
+    log("warn", { msg: `ignored a malformed message from the client: ${error.message.slice(0, 300)}` });
 
   let stopping = false;
   const stop = async (reason: string) => {

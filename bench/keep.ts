@@ -6,10 +6,10 @@
  * checks (restore).
  */
 import { Database } from "bun:sqlite";
-import { SQL } from "bun";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SQL } from "bun";
 import type { NewTask } from "../tracker/domain.ts";
 import { dumpLines, numberedLines } from "../tracker/storage/dump.ts";
 import { openPostgresStorage } from "../tracker/storage/postgres.ts";
@@ -35,7 +35,17 @@ async function fill(storage: Storage): Promise<void> {
     const batch: NewTask[] = [];
     for (let i = first; i < Math.min(first + 500, taskCount); i++) {
       const dependsOn = i % 3 === 1 && i % 500 !== 0 ? [`T-${i - 1}`] : [];
-      batch.push({ task_id: `T-${i}`, project_id: project(i), description: `Task number ${i}, with a sentence of text`, inputs: ["US-001"], outputs: [], priority: "medium", depends_on: dependsOn, status: "pending", completion_notes: "" });
+      batch.push({
+        task_id: `T-${i}`,
+        project_id: project(i),
+        description: `Task number ${i}, with a sentence of text`,
+        inputs: ["US-001"],
+        outputs: [],
+        priority: "medium",
+        depends_on: dependsOn,
+        status: "pending",
+        completion_notes: "",
+      });
     }
     await storage.addTasks(batch, now, "planner");
   }
@@ -47,7 +57,14 @@ async function fill(storage: Storage): Promise<void> {
     if (i % 10 === 0) await storage.changeTaskStatus({ ...change, to: "completed" });
   }
   for (let i = 0; i < 50; i++) {
-    await storage.reserveIds({ reservationId: crypto.randomUUID(), projectId: "p0", artifactType: "US", count: 10, createdAt: now, expiresAt: now });
+    await storage.reserveIds({
+      reservationId: crypto.randomUUID(),
+      projectId: "p0",
+      artifactType: "US",
+      count: 10,
+      createdAt: now,
+      expiresAt: now,
+    });
   }
 }
 
@@ -72,7 +89,10 @@ function sqliteFloors(path: string, text: string): { read: number; write: number
   }
   const read = performance.now() - readStarted;
   source.close();
-  const records = text.trimEnd().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+  const records = text
+    .trimEnd()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
   const target = new Database(copy, { create: true });
   target.run("CREATE TABLE rows (kind TEXT, body TEXT)");
   const insert = target.prepare("INSERT INTO rows VALUES (?, ?)");
@@ -100,7 +120,9 @@ async function postgresReadFloor(url: string): Promise<number> {
 
 const report: string[] = [];
 const line = (name: string, ms: number, floor?: number) =>
-  report.push(`${name.padEnd(40)} ${ms.toFixed(0).padStart(7)} ms${floor === undefined ? "" : `   floor ${floor.toFixed(0).padStart(6)} ms   ×${(ms / floor).toFixed(1)}`}`);
+  report.push(
+    `${name.padEnd(40)} ${ms.toFixed(0).padStart(7)} ms${floor === undefined ? "" : `   floor ${floor.toFixed(0).padStart(6)} ms   ×${(ms / floor).toFixed(1)}`}`,
+  );
 
 const sourcePath = join(dir, "source.db");
 const source = await openSqliteStorage({ path: sourcePath });
@@ -115,7 +137,9 @@ const dumped = await time(() => dumpOf(source));
 await source.close();
 const floors = sqliteFloors(sourcePath, dumped.value);
 const records = dumped.value.split("\n").length - 1;
-report.push(`${taskCount} tasks, ${records} dump lines, ${(dumped.value.length / 1e6).toFixed(1)} MB of dump, ${(backup.value / 1e6).toFixed(1)} MB of database`);
+report.push(
+  `${taskCount} tasks, ${records} dump lines, ${(dumped.value.length / 1e6).toFixed(1)} MB of dump, ${(backup.value / 1e6).toFixed(1)} MB of database`,
+);
 line("SQLite: backup (VACUUM INTO, streamed)", backup.ms);
 line("SQLite: dump", dumped.ms, floors.read);
 const sqliteTarget = await openSqliteStorage({ path: join(dir, "restored.db") });
@@ -133,7 +157,8 @@ if (base) {
   line("PostgreSQL: restore", (await time(() => pg.restore(numberedLines(bytesOf(dumped.value))))).ms, floors.write);
   const again = await time(() => dumpOf(pg));
   line("PostgreSQL: dump", again.ms, await postgresReadFloor(url.toString()));
-  if (again.value.split("\n").slice(1).join("\n") !== dumped.value.split("\n").slice(1).join("\n")) throw new Error("the PostgreSQL dump differs");
+  if (again.value.split("\n").slice(1).join("\n") !== dumped.value.split("\n").slice(1).join("\n"))
+    throw new Error("the PostgreSQL dump differs");
   await pg.close();
   await admin.unsafe(`DROP SCHEMA ${schema} CASCADE`);
   await admin.close();

@@ -40,7 +40,7 @@ function moduleOf(frame: CallFrame): string {
   if (!url) return frame.functionName === "(root)" ? "(root)" : "native";
   const inModules = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (inModules) return inModules[1]!;
-  if (url.startsWith(ROOT + "/")) return url.slice(ROOT.length + 1);
+  if (url.startsWith(`${ROOT}/`)) return url.slice(ROOT.length + 1);
   return url; // bun:sqlite, node:crypto, internal:…
 }
 
@@ -82,9 +82,20 @@ function summarize(title: string, profile: CpuProfile, ourLabel: string, isOurs:
   const top = (map: Map<string, number>, n: number) => [...map].sort((a, b) => b[1] - a[1]).slice(0, n);
   return [
     `${title}: ${profile.samples.length} samples, ${((idle / profile.samples.length) * 100).toFixed(0)}% idle; shares below are of the busy samples`,
-    table(["module (self)", "share"], top(self, 8).map(([m, n]) => [m, share(n)])),
-    table(["module (anywhere on the stack)", "share"], top(inclusive, 10).filter(([m]) => m !== "(root)").map(([m, n]) => [m, share(n)])),
-    table([`hottest frame  ←  nearest frame of ${ourLabel}`, "share"], top(stacks, 20).map(([k, n]) => [k, share(n)])),
+    table(
+      ["module (self)", "share"],
+      top(self, 8).map(([m, n]) => [m, share(n)]),
+    ),
+    table(
+      ["module (anywhere on the stack)", "share"],
+      top(inclusive, 10)
+        .filter(([m]) => m !== "(root)")
+        .map(([m, n]) => [m, share(n)]),
+    ),
+    table(
+      [`hottest frame  ←  nearest frame of ${ourLabel}`, "share"],
+      top(stacks, 20).map(([k, n]) => [k, share(n)]),
+    ),
   ].join("\n\n");
 }
 

@@ -10,17 +10,17 @@ import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import type { Context } from "./lib/context.ts";
-import { compile, COMPILE_FLAGS, ROOT, tempDir } from "./lib/proc.ts";
-import { int, machine, ms, noise, pct, ratio, table, type Target } from "./lib/report.ts";
+import { COMPILE_FLAGS, compile, ROOT, tempDir } from "./lib/proc.ts";
+import { int, machine, ms, noise, pct, ratio, type Target, table } from "./lib/report.ts";
 import { trackerCommand, trackerNote } from "./lib/tracker.ts";
-import { measureColdStart, type ColdStartResult } from "./sections/coldstart.ts";
-import { measureLatency, type LatencyResult } from "./sections/latency.ts";
-import { measureMemory, type MemoryResult } from "./sections/memory.ts";
+import { type BoardsResult, measureBoards } from "./sections/boards.ts";
+import { type ColdStartResult, measureColdStart } from "./sections/coldstart.ts";
+import { type LatencyResult, measureLatency } from "./sections/latency.ts";
+import { type LeasesResult, measureLeases } from "./sections/leases.ts";
+import { type ListingResult, measureListing } from "./sections/listing.ts";
+import { type MemoryResult, measureMemory } from "./sections/memory.ts";
 import { measureScale, type ScaleResult } from "./sections/scale.ts";
-import { CLIENTS, measureThroughput, type Cell, type ThroughputResult } from "./sections/throughput.ts";
-import { measureListing, type ListingResult } from "./sections/listing.ts";
-import { measureLeases, type LeasesResult } from "./sections/leases.ts";
-import { measureBoards, type BoardsResult } from "./sections/boards.ts";
+import { type Cell, measureThroughput, type ThroughputResult } from "./sections/throughput.ts";
 
 const SECTIONS = ["latency", "coldstart", "memory", "throughput", "scale", "listing", "leases", "boards"] as const;
 type Section = (typeof SECTIONS)[number];
@@ -38,19 +38,27 @@ const print = (line = "") => {
   out.push(line);
   console.log(line);
 };
-const progress = (message: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${message}\n`);
+const progress = (message: string) =>
+  process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${message}\n`);
 
 // The floor is built exactly like ours: check that scripts/build.ts still uses these flags.
 const buildScript = readFileSync(join(ROOT, "scripts/build.ts"), "utf8");
 for (const flag of COMPILE_FLAGS) {
-  if (!buildScript.includes(`"${flag}"`)) throw new Error(`scripts/build.ts no longer uses ${flag}: update COMPILE_FLAGS in bench/lib/proc.ts`);
+  if (!buildScript.includes(`"${flag}"`))
+    throw new Error(`scripts/build.ts no longer uses ${flag}: update COMPILE_FLAGS in bench/lib/proc.ts`);
 }
 // The storage floor sets the tracker's pragmas: say so when tracker/storage/sqlite.ts has moved on.
 const pragmas = (file: string) =>
-  new Set([...readFileSync(join(ROOT, file), "utf8").matchAll(/PRAGMA (\w+) = /g)].map((m) => m[1]!).filter((p) => p !== "user_version"));
+  new Set(
+    [...readFileSync(join(ROOT, file), "utf8").matchAll(/PRAGMA (\w+) = /g)]
+      .map((m) => m[1]!)
+      .filter((p) => p !== "user_version"),
+  );
 const trackerPragmas = pragmas("tracker/storage/sqlite.ts");
 const floorPragmas = pragmas("bench/floors/storage-floor.ts");
-const pragmaDrift = [...trackerPragmas].filter((p) => !floorPragmas.has(p)).concat([...floorPragmas].filter((p) => !trackerPragmas.has(p)));
+const pragmaDrift = [...trackerPragmas]
+  .filter((p) => !floorPragmas.has(p))
+  .concat([...floorPragmas].filter((p) => !trackerPragmas.has(p)));
 const work = tempDir("run");
 const ctx: Context = {
   quick,
@@ -59,7 +67,8 @@ const ctx: Context = {
   work,
   progress,
 };
-if (!(await Bun.file(ctx.mcpBinary).exists())) throw new Error("dist/task-tracking-mcp is missing: run `bun run build` (or `bun run bench`)");
+if (!(await Bun.file(ctx.mcpBinary).exists()))
+  throw new Error("dist/task-tracking-mcp is missing: run `bun run build` (or `bun run bench`)");
 progress("building the MCP floor with the flags of scripts/build.ts");
 await compile("bench/floors/mcp-floor.ts", ctx.mcpFloorBinary);
 
@@ -91,7 +100,9 @@ const targets: Target[] = [];
 const target = (name: string, goal: string, value: string, ok: boolean) => targets.push({ name, goal, value, ok });
 const mark = (ok: boolean) => (ok ? "✓" : "✗");
 
-print(`task-tracking-mcp benchmark: ${quick ? "QUICK run (smaller sizes, fewer repeats)" : "full run"}, ${new Date().toISOString()}`);
+print(
+  `task-tracking-mcp benchmark: ${quick ? "QUICK run (smaller sizes, fewer repeats)" : "full run"}, ${new Date().toISOString()}`,
+);
 print(
   `machine: ${host.cpu} × ${host.cores} cores, ${host.memory_gb} GB, Linux ${host.kernel}, Bun ${host.bun}, Node ${Bun.spawnSync(["/usr/bin/node", "--version"]).stdout.toString().trim()}; ` +
     `load average ${host.loadavg_start[0]} at start, ${loadEnd[0]} at end (1 min)`,
@@ -113,8 +124,12 @@ const latency = results.latency;
 if (latency) {
   const floorSum = latency.mcp_floor.p50 + latency.http_floor.p50;
   print();
-  print(`1. Tool-call latency, ms: ${latency.rounds} rounds × ${latency.calls_per_round} sequential calls per path; medians of the rounds`);
-  print("   MCP = dist/task-tracking-mcp over stdio → tracker; HTTP = the same request sent straight to the tracker; layer = MCP − HTTP");
+  print(
+    `1. Tool-call latency, ms: ${latency.rounds} rounds × ${latency.calls_per_round} sequential calls per path; medians of the rounds`,
+  );
+  print(
+    "   MCP = dist/task-tracking-mcp over stdio → tracker; HTTP = the same request sent straight to the tracker; layer = MCP − HTTP",
+  );
   const rows = Object.entries(latency.tools).map(([tool, t]) => [
     tool,
     ms(t.mcp.p50),
@@ -131,7 +146,19 @@ if (latency) {
     `${noise(t.mcp.spread_p50)}/${noise(t.http.spread_p50)}`,
   ]);
   const floorRow = (name: string, f: LatencyResult["mcp_floor"]) => [
-    name, ms(f.p50), ms(f.p95), ms(f.p99), "", "", "", "", "", "", f.server_cpu_us === undefined ? "" : int(f.server_cpu_us), "", noise(f.spread_p50),
+    name,
+    ms(f.p50),
+    ms(f.p95),
+    ms(f.p99),
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    f.server_cpu_us === undefined ? "" : int(f.server_cpu_us),
+    "",
+    noise(f.spread_p50),
   ];
   rows.push(floorRow("MCP floor (noop tool, stdio)", latency.mcp_floor));
   rows.push(floorRow("HTTP floor (constant JSON)", latency.http_floor));
@@ -139,12 +166,28 @@ if (latency) {
   if (latency.sdk_client_get_next_task) rows.push(floorRow("get_next_task via SDK Client", latency.sdk_client_get_next_task));
   print(
     table(
-      ["tool", "MCP p50", "p95", "p99", "HTTP p50", "p95", "p99", "layer p50", "layer p95", "p50/floors", "CPU µs", "targets", "noise MCP/HTTP"],
+      [
+        "tool",
+        "MCP p50",
+        "p95",
+        "p99",
+        "HTTP p50",
+        "p95",
+        "p99",
+        "layer p50",
+        "layer p95",
+        "p50/floors",
+        "CPU µs",
+        "targets",
+        "noise MCP/HTTP",
+      ],
       rows,
     ),
   );
   print("   CPU µs: CPU time of the MCP server process per call (/proc/<pid>/stat)");
-  print("   targets per tool: layer p95 ≤ 0.5 ms | end-to-end p95 ≤ 1.5 ms | p50 ≤ 2 × (MCP floor p50 + HTTP floor p50); noise = ± half the spread of round p50s");
+  print(
+    "   targets per tool: layer p95 ≤ 0.5 ms | end-to-end p95 ≤ 1.5 ms | p50 ≤ 2 × (MCP floor p50 + HTTP floor p50); noise = ± half the spread of round p50s",
+  );
   const tools = Object.values(latency.tools);
   const worstLayer = Math.max(...tools.map((t) => t.overhead_p95));
   const worstP95 = Math.max(...tools.map((t) => t.mcp.p95));
@@ -182,7 +225,12 @@ if (coldstart) {
     ),
   );
   print(`   node bundle: ${coldstart.node_bundle} (entry calls main(): Node 20 has no import.meta.main)`);
-  target("compiled cold start to tools/list (median)", "≤ 40 ms", `${ms(compiled.tools_list_ms)} ms`, compiled.tools_list_ms <= 40);
+  target(
+    "compiled cold start to tools/list (median)",
+    "≤ 40 ms",
+    `${ms(compiled.tools_list_ms)} ms`,
+    compiled.tools_list_ms <= 40,
+  );
   const nodeRatio = node.tools_list_ms / compiled.tools_list_ms;
   target("Node.js cold start ÷ compiled", "≥ 3×", ratio(nodeRatio), nodeRatio >= 3);
 }
@@ -195,7 +243,16 @@ if (memory) {
   print(`3. Memory, VmRSS MB (${memory.mix})`);
   print(
     table(
-      ["process", "start-up", `${int(memory.calls)} calls, loaded`, "settled", "growth", `${int(2 * memory.calls)} calls, settled`, "leak check", "targets"],
+      [
+        "process",
+        "start-up",
+        `${int(memory.calls)} calls, loaded`,
+        "settled",
+        "growth",
+        `${int(2 * memory.calls)} calls, settled`,
+        "leak check",
+        "targets",
+      ],
       [
         [
           "dist/task-tracking-mcp",
@@ -207,11 +264,22 @@ if (memory) {
           mb(memory.leak_check_mb),
           `${mark(ours.startup_mb <= 45)}${mark(memory.growth_mb <= 5)}`,
         ],
-        ["MCP floor", mb(floor.startup_mb), mb(floor.loaded_mb), mb(floor.settled_mb), mb(memory.floor_growth_mb), mb(floor.settled_twice_mb), mb(memory.floor_leak_check_mb), ""],
+        [
+          "MCP floor",
+          mb(floor.startup_mb),
+          mb(floor.loaded_mb),
+          mb(floor.settled_mb),
+          mb(memory.floor_growth_mb),
+          mb(floor.settled_twice_mb),
+          mb(memory.floor_leak_check_mb),
+          "",
+        ],
       ],
     ),
   );
-  print("   growth = settled − start-up; leak check = what the second 10,000 calls added (a leak keeps growing, warm-up does not)");
+  print(
+    "   growth = settled − start-up; leak check = what the second 10,000 calls added (a leak keeps growing, warm-up does not)",
+  );
   print("   targets: start-up ≤ 45 MB | growth over 10,000 calls ≤ 5 MB");
   target("RSS after start-up", "≤ 45 MB", `${mb(ours.startup_mb)} MB (floor ${mb(floor.startup_mb)})`, ours.startup_mb <= 45);
   target(
@@ -256,10 +324,13 @@ if (throughput) {
   print(
     "   of floor: allocations, reservations, claims ÷ the storage floor's allocations (same storage, same sync, same clients); reads ÷ the HTTP floor",
   );
-  print("   allocations: GET /ids/next with an Idempotency-Key; reservations: POST /ids/reserve count 5; claims: PUT status pending→in_progress on distinct ready tasks");
+  print(
+    "   allocations: GET /ids/next with an Idempotency-Key; reservations: POST /ids/reserve count 5; claims: PUT status pending→in_progress on distinct ready tasks",
+  );
   print(`   PostgreSQL: ${throughput.postgres.ran ? "" : "SKIPPED, "}${throughput.postgres.reason}`);
   const errorCell = throughput.cells.find((c) => c.first_error);
-  if (errorCell) print(`   first error (${errorCell.backend} ${errorCell.operation} × ${errorCell.clients}): ${errorCell.first_error}`);
+  if (errorCell)
+    print(`   first error (${errorCell.backend} ${errorCell.operation} × ${errorCell.clients}): ${errorCell.first_error}`);
 
   const alloc8 = cell("tracker SQLite sync=normal", "allocations", 8);
   const floor8 = cell("storage floor sync=normal", "allocations", 8);
@@ -286,12 +357,22 @@ if (throughput) {
 const scale = results.scale;
 if (scale) {
   print();
-  print(`5. Scale: get_next_task latency, ms, direct HTTP, 3 rounds; all in one database${quick ? " (QUICK: smaller sizes)" : ""}`);
+  print(
+    `5. Scale: get_next_task latency, ms, direct HTTP, 3 rounds; all in one database${quick ? " (QUICK: smaller sizes)" : ""}`,
+  );
   const reference = scale.points[0]!;
   print(
     table(
       ["case", "tasks in DB", "p50", "p95", "p99", "p50 ÷ 1,000", "noise"],
-      scale.points.map((p) => [p.case, int(p.tasks_in_db), ms(p.p50_ms), ms(p.p95_ms), ms(p.p99_ms), ratio(p.p50_ms / reference.p50_ms), noise(p.spread)]),
+      scale.points.map((p) => [
+        p.case,
+        int(p.tasks_in_db),
+        ms(p.p50_ms),
+        ms(p.p95_ms),
+        ms(p.p99_ms),
+        ratio(p.p50_ms / reference.p50_ms),
+        noise(p.spread),
+      ]),
     ),
   );
   print(
@@ -305,17 +386,35 @@ if (scale) {
   const shapes = scale.points.filter((p) => !p.case.startsWith("one project"));
   if (atEnd && shapes.length) {
     const worstShape = Math.max(...shapes.map((p) => p.p50_ms / atEnd.p50_ms));
-    target("get_next_task, many projects / long chain ÷ one project, same DB (worst p50)", "≤ 2×", ratio(worstShape), worstShape <= 2);
+    target(
+      "get_next_task, many projects / long chain ÷ one project, same DB (worst p50)",
+      "≤ 2×",
+      ratio(worstShape),
+      worstShape <= 2,
+    );
   }
 }
 
 const listing = results.listing;
 if (listing) {
   print();
-  print(`6. Listing: GET /tasks (a page of ${listing.page_size}) beside GET /tasks/next, ms, direct HTTP, one project growing; 3 rounds${quick ? " (QUICK: smaller sizes)" : ""}`);
+  print(
+    `6. Listing: GET /tasks (a page of ${listing.page_size}) beside GET /tasks/next, ms, direct HTTP, one project growing; 3 rounds${quick ? " (QUICK: smaller sizes)" : ""}`,
+  );
   print(
     table(
-      ["backend", "tasks", "next p50", "p95", "first page p50", "p95", "5 pages deep p50", "p95", "page ÷ next", "noise next/page"],
+      [
+        "backend",
+        "tasks",
+        "next p50",
+        "p95",
+        "first page p50",
+        "p95",
+        "5 pages deep p50",
+        "p95",
+        "page ÷ next",
+        "noise next/page",
+      ],
       listing.points.map((p) => [
         p.backend,
         int(p.tasks),
@@ -330,17 +429,34 @@ if (listing) {
       ]),
     ),
   );
-  print(`   list_tasks through dist/task-tracking-mcp (limit 50, largest SQLite size): p50 ${ms(listing.mcp_list_tasks.p50)}, p95 ${ms(listing.mcp_list_tasks.p95)}, p99 ${ms(listing.mcp_list_tasks.p99)} ms`);
+  print(
+    `   list_tasks through dist/task-tracking-mcp (limit 50, largest SQLite size): p50 ${ms(listing.mcp_list_tasks.p50)}, p95 ${ms(listing.mcp_list_tasks.p95)}, p99 ${ms(listing.mcp_list_tasks.p99)} ms`,
+  );
   print(`   PostgreSQL: ${listing.postgres.ran ? listing.postgres.reason : `not run: ${listing.postgres.reason}`}`);
   for (const backend of [...new Set(listing.points.map((p) => p.backend))]) {
     const rows = listing.points.filter((p) => p.backend === backend);
     const largest = rows.at(-1)!;
     const page = Math.max(largest.first_page.p50, largest.deep_page.p50);
-    target(`a page of 100 at ${int(largest.tasks)} tasks ÷ get_next_task (p50), ${backend}`, "≤ 2×", ratio(page / largest.next.p50), page <= 2 * largest.next.p50);
+    target(
+      `a page of 100 at ${int(largest.tasks)} tasks ÷ get_next_task (p50), ${backend}`,
+      "≤ 2×",
+      ratio(page / largest.next.p50),
+      page <= 2 * largest.next.p50,
+    );
     const growth = page / Math.max(rows[0]!.first_page.p50, rows[0]!.deep_page.p50);
-    target(`listing at ${int(largest.tasks)} ÷ at ${int(rows[0]!.tasks)} tasks (p50), ${backend}`, "≤ 2×", ratio(growth), growth <= 2);
+    target(
+      `listing at ${int(largest.tasks)} ÷ at ${int(rows[0]!.tasks)} tasks (p50), ${backend}`,
+      "≤ 2×",
+      ratio(growth),
+      growth <= 2,
+    );
   }
-  target("list_tasks p95 through the compiled server", "≤ 2 ms", `${ms(listing.mcp_list_tasks.p95)} ms`, listing.mcp_list_tasks.p95 <= 2);
+  target(
+    "list_tasks p95 through the compiled server",
+    "≤ 2 ms",
+    `${ms(listing.mcp_list_tasks.p95)} ms`,
+    listing.mcp_list_tasks.p95 <= 2,
+  );
 }
 
 const workloadRow = (name: string, f: import("./sections/workload.ts").WorkloadFigures, extra: string[] = []) => [
@@ -353,12 +469,22 @@ const workloadRow = (name: string, f: import("./sections/workload.ts").WorkloadF
   String(f.errors),
   ...extra,
 ];
-const workloadHeaders = ["workload (8 agents: claim, read, complete)", "claims/s", "claim p99", "complete p99", "read p99", "all p99", "errors"];
+const workloadHeaders = [
+  "workload (8 agents: claim, read, complete)",
+  "claims/s",
+  "claim p99",
+  "complete p99",
+  "read p99",
+  "all p99",
+  "errors",
+];
 
 const leases = results.leases;
 if (leases) {
   print();
-  print(`7. Leases: ${int(leases.holders)} agents each holding one claim and renewing it, beside the agents' workload; ${leases.repeats} × ${leases.seconds_per_run} s, medians`);
+  print(
+    `7. Leases: ${int(leases.holders)} agents each holding one claim and renewing it, beside the agents' workload; ${leases.repeats} × ${leases.seconds_per_run} s, medians`,
+  );
   const base = leases.rows.find((row) => row.renew_every_s === 0)!;
   print(
     table(
@@ -372,7 +498,9 @@ if (leases) {
       ),
     ),
   );
-  print("   every 40 s is the MCP server's default (TASK_TRACKING_LEASE_SECONDS=120, renewed every third); every 4 s is ten times that rate");
+  print(
+    "   every 40 s is the MCP server's default (TASK_TRACKING_LEASE_SECONDS=120, renewed every third); every 4 s is ten times that rate",
+  );
   const onSchedule = leases.rows.find((row) => row.renew_every_s === 40)!;
   const p99Ratio = onSchedule.figures.all_p99_ms / base.figures.all_p99_ms;
   target(`p99 with ${int(leases.holders)} agents renewing on schedule ÷ without`, "≤ 1.10×", ratio(p99Ratio), p99Ratio <= 1.1);
@@ -383,7 +511,9 @@ if (leases) {
 const boards = results.boards;
 if (boards) {
   print();
-  print(`8. Boards: ${boards.boards} boards open (page load, then the live stream) while agents work; ${boards.repeats} × ${boards.seconds_per_run} s, medians`);
+  print(
+    `8. Boards: ${boards.boards} boards open (page load, then the live stream) while agents work; ${boards.repeats} × ${boards.seconds_per_run} s, medians`,
+  );
   print(
     table(
       [...workloadHeaders, "p99 ÷ without"],
@@ -401,7 +531,12 @@ if (boards) {
 
 print();
 print("Targets");
-print(table(["", "target", "goal", "measured"], targets.map((t) => [mark(t.ok), t.name, t.goal, t.value])));
+print(
+  table(
+    ["", "target", "goal", "measured"],
+    targets.map((t) => [mark(t.ok), t.name, t.goal, t.value]),
+  ),
+);
 print(`${targets.filter((t) => t.ok).length} of ${targets.length} targets met; ${seconds.toFixed(1)} s`);
 
 if (asJson) {

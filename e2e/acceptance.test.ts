@@ -6,18 +6,18 @@ import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:tes
 import {
   inDb,
   isPort8080Free,
+  type McpProcess,
   mcpEnv,
   PROJECT,
+  type Proxy,
   runBinary,
   startMcp,
   startProxy,
   startTrackerProcess,
   stopEverything,
+  type TrackerProcess,
   textOf,
   timed,
-  type McpProcess,
-  type Proxy,
-  type TrackerProcess,
 } from "./harness.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -36,7 +36,10 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
     started.push(mcp);
     // At start the server adopts the claims of its agent (docs/TOOLS.md, Leases): wait for that
     // request, so each scenario shows only the requests of its own tool call.
-    await proxy.waitFor((request) => request.target.startsWith("/tasks?status=in_progress&claimed_by="), "the adoption of this agent's claims");
+    await proxy.waitFor(
+      (request) => request.target.startsWith("/tasks?status=in_progress&claimed_by="),
+      "the adoption of this agent's claims",
+    );
     proxy.reset();
     return mcp;
   }
@@ -125,7 +128,10 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
     expect(result.structuredContent).toEqual({ task: null });
     expect(textOf(result)).toBe(`No pending task is ready in project ${PROJECT}.`);
     // After a null it asks which projects exist: a project with no tasks at all would be named a typo.
-    expect(proxy.requests.map((r) => `${r.method} ${r.target}`)).toEqual([`GET /tasks/next?project=${PROJECT}&status=pending`, "GET /projects"]);
+    expect(proxy.requests.map((r) => `${r.method} ${r.target}`)).toEqual([
+      `GET /tasks/next?project=${PROJECT}&status=pending`,
+      "GET /projects",
+    ]);
   });
 
   test("Scenario 3: update_task_status updates task to completed", async () => {
@@ -253,7 +259,9 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
     // Six 401s of the tools, beside the one of the adoption at start (GET /tasks).
     const toolUnauthorized = () => tracker.accessLog().filter((e) => e.status === 401 && e.path !== "/tasks");
     await tracker.waitForAccess(() => toolUnauthorized().length === anyTool.length, "six 401s");
-    expect(inDb(tracker, (db) => [db.tasks().length, db.lastAssigned(PROJECT, "US"), db.reservations().length])).toEqual([0, 0, 0]);
+    expect(inDb(tracker, (db) => [db.tasks().length, db.lastAssigned(PROJECT, "US"), db.reservations().length])).toEqual([
+      0, 0, 0,
+    ]);
   });
 });
 

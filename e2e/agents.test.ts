@@ -2,7 +2,16 @@
 // through a few hundred tasks with dependencies on one tracker, and allocate IDs side by side.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { inDb, mcpEnv, startMcp, startTrackerProcess, stopEverything, textOf, type McpProcess, type TrackerProcess } from "./harness.ts";
+import {
+  inDb,
+  type McpProcess,
+  mcpEnv,
+  startMcp,
+  startTrackerProcess,
+  stopEverything,
+  type TrackerProcess,
+  textOf,
+} from "./harness.ts";
 
 const AGENTS = 8;
 const TASKS = 240;
@@ -144,7 +153,9 @@ test(`${AGENTS} agents claim and complete ${TASKS} tasks: each exactly once, nev
     for (const dependency of JSON.parse(row.depends_on) as string[]) {
       const before = byId.get(dependency)!;
       if (!(before.completed_at! <= row.started_at!)) {
-        throw new Error(`seed ${seed}: ${row.task_id} started at ${row.started_at}, before ${dependency} completed at ${before.completed_at}`);
+        throw new Error(
+          `seed ${seed}: ${row.task_id} started at ${row.started_at}, before ${dependency} completed at ${before.completed_at}`,
+        );
       }
     }
   }

@@ -6,17 +6,17 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import {
+  type McpProcess,
   mcpEnv,
+  type Proxy,
+  type RawMcp,
   startMcp,
   startProxy,
   startRawMcp,
   startTrackerProcess,
   stopEverything,
-  textOf,
-  type McpProcess,
-  type Proxy,
-  type RawMcp,
   type TrackerProcess,
+  textOf,
 } from "./harness.ts";
 
 const RUNS = 75;
@@ -98,7 +98,10 @@ interface Invalid {
   key?: string;
 }
 
-function corrupt(valid: fc.Arbitrary<Record<string, unknown>>, wrong: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<Invalid> {
+function corrupt(
+  valid: fc.Arbitrary<Record<string, unknown>>,
+  wrong: Record<string, fc.Arbitrary<unknown>>,
+): fc.Arbitrary<Invalid> {
   return fc.oneof(
     ...Object.entries(wrong).map(([field, value]) =>
       fc.tuple(valid, value).map(([args, bad]) => ({ args: { ...args, [field]: bad }, field })),
@@ -164,7 +167,13 @@ const validTask = fc.record(
   { requiredKeys: ["task_id", "project_id", "description"] },
 );
 const TASK_KEYS = ["task_id", "project_id", "description", "inputs", "outputs", "priority", "depends_on"];
-const notAStringArray = fc.oneof(fc.string({ maxLength: 5 }), fc.constant(null), fc.constant([1]), fc.constant([null]), fc.constant({}));
+const notAStringArray = fc.oneof(
+  fc.string({ maxLength: 5 }),
+  fc.constant(null),
+  fc.constant([1]),
+  fc.constant([null]),
+  fc.constant({}),
+);
 
 /** A task with one wrong field; `field` is relative to the task. */
 const invalidTask: fc.Arbitrary<{ task: unknown; field: string; key?: string }> = fc.oneof(
@@ -172,7 +181,10 @@ const invalidTask: fc.Arbitrary<{ task: unknown; field: string; key?: string }> 
     task_id: badId(64),
     project_id: badId(128),
     description: fc.oneof(fc.constant(""), fc.string({ minLength: 10_001, maxLength: 10_020 }), notAString, fc.constant(MISSING)),
-    priority: fc.oneof(fc.string({ maxLength: 8 }).filter((s) => !PRIORITIES.includes(s)), fc.constantFrom("HIGH", null, 1)),
+    priority: fc.oneof(
+      fc.string({ maxLength: 8 }).filter((s) => !PRIORITIES.includes(s)),
+      fc.constantFrom("HIGH", null, 1),
+    ),
     inputs: notAStringArray,
     outputs: notAStringArray,
     depends_on: fc.oneof(
@@ -185,7 +197,10 @@ const invalidTask: fc.Arbitrary<{ task: unknown; field: string; key?: string }> 
     fc.tuple(validTask, value).map(([task, bad]) => ({ task: { ...task, [field]: bad }, field: `.${field}` })),
   ),
   fc
-    .tuple(validTask, fc.stringMatching(/^[a-z_]{1,12}$/).filter((key) => !TASK_KEYS.includes(key)))
+    .tuple(
+      validTask,
+      fc.stringMatching(/^[a-z_]{1,12}$/).filter((key) => !TASK_KEYS.includes(key)),
+    )
     .map(([task, key]) => ({ task: { ...task, [key]: "x" }, field: "", key })),
   fc.oneof(fc.constant(null), fc.string({ maxLength: 5 }), fc.integer(), fc.constant([])).map((task) => ({ task, field: "" })),
 );
@@ -199,7 +214,9 @@ const invalidAddTask: fc.Arbitrary<Invalid> = fc.oneof(
       field: `tasks[${before.length}]${field}`,
       key,
     })),
-  fc.oneof(fc.constant([]), fc.constant(tooManyTasks), notAString, fc.constant(MISSING)).map((tasks) => ({ args: { tasks }, field: "tasks" })),
+  fc
+    .oneof(fc.constant([]), fc.constant(tooManyTasks), notAString, fc.constant(MISSING))
+    .map((tasks) => ({ args: { tasks }, field: "tasks" })),
 );
 
 // ─── The properties ─────────────────────────────────────────────────────────────────────────────
@@ -218,13 +235,19 @@ const afterwards: Record<string, { args: Record<string, unknown>; expected: Reco
     args: { tasks: [{ task_id: "BI-1", project_id: PROJECT, description: "Still works", priority: "high" }] },
     expected: { success: true, tasks_added: 1, task_ids: ["BI-1"] },
   },
-  get_next_task: { args: { project_id: PROJECT, claim: true }, expected: { task: expect.objectContaining({ task_id: "BI-1", status: "in_progress" }) } },
+  get_next_task: {
+    args: { project_id: PROJECT, claim: true },
+    expected: { task: expect.objectContaining({ task_id: "BI-1", status: "in_progress" }) },
+  },
   update_task_status: {
     args: { task_id: "BI-1", status: "completed", completion_notes: "after the storm" },
     expected: { task: expect.objectContaining({ task_id: "BI-1", status: "completed", completion_notes: "after the storm" }) },
   },
   get_next_available_id: { args: { artifact_type: "US", project_id: PROJECT }, expected: { next_id: "US-001" } },
-  reserve_id_range: { args: { artifact_type: "US", count: 2, project_id: PROJECT }, expected: expect.objectContaining({ reserved_ids: ["US-002", "US-003"] }) },
+  reserve_id_range: {
+    args: { artifact_type: "US", count: 2, project_id: PROJECT },
+    expected: expect.objectContaining({ reserved_ids: ["US-002", "US-003"] }),
+  },
 };
 
 describe("every invalid argument is refused before any HTTP request", () => {
@@ -268,19 +291,41 @@ describe("garbage on stdin", () => {
   });
 
   const jsonRpcLike = fc
-    .record({
-      jsonrpc: fc.constantFrom("2.0", "1.0", 2, null),
-      id: fc.oneof(fc.integer(), fc.constant(null), fc.double()),
-      method: fc.constantFrom("tools/call", "tools/list", "initialize", "ping", "nope", "notifications/cancelled", "resources/read"),
-      params: fc.jsonValue({ maxDepth: 2 }),
-    }, { requiredKeys: [] })
+    .record(
+      {
+        jsonrpc: fc.constantFrom("2.0", "1.0", 2, null),
+        id: fc.oneof(fc.integer(), fc.constant(null), fc.double()),
+        method: fc.constantFrom(
+          "tools/call",
+          "tools/list",
+          "initialize",
+          "ping",
+          "nope",
+          "notifications/cancelled",
+          "resources/read",
+        ),
+        params: fc.jsonValue({ maxDepth: 2 }),
+      },
+      { requiredKeys: [] },
+    )
     .map((message) => JSON.stringify(message));
   const garbage = fc.oneof(
     fc.uint8Array({ maxLength: 600 }),
     fc.string({ unit: "binary", maxLength: 200 }),
     fc.json({ maxDepth: 3 }),
     jsonRpcLike,
-    fc.constantFrom("", "\r", "{", "}", "[]", "null", '"text"', '{"jsonrpc":"2.0"}', '{"jsonrpc":"2.0","id":"raw-x","result":{}}', "\u00ff\u00fe"),
+    fc.constantFrom(
+      "",
+      "\r",
+      "{",
+      "}",
+      "[]",
+      "null",
+      '"text"',
+      '{"jsonrpc":"2.0"}',
+      '{"jsonrpc":"2.0","id":"raw-x","result":{}}',
+      "\u00ff\u00fe",
+    ),
   );
 
   test("random bytes, broken JSON and malformed JSON-RPC lines do not kill the server", async () => {
@@ -302,9 +347,14 @@ describe("garbage on stdin", () => {
 
     // Still a correct MCP server: it lists its tools and runs one against the tracker.
     const listed = await raw.request("tools/list");
-    expect(listed.result.tools.map((tool: { name: string }) => tool.name).sort()).toEqual(
-      ["add_task", "get_next_available_id", "get_next_task", "list_tasks", "reserve_id_range", "update_task_status"],
-    );
+    expect(listed.result.tools.map((tool: { name: string }) => tool.name).sort()).toEqual([
+      "add_task",
+      "get_next_available_id",
+      "get_next_task",
+      "list_tasks",
+      "reserve_id_range",
+      "update_task_status",
+    ]);
     const called = await raw.request("tools/call", { name: "get_next_task", arguments: { project_id: "garbage-free" } });
     expect(called.result).toMatchObject({ structuredContent: { task: null } });
 
@@ -322,7 +372,10 @@ describe("garbage on stdin", () => {
       expect(await guarded.request("ping")).toMatchObject({ result: {} });
       const listed = await guarded.request("tools/list");
       expect(listed.result.tools).toHaveLength(6);
-      await guarded.stderr.waitFor((line) => line.includes("dropped a message of 11534337 bytes from the client"), "the drop to be logged");
+      await guarded.stderr.waitFor(
+        (line) => line.includes("dropped a message of 11534337 bytes from the client"),
+        "the drop to be logged",
+      );
       expect(await guarded.close()).toBe(0);
     } finally {
       await guarded.kill();

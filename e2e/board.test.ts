@@ -5,18 +5,18 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Locator, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, type ConsoleMessage, chromium, type Locator, type Page } from "playwright-core";
 import {
   Lines,
+  type McpProcess,
   makeApiKey,
   mcpEnv,
   ROOT,
   startMcp,
   startTrackerProcess,
   stopEverything,
-  textOf,
-  type McpProcess,
   type TrackerProcess,
+  textOf,
 } from "./harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -123,12 +123,19 @@ browserTests("the board", () => {
       { task_id: "BRD-1", description: "Design the checkout API\nwith a second line", priority: "high" },
       { task_id: "BRD-2", description: "Build the checkout API", depends_on: ["BRD-1"] },
       { task_id: "BRD-3", description: "Write the release notes", priority: "low" },
-      { task_id: "BRD-4", description: "Import last year's backlog", status: "completed", completion_notes: "Imported 120 tasks" },
+      {
+        task_id: "BRD-4",
+        description: "Import last year's backlog",
+        status: "completed",
+        completion_notes: "Imported 120 tasks",
+      },
     ]);
     context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-US" });
     context.setDefaultTimeout(5000);
     page = await context.newPage();
-    page.on("console", (message: ConsoleMessage) => consoleEntries.push({ type: message.type(), text: message.text(), at: Date.now() }));
+    page.on("console", (message: ConsoleMessage) =>
+      consoleEntries.push({ type: message.type(), text: message.text(), at: Date.now() }),
+    );
     page.on("pageerror", (error) => consoleEntries.push({ type: "pageerror", text: error.message, at: Date.now() }));
   });
 
@@ -175,7 +182,9 @@ browserTests("the board", () => {
     const { task } = await call("get_next_task", { project_id: PROJECT, claim: true });
     expect(task.task_id).toBe("BRD-1");
     await card("In progress", "BRD-1").waitFor({ timeout: LIVE_MS });
-    expect(await card("In progress", "BRD-1").innerText()).toMatch(new RegExp(`^BRD-1\\nHIGH\\nDesign the checkout API\\n${AGENT} · [12] min \\d\\d s left$`));
+    expect(await card("In progress", "BRD-1").innerText()).toMatch(
+      new RegExp(`^BRD-1\\nHIGH\\nDesign the checkout API\\n${AGENT} · [12] min \\d\\d s left$`),
+    );
     expect(await column("Ready").locator('[data-task-id="BRD-1"]').count()).toBe(0);
     await expectNotReloaded();
   });
@@ -216,7 +225,9 @@ browserTests("the board", () => {
     await dialog.getByLabel("Description").fill("Build the checkout API, behind a flag");
     await dialog.getByRole("button", { name: "Save changes" }).click();
     await history(dialog)
-      .getByText(`Edited by ${PERSON}: priority medium → high, description "Build the checkout API, behind a flag"`, { exact: true })
+      .getByText(`Edited by ${PERSON}: priority medium → high, description "Build the checkout API, behind a flag"`, {
+        exact: true,
+      })
       .waitFor();
     await page.keyboard.press("Escape");
     await card("Ready", "BRD-2").filter({ hasText: "behind a flag" }).waitFor({ timeout: LIVE_MS });
@@ -292,15 +303,18 @@ browserTests("the board", () => {
 
   test("the board comes back by itself after the tracker restarts", async () => {
     await markPage();
-    await expectingConsoleErrors(/net::ERR_(CONNECTION_REFUSED|INCOMPLETE_CHUNKED_ENCODING|EMPTY_RESPONSE|CONNECTION_RESET)/, async () => {
-      expect(await tracker.stop()).toBe(0);
-      await page.getByRole("status").filter({ hasText: "Reconnecting" }).waitFor();
-      tracker = await startTrackerProcess({
-        apiKey: tracker.apiKey,
-        env: { PORT: String(tracker.port), TRACKER_DB: tracker.dbPath },
-      });
-      await page.getByRole("status").filter({ hasText: "Live" }).waitFor({ timeout: 10_000 });
-    });
+    await expectingConsoleErrors(
+      /net::ERR_(CONNECTION_REFUSED|INCOMPLETE_CHUNKED_ENCODING|EMPTY_RESPONSE|CONNECTION_RESET)/,
+      async () => {
+        expect(await tracker.stop()).toBe(0);
+        await page.getByRole("status").filter({ hasText: "Reconnecting" }).waitFor();
+        tracker = await startTrackerProcess({
+          apiKey: tracker.apiKey,
+          env: { PORT: String(tracker.port), TRACKER_DB: tracker.dbPath },
+        });
+        await page.getByRole("status").filter({ hasText: "Live" }).waitFor({ timeout: 10_000 });
+      },
+    );
     const { task } = await call("get_next_task", { project_id: PROJECT, claim: true });
     await card("In progress", task.task_id).waitFor({ timeout: LIVE_MS });
     await expectNotReloaded();
@@ -417,7 +431,13 @@ browserTests("the compiled tracker", () => {
     const apiKey = makeApiKey();
     const child = Bun.spawn([binary], {
       cwd: dir,
-      env: { PATH: process.env.PATH ?? "", PORT: "0", HOST: "127.0.0.1", TRACKER_DB: join(dir, "tracker.db"), TRACKER_API_KEYS: apiKey },
+      env: {
+        PATH: process.env.PATH ?? "",
+        PORT: "0",
+        HOST: "127.0.0.1",
+        TRACKER_DB: join(dir, "tracker.db"),
+        TRACKER_API_KEYS: apiKey,
+      },
       stdin: "ignore",
       stdout: "ignore",
       stderr: "pipe",

@@ -5,7 +5,15 @@
 // by the agent that held it then, and none is stranded.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mcpEnv, startMcp, startTrackerProcess, stopEverything, textOf, type McpProcess, type TrackerProcess } from "./harness.ts";
+import {
+  type McpProcess,
+  mcpEnv,
+  startMcp,
+  startTrackerProcess,
+  stopEverything,
+  type TrackerProcess,
+  textOf,
+} from "./harness.ts";
 
 const AGENTS = 8;
 const TASKS = 200;
@@ -65,7 +73,13 @@ test(`${AGENTS} agents, killed with kill -9 at random and restarted, complete ${
   expect(added.status).toBe(201);
 
   const start = (id: string) =>
-    startMcp(mcpEnv(tracker.url, tracker.apiKey, { TASK_TRACKING_AGENT_ID: id, TASK_TRACKING_LEASE_SECONDS: String(LEASE_SECONDS), LOG_LEVEL: "error" }));
+    startMcp(
+      mcpEnv(tracker.url, tracker.apiKey, {
+        TASK_TRACKING_AGENT_ID: id,
+        TASK_TRACKING_LEASE_SECONDS: String(LEASE_SECONDS),
+        LOG_LEVEL: "error",
+      }),
+    );
   const agents = new Map<string, McpProcess>();
   for (let i = 0; i < AGENTS; i++) agents.set(`chaos-${i}`, await start(`chaos-${i}`));
 
@@ -96,7 +110,12 @@ test(`${AGENTS} agents, killed with kill -9 at random and restarted, complete ${
   }
 
   async function finish(id: string, mcp: McpProcess, taskId: string): Promise<boolean> {
-    const done = await mcp.call("update_task_status", { task_id: taskId, project_id: PROJECT, status: "completed", completion_notes: `done by ${id}` });
+    const done = await mcp.call("update_task_status", {
+      task_id: taskId,
+      project_id: PROJECT,
+      status: "completed",
+      completion_notes: `done by ${id}`,
+    });
     if (done.isError) {
       // A lost claim is possible only if this agent was dead for longer than a lease: say which.
       const text = textOf(done);
@@ -134,7 +153,8 @@ test(`${AGENTS} agents, killed with kill -9 at random and restarted, complete ${
     const page = await tracker.api("GET", `/projects`);
     const counts = (page.body.projects as { project_id: string; completed: number }[]).find((p) => p.project_id === PROJECT);
     if (counts?.completed === TASKS) break;
-    if (performance.now() > deadline) throw new Error(`seed ${seed}: only ${counts?.completed} of ${TASKS} completed after 120 s`);
+    if (performance.now() > deadline)
+      throw new Error(`seed ${seed}: only ${counts?.completed} of ${TASKS} completed after 120 s`);
     await Bun.sleep(100);
   }
   finished = true;

@@ -5,18 +5,18 @@
 
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import {
+  type Action,
   inDb,
+  type McpProcess,
   mcpEnv,
+  type Proxy,
   startMcp,
   startProxy,
   startTrackerProcess,
   stopEverything,
+  type TrackerProcess,
   textOf,
   timed,
-  type Action,
-  type McpProcess,
-  type Proxy,
-  type TrackerProcess,
 } from "./harness.ts";
 
 /** The MCP servers' per-attempt timeout in the timeout tests. */
@@ -259,7 +259,9 @@ describe("bursts of 503", () => {
   test("two 503s with Retry-After: 1: each wait is the second the service asked for", async () => {
     const retryAfter: Action = { ...UNAVAILABLE_503, headers: { ...UNAVAILABLE_503.headers, "retry-after": "1" } };
     proxy.script(retryAfter, retryAfter);
-    const { value: result, ms } = await timed(() => mcp.call("get_next_available_id", { artifact_type: "US", project_id: project }));
+    const { value: result, ms } = await timed(() =>
+      mcp.call("get_next_available_id", { artifact_type: "US", project_id: project }),
+    );
 
     expect(result.structuredContent).toEqual({ next_id: "US-001" });
     expectOneKeyForEveryAttempt(3);
@@ -318,7 +320,9 @@ describe("a connection reset in the middle of a body", () => {
     const { value: result, ms } = await timed(() => mcp.call("get_next_task", { project_id: project }));
 
     expect(result.isError).toBe(true);
-    expect(textOf(result)).toMatch(new RegExp(`^Task Tracking microservice unavailable: .+ at ${proxy.url.replace(/\./g, "\\.")}$`));
+    expect(textOf(result)).toMatch(
+      new RegExp(`^Task Tracking microservice unavailable: .+ at ${proxy.url.replace(/\./g, "\\.")}$`),
+    );
     expect(proxy.requests).toHaveLength(4);
     expect(ms).toBeLessThan(BACKOFF_MS + 2000);
   });
@@ -326,7 +330,12 @@ describe("a connection reset in the middle of a body", () => {
 
 describe("a 2xx whose body is not JSON", () => {
   test("a read: the invalid-response text at once, no retry", async () => {
-    proxy.script({ type: "reply", status: 200, headers: { "content-type": "text/html" }, body: "<html>Welcome to nginx!</html>" });
+    proxy.script({
+      type: "reply",
+      status: 200,
+      headers: { "content-type": "text/html" },
+      body: "<html>Welcome to nginx!</html>",
+    });
     const { value: result, ms } = await timed(() => mcp.call("get_next_task", { project_id: project }));
     expect(ms).toBeLessThan(2000);
 

@@ -2,23 +2,23 @@
 // database with its access log and a direct API call, a read-only look at that database, the MCP
 // server's environment, and the kit's pieces under the names these tests have always used.
 
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { Database } from "bun:sqlite";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { JsonRpcClient } from "../testkit/json-rpc.ts";
 import { Lines, parseRecord } from "../testkit/lines.ts";
-import { startMcpClient, runMcpBinary } from "../testkit/mcp.ts";
+import { runMcpBinary, startMcpClient } from "../testkit/mcp.ts";
 import { assertBuilt, MCP_BINARY } from "../testkit/paths.ts";
 import { register, stopEverything } from "../testkit/registry.ts";
 import { makeTempDir, removeTempDir } from "../testkit/temp.ts";
 import { startTracker } from "../testkit/tracker.ts";
 
+export { type Action, type Proxy, type RecordedRequest, type Reply, startProxy } from "../testkit/proxy.ts";
 export { Lines, MCP_BINARY, stopEverything };
-export { startProxy, type Action, type Proxy, type RecordedRequest, type Reply } from "../testkit/proxy.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 export const PROJECT = "ai-agent-mcp-server";
@@ -61,11 +61,17 @@ function isAccess(record: Record<string, unknown> | null): record is Record<stri
   return record?.msg === "request" && typeof record.status === "number";
 }
 
-export async function startTrackerProcess(options: { apiKey?: string; env?: Record<string, string> } = {}): Promise<TrackerProcess> {
+export async function startTrackerProcess(
+  options: { apiKey?: string; env?: Record<string, string> } = {},
+): Promise<TrackerProcess> {
   const apiKey = options.apiKey ?? makeApiKey();
   const dir = makeTempDir("tt-e2e-");
   const dbPath = join(dir, "tracker.db");
-  const { url, port, process: child } = await startTracker({
+  const {
+    url,
+    port,
+    process: child,
+  } = await startTracker({
     cwd: dir,
     env: {
       PATH: process.env.PATH ?? "",
@@ -145,7 +151,7 @@ export class TrackerDb {
   }
 
   tasks(project?: string): TaskRow[] {
-    const sql = "SELECT * FROM tasks" + (project ? " WHERE project_id = ?" : "") + " ORDER BY seq";
+    const sql = `SELECT * FROM tasks${project ? " WHERE project_id = ?" : ""} ORDER BY seq`;
     return this.db.query<TaskRow, string[]>(sql).all(...(project ? [project] : []));
   }
 
@@ -164,7 +170,7 @@ export class TrackerDb {
   }
 
   reservations(project?: string): { reservation_id: string; artifact_type: string; first_number: number; count: number }[] {
-    const sql = "SELECT * FROM reservations" + (project ? " WHERE project_id = ?" : "") + " ORDER BY first_number";
+    const sql = `SELECT * FROM reservations${project ? " WHERE project_id = ?" : ""} ORDER BY first_number`;
     return this.db.query<any, string[]>(sql).all(...(project ? [project] : []));
   }
 

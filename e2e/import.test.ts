@@ -51,7 +51,11 @@ async function countersOf(project: string): Promise<Record<string, number>> {
 }
 
 /** The requests the tracker answered since `mark` (its access log), as `METHOD path`. */
-const requestsSince = (mark: number) => tracker.accessLog().slice(mark).map((entry) => `${entry.method} ${entry.path.split("?")[0]}`);
+const requestsSince = (mark: number) =>
+  tracker
+    .accessLog()
+    .slice(mark)
+    .map((entry) => `${entry.method} ${entry.path.split("?")[0]}`);
 
 /** What the import and export commands keep of a task: the rest (times, holder) belongs to the tracker. */
 const essentials = (task: Record<string, any>) => ({
@@ -81,7 +85,9 @@ describe("import of a TODO.md", () => {
     expect(publish.depends_on.length).toBe(3);
     expect(publish.depends_on[0]).toBe("TASK-010");
     expect(tasks.find((task) => task.task_id === "TASK-010")!.status).toBe("completed");
-    expect(publish.description).toBe("Publish the npm package\n\nSection: TODO › Release 1.0\nThe release needs a green CI on every platform and a signed tag.");
+    expect(publish.description).toBe(
+      "Publish the npm package\n\nSection: TODO › Release 1.0\nThe release needs a green CI on every platform and a signed tag.",
+    );
     expect(await countersOf(project)).toEqual({ US: 31, SPEC: 4, TASK: 12 });
     expect((await tracker.api("GET", `/ids/next?type=US&project=${project}`)).body.next_id).toBe("US-032");
   });
@@ -90,7 +96,11 @@ describe("import of a TODO.md", () => {
     const before = await tasksOf(project);
     const mark = tracker.accessLog().length;
     const result = await cli("import", TODO, "--project", project);
-    expect(result).toEqual({ code: 0, stdout: "Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.\n", stderr: "" });
+    expect(result).toEqual({
+      code: 0,
+      stdout: "Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.\n",
+      stderr: "",
+    });
     expect(requestsSince(mark).every((request) => request.startsWith("GET "))).toBe(true);
     expect(await tasksOf(project)).toEqual(before);
   });
@@ -99,26 +109,44 @@ describe("import of a TODO.md", () => {
     const grown = fileWith("TODO-grown.md", `${await Bun.file(TODO).text()}\n## Later\n\n- [ ] Write the 1.1 plan (low)\n`);
     const result = await cli("import", grown, "--project", project);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^Added 1 task:\n {2}\+ md-[0-9a-f]{10} {2}pending {3}low {4}Write the 1\.1 plan {2}\(line \d+\)\n/);
+    expect(result.stdout).toMatch(
+      /^Added 1 task:\n {2}\+ md-[0-9a-f]{10} {2}pending {3}low {4}Write the 1\.1 plan {2}\(line \d+\)\n/,
+    );
     expect((await tasksOf(project)).length).toBe(14);
   });
 
   test("an edited file changes the priority and text of open tasks and completes the items checked since", async () => {
     const original = await Bun.file(TODO).text();
     const edited = original
-      .replace("- [ ] **TASK-012** Publish the npm package (high)", "- [ ] **TASK-012** Publish the npm package to the registry (low)")
-      .replace("  - [ ] Smoke-test `npx task-tracking-mcp --version` on macOS and Windows\n    - [ ] Borrow", "  - [ ] Smoke-test `npx task-tracking-mcp --version` on macOS and Windows\n    - [x] Borrow");
+      .replace(
+        "- [ ] **TASK-012** Publish the npm package (high)",
+        "- [ ] **TASK-012** Publish the npm package to the registry (low)",
+      )
+      .replace(
+        "  - [ ] Smoke-test `npx task-tracking-mcp --version` on macOS and Windows\n    - [ ] Borrow",
+        "  - [ ] Smoke-test `npx task-tracking-mcp --version` on macOS and Windows\n    - [x] Borrow",
+      );
     expect(edited).not.toBe(original);
     const result = await cli("import", fileWith("TODO-edited.md", edited), "--project", project);
     expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
-    expect(result.stdout).toContain('  ~ TASK-012       priority high → low; description → "Publish the npm package to the registry" (and more lines)  (line 10)\n');
+    expect(result.stdout).toContain(
+      '  ~ TASK-012       priority high → low; description → "Publish the npm package to the registry" (and more lines)  (line 10)\n',
+    );
     expect(result.stdout).toMatch(/ {2}~ md-[0-9a-f]{10} {2}pending → completed {2}\(line 13\)\n/);
     const tasks = await tasksOf(project);
     const publish = tasks.find((task) => task.task_id === "TASK-012")!;
-    expect({ priority: publish.priority, first: publish.description.split("\n")[0] }).toEqual({ priority: "low", first: "Publish the npm package to the registry" });
+    expect({ priority: publish.priority, first: publish.description.split("\n")[0] }).toEqual({
+      priority: "low",
+      first: "Publish the npm package to the registry",
+    });
     const borrow = tasks.find((task) => task.description.startsWith("Borrow a Windows machine"))!;
-    expect({ status: borrow.status, completion_notes: borrow.completion_notes }).toEqual({ status: "completed", completion_notes: "Checked in TODO-edited.md" });
-    const events = (await tracker.api("GET", `/tasks/${borrow.task_id}/events?project=${project}`)).body.events.map((event: any) => event.type);
+    expect({ status: borrow.status, completion_notes: borrow.completion_notes }).toEqual({
+      status: "completed",
+      completion_notes: "Checked in TODO-edited.md",
+    });
+    const events = (await tracker.api("GET", `/tasks/${borrow.task_id}/events?project=${project}`)).body.events.map(
+      (event: any) => event.type,
+    );
     expect(events).toEqual(["created", "claimed", "completed"]);
     // The item the previous test added is not in this file: the import names it and leaves it be.
     const plan = tasks.find((task) => task.description.startsWith("Write the 1.1 plan"))!;
@@ -134,7 +162,9 @@ describe("import of a TODO.md", () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("Would add 13 tasks:\n");
     expect(result.stdout).toContain("Would raise 3 ID counters:\n  ↑ US             0 → 31 (next US-032)  (line 4)\n");
-    expect(result.stdout).toEndWith("Dry run, nothing was changed: would add 13 tasks, change 0, raise 3 ID counters; 0 already up to date.\n");
+    expect(result.stdout).toEndWith(
+      "Dry run, nothing was changed: would add 13 tasks, change 0, raise 3 ID counters; 0 already up to date.\n",
+    );
     expect(requestsSince(mark).every((request) => request.startsWith("GET "))).toBe(true);
     expect(await tasksOf("dry")).toEqual([]);
     expect(await countersOf("dry")).toEqual({});
@@ -185,14 +215,20 @@ describe("import of a gh issue list dump", () => {
     const result = await cli("import", GH_ISSUES, "--project", "gh");
     expect(result.code).toBe(0);
     const tasks = await tasksOf("gh");
-    expect(tasks.map(({ task_id, status, priority }) => ({ task_id, status, priority })).sort((a, b) => a.task_id.localeCompare(b.task_id))).toEqual([
+    expect(
+      tasks
+        .map(({ task_id, status, priority }) => ({ task_id, status, priority }))
+        .sort((a, b) => a.task_id.localeCompare(b.task_id)),
+    ).toEqual([
       { task_id: "gh-40", status: "completed", priority: "low" },
       { task_id: "gh-41", status: "pending", priority: "medium" },
       { task_id: "gh-42", status: "pending", priority: "high" },
       { task_id: "gh-7", status: "completed", priority: "medium" },
     ]);
     expect(await countersOf("gh")).toEqual({ SPEC: 7, US: 27 });
-    expect((await cli("import", GH_ISSUES, "--project", "gh")).stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 4 already up to date.\n");
+    expect((await cli("import", GH_ISSUES, "--project", "gh")).stdout).toBe(
+      "Done: added 0 tasks, changed 0, raised 0 ID counters; 4 already up to date.\n",
+    );
   });
 });
 
@@ -208,7 +244,10 @@ describe("edge cases", () => {
   });
 
   test("5,000 items go in as 10 batches of 500; importing them again adds nothing", async () => {
-    const items = Array.from({ length: 5000 }, (_, i) => `- [${i % 5 ? " " : "x"}] Item ${i} of the long backlog${i % 7 ? "" : " (high)"}`);
+    const items = Array.from(
+      { length: 5000 },
+      (_, i) => `- [${i % 5 ? " " : "x"}] Item ${i} of the long backlog${i % 7 ? "" : " (high)"}`,
+    );
     const big = fileWith("backlog.md", `# Backlog\n\n${items.join("\n")}\n`);
     const mark = tracker.accessLog().length;
     const result = await cli("import", big, "--project", "big");
@@ -218,7 +257,9 @@ describe("edge cases", () => {
     expect(tasks.length).toBe(5000);
     expect(tasks.filter((task) => task.status === "completed").length).toBe(1000);
     expect(tasks.filter((task) => task.priority === "high").length).toBe(715);
-    expect((await cli("import", big, "--project", "big")).stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 5000 already up to date.\n");
+    expect((await cli("import", big, "--project", "big")).stdout).toBe(
+      "Done: added 0 tasks, changed 0, raised 0 ID counters; 5000 already up to date.\n",
+    );
   });
 });
 
@@ -226,7 +267,16 @@ describe("bad input", () => {
   test("every problem is named with its line on stderr, exit 1, and nothing is added", async () => {
     const bad = fileWith(
       "bad.md",
-      ["# Plan", "- [ ] TASK-001: First", "  - depends on: TASK-002", "- [ ] TASK-002: Second", "  - depends on: TASK-001", "- [-] Dropped", "- [ ] **`no spaces allowed`** Third", ""].join("\n"),
+      [
+        "# Plan",
+        "- [ ] TASK-001: First",
+        "  - depends on: TASK-002",
+        "- [ ] TASK-002: Second",
+        "  - depends on: TASK-001",
+        "- [-] Dropped",
+        "- [ ] **`no spaces allowed`** Third",
+        "",
+      ].join("\n"),
     );
     const mark = tracker.accessLog().length;
     const result = await cli("import", bad, "--project", "bad");
@@ -250,18 +300,28 @@ describe("bad input", () => {
     expect(open.code).toBe(1);
     expect(open.stderr).toContain(":1: md-");
     expect(open.stderr).toContain("a completed task may depend only on completed ones");
-    const nowhere = await cli("import", fileWith("nowhere.md", "- [ ] TASK-001: a\n  - depends on: TASK-404\n"), "--project", "bad");
+    const nowhere = await cli(
+      "import",
+      fileWith("nowhere.md", "- [ ] TASK-001: a\n  - depends on: TASK-404\n"),
+      "--project",
+      "bad",
+    );
     expect(nowhere.code).toBe(1);
     expect(nowhere.stderr).toContain(":1: TASK-001 depends on TASK-404, which is neither in the file nor in the project\n");
     expect(await tasksOf("bad")).toEqual([]);
   });
 
   test("usage errors exit 2 and say how to call it", async () => {
-    expect(await cli("import", "--project", "x")).toEqual({ code: 2, stdout: "", stderr: "task-tracking-mcp: import needs a FILE\nUsage: task-tracking-mcp import FILE --project P [--dry-run]\n" });
+    expect(await cli("import", "--project", "x")).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "task-tracking-mcp: import needs a FILE\nUsage: task-tracking-mcp import FILE --project P [--dry-run]\n",
+    });
     expect(await cli("export", "--project", "x", "--format", "csv")).toEqual({
       code: 2,
       stdout: "",
-      stderr: 'task-tracking-mcp: --format must be markdown or json, not "csv"\nUsage: task-tracking-mcp export --project P [--format markdown|json]\n',
+      stderr:
+        'task-tracking-mcp: --format must be markdown or json, not "csv"\nUsage: task-tracking-mcp export --project P [--format markdown|json]\n',
     });
   });
 });

@@ -31,23 +31,40 @@ const missing = [
 const MISSING = `e2e/install.test.ts needs ${missing.join(", ")}, so the npm install and Claude Code were NOT tested`;
 
 /** The package sources: tarballs older than any of them are packed again. */
-const PACKAGE_SOURCES = ["index.ts", "package.json", "bun.lock", "LICENSE", "npm/*", "scripts/pack.ts", "scripts/build.ts", "tracker/**/*.{ts,sql}"];
+const PACKAGE_SOURCES = [
+  "index.ts",
+  "package.json",
+  "bun.lock",
+  "LICENSE",
+  "npm/*",
+  "scripts/pack.ts",
+  "scripts/build.ts",
+  "tracker/**/*.{ts,sql}",
+];
 
 function newestSourceMtime(): number {
   let newest = 0;
   for (const pattern of PACKAGE_SOURCES) {
-    for (const file of new Bun.Glob(pattern).scanSync({ cwd: ROOT })) newest = Math.max(newest, statSync(join(ROOT, file)).mtimeMs);
+    for (const file of new Bun.Glob(pattern).scanSync({ cwd: ROOT }))
+      newest = Math.max(newest, statSync(join(ROOT, file)).mtimeMs);
   }
   return newest;
 }
 
 /** dist/npm's two tarballs for this machine: reused when newer than every source, else packed again. */
 function tarballs(): { main: string; platform: string } {
-  const paths = { main: join(PACK_DIR, `task-tracking-mcp-${VERSION}.tgz`), platform: join(PACK_DIR, `${platformPackageName(platform!)}-${VERSION}.tgz`) };
+  const paths = {
+    main: join(PACK_DIR, `task-tracking-mcp-${VERSION}.tgz`),
+    platform: join(PACK_DIR, `${platformPackageName(platform!)}-${VERSION}.tgz`),
+  };
   const fresh = Object.values(paths).every((path) => existsSync(path) && statSync(path).mtimeMs > newestSourceMtime());
   if (!fresh) {
-    const packed = Bun.spawnSync([process.execPath, "run", "scripts/pack.ts", "--platforms", platform!], { cwd: ROOT, stdin: "ignore" });
-    if (packed.exitCode !== 0) throw new Error(`bun run pack failed (exit ${packed.exitCode}):\n${packed.stdout}${packed.stderr}`);
+    const packed = Bun.spawnSync([process.execPath, "run", "scripts/pack.ts", "--platforms", platform!], {
+      cwd: ROOT,
+      stdin: "ignore",
+    });
+    if (packed.exitCode !== 0)
+      throw new Error(`bun run pack failed (exit ${packed.exitCode}):\n${packed.stdout}${packed.stderr}`);
   }
   return paths;
 }
@@ -76,7 +93,20 @@ function bin(command: string): string {
 function installOffline(into: string, packages: string[]): Run {
   // HOME and the cache are empty: no user's npmrc, nothing cached; --offline: nothing fetched.
   return run(
-    [npm!, "install", "--global", "--prefix", into, "--offline", "--cache", join(work, "npm-cache"), "--no-audit", "--no-fund", "--no-update-notifier", ...packages],
+    [
+      npm!,
+      "install",
+      "--global",
+      "--prefix",
+      into,
+      "--offline",
+      "--cache",
+      join(work, "npm-cache"),
+      "--no-audit",
+      "--no-fund",
+      "--no-update-notifier",
+      ...packages,
+    ],
     { env: { PATH: process.env.PATH ?? "", HOME: join(work, "npm-home") }, cwd: work },
   );
 }
@@ -122,7 +152,12 @@ async function startInstalledTracker(home: string): Promise<InstalledTracker> {
       throw new Error(`the installed tracker exited with code ${code} before it started:\n${stderr.text()}`);
     }),
   ]);
-  return { url: (JSON.parse(started) as { url: string }).url, keyFile: join(home, ".local", "share", "task-tracking", "api-key"), stderr, stop };
+  return {
+    url: (JSON.parse(started) as { url: string }).url,
+    keyFile: join(home, ".local", "share", "task-tracking", "api-key"),
+    stderr,
+    stop,
+  };
 }
 
 if (missing.length > 0 && inCi) {
@@ -144,7 +179,8 @@ if (missing.length > 0 && inCi) {
       path = `${join(prefix, "bin")}:${nodeOnly}`;
       packed = tarballs();
       const installed = installOffline(prefix, [packed.main, packed.platform]);
-      if (installed.code !== 0) throw new Error(`npm install failed (exit ${installed.code}):\n${installed.stdout}${installed.stderr}`);
+      if (installed.code !== 0)
+        throw new Error(`npm install failed (exit ${installed.code}):\n${installed.stdout}${installed.stderr}`);
     }, 180_000);
 
     afterAll(async () => {
@@ -154,7 +190,11 @@ if (missing.length > 0 && inCi) {
 
     test("puts both commands on the prefix's PATH; they run with Node.js and no Bun", () => {
       const env = { PATH: path, HOME: freshDir("home-version") };
-      expect(run([bin("task-tracking-mcp"), "--version"], { env, cwd: work })).toEqual({ code: 0, stdout: `task-tracking-mcp ${VERSION}\n`, stderr: "" });
+      expect(run([bin("task-tracking-mcp"), "--version"], { env, cwd: work })).toEqual({
+        code: 0,
+        stdout: `task-tracking-mcp ${VERSION}\n`,
+        stderr: "",
+      });
       expect(Bun.which("bun", { PATH: path })).toBeNull();
       const home = freshDir("home-paths");
       const dataDir = join(home, ".local", "share", "task-tracking");
@@ -233,7 +273,20 @@ if (missing.length > 0 && inCi) {
       };
       const server = bin("task-tracking-mcp");
       const added = run(
-        [claude!, "mcp", "add", "--scope", "user", "task-tracking", "--env", `TASK_TRACKING_URL=${tracker.url}`, "--env", `TASK_TRACKING_API_KEY=${key}`, "--", server],
+        [
+          claude!,
+          "mcp",
+          "add",
+          "--scope",
+          "user",
+          "task-tracking",
+          "--env",
+          `TASK_TRACKING_URL=${tracker.url}`,
+          "--env",
+          `TASK_TRACKING_API_KEY=${key}`,
+          "--",
+          server,
+        ],
         { env, cwd: freshDir("project-one") },
       );
       expect(added.code).toBe(0);

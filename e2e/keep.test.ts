@@ -4,8 +4,8 @@
 // be new. Run under `bash scripts/with-postgres.sh bun test e2e/keep.test.ts` for the PostgreSQL
 // half (in CI it must run; elsewhere it is skipped with a warning without TRACKER_TEST_DATABASE_URL).
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runProcess } from "../testkit/processes.ts";
@@ -17,7 +17,9 @@ import { makeApiKey, startTrackerProcess, stopEverything, type TrackerProcess } 
 const hasPostgres = Boolean(process.env.TRACKER_TEST_DATABASE_URL);
 const inCi = process.env.CI === "true";
 if (!hasPostgres && !inCi) {
-  console.warn("e2e/keep.test.ts: TRACKER_TEST_DATABASE_URL is not set; the PostgreSQL half is skipped (run under scripts/with-postgres.sh)");
+  console.warn(
+    "e2e/keep.test.ts: TRACKER_TEST_DATABASE_URL is not set; the PostgreSQL half is skipped (run under scripts/with-postgres.sh)",
+  );
 }
 
 afterAll(stopEverything);
@@ -69,19 +71,31 @@ async function call(url: string, apiKey: string, method: string, path: string, b
 
 /** Two projects, every status (a claim with its lease, completed, released, force-released), history, IDs. */
 async function fillTracker(url: string, apiKey: string): Promise<Set<string>> {
-  const task = (project: string, id: string, extra: Record<string, unknown> = {}) => ({ project_id: project, task_id: id, description: `Do ${id}`, ...extra });
-  await call(url, apiKey, "POST", "/tasks/batch", {
-    tasks: [
-      task("web", "W-1", { priority: "high", inputs: ["US-001"], outputs: ["index.ts"] }),
-      task("web", "W-2", { depends_on: ["W-1"] }),
-      task("web", "W-3", { priority: "low" }),
-      task("web", "W-4", { status: "completed", completion_notes: "Imported done" }),
-      task("web", "W-5", { depends_on: ["W-2", "W-4", "W-2"] }),
-      task("api", "W-1", { description: "The same ID in another project" }),
-      task("api", "A-1"),
-      task("api", "A-2", { depends_on: ["A-1"] }),
-    ],
-  }, "planner");
+  const task = (project: string, id: string, extra: Record<string, unknown> = {}) => ({
+    project_id: project,
+    task_id: id,
+    description: `Do ${id}`,
+    ...extra,
+  });
+  await call(
+    url,
+    apiKey,
+    "POST",
+    "/tasks/batch",
+    {
+      tasks: [
+        task("web", "W-1", { priority: "high", inputs: ["US-001"], outputs: ["index.ts"] }),
+        task("web", "W-2", { depends_on: ["W-1"] }),
+        task("web", "W-3", { priority: "low" }),
+        task("web", "W-4", { status: "completed", completion_notes: "Imported done" }),
+        task("web", "W-5", { depends_on: ["W-2", "W-4", "W-2"] }),
+        task("api", "W-1", { description: "The same ID in another project" }),
+        task("api", "A-1"),
+        task("api", "A-2", { depends_on: ["A-1"] }),
+      ],
+    },
+    "planner",
+  );
   const status = (project: string, id: string, body: unknown, agent: string) =>
     call(url, apiKey, "PUT", `/tasks/${id}/status?project=${project}`, body, agent);
   await status("web", "W-1", { status: "in_progress", lease_seconds: 600 }, "agent-a");
@@ -95,8 +109,10 @@ async function fillTracker(url: string, apiKey: string): Promise<Set<string>> {
 
   const handedOut = new Set<string>();
   for (let i = 0; i < 3; i++) handedOut.add((await call(url, apiKey, "GET", "/ids/next?type=US&project=web")).next_id);
-  for (const id of (await call(url, apiKey, "POST", "/ids/reserve", { type: "US", count: 5, project_id: "web" })).reserved_ids) handedOut.add(id);
-  for (const id of (await call(url, apiKey, "POST", "/ids/reserve", { type: "SPEC", count: 3, project_id: "api" })).reserved_ids) handedOut.add(id);
+  for (const id of (await call(url, apiKey, "POST", "/ids/reserve", { type: "US", count: 5, project_id: "web" })).reserved_ids)
+    handedOut.add(id);
+  for (const id of (await call(url, apiKey, "POST", "/ids/reserve", { type: "SPEC", count: 3, project_id: "api" })).reserved_ids)
+    handedOut.add(id);
   await call(url, apiKey, "PUT", "/ids/registry/api/HLS", { last_assigned_id: 40 });
   for (let n = 1; n <= 40; n++) handedOut.add(`HLS-${String(n).padStart(3, "0")}`);
   return handedOut;
@@ -153,7 +169,11 @@ describe("task-tracker backup, dump and restore", () => {
     const file = join(dir, "exists.db");
     writeFileSync(file, "mine");
     const result = await cli(["backup", file], env);
-    expect(result).toEqual({ code: 1, stdout: "", stderr: `task-tracker backup: ${file} already exists; remove it or name another file.\n` });
+    expect(result).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: `task-tracker backup: ${file} already exists; remove it or name another file.\n`,
+    });
     expect(readFileSync(file, "utf8")).toBe("mine");
   });
 
@@ -164,7 +184,13 @@ describe("task-tracker backup, dump and restore", () => {
     expect(result.stderr).not.toContain(tracker.apiKey);
     expect(statSync(dumpFile).mode & 0o777).toBe(0o600);
     const records = dumpRecords(readFileSync(dumpFile, "utf8"));
-    expect(records[0]).toEqual({ kind: "header", format: "task-tracking-dump", version: 1, schema_version: 2, created_at: "(when)" });
+    expect(records[0]).toEqual({
+      kind: "header",
+      format: "task-tracking-dump",
+      version: 1,
+      schema_version: 2,
+      created_at: "(when)",
+    });
     expect(records.map((record) => record.kind)).toEqual([
       "header",
       ...Array(8).fill("task"),
@@ -224,7 +250,11 @@ describe("task-tracker backup, dump and restore", () => {
     const cases: Array<[string, string[], RegExp]> = [
       ["truncated", lines.slice(0, -1), /without its end line: it was cut short/],
       ["missing", [...lines.slice(0, -2), ...lines.slice(-1)], /line \d+ \(end\): its counts .* are not what the dump holds/],
-      ["bad", lines.map((line, i) => (i === 2 ? line.replace('"status":"pending"', '"status":"done"') : line)), /^.*line 3 \(task\): status must be one of pending, in_progress, completed; nothing was written\.\n$/],
+      [
+        "bad",
+        lines.map((line, i) => (i === 2 ? line.replace('"status":"pending"', '"status":"done"') : line)),
+        /^.*line 3 \(task\): status must be one of pending, in_progress, completed; nothing was written\.\n$/,
+      ],
     ];
     for (const [name, content, sentence] of cases) {
       const file = join(dir, `${name}.jsonl`);
@@ -246,7 +276,11 @@ describe("task-tracker backup, dump and restore", () => {
     expect(result.stderr).toStartWith(`task-tracker dump: No tracker answers at http://127.0.0.1:${gone.port} (PORT, HOST)`);
     expect(result.stderr).not.toContain(gone.apiKey);
     const usage = await cli(["backup"], env);
-    expect([usage.code, usage.stdout, usage.stderr.split("\n")[0]]).toEqual([2, "", "task-tracker backup: backup takes one argument: the file to write"]);
+    expect([usage.code, usage.stdout, usage.stderr.split("\n")[0]]).toEqual([
+      2,
+      "",
+      "task-tracker backup: backup takes one argument: the file to write",
+    ]);
     expect((await cli(["dump", "--outt", "x"], env)).code).toBe(2);
     expect((await cli(["restore"], env)).code).toBe(2);
   });
@@ -280,18 +314,37 @@ describe("task-tracker backup, dump and restore", () => {
           409,
           {
             code: "conflict",
-            error: "This tracker keeps its data in PostgreSQL: back the database up with pg_dump, or copy its data with task-tracker dump (GET /admin/dump)",
+            error:
+              "This tracker keeps its data in PostgreSQL: back the database up with pg_dump, or copy its data with task-tracker dump (GET /admin/dump)",
           },
         ]);
 
         const fresh: string[] = [];
-        for (const [type, project] of [["US", "web"], ["SPEC", "api"], ["HLS", "api"]] as const) {
+        for (const [type, project] of [
+          ["US", "web"],
+          ["SPEC", "api"],
+          ["HLS", "api"],
+        ] as const) {
           fresh.push((await call(onPostgres.url, apiKey, "GET", `/ids/next?type=${type}&project=${project}`)).next_id);
-          fresh.push(...(await call(onPostgres.url, apiKey, "POST", "/ids/reserve", { type, count: 2, project_id: project })).reserved_ids);
+          fresh.push(
+            ...(await call(onPostgres.url, apiKey, "POST", "/ids/reserve", { type, count: 2, project_id: project })).reserved_ids,
+          );
         }
-        expect(fresh).toEqual(["US-009", "US-010", "US-011", "SPEC-004", "SPEC-005", "SPEC-006", "HLS-041", "HLS-042", "HLS-043"]);
+        expect(fresh).toEqual([
+          "US-009",
+          "US-010",
+          "US-011",
+          "SPEC-004",
+          "SPEC-005",
+          "SPEC-006",
+          "HLS-041",
+          "HLS-042",
+          "HLS-043",
+        ]);
         expect(fresh.filter((id) => handedOut.has(id))).toEqual([]);
-        const task = await call(onPostgres.url, apiKey, "POST", "/tasks/batch", { tasks: [{ project_id: "web", task_id: "W-6", description: "New", depends_on: ["W-5"] }] });
+        const task = await call(onPostgres.url, apiKey, "POST", "/tasks/batch", {
+          tasks: [{ project_id: "web", task_id: "W-6", description: "New", depends_on: ["W-5"] }],
+        });
         expect(task.task_ids).toEqual(["W-6"]);
       } finally {
         await onPostgres.process.stop();

@@ -8,15 +8,15 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { makePostgresSchema, type PostgresTestSchema } from "../tracker/testing.ts";
 import {
+  type McpProcess,
   makeApiKey,
   mcpEnv,
   startMcp,
   startProxy,
   startTrackerProcess,
   stopEverything,
-  textOf,
-  type McpProcess,
   type TrackerProcess,
+  textOf,
 } from "./harness.ts";
 
 const LEASE_SECONDS = 5;
@@ -117,7 +117,8 @@ function describeLeases(name: string, setUp: () => Promise<Setup>) {
       for (;;) {
         const task = await readTask(projectId, taskId, 1);
         if (task.status === "pending") return performance.now() - since;
-        if (performance.now() > deadline) throw new Error(`${taskId} still ${task.status} (${task.claimed_by}) long after its lease`);
+        if (performance.now() > deadline)
+          throw new Error(`${taskId} still ${task.status} (${task.claimed_by}) long after its lease`);
         await Bun.sleep(50);
       }
     }
@@ -140,7 +141,12 @@ function describeLeases(name: string, setUp: () => Promise<Setup>) {
       const rescuer = await agent("rescuer", 1);
       expect(await claimNext(rescuer, projectId)).toMatchObject({ task_id: "L-1", claimed_by: "rescuer" });
       const events = await trackerFor(1).api("GET", `/tasks/L-1/events?project=${projectId}`);
-      expect(events.body.events.map((event: { type: string }) => event.type)).toEqual(["created", "claimed", "claim_expired", "claimed"]);
+      expect(events.body.events.map((event: { type: string }) => event.type)).toEqual([
+        "created",
+        "claimed",
+        "claim_expired",
+        "claimed",
+      ]);
       expect(events.body.events[2].details.former_holder).toBe("doomed");
       expect(await rescuer.close()).toBe(0);
     }, 30_000);
@@ -151,7 +157,10 @@ function describeLeases(name: string, setUp: () => Promise<Setup>) {
       // The claim's PUT reaches the tracker, which commits it; its answer is held back until the agent is dead.
       proxy.setPlan((request) => (request.method === "PUT" ? { type: "forward", holdMs: 60_000 } : { type: "forward" }));
       const doomed = await startMcp(
-        mcpEnv(proxy.url, setup.apiKey, { TASK_TRACKING_AGENT_ID: "cut-off", TASK_TRACKING_LEASE_SECONDS: String(LEASE_SECONDS) }),
+        mcpEnv(proxy.url, setup.apiKey, {
+          TASK_TRACKING_AGENT_ID: "cut-off",
+          TASK_TRACKING_LEASE_SECONDS: String(LEASE_SECONDS),
+        }),
       );
       const claiming = doomed.call("get_next_task", { project_id: projectId, claim: true }).catch(() => undefined);
       let claimedAt = 0;
@@ -185,34 +194,42 @@ function describeLeases(name: string, setUp: () => Promise<Setup>) {
       expect(waited).toBeLessThanOrEqual(LEASE_MS + EXPIRY_SLACK_MS);
     }, 30_000);
 
-    test("an agent that stays alive keeps its claim through 10 leases; another agent can neither complete nor release it", async () => {
-      const projectId = await project(1);
-      const keeper = await agent("keeper", 0);
-      const intruder = await agent("intruder", 1);
-      await claimNext(keeper, projectId);
-      const until = performance.now() + 10 * LEASE_MS;
-      let checks = 0;
-      while (performance.now() < until) {
-        const task = await readTask(projectId, "L-1", 1);
-        expect({ status: task.status, claimed_by: task.claimed_by }).toEqual({ status: "in_progress", claimed_by: "keeper" });
-        checks++;
-        await Bun.sleep(250);
-      }
-      expect(checks).toBeGreaterThan(100);
+    test(
+      "an agent that stays alive keeps its claim through 10 leases; another agent can neither complete nor release it",
+      async () => {
+        const projectId = await project(1);
+        const keeper = await agent("keeper", 0);
+        const intruder = await agent("intruder", 1);
+        await claimNext(keeper, projectId);
+        const until = performance.now() + 10 * LEASE_MS;
+        let checks = 0;
+        while (performance.now() < until) {
+          const task = await readTask(projectId, "L-1", 1);
+          expect({ status: task.status, claimed_by: task.claimed_by }).toEqual({ status: "in_progress", claimed_by: "keeper" });
+          checks++;
+          await Bun.sleep(250);
+        }
+        expect(checks).toBeGreaterThan(100);
 
-      const completed = await intruder.call("update_task_status", { task_id: "L-1", project_id: projectId, status: "completed" });
-      expect(completed.isError).toBe(true);
-      expect(textOf(completed)).toStartWith("L-1 is claimed by keeper until ");
-      const released = await intruder.call("update_task_status", { task_id: "L-1", project_id: projectId, status: "pending" });
-      expect(released.isError).toBe(true);
-      expect(textOf(released)).toContain("only its holder can complete, release or renew it");
+        const completed = await intruder.call("update_task_status", {
+          task_id: "L-1",
+          project_id: projectId,
+          status: "completed",
+        });
+        expect(completed.isError).toBe(true);
+        expect(textOf(completed)).toStartWith("L-1 is claimed by keeper until ");
+        const released = await intruder.call("update_task_status", { task_id: "L-1", project_id: projectId, status: "pending" });
+        expect(released.isError).toBe(true);
+        expect(textOf(released)).toContain("only its holder can complete, release or renew it");
 
-      const done = await keeper.call("update_task_status", { task_id: "L-1", status: "completed", completion_notes: "kept" });
-      expect(done.isError).toBeFalsy();
-      expect((done.structuredContent as { task: Task }).task).toMatchObject({ status: "completed", claimed_by: "keeper" });
-      expect(await keeper.close()).toBe(0);
-      expect(await intruder.close()).toBe(0);
-    }, 10 * LEASE_MS + 20_000);
+        const done = await keeper.call("update_task_status", { task_id: "L-1", status: "completed", completion_notes: "kept" });
+        expect(done.isError).toBeFalsy();
+        expect((done.structuredContent as { task: Task }).task).toMatchObject({ status: "completed", claimed_by: "keeper" });
+        expect(await keeper.close()).toBe(0);
+        expect(await intruder.close()).toBe(0);
+      },
+      10 * LEASE_MS + 20_000,
+    );
 
     test("the former holder of an expired lease hears claim_lost, naming who holds the task now", async () => {
       const projectId = await project(1);
@@ -235,32 +252,39 @@ function describeLeases(name: string, setUp: () => Promise<Setup>) {
       expect(await other.close()).toBe(0);
     }, 30_000);
 
-    test("a restarted agent with the same ID adopts its claims and keeps them alive", async () => {
-      const projectId = await project(2);
-      const first = await agent("phoenix", 0);
-      const a = await claimNext(first, projectId);
-      const b = await claimNext(first, projectId);
-      expect([a?.task_id, b?.task_id]).toEqual(["L-1", "L-2"]);
-      expect(await first.close()).toBe(0);
+    test(
+      "a restarted agent with the same ID adopts its claims and keeps them alive",
+      async () => {
+        const projectId = await project(2);
+        const first = await agent("phoenix", 0);
+        const a = await claimNext(first, projectId);
+        const b = await claimNext(first, projectId);
+        expect([a?.task_id, b?.task_id]).toEqual(["L-1", "L-2"]);
+        expect(await first.close()).toBe(0);
 
-      const second = await agent("phoenix", 1);
-      await Bun.sleep(2 * LEASE_MS);
-      for (const taskId of ["L-1", "L-2"]) {
-        const task = await readTask(projectId, taskId);
-        expect({ task: taskId, status: task.status, claimed_by: task.claimed_by }).toEqual({
-          task: taskId,
-          status: "in_progress",
-          claimed_by: "phoenix",
-        });
-      }
-      const mine = await second.call("list_tasks", { project_id: projectId, mine: true });
-      expect((mine.structuredContent as { tasks: { task_id: string }[] }).tasks.map((task) => task.task_id)).toEqual(["L-1", "L-2"]);
-      for (const taskId of ["L-1", "L-2"]) {
-        const done = await second.call("update_task_status", { task_id: taskId, project_id: projectId, status: "completed" });
-        expect(done.isError).toBeFalsy();
-      }
-      expect(await second.close()).toBe(0);
-    }, 3 * LEASE_MS + 20_000);
+        const second = await agent("phoenix", 1);
+        await Bun.sleep(2 * LEASE_MS);
+        for (const taskId of ["L-1", "L-2"]) {
+          const task = await readTask(projectId, taskId);
+          expect({ task: taskId, status: task.status, claimed_by: task.claimed_by }).toEqual({
+            task: taskId,
+            status: "in_progress",
+            claimed_by: "phoenix",
+          });
+        }
+        const mine = await second.call("list_tasks", { project_id: projectId, mine: true });
+        expect((mine.structuredContent as { tasks: { task_id: string }[] }).tasks.map((task) => task.task_id)).toEqual([
+          "L-1",
+          "L-2",
+        ]);
+        for (const taskId of ["L-1", "L-2"]) {
+          const done = await second.call("update_task_status", { task_id: taskId, project_id: projectId, status: "completed" });
+          expect(done.isError).toBeFalsy();
+        }
+        expect(await second.close()).toBe(0);
+      },
+      3 * LEASE_MS + 20_000,
+    );
 
     test("tear down", async () => {
       await setup.cleanup();

@@ -3,7 +3,15 @@
 // that broke before: reserve TASK IDs in a second project, then add tasks with them.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mcpEnv, startMcp, startTrackerProcess, stopEverything, textOf, type McpProcess, type TrackerProcess } from "./harness.ts";
+import {
+  type McpProcess,
+  mcpEnv,
+  startMcp,
+  startTrackerProcess,
+  stopEverything,
+  type TrackerProcess,
+  textOf,
+} from "./harness.ts";
 
 let tracker: TrackerProcess;
 let mcp: McpProcess;
@@ -32,7 +40,11 @@ async function reserveAndAdd(projectId: string, descriptions: string[]): Promise
     await mcp.call("reserve_id_range", { artifact_type: "TASK", count: descriptions.length, project_id: projectId }),
   );
   const tasks = reservation.reserved_ids.map((task_id, i) => ({ task_id, project_id: projectId, description: descriptions[i]! }));
-  expect(data(await mcp.call("add_task", { tasks }))).toEqual({ success: true, tasks_added: tasks.length, task_ids: reservation.reserved_ids });
+  expect(data(await mcp.call("add_task", { tasks }))).toEqual({
+    success: true,
+    tasks_added: tasks.length,
+    task_ids: reservation.reserved_ids,
+  });
   return reservation.reserved_ids;
 }
 
@@ -83,7 +95,10 @@ describe("reading the backlog", () => {
   });
 
   test("list_tasks pages with a cursor and finds this agent's claims with mine: true", async () => {
-    await reserveAndAdd("paged", Array.from({ length: 7 }, (_, i) => `paged task ${i + 1}`));
+    await reserveAndAdd(
+      "paged",
+      Array.from({ length: 7 }, (_, i) => `paged task ${i + 1}`),
+    );
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
@@ -96,7 +111,9 @@ describe("reading the backlog", () => {
     expect(seen).toEqual(["TASK-001", "TASK-002", "TASK-003", "TASK-004", "TASK-005", "TASK-006", "TASK-007"]);
 
     await mcp.call("get_next_task", { project_id: "paged", claim: true });
-    const mine = data<{ tasks: { task_id: string; claimed_by: string }[] }>(await mcp.call("list_tasks", { project_id: "paged", mine: true }));
+    const mine = data<{ tasks: { task_id: string; claimed_by: string }[] }>(
+      await mcp.call("list_tasks", { project_id: "paged", mine: true }),
+    );
     expect(mine.tasks).toEqual([expect.objectContaining({ task_id: "TASK-001", claimed_by: "lister" })]);
   });
 
@@ -135,7 +152,10 @@ describe("reading the backlog", () => {
     expect(text).toContain("TASK-001");
     expect(text).toContain("lister");
     const templates = await mcp.client.listResourceTemplates();
-    expect(templates.resourceTemplates.map((t) => t.uriTemplate).sort()).toEqual(["project://{project_id}", "task://{project_id}/{task_id}"]);
+    expect(templates.resourceTemplates.map((t) => t.uriTemplate).sort()).toEqual([
+      "project://{project_id}",
+      "task://{project_id}/{task_id}",
+    ]);
   });
 
   test("prompts: one works the next task, one plans a goal into tasks", async () => {
@@ -165,7 +185,8 @@ describe("the server's manners", () => {
 
   test("every tool is of a closed world; list_tasks reads only", async () => {
     const { tools } = await mcp.client.listTools();
-    for (const tool of tools) expect({ tool: tool.name, openWorld: tool.annotations?.openWorldHint }).toEqual({ tool: tool.name, openWorld: false });
+    for (const tool of tools)
+      expect({ tool: tool.name, openWorld: tool.annotations?.openWorldHint }).toEqual({ tool: tool.name, openWorld: false });
     const list = tools.find((tool) => tool.name === "list_tasks")!;
     expect(list.annotations).toMatchObject({ readOnlyHint: true, idempotentHint: true });
   });
@@ -173,10 +194,16 @@ describe("the server's manners", () => {
   test("without TASK_TRACKING_AGENT_ID the agent is named after Claude Code's session; TASK_TRACKING_PROJECT is in the instructions", async () => {
     const session = "5b1f0c3e-9a7d-4e2b-8c61-0f3a9d2e7b44";
     const claude = await startMcp(
-      mcpEnv(tracker.url, tracker.apiKey, { CLAUDE_CODE_SESSION_ID: session, CLAUDE_PROJECT_DIR: "/tmp", TASK_TRACKING_PROJECT: "paged" }),
+      mcpEnv(tracker.url, tracker.apiKey, {
+        CLAUDE_CODE_SESSION_ID: session,
+        CLAUDE_PROJECT_DIR: "/tmp",
+        TASK_TRACKING_PROJECT: "paged",
+      }),
     );
     expect(claude.client.getInstructions()).toContain("paged");
-    const claimed = data<{ task: { claimed_by: string } }>(await claude.call("get_next_task", { project_id: "paged", claim: true }));
+    const claimed = data<{ task: { claimed_by: string } }>(
+      await claude.call("get_next_task", { project_id: "paged", claim: true }),
+    );
     expect(claimed.task.claimed_by).toBe(`claude-${session.slice(0, 12)}`);
     expect(await claude.close()).toBe(0);
   });

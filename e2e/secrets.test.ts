@@ -5,15 +5,15 @@
 
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import {
+  type Action,
   mcpEnv,
+  type Proxy,
+  type RawMcp,
   runBinary,
   startProxy,
   startRawMcp,
   startTrackerProcess,
   stopEverything,
-  type Action,
-  type Proxy,
-  type RawMcp,
   type TrackerProcess,
 } from "./harness.ts";
 
@@ -64,19 +64,33 @@ describe("the key in the service's answers is never passed on", () => {
   test("in a 400's error sentence", async () => {
     proxy.script(json(400, { error: `the key ${KEY} may not do this`, code: "invalid_transition" }));
     const result = await call("update_task_status", { task_id: "S-1", status: "completed" });
-    expect(result).toMatchObject({ isError: true, content: [{ text: "Invalid status transition: the key [REDACTED] may not do this" }] });
+    expect(result).toMatchObject({
+      isError: true,
+      content: [{ text: "Invalid status transition: the key [REDACTED] may not do this" }],
+    });
   });
 
   test("in a 401's error sentence", async () => {
     proxy.script(json(401, { error: `Unauthorized: Bearer ${KEY}`, code: "unauthorized" }));
     const result = await call("reserve_id_range", { artifact_type: "US", count: 1, project_id: PROJECT });
-    expect(result).toMatchObject({ isError: true, content: [{ text: "Task Tracking API error: 401 - Unauthorized: Bearer [REDACTED]" }] });
+    expect(result).toMatchObject({
+      isError: true,
+      content: [{ text: "Task Tracking API error: 401 - Unauthorized: Bearer [REDACTED]" }],
+    });
   });
 
   test("in a 500's plain-text body, on every retry", async () => {
-    proxy.setPlan(() => ({ type: "reply", status: 500, headers: { "content-type": "text/plain" }, body: `upstream rejected ${KEY}` }));
+    proxy.setPlan(() => ({
+      type: "reply",
+      status: 500,
+      headers: { "content-type": "text/plain" },
+      body: `upstream rejected ${KEY}`,
+    }));
     const result = await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
-    expect(result).toMatchObject({ isError: true, content: [{ text: "Task Tracking API error: 500 - upstream rejected [REDACTED]" }] });
+    expect(result).toMatchObject({
+      isError: true,
+      content: [{ text: "Task Tracking API error: 500 - upstream rejected [REDACTED]" }],
+    });
     expect(proxy.requests).toHaveLength(4);
   });
 
@@ -84,7 +98,9 @@ describe("the key in the service's answers is never passed on", () => {
     proxy.script({ type: "reply", status: 200, body: `${KEY} <html>` });
     const result = await call("get_next_task", { project_id: PROJECT });
     expect(result.isError).toBe(true);
-    expect(result.content[0]!.text).toStartWith('Task Tracking API returned an invalid response: the body is not JSON ("[REDACTED]');
+    expect(result.content[0]!.text).toStartWith(
+      'Task Tracking API returned an invalid response: the body is not JSON ("[REDACTED]',
+    );
   });
 
   test("in a task the service returns, in the text and in structuredContent", async () => {
@@ -99,7 +115,11 @@ describe("the key in the service's answers is never passed on", () => {
     });
     const result = await call("get_next_task", { project_id: PROJECT });
     expect(result.isError).toBeFalsy();
-    expect(result.structuredContent.task).toMatchObject({ task_id: "S-1", description: "Rotate the key [REDACTED]", inputs: ["[REDACTED]"] });
+    expect(result.structuredContent.task).toMatchObject({
+      task_id: "S-1",
+      description: "Rotate the key [REDACTED]",
+      inputs: ["[REDACTED]"],
+    });
   });
 
   test("not even its first characters, when the service's text is cut in the middle of the key", async () => {

@@ -1,4 +1,3 @@
-"use strict";
 // The `task-tracking-mcp` and `task-tracker` commands of the npm package: each runs the native binary
 // of the same name from this platform's package (task-tracking-mcp-<platform>, an optional dependency
 // that npm installs only on its own os and cpu). Plain CommonJS for Node.js 18 and later.
@@ -28,7 +27,9 @@ function findBinary(command) {
   const platform = `${process.platform}-${process.arch}`;
   const packageName = PACKAGES[`${process.platform} ${process.arch}`];
   if (packageName === undefined) {
-    fail(`${command}: there is no binary for ${platform}; task-tracking-mcp ships for linux-x64, linux-arm64 (glibc), darwin-arm64, darwin-x64 and windows-x64.`);
+    fail(
+      `${command}: there is no binary for ${platform}; task-tracking-mcp ships for linux-x64, linux-arm64 (glibc), darwin-arm64, darwin-x64 and windows-x64.`,
+    );
   }
   const file = process.platform === "win32" ? `${command}.exe` : command;
   try {

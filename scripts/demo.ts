@@ -7,10 +7,11 @@
  * Each tool call and its result is printed; the API key never is. It ends with the address of the
  * tracker's live board; `bun run demo -- --keep` keeps the tracker (and its board) running for a look.
  */
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startMcpClient, type McpClientProcess } from "../testkit/mcp.ts";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { type McpClientProcess, startMcpClient } from "../testkit/mcp.ts";
 import { MCP_BINARY } from "../testkit/paths.ts";
 import type { ChildProcess } from "../testkit/processes.ts";
 import { makeTempDir, removeTempDir } from "../testkit/temp.ts";
@@ -81,7 +82,12 @@ async function startMcpServer(url: string): Promise<McpClientProcess> {
 }
 
 /** One tool call, printed as the call and a one-line summary of its result. */
-async function call<T>(tool: string, args: Record<string, unknown>, summarize: (data: T) => string, shownArgs?: string): Promise<T> {
+async function call<T>(
+  tool: string,
+  args: Record<string, unknown>,
+  summarize: (data: T) => string,
+  shownArgs?: string,
+): Promise<T> {
   print(`   ${cyan("→")} ${bold(tool)} ${dim(shownArgs ?? JSON.stringify(args))}`);
   const result = (await mcp!.client.callTool({ name: tool, arguments: args })) as CallToolResult;
   const text = result.content[0]?.type === "text" ? result.content[0].text : "";
@@ -100,7 +106,7 @@ function expectThat(condition: boolean, sentence: string) {
   if (!condition) throw new DemoFailure(sentence);
 }
 
-const time = (iso: string | null) => (iso ? iso.slice(11, 19) + " UTC" : "—");
+const time = (iso: string | null) => (iso ? `${iso.slice(11, 19)} UTC` : "—");
 const describeTask = (task: Task) =>
   `${bold(task.task_id)} "${task.description}" (${task.priority}) — ${task.status}` +
   (task.claimed_by ? `, claimed by ${task.claimed_by}` : "");
@@ -118,7 +124,13 @@ async function session(): Promise<number> {
 
   step(2, "Plan the work: priorities and a dependency");
   const tasks = [
-    { task_id: design, project_id: PROJECT, description: "Design the checkout API", priority: "high", outputs: ["SPEC-checkout"] },
+    {
+      task_id: design,
+      project_id: PROJECT,
+      description: "Design the checkout API",
+      priority: "high",
+      outputs: ["SPEC-checkout"],
+    },
     { task_id: build, project_id: PROJECT, description: "Build the checkout API", priority: "high", depends_on: [design] },
     { task_id: docs, project_id: PROJECT, description: "Write the release notes", priority: "low" },
   ];
@@ -136,7 +148,10 @@ async function session(): Promise<number> {
   const first = await call<{ task: Task | null }>("get_next_task", { project_id: PROJECT, claim: true }, (r) =>
     r.task ? describeTask(r.task) : "no task is ready",
   );
-  expectThat(first.task?.task_id === design, `get_next_task should have handed out ${design} first, the only ready high-priority task.`);
+  expectThat(
+    first.task?.task_id === design,
+    `get_next_task should have handed out ${design} first, the only ready high-priority task.`,
+  );
 
   step(4, "Finish it");
   await call<{ task: Task }>(
@@ -182,7 +197,9 @@ async function main(): Promise<number> {
   mcp = await startMcpServer(url);
   const { tools } = await mcp.client.listTools();
   const version = mcp.client.getServerVersion();
-  print(`   server   ${version?.name ?? "task-tracking-mcp"} ${version?.version ?? ""} ${dim(`(${tools.map((t) => t.name).join(", ")})`)}`);
+  print(
+    `   server   ${version?.name ?? "task-tracking-mcp"} ${version?.version ?? ""} ${dim(`(${tools.map((t) => t.name).join(", ")})`)}`,
+  );
 
   const calls = await session();
   if (keep) return keepTrackerRunning(calls, url);
@@ -218,10 +235,14 @@ process.on("SIGTERM", interrupted);
 try {
   process.exitCode = await main();
 } catch (error) {
-  const reason = error instanceof DemoFailure ? error.message : `Unexpected error: ${error instanceof Error ? error.message : String(error)}`;
+  const reason =
+    error instanceof DemoFailure ? error.message : `Unexpected error: ${error instanceof Error ? error.message : String(error)}`;
   await stopAll().catch(() => {});
   process.stderr.write(`\n${red("demo failed:")} ${hideKey(reason)}\n`);
-  const logs = [["tracker", tracker?.stderr.text() ?? ""], ["MCP server", mcp?.stderr.text() ?? ""]].filter(([, log]) => log!.trim());
+  const logs = [
+    ["tracker", tracker?.stderr.text() ?? ""],
+    ["MCP server", mcp?.stderr.text() ?? ""],
+  ].filter(([, log]) => log!.trim());
   for (const [name, log] of logs) {
     process.stderr.write(dim(`\nlast lines of the ${name}'s log:\n${hideKey(log!.trim().split("\n").slice(-8).join("\n"))}\n`));
   }

@@ -9,11 +9,12 @@
  * mirror is enough. The main package is generated here: the root package.json is the development one
  * (private, with dev dependencies).
  */
-import { $ } from "bun";
+
 import { chmodSync, copyFileSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { $ } from "bun";
 import packageJson from "../package.json" with { type: "json" };
-import { PLATFORMS, compile, type Platform } from "./build.ts";
+import { compile, PLATFORMS, type Platform } from "./build.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 export const PACK_DIR = join(ROOT, "dist", "npm");
@@ -50,10 +51,14 @@ function parsePlatforms(argv: string[]): Platform[] {
   if (at === -1) return [...PLATFORMS];
   const flag = argv[at]!;
   const value = flag.includes("=") ? flag.slice("--platforms=".length) : argv[at + 1];
-  const names = (value ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "");
+  const names = (value ?? "")
+    .split(",")
+    .map((name) => name.trim())
+    .filter((name) => name !== "");
   if (names.length === 0) throw new Error(`--platforms needs a comma-separated list of ${PLATFORMS.join(", ")}`);
   for (const name of names) {
-    if (!(PLATFORMS as readonly string[]).includes(name)) throw new Error(`--platforms: unknown platform "${name}"; the platforms are ${PLATFORMS.join(", ")}`);
+    if (!(PLATFORMS as readonly string[]).includes(name))
+      throw new Error(`--platforms: unknown platform "${name}"; the platforms are ${PLATFORMS.join(", ")}`);
   }
   return names as Platform[];
 }
@@ -95,7 +100,10 @@ function writeMainPackage(dir: string): void {
   copyFileSync(join(ROOT, "npm", "launch.js"), join(dir, "lib", "launch.js"));
   for (const command of COMMANDS) {
     const launcher = join(dir, "bin", `${command.name}.js`);
-    writeFileSync(launcher, `#!/usr/bin/env node\n"use strict";\nrequire("../lib/launch.js").launch(${JSON.stringify(command.name)});\n`);
+    writeFileSync(
+      launcher,
+      `#!/usr/bin/env node\n"use strict";\nrequire("../lib/launch.js").launch(${JSON.stringify(command.name)});\n`,
+    );
     chmodSync(launcher, 0o755);
   }
   writeJson(join(dir, "package.json"), {

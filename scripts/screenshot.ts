@@ -7,22 +7,57 @@
  */
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { mcpEnv, ROOT, startMcp, startTrackerProcess, stopEverything, textOf, type McpProcess } from "../e2e/harness.ts";
+import { type McpProcess, mcpEnv, ROOT, startMcp, startTrackerProcess, stopEverything, textOf } from "../e2e/harness.ts";
 
 const PROJECT = "checkout";
 const OUTPUT = join(ROOT, "docs", "board.png");
-const CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_FLAGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 const PLAN = [
-  { task_id: "TASK-101", description: "Design the checkout API", priority: "high", status: "completed", completion_notes: "SPEC-12 agreed with the web team" },
-  { task_id: "TASK-102", description: "Payment provider sandbox account", priority: "high", status: "completed", completion_notes: "Keys are in the vault, not in the repo" },
+  {
+    task_id: "TASK-101",
+    description: "Design the checkout API",
+    priority: "high",
+    status: "completed",
+    completion_notes: "SPEC-12 agreed with the web team",
+  },
+  {
+    task_id: "TASK-102",
+    description: "Payment provider sandbox account",
+    priority: "high",
+    status: "completed",
+    completion_notes: "Keys are in the vault, not in the repo",
+  },
   { task_id: "TASK-103", description: "Build the cart service", priority: "high", depends_on: ["TASK-101"] },
-  { task_id: "TASK-104", description: "Card payments through the provider", priority: "high", depends_on: ["TASK-101", "TASK-102"] },
+  {
+    task_id: "TASK-104",
+    description: "Card payments through the provider",
+    priority: "high",
+    depends_on: ["TASK-101", "TASK-102"],
+  },
   { task_id: "TASK-105", description: "Order confirmation e-mail", priority: "medium", depends_on: ["TASK-101"] },
   { task_id: "TASK-106", description: "Checkout page: address and delivery", priority: "medium", depends_on: ["TASK-103"] },
   { task_id: "TASK-107", description: "Checkout page: payment step", priority: "medium", depends_on: ["TASK-103", "TASK-104"] },
-  { task_id: "TASK-108", description: "Load test the checkout at 200 orders a minute", priority: "low", depends_on: ["TASK-106", "TASK-107"] },
-  { task_id: "TASK-109", description: "Accessibility review of the checkout pages", priority: "medium", depends_on: ["TASK-106"] },
+  {
+    task_id: "TASK-108",
+    description: "Load test the checkout at 200 orders a minute",
+    priority: "low",
+    depends_on: ["TASK-106", "TASK-107"],
+  },
+  {
+    task_id: "TASK-109",
+    description: "Accessibility review of the checkout pages",
+    priority: "medium",
+    depends_on: ["TASK-106"],
+  },
   { task_id: "TASK-110", description: "Release notes for the checkout", priority: "low" },
   { task_id: "TASK-111", description: "Refund flow for support staff", priority: "low", depends_on: ["TASK-104"] },
   { task_id: "TASK-112", description: "Fraud rules for first orders", priority: "medium" },
@@ -55,7 +90,11 @@ async function main(): Promise<void> {
   );
   const [first, second, third] = agents as [McpProcess, McpProcess, McpProcess];
   const { task: cart } = await call(first, "get_next_task", { project_id: PROJECT, claim: true });
-  await call(first, "update_task_status", { task_id: cart.task_id, status: "completed", completion_notes: "Cart service with 94% coverage" });
+  await call(first, "update_task_status", {
+    task_id: cart.task_id,
+    status: "completed",
+    completion_notes: "Cart service with 94% coverage",
+  });
   await call(first, "get_next_task", { project_id: PROJECT, claim: true });
   await call(second, "get_next_task", { project_id: PROJECT, claim: true });
   await call(third, "get_next_task", { project_id: PROJECT, claim: true });

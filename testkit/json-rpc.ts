@@ -2,8 +2,8 @@
 // once and matched to its request by id. The end-to-end tests use it to send what no SDK client
 // would; the benchmark because it adds the least to what it measures.
 
-import { parseRecord, type Lines } from "./lines.ts";
-import { startProcess, type ChildProcess, type Output } from "./processes.ts";
+import { type Lines, parseRecord } from "./lines.ts";
+import { type ChildProcess, type Output, startProcess } from "./processes.ts";
 
 export const PROTOCOL_VERSION = "2025-06-18";
 
@@ -99,19 +99,23 @@ export class JsonRpcClient {
       if (timeoutMs === undefined) return this.pending.set(id, { resolve, reject });
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for the answer to ${method} (${id}); stderr:\n${this.stderr.text()}`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for the answer to ${method} (${id}); stderr:\n${this.stderr.text()}`,
+          ),
+        );
       }, timeoutMs);
       this.pending.set(id, {
         resolve: (message) => (clearTimeout(timer), resolve(message)),
         reject: (error) => (clearTimeout(timer), reject(error)),
       });
     });
-    this.write(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n");
+    this.write(`${JSON.stringify({ jsonrpc: "2.0", id, method, params })}\n`);
     return answer;
   }
 
   notify(method: string, params?: unknown): void {
-    this.write(JSON.stringify({ jsonrpc: "2.0", method, params }) + "\n");
+    this.write(`${JSON.stringify({ jsonrpc: "2.0", method, params })}\n`);
   }
 
   /** initialize, then notifications/initialized: how an MCP client starts a session. */

@@ -1,14 +1,14 @@
 // The compiled MCP server (dist/task-tracking-mcp) as Claude Code runs it: the SDK's Client over
 // its stdio transport, which spawns the child itself; and the binary run to its end without a client.
 
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { ChildProcess as NodeChildProcess } from "node:child_process";
 import { tmpdir } from "node:os";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { Lines, readInto } from "./lines.ts";
 import { assertBuilt, MCP_BINARY } from "./paths.ts";
-import { register, unregister } from "./registry.ts";
 import { runProcess } from "./processes.ts";
+import { register, unregister } from "./registry.ts";
 
 export interface McpClientProcess {
   client: Client;
@@ -27,7 +27,13 @@ export async function startMcpClient(options: {
 }): Promise<McpClientProcess> {
   const command = options.command ?? MCP_BINARY;
   assertBuilt(command);
-  const transport = new StdioClientTransport({ command, args: [], env: options.env, stderr: "pipe", cwd: options.cwd ?? tmpdir() });
+  const transport = new StdioClientTransport({
+    command,
+    args: [],
+    env: options.env,
+    stderr: "pipe",
+    cwd: options.cwd ?? tmpdir(),
+  });
   const stderr = new Lines();
   readInto(transport.stderr as NodeJS.ReadableStream, stderr);
   const client = new Client({ name: options.clientName ?? "task-tracking-testkit", version: "1.0.0" });

@@ -114,7 +114,10 @@ export function startProcess(cmd: string[], options: ProcessOptions): ChildProce
 }
 
 /** Runs a command to its end: its exit code and all it wrote. */
-export async function runProcess(cmd: string[], options: ProcessOptions): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runProcess(
+  cmd: string[],
+  options: ProcessOptions,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = startProcess(cmd, { stdout: "lines", stderr: "lines", ...options });
   const code = await child.exited;
   await Promise.all([child.stdout.whenEnded(), child.stderr.whenEnded()]);

@@ -3,7 +3,7 @@
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { createConnection } from "node:net";
-import { startProxy, type Proxy, type Sleep } from "./proxy.ts";
+import { type Proxy, type Sleep, startProxy } from "./proxy.ts";
 import { stopEverything } from "./registry.ts";
 
 /** What the upstream saw of each request, in order. */
@@ -27,7 +27,10 @@ beforeAll(() => {
       const url = new URL(request.url);
       const body = await request.text();
       seen.push({ method: request.method, target: url.pathname + url.search, header: request.headers.get("x-test"), body });
-      return Response.json({ echoed: body }, { status: url.pathname === "/created" ? 201 : 200, headers: { "x-upstream": "yes" } });
+      return Response.json(
+        { echoed: body },
+        { status: url.pathname === "/created" ? 201 : 200, headers: { "x-upstream": "yes" } },
+      );
     },
   });
 });
@@ -59,7 +62,9 @@ describe("forward", () => {
       body: { echoed: '{"a":1}' },
     });
     expect(seen).toEqual([{ method: "POST", target: "/created?x=1", header: "t", body: '{"a":1}' }]);
-    expect(proxy.requests).toMatchObject([{ method: "POST", target: "/created?x=1", headers: { "x-test": "t" }, body: '{"a":1}' }]);
+    expect(proxy.requests).toMatchObject([
+      { method: "POST", target: "/created?x=1", headers: { "x-test": "t" }, body: '{"a":1}' },
+    ]);
   });
 
   test("reads a chunked request body whole", async () => {
@@ -90,7 +95,10 @@ describe("forward", () => {
     const response = post("/held", "x", { signal: leaving.signal });
     await until(() => holds.length === 1);
     leaving.abort();
-    const left = await response.then(() => "answered", (error: { name?: string }) => error.name);
+    const left = await response.then(
+      () => "answered",
+      (error: { name?: string }) => error.name,
+    );
     expect(left).toBe("AbortError");
     await until(() => holds[0]!.clientLeft.aborted);
     // The connection is free for the next request, which is forwarded at once.
@@ -111,7 +119,10 @@ test("reply answers without asking the upstream", async () => {
 });
 
 test("forward-then-replace lets the upstream answer, then sends what replace makes of that answer", async () => {
-  proxy.script({ type: "forward-then-replace", replace: (reply) => ({ ...reply, status: 500, body: `was ${reply.status}: ${reply.body}` }) });
+  proxy.script({
+    type: "forward-then-replace",
+    replace: (reply) => ({ ...reply, status: 500, body: `was ${reply.status}: ${reply.body}` }),
+  });
   const response = await post("/created", "x");
   expect({ status: response.status, upstream: response.headers.get("x-upstream"), body: await response.text() }).toEqual({
     status: 500,
@@ -123,7 +134,10 @@ test("forward-then-replace lets the upstream answer, then sends what replace mak
 
 test("forward-then-drop lets the upstream process the request, then closes the connection unanswered", async () => {
   proxy.script({ type: "forward-then-drop" });
-  const dropped = await post("/dropped", "x").then(() => "answered", (error: { code?: string }) => error.code);
+  const dropped = await post("/dropped", "x").then(
+    () => "answered",
+    (error: { code?: string }) => error.code,
+  );
   expect(dropped).toBe("ECONNRESET");
   await until(() => seen.length === 1);
   expect(seen[0]).toMatchObject({ target: "/dropped", body: "x" });
@@ -133,7 +147,10 @@ test("forward-then-cut-body sends the status, headers and half the body, then re
   proxy.script({ type: "forward-then-cut-body" });
   const response = await post("/cut", "a body long enough to be cut in half");
   expect([response.status, response.headers.get("x-upstream")]).toEqual([200, "yes"]);
-  const cut = await response.text().then(() => "whole", (error: { code?: string }) => error.code);
+  const cut = await response.text().then(
+    () => "whole",
+    (error: { code?: string }) => error.code,
+  );
   expect(cut).toBe("ECONNRESET");
   expect(seen.length).toBe(1);
 
@@ -170,7 +187,9 @@ describe("plans", () => {
   });
 
   test("setPlan decides per request, by request and index", async () => {
-    proxy.setPlan((request, index) => (request.target === "/refused" || index === 2 ? { type: "reply", status: 403, body: "no" } : { type: "forward" }));
+    proxy.setPlan((request, index) =>
+      request.target === "/refused" || index === 2 ? { type: "reply", status: 403, body: "no" } : { type: "forward" },
+    );
     const statuses = [];
     for (const path of ["/ok", "/refused", "/third", "/fourth"]) statuses.push((await post(path, "x")).status);
     expect(statuses).toEqual([200, 403, 403, 200]);

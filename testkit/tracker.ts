@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { parseRecord, waitForLineInFile } from "./lines.ts";
 import { TRACKER_BINARY, TRACKER_MAIN } from "./paths.ts";
-import { startProcess, type ChildProcess, type Output } from "./processes.ts";
+import { type ChildProcess, type Output, startProcess } from "./processes.ts";
 
 /** The command that runs the tracker: from source with this Bun, or the compiled binary. */
 export function trackerCommand(from: "source" | "binary" = "source"): string[] {
@@ -26,7 +26,11 @@ export async function trackerStarted(child: ChildProcess, logFile?: string): Pro
   const exitedFirst = child.exited.then(async (code) => {
     await child.stderr.whenEnded();
     // Read only when it is needed: a tracker that started and was stopped may have had its log removed.
-    const log = logFile ? await Bun.file(logFile).text().catch(() => "") : child.stderr.text();
+    const log = logFile
+      ? await Bun.file(logFile)
+          .text()
+          .catch(() => "")
+      : child.stderr.text();
     return new Error(`the tracker exited with code ${code} before it started:\n${log}`);
   });
   let timer: Timer | undefined;

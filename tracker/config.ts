@@ -2,7 +2,7 @@
 // the variable (main.ts prints it and exits 1). The sentence says what is wrong with the value,
 // never what it is: a key pasted into the wrong variable must not land in a terminal or a log.
 
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync, type Stats } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, type Stats, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { dirname, join, posix, win32 } from "node:path";
 import { DEFAULT_CLAIM_TTL_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS } from "./domain.ts";
@@ -49,7 +49,13 @@ function readInteger(env: Env, name: string, fallback: number, min: number, max:
   const raw = read(env, name);
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  const problem = !/^\d+$/.test(raw) ? "it is not a whole number" : value < min ? `it is below ${min}` : value > max ? `it is above ${max}` : null;
+  const problem = !/^\d+$/.test(raw)
+    ? "it is not a whole number"
+    : value < min
+      ? `it is below ${min}`
+      : value > max
+        ? `it is above ${max}`
+        : null;
   if (problem !== null) throw new ConfigError(`${name} must be ${what} from ${min} to ${max}; ${problem}.`);
   return value;
 }
@@ -63,12 +69,15 @@ function readChoice<T extends string>(env: Env, name: string, choices: readonly 
 }
 
 /** A host name (letters, digits, dots, hyphens) or an IP address: anything else cannot be a HOST. */
-const HOST_NAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const HOST_NAME_PATTERN =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 function readHost(env: Env): string {
   const host = read(env, "HOST") ?? "127.0.0.1";
   if (isIP(host) === 0 && !HOST_NAME_PATTERN.test(host)) {
-    throw new ConfigError("HOST must be a host name or an IP address of this machine, such as 127.0.0.1 or 0.0.0.0; it holds characters no host name has.");
+    throw new ConfigError(
+      "HOST must be a host name or an IP address of this machine, such as 127.0.0.1 or 0.0.0.0; it holds characters no host name has.",
+    );
   }
   return host;
 }
@@ -97,7 +106,8 @@ export function userDataDir(env: Env = process.env, platform: NodeJS.Platform = 
     return localAppData === undefined ? undefined : win32.join(localAppData, "task-tracking");
   }
   const home = read(env, "HOME");
-  if (platform === "darwin") return home === undefined ? undefined : posix.join(home, "Library", "Application Support", "task-tracking");
+  if (platform === "darwin")
+    return home === undefined ? undefined : posix.join(home, "Library", "Application Support", "task-tracking");
   const xdgDataHome = read(env, "XDG_DATA_HOME");
   if (xdgDataHome !== undefined && posix.isAbsolute(xdgDataHome)) return posix.join(xdgDataHome, "task-tracking");
   return home === undefined ? undefined : posix.join(home, ".local", "share", "task-tracking");
@@ -105,8 +115,11 @@ export function userDataDir(env: Env = process.env, platform: NodeJS.Platform = 
 
 function defaultDbPath(dataDir: string | undefined, platform: NodeJS.Platform): string {
   if (dataDir === undefined) {
-    const variable = platform === "win32" ? "LOCALAPPDATA is not" : platform === "darwin" ? "HOME is not" : "neither XDG_DATA_HOME nor HOME is";
-    throw new ConfigError(`TRACKER_DB is not set and ${variable} set, so the tracker has no data directory to keep its database in; set TRACKER_DB.`);
+    const variable =
+      platform === "win32" ? "LOCALAPPDATA is not" : platform === "darwin" ? "HOME is not" : "neither XDG_DATA_HOME nor HOME is";
+    throw new ConfigError(
+      `TRACKER_DB is not set and ${variable} set, so the tracker has no data directory to keep its database in; set TRACKER_DB.`,
+    );
   }
   return (platform === "win32" ? win32 : posix).join(dataDir, "tracker.db");
 }
@@ -153,7 +166,8 @@ export function readConfig(env: Env = process.env, platform: NodeJS.Platform = p
   const databaseQueryTimeoutSeconds = readInteger(env, "DATABASE_QUERY_TIMEOUT", 10, 1, 3600, "a number of seconds");
   // Last, so that a bad value of any other variable is named first. With DATABASE_URL the SQLite
   // path is never opened: no data directory is needed then.
-  const dbPath = read(env, "TRACKER_DB") ?? (databaseUrl !== null && dataDir === undefined ? ":memory:" : defaultDbPath(dataDir, platform));
+  const dbPath =
+    read(env, "TRACKER_DB") ?? (databaseUrl !== null && dataDir === undefined ? ":memory:" : defaultDbPath(dataDir, platform));
   return {
     port,
     host,

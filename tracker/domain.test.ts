@@ -1,13 +1,7 @@
 // The rules of domain.ts that need no storage: the cursor of GET /tasks (request bodies: tracker/http/schemas.test.ts).
 
 import { describe, expect, test } from "bun:test";
-import {
-  ApiError,
-  decodeTaskCursor,
-  encodeTaskCursor,
-  taskListParts,
-  type TaskListQuery,
-} from "./domain.ts";
+import { ApiError, decodeTaskCursor, encodeTaskCursor, type TaskListQuery, taskListParts } from "./domain.ts";
 
 function failure(run: () => unknown): { code: string; message: string } {
   try {
@@ -36,8 +30,7 @@ describe("the cursor of GET /tasks", () => {
     expect(decodeTaskCursor(cursor, { ...query, limit: 500 })).toEqual(position);
     expect(failure(() => decodeTaskCursor(cursor, { ...query, claimedBy: "agent-1" }))).toEqual({
       code: "validation_failed",
-      message:
-        "cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page",
+      message: "cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page",
     });
   });
 

@@ -80,14 +80,7 @@ export interface TaskEdit {
   now: Date;
 }
 
-export type TaskEventType =
-  | "created"
-  | "claimed"
-  | "released"
-  | "force_released"
-  | "completed"
-  | "claim_expired"
-  | "updated";
+export type TaskEventType = "created" | "claimed" | "released" | "force_released" | "completed" | "claim_expired" | "updated";
 
 /** One entry of a task's history (GET /tasks/<id>/events), written in the transaction of its change. */
 export interface TaskEvent {
@@ -318,7 +311,10 @@ const allowedTransitions: Record<TaskStatus, readonly TaskStatus[]> = {
  * What a storage knows of a task a batch names in depends_on: the task of that ID in the asking
  * task's own project, else one of that ID in another project (only to say so), else null.
  */
-export type StoredDependency = (projectId: string, taskId: string) => { project_id: string; status: TaskStatus } | null | undefined;
+export type StoredDependency = (
+  projectId: string,
+  taskId: string,
+) => { project_id: string; status: TaskStatus } | null | undefined;
 
 /**
  * Checks the depends_on of a batch and counts, for each task, the dependencies not yet completed
@@ -336,14 +332,19 @@ export function countUnfinishedDependencies(tasks: readonly NewTask[], stored: S
       if (distinct.has(dependencyId)) continue;
       distinct.add(dependencyId);
       const field = `tasks[${i}].depends_on[${j}]`;
-      const dependency = inBatch.get(taskKey(task.project_id, dependencyId)) ?? stored(task.project_id, dependencyId) ?? idsInBatch.get(dependencyId);
+      const dependency =
+        inBatch.get(taskKey(task.project_id, dependencyId)) ??
+        stored(task.project_id, dependencyId) ??
+        idsInBatch.get(dependencyId);
       if (!dependency) throw validationError(`${field} names an unknown task: ${dependencyId}`);
       if (dependency.project_id !== task.project_id) {
         throw validationError(`${field} names ${dependencyId} of project ${dependency.project_id}, not of ${task.project_id}`);
       }
       if (dependency.status === "completed") continue;
       if (task.status === "completed") {
-        throw validationError(`${field} names ${dependencyId}, which is not completed: a completed task may depend only on completed tasks`);
+        throw validationError(
+          `${field} names ${dependencyId}, which is not completed: a completed task may depend only on completed tasks`,
+        );
       }
       count++;
     }
@@ -380,7 +381,10 @@ export function ambiguousTaskId(taskId: string, projectIds: readonly string[]): 
 }
 
 export function cannotLowerCounter(projectId: string, artifactType: string, current: number, wanted: number): ApiError {
-  return new ApiError("conflict", `Cannot lower the ${artifactType} counter of project ${projectId} from ${current} to ${wanted}`);
+  return new ApiError(
+    "conflict",
+    `Cannot lower the ${artifactType} counter of project ${projectId} from ${current} to ${wanted}`,
+  );
 }
 
 export function idsExhausted(projectId: string, artifactType: string): ApiError {
@@ -401,8 +405,7 @@ export function notClaimHolder(taskId: string, holder: string, leaseExpiresAt: s
 
 /** `currentHolder` null: the task is pending again. */
 export function claimLost(taskId: string, expiredAt: string, currentHolder: string | null): ApiError {
-  const now =
-    currentHolder === null ? "it is pending again: claim it again to go on" : `it is now claimed by ${currentHolder}`;
+  const now = currentHolder === null ? "it is pending again: claim it again to go on" : `it is now claimed by ${currentHolder}`;
   return new ApiError("claim_lost", `Your claim on ${taskId} expired at ${expiredAt}; ${now}`);
 }
 
@@ -478,7 +481,9 @@ export function decodeTaskCursor(cursor: string, query: TaskListQuery): TaskList
     throw validationError("cursor is not a next_cursor of GET /tasks");
   }
   if (decoded.filters !== filterDigest(query)) {
-    throw validationError("cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page");
+    throw validationError(
+      "cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page",
+    );
   }
   return { part: decoded.part, key: decoded.key, seq: decoded.seq };
 }

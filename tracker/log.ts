@@ -39,7 +39,7 @@ export function createLogger(level: LogLevel = "info", sink: LogSink = writeToSt
     enabled: (candidate) => severity[candidate] >= threshold,
     log(candidate, msg, fields) {
       if (severity[candidate] < threshold) return;
-      pending += JSON.stringify({ ts: new Date().toISOString(), level: candidate, msg, ...fields }) + "\n";
+      pending += `${JSON.stringify({ ts: new Date().toISOString(), level: candidate, msg, ...fields })}\n`;
       if (!scheduled) {
         scheduled = true;
         setImmediate(flush);

@@ -3,12 +3,12 @@
 // bunfig.toml of the repository applies) with a clean environment and port 0.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Lines } from "../testkit/lines.ts";
-import { startProcess, type ChildProcess } from "../testkit/processes.ts";
-import { stopEverything } from "../testkit/registry.ts";
 import { TRACKER_MAIN as MAIN } from "../testkit/paths.ts";
+import { type ChildProcess, startProcess } from "../testkit/processes.ts";
+import { stopEverything } from "../testkit/registry.ts";
 import { makeTempDir } from "../testkit/temp.ts";
 import { trackerCommand, trackerStarted } from "../testkit/tracker.ts";
 import { ConfigError, loadOrCreateLocalApiKey, readConfig, userDataDir } from "./config.ts";
@@ -56,7 +56,10 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
     [{ TRACKER_API_KEYS: `${KEY},tiny` }, "TRACKER_API_KEYS"],
     [{ TRACKER_API_KEYS: "has space in the key 0123" }, "TRACKER_API_KEYS: API keys may hold only visible ASCII"],
     [{ TRACKER_API_KEYS: KEY, TRACKER_SYNC: "sometimes" }, "TRACKER_SYNC must be one of normal, full; it is none of them."],
-    [{ TRACKER_API_KEYS: KEY, TRACKER_CLAIM_TTL: "4" }, "TRACKER_CLAIM_TTL must be a number of seconds from 5 to 86400; it is below 5."],
+    [
+      { TRACKER_API_KEYS: KEY, TRACKER_CLAIM_TTL: "4" },
+      "TRACKER_CLAIM_TTL must be a number of seconds from 5 to 86400; it is below 5.",
+    ],
     [{ TRACKER_API_KEYS: KEY, LOG_LEVEL: "loud" }, "LOG_LEVEL must be one of debug, info, warn, error"],
     [{ TRACKER_API_KEYS: KEY, TRACKER_RESERVATION_TTL: "0" }, "TRACKER_RESERVATION_TTL must be a number of seconds"],
     [{ TRACKER_API_KEYS: KEY, TRACKER_RESERVATION_TTL: "1h" }, "TRACKER_RESERVATION_TTL"],
@@ -81,7 +84,10 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
     const occupant = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
     try {
       const dir = tempDir();
-      const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db"), PORT: String(occupant.port) }, dir);
+      const spawned = spawnTracker(
+        { TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db"), PORT: String(occupant.port) },
+        dir,
+      );
       expect(await spawned.exited).toBe(1);
       expect(await allOf(spawned.stderr)).toContain(`The tracker could not listen on 127.0.0.1:${occupant.port} (PORT, HOST)`);
     } finally {
@@ -109,7 +115,10 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
     writeFileSync(textFile, "not a database\n");
     const cases: Array<[string, string]> = [
       [dir, `it is a directory; set TRACKER_DB to a file path, such as ${join(dir, "tracker.db")}.`],
-      [textFile, "the file is not a SQLite database; set TRACKER_DB to the tracker's database, or to a new file path to start afresh."],
+      [
+        textFile,
+        "the file is not a SQLite database; set TRACKER_DB to the tracker's database, or to a new file path to start afresh.",
+      ],
     ];
     for (const [dbPath, reason] of cases) {
       const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: dbPath }, dir);
@@ -180,9 +189,15 @@ describe("TRACKER_CLAIM_TTL", () => {
     expect(started.board).toBe(`${started.url}/`);
     const headers = { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json" };
     const tasks = [{ task_id: "T-1", project_id: "p", description: "Lease me" }];
-    expect((await fetch(`${started.url}/tasks/batch`, { method: "POST", headers, body: JSON.stringify({ tasks }) })).status).toBe(201);
+    expect((await fetch(`${started.url}/tasks/batch`, { method: "POST", headers, body: JSON.stringify({ tasks }) })).status).toBe(
+      201,
+    );
     const claimedAt = Date.now();
-    const claim = await fetch(`${started.url}/tasks/T-1/status`, { method: "PUT", headers, body: JSON.stringify({ status: "in_progress" }) });
+    const claim = await fetch(`${started.url}/tasks/T-1/status`, {
+      method: "PUT",
+      headers,
+      body: JSON.stringify({ status: "in_progress" }),
+    });
     const task = ((await claim.json()) as { updated_task: { lease_expires_at: string } }).updated_task;
     expect(Math.abs(Date.parse(task.lease_expires_at) - claimedAt - 100_000)).toBeLessThan(5_000);
     spawned.kill("SIGTERM");
@@ -267,7 +282,10 @@ describe("one tracker per user: its data live in the user's data directory", () 
     expect({
       linux: userDataDir(env, "linux"),
       "linux, XDG_DATA_HOME unset": userDataDir({ HOME: "/home/ada" }, "linux"),
-      "linux, XDG_DATA_HOME relative (ignored, as the spec says)": userDataDir({ HOME: "/home/ada", XDG_DATA_HOME: "data" }, "linux"),
+      "linux, XDG_DATA_HOME relative (ignored, as the spec says)": userDataDir(
+        { HOME: "/home/ada", XDG_DATA_HOME: "data" },
+        "linux",
+      ),
       freebsd: userDataDir({ HOME: "/home/ada" }, "freebsd"),
       darwin: userDataDir(env, "darwin"),
       win32: userDataDir(env, "win32"),
@@ -334,7 +352,11 @@ describe("task-tracker paths", () => {
       stdout: "",
       stderr: "PORT must be a port number from 0 to 65535; it is not a whole number.\n",
     });
-    const result = Bun.spawnSync([process.execPath, MAIN, "serve"], { cwd: tempDir(), env: { PATH: process.env.PATH ?? "" }, stdin: "ignore" });
+    const result = Bun.spawnSync([process.execPath, MAIN, "serve"], {
+      cwd: tempDir(),
+      env: { PATH: process.env.PATH ?? "" },
+      stdin: "ignore",
+    });
     expect([result.exitCode, result.stdout.toString(), result.stderr.toString()]).toEqual([
       2,
       "",
@@ -368,7 +390,11 @@ describe("a key file someone else could have written or can read", () => {
     expect(() => loadOrCreateLocalApiKey(join(dir, "tracker.db"), owner + 1)).toThrow(
       `The API key file ${keyPath} belongs to user ${owner}, not to this user (${owner + 1}), so someone else may know the key; remove it to have a new key generated, or set TRACKER_API_KEYS.`,
     );
-    expect(loadOrCreateLocalApiKey(join(dir, "tracker.db"), owner)).toEqual({ key: "planted-key-0123456789abcdef", path: keyPath, created: false });
+    expect(loadOrCreateLocalApiKey(join(dir, "tracker.db"), owner)).toEqual({
+      key: "planted-key-0123456789abcdef",
+      path: keyPath,
+      created: false,
+    });
   });
 });
 
@@ -444,11 +470,11 @@ describe("signals and crashes", () => {
       const replay = await fetch(`${restartedUrl}/ids/next?type=US&project=crash`, {
         headers: { ...headers, "Idempotency-Key": key },
       });
-      expect([replay.status, replay.headers.get("idempotent-replayed"), ((await replay.json()) as { number: number }).number]).toEqual([
-        200,
-        "true",
-        number,
-      ]);
+      expect([
+        replay.status,
+        replay.headers.get("idempotent-replayed"),
+        ((await replay.json()) as { number: number }).number,
+      ]).toEqual([200, "true", number]);
     }
     // And never reissued: the next number is above every acknowledged one.
     const next = await fetch(`${restartedUrl}/ids/next?type=US&project=crash`, { headers });
@@ -457,4 +483,3 @@ describe("signals and crashes", () => {
     expect(await second.exited).toBe(0);
   });
 });
-

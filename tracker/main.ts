@@ -5,11 +5,11 @@
 
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { KEEP_COMMANDS, runKeepCommand, type KeepCommand } from "./cli/keep.ts";
+import { KEEP_COMMANDS, type KeepCommand, runKeepCommand } from "./cli/keep.ts";
 import { ConfigError, loadOrCreateLocalApiKey, localApiKeyPath, readConfig, type TrackerConfig } from "./config.ts";
+import { type RunningTracker, startTracker } from "./http/server.ts";
 import { createLogger, describeError, type Logger } from "./log.ts";
 import { openPostgresStorage, redactDatabaseUrl } from "./storage/postgres.ts";
-import { startTracker, type RunningTracker } from "./http/server.ts";
 import { openSqliteStorage } from "./storage/sqlite.ts";
 import type { Storage } from "./storage/storage.ts";
 
@@ -34,7 +34,9 @@ async function openStorage(config: TrackerConfig, logger: Logger): Promise<{ sto
     const storage = await openSqliteStorage({ path: config.dbPath, sync: config.sync });
     return { storage, description: `sqlite:${config.dbPath}` };
   } catch (error) {
-    throw new ConfigError(`The tracker could not open its database ${config.dbPath} (TRACKER_DB): ${whySqliteFailed(config.dbPath, error)}`);
+    throw new ConfigError(
+      `The tracker could not open its database ${config.dbPath} (TRACKER_DB): ${whySqliteFailed(config.dbPath, error)}`,
+    );
   }
 }
 
@@ -79,7 +81,9 @@ function whyListenFailed(config: TrackerConfig, error: unknown): string {
 function resolveApiKeys(config: TrackerConfig): string[] {
   if (config.apiKeys.length > 0) return config.apiKeys;
   if (config.databaseUrl !== null) {
-    throw new ConfigError("TRACKER_API_KEYS must be set when DATABASE_URL is set: a shared tracker needs keys chosen by its owner.");
+    throw new ConfigError(
+      "TRACKER_API_KEYS must be set when DATABASE_URL is set: a shared tracker needs keys chosen by its owner.",
+    );
   }
   const local = loadOrCreateLocalApiKey(config.dbPath);
   const how = `clients use it with: export TASK_TRACKING_API_KEY="$(cat ${local.path})"`;
@@ -166,9 +170,15 @@ function printPaths(): number {
       ? ":memory: (TRACKER_DB; nothing is kept)"
       : config.dbPath;
   const keyFile =
-    config.apiKeys.length > 0 ? "none: the keys come from TRACKER_API_KEYS" : postgres || inMemory ? "none: set TRACKER_API_KEYS" : localApiKeyPath(config.dbPath);
+    config.apiKeys.length > 0
+      ? "none: the keys come from TRACKER_API_KEYS"
+      : postgres || inMemory
+        ? "none: set TRACKER_API_KEYS"
+        : localApiKeyPath(config.dbPath);
   process.stdout.write(
-    `data directory: ${config.dataDir ?? "none (its variables are not set)"}\n` + `database:       ${database}\n` + `API key file:   ${keyFile}\n`,
+    `data directory: ${config.dataDir ?? "none (its variables are not set)"}\n` +
+      `database:       ${database}\n` +
+      `API key file:   ${keyFile}\n`,
   );
   return 0;
 }
@@ -194,4 +204,3 @@ if (import.meta.main) {
   const code = await runTracker(process.argv.slice(2));
   if (code !== undefined) process.exit(code);
 }
-

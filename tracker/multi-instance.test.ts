@@ -105,9 +105,7 @@ if (onPostgres)
     test("IDs allocated and reserved on both instances at once are never handed out twice", async () => {
       const answers = await Promise.all([
         ...Array.from({ length: 200 }, (_, i) => call(pick(i), "GET", "/ids/next?type=US&project=p")),
-        ...Array.from({ length: 20 }, (_, i) =>
-          call(pick(i), "POST", "/ids/reserve", { type: "US", count: 5, project_id: "p" }),
-        ),
+        ...Array.from({ length: 20 }, (_, i) => call(pick(i), "POST", "/ids/reserve", { type: "US", count: 5, project_id: "p" })),
       ]);
       expect(answers.every((answer) => answer.status === 200 || answer.status === 201)).toBe(true);
       const numbers = answers.flatMap((answer) =>
@@ -128,13 +126,7 @@ if (onPostgres)
       expect((await call(pick(0), "POST", "/tasks/batch", { tasks })).status).toBe(201);
       const attempts = tasks.flatMap((task) =>
         Array.from({ length: 8 }, (_, i) =>
-          call(
-            pick(i),
-            "PUT",
-            `/tasks/${task.task_id}/status`,
-            { status: "in_progress" },
-            { "X-Agent-Id": `agent-${i}` },
-          ),
+          call(pick(i), "PUT", `/tasks/${task.task_id}/status`, { status: "in_progress" }, { "X-Agent-Id": `agent-${i}` }),
         ),
       );
       const answers = await Promise.all(attempts);
@@ -168,13 +160,7 @@ if (onPostgres)
         keys.map((key) =>
           Promise.all(
             instances.map((instance) =>
-              call(
-                instance,
-                "POST",
-                "/ids/reserve",
-                { type: "RACE", count: 1, project_id: "race" },
-                { "Idempotency-Key": key },
-              ),
+              call(instance, "POST", "/ids/reserve", { type: "RACE", count: 1, project_id: "race" }, { "Idempotency-Key": key }),
             ),
           ),
         ),
@@ -219,8 +205,16 @@ if (onPostgres)
     test("a claim through one instance whose lease runs out is handed out again through the other", async () => {
       const [a, b] = instances as [Instance, Instance];
       const project = "leases";
-      expect((await call(a, "POST", "/tasks/batch", { tasks: [{ task_id: "L-1", project_id: project, description: "d" }] })).status).toBe(201);
-      const claim = await call(a, "PUT", `/tasks/L-1/status?project=${project}`, { status: "in_progress", lease_seconds: 5 }, { "X-Agent-Id": "agent-a" });
+      expect(
+        (await call(a, "POST", "/tasks/batch", { tasks: [{ task_id: "L-1", project_id: project, description: "d" }] })).status,
+      ).toBe(201);
+      const claim = await call(
+        a,
+        "PUT",
+        `/tasks/L-1/status?project=${project}`,
+        { status: "in_progress", lease_seconds: 5 },
+        { "X-Agent-Id": "agent-a" },
+      );
       expect(claim.status).toBe(200);
       // Five seconds pass, as the database sees it (the lease runs by its clock): no waiting.
       const admin = new SQL(schema.url, { max: 1 });
@@ -233,9 +227,21 @@ if (onPostgres)
       while ((next.body.task as { task_id: string } | null)?.task_id !== "L-1" && performance.now() - started < 3000);
       expect(next.body.task).toMatchObject({ task_id: "L-1", status: "pending", claimed_by: null, lease_expires_at: null });
       expect(performance.now() - started).toBeLessThan(1500);
-      const again = await call(b, "PUT", `/tasks/L-1/status?project=${project}`, { status: "in_progress" }, { "X-Agent-Id": "agent-b" });
+      const again = await call(
+        b,
+        "PUT",
+        `/tasks/L-1/status?project=${project}`,
+        { status: "in_progress" },
+        { "X-Agent-Id": "agent-b" },
+      );
       expect(again.body.updated_task).toMatchObject({ status: "in_progress", claimed_by: "agent-b" });
-      const late = await call(a, "PUT", `/tasks/L-1/status?project=${project}`, { status: "completed" }, { "X-Agent-Id": "agent-a" });
+      const late = await call(
+        a,
+        "PUT",
+        `/tasks/L-1/status?project=${project}`,
+        { status: "completed" },
+        { "X-Agent-Id": "agent-a" },
+      );
       expect([late.status, late.body.code]).toEqual([409, "claim_lost"]);
       const history = await call(a, "GET", `/tasks/L-1/events?project=${project}`);
       expect((history.body.events as { type: string; agent_id: string | null }[]).map((e) => [e.type, e.agent_id])).toEqual([

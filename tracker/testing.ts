@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
-import { openPostgresStorage } from "./storage/postgres.ts";
-import { startTracker, type RunningTracker, type TrackerOptions } from "./http/server.ts";
+import { type RunningTracker, startTracker, type TrackerOptions } from "./http/server.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { openPostgresStorage } from "./storage/postgres.ts";
 import { openSqliteStorage } from "./storage/sqlite.ts";
 import type { Storage } from "./storage/storage.ts";
 
@@ -131,7 +131,9 @@ export interface TestTracker {
 }
 
 /** A tracker on port 0 over the storage of TRACKER_TEST_STORAGE, logging at debug into memory. */
-export async function startTestTracker(overrides: Partial<Omit<TrackerOptions, "storage" | "logger">> = {}): Promise<TestTracker> {
+export async function startTestTracker(
+  overrides: Partial<Omit<TrackerOptions, "storage" | "logger">> = {},
+): Promise<TestTracker> {
   let log = "";
   let logWaiters: Array<() => void> = [];
   const logger = createLogger("debug", (text) => {
@@ -143,7 +145,13 @@ export async function startTestTracker(overrides: Partial<Omit<TrackerOptions, "
   const target = await makeStorage(logger);
   let tracker: RunningTracker;
   try {
-    tracker = await startTracker({ storage: target.storage, logger, apiKeys: [TEST_API_KEY, OTHER_API_KEY], port: 0, ...overrides });
+    tracker = await startTracker({
+      storage: target.storage,
+      logger,
+      apiKeys: [TEST_API_KEY, OTHER_API_KEY],
+      port: 0,
+      ...overrides,
+    });
   } catch (error) {
     await target.cleanup();
     throw error;

@@ -1,6 +1,6 @@
 // The load generator: N clients in a closed loop (each sends its next request when the last one is
 // answered), bounded in count and in time. The same code loads our tracker and the floors.
-import { percentiles, type Percentiles } from "./stats.ts";
+import { type Percentiles, percentiles } from "./stats.ts";
 
 export interface LoadResult extends Percentiles {
   clients: number;

@@ -4,7 +4,7 @@
 import { JsonRpcClient } from "../../testkit/json-rpc.ts";
 import { ROOT } from "./proc.ts";
 
-export { PROTOCOL_VERSION, type JsonRpcResponse, type ToolResult } from "../../testkit/json-rpc.ts";
+export { type JsonRpcResponse, PROTOCOL_VERSION, type ToolResult } from "../../testkit/json-rpc.ts";
 
 export class StdioMcpClient extends JsonRpcClient {
   /** Spawns `cmd` at once; stderr goes to `stderrFile` (else nowhere); stdout lines are not kept. */

@@ -3,10 +3,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "../../testkit/paths.ts";
-import { runProcess, startProcess, type ChildProcess } from "../../testkit/processes.ts";
+import { type ChildProcess, runProcess, startProcess } from "../../testkit/processes.ts";
 import { freePort, makeTempDir, removeTempDir } from "../../testkit/temp.ts";
 
-export { freePort, removeTempDir, ROOT };
+export { freePort, ROOT, removeTempDir };
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 
@@ -40,7 +40,9 @@ export function stopWhenDone(name: string, child: ChildProcess, logs: { dir: str
   let stopping = false;
   void child.exited.then(async (code) => {
     if (stopping) return;
-    const log = await Bun.file(logs.stderr).text().catch(() => "");
+    const log = await Bun.file(logs.stderr)
+      .text()
+      .catch(() => "");
     process.stderr.write(`\n${name} (pid ${child.pid}) exited unexpectedly with ${code}; its log ends:\n${log.slice(-1500)}\n`);
   });
   return async () => {
@@ -87,7 +89,9 @@ export async function startHttpServer(options: {
   }
   if (exited || performance.now() > deadline) {
     await child.stop("SIGKILL");
-    const log = await Bun.file(logs.stderr).text().catch(() => "");
+    const log = await Bun.file(logs.stderr)
+      .text()
+      .catch(() => "");
     removeTempDir(logs.dir);
     throw new Error(`${options.name} did not start (${options.cmd.join(" ")}): ${log.slice(-800)}`);
   }
@@ -105,7 +109,10 @@ export const COMPILE_FLAGS = [
 ];
 
 export async function compile(entry: string, outfile: string): Promise<void> {
-  const build = await runProcess(["bun", "build", entry, ...COMPILE_FLAGS, "--outfile", outfile], { cwd: ROOT, env: process.env });
+  const build = await runProcess(["bun", "build", entry, ...COMPILE_FLAGS, "--outfile", outfile], {
+    cwd: ROOT,
+    env: process.env,
+  });
   if (build.code !== 0) throw new Error(`bun build ${entry} failed: ${build.stderr}`);
 }
 

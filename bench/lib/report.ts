@@ -4,9 +4,14 @@ import { cpus, loadavg, release, totalmem } from "node:os";
 export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((row) => row.map(String))];
   const widths = headers.map((_, c) => Math.max(...cells.map((row) => (row[c] ?? "").length)));
-  const numeric = headers.map((_, c) => rows.every((row) => /^[-+~≈]?[\d.,]+(\s?[%×x]|\s?ms|\s?MB)?$|^—$|^n\/a$/.test(String(row[c] ?? ""))));
+  const numeric = headers.map((_, c) =>
+    rows.every((row) => /^[-+~≈]?[\d.,]+(\s?[%×x]|\s?ms|\s?MB)?$|^—$|^n\/a$/.test(String(row[c] ?? ""))),
+  );
   const line = (row: string[]) =>
-    row.map((cell, c) => (numeric[c] && c > 0 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join("  ").trimEnd();
+    row
+      .map((cell, c) => (numeric[c] && c > 0 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .join("  ")
+      .trimEnd();
   return [line(cells[0]!), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
 }
 

@@ -1,8 +1,8 @@
 // The tracker under test, run as its own process (so the load generator and the tracker do not share
 // an event loop), and a direct HTTP client that sends the same requests the MCP server sends.
 import { join } from "node:path";
-import { startTracker, trackerBinaryBuilt, trackerCommand as commandFor } from "../../testkit/tracker.ts";
-import { ROOT, removeTempDir, serverLogs, stopWhenDone, tempDir, type HttpServerProcess } from "./proc.ts";
+import { trackerCommand as commandFor, startTracker, trackerBinaryBuilt } from "../../testkit/tracker.ts";
+import { type HttpServerProcess, ROOT, removeTempDir, serverLogs, stopWhenDone, tempDir } from "./proc.ts";
 
 export const API_KEY = "bench-key-0123456789abcdef";
 
@@ -16,7 +16,7 @@ export let trackerNote = "";
 /** The command the last tracker was started with, as the report shows it. */
 export let trackerCommand = "";
 
-const shown = (cmd: string[]) => cmd.map((part) => (part === process.execPath ? "bun" : part.replace(ROOT + "/", ""))).join(" ");
+const shown = (cmd: string[]) => cmd.map((part) => (part === process.execPath ? "bun" : part.replace(`${ROOT}/`, ""))).join(" ");
 
 /** One tracker on `cmd`, its stderr (the access log) in a file, on a port of its own choosing. */
 async function startOn(cmd: string[], name: string, env: Record<string, string>, dbDir: string): Promise<TrackerProcess> {
@@ -25,7 +25,14 @@ async function startOn(cmd: string[], name: string, env: Record<string, string>,
     const { url, process: child } = await startTracker({
       command: cmd,
       cwd: ROOT,
-      env: { ...process.env, TRACKER_DB: join(dbDir, "tracker.db"), TRACKER_API_KEYS: API_KEY, ...env, PORT: "0", HOST: "127.0.0.1" },
+      env: {
+        ...process.env,
+        TRACKER_DB: join(dbDir, "tracker.db"),
+        TRACKER_API_KEYS: API_KEY,
+        ...env,
+        PORT: "0",
+        HOST: "127.0.0.1",
+      },
       stdout: { file: logs.stdout },
       stderr: { file: logs.stderr },
     });
@@ -67,7 +74,8 @@ export async function startTrackerProcess(env: Record<string, string> = {}, comm
       return tracker;
     } catch (error) {
       lastError = error;
-      if (cmd === binary) trackerNote = `dist/task-tracker did not start (${String(error).slice(0, 160)}); ran bun tracker/main.ts`;
+      if (cmd === binary)
+        trackerNote = `dist/task-tracker did not start (${String(error).slice(0, 160)}); ran bun tracker/main.ts`;
     }
   }
   removeTempDir(dbDir);
@@ -126,7 +134,12 @@ export class TrackerHttp {
 export function makeTasks(project: string, prefix: string, from: number, count: number, chain = false): TaskInput[] {
   return Array.from({ length: count }, (_, k) => {
     const n = from + k;
-    const task: TaskInput = { task_id: `${prefix}-${n}`, project_id: project, description: `Bench task ${n}`, priority: "medium" };
+    const task: TaskInput = {
+      task_id: `${prefix}-${n}`,
+      project_id: project,
+      description: `Bench task ${n}`,
+      priority: "medium",
+    };
     if (chain && n > 0) task.depends_on = [`${prefix}-${n - 1}`];
     return task;
   });

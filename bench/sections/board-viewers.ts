@@ -26,7 +26,10 @@ async function openBoard(): Promise<{ reading: Promise<void> }> {
   }
   const abort = new AbortController();
   aborts.push(abort);
-  const response = await fetch(`${url}/events?project=${project}`, { headers: { ...headers, accept: "text/event-stream" }, signal: abort.signal });
+  const response = await fetch(`${url}/events?project=${project}`, {
+    headers: { ...headers, accept: "text/event-stream" },
+    signal: abort.signal,
+  });
   if (!response.ok || !response.body) throw new Error(`GET /events: ${response.status}`);
   const reading = (async () => {
     const decoder = new TextDecoder();

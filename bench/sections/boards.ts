@@ -2,9 +2,10 @@
 // does (the projects, the first page of each column) and then holds the live stream GET /events open,
 // reading every event, in a process of its own (board-viewers.ts), as browsers would be. Runs with and
 // without the boards take turns.
+
+import { join } from "node:path";
 import type { Context } from "../lib/context.ts";
 import { API_KEY, startTrackerProcess } from "../lib/tracker.ts";
-import { join } from "node:path";
 import { medianFigures, runWorkload, seed, type WorkloadFigures } from "./workload.ts";
 
 export interface BoardsResult {
@@ -74,5 +75,12 @@ export async function measureBoards(ctx: Context): Promise<BoardsResult> {
   } finally {
     await tracker.stop();
   }
-  return { boards: BOARDS, seconds_per_run: seconds, repeats, without: medianFigures(without), with: medianFigures(withBoards), events_received: eventsReceived };
+  return {
+    boards: BOARDS,
+    seconds_per_run: seconds,
+    repeats,
+    without: medianFigures(without),
+    with: medianFigures(withBoards),
+    events_received: eventsReceived,
+  };
 }

@@ -61,11 +61,14 @@ export async function measureColdStart(ctx: Context): Promise<ColdStartResult> {
       times[name]!.list.push(list);
     }
   }
-  const result: ColdStartResult = { variants: {}, node_bundle: "bun build bench/node-entry.ts --target=node --format=esm --minify" };
+  const result: ColdStartResult = {
+    variants: {},
+    node_bundle: "bun build bench/node-entry.ts --target=node --format=esm --minify",
+  };
   for (const [name, cmd] of Object.entries(variants)) {
     const t = times[name]!;
     result.variants[name] = {
-      command: cmd.map((part) => part.replace(ctx.work, "$TMP").replace(ROOT + "/", "")).join(" "),
+      command: cmd.map((part) => part.replace(ctx.work, "$TMP").replace(`${ROOT}/`, "")).join(" "),
       initialize_ms: median(t.init),
       tools_list_ms: median(t.list),
       spread: spreadPercent(t.list),

@@ -4,11 +4,11 @@
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { FLOORS, type Context } from "../lib/context.ts";
+import { type Context, FLOORS } from "../lib/context.ts";
 import { sequential } from "../lib/load.ts";
 import { StdioMcpClient } from "../lib/mcp.ts";
 import { cpuMs, startHttpServer, tempDir } from "../lib/proc.ts";
-import { median, percentiles, spreadPercent, type Percentiles } from "../lib/stats.ts";
+import { median, type Percentiles, percentiles, spreadPercent } from "../lib/stats.ts";
 import { API_KEY, seedTasks, startTrackerProcess, TrackerHttp } from "../lib/tracker.ts";
 
 export interface PathLatency {
@@ -102,7 +102,9 @@ export async function measureLatency(ctx: Context): Promise<LatencyResult> {
           tasks: [{ task_id: `LAT-ADD-mcp-${counters.mcpAdd++}`, project_id: "lat-add", description: "added by the benchmark" }],
         }),
       http: () =>
-        http.addTasks([{ task_id: `LAT-ADD-http-${counters.httpAdd++}`, project_id: "lat-add", description: "added by the benchmark" }]),
+        http.addTasks([
+          { task_id: `LAT-ADD-http-${counters.httpAdd++}`, project_id: "lat-add", description: "added by the benchmark" },
+        ]),
     },
   };
   const floorHeaders = { authorization: `Bearer ${API_KEY}`, accept: "application/json" };
@@ -153,7 +155,9 @@ export async function measureLatency(ctx: Context): Promise<LatencyResult> {
   if (!ctx.quick) {
     ctx.progress("latency: get_next_task through the SDK Client");
     const client = new Client({ name: "bench", version: "0.0.0" });
-    await client.connect(new StdioClientTransport({ command: ctx.mcpBinary, env: env as Record<string, string>, stderr: "ignore" }));
+    await client.connect(
+      new StdioClientTransport({ command: ctx.mcpBinary, env: env as Record<string, string>, stderr: "ignore" }),
+    );
     await client.listTools(); // the SDK Client then checks every structuredContent against the outputSchema
     const sdkRounds: Percentiles[] = [];
     for (let round = 0; round < rounds; round++) {
@@ -183,7 +187,12 @@ export async function measureLatency(ctx: Context): Promise<LatencyResult> {
   for (const name of Object.keys(tools)) {
     const viaMcp = summarize(samples[`${name}/mcp`]!, cpu[name]);
     const direct = summarize(samples[`${name}/http`]!);
-    result.tools[name] = { mcp: viaMcp, http: direct, overhead_p50: viaMcp.p50 - direct.p50, overhead_p95: viaMcp.p95 - direct.p95 };
+    result.tools[name] = {
+      mcp: viaMcp,
+      http: direct,
+      overhead_p50: viaMcp.p50 - direct.p50,
+      overhead_p95: viaMcp.p95 - direct.p95,
+    };
   }
   return result;
 }

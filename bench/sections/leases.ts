@@ -32,7 +32,9 @@ function renewOnSchedule(url: string, project: string, everyMs: number): { stop(
       while (owed >= 1) {
         owed--;
         const i = next++ % HOLDERS;
-        const renewal = api(url, "POST", `/tasks/HELD-${i}/heartbeat?project=${project}`, {}, `holder-${i}`).then(() => renewals++);
+        const renewal = api(url, "POST", `/tasks/HELD-${i}/heartbeat?project=${project}`, {}, `holder-${i}`).then(
+          () => renewals++,
+        );
         inFlight.add(renewal);
         void renewal.finally(() => inFlight.delete(renewal));
       }
@@ -58,7 +60,13 @@ export async function measureLeases(ctx: Context): Promise<LeasesResult> {
     ctx.progress(`leases: ${HOLDERS} agents claim one task each`);
     await seed(tracker.url, "bench-held", "HELD", HOLDERS);
     for (let i = 0; i < HOLDERS; i++) {
-      await api(tracker.url, "PUT", `/tasks/HELD-${i}/status?project=bench-held`, { status: "in_progress", lease_seconds: LEASE_SECONDS }, `holder-${i}`);
+      await api(
+        tracker.url,
+        "PUT",
+        `/tasks/HELD-${i}/status?project=bench-held`,
+        { status: "in_progress", lease_seconds: LEASE_SECONDS },
+        `holder-${i}`,
+      );
     }
     const perRun = ctx.quick ? 3000 : 12000;
     const runs = new Map<number, { figures: WorkloadFigures; renewals: number }[]>();
@@ -68,7 +76,9 @@ export async function measureLeases(ctx: Context): Promise<LeasesResult> {
       for (const every of order) {
         const project = `bench-work-${runIndex++}`;
         await seed(tracker.url, project, "W", perRun);
-        ctx.progress(`leases: workload ${every ? `with renewals every ${every} s` : "without renewals"} (run ${r + 1}/${repeats})`);
+        ctx.progress(
+          `leases: workload ${every ? `with renewals every ${every} s` : "without renewals"} (run ${r + 1}/${repeats})`,
+        );
         const renewing = every ? renewOnSchedule(tracker.url, "bench-held", every * 1000) : undefined;
         const figures = await runWorkload(tracker.url, project, "W", seconds, perRun);
         const renewals = (await renewing?.stop()) ?? 0;

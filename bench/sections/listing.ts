@@ -5,7 +5,7 @@ import { SQL } from "bun";
 import type { Context } from "../lib/context.ts";
 import { sequential } from "../lib/load.ts";
 import { StdioMcpClient } from "../lib/mcp.ts";
-import { median, percentiles, spreadPercent, type Percentiles } from "../lib/stats.ts";
+import { median, type Percentiles, percentiles, spreadPercent } from "../lib/stats.ts";
 import { API_KEY, startTrackerProcess, type TrackerProcess } from "../lib/tracker.ts";
 import { api, seed } from "./workload.ts";
 
@@ -33,7 +33,11 @@ async function measurePoint(ctx: Context, backend: string, url: string, tasks: n
   const perRound = ctx.quick ? 100 : 300;
   let cursor: string | null = null;
   for (let page = 0; page < 5; page++) {
-    const body: { next_cursor: string | null } = await api(url, "GET", `/tasks?project=${PROJECT}&limit=${PAGE}${cursor ? `&cursor=${cursor}` : ""}`);
+    const body: { next_cursor: string | null } = await api(
+      url,
+      "GET",
+      `/tasks?project=${PROJECT}&limit=${PAGE}${cursor ? `&cursor=${cursor}` : ""}`,
+    );
     cursor = body.next_cursor;
   }
   if (!cursor) throw new Error(`listing: fewer than 6 pages of ${PAGE} at ${tasks} tasks`);
@@ -46,7 +50,8 @@ async function measurePoint(ctx: Context, backend: string, url: string, tasks: n
   const figures: Record<string, Percentiles & { spread: number }> = {};
   for (const [name, path] of Object.entries(paths)) {
     const runs: Percentiles[] = [];
-    for (let round = 0; round < rounds; round++) runs.push(percentiles(await sequential(perRound, 30, () => api(url, "GET", path))));
+    for (let round = 0; round < rounds; round++)
+      runs.push(percentiles(await sequential(perRound, 30, () => api(url, "GET", path))));
     figures[name] = {
       p50: median(runs.map((r) => r.p50)),
       p95: median(runs.map((r) => r.p95)),
@@ -89,9 +94,15 @@ async function measureListTasksTool(ctx: Context, tracker: TrackerProcess): Prom
     await client.initialize();
     const rounds: Percentiles[] = [];
     for (let round = 0; round < 3; round++) {
-      rounds.push(percentiles(await sequential(ctx.quick ? 100 : 300, 30, () => client.callTool("list_tasks", { project_id: PROJECT }))));
+      rounds.push(
+        percentiles(await sequential(ctx.quick ? 100 : 300, 30, () => client.callTool("list_tasks", { project_id: PROJECT }))),
+      );
     }
-    return { p50: median(rounds.map((r) => r.p50)), p95: median(rounds.map((r) => r.p95)), p99: median(rounds.map((r) => r.p99)) } as Percentiles;
+    return {
+      p50: median(rounds.map((r) => r.p50)),
+      p95: median(rounds.map((r) => r.p95)),
+      p99: median(rounds.map((r) => r.p99)),
+    } as Percentiles;
   } finally {
     await client.close();
   }
@@ -109,7 +120,13 @@ export async function measureListing(ctx: Context): Promise<ListingResult> {
     await sqlite.stop();
   }
   const url = process.env.BENCH_DATABASE_URL || process.env.TRACKER_TEST_DATABASE_URL;
-  if (!url) return { page_size: PAGE, points, mcp_list_tasks: mcpListTasks, postgres: { ran: false, reason: "no PostgreSQL URL (run under scripts/with-postgres.sh)" } };
+  if (!url)
+    return {
+      page_size: PAGE,
+      points,
+      mcp_list_tasks: mcpListTasks,
+      postgres: { ran: false, reason: "no PostgreSQL URL (run under scripts/with-postgres.sh)" },
+    };
   const admin = new SQL(url);
   const database = `bench_list_${Date.now().toString(36)}`;
   try {
@@ -126,5 +143,10 @@ export async function measureListing(ctx: Context): Promise<ListingResult> {
     await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
     await admin.close();
   }
-  return { page_size: PAGE, points, mcp_list_tasks: mcpListTasks, postgres: { ran: true, reason: "a fresh database on the throw-away cluster" } };
+  return {
+    page_size: PAGE,
+    points,
+    mcp_list_tasks: mcpListTasks,
+    postgres: { ran: true, reason: "a fresh database on the throw-away cluster" },
+  };
 }

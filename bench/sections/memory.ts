@@ -68,7 +68,11 @@ export async function measureMemory(ctx: Context): Promise<MemoryResult> {
   const http = new TrackerHttp(tracker.url);
   await seedTasks(http, "mem", "MEM", 0, 500);
   await http.addTasks(
-    Array.from({ length: LANES }, (_, lane) => ({ task_id: `MEM-TOGGLE-${lane}`, project_id: "mem-toggle", description: "toggled" })),
+    Array.from({ length: LANES }, (_, lane) => ({
+      task_id: `MEM-TOGGLE-${lane}`,
+      project_id: "mem-toggle",
+      description: "toggled",
+    })),
   );
   const env = { ...process.env, TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: tracker.url };
 
@@ -96,7 +100,9 @@ export async function measureMemory(ctx: Context): Promise<MemoryResult> {
         return mcp.callTool("reserve_id_range", { artifact_type: "SPEC", count: 3, project_id: "mem" });
       default:
         return mcp.callTool("add_task", {
-          tasks: [{ task_id: `MEM-ADD-${lane}-${turn.added++}`, project_id: "mem-add", description: "added by the memory benchmark" }],
+          tasks: [
+            { task_id: `MEM-ADD-${lane}-${turn.added++}`, project_id: "mem-add", description: "added by the memory benchmark" },
+          ],
         });
     }
   });

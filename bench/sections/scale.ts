@@ -36,9 +36,11 @@ export async function measureScale(ctx: Context): Promise<ScaleResult> {
   const points: ScalePoint[] = [];
   const measure = async (name: string, project: string, expectFirst: string) => {
     const first = (await http.nextTask(project)).task;
-    if (first?.task_id !== expectFirst) throw new Error(`${name}: get_next_task returned ${first?.task_id}, expected ${expectFirst}`);
+    if (first?.task_id !== expectFirst)
+      throw new Error(`${name}: get_next_task returned ${first?.task_id}, expected ${expectFirst}`);
     const rows = [];
-    for (let round = 0; round < rounds; round++) rows.push(percentiles(await sequential(perRound, 50, () => http.nextTask(project))));
+    for (let round = 0; round < rounds; round++)
+      rows.push(percentiles(await sequential(perRound, 50, () => http.nextTask(project))));
     points.push({
       case: name,
       tasks_in_db: inDb,
@@ -65,7 +67,9 @@ export async function measureScale(ctx: Context): Promise<ScaleResult> {
       inDb += count;
     }
     const marker = `BIG-HIGH-${size}`;
-    await http.addTasks([{ task_id: marker, project_id: "scale-big", description: "the one high-priority task", priority: "high" }]);
+    await http.addTasks([
+      { task_id: marker, project_id: "scale-big", description: "the one high-priority task", priority: "high" },
+    ]);
     inDb++;
     await measure(`one project, ${size.toLocaleString("en-US")} tasks`, "scale-big", marker);
     await http.updateStatus(marker, "in_progress"); // out of the way for the next size
@@ -91,11 +95,17 @@ export async function measureScale(ctx: Context): Promise<ScaleResult> {
     await http.updateStatus(`CHAIN-${i}`, "in_progress");
     await http.updateStatus(`CHAIN-${i}`, "completed", "done");
   }
-  await measure(`chain of ${chainLength.toLocaleString("en-US")}, ${half.toLocaleString("en-US")} completed`, "scale-chain", `CHAIN-${half}`);
+  await measure(
+    `chain of ${chainLength.toLocaleString("en-US")}, ${half.toLocaleString("en-US")} completed`,
+    "scale-chain",
+    `CHAIN-${half}`,
+  );
 
   // The first case again, now that the database holds everything: what changed is time and size.
   const marker = "BIG-HIGH-end";
-  await http.addTasks([{ task_id: marker, project_id: "scale-big", description: "the one high-priority task", priority: "high" }]);
+  await http.addTasks([
+    { task_id: marker, project_id: "scale-big", description: "the one high-priority task", priority: "high" },
+  ]);
   inDb++;
   await measure(`one project, ${added.toLocaleString("en-US")} tasks, again at the end`, "scale-big", marker);
 

@@ -3,7 +3,7 @@
 // TRACKER_SYNC=normal (the default) and full; PostgreSQL with one and two instances when a URL is given.
 import { join } from "node:path";
 import { SQL } from "bun";
-import { FLOORS, type Context } from "../lib/context.ts";
+import { type Context, FLOORS } from "../lib/context.ts";
 import { closedLoop, type LoadResult } from "../lib/load.ts";
 import { startHttpServer, tempDir } from "../lib/proc.ts";
 import { median, spreadPercent } from "../lib/stats.ts";
@@ -47,7 +47,14 @@ interface Backend {
 }
 
 /** One measured run: the load, then the check of what it handed out. */
-async function run(ctx: Context, backend: Backend, operation: Operation, clients: number, runIndex: number, estimate: number): Promise<LoadResult & { duplicates: number }> {
+async function run(
+  ctx: Context,
+  backend: Backend,
+  operation: Operation,
+  clients: number,
+  runIndex: number,
+  estimate: number,
+): Promise<LoadResult & { duplicates: number }> {
   const seconds = secondsPerRun(ctx);
   const https = backend.urls.map((url) => new TrackerHttp(url));
   const pick = (client: number) => https[client % https.length]!;
@@ -74,7 +81,8 @@ async function run(ctx: Context, backend: Backend, operation: Operation, clients
       }
       op = async (client, i) => {
         const { updated_task } = await pick(client).updateStatus(`CLAIM-${project}-${i}`, "in_progress");
-        if (updated_task.status !== "in_progress") throw new Error(`claim of ${updated_task.task_id} returned ${updated_task.status}`);
+        if (updated_task.status !== "in_progress")
+          throw new Error(`claim of ${updated_task.task_id} returned ${updated_task.status}`);
         handedOut.push(updated_task.task_id);
       };
       break;
@@ -157,7 +165,8 @@ async function sqliteTracker(sync: "normal" | "full"): Promise<Backend> {
   return {
     name: `tracker SQLite sync=${sync}`,
     urls: [tracker.url],
-    operations: sync === "normal" ? ["allocations", "reservations", "claims", "reads"] : ["allocations", "reservations", "claims"],
+    operations:
+      sync === "normal" ? ["allocations", "reservations", "claims", "reads"] : ["allocations", "reservations", "claims"],
     stop: () => tracker.stop(),
   };
 }
@@ -215,8 +224,17 @@ async function postgresBackends(ctx: Context, cells: Cell[]): Promise<{ ran: boo
       }
       const backends: Backend[] = [];
       if (instances === 1) {
-        const floor = await startHttpServer({ name: "postgres-floor", cmd: FLOORS.postgres, env: { FLOOR_DATABASE_URL: benchUrl.href } });
-        backends.push({ name: "storage floor PostgreSQL", urls: [floor.url], operations: ["allocations"], stop: () => floor.stop() });
+        const floor = await startHttpServer({
+          name: "postgres-floor",
+          cmd: FLOORS.postgres,
+          env: { FLOOR_DATABASE_URL: benchUrl.href },
+        });
+        backends.push({
+          name: "storage floor PostgreSQL",
+          urls: [floor.url],
+          operations: ["allocations"],
+          stop: () => floor.stop(),
+        });
       }
       backends.push({
         name: `tracker PostgreSQL × ${instances}`,
@@ -226,7 +244,10 @@ async function postgresBackends(ctx: Context, cells: Cell[]): Promise<{ ran: boo
       });
       await measureGroup(ctx, backends, cells);
     }
-    return { ran: true, reason: `throw-away cluster on ${new URL(url).host}, ${durability}; a fresh database per configuration; with 2 instances the clients alternate between them` };
+    return {
+      ran: true,
+      reason: `throw-away cluster on ${new URL(url).host}, ${durability}; a fresh database per configuration; with 2 instances the clients alternate between them`,
+    };
   } finally {
     for (const database of databases) await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
     await admin.close();

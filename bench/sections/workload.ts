@@ -19,7 +19,8 @@ export interface WorkloadFigures {
 /** Adds `count` ready tasks to `project`, in batches of 500. */
 export async function seed(url: string, project: string, prefix: string, count: number): Promise<void> {
   const http = new TrackerHttp(url);
-  for (let done = 0; done < count; done += 500) await http.addTasks(makeTasks(project, prefix, done, Math.min(500, count - done)));
+  for (let done = 0; done < count; done += 500)
+    await http.addTasks(makeTasks(project, prefix, done, Math.min(500, count - done)));
 }
 
 /** An authenticated request of the routes TrackerHttp does not have. */
@@ -37,7 +38,13 @@ export async function api(url: string, method: string, path: string, body?: unkn
  * One measured run of the agents' workload on tasks `${prefix}-0 …` of `project` (ready, enough for the
  * run): each op is claim → read → complete of the next task.
  */
-export async function runWorkload(url: string, project: string, prefix: string, seconds: number, tasks: number): Promise<WorkloadFigures> {
+export async function runWorkload(
+  url: string,
+  project: string,
+  prefix: string,
+  seconds: number,
+  tasks: number,
+): Promise<WorkloadFigures> {
   const clients = 8;
   const claimMs: number[] = [];
   const completeMs: number[] = [];

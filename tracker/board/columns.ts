@@ -2,7 +2,7 @@
 // page by page (GET /tasks?project=&…&limit=50&cursor=…). A card is one button: it opens the
 // task's history. Cards are kept per task, so a card that moves keeps its focus.
 
-import { taskPath, type Api, type ProjectSummary, type Task, type TaskPage, type TaskStatus } from "./api.ts";
+import { type Api, type ProjectSummary, type Task, type TaskPage, type TaskStatus, taskPath } from "./api.ts";
 import { el, fill } from "./dom.ts";
 import { firstLine, leaseLeft } from "./format.ts";
 

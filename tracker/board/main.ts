@@ -1,7 +1,7 @@
 // The task board: opened with the tracker's API key (kept in sessionStorage, this tab only), it
 // shows the projects, the four columns of one, and the ID registry, live from GET /events.
 
-import { createApi, type Api, type ProjectSummary, type Registry } from "./api.ts";
+import { type Api, createApi, type ProjectSummary, type Registry } from "./api.ts";
 import { ColumnsView } from "./columns.ts";
 import { byId, el, fill } from "./dom.ts";
 import { when } from "./format.ts";
@@ -197,7 +197,10 @@ class Board {
         return el("li", {}, button);
       }),
     );
-    if (focused !== undefined) byId("projects").querySelector<HTMLElement>(`[data-project-id="${CSS.escape(focused)}"]`)?.focus();
+    if (focused !== undefined)
+      byId("projects")
+        .querySelector<HTMLElement>(`[data-project-id="${CSS.escape(focused)}"]`)
+        ?.focus();
   }
 
   /** One stream, for the project on screen (every project's while there is none). */
@@ -231,14 +234,14 @@ class Board {
       ...registry.counters
         .toSorted((a, b) => a.artifact_type.localeCompare(b.artifact_type))
         .map((counter) =>
-        el(
-          "tr",
-          {},
-          el("td", {}, counter.artifact_type),
-          el("td", {}, String(counter.last_assigned_id)),
-          el("td", {}, `${counter.artifact_type}-${String(counter.last_assigned_id + 1).padStart(3, "0")}`),
+          el(
+            "tr",
+            {},
+            el("td", {}, counter.artifact_type),
+            el("td", {}, String(counter.last_assigned_id)),
+            el("td", {}, `${counter.artifact_type}-${String(counter.last_assigned_id + 1).padStart(3, "0")}`),
+          ),
         ),
-      ),
     );
     byId("no-reservations").hidden = registry.reservations.length > 0;
     fill(
@@ -377,9 +380,16 @@ byId<HTMLFormElement>("add-form").addEventListener("submit", (event) => {
     task_id: value("add-id"),
     description: value("add-description"),
     priority: value("add-priority"),
-    depends_on: value("add-depends").split(",").map((id) => id.trim()).filter(Boolean),
+    depends_on: value("add-depends")
+      .split(",")
+      .map((id) => id.trim())
+      .filter(Boolean),
   };
-  const missing = [["project", task.project_id], ["task ID", task.task_id], ["description", task.description]].find(([, v]) => !v);
+  const missing = [
+    ["project", task.project_id],
+    ["task ID", task.task_id],
+    ["description", task.description],
+  ].find(([, v]) => !v);
   if (missing) {
     addError.textContent = `Enter the ${missing[0]}.`;
     return;
@@ -400,4 +410,3 @@ byId<HTMLFormElement>("add-form").addEventListener("submit", (event) => {
 const savedKey = sessionStorage.getItem(KEY_STORAGE);
 if (savedKey) void openBoard(savedKey);
 else showOpenForm();
-

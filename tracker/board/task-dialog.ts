@@ -1,7 +1,7 @@
 // A task's own dialog: what it is, its history (who did what), and the steering a person may do:
 // release a claim (a forced release), change the priority, edit the description.
 
-import { taskPath, type Api, type Priority, type Task, type TaskEvent } from "./api.ts";
+import { type Api, type Priority, type Task, type TaskEvent, taskPath } from "./api.ts";
 import { byId, el, fill } from "./dom.ts";
 import { describeEvent, when } from "./format.ts";
 

@@ -6,10 +6,10 @@
 
 import { Database } from "bun:sqlite";
 import { createReadStream, existsSync, renameSync, rmSync } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ConfigError, loadOrCreateLocalApiKey, localApiKeyPath, readConfig, type TrackerConfig } from "../config.ts";
-import { DumpError, numberedLines, type DumpCounts } from "../storage/dump.ts";
+import { type DumpCounts, DumpError, numberedLines } from "../storage/dump.ts";
 import type { Storage } from "../storage/storage.ts";
 
 export const KEEP_COMMANDS = ["backup", "dump", "restore"] as const;
@@ -53,7 +53,8 @@ function localUrl(config: TrackerConfig): string {
 /** The key the tracker would start with: TRACKER_API_KEYS' first, else the key file beside its database. */
 function localApiKey(config: TrackerConfig): string {
   if (config.apiKeys.length > 0) return config.apiKeys[0]!;
-  if (config.databaseUrl !== null) throw new CommandError("TRACKER_API_KEYS must be set when DATABASE_URL is set: it holds the tracker's keys.");
+  if (config.databaseUrl !== null)
+    throw new CommandError("TRACKER_API_KEYS must be set when DATABASE_URL is set: it holds the tracker's keys.");
   const path = localApiKeyPath(config.dbPath);
   if (config.dbPath === ":memory:" || !existsSync(path)) {
     throw new CommandError(
@@ -88,7 +89,9 @@ async function callTracker(tracker: LocalTracker, path: string): Promise<Respons
     // Not the contract's error body: shown as it came.
   }
   if (response.status === 401) {
-    throw new CommandError(`The tracker at ${tracker.url} refused the key: set TRACKER_API_KEYS (or TRACKER_DB) as it was started with.`);
+    throw new CommandError(
+      `The tracker at ${tracker.url} refused the key: set TRACKER_API_KEYS (or TRACKER_DB) as it was started with.`,
+    );
   }
   throw new CommandError(`The tracker at ${tracker.url} answered ${response.status}: ${sentence}`);
 }
@@ -97,7 +100,11 @@ async function callTracker(tracker: LocalTracker, path: string): Promise<Respons
 // Writing a file only when it is whole.
 
 /** A new file beside `path` (mode 0600: it holds every task), renamed to `path` once complete. */
-async function writeWhole(path: string, write: (file: FileHandle) => Promise<void>, check?: (temp: string) => void): Promise<void> {
+async function writeWhole(
+  path: string,
+  write: (file: FileHandle) => Promise<void>,
+  check?: (temp: string) => void,
+): Promise<void> {
   if (existsSync(path)) throw new CommandError(`${path} already exists; remove it or name another file.`);
   const temp = join(dirname(path), `.${basename(path)}.${crypto.randomUUID()}.partial`);
   let file: FileHandle;
@@ -128,7 +135,9 @@ async function copyBody(response: Response, write: (chunk: Uint8Array) => Promis
     }
   } catch (error) {
     if (error instanceof CommandError) throw error;
-    throw new CommandError(`The tracker stopped sending after ${bytes} bytes (${(error as Error).message}); nothing was kept, try again.`);
+    throw new CommandError(
+      `The tracker stopped sending after ${bytes} bytes (${(error as Error).message}); nothing was kept, try again.`,
+    );
   }
   return bytes;
 }
@@ -139,7 +148,8 @@ async function copyBody(response: Response, write: (chunk: Uint8Array) => Promis
 /** `task-tracker backup FILE`: the running tracker's VACUUM INTO copy, checked by SQLite before it is kept. */
 async function backup(args: string[]): Promise<string> {
   const [file, ...rest] = args;
-  if (file === undefined || file.startsWith("-") || rest.length > 0) throw new UsageError("backup takes one argument: the file to write");
+  if (file === undefined || file.startsWith("-") || rest.length > 0)
+    throw new UsageError("backup takes one argument: the file to write");
   const tracker = localTracker();
   const response = await callTracker(tracker, "/admin/backup");
   const expected = Number(response.headers.get("x-database-bytes"));
@@ -147,7 +157,8 @@ async function backup(args: string[]): Promise<string> {
     file,
     async (handle) => {
       const bytes = await copyBody(response, (chunk) => handle.write(chunk));
-      if (bytes !== expected) throw new CommandError(`The tracker sent ${bytes} of ${expected} bytes; nothing was kept, try again.`);
+      if (bytes !== expected)
+        throw new CommandError(`The tracker sent ${bytes} of ${expected} bytes; nothing was kept, try again.`);
     },
     (temp) => {
       const copy = new Database(temp, { readonly: true });

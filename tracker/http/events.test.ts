@@ -2,7 +2,7 @@
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
-import { startTestTracker, taskInput as task, TEST_API_KEY, type TestTracker } from "../testing.ts";
+import { startTestTracker, TEST_API_KEY, type TestTracker, taskInput as task } from "../testing.ts";
 
 let t: TestTracker;
 /** Subscriptions the storage holds right now: the stream must give its own back. */
@@ -62,7 +62,9 @@ class Viewer {
       .split("\n\n")
       .filter((block) => block.startsWith("event: task\n"))
       .map((block) => {
-        const fields = Object.fromEntries(block.split("\n").map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 2)]));
+        const fields = Object.fromEntries(
+          block.split("\n").map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 2)]),
+        );
         return { id: fields.id!, data: JSON.parse(fields.data!) };
       });
   }

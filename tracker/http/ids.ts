@@ -1,8 +1,15 @@
 // The handlers of the ID routes (API.md, "Endpoints": /ids/…).
 
-import { ApiError, formatArtifactId, reservedIds, type Reservation } from "../domain.ts";
-import { json, type Handler } from "./pipeline.ts";
-import { allocateQuery, projectFilterQuery, registryImportBody, registryPath, reservationBody, reservationPath } from "./schemas.ts";
+import { ApiError, formatArtifactId, type Reservation, reservedIds } from "../domain.ts";
+import { type Handler, json } from "./pipeline.ts";
+import type {
+  allocateQuery,
+  projectFilterQuery,
+  registryImportBody,
+  registryPath,
+  reservationBody,
+  reservationPath,
+} from "./schemas.ts";
 
 function renderReservation(reservation: Reservation) {
   return {

@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
-import { expectApiError, startTestTracker, taskInput as task, TEST_API_KEY, type TestTracker } from "../testing.ts";
+import { expectApiError, startTestTracker, TEST_API_KEY, type TestTracker, taskInput as task } from "../testing.ts";
 
 let t: TestTracker;
 beforeAll(async () => {
@@ -27,13 +27,22 @@ describe("a NUL character or a lone surrogate in a text field", () => {
     ["POST", "/tasks/batch", { tasks: [task("N-1", { description: "a@b" })] }, "tasks[0].description"],
     ["POST", "/tasks/batch", { tasks: [task("N-1", { inputs: ["ok", "a@b"] })] }, "tasks[0].inputs[1]"],
     ["POST", "/tasks/batch", { tasks: [task("N-1", { outputs: ["a@b"] })] }, "tasks[0].outputs[0]"],
-    ["POST", "/tasks/batch", { tasks: [task("N-1", { status: "completed", completion_notes: "a@b" })] }, "tasks[0].completion_notes"],
+    [
+      "POST",
+      "/tasks/batch",
+      { tasks: [task("N-1", { status: "completed", completion_notes: "a@b" })] },
+      "tasks[0].completion_notes",
+    ],
     ["PUT", "/tasks/T-1/status", { status: "completed", completion_notes: "a@b" }, "completion_notes"],
     ["PATCH", "/tasks/T-1", { description: "a@b" }, "description"],
   ];
   for (const [method, path, body, field] of bodies) {
     test(`in ${field} of ${method} ${path} is 400 naming the field`, async () => {
-      for (const [escape, rule] of [["\\u0000", NUL], ["\\ud800", SURROGATE], ["\\udfff", SURROGATE]] as const) {
+      for (const [escape, rule] of [
+        ["\\u0000", NUL],
+        ["\\ud800", SURROGATE],
+        ["\\udfff", SURROGATE],
+      ] as const) {
         const rawBody = withEscape(body, "@", escape);
         const response = await t.request(method, path, { rawBody, headers: { "Content-Type": "application/json" } });
         expectApiError(response, 400, "validation_failed", `${field} ${rule}`);
@@ -43,9 +52,19 @@ describe("a NUL character or a lone surrogate in a text field", () => {
 
   test("in an ID field of a body is 400 naming the field", async () => {
     const rawBody = withEscape({ tasks: [task("A@B")] }, "@", "\\u0000");
-    expectApiError(await t.request("POST", "/tasks/batch", { rawBody }), 400, "validation_failed", "tasks[0].task_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -");
+    expectApiError(
+      await t.request("POST", "/tasks/batch", { rawBody }),
+      400,
+      "validation_failed",
+      "tasks[0].task_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+    );
     const reserve = withEscape({ type: "US", count: 1, project_id: "p@" }, "@", "\\ud800");
-    expectApiError(await t.request("POST", "/ids/reserve", { rawBody: reserve }), 400, "validation_failed", "project_id must be 1 to 128 characters of A-Z a-z 0-9 . _ -");
+    expectApiError(
+      await t.request("POST", "/ids/reserve", { rawBody: reserve }),
+      400,
+      "validation_failed",
+      "project_id must be 1 to 128 characters of A-Z a-z 0-9 . _ -",
+    );
   });
 
   test("in a query value or a path parameter is 400 naming it", async () => {
@@ -70,7 +89,9 @@ describe("a NUL character or a lone surrogate in a text field", () => {
   });
 
   test("leaves nothing half-written", async () => {
-    expect((await t.request("GET", "/tasks?project=proj")).body.tasks.map((listed: { task_id: string }) => listed.task_id)).toEqual(["T-1"]);
+    expect(
+      (await t.request("GET", "/tasks?project=proj")).body.tasks.map((listed: { task_id: string }) => listed.task_id),
+    ).toEqual(["T-1"]);
     expect((await t.request("GET", "/tasks/T-1")).body.task).toMatchObject({ status: "pending", description: "Do T-1" });
   });
 });
@@ -80,7 +101,9 @@ describe("a CONNECT request", () => {
     const port = Number(new URL(t.url).port);
     const answer = await new Promise<string>((resolve, reject) => {
       const socket = connect(port, "127.0.0.1", () => {
-        socket.write(`CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nConnection: close\r\n\r\n`);
+        socket.write(
+          `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nConnection: close\r\n\r\n`,
+        );
       });
       let text = "";
       socket.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));

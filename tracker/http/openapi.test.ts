@@ -65,7 +65,10 @@ describe("the OpenAPI document", () => {
     expect(batch.properties.tasks.items.required).toEqual(["task_id", "project_id", "description"]);
     expect(batch.properties.tasks.items.additionalProperties).toBe(false);
     const status = document.paths["/tasks/{task_id}/status"]!.put!;
-    expect(status.requestBody!.content["application/json"].schema.properties.lease_seconds).toMatchObject({ minimum: 5, maximum: 86400 });
+    expect(status.requestBody!.content["application/json"].schema.properties.lease_seconds).toMatchObject({
+      minimum: 5,
+      maximum: 86400,
+    });
     expect(status.parameters.map((parameter) => [parameter.name, parameter.in, parameter.required])).toEqual([
       ["task_id", "path", true],
       ["project", "query", false],

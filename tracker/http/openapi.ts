@@ -44,7 +44,10 @@ const headerParameters = {
 };
 
 function errorResponses(route: Route): Record<string, JsonSchema> {
-  const error = { description: "An error: one sentence and a code", content: { "application/json": { schema: jsonSchema(errorSchema) } } };
+  const error = {
+    description: "An error: one sentence and a code",
+    content: { "application/json": { schema: jsonSchema(errorSchema) } },
+  };
   const statuses = new Set<number>(route.auth ? [401] : []);
   if (route.params || route.query || route.body) statuses.add(statusByErrorCode.validation_failed);
   if (route.idempotent) for (const status of [409, 422]) statuses.add(status);
@@ -63,7 +66,9 @@ function operation(route: Route): JsonSchema {
     summary: route.summary,
     ...(route.auth ? {} : { security: [] }),
     parameters: parameterList,
-    ...(route.body ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(route.body) } } } } : {}),
+    ...(route.body
+      ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(route.body) } } } }
+      : {}),
     responses: {
       [String(success.status)]: {
         description: success.description,

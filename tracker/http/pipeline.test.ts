@@ -4,16 +4,9 @@
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
-import { MAX_BODY_BYTES, apiKeyScope, requestFingerprint } from "./server.ts";
 import type { Storage } from "../storage/storage.ts";
-import {
-  ManualClock,
-  OTHER_API_KEY,
-  TEST_API_KEY,
-  startTestTracker,
-  type ApiResponse,
-  type TestTracker,
-} from "../testing.ts";
+import { type ApiResponse, ManualClock, OTHER_API_KEY, startTestTracker, TEST_API_KEY, type TestTracker } from "../testing.ts";
+import { apiKeyScope, MAX_BODY_BYTES, requestFingerprint } from "./server.ts";
 
 let t: TestTracker;
 const clock = new ManualClock();
@@ -110,7 +103,16 @@ describe("authentication", () => {
     for (const line of log.trim().split("\n")) {
       const entry = JSON.parse(line);
       if (entry.msg === "request") {
-        expect(Object.keys(entry).sort()).toEqual(["duration_ms", "level", "method", "msg", "path", "request_id", "status", "ts"]);
+        expect(Object.keys(entry).sort()).toEqual([
+          "duration_ms",
+          "level",
+          "method",
+          "msg",
+          "path",
+          "request_id",
+          "status",
+          "ts",
+        ]);
       }
     }
   });
@@ -129,7 +131,11 @@ describe("X-Request-Id", () => {
   });
 
   test("is generated on every other response, errors included", async () => {
-    for (const [path, apiKey] of [["/healthz", null], ["/tasks/next", TEST_API_KEY], ["/tasks/next", null]] as const) {
+    for (const [path, apiKey] of [
+      ["/healthz", null],
+      ["/tasks/next", TEST_API_KEY],
+      ["/tasks/next", null],
+    ] as const) {
       const response = await t.request("GET", path, { apiKey });
       expect(response.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
     }
@@ -190,15 +196,33 @@ describe("routing", () => {
 
 describe("query parameters", () => {
   test("one given twice is 400 naming it, and nothing is allocated", async () => {
-    expectError(await t.request("GET", "/ids/next?project=proj&type=US&type=SPEC"), 400, "validation_failed", "type must be given once, not 2 times");
-    expectError(await t.request("GET", "/tasks/next?project=proj&project=proj"), 400, "validation_failed", "project must be given once, not 2 times");
+    expectError(
+      await t.request("GET", "/ids/next?project=proj&type=US&type=SPEC"),
+      400,
+      "validation_failed",
+      "type must be given once, not 2 times",
+    );
+    expectError(
+      await t.request("GET", "/tasks/next?project=proj&project=proj"),
+      400,
+      "validation_failed",
+      "project must be given once, not 2 times",
+    );
     expect((await t.request("GET", "/ids/next?type=US&project=proj")).body.number).toBe(1);
   });
 
   test("an unknown one is 400 naming it and what the endpoint takes, and nothing changes", async () => {
     const cases: Array<[string, string, string]> = [
-      ["GET", "/tasks/next?project=proj&bogus=1", "bogus is not a known query parameter of GET /tasks/next (it takes project, status)"],
-      ["GET", "/ids/next?type=US&project=proj&Type=SPEC", "Type is not a known query parameter of GET /ids/next (it takes type, project)"],
+      [
+        "GET",
+        "/tasks/next?project=proj&bogus=1",
+        "bogus is not a known query parameter of GET /tasks/next (it takes project, status)",
+      ],
+      [
+        "GET",
+        "/ids/next?type=US&project=proj&Type=SPEC",
+        "Type is not a known query parameter of GET /ids/next (it takes type, project)",
+      ],
       ["GET", "/tasks/T-1?verbose", "verbose is not a known query parameter of GET /tasks/<task_id> (it takes project)"],
       ["POST", "/tasks/batch?dry_run=true", "dry_run is not a known query parameter of POST /tasks/batch (it takes none)"],
     ];
@@ -265,10 +289,18 @@ describe("Idempotency-Key", () => {
   test("the same key for a different request is 422", async () => {
     const headers = { "Idempotency-Key": "reused" };
     await t.request("POST", "/ids/reserve", { body: { type: "US", count: 2, project_id: "proj" }, headers });
-    expectError(await t.request("POST", "/ids/reserve", { body: { type: "US", count: 3, project_id: "proj" }, headers }), 422, "idempotency_mismatch");
+    expectError(
+      await t.request("POST", "/ids/reserve", { body: { type: "US", count: 3, project_id: "proj" }, headers }),
+      422,
+      "idempotency_mismatch",
+    );
     expectError(await t.request("GET", "/ids/next?type=US&project=proj", { headers }), 422, "idempotency_mismatch");
     await t.request("GET", "/ids/next?type=US&project=proj", { headers: { "Idempotency-Key": "query" } });
-    expectError(await t.request("GET", "/ids/next?type=SPEC&project=proj", { headers: { "Idempotency-Key": "query" } }), 422, "idempotency_mismatch");
+    expectError(
+      await t.request("GET", "/ids/next?type=SPEC&project=proj", { headers: { "Idempotency-Key": "query" } }),
+      422,
+      "idempotency_mismatch",
+    );
   });
 
   test("the same key while the first request is still running is 409", async () => {
@@ -310,9 +342,14 @@ describe("Idempotency-Key", () => {
         headers: { Authorization: `Bearer ${TEST_API_KEY}`, "Idempotency-Key": key },
       });
       expect(response.status).toBe(400);
-      expect(await response.json()).toEqual({ error: "Idempotency-Key must be 1 to 255 printable ASCII characters", code: "validation_failed" });
+      expect(await response.json()).toEqual({
+        error: "Idempotency-Key must be 1 to 255 printable ASCII characters",
+        code: "validation_failed",
+      });
     }
-    expect((await t.request("GET", "/ids/next?type=US&project=proj", { headers: { "Idempotency-Key": "k".repeat(255) } })).status).toBe(200);
+    expect(
+      (await t.request("GET", "/ids/next?type=US&project=proj", { headers: { "Idempotency-Key": "k".repeat(255) } })).status,
+    ).toBe(200);
   });
 });
 
@@ -383,9 +420,18 @@ describe("a client that hangs up", () => {
     await t.waitForLog("request started");
     socket.destroy();
     await t.waitForLog("request");
-    const entries = t.logText().trim().split("\n").map((line) => JSON.parse(line));
+    const entries = t
+      .logText()
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
     expect(entries.filter((entry) => entry.level === "error")).toEqual([]);
-    expect(entries.find((entry) => entry.msg === "request")).toMatchObject({ level: "info", method: "POST", path: "/tasks/batch", status: 499 });
+    expect(entries.find((entry) => entry.msg === "request")).toMatchObject({
+      level: "info",
+      method: "POST",
+      path: "/tasks/batch",
+      status: 499,
+    });
   });
 });
 
@@ -397,7 +443,11 @@ describe("stop()", () => {
         controller.enqueue(new TextEncoder().encode('{"tasks": ['));
       },
     });
-    const request = fetch(`${stalled.url}/tasks/batch`, { method: "POST", headers: { Authorization: `Bearer ${TEST_API_KEY}` }, body });
+    const request = fetch(`${stalled.url}/tasks/batch`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${TEST_API_KEY}` },
+      body,
+    });
     const outcome = request.then(
       () => "answered",
       () => "closed",

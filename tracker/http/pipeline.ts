@@ -8,7 +8,7 @@ import type { Server } from "bun";
 import type { z } from "zod";
 import { ApiError, isPrintableAscii, MAX_IDEMPOTENCY_KEY_LENGTH, validationError } from "../domain.ts";
 import { describeError, type Logger } from "../log.ts";
-import { StoredResponseReplay, type IdempotencyClaim, type IdempotentWrite, type Storage } from "../storage/storage.ts";
+import { type IdempotencyClaim, type IdempotentWrite, type Storage, StoredResponseReplay } from "../storage/storage.ts";
 import type { LiveStreams } from "./events.ts";
 import { parseAgentId, parseInput } from "./schemas.ts";
 
@@ -57,13 +57,18 @@ export interface Call<Params, Query, Body> {
    * Runs a write with the request's Idempotency-Key, if any: the storage stores the rendered reply
    * in the same transaction as the effect.
    */
-  write<Result>(run: (idempotency?: IdempotentWrite<Result>) => Promise<Result>, render: (result: Result) => Reply): Promise<Reply>;
+  write<Result>(
+    run: (idempotency?: IdempotentWrite<Result>) => Promise<Result>,
+    render: (result: Result) => Reply,
+  ): Promise<Reply>;
 }
 
 type Parsed<Schema> = Schema extends z.ZodType ? z.output<Schema> : undefined;
 
 /** A handler of a route whose schemas are P (path), Q (query) and B (body). */
-export type Handler<P = undefined, Q = undefined, B = undefined> = (call: Call<Parsed<P>, Parsed<Q>, Parsed<B>>) => Promise<Reply>;
+export type Handler<P = undefined, Q = undefined, B = undefined> = (
+  call: Call<Parsed<P>, Parsed<Q>, Parsed<B>>,
+) => Promise<Reply>;
 
 export interface Route<Params = any, Query = any, Body = any> {
   method: Method;
@@ -369,7 +374,14 @@ function routeFor(request: Request, url: URL, findRoute: Router, authenticate: K
 }
 
 /** Everything between the URL and the handler: the checks of query, path, headers and body, in that order. */
-async function prepare(request: Request, url: URL, match: Match, scope: string, server: Server<unknown>, services: Services): Promise<Prepared> {
+async function prepare(
+  request: Request,
+  url: URL,
+  match: Match,
+  scope: string,
+  server: Server<unknown>,
+  services: Services,
+): Promise<Prepared> {
   const { route } = match;
   const rawQuery = readQuery(url, route);
   const query = route.query ? parseInput(route.query, rawQuery, "query parameter") : {};

@@ -33,14 +33,26 @@ describe("the body of POST /tasks/batch", () => {
   test("a task is pending unless it says completed, with notes only then", () => {
     expect(parseBatch({ tasks: [task("a"), task("b", { status: "completed", completion_notes: "imported" })] })).toEqual([
       { ...task("a"), inputs: [], outputs: [], priority: "medium", depends_on: [], status: "pending", completion_notes: "" },
-      { ...task("b"), inputs: [], outputs: [], priority: "medium", depends_on: [], status: "completed", completion_notes: "imported" },
+      {
+        ...task("b"),
+        inputs: [],
+        outputs: [],
+        priority: "medium",
+        depends_on: [],
+        status: "completed",
+        completion_notes: "imported",
+      },
     ]);
     const refused: Array<[Record<string, unknown>, string]> = [
       [task("a", { status: "in_progress" }), "tasks[0].status must be pending or completed (a new task starts in one of them)"],
       [task("a", { completion_notes: "early" }), "tasks[0].completion_notes is only for status completed"],
-      [task("a", { status: "completed", completion_notes: "x".repeat(10_001) }), "tasks[0].completion_notes must be at most 10000 characters"],
+      [
+        task("a", { status: "completed", completion_notes: "x".repeat(10_001) }),
+        "tasks[0].completion_notes must be at most 10000 characters",
+      ],
     ];
-    for (const [body, message] of refused) expect(failure(() => parseBatch({ tasks: [body] }))).toEqual({ code: "validation_failed", message });
+    for (const [body, message] of refused)
+      expect(failure(() => parseBatch({ tasks: [body] }))).toEqual({ code: "validation_failed", message });
   });
 
   test("counts characters as people do: 10,000 emoji fit a description, 10,001 do not", () => {
@@ -58,7 +70,12 @@ describe("the body of POST /tasks/batch", () => {
       message: "Task a of project web appears more than once in the batch",
     });
     // b of api depends on api's a, which does not depend on anything: no cycle across projects.
-    const acrossProjects = [task("a", { depends_on: ["b"] }), task("b"), task("a", { project_id: "api" }), task("b", { project_id: "api", depends_on: ["a"] })];
+    const acrossProjects = [
+      task("a", { depends_on: ["b"] }),
+      task("b"),
+      task("a", { project_id: "api" }),
+      task("b", { project_id: "api", depends_on: ["a"] }),
+    ];
     expect(parseBatch({ tasks: acrossProjects })).toHaveLength(4);
     expect(failure(() => parseBatch({ tasks: [task("a", { depends_on: ["b"] }), task("b", { depends_on: ["a"] })] }))).toEqual({
       code: "validation_failed",
@@ -75,7 +92,11 @@ describe("the body of PUT /tasks/<task_id>/status", () => {
       lease_seconds: 120,
       force: false,
     });
-    expect(parseInput(statusBody, { status: "pending", force: true })).toEqual({ status: "pending", completion_notes: "", force: true });
+    expect(parseInput(statusBody, { status: "pending", force: true })).toEqual({
+      status: "pending",
+      completion_notes: "",
+      force: true,
+    });
     expect(parseInput(statusBody, { status: "completed", completion_notes: "Done" })).toEqual({
       status: "completed",
       completion_notes: "Done",

@@ -18,6 +18,7 @@ import {
   MAX_RESERVATION_COUNT,
   MAX_TASKS_PER_BATCH,
   MIN_LEASE_SECONDS,
+  type NewTask,
   PRINTABLE_ASCII_PATTERN,
   PRIORITIES,
   PROJECT_ID_PATTERN,
@@ -28,7 +29,6 @@ import {
   TASK_STATUSES,
   UUID_PATTERN,
   validationError,
-  type NewTask,
 } from "../domain.ts";
 
 // ---------------------------------------------------------------------------
@@ -144,7 +144,10 @@ export const reservationPath = z.strictObject({
 export const registryPath = z.strictObject({ project_id: projectId, artifact_type: artifactType });
 
 const requiredQuery = <Schema extends z.ZodType<unknown, string>>(schema: Schema) =>
-  z.string({ error: mustBe("a string") }).min(1, { error: "is required" }).pipe(schema);
+  z
+    .string({ error: mustBe("a string") })
+    .min(1, { error: "is required" })
+    .pipe(schema);
 
 export const taskRefQuery = z.strictObject({ project: projectId.optional() });
 export const nextTaskQuery = z.strictObject({ project: requiredQuery(projectId), status: taskStatus.optional() });
@@ -185,7 +188,8 @@ const newTask = object({
   depends_on: z.array(taskId, { error: mustBe("an array of strings") }).default([]),
   status: z
     .enum(["pending", "completed"], {
-      error: (issue) => (issue.input === undefined ? "is required" : "must be pending or completed (a new task starts in one of them)"),
+      error: (issue) =>
+        issue.input === undefined ? "is required" : "must be pending or completed (a new task starts in one of them)",
     })
     .default("pending"),
   completion_notes: completionNotes.default(""),

@@ -2,8 +2,8 @@
 // route table (routes.ts), the board's files (board.ts), the background timers (old Idempotency-Keys,
 // expired leases) and the shutdown. The caller (main.ts) chooses and opens the storage and the logger.
 
-import type { Server } from "bun";
 import { lookup } from "node:dns/promises";
+import type { Server } from "bun";
 import packageJson from "../../package.json" with { type: "json" };
 import { DEFAULT_CLAIM_TTL_SECONDS } from "../domain.ts";
 import { describeError, type Logger } from "../log.ts";
@@ -64,7 +64,11 @@ function startTimers(services: Services): () => Promise<void> {
   };
 }
 
-async function listen(options: TrackerOptions, handle: (request: Request, server: Server<unknown>) => Promise<Response>, internalError: () => Response) {
+async function listen(
+  options: TrackerOptions,
+  handle: (request: Request, server: Server<unknown>) => Promise<Response>,
+  internalError: () => Response,
+) {
   const hostname = options.host ?? "127.0.0.1";
   // Bun.serve reports a name that does not resolve as some failure to listen (EINVAL, ENOENT,
   // even EADDRINUSE); resolving it first makes a bad host fail as one (syscall getaddrinfo).

@@ -3,7 +3,14 @@
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import type { TaskChange } from "../domain.ts";
-import { expectApiError, ManualClock, startTestTracker, taskInput as task, type ApiResponse, type TestTracker } from "../testing.ts";
+import {
+  type ApiResponse,
+  expectApiError,
+  ManualClock,
+  startTestTracker,
+  type TestTracker,
+  taskInput as task,
+} from "../testing.ts";
 
 const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
 const CLAIM_TTL_SECONDS = 120;
@@ -58,8 +65,18 @@ describe("?project= on the per-task routes", () => {
   test("a task of that ID in another project does not count", async () => {
     expectApiError(await t.request("GET", "/tasks/ONLY?project=api"), 404, "not_found", "Task not found: ONLY in project api");
     expect((await t.request("GET", "/tasks/ONLY")).body.task.project_id).toBe("web");
-    expectApiError(await t.request("GET", "/tasks/T-1/events?project=nowhere"), 404, "not_found", "Task not found: T-1 in project nowhere");
-    expectApiError(await t.request("GET", "/tasks/T-1?project=bad%20name"), 400, "validation_failed", "project must be 1 to 128 characters of A-Z a-z 0-9 . _ -");
+    expectApiError(
+      await t.request("GET", "/tasks/T-1/events?project=nowhere"),
+      404,
+      "not_found",
+      "Task not found: T-1 in project nowhere",
+    );
+    expectApiError(
+      await t.request("GET", "/tasks/T-1?project=bad%20name"),
+      400,
+      "validation_failed",
+      "project must be 1 to 128 characters of A-Z a-z 0-9 . _ -",
+    );
   });
 });
 
@@ -127,7 +144,12 @@ describe("GET /tasks", () => {
       "validation_failed",
       "cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page",
     );
-    expectApiError(await t.request("GET", "/tasks?cursor=%25%25%25"), 400, "validation_failed", "cursor is not a next_cursor of GET /tasks");
+    expectApiError(
+      await t.request("GET", "/tasks?cursor=%25%25%25"),
+      400,
+      "validation_failed",
+      "cursor is not a next_cursor of GET /tasks",
+    );
   });
 });
 
@@ -157,9 +179,33 @@ describe("GET /tasks/<task_id>/events", () => {
     const events = response.body.events.map(({ event_id: _, at: __, ...rest }: Record<string, any>) => rest);
     const claimedUntil = response.body.events[1].details.lease_expires_at;
     expect(events).toEqual([
-      { project_id: "proj", task_id: "T-1", type: "created", agent_id: "planner", from_status: null, to_status: "pending", details: { status: "pending" } },
-      { project_id: "proj", task_id: "T-1", type: "claimed", agent_id: "agent-a", from_status: "pending", to_status: "in_progress", details: { lease_expires_at: claimedUntil } },
-      { project_id: "proj", task_id: "T-1", type: "completed", agent_id: "agent-a", from_status: "in_progress", to_status: "completed", details: { completion_notes: "Done" } },
+      {
+        project_id: "proj",
+        task_id: "T-1",
+        type: "created",
+        agent_id: "planner",
+        from_status: null,
+        to_status: "pending",
+        details: { status: "pending" },
+      },
+      {
+        project_id: "proj",
+        task_id: "T-1",
+        type: "claimed",
+        agent_id: "agent-a",
+        from_status: "pending",
+        to_status: "in_progress",
+        details: { lease_expires_at: claimedUntil },
+      },
+      {
+        project_id: "proj",
+        task_id: "T-1",
+        type: "completed",
+        agent_id: "agent-a",
+        from_status: "in_progress",
+        to_status: "completed",
+        details: { completion_notes: "Done" },
+      },
     ]);
     const eventIds = response.body.events.map((event: { event_id: number }) => event.event_id);
     expect(eventIds).toEqual([...eventIds].sort((a, b) => a - b));
@@ -174,7 +220,10 @@ describe("leases", () => {
   test("a claim lasts TRACKER_CLAIM_TTL, or the lease_seconds it asks for", async () => {
     expectLeaseOf((await put("/tasks/T-1/status", { status: "in_progress" }, "agent-a")).body.updated_task, CLAIM_TTL_SECONDS);
     await put("/tasks/T-1/status", { status: "pending" }, "agent-a");
-    expectLeaseOf((await put("/tasks/T-1/status", { status: "in_progress", lease_seconds: 30 }, "agent-a")).body.updated_task, 30);
+    expectLeaseOf(
+      (await put("/tasks/T-1/status", { status: "in_progress", lease_seconds: 30 }, "agent-a")).body.updated_task,
+      30,
+    );
   });
 
   test("lease_seconds and force are checked and belong to their transition", async () => {
@@ -186,7 +235,8 @@ describe("leases", () => {
       [{ status: "completed", force: true }, "force is only for status pending (a release)"],
       [{ status: "pending", force: "yes" }, "force must be a boolean, not a string"],
     ];
-    for (const [body, sentence] of cases) expectApiError(await put("/tasks/T-1/status", body), 400, "validation_failed", sentence);
+    for (const [body, sentence] of cases)
+      expectApiError(await put("/tasks/T-1/status", body), 400, "validation_failed", sentence);
     expect((await t.request("GET", "/tasks/T-1")).body.task.status).toBe("pending");
   });
 
@@ -209,16 +259,27 @@ describe("leases", () => {
     expectLeaseOf(renewed.body.task, 30);
     expectLeaseOf((await post("/tasks/T-1/heartbeat", { lease_seconds: 300 }, "agent-a")).body.task, 300);
     expectApiError(await post("/tasks/T-1/heartbeat", {}, "agent-b"), 409, "not_claim_holder");
-    expectApiError(await post("/tasks/T-1/heartbeat", { lease_seconds: 1 }, "agent-a"), 400, "validation_failed", "lease_seconds must be between 5 and 86400");
+    expectApiError(
+      await post("/tasks/T-1/heartbeat", { lease_seconds: 1 }, "agent-a"),
+      400,
+      "validation_failed",
+      "lease_seconds must be between 5 and 86400",
+    );
     await put("/tasks/T-1/status", { status: "completed" }, "agent-a");
-    expectApiError(await post("/tasks/T-1/heartbeat", {}, "agent-a"), 400, "invalid_transition", "cannot renew T-1: it is completed");
+    expectApiError(
+      await post("/tasks/T-1/heartbeat", {}, "agent-a"),
+      400,
+      "invalid_transition",
+      "cannot renew T-1: it is completed",
+    );
   });
 
   test("a lease that runs out makes the task pending again within a second, and its holder hears claim_lost", async () => {
     // SQLite expires by the tracker's clock, which the test moves; PostgreSQL by the database's, so
     // there the shortest lease (5 s) runs out in real time.
     const leaseSeconds = onPostgres ? 5 : 30;
-    const claimed = (await put("/tasks/T-1/status", { status: "in_progress", lease_seconds: leaseSeconds }, "agent-a")).body.updated_task;
+    const claimed = (await put("/tasks/T-1/status", { status: "in_progress", lease_seconds: leaseSeconds }, "agent-a")).body
+      .updated_task;
     const expired = new Promise<TaskChange>((resolve) => {
       const unsubscribe = t.storage.subscribe((change) => {
         if (change.event.type !== "claim_expired") return;
@@ -231,8 +292,15 @@ describe("leases", () => {
     // The tracker's own timer (every 250 ms) expires it: no request triggers it.
     const change = await expired;
     expect(Date.now() - ranOut).toBeLessThan(1000);
-    expect(change.event).toMatchObject({ agent_id: null, details: { former_holder: "agent-a", lease_expires_at: claimed.lease_expires_at } });
-    expect((await t.request("GET", "/tasks/T-1")).body.task).toMatchObject({ status: "pending", claimed_by: null, lease_expires_at: null });
+    expect(change.event).toMatchObject({
+      agent_id: null,
+      details: { former_holder: "agent-a", lease_expires_at: claimed.lease_expires_at },
+    });
+    expect((await t.request("GET", "/tasks/T-1")).body.task).toMatchObject({
+      status: "pending",
+      claimed_by: null,
+      lease_expires_at: null,
+    });
     expectApiError(
       await put("/tasks/T-1/status", { status: "completed" }, "agent-a"),
       409,
@@ -248,7 +316,10 @@ describe("PATCH /tasks/<task_id>", () => {
   });
 
   test("changes priority and description, recording what changed", async () => {
-    const response = await t.request("PATCH", "/tasks/T-1", { body: { priority: "high", description: "Sharper" }, headers: { "X-Agent-Id": "Ada" } });
+    const response = await t.request("PATCH", "/tasks/T-1", {
+      body: { priority: "high", description: "Sharper" },
+      headers: { "X-Agent-Id": "Ada" },
+    });
     expect(response.status).toBe(200);
     expect(response.body.task).toMatchObject({ priority: "high", description: "Sharper", status: "pending" });
     const events = (await t.request("GET", "/tasks/T-1/events")).body.events;

@@ -1,18 +1,18 @@
 // The handlers of the task routes (API.md, "Endpoints"). Each parses nothing itself (the pipeline
 // hands it checked input), calls the storage once and encodes the answer.
 
-import { DEFAULT_LIST_LIMIT, taskNotFound, type Task, type TaskRef } from "../domain.ts";
-import { json, type Handler } from "./pipeline.ts";
+import { DEFAULT_LIST_LIMIT, type Task, type TaskRef, taskNotFound } from "../domain.ts";
+import { type Handler, json } from "./pipeline.ts";
 import {
   checkBatch,
-  heartbeatBody,
-  nextTaskQuery,
-  statusBody,
-  taskBatchBody,
-  taskEditBody,
-  taskListQuery,
-  taskPath,
-  taskRefQuery,
+  type heartbeatBody,
+  type nextTaskQuery,
+  type statusBody,
+  type taskBatchBody,
+  type taskEditBody,
+  type taskListQuery,
+  type taskPath,
+  type taskRefQuery,
 } from "./schemas.ts";
 
 type TaskPath = typeof taskPath;
@@ -106,10 +106,7 @@ export const editTask: Handler<TaskPath, TaskRefQuery, typeof taskEditBody> = as
   const { params, query, body, agentId, services } = call;
   return call.write<Task>(
     (idempotency) =>
-      services.storage.updateTask(
-        { ref: taskRef(params, query), ...body, agentId, now: services.now() },
-        idempotency,
-      ),
+      services.storage.updateTask({ ref: taskRef(params, query), ...body, agentId, now: services.now() }, idempotency),
     (task) => json(200, { task }),
   );
 };

@@ -2,7 +2,7 @@
 // batches, reading a task, the next task, status changes and IDs.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { ManualClock, startTestTracker, type ApiResponse, type TestTracker } from "../testing.ts";
+import { type ApiResponse, ManualClock, startTestTracker, type TestTracker } from "../testing.ts";
 
 let t: TestTracker;
 const clock = new ManualClock();
@@ -40,7 +40,10 @@ function expectError(response: ApiResponse, status: number, code: string, error?
 
 describe("POST /tasks/batch", () => {
   test("adds tasks with defaults and answers 201", async () => {
-    const response = await addTasks(task("TASK-046"), task("TASK-047", { priority: "high", inputs: ["US-053"], outputs: ["index.ts"] }));
+    const response = await addTasks(
+      task("TASK-046"),
+      task("TASK-047", { priority: "high", inputs: ["US-053"], outputs: ["index.ts"] }),
+    );
     expect(response.body).toEqual({ success: true, tasks_added: 2, task_ids: ["TASK-046", "TASK-047"] });
     const stored = await t.request("GET", "/tasks/TASK-047");
     expect(stored.body).toEqual({
@@ -67,15 +70,43 @@ describe("POST /tasks/batch", () => {
   const badBatches: Array<[string, unknown, string]> = [
     ["a missing description", { tasks: [task("A"), { task_id: "B", project_id: "proj" }] }, "tasks[1].description is required"],
     ["an empty description", { tasks: [task("A", { description: "" })] }, "tasks[0].description must be 1 to 10000 characters"],
-    ["an over-long description", { tasks: [task("A", { description: "x".repeat(10_001) })] }, "tasks[0].description must be 1 to 10000 characters"],
+    [
+      "an over-long description",
+      { tasks: [task("A", { description: "x".repeat(10_001) })] },
+      "tasks[0].description must be 1 to 10000 characters",
+    ],
     ["a task_id of the wrong type", { tasks: [task("A", { task_id: 7 })] }, "tasks[0].task_id must be a string, not a number"],
-    ["a task_id with odd characters", { tasks: [task("A B")] }, "tasks[0].task_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -"],
-    ["a task_id of 65 characters", { tasks: [task("x".repeat(65))] }, "tasks[0].task_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -"],
-    ["a project_id of 129 characters", { tasks: [task("A", { project_id: "p".repeat(129) })] }, "tasks[0].project_id must be 1 to 128 characters of A-Z a-z 0-9 . _ -"],
+    [
+      "a task_id with odd characters",
+      { tasks: [task("A B")] },
+      "tasks[0].task_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+    ],
+    [
+      "a task_id of 65 characters",
+      { tasks: [task("x".repeat(65))] },
+      "tasks[0].task_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+    ],
+    [
+      "a project_id of 129 characters",
+      { tasks: [task("A", { project_id: "p".repeat(129) })] },
+      "tasks[0].project_id must be 1 to 128 characters of A-Z a-z 0-9 . _ -",
+    ],
     ["an unknown priority", { tasks: [task("A", { priority: "urgent" })] }, "tasks[0].priority must be one of high, medium, low"],
-    ["inputs that are not an array", { tasks: [task("A", { inputs: "x" })] }, "tasks[0].inputs must be an array of strings, not a string"],
-    ["an output that is not a string", { tasks: [task("A", { outputs: ["a", 1] })] }, "tasks[0].outputs[1] must be a string, not a number"],
-    ["a malformed dependency", { tasks: [task("A", { depends_on: ["no spaces"] })] }, "tasks[0].depends_on[0] must be 1 to 64 characters of A-Z a-z 0-9 . _ -"],
+    [
+      "inputs that are not an array",
+      { tasks: [task("A", { inputs: "x" })] },
+      "tasks[0].inputs must be an array of strings, not a string",
+    ],
+    [
+      "an output that is not a string",
+      { tasks: [task("A", { outputs: ["a", 1] })] },
+      "tasks[0].outputs[1] must be a string, not a number",
+    ],
+    [
+      "a malformed dependency",
+      { tasks: [task("A", { depends_on: ["no spaces"] })] },
+      "tasks[0].depends_on[0] must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+    ],
     ["an unknown field", { tasks: [task("A", { state: "completed" })] }, "tasks[0].state is not a known field"],
     ["an unknown top-level field", { tasks: [task("A")], extra: 1 }, "extra is not a known field"],
     ["no tasks field", {}, "tasks is required"],
@@ -85,9 +116,17 @@ describe("POST /tasks/batch", () => {
     ["a task that is null", { tasks: [null] }, "tasks[0] must be a JSON object, not null"],
     ["a body that is an array", [task("A")], "The request body must be a JSON object, not an array"],
     ["a body that is null", null, "The request body must be a JSON object, not null"],
-    ["a dependency cycle", { tasks: [task("A", { depends_on: ["B"] }), task("B", { depends_on: ["A"] })] }, "tasks[1].depends_on forms a cycle: A -> B -> A"],
+    [
+      "a dependency cycle",
+      { tasks: [task("A", { depends_on: ["B"] }), task("B", { depends_on: ["A"] })] },
+      "tasks[1].depends_on forms a cycle: A -> B -> A",
+    ],
     ["a task that depends on itself", { tasks: [task("A", { depends_on: ["A"] })] }, "tasks[0].depends_on forms a cycle: A -> A"],
-    ["a dependency on an unknown task", { tasks: [task("A", { depends_on: ["GHOST"] })] }, "tasks[0].depends_on[0] names an unknown task: GHOST"],
+    [
+      "a dependency on an unknown task",
+      { tasks: [task("A", { depends_on: ["GHOST"] })] },
+      "tasks[0].depends_on[0] names an unknown task: GHOST",
+    ],
   ];
   for (const [what, body, sentence] of badBatches) {
     test(`rejects ${what} with 400 naming it, and adds nothing`, async () => {
@@ -97,14 +136,29 @@ describe("POST /tasks/batch", () => {
   }
 
   test("rejects malformed JSON, an empty body and bad UTF-8 with 400", async () => {
-    expectError(await t.request("POST", "/tasks/batch", { rawBody: '{"tasks": [' }), 400, "validation_failed", "The request body is not valid JSON");
+    expectError(
+      await t.request("POST", "/tasks/batch", { rawBody: '{"tasks": [' }),
+      400,
+      "validation_failed",
+      "The request body is not valid JSON",
+    );
     expectError(await t.request("POST", "/tasks/batch", { rawBody: "" }), 400, "validation_failed");
-    expectError(await t.request("POST", "/tasks/batch", { rawBody: new Uint8Array([0x7b, 0xff, 0x7d]) }), 400, "validation_failed", "The request body is not valid UTF-8");
+    expectError(
+      await t.request("POST", "/tasks/batch", { rawBody: new Uint8Array([0x7b, 0xff, 0x7d]) }),
+      400,
+      "validation_failed",
+      "The request body is not valid UTF-8",
+    );
   });
 
   test("a task that exists, or repeats in the batch, is 409 and nothing is added", async () => {
     await addTasks(task("OLD"));
-    expectError(await t.request("POST", "/tasks/batch", { body: { tasks: [task("NEW"), task("OLD")] } }), 409, "conflict", "Task already exists: OLD in project proj");
+    expectError(
+      await t.request("POST", "/tasks/batch", { body: { tasks: [task("NEW"), task("OLD")] } }),
+      409,
+      "conflict",
+      "Task already exists: OLD in project proj",
+    );
     expectError(await t.request("POST", "/tasks/batch", { body: { tasks: [task("NEW"), task("NEW")] } }), 409, "conflict");
     expect((await t.request("GET", "/tasks/NEW")).status).toBe(404);
   });
@@ -129,9 +183,19 @@ describe("GET /tasks/<task_id>", () => {
   });
 
   test("odd characters or an over-long ID in the path are 400", async () => {
-    expectError(await t.request("GET", "/tasks/bad%20id"), 400, "validation_failed", "task_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -");
+    expectError(
+      await t.request("GET", "/tasks/bad%20id"),
+      400,
+      "validation_failed",
+      "task_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+    );
     expectError(await t.request("GET", `/tasks/${"x".repeat(65)}`), 400, "validation_failed");
-    expectError(await t.request("GET", "/tasks/%E0%A4%A"), 400, "validation_failed", "task_id in the path is not valid percent-encoding");
+    expectError(
+      await t.request("GET", "/tasks/%E0%A4%A"),
+      400,
+      "validation_failed",
+      "task_id in the path is not valid percent-encoding",
+    );
   });
 
   test("a percent-encoded ID is decoded", async () => {
@@ -176,7 +240,12 @@ describe("GET /tasks/next", () => {
   test("a missing project or an unknown status is 400", async () => {
     expectError(await t.request("GET", "/tasks/next"), 400, "validation_failed", "project is required");
     expectError(await t.request("GET", "/tasks/next?project=a%20b"), 400, "validation_failed");
-    expectError(await t.request("GET", "/tasks/next?project=proj&status=done"), 400, "validation_failed", "status must be one of pending, in_progress, completed");
+    expectError(
+      await t.request("GET", "/tasks/next?project=proj&status=done"),
+      400,
+      "validation_failed",
+      "status must be one of pending, in_progress, completed",
+    );
   });
 });
 
@@ -186,7 +255,12 @@ describe("PUT /tasks/<task_id>/status", () => {
     const claimed = await setStatus("T-1", "in_progress", { "X-Agent-Id": "agent-7" });
     expect(claimed.status).toBe(200);
     const at = clock.now().toISOString();
-    expect(claimed.body.updated_task).toMatchObject({ status: "in_progress", claimed_by: "agent-7", started_at: at, completed_at: null });
+    expect(claimed.body.updated_task).toMatchObject({
+      status: "in_progress",
+      claimed_by: "agent-7",
+      started_at: at,
+      completed_at: null,
+    });
 
     const released = await setStatus("T-1", "pending", { "X-Agent-Id": "agent-7" });
     expect(released.body.updated_task).toMatchObject({ status: "pending", claimed_by: null, started_at: null });
@@ -207,9 +281,19 @@ describe("PUT /tasks/<task_id>/status", () => {
     expectError(await setStatus("T-1", "completed"), 400, "invalid_transition", "cannot change T-1 from pending to completed");
     expectError(await setStatus("T-1", "pending"), 400, "invalid_transition", "cannot change T-1 from pending to pending");
     await setStatus("T-1", "in_progress");
-    expectError(await setStatus("T-1", "in_progress"), 400, "invalid_transition", "cannot change T-1 from in_progress to in_progress");
+    expectError(
+      await setStatus("T-1", "in_progress"),
+      400,
+      "invalid_transition",
+      "cannot change T-1 from in_progress to in_progress",
+    );
     await setStatus("T-1", "completed");
-    expectError(await setStatus("T-1", "in_progress"), 400, "invalid_transition", "cannot change T-1 from completed to in_progress");
+    expectError(
+      await setStatus("T-1", "in_progress"),
+      400,
+      "invalid_transition",
+      "cannot change T-1 from completed to in_progress",
+    );
     expectError(await setStatus("T-1", "pending"), 400, "invalid_transition");
   });
 
@@ -217,7 +301,12 @@ describe("PUT /tasks/<task_id>/status", () => {
     await addTasks(task("A"), task("B"), task("C", { depends_on: ["A", "B"] }));
     await setStatus("A", "in_progress");
     await setStatus("A", "completed");
-    expectError(await setStatus("C", "in_progress"), 400, "invalid_transition", "cannot change C from pending to in_progress: B is not completed");
+    expectError(
+      await setStatus("C", "in_progress"),
+      400,
+      "invalid_transition",
+      "cannot change C from pending to in_progress: B is not completed",
+    );
     await setStatus("B", "in_progress");
     await setStatus("B", "completed");
     expect((await setStatus("C", "in_progress")).status).toBe(200);
@@ -226,12 +315,37 @@ describe("PUT /tasks/<task_id>/status", () => {
   test("unknown task 404, bad bodies and a bad X-Agent-Id are 400", async () => {
     expectError(await setStatus("TASK-999", "completed"), 404, "not_found", "Task not found: TASK-999");
     await addTasks(task("T-1"));
-    expectError(await setStatus("T-1", "done"), 400, "validation_failed", "status must be one of pending, in_progress, completed");
+    expectError(
+      await setStatus("T-1", "done"),
+      400,
+      "validation_failed",
+      "status must be one of pending, in_progress, completed",
+    );
     expectError(await t.request("PUT", "/tasks/T-1/status", { body: {} }), 400, "validation_failed", "status is required");
-    expectError(await t.request("PUT", "/tasks/T-1/status", { body: { status: "pending", note: "x" } }), 400, "validation_failed", "note is not a known field");
-    expectError(await t.request("PUT", "/tasks/T-1/status", { body: { status: "completed", completion_notes: 5 } }), 400, "validation_failed", "completion_notes must be a string, not a number");
-    expectError(await setStatus("T-1", "completed", {}, "n".repeat(10_001)), 400, "validation_failed", "completion_notes must be at most 10000 characters");
-    expectError(await setStatus("T-1", "in_progress", { "X-Agent-Id": "a".repeat(129) }), 400, "validation_failed", "X-Agent-Id must be 1 to 128 printable ASCII characters");
+    expectError(
+      await t.request("PUT", "/tasks/T-1/status", { body: { status: "pending", note: "x" } }),
+      400,
+      "validation_failed",
+      "note is not a known field",
+    );
+    expectError(
+      await t.request("PUT", "/tasks/T-1/status", { body: { status: "completed", completion_notes: 5 } }),
+      400,
+      "validation_failed",
+      "completion_notes must be a string, not a number",
+    );
+    expectError(
+      await setStatus("T-1", "completed", {}, "n".repeat(10_001)),
+      400,
+      "validation_failed",
+      "completion_notes must be at most 10000 characters",
+    );
+    expectError(
+      await setStatus("T-1", "in_progress", { "X-Agent-Id": "a".repeat(129) }),
+      400,
+      "validation_failed",
+      "X-Agent-Id must be 1 to 128 printable ASCII characters",
+    );
     expect((await t.request("GET", "/tasks/T-1")).body.task.status).toBe("pending");
   });
 
@@ -262,7 +376,12 @@ describe("IDs", () => {
   });
 
   test("a bad type or project is 400", async () => {
-    expectError(await t.request("GET", "/ids/next?type=us&project=proj"), 400, "validation_failed", "type must be 1 to 16 characters: an upper-case letter, then upper-case letters or digits");
+    expectError(
+      await t.request("GET", "/ids/next?type=us&project=proj"),
+      400,
+      "validation_failed",
+      "type must be 1 to 16 characters: an upper-case letter, then upper-case letters or digits",
+    );
     expectError(await t.request("GET", "/ids/next?type=1US&project=proj"), 400, "validation_failed");
     expectError(await t.request("GET", `/ids/next?type=${"A".repeat(17)}&project=proj`), 400, "validation_failed");
     expectError(await t.request("GET", "/ids/next?project=proj"), 400, "validation_failed", "type is required");
@@ -291,21 +410,65 @@ describe("IDs", () => {
 
   test("reservation errors: count out of range, bad fields, unknown or malformed IDs", async () => {
     const reserve = (body: unknown) => t.request("POST", "/ids/reserve", { body });
-    expectError(await reserve({ type: "US", count: 0, project_id: "proj" }), 400, "validation_failed", "count must be between 1 and 100");
-    expectError(await reserve({ type: "US", count: 101, project_id: "proj" }), 400, "validation_failed", "count must be between 1 and 100");
-    expectError(await reserve({ type: "US", count: 1.5, project_id: "proj" }), 400, "validation_failed", "count must be an integer, not a number");
-    expectError(await reserve({ type: "US", count: "6", project_id: "proj" }), 400, "validation_failed", "count must be an integer, not a string");
+    expectError(
+      await reserve({ type: "US", count: 0, project_id: "proj" }),
+      400,
+      "validation_failed",
+      "count must be between 1 and 100",
+    );
+    expectError(
+      await reserve({ type: "US", count: 101, project_id: "proj" }),
+      400,
+      "validation_failed",
+      "count must be between 1 and 100",
+    );
+    expectError(
+      await reserve({ type: "US", count: 1.5, project_id: "proj" }),
+      400,
+      "validation_failed",
+      "count must be an integer, not a number",
+    );
+    expectError(
+      await reserve({ type: "US", count: "6", project_id: "proj" }),
+      400,
+      "validation_failed",
+      "count must be an integer, not a string",
+    );
     expectError(await reserve({ type: "US", count: 6 }), 400, "validation_failed", "project_id is required");
-    expectError(await reserve({ type: "US", count: 6, project_id: "proj", ttl: 5 }), 400, "validation_failed", "ttl is not a known field");
-    expectError(await t.request("GET", "/ids/reservations/00000000-0000-4000-8000-000000000000"), 404, "not_found", "Reservation not found: 00000000-0000-4000-8000-000000000000");
-    expectError(await t.request("GET", "/ids/reservations/not-a-uuid"), 400, "validation_failed", "reservation_id must be a UUID");
+    expectError(
+      await reserve({ type: "US", count: 6, project_id: "proj", ttl: 5 }),
+      400,
+      "validation_failed",
+      "ttl is not a known field",
+    );
+    expectError(
+      await t.request("GET", "/ids/reservations/00000000-0000-4000-8000-000000000000"),
+      404,
+      "not_found",
+      "Reservation not found: 00000000-0000-4000-8000-000000000000",
+    );
+    expectError(
+      await t.request("GET", "/ids/reservations/not-a-uuid"),
+      400,
+      "validation_failed",
+      "reservation_id must be a UUID",
+    );
   });
 
   test("the registry import raises the counter, and 409 when it would lower it", async () => {
     const put = (path: string, body: unknown) => t.request("PUT", path, { body });
-    expect((await put("/ids/registry/proj/US", { last_assigned_id: 27 })).body).toEqual({ project_id: "proj", artifact_type: "US", last_assigned_id: 27 });
+    expect((await put("/ids/registry/proj/US", { last_assigned_id: 27 })).body).toEqual({
+      project_id: "proj",
+      artifact_type: "US",
+      last_assigned_id: 27,
+    });
     expect((await put("/ids/registry/proj/US", { last_assigned_id: 27 })).status).toBe(200);
-    expectError(await put("/ids/registry/proj/US", { last_assigned_id: 26 }), 409, "conflict", "Cannot lower the US counter of project proj from 27 to 26");
+    expectError(
+      await put("/ids/registry/proj/US", { last_assigned_id: 26 }),
+      409,
+      "conflict",
+      "Cannot lower the US counter of project proj from 27 to 26",
+    );
     expect((await t.request("GET", "/ids/next?type=US&project=proj")).body.next_id).toBe("US-028");
     expectError(await put("/ids/registry/proj/US", { last_assigned_id: 28 - 1 }), 409, "conflict");
     expectError(await put("/ids/registry/proj/us", { last_assigned_id: 30 }), 400, "validation_failed");

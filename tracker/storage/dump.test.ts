@@ -10,7 +10,7 @@ import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ApiError, type NewTask, type StatusChange } from "../domain.ts";
 import { makePostgresSchema, makeTempDir } from "../testing.ts";
-import { DUMP_PAGE_SIZE, dumpLines, numberedLines, type DumpCounts } from "./dump.ts";
+import { DUMP_PAGE_SIZE, type DumpCounts, dumpLines, numberedLines } from "./dump.ts";
 import { openPostgresStorage } from "./postgres.ts";
 import { openSqliteStorage } from "./sqlite.ts";
 import type { Storage } from "./storage.ts";
@@ -50,11 +50,25 @@ async function postgres(): Promise<Storage> {
 const storages = { sqlite, postgres } as const;
 
 function newTask(taskId: string, extra: Partial<NewTask> = {}): NewTask {
-  const base = { task_id: taskId, project_id: "p", description: `Do ${taskId}`, inputs: [], outputs: [], priority: "medium" as const };
+  const base = {
+    task_id: taskId,
+    project_id: "p",
+    description: `Do ${taskId}`,
+    inputs: [],
+    outputs: [],
+    priority: "medium" as const,
+  };
   return { ...base, depends_on: [], status: "pending", completion_notes: "", ...extra };
 }
 
-function move(storage: Storage, taskId: string, to: StatusChange["to"], agentId: string | null, now: Date, extra: Partial<StatusChange> = {}) {
+function move(
+  storage: Storage,
+  taskId: string,
+  to: StatusChange["to"],
+  agentId: string | null,
+  now: Date,
+  extra: Partial<StatusChange> = {},
+) {
   const change = { ref: { projectId: "p", taskId }, to, completionNotes: "", agentId, leaseSeconds: 60, force: false, now };
   return storage.changeTaskStatus({ ...change, ...extra });
 }
@@ -106,7 +120,11 @@ describe("a dump of SQLite", () => {
   test("read only in part leaves no copy beside the database, nor does a tracker that died making one", async () => {
     const dir = makeTempDir("tracker-dump-");
     const source = await sqlite(dir);
-    await source.addTasks(Array.from({ length: DUMP_PAGE_SIZE + 1 }, (_, i) => newTask(`T-${i}`)), start, null);
+    await source.addTasks(
+      Array.from({ length: DUMP_PAGE_SIZE + 1 }, (_, i) => newTask(`T-${i}`)),
+      start,
+      null,
+    );
     writeFileSync(join(dir, ".tracker.db.dump-left-by-a-crash.copy"), "old");
     const chunks = dumpLines(await source.openSnapshot(), start);
     expect(readdirSync(dir).filter((name) => name.endsWith(".copy"))).toHaveLength(1);
@@ -120,7 +138,10 @@ describe("a dump of SQLite", () => {
     const source = await sqlite();
     await fillWithLostLeases(source);
     const text = await dumpText(source);
-    const tasks = text.split("\n").filter((line) => line.includes('"kind":"task"')).map((line) => JSON.parse(line));
+    const tasks = text
+      .split("\n")
+      .filter((line) => line.includes('"kind":"task"'))
+      .map((line) => JSON.parse(line));
     expect(tasks.map((task) => [task.task_id, task.status, task.lost_by, task.lost_at])).toEqual([
       ["L-1", "pending", "agent-a", "2026-11-24T21:47:04.123Z"],
       ["L-2", "in_progress", null, null],
@@ -133,20 +154,23 @@ describe("a dump of SQLite", () => {
     expect(await dumpText(copy)).toBe(text);
   });
 
-  test.skipIf(!hasPostgres && !inCi)("restores into PostgreSQL, which dumps the same and still knows who lost a lease", async () => {
-    const source = await sqlite();
-    await fillWithLostLeases(source);
-    const text = await dumpText(source);
-    const target = await postgres();
-    await restoreText(target, text);
-    expect(await dumpText(target)).toBe(text);
-    const lost = await errorOf(move(target, "L-1", "completed", "agent-a", later(20)));
-    expect(lost).toBe((await errorOf(move(source, "L-1", "completed", "agent-a", later(20)))));
-    // The restored dependency rows and counts: D-1 waits for L-1 alone (H-1 is completed).
-    expect(await errorOf(move(target, "D-1", "in_progress", "x", later(20)))).toContain("L-1");
-    expect(await target.allocateId("p", "US", undefined)).toBe(2);
-    expect((await target.addTasks([newTask("N-1")], later(30), null))).toEqual(["N-1"]);
-  });
+  test.skipIf(!hasPostgres && !inCi)(
+    "restores into PostgreSQL, which dumps the same and still knows who lost a lease",
+    async () => {
+      const source = await sqlite();
+      await fillWithLostLeases(source);
+      const text = await dumpText(source);
+      const target = await postgres();
+      await restoreText(target, text);
+      expect(await dumpText(target)).toBe(text);
+      const lost = await errorOf(move(target, "L-1", "completed", "agent-a", later(20)));
+      expect(lost).toBe(await errorOf(move(source, "L-1", "completed", "agent-a", later(20))));
+      // The restored dependency rows and counts: D-1 waits for L-1 alone (H-1 is completed).
+      expect(await errorOf(move(target, "D-1", "in_progress", "x", later(20)))).toContain("L-1");
+      expect(await target.allocateId("p", "US", undefined)).toBe(2);
+      expect(await target.addTasks([newTask("N-1")], later(30), null)).toEqual(["N-1"]);
+    },
+  );
 
   test("of more tasks than a page comes out whole, in insertion order", async () => {
     const source = await sqlite();
@@ -155,7 +179,10 @@ describe("a dump of SQLite", () => {
       const batch = Array.from({ length: Math.min(500, count - first) }, (_, i) => newTask(`T-${first + i}`));
       await source.addTasks(batch, start, null);
     }
-    const lines = (await dumpText(source)).trimEnd().split("\n").map((line) => JSON.parse(line));
+    const lines = (await dumpText(source))
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line));
     const taskIds = lines.filter((line) => line.kind === "task").map((line) => line.task_id);
     expect(taskIds).toEqual(Array.from({ length: count }, (_, i) => `T-${i}`));
     expect(lines.at(-1)).toEqual({ kind: "end", counts: { tasks: count, events: count, counters: 0, reservations: 0 } });
@@ -172,7 +199,9 @@ for (const [name, open] of Object.entries(storages)) {
       await storage.allocateId("p", "US", undefined);
       let text = "";
       for await (const chunk of dumpLines(snapshot, start)) text += chunk;
-      expect(text.trimEnd().split("\n").at(-1)).toBe('{"kind":"end","counts":{"tasks":1,"events":1,"counters":0,"reservations":0}}');
+      expect(text.trimEnd().split("\n").at(-1)).toBe(
+        '{"kind":"end","counts":{"tasks":1,"events":1,"counters":0,"reservations":0}}',
+      );
     });
 
     test("restore refuses a database that holds anything, and a dump cut short, writing nothing", async () => {
@@ -186,30 +215,61 @@ for (const [name, open] of Object.entries(storages)) {
       );
       const empty = await open();
       const cut = text.split("\n").slice(0, -2).join("\n");
-      expect(await errorOf(restoreText(empty, cut))).toBe("The dump stops after line 5 without its end line: it was cut short; make it again");
+      expect(await errorOf(restoreText(empty, cut))).toBe(
+        "The dump stops after line 5 without its end line: it was cut short; make it again",
+      );
       expect(await empty.listProjects()).toEqual([]);
       expect(await empty.getTask({ projectId: "p", taskId: "A-1" })).toBeNull();
       expect(await restoreText(empty, text)).toEqual({ tasks: 2, events: 2, counters: 0, reservations: 0 });
     });
 
     test("restore names the line and what is wrong with it", async () => {
-      const header = '{"kind":"header","format":"task-tracking-dump","version":1,"schema_version":2,"created_at":"2026-11-24T21:46:59.123Z"}';
+      const header =
+        '{"kind":"header","format":"task-tracking-dump","version":1,"schema_version":2,"created_at":"2026-11-24T21:46:59.123Z"}';
       const task = (extra: Record<string, unknown>) =>
         JSON.stringify({
-          kind: "task", project_id: "p", task_id: "A-1", description: "Do", inputs: [], outputs: [], priority: "medium",
-          depends_on: [], status: "pending", claimed_by: null, lease_expires_at: null, lease_seconds: null, lost_by: null,
-          lost_at: null, completion_notes: "", created_at: "2026-11-24T21:46:59.123Z", updated_at: "2026-11-24T21:46:59.123Z",
-          started_at: null, completed_at: null, ...extra,
+          kind: "task",
+          project_id: "p",
+          task_id: "A-1",
+          description: "Do",
+          inputs: [],
+          outputs: [],
+          priority: "medium",
+          depends_on: [],
+          status: "pending",
+          claimed_by: null,
+          lease_expires_at: null,
+          lease_seconds: null,
+          lost_by: null,
+          lost_at: null,
+          completion_notes: "",
+          created_at: "2026-11-24T21:46:59.123Z",
+          updated_at: "2026-11-24T21:46:59.123Z",
+          started_at: null,
+          completed_at: null,
+          ...extra,
         });
       const end = '{"kind":"end","counts":{"tasks":1,"events":0,"counters":0,"reservations":0}}';
       const cases: Array<[string, string]> = [
-        [`${header}\n${task({ status: "in_progress" })}\n${end}\n`, "line 2 (task): an in_progress task needs lease_expires_at, lease_seconds and started_at"],
-        [`${header}\n${task({ created_at: "2026-11-24 21:46" })}\n${end}\n`, "line 2 (task): created_at must be a UTC time such as 2026-12-01T12:00:00.000Z"],
-        [`${header}\n${task({ depends_on: ["B-9"] })}\n${end}\n`, "line 2 (task): depends_on names B-9, which the dump does not hold in project p"],
+        [
+          `${header}\n${task({ status: "in_progress" })}\n${end}\n`,
+          "line 2 (task): an in_progress task needs lease_expires_at, lease_seconds and started_at",
+        ],
+        [
+          `${header}\n${task({ created_at: "2026-11-24 21:46" })}\n${end}\n`,
+          "line 2 (task): created_at must be a UTC time such as 2026-12-01T12:00:00.000Z",
+        ],
+        [
+          `${header}\n${task({ depends_on: ["B-9"] })}\n${end}\n`,
+          "line 2 (task): depends_on names B-9, which the dump does not hold in project p",
+        ],
         [`${header}\n${task({ colour: "red" })}\n${end}\n`, "line 2 (task): colour is not a field of a task line"],
         [`${header}\n${task({})}\n${task({})}\n${end}\n`, "line 3 repeats task A-1 of project p"],
         [`${task({})}\n${end}\n`, "line 1 must be the header line of a dump"],
-        [`${header}\n${end}\n${task({})}\n`, "line 2 (end): its counts {\"tasks\":1,\"events\":0,\"counters\":0,\"reservations\":0} are not what the dump holds ({\"tasks\":0,\"events\":0,\"counters\":0,\"reservations\":0}): lines are missing; make the dump again"],
+        [
+          `${header}\n${end}\n${task({})}\n`,
+          'line 2 (end): its counts {"tasks":1,"events":0,"counters":0,"reservations":0} are not what the dump holds ({"tasks":0,"events":0,"counters":0,"reservations":0}): lines are missing; make the dump again',
+        ],
         [`${header}\nnot json\n`, "line 2 is not valid JSON"],
       ];
       for (const [text, sentence] of cases) {

@@ -19,14 +19,14 @@ import {
   PRIORITIES,
   PROJECT_ID_PATTERN,
   PROJECT_ID_RULE,
+  type Priority,
   SCHEMA_VERSION,
   TASK_ID_PATTERN,
   TASK_ID_RULE,
   TASK_STATUSES,
-  UUID_PATTERN,
-  type Priority,
   type TaskEventType,
   type TaskStatus,
+  UUID_PATTERN,
 } from "../domain.ts";
 
 export const DUMP_FORMAT = "task-tracking-dump";
@@ -146,8 +146,24 @@ export interface BackupFile {
 /** The fields of each kind of line, in the order a line lists them. */
 const FIELD_ORDER = {
   task: [
-    "kind", "project_id", "task_id", "description", "inputs", "outputs", "priority", "depends_on", "status", "claimed_by",
-    "lease_expires_at", "lease_seconds", "lost_by", "lost_at", "completion_notes", "created_at", "updated_at", "started_at",
+    "kind",
+    "project_id",
+    "task_id",
+    "description",
+    "inputs",
+    "outputs",
+    "priority",
+    "depends_on",
+    "status",
+    "claimed_by",
+    "lease_expires_at",
+    "lease_seconds",
+    "lost_by",
+    "lost_at",
+    "completion_notes",
+    "created_at",
+    "updated_at",
+    "started_at",
     "completed_at",
   ],
   event: ["kind", "event_id", "project_id", "task_id", "type", "at", "agent_id", "from_status", "to_status", "details"],
@@ -379,12 +395,19 @@ function readHeader(f: Fields): DumpHeader {
   const format = f.string("format");
   if (format !== DUMP_FORMAT) f.fail(`format must be ${DUMP_FORMAT}: this is not a dump of a task tracker`);
   const version = f.integer("version", 1, Number.MAX_SAFE_INTEGER);
-  if (version !== DUMP_VERSION) f.fail(`version ${version} is not one this tracker reads (it reads ${DUMP_VERSION}); use a newer tracker`);
+  if (version !== DUMP_VERSION)
+    f.fail(`version ${version} is not one this tracker reads (it reads ${DUMP_VERSION}); use a newer tracker`);
   const schemaVersion = f.integer("schema_version", 1, Number.MAX_SAFE_INTEGER);
   if (schemaVersion > SCHEMA_VERSION) {
     f.fail(`schema_version ${schemaVersion} is newer than this tracker's (${SCHEMA_VERSION}); use a newer tracker`);
   }
-  return { kind: "header", format: DUMP_FORMAT, version: DUMP_VERSION, schema_version: schemaVersion, created_at: f.time("created_at") };
+  return {
+    kind: "header",
+    format: DUMP_FORMAT,
+    version: DUMP_VERSION,
+    schema_version: schemaVersion,
+    created_at: f.time("created_at"),
+  };
 }
 
 function readTask(f: Fields): DumpTask {
@@ -483,7 +506,14 @@ function readEnd(f: Fields): DumpEnd {
   return { kind: "end", counts };
 }
 
-const READERS = { header: readHeader, task: readTask, event: readEvent, counter: readCounter, reservation: readReservation, end: readEnd };
+const READERS = {
+  header: readHeader,
+  task: readTask,
+  event: readEvent,
+  counter: readCounter,
+  reservation: readReservation,
+  end: readEnd,
+};
 type Kind = keyof typeof READERS;
 /** The order of the sections of a dump. */
 const KINDS = Object.keys(READERS) as Kind[];
@@ -495,7 +525,8 @@ function parseLine(line: NumberedLine): DumpHeader | DumpTask | DumpEvent | Dump
   } catch {
     throw new DumpError(line.number, line.text.trim() === "" ? "is empty" : "is not valid JSON");
   }
-  if (typeof record !== "object" || record === null || Array.isArray(record)) throw new DumpError(line.number, "is not a JSON object");
+  if (typeof record !== "object" || record === null || Array.isArray(record))
+    throw new DumpError(line.number, "is not a JSON object");
   const kind = (record as { kind?: unknown }).kind;
   if (typeof kind !== "string" || !KINDS.includes(kind as Kind)) {
     throw new DumpError(line.number, `has no known kind (it must be one of ${KINDS.join(", ")})`);
@@ -526,7 +557,10 @@ export interface RestoredEvent extends DumpEvent {
 export interface RestoreTarget {
   insertTasks(tasks: readonly RestoredTask[]): Promise<void>;
   /** The dependency rows, and for each task still waiting the number of its dependencies not completed. */
-  linkDependencies(links: ReadonlyArray<{ dependencySeq: number; dependentSeq: number }>, unfinished: ReadonlyArray<{ seq: number; count: number }>): Promise<void>;
+  linkDependencies(
+    links: ReadonlyArray<{ dependencySeq: number; dependentSeq: number }>,
+    unfinished: ReadonlyArray<{ seq: number; count: number }>,
+  ): Promise<void>;
   insertEvents(events: readonly RestoredEvent[]): Promise<void>;
   insertReservations(reservations: readonly DumpReservation[]): Promise<void>;
   /** Also sets the storage's own sequences (task seq, event_id) past the highest restored. */
@@ -548,7 +582,11 @@ class DumpLoader {
   private readonly counts: DumpCounts = { tasks: 0, events: 0, counters: 0, reservations: 0 };
   private readonly tasks = new Map<string, KnownTask>();
   /** Only what linking needs of the tasks that depend on others: the whole tasks went to the target. */
-  private readonly dependencies: Array<{ line: number; seq: number; task: Pick<DumpTask, "project_id" | "task_id" | "status" | "depends_on"> }> = [];
+  private readonly dependencies: Array<{
+    line: number;
+    seq: number;
+    task: Pick<DumpTask, "project_id" | "task_id" | "status" | "depends_on">;
+  }> = [];
   private taskBatch: RestoredTask[] = [];
   private eventBatch: RestoredEvent[] = [];
   private reservationBatch: DumpReservation[] = [];
@@ -566,7 +604,10 @@ class DumpLoader {
     }
     if (this.header === null) throw new DumpError(null, "The dump is empty: it has no header line");
     if (this.end === null) {
-      throw new DumpError(null, `The dump stops after line ${this.lastLine} without its end line: it was cut short; make it again`);
+      throw new DumpError(
+        null,
+        `The dump stops after line ${this.lastLine} without its end line: it was cut short; make it again`,
+      );
     }
     return this.counts;
   }
@@ -575,7 +616,10 @@ class DumpLoader {
     const section = KINDS.indexOf(record.kind);
     if (this.header === null && record.kind !== "header") throw new DumpError(line, "must be the header line of a dump");
     if (section < this.section || (record.kind === "header" && this.header !== null)) {
-      throw new DumpError(line, `is a ${record.kind} line after the ${KINDS[this.section]} lines; a dump lists ${KINDS.join(", ")}, in that order`);
+      throw new DumpError(
+        line,
+        `is a ${record.kind} line after the ${KINDS[this.section]} lines; a dump lists ${KINDS.join(", ")}, in that order`,
+      );
     }
     if (section > this.section) await this.leaveSections(section);
     this.section = section;
@@ -635,12 +679,18 @@ class DumpLoader {
       for (const dependencyId of new Set(task.depends_on)) {
         const dependency = this.tasks.get(`${task.project_id}\n${dependencyId}`);
         if (!dependency) {
-          throw new DumpError(line, `(task): depends_on names ${dependencyId}, which the dump does not hold in project ${task.project_id}`);
+          throw new DumpError(
+            line,
+            `(task): depends_on names ${dependencyId}, which the dump does not hold in project ${task.project_id}`,
+          );
         }
         links.push({ dependencySeq: dependency.seq, dependentSeq: seq });
         if (dependency.status === "completed") continue;
         if (task.status !== "pending") {
-          throw new DumpError(line, `(task): ${task.task_id} is ${task.status} but its dependency ${dependencyId} is ${dependency.status}; a task leaves pending only when every dependency is completed`);
+          throw new DumpError(
+            line,
+            `(task): ${task.task_id} is ${task.status} but its dependency ${dependencyId} is ${dependency.status}; a task leaves pending only when every dependency is completed`,
+          );
         }
         waiting++;
       }
@@ -651,8 +701,16 @@ class DumpLoader {
 
   private async addEvent(line: number, event: DumpEvent): Promise<void> {
     const task = this.tasks.get(`${event.project_id}\n${event.task_id}`);
-    if (!task) throw new DumpError(line, `(event): it names task ${event.task_id} of project ${event.project_id}, which the dump does not hold`);
-    if (event.event_id <= this.lastEventId) throw new DumpError(line, `(event): event_id ${event.event_id} does not follow ${this.lastEventId}; events come in event_id order`);
+    if (!task)
+      throw new DumpError(
+        line,
+        `(event): it names task ${event.task_id} of project ${event.project_id}, which the dump does not hold`,
+      );
+    if (event.event_id <= this.lastEventId)
+      throw new DumpError(
+        line,
+        `(event): event_id ${event.event_id} does not follow ${this.lastEventId}; events come in event_id order`,
+      );
     this.lastEventId = event.event_id;
     this.counts.events++;
     this.eventBatch.push({ ...event, task_seq: task.seq });
@@ -668,13 +726,15 @@ class DumpLoader {
 
   private addCounter(line: number, counter: DumpCounter): void {
     const key = `${counter.project_id}\n${counter.artifact_type}`;
-    if (this.counters.has(key)) throw new DumpError(line, `repeats the ${counter.artifact_type} counter of project ${counter.project_id}`);
+    if (this.counters.has(key))
+      throw new DumpError(line, `repeats the ${counter.artifact_type} counter of project ${counter.project_id}`);
     this.counts.counters++;
     this.counters.set(key, counter);
   }
 
   private async addReservation(line: number, reservation: DumpReservation): Promise<void> {
-    if (this.reservationIds.has(reservation.reservation_id)) throw new DumpError(line, `repeats reservation ${reservation.reservation_id}`);
+    if (this.reservationIds.has(reservation.reservation_id))
+      throw new DumpError(line, `repeats reservation ${reservation.reservation_id}`);
     this.reservationIds.add(reservation.reservation_id);
     this.counts.reservations++;
     // No ID a reservation holds may be handed out again: its counter reaches at least its last number.
@@ -682,7 +742,12 @@ class DumpLoader {
     const last = reservation.first_number + reservation.count - 1;
     const counter = this.counters.get(key);
     if (!counter || counter.last_assigned_id < last) {
-      this.counters.set(key, { kind: "counter", project_id: reservation.project_id, artifact_type: reservation.artifact_type, last_assigned_id: last });
+      this.counters.set(key, {
+        kind: "counter",
+        project_id: reservation.project_id,
+        artifact_type: reservation.artifact_type,
+        last_assigned_id: last,
+      });
     }
     this.reservationBatch.push(reservation);
     if (this.reservationBatch.length >= DUMP_PAGE_SIZE) await this.flushReservations();
@@ -699,7 +764,10 @@ class DumpLoader {
     const expected = JSON.stringify(end.counts);
     const found = JSON.stringify(this.counts);
     if (expected !== found) {
-      throw new DumpError(line, `(end): its counts ${expected} are not what the dump holds (${found}): lines are missing; make the dump again`);
+      throw new DumpError(
+        line,
+        `(end): its counts ${expected} are not what the dump holds (${found}): lines are missing; make the dump again`,
+      );
     }
     await this.flushReservations();
     await this.target.setCounters([...this.counters.values()]);

@@ -6,15 +6,15 @@ import type { ReservedSQL, SQL, TransactionSQL } from "bun";
 import { ApiError, priorityRank, SCHEMA_VERSION, type TaskEventType, type TaskStatus } from "../domain.ts";
 import {
   DUMP_PAGE_SIZE,
-  loadDump,
-  notEmpty,
   type DumpCounter,
   type DumpCounts,
   type DumpEvent,
   type DumpReservation,
   type DumpSnapshot,
   type DumpTask,
+  loadDump,
   type NumberedLine,
+  notEmpty,
   type RestoreTarget,
 } from "./dump.ts";
 
@@ -118,7 +118,13 @@ function counterPage(connection: ReservedSQL, project: string, type: string) {
 }
 
 function reservationPage(connection: ReservedSQL, project: string, type: string, first: number) {
-  return connection<(Omit<DumpReservation, "kind" | "first_number" | "created_at" | "expires_at"> & { first_number: string; created_at: Date; expires_at: Date })[]>`
+  return connection<
+    (Omit<DumpReservation, "kind" | "first_number" | "created_at" | "expires_at"> & {
+      first_number: string;
+      created_at: Date;
+      expires_at: Date;
+    })[]
+  >`
     SELECT reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at FROM reservations
     WHERE (project_id COLLATE "C", artifact_type COLLATE "C", first_number) > (${project}::text, ${type}::text, ${first}::bigint)
     ORDER BY project_id COLLATE "C", artifact_type COLLATE "C", first_number LIMIT ${DUMP_PAGE_SIZE}`;
@@ -140,7 +146,9 @@ function snapshotOn(connection: ReservedSQL): DumpSnapshot {
       for (let after = "0"; ; ) {
         const rows = await eventPage(connection, after);
         if (rows.length > 0) {
-          yield rows.map((row): DumpEvent => ({ kind: "event", ...row, event_id: Number(row.event_id), at: row.at.toISOString() }));
+          yield rows.map(
+            (row): DumpEvent => ({ kind: "event", ...row, event_id: Number(row.event_id), at: row.at.toISOString() }),
+          );
         }
         if (rows.length < DUMP_PAGE_SIZE) return;
         after = rows.at(-1)!.event_id;
@@ -150,12 +158,14 @@ function snapshotOn(connection: ReservedSQL): DumpSnapshot {
       for (let after = ["", ""]; ; ) {
         const rows = await counterPage(connection, after[0]!, after[1]!);
         if (rows.length > 0) {
-          yield rows.map((row): DumpCounter => ({
-            kind: "counter",
-            project_id: row.project_id,
-            artifact_type: row.artifact_type,
-            last_assigned_id: Number(row.last_assigned),
-          }));
+          yield rows.map(
+            (row): DumpCounter => ({
+              kind: "counter",
+              project_id: row.project_id,
+              artifact_type: row.artifact_type,
+              last_assigned_id: Number(row.last_assigned),
+            }),
+          );
         }
         if (rows.length < DUMP_PAGE_SIZE) return;
         after = [rows.at(-1)!.project_id, rows.at(-1)!.artifact_type];
@@ -164,13 +174,15 @@ function snapshotOn(connection: ReservedSQL): DumpSnapshot {
     async *reservations() {
       for (let after: [string, string, number] = ["", "", 0]; ; ) {
         const rows = await reservationPage(connection, ...after);
-        const page = rows.map((row): DumpReservation => ({
-          kind: "reservation",
-          ...row,
-          first_number: Number(row.first_number),
-          created_at: row.created_at.toISOString(),
-          expires_at: row.expires_at.toISOString(),
-        }));
+        const page = rows.map(
+          (row): DumpReservation => ({
+            kind: "reservation",
+            ...row,
+            first_number: Number(row.first_number),
+            created_at: row.created_at.toISOString(),
+            expires_at: row.expires_at.toISOString(),
+          }),
+        );
         if (page.length > 0) yield page;
         if (page.length < DUMP_PAGE_SIZE) return;
         const last = page.at(-1)!;
@@ -280,8 +292,14 @@ export async function restorePostgres(pool: SQL, lines: AsyncIterable<NumberedLi
     const [held] = await tx<{ tasks: string; events: string; counters: string; reservations: string }[]>`
       SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM task_events) AS events,
              (SELECT count(*) FROM id_counters) AS counters, (SELECT count(*) FROM reservations) AS reservations`;
-    const counts = { tasks: Number(held!.tasks), events: Number(held!.events), counters: Number(held!.counters), reservations: Number(held!.reservations) };
-    if (counts.tasks + counts.events + counts.counters + counts.reservations > 0) throw notEmpty(counts, "The PostgreSQL database (DATABASE_URL)");
+    const counts = {
+      tasks: Number(held!.tasks),
+      events: Number(held!.events),
+      counters: Number(held!.counters),
+      reservations: Number(held!.reservations),
+    };
+    if (counts.tasks + counts.events + counts.counters + counts.reservations > 0)
+      throw notEmpty(counts, "The PostgreSQL database (DATABASE_URL)");
     return loadDump(lines, restoreTarget(tx));
   })) as DumpCounts;
 }

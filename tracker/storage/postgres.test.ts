@@ -7,18 +7,17 @@
 // swallows every byte (a network that silently stopped delivering).
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { SQL, type Socket, type TCPSocketListener } from "bun";
-import { join } from "node:path";
-import { readConfig } from "../config.ts";
-import { createLogger } from "../log.ts";
+import { type Socket, SQL, type TCPSocketListener } from "bun";
 import { runProcess } from "../../testkit/processes.ts";
 import { trackerCommand } from "../../testkit/tracker.ts";
-import { SCHEMA_VERSION, type NewTask, type StatusChange, type TaskChange, type TaskRef } from "../domain.ts";
-import { openPostgresStorage, redactDatabaseUrl, type PostgresStorage } from "./postgres.ts";
-import postgresV1Sql from "./schema/postgres-v1.sql" with { type: "text" };
-import { StoredResponseReplay, type IdempotencyClaim } from "./storage.ts";
-import { startTracker, type RunningTracker } from "../http/server.ts";
+import { readConfig } from "../config.ts";
+import { type NewTask, SCHEMA_VERSION, type StatusChange, type TaskChange, type TaskRef } from "../domain.ts";
+import { type RunningTracker, startTracker } from "../http/server.ts";
+import { createLogger } from "../log.ts";
 import { makePostgresSchema, type PostgresTestSchema } from "../testing.ts";
+import { openPostgresStorage, type PostgresStorage, redactDatabaseUrl } from "./postgres.ts";
+import postgresV1Sql from "./schema/postgres-v1.sql" with { type: "text" };
+import { type IdempotencyClaim, StoredResponseReplay } from "./storage.ts";
 
 const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
 const now = new Date("2026-11-24T21:46:59.123Z");
@@ -116,14 +115,12 @@ test("the PostgreSQL settings are read and checked like the others", () => {
     databaseQueryTimeoutSeconds: 30,
   });
   expect(() => readConfig({ DATABASE_POOL_MAX: "0" })).toThrow(
-    'DATABASE_POOL_MAX must be a number of connections from 1 to 1000; it is below 1.',
+    "DATABASE_POOL_MAX must be a number of connections from 1 to 1000; it is below 1.",
   );
   expect(() => readConfig({ DATABASE_CONNECT_TIMEOUT: "soon" })).toThrow(
-    'DATABASE_CONNECT_TIMEOUT must be a number of seconds from 1 to 600; it is not a whole number.',
+    "DATABASE_CONNECT_TIMEOUT must be a number of seconds from 1 to 600; it is not a whole number.",
   );
-  expect(() => readConfig({ DATABASE_QUERY_TIMEOUT: "1.5" })).toThrow(
-    "DATABASE_QUERY_TIMEOUT must be a number of seconds",
-  );
+  expect(() => readConfig({ DATABASE_QUERY_TIMEOUT: "1.5" })).toThrow("DATABASE_QUERY_TIMEOUT must be a number of seconds");
   // The sentences never repeat the URL: it may hold a password.
   expect(() => readConfig({ DATABASE_URL: "mysql://tracker:s3cret@db.example/tracker" })).toThrow(
     "DATABASE_URL must be a postgres:// or postgresql:// URL.",
@@ -199,7 +196,7 @@ if (onPostgres)
     async function untilHeard(writer: PostgresStorage, listener: PostgresStorage, limitMs: number): Promise<void> {
       const heard = hear(listener, 1);
       const started = performance.now();
-      for (let i = 0; ; i++) {
+      for (let _i = 0; ; _i++) {
         await writer.addTasks([newTask(`PROBE-${crypto.randomUUID()}`)], now, null);
         const answer = await Promise.race([heard.then(() => true), Bun.sleep(100).then(() => false)]);
         if (answer) return;
@@ -389,7 +386,11 @@ if (onPostgres)
         const counts = await Promise.all([first.expireLeases(now), second.expireLeases(now), first.expireLeases(now)]);
         expect(counts.reduce((sum, count) => sum + count, 0)).toBe(tasks.length);
         for (const task of tasks) {
-          expect(await second.getTask(ref(task.task_id))).toMatchObject({ status: "pending", claimed_by: null, lease_expires_at: null });
+          expect(await second.getTask(ref(task.task_id))).toMatchObject({
+            status: "pending",
+            claimed_by: null,
+            lease_expires_at: null,
+          });
           const events = await second.listTaskEvents(ref(task.task_id));
           expect(events.map((event) => event.type)).toEqual(["created", "claimed", "claim_expired"]);
           expect(events[2]).toMatchObject({ agent_id: null, from_status: "in_progress", to_status: "pending" });
@@ -496,7 +497,9 @@ if (onPostgres)
         const storage = await open();
         expect(await admin`SELECT version FROM tracker_schema`).toEqual([{ version: SCHEMA_VERSION }]);
         expect(await storage.getTask(anyProject("OLD-1"))).toMatchObject({ status: "completed", completion_notes: "done" });
-        expect((await storage.listTaskEvents(anyProject("OLD-1"))).map((event) => [event.type, event.at, event.agent_id])).toEqual([
+        expect(
+          (await storage.listTaskEvents(anyProject("OLD-1"))).map((event) => [event.type, event.at, event.agent_id]),
+        ).toEqual([
           ["created", "2026-11-01T10:00:00.000Z", null],
           ["claimed", "2026-11-01T10:00:00.000Z", "agent-old"],
           ["completed", "2026-11-01T10:00:00.000Z", "agent-old"],
@@ -510,11 +513,29 @@ if (onPostgres)
         expect((await storage.findNextTask("old", "pending"))?.task_id).toBe("OLD-3");
         expect(await storage.allocateId("old", "US")).toBe(28);
         expect(await storage.getReservation("0190a0b0-0000-7000-8000-000000000001")).toMatchObject({ firstNumber: 20, count: 5 });
-        expect(await storage.claimIdempotencyKey({ scope: "s", key: "answered", fingerprint: "f", now: new Date(), leaseMs: 1000, retentionMs: 86_400_000 })).toEqual({
+        expect(
+          await storage.claimIdempotencyKey({
+            scope: "s",
+            key: "answered",
+            fingerprint: "f",
+            now: new Date(),
+            leaseMs: 1000,
+            retentionMs: 86_400_000,
+          }),
+        ).toEqual({
           outcome: "replay",
           response: { status: 200, body: '{"number":7}' },
         });
-        expect(await storage.claimIdempotencyKey({ scope: "s", key: "unanswered", fingerprint: "f", now: new Date(), leaseMs: 1000, retentionMs: 86_400_000 })).toMatchObject({ outcome: "claimed" });
+        expect(
+          await storage.claimIdempotencyKey({
+            scope: "s",
+            key: "unanswered",
+            fingerprint: "f",
+            now: new Date(),
+            leaseMs: 1000,
+            retentionMs: 86_400_000,
+          }),
+        ).toMatchObject({ outcome: "claimed" });
 
         const fresh = await makePostgresSchema();
         try {
@@ -533,12 +554,10 @@ if (onPostgres)
       await first.addTasks(tasks, now, null);
       const attempts = tasks.flatMap((task) =>
         Array.from({ length: 6 }, (_, i) =>
-          (i % 2 ? first : second)
-            .changeTaskStatus({ ...change(task.task_id, "in_progress"), agentId: `agent-${i}` })
-            .then(
-              () => "won",
-              (error: { code?: string }) => error.code,
-            ),
+          (i % 2 ? first : second).changeTaskStatus({ ...change(task.task_id, "in_progress"), agentId: `agent-${i}` }).then(
+            () => "won",
+            (error: { code?: string }) => error.code,
+          ),
         ),
       );
       const results = await Promise.all(attempts);

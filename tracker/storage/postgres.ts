@@ -24,11 +24,9 @@
 // ApiError("unavailable"). The pool reconnects by itself once the server is back.
 
 import { SQL, type TransactionSQL } from "bun";
-import schemaSql from "./schema/postgres.sql" with { type: "text" };
-import upgradeTo2Sql from "./schema/postgres-upgrade-2.sql" with { type: "text" };
 import {
-  ambiguousTaskId,
   ApiError,
+  ambiguousTaskId,
   cannotEditCompleted,
   cannotLowerCounter,
   cannotRenew,
@@ -36,29 +34,24 @@ import {
   countUnfinishedDependencies,
   decodeTaskCursor,
   encodeTaskCursor,
+  type IdCounter,
   idsExhausted,
   invalidTransition,
   isAllowedTransition,
+  type LeaseRenewal,
   lostRace,
   MAX_ID_NUMBER,
-  notClaimHolder,
-  priorityRank,
-  PURGE_BATCH_SIZE,
-  SCHEMA_VERSION,
-  TASK_LIST_PARTS,
-  taskAlreadyExists,
-  taskListParts,
-  taskNotFound,
-  unfinishedDependencies,
-  validationError,
-  type IdCounter,
-  type LeaseRenewal,
   type NewReservation,
   type NewTask,
+  notClaimHolder,
   type Priority,
   type ProjectSummary,
+  PURGE_BATCH_SIZE,
+  priorityRank,
   type Reservation,
+  SCHEMA_VERSION,
   type StatusChange,
+  TASK_LIST_PARTS,
   type Task,
   type TaskChange,
   type TaskEdit,
@@ -70,19 +63,26 @@ import {
   type TaskPage,
   type TaskRef,
   type TaskStatus,
+  taskAlreadyExists,
+  taskListParts,
+  taskNotFound,
+  unfinishedDependencies,
+  validationError,
 } from "../domain.ts";
 import { createLogger, describeError, type Logger } from "../log.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
 import { noBackupOnPostgres, openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
-import { idempotencyMismatch, InFlightKeys, requireStorableText, type ClaimedKey } from "./shared.ts";
+import schemaSql from "./schema/postgres.sql" with { type: "text" };
+import upgradeTo2Sql from "./schema/postgres-upgrade-2.sql" with { type: "text" };
+import { type ClaimedKey, InFlightKeys, idempotencyMismatch, requireStorableText } from "./shared.ts";
 import {
-  StoredResponseReplay,
   type IdempotencyClaim,
   type IdempotencyOutcome,
   type IdempotencyRequest,
   type IdempotentWrite,
   type Storage,
   type StoredResponse,
+  StoredResponseReplay,
 } from "./storage.ts";
 
 export interface PostgresOptions {
@@ -240,7 +240,11 @@ function toReservation(row: ReservationRow): Reservation {
 function listPosition(row: TaskRow): TaskListPosition {
   const part = TASK_LIST_PARTS[row.list_group]!;
   const key =
-    part === "in_progress" ? row.started_at!.toISOString() : part === "completed" ? row.completed_at!.toISOString() : row.priority_rank;
+    part === "in_progress"
+      ? row.started_at!.toISOString()
+      : part === "completed"
+        ? row.completed_at!.toISOString()
+        : row.priority_rank;
   return { part, key, seq: Number(row.seq) };
 }
 
@@ -391,10 +395,7 @@ export class PostgresStorage implements Storage {
       // PGDATABASE would otherwise win over the database the URL names.
       ...(url.pathname.length > 1 ? { database: decodeURIComponent(url.pathname.slice(1)) } : {}),
       max,
-      connectionTimeout: Math.max(
-        1,
-        Math.ceil((this.options.connectTimeoutMs ?? POSTGRES_DEFAULTS.connectTimeoutMs) / 1000),
-      ),
+      connectionTimeout: Math.max(1, Math.ceil((this.options.connectTimeoutMs ?? POSTGRES_DEFAULTS.connectTimeoutMs) / 1000)),
       connection: {
         application_name: "task-tracker",
         // The server gives up too, so a slow statement does not outlive its request.
@@ -530,7 +531,8 @@ export class PostgresStorage implements Storage {
       });
     } catch (error) {
       // The key has its answer, stored by another request: nothing of this one is left in flight.
-      const answered = error instanceof StoredResponseReplay || (error instanceof ApiError && error.code === "idempotency_mismatch");
+      const answered =
+        error instanceof StoredResponseReplay || (error instanceof ApiError && error.code === "idempotency_mismatch");
       if (idempotency && answered) this.inFlight.release(idempotency.claim);
       throw error;
     }
@@ -565,7 +567,12 @@ export class PostgresStorage implements Storage {
    * twin can have written meanwhile, save a 4xx stored without it (saveIdempotentResponse): then that
    * answer stands, and the effect is rolled back.
    */
-  private async storeResponse(tx: TransactionSQL, claim: IdempotencyClaim, claimed: ClaimedKey, response: StoredResponse): Promise<void> {
+  private async storeResponse(
+    tx: TransactionSQL,
+    claim: IdempotencyClaim,
+    claimed: ClaimedKey,
+    response: StoredResponse,
+  ): Promise<void> {
     if ((await putResponse(tx, claim, claimed, response)) === 1) return;
     const [row] = await tx<StoredKeyRow[]>`
       SELECT fingerprint, response_status, response_body, created_at FROM idempotency_keys
@@ -665,7 +672,9 @@ export class PostgresStorage implements Storage {
     this.listenedBefore = true;
     this.enqueueRemote(async () => {
       if (first || this.listeners.size === 0) {
-        const [row] = await this.statement((sql) => sql<{ last: string }[]>`SELECT coalesce(max(event_id), 0) AS last FROM task_events`);
+        const [row] = await this.statement(
+          (sql) => sql<{ last: string }[]>`SELECT coalesce(max(event_id), 0) AS last FROM task_events`,
+        );
         this.lastEventId = Math.max(this.lastEventId, Number(row!.last));
         return;
       }
@@ -705,7 +714,9 @@ export class PostgresStorage implements Storage {
     const seqs = [...new Set(events.map((event) => event.task_seq))];
     const tasks = await this.statement((sql) => sql<TaskRow[]>`SELECT * FROM tasks WHERE seq = ANY(${seqs}::bigint[])`);
     const bySeq = new Map(tasks.map((task) => [task.seq, task]));
-    this.deliver(events.map((event) => ({ event: toEvent(event, bySeq.get(event.task_seq)!), task: toTask(bySeq.get(event.task_seq)!) })));
+    this.deliver(
+      events.map((event) => ({ event: toEvent(event, bySeq.get(event.task_seq)!), task: toTask(bySeq.get(event.task_seq)!) })),
+    );
   }
 
   // -------------------------------------------------------------------------
@@ -734,14 +745,26 @@ export class PostgresStorage implements Storage {
    * step (claim_expired), so its former holder is refused (and, refused, changes nothing) and
    * another agent may claim it at once. Returns the task as it then is, and the claim that expired.
    */
-  private async endLapsedClaim(tx: TransactionSQL, row: LockedTaskRow, changes: Changes): Promise<{ row: TaskRow; lapsed: ExpiredClaim | null }> {
+  private async endLapsedClaim(
+    tx: TransactionSQL,
+    row: LockedTaskRow,
+    changes: Changes,
+  ): Promise<{ row: TaskRow; lapsed: ExpiredClaim | null }> {
     if (!row.lease_ran_out) return { row, lapsed: null };
     const [updated] = await tx<TaskRow[]>`
       UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, lease_expires_at = NULL,
                        lease_seconds = NULL, updated_at = date_trunc('milliseconds', now())
       WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
     const lapsed = { former_holder: row.claimed_by, lease_expires_at: row.lease_expires_at!.toISOString() };
-    changes.push({ task: updated!, type: "claim_expired", at: updated!.updated_at, agentId: null, from: "in_progress", to: "pending", details: lapsed });
+    changes.push({
+      task: updated!,
+      type: "claim_expired",
+      at: updated!.updated_at,
+      agentId: null,
+      from: "in_progress",
+      to: "pending",
+      details: lapsed,
+    });
     return { row: updated!, lapsed };
   }
 
@@ -862,7 +885,12 @@ export class PostgresStorage implements Storage {
    * claimLost when the task's last claim_expired (`lapsed`, if it expired in this very step) named
    * this agent, which does not hold it now.
    */
-  private async rejectLostClaim(tx: TransactionSQL, row: TaskRow, agentId: string | null, lapsed: ExpiredClaim | null = null): Promise<void> {
+  private async rejectLostClaim(
+    tx: TransactionSQL,
+    row: TaskRow,
+    agentId: string | null,
+    lapsed: ExpiredClaim | null = null,
+  ): Promise<void> {
     if (agentId === null || row.claimed_by === agentId) return;
     const [stored] = lapsed
       ? [{ details: lapsed }]
@@ -903,7 +931,15 @@ export class PostgresStorage implements Storage {
       UPDATE tasks SET unfinished_deps = unfinished_deps - 1
       WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ${row.seq})`;
     const details = { completion_notes: completionNotes };
-    changes.push({ task: updated, type: "completed", at: now, agentId: change.agentId, from: "in_progress", to: "completed", details });
+    changes.push({
+      task: updated,
+      type: "completed",
+      at: now,
+      agentId: change.agentId,
+      from: "in_progress",
+      to: "completed",
+      details,
+    });
     return updated;
   }
 
@@ -958,7 +994,8 @@ export class PostgresStorage implements Storage {
     const row = await this.lockTask(tx, edit.ref);
     if (row.status === "completed") throw cannotEditCompleted(row.task_id);
     const details: Record<string, { from: string; to: string }> = {};
-    if (edit.priority !== undefined && edit.priority !== row.priority) details.priority = { from: row.priority, to: edit.priority };
+    if (edit.priority !== undefined && edit.priority !== row.priority)
+      details.priority = { from: row.priority, to: edit.priority };
     if (edit.description !== undefined && edit.description !== row.description) {
       details.description = { from: row.description, to: edit.description };
     }
@@ -1077,7 +1114,16 @@ export class PostgresStorage implements Storage {
 
   async listProjects(): Promise<ProjectSummary[]> {
     const rows = await this.statement(
-      (sql) => sql<{ project_id: string; ready: string; blocked: string; in_progress: string; completed: string; last_change_at: Date | null }[]>`
+      (sql) => sql<
+        {
+          project_id: string;
+          ready: string;
+          blocked: string;
+          in_progress: string;
+          completed: string;
+          last_change_at: Date | null;
+        }[]
+      >`
         SELECT project_id, sum(ready) AS ready, sum(blocked) AS blocked, sum(in_progress) AS in_progress,
                sum(completed) AS completed, max(last_change_at) AS last_change_at
         FROM (
@@ -1331,7 +1377,12 @@ function answered(row: StoredKeyRow, claimed: ClaimedKey): Error {
  * Writes the key's row with its response, or takes over a row past the retention; returns 0 when a
  * younger row (another request's answer) is there, which it leaves alone.
  */
-async function putResponse(sql: SQL | TransactionSQL, claim: IdempotencyClaim, claimed: ClaimedKey, response: StoredResponse): Promise<number> {
+async function putResponse(
+  sql: SQL | TransactionSQL,
+  claim: IdempotencyClaim,
+  claimed: ClaimedKey,
+  response: StoredResponse,
+): Promise<number> {
   const written = await sql`
     INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, response_status, response_body, created_at)
     VALUES (${claim.scope}, ${claim.key}, ${claimed.fingerprint}, ${response.status}, ${response.body}, ${claimed.claimedAt})
@@ -1344,6 +1395,10 @@ async function putResponse(sql: SQL | TransactionSQL, claim: IdempotencyClaim, c
 
 /** The one row a ref names, or null; several (no project given): ambiguousTaskId naming their projects. */
 function pickTask<Row extends TaskRow>(rows: readonly Row[], ref: TaskRef): Row | null {
-  if (rows.length > 1) throw ambiguousTaskId(ref.taskId, rows.map((row) => row.project_id));
+  if (rows.length > 1)
+    throw ambiguousTaskId(
+      ref.taskId,
+      rows.map((row) => row.project_id),
+    );
   return rows[0] ?? null;
 }

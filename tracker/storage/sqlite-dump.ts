@@ -5,23 +5,23 @@
 
 import { Database } from "bun:sqlite";
 import { closeSync, openSync, readdirSync, rmSync } from "node:fs";
-import { open, unlink, type FileHandle } from "node:fs/promises";
+import { type FileHandle, open, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { priorityRank, SCHEMA_VERSION } from "../domain.ts";
 import {
+  type BackupFile,
   canonicalJson,
   DUMP_PAGE_SIZE,
-  loadDump,
-  notEmpty,
-  type BackupFile,
   type DumpCounter,
   type DumpCounts,
   type DumpEvent,
   type DumpReservation,
   type DumpSnapshot,
   type DumpTask,
+  loadDump,
   type NumberedLine,
+  notEmpty,
   type RestoreTarget,
 } from "./dump.ts";
 
@@ -176,12 +176,21 @@ function snapshotOf(copy: Database, path: string): DumpSnapshot {
   return {
     schemaVersion: SCHEMA_VERSION,
     async *tasks() {
-      for await (const rows of pages((after: number) => taskPage.all(after, limit), (row) => row.seq, 0)) yield rows.map(toDumpTask);
+      for await (const rows of pages(
+        (after: number) => taskPage.all(after, limit),
+        (row) => row.seq,
+        0,
+      ))
+        yield rows.map(toDumpTask);
     },
     async *events() {
       const read = (after: number) => eventPage.all(after, limit);
       for await (const rows of pages(read, (row) => row.event_id, 0)) {
-        yield rows.map((row) => ({ kind: "event" as const, ...row, details: JSON.parse(row.details) as Record<string, unknown> }));
+        yield rows.map((row) => ({
+          kind: "event" as const,
+          ...row,
+          details: JSON.parse(row.details) as Record<string, unknown>,
+        }));
       }
     },
     async *counters() {
@@ -192,8 +201,10 @@ function snapshotOf(copy: Database, path: string): DumpSnapshot {
     },
     async *reservations() {
       const read = ([project, type, first]: [string, string, number]) => reservationPage.all(project, type, first, limit);
-      const keyOf = (row: Omit<DumpReservation, "kind">) => [row.project_id, row.artifact_type, row.first_number] as [string, string, number];
-      for await (const rows of pages(read, keyOf, ["", "", 0])) yield rows.map((row) => ({ kind: "reservation" as const, ...row }));
+      const keyOf = (row: Omit<DumpReservation, "kind">) =>
+        [row.project_id, row.artifact_type, row.first_number] as [string, string, number];
+      for await (const rows of pages(read, keyOf, ["", "", 0]))
+        yield rows.map((row) => ({ kind: "reservation" as const, ...row }));
     },
     async close() {
       for (const statement of [taskPage, eventPage, counterPage, reservationPage]) statement.finalize();
@@ -219,7 +230,12 @@ export async function openSqliteSnapshot(db: Database): Promise<DumpSnapshot> {
 
 function countRows(db: Database): DumpCounts {
   const count = (table: string) => db.query<{ n: number }, []>(`SELECT count(*) AS n FROM ${table}`).get()!.n;
-  return { tasks: count("tasks"), events: count("task_events"), counters: count("id_counters"), reservations: count("reservations") };
+  return {
+    tasks: count("tasks"),
+    events: count("task_events"),
+    counters: count("id_counters"),
+    reservations: count("reservations"),
+  };
 }
 
 function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
@@ -246,9 +262,28 @@ function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
     finalize: () => statements.forEach((statement) => statement.finalize()),
     async insertTasks(tasks) {
       for (const t of tasks) {
-        insertTask.run(t.seq, t.task_id, t.project_id, t.description, JSON.stringify(t.inputs), JSON.stringify(t.outputs),
-          t.priority, priorityRank[t.priority], JSON.stringify(t.depends_on), t.status, t.claimed_by, t.lease_expires_at,
-          t.lease_seconds, t.lost_by, t.lost_at, t.completion_notes, t.created_at, t.updated_at, t.started_at, t.completed_at);
+        insertTask.run(
+          t.seq,
+          t.task_id,
+          t.project_id,
+          t.description,
+          JSON.stringify(t.inputs),
+          JSON.stringify(t.outputs),
+          t.priority,
+          priorityRank[t.priority],
+          JSON.stringify(t.depends_on),
+          t.status,
+          t.claimed_by,
+          t.lease_expires_at,
+          t.lease_seconds,
+          t.lost_by,
+          t.lost_at,
+          t.completion_notes,
+          t.created_at,
+          t.updated_at,
+          t.started_at,
+          t.completed_at,
+        );
       }
     },
     async linkDependencies(links, unfinished) {
@@ -257,12 +292,31 @@ function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
     },
     async insertEvents(events) {
       for (const e of events) {
-        insertEvent.run(e.event_id, e.task_seq, e.project_id, e.task_id, e.type, e.at, e.agent_id, e.from_status, e.to_status, canonicalJson(e.details));
+        insertEvent.run(
+          e.event_id,
+          e.task_seq,
+          e.project_id,
+          e.task_id,
+          e.type,
+          e.at,
+          e.agent_id,
+          e.from_status,
+          e.to_status,
+          canonicalJson(e.details),
+        );
       }
     },
     async insertReservations(reservations) {
       for (const r of reservations) {
-        insertReservation.run(r.reservation_id, r.project_id, r.artifact_type, r.first_number, r.count, r.created_at, r.expires_at);
+        insertReservation.run(
+          r.reservation_id,
+          r.project_id,
+          r.artifact_type,
+          r.first_number,
+          r.count,
+          r.created_at,
+          r.expires_at,
+        );
       }
     },
     // seq and event_id are INTEGER PRIMARY KEYs: SQLite continues after the highest by itself.

@@ -1,16 +1,16 @@
 // What only the SQLite storage has: the upgrade in place from schema version 1 (the previous
 // release), and a database file readable by its owner only.
 
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { SCHEMA_VERSION, TASK_LIST_PARTS } from "../domain.ts";
 import { makeTempDir } from "../testing.ts";
-import { listPartQueries, openSqliteStorage, type SqliteStorage } from "./sqlite.ts";
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import version1Schema from "./schema/sqlite-v1.sql" with { type: "text" };
+import { listPartQueries, openSqliteStorage, type SqliteStorage } from "./sqlite.ts";
 
 let dir: string;
 let storage: SqliteStorage | undefined;
@@ -43,43 +43,11 @@ function writeVersion1Database(path: string): void {
                         unfinished_deps, status, claimed_by, completion_notes, created_at, updated_at, started_at, completed_at)
      VALUES (?, ?, 'web', ?, '["US-1"]', '["a.ts"]', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  insertTask.run(
-    1,
-    "T-1",
-    "Done",
-    "high",
-    0,
-    "[]",
-    0,
-    "completed",
-    "agent-1",
-    "notes",
-    created,
-    finished,
-    started,
-    finished,
-  );
-  insertTask.run(
-    2,
-    "T-2",
-    "Working",
-    "medium",
-    1,
-    '["T-1"]',
-    0,
-    "in_progress",
-    "agent-2",
-    "",
-    created,
-    started,
-    started,
-    null,
-  );
+  insertTask.run(1, "T-1", "Done", "high", 0, "[]", 0, "completed", "agent-1", "notes", created, finished, started, finished);
+  insertTask.run(2, "T-2", "Working", "medium", 1, '["T-1"]', 0, "in_progress", "agent-2", "", created, started, started, null);
   insertTask.run(3, "T-3", "Waiting", "low", 2, '["T-2"]', 1, "pending", null, "", created, created, null, null);
   db.run("INSERT INTO task_dependencies (dependency_seq, dependent_seq) VALUES (1, 2), (2, 3)");
-  db.run(
-    "INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES ('web', 'US', 41), ('api', 'SPEC', 3)",
-  );
+  db.run("INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES ('web', 'US', 41), ('api', 'SPEC', 3)");
   db.run(
     `INSERT INTO reservations (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
      VALUES ('00000000-0000-4000-8000-000000000001', 'web', 'US', 40, 2, '${created}', '2099-01-01T00:00:00.000Z')`,
@@ -105,9 +73,7 @@ function describeSchema(path: string) {
         return { ...object, columns: db.query(`PRAGMA table_xinfo(${object.name})`).all() };
       }
       if (object.type === "index") {
-        const sql = db
-          .query<{ sql: string }, [string]>("SELECT sql FROM sqlite_schema WHERE name = ?")
-          .get(object.name)!.sql;
+        const sql = db.query<{ sql: string }, [string]>("SELECT sql FROM sqlite_schema WHERE name = ?").get(object.name)!.sql;
         return { ...object, columns: db.query(`PRAGMA index_xinfo(${object.name})`).all(), sql };
       }
       return {
@@ -156,43 +122,41 @@ describe("upgrade from schema version 1", () => {
     });
     expect((await storage.findNextTask("web", "pending"))?.task_id).toBe("T-3");
 
-    expect(
-      (await storage.listTaskEvents({ projectId: "web", taskId: "T-1" })).map(({ event_id: _, ...event }) => event),
-    ).toEqual([
-      {
-        project_id: "web",
-        task_id: "T-1",
-        type: "created",
-        at: created,
-        agent_id: null,
-        from_status: null,
-        to_status: "pending",
-        details: { status: "pending" },
-      },
-      {
-        project_id: "web",
-        task_id: "T-1",
-        type: "claimed",
-        at: started,
-        agent_id: "agent-1",
-        from_status: "pending",
-        to_status: "in_progress",
-        details: { lease_expires_at: null },
-      },
-      {
-        project_id: "web",
-        task_id: "T-1",
-        type: "completed",
-        at: finished,
-        agent_id: "agent-1",
-        from_status: "in_progress",
-        to_status: "completed",
-        details: { completion_notes: "notes" },
-      },
-    ]);
-    expect((await storage.listTaskEvents({ projectId: "web", taskId: "T-3" })).map((event) => event.type)).toEqual([
-      "created",
-    ]);
+    expect((await storage.listTaskEvents({ projectId: "web", taskId: "T-1" })).map(({ event_id: _, ...event }) => event)).toEqual(
+      [
+        {
+          project_id: "web",
+          task_id: "T-1",
+          type: "created",
+          at: created,
+          agent_id: null,
+          from_status: null,
+          to_status: "pending",
+          details: { status: "pending" },
+        },
+        {
+          project_id: "web",
+          task_id: "T-1",
+          type: "claimed",
+          at: started,
+          agent_id: "agent-1",
+          from_status: "pending",
+          to_status: "in_progress",
+          details: { lease_expires_at: null },
+        },
+        {
+          project_id: "web",
+          task_id: "T-1",
+          type: "completed",
+          at: finished,
+          agent_id: "agent-1",
+          from_status: "in_progress",
+          to_status: "completed",
+          details: { completion_notes: "notes" },
+        },
+      ],
+    );
+    expect((await storage.listTaskEvents({ projectId: "web", taskId: "T-3" })).map((event) => event.type)).toEqual(["created"]);
 
     expect(await storage.allocateId("web", "US")).toBe(42);
     expect(await storage.allocateId("api", "SPEC")).toBe(4);
@@ -277,9 +241,7 @@ test("every query of GET /tasks is a range scan of an index in the wanted order,
         const key = part === "ready" || part === "blocked" ? 1 : "2026-12-01T00:00:00.000Z";
         for (const after of [null, { part, key, seq: 7 }]) {
           for (const { sql, params } of listPartQueries(part, query, after)) {
-            const plan = db
-              .query<{ detail: string }, Array<string | number>>(`EXPLAIN QUERY PLAN ${sql}`)
-              .all(...params, 100);
+            const plan = db.query<{ detail: string }, Array<string | number>>(`EXPLAIN QUERY PLAN ${sql}`).all(...params, 100);
             plans.push(
               `${part} ${projectId} ${claimedBy} ${after ? "after" : "first"}: ${plan.map((row) => row.detail).join("; ")}`,
             );

@@ -4,14 +4,11 @@
 // its own savepoint: see runWrite), so a read and the write that depends on it never interleave
 // with another writer.
 
-import { Database, type Statement } from "bun:sqlite";
+import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
 import { closeSync, mkdirSync, openSync } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { dirname } from "node:path";
-// Imported as text so that a compiled binary carries them (no file beside the binary to read).
-import schemaSql from "./schema/sqlite.sql" with { type: "text" };
-import upgradeFromVersion1Sql from "./schema/sqlite-v1-to-v2.sql" with { type: "text" };
 import {
   ambiguousTaskId,
   cannotEditCompleted,
@@ -19,31 +16,26 @@ import {
   cannotRenew,
   claimLost,
   countUnfinishedDependencies,
-  decodeTaskCursor,
   DEFAULT_CLAIM_TTL_SECONDS,
+  decodeTaskCursor,
   encodeTaskCursor,
+  type IdCounter,
   idempotencyInFlight,
   idsExhausted,
   invalidTransition,
   isAllowedTransition,
+  type LeaseRenewal,
   lostRace,
   MAX_ID_NUMBER,
-  notClaimHolder,
-  priorityRank,
-  PURGE_BATCH_SIZE,
-  SCHEMA_VERSION,
-  taskAlreadyExists,
-  taskListParts,
-  taskNotFound,
-  unfinishedDependencies,
-  validationError,
-  type IdCounter,
-  type LeaseRenewal,
   type NewReservation,
   type NewTask,
+  notClaimHolder,
   type Priority,
   type ProjectSummary,
+  PURGE_BATCH_SIZE,
+  priorityRank,
   type Reservation,
+  SCHEMA_VERSION,
   type StatusChange,
   type Task,
   type TaskChange,
@@ -56,8 +48,16 @@ import {
   type TaskPage,
   type TaskRef,
   type TaskStatus,
+  taskAlreadyExists,
+  taskListParts,
+  taskNotFound,
+  unfinishedDependencies,
+  validationError,
 } from "../domain.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
+// Imported as text so that a compiled binary carries them (no file beside the binary to read).
+import schemaSql from "./schema/sqlite.sql" with { type: "text" };
+import upgradeFromVersion1Sql from "./schema/sqlite-v1-to-v2.sql" with { type: "text" };
 import { openSqliteBackup, openSqliteSnapshot, restoreSqlite } from "./sqlite-dump.ts";
 import type {
   IdempotencyClaim,
@@ -707,10 +707,7 @@ export class SqliteStorage implements Storage {
   }
 
   /** The write of one request: its effect, then (with a key) its stored response. */
-  private idempotentWrite<Result>(
-    effect: () => Result,
-    idempotency: IdempotentWrite<Result> | undefined,
-  ): Promise<Result> {
+  private idempotentWrite<Result>(effect: () => Result, idempotency: IdempotentWrite<Result> | undefined): Promise<Result> {
     return this.runWrite(() => {
       const result = effect();
       if (idempotency) this.saveResponse(idempotency.claim, idempotency.respond(result));
@@ -806,8 +803,7 @@ export class SqliteStorage implements Storage {
       const dependentSeq = seqByTask.get(`${task.project_id}\n${task.task_id}`)!;
       for (const dependencyId of task.depends_on) {
         const dependencySeq =
-          seqByTask.get(`${task.project_id}\n${dependencyId}`) ??
-          this.taskReads.byRef.get(dependencyId, task.project_id)!.seq;
+          seqByTask.get(`${task.project_id}\n${dependencyId}`) ?? this.taskReads.byRef.get(dependencyId, task.project_id)!.seq;
         this.taskWrites.insertDependency.run(dependencySeq, dependentSeq);
       }
     }
@@ -861,12 +857,7 @@ export class SqliteStorage implements Storage {
     const leaseExpiresAt = addSeconds(change.now, change.leaseSeconds);
     const claimed = this.taskWrites.claim.get(change.agentId, at, leaseExpiresAt, change.leaseSeconds, row.seq);
     if (!claimed) throw lostRace(row.task_id, row.status, "in_progress");
-    this.recordEvent(
-      claimed,
-      "claimed",
-      { agentId: change.agentId, from: "pending", at },
-      { lease_expires_at: leaseExpiresAt },
-    );
+    this.recordEvent(claimed, "claimed", { agentId: change.agentId, from: "pending", at }, { lease_expires_at: leaseExpiresAt });
     return toTask(claimed);
   }
 
@@ -921,13 +912,7 @@ export class SqliteStorage implements Storage {
     if (Object.keys(details).length === 0) return toTask(row);
     const priority = edit.priority ?? row.priority;
     const at = edit.now.toISOString();
-    const edited = this.taskWrites.edit.get(
-      priority,
-      priorityRank[priority],
-      edit.description ?? row.description,
-      at,
-      row.seq,
-    );
+    const edited = this.taskWrites.edit.get(priority, priorityRank[priority], edit.description ?? row.description, at, row.seq);
     if (!edited) throw cannotEditCompleted(row.task_id);
     this.recordEvent(edited, "updated", { agentId: edit.agentId, from: null, at }, details);
     return toTask(edited);
@@ -1026,8 +1011,7 @@ export class SqliteStorage implements Storage {
     }
     const page = found.slice(0, query.limit);
     const last = page.at(-1);
-    const nextCursor =
-      found.length > query.limit && last ? encodeTaskCursor(listPosition(last.part, last.row), query) : null;
+    const nextCursor = found.length > query.limit && last ? encodeTaskCursor(listPosition(last.part, last.row), query) : null;
     return { tasks: page.map(({ row }) => toTask(row)), nextCursor };
   }
 
@@ -1098,10 +1082,7 @@ export class SqliteStorage implements Storage {
     return this.idempotentWrite(() => this.raiseCounter(projectId, artifactType, lastAssigned), idempotency);
   }
 
-  async listRegistry(
-    projectId: string | null,
-    now: Date,
-  ): Promise<{ counters: IdCounter[]; reservations: Reservation[] }> {
+  async listRegistry(projectId: string | null, now: Date): Promise<{ counters: IdCounter[]; reservations: Reservation[] }> {
     const counters = this.ids.counters.all(projectId);
     const reservations = this.ids.activeReservations.all(now.toISOString(), projectId).map(toReservation);
     return { counters, reservations };
@@ -1149,9 +1130,7 @@ export class SqliteStorage implements Storage {
     let deleted = 0;
     for (;;) {
       if (this.closed) return deleted;
-      const changes = await this.runWrite(
-        () => this.idempotencyKeys.deleteOld.run(PURGE_BATCH_SIZE, before.getTime()).changes,
-      );
+      const changes = await this.runWrite(() => this.idempotencyKeys.deleteOld.run(PURGE_BATCH_SIZE, before.getTime()).changes);
       deleted += changes;
       if (changes < PURGE_BATCH_SIZE) return deleted;
       await new Promise((resolve) => setImmediate(resolve));

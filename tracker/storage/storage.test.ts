@@ -12,8 +12,8 @@ import {
   type TaskRef,
   type TaskStatus,
 } from "../domain.ts";
-import type { IdempotencyClaim, Storage } from "./storage.ts";
 import { makeStorage, type TestStorage } from "../testing.ts";
+import type { IdempotencyClaim, Storage } from "./storage.ts";
 
 let target: TestStorage;
 let storage: Storage;
@@ -127,11 +127,7 @@ describe("tasks", () => {
       message: "cannot change a from pending to completed",
     });
     const claimed = await move("a", "in_progress");
-    expect([claimed.status, claimed.claimed_by, claimed.started_at]).toEqual([
-      "in_progress",
-      "agent-1",
-      now.toISOString(),
-    ]);
+    expect([claimed.status, claimed.claimed_by, claimed.started_at]).toEqual(["in_progress", "agent-1", now.toISOString()]);
     const released = await move("a", "pending");
     expect([released.status, released.claimed_by, released.started_at]).toEqual(["pending", null, null]);
     await move("a", "in_progress");
@@ -319,13 +315,11 @@ describe("batches", () => {
     await add([newTask("open")]);
     expect(await rejection(add([newTask("done", { status: "completed", depends_on: ["open"] })]))).toEqual({
       code: "validation_failed",
-      message:
-        "tasks[0].depends_on[0] names open, which is not completed: a completed task may depend only on completed tasks",
+      message: "tasks[0].depends_on[0] names open, which is not completed: a completed task may depend only on completed tasks",
     });
     expect(await rejection(add([newTask("x"), newTask("y", { status: "completed", depends_on: ["x"] })]))).toEqual({
       code: "validation_failed",
-      message:
-        "tasks[1].depends_on[0] names x, which is not completed: a completed task may depend only on completed tasks",
+      message: "tasks[1].depends_on[0] names x, which is not completed: a completed task may depend only on completed tasks",
     });
     expect(
       await add([newTask("d1", { status: "completed" }), newTask("d2", { status: "completed", depends_on: ["d1"] })]),
@@ -588,9 +582,9 @@ describe.skipIf(!leasesFollowTheGivenClock)("leases by the given clock", () => {
     };
     expect(await rejection(move("a", "completed", { now: at(62) }))).toEqual(lostPending);
     expect(await rejection(move("a", "pending", { now: at(62) }))).toEqual(lostPending);
-    expect(
-      await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now: at(62) })),
-    ).toEqual(lostPending);
+    expect(await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now: at(62) }))).toEqual(
+      lostPending,
+    );
     await move("a", "in_progress", { agentId: "agent-2", now: at(63), leaseSeconds: 60 });
     expect(await rejection(move("a", "completed", { now: at(64) }))).toEqual({
       code: "claim_lost",
@@ -632,9 +626,9 @@ describe("holders", () => {
     expect(notHolder.code).toBe("not_claim_holder");
     expect(notHolder.message).toStartWith("a is claimed by agent-1 until ");
     expect((await rejection(move("a", "pending", { agentId: null }))).code).toBe("not_claim_holder");
-    expect(
-      (await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-2", leaseSeconds: null, now }))).code,
-    ).toBe("not_claim_holder");
+    expect((await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-2", leaseSeconds: null, now }))).code).toBe(
+      "not_claim_holder",
+    );
     expect((await storage.getTask(ref("a")))?.claimed_by).toBe("agent-1");
     const released = await move("a", "pending", { agentId: "board-alice", force: true });
     expect([released.status, released.claimed_by]).toEqual(["pending", null]);
@@ -655,9 +649,7 @@ describe("holders", () => {
   test("a claim made without an agent ID has no holder: anyone moves it on", async () => {
     await add([newTask("a"), newTask("b")]);
     expect((await move("a", "in_progress", { agentId: null })).claimed_by).toBeNull();
-    expect((await storage.renewLease({ ref: ref("a"), agentId: "agent-9", leaseSeconds: 30, now })).status).toBe(
-      "in_progress",
-    );
+    expect((await storage.renewLease({ ref: ref("a"), agentId: "agent-9", leaseSeconds: 30, now })).status).toBe("in_progress");
     expect((await move("a", "completed", { agentId: "agent-2" })).status).toBe("completed");
     await move("b", "in_progress", { agentId: null });
     expect((await move("b", "pending", { agentId: null })).status).toBe("pending");
@@ -665,15 +657,13 @@ describe("holders", () => {
 
   test("renewing a task that is not in progress is invalid_transition", async () => {
     await add([newTask("a")]);
-    expect(await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now }))).toEqual(
-      {
-        code: "invalid_transition",
-        message: "cannot renew a: it is pending",
-      },
+    expect(await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now }))).toEqual({
+      code: "invalid_transition",
+      message: "cannot renew a: it is pending",
+    });
+    expect((await rejection(storage.renewLease({ ref: ref("ghost"), agentId: null, leaseSeconds: null, now }))).code).toBe(
+      "not_found",
     );
-    expect(
-      (await rejection(storage.renewLease({ ref: ref("ghost"), agentId: null, leaseSeconds: null, now }))).code,
-    ).toBe("not_found");
   });
 });
 
@@ -839,9 +829,11 @@ describe("listTasks", () => {
     expect(otherFilters.code).toBe("validation_failed");
     expect(otherFilters.message).toStartWith("cursor ");
     // The page size may change between pages.
-    expect(
-      (await storage.listTasks(query({ limit: 3, cursor: nextCursor }))).tasks.map((task) => task.task_id),
-    ).toEqual(["r-low", "b-high", "b-low"]);
+    expect((await storage.listTasks(query({ limit: 3, cursor: nextCursor }))).tasks.map((task) => task.task_id)).toEqual([
+      "r-low",
+      "b-high",
+      "b-low",
+    ]);
     for (const cursor of ["garbage", "", Buffer.from('{"part":"ready","key":"x","seq":1}').toString("base64url")]) {
       const refused = await rejection(storage.listTasks(query({ cursor })));
       expect(refused.code).toBe("validation_failed");
