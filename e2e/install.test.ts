@@ -220,7 +220,8 @@ if (missing.length > 0 && inCi) {
       const tracker = await startInstalledTracker(freshDir("home-doctor"));
       const key = readFileSync(tracker.keyFile, "utf8").trim();
       const doctor = run([bin("task-tracking-mcp"), "doctor"], {
-        env: { PATH: path, TASK_TRACKING_URL: tracker.url, TASK_TRACKING_API_KEY: key },
+        // As the README's recipe: the key stays in the tracker's key file.
+        env: { PATH: path, TASK_TRACKING_URL: tracker.url, TASK_TRACKING_API_KEY_FILE: tracker.keyFile },
         cwd: freshDir("doctor-cwd"),
       });
       expect([doctor.code, doctor.stderr]).toEqual([0, ""]);
@@ -283,7 +284,7 @@ if (missing.length > 0 && inCi) {
           "--env",
           `TASK_TRACKING_URL=${tracker.url}`,
           "--env",
-          `TASK_TRACKING_API_KEY=${key}`,
+          `TASK_TRACKING_API_KEY_FILE=${tracker.keyFile}`,
           "--",
           server,
         ],
@@ -294,6 +295,12 @@ if (missing.length > 0 && inCi) {
       expect(listed.code).toBe(0);
       expect(listed.stdout).toMatch(new RegExp(`^task-tracking: ${server} +- ✔ Connected$`, "m"));
       expect(listed.stdout).not.toContain(key);
+      // Connected proves the handshake only; doctor, with what Claude Code was given, proves the key.
+      const doctor = run([server, "doctor"], {
+        env: { PATH: path, TASK_TRACKING_URL: tracker.url, TASK_TRACKING_API_KEY_FILE: tracker.keyFile },
+        cwd: freshDir("project-two-doctor"),
+      });
+      expect([doctor.code, doctor.stdout.includes("✓ API key accepted")]).toEqual([0, true]);
       expect(await tracker.stop()).toBe(0);
     }, 60_000);
   });
