@@ -24,6 +24,7 @@ import {
   notEmpty,
   type RestoreTarget,
 } from "./dump.ts";
+import type { TaskRow } from "./sqlite.ts";
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
 
@@ -100,28 +101,6 @@ export async function openSqliteBackup(db: Database): Promise<BackupFile> {
 
 // ---------------------------------------------------------------------------
 // Dump: pages of a private copy.
-
-interface TaskRow {
-  seq: number;
-  project_id: string;
-  task_id: string;
-  description: string;
-  inputs: string;
-  outputs: string;
-  priority: DumpTask["priority"];
-  depends_on: string;
-  status: DumpTask["status"];
-  claimed_by: string | null;
-  lease_expires_at: string | null;
-  lease_seconds: number | null;
-  lost_by: string | null;
-  lost_at: string | null;
-  completion_notes: string;
-  created_at: string;
-  updated_at: string;
-  started_at: string | null;
-  completed_at: string | null;
-}
 
 function toDumpTask(row: TaskRow): DumpTask {
   return {

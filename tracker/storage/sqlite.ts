@@ -84,7 +84,8 @@ export interface SqliteOptions {
   sync?: SyncMode;
 }
 
-interface TaskRow {
+/** A row of `tasks`, as `SELECT *` reads it (the dump reads the same rows). */
+export interface TaskRow {
   seq: number;
   task_id: string;
   project_id: string;
