@@ -9,10 +9,11 @@ import { DEFAULT_CLAIM_TTL_SECONDS } from "../domain.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { Storage } from "../storage/storage.ts";
 import { boardRoutes } from "./board.ts";
-import { KEEP_ALIVE_MS, LiveStreams } from "./events.ts";
-import { createPipeline, IDEMPOTENCY_RETENTION_MS, type Services } from "./pipeline.ts";
+import { KEEP_ALIVE_MS, LiveStreams } from "./live-streams.ts";
+import { createPipeline, IDEMPOTENCY_RETENTION_MS } from "./pipeline.ts";
 import { routes } from "./routes.ts";
 import { runEvery } from "./timers.ts";
+import type { Services } from "./types.ts";
 
 export { apiKeyScope, IDEMPOTENCY_LEASE_MS, IDEMPOTENCY_RETENTION_MS, MAX_BODY_BYTES, requestFingerprint } from "./pipeline.ts";
 
