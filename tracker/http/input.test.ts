@@ -170,4 +170,21 @@ describe("the board", () => {
     expect([response.status, response.headers.get("content-type")]).toEqual([200, "text/html;charset=utf-8"]);
     expect(await response.text()).toContain("<title>");
   });
+
+  test("its files answer any method but GET and HEAD with 405 and Allow, without a key", async () => {
+    const page = await (await fetch(`${t.url}/`)).text();
+    const script = page.match(/src="\.(\/[^"]+\.js)"/)?.[1];
+    expect(script).toStartWith("/");
+    for (const path of ["/", script!]) {
+      expect((await fetch(`${t.url}${path}`, { method: "HEAD" })).status).toBe(200);
+      for (const method of ["DELETE", "POST", "PUT", "PATCH", "OPTIONS", "PROPFIND"]) {
+        const response = await fetch(`${t.url}${path}`, { method });
+        expect({ status: response.status, allow: response.headers.get("allow"), body: await response.json() }).toEqual({
+          status: 405,
+          allow: "GET, HEAD",
+          body: { error: `Method ${method} is not allowed here; use GET or HEAD`, code: "method_not_allowed" },
+        });
+      }
+    }
+  });
 });

@@ -96,10 +96,17 @@ interface NoMatch {
 type Router = (method: string, segments: readonly string[]) => Match | NoMatch;
 type KeyChecker = (request: Request) => string | null;
 
+/** The methods of the board's files (PipelineOptions.pages). */
+const PAGE_METHODS = "GET, HEAD";
+
 /** Routes in table order: literal routes come first, so /tasks/next wins over /tasks/{task_id}. */
-function createRouter(routes: readonly Route[]): Router {
+function createRouter(routes: readonly Route[], pages: readonly string[]): Router {
   const compiled = routes.map((route) => ({ route, segments: route.path.split("/").slice(1) }));
+  const pagePaths = new Set(pages);
   return (method: string, segments: readonly string[]): Match | NoMatch => {
+    // Bun.serve answers a page's GET and HEAD itself; any other method of it comes here.
+    const isPage = pagePaths.has(`/${segments.join("/")}`);
+    if (isPage && method !== "GET" && method !== "HEAD") return { allow: PAGE_METHODS, isPublic: true };
     const allow: string[] = [];
     let isPublic = false;
     for (const { route, segments: expected } of compiled) {
@@ -276,6 +283,8 @@ function idempotencyRunner(services: Services) {
 
 export interface PipelineOptions {
   routes: readonly Route[];
+  /** Paths Bun.serve answers itself for GET and HEAD (the board's files): any other method is a 405 here. */
+  pages: readonly string[];
   services: Services;
   apiKeys: readonly string[];
 }
@@ -359,8 +368,8 @@ function logRequest(logger: Logger, request: Request, path: string, status: numb
 }
 
 /** Builds the Bun.serve `fetch` handler, and the reply of Bun's `error` hook. */
-export function createPipeline({ routes, services, apiKeys }: PipelineOptions) {
-  const findRoute = createRouter(routes);
+export function createPipeline({ routes, pages, services, apiKeys }: PipelineOptions) {
+  const findRoute = createRouter(routes, pages);
   const authenticate = keyChecker(apiKeys);
   const runIdempotent = idempotencyRunner(services);
   const { logger } = services;
