@@ -79,7 +79,9 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
       expect(await allOf(spawned.stdout)).toBe("");
     });
   }
+});
 
+describe("a port or a database file the tracker cannot use stops the start with exit 1 and a sentence saying why", () => {
   test("a port that is taken", async () => {
     const occupant = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
     try {
@@ -465,7 +467,7 @@ describe("the database file gets the key file's checks", () => {
   });
 });
 
-describe("signals and crashes", () => {
+describe("signals", () => {
   test("SIGTERM finishes the request in flight, then exits 0", async () => {
     const dir = tempDir();
     const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db"), LOG_LEVEL: "debug" }, dir);
@@ -493,7 +495,9 @@ describe("signals and crashes", () => {
     await spawned.stderr.waitForLog("tracker stopped");
     expect(await allOf(spawned.stdout)).toBe("");
   });
+});
 
+describe("crashes", () => {
   test("kill -9 under a stream of allocations loses no acknowledged ID and reissues none", async () => {
     const dir = tempDir();
     const env = { TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db") };
