@@ -2,9 +2,20 @@
 // the variable (main.ts prints it and exits 1). The sentence says what is wrong with the value,
 // never what it is: a key pasted into the wrong variable must not land in a terminal or a log.
 
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, type Stats, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  type Stats,
+  writeFileSync,
+} from "node:fs";
 import { isIP } from "node:net";
-import { dirname, join, posix, win32 } from "node:path";
+import { dirname, join, posix, resolve, win32 } from "node:path";
 import { DEFAULT_CLAIM_TTL_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS } from "./domain.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import type { SyncMode } from "./storage/sqlite.ts";
@@ -222,7 +233,7 @@ export function loadOrCreateLocalApiKey(dbPath: string, uid: number | undefined 
     checkApiKey(key, `The API key file ${path}`);
     return { key, path, created: false };
   }
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  createPrivateDirectory(dirname(path));
   const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
   // `wx`: never overwrite a key another process has just written.
   writeFileSync(path, `${key}\n`, { mode: 0o600, flag: "wx" });
@@ -234,16 +245,84 @@ export function loadOrCreateLocalApiKey(dbPath: string, uid: number | undefined 
  * TRACKER_DB under a shared directory such as /tmp, anyone could have planted a key they know.
  */
 function checkKeyFileIsPrivate(path: string, stats: Stats, uid: number | undefined): void {
-  if (uid === undefined) return;
-  if (stats.uid !== uid) {
+  const shared = sharedWith(stats, uid);
+  if (shared?.owner !== undefined) {
     throw new ConfigError(
-      `The API key file ${path} belongs to user ${stats.uid}, not to this user (${uid}), so someone else may know the key; remove it to have a new key generated, or set TRACKER_API_KEYS.`,
+      `The API key file ${path} belongs to user ${shared.owner}, not to this user (${uid}), so someone else may know the key; remove it to have a new key generated, or set TRACKER_API_KEYS.`,
     );
   }
-  if ((stats.mode & 0o066) !== 0) {
-    const mode = (stats.mode & 0o777).toString(8).padStart(3, "0");
+  if (shared?.mode !== undefined) {
     throw new ConfigError(
-      `The API key file ${path} can be read or written by other users (mode ${mode}); if you trust the key in it, run: chmod 600 ${path}; otherwise remove it to have a new key generated.`,
+      `The API key file ${path} can be read or written by other users (mode ${shared.mode}); if you trust the key in it, run: chmod 600 ${path}; otherwise remove it to have a new key generated.`,
+    );
+  }
+}
+
+/**
+ * How a file is open to others: another user owns it, or others may read or write it (its mode, in
+ * octal); null when it is this user's alone. `uid` undefined (Windows): no check.
+ */
+function sharedWith(stats: Stats, uid: number | undefined): { owner?: number; mode?: string } | null {
+  if (uid === undefined) return null;
+  if (stats.uid !== uid) return { owner: stats.uid };
+  if ((stats.mode & 0o066) !== 0) return { mode: (stats.mode & 0o777).toString(8).padStart(3, "0") };
+  return null;
+}
+
+/** Creates a directory and its missing parents with mode 0700, whatever the umask (which masks mkdir's mode). */
+export function createPrivateDirectory(dir: string): void {
+  const first = mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (first === undefined) return;
+  for (let made = resolve(dir); ; made = dirname(made)) {
+    chmodSync(made, 0o700);
+    if (made === resolve(first) || made === dirname(made)) return;
+  }
+}
+
+/**
+ * The key file's rules for the SQLite database at TRACKER_DB, checked before SQLite opens it: its
+ * directory is made 0700 if new; the file and its -wal and -shm companions, where they exist, are no
+ * symbolic links (SQLite would follow one and create or write its target, wherever it points) and
+ * belong to this user alone. SQLite gives a new file's companions the file's own mode.
+ */
+export function checkDatabasePath(dbPath: string, uid: number | undefined = process.getuid?.()): void {
+  createPrivateDirectory(dirname(dbPath));
+  const files: Array<[string, string]> = [
+    [dbPath, "The database file"],
+    [`${dbPath}-wal`, "The database's -wal file"],
+    [`${dbPath}-shm`, "The database's -shm file"],
+  ];
+  for (const [path, title] of files) {
+    const stats = lstatOrNull(path);
+    if (stats?.isSymbolicLink()) {
+      throw new ConfigError(
+        `${title} ${path} (TRACKER_DB) is a symbolic link; set TRACKER_DB to the file itself, so that the database cannot be sent elsewhere.`,
+      );
+    }
+    if (stats?.isFile()) checkDatabaseFileIsPrivate(path, title, stats, uid);
+  }
+}
+
+function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+/** Every task, note and stored response is in it: others may neither read it nor have written it. */
+function checkDatabaseFileIsPrivate(path: string, title: string, stats: Stats, uid: number | undefined): void {
+  const shared = sharedWith(stats, uid);
+  if (shared?.owner !== undefined) {
+    throw new ConfigError(
+      `${title} ${path} (TRACKER_DB) belongs to user ${shared.owner}, not to this user (${uid}); run the tracker as its owner, or set TRACKER_DB to a file of your own.`,
+    );
+  }
+  if (shared?.mode !== undefined) {
+    throw new ConfigError(
+      `${title} ${path} (TRACKER_DB) can be read or written by other users (mode ${shared.mode}); if no one else should, run: chmod 600 ${path}`,
     );
   }
 }

@@ -1,7 +1,15 @@
 // The rules of domain.ts that need no storage: the cursor of GET /tasks (request bodies: tracker/http/schemas.test.ts).
 
 import { describe, expect, test } from "bun:test";
-import { ApiError, decodeTaskCursor, encodeTaskCursor, type TaskListQuery, taskListParts } from "./domain.ts";
+import {
+  ApiError,
+  decodeTaskCursor,
+  encodeTaskCursor,
+  isProjectId,
+  isTaskId,
+  type TaskListQuery,
+  taskListParts,
+} from "./domain.ts";
 
 function failure(run: () => unknown): { code: string; message: string } {
   try {
@@ -57,5 +65,12 @@ describe("the cursor of GET /tasks", () => {
     expect(taskListParts({ ...query, status: "pending" })).toEqual(["ready", "blocked"]);
     expect(taskListParts({ ...query, claimedBy: "agent-1" })).toEqual(["in_progress", "completed"]);
     expect(taskListParts({ ...query, status: "completed", ready: true })).toEqual([]);
+  });
+});
+
+describe("task and project IDs", () => {
+  test("are refused when made only of dots (a URL reads those as path steps), by the routes and by restore alike", () => {
+    for (const dots of [".", "..", "..."]) expect([isTaskId(dots), isProjectId(dots)]).toEqual([false, false]);
+    for (const id of [".hidden", "v1.2", "a..b", "..x", "x."]) expect([isTaskId(id), isProjectId(id)]).toEqual([true, true]);
   });
 });

@@ -210,8 +210,9 @@ export const SCHEMA_VERSION = 2;
 /** Rows deleted per statement when old Idempotency-Keys are purged. */
 export const PURGE_BATCH_SIZE = 2000;
 
-export const TASK_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-export const PROJECT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+// Not only dots: a URL reads `.` and `..` as path steps (`/tasks/../status` is `/status`).
+export const TASK_ID_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/;
+export const PROJECT_ID_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,128}$/;
 export const ARTIFACT_TYPE_PATTERN = /^[A-Z][A-Z0-9]{0,15}$/;
 export const PRINTABLE_ASCII_PATTERN = /^[\x20-\x7E]+$/;
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -3,7 +3,7 @@
 // bunfig.toml of the repository applies) with a clean environment and port 0.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Lines } from "../testkit/lines.ts";
 import { TRACKER_MAIN as MAIN } from "../testkit/paths.ts";
@@ -79,7 +79,9 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
       expect(await allOf(spawned.stdout)).toBe("");
     });
   }
+});
 
+describe("a port or a database file the tracker cannot use stops the start with exit 1 and a sentence saying why", () => {
   test("a port that is taken", async () => {
     const occupant = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
     try {
@@ -112,7 +114,7 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
   test("a TRACKER_DB that is a directory, or a file that is not a database", async () => {
     const dir = tempDir();
     const textFile = join(dir, "notes.txt");
-    writeFileSync(textFile, "not a database\n");
+    writeFileSync(textFile, "not a database\n", { mode: 0o600 });
     const cases: Array<[string, string]> = [
       [dir, `it is a directory; set TRACKER_DB to a file path, such as ${join(dir, "tracker.db")}.`],
       [
@@ -398,7 +400,74 @@ describe("a key file someone else could have written or can read", () => {
   });
 });
 
-describe("signals and crashes", () => {
+describe("the database file gets the key file's checks", () => {
+  test("an existing database file (or -wal) others may read or write is refused, naming the file and the fix", async () => {
+    const dir = tempDir();
+    const dbPath = join(dir, "tracker.db");
+    const first = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: dbPath }, dir);
+    await startedUrl(first);
+    first.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+    expect(statSync(dbPath).mode & 0o777).toBe(0o600);
+    for (const [path, title] of [
+      [dbPath, "The database file"],
+      [`${dbPath}-wal`, "The database's -wal file"],
+    ] as const) {
+      writeFileSync(`${dbPath}-wal`, "", { flag: "a", mode: 0o600 });
+      chmodSync(path, 0o666);
+      const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: dbPath }, dir);
+      expect(await exitCodeBeforeStart(spawned)).toBe(1);
+      expect(await allOf(spawned.stderr)).toBe(
+        `${title} ${path} (TRACKER_DB) can be read or written by other users (mode 666); if no one else should, run: chmod 600 ${path}\n`,
+      );
+      expect(statSync(path).mode & 0o777).toBe(0o666);
+      chmodSync(path, 0o600);
+    }
+  });
+
+  test("a symbolic link at TRACKER_DB, dangling or not, is refused and nothing is created where it points", async () => {
+    const dir = tempDir();
+    const target = join(dir, "elsewhere", "target.db");
+    mkdirSync(join(dir, "elsewhere"));
+    const link = join(dir, "tracker.db");
+    symlinkSync(target, link);
+    const sentence = `The database file ${link} (TRACKER_DB) is a symbolic link; set TRACKER_DB to the file itself, so that the database cannot be sent elsewhere.\n`;
+    const dangling = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: link }, dir);
+    expect(await exitCodeBeforeStart(dangling)).toBe(1);
+    expect(await allOf(dangling.stderr)).toBe(sentence);
+    expect(existsSync(target)).toBe(false);
+
+    writeFileSync(target, "", { mode: 0o600 });
+    const pointing = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: link }, dir);
+    expect(await exitCodeBeforeStart(pointing)).toBe(1);
+    expect(await allOf(pointing.stderr)).toBe(sentence);
+    expect(readFileSync(target, "utf8")).toBe("");
+  });
+
+  test("the data directory is made 0700 and the files 0600 even under umask 000, with keys or a key file", async () => {
+    const dataDir = ".local/share/task-tracking";
+    for (const [keys, files] of [
+      [{ TRACKER_API_KEYS: KEY }, ["tracker.db"]],
+      [{}, ["api-key", "tracker.db"]],
+    ] as const) {
+      const home = tempDir();
+      const spawned = startProcess(["/bin/sh", "-c", 'umask 000 && exec "$0" "$@"', ...trackerCommand()], {
+        cwd: home,
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, PORT: "0", LOG_LEVEL: "info", ...keys },
+        stdout: "lines",
+        stderr: "lines",
+      });
+      await startedUrl(spawned);
+      spawned.kill("SIGTERM");
+      expect(await spawned.exited).toBe(0);
+      const modeOf = (path: string) => (statSync(join(home, path)).mode & 0o777).toString(8);
+      expect([".local", ".local/share", dataDir].map(modeOf)).toEqual(["700", "700", "700"]);
+      expect(files.map((file) => modeOf(`${dataDir}/${file}`))).toEqual(files.map(() => "600"));
+    }
+  });
+});
+
+describe("signals", () => {
   test("SIGTERM finishes the request in flight, then exits 0", async () => {
     const dir = tempDir();
     const spawned = spawnTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db"), LOG_LEVEL: "debug" }, dir);
@@ -426,7 +495,9 @@ describe("signals and crashes", () => {
     await spawned.stderr.waitForLog("tracker stopped");
     expect(await allOf(spawned.stdout)).toBe("");
   });
+});
 
+describe("crashes", () => {
   test("kill -9 under a stream of allocations loses no acknowledged ID and reissues none", async () => {
     const dir = tempDir();
     const env = { TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "tracker.db") };

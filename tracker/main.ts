@@ -6,7 +6,14 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { KEEP_COMMANDS, type KeepCommand, runKeepCommand } from "./cli/keep.ts";
-import { ConfigError, loadOrCreateLocalApiKey, localApiKeyPath, readConfig, type TrackerConfig } from "./config.ts";
+import {
+  ConfigError,
+  checkDatabasePath,
+  loadOrCreateLocalApiKey,
+  localApiKeyPath,
+  readConfig,
+  type TrackerConfig,
+} from "./config.ts";
 import { type RunningTracker, startTracker } from "./http/server.ts";
 import { createLogger, describeError, type Logger } from "./log.ts";
 import { openPostgresStorage, redactDatabaseUrl } from "./storage/postgres.ts";
@@ -30,6 +37,7 @@ async function openStorage(config: TrackerConfig, logger: Logger): Promise<{ sto
     });
     return { storage, description: redactDatabaseUrl(config.databaseUrl) };
   }
+  if (config.dbPath !== ":memory:") checkDatabasePath(config.dbPath);
   try {
     const storage = await openSqliteStorage({ path: config.dbPath, sync: config.sync });
     return { storage, description: `sqlite:${config.dbPath}` };

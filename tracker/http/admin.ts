@@ -3,7 +3,7 @@
 // them, since the running tracker holds its database file exclusively.
 
 import { dumpLines, textStream } from "../storage/dump.ts";
-import type { Handler } from "./pipeline.ts";
+import type { Handler } from "./types.ts";
 
 /** GET /admin/backup: a consistent copy of the SQLite database (VACUUM INTO), as its bytes. */
 export const backup: Handler = async ({ services, keepOpen }) => {

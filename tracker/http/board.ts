@@ -1,6 +1,7 @@
 // The board's static files: tracker/board/index.html and the assets it imports, bundled by Bun
 // (HTML imports) and served without authentication at GET / (the board asks for the API key itself).
-// Served as plain responses rather than as Bun's HTML route, so that they carry BOARD_HEADERS.
+// Served as plain responses rather than as Bun's HTML route, so that they carry BOARD_HEADERS. Bun
+// answers their GET and HEAD; any other method goes on to the pipeline, which answers 405.
 
 import { basename } from "node:path";
 import board from "../board/index.html";
@@ -21,14 +22,20 @@ interface BoardFile {
 
 let files: Promise<BoardFile[]> | undefined;
 
+/** The board's routes, by path, with the methods Bun answers them for. */
+export type BoardRoutes = Record<string, { GET: Response; HEAD: Response }>;
+
 /**
  * Bun.serve `routes`: `/` and every asset of the page. In the compiled dist/task-tracker they are
  * already bundled (board.files); run from source, they are bundled once, at the first start.
  */
-export async function boardRoutes(): Promise<Record<string, Response>> {
+export async function boardRoutes(): Promise<BoardRoutes> {
   files ??= board.files ? Promise.resolve(compiledFiles(board.files)) : bundleFromSource();
   return Object.fromEntries(
-    (await files).map((file) => [file.path, new Response(file.body, { headers: { ...file.headers, ...BOARD_HEADERS } })]),
+    (await files).map((file) => {
+      const response = new Response(file.body, { headers: { ...file.headers, ...BOARD_HEADERS } });
+      return [file.path, { GET: response, HEAD: response }];
+    }),
   );
 }
 

@@ -1,7 +1,7 @@
 // The handlers of the ID routes (API.md, "Endpoints": /ids/…).
 
 import { ApiError, formatArtifactId, type Reservation, reservedIds } from "../domain.ts";
-import { type Handler, json } from "./pipeline.ts";
+import { json } from "./pipeline.ts";
 import type {
   allocateQuery,
   projectFilterQuery,
@@ -10,6 +10,7 @@ import type {
   reservationBody,
   reservationPath,
 } from "./schemas.ts";
+import type { Handler } from "./types.ts";
 
 function renderReservation(reservation: Reservation) {
   return {

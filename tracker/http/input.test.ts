@@ -96,6 +96,50 @@ describe("a NUL character or a lone surrogate in a text field", () => {
   });
 });
 
+describe("an ID made only of dots", () => {
+  const DOTS = "must not be only dots";
+
+  test("is refused in every body field that names a task or a project", async () => {
+    const cases: Array<[string, string, unknown, string]> = [
+      ["POST", "/tasks/batch", { tasks: [task("..")] }, `tasks[0].task_id ${DOTS}`],
+      ["POST", "/tasks/batch", { tasks: [task("N-1"), task(".")] }, `tasks[1].task_id ${DOTS}`],
+      ["POST", "/tasks/batch", { tasks: [task("N-1", { project_id: "..." })] }, `tasks[0].project_id ${DOTS}`],
+      ["POST", "/tasks/batch", { tasks: [task("N-1", { depends_on: ["T-1", ".."] })] }, `tasks[0].depends_on[1] ${DOTS}`],
+      ["POST", "/ids/reserve", { type: "US", count: 1, project_id: ".." }, `project_id ${DOTS}`],
+    ];
+    for (const [method, path, body, sentence] of cases) {
+      expectApiError(await t.request(method, path, { body }), 400, "validation_failed", sentence);
+    }
+  });
+
+  test("is refused in a query value and in a path segment (which a URL would not normalise away)", async () => {
+    const cases: Array<[string, string, string]> = [
+      ["GET", "/tasks?project=..", `project ${DOTS}`],
+      ["GET", "/tasks/next?project=.", `project ${DOTS}`],
+      ["GET", "/events?project=...", `project ${DOTS}`],
+      ["GET", "/ids/next?type=US&project=..", `project ${DOTS}`],
+      ["GET", "/tasks/T-1?project=..", `project ${DOTS}`],
+      ["GET", "/tasks/...", `task_id ${DOTS}`],
+      ["GET", "/tasks/%2E%2E%2E/events", `task_id ${DOTS}`],
+      ["PUT", "/tasks/.../status", `task_id ${DOTS}`],
+      ["PUT", "/ids/registry/.../US", `project_id ${DOTS}`],
+    ];
+    for (const [method, path, sentence] of cases) {
+      const body = method === "PUT" ? (path.startsWith("/ids") ? { last_assigned_id: 1 } : { status: "in_progress" }) : undefined;
+      expectApiError(await t.request(method, path, { body }), 400, "validation_failed", sentence);
+    }
+  });
+
+  test("is refused only when it is all dots: dots among other characters are fine", async () => {
+    const ids = [".hidden", "v1.2", "a..b", "..x"];
+    const added = await t.request("POST", "/tasks/batch", {
+      body: { tasks: ids.map((id) => task(id, { project_id: "..dots" })) },
+    });
+    expect([added.status, added.body.task_ids]).toEqual([201, ids]);
+    expect((await t.request("GET", "/tasks/a..b?project=..dots")).body.task.task_id).toBe("a..b");
+  });
+});
+
 describe("a CONNECT request", () => {
   test("is 405 with Allow, not a 500", async () => {
     const port = Number(new URL(t.url).port);
@@ -125,5 +169,22 @@ describe("the board", () => {
     const response = await fetch(`${t.url}/`);
     expect([response.status, response.headers.get("content-type")]).toEqual([200, "text/html;charset=utf-8"]);
     expect(await response.text()).toContain("<title>");
+  });
+
+  test("its files answer any method but GET and HEAD with 405 and Allow, without a key", async () => {
+    const page = await (await fetch(`${t.url}/`)).text();
+    const script = page.match(/src="\.(\/[^"]+\.js)"/)?.[1];
+    expect(script).toStartWith("/");
+    for (const path of ["/", script!]) {
+      expect((await fetch(`${t.url}${path}`, { method: "HEAD" })).status).toBe(200);
+      for (const method of ["DELETE", "POST", "PUT", "PATCH", "OPTIONS", "PROPFIND"]) {
+        const response = await fetch(`${t.url}${path}`, { method });
+        expect({ status: response.status, allow: response.headers.get("allow"), body: await response.json() }).toEqual({
+          status: 405,
+          allow: "GET, HEAD",
+          body: { error: `Method ${method} is not allowed here; use GET or HEAD`, code: "method_not_allowed" },
+        });
+      }
+    }
   });
 });

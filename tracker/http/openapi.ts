@@ -3,8 +3,9 @@
 
 import { z } from "zod";
 import { statusByErrorCode } from "../domain.ts";
-import { describeRoute, type Route } from "./pipeline.ts";
+import { describeRoute } from "./pipeline.ts";
 import { errorSchema } from "./schemas.ts";
+import type { Route } from "./types.ts";
 
 type JsonSchema = Record<string, unknown>;
 

@@ -235,7 +235,7 @@ describe("query parameters", () => {
   });
 });
 
-describe("Idempotency-Key", () => {
+describe("Idempotency-Key: a replay", () => {
   test("a replay gets the stored response with Idempotent-Replayed: true and changes nothing", async () => {
     const headers = { "Idempotency-Key": "alloc-1" };
     const first = await t.request("GET", "/ids/next?type=US&project=proj", { headers });
@@ -285,7 +285,9 @@ describe("Idempotency-Key", () => {
       expect(again.headers.get("idempotent-replayed")).toBe("true");
     }
   });
+});
 
+describe("Idempotency-Key: another request, one still running, another API key, a 4xx, a malformed key", () => {
   test("the same key for a different request is 422", async () => {
     const headers = { "Idempotency-Key": "reused" };
     await t.request("POST", "/ids/reserve", { body: { type: "US", count: 2, project_id: "proj" }, headers });

@@ -8,87 +8,17 @@ import type { Server } from "bun";
 import type { z } from "zod";
 import { ApiError, isPrintableAscii, MAX_IDEMPOTENCY_KEY_LENGTH, validationError } from "../domain.ts";
 import { describeError, type Logger } from "../log.ts";
-import { type IdempotencyClaim, type IdempotentWrite, type Storage, StoredResponseReplay } from "../storage/storage.ts";
-import type { LiveStreams } from "./events.ts";
+import { type IdempotencyClaim, StoredResponseReplay } from "../storage/storage.ts";
 import { parseAgentId, parseInput } from "./schemas.ts";
+import type { Call, Handler, Reply, Route, Services } from "./types.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** How long an in-flight Idempotency-Key blocks its twins before it counts as abandoned. */
 export const IDEMPOTENCY_LEASE_MS = 60_000;
 
-export type Method = "GET" | "POST" | "PUT" | "PATCH";
 /** Every method some route takes: the Allow of a request that names no path (CONNECT host:443). */
 const SERVED_METHODS = "GET, HEAD, POST, PUT, PATCH";
-
-/** What a handler produces; the response is built once, with the common headers, in one place. */
-export interface Reply {
-  status: number;
-  /** JSON text, or a stream (GET /events). */
-  body: string | ReadableStream<Uint8Array>;
-  headers?: Record<string, string>;
-}
-
-/** What every handler may use: the tracker's parts, not the request's. */
-export interface Services {
-  storage: Storage;
-  logger: Logger;
-  now: () => Date;
-  version: string;
-  /** TRACKER_CLAIM_TTL: the lease of a claim that asks for none. */
-  claimTtlSeconds: number;
-  reservationTtlMs: number;
-  /** The open GET /events streams. */
-  streams: LiveStreams;
-}
-
-/** One request as a handler sees it: already authenticated, parsed and checked. */
-export interface Call<Params, Query, Body> {
-  params: Params;
-  query: Query;
-  body: Body;
-  /** The X-Agent-Id header (checked), recorded in the history of every write. */
-  agentId: string | null;
-  request: Request;
-  services: Services;
-  /** Lifts the idle timeout of this request's connection (a live stream is quiet between changes). */
-  keepOpen(): void;
-  /**
-   * Runs a write with the request's Idempotency-Key, if any: the storage stores the rendered reply
-   * in the same transaction as the effect.
-   */
-  write<Result>(
-    run: (idempotency?: IdempotentWrite<Result>) => Promise<Result>,
-    render: (result: Result) => Reply,
-  ): Promise<Reply>;
-}
-
-type Parsed<Schema> = Schema extends z.ZodType ? z.output<Schema> : undefined;
-
-/** A handler of a route whose schemas are P (path), Q (query) and B (body). */
-export type Handler<P = undefined, Q = undefined, B = undefined> = (
-  call: Call<Parsed<P>, Parsed<Q>, Parsed<B>>,
-) => Promise<Reply>;
-
-export interface Route<Params = any, Query = any, Body = any> {
-  method: Method;
-  /** OpenAPI's form: `/tasks/{task_id}/status`. */
-  path: string;
-  summary: string;
-  /** False only for GET /healthz and GET /openapi.json. */
-  auth: boolean;
-  /** Carries Idempotency-Key (every POST, PUT and PATCH, and GET /ids/next). */
-  idempotent: boolean;
-  /** HEAD runs it without the body: every GET but one that allocates (the ID would be spent unseen). */
-  head: boolean;
-  params?: z.ZodType<Params>;
-  /** The query parameters it takes; any other, or one given twice, is a 400. */
-  query?: z.ZodObject & z.ZodType<Query>;
-  body?: z.ZodType<Body>;
-  /** The answer when it works, for the OpenAPI document (schema null: not JSON). */
-  success: { status: number; description: string; schema: z.ZodType | null };
-  handler(call: Call<Params, Query, Body>): Promise<Reply>;
-}
 
 export function json(status: number, value: unknown): Reply {
   return { status, body: JSON.stringify(value) };
@@ -166,10 +96,17 @@ interface NoMatch {
 type Router = (method: string, segments: readonly string[]) => Match | NoMatch;
 type KeyChecker = (request: Request) => string | null;
 
+/** The methods of the board's files (PipelineOptions.pages). */
+const PAGE_METHODS = "GET, HEAD";
+
 /** Routes in table order: literal routes come first, so /tasks/next wins over /tasks/{task_id}. */
-function createRouter(routes: readonly Route[]): Router {
+function createRouter(routes: readonly Route[], pages: readonly string[]): Router {
   const compiled = routes.map((route) => ({ route, segments: route.path.split("/").slice(1) }));
+  const pagePaths = new Set(pages);
   return (method: string, segments: readonly string[]): Match | NoMatch => {
+    // Bun.serve answers a page's GET and HEAD itself; any other method of it comes here.
+    const isPage = pagePaths.has(`/${segments.join("/")}`);
+    if (isPage && method !== "GET" && method !== "HEAD") return { allow: PAGE_METHODS, isPublic: true };
     const allow: string[] = [];
     let isPublic = false;
     for (const { route, segments: expected } of compiled) {
@@ -346,6 +283,8 @@ function idempotencyRunner(services: Services) {
 
 export interface PipelineOptions {
   routes: readonly Route[];
+  /** Paths Bun.serve answers itself for GET and HEAD (the board's files): any other method is a 405 here. */
+  pages: readonly string[];
   services: Services;
   apiKeys: readonly string[];
 }
@@ -429,8 +368,8 @@ function logRequest(logger: Logger, request: Request, path: string, status: numb
 }
 
 /** Builds the Bun.serve `fetch` handler, and the reply of Bun's `error` hook. */
-export function createPipeline({ routes, services, apiKeys }: PipelineOptions) {
-  const findRoute = createRouter(routes);
+export function createPipeline({ routes, pages, services, apiKeys }: PipelineOptions) {
+  const findRoute = createRouter(routes, pages);
   const authenticate = keyChecker(apiKeys);
   const runIdempotent = idempotencyRunner(services);
   const { logger } = services;

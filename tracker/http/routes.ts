@@ -9,9 +9,10 @@ import { backup, dump } from "./admin.ts";
 import { streamEvents } from "./events.ts";
 import { allocateId, getRegistry, getReservation, raiseCounter, reserveIds } from "./ids.ts";
 import { openApiDocument } from "./openapi.ts";
-import { defineRoute, type Handler, json, type Route, type Services } from "./pipeline.ts";
+import { defineRoute, json } from "./pipeline.ts";
 import * as s from "./schemas.ts";
 import { addTasks, changeStatus, editTask, getTask, listProjects, listTasks, nextTask, renewLease, taskEvents } from "./tasks.ts";
+import type { Handler, Route, Services } from "./types.ts";
 
 /** GET /healthz: the version, and whether the database answers. */
 const healthz: Handler = async ({ services }) => {

@@ -111,8 +111,16 @@ function integer(min: number, max: number) {
     .max(max, { error: `must be between ${min} and ${max}` });
 }
 
-const taskId = matching(TASK_ID_PATTERN, TASK_ID_RULE);
-const projectId = matching(PROJECT_ID_PATTERN, PROJECT_ID_RULE);
+/** A URL reads `.` and `..` as path steps (`/tasks/../status` is `/status`): no ID is only dots. */
+function identifier(pattern: RegExp, rule: string) {
+  return z
+    .string({ error: mustBe("a string") })
+    .refine((value) => !/^\.+$/.test(value), { error: "must not be only dots" })
+    .regex(pattern, { error: `must be ${rule}` });
+}
+
+const taskId = identifier(TASK_ID_PATTERN, TASK_ID_RULE);
+const projectId = identifier(PROJECT_ID_PATTERN, PROJECT_ID_RULE);
 const artifactType = matching(ARTIFACT_TYPE_PATTERN, ARTIFACT_TYPE_RULE);
 const agentId = matching(PRINTABLE_ASCII_PATTERN, `1 to ${MAX_AGENT_ID_LENGTH} printable ASCII characters`).max(
   MAX_AGENT_ID_LENGTH,

@@ -8,11 +8,12 @@ import packageJson from "../../package.json" with { type: "json" };
 import { DEFAULT_CLAIM_TTL_SECONDS } from "../domain.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { Storage } from "../storage/storage.ts";
-import { boardRoutes } from "./board.ts";
-import { KEEP_ALIVE_MS, LiveStreams } from "./events.ts";
-import { createPipeline, IDEMPOTENCY_RETENTION_MS, type Services } from "./pipeline.ts";
+import { type BoardRoutes, boardRoutes } from "./board.ts";
+import { KEEP_ALIVE_MS, LiveStreams } from "./live-streams.ts";
+import { createPipeline, IDEMPOTENCY_RETENTION_MS } from "./pipeline.ts";
 import { routes } from "./routes.ts";
 import { runEvery } from "./timers.ts";
+import type { Services } from "./types.ts";
 
 export { apiKeyScope, IDEMPOTENCY_LEASE_MS, IDEMPOTENCY_RETENTION_MS, MAX_BODY_BYTES, requestFingerprint } from "./pipeline.ts";
 
@@ -66,6 +67,7 @@ function startTimers(services: Services): () => Promise<void> {
 
 async function listen(
   options: TrackerOptions,
+  board: BoardRoutes,
   handle: (request: Request, server: Server<unknown>) => Promise<Response>,
   internalError: () => Response,
 ) {
@@ -83,7 +85,7 @@ async function listen(
     // No limit of Bun's own: the pipeline enforces MAX_BODY_BYTES (declared or read) and answers
     // with the contract's 413 body, where Bun would answer with an empty one.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-    routes: await boardRoutes(),
+    routes: board,
     fetch: handle,
     error(error) {
       options.logger.log("error", "unhandled server error", describeError(error));
@@ -104,8 +106,9 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
     reservationTtlMs: (options.reservationTtlSeconds ?? 3600) * 1000,
     streams: new LiveStreams(options.keepAliveMs ?? KEEP_ALIVE_MS),
   };
-  const { handle, internalError } = createPipeline({ routes, services, apiKeys: options.apiKeys });
-  const server = await listen(options, handle, internalError);
+  const board = await boardRoutes();
+  const { handle, internalError } = createPipeline({ routes, services, apiKeys: options.apiKeys, pages: Object.keys(board) });
+  const server = await listen(options, board, handle, internalError);
   const stopTimers = startTimers(services);
 
   const port = server.port ?? 0;

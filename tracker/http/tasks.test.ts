@@ -212,7 +212,7 @@ describe("GET /tasks/<task_id>/events", () => {
   });
 });
 
-describe("leases", () => {
+describe("leases: claims and their holders", () => {
   beforeEach(async () => {
     await addTasks([task("T-1")]);
   });
@@ -249,6 +249,12 @@ describe("leases", () => {
     expect(released.body.updated_task).toMatchObject({ status: "pending", claimed_by: null, lease_expires_at: null });
     const events = (await t.request("GET", "/tasks/T-1/events")).body.events;
     expect(events.at(-1)).toMatchObject({ type: "force_released", agent_id: "person-c", details: { former_holder: "agent-a" } });
+  });
+});
+
+describe("leases: renewal and expiry", () => {
+  beforeEach(async () => {
+    await addTasks([task("T-1")]);
   });
 
   test("POST /tasks/<task_id>/heartbeat renews the holder's lease, and only the holder's", async () => {

@@ -2,7 +2,7 @@
 // hands it checked input), calls the storage once and encodes the answer.
 
 import { DEFAULT_LIST_LIMIT, type Task, type TaskRef, taskNotFound } from "../domain.ts";
-import { type Handler, json } from "./pipeline.ts";
+import { json } from "./pipeline.ts";
 import {
   checkBatch,
   type heartbeatBody,
@@ -14,6 +14,7 @@ import {
   type taskPath,
   type taskRefQuery,
 } from "./schemas.ts";
+import type { Handler } from "./types.ts";
 
 type TaskPath = typeof taskPath;
 type TaskRefQuery = typeof taskRefQuery;

@@ -66,7 +66,9 @@ describe("POST /tasks/batch", () => {
       },
     });
   });
+});
 
+describe("POST /tasks/batch: a bad task", () => {
   const badBatches: Array<[string, unknown, string]> = [
     ["a missing description", { tasks: [task("A"), { task_id: "B", project_id: "proj" }] }, "tasks[1].description is required"],
     ["an empty description", { tasks: [task("A", { description: "" })] }, "tasks[0].description must be 1 to 10000 characters"],
@@ -134,7 +136,9 @@ describe("POST /tasks/batch", () => {
       expect((await t.request("GET", "/tasks/A")).status).toBe(404);
     });
   }
+});
 
+describe("POST /tasks/batch: a body that is not JSON", () => {
   test("rejects malformed JSON, an empty body and bad UTF-8 with 400", async () => {
     expectError(
       await t.request("POST", "/tasks/batch", { rawBody: '{"tasks": [' }),
@@ -150,7 +154,9 @@ describe("POST /tasks/batch", () => {
       "The request body is not valid UTF-8",
     );
   });
+});
 
+describe("POST /tasks/batch: conflicts and dependencies", () => {
   test("a task that exists, or repeats in the batch, is 409 and nothing is added", async () => {
     await addTasks(task("OLD"));
     expectError(
@@ -249,7 +255,7 @@ describe("GET /tasks/next", () => {
   });
 });
 
-describe("PUT /tasks/<task_id>/status", () => {
+describe("PUT /tasks/<task_id>/status: transitions", () => {
   test("claim, release, claim again and complete, with the fields each sets", async () => {
     await addTasks(task("T-1"));
     const claimed = await setStatus("T-1", "in_progress", { "X-Agent-Id": "agent-7" });
@@ -311,7 +317,9 @@ describe("PUT /tasks/<task_id>/status", () => {
     await setStatus("B", "completed");
     expect((await setStatus("C", "in_progress")).status).toBe(200);
   });
+});
 
+describe("PUT /tasks/<task_id>/status: errors and races", () => {
   test("unknown task 404, bad bodies and a bad X-Agent-Id are 400", async () => {
     expectError(await setStatus("TASK-999", "completed"), 404, "not_found", "Task not found: TASK-999");
     await addTasks(task("T-1"));
@@ -364,7 +372,7 @@ describe("PUT /tasks/<task_id>/status", () => {
   });
 });
 
-describe("IDs", () => {
+describe("GET /ids/next", () => {
   test("GET /ids/next starts at 001 and pads to three digits, wider past 999", async () => {
     const first = await t.request("GET", "/ids/next?type=US&project=proj");
     expect(first.body).toEqual({ next_id: "US-001", artifact_type: "US", project_id: "proj", number: 1 });
@@ -387,7 +395,9 @@ describe("IDs", () => {
     expectError(await t.request("GET", "/ids/next?project=proj"), 400, "validation_failed", "type is required");
     expectError(await t.request("GET", "/ids/next?type=US"), 400, "validation_failed", "project is required");
   });
+});
 
+describe("POST /ids/reserve and GET /ids/reservations/<reservation_id>", () => {
   test("a reservation is contiguous, expires after the TTL and keeps its IDs", async () => {
     await t.request("PUT", "/ids/registry/proj/US", { body: { last_assigned_id: 27 } });
     const created = await t.request("POST", "/ids/reserve", { body: { type: "US", count: 6, project_id: "proj" } });
@@ -454,7 +464,9 @@ describe("IDs", () => {
       "reservation_id must be a UUID",
     );
   });
+});
 
+describe("PUT /ids/registry/<project_id>/<artifact_type>", () => {
   test("the registry import raises the counter, and 409 when it would lower it", async () => {
     const put = (path: string, body: unknown) => t.request("PUT", path, { body });
     expect((await put("/ids/registry/proj/US", { last_assigned_id: 27 })).body).toEqual({
@@ -477,7 +489,9 @@ describe("IDs", () => {
     expectError(await put("/ids/registry/proj/US", { last_assigned_id: "30" }), 400, "validation_failed");
     expectError(await put("/ids/registry/proj/US", {}), 400, "validation_failed", "last_assigned_id is required");
   });
+});
 
+describe("IDs under concurrency", () => {
   test("100 concurrent allocations and 10 concurrent reservations give unique, gap-free IDs", async () => {
     const allocations = Array.from({ length: 100 }, () => t.request("GET", "/ids/next?type=TASK&project=proj"));
     const reservations = Array.from({ length: 10 }, () =>

@@ -125,7 +125,7 @@ describe("a dump of SQLite", () => {
       start,
       null,
     );
-    writeFileSync(join(dir, ".tracker.db.dump-left-by-a-crash.copy"), "old");
+    writeFileSync(join(dir, `.tracker.db.dump-${crypto.randomUUID()}.copy`), "old");
     const chunks = dumpLines(await source.openSnapshot(), start);
     expect(readdirSync(dir).filter((name) => name.endsWith(".copy"))).toHaveLength(1);
     expect((await chunks.next()).value).toStartWith('{"kind":"header"');

@@ -4,7 +4,7 @@
 // that copy; a dump reads it page by page through a connection of its own, while the tracker goes on.
 
 import { Database } from "bun:sqlite";
-import { closeSync, openSync, readdirSync, rmSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readdirSync, rmSync } from "node:fs";
 import { type FileHandle, open, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
@@ -41,16 +41,23 @@ function newCopyPath(db: Database, purpose: string): string {
   const inMemory = file === "" || file === ":memory:";
   const dir = inMemory ? tmpdir() : dirname(file);
   const prefix = inMemory ? ".task-tracker-memory." : `.${basename(file)}.`;
-  if (!inMemory) {
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      if (name.startsWith(prefix) && name.endsWith(".copy") && !copiesInUse.has(path)) rmSync(path, { force: true });
-    }
-  }
+  if (!inMemory) removeLeftoverCopies(dir, prefix);
   const path = join(dir, `${prefix}${purpose}-${crypto.randomUUID()}.copy`);
   closeSync(openSync(path, "wx", 0o600));
   copiesInUse.add(path);
   return path;
+}
+
+/** What newCopyPath names a copy, after the database's prefix: `dump-<uuid>.copy`, `backup-<uuid>.copy`. */
+const COPY_NAME = /^(backup|dump)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.copy$/;
+
+/** Only the regular files named exactly as newCopyPath names them: anything else is not ours to delete. */
+function removeLeftoverCopies(dir: string, prefix: string): void {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (!name.startsWith(prefix) || !COPY_NAME.test(name.slice(prefix.length)) || copiesInUse.has(path)) continue;
+    if (lstatSync(path, { throwIfNoEntry: false })?.isFile()) rmSync(path, { force: true });
+  }
 }
 
 function removeCopy(path: string): void {
