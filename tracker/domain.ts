@@ -160,7 +160,10 @@ export const statusByErrorCode = {
   validation_failed: 400,
   invalid_transition: 400,
   unauthorized: 401,
+  /** An unknown endpoint. */
   not_found: 404,
+  task_not_found: 404,
+  reservation_not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
   ambiguous_task_id: 409,
@@ -363,7 +366,11 @@ export function invalidTransition(taskId: string, from: TaskStatus, to: TaskStat
 
 export function taskNotFound(ref: TaskRef): ApiError {
   const where = ref.projectId === null ? "" : ` in project ${ref.projectId}`;
-  return new ApiError("not_found", `Task not found: ${ref.taskId}${where}`);
+  return new ApiError("task_not_found", `Task not found: ${ref.taskId}${where}`);
+}
+
+export function reservationNotFound(reservationId: string): ApiError {
+  return new ApiError("reservation_not_found", `Reservation not found: ${reservationId}`);
 }
 
 // ---------------------------------------------------------------------------

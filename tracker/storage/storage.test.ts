@@ -135,7 +135,7 @@ describe("tasks", () => {
     expect([done.status, done.completion_notes, done.completed_at]).toEqual(["completed", "ok", now.toISOString()]);
     expect((await move("b", "in_progress")).status).toBe("in_progress");
     expect(await rejection(move("missing", "in_progress"))).toEqual({
-      code: "not_found",
+      code: "task_not_found",
       message: "Task not found: missing",
     });
   });
@@ -265,7 +265,7 @@ describe("task identity", () => {
     expect(await rejection(storage.getTask(ref("T-1")))).toEqual(ambiguous);
     expect(await rejection(move("T-1", "in_progress"))).toEqual(ambiguous);
     expect(await rejection(move("T-1", "in_progress", { ref: ref("T-1", "docs") }))).toEqual({
-      code: "not_found",
+      code: "task_not_found",
       message: "Task not found: T-1 in project docs",
     });
     const claimed = await move("T-1", "in_progress", { ref: ref("T-1", "api") });
@@ -448,7 +448,7 @@ describe("history", () => {
 
   test("the history of an unknown or ambiguous task is an error like getTask's", async () => {
     expect(await rejection(storage.listTaskEvents(ref("ghost", "p")))).toEqual({
-      code: "not_found",
+      code: "task_not_found",
       message: "Task not found: ghost in project p",
     });
     await add([newTask("t", { project_id: "x" }), newTask("t", { project_id: "y" })]);
@@ -662,7 +662,7 @@ describe("holders", () => {
       message: "cannot renew a: it is pending",
     });
     expect((await rejection(storage.renewLease({ ref: ref("ghost"), agentId: null, leaseSeconds: null, now }))).code).toBe(
-      "not_found",
+      "task_not_found",
     );
   });
 });
@@ -717,7 +717,7 @@ describe("updateTask", () => {
       code: "invalid_transition",
       message: "cannot edit a: it is completed",
     });
-    expect((await rejection(edit("ghost", { priority: "low" }))).code).toBe("not_found");
+    expect((await rejection(edit("ghost", { priority: "low" }))).code).toBe("task_not_found");
   });
 });
 
