@@ -50,7 +50,7 @@ const notFoundCodeByPathParameter: Record<string, ErrorCode> = {
 };
 
 function notFoundCodes(route: Route): ErrorCode[] {
-  const names = Object.keys(route.params?.shape ?? {});
+  const names = [...route.path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]!);
   return names.flatMap((name) => notFoundCodeByPathParameter[name] ?? []);
 }
 
