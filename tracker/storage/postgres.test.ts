@@ -17,6 +17,7 @@ import { createLogger } from "../log.ts";
 import { makePostgresSchema, type PostgresTestSchema } from "../testing.ts";
 import { openPostgresStorage, type PostgresStorage, redactDatabaseUrl } from "./postgres.ts";
 import postgresV1Sql from "./schema/postgres-v1.sql" with { type: "text" };
+import postgresV2Sql from "./schema/postgres-v2.sql" with { type: "text" };
 import { type IdempotencyClaim, StoredResponseReplay } from "./storage.ts";
 
 const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
@@ -420,6 +421,24 @@ if (onPostgres)
         const events = await storage.listTaskEvents(ref("T-1"));
         expect(events.at(-1)).toMatchObject({ type: "force_released", agent_id: "c", details: { former_holder: "b" } });
       });
+      test("the former holder hears claim_lost with force and on a claim without a holder, until it claims again", async () => {
+        const storage = await open();
+        await storage.addTasks([newTask("T-1")], now, null);
+        const as = (to: StatusChange["to"], agentId: string | null, force = false) =>
+          storage.changeTaskStatus({ ...change("T-1", to), agentId, force });
+        await as("in_progress", "a");
+        await runOutLeases();
+        await as("in_progress", null);
+        const lostToAnonymous = { code: "claim_lost", message: expect.stringContaining("an agent that sent no X-Agent-Id") };
+        await expect(as("completed", "a")).rejects.toMatchObject(lostToAnonymous);
+        await expect(as("pending", "a", true)).rejects.toMatchObject(lostToAnonymous);
+        await as("pending", null);
+        await as("in_progress", "a");
+        await as("pending", "a");
+        await as("in_progress", "b");
+        await expect(as("completed", "a")).rejects.toMatchObject({ code: "not_claim_holder" });
+      });
+
       test("a lease that ran out before the sweep ends its claim in the step that finds it", async () => {
         const storage = await open();
         await storage.addTasks([newTask("a"), newTask("b")], now, null);
@@ -536,6 +555,101 @@ if (onPostgres)
             retentionMs: 86_400_000,
           }),
         ).toMatchObject({ outcome: "claimed" });
+
+        const fresh = await makePostgresSchema();
+        try {
+          await (await open(fresh.url)).ping();
+          expect(await describeTables(schema.url)).toEqual(await describeTables(fresh.url));
+        } finally {
+          for (const storage of opened.splice(1)) await storage.close();
+          await fresh.drop();
+        }
+      });
+    });
+
+    describe("an upgrade from schema version 2", () => {
+      /**
+       * Release 0.2.0 kept a lost claim only in the history: the former holder of the task's last
+       * claim_expired, unless that agent claimed the task again since.
+       */
+      async function fillVersion2(sql: SQL): Promise<void> {
+        const at = "2026-11-01T10:00:00.000Z";
+        const lease = "2026-11-01T10:30:00.000Z";
+        const later = "2026-11-01T11:30:00.000Z";
+        await sql`
+          INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
+                             unfinished_deps, status, claimed_by, completion_notes, created_at, updated_at, started_at,
+                             completed_at, lease_expires_at, lease_seconds)
+          VALUES (1, 'LOST', 'v2', 'lost', '[]', '[]', 'high', 0, '[]', 0, 'pending', NULL, '', ${at}, ${at}, NULL, NULL, NULL, NULL),
+                 (2, 'HELD', 'v2', 'held', '[]', '[]', 'high', 0, '[]', 0, 'in_progress', 'agent-d', '', ${at}, ${at}, ${at}, NULL,
+                  '2099-01-01T00:00:00Z', 1800),
+                 (3, 'BACK', 'v2', 'back', '[]', '[]', 'high', 0, '[]', 0, 'in_progress', 'agent-b', '', ${at}, ${at}, ${at}, NULL,
+                  '2099-01-01T00:00:00Z', 1800),
+                 (4, 'NEVER', 'v2', 'never', '[]', '[]', 'high', 0, '[]', 0, 'pending', NULL, '', ${at}, ${at}, NULL, NULL, NULL, NULL)`;
+        const expired = (holder: string, until: string) => ({ former_holder: holder, lease_expires_at: until });
+        const claimed = { lease_expires_at: lease };
+        const events: Array<[number, string, string | null, string, string, Record<string, unknown>]> = [
+          [1, "claimed", "agent-x", "pending", "in_progress", claimed],
+          [1, "claim_expired", null, "in_progress", "pending", expired("agent-x", lease)],
+          [1, "claimed", "agent-a", "pending", "in_progress", claimed],
+          [1, "claim_expired", null, "in_progress", "pending", expired("agent-a", later)],
+          [2, "claimed", "agent-c", "pending", "in_progress", claimed],
+          [2, "claim_expired", null, "in_progress", "pending", expired("agent-c", lease)],
+          [2, "claimed", "agent-d", "pending", "in_progress", claimed],
+          [3, "claimed", "agent-b", "pending", "in_progress", claimed],
+          [3, "claim_expired", null, "in_progress", "pending", expired("agent-b", lease)],
+          [3, "claimed", "agent-b", "pending", "in_progress", claimed],
+        ];
+        for (const [seq, type, agent, from, to, details] of events) {
+          await sql`
+            INSERT INTO task_events (task_seq, type, at, agent_id, from_status, to_status, details)
+            VALUES (${seq}, ${type}, ${at}, ${agent}, ${from}, ${to}, ${details})`;
+        }
+        await sql`SELECT setval(pg_get_serial_sequence('tasks', 'seq'), 4)`;
+      }
+
+      test("keeps every lost claim, now in the task's columns, and ends with the tables of a fresh database", async () => {
+        await admin.unsafe(postgresV2Sql);
+        await admin`CREATE TABLE tracker_schema (version integer NOT NULL)`;
+        await admin`INSERT INTO tracker_schema (version) VALUES (2)`;
+        await fillVersion2(admin);
+        const storage = await open();
+        expect(await admin`SELECT version FROM tracker_schema`).toEqual([{ version: SCHEMA_VERSION }]);
+        const lost = await admin<{ task_id: string; lost_by: string | null; lost_at: Date | null }[]>`
+          SELECT task_id, lost_by, lost_at FROM tasks ORDER BY seq`;
+        expect(lost.map((row) => [row.task_id, row.lost_by, row.lost_at?.toISOString() ?? null])).toEqual([
+          ["LOST", "agent-a", "2026-11-01T11:30:00.000Z"],
+          ["HELD", "agent-c", "2026-11-01T10:30:00.000Z"],
+          ["BACK", null, null],
+          ["NEVER", null, null],
+        ]);
+        const v2 = (taskId: string) => ({ projectId: "v2", taskId });
+        const refusal = (taskId: string, agentId: string) =>
+          storage.changeTaskStatus({ ...change(taskId, "completed"), ref: v2(taskId), agentId }).then(
+            () => null,
+            (error: { code: string; message: string }) => ({ code: error.code, message: error.message }),
+          );
+        expect(await refusal("LOST", "agent-a")).toEqual({
+          code: "claim_lost",
+          message: "Your claim on LOST expired at 2026-11-01T11:30:00.000Z; it is pending again: claim it again to go on",
+        });
+        expect(await refusal("HELD", "agent-c")).toEqual({
+          code: "claim_lost",
+          message: "Your claim on HELD expired at 2026-11-01T10:30:00.000Z; it is now claimed by agent-d",
+        });
+        expect(
+          (await storage.changeTaskStatus({ ...change("BACK", "completed"), ref: v2("BACK"), agentId: "agent-b" })).status,
+        ).toBe("completed");
+        const snapshot = await storage.openSnapshot();
+        const dumped = [];
+        for await (const page of snapshot.tasks()) dumped.push(...page);
+        await snapshot.close();
+        expect(dumped.map((task) => [task.task_id, task.lost_by, task.lost_at])).toEqual([
+          ["LOST", "agent-a", "2026-11-01T11:30:00.000Z"],
+          ["HELD", "agent-c", "2026-11-01T10:30:00.000Z"],
+          ["BACK", null, null],
+          ["NEVER", null, null],
+        ]);
 
         const fresh = await makePostgresSchema();
         try {

@@ -197,6 +197,39 @@ describe("upgrade from schema version 1", () => {
     expect(describeSchema(upgraded)).toEqual(describeSchema(fresh));
   });
 
+  test("a database of version 2 (release 0.2.0, the same tables) opens at the current version with its lost claims", async () => {
+    const path = join(dir, "version2.db");
+    storage = await openSqliteStorage({ path });
+    const at = (second: number) => new Date(Date.parse(created) + second * 1000);
+    const task = { project_id: "web", description: "Lost", inputs: [], outputs: [], priority: "high" as const };
+    await storage.addTasks([{ ...task, task_id: "T-1", depends_on: [], status: "pending", completion_notes: "" }], at(0), null);
+    const change = {
+      ref: { projectId: "web", taskId: "T-1" },
+      completionNotes: "",
+      agentId: "agent-1",
+      leaseSeconds: 60,
+      force: false,
+    };
+    await storage.changeTaskStatus({ ...change, to: "in_progress", now: at(0) });
+    expect(await storage.expireLeases(at(61))).toBe(1);
+    await storage.close();
+    storage = undefined;
+    const db = new Database(path);
+    db.run("PRAGMA user_version = 2");
+    db.close();
+
+    storage = await openSqliteStorage({ path });
+    await expect(storage.changeTaskStatus({ ...change, to: "completed", now: at(62) })).rejects.toMatchObject({
+      code: "claim_lost",
+      message: `Your claim on T-1 expired at ${at(60).toISOString()}; it is pending again: claim it again to go on`,
+    });
+    await storage.close();
+    storage = undefined;
+    const reopened = new Database(path, { readonly: true });
+    expect(reopened.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
+    reopened.close();
+  });
+
   test("a database newer than this service is refused with a sentence", async () => {
     const path = join(dir, "newer.db");
     const db = new Database(path, { create: true });

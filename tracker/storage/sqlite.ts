@@ -13,28 +13,31 @@ import {
   ambiguousTaskId,
   cannotEditCompleted,
   cannotLowerCounter,
-  cannotRenew,
-  claimLost,
+  checkRenewal,
+  claimBlocked,
+  claimExpiredDetails,
   countUnfinishedDependencies,
-  DEFAULT_CLAIM_TTL_SECONDS,
+  decideStatusChange,
   decodeTaskCursor,
+  editChanges,
   encodeTaskCursor,
   type IdCounter,
   idempotencyInFlight,
   idsExhausted,
-  invalidTransition,
-  isAllowedTransition,
   type LeaseRenewal,
+  leaseRanOut,
+  lostClaimAfterClaim,
+  lostClaimOf,
   lostRace,
   MAX_ID_NUMBER,
   type NewReservation,
   type NewTask,
-  notClaimHolder,
   type Priority,
   type ProjectSummary,
   PURGE_BATCH_SIZE,
   priorityRank,
   type Reservation,
+  renewalLeaseSeconds,
   SCHEMA_VERSION,
   type StatusChange,
   type Task,
@@ -51,7 +54,6 @@ import {
   taskAlreadyExists,
   taskListParts,
   taskNotFound,
-  unfinishedDependencies,
   validationError,
 } from "../domain.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
@@ -203,6 +205,11 @@ function applySchema(db: Database): void {
   }
   if (current === SCHEMA_VERSION) return;
   if (current === 1) return upgradeFromVersion1(db);
+  // Version 3 changed only PostgreSQL's tables (a lost claim in columns, as SQLite's already were).
+  if (current === 2) {
+    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    return;
+  }
   db.transaction(() => {
     db.run(schemaSql);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
@@ -393,13 +400,10 @@ function prepareTaskWrites(db: Database) {
       "INSERT OR IGNORE INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)",
     ),
     // Compare-and-set: each names the status it expects, so a lost race changes no row.
-    // The agent that lost this task's lease and claims it again is no longer a loser.
-    claim: db.prepare<TaskRow, [string | null, string, string, number, number]>(
+    claim: db.prepare<TaskRow, [string | null, string, string, number, string | null, string | null, number]>(
       `UPDATE tasks SET status = 'in_progress', claimed_by = ?1, started_at = ?2, updated_at = ?2,
-                        lease_expires_at = ?3, lease_seconds = ?4,
-                        lost_by = CASE WHEN lost_by = ?1 THEN NULL ELSE lost_by END,
-                        lost_at = CASE WHEN lost_by = ?1 THEN NULL ELSE lost_at END
-       WHERE seq = ?5 AND status = 'pending' AND unfinished_deps = 0 RETURNING *`,
+                        lease_expires_at = ?3, lease_seconds = ?4, lost_by = ?5, lost_at = ?6
+       WHERE seq = ?7 AND status = 'pending' AND unfinished_deps = 0 RETURNING *`,
     ),
     complete: db.prepare<TaskRow, [string, string, number]>(
       `UPDATE tasks SET status = 'completed', completion_notes = ?1, completed_at = ?2, updated_at = ?2,
@@ -411,14 +415,14 @@ function prepareTaskWrites(db: Database) {
                         lease_expires_at = NULL, lease_seconds = NULL
        WHERE seq = ? AND status = 'in_progress' RETURNING *`,
     ),
-    // SET reads the row as it was: lost_by and lost_at take the holder and lease being cleared.
-    expireOne: db.prepare<TaskRow, [string, number]>(
-      `UPDATE tasks SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
+    expireOne: db.prepare<TaskRow, [string | null, string | null, string, number]>(
+      `UPDATE tasks SET status = 'pending', lost_by = ?, lost_at = ?,
                         claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
                         updated_at = ?
        WHERE seq = ? AND status = 'in_progress' RETURNING *`,
     ),
-    // The claims in progress are few: their index is scanned for the leases that ran out.
+    // The claims in progress are few: their index is scanned for the leases that ran out. SET reads
+    // the row as it was: lost_by and lost_at take the holder and lease being cleared (lostClaimOf).
     expireDue: db.prepare<TaskRow, [string, string]>(
       `UPDATE tasks INDEXED BY tasks_in_progress SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
                         claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
@@ -812,51 +816,39 @@ export class SqliteStorage implements Storage {
   }
 
   /** A claim whose lease ran out by `now` ends here, before anything else reads the row. */
-  private expireIfDue(row: TaskRow, now: Date): TaskRow {
-    if (row.status !== "in_progress" || row.lease_expires_at === null || row.lease_expires_at > now.toISOString()) {
-      return row;
-    }
-    const expired = this.taskWrites.expireOne.get(now.toISOString(), row.seq)!;
+  private endLapsedClaim(row: TaskRow, now: Date): TaskRow {
+    if (!leaseRanOut(row, now)) return row;
+    const lost = lostClaimOf(row);
+    const expired = this.taskWrites.expireOne.get(lost.lost_by, lost.lost_at, now.toISOString(), row.seq)!;
     this.recordExpiry(expired, now.toISOString());
     return expired;
   }
 
   private recordExpiry(row: TaskRow, at: string): void {
-    const details = { former_holder: row.lost_by, lease_expires_at: row.lost_at };
-    this.recordEvent(row, "claim_expired", { agentId: null, from: "in_progress", at }, details);
-  }
-
-  /** The agent whose lease on this task ran out, and that does not hold it again, hears so. */
-  private refuseLostClaim(row: TaskRow, agentId: string | null): void {
-    if (agentId === null || row.lost_by !== agentId || row.claimed_by === agentId || row.status === "completed") return;
-    const holder = row.status === "in_progress" ? (row.claimed_by ?? "an agent that sent no X-Agent-Id") : null;
-    throw claimLost(row.task_id, row.lost_at!, holder);
-  }
-
-  /** Only the holder of a claim moves it on; returns true when `force` releases another's claim. */
-  private checkHolder(row: TaskRow, agentId: string | null, mayForce: boolean): boolean {
-    if (row.claimed_by === null || row.claimed_by === agentId) return false;
-    if (mayForce) return true;
-    throw notClaimHolder(row.task_id, row.claimed_by, row.lease_expires_at);
+    this.recordEvent(row, "claim_expired", { agentId: null, from: "in_progress", at }, claimExpiredDetails(row));
   }
 
   private applyStatusChange(change: StatusChange): Task {
-    const { to, agentId, now } = change;
-    const row = this.expireIfDue(this.requireTaskRow(change.ref), now);
-    if (to !== "in_progress") this.refuseLostClaim(row, agentId);
-    if (!isAllowedTransition(row.status, to)) throw invalidTransition(row.task_id, row.status, to);
-    if (to === "in_progress") return this.claim(row, change);
-    const forced = this.checkHolder(row, agentId, to === "pending" && change.force);
-    return to === "completed" ? this.complete(row, change) : this.release(row, change, forced);
+    const row = this.endLapsedClaim(this.requireTaskRow(change.ref), change.now);
+    const decided = decideStatusChange(row, change);
+    if (decided.step === "claim") return this.claim(row, change);
+    return decided.step === "complete" ? this.complete(row, change) : this.release(row, change, decided.forced);
   }
 
   private claim(row: TaskRow, change: StatusChange): Task {
-    if (row.unfinished_deps > 0) {
-      throw invalidTransition(row.task_id, row.status, "in_progress", this.describeUnfinished(row));
-    }
+    if (row.unfinished_deps > 0) throw claimBlocked(row, this.unfinishedDependencyIds(row));
     const at = change.now.toISOString();
     const leaseExpiresAt = addSeconds(change.now, change.leaseSeconds);
-    const claimed = this.taskWrites.claim.get(change.agentId, at, leaseExpiresAt, change.leaseSeconds, row.seq);
+    const lost = lostClaimAfterClaim(row, change.agentId);
+    const claimed = this.taskWrites.claim.get(
+      change.agentId,
+      at,
+      leaseExpiresAt,
+      change.leaseSeconds,
+      lost.lost_by,
+      lost.lost_at,
+      row.seq,
+    );
     if (!claimed) throw lostRace(row.task_id, row.status, "in_progress");
     this.recordEvent(claimed, "claimed", { agentId: change.agentId, from: "pending", at }, { lease_expires_at: leaseExpiresAt });
     return toTask(claimed);
@@ -882,19 +874,17 @@ export class SqliteStorage implements Storage {
     return toTask(released);
   }
 
-  private describeUnfinished(row: TaskRow): string {
-    const waiting = [...new Set(JSON.parse(row.depends_on) as string[])].filter(
+  /** The task's dependencies that are not completed, each once. */
+  private unfinishedDependencyIds(row: TaskRow): string[] {
+    return [...new Set(JSON.parse(row.depends_on) as string[])].filter(
       (id) => this.taskReads.byRef.get(id, row.project_id)?.status !== "completed",
     );
-    return unfinishedDependencies(waiting);
   }
 
   private applyLeaseRenewal(renewal: LeaseRenewal): Task {
-    const row = this.expireIfDue(this.requireTaskRow(renewal.ref), renewal.now);
-    this.refuseLostClaim(row, renewal.agentId);
-    if (row.status !== "in_progress") throw cannotRenew(row.task_id, row.status);
-    this.checkHolder(row, renewal.agentId, false);
-    const seconds = renewal.leaseSeconds ?? row.lease_seconds ?? DEFAULT_CLAIM_TTL_SECONDS;
+    const row = this.endLapsedClaim(this.requireTaskRow(renewal.ref), renewal.now);
+    checkRenewal(row, renewal.agentId);
+    const seconds = renewalLeaseSeconds(renewal.leaseSeconds, row.lease_seconds);
     const renewed = this.taskWrites.renew.get(addSeconds(renewal.now, seconds), row.seq);
     if (!renewed) throw lostRace(row.task_id, row.status, "in_progress");
     return toTask(renewed);
@@ -902,15 +892,8 @@ export class SqliteStorage implements Storage {
 
   private applyEdit(edit: TaskEdit): Task {
     const row = this.requireTaskRow(edit.ref);
-    if (row.status === "completed") throw cannotEditCompleted(row.task_id);
-    const details: Record<string, { from: string; to: string }> = {};
-    if (edit.priority !== undefined && edit.priority !== row.priority) {
-      details.priority = { from: row.priority, to: edit.priority };
-    }
-    if (edit.description !== undefined && edit.description !== row.description) {
-      details.description = { from: row.description, to: edit.description };
-    }
-    if (Object.keys(details).length === 0) return toTask(row);
+    const details = editChanges(row, edit);
+    if (details === null) return toTask(row);
     const priority = edit.priority ?? row.priority;
     const at = edit.now.toISOString();
     const edited = this.taskWrites.edit.get(priority, priorityRank[priority], edit.description ?? row.description, at, row.seq);

@@ -600,6 +600,24 @@ describe.skipIf(!leasesFollowTheGivenClock)("leases by the given clock", () => {
     expect((await move("a", "completed", { now: at(202) })).status).toBe("completed");
   });
 
+  test("the former holder hears claim_lost with force and on a claim without a holder, until it claims again", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { leaseSeconds: 60 });
+    await storage.expireLeases(at(61));
+    await move("a", "in_progress", { agentId: null, now: at(62) });
+    const lostToAnonymous = {
+      code: "claim_lost",
+      message: `Your claim on a expired at ${at(60).toISOString()}; it is now claimed by an agent that sent no X-Agent-Id`,
+    };
+    expect(await rejection(move("a", "completed", { now: at(63) }))).toEqual(lostToAnonymous);
+    expect(await rejection(move("a", "pending", { force: true, now: at(63) }))).toEqual(lostToAnonymous);
+    await move("a", "pending", { agentId: null, now: at(64) });
+    await move("a", "in_progress", { now: at(65) });
+    await move("a", "pending", { now: at(66) });
+    await move("a", "in_progress", { agentId: "agent-2", now: at(67) });
+    expect((await rejection(move("a", "completed", { now: at(68) }))).code).toBe("not_claim_holder");
+  });
+
   test("a lease that ran out before the expiry sweep still ends the claim of its holder", async () => {
     await add([newTask("a"), newTask("b")]);
     await move("a", "in_progress", { leaseSeconds: 60 });
