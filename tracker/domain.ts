@@ -516,6 +516,10 @@ export function idempotencyInFlight(): ApiError {
   return new ApiError("idempotency_in_flight", "A request with this Idempotency-Key is still running; retry later");
 }
 
+export function idempotencyMismatch(): ApiError {
+  return new ApiError("idempotency_mismatch", "This Idempotency-Key was already used for a different request");
+}
+
 export function notClaimHolder(taskId: string, holder: string, leaseExpiresAt: string | null): ApiError {
   const until = leaseExpiresAt === null ? "" : ` until ${leaseExpiresAt}`;
   return new ApiError(

@@ -38,6 +38,7 @@ import {
   editChanges,
   encodeTaskCursor,
   type IdCounter,
+  idempotencyMismatch,
   idsExhausted,
   type LeaseRenewal,
   leaseRanOut,
@@ -78,7 +79,7 @@ import { noBackupOnPostgres, openPostgresSnapshot, restorePostgres } from "./pos
 import schemaSql from "./schema/postgres.sql" with { type: "text" };
 import upgradeTo2Sql from "./schema/postgres-upgrade-2.sql" with { type: "text" };
 import upgradeTo3Sql from "./schema/postgres-upgrade-3.sql" with { type: "text" };
-import { type ClaimedKey, InFlightKeys, idempotencyMismatch, requireStorableText } from "./shared.ts";
+import { type ClaimedKey, InFlightKeys, requireStorableText } from "./shared.ts";
 import {
   type IdempotencyClaim,
   type IdempotencyOutcome,
@@ -1016,6 +1017,39 @@ export class PostgresStorage implements Storage {
     return last - count + 1;
   }
 
+  private async insertReservation(tx: TransactionSQL, reservation: NewReservation): Promise<Reservation> {
+    const first = await this.takeNumbers(tx, reservation.projectId, reservation.artifactType, reservation.count);
+    await tx`
+      INSERT INTO reservations
+        (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
+      VALUES (${reservation.reservationId}, ${reservation.projectId}, ${reservation.artifactType}, ${first},
+              ${reservation.count}, ${reservation.createdAt}, ${reservation.expiresAt})`;
+    return {
+      reservationId: reservation.reservationId,
+      projectId: reservation.projectId,
+      artifactType: reservation.artifactType,
+      firstNumber: first,
+      count: reservation.count,
+      expiresAt: reservation.expiresAt.toISOString(),
+    };
+  }
+
+  private async raiseCounter(tx: TransactionSQL, projectId: string, artifactType: string, lastAssigned: number) {
+    // The conflicting row is locked even when the WHERE keeps it unchanged, so the value read
+    // below for the error sentence is the one that refused.
+    const raised = await tx`
+      INSERT INTO id_counters (project_id, artifact_type, last_assigned)
+      VALUES (${projectId}, ${artifactType}, ${lastAssigned})
+      ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = excluded.last_assigned
+      WHERE id_counters.last_assigned <= excluded.last_assigned`;
+    if (raised.count === 0) {
+      const [row] = await tx<{ last_assigned: string }[]>`
+        SELECT last_assigned FROM id_counters WHERE project_id = ${projectId} AND artifact_type = ${artifactType}`;
+      throw cannotLowerCounter(projectId, artifactType, Number(row!.last_assigned), lastAssigned);
+    }
+    return lastAssigned;
+  }
+
   /** One part of GET /tasks from its own index, after `after` (a cursor's position in that part). */
   private async readPart(query: TaskListQuery, part: TaskListPart, after: TaskListPosition | null, limit: number) {
     const params: unknown[] = [];
@@ -1116,14 +1150,14 @@ export class PostgresStorage implements Storage {
   }
 
   async listTaskEvents(ref: TaskRef): Promise<TaskEvent[]> {
-    const row = await this.getTaskRow(ref);
+    const row = await this.requireTaskRow(ref);
     const events = await this.statement(
       (sql) => sql<EventRow[]>`SELECT * FROM task_events WHERE task_seq = ${row.seq} ORDER BY event_id`,
     );
     return events.map((event) => toEvent(event, row));
   }
 
-  private async getTaskRow(ref: TaskRef): Promise<TaskRow> {
+  private async requireTaskRow(ref: TaskRef): Promise<TaskRow> {
     const rows = await this.statement((sql) =>
       ref.projectId === null
         ? sql<TaskRow[]>`SELECT * FROM tasks WHERE task_id = ${ref.taskId}`
@@ -1185,22 +1219,7 @@ export class PostgresStorage implements Storage {
   }
 
   async reserveIds(reservation: NewReservation, idempotency?: IdempotentWrite<Reservation>): Promise<Reservation> {
-    return this.write(idempotency, async (tx) => {
-      const first = await this.takeNumbers(tx, reservation.projectId, reservation.artifactType, reservation.count);
-      await tx`
-        INSERT INTO reservations
-          (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
-        VALUES (${reservation.reservationId}, ${reservation.projectId}, ${reservation.artifactType}, ${first},
-                ${reservation.count}, ${reservation.createdAt}, ${reservation.expiresAt})`;
-      return {
-        reservationId: reservation.reservationId,
-        projectId: reservation.projectId,
-        artifactType: reservation.artifactType,
-        firstNumber: first,
-        count: reservation.count,
-        expiresAt: reservation.expiresAt.toISOString(),
-      };
-    });
+    return this.write(idempotency, (tx) => this.insertReservation(tx, reservation));
   }
 
   async getReservation(reservationId: string): Promise<Reservation | null> {
@@ -1218,21 +1237,7 @@ export class PostgresStorage implements Storage {
     lastAssigned: number,
     idempotency?: IdempotentWrite<number>,
   ): Promise<number> {
-    return this.write(idempotency, async (tx) => {
-      // The conflicting row is locked even when the WHERE keeps it unchanged, so the value read
-      // below for the error sentence is the one that refused.
-      const raised = await tx`
-        INSERT INTO id_counters (project_id, artifact_type, last_assigned)
-        VALUES (${projectId}, ${artifactType}, ${lastAssigned})
-        ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = excluded.last_assigned
-        WHERE id_counters.last_assigned <= excluded.last_assigned`;
-      if (raised.count === 0) {
-        const [row] = await tx<{ last_assigned: string }[]>`
-          SELECT last_assigned FROM id_counters WHERE project_id = ${projectId} AND artifact_type = ${artifactType}`;
-        throw cannotLowerCounter(projectId, artifactType, Number(row!.last_assigned), lastAssigned);
-      }
-      return lastAssigned;
-    });
+    return this.write(idempotency, (tx) => this.raiseCounter(tx, projectId, artifactType, lastAssigned));
   }
 
   async listRegistry(projectId: string | null, now: Date): Promise<{ counters: IdCounter[]; reservations: Reservation[] }> {

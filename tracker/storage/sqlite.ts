@@ -22,7 +22,6 @@ import {
   editChanges,
   encodeTaskCursor,
   type IdCounter,
-  idempotencyInFlight,
   idsExhausted,
   type LeaseRenewal,
   leaseRanOut,
@@ -60,6 +59,7 @@ import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.
 // Imported as text so that a compiled binary carries them (no file beside the binary to read).
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import upgradeFromVersion1Sql from "./schema/sqlite-v1-to-v2.sql" with { type: "text" };
+import { InFlightKeys } from "./shared.ts";
 import { openSqliteBackup, openSqliteSnapshot, restoreSqlite } from "./sqlite-dump.ts";
 import type {
   IdempotencyClaim,
@@ -140,12 +140,8 @@ interface IdempotencyRow {
   created_at: number;
 }
 
-/** A request holding an Idempotency-Key that has not answered yet. */
-interface InFlightKey {
-  fingerprint: string;
-  token: string;
-  claimedAt: number;
-  leaseUntil: number;
+/** What SQLite notes of a claimed Idempotency-Key (InFlightKeys), for writing its row. */
+interface KeyNote {
   lookup: number;
   /** An expired row of the same key is still stored and must make way. */
   replacesExpiredRow: boolean;
@@ -589,16 +585,12 @@ interface QueuedWrite {
   reject: (error: unknown) => void;
 }
 
-function inFlightSlot(scope: string, key: string): string {
-  return `${scope}\n${key}`;
-}
-
 /**
  * 48 bits of SHA-256 of scope and key: the indexed column. Its index entries are small, so the
  * random inserts of client-chosen keys dirty few pages; a lookup still compares scope and key.
  */
-function idempotencyLookup(slot: string): number {
-  return createHash("sha256").update(slot).digest().readUIntBE(0, 6);
+function idempotencyLookup(scope: string, key: string): number {
+  return createHash("sha256").update(`${scope}\n${key}`).digest().readUIntBE(0, 6);
 }
 
 export class SqliteStorage implements Storage {
@@ -608,7 +600,7 @@ export class SqliteStorage implements Storage {
    * database file is held by this process alone (locking_mode EXCLUSIVE): no other instance can
    * be running a request on it, and after a crash nothing is in flight.
    */
-  private readonly inFlight = new Map<string, InFlightKey>();
+  private readonly inFlight = new InFlightKeys<KeyNote>();
   private readonly listeners = new Set<(change: TaskChange) => void>();
 
   private readonly taskReads: ReturnType<typeof prepareTaskReads>;
@@ -919,25 +911,23 @@ export class SqliteStorage implements Storage {
   }
 
   private saveResponse(claim: IdempotencyClaim, response: StoredResponse): void {
-    const slot = inFlightSlot(claim.scope, claim.key);
-    const inFlight = this.inFlight.get(slot);
-    // The lease ran out and another request took the key over: it owns the effect now.
-    if (inFlight?.token !== claim.token) throw idempotencyInFlight();
-    if (inFlight.replacesExpiredRow) this.idempotencyKeys.delete.run(inFlight.lookup, claim.scope, claim.key);
+    const claimed = this.inFlight.current(claim);
+    const { lookup, replacesExpiredRow } = claimed.note;
+    if (replacesExpiredRow) this.idempotencyKeys.delete.run(lookup, claim.scope, claim.key);
     this.idempotencyKeys.insert.run(
-      inFlight.lookup,
+      lookup,
       claim.scope,
       claim.key,
-      inFlight.fingerprint,
+      claimed.fingerprint,
       response.status,
       response.body,
-      inFlight.claimedAt,
+      claimed.claimedAt.getTime(),
     );
     // Still inside the same synchronous turn as the commit: no other request sees the gap.
-    this.inFlight.delete(slot);
+    this.inFlight.release(claim);
   }
 
-  private insertReservationRow(reservation: NewReservation): Reservation {
+  private insertReservation(reservation: NewReservation): Reservation {
     const first = this.takeNumbers(reservation.projectId, reservation.artifactType, reservation.count);
     const expiresAt = reservation.expiresAt.toISOString();
     this.ids.insertReservation.run(
@@ -1049,7 +1039,7 @@ export class SqliteStorage implements Storage {
   }
 
   async reserveIds(reservation: NewReservation, idempotency?: IdempotentWrite<Reservation>): Promise<Reservation> {
-    return this.idempotentWrite(() => this.insertReservationRow(reservation), idempotency);
+    return this.idempotentWrite(() => this.insertReservation(reservation), idempotency);
   }
 
   async getReservation(reservationId: string): Promise<Reservation | null> {
@@ -1075,29 +1065,15 @@ export class SqliteStorage implements Storage {
   // --- Idempotency ----------------------------------------------------------------------------
 
   async claimIdempotencyKey(request: IdempotencyRequest): Promise<IdempotencyOutcome> {
-    const { scope, key, fingerprint } = request;
-    const now = request.now.getTime();
-    const slot = inFlightSlot(scope, key);
-    const inFlight = this.inFlight.get(slot);
-    if (inFlight && inFlight.leaseUntil > now) {
-      return inFlight.fingerprint === fingerprint ? { outcome: "in_flight" } : { outcome: "mismatch" };
-    }
-    const lookup = idempotencyLookup(slot);
-    const row = this.idempotencyKeys.select.get(lookup, scope, key);
-    if (row && row.created_at > now - request.retentionMs) {
-      if (row.fingerprint !== fingerprint) return { outcome: "mismatch" };
+    const busy = this.inFlight.busy(request);
+    if (busy) return { outcome: busy };
+    const lookup = idempotencyLookup(request.scope, request.key);
+    const row = this.idempotencyKeys.select.get(lookup, request.scope, request.key);
+    if (row && row.created_at > request.now.getTime() - request.retentionMs) {
+      if (row.fingerprint !== request.fingerprint) return { outcome: "mismatch" };
       return { outcome: "replay", response: { status: row.response_status, body: row.response_body } };
     }
-    const token = crypto.randomUUID();
-    this.inFlight.set(slot, {
-      fingerprint,
-      token,
-      claimedAt: now,
-      leaseUntil: now + request.leaseMs,
-      lookup,
-      replacesExpiredRow: row !== null,
-    });
-    return { outcome: "claimed", claim: { scope, key, token } };
+    return { outcome: "claimed", claim: this.inFlight.claim(request, { lookup, replacesExpiredRow: row !== null }) };
   }
 
   async saveIdempotentResponse(claim: IdempotencyClaim, response: StoredResponse): Promise<void> {
@@ -1105,8 +1081,7 @@ export class SqliteStorage implements Storage {
   }
 
   async releaseIdempotencyKey(claim: IdempotencyClaim): Promise<void> {
-    const slot = inFlightSlot(claim.scope, claim.key);
-    if (this.inFlight.get(slot)?.token === claim.token) this.inFlight.delete(slot);
+    this.inFlight.release(claim);
   }
 
   async deleteIdempotencyKeysBefore(before: Date): Promise<number> {
