@@ -24,7 +24,7 @@ import {
   notEmpty,
   type RestoreTarget,
 } from "./dump.ts";
-import type { TaskRow } from "./sqlite.ts";
+import type { TaskRow } from "./sqlite-rows.ts";
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
 

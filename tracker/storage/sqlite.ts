@@ -31,7 +31,6 @@ import {
   MAX_ID_NUMBER,
   type NewReservation,
   type NewTask,
-  type Priority,
   type ProjectSummary,
   PURGE_BATCH_SIZE,
   priorityRank,
@@ -61,6 +60,15 @@ import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import upgradeFromVersion1Sql from "./schema/sqlite-v1-to-v2.sql" with { type: "text" };
 import { InFlightKeys } from "./shared.ts";
 import { openSqliteBackup, openSqliteSnapshot, restoreSqlite } from "./sqlite-dump.ts";
+import {
+  type EventRow,
+  type IdempotencyRow,
+  type ReservationRow,
+  type TaskRow,
+  toEvent,
+  toReservation,
+  toTask,
+} from "./sqlite-rows.ts";
 import type {
   IdempotencyClaim,
   IdempotencyOutcome,
@@ -86,100 +94,11 @@ export interface SqliteOptions {
   sync?: SyncMode;
 }
 
-/** A row of `tasks`, as `SELECT *` reads it (the dump reads the same rows). */
-export interface TaskRow {
-  seq: number;
-  task_id: string;
-  project_id: string;
-  description: string;
-  inputs: string;
-  outputs: string;
-  priority: Priority;
-  priority_rank: number;
-  depends_on: string;
-  unfinished_deps: number;
-  blocked: number;
-  status: TaskStatus;
-  claimed_by: string | null;
-  lease_expires_at: string | null;
-  lease_seconds: number | null;
-  lost_by: string | null;
-  lost_at: string | null;
-  completion_notes: string;
-  created_at: string;
-  updated_at: string;
-  started_at: string | null;
-  completed_at: string | null;
-}
-
-interface EventRow {
-  event_id: number;
-  project_id: string;
-  task_id: string;
-  type: TaskEventType;
-  at: string;
-  agent_id: string | null;
-  from_status: TaskStatus | null;
-  to_status: TaskStatus | null;
-  details: string;
-}
-
-interface ReservationRow {
-  reservation_id: string;
-  project_id: string;
-  artifact_type: string;
-  first_number: number;
-  count: number;
-  expires_at: string;
-}
-
-interface IdempotencyRow {
-  fingerprint: string;
-  response_status: number;
-  response_body: string;
-  created_at: number;
-}
-
 /** What SQLite notes of a claimed Idempotency-Key (InFlightKeys), for writing its row. */
 interface KeyNote {
   lookup: number;
   /** An expired row of the same key is still stored and must make way. */
   replacesExpiredRow: boolean;
-}
-
-function toTask(row: TaskRow): Task {
-  return {
-    task_id: row.task_id,
-    project_id: row.project_id,
-    description: row.description,
-    inputs: JSON.parse(row.inputs) as string[],
-    outputs: JSON.parse(row.outputs) as string[],
-    priority: row.priority,
-    depends_on: JSON.parse(row.depends_on) as string[],
-    status: row.status,
-    claimed_by: row.claimed_by,
-    lease_expires_at: row.lease_expires_at,
-    completion_notes: row.completion_notes,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    started_at: row.started_at,
-    completed_at: row.completed_at,
-  };
-}
-
-function toEvent(row: EventRow): TaskEvent {
-  return { ...row, details: JSON.parse(row.details) as Record<string, unknown> };
-}
-
-function toReservation(row: ReservationRow): Reservation {
-  return {
-    reservationId: row.reservation_id,
-    projectId: row.project_id,
-    artifactType: row.artifact_type,
-    firstNumber: row.first_number,
-    count: row.count,
-    expiresAt: row.expires_at,
-  };
 }
 
 function addSeconds(date: Date, seconds: number): string {
