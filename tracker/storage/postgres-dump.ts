@@ -12,11 +12,9 @@ import {
   type DumpReservation,
   type DumpSnapshot,
   type DumpTask,
-  loadDump,
   type NumberedLine,
-  notEmpty,
-  type RestoreTarget,
 } from "./dump.ts";
+import { loadDump, notEmpty, type RestoreTarget } from "./dump-loader.ts";
 
 /** GET /admin/backup on PostgreSQL: 409, saying what to use instead. */
 export function noBackupOnPostgres(): ApiError {

@@ -11,7 +11,6 @@ import { basename, dirname, join } from "node:path";
 import { priorityRank, SCHEMA_VERSION } from "../domain.ts";
 import {
   type BackupFile,
-  canonicalJson,
   DUMP_PAGE_SIZE,
   type DumpCounter,
   type DumpCounts,
@@ -19,11 +18,10 @@ import {
   type DumpReservation,
   type DumpSnapshot,
   type DumpTask,
-  loadDump,
   type NumberedLine,
-  notEmpty,
-  type RestoreTarget,
 } from "./dump.ts";
+import { loadDump, notEmpty, type RestoreTarget } from "./dump-loader.ts";
+import { canonicalJson } from "./dump-writer.ts";
 import type { TaskRow } from "./sqlite-rows.ts";
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
