@@ -215,7 +215,7 @@ function countRows(db: Database): DumpCounts {
   };
 }
 
-function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
+function prepareRestoreStatements(db: Database) {
   const insertTask = db.prepare(
     `INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
                         unfinished_deps, status, claimed_by, lease_expires_at, lease_seconds, lost_by, lost_at,
@@ -233,10 +233,15 @@ function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
      VALUES (?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertCounter = db.prepare("INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES (?, ?, ?)");
-  const statements = [insertTask, insertDependency, setUnfinished, insertEvent, insertReservation, insertCounter];
+  return { insertTask, insertDependency, setUnfinished, insertEvent, insertReservation, insertCounter };
+}
+
+function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
+  const statements = prepareRestoreStatements(db);
+  const { insertTask, insertDependency, setUnfinished, insertEvent, insertReservation, insertCounter } = statements;
   return {
     // An unfinalized statement would keep the connection, and its lock on the file, alive after close().
-    finalize: () => statements.forEach((statement) => statement.finalize()),
+    finalize: () => Object.values(statements).forEach((statement) => statement.finalize()),
     async insertTasks(tasks) {
       for (const t of tasks) {
         insertTask.run(

@@ -86,8 +86,42 @@ function describeSchema(path: string) {
   }
 }
 
+/** The history the upgrade writes for T-1 of writeVersion1Database, which version 1 did not keep. */
+const version1TaskHistory = [
+  {
+    project_id: "web",
+    task_id: "T-1",
+    type: "created",
+    at: created,
+    agent_id: null,
+    from_status: null,
+    to_status: "pending",
+    details: { status: "pending" },
+  },
+  {
+    project_id: "web",
+    task_id: "T-1",
+    type: "claimed",
+    at: started,
+    agent_id: "agent-1",
+    from_status: "pending",
+    to_status: "in_progress",
+    details: { lease_expires_at: null },
+  },
+  {
+    project_id: "web",
+    task_id: "T-1",
+    type: "completed",
+    at: finished,
+    agent_id: "agent-1",
+    from_status: "in_progress",
+    to_status: "completed",
+    details: { completion_notes: "notes" },
+  },
+];
+
 describe("upgrade from schema version 1", () => {
-  test("keeps every task, dependency, counter, reservation and stored response, and backfills the history", async () => {
+  test("keeps every task and dependency", async () => {
     const path = join(dir, "tracker.db");
     writeVersion1Database(path);
     storage = await openSqliteStorage({ path });
@@ -121,40 +155,18 @@ describe("upgrade from schema version 1", () => {
       now: new Date(),
     });
     expect((await storage.findNextTask("web", "pending"))?.task_id).toBe("T-3");
+    expect(await storage.listProjects()).toEqual([
+      { project_id: "api", ready: 0, blocked: 0, in_progress: 0, completed: 0, last_change_at: null },
+      { project_id: "web", ready: 1, blocked: 0, in_progress: 0, completed: 2, last_change_at: expect.any(String) },
+    ]);
+  });
 
+  test("backfills the history, and keeps every counter, reservation and stored response", async () => {
+    const path = join(dir, "tracker.db");
+    writeVersion1Database(path);
+    storage = await openSqliteStorage({ path });
     expect((await storage.listTaskEvents({ projectId: "web", taskId: "T-1" })).map(({ event_id: _, ...event }) => event)).toEqual(
-      [
-        {
-          project_id: "web",
-          task_id: "T-1",
-          type: "created",
-          at: created,
-          agent_id: null,
-          from_status: null,
-          to_status: "pending",
-          details: { status: "pending" },
-        },
-        {
-          project_id: "web",
-          task_id: "T-1",
-          type: "claimed",
-          at: started,
-          agent_id: "agent-1",
-          from_status: "pending",
-          to_status: "in_progress",
-          details: { lease_expires_at: null },
-        },
-        {
-          project_id: "web",
-          task_id: "T-1",
-          type: "completed",
-          at: finished,
-          agent_id: "agent-1",
-          from_status: "in_progress",
-          to_status: "completed",
-          details: { completion_notes: "notes" },
-        },
-      ],
+      version1TaskHistory,
     );
     expect((await storage.listTaskEvents({ projectId: "web", taskId: "T-3" })).map((event) => event.type)).toEqual(["created"]);
 
@@ -174,13 +186,11 @@ describe("upgrade from schema version 1", () => {
         retentionMs: 60_000,
       }),
     ).toEqual({ outcome: "replay", response: { status: 201, body: '{"ok":true}' } });
-    expect(await storage.listProjects()).toEqual([
-      { project_id: "api", ready: 0, blocked: 0, in_progress: 0, completed: 0, last_change_at: null },
-      { project_id: "web", ready: 1, blocked: 0, in_progress: 0, completed: 2, last_change_at: expect.any(String) },
-    ]);
   });
+});
 
-  test("ends with the same tables, indexes and triggers as a new database, at the current version", async () => {
+describe("schema versions", () => {
+  test("an upgrade from version 1 ends with the same tables, indexes and triggers as a new database, at the current version", async () => {
     const upgraded = join(dir, "upgraded.db");
     writeVersion1Database(upgraded);
     await (await openSqliteStorage({ path: upgraded })).close();

@@ -139,31 +139,6 @@ describe("tasks", () => {
       message: "Task not found: missing",
     });
   });
-
-  test("a batch is all or nothing", async () => {
-    await add([newTask("old")]);
-    expect(await rejection(add([newTask("new"), newTask("old")]))).toEqual({
-      code: "conflict",
-      message: "Task already exists: old in project p",
-    });
-    expect(await rejection(add([newTask("new"), newTask("x", { depends_on: ["ghost"] })]))).toEqual({
-      code: "validation_failed",
-      message: "tasks[1].depends_on[0] names an unknown task: ghost",
-    });
-    expect(await rejection(add([newTask("y", { project_id: "q", depends_on: ["old"] })]))).toEqual({
-      code: "validation_failed",
-      message: "tasks[0].depends_on[0] names old of project p, not of q",
-    });
-    expect(await storage.getTask(ref("new"))).toBeNull();
-  });
-
-  test("a dependency completed before the batch does not block", async () => {
-    await add([newTask("a")]);
-    await move("a", "in_progress");
-    await move("a", "completed");
-    await add([newTask("b", { depends_on: ["a"] })]);
-    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("b");
-  });
 });
 
 describe("IDs", () => {
@@ -296,6 +271,30 @@ describe("task identity", () => {
 });
 
 describe("batches", () => {
+  test("a batch is all or nothing", async () => {
+    await add([newTask("old")]);
+    expect(await rejection(add([newTask("new"), newTask("old")]))).toEqual({
+      code: "conflict",
+      message: "Task already exists: old in project p",
+    });
+    expect(await rejection(add([newTask("new"), newTask("x", { depends_on: ["ghost"] })]))).toEqual({
+      code: "validation_failed",
+      message: "tasks[1].depends_on[0] names an unknown task: ghost",
+    });
+    expect(await rejection(add([newTask("y", { project_id: "q", depends_on: ["old"] })]))).toEqual({
+      code: "validation_failed",
+      message: "tasks[0].depends_on[0] names old of project p, not of q",
+    });
+    expect(await storage.getTask(ref("new"))).toBeNull();
+  });
+
+  test("a dependency completed before the batch does not block", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress");
+    await move("a", "completed");
+    await add([newTask("b", { depends_on: ["a"] })]);
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("b");
+  });
   test("a task added as completed is stored completed and counts as a finished dependency", async () => {
     const later = new Date(now.getTime() + 5000);
     await add([newTask("done", { status: "completed", completion_notes: "imported" })], later, "importer");
@@ -419,7 +418,9 @@ describe("history", () => {
       },
     ]);
   });
+});
 
+describe("history of imports, failures and unknown tasks", () => {
   test("a task added as completed has one created event saying so", async () => {
     await add([newTask("a", { status: "completed" })]);
     expect(await history(ref("a"))).toEqual([
@@ -571,7 +572,9 @@ describe.skipIf(!leasesFollowTheGivenClock)("leases by the given clock", () => {
     expect((await storage.getTask(ref("second")))?.status).toBe("in_progress");
     expect(await storage.expireLeases(at(600))).toBe(1);
   });
+});
 
+describe.skipIf(!leasesFollowTheGivenClock)("lost claims by the given clock", () => {
   test("the former holder of an expired lease gets claim_lost, whether the task is pending or held again", async () => {
     await add([newTask("a")]);
     await move("a", "in_progress", { leaseSeconds: 60 });
@@ -739,62 +742,63 @@ describe("updateTask", () => {
   });
 });
 
+// The listing tests' queries and tasks.
+const listQuery = (extra: Partial<TaskListQuery> = {}): TaskListQuery => ({
+  projectId: "p",
+  status: null,
+  ready: null,
+  claimedBy: null,
+  limit: 100,
+  cursor: null,
+  ...extra,
+});
+const listedIds = async (extra: Partial<TaskListQuery> = {}) =>
+  (await storage.listTasks(listQuery(extra))).tasks.map((task) => task.task_id);
+
+/** Every page of a query, following next_cursor. */
+async function allPages(extra: Partial<TaskListQuery>): Promise<string[][]> {
+  const pages: string[][] = [];
+  let cursor: string | null = null;
+  do {
+    const page: TaskPage = await storage.listTasks(listQuery({ ...extra, cursor }));
+    pages.push(page.tasks.map((task) => task.task_id));
+    cursor = page.nextCursor;
+  } while (cursor !== null);
+  return pages;
+}
+
+/** ready: r-high, r-med, r-low; blocked: b-high, b-low; in progress: w-1 (older), w-2; completed: d-1, d-2 (newer). */
+async function addMixedProject(): Promise<void> {
+  await add([
+    newTask("d-1"),
+    newTask("d-2"),
+    newTask("w-1"),
+    newTask("w-2"),
+    newTask("r-low", { priority: "low" }),
+    newTask("b-low", { priority: "low", depends_on: ["w-1"] }),
+    newTask("r-med"),
+    newTask("b-high", { priority: "high", depends_on: ["w-2"] }),
+    newTask("r-high", { priority: "high" }),
+  ]);
+  await add([newTask("elsewhere", { project_id: "q" })]);
+  await move("d-2", "in_progress", { now: at(1) });
+  await move("d-1", "in_progress", { now: at(2) });
+  await move("d-2", "completed", { now: at(3) });
+  await move("d-1", "completed", { now: at(4) });
+  await move("w-2", "in_progress", { now: at(6), agentId: "agent-2" });
+  await move("w-1", "in_progress", { now: at(5) });
+}
+
+const fullOrder = ["r-high", "r-med", "r-low", "b-high", "b-low", "w-1", "w-2", "d-1", "d-2"];
+
 describe("listTasks", () => {
-  const query = (extra: Partial<TaskListQuery> = {}): TaskListQuery => ({
-    projectId: "p",
-    status: null,
-    ready: null,
-    claimedBy: null,
-    limit: 100,
-    cursor: null,
-    ...extra,
-  });
-  const ids = async (extra: Partial<TaskListQuery> = {}) =>
-    (await storage.listTasks(query(extra))).tasks.map((task) => task.task_id);
-
-  /** Every page of a query, following next_cursor. */
-  async function allPages(extra: Partial<TaskListQuery>): Promise<string[][]> {
-    const pages: string[][] = [];
-    let cursor: string | null = null;
-    do {
-      const page: TaskPage = await storage.listTasks(query({ ...extra, cursor }));
-      pages.push(page.tasks.map((task) => task.task_id));
-      cursor = page.nextCursor;
-    } while (cursor !== null);
-    return pages;
-  }
-
-  /** ready: r-high, r-med, r-low; blocked: b-high, b-low; in progress: w-1 (older), w-2; completed: d-1, d-2 (newer). */
-  async function addMixedProject(): Promise<void> {
-    await add([
-      newTask("d-1"),
-      newTask("d-2"),
-      newTask("w-1"),
-      newTask("w-2"),
-      newTask("r-low", { priority: "low" }),
-      newTask("b-low", { priority: "low", depends_on: ["w-1"] }),
-      newTask("r-med"),
-      newTask("b-high", { priority: "high", depends_on: ["w-2"] }),
-      newTask("r-high", { priority: "high" }),
-    ]);
-    await add([newTask("elsewhere", { project_id: "q" })]);
-    await move("d-2", "in_progress", { now: at(1) });
-    await move("d-1", "in_progress", { now: at(2) });
-    await move("d-2", "completed", { now: at(3) });
-    await move("d-1", "completed", { now: at(4) });
-    await move("w-2", "in_progress", { now: at(6), agentId: "agent-2" });
-    await move("w-1", "in_progress", { now: at(5) });
-  }
-
-  const fullOrder = ["r-high", "r-med", "r-low", "b-high", "b-low", "w-1", "w-2", "d-1", "d-2"];
-
   test("lists in API.md's order: ready, blocked, in progress by claim, completed newest first", async () => {
     await addMixedProject();
-    expect(await storage.listTasks(query())).toMatchObject({ nextCursor: null });
-    expect(await ids()).toEqual(fullOrder);
-    expect(await ids({ projectId: "q" })).toEqual(["elsewhere"]);
+    expect(await storage.listTasks(listQuery())).toMatchObject({ nextCursor: null });
+    expect(await listedIds()).toEqual(fullOrder);
+    expect(await listedIds({ projectId: "q" })).toEqual(["elsewhere"]);
     // Without a project the same order runs across projects: elsewhere is a medium ready task added last.
-    expect(await ids({ projectId: null })).toEqual([
+    expect(await listedIds({ projectId: null })).toEqual([
       "r-high",
       "r-med",
       "elsewhere",
@@ -810,15 +814,15 @@ describe("listTasks", () => {
 
   test("filters by status, readiness and holder", async () => {
     await addMixedProject();
-    expect(await ids({ status: "pending" })).toEqual(["r-high", "r-med", "r-low", "b-high", "b-low"]);
-    expect(await ids({ ready: true })).toEqual(["r-high", "r-med", "r-low"]);
-    expect(await ids({ ready: false })).toEqual(["b-high", "b-low"]);
-    expect(await ids({ status: "in_progress" })).toEqual(["w-1", "w-2"]);
-    expect(await ids({ status: "completed" })).toEqual(["d-1", "d-2"]);
-    expect(await ids({ claimedBy: "agent-1" })).toEqual(["w-1", "d-1", "d-2"]);
-    expect(await ids({ claimedBy: "agent-2", projectId: null })).toEqual(["w-2"]);
-    expect(await ids({ claimedBy: "agent-1", status: "completed" })).toEqual(["d-1", "d-2"]);
-    expect(await ids({ status: "completed", ready: true })).toEqual([]);
+    expect(await listedIds({ status: "pending" })).toEqual(["r-high", "r-med", "r-low", "b-high", "b-low"]);
+    expect(await listedIds({ ready: true })).toEqual(["r-high", "r-med", "r-low"]);
+    expect(await listedIds({ ready: false })).toEqual(["b-high", "b-low"]);
+    expect(await listedIds({ status: "in_progress" })).toEqual(["w-1", "w-2"]);
+    expect(await listedIds({ status: "completed" })).toEqual(["d-1", "d-2"]);
+    expect(await listedIds({ claimedBy: "agent-1" })).toEqual(["w-1", "d-1", "d-2"]);
+    expect(await listedIds({ claimedBy: "agent-2", projectId: null })).toEqual(["w-2"]);
+    expect(await listedIds({ claimedBy: "agent-1", status: "completed" })).toEqual(["d-1", "d-2"]);
+    expect(await listedIds({ status: "completed", ready: true })).toEqual([]);
   });
 
   test("pages follow each other without a gap or a repeat, across the parts of the order", async () => {
@@ -834,26 +838,26 @@ describe("listTasks", () => {
 
   test("a page ends exactly at the last task: no cursor to an empty page", async () => {
     await add([newTask("a"), newTask("b")]);
-    expect((await storage.listTasks(query({ limit: 2 }))).nextCursor).toBeNull();
-    const first = await storage.listTasks(query({ limit: 1 }));
+    expect((await storage.listTasks(listQuery({ limit: 2 }))).nextCursor).toBeNull();
+    const first = await storage.listTasks(listQuery({ limit: 1 }));
     expect(first.nextCursor).not.toBeNull();
   });
 
   test("a cursor is refused for other filters, and a malformed one names cursor", async () => {
     await addMixedProject();
-    const { nextCursor } = await storage.listTasks(query({ limit: 2 }));
+    const { nextCursor } = await storage.listTasks(listQuery({ limit: 2 }));
     expect(nextCursor).not.toBeNull();
-    const otherFilters = await rejection(storage.listTasks(query({ limit: 2, status: "pending", cursor: nextCursor })));
+    const otherFilters = await rejection(storage.listTasks(listQuery({ limit: 2, status: "pending", cursor: nextCursor })));
     expect(otherFilters.code).toBe("validation_failed");
     expect(otherFilters.message).toStartWith("cursor ");
     // The page size may change between pages.
-    expect((await storage.listTasks(query({ limit: 3, cursor: nextCursor }))).tasks.map((task) => task.task_id)).toEqual([
+    expect((await storage.listTasks(listQuery({ limit: 3, cursor: nextCursor }))).tasks.map((task) => task.task_id)).toEqual([
       "r-low",
       "b-high",
       "b-low",
     ]);
     for (const cursor of ["garbage", "", Buffer.from('{"part":"ready","key":"x","seq":1}').toString("base64url")]) {
-      const refused = await rejection(storage.listTasks(query({ cursor })));
+      const refused = await rejection(storage.listTasks(listQuery({ cursor })));
       expect(refused.code).toBe("validation_failed");
       expect(refused.message).toStartWith("cursor ");
     }
