@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { SCHEMA_VERSION, TASK_LIST_PARTS } from "../domain.ts";
+import { SCHEMA_VERSION, TASK_LIST_PARTS, type TaskEvent } from "../domain.ts";
 import { makeTempDir } from "../testing.ts";
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import version1Schema from "./schema/sqlite-v1.sql" with { type: "text" };
@@ -87,7 +87,7 @@ function describeSchema(path: string) {
 }
 
 /** The history the upgrade writes for T-1 of writeVersion1Database, which version 1 did not keep. */
-const version1TaskHistory = [
+const version1TaskHistory: Array<Omit<TaskEvent, "event_id">> = [
   {
     project_id: "web",
     task_id: "T-1",
