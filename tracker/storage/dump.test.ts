@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ApiError, type NewTask, type StatusChange } from "../domain.ts";
+import { ApiError, type NewTask, SCHEMA_VERSION, type StatusChange } from "../domain.ts";
 import { makePostgresSchema, makeTempDir } from "../testing.ts";
 import { DUMP_PAGE_SIZE, type DumpCounts } from "./dump.ts";
 import { numberedLines } from "./dump-reader.ts";
@@ -232,6 +232,21 @@ for (const [name, open] of Object.entries(storages)) {
       expect(text.trimEnd().split("\n").at(-1)).toBe(
         '{"kind":"end","counts":{"tasks":1,"events":1,"counters":0,"reservations":0}}',
       );
+    });
+
+    test("a dump of release 0.2.0 (schema_version 2: the same lines) restores, lost claims included", async () => {
+      const source = await sqlite();
+      await source.addTasks([newTask("A-1")], start, null);
+      const lease = { ref: { projectId: "p", taskId: "A-1" }, completionNotes: "", leaseSeconds: 60, force: false };
+      await source.changeTaskStatus({ ...lease, to: "in_progress", agentId: "agent-1", now: start });
+      await source.expireLeases(new Date(start.getTime() + 61_000));
+      const text = await dumpText(source);
+      const older = text.replace(`"schema_version":${SCHEMA_VERSION}`, '"schema_version":2');
+      expect(older).not.toBe(text);
+      const target = await open();
+      expect(await restoreText(target, older)).toEqual({ tasks: 1, events: 3, counters: 0, reservations: 0 });
+      const [, ...lines] = (await dumpText(target)).split("\n");
+      expect(lines).toEqual(text.split("\n").slice(1));
     });
 
     test("restore refuses a database that holds anything, and a dump cut short, writing nothing", async () => {
