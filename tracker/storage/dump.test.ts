@@ -237,8 +237,7 @@ for (const [name, open] of Object.entries(storages)) {
     test("a dump of release 0.2.0 (schema_version 2: the same lines) restores, lost claims included", async () => {
       const source = await sqlite();
       await source.addTasks([newTask("A-1")], start, null);
-      const lease = { ref: { projectId: "p", taskId: "A-1" }, completionNotes: "", leaseSeconds: 60, force: false };
-      await source.changeTaskStatus({ ...lease, to: "in_progress", agentId: "agent-1", now: start });
+      await move(source, "A-1", "in_progress", "agent-1", start);
       await source.expireLeases(new Date(start.getTime() + 61_000));
       const text = await dumpText(source);
       const older = text.replace(`"schema_version":${SCHEMA_VERSION}`, '"schema_version":2');
