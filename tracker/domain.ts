@@ -520,6 +520,14 @@ export function idempotencyMismatch(): ApiError {
   return new ApiError("idempotency_mismatch", "This Idempotency-Key was already used for a different request");
 }
 
+/** GET /admin/backup on PostgreSQL: 409, saying what to use instead. */
+export function noBackupOnPostgres(): ApiError {
+  return new ApiError(
+    "conflict",
+    "This tracker keeps its data in PostgreSQL: back the database up with pg_dump, or copy its data with task-tracker dump (GET /admin/dump)",
+  );
+}
+
 export function notClaimHolder(taskId: string, holder: string, leaseExpiresAt: string | null): ApiError {
   const until = leaseExpiresAt === null ? "" : ` until ${leaseExpiresAt}`;
   return new ApiError(

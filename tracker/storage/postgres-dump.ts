@@ -3,7 +3,7 @@
 // on writing. A backup of the database file is pg_dump's job, not the tracker's.
 
 import type { ReservedSQL, SQL, TransactionSQL } from "bun";
-import { ApiError, priorityRank, SCHEMA_VERSION, type TaskEventType, type TaskStatus } from "../domain.ts";
+import { priorityRank, SCHEMA_VERSION, type TaskEventType, type TaskStatus } from "../domain.ts";
 import {
   DUMP_PAGE_SIZE,
   type DumpCounter,
@@ -15,14 +15,6 @@ import {
   type NumberedLine,
 } from "./dump.ts";
 import { loadDump, notEmpty, type RestoreTarget } from "./dump-loader.ts";
-
-/** GET /admin/backup on PostgreSQL: 409, saying what to use instead. */
-export function noBackupOnPostgres(): ApiError {
-  return new ApiError(
-    "conflict",
-    "This tracker keeps its data in PostgreSQL: back the database up with pg_dump, or copy its data with task-tracker dump (GET /admin/dump)",
-  );
-}
 
 /** A dump that waits this long for its reader gives up (its transaction would hold back VACUUM). */
 const SNAPSHOT_IDLE_LIMIT = "10min";

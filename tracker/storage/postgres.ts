@@ -48,6 +48,7 @@ import {
   MAX_ID_NUMBER,
   type NewReservation,
   type NewTask,
+  noBackupOnPostgres,
   type Priority,
   type ProjectSummary,
   PURGE_BATCH_SIZE,
@@ -75,7 +76,7 @@ import {
 } from "../domain.ts";
 import { createLogger, describeError, type Logger } from "../log.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
-import { noBackupOnPostgres, openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
+import { openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
 import schemaSql from "./schema/postgres.sql" with { type: "text" };
 import upgradeTo2Sql from "./schema/postgres-upgrade-2.sql" with { type: "text" };
 import upgradeTo3Sql from "./schema/postgres-upgrade-3.sql" with { type: "text" };
