@@ -146,7 +146,7 @@ interface TaskRow {
   lost_at: Date | null;
 }
 
-/** A task read FOR UPDATE by a change, with the database's clock (its leases run by it). */
+/** A task read FOR UPDATE by a change, with the database's clock (its leases run by it), to the millisecond as leases are kept. */
 interface LockedTaskRow extends TaskRow {
   database_now: Date;
 }
@@ -746,10 +746,10 @@ export class PostgresStorage implements Storage {
     const rows =
       ref.projectId === null
         ? await tx<LockedTaskRow[]>`
-            SELECT *, now() AS database_now FROM tasks
+            SELECT *, date_trunc('milliseconds', now()) AS database_now FROM tasks
             WHERE task_id = ${ref.taskId} ORDER BY project_id FOR UPDATE`
         : await tx<LockedTaskRow[]>`
-            SELECT *, now() AS database_now FROM tasks
+            SELECT *, date_trunc('milliseconds', now()) AS database_now FROM tasks
             WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId} FOR UPDATE`;
     const row = pickTask(rows, ref);
     if (!row) throw taskNotFound(ref);
