@@ -626,7 +626,7 @@ export class SqliteStorage implements Storage {
   private idempotentWrite<Result>(effect: () => Result, idempotency: IdempotentWrite<Result> | undefined): Promise<Result> {
     return this.runWrite(() => {
       const result = effect();
-      if (idempotency) this.saveResponse(idempotency.claim, idempotency.respond(result));
+      if (idempotency) this.storeResponse(idempotency.claim, idempotency.respond(result));
       return result;
     });
   }
@@ -829,7 +829,7 @@ export class SqliteStorage implements Storage {
     return last - count + 1;
   }
 
-  private saveResponse(claim: IdempotencyClaim, response: StoredResponse): void {
+  private storeResponse(claim: IdempotencyClaim, response: StoredResponse): void {
     const claimed = this.inFlight.current(claim);
     const { lookup, replacesExpiredRow } = claimed.note;
     if (replacesExpiredRow) this.idempotencyKeys.delete.run(lookup, claim.scope, claim.key);
@@ -996,7 +996,7 @@ export class SqliteStorage implements Storage {
   }
 
   async saveIdempotentResponse(claim: IdempotencyClaim, response: StoredResponse): Promise<void> {
-    await this.runWrite(() => this.saveResponse(claim, response));
+    await this.runWrite(() => this.storeResponse(claim, response));
   }
 
   async releaseIdempotencyKey(claim: IdempotencyClaim): Promise<void> {
