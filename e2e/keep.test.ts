@@ -188,7 +188,7 @@ describe("task-tracker backup, dump and restore", () => {
       kind: "header",
       format: "task-tracking-dump",
       version: 1,
-      schema_version: 2,
+      schema_version: 3,
       created_at: "(when)",
     });
     expect(records.map((record) => record.kind)).toEqual([

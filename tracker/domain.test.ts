@@ -1,12 +1,23 @@
-// The rules of domain.ts that need no storage: the cursor of GET /tasks (request bodies: tracker/http/schemas.test.ts).
+// The rules of domain.ts that need no storage: claims, leases and edits, and the cursor of GET /tasks
+// (request bodies: tracker/http/schemas.test.ts; the same rules through both storages: storage/storage.test.ts).
 
 import { describe, expect, test } from "bun:test";
 import {
   ApiError,
+  checkRenewal,
+  type ClaimState,
+  decideStatusChange,
   decodeTaskCursor,
+  DEFAULT_CLAIM_TTL_SECONDS,
+  editChanges,
   encodeTaskCursor,
   isProjectId,
   isTaskId,
+  leaseRanOut,
+  lostClaimAfterClaim,
+  lostClaimOf,
+  renewalLeaseSeconds,
+  type StatusChange,
   type TaskListQuery,
   taskListParts,
 } from "./domain.ts";
@@ -72,5 +83,89 @@ describe("task and project IDs", () => {
   test("are refused when made only of dots (a URL reads those as path steps), by the routes and by restore alike", () => {
     for (const dots of [".", "..", "..."]) expect([isTaskId(dots), isProjectId(dots)]).toEqual([false, false]);
     for (const id of [".hidden", "v1.2", "a..b", "..x", "x."]) expect([isTaskId(id), isProjectId(id)]).toEqual([true, true]);
+  });
+});
+
+describe("claims and leases", () => {
+  const lease = "2026-12-01T12:00:00.000Z";
+  const held: ClaimState = {
+    task_id: "T-1",
+    status: "in_progress",
+    claimed_by: "agent-1",
+    lease_expires_at: lease,
+    lost_by: null,
+    lost_at: null,
+  };
+  const change = (to: StatusChange["to"], agentId: string | null, force = false): StatusChange => ({
+    ref: { projectId: "p", taskId: "T-1" },
+    to,
+    completionNotes: "",
+    agentId,
+    leaseSeconds: 60,
+    force,
+    now: new Date(lease),
+  });
+
+  test("a lease has run out at its expiry, not before", () => {
+    expect(leaseRanOut(held, new Date(Date.parse(lease) - 1))).toBe(false);
+    expect(leaseRanOut(held, new Date(lease))).toBe(true);
+    expect(leaseRanOut({ ...held, status: "pending", claimed_by: null, lease_expires_at: null }, new Date(lease))).toBe(false);
+  });
+
+  test("the holder moves its claim on; another agent may only force a release", () => {
+    expect(decideStatusChange(held, change("completed", "agent-1"))).toEqual({ step: "complete" });
+    expect(decideStatusChange(held, change("pending", "agent-1", true))).toEqual({ step: "release", forced: false });
+    expect(decideStatusChange(held, change("pending", "board", true))).toEqual({ step: "release", forced: true });
+    expect(failure(() => decideStatusChange(held, change("completed", "agent-2")))).toEqual({
+      code: "not_claim_holder",
+      message: `T-1 is claimed by agent-1 until ${lease}; only its holder can complete, release or renew it`,
+    });
+    expect(failure(() => decideStatusChange(held, change("in_progress", "agent-1")))).toEqual({
+      code: "invalid_transition",
+      message: "cannot change T-1 from in_progress to in_progress",
+    });
+    const pending: ClaimState = { ...held, status: "pending", claimed_by: null, lease_expires_at: null };
+    expect(decideStatusChange(pending, change("in_progress", "agent-2"))).toEqual({ step: "claim" });
+  });
+
+  test("a lost claim records the holder and lease; its agent hears claim_lost until it claims the task again", () => {
+    const lost = lostClaimOf(held);
+    expect(lost).toEqual({ lost_by: "agent-1", lost_at: lease });
+    const pending: ClaimState = { ...held, status: "pending", claimed_by: null, lease_expires_at: null, ...lost };
+    const lostPending = {
+      code: "claim_lost",
+      message: `Your claim on T-1 expired at ${lease}; it is pending again: claim it again to go on`,
+    };
+    expect(failure(() => decideStatusChange(pending, change("completed", "agent-1")))).toEqual(lostPending);
+    expect(failure(() => checkRenewal(pending, "agent-1"))).toEqual(lostPending);
+    const anonymous: ClaimState = { ...pending, status: "in_progress", lease_expires_at: lease };
+    expect(failure(() => decideStatusChange(anonymous, change("pending", "agent-1", true)))).toEqual({
+      code: "claim_lost",
+      message: `Your claim on T-1 expired at ${lease}; it is now claimed by an agent that sent no X-Agent-Id`,
+    });
+    expect(lostClaimAfterClaim(lost, "agent-2")).toEqual(lost);
+    expect(lostClaimAfterClaim(lost, "agent-1")).toEqual({ lost_by: null, lost_at: null });
+  });
+
+  test("a renewal takes the length asked for, else the claim's, else the default", () => {
+    expect(renewalLeaseSeconds(120, 60)).toBe(120);
+    expect(renewalLeaseSeconds(null, 60)).toBe(60);
+    expect(renewalLeaseSeconds(null, null)).toBe(DEFAULT_CLAIM_TTL_SECONDS);
+  });
+});
+
+describe("an edit", () => {
+  const task = { task_id: "T-1", status: "pending" as const, priority: "low" as const, description: "Do it" };
+  const edit = { ref: { projectId: "p", taskId: "T-1" }, agentId: null, now: new Date() };
+
+  test("changes the fields given that differ, each from and to", () => {
+    expect(editChanges(task, { ...edit, priority: "high", description: "Do it" })).toEqual({
+      priority: { from: "low", to: "high" },
+    });
+    expect(editChanges(task, { ...edit, priority: "low" })).toBeNull();
+    expect(failure(() => editChanges({ ...task, status: "completed" }, { ...edit, priority: "high" }))).toEqual({
+      code: "invalid_transition",
+      message: "cannot edit T-1: it is completed",
+    });
   });
 });

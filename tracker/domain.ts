@@ -160,7 +160,10 @@ export const statusByErrorCode = {
   validation_failed: 400,
   invalid_transition: 400,
   unauthorized: 401,
+  /** An unknown endpoint. */
   not_found: 404,
+  task_not_found: 404,
+  reservation_not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
   ambiguous_task_id: 409,
@@ -206,7 +209,7 @@ export const MIN_LEASE_SECONDS = 5;
 export const MAX_LEASE_SECONDS = 86_400;
 export const DEFAULT_CLAIM_TTL_SECONDS = 1800;
 /** Both storages apply this schema version (PRAGMA user_version / tracker_schema). */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 /** Rows deleted per statement when old Idempotency-Keys are purged. */
 export const PURGE_BATCH_SIZE = 2000;
 
@@ -364,7 +367,125 @@ export function invalidTransition(taskId: string, from: TaskStatus, to: TaskStat
 
 export function taskNotFound(ref: TaskRef): ApiError {
   const where = ref.projectId === null ? "" : ` in project ${ref.projectId}`;
-  return new ApiError("not_found", `Task not found: ${ref.taskId}${where}`);
+  return new ApiError("task_not_found", `Task not found: ${ref.taskId}${where}`);
+}
+
+export function reservationNotFound(reservationId: string): ApiError {
+  return new ApiError("reservation_not_found", `Reservation not found: ${reservationId}`);
+}
+
+// ---------------------------------------------------------------------------
+// Claims, leases and edits: the decisions both storages take, on a task as they read it.
+
+/** What the rules of a claim read of a stored task (times as ISO strings). */
+export interface ClaimState {
+  task_id: string;
+  status: TaskStatus;
+  claimed_by: string | null;
+  lease_expires_at: string | null;
+  /** The holder of the last lease that ran out, until that agent claims the task again. */
+  lost_by: string | null;
+  /** When that lease ran out. */
+  lost_at: string | null;
+}
+
+/** The lost claim a task records (both null: none). */
+export interface LostClaim {
+  lost_by: string | null;
+  lost_at: string | null;
+}
+
+/** Whether the task's claim has a lease that has run out at `now` (PostgreSQL: the database's clock). */
+export function leaseRanOut(task: ClaimState, now: Date): boolean {
+  if (task.status !== "in_progress" || task.lease_expires_at === null) return false;
+  return Date.parse(task.lease_expires_at) <= now.getTime();
+}
+
+/** What a claim whose lease ran out leaves behind: its holder and its lease, as the lost claim. */
+export function lostClaimOf(task: ClaimState): LostClaim {
+  return { lost_by: task.claimed_by, lost_at: task.lease_expires_at };
+}
+
+/** The details of the claim_expired event that records a lost claim. */
+export function claimExpiredDetails(lost: LostClaim): Record<string, unknown> {
+  return { former_holder: lost.lost_by, lease_expires_at: lost.lost_at };
+}
+
+/** The lost claim after `agentId` claims the task: the agent that lost it, claiming it again, is no longer a loser. */
+export function lostClaimAfterClaim(task: LostClaim, agentId: string | null): LostClaim {
+  return agentId !== null && task.lost_by === agentId ? { lost_by: null, lost_at: null } : task;
+}
+
+/** The lease of a renewal: the length asked for, else the one the claim asked for, else the default. */
+export function renewalLeaseSeconds(requested: number | null, claimed: number | null): number {
+  return requested ?? claimed ?? DEFAULT_CLAIM_TTL_SECONDS;
+}
+
+/** claimLost for the agent whose lease on this task ran out and that does not hold it again. */
+export function refuseLostClaim(task: ClaimState, agentId: string | null): void {
+  if (agentId === null || task.lost_by !== agentId || task.claimed_by === agentId || task.status === "completed") return;
+  const holder = task.status === "in_progress" ? (task.claimed_by ?? "an agent that sent no X-Agent-Id") : null;
+  throw claimLost(task.task_id, task.lost_at ?? "an unknown time", holder);
+}
+
+/**
+ * Only the holder of a claim moves it on or renews it (a claim without an agent ID has none).
+ * Returns true when `mayForce` releases another agent's claim; otherwise notClaimHolder.
+ */
+export function checkHolder(task: ClaimState, agentId: string | null, mayForce: boolean): boolean {
+  if (task.claimed_by === null || task.claimed_by === agentId) return false;
+  if (mayForce) return true;
+  throw notClaimHolder(task.task_id, task.claimed_by, task.lease_expires_at);
+}
+
+/** What a status change does, once allowed: a claim, a completion, or a release (forced: of another's claim). */
+export type StatusStep = { step: "claim" } | { step: "complete" } | { step: "release"; forced: boolean };
+
+/**
+ * Decides a status change of a task as it stands (a lapsed claim already ended): the step to take,
+ * or the refusal (claim_lost, invalid_transition, not_claim_holder). Whether a claimed task is ready
+ * needs its dependencies, which the storage checks (claimBlocked).
+ */
+export function decideStatusChange(task: ClaimState, change: StatusChange): StatusStep {
+  const { to, agentId } = change;
+  if (to !== "in_progress") refuseLostClaim(task, agentId);
+  if (!isAllowedTransition(task.status, to)) throw invalidTransition(task.task_id, task.status, to);
+  if (to === "in_progress") return { step: "claim" };
+  const forced = checkHolder(task, agentId, to === "pending" && change.force);
+  return to === "completed" ? { step: "complete" } : { step: "release", forced };
+}
+
+/** Refuses a renewal by anyone but the holder, or of a task not in progress. */
+export function checkRenewal(task: ClaimState, agentId: string | null): void {
+  refuseLostClaim(task, agentId);
+  if (task.status !== "in_progress") throw cannotRenew(task.task_id, task.status);
+  checkHolder(task, agentId, false);
+}
+
+/** A claim of a task whose dependencies are not all completed (`waiting`: their IDs). */
+export function claimBlocked(task: ClaimState, waiting: readonly string[]): ApiError {
+  return invalidTransition(task.task_id, task.status, "in_progress", unfinishedDependencies(waiting));
+}
+
+/** What an edit changed, field by field (the details of its `updated` event). */
+export type EditChanges = Partial<Record<"priority" | "description", { from: string; to: string }>>;
+
+/**
+ * The fields an edit changes (those given that differ from the task's), or null when it changes
+ * nothing; a completed task cannot be edited.
+ */
+export function editChanges(
+  task: { task_id: string; status: TaskStatus; priority: Priority; description: string },
+  edit: TaskEdit,
+): EditChanges | null {
+  if (task.status === "completed") throw cannotEditCompleted(task.task_id);
+  const changes: EditChanges = {};
+  if (edit.priority !== undefined && edit.priority !== task.priority)
+    changes.priority = { from: task.priority, to: edit.priority };
+  if (edit.description !== undefined && edit.description !== task.description) {
+    changes.description = { from: task.description, to: edit.description };
+  }
+  return Object.keys(changes).length === 0 ? null : changes;
 }
 
 // ---------------------------------------------------------------------------
@@ -394,6 +515,18 @@ export function idsExhausted(projectId: string, artifactType: string): ApiError 
 
 export function idempotencyInFlight(): ApiError {
   return new ApiError("idempotency_in_flight", "A request with this Idempotency-Key is still running; retry later");
+}
+
+export function idempotencyMismatch(): ApiError {
+  return new ApiError("idempotency_mismatch", "This Idempotency-Key was already used for a different request");
+}
+
+/** GET /admin/backup on PostgreSQL: 409, saying what to use instead. */
+export function noBackupOnPostgres(): ApiError {
+  return new ApiError(
+    "conflict",
+    "This tracker keeps its data in PostgreSQL: back the database up with pg_dump, or copy its data with task-tracker dump (GET /admin/dump)",
+  );
 }
 
 export function notClaimHolder(taskId: string, holder: string, leaseExpiresAt: string | null): ApiError {

@@ -9,7 +9,8 @@ import { createReadStream, existsSync, renameSync, rmSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ConfigError, loadOrCreateLocalApiKey, localApiKeyPath, readConfig, type TrackerConfig } from "../config.ts";
-import { type DumpCounts, DumpError, numberedLines } from "../storage/dump.ts";
+import { type DumpCounts, DumpError } from "../storage/dump.ts";
+import { numberedLines } from "../storage/dump-reader.ts";
 import type { Storage } from "../storage/storage.ts";
 
 export const KEEP_COMMANDS = ["backup", "dump", "restore"] as const;

@@ -2,7 +2,7 @@
 // and the dump of everything as JSON lines. `task-tracker backup` and `task-tracker dump` call
 // them, since the running tracker holds its database file exclusively.
 
-import { dumpLines, textStream } from "../storage/dump.ts";
+import { dumpLines, textStream } from "../storage/dump-writer.ts";
 import type { Handler } from "./types.ts";
 
 /** GET /admin/backup: a consistent copy of the SQLite database (VACUUM INTO), as its bytes. */

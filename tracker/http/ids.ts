@@ -1,6 +1,6 @@
 // The handlers of the ID routes (API.md, "Endpoints": /ids/…).
 
-import { ApiError, formatArtifactId, type Reservation, reservedIds } from "../domain.ts";
+import { formatArtifactId, type Reservation, reservationNotFound, reservedIds } from "../domain.ts";
 import { json } from "./pipeline.ts";
 import type {
   allocateQuery,
@@ -61,7 +61,7 @@ export const reserveIds: Handler<undefined, undefined, typeof reservationBody> =
 /** GET /ids/reservations/{reservation_id}: one reservation, active or expired. */
 export const getReservation: Handler<typeof reservationPath> = async ({ params, services }) => {
   const reservation = await services.storage.getReservation(params.reservation_id);
-  if (!reservation) throw new ApiError("not_found", `Reservation not found: ${params.reservation_id}`);
+  if (!reservation) throw reservationNotFound(params.reservation_id);
   return json(200, { ...renderReservation(reservation), status: reservationStatus(reservation, services.now()) });
 };
 

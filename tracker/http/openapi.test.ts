@@ -59,6 +59,16 @@ describe("the OpenAPI document", () => {
     expect(sorted(documentedInApiMd())).toEqual(sorted(inTable()));
   });
 
+  test("names the codes of each error status; a 404 is the not-found code of what the path names", () => {
+    const codes = (path: string, method: string, status: string) =>
+      (document.paths[path]![method]!.responses[status] as any)?.content["application/json"].schema.properties.code.enum;
+    expect(codes("/tasks/{task_id}", "get", "404")).toEqual(["task_not_found"]);
+    expect(codes("/tasks/{task_id}/status", "put", "409")).toContain("claim_lost");
+    expect(codes("/ids/reservations/{reservation_id}", "get", "404")).toEqual(["reservation_not_found"]);
+    expect(codes("/tasks", "get", "404")).toBeUndefined();
+    expect(codes("/ids/registry/{project_id}/{artifact_type}", "put", "404")).toBeUndefined();
+  });
+
   test("comes from the schemas that validate the requests", () => {
     const batch = document.paths["/tasks/batch"]!.post!.requestBody!.content["application/json"].schema;
     expect(batch.properties.tasks).toMatchObject({ type: "array", minItems: 1, maxItems: 500 });

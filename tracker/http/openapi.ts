@@ -2,7 +2,7 @@
 // schemas that validate the requests (z.toJSONSchema), so it cannot drift from the code.
 
 import { z } from "zod";
-import { statusByErrorCode } from "../domain.ts";
+import { type ErrorCode, statusByErrorCode } from "../domain.ts";
 import { describeRoute } from "./pipeline.ts";
 import { errorSchema } from "./schemas.ts";
 import type { Route } from "./types.ts";
@@ -44,18 +44,40 @@ const headerParameters = {
   },
 };
 
-function errorResponses(route: Route): Record<string, JsonSchema> {
-  const error = {
-    description: "An error: one sentence and a code",
-    content: { "application/json": { schema: jsonSchema(errorSchema) } },
+/** What a 404 of a route means: the not-found code of the thing its path names. */
+const notFoundCodeByPathParameter: Record<string, ErrorCode> = {
+  task_id: "task_not_found",
+  reservation_id: "reservation_not_found",
+};
+
+function notFoundCodes(route: Route): ErrorCode[] {
+  const names = [...route.path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]!);
+  return names.flatMap((name) => notFoundCodeByPathParameter[name] ?? []);
+}
+
+/** The codes an error response of this status may carry (domain.ts's table). */
+function codesOf(status: number, route: Route): ErrorCode[] {
+  if (status === statusByErrorCode.not_found) return notFoundCodes(route);
+  return (Object.keys(statusByErrorCode) as ErrorCode[]).filter((code) => statusByErrorCode[code] === status);
+}
+
+function errorResponse(codes: readonly ErrorCode[]): JsonSchema {
+  const schema = jsonSchema(errorSchema) as { properties: Record<string, JsonSchema> };
+  schema.properties.code = { type: "string", enum: [...codes] };
+  return {
+    description: `An error: one sentence and a code (${codes.join(", ")})`,
+    content: { "application/json": { schema } },
   };
+}
+
+function errorResponses(route: Route): Record<string, JsonSchema> {
   const statuses = new Set<number>(route.auth ? [401] : []);
   if (route.params || route.query || route.body) statuses.add(statusByErrorCode.validation_failed);
   if (route.idempotent) for (const status of [409, 422]) statuses.add(status);
-  if (route.params) statuses.add(statusByErrorCode.not_found);
+  if (notFoundCodes(route).length > 0) statuses.add(statusByErrorCode.not_found);
   statuses.add(statusByErrorCode.internal);
   statuses.add(statusByErrorCode.unavailable);
-  return Object.fromEntries([...statuses].sort().map((status) => [String(status), error]));
+  return Object.fromEntries([...statuses].sort().map((status) => [String(status), errorResponse(codesOf(status, route))]));
 }
 
 function operation(route: Route): JsonSchema {

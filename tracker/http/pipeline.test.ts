@@ -190,7 +190,7 @@ describe("routing", () => {
   });
 
   test("GET /tasks/batch reads a task called batch, as a task_id may be any name", async () => {
-    expectError(await t.request("GET", "/tasks/batch"), 404, "not_found", "Task not found: batch");
+    expectError(await t.request("GET", "/tasks/batch"), 404, "task_not_found", "Task not found: batch");
   });
 });
 
@@ -332,7 +332,7 @@ describe("Idempotency-Key: another request, one still running, another API key, 
   test("a 4xx is stored and replayed", async () => {
     const headers = { "Idempotency-Key": "bad-request" };
     const first = await t.request("PUT", "/tasks/NOPE/status", { body: { status: "completed" }, headers });
-    expectError(first, 404, "not_found");
+    expectError(first, 404, "task_not_found");
     await addTasks(task("NOPE"));
     const again = await t.request("PUT", "/tasks/NOPE/status", { body: { status: "completed" }, headers });
     expect([again.status, again.headers.get("idempotent-replayed")]).toEqual([404, "true"]);

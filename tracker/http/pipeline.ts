@@ -6,7 +6,14 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Server } from "bun";
 import type { z } from "zod";
-import { ApiError, isPrintableAscii, MAX_IDEMPOTENCY_KEY_LENGTH, validationError } from "../domain.ts";
+import {
+  ApiError,
+  idempotencyInFlight,
+  idempotencyMismatch,
+  isPrintableAscii,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  validationError,
+} from "../domain.ts";
 import { describeError, type Logger } from "../log.ts";
 import { type IdempotencyClaim, StoredResponseReplay } from "../storage/storage.ts";
 import { parseAgentId, parseInput } from "./schemas.ts";
@@ -265,10 +272,10 @@ function idempotencyRunner(services: Services) {
     });
     if (outcome.outcome === "replay") return { ...outcome.response, headers: { "Idempotent-Replayed": "true" } };
     if (outcome.outcome === "mismatch") {
-      throw new ApiError("idempotency_mismatch", "This Idempotency-Key was already used for a different request");
+      throw idempotencyMismatch();
     }
     if (outcome.outcome === "in_flight") {
-      throw new ApiError("idempotency_in_flight", "A request with this Idempotency-Key is still running; retry later");
+      throw idempotencyInFlight();
     }
     try {
       return await prepared.run(outcome.claim);

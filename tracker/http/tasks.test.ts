@@ -63,12 +63,17 @@ describe("?project= on the per-task routes", () => {
   });
 
   test("a task of that ID in another project does not count", async () => {
-    expectApiError(await t.request("GET", "/tasks/ONLY?project=api"), 404, "not_found", "Task not found: ONLY in project api");
+    expectApiError(
+      await t.request("GET", "/tasks/ONLY?project=api"),
+      404,
+      "task_not_found",
+      "Task not found: ONLY in project api",
+    );
     expect((await t.request("GET", "/tasks/ONLY")).body.task.project_id).toBe("web");
     expectApiError(
       await t.request("GET", "/tasks/T-1/events?project=nowhere"),
       404,
-      "not_found",
+      "task_not_found",
       "Task not found: T-1 in project nowhere",
     );
     expectApiError(

@@ -185,7 +185,7 @@ describe("POST /tasks/batch: conflicts and dependencies", () => {
 
 describe("GET /tasks/<task_id>", () => {
   test("404 names the task", async () => {
-    expectError(await t.request("GET", "/tasks/TASK-999"), 404, "not_found", "Task not found: TASK-999");
+    expectError(await t.request("GET", "/tasks/TASK-999"), 404, "task_not_found", "Task not found: TASK-999");
   });
 
   test("odd characters or an over-long ID in the path are 400", async () => {
@@ -321,7 +321,7 @@ describe("PUT /tasks/<task_id>/status: transitions", () => {
 
 describe("PUT /tasks/<task_id>/status: errors and races", () => {
   test("unknown task 404, bad bodies and a bad X-Agent-Id are 400", async () => {
-    expectError(await setStatus("TASK-999", "completed"), 404, "not_found", "Task not found: TASK-999");
+    expectError(await setStatus("TASK-999", "completed"), 404, "task_not_found", "Task not found: TASK-999");
     await addTasks(task("T-1"));
     expectError(
       await setStatus("T-1", "done"),
@@ -454,7 +454,7 @@ describe("POST /ids/reserve and GET /ids/reservations/<reservation_id>", () => {
     expectError(
       await t.request("GET", "/ids/reservations/00000000-0000-4000-8000-000000000000"),
       404,
-      "not_found",
+      "reservation_not_found",
       "Reservation not found: 00000000-0000-4000-8000-000000000000",
     );
     expectError(

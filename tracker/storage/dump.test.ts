@@ -8,9 +8,11 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ApiError, type NewTask, type StatusChange } from "../domain.ts";
+import { ApiError, type NewTask, SCHEMA_VERSION, type StatusChange } from "../domain.ts";
 import { makePostgresSchema, makeTempDir } from "../testing.ts";
-import { DUMP_PAGE_SIZE, type DumpCounts, dumpLines, numberedLines } from "./dump.ts";
+import { DUMP_PAGE_SIZE, type DumpCounts } from "./dump.ts";
+import { numberedLines } from "./dump-reader.ts";
+import { dumpLines } from "./dump-writer.ts";
 import { openPostgresStorage } from "./postgres.ts";
 import { openSqliteStorage } from "./sqlite.ts";
 import type { Storage } from "./storage.ts";
@@ -189,6 +191,34 @@ describe("a dump of SQLite", () => {
   });
 });
 
+// The lines of a one-task dump, for the refusals of restore.
+const dumpHeaderLine =
+  '{"kind":"header","format":"task-tracking-dump","version":1,"schema_version":2,"created_at":"2026-11-24T21:46:59.123Z"}';
+const taskLine = (extra: Record<string, unknown>) =>
+  JSON.stringify({
+    kind: "task",
+    project_id: "p",
+    task_id: "A-1",
+    description: "Do",
+    inputs: [],
+    outputs: [],
+    priority: "medium",
+    depends_on: [],
+    status: "pending",
+    claimed_by: null,
+    lease_expires_at: null,
+    lease_seconds: null,
+    lost_by: null,
+    lost_at: null,
+    completion_notes: "",
+    created_at: "2026-11-24T21:46:59.123Z",
+    updated_at: "2026-11-24T21:46:59.123Z",
+    started_at: null,
+    completed_at: null,
+    ...extra,
+  });
+const dumpEndLine = '{"kind":"end","counts":{"tasks":1,"events":0,"counters":0,"reservations":0}}';
+
 for (const [name, open] of Object.entries(storages)) {
   describe.skipIf(name === "postgres" && !hasPostgres && !inCi)(`on ${name}`, () => {
     test("a snapshot shows the moment it was opened, whatever is written while it is read", async () => {
@@ -202,6 +232,20 @@ for (const [name, open] of Object.entries(storages)) {
       expect(text.trimEnd().split("\n").at(-1)).toBe(
         '{"kind":"end","counts":{"tasks":1,"events":1,"counters":0,"reservations":0}}',
       );
+    });
+
+    test("a dump of release 0.2.0 (schema_version 2: the same lines) restores, lost claims included", async () => {
+      const source = await sqlite();
+      await source.addTasks([newTask("A-1")], start, null);
+      await move(source, "A-1", "in_progress", "agent-1", start);
+      await source.expireLeases(new Date(start.getTime() + 61_000));
+      const text = await dumpText(source);
+      const older = text.replace(`"schema_version":${SCHEMA_VERSION}`, '"schema_version":2');
+      expect(older).not.toBe(text);
+      const target = await open();
+      expect(await restoreText(target, older)).toEqual({ tasks: 1, events: 3, counters: 0, reservations: 0 });
+      const [, ...lines] = (await dumpText(target)).split("\n");
+      expect(lines).toEqual(text.split("\n").slice(1));
     });
 
     test("restore refuses a database that holds anything, and a dump cut short, writing nothing", async () => {
@@ -224,53 +268,30 @@ for (const [name, open] of Object.entries(storages)) {
     });
 
     test("restore names the line and what is wrong with it", async () => {
-      const header =
-        '{"kind":"header","format":"task-tracking-dump","version":1,"schema_version":2,"created_at":"2026-11-24T21:46:59.123Z"}';
-      const task = (extra: Record<string, unknown>) =>
-        JSON.stringify({
-          kind: "task",
-          project_id: "p",
-          task_id: "A-1",
-          description: "Do",
-          inputs: [],
-          outputs: [],
-          priority: "medium",
-          depends_on: [],
-          status: "pending",
-          claimed_by: null,
-          lease_expires_at: null,
-          lease_seconds: null,
-          lost_by: null,
-          lost_at: null,
-          completion_notes: "",
-          created_at: "2026-11-24T21:46:59.123Z",
-          updated_at: "2026-11-24T21:46:59.123Z",
-          started_at: null,
-          completed_at: null,
-          ...extra,
-        });
-      const end = '{"kind":"end","counts":{"tasks":1,"events":0,"counters":0,"reservations":0}}';
       const cases: Array<[string, string]> = [
         [
-          `${header}\n${task({ status: "in_progress" })}\n${end}\n`,
+          `${dumpHeaderLine}\n${taskLine({ status: "in_progress" })}\n${dumpEndLine}\n`,
           "line 2 (task): an in_progress task needs lease_expires_at, lease_seconds and started_at",
         ],
         [
-          `${header}\n${task({ created_at: "2026-11-24 21:46" })}\n${end}\n`,
+          `${dumpHeaderLine}\n${taskLine({ created_at: "2026-11-24 21:46" })}\n${dumpEndLine}\n`,
           "line 2 (task): created_at must be a UTC time such as 2026-12-01T12:00:00.000Z",
         ],
         [
-          `${header}\n${task({ depends_on: ["B-9"] })}\n${end}\n`,
+          `${dumpHeaderLine}\n${taskLine({ depends_on: ["B-9"] })}\n${dumpEndLine}\n`,
           "line 2 (task): depends_on names B-9, which the dump does not hold in project p",
         ],
-        [`${header}\n${task({ colour: "red" })}\n${end}\n`, "line 2 (task): colour is not a field of a task line"],
-        [`${header}\n${task({})}\n${task({})}\n${end}\n`, "line 3 repeats task A-1 of project p"],
-        [`${task({})}\n${end}\n`, "line 1 must be the header line of a dump"],
         [
-          `${header}\n${end}\n${task({})}\n`,
+          `${dumpHeaderLine}\n${taskLine({ colour: "red" })}\n${dumpEndLine}\n`,
+          "line 2 (task): colour is not a field of a task line",
+        ],
+        [`${dumpHeaderLine}\n${taskLine({})}\n${taskLine({})}\n${dumpEndLine}\n`, "line 3 repeats task A-1 of project p"],
+        [`${taskLine({})}\n${dumpEndLine}\n`, "line 1 must be the header line of a dump"],
+        [
+          `${dumpHeaderLine}\n${dumpEndLine}\n${taskLine({})}\n`,
           'line 2 (end): its counts {"tasks":1,"events":0,"counters":0,"reservations":0} are not what the dump holds ({"tasks":0,"events":0,"counters":0,"reservations":0}): lines are missing; make the dump again',
         ],
-        [`${header}\nnot json\n`, "line 2 is not valid JSON"],
+        [`${dumpHeaderLine}\nnot json\n`, "line 2 is not valid JSON"],
       ];
       for (const [text, sentence] of cases) {
         const storage = await open();

@@ -3,7 +3,7 @@
 // on writing. A backup of the database file is pg_dump's job, not the tracker's.
 
 import type { ReservedSQL, SQL, TransactionSQL } from "bun";
-import { ApiError, priorityRank, SCHEMA_VERSION, type TaskEventType, type TaskStatus } from "../domain.ts";
+import { priorityRank, SCHEMA_VERSION, type TaskEventType, type TaskStatus } from "../domain.ts";
 import {
   DUMP_PAGE_SIZE,
   type DumpCounter,
@@ -12,19 +12,9 @@ import {
   type DumpReservation,
   type DumpSnapshot,
   type DumpTask,
-  loadDump,
   type NumberedLine,
-  notEmpty,
-  type RestoreTarget,
 } from "./dump.ts";
-
-/** GET /admin/backup on PostgreSQL: 409, saying what to use instead. */
-export function noBackupOnPostgres(): ApiError {
-  return new ApiError(
-    "conflict",
-    "This tracker keeps its data in PostgreSQL: back the database up with pg_dump, or copy its data with task-tracker dump (GET /admin/dump)",
-  );
-}
+import { loadDump, notEmpty, type RestoreTarget } from "./dump-loader.ts";
 
 /** A dump that waits this long for its reader gives up (its transaction would hold back VACUUM). */
 const SNAPSHOT_IDLE_LIMIT = "10min";
@@ -33,9 +23,13 @@ function iso(value: Date | null): string | null {
   return value === null ? null : value.toISOString();
 }
 
-type TaskRow = Omit<DumpTask, "kind" | "lease_expires_at" | "created_at" | "updated_at" | "started_at" | "completed_at"> & {
+type TaskRow = Omit<
+  DumpTask,
+  "kind" | "lease_expires_at" | "lost_at" | "created_at" | "updated_at" | "started_at" | "completed_at"
+> & {
   seq: string;
   lease_expires_at: Date | null;
+  lost_at: Date | null;
   created_at: Date;
   updated_at: Date;
   started_at: Date | null;
@@ -57,7 +51,7 @@ function toDumpTask(row: TaskRow): DumpTask {
     lease_expires_at: iso(row.lease_expires_at),
     lease_seconds: row.lease_seconds,
     lost_by: row.lost_by,
-    lost_at: row.lost_at,
+    lost_at: iso(row.lost_at),
     completion_notes: row.completion_notes,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
@@ -78,28 +72,13 @@ interface EventRow {
   details: Record<string, unknown>;
 }
 
-/**
- * The tasks after seq `after`. The holder of a lost lease is not a column here (postgres.ts reads
- * it from the history): it is the former holder of the last claim_expired event, unless that agent
- * claimed the task again since, which is what SQLite's lost_by column holds.
- */
+/** The tasks after seq `after`. */
 function taskPage(connection: ReservedSQL, after: string) {
   return connection<TaskRow[]>`
-    SELECT t.seq, t.project_id, t.task_id, t.description, t.inputs, t.outputs, t.priority, t.depends_on, t.status,
-           t.claimed_by, t.lease_expires_at, t.lease_seconds, t.completion_notes, t.created_at, t.updated_at,
-           t.started_at, t.completed_at,
-           CASE WHEN reclaimed.found IS NULL THEN lost.lost_by END AS lost_by,
-           CASE WHEN reclaimed.found IS NULL THEN lost.lost_at END AS lost_at
-    FROM tasks t
-    LEFT JOIN LATERAL (
-      SELECT e.event_id, e.details->>'former_holder' AS lost_by, e.details->>'lease_expires_at' AS lost_at
-      FROM task_events e WHERE e.task_seq = t.seq AND e.type = 'claim_expired'
-      ORDER BY e.event_id DESC LIMIT 1) lost ON true
-    LEFT JOIN LATERAL (
-      SELECT 1 AS found FROM task_events c
-      WHERE c.task_seq = t.seq AND c.type = 'claimed' AND c.event_id > lost.event_id AND c.agent_id = lost.lost_by
-      LIMIT 1) reclaimed ON true
-    WHERE t.seq > ${after}::bigint ORDER BY t.seq LIMIT ${DUMP_PAGE_SIZE}`;
+    SELECT seq, project_id, task_id, description, inputs, outputs, priority, depends_on, status, claimed_by,
+           lease_expires_at, lease_seconds, lost_by, lost_at, completion_notes, created_at, updated_at, started_at,
+           completed_at
+    FROM tasks WHERE seq > ${after}::bigint ORDER BY seq LIMIT ${DUMP_PAGE_SIZE}`;
 }
 
 function eventPage(connection: ReservedSQL, after: string) {
@@ -226,15 +205,15 @@ function restoreTarget(tx: TransactionSQL): RestoreTarget {
       await tx`
         INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
                            unfinished_deps, status, claimed_by, completion_notes, created_at, updated_at, started_at,
-                           completed_at, lease_expires_at, lease_seconds)
+                           completed_at, lease_expires_at, lease_seconds, lost_by, lost_at)
         SELECT r.seq, r.task_id, r.project_id, r.description, r.inputs, r.outputs, r.priority, r.priority_rank, r.depends_on,
                0, r.status, r.claimed_by, r.completion_notes, r.created_at, r.updated_at, r.started_at, r.completed_at,
-               r.lease_expires_at, r.lease_seconds
+               r.lease_expires_at, r.lease_seconds, r.lost_by, r.lost_at
         FROM jsonb_to_recordset(${rows}::jsonb) AS r(
           seq bigint, task_id text, project_id text, description text, inputs jsonb, outputs jsonb, priority text,
           priority_rank smallint, depends_on jsonb, status text, claimed_by text, completion_notes text,
           created_at timestamptz, updated_at timestamptz, started_at timestamptz, completed_at timestamptz,
-          lease_expires_at timestamptz, lease_seconds integer)
+          lease_expires_at timestamptz, lease_seconds integer, lost_by text, lost_at timestamptz)
         ORDER BY r.seq`;
     },
     async linkDependencies(links, unfinished) {

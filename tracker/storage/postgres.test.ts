@@ -17,6 +17,7 @@ import { createLogger } from "../log.ts";
 import { makePostgresSchema, type PostgresTestSchema } from "../testing.ts";
 import { openPostgresStorage, type PostgresStorage, redactDatabaseUrl } from "./postgres.ts";
 import postgresV1Sql from "./schema/postgres-v1.sql" with { type: "text" };
+import postgresV2Sql from "./schema/postgres-v2.sql" with { type: "text" };
 import { type IdempotencyClaim, StoredResponseReplay } from "./storage.ts";
 
 const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
@@ -144,28 +145,164 @@ test("a tracker that cannot reach its database stops with a sentence, never with
   expect(stderr).not.toContain("s3cret-pw");
 });
 
-// Registered only in the PostgreSQL run; the SQLite run says loudly that it skipped that one.
-if (onPostgres)
-  describe("PostgreSQL storage", () => {
-    let schema: PostgresTestSchema;
-    const opened: PostgresStorage[] = [];
-    let admin: SQL;
+// The PostgreSQL storage itself: registered only in the PostgreSQL run (the SQLite run says loudly that
+// it skipped that one). Each test works in a fresh schema of its own.
+let schema: PostgresTestSchema;
+const opened: PostgresStorage[] = [];
+let admin: SQL;
 
-    async function open(url = schema.url, options: { queryTimeoutMs?: number } = {}): Promise<PostgresStorage> {
-      const storage = await openPostgresStorage({ url, connectTimeoutMs: 1000, ...options });
-      opened.push(storage);
-      return storage;
+async function open(url = schema.url, options: { queryTimeoutMs?: number } = {}): Promise<PostgresStorage> {
+  const storage = await openPostgresStorage({ url, connectTimeoutMs: 1000, ...options });
+  opened.push(storage);
+  return storage;
+}
+
+async function makeFreshSchema(): Promise<void> {
+  schema = await makePostgresSchema();
+  admin = new SQL(schema.url, { max: 1 });
+}
+
+async function dropFreshSchema(): Promise<void> {
+  for (const storage of opened.splice(0)) await storage.close();
+  await admin.close();
+  await schema.drop();
+}
+
+/** A fresh schema for each test of the describe that calls it; every storage opened is closed after the test. */
+function withFreshSchema(): void {
+  beforeEach(makeFreshSchema);
+  afterEach(dropFreshSchema);
+}
+
+/** Resolves with the first `count` changes a storage's subscribers hear. */
+function hear(storage: PostgresStorage, count: number): Promise<TaskChange[]> {
+  const heard: TaskChange[] = [];
+  const done = Promise.withResolvers<TaskChange[]>();
+  const unsubscribe = storage.subscribe((change) => {
+    heard.push(change);
+    if (heard.length === count) {
+      unsubscribe();
+      done.resolve(heard);
     }
+  });
+  return done.promise;
+}
 
-    beforeEach(async () => {
-      schema = await makePostgresSchema();
-      admin = new SQL(schema.url, { max: 1 });
-    });
-    afterEach(async () => {
-      for (const storage of opened.splice(0)) await storage.close();
-      await admin.close();
-      await schema.drop();
-    });
+/** Until the subscriber's LISTEN is in place, a change may go unheard: add tasks until one is. */
+async function untilHeard(writer: PostgresStorage, listener: PostgresStorage, limitMs: number): Promise<void> {
+  const heard = hear(listener, 1);
+  const started = performance.now();
+  for (let _i = 0; ; _i++) {
+    await writer.addTasks([newTask(`PROBE-${crypto.randomUUID()}`)], now, null);
+    const answer = await Promise.race([heard.then(() => true), Bun.sleep(100).then(() => false)]);
+    if (answer) return;
+    if (performance.now() - started > limitMs) throw new Error(`nothing heard within ${limitMs} ms`);
+  }
+}
+
+const request = { scope: "s", fingerprint: "f", now, leaseMs: 60_000, retentionMs: 86_400_000 };
+
+async function claim(storage: PostgresStorage, key: string, fingerprint = "f"): Promise<IdempotencyClaim> {
+  const outcome = await storage.claimIdempotencyKey({ ...request, key, fingerprint });
+  if (outcome.outcome !== "claimed") throw new Error(`expected a claim, got ${outcome.outcome}`);
+  return outcome.claim;
+}
+const respond = (n: number) => ({ status: 200, body: `{"n":${n}}` });
+
+/** The transaction ID the next write will get: it advances by one per committed (or aborted) write. */
+async function nextTransactionId(): Promise<bigint> {
+  const [row] = await admin<{ next: string }[]>`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`;
+  return BigInt(row!.next);
+}
+
+/** Moves the database's view of the claims' leases into the past: time passing, without waiting. */
+async function runOutLeases(): Promise<void> {
+  await admin`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE status = 'in_progress'`;
+}
+
+/**
+ * Release 0.2.0 kept a lost claim only in the history: the former holder of the task's last
+ * claim_expired, unless that agent claimed the task again since.
+ */
+async function fillVersion2(sql: SQL): Promise<void> {
+  const at = "2026-11-01T10:00:00.000Z";
+  const lease = "2026-11-01T10:30:00.000Z";
+  const later = "2026-11-01T11:30:00.000Z";
+  await sql`
+    INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
+                       unfinished_deps, status, claimed_by, completion_notes, created_at, updated_at, started_at,
+                       completed_at, lease_expires_at, lease_seconds)
+    VALUES (1, 'LOST', 'v2', 'lost', '[]', '[]', 'high', 0, '[]', 0, 'pending', NULL, '', ${at}, ${at}, NULL, NULL, NULL, NULL),
+           (2, 'HELD', 'v2', 'held', '[]', '[]', 'high', 0, '[]', 0, 'in_progress', 'agent-d', '', ${at}, ${at}, ${at}, NULL,
+            '2099-01-01T00:00:00Z', 1800),
+           (3, 'BACK', 'v2', 'back', '[]', '[]', 'high', 0, '[]', 0, 'in_progress', 'agent-b', '', ${at}, ${at}, ${at}, NULL,
+            '2099-01-01T00:00:00Z', 1800),
+           (4, 'NEVER', 'v2', 'never', '[]', '[]', 'high', 0, '[]', 0, 'pending', NULL, '', ${at}, ${at}, NULL, NULL, NULL, NULL)`;
+  const expired = (holder: string, until: string) => ({ former_holder: holder, lease_expires_at: until });
+  const claimed = { lease_expires_at: lease };
+  const events: Array<[number, string, string | null, string, string, Record<string, unknown>]> = [
+    [1, "claimed", "agent-x", "pending", "in_progress", claimed],
+    [1, "claim_expired", null, "in_progress", "pending", expired("agent-x", lease)],
+    [1, "claimed", "agent-a", "pending", "in_progress", claimed],
+    [1, "claim_expired", null, "in_progress", "pending", expired("agent-a", later)],
+    [2, "claimed", "agent-c", "pending", "in_progress", claimed],
+    [2, "claim_expired", null, "in_progress", "pending", expired("agent-c", lease)],
+    [2, "claimed", "agent-d", "pending", "in_progress", claimed],
+    [3, "claimed", "agent-b", "pending", "in_progress", claimed],
+    [3, "claim_expired", null, "in_progress", "pending", expired("agent-b", lease)],
+    [3, "claimed", "agent-b", "pending", "in_progress", claimed],
+  ];
+  for (const [seq, type, agent, from, to, details] of events) {
+    await sql`
+      INSERT INTO task_events (task_seq, type, at, agent_id, from_status, to_status, details)
+      VALUES (${seq}, ${type}, ${at}, ${agent}, ${from}, ${to}, ${details})`;
+  }
+  await sql`SELECT setval(pg_get_serial_sequence('tasks', 'seq'), 4)`;
+}
+
+let proxy: TcpProxy;
+let tracker: RunningTracker;
+/** The tracker's storage, connected through the proxy. */
+let subscriber: PostgresStorage;
+
+async function get(path: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${tracker.url}${path}`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** Polls /healthz until it answers 200; returns how long that took. */
+async function msUntilHealthy(limitMs: number): Promise<number> {
+  const started = performance.now();
+  while (performance.now() - started < limitMs) {
+    if ((await get("/healthz")).status === 200) return performance.now() - started;
+    await Bun.sleep(50);
+  }
+  throw new Error(`/healthz was not 200 within ${limitMs} ms`);
+}
+
+/** A tracker whose storage reaches PostgreSQL through a TcpProxy, in a fresh schema for each test. */
+function withTrackerBehindProxy(): void {
+  beforeEach(async () => {
+    await makeFreshSchema();
+    const database = new URL(schema.url);
+    proxy = new TcpProxy(database.hostname, Number(database.port || 5432));
+    await proxy.listen();
+    const viaProxy = new URL(schema.url);
+    viaProxy.port = String(proxy.port);
+    const storage = await open(viaProxy.toString(), { queryTimeoutMs: 1000 });
+    subscriber = storage;
+    tracker = await startTracker({ storage, logger: createLogger("error", () => {}), apiKeys: [API_KEY], port: 0 });
+  });
+  afterEach(async () => {
+    await tracker.stop();
+    proxy.close();
+    await dropFreshSchema();
+  });
+}
+
+if (onPostgres) {
+  describe("PostgreSQL storage", () => {
+    withFreshSchema();
 
     test("startTracker serves the PostgreSQL storage it is given, and stop() leaves it to its owner", async () => {
       const storage = await open();
@@ -178,32 +315,6 @@ if (onPostgres)
       await storage.ping();
     });
 
-    /** Resolves with the first `count` changes a storage's subscribers hear. */
-    function hear(storage: PostgresStorage, count: number): Promise<TaskChange[]> {
-      const heard: TaskChange[] = [];
-      const done = Promise.withResolvers<TaskChange[]>();
-      const unsubscribe = storage.subscribe((change) => {
-        heard.push(change);
-        if (heard.length === count) {
-          unsubscribe();
-          done.resolve(heard);
-        }
-      });
-      return done.promise;
-    }
-
-    /** Until the subscriber's LISTEN is in place, a change may go unheard: add tasks until one is. */
-    async function untilHeard(writer: PostgresStorage, listener: PostgresStorage, limitMs: number): Promise<void> {
-      const heard = hear(listener, 1);
-      const started = performance.now();
-      for (let _i = 0; ; _i++) {
-        await writer.addTasks([newTask(`PROBE-${crypto.randomUUID()}`)], now, null);
-        const answer = await Promise.race([heard.then(() => true), Bun.sleep(100).then(() => false)]);
-        if (answer) return;
-        if (performance.now() - started > limitMs) throw new Error(`nothing heard within ${limitMs} ms`);
-      }
-    }
-
     test("instances starting at once apply the schema once", async () => {
       const storages = await Promise.all([open(), open(), open()]);
       await storages[0]!.addTasks([newTask("T-1", { priority: "low" })], now, null);
@@ -213,108 +324,6 @@ if (onPostgres)
       expect(open()).rejects.toThrow(
         `The database has schema version 99, newer than this service knows (${SCHEMA_VERSION}); run a newer tracker.`,
       );
-    });
-
-    describe("Idempotency-Keys", () => {
-      const request = { scope: "s", fingerprint: "f", now, leaseMs: 60_000, retentionMs: 86_400_000 };
-
-      async function claim(storage: PostgresStorage, key: string, fingerprint = "f"): Promise<IdempotencyClaim> {
-        const outcome = await storage.claimIdempotencyKey({ ...request, key, fingerprint });
-        if (outcome.outcome !== "claimed") throw new Error(`expected a claim, got ${outcome.outcome}`);
-        return outcome.claim;
-      }
-      const respond = (n: number) => ({ status: 200, body: `{"n":${n}}` });
-
-      /** The transaction ID the next write will get: it advances by one per committed (or aborted) write. */
-      async function nextTransactionId(): Promise<bigint> {
-        const [row] = await admin<{ next: string }[]>`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`;
-        return BigInt(row!.next);
-      }
-
-      test("an idempotent allocation is one transaction: the key and the effect commit together", async () => {
-        const storage = await open();
-        await storage.allocateId("p", "US"); // the counter row exists: what follows is the steady state
-        const before = await nextTransactionId();
-        expect(await storage.allocateId("p", "US", { claim: await claim(storage, "k"), respond })).toBe(2);
-        expect((await nextTransactionId()) - before).toBe(1n);
-        expect(await storage.claimIdempotencyKey({ ...request, key: "k" })).toEqual({
-          outcome: "replay",
-          response: { status: 200, body: '{"n":2}' },
-        });
-      });
-
-      test("twins on two instances take effect once: the later one replays the first one's response", async () => {
-        const [first, second] = await Promise.all([open(), open()]);
-        const keys = Array.from({ length: 20 }, (_, i) => `twin-${i}`);
-        const answers = await Promise.all(
-          keys.flatMap((key) =>
-            [first, second].map(async (storage) => {
-              const outcome = await storage.claimIdempotencyKey({ ...request, key });
-              if (outcome.outcome === "replay") return outcome.response; // the twin had committed already
-              if (outcome.outcome !== "claimed") throw new Error(`expected a claim, got ${outcome.outcome}`);
-              try {
-                return respond(await storage.allocateId("p", "US", { claim: outcome.claim, respond }));
-              } catch (error) {
-                if (error instanceof StoredResponseReplay) return error.response;
-                throw error;
-              }
-            }),
-          ),
-        );
-        for (let i = 0; i < keys.length; i++) expect(answers[2 * i]).toEqual(answers[2 * i + 1]!);
-        expect(await first.allocateId("p", "US")).toBe(keys.length + 1);
-      });
-
-      test("a twin of another request is a mismatch and changes nothing", async () => {
-        const [first, second] = await Promise.all([open(), open()]);
-        const [mine, theirs] = [await claim(first, "k"), await claim(second, "k", "g")];
-        await first.allocateId("p", "US", { claim: mine, respond });
-        const write = second.allocateId("p", "US", { claim: theirs, respond });
-        expect(write).rejects.toMatchObject({ code: "idempotency_mismatch" });
-        expect(await first.allocateId("p", "US")).toBe(2);
-      });
-
-      test("a request that died in its transaction leaves its key free at once", async () => {
-        const [doomed, survivor] = await Promise.all([open(), open()]);
-        await doomed.allocateId("p", "US");
-        // Hold the counter row, so the doomed request stops inside its transaction, holding the key.
-        const blocker = new SQL(schema.url, { max: 1 });
-        const holding = Promise.withResolvers<void>();
-        const release = Promise.withResolvers<void>();
-        const blocked = blocker.begin(async (tx) => {
-          await tx`SELECT * FROM id_counters FOR UPDATE`;
-          holding.resolve();
-          await release.promise;
-        });
-        await holding.promise;
-        const doomedWrite = doomed.allocateId("p", "US", { claim: await claim(doomed, "k"), respond }).catch(() => "killed");
-        const waitingOn = async (text: string) => {
-          for (;;) {
-            const [row] = await admin<{ pid: number }[]>`
-              SELECT pid FROM pg_stat_activity WHERE wait_event_type IN ('Lock', 'Advisory') AND query LIKE ${`%${text}%`}
-                AND query NOT LIKE '%pg_stat_activity%'`;
-            if (row) return row.pid;
-            await Bun.sleep(10);
-          }
-        };
-        const doomedPid = await waitingOn("id_counters");
-        const survivorWrite = survivor.allocateId("p", "US", { claim: await claim(survivor, "k"), respond });
-        await waitingOn("pg_advisory_xact_lock"); // the twin waits for the key
-        // kill -9 of the doomed instance, as the database sees it: its session ends.
-        await admin`SELECT pg_terminate_backend(${doomedPid})`;
-        expect(await doomedWrite).toBe("killed");
-        release.resolve();
-        await blocked;
-        expect(await survivorWrite).toBe(2);
-        await blocker.close();
-      });
-
-      test("a claim whose process died is no claim at all", async () => {
-        const [dying, survivor] = await Promise.all([open(), open()]);
-        await claim(dying, "k");
-        await dying.close();
-        expect(await survivor.allocateId("p", "US", { claim: await claim(survivor, "k"), respond })).toBe(1);
-      });
     });
 
     test("tasks are identified per project; a ref without a project must be unambiguous", async () => {
@@ -357,196 +366,371 @@ if (onPostgres)
       expect(storage.allocateId("p\0", "US")).rejects.toMatchObject({ code: "validation_failed" });
       expect((await storage.getTask(ref("T-1")))?.description).toBe("Do T-1");
     });
+  });
 
-    describe("leases", () => {
-      /** Moves the database's view of the claims' leases into the past: time passing, without waiting. */
-      async function runOutLeases(): Promise<void> {
-        await admin`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE status = 'in_progress'`;
+  describe("PostgreSQL storage: Idempotency-Keys", () => {
+    withFreshSchema();
+
+    test("an idempotent allocation is one transaction: the key and the effect commit together", async () => {
+      const storage = await open();
+      await storage.allocateId("p", "US"); // the counter row exists: what follows is the steady state
+      const before = await nextTransactionId();
+      expect(await storage.allocateId("p", "US", { claim: await claim(storage, "k"), respond })).toBe(2);
+      expect((await nextTransactionId()) - before).toBe(1n);
+      expect(await storage.claimIdempotencyKey({ ...request, key: "k" })).toEqual({
+        outcome: "replay",
+        response: { status: 200, body: '{"n":2}' },
+      });
+    });
+
+    test("twins on two instances take effect once: the later one replays the first one's response", async () => {
+      const [first, second] = await Promise.all([open(), open()]);
+      const keys = Array.from({ length: 20 }, (_, i) => `twin-${i}`);
+      const answers = await Promise.all(
+        keys.flatMap((key) =>
+          [first, second].map(async (storage) => {
+            const outcome = await storage.claimIdempotencyKey({ ...request, key });
+            if (outcome.outcome === "replay") return outcome.response; // the twin had committed already
+            if (outcome.outcome !== "claimed") throw new Error(`expected a claim, got ${outcome.outcome}`);
+            try {
+              return respond(await storage.allocateId("p", "US", { claim: outcome.claim, respond }));
+            } catch (error) {
+              if (error instanceof StoredResponseReplay) return error.response;
+              throw error;
+            }
+          }),
+        ),
+      );
+      for (let i = 0; i < keys.length; i++) expect(answers[2 * i]).toEqual(answers[2 * i + 1]!);
+      expect(await first.allocateId("p", "US")).toBe(keys.length + 1);
+    });
+
+    test("a twin of another request is a mismatch and changes nothing", async () => {
+      const [first, second] = await Promise.all([open(), open()]);
+      const [mine, theirs] = [await claim(first, "k"), await claim(second, "k", "g")];
+      await first.allocateId("p", "US", { claim: mine, respond });
+      const write = second.allocateId("p", "US", { claim: theirs, respond });
+      expect(write).rejects.toMatchObject({ code: "idempotency_mismatch" });
+      expect(await first.allocateId("p", "US")).toBe(2);
+    });
+  });
+
+  describe("PostgreSQL storage: Idempotency-Keys of requests that died", () => {
+    withFreshSchema();
+
+    test("a request that died in its transaction leaves its key free at once", async () => {
+      const [doomed, survivor] = await Promise.all([open(), open()]);
+      await doomed.allocateId("p", "US");
+      // Hold the counter row, so the doomed request stops inside its transaction, holding the key.
+      const blocker = new SQL(schema.url, { max: 1 });
+      const holding = Promise.withResolvers<void>();
+      const release = Promise.withResolvers<void>();
+      const blocked = blocker.begin(async (tx) => {
+        await tx`SELECT * FROM id_counters FOR UPDATE`;
+        holding.resolve();
+        await release.promise;
+      });
+      await holding.promise;
+      const doomedWrite = doomed.allocateId("p", "US", { claim: await claim(doomed, "k"), respond }).catch(() => "killed");
+      const waitingOn = async (text: string) => {
+        for (;;) {
+          const [row] = await admin<{ pid: number }[]>`
+              SELECT pid FROM pg_stat_activity WHERE wait_event_type IN ('Lock', 'Advisory') AND query LIKE ${`%${text}%`}
+                AND query NOT LIKE '%pg_stat_activity%'`;
+          if (row) return row.pid;
+          await Bun.sleep(10);
+        }
+      };
+      const doomedPid = await waitingOn("id_counters");
+      const survivorWrite = survivor.allocateId("p", "US", { claim: await claim(survivor, "k"), respond });
+      await waitingOn("pg_advisory_xact_lock"); // the twin waits for the key
+      // kill -9 of the doomed instance, as the database sees it: its session ends.
+      await admin`SELECT pg_terminate_backend(${doomedPid})`;
+      expect(await doomedWrite).toBe("killed");
+      release.resolve();
+      await blocked;
+      expect(await survivorWrite).toBe(2);
+      await blocker.close();
+    });
+
+    test("a claim whose process died is no claim at all", async () => {
+      const [dying, survivor] = await Promise.all([open(), open()]);
+      await claim(dying, "k");
+      await dying.close();
+      expect(await survivor.allocateId("p", "US", { claim: await claim(survivor, "k"), respond })).toBe(1);
+    });
+  });
+
+  describe("PostgreSQL storage: leases", () => {
+    withFreshSchema();
+
+    test("a lease runs by the database's clock, not the caller's", async () => {
+      const storage = await open();
+      await storage.addTasks([newTask("T-1")], now, null);
+      const long_ago = new Date("2020-01-01T00:00:00.000Z");
+      const claimed = await storage.changeTaskStatus({ ...change("T-1", "in_progress"), now: long_ago, leaseSeconds: 60 });
+      const [row] = await admin<{ db_now: Date }[]>`SELECT now() AS db_now`;
+      const offset = Date.parse(claimed.lease_expires_at!) - row!.db_now.getTime();
+      expect(offset).toBeGreaterThan(55_000);
+      expect(offset).toBeLessThan(61_000);
+      expect(claimed.started_at).toBe(long_ago.toISOString());
+    });
+
+    test("instances expiring at once expire each claim once, with one claim_expired each", async () => {
+      const [first, second] = await Promise.all([open(), open()]);
+      const tasks = Array.from({ length: 30 }, (_, i) => newTask(`T-${i}`));
+      await first.addTasks(tasks, now, null);
+      for (const task of tasks) await first.changeTaskStatus({ ...change(task.task_id, "in_progress"), agentId: "a" });
+      expect(await first.expireLeases(now)).toBe(0);
+      await runOutLeases();
+      const counts = await Promise.all([first.expireLeases(now), second.expireLeases(now), first.expireLeases(now)]);
+      expect(counts.reduce((sum, count) => sum + count, 0)).toBe(tasks.length);
+      for (const task of tasks) {
+        expect(await second.getTask(ref(task.task_id))).toMatchObject({
+          status: "pending",
+          claimed_by: null,
+          lease_expires_at: null,
+        });
+        const events = await second.listTaskEvents(ref(task.task_id));
+        expect(events.map((event) => event.type)).toEqual(["created", "claimed", "claim_expired"]);
+        expect(events[2]).toMatchObject({ agent_id: null, from_status: "in_progress", to_status: "pending" });
+        expect(events[2]!.details).toEqual({ former_holder: "a", lease_expires_at: expect.any(String) });
       }
-
-      test("a lease runs by the database's clock, not the caller's", async () => {
-        const storage = await open();
-        await storage.addTasks([newTask("T-1")], now, null);
-        const long_ago = new Date("2020-01-01T00:00:00.000Z");
-        const claimed = await storage.changeTaskStatus({ ...change("T-1", "in_progress"), now: long_ago, leaseSeconds: 60 });
-        const [row] = await admin<{ db_now: Date }[]>`SELECT now() AS db_now`;
-        const offset = Date.parse(claimed.lease_expires_at!) - row!.db_now.getTime();
-        expect(offset).toBeGreaterThan(55_000);
-        expect(offset).toBeLessThan(61_000);
-        expect(claimed.started_at).toBe(long_ago.toISOString());
-      });
-
-      test("instances expiring at once expire each claim once, with one claim_expired each", async () => {
-        const [first, second] = await Promise.all([open(), open()]);
-        const tasks = Array.from({ length: 30 }, (_, i) => newTask(`T-${i}`));
-        await first.addTasks(tasks, now, null);
-        for (const task of tasks) await first.changeTaskStatus({ ...change(task.task_id, "in_progress"), agentId: "a" });
-        expect(await first.expireLeases(now)).toBe(0);
-        await runOutLeases();
-        const counts = await Promise.all([first.expireLeases(now), second.expireLeases(now), first.expireLeases(now)]);
-        expect(counts.reduce((sum, count) => sum + count, 0)).toBe(tasks.length);
-        for (const task of tasks) {
-          expect(await second.getTask(ref(task.task_id))).toMatchObject({
-            status: "pending",
-            claimed_by: null,
-            lease_expires_at: null,
-          });
-          const events = await second.listTaskEvents(ref(task.task_id));
-          expect(events.map((event) => event.type)).toEqual(["created", "claimed", "claim_expired"]);
-          expect(events[2]).toMatchObject({ agent_id: null, from_status: "in_progress", to_status: "pending" });
-          expect(events[2]!.details).toEqual({ former_holder: "a", lease_expires_at: expect.any(String) });
-        }
-      });
-
-      test("the former holder of an expired claim gets claim_lost; others not_claim_holder; force releases", async () => {
-        const storage = await open();
-        await storage.addTasks([newTask("T-1")], now, null);
-        await storage.changeTaskStatus({ ...change("T-1", "in_progress"), agentId: "a" });
-        await runOutLeases();
-        expect(await storage.expireLeases(now)).toBe(1);
-        expect(storage.changeTaskStatus({ ...change("T-1", "completed"), agentId: "a" })).rejects.toMatchObject({
-          code: "claim_lost",
-        });
-        await storage.changeTaskStatus({ ...change("T-1", "in_progress"), agentId: "b" });
-        expect(storage.renewLease({ ref: ref("T-1"), agentId: "a", leaseSeconds: null, now })).rejects.toMatchObject({
-          code: "claim_lost",
-          message: expect.stringContaining("it is now claimed by b"),
-        });
-        expect(storage.changeTaskStatus({ ...change("T-1", "completed"), agentId: "c" })).rejects.toMatchObject({
-          code: "not_claim_holder",
-        });
-        const released = await storage.changeTaskStatus({ ...change("T-1", "pending"), agentId: "c", force: true });
-        expect(released).toMatchObject({ status: "pending", claimed_by: null, lease_expires_at: null });
-        const events = await storage.listTaskEvents(ref("T-1"));
-        expect(events.at(-1)).toMatchObject({ type: "force_released", agent_id: "c", details: { former_holder: "b" } });
-      });
-      test("a lease that ran out before the sweep ends its claim in the step that finds it", async () => {
-        const storage = await open();
-        await storage.addTasks([newTask("a"), newTask("b")], now, null);
-        await storage.changeTaskStatus({ ...change("a", "in_progress"), agentId: "agent-1" });
-        await storage.changeTaskStatus({ ...change("b", "in_progress"), agentId: "agent-1" });
-        await runOutLeases();
-        expect(storage.changeTaskStatus({ ...change("a", "completed"), agentId: "agent-1" })).rejects.toMatchObject({
-          code: "claim_lost",
-          message: expect.stringContaining("it is pending again"),
-        });
-        expect((await storage.getTask(ref("a")))?.status).toBe("in_progress"); // refused: nothing changed
-        const claimed = await storage.changeTaskStatus({ ...change("b", "in_progress"), agentId: "agent-2" });
-        expect(claimed.claimed_by).toBe("agent-2");
-        const events = await storage.listTaskEvents(ref("b"));
-        expect(events.map((event) => [event.type, event.agent_id])).toEqual([
-          ["created", null],
-          ["claimed", "agent-1"],
-          ["claim_expired", null],
-          ["claimed", "agent-2"],
-        ]);
-      });
-
-      test("a renewal extends the lease by the claim's own length, by the database's clock", async () => {
-        const storage = await open();
-        await storage.addTasks([newTask("a")], now, null);
-        await storage.changeTaskStatus({ ...change("a", "in_progress"), agentId: "agent-1", leaseSeconds: 30 });
-        await admin`UPDATE tasks SET lease_expires_at = now() + interval '1 second'`;
-        const renewed = await storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now });
-        const [row] = await admin<{ db_now: Date }[]>`SELECT now() AS db_now`;
-        const offset = Date.parse(renewed.lease_expires_at!) - row!.db_now.getTime();
-        expect(offset).toBeGreaterThan(25_000);
-        expect(offset).toBeLessThan(31_000);
-        const longer = await storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: 600, now });
-        expect(Date.parse(longer.lease_expires_at!) - row!.db_now.getTime()).toBeGreaterThan(595_000);
-        expect((await storage.listTaskEvents(ref("a"))).map((event) => event.type)).toEqual(["created", "claimed"]);
-      });
     });
 
-    describe("the live stream", () => {
-      test("a change committed on one instance reaches the subscribers of another, with its task", async () => {
-        const [writer, reader] = await Promise.all([open(), open()]);
-        await untilHeard(writer, reader, 5000);
-        const heard = hear(reader, 3);
-        const started = performance.now();
-        await writer.addTasks([newTask("T-1"), newTask("T-2")], now, "agent-w");
-        await writer.changeTaskStatus({ ...change("T-1", "in_progress"), agentId: "agent-w" });
-        const changes = await heard;
-        expect(performance.now() - started).toBeLessThan(1000);
-        expect(changes.map((c) => [c.event.type, c.event.task_id, c.event.agent_id])).toEqual([
-          ["created", "T-1", "agent-w"],
-          ["created", "T-2", "agent-w"],
-          ["claimed", "T-1", "agent-w"],
-        ]);
-        expect(changes[2]!.task).toMatchObject({ task_id: "T-1", status: "in_progress" });
-        expect(changes[2]!.event).toEqual((await reader.listTaskEvents(ref("T-1")))[1]!);
-      });
+    test("a renewal extends the lease by the claim's own length, by the database's clock", async () => {
+      const storage = await open();
+      await storage.addTasks([newTask("a")], now, null);
+      await storage.changeTaskStatus({ ...change("a", "in_progress"), agentId: "agent-1", leaseSeconds: 30 });
+      await admin`UPDATE tasks SET lease_expires_at = now() + interval '1 second'`;
+      const renewed = await storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now });
+      const [row] = await admin<{ db_now: Date }[]>`SELECT now() AS db_now`;
+      const offset = Date.parse(renewed.lease_expires_at!) - row!.db_now.getTime();
+      expect(offset).toBeGreaterThan(25_000);
+      expect(offset).toBeLessThan(31_000);
+      const longer = await storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: 600, now });
+      expect(Date.parse(longer.lease_expires_at!) - row!.db_now.getTime()).toBeGreaterThan(595_000);
+      expect((await storage.listTaskEvents(ref("a"))).map((event) => event.type)).toEqual(["created", "claimed"]);
+    });
+  });
 
-      test("a writer's own subscribers hear its change by the time the write resolves, once", async () => {
-        const storage = await open();
-        const heard: string[] = [];
-        storage.subscribe((change) => heard.push(`${change.event.type} ${change.task.task_id}`));
-        await storage.addTasks([newTask("T-1")], now, null);
-        expect(heard).toEqual(["created T-1"]);
-        await Bun.sleep(200); // its own NOTIFY comes back too, and must not be delivered again
-        expect(heard).toEqual(["created T-1"]);
+  describe("PostgreSQL storage: lost claims", () => {
+    withFreshSchema();
+
+    test("the former holder of an expired claim gets claim_lost; others not_claim_holder; force releases", async () => {
+      const storage = await open();
+      await storage.addTasks([newTask("T-1")], now, null);
+      await storage.changeTaskStatus({ ...change("T-1", "in_progress"), agentId: "a" });
+      await runOutLeases();
+      expect(await storage.expireLeases(now)).toBe(1);
+      expect(storage.changeTaskStatus({ ...change("T-1", "completed"), agentId: "a" })).rejects.toMatchObject({
+        code: "claim_lost",
       });
+      await storage.changeTaskStatus({ ...change("T-1", "in_progress"), agentId: "b" });
+      expect(storage.renewLease({ ref: ref("T-1"), agentId: "a", leaseSeconds: null, now })).rejects.toMatchObject({
+        code: "claim_lost",
+        message: expect.stringContaining("it is now claimed by b"),
+      });
+      expect(storage.changeTaskStatus({ ...change("T-1", "completed"), agentId: "c" })).rejects.toMatchObject({
+        code: "not_claim_holder",
+      });
+      const released = await storage.changeTaskStatus({ ...change("T-1", "pending"), agentId: "c", force: true });
+      expect(released).toMatchObject({ status: "pending", claimed_by: null, lease_expires_at: null });
+      const events = await storage.listTaskEvents(ref("T-1"));
+      expect(events.at(-1)).toMatchObject({ type: "force_released", agent_id: "c", details: { former_holder: "b" } });
+    });
+    test("the former holder hears claim_lost with force and on a claim without a holder, until it claims again", async () => {
+      const storage = await open();
+      await storage.addTasks([newTask("T-1")], now, null);
+      const as = (to: StatusChange["to"], agentId: string | null, force = false) =>
+        storage.changeTaskStatus({ ...change("T-1", to), agentId, force });
+      await as("in_progress", "a");
+      await runOutLeases();
+      await as("in_progress", null);
+      const lostToAnonymous = { code: "claim_lost", message: expect.stringContaining("an agent that sent no X-Agent-Id") };
+      await expect(as("completed", "a")).rejects.toMatchObject(lostToAnonymous);
+      await expect(as("pending", "a", true)).rejects.toMatchObject(lostToAnonymous);
+      await as("pending", null);
+      await as("in_progress", "a");
+      await as("pending", "a");
+      await as("in_progress", "b");
+      await expect(as("completed", "a")).rejects.toMatchObject({ code: "not_claim_holder" });
     });
 
-    describe("an upgrade from schema version 1", () => {
-      test("keeps every row and ends with the tables of a fresh database", async () => {
-        await admin.unsafe(postgresV1Sql);
-        await admin`CREATE TABLE tracker_schema (version integer NOT NULL)`;
-        await admin`INSERT INTO tracker_schema (version) VALUES (1)`;
-        await fillVersion1(admin);
-        const storage = await open();
-        expect(await admin`SELECT version FROM tracker_schema`).toEqual([{ version: SCHEMA_VERSION }]);
-        expect(await storage.getTask(anyProject("OLD-1"))).toMatchObject({ status: "completed", completion_notes: "done" });
-        expect(
-          (await storage.listTaskEvents(anyProject("OLD-1"))).map((event) => [event.type, event.at, event.agent_id]),
-        ).toEqual([
-          ["created", "2026-11-01T10:00:00.000Z", null],
-          ["claimed", "2026-11-01T10:00:00.000Z", "agent-old"],
-          ["completed", "2026-11-01T10:00:00.000Z", "agent-old"],
-        ]);
-        const claimed = await storage.getTask(anyProject("OLD-2"));
-        expect(claimed).toMatchObject({ status: "in_progress", claimed_by: "agent-old" });
-        expect(Date.parse(claimed!.lease_expires_at!)).toBeGreaterThan(Date.now());
-        // OLD-3 waited for OLD-2: completing it makes OLD-3 ready, through the dependency rows kept.
-        expect((await storage.findNextTask("old", "pending"))?.task_id).toBe("OLD-4");
-        await storage.changeTaskStatus({ ...change("OLD-2", "completed"), ref: anyProject("OLD-2"), agentId: "agent-old" });
-        expect((await storage.findNextTask("old", "pending"))?.task_id).toBe("OLD-3");
-        expect(await storage.allocateId("old", "US")).toBe(28);
-        expect(await storage.getReservation("0190a0b0-0000-7000-8000-000000000001")).toMatchObject({ firstNumber: 20, count: 5 });
-        expect(
-          await storage.claimIdempotencyKey({
-            scope: "s",
-            key: "answered",
-            fingerprint: "f",
-            now: new Date(),
-            leaseMs: 1000,
-            retentionMs: 86_400_000,
-          }),
-        ).toEqual({
-          outcome: "replay",
-          response: { status: 200, body: '{"number":7}' },
-        });
-        expect(
-          await storage.claimIdempotencyKey({
-            scope: "s",
-            key: "unanswered",
-            fingerprint: "f",
-            now: new Date(),
-            leaseMs: 1000,
-            retentionMs: 86_400_000,
-          }),
-        ).toMatchObject({ outcome: "claimed" });
-
-        const fresh = await makePostgresSchema();
-        try {
-          await (await open(fresh.url)).ping();
-          expect(await describeTables(schema.url)).toEqual(await describeTables(fresh.url));
-        } finally {
-          for (const storage of opened.splice(1)) await storage.close();
-          await fresh.drop();
-        }
+    test("a lease that ran out before the sweep ends its claim in the step that finds it", async () => {
+      const storage = await open();
+      await storage.addTasks([newTask("a"), newTask("b")], now, null);
+      await storage.changeTaskStatus({ ...change("a", "in_progress"), agentId: "agent-1" });
+      await storage.changeTaskStatus({ ...change("b", "in_progress"), agentId: "agent-1" });
+      await runOutLeases();
+      expect(storage.changeTaskStatus({ ...change("a", "completed"), agentId: "agent-1" })).rejects.toMatchObject({
+        code: "claim_lost",
+        message: expect.stringContaining("it is pending again"),
       });
+      expect((await storage.getTask(ref("a")))?.status).toBe("in_progress"); // refused: nothing changed
+      const claimed = await storage.changeTaskStatus({ ...change("b", "in_progress"), agentId: "agent-2" });
+      expect(claimed.claimed_by).toBe("agent-2");
+      const events = await storage.listTaskEvents(ref("b"));
+      expect(events.map((event) => [event.type, event.agent_id])).toEqual([
+        ["created", null],
+        ["claimed", "agent-1"],
+        ["claim_expired", null],
+        ["claimed", "agent-2"],
+      ]);
     });
+  });
+
+  describe("PostgreSQL storage: the live stream", () => {
+    withFreshSchema();
+
+    test("a change committed on one instance reaches the subscribers of another, with its task", async () => {
+      const [writer, reader] = await Promise.all([open(), open()]);
+      await untilHeard(writer, reader, 5000);
+      const heard = hear(reader, 3);
+      const started = performance.now();
+      await writer.addTasks([newTask("T-1"), newTask("T-2")], now, "agent-w");
+      await writer.changeTaskStatus({ ...change("T-1", "in_progress"), agentId: "agent-w" });
+      const changes = await heard;
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(changes.map((c) => [c.event.type, c.event.task_id, c.event.agent_id])).toEqual([
+        ["created", "T-1", "agent-w"],
+        ["created", "T-2", "agent-w"],
+        ["claimed", "T-1", "agent-w"],
+      ]);
+      expect(changes[2]!.task).toMatchObject({ task_id: "T-1", status: "in_progress" });
+      expect(changes[2]!.event).toEqual((await reader.listTaskEvents(ref("T-1")))[1]!);
+    });
+
+    test("a writer's own subscribers hear its change by the time the write resolves, once", async () => {
+      const storage = await open();
+      const heard: string[] = [];
+      storage.subscribe((change) => heard.push(`${change.event.type} ${change.task.task_id}`));
+      await storage.addTasks([newTask("T-1")], now, null);
+      expect(heard).toEqual(["created T-1"]);
+      await Bun.sleep(200); // its own NOTIFY comes back too, and must not be delivered again
+      expect(heard).toEqual(["created T-1"]);
+    });
+  });
+
+  describe("PostgreSQL storage: an upgrade from schema version 1", () => {
+    withFreshSchema();
+
+    test("keeps every row and ends with the tables of a fresh database", async () => {
+      await admin.unsafe(postgresV1Sql);
+      await admin`CREATE TABLE tracker_schema (version integer NOT NULL)`;
+      await admin`INSERT INTO tracker_schema (version) VALUES (1)`;
+      await fillVersion1(admin);
+      const storage = await open();
+      expect(await admin`SELECT version FROM tracker_schema`).toEqual([{ version: SCHEMA_VERSION }]);
+      expect(await storage.getTask(anyProject("OLD-1"))).toMatchObject({ status: "completed", completion_notes: "done" });
+      expect((await storage.listTaskEvents(anyProject("OLD-1"))).map((event) => [event.type, event.at, event.agent_id])).toEqual([
+        ["created", "2026-11-01T10:00:00.000Z", null],
+        ["claimed", "2026-11-01T10:00:00.000Z", "agent-old"],
+        ["completed", "2026-11-01T10:00:00.000Z", "agent-old"],
+      ]);
+      const claimed = await storage.getTask(anyProject("OLD-2"));
+      expect(claimed).toMatchObject({ status: "in_progress", claimed_by: "agent-old" });
+      expect(Date.parse(claimed!.lease_expires_at!)).toBeGreaterThan(Date.now());
+      // OLD-3 waited for OLD-2: completing it makes OLD-3 ready, through the dependency rows kept.
+      expect((await storage.findNextTask("old", "pending"))?.task_id).toBe("OLD-4");
+      await storage.changeTaskStatus({ ...change("OLD-2", "completed"), ref: anyProject("OLD-2"), agentId: "agent-old" });
+      expect((await storage.findNextTask("old", "pending"))?.task_id).toBe("OLD-3");
+      expect(await storage.allocateId("old", "US")).toBe(28);
+      expect(await storage.getReservation("0190a0b0-0000-7000-8000-000000000001")).toMatchObject({ firstNumber: 20, count: 5 });
+      expect(
+        await storage.claimIdempotencyKey({
+          scope: "s",
+          key: "answered",
+          fingerprint: "f",
+          now: new Date(),
+          leaseMs: 1000,
+          retentionMs: 86_400_000,
+        }),
+      ).toEqual({
+        outcome: "replay",
+        response: { status: 200, body: '{"number":7}' },
+      });
+      expect(
+        await storage.claimIdempotencyKey({
+          scope: "s",
+          key: "unanswered",
+          fingerprint: "f",
+          now: new Date(),
+          leaseMs: 1000,
+          retentionMs: 86_400_000,
+        }),
+      ).toMatchObject({ outcome: "claimed" });
+
+      const fresh = await makePostgresSchema();
+      try {
+        await (await open(fresh.url)).ping();
+        expect(await describeTables(schema.url)).toEqual(await describeTables(fresh.url));
+      } finally {
+        for (const storage of opened.splice(1)) await storage.close();
+        await fresh.drop();
+      }
+    });
+  });
+
+  describe("PostgreSQL storage: an upgrade from schema version 2", () => {
+    withFreshSchema();
+
+    test("keeps every lost claim, now in the task's columns, and ends with the tables of a fresh database", async () => {
+      await admin.unsafe(postgresV2Sql);
+      await admin`CREATE TABLE tracker_schema (version integer NOT NULL)`;
+      await admin`INSERT INTO tracker_schema (version) VALUES (2)`;
+      await fillVersion2(admin);
+      const storage = await open();
+      expect(await admin`SELECT version FROM tracker_schema`).toEqual([{ version: SCHEMA_VERSION }]);
+      const lost = await admin<{ task_id: string; lost_by: string | null; lost_at: Date | null }[]>`
+          SELECT task_id, lost_by, lost_at FROM tasks ORDER BY seq`;
+      expect(lost.map((row) => [row.task_id, row.lost_by, row.lost_at?.toISOString() ?? null])).toEqual([
+        ["LOST", "agent-a", "2026-11-01T11:30:00.000Z"],
+        ["HELD", "agent-c", "2026-11-01T10:30:00.000Z"],
+        ["BACK", null, null],
+        ["NEVER", null, null],
+      ]);
+      const v2 = (taskId: string) => ({ projectId: "v2", taskId });
+      const refusal = (taskId: string, agentId: string) =>
+        storage.changeTaskStatus({ ...change(taskId, "completed"), ref: v2(taskId), agentId }).then(
+          () => null,
+          (error: { code: string; message: string }) => ({ code: error.code, message: error.message }),
+        );
+      expect(await refusal("LOST", "agent-a")).toEqual({
+        code: "claim_lost",
+        message: "Your claim on LOST expired at 2026-11-01T11:30:00.000Z; it is pending again: claim it again to go on",
+      });
+      expect(await refusal("HELD", "agent-c")).toEqual({
+        code: "claim_lost",
+        message: "Your claim on HELD expired at 2026-11-01T10:30:00.000Z; it is now claimed by agent-d",
+      });
+      expect(
+        (await storage.changeTaskStatus({ ...change("BACK", "completed"), ref: v2("BACK"), agentId: "agent-b" })).status,
+      ).toBe("completed");
+      const snapshot = await storage.openSnapshot();
+      const dumped = [];
+      for await (const page of snapshot.tasks()) dumped.push(...page);
+      await snapshot.close();
+      expect(dumped.map((task) => [task.task_id, task.lost_by, task.lost_at])).toEqual([
+        ["LOST", "agent-a", "2026-11-01T11:30:00.000Z"],
+        ["HELD", "agent-c", "2026-11-01T10:30:00.000Z"],
+        ["BACK", null, null],
+        ["NEVER", null, null],
+      ]);
+
+      const fresh = await makePostgresSchema();
+      try {
+        await (await open(fresh.url)).ping();
+        expect(await describeTables(schema.url)).toEqual(await describeTables(fresh.url));
+      } finally {
+        for (const storage of opened.splice(1)) await storage.close();
+        await fresh.drop();
+      }
+    });
+  });
+
+  describe("PostgreSQL storage: many instances", () => {
+    withFreshSchema();
 
     test("concurrent claims of one task on two instances have one winner", async () => {
       const [first, second] = await Promise.all([open(), open()]);
@@ -581,98 +765,66 @@ if (onPostgres)
         expect((await second.changeTaskStatus(change(`W-${i}`, "in_progress"))).status).toBe("in_progress");
       }
     });
+  });
 
-    describe("when the database goes away", () => {
-      let proxy: TcpProxy;
-      let tracker: RunningTracker;
-      /** The tracker's storage, connected through the proxy. */
-      let subscriber: PostgresStorage;
+  describe("PostgreSQL storage: when the database goes away", () => {
+    withTrackerBehindProxy();
 
-      async function get(path: string): Promise<{ status: number; body: Record<string, unknown> }> {
-        const response = await fetch(`${tracker.url}${path}`, { headers: { Authorization: `Bearer ${API_KEY}` } });
-        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-      }
+    test("a stopped server gives quick 503s, and the service recovers by itself", async () => {
+      expect((await get("/healthz")).status).toBe(200);
+      expect((await get("/ids/next?type=US&project=p")).status).toBe(200);
 
-      /** Polls /healthz until it answers 200; returns how long that took. */
-      async function msUntilHealthy(limitMs: number): Promise<number> {
-        const started = performance.now();
-        while (performance.now() - started < limitMs) {
-          if ((await get("/healthz")).status === 200) return performance.now() - started;
-          await Bun.sleep(50);
-        }
-        throw new Error(`/healthz was not 200 within ${limitMs} ms`);
-      }
-
-      beforeEach(async () => {
-        const database = new URL(schema.url);
-        proxy = new TcpProxy(database.hostname, Number(database.port || 5432));
-        await proxy.listen();
-        const viaProxy = new URL(schema.url);
-        viaProxy.port = String(proxy.port);
-        const storage = await open(viaProxy.toString(), { queryTimeoutMs: 1000 });
-        subscriber = storage;
-        tracker = await startTracker({ storage, logger: createLogger("error", () => {}), apiKeys: [API_KEY], port: 0 });
+      proxy.cut();
+      const started = performance.now();
+      expect(await get("/healthz")).toEqual({
+        status: 503,
+        body: { error: "The database is unreachable", code: "unavailable" },
       });
-      afterEach(async () => {
-        await tracker.stop();
-        proxy.close();
-      });
+      const allocation = await get("/ids/next?type=US&project=p");
+      expect(allocation.status).toBe(503);
+      expect(allocation.body.code).toBe("unavailable");
+      expect(allocation.body.error).toMatch(/^The database is unavailable \(.+\); retry later$/);
+      expect(performance.now() - started).toBeLessThan(1000);
 
-      test("a stopped server gives quick 503s, and the service recovers by itself", async () => {
-        expect((await get("/healthz")).status).toBe(200);
-        expect((await get("/ids/next?type=US&project=p")).status).toBe(200);
-
-        proxy.cut();
-        const started = performance.now();
-        expect(await get("/healthz")).toEqual({
-          status: 503,
-          body: { error: "The database is unreachable", code: "unavailable" },
-        });
-        const allocation = await get("/ids/next?type=US&project=p");
-        expect(allocation.status).toBe(503);
-        expect(allocation.body.code).toBe("unavailable");
-        expect(allocation.body.error).toMatch(/^The database is unavailable \(.+\); retry later$/);
-        expect(performance.now() - started).toBeLessThan(1000);
-
-        await proxy.listen();
-        const recoveryMs = await msUntilHealthy(5000);
-        console.info(`healthy again ${recoveryMs.toFixed(0)} ms after the database came back`);
-        expect(await get("/ids/next?type=US&project=p")).toEqual({
-          status: 200,
-          body: { next_id: "US-002", artifact_type: "US", project_id: "p", number: 2 },
-        });
-      });
-
-      test("a subscriber's LISTEN comes back by itself after the database restarts", async () => {
-        const writer = await open();
-        await untilHeard(writer, subscriber, 5000);
-        proxy.cut();
-        expect((await get("/healthz")).status).toBe(503);
-        await proxy.listen();
-        await untilHeard(writer, subscriber, 15_000);
-      });
-
-      test("a database that stops answering gives 503s within the query timeout, never a hang", async () => {
-        expect((await get("/ids/next?type=US&project=p")).status).toBe(200);
-
-        proxy.blackhole();
-        const started = performance.now();
-        const [health, allocation] = await Promise.all([get("/healthz"), get("/ids/next?type=US&project=p")]);
-        expect(health.status).toBe(503);
-        expect(allocation).toEqual({
-          status: 503,
-          body: { error: "The database did not answer within 1000 ms; retry later", code: "unavailable" },
-        });
-        expect(performance.now() - started).toBeLessThan(3000);
-
-        proxy.forward();
-        const recoveryMs = await msUntilHealthy(10_000);
-        console.info(`healthy again ${recoveryMs.toFixed(0)} ms after the network came back`);
-        // The allocation that timed out never ran (its bytes were swallowed), so no number is lost.
-        expect((await get("/ids/next?type=US&project=p")).body).toMatchObject({ next_id: "US-002" });
+      await proxy.listen();
+      const recoveryMs = await msUntilHealthy(5000);
+      console.info(`healthy again ${recoveryMs.toFixed(0)} ms after the database came back`);
+      expect(await get("/ids/next?type=US&project=p")).toEqual({
+        status: 200,
+        body: { next_id: "US-002", artifact_type: "US", project_id: "p", number: 2 },
       });
     });
+
+    test("a subscriber's LISTEN comes back by itself after the database restarts", async () => {
+      const writer = await open();
+      await untilHeard(writer, subscriber, 5000);
+      proxy.cut();
+      expect((await get("/healthz")).status).toBe(503);
+      await proxy.listen();
+      await untilHeard(writer, subscriber, 15_000);
+    });
+
+    test("a database that stops answering gives 503s within the query timeout, never a hang", async () => {
+      expect((await get("/ids/next?type=US&project=p")).status).toBe(200);
+
+      proxy.blackhole();
+      const started = performance.now();
+      const [health, allocation] = await Promise.all([get("/healthz"), get("/ids/next?type=US&project=p")]);
+      expect(health.status).toBe(503);
+      expect(allocation).toEqual({
+        status: 503,
+        body: { error: "The database did not answer within 1000 ms; retry later", code: "unavailable" },
+      });
+      expect(performance.now() - started).toBeLessThan(3000);
+
+      proxy.forward();
+      const recoveryMs = await msUntilHealthy(10_000);
+      console.info(`healthy again ${recoveryMs.toFixed(0)} ms after the network came back`);
+      // The allocation that timed out never ran (its bytes were swallowed), so no number is lost.
+      expect((await get("/ids/next?type=US&project=p")).body).toMatchObject({ next_id: "US-002" });
+    });
   });
+}
 
 // ---------------------------------------------------------------------------
 

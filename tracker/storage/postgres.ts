@@ -27,28 +27,34 @@ import { SQL, type TransactionSQL } from "bun";
 import {
   ApiError,
   ambiguousTaskId,
-  cannotEditCompleted,
+  type ClaimState,
   cannotLowerCounter,
-  cannotRenew,
-  claimLost,
+  checkRenewal,
+  claimBlocked,
+  claimExpiredDetails,
   countUnfinishedDependencies,
+  decideStatusChange,
   decodeTaskCursor,
+  editChanges,
   encodeTaskCursor,
   type IdCounter,
+  idempotencyMismatch,
   idsExhausted,
-  invalidTransition,
-  isAllowedTransition,
   type LeaseRenewal,
+  leaseRanOut,
+  lostClaimAfterClaim,
+  lostClaimOf,
   lostRace,
   MAX_ID_NUMBER,
   type NewReservation,
   type NewTask,
-  notClaimHolder,
+  noBackupOnPostgres,
   type Priority,
   type ProjectSummary,
   PURGE_BATCH_SIZE,
   priorityRank,
   type Reservation,
+  renewalLeaseSeconds,
   SCHEMA_VERSION,
   type StatusChange,
   TASK_LIST_PARTS,
@@ -66,15 +72,15 @@ import {
   taskAlreadyExists,
   taskListParts,
   taskNotFound,
-  unfinishedDependencies,
   validationError,
 } from "../domain.ts";
 import { createLogger, describeError, type Logger } from "../log.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
-import { noBackupOnPostgres, openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
+import { openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
 import schemaSql from "./schema/postgres.sql" with { type: "text" };
 import upgradeTo2Sql from "./schema/postgres-upgrade-2.sql" with { type: "text" };
-import { type ClaimedKey, InFlightKeys, idempotencyMismatch, requireStorableText } from "./shared.ts";
+import upgradeTo3Sql from "./schema/postgres-upgrade-3.sql" with { type: "text" };
+import { type ClaimedKey, InFlightKeys, requireStorableText } from "./shared.ts";
 import {
   type IdempotencyClaim,
   type IdempotencyOutcome,
@@ -136,17 +142,13 @@ interface TaskRow {
   lease_seconds: number | null;
   /** The index in TASK_LIST_PARTS of the part of GET /tasks the task is in. */
   list_group: number;
+  lost_by: string | null;
+  lost_at: Date | null;
 }
 
-/** A task read FOR UPDATE by a change. */
+/** A task read FOR UPDATE by a change, with the database's clock (its leases run by it), to the millisecond as leases are kept. */
 interface LockedTaskRow extends TaskRow {
-  lease_ran_out: boolean;
-}
-
-/** The details of a claim_expired event. */
-interface ExpiredClaim {
-  former_holder: string | null;
-  lease_expires_at: string;
+  database_now: Date;
 }
 
 interface EventRow {
@@ -208,6 +210,18 @@ function toTask(row: TaskRow): Task {
     updated_at: row.updated_at.toISOString(),
     started_at: isoOrNull(row.started_at),
     completed_at: isoOrNull(row.completed_at),
+  };
+}
+
+/** What the rules of a claim (domain.ts) read of a row. */
+function claimState(row: TaskRow): ClaimState {
+  return {
+    task_id: row.task_id,
+    status: row.status,
+    claimed_by: row.claimed_by,
+    lease_expires_at: isoOrNull(row.lease_expires_at),
+    lost_by: row.lost_by,
+    lost_at: isoOrNull(row.lost_at),
   };
 }
 
@@ -499,7 +513,9 @@ export class PostgresStorage implements Storage {
         );
       }
       if (current === SCHEMA_VERSION) return;
-      await tx.unsafe(current === 0 ? schemaSql : upgradeTo2Sql);
+      if (current === 0) await tx.unsafe(schemaSql);
+      if (current === 1) await tx.unsafe(upgradeTo2Sql);
+      if (current === 1 || current === 2) await tx.unsafe(upgradeTo3Sql);
       if (row) await tx`UPDATE tracker_schema SET version = ${SCHEMA_VERSION}`;
       else await tx`INSERT INTO tracker_schema (version) VALUES (${SCHEMA_VERSION})`;
     });
@@ -724,16 +740,16 @@ export class PostgresStorage implements Storage {
 
   /**
    * The one task a ref names (taskNotFound / ambiguousTaskId), locked for the rest of the
-   * transaction, with whether its claim's lease has run out by the database's clock.
+   * transaction, with the database's clock, by which its lease runs.
    */
   private async lockTask(tx: TransactionSQL, ref: TaskRef): Promise<LockedTaskRow> {
     const rows =
       ref.projectId === null
         ? await tx<LockedTaskRow[]>`
-            SELECT *, coalesce(lease_expires_at <= now(), false) AS lease_ran_out FROM tasks
+            SELECT *, date_trunc('milliseconds', now()) AS database_now FROM tasks
             WHERE task_id = ${ref.taskId} ORDER BY project_id FOR UPDATE`
         : await tx<LockedTaskRow[]>`
-            SELECT *, coalesce(lease_expires_at <= now(), false) AS lease_ran_out FROM tasks
+            SELECT *, date_trunc('milliseconds', now()) AS database_now FROM tasks
             WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId} FOR UPDATE`;
     const row = pickTask(rows, ref);
     if (!row) throw taskNotFound(ref);
@@ -743,19 +759,16 @@ export class PostgresStorage implements Storage {
   /**
    * A change of a task whose lease ran out before the sweep: the claim ends first, in the same
    * step (claim_expired), so its former holder is refused (and, refused, changes nothing) and
-   * another agent may claim it at once. Returns the task as it then is, and the claim that expired.
+   * another agent may claim it at once. Returns the task as it then is.
    */
-  private async endLapsedClaim(
-    tx: TransactionSQL,
-    row: LockedTaskRow,
-    changes: Changes,
-  ): Promise<{ row: TaskRow; lapsed: ExpiredClaim | null }> {
-    if (!row.lease_ran_out) return { row, lapsed: null };
+  private async endLapsedClaim(tx: TransactionSQL, row: LockedTaskRow, changes: Changes): Promise<TaskRow> {
+    if (!leaseRanOut(claimState(row), row.database_now)) return row;
+    const lost = lostClaimOf(claimState(row));
     const [updated] = await tx<TaskRow[]>`
       UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, lease_expires_at = NULL,
-                       lease_seconds = NULL, updated_at = date_trunc('milliseconds', now())
+                       lease_seconds = NULL, updated_at = date_trunc('milliseconds', now()),
+                       lost_by = ${lost.lost_by}, lost_at = ${lost.lost_at}
       WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
-    const lapsed = { former_holder: row.claimed_by, lease_expires_at: row.lease_expires_at!.toISOString() };
     changes.push({
       task: updated!,
       type: "claim_expired",
@@ -763,9 +776,9 @@ export class PostgresStorage implements Storage {
       agentId: null,
       from: "in_progress",
       to: "pending",
-      details: lapsed,
+      details: claimExpiredDetails(lost),
     });
-    return { row: updated!, lapsed };
+    return updated!;
   }
 
   private async insertTasks(
@@ -857,62 +870,25 @@ export class PostgresStorage implements Storage {
       SELECT * FROM unnest(${dependencySeqs}::bigint[], ${dependentSeqs}::bigint[])`;
   }
 
-  /** Checks the transition and the claim's holder, then changes the task with a compare-and-set. */
+  /** Asks domain.ts what the change does, then changes the task with a compare-and-set. */
   private async applyStatusChange(tx: TransactionSQL, change: StatusChange, changes: Changes): Promise<TaskRow> {
-    const { row, lapsed } = await this.endLapsedClaim(tx, await this.lockTask(tx, change.ref), changes);
-    const { to, agentId } = change;
-    const from = row.status;
-    if (from === "pending" && to !== "in_progress") await this.rejectLostClaim(tx, row, agentId, lapsed);
-    if (!isAllowedTransition(from, to)) throw invalidTransition(row.task_id, from, to);
-    if (to === "in_progress") return this.claim(tx, row, change, changes);
-    const forced = await this.checkHolder(tx, row, agentId, to === "pending" && change.force);
-    if (to === "completed") return this.complete(tx, row, change, changes);
-    return this.release(tx, row, change, forced, changes);
-  }
-
-  /**
-   * Only the holder moves an in_progress task on. Returns whether this is a forced release of
-   * another agent's claim; otherwise another agent gets claimLost (its lease ran out) or notClaimHolder.
-   */
-  private async checkHolder(tx: TransactionSQL, row: TaskRow, agentId: string | null, force: boolean): Promise<boolean> {
-    if (row.claimed_by === null || row.claimed_by === agentId) return false;
-    if (force) return true;
-    await this.rejectLostClaim(tx, row, agentId);
-    throw notClaimHolder(row.task_id, row.claimed_by, isoOrNull(row.lease_expires_at));
-  }
-
-  /**
-   * claimLost when the task's last claim_expired (`lapsed`, if it expired in this very step) named
-   * this agent, which does not hold it now.
-   */
-  private async rejectLostClaim(
-    tx: TransactionSQL,
-    row: TaskRow,
-    agentId: string | null,
-    lapsed: ExpiredClaim | null = null,
-  ): Promise<void> {
-    if (agentId === null || row.claimed_by === agentId) return;
-    const [stored] = lapsed
-      ? [{ details: lapsed }]
-      : await tx<{ details: ExpiredClaim }[]>`
-          SELECT details FROM task_events WHERE task_seq = ${row.seq} AND type = 'claim_expired'
-          ORDER BY event_id DESC LIMIT 1`;
-    if (stored?.details.former_holder === agentId) {
-      throw claimLost(row.task_id, stored.details.lease_expires_at, row.status === "in_progress" ? row.claimed_by : null);
-    }
+    const row = await this.endLapsedClaim(tx, await this.lockTask(tx, change.ref), changes);
+    const decided = decideStatusChange(claimState(row), change);
+    if (decided.step === "claim") return this.claim(tx, row, change, changes);
+    if (decided.step === "complete") return this.complete(tx, row, change, changes);
+    return this.release(tx, row, change, decided.forced, changes);
   }
 
   private async claim(tx: TransactionSQL, row: TaskRow, change: StatusChange, changes: Changes): Promise<TaskRow> {
-    if (row.unfinished_deps > 0) {
-      throw invalidTransition(row.task_id, row.status, change.to, await this.describeUnfinished(tx, row));
-    }
+    if (row.unfinished_deps > 0) throw claimBlocked(claimState(row), await this.unfinishedDependencyIds(tx, row));
     const { now, agentId, leaseSeconds } = change;
+    const lost = lostClaimAfterClaim(claimState(row), agentId);
     // The lease runs by the database's clock, which every instance shares.
     const [updated] = await tx<TaskRow[]>`
       UPDATE tasks
       SET status = 'in_progress', claimed_by = ${agentId}, started_at = ${now}, updated_at = ${now},
           lease_expires_at = date_trunc('milliseconds', now() + ${leaseSeconds} * interval '1 second'),
-          lease_seconds = ${leaseSeconds}
+          lease_seconds = ${leaseSeconds}, lost_by = ${lost.lost_by}, lost_at = ${lost.lost_at}
       WHERE seq = ${row.seq} AND status = 'pending' AND unfinished_deps = 0 RETURNING *`;
     if (!updated) throw lostRace(row.task_id, row.status, change.to);
     const details = { lease_expires_at: isoOrNull(updated.lease_expires_at) };
@@ -967,39 +943,30 @@ export class PostgresStorage implements Storage {
     return updated;
   }
 
-  private async describeUnfinished(tx: TransactionSQL, row: TaskRow): Promise<string> {
+  /** The task's dependencies that are not completed, each once. */
+  private async unfinishedDependencyIds(tx: TransactionSQL, row: TaskRow): Promise<string[]> {
     const statuses = await tx<{ task_id: string; status: TaskStatus }[]>`
       SELECT task_id, status FROM tasks WHERE project_id = ${row.project_id} AND task_id = ANY(${row.depends_on}::text[])`;
     const statusById = new Map(statuses.map((dependency) => [dependency.task_id, dependency.status]));
-    return unfinishedDependencies([...new Set(row.depends_on)].filter((id) => statusById.get(id) !== "completed"));
+    return [...new Set(row.depends_on)].filter((id) => statusById.get(id) !== "completed");
   }
 
-  private async renew(tx: TransactionSQL, renewal: LeaseRenewal, changes: Changes): Promise<TaskRow> {
-    const { row, lapsed } = await this.endLapsedClaim(tx, await this.lockTask(tx, renewal.ref), changes);
-    if (row.status !== "in_progress") {
-      if (row.status === "pending") await this.rejectLostClaim(tx, row, renewal.agentId, lapsed);
-      throw cannotRenew(row.task_id, row.status);
-    }
-    await this.checkHolder(tx, row, renewal.agentId, false);
+  private async applyLeaseRenewal(tx: TransactionSQL, renewal: LeaseRenewal, changes: Changes): Promise<TaskRow> {
+    const row = await this.endLapsedClaim(tx, await this.lockTask(tx, renewal.ref), changes);
+    checkRenewal(claimState(row), renewal.agentId);
+    const seconds = renewalLeaseSeconds(renewal.leaseSeconds, row.lease_seconds);
     const [updated] = await tx<TaskRow[]>`
-      UPDATE tasks
-      SET lease_expires_at = date_trunc('milliseconds', now() + ${renewal.leaseSeconds ?? row.lease_seconds} * interval '1 second')
+      UPDATE tasks SET lease_expires_at = date_trunc('milliseconds', now() + ${seconds} * interval '1 second')
       WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
     if (!updated) throw lostRace(row.task_id, row.status, "in_progress");
     return updated;
   }
 
-  private async edit(tx: TransactionSQL, edit: TaskEdit, changes: Changes): Promise<TaskRow> {
+  private async applyEdit(tx: TransactionSQL, edit: TaskEdit, changes: Changes): Promise<TaskRow> {
     if (edit.description !== undefined) requireStorableText("description", edit.description);
     const row = await this.lockTask(tx, edit.ref);
-    if (row.status === "completed") throw cannotEditCompleted(row.task_id);
-    const details: Record<string, { from: string; to: string }> = {};
-    if (edit.priority !== undefined && edit.priority !== row.priority)
-      details.priority = { from: row.priority, to: edit.priority };
-    if (edit.description !== undefined && edit.description !== row.description) {
-      details.description = { from: row.description, to: edit.description };
-    }
-    if (Object.keys(details).length === 0) return row;
+    const details = editChanges(row, edit);
+    if (details === null) return row;
     const priority = edit.priority ?? row.priority;
     const [updated] = await tx<TaskRow[]>`
       UPDATE tasks SET priority = ${priority}, priority_rank = ${priorityRank[priority]},
@@ -1009,19 +976,23 @@ export class PostgresStorage implements Storage {
     return updated!;
   }
 
-  /** Expires up to EXPIRE_BATCH_SIZE claims; locked ones are another instance's (or a holder's) to decide. */
-  private async expireBatch(tx: TransactionSQL, changes: Changes): Promise<number> {
-    const expired = await tx<(TaskRow & { former_holder: string | null; former_lease: Date })[]>`
+  /**
+   * Expires up to EXPIRE_BATCH_SIZE claims whose lease ran out; locked ones are another instance's
+   * (or a holder's) to decide. SET reads the row as it was: lost_by and lost_at take the holder and
+   * lease being cleared (lostClaimOf).
+   */
+  private async expireDueLeases(tx: TransactionSQL, changes: Changes): Promise<number> {
+    const expired = await tx<TaskRow[]>`
       WITH due AS (
-        SELECT seq, claimed_by, lease_expires_at FROM tasks
+        SELECT seq FROM tasks
         WHERE status = 'in_progress' AND lease_expires_at <= now()
         ORDER BY lease_expires_at LIMIT ${EXPIRE_BATCH_SIZE} FOR UPDATE SKIP LOCKED)
-      UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, lease_expires_at = NULL,
+      UPDATE tasks SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
+                       claimed_by = NULL, started_at = NULL, lease_expires_at = NULL,
                        lease_seconds = NULL, updated_at = date_trunc('milliseconds', now())
       FROM due WHERE tasks.seq = due.seq
-      RETURNING tasks.*, due.claimed_by AS former_holder, due.lease_expires_at AS former_lease`;
-    for (const row of expired.toSorted((a, b) => a.former_lease.getTime() - b.former_lease.getTime())) {
-      const { former_holder, former_lease, ...task } = row;
+      RETURNING tasks.*`;
+    for (const task of expired.toSorted((a, b) => a.lost_at!.getTime() - b.lost_at!.getTime())) {
       changes.push({
         task,
         type: "claim_expired",
@@ -1029,7 +1000,7 @@ export class PostgresStorage implements Storage {
         agentId: null,
         from: "in_progress",
         to: "pending",
-        details: { former_holder, lease_expires_at: former_lease.toISOString() },
+        details: claimExpiredDetails(claimState(task)),
       });
     }
     return expired.length;
@@ -1045,6 +1016,39 @@ export class PostgresStorage implements Storage {
     const last = Number(row!.last_assigned);
     if (last > MAX_ID_NUMBER) throw idsExhausted(projectId, artifactType);
     return last - count + 1;
+  }
+
+  private async insertReservation(tx: TransactionSQL, reservation: NewReservation): Promise<Reservation> {
+    const first = await this.takeNumbers(tx, reservation.projectId, reservation.artifactType, reservation.count);
+    await tx`
+      INSERT INTO reservations
+        (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
+      VALUES (${reservation.reservationId}, ${reservation.projectId}, ${reservation.artifactType}, ${first},
+              ${reservation.count}, ${reservation.createdAt}, ${reservation.expiresAt})`;
+    return {
+      reservationId: reservation.reservationId,
+      projectId: reservation.projectId,
+      artifactType: reservation.artifactType,
+      firstNumber: first,
+      count: reservation.count,
+      expiresAt: reservation.expiresAt.toISOString(),
+    };
+  }
+
+  private async raiseCounter(tx: TransactionSQL, projectId: string, artifactType: string, lastAssigned: number) {
+    // The conflicting row is locked even when the WHERE keeps it unchanged, so the value read
+    // below for the error sentence is the one that refused.
+    const raised = await tx`
+      INSERT INTO id_counters (project_id, artifact_type, last_assigned)
+      VALUES (${projectId}, ${artifactType}, ${lastAssigned})
+      ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = excluded.last_assigned
+      WHERE id_counters.last_assigned <= excluded.last_assigned`;
+    if (raised.count === 0) {
+      const [row] = await tx<{ last_assigned: string }[]>`
+        SELECT last_assigned FROM id_counters WHERE project_id = ${projectId} AND artifact_type = ${artifactType}`;
+      throw cannotLowerCounter(projectId, artifactType, Number(row!.last_assigned), lastAssigned);
+    }
+    return lastAssigned;
   }
 
   /** One part of GET /tasks from its own index, after `after` (a cursor's position in that part). */
@@ -1147,14 +1151,14 @@ export class PostgresStorage implements Storage {
   }
 
   async listTaskEvents(ref: TaskRef): Promise<TaskEvent[]> {
-    const row = await this.getTaskRow(ref);
+    const row = await this.requireTaskRow(ref);
     const events = await this.statement(
       (sql) => sql<EventRow[]>`SELECT * FROM task_events WHERE task_seq = ${row.seq} ORDER BY event_id`,
     );
     return events.map((event) => toEvent(event, row));
   }
 
-  private async getTaskRow(ref: TaskRef): Promise<TaskRow> {
+  private async requireTaskRow(ref: TaskRef): Promise<TaskRow> {
     const rows = await this.statement((sql) =>
       ref.projectId === null
         ? sql<TaskRow[]>`SELECT * FROM tasks WHERE task_id = ${ref.taskId}`
@@ -1184,18 +1188,18 @@ export class PostgresStorage implements Storage {
   }
 
   async renewLease(renewal: LeaseRenewal, idempotency?: IdempotentWrite<Task>): Promise<Task> {
-    return this.write(idempotency, async (tx, changes) => toTask(await this.renew(tx, renewal, changes)));
+    return this.write(idempotency, async (tx, changes) => toTask(await this.applyLeaseRenewal(tx, renewal, changes)));
   }
 
   async updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task> {
-    return this.write(idempotency, async (tx, changes) => toTask(await this.edit(tx, edit, changes)));
+    return this.write(idempotency, async (tx, changes) => toTask(await this.applyEdit(tx, edit, changes)));
   }
 
   /** By the database's clock: `now` is not used (instances' clocks may differ; the database's is one). */
   async expireLeases(_now: Date): Promise<number> {
     let total = 0;
     for (;;) {
-      const count = await this.write(undefined, (tx, changes) => this.expireBatch(tx, changes));
+      const count = await this.write(undefined, (tx, changes) => this.expireDueLeases(tx, changes));
       total += count;
       if (count < EXPIRE_BATCH_SIZE || this.closed) return total;
     }
@@ -1216,22 +1220,7 @@ export class PostgresStorage implements Storage {
   }
 
   async reserveIds(reservation: NewReservation, idempotency?: IdempotentWrite<Reservation>): Promise<Reservation> {
-    return this.write(idempotency, async (tx) => {
-      const first = await this.takeNumbers(tx, reservation.projectId, reservation.artifactType, reservation.count);
-      await tx`
-        INSERT INTO reservations
-          (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
-        VALUES (${reservation.reservationId}, ${reservation.projectId}, ${reservation.artifactType}, ${first},
-                ${reservation.count}, ${reservation.createdAt}, ${reservation.expiresAt})`;
-      return {
-        reservationId: reservation.reservationId,
-        projectId: reservation.projectId,
-        artifactType: reservation.artifactType,
-        firstNumber: first,
-        count: reservation.count,
-        expiresAt: reservation.expiresAt.toISOString(),
-      };
-    });
+    return this.write(idempotency, (tx) => this.insertReservation(tx, reservation));
   }
 
   async getReservation(reservationId: string): Promise<Reservation | null> {
@@ -1249,21 +1238,7 @@ export class PostgresStorage implements Storage {
     lastAssigned: number,
     idempotency?: IdempotentWrite<number>,
   ): Promise<number> {
-    return this.write(idempotency, async (tx) => {
-      // The conflicting row is locked even when the WHERE keeps it unchanged, so the value read
-      // below for the error sentence is the one that refused.
-      const raised = await tx`
-        INSERT INTO id_counters (project_id, artifact_type, last_assigned)
-        VALUES (${projectId}, ${artifactType}, ${lastAssigned})
-        ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = excluded.last_assigned
-        WHERE id_counters.last_assigned <= excluded.last_assigned`;
-      if (raised.count === 0) {
-        const [row] = await tx<{ last_assigned: string }[]>`
-          SELECT last_assigned FROM id_counters WHERE project_id = ${projectId} AND artifact_type = ${artifactType}`;
-        throw cannotLowerCounter(projectId, artifactType, Number(row!.last_assigned), lastAssigned);
-      }
-      return lastAssigned;
-    });
+    return this.write(idempotency, (tx) => this.raiseCounter(tx, projectId, artifactType, lastAssigned));
   }
 
   async listRegistry(projectId: string | null, now: Date): Promise<{ counters: IdCounter[]; reservations: Reservation[] }> {

@@ -1,35 +1,39 @@
-// What both storages may share beyond domain.ts's sentences: the in-flight Idempotency-Keys of this
-// process, and the check that text can be stored at all.
+// What both storages share beyond domain.ts's rules and sentences: the in-flight Idempotency-Keys of
+// this process, and the check that text can be stored at all.
 
-import { ApiError, validationError } from "../domain.ts";
+import { idempotencyInFlight, validationError } from "../domain.ts";
 import type { IdempotencyClaim, IdempotencyRequest } from "./storage.ts";
 
 // ---------------------------------------------------------------------------
 // Idempotency-Keys whose request is running in this process.
 
-interface InFlightKey {
+interface InFlightKey<Note> {
   fingerprint: string;
   token: string;
   claimedAt: Date;
   leaseUntil: number;
   retentionMs: number;
+  note: Note;
 }
 
-/** What a write needs to know of its claim: the request it was made for. */
-export interface ClaimedKey {
+/** What a write needs to know of its claim: the request it was made for, and the storage's note. */
+export interface ClaimedKey<Note = void> {
   fingerprint: string;
   claimedAt: Date;
   /** A stored row created before this is past the retention and may be replaced. */
   expiredBefore: Date;
+  /** What the storage noted when the key was claimed (SQLite: the row's lookup, whether an expired row is there). */
+  note: Note;
 }
 
 /**
  * The keys claimed by requests of this process that have not answered yet. A twin request on the
  * same process is told `in_flight` at once; across processes the database decides (postgres.ts).
+ * SQLite's file is held by one process alone, so there this is all there is.
  * Memory, not a table: a process that dies takes its claims with it, so a key never stays blocked.
  */
-export class InFlightKeys {
-  private readonly keys = new Map<string, InFlightKey>();
+export class InFlightKeys<Note = void> {
+  private readonly keys = new Map<string, InFlightKey<Note>>();
 
   private static slot(scope: string, key: string): string {
     return `${scope}\n${key}`;
@@ -42,7 +46,7 @@ export class InFlightKeys {
     return held.fingerprint === request.fingerprint ? "in_flight" : "mismatch";
   }
 
-  claim(request: IdempotencyRequest): IdempotencyClaim {
+  claim(request: IdempotencyRequest, note: Note): IdempotencyClaim {
     const token = crypto.randomUUID();
     this.keys.set(InFlightKeys.slot(request.scope, request.key), {
       fingerprint: request.fingerprint,
@@ -50,21 +54,21 @@ export class InFlightKeys {
       claimedAt: request.now,
       leaseUntil: request.now.getTime() + request.leaseMs,
       retentionMs: request.retentionMs,
+      note,
     });
     return { scope: request.scope, key: request.key, token };
   }
 
   /** The claim's request while it is the current claim of its key; else idempotencyInFlight's 409. */
-  current(claim: IdempotencyClaim): ClaimedKey {
+  current(claim: IdempotencyClaim): ClaimedKey<Note> {
     const held = this.keys.get(InFlightKeys.slot(claim.scope, claim.key));
-    if (held?.token !== claim.token) {
-      // The lease ran out and another request took the key over: it owns the effect now.
-      throw new ApiError("idempotency_in_flight", "A request with this Idempotency-Key is still running; retry later");
-    }
+    // The lease ran out and another request took the key over: it owns the effect now.
+    if (held?.token !== claim.token) throw idempotencyInFlight();
     return {
       fingerprint: held.fingerprint,
       claimedAt: held.claimedAt,
       expiredBefore: new Date(held.claimedAt.getTime() - held.retentionMs),
+      note: held.note,
     };
   }
 
@@ -72,10 +76,6 @@ export class InFlightKeys {
     const slot = InFlightKeys.slot(claim.scope, claim.key);
     if (this.keys.get(slot)?.token === claim.token) this.keys.delete(slot);
   }
-}
-
-export function idempotencyMismatch(): ApiError {
-  return new ApiError("idempotency_mismatch", "This Idempotency-Key was already used for a different request");
 }
 
 // ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import { basename, dirname, join } from "node:path";
 import { priorityRank, SCHEMA_VERSION } from "../domain.ts";
 import {
   type BackupFile,
-  canonicalJson,
   DUMP_PAGE_SIZE,
   type DumpCounter,
   type DumpCounts,
@@ -19,12 +18,11 @@ import {
   type DumpReservation,
   type DumpSnapshot,
   type DumpTask,
-  loadDump,
   type NumberedLine,
-  notEmpty,
-  type RestoreTarget,
 } from "./dump.ts";
-import type { TaskRow } from "./sqlite.ts";
+import { loadDump, notEmpty, type RestoreTarget } from "./dump-loader.ts";
+import { canonicalJson } from "./dump-writer.ts";
+import type { TaskRow } from "./sqlite-rows.ts";
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
 
@@ -224,7 +222,7 @@ function countRows(db: Database): DumpCounts {
   };
 }
 
-function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
+function prepareRestoreStatements(db: Database) {
   const insertTask = db.prepare(
     `INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
                         unfinished_deps, status, claimed_by, lease_expires_at, lease_seconds, lost_by, lost_at,
@@ -242,10 +240,15 @@ function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
      VALUES (?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertCounter = db.prepare("INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES (?, ?, ?)");
-  const statements = [insertTask, insertDependency, setUnfinished, insertEvent, insertReservation, insertCounter];
+  return { insertTask, insertDependency, setUnfinished, insertEvent, insertReservation, insertCounter };
+}
+
+function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
+  const statements = prepareRestoreStatements(db);
+  const { insertTask, insertDependency, setUnfinished, insertEvent, insertReservation, insertCounter } = statements;
   return {
     // An unfinalized statement would keep the connection, and its lock on the file, alive after close().
-    finalize: () => statements.forEach((statement) => statement.finalize()),
+    finalize: () => Object.values(statements).forEach((statement) => statement.finalize()),
     async insertTasks(tasks) {
       for (const t of tasks) {
         insertTask.run(

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { SCHEMA_VERSION, TASK_LIST_PARTS } from "../domain.ts";
+import { SCHEMA_VERSION, TASK_LIST_PARTS, type TaskEvent } from "../domain.ts";
 import { makeTempDir } from "../testing.ts";
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import version1Schema from "./schema/sqlite-v1.sql" with { type: "text" };
@@ -86,8 +86,42 @@ function describeSchema(path: string) {
   }
 }
 
+/** The history the upgrade writes for T-1 of writeVersion1Database, which version 1 did not keep. */
+const version1TaskHistory: Array<Omit<TaskEvent, "event_id">> = [
+  {
+    project_id: "web",
+    task_id: "T-1",
+    type: "created",
+    at: created,
+    agent_id: null,
+    from_status: null,
+    to_status: "pending",
+    details: { status: "pending" },
+  },
+  {
+    project_id: "web",
+    task_id: "T-1",
+    type: "claimed",
+    at: started,
+    agent_id: "agent-1",
+    from_status: "pending",
+    to_status: "in_progress",
+    details: { lease_expires_at: null },
+  },
+  {
+    project_id: "web",
+    task_id: "T-1",
+    type: "completed",
+    at: finished,
+    agent_id: "agent-1",
+    from_status: "in_progress",
+    to_status: "completed",
+    details: { completion_notes: "notes" },
+  },
+];
+
 describe("upgrade from schema version 1", () => {
-  test("keeps every task, dependency, counter, reservation and stored response, and backfills the history", async () => {
+  test("keeps every task and dependency", async () => {
     const path = join(dir, "tracker.db");
     writeVersion1Database(path);
     storage = await openSqliteStorage({ path });
@@ -121,40 +155,18 @@ describe("upgrade from schema version 1", () => {
       now: new Date(),
     });
     expect((await storage.findNextTask("web", "pending"))?.task_id).toBe("T-3");
+    expect(await storage.listProjects()).toEqual([
+      { project_id: "api", ready: 0, blocked: 0, in_progress: 0, completed: 0, last_change_at: null },
+      { project_id: "web", ready: 1, blocked: 0, in_progress: 0, completed: 2, last_change_at: expect.any(String) },
+    ]);
+  });
 
+  test("backfills the history, and keeps every counter, reservation and stored response", async () => {
+    const path = join(dir, "tracker.db");
+    writeVersion1Database(path);
+    storage = await openSqliteStorage({ path });
     expect((await storage.listTaskEvents({ projectId: "web", taskId: "T-1" })).map(({ event_id: _, ...event }) => event)).toEqual(
-      [
-        {
-          project_id: "web",
-          task_id: "T-1",
-          type: "created",
-          at: created,
-          agent_id: null,
-          from_status: null,
-          to_status: "pending",
-          details: { status: "pending" },
-        },
-        {
-          project_id: "web",
-          task_id: "T-1",
-          type: "claimed",
-          at: started,
-          agent_id: "agent-1",
-          from_status: "pending",
-          to_status: "in_progress",
-          details: { lease_expires_at: null },
-        },
-        {
-          project_id: "web",
-          task_id: "T-1",
-          type: "completed",
-          at: finished,
-          agent_id: "agent-1",
-          from_status: "in_progress",
-          to_status: "completed",
-          details: { completion_notes: "notes" },
-        },
-      ],
+      version1TaskHistory,
     );
     expect((await storage.listTaskEvents({ projectId: "web", taskId: "T-3" })).map((event) => event.type)).toEqual(["created"]);
 
@@ -174,13 +186,11 @@ describe("upgrade from schema version 1", () => {
         retentionMs: 60_000,
       }),
     ).toEqual({ outcome: "replay", response: { status: 201, body: '{"ok":true}' } });
-    expect(await storage.listProjects()).toEqual([
-      { project_id: "api", ready: 0, blocked: 0, in_progress: 0, completed: 0, last_change_at: null },
-      { project_id: "web", ready: 1, blocked: 0, in_progress: 0, completed: 2, last_change_at: expect.any(String) },
-    ]);
   });
+});
 
-  test("ends with the same tables, indexes and triggers as a new database, at the current version", async () => {
+describe("schema versions", () => {
+  test("an upgrade from version 1 ends with the same tables, indexes and triggers as a new database, at the current version", async () => {
     const upgraded = join(dir, "upgraded.db");
     writeVersion1Database(upgraded);
     await (await openSqliteStorage({ path: upgraded })).close();
@@ -195,6 +205,39 @@ describe("upgrade from schema version 1", () => {
     // Opening again changes nothing.
     await (await openSqliteStorage({ path: upgraded })).close();
     expect(describeSchema(upgraded)).toEqual(describeSchema(fresh));
+  });
+
+  test("a database of version 2 (release 0.2.0, the same tables) opens at the current version with its lost claims", async () => {
+    const path = join(dir, "version2.db");
+    storage = await openSqliteStorage({ path });
+    const at = (second: number) => new Date(Date.parse(created) + second * 1000);
+    const task = { project_id: "web", description: "Lost", inputs: [], outputs: [], priority: "high" as const };
+    await storage.addTasks([{ ...task, task_id: "T-1", depends_on: [], status: "pending", completion_notes: "" }], at(0), null);
+    const change = {
+      ref: { projectId: "web", taskId: "T-1" },
+      completionNotes: "",
+      agentId: "agent-1",
+      leaseSeconds: 60,
+      force: false,
+    };
+    await storage.changeTaskStatus({ ...change, to: "in_progress", now: at(0) });
+    expect(await storage.expireLeases(at(61))).toBe(1);
+    await storage.close();
+    storage = undefined;
+    const db = new Database(path);
+    db.run("PRAGMA user_version = 2");
+    db.close();
+
+    storage = await openSqliteStorage({ path });
+    await expect(storage.changeTaskStatus({ ...change, to: "completed", now: at(62) })).rejects.toMatchObject({
+      code: "claim_lost",
+      message: `Your claim on T-1 expired at ${at(60).toISOString()}; it is pending again: claim it again to go on`,
+    });
+    await storage.close();
+    storage = undefined;
+    const reopened = new Database(path, { readonly: true });
+    expect(reopened.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
+    reopened.close();
   });
 
   test("a database newer than this service is refused with a sentence", async () => {

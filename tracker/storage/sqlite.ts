@@ -13,28 +13,29 @@ import {
   ambiguousTaskId,
   cannotEditCompleted,
   cannotLowerCounter,
-  cannotRenew,
-  claimLost,
+  checkRenewal,
+  claimBlocked,
+  claimExpiredDetails,
   countUnfinishedDependencies,
-  DEFAULT_CLAIM_TTL_SECONDS,
+  decideStatusChange,
   decodeTaskCursor,
+  editChanges,
   encodeTaskCursor,
   type IdCounter,
-  idempotencyInFlight,
   idsExhausted,
-  invalidTransition,
-  isAllowedTransition,
   type LeaseRenewal,
+  leaseRanOut,
+  lostClaimAfterClaim,
+  lostClaimOf,
   lostRace,
   MAX_ID_NUMBER,
   type NewReservation,
   type NewTask,
-  notClaimHolder,
-  type Priority,
   type ProjectSummary,
   PURGE_BATCH_SIZE,
   priorityRank,
   type Reservation,
+  renewalLeaseSeconds,
   SCHEMA_VERSION,
   type StatusChange,
   type Task,
@@ -51,14 +52,23 @@ import {
   taskAlreadyExists,
   taskListParts,
   taskNotFound,
-  unfinishedDependencies,
   validationError,
 } from "../domain.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
 // Imported as text so that a compiled binary carries them (no file beside the binary to read).
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import upgradeFromVersion1Sql from "./schema/sqlite-v1-to-v2.sql" with { type: "text" };
+import { InFlightKeys } from "./shared.ts";
 import { openSqliteBackup, openSqliteSnapshot, restoreSqlite } from "./sqlite-dump.ts";
+import {
+  type EventRow,
+  type IdempotencyRow,
+  type ReservationRow,
+  type TaskRow,
+  toEvent,
+  toReservation,
+  toTask,
+} from "./sqlite-rows.ts";
 import type {
   IdempotencyClaim,
   IdempotencyOutcome,
@@ -84,104 +94,11 @@ export interface SqliteOptions {
   sync?: SyncMode;
 }
 
-/** A row of `tasks`, as `SELECT *` reads it (the dump reads the same rows). */
-export interface TaskRow {
-  seq: number;
-  task_id: string;
-  project_id: string;
-  description: string;
-  inputs: string;
-  outputs: string;
-  priority: Priority;
-  priority_rank: number;
-  depends_on: string;
-  unfinished_deps: number;
-  blocked: number;
-  status: TaskStatus;
-  claimed_by: string | null;
-  lease_expires_at: string | null;
-  lease_seconds: number | null;
-  lost_by: string | null;
-  lost_at: string | null;
-  completion_notes: string;
-  created_at: string;
-  updated_at: string;
-  started_at: string | null;
-  completed_at: string | null;
-}
-
-interface EventRow {
-  event_id: number;
-  project_id: string;
-  task_id: string;
-  type: TaskEventType;
-  at: string;
-  agent_id: string | null;
-  from_status: TaskStatus | null;
-  to_status: TaskStatus | null;
-  details: string;
-}
-
-interface ReservationRow {
-  reservation_id: string;
-  project_id: string;
-  artifact_type: string;
-  first_number: number;
-  count: number;
-  expires_at: string;
-}
-
-interface IdempotencyRow {
-  fingerprint: string;
-  response_status: number;
-  response_body: string;
-  created_at: number;
-}
-
-/** A request holding an Idempotency-Key that has not answered yet. */
-interface InFlightKey {
-  fingerprint: string;
-  token: string;
-  claimedAt: number;
-  leaseUntil: number;
+/** What SQLite notes of a claimed Idempotency-Key (InFlightKeys), for writing its row. */
+interface KeyNote {
   lookup: number;
   /** An expired row of the same key is still stored and must make way. */
   replacesExpiredRow: boolean;
-}
-
-function toTask(row: TaskRow): Task {
-  return {
-    task_id: row.task_id,
-    project_id: row.project_id,
-    description: row.description,
-    inputs: JSON.parse(row.inputs) as string[],
-    outputs: JSON.parse(row.outputs) as string[],
-    priority: row.priority,
-    depends_on: JSON.parse(row.depends_on) as string[],
-    status: row.status,
-    claimed_by: row.claimed_by,
-    lease_expires_at: row.lease_expires_at,
-    completion_notes: row.completion_notes,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    started_at: row.started_at,
-    completed_at: row.completed_at,
-  };
-}
-
-function toEvent(row: EventRow): TaskEvent {
-  return { ...row, details: JSON.parse(row.details) as Record<string, unknown> };
-}
-
-function toReservation(row: ReservationRow): Reservation {
-  return {
-    reservationId: row.reservation_id,
-    projectId: row.project_id,
-    artifactType: row.artifact_type,
-    firstNumber: row.first_number,
-    count: row.count,
-    expiresAt: row.expires_at,
-  };
 }
 
 function addSeconds(date: Date, seconds: number): string {
@@ -203,6 +120,11 @@ function applySchema(db: Database): void {
   }
   if (current === SCHEMA_VERSION) return;
   if (current === 1) return upgradeFromVersion1(db);
+  // Version 3 changed only PostgreSQL's tables (a lost claim in columns, as SQLite's already were).
+  if (current === 2) {
+    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    return;
+  }
   db.transaction(() => {
     db.run(schemaSql);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
@@ -393,13 +315,10 @@ function prepareTaskWrites(db: Database) {
       "INSERT OR IGNORE INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)",
     ),
     // Compare-and-set: each names the status it expects, so a lost race changes no row.
-    // The agent that lost this task's lease and claims it again is no longer a loser.
-    claim: db.prepare<TaskRow, [string | null, string, string, number, number]>(
+    claim: db.prepare<TaskRow, [string | null, string, string, number, string | null, string | null, number]>(
       `UPDATE tasks SET status = 'in_progress', claimed_by = ?1, started_at = ?2, updated_at = ?2,
-                        lease_expires_at = ?3, lease_seconds = ?4,
-                        lost_by = CASE WHEN lost_by = ?1 THEN NULL ELSE lost_by END,
-                        lost_at = CASE WHEN lost_by = ?1 THEN NULL ELSE lost_at END
-       WHERE seq = ?5 AND status = 'pending' AND unfinished_deps = 0 RETURNING *`,
+                        lease_expires_at = ?3, lease_seconds = ?4, lost_by = ?5, lost_at = ?6
+       WHERE seq = ?7 AND status = 'pending' AND unfinished_deps = 0 RETURNING *`,
     ),
     complete: db.prepare<TaskRow, [string, string, number]>(
       `UPDATE tasks SET status = 'completed', completion_notes = ?1, completed_at = ?2, updated_at = ?2,
@@ -411,14 +330,14 @@ function prepareTaskWrites(db: Database) {
                         lease_expires_at = NULL, lease_seconds = NULL
        WHERE seq = ? AND status = 'in_progress' RETURNING *`,
     ),
-    // SET reads the row as it was: lost_by and lost_at take the holder and lease being cleared.
-    expireOne: db.prepare<TaskRow, [string, number]>(
-      `UPDATE tasks SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
+    expireOne: db.prepare<TaskRow, [string | null, string | null, string, number]>(
+      `UPDATE tasks SET status = 'pending', lost_by = ?, lost_at = ?,
                         claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
                         updated_at = ?
        WHERE seq = ? AND status = 'in_progress' RETURNING *`,
     ),
-    // The claims in progress are few: their index is scanned for the leases that ran out.
+    // The claims in progress are few: their index is scanned for the leases that ran out. SET reads
+    // the row as it was: lost_by and lost_at take the holder and lease being cleared (lostClaimOf).
     expireDue: db.prepare<TaskRow, [string, string]>(
       `UPDATE tasks INDEXED BY tasks_in_progress SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
                         claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
@@ -585,16 +504,12 @@ interface QueuedWrite {
   reject: (error: unknown) => void;
 }
 
-function inFlightSlot(scope: string, key: string): string {
-  return `${scope}\n${key}`;
-}
-
 /**
  * 48 bits of SHA-256 of scope and key: the indexed column. Its index entries are small, so the
  * random inserts of client-chosen keys dirty few pages; a lookup still compares scope and key.
  */
-function idempotencyLookup(slot: string): number {
-  return createHash("sha256").update(slot).digest().readUIntBE(0, 6);
+function idempotencyLookup(scope: string, key: string): number {
+  return createHash("sha256").update(`${scope}\n${key}`).digest().readUIntBE(0, 6);
 }
 
 export class SqliteStorage implements Storage {
@@ -604,7 +519,7 @@ export class SqliteStorage implements Storage {
    * database file is held by this process alone (locking_mode EXCLUSIVE): no other instance can
    * be running a request on it, and after a crash nothing is in flight.
    */
-  private readonly inFlight = new Map<string, InFlightKey>();
+  private readonly inFlight = new InFlightKeys<KeyNote>();
   private readonly listeners = new Set<(change: TaskChange) => void>();
 
   private readonly taskReads: ReturnType<typeof prepareTaskReads>;
@@ -711,7 +626,7 @@ export class SqliteStorage implements Storage {
   private idempotentWrite<Result>(effect: () => Result, idempotency: IdempotentWrite<Result> | undefined): Promise<Result> {
     return this.runWrite(() => {
       const result = effect();
-      if (idempotency) this.saveResponse(idempotency.claim, idempotency.respond(result));
+      if (idempotency) this.storeResponse(idempotency.claim, idempotency.respond(result));
       return result;
     });
   }
@@ -812,51 +727,39 @@ export class SqliteStorage implements Storage {
   }
 
   /** A claim whose lease ran out by `now` ends here, before anything else reads the row. */
-  private expireIfDue(row: TaskRow, now: Date): TaskRow {
-    if (row.status !== "in_progress" || row.lease_expires_at === null || row.lease_expires_at > now.toISOString()) {
-      return row;
-    }
-    const expired = this.taskWrites.expireOne.get(now.toISOString(), row.seq)!;
+  private endLapsedClaim(row: TaskRow, now: Date): TaskRow {
+    if (!leaseRanOut(row, now)) return row;
+    const lost = lostClaimOf(row);
+    const expired = this.taskWrites.expireOne.get(lost.lost_by, lost.lost_at, now.toISOString(), row.seq)!;
     this.recordExpiry(expired, now.toISOString());
     return expired;
   }
 
   private recordExpiry(row: TaskRow, at: string): void {
-    const details = { former_holder: row.lost_by, lease_expires_at: row.lost_at };
-    this.recordEvent(row, "claim_expired", { agentId: null, from: "in_progress", at }, details);
-  }
-
-  /** The agent whose lease on this task ran out, and that does not hold it again, hears so. */
-  private refuseLostClaim(row: TaskRow, agentId: string | null): void {
-    if (agentId === null || row.lost_by !== agentId || row.claimed_by === agentId || row.status === "completed") return;
-    const holder = row.status === "in_progress" ? (row.claimed_by ?? "an agent that sent no X-Agent-Id") : null;
-    throw claimLost(row.task_id, row.lost_at!, holder);
-  }
-
-  /** Only the holder of a claim moves it on; returns true when `force` releases another's claim. */
-  private checkHolder(row: TaskRow, agentId: string | null, mayForce: boolean): boolean {
-    if (row.claimed_by === null || row.claimed_by === agentId) return false;
-    if (mayForce) return true;
-    throw notClaimHolder(row.task_id, row.claimed_by, row.lease_expires_at);
+    this.recordEvent(row, "claim_expired", { agentId: null, from: "in_progress", at }, claimExpiredDetails(row));
   }
 
   private applyStatusChange(change: StatusChange): Task {
-    const { to, agentId, now } = change;
-    const row = this.expireIfDue(this.requireTaskRow(change.ref), now);
-    if (to !== "in_progress") this.refuseLostClaim(row, agentId);
-    if (!isAllowedTransition(row.status, to)) throw invalidTransition(row.task_id, row.status, to);
-    if (to === "in_progress") return this.claim(row, change);
-    const forced = this.checkHolder(row, agentId, to === "pending" && change.force);
-    return to === "completed" ? this.complete(row, change) : this.release(row, change, forced);
+    const row = this.endLapsedClaim(this.requireTaskRow(change.ref), change.now);
+    const decided = decideStatusChange(row, change);
+    if (decided.step === "claim") return this.claim(row, change);
+    return decided.step === "complete" ? this.complete(row, change) : this.release(row, change, decided.forced);
   }
 
   private claim(row: TaskRow, change: StatusChange): Task {
-    if (row.unfinished_deps > 0) {
-      throw invalidTransition(row.task_id, row.status, "in_progress", this.describeUnfinished(row));
-    }
+    if (row.unfinished_deps > 0) throw claimBlocked(row, this.unfinishedDependencyIds(row));
     const at = change.now.toISOString();
     const leaseExpiresAt = addSeconds(change.now, change.leaseSeconds);
-    const claimed = this.taskWrites.claim.get(change.agentId, at, leaseExpiresAt, change.leaseSeconds, row.seq);
+    const lost = lostClaimAfterClaim(row, change.agentId);
+    const claimed = this.taskWrites.claim.get(
+      change.agentId,
+      at,
+      leaseExpiresAt,
+      change.leaseSeconds,
+      lost.lost_by,
+      lost.lost_at,
+      row.seq,
+    );
     if (!claimed) throw lostRace(row.task_id, row.status, "in_progress");
     this.recordEvent(claimed, "claimed", { agentId: change.agentId, from: "pending", at }, { lease_expires_at: leaseExpiresAt });
     return toTask(claimed);
@@ -882,19 +785,17 @@ export class SqliteStorage implements Storage {
     return toTask(released);
   }
 
-  private describeUnfinished(row: TaskRow): string {
-    const waiting = [...new Set(JSON.parse(row.depends_on) as string[])].filter(
+  /** The task's dependencies that are not completed, each once. */
+  private unfinishedDependencyIds(row: TaskRow): string[] {
+    return [...new Set(JSON.parse(row.depends_on) as string[])].filter(
       (id) => this.taskReads.byRef.get(id, row.project_id)?.status !== "completed",
     );
-    return unfinishedDependencies(waiting);
   }
 
   private applyLeaseRenewal(renewal: LeaseRenewal): Task {
-    const row = this.expireIfDue(this.requireTaskRow(renewal.ref), renewal.now);
-    this.refuseLostClaim(row, renewal.agentId);
-    if (row.status !== "in_progress") throw cannotRenew(row.task_id, row.status);
-    this.checkHolder(row, renewal.agentId, false);
-    const seconds = renewal.leaseSeconds ?? row.lease_seconds ?? DEFAULT_CLAIM_TTL_SECONDS;
+    const row = this.endLapsedClaim(this.requireTaskRow(renewal.ref), renewal.now);
+    checkRenewal(row, renewal.agentId);
+    const seconds = renewalLeaseSeconds(renewal.leaseSeconds, row.lease_seconds);
     const renewed = this.taskWrites.renew.get(addSeconds(renewal.now, seconds), row.seq);
     if (!renewed) throw lostRace(row.task_id, row.status, "in_progress");
     return toTask(renewed);
@@ -902,15 +803,8 @@ export class SqliteStorage implements Storage {
 
   private applyEdit(edit: TaskEdit): Task {
     const row = this.requireTaskRow(edit.ref);
-    if (row.status === "completed") throw cannotEditCompleted(row.task_id);
-    const details: Record<string, { from: string; to: string }> = {};
-    if (edit.priority !== undefined && edit.priority !== row.priority) {
-      details.priority = { from: row.priority, to: edit.priority };
-    }
-    if (edit.description !== undefined && edit.description !== row.description) {
-      details.description = { from: row.description, to: edit.description };
-    }
-    if (Object.keys(details).length === 0) return toTask(row);
+    const details = editChanges(row, edit);
+    if (details === null) return toTask(row);
     const priority = edit.priority ?? row.priority;
     const at = edit.now.toISOString();
     const edited = this.taskWrites.edit.get(priority, priorityRank[priority], edit.description ?? row.description, at, row.seq);
@@ -935,26 +829,24 @@ export class SqliteStorage implements Storage {
     return last - count + 1;
   }
 
-  private saveResponse(claim: IdempotencyClaim, response: StoredResponse): void {
-    const slot = inFlightSlot(claim.scope, claim.key);
-    const inFlight = this.inFlight.get(slot);
-    // The lease ran out and another request took the key over: it owns the effect now.
-    if (inFlight?.token !== claim.token) throw idempotencyInFlight();
-    if (inFlight.replacesExpiredRow) this.idempotencyKeys.delete.run(inFlight.lookup, claim.scope, claim.key);
+  private storeResponse(claim: IdempotencyClaim, response: StoredResponse): void {
+    const claimed = this.inFlight.current(claim);
+    const { lookup, replacesExpiredRow } = claimed.note;
+    if (replacesExpiredRow) this.idempotencyKeys.delete.run(lookup, claim.scope, claim.key);
     this.idempotencyKeys.insert.run(
-      inFlight.lookup,
+      lookup,
       claim.scope,
       claim.key,
-      inFlight.fingerprint,
+      claimed.fingerprint,
       response.status,
       response.body,
-      inFlight.claimedAt,
+      claimed.claimedAt.getTime(),
     );
     // Still inside the same synchronous turn as the commit: no other request sees the gap.
-    this.inFlight.delete(slot);
+    this.inFlight.release(claim);
   }
 
-  private insertReservationRow(reservation: NewReservation): Reservation {
+  private insertReservation(reservation: NewReservation): Reservation {
     const first = this.takeNumbers(reservation.projectId, reservation.artifactType, reservation.count);
     const expiresAt = reservation.expiresAt.toISOString();
     this.ids.insertReservation.run(
@@ -1066,7 +958,7 @@ export class SqliteStorage implements Storage {
   }
 
   async reserveIds(reservation: NewReservation, idempotency?: IdempotentWrite<Reservation>): Promise<Reservation> {
-    return this.idempotentWrite(() => this.insertReservationRow(reservation), idempotency);
+    return this.idempotentWrite(() => this.insertReservation(reservation), idempotency);
   }
 
   async getReservation(reservationId: string): Promise<Reservation | null> {
@@ -1092,38 +984,23 @@ export class SqliteStorage implements Storage {
   // --- Idempotency ----------------------------------------------------------------------------
 
   async claimIdempotencyKey(request: IdempotencyRequest): Promise<IdempotencyOutcome> {
-    const { scope, key, fingerprint } = request;
-    const now = request.now.getTime();
-    const slot = inFlightSlot(scope, key);
-    const inFlight = this.inFlight.get(slot);
-    if (inFlight && inFlight.leaseUntil > now) {
-      return inFlight.fingerprint === fingerprint ? { outcome: "in_flight" } : { outcome: "mismatch" };
-    }
-    const lookup = idempotencyLookup(slot);
-    const row = this.idempotencyKeys.select.get(lookup, scope, key);
-    if (row && row.created_at > now - request.retentionMs) {
-      if (row.fingerprint !== fingerprint) return { outcome: "mismatch" };
+    const busy = this.inFlight.busy(request);
+    if (busy) return { outcome: busy };
+    const lookup = idempotencyLookup(request.scope, request.key);
+    const row = this.idempotencyKeys.select.get(lookup, request.scope, request.key);
+    if (row && row.created_at > request.now.getTime() - request.retentionMs) {
+      if (row.fingerprint !== request.fingerprint) return { outcome: "mismatch" };
       return { outcome: "replay", response: { status: row.response_status, body: row.response_body } };
     }
-    const token = crypto.randomUUID();
-    this.inFlight.set(slot, {
-      fingerprint,
-      token,
-      claimedAt: now,
-      leaseUntil: now + request.leaseMs,
-      lookup,
-      replacesExpiredRow: row !== null,
-    });
-    return { outcome: "claimed", claim: { scope, key, token } };
+    return { outcome: "claimed", claim: this.inFlight.claim(request, { lookup, replacesExpiredRow: row !== null }) };
   }
 
   async saveIdempotentResponse(claim: IdempotencyClaim, response: StoredResponse): Promise<void> {
-    await this.runWrite(() => this.saveResponse(claim, response));
+    await this.runWrite(() => this.storeResponse(claim, response));
   }
 
   async releaseIdempotencyKey(claim: IdempotencyClaim): Promise<void> {
-    const slot = inFlightSlot(claim.scope, claim.key);
-    if (this.inFlight.get(slot)?.token === claim.token) this.inFlight.delete(slot);
+    this.inFlight.release(claim);
   }
 
   async deleteIdempotencyKeysBefore(before: Date): Promise<number> {

@@ -135,34 +135,9 @@ describe("tasks", () => {
     expect([done.status, done.completion_notes, done.completed_at]).toEqual(["completed", "ok", now.toISOString()]);
     expect((await move("b", "in_progress")).status).toBe("in_progress");
     expect(await rejection(move("missing", "in_progress"))).toEqual({
-      code: "not_found",
+      code: "task_not_found",
       message: "Task not found: missing",
     });
-  });
-
-  test("a batch is all or nothing", async () => {
-    await add([newTask("old")]);
-    expect(await rejection(add([newTask("new"), newTask("old")]))).toEqual({
-      code: "conflict",
-      message: "Task already exists: old in project p",
-    });
-    expect(await rejection(add([newTask("new"), newTask("x", { depends_on: ["ghost"] })]))).toEqual({
-      code: "validation_failed",
-      message: "tasks[1].depends_on[0] names an unknown task: ghost",
-    });
-    expect(await rejection(add([newTask("y", { project_id: "q", depends_on: ["old"] })]))).toEqual({
-      code: "validation_failed",
-      message: "tasks[0].depends_on[0] names old of project p, not of q",
-    });
-    expect(await storage.getTask(ref("new"))).toBeNull();
-  });
-
-  test("a dependency completed before the batch does not block", async () => {
-    await add([newTask("a")]);
-    await move("a", "in_progress");
-    await move("a", "completed");
-    await add([newTask("b", { depends_on: ["a"] })]);
-    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("b");
   });
 });
 
@@ -265,7 +240,7 @@ describe("task identity", () => {
     expect(await rejection(storage.getTask(ref("T-1")))).toEqual(ambiguous);
     expect(await rejection(move("T-1", "in_progress"))).toEqual(ambiguous);
     expect(await rejection(move("T-1", "in_progress", { ref: ref("T-1", "docs") }))).toEqual({
-      code: "not_found",
+      code: "task_not_found",
       message: "Task not found: T-1 in project docs",
     });
     const claimed = await move("T-1", "in_progress", { ref: ref("T-1", "api") });
@@ -296,6 +271,30 @@ describe("task identity", () => {
 });
 
 describe("batches", () => {
+  test("a batch is all or nothing", async () => {
+    await add([newTask("old")]);
+    expect(await rejection(add([newTask("new"), newTask("old")]))).toEqual({
+      code: "conflict",
+      message: "Task already exists: old in project p",
+    });
+    expect(await rejection(add([newTask("new"), newTask("x", { depends_on: ["ghost"] })]))).toEqual({
+      code: "validation_failed",
+      message: "tasks[1].depends_on[0] names an unknown task: ghost",
+    });
+    expect(await rejection(add([newTask("y", { project_id: "q", depends_on: ["old"] })]))).toEqual({
+      code: "validation_failed",
+      message: "tasks[0].depends_on[0] names old of project p, not of q",
+    });
+    expect(await storage.getTask(ref("new"))).toBeNull();
+  });
+
+  test("a dependency completed before the batch does not block", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress");
+    await move("a", "completed");
+    await add([newTask("b", { depends_on: ["a"] })]);
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("b");
+  });
   test("a task added as completed is stored completed and counts as a finished dependency", async () => {
     const later = new Date(now.getTime() + 5000);
     await add([newTask("done", { status: "completed", completion_notes: "imported" })], later, "importer");
@@ -419,7 +418,9 @@ describe("history", () => {
       },
     ]);
   });
+});
 
+describe("history of imports, failures and unknown tasks", () => {
   test("a task added as completed has one created event saying so", async () => {
     await add([newTask("a", { status: "completed" })]);
     expect(await history(ref("a"))).toEqual([
@@ -448,7 +449,7 @@ describe("history", () => {
 
   test("the history of an unknown or ambiguous task is an error like getTask's", async () => {
     expect(await rejection(storage.listTaskEvents(ref("ghost", "p")))).toEqual({
-      code: "not_found",
+      code: "task_not_found",
       message: "Task not found: ghost in project p",
     });
     await add([newTask("t", { project_id: "x" }), newTask("t", { project_id: "y" })]);
@@ -571,7 +572,9 @@ describe.skipIf(!leasesFollowTheGivenClock)("leases by the given clock", () => {
     expect((await storage.getTask(ref("second")))?.status).toBe("in_progress");
     expect(await storage.expireLeases(at(600))).toBe(1);
   });
+});
 
+describe.skipIf(!leasesFollowTheGivenClock)("lost claims by the given clock", () => {
   test("the former holder of an expired lease gets claim_lost, whether the task is pending or held again", async () => {
     await add([newTask("a")]);
     await move("a", "in_progress", { leaseSeconds: 60 });
@@ -598,6 +601,24 @@ describe.skipIf(!leasesFollowTheGivenClock)("leases by the given clock", () => {
     await storage.expireLeases(at(200));
     await move("a", "in_progress", { now: at(201) });
     expect((await move("a", "completed", { now: at(202) })).status).toBe("completed");
+  });
+
+  test("the former holder hears claim_lost with force and on a claim without a holder, until it claims again", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { leaseSeconds: 60 });
+    await storage.expireLeases(at(61));
+    await move("a", "in_progress", { agentId: null, now: at(62) });
+    const lostToAnonymous = {
+      code: "claim_lost",
+      message: `Your claim on a expired at ${at(60).toISOString()}; it is now claimed by an agent that sent no X-Agent-Id`,
+    };
+    expect(await rejection(move("a", "completed", { now: at(63) }))).toEqual(lostToAnonymous);
+    expect(await rejection(move("a", "pending", { force: true, now: at(63) }))).toEqual(lostToAnonymous);
+    await move("a", "pending", { agentId: null, now: at(64) });
+    await move("a", "in_progress", { now: at(65) });
+    await move("a", "pending", { now: at(66) });
+    await move("a", "in_progress", { agentId: "agent-2", now: at(67) });
+    expect((await rejection(move("a", "completed", { now: at(68) }))).code).toBe("not_claim_holder");
   });
 
   test("a lease that ran out before the expiry sweep still ends the claim of its holder", async () => {
@@ -662,7 +683,7 @@ describe("holders", () => {
       message: "cannot renew a: it is pending",
     });
     expect((await rejection(storage.renewLease({ ref: ref("ghost"), agentId: null, leaseSeconds: null, now }))).code).toBe(
-      "not_found",
+      "task_not_found",
     );
   });
 });
@@ -717,66 +738,67 @@ describe("updateTask", () => {
       code: "invalid_transition",
       message: "cannot edit a: it is completed",
     });
-    expect((await rejection(edit("ghost", { priority: "low" }))).code).toBe("not_found");
+    expect((await rejection(edit("ghost", { priority: "low" }))).code).toBe("task_not_found");
   });
 });
 
+// The listing tests' queries and tasks.
+const listQuery = (extra: Partial<TaskListQuery> = {}): TaskListQuery => ({
+  projectId: "p",
+  status: null,
+  ready: null,
+  claimedBy: null,
+  limit: 100,
+  cursor: null,
+  ...extra,
+});
+const listedIds = async (extra: Partial<TaskListQuery> = {}) =>
+  (await storage.listTasks(listQuery(extra))).tasks.map((task) => task.task_id);
+
+/** Every page of a query, following next_cursor. */
+async function allPages(extra: Partial<TaskListQuery>): Promise<string[][]> {
+  const pages: string[][] = [];
+  let cursor: string | null = null;
+  do {
+    const page: TaskPage = await storage.listTasks(listQuery({ ...extra, cursor }));
+    pages.push(page.tasks.map((task) => task.task_id));
+    cursor = page.nextCursor;
+  } while (cursor !== null);
+  return pages;
+}
+
+/** ready: r-high, r-med, r-low; blocked: b-high, b-low; in progress: w-1 (older), w-2; completed: d-1, d-2 (newer). */
+async function addMixedProject(): Promise<void> {
+  await add([
+    newTask("d-1"),
+    newTask("d-2"),
+    newTask("w-1"),
+    newTask("w-2"),
+    newTask("r-low", { priority: "low" }),
+    newTask("b-low", { priority: "low", depends_on: ["w-1"] }),
+    newTask("r-med"),
+    newTask("b-high", { priority: "high", depends_on: ["w-2"] }),
+    newTask("r-high", { priority: "high" }),
+  ]);
+  await add([newTask("elsewhere", { project_id: "q" })]);
+  await move("d-2", "in_progress", { now: at(1) });
+  await move("d-1", "in_progress", { now: at(2) });
+  await move("d-2", "completed", { now: at(3) });
+  await move("d-1", "completed", { now: at(4) });
+  await move("w-2", "in_progress", { now: at(6), agentId: "agent-2" });
+  await move("w-1", "in_progress", { now: at(5) });
+}
+
+const fullOrder = ["r-high", "r-med", "r-low", "b-high", "b-low", "w-1", "w-2", "d-1", "d-2"];
+
 describe("listTasks", () => {
-  const query = (extra: Partial<TaskListQuery> = {}): TaskListQuery => ({
-    projectId: "p",
-    status: null,
-    ready: null,
-    claimedBy: null,
-    limit: 100,
-    cursor: null,
-    ...extra,
-  });
-  const ids = async (extra: Partial<TaskListQuery> = {}) =>
-    (await storage.listTasks(query(extra))).tasks.map((task) => task.task_id);
-
-  /** Every page of a query, following next_cursor. */
-  async function allPages(extra: Partial<TaskListQuery>): Promise<string[][]> {
-    const pages: string[][] = [];
-    let cursor: string | null = null;
-    do {
-      const page: TaskPage = await storage.listTasks(query({ ...extra, cursor }));
-      pages.push(page.tasks.map((task) => task.task_id));
-      cursor = page.nextCursor;
-    } while (cursor !== null);
-    return pages;
-  }
-
-  /** ready: r-high, r-med, r-low; blocked: b-high, b-low; in progress: w-1 (older), w-2; completed: d-1, d-2 (newer). */
-  async function addMixedProject(): Promise<void> {
-    await add([
-      newTask("d-1"),
-      newTask("d-2"),
-      newTask("w-1"),
-      newTask("w-2"),
-      newTask("r-low", { priority: "low" }),
-      newTask("b-low", { priority: "low", depends_on: ["w-1"] }),
-      newTask("r-med"),
-      newTask("b-high", { priority: "high", depends_on: ["w-2"] }),
-      newTask("r-high", { priority: "high" }),
-    ]);
-    await add([newTask("elsewhere", { project_id: "q" })]);
-    await move("d-2", "in_progress", { now: at(1) });
-    await move("d-1", "in_progress", { now: at(2) });
-    await move("d-2", "completed", { now: at(3) });
-    await move("d-1", "completed", { now: at(4) });
-    await move("w-2", "in_progress", { now: at(6), agentId: "agent-2" });
-    await move("w-1", "in_progress", { now: at(5) });
-  }
-
-  const fullOrder = ["r-high", "r-med", "r-low", "b-high", "b-low", "w-1", "w-2", "d-1", "d-2"];
-
   test("lists in API.md's order: ready, blocked, in progress by claim, completed newest first", async () => {
     await addMixedProject();
-    expect(await storage.listTasks(query())).toMatchObject({ nextCursor: null });
-    expect(await ids()).toEqual(fullOrder);
-    expect(await ids({ projectId: "q" })).toEqual(["elsewhere"]);
+    expect(await storage.listTasks(listQuery())).toMatchObject({ nextCursor: null });
+    expect(await listedIds()).toEqual(fullOrder);
+    expect(await listedIds({ projectId: "q" })).toEqual(["elsewhere"]);
     // Without a project the same order runs across projects: elsewhere is a medium ready task added last.
-    expect(await ids({ projectId: null })).toEqual([
+    expect(await listedIds({ projectId: null })).toEqual([
       "r-high",
       "r-med",
       "elsewhere",
@@ -792,15 +814,15 @@ describe("listTasks", () => {
 
   test("filters by status, readiness and holder", async () => {
     await addMixedProject();
-    expect(await ids({ status: "pending" })).toEqual(["r-high", "r-med", "r-low", "b-high", "b-low"]);
-    expect(await ids({ ready: true })).toEqual(["r-high", "r-med", "r-low"]);
-    expect(await ids({ ready: false })).toEqual(["b-high", "b-low"]);
-    expect(await ids({ status: "in_progress" })).toEqual(["w-1", "w-2"]);
-    expect(await ids({ status: "completed" })).toEqual(["d-1", "d-2"]);
-    expect(await ids({ claimedBy: "agent-1" })).toEqual(["w-1", "d-1", "d-2"]);
-    expect(await ids({ claimedBy: "agent-2", projectId: null })).toEqual(["w-2"]);
-    expect(await ids({ claimedBy: "agent-1", status: "completed" })).toEqual(["d-1", "d-2"]);
-    expect(await ids({ status: "completed", ready: true })).toEqual([]);
+    expect(await listedIds({ status: "pending" })).toEqual(["r-high", "r-med", "r-low", "b-high", "b-low"]);
+    expect(await listedIds({ ready: true })).toEqual(["r-high", "r-med", "r-low"]);
+    expect(await listedIds({ ready: false })).toEqual(["b-high", "b-low"]);
+    expect(await listedIds({ status: "in_progress" })).toEqual(["w-1", "w-2"]);
+    expect(await listedIds({ status: "completed" })).toEqual(["d-1", "d-2"]);
+    expect(await listedIds({ claimedBy: "agent-1" })).toEqual(["w-1", "d-1", "d-2"]);
+    expect(await listedIds({ claimedBy: "agent-2", projectId: null })).toEqual(["w-2"]);
+    expect(await listedIds({ claimedBy: "agent-1", status: "completed" })).toEqual(["d-1", "d-2"]);
+    expect(await listedIds({ status: "completed", ready: true })).toEqual([]);
   });
 
   test("pages follow each other without a gap or a repeat, across the parts of the order", async () => {
@@ -816,26 +838,26 @@ describe("listTasks", () => {
 
   test("a page ends exactly at the last task: no cursor to an empty page", async () => {
     await add([newTask("a"), newTask("b")]);
-    expect((await storage.listTasks(query({ limit: 2 }))).nextCursor).toBeNull();
-    const first = await storage.listTasks(query({ limit: 1 }));
+    expect((await storage.listTasks(listQuery({ limit: 2 }))).nextCursor).toBeNull();
+    const first = await storage.listTasks(listQuery({ limit: 1 }));
     expect(first.nextCursor).not.toBeNull();
   });
 
   test("a cursor is refused for other filters, and a malformed one names cursor", async () => {
     await addMixedProject();
-    const { nextCursor } = await storage.listTasks(query({ limit: 2 }));
+    const { nextCursor } = await storage.listTasks(listQuery({ limit: 2 }));
     expect(nextCursor).not.toBeNull();
-    const otherFilters = await rejection(storage.listTasks(query({ limit: 2, status: "pending", cursor: nextCursor })));
+    const otherFilters = await rejection(storage.listTasks(listQuery({ limit: 2, status: "pending", cursor: nextCursor })));
     expect(otherFilters.code).toBe("validation_failed");
     expect(otherFilters.message).toStartWith("cursor ");
     // The page size may change between pages.
-    expect((await storage.listTasks(query({ limit: 3, cursor: nextCursor }))).tasks.map((task) => task.task_id)).toEqual([
+    expect((await storage.listTasks(listQuery({ limit: 3, cursor: nextCursor }))).tasks.map((task) => task.task_id)).toEqual([
       "r-low",
       "b-high",
       "b-low",
     ]);
     for (const cursor of ["garbage", "", Buffer.from('{"part":"ready","key":"x","seq":1}').toString("base64url")]) {
-      const refused = await rejection(storage.listTasks(query({ cursor })));
+      const refused = await rejection(storage.listTasks(listQuery({ cursor })));
       expect(refused.code).toBe("validation_failed");
       expect(refused.message).toStartWith("cursor ");
     }

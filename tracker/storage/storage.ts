@@ -6,17 +6,22 @@
 //   has changed nothing. Any other error is a 5xx (PostgreSQL: ApiError("unavailable") when the
 //   database cannot be reached).
 // - An acknowledged write is durable: it is committed before the promise resolves.
-// - Its sentences, codes and shared constants come from domain.ts (taskNotFound, taskAlreadyExists,
-//   ambiguousTaskId, notClaimHolder, claimLost, cannotLowerCounter, idempotencyInFlight,
-//   SCHEMA_VERSION, PURGE_BATCH_SIZE …): both storages say the same things by construction.
+// - Its decisions come from domain.ts, the storage only reads and writes rows: which status change
+//   is allowed and who may make it (decideStatusChange, checkRenewal), when a lease has run out
+//   (leaseRanOut), what a lost claim records (lostClaimOf, lostClaimAfterClaim), what an edit
+//   changed (editChanges), the lease of a renewal (renewalLeaseSeconds). So do its sentences, codes
+//   and shared constants (taskNotFound, taskAlreadyExists, ambiguousTaskId, cannotLowerCounter,
+//   idempotencyInFlight, idempotencyMismatch, SCHEMA_VERSION, PURGE_BATCH_SIZE …): both storages
+//   decide and say the same things by construction, in steps of the same names.
 // - Every change of a task writes its TaskEvent in the same transaction as the change, and after the
 //   commit every subscriber (subscribe) hears it — on PostgreSQL, the subscribers of every instance.
 // - A write given `idempotency` stores the response it renders from its result in the SAME
 //   transaction as its effect (see the Idempotency section below).
 // - Task identity is (project_id, task_id). A TaskRef with projectId null resolves to the one task of
 //   that ID in any project; several: ApiError ambiguous_task_id naming them; none: taskNotFound.
-// - Schema upgrades run at open, in place, nothing lost (a database of schema version 1, written by
-//   the previous release, opens and keeps every task, counter, reservation and stored response).
+// - Schema upgrades run at open, in place, nothing lost (a database of schema version 1 or 2, written
+//   by an earlier release, opens and keeps every task, lost claim, counter, reservation and stored
+//   response).
 //
 // Idempotency (the keys of API.md, per API key):
 // - claimIdempotencyKey decides what a request carrying a key does. Outcomes: "claimed" (run it),
@@ -149,13 +154,15 @@ export interface Storage {
    * (lostRace), never a second winner. A claim sets claimed_by = agentId and lease_expires_at = now +
    * leaseSeconds (PostgreSQL: the database's now()). Leaving in_progress checks the holder: a task
    * with a holder may be moved on only by that agent (else notClaimHolder), or released by anyone with
-   * force (event force_released). A request whose agent lost this task's lease (the task's last
-   * claim_expired named it, and it does not hold it now) gets claimLost. Completing decrements
-   * unfinished_deps of every dependent in the same transaction.
+   * force (event force_released). A request whose agent lost this task's lease (the task's lost
+   * claim, lost_by: its last claim_expired named it, and it has not claimed the task again) gets
+   * claimLost, force or not. Completing decrements unfinished_deps of every dependent in the same
+   * transaction.
    */
   changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task>;
   /**
-   * Extends the lease of an in_progress task to now + (leaseSeconds ?? the claim's own length), only
+   * Extends the lease of an in_progress task to now + renewalLeaseSeconds (the length asked for, else
+   * the claim's own, else the default), only
    * for its holder (notClaimHolder / claimLost as changeTaskStatus; not in_progress:
    * invalid_transition `cannot renew <id>: it is <status>`). Writes no event.
    */
@@ -164,8 +171,8 @@ export interface Storage {
   updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task>;
   /**
    * Every in_progress task whose lease ran out (by the database's clock on PostgreSQL; by `now` on
-   * SQLite) becomes pending, claimed_by cleared, with a claim_expired event naming the former holder,
-   * in one transaction. Safe to run on several instances at once. Returns how many expired.
+   * SQLite) becomes pending, claimed_by cleared, its lost claim recorded (lostClaimOf), with a
+   * claim_expired event naming the former holder, in one transaction. Safe to run on several instances at once. Returns how many expired.
    */
   expireLeases(now: Date): Promise<number>;
   /**

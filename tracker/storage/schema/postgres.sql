@@ -1,7 +1,7 @@
--- Schema version 2 of the Task Tracking service on PostgreSQL. Applied at start-up by postgres.ts to
+-- Schema version 3 of the Task Tracking service on PostgreSQL. Applied at start-up by postgres.ts to
 -- an empty database, in one transaction under an advisory lock, since several instances may start
--- at once. A database of version 1 is upgraded by postgres-upgrade-2.sql instead, to the same tables
--- (postgres.test.ts checks that both paths end alike).
+-- at once. A database of an older version is upgraded by postgres-upgrade-2.sql and
+-- postgres-upgrade-3.sql instead, to the same tables (postgres.test.ts checks that the paths end alike).
 
 CREATE TABLE tasks (
   -- Insertion order: GET /tasks/next breaks priority ties by it.
@@ -33,7 +33,11 @@ CREATE TABLE tasks (
   list_group       smallint    NOT NULL GENERATED ALWAYS AS (
     CASE WHEN status = 'pending' AND unfinished_deps = 0 THEN 0 WHEN status = 'pending' THEN 1
          WHEN status = 'in_progress' THEN 2 ELSE 3 END) STORED,
-  CONSTRAINT tasks_project_task UNIQUE (project_id, task_id)
+  CONSTRAINT tasks_project_task UNIQUE (project_id, task_id),
+  -- The lost claim: the holder of the last lease that ran out, and when it ran out, until that agent
+  -- claims the task again; that agent gets claim_lost (domain.ts, refuseLostClaim). As on SQLite.
+  lost_by          text,
+  lost_at          timestamptz
 );
 
 -- A TaskRef without a project: the task of that ID in any project.

@@ -1,6 +1,7 @@
--- Schema version 2 of the Task Tracking service on SQLite: a new database gets it whole.
--- A database of version 1 is upgraded in place by sqlite-v1-to-v2.sql (sqlite.ts, applySchema);
--- a test checks that both end with the same tables, indexes and triggers.
+-- Schema version 3 of the Task Tracking service on SQLite (the tables of version 2: version 3 changed
+-- PostgreSQL's only): a new database gets it whole. A database of version 1 is upgraded in place by
+-- sqlite-v1-to-v2.sql (sqlite.ts, applySchema); a test checks that both end with the same tables,
+-- indexes and triggers.
 
 CREATE TABLE tasks (
   -- Insertion order: GET /tasks/next breaks priority ties by it.
