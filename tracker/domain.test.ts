@@ -4,11 +4,11 @@
 import { describe, expect, test } from "bun:test";
 import {
   ApiError,
-  checkRenewal,
   type ClaimState,
+  checkRenewal,
+  DEFAULT_CLAIM_TTL_SECONDS,
   decideStatusChange,
   decodeTaskCursor,
-  DEFAULT_CLAIM_TTL_SECONDS,
   editChanges,
   encodeTaskCursor,
   isProjectId,
