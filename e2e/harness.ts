@@ -12,7 +12,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { JsonRpcClient } from "../testkit/json-rpc.ts";
 import { Lines, parseRecord } from "../testkit/lines.ts";
 import { runMcpBinary, startMcpClient } from "../testkit/mcp.ts";
-import { assertBuilt, MCP_BINARY } from "../testkit/paths.ts";
+import { ensureBuilt, MCP_BINARY } from "../testkit/paths.ts";
 import { register, stopEverything } from "../testkit/registry.ts";
 import { makeTempDir, removeTempDir } from "../testkit/temp.ts";
 import { startTracker } from "../testkit/tracker.ts";
@@ -204,7 +204,7 @@ export interface McpProcess {
 }
 
 export function assertBinaryBuilt(): void {
-  assertBuilt(MCP_BINARY);
+  ensureBuilt(MCP_BINARY);
 }
 
 export async function startMcp(env: Record<string, string>): Promise<McpProcess> {
