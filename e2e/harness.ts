@@ -303,10 +303,6 @@ export interface McpProcess {
   kill(): Promise<void>;
 }
 
-export function assertBinaryBuilt(): void {
-  ensureBuilt(MCP_BINARY);
-}
-
 export async function startMcp(env: Record<string, string>): Promise<McpProcess> {
   const mcp = await startMcpClient({ env, clientName: "task-tracking-e2e" });
   return {
@@ -379,7 +375,7 @@ export interface RawMcp {
 }
 
 export function startRawMcp(env: Record<string, string>): RawMcp {
-  assertBinaryBuilt();
+  ensureBuilt(MCP_BINARY);
   return new JsonRpcClient([MCP_BINARY], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? tmpdir(), ...env },
     cwd: tmpdir(),
