@@ -72,8 +72,8 @@ export interface Stack<Name extends string> {
 /**
  * The stack of an e2e file or describe: registers the hooks that start it and stop it. Stopping
  * closes every MCP server it started and stops every tracker, each of which must exit with 0 (the
- * trackers with nothing on stdout), then drops the PostgreSQL schema and stops whatever else the tests
- * started (stopEverything), even when a check failed. Its fields are set once the start hook has run.
+ * trackers with nothing on stdout), then stops whatever else the tests started (stopEverything) and
+ * drops the PostgreSQL schema, even when a check failed. Its fields are set once the start hook has run.
  */
 export function useStack<Name extends string = never>(options: StackOptions<Name> = {}): Stack<Name> {
   const stack = {} as Stack<Name>;
@@ -84,11 +84,9 @@ export function useStack<Name extends string = never>(options: StackOptions<Name
     started = [];
     const apiKey = options.tracker?.apiKey ?? makeApiKey();
     schema = options.database === "postgres" ? await makePostgresSchema() : undefined;
-    const env = { ...options.tracker?.env, ...(schema ? { DATABASE_URL: schema.url } : {}) };
-    const trackers = await Promise.all(Array.from({ length: options.trackers ?? 1 }, () => startTrackerProcess({ apiKey, env })));
+    const trackers = await startTrackers(apiKey, { ...options.tracker?.env, ...(schema && { DATABASE_URL: schema.url }) });
     const proxy = options.proxy ? await startProxy(trackers[0]!.url) : undefined;
-    Object.assign(stack, { trackers, apiKey, url: proxy?.url ?? trackers[0]!.url });
-    if (proxy) stack.proxy = proxy;
+    Object.assign(stack, { trackers, apiKey, url: proxy?.url ?? trackers[0]!.url, proxy });
     stack.startMcp = async (extra = {}) => {
       const mcp = await startMcp(mcpEnv(stack.url, apiKey, extra));
       started.push(mcp);
@@ -97,6 +95,13 @@ export function useStack<Name extends string = never>(options: StackOptions<Name
     const named = Object.entries<Env>(options.mcp ?? ({} as Record<Name, Env>));
     const servers = await Promise.all(named.map(([, extra]) => stack.startMcp(extra)));
     stack.mcp = Object.fromEntries(named.map(([name], i) => [name, servers[i]])) as Record<Name, McpProcess>;
+  }
+
+  /** One after the other: the first creates the tables the others find. */
+  async function startTrackers(apiKey: string, env: Env): Promise<TrackerProcess[]> {
+    const trackers: TrackerProcess[] = [];
+    for (let i = 0; i < (options.trackers ?? 1); i++) trackers.push(await startTrackerProcess({ apiKey, env }));
+    return trackers;
   }
 
   async function stop(): Promise<void> {
@@ -108,8 +113,8 @@ export function useStack<Name extends string = never>(options: StackOptions<Name
         expect(tracker.stdout.text()).toBe("");
       }
     } finally {
-      await schema?.drop();
       await stopEverything();
+      await schema?.drop();
     }
   }
 
