@@ -109,9 +109,9 @@ if [[ $EUID -eq 0 ]]; then chown "$pg_user" "$workdir"; fi
 # (signals to our process group spare it) waits for us to end, then stops the server at once
 # (SIGQUIT: immediate shutdown) and removes $workdir. cleanup() ends it when we clean up ourselves.
 start_watchdog() {
-  local session=()
-  if command -v setsid >/dev/null 2>&1; then session=(setsid); fi
-  "${session[@]}" bash -c '
+  local session=env # without setsid (macOS) it stays in our process group, where a signal to the group ends it too
+  if command -v setsid >/dev/null 2>&1; then session=setsid; fi
+  "$session" bash -c '
     while kill -0 "$1" 2>/dev/null; do sleep 1; done
     server=$(head -n 1 "$2/data/postmaster.pid" 2>/dev/null) || server=""
     if [[ -n "$server" ]] && kill -QUIT "$server" 2>/dev/null; then
@@ -130,14 +130,16 @@ chmod 600 "$workdir/pwfile"
 # Everything the server user runs starts in $workdir, a directory it can read.
 callers_dir=$PWD
 cd "$workdir"
-as_pg "$bindir/initdb" -D "$datadir" -U tracker --pwfile="$workdir/pwfile" \
-  --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale >"$workdir/initdb.log" 2>&1 \
-  || { cat "$workdir/initdb.log" >&2; die "initdb failed"; }
+initdb_args=(-D "$datadir" -U tracker --pwfile="$workdir/pwfile" --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale)
+# Unless --durable, nothing is flushed to disk: a throw-away cluster need not survive a power loss.
+if [[ $durable == false ]]; then initdb_args+=(--no-sync); fi
+as_pg "$bindir/initdb" "${initdb_args[@]}" >"$workdir/initdb.log" 2>&1 || { cat "$workdir/initdb.log" >&2; die "initdb failed"; }
 rm -f "$workdir/pwfile"
 
 # The test database, made in single-user mode before the server starts (no psql needed: the npm
 # package ships none).
-echo "CREATE DATABASE tracker_test;" | as_pg "$bindir/postgres" --single -D "$datadir" postgres >"$workdir/single.log" 2>&1 \
+echo "CREATE DATABASE tracker_test;" | as_pg "$bindir/postgres" --single -D "$datadir" -c fsync="$durable" postgres \
+  >"$workdir/single.log" 2>&1 \
   && ! grep -q ERROR "$workdir/single.log" \
   || { cat "$workdir/single.log" >&2; die "could not create the database tracker_test"; }
 
