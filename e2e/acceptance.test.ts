@@ -2,22 +2,19 @@
 // tracker running as its own process. A recording proxy sits between the two, so each test can show
 // the request that reached the tracker; the tracker's access log and database confirm the effect.
 
-import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import {
   inDb,
   isPort8080Free,
   type McpProcess,
-  mcpEnv,
   PROJECT,
-  type Proxy,
   runBinary,
   startMcp,
-  startProxy,
   startTrackerProcess,
   stopEverything,
-  type TrackerProcess,
   textOf,
   timed,
+  useStack,
 } from "./harness.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -26,42 +23,24 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 afterAll(stopEverything);
 
 describe("US-053 acceptance criteria, with the microservice running", () => {
-  let tracker: TrackerProcess;
-  let proxy: Proxy;
-  let started: McpProcess[];
+  // A fresh tracker and recording proxy for every scenario.
+  const stack = useStack({ proxy: true, perTest: true });
 
   /** An MCP server as Claude Code starts it, talking to the tracker through the recording proxy. */
-  async function claudeCode(apiKey = tracker.apiKey): Promise<McpProcess> {
-    const mcp = await startMcp(mcpEnv(proxy.url, apiKey));
-    started.push(mcp);
+  async function claudeCode(apiKey = stack.apiKey): Promise<McpProcess> {
+    const mcp = await stack.startMcp({ TASK_TRACKING_API_KEY: apiKey });
     // At start the server adopts the claims of its agent (docs/TOOLS.md, Leases): wait for that
     // request, so each scenario shows only the requests of its own tool call.
-    await proxy.waitFor(
+    await stack.proxy.waitFor(
       (request) => request.target.startsWith("/tasks?status=in_progress&claimed_by="),
       "the adoption of this agent's claims",
     );
-    proxy.reset();
+    stack.proxy.reset();
     return mcp;
   }
 
-  beforeEach(async () => {
-    tracker = await startTrackerProcess();
-    proxy = await startProxy(tracker.url);
-    started = [];
-  });
-
-  afterEach(async () => {
-    const codes = await Promise.all(started.map((mcp) => mcp.close()));
-    await proxy.kill();
-    const trackerCode = await tracker.stop();
-    await tracker.kill();
-    expect(codes.every((code) => code === 0)).toBe(true);
-    expect(trackerCode).toBe(0);
-    expect(tracker.stdout.text()).toBe("");
-  });
-
   async function addTask051() {
-    const added = await tracker.api("POST", "/tasks/batch", {
+    const added = await stack.tracker.api("POST", "/tasks/batch", {
       tasks: [
         {
           task_id: "TASK-051",
@@ -77,7 +56,7 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
   }
 
   async function importRegistry(lastAssignedId: number) {
-    const imported = await tracker.api("PUT", `/ids/registry/${PROJECT}/US`, { last_assigned_id: lastAssignedId });
+    const imported = await stack.tracker.api("PUT", `/ids/registry/${PROJECT}/US`, { last_assigned_id: lastAssignedId });
     expect(imported).toEqual({
       status: 200,
       body: { project_id: PROJECT, artifact_type: "US", last_assigned_id: lastAssignedId },
@@ -101,25 +80,28 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
         status: "pending",
       }),
     });
-    expect(proxy.requests).toHaveLength(1);
-    expect(proxy.requests[0]).toMatchObject({
+    expect(stack.proxy.requests).toHaveLength(1);
+    expect(stack.proxy.requests[0]).toMatchObject({
       method: "GET",
       target: `/tasks/next?project=${PROJECT}&status=pending`,
-      headers: { authorization: `Bearer ${tracker.apiKey}` },
+      headers: { authorization: `Bearer ${stack.tracker.apiKey}` },
     });
-    await tracker.waitForAccess((e) => e.method === "GET" && e.path === "/tasks/next" && e.status === 200, "GET /tasks/next");
+    await stack.tracker.waitForAccess(
+      (e) => e.method === "GET" && e.path === "/tasks/next" && e.status === 200,
+      "GET /tasks/next",
+    );
   });
 
   test("Scenario 2: get_next_task returns None when no tasks", async () => {
     // The project has a finished task, and another project has a pending one: neither may come back.
-    await tracker.api("POST", "/tasks/batch", {
+    await stack.tracker.api("POST", "/tasks/batch", {
       tasks: [
         { task_id: "TASK-001", project_id: PROJECT, description: "Already done" },
         { task_id: "OTHER-001", project_id: "another-project", description: "Someone else's" },
       ],
     });
-    await tracker.api("PUT", "/tasks/TASK-001/status", { status: "in_progress" });
-    await tracker.api("PUT", "/tasks/TASK-001/status", { status: "completed" });
+    await stack.tracker.api("PUT", "/tasks/TASK-001/status", { status: "in_progress" });
+    await stack.tracker.api("PUT", "/tasks/TASK-001/status", { status: "completed" });
     const mcp = await claudeCode();
 
     const result = await mcp.call("get_next_task", { project_id: PROJECT });
@@ -128,7 +110,7 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
     expect(result.structuredContent).toEqual({ task: null });
     expect(textOf(result)).toBe(`No pending task is ready in project ${PROJECT}.`);
     // After a null it asks which projects exist: a project with no tasks at all would be named a typo.
-    expect(proxy.requests.map((r) => `${r.method} ${r.target}`)).toEqual([
+    expect(stack.proxy.requests.map((r) => `${r.method} ${r.target}`)).toEqual([
       `GET /tasks/next?project=${PROJECT}&status=pending`,
       "GET /projects",
     ]);
@@ -136,7 +118,7 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
 
   test("Scenario 3: update_task_status updates task to completed", async () => {
     await addTask051();
-    expect((await tracker.api("PUT", "/tasks/TASK-051/status", { status: "in_progress" })).status).toBe(200);
+    expect((await stack.tracker.api("PUT", "/tasks/TASK-051/status", { status: "in_progress" })).status).toBe(200);
     const mcp = await claudeCode();
 
     const result = await mcp.call("update_task_status", { task_id: "TASK-051", status: "completed", completion_notes: "Done" });
@@ -145,13 +127,16 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
     const task = (result.structuredContent as { task: Record<string, unknown> }).task;
     expect(task).toMatchObject({ task_id: "TASK-051", status: "completed", completion_notes: "Done" });
     expect(task.completed_at).toMatch(TIMESTAMP);
-    expect(proxy.requests).toHaveLength(1);
-    const [request] = proxy.requests;
+    expect(stack.proxy.requests).toHaveLength(1);
+    const [request] = stack.proxy.requests;
     expect(request).toMatchObject({ method: "PUT", target: "/tasks/TASK-051/status" });
-    expect(request!.headers.authorization).toBe(`Bearer ${tracker.apiKey}`);
+    expect(request!.headers.authorization).toBe(`Bearer ${stack.tracker.apiKey}`);
     expect(JSON.parse(request!.body)).toEqual({ status: "completed", completion_notes: "Done" });
-    await tracker.waitForAccess((e) => e.method === "PUT" && e.path === "/tasks/TASK-051/status" && e.status === 200, "the PUT");
-    const row = inDb(tracker, (db) => db.task("TASK-051"));
+    await stack.tracker.waitForAccess(
+      (e) => e.method === "PUT" && e.path === "/tasks/TASK-051/status" && e.status === 200,
+      "the PUT",
+    );
+    const row = inDb(stack.tracker, (db) => db.task("TASK-051"));
     expect(row).toMatchObject({ status: "completed", completion_notes: "Done", completed_at: task.completed_at });
   });
 
@@ -163,14 +148,14 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
 
     expect(result.isError).toBeFalsy();
     expect(result.structuredContent).toEqual({ next_id: "US-028" });
-    expect(proxy.requests).toHaveLength(1);
-    expect(proxy.requests[0]).toMatchObject({
+    expect(stack.proxy.requests).toHaveLength(1);
+    expect(stack.proxy.requests[0]).toMatchObject({
       method: "GET",
       target: `/ids/next?type=US&project=${PROJECT}`,
-      headers: { authorization: `Bearer ${tracker.apiKey}` },
+      headers: { authorization: `Bearer ${stack.tracker.apiKey}` },
     });
-    await tracker.waitForAccess((e) => e.method === "GET" && e.path === "/ids/next" && e.status === 200, "GET /ids/next");
-    expect(inDb(tracker, (db) => db.lastAssigned(PROJECT, "US"))).toBe(28);
+    await stack.tracker.waitForAccess((e) => e.method === "GET" && e.path === "/ids/next" && e.status === 200, "GET /ids/next");
+    expect(inDb(stack.tracker, (db) => db.lastAssigned(PROJECT, "US"))).toBe(28);
   });
 
   test("Scenario 5: reserve_id_range reserves contiguous ID range", async () => {
@@ -185,7 +170,7 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
     expect(reservation.reservation_id).toMatch(UUID);
     expect(reservation.expires_at).toMatch(TIMESTAMP);
     expect(Date.parse(reservation.expires_at)).toBeGreaterThan(Date.now());
-    expect(inDb(tracker, (db) => [db.lastAssigned(PROJECT, "US"), db.reservations(PROJECT)])).toEqual([
+    expect(inDb(stack.tracker, (db) => [db.lastAssigned(PROJECT, "US"), db.reservations(PROJECT)])).toEqual([
       33,
       [expect.objectContaining({ reservation_id: reservation.reservation_id, first_number: 28, count: 6 })],
     ]);
@@ -210,14 +195,17 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
 
     expect(result.isError).toBeFalsy();
     expect(result.structuredContent).toEqual({ success: true, tasks_added: 2, task_ids: ["TASK-046", "TASK-047"] });
-    expect(proxy.requests).toHaveLength(1);
-    expect(proxy.requests[0]).toMatchObject({
+    expect(stack.proxy.requests).toHaveLength(1);
+    expect(stack.proxy.requests[0]).toMatchObject({
       method: "POST",
       target: "/tasks/batch",
-      headers: { authorization: `Bearer ${tracker.apiKey}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${stack.tracker.apiKey}`, "content-type": "application/json" },
     });
-    await tracker.waitForAccess((e) => e.method === "POST" && e.path === "/tasks/batch" && e.status === 201, "POST /tasks/batch");
-    const rows = inDb(tracker, (db) => db.tasks(PROJECT));
+    await stack.tracker.waitForAccess(
+      (e) => e.method === "POST" && e.path === "/tasks/batch" && e.status === 201,
+      "POST /tasks/batch",
+    );
+    const rows = inDb(stack.tracker, (db) => db.tasks(PROJECT));
     expect(rows.map((row) => [row.task_id, row.status, row.priority, JSON.parse(row.depends_on)])).toEqual([
       ["TASK-046", "pending", "high", []],
       ["TASK-047", "pending", "medium", ["TASK-046"]],
@@ -231,8 +219,8 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
 
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe("Task not found: TASK-999");
-    expect(proxy.requests).toHaveLength(1); // a 404 is an answer, not a transient failure: no retry
-    await tracker.waitForAccess((e) => e.path === "/tasks/TASK-999/status" && e.status === 404, "the 404");
+    expect(stack.proxy.requests).toHaveLength(1); // a 404 is an answer, not a transient failure: no retry
+    await stack.tracker.waitForAccess((e) => e.path === "/tasks/TASK-999/status" && e.status === 404, "the 404");
   });
 
   test("Scenario 9: Handle HTTP 401 error (invalid API key)", async () => {
@@ -255,11 +243,11 @@ describe("US-053 acceptance criteria, with the microservice running", () => {
       });
     }
 
-    expect(proxy.requests).toHaveLength(anyTool.length); // never retried
+    expect(stack.proxy.requests).toHaveLength(anyTool.length); // never retried
     // Six 401s of the tools, beside the one of the adoption at start (GET /tasks).
-    const toolUnauthorized = () => tracker.accessLog().filter((e) => e.status === 401 && e.path !== "/tasks");
-    await tracker.waitForAccess(() => toolUnauthorized().length === anyTool.length, "six 401s");
-    expect(inDb(tracker, (db) => [db.tasks().length, db.lastAssigned(PROJECT, "US"), db.reservations().length])).toEqual([
+    const toolUnauthorized = () => stack.tracker.accessLog().filter((e) => e.status === 401 && e.path !== "/tasks");
+    await stack.tracker.waitForAccess(() => toolUnauthorized().length === anyTool.length, "six 401s");
+    expect(inDb(stack.tracker, (db) => [db.tasks().length, db.lastAssigned(PROJECT, "US"), db.reservations().length])).toEqual([
       0, 0, 0,
     ]);
   });

@@ -1,44 +1,18 @@
 // Many agents at once: eight MCP server processes, each with its own TASK_TRACKING_AGENT_ID, work
 // through a few hundred tasks with dependencies on one tracker, and allocate IDs side by side.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import {
-  inDb,
-  type McpProcess,
-  mcpEnv,
-  startMcp,
-  startTrackerProcess,
-  stopEverything,
-  type TrackerProcess,
-  textOf,
-} from "./harness.ts";
+import { expect, test } from "bun:test";
+import { inDb, type McpProcess, textOf, useStack } from "./harness.ts";
 
 const AGENTS = 8;
 const TASKS = 240;
 const PROJECT = "many-agents";
 
-let tracker: TrackerProcess;
-let agents: { id: string; mcp: McpProcess }[];
-
-beforeAll(async () => {
-  tracker = await startTrackerProcess();
-  agents = await Promise.all(
-    Array.from({ length: AGENTS }, async (_, i) => {
-      const id = `agent-${i + 1}`;
-      return { id, mcp: await startMcp(mcpEnv(tracker.url, tracker.apiKey, { TASK_TRACKING_AGENT_ID: id, LOG_LEVEL: "warn" })) };
-    }),
-  );
+const AGENT_IDS = Array.from({ length: AGENTS }, (_, i) => `agent-${i + 1}`);
+const stack = useStack({
+  mcp: Object.fromEntries(AGENT_IDS.map((id) => [id, { TASK_TRACKING_AGENT_ID: id, LOG_LEVEL: "warn" }])),
 });
-
-afterAll(async () => {
-  try {
-    const codes = await Promise.all(agents.map(({ mcp }) => mcp.close()));
-    expect(codes).toEqual(agents.map(() => 0));
-    expect(await tracker.stop()).toBe(0);
-  } finally {
-    await stopEverything();
-  }
-});
+const agents = () => AGENT_IDS.map((id) => ({ id, mcp: stack.mcp[id]! }));
 
 /** A small seeded generator, so a failure can be replayed. */
 function random(seed: number): () => number {
@@ -95,7 +69,7 @@ class Progress {
 test(`${AGENTS} agents claim and complete ${TASKS} tasks: each exactly once, never before its dependencies`, async () => {
   const seed = Date.now() % 100_000;
   const tasks = makeTasks(seed);
-  const added = await agents[0]!.mcp.call("add_task", { tasks });
+  const added = await agents()[0]!.mcp.call("add_task", { tasks });
   expect(added.structuredContent).toMatchObject({ success: true, tasks_added: TASKS });
 
   const progress = new Progress();
@@ -133,11 +107,11 @@ test(`${AGENTS} agents claim and complete ${TASKS} tasks: each exactly once, nev
     }
   }
 
-  await Promise.all(agents.map(work));
+  await Promise.all(agents().map(work));
 
   // Claimed exactly once each, by the agent the service recorded.
   expect(claims.map((claim) => claim.task_id).sort()).toEqual(tasks.map((task) => task.task_id).sort());
-  const rows = inDb(tracker, (db) => db.tasks(PROJECT));
+  const rows = inDb(stack.tracker, (db) => db.tasks(PROJECT));
   expect(rows).toHaveLength(TASKS);
   const byId = new Map(rows.map((row) => [row.task_id, row]));
   const claimedBy = new Map(claims.map((claim) => [claim.task_id, claim.agent]));
@@ -182,11 +156,11 @@ test(`${AGENTS} agents allocate and reserve IDs at once: no ID twice, no gaps`, 
       return data.reserved_ids ?? [data.next_id!];
     });
   };
-  const ids = (await Promise.all(agents.map(perAgent))).flat();
+  const ids = (await Promise.all(agents().map(perAgent))).flat();
 
   const numbers = ids.map((id) => Number(/^SPEC-(\d{3,})$/.exec(id)![1])).sort((a, b) => a - b);
   expect(numbers).toEqual(Array.from({ length: ids.length }, (_, i) => i + 1));
-  const [last, reserved] = inDb(tracker, (db) => [
+  const [last, reserved] = inDb(stack.tracker, (db) => [
     db.lastAssigned(PROJECT, "SPEC"),
     db.reservations(PROJECT).reduce((sum, r) => sum + r.count, 0),
   ]);

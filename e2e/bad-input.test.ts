@@ -3,47 +3,17 @@
 // with no HTTP request (counted at a proxy), and the server must answer correctly afterwards. Then
 // garbage bytes on stdin, written by hand to the compiled binary.
 
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import {
-  type McpProcess,
-  mcpEnv,
-  type Proxy,
-  type RawMcp,
-  startMcp,
-  startProxy,
-  startRawMcp,
-  startTrackerProcess,
-  stopEverything,
-  type TrackerProcess,
-  textOf,
-} from "./harness.ts";
+import { mcpEnv, type RawMcp, startRawMcp, textOf, useStack } from "./harness.ts";
 
 const RUNS = 75;
 const PROJECT = "bad-input";
 const STATUSES = ["pending", "in_progress", "completed"];
 const PRIORITIES = ["high", "medium", "low"];
 
-let tracker: TrackerProcess;
-let proxy: Proxy;
-let mcp: McpProcess;
-
-beforeAll(async () => {
-  tracker = await startTrackerProcess();
-  proxy = await startProxy(tracker.url);
-  mcp = await startMcp(mcpEnv(proxy.url, tracker.apiKey, { LOG_LEVEL: "error" }));
-});
-
-afterAll(async () => {
-  try {
-    expect(await mcp.close()).toBe(0);
-    expect(await tracker.stop()).toBe(0);
-  } finally {
-    await stopEverything();
-  }
-});
-
-beforeEach(() => proxy.reset());
+// The MCP server talks to the tracker through a recording proxy, which counts the requests that reached it.
+const stack = useStack({ proxy: true, mcp: { model: { LOG_LEVEL: "error" } } });
 
 // ─── Arbitraries: valid values, and wrong ones ───────────────────────────────────────────────────
 
@@ -258,22 +228,22 @@ describe("every invalid argument is refused before any HTTP request", () => {
     test(`${name}: an isError naming the field, no request, and a correct answer afterwards`, async () => {
       await fc.assert(
         fc.asyncProperty(invalid, async ({ args, field, key }) => {
-          const result = await mcp.call(name, args);
+          const result = await stack.mcp.model.call(name, args);
           expect(result.isError).toBe(true);
           const text = textOf(result);
           expect(text).toContain(field);
           if (key !== undefined) expect(text).toContain(`"${key}"`);
           expect(text).not.toContain("Internal error");
-          expect(proxy.requests).toHaveLength(0);
+          expect(stack.proxy.requests).toHaveLength(0);
         }),
         { numRuns: RUNS },
       );
 
       const valid = afterwards[name]!;
-      const result = await mcp.call(name, valid.args);
+      const result = await stack.mcp.model.call(name, valid.args);
       expect(result.isError ? textOf(result) : "ok").toBe("ok");
       expect(result.structuredContent).toEqual(valid.expected);
-      expect(proxy.requests.length).toBeGreaterThanOrEqual(1);
+      expect(stack.proxy.requests.length).toBeGreaterThanOrEqual(1);
     });
   }
 });
@@ -282,7 +252,7 @@ describe("garbage on stdin", () => {
   let raw: RawMcp;
 
   beforeAll(async () => {
-    raw = startRawMcp(mcpEnv(tracker.url, tracker.apiKey, { LOG_LEVEL: "error" }));
+    raw = startRawMcp(mcpEnv(stack.tracker.url, stack.tracker.apiKey, { LOG_LEVEL: "error" }));
     await raw.initialize();
   });
 
@@ -364,7 +334,7 @@ describe("garbage on stdin", () => {
   });
 
   test("a line over 10 MiB is dropped with a log line, and the server goes on serving", async () => {
-    const guarded = startRawMcp(mcpEnv(tracker.url, tracker.apiKey, { LOG_LEVEL: "warn" }));
+    const guarded = startRawMcp(mcpEnv(stack.tracker.url, stack.tracker.apiKey, { LOG_LEVEL: "warn" }));
     try {
       await guarded.initialize();
       for (let i = 0; i < 11; i++) guarded.write(Buffer.alloc(1024 * 1024, "A"));

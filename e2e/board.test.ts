@@ -6,18 +6,8 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, type BrowserContext, type ConsoleMessage, chromium, type Locator, type Page } from "playwright-core";
-import {
-  Lines,
-  type McpProcess,
-  makeApiKey,
-  mcpEnv,
-  ROOT,
-  startMcp,
-  startTrackerProcess,
-  stopEverything,
-  type TrackerProcess,
-  textOf,
-} from "./harness.ts";
+import { ensureBuilt, TRACKER_BINARY } from "../testkit/paths.ts";
+import { Lines, makeApiKey, mcpEnv, type Stack, startMcp, startTrackerProcess, textOf, useStack } from "./harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 /** node.md: without the background-networking flags chromium keeps dialling Google on a closed network. */
@@ -55,8 +45,8 @@ interface ConsoleEntry {
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
-let tracker: TrackerProcess;
-let mcp: McpProcess;
+/** The stack of "the board", on which the helpers below act. */
+let stack: Stack<"agent">;
 const consoleEntries: ConsoleEntry[] = [];
 /**
  * The console errors a step may cause: the browser itself logs every failed request (the wrong
@@ -87,18 +77,20 @@ function history(dialog: Locator): Locator {
 }
 
 async function addTasks(tasks: Record<string, unknown>[]): Promise<void> {
-  const added = await tracker.api("POST", "/tasks/batch", { tasks: tasks.map((task) => ({ project_id: PROJECT, ...task })) });
+  const added = await stack.tracker.api("POST", "/tasks/batch", {
+    tasks: tasks.map((task) => ({ project_id: PROJECT, ...task })),
+  });
   expect(added.status).toBe(201);
 }
 
 async function call(tool: string, args: Record<string, unknown>): Promise<any> {
-  const result = await mcp.call(tool, args);
+  const result = await stack.mcp.agent.call(tool, args);
   if (result.isError) throw new Error(`${tool} failed: ${textOf(result)}`);
   return result.structuredContent;
 }
 
 async function openBoard(key: string): Promise<void> {
-  await page.goto(tracker.url);
+  await page.goto(stack.tracker.url);
   await page.getByLabel("API key").fill(key);
   await page.getByRole("button", { name: "Open board" }).click();
 }
@@ -114,11 +106,21 @@ async function expectNotReloaded(): Promise<void> {
   expect(await page.evaluate("window.notReloaded")).toBe(true);
 }
 
-browserTests("the board", () => {
+/** The browser, launched before the stack starts and closed before it stops (the page's streams end first). */
+function useBrowser(): void {
   beforeAll(async () => {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
-    tracker = await startTrackerProcess();
-    mcp = await startMcp(mcpEnv(tracker.url, tracker.apiKey, { TASK_TRACKING_AGENT_ID: AGENT }));
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+}
+
+browserTests("the board", () => {
+  useBrowser();
+  stack = useStack({ mcp: { agent: { TASK_TRACKING_AGENT_ID: AGENT } } });
+
+  beforeAll(async () => {
     await addTasks([
       { task_id: "BRD-1", description: "Design the checkout API\nwith a second line", priority: "high" },
       { task_id: "BRD-2", description: "Build the checkout API", depends_on: ["BRD-1"] },
@@ -139,11 +141,6 @@ browserTests("the board", () => {
     page.on("pageerror", (error) => consoleEntries.push({ type: "pageerror", text: error.message, at: Date.now() }));
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await stopEverything();
-  });
-
   test("a wrong key gets a plain message and no board", async () => {
     await expectingConsoleErrors(/status of 401/, async () => {
       await openBoard("not-the-key");
@@ -155,9 +152,9 @@ browserTests("the board", () => {
   });
 
   test("the key, typed and sent with the keyboard alone, opens the board with the four columns", async () => {
-    await page.goto(tracker.url);
+    await page.goto(stack.tracker.url);
     await page.getByLabel("API key").focus();
-    await page.keyboard.type(tracker.apiKey);
+    await page.keyboard.type(stack.tracker.apiKey);
     await page.keyboard.press("Enter");
     for (const name of COLUMNS) await column(name).waitFor();
     await card("Ready", "BRD-1").waitFor();
@@ -170,11 +167,11 @@ browserTests("the board", () => {
   });
 
   test("the key stays in the tab's sessionStorage: not in the URL, a cookie or the tracker's log", async () => {
-    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([tracker.apiKey]);
+    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([stack.tracker.apiKey]);
     expect(await page.evaluate(() => localStorage.getItem("task-board.api-key"))).toBeNull();
-    expect(page.url()).not.toContain(tracker.apiKey);
+    expect(page.url()).not.toContain(stack.tracker.apiKey);
     expect(await context.cookies()).toEqual([]);
-    expect(tracker.stderr.text()).not.toContain(tracker.apiKey);
+    expect(stack.tracker.stderr.text()).not.toContain(stack.tracker.apiKey);
   });
 
   test("a claim by the compiled MCP server moves the card to In progress within 1 s, without a reload", async () => {
@@ -210,7 +207,7 @@ browserTests("the board", () => {
     await card("Ready", "BRD-2").waitFor({ timeout: LIVE_MS });
     await history(dialog).getByText(`Claim of ${AGENT} released by ${PERSON}`, { exact: true }).waitFor();
 
-    const { body } = await tracker.api("GET", `/tasks/BRD-2/events?project=${PROJECT}`);
+    const { body } = await stack.tracker.api("GET", `/tasks/BRD-2/events?project=${PROJECT}`);
     expect(body.events.map((event: any) => [event.type, event.agent_id])).toEqual([
       ["created", null],
       ["claimed", AGENT],
@@ -231,7 +228,7 @@ browserTests("the board", () => {
       .waitFor();
     await page.keyboard.press("Escape");
     await card("Ready", "BRD-2").filter({ hasText: "behind a flag" }).waitFor({ timeout: LIVE_MS });
-    const { body } = await tracker.api("GET", `/tasks/BRD-2?project=${PROJECT}`);
+    const { body } = await stack.tracker.api("GET", `/tasks/BRD-2?project=${PROJECT}`);
     expect([body.task.priority, body.task.description]).toEqual(["high", "Build the checkout API, behind a flag"]);
   });
 
@@ -244,7 +241,7 @@ browserTests("the board", () => {
     await dialog.getByRole("button", { name: "Add" }).click();
     await card("Blocked", "BRD-5").waitFor({ timeout: LIVE_MS });
     expect(await card("Blocked", "BRD-5").innerText()).toBe("BRD-5\nMEDIUM\nAnnounce the checkout\nWaits for BRD-2, BRD-3");
-    const { body } = await tracker.api("GET", `/tasks/BRD-5/events?project=${PROJECT}`);
+    const { body } = await stack.tracker.api("GET", `/tasks/BRD-5/events?project=${PROJECT}`);
     expect(body.events.map((event: any) => [event.type, event.agent_id])).toEqual([["created", PERSON]]);
   });
 
@@ -259,7 +256,7 @@ browserTests("the board", () => {
     });
     expect(await dialog.getByRole("alert").textContent()).toBe(`Task already exists: BRD-1 in project ${PROJECT}`);
     await page.keyboard.press("Escape");
-    expect((await tracker.api("GET", `/tasks?project=${PROJECT}&limit=100`)).body.tasks).toHaveLength(5);
+    expect((await stack.tracker.api("GET", `/tasks?project=${PROJECT}&limit=100`)).body.tasks).toHaveLength(5);
   });
 
   test("the ID registry has a tab of its own, reached with the arrow keys", async () => {
@@ -306,11 +303,11 @@ browserTests("the board", () => {
     await expectingConsoleErrors(
       /net::ERR_(CONNECTION_REFUSED|INCOMPLETE_CHUNKED_ENCODING|EMPTY_RESPONSE|CONNECTION_RESET)/,
       async () => {
-        expect(await tracker.stop()).toBe(0);
+        expect(await stack.tracker.stop()).toBe(0);
         await page.getByRole("status").filter({ hasText: "Reconnecting" }).waitFor();
-        tracker = await startTrackerProcess({
-          apiKey: tracker.apiKey,
-          env: { PORT: String(tracker.port), TRACKER_DB: tracker.dbPath },
+        stack.tracker = await startTrackerProcess({
+          apiKey: stack.tracker.apiKey,
+          env: { PORT: String(stack.tracker.port), TRACKER_DB: stack.tracker.dbPath },
         });
         await page.getByRole("status").filter({ hasText: "Live" }).waitFor({ timeout: 10_000 });
       },
@@ -321,7 +318,7 @@ browserTests("the board", () => {
   });
 
   test("another project is one key press away, and the address remembers which", async () => {
-    const added = await tracker.api("POST", "/tasks/batch", {
+    const added = await stack.tracker.api("POST", "/tasks/batch", {
       tasks: [{ task_id: "OTH-1", project_id: "board-e2e-other", description: "Another team's work" }],
     });
     expect(added.status).toBe(201);
@@ -336,7 +333,7 @@ browserTests("the board", () => {
 
   test("the page comes with a strict Content-Security-Policy, and no inline script runs", async () => {
     const other = await context.newPage();
-    const response = await other.goto(tracker.url);
+    const response = await other.goto(stack.tracker.url);
     expect(response!.headers()["content-security-policy"]).toBe(BOARD_CSP);
     const html = await response!.text();
     expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
@@ -360,12 +357,13 @@ browserTests("the board", () => {
 });
 
 browserTests("a project of 10,000 tasks", () => {
+  useBrowser();
+  const big = useStack();
   let bigPage: Page;
   let firstScreenMs: number;
 
   beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
-    tracker = await startTrackerProcess();
+    const { tracker } = big;
     // Half of them wait for a task of the other half: every column has thousands.
     for (let batch = 0; batch < 20; batch++) {
       const tasks = Array.from({ length: 500 }, (_, index) => {
@@ -398,11 +396,6 @@ browserTests("a project of 10,000 tasks", () => {
     console.log(`first screen of a 10,000-task project: ${Math.round(firstScreenMs)} ms from navigation start`);
   }, 120_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await stopEverything();
-  });
-
   test("its first screen is drawn within 1 s", () => {
     expect(firstScreenMs).toBeLessThan(1000);
   });
@@ -423,10 +416,10 @@ browserTests("a project of 10,000 tasks", () => {
 });
 
 browserTests("the compiled tracker", () => {
-  const binary = join(ROOT, "dist", "task-tracker");
+  const binary = TRACKER_BINARY;
 
   test("serves the board built into it, from a directory without the sources", async () => {
-    if (!existsSync(binary)) throw new Error(`${binary} is missing: run \`bun run build\` first`);
+    ensureBuilt(binary);
     const dir = mkdtempSync(join(tmpdir(), "tt-board-binary-"));
     const apiKey = makeApiKey();
     const child = Bun.spawn([binary], {

@@ -4,16 +4,8 @@
 // for the claims it still holds and finishes them. At the end every task is completed exactly once,
 // by the agent that held it then, and none is stranded.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import {
-  type McpProcess,
-  mcpEnv,
-  startMcp,
-  startTrackerProcess,
-  stopEverything,
-  type TrackerProcess,
-  textOf,
-} from "./harness.ts";
+import { expect, test } from "bun:test";
+import { type McpProcess, mcpEnv, startMcp, textOf, useStack } from "./harness.ts";
 
 const AGENTS = 8;
 const TASKS = 200;
@@ -23,19 +15,7 @@ const LEASE_SECONDS = 5;
 const WORK_MS = [20, 60] as const;
 const KILL_EVERY_MS = 250;
 
-let tracker: TrackerProcess;
-
-beforeAll(async () => {
-  tracker = await startTrackerProcess();
-});
-
-afterAll(async () => {
-  try {
-    expect(await tracker.stop()).toBe(0);
-  } finally {
-    await stopEverything();
-  }
-});
+const stack = useStack();
 
 function random(seed: number): () => number {
   let state = seed >>> 0;
@@ -69,12 +49,12 @@ interface Event {
 test(`${AGENTS} agents, killed with kill -9 at random and restarted, complete ${TASKS} tasks exactly once`, async () => {
   const seed = Date.now() % 100_000;
   const next = random(seed);
-  const added = await tracker.api("POST", "/tasks/batch", { tasks: makeTasks(next) });
+  const added = await stack.tracker.api("POST", "/tasks/batch", { tasks: makeTasks(next) });
   expect(added.status).toBe(201);
 
   const start = (id: string) =>
     startMcp(
-      mcpEnv(tracker.url, tracker.apiKey, {
+      mcpEnv(stack.tracker.url, stack.tracker.apiKey, {
         TASK_TRACKING_AGENT_ID: id,
         TASK_TRACKING_LEASE_SECONDS: String(LEASE_SECONDS),
         LOG_LEVEL: "error",
@@ -150,7 +130,7 @@ test(`${AGENTS} agents, killed with kill -9 at random and restarted, complete ${
 
   const deadline = performance.now() + 120_000;
   for (;;) {
-    const page = await tracker.api("GET", `/projects`);
+    const page = await stack.tracker.api("GET", `/projects`);
     const counts = (page.body.projects as { project_id: string; completed: number }[]).find((p) => p.project_id === PROJECT);
     if (counts?.completed === TASKS) break;
     if (performance.now() > deadline)
@@ -167,8 +147,8 @@ test(`${AGENTS} agents, killed with kill -9 at random and restarted, complete ${
   const completedBy = new Map<string, string>();
   for (let i = 0; i < TASKS; i++) {
     const [task, events] = await Promise.all([
-      tracker.api("GET", `/tasks/C-${i}?project=${PROJECT}`),
-      tracker.api("GET", `/tasks/C-${i}/events?project=${PROJECT}`),
+      stack.tracker.api("GET", `/tasks/C-${i}?project=${PROJECT}`),
+      stack.tracker.api("GET", `/tasks/C-${i}/events?project=${PROJECT}`),
     ]);
     const row = task.body.task as Task;
     const completedEvents = (events.body.events as Event[]).filter((event) => event.type === "completed");

@@ -3,21 +3,8 @@
 // that is not JSON. Each gives the documented text (or success after a retry) within a bounded time,
 // and the database shows exactly what one call should do: nothing reserved, allocated or added twice.
 
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import {
-  type Action,
-  inDb,
-  type McpProcess,
-  mcpEnv,
-  type Proxy,
-  startMcp,
-  startProxy,
-  startTrackerProcess,
-  stopEverything,
-  type TrackerProcess,
-  textOf,
-  timed,
-} from "./harness.ts";
+import { beforeEach, describe, expect, test } from "bun:test";
+import { type Action, inDb, textOf, timed, useStack } from "./harness.ts";
 
 /** The MCP servers' per-attempt timeout in the timeout tests. */
 const SHORT_TIMEOUT_MS = 300;
@@ -29,42 +16,21 @@ const UNAVAILABLE_503: Action = {
   body: JSON.stringify({ error: "Service temporarily unavailable", code: "unavailable" }),
 };
 
-let tracker: TrackerProcess;
-let proxy: Proxy;
-/** Default timeout (5 s). */
-let mcp: McpProcess;
-/** TASK_TRACKING_TIMEOUT_MS=300. */
-let impatient: McpProcess;
+// Two MCP servers behind the fault proxy: patient with the default timeout (5 s), impatient with 300 ms.
+const stack = useStack({
+  proxy: true,
+  mcp: { patient: {}, impatient: { TASK_TRACKING_TIMEOUT_MS: String(SHORT_TIMEOUT_MS) } },
+});
 let projectCount = 0;
 let project: string;
 
-beforeAll(async () => {
-  tracker = await startTrackerProcess();
-  proxy = await startProxy(tracker.url);
-  [mcp, impatient] = await Promise.all([
-    startMcp(mcpEnv(proxy.url, tracker.apiKey)),
-    startMcp(mcpEnv(proxy.url, tracker.apiKey, { TASK_TRACKING_TIMEOUT_MS: String(SHORT_TIMEOUT_MS) })),
-  ]);
-});
-
-afterAll(async () => {
-  try {
-    expect(await mcp.close()).toBe(0);
-    expect(await impatient.close()).toBe(0);
-    expect(await tracker.stop()).toBe(0);
-  } finally {
-    await stopEverything();
-  }
-});
-
 beforeEach(() => {
-  proxy.reset();
   project = `faults-${++projectCount}`; // each test on its own project: its effects alone
 });
 
 /** The Idempotency-Keys the proxy saw, one per request. */
 function idempotencyKeys(): (string | undefined)[] {
-  return proxy.requests.map((request) => request.headers["idempotency-key"]);
+  return stack.proxy.requests.map((request) => request.headers["idempotency-key"]);
 }
 
 function expectOneKeyForEveryAttempt(attempts: number) {
@@ -76,7 +42,7 @@ function expectOneKeyForEveryAttempt(attempts: number) {
 
 /** What a project holds: tasks, ID counter of type US, reservations. */
 function effects(projectId = project): Effects {
-  return inDb(tracker, (db) => ({
+  return inDb(stack.tracker, (db) => ({
     tasks: db.tasks(projectId).map((task) => `${task.task_id}:${task.status}`),
     lastUs: db.lastAssigned(projectId, "US"),
     reservations: db.reservations(projectId).map((r) => `${r.artifact_type}-${r.first_number}+${r.count}`),
@@ -84,7 +50,7 @@ function effects(projectId = project): Effects {
 }
 
 async function addTasks(ids: string[]) {
-  const added = await tracker.api("POST", "/tasks/batch", {
+  const added = await stack.tracker.api("POST", "/tasks/batch", {
     tasks: ids.map((task_id) => ({ task_id, project_id: project, description: `Do ${task_id}` })),
   });
   expect(added.status).toBe(201);
@@ -146,40 +112,40 @@ const writes: WriteCase[] = [
 
 describe("connection refused", () => {
   test("gives the documented text after three retries, changes nothing, and the server recovers", async () => {
-    await proxy.refuse();
+    await stack.proxy.refuse();
     try {
       const { value: result, ms } = await timed(() =>
-        mcp.call("reserve_id_range", { artifact_type: "US", count: 5, project_id: project }),
+        stack.mcp.patient.call("reserve_id_range", { artifact_type: "US", count: 5, project_id: project }),
       );
       expect(result.isError).toBe(true);
-      expect(textOf(result)).toBe(`Task Tracking microservice unavailable: Connection refused at ${proxy.url}`);
+      expect(textOf(result)).toBe(`Task Tracking microservice unavailable: Connection refused at ${stack.proxy.url}`);
       expect(ms).toBeGreaterThanOrEqual(BACKOFF_MS - 10);
       expect(ms).toBeLessThan(BACKOFF_MS + 3000);
     } finally {
-      await proxy.accept();
+      await stack.proxy.accept();
     }
     expect(effects()).toEqual({ tasks: [], lastUs: 0, reservations: [] });
 
-    const after = await mcp.call("reserve_id_range", { artifact_type: "US", count: 5, project_id: project });
+    const after = await stack.mcp.patient.call("reserve_id_range", { artifact_type: "US", count: 5, project_id: project });
     expect(after.structuredContent).toMatchObject({ reserved_ids: ["US-001", "US-002", "US-003", "US-004", "US-005"] });
   });
 });
 
 describe("a response slower than the timeout", () => {
   test("a read that never answers in time: the timeout text after four attempts", async () => {
-    proxy.setPlan(() => ({ type: "forward", holdMs: 10_000 }));
-    const { value: result, ms } = await timed(() => impatient.call("get_next_task", { project_id: project }));
+    stack.proxy.setPlan(() => ({ type: "forward", holdMs: 10_000 }));
+    const { value: result, ms } = await timed(() => stack.mcp.impatient.call("get_next_task", { project_id: project }));
 
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe("Task Tracking microservice timeout: No response within 0.3 seconds");
-    expect(proxy.requests).toHaveLength(4);
+    expect(stack.proxy.requests).toHaveLength(4);
     expect(ms).toBeGreaterThanOrEqual(4 * SHORT_TIMEOUT_MS + BACKOFF_MS - 10);
     expect(ms).toBeLessThan(4 * SHORT_TIMEOUT_MS + BACKOFF_MS + 3000);
   });
 
   test("a write whose every answer is late: four attempts with one key, the effect only once", async () => {
-    proxy.setPlan(() => ({ type: "forward", holdMs: 10_000 }));
-    const result = await impatient.call("reserve_id_range", { artifact_type: "US", count: 4, project_id: project });
+    stack.proxy.setPlan(() => ({ type: "forward", holdMs: 10_000 }));
+    const result = await stack.mcp.impatient.call("reserve_id_range", { artifact_type: "US", count: 4, project_id: project });
 
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe("Task Tracking microservice timeout: No response within 0.3 seconds");
@@ -192,8 +158,8 @@ describe("a response slower than the timeout", () => {
     "%s: the first answer is late, the retry succeeds with the first attempt's result",
     async (_tool, write) => {
       await write.setup();
-      proxy.script({ type: "forward", holdMs: 10_000 });
-      const { value: result, ms } = await timed(() => impatient.call(write.tool, write.args()));
+      stack.proxy.script({ type: "forward", holdMs: 10_000 });
+      const { value: result, ms } = await timed(() => stack.mcp.impatient.call(write.tool, write.args()));
 
       expect(result.isError ? textOf(result) : "ok").toBe("ok");
       expect(result.structuredContent).toMatchObject(write.result);
@@ -209,19 +175,19 @@ describe("the connection dropped after the tracker processed the request", () =>
     async (_tool, write) => {
       await write.setup();
       // get_next_task with claim first reads (GET /tasks/next), then claims (PUT): drop the claim's answer.
-      proxy.setPlan((request, index) =>
+      stack.proxy.setPlan((request, index) =>
         request.method !== "GET" || request.target.startsWith("/ids/next")
-          ? proxy.requests.slice(0, index).some((r) => r.method === request.method && r.target === request.target)
+          ? stack.proxy.requests.slice(0, index).some((r) => r.method === request.method && r.target === request.target)
             ? { type: "forward" }
             : { type: "forward-then-drop" }
           : { type: "forward" },
       );
-      const { value: result, ms } = await timed(() => mcp.call(write.tool, write.args()));
+      const { value: result, ms } = await timed(() => stack.mcp.patient.call(write.tool, write.args()));
 
       expect(result.isError ? textOf(result) : "ok").toBe("ok");
       expect(result.structuredContent).toMatchObject(write.result);
       expect(ms).toBeLessThan(2000);
-      const writesSeen = proxy.requests.filter((r) => r.headers["idempotency-key"] !== undefined);
+      const writesSeen = stack.proxy.requests.filter((r) => r.headers["idempotency-key"] !== undefined);
       expect(writesSeen).toHaveLength(2);
       expect(writesSeen[0]!.headers["idempotency-key"]).toBe(writesSeen[1]!.headers["idempotency-key"]!);
       expect(effects()).toEqual(write.expected());
@@ -231,9 +197,9 @@ describe("the connection dropped after the tracker processed the request", () =>
 
 describe("bursts of 503", () => {
   test("three 503s without Retry-After: success on the fourth attempt after 100, 200 and 400 ms", async () => {
-    proxy.script(UNAVAILABLE_503, UNAVAILABLE_503, UNAVAILABLE_503);
+    stack.proxy.script(UNAVAILABLE_503, UNAVAILABLE_503, UNAVAILABLE_503);
     const { value: result, ms } = await timed(() =>
-      mcp.call("reserve_id_range", { artifact_type: "US", count: 2, project_id: project }),
+      stack.mcp.patient.call("reserve_id_range", { artifact_type: "US", count: 2, project_id: project }),
     );
 
     expect(result.structuredContent).toMatchObject({ reserved_ids: ["US-001", "US-002"] });
@@ -244,9 +210,9 @@ describe("bursts of 503", () => {
   });
 
   test("four 503s: the service's sentence, and nothing reached the tracker", async () => {
-    proxy.script(UNAVAILABLE_503, UNAVAILABLE_503, UNAVAILABLE_503, UNAVAILABLE_503);
+    stack.proxy.script(UNAVAILABLE_503, UNAVAILABLE_503, UNAVAILABLE_503, UNAVAILABLE_503);
     const { value: result, ms } = await timed(() =>
-      mcp.call("add_task", { tasks: [{ task_id: `${project}-A`, project_id: project, description: "Write it" }] }),
+      stack.mcp.patient.call("add_task", { tasks: [{ task_id: `${project}-A`, project_id: project, description: "Write it" }] }),
     );
 
     expect(result.isError).toBe(true);
@@ -258,9 +224,9 @@ describe("bursts of 503", () => {
 
   test("two 503s with Retry-After: 1: each wait is the second the service asked for", async () => {
     const retryAfter: Action = { ...UNAVAILABLE_503, headers: { ...UNAVAILABLE_503.headers, "retry-after": "1" } };
-    proxy.script(retryAfter, retryAfter);
+    stack.proxy.script(retryAfter, retryAfter);
     const { value: result, ms } = await timed(() =>
-      mcp.call("get_next_available_id", { artifact_type: "US", project_id: project }),
+      stack.mcp.patient.call("get_next_available_id", { artifact_type: "US", project_id: project }),
     );
 
     expect(result.structuredContent).toEqual({ next_id: "US-001" });
@@ -271,20 +237,24 @@ describe("bursts of 503", () => {
   });
 
   test("a Retry-After of a minute is capped at 2 seconds", async () => {
-    proxy.script({ ...UNAVAILABLE_503, headers: { "retry-after": "60" } });
-    const { value: result, ms } = await timed(() => mcp.call("get_next_task", { project_id: project }));
+    stack.proxy.script({ ...UNAVAILABLE_503, headers: { "retry-after": "60" } });
+    const { value: result, ms } = await timed(() => stack.mcp.patient.call("get_next_task", { project_id: project }));
 
     expect(result.structuredContent).toEqual({ task: null });
     // The 503, its retry, then GET /projects (a null from a project with no tasks names the known ones).
-    expect(proxy.requests.map((request) => request.target.split("?")[0])).toEqual(["/tasks/next", "/tasks/next", "/projects"]);
+    expect(stack.proxy.requests.map((request) => request.target.split("?")[0])).toEqual([
+      "/tasks/next",
+      "/tasks/next",
+      "/projects",
+    ]);
     expect(ms).toBeGreaterThanOrEqual(2000 - 10);
     expect(ms).toBeLessThan(2000 + 1500);
   });
 
   test("a 503 in place of the tracker's answer: the retry gets the stored answer, no second reservation", async () => {
-    proxy.script({ type: "forward-then-replace", replace: () => ({ ...UNAVAILABLE_503 }) });
+    stack.proxy.script({ type: "forward-then-replace", replace: () => ({ ...UNAVAILABLE_503 }) });
     const { value: result, ms } = await timed(() =>
-      mcp.call("reserve_id_range", { artifact_type: "US", count: 3, project_id: project }),
+      stack.mcp.patient.call("reserve_id_range", { artifact_type: "US", count: 3, project_id: project }),
     );
     expect(ms).toBeLessThan(100 + 2000);
 
@@ -299,14 +269,14 @@ describe("a connection reset in the middle of a body", () => {
     "%s: the retry gets the whole answer, nothing is done twice",
     async (_tool, write) => {
       await write.setup();
-      proxy.setPlan((request, index) =>
+      stack.proxy.setPlan((request, index) =>
         request.method !== "GET" || request.target.startsWith("/ids/next")
-          ? proxy.requests.slice(0, index).some((r) => r.method === request.method && r.target === request.target)
+          ? stack.proxy.requests.slice(0, index).some((r) => r.method === request.method && r.target === request.target)
             ? { type: "forward" }
             : { type: "forward-then-cut-body" }
           : { type: "forward" },
       );
-      const { value: result, ms } = await timed(() => mcp.call(write.tool, write.args()));
+      const { value: result, ms } = await timed(() => stack.mcp.patient.call(write.tool, write.args()));
 
       expect(result.isError ? textOf(result) : "ok").toBe("ok");
       expect(result.structuredContent).toMatchObject(write.result);
@@ -316,55 +286,55 @@ describe("a connection reset in the middle of a body", () => {
   );
 
   test("a read cut on every attempt: the network error text after four attempts", async () => {
-    proxy.setPlan(() => ({ type: "forward-then-cut-body" }));
-    const { value: result, ms } = await timed(() => mcp.call("get_next_task", { project_id: project }));
+    stack.proxy.setPlan(() => ({ type: "forward-then-cut-body" }));
+    const { value: result, ms } = await timed(() => stack.mcp.patient.call("get_next_task", { project_id: project }));
 
     expect(result.isError).toBe(true);
     expect(textOf(result)).toMatch(
-      new RegExp(`^Task Tracking microservice unavailable: .+ at ${proxy.url.replace(/\./g, "\\.")}$`),
+      new RegExp(`^Task Tracking microservice unavailable: .+ at ${stack.proxy.url.replace(/\./g, "\\.")}$`),
     );
-    expect(proxy.requests).toHaveLength(4);
+    expect(stack.proxy.requests).toHaveLength(4);
     expect(ms).toBeLessThan(BACKOFF_MS + 2000);
   });
 });
 
 describe("a 2xx whose body is not JSON", () => {
   test("a read: the invalid-response text at once, no retry", async () => {
-    proxy.script({
+    stack.proxy.script({
       type: "reply",
       status: 200,
       headers: { "content-type": "text/html" },
       body: "<html>Welcome to nginx!</html>",
     });
-    const { value: result, ms } = await timed(() => mcp.call("get_next_task", { project_id: project }));
+    const { value: result, ms } = await timed(() => stack.mcp.patient.call("get_next_task", { project_id: project }));
     expect(ms).toBeLessThan(2000);
 
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe(
       'Task Tracking API returned an invalid response: the body is not JSON ("<html>Welcome to nginx!</html>")',
     );
-    expect(proxy.requests).toHaveLength(1);
+    expect(stack.proxy.requests).toHaveLength(1);
   });
 
   test("a write the tracker did: reported, not retried, so its effect is there exactly once", async () => {
-    proxy.script({ type: "forward-then-replace", replace: (upstream) => ({ ...upstream, body: "OK" }) });
+    stack.proxy.script({ type: "forward-then-replace", replace: (upstream) => ({ ...upstream, body: "OK" }) });
     const { value: result, ms } = await timed(() =>
-      mcp.call("reserve_id_range", { artifact_type: "US", count: 2, project_id: project }),
+      stack.mcp.patient.call("reserve_id_range", { artifact_type: "US", count: 2, project_id: project }),
     );
     expect(ms).toBeLessThan(2000);
 
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe('Task Tracking API returned an invalid response: the body is not JSON ("OK")');
-    expect(proxy.requests).toHaveLength(1);
+    expect(stack.proxy.requests).toHaveLength(1);
     expect(effects()).toEqual({ tasks: [], lastUs: 2, reservations: ["US-1+2"] });
   });
 
   test("JSON of the wrong shape: the text names the field", async () => {
-    proxy.script({ type: "forward-then-replace", replace: (upstream) => ({ ...upstream, body: '{"next_id": 28}' }) });
-    const result = await mcp.call("get_next_available_id", { artifact_type: "US", project_id: project });
+    stack.proxy.script({ type: "forward-then-replace", replace: (upstream) => ({ ...upstream, body: '{"next_id": 28}' }) });
+    const result = await stack.mcp.patient.call("get_next_available_id", { artifact_type: "US", project_id: project });
 
     expect(result.isError).toBe(true);
     expect(textOf(result)).toStartWith("Task Tracking API returned an invalid response: next_id: ");
-    expect(proxy.requests).toHaveLength(1);
+    expect(stack.proxy.requests).toHaveLength(1);
   });
 });

@@ -1,8 +1,11 @@
-// What the end-to-end tests add to the test kit (testkit/): the tracker on a temporary SQLite
-// database with its access log and a direct API call, a read-only look at that database, the MCP
-// server's environment, and the kit's pieces under the names these tests have always used.
+// What the end-to-end tests add to the test kit (testkit/): the stack every e2e file tests (useStack:
+// the tracker, a recording proxy, MCP servers, started and stopped in hooks), the tracker on a
+// temporary SQLite database with its access log and a direct API call, a read-only look at that
+// database, the MCP server's environment, and the kit's pieces under the names these tests have
+// always used.
 
 import { Database } from "bun:sqlite";
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from "bun:test";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,10 +15,12 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { JsonRpcClient } from "../testkit/json-rpc.ts";
 import { Lines, parseRecord } from "../testkit/lines.ts";
 import { runMcpBinary, startMcpClient } from "../testkit/mcp.ts";
-import { assertBuilt, MCP_BINARY } from "../testkit/paths.ts";
+import { ensureBuilt, MCP_BINARY } from "../testkit/paths.ts";
+import { type Proxy, startProxy } from "../testkit/proxy.ts";
 import { register, stopEverything } from "../testkit/registry.ts";
 import { makeTempDir, removeTempDir } from "../testkit/temp.ts";
 import { startTracker } from "../testkit/tracker.ts";
+import { makePostgresSchema, type PostgresTestSchema } from "../tracker/testing.ts";
 
 export { type Action, type Proxy, type RecordedRequest, type Reply, startProxy } from "../testkit/proxy.ts";
 export { Lines, MCP_BINARY, stopEverything };
@@ -26,6 +31,106 @@ export const PROJECT = "ai-agent-mcp-server";
 /** A fresh random key, long enough for the tracker. */
 export function makeApiKey(): string {
   return `e2e-${Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString("base64url")}`;
+}
+
+// ─── The stack: started before the tests, stopped after them, in hooks ──────────────────────────
+
+type Env = Record<string, string>;
+
+export interface StackOptions<Name extends string> {
+  /** The trackers' key (default: a fresh one) and extra variables. */
+  tracker?: { apiKey?: string; env?: Env };
+  /**
+   * "postgres": the trackers keep their data in a fresh schema on TRACKER_TEST_DATABASE_URL, dropped
+   * afterwards. Default "sqlite": a temporary database of the (only) tracker.
+   */
+  database?: "sqlite" | "postgres";
+  /** Trackers on the one database (more than one needs PostgreSQL). Default 1. */
+  trackers?: number;
+  /** A recording proxy in front of the first tracker, which the MCP servers talk to; reset before each test. */
+  proxy?: boolean;
+  /** MCP servers started with the stack, by name: each one's extra variables (see mcpEnv). */
+  mcp?: Record<Name, Env>;
+  /** A fresh stack for every test (beforeEach/afterEach) rather than one for the file or describe. */
+  perTest?: boolean;
+}
+
+export interface Stack<Name extends string> {
+  /** The first tracker; a test that restarts it assigns the new one here, and that one is stopped. */
+  tracker: TrackerProcess;
+  trackers: TrackerProcess[];
+  apiKey: string;
+  /** Only with `proxy: true`. */
+  proxy: Proxy;
+  /** Where the MCP servers talk to: the proxy, or the first tracker. */
+  url: string;
+  mcp: Record<Name, McpProcess>;
+  /** One more MCP server on the stack, stopped (its exit code checked) with it. */
+  startMcp(extra?: Env): Promise<McpProcess>;
+}
+
+/**
+ * The stack of an e2e file or describe: registers the hooks that start it and stop it. Stopping
+ * closes every MCP server it started and stops every tracker, each of which must exit with 0 (the
+ * trackers with nothing on stdout), then stops whatever else the tests started (stopEverything) and
+ * drops the PostgreSQL schema, even when a check failed. Its fields are set once the start hook has run.
+ */
+export function useStack<Name extends string = never>(options: StackOptions<Name> = {}): Stack<Name> {
+  const stack = {} as Stack<Name>;
+  let started: McpProcess[] = [];
+  let schema: PostgresTestSchema | undefined;
+
+  async function start(): Promise<void> {
+    started = [];
+    const apiKey = options.tracker?.apiKey ?? makeApiKey();
+    schema = options.database === "postgres" ? await makePostgresSchema() : undefined;
+    const trackers = await startTrackers(apiKey, { ...options.tracker?.env, ...(schema && { DATABASE_URL: schema.url }) });
+    const proxy = options.proxy ? await startProxy(trackers[0]!.url) : undefined;
+    Object.assign(stack, { trackers, apiKey, url: proxy?.url ?? trackers[0]!.url, proxy });
+    stack.startMcp = async (extra = {}) => {
+      const mcp = await startMcp(mcpEnv(stack.url, apiKey, extra));
+      started.push(mcp);
+      return mcp;
+    };
+    const named = Object.entries<Env>(options.mcp ?? ({} as Record<Name, Env>));
+    const servers = await Promise.all(named.map(([, extra]) => stack.startMcp(extra)));
+    stack.mcp = Object.fromEntries(named.map(([name], i) => [name, servers[i]])) as Record<Name, McpProcess>;
+  }
+
+  /** One after the other: the first creates the tables the others find. */
+  async function startTrackers(apiKey: string, env: Env): Promise<TrackerProcess[]> {
+    const trackers: TrackerProcess[] = [];
+    for (let i = 0; i < (options.trackers ?? 1); i++) trackers.push(await startTrackerProcess({ apiKey, env }));
+    return trackers;
+  }
+
+  async function stop(): Promise<void> {
+    try {
+      const codes = await Promise.all(started.map((mcp) => mcp.close()));
+      expect(codes).toEqual(started.map(() => 0));
+      for (const tracker of stack.trackers ?? []) {
+        expect(await tracker.stop()).toBe(0);
+        expect(tracker.stdout.text()).toBe("");
+      }
+    } finally {
+      await stopEverything();
+      await schema?.drop();
+    }
+  }
+
+  Object.defineProperty(stack, "tracker", {
+    get: () => stack.trackers[0],
+    set: (tracker: TrackerProcess) => void (stack.trackers[0] = tracker),
+  });
+  if (options.perTest) {
+    beforeEach(start);
+    afterEach(stop);
+  } else {
+    beforeAll(start);
+    afterAll(stop);
+    if (options.proxy) beforeEach(() => stack.proxy.reset());
+  }
+  return stack;
 }
 
 // ─── The tracker, as its own process ────────────────────────────────────────────────────────────
@@ -203,10 +308,6 @@ export interface McpProcess {
   kill(): Promise<void>;
 }
 
-export function assertBinaryBuilt(): void {
-  assertBuilt(MCP_BINARY);
-}
-
 export async function startMcp(env: Record<string, string>): Promise<McpProcess> {
   const mcp = await startMcpClient({ env, clientName: "task-tracking-e2e" });
   return {
@@ -279,7 +380,7 @@ export interface RawMcp {
 }
 
 export function startRawMcp(env: Record<string, string>): RawMcp {
-  assertBinaryBuilt();
+  ensureBuilt(MCP_BINARY);
   return new JsonRpcClient([MCP_BINARY], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? tmpdir(), ...env },
     cwd: tmpdir(),

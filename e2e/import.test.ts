@@ -2,28 +2,22 @@
 // running as its own process on a temporary SQLite database. What the binary says is checked with its
 // exit code; what it did is checked through the tracker's REST API and its access log.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { assertBinaryBuilt, runBinary, startTrackerProcess, stopEverything, type TrackerProcess } from "./harness.ts";
+import { makeTempDir } from "../testkit/temp.ts";
+import { runBinary, useStack } from "./harness.ts";
 
 const FIXTURES = join(import.meta.dir, "fixtures");
 const TODO = join(FIXTURES, "TODO.md");
 const GH_ISSUES = join(FIXTURES, "gh-issues.json");
 
-let tracker: TrackerProcess;
-let env: Record<string, string>;
-const scratch = mkdtempSync(join(tmpdir(), "tt-import-e2e-"));
+const stack = useStack();
+/** Removed with the stack. */
+const scratch = makeTempDir("tt-import-e2e-");
 
-beforeAll(async () => {
-  assertBinaryBuilt();
-  tracker = await startTrackerProcess();
-  env = { TASK_TRACKING_URL: tracker.url, TASK_TRACKING_API_KEY: tracker.apiKey };
-});
-afterAll(stopEverything);
-
-const cli = (...args: string[]) => runBinary(args, env);
+const cli = (...args: string[]) =>
+  runBinary(args, { TASK_TRACKING_URL: stack.tracker.url, TASK_TRACKING_API_KEY: stack.tracker.apiKey });
 
 function fileWith(name: string, text: string): string {
   const path = join(scratch, name);
@@ -37,7 +31,7 @@ async function tasksOf(project: string): Promise<Record<string, any>[]> {
   let cursor: string | null = null;
   do {
     const query: URLSearchParams = new URLSearchParams({ project, limit: "500", ...(cursor ? { cursor } : {}) });
-    const { status, body } = await tracker.api("GET", `/tasks?${query}`);
+    const { status, body } = await stack.tracker.api("GET", `/tasks?${query}`);
     expect(status).toBe(200);
     tasks.push(...body.tasks);
     cursor = body.next_cursor;
@@ -46,13 +40,13 @@ async function tasksOf(project: string): Promise<Record<string, any>[]> {
 }
 
 async function countersOf(project: string): Promise<Record<string, number>> {
-  const { body } = await tracker.api("GET", `/ids/registry?project=${project}`);
+  const { body } = await stack.tracker.api("GET", `/ids/registry?project=${project}`);
   return Object.fromEntries(body.counters.map((counter: any) => [counter.artifact_type, counter.last_assigned_id]));
 }
 
 /** The requests the tracker answered since `mark` (its access log), as `METHOD path`. */
 const requestsSince = (mark: number) =>
-  tracker
+  stack.tracker
     .accessLog()
     .slice(mark)
     .map((entry) => `${entry.method} ${entry.path.split("?")[0]}`);
@@ -89,12 +83,12 @@ describe("import of a TODO.md", () => {
       "Publish the npm package\n\nSection: TODO › Release 1.0\nThe release needs a green CI on every platform and a signed tag.",
     );
     expect(await countersOf(project)).toEqual({ US: 31, SPEC: 4, TASK: 12 });
-    expect((await tracker.api("GET", `/ids/next?type=US&project=${project}`)).body.next_id).toBe("US-032");
+    expect((await stack.tracker.api("GET", `/ids/next?type=US&project=${project}`)).body.next_id).toBe("US-032");
   });
 
   test("a second import of the same file adds, changes and raises nothing", async () => {
     const before = await tasksOf(project);
-    const mark = tracker.accessLog().length;
+    const mark = stack.tracker.accessLog().length;
     const result = await cli("import", TODO, "--project", project);
     expect(result).toEqual({
       code: 0,
@@ -144,7 +138,7 @@ describe("import of a TODO.md", () => {
       status: "completed",
       completion_notes: "Checked in TODO-edited.md",
     });
-    const events = (await tracker.api("GET", `/tasks/${borrow.task_id}/events?project=${project}`)).body.events.map(
+    const events = (await stack.tracker.api("GET", `/tasks/${borrow.task_id}/events?project=${project}`)).body.events.map(
       (event: any) => event.type,
     );
     expect(events).toEqual(["created", "claimed", "completed"]);
@@ -157,7 +151,7 @@ describe("import of a TODO.md", () => {
   });
 
   test("--dry-run prints what it would add and raise, and sends nothing but reads", async () => {
-    const mark = tracker.accessLog().length;
+    const mark = stack.tracker.accessLog().length;
     const result = await cli("import", TODO, "--project", "dry", "--dry-run");
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("Would add 13 tasks:\n");
@@ -249,7 +243,7 @@ describe("edge cases", () => {
       (_, i) => `- [${i % 5 ? " " : "x"}] Item ${i} of the long backlog${i % 7 ? "" : " (high)"}`,
     );
     const big = fileWith("backlog.md", `# Backlog\n\n${items.join("\n")}\n`);
-    const mark = tracker.accessLog().length;
+    const mark = stack.tracker.accessLog().length;
     const result = await cli("import", big, "--project", "big");
     expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
     expect(requestsSince(mark).filter((request) => request === "POST /tasks/batch").length).toBe(10);
@@ -278,7 +272,7 @@ describe("bad input", () => {
         "",
       ].join("\n"),
     );
-    const mark = tracker.accessLog().length;
+    const mark = stack.tracker.accessLog().length;
     const result = await cli("import", bad, "--project", "bad");
     expect(result).toEqual({
       code: 1,

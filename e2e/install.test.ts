@@ -4,8 +4,9 @@
 // and Claude Code's own CLI registers the server with `claude mcp add --scope user` from another
 // directory and finds it Connected.
 //
-// Needs npm, and Claude Code's CLI (`claude` on PATH, or CLAUDE_BIN). Without them the test is skipped
-// with a loud warning on a developer's machine and fails in CI (CI=true).
+// Needs npm, and Claude Code's CLI: the dev dependency's node_modules/.bin/claude (or CLAUDE_BIN), never
+// one on PATH, so every machine tests the same version. Without them the test is skipped with a loud
+// warning on a developer's machine and fails in CI (CI=true).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
@@ -19,14 +20,15 @@ const VERSION = packageJson.version;
 const platform = thisPlatform();
 const npm = Bun.which("npm");
 const node = Bun.which("node");
-const claude = process.env.CLAUDE_BIN || Bun.which("claude");
+const devDependencyClaude = join(ROOT, "node_modules", ".bin", "claude");
+const claude = process.env.CLAUDE_BIN || (existsSync(devDependencyClaude) ? devDependencyClaude : undefined);
 const inCi = process.env.CI === "true";
 
 const missing = [
   platform ? undefined : `a package for ${process.platform}-${process.arch}`,
   npm ? undefined : "npm",
   node ? undefined : "Node.js (node)",
-  claude ? undefined : "Claude Code's CLI (npm install -g @anthropic-ai/claude-code, or set CLAUDE_BIN)",
+  claude ? undefined : `Claude Code's CLI (${devDependencyClaude}: run bun install, or set CLAUDE_BIN)`,
 ].filter((thing) => thing !== undefined);
 const MISSING = `e2e/install.test.ts needs ${missing.join(", ")}, so the npm install and Claude Code were NOT tested`;
 

@@ -12,7 +12,7 @@ import { runProcess } from "../testkit/processes.ts";
 import { makeTempDir } from "../testkit/temp.ts";
 import { startTracker, trackerCommand } from "../testkit/tracker.ts";
 import { makePostgresSchema, type PostgresTestSchema } from "../tracker/testing.ts";
-import { makeApiKey, startTrackerProcess, stopEverything, type TrackerProcess } from "./harness.ts";
+import { makeApiKey, startTrackerProcess, useStack } from "./harness.ts";
 
 const hasPostgres = Boolean(process.env.TRACKER_TEST_DATABASE_URL);
 const inCi = process.env.CI === "true";
@@ -21,8 +21,6 @@ if (!hasPostgres && !inCi) {
     "e2e/keep.test.ts: TRACKER_TEST_DATABASE_URL is not set; the PostgreSQL half is skipped (run under scripts/with-postgres.sh)",
   );
 }
-
-afterAll(stopEverything);
 
 /** `task-tracker <args>` with this environment: exit code, stdout, stderr. */
 function cli(args: string[], env: Record<string, string>) {
@@ -131,14 +129,14 @@ async function allTasks(url: string, apiKey: string): Promise<unknown[]> {
 }
 
 describe("task-tracker backup, dump and restore", () => {
-  let tracker: TrackerProcess;
+  const stack = useStack();
   let env: Record<string, string>;
   let handedOut: Set<string>;
   let dir: string;
   let dumpFile: string;
 
   beforeAll(async () => {
-    tracker = await startTrackerProcess();
+    const { tracker } = stack;
     env = { PORT: String(tracker.port), HOST: "127.0.0.1", TRACKER_DB: tracker.dbPath, TRACKER_API_KEYS: tracker.apiKey };
     handedOut = await fillTracker(tracker.url, tracker.apiKey);
     dir = makeTempDir("tt-keep-");
@@ -151,7 +149,7 @@ describe("task-tracker backup, dump and restore", () => {
     expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 0, stdout: "" });
     expect(result.stderr).toMatch(/^Backed up the tracker at http:\/\/127\.0\.0\.1:\d+ to .*backup\.db \(\d+ bytes\)\.\n$/);
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    expect(tables(file)).toEqual(tables(tracker.dbPath));
+    expect(tables(file)).toEqual(tables(stack.tracker.dbPath));
     expect((tables(file).tasks as unknown[]).length).toBe(8);
 
     const copy = join(dir, "copy-of-backup.db");
@@ -159,7 +157,7 @@ describe("task-tracker backup, dump and restore", () => {
     const apiKey = makeApiKey();
     const restarted = await startTracker({ env: { PATH: process.env.PATH ?? "", TRACKER_DB: copy, TRACKER_API_KEYS: apiKey } });
     try {
-      expect(await allTasks(restarted.url, apiKey)).toEqual(await allTasks(tracker.url, tracker.apiKey));
+      expect(await allTasks(restarted.url, apiKey)).toEqual(await allTasks(stack.tracker.url, stack.tracker.apiKey));
     } finally {
       await restarted.process.stop();
     }
@@ -181,7 +179,7 @@ describe("task-tracker backup, dump and restore", () => {
     const result = await cli(["dump", "--out", dumpFile], env);
     expect([result.code, result.stdout]).toEqual([0, ""]);
     expect(result.stderr).toContain("Dumped 8 tasks, ");
-    expect(result.stderr).not.toContain(tracker.apiKey);
+    expect(result.stderr).not.toContain(stack.tracker.apiKey);
     expect(statSync(dumpFile).mode & 0o777).toBe(0o600);
     const records = dumpRecords(readFileSync(dumpFile, "utf8"));
     expect(records[0]).toEqual({
@@ -227,7 +225,9 @@ describe("task-tracker backup, dump and restore", () => {
       const again = await cli(["dump"], { ...restoreEnv, PORT: String(restarted.port), HOST: "127.0.0.1" });
       expect(again.code).toBe(0);
       expect(dumpRecords(again.stdout)).toEqual(dumpRecords(readFileSync(dumpFile, "utf8")));
-      expect(await allTasks(restarted.url, restoreEnv.TRACKER_API_KEYS)).toEqual(await allTasks(tracker.url, tracker.apiKey));
+      expect(await allTasks(restarted.url, restoreEnv.TRACKER_API_KEYS)).toEqual(
+        await allTasks(stack.tracker.url, stack.tracker.apiKey),
+      );
     } finally {
       await restarted.process.stop();
     }
@@ -307,7 +307,7 @@ describe("task-tracker backup, dump and restore", () => {
         const again = await cli(["dump"], { ...pgEnv, PORT: String(onPostgres.port), HOST: "127.0.0.1" });
         expect(again.code).toBe(0);
         expect(dumpRecords(again.stdout)).toEqual(dumpRecords(readFileSync(dumpFile, "utf8")));
-        expect(await allTasks(onPostgres.url, apiKey)).toEqual(await allTasks(tracker.url, tracker.apiKey));
+        expect(await allTasks(onPostgres.url, apiKey)).toEqual(await allTasks(stack.tracker.url, stack.tracker.apiKey));
 
         const backup = await fetch(`${onPostgres.url}/admin/backup`, { headers: { authorization: `Bearer ${apiKey}` } });
         expect([backup.status, await backup.json()]).toEqual([

@@ -5,19 +5,8 @@
 // else can complete it; the former holder of an expired lease hears claim_lost; a restarted agent with
 // the same ID keeps its claims. The same on PostgreSQL with two tracker instances.
 
-import { afterAll, describe, expect, test } from "bun:test";
-import { makePostgresSchema, type PostgresTestSchema } from "../tracker/testing.ts";
-import {
-  type McpProcess,
-  makeApiKey,
-  mcpEnv,
-  startMcp,
-  startProxy,
-  startTrackerProcess,
-  stopEverything,
-  type TrackerProcess,
-  textOf,
-} from "./harness.ts";
+import { describe, expect, test } from "bun:test";
+import { type McpProcess, mcpEnv, type StackOptions, startMcp, startProxy, textOf, useStack } from "./harness.ts";
 
 const LEASE_SECONDS = 5;
 const LEASE_MS = LEASE_SECONDS * 1000;
@@ -32,53 +21,24 @@ interface Task {
   lease_expires_at: string | null;
 }
 
-afterAll(stopEverything);
-
-/** Two trackers on one storage (PostgreSQL), or one (SQLite); agents alternate between them. */
-interface Setup {
-  trackers: TrackerProcess[];
-  apiKey: string;
-  cleanup(): Promise<void>;
-}
-
-async function sqliteSetup(): Promise<Setup> {
-  const tracker = await startTrackerProcess();
-  return { trackers: [tracker], apiKey: tracker.apiKey, cleanup: async () => void (await tracker.stop()) };
-}
-
-async function postgresSetup(): Promise<Setup> {
-  const schema: PostgresTestSchema = await makePostgresSchema();
-  const apiKey = makeApiKey();
-  const env = { DATABASE_URL: schema.url };
-  const first = await startTrackerProcess({ apiKey, env });
-  const second = await startTrackerProcess({ apiKey, env });
-  return {
-    trackers: [first, second],
-    apiKey,
-    async cleanup() {
-      await Promise.all([first.stop(), second.stop()]);
-      await schema.drop();
-    },
-  };
-}
-
 const havePostgres = Boolean(process.env.TRACKER_TEST_DATABASE_URL);
 if (!havePostgres && process.env.CI === "true") {
   throw new Error("CI=true but TRACKER_TEST_DATABASE_URL is not set: run under scripts/with-postgres.sh");
 }
 
-describeLeases("SQLite, one tracker", sqliteSetup);
-if (havePostgres) describeLeases("PostgreSQL, two trackers", postgresSetup);
+// Agents alternate between the trackers: on PostgreSQL two instances share one database.
+describeLeases("SQLite, one tracker", {});
+if (havePostgres) describeLeases("PostgreSQL, two trackers", { database: "postgres", trackers: 2 });
 
-function describeLeases(name: string, setUp: () => Promise<Setup>) {
+function describeLeases(name: string, stackOptions: StackOptions<never>) {
   describe(`leases (${name})`, () => {
-    let setup: Setup;
+    const stack = useStack(stackOptions);
     let projectCount = 0;
-    const trackerFor = (i: number) => setup.trackers[i % setup.trackers.length]!;
+    const trackerFor = (i: number) => stack.trackers[i % stack.trackers.length]!;
 
     async function agent(id: string, i: number, extra: Record<string, string> = {}): Promise<McpProcess> {
       return startMcp(
-        mcpEnv(trackerFor(i).url, setup.apiKey, {
+        mcpEnv(trackerFor(i).url, stack.apiKey, {
           TASK_TRACKING_AGENT_ID: id,
           TASK_TRACKING_LEASE_SECONDS: String(LEASE_SECONDS),
           LOG_LEVEL: "warn",
@@ -123,10 +83,6 @@ function describeLeases(name: string, setUp: () => Promise<Setup>) {
       }
     }
 
-    test("set up", async () => {
-      setup = await setUp();
-    });
-
     test("an agent killed with kill -9 right after its claim: the task is claimable again within lease + 1 s", async () => {
       const projectId = await project(1);
       const doomed = await agent("doomed", 0);
@@ -157,7 +113,7 @@ function describeLeases(name: string, setUp: () => Promise<Setup>) {
       // The claim's PUT reaches the tracker, which commits it; its answer is held back until the agent is dead.
       proxy.setPlan((request) => (request.method === "PUT" ? { type: "forward", holdMs: 60_000 } : { type: "forward" }));
       const doomed = await startMcp(
-        mcpEnv(proxy.url, setup.apiKey, {
+        mcpEnv(proxy.url, stack.apiKey, {
           TASK_TRACKING_AGENT_ID: "cut-off",
           TASK_TRACKING_LEASE_SECONDS: String(LEASE_SECONDS),
         }),
@@ -236,7 +192,7 @@ function describeLeases(name: string, setUp: () => Promise<Setup>) {
       // A claim by "sleeper" that nobody renews (made straight through the API, as a paused session's would be).
       const claim = await fetch(`${trackerFor(0).url}/tasks/L-1/status?project=${projectId}`, {
         method: "PUT",
-        headers: { authorization: `Bearer ${setup.apiKey}`, "content-type": "application/json", "x-agent-id": "sleeper" },
+        headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json", "x-agent-id": "sleeper" },
         body: JSON.stringify({ status: "in_progress", lease_seconds: LEASE_SECONDS }),
       });
       expect(claim.status).toBe(200);
@@ -285,9 +241,5 @@ function describeLeases(name: string, setUp: () => Promise<Setup>) {
       },
       3 * LEASE_MS + 20_000,
     );
-
-    test("tear down", async () => {
-      await setup.cleanup();
-    });
   });
 }

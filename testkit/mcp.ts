@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { Lines, readInto } from "./lines.ts";
-import { assertBuilt, MCP_BINARY } from "./paths.ts";
+import { ensureBuilt, MCP_BINARY } from "./paths.ts";
 import { runProcess } from "./processes.ts";
 import { register, unregister } from "./registry.ts";
 
@@ -26,7 +26,7 @@ export async function startMcpClient(options: {
   clientName?: string;
 }): Promise<McpClientProcess> {
   const command = options.command ?? MCP_BINARY;
-  assertBuilt(command);
+  if (command === MCP_BINARY) ensureBuilt(command);
   const transport = new StdioClientTransport({
     command,
     args: [],
@@ -66,7 +66,7 @@ export async function startMcpClient(options: {
 
 /** Runs the binary directly (no MCP client), e.g. to see it fail at start-up. */
 export function runMcpBinary(args: string[], env: Record<string, string>, stdin?: string) {
-  assertBuilt(MCP_BINARY);
+  ensureBuilt(MCP_BINARY);
   return runProcess([MCP_BINARY, ...args], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? tmpdir(), ...env },
     cwd: tmpdir(),
