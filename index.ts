@@ -1,16 +1,25 @@
 #!/usr/bin/env bun
-import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
-import { type Readable, Transform, type Writable } from "node:stream";
 /**
  * task-tracking-mcp: an MCP server (stdio) that lets AI coding agents plan and track their work in a
  * Task Tracking service. Six tools, two resource templates and two prompts, each a call of the
  * service's REST API (docs/API.md); what users see is docs/TOOLS.md.
  *
- * Read top to bottom: configuration, logging, the API's shapes, the HTTP client (retries, timeouts,
- * idempotency; knows nothing of MCP), the claims this server holds (lease renewal), the MCP server
- * (one registerTool per tool, then resources and prompts), the command line.
+ * Read top to bottom, one section each:
+ *   Configuration           the environment, read and checked once (loadConfig)
+ *   Logging                 JSON lines on stderr, every secret redacted
+ *   The API's shapes        zod schemas of what the service sends and the tools take
+ *   The HTTP client         TrackerClient: retries, timeouts, idempotency, error codes; knows nothing of MCP
+ *   The claims              ClaimKeeper: renews the leases of the tasks this server holds
+ *   The MCP server          createServer: the shared ServerContext, then the tools (one registration
+ *                           each), the resources and the prompts
+ *   Serving MCP over stdio  stdout for the protocol only, stdin guarded, a clean shutdown (serve)
+ *   doctor                  the configuration, the service and the key, checked in plain words
+ *   The command line        --help, --version, doctor, serve (main); `import` and `export` live in
+ *                           transfer.ts, loaded only when one of them runs
  */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { type Readable, Transform, type Writable } from "node:stream";
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { CallToolResult, ReadResourceResult } from "@modelcontextprotocol/sdk/types.js";
@@ -927,102 +936,97 @@ export interface ServerDeps {
   adoptClaims?: boolean;
 }
 
-type ToolExtra = { signal: AbortSignal };
-
-/**
- * A tool's arguments as a strict object: an argument the tool does not know (`claim_task` for `claim`)
- * is an error naming it, never dropped in silence.
- */
-function toolArguments<Shape extends z.ZodRawShape>(tool: string, shape: Shape) {
-  const known = Object.keys(shape).join(", ");
-  return z.strictObject(shape, {
-    error: (issue) =>
-      issue.code === "unrecognized_keys"
-        ? `unknown argument${issue.keys.length === 1 ? "" : "s"} ${issue.keys.join(", ")}; ${tool} takes ${known}`
-        : undefined,
-  });
-}
-
-/** A line per task, for the model to read at a glance: `TASK-001 pending high ready — Implement X (after TASK-000)`. */
-function taskLine(task: CompactTask, readyFilter?: boolean): string {
-  let state = `${task.task_id} ${task.status} ${task.priority}`;
-  if (task.status === "pending" && (readyFilter === true || task.depends_on.length === 0)) state += " ready";
-  if (task.status === "pending" && readyFilter === false) state += " blocked";
-  if (task.status === "in_progress" && task.claimed_by) state += ` by ${task.claimed_by}`;
-  if (task.status === "in_progress" && task.lease_expires_at) state += ` until ${task.lease_expires_at}`;
-  const after = task.depends_on.length ? ` (after ${task.depends_on.join(", ")})` : "";
-  return `${state} — ${task.description}${after}`;
-}
-
-const MAX_NAMED_PROJECTS = 10;
-const PROJECT_READY_SHOWN = 20;
-
+/** The server: the instructions the model reads, then one registration per group. */
 export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
-  const log = createLog(
-    config.logLevel,
-    createRedactor([config.apiKey]),
-    deps.writeLog ?? ((line) => process.stderr.write(line)),
-  );
-  const client = new TrackerClient(config, { fetch: deps.fetch, sleep: deps.sleep });
-  const claims = new ClaimKeeper(client, config, log, deps.schedule);
-  deps.shutdownSignal?.addEventListener("abort", () => claims.stop(), { once: true });
+  const context = new ServerContext(config, deps);
+  const server = new McpServer({ name: NAME, version: VERSION }, { instructions: instructions(config) });
+  server.server.onclose = () => context.claims.stop();
+  registerTools(server, context);
+  registerResources(server, context);
+  registerPrompts(server, config);
+  if (deps.adoptClaims) void context.claims.adopt((task) => context.follow(task));
+  return server;
+}
+
+function instructions(config: Config): string {
   const projectHint = config.project
     ? ` This directory's project is "${config.project}": pass project_id "${config.project}" to every tool unless told otherwise.`
     : "";
-  const server = new McpServer(
-    { name: NAME, version: VERSION },
-    {
-      instructions:
-        "Task tracking and artifact IDs for this project live in a shared Task Tracking service, not in local TODO files. " +
-        "Use get_next_task (claim: true to take a task), update_task_status (completed with completion_notes when done), " +
-        "list_tasks (mine: true finds your claims again), add_task, get_next_available_id and reserve_id_range." +
-        projectHint,
-    },
+  return (
+    "Task tracking and artifact IDs for this project live in a shared Task Tracking service, not in local TODO files. " +
+    "Use get_next_task (claim: true to take a task), update_task_status (completed with completion_notes when done), " +
+    "list_tasks (mine: true finds your claims again), add_task, get_next_available_id and reserve_id_range." +
+    projectHint
   );
-  server.server.onclose = () => claims.stop();
+}
 
+type ToolExtra = { signal: AbortSignal };
+
+/** What every handler shares: the client, the claims held, the log, what the server saw of tasks, and how a call runs. */
+class ServerContext {
+  readonly log: Log;
+  readonly client: TrackerClient;
+  readonly claims: ClaimKeeper;
   /** The project of each task this server claimed, updated or added; null when two projects have that task ID. */
-  const projectOfTask = new Map<string, string | null>();
-  const remember = (taskId: string, project: string) => {
-    const known = projectOfTask.get(taskId);
-    projectOfTask.set(taskId, known === undefined || known === project ? project : null);
-  };
-  const follow = (task: Task) => {
-    remember(task.task_id, task.project_id);
-    claims.observe(task);
-    return task;
-  };
+  private readonly projectOfTask = new Map<string, string | null>();
 
-  const callSignal = (extra: ToolExtra) =>
-    deps.shutdownSignal ? AbortSignal.any([extra.signal, deps.shutdownSignal]) : extra.signal;
+  constructor(
+    readonly config: Config,
+    private readonly deps: ServerDeps,
+  ) {
+    this.log = createLog(
+      config.logLevel,
+      createRedactor([config.apiKey]),
+      deps.writeLog ?? ((line) => process.stderr.write(line)),
+    );
+    this.client = new TrackerClient(config, { fetch: deps.fetch, sleep: deps.sleep });
+    this.claims = new ClaimKeeper(this.client, config, this.log, deps.schedule);
+    deps.shutdownSignal?.addEventListener("abort", () => this.claims.stop(), { once: true });
+  }
+
+  remember(taskId: string, project: string): void {
+    const known = this.projectOfTask.get(taskId);
+    this.projectOfTask.set(taskId, known === undefined || known === project ? project : null);
+  }
+
+  /** A task this server claimed, updated or adopted: its project remembered, its claim kept. */
+  follow(task: Task): Task {
+    this.remember(task.task_id, task.project_id);
+    this.claims.observe(task);
+    return task;
+  }
+
+  /** A claim this server holds names the task's project for sure; else what it saw of the task, if unambiguous. */
+  projectOf(taskId: string): string | undefined {
+    return this.claims.projectOfHeld(taskId) ?? this.projectOfTask.get(taskId) ?? undefined;
+  }
+
+  /** A call outside any request (completion, listing): aborted only at shutdown. */
+  backgroundCall(): CallContext {
+    return newCall(this.deps.shutdownSignal ?? new AbortController().signal);
+  }
+
+  private newCall(extra: ToolExtra): CallContext {
+    const shutdown = this.deps.shutdownSignal;
+    return newCall(shutdown ? AbortSignal.any([extra.signal, shutdown]) : extra.signal);
+  }
 
   /** Runs one tool call: logs it once, returns data as structuredContent plus JSON text, or an isError result. */
-  async function run<T extends Record<string, unknown>>(
+  async run<T extends Record<string, unknown>>(
     tool: string,
     params: Record<string, unknown>,
     extra: ToolExtra,
     work: (call: CallContext) => Promise<T>,
     summary?: (data: T, call: CallContext) => string | undefined | Promise<string | undefined>,
   ): Promise<CallToolResult> {
-    const started = performance.now();
-    const call = newCall(callSignal(extra));
-    const { trace } = call;
-    const logCall = (level: LogLevel, outcome: Record<string, unknown>) =>
-      log(level, {
-        tool,
-        params: paramsForLog(params),
-        status: trace.status ?? null,
-        duration_ms: Math.round((performance.now() - started) * 100) / 100,
-        attempts: trace.attempts,
-        request_id: trace.requestId,
-        ...outcome,
-      });
+    const call = this.newCall(extra);
+    const logCall = this.callLogger({ tool, params: paramsForLog(params) }, call);
     try {
       const working = work(call).then(async (data) => ({ data, text: (await summary?.(data, call)) ?? JSON.stringify(data) }));
-      deps.inFlight?.add(working);
+      this.deps.inFlight?.add(working);
       const { data, text } = await working.finally(() => {
-        deps.inFlight?.delete(working);
-        deps.afterCall?.();
+        this.deps.inFlight?.delete(working);
+        this.deps.afterCall?.();
       });
       logCall("info", { outcome: "ok" });
       return { content: [{ type: "text", text }], structuredContent: data };
@@ -1040,268 +1044,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
     }
   }
 
-  /**
-   * Why get_next_task found nothing: a project with no tasks at all is probably a typo, so the known
-   * projects are named. Undefined when the project has tasks, or the service cannot list projects.
-   */
-  async function emptyProjectText(project: string, call: CallContext): Promise<string | undefined> {
-    const side: CallContext = { signal: call.signal, trace: { requestId: call.trace.requestId, attempts: 0 } };
-    let projects: ProjectSummary[];
-    try {
-      projects = await client.projects(side);
-    } catch (error) {
-      if (error instanceof ToolFailure) return undefined;
-      throw error;
-    } finally {
-      call.trace.attempts += side.trace.attempts;
-    }
-    const entry = projects.find((summary) => summary.project_id === project);
-    if (entry && entry.ready + entry.blocked + entry.in_progress + entry.completed > 0) return undefined;
-    const others = projects.map((summary) => summary.project_id).filter((id) => id !== project);
-    const named = others.slice(0, MAX_NAMED_PROJECTS).join(", ");
-    const more = others.length > MAX_NAMED_PROJECTS ? ` and ${others.length - MAX_NAMED_PROJECTS} more` : "";
-    const known = others.length ? `Known projects: ${named}${more}.` : "No other project exists.";
-    return `Project ${project} has no tasks at all. ${known} Check project_id, or add tasks with add_task.`;
-  }
-
-  const getNextTaskArguments = {
-    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
-    status_filter: taskStatus("status_filter")
-      .default("pending")
-      .describe("Which tasks to look at: pending (default), in_progress or completed"),
-    claim: z
-      .boolean()
-      .default(false)
-      .describe('true: take the task (move it to in_progress for this agent); only with status_filter "pending"'),
-  };
-  server.registerTool(
-    "get_next_task",
-    {
-      title: "Get the next task",
-      description:
-        "Returns the next task of a project from the shared Task Tracking service, or null when none fits. " +
-        'With status_filter "pending" (the default) it is the highest-priority task whose dependencies are all completed. ' +
-        "Call it when you are ready to start new work. Pass claim: true to take the task for yourself: it is moved to " +
-        "in_progress so no other agent gets it, and this server keeps your claim alive while it runs; without claim it only reads.",
-      inputSchema: toolArguments("get_next_task", getNextTaskArguments),
-      outputSchema: { task: TaskSchema.nullable().describe("The task, or null when no task fits") },
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-    },
-    ({ project_id, status_filter, claim }, extra) =>
-      run(
-        "get_next_task",
-        { project_id, status_filter, claim },
-        extra,
-        async (call) => {
-          if (claim && status_filter !== "pending") {
-            throw new ToolFailure('claim: true works only with status_filter "pending"');
-          }
-          const task = claim
-            ? await client.claimNextTask(project_id, call)
-            : await client.nextTask(project_id, status_filter, call);
-          if (task && claim) follow(task);
-          return { task };
-        },
-        async ({ task }, call) =>
-          task
-            ? undefined
-            : ((await emptyProjectText(project_id, call)) ?? `No ${status_filter} task is ready in project ${project_id}.`),
-      ),
-  );
-
-  const updateTaskStatusArguments = {
-    task_id: taskId("task_id").describe('Task ID, e.g. "TASK-051"'),
-    status: taskStatus("status").describe("The new status: pending, in_progress or completed"),
-    completion_notes: z
-      .string()
-      .max(10_000, "completion_notes must be at most 10000 characters")
-      .default("")
-      .describe("What was done (for completed); at most 10000 characters"),
-    project_id: projectId
-      .optional()
-      .describe(
-        "The task's project; needed only when several projects have a task with this ID and this server has not touched it",
-      ),
-  };
-  server.registerTool(
-    "update_task_status",
-    {
-      title: "Update a task's status",
-      description:
-        "Moves a task through its life cycle: pending → in_progress (start it; only when its dependencies are completed), " +
-        "in_progress → completed (finish it, with completion_notes saying what was done), or in_progress → pending (give it back). " +
-        "Returns the updated task.",
-      inputSchema: toolArguments("update_task_status", updateTaskStatusArguments),
-      outputSchema: { task: TaskSchema.describe("The task after the change") },
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-    },
-    ({ task_id, status, completion_notes, project_id }, extra) =>
-      run("update_task_status", { task_id, status, completion_notes, project_id }, extra, async (call) => {
-        // A claim this server holds names its project for sure; else what it saw of the task, if unambiguous.
-        const project = project_id ?? claims.projectOfHeld(task_id) ?? projectOfTask.get(task_id) ?? undefined;
-        return { task: follow(await client.updateStatus(task_id, status, completion_notes, project, call)) };
-      }),
-  );
-
-  const listTasksArguments = {
-    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
-    status: taskStatus("status").optional().describe("Only tasks in this status: pending, in_progress or completed"),
-    ready: z
-      .boolean()
-      .optional()
-      .describe("true: only pending tasks whose dependencies are all completed; false: only pending tasks still waiting for one"),
-    mine: z.boolean().default(false).describe("true: only the tasks claimed by this agent (find your claims again)"),
-    limit: z
-      .number({ error: "limit must be a whole number from 1 to 500" })
-      .int("limit must be a whole number from 1 to 500")
-      .min(1, "limit must be at least 1")
-      .max(500, "limit must be at most 500")
-      .default(50)
-      .describe("At most this many tasks, 1-500 (default 50)"),
-    cursor: z
-      .string()
-      .min(1, "cursor must not be empty")
-      .max(1000, "cursor is too long")
-      .optional()
-      .describe("next_cursor of the previous page"),
-  };
-  server.registerTool(
-    "list_tasks",
-    {
-      title: "List tasks",
-      description:
-        "Lists a project's tasks, one compact line each, in the order get_next_task hands them out (ready first, then blocked, " +
-        "then in progress, then completed). Filter by status, ready, or mine: true for the tasks you hold. Read-only.",
-      inputSchema: toolArguments("list_tasks", listTasksArguments),
-      outputSchema: {
-        tasks: z.array(z.object(CompactTaskShape)).describe("The page of tasks"),
-        next_cursor: z.string().nullable().describe("Pass as cursor for the next page; null on the last page"),
-      },
-      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-    },
-    ({ project_id, status, ready, mine, limit, cursor }, extra) =>
-      run(
-        "list_tasks",
-        { project_id, status, ready, mine, limit, cursor },
-        extra,
-        async (call) => {
-          if (ready !== undefined && status !== undefined && status !== "pending") {
-            throw new ToolFailure('ready works only with status "pending" (or no status)');
-          }
-          const filter: TaskFilter = {
-            project: project_id,
-            status,
-            ready,
-            limit,
-            cursor,
-            claimedBy: mine ? config.agentId : undefined,
-          };
-          const page = await client.listTasks(filter, call);
-          return { tasks: page.tasks.map(compactTask), next_cursor: page.next_cursor };
-        },
-        ({ tasks, next_cursor }) => {
-          const lines = tasks.map((task) => taskLine(task, ready));
-          if (!tasks.length) lines.push(`No task matches in project ${project_id}.`);
-          lines.push(next_cursor ? `More: call list_tasks again with cursor "${next_cursor}".` : "End of the list.");
-          return lines.join("\n");
-        },
-      ),
-  );
-
-  const nextIdArguments = {
-    artifact_type: artifactType.describe(
-      "Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS",
-    ),
-    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
-  };
-  server.registerTool(
-    "get_next_available_id",
-    {
-      title: "Allocate the next artifact ID",
-      description:
-        'Allocates the next ID of an artifact type in a project, e.g. "US-028" after US-027. The ID is yours: it is never ' +
-        "handed out again, to anyone. Call it once per new artifact (user story, spec, task…); for several at once use reserve_id_range.",
-      inputSchema: toolArguments("get_next_available_id", nextIdArguments),
-      outputSchema: { next_id: z.string().describe('The allocated ID, e.g. "US-028"') },
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-    },
-    ({ artifact_type, project_id }, extra) =>
-      run("get_next_available_id", { artifact_type, project_id }, extra, async (call) => ({
-        next_id: await client.nextId(artifact_type, project_id, call),
-      })),
-  );
-
-  const reserveArguments = {
-    artifact_type: artifactType.describe(
-      "Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS",
-    ),
-    count: z
-      .number({ error: "count must be a whole number from 1 to 100" })
-      .int("count must be a whole number from 1 to 100")
-      .min(1, "count must be at least 1")
-      .max(100, "count must be at most 100")
-      .describe("How many IDs, 1-100"),
-    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
-  };
-  server.registerTool(
-    "reserve_id_range",
-    {
-      title: "Reserve a range of artifact IDs",
-      description:
-        "Reserves count contiguous IDs of an artifact type in a project in one step, e.g. US-028 … US-033, when you are about to " +
-        "create several artifacts. The IDs are never handed out again. Returns the reservation with its IDs and expiry time.",
-      inputSchema: toolArguments("reserve_id_range", reserveArguments),
-      outputSchema: ReservationShape,
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-    },
-    ({ artifact_type, count, project_id }, extra) =>
-      run("reserve_id_range", { artifact_type, count, project_id }, extra, (call) =>
-        client.reserveIds(artifact_type, count, project_id, call),
-      ),
-  );
-
-  const addTaskArguments = {
-    tasks: z
-      .array(TaskInputSchema)
-      .min(1, "tasks must hold at least 1 task")
-      .max(500, "tasks may hold at most 500 tasks")
-      .describe("The tasks to add, 1-500"),
-  };
-  server.registerTool(
-    "add_task",
-    {
-      title: "Add tasks",
-      description:
-        "Adds 1-500 new tasks in one all-or-nothing batch: if any task is invalid or its task_id exists, none is added. " +
-        "Each task needs task_id, project_id and description; priority (high, medium, low) and depends_on (task_ids that must be " +
-        "completed first, existing or in the same batch) set the order in which get_next_task hands them out.",
-      inputSchema: toolArguments("add_task", addTaskArguments),
-      outputSchema: BatchShape,
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-    },
-    ({ tasks }, extra) =>
-      run("add_task", { tasks }, extra, async (call) => {
-        const added = await client.addTasks(tasks, call);
-        for (const task of tasks) remember(task.task_id, task.project_id);
-        return added;
-      }),
-  );
-
-  // ─── Resources: a task with its history; a project at a glance ───
-
   /** Runs one resource read: logs it like a tool call; a failure is an error whose message is the sentence. */
-  async function read(uri: URL, extra: ToolExtra, work: (call: CallContext) => Promise<unknown>): Promise<ReadResourceResult> {
-    const started = performance.now();
-    const call = newCall(callSignal(extra));
-    const logRead = (level: LogLevel, outcome: Record<string, unknown>) =>
-      log(level, {
-        resource: uri.href,
-        status: call.trace.status ?? null,
-        duration_ms: Math.round((performance.now() - started) * 100) / 100,
-        attempts: call.trace.attempts,
-        request_id: call.trace.requestId,
-        ...outcome,
-      });
+  async read(uri: URL, extra: ToolExtra, work: (call: CallContext) => Promise<unknown>): Promise<ReadResourceResult> {
+    const call = this.newCall(extra);
+    const logRead = this.callLogger({ resource: uri.href }, call);
     try {
       const data = await work(call);
       logRead("info", { outcome: "ok" });
@@ -1312,65 +1058,368 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
     }
   }
 
-  /** A URI template variable, checked as the tool argument of the same name would be. */
-  const variable = <T>(schema: z.ZodType<T>, value: string | string[] | undefined): T => {
-    const result = schema.safeParse(Array.isArray(value) ? value[0] : value);
-    if (!result.success) throw new ToolFailure(result.error.issues[0]!.message);
-    return result.data;
-  };
+  /** The one log line of a call: what was called, then its status, duration, attempts and outcome. */
+  private callLogger(what: Record<string, unknown>, { trace }: CallContext) {
+    const started = performance.now();
+    return (level: LogLevel, outcome: Record<string, unknown>) =>
+      this.log(level, {
+        ...what,
+        status: trace.status ?? null,
+        duration_ms: Math.round((performance.now() - started) * 100) / 100,
+        attempts: trace.attempts,
+        request_id: trace.requestId,
+        ...outcome,
+      });
+  }
+}
 
-  /** Project IDs for completion, from GET /projects; none when the service cannot list them. */
-  const knownProjects = async (prefix: string): Promise<string[]> => {
-    try {
-      const projects = await client.projects(newCall(deps.shutdownSignal ?? new AbortController().signal));
-      return projects.map((summary) => summary.project_id).filter((id) => id.startsWith(prefix));
-    } catch {
-      return [];
-    }
-  };
+/**
+ * A tool's arguments as a strict object: an argument the tool does not know (`claim_task` for `claim`)
+ * is an error naming it, never dropped in silence.
+ */
+function toolArguments<Shape extends z.ZodRawShape>(tool: string, shape: Shape) {
+  const known = Object.keys(shape).join(", ");
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === "unrecognized_keys"
+        ? `unknown argument${issue.keys.length === 1 ? "" : "s"} ${issue.keys.join(", ")}; ${tool} takes ${known}`
+        : undefined,
+  });
+}
 
+// ─── The tools: one registration each ──────────────────────────────────────────────────────────
+
+function registerTools(server: McpServer, context: ServerContext): void {
+  registerGetNextTask(server, context);
+  registerUpdateTaskStatus(server, context);
+  registerListTasks(server, context);
+  registerGetNextAvailableId(server, context);
+  registerReserveIdRange(server, context);
+  registerAddTask(server, context);
+}
+
+const projectArgument = () => projectId.describe('Project ID, e.g. "ai-agent-mcp-server"');
+const artifactTypeArgument = () =>
+  artifactType.describe("Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS");
+
+const GetNextTaskArguments = {
+  project_id: projectArgument(),
+  status_filter: taskStatus("status_filter")
+    .default("pending")
+    .describe("Which tasks to look at: pending (default), in_progress or completed"),
+  claim: z
+    .boolean()
+    .default(false)
+    .describe('true: take the task (move it to in_progress for this agent); only with status_filter "pending"'),
+};
+
+function registerGetNextTask(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "get_next_task",
+    {
+      title: "Get the next task",
+      description:
+        "Returns the next task of a project from the shared Task Tracking service, or null when none fits. " +
+        'With status_filter "pending" (the default) it is the highest-priority task whose dependencies are all completed. ' +
+        "Call it when you are ready to start new work. Pass claim: true to take the task for yourself: it is moved to " +
+        "in_progress so no other agent gets it, and this server keeps your claim alive while it runs; without claim it only reads.",
+      inputSchema: toolArguments("get_next_task", GetNextTaskArguments),
+      outputSchema: { task: TaskSchema.nullable().describe("The task, or null when no task fits") },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    },
+    ({ project_id, status_filter, claim }, extra) =>
+      context.run(
+        "get_next_task",
+        { project_id, status_filter, claim },
+        extra,
+        async (call) => ({ task: await nextTask(context, project_id, status_filter, claim, call) }),
+        async ({ task }, call) =>
+          task
+            ? undefined
+            : ((await emptyProjectText(context.client, project_id, call)) ??
+              `No ${status_filter} task is ready in project ${project_id}.`),
+      ),
+  );
+}
+
+async function nextTask(context: ServerContext, project: string, status: string, claim: boolean, call: CallContext) {
+  if (claim && status !== "pending") throw new ToolFailure('claim: true works only with status_filter "pending"');
+  if (!claim) return context.client.nextTask(project, status, call);
+  const task = await context.client.claimNextTask(project, call);
+  return task && context.follow(task);
+}
+
+const MAX_NAMED_PROJECTS = 10;
+
+/**
+ * Why get_next_task found nothing: a project with no tasks at all is probably a typo, so the known
+ * projects are named. Undefined when the project has tasks, or the service cannot list projects.
+ */
+async function emptyProjectText(client: TrackerClient, project: string, call: CallContext): Promise<string | undefined> {
+  const side: CallContext = { signal: call.signal, trace: { requestId: call.trace.requestId, attempts: 0 } };
+  let projects: ProjectSummary[];
+  try {
+    projects = await client.projects(side);
+  } catch (error) {
+    if (error instanceof ToolFailure) return undefined;
+    throw error;
+  } finally {
+    call.trace.attempts += side.trace.attempts;
+  }
+  const entry = projects.find((summary) => summary.project_id === project);
+  if (entry && entry.ready + entry.blocked + entry.in_progress + entry.completed > 0) return undefined;
+  const others = projects.map((summary) => summary.project_id).filter((id) => id !== project);
+  const named = others.slice(0, MAX_NAMED_PROJECTS).join(", ");
+  const more = others.length > MAX_NAMED_PROJECTS ? ` and ${others.length - MAX_NAMED_PROJECTS} more` : "";
+  const known = others.length ? `Known projects: ${named}${more}.` : "No other project exists.";
+  return `Project ${project} has no tasks at all. ${known} Check project_id, or add tasks with add_task.`;
+}
+
+const UpdateTaskStatusArguments = {
+  task_id: taskId("task_id").describe('Task ID, e.g. "TASK-051"'),
+  status: taskStatus("status").describe("The new status: pending, in_progress or completed"),
+  completion_notes: z
+    .string()
+    .max(10_000, "completion_notes must be at most 10000 characters")
+    .default("")
+    .describe("What was done (for completed); at most 10000 characters"),
+  project_id: projectId
+    .optional()
+    .describe(
+      "The task's project; needed only when several projects have a task with this ID and this server has not touched it",
+    ),
+};
+
+function registerUpdateTaskStatus(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "update_task_status",
+    {
+      title: "Update a task's status",
+      description:
+        "Moves a task through its life cycle: pending → in_progress (start it; only when its dependencies are completed), " +
+        "in_progress → completed (finish it, with completion_notes saying what was done), or in_progress → pending (give it back). " +
+        "Returns the updated task.",
+      inputSchema: toolArguments("update_task_status", UpdateTaskStatusArguments),
+      outputSchema: { task: TaskSchema.describe("The task after the change") },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    },
+    ({ task_id, status, completion_notes, project_id }, extra) =>
+      context.run("update_task_status", { task_id, status, completion_notes, project_id }, extra, async (call) => {
+        const project = project_id ?? context.projectOf(task_id);
+        return { task: context.follow(await context.client.updateStatus(task_id, status, completion_notes, project, call)) };
+      }),
+  );
+}
+
+const ListTasksArguments = {
+  project_id: projectArgument(),
+  status: taskStatus("status").optional().describe("Only tasks in this status: pending, in_progress or completed"),
+  ready: z
+    .boolean()
+    .optional()
+    .describe("true: only pending tasks whose dependencies are all completed; false: only pending tasks still waiting for one"),
+  mine: z.boolean().default(false).describe("true: only the tasks claimed by this agent (find your claims again)"),
+  limit: z
+    .number({ error: "limit must be a whole number from 1 to 500" })
+    .int("limit must be a whole number from 1 to 500")
+    .min(1, "limit must be at least 1")
+    .max(500, "limit must be at most 500")
+    .default(50)
+    .describe("At most this many tasks, 1-500 (default 50)"),
+  cursor: z
+    .string()
+    .min(1, "cursor must not be empty")
+    .max(1000, "cursor is too long")
+    .optional()
+    .describe("next_cursor of the previous page"),
+};
+type ListTasksArguments = z.infer<z.ZodObject<typeof ListTasksArguments>>;
+
+function registerListTasks(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "list_tasks",
+    {
+      title: "List tasks",
+      description:
+        "Lists a project's tasks, one compact line each, in the order get_next_task hands them out (ready first, then blocked, " +
+        "then in progress, then completed). Filter by status, ready, or mine: true for the tasks you hold. Read-only.",
+      inputSchema: toolArguments("list_tasks", ListTasksArguments),
+      outputSchema: {
+        tasks: z.array(z.object(CompactTaskShape)).describe("The page of tasks"),
+        next_cursor: z.string().nullable().describe("Pass as cursor for the next page; null on the last page"),
+      },
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    },
+    (args, extra) =>
+      context.run(
+        "list_tasks",
+        args,
+        extra,
+        (call) => listTasks(context, args, call),
+        ({ tasks, next_cursor }) => taskList(tasks, next_cursor, args),
+      ),
+  );
+}
+
+async function listTasks(context: ServerContext, args: ListTasksArguments, call: CallContext) {
+  const { project_id, status, ready, mine, limit, cursor } = args;
+  if (ready !== undefined && status !== undefined && status !== "pending") {
+    throw new ToolFailure('ready works only with status "pending" (or no status)');
+  }
+  const claimedBy = mine ? context.config.agentId : undefined;
+  const page = await context.client.listTasks({ project: project_id, status, ready, limit, cursor, claimedBy }, call);
+  return { tasks: page.tasks.map(compactTask), next_cursor: page.next_cursor };
+}
+
+/** list_tasks as the model reads it: a line per task, then where the list goes on. */
+function taskList(tasks: CompactTask[], nextCursor: string | null, { project_id, ready }: ListTasksArguments): string {
+  const lines = tasks.map((task) => taskLine(task, ready));
+  if (!tasks.length) lines.push(`No task matches in project ${project_id}.`);
+  lines.push(nextCursor ? `More: call list_tasks again with cursor "${nextCursor}".` : "End of the list.");
+  return lines.join("\n");
+}
+
+/** A line per task, for the model to read at a glance: `TASK-001 pending high ready — Implement X (after TASK-000)`. */
+function taskLine(task: CompactTask, readyFilter?: boolean): string {
+  let state = `${task.task_id} ${task.status} ${task.priority}`;
+  if (task.status === "pending" && (readyFilter === true || task.depends_on.length === 0)) state += " ready";
+  if (task.status === "pending" && readyFilter === false) state += " blocked";
+  if (task.status === "in_progress" && task.claimed_by) state += ` by ${task.claimed_by}`;
+  if (task.status === "in_progress" && task.lease_expires_at) state += ` until ${task.lease_expires_at}`;
+  const after = task.depends_on.length ? ` (after ${task.depends_on.join(", ")})` : "";
+  return `${state} — ${task.description}${after}`;
+}
+
+const NextIdArguments = { artifact_type: artifactTypeArgument(), project_id: projectArgument() };
+
+function registerGetNextAvailableId(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "get_next_available_id",
+    {
+      title: "Allocate the next artifact ID",
+      description:
+        'Allocates the next ID of an artifact type in a project, e.g. "US-028" after US-027. The ID is yours: it is never ' +
+        "handed out again, to anyone. Call it once per new artifact (user story, spec, task…); for several at once use reserve_id_range.",
+      inputSchema: toolArguments("get_next_available_id", NextIdArguments),
+      outputSchema: { next_id: z.string().describe('The allocated ID, e.g. "US-028"') },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    },
+    ({ artifact_type, project_id }, extra) =>
+      context.run("get_next_available_id", { artifact_type, project_id }, extra, async (call) => ({
+        next_id: await context.client.nextId(artifact_type, project_id, call),
+      })),
+  );
+}
+
+const ReserveArguments = {
+  artifact_type: artifactTypeArgument(),
+  count: z
+    .number({ error: "count must be a whole number from 1 to 100" })
+    .int("count must be a whole number from 1 to 100")
+    .min(1, "count must be at least 1")
+    .max(100, "count must be at most 100")
+    .describe("How many IDs, 1-100"),
+  project_id: projectArgument(),
+};
+
+function registerReserveIdRange(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "reserve_id_range",
+    {
+      title: "Reserve a range of artifact IDs",
+      description:
+        "Reserves count contiguous IDs of an artifact type in a project in one step, e.g. US-028 … US-033, when you are about to " +
+        "create several artifacts. The IDs are never handed out again. Returns the reservation with its IDs and expiry time.",
+      inputSchema: toolArguments("reserve_id_range", ReserveArguments),
+      outputSchema: ReservationShape,
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    },
+    ({ artifact_type, count, project_id }, extra) =>
+      context.run("reserve_id_range", { artifact_type, count, project_id }, extra, (call) =>
+        context.client.reserveIds(artifact_type, count, project_id, call),
+      ),
+  );
+}
+
+const AddTaskArguments = {
+  tasks: z
+    .array(TaskInputSchema)
+    .min(1, "tasks must hold at least 1 task")
+    .max(500, "tasks may hold at most 500 tasks")
+    .describe("The tasks to add, 1-500"),
+};
+
+function registerAddTask(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "add_task",
+    {
+      title: "Add tasks",
+      description:
+        "Adds 1-500 new tasks in one all-or-nothing batch: if any task is invalid or its task_id exists, none is added. " +
+        "Each task needs task_id, project_id and description; priority (high, medium, low) and depends_on (task_ids that must be " +
+        "completed first, existing or in the same batch) set the order in which get_next_task hands them out.",
+      inputSchema: toolArguments("add_task", AddTaskArguments),
+      outputSchema: BatchShape,
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    },
+    ({ tasks }, extra) =>
+      context.run("add_task", { tasks }, extra, async (call) => {
+        const added = await context.client.addTasks(tasks, call);
+        for (const task of tasks) context.remember(task.task_id, task.project_id);
+        return added;
+      }),
+  );
+}
+
+// ─── The resources: a task with its history; a project at a glance ─────────────────────────────
+
+function registerResources(server: McpServer, context: ServerContext): void {
+  registerTaskResource(server, context);
+  registerProjectResource(server, context);
+}
+
+/** A URI template variable, checked as the tool argument of the same name would be. */
+function variable<T>(schema: z.ZodType<T>, value: string | string[] | undefined): T {
+  const result = schema.safeParse(Array.isArray(value) ? value[0] : value);
+  if (!result.success) throw new ToolFailure(result.error.issues[0]!.message);
+  return result.data;
+}
+
+/** Project IDs for completion, from GET /projects; none when the service cannot list them. */
+async function knownProjects(context: ServerContext, prefix: string): Promise<string[]> {
+  try {
+    const projects = await context.client.projects(context.backgroundCall());
+    return projects.map((summary) => summary.project_id).filter((id) => id.startsWith(prefix));
+  } catch {
+    return [];
+  }
+}
+
+function registerTaskResource(server: McpServer, context: ServerContext): void {
+  const complete = { project_id: (prefix: string) => knownProjects(context, prefix) };
   server.registerResource(
     "task",
-    new ResourceTemplate("task://{project_id}/{task_id}", { list: undefined, complete: { project_id: knownProjects } }),
+    new ResourceTemplate("task://{project_id}/{task_id}", { list: undefined, complete }),
     {
       title: "A task with its history",
       description: "The task (JSON) and its events, oldest first: who claimed, released, completed or edited it, and when.",
       mimeType: "application/json",
     },
     (uri, variables, extra) =>
-      read(uri, extra, async (call) => {
+      context.read(uri, extra, async (call) => {
         const project = variable(projectId, variables.project_id);
         const id = variable(taskId("task_id"), variables.task_id);
-        const task = await client.task(id, project, call);
-        return { task, events: await client.events(id, project, call) };
+        const task = await context.client.task(id, project, call);
+        return { task, events: await context.client.events(id, project, call) };
       }),
   );
+}
 
+function registerProjectResource(server: McpServer, context: ServerContext): void {
+  const complete = { project_id: (prefix: string) => knownProjects(context, prefix) };
   server.registerResource(
     "project",
-    new ResourceTemplate("project://{project_id}", {
-      list: async () => {
-        try {
-          const projects = await client.projects(newCall(deps.shutdownSignal ?? new AbortController().signal));
-          return {
-            resources: projects.map((summary) => ({
-              uri: `project://${summary.project_id}`,
-              name: summary.project_id,
-              title: `Project ${summary.project_id}`,
-              description: `${summary.ready} ready, ${summary.blocked} blocked, ${summary.in_progress} in progress, ${summary.completed} completed`,
-              mimeType: "application/json",
-            })),
-          };
-        } catch (error) {
-          log("warn", {
-            msg: "could not list the projects for resources/list",
-            error: error instanceof Error ? error.message : String(error),
-          });
-          return { resources: [] };
-        }
-      },
-      complete: { project_id: knownProjects },
-    }),
+    new ResourceTemplate("project://{project_id}", { list: () => projectResources(context), complete }),
     {
       title: "A project at a glance",
       description:
@@ -1378,232 +1427,117 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
       mimeType: "application/json",
     },
     (uri, variables, extra) =>
-      read(uri, extra, async (call) => {
-        const project = variable(projectId, variables.project_id);
-        const [projects, ready, inProgress] = await Promise.all([
-          client.projects(call),
-          client.listTasks({ project, ready: true, limit: PROJECT_READY_SHOWN }, call),
-          client.listAllTasks({ project, status: "in_progress" }, call),
-        ]);
-        const summary = projects.find((entry) => entry.project_id === project);
-        if (!summary) {
-          const known =
-            projects
-              .map((entry) => entry.project_id)
-              .slice(0, MAX_NAMED_PROJECTS)
-              .join(", ") || "none";
-          throw new ToolFailure(`Project ${project} has no tasks and no IDs; known projects: ${known}`);
-        }
-        const { project_id: _, ...counts } = summary;
-        return {
-          project_id: project,
-          counts,
-          ready: ready.tasks.map(compactTask),
-          more_ready: ready.next_cursor !== null,
-          in_progress: inProgress.map(compactTask),
-        };
-      }),
+      context.read(uri, extra, (call) => projectAtAGlance(context.client, variable(projectId, variables.project_id), call)),
   );
+}
 
-  // ─── Prompts (slash commands in Claude Code) ───
+/** resources/list: one project:// resource per project; none when the service cannot list them. */
+async function projectResources(context: ServerContext) {
+  try {
+    const projects = await context.client.projects(context.backgroundCall());
+    return {
+      resources: projects.map((summary) => ({
+        uri: `project://${summary.project_id}`,
+        name: summary.project_id,
+        title: `Project ${summary.project_id}`,
+        description: `${summary.ready} ready, ${summary.blocked} blocked, ${summary.in_progress} in progress, ${summary.completed} completed`,
+        mimeType: "application/json",
+      })),
+    };
+  } catch (error) {
+    context.log("warn", {
+      msg: "could not list the projects for resources/list",
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return { resources: [] };
+  }
+}
 
-  const promptProject = config.project
+const PROJECT_READY_SHOWN = 20;
+
+async function projectAtAGlance(client: TrackerClient, project: string, call: CallContext) {
+  const [projects, ready, inProgress] = await Promise.all([
+    client.projects(call),
+    client.listTasks({ project, ready: true, limit: PROJECT_READY_SHOWN }, call),
+    client.listAllTasks({ project, status: "in_progress" }, call),
+  ]);
+  const summary = projects.find((entry) => entry.project_id === project);
+  if (!summary) {
+    const known =
+      projects
+        .map((entry) => entry.project_id)
+        .slice(0, MAX_NAMED_PROJECTS)
+        .join(", ") || "none";
+    throw new ToolFailure(`Project ${project} has no tasks and no IDs; known projects: ${known}`);
+  }
+  const { project_id: _, ...counts } = summary;
+  return {
+    project_id: project,
+    counts,
+    ready: ready.tasks.map(compactTask),
+    more_ready: ready.next_cursor !== null,
+    in_progress: inProgress.map(compactTask),
+  };
+}
+
+// ─── The prompts (slash commands in Claude Code) ───────────────────────────────────────────────
+
+function registerPrompts(server: McpServer, config: Config): void {
+  const project = config.project
     ? projectId.optional().describe(`Project ID (default ${config.project})`)
     : projectId.describe('Project ID, e.g. "ai-agent-mcp-server"');
   const projectOf = (value: string | undefined) => value ?? config.project!;
-  const userMessage = (text: string) => ({ messages: [{ role: "user" as const, content: { type: "text" as const, text } }] });
-
   server.registerPrompt(
     "work_next_task",
     {
       title: "Work on the next task",
       description: "Claim the next ready task of a project, do it, and complete it with notes.",
-      argsSchema: { project_id: promptProject },
+      argsSchema: { project_id: project },
     },
-    ({ project_id }) => {
-      const project = projectOf(project_id);
-      return userMessage(
-        [
-          `Work on the next task of project "${project}" in the shared Task Tracking service.`,
-          `1. Call get_next_task with project_id "${project}" and claim: true. If it returns no task, say so and stop.`,
-          "2. Read the task (description, inputs, outputs) and do the work it describes.",
-          `3. When it is done, call update_task_status with its task_id, project_id "${project}", status "completed" and completion_notes saying what you did and where (files, commits, tests).`,
-          `4. If you cannot finish it, call update_task_status with status "pending" and completion_notes saying why, so another agent can take it.`,
-          "Work on this one task only. This server keeps your claim alive while the session runs.",
-        ].join("\n"),
-      );
-    },
+    ({ project_id }) => userMessage(workNextTaskPrompt(projectOf(project_id))),
   );
-
+  const goal = z
+    .string()
+    .min(1, "goal must not be empty")
+    .max(10_000, "goal must be at most 10000 characters")
+    .describe("What should be achieved");
   server.registerPrompt(
     "plan_goal",
     {
       title: "Plan a goal as tasks",
       description: "Break a goal into tasks with dependencies and add them to a project, with reserved IDs.",
-      argsSchema: {
-        project_id: promptProject,
-        goal: z
-          .string()
-          .min(1, "goal must not be empty")
-          .max(10_000, "goal must be at most 10000 characters")
-          .describe("What should be achieved"),
-      },
+      argsSchema: { project_id: project, goal },
     },
-    ({ project_id, goal }) => {
-      const project = projectOf(project_id);
-      return userMessage(
-        [
-          `Plan this goal as tasks in project "${project}" of the shared Task Tracking service:`,
-          goal,
-          "",
-          "1. Break it into tasks that one session can finish each; note what each reads (inputs) and produces (outputs).",
-          `2. Call reserve_id_range with artifact_type "TASK", count = the number of tasks, project_id "${project}".`,
-          `3. Call add_task once with all the tasks: the reserved IDs, project_id "${project}", a description that says when the task is done, a priority (high, medium, low), and depends_on naming the tasks that must be completed first.`,
-          `4. Show the plan with list_tasks (project_id "${project}"). Do not start the work itself.`,
-        ].join("\n"),
-      );
-    },
+    ({ project_id, goal }) => userMessage(planGoalPrompt(projectOf(project_id), goal)),
   );
-
-  if (deps.adoptClaims) void claims.adopt(follow);
-  return server;
 }
 
-// ─── The command line ──────────────────────────────────────────────────────────────────────────
+const userMessage = (text: string) => ({ messages: [{ role: "user" as const, content: { type: "text" as const, text } }] });
 
-const HELP = `${NAME} ${VERSION}: an MCP server (stdio) for the Task Tracking service.
-
-Usage:
-  ${NAME}             serve MCP over stdin/stdout (an MCP client such as Claude Code starts it)
-  ${NAME} doctor      check the configuration, reach the service, prove the API key
-  ${NAME} import FILE --project P [--dry-run]
-                                add the tasks of a markdown task list, a \`gh issue list --json\` dump or an export
-  ${NAME} export --project P [--format markdown|json]
-                                print every task of a project (markdown imports back)
-  ${NAME} --version   print the version
-  ${NAME} --help      print this help
-
-Environment:
-  TASK_TRACKING_API_KEY        the service's bearer key (this or the next one is required)
-  TASK_TRACKING_API_KEY_FILE   a file holding the key instead (TASK_TRACKING_API_KEY wins when both are set)
-  TASK_TRACKING_URL            base URL (default http://localhost:8080)
-  TASK_TRACKING_TIMEOUT_MS     per attempt (default 5000)
-  TASK_TRACKING_AGENT_ID       this agent's name, recorded on the tasks it claims
-                               (default claude-<session> under Claude Code, else <host>-<pid>)
-  TASK_TRACKING_PROJECT        this directory's project: the server tells the model to use it
-  TASK_TRACKING_LEASE_SECONDS  lease asked for on every claim, 5-3600 (default 120); renewed every third
-  LOG_LEVEL                    debug, info (default), warn or error; logs are JSON lines on stderr
-
-Tools: get_next_task, update_task_status, list_tasks, get_next_available_id, reserve_id_range, add_task.
-Resources: task://{project_id}/{task_id}, project://{project_id}. Prompts: work_next_task, plan_goal.
-
-Claude Code (the key file is the one the local tracker keeps; \`task-tracker paths\` prints where):
-  claude mcp add --scope user task-tracking --env TASK_TRACKING_API_KEY_FILE=$HOME/.local/share/task-tracking/api-key -- ${NAME}
-`;
-
-/** doctor's budget: 4 attempts of at most this, plus the 0.7 s of waits between them, stay near 6 s. */
-const DOCTOR_ATTEMPT_TIMEOUT_MS = 1300;
-
-export interface DoctorDeps {
-  fetch?: typeof fetch;
-  sleep?: Sleep;
-  attemptTimeoutMs?: number;
+function workNextTaskPrompt(project: string): string {
+  return [
+    `Work on the next task of project "${project}" in the shared Task Tracking service.`,
+    `1. Call get_next_task with project_id "${project}" and claim: true. If it returns no task, say so and stop.`,
+    "2. Read the task (description, inputs, outputs) and do the work it describes.",
+    `3. When it is done, call update_task_status with its task_id, project_id "${project}", status "completed" and completion_notes saying what you did and where (files, commits, tests).`,
+    `4. If you cannot finish it, call update_task_status with status "pending" and completion_notes saying why, so another agent can take it.`,
+    "Work on this one task only. This server keeps your claim alive while the session runs.",
+  ].join("\n");
 }
 
-/** What probably went wrong when /healthz could not be reached, beyond the error sentence. */
-function healthHints(failure: ToolFailure, config: Config): string[] {
-  const https = config.url.startsWith("https:");
-  if (failure.status === 404) {
-    return [
-      "  /healthz answered 404: TASK_TRACKING_URL probably has a wrong base path. It must be the URL under which the",
-      "  service answers /healthz, e.g. http://localhost:8080, without /tasks or /api unless the service is mounted there.",
-    ];
-  }
-  if (https && NETWORK_REASONS[failure.info.network ?? ""] === "TLS handshake failed") {
-    return [
-      "  The TLS handshake failed: the service probably speaks plain http on that port. Try TASK_TRACKING_URL with http://.",
-    ];
-  }
-  const plainToTls = /plain HTTP request was sent to HTTPS port|speak TLS|client sent an HTTP request to an HTTPS server/i;
-  if (!https && failure.status === 400 && plainToTls.test(failure.detail ?? "")) {
-    return ["  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…"];
-  }
-  if (!https && (failure.info.network === "ECONNRESET" || failure.info.network === "ConnectionClosed")) {
-    return [
-      "  The service dropped the connection or answered something that is not HTTP: if it expects https, set TASK_TRACKING_URL to https://…",
-    ];
-  }
-  if (failure.info.network === "timeout") {
-    return [
-      "  Nothing answered in time: is the service stuck, or a firewall dropping the traffic? Check TASK_TRACKING_URL's host and port.",
-    ];
-  }
-  return ["  Is the service running at that address? Start the local one with `bun run tracker`, or set TASK_TRACKING_URL."];
+function planGoalPrompt(project: string, goal: string): string {
+  return [
+    `Plan this goal as tasks in project "${project}" of the shared Task Tracking service:`,
+    goal,
+    "",
+    "1. Break it into tasks that one session can finish each; note what each reads (inputs) and produces (outputs).",
+    `2. Call reserve_id_range with artifact_type "TASK", count = the number of tasks, project_id "${project}".`,
+    `3. Call add_task once with all the tasks: the reserved IDs, project_id "${project}", a description that says when the task is done, a priority (high, medium, low), and depends_on naming the tasks that must be completed first.`,
+    `4. Show the plan with list_tasks (project_id "${project}"). Do not start the work itself.`,
+  ].join("\n");
 }
 
-/** `doctor`: each check in plain words, a line per attempt while it waits; exit code 0 only if all is well. Never prints the key. */
-export async function doctor(
-  env: Record<string, string | undefined>,
-  print: (line: string) => void,
-  deps: DoctorDeps = {},
-): Promise<number> {
-  let config: Config;
-  try {
-    config = loadConfig(env);
-  } catch (error) {
-    print(`✗ configuration: ${(error as Error).message}`);
-    print("  Set it in the env block of your MCP client's configuration (see --help).");
-    return 1;
-  }
-  const keySource = config.apiKeyFile ? `the file ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE)` : "TASK_TRACKING_API_KEY";
-  print(
-    `✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key from ${keySource} (${config.apiKey.length} characters), ` +
-      `agent ${config.agentId}, project ${config.project ?? "not set"}, lease ${config.leaseSeconds} s`,
-  );
-  if (config.ignoredApiKeyFile) {
-    print(
-      `! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${config.ignoredApiKeyFile}) are set: the variable is used, the file is not read`,
-    );
-  }
-  const attemptTimeoutMs = Math.min(config.timeoutMs, deps.attemptTimeoutMs ?? DOCTOR_ATTEMPT_TIMEOUT_MS);
-  const client = new TrackerClient(
-    { ...config, timeoutMs: attemptTimeoutMs },
-    {
-      fetch: deps.fetch,
-      sleep: deps.sleep,
-      onRetry: (failure, attempt, delayMs) =>
-        print(`  attempt ${attempt} of ${RETRY_DELAYS_MS.length + 1}: ${failure.message}; trying again in ${delayMs} ms`),
-    },
-  );
-  const call = () => newCall(new AbortController().signal);
-  try {
-    const health = await client.health(call());
-    print(
-      `✓ service reachable: ${config.displayUrl}/healthz says ${health.status}${health.version ? `, version ${health.version}` : ""}`,
-    );
-  } catch (error) {
-    if (!(error instanceof ToolFailure)) throw error;
-    print(`✗ service: ${error.message}`);
-    for (const hint of healthHints(error, config)) print(hint);
-    return 1;
-  }
-  try {
-    await client.nextTask("task-tracking-mcp-doctor", "pending", call());
-    print("✓ API key accepted (a read-only call succeeded)");
-    return 0;
-  } catch (error) {
-    if (!(error instanceof ToolFailure)) throw error;
-    print(`✗ API key: ${error.message}`);
-    if (error.status === 401) {
-      print(
-        config.apiKeyFile
-          ? `  The service rejected the key: put one of the service's keys in ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE).`
-          : "  The service rejected the key: set TASK_TRACKING_API_KEY to one of the service's keys.",
-      );
-    }
-    return 1;
-  }
-}
+// ─── Serving MCP over stdio: stdout for the protocol only, stdin guarded, a clean shutdown ─────
 
 /**
  * From here on stdout belongs to the MCP transport alone: console output and stray writes of any
@@ -1732,6 +1666,144 @@ export async function serve(config: Config, io: ServeIO): Promise<void> {
   await server.connect(transport);
   log("info", { msg: `${NAME} ${VERSION} ready`, url: config.displayUrl, agent_id: config.agentId });
 }
+
+// ─── doctor: the configuration, the service and the key, checked in plain words ────────────────
+
+/** doctor's budget: 4 attempts of at most this, plus the 0.7 s of waits between them, stay near 6 s. */
+const DOCTOR_ATTEMPT_TIMEOUT_MS = 1300;
+
+export interface DoctorDeps {
+  fetch?: typeof fetch;
+  sleep?: Sleep;
+  attemptTimeoutMs?: number;
+}
+
+/** What probably went wrong when /healthz could not be reached, beyond the error sentence. */
+function healthHints(failure: ToolFailure, config: Config): string[] {
+  const https = config.url.startsWith("https:");
+  if (failure.status === 404) {
+    return [
+      "  /healthz answered 404: TASK_TRACKING_URL probably has a wrong base path. It must be the URL under which the",
+      "  service answers /healthz, e.g. http://localhost:8080, without /tasks or /api unless the service is mounted there.",
+    ];
+  }
+  if (https && NETWORK_REASONS[failure.info.network ?? ""] === "TLS handshake failed") {
+    return [
+      "  The TLS handshake failed: the service probably speaks plain http on that port. Try TASK_TRACKING_URL with http://.",
+    ];
+  }
+  const plainToTls = /plain HTTP request was sent to HTTPS port|speak TLS|client sent an HTTP request to an HTTPS server/i;
+  if (!https && failure.status === 400 && plainToTls.test(failure.detail ?? "")) {
+    return ["  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…"];
+  }
+  if (!https && (failure.info.network === "ECONNRESET" || failure.info.network === "ConnectionClosed")) {
+    return [
+      "  The service dropped the connection or answered something that is not HTTP: if it expects https, set TASK_TRACKING_URL to https://…",
+    ];
+  }
+  if (failure.info.network === "timeout") {
+    return [
+      "  Nothing answered in time: is the service stuck, or a firewall dropping the traffic? Check TASK_TRACKING_URL's host and port.",
+    ];
+  }
+  return ["  Is the service running at that address? Start the local one with `bun run tracker`, or set TASK_TRACKING_URL."];
+}
+
+/** `doctor`: each check in plain words, a line per attempt while it waits; exit code 0 only if all is well. Never prints the key. */
+export async function doctor(
+  env: Record<string, string | undefined>,
+  print: (line: string) => void,
+  deps: DoctorDeps = {},
+): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    print(`✗ configuration: ${(error as Error).message}`);
+    print("  Set it in the env block of your MCP client's configuration (see --help).");
+    return 1;
+  }
+  const keySource = config.apiKeyFile ? `the file ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE)` : "TASK_TRACKING_API_KEY";
+  print(
+    `✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key from ${keySource} (${config.apiKey.length} characters), ` +
+      `agent ${config.agentId}, project ${config.project ?? "not set"}, lease ${config.leaseSeconds} s`,
+  );
+  if (config.ignoredApiKeyFile) {
+    print(
+      `! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${config.ignoredApiKeyFile}) are set: the variable is used, the file is not read`,
+    );
+  }
+  const attemptTimeoutMs = Math.min(config.timeoutMs, deps.attemptTimeoutMs ?? DOCTOR_ATTEMPT_TIMEOUT_MS);
+  const client = new TrackerClient(
+    { ...config, timeoutMs: attemptTimeoutMs },
+    {
+      fetch: deps.fetch,
+      sleep: deps.sleep,
+      onRetry: (failure, attempt, delayMs) =>
+        print(`  attempt ${attempt} of ${RETRY_DELAYS_MS.length + 1}: ${failure.message}; trying again in ${delayMs} ms`),
+    },
+  );
+  const call = () => newCall(new AbortController().signal);
+  try {
+    const health = await client.health(call());
+    print(
+      `✓ service reachable: ${config.displayUrl}/healthz says ${health.status}${health.version ? `, version ${health.version}` : ""}`,
+    );
+  } catch (error) {
+    if (!(error instanceof ToolFailure)) throw error;
+    print(`✗ service: ${error.message}`);
+    for (const hint of healthHints(error, config)) print(hint);
+    return 1;
+  }
+  try {
+    await client.nextTask("task-tracking-mcp-doctor", "pending", call());
+    print("✓ API key accepted (a read-only call succeeded)");
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ToolFailure)) throw error;
+    print(`✗ API key: ${error.message}`);
+    if (error.status === 401) {
+      print(
+        config.apiKeyFile
+          ? `  The service rejected the key: put one of the service's keys in ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE).`
+          : "  The service rejected the key: set TASK_TRACKING_API_KEY to one of the service's keys.",
+      );
+    }
+    return 1;
+  }
+}
+
+// ─── The command line ──────────────────────────────────────────────────────────────────────────
+
+const HELP = `${NAME} ${VERSION}: an MCP server (stdio) for the Task Tracking service.
+
+Usage:
+  ${NAME}             serve MCP over stdin/stdout (an MCP client such as Claude Code starts it)
+  ${NAME} doctor      check the configuration, reach the service, prove the API key
+  ${NAME} import FILE --project P [--dry-run]
+                                add the tasks of a markdown task list, a \`gh issue list --json\` dump or an export
+  ${NAME} export --project P [--format markdown|json]
+                                print every task of a project (markdown imports back)
+  ${NAME} --version   print the version
+  ${NAME} --help      print this help
+
+Environment:
+  TASK_TRACKING_API_KEY        the service's bearer key (this or the next one is required)
+  TASK_TRACKING_API_KEY_FILE   a file holding the key instead (TASK_TRACKING_API_KEY wins when both are set)
+  TASK_TRACKING_URL            base URL (default http://localhost:8080)
+  TASK_TRACKING_TIMEOUT_MS     per attempt (default 5000)
+  TASK_TRACKING_AGENT_ID       this agent's name, recorded on the tasks it claims
+                               (default claude-<session> under Claude Code, else <host>-<pid>)
+  TASK_TRACKING_PROJECT        this directory's project: the server tells the model to use it
+  TASK_TRACKING_LEASE_SECONDS  lease asked for on every claim, 5-3600 (default 120); renewed every third
+  LOG_LEVEL                    debug, info (default), warn or error; logs are JSON lines on stderr
+
+Tools: get_next_task, update_task_status, list_tasks, get_next_available_id, reserve_id_range, add_task.
+Resources: task://{project_id}/{task_id}, project://{project_id}. Prompts: work_next_task, plan_goal.
+
+Claude Code (the key file is the one the local tracker keeps; \`task-tracker paths\` prints where):
+  claude mcp add --scope user task-tracking --env TASK_TRACKING_API_KEY_FILE=$HOME/.local/share/task-tracking/api-key -- ${NAME}
+`;
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number | undefined> {
   const command = argv[0];
