@@ -318,7 +318,7 @@ describe("US-053 acceptance criteria", () => {
   });
 
   test("8: an unknown task gives 'Task not found: TASK-999'", async () => {
-    handler = () => apiError(404, "not_found", "Task not found: TASK-999");
+    handler = () => apiError(404, "task_not_found", "Task not found: TASK-999");
     const result = await call("update_task_status", { task_id: "TASK-999", status: "completed" });
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe("Task not found: TASK-999");
@@ -675,12 +675,28 @@ describe("get_next_task with claim", () => {
     expect(seen).toHaveLength(0);
   });
 
-  test("a 400 that is not invalid_transition is no lost race: it is reported, not retried", async () => {
+  test("a 400 that is not invalid_transition is no lost race: it is reported, asked once as the first contract would, never for another task", async () => {
     handler = (record) =>
       record.method === "GET" ? json({ task: task() }) : apiError(400, "validation_failed", "completion_notes is too long");
-    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    const client = await connect();
+    const result = (await client.callTool({
+      name: "get_next_task",
+      arguments: { project_id: PROJECT, claim: true },
+    })) as CallToolResult;
     expect(textOf(result)).toBe("Invalid status transition: completion_notes is too long");
-    expect(seen).toHaveLength(2);
+    // The second PUT is the first contract's form (no ?project=, no lease_seconds); refused too, it teaches nothing.
+    expect(seen.map((record) => [record.method, record.path, record.query, record.body])).toEqual([
+      ["GET", "/tasks/next", { project: PROJECT, status: "pending" }, undefined],
+      [
+        "PUT",
+        "/tasks/TASK-051/status",
+        { project: PROJECT },
+        { status: "in_progress", completion_notes: "", lease_seconds: 120 },
+      ],
+      ["PUT", "/tasks/TASK-051/status", {}, { status: "in_progress", completion_notes: "" }],
+    ]);
+    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+    expect(seen[4]).toMatchObject({ query: { project: PROJECT }, body: { lease_seconds: 120 } });
   });
 
   test("a failure other than a lost race is reported as it is", async () => {
@@ -774,7 +790,7 @@ describe("logs", () => {
   });
 
   test("failures log at warn with the error text", async () => {
-    handler = () => apiError(404, "not_found", "Task not found: TASK-9");
+    handler = () => apiError(404, "task_not_found", "Task not found: TASK-9");
     await call("update_task_status", { task_id: "TASK-9", status: "completed" });
     expect(logLines()[0]).toMatchObject({ level: "warn", status: 404, outcome: "error", error: "Task not found: TASK-9" });
   });
@@ -1433,6 +1449,24 @@ describe("resources", () => {
     );
   });
 
+  test("a task gone between the two reads is said by its code, whatever the sentence; a code-less 404 is a missing endpoint", async () => {
+    handler = routes({
+      "GET /tasks/TASK-051": () => json({ task: task() }),
+      "GET /tasks/TASK-051/events": () => apiError(404, "task_not_found", "Gone: TASK-051"),
+    });
+    const client = await connect();
+    await expect(client.readResource({ uri: `task://${PROJECT}/TASK-051` })).rejects.toThrow(
+      "Task Tracking API error: 404 - Gone: TASK-051",
+    );
+    handler = routes({
+      "GET /tasks/TASK-051": () => json({ task: task() }),
+      "GET /tasks/TASK-051/events": () => new Response("Not Found", { status: 404 }),
+    });
+    await expect(client.readResource({ uri: `task://${PROJECT}/TASK-051` })).rejects.toThrow(
+      "This Task Tracking service has no GET /tasks/<task_id>/events (it answered 404)",
+    );
+  });
+
   test("a variable that is no valid ID is refused, with no HTTP call", async () => {
     const client = await connect();
     await expect(client.readResource({ uri: `task://${PROJECT}/bad*id` })).rejects.toThrow(
@@ -1720,9 +1754,9 @@ describe("leases", () => {
       arguments: { task_id: "TASK-051", status: "in_progress", project_id: PROJECT },
     })) as CallToolResult;
     expect([claimed.isError, updated.isError]).toEqual([undefined, undefined]);
+    // Refused with validation_failed, the claim is asked again without both; never by reading which one the sentence names.
     expect(seen.filter((record) => record.method === "PUT").map((record) => [record.query, record.body])).toEqual([
       [{ project: PROJECT }, { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
-      [{}, { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
       [{}, { status: "in_progress", completion_notes: "" }],
       [{}, { status: "in_progress", completion_notes: "" }],
     ]);
@@ -1766,7 +1800,9 @@ describe("leases", () => {
           "TASK-051 is claimed by agent-b until 2026-12-01T12:30:00.000Z; only its holder can complete, release or renew it",
         ),
     ],
-    ["404 Task not found", () => apiError(404, "not_found", `Task not found: TASK-051 in project ${PROJECT}`)],
+    ["404 task_not_found", () => apiError(404, "task_not_found", `Task not found: TASK-051 in project ${PROJECT}`)],
+    // A tracker of 0.2 says not_found; reading the task (404 too) tells a missing task from a missing endpoint.
+    ["404 not_found of a 0.2 tracker", () => apiError(404, "not_found", `Task not found: TASK-051 in project ${PROJECT}`)],
     ["400 invalid_transition", () => apiError(400, "invalid_transition", "cannot renew TASK-051: it is completed")],
   ];
   for (const [name, answer] of lost) {
@@ -1782,15 +1818,17 @@ describe("leases", () => {
         task_id: "TASK-051",
       });
       expect(heartbeats()).toHaveLength(1);
+      expect(scheduled.every((entry) => entry.cancelled)).toBe(true);
     });
   }
 
   test("a 404 No such endpoint on heartbeat (the first contract) stops renewing every claim", async () => {
     const base = tracker();
-    handler = (record, request) =>
-      record.path.endsWith("/heartbeat")
-        ? apiError(404, "not_found", `No such endpoint: POST ${record.path}`)
-        : base(record, request);
+    handler = (record, request) => {
+      if (record.path.endsWith("/heartbeat")) return apiError(404, "not_found", `No such endpoint: POST ${record.path}`);
+      if (record.method === "GET" && record.path === "/tasks/TASK-051") return json({ task: leased() });
+      return base(record, request);
+    };
     const client = await connect({ agentId: AGENT });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-052", status: "in_progress" } });
@@ -1803,6 +1841,20 @@ describe("leases", () => {
     });
     await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
     expect(scheduled).toHaveLength(2); // nothing new is scheduled
+  });
+
+  test("a 404 not_found on heartbeat whose task cannot be read either is tried again at the next renewal", async () => {
+    const base = tracker(() => apiError(404, "not_found", "Task not found: TASK-051"));
+    handler = (record, request) =>
+      record.method === "GET" && record.path === "/tasks/TASK-051"
+        ? apiError(503, "unavailable", "database unreachable")
+        : base(record, request);
+    const client = await connect({ agentId: AGENT });
+    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+    scheduled[0]!.tick();
+    await until(() => logs.some((line) => line.includes("trying again at the next renewal")));
+    expect(scheduled[0]!.cancelled).toBe(false);
+    expect(logLines().at(-1)).toMatchObject({ level: "warn", error: "Task Tracking API error: 404 - Task not found: TASK-051" });
   });
 
   test("closing the connection, or the shutdown signal, clears every renewal timer", async () => {

@@ -510,6 +510,20 @@ export interface ClientDeps {
   onRetry?: (failure: ToolFailure, attempt: number, delayMs: number) => void;
 }
 
+/**
+ * A 404 that says the endpoint does not exist: code `not_found` (a missing task, reservation or project
+ * has its own code), or no code at all from a service of the first contract.
+ */
+const isNoSuchEndpoint = (failure: ToolFailure) =>
+  failure.status === 404 && (failure.code === undefined || failure.code === "not_found");
+
+/** A status change's failure in the words of docs/TOOLS.md; decided by the status, which every contract gives. */
+function statusFailure(id: string, failure: ToolFailure): ToolFailure {
+  if (failure.status === 404) return new ToolFailure(`Task not found: ${id}`, failure.info);
+  if (failure.status === 400) return new ToolFailure(`Invalid status transition: ${failure.detail}`, failure.info);
+  return failure;
+}
+
 export class TrackerClient {
   private readonly headers: Record<string, string>;
   /** Every text the service sends is redacted as it arrives, before anything cuts or parses it. */
@@ -517,11 +531,10 @@ export class TrackerClient {
   private readonly fetchImpl: typeof fetch;
   readonly sleep: Sleep;
   /**
-   * Cleared when a service of the first contract rejects `lease_seconds` in a status body, or a
-   * `?project=` on a status change (it checks its parameters strictly): from then on they are not sent.
+   * Cleared when a service of the first contract took a status change only without `?project=` and
+   * `lease_seconds` (it checks its parameters strictly): from then on they are not sent.
    */
-  private leaseSecondsAccepted = true;
-  private projectOnStatusAccepted = true;
+  private statusExtrasAccepted = true;
 
   constructor(
     private readonly config: Config,
@@ -631,29 +644,46 @@ export class TrackerClient {
     project: string | undefined,
     call: CallContext,
   ): Promise<Task> {
-    const sendsProject = project !== undefined && this.projectOnStatusAccepted;
-    const path = `/tasks/${encodeURIComponent(id)}/status${sendsProject ? `?${new URLSearchParams({ project })}` : ""}`;
-    const body: Record<string, unknown> = { status, completion_notes: completionNotes };
-    const asksForLease = status === "in_progress" && this.leaseSecondsAccepted;
-    if (asksForLease) body.lease_seconds = this.config.leaseSeconds;
+    const sendsProject = project !== undefined && this.statusExtrasAccepted;
+    const asksForLease = status === "in_progress" && this.statusExtrasAccepted;
     try {
-      return (await this.sendFor(UpdatedTaskResponse, { method: "PUT", path, body, idempotent: true }, call)).updated_task;
+      return await this.putStatus(id, status, completionNotes, sendsProject ? project : undefined, asksForLease, call);
     } catch (error) {
       if (!(error instanceof ToolFailure)) throw error;
-      // A service of the first contract: ask it again as that contract did.
-      const rejected = error.code === "validation_failed" ? (error.detail ?? "") : "";
-      if (asksForLease && rejected.includes("lease_seconds")) {
-        this.leaseSecondsAccepted = false;
-        return this.updateStatus(id, status, completionNotes, project, call);
+      if (error.code === "validation_failed" && (sendsProject || asksForLease)) {
+        return this.updateStatusAsFirstContract(id, status, completionNotes, call);
       }
-      if (sendsProject && /\bproject\b/.test(rejected)) {
-        this.projectOnStatusAccepted = false;
-        return this.updateStatus(id, status, completionNotes, project, call);
-      }
-      if (error.status === 404) throw new ToolFailure(`Task not found: ${id}`, error.info);
-      if (error.status === 400) throw new ToolFailure(`Invalid status transition: ${error.detail}`, error.info);
-      throw error;
+      throw statusFailure(id, error);
     }
+  }
+
+  /**
+   * A service of the first contract checks its parameters strictly and knows neither `?project=` nor
+   * `lease_seconds`: asked again without them. Once that is accepted they are not sent any more; a
+   * service that refuses the request without them too refused something else, and keeps getting them.
+   */
+  private async updateStatusAsFirstContract(id: string, status: string, completionNotes: string, call: CallContext) {
+    try {
+      const task = await this.putStatus(id, status, completionNotes, undefined, false, call);
+      this.statusExtrasAccepted = false;
+      return task;
+    } catch (error) {
+      throw error instanceof ToolFailure ? statusFailure(id, error) : error;
+    }
+  }
+
+  private async putStatus(
+    id: string,
+    status: string,
+    completionNotes: string,
+    project: string | undefined,
+    asksForLease: boolean,
+    call: CallContext,
+  ): Promise<Task> {
+    const path = `/tasks/${encodeURIComponent(id)}/status${project === undefined ? "" : `?${new URLSearchParams({ project })}`}`;
+    const body: Record<string, unknown> = { status, completion_notes: completionNotes };
+    if (asksForLease) body.lease_seconds = this.config.leaseSeconds;
+    return (await this.sendFor(UpdatedTaskResponse, { method: "PUT", path, body, idempotent: true }, call)).updated_task;
   }
 
   /** POST /tasks/<id>/heartbeat: renews this agent's claim for another lease. */
@@ -736,15 +766,12 @@ export class TrackerClient {
     return body.events;
   }
 
-  /** 404 or 405 from an endpoint the first contract lacks: a sentence that says so. */
+  /** 404 No such endpoint or 405 from an endpoint the first contract lacks: a sentence that says so. */
   private async newerEndpoint<T>(endpoint: string, send: () => Promise<T>): Promise<T> {
     try {
       return await send();
     } catch (error) {
-      if (
-        error instanceof ToolFailure &&
-        (error.status === 405 || (error.status === 404 && !error.detail?.startsWith("Task not found")))
-      ) {
+      if (error instanceof ToolFailure && (error.status === 405 || isNoSuchEndpoint(error))) {
         throw new ToolFailure(
           `This Task Tracking service has no ${endpoint} (it answered ${error.status}): it implements only the first version of the API. ` +
             "Use get_next_task instead.",
@@ -806,11 +833,19 @@ interface HeldClaim {
   renewing: boolean;
 }
 
-/** The service's answers that mean this agent no longer holds the claim. */
-function claimIsGone(failure: ToolFailure): boolean {
-  if (failure.status === 409) return failure.code === "claim_lost" || failure.code === "not_claim_holder";
-  if (failure.status === 404) return failure.detail?.startsWith("Task not found") ?? false;
-  return failure.status === 400 && failure.code === "invalid_transition"; // completed or released meanwhile
+/**
+ * What a failed renewal means: the claim is gone (lost, taken, completed, released, or the task is no
+ * more), the service has no heartbeat endpoint, or a failure to try again at the next renewal.
+ */
+type RenewalFailure = "claim gone" | "no heartbeat" | "try again";
+
+function renewalFailure(failure: ToolFailure): RenewalFailure | "ask for the task" {
+  if (failure.status === 409 && (failure.code === "claim_lost" || failure.code === "not_claim_holder")) return "claim gone";
+  if (failure.status === 400 && failure.code === "invalid_transition") return "claim gone"; // completed or released meanwhile
+  if (failure.status === 404 && failure.code === "task_not_found") return "claim gone";
+  // A tracker of 0.2 answers a missing task with not_found, as any tracker answers a missing endpoint.
+  if (failure.status === 404) return "ask for the task";
+  return "try again";
 }
 
 export class ClaimKeeper {
@@ -868,25 +903,45 @@ export class ClaimKeeper {
       if (this.held.get(`${claim.projectId}/${claim.taskId}`) !== claim) return; // completed or released meanwhile
       if (!(error instanceof ToolFailure)) {
         this.log("error", { msg: "renewing a claim failed with a bug", ...where, error: stackOf(error) });
-      } else if (claimIsGone(error)) {
-        this.log("warn", { msg: `lost the claim on ${claim.taskId}; no longer renewing it`, ...where, error: error.message });
-        this.release(`${claim.projectId}/${claim.taskId}`);
-      } else if (error.status === 404) {
-        this.log("warn", {
-          msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed",
-          ...where,
-        });
-        this.heartbeatMissing = true;
-        for (const key of [...this.held.keys()]) this.release(key);
       } else {
-        this.log("warn", {
-          msg: `renewing the claim on ${claim.taskId} failed; trying again at the next renewal`,
-          ...where,
-          error: error.message,
-        });
+        const meaning = await this.whyRenewalFailed(claim, error, call);
+        if (this.held.get(`${claim.projectId}/${claim.taskId}`) === claim) this.renewalFailed(claim, error, meaning, where);
       }
     } finally {
       claim.renewing = false;
+    }
+  }
+
+  /** A 404 that is not task_not_found: if the task is there, the endpoint is not. */
+  private async whyRenewalFailed(claim: HeldClaim, failure: ToolFailure, call: CallContext): Promise<RenewalFailure> {
+    const meaning = renewalFailure(failure);
+    if (meaning !== "ask for the task") return meaning;
+    try {
+      await this.client.task(claim.taskId, claim.projectId, call);
+      return "no heartbeat";
+    } catch (error) {
+      if (error instanceof ToolFailure && error.status === 404) return "claim gone";
+      return "try again";
+    }
+  }
+
+  private renewalFailed(claim: HeldClaim, failure: ToolFailure, meaning: RenewalFailure, where: Record<string, unknown>): void {
+    if (meaning === "claim gone") {
+      this.log("warn", { msg: `lost the claim on ${claim.taskId}; no longer renewing it`, ...where, error: failure.message });
+      this.release(`${claim.projectId}/${claim.taskId}`);
+    } else if (meaning === "no heartbeat") {
+      this.log("warn", {
+        msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed",
+        ...where,
+      });
+      this.heartbeatMissing = true;
+      for (const key of [...this.held.keys()]) this.release(key);
+    } else {
+      this.log("warn", {
+        msg: `renewing the claim on ${claim.taskId} failed; trying again at the next renewal`,
+        ...where,
+        error: failure.message,
+      });
     }
   }
 

@@ -112,7 +112,7 @@ function standInTracker(pageSize = 500) {
         return json({ success: true, tasks_added: body.tasks.length, task_ids: body.tasks.map((t: any) => t.task_id) }, 201);
       }
       const existing = find(decodeURIComponent(second ?? ""));
-      if (!existing) return apiError(404, "not_found", `Task not found: ${second}`);
+      if (!existing) return apiError(404, "task_not_found", `Task not found: ${second}`);
       if (request.method === "PATCH") return json({ task: Object.assign(existing, body) });
       if (request.method === "PUT" && third === "status") return json({ updated_task: Object.assign(existing, body) });
       return apiError(400, "validation_failed", "unexpected request");
