@@ -354,6 +354,14 @@ describe("US-053 acceptance criteria", () => {
 // ─── Every row of the error table ──────────────────────────────────────────────────────────────
 
 describe("errors", () => {
+  test("a network error's text never carries a key that sits in TASK_TRACKING_URL's path", async () => {
+    const url = `http://127.0.0.1:${await closedPort()}/keyed/${API_KEY}`;
+    const result = await call("get_next_task", { project_id: PROJECT }, { url, displayUrl: url });
+    expect(textOf(result)).toBe(
+      `Task Tracking microservice unavailable: Connection refused at ${url.replace(API_KEY, "[REDACTED]")}`,
+    );
+  });
+
   test("an invalid status transition quotes the service's sentence", async () => {
     handler = () => apiError(400, "invalid_transition", "cannot change TASK-051 from completed to in_progress");
     const result = await call("update_task_status", { task_id: "TASK-051", status: "in_progress" });
@@ -472,6 +480,53 @@ describe("errors", () => {
 });
 
 // ─── Retries and idempotency ───────────────────────────────────────────────────────────────────
+
+describe("redirects", () => {
+  /** Where the redirects point: a second local server that records whether anything reached it. */
+  let elsewhere: { method: string; headers: Record<string, string>; body: string }[] = [];
+  const other = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(request) {
+      elsewhere.push({ method: request.method, headers: Object.fromEntries(request.headers), body: await request.text() });
+      return json({ task: task({ task_id: "FROM-ELSEWHERE" }), next_id: "US-999", success: true, tasks_added: 1, task_ids: [] });
+    },
+  });
+  afterAll(() => other.stop(true));
+  afterEach(() => {
+    elsewhere = [];
+  });
+  const redirect = (status: number, location?: string) => () =>
+    new Response(null, { status, headers: location === undefined ? {} : { location } });
+
+  test("a 307 is never followed: nothing reaches where it points, no retry, and the error names it without credentials or key", async () => {
+    handler = redirect(307, `http://someone:secret@127.0.0.1:${other.port}/tasks/next?key=${API_KEY}`);
+    const result = await call("get_next_task", { project_id: PROJECT });
+    expect({ isError: result.isError, text: textOf(result) }).toEqual({
+      isError: true,
+      text: `Task Tracking service redirected the request (307) to http://127.0.0.1:${other.port}/tasks/next?key=[REDACTED]; redirects are never followed: set TASK_TRACKING_URL to the service's own address`,
+    });
+    expect({ requests: seen.length, elsewhere, waits }).toEqual({ requests: 1, elsewhere: [], waits: [] });
+  });
+
+  test("a write's 308 sends neither its body nor its Idempotency-Key on; a relative Location is named in full", async () => {
+    handler = redirect(308, `http://127.0.0.1:${other.port}/tasks/batch`);
+    const result = await call("add_task", { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }] });
+    expect(textOf(result)).toStartWith(
+      `Task Tracking service redirected the request (308) to http://127.0.0.1:${other.port}/tasks/batch;`,
+    );
+    expect(elsewhere).toEqual([]);
+    handler = redirect(302, "/v2/ids/next?type=US");
+    const relative = await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
+    expect(textOf(relative)).toStartWith(
+      `Task Tracking service redirected the request (302) to ${serviceUrl}/v2/ids/next?type=US;`,
+    );
+    handler = redirect(303);
+    const nowhere = await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
+    expect(textOf(nowhere)).toStartWith("Task Tracking service redirected the request (303) to nowhere (no Location header);");
+    expect(elsewhere).toEqual([]);
+  });
+});
 
 describe("retries", () => {
   test("503 is retried 3 times, waiting 100, 200 and 400 ms, then reported", async () => {
@@ -2123,6 +2178,31 @@ describe("doctor", () => {
     expect(lines.find((line) => line.startsWith("✗"))).toBe(
       `✗ service: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`,
     );
+  });
+
+  test("a key inside TASK_TRACKING_URL's path never reaches the terminal", async () => {
+    const port = await closedPort();
+    const lines: string[] = [];
+    const url = `http://127.0.0.1:${port}/keyed/${API_KEY}`;
+    expect(await doctor(env({ TASK_TRACKING_URL: url }), (line) => lines.push(line), { sleep: recordWait })).toBe(1);
+    expect(lines.join("\n")).not.toContain(API_KEY);
+    expect(lines[0]).toStartWith(`✓ configuration: service http://127.0.0.1:${port}/keyed/[REDACTED], timeout`);
+    expect(lines[1]).toBe(
+      `  attempt 1 of 4: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}/keyed/[REDACTED]; trying again in 100 ms`,
+    );
+    expect(lines.find((line) => line.startsWith("✗"))).toBe(
+      `✗ service: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}/keyed/[REDACTED]`,
+    );
+  });
+
+  test("a service that redirects is named as the problem, with where it points", async () => {
+    handler = () => new Response(null, { status: 301, headers: { location: "https://tracker.example/healthz" } });
+    const lines: string[] = [];
+    expect(await doctor(env(), (line) => lines.push(line))).toBe(1);
+    expect(lines.slice(1)).toEqual([
+      "✗ service: Task Tracking service redirected the request (301) to https://tracker.example/healthz; redirects are never followed: set TASK_TRACKING_URL to the service's own address",
+      "  The service redirects elsewhere: if you trust where it points, set TASK_TRACKING_URL to that address.",
+    ]);
   });
 
   test("a missing key is named as the problem", async () => {

@@ -571,8 +571,10 @@ export class TrackerClient {
       let failure: ToolFailure;
       let delay = RETRY_DELAYS_MS[attempt - 1];
       try {
-        const response = await this.fetchImpl(url, { method: request.method, headers, body, signal: attemptAbort.signal });
+        const init: RequestInit = { method: request.method, headers, body, signal: attemptAbort.signal, redirect: "manual" };
+        const response = await this.fetchImpl(url, init);
         trace.status = response.status;
+        if (response.status >= 300 && response.status < 400) throw await this.redirectFailure(response, url);
         const text = this.redact(await response.text());
         if (response.ok) return this.parseJson(text);
         const { detail, code } = describeErrorBody(text, response.statusText);
@@ -585,21 +587,7 @@ export class TrackerClient {
         if (error instanceof ToolFailure) throw error;
         if (signal.aborted) throw new CancelledError();
         trace.status = undefined;
-        if (timedOut) {
-          failure = new ToolFailure(
-            `Task Tracking microservice timeout: No response within ${secondsText(this.config.timeoutMs)}`,
-            {
-              network: "timeout",
-            },
-          );
-        } else {
-          const code = networkCode(error);
-          if (code === undefined) throw error; // a bug, not a transient failure: never retried
-          const reason = NETWORK_REASONS[code] ?? `Network error ${code}`;
-          failure = new ToolFailure(`Task Tracking microservice unavailable: ${reason} at ${this.config.displayUrl}`, {
-            network: code,
-          });
-        }
+        failure = this.networkFailure(error, timedOut);
       } finally {
         clearTimeout(timer);
         signal.removeEventListener("abort", cancel);
@@ -608,6 +596,45 @@ export class TrackerClient {
       this.deps.onRetry?.(failure, attempt, delay);
       await this.sleep(delay, signal);
     }
+  }
+
+  /** A timeout or a network error as a ToolFailure (retried); anything else is a bug, thrown as it is. */
+  private networkFailure(error: unknown, timedOut: boolean): ToolFailure {
+    if (timedOut) {
+      const sentence = `Task Tracking microservice timeout: No response within ${secondsText(this.config.timeoutMs)}`;
+      return new ToolFailure(sentence, { network: "timeout" });
+    }
+    const code = networkCode(error);
+    if (code === undefined) throw error; // a bug, not a transient failure: never retried
+    const reason = NETWORK_REASONS[code] ?? `Network error ${code}`;
+    // The URL may hold the key in its path: redacted like everything the model or a log sees.
+    const sentence = this.redact(`Task Tracking microservice unavailable: ${reason} at ${this.config.displayUrl}`);
+    return new ToolFailure(sentence, { network: code });
+  }
+
+  /**
+   * A redirect is never followed: the agent's ID, the Idempotency-Key and the body would go to another
+   * host, and its answer would be taken for the tracker's. Where it pointed is said, without credentials.
+   */
+  private async redirectFailure(response: Response, url: string): Promise<ToolFailure> {
+    await response.body?.cancel();
+    const location = response.headers.get("location");
+    let target = "nowhere (no Location header)";
+    if (location) {
+      const resolved = URL.parse(location, url);
+      if (resolved) {
+        resolved.username = "";
+        resolved.password = "";
+      }
+      target = resolved?.href ?? JSON.stringify(location.slice(0, 200));
+    }
+    return new ToolFailure(
+      this.redact(
+        `Task Tracking service redirected the request (${response.status}) to ${target}; redirects are never followed: ` +
+          "set TASK_TRACKING_URL to the service's own address",
+      ),
+      { status: response.status },
+    );
   }
 
   private parseJson(text: string): unknown {
@@ -1736,6 +1763,9 @@ export interface DoctorDeps {
 /** What probably went wrong when /healthz could not be reached, beyond the error sentence. */
 function healthHints(failure: ToolFailure, config: Config): string[] {
   const https = config.url.startsWith("https:");
+  if (failure.status !== undefined && failure.status >= 300 && failure.status < 400) {
+    return ["  The service redirects elsewhere: if you trust where it points, set TASK_TRACKING_URL to that address."];
+  }
   if (failure.status === 404) {
     return [
       "  /healthz answered 404: TASK_TRACKING_URL probably has a wrong base path. It must be the URL under which the",
@@ -1778,16 +1808,10 @@ export async function doctor(
     print("  Set it in the env block of your MCP client's configuration (see --help).");
     return 1;
   }
-  const keySource = config.apiKeyFile ? `the file ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE)` : "TASK_TRACKING_API_KEY";
-  print(
-    `✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key from ${keySource} (${config.apiKey.length} characters), ` +
-      `agent ${config.agentId}, project ${config.project ?? "not set"}, lease ${config.leaseSeconds} s`,
-  );
-  if (config.ignoredApiKeyFile) {
-    print(
-      `! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${config.ignoredApiKeyFile}) are set: the variable is used, the file is not read`,
-    );
-  }
+  // Every line from here on names the URL, which may hold the key in its path.
+  const redact = createRedactor([config.apiKey]);
+  const say = (line: string) => print(redact(line));
+  printConfiguration(config, say);
   const attemptTimeoutMs = Math.min(config.timeoutMs, deps.attemptTimeoutMs ?? DOCTOR_ATTEMPT_TIMEOUT_MS);
   const client = new TrackerClient(
     { ...config, timeoutMs: attemptTimeoutMs },
@@ -1795,36 +1819,58 @@ export async function doctor(
       fetch: deps.fetch,
       sleep: deps.sleep,
       onRetry: (failure, attempt, delayMs) =>
-        print(`  attempt ${attempt} of ${RETRY_DELAYS_MS.length + 1}: ${failure.message}; trying again in ${delayMs} ms`),
+        say(`  attempt ${attempt} of ${RETRY_DELAYS_MS.length + 1}: ${failure.message}; trying again in ${delayMs} ms`),
     },
   );
-  const call = () => newCall(new AbortController().signal);
+  return (await checkService(client, config, say)) && (await checkKey(client, config, say)) ? 0 : 1;
+}
+
+function printConfiguration(config: Config, say: (line: string) => void): void {
+  const keySource = config.apiKeyFile ? `the file ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE)` : "TASK_TRACKING_API_KEY";
+  say(
+    `✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key from ${keySource} (${config.apiKey.length} characters), ` +
+      `agent ${config.agentId}, project ${config.project ?? "not set"}, lease ${config.leaseSeconds} s`,
+  );
+  if (config.ignoredApiKeyFile) {
+    say(
+      `! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${config.ignoredApiKeyFile}) are set: the variable is used, the file is not read`,
+    );
+  }
+}
+
+/** GET /healthz answers. */
+async function checkService(client: TrackerClient, config: Config, say: (line: string) => void): Promise<boolean> {
   try {
-    const health = await client.health(call());
-    print(
+    const health = await client.health(newCall(new AbortController().signal));
+    say(
       `✓ service reachable: ${config.displayUrl}/healthz says ${health.status}${health.version ? `, version ${health.version}` : ""}`,
     );
+    return true;
   } catch (error) {
     if (!(error instanceof ToolFailure)) throw error;
-    print(`✗ service: ${error.message}`);
-    for (const hint of healthHints(error, config)) print(hint);
-    return 1;
+    say(`✗ service: ${error.message}`);
+    for (const hint of healthHints(error, config)) say(hint);
+    return false;
   }
+}
+
+/** A read-only call with the key succeeds. */
+async function checkKey(client: TrackerClient, config: Config, say: (line: string) => void): Promise<boolean> {
   try {
-    await client.nextTask("task-tracking-mcp-doctor", "pending", call());
-    print("✓ API key accepted (a read-only call succeeded)");
-    return 0;
+    await client.nextTask("task-tracking-mcp-doctor", "pending", newCall(new AbortController().signal));
+    say("✓ API key accepted (a read-only call succeeded)");
+    return true;
   } catch (error) {
     if (!(error instanceof ToolFailure)) throw error;
-    print(`✗ API key: ${error.message}`);
+    say(`✗ API key: ${error.message}`);
     if (error.status === 401) {
-      print(
+      say(
         config.apiKeyFile
           ? `  The service rejected the key: put one of the service's keys in ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE).`
           : "  The service rejected the key: set TASK_TRACKING_API_KEY to one of the service's keys.",
       );
     }
-    return 1;
+    return false;
   }
 }
 
