@@ -110,6 +110,15 @@ function defaultAgentId(value: (name: string) => string | undefined, sources: Co
   return `${host.slice(0, 100)}-${sources.pid}`;
 }
 
+/** A URL as errors show it: no user name or password; resolved against `base` when relative; quoted when no URL. */
+function withoutCredentials(url: string, base?: string): string {
+  const parsed = URL.parse(url, base);
+  if (!parsed) return JSON.stringify(url.slice(0, 200));
+  parsed.username = "";
+  parsed.password = "";
+  return parsed.href;
+}
+
 /** Reads the environment once. Empty values and unexpanded `${VAR}`s count as unset, as MCP clients pass them for blanks. */
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,
@@ -143,10 +152,7 @@ export function loadConfig(
     );
   }
   const url = rawUrl.replace(/\/+$/, "");
-  const withoutCredentials = new URL(url);
-  withoutCredentials.username = "";
-  withoutCredentials.password = "";
-  const displayUrl = parsed.username || parsed.password ? withoutCredentials.href.replace(/\/+$/, "") : url;
+  const displayUrl = parsed.username || parsed.password ? withoutCredentials(url).replace(/\/+$/, "") : url;
 
   const rawTimeout = value("TASK_TRACKING_TIMEOUT_MS") ?? "5000";
   const timeoutMs = Number(rawTimeout);
@@ -339,24 +345,21 @@ const BatchResponse = z.object(BatchShape);
 
 // ─── The HTTP client: knows the API, retries and timeouts; knows nothing of MCP ────────────────
 
+/** When the service answered: its HTTP status, its own sentence and code; else the network error's code. */
+export type FailureInfo = { status?: number; detail?: string; code?: string; network?: string };
+
 /** A failure whose message is the exact sentence the model sees (docs/TOOLS.md, Errors). */
 export class ToolFailure extends Error {
   override name = "ToolFailure";
+  readonly status?: number;
+  readonly detail?: string;
+  readonly code?: string;
   constructor(
     message: string,
-    /** When the service answered: its HTTP status, its own sentence and code; else the network error's code. */
-    readonly info: { status?: number; detail?: string; code?: string; network?: string } = {},
+    readonly info: FailureInfo = {},
   ) {
     super(message);
-  }
-  get status() {
-    return this.info.status;
-  }
-  get detail() {
-    return this.info.detail;
-  }
-  get code() {
-    return this.info.code;
+    ({ status: this.status, detail: this.detail, code: this.code } = info);
   }
 }
 
@@ -493,14 +496,17 @@ const claimPauseMs = (round: number) => Math.random() * Math.min(4 * round, 40);
 /** The most pages one listing follows (500 tasks each): a cursor that never ends stops here. */
 const MAX_PAGES = 2000;
 
-export interface TaskFilter {
+/** A status change; `project` undefined lets the service resolve an unambiguous task ID. */
+export type StatusChange = { id: string; status: string; completionNotes: string; project?: string };
+
+export type TaskFilter = {
   project?: string;
   status?: string;
   ready?: boolean;
   claimedBy?: string;
   limit?: number;
   cursor?: string;
-}
+};
 
 export interface ClientDeps {
   fetch?: typeof fetch;
@@ -619,22 +625,11 @@ export class TrackerClient {
   private async redirectFailure(response: Response, url: string): Promise<ToolFailure> {
     await response.body?.cancel();
     const location = response.headers.get("location");
-    let target = "nowhere (no Location header)";
-    if (location) {
-      const resolved = URL.parse(location, url);
-      if (resolved) {
-        resolved.username = "";
-        resolved.password = "";
-      }
-      target = resolved?.href ?? JSON.stringify(location.slice(0, 200));
-    }
-    return new ToolFailure(
-      this.redact(
-        `Task Tracking service redirected the request (${response.status}) to ${target}; redirects are never followed: ` +
-          "set TASK_TRACKING_URL to the service's own address",
-      ),
-      { status: response.status },
-    );
+    const target = location === null ? "nowhere (no Location header)" : withoutCredentials(location, url);
+    const sentence =
+      `Task Tracking service redirected the request (${response.status}) to ${target}; redirects are never followed: ` +
+      "set TASK_TRACKING_URL to the service's own address";
+    return new ToolFailure(this.redact(sentence), { status: response.status });
   }
 
   private parseJson(text: string): unknown {
@@ -656,31 +651,20 @@ export class TrackerClient {
     throw new ToolFailure(`Task Tracking API returned an invalid response: ${where}: ${issue.message}`);
   }
 
-  nextTask(project: string, status: string, call: CallContext): Promise<Task | null> {
-    const query = new URLSearchParams({ project, status });
-    return this.sendFor(NextTaskResponse, { method: "GET", path: `/tasks/next?${query}`, idempotent: false }, call).then(
-      (body) => body.task,
-    );
+  async nextTask(project: string, status: string, call: CallContext): Promise<Task | null> {
+    const path = `/tasks/next?${new URLSearchParams({ project, status })}`;
+    return (await this.sendFor(NextTaskResponse, { method: "GET", path, idempotent: false }, call)).task;
   }
 
-  /** PUT /tasks/<id>/status; `project` undefined lets the service resolve an unambiguous ID. A claim asks for the lease. */
-  async updateStatus(
-    id: string,
-    status: string,
-    completionNotes: string,
-    project: string | undefined,
-    call: CallContext,
-  ): Promise<Task> {
-    const sendsProject = project !== undefined && this.statusExtrasAccepted;
-    const asksForLease = status === "in_progress" && this.statusExtrasAccepted;
+  /** PUT /tasks/<id>/status. A claim asks for the lease. */
+  async updateStatus(change: StatusChange, call: CallContext): Promise<Task> {
+    const extras = this.statusExtrasAccepted && (change.project !== undefined || change.status === "in_progress");
     try {
-      return await this.putStatus(id, status, completionNotes, sendsProject ? project : undefined, asksForLease, call);
+      return await this.putStatus(change, extras, call);
     } catch (error) {
       if (!(error instanceof ToolFailure)) throw error;
-      if (error.code === "validation_failed" && (sendsProject || asksForLease)) {
-        return this.updateStatusAsFirstContract(id, status, completionNotes, call);
-      }
-      throw statusFailure(id, error);
+      if (error.code === "validation_failed" && extras) return this.updateStatusAsFirstContract(change, call);
+      throw statusFailure(change.id, error);
     }
   }
 
@@ -689,28 +673,28 @@ export class TrackerClient {
    * `lease_seconds`: asked again without them. Once that is accepted they are not sent any more; a
    * service that refuses the request without them too refused something else, and keeps getting them.
    */
-  private async updateStatusAsFirstContract(id: string, status: string, completionNotes: string, call: CallContext) {
+  private async updateStatusAsFirstContract(change: StatusChange, call: CallContext): Promise<Task> {
     try {
-      const task = await this.putStatus(id, status, completionNotes, undefined, false, call);
+      const task = await this.putStatus(change, false, call);
       this.statusExtrasAccepted = false;
       return task;
     } catch (error) {
-      throw error instanceof ToolFailure ? statusFailure(id, error) : error;
+      throw error instanceof ToolFailure ? statusFailure(change.id, error) : error;
     }
   }
 
-  private async putStatus(
-    id: string,
-    status: string,
-    completionNotes: string,
-    project: string | undefined,
-    asksForLease: boolean,
-    call: CallContext,
-  ): Promise<Task> {
-    const path = `/tasks/${encodeURIComponent(id)}/status${project === undefined ? "" : `?${new URLSearchParams({ project })}`}`;
+  /** `extras`: the project (when known) and, for a claim, the lease; the first contract knows neither. */
+  private async putStatus({ id, status, completionNotes, project }: StatusChange, extras: boolean, call: CallContext) {
+    const query = extras && project !== undefined ? `?${new URLSearchParams({ project })}` : "";
     const body: Record<string, unknown> = { status, completion_notes: completionNotes };
-    if (asksForLease) body.lease_seconds = this.config.leaseSeconds;
-    return (await this.sendFor(UpdatedTaskResponse, { method: "PUT", path, body, idempotent: true }, call)).updated_task;
+    if (extras && status === "in_progress") body.lease_seconds = this.config.leaseSeconds;
+    const request: ApiRequest = {
+      method: "PUT",
+      path: `/tasks/${encodeURIComponent(id)}/status${query}`,
+      body,
+      idempotent: true,
+    };
+    return (await this.sendFor(UpdatedTaskResponse, request, call)).updated_task;
   }
 
   /** POST /tasks/<id>/heartbeat: renews this agent's claim for another lease. */
@@ -727,13 +711,8 @@ export class TrackerClient {
   }
 
   reserveIds(type: string, count: number, project: string, call: CallContext) {
-    const request: ApiRequest = {
-      method: "POST",
-      path: "/ids/reserve",
-      body: { type, count, project_id: project },
-      idempotent: true,
-    };
-    return this.sendFor(ReservationResponse, request, call);
+    const body = { type, count, project_id: project };
+    return this.sendFor(ReservationResponse, { method: "POST", path: "/ids/reserve", body, idempotent: true }, call);
   }
 
   addTasks(tasks: TaskInput[], call: CallContext) {
@@ -742,13 +721,10 @@ export class TrackerClient {
 
   /** GET /tasks: one page. A service of the first contract has no such endpoint: said in words. */
   async listTasks(filter: TaskFilter, call: CallContext) {
+    const { project, status, ready, claimedBy: claimed_by, limit, cursor } = filter;
     const query = new URLSearchParams();
-    if (filter.project !== undefined) query.set("project", filter.project);
-    if (filter.status !== undefined) query.set("status", filter.status);
-    if (filter.ready !== undefined) query.set("ready", String(filter.ready));
-    if (filter.claimedBy !== undefined) query.set("claimed_by", filter.claimedBy);
-    if (filter.limit !== undefined) query.set("limit", String(filter.limit));
-    if (filter.cursor !== undefined) query.set("cursor", filter.cursor);
+    for (const [name, value] of Object.entries({ project, status, ready, claimed_by, limit, cursor }))
+      if (value !== undefined) query.set(name, String(value));
     return this.newerEndpoint("GET /tasks", () =>
       this.sendFor(TaskPageResponse, { method: "GET", path: `/tasks?${query}`, idempotent: false }, call),
     );
@@ -819,7 +795,7 @@ export class TrackerClient {
       const candidate = await this.nextTask(project, "pending", call);
       if (!candidate) return null;
       try {
-        return await this.updateStatus(candidate.task_id, "in_progress", "", project, call);
+        return await this.updateStatus({ id: candidate.task_id, status: "in_progress", completionNotes: "", project }, call);
       } catch (error) {
         const lostRace =
           error instanceof ToolFailure &&
@@ -853,27 +829,10 @@ export const everyMs: Schedule = (ms, tick) => {
   return () => clearInterval(timer);
 };
 
-interface HeldClaim {
-  projectId: string;
-  taskId: string;
-  cancel: () => void;
-  renewing: boolean;
-}
+type HeldClaim = { key: string; projectId: string; taskId: string; cancel: () => void; renewing: boolean };
 
-/**
- * What a failed renewal means: the claim is gone (lost, taken, completed, released, or the task is no
- * more), the service has no heartbeat endpoint, or a failure to try again at the next renewal.
- */
+/** What a failed renewal means: the claim is gone, the service has no heartbeat endpoint, or try again later. */
 type RenewalFailure = "claim gone" | "no heartbeat" | "try again";
-
-function renewalFailure(failure: ToolFailure): RenewalFailure | "ask for the task" {
-  if (failure.status === 409 && (failure.code === "claim_lost" || failure.code === "not_claim_holder")) return "claim gone";
-  if (failure.status === 400 && failure.code === "invalid_transition") return "claim gone"; // completed or released meanwhile
-  if (failure.status === 404 && failure.code === "task_not_found") return "claim gone";
-  // A tracker of 0.2 answers a missing task with not_found, as any tracker answers a missing endpoint.
-  if (failure.status === 404) return "ask for the task";
-  return "try again";
-}
 
 export class ClaimKeeper {
   private readonly held = new Map<string, HeldClaim>();
@@ -896,13 +855,9 @@ export class ClaimKeeper {
       return;
     }
     if (this.held.has(key) || this.heartbeatMissing || this.stopped.signal.aborted) return;
-    const claim: HeldClaim = { projectId: task.project_id, taskId: task.task_id, renewing: false, cancel: () => {} };
+    const claim: HeldClaim = { key, projectId: task.project_id, taskId: task.task_id, renewing: false, cancel: () => {} };
     claim.cancel = this.schedule((this.config.leaseSeconds * 1000) / 3, () => void this.renew(claim));
     this.held.set(key, claim);
-  }
-
-  get heldTaskIds(): string[] {
-    return [...this.held.keys()];
   }
 
   /** The project of the one claim held on a task of this ID; undefined if none or several. */
@@ -913,62 +868,53 @@ export class ClaimKeeper {
 
   /** Renews one claim; a claim found lost is dropped, any other failure waits for the next tick. */
   async renew(claim: HeldClaim): Promise<void> {
-    if (claim.renewing || this.held.get(`${claim.projectId}/${claim.taskId}`) !== claim) return;
+    if (claim.renewing || this.held.get(claim.key) !== claim) return;
     claim.renewing = true;
     const call = newCall(this.stopped.signal);
     const where = { task_id: claim.taskId, project_id: claim.projectId, request_id: call.trace.requestId };
     try {
-      const task = await this.client.renewClaim(claim.taskId, claim.projectId, call);
-      this.log("debug", {
-        msg: "renewed a claim",
-        ...where,
-        lease_expires_at: task.lease_expires_at,
-        attempts: call.trace.attempts,
-      });
+      const { lease_expires_at } = await this.client.renewClaim(claim.taskId, claim.projectId, call);
+      this.log("debug", { msg: "renewed a claim", ...where, lease_expires_at, attempts: call.trace.attempts });
     } catch (error) {
-      if (error instanceof CancelledError) return;
-      if (this.held.get(`${claim.projectId}/${claim.taskId}`) !== claim) return; // completed or released meanwhile
+      if (error instanceof CancelledError || this.held.get(claim.key) !== claim) return; // completed or released meanwhile
       if (!(error instanceof ToolFailure)) {
         this.log("error", { msg: "renewing a claim failed with a bug", ...where, error: stackOf(error) });
-      } else {
-        const meaning = await this.whyRenewalFailed(claim, error, call);
-        if (this.held.get(`${claim.projectId}/${claim.taskId}`) === claim) this.renewalFailed(claim, error, meaning, where);
+        return;
       }
+      const meaning = await this.meaningOf(error, claim, call);
+      if (this.held.get(claim.key) === claim) this.renewalFailed(claim, error, meaning, where);
     } finally {
       claim.renewing = false;
     }
   }
 
-  /** A 404 that is not task_not_found: if the task is there, the endpoint is not. */
-  private async whyRenewalFailed(claim: HeldClaim, failure: ToolFailure, call: CallContext): Promise<RenewalFailure> {
-    const meaning = renewalFailure(failure);
-    if (meaning !== "ask for the task") return meaning;
-    try {
-      await this.client.task(claim.taskId, claim.projectId, call);
-      return "no heartbeat";
-    } catch (error) {
-      if (error instanceof ToolFailure && error.status === 404) return "claim gone";
-      return "try again";
-    }
+  /**
+   * A 404 other than task_not_found is a missing endpoint, or a missing task on a tracker of 0.2, which
+   * says not_found for both: reading the task tells them apart.
+   */
+  private async meaningOf(failure: ToolFailure, claim: HeldClaim, call: CallContext): Promise<RenewalFailure> {
+    if (failure.status === 409 && (failure.code === "claim_lost" || failure.code === "not_claim_holder")) return "claim gone";
+    if (failure.status === 400 && failure.code === "invalid_transition") return "claim gone"; // completed or released meanwhile
+    if (failure.status !== 404) return "try again";
+    if (failure.code === "task_not_found") return "claim gone";
+    return this.client.task(claim.taskId, claim.projectId, call).then(
+      () => "no heartbeat",
+      (error) => (error instanceof ToolFailure && error.status === 404 ? "claim gone" : "try again"),
+    );
   }
 
   private renewalFailed(claim: HeldClaim, failure: ToolFailure, meaning: RenewalFailure, where: Record<string, unknown>): void {
     if (meaning === "claim gone") {
       this.log("warn", { msg: `lost the claim on ${claim.taskId}; no longer renewing it`, ...where, error: failure.message });
-      this.release(`${claim.projectId}/${claim.taskId}`);
+      this.release(claim.key);
     } else if (meaning === "no heartbeat") {
-      this.log("warn", {
-        msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed",
-        ...where,
-      });
+      const msg = "the service has no heartbeat endpoint (first version of the API): claims are not renewed";
+      this.log("warn", { msg, ...where });
       this.heartbeatMissing = true;
       for (const key of [...this.held.keys()]) this.release(key);
     } else {
-      this.log("warn", {
-        msg: `renewing the claim on ${claim.taskId} failed; trying again at the next renewal`,
-        ...where,
-        error: failure.message,
-      });
+      const msg = `renewing the claim on ${claim.taskId} failed; trying again at the next renewal`;
+      this.log("warn", { msg, ...where, error: failure.message });
     }
   }
 
@@ -978,7 +924,10 @@ export class ClaimKeeper {
     try {
       const tasks = await this.client.listAllTasks({ claimedBy: this.config.agentId, status: "in_progress" }, call);
       for (const task of tasks) follow(task);
-      this.log("info", { msg: `adopted ${this.held.size} claim(s) of agent ${this.config.agentId}`, task_ids: this.heldTaskIds });
+      this.log("info", {
+        msg: `adopted ${this.held.size} claim(s) of agent ${this.config.agentId}`,
+        task_ids: [...this.held.keys()],
+      });
       await Promise.all([...this.held.values()].map((claim) => this.renew(claim)));
     } catch (error) {
       if (error instanceof CancelledError) return;
@@ -1056,11 +1005,8 @@ class ServerContext {
     readonly config: Config,
     private readonly deps: ServerDeps,
   ) {
-    this.log = createLog(
-      config.logLevel,
-      createRedactor([config.apiKey]),
-      deps.writeLog ?? ((line) => process.stderr.write(line)),
-    );
+    const write = deps.writeLog ?? ((line: string) => process.stderr.write(line));
+    this.log = createLog(config.logLevel, createRedactor([config.apiKey]), write);
     this.client = new TrackerClient(config, { fetch: deps.fetch, sleep: deps.sleep });
     this.claims = new ClaimKeeper(this.client, config, this.log, deps.schedule);
     deps.shutdownSignal?.addEventListener("abort", () => this.claims.stop(), { once: true });
@@ -1288,7 +1234,8 @@ function registerUpdateTaskStatus(server: McpServer, context: ServerContext): vo
     ({ task_id, status, completion_notes, project_id }, extra) =>
       context.run("update_task_status", { task_id, status, completion_notes, project_id }, extra, async (call) => {
         const project = project_id ?? context.projectOf(task_id);
-        return { task: context.follow(await context.client.updateStatus(task_id, status, completion_notes, project, call)) };
+        const change = { id: task_id, status, completionNotes: completion_notes, project };
+        return { task: context.follow(await context.client.updateStatus(change, call)) };
       }),
   );
 }
@@ -1527,10 +1474,8 @@ async function projectResources(context: ServerContext) {
       })),
     };
   } catch (error) {
-    context.log("warn", {
-      msg: "could not list the projects for resources/list",
-      error: error instanceof Error ? error.message : String(error),
-    });
+    const reason = error instanceof Error ? error.message : String(error);
+    context.log("warn", { msg: "could not list the projects for resources/list", error: reason });
     return { resources: [] };
   }
 }
@@ -1706,23 +1651,14 @@ export async function serve(config: Config, io: ServeIO): Promise<void> {
   const shutdown = new AbortController();
   const inFlight = new Set<Promise<unknown>>();
   const idleCollection = setTimeout(() => Bun.gc(true), IDLE_COLLECTION_MS).unref();
-  const server = createServer(config, {
-    fetch: io.fetch,
-    sleep: io.sleep,
-    schedule: io.schedule,
-    writeLog: io.writeLog,
-    shutdownSignal: shutdown.signal,
-    inFlight,
-    afterCall: () => idleCollection.refresh(),
-    adoptClaims: true,
-  });
+  const { fetch, sleep, schedule, writeLog } = io;
+  const afterCall = () => idleCollection.refresh();
+  const deps: ServerDeps = { fetch, sleep, schedule, writeLog, shutdownSignal: shutdown.signal, inFlight, afterCall };
+  const server = createServer(config, { ...deps, adoptClaims: true });
   const maxLineBytes = io.maxStdinLineBytes ?? MAX_STDIN_LINE_BYTES;
-  const input = io.stdin.pipe(
-    dropOversizedLines(
-      (bytes) => log("warn", { msg: `dropped a message of ${bytes} bytes from the client: over the ${maxLineBytes}-byte limit` }),
-      maxLineBytes,
-    ),
-  );
+  const onDrop = (bytes: number) =>
+    log("warn", { msg: `dropped a message of ${bytes} bytes from the client: over the ${maxLineBytes}-byte limit` });
+  const input = io.stdin.pipe(dropOversizedLines(onDrop, maxLineBytes));
   const transport = new StdioServerTransport(input, io.stdout);
   server.server.onerror = (error) =>
     log("warn", { msg: `ignored a malformed message from the client: ${error.message.slice(0, 300)}` });
