@@ -202,11 +202,14 @@ const INVALID_ARGUMENTS: [string, Record<string, unknown>, string][] = [
   ["get_next_task", {}, "project_id"],
   ["get_next_task", { project_id: "" }, "project_id"],
   ["get_next_task", { project_id: "a/b" }, "project_id"],
+  // URLs drop "." and ".." path segments: such an ID could never be claimed, completed or edited.
+  ["get_next_task", { project_id: ".." }, "project_id must not be made only of dots"],
   ["get_next_task", { project_id: "p".repeat(129) }, "project_id"],
   ["get_next_task", { project_id: PROJECT, status_filter: "done" }, "status"],
   ["get_next_task", { project_id: PROJECT, claim: "yes" }, "claim"],
   ["update_task_status", { status: "completed" }, "task_id"],
   ["update_task_status", { task_id: "T".repeat(65), status: "completed" }, "task_id"],
+  ["update_task_status", { task_id: "..", status: "completed" }, "task_id must not be made only of dots"],
   ["update_task_status", { task_id: "TASK-1", status: "finished" }, "status"],
   ["update_task_status", { task_id: "TASK-1", status: "completed", completion_notes: "n".repeat(10_001) }, "completion_notes"],
   ["get_next_available_id", { artifact_type: "us", project_id: PROJECT }, "artifact_type"],
@@ -221,6 +224,7 @@ const INVALID_ARGUMENTS: [string, Record<string, unknown>, string][] = [
   ["add_task", { tasks: [okTask, { ...okTask, task_id: "T-2", description: "" }] }, "description"],
   ["add_task", { tasks: [{ ...okTask, priority: "urgent" }] }, "priority"],
   ["add_task", { tasks: [{ ...okTask, depends_on: ["bad id"] }] }, "depends_on"],
+  ["add_task", { tasks: [{ ...okTask, task_id: "." }] }, "task_id must not be made only of dots"],
   ["add_task", { tasks: [{ ...okTask, colour: "red" }] }, "colour"],
   ["add_task", { tasks: "T-1" }, "tasks"],
 ];
@@ -1371,6 +1375,10 @@ describe("configuration", () => {
     [{ TASK_TRACKING_LEASE_SECONDS: "3601" }, "TASK_TRACKING_LEASE_SECONDS must be a whole number of seconds from 5 to 3600"],
     [{ TASK_TRACKING_LEASE_SECONDS: "2m" }, "TASK_TRACKING_LEASE_SECONDS must be a whole number of seconds from 5 to 3600"],
     [{ TASK_TRACKING_PROJECT: "my project" }, "TASK_TRACKING_PROJECT must be a project ID"],
+    [
+      { TASK_TRACKING_PROJECT: ".." },
+      "TASK_TRACKING_PROJECT must be a project ID: 1-128 characters of A-Z a-z 0-9 . _ -, not only dots",
+    ],
     [
       { TASK_TRACKING_URL: "http://127.0.0.1:8080/?x=1" },
       "TASK_TRACKING_URL must be the service's base URL, without a query or fragment",

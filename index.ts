@@ -67,6 +67,8 @@ export interface ConfigSources {
 
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 export const ID_CHARACTERS = /^[A-Za-z0-9._-]+$/;
+/** `.` and `..` vanish from URLs (`/tasks/../status` is `/status`): no ID is made only of dots. */
+export const ONLY_DOTS = /^\.+$/;
 
 /**
  * A `${VAR}` that the MCP client left as it was: Claude Code passes `"${TASK_TRACKING_API_KEY}"` of a
@@ -166,8 +168,8 @@ export function loadConfig(
   }
 
   const project = value("TASK_TRACKING_PROJECT");
-  if (project !== undefined && (project.length > 128 || !ID_CHARACTERS.test(project))) {
-    throw new ConfigError("TASK_TRACKING_PROJECT must be a project ID: 1-128 characters of A-Z a-z 0-9 . _ -");
+  if (project !== undefined && (project.length > 128 || !ID_CHARACTERS.test(project) || ONLY_DOTS.test(project))) {
+    throw new ConfigError("TASK_TRACKING_PROJECT must be a project ID: 1-128 characters of A-Z a-z 0-9 . _ -, not only dots");
   }
 
   const rawLease = value("TASK_TRACKING_LEASE_SECONDS") ?? "120";
@@ -233,13 +235,15 @@ export const projectId = z
   .string()
   .min(1, "project_id must not be empty")
   .max(128, "project_id must be at most 128 characters")
-  .regex(ID_CHARACTERS, "project_id may hold only A-Z a-z 0-9 . _ -");
+  .regex(ID_CHARACTERS, "project_id may hold only A-Z a-z 0-9 . _ -")
+  .refine((id) => !ONLY_DOTS.test(id), "project_id must not be made only of dots");
 const taskId = (field: string) =>
   z
     .string()
     .min(1, `${field} must not be empty`)
     .max(64, `${field} must be at most 64 characters`)
-    .regex(ID_CHARACTERS, `${field} may hold only A-Z a-z 0-9 . _ -`);
+    .regex(ID_CHARACTERS, `${field} may hold only A-Z a-z 0-9 . _ -`)
+    .refine((id) => !ONLY_DOTS.test(id), `${field} must not be made only of dots`);
 const artifactType = z
   .string()
   .regex(

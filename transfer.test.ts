@@ -562,6 +562,13 @@ describe("the commands", () => {
       expect(problemsOf('{"tasks": [{"task_id": "a b", "description": "x", "status": "pending"}]}')[0]!.message).toBe(
         'tasks[0].task_id "a b" is not a valid task ID',
       );
+      // URLs drop "." and "..": a task so named could never be claimed, completed or edited.
+      expect(problemsOf('{"tasks": [{"task_id": "..", "description": "x", "status": "pending"}]}')[0]!.message).toBe(
+        'tasks[0].task_id ".." is not a valid task ID',
+      );
+      expect(problemsOf("- [ ] **`.`** a step nobody could reach\n")).toEqual([
+        { line: 1, message: '"." is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -' },
+      ]);
     } finally {
       tracker.stop();
     }

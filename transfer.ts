@@ -20,6 +20,7 @@ import {
   loadConfig,
   NAME,
   newCall,
+  ONLY_DOTS,
   PRIORITIES,
   projectId,
   TASK_STATUSES,
@@ -77,7 +78,7 @@ const FENCE = /^(`{3,}|~{3,})/;
 const HEADING = /^ {0,3}(#{1,6})(?:\s+(.*?))?(?:\s+#+)?$/;
 
 const indentOf = (text: string) => /^\s*/.exec(text)![0].replace(/\t/g, "    ").length;
-const isTaskId = (id: string) => id.length <= 64 && ID_CHARACTERS.test(id);
+const isTaskId = (id: string) => id.length <= 64 && ID_CHARACTERS.test(id) && !ONLY_DOTS.test(id);
 const firstLineOf = (text: string) => text.split("\n", 1)[0]!;
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
 
