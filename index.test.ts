@@ -1,7 +1,12 @@
 /**
  * The MCP server through the real protocol: an SDK Client linked to createServer() in memory, against
- * a local Bun.serve on port 0 that plays the Task Tracking service and forces each condition. The last
- * part spawns the compiled binary (dist/task-tracking-mcp) the way an MCP client does.
+ * a local Bun.serve on port 0 that plays the Task Tracking service and forces each condition.
+ *
+ * Grouped as index.ts is: one describe per tool (its happy path, argument checks, errors and retries),
+ * then the cross-cutting concerns (errors, redirects, retry policy, logging, configuration), the claim
+ * keeper, resources, prompts, serve over stdio, doctor and main. The last part spawns the compiled
+ * binary (dist/task-tracking-mcp, built again when a source is newer) the way an MCP client does.
+ * Import and export are tested in transfer.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -31,6 +36,7 @@ import {
   serve,
   VERSION,
 } from "./index.ts";
+import { ensureBuilt, MCP_BINARY } from "./testkit/paths.ts";
 
 const API_KEY = "test-key-5f2c9a1e8b7d4c3a";
 const PROJECT = "ai-agent-mcp-server";
@@ -189,9 +195,100 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-// ─── Tools as a client sees them ────────────────────────────────────────────────────────────────
+// ─── Arguments: every tool's describe runs its own rows of these tables ─────────────────────────
 
-describe("tools/list", () => {
+const okTask = { task_id: "T-1", project_id: PROJECT, description: "x" };
+/** Arguments each tool refuses before any HTTP call, naming the field. */
+const INVALID_ARGUMENTS: [string, Record<string, unknown>, string][] = [
+  ["get_next_task", {}, "project_id"],
+  ["get_next_task", { project_id: "" }, "project_id"],
+  ["get_next_task", { project_id: "a/b" }, "project_id"],
+  // URLs drop "." and ".." path segments: such an ID could never be claimed, completed or edited.
+  ["get_next_task", { project_id: ".." }, "project_id must not be made only of dots"],
+  ["get_next_task", { project_id: "p".repeat(129) }, "project_id"],
+  ["get_next_task", { project_id: PROJECT, status_filter: "done" }, "status"],
+  ["get_next_task", { project_id: PROJECT, claim: "yes" }, "claim"],
+  ["update_task_status", { status: "completed" }, "task_id"],
+  ["update_task_status", { task_id: "T".repeat(65), status: "completed" }, "task_id"],
+  ["update_task_status", { task_id: "..", status: "completed" }, "task_id must not be made only of dots"],
+  ["update_task_status", { task_id: "TASK-1", status: "finished" }, "status"],
+  ["update_task_status", { task_id: "TASK-1", status: "completed", completion_notes: "n".repeat(10_001) }, "completion_notes"],
+  ["get_next_available_id", { artifact_type: "us", project_id: PROJECT }, "artifact_type"],
+  ["get_next_available_id", { artifact_type: "US" }, "project_id"],
+  ["get_next_available_id", { artifact_type: "ABCDEFGHIJKLMNOPQ", project_id: PROJECT }, "artifact_type"],
+  ["reserve_id_range", { artifact_type: "US", count: 0, project_id: PROJECT }, "count"],
+  ["reserve_id_range", { artifact_type: "US", count: 101, project_id: PROJECT }, "count"],
+  ["reserve_id_range", { artifact_type: "US", count: 2.5, project_id: PROJECT }, "count"],
+  ["reserve_id_range", { artifact_type: "US", count: "6", project_id: PROJECT }, "count"],
+  ["add_task", { tasks: [] }, "tasks"],
+  ["add_task", { tasks: Array.from({ length: 501 }, (_, i) => ({ ...okTask, task_id: `T-${i}` })) }, "tasks"],
+  ["add_task", { tasks: [okTask, { ...okTask, task_id: "T-2", description: "" }] }, "description"],
+  ["add_task", { tasks: [{ ...okTask, priority: "urgent" }] }, "priority"],
+  ["add_task", { tasks: [{ ...okTask, depends_on: ["bad id"] }] }, "depends_on"],
+  ["add_task", { tasks: [{ ...okTask, task_id: "." }] }, "task_id must not be made only of dots"],
+  ["add_task", { tasks: [{ ...okTask, colour: "red" }] }, "colour"],
+  ["add_task", { tasks: "T-1" }, "tasks"],
+];
+
+/** Arguments a tool does not take: refused by name, never dropped. */
+const UNKNOWN_ARGUMENTS: [string, Record<string, unknown>, string][] = [
+  [
+    "get_next_task",
+    { project_id: PROJECT, claim_task: true },
+    "unknown argument claim_task; get_next_task takes project_id, status_filter, claim",
+  ],
+  [
+    "update_task_status",
+    { task_id: "T-1", status: "completed", notes: "x" },
+    "unknown argument notes; update_task_status takes task_id, status, completion_notes, project_id",
+  ],
+  [
+    "list_tasks",
+    { project_id: PROJECT, state: "pending", mine_only: true },
+    "unknown arguments state, mine_only; list_tasks takes project_id, status, ready, mine, limit, cursor",
+  ],
+  [
+    "get_next_available_id",
+    { artifact_type: "US", project_id: PROJECT, count: 2 },
+    "unknown argument count; get_next_available_id takes artifact_type, project_id",
+  ],
+  [
+    "reserve_id_range",
+    { artifact_type: "US", count: 2, project_id: PROJECT, type: "US" },
+    "unknown argument type; reserve_id_range takes artifact_type, count, project_id",
+  ],
+  [
+    "add_task",
+    { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }], project_id: PROJECT },
+    "unknown argument project_id; add_task takes tasks",
+  ],
+];
+
+/** The tool's rows of both tables, as tests of the describe that calls it. */
+function testArgumentChecks(tool: string): void {
+  for (const [name, args, field] of INVALID_ARGUMENTS.filter(([name]) => name === tool)) {
+    test(`${name} ${JSON.stringify(args).slice(0, 70)} is refused, naming ${field}, with no HTTP call`, async () => {
+      const result = await call(name, args);
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toContain(field);
+      expect(seen).toHaveLength(0);
+    });
+  }
+  for (const [name, args, sentence] of UNKNOWN_ARGUMENTS.filter(([name]) => name === tool)) {
+    test(`${name} refuses ${Object.keys(args).at(-1)} by name, with no HTTP call`, async () => {
+      const result = await call(name, args);
+      expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({
+        isError: true,
+        text: `MCP error -32602: Input validation error: Invalid arguments for tool ${name}: ${sentence}`,
+        requests: 0,
+      });
+    });
+  }
+}
+
+// ─── The server as a client sees it ─────────────────────────────────────────────────────────────
+
+describe("the server", () => {
   test("lists the six tools, each with a title, a description, schemas and all four annotations", async () => {
     const client = await connect();
     const { tools } = await client.listTools();
@@ -235,11 +332,25 @@ describe("tools/list", () => {
       maximum: 100,
     });
   });
+
+  test("every request carries the agent ID, by default <host>-<pid>", async () => {
+    handler = () => json({ next_id: "US-001" });
+    await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
+    expect(seen[0]!.headers["x-agent-id"]).toBe(`${hostname()}-${process.pid}`);
+  });
+
+  test("the instructions name TASK_TRACKING_PROJECT when it is set", async () => {
+    const withProject = await connect({ project: "web" });
+    expect(withProject.getInstructions()).toContain('This directory\'s project is "web": pass project_id "web" to every tool');
+    const without = await connect();
+    expect(without.getInstructions()).not.toContain("This directory's project");
+    expect(without.getInstructions()).toContain("list_tasks");
+  });
 });
 
-// ─── The ten acceptance criteria of US-053 ─────────────────────────────────────────────────────
+// ─── One describe per tool: its happy path, validation, errors and retries ──────────────────────
 
-describe("US-053 acceptance criteria", () => {
+describe("get_next_task", () => {
   test("1: get_next_task returns the pending task, sent as GET /tasks/next with the bearer key", async () => {
     handler = () => json({ task: task() });
     const result = await call("get_next_task", { project_id: PROJECT, status_filter: "pending" });
@@ -264,6 +375,142 @@ describe("US-053 acceptance criteria", () => {
     expect(seen[0]!.query).toEqual({ project: PROJECT, status: "pending" });
   });
 
+  test("claims the next task: reads it, then moves it to in_progress", async () => {
+    const claimed = task({ status: "in_progress", claimed_by: "agent-7", started_at: "2026-11-25T10:00:00.000Z" });
+    handler = (record) => (record.method === "GET" ? json({ task: task() }) : json({ updated_task: claimed }));
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: "agent-7" });
+    expect(result.structuredContent).toEqual({ task: claimed });
+    expect(seen.map((record) => [record.method, record.path, record.body])).toEqual([
+      ["GET", "/tasks/next", undefined],
+      ["PUT", "/tasks/TASK-051/status", { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
+    ]);
+    expect(seen[1]!.query).toEqual({ project: PROJECT });
+    expect(seen[1]!.headers["x-agent-id"]).toBe("agent-7");
+  });
+
+  test("when another agent took the task first, it claims the next one", async () => {
+    const second = task({ task_id: "TASK-052" });
+    handler = (record) => {
+      if (record.method === "GET") return json({ task: seen.length === 1 ? task() : second });
+      if (record.path === "/tasks/TASK-051/status")
+        return apiError(400, "invalid_transition", "cannot change TASK-051 from in_progress to in_progress");
+      return json({ updated_task: { ...second, status: "in_progress" } });
+    };
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect((result.structuredContent as { task: { task_id: string } }).task.task_id).toBe("TASK-052");
+    expect(seen).toHaveLength(4);
+  });
+
+  test("returns null when nothing is left to claim", async () => {
+    handler = () => json({ task: null });
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect(result.structuredContent).toEqual({ task: null });
+  });
+
+  test("gives up after 20 lost races with a sentence that says what to do", async () => {
+    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(400, "invalid_transition", "taken"));
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect(textOf(result)).toBe(
+      `Could not claim a task in project ${PROJECT}: other agents took each of the next 20 tasks first. Call get_next_task again.`,
+    );
+    expect(seen).toHaveLength(40);
+  });
+
+  test("claim works only with status_filter pending, and then calls nothing", async () => {
+    const result = await call("get_next_task", { project_id: PROJECT, status_filter: "completed", claim: true });
+    expect(textOf(result)).toBe('claim: true works only with status_filter "pending"');
+    expect(seen).toHaveLength(0);
+  });
+
+  test("a 400 that is not invalid_transition is no lost race: it is reported, asked once as the first contract would, never for another task", async () => {
+    handler = (record) =>
+      record.method === "GET" ? json({ task: task() }) : apiError(400, "validation_failed", "completion_notes is too long");
+    const client = await connect();
+    const result = (await client.callTool({
+      name: "get_next_task",
+      arguments: { project_id: PROJECT, claim: true },
+    })) as CallToolResult;
+    expect(textOf(result)).toBe("Invalid status transition: completion_notes is too long");
+    // The second PUT is the first contract's form (no ?project=, no lease_seconds); refused too, it teaches nothing.
+    expect(seen.map((record) => [record.method, record.path, record.query, record.body])).toEqual([
+      ["GET", "/tasks/next", { project: PROJECT, status: "pending" }, undefined],
+      [
+        "PUT",
+        "/tasks/TASK-051/status",
+        { project: PROJECT },
+        { status: "in_progress", completion_notes: "", lease_seconds: 120 },
+      ],
+      ["PUT", "/tasks/TASK-051/status", {}, { status: "in_progress", completion_notes: "" }],
+    ]);
+    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+    expect(seen[4]).toMatchObject({ query: { project: PROJECT }, body: { lease_seconds: 120 } });
+  });
+
+  test("a failure other than a lost race is reported as it is", async () => {
+    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(500, "internal", "Internal error"));
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect(textOf(result)).toBe("Task Tracking API error: 500 - Internal error");
+  });
+
+  const summary = (
+    project_id: string,
+    counts: Partial<Record<"ready" | "blocked" | "in_progress" | "completed", number>> = {},
+  ) => ({
+    project_id,
+    ready: 0,
+    blocked: 0,
+    in_progress: 0,
+    completed: 0,
+    last_change_at: "2026-12-01T10:00:00.000Z",
+    ...counts,
+  });
+
+  test("on a project with no tasks at all it says so and names up to ten known projects", async () => {
+    const projects = Array.from({ length: 12 }, (_, i) => summary(`p${String(i + 1).padStart(2, "0")}`, { ready: 1 }));
+    handler = routes({ "GET /tasks/next": () => json({ task: null }), "GET /projects": () => json({ projects }) });
+    const result = await call("get_next_task", { project_id: "ai-agent-mcp-sever" });
+    expect(result.structuredContent).toEqual({ task: null });
+    expect(textOf(result)).toBe(
+      "Project ai-agent-mcp-sever has no tasks at all. Known projects: p01, p02, p03, p04, p05, p06, p07, p08, p09, p10 and 2 more. " +
+        "Check project_id, or add tasks with add_task.",
+    );
+    expect(logLines()[0]).toMatchObject({ status: 200, attempts: 2 });
+  });
+
+  test("a project with only ID counters has no tasks either; with no other project that is said too", async () => {
+    handler = routes({
+      "GET /tasks/next": () => json({ task: null }),
+      "GET /projects": () => json({ projects: [summary(PROJECT)] }),
+    });
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect(textOf(result)).toBe(
+      `Project ${PROJECT} has no tasks at all. No other project exists. Check project_id, or add tasks with add_task.`,
+    );
+  });
+
+  test("a project that has tasks, none of them ready, keeps the plain sentence", async () => {
+    handler = routes({
+      "GET /tasks/next": () => json({ task: null }),
+      "GET /projects": () =>
+        json({ projects: [summary("other", { ready: 2 }), summary(PROJECT, { blocked: 2, in_progress: 1 })] }),
+    });
+    const result = await call("get_next_task", { project_id: PROJECT });
+    expect(textOf(result)).toBe(`No pending task is ready in project ${PROJECT}.`);
+  });
+
+  test("a service without GET /projects keeps the plain sentence", async () => {
+    handler = routes({ "GET /tasks/next": () => json({ task: null }) });
+    const result = await call("get_next_task", { project_id: PROJECT });
+    expect({ isError: result.isError, text: textOf(result) }).toEqual({
+      isError: undefined,
+      text: `No pending task is ready in project ${PROJECT}.`,
+    });
+  });
+
+  testArgumentChecks("get_next_task");
+});
+
+describe("update_task_status", () => {
   test("3: update_task_status completes a task with a PUT carrying status and notes", async () => {
     const completed = task({ status: "completed", completion_notes: "Done", completed_at: "2026-11-25T10:00:00.000Z" });
     handler = () => json({ updated_task: completed });
@@ -276,6 +523,258 @@ describe("US-053 acceptance criteria", () => {
     });
   });
 
+  test("8: an unknown task gives 'Task not found: TASK-999'", async () => {
+    handler = () => apiError(404, "task_not_found", "Task not found: TASK-999");
+    const result = await call("update_task_status", { task_id: "TASK-999", status: "completed" });
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toBe("Task not found: TASK-999");
+  });
+
+  test("an invalid status transition quotes the service's sentence", async () => {
+    handler = () => apiError(400, "invalid_transition", "cannot change TASK-051 from completed to in_progress");
+    const result = await call("update_task_status", { task_id: "TASK-051", status: "in_progress" });
+    expect(textOf(result)).toBe("Invalid status transition: cannot change TASK-051 from completed to in_progress");
+  });
+
+  const cases: [string, string, string][] = [
+    [
+      "not_claim_holder",
+      "TASK-001 is claimed by agent-b until 2026-12-01T12:00:00.000Z; only its holder can complete, release or renew it",
+      "TASK-001 is claimed by agent-b until 2026-12-01T12:00:00.000Z; only its holder can complete, release or renew it Leave it to its holder and take another task with get_next_task.",
+    ],
+    [
+      "claim_lost",
+      "Your claim on TASK-001 expired at 2026-12-01T12:00:00.000Z; it is now claimed by agent-c",
+      "Your claim on TASK-001 expired at 2026-12-01T12:00:00.000Z; it is now claimed by agent-c Your lease ran out (was the session paused?): call get_next_task with claim: true before working on it again.",
+    ],
+    [
+      "ambiguous_task_id",
+      "Task TASK-001 exists in projects api, web; pass ?project=<project_id>",
+      "Task TASK-001 exists in projects api, web; pass ?project=<project_id>",
+    ],
+  ];
+
+  for (const [code, sentence, text] of cases) {
+    test(`409 ${code} reads as TOOLS.md says, and is not retried`, async () => {
+      handler = () => apiError(409, code, sentence);
+      const result = await call("update_task_status", { task_id: "TASK-001", status: "completed" });
+      expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({
+        isError: true,
+        text,
+        requests: 1,
+      });
+    });
+  }
+
+  const answer = (record: Seen) =>
+    json({
+      updated_task: task({
+        task_id: record.path.split("/")[2],
+        project_id: record.query.project ?? PROJECT,
+        status: (record.body as { status: string }).status,
+      }),
+    });
+
+  test("project_id is sent as ?project=", async () => {
+    handler = answer;
+    await call("update_task_status", { task_id: "TASK-051", status: "completed", project_id: "web" });
+    expect(seen[0]!.query).toEqual({ project: "web" });
+  });
+
+  test("without project_id, a task this server never touched is sent without a project", async () => {
+    handler = answer;
+    await call("update_task_status", { task_id: "TASK-051", status: "completed" });
+    expect(seen[0]!.query).toEqual({});
+  });
+
+  test("without project_id, the project of a task this server claimed, updated or added is sent", async () => {
+    handler = routes({
+      "GET /tasks/next": () => json({ task: task() }),
+      "PUT /tasks/TASK-051/status": answer,
+      "PUT /tasks/TASK-060/status": answer,
+      "PUT /tasks/TASK-070/status": answer,
+      "POST /tasks/batch": () => json({ success: true, tasks_added: 1, task_ids: ["TASK-070"] }, 201),
+    });
+    const client = await connect();
+    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
+    await client.callTool({
+      name: "update_task_status",
+      arguments: { task_id: "TASK-060", status: "in_progress", project_id: "web" },
+    });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-060", status: "completed" } });
+    await client.callTool({
+      name: "add_task",
+      arguments: { tasks: [{ task_id: "TASK-070", project_id: "api", description: "x" }] },
+    });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-070", status: "in_progress" } });
+    expect(seen.filter((record) => record.method === "PUT").map((record) => [record.path, record.query])).toEqual([
+      ["/tasks/TASK-051/status", { project: PROJECT }],
+      ["/tasks/TASK-051/status", { project: PROJECT }],
+      ["/tasks/TASK-060/status", { project: "web" }],
+      ["/tasks/TASK-060/status", { project: "web" }],
+      ["/tasks/TASK-070/status", { project: "api" }],
+    ]);
+  });
+
+  test("a task ID this server saw in two projects is sent without a project: the service decides", async () => {
+    handler = answer;
+    const client = await connect();
+    await client.callTool({
+      name: "update_task_status",
+      arguments: { task_id: "TASK-051", status: "in_progress", project_id: "api" },
+    });
+    await client.callTool({
+      name: "update_task_status",
+      arguments: { task_id: "TASK-051", status: "in_progress", project_id: "web" },
+    });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
+    expect(seen.map((record) => record.query)).toEqual([{ project: "api" }, { project: "web" }, {}]);
+  });
+
+  test("a claim this server holds names the project, even when it saw the task ID in another project too", async () => {
+    handler = routes({
+      "POST /tasks/batch": () => json({ success: true, tasks_added: 2, task_ids: ["TASK-051", "TASK-051"] }, 201),
+      "GET /tasks/next": () => json({ task: task({ project_id: "web" }) }),
+      "PUT /tasks/TASK-051/status": (record) =>
+        json({
+          updated_task: task({
+            project_id: record.query.project ?? "nobody-knows",
+            status: (record.body as { status: string }).status,
+            claimed_by: "agent-held",
+            lease_expires_at: "2026-12-01T12:00:00.000Z",
+          }),
+        }),
+    });
+    const client = await connect({ agentId: "agent-held" });
+    const tasks = ["api", "web"].map((project_id) => ({ task_id: "TASK-051", project_id, description: "x" }));
+    await client.callTool({ name: "add_task", arguments: { tasks } });
+    await client.callTool({ name: "get_next_task", arguments: { project_id: "web", claim: true } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
+    expect(seen.filter((record) => record.method === "PUT").map((record) => record.query)).toEqual([
+      { project: "web" },
+      { project: "web" },
+    ]);
+  });
+
+  testArgumentChecks("update_task_status");
+});
+
+describe("list_tasks", () => {
+  const page = {
+    tasks: [
+      task({ task_id: "TASK-001", description: "Implement X\nwith all the details below", depends_on: ["TASK-000"] }),
+      task({ task_id: "TASK-003", priority: "low", description: "Write the README" }),
+      task({
+        task_id: "TASK-002",
+        status: "in_progress",
+        priority: "medium",
+        claimed_by: "agent-b",
+        lease_expires_at: "2026-12-01T12:00:00.000Z",
+        description: "y".repeat(150),
+      }),
+    ],
+    next_cursor: "cursor-2",
+  };
+
+  test("sends GET /tasks with the filters and returns compact tasks, one line each", async () => {
+    handler = () => json(page);
+    const result = await call("list_tasks", { project_id: PROJECT, ready: true, limit: 3 });
+    expect(seen.map((record) => [record.method, record.path, record.query])).toEqual([
+      ["GET", "/tasks", { project: PROJECT, ready: "true", limit: "3" }],
+    ]);
+    expect(result.structuredContent).toEqual({
+      tasks: [
+        {
+          task_id: "TASK-001",
+          status: "pending",
+          priority: "high",
+          description: "Implement X",
+          depends_on: ["TASK-000"],
+          claimed_by: null,
+          lease_expires_at: null,
+        },
+        {
+          task_id: "TASK-003",
+          status: "pending",
+          priority: "low",
+          description: "Write the README",
+          depends_on: [],
+          claimed_by: null,
+          lease_expires_at: null,
+        },
+        {
+          task_id: "TASK-002",
+          status: "in_progress",
+          priority: "medium",
+          description: `${"y".repeat(99)}…`,
+          depends_on: [],
+          claimed_by: "agent-b",
+          lease_expires_at: "2026-12-01T12:00:00.000Z",
+        },
+      ],
+      next_cursor: "cursor-2",
+    });
+    expect(textOf(result)).toBe(
+      [
+        "TASK-001 pending high ready — Implement X (after TASK-000)",
+        "TASK-003 pending low ready — Write the README",
+        `TASK-002 in_progress medium by agent-b until 2026-12-01T12:00:00.000Z — ${"y".repeat(99)}…`,
+        'More: call list_tasks again with cursor "cursor-2".',
+      ].join("\n"),
+    );
+  });
+
+  test("without ready, a pending task with dependencies is shown with them, not as ready; ready: false shows blocked", async () => {
+    handler = () => json({ tasks: [page.tasks[0]], next_cursor: null });
+    const client = await connect();
+    const plain = (await client.callTool({ name: "list_tasks", arguments: { project_id: PROJECT } })) as CallToolResult;
+    expect(textOf(plain)).toBe("TASK-001 pending high — Implement X (after TASK-000)\nEnd of the list.");
+    const blocked = (await client.callTool({
+      name: "list_tasks",
+      arguments: { project_id: PROJECT, ready: false },
+    })) as CallToolResult;
+    expect(textOf(blocked)).toBe("TASK-001 pending high blocked — Implement X (after TASK-000)\nEnd of the list.");
+  });
+
+  test("mine: true asks for this agent's claims; status and cursor pass through; limit defaults to 50", async () => {
+    handler = () => json({ tasks: [], next_cursor: null });
+    const result = await call(
+      "list_tasks",
+      { project_id: PROJECT, mine: true, status: "in_progress", cursor: "cursor-2" },
+      { agentId: "agent-7" },
+    );
+    expect(seen[0]!.query).toEqual({
+      project: PROJECT,
+      status: "in_progress",
+      claimed_by: "agent-7",
+      limit: "50",
+      cursor: "cursor-2",
+    });
+    expect(textOf(result)).toBe(`No task matches in project ${PROJECT}.\nEnd of the list.`);
+  });
+
+  test("ready with a status other than pending is refused, with no HTTP call", async () => {
+    const result = await call("list_tasks", { project_id: PROJECT, status: "completed", ready: true });
+    expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({
+      isError: true,
+      text: 'ready works only with status "pending" (or no status)',
+      requests: 0,
+    });
+  });
+
+  test("a service of the first contract, without GET /tasks, gets a sentence that says so", async () => {
+    handler = routes({});
+    const result = await call("list_tasks", { project_id: PROJECT });
+    expect(textOf(result)).toBe(
+      "This Task Tracking service has no GET /tasks (it answered 404): it implements only the first version of the API. Use get_next_task instead.",
+    );
+  });
+
+  testArgumentChecks("list_tasks");
+});
+
+describe("get_next_available_id", () => {
   test("4: get_next_available_id returns the next sequential ID from GET /ids/next", async () => {
     handler = () => json({ next_id: "US-028", artifact_type: "US", project_id: PROJECT, number: 28 });
     const result = await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
@@ -283,6 +782,10 @@ describe("US-053 acceptance criteria", () => {
     expect(seen[0]).toMatchObject({ method: "GET", path: "/ids/next", query: { type: "US", project: PROJECT } });
   });
 
+  testArgumentChecks("get_next_available_id");
+});
+
+describe("reserve_id_range", () => {
   test("5: reserve_id_range returns the reservation with its contiguous IDs", async () => {
     const reservation = {
       reservation_id: "0b6f3a4e-8f1d-4a59-9a53-1f0e6c2b7d11",
@@ -295,6 +798,10 @@ describe("US-053 acceptance criteria", () => {
     expect(seen[0]).toMatchObject({ method: "POST", path: "/ids/reserve", body: { type: "US", count: 6, project_id: PROJECT } });
   });
 
+  testArgumentChecks("reserve_id_range");
+});
+
+describe("add_task", () => {
   test("6: add_task posts the batch and returns success, count and IDs", async () => {
     handler = () => json({ success: true, tasks_added: 2, task_ids: ["TASK-046", "TASK-047"] }, 201);
     const tasks = [
@@ -306,6 +813,12 @@ describe("US-053 acceptance criteria", () => {
     expect(seen[0]).toMatchObject({ method: "POST", path: "/tasks/batch", body: { tasks } });
   });
 
+  testArgumentChecks("add_task");
+});
+
+// ─── Cross-cutting: errors, redirects, retries, logs, configuration ─────────────────────────────
+
+describe("errors", () => {
   test("7: a stopped service gives 'unavailable: Connection refused at <url>'", async () => {
     const port = await closedPort();
     const result = await call(
@@ -315,13 +828,6 @@ describe("US-053 acceptance criteria", () => {
     );
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe(`Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`);
-  });
-
-  test("8: an unknown task gives 'Task not found: TASK-999'", async () => {
-    handler = () => apiError(404, "not_found", "Task not found: TASK-999");
-    const result = await call("update_task_status", { task_id: "TASK-999", status: "completed" });
-    expect(result.isError).toBe(true);
-    expect(textOf(result)).toBe("Task not found: TASK-999");
   });
 
   test("9: a wrong key gives 'Task Tracking API error: 401 - Unauthorized' from every tool", async () => {
@@ -345,19 +851,12 @@ describe("US-053 acceptance criteria", () => {
     expect(seen).toHaveLength(calls.length); // a 401 is never retried
   });
 
-  test("10: without TASK_TRACKING_API_KEY the configuration fails with the exact sentence", () => {
-    expect(() => loadConfig({})).toThrow("TASK_TRACKING_API_KEY environment variable not set");
-    expect(() => loadConfig({ TASK_TRACKING_API_KEY: "  " })).toThrow("TASK_TRACKING_API_KEY environment variable not set");
-  });
-});
-
-// ─── Every row of the error table ──────────────────────────────────────────────────────────────
-
-describe("errors", () => {
-  test("an invalid status transition quotes the service's sentence", async () => {
-    handler = () => apiError(400, "invalid_transition", "cannot change TASK-051 from completed to in_progress");
-    const result = await call("update_task_status", { task_id: "TASK-051", status: "in_progress" });
-    expect(textOf(result)).toBe("Invalid status transition: cannot change TASK-051 from completed to in_progress");
+  test("a network error's text never carries a key that sits in TASK_TRACKING_URL's path", async () => {
+    const url = `http://127.0.0.1:${await closedPort()}/keyed/${API_KEY}`;
+    const result = await call("get_next_task", { project_id: PROJECT }, { url, displayUrl: url });
+    expect(textOf(result)).toBe(
+      `Task Tracking microservice unavailable: Connection refused at ${url.replace(API_KEY, "[REDACTED]")}`,
+    );
   });
 
   test("any other HTTP error quotes the service's sentence", async () => {
@@ -471,9 +970,58 @@ describe("errors", () => {
   });
 });
 
-// ─── Retries and idempotency ───────────────────────────────────────────────────────────────────
+describe("redirects", () => {
+  /** Where the redirects point: a second local server that records whether anything reached it. */
+  let elsewhere: { method: string; headers: Record<string, string>; body: string }[] = [];
 
-describe("retries", () => {
+  const other = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(request) {
+      elsewhere.push({ method: request.method, headers: Object.fromEntries(request.headers), body: await request.text() });
+      return json({ task: task({ task_id: "FROM-ELSEWHERE" }), next_id: "US-999", success: true, tasks_added: 1, task_ids: [] });
+    },
+  });
+
+  afterAll(() => other.stop(true));
+
+  afterEach(() => {
+    elsewhere = [];
+  });
+
+  const redirect = (status: number, location?: string) => () =>
+    new Response(null, { status, headers: location === undefined ? {} : { location } });
+
+  test("a 307 is never followed: nothing reaches where it points, no retry, and the error names it without credentials or key", async () => {
+    handler = redirect(307, `http://someone:secret@127.0.0.1:${other.port}/tasks/next?key=${API_KEY}`);
+    const result = await call("get_next_task", { project_id: PROJECT });
+    expect({ isError: result.isError, text: textOf(result) }).toEqual({
+      isError: true,
+      text: `Task Tracking service redirected the request (307) to http://127.0.0.1:${other.port}/tasks/next?key=[REDACTED]; redirects are never followed: set TASK_TRACKING_URL to the service's own address`,
+    });
+    expect({ requests: seen.length, elsewhere, waits }).toEqual({ requests: 1, elsewhere: [], waits: [] });
+  });
+
+  test("a write's 308 sends neither its body nor its Idempotency-Key on; a relative Location is named in full", async () => {
+    handler = redirect(308, `http://127.0.0.1:${other.port}/tasks/batch`);
+    const result = await call("add_task", { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }] });
+    expect(textOf(result)).toStartWith(
+      `Task Tracking service redirected the request (308) to http://127.0.0.1:${other.port}/tasks/batch;`,
+    );
+    expect(elsewhere).toEqual([]);
+    handler = redirect(302, "/v2/ids/next?type=US");
+    const relative = await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
+    expect(textOf(relative)).toStartWith(
+      `Task Tracking service redirected the request (302) to ${serviceUrl}/v2/ids/next?type=US;`,
+    );
+    handler = redirect(303);
+    const nowhere = await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
+    expect(textOf(nowhere)).toStartWith("Task Tracking service redirected the request (303) to nowhere (no Location header);");
+    expect(elsewhere).toEqual([]);
+  });
+});
+
+describe("retry policy", () => {
   test("503 is retried 3 times, waiting 100, 200 and 400 ms, then reported", async () => {
     handler = () => apiError(503, "unavailable", "Service Unavailable");
     const result = await call("get_next_task", { project_id: PROJECT });
@@ -623,116 +1171,31 @@ describe("retries", () => {
     expect(result.isError).toBe(true);
     expect(seen).toHaveLength(1);
   });
-});
 
-// ─── Claiming ──────────────────────────────────────────────────────────────────────────────────
-
-describe("get_next_task with claim", () => {
-  test("claims the next task: reads it, then moves it to in_progress", async () => {
-    const claimed = task({ status: "in_progress", claimed_by: "agent-7", started_at: "2026-11-25T10:00:00.000Z" });
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : json({ updated_task: claimed }));
-    const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: "agent-7" });
-    expect(result.structuredContent).toEqual({ task: claimed });
-    expect(seen.map((record) => [record.method, record.path, record.body])).toEqual([
-      ["GET", "/tasks/next", undefined],
-      ["PUT", "/tasks/TASK-051/status", { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
-    ]);
-    expect(seen[1]!.query).toEqual({ project: PROJECT });
-    expect(seen[1]!.headers["x-agent-id"]).toBe("agent-7");
+  test("409 idempotency_in_flight is retried with the same Idempotency-Key until the first request's answer comes", async () => {
+    const reservation = { reservation_id: "r-1", reserved_ids: ["US-001"], expires_at: "2026-12-01T13:00:00.000Z" };
+    handler = () =>
+      seen.length < 3
+        ? apiError(409, "idempotency_in_flight", "A request with this Idempotency-Key is still running")
+        : json(reservation, 201);
+    const result = await call("reserve_id_range", { artifact_type: "US", count: 1, project_id: PROJECT });
+    expect(result.structuredContent).toEqual(reservation);
+    expect(waits).toEqual([100, 200]);
+    expect(new Set(seen.map((record) => record.headers["idempotency-key"])).size).toBe(1);
   });
 
-  test("when another agent took the task first, it claims the next one", async () => {
-    const second = task({ task_id: "TASK-052" });
-    handler = (record) => {
-      if (record.method === "GET") return json({ task: seen.length === 1 ? task() : second });
-      if (record.path === "/tasks/TASK-051/status")
-        return apiError(400, "invalid_transition", "cannot change TASK-051 from in_progress to in_progress");
-      return json({ updated_task: { ...second, status: "in_progress" } });
-    };
-    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
-    expect((result.structuredContent as { task: { task_id: string } }).task.task_id).toBe("TASK-052");
-    expect(seen).toHaveLength(4);
-  });
-
-  test("returns null when nothing is left to claim", async () => {
-    handler = () => json({ task: null });
-    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
-    expect(result.structuredContent).toEqual({ task: null });
-  });
-
-  test("gives up after 20 lost races with a sentence that says what to do", async () => {
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(400, "invalid_transition", "taken"));
-    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
-    expect(textOf(result)).toBe(
-      `Could not claim a task in project ${PROJECT}: other agents took each of the next 20 tasks first. Call get_next_task again.`,
-    );
-    expect(seen).toHaveLength(40);
-  });
-
-  test("claim works only with status_filter pending, and then calls nothing", async () => {
-    const result = await call("get_next_task", { project_id: PROJECT, status_filter: "completed", claim: true });
-    expect(textOf(result)).toBe('claim: true works only with status_filter "pending"');
-    expect(seen).toHaveLength(0);
-  });
-
-  test("a 400 that is not invalid_transition is no lost race: it is reported, not retried", async () => {
-    handler = (record) =>
-      record.method === "GET" ? json({ task: task() }) : apiError(400, "validation_failed", "completion_notes is too long");
-    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
-    expect(textOf(result)).toBe("Invalid status transition: completion_notes is too long");
-    expect(seen).toHaveLength(2);
-  });
-
-  test("a failure other than a lost race is reported as it is", async () => {
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(500, "internal", "Internal error"));
-    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
-    expect(textOf(result)).toBe("Task Tracking API error: 500 - Internal error");
-  });
-});
-
-// ─── Arguments ─────────────────────────────────────────────────────────────────────────────────
-
-describe("argument validation", () => {
-  const okTask = { task_id: "T-1", project_id: PROJECT, description: "x" };
-  const invalid: [string, Record<string, unknown>, string][] = [
-    ["get_next_task", {}, "project_id"],
-    ["get_next_task", { project_id: "" }, "project_id"],
-    ["get_next_task", { project_id: "a/b" }, "project_id"],
-    ["get_next_task", { project_id: "p".repeat(129) }, "project_id"],
-    ["get_next_task", { project_id: PROJECT, status_filter: "done" }, "status"],
-    ["get_next_task", { project_id: PROJECT, claim: "yes" }, "claim"],
-    ["update_task_status", { status: "completed" }, "task_id"],
-    ["update_task_status", { task_id: "T".repeat(65), status: "completed" }, "task_id"],
-    ["update_task_status", { task_id: "TASK-1", status: "finished" }, "status"],
-    ["update_task_status", { task_id: "TASK-1", status: "completed", completion_notes: "n".repeat(10_001) }, "completion_notes"],
-    ["get_next_available_id", { artifact_type: "us", project_id: PROJECT }, "artifact_type"],
-    ["get_next_available_id", { artifact_type: "US" }, "project_id"],
-    ["get_next_available_id", { artifact_type: "ABCDEFGHIJKLMNOPQ", project_id: PROJECT }, "artifact_type"],
-    ["reserve_id_range", { artifact_type: "US", count: 0, project_id: PROJECT }, "count"],
-    ["reserve_id_range", { artifact_type: "US", count: 101, project_id: PROJECT }, "count"],
-    ["reserve_id_range", { artifact_type: "US", count: 2.5, project_id: PROJECT }, "count"],
-    ["reserve_id_range", { artifact_type: "US", count: "6", project_id: PROJECT }, "count"],
-    ["add_task", { tasks: [] }, "tasks"],
-    ["add_task", { tasks: Array.from({ length: 501 }, (_, i) => ({ ...okTask, task_id: `T-${i}` })) }, "tasks"],
-    ["add_task", { tasks: [okTask, { ...okTask, task_id: "T-2", description: "" }] }, "description"],
-    ["add_task", { tasks: [{ ...okTask, priority: "urgent" }] }, "priority"],
-    ["add_task", { tasks: [{ ...okTask, depends_on: ["bad id"] }] }, "depends_on"],
-    ["add_task", { tasks: [{ ...okTask, colour: "red" }] }, "colour"],
-    ["add_task", { tasks: "T-1" }, "tasks"],
-  ];
-  for (const [name, args, field] of invalid) {
-    test(`${name} ${JSON.stringify(args).slice(0, 70)} is refused, naming ${field}, with no HTTP call`, async () => {
-      const result = await call(name, args);
-      expect(result.isError).toBe(true);
-      expect(textOf(result)).toContain(field);
-      expect(seen).toHaveLength(0);
+  test("409 idempotency_in_flight on every attempt stops after 3 retries", async () => {
+    handler = () => apiError(409, "idempotency_in_flight", "A request with this Idempotency-Key is still running");
+    const result = await call("add_task", { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }] });
+    expect({ text: textOf(result), requests: seen.length, waits }).toEqual({
+      text: "Task Tracking API error: 409 - A request with this Idempotency-Key is still running",
+      requests: 4,
+      waits: [100, 200, 400],
     });
-  }
+  });
 });
 
-// ─── Logs ──────────────────────────────────────────────────────────────────────────────────────
-
-describe("logs", () => {
+describe("logging", () => {
   test("one JSON line per tool call with the fields TOOLS.md lists", async () => {
     handler = () => (seen.length === 1 ? apiError(503, "x", "busy") : json({ next_id: "US-028" }));
     await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
@@ -774,17 +1237,22 @@ describe("logs", () => {
   });
 
   test("failures log at warn with the error text", async () => {
-    handler = () => apiError(404, "not_found", "Task not found: TASK-9");
+    handler = () => apiError(404, "task_not_found", "Task not found: TASK-9");
     await call("update_task_status", { task_id: "TASK-9", status: "completed" });
     expect(logLines()[0]).toMatchObject({ level: "warn", status: 404, outcome: "error", error: "Task not found: TASK-9" });
   });
 });
 
-// ─── Configuration ─────────────────────────────────────────────────────────────────────────────
-
 describe("configuration", () => {
+  test("10: without TASK_TRACKING_API_KEY the configuration fails with the exact sentence", () => {
+    expect(() => loadConfig({})).toThrow("TASK_TRACKING_API_KEY environment variable not set");
+    expect(() => loadConfig({ TASK_TRACKING_API_KEY: "  " })).toThrow("TASK_TRACKING_API_KEY environment variable not set");
+  });
+
   const base = { TASK_TRACKING_API_KEY: API_KEY };
+
   const files: Record<string, string> = {};
+
   const sources: ConfigSources = {
     readFile: (path) => {
       if (path in files) return files[path]!;
@@ -909,6 +1377,10 @@ describe("configuration", () => {
     [{ TASK_TRACKING_LEASE_SECONDS: "2m" }, "TASK_TRACKING_LEASE_SECONDS must be a whole number of seconds from 5 to 3600"],
     [{ TASK_TRACKING_PROJECT: "my project" }, "TASK_TRACKING_PROJECT must be a project ID"],
     [
+      { TASK_TRACKING_PROJECT: ".." },
+      "TASK_TRACKING_PROJECT must be a project ID: 1-128 characters of A-Z a-z 0-9 . _ -, not only dots",
+    ],
+    [
       { TASK_TRACKING_URL: "http://127.0.0.1:8080/?x=1" },
       "TASK_TRACKING_URL must be the service's base URL, without a query or fragment",
     ],
@@ -919,6 +1391,7 @@ describe("configuration", () => {
     [{ TASK_TRACKING_API_KEY: "\u201ckey-pasted-with-quotes\u201d" }, "TASK_TRACKING_API_KEY must be printable ASCII characters"],
     [{ TASK_TRACKING_API_KEY: "${TASK_TRACKING_API_KEY}" }, "TASK_TRACKING_API_KEY environment variable not set"],
   ];
+
   for (const [env, message] of bad) {
     test(`${JSON.stringify(env).slice(0, 60)} fails naming the variable`, () => {
       expect(() => loadConfig({ ...base, ...env })).toThrow(message);
@@ -940,418 +1413,325 @@ describe("configuration", () => {
   });
 });
 
-describe("stdin guard", () => {
-  async function through(chunks: string[], maxLineBytes: number) {
-    const dropped: number[] = [];
-    const guard = dropOversizedLines((bytes) => dropped.push(bytes), maxLineBytes);
-    const output: Buffer[] = [];
-    guard.on("data", (chunk: Buffer) => output.push(chunk));
-    const ended = new Promise((resolve) => guard.on("end", resolve));
-    for (const chunk of chunks) guard.write(Buffer.from(chunk));
-    guard.end();
-    await ended;
-    return { output: Buffer.concat(output).toString(), dropped };
-  }
+// ─── The claim keeper: every claim asks for a lease, and the server renews the claims it holds ──
 
-  test("lines within the limit pass unchanged, however they are split", async () => {
-    expect(await through(['{"a":', '1}\n{"b"', ":2}\n"], 10)).toEqual({ output: '{"a":1}\n{"b":2}\n', dropped: [] });
-  });
+describe("claim keeper", () => {
+  const AGENT = "agent-7";
 
-  test("an oversized line is ended where the limit is crossed, the rest skipped, and the next line kept", async () => {
-    expect(await through(["ok\n01234", "5678901234567", "89\nnext\n"], 10)).toEqual({
-      output: "ok\n01234\nnext\n",
-      dropped: [21], // the whole line, its newline included
-    });
-  });
-});
+  const LEASE = "2026-12-01T12:00:00.000Z";
 
-// ─── Conflicts the model can act on ───────────────────────────────────────────────────────────
-
-describe("409s as sentences a model can act on", () => {
-  const cases: [string, string, string][] = [
-    [
-      "not_claim_holder",
-      "TASK-001 is claimed by agent-b until 2026-12-01T12:00:00.000Z; only its holder can complete, release or renew it",
-      "TASK-001 is claimed by agent-b until 2026-12-01T12:00:00.000Z; only its holder can complete, release or renew it Leave it to its holder and take another task with get_next_task.",
-    ],
-    [
-      "claim_lost",
-      "Your claim on TASK-001 expired at 2026-12-01T12:00:00.000Z; it is now claimed by agent-c",
-      "Your claim on TASK-001 expired at 2026-12-01T12:00:00.000Z; it is now claimed by agent-c Your lease ran out (was the session paused?): call get_next_task with claim: true before working on it again.",
-    ],
-    [
-      "ambiguous_task_id",
-      "Task TASK-001 exists in projects api, web; pass ?project=<project_id>",
-      "Task TASK-001 exists in projects api, web; pass ?project=<project_id>",
-    ],
-  ];
-  for (const [code, sentence, text] of cases) {
-    test(`409 ${code} reads as TOOLS.md says, and is not retried`, async () => {
-      handler = () => apiError(409, code, sentence);
-      const result = await call("update_task_status", { task_id: "TASK-001", status: "completed" });
-      expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({
-        isError: true,
-        text,
-        requests: 1,
-      });
-    });
-  }
-
-  test("409 idempotency_in_flight is retried with the same Idempotency-Key until the first request's answer comes", async () => {
-    const reservation = { reservation_id: "r-1", reserved_ids: ["US-001"], expires_at: "2026-12-01T13:00:00.000Z" };
-    handler = () =>
-      seen.length < 3
-        ? apiError(409, "idempotency_in_flight", "A request with this Idempotency-Key is still running")
-        : json(reservation, 201);
-    const result = await call("reserve_id_range", { artifact_type: "US", count: 1, project_id: PROJECT });
-    expect(result.structuredContent).toEqual(reservation);
-    expect(waits).toEqual([100, 200]);
-    expect(new Set(seen.map((record) => record.headers["idempotency-key"])).size).toBe(1);
-  });
-
-  test("409 idempotency_in_flight on every attempt stops after 3 retries", async () => {
-    handler = () => apiError(409, "idempotency_in_flight", "A request with this Idempotency-Key is still running");
-    const result = await call("add_task", { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }] });
-    expect({ text: textOf(result), requests: seen.length, waits }).toEqual({
-      text: "Task Tracking API error: 409 - A request with this Idempotency-Key is still running",
-      requests: 4,
-      waits: [100, 200, 400],
-    });
-  });
-});
-
-// ─── Which project update_task_status sends ────────────────────────────────────────────────────
-
-describe("update_task_status and projects", () => {
-  const answer = (record: Seen) =>
-    json({
-      updated_task: task({
-        task_id: record.path.split("/")[2],
-        project_id: record.query.project ?? PROJECT,
-        status: (record.body as { status: string }).status,
-      }),
+  const leased = (overrides: Record<string, unknown> = {}) =>
+    task({
+      status: "in_progress",
+      claimed_by: AGENT,
+      started_at: "2026-12-01T11:58:00.000Z",
+      lease_expires_at: LEASE,
+      ...overrides,
     });
 
-  test("project_id is sent as ?project=", async () => {
-    handler = answer;
-    await call("update_task_status", { task_id: "TASK-051", status: "completed", project_id: "web" });
-    expect(seen[0]!.query).toEqual({ project: "web" });
+  const heartbeats = () => seen.filter((record) => record.path.endsWith("/heartbeat"));
+
+  const tracker = (heartbeat: Handler = () => json({ task: leased({ lease_expires_at: "2026-12-01T12:01:00.000Z" }) })) =>
+    routes({
+      "GET /tasks/next": () => json({ task: task() }),
+      "PUT /tasks/TASK-051/status": (record) => {
+        const { status } = record.body as { status: string };
+        return json({ updated_task: status === "in_progress" ? leased() : task({ status, claimed_by: null }) });
+      },
+      "PUT /tasks/TASK-052/status": () => json({ updated_task: leased({ task_id: "TASK-052" }) }),
+      "POST /tasks/TASK-051/heartbeat": heartbeat,
+      "POST /tasks/TASK-052/heartbeat": heartbeat,
+    });
+
+  test("a claim asks for TASK_TRACKING_LEASE_SECONDS, is renewed every third of it, and no longer once completed", async () => {
+    handler = tracker();
+    const client = await connect({ agentId: AGENT, leaseSeconds: 90, logLevel: "debug" });
+    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+    expect(seen[1]!.body).toEqual({ status: "in_progress", completion_notes: "", lease_seconds: 90 });
+    expect(scheduled.map(({ ms, cancelled }) => ({ ms, cancelled }))).toEqual([{ ms: 30_000, cancelled: false }]);
+
+    scheduled[0]!.tick();
+    await until(() => logs.some((line) => line.includes("renewed a claim")));
+    expect(heartbeats().map((record) => [record.method, record.query, record.body, record.headers["x-agent-id"]])).toEqual([
+      ["POST", { project: PROJECT }, { lease_seconds: 90 }, AGENT],
+    ]);
+    expect(heartbeats()[0]!.headers["idempotency-key"]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(logLines().find((line) => line.msg === "renewed a claim")).toMatchObject({
+      level: "debug",
+      task_id: "TASK-051",
+      lease_expires_at: "2026-12-01T12:01:00.000Z",
+      attempts: 1,
+    });
+
+    await client.callTool({
+      name: "update_task_status",
+      arguments: { task_id: "TASK-051", status: "completed", completion_notes: "Done" },
+    });
+    expect(scheduled[0]!.cancelled).toBe(true);
+    scheduled[0]!.tick(); // a tick that was already on its way changes nothing
+    await Bun.sleep(0);
+    expect(heartbeats()).toHaveLength(1);
   });
 
-  test("without project_id, a task this server never touched is sent without a project", async () => {
-    handler = answer;
-    await call("update_task_status", { task_id: "TASK-051", status: "completed" });
-    expect(seen[0]!.query).toEqual({});
+  test("update_task_status to in_progress is a claim with a lease too; giving the task back stops renewing", async () => {
+    handler = tracker();
+    const client = await connect({ agentId: AGENT });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
+    expect(seen[0]!.body).toEqual({ status: "in_progress", completion_notes: "", lease_seconds: 120 });
+    expect(scheduled.map(({ ms, cancelled }) => ({ ms, cancelled }))).toEqual([{ ms: 40_000, cancelled: false }]);
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "pending" } });
+    expect(scheduled[0]!.cancelled).toBe(true);
   });
 
-  test("without project_id, the project of a task this server claimed, updated or added is sent", async () => {
+  test("a claim answered without lease_expires_at (a service without leases) has nothing to renew", async () => {
     handler = routes({
       "GET /tasks/next": () => json({ task: task() }),
-      "PUT /tasks/TASK-051/status": answer,
-      "PUT /tasks/TASK-060/status": answer,
-      "PUT /tasks/TASK-070/status": answer,
-      "POST /tasks/batch": () => json({ success: true, tasks_added: 1, task_ids: ["TASK-070"] }, 201),
+      "PUT /tasks/TASK-051/status": () => json({ updated_task: task({ status: "in_progress", claimed_by: AGENT }) }),
     });
-    const client = await connect();
-    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
-    await client.callTool({
-      name: "update_task_status",
-      arguments: { task_id: "TASK-060", status: "in_progress", project_id: "web" },
-    });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-060", status: "completed" } });
-    await client.callTool({
-      name: "add_task",
-      arguments: { tasks: [{ task_id: "TASK-070", project_id: "api", description: "x" }] },
-    });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-070", status: "in_progress" } });
-    expect(seen.filter((record) => record.method === "PUT").map((record) => [record.path, record.query])).toEqual([
-      ["/tasks/TASK-051/status", { project: PROJECT }],
-      ["/tasks/TASK-051/status", { project: PROJECT }],
-      ["/tasks/TASK-060/status", { project: "web" }],
-      ["/tasks/TASK-060/status", { project: "web" }],
-      ["/tasks/TASK-070/status", { project: "api" }],
-    ]);
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: AGENT });
+    expect(result.isError).toBeFalsy();
+    expect(scheduled).toEqual([]);
   });
 
-  test("a task ID this server saw in two projects is sent without a project: the service decides", async () => {
-    handler = answer;
-    const client = await connect();
-    await client.callTool({
-      name: "update_task_status",
-      arguments: { task_id: "TASK-051", status: "in_progress", project_id: "api" },
-    });
-    await client.callTool({
-      name: "update_task_status",
-      arguments: { task_id: "TASK-051", status: "in_progress", project_id: "web" },
-    });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
-    expect(seen.map((record) => record.query)).toEqual([{ project: "api" }, { project: "web" }, {}]);
-  });
-
-  test("a claim this server holds names the project, even when it saw the task ID in another project too", async () => {
+  test("a service that rejects lease_seconds gets the claim again without it, and every later claim too", async () => {
     handler = routes({
-      "POST /tasks/batch": () => json({ success: true, tasks_added: 2, task_ids: ["TASK-051", "TASK-051"] }, 201),
-      "GET /tasks/next": () => json({ task: task({ project_id: "web" }) }),
+      "GET /tasks/next": () => json({ task: task() }),
       "PUT /tasks/TASK-051/status": (record) =>
-        json({
-          updated_task: task({
-            project_id: record.query.project ?? "nobody-knows",
-            status: (record.body as { status: string }).status,
-            claimed_by: "agent-held",
-            lease_expires_at: "2026-12-01T12:00:00.000Z",
-          }),
-        }),
+        "lease_seconds" in (record.body as object)
+          ? apiError(400, "validation_failed", "lease_seconds is not a known field")
+          : json({ updated_task: task({ status: "in_progress", claimed_by: AGENT }) }),
     });
-    const client = await connect({ agentId: "agent-held" });
-    const tasks = ["api", "web"].map((project_id) => ({ task_id: "TASK-051", project_id, description: "x" }));
-    await client.callTool({ name: "add_task", arguments: { tasks } });
-    await client.callTool({ name: "get_next_task", arguments: { project_id: "web", claim: true } });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "completed" } });
-    expect(seen.filter((record) => record.method === "PUT").map((record) => record.query)).toEqual([
-      { project: "web" },
-      { project: "web" },
-    ]);
-  });
-});
-
-// ─── list_tasks ────────────────────────────────────────────────────────────────────────────────
-
-describe("list_tasks", () => {
-  const page = {
-    tasks: [
-      task({ task_id: "TASK-001", description: "Implement X\nwith all the details below", depends_on: ["TASK-000"] }),
-      task({ task_id: "TASK-003", priority: "low", description: "Write the README" }),
-      task({
-        task_id: "TASK-002",
-        status: "in_progress",
-        priority: "medium",
-        claimed_by: "agent-b",
-        lease_expires_at: "2026-12-01T12:00:00.000Z",
-        description: "y".repeat(150),
-      }),
-    ],
-    next_cursor: "cursor-2",
-  };
-
-  test("sends GET /tasks with the filters and returns compact tasks, one line each", async () => {
-    handler = () => json(page);
-    const result = await call("list_tasks", { project_id: PROJECT, ready: true, limit: 3 });
-    expect(seen.map((record) => [record.method, record.path, record.query])).toEqual([
-      ["GET", "/tasks", { project: PROJECT, ready: "true", limit: "3" }],
-    ]);
-    expect(result.structuredContent).toEqual({
-      tasks: [
-        {
-          task_id: "TASK-001",
-          status: "pending",
-          priority: "high",
-          description: "Implement X",
-          depends_on: ["TASK-000"],
-          claimed_by: null,
-          lease_expires_at: null,
-        },
-        {
-          task_id: "TASK-003",
-          status: "pending",
-          priority: "low",
-          description: "Write the README",
-          depends_on: [],
-          claimed_by: null,
-          lease_expires_at: null,
-        },
-        {
-          task_id: "TASK-002",
-          status: "in_progress",
-          priority: "medium",
-          description: `${"y".repeat(99)}…`,
-          depends_on: [],
-          claimed_by: "agent-b",
-          lease_expires_at: "2026-12-01T12:00:00.000Z",
-        },
-      ],
-      next_cursor: "cursor-2",
-    });
-    expect(textOf(result)).toBe(
-      [
-        "TASK-001 pending high ready — Implement X (after TASK-000)",
-        "TASK-003 pending low ready — Write the README",
-        `TASK-002 in_progress medium by agent-b until 2026-12-01T12:00:00.000Z — ${"y".repeat(99)}…`,
-        'More: call list_tasks again with cursor "cursor-2".',
-      ].join("\n"),
-    );
-  });
-
-  test("without ready, a pending task with dependencies is shown with them, not as ready; ready: false shows blocked", async () => {
-    handler = () => json({ tasks: [page.tasks[0]], next_cursor: null });
-    const client = await connect();
-    const plain = (await client.callTool({ name: "list_tasks", arguments: { project_id: PROJECT } })) as CallToolResult;
-    expect(textOf(plain)).toBe("TASK-001 pending high — Implement X (after TASK-000)\nEnd of the list.");
-    const blocked = (await client.callTool({
-      name: "list_tasks",
-      arguments: { project_id: PROJECT, ready: false },
+    const client = await connect({ agentId: AGENT });
+    const first = (await client.callTool({
+      name: "get_next_task",
+      arguments: { project_id: PROJECT, claim: true },
     })) as CallToolResult;
-    expect(textOf(blocked)).toBe("TASK-001 pending high blocked — Implement X (after TASK-000)\nEnd of the list.");
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
+    expect(first.isError).toBeFalsy();
+    expect(seen.filter((record) => record.method === "PUT").map((record) => record.body)).toEqual([
+      { status: "in_progress", completion_notes: "", lease_seconds: 120 },
+      { status: "in_progress", completion_notes: "" },
+      { status: "in_progress", completion_notes: "" },
+    ]);
+    expect(logLines()[0]).toMatchObject({ tool: "get_next_task", attempts: 3, outcome: "ok" });
   });
 
-  test("mine: true asks for this agent's claims; status and cursor pass through; limit defaults to 50", async () => {
-    handler = () => json({ tasks: [], next_cursor: null });
-    const result = await call(
-      "list_tasks",
-      { project_id: PROJECT, mine: true, status: "in_progress", cursor: "cursor-2" },
-      { agentId: "agent-7" },
-    );
-    expect(seen[0]!.query).toEqual({
-      project: PROJECT,
-      status: "in_progress",
-      claimed_by: "agent-7",
-      limit: "50",
-      cursor: "cursor-2",
-    });
-    expect(textOf(result)).toBe(`No task matches in project ${PROJECT}.\nEnd of the list.`);
-  });
-
-  test("ready with a status other than pending is refused, with no HTTP call", async () => {
-    const result = await call("list_tasks", { project_id: PROJECT, status: "completed", ready: true });
-    expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({
-      isError: true,
-      text: 'ready works only with status "pending" (or no status)',
-      requests: 0,
-    });
-  });
-
-  test("a service of the first contract, without GET /tasks, gets a sentence that says so", async () => {
-    handler = routes({});
-    const result = await call("list_tasks", { project_id: PROJECT });
-    expect(textOf(result)).toBe(
-      "This Task Tracking service has no GET /tasks (it answered 404): it implements only the first version of the API. Use get_next_task instead.",
-    );
-  });
-});
-
-// ─── get_next_task on an empty project ─────────────────────────────────────────────────────────
-
-describe("get_next_task finding nothing", () => {
-  const summary = (
-    project_id: string,
-    counts: Partial<Record<"ready" | "blocked" | "in_progress" | "completed", number>> = {},
-  ) => ({
-    project_id,
-    ready: 0,
-    blocked: 0,
-    in_progress: 0,
-    completed: 0,
-    last_change_at: "2026-12-01T10:00:00.000Z",
-    ...counts,
-  });
-
-  test("on a project with no tasks at all it says so and names up to ten known projects", async () => {
-    const projects = Array.from({ length: 12 }, (_, i) => summary(`p${String(i + 1).padStart(2, "0")}`, { ready: 1 }));
-    handler = routes({ "GET /tasks/next": () => json({ task: null }), "GET /projects": () => json({ projects }) });
-    const result = await call("get_next_task", { project_id: "ai-agent-mcp-sever" });
-    expect(result.structuredContent).toEqual({ task: null });
-    expect(textOf(result)).toBe(
-      "Project ai-agent-mcp-sever has no tasks at all. Known projects: p01, p02, p03, p04, p05, p06, p07, p08, p09, p10 and 2 more. " +
-        "Check project_id, or add tasks with add_task.",
-    );
-    expect(logLines()[0]).toMatchObject({ status: 200, attempts: 2 });
-  });
-
-  test("a project with only ID counters has no tasks either; with no other project that is said too", async () => {
+  test("a service that checks its parameters strictly (the first contract) gets the claim without ?project= and lease_seconds", async () => {
     handler = routes({
-      "GET /tasks/next": () => json({ task: null }),
-      "GET /projects": () => json({ projects: [summary(PROJECT)] }),
+      "GET /tasks/next": () => json({ task: task() }),
+      "PUT /tasks/TASK-051/status": (record) => {
+        if (record.query.project)
+          return apiError(
+            400,
+            "validation_failed",
+            "project is not a known query parameter of PUT /tasks/<task_id>/status (it takes none)",
+          );
+        if ("lease_seconds" in (record.body as object))
+          return apiError(400, "validation_failed", "lease_seconds is not a known field");
+        return json({ updated_task: task({ status: "in_progress", claimed_by: AGENT }) });
+      },
     });
-    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
-    expect(textOf(result)).toBe(
-      `Project ${PROJECT} has no tasks at all. No other project exists. Check project_id, or add tasks with add_task.`,
-    );
+    const client = await connect({ agentId: AGENT });
+    const claimed = (await client.callTool({
+      name: "get_next_task",
+      arguments: { project_id: PROJECT, claim: true },
+    })) as CallToolResult;
+    const updated = (await client.callTool({
+      name: "update_task_status",
+      arguments: { task_id: "TASK-051", status: "in_progress", project_id: PROJECT },
+    })) as CallToolResult;
+    expect([claimed.isError, updated.isError]).toEqual([undefined, undefined]);
+    // Refused with validation_failed, the claim is asked again without both; never by reading which one the sentence names.
+    expect(seen.filter((record) => record.method === "PUT").map((record) => [record.query, record.body])).toEqual([
+      [{ project: PROJECT }, { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
+      [{}, { status: "in_progress", completion_notes: "" }],
+      [{}, { status: "in_progress", completion_notes: "" }],
+    ]);
   });
 
-  test("a project that has tasks, none of them ready, keeps the plain sentence", async () => {
-    handler = routes({
-      "GET /tasks/next": () => json({ task: null }),
-      "GET /projects": () =>
-        json({ projects: [summary("other", { ready: 2 }), summary(PROJECT, { blocked: 2, in_progress: 1 })] }),
+  test("a renewal that fails is retried like any call, and the claim kept for the next renewal", async () => {
+    handler = tracker(() => apiError(503, "unavailable", "database unreachable"));
+    const client = await connect({ agentId: AGENT });
+    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+    scheduled[0]!.tick();
+    await until(() => logs.some((line) => line.includes("trying again at the next renewal")));
+    expect({ heartbeats: heartbeats().length, waits, cancelled: scheduled[0]!.cancelled }).toEqual({
+      heartbeats: 4,
+      waits: [100, 200, 400],
+      cancelled: false,
     });
-    const result = await call("get_next_task", { project_id: PROJECT });
-    expect(textOf(result)).toBe(`No pending task is ready in project ${PROJECT}.`);
-  });
-
-  test("a service without GET /projects keeps the plain sentence", async () => {
-    handler = routes({ "GET /tasks/next": () => json({ task: null }) });
-    const result = await call("get_next_task", { project_id: PROJECT });
-    expect({ isError: result.isError, text: textOf(result) }).toEqual({
-      isError: undefined,
-      text: `No pending task is ready in project ${PROJECT}.`,
+    expect(new Set(heartbeats().map((record) => record.headers["idempotency-key"])).size).toBe(1);
+    expect(logLines().at(-1)).toMatchObject({
+      level: "warn",
+      task_id: "TASK-051",
+      error: "Task Tracking API error: 503 - database unreachable",
     });
   });
-});
 
-// ─── Identity, instructions, unknown arguments ────────────────────────────────────────────────
-
-describe("identity and instructions", () => {
-  test("every request carries the agent ID, by default <host>-<pid>", async () => {
-    handler = () => json({ next_id: "US-001" });
-    await call("get_next_available_id", { artifact_type: "US", project_id: PROJECT });
-    expect(seen[0]!.headers["x-agent-id"]).toBe(`${hostname()}-${process.pid}`);
-  });
-
-  test("the instructions name TASK_TRACKING_PROJECT when it is set", async () => {
-    const withProject = await connect({ project: "web" });
-    expect(withProject.getInstructions()).toContain('This directory\'s project is "web": pass project_id "web" to every tool');
-    const without = await connect();
-    expect(without.getInstructions()).not.toContain("This directory's project");
-    expect(without.getInstructions()).toContain("list_tasks");
-  });
-});
-
-describe("unknown arguments", () => {
-  const cases: [string, Record<string, unknown>, string][] = [
+  const lost: [string, () => Response][] = [
     [
-      "get_next_task",
-      { project_id: PROJECT, claim_task: true },
-      "unknown argument claim_task; get_next_task takes project_id, status_filter, claim",
+      "409 claim_lost",
+      () =>
+        apiError(
+          409,
+          "claim_lost",
+          "Your claim on TASK-051 expired at 2026-12-01T12:00:00.000Z; it is pending again: claim it again to go on",
+        ),
     ],
     [
-      "update_task_status",
-      { task_id: "T-1", status: "completed", notes: "x" },
-      "unknown argument notes; update_task_status takes task_id, status, completion_notes, project_id",
+      "409 not_claim_holder",
+      () =>
+        apiError(
+          409,
+          "not_claim_holder",
+          "TASK-051 is claimed by agent-b until 2026-12-01T12:30:00.000Z; only its holder can complete, release or renew it",
+        ),
     ],
-    [
-      "list_tasks",
-      { project_id: PROJECT, state: "pending", mine_only: true },
-      "unknown arguments state, mine_only; list_tasks takes project_id, status, ready, mine, limit, cursor",
-    ],
-    [
-      "get_next_available_id",
-      { artifact_type: "US", project_id: PROJECT, count: 2 },
-      "unknown argument count; get_next_available_id takes artifact_type, project_id",
-    ],
-    [
-      "reserve_id_range",
-      { artifact_type: "US", count: 2, project_id: PROJECT, type: "US" },
-      "unknown argument type; reserve_id_range takes artifact_type, count, project_id",
-    ],
-    [
-      "add_task",
-      { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }], project_id: PROJECT },
-      "unknown argument project_id; add_task takes tasks",
-    ],
+    ["404 task_not_found", () => apiError(404, "task_not_found", `Task not found: TASK-051 in project ${PROJECT}`)],
+    // A tracker of 0.2 says not_found; reading the task (404 too) tells a missing task from a missing endpoint.
+    ["404 not_found of a 0.2 tracker", () => apiError(404, "not_found", `Task not found: TASK-051 in project ${PROJECT}`)],
+    ["400 invalid_transition", () => apiError(400, "invalid_transition", "cannot renew TASK-051: it is completed")],
   ];
-  for (const [name, args, sentence] of cases) {
-    test(`${name} refuses ${Object.keys(args).at(-1)} by name, with no HTTP call`, async () => {
-      const result = await call(name, args);
-      expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({
-        isError: true,
-        text: `MCP error -32602: Input validation error: Invalid arguments for tool ${name}: ${sentence}`,
-        requests: 0,
+
+  for (const [name, answer] of lost) {
+    test(`a claim found lost (${name}) is logged at warn and no longer renewed`, async () => {
+      handler = tracker(answer);
+      const client = await connect({ agentId: AGENT });
+      await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+      scheduled[0]!.tick();
+      await until(() => scheduled[0]!.cancelled);
+      expect(logLines().at(-1)).toMatchObject({
+        level: "warn",
+        msg: "lost the claim on TASK-051; no longer renewing it",
+        task_id: "TASK-051",
       });
+      expect(heartbeats()).toHaveLength(1);
+      expect(scheduled.every((entry) => entry.cancelled)).toBe(true);
     });
   }
+
+  test("a 404 No such endpoint on heartbeat (the first contract) stops renewing every claim", async () => {
+    const base = tracker();
+    handler = (record, request) => {
+      if (record.path.endsWith("/heartbeat")) return apiError(404, "not_found", `No such endpoint: POST ${record.path}`);
+      if (record.method === "GET" && record.path === "/tasks/TASK-051") return json({ task: leased() });
+      return base(record, request);
+    };
+    const client = await connect({ agentId: AGENT });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-052", status: "in_progress" } });
+    expect(scheduled).toHaveLength(2);
+    scheduled[0]!.tick();
+    await until(() => scheduled.every((entry) => entry.cancelled));
+    expect(logLines().at(-1)).toMatchObject({
+      level: "warn",
+      msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed",
+    });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
+    expect(scheduled).toHaveLength(2); // nothing new is scheduled
+  });
+
+  test("a 404 not_found on heartbeat whose task cannot be read either is tried again at the next renewal", async () => {
+    const base = tracker(() => apiError(404, "not_found", "Task not found: TASK-051"));
+    handler = (record, request) =>
+      record.method === "GET" && record.path === "/tasks/TASK-051"
+        ? apiError(503, "unavailable", "database unreachable")
+        : base(record, request);
+    const client = await connect({ agentId: AGENT });
+    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
+    scheduled[0]!.tick();
+    await until(() => logs.some((line) => line.includes("trying again at the next renewal")));
+    expect(scheduled[0]!.cancelled).toBe(false);
+    expect(logLines().at(-1)).toMatchObject({ level: "warn", error: "Task Tracking API error: 404 - Task not found: TASK-051" });
+  });
+
+  test("closing the connection, or the shutdown signal, clears every renewal timer", async () => {
+    handler = tracker();
+    const client = await connect({ agentId: AGENT });
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
+    await client.close();
+    expect(scheduled[0]!.cancelled).toBe(true);
+
+    const shutdown = new AbortController();
+    const second = await connect({ agentId: AGENT }, { shutdownSignal: shutdown.signal });
+    await second.callTool({ name: "update_task_status", arguments: { task_id: "TASK-052", status: "in_progress" } });
+    shutdown.abort();
+    expect(scheduled[1]!.cancelled).toBe(true);
+  });
+
+  test("the default renewal timer never keeps the process alive", async () => {
+    const script = [
+      `import { everyMs } from ${JSON.stringify(join(import.meta.dir, "index.ts"))};`,
+      'everyMs(60_000, () => console.error("ticked"));',
+      'console.error("scheduled");',
+    ].join("\n");
+    const child = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "pipe" });
+    const [stderr, exitCode] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    expect({ stderr, exitCode }).toEqual({ stderr: "scheduled\n", exitCode: 0 });
+  });
+
+  test("the default renewal timer ticks until cancelled", async () => {
+    let ticks = 0;
+    const cancel = everyMs(1, () => ticks++);
+    await until(() => ticks >= 2);
+    cancel();
+    const after = ticks;
+    await Bun.sleep(10); // ten periods: a timer left running would tick again
+    expect(ticks).toBe(after);
+  });
+
+  test("at start it adopts this agent's in-progress claims, every page, renews them at once, and knows their projects", async () => {
+    handler = routes({
+      "GET /tasks": (record) =>
+        record.query.cursor
+          ? json({ tasks: [leased({ task_id: "TASK-052", project_id: "web" })], next_cursor: null })
+          : json({ tasks: [leased()], next_cursor: "page-2" }),
+      "POST /tasks/TASK-051/heartbeat": () => json({ task: leased() }),
+      "POST /tasks/TASK-052/heartbeat": () => json({ task: leased({ task_id: "TASK-052", project_id: "web" }) }),
+      "PUT /tasks/TASK-052/status": () =>
+        json({ updated_task: task({ task_id: "TASK-052", project_id: "web", status: "completed" }) }),
+    });
+    const client = await connect({ agentId: AGENT }, { adoptClaims: true });
+    await until(() => heartbeats().length === 2);
+    expect(seen.filter((record) => record.path === "/tasks").map((record) => record.query)).toEqual([
+      { claimed_by: AGENT, status: "in_progress", limit: "500" },
+      { claimed_by: AGENT, status: "in_progress", limit: "500", cursor: "page-2" },
+    ]);
+    expect(
+      heartbeats()
+        .map((record) => [record.path, record.query])
+        .sort(),
+    ).toEqual([
+      ["/tasks/TASK-051/heartbeat", { project: PROJECT }],
+      ["/tasks/TASK-052/heartbeat", { project: "web" }],
+    ]);
+    expect(logLines().find((line) => String(line.msg).startsWith("adopted"))).toMatchObject({
+      msg: `adopted 2 claim(s) of agent ${AGENT}`,
+      task_ids: [`${PROJECT}/TASK-051`, "web/TASK-052"],
+    });
+    expect(scheduled.map((entry) => entry.cancelled)).toEqual([false, false]);
+    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-052", status: "completed" } });
+    expect(seen.at(-1)!.query).toEqual({ project: "web" });
+    expect(scheduled.map((entry) => entry.cancelled)).toEqual([false, true]);
+  });
+
+  test("a service that cannot be reached at start is a warn line, not a crash", async () => {
+    const port = await closedPort();
+    const client = await connect(
+      { agentId: AGENT, url: `http://127.0.0.1:${port}`, displayUrl: `http://127.0.0.1:${port}` },
+      { adoptClaims: true },
+    );
+    await until(() => logs.some((line) => line.includes("could not adopt")));
+    expect(logLines().at(-1)).toMatchObject({
+      level: "warn",
+      msg: `could not adopt the claims of agent ${AGENT}`,
+      error: `Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`,
+    });
+    expect((await client.listTools()).tools).toHaveLength(6);
+  });
 });
 
-// ─── Resources ─────────────────────────────────────────────────────────────────────────────────
+// ─── Resources and prompts ──────────────────────────────────────────────────────────────────────
 
 describe("resources", () => {
   const events = [
@@ -1374,10 +1754,12 @@ describe("resources", () => {
       details: {},
     },
   ];
+
   const projects = [
     { project_id: PROJECT, ready: 1, blocked: 2, in_progress: 1, completed: 4, last_change_at: "2026-12-01T10:00:00.000Z" },
     { project_id: "web", ready: 0, blocked: 0, in_progress: 0, completed: 1, last_change_at: "2026-12-01T09:00:00.000Z" },
   ];
+
   const held = task({
     task_id: "TASK-040",
     status: "in_progress",
@@ -1428,6 +1810,24 @@ describe("resources", () => {
   test("a service of the first contract, without the history, gets a sentence that says so", async () => {
     handler = routes({ "GET /tasks/TASK-051": () => json({ task: task() }) });
     const client = await connect();
+    await expect(client.readResource({ uri: `task://${PROJECT}/TASK-051` })).rejects.toThrow(
+      "This Task Tracking service has no GET /tasks/<task_id>/events (it answered 404)",
+    );
+  });
+
+  test("a task gone between the two reads is said by its code, whatever the sentence; a code-less 404 is a missing endpoint", async () => {
+    handler = routes({
+      "GET /tasks/TASK-051": () => json({ task: task() }),
+      "GET /tasks/TASK-051/events": () => apiError(404, "task_not_found", "Gone: TASK-051"),
+    });
+    const client = await connect();
+    await expect(client.readResource({ uri: `task://${PROJECT}/TASK-051` })).rejects.toThrow(
+      "Task Tracking API error: 404 - Gone: TASK-051",
+    );
+    handler = routes({
+      "GET /tasks/TASK-051": () => json({ task: task() }),
+      "GET /tasks/TASK-051/events": () => new Response("Not Found", { status: 404 }),
+    });
     await expect(client.readResource({ uri: `task://${PROJECT}/TASK-051` })).rejects.toThrow(
       "This Task Tracking service has no GET /tasks/<task_id>/events (it answered 404)",
     );
@@ -1543,8 +1943,6 @@ describe("resources", () => {
   });
 });
 
-// ─── Prompts ───────────────────────────────────────────────────────────────────────────────────
-
 describe("prompts", () => {
   const promptText = async (client: Client, name: string, args: Record<string, string>) => {
     const { messages } = await client.getPrompt({ name, arguments: args });
@@ -1596,304 +1994,9 @@ describe("prompts", () => {
   });
 });
 
-// ─── Leases: every claim asks for one, and the server renews the claims it holds ───────────────
+// ─── serve(), in process: the streams, signals and exit it is given; the stdin guard ────────────
 
-describe("leases", () => {
-  const AGENT = "agent-7";
-  const LEASE = "2026-12-01T12:00:00.000Z";
-  const leased = (overrides: Record<string, unknown> = {}) =>
-    task({
-      status: "in_progress",
-      claimed_by: AGENT,
-      started_at: "2026-12-01T11:58:00.000Z",
-      lease_expires_at: LEASE,
-      ...overrides,
-    });
-  const heartbeats = () => seen.filter((record) => record.path.endsWith("/heartbeat"));
-  const tracker = (heartbeat: Handler = () => json({ task: leased({ lease_expires_at: "2026-12-01T12:01:00.000Z" }) })) =>
-    routes({
-      "GET /tasks/next": () => json({ task: task() }),
-      "PUT /tasks/TASK-051/status": (record) => {
-        const { status } = record.body as { status: string };
-        return json({ updated_task: status === "in_progress" ? leased() : task({ status, claimed_by: null }) });
-      },
-      "PUT /tasks/TASK-052/status": () => json({ updated_task: leased({ task_id: "TASK-052" }) }),
-      "POST /tasks/TASK-051/heartbeat": heartbeat,
-      "POST /tasks/TASK-052/heartbeat": heartbeat,
-    });
-
-  test("a claim asks for TASK_TRACKING_LEASE_SECONDS, is renewed every third of it, and no longer once completed", async () => {
-    handler = tracker();
-    const client = await connect({ agentId: AGENT, leaseSeconds: 90, logLevel: "debug" });
-    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
-    expect(seen[1]!.body).toEqual({ status: "in_progress", completion_notes: "", lease_seconds: 90 });
-    expect(scheduled.map(({ ms, cancelled }) => ({ ms, cancelled }))).toEqual([{ ms: 30_000, cancelled: false }]);
-
-    scheduled[0]!.tick();
-    await until(() => logs.some((line) => line.includes("renewed a claim")));
-    expect(heartbeats().map((record) => [record.method, record.query, record.body, record.headers["x-agent-id"]])).toEqual([
-      ["POST", { project: PROJECT }, { lease_seconds: 90 }, AGENT],
-    ]);
-    expect(heartbeats()[0]!.headers["idempotency-key"]).toMatch(/^[0-9a-f-]{36}$/);
-    expect(logLines().find((line) => line.msg === "renewed a claim")).toMatchObject({
-      level: "debug",
-      task_id: "TASK-051",
-      lease_expires_at: "2026-12-01T12:01:00.000Z",
-      attempts: 1,
-    });
-
-    await client.callTool({
-      name: "update_task_status",
-      arguments: { task_id: "TASK-051", status: "completed", completion_notes: "Done" },
-    });
-    expect(scheduled[0]!.cancelled).toBe(true);
-    scheduled[0]!.tick(); // a tick that was already on its way changes nothing
-    await Bun.sleep(0);
-    expect(heartbeats()).toHaveLength(1);
-  });
-
-  test("update_task_status to in_progress is a claim with a lease too; giving the task back stops renewing", async () => {
-    handler = tracker();
-    const client = await connect({ agentId: AGENT });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
-    expect(seen[0]!.body).toEqual({ status: "in_progress", completion_notes: "", lease_seconds: 120 });
-    expect(scheduled.map(({ ms, cancelled }) => ({ ms, cancelled }))).toEqual([{ ms: 40_000, cancelled: false }]);
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "pending" } });
-    expect(scheduled[0]!.cancelled).toBe(true);
-  });
-
-  test("a claim answered without lease_expires_at (a service without leases) has nothing to renew", async () => {
-    handler = routes({
-      "GET /tasks/next": () => json({ task: task() }),
-      "PUT /tasks/TASK-051/status": () => json({ updated_task: task({ status: "in_progress", claimed_by: AGENT }) }),
-    });
-    const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: AGENT });
-    expect(result.isError).toBeFalsy();
-    expect(scheduled).toEqual([]);
-  });
-
-  test("a service that rejects lease_seconds gets the claim again without it, and every later claim too", async () => {
-    handler = routes({
-      "GET /tasks/next": () => json({ task: task() }),
-      "PUT /tasks/TASK-051/status": (record) =>
-        "lease_seconds" in (record.body as object)
-          ? apiError(400, "validation_failed", "lease_seconds is not a known field")
-          : json({ updated_task: task({ status: "in_progress", claimed_by: AGENT }) }),
-    });
-    const client = await connect({ agentId: AGENT });
-    const first = (await client.callTool({
-      name: "get_next_task",
-      arguments: { project_id: PROJECT, claim: true },
-    })) as CallToolResult;
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
-    expect(first.isError).toBeFalsy();
-    expect(seen.filter((record) => record.method === "PUT").map((record) => record.body)).toEqual([
-      { status: "in_progress", completion_notes: "", lease_seconds: 120 },
-      { status: "in_progress", completion_notes: "" },
-      { status: "in_progress", completion_notes: "" },
-    ]);
-    expect(logLines()[0]).toMatchObject({ tool: "get_next_task", attempts: 3, outcome: "ok" });
-  });
-
-  test("a service that checks its parameters strictly (the first contract) gets the claim without ?project= and lease_seconds", async () => {
-    handler = routes({
-      "GET /tasks/next": () => json({ task: task() }),
-      "PUT /tasks/TASK-051/status": (record) => {
-        if (record.query.project)
-          return apiError(
-            400,
-            "validation_failed",
-            "project is not a known query parameter of PUT /tasks/<task_id>/status (it takes none)",
-          );
-        if ("lease_seconds" in (record.body as object))
-          return apiError(400, "validation_failed", "lease_seconds is not a known field");
-        return json({ updated_task: task({ status: "in_progress", claimed_by: AGENT }) });
-      },
-    });
-    const client = await connect({ agentId: AGENT });
-    const claimed = (await client.callTool({
-      name: "get_next_task",
-      arguments: { project_id: PROJECT, claim: true },
-    })) as CallToolResult;
-    const updated = (await client.callTool({
-      name: "update_task_status",
-      arguments: { task_id: "TASK-051", status: "in_progress", project_id: PROJECT },
-    })) as CallToolResult;
-    expect([claimed.isError, updated.isError]).toEqual([undefined, undefined]);
-    expect(seen.filter((record) => record.method === "PUT").map((record) => [record.query, record.body])).toEqual([
-      [{ project: PROJECT }, { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
-      [{}, { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
-      [{}, { status: "in_progress", completion_notes: "" }],
-      [{}, { status: "in_progress", completion_notes: "" }],
-    ]);
-  });
-
-  test("a renewal that fails is retried like any call, and the claim kept for the next renewal", async () => {
-    handler = tracker(() => apiError(503, "unavailable", "database unreachable"));
-    const client = await connect({ agentId: AGENT });
-    await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
-    scheduled[0]!.tick();
-    await until(() => logs.some((line) => line.includes("trying again at the next renewal")));
-    expect({ heartbeats: heartbeats().length, waits, cancelled: scheduled[0]!.cancelled }).toEqual({
-      heartbeats: 4,
-      waits: [100, 200, 400],
-      cancelled: false,
-    });
-    expect(new Set(heartbeats().map((record) => record.headers["idempotency-key"])).size).toBe(1);
-    expect(logLines().at(-1)).toMatchObject({
-      level: "warn",
-      task_id: "TASK-051",
-      error: "Task Tracking API error: 503 - database unreachable",
-    });
-  });
-
-  const lost: [string, () => Response][] = [
-    [
-      "409 claim_lost",
-      () =>
-        apiError(
-          409,
-          "claim_lost",
-          "Your claim on TASK-051 expired at 2026-12-01T12:00:00.000Z; it is pending again: claim it again to go on",
-        ),
-    ],
-    [
-      "409 not_claim_holder",
-      () =>
-        apiError(
-          409,
-          "not_claim_holder",
-          "TASK-051 is claimed by agent-b until 2026-12-01T12:30:00.000Z; only its holder can complete, release or renew it",
-        ),
-    ],
-    ["404 Task not found", () => apiError(404, "not_found", `Task not found: TASK-051 in project ${PROJECT}`)],
-    ["400 invalid_transition", () => apiError(400, "invalid_transition", "cannot renew TASK-051: it is completed")],
-  ];
-  for (const [name, answer] of lost) {
-    test(`a claim found lost (${name}) is logged at warn and no longer renewed`, async () => {
-      handler = tracker(answer);
-      const client = await connect({ agentId: AGENT });
-      await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
-      scheduled[0]!.tick();
-      await until(() => scheduled[0]!.cancelled);
-      expect(logLines().at(-1)).toMatchObject({
-        level: "warn",
-        msg: "lost the claim on TASK-051; no longer renewing it",
-        task_id: "TASK-051",
-      });
-      expect(heartbeats()).toHaveLength(1);
-    });
-  }
-
-  test("a 404 No such endpoint on heartbeat (the first contract) stops renewing every claim", async () => {
-    const base = tracker();
-    handler = (record, request) =>
-      record.path.endsWith("/heartbeat")
-        ? apiError(404, "not_found", `No such endpoint: POST ${record.path}`)
-        : base(record, request);
-    const client = await connect({ agentId: AGENT });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-052", status: "in_progress" } });
-    expect(scheduled).toHaveLength(2);
-    scheduled[0]!.tick();
-    await until(() => scheduled.every((entry) => entry.cancelled));
-    expect(logLines().at(-1)).toMatchObject({
-      level: "warn",
-      msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed",
-    });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
-    expect(scheduled).toHaveLength(2); // nothing new is scheduled
-  });
-
-  test("closing the connection, or the shutdown signal, clears every renewal timer", async () => {
-    handler = tracker();
-    const client = await connect({ agentId: AGENT });
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-051", status: "in_progress" } });
-    await client.close();
-    expect(scheduled[0]!.cancelled).toBe(true);
-
-    const shutdown = new AbortController();
-    const second = await connect({ agentId: AGENT }, { shutdownSignal: shutdown.signal });
-    await second.callTool({ name: "update_task_status", arguments: { task_id: "TASK-052", status: "in_progress" } });
-    shutdown.abort();
-    expect(scheduled[1]!.cancelled).toBe(true);
-  });
-
-  test("the default renewal timer never keeps the process alive", async () => {
-    const script = [
-      `import { everyMs } from ${JSON.stringify(join(import.meta.dir, "index.ts"))};`,
-      'everyMs(60_000, () => console.error("ticked"));',
-      'console.error("scheduled");',
-    ].join("\n");
-    const child = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "pipe" });
-    const [stderr, exitCode] = await Promise.all([new Response(child.stderr).text(), child.exited]);
-    expect({ stderr, exitCode }).toEqual({ stderr: "scheduled\n", exitCode: 0 });
-  });
-
-  test("the default renewal timer ticks until cancelled", async () => {
-    let ticks = 0;
-    const cancel = everyMs(1, () => ticks++);
-    await until(() => ticks >= 2);
-    cancel();
-    const after = ticks;
-    await Bun.sleep(10); // ten periods: a timer left running would tick again
-    expect(ticks).toBe(after);
-  });
-
-  test("at start it adopts this agent's in-progress claims, every page, renews them at once, and knows their projects", async () => {
-    handler = routes({
-      "GET /tasks": (record) =>
-        record.query.cursor
-          ? json({ tasks: [leased({ task_id: "TASK-052", project_id: "web" })], next_cursor: null })
-          : json({ tasks: [leased()], next_cursor: "page-2" }),
-      "POST /tasks/TASK-051/heartbeat": () => json({ task: leased() }),
-      "POST /tasks/TASK-052/heartbeat": () => json({ task: leased({ task_id: "TASK-052", project_id: "web" }) }),
-      "PUT /tasks/TASK-052/status": () =>
-        json({ updated_task: task({ task_id: "TASK-052", project_id: "web", status: "completed" }) }),
-    });
-    const client = await connect({ agentId: AGENT }, { adoptClaims: true });
-    await until(() => heartbeats().length === 2);
-    expect(seen.filter((record) => record.path === "/tasks").map((record) => record.query)).toEqual([
-      { claimed_by: AGENT, status: "in_progress", limit: "500" },
-      { claimed_by: AGENT, status: "in_progress", limit: "500", cursor: "page-2" },
-    ]);
-    expect(
-      heartbeats()
-        .map((record) => [record.path, record.query])
-        .sort(),
-    ).toEqual([
-      ["/tasks/TASK-051/heartbeat", { project: PROJECT }],
-      ["/tasks/TASK-052/heartbeat", { project: "web" }],
-    ]);
-    expect(logLines().find((line) => String(line.msg).startsWith("adopted"))).toMatchObject({
-      msg: `adopted 2 claim(s) of agent ${AGENT}`,
-      task_ids: [`${PROJECT}/TASK-051`, "web/TASK-052"],
-    });
-    expect(scheduled.map((entry) => entry.cancelled)).toEqual([false, false]);
-    await client.callTool({ name: "update_task_status", arguments: { task_id: "TASK-052", status: "completed" } });
-    expect(seen.at(-1)!.query).toEqual({ project: "web" });
-    expect(scheduled.map((entry) => entry.cancelled)).toEqual([false, true]);
-  });
-
-  test("a service that cannot be reached at start is a warn line, not a crash", async () => {
-    const port = await closedPort();
-    const client = await connect(
-      { agentId: AGENT, url: `http://127.0.0.1:${port}`, displayUrl: `http://127.0.0.1:${port}` },
-      { adoptClaims: true },
-    );
-    await until(() => logs.some((line) => line.includes("could not adopt")));
-    expect(logLines().at(-1)).toMatchObject({
-      level: "warn",
-      msg: `could not adopt the claims of agent ${AGENT}`,
-      error: `Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`,
-    });
-    expect((await client.listTools()).tools).toHaveLength(6);
-  });
-});
-
-// ─── serve(), in process: the streams, signals and exit it is given ────────────────────────────
-
-describe("serve", () => {
+describe("serve over stdio", () => {
   async function start(overrides: Partial<Config> = {}, io: Partial<ServeIO> = {}) {
     const stdin = new PassThrough();
     const stdout = new PassThrough();
@@ -1938,12 +2041,14 @@ describe("serve", () => {
     };
     return { stdin, send, initialize, answers, signals, exits, exitCode };
   }
+
   const nextTaskCall = {
     jsonrpc: "2.0",
     id: 2,
     method: "tools/call",
     params: { name: "get_next_task", arguments: { project_id: PROJECT } },
   };
+
   const emptyPage = () => json({ tasks: [], next_cursor: null });
 
   test("closing stdin lets the call in flight finish and be answered, then exits 0, once", async () => {
@@ -2032,9 +2137,32 @@ describe("serve", () => {
     server.stdin.end();
     expect(await server.exitCode).toBe(0);
   });
+
+  async function through(chunks: string[], maxLineBytes: number) {
+    const dropped: number[] = [];
+    const guard = dropOversizedLines((bytes) => dropped.push(bytes), maxLineBytes);
+    const output: Buffer[] = [];
+    guard.on("data", (chunk: Buffer) => output.push(chunk));
+    const ended = new Promise((resolve) => guard.on("end", resolve));
+    for (const chunk of chunks) guard.write(Buffer.from(chunk));
+    guard.end();
+    await ended;
+    return { output: Buffer.concat(output).toString(), dropped };
+  }
+
+  test("lines within the limit pass unchanged, however they are split", async () => {
+    expect(await through(['{"a":', '1}\n{"b"', ":2}\n"], 10)).toEqual({ output: '{"a":1}\n{"b":2}\n', dropped: [] });
+  });
+
+  test("an oversized line is ended where the limit is crossed, the rest skipped, and the next line kept", async () => {
+    expect(await through(["ok\n01234", "5678901234567", "89\nnext\n"], 10)).toEqual({
+      output: "ok\n01234\nnext\n",
+      dropped: [21], // the whole line, its newline included
+    });
+  });
 });
 
-// ─── doctor and the command line, in process ───────────────────────────────────────────────────
+// ─── doctor and the command line, in process ────────────────────────────────────────────────────
 
 describe("doctor", () => {
   const env = (overrides: Record<string, string> = {}) => ({
@@ -2071,6 +2199,31 @@ describe("doctor", () => {
     expect(lines.find((line) => line.startsWith("✗"))).toBe(
       `✗ service: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`,
     );
+  });
+
+  test("a key inside TASK_TRACKING_URL's path never reaches the terminal", async () => {
+    const port = await closedPort();
+    const lines: string[] = [];
+    const url = `http://127.0.0.1:${port}/keyed/${API_KEY}`;
+    expect(await doctor(env({ TASK_TRACKING_URL: url }), (line) => lines.push(line), { sleep: recordWait })).toBe(1);
+    expect(lines.join("\n")).not.toContain(API_KEY);
+    expect(lines[0]).toStartWith(`✓ configuration: service http://127.0.0.1:${port}/keyed/[REDACTED], timeout`);
+    expect(lines[1]).toBe(
+      `  attempt 1 of 4: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}/keyed/[REDACTED]; trying again in 100 ms`,
+    );
+    expect(lines.find((line) => line.startsWith("✗"))).toBe(
+      `✗ service: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}/keyed/[REDACTED]`,
+    );
+  });
+
+  test("a service that redirects is named as the problem, with where it points", async () => {
+    handler = () => new Response(null, { status: 301, headers: { location: "https://tracker.example/healthz" } });
+    const lines: string[] = [];
+    expect(await doctor(env(), (line) => lines.push(line))).toBe(1);
+    expect(lines.slice(1)).toEqual([
+      "✗ service: Task Tracking service redirected the request (301) to https://tracker.example/healthz; redirects are never followed: set TASK_TRACKING_URL to the service's own address",
+      "  The service redirects elsewhere: if you trust where it points, set TASK_TRACKING_URL to that address.",
+    ]);
   });
 
   test("a missing key is named as the problem", async () => {
@@ -2209,17 +2362,13 @@ describe("main", () => {
   });
 });
 
-// ─── The compiled binary, as an MCP client starts it ───────────────────────────────────────────
+// ─── The compiled binary, as an MCP client starts it ────────────────────────────────────────────
 
-const BINARY = join(import.meta.dir, "dist", "task-tracking-mcp");
+const BINARY = MCP_BINARY;
 
 describe("the compiled binary", () => {
-  beforeAll(async () => {
-    if (!(await Bun.file(BINARY).exists())) {
-      const build = Bun.spawnSync(["bun", "run", "build"], { cwd: import.meta.dir, stderr: "inherit" });
-      expect(build.exitCode).toBe(0);
-    }
-  }, 120_000);
+  // Built again when a source is newer than it: never tested stale.
+  beforeAll(() => ensureBuilt(BINARY), 120_000);
 
   const cleanEnv = (extra: Record<string, string> = {}) => ({
     PATH: process.env.PATH ?? "",
@@ -2383,653 +2532,5 @@ describe("the compiled binary", () => {
 
   test("--version prints the version from package.json", async () => {
     expect(await run(["--version"], cleanEnv())).toEqual({ stdout: `task-tracking-mcp ${VERSION}\n`, stderr: "", exitCode: 0 });
-  });
-});
-
-// ─── Import and export (issue 17), in process ──────────────────────────────────────────────────
-// The parsers and the plan directly; the commands against an in-memory stand-in of the tracker that
-// follows docs/API.md (GET /tasks pages, the registry, the batch, PATCH, status) and can be told to fail.
-
-import {
-  batchesOf,
-  derivedTaskId,
-  type FileTask,
-  parseMarkdown,
-  parseTaskFile,
-  renderMarkdown,
-  runExport,
-  runImport,
-} from "./index.ts";
-
-describe("import and export", () => {
-  const FIXTURES = join(import.meta.dir, "e2e", "fixtures");
-  const todo = () => Bun.file(join(FIXTURES, "TODO.md")).text();
-  const compact = (tasks: FileTask[]) =>
-    tasks.map(({ task_id, line, status, priority, depends_on }) => ({ task_id, line, status, priority, depends_on }));
-  const countersOf = (text: string) =>
-    Object.fromEntries([...parseTaskFile(text).counters].map(([type, { number }]) => [type, number]));
-  const problemsOf = (text: string) => parseTaskFile(text).problems;
-
-  /** The tracker as docs/API.md describes it, in memory: enough for import and export, and a switch to fail a request. */
-  function standInTracker(pageSize = 500) {
-    const tasks: Record<string, any>[] = [];
-    const counters = new Map<string, number>();
-    const writes: { method: string; path: string; body: any }[] = [];
-    /** From this write on, every write fails with 503. */
-    const state = { failFromWrite: Infinity, hideCounters: false, listBody: undefined as unknown };
-    const server = Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      async fetch(request) {
-        const url = new URL(request.url);
-        const body: any = request.method === "GET" ? undefined : await request.json();
-        const [, first, second, third, fourth] = url.pathname.split("/");
-        const project = url.searchParams.get("project");
-        if (request.method !== "GET") {
-          writes.push({ method: request.method, path: url.pathname + url.search, body });
-          if (writes.length >= state.failFromWrite) return apiError(503, "unavailable", "database unreachable");
-        }
-        const find = (id: string) => tasks.find((task) => task.task_id === id && task.project_id === project);
-        if (request.method === "GET" && first === "tasks" && !second) {
-          const start = Number(url.searchParams.get("cursor") ?? 0);
-          const inProject = tasks.filter((task) => task.project_id === project);
-          const next = start + pageSize < inProject.length ? String(start + pageSize) : null;
-          return json(state.listBody ?? { tasks: inProject.slice(start, start + pageSize), next_cursor: next });
-        }
-        if (request.method === "GET" && first === "ids") {
-          const list = [...counters].filter(([key]) => !state.hideCounters && key.startsWith(`${project}/`));
-          return json({
-            counters: list.map(([key, last]) => ({
-              project_id: project,
-              artifact_type: key.split("/")[1],
-              last_assigned_id: last,
-            })),
-            reservations: [],
-          });
-        }
-        if (request.method === "PUT" && first === "ids") {
-          const key = `${third}/${fourth}`;
-          if ((counters.get(key) ?? 0) > body.last_assigned_id) return apiError(409, "conflict", "that would lower the counter");
-          counters.set(key, body.last_assigned_id);
-          return json({ project_id: third, artifact_type: fourth, last_assigned_id: body.last_assigned_id });
-        }
-        if (request.method === "POST" && second === "batch") {
-          for (const input of body.tasks) tasks.push(task({ ...input, claimed_by: null }));
-          return json({ success: true, tasks_added: body.tasks.length, task_ids: body.tasks.map((t: any) => t.task_id) }, 201);
-        }
-        const existing = find(decodeURIComponent(second ?? ""));
-        if (!existing) return apiError(404, "not_found", `Task not found: ${second}`);
-        if (request.method === "PATCH") return json({ task: Object.assign(existing, body) });
-        if (request.method === "PUT" && third === "status") return json({ updated_task: Object.assign(existing, body) });
-        return apiError(400, "validation_failed", "unexpected request");
-      },
-    });
-    const env = { TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: `http://127.0.0.1:${server.port}` };
-    return { tasks, counters, writes, state, env, stop: () => server.stop(true) };
-  }
-
-  async function cli(command: typeof runImport, args: string[], env: Record<string, string>) {
-    const out: string[] = [];
-    const err: string[] = [];
-    const exitCode = await command(args, { env, out: (line) => out.push(line), err: (line) => err.push(line) });
-    return { exitCode, stdout: out.join("\n"), stderr: err.join("\n") };
-  }
-
-  function fileWith(text: string, name = "TODO.md"): string {
-    const path = join(mkdtempSync(join(tmpdir(), "tt-import-")), name);
-    writeFileSync(path, text);
-    return path;
-  }
-
-  describe("markdown", () => {
-    test("a TODO.md becomes tasks: checkboxes are statuses, nested items are steps, (high) and IDs are kept", async () => {
-      const parsed = parseMarkdown(await todo());
-      expect(parsed.problems).toEqual([]);
-      const id = (line: number) => parsed.tasks.find((task) => task.line === line)!.task_id;
-      expect(compact(parsed.tasks)).toEqual([
-        { task_id: "TASK-012", line: 10, status: "pending", priority: "high", depends_on: ["TASK-010", id(12), id(14)] },
-        { task_id: "TASK-010", line: 11, status: "completed", priority: "medium", depends_on: [] },
-        { task_id: id(12), line: 12, status: "pending", priority: "medium", depends_on: [id(13)] },
-        { task_id: id(13), line: 13, status: "pending", priority: "low", depends_on: [] },
-        { task_id: id(14), line: 14, status: "completed", priority: "medium", depends_on: [] },
-        { task_id: id(15), line: 15, status: "pending", priority: "medium", depends_on: [] },
-        { task_id: id(20), line: 20, status: "completed", priority: "medium", depends_on: [] },
-        { task_id: id(21), line: 21, status: "pending", priority: "high", depends_on: [] },
-        { task_id: id(22), line: 22, status: "pending", priority: "medium", depends_on: ["TASK-012"] },
-        { task_id: id(29), line: 29, status: "pending", priority: "medium", depends_on: [] },
-        { task_id: id(30), line: 30, status: "completed", priority: "medium", depends_on: [] },
-        { task_id: id(39), line: 39, status: "pending", priority: "low", depends_on: [] },
-        { task_id: id(40), line: 40, status: "pending", priority: "medium", depends_on: [] },
-      ]);
-      expect(
-        parsed.tasks
-          .map((task) => task.task_id)
-          .filter((taskId) => taskId.startsWith("md-"))
-          .every((taskId) => /^md-[0-9a-f]{10}$/.test(taskId)),
-      ).toBe(true);
-    });
-
-    test("the headings and the text under them end the description; the item's own lines follow its first", async () => {
-      const tag = parseMarkdown(await todo()).tasks.find((task) => task.line === 15)!;
-      expect(tag.description).toBe(
-        "Tag `v1.0.0` and push the tag\nRun `git tag -s v1.0.0` from a clean checkout; the CI builds the binaries.\n\n" +
-          "Section: TODO › Release 1.0\nThe release needs a green CI on every platform and a signed tag.",
-      );
-    });
-
-    test("artifact IDs in the text raise their counters; code spans, links, UTF-8 and items in code blocks do not count", async () => {
-      expect(countersOf(await todo())).toEqual({ US: 31, SPEC: 4, TASK: 12 });
-      expect(parseMarkdown(await todo()).tasks.some((task) => task.description.startsWith("inside a code block"))).toBe(false);
-      expect(countersOf("- [ ] Fix UTF-8 and HTTP-2, `ADR-900`, [spec](https://x.test/SPEC-777)\n- [ ] TASK-7: small\n")).toEqual(
-        { TASK: 7 },
-      );
-    });
-
-    test("a derived ID follows the item's text and place, not its checkbox or priority", () => {
-      const [pending] = parseMarkdown("## A\n- [ ] Write the docs\n").tasks;
-      const [checked] = parseMarkdown("## A\n- [x] Write the docs (high)\n").tasks;
-      const [edited] = parseMarkdown("## A\n- [ ] Write the docs well\n").tasks;
-      const [moved] = parseMarkdown("## B\n- [ ] Write the docs\n").tasks;
-      expect(checked!.task_id).toBe(pending!.task_id);
-      expect(pending!.task_id).toBe(derivedTaskId(["A"], "Write the docs"));
-      expect(new Set([pending!.task_id, edited!.task_id, moved!.task_id]).size).toBe(3);
-    });
-
-    test("CRLF line endings and a byte-order mark read the same as LF", async () => {
-      const text = await todo();
-      expect(parseMarkdown(`\uFEFF${text.replaceAll("\n", "\r\n")}`)).toEqual(parseMarkdown(text));
-    });
-
-    test("an empty file, or one without task items, holds no tasks and no problems", () => {
-      expect(parseTaskFile("")).toEqual({ format: "markdown", tasks: [], counters: new Map(), problems: [] });
-      expect(parseTaskFile("# Notes\n\n- a plain list\n- [link](https://x.test)\n").tasks).toEqual([]);
-    });
-
-    test("bad input is named with its line: checkboxes, IDs, repeats, cycles, a checked item with an open step", () => {
-      expect(
-        problemsOf("# T\n- [-] cancelled\n- [] empty box\n-[ ] no space\n- [x]glued\n- [ ]\n- [ ] **`bad id`** text\n"),
-      ).toEqual([
-        { line: 2, message: '"[-]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
-        { line: 3, message: '"[]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
-        { line: 4, message: 'write a space between the list marker and the checkbox: "-[ ] no space"' },
-        { line: 5, message: 'write a space after the checkbox: "[x]glued"' },
-        { line: 6, message: "the item has no text: write what is to be done after the checkbox" },
-        { line: 7, message: '"bad id" is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -' },
-      ]);
-      expect(problemsOf("- [ ] TASK-001: a\n- [ ] TASK-001: b\n- [ ] same\n- [ ] same\n")).toEqual([
-        { line: 2, message: "task ID TASK-001 is used already (line 1)" },
-        {
-          line: 4,
-          message: "the item repeats the one on line 3 (same text in the same place); reword one of them or give it an ID",
-        },
-      ]);
-      expect(problemsOf("- [ ] TASK-001: a\n  - depends on: TASK-002\n- [ ] TASK-002: b\n  - depends on: TASK-001\n")).toEqual([
-        { line: 1, message: "dependency cycle: TASK-001 (line 1) → TASK-002 (line 3) → TASK-001" },
-      ]);
-      expect(problemsOf("- [x] Ship it\n  - [ ] Test it\n")).toEqual([
-        {
-          line: 1,
-          message: `${derivedTaskId([], "Ship it")} is checked but depends on ${derivedTaskId([derivedTaskId([], "Ship it")], "Test it")} (line 2), which is not; a completed task may depend only on completed ones`,
-        },
-      ]);
-      expect(problemsOf("- [ ] TASK-001: a\n  - depends on: not/valid\n")[0]!.line).toBe(2);
-      expect(problemsOf(`- [ ] TASK-001: ${"x".repeat(10_001)}\n- [ ] TASK-002: nul \0\n`)).toEqual([
-        { line: 1, message: "TASK-001: its description is 10001 characters (its section's text included); at most 10000" },
-        { line: 2, message: "TASK-002: its text holds a NUL character" },
-      ]);
-    });
-
-    test("5,000 items parse in one pass, each with its own ID", () => {
-      const text = Array.from({ length: 5000 }, (_, i) => `- [${i % 3 ? " " : "x"}] Item number ${i}`).join("\n");
-      const parsed = parseMarkdown(text);
-      expect({
-        tasks: parsed.tasks.length,
-        ids: new Set(parsed.tasks.map((task) => task.task_id)).size,
-        problems: parsed.problems,
-      }).toEqual({ tasks: 5000, ids: 5000, problems: [] });
-    });
-  });
-
-  describe("GitHub issues", () => {
-    test("open issues are pending, closed ones completed, priority:* labels the priority", async () => {
-      const parsed = parseTaskFile(await Bun.file(join(FIXTURES, "gh-issues.json")).text());
-      expect(
-        parsed.tasks.map(({ task_id, status, priority, completion_notes }) => ({ task_id, status, priority, completion_notes })),
-      ).toEqual([
-        { task_id: "gh-42", status: "pending", priority: "high", completion_notes: "" },
-        { task_id: "gh-41", status: "pending", priority: "medium", completion_notes: "" },
-        { task_id: "gh-40", status: "completed", priority: "low", completion_notes: "Closed on GitHub as issue #40" },
-        { task_id: "gh-7", status: "completed", priority: "medium", completion_notes: "Closed on GitHub as issue #7" },
-      ]);
-      expect(parsed.tasks[0]!.description).toStartWith("Claims survive a tracker restart\n\nWhen the tracker restarts");
-      expect(parsed.tasks[0]!.description).not.toContain("\r");
-      expect(Object.fromEntries([...parsed.counters].map(([type, { number }]) => [type, number]))).toEqual({ SPEC: 7, US: 27 });
-    });
-
-    test("what is wrong names the issue: a missing title, an unknown priority, JSON that is not JSON", () => {
-      expect(problemsOf('[{"number": 3, "state": "OPEN"}]')).toEqual([
-        { line: 0, message: "issue 1 of the list: title: Invalid input: expected string, received undefined" },
-      ]);
-      expect(problemsOf('[{"number": 3, "title": "x", "state": "OPEN", "labels": [{"name": "priority:whenever"}]}]')).toEqual([
-        {
-          line: 0,
-          message: "issue #3: label priority:whenever is not a priority; use priority:high, priority:medium or priority:low",
-        },
-      ]);
-      expect(problemsOf("[{oops")[0]!.message).toStartWith("the file starts like JSON but is not:");
-      expect(problemsOf('{"issues": []}')[0]!.message).toStartWith("JSON input must be");
-    });
-
-    test("a body past 10,000 characters is cut, saying where the rest is", () => {
-      const [issue] = parseTaskFile(
-        JSON.stringify([{ number: 9, title: "Long", body: "y".repeat(20_000), state: "OPEN", labels: [] }]),
-      ).tasks;
-      expect(issue!.description.length).toBeLessThanOrEqual(10_000);
-      expect(issue!.description).toEndWith("…(cut: the rest is in issue #9)");
-    });
-  });
-
-  describe("export", () => {
-    const tracked = (fields: Record<string, unknown>) => task(fields) as any;
-    const asTracked = (tasks: FileTask[]) => tasks.map(({ line: _, ...rest }) => tracked({ ...rest, project_id: "p" }));
-
-    test("the markdown export reads back to the same tasks, tricky descriptions and notes included", async () => {
-      const tasks = asTracked(parseMarkdown(await todo()).tasks);
-      tasks.push(
-        tracked({
-          task_id: "login-form",
-          description: "Ends like (high)\n- [ ] not a step\n\\- [x] escaped already\n- depends on: nothing\n  indented",
-          priority: "medium",
-        }),
-        tracked({
-          task_id: "fenced",
-          description: "Code:\n```\n- [ ] in a block\n\\- kept\n```\nafter",
-          depends_on: ["unclosed"],
-        }),
-        tracked({
-          task_id: "unclosed",
-          description: "Open fence:\n~~~\n- [ ] inside",
-          status: "completed",
-          completion_notes: "```\n- [x] in notes",
-        }),
-        tracked({
-          task_id: "TASK-099",
-          status: "completed",
-          completion_notes: "Done.\n- [x] with a list\n\nand a blank line",
-          inputs: ["US-053"],
-          outputs: ["index.ts", "README.md"],
-        }),
-        tracked({
-          task_id: "TASK-100",
-          status: "in_progress",
-          claimed_by: "agent-7",
-          lease_expires_at: "2026-12-01T12:00:00.000Z",
-        }),
-      );
-      const back = parseTaskFile(renderMarkdown("p", tasks));
-      expect(back.problems).toEqual([]);
-      const fields = ({ task_id, description, priority, depends_on, inputs, outputs, status, completion_notes }: any) => ({
-        task_id,
-        description,
-        priority,
-        depends_on,
-        inputs,
-        outputs,
-        status: status === "in_progress" ? "pending" : status,
-        completion_notes,
-      });
-      const byId = (list: any[]) => list.map(fields).sort((a, b) => a.task_id.localeCompare(b.task_id));
-      expect(byId(back.tasks)).toEqual(byId(tasks));
-    });
-
-    test("the markdown export groups by status and shows IDs, priority, dependencies, holder and notes", () => {
-      const text = renderMarkdown("web", [
-        tracked({
-          task_id: "TASK-001",
-          description: "Claimed",
-          status: "in_progress",
-          claimed_by: "agent-7",
-          lease_expires_at: "2026-12-01T12:00:00.000Z",
-          priority: "medium",
-        }),
-        tracked({ task_id: "TASK-002", description: "Waiting", depends_on: ["TASK-003"], inputs: [], outputs: [] }),
-        tracked({
-          task_id: "TASK-003",
-          description: "Done",
-          status: "completed",
-          completion_notes: "Shipped",
-          priority: "low",
-          inputs: [],
-          outputs: [],
-        }),
-      ]);
-      expect(text).toBe(
-        [
-          "<!-- task-tracking-mcp export: project web; `task-tracking-mcp import FILE --project web` reads it back -->",
-          "# Tasks of web",
-          "",
-          "## Pending (1)",
-          "",
-          "- [ ] **TASK-002** Waiting (high)",
-          "  - depends on: TASK-003",
-          "",
-          "## In progress (1)",
-          "",
-          "- [ ] **TASK-001** Claimed",
-          "  - inputs: US-053",
-          "  - outputs: index.ts",
-          "  - held by: agent-7 (lease until 2026-12-01T12:00:00.000Z)",
-          "",
-          "## Completed (1)",
-          "",
-          "- [x] **TASK-003** Done (low)",
-          "  - completion notes: Shipped",
-          "",
-        ].join("\n"),
-      );
-    });
-  });
-
-  test("batches hold 500 tasks and stay under 1 MiB, in dependency order", () => {
-    const chain: FileTask[] = Array.from({ length: 1200 }, (_, i) => ({
-      task_id: `T-${i}`,
-      line: i + 1,
-      status: "pending",
-      priority: "medium",
-      description: `step ${i}`,
-      depends_on: i ? [`T-${i - 1}`] : [],
-      inputs: [],
-      outputs: [],
-      completion_notes: "",
-    }));
-    expect(batchesOf(chain, "p").map((batch) => batch.length)).toEqual([500, 500, 200]);
-    const big = chain.slice(0, 300).map((item) => ({ ...item, description: "z".repeat(9000) }));
-    const batches = batchesOf(big, "p");
-    expect(batches.flat().map((input) => input.task_id)).toEqual(big.map((item) => item.task_id));
-    expect(batches.length).toBe(4);
-    for (const batch of batches) expect(Buffer.byteLength(JSON.stringify({ tasks: batch }))).toBeLessThan(1024 * 1024);
-  });
-
-  describe("the commands", () => {
-    test("import adds the tasks and raises the counters; a second import adds and changes nothing", async () => {
-      const tracker = standInTracker(4);
-      try {
-        const path = fileWith(await todo());
-        const first = await cli(runImport, [path, "--project", "web"], tracker.env);
-        expect({ exitCode: first.exitCode, stderr: first.stderr }).toEqual({ exitCode: 0, stderr: "" });
-        expect(first.stdout).toContain(
-          "Added 13 tasks:\n  + TASK-010       completed medium Write `scripts/pack.ts` for the five platforms  (line 11)",
-        );
-        expect(first.stdout).toContain("Raised 3 ID counters:\n  ↑ US             0 → 31 (next US-032)  (line 4)");
-        expect(first.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 3 ID counters; 0 already up to date.");
-        expect(tracker.tasks.length).toBe(13);
-        expect(tracker.writes.filter((write) => write.path === "/tasks/batch").length).toBe(1);
-        expect(tracker.tasks.find((t) => t.task_id === "TASK-012")!.depends_on).toEqual(
-          parseMarkdown(await todo()).tasks[0]!.depends_on,
-        );
-        expect(Object.fromEntries(tracker.counters)).toEqual({ "web/US": 31, "web/SPEC": 4, "web/TASK": 12 });
-
-        const writesBefore = tracker.writes.length;
-        const second = await cli(runImport, [path, "--project", "web"], tracker.env);
-        expect(second).toEqual({
-          exitCode: 0,
-          stdout: "Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.",
-          stderr: "",
-        });
-        expect(tracker.writes.length).toBe(writesBefore);
-      } finally {
-        tracker.stop();
-      }
-    });
-
-    test("--dry-run prints what it would do and sends no write", async () => {
-      const tracker = standInTracker();
-      try {
-        const result = await cli(
-          runImport,
-          [fileWith("# Plan\n- [ ] US-040: Write the story (high)\n"), "--project", "web", "--dry-run"],
-          tracker.env,
-        );
-        expect(result).toEqual({
-          exitCode: 0,
-          stdout: [
-            "Would add 1 task:",
-            "  + US-040         pending   high   Write the story  (line 2)",
-            "Would raise 1 ID counter:",
-            "  ↑ US             0 → 40 (next US-041)  (line 2)",
-            "Dry run, nothing was changed: would add 1 task, change 0, raise 1 ID counter; 0 already up to date.",
-          ].join("\n"),
-          stderr: "",
-        });
-        expect(tracker.writes).toEqual([]);
-      } finally {
-        tracker.stop();
-      }
-    });
-
-    test("an edited file changes priorities and texts, completes checked items, and leaves held and completed ones be", async () => {
-      const tracker = standInTracker();
-      try {
-        const file = (lines: string[]) => fileWith(lines.join("\n"));
-        await cli(
-          runImport,
-          [
-            file(["- [ ] TASK-001: One", "- [ ] TASK-002: Two", "- [ ] TASK-003: Three", "- [ ] TASK-004: Four"]),
-            "--project",
-            "web",
-          ],
-          tracker.env,
-        );
-        tracker.tasks[2]!.status = "in_progress";
-        tracker.tasks[2]!.claimed_by = "agent-7";
-        tracker.tasks[3]!.status = "completed";
-        tracker.writes.length = 0;
-        const edited = file([
-          "- [ ] TASK-001: One, reworded (high)",
-          "- [x] TASK-002: Two",
-          "- [x] TASK-003: Three",
-          "- [ ] TASK-004: Four (low)",
-          "- [ ] TASK-005: Five",
-        ]);
-        const result = await cli(runImport, [edited, "--project", "web"], tracker.env);
-        expect(result.exitCode).toBe(0);
-        expect(result.stdout).toBe(
-          [
-            "Added 1 task:",
-            "  + TASK-005       pending   medium Five  (line 5)",
-            "Changed 2 tasks:",
-            '  ~ TASK-001       priority medium → high; description → "One, reworded"  (line 1)',
-            "  ~ TASK-002       pending → completed  (line 2)",
-            "Raised 1 ID counter:",
-            "  ↑ TASK           4 → 5 (next TASK-006)  (line 5)",
-            "Note: line 3: TASK-003 is checked, but agent-7 is working on it: it is left to its holder",
-            "Note: line 4: TASK-004 is completed in the project, so its text and priority stay as they are there",
-            "Done: added 1 task, changed 2, raised 1 ID counter; 2 already up to date.",
-          ].join("\n"),
-        );
-        expect(
-          tracker.writes.map(({ method, path, body }) => [method, path, body.status ?? body.priority ?? body.tasks?.length]),
-        ).toEqual([
-          ["POST", "/tasks/batch", 1],
-          ["PATCH", "/tasks/TASK-001?project=web", "high"],
-          ["PUT", "/tasks/TASK-002/status?project=web", "in_progress"],
-          ["PUT", "/tasks/TASK-002/status?project=web", "completed"],
-          ["PUT", "/ids/registry/web/TASK", undefined],
-        ]);
-        expect(tracker.writes[3]!.body.completion_notes).toBe("Checked in TODO.md");
-      } finally {
-        tracker.stop();
-      }
-    });
-
-    test("what an import cannot change is said in notes: dependencies, and derived-ID tasks the file no longer holds", async () => {
-      const tracker = standInTracker();
-      try {
-        await cli(runImport, [fileWith("- [ ] Parent\n  - [ ] Step\n- [ ] Gone soon\n"), "--project", "web"], tracker.env);
-        const parent = tracker.tasks[1]!;
-        const result = await cli(runImport, [fileWith("- [ ] Parent\n"), "--project", "web"], tracker.env);
-        expect(result.stdout).toBe(
-          [
-            `Note: line 1: ${parent.task_id} depends on nothing in the file, on ${parent.depends_on[0]} in the project; the tracker cannot change a task's dependencies`,
-            `Note: 2 tasks of the project with a derived ID are not in this file (an item reworded or moved, or another file's): ${parent.depends_on[0]}, ${tracker.tasks[2]!.task_id}`,
-            "Done: added 0 tasks, changed 0, raised 0 ID counters; 1 already up to date.",
-          ].join("\n"),
-        );
-        const checked = await cli(
-          runImport,
-          [fileWith(`- [x] TASK-009: Done already\n  - depends on: ${parent.task_id}\n`), "--project", "web"],
-          tracker.env,
-        );
-        expect(checked.stderr).toContain(
-          `:1: TASK-009 is checked but depends on ${parent.task_id}, which is pending in the project\n`,
-        );
-      } finally {
-        tracker.stop();
-      }
-    });
-
-    test("a counter raised by someone else meanwhile is fine; a malformed answer of the service is named", async () => {
-      const tracker = standInTracker();
-      try {
-        tracker.counters.set("web/US", 90);
-        tracker.state.hideCounters = true;
-        const raced = await cli(runImport, [fileWith("- [ ] Write US-012\n"), "--project", "web"], tracker.env);
-        expect({ exitCode: raced.exitCode, counter: tracker.counters.get("web/US") }).toEqual({ exitCode: 0, counter: 90 });
-        tracker.state.listBody = { tasks: "none" };
-        const broken = await cli(runExport, ["--project", "web"], tracker.env);
-        expect(broken).toEqual({
-          exitCode: 1,
-          stdout: "",
-          stderr: "Task Tracking API returned an invalid response: tasks: Invalid input: expected array, received string",
-        });
-        expect(problemsOf('{"tasks": [{"task_id": "a", "status": "done"}]}')[0]!.message).toStartWith("tasks[0].description: ");
-        expect(problemsOf('{"tasks": [{"task_id": "a b", "description": "x", "status": "pending"}]}')[0]!.message).toBe(
-          'tasks[0].task_id "a b" is not a valid task ID',
-        );
-      } finally {
-        tracker.stop();
-      }
-    });
-
-    test("bad input: every problem with its line on stderr, exit 1, and nothing sent", async () => {
-      const tracker = standInTracker();
-      try {
-        const path = fileWith("- [ ] TASK-001: a\n  - depends on: TASK-404\n- [~] b\n");
-        const result = await cli(runImport, [path, "--project", "web"], tracker.env);
-        expect(result).toEqual({
-          exitCode: 1,
-          stdout: "",
-          stderr: `${path}:3: "[~]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)\nNothing was imported: 1 problem in ${path}.`,
-        });
-        const unknown = await cli(
-          runImport,
-          [fileWith("- [ ] TASK-001: a\n  - depends on: TASK-404\n"), "--project", "web"],
-          tracker.env,
-        );
-        expect(unknown.stderr).toContain(
-          ":1: TASK-001 depends on TASK-404, which is neither in the file nor in the project\nNothing was imported: 1 problem in",
-        );
-        expect(tracker.writes).toEqual([]);
-      } finally {
-        tracker.stop();
-      }
-    });
-
-    test("when the service fails between batches, the user is told, and running the import again finishes it", async () => {
-      const tracker = standInTracker();
-      try {
-        const path = fileWith(Array.from({ length: 1200 }, (_, i) => `- [ ] Item ${i}`).join("\n"));
-        tracker.state.failFromWrite = 2;
-        const failed = await cli(runImport, [path, "--project", "web"], { ...tracker.env, TASK_TRACKING_TIMEOUT_MS: "2000" });
-        expect(failed.exitCode).toBe(1);
-        expect(failed.stderr).toStartWith(
-          "Stopped after adding 500 of 1200 tasks and changing 0 of 0. Run the same import again to finish",
-        );
-        expect(failed.stderr).toEndWith("Task Tracking API error: 503 - database unreachable");
-        tracker.state.failFromWrite = Infinity;
-        const again = await cli(runImport, [path, "--project", "web"], tracker.env);
-        expect(again.stdout).toEndWith("Done: added 700 tasks, changed 0, raised 0 ID counters; 500 already up to date.");
-        expect(tracker.tasks.length).toBe(1200);
-      } finally {
-        tracker.stop();
-      }
-    });
-
-    test("usage errors exit 2; an unreadable file, a missing key or an unreachable service exit 1", async () => {
-      const env = { TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: `http://127.0.0.1:${await closedPort()}` };
-      expect(await cli(runImport, ["--project", "web"], env)).toEqual({
-        exitCode: 2,
-        stdout: "",
-        stderr: "task-tracking-mcp: import needs a FILE\nUsage: task-tracking-mcp import FILE --project P [--dry-run]",
-      });
-      expect((await cli(runImport, ["a.md", "b.md", "--project", "web"], env)).exitCode).toBe(2);
-      expect((await cli(runImport, ["a.md"], env)).stderr).toStartWith("task-tracking-mcp: import needs --project P");
-      expect((await cli(runImport, ["a.md", "--project", "no spaces"], env)).stderr).toStartWith(
-        "task-tracking-mcp: --project: project_id may hold only",
-      );
-      expect((await cli(runImport, ["a.md", "--project"], env)).stderr).toStartWith("task-tracking-mcp: --project needs a value");
-      expect((await cli(runImport, ["a.md", "--project=web", "--force"], env)).stderr).toStartWith(
-        'task-tracking-mcp: import does not take "--force"',
-      );
-      expect((await cli(runExport, ["--project", "web", "--format", "xml"], env)).stderr).toStartWith(
-        'task-tracking-mcp: --format must be markdown or json, not "xml"',
-      );
-      expect((await cli(runExport, ["out.md", "--project", "web"], env)).exitCode).toBe(2);
-      expect(await cli(runImport, ["/nonexistent/TODO.md", "--project", "web"], env)).toEqual({
-        exitCode: 1,
-        stdout: "",
-        stderr: "cannot read /nonexistent/TODO.md: ENOENT",
-      });
-      expect(await cli(runImport, ["a.md", "--project", "web"], {})).toEqual({
-        exitCode: 1,
-        stdout: "",
-        stderr: "TASK_TRACKING_API_KEY environment variable not set",
-      });
-      expect(await cli(runExport, ["--project", "web"], { ...env, TASK_TRACKING_TIMEOUT_MS: "1000" })).toEqual({
-        exitCode: 1,
-        stdout: "",
-        stderr: `Task Tracking microservice unavailable: Connection refused at ${env.TASK_TRACKING_URL}`,
-      });
-      expect(await main(["import"])).toBe(2);
-      expect(await main(["export", "--format", "json"])).toBe(2);
-    });
-
-    test("export reads every page; markdown imports back into another project as the same tasks, JSON too", async () => {
-      const tracker = standInTracker(5);
-      try {
-        await cli(runImport, [fileWith(await todo()), "--project", "web"], tracker.env);
-        const markdown = await cli(runExport, ["--project", "web"], tracker.env);
-        expect(markdown.exitCode).toBe(0);
-        expect(markdown.stdout.match(/^- \[[ x]\] /gm)!.length).toBe(13);
-        const json = await cli(runExport, ["--project=web", "--format=json"], tracker.env);
-        expect(JSON.parse(json.stdout).tasks.length).toBe(13);
-        const same = ({ task_id, description, priority, depends_on, status, completion_notes }: any) => ({
-          task_id,
-          description,
-          priority,
-          depends_on,
-          status,
-          completion_notes,
-        });
-        const tasksOf = (project: string) =>
-          tracker.tasks
-            .filter((t) => t.project_id === project)
-            .map(same)
-            .sort((a, b) => a.task_id.localeCompare(b.task_id));
-        const web = tasksOf("web");
-        for (const [copy, text, name] of [
-          ["copy-md", markdown.stdout, "export.md"],
-          ["copy-json", json.stdout, "export.json"],
-        ] as const) {
-          const result = await cli(runImport, [fileWith(text, name), "--project", copy], tracker.env);
-          expect(result.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 3 ID counters; 0 already up to date.");
-          expect(tasksOf(copy)).toEqual(web);
-          const reimport = await cli(runImport, [fileWith(text, name), "--project", "web"], tracker.env);
-          expect(reimport.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.");
-        }
-      } finally {
-        tracker.stop();
-      }
-    });
   });
 });

@@ -1,17 +1,25 @@
 #!/usr/bin/env bun
-import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
-import { basename } from "node:path";
-import { type Readable, Transform, type Writable } from "node:stream";
 /**
  * task-tracking-mcp: an MCP server (stdio) that lets AI coding agents plan and track their work in a
  * Task Tracking service. Six tools, two resource templates and two prompts, each a call of the
  * service's REST API (docs/API.md); what users see is docs/TOOLS.md.
  *
- * Read top to bottom: configuration, logging, the API's shapes, the HTTP client (retries, timeouts,
- * idempotency; knows nothing of MCP), the claims this server holds (lease renewal), the MCP server
- * (one registerTool per tool, then resources and prompts), the command line.
+ * Read top to bottom, one section each:
+ *   Configuration           the environment, read and checked once (loadConfig)
+ *   Logging                 JSON lines on stderr, every secret redacted
+ *   The API's shapes        zod schemas of what the service sends and the tools take
+ *   The HTTP client         TrackerClient: retries, timeouts, idempotency, error codes; knows nothing of MCP
+ *   The claims              ClaimKeeper: renews the leases of the tasks this server holds
+ *   The MCP server          createServer: the shared ServerContext, then the tools (one registration
+ *                           each), the resources and the prompts
+ *   Serving MCP over stdio  stdout for the protocol only, stdin guarded, a clean shutdown (serve)
+ *   doctor                  the configuration, the service and the key, checked in plain words
+ *   The command line        --help, --version, doctor, serve (main); `import` and `export` live in
+ *                           transfer.ts, loaded only when one of them runs
  */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { type Readable, Transform, type Writable } from "node:stream";
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { CallToolResult, ReadResourceResult } from "@modelcontextprotocol/sdk/types.js";
@@ -58,7 +66,9 @@ export interface ConfigSources {
 }
 
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
-const ID_CHARACTERS = /^[A-Za-z0-9._-]+$/;
+export const ID_CHARACTERS = /^[A-Za-z0-9._-]+$/;
+/** `.` and `..` vanish from URLs (`/tasks/../status` is `/status`): no ID is made only of dots. */
+export const ONLY_DOTS = /^\.+$/;
 
 /**
  * A `${VAR}` that the MCP client left as it was: Claude Code passes `"${TASK_TRACKING_API_KEY}"` of a
@@ -102,6 +112,15 @@ function defaultAgentId(value: (name: string) => string | undefined, sources: Co
   return `${host.slice(0, 100)}-${sources.pid}`;
 }
 
+/** A URL as errors show it: no user name or password; resolved against `base` when relative; quoted when no URL. */
+function withoutCredentials(url: string, base?: string): string {
+  const parsed = URL.parse(url, base);
+  if (!parsed) return JSON.stringify(url.slice(0, 200));
+  parsed.username = "";
+  parsed.password = "";
+  return parsed.href;
+}
+
 /** Reads the environment once. Empty values and unexpanded `${VAR}`s count as unset, as MCP clients pass them for blanks. */
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,
@@ -135,10 +154,7 @@ export function loadConfig(
     );
   }
   const url = rawUrl.replace(/\/+$/, "");
-  const withoutCredentials = new URL(url);
-  withoutCredentials.username = "";
-  withoutCredentials.password = "";
-  const displayUrl = parsed.username || parsed.password ? withoutCredentials.href.replace(/\/+$/, "") : url;
+  const displayUrl = parsed.username || parsed.password ? withoutCredentials(url).replace(/\/+$/, "") : url;
 
   const rawTimeout = value("TASK_TRACKING_TIMEOUT_MS") ?? "5000";
   const timeoutMs = Number(rawTimeout);
@@ -152,8 +168,8 @@ export function loadConfig(
   }
 
   const project = value("TASK_TRACKING_PROJECT");
-  if (project !== undefined && (project.length > 128 || !ID_CHARACTERS.test(project))) {
-    throw new ConfigError("TASK_TRACKING_PROJECT must be a project ID: 1-128 characters of A-Z a-z 0-9 . _ -");
+  if (project !== undefined && (project.length > 128 || !ID_CHARACTERS.test(project) || ONLY_DOTS.test(project))) {
+    throw new ConfigError("TASK_TRACKING_PROJECT must be a project ID: 1-128 characters of A-Z a-z 0-9 . _ -, not only dots");
   }
 
   const rawLease = value("TASK_TRACKING_LEASE_SECONDS") ?? "120";
@@ -211,21 +227,23 @@ function paramsForLog(params: unknown): unknown {
 
 // ─── The API's shapes (docs/API.md) ────────────────────────────────────────────────────────────
 
-const ARTIFACT_TYPE = /^[A-Z][A-Z0-9]{0,15}$/;
-const TASK_STATUSES = ["pending", "in_progress", "completed"] as const;
-const PRIORITIES = ["high", "medium", "low"] as const;
+export const ARTIFACT_TYPE = /^[A-Z][A-Z0-9]{0,15}$/;
+export const TASK_STATUSES = ["pending", "in_progress", "completed"] as const;
+export const PRIORITIES = ["high", "medium", "low"] as const;
 
-const projectId = z
+export const projectId = z
   .string()
   .min(1, "project_id must not be empty")
   .max(128, "project_id must be at most 128 characters")
-  .regex(ID_CHARACTERS, "project_id may hold only A-Z a-z 0-9 . _ -");
+  .regex(ID_CHARACTERS, "project_id may hold only A-Z a-z 0-9 . _ -")
+  .refine((id) => !ONLY_DOTS.test(id), "project_id must not be made only of dots");
 const taskId = (field: string) =>
   z
     .string()
     .min(1, `${field} must not be empty`)
     .max(64, `${field} must be at most 64 characters`)
-    .regex(ID_CHARACTERS, `${field} may hold only A-Z a-z 0-9 . _ -`);
+    .regex(ID_CHARACTERS, `${field} may hold only A-Z a-z 0-9 . _ -`)
+    .refine((id) => !ONLY_DOTS.test(id), `${field} must not be made only of dots`);
 const artifactType = z
   .string()
   .regex(
@@ -331,24 +349,21 @@ const BatchResponse = z.object(BatchShape);
 
 // ─── The HTTP client: knows the API, retries and timeouts; knows nothing of MCP ────────────────
 
+/** When the service answered: its HTTP status, its own sentence and code; else the network error's code. */
+export type FailureInfo = { status?: number; detail?: string; code?: string; network?: string };
+
 /** A failure whose message is the exact sentence the model sees (docs/TOOLS.md, Errors). */
 export class ToolFailure extends Error {
   override name = "ToolFailure";
+  readonly status?: number;
+  readonly detail?: string;
+  readonly code?: string;
   constructor(
     message: string,
-    /** When the service answered: its HTTP status, its own sentence and code; else the network error's code. */
-    readonly info: { status?: number; detail?: string; code?: string; network?: string } = {},
+    readonly info: FailureInfo = {},
   ) {
     super(message);
-  }
-  get status() {
-    return this.info.status;
-  }
-  get detail() {
-    return this.info.detail;
-  }
-  get code() {
-    return this.info.code;
+    ({ status: this.status, detail: this.detail, code: this.code } = info);
   }
 }
 
@@ -430,7 +445,7 @@ export interface CallContext {
   trace: CallTrace;
 }
 
-const newCall = (signal: AbortSignal): CallContext => ({ signal, trace: { requestId: crypto.randomUUID(), attempts: 0 } });
+export const newCall = (signal: AbortSignal): CallContext => ({ signal, trace: { requestId: crypto.randomUUID(), attempts: 0 } });
 
 interface ApiRequest {
   method: "GET" | "PUT" | "POST" | "PATCH";
@@ -485,14 +500,17 @@ const claimPauseMs = (round: number) => Math.random() * Math.min(4 * round, 40);
 /** The most pages one listing follows (500 tasks each): a cursor that never ends stops here. */
 const MAX_PAGES = 2000;
 
-export interface TaskFilter {
+/** A status change; `project` undefined lets the service resolve an unambiguous task ID. */
+export type StatusChange = { id: string; status: string; completionNotes: string; project?: string };
+
+export type TaskFilter = {
   project?: string;
   status?: string;
   ready?: boolean;
   claimedBy?: string;
   limit?: number;
   cursor?: string;
-}
+};
 
 export interface ClientDeps {
   fetch?: typeof fetch;
@@ -502,6 +520,20 @@ export interface ClientDeps {
   onRetry?: (failure: ToolFailure, attempt: number, delayMs: number) => void;
 }
 
+/**
+ * A 404 that says the endpoint does not exist: code `not_found` (a missing task, reservation or project
+ * has its own code), or no code at all from a service of the first contract.
+ */
+const isNoSuchEndpoint = (failure: ToolFailure) =>
+  failure.status === 404 && (failure.code === undefined || failure.code === "not_found");
+
+/** A status change's failure in the words of docs/TOOLS.md; decided by the status, which every contract gives. */
+function statusFailure(id: string, failure: ToolFailure): ToolFailure {
+  if (failure.status === 404) return new ToolFailure(`Task not found: ${id}`, failure.info);
+  if (failure.status === 400) return new ToolFailure(`Invalid status transition: ${failure.detail}`, failure.info);
+  return failure;
+}
+
 export class TrackerClient {
   private readonly headers: Record<string, string>;
   /** Every text the service sends is redacted as it arrives, before anything cuts or parses it. */
@@ -509,11 +541,10 @@ export class TrackerClient {
   private readonly fetchImpl: typeof fetch;
   readonly sleep: Sleep;
   /**
-   * Cleared when a service of the first contract rejects `lease_seconds` in a status body, or a
-   * `?project=` on a status change (it checks its parameters strictly): from then on they are not sent.
+   * Cleared when a service of the first contract took a status change only without `?project=` and
+   * `lease_seconds` (it checks its parameters strictly): from then on they are not sent.
    */
-  private leaseSecondsAccepted = true;
-  private projectOnStatusAccepted = true;
+  private statusExtrasAccepted = true;
 
   constructor(
     private readonly config: Config,
@@ -550,8 +581,10 @@ export class TrackerClient {
       let failure: ToolFailure;
       let delay = RETRY_DELAYS_MS[attempt - 1];
       try {
-        const response = await this.fetchImpl(url, { method: request.method, headers, body, signal: attemptAbort.signal });
+        const init: RequestInit = { method: request.method, headers, body, signal: attemptAbort.signal, redirect: "manual" };
+        const response = await this.fetchImpl(url, init);
         trace.status = response.status;
+        if (response.status >= 300 && response.status < 400) throw await this.redirectFailure(response, url);
         const text = this.redact(await response.text());
         if (response.ok) return this.parseJson(text);
         const { detail, code } = describeErrorBody(text, response.statusText);
@@ -564,21 +597,7 @@ export class TrackerClient {
         if (error instanceof ToolFailure) throw error;
         if (signal.aborted) throw new CancelledError();
         trace.status = undefined;
-        if (timedOut) {
-          failure = new ToolFailure(
-            `Task Tracking microservice timeout: No response within ${secondsText(this.config.timeoutMs)}`,
-            {
-              network: "timeout",
-            },
-          );
-        } else {
-          const code = networkCode(error);
-          if (code === undefined) throw error; // a bug, not a transient failure: never retried
-          const reason = NETWORK_REASONS[code] ?? `Network error ${code}`;
-          failure = new ToolFailure(`Task Tracking microservice unavailable: ${reason} at ${this.config.displayUrl}`, {
-            network: code,
-          });
-        }
+        failure = this.networkFailure(error, timedOut);
       } finally {
         clearTimeout(timer);
         signal.removeEventListener("abort", cancel);
@@ -587,6 +606,34 @@ export class TrackerClient {
       this.deps.onRetry?.(failure, attempt, delay);
       await this.sleep(delay, signal);
     }
+  }
+
+  /** A timeout or a network error as a ToolFailure (retried); anything else is a bug, thrown as it is. */
+  private networkFailure(error: unknown, timedOut: boolean): ToolFailure {
+    if (timedOut) {
+      const sentence = `Task Tracking microservice timeout: No response within ${secondsText(this.config.timeoutMs)}`;
+      return new ToolFailure(sentence, { network: "timeout" });
+    }
+    const code = networkCode(error);
+    if (code === undefined) throw error; // a bug, not a transient failure: never retried
+    const reason = NETWORK_REASONS[code] ?? `Network error ${code}`;
+    // The URL may hold the key in its path: redacted like everything the model or a log sees.
+    const sentence = this.redact(`Task Tracking microservice unavailable: ${reason} at ${this.config.displayUrl}`);
+    return new ToolFailure(sentence, { network: code });
+  }
+
+  /**
+   * A redirect is never followed: the agent's ID, the Idempotency-Key and the body would go to another
+   * host, and its answer would be taken for the tracker's. Where it pointed is said, without credentials.
+   */
+  private async redirectFailure(response: Response, url: string): Promise<ToolFailure> {
+    await response.body?.cancel();
+    const location = response.headers.get("location");
+    const target = location === null ? "nowhere (no Location header)" : withoutCredentials(location, url);
+    const sentence =
+      `Task Tracking service redirected the request (${response.status}) to ${target}; redirects are never followed: ` +
+      "set TASK_TRACKING_URL to the service's own address";
+    return new ToolFailure(this.redact(sentence), { status: response.status });
   }
 
   private parseJson(text: string): unknown {
@@ -608,44 +655,50 @@ export class TrackerClient {
     throw new ToolFailure(`Task Tracking API returned an invalid response: ${where}: ${issue.message}`);
   }
 
-  nextTask(project: string, status: string, call: CallContext): Promise<Task | null> {
-    const query = new URLSearchParams({ project, status });
-    return this.sendFor(NextTaskResponse, { method: "GET", path: `/tasks/next?${query}`, idempotent: false }, call).then(
-      (body) => body.task,
-    );
+  async nextTask(project: string, status: string, call: CallContext): Promise<Task | null> {
+    const path = `/tasks/next?${new URLSearchParams({ project, status })}`;
+    return (await this.sendFor(NextTaskResponse, { method: "GET", path, idempotent: false }, call)).task;
   }
 
-  /** PUT /tasks/<id>/status; `project` undefined lets the service resolve an unambiguous ID. A claim asks for the lease. */
-  async updateStatus(
-    id: string,
-    status: string,
-    completionNotes: string,
-    project: string | undefined,
-    call: CallContext,
-  ): Promise<Task> {
-    const sendsProject = project !== undefined && this.projectOnStatusAccepted;
-    const path = `/tasks/${encodeURIComponent(id)}/status${sendsProject ? `?${new URLSearchParams({ project })}` : ""}`;
-    const body: Record<string, unknown> = { status, completion_notes: completionNotes };
-    const asksForLease = status === "in_progress" && this.leaseSecondsAccepted;
-    if (asksForLease) body.lease_seconds = this.config.leaseSeconds;
+  /** PUT /tasks/<id>/status. A claim asks for the lease. */
+  async updateStatus(change: StatusChange, call: CallContext): Promise<Task> {
+    const extras = this.statusExtrasAccepted && (change.project !== undefined || change.status === "in_progress");
     try {
-      return (await this.sendFor(UpdatedTaskResponse, { method: "PUT", path, body, idempotent: true }, call)).updated_task;
+      return await this.putStatus(change, extras, call);
     } catch (error) {
       if (!(error instanceof ToolFailure)) throw error;
-      // A service of the first contract: ask it again as that contract did.
-      const rejected = error.code === "validation_failed" ? (error.detail ?? "") : "";
-      if (asksForLease && rejected.includes("lease_seconds")) {
-        this.leaseSecondsAccepted = false;
-        return this.updateStatus(id, status, completionNotes, project, call);
-      }
-      if (sendsProject && /\bproject\b/.test(rejected)) {
-        this.projectOnStatusAccepted = false;
-        return this.updateStatus(id, status, completionNotes, project, call);
-      }
-      if (error.status === 404) throw new ToolFailure(`Task not found: ${id}`, error.info);
-      if (error.status === 400) throw new ToolFailure(`Invalid status transition: ${error.detail}`, error.info);
-      throw error;
+      if (error.code === "validation_failed" && extras) return this.updateStatusAsFirstContract(change, call);
+      throw statusFailure(change.id, error);
     }
+  }
+
+  /**
+   * A service of the first contract checks its parameters strictly and knows neither `?project=` nor
+   * `lease_seconds`: asked again without them. Once that is accepted they are not sent any more; a
+   * service that refuses the request without them too refused something else, and keeps getting them.
+   */
+  private async updateStatusAsFirstContract(change: StatusChange, call: CallContext): Promise<Task> {
+    try {
+      const task = await this.putStatus(change, false, call);
+      this.statusExtrasAccepted = false;
+      return task;
+    } catch (error) {
+      throw error instanceof ToolFailure ? statusFailure(change.id, error) : error;
+    }
+  }
+
+  /** `extras`: the project (when known) and, for a claim, the lease; the first contract knows neither. */
+  private async putStatus({ id, status, completionNotes, project }: StatusChange, extras: boolean, call: CallContext) {
+    const query = extras && project !== undefined ? `?${new URLSearchParams({ project })}` : "";
+    const body: Record<string, unknown> = { status, completion_notes: completionNotes };
+    if (extras && status === "in_progress") body.lease_seconds = this.config.leaseSeconds;
+    const request: ApiRequest = {
+      method: "PUT",
+      path: `/tasks/${encodeURIComponent(id)}/status${query}`,
+      body,
+      idempotent: true,
+    };
+    return (await this.sendFor(UpdatedTaskResponse, request, call)).updated_task;
   }
 
   /** POST /tasks/<id>/heartbeat: renews this agent's claim for another lease. */
@@ -662,13 +715,8 @@ export class TrackerClient {
   }
 
   reserveIds(type: string, count: number, project: string, call: CallContext) {
-    const request: ApiRequest = {
-      method: "POST",
-      path: "/ids/reserve",
-      body: { type, count, project_id: project },
-      idempotent: true,
-    };
-    return this.sendFor(ReservationResponse, request, call);
+    const body = { type, count, project_id: project };
+    return this.sendFor(ReservationResponse, { method: "POST", path: "/ids/reserve", body, idempotent: true }, call);
   }
 
   addTasks(tasks: TaskInput[], call: CallContext) {
@@ -677,13 +725,10 @@ export class TrackerClient {
 
   /** GET /tasks: one page. A service of the first contract has no such endpoint: said in words. */
   async listTasks(filter: TaskFilter, call: CallContext) {
+    const { project, status, ready, claimedBy: claimed_by, limit, cursor } = filter;
     const query = new URLSearchParams();
-    if (filter.project !== undefined) query.set("project", filter.project);
-    if (filter.status !== undefined) query.set("status", filter.status);
-    if (filter.ready !== undefined) query.set("ready", String(filter.ready));
-    if (filter.claimedBy !== undefined) query.set("claimed_by", filter.claimedBy);
-    if (filter.limit !== undefined) query.set("limit", String(filter.limit));
-    if (filter.cursor !== undefined) query.set("cursor", filter.cursor);
+    for (const [name, value] of Object.entries({ project, status, ready, claimed_by, limit, cursor }))
+      if (value !== undefined) query.set(name, String(value));
     return this.newerEndpoint("GET /tasks", () =>
       this.sendFor(TaskPageResponse, { method: "GET", path: `/tasks?${query}`, idempotent: false }, call),
     );
@@ -728,15 +773,12 @@ export class TrackerClient {
     return body.events;
   }
 
-  /** 404 or 405 from an endpoint the first contract lacks: a sentence that says so. */
+  /** 404 No such endpoint or 405 from an endpoint the first contract lacks: a sentence that says so. */
   private async newerEndpoint<T>(endpoint: string, send: () => Promise<T>): Promise<T> {
     try {
       return await send();
     } catch (error) {
-      if (
-        error instanceof ToolFailure &&
-        (error.status === 405 || (error.status === 404 && !error.detail?.startsWith("Task not found")))
-      ) {
+      if (error instanceof ToolFailure && (error.status === 405 || isNoSuchEndpoint(error))) {
         throw new ToolFailure(
           `This Task Tracking service has no ${endpoint} (it answered ${error.status}): it implements only the first version of the API. ` +
             "Use get_next_task instead.",
@@ -757,7 +799,7 @@ export class TrackerClient {
       const candidate = await this.nextTask(project, "pending", call);
       if (!candidate) return null;
       try {
-        return await this.updateStatus(candidate.task_id, "in_progress", "", project, call);
+        return await this.updateStatus({ id: candidate.task_id, status: "in_progress", completionNotes: "", project }, call);
       } catch (error) {
         const lostRace =
           error instanceof ToolFailure &&
@@ -791,19 +833,10 @@ export const everyMs: Schedule = (ms, tick) => {
   return () => clearInterval(timer);
 };
 
-interface HeldClaim {
-  projectId: string;
-  taskId: string;
-  cancel: () => void;
-  renewing: boolean;
-}
+type HeldClaim = { key: string; projectId: string; taskId: string; cancel: () => void; renewing: boolean };
 
-/** The service's answers that mean this agent no longer holds the claim. */
-function claimIsGone(failure: ToolFailure): boolean {
-  if (failure.status === 409) return failure.code === "claim_lost" || failure.code === "not_claim_holder";
-  if (failure.status === 404) return failure.detail?.startsWith("Task not found") ?? false;
-  return failure.status === 400 && failure.code === "invalid_transition"; // completed or released meanwhile
-}
+/** What a failed renewal means: the claim is gone, the service has no heartbeat endpoint, or try again later. */
+type RenewalFailure = "claim gone" | "no heartbeat" | "try again";
 
 export class ClaimKeeper {
   private readonly held = new Map<string, HeldClaim>();
@@ -826,13 +859,9 @@ export class ClaimKeeper {
       return;
     }
     if (this.held.has(key) || this.heartbeatMissing || this.stopped.signal.aborted) return;
-    const claim: HeldClaim = { projectId: task.project_id, taskId: task.task_id, renewing: false, cancel: () => {} };
+    const claim: HeldClaim = { key, projectId: task.project_id, taskId: task.task_id, renewing: false, cancel: () => {} };
     claim.cancel = this.schedule((this.config.leaseSeconds * 1000) / 3, () => void this.renew(claim));
     this.held.set(key, claim);
-  }
-
-  get heldTaskIds(): string[] {
-    return [...this.held.keys()];
   }
 
   /** The project of the one claim held on a task of this ID; undefined if none or several. */
@@ -843,42 +872,53 @@ export class ClaimKeeper {
 
   /** Renews one claim; a claim found lost is dropped, any other failure waits for the next tick. */
   async renew(claim: HeldClaim): Promise<void> {
-    if (claim.renewing || this.held.get(`${claim.projectId}/${claim.taskId}`) !== claim) return;
+    if (claim.renewing || this.held.get(claim.key) !== claim) return;
     claim.renewing = true;
     const call = newCall(this.stopped.signal);
     const where = { task_id: claim.taskId, project_id: claim.projectId, request_id: call.trace.requestId };
     try {
-      const task = await this.client.renewClaim(claim.taskId, claim.projectId, call);
-      this.log("debug", {
-        msg: "renewed a claim",
-        ...where,
-        lease_expires_at: task.lease_expires_at,
-        attempts: call.trace.attempts,
-      });
+      const { lease_expires_at } = await this.client.renewClaim(claim.taskId, claim.projectId, call);
+      this.log("debug", { msg: "renewed a claim", ...where, lease_expires_at, attempts: call.trace.attempts });
     } catch (error) {
-      if (error instanceof CancelledError) return;
-      if (this.held.get(`${claim.projectId}/${claim.taskId}`) !== claim) return; // completed or released meanwhile
+      if (error instanceof CancelledError || this.held.get(claim.key) !== claim) return; // completed or released meanwhile
       if (!(error instanceof ToolFailure)) {
         this.log("error", { msg: "renewing a claim failed with a bug", ...where, error: stackOf(error) });
-      } else if (claimIsGone(error)) {
-        this.log("warn", { msg: `lost the claim on ${claim.taskId}; no longer renewing it`, ...where, error: error.message });
-        this.release(`${claim.projectId}/${claim.taskId}`);
-      } else if (error.status === 404) {
-        this.log("warn", {
-          msg: "the service has no heartbeat endpoint (first version of the API): claims are not renewed",
-          ...where,
-        });
-        this.heartbeatMissing = true;
-        for (const key of [...this.held.keys()]) this.release(key);
-      } else {
-        this.log("warn", {
-          msg: `renewing the claim on ${claim.taskId} failed; trying again at the next renewal`,
-          ...where,
-          error: error.message,
-        });
+        return;
       }
+      const meaning = await this.meaningOf(error, claim, call);
+      if (this.held.get(claim.key) === claim) this.renewalFailed(claim, error, meaning, where);
     } finally {
       claim.renewing = false;
+    }
+  }
+
+  /**
+   * A 404 other than task_not_found is a missing endpoint, or a missing task on a tracker of 0.2, which
+   * says not_found for both: reading the task tells them apart.
+   */
+  private async meaningOf(failure: ToolFailure, claim: HeldClaim, call: CallContext): Promise<RenewalFailure> {
+    if (failure.status === 409 && (failure.code === "claim_lost" || failure.code === "not_claim_holder")) return "claim gone";
+    if (failure.status === 400 && failure.code === "invalid_transition") return "claim gone"; // completed or released meanwhile
+    if (failure.status !== 404) return "try again";
+    if (failure.code === "task_not_found") return "claim gone";
+    return this.client.task(claim.taskId, claim.projectId, call).then(
+      () => "no heartbeat",
+      (error) => (error instanceof ToolFailure && error.status === 404 ? "claim gone" : "try again"),
+    );
+  }
+
+  private renewalFailed(claim: HeldClaim, failure: ToolFailure, meaning: RenewalFailure, where: Record<string, unknown>): void {
+    if (meaning === "claim gone") {
+      this.log("warn", { msg: `lost the claim on ${claim.taskId}; no longer renewing it`, ...where, error: failure.message });
+      this.release(claim.key);
+    } else if (meaning === "no heartbeat") {
+      const msg = "the service has no heartbeat endpoint (first version of the API): claims are not renewed";
+      this.log("warn", { msg, ...where });
+      this.heartbeatMissing = true;
+      for (const key of [...this.held.keys()]) this.release(key);
+    } else {
+      const msg = `renewing the claim on ${claim.taskId} failed; trying again at the next renewal`;
+      this.log("warn", { msg, ...where, error: failure.message });
     }
   }
 
@@ -888,7 +928,10 @@ export class ClaimKeeper {
     try {
       const tasks = await this.client.listAllTasks({ claimedBy: this.config.agentId, status: "in_progress" }, call);
       for (const task of tasks) follow(task);
-      this.log("info", { msg: `adopted ${this.held.size} claim(s) of agent ${this.config.agentId}`, task_ids: this.heldTaskIds });
+      this.log("info", {
+        msg: `adopted ${this.held.size} claim(s) of agent ${this.config.agentId}`,
+        task_ids: [...this.held.keys()],
+      });
       await Promise.all([...this.held.values()].map((claim) => this.renew(claim)));
     } catch (error) {
       if (error instanceof CancelledError) return;
@@ -928,102 +971,94 @@ export interface ServerDeps {
   adoptClaims?: boolean;
 }
 
-type ToolExtra = { signal: AbortSignal };
-
-/**
- * A tool's arguments as a strict object: an argument the tool does not know (`claim_task` for `claim`)
- * is an error naming it, never dropped in silence.
- */
-function toolArguments<Shape extends z.ZodRawShape>(tool: string, shape: Shape) {
-  const known = Object.keys(shape).join(", ");
-  return z.strictObject(shape, {
-    error: (issue) =>
-      issue.code === "unrecognized_keys"
-        ? `unknown argument${issue.keys.length === 1 ? "" : "s"} ${issue.keys.join(", ")}; ${tool} takes ${known}`
-        : undefined,
-  });
-}
-
-/** A line per task, for the model to read at a glance: `TASK-001 pending high ready — Implement X (after TASK-000)`. */
-function taskLine(task: CompactTask, readyFilter?: boolean): string {
-  let state = `${task.task_id} ${task.status} ${task.priority}`;
-  if (task.status === "pending" && (readyFilter === true || task.depends_on.length === 0)) state += " ready";
-  if (task.status === "pending" && readyFilter === false) state += " blocked";
-  if (task.status === "in_progress" && task.claimed_by) state += ` by ${task.claimed_by}`;
-  if (task.status === "in_progress" && task.lease_expires_at) state += ` until ${task.lease_expires_at}`;
-  const after = task.depends_on.length ? ` (after ${task.depends_on.join(", ")})` : "";
-  return `${state} — ${task.description}${after}`;
-}
-
-const MAX_NAMED_PROJECTS = 10;
-const PROJECT_READY_SHOWN = 20;
-
+/** The server: the instructions the model reads, then one registration per group. */
 export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
-  const log = createLog(
-    config.logLevel,
-    createRedactor([config.apiKey]),
-    deps.writeLog ?? ((line) => process.stderr.write(line)),
-  );
-  const client = new TrackerClient(config, { fetch: deps.fetch, sleep: deps.sleep });
-  const claims = new ClaimKeeper(client, config, log, deps.schedule);
-  deps.shutdownSignal?.addEventListener("abort", () => claims.stop(), { once: true });
+  const context = new ServerContext(config, deps);
+  const server = new McpServer({ name: NAME, version: VERSION }, { instructions: instructions(config) });
+  server.server.onclose = () => context.claims.stop();
+  registerTools(server, context);
+  registerResources(server, context);
+  registerPrompts(server, config);
+  if (deps.adoptClaims) void context.claims.adopt((task) => context.follow(task));
+  return server;
+}
+
+function instructions(config: Config): string {
   const projectHint = config.project
     ? ` This directory's project is "${config.project}": pass project_id "${config.project}" to every tool unless told otherwise.`
     : "";
-  const server = new McpServer(
-    { name: NAME, version: VERSION },
-    {
-      instructions:
-        "Task tracking and artifact IDs for this project live in a shared Task Tracking service, not in local TODO files. " +
-        "Use get_next_task (claim: true to take a task), update_task_status (completed with completion_notes when done), " +
-        "list_tasks (mine: true finds your claims again), add_task, get_next_available_id and reserve_id_range." +
-        projectHint,
-    },
+  return (
+    "Task tracking and artifact IDs for this project live in a shared Task Tracking service, not in local TODO files. " +
+    "Use get_next_task (claim: true to take a task), update_task_status (completed with completion_notes when done), " +
+    "list_tasks (mine: true finds your claims again), add_task, get_next_available_id and reserve_id_range." +
+    projectHint
   );
-  server.server.onclose = () => claims.stop();
+}
 
+type ToolExtra = { signal: AbortSignal };
+
+/** What every handler shares: the client, the claims held, the log, what the server saw of tasks, and how a call runs. */
+class ServerContext {
+  readonly log: Log;
+  readonly client: TrackerClient;
+  readonly claims: ClaimKeeper;
   /** The project of each task this server claimed, updated or added; null when two projects have that task ID. */
-  const projectOfTask = new Map<string, string | null>();
-  const remember = (taskId: string, project: string) => {
-    const known = projectOfTask.get(taskId);
-    projectOfTask.set(taskId, known === undefined || known === project ? project : null);
-  };
-  const follow = (task: Task) => {
-    remember(task.task_id, task.project_id);
-    claims.observe(task);
-    return task;
-  };
+  private readonly projectOfTask = new Map<string, string | null>();
 
-  const callSignal = (extra: ToolExtra) =>
-    deps.shutdownSignal ? AbortSignal.any([extra.signal, deps.shutdownSignal]) : extra.signal;
+  constructor(
+    readonly config: Config,
+    private readonly deps: ServerDeps,
+  ) {
+    const write = deps.writeLog ?? ((line: string) => process.stderr.write(line));
+    this.log = createLog(config.logLevel, createRedactor([config.apiKey]), write);
+    this.client = new TrackerClient(config, { fetch: deps.fetch, sleep: deps.sleep });
+    this.claims = new ClaimKeeper(this.client, config, this.log, deps.schedule);
+    deps.shutdownSignal?.addEventListener("abort", () => this.claims.stop(), { once: true });
+  }
+
+  remember(taskId: string, project: string): void {
+    const known = this.projectOfTask.get(taskId);
+    this.projectOfTask.set(taskId, known === undefined || known === project ? project : null);
+  }
+
+  /** A task this server claimed, updated or adopted: its project remembered, its claim kept. */
+  follow(task: Task): Task {
+    this.remember(task.task_id, task.project_id);
+    this.claims.observe(task);
+    return task;
+  }
+
+  /** A claim this server holds names the task's project for sure; else what it saw of the task, if unambiguous. */
+  projectOf(taskId: string): string | undefined {
+    return this.claims.projectOfHeld(taskId) ?? this.projectOfTask.get(taskId) ?? undefined;
+  }
+
+  /** A call outside any request (completion, listing): aborted only at shutdown. */
+  backgroundCall(): CallContext {
+    return newCall(this.deps.shutdownSignal ?? new AbortController().signal);
+  }
+
+  private newCall(extra: ToolExtra): CallContext {
+    const shutdown = this.deps.shutdownSignal;
+    return newCall(shutdown ? AbortSignal.any([extra.signal, shutdown]) : extra.signal);
+  }
 
   /** Runs one tool call: logs it once, returns data as structuredContent plus JSON text, or an isError result. */
-  async function run<T extends Record<string, unknown>>(
+  async run<T extends Record<string, unknown>>(
     tool: string,
     params: Record<string, unknown>,
     extra: ToolExtra,
     work: (call: CallContext) => Promise<T>,
     summary?: (data: T, call: CallContext) => string | undefined | Promise<string | undefined>,
   ): Promise<CallToolResult> {
-    const started = performance.now();
-    const call = newCall(callSignal(extra));
-    const { trace } = call;
-    const logCall = (level: LogLevel, outcome: Record<string, unknown>) =>
-      log(level, {
-        tool,
-        params: paramsForLog(params),
-        status: trace.status ?? null,
-        duration_ms: Math.round((performance.now() - started) * 100) / 100,
-        attempts: trace.attempts,
-        request_id: trace.requestId,
-        ...outcome,
-      });
+    const call = this.newCall(extra);
+    const logCall = this.callLogger({ tool, params: paramsForLog(params) }, call);
     try {
       const working = work(call).then(async (data) => ({ data, text: (await summary?.(data, call)) ?? JSON.stringify(data) }));
-      deps.inFlight?.add(working);
+      this.deps.inFlight?.add(working);
       const { data, text } = await working.finally(() => {
-        deps.inFlight?.delete(working);
-        deps.afterCall?.();
+        this.deps.inFlight?.delete(working);
+        this.deps.afterCall?.();
       });
       logCall("info", { outcome: "ok" });
       return { content: [{ type: "text", text }], structuredContent: data };
@@ -1041,268 +1076,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
     }
   }
 
-  /**
-   * Why get_next_task found nothing: a project with no tasks at all is probably a typo, so the known
-   * projects are named. Undefined when the project has tasks, or the service cannot list projects.
-   */
-  async function emptyProjectText(project: string, call: CallContext): Promise<string | undefined> {
-    const side: CallContext = { signal: call.signal, trace: { requestId: call.trace.requestId, attempts: 0 } };
-    let projects: ProjectSummary[];
-    try {
-      projects = await client.projects(side);
-    } catch (error) {
-      if (error instanceof ToolFailure) return undefined;
-      throw error;
-    } finally {
-      call.trace.attempts += side.trace.attempts;
-    }
-    const entry = projects.find((summary) => summary.project_id === project);
-    if (entry && entry.ready + entry.blocked + entry.in_progress + entry.completed > 0) return undefined;
-    const others = projects.map((summary) => summary.project_id).filter((id) => id !== project);
-    const named = others.slice(0, MAX_NAMED_PROJECTS).join(", ");
-    const more = others.length > MAX_NAMED_PROJECTS ? ` and ${others.length - MAX_NAMED_PROJECTS} more` : "";
-    const known = others.length ? `Known projects: ${named}${more}.` : "No other project exists.";
-    return `Project ${project} has no tasks at all. ${known} Check project_id, or add tasks with add_task.`;
-  }
-
-  const getNextTaskArguments = {
-    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
-    status_filter: taskStatus("status_filter")
-      .default("pending")
-      .describe("Which tasks to look at: pending (default), in_progress or completed"),
-    claim: z
-      .boolean()
-      .default(false)
-      .describe('true: take the task (move it to in_progress for this agent); only with status_filter "pending"'),
-  };
-  server.registerTool(
-    "get_next_task",
-    {
-      title: "Get the next task",
-      description:
-        "Returns the next task of a project from the shared Task Tracking service, or null when none fits. " +
-        'With status_filter "pending" (the default) it is the highest-priority task whose dependencies are all completed. ' +
-        "Call it when you are ready to start new work. Pass claim: true to take the task for yourself: it is moved to " +
-        "in_progress so no other agent gets it, and this server keeps your claim alive while it runs; without claim it only reads.",
-      inputSchema: toolArguments("get_next_task", getNextTaskArguments),
-      outputSchema: { task: TaskSchema.nullable().describe("The task, or null when no task fits") },
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-    },
-    ({ project_id, status_filter, claim }, extra) =>
-      run(
-        "get_next_task",
-        { project_id, status_filter, claim },
-        extra,
-        async (call) => {
-          if (claim && status_filter !== "pending") {
-            throw new ToolFailure('claim: true works only with status_filter "pending"');
-          }
-          const task = claim
-            ? await client.claimNextTask(project_id, call)
-            : await client.nextTask(project_id, status_filter, call);
-          if (task && claim) follow(task);
-          return { task };
-        },
-        async ({ task }, call) =>
-          task
-            ? undefined
-            : ((await emptyProjectText(project_id, call)) ?? `No ${status_filter} task is ready in project ${project_id}.`),
-      ),
-  );
-
-  const updateTaskStatusArguments = {
-    task_id: taskId("task_id").describe('Task ID, e.g. "TASK-051"'),
-    status: taskStatus("status").describe("The new status: pending, in_progress or completed"),
-    completion_notes: z
-      .string()
-      .max(10_000, "completion_notes must be at most 10000 characters")
-      .default("")
-      .describe("What was done (for completed); at most 10000 characters"),
-    project_id: projectId
-      .optional()
-      .describe(
-        "The task's project; needed only when several projects have a task with this ID and this server has not touched it",
-      ),
-  };
-  server.registerTool(
-    "update_task_status",
-    {
-      title: "Update a task's status",
-      description:
-        "Moves a task through its life cycle: pending → in_progress (start it; only when its dependencies are completed), " +
-        "in_progress → completed (finish it, with completion_notes saying what was done), or in_progress → pending (give it back). " +
-        "Returns the updated task.",
-      inputSchema: toolArguments("update_task_status", updateTaskStatusArguments),
-      outputSchema: { task: TaskSchema.describe("The task after the change") },
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-    },
-    ({ task_id, status, completion_notes, project_id }, extra) =>
-      run("update_task_status", { task_id, status, completion_notes, project_id }, extra, async (call) => {
-        // A claim this server holds names its project for sure; else what it saw of the task, if unambiguous.
-        const project = project_id ?? claims.projectOfHeld(task_id) ?? projectOfTask.get(task_id) ?? undefined;
-        return { task: follow(await client.updateStatus(task_id, status, completion_notes, project, call)) };
-      }),
-  );
-
-  const listTasksArguments = {
-    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
-    status: taskStatus("status").optional().describe("Only tasks in this status: pending, in_progress or completed"),
-    ready: z
-      .boolean()
-      .optional()
-      .describe("true: only pending tasks whose dependencies are all completed; false: only pending tasks still waiting for one"),
-    mine: z.boolean().default(false).describe("true: only the tasks claimed by this agent (find your claims again)"),
-    limit: z
-      .number({ error: "limit must be a whole number from 1 to 500" })
-      .int("limit must be a whole number from 1 to 500")
-      .min(1, "limit must be at least 1")
-      .max(500, "limit must be at most 500")
-      .default(50)
-      .describe("At most this many tasks, 1-500 (default 50)"),
-    cursor: z
-      .string()
-      .min(1, "cursor must not be empty")
-      .max(1000, "cursor is too long")
-      .optional()
-      .describe("next_cursor of the previous page"),
-  };
-  server.registerTool(
-    "list_tasks",
-    {
-      title: "List tasks",
-      description:
-        "Lists a project's tasks, one compact line each, in the order get_next_task hands them out (ready first, then blocked, " +
-        "then in progress, then completed). Filter by status, ready, or mine: true for the tasks you hold. Read-only.",
-      inputSchema: toolArguments("list_tasks", listTasksArguments),
-      outputSchema: {
-        tasks: z.array(z.object(CompactTaskShape)).describe("The page of tasks"),
-        next_cursor: z.string().nullable().describe("Pass as cursor for the next page; null on the last page"),
-      },
-      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-    },
-    ({ project_id, status, ready, mine, limit, cursor }, extra) =>
-      run(
-        "list_tasks",
-        { project_id, status, ready, mine, limit, cursor },
-        extra,
-        async (call) => {
-          if (ready !== undefined && status !== undefined && status !== "pending") {
-            throw new ToolFailure('ready works only with status "pending" (or no status)');
-          }
-          const filter: TaskFilter = {
-            project: project_id,
-            status,
-            ready,
-            limit,
-            cursor,
-            claimedBy: mine ? config.agentId : undefined,
-          };
-          const page = await client.listTasks(filter, call);
-          return { tasks: page.tasks.map(compactTask), next_cursor: page.next_cursor };
-        },
-        ({ tasks, next_cursor }) => {
-          const lines = tasks.map((task) => taskLine(task, ready));
-          if (!tasks.length) lines.push(`No task matches in project ${project_id}.`);
-          lines.push(next_cursor ? `More: call list_tasks again with cursor "${next_cursor}".` : "End of the list.");
-          return lines.join("\n");
-        },
-      ),
-  );
-
-  const nextIdArguments = {
-    artifact_type: artifactType.describe(
-      "Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS",
-    ),
-    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
-  };
-  server.registerTool(
-    "get_next_available_id",
-    {
-      title: "Allocate the next artifact ID",
-      description:
-        'Allocates the next ID of an artifact type in a project, e.g. "US-028" after US-027. The ID is yours: it is never ' +
-        "handed out again, to anyone. Call it once per new artifact (user story, spec, task…); for several at once use reserve_id_range.",
-      inputSchema: toolArguments("get_next_available_id", nextIdArguments),
-      outputSchema: { next_id: z.string().describe('The allocated ID, e.g. "US-028"') },
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-    },
-    ({ artifact_type, project_id }, extra) =>
-      run("get_next_available_id", { artifact_type, project_id }, extra, async (call) => ({
-        next_id: await client.nextId(artifact_type, project_id, call),
-      })),
-  );
-
-  const reserveArguments = {
-    artifact_type: artifactType.describe(
-      "Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS",
-    ),
-    count: z
-      .number({ error: "count must be a whole number from 1 to 100" })
-      .int("count must be a whole number from 1 to 100")
-      .min(1, "count must be at least 1")
-      .max(100, "count must be at most 100")
-      .describe("How many IDs, 1-100"),
-    project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
-  };
-  server.registerTool(
-    "reserve_id_range",
-    {
-      title: "Reserve a range of artifact IDs",
-      description:
-        "Reserves count contiguous IDs of an artifact type in a project in one step, e.g. US-028 … US-033, when you are about to " +
-        "create several artifacts. The IDs are never handed out again. Returns the reservation with its IDs and expiry time.",
-      inputSchema: toolArguments("reserve_id_range", reserveArguments),
-      outputSchema: ReservationShape,
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-    },
-    ({ artifact_type, count, project_id }, extra) =>
-      run("reserve_id_range", { artifact_type, count, project_id }, extra, (call) =>
-        client.reserveIds(artifact_type, count, project_id, call),
-      ),
-  );
-
-  const addTaskArguments = {
-    tasks: z
-      .array(TaskInputSchema)
-      .min(1, "tasks must hold at least 1 task")
-      .max(500, "tasks may hold at most 500 tasks")
-      .describe("The tasks to add, 1-500"),
-  };
-  server.registerTool(
-    "add_task",
-    {
-      title: "Add tasks",
-      description:
-        "Adds 1-500 new tasks in one all-or-nothing batch: if any task is invalid or its task_id exists, none is added. " +
-        "Each task needs task_id, project_id and description; priority (high, medium, low) and depends_on (task_ids that must be " +
-        "completed first, existing or in the same batch) set the order in which get_next_task hands them out.",
-      inputSchema: toolArguments("add_task", addTaskArguments),
-      outputSchema: BatchShape,
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-    },
-    ({ tasks }, extra) =>
-      run("add_task", { tasks }, extra, async (call) => {
-        const added = await client.addTasks(tasks, call);
-        for (const task of tasks) remember(task.task_id, task.project_id);
-        return added;
-      }),
-  );
-
-  // ─── Resources: a task with its history; a project at a glance ───
-
   /** Runs one resource read: logs it like a tool call; a failure is an error whose message is the sentence. */
-  async function read(uri: URL, extra: ToolExtra, work: (call: CallContext) => Promise<unknown>): Promise<ReadResourceResult> {
-    const started = performance.now();
-    const call = newCall(callSignal(extra));
-    const logRead = (level: LogLevel, outcome: Record<string, unknown>) =>
-      log(level, {
-        resource: uri.href,
-        status: call.trace.status ?? null,
-        duration_ms: Math.round((performance.now() - started) * 100) / 100,
-        attempts: call.trace.attempts,
-        request_id: call.trace.requestId,
-        ...outcome,
-      });
+  async read(uri: URL, extra: ToolExtra, work: (call: CallContext) => Promise<unknown>): Promise<ReadResourceResult> {
+    const call = this.newCall(extra);
+    const logRead = this.callLogger({ resource: uri.href }, call);
     try {
       const data = await work(call);
       logRead("info", { outcome: "ok" });
@@ -1313,65 +1090,369 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
     }
   }
 
-  /** A URI template variable, checked as the tool argument of the same name would be. */
-  const variable = <T>(schema: z.ZodType<T>, value: string | string[] | undefined): T => {
-    const result = schema.safeParse(Array.isArray(value) ? value[0] : value);
-    if (!result.success) throw new ToolFailure(result.error.issues[0]!.message);
-    return result.data;
-  };
+  /** The one log line of a call: what was called, then its status, duration, attempts and outcome. */
+  private callLogger(what: Record<string, unknown>, { trace }: CallContext) {
+    const started = performance.now();
+    return (level: LogLevel, outcome: Record<string, unknown>) =>
+      this.log(level, {
+        ...what,
+        status: trace.status ?? null,
+        duration_ms: Math.round((performance.now() - started) * 100) / 100,
+        attempts: trace.attempts,
+        request_id: trace.requestId,
+        ...outcome,
+      });
+  }
+}
 
-  /** Project IDs for completion, from GET /projects; none when the service cannot list them. */
-  const knownProjects = async (prefix: string): Promise<string[]> => {
-    try {
-      const projects = await client.projects(newCall(deps.shutdownSignal ?? new AbortController().signal));
-      return projects.map((summary) => summary.project_id).filter((id) => id.startsWith(prefix));
-    } catch {
-      return [];
-    }
-  };
+/**
+ * A tool's arguments as a strict object: an argument the tool does not know (`claim_task` for `claim`)
+ * is an error naming it, never dropped in silence.
+ */
+function toolArguments<Shape extends z.ZodRawShape>(tool: string, shape: Shape) {
+  const known = Object.keys(shape).join(", ");
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === "unrecognized_keys"
+        ? `unknown argument${issue.keys.length === 1 ? "" : "s"} ${issue.keys.join(", ")}; ${tool} takes ${known}`
+        : undefined,
+  });
+}
 
+// ─── The tools: one registration each ──────────────────────────────────────────────────────────
+
+function registerTools(server: McpServer, context: ServerContext): void {
+  registerGetNextTask(server, context);
+  registerUpdateTaskStatus(server, context);
+  registerListTasks(server, context);
+  registerGetNextAvailableId(server, context);
+  registerReserveIdRange(server, context);
+  registerAddTask(server, context);
+}
+
+const projectArgument = () => projectId.describe('Project ID, e.g. "ai-agent-mcp-server"');
+const artifactTypeArgument = () =>
+  artifactType.describe("Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS");
+
+const GetNextTaskArguments = {
+  project_id: projectArgument(),
+  status_filter: taskStatus("status_filter")
+    .default("pending")
+    .describe("Which tasks to look at: pending (default), in_progress or completed"),
+  claim: z
+    .boolean()
+    .default(false)
+    .describe('true: take the task (move it to in_progress for this agent); only with status_filter "pending"'),
+};
+
+function registerGetNextTask(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "get_next_task",
+    {
+      title: "Get the next task",
+      description:
+        "Returns the next task of a project from the shared Task Tracking service, or null when none fits. " +
+        'With status_filter "pending" (the default) it is the highest-priority task whose dependencies are all completed. ' +
+        "Call it when you are ready to start new work. Pass claim: true to take the task for yourself: it is moved to " +
+        "in_progress so no other agent gets it, and this server keeps your claim alive while it runs; without claim it only reads.",
+      inputSchema: toolArguments("get_next_task", GetNextTaskArguments),
+      outputSchema: { task: TaskSchema.nullable().describe("The task, or null when no task fits") },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    },
+    ({ project_id, status_filter, claim }, extra) =>
+      context.run(
+        "get_next_task",
+        { project_id, status_filter, claim },
+        extra,
+        async (call) => ({ task: await nextTask(context, project_id, status_filter, claim, call) }),
+        async ({ task }, call) =>
+          task
+            ? undefined
+            : ((await emptyProjectText(context.client, project_id, call)) ??
+              `No ${status_filter} task is ready in project ${project_id}.`),
+      ),
+  );
+}
+
+async function nextTask(context: ServerContext, project: string, status: string, claim: boolean, call: CallContext) {
+  if (claim && status !== "pending") throw new ToolFailure('claim: true works only with status_filter "pending"');
+  if (!claim) return context.client.nextTask(project, status, call);
+  const task = await context.client.claimNextTask(project, call);
+  return task && context.follow(task);
+}
+
+const MAX_NAMED_PROJECTS = 10;
+
+/**
+ * Why get_next_task found nothing: a project with no tasks at all is probably a typo, so the known
+ * projects are named. Undefined when the project has tasks, or the service cannot list projects.
+ */
+async function emptyProjectText(client: TrackerClient, project: string, call: CallContext): Promise<string | undefined> {
+  const side: CallContext = { signal: call.signal, trace: { requestId: call.trace.requestId, attempts: 0 } };
+  let projects: ProjectSummary[];
+  try {
+    projects = await client.projects(side);
+  } catch (error) {
+    if (error instanceof ToolFailure) return undefined;
+    throw error;
+  } finally {
+    call.trace.attempts += side.trace.attempts;
+  }
+  const entry = projects.find((summary) => summary.project_id === project);
+  if (entry && entry.ready + entry.blocked + entry.in_progress + entry.completed > 0) return undefined;
+  const others = projects.map((summary) => summary.project_id).filter((id) => id !== project);
+  const named = others.slice(0, MAX_NAMED_PROJECTS).join(", ");
+  const more = others.length > MAX_NAMED_PROJECTS ? ` and ${others.length - MAX_NAMED_PROJECTS} more` : "";
+  const known = others.length ? `Known projects: ${named}${more}.` : "No other project exists.";
+  return `Project ${project} has no tasks at all. ${known} Check project_id, or add tasks with add_task.`;
+}
+
+const UpdateTaskStatusArguments = {
+  task_id: taskId("task_id").describe('Task ID, e.g. "TASK-051"'),
+  status: taskStatus("status").describe("The new status: pending, in_progress or completed"),
+  completion_notes: z
+    .string()
+    .max(10_000, "completion_notes must be at most 10000 characters")
+    .default("")
+    .describe("What was done (for completed); at most 10000 characters"),
+  project_id: projectId
+    .optional()
+    .describe(
+      "The task's project; needed only when several projects have a task with this ID and this server has not touched it",
+    ),
+};
+
+function registerUpdateTaskStatus(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "update_task_status",
+    {
+      title: "Update a task's status",
+      description:
+        "Moves a task through its life cycle: pending → in_progress (start it; only when its dependencies are completed), " +
+        "in_progress → completed (finish it, with completion_notes saying what was done), or in_progress → pending (give it back). " +
+        "Returns the updated task.",
+      inputSchema: toolArguments("update_task_status", UpdateTaskStatusArguments),
+      outputSchema: { task: TaskSchema.describe("The task after the change") },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    },
+    ({ task_id, status, completion_notes, project_id }, extra) =>
+      context.run("update_task_status", { task_id, status, completion_notes, project_id }, extra, async (call) => {
+        const project = project_id ?? context.projectOf(task_id);
+        const change = { id: task_id, status, completionNotes: completion_notes, project };
+        return { task: context.follow(await context.client.updateStatus(change, call)) };
+      }),
+  );
+}
+
+const ListTasksArguments = {
+  project_id: projectArgument(),
+  status: taskStatus("status").optional().describe("Only tasks in this status: pending, in_progress or completed"),
+  ready: z
+    .boolean()
+    .optional()
+    .describe("true: only pending tasks whose dependencies are all completed; false: only pending tasks still waiting for one"),
+  mine: z.boolean().default(false).describe("true: only the tasks claimed by this agent (find your claims again)"),
+  limit: z
+    .number({ error: "limit must be a whole number from 1 to 500" })
+    .int("limit must be a whole number from 1 to 500")
+    .min(1, "limit must be at least 1")
+    .max(500, "limit must be at most 500")
+    .default(50)
+    .describe("At most this many tasks, 1-500 (default 50)"),
+  cursor: z
+    .string()
+    .min(1, "cursor must not be empty")
+    .max(1000, "cursor is too long")
+    .optional()
+    .describe("next_cursor of the previous page"),
+};
+type ListTasksArguments = z.infer<z.ZodObject<typeof ListTasksArguments>>;
+
+function registerListTasks(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "list_tasks",
+    {
+      title: "List tasks",
+      description:
+        "Lists a project's tasks, one compact line each, in the order get_next_task hands them out (ready first, then blocked, " +
+        "then in progress, then completed). Filter by status, ready, or mine: true for the tasks you hold. Read-only.",
+      inputSchema: toolArguments("list_tasks", ListTasksArguments),
+      outputSchema: {
+        tasks: z.array(z.object(CompactTaskShape)).describe("The page of tasks"),
+        next_cursor: z.string().nullable().describe("Pass as cursor for the next page; null on the last page"),
+      },
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    },
+    (args, extra) =>
+      context.run(
+        "list_tasks",
+        args,
+        extra,
+        (call) => listTasks(context, args, call),
+        ({ tasks, next_cursor }) => taskList(tasks, next_cursor, args),
+      ),
+  );
+}
+
+async function listTasks(context: ServerContext, args: ListTasksArguments, call: CallContext) {
+  const { project_id, status, ready, mine, limit, cursor } = args;
+  if (ready !== undefined && status !== undefined && status !== "pending") {
+    throw new ToolFailure('ready works only with status "pending" (or no status)');
+  }
+  const claimedBy = mine ? context.config.agentId : undefined;
+  const page = await context.client.listTasks({ project: project_id, status, ready, limit, cursor, claimedBy }, call);
+  return { tasks: page.tasks.map(compactTask), next_cursor: page.next_cursor };
+}
+
+/** list_tasks as the model reads it: a line per task, then where the list goes on. */
+function taskList(tasks: CompactTask[], nextCursor: string | null, { project_id, ready }: ListTasksArguments): string {
+  const lines = tasks.map((task) => taskLine(task, ready));
+  if (!tasks.length) lines.push(`No task matches in project ${project_id}.`);
+  lines.push(nextCursor ? `More: call list_tasks again with cursor "${nextCursor}".` : "End of the list.");
+  return lines.join("\n");
+}
+
+/** A line per task, for the model to read at a glance: `TASK-001 pending high ready — Implement X (after TASK-000)`. */
+function taskLine(task: CompactTask, readyFilter?: boolean): string {
+  let state = `${task.task_id} ${task.status} ${task.priority}`;
+  if (task.status === "pending" && (readyFilter === true || task.depends_on.length === 0)) state += " ready";
+  if (task.status === "pending" && readyFilter === false) state += " blocked";
+  if (task.status === "in_progress" && task.claimed_by) state += ` by ${task.claimed_by}`;
+  if (task.status === "in_progress" && task.lease_expires_at) state += ` until ${task.lease_expires_at}`;
+  const after = task.depends_on.length ? ` (after ${task.depends_on.join(", ")})` : "";
+  return `${state} — ${task.description}${after}`;
+}
+
+const NextIdArguments = { artifact_type: artifactTypeArgument(), project_id: projectArgument() };
+
+function registerGetNextAvailableId(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "get_next_available_id",
+    {
+      title: "Allocate the next artifact ID",
+      description:
+        'Allocates the next ID of an artifact type in a project, e.g. "US-028" after US-027. The ID is yours: it is never ' +
+        "handed out again, to anyone. Call it once per new artifact (user story, spec, task…); for several at once use reserve_id_range.",
+      inputSchema: toolArguments("get_next_available_id", NextIdArguments),
+      outputSchema: { next_id: z.string().describe('The allocated ID, e.g. "US-028"') },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    },
+    ({ artifact_type, project_id }, extra) =>
+      context.run("get_next_available_id", { artifact_type, project_id }, extra, async (call) => ({
+        next_id: await context.client.nextId(artifact_type, project_id, call),
+      })),
+  );
+}
+
+const ReserveArguments = {
+  artifact_type: artifactTypeArgument(),
+  count: z
+    .number({ error: "count must be a whole number from 1 to 100" })
+    .int("count must be a whole number from 1 to 100")
+    .min(1, "count must be at least 1")
+    .max(100, "count must be at most 100")
+    .describe("How many IDs, 1-100"),
+  project_id: projectArgument(),
+};
+
+function registerReserveIdRange(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "reserve_id_range",
+    {
+      title: "Reserve a range of artifact IDs",
+      description:
+        "Reserves count contiguous IDs of an artifact type in a project in one step, e.g. US-028 … US-033, when you are about to " +
+        "create several artifacts. The IDs are never handed out again. Returns the reservation with its IDs and expiry time.",
+      inputSchema: toolArguments("reserve_id_range", ReserveArguments),
+      outputSchema: ReservationShape,
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    },
+    ({ artifact_type, count, project_id }, extra) =>
+      context.run("reserve_id_range", { artifact_type, count, project_id }, extra, (call) =>
+        context.client.reserveIds(artifact_type, count, project_id, call),
+      ),
+  );
+}
+
+const AddTaskArguments = {
+  tasks: z
+    .array(TaskInputSchema)
+    .min(1, "tasks must hold at least 1 task")
+    .max(500, "tasks may hold at most 500 tasks")
+    .describe("The tasks to add, 1-500"),
+};
+
+function registerAddTask(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "add_task",
+    {
+      title: "Add tasks",
+      description:
+        "Adds 1-500 new tasks in one all-or-nothing batch: if any task is invalid or its task_id exists, none is added. " +
+        "Each task needs task_id, project_id and description; priority (high, medium, low) and depends_on (task_ids that must be " +
+        "completed first, existing or in the same batch) set the order in which get_next_task hands them out.",
+      inputSchema: toolArguments("add_task", AddTaskArguments),
+      outputSchema: BatchShape,
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    },
+    ({ tasks }, extra) =>
+      context.run("add_task", { tasks }, extra, async (call) => {
+        const added = await context.client.addTasks(tasks, call);
+        for (const task of tasks) context.remember(task.task_id, task.project_id);
+        return added;
+      }),
+  );
+}
+
+// ─── The resources: a task with its history; a project at a glance ─────────────────────────────
+
+function registerResources(server: McpServer, context: ServerContext): void {
+  registerTaskResource(server, context);
+  registerProjectResource(server, context);
+}
+
+/** A URI template variable, checked as the tool argument of the same name would be. */
+function variable<T>(schema: z.ZodType<T>, value: string | string[] | undefined): T {
+  const result = schema.safeParse(Array.isArray(value) ? value[0] : value);
+  if (!result.success) throw new ToolFailure(result.error.issues[0]!.message);
+  return result.data;
+}
+
+/** Project IDs for completion, from GET /projects; none when the service cannot list them. */
+async function knownProjects(context: ServerContext, prefix: string): Promise<string[]> {
+  try {
+    const projects = await context.client.projects(context.backgroundCall());
+    return projects.map((summary) => summary.project_id).filter((id) => id.startsWith(prefix));
+  } catch {
+    return [];
+  }
+}
+
+function registerTaskResource(server: McpServer, context: ServerContext): void {
+  const complete = { project_id: (prefix: string) => knownProjects(context, prefix) };
   server.registerResource(
     "task",
-    new ResourceTemplate("task://{project_id}/{task_id}", { list: undefined, complete: { project_id: knownProjects } }),
+    new ResourceTemplate("task://{project_id}/{task_id}", { list: undefined, complete }),
     {
       title: "A task with its history",
       description: "The task (JSON) and its events, oldest first: who claimed, released, completed or edited it, and when.",
       mimeType: "application/json",
     },
     (uri, variables, extra) =>
-      read(uri, extra, async (call) => {
+      context.read(uri, extra, async (call) => {
         const project = variable(projectId, variables.project_id);
         const id = variable(taskId("task_id"), variables.task_id);
-        const task = await client.task(id, project, call);
-        return { task, events: await client.events(id, project, call) };
+        const task = await context.client.task(id, project, call);
+        return { task, events: await context.client.events(id, project, call) };
       }),
   );
+}
 
+function registerProjectResource(server: McpServer, context: ServerContext): void {
+  const complete = { project_id: (prefix: string) => knownProjects(context, prefix) };
   server.registerResource(
     "project",
-    new ResourceTemplate("project://{project_id}", {
-      list: async () => {
-        try {
-          const projects = await client.projects(newCall(deps.shutdownSignal ?? new AbortController().signal));
-          return {
-            resources: projects.map((summary) => ({
-              uri: `project://${summary.project_id}`,
-              name: summary.project_id,
-              title: `Project ${summary.project_id}`,
-              description: `${summary.ready} ready, ${summary.blocked} blocked, ${summary.in_progress} in progress, ${summary.completed} completed`,
-              mimeType: "application/json",
-            })),
-          };
-        } catch (error) {
-          log("warn", {
-            msg: "could not list the projects for resources/list",
-            error: error instanceof Error ? error.message : String(error),
-          });
-          return { resources: [] };
-        }
-      },
-      complete: { project_id: knownProjects },
-    }),
+    new ResourceTemplate("project://{project_id}", { list: () => projectResources(context), complete }),
     {
       title: "A project at a glance",
       description:
@@ -1379,1212 +1460,115 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
       mimeType: "application/json",
     },
     (uri, variables, extra) =>
-      read(uri, extra, async (call) => {
-        const project = variable(projectId, variables.project_id);
-        const [projects, ready, inProgress] = await Promise.all([
-          client.projects(call),
-          client.listTasks({ project, ready: true, limit: PROJECT_READY_SHOWN }, call),
-          client.listAllTasks({ project, status: "in_progress" }, call),
-        ]);
-        const summary = projects.find((entry) => entry.project_id === project);
-        if (!summary) {
-          const known =
-            projects
-              .map((entry) => entry.project_id)
-              .slice(0, MAX_NAMED_PROJECTS)
-              .join(", ") || "none";
-          throw new ToolFailure(`Project ${project} has no tasks and no IDs; known projects: ${known}`);
-        }
-        const { project_id: _, ...counts } = summary;
-        return {
-          project_id: project,
-          counts,
-          ready: ready.tasks.map(compactTask),
-          more_ready: ready.next_cursor !== null,
-          in_progress: inProgress.map(compactTask),
-        };
-      }),
+      context.read(uri, extra, (call) => projectAtAGlance(context.client, variable(projectId, variables.project_id), call)),
   );
+}
 
-  // ─── Prompts (slash commands in Claude Code) ───
+/** resources/list: one project:// resource per project; none when the service cannot list them. */
+async function projectResources(context: ServerContext) {
+  try {
+    const projects = await context.client.projects(context.backgroundCall());
+    return {
+      resources: projects.map((summary) => ({
+        uri: `project://${summary.project_id}`,
+        name: summary.project_id,
+        title: `Project ${summary.project_id}`,
+        description: `${summary.ready} ready, ${summary.blocked} blocked, ${summary.in_progress} in progress, ${summary.completed} completed`,
+        mimeType: "application/json",
+      })),
+    };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    context.log("warn", { msg: "could not list the projects for resources/list", error: reason });
+    return { resources: [] };
+  }
+}
 
-  const promptProject = config.project
+const PROJECT_READY_SHOWN = 20;
+
+async function projectAtAGlance(client: TrackerClient, project: string, call: CallContext) {
+  const [projects, ready, inProgress] = await Promise.all([
+    client.projects(call),
+    client.listTasks({ project, ready: true, limit: PROJECT_READY_SHOWN }, call),
+    client.listAllTasks({ project, status: "in_progress" }, call),
+  ]);
+  const summary = projects.find((entry) => entry.project_id === project);
+  if (!summary) {
+    const known =
+      projects
+        .map((entry) => entry.project_id)
+        .slice(0, MAX_NAMED_PROJECTS)
+        .join(", ") || "none";
+    throw new ToolFailure(`Project ${project} has no tasks and no IDs; known projects: ${known}`);
+  }
+  const { project_id: _, ...counts } = summary;
+  return {
+    project_id: project,
+    counts,
+    ready: ready.tasks.map(compactTask),
+    more_ready: ready.next_cursor !== null,
+    in_progress: inProgress.map(compactTask),
+  };
+}
+
+// ─── The prompts (slash commands in Claude Code) ───────────────────────────────────────────────
+
+function registerPrompts(server: McpServer, config: Config): void {
+  const project = config.project
     ? projectId.optional().describe(`Project ID (default ${config.project})`)
     : projectId.describe('Project ID, e.g. "ai-agent-mcp-server"');
   const projectOf = (value: string | undefined) => value ?? config.project!;
-  const userMessage = (text: string) => ({ messages: [{ role: "user" as const, content: { type: "text" as const, text } }] });
-
   server.registerPrompt(
     "work_next_task",
     {
       title: "Work on the next task",
       description: "Claim the next ready task of a project, do it, and complete it with notes.",
-      argsSchema: { project_id: promptProject },
+      argsSchema: { project_id: project },
     },
-    ({ project_id }) => {
-      const project = projectOf(project_id);
-      return userMessage(
-        [
-          `Work on the next task of project "${project}" in the shared Task Tracking service.`,
-          `1. Call get_next_task with project_id "${project}" and claim: true. If it returns no task, say so and stop.`,
-          "2. Read the task (description, inputs, outputs) and do the work it describes.",
-          `3. When it is done, call update_task_status with its task_id, project_id "${project}", status "completed" and completion_notes saying what you did and where (files, commits, tests).`,
-          `4. If you cannot finish it, call update_task_status with status "pending" and completion_notes saying why, so another agent can take it.`,
-          "Work on this one task only. This server keeps your claim alive while the session runs.",
-        ].join("\n"),
-      );
-    },
+    ({ project_id }) => userMessage(workNextTaskPrompt(projectOf(project_id))),
   );
-
+  const goal = z
+    .string()
+    .min(1, "goal must not be empty")
+    .max(10_000, "goal must be at most 10000 characters")
+    .describe("What should be achieved");
   server.registerPrompt(
     "plan_goal",
     {
       title: "Plan a goal as tasks",
       description: "Break a goal into tasks with dependencies and add them to a project, with reserved IDs.",
-      argsSchema: {
-        project_id: promptProject,
-        goal: z
-          .string()
-          .min(1, "goal must not be empty")
-          .max(10_000, "goal must be at most 10000 characters")
-          .describe("What should be achieved"),
-      },
+      argsSchema: { project_id: project, goal },
     },
-    ({ project_id, goal }) => {
-      const project = projectOf(project_id);
-      return userMessage(
-        [
-          `Plan this goal as tasks in project "${project}" of the shared Task Tracking service:`,
-          goal,
-          "",
-          "1. Break it into tasks that one session can finish each; note what each reads (inputs) and produces (outputs).",
-          `2. Call reserve_id_range with artifact_type "TASK", count = the number of tasks, project_id "${project}".`,
-          `3. Call add_task once with all the tasks: the reserved IDs, project_id "${project}", a description that says when the task is done, a priority (high, medium, low), and depends_on naming the tasks that must be completed first.`,
-          `4. Show the plan with list_tasks (project_id "${project}"). Do not start the work itself.`,
-        ].join("\n"),
-      );
-    },
-  );
-
-  if (deps.adoptClaims) void claims.adopt(follow);
-  return server;
-}
-
-// ─── Import and export ─────────────────────────────────────────────────────────────────────────
-//
-// `import FILE --project P [--dry-run]` turns a markdown task list, a `gh issue list --json` dump or
-// one of our exports into tasks; `export --project P [--format markdown|json]` writes a project out
-// in a form that imports back. The README's "Import and export" describes both formats for users.
-
-/** A task as a file describes it, before it meets the tracker. `line`: where the file says it (0: nowhere, e.g. JSON). */
-export interface FileTask {
-  task_id: string;
-  line: number;
-  status: "pending" | "completed";
-  priority: (typeof PRIORITIES)[number];
-  description: string;
-  depends_on: string[];
-  inputs: string[];
-  outputs: string[];
-  completion_notes: string;
-}
-
-export interface FileProblem {
-  /** 0 when the problem has no line (JSON input names its item instead). */
-  line: number;
-  message: string;
-}
-
-/** A file's tasks in file order, the highest number it uses of each artifact type, and what is wrong with it. */
-export interface ParsedFile {
-  format: "markdown" | "github" | "export";
-  tasks: FileTask[];
-  counters: Map<string, { number: number; line: number }>;
-  problems: FileProblem[];
-}
-
-/** Of a description and of completion notes. */
-const MAX_TEXT = 10_000;
-const MAX_SECTION_TEXT = 1_000;
-/** The IDs people give their tasks and artifacts: an upper-case type, a dash, a number (`TASK-12`, `US-027`). */
-const ARTIFACT_ID = /^([A-Z][A-Z0-9]*)-(\d{1,9})$/;
-/** The same in running text, with three digits at least (the registry pads to three), which keeps `UTF-8` and `HTTP-2` out. */
-const ARTIFACT_MENTION = /(?<![A-Za-z0-9_-])([A-Z][A-Z0-9]{0,15})-(\d{3,9})(?![A-Za-z0-9_-])/g;
-const EXPORT_MARKER = "<!-- task-tracking-mcp export";
-const PRIORITY_SUFFIX = /\s*\((high|medium|low)\)$/;
-const LIST_ITEM = /^([-*+]|\d{1,9}[.)])(?:\s+(.*)|$)/;
-const CHECKBOX = /^\[([ xX])\](?:\s+(.*)|$)/;
-/** `[]`, `[-]`, `[ x]`, `[v]`: meant as a checkbox but not one. A link (`[text](url)`, `[text][ref]`) is not meant. */
-const NOT_A_CHECKBOX = /^\[([^\]]{0,3})\](?![([:])/;
-/** An item's own ID: `TASK-012:`, `**TASK-012**`, `**TASK-012:**`, or any task ID in a bold code span, `` **`login-form`** ``. */
-const ITEM_ID = /^(?:\*\*`([^`]*)`\*\*|\*\*([A-Z][A-Z0-9]*-\d+):?\*\*:?|([A-Z][A-Z0-9]*-\d+):)(?:\s+|$)/;
-const METADATA = /^[-*+]\s+(depends on|inputs|outputs|completion notes|held by):(?:\s+(.*)|$)/i;
-const FENCE = /^(`{3,}|~{3,})/;
-const HEADING = /^ {0,3}(#{1,6})(?:\s+(.*?))?(?:\s+#+)?$/;
-
-const indentOf = (text: string) => /^\s*/.exec(text)![0].replace(/\t/g, "    ").length;
-const isTaskId = (id: string) => id.length <= 64 && ID_CHARACTERS.test(id);
-const firstLineOf = (text: string) => text.split("\n", 1)[0]!;
-const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
-
-/** Descriptions as an editor leaves them: no trailing spaces, no trailing blank lines. */
-export function normalizeDescription(text: string): string {
-  return text
-    .split("\n")
-    .map((line) => line.trimEnd())
-    .join("\n")
-    .trimEnd();
-}
-
-/** `md-` and 10 hex digits of sha256 over the item's place (headings, enclosing plain items, its parent's ID) and text. */
-export function derivedTaskId(path: string[], text: string): string {
-  const hasher = new Bun.CryptoHasher("sha256");
-  hasher.update([...path, text].map((part) => part.replace(/\s+/g, " ").trim()).join("\n"));
-  return `md-${hasher.digest("hex").slice(0, 10)}`;
-}
-
-function raiseCounter(counters: ParsedFile["counters"], type: string, number: number, line: number): void {
-  if (!ARTIFACT_TYPE.test(type)) return;
-  if ((counters.get(type)?.number ?? -1) < number) counters.set(type, { number, line });
-}
-
-/** Notes the artifact IDs `text` mentions outside code spans, link targets and URLs. */
-function noteArtifactIds(text: string, line: number, counters: ParsedFile["counters"]): void {
-  const prose = text
-    .replace(/`[^`]*`/g, " ")
-    .replace(/\]\([^)]*\)/g, "]")
-    .replace(/<?https?:\/\/\S+/g, " ");
-  for (const [, type, digits] of prose.matchAll(ARTIFACT_MENTION)) raiseCounter(counters, type!, Number(digits), line);
-}
-
-/** Whether a line of a description would read back as something other than text (the export escapes it with `\`). */
-function looksLikeMarkup(text: string): boolean {
-  const item = LIST_ITEM.exec(text);
-  if (item && (CHECKBOX.test(item[2] ?? "") || NOT_A_CHECKBOX.test(item[2] ?? "") || METADATA.test(text))) return true;
-  if (/^[-*+]\[/.test(text)) return true;
-  return text.startsWith("\\") && looksLikeMarkup(text.slice(1));
-}
-
-/** Escapes the lines of a description or note that would read back as markup; code blocks stay as they are. */
-function escapeLines(lines: string[]): string[] {
-  let fence: string | undefined;
-  return lines.map((line) => {
-    const content = line.trimStart();
-    if (fence) {
-      if (content.startsWith(fence)) fence = undefined;
-      return line;
-    }
-    fence = FENCE.exec(content)?.[1];
-    return fence ? line : escapeLine(line);
-  });
-}
-
-function escapeLine(line: string): string {
-  const indent = /^\s*/.exec(line)![0];
-  return looksLikeMarkup(line.slice(indent.length)) ? `${indent}\\${line.slice(indent.length)}` : line;
-}
-
-function unescapeLine(line: string): string {
-  const indent = /^\s*/.exec(line)![0];
-  const rest = line.slice(indent.length);
-  return rest.startsWith("\\") && looksLikeMarkup(rest.slice(1)) ? indent + rest.slice(1) : line;
-}
-
-interface Section {
-  path: string[];
-  text: string[];
-}
-
-interface MetadataEntry {
-  key: string;
-  line: number;
-  lines: string[];
-  contentColumn: number;
-}
-
-interface DraftTask extends FileTask {
-  /** The item's lines after its first, dedented. */
-  body: string[];
-  contentColumn: number;
-  section: Section;
-  metadata: MetadataEntry[];
-}
-
-/** The list items open at the current line, innermost last. */
-type OpenBlock =
-  | { kind: "task"; indent: number; task: DraftTask }
-  | { kind: "plain"; indent: number; text: string }
-  | { kind: "metadata"; indent: number; entry: MetadataEntry };
-
-/** Reads a markdown file line by line (GitHub-flavoured task lists); see parseMarkdown. */
-class MarkdownReader {
-  readonly parsed: ParsedFile = { format: "markdown", tasks: [], counters: new Map(), problems: [] };
-  private readonly drafts: DraftTask[] = [];
-  private readonly headings: string[] = [];
-  private section: Section = { path: [], text: [] };
-  private readonly open: OpenBlock[] = [];
-  private fence?: { marker: string; owner: OpenBlock | undefined };
-  private blankLines = 0;
-
-  /** An export of ours: its headings are status groups, not context for the tasks under them. */
-  constructor(readonly isExport: boolean) {
-    if (isExport) this.parsed.format = "export";
-  }
-
-  private problem(line: number, message: string): void {
-    this.parsed.problems.push({ line, message });
-  }
-
-  readLine(raw: string, line: number): void {
-    const text = raw.trimEnd();
-    if (this.fence) {
-      const { marker, owner } = this.fence;
-      // A code block inside a list item ends with the item, closed or not.
-      const itemEnded = owner !== undefined && text !== "" && indentOf(text) <= owner.indent;
-      if (!itemEnded) {
-        if (text.trimStart().startsWith(marker)) this.fence = undefined;
-        return this.addText(text, owner, true);
-      }
-      this.fence = undefined;
-    }
-    if (!text) return this.addText("", this.open.at(-1));
-    noteArtifactIds(text, line, this.parsed.counters);
-    const indent = indentOf(text);
-    while (this.open.length && this.open.at(-1)!.indent >= indent) this.open.pop();
-    const content = text.trimStart();
-
-    const heading = this.open.length === 0 ? HEADING.exec(text) : null;
-    if (heading) return this.startSection(heading[1]!.length, heading[2] ?? "");
-    const fence = FENCE.exec(content);
-    if (fence) {
-      this.fence = { marker: fence[1]!, owner: this.open.at(-1) };
-      return this.addText(text, this.open.at(-1));
-    }
-    if (/^[-*+]\[[ xX]\]/.test(content))
-      return this.problem(
-        line,
-        `write a space between the list marker and the checkbox: ${JSON.stringify(content.slice(0, 40))}`,
-      );
-    const item = LIST_ITEM.exec(content);
-    if (!item) return this.addText(text, this.open.at(-1));
-    this.listItem(content, item[1]!.length, item[2] ?? "", indent, line);
-  }
-
-  private startSection(level: number, title: string): void {
-    this.blankLines = 0;
-    this.headings.length = level - 1;
-    this.headings[level - 1] = title.trim();
-    this.section = { path: this.isExport ? [] : this.headings.filter(Boolean), text: [] };
-  }
-
-  private listItem(content: string, markerLength: number, itemText: string, indent: number, line: number): void {
-    // Blank lines before a new task or metadata entry end the text before them: they belong to nobody.
-    if (CHECKBOX.test(itemText) || METADATA.test(content)) this.blankLines = 0;
-    const contentColumn = indent + markerLength + 1;
-    const checkbox = CHECKBOX.exec(itemText);
-    if (checkbox) {
-      const task = this.taskItem(checkbox[1] === " " ? "pending" : "completed", (checkbox[2] ?? "").trim(), line, contentColumn);
-      this.open.push({ kind: "task", indent, task });
-      return;
-    }
-    if (/^\[[ xX]\]\S/.test(itemText))
-      return this.problem(line, `write a space after the checkbox: ${JSON.stringify(itemText.slice(0, 40))}`);
-    const notACheckbox = NOT_A_CHECKBOX.exec(itemText);
-    if (notACheckbox) {
-      return this.problem(line, `"[${notACheckbox[1]}]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)`);
-    }
-    const parent = this.open.at(-1);
-    const metadata = parent?.kind === "task" ? METADATA.exec(content) : null;
-    if (parent?.kind === "task" && metadata) {
-      const entry: MetadataEntry = { key: metadata[1]!.toLowerCase(), line, lines: [metadata[2] ?? ""], contentColumn };
-      parent.task.metadata.push(entry);
-      this.open.push({ kind: "metadata", indent, entry });
-      return;
-    }
-    this.addText(" ".repeat(indent) + content, parent);
-    this.open.push({ kind: "plain", indent, text: itemText.trim() });
-  }
-
-  private taskItem(status: FileTask["status"], itemText: string, line: number, contentColumn: number): DraftTask {
-    let text = itemText;
-    let taskId: string | undefined;
-    const idMatch = ITEM_ID.exec(text);
-    if (idMatch) {
-      taskId = idMatch[1] ?? idMatch[2] ?? idMatch[3]!;
-      text = text.slice(idMatch[0].length).trim();
-      if (!isTaskId(taskId))
-        this.problem(line, `${JSON.stringify(taskId)} is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`);
-      const artifact = ARTIFACT_ID.exec(taskId);
-      if (artifact) raiseCounter(this.parsed.counters, artifact[1]!, Number(artifact[2]), line);
-    }
-    let priority: FileTask["priority"] = "medium";
-    const priorityMatch = PRIORITY_SUFFIX.exec(text);
-    if (priorityMatch) {
-      priority = priorityMatch[1] as FileTask["priority"];
-      text = text.slice(0, priorityMatch.index);
-    }
-    if (!text) this.problem(line, "the item has no text: write what is to be done after the checkbox");
-    // A step's place is its parent's ID, not its text: rewording an item with an ID keeps its steps' IDs.
-    const enclosing = this.open.flatMap((block) =>
-      block.kind === "task" ? [block.task.task_id] : block.kind === "plain" ? [block.text] : [],
-    );
-    const parent = this.open.findLast((block) => block.kind === "task");
-    const task: DraftTask = {
-      task_id: taskId ?? derivedTaskId([...this.section.path, ...enclosing], text),
-      line,
-      status,
-      priority,
-      description: text,
-      depends_on: [],
-      inputs: [],
-      outputs: [],
-      completion_notes: "",
-      body: [],
-      contentColumn,
-      section: this.section,
-      metadata: [],
-    };
-    // A step of its parent: the parent waits for it.
-    if (parent?.kind === "task") parent.task.depends_on.push(task.task_id);
-    this.drafts.push(task);
-    return task;
-  }
-
-  /**
-   * A line of text belongs to the innermost open task or metadata entry, else to the section's text.
-   * Blank lines outside code blocks wait for the next text, so they go where it goes.
-   */
-  private addText(text: string, innermost: OpenBlock | undefined, inCodeBlock = false): void {
-    if (!text && !inCodeBlock) {
-      this.blankLines++;
-      return;
-    }
-    const owner = innermost?.kind === "plain" ? this.open.findLast((block) => block.kind === "task") : innermost;
-    const blanks = Array<string>(this.blankLines).fill("");
-    this.blankLines = 0;
-    const dedent = (column: number) => {
-      const line = text.replace(new RegExp(`^ {0,${column}}`), "");
-      return inCodeBlock ? line : unescapeLine(line);
-    };
-    if (owner?.kind === "metadata") owner.entry.lines.push(...blanks, dedent(owner.entry.contentColumn));
-    else if (owner?.kind === "task") owner.task.body.push(...blanks, dedent(owner.task.contentColumn));
-    else if (text.trim() && !this.isExport) this.section.text.push(text.trim());
-  }
-
-  finish(): ParsedFile {
-    for (const draft of this.drafts) this.parsed.tasks.push(this.finishTask(draft));
-    return this.parsed;
-  }
-
-  private finishTask(draft: DraftTask): FileTask {
-    const { body, contentColumn: _, section, metadata, ...task } = draft;
-    let description = normalizeDescription([task.description, ...body].join("\n"));
-    const context = sectionContext(section);
-    if (context) description += `\n\n${context}`;
-    const result: FileTask = { ...task, description };
-    for (const entry of metadata) {
-      const value = normalizeDescription(entry.lines.join("\n"));
-      if (entry.key === "completion notes") result.completion_notes = value;
-      else if (entry.key === "inputs") result.inputs = value.split(/,\s*/).filter(Boolean);
-      else if (entry.key === "outputs") result.outputs = value.split(/,\s*/).filter(Boolean);
-      else if (entry.key === "depends on") {
-        for (const id of value.split(/[,\s]+/).filter(Boolean)) {
-          if (!isTaskId(id))
-            this.problem(
-              entry.line,
-              `depends on ${JSON.stringify(id)}, which is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`,
-            );
-          else if (!result.depends_on.includes(id)) result.depends_on.push(id);
-        }
-      }
-    }
-    return result;
-  }
-}
-
-function sectionContext(section: Section): string {
-  if (section.path.length === 0 && section.text.length === 0) return "";
-  let text = section.text.join("\n");
-  if (text.length > MAX_SECTION_TEXT) text = `${text.slice(0, MAX_SECTION_TEXT - 1)}…`;
-  const title = section.path.length ? `Section: ${section.path.join(" › ")}` : "";
-  return [title, text].filter(Boolean).join("\n");
-}
-
-/**
- * GitHub-flavoured markdown task lists: `- [ ]` is a pending task, `- [x]` a completed one; items
- * nested under an item are its steps (it depends on them); the headings above an item and their text
- * end its description. Code blocks are text. Problems carry the line they are on.
- */
-export function parseMarkdown(text: string): ParsedFile {
-  const lines = text.replace(/^\uFEFF/, "").split(/\r\n|\r|\n/);
-  const reader = new MarkdownReader(lines[0]?.startsWith(EXPORT_MARKER) ?? false);
-  lines.forEach((line, index) => reader.readLine(line, index + 1));
-  return checkFileTasks(reader.finish());
-}
-
-const GITHUB_PRIORITIES: Record<string, FileTask["priority"]> = {
-  critical: "high",
-  urgent: "high",
-  high: "high",
-  p0: "high",
-  p1: "high",
-  medium: "medium",
-  normal: "medium",
-  p2: "medium",
-  low: "low",
-  p3: "low",
-  p4: "low",
-};
-
-const GitHubIssue = z.object({
-  number: z.number().int().positive(),
-  title: z.string(),
-  body: z.string().nullish(),
-  state: z.string(),
-  labels: z.array(z.object({ name: z.string() })).default([]),
-});
-
-/** What `gh issue list --state all --json number,title,body,state,labels` prints: task `gh-<number>` per issue. */
-export function parseGitHubIssues(issues: unknown[]): ParsedFile {
-  const parsed: ParsedFile = { format: "github", tasks: [], counters: new Map(), problems: [] };
-  issues.forEach((value, index) => {
-    const result = GitHubIssue.safeParse(value);
-    if (!result.success) {
-      const issue = result.error.issues[0]!;
-      return parsed.problems.push({
-        line: 0,
-        message: `issue ${index + 1} of the list: ${issue.path.join(".") || "the issue"}: ${issue.message}`,
-      });
-    }
-    const { number, title, body, state, labels } = result.data;
-    const priorities = labels.flatMap(({ name }) =>
-      /^priority:\s*/i.test(name) ? [name.replace(/^priority:\s*/i, "").toLowerCase()] : [],
-    );
-    const priority = priorities.map((name) => GITHUB_PRIORITIES[name]).find(Boolean) ?? "medium";
-    if (priorities.length && !priorities.some((name) => GITHUB_PRIORITIES[name])) {
-      parsed.problems.push({
-        line: 0,
-        message: `issue #${number}: label priority:${priorities[0]} is not a priority; use priority:high, priority:medium or priority:low`,
-      });
-    }
-    let description = normalizeDescription(`${title.trim()}\n\n${(body ?? "").replace(/\r\n?/g, "\n")}`);
-    if (description.length > MAX_TEXT)
-      description = `${description.slice(0, MAX_TEXT - 60)}\n\n…(cut: the rest is in issue #${number})`;
-    if (!title.trim()) parsed.problems.push({ line: 0, message: `issue #${number} has no title` });
-    noteArtifactIds(description, 0, parsed.counters);
-    const closed = state.toUpperCase() === "CLOSED";
-    parsed.tasks.push({
-      task_id: `gh-${number}`,
-      line: 0,
-      status: closed ? "completed" : "pending",
-      priority,
-      description,
-      depends_on: [],
-      inputs: [],
-      outputs: [],
-      completion_notes: closed ? `Closed on GitHub as issue #${number}` : "",
-    });
-  });
-  return checkFileTasks(parsed);
-}
-
-const ExportedTask = z.object({
-  task_id: z.string(),
-  description: z.string(),
-  status: z.enum(TASK_STATUSES),
-  priority: z.enum(PRIORITIES).default("medium"),
-  depends_on: z.array(z.string()).default([]),
-  inputs: z.array(z.string()).default([]),
-  outputs: z.array(z.string()).default([]),
-  completion_notes: z.string().default(""),
-});
-
-/** `export --format json` read back: its tasks as they were (an in-progress task comes back pending). */
-export function parseExportJson(value: { tasks: unknown[] }): ParsedFile {
-  const parsed: ParsedFile = { format: "export", tasks: [], counters: new Map(), problems: [] };
-  value.tasks.forEach((item, index) => {
-    const result = ExportedTask.safeParse(item);
-    if (!result.success) {
-      const issue = result.error.issues[0]!;
-      return parsed.problems.push({ line: 0, message: `tasks[${index}].${issue.path.join(".")}: ${issue.message}` });
-    }
-    const task = result.data;
-    if (!isTaskId(task.task_id))
-      parsed.problems.push({
-        line: 0,
-        message: `tasks[${index}].task_id ${JSON.stringify(task.task_id)} is not a valid task ID`,
-      });
-    const artifact = ARTIFACT_ID.exec(task.task_id);
-    if (artifact) raiseCounter(parsed.counters, artifact[1]!, Number(artifact[2]), 0);
-    noteArtifactIds(task.description, 0, parsed.counters);
-    const completed = task.status === "completed";
-    parsed.tasks.push({
-      ...task,
-      line: 0,
-      status: completed ? "completed" : "pending",
-      completion_notes: completed ? task.completion_notes : "",
-    });
-  });
-  return checkFileTasks(parsed);
-}
-
-/** JSON by its first character (an array: `gh issue list`; an object with `tasks`: our export), markdown otherwise. */
-export function parseTaskFile(text: string): ParsedFile {
-  const start = text.replace(/^\uFEFF/, "").trimStart();
-  if (!start.startsWith("[") && !start.startsWith("{")) return parseMarkdown(text);
-  let value: unknown;
-  try {
-    value = JSON.parse(start);
-  } catch (error) {
-    const problem = { line: 0, message: `the file starts like JSON but is not: ${(error as Error).message}` };
-    return { format: "github", tasks: [], counters: new Map(), problems: [problem] };
-  }
-  if (Array.isArray(value)) return parseGitHubIssues(value);
-  if (value && typeof value === "object" && Array.isArray((value as { tasks?: unknown }).tasks))
-    return parseExportJson(value as { tasks: unknown[] });
-  const problem = {
-    line: 0,
-    message:
-      "JSON input must be the array `gh issue list --json number,title,body,state,labels` prints, or an object with tasks (an export)",
-  };
-  return { format: "github", tasks: [], counters: new Map(), problems: [problem] };
-}
-
-const where = (task: FileTask) => (task.line ? `line ${task.line}` : task.task_id);
-
-/** What is wrong among the file's own tasks: a repeated ID, a dependency cycle, a completed task waiting for a pending one. */
-function checkFileTasks(parsed: ParsedFile): ParsedFile {
-  const byId = new Map<string, FileTask>();
-  for (const task of parsed.tasks) {
-    const first = byId.get(task.task_id);
-    if (!first) byId.set(task.task_id, task);
-    else if (task.task_id.startsWith("md-") && task.line) {
-      parsed.problems.push({
-        line: task.line,
-        message: `the item repeats the one on line ${first.line} (same text in the same place); reword one of them or give it an ID`,
-      });
-    } else parsed.problems.push({ line: task.line, message: `task ID ${task.task_id} is used already (${where(first)})` });
-  }
-  for (const task of parsed.tasks) {
-    const problem = (message: string) => parsed.problems.push({ line: task.line, message: `${task.task_id}: ${message}` });
-    if (task.description.length > MAX_TEXT)
-      problem(`its description is ${task.description.length} characters (its section's text included); at most ${MAX_TEXT}`);
-    if (task.completion_notes.length > MAX_TEXT)
-      problem(`its completion notes are ${task.completion_notes.length} characters; at most ${MAX_TEXT}`);
-    if ([task.description, task.completion_notes, ...task.inputs, ...task.outputs].some((text) => text.includes("\0")))
-      problem("its text holds a NUL character");
-  }
-  for (const task of parsed.tasks) {
-    if (task.status !== "completed") continue;
-    for (const id of task.depends_on) {
-      const step = byId.get(id);
-      if (step?.status === "pending") {
-        parsed.problems.push({
-          line: task.line,
-          message: `${task.task_id} is checked but depends on ${id} (${where(step)}), which is not; a completed task may depend only on completed ones`,
-        });
-      }
-    }
-  }
-  const cycle = findCycle(parsed.tasks, byId);
-  if (cycle) {
-    const path = cycle.map((task) => `${task.task_id} (${where(task)})`).join(" → ");
-    parsed.problems.push({ line: cycle[0]!.line, message: `dependency cycle: ${path} → ${cycle[0]!.task_id}` });
-  }
-  parsed.problems.sort((a, b) => a.line - b.line);
-  return parsed;
-}
-
-/** The first cycle among the tasks' dependencies, as the tasks along it, or undefined. */
-function findCycle(tasks: FileTask[], byId: Map<string, FileTask>): FileTask[] | undefined {
-  const state = new Map<string, "visiting" | "done">();
-  const stack: FileTask[] = [];
-  const visit = (task: FileTask): FileTask[] | undefined => {
-    if (state.get(task.task_id) === "done") return undefined;
-    if (state.get(task.task_id) === "visiting") return stack.slice(stack.indexOf(task));
-    state.set(task.task_id, "visiting");
-    stack.push(task);
-    for (const id of task.depends_on) {
-      const next = byId.get(id);
-      const cycle = next && visit(next);
-      if (cycle) return cycle;
-    }
-    stack.pop();
-    state.set(task.task_id, "done");
-    return undefined;
-  };
-  for (const task of tasks) {
-    const cycle = visit(task);
-    if (cycle) return cycle;
-  }
-  return undefined;
-}
-
-/** The tasks with every dependency before its dependents, otherwise in file order. */
-function inDependencyOrder(tasks: FileTask[]): FileTask[] {
-  const byId = new Map(tasks.map((task) => [task.task_id, task]));
-  const ordered: FileTask[] = [];
-  const placed = new Set<string>();
-  const place = (task: FileTask) => {
-    if (placed.has(task.task_id)) return;
-    placed.add(task.task_id);
-    for (const id of task.depends_on) {
-      const dependency = byId.get(id);
-      if (dependency) place(dependency);
-    }
-    ordered.push(task);
-  };
-  tasks.forEach(place);
-  return ordered;
-}
-
-// What an import does to a project: computed from the file and the tracker, printed, then carried out.
-
-export interface TaskEditPlan {
-  task: FileTask;
-  priority?: { from: string; to: string };
-  description?: { from: string; to: string };
-  /** Checked in the file, pending in the tracker: claimed and completed. */
-  complete?: boolean;
-}
-
-export interface ImportPlan {
-  add: FileTask[];
-  edit: TaskEditPlan[];
-  raise: { type: string; from: number; to: number; line: number }[];
-  unchanged: number;
-  /** What the import leaves as it is, and why. */
-  notes: string[];
-  problems: FileProblem[];
-}
-
-/** Compares the file with the tracker's tasks and counters: what to add, edit and raise, or why not. */
-export function planImport(file: ParsedFile, existing: Task[], counters: Map<string, number>): ImportPlan {
-  const tracked = new Map(existing.map((task) => [task.task_id, task]));
-  const inFile = new Map(file.tasks.map((task) => [task.task_id, task]));
-  const plan: ImportPlan = { add: [], edit: [], raise: [], unchanged: 0, notes: [], problems: [...file.problems] };
-  const completedAfterImport = (id: string) => tracked.get(id)?.status === "completed" || inFile.get(id)?.status === "completed";
-
-  for (const task of inDependencyOrder(file.tasks)) {
-    for (const id of task.depends_on) {
-      if (!inFile.has(id) && !tracked.has(id)) {
-        plan.problems.push({
-          line: task.line,
-          message: `${task.task_id} depends on ${id}, which is neither in the file nor in the project`,
-        });
-      } else if (task.status === "completed" && !completedAfterImport(id) && !inFile.has(id)) {
-        plan.problems.push({
-          line: task.line,
-          message: `${task.task_id} is checked but depends on ${id}, which is ${tracked.get(id)!.status} in the project`,
-        });
-      }
-    }
-    const current = tracked.get(task.task_id);
-    if (!current) plan.add.push(task);
-    else compareWithTracker(task, current, plan);
-  }
-  const gone = existing.filter((task) => task.task_id.startsWith("md-") && !inFile.has(task.task_id)).map((task) => task.task_id);
-  if (gone.length && file.format === "markdown") {
-    const shown = gone.slice(0, 5).join(", ") + (gone.length > 5 ? ", …" : "");
-    plan.notes.push(
-      `${plural(gone.length, "task")} of the project with a derived ID ${gone.length === 1 ? "is" : "are"} not in this file (an item reworded or moved, or another file's): ${shown}`,
-    );
-  }
-  for (const [type, { number, line }] of file.counters) {
-    const from = counters.get(type) ?? 0;
-    if (number > from) plan.raise.push({ type, from, to: number, line });
-  }
-  plan.problems.sort((a, b) => a.line - b.line);
-  return plan;
-}
-
-function compareWithTracker(task: FileTask, current: Task, plan: ImportPlan): void {
-  const edit: TaskEditPlan = { task };
-  const description = normalizeDescription(task.description);
-  const textChanged = description !== normalizeDescription(current.description);
-  if (current.status === "completed") {
-    if (textChanged || task.priority !== current.priority) {
-      plan.notes.push(
-        `${where(task)}: ${task.task_id} is completed in the project, so its text and priority stay as they are there`,
-      );
-    }
-  } else {
-    if (textChanged) edit.description = { from: current.description, to: description };
-    if (task.priority !== current.priority) edit.priority = { from: current.priority, to: task.priority };
-    if (task.status === "completed" && current.status === "pending") edit.complete = true;
-    if (task.status === "completed" && current.status === "in_progress") {
-      plan.notes.push(
-        `${where(task)}: ${task.task_id} is checked, but ${current.claimed_by ?? "an agent"} is working on it: it is left to its holder`,
-      );
-    }
-  }
-  const dependencies = (ids: string[]) => [...ids].sort().join(", ");
-  if (dependencies(task.depends_on) !== dependencies(current.depends_on)) {
-    plan.notes.push(
-      `${where(task)}: ${task.task_id} depends on ${dependencies(task.depends_on) || "nothing"} in the file, on ${dependencies(current.depends_on) || "nothing"} in the project; the tracker cannot change a task's dependencies`,
-    );
-  }
-  if (edit.description || edit.priority || edit.complete) plan.edit.push(edit);
-  else plan.unchanged++;
-}
-
-/** The batch endpoint takes 500 tasks and 1 MiB at most: batches in dependency order, under both. */
-export function batchesOf(tasks: FileTask[], project: string, maxTasks = 500, maxBytes = 900_000): Record<string, unknown>[][] {
-  const batches: Record<string, unknown>[][] = [];
-  let batch: Record<string, unknown>[] = [];
-  let bytes = 0;
-  for (const task of tasks) {
-    const input: Record<string, unknown> = {
-      task_id: task.task_id,
-      project_id: project,
-      description: task.description,
-      priority: task.priority,
-      depends_on: task.depends_on,
-      inputs: task.inputs,
-      outputs: task.outputs,
-      status: task.status,
-      ...(task.status === "completed" ? { completion_notes: task.completion_notes } : {}),
-    };
-    const size = Buffer.byteLength(JSON.stringify(input)) + 1;
-    if (batch.length && (batch.length === maxTasks || bytes + size > maxBytes)) {
-      batches.push(batch);
-      batch = [];
-      bytes = 0;
-    }
-    batch.push(input);
-    bytes += size;
-  }
-  if (batch.length) batches.push(batch);
-  return batches;
-}
-
-// The calls an import and an export make, through the same client (retries, timeouts, keys) as the tools.
-
-const RegistryResponse = z.object({
-  counters: z.array(z.object({ artifact_type: z.string(), last_assigned_id: z.number() })),
-});
-
-function cliCall(): CallContext {
-  return { signal: new AbortController().signal, trace: { requestId: crypto.randomUUID(), attempts: 0 } };
-}
-
-async function projectCounters(client: TrackerClient, project: string): Promise<Map<string, number>> {
-  const query = new URLSearchParams({ project });
-  const registry = await client.sendFor(
-    RegistryResponse,
-    { method: "GET", path: `/ids/registry?${query}`, idempotent: false },
-    cliCall(),
-  );
-  return new Map(registry.counters.map((counter) => [counter.artifact_type, counter.last_assigned_id]));
-}
-
-/** What an import has done so far: if the service fails halfway, the user is told, and a re-run finishes it. */
-interface ImportProgress {
-  added: number;
-  edited: number;
-}
-
-/**
- * Carries a plan out: the new tasks batch by batch in dependency order, then the edits (dependencies
- * first), then the counters. The file was checked whole before, so the service refuses nothing in it
- * unless the project changed meanwhile or the service fails; a re-run then does only what is left.
- */
-async function applyPlan(client: TrackerClient, project: string, plan: ImportPlan, progress: ImportProgress): Promise<void> {
-  const inProject = `?project=${encodeURIComponent(project)}`;
-  for (const tasks of batchesOf(plan.add, project)) {
-    await client.send({ method: "POST", path: "/tasks/batch", body: { tasks }, idempotent: true }, cliCall());
-    progress.added += tasks.length;
-  }
-  for (const { task, priority, description, complete } of plan.edit) {
-    const path = `/tasks/${encodeURIComponent(task.task_id)}`;
-    if (priority || description) {
-      const body = { ...(priority && { priority: priority.to }), ...(description && { description: description.to }) };
-      await client.send({ method: "PATCH", path: path + inProject, body, idempotent: true }, cliCall());
-    }
-    if (complete) {
-      const completed = { status: "completed", completion_notes: task.completion_notes };
-      await client.send(
-        { method: "PUT", path: `${path}/status${inProject}`, body: { status: "in_progress" }, idempotent: true },
-        cliCall(),
-      );
-      await client.send({ method: "PUT", path: `${path}/status${inProject}`, body: completed, idempotent: true }, cliCall());
-    }
-    progress.edited++;
-  }
-  for (const { type, to } of plan.raise) {
-    const path = `/ids/registry/${encodeURIComponent(project)}/${encodeURIComponent(type)}`;
-    try {
-      await client.send({ method: "PUT", path, body: { last_assigned_id: to }, idempotent: true }, cliCall());
-    } catch (error) {
-      // 409: the counter went past it since we read it, so there is nothing to raise.
-      if (!(error instanceof ToolFailure && error.status === 409)) throw error;
-    }
-  }
-}
-
-/** The plan in lines a person reads before (`--dry-run`) or after the import. */
-export function describePlan(plan: ImportPlan, dryRun: boolean): string[] {
-  const cut = (text: string, length = 70) => (text.length > length ? `${text.slice(0, length - 1)}…` : text);
-  const at = (task: FileTask) => (task.line ? `  (line ${task.line})` : "");
-  const lines: string[] = [];
-  const section = (title: string, count: number, noun: string) => {
-    if (count) lines.push(`${dryRun ? `Would ${title.toLowerCase()}` : title} ${plural(count, noun)}:`);
-  };
-  section(dryRun ? "Add" : "Added", plan.add.length, "task");
-  for (const task of plan.add) {
-    const after = task.depends_on.length ? `  after ${task.depends_on.join(", ")}` : "";
-    lines.push(
-      `  + ${task.task_id.padEnd(14)} ${task.status.padEnd(9)} ${task.priority.padEnd(6)} ${cut(firstLineOf(task.description))}${after}${at(task)}`,
-    );
-  }
-  section(dryRun ? "Change" : "Changed", plan.edit.length, "task");
-  for (const { task, priority, description, complete } of plan.edit) {
-    const what = [
-      priority && `priority ${priority.from} → ${priority.to}`,
-      description &&
-        `description → ${JSON.stringify(cut(firstLineOf(description.to), 50))}${description.to.includes("\n") ? " (and more lines)" : ""}`,
-      complete && "pending → completed",
-    ].filter(Boolean);
-    lines.push(`  ~ ${task.task_id.padEnd(14)} ${what.join("; ")}${at(task)}`);
-  }
-  section(dryRun ? "Raise" : "Raised", plan.raise.length, "ID counter");
-  for (const { type, from, to, line } of plan.raise) {
-    lines.push(
-      `  ↑ ${type.padEnd(14)} ${from} → ${to} (next ${type}-${String(to + 1).padStart(3, "0")})${line ? `  (line ${line})` : ""}`,
-    );
-  }
-  for (const note of plan.notes) lines.push(`Note: ${note}`);
-  const counts = `${plural(plan.add.length, "task")}, ${dryRun ? "change" : "changed"} ${plan.edit.length}, ${dryRun ? "raise" : "raised"} ${plural(plan.raise.length, "ID counter")}; ${plan.unchanged} already up to date`;
-  lines.push(dryRun ? `Dry run, nothing was changed: would add ${counts}.` : `Done: added ${counts}.`);
-  return lines;
-}
-
-export interface CliIo {
-  env: Record<string, string | undefined>;
-  out: (line: string) => void;
-  err: (line: string) => void;
-  fetch?: typeof fetch;
-}
-
-/** The process's own environment, stdout and stderr. */
-const cliIo = (): CliIo => ({ env: process.env, out: (line) => console.log(line), err: (line) => console.error(line) });
-
-class UsageError extends Error {
-  override name = "UsageError";
-}
-
-/** `[FILE] --project P --flag --option VALUE`, the one shape both commands take. */
-function parseCliArguments(command: string, argv: string[], flags: string[], options: string[]) {
-  const values: Record<string, string | true> = {};
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const argument = argv[i]!;
-    if (!argument.startsWith("--")) {
-      positional.push(argument);
-      continue;
-    }
-    const [name, inline] = argument.split(/=(.*)/s, 2) as [string, string | undefined];
-    if (flags.includes(name) && inline === undefined) values[name] = true;
-    else if (options.includes(name)) {
-      const value = inline ?? argv[++i];
-      if (value === undefined || value.startsWith("--")) throw new UsageError(`${name} needs a value`);
-      values[name] = value;
-    } else throw new UsageError(`${command} does not take ${JSON.stringify(argument)}`);
-  }
-  const project = values["--project"];
-  if (typeof project !== "string") throw new UsageError(`${command} needs --project P`);
-  const checked = projectId.safeParse(project);
-  if (!checked.success) throw new UsageError(`--project: ${checked.error.issues[0]!.message}`);
-  return { values, positional, project };
-}
-
-const IMPORT_USAGE = `${NAME} import FILE --project P [--dry-run]`;
-const EXPORT_USAGE = `${NAME} export --project P [--format markdown|json]`;
-
-/**
- * A command's frame: its arguments (exit 2 when they are wrong), the configuration and one client,
- * and the service's failures (exit 1), each as one sentence on stderr.
- */
-async function runCommand<T>(
-  io: CliIo,
-  usage: string,
-  readArguments: () => T,
-  work: (client: TrackerClient, args: T) => Promise<number>,
-): Promise<number> {
-  let args: T;
-  try {
-    args = readArguments();
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    io.err(`${NAME}: ${error.message}\nUsage: ${usage}`);
-    return 2;
-  }
-  try {
-    return await work(new TrackerClient(loadConfig(io.env), { fetch: io.fetch ?? fetch }), args);
-  } catch (error) {
-    if (!(error instanceof ConfigError || error instanceof ToolFailure)) throw error;
-    io.err(error.message);
-    return 1;
-  }
-}
-
-function readImportArguments(argv: string[]) {
-  const { positional, project, values } = parseCliArguments("import", argv, ["--dry-run"], ["--project"]);
-  if (positional.length !== 1)
-    throw new UsageError(positional.length ? `import takes one FILE, not ${positional.length}` : "import needs a FILE");
-  return { fileName: positional[0]!, project, dryRun: values["--dry-run"] === true };
-}
-
-/** `import FILE --project P [--dry-run]`: checks the whole file against the project first, and adds nothing when any of it is wrong. */
-export function runImport(argv: string[], io: CliIo): Promise<number> {
-  return runCommand(
-    io,
-    IMPORT_USAGE,
-    () => readImportArguments(argv),
-    async (client, { fileName, project, dryRun }) => {
-      let text: string;
-      try {
-        text = await Bun.file(fileName).text();
-      } catch (error) {
-        io.err(`cannot read ${fileName}: ${(error as { code?: string }).code ?? (error as Error).message}`);
-        return 1;
-      }
-      const file = parseTaskFile(text);
-      for (const task of file.tasks) {
-        if (file.format === "markdown" && task.status === "completed" && !task.completion_notes)
-          task.completion_notes = `Checked in ${basename(fileName)}`;
-      }
-      const plan = file.problems.length
-        ? undefined
-        : planImport(file, await client.listAllTasks({ project }, cliCall()), await projectCounters(client, project));
-      const problems = plan?.problems ?? file.problems;
-      if (problems.length) {
-        for (const { line, message } of problems) io.err(`${fileName}${line ? `:${line}` : ""}: ${message}`);
-        io.err(`Nothing was imported: ${plural(problems.length, "problem")} in ${fileName}.`);
-        return 1;
-      }
-      if (file.tasks.length === 0) io.out(`${fileName} holds no task items ("- [ ] …" or "- [x] …" lines).`);
-      const progress: ImportProgress = { added: 0, edited: 0 };
-      if (!dryRun) {
-        try {
-          await applyPlan(client, project, plan!, progress);
-        } catch (error) {
-          if (progress.added || progress.edited) {
-            io.err(
-              `Stopped after adding ${progress.added} of ${plan!.add.length} tasks and changing ${progress.edited} of ${plan!.edit.length}. ` +
-                "Run the same import again to finish: it adds and changes only what is still missing.",
-            );
-          }
-          throw error;
-        }
-      }
-      for (const line of describePlan(plan!, dryRun)) io.out(line);
-      return 0;
-    },
-  );
-}
-/** A project as markdown grouped by status, which `import` reads back to the same tasks. */
-export function renderMarkdown(project: string, tasks: Task[]): string {
-  const groups: [string, Task["status"]][] = [
-    ["Pending", "pending"],
-    ["In progress", "in_progress"],
-    ["Completed", "completed"],
-  ];
-  const lines = [
-    `${EXPORT_MARKER}: project ${project}; \`${NAME} import FILE --project ${project}\` reads it back -->`,
-    `# Tasks of ${project}`,
-  ];
-  for (const [title, status] of groups) {
-    const inGroup = tasks.filter((task) => task.status === status);
-    if (!inGroup.length) continue;
-    lines.push("", `## ${title} (${inGroup.length})`, "");
-    for (const task of inGroup) lines.push(...taskLines(task));
-  }
-  return `${lines.join("\n")}\n`;
-}
-
-function taskLines(task: Task): string[] {
-  const id = ARTIFACT_ID.test(task.task_id) ? `**${task.task_id}**` : `**\`${task.task_id}\`**`;
-  const [first = "", ...rest] = normalizeDescription(task.description).split("\n");
-  const endsLikePriority = PRIORITY_SUFFIX.test(first);
-  const priority = task.priority !== "medium" || endsLikePriority ? ` (${task.priority})` : "";
-  const lines = [`- [${task.status === "completed" ? "x" : " "}] ${id} ${first}${priority}`];
-  const metadata = (key: string, value: string) => {
-    const [head, ...more] = value.split("\n");
-    lines.push(`  - ${key}: ${head}`.trimEnd(), ...escapeLines(more).map((line) => (line ? `    ${line}` : "")));
-  };
-  if (task.depends_on.length) metadata("depends on", task.depends_on.join(", "));
-  if (task.inputs.length) metadata("inputs", task.inputs.join(", "));
-  if (task.outputs.length) metadata("outputs", task.outputs.join(", "));
-  const lease = typeof task.lease_expires_at === "string" ? ` (lease until ${task.lease_expires_at})` : "";
-  if (task.claimed_by) metadata("held by", task.claimed_by + lease);
-  if (task.status === "completed" && task.completion_notes)
-    metadata("completion notes", normalizeDescription(task.completion_notes));
-  // After the metadata: a code block left open in the description then ends with the item, as in any markdown.
-  for (const line of escapeLines(rest)) lines.push(line ? `  ${line}` : "");
-  return lines;
-}
-
-function readExportArguments(argv: string[]) {
-  const { positional, project, values } = parseCliArguments("export", argv, [], ["--project", "--format"]);
-  if (positional.length) throw new UsageError(`export takes no FILE (it writes to stdout): ${JSON.stringify(positional[0])}`);
-  const format = values["--format"] ?? "markdown";
-  if (format !== "markdown" && format !== "json")
-    throw new UsageError(`--format must be markdown or json, not ${JSON.stringify(format)}`);
-  return { project, format };
-}
-
-/** `export --project P [--format markdown|json]`: every task of the project on stdout. */
-export function runExport(argv: string[], io: CliIo): Promise<number> {
-  return runCommand(
-    io,
-    EXPORT_USAGE,
-    () => readExportArguments(argv),
-    async (client, { project, format }) => {
-      const tasks = await client.listAllTasks({ project }, cliCall());
-      io.out(
-        format === "json" ? JSON.stringify({ project_id: project, tasks }, null, 2) : renderMarkdown(project, tasks).trimEnd(),
-      );
-      return 0;
-    },
+    ({ project_id, goal }) => userMessage(planGoalPrompt(projectOf(project_id), goal)),
   );
 }
 
-// ─── The command line ──────────────────────────────────────────────────────────────────────────
+const userMessage = (text: string) => ({ messages: [{ role: "user" as const, content: { type: "text" as const, text } }] });
 
-const HELP = `${NAME} ${VERSION}: an MCP server (stdio) for the Task Tracking service.
-
-Usage:
-  ${NAME}             serve MCP over stdin/stdout (an MCP client such as Claude Code starts it)
-  ${NAME} doctor      check the configuration, reach the service, prove the API key
-  ${NAME} import FILE --project P [--dry-run]
-                                add the tasks of a markdown task list, a \`gh issue list --json\` dump or an export
-  ${NAME} export --project P [--format markdown|json]
-                                print every task of a project (markdown imports back)
-  ${NAME} --version   print the version
-  ${NAME} --help      print this help
-
-Environment:
-  TASK_TRACKING_API_KEY        the service's bearer key (this or the next one is required)
-  TASK_TRACKING_API_KEY_FILE   a file holding the key instead (TASK_TRACKING_API_KEY wins when both are set)
-  TASK_TRACKING_URL            base URL (default http://localhost:8080)
-  TASK_TRACKING_TIMEOUT_MS     per attempt (default 5000)
-  TASK_TRACKING_AGENT_ID       this agent's name, recorded on the tasks it claims
-                               (default claude-<session> under Claude Code, else <host>-<pid>)
-  TASK_TRACKING_PROJECT        this directory's project: the server tells the model to use it
-  TASK_TRACKING_LEASE_SECONDS  lease asked for on every claim, 5-3600 (default 120); renewed every third
-  LOG_LEVEL                    debug, info (default), warn or error; logs are JSON lines on stderr
-
-Tools: get_next_task, update_task_status, list_tasks, get_next_available_id, reserve_id_range, add_task.
-Resources: task://{project_id}/{task_id}, project://{project_id}. Prompts: work_next_task, plan_goal.
-
-Claude Code (the key file is the one the local tracker keeps; \`task-tracker paths\` prints where):
-  claude mcp add --scope user task-tracking --env TASK_TRACKING_API_KEY_FILE=$HOME/.local/share/task-tracking/api-key -- ${NAME}
-`;
-
-/** doctor's budget: 4 attempts of at most this, plus the 0.7 s of waits between them, stay near 6 s. */
-const DOCTOR_ATTEMPT_TIMEOUT_MS = 1300;
-
-export interface DoctorDeps {
-  fetch?: typeof fetch;
-  sleep?: Sleep;
-  attemptTimeoutMs?: number;
+function workNextTaskPrompt(project: string): string {
+  return [
+    `Work on the next task of project "${project}" in the shared Task Tracking service.`,
+    `1. Call get_next_task with project_id "${project}" and claim: true. If it returns no task, say so and stop.`,
+    "2. Read the task (description, inputs, outputs) and do the work it describes.",
+    `3. When it is done, call update_task_status with its task_id, project_id "${project}", status "completed" and completion_notes saying what you did and where (files, commits, tests).`,
+    `4. If you cannot finish it, call update_task_status with status "pending" and completion_notes saying why, so another agent can take it.`,
+    "Work on this one task only. This server keeps your claim alive while the session runs.",
+  ].join("\n");
 }
 
-/** What probably went wrong when /healthz could not be reached, beyond the error sentence. */
-function healthHints(failure: ToolFailure, config: Config): string[] {
-  const https = config.url.startsWith("https:");
-  if (failure.status === 404) {
-    return [
-      "  /healthz answered 404: TASK_TRACKING_URL probably has a wrong base path. It must be the URL under which the",
-      "  service answers /healthz, e.g. http://localhost:8080, without /tasks or /api unless the service is mounted there.",
-    ];
-  }
-  if (https && NETWORK_REASONS[failure.info.network ?? ""] === "TLS handshake failed") {
-    return [
-      "  The TLS handshake failed: the service probably speaks plain http on that port. Try TASK_TRACKING_URL with http://.",
-    ];
-  }
-  const plainToTls = /plain HTTP request was sent to HTTPS port|speak TLS|client sent an HTTP request to an HTTPS server/i;
-  if (!https && failure.status === 400 && plainToTls.test(failure.detail ?? "")) {
-    return ["  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…"];
-  }
-  if (!https && (failure.info.network === "ECONNRESET" || failure.info.network === "ConnectionClosed")) {
-    return [
-      "  The service dropped the connection or answered something that is not HTTP: if it expects https, set TASK_TRACKING_URL to https://…",
-    ];
-  }
-  if (failure.info.network === "timeout") {
-    return [
-      "  Nothing answered in time: is the service stuck, or a firewall dropping the traffic? Check TASK_TRACKING_URL's host and port.",
-    ];
-  }
-  return ["  Is the service running at that address? Start the local one with `bun run tracker`, or set TASK_TRACKING_URL."];
+function planGoalPrompt(project: string, goal: string): string {
+  return [
+    `Plan this goal as tasks in project "${project}" of the shared Task Tracking service:`,
+    goal,
+    "",
+    "1. Break it into tasks that one session can finish each; note what each reads (inputs) and produces (outputs).",
+    `2. Call reserve_id_range with artifact_type "TASK", count = the number of tasks, project_id "${project}".`,
+    `3. Call add_task once with all the tasks: the reserved IDs, project_id "${project}", a description that says when the task is done, a priority (high, medium, low), and depends_on naming the tasks that must be completed first.`,
+    `4. Show the plan with list_tasks (project_id "${project}"). Do not start the work itself.`,
+  ].join("\n");
 }
 
-/** `doctor`: each check in plain words, a line per attempt while it waits; exit code 0 only if all is well. Never prints the key. */
-export async function doctor(
-  env: Record<string, string | undefined>,
-  print: (line: string) => void,
-  deps: DoctorDeps = {},
-): Promise<number> {
-  let config: Config;
-  try {
-    config = loadConfig(env);
-  } catch (error) {
-    print(`✗ configuration: ${(error as Error).message}`);
-    print("  Set it in the env block of your MCP client's configuration (see --help).");
-    return 1;
-  }
-  const keySource = config.apiKeyFile ? `the file ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE)` : "TASK_TRACKING_API_KEY";
-  print(
-    `✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key from ${keySource} (${config.apiKey.length} characters), ` +
-      `agent ${config.agentId}, project ${config.project ?? "not set"}, lease ${config.leaseSeconds} s`,
-  );
-  if (config.ignoredApiKeyFile) {
-    print(
-      `! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${config.ignoredApiKeyFile}) are set: the variable is used, the file is not read`,
-    );
-  }
-  const attemptTimeoutMs = Math.min(config.timeoutMs, deps.attemptTimeoutMs ?? DOCTOR_ATTEMPT_TIMEOUT_MS);
-  const client = new TrackerClient(
-    { ...config, timeoutMs: attemptTimeoutMs },
-    {
-      fetch: deps.fetch,
-      sleep: deps.sleep,
-      onRetry: (failure, attempt, delayMs) =>
-        print(`  attempt ${attempt} of ${RETRY_DELAYS_MS.length + 1}: ${failure.message}; trying again in ${delayMs} ms`),
-    },
-  );
-  const call = () => newCall(new AbortController().signal);
-  try {
-    const health = await client.health(call());
-    print(
-      `✓ service reachable: ${config.displayUrl}/healthz says ${health.status}${health.version ? `, version ${health.version}` : ""}`,
-    );
-  } catch (error) {
-    if (!(error instanceof ToolFailure)) throw error;
-    print(`✗ service: ${error.message}`);
-    for (const hint of healthHints(error, config)) print(hint);
-    return 1;
-  }
-  try {
-    await client.nextTask("task-tracking-mcp-doctor", "pending", call());
-    print("✓ API key accepted (a read-only call succeeded)");
-    return 0;
-  } catch (error) {
-    if (!(error instanceof ToolFailure)) throw error;
-    print(`✗ API key: ${error.message}`);
-    if (error.status === 401) {
-      print(
-        config.apiKeyFile
-          ? `  The service rejected the key: put one of the service's keys in ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE).`
-          : "  The service rejected the key: set TASK_TRACKING_API_KEY to one of the service's keys.",
-      );
-    }
-    return 1;
-  }
-}
+// ─── Serving MCP over stdio: stdout for the protocol only, stdin guarded, a clean shutdown ─────
 
 /**
  * From here on stdout belongs to the MCP transport alone: console output and stray writes of any
@@ -2671,23 +1655,14 @@ export async function serve(config: Config, io: ServeIO): Promise<void> {
   const shutdown = new AbortController();
   const inFlight = new Set<Promise<unknown>>();
   const idleCollection = setTimeout(() => Bun.gc(true), IDLE_COLLECTION_MS).unref();
-  const server = createServer(config, {
-    fetch: io.fetch,
-    sleep: io.sleep,
-    schedule: io.schedule,
-    writeLog: io.writeLog,
-    shutdownSignal: shutdown.signal,
-    inFlight,
-    afterCall: () => idleCollection.refresh(),
-    adoptClaims: true,
-  });
+  const { fetch, sleep, schedule, writeLog } = io;
+  const afterCall = () => idleCollection.refresh();
+  const deps: ServerDeps = { fetch, sleep, schedule, writeLog, shutdownSignal: shutdown.signal, inFlight, afterCall };
+  const server = createServer(config, { ...deps, adoptClaims: true });
   const maxLineBytes = io.maxStdinLineBytes ?? MAX_STDIN_LINE_BYTES;
-  const input = io.stdin.pipe(
-    dropOversizedLines(
-      (bytes) => log("warn", { msg: `dropped a message of ${bytes} bytes from the client: over the ${maxLineBytes}-byte limit` }),
-      maxLineBytes,
-    ),
-  );
+  const onDrop = (bytes: number) =>
+    log("warn", { msg: `dropped a message of ${bytes} bytes from the client: over the ${maxLineBytes}-byte limit` });
+  const input = io.stdin.pipe(dropOversizedLines(onDrop, maxLineBytes));
   const transport = new StdioServerTransport(input, io.stdout);
   server.server.onerror = (error) =>
     log("warn", { msg: `ignored a malformed message from the client: ${error.message.slice(0, 300)}` });
@@ -2714,6 +1689,163 @@ export async function serve(config: Config, io: ServeIO): Promise<void> {
   log("info", { msg: `${NAME} ${VERSION} ready`, url: config.displayUrl, agent_id: config.agentId });
 }
 
+// ─── doctor: the configuration, the service and the key, checked in plain words ────────────────
+
+/** doctor's budget: 4 attempts of at most this, plus the 0.7 s of waits between them, stay near 6 s. */
+const DOCTOR_ATTEMPT_TIMEOUT_MS = 1300;
+
+export interface DoctorDeps {
+  fetch?: typeof fetch;
+  sleep?: Sleep;
+  attemptTimeoutMs?: number;
+}
+
+/** What probably went wrong when /healthz could not be reached, beyond the error sentence. */
+function healthHints(failure: ToolFailure, config: Config): string[] {
+  const https = config.url.startsWith("https:");
+  if (failure.status !== undefined && failure.status >= 300 && failure.status < 400) {
+    return ["  The service redirects elsewhere: if you trust where it points, set TASK_TRACKING_URL to that address."];
+  }
+  if (failure.status === 404) {
+    return [
+      "  /healthz answered 404: TASK_TRACKING_URL probably has a wrong base path. It must be the URL under which the",
+      "  service answers /healthz, e.g. http://localhost:8080, without /tasks or /api unless the service is mounted there.",
+    ];
+  }
+  if (https && NETWORK_REASONS[failure.info.network ?? ""] === "TLS handshake failed") {
+    return [
+      "  The TLS handshake failed: the service probably speaks plain http on that port. Try TASK_TRACKING_URL with http://.",
+    ];
+  }
+  const plainToTls = /plain HTTP request was sent to HTTPS port|speak TLS|client sent an HTTP request to an HTTPS server/i;
+  if (!https && failure.status === 400 && plainToTls.test(failure.detail ?? "")) {
+    return ["  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…"];
+  }
+  if (!https && (failure.info.network === "ECONNRESET" || failure.info.network === "ConnectionClosed")) {
+    return [
+      "  The service dropped the connection or answered something that is not HTTP: if it expects https, set TASK_TRACKING_URL to https://…",
+    ];
+  }
+  if (failure.info.network === "timeout") {
+    return [
+      "  Nothing answered in time: is the service stuck, or a firewall dropping the traffic? Check TASK_TRACKING_URL's host and port.",
+    ];
+  }
+  return ["  Is the service running at that address? Start the local one with `bun run tracker`, or set TASK_TRACKING_URL."];
+}
+
+/** `doctor`: each check in plain words, a line per attempt while it waits; exit code 0 only if all is well. Never prints the key. */
+export async function doctor(
+  env: Record<string, string | undefined>,
+  print: (line: string) => void,
+  deps: DoctorDeps = {},
+): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    print(`✗ configuration: ${(error as Error).message}`);
+    print("  Set it in the env block of your MCP client's configuration (see --help).");
+    return 1;
+  }
+  // Every line from here on names the URL, which may hold the key in its path.
+  const redact = createRedactor([config.apiKey]);
+  const say = (line: string) => print(redact(line));
+  printConfiguration(config, say);
+  const attemptTimeoutMs = Math.min(config.timeoutMs, deps.attemptTimeoutMs ?? DOCTOR_ATTEMPT_TIMEOUT_MS);
+  const client = new TrackerClient(
+    { ...config, timeoutMs: attemptTimeoutMs },
+    {
+      fetch: deps.fetch,
+      sleep: deps.sleep,
+      onRetry: (failure, attempt, delayMs) =>
+        say(`  attempt ${attempt} of ${RETRY_DELAYS_MS.length + 1}: ${failure.message}; trying again in ${delayMs} ms`),
+    },
+  );
+  return (await checkService(client, config, say)) && (await checkKey(client, config, say)) ? 0 : 1;
+}
+
+function printConfiguration(config: Config, say: (line: string) => void): void {
+  const keySource = config.apiKeyFile ? `the file ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE)` : "TASK_TRACKING_API_KEY";
+  say(
+    `✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key from ${keySource} (${config.apiKey.length} characters), ` +
+      `agent ${config.agentId}, project ${config.project ?? "not set"}, lease ${config.leaseSeconds} s`,
+  );
+  if (config.ignoredApiKeyFile) {
+    say(
+      `! both TASK_TRACKING_API_KEY and TASK_TRACKING_API_KEY_FILE (${config.ignoredApiKeyFile}) are set: the variable is used, the file is not read`,
+    );
+  }
+}
+
+/** GET /healthz answers. */
+async function checkService(client: TrackerClient, config: Config, say: (line: string) => void): Promise<boolean> {
+  try {
+    const health = await client.health(newCall(new AbortController().signal));
+    say(
+      `✓ service reachable: ${config.displayUrl}/healthz says ${health.status}${health.version ? `, version ${health.version}` : ""}`,
+    );
+    return true;
+  } catch (error) {
+    if (!(error instanceof ToolFailure)) throw error;
+    say(`✗ service: ${error.message}`);
+    for (const hint of healthHints(error, config)) say(hint);
+    return false;
+  }
+}
+
+/** A read-only call with the key succeeds. */
+async function checkKey(client: TrackerClient, config: Config, say: (line: string) => void): Promise<boolean> {
+  try {
+    await client.nextTask("task-tracking-mcp-doctor", "pending", newCall(new AbortController().signal));
+    say("✓ API key accepted (a read-only call succeeded)");
+    return true;
+  } catch (error) {
+    if (!(error instanceof ToolFailure)) throw error;
+    say(`✗ API key: ${error.message}`);
+    if (error.status === 401) {
+      say(
+        config.apiKeyFile
+          ? `  The service rejected the key: put one of the service's keys in ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE).`
+          : "  The service rejected the key: set TASK_TRACKING_API_KEY to one of the service's keys.",
+      );
+    }
+    return false;
+  }
+}
+
+// ─── The command line ──────────────────────────────────────────────────────────────────────────
+
+const HELP = `${NAME} ${VERSION}: an MCP server (stdio) for the Task Tracking service.
+
+Usage:
+  ${NAME}             serve MCP over stdin/stdout (an MCP client such as Claude Code starts it)
+  ${NAME} doctor      check the configuration, reach the service, prove the API key
+  ${NAME} import FILE --project P [--dry-run]
+                                add the tasks of a markdown task list, a \`gh issue list --json\` dump or an export
+  ${NAME} export --project P [--format markdown|json]
+                                print every task of a project (markdown imports back)
+  ${NAME} --version   print the version
+  ${NAME} --help      print this help
+
+Environment:
+  TASK_TRACKING_API_KEY        the service's bearer key (this or the next one is required)
+  TASK_TRACKING_API_KEY_FILE   a file holding the key instead (TASK_TRACKING_API_KEY wins when both are set)
+  TASK_TRACKING_URL            base URL (default http://localhost:8080)
+  TASK_TRACKING_TIMEOUT_MS     per attempt (default 5000)
+  TASK_TRACKING_AGENT_ID       this agent's name, recorded on the tasks it claims
+                               (default claude-<session> under Claude Code, else <host>-<pid>)
+  TASK_TRACKING_PROJECT        this directory's project: the server tells the model to use it
+  TASK_TRACKING_LEASE_SECONDS  lease asked for on every claim, 5-3600 (default 120); renewed every third
+  LOG_LEVEL                    debug, info (default), warn or error; logs are JSON lines on stderr
+
+Tools: get_next_task, update_task_status, list_tasks, get_next_available_id, reserve_id_range, add_task.
+Resources: task://{project_id}/{task_id}, project://{project_id}. Prompts: work_next_task, plan_goal.
+
+Claude Code (the key file is the one the local tracker keeps; \`task-tracker paths\` prints where):
+  claude mcp add --scope user task-tracking --env TASK_TRACKING_API_KEY_FILE=$HOME/.local/share/task-tracking/api-key -- ${NAME}
+`;
+
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number | undefined> {
   const command = argv[0];
   if (command === "--version" || command === "-v") {
@@ -2731,8 +1863,12 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     }
     return doctor(process.env, (line) => console.log(line));
   }
-  if (command === "import") return runImport(argv.slice(1), cliIo());
-  if (command === "export") return runExport(argv.slice(1), cliIo());
+  if (command === "import" || command === "export") {
+    // Loaded only here: the server's start never parses import and export.
+    const transfer = await import("./transfer.ts");
+    const run = command === "import" ? transfer.runImport : transfer.runExport;
+    return run(argv.slice(1), transfer.cliIo());
+  }
   if (command !== undefined) {
     console.error(`${NAME}: unknown argument ${JSON.stringify(command)}; see ${NAME} --help`);
     return 2;

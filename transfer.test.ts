@@ -1,0 +1,697 @@
+/**
+ * Import and export (transfer.ts), in process: the parsers and the plan directly; the commands against
+ * an in-memory stand-in of the tracker that follows docs/API.md (GET /tasks pages, the registry, the
+ * batch, PATCH, status) and can be told to fail. e2e/import.test.ts drives the compiled binary.
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { main } from "./index.ts";
+import {
+  batchesOf,
+  derivedTaskId,
+  type FileTask,
+  parseMarkdown,
+  parseTaskFile,
+  renderMarkdown,
+  runExport,
+  runImport,
+} from "./transfer.ts";
+
+const API_KEY = "test-key-5f2c9a1e8b7d4c3a";
+const PROJECT = "ai-agent-mcp-server";
+
+const json = (body: unknown, status = 200, headers: Record<string, string> = {}) => Response.json(body, { status, headers });
+const apiError = (status: number, code: string, error: string) => json({ error, code }, status);
+
+/** A task as the tracker answers it. */
+function task(overrides: Record<string, unknown> = {}) {
+  return {
+    task_id: "TASK-051",
+    project_id: PROJECT,
+    description: "Implement US-053",
+    inputs: ["US-053"],
+    outputs: ["index.ts"],
+    priority: "high",
+    depends_on: [],
+    status: "pending",
+    claimed_by: null,
+    completion_notes: "",
+    created_at: "2026-11-24T21:46:59.123Z",
+    updated_at: "2026-11-24T21:46:59.123Z",
+    started_at: null,
+    completed_at: null,
+    ...overrides,
+  };
+}
+
+/** A port on which nothing listens. */
+async function closedPort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const FIXTURES = join(import.meta.dir, "e2e", "fixtures");
+const todo = () => Bun.file(join(FIXTURES, "TODO.md")).text();
+const compact = (tasks: FileTask[]) =>
+  tasks.map(({ task_id, line, status, priority, depends_on }) => ({ task_id, line, status, priority, depends_on }));
+const countersOf = (text: string) =>
+  Object.fromEntries([...parseTaskFile(text).counters].map(([type, { number }]) => [type, number]));
+const problemsOf = (text: string) => parseTaskFile(text).problems;
+
+/** The tracker as docs/API.md describes it, in memory: enough for import and export, and a switch to fail a request. */
+function standInTracker(pageSize = 500) {
+  const tasks: Record<string, any>[] = [];
+  const counters = new Map<string, number>();
+  const writes: { method: string; path: string; body: any }[] = [];
+  /** From this write on, every write fails with 503. */
+  const state = { failFromWrite: Infinity, hideCounters: false, listBody: undefined as unknown };
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(request) {
+      const url = new URL(request.url);
+      const body: any = request.method === "GET" ? undefined : await request.json();
+      const [, first, second, third, fourth] = url.pathname.split("/");
+      const project = url.searchParams.get("project");
+      if (request.method !== "GET") {
+        writes.push({ method: request.method, path: url.pathname + url.search, body });
+        if (writes.length >= state.failFromWrite) return apiError(503, "unavailable", "database unreachable");
+      }
+      const find = (id: string) => tasks.find((task) => task.task_id === id && task.project_id === project);
+      if (request.method === "GET" && first === "tasks" && !second) {
+        const start = Number(url.searchParams.get("cursor") ?? 0);
+        const inProject = tasks.filter((task) => task.project_id === project);
+        const next = start + pageSize < inProject.length ? String(start + pageSize) : null;
+        return json(state.listBody ?? { tasks: inProject.slice(start, start + pageSize), next_cursor: next });
+      }
+      if (request.method === "GET" && first === "ids") {
+        const list = [...counters].filter(([key]) => !state.hideCounters && key.startsWith(`${project}/`));
+        return json({
+          counters: list.map(([key, last]) => ({
+            project_id: project,
+            artifact_type: key.split("/")[1],
+            last_assigned_id: last,
+          })),
+          reservations: [],
+        });
+      }
+      if (request.method === "PUT" && first === "ids") {
+        const key = `${third}/${fourth}`;
+        if ((counters.get(key) ?? 0) > body.last_assigned_id) return apiError(409, "conflict", "that would lower the counter");
+        counters.set(key, body.last_assigned_id);
+        return json({ project_id: third, artifact_type: fourth, last_assigned_id: body.last_assigned_id });
+      }
+      if (request.method === "POST" && second === "batch") {
+        for (const input of body.tasks) tasks.push(task({ ...input, claimed_by: null }));
+        return json({ success: true, tasks_added: body.tasks.length, task_ids: body.tasks.map((t: any) => t.task_id) }, 201);
+      }
+      const existing = find(decodeURIComponent(second ?? ""));
+      if (!existing) return apiError(404, "task_not_found", `Task not found: ${second}`);
+      if (request.method === "PATCH") return json({ task: Object.assign(existing, body) });
+      if (request.method === "PUT" && third === "status") return json({ updated_task: Object.assign(existing, body) });
+      return apiError(400, "validation_failed", "unexpected request");
+    },
+  });
+  const env = { TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: `http://127.0.0.1:${server.port}` };
+  return { tasks, counters, writes, state, env, stop: () => server.stop(true) };
+}
+
+async function cli(command: typeof runImport, args: string[], env: Record<string, string>) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const exitCode = await command(args, { env, out: (line) => out.push(line), err: (line) => err.push(line) });
+  return { exitCode, stdout: out.join("\n"), stderr: err.join("\n") };
+}
+
+function fileWith(text: string, name = "TODO.md"): string {
+  const path = join(mkdtempSync(join(tmpdir(), "tt-import-")), name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe("markdown", () => {
+  test("a TODO.md becomes tasks: checkboxes are statuses, nested items are steps, (high) and IDs are kept", async () => {
+    const parsed = parseMarkdown(await todo());
+    expect(parsed.problems).toEqual([]);
+    const id = (line: number) => parsed.tasks.find((task) => task.line === line)!.task_id;
+    expect(compact(parsed.tasks)).toEqual([
+      { task_id: "TASK-012", line: 10, status: "pending", priority: "high", depends_on: ["TASK-010", id(12), id(14)] },
+      { task_id: "TASK-010", line: 11, status: "completed", priority: "medium", depends_on: [] },
+      { task_id: id(12), line: 12, status: "pending", priority: "medium", depends_on: [id(13)] },
+      { task_id: id(13), line: 13, status: "pending", priority: "low", depends_on: [] },
+      { task_id: id(14), line: 14, status: "completed", priority: "medium", depends_on: [] },
+      { task_id: id(15), line: 15, status: "pending", priority: "medium", depends_on: [] },
+      { task_id: id(20), line: 20, status: "completed", priority: "medium", depends_on: [] },
+      { task_id: id(21), line: 21, status: "pending", priority: "high", depends_on: [] },
+      { task_id: id(22), line: 22, status: "pending", priority: "medium", depends_on: ["TASK-012"] },
+      { task_id: id(29), line: 29, status: "pending", priority: "medium", depends_on: [] },
+      { task_id: id(30), line: 30, status: "completed", priority: "medium", depends_on: [] },
+      { task_id: id(39), line: 39, status: "pending", priority: "low", depends_on: [] },
+      { task_id: id(40), line: 40, status: "pending", priority: "medium", depends_on: [] },
+    ]);
+    expect(
+      parsed.tasks
+        .map((task) => task.task_id)
+        .filter((taskId) => taskId.startsWith("md-"))
+        .every((taskId) => /^md-[0-9a-f]{10}$/.test(taskId)),
+    ).toBe(true);
+  });
+
+  test("the headings and the text under them end the description; the item's own lines follow its first", async () => {
+    const tag = parseMarkdown(await todo()).tasks.find((task) => task.line === 15)!;
+    expect(tag.description).toBe(
+      "Tag `v1.0.0` and push the tag\nRun `git tag -s v1.0.0` from a clean checkout; the CI builds the binaries.\n\n" +
+        "Section: TODO › Release 1.0\nThe release needs a green CI on every platform and a signed tag.",
+    );
+  });
+
+  test("artifact IDs in the text raise their counters; code spans, links, UTF-8 and items in code blocks do not count", async () => {
+    expect(countersOf(await todo())).toEqual({ US: 31, SPEC: 4, TASK: 12 });
+    expect(parseMarkdown(await todo()).tasks.some((task) => task.description.startsWith("inside a code block"))).toBe(false);
+    expect(countersOf("- [ ] Fix UTF-8 and HTTP-2, `ADR-900`, [spec](https://x.test/SPEC-777)\n- [ ] TASK-7: small\n")).toEqual({
+      TASK: 7,
+    });
+  });
+
+  test("a derived ID follows the item's text and place, not its checkbox or priority", () => {
+    const [pending] = parseMarkdown("## A\n- [ ] Write the docs\n").tasks;
+    const [checked] = parseMarkdown("## A\n- [x] Write the docs (high)\n").tasks;
+    const [edited] = parseMarkdown("## A\n- [ ] Write the docs well\n").tasks;
+    const [moved] = parseMarkdown("## B\n- [ ] Write the docs\n").tasks;
+    expect(checked!.task_id).toBe(pending!.task_id);
+    expect(pending!.task_id).toBe(derivedTaskId(["A"], "Write the docs"));
+    expect(new Set([pending!.task_id, edited!.task_id, moved!.task_id]).size).toBe(3);
+  });
+
+  test("CRLF line endings and a byte-order mark read the same as LF", async () => {
+    const text = await todo();
+    expect(parseMarkdown(`\uFEFF${text.replaceAll("\n", "\r\n")}`)).toEqual(parseMarkdown(text));
+  });
+
+  test("an empty file, or one without task items, holds no tasks and no problems", () => {
+    expect(parseTaskFile("")).toEqual({ format: "markdown", tasks: [], counters: new Map(), problems: [] });
+    expect(parseTaskFile("# Notes\n\n- a plain list\n- [link](https://x.test)\n").tasks).toEqual([]);
+  });
+
+  test("bad input is named with its line: checkboxes, IDs, repeats, cycles, a checked item with an open step", () => {
+    expect(
+      problemsOf("# T\n- [-] cancelled\n- [] empty box\n-[ ] no space\n- [x]glued\n- [ ]\n- [ ] **`bad id`** text\n"),
+    ).toEqual([
+      { line: 2, message: '"[-]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
+      { line: 3, message: '"[]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
+      { line: 4, message: 'write a space between the list marker and the checkbox: "-[ ] no space"' },
+      { line: 5, message: 'write a space after the checkbox: "[x]glued"' },
+      { line: 6, message: "the item has no text: write what is to be done after the checkbox" },
+      { line: 7, message: '"bad id" is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -' },
+    ]);
+    expect(problemsOf("- [ ] TASK-001: a\n- [ ] TASK-001: b\n- [ ] same\n- [ ] same\n")).toEqual([
+      { line: 2, message: "task ID TASK-001 is used already (line 1)" },
+      {
+        line: 4,
+        message: "the item repeats the one on line 3 (same text in the same place); reword one of them or give it an ID",
+      },
+    ]);
+    expect(problemsOf("- [ ] TASK-001: a\n  - depends on: TASK-002\n- [ ] TASK-002: b\n  - depends on: TASK-001\n")).toEqual([
+      { line: 1, message: "dependency cycle: TASK-001 (line 1) → TASK-002 (line 3) → TASK-001" },
+    ]);
+    expect(problemsOf("- [x] Ship it\n  - [ ] Test it\n")).toEqual([
+      {
+        line: 1,
+        message: `${derivedTaskId([], "Ship it")} is checked but depends on ${derivedTaskId([derivedTaskId([], "Ship it")], "Test it")} (line 2), which is not; a completed task may depend only on completed ones`,
+      },
+    ]);
+    expect(problemsOf("- [ ] TASK-001: a\n  - depends on: not/valid\n")[0]!.line).toBe(2);
+    expect(problemsOf(`- [ ] TASK-001: ${"x".repeat(10_001)}\n- [ ] TASK-002: nul \0\n`)).toEqual([
+      { line: 1, message: "TASK-001: its description is 10001 characters (its section's text included); at most 10000" },
+      { line: 2, message: "TASK-002: its text holds a NUL character" },
+    ]);
+  });
+
+  test("5,000 items parse in one pass, each with its own ID", () => {
+    const text = Array.from({ length: 5000 }, (_, i) => `- [${i % 3 ? " " : "x"}] Item number ${i}`).join("\n");
+    const parsed = parseMarkdown(text);
+    expect({
+      tasks: parsed.tasks.length,
+      ids: new Set(parsed.tasks.map((task) => task.task_id)).size,
+      problems: parsed.problems,
+    }).toEqual({ tasks: 5000, ids: 5000, problems: [] });
+  });
+});
+
+describe("GitHub issues", () => {
+  test("open issues are pending, closed ones completed, priority:* labels the priority", async () => {
+    const parsed = parseTaskFile(await Bun.file(join(FIXTURES, "gh-issues.json")).text());
+    expect(
+      parsed.tasks.map(({ task_id, status, priority, completion_notes }) => ({ task_id, status, priority, completion_notes })),
+    ).toEqual([
+      { task_id: "gh-42", status: "pending", priority: "high", completion_notes: "" },
+      { task_id: "gh-41", status: "pending", priority: "medium", completion_notes: "" },
+      { task_id: "gh-40", status: "completed", priority: "low", completion_notes: "Closed on GitHub as issue #40" },
+      { task_id: "gh-7", status: "completed", priority: "medium", completion_notes: "Closed on GitHub as issue #7" },
+    ]);
+    expect(parsed.tasks[0]!.description).toStartWith("Claims survive a tracker restart\n\nWhen the tracker restarts");
+    expect(parsed.tasks[0]!.description).not.toContain("\r");
+    expect(Object.fromEntries([...parsed.counters].map(([type, { number }]) => [type, number]))).toEqual({ SPEC: 7, US: 27 });
+  });
+
+  test("what is wrong names the issue: a missing title, an unknown priority, JSON that is not JSON", () => {
+    expect(problemsOf('[{"number": 3, "state": "OPEN"}]')).toEqual([
+      { line: 0, message: "issue 1 of the list: title: Invalid input: expected string, received undefined" },
+    ]);
+    expect(problemsOf('[{"number": 3, "title": "x", "state": "OPEN", "labels": [{"name": "priority:whenever"}]}]')).toEqual([
+      {
+        line: 0,
+        message: "issue #3: label priority:whenever is not a priority; use priority:high, priority:medium or priority:low",
+      },
+    ]);
+    expect(problemsOf("[{oops")[0]!.message).toStartWith("the file starts like JSON but is not:");
+    expect(problemsOf('{"issues": []}')[0]!.message).toStartWith("JSON input must be");
+  });
+
+  test("a body past 10,000 characters is cut, saying where the rest is", () => {
+    const [issue] = parseTaskFile(
+      JSON.stringify([{ number: 9, title: "Long", body: "y".repeat(20_000), state: "OPEN", labels: [] }]),
+    ).tasks;
+    expect(issue!.description.length).toBeLessThanOrEqual(10_000);
+    expect(issue!.description).toEndWith("…(cut: the rest is in issue #9)");
+  });
+});
+
+describe("export", () => {
+  const tracked = (fields: Record<string, unknown>) => task(fields) as any;
+  const asTracked = (tasks: FileTask[]) => tasks.map(({ line: _, ...rest }) => tracked({ ...rest, project_id: "p" }));
+
+  test("the markdown export reads back to the same tasks, tricky descriptions and notes included", async () => {
+    const tasks = asTracked(parseMarkdown(await todo()).tasks);
+    tasks.push(
+      tracked({
+        task_id: "login-form",
+        description: "Ends like (high)\n- [ ] not a step\n\\- [x] escaped already\n- depends on: nothing\n  indented",
+        priority: "medium",
+      }),
+      tracked({
+        task_id: "fenced",
+        description: "Code:\n```\n- [ ] in a block\n\\- kept\n```\nafter",
+        depends_on: ["unclosed"],
+      }),
+      tracked({
+        task_id: "unclosed",
+        description: "Open fence:\n~~~\n- [ ] inside",
+        status: "completed",
+        completion_notes: "```\n- [x] in notes",
+      }),
+      tracked({
+        task_id: "TASK-099",
+        status: "completed",
+        completion_notes: "Done.\n- [x] with a list\n\nand a blank line",
+        inputs: ["US-053"],
+        outputs: ["index.ts", "README.md"],
+      }),
+      tracked({
+        task_id: "TASK-100",
+        status: "in_progress",
+        claimed_by: "agent-7",
+        lease_expires_at: "2026-12-01T12:00:00.000Z",
+      }),
+    );
+    const back = parseTaskFile(renderMarkdown("p", tasks));
+    expect(back.problems).toEqual([]);
+    const fields = ({ task_id, description, priority, depends_on, inputs, outputs, status, completion_notes }: any) => ({
+      task_id,
+      description,
+      priority,
+      depends_on,
+      inputs,
+      outputs,
+      status: status === "in_progress" ? "pending" : status,
+      completion_notes,
+    });
+    const byId = (list: any[]) => list.map(fields).sort((a, b) => a.task_id.localeCompare(b.task_id));
+    expect(byId(back.tasks)).toEqual(byId(tasks));
+  });
+
+  test("the markdown export groups by status and shows IDs, priority, dependencies, holder and notes", () => {
+    const text = renderMarkdown("web", [
+      tracked({
+        task_id: "TASK-001",
+        description: "Claimed",
+        status: "in_progress",
+        claimed_by: "agent-7",
+        lease_expires_at: "2026-12-01T12:00:00.000Z",
+        priority: "medium",
+      }),
+      tracked({ task_id: "TASK-002", description: "Waiting", depends_on: ["TASK-003"], inputs: [], outputs: [] }),
+      tracked({
+        task_id: "TASK-003",
+        description: "Done",
+        status: "completed",
+        completion_notes: "Shipped",
+        priority: "low",
+        inputs: [],
+        outputs: [],
+      }),
+    ]);
+    expect(text).toBe(
+      [
+        "<!-- task-tracking-mcp export: project web; `task-tracking-mcp import FILE --project web` reads it back -->",
+        "# Tasks of web",
+        "",
+        "## Pending (1)",
+        "",
+        "- [ ] **TASK-002** Waiting (high)",
+        "  - depends on: TASK-003",
+        "",
+        "## In progress (1)",
+        "",
+        "- [ ] **TASK-001** Claimed",
+        "  - inputs: US-053",
+        "  - outputs: index.ts",
+        "  - held by: agent-7 (lease until 2026-12-01T12:00:00.000Z)",
+        "",
+        "## Completed (1)",
+        "",
+        "- [x] **TASK-003** Done (low)",
+        "  - completion notes: Shipped",
+        "",
+      ].join("\n"),
+    );
+  });
+});
+
+describe("batchesOf", () => {
+  test("batches hold 500 tasks and stay under 1 MiB, in dependency order", () => {
+    const chain: FileTask[] = Array.from({ length: 1200 }, (_, i) => ({
+      task_id: `T-${i}`,
+      line: i + 1,
+      status: "pending",
+      priority: "medium",
+      description: `step ${i}`,
+      depends_on: i ? [`T-${i - 1}`] : [],
+      inputs: [],
+      outputs: [],
+      completion_notes: "",
+    }));
+    expect(batchesOf(chain, "p").map((batch) => batch.length)).toEqual([500, 500, 200]);
+    const big = chain.slice(0, 300).map((item) => ({ ...item, description: "z".repeat(9000) }));
+    const batches = batchesOf(big, "p");
+    expect(batches.flat().map((input) => input.task_id)).toEqual(big.map((item) => item.task_id));
+    expect(batches.length).toBe(4);
+    for (const batch of batches) expect(Buffer.byteLength(JSON.stringify({ tasks: batch }))).toBeLessThan(1024 * 1024);
+  });
+});
+
+describe("the commands", () => {
+  test("import adds the tasks and raises the counters; a second import adds and changes nothing", async () => {
+    const tracker = standInTracker(4);
+    try {
+      const path = fileWith(await todo());
+      const first = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect({ exitCode: first.exitCode, stderr: first.stderr }).toEqual({ exitCode: 0, stderr: "" });
+      expect(first.stdout).toContain(
+        "Added 13 tasks:\n  + TASK-010       completed medium Write `scripts/pack.ts` for the five platforms  (line 11)",
+      );
+      expect(first.stdout).toContain("Raised 3 ID counters:\n  ↑ US             0 → 31 (next US-032)  (line 4)");
+      expect(first.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 3 ID counters; 0 already up to date.");
+      expect(tracker.tasks.length).toBe(13);
+      expect(tracker.writes.filter((write) => write.path === "/tasks/batch").length).toBe(1);
+      expect(tracker.tasks.find((t) => t.task_id === "TASK-012")!.depends_on).toEqual(
+        parseMarkdown(await todo()).tasks[0]!.depends_on,
+      );
+      expect(Object.fromEntries(tracker.counters)).toEqual({ "web/US": 31, "web/SPEC": 4, "web/TASK": 12 });
+
+      const writesBefore = tracker.writes.length;
+      const second = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect(second).toEqual({
+        exitCode: 0,
+        stdout: "Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.",
+        stderr: "",
+      });
+      expect(tracker.writes.length).toBe(writesBefore);
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("--dry-run prints what it would do and sends no write", async () => {
+    const tracker = standInTracker();
+    try {
+      const result = await cli(
+        runImport,
+        [fileWith("# Plan\n- [ ] US-040: Write the story (high)\n"), "--project", "web", "--dry-run"],
+        tracker.env,
+      );
+      expect(result).toEqual({
+        exitCode: 0,
+        stdout: [
+          "Would add 1 task:",
+          "  + US-040         pending   high   Write the story  (line 2)",
+          "Would raise 1 ID counter:",
+          "  ↑ US             0 → 40 (next US-041)  (line 2)",
+          "Dry run, nothing was changed: would add 1 task, change 0, raise 1 ID counter; 0 already up to date.",
+        ].join("\n"),
+        stderr: "",
+      });
+      expect(tracker.writes).toEqual([]);
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("an edited file changes priorities and texts, completes checked items, and leaves held and completed ones be", async () => {
+    const tracker = standInTracker();
+    try {
+      const file = (lines: string[]) => fileWith(lines.join("\n"));
+      await cli(
+        runImport,
+        [
+          file(["- [ ] TASK-001: One", "- [ ] TASK-002: Two", "- [ ] TASK-003: Three", "- [ ] TASK-004: Four"]),
+          "--project",
+          "web",
+        ],
+        tracker.env,
+      );
+      tracker.tasks[2]!.status = "in_progress";
+      tracker.tasks[2]!.claimed_by = "agent-7";
+      tracker.tasks[3]!.status = "completed";
+      tracker.writes.length = 0;
+      const edited = file([
+        "- [ ] TASK-001: One, reworded (high)",
+        "- [x] TASK-002: Two",
+        "- [x] TASK-003: Three",
+        "- [ ] TASK-004: Four (low)",
+        "- [ ] TASK-005: Five",
+      ]);
+      const result = await cli(runImport, [edited, "--project", "web"], tracker.env);
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout).toBe(
+        [
+          "Added 1 task:",
+          "  + TASK-005       pending   medium Five  (line 5)",
+          "Changed 2 tasks:",
+          '  ~ TASK-001       priority medium → high; description → "One, reworded"  (line 1)',
+          "  ~ TASK-002       pending → completed  (line 2)",
+          "Raised 1 ID counter:",
+          "  ↑ TASK           4 → 5 (next TASK-006)  (line 5)",
+          "Note: line 3: TASK-003 is checked, but agent-7 is working on it: it is left to its holder",
+          "Note: line 4: TASK-004 is completed in the project, so its text and priority stay as they are there",
+          "Done: added 1 task, changed 2, raised 1 ID counter; 2 already up to date.",
+        ].join("\n"),
+      );
+      expect(
+        tracker.writes.map(({ method, path, body }) => [method, path, body.status ?? body.priority ?? body.tasks?.length]),
+      ).toEqual([
+        ["POST", "/tasks/batch", 1],
+        ["PATCH", "/tasks/TASK-001?project=web", "high"],
+        ["PUT", "/tasks/TASK-002/status?project=web", "in_progress"],
+        ["PUT", "/tasks/TASK-002/status?project=web", "completed"],
+        ["PUT", "/ids/registry/web/TASK", undefined],
+      ]);
+      expect(tracker.writes[3]!.body.completion_notes).toBe("Checked in TODO.md");
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("what an import cannot change is said in notes: dependencies, and derived-ID tasks the file no longer holds", async () => {
+    const tracker = standInTracker();
+    try {
+      await cli(runImport, [fileWith("- [ ] Parent\n  - [ ] Step\n- [ ] Gone soon\n"), "--project", "web"], tracker.env);
+      const parent = tracker.tasks[1]!;
+      const result = await cli(runImport, [fileWith("- [ ] Parent\n"), "--project", "web"], tracker.env);
+      expect(result.stdout).toBe(
+        [
+          `Note: line 1: ${parent.task_id} depends on nothing in the file, on ${parent.depends_on[0]} in the project; the tracker cannot change a task's dependencies`,
+          `Note: 2 tasks of the project with a derived ID are not in this file (an item reworded or moved, or another file's): ${parent.depends_on[0]}, ${tracker.tasks[2]!.task_id}`,
+          "Done: added 0 tasks, changed 0, raised 0 ID counters; 1 already up to date.",
+        ].join("\n"),
+      );
+      const checked = await cli(
+        runImport,
+        [fileWith(`- [x] TASK-009: Done already\n  - depends on: ${parent.task_id}\n`), "--project", "web"],
+        tracker.env,
+      );
+      expect(checked.stderr).toContain(
+        `:1: TASK-009 is checked but depends on ${parent.task_id}, which is pending in the project\n`,
+      );
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("a counter raised by someone else meanwhile is fine; a malformed answer of the service is named", async () => {
+    const tracker = standInTracker();
+    try {
+      tracker.counters.set("web/US", 90);
+      tracker.state.hideCounters = true;
+      const raced = await cli(runImport, [fileWith("- [ ] Write US-012\n"), "--project", "web"], tracker.env);
+      expect({ exitCode: raced.exitCode, counter: tracker.counters.get("web/US") }).toEqual({ exitCode: 0, counter: 90 });
+      tracker.state.listBody = { tasks: "none" };
+      const broken = await cli(runExport, ["--project", "web"], tracker.env);
+      expect(broken).toEqual({
+        exitCode: 1,
+        stdout: "",
+        stderr: "Task Tracking API returned an invalid response: tasks: Invalid input: expected array, received string",
+      });
+      expect(problemsOf('{"tasks": [{"task_id": "a", "status": "done"}]}')[0]!.message).toStartWith("tasks[0].description: ");
+      expect(problemsOf('{"tasks": [{"task_id": "a b", "description": "x", "status": "pending"}]}')[0]!.message).toBe(
+        'tasks[0].task_id "a b" is not a valid task ID',
+      );
+      // URLs drop "." and "..": a task so named could never be claimed, completed or edited.
+      expect(problemsOf('{"tasks": [{"task_id": "..", "description": "x", "status": "pending"}]}')[0]!.message).toBe(
+        'tasks[0].task_id ".." is not a valid task ID',
+      );
+      expect(problemsOf("- [ ] **`.`** a step nobody could reach\n")).toEqual([
+        { line: 1, message: '"." is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -' },
+      ]);
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("bad input: every problem with its line on stderr, exit 1, and nothing sent", async () => {
+    const tracker = standInTracker();
+    try {
+      const path = fileWith("- [ ] TASK-001: a\n  - depends on: TASK-404\n- [~] b\n");
+      const result = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect(result).toEqual({
+        exitCode: 1,
+        stdout: "",
+        stderr: `${path}:3: "[~]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)\nNothing was imported: 1 problem in ${path}.`,
+      });
+      const unknown = await cli(
+        runImport,
+        [fileWith("- [ ] TASK-001: a\n  - depends on: TASK-404\n"), "--project", "web"],
+        tracker.env,
+      );
+      expect(unknown.stderr).toContain(
+        ":1: TASK-001 depends on TASK-404, which is neither in the file nor in the project\nNothing was imported: 1 problem in",
+      );
+      expect(tracker.writes).toEqual([]);
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("when the service fails between batches, the user is told, and running the import again finishes it", async () => {
+    const tracker = standInTracker();
+    try {
+      const path = fileWith(Array.from({ length: 1200 }, (_, i) => `- [ ] Item ${i}`).join("\n"));
+      tracker.state.failFromWrite = 2;
+      const failed = await cli(runImport, [path, "--project", "web"], { ...tracker.env, TASK_TRACKING_TIMEOUT_MS: "2000" });
+      expect(failed.exitCode).toBe(1);
+      expect(failed.stderr).toStartWith(
+        "Stopped after adding 500 of 1200 tasks and changing 0 of 0. Run the same import again to finish",
+      );
+      expect(failed.stderr).toEndWith("Task Tracking API error: 503 - database unreachable");
+      tracker.state.failFromWrite = Infinity;
+      const again = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect(again.stdout).toEndWith("Done: added 700 tasks, changed 0, raised 0 ID counters; 500 already up to date.");
+      expect(tracker.tasks.length).toBe(1200);
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("usage errors exit 2; an unreadable file, a missing key or an unreachable service exit 1", async () => {
+    const env = { TASK_TRACKING_API_KEY: API_KEY, TASK_TRACKING_URL: `http://127.0.0.1:${await closedPort()}` };
+    expect(await cli(runImport, ["--project", "web"], env)).toEqual({
+      exitCode: 2,
+      stdout: "",
+      stderr: "task-tracking-mcp: import needs a FILE\nUsage: task-tracking-mcp import FILE --project P [--dry-run]",
+    });
+    expect((await cli(runImport, ["a.md", "b.md", "--project", "web"], env)).exitCode).toBe(2);
+    expect((await cli(runImport, ["a.md"], env)).stderr).toStartWith("task-tracking-mcp: import needs --project P");
+    expect((await cli(runImport, ["a.md", "--project", "no spaces"], env)).stderr).toStartWith(
+      "task-tracking-mcp: --project: project_id may hold only",
+    );
+    expect((await cli(runImport, ["a.md", "--project"], env)).stderr).toStartWith("task-tracking-mcp: --project needs a value");
+    expect((await cli(runImport, ["a.md", "--project=web", "--force"], env)).stderr).toStartWith(
+      'task-tracking-mcp: import does not take "--force"',
+    );
+    expect((await cli(runExport, ["--project", "web", "--format", "xml"], env)).stderr).toStartWith(
+      'task-tracking-mcp: --format must be markdown or json, not "xml"',
+    );
+    expect((await cli(runExport, ["out.md", "--project", "web"], env)).exitCode).toBe(2);
+    expect(await cli(runImport, ["/nonexistent/TODO.md", "--project", "web"], env)).toEqual({
+      exitCode: 1,
+      stdout: "",
+      stderr: "cannot read /nonexistent/TODO.md: ENOENT",
+    });
+    expect(await cli(runImport, ["a.md", "--project", "web"], {})).toEqual({
+      exitCode: 1,
+      stdout: "",
+      stderr: "TASK_TRACKING_API_KEY environment variable not set",
+    });
+    expect(await cli(runExport, ["--project", "web"], { ...env, TASK_TRACKING_TIMEOUT_MS: "1000" })).toEqual({
+      exitCode: 1,
+      stdout: "",
+      stderr: `Task Tracking microservice unavailable: Connection refused at ${env.TASK_TRACKING_URL}`,
+    });
+    expect(await main(["import"])).toBe(2);
+    expect(await main(["export", "--format", "json"])).toBe(2);
+  });
+
+  test("export reads every page; markdown imports back into another project as the same tasks, JSON too", async () => {
+    const tracker = standInTracker(5);
+    try {
+      await cli(runImport, [fileWith(await todo()), "--project", "web"], tracker.env);
+      const markdown = await cli(runExport, ["--project", "web"], tracker.env);
+      expect(markdown.exitCode).toBe(0);
+      expect(markdown.stdout.match(/^- \[[ x]\] /gm)!.length).toBe(13);
+      const json = await cli(runExport, ["--project=web", "--format=json"], tracker.env);
+      expect(JSON.parse(json.stdout).tasks.length).toBe(13);
+      const same = ({ task_id, description, priority, depends_on, status, completion_notes }: any) => ({
+        task_id,
+        description,
+        priority,
+        depends_on,
+        status,
+        completion_notes,
+      });
+      const tasksOf = (project: string) =>
+        tracker.tasks
+          .filter((t) => t.project_id === project)
+          .map(same)
+          .sort((a, b) => a.task_id.localeCompare(b.task_id));
+      const web = tasksOf("web");
+      for (const [copy, text, name] of [
+        ["copy-md", markdown.stdout, "export.md"],
+        ["copy-json", json.stdout, "export.json"],
+      ] as const) {
+        const result = await cli(runImport, [fileWith(text, name), "--project", copy], tracker.env);
+        expect(result.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 3 ID counters; 0 already up to date.");
+        expect(tasksOf(copy)).toEqual(web);
+        const reimport = await cli(runImport, [fileWith(text, name), "--project", "web"], tracker.env);
+        expect(reimport.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.");
+      }
+    } finally {
+      tracker.stop();
+    }
+  });
+});

@@ -1,0 +1,1005 @@
+/**
+ * Import and export, the `import` and `export` subcommands of task-tracking-mcp: not the MCP server.
+ * index.ts loads this module only when one of them runs, so the server's start never parses it.
+ *
+ * `import FILE --project P [--dry-run]` turns a markdown task list, a `gh issue list --json` dump or
+ * one of our exports into tasks; `export --project P [--format markdown|json]` writes a project out
+ * in a form that imports back. The README's "Import and export" describes both formats for users.
+ *
+ * Read top to bottom: the file's tasks; the markdown reader; the `gh` and export-JSON parsers; the
+ * checks over a whole file; the plan (what an import does to a project) and how it is carried out;
+ * the commands (arguments, import, export and the markdown it writes).
+ */
+import { basename } from "node:path";
+import { z } from "zod";
+import {
+  ARTIFACT_TYPE,
+  type CallContext,
+  ConfigError,
+  ID_CHARACTERS,
+  loadConfig,
+  NAME,
+  newCall,
+  ONLY_DOTS,
+  PRIORITIES,
+  projectId,
+  TASK_STATUSES,
+  type Task,
+  ToolFailure,
+  TrackerClient,
+} from "./index.ts";
+
+// ─── The file's tasks ──────────────────────────────────────────────────────────────────────────
+
+/** A task as a file describes it, before it meets the tracker. `line`: where the file says it (0: nowhere, e.g. JSON). */
+export interface FileTask {
+  task_id: string;
+  line: number;
+  status: "pending" | "completed";
+  priority: (typeof PRIORITIES)[number];
+  description: string;
+  depends_on: string[];
+  inputs: string[];
+  outputs: string[];
+  completion_notes: string;
+}
+
+export interface FileProblem {
+  /** 0 when the problem has no line (JSON input names its item instead). */
+  line: number;
+  message: string;
+}
+
+/** A file's tasks in file order, the highest number it uses of each artifact type, and what is wrong with it. */
+export interface ParsedFile {
+  format: "markdown" | "github" | "export";
+  tasks: FileTask[];
+  counters: Map<string, { number: number; line: number }>;
+  problems: FileProblem[];
+}
+
+/** Of a description and of completion notes. */
+const MAX_TEXT = 10_000;
+const MAX_SECTION_TEXT = 1_000;
+/** The IDs people give their tasks and artifacts: an upper-case type, a dash, a number (`TASK-12`, `US-027`). */
+const ARTIFACT_ID = /^([A-Z][A-Z0-9]*)-(\d{1,9})$/;
+/** The same in running text, with three digits at least (the registry pads to three), which keeps `UTF-8` and `HTTP-2` out. */
+const ARTIFACT_MENTION = /(?<![A-Za-z0-9_-])([A-Z][A-Z0-9]{0,15})-(\d{3,9})(?![A-Za-z0-9_-])/g;
+const EXPORT_MARKER = "<!-- task-tracking-mcp export";
+const PRIORITY_SUFFIX = /\s*\((high|medium|low)\)$/;
+const LIST_ITEM = /^([-*+]|\d{1,9}[.)])(?:\s+(.*)|$)/;
+const CHECKBOX = /^\[([ xX])\](?:\s+(.*)|$)/;
+/** `[]`, `[-]`, `[ x]`, `[v]`: meant as a checkbox but not one. A link (`[text](url)`, `[text][ref]`) is not meant. */
+const NOT_A_CHECKBOX = /^\[([^\]]{0,3})\](?![([:])/;
+/** An item's own ID: `TASK-012:`, `**TASK-012**`, `**TASK-012:**`, or any task ID in a bold code span, `` **`login-form`** ``. */
+const ITEM_ID = /^(?:\*\*`([^`]*)`\*\*|\*\*([A-Z][A-Z0-9]*-\d+):?\*\*:?|([A-Z][A-Z0-9]*-\d+):)(?:\s+|$)/;
+const METADATA = /^[-*+]\s+(depends on|inputs|outputs|completion notes|held by):(?:\s+(.*)|$)/i;
+const FENCE = /^(`{3,}|~{3,})/;
+const HEADING = /^ {0,3}(#{1,6})(?:\s+(.*?))?(?:\s+#+)?$/;
+
+const indentOf = (text: string) => /^\s*/.exec(text)![0].replace(/\t/g, "    ").length;
+const isTaskId = (id: string) => id.length <= 64 && ID_CHARACTERS.test(id) && !ONLY_DOTS.test(id);
+const firstLineOf = (text: string) => text.split("\n", 1)[0]!;
+const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
+
+/** Descriptions as an editor leaves them: no trailing spaces, no trailing blank lines. */
+export function normalizeDescription(text: string): string {
+  return text
+    .split("\n")
+    .map((line) => line.trimEnd())
+    .join("\n")
+    .trimEnd();
+}
+
+/** `md-` and 10 hex digits of sha256 over the item's place (headings, enclosing plain items, its parent's ID) and text. */
+export function derivedTaskId(path: string[], text: string): string {
+  const hasher = new Bun.CryptoHasher("sha256");
+  hasher.update([...path, text].map((part) => part.replace(/\s+/g, " ").trim()).join("\n"));
+  return `md-${hasher.digest("hex").slice(0, 10)}`;
+}
+
+function raiseCounter(counters: ParsedFile["counters"], type: string, number: number, line: number): void {
+  if (!ARTIFACT_TYPE.test(type)) return;
+  if ((counters.get(type)?.number ?? -1) < number) counters.set(type, { number, line });
+}
+
+/** Notes the artifact IDs `text` mentions outside code spans, link targets and URLs. */
+function noteArtifactIds(text: string, line: number, counters: ParsedFile["counters"]): void {
+  const prose = text
+    .replace(/`[^`]*`/g, " ")
+    .replace(/\]\([^)]*\)/g, "]")
+    .replace(/<?https?:\/\/\S+/g, " ");
+  for (const [, type, digits] of prose.matchAll(ARTIFACT_MENTION)) raiseCounter(counters, type!, Number(digits), line);
+}
+
+/** Whether a line of a description would read back as something other than text (the export escapes it with `\`). */
+function looksLikeMarkup(text: string): boolean {
+  const item = LIST_ITEM.exec(text);
+  if (item && (CHECKBOX.test(item[2] ?? "") || NOT_A_CHECKBOX.test(item[2] ?? "") || METADATA.test(text))) return true;
+  if (/^[-*+]\[/.test(text)) return true;
+  return text.startsWith("\\") && looksLikeMarkup(text.slice(1));
+}
+
+/** Escapes the lines of a description or note that would read back as markup; code blocks stay as they are. */
+function escapeLines(lines: string[]): string[] {
+  let fence: string | undefined;
+  return lines.map((line) => {
+    const content = line.trimStart();
+    if (fence) {
+      if (content.startsWith(fence)) fence = undefined;
+      return line;
+    }
+    fence = FENCE.exec(content)?.[1];
+    return fence ? line : escapeLine(line);
+  });
+}
+
+function escapeLine(line: string): string {
+  const indent = /^\s*/.exec(line)![0];
+  return looksLikeMarkup(line.slice(indent.length)) ? `${indent}\\${line.slice(indent.length)}` : line;
+}
+
+function unescapeLine(line: string): string {
+  const indent = /^\s*/.exec(line)![0];
+  const rest = line.slice(indent.length);
+  return rest.startsWith("\\") && looksLikeMarkup(rest.slice(1)) ? indent + rest.slice(1) : line;
+}
+
+interface Section {
+  path: string[];
+  text: string[];
+}
+
+interface MetadataEntry {
+  key: string;
+  line: number;
+  lines: string[];
+  contentColumn: number;
+}
+
+interface DraftTask extends FileTask {
+  /** The item's lines after its first, dedented. */
+  body: string[];
+  contentColumn: number;
+  section: Section;
+  metadata: MetadataEntry[];
+}
+
+/** The list items open at the current line, innermost last. */
+type OpenBlock =
+  | { kind: "task"; indent: number; task: DraftTask }
+  | { kind: "plain"; indent: number; text: string }
+  | { kind: "metadata"; indent: number; entry: MetadataEntry };
+
+/** Reads a markdown file line by line (GitHub-flavoured task lists); see parseMarkdown. */
+class MarkdownReader {
+  readonly parsed: ParsedFile = { format: "markdown", tasks: [], counters: new Map(), problems: [] };
+  private readonly drafts: DraftTask[] = [];
+  private readonly headings: string[] = [];
+  private section: Section = { path: [], text: [] };
+  private readonly open: OpenBlock[] = [];
+  private fence?: { marker: string; owner: OpenBlock | undefined };
+  private blankLines = 0;
+
+  /** An export of ours: its headings are status groups, not context for the tasks under them. */
+  constructor(readonly isExport: boolean) {
+    if (isExport) this.parsed.format = "export";
+  }
+
+  private problem(line: number, message: string): void {
+    this.parsed.problems.push({ line, message });
+  }
+
+  readLine(raw: string, line: number): void {
+    const text = raw.trimEnd();
+    if (this.fence) {
+      const { marker, owner } = this.fence;
+      // A code block inside a list item ends with the item, closed or not.
+      const itemEnded = owner !== undefined && text !== "" && indentOf(text) <= owner.indent;
+      if (!itemEnded) {
+        if (text.trimStart().startsWith(marker)) this.fence = undefined;
+        return this.addText(text, owner, true);
+      }
+      this.fence = undefined;
+    }
+    if (!text) return this.addText("", this.open.at(-1));
+    noteArtifactIds(text, line, this.parsed.counters);
+    const indent = indentOf(text);
+    while (this.open.length && this.open.at(-1)!.indent >= indent) this.open.pop();
+    const content = text.trimStart();
+
+    const heading = this.open.length === 0 ? HEADING.exec(text) : null;
+    if (heading) return this.startSection(heading[1]!.length, heading[2] ?? "");
+    const fence = FENCE.exec(content);
+    if (fence) {
+      this.fence = { marker: fence[1]!, owner: this.open.at(-1) };
+      return this.addText(text, this.open.at(-1));
+    }
+    if (/^[-*+]\[[ xX]\]/.test(content))
+      return this.problem(
+        line,
+        `write a space between the list marker and the checkbox: ${JSON.stringify(content.slice(0, 40))}`,
+      );
+    const item = LIST_ITEM.exec(content);
+    if (!item) return this.addText(text, this.open.at(-1));
+    this.listItem(content, item[1]!.length, item[2] ?? "", indent, line);
+  }
+
+  private startSection(level: number, title: string): void {
+    this.blankLines = 0;
+    this.headings.length = level - 1;
+    this.headings[level - 1] = title.trim();
+    this.section = { path: this.isExport ? [] : this.headings.filter(Boolean), text: [] };
+  }
+
+  private listItem(content: string, markerLength: number, itemText: string, indent: number, line: number): void {
+    // Blank lines before a new task or metadata entry end the text before them: they belong to nobody.
+    if (CHECKBOX.test(itemText) || METADATA.test(content)) this.blankLines = 0;
+    const contentColumn = indent + markerLength + 1;
+    const checkbox = CHECKBOX.exec(itemText);
+    if (checkbox) {
+      const task = this.taskItem(checkbox[1] === " " ? "pending" : "completed", (checkbox[2] ?? "").trim(), line, contentColumn);
+      this.open.push({ kind: "task", indent, task });
+      return;
+    }
+    if (/^\[[ xX]\]\S/.test(itemText))
+      return this.problem(line, `write a space after the checkbox: ${JSON.stringify(itemText.slice(0, 40))}`);
+    const notACheckbox = NOT_A_CHECKBOX.exec(itemText);
+    if (notACheckbox) {
+      return this.problem(line, `"[${notACheckbox[1]}]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)`);
+    }
+    const parent = this.open.at(-1);
+    const metadata = parent?.kind === "task" ? METADATA.exec(content) : null;
+    if (parent?.kind === "task" && metadata) {
+      const entry: MetadataEntry = { key: metadata[1]!.toLowerCase(), line, lines: [metadata[2] ?? ""], contentColumn };
+      parent.task.metadata.push(entry);
+      this.open.push({ kind: "metadata", indent, entry });
+      return;
+    }
+    this.addText(" ".repeat(indent) + content, parent);
+    this.open.push({ kind: "plain", indent, text: itemText.trim() });
+  }
+
+  private taskItem(status: FileTask["status"], itemText: string, line: number, contentColumn: number): DraftTask {
+    let text = itemText;
+    let taskId: string | undefined;
+    const idMatch = ITEM_ID.exec(text);
+    if (idMatch) {
+      taskId = idMatch[1] ?? idMatch[2] ?? idMatch[3]!;
+      text = text.slice(idMatch[0].length).trim();
+      if (!isTaskId(taskId))
+        this.problem(line, `${JSON.stringify(taskId)} is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`);
+      const artifact = ARTIFACT_ID.exec(taskId);
+      if (artifact) raiseCounter(this.parsed.counters, artifact[1]!, Number(artifact[2]), line);
+    }
+    let priority: FileTask["priority"] = "medium";
+    const priorityMatch = PRIORITY_SUFFIX.exec(text);
+    if (priorityMatch) {
+      priority = priorityMatch[1] as FileTask["priority"];
+      text = text.slice(0, priorityMatch.index);
+    }
+    if (!text) this.problem(line, "the item has no text: write what is to be done after the checkbox");
+    // A step's place is its parent's ID, not its text: rewording an item with an ID keeps its steps' IDs.
+    const enclosing = this.open.flatMap((block) =>
+      block.kind === "task" ? [block.task.task_id] : block.kind === "plain" ? [block.text] : [],
+    );
+    const parent = this.open.findLast((block) => block.kind === "task");
+    const task: DraftTask = {
+      task_id: taskId ?? derivedTaskId([...this.section.path, ...enclosing], text),
+      line,
+      status,
+      priority,
+      description: text,
+      depends_on: [],
+      inputs: [],
+      outputs: [],
+      completion_notes: "",
+      body: [],
+      contentColumn,
+      section: this.section,
+      metadata: [],
+    };
+    // A step of its parent: the parent waits for it.
+    if (parent?.kind === "task") parent.task.depends_on.push(task.task_id);
+    this.drafts.push(task);
+    return task;
+  }
+
+  /**
+   * A line of text belongs to the innermost open task or metadata entry, else to the section's text.
+   * Blank lines outside code blocks wait for the next text, so they go where it goes.
+   */
+  private addText(text: string, innermost: OpenBlock | undefined, inCodeBlock = false): void {
+    if (!text && !inCodeBlock) {
+      this.blankLines++;
+      return;
+    }
+    const owner = innermost?.kind === "plain" ? this.open.findLast((block) => block.kind === "task") : innermost;
+    const blanks = Array<string>(this.blankLines).fill("");
+    this.blankLines = 0;
+    const dedent = (column: number) => {
+      const line = text.replace(new RegExp(`^ {0,${column}}`), "");
+      return inCodeBlock ? line : unescapeLine(line);
+    };
+    if (owner?.kind === "metadata") owner.entry.lines.push(...blanks, dedent(owner.entry.contentColumn));
+    else if (owner?.kind === "task") owner.task.body.push(...blanks, dedent(owner.task.contentColumn));
+    else if (text.trim() && !this.isExport) this.section.text.push(text.trim());
+  }
+
+  finish(): ParsedFile {
+    for (const draft of this.drafts) this.parsed.tasks.push(this.finishTask(draft));
+    return this.parsed;
+  }
+
+  private finishTask(draft: DraftTask): FileTask {
+    const { body, contentColumn: _, section, metadata, ...task } = draft;
+    let description = normalizeDescription([task.description, ...body].join("\n"));
+    const context = sectionContext(section);
+    if (context) description += `\n\n${context}`;
+    const result: FileTask = { ...task, description };
+    for (const entry of metadata) {
+      const value = normalizeDescription(entry.lines.join("\n"));
+      if (entry.key === "completion notes") result.completion_notes = value;
+      else if (entry.key === "inputs") result.inputs = value.split(/,\s*/).filter(Boolean);
+      else if (entry.key === "outputs") result.outputs = value.split(/,\s*/).filter(Boolean);
+      else if (entry.key === "depends on") {
+        for (const id of value.split(/[,\s]+/).filter(Boolean)) {
+          if (!isTaskId(id))
+            this.problem(
+              entry.line,
+              `depends on ${JSON.stringify(id)}, which is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`,
+            );
+          else if (!result.depends_on.includes(id)) result.depends_on.push(id);
+        }
+      }
+    }
+    return result;
+  }
+}
+
+function sectionContext(section: Section): string {
+  if (section.path.length === 0 && section.text.length === 0) return "";
+  let text = section.text.join("\n");
+  if (text.length > MAX_SECTION_TEXT) text = `${text.slice(0, MAX_SECTION_TEXT - 1)}…`;
+  const title = section.path.length ? `Section: ${section.path.join(" › ")}` : "";
+  return [title, text].filter(Boolean).join("\n");
+}
+
+/**
+ * GitHub-flavoured markdown task lists: `- [ ]` is a pending task, `- [x]` a completed one; items
+ * nested under an item are its steps (it depends on them); the headings above an item and their text
+ * end its description. Code blocks are text. Problems carry the line they are on.
+ */
+export function parseMarkdown(text: string): ParsedFile {
+  const lines = text.replace(/^\uFEFF/, "").split(/\r\n|\r|\n/);
+  const reader = new MarkdownReader(lines[0]?.startsWith(EXPORT_MARKER) ?? false);
+  lines.forEach((line, index) => reader.readLine(line, index + 1));
+  return checkFileTasks(reader.finish());
+}
+
+const GITHUB_PRIORITIES: Record<string, FileTask["priority"]> = {
+  critical: "high",
+  urgent: "high",
+  high: "high",
+  p0: "high",
+  p1: "high",
+  medium: "medium",
+  normal: "medium",
+  p2: "medium",
+  low: "low",
+  p3: "low",
+  p4: "low",
+};
+
+const GitHubIssue = z.object({
+  number: z.number().int().positive(),
+  title: z.string(),
+  body: z.string().nullish(),
+  state: z.string(),
+  labels: z.array(z.object({ name: z.string() })).default([]),
+});
+
+/** What `gh issue list --state all --json number,title,body,state,labels` prints: task `gh-<number>` per issue. */
+export function parseGitHubIssues(issues: unknown[]): ParsedFile {
+  const parsed: ParsedFile = { format: "github", tasks: [], counters: new Map(), problems: [] };
+  issues.forEach((value, index) => {
+    const result = GitHubIssue.safeParse(value);
+    if (!result.success) {
+      const issue = result.error.issues[0]!;
+      return parsed.problems.push({
+        line: 0,
+        message: `issue ${index + 1} of the list: ${issue.path.join(".") || "the issue"}: ${issue.message}`,
+      });
+    }
+    const { number, title, body, state, labels } = result.data;
+    const priorities = labels.flatMap(({ name }) =>
+      /^priority:\s*/i.test(name) ? [name.replace(/^priority:\s*/i, "").toLowerCase()] : [],
+    );
+    const priority = priorities.map((name) => GITHUB_PRIORITIES[name]).find(Boolean) ?? "medium";
+    if (priorities.length && !priorities.some((name) => GITHUB_PRIORITIES[name])) {
+      parsed.problems.push({
+        line: 0,
+        message: `issue #${number}: label priority:${priorities[0]} is not a priority; use priority:high, priority:medium or priority:low`,
+      });
+    }
+    let description = normalizeDescription(`${title.trim()}\n\n${(body ?? "").replace(/\r\n?/g, "\n")}`);
+    if (description.length > MAX_TEXT)
+      description = `${description.slice(0, MAX_TEXT - 60)}\n\n…(cut: the rest is in issue #${number})`;
+    if (!title.trim()) parsed.problems.push({ line: 0, message: `issue #${number} has no title` });
+    noteArtifactIds(description, 0, parsed.counters);
+    const closed = state.toUpperCase() === "CLOSED";
+    parsed.tasks.push({
+      task_id: `gh-${number}`,
+      line: 0,
+      status: closed ? "completed" : "pending",
+      priority,
+      description,
+      depends_on: [],
+      inputs: [],
+      outputs: [],
+      completion_notes: closed ? `Closed on GitHub as issue #${number}` : "",
+    });
+  });
+  return checkFileTasks(parsed);
+}
+
+const ExportedTask = z.object({
+  task_id: z.string(),
+  description: z.string(),
+  status: z.enum(TASK_STATUSES),
+  priority: z.enum(PRIORITIES).default("medium"),
+  depends_on: z.array(z.string()).default([]),
+  inputs: z.array(z.string()).default([]),
+  outputs: z.array(z.string()).default([]),
+  completion_notes: z.string().default(""),
+});
+
+/** `export --format json` read back: its tasks as they were (an in-progress task comes back pending). */
+export function parseExportJson(value: { tasks: unknown[] }): ParsedFile {
+  const parsed: ParsedFile = { format: "export", tasks: [], counters: new Map(), problems: [] };
+  value.tasks.forEach((item, index) => {
+    const result = ExportedTask.safeParse(item);
+    if (!result.success) {
+      const issue = result.error.issues[0]!;
+      return parsed.problems.push({ line: 0, message: `tasks[${index}].${issue.path.join(".")}: ${issue.message}` });
+    }
+    const task = result.data;
+    if (!isTaskId(task.task_id))
+      parsed.problems.push({
+        line: 0,
+        message: `tasks[${index}].task_id ${JSON.stringify(task.task_id)} is not a valid task ID`,
+      });
+    const artifact = ARTIFACT_ID.exec(task.task_id);
+    if (artifact) raiseCounter(parsed.counters, artifact[1]!, Number(artifact[2]), 0);
+    noteArtifactIds(task.description, 0, parsed.counters);
+    const completed = task.status === "completed";
+    parsed.tasks.push({
+      ...task,
+      line: 0,
+      status: completed ? "completed" : "pending",
+      completion_notes: completed ? task.completion_notes : "",
+    });
+  });
+  return checkFileTasks(parsed);
+}
+
+/** JSON by its first character (an array: `gh issue list`; an object with `tasks`: our export), markdown otherwise. */
+export function parseTaskFile(text: string): ParsedFile {
+  const start = text.replace(/^\uFEFF/, "").trimStart();
+  if (!start.startsWith("[") && !start.startsWith("{")) return parseMarkdown(text);
+  let value: unknown;
+  try {
+    value = JSON.parse(start);
+  } catch (error) {
+    const problem = { line: 0, message: `the file starts like JSON but is not: ${(error as Error).message}` };
+    return { format: "github", tasks: [], counters: new Map(), problems: [problem] };
+  }
+  if (Array.isArray(value)) return parseGitHubIssues(value);
+  if (value && typeof value === "object" && Array.isArray((value as { tasks?: unknown }).tasks))
+    return parseExportJson(value as { tasks: unknown[] });
+  const problem = {
+    line: 0,
+    message:
+      "JSON input must be the array `gh issue list --json number,title,body,state,labels` prints, or an object with tasks (an export)",
+  };
+  return { format: "github", tasks: [], counters: new Map(), problems: [problem] };
+}
+
+const where = (task: FileTask) => (task.line ? `line ${task.line}` : task.task_id);
+
+/** What is wrong among the file's own tasks: a repeated ID, a dependency cycle, a completed task waiting for a pending one. */
+function checkFileTasks(parsed: ParsedFile): ParsedFile {
+  const byId = new Map<string, FileTask>();
+  for (const task of parsed.tasks) {
+    const first = byId.get(task.task_id);
+    if (!first) byId.set(task.task_id, task);
+    else if (task.task_id.startsWith("md-") && task.line) {
+      parsed.problems.push({
+        line: task.line,
+        message: `the item repeats the one on line ${first.line} (same text in the same place); reword one of them or give it an ID`,
+      });
+    } else parsed.problems.push({ line: task.line, message: `task ID ${task.task_id} is used already (${where(first)})` });
+  }
+  for (const task of parsed.tasks) {
+    const problem = (message: string) => parsed.problems.push({ line: task.line, message: `${task.task_id}: ${message}` });
+    if (task.description.length > MAX_TEXT)
+      problem(`its description is ${task.description.length} characters (its section's text included); at most ${MAX_TEXT}`);
+    if (task.completion_notes.length > MAX_TEXT)
+      problem(`its completion notes are ${task.completion_notes.length} characters; at most ${MAX_TEXT}`);
+    if ([task.description, task.completion_notes, ...task.inputs, ...task.outputs].some((text) => text.includes("\0")))
+      problem("its text holds a NUL character");
+  }
+  for (const task of parsed.tasks) {
+    if (task.status !== "completed") continue;
+    for (const id of task.depends_on) {
+      const step = byId.get(id);
+      if (step?.status === "pending") {
+        parsed.problems.push({
+          line: task.line,
+          message: `${task.task_id} is checked but depends on ${id} (${where(step)}), which is not; a completed task may depend only on completed ones`,
+        });
+      }
+    }
+  }
+  const cycle = findCycle(parsed.tasks, byId);
+  if (cycle) {
+    const path = cycle.map((task) => `${task.task_id} (${where(task)})`).join(" → ");
+    parsed.problems.push({ line: cycle[0]!.line, message: `dependency cycle: ${path} → ${cycle[0]!.task_id}` });
+  }
+  parsed.problems.sort((a, b) => a.line - b.line);
+  return parsed;
+}
+
+/** The first cycle among the tasks' dependencies, as the tasks along it, or undefined. */
+function findCycle(tasks: FileTask[], byId: Map<string, FileTask>): FileTask[] | undefined {
+  const state = new Map<string, "visiting" | "done">();
+  const stack: FileTask[] = [];
+  const visit = (task: FileTask): FileTask[] | undefined => {
+    if (state.get(task.task_id) === "done") return undefined;
+    if (state.get(task.task_id) === "visiting") return stack.slice(stack.indexOf(task));
+    state.set(task.task_id, "visiting");
+    stack.push(task);
+    for (const id of task.depends_on) {
+      const next = byId.get(id);
+      const cycle = next && visit(next);
+      if (cycle) return cycle;
+    }
+    stack.pop();
+    state.set(task.task_id, "done");
+    return undefined;
+  };
+  for (const task of tasks) {
+    const cycle = visit(task);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}
+
+/** The tasks with every dependency before its dependents, otherwise in file order. */
+function inDependencyOrder(tasks: FileTask[]): FileTask[] {
+  const byId = new Map(tasks.map((task) => [task.task_id, task]));
+  const ordered: FileTask[] = [];
+  const placed = new Set<string>();
+  const place = (task: FileTask) => {
+    if (placed.has(task.task_id)) return;
+    placed.add(task.task_id);
+    for (const id of task.depends_on) {
+      const dependency = byId.get(id);
+      if (dependency) place(dependency);
+    }
+    ordered.push(task);
+  };
+  tasks.forEach(place);
+  return ordered;
+}
+
+// What an import does to a project: computed from the file and the tracker, printed, then carried out.
+
+export interface TaskEditPlan {
+  task: FileTask;
+  priority?: { from: string; to: string };
+  description?: { from: string; to: string };
+  /** Checked in the file, pending in the tracker: claimed and completed. */
+  complete?: boolean;
+}
+
+export interface ImportPlan {
+  add: FileTask[];
+  edit: TaskEditPlan[];
+  raise: { type: string; from: number; to: number; line: number }[];
+  unchanged: number;
+  /** What the import leaves as it is, and why. */
+  notes: string[];
+  problems: FileProblem[];
+}
+
+/** Compares the file with the tracker's tasks and counters: what to add, edit and raise, or why not. */
+export function planImport(file: ParsedFile, existing: Task[], counters: Map<string, number>): ImportPlan {
+  const tracked = new Map(existing.map((task) => [task.task_id, task]));
+  const inFile = new Map(file.tasks.map((task) => [task.task_id, task]));
+  const plan: ImportPlan = { add: [], edit: [], raise: [], unchanged: 0, notes: [], problems: [...file.problems] };
+  const completedAfterImport = (id: string) => tracked.get(id)?.status === "completed" || inFile.get(id)?.status === "completed";
+
+  for (const task of inDependencyOrder(file.tasks)) {
+    for (const id of task.depends_on) {
+      if (!inFile.has(id) && !tracked.has(id)) {
+        plan.problems.push({
+          line: task.line,
+          message: `${task.task_id} depends on ${id}, which is neither in the file nor in the project`,
+        });
+      } else if (task.status === "completed" && !completedAfterImport(id) && !inFile.has(id)) {
+        plan.problems.push({
+          line: task.line,
+          message: `${task.task_id} is checked but depends on ${id}, which is ${tracked.get(id)!.status} in the project`,
+        });
+      }
+    }
+    const current = tracked.get(task.task_id);
+    if (!current) plan.add.push(task);
+    else compareWithTracker(task, current, plan);
+  }
+  const gone = existing.filter((task) => task.task_id.startsWith("md-") && !inFile.has(task.task_id)).map((task) => task.task_id);
+  if (gone.length && file.format === "markdown") {
+    const shown = gone.slice(0, 5).join(", ") + (gone.length > 5 ? ", …" : "");
+    plan.notes.push(
+      `${plural(gone.length, "task")} of the project with a derived ID ${gone.length === 1 ? "is" : "are"} not in this file (an item reworded or moved, or another file's): ${shown}`,
+    );
+  }
+  for (const [type, { number, line }] of file.counters) {
+    const from = counters.get(type) ?? 0;
+    if (number > from) plan.raise.push({ type, from, to: number, line });
+  }
+  plan.problems.sort((a, b) => a.line - b.line);
+  return plan;
+}
+
+function compareWithTracker(task: FileTask, current: Task, plan: ImportPlan): void {
+  const edit: TaskEditPlan = { task };
+  const description = normalizeDescription(task.description);
+  const textChanged = description !== normalizeDescription(current.description);
+  if (current.status === "completed") {
+    if (textChanged || task.priority !== current.priority) {
+      plan.notes.push(
+        `${where(task)}: ${task.task_id} is completed in the project, so its text and priority stay as they are there`,
+      );
+    }
+  } else {
+    if (textChanged) edit.description = { from: current.description, to: description };
+    if (task.priority !== current.priority) edit.priority = { from: current.priority, to: task.priority };
+    if (task.status === "completed" && current.status === "pending") edit.complete = true;
+    if (task.status === "completed" && current.status === "in_progress") {
+      plan.notes.push(
+        `${where(task)}: ${task.task_id} is checked, but ${current.claimed_by ?? "an agent"} is working on it: it is left to its holder`,
+      );
+    }
+  }
+  const dependencies = (ids: string[]) => [...ids].sort().join(", ");
+  if (dependencies(task.depends_on) !== dependencies(current.depends_on)) {
+    plan.notes.push(
+      `${where(task)}: ${task.task_id} depends on ${dependencies(task.depends_on) || "nothing"} in the file, on ${dependencies(current.depends_on) || "nothing"} in the project; the tracker cannot change a task's dependencies`,
+    );
+  }
+  if (edit.description || edit.priority || edit.complete) plan.edit.push(edit);
+  else plan.unchanged++;
+}
+
+/** The batch endpoint takes 500 tasks and 1 MiB at most: batches in dependency order, under both. */
+export function batchesOf(tasks: FileTask[], project: string, maxTasks = 500, maxBytes = 900_000): Record<string, unknown>[][] {
+  const batches: Record<string, unknown>[][] = [];
+  let batch: Record<string, unknown>[] = [];
+  let bytes = 0;
+  for (const task of tasks) {
+    const input: Record<string, unknown> = {
+      task_id: task.task_id,
+      project_id: project,
+      description: task.description,
+      priority: task.priority,
+      depends_on: task.depends_on,
+      inputs: task.inputs,
+      outputs: task.outputs,
+      status: task.status,
+      ...(task.status === "completed" ? { completion_notes: task.completion_notes } : {}),
+    };
+    const size = Buffer.byteLength(JSON.stringify(input)) + 1;
+    if (batch.length && (batch.length === maxTasks || bytes + size > maxBytes)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(input);
+    bytes += size;
+  }
+  if (batch.length) batches.push(batch);
+  return batches;
+}
+
+// The calls an import and an export make, through the same client (retries, timeouts, keys) as the tools.
+
+const RegistryResponse = z.object({
+  counters: z.array(z.object({ artifact_type: z.string(), last_assigned_id: z.number() })),
+});
+
+/** A command's call: nothing cancels it but the process ending. */
+const cliCall = (): CallContext => newCall(new AbortController().signal);
+
+async function projectCounters(client: TrackerClient, project: string): Promise<Map<string, number>> {
+  const query = new URLSearchParams({ project });
+  const registry = await client.sendFor(
+    RegistryResponse,
+    { method: "GET", path: `/ids/registry?${query}`, idempotent: false },
+    cliCall(),
+  );
+  return new Map(registry.counters.map((counter) => [counter.artifact_type, counter.last_assigned_id]));
+}
+
+/** What an import has done so far: if the service fails halfway, the user is told, and a re-run finishes it. */
+interface ImportProgress {
+  added: number;
+  edited: number;
+}
+
+/**
+ * Carries a plan out: the new tasks batch by batch in dependency order, then the edits (dependencies
+ * first), then the counters. The file was checked whole before, so the service refuses nothing in it
+ * unless the project changed meanwhile or the service fails; a re-run then does only what is left.
+ */
+async function applyPlan(client: TrackerClient, project: string, plan: ImportPlan, progress: ImportProgress): Promise<void> {
+  const inProject = `?project=${encodeURIComponent(project)}`;
+  for (const tasks of batchesOf(plan.add, project)) {
+    await client.send({ method: "POST", path: "/tasks/batch", body: { tasks }, idempotent: true }, cliCall());
+    progress.added += tasks.length;
+  }
+  for (const { task, priority, description, complete } of plan.edit) {
+    const path = `/tasks/${encodeURIComponent(task.task_id)}`;
+    if (priority || description) {
+      const body = { ...(priority && { priority: priority.to }), ...(description && { description: description.to }) };
+      await client.send({ method: "PATCH", path: path + inProject, body, idempotent: true }, cliCall());
+    }
+    if (complete) {
+      const completed = { status: "completed", completion_notes: task.completion_notes };
+      await client.send(
+        { method: "PUT", path: `${path}/status${inProject}`, body: { status: "in_progress" }, idempotent: true },
+        cliCall(),
+      );
+      await client.send({ method: "PUT", path: `${path}/status${inProject}`, body: completed, idempotent: true }, cliCall());
+    }
+    progress.edited++;
+  }
+  for (const { type, to } of plan.raise) {
+    const path = `/ids/registry/${encodeURIComponent(project)}/${encodeURIComponent(type)}`;
+    try {
+      await client.send({ method: "PUT", path, body: { last_assigned_id: to }, idempotent: true }, cliCall());
+    } catch (error) {
+      // 409: the counter went past it since we read it, so there is nothing to raise.
+      if (!(error instanceof ToolFailure && error.status === 409)) throw error;
+    }
+  }
+}
+
+/** The plan in lines a person reads before (`--dry-run`) or after the import. */
+export function describePlan(plan: ImportPlan, dryRun: boolean): string[] {
+  const cut = (text: string, length = 70) => (text.length > length ? `${text.slice(0, length - 1)}…` : text);
+  const at = (task: FileTask) => (task.line ? `  (line ${task.line})` : "");
+  const lines: string[] = [];
+  const section = (title: string, count: number, noun: string) => {
+    if (count) lines.push(`${dryRun ? `Would ${title.toLowerCase()}` : title} ${plural(count, noun)}:`);
+  };
+  section(dryRun ? "Add" : "Added", plan.add.length, "task");
+  for (const task of plan.add) {
+    const after = task.depends_on.length ? `  after ${task.depends_on.join(", ")}` : "";
+    lines.push(
+      `  + ${task.task_id.padEnd(14)} ${task.status.padEnd(9)} ${task.priority.padEnd(6)} ${cut(firstLineOf(task.description))}${after}${at(task)}`,
+    );
+  }
+  section(dryRun ? "Change" : "Changed", plan.edit.length, "task");
+  for (const { task, priority, description, complete } of plan.edit) {
+    const what = [
+      priority && `priority ${priority.from} → ${priority.to}`,
+      description &&
+        `description → ${JSON.stringify(cut(firstLineOf(description.to), 50))}${description.to.includes("\n") ? " (and more lines)" : ""}`,
+      complete && "pending → completed",
+    ].filter(Boolean);
+    lines.push(`  ~ ${task.task_id.padEnd(14)} ${what.join("; ")}${at(task)}`);
+  }
+  section(dryRun ? "Raise" : "Raised", plan.raise.length, "ID counter");
+  for (const { type, from, to, line } of plan.raise) {
+    lines.push(
+      `  ↑ ${type.padEnd(14)} ${from} → ${to} (next ${type}-${String(to + 1).padStart(3, "0")})${line ? `  (line ${line})` : ""}`,
+    );
+  }
+  for (const note of plan.notes) lines.push(`Note: ${note}`);
+  const counts = `${plural(plan.add.length, "task")}, ${dryRun ? "change" : "changed"} ${plan.edit.length}, ${dryRun ? "raise" : "raised"} ${plural(plan.raise.length, "ID counter")}; ${plan.unchanged} already up to date`;
+  lines.push(dryRun ? `Dry run, nothing was changed: would add ${counts}.` : `Done: added ${counts}.`);
+  return lines;
+}
+
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  out: (line: string) => void;
+  err: (line: string) => void;
+  fetch?: typeof fetch;
+}
+
+/** The process's own environment, stdout and stderr. */
+export const cliIo = (): CliIo => ({ env: process.env, out: (line) => console.log(line), err: (line) => console.error(line) });
+
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** `[FILE] --project P --flag --option VALUE`, the one shape both commands take. */
+function parseCliArguments(command: string, argv: string[], flags: string[], options: string[]) {
+  const values: Record<string, string | true> = {};
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const argument = argv[i]!;
+    if (!argument.startsWith("--")) {
+      positional.push(argument);
+      continue;
+    }
+    const [name, inline] = argument.split(/=(.*)/s, 2) as [string, string | undefined];
+    if (flags.includes(name) && inline === undefined) values[name] = true;
+    else if (options.includes(name)) {
+      const value = inline ?? argv[++i];
+      if (value === undefined || value.startsWith("--")) throw new UsageError(`${name} needs a value`);
+      values[name] = value;
+    } else throw new UsageError(`${command} does not take ${JSON.stringify(argument)}`);
+  }
+  const project = values["--project"];
+  if (typeof project !== "string") throw new UsageError(`${command} needs --project P`);
+  const checked = projectId.safeParse(project);
+  if (!checked.success) throw new UsageError(`--project: ${checked.error.issues[0]!.message}`);
+  return { values, positional, project };
+}
+
+const IMPORT_USAGE = `${NAME} import FILE --project P [--dry-run]`;
+const EXPORT_USAGE = `${NAME} export --project P [--format markdown|json]`;
+
+/**
+ * A command's frame: its arguments (exit 2 when they are wrong), the configuration and one client,
+ * and the service's failures (exit 1), each as one sentence on stderr.
+ */
+async function runCommand<T>(
+  io: CliIo,
+  usage: string,
+  readArguments: () => T,
+  work: (client: TrackerClient, args: T) => Promise<number>,
+): Promise<number> {
+  let args: T;
+  try {
+    args = readArguments();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.err(`${NAME}: ${error.message}\nUsage: ${usage}`);
+    return 2;
+  }
+  try {
+    return await work(new TrackerClient(loadConfig(io.env), { fetch: io.fetch ?? fetch }), args);
+  } catch (error) {
+    if (!(error instanceof ConfigError || error instanceof ToolFailure)) throw error;
+    io.err(error.message);
+    return 1;
+  }
+}
+
+function readImportArguments(argv: string[]) {
+  const { positional, project, values } = parseCliArguments("import", argv, ["--dry-run"], ["--project"]);
+  if (positional.length !== 1)
+    throw new UsageError(positional.length ? `import takes one FILE, not ${positional.length}` : "import needs a FILE");
+  return { fileName: positional[0]!, project, dryRun: values["--dry-run"] === true };
+}
+
+/** `import FILE --project P [--dry-run]`: checks the whole file against the project first, and adds nothing when any of it is wrong. */
+export function runImport(argv: string[], io: CliIo): Promise<number> {
+  return runCommand(
+    io,
+    IMPORT_USAGE,
+    () => readImportArguments(argv),
+    async (client, { fileName, project, dryRun }) => {
+      let text: string;
+      try {
+        text = await Bun.file(fileName).text();
+      } catch (error) {
+        io.err(`cannot read ${fileName}: ${(error as { code?: string }).code ?? (error as Error).message}`);
+        return 1;
+      }
+      const file = parseTaskFile(text);
+      for (const task of file.tasks) {
+        if (file.format === "markdown" && task.status === "completed" && !task.completion_notes)
+          task.completion_notes = `Checked in ${basename(fileName)}`;
+      }
+      const plan = file.problems.length
+        ? undefined
+        : planImport(file, await client.listAllTasks({ project }, cliCall()), await projectCounters(client, project));
+      const problems = plan?.problems ?? file.problems;
+      if (problems.length) {
+        for (const { line, message } of problems) io.err(`${fileName}${line ? `:${line}` : ""}: ${message}`);
+        io.err(`Nothing was imported: ${plural(problems.length, "problem")} in ${fileName}.`);
+        return 1;
+      }
+      if (file.tasks.length === 0) io.out(`${fileName} holds no task items ("- [ ] …" or "- [x] …" lines).`);
+      const progress: ImportProgress = { added: 0, edited: 0 };
+      if (!dryRun) {
+        try {
+          await applyPlan(client, project, plan!, progress);
+        } catch (error) {
+          if (progress.added || progress.edited) {
+            io.err(
+              `Stopped after adding ${progress.added} of ${plan!.add.length} tasks and changing ${progress.edited} of ${plan!.edit.length}. ` +
+                "Run the same import again to finish: it adds and changes only what is still missing.",
+            );
+          }
+          throw error;
+        }
+      }
+      for (const line of describePlan(plan!, dryRun)) io.out(line);
+      return 0;
+    },
+  );
+}
+/** A project as markdown grouped by status, which `import` reads back to the same tasks. */
+export function renderMarkdown(project: string, tasks: Task[]): string {
+  const groups: [string, Task["status"]][] = [
+    ["Pending", "pending"],
+    ["In progress", "in_progress"],
+    ["Completed", "completed"],
+  ];
+  const lines = [
+    `${EXPORT_MARKER}: project ${project}; \`${NAME} import FILE --project ${project}\` reads it back -->`,
+    `# Tasks of ${project}`,
+  ];
+  for (const [title, status] of groups) {
+    const inGroup = tasks.filter((task) => task.status === status);
+    if (!inGroup.length) continue;
+    lines.push("", `## ${title} (${inGroup.length})`, "");
+    for (const task of inGroup) lines.push(...taskLines(task));
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function taskLines(task: Task): string[] {
+  const id = ARTIFACT_ID.test(task.task_id) ? `**${task.task_id}**` : `**\`${task.task_id}\`**`;
+  const [first = "", ...rest] = normalizeDescription(task.description).split("\n");
+  const endsLikePriority = PRIORITY_SUFFIX.test(first);
+  const priority = task.priority !== "medium" || endsLikePriority ? ` (${task.priority})` : "";
+  const lines = [`- [${task.status === "completed" ? "x" : " "}] ${id} ${first}${priority}`];
+  const metadata = (key: string, value: string) => {
+    const [head, ...more] = value.split("\n");
+    lines.push(`  - ${key}: ${head}`.trimEnd(), ...escapeLines(more).map((line) => (line ? `    ${line}` : "")));
+  };
+  if (task.depends_on.length) metadata("depends on", task.depends_on.join(", "));
+  if (task.inputs.length) metadata("inputs", task.inputs.join(", "));
+  if (task.outputs.length) metadata("outputs", task.outputs.join(", "));
+  const lease = typeof task.lease_expires_at === "string" ? ` (lease until ${task.lease_expires_at})` : "";
+  if (task.claimed_by) metadata("held by", task.claimed_by + lease);
+  if (task.status === "completed" && task.completion_notes)
+    metadata("completion notes", normalizeDescription(task.completion_notes));
+  // After the metadata: a code block left open in the description then ends with the item, as in any markdown.
+  for (const line of escapeLines(rest)) lines.push(line ? `  ${line}` : "");
+  return lines;
+}
+
+function readExportArguments(argv: string[]) {
+  const { positional, project, values } = parseCliArguments("export", argv, [], ["--project", "--format"]);
+  if (positional.length) throw new UsageError(`export takes no FILE (it writes to stdout): ${JSON.stringify(positional[0])}`);
+  const format = values["--format"] ?? "markdown";
+  if (format !== "markdown" && format !== "json")
+    throw new UsageError(`--format must be markdown or json, not ${JSON.stringify(format)}`);
+  return { project, format };
+}
+
+/** `export --project P [--format markdown|json]`: every task of the project on stdout. */
+export function runExport(argv: string[], io: CliIo): Promise<number> {
+  return runCommand(
+    io,
+    EXPORT_USAGE,
+    () => readExportArguments(argv),
+    async (client, { project, format }) => {
+      const tasks = await client.listAllTasks({ project }, cliCall());
+      io.out(
+        format === "json" ? JSON.stringify({ project_id: project, tasks }, null, 2) : renderMarkdown(project, tasks).trimEnd(),
+      );
+      return 0;
+    },
+  );
+}
