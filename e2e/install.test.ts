@@ -35,6 +35,7 @@ const MISSING = `e2e/install.test.ts needs ${missing.join(", ")}, so the npm ins
 /** The package sources: tarballs older than any of them are packed again. */
 const PACKAGE_SOURCES = [
   "index.ts",
+  "transfer.ts",
   "package.json",
   "bun.lock",
   "LICENSE",
