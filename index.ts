@@ -20,11 +20,14 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { type Readable, Transform, type Writable } from "node:stream";
+// zod before the SDK: the build wraps zod in a lazy initialiser (transfer.ts, loaded on demand, uses it too) that only
+// an import placed first runs before the SDK makes its schemas; without it the binary fails at start. biome.json keeps it.
+import { z } from "zod";
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { CallToolResult, ReadResourceResult } from "@modelcontextprotocol/sdk/types.js";
-import { z } from "zod";
 import packageJson from "./package.json" with { type: "json" };
+import type { TransferHost } from "./transfer.ts";
 
 export const NAME = "task-tracking-mcp";
 export const VERSION: string = packageJson.version;
@@ -231,19 +234,16 @@ export const ARTIFACT_TYPE = /^[A-Z][A-Z0-9]{0,15}$/;
 export const TASK_STATUSES = ["pending", "in_progress", "completed"] as const;
 export const PRIORITIES = ["high", "medium", "low"] as const;
 
-export const projectId = z
-  .string()
-  .min(1, "project_id must not be empty")
-  .max(128, "project_id must be at most 128 characters")
-  .regex(ID_CHARACTERS, "project_id may hold only A-Z a-z 0-9 . _ -")
-  .refine((id) => !ONLY_DOTS.test(id), "project_id must not be made only of dots");
-const taskId = (field: string) =>
+/** A project or task ID as the service takes it; never only dots, which a URL reads as a path step. */
+const identifier = (field: string, maxLength: number) =>
   z
     .string()
     .min(1, `${field} must not be empty`)
-    .max(64, `${field} must be at most 64 characters`)
+    .max(maxLength, `${field} must be at most ${maxLength} characters`)
     .regex(ID_CHARACTERS, `${field} may hold only A-Z a-z 0-9 . _ -`)
     .refine((id) => !ONLY_DOTS.test(id), `${field} must not be made only of dots`);
+export const projectId = identifier("project_id", 128);
+const taskId = (field: string) => identifier(field, 64);
 const artifactType = z
   .string()
   .regex(
@@ -340,11 +340,7 @@ const ReservationShape = {
   expires_at: z.string().describe("RFC 3339 time after which the reservation shows as expired (its IDs are never reissued)"),
 };
 const ReservationResponse = z.object(ReservationShape);
-const BatchShape = {
-  success: z.boolean(),
-  tasks_added: z.number().int(),
-  task_ids: z.array(z.string()),
-};
+const BatchShape = { success: z.boolean(), tasks_added: z.number().int(), task_ids: z.array(z.string()) };
 const BatchResponse = z.object(BatchShape);
 
 // ─── The HTTP client: knows the API, retries and timeouts; knows nothing of MCP ────────────────
@@ -369,9 +365,7 @@ export class ToolFailure extends Error {
 
 class CancelledError extends Error {
   override name = "CancelledError";
-  constructor() {
-    super("The tool call was cancelled");
-  }
+  override message = "The tool call was cancelled";
 }
 
 const RETRY_DELAYS_MS = [100, 200, 400];
@@ -446,6 +440,8 @@ export interface CallContext {
 }
 
 export const newCall = (signal: AbortSignal): CallContext => ({ signal, trace: { requestId: crypto.randomUUID(), attempts: 0 } });
+/** A call that nothing cancels but its process ending: doctor's, import's and export's. */
+const detachedCall = () => newCall(new AbortController().signal);
 
 interface ApiRequest {
   method: "GET" | "PUT" | "POST" | "PATCH";
@@ -520,10 +516,7 @@ export interface ClientDeps {
   onRetry?: (failure: ToolFailure, attempt: number, delayMs: number) => void;
 }
 
-/**
- * A 404 that says the endpoint does not exist: code `not_found` (a missing task, reservation or project
- * has its own code), or no code at all from a service of the first contract.
- */
+/** A 404 for a missing endpoint: code `not_found` (a missing task has its own), or none from a first-contract service. */
 const isNoSuchEndpoint = (failure: ToolFailure) =>
   failure.status === 404 && (failure.code === undefined || failure.code === "not_found");
 
@@ -540,10 +533,7 @@ export class TrackerClient {
   private readonly redact: (text: string) => string;
   private readonly fetchImpl: typeof fetch;
   readonly sleep: Sleep;
-  /**
-   * Cleared when a service of the first contract took a status change only without `?project=` and
-   * `lease_seconds` (it checks its parameters strictly): from then on they are not sent.
-   */
+  /** Cleared once a first-contract service took a status change only without `?project=` and `lease_seconds`. */
   private statusExtrasAccepted = true;
 
   constructor(
@@ -1189,15 +1179,11 @@ const MAX_NAMED_PROJECTS = 10;
  */
 async function emptyProjectText(client: TrackerClient, project: string, call: CallContext): Promise<string | undefined> {
   const side: CallContext = { signal: call.signal, trace: { requestId: call.trace.requestId, attempts: 0 } };
-  let projects: ProjectSummary[];
-  try {
-    projects = await client.projects(side);
-  } catch (error) {
-    if (error instanceof ToolFailure) return undefined;
-    throw error;
-  } finally {
-    call.trace.attempts += side.trace.attempts;
-  }
+  const projects = await client
+    .projects(side)
+    .catch((error) => (error instanceof ToolFailure ? undefined : Promise.reject(error)));
+  call.trace.attempts += side.trace.attempts;
+  if (!projects) return undefined;
   const entry = projects.find((summary) => summary.project_id === project);
   if (entry && entry.ready + entry.blocked + entry.in_progress + entry.completed > 0) return undefined;
   const others = projects.map((summary) => summary.project_id).filter((id) => id !== project);
@@ -1781,7 +1767,7 @@ function printConfiguration(config: Config, say: (line: string) => void): void {
 /** GET /healthz answers. */
 async function checkService(client: TrackerClient, config: Config, say: (line: string) => void): Promise<boolean> {
   try {
-    const health = await client.health(newCall(new AbortController().signal));
+    const health = await client.health(detachedCall());
     say(
       `✓ service reachable: ${config.displayUrl}/healthz says ${health.status}${health.version ? `, version ${health.version}` : ""}`,
     );
@@ -1797,7 +1783,7 @@ async function checkService(client: TrackerClient, config: Config, say: (line: s
 /** A read-only call with the key succeeds. */
 async function checkKey(client: TrackerClient, config: Config, say: (line: string) => void): Promise<boolean> {
   try {
-    await client.nextTask("task-tracking-mcp-doctor", "pending", newCall(new AbortController().signal));
+    await client.nextTask("task-tracking-mcp-doctor", "pending", detachedCall());
     say("✓ API key accepted (a read-only call succeeded)");
     return true;
   } catch (error) {
@@ -1846,6 +1832,23 @@ Claude Code (the key file is the one the local tracker keeps; \`task-tracker pat
   claude mcp add --scope user task-tracking --env TASK_TRACKING_API_KEY_FILE=$HOME/.local/share/task-tracking/api-key -- ${NAME}
 `;
 
+/** What `import` and `export` take of the server: the tools' configuration, client and failures (a type-only import). */
+export const transferHost: TransferHost = {
+  connect(env, fetchImpl) {
+    const client = new TrackerClient(loadConfig(env), { fetch: fetchImpl });
+    return {
+      tasks: (project) => client.listAllTasks({ project }, detachedCall()),
+      read: (schema, path) => client.sendFor(schema, { method: "GET", path, idempotent: false }, detachedCall()),
+      write: async (method, path, body) => void (await client.send({ method, path, body, idempotent: true }, detachedCall())),
+    };
+  },
+  failureOf(error) {
+    if (error instanceof ToolFailure) return { sentence: error.message, status: error.status };
+    return error instanceof ConfigError ? { sentence: error.message } : undefined;
+  },
+  projectProblem: (project) => projectId.safeParse(project).error?.issues[0]?.message,
+};
+
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number | undefined> {
   const command = argv[0];
   if (command === "--version" || command === "-v") {
@@ -1867,7 +1870,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     // Loaded only here: the server's start never parses import and export.
     const transfer = await import("./transfer.ts");
     const run = command === "import" ? transfer.runImport : transfer.runExport;
-    return run(argv.slice(1), transfer.cliIo());
+    return run(argv.slice(1), transfer.cliIo(), transferHost);
   }
   if (command !== undefined) {
     console.error(`${NAME}: unknown argument ${JSON.stringify(command)}; see ${NAME} --help`);

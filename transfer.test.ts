@@ -8,7 +8,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main } from "./index.ts";
+import * as server from "./index.ts";
+import { main, transferHost } from "./index.ts";
+import * as transfer from "./transfer.ts";
 import {
   batchesOf,
   derivedTaskId,
@@ -125,7 +127,7 @@ function standInTracker(pageSize = 500) {
 async function cli(command: typeof runImport, args: string[], env: Record<string, string>) {
   const out: string[] = [];
   const err: string[] = [];
-  const exitCode = await command(args, { env, out: (line) => out.push(line), err: (line) => err.push(line) });
+  const exitCode = await command(args, { env, out: (line) => out.push(line), err: (line) => err.push(line) }, transferHost);
   return { exitCode, stdout: out.join("\n"), stderr: err.join("\n") };
 }
 
@@ -134,6 +136,29 @@ function fileWith(text: string, name = "TODO.md"): string {
   writeFileSync(path, text);
   return path;
 }
+
+describe("the module beside the server", () => {
+  test("keeps the API's rules for IDs, statuses and priorities, and the command's name, as index.ts does", () => {
+    const rules = (module: typeof server | typeof transfer) => ({
+      idCharacters: module.ID_CHARACTERS.source,
+      onlyDots: module.ONLY_DOTS.source,
+      artifactType: module.ARTIFACT_TYPE.source,
+      statuses: module.TASK_STATUSES,
+      priorities: module.PRIORITIES,
+    });
+    expect(rules(transfer)).toEqual(rules(server));
+    expect(transfer.COMMAND).toBe(server.NAME);
+  });
+
+  test("refuses a project ID with the tools' own sentence", async () => {
+    const result = await cli(runExport, ["--project", ".."], { TASK_TRACKING_API_KEY: API_KEY });
+    expect(result).toEqual({
+      exitCode: 2,
+      stdout: "",
+      stderr: `task-tracking-mcp: --project: project_id must not be made only of dots\nUsage: task-tracking-mcp export --project P [--format markdown|json]`,
+    });
+  });
+});
 
 describe("markdown", () => {
   test("a TODO.md becomes tasks: checkboxes are statuses, nested items are steps, (high) and IDs are kept", async () => {

@@ -12,22 +12,55 @@
  */
 import { basename } from "node:path";
 import { z } from "zod";
-import {
-  ARTIFACT_TYPE,
-  type CallContext,
-  ConfigError,
-  ID_CHARACTERS,
-  loadConfig,
-  NAME,
-  newCall,
-  ONLY_DOTS,
-  PRIORITIES,
-  projectId,
-  TASK_STATUSES,
-  type Task,
-  ToolFailure,
-  TrackerClient,
-} from "./index.ts";
+
+/** The command's name, as index.ts's NAME: usage lines and the export's first line say it. */
+export const COMMAND = "task-tracking-mcp";
+
+// The API's rules for what a file may hold, as index.ts keeps them for the tools (docs/API.md); a test
+// holds the two copies equal, so that this module needs nothing of the server to parse a file.
+export const ID_CHARACTERS = /^[A-Za-z0-9._-]+$/;
+export const ONLY_DOTS = /^\.+$/;
+export const ARTIFACT_TYPE = /^[A-Z][A-Z0-9]{0,15}$/;
+export const TASK_STATUSES = ["pending", "in_progress", "completed"] as const;
+export const PRIORITIES = ["high", "medium", "low"] as const;
+
+/** A task as the tracker answers it, as far as import and export read it (the tracker may send more). */
+export interface TrackedTask {
+  task_id: string;
+  description: string;
+  status: (typeof TASK_STATUSES)[number];
+  priority: (typeof PRIORITIES)[number];
+  depends_on: string[];
+  inputs: string[];
+  outputs: string[];
+  claimed_by?: string | null;
+  lease_expires_at?: unknown;
+  completion_notes?: string | null;
+}
+
+/** The tracker as import and export use it: index.ts hands over its own client (retries, timeouts, the key). */
+export interface Tracker {
+  /** Every task of the project, page after page. */
+  tasks(project: string): Promise<TrackedTask[]>;
+  /** A GET whose answer must have `schema`'s shape. */
+  read<T>(schema: z.ZodType<T>, path: string): Promise<T>;
+  /** A write, sent with an Idempotency-Key so that a retry does it once. */
+  write(method: "POST" | "PATCH" | "PUT", path: string, body: unknown): Promise<void>;
+}
+
+/**
+ * What the commands take from the MCP server (index.ts), which loads this module only for them: this
+ * module imports nothing of the server, so the server's start never reads it and the two never import
+ * each other.
+ */
+export interface TransferHost {
+  /** The tracker of the configuration in `env` (TASK_TRACKING_URL, the key); throws when it is not configured. */
+  connect(env: Record<string, string | undefined>, fetchImpl: typeof fetch): Tracker;
+  /** A failure the user reads as one sentence (configuration, the service's answer) and its HTTP status; undefined for a bug. */
+  failureOf(error: unknown): { sentence: string; status?: number } | undefined;
+  /** What is wrong with a project ID, as the tools say it; undefined when it is one. */
+  projectProblem(project: string): string | undefined;
+}
 
 // ─── The file's tasks ──────────────────────────────────────────────────────────────────────────
 
@@ -614,7 +647,7 @@ export interface ImportPlan {
 }
 
 /** Compares the file with the tracker's tasks and counters: what to add, edit and raise, or why not. */
-export function planImport(file: ParsedFile, existing: Task[], counters: Map<string, number>): ImportPlan {
+export function planImport(file: ParsedFile, existing: TrackedTask[], counters: Map<string, number>): ImportPlan {
   const tracked = new Map(existing.map((task) => [task.task_id, task]));
   const inFile = new Map(file.tasks.map((task) => [task.task_id, task]));
   const plan: ImportPlan = { add: [], edit: [], raise: [], unchanged: 0, notes: [], problems: [...file.problems] };
@@ -653,7 +686,7 @@ export function planImport(file: ParsedFile, existing: Task[], counters: Map<str
   return plan;
 }
 
-function compareWithTracker(task: FileTask, current: Task, plan: ImportPlan): void {
+function compareWithTracker(task: FileTask, current: TrackedTask, plan: ImportPlan): void {
   const edit: TaskEditPlan = { task };
   const description = normalizeDescription(task.description);
   const textChanged = description !== normalizeDescription(current.description);
@@ -719,16 +752,8 @@ const RegistryResponse = z.object({
   counters: z.array(z.object({ artifact_type: z.string(), last_assigned_id: z.number() })),
 });
 
-/** A command's call: nothing cancels it but the process ending. */
-const cliCall = (): CallContext => newCall(new AbortController().signal);
-
-async function projectCounters(client: TrackerClient, project: string): Promise<Map<string, number>> {
-  const query = new URLSearchParams({ project });
-  const registry = await client.sendFor(
-    RegistryResponse,
-    { method: "GET", path: `/ids/registry?${query}`, idempotent: false },
-    cliCall(),
-  );
+async function projectCounters(tracker: Tracker, project: string): Promise<Map<string, number>> {
+  const registry = await tracker.read(RegistryResponse, `/ids/registry?${new URLSearchParams({ project })}`);
   return new Map(registry.counters.map((counter) => [counter.artifact_type, counter.last_assigned_id]));
 }
 
@@ -743,35 +768,38 @@ interface ImportProgress {
  * first), then the counters. The file was checked whole before, so the service refuses nothing in it
  * unless the project changed meanwhile or the service fails; a re-run then does only what is left.
  */
-async function applyPlan(client: TrackerClient, project: string, plan: ImportPlan, progress: ImportProgress): Promise<void> {
+async function applyPlan(
+  tracker: Tracker,
+  host: TransferHost,
+  project: string,
+  plan: ImportPlan,
+  progress: ImportProgress,
+): Promise<void> {
   const inProject = `?project=${encodeURIComponent(project)}`;
   for (const tasks of batchesOf(plan.add, project)) {
-    await client.send({ method: "POST", path: "/tasks/batch", body: { tasks }, idempotent: true }, cliCall());
+    await tracker.write("POST", "/tasks/batch", { tasks });
     progress.added += tasks.length;
   }
   for (const { task, priority, description, complete } of plan.edit) {
     const path = `/tasks/${encodeURIComponent(task.task_id)}`;
     if (priority || description) {
       const body = { ...(priority && { priority: priority.to }), ...(description && { description: description.to }) };
-      await client.send({ method: "PATCH", path: path + inProject, body, idempotent: true }, cliCall());
+      await tracker.write("PATCH", path + inProject, body);
     }
     if (complete) {
       const completed = { status: "completed", completion_notes: task.completion_notes };
-      await client.send(
-        { method: "PUT", path: `${path}/status${inProject}`, body: { status: "in_progress" }, idempotent: true },
-        cliCall(),
-      );
-      await client.send({ method: "PUT", path: `${path}/status${inProject}`, body: completed, idempotent: true }, cliCall());
+      await tracker.write("PUT", `${path}/status${inProject}`, { status: "in_progress" });
+      await tracker.write("PUT", `${path}/status${inProject}`, completed);
     }
     progress.edited++;
   }
   for (const { type, to } of plan.raise) {
     const path = `/ids/registry/${encodeURIComponent(project)}/${encodeURIComponent(type)}`;
     try {
-      await client.send({ method: "PUT", path, body: { last_assigned_id: to }, idempotent: true }, cliCall());
+      await tracker.write("PUT", path, { last_assigned_id: to });
     } catch (error) {
       // 409: the counter went past it since we read it, so there is nothing to raise.
-      if (!(error instanceof ToolFailure && error.status === 409)) throw error;
+      if (host.failureOf(error)?.status !== 409) throw error;
     }
   }
 }
@@ -828,7 +856,7 @@ class UsageError extends Error {
 }
 
 /** `[FILE] --project P --flag --option VALUE`, the one shape both commands take. */
-function parseCliArguments(command: string, argv: string[], flags: string[], options: string[]) {
+function parseCliArguments(host: TransferHost, command: string, argv: string[], flags: string[], options: string[]) {
   const values: Record<string, string | true> = {};
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -847,55 +875,58 @@ function parseCliArguments(command: string, argv: string[], flags: string[], opt
   }
   const project = values["--project"];
   if (typeof project !== "string") throw new UsageError(`${command} needs --project P`);
-  const checked = projectId.safeParse(project);
-  if (!checked.success) throw new UsageError(`--project: ${checked.error.issues[0]!.message}`);
+  const problem = host.projectProblem(project);
+  if (problem) throw new UsageError(`--project: ${problem}`);
   return { values, positional, project };
 }
 
-const IMPORT_USAGE = `${NAME} import FILE --project P [--dry-run]`;
-const EXPORT_USAGE = `${NAME} export --project P [--format markdown|json]`;
+const IMPORT_USAGE = `${COMMAND} import FILE --project P [--dry-run]`;
+const EXPORT_USAGE = `${COMMAND} export --project P [--format markdown|json]`;
 
 /**
- * A command's frame: its arguments (exit 2 when they are wrong), the configuration and one client,
+ * A command's frame: its arguments (exit 2 when they are wrong), the configuration and the tracker,
  * and the service's failures (exit 1), each as one sentence on stderr.
  */
 async function runCommand<T>(
   io: CliIo,
+  host: TransferHost,
   usage: string,
   readArguments: () => T,
-  work: (client: TrackerClient, args: T) => Promise<number>,
+  work: (tracker: Tracker, args: T) => Promise<number>,
 ): Promise<number> {
   let args: T;
   try {
     args = readArguments();
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    io.err(`${NAME}: ${error.message}\nUsage: ${usage}`);
+    io.err(`${COMMAND}: ${error.message}\nUsage: ${usage}`);
     return 2;
   }
   try {
-    return await work(new TrackerClient(loadConfig(io.env), { fetch: io.fetch ?? fetch }), args);
+    return await work(host.connect(io.env, io.fetch ?? fetch), args);
   } catch (error) {
-    if (!(error instanceof ConfigError || error instanceof ToolFailure)) throw error;
-    io.err(error.message);
+    const failure = host.failureOf(error);
+    if (!failure) throw error;
+    io.err(failure.sentence);
     return 1;
   }
 }
 
-function readImportArguments(argv: string[]) {
-  const { positional, project, values } = parseCliArguments("import", argv, ["--dry-run"], ["--project"]);
+function readImportArguments(argv: string[], host: TransferHost) {
+  const { positional, project, values } = parseCliArguments(host, "import", argv, ["--dry-run"], ["--project"]);
   if (positional.length !== 1)
     throw new UsageError(positional.length ? `import takes one FILE, not ${positional.length}` : "import needs a FILE");
   return { fileName: positional[0]!, project, dryRun: values["--dry-run"] === true };
 }
 
 /** `import FILE --project P [--dry-run]`: checks the whole file against the project first, and adds nothing when any of it is wrong. */
-export function runImport(argv: string[], io: CliIo): Promise<number> {
+export function runImport(argv: string[], io: CliIo, host: TransferHost): Promise<number> {
   return runCommand(
     io,
+    host,
     IMPORT_USAGE,
-    () => readImportArguments(argv),
-    async (client, { fileName, project, dryRun }) => {
+    () => readImportArguments(argv, host),
+    async (tracker, { fileName, project, dryRun }) => {
       let text: string;
       try {
         text = await Bun.file(fileName).text();
@@ -910,7 +941,7 @@ export function runImport(argv: string[], io: CliIo): Promise<number> {
       }
       const plan = file.problems.length
         ? undefined
-        : planImport(file, await client.listAllTasks({ project }, cliCall()), await projectCounters(client, project));
+        : planImport(file, await tracker.tasks(project), await projectCounters(tracker, project));
       const problems = plan?.problems ?? file.problems;
       if (problems.length) {
         for (const { line, message } of problems) io.err(`${fileName}${line ? `:${line}` : ""}: ${message}`);
@@ -921,7 +952,7 @@ export function runImport(argv: string[], io: CliIo): Promise<number> {
       const progress: ImportProgress = { added: 0, edited: 0 };
       if (!dryRun) {
         try {
-          await applyPlan(client, project, plan!, progress);
+          await applyPlan(tracker, host, project, plan!, progress);
         } catch (error) {
           if (progress.added || progress.edited) {
             io.err(
@@ -938,14 +969,14 @@ export function runImport(argv: string[], io: CliIo): Promise<number> {
   );
 }
 /** A project as markdown grouped by status, which `import` reads back to the same tasks. */
-export function renderMarkdown(project: string, tasks: Task[]): string {
-  const groups: [string, Task["status"]][] = [
+export function renderMarkdown(project: string, tasks: TrackedTask[]): string {
+  const groups: [string, TrackedTask["status"]][] = [
     ["Pending", "pending"],
     ["In progress", "in_progress"],
     ["Completed", "completed"],
   ];
   const lines = [
-    `${EXPORT_MARKER}: project ${project}; \`${NAME} import FILE --project ${project}\` reads it back -->`,
+    `${EXPORT_MARKER}: project ${project}; \`${COMMAND} import FILE --project ${project}\` reads it back -->`,
     `# Tasks of ${project}`,
   ];
   for (const [title, status] of groups) {
@@ -957,7 +988,7 @@ export function renderMarkdown(project: string, tasks: Task[]): string {
   return `${lines.join("\n")}\n`;
 }
 
-function taskLines(task: Task): string[] {
+function taskLines(task: TrackedTask): string[] {
   const id = ARTIFACT_ID.test(task.task_id) ? `**${task.task_id}**` : `**\`${task.task_id}\`**`;
   const [first = "", ...rest] = normalizeDescription(task.description).split("\n");
   const endsLikePriority = PRIORITY_SUFFIX.test(first);
@@ -979,8 +1010,8 @@ function taskLines(task: Task): string[] {
   return lines;
 }
 
-function readExportArguments(argv: string[]) {
-  const { positional, project, values } = parseCliArguments("export", argv, [], ["--project", "--format"]);
+function readExportArguments(argv: string[], host: TransferHost) {
+  const { positional, project, values } = parseCliArguments(host, "export", argv, [], ["--project", "--format"]);
   if (positional.length) throw new UsageError(`export takes no FILE (it writes to stdout): ${JSON.stringify(positional[0])}`);
   const format = values["--format"] ?? "markdown";
   if (format !== "markdown" && format !== "json")
@@ -989,13 +1020,14 @@ function readExportArguments(argv: string[]) {
 }
 
 /** `export --project P [--format markdown|json]`: every task of the project on stdout. */
-export function runExport(argv: string[], io: CliIo): Promise<number> {
+export function runExport(argv: string[], io: CliIo, host: TransferHost): Promise<number> {
   return runCommand(
     io,
+    host,
     EXPORT_USAGE,
-    () => readExportArguments(argv),
-    async (client, { project, format }) => {
-      const tasks = await client.listAllTasks({ project }, cliCall());
+    () => readExportArguments(argv, host),
+    async (tracker, { project, format }) => {
+      const tasks = await tracker.tasks(project);
       io.out(
         format === "json" ? JSON.stringify({ project_id: project, tasks }, null, 2) : renderMarkdown(project, tasks).trimEnd(),
       );

@@ -4,6 +4,7 @@
  *   does several things that deserve names of their own.
  * - No import cycle anywhere in the repository (type-only and dynamic imports count): files that import each
  *   other cannot be read, changed or tested one at a time.
+ * - index.ts, the MCP server, stays a file one reads in a sitting: at most MAX_SERVER_LINES lines.
  * Prints each offender as `path:line` with what is wrong and exits 1 if there is any.
  */
 import { readdirSync, readFileSync } from "node:fs";
@@ -11,6 +12,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import ts from "typescript";
 
 export const MAX_FUNCTION_LINES = 80;
+export const MAX_SERVER_LINES = 1900;
 
 const root = resolve(import.meta.dir, "..");
 const SKIPPED_FOLDERS = new Set(["node_modules", "dist", "coverage", "data", ".git"]);
@@ -114,6 +116,8 @@ if (import.meta.main) {
     graph.set(path, importsOf(path, known, source));
     if (isMeasured(path)) problems.push(...longFunctions(path, source));
   }
+  const serverLines = readFileSync(join(root, "index.ts"), "utf8").split("\n").length - 1;
+  if (serverLines > MAX_SERVER_LINES) problems.push(`index.ts is ${serverLines} lines, over ${MAX_SERVER_LINES}`);
   for (const cycle of importCycles(graph)) problems.push(`import cycle: ${[...cycle, cycle[0]].join(" -> ")}`);
   for (const problem of problems) console.error(problem);
   const measured = files.filter(isMeasured).length;
