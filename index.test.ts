@@ -2338,7 +2338,7 @@ describe("doctor", () => {
       new Response("<html><h1>400 Bad Request</h1>The plain HTTP request was sent to HTTPS port</html>", { status: 400 });
     const proxy = await run(env());
     expect(proxy.lines.at(-1)).toBe(
-      "  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…",
+      "  Something other than the tracker answered 400: if that port speaks https, set TASK_TRACKING_URL to https://…",
     );
     const { url, server } = await droppingServer();
     const dropped = await run(env({ TASK_TRACKING_URL: url }));

@@ -1703,9 +1703,9 @@ function healthHints(failure: ToolFailure, config: Config): string[] {
       "  The TLS handshake failed: the service probably speaks plain http on that port. Try TASK_TRACKING_URL with http://.",
     ];
   }
-  const plainToTls = /plain HTTP request was sent to HTTPS port|speak TLS|client sent an HTTP request to an HTTPS server/i;
-  if (!https && failure.status === 400 && plainToTls.test(failure.detail ?? "")) {
-    return ["  The service speaks https on that port, and this request was plain http. Set TASK_TRACKING_URL to https://…"];
+  // A tracker's every error has a code; a 400 without one to plain http is most often an https port's proxy.
+  if (!https && failure.status === 400 && failure.code === undefined) {
+    return ["  Something other than the tracker answered 400: if that port speaks https, set TASK_TRACKING_URL to https://…"];
   }
   if (!https && (failure.info.network === "ECONNRESET" || failure.info.network === "ConnectionClosed")) {
     return [
