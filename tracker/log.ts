@@ -101,7 +101,7 @@ function clockTime(time: Date): string {
 
 /** Plain when it reads unambiguously; quoted (JSON) when it holds spaces, quotes or is not a string. */
 function textValue(value: unknown): string {
-  if (typeof value === "string" && /^[^\s"=()]+$/.test(value)) return value;
+  if (typeof value === "string" && /^[^\s"=()\p{Cc}]+$/u.test(value)) return value;
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   return oneLine(JSON.stringify(value) ?? String(value));
 }
