@@ -234,6 +234,7 @@ describe("LOG_FORMAT: a person's terminal gets a start-up block and then warning
     expect(block).toContain(`  Board:     ${url}/\n`);
     expect(block).toContain(`  Database:  ${join(dataDir, "tracker.db")}\n`);
     expect(block).toContain(`  API key:   ${keyPath} (generated just now, readable only by you)\n`);
+    expect(block).toContain(`             the board asks for it: cat ${keyPath}\n`);
     expect(block).toContain(
       `  claude mcp add --scope user task-tracking \\\n    --env TASK_TRACKING_URL=${url} \\\n    --env TASK_TRACKING_API_KEY_FILE=${keyPath} \\\n`,
     );

@@ -203,6 +203,7 @@ function startupFacts(config: TrackerConfig, apiKeys: ApiKeys, url: string): Sta
   return {
     version: packageJson.version,
     url,
+    host: config.host,
     database,
     keys,
     mcpServer: mcpServerCommand(),

@@ -7,6 +7,7 @@ import { reachableUrl, type StartupFacts, startupBlock } from "./startup.ts";
 const LINUX: StartupFacts = {
   version: "1.2.3",
   url: "http://127.0.0.1:8080",
+  host: "127.0.0.1",
   database: { kind: "sqlite", path: "/home/ada/.local/share/task-tracking/tracker.db" },
   keys: { from: "file", path: "/home/ada/.local/share/task-tracking/api-key", created: false },
   mcpServer: { command: "task-tracking-mcp" },
@@ -23,6 +24,7 @@ describe("startupBlock", () => {
         "  Board:     http://127.0.0.1:8080/",
         "  Database:  /home/ada/.local/share/task-tracking/tracker.db",
         "  API key:   /home/ada/.local/share/task-tracking/api-key",
+        "             the board asks for it: cat /home/ada/.local/share/task-tracking/api-key",
         "",
         "Register it with Claude Code, once, from any directory:",
         "",
@@ -46,7 +48,7 @@ describe("startupBlock", () => {
       keys: { from: "variable", count: 1 },
     });
     expect(block).toContain("  Database:  postgres://tracker:***@db.internal/tracker (DATABASE_URL)\n");
-    expect(block).toContain("  API key:   keys from TRACKER_API_KEYS (1 key)\n");
+    expect(block).toContain("  API key:   keys from TRACKER_API_KEYS (1 key)\n\n");
     expect(block).toContain("--env TASK_TRACKING_API_KEY_FILE='<a file holding one of the keys>' \\\n");
   });
 
@@ -66,7 +68,8 @@ describe("startupBlock", () => {
       },
     });
     expect(block).toContain(
-      "  API key:   /Users/ada/Library/Application Support/task-tracking/api-key (generated just now, readable only by you)\n",
+      "  API key:   /Users/ada/Library/Application Support/task-tracking/api-key (generated just now, readable only by you)\n" +
+        "             the board asks for it: cat '/Users/ada/Library/Application Support/task-tracking/api-key'\n",
     );
     expect(block).toContain(
       "--env TASK_TRACKING_API_KEY_FILE='/Users/ada/Library/Application Support/task-tracking/api-key' \\\n",
@@ -89,8 +92,8 @@ describe("startupBlock", () => {
   });
 
   test("a tracker on every address (HOST=0.0.0.0) gives this machine's address and says it listens on all", () => {
-    const block = startupBlock({ ...LINUX, url: "http://0.0.0.0:8080" });
-    expect(block).toContain("  Board:     http://127.0.0.1:8080/ (listening on all addresses: 0.0.0.0)\n");
+    const block = startupBlock({ ...LINUX, url: "http://0.0.0.0:8080", host: "0.0.0.0" });
+    expect(block).toContain("  Board:     http://127.0.0.1:8080/ (and every other address of this machine: HOST=0.0.0.0)\n");
     expect(block).toContain("--env TASK_TRACKING_URL=http://127.0.0.1:8080 \\\n");
     expect(reachableUrl("http://[::]:9000")).toBe("http://[::1]:9000");
     expect(reachableUrl("http://[::1]:9000")).toBe("http://[::1]:9000");

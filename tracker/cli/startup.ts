@@ -6,8 +6,9 @@ import type { LogLevel } from "../log.ts";
 
 export interface StartupFacts {
   version: string;
-  /** The URL the tracker listens on (RunningTracker.url), without a trailing slash. */
+  /** The URL the tracker listens on (RunningTracker.url), without a trailing slash, and HOST. */
   url: string;
+  host: string;
   database: { kind: "sqlite"; path: string } | { kind: "memory" } | { kind: "postgres"; redactedUrl: string };
   keys: { from: "file"; path: string; created: boolean } | { from: "variable"; count: number };
   /** The command that starts the MCP server, and what to do first when it is not there yet. */
@@ -22,9 +23,10 @@ export function startupBlock(facts: StartupFacts): string {
   const lines = [
     `task-tracker ${facts.version} is running.`,
     "",
-    `  Board:     ${local}/${local === facts.url ? "" : ` (listening on all addresses: ${new URL(facts.url).hostname})`}`,
+    `  Board:     ${local}/${local === facts.url ? "" : ` (and every other address of this machine: HOST=${facts.host})`}`,
     `  Database:  ${describeDatabase(facts.database)}`,
     `  API key:   ${describeKeys(facts.keys)}`,
+    ...(facts.keys.from === "file" ? [`             the board asks for it: cat ${shellWord(facts.keys.path)}`] : []),
     "",
     "Register it with Claude Code, once, from any directory:",
     "",
