@@ -55,7 +55,7 @@ export async function trackerStarted(child: ChildProcess, logFile?: string): Pro
 }
 
 export interface TrackerOptions {
-  /** The whole environment; PORT defaults to 0 and HOST to 127.0.0.1. */
+  /** The whole environment; PORT defaults to 0 and HOST to 127.0.0.1; LOG_FORMAT is always json. */
   env: Record<string, string | undefined>;
   command?: string[];
   cwd?: string;
@@ -74,7 +74,8 @@ export interface StartedTracker {
 export async function startTracker(options: TrackerOptions): Promise<StartedTracker> {
   const stderr = options.stderr ?? "lines";
   const child = startProcess(options.command ?? trackerCommand(), {
-    env: { PORT: "0", HOST: "127.0.0.1", ...options.env },
+    // JSON lines whatever the caller's environment says: "tracker started" is how it is seen to start.
+    env: { PORT: "0", HOST: "127.0.0.1", ...options.env, LOG_FORMAT: "json" },
     cwd: options.cwd,
     stdout: options.stdout ?? "lines",
     stderr,

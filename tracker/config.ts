@@ -17,7 +17,7 @@ import {
 import { isIP } from "node:net";
 import { dirname, join, posix, resolve, win32 } from "node:path";
 import { DEFAULT_CLAIM_TTL_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS } from "./domain.ts";
-import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 import type { SyncMode } from "./storage/sqlite.ts";
 
 export const MIN_API_KEY_LENGTH = 16;
@@ -36,6 +36,8 @@ export interface TrackerConfig {
   claimTtlSeconds: number;
   sync: SyncMode;
   logLevel: LogLevel;
+  /** LOG_FORMAT; null when unset: main.ts decides by whether stdout is a terminal (log.ts, chooseLogFormat). */
+  logFormat: LogFormat | null;
   /** postgres://… selects the PostgreSQL storage instead of SQLite. */
   databaseUrl: string | null;
   /** PostgreSQL only: connections per instance, and how long connecting and one operation may take. */
@@ -163,6 +165,7 @@ export function readConfig(env: Env = process.env, platform: NodeJS.Platform = p
   );
   const sync = readChoice<SyncMode>(env, "TRACKER_SYNC", ["normal", "full"], "normal");
   const logLevel = readChoice<LogLevel>(env, "LOG_LEVEL", LOG_LEVELS, "info");
+  const logFormat = read(env, "LOG_FORMAT") === undefined ? null : readChoice<LogFormat>(env, "LOG_FORMAT", LOG_FORMATS, "json");
 
   const databaseUrl = read(env, "DATABASE_URL") ?? null;
   // The sentences never repeat the URL: it may hold a password.
@@ -189,6 +192,7 @@ export function readConfig(env: Env = process.env, platform: NodeJS.Platform = p
     claimTtlSeconds,
     sync,
     logLevel,
+    logFormat,
     databaseUrl,
     databasePoolMax,
     databaseConnectTimeoutSeconds,

@@ -4,7 +4,9 @@
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
+import packageJson from "../package.json" with { type: "json" };
 import type { Lines } from "../testkit/lines.ts";
 import { TRACKER_MAIN as MAIN } from "../testkit/paths.ts";
 import { type ChildProcess, startProcess } from "../testkit/processes.ts";
@@ -61,6 +63,7 @@ describe("configuration errors stop the start with exit 1 and a sentence naming 
       "TRACKER_CLAIM_TTL must be a number of seconds from 5 to 86400; it is below 5.",
     ],
     [{ TRACKER_API_KEYS: KEY, LOG_LEVEL: "loud" }, "LOG_LEVEL must be one of debug, info, warn, error"],
+    [{ TRACKER_API_KEYS: KEY, LOG_FORMAT: "bogus" }, "LOG_FORMAT must be one of text, json; it is none of them."],
     [{ TRACKER_API_KEYS: KEY, TRACKER_RESERVATION_TTL: "0" }, "TRACKER_RESERVATION_TTL must be a number of seconds"],
     [{ TRACKER_API_KEYS: KEY, TRACKER_RESERVATION_TTL: "1h" }, "TRACKER_RESERVATION_TTL"],
     [{ TRACKER_API_KEYS: KEY, DATABASE_URL: "mysql://x" }, "DATABASE_URL must be a postgres:// or postgresql:// URL."],
@@ -151,6 +154,7 @@ describe("a value that could be a key pasted into the wrong variable", () => {
     "TRACKER_CLAIM_TTL",
     "TRACKER_SYNC",
     "LOG_LEVEL",
+    "LOG_FORMAT",
     "DATABASE_URL",
     "DATABASE_POOL_MAX",
     "DATABASE_CONNECT_TIMEOUT",
@@ -204,6 +208,113 @@ describe("TRACKER_CLAIM_TTL", () => {
     expect(Math.abs(Date.parse(task.lease_expires_at) - claimedAt - 100_000)).toBeLessThan(5_000);
     spawned.kill("SIGTERM");
     expect(await spawned.exited).toBe(0);
+  });
+});
+
+describe("LOG_FORMAT: a person's terminal gets a start-up block and then warnings only", () => {
+  /** The text form's tracker, once its start-up block is out; LOG_LEVEL unset: the default, info. */
+  async function startTextTracker(env: Record<string, string>, dir: string): Promise<{ spawned: ChildProcess; url: string }> {
+    const spawned = spawnTracker({ LOG_FORMAT: "text", LOG_LEVEL: "", ...env }, dir);
+    const exited = spawned.exited.then(async (code) => {
+      throw new Error(`the tracker exited with code ${code}: ${await allOf(spawned.stderr)}`);
+    });
+    const board = await Promise.race([spawned.stderr.waitFor((line) => line.includes("Board:"), "the board's address"), exited]);
+    await spawned.stderr.waitFor((line) => line.startsWith("From here on"), "the end of the start-up block");
+    return { spawned, url: board.match(/http:\/\/127\.0\.0\.1:\d+/)![0] };
+  }
+
+  test("names the board, the database, the key file and the claude mcp add line, never the key; requests add no line", async () => {
+    const dir = tempDir();
+    const { spawned, url } = await startTextTracker({}, dir);
+    const dataDir = join(dir, ".local", "share", "task-tracking");
+    const keyPath = join(dataDir, "api-key");
+    const key = readFileSync(keyPath, "utf8").trim();
+    const block = spawned.stderr.text();
+    expect(block).toStartWith(`task-tracker ${packageJson.version} is running.\n\n`);
+    expect(block).toContain(`  Board:     ${url}/\n`);
+    expect(block).toContain(`  Database:  ${join(dataDir, "tracker.db")}\n`);
+    expect(block).toContain(`  API key:   ${keyPath} (generated just now, readable only by you)\n`);
+    expect(block).toContain(`             the board asks for it: cat ${keyPath}\n`);
+    expect(block).toContain(
+      `  claude mcp add --scope user task-tracking \\\n    --env TASK_TRACKING_URL=${url} \\\n    --env TASK_TRACKING_API_KEY_FILE=${keyPath} \\\n`,
+    );
+    expect(block).toContain("Ctrl-C stops it.\n");
+    for (let request = 0; request < 5; request++) {
+      const answer = await fetch(`${url}/tasks/next?project=p`, { headers: { Authorization: `Bearer ${key}` } });
+      expect(answer.status).toBe(200);
+    }
+    expect((await fetch(`${url}/tasks/next?project=p`)).status).toBe(401);
+    spawned.kill("SIGTERM");
+    expect(await spawned.exited).toBe(0);
+    const output = await allOf(spawned.stderr);
+    expect(output.slice(block.length).split("\n")).toEqual([
+      expect.stringMatching(/^\d\d:\d\d:\d\d info: tracker stopping \(signal=SIGTERM\)$/),
+      expect.stringMatching(/^\d\d:\d\d:\d\d info: tracker stopped$/),
+      "",
+    ]);
+    expect(output).not.toContain(key);
+    expect(output).not.toContain("{");
+    expect(await allOf(spawned.stdout)).toBe("");
+  });
+
+  test("says where TRACKER_API_KEYS' keys come from without repeating them", async () => {
+    const dir = tempDir();
+    const { spawned } = await startTextTracker({ TRACKER_API_KEYS: `${KEY},${KEY}-second`, TRACKER_DB: join(dir, "t.db") }, dir);
+    const block = spawned.stderr.text();
+    expect(block).toContain(`  Database:  ${join(dir, "t.db")}\n`);
+    expect(block).toContain("  API key:   keys from TRACKER_API_KEYS (2 keys)\n");
+    expect(block).toContain(`--env TASK_TRACKING_API_KEY_FILE='<a file holding one of the keys>' \\\n`);
+    expect(block).not.toContain(KEY);
+    spawned.kill("SIGINT");
+    expect(await spawned.exited).toBe(0);
+  });
+
+  test("a warning is one plain line", async () => {
+    const dir = tempDir();
+    const { spawned, url } = await startTextTracker({ TRACKER_API_KEYS: KEY, TRACKER_DB: join(dir, "t.db") }, dir);
+    const closed = "closed a live stream whose client reads too slowly";
+    const socket = await new Promise<ReturnType<typeof connect>>((resolve) => {
+      const opened = connect(Number(new URL(url).port), "127.0.0.1", () => resolve(opened));
+    });
+    socket.write(`GET /events HTTP/1.1\r\nHost: tracker\r\nAuthorization: Bearer ${KEY}\r\n\r\n`);
+    socket.pause();
+    const headers = { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json" };
+    // About 0.9 MB of events a batch; the socket's own buffers take a few before the stream fills.
+    for (let batch = 0; batch < 100 && !spawned.stderr.text().includes(closed); batch++) {
+      const tasks = Array.from({ length: 100 }, (_, i) => ({
+        task_id: `B${batch}-${i}`,
+        project_id: "p",
+        description: "x".repeat(9000),
+      }));
+      const answer = await fetch(`${url}/tasks/batch`, { method: "POST", headers, body: JSON.stringify({ tasks }) });
+      expect(answer.status).toBe(201);
+    }
+    const warning = await spawned.stderr.waitFor((line) => line.includes(closed), "the warning");
+    expect(warning).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d warning: ${closed}$`));
+    socket.destroy();
+    spawned.kill("SIGTERM");
+    expect(await spawned.exited).toBe(0);
+  });
+
+  test("without a terminal or with LOG_FORMAT=json, the output stays JSON lines", async () => {
+    for (const format of ["", "json"]) {
+      const dir = tempDir();
+      const spawned = spawnTracker({ LOG_FORMAT: format }, dir);
+      const url = await startedUrl(spawned);
+      const key = readFileSync(join(dir, ".local", "share", "task-tracking", "api-key"), "utf8").trim();
+      expect((await fetch(`${url}/tasks/next?project=p`, { headers: { Authorization: `Bearer ${key}` } })).status).toBe(200);
+      await spawned.stderr.waitForLog("request");
+      spawned.kill("SIGTERM");
+      expect(await spawned.exited).toBe(0);
+      const [keyLine, ...logLines] = (await allOf(spawned.stderr)).trimEnd().split("\n");
+      expect(keyLine).toStartWith("TRACKER_API_KEYS is not set: generated an API key in ");
+      expect(logLines.map((line) => JSON.parse(line).msg)).toEqual([
+        "tracker started",
+        "request",
+        "tracker stopping",
+        "tracker stopped",
+      ]);
+    }
   });
 });
 

@@ -1,21 +1,26 @@
 // `bun run tracker`: the Task Tracking service, configured from the environment (config.ts).
-// Serving, stdout stays empty; start-up problems are one sentence on stderr and exit code 1.
+// Serving, stdout stays empty; start-up problems are one sentence on stderr and exit code 1. In a
+// terminal it prints a start-up block and then warnings as plain lines (cli/startup.ts, log.ts); else,
+// or with LOG_FORMAT=json, one JSON line per event.
 // `bun run tracker paths` (`task-tracker paths`) prints where its database and key file are;
 // `backup`, `dump` and `restore` keep the data (cli/keep.ts).
 
-import { statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import packageJson from "../package.json" with { type: "json" };
 import { KEEP_COMMANDS, type KeepCommand, runKeepCommand } from "./cli/keep.ts";
+import { type StartupFacts, startupBlock } from "./cli/startup.ts";
 import {
   ConfigError,
   checkDatabasePath,
+  type LocalApiKey,
   loadOrCreateLocalApiKey,
   localApiKeyPath,
   readConfig,
   type TrackerConfig,
 } from "./config.ts";
 import { type RunningTracker, startTracker } from "./http/server.ts";
-import { createLogger, describeError, type Logger } from "./log.ts";
+import { chooseLogFormat, createLogger, describeError, type LogFormat, type Logger } from "./log.ts";
 import { openPostgresStorage, redactDatabaseUrl } from "./storage/postgres.ts";
 import { openSqliteStorage } from "./storage/sqlite.ts";
 import type { Storage } from "./storage/storage.ts";
@@ -86,21 +91,31 @@ function whyListenFailed(config: TrackerConfig, error: unknown): string {
   return `${where}: ${error instanceof Error ? error.message : String(error)}`;
 }
 
-function resolveApiKeys(config: TrackerConfig): string[] {
-  if (config.apiKeys.length > 0) return config.apiKeys;
+interface ApiKeys {
+  keys: string[];
+  /** The local key file, when the keys are not in TRACKER_API_KEYS. */
+  file: LocalApiKey | null;
+}
+
+function resolveApiKeys(config: TrackerConfig): ApiKeys {
+  if (config.apiKeys.length > 0) return { keys: config.apiKeys, file: null };
   if (config.databaseUrl !== null) {
     throw new ConfigError(
       "TRACKER_API_KEYS must be set when DATABASE_URL is set: a shared tracker needs keys chosen by its owner.",
     );
   }
   const local = loadOrCreateLocalApiKey(config.dbPath);
+  return { keys: [local.key], file: local };
+}
+
+/** The JSON form's line on the key file; the text form says it in its start-up block. */
+function sayWhereTheKeyIs(local: LocalApiKey): void {
   const how = `clients use it with: export TASK_TRACKING_API_KEY="$(cat ${local.path})"`;
   process.stderr.write(
     local.created
       ? `TRACKER_API_KEYS is not set: generated an API key in ${local.path} (readable only by you); ${how}\n`
       : `TRACKER_API_KEYS is not set: using the API key in ${local.path}; ${how}\n`,
   );
-  return [local.key];
 }
 
 /** Stops on SIGTERM or SIGINT: the requests in flight finish, then the storage closes. */
@@ -126,28 +141,39 @@ function stopOnSignals(tracker: RunningTracker, storage: Storage, logger: Logger
   process.on("SIGINT", () => void shutdown("SIGINT"));
 }
 
-async function serve(): Promise<void> {
-  let config: TrackerConfig;
-  let apiKeys: string[];
-  let logger: Logger;
-  let opened: { storage: Storage; description: string };
+interface Prepared {
+  config: TrackerConfig;
+  apiKeys: ApiKeys;
+  format: LogFormat;
+  logger: Logger;
+  opened: { storage: Storage; description: string };
+}
+
+/** The configuration, the keys, the logger and the storage; a problem is one sentence and exit 1. */
+async function prepare(): Promise<Prepared> {
   try {
-    config = readConfig();
-    apiKeys = resolveApiKeys(config);
+    const config = readConfig();
+    const apiKeys = resolveApiKeys(config);
+    const format = chooseLogFormat(config.logFormat, process.stdout.isTTY === true);
+    if (format === "json" && apiKeys.file !== null) sayWhereTheKeyIs(apiKeys.file);
     // The one logger of the process: the storage and the HTTP layer write through it.
-    logger = createLogger(config.logLevel);
-    opened = await openStorage(config, logger);
+    const logger = createLogger(config.logLevel, undefined, format);
+    const opened = await openStorage(config, logger);
+    return { config, apiKeys, format, logger, opened };
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
     fail(`The tracker could not open its database: ${error instanceof Error ? error.message : String(error)}`);
   }
+}
 
+async function serve(): Promise<void> {
+  const { config, apiKeys, format, logger, opened } = await prepare();
   let tracker: RunningTracker;
   try {
     tracker = await startTracker({
       storage: opened.storage,
       logger,
-      apiKeys,
+      apiKeys: apiKeys.keys,
       port: config.port,
       host: config.host,
       reservationTtlSeconds: config.reservationTtlSeconds,
@@ -157,8 +183,43 @@ async function serve(): Promise<void> {
     await opened.storage.close();
     fail(whyListenFailed(config, error));
   }
-  logger.log("info", "tracker started", { url: tracker.url, board: `${tracker.url}/`, storage: opened.description });
+  if (format === "text") process.stderr.write(startupBlock(startupFacts(config, apiKeys, tracker.url)));
+  else logger.log("info", "tracker started", { url: tracker.url, board: `${tracker.url}/`, storage: opened.description });
   stopOnSignals(tracker, opened.storage, logger);
+}
+
+/** What the start-up block says, from what the tracker started with. */
+function startupFacts(config: TrackerConfig, apiKeys: ApiKeys, url: string): StartupFacts {
+  const database: StartupFacts["database"] =
+    config.databaseUrl !== null
+      ? { kind: "postgres", redactedUrl: redactDatabaseUrl(config.databaseUrl) }
+      : config.dbPath === ":memory:"
+        ? { kind: "memory" }
+        : { kind: "sqlite", path: config.dbPath };
+  const keys: StartupFacts["keys"] =
+    apiKeys.file === null
+      ? { from: "variable", count: apiKeys.keys.length }
+      : { from: "file", path: apiKeys.file.path, created: apiKeys.file.created };
+  return {
+    version: packageJson.version,
+    url,
+    host: config.host,
+    database,
+    keys,
+    mcpServer: mcpServerCommand(),
+    logLevel: config.logLevel,
+    platform: process.platform,
+  };
+}
+
+/**
+ * The compiled tracker came with the MCP server (npm installs both commands). Run from a checkout
+ * (`bun run tracker`), the MCP server is the checkout's dist/task-tracking-mcp, which `bun run build` makes.
+ */
+function mcpServerCommand(): StartupFacts["mcpServer"] {
+  if (!basename(process.execPath).startsWith("bun")) return { command: "task-tracking-mcp" };
+  const command = resolve(import.meta.dir, "..", "dist", `task-tracking-mcp${process.platform === "win32" ? ".exe" : ""}`);
+  return existsSync(command) ? { command } : { command, missing: "It is not built yet: bun run build makes it." };
 }
 
 /** `task-tracker paths`: where this tracker's data live, with the same configuration it would start with. */
