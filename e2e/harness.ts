@@ -90,6 +90,7 @@ export function useStack<Name extends string = never>(options: StackOptions<Name
     stack.startMcp = async (extra = {}) => {
       const mcp = await startMcp(mcpEnv(stack.url, apiKey, extra));
       started.push(mcp);
+      if (proxy) await proxy.waitFor((request) => isAdoptionBy(request, mcp.pid, extra), "the adoption of the agent's claims");
       return mcp;
     };
     const named = Object.entries<Env>(options.mcp ?? ({} as Record<Name, Env>));
@@ -131,6 +132,19 @@ export function useStack<Name extends string = never>(options: StackOptions<Name
     if (options.proxy) beforeEach(() => stack.proxy.reset());
   }
   return stack;
+}
+
+/**
+ * At start an MCP server adopts its agent's claims (GET /tasks?status=in_progress&claimed_by=<agent>,
+ * docs/TOOLS.md, Leases). The stack waits for that request of each server it starts, so that the
+ * requests a test sees through the proxy are its own, however late a loaded machine sends it. The
+ * agent is TASK_TRACKING_AGENT_ID when given, else `<host>-<pid>` (no Claude Code session here).
+ */
+function isAdoptionBy(request: { target: string }, pid: number, env: Env): boolean {
+  const url = new URL(request.target, "http://tracker");
+  const agent = url.searchParams.get("claimed_by");
+  if (url.pathname !== "/tasks" || url.searchParams.get("status") !== "in_progress" || agent === null) return false;
+  return env.TASK_TRACKING_AGENT_ID ? agent === env.TASK_TRACKING_AGENT_ID : agent.endsWith(`-${pid}`);
 }
 
 // ─── The tracker, as its own process ────────────────────────────────────────────────────────────
