@@ -52,7 +52,7 @@ const PACKAGE_SOURCES = [
   "package.json",
   "bun.lock",
   "LICENSE",
-  "npm/*",
+  "npm/*.{js,md}",
   "scripts/pack.ts",
   "scripts/build.ts",
   "tracker/**/*.{ts,sql}",
