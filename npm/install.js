@@ -7,7 +7,8 @@
 // file systems, a copy of) the binary in this platform's package, which npm has already installed beside
 // this one: nothing is downloaded. The launcher stays where the replacement cannot work or is not safe:
 // - on Windows, where npm's .cmd shims run the bin file with node;
-// - under another package manager than npm (Yarn 2+ runs every bin with node, pnpm's shims may too);
+// - under another package manager than npm (Yarn 2+ runs every bin with node, pnpm's shims may too,
+//   Bun is untried);
 // - when this platform's package is missing, or its binary does not run here (it must answer --version);
 // - with --ignore-scripts, which skips this script altogether.
 // Nothing here fails the install or writes to the terminal: where the launcher stays, it says at run
