@@ -2,18 +2,31 @@
 // empty prefix, offline (no registry holds them, and nothing may be downloaded at install time); the
 // installed commands run with Node.js and without Bun; the installed tracker serves, `doctor` passes,
 // and Claude Code's own CLI registers the server with `claude mcp add --scope user` from another
-// directory and finds it Connected.
+// directory and finds it Connected. npm's postinstall makes each command the native binary itself (one
+// process, no Node.js in front); installed with --ignore-scripts, the Node.js launcher is the command
+// and works the same; a reinstall or an upgrade puts the new binary in place.
 //
 // Needs npm, and Claude Code's CLI: the dev dependency's node_modules/.bin/claude (or CLAUDE_BIN), never
 // one on PATH, so every machine tests the same version. Without them the test is skipped with a loud
 // warning on a developer's machine and fails in CI (CI=true).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import packageJson from "../package.json" with { type: "json" };
 import { PACK_DIR, platformPackageName, thisPlatform } from "../scripts/pack.ts";
+import { JsonRpcClient } from "../testkit/json-rpc.ts";
 import { Lines, ROOT } from "./harness.ts";
 
 const VERSION = packageJson.version;
@@ -39,7 +52,7 @@ const PACKAGE_SOURCES = [
   "package.json",
   "bun.lock",
   "LICENSE",
-  "npm/*",
+  "npm/*.{js,md}",
   "scripts/pack.ts",
   "scripts/build.ts",
   "tracker/**/*.{ts,sql}",
@@ -87,13 +100,25 @@ let work: string;
 /** PATH of every command run here: Node.js and the installed commands, no Bun. */
 let path: string;
 let prefix: string;
+/** The same packages installed with --ignore-scripts: the commands are the Node.js launchers. */
+let launcherPrefix: string;
 
 /** An installed command, by its path: npm links it into the prefix's bin/. */
-function bin(command: string): string {
-  return join(prefix, "bin", command);
+function bin(command: string, into = prefix): string {
+  return join(into, "bin", command);
 }
 
-function installOffline(into: string, packages: string[]): Run {
+/** The first bytes of the file an installed command's link points to. */
+function head(command: string, into = prefix): string {
+  return readFileSync(realpathSync(bin(command, into)))
+    .subarray(0, 4)
+    .toString("latin1");
+}
+
+/** The executable formats a platform package holds: ELF on Linux, Mach-O (64-bit) on macOS. */
+const NATIVE_MAGIC = process.platform === "darwin" ? "\xcf\xfa\xed\xfe" : "\x7fELF";
+
+function installOffline(into: string, packages: string[], flags: string[] = []): Run {
   // HOME and the cache are empty: no user's npmrc, nothing cached; --offline: nothing fetched.
   return run(
     [
@@ -108,6 +133,7 @@ function installOffline(into: string, packages: string[]): Run {
       "--no-audit",
       "--no-fund",
       "--no-update-notifier",
+      ...flags,
       ...packages,
     ],
     { env: { PATH: process.env.PATH ?? "", HOME: join(work, "npm-home") }, cwd: work },
@@ -163,6 +189,50 @@ async function startInstalledTracker(home: string): Promise<InstalledTracker> {
   };
 }
 
+/** The processes of `pid`'s tree, where /proc tells (Linux); undefined elsewhere. */
+function processCount(pid: number): number | undefined {
+  if (process.platform !== "linux") return undefined;
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+  return 1 + children.reduce((sum, child) => sum + (processCount(Number(child)) ?? 0), 0);
+}
+
+/** initialize and tools/list through an installed command: the tools' names, how many processes served. */
+async function mcpSession(command: string): Promise<{ tools: string[]; processes: number | undefined; code: number }> {
+  const client = new JsonRpcClient([command], {
+    env: {
+      PATH: path,
+      HOME: freshDir("home-mcp"),
+      TASK_TRACKING_API_KEY: "install-test-key",
+      TASK_TRACKING_URL: "http://127.0.0.1:9",
+    },
+    cwd: work,
+    requestTimeoutMs: 10_000,
+  });
+  try {
+    await client.initialize();
+    const tools = (await client.listTools()).map((tool) => tool.name);
+    return { tools, processes: processCount(client.pid), code: await client.close() };
+  } finally {
+    await client.kill();
+  }
+}
+
+/** `tarball` again as `version`: the same files, package.json's version and pins changed. An upgrade without a second build. */
+function repackedAs(tarball: string, version: string): string {
+  const dir = freshDir(`repack-${version}-${basename(tarball)}`);
+  const env = { PATH: process.env.PATH ?? "" };
+  expect(run(["tar", "-xzf", tarball, "-C", dir], { env, cwd: work }).code).toBe(0);
+  const manifestPath = join(dir, "package", "package.json");
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
+  manifest.version = version;
+  for (const name of Object.keys(manifest.optionalDependencies ?? {})) manifest.optionalDependencies[name] = version;
+  writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
+  // npm installs a plain .tar as well as a .tgz; not compressing 100 MB of binaries saves the test seconds.
+  const repacked = join(work, basename(tarball).replace(`${VERSION}.tgz`, `${version}.tar`));
+  expect(run(["tar", "-cf", repacked, "-C", dir, "package"], { env, cwd: work }).code).toBe(0);
+  return repacked;
+}
+
 if (missing.length > 0 && inCi) {
   test("npm install and Claude Code run in CI", () => {
     throw new Error(`CI=true but ${MISSING}`);
@@ -181,10 +251,18 @@ if (missing.length > 0 && inCi) {
       prefix = join(work, "prefix");
       path = `${join(prefix, "bin")}:${nodeOnly}`;
       packed = tarballs();
-      const installed = installOffline(prefix, [packed.main, packed.platform]);
-      if (installed.code !== 0)
-        throw new Error(`npm install failed (exit ${installed.code}):\n${installed.stdout}${installed.stderr}`);
-    }, 180_000);
+      launcherPrefix = join(work, "prefix-ignore-scripts");
+      for (const [into, flags] of [
+        [prefix, []],
+        [launcherPrefix, ["--ignore-scripts"]],
+      ] as const) {
+        const installed = installOffline(into, [packed.main, packed.platform], [...flags]);
+        if (installed.code !== 0)
+          throw new Error(
+            `npm install ${flags.join(" ")} failed (exit ${installed.code}):\n${installed.stdout}${installed.stderr}`,
+          );
+      }
+    }, 240_000);
 
     afterAll(async () => {
       await Promise.allSettled(stops.map((stop) => stop()));
@@ -208,16 +286,47 @@ if (missing.length > 0 && inCi) {
       });
     });
 
-    test("the launcher hands back the binary's exit code and output", () => {
-      expect(run([bin("task-tracking-mcp"), "no-such-command"], { env: { PATH: path }, cwd: work })).toEqual({
-        code: 2,
-        stdout: "",
-        stderr: 'task-tracking-mcp: unknown argument "no-such-command"; see task-tracking-mcp --help\n',
-      });
-      const withoutKey = run([bin("task-tracking-mcp")], { env: { PATH: path }, cwd: work });
-      expect([withoutKey.code, withoutKey.stdout]).toEqual([1, ""]);
-      expect(withoutKey.stderr).toContain("TASK_TRACKING_API_KEY");
+    test("npm's postinstall makes both commands the native binaries: one process answers MCP", async () => {
+      for (const command of ["task-tracking-mcp", "task-tracker"]) {
+        expect(head(command)).toBe(NATIVE_MAGIC);
+        const platformBinary = join(prefix, "lib", "node_modules", platformPackageName(platform!), "bin", command);
+        expect(statSync(realpathSync(bin(command))).ino).toBe(statSync(platformBinary).ino); // a hard link: no copy
+      }
+      const session = await mcpSession(bin("task-tracking-mcp"));
+      expect(session.tools).toContain("get_next_task");
+      expect(session.code).toBe(0);
+      if (process.platform === "linux") expect(session.processes).toBe(1);
     });
+
+    test("with --ignore-scripts the commands are the Node.js launchers, and MCP works through them", async () => {
+      for (const command of ["task-tracking-mcp", "task-tracker"]) expect(head(command, launcherPrefix)).toBe("#!/u");
+      expect(readFileSync(bin("task-tracking-mcp", launcherPrefix), "utf8")).toStartWith("#!/usr/bin/env node\n");
+      expect(run([bin("task-tracking-mcp", launcherPrefix), "--version"], { env: { PATH: path }, cwd: work })).toEqual({
+        code: 0,
+        stdout: `task-tracking-mcp ${VERSION}\n`,
+        stderr: "",
+      });
+      const session = await mcpSession(bin("task-tracking-mcp", launcherPrefix));
+      expect(session.tools).toEqual((await mcpSession(bin("task-tracking-mcp"))).tools);
+      expect(session.code).toBe(0);
+      if (process.platform === "linux") expect(session.processes).toBe(2); // node and the binary
+    });
+
+    for (const [kind, into] of [
+      ["native binary", () => prefix],
+      ["launcher", () => launcherPrefix],
+    ] as const) {
+      test(`the installed command (${kind}) hands back the binary's exit code and output`, () => {
+        expect(run([bin("task-tracking-mcp", into()), "no-such-command"], { env: { PATH: path }, cwd: work })).toEqual({
+          code: 2,
+          stdout: "",
+          stderr: 'task-tracking-mcp: unknown argument "no-such-command"; see task-tracking-mcp --help\n',
+        });
+        const withoutKey = run([bin("task-tracking-mcp", into())], { env: { PATH: path }, cwd: work });
+        expect([withoutKey.code, withoutKey.stdout]).toEqual([1, ""]);
+        expect(withoutKey.stderr).toContain("TASK_TRACKING_API_KEY");
+      });
+    }
 
     test("the installed tracker keeps its key in the data directory, and doctor passes with it", async () => {
       const tracker = await startInstalledTracker(freshDir("home-doctor"));
@@ -233,37 +342,64 @@ if (missing.length > 0 && inCi) {
       expect(await tracker.stop()).toBe(0);
     });
 
-    test("a signal to the launcher reaches the MCP server, which stops cleanly", async () => {
-      const server = Bun.spawn([bin("task-tracking-mcp")], {
-        cwd: work,
-        env: { PATH: path, TASK_TRACKING_API_KEY: "launcher-signal-test-key", TASK_TRACKING_URL: "http://127.0.0.1:9" },
-        stdin: "pipe",
-        stdout: "pipe",
-        stderr: "pipe",
+    for (const [kind, into] of [
+      ["native binary", () => prefix],
+      ["launcher", () => launcherPrefix],
+    ] as const) {
+      test(`a signal to the installed command (${kind}) reaches the MCP server, which stops cleanly`, async () => {
+        const server = Bun.spawn([bin("task-tracking-mcp", into())], {
+          cwd: work,
+          env: { PATH: path, TASK_TRACKING_API_KEY: "launcher-signal-test-key", TASK_TRACKING_URL: "http://127.0.0.1:9" },
+          stdin: "pipe",
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        const stderr = new Lines();
+        void (async () => {
+          for await (const chunk of server.stderr.pipeThrough(new TextDecoderStream())) stderr.push(chunk);
+          stderr.end();
+        })();
+        await stderr.waitFor((line) => line.includes(`task-tracking-mcp ${VERSION} ready`), "the MCP server to be ready");
+        server.kill("SIGTERM");
+        expect(await server.exited).toBe(0);
+        await stderr.whenEnded();
+        expect(stderr.text()).toContain("stopping: SIGTERM");
+        expect(await new Response(server.stdout).text()).toBe("");
       });
-      const stderr = new Lines();
-      void (async () => {
-        for await (const chunk of server.stderr.pipeThrough(new TextDecoderStream())) stderr.push(chunk);
-        stderr.end();
-      })();
-      await stderr.waitFor((line) => line.includes(`task-tracking-mcp ${VERSION} ready`), "the MCP server to be ready");
-      server.kill("SIGTERM");
-      expect(await server.exited).toBe(0);
-      await stderr.whenEnded();
-      expect(stderr.text()).toContain("stopping: SIGTERM");
-      expect(await new Response(server.stdout).text()).toBe("");
-    });
+    }
 
     test("without the platform package, the commands name it and exit 1", () => {
       const bare = join(work, "prefix-without-platform");
       const installed = installOffline(bare, [packed.main]);
       expect(installed.code).toBe(0);
+      expect(head("task-tracking-mcp", bare)).toBe("#!/u"); // the postinstall found no binary: the launcher stays
       const result = run([join(bare, "bin", "task-tracking-mcp"), "--version"], { env: { PATH: path }, cwd: work });
       expect([result.code, result.stdout]).toEqual([1, ""]);
       expect(result.stderr).toStartWith(
         `task-tracking-mcp: the package ${platformPackageName(platform!)}, which holds the binary for ${process.platform}-${process.arch}, is not installed.`,
       );
     });
+
+    test("a reinstall and an upgrade put the new native binary in the launcher's place", () => {
+      const upgraded = join(work, "prefix-upgrade");
+      const platformBinary = join(upgraded, "lib", "node_modules", platformPackageName(platform!), "bin", "task-tracking-mcp");
+      const linkedTo = () => statSync(realpathSync(bin("task-tracking-mcp", upgraded))).ino;
+      const next = "99.0.0-upgrade";
+      for (const tarballs of [
+        [packed.main, packed.platform],
+        [packed.main, packed.platform],
+        [repackedAs(packed.main, next), repackedAs(packed.platform, next)],
+      ]) {
+        const installed = installOffline(upgraded, tarballs);
+        expect(installed.code).toBe(0);
+        expect(head("task-tracking-mcp", upgraded)).toBe(NATIVE_MAGIC);
+        // The command is the binary npm has just put in the platform package, never the one before.
+        expect(linkedTo()).toBe(statSync(platformBinary).ino);
+      }
+      const manifest = join(upgraded, "lib", "node_modules", "task-tracking-mcp", "package.json");
+      expect(JSON.parse(readFileSync(manifest, "utf8")).version).toBe(next);
+      expect(run([bin("task-tracking-mcp", upgraded), "--version"], { env: { PATH: path }, cwd: work }).code).toBe(0);
+    }, 240_000);
 
     test("Claude Code registers it with --scope user from one directory and finds it Connected from another", async () => {
       const tracker = await startInstalledTracker(freshDir("home-claude-tracker"));
@@ -276,6 +412,7 @@ if (missing.length > 0 && inCi) {
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
       };
       const server = bin("task-tracking-mcp");
+      expect(head("task-tracking-mcp")).toBe(NATIVE_MAGIC); // Claude Code starts the native binary, no launcher
       const added = run(
         [
           claude!,

@@ -1,6 +1,9 @@
 // The `task-tracking-mcp` and `task-tracker` commands of the npm package: each runs the native binary
 // of the same name from this platform's package (task-tracking-mcp-<platform>, an optional dependency
-// that npm installs only on its own os and cpu). Plain CommonJS for Node.js 18 and later.
+// that npm installs only on its own os and cpu). Plain CommonJS for Node.js 18 and later. Where npm ran
+// the postinstall (install.js) and the platform allows it, the native binary itself has taken the
+// launcher's place at the bin path; the launcher is the command everywhere else (Windows,
+// --ignore-scripts, Yarn, pnpm, a missing platform package).
 //
 // The binary gets this process's stdin, stdout and stderr as they are (stdout of the MCP server is
 // the protocol: nothing here writes to it), its signals, and hands back its exit code.
@@ -23,17 +26,25 @@ function fail(sentence) {
   process.exit(1);
 }
 
+/** This platform's package and the path of `command`'s binary inside it; undefined where none is built. */
+function binaryOf(command) {
+  const packageName = PACKAGES[`${process.platform} ${process.arch}`];
+  if (packageName === undefined) return undefined;
+  const file = process.platform === "win32" ? `${command}.exe` : command;
+  return { packageName, request: `${packageName}/bin/${file}` };
+}
+
 function findBinary(command) {
   const platform = `${process.platform}-${process.arch}`;
-  const packageName = PACKAGES[`${process.platform} ${process.arch}`];
-  if (packageName === undefined) {
+  const binary = binaryOf(command);
+  if (binary === undefined) {
     fail(
       `${command}: there is no binary for ${platform}; task-tracking-mcp ships for linux-x64, linux-arm64 (glibc), darwin-arm64, darwin-x64 and windows-x64.`,
     );
   }
-  const file = process.platform === "win32" ? `${command}.exe` : command;
+  const { packageName, request } = binary;
   try {
-    return require.resolve(`${packageName}/bin/${file}`);
+    return require.resolve(request);
   } catch {
     fail(
       `${command}: the package ${packageName}, which holds the binary for ${platform}, is not installed. ` +
@@ -60,4 +71,4 @@ function launch(command) {
   });
 }
 
-module.exports = { launch };
+module.exports = { binaryOf, launch };

@@ -3,7 +3,9 @@
  *
  * The layout esbuild and Biome ship native binaries with: a main package `task-tracking-mcp` whose
  * two commands are small Node.js launchers (npm/launch.js), and one package per platform,
- * `task-tracking-mcp-<platform>`, holding the compiled `task-tracking-mcp` and `task-tracker`. The main
+ * `task-tracking-mcp-<platform>`, holding the compiled `task-tracking-mcp` and `task-tracker`. As
+ * esbuild's, the main package's postinstall (npm/install.js) puts each native binary in its launcher's
+ * place where it can, so the installed command is one process; the launcher is the fallback. The main
  * package lists every platform package as an optional dependency pinned to its own version; npm
  * installs only the one whose os and cpu match, so nothing is downloaded at install time and a registry
  * mirror is enough. The main package is generated here: the root package.json is the development one
@@ -98,8 +100,10 @@ function writeMainPackage(dir: string): void {
   mkdirSync(join(dir, "bin"), { recursive: true });
   mkdirSync(join(dir, "lib"), { recursive: true });
   copyFileSync(join(ROOT, "npm", "launch.js"), join(dir, "lib", "launch.js"));
+  copyFileSync(join(ROOT, "npm", "install.js"), join(dir, "lib", "install.js"));
   for (const command of COMMANDS) {
-    const launcher = join(dir, "bin", `${command.name}.js`);
+    // No .js: the postinstall may put the native binary at this path, which npm's bin link points to.
+    const launcher = join(dir, "bin", command.name);
     writeFileSync(
       launcher,
       `#!/usr/bin/env node\n"use strict";\nrequire("../lib/launch.js").launch(${JSON.stringify(command.name)});\n`,
@@ -109,8 +113,9 @@ function writeMainPackage(dir: string): void {
   writeJson(join(dir, "package.json"), {
     name: MAIN_PACKAGE,
     ...common(packageJson.description),
-    bin: Object.fromEntries(COMMANDS.map((command) => [command.name, `bin/${command.name}.js`])),
+    bin: Object.fromEntries(COMMANDS.map((command) => [command.name, `bin/${command.name}`])),
     files: ["bin/", "lib/"],
+    scripts: { postinstall: "node lib/install.js" },
     engines: { node: ">=18" },
     optionalDependencies: Object.fromEntries(PLATFORMS.map((platform) => [platformPackageName(platform), packageJson.version])),
   });
