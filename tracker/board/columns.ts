@@ -268,13 +268,14 @@ export class ColumnsView {
     }
   }
 
-  /** "Waits for Design the API, Build the cart · 2 of 4 done": by title where the board knows it. */
+  /** 'Waits for “Design the API”, “Build the cart” · 2 of 4 done': by title where the board knows it. */
   private waitsFor(task: Task): HTMLElement {
     const open = task.depends_on.filter((id) => this.known.get(id)?.status !== "completed");
     const done = task.depends_on.length - open.length;
     const names = open.slice(0, WAITS_SHOWN).map((id) => {
       const dependency = this.known.get(id);
-      return dependency ? plainText(firstLine(dependency.description)) || id : id;
+      const title = dependency ? plainText(firstLine(dependency.description)) : "";
+      return title ? `“${title}”` : id;
     });
     if (open.length > WAITS_SHOWN) names.push(`${open.length - WAITS_SHOWN} more`);
     const detail = el("span", { class: "detail waits" }, `Waits for ${names.join(", ") || "…"}`);
