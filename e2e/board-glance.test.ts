@@ -62,10 +62,9 @@ async function newContext(size: Size, options: { named?: boolean; at?: number } 
   context.setDefaultTimeout(5000);
   if (options.named !== false) {
     // about:blank, where every page starts, has no localStorage.
-    await context.addInitScript(
-      ([key, name]) => location.protocol.startsWith("http") && localStorage.setItem(key!, name!),
-      [NAME_STORAGE, PERSON],
-    );
+    await context.addInitScript({
+      content: `if (location.protocol.startsWith("http")) localStorage.setItem(${JSON.stringify(NAME_STORAGE)}, ${JSON.stringify(PERSON)});`,
+    });
   }
   if (options.at !== undefined) await context.clock.setFixedTime(options.at);
   context.on("weberror", (error) => pageErrors.push(error.error().message));
@@ -156,7 +155,7 @@ browserTests("the board at a glance", () => {
         const ready = await card(page, size, "Ready", "G-3");
         expect(await ready.innerText()).toBe("Write the release notes\nG-3\nLOW\nAdded 12 min ago");
         const fontSize = (locator: Locator) =>
-          locator.evaluate((element) => Number.parseFloat(getComputedStyle(element).fontSize));
+          locator.evaluate((element) => Number.parseFloat((globalThis as any).getComputedStyle(element).fontSize));
         expect(await fontSize(ready.locator(".task-id"))).toBeLessThan(await fontSize(ready.locator(".description")));
         expect(await ready.locator("time").getAttribute("title")).toMatch(/\d{4}/);
       });
