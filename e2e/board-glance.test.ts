@@ -78,8 +78,9 @@ async function openBoard(page: Page, hash = `#project=${PROJECT}`, remember = fa
   await page.getByRole("button", { name: "Open board" }).click();
 }
 
+/** A column: a region on a desktop, the tab list's panel on a phone. */
 function column(page: Page, name: ColumnName): Locator {
-  return page.getByRole("region", { name, exact: true });
+  return page.getByRole(page.viewportSize()!.width <= 640 ? "tabpanel" : "region", { name, exact: true });
 }
 
 /** The card of a task; on a phone its column's tab is chosen first. */

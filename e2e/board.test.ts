@@ -302,9 +302,13 @@ browserTests("the board", () => {
     await page.setViewportSize({ width: 390, height: 844 });
     const tabs = page.getByRole("tablist", { name: "Columns" }).getByRole("tab");
     expect(await tabs.allInnerTexts()).toEqual(["In progress 0", "Ready 2", "Blocked 1", "Completed 2"]);
-    const shown = await Promise.all(COLUMNS.map((name) => column(name).isVisible()));
+    const panel = (name: string) => page.getByRole("tabpanel", { name, exact: true });
+    const shown = await Promise.all(COLUMNS.map((name) => panel(name).isVisible()));
     expect(shown).toEqual([false, false, true, false]);
-    const box = (await column("In progress").boundingBox())!;
+    expect(await page.getByRole("tab", { name: /^In progress/ }).getAttribute("aria-controls")).toBe(
+      await panel("In progress").getAttribute("id"),
+    );
+    const box = (await panel("In progress").boundingBox())!;
     expect(box.x >= 0 && box.x + box.width <= 390).toBe(true);
     expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
     await page.setViewportSize({ width: 1280, height: 800 });

@@ -95,6 +95,8 @@ class Column {
 
 /** The phone's order: what the agents are doing now comes first. */
 const TAB_ORDER: readonly ColumnKey[] = ["in_progress", "ready", "blocked", "completed"];
+/** style.css's phone layout: there the columns are the tab list's panels. */
+const NARROW = "(max-width: 640px)";
 /** A blocked card names at most this many of the tasks it waits for. */
 const WAITS_SHOWN = 3;
 
@@ -120,6 +122,15 @@ export class ColumnsView {
     for (const column of this.columns) jumps.append(this.jumpTo(column), " ");
     fill(container, jumps, tabList, el("div", { class: "columns" }, ...this.columns.map((column) => column.section)));
     this.selectTab(0);
+    const narrow = matchMedia(NARROW);
+    const setRoles = () => {
+      for (const column of this.columns) {
+        if (narrow.matches) column.section.setAttribute("role", "tabpanel");
+        else column.section.removeAttribute("role");
+      }
+    };
+    narrow.addEventListener("change", setRoles);
+    setRoles();
   }
 
   private column(key: ColumnKey): Column {
