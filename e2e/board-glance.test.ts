@@ -47,14 +47,14 @@ let stack: Stack<never>;
 const pageErrors: string[] = [];
 
 /** A status change in an agent's name, as the MCP server makes it. */
-async function moveAs(agent: string, taskId: string, body: Record<string, unknown>): Promise<any> {
+async function moveAs(agent: string, taskId: string, body: Record<string, unknown>): Promise<{ started_at: string }> {
   const response = await fetch(`${stack.tracker.url}/tasks/${taskId}/status?project=${PROJECT}`, {
     method: "PUT",
     headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json", "x-agent-id": agent },
     body: JSON.stringify(body),
   });
   expect(response.status).toBe(200);
-  return ((await response.json()) as { updated_task: any }).updated_task;
+  return ((await response.json()) as { updated_task: { started_at: string } }).updated_task;
 }
 
 async function newContext(size: Size, options: { named?: boolean; at?: number } = {}): Promise<BrowserContext> {
@@ -155,9 +155,10 @@ browserTests("the board at a glance", () => {
       test("a card leads with its description's first line; the ID is small beneath it", async () => {
         const ready = await card(page, size, "Ready", "G-3");
         expect(await ready.innerText()).toBe("Write the release notes\nG-3\nLOW\nAdded 12 min ago");
-        const fontSize = (locator: Locator) =>
-          locator.evaluate((element) => Number.parseFloat((globalThis as any).getComputedStyle(element).fontSize));
-        expect(await fontSize(ready.locator(".task-id"))).toBeLessThan(await fontSize(ready.locator(".description")));
+        // A string, evaluated in the page: this file is compiled without the DOM's types.
+        const fontSize = (part: string): Promise<number> =>
+          page.evaluate(`parseFloat(getComputedStyle(document.querySelector('[data-task-id="G-3"] ${part}')).fontSize)`);
+        expect(await fontSize(".task-id")).toBeLessThan(await fontSize(".description"));
         expect(await ready.locator("time").getAttribute("title")).toMatch(/\d{4}/);
       });
 
