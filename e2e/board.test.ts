@@ -156,10 +156,15 @@ browserTests("the board", () => {
     await page.getByLabel("API key").focus();
     await page.keyboard.type(stack.tracker.apiKey);
     await page.keyboard.press("Enter");
+    // The steering name is asked once, as the board opens: typed into the question, which has the focus.
+    await page.getByRole("dialog", { name: "Who is steering?" }).waitFor();
+    await page.keyboard.type(PERSON);
+    await page.keyboard.press("Enter");
+    await page.getByRole("dialog", { name: "Who is steering?" }).waitFor({ state: "hidden" });
     for (const name of COLUMNS) await column(name).waitFor();
     await card("Ready", "BRD-1").waitFor();
-    expect(await card("Ready", "BRD-1").innerText()).toBe("BRD-1\nHIGH\nDesign the checkout API");
-    expect(await card("Blocked", "BRD-2").innerText()).toContain("Waits for BRD-1");
+    expect(await card("Ready", "BRD-1").innerText()).toBe("Design the checkout API\nBRD-1\nHIGH\nAdded just now");
+    expect(await card("Blocked", "BRD-2").innerText()).toContain("Waits for “Design the checkout API”");
     expect(await card("Completed", "BRD-4").innerText()).toContain("Imported 120 tasks");
     expect(await page.getByRole("navigation", { name: "Projects" }).innerText()).toContain(
       `${PROJECT}\n2 ready · 1 blocked · 0 in progress · 1 completed`,
@@ -179,9 +184,10 @@ browserTests("the board", () => {
     const { task } = await call("get_next_task", { project_id: PROJECT, claim: true });
     expect(task.task_id).toBe("BRD-1");
     await card("In progress", "BRD-1").waitFor({ timeout: LIVE_MS });
-    expect(await card("In progress", "BRD-1").innerText()).toMatch(
-      new RegExp(`^BRD-1\\nHIGH\\nDesign the checkout API\\n${AGENT} · [12] min \\d\\d s left$`),
+    expect(await card("In progress", "BRD-1").innerText()).toBe(
+      `Design the checkout API\nBRD-1\nHIGH\n${AGENT} · working under a minute`,
     );
+    expect(await card("In progress", "BRD-1").locator(".detail").getAttribute("title")).toMatch(/^Lease runs until /);
     expect(await column("Ready").locator('[data-task-id="BRD-1"]').count()).toBe(0);
     await expectNotReloaded();
   });
@@ -189,7 +195,9 @@ browserTests("the board", () => {
   test("completing it moves it to Completed with its notes, and unblocks what waited for it", async () => {
     await call("update_task_status", { task_id: "BRD-1", status: "completed", completion_notes: "Sketched in SPEC-7" });
     await card("Completed", "BRD-1").waitFor({ timeout: LIVE_MS });
-    expect(await card("Completed", "BRD-1").innerText()).toBe("BRD-1\nHIGH\nDesign the checkout API\nSketched in SPEC-7");
+    expect(await card("Completed", "BRD-1").innerText()).toBe(
+      `Design the checkout API\nBRD-1\nHIGH\nCompleted by ${AGENT} · just now\nSketched in SPEC-7`,
+    );
     await card("Ready", "BRD-2").waitFor({ timeout: LIVE_MS });
     await expectNotReloaded();
   });
@@ -200,10 +208,8 @@ browserTests("the board", () => {
     await card("In progress", "BRD-2").click();
     const dialog = page.getByRole("dialog", { name: "BRD-2" });
     await history(dialog).getByText(`Claimed by ${AGENT}`, { exact: true }).waitFor();
+    // The name given when the board opened: no question on top of the dialog.
     await dialog.getByRole("button", { name: "Release claim" }).click();
-    // Asked once: the name is kept for every later write.
-    await page.getByLabel("Your name").fill(PERSON);
-    await page.getByRole("button", { name: "Save name" }).click();
     await card("Ready", "BRD-2").waitFor({ timeout: LIVE_MS });
     await history(dialog).getByText(`Claim of ${AGENT} released by ${PERSON}`, { exact: true }).waitFor();
 
@@ -240,7 +246,10 @@ browserTests("the board", () => {
     await dialog.getByLabel("Depends on (task IDs, separated by commas)").fill("BRD-2, BRD-3");
     await dialog.getByRole("button", { name: "Add" }).click();
     await card("Blocked", "BRD-5").waitFor({ timeout: LIVE_MS });
-    expect(await card("Blocked", "BRD-5").innerText()).toBe("BRD-5\nMEDIUM\nAnnounce the checkout\nWaits for BRD-2, BRD-3");
+    expect(await card("Blocked", "BRD-5").innerText()).toBe(
+      "Announce the checkout\nBRD-5\nMEDIUM\nWaits for “Build the checkout API, behind a flag”, “Write the release notes” · 0 of 2 done",
+    );
+    expect(await page.getByRole("dialog", { name: "Who is steering?" }).isHidden()).toBe(true);
     const { body } = await stack.tracker.api("GET", `/tasks/BRD-5/events?project=${PROJECT}`);
     expect(body.events.map((event: any) => [event.type, event.agent_id])).toEqual([["created", PERSON]]);
   });
@@ -289,11 +298,18 @@ browserTests("the board", () => {
     expect(await page.evaluate(FOCUSED_TASK)).toBe("BRD-3");
   });
 
-  test("on a phone's screen the columns stack and nothing runs off the side", async () => {
+  test("on a phone's screen one column shows at a time, In progress first, and nothing runs off the side", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    const boxes = await Promise.all(COLUMNS.map((name) => column(name).boundingBox()));
-    expect(boxes.every((box) => box !== null && box.x >= 0 && box.x + box.width <= 390)).toBe(true);
-    expect(new Set(boxes.map((box) => Math.round(box!.x))).size).toBe(1);
+    const tabs = page.getByRole("tablist", { name: "Columns" }).getByRole("tab");
+    expect(await tabs.allInnerTexts()).toEqual(["In progress 0", "Ready 2", "Blocked 1", "Completed 2"]);
+    const panel = (name: string) => page.getByRole("tabpanel", { name, exact: true });
+    const shown = await Promise.all(COLUMNS.map((name) => panel(name).isVisible()));
+    expect(shown).toEqual([false, false, true, false]);
+    expect(await page.getByRole("tab", { name: /^In progress/ }).getAttribute("aria-controls")).toBe(
+      await panel("In progress").getAttribute("id"),
+    );
+    const box = (await panel("In progress").boundingBox())!;
+    expect(box.x >= 0 && box.x + box.width <= 390).toBe(true);
     expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
     await page.setViewportSize({ width: 1280, height: 800 });
   });
@@ -305,11 +321,13 @@ browserTests("the board", () => {
       async () => {
         expect(await stack.tracker.stop()).toBe(0);
         await page.getByRole("status").filter({ hasText: "Reconnecting" }).waitFor();
+        await page.getByRole("alert").filter({ hasText: "connection to the tracker is lost" }).waitFor();
         stack.tracker = await startTrackerProcess({
           apiKey: stack.tracker.apiKey,
           env: { PORT: String(stack.tracker.port), TRACKER_DB: stack.tracker.dbPath },
         });
         await page.getByRole("status").filter({ hasText: "Live" }).waitFor({ timeout: 10_000 });
+        expect(await page.getByRole("alert").filter({ hasText: "connection to the tracker is lost" }).count()).toBe(0);
       },
     );
     const { task } = await call("get_next_task", { project_id: PROJECT, claim: true });
@@ -386,6 +404,7 @@ browserTests("a project of 10,000 tasks", () => {
     const bigContext = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-US" });
     bigPage = await bigContext.newPage();
     await bigPage.goto(`${tracker.url}/#project=${BIG_PROJECT}`);
+    await bigPage.evaluate((name) => localStorage.setItem("task-board.name", name), PERSON);
     await bigPage.getByLabel("API key").fill(tracker.apiKey);
     await bigPage.getByRole("button", { name: "Open board" }).click();
     await bigPage.getByRole("region", { name: "Ready", exact: true }).locator("button.card").first().waitFor();
@@ -451,10 +470,16 @@ browserTests("the compiled tracker", () => {
       binaryPage.on("pageerror", (error) => problems.push(error.message));
       const response = await binaryPage.goto(url);
       expect(response!.headers()["content-security-policy"]).toBe(BOARD_CSP);
+      await binaryPage.evaluate((name) => localStorage.setItem("task-board.name", name), PERSON);
       await binaryPage.getByLabel("API key").fill(apiKey);
       await binaryPage.getByRole("button", { name: "Open board" }).click();
-      await binaryPage.getByText("No projects yet: add a task to start one.").waitFor();
-      for (const name of COLUMNS) await binaryPage.getByRole("region", { name, exact: true }).waitFor({ state: "attached" });
+      await binaryPage.getByText("The tracker has no projects yet: a project starts with its first task.").waitFor();
+      // How to start, instead of four empty columns and their "Load more"s.
+      expect(await binaryPage.getByRole("region", { name: "Nothing to steer yet" }).innerText()).toContain(
+        "task-tracking-mcp import TODO.md --project my-project",
+      );
+      expect(await binaryPage.getByRole("button", { name: "Load more" }).count()).toBe(0);
+      expect(await binaryPage.getByRole("region", { name: "Ready", exact: true }).count()).toBe(0);
       expect(problems).toEqual([]);
     } finally {
       await binaryBrowser.close();

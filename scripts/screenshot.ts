@@ -3,14 +3,17 @@
  *
  * Starts the tracker on a temporary database, plans a small project, lets three compiled MCP servers
  * (one per agent) claim and finish some of it, opens the board in Debian's chromium and takes the
- * picture. Needs `bun run build` first (dist/task-tracking-mcp).
+ * picture, as the board looks a quarter of an hour later (the browser's clock is moved on, so the cards
+ * say "working 14 min" rather than "under a minute"). `--phone FILE` also takes one at a phone's size
+ * (390 × 844). Needs `bun run build` first (dist/task-tracking-mcp).
  */
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { type Browser, chromium } from "playwright-core";
 import { type McpProcess, mcpEnv, ROOT, startMcp, startTrackerProcess, stopEverything, textOf } from "../e2e/harness.ts";
 
 const PROJECT = "checkout";
 const OUTPUT = join(ROOT, "docs", "board.png");
+const LATER_MS = 14 * 60_000;
 const CHROMIUM_FLAGS = [
   "--no-sandbox",
   "--disable-gpu",
@@ -24,7 +27,7 @@ const CHROMIUM_FLAGS = [
 const PLAN = [
   {
     task_id: "TASK-101",
-    description: "Design the checkout API",
+    description: "Design the checkout API\nEndpoints for cart, payment and order status",
     priority: "high",
     status: "completed",
     completion_notes: "SPEC-12 agreed with the web team",
@@ -36,7 +39,12 @@ const PLAN = [
     status: "completed",
     completion_notes: "Keys are in the vault, not in the repo",
   },
-  { task_id: "TASK-103", description: "Build the cart service", priority: "high", depends_on: ["TASK-101"] },
+  {
+    task_id: "TASK-103",
+    description: "Build the cart service behind `/api/cart`",
+    priority: "high",
+    depends_on: ["TASK-101"],
+  },
   {
     task_id: "TASK-104",
     description: "Card payments through the provider",
@@ -48,7 +56,7 @@ const PLAN = [
   { task_id: "TASK-107", description: "Checkout page: payment step", priority: "medium", depends_on: ["TASK-103", "TASK-104"] },
   {
     task_id: "TASK-108",
-    description: "Load test the checkout at 200 orders a minute",
+    description: "Load test the checkout at **200 orders a minute**",
     priority: "low",
     depends_on: ["TASK-106", "TASK-107"],
   },
@@ -60,7 +68,7 @@ const PLAN = [
   },
   { task_id: "TASK-110", description: "Release notes for the checkout", priority: "low" },
   { task_id: "TASK-111", description: "Refund flow for support staff", priority: "low", depends_on: ["TASK-104"] },
-  { task_id: "TASK-112", description: "Fraud rules for first orders", priority: "medium" },
+  { task_id: "TASK-112", description: "Fraud rules for *first* orders", priority: "medium" },
 ];
 
 const OTHER_PROJECT = [
@@ -84,7 +92,7 @@ async function main(): Promise<void> {
   if (added.status !== 201) throw new Error(`adding the plan failed: ${JSON.stringify(added.body)}`);
 
   const agents = await Promise.all(
-    ["claude-7f3a", "claude-b21c", "claude-e904"].map((name) =>
+    ["claude-gina", "claude-omar", "claude-lin"].map((name) =>
       startMcp(mcpEnv(tracker.url, tracker.apiKey, { TASK_TRACKING_AGENT_ID: name, LOG_LEVEL: "warn" })),
     ),
   );
@@ -102,20 +110,36 @@ async function main(): Promise<void> {
   await call(second, "get_next_available_id", { artifact_type: "SPEC", project_id: PROJECT });
 
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_FLAGS });
+  const phoneOutput = process.argv[process.argv.indexOf("--phone") + 1];
   try {
-    const page = await browser.newPage({ viewport: { width: 1360, height: 760 }, locale: "en-US", colorScheme: "light" });
-    await page.goto(`${tracker.url}/#project=${PROJECT}`);
-    await page.evaluate(() => localStorage.setItem("task-board.name", "Dana (team lead)"));
-    await page.getByLabel("API key").fill(tracker.apiKey);
-    await page.getByRole("button", { name: "Open board" }).click();
-    await page.getByRole("region", { name: "In progress", exact: true }).locator("button.card").nth(2).waitFor();
-    await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
-    await page.mouse.move(0, 0);
-    await page.screenshot({ path: OUTPUT });
+    await picture(browser, tracker, { width: 1360, height: 760 }, OUTPUT);
+    if (process.argv.includes("--phone") && phoneOutput)
+      await picture(browser, tracker, { width: 390, height: 844 }, phoneOutput);
   } finally {
     await browser.close();
   }
-  console.log(`wrote ${OUTPUT}`);
+}
+
+/** The board of PROJECT at this size, a quarter of an hour on, the person's name already given. */
+async function picture(
+  browser: Browser,
+  tracker: { url: string; apiKey: string },
+  viewport: { width: number; height: number },
+  path: string,
+): Promise<void> {
+  const page = await browser.newPage({ viewport, locale: "en-US", colorScheme: "light" });
+  await page.clock.setFixedTime(Date.now() + LATER_MS);
+  await page.goto(`${tracker.url}/#project=${PROJECT}`);
+  await page.evaluate(() => localStorage.setItem("task-board.name", "Dana (team lead)"));
+  await page.getByLabel("API key").fill(tracker.apiKey);
+  await page.getByRole("button", { name: "Open board" }).click();
+  await page.locator("#region-in_progress button.card").nth(2).waitFor();
+  await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
+  await page.locator("#region-blocked .waits").first().filter({ hasText: "“" }).waitFor({ state: "attached" });
+  await page.mouse.move(0, 0);
+  await page.screenshot({ path });
+  await page.close();
+  console.log(`wrote ${path}`);
 }
 
 try {

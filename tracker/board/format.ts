@@ -6,15 +6,28 @@ export function firstLine(text: string): string {
   return text.split(/\r?\n/, 1)[0] ?? "";
 }
 
-/** "4 min 05 s left", "1 h 20 min left", "expiring". */
-export function leaseLeft(expiresAt: string | null, now: number): string {
-  if (expiresAt === null) return "no lease";
-  const seconds = Math.floor((Date.parse(expiresAt) - now) / 1000);
-  if (seconds <= 0) return "lease expiring";
-  if (seconds < 60) return `${seconds} s left`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ${String(seconds % 60).padStart(2, "0")} s left`;
-  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min left`;
+/** How long since `iso`, in words: "12 min", "1 h 05 min", "3 days". */
+export function lasted(iso: string, now: number): string {
+  const minutes = Math.max(0, Math.floor((now - Date.parse(iso)) / 60_000));
+  if (minutes < 1) return "under a minute";
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${hours} h ${String(minutes % 60).padStart(2, "0")} min`;
+  const days = Math.floor(hours / 24);
+  return days === 1 ? "1 day" : `${days} days`;
+}
+
+/** "just now", "3 min ago", "2 h ago", "yesterday", "5 days ago", then the date. */
+export function ago(iso: string, now: number): string {
+  const minutes = Math.floor((now - Date.parse(iso)) / 60_000);
+  if (minutes < 1) return "just now";
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${hours} h ago`;
+  const days = Math.floor(hours / 24);
+  if (days === 1) return "yesterday";
+  if (days < 30) return `${days} days ago`;
+  return new Date(iso).toLocaleDateString(undefined, { dateStyle: "medium" });
 }
 
 /** A local date and time, to the second. */

@@ -1,5 +1,6 @@
-// The task board: opened with the tracker's API key (kept in sessionStorage, this tab only), it
-// shows the projects, the four columns of one, and the ID registry, live from GET /events.
+// The task board: opened with the tracker's API key (kept in sessionStorage, this tab only, or in
+// localStorage when the person ticks "Remember the key on this device"), it shows the projects, the
+// four columns of one, and the ID registry, live from GET /events.
 
 import { type Api, createApi, type ProjectSummary, type Registry } from "./api.ts";
 import { ColumnsView } from "./columns.ts";
@@ -17,6 +18,10 @@ const keyInput = byId<HTMLInputElement>("api-key");
 const openError = byId("open-error");
 const boardError = byId("board-error");
 const liveStatus = byId("live-status");
+const connectionLost = byId("connection-lost");
+const rememberKey = byId<HTMLInputElement>("remember-key");
+/** Relative times ("working 12 min", "3 min ago") are in minutes: a tick every 15 s keeps them right. */
+const TICK_MS = 15_000;
 
 // ─── The person's name (X-Agent-Id of the board's writes) ───────────────────────────────────────
 
@@ -98,7 +103,7 @@ class Board {
       (task) => void this.taskDialog.open(task),
       (error) => this.failed(error),
     );
-    this.ticker = setInterval(() => this.columns.tick(Date.now()), 1000);
+    this.ticker = setInterval(() => this.columns.tick(Date.now()), TICK_MS);
     this.showView(this.view);
   }
 
@@ -162,6 +167,7 @@ class Board {
     }
     this.renderProjects();
     this.followProject();
+    this.showStartHint();
     if (this.projectId !== null) {
       this.columns.show(this.projectId);
       await this.columns.reload(this.projects.find((p) => p.project_id === this.projectId));
@@ -174,8 +180,19 @@ class Board {
     }
   }
 
+  /** A project without tasks (or no project at all) says how to start instead of four empty columns. */
+  private showStartHint(): void {
+    const project = this.projects.find((p) => p.project_id === this.projectId);
+    const empty = !project || project.ready + project.blocked + project.in_progress + project.completed === 0;
+    byId("start-here").hidden = !empty;
+    byId("columns").hidden = empty;
+    byId("start-what").textContent = project
+      ? `The project ${project.project_id} has no tasks yet.`
+      : "The tracker has no projects yet: a project starts with its first task.";
+    byId("start-import").textContent = `task-tracking-mcp import TODO.md --project ${project?.project_id ?? "my-project"}`;
+  }
+
   private renderProjects(): void {
-    byId("no-projects").hidden = this.projects.length > 0;
     // The list is redrawn on every change: a keyboard user on it stays on the same project.
     const focused = (document.activeElement as HTMLElement | null)?.dataset.projectId;
     fill(
@@ -212,6 +229,7 @@ class Board {
     this.stopStream = follow(this.api, path, {
       onOpen: () => {
         liveStatus.textContent = "Live";
+        connectionLost.textContent = "";
         this.columns.forget();
         this.scheduleReload();
       },
@@ -220,7 +238,10 @@ class Board {
         this.taskDialog.changed(task);
         this.scheduleReload();
       },
-      onDown: () => (liveStatus.textContent = "Reconnecting to the tracker…"),
+      onDown: () => {
+        liveStatus.textContent = "Reconnecting to the tracker…";
+        connectionLost.textContent = "The connection to the tracker is lost: the cards show what was known then. Reconnecting…";
+      },
       onUnauthorized: () => this.onUnauthorized(),
     });
   }
@@ -296,7 +317,7 @@ async function openBoard(apiKey: string): Promise<void> {
   try {
     projects = (await api.get<{ projects: ProjectSummary[] }>("/projects")).projects;
   } catch (error) {
-    sessionStorage.removeItem(KEY_STORAGE);
+    if (error instanceof Error && error.name === "Unauthorized") forgetKey();
     showOpenForm();
     openError.textContent =
       error instanceof Error && error.name === "Unauthorized"
@@ -304,7 +325,7 @@ async function openBoard(apiKey: string): Promise<void> {
         : messageOf(error);
     return;
   }
-  sessionStorage.setItem(KEY_STORAGE, apiKey);
+  keepKey(apiKey);
   keyInput.value = "";
   openForm.hidden = true;
   byId("board").hidden = false;
@@ -312,6 +333,21 @@ async function openBoard(apiKey: string): Promise<void> {
   showName();
   board = new Board(api, () => closeBoard("The API key is no longer accepted. Open the board again."));
   board.start(projects);
+  // Asked once, when the board opens, rather than on top of the first form that writes.
+  if (localStorage.getItem(NAME_STORAGE) === null) void personName();
+}
+
+/** This tab only, unless the person ticked "Remember the key on this device". */
+function keepKey(apiKey: string): void {
+  const remembered = rememberKey.checked || localStorage.getItem(KEY_STORAGE) === apiKey;
+  forgetKey();
+  (remembered ? localStorage : sessionStorage).setItem(KEY_STORAGE, apiKey);
+  rememberKey.checked = false;
+}
+
+function forgetKey(): void {
+  sessionStorage.removeItem(KEY_STORAGE);
+  localStorage.removeItem(KEY_STORAGE);
 }
 
 function showOpenForm(): void {
@@ -319,13 +355,14 @@ function showOpenForm(): void {
   byId("board").hidden = true;
   byId("who").hidden = true;
   liveStatus.textContent = "";
+  connectionLost.textContent = "";
   keyInput.focus();
 }
 
 function closeBoard(message = ""): void {
   board?.stop();
   board = null;
-  sessionStorage.removeItem(KEY_STORAGE);
+  forgetKey();
   for (const dialog of document.querySelectorAll("dialog")) dialog.close();
   showOpenForm();
   openError.textContent = message;
@@ -407,6 +444,6 @@ byId<HTMLFormElement>("add-form").addEventListener("submit", (event) => {
 
 // ─── Start ──────────────────────────────────────────────────────────────────────────────────────
 
-const savedKey = sessionStorage.getItem(KEY_STORAGE);
+const savedKey = sessionStorage.getItem(KEY_STORAGE) ?? localStorage.getItem(KEY_STORAGE);
 if (savedKey) void openBoard(savedKey);
 else showOpenForm();
