@@ -183,9 +183,10 @@ async function serve(): Promise<void> {
     await opened.storage.close();
     fail(whyListenFailed(config, error));
   }
+  // Ready to stop before it says it started: whoever reads that may stop it at once.
+  stopOnSignals(tracker, opened.storage, logger);
   if (format === "text") process.stderr.write(startupBlock(startupFacts(config, apiKeys, tracker.url)));
   else logger.log("info", "tracker started", { url: tracker.url, board: `${tracker.url}/`, storage: opened.description });
-  stopOnSignals(tracker, opened.storage, logger);
 }
 
 /** What the start-up block says, from what the tracker started with. */
