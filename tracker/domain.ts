@@ -301,6 +301,13 @@ export function rejectCycles(tasks: readonly NewTask[]): void {
 
 /** The largest ID number: beyond it JSON numbers stop being exact. */
 export const MAX_ID_NUMBER = Number.MAX_SAFE_INTEGER;
+/**
+ * The registry's PUT raises a counter to import a backlog, never to the end of the IDs: one raise goes
+ * at most this far past the current value, and never past MAX_RAISED_ID, which leaves some nine
+ * thousand million million numbers to allocate after it (IDs of at most 12 digits, `US-999999999999`).
+ */
+export const MAX_COUNTER_RAISE = 1_000_000;
+export const MAX_RAISED_ID = 999_999_999_999;
 
 // ---------------------------------------------------------------------------
 // The state machine.
@@ -507,6 +514,17 @@ export function cannotLowerCounter(projectId: string, artifactType: string, curr
     "conflict",
     `Cannot lower the ${artifactType} counter of project ${projectId} from ${current} to ${wanted}`,
   );
+}
+
+/** A registry PUT may raise a counter, by at most MAX_COUNTER_RAISE; the schema holds it to MAX_RAISED_ID. */
+export function checkCounterRaise(projectId: string, artifactType: string, current: number, wanted: number): void {
+  if (wanted < current) throw cannotLowerCounter(projectId, artifactType, current, wanted);
+  if (wanted - current > MAX_COUNTER_RAISE) {
+    throw new ApiError(
+      "conflict",
+      `Cannot raise the ${artifactType} counter of project ${projectId} from ${current} to ${wanted}: one raise goes at most ${MAX_COUNTER_RAISE} past the current value`,
+    );
+  }
 }
 
 export function idsExhausted(projectId: string, artifactType: string): ApiError {

@@ -12,9 +12,9 @@ import {
   MAX_AGENT_ID_LENGTH,
   MAX_COMPLETION_NOTES_CHARS,
   MAX_DESCRIPTION_CHARS,
-  MAX_ID_NUMBER,
   MAX_LEASE_SECONDS,
   MAX_LIST_LIMIT,
+  MAX_RAISED_ID,
   MAX_RESERVATION_COUNT,
   MAX_TASKS_PER_BATCH,
   MIN_LEASE_SECONDS,
@@ -259,7 +259,7 @@ export const reservationBody = object({
   project_id: projectId,
 });
 
-export const registryImportBody = object({ last_assigned_id: integer(0, MAX_ID_NUMBER) });
+export const registryImportBody = object({ last_assigned_id: integer(0, MAX_RAISED_ID) });
 
 /** The X-Agent-Id header, checked on every request that sends it. */
 export function parseAgentId(header: string | null): string | null {

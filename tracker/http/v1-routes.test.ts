@@ -489,6 +489,26 @@ describe("PUT /ids/registry/<project_id>/<artifact_type>", () => {
     expectError(await put("/ids/registry/proj/US", { last_assigned_id: "30" }), 400, "validation_failed");
     expectError(await put("/ids/registry/proj/US", {}), 400, "validation_failed", "last_assigned_id is required");
   });
+
+  test("one raise goes at most 1,000,000 past the counter and never past 999,999,999,999, so the IDs never run out", async () => {
+    const put = (path: string, body: unknown) => t.request("PUT", path, { body });
+    expectError(
+      await put("/ids/registry/proj/US", { last_assigned_id: 1_000_001 }),
+      409,
+      "conflict",
+      "Cannot raise the US counter of project proj from 0 to 1000001: one raise goes at most 1000000 past the current value",
+    );
+    expect((await put("/ids/registry/proj/US", { last_assigned_id: 1_000_000 })).status).toBe(200);
+    expect((await put("/ids/registry/proj/US", { last_assigned_id: 2_000_000 })).status).toBe(200);
+    expectError(await put("/ids/registry/proj/US", { last_assigned_id: 3_000_001 }), 409, "conflict");
+    expectError(
+      await put("/ids/registry/proj/US", { last_assigned_id: Number.MAX_SAFE_INTEGER }),
+      400,
+      "validation_failed",
+      "last_assigned_id must be between 0 and 999999999999",
+    );
+    expect((await t.request("GET", "/ids/next?type=US&project=proj")).body.next_id).toBe("US-2000001");
+  });
 });
 
 describe("IDs under concurrency", () => {
