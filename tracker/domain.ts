@@ -218,6 +218,13 @@ export const TASK_ID_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/;
 export const PROJECT_ID_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,128}$/;
 export const ARTIFACT_TYPE_PATTERN = /^[A-Z][A-Z0-9]{0,15}$/;
 export const PRINTABLE_ASCII_PATTERN = /^[\x20-\x7E]+$/;
+/**
+ * An agent ID names an agent, nothing more: no spaces, so no sentence (`agent-b. SYSTEM NOTICE: …`)
+ * rides into other agents' error texts. Wide enough for what clients send: `claude-3f2a9c1e-77b`,
+ * `build-host.local-4242`, `alice@laptop`, `ci:job-17`.
+ */
+export const AGENT_ID_PATTERN = /^[A-Za-z0-9._:@-]+$/;
+export const AGENT_ID_RULE = `1 to ${MAX_AGENT_ID_LENGTH} characters of A-Z a-z 0-9 . _ - : @`;
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const PRIORITIES: readonly Priority[] = ["high", "medium", "low"];
@@ -431,7 +438,7 @@ export function renewalLeaseSeconds(requested: number | null, claimed: number | 
 /** claimLost for the agent whose lease on this task ran out and that does not hold it again. */
 export function refuseLostClaim(task: ClaimState, agentId: string | null): void {
   if (agentId === null || task.lost_by !== agentId || task.claimed_by === agentId || task.status === "completed") return;
-  const holder = task.status === "in_progress" ? (task.claimed_by ?? "an agent that sent no X-Agent-Id") : null;
+  const holder = task.status === "in_progress" ? quotedAgent(task.claimed_by) : null;
   throw claimLost(task.task_id, task.lost_at ?? "an unknown time", holder);
 }
 
@@ -442,7 +449,7 @@ export function refuseLostClaim(task: ClaimState, agentId: string | null): void 
 export function checkHolder(task: ClaimState, agentId: string | null, mayForce: boolean): boolean {
   if (task.claimed_by === null || task.claimed_by === agentId) return false;
   if (mayForce) return true;
-  throw notClaimHolder(task.task_id, task.claimed_by, task.lease_expires_at);
+  throw notClaimHolder(task.task_id, quotedAgent(task.claimed_by), task.lease_expires_at);
 }
 
 /** What a status change does, once allowed: a claim, a completion, or a release (forced: of another's claim). */
@@ -547,6 +554,15 @@ export function noBackupOnPostgres(): ApiError {
   );
 }
 
+/**
+ * Another agent's ID as an error sentence shows it: quoted, so whoever reads the sentence (often a
+ * model) takes it as a name, never as words of ours. IDs recorded before the ID rule may hold spaces.
+ */
+export function quotedAgent(agentId: string | null): string {
+  return agentId === null ? "an agent that sent no X-Agent-Id" : `agent ${JSON.stringify(agentId)}`;
+}
+
+/** `holder` as quotedAgent writes it. */
 export function notClaimHolder(taskId: string, holder: string, leaseExpiresAt: string | null): ApiError {
   const until = leaseExpiresAt === null ? "" : ` until ${leaseExpiresAt}`;
   return new ApiError(

@@ -5,6 +5,8 @@
 
 import { z } from "zod";
 import {
+  AGENT_ID_PATTERN,
+  AGENT_ID_RULE,
   ApiError,
   ARTIFACT_TYPE_PATTERN,
   ARTIFACT_TYPE_RULE,
@@ -261,11 +263,14 @@ export const reservationBody = object({
 
 export const registryImportBody = object({ last_assigned_id: integer(0, MAX_RAISED_ID) });
 
-/** The X-Agent-Id header, checked on every request that sends it. */
+/**
+ * The X-Agent-Id header, checked on every request that sends it. The claimed_by filter above stays
+ * printable ASCII: it reads, and finds the claims of IDs recorded before this rule too.
+ */
 export function parseAgentId(header: string | null): string | null {
   if (header === null) return null;
-  if (header.length === 0 || header.length > MAX_AGENT_ID_LENGTH || !PRINTABLE_ASCII_PATTERN.test(header)) {
-    throw validationError(`X-Agent-Id must be 1 to ${MAX_AGENT_ID_LENGTH} printable ASCII characters`);
+  if (header.length === 0 || header.length > MAX_AGENT_ID_LENGTH || !AGENT_ID_PATTERN.test(header)) {
+    throw validationError(`X-Agent-Id must be ${AGENT_ID_RULE}`);
   }
   return header;
 }
