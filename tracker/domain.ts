@@ -172,6 +172,8 @@ export const statusByErrorCode = {
   idempotency_in_flight: 409,
   payload_too_large: 413,
   idempotency_mismatch: 422,
+  /** A key that holds too many of something at once (GET /events streams). */
+  too_many_requests: 429,
   internal: 500,
   unavailable: 503,
 } as const;
@@ -187,6 +189,17 @@ export class ApiError extends Error {
   ) {
     super(message);
     this.status = statusByErrorCode[code];
+  }
+}
+
+/** A refusal for now, not for good: the reply says when to try again (Retry-After). */
+export class RetryLater extends ApiError {
+  constructor(
+    code: "too_many_requests" | "unavailable",
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(code, message);
   }
 }
 

@@ -1,5 +1,6 @@
 // GET /admin/backup and GET /admin/dump beside a SQLite file on disk: the clean-up of the copies a
-// tracker that died left behind removes those and nothing else named like them.
+// tracker that died left behind removes those and nothing else named like them; a backup leaves out
+// the Idempotency-Key rows. And on either storage: no more than two backups or dumps at once.
 
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -9,7 +10,8 @@ import { join } from "node:path";
 import { makeTempDir } from "../../testkit/temp.ts";
 import { createLogger } from "../log.ts";
 import { openSqliteStorage, type SqliteStorage } from "../storage/sqlite.ts";
-import { TEST_API_KEY } from "../testing.ts";
+import { startTestTracker, TEST_API_KEY } from "../testing.ts";
+import { CopyGate } from "./copies.ts";
 import { type RunningTracker, startTracker } from "./server.ts";
 
 let dir: string;
@@ -129,5 +131,27 @@ describe("the Idempotency-Key rows, which name the API key by its SHA-256", () =
     const first = await run();
     expect(first.status).toBe(201);
     expect(await run()).toEqual({ ...first, replayed: "true" });
+  });
+});
+
+describe("two backups or dumps at once (either storage)", () => {
+  test("a third is 503 with Retry-After and a sentence; a finished one frees its place", async () => {
+    const copies = new CopyGate();
+    const running = await startTestTracker({ copies });
+    try {
+      const [first, second] = [copies.take(), copies.take()];
+      const refused = await running.request("GET", "/admin/dump");
+      expect([refused.status, refused.headers.get("retry-after"), refused.body]).toEqual([
+        503,
+        "30",
+        { error: "2 backups or dumps are being sent already, the most at once; retry in 30 seconds", code: "unavailable" },
+      ]);
+      first();
+      second();
+      const dump = await running.request("GET", "/admin/dump");
+      expect([dump.status, copies.sending]).toEqual([200, 0]);
+    } finally {
+      await running.stop();
+    }
   });
 });

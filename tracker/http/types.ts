@@ -5,6 +5,7 @@
 import type { z } from "zod";
 import type { Logger } from "../log.ts";
 import type { IdempotentWrite, Storage } from "../storage/storage.ts";
+import type { CopyGate } from "./copies.ts";
 import type { LiveStreams } from "./live-streams.ts";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH";
@@ -27,6 +28,8 @@ export interface Services {
   reservationTtlMs: number;
   /** The open GET /events streams. */
   streams: LiveStreams;
+  /** The backups and dumps being sent. */
+  copies: CopyGate;
 }
 
 /** One request as a handler sees it: already authenticated, parsed and checked. */
