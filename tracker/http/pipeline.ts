@@ -343,7 +343,8 @@ async function prepare(
     scope,
     bodyText,
     key,
-    run: (claim) => route.handler({ params, query, body, agentId, request, services, keepOpen, write: writerFor(claim) }),
+    run: (claim) =>
+      route.handler({ params, query, body, agentId, request, caller: scope, services, keepOpen, write: writerFor(claim) }),
   };
 }
 
