@@ -717,9 +717,9 @@ describe("list_tasks", () => {
     });
     expect(textOf(result)).toBe(
       [
-        "TASK-001 pending high ready — Implement X (after TASK-000)",
-        "TASK-003 pending low ready — Write the README",
-        `TASK-002 in_progress medium by "agent-b" until 2026-12-01T12:00:00.000Z — ${"y".repeat(99)}…`,
+        'TASK-001 pending high ready — "Implement X" (after TASK-000)',
+        'TASK-003 pending low ready — "Write the README"',
+        `TASK-002 in_progress medium by "agent-b" until 2026-12-01T12:00:00.000Z — "${"y".repeat(99)}…"`,
         'More: call list_tasks again with cursor "cursor-2".',
       ].join("\n"),
     );
@@ -729,12 +729,12 @@ describe("list_tasks", () => {
     handler = () => json({ tasks: [page.tasks[0]], next_cursor: null });
     const client = await connect();
     const plain = (await client.callTool({ name: "list_tasks", arguments: { project_id: PROJECT } })) as CallToolResult;
-    expect(textOf(plain)).toBe("TASK-001 pending high — Implement X (after TASK-000)\nEnd of the list.");
+    expect(textOf(plain)).toBe('TASK-001 pending high — "Implement X" (after TASK-000)\nEnd of the list.');
     const blocked = (await client.callTool({
       name: "list_tasks",
       arguments: { project_id: PROJECT, ready: false },
     })) as CallToolResult;
-    expect(textOf(blocked)).toBe("TASK-001 pending high blocked — Implement X (after TASK-000)\nEnd of the list.");
+    expect(textOf(blocked)).toBe('TASK-001 pending high blocked — "Implement X" (after TASK-000)\nEnd of the list.');
   });
 
   test("mine: true asks for this agent's claims; status and cursor pass through; limit defaults to 50", async () => {

@@ -1298,7 +1298,7 @@ function taskList(tasks: CompactTask[], nextCursor: string | null, { project_id,
   return lines.join("\n");
 }
 
-/** A line per task, for the model to read at a glance: `TASK-001 pending high ready — Implement X (after TASK-000)`. */
+/** A line per task at a glance, others' words quoted: `TASK-001 pending high ready — "Implement X" (after TASK-000)`. */
 function taskLine(task: CompactTask, readyFilter?: boolean): string {
   let state = `${task.task_id} ${task.status} ${task.priority}`;
   if (task.status === "pending" && (readyFilter === true || task.depends_on.length === 0)) state += " ready";
@@ -1306,7 +1306,7 @@ function taskLine(task: CompactTask, readyFilter?: boolean): string {
   if (task.status === "in_progress" && task.claimed_by) state += ` by ${JSON.stringify(task.claimed_by)}`;
   if (task.status === "in_progress" && task.lease_expires_at) state += ` until ${task.lease_expires_at}`;
   const after = task.depends_on.length ? ` (after ${task.depends_on.join(", ")})` : "";
-  return `${state} — ${task.description}${after}`;
+  return `${state} — ${JSON.stringify(task.description)}${after}`;
 }
 
 const NextIdArguments = { artifact_type: artifactTypeArgument(), project_id: projectArgument() };
