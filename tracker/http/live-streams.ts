@@ -1,6 +1,7 @@
 // The open streams of GET /events: the history as Server-Sent Events, fed by storage.subscribe.
 // Every open stream is known here, so stop() can end them: a viewer left open must not keep the
-// tracker from stopping.
+// tracker from stopping. Nor hold a stream for good: a key opens 20 at most, and a stream ends when
+// its client takes nothing for two minutes, or after an hour (docs/API.md, GET /events).
 
 import { ApiError, RetryLater, type TaskChange } from "../domain.ts";
 import type { Logger } from "../log.ts";
