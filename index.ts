@@ -68,7 +68,7 @@ export interface ConfigSources {
   pid: number;
 }
 
-const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
+const NOT_AGENT_ID_CHARACTERS = /[^A-Za-z0-9._:@-]+/g;
 export const ID_CHARACTERS = /^[A-Za-z0-9._-]+$/;
 /** `.` and `..` vanish from URLs (`/tasks/../status` is `/status`): no ID is made only of dots. */
 export const ONLY_DOTS = /^\.+$/;
@@ -107,12 +107,12 @@ function loadApiKey(value: (name: string) => string | undefined, readFile: (path
   return { apiKey, apiKeyFile: file, ignoredApiKeyFile: undefined };
 }
 
-/** TASK_TRACKING_AGENT_ID, else one per Claude Code session, else one per process. */
+/** One per Claude Code session, else per process. Agent IDs carry no spaces (API.md): other characters become `-`. */
 function defaultAgentId(value: (name: string) => string | undefined, sources: ConfigSources): string {
-  const session = value("CLAUDE_CODE_SESSION_ID");
-  if (session && PRINTABLE_ASCII.test(session)) return `claude-${session.slice(0, 12)}`;
-  const host = sources.hostname().replace(/[^\x21-\x7e]/g, "") || "host";
-  return `${host.slice(0, 100)}-${sources.pid}`;
+  const session = value("CLAUDE_CODE_SESSION_ID")?.replace(NOT_AGENT_ID_CHARACTERS, "");
+  if (session) return `claude-${session.slice(0, 12)}`;
+  const host = sources.hostname().replace(NOT_AGENT_ID_CHARACTERS, "-").slice(0, 100);
+  return `${/[A-Za-z0-9]/.test(host) ? host : "host"}-${sources.pid}`;
 }
 
 /** A URL as errors show it: no user name or password; resolved against `base` when relative; quoted when no URL. */
@@ -135,7 +135,7 @@ export function loadConfig(
   };
 
   const { apiKey, apiKeyFile, ignoredApiKeyFile } = loadApiKey(value, sources.readFile);
-  if (!PRINTABLE_ASCII.test(apiKey)) {
+  if (!/^[\x20-\x7e]+$/.test(apiKey)) {
     // Never the key itself: only what is wrong with it.
     const where = apiKeyFile ? `TASK_TRACKING_API_KEY_FILE ${apiKeyFile} must hold` : "TASK_TRACKING_API_KEY must be";
     throw new ConfigError(`${where} printable ASCII characters; look for quotes or other characters pasted with it`);
@@ -166,8 +166,8 @@ export function loadConfig(
   }
 
   const agentId = value("TASK_TRACKING_AGENT_ID") ?? defaultAgentId(value, sources);
-  if (agentId.length > 128 || !PRINTABLE_ASCII.test(agentId)) {
-    throw new ConfigError("TASK_TRACKING_AGENT_ID must be 1-128 printable ASCII characters");
+  if (agentId.length > 128 || agentId.search(NOT_AGENT_ID_CHARACTERS) >= 0) {
+    throw new ConfigError("TASK_TRACKING_AGENT_ID must be 1-128 characters of A-Z a-z 0-9 . _ - : @ (no spaces)");
   }
 
   const project = value("TASK_TRACKING_PROJECT");
@@ -1298,15 +1298,15 @@ function taskList(tasks: CompactTask[], nextCursor: string | null, { project_id,
   return lines.join("\n");
 }
 
-/** A line per task, for the model to read at a glance: `TASK-001 pending high ready — Implement X (after TASK-000)`. */
+/** A line per task at a glance, others' words quoted: `TASK-001 pending high ready — "Implement X" (after TASK-000)`. */
 function taskLine(task: CompactTask, readyFilter?: boolean): string {
   let state = `${task.task_id} ${task.status} ${task.priority}`;
   if (task.status === "pending" && (readyFilter === true || task.depends_on.length === 0)) state += " ready";
   if (task.status === "pending" && readyFilter === false) state += " blocked";
-  if (task.status === "in_progress" && task.claimed_by) state += ` by ${task.claimed_by}`;
+  if (task.status === "in_progress" && task.claimed_by) state += ` by ${JSON.stringify(task.claimed_by)}`;
   if (task.status === "in_progress" && task.lease_expires_at) state += ` until ${task.lease_expires_at}`;
   const after = task.depends_on.length ? ` (after ${task.depends_on.join(", ")})` : "";
-  return `${state} — ${task.description}${after}`;
+  return `${state} — ${JSON.stringify(task.description)}${after}`;
 }
 
 const NextIdArguments = { artifact_type: artifactTypeArgument(), project_id: projectArgument() };

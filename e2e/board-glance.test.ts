@@ -22,7 +22,7 @@ const CHROMIUM_FLAGS = [
 const PROJECT = "glance";
 const EMPTY_PROJECT = "glance-empty";
 const AGENT = "claude-gina";
-const PERSON = "Dana Example";
+const PERSON = "dana.example";
 const NAME_STORAGE = "task-board.name";
 const KEY_STORAGE = "task-board.api-key";
 /** A payload an audit would try, in backticks: it must show as code, as text. */

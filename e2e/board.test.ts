@@ -23,7 +23,7 @@ const CHROMIUM_FLAGS = [
 const PROJECT = "board-e2e";
 const BIG_PROJECT = "board-e2e-big";
 const AGENT = "agent-e2e";
-const PERSON = "Alice Example";
+const PERSON = "alice.example";
 /** The bound for a change to reach the board, and for the first screen of a big project. */
 const LIVE_MS = 1000;
 const COLUMNS = ["Ready", "Blocked", "In progress", "Completed"] as const;

@@ -173,7 +173,7 @@ function describeLeases(name: string, stackOptions: StackOptions<never>) {
           status: "completed",
         });
         expect(completed.isError).toBe(true);
-        expect(textOf(completed)).toStartWith("L-1 is claimed by keeper until ");
+        expect(textOf(completed)).toStartWith('L-1 is claimed by agent "keeper" until ');
         const released = await intruder.call("update_task_status", { task_id: "L-1", project_id: projectId, status: "pending" });
         expect(released.isError).toBe(true);
         expect(textOf(released)).toContain("only its holder can complete, release or renew it");
@@ -203,7 +203,7 @@ function describeLeases(name: string, stackOptions: StackOptions<never>) {
       const sleeper = await agent("sleeper", 0);
       const result = await sleeper.call("update_task_status", { task_id: "L-1", project_id: projectId, status: "completed" });
       expect(result.isError).toBe(true);
-      expect(textOf(result)).toMatch(/^Your claim on L-1 expired at \S+; it is now claimed by wide-awake/);
+      expect(textOf(result)).toMatch(/^Your claim on L-1 expired at \S+; it is now claimed by agent "wide-awake"/);
       expect(await sleeper.close()).toBe(0);
       expect(await other.close()).toBe(0);
     }, 30_000);

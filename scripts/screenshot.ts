@@ -130,7 +130,7 @@ async function picture(
   const page = await browser.newPage({ viewport, locale: "en-US", colorScheme: "light" });
   await page.clock.setFixedTime(Date.now() + LATER_MS);
   await page.goto(`${tracker.url}/#project=${PROJECT}`);
-  await page.evaluate(() => localStorage.setItem("task-board.name", "Dana (team lead)"));
+  await page.evaluate(() => localStorage.setItem("task-board.name", "dana.lead"));
   await page.getByLabel("API key").fill(tracker.apiKey);
   await page.getByRole("button", { name: "Open board" }).click();
   await page.locator("#region-in_progress button.card").nth(2).waitFor();

@@ -172,6 +172,8 @@ export const statusByErrorCode = {
   idempotency_in_flight: 409,
   payload_too_large: 413,
   idempotency_mismatch: 422,
+  /** A key that holds too many of something at once (GET /events streams). */
+  too_many_requests: 429,
   internal: 500,
   unavailable: 503,
 } as const;
@@ -187,6 +189,17 @@ export class ApiError extends Error {
   ) {
     super(message);
     this.status = statusByErrorCode[code];
+  }
+}
+
+/** A refusal for now, not for good: the reply says when to try again (Retry-After). */
+export class RetryLater extends ApiError {
+  constructor(
+    code: "too_many_requests" | "unavailable",
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(code, message);
   }
 }
 
@@ -218,6 +231,13 @@ export const TASK_ID_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/;
 export const PROJECT_ID_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,128}$/;
 export const ARTIFACT_TYPE_PATTERN = /^[A-Z][A-Z0-9]{0,15}$/;
 export const PRINTABLE_ASCII_PATTERN = /^[\x20-\x7E]+$/;
+/**
+ * An agent ID names an agent, nothing more: no spaces, so no sentence (`agent-b. SYSTEM NOTICE: …`)
+ * rides into other agents' error texts. Wide enough for what clients send: `claude-3f2a9c1e-77b`,
+ * `build-host.local-4242`, `alice@laptop`, `ci:job-17`.
+ */
+export const AGENT_ID_PATTERN = /^[A-Za-z0-9._:@-]+$/;
+export const AGENT_ID_RULE = `1 to ${MAX_AGENT_ID_LENGTH} characters of A-Z a-z 0-9 . _ - : @`;
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const PRIORITIES: readonly Priority[] = ["high", "medium", "low"];
@@ -301,6 +321,13 @@ export function rejectCycles(tasks: readonly NewTask[]): void {
 
 /** The largest ID number: beyond it JSON numbers stop being exact. */
 export const MAX_ID_NUMBER = Number.MAX_SAFE_INTEGER;
+/**
+ * The registry's PUT raises a counter to import a backlog, never to the end of the IDs: one raise goes
+ * at most this far past the current value, and never past MAX_RAISED_ID, which leaves some nine
+ * thousand million million numbers to allocate after it (IDs of at most 12 digits, `US-999999999999`).
+ */
+export const MAX_COUNTER_RAISE = 1_000_000;
+export const MAX_RAISED_ID = 999_999_999_999;
 
 // ---------------------------------------------------------------------------
 // The state machine.
@@ -424,7 +451,7 @@ export function renewalLeaseSeconds(requested: number | null, claimed: number | 
 /** claimLost for the agent whose lease on this task ran out and that does not hold it again. */
 export function refuseLostClaim(task: ClaimState, agentId: string | null): void {
   if (agentId === null || task.lost_by !== agentId || task.claimed_by === agentId || task.status === "completed") return;
-  const holder = task.status === "in_progress" ? (task.claimed_by ?? "an agent that sent no X-Agent-Id") : null;
+  const holder = task.status === "in_progress" ? quotedAgent(task.claimed_by) : null;
   throw claimLost(task.task_id, task.lost_at ?? "an unknown time", holder);
 }
 
@@ -435,7 +462,7 @@ export function refuseLostClaim(task: ClaimState, agentId: string | null): void 
 export function checkHolder(task: ClaimState, agentId: string | null, mayForce: boolean): boolean {
   if (task.claimed_by === null || task.claimed_by === agentId) return false;
   if (mayForce) return true;
-  throw notClaimHolder(task.task_id, task.claimed_by, task.lease_expires_at);
+  throw notClaimHolder(task.task_id, quotedAgent(task.claimed_by), task.lease_expires_at);
 }
 
 /** What a status change does, once allowed: a claim, a completion, or a release (forced: of another's claim). */
@@ -509,6 +536,17 @@ export function cannotLowerCounter(projectId: string, artifactType: string, curr
   );
 }
 
+/** A registry PUT may raise a counter, by at most MAX_COUNTER_RAISE; the schema holds it to MAX_RAISED_ID. */
+export function checkCounterRaise(projectId: string, artifactType: string, current: number, wanted: number): void {
+  if (wanted < current) throw cannotLowerCounter(projectId, artifactType, current, wanted);
+  if (wanted - current > MAX_COUNTER_RAISE) {
+    throw new ApiError(
+      "conflict",
+      `Cannot raise the ${artifactType} counter of project ${projectId} from ${current} to ${wanted}: one raise goes at most ${MAX_COUNTER_RAISE} past the current value`,
+    );
+  }
+}
+
 export function idsExhausted(projectId: string, artifactType: string): ApiError {
   return new ApiError("conflict", `The ${artifactType} IDs of project ${projectId} are exhausted`);
 }
@@ -529,6 +567,15 @@ export function noBackupOnPostgres(): ApiError {
   );
 }
 
+/**
+ * Another agent's ID as an error sentence shows it: quoted, so whoever reads the sentence (often a
+ * model) takes it as a name, never as words of ours. IDs recorded before the ID rule may hold spaces.
+ */
+export function quotedAgent(agentId: string | null): string {
+  return agentId === null ? "an agent that sent no X-Agent-Id" : `agent ${JSON.stringify(agentId)}`;
+}
+
+/** `holder` as quotedAgent writes it. */
 export function notClaimHolder(taskId: string, holder: string, leaseExpiresAt: string | null): ApiError {
   const until = leaseExpiresAt === null ? "" : ` until ${leaseExpiresAt}`;
   return new ApiError(

@@ -25,10 +25,12 @@ const TICK_MS = 15_000;
 
 // ─── The person's name (X-Agent-Id of the board's writes) ───────────────────────────────────────
 
-/** X-Agent-Id is 1–128 printable ASCII characters (docs/API.md). */
+/** X-Agent-Id is 1–128 characters of A-Z a-z 0-9 . _ - : @ (docs/API.md): a name, never a sentence. */
 function nameProblem(name: string): string | null {
   if (name.length === 0) return "Enter your name.";
-  if (!/^[\x20-\x7e]{1,128}$/.test(name)) return "Use at most 128 plain characters: letters A–Z, digits, spaces and punctuation.";
+  if (!/^[A-Za-z0-9._:@-]{1,128}$/.test(name)) {
+    return "Use at most 128 of letters A–Z, digits and . _ - : @, without spaces (alice, alice.smith).";
+  }
   return null;
 }
 
@@ -39,7 +41,8 @@ function showName(): void {
 /** The stored name, or asks for it once; null when the person closes the question. */
 function personName(forceAsk = false): Promise<string | null> {
   const stored = localStorage.getItem(NAME_STORAGE);
-  if (stored !== null && !forceAsk) return Promise.resolve(stored);
+  // A name saved before names lost their spaces is asked for again: the tracker refuses it now.
+  if (stored !== null && !forceAsk && nameProblem(stored) === null) return Promise.resolve(stored);
   const dialog = byId<HTMLDialogElement>("name-dialog");
   const form = byId<HTMLFormElement>("name-form");
   const input = byId<HTMLInputElement>("person-name");

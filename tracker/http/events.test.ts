@@ -2,7 +2,7 @@
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
-import { startTestTracker, TEST_API_KEY, type TestTracker, taskInput as task } from "../testing.ts";
+import { OTHER_API_KEY, startTestTracker, TEST_API_KEY, type TestTracker, taskInput as task } from "../testing.ts";
 
 let t: TestTracker;
 /** Subscriptions the storage holds right now: the stream must give its own back. */
@@ -68,6 +68,11 @@ class Viewer {
         return { id: fields.id!, data: JSON.parse(fields.data!) };
       });
   }
+}
+
+/** Resolves once the open streams have given their subscriptions back down to `count`. */
+async function unsubscribedDownTo(count: number): Promise<void> {
+  while (subscribed > count) await new Promise<void>((resolve) => (onUnsubscribe = resolve));
 }
 
 async function openViewer(path = "/events"): Promise<Viewer> {
@@ -138,6 +143,28 @@ describe("GET /events", () => {
     expect(t.logText()).toContain(closed);
     expect(subscribed).toBe(0);
     socket.destroy();
+  });
+
+  test("one key holds 20 streams at most: the 21st is 429 with Retry-After and a sentence; another key is served", async () => {
+    const viewers = await Promise.all(Array.from({ length: 20 }, () => openViewer()));
+    const refused = await t.request("GET", "/events");
+    expect([refused.status, refused.headers.get("retry-after"), refused.body]).toEqual([
+      429,
+      "30",
+      {
+        error: "This API key has 20 live streams (GET /events) open already, the most at once; close one first",
+        code: "too_many_requests",
+      },
+    ]);
+    const other = await fetch(`${t.url}/events`, { headers: { Authorization: `Bearer ${OTHER_API_KEY}` } });
+    expect(other.status).toBe(200);
+    await other.body!.cancel();
+    await unsubscribedDownTo(20);
+    viewers[0]!.abort.abort();
+    await unsubscribedDownTo(19);
+    const again = await openViewer();
+    expect(again.status).toBe(200);
+    for (const viewer of [...viewers, again]) viewer.abort.abort();
   });
 
   test("does not keep stop() from finishing, and ends the stream", async () => {

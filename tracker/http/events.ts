@@ -4,14 +4,21 @@ import type { projectFilterQuery } from "./schemas.ts";
 import type { Handler } from "./types.ts";
 
 /** GET /events: Server-Sent Events, `event: task`, one per change, with `: keep-alive` comments. */
-export const streamEvents: Handler<undefined, typeof projectFilterQuery> = async ({ query, request, services, keepOpen }) => {
-  keepOpen();
+export const streamEvents: Handler<undefined, typeof projectFilterQuery> = async ({
+  query,
+  request,
+  caller,
+  services,
+  keepOpen,
+}) => {
   const body = services.streams.open({
     storage: services.storage,
     logger: services.logger,
     projectId: query.project ?? null,
     signal: request.signal,
+    key: caller,
   });
+  keepOpen();
   // Content-Type text/event-stream comes with a stream body (pipeline.ts); proxies must not buffer it.
   return { status: 200, body, headers: { "X-Accel-Buffering": "no" } };
 };

@@ -67,6 +67,8 @@ describe("the OpenAPI document", () => {
     expect(codes("/ids/reservations/{reservation_id}", "get", "404")).toEqual(["reservation_not_found"]);
     expect(codes("/tasks", "get", "404")).toBeUndefined();
     expect(codes("/ids/registry/{project_id}/{artifact_type}", "put", "404")).toBeUndefined();
+    expect(codes("/events", "get", "429")).toEqual(["too_many_requests"]);
+    expect(codes("/tasks", "get", "429")).toBeUndefined();
   });
 
   test("comes from the schemas that validate the requests", () => {

@@ -74,6 +74,7 @@ function errorResponses(route: Route): Record<string, JsonSchema> {
   const statuses = new Set<number>(route.auth ? [401] : []);
   if (route.params || route.query || route.body) statuses.add(statusByErrorCode.validation_failed);
   if (route.idempotent) for (const status of [409, 422]) statuses.add(status);
+  if (route.limited) statuses.add(statusByErrorCode.too_many_requests);
   if (notFoundCodes(route).length > 0) statuses.add(statusByErrorCode.not_found);
   statuses.add(statusByErrorCode.internal);
   statuses.add(statusByErrorCode.unavailable);

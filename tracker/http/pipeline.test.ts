@@ -287,6 +287,20 @@ describe("Idempotency-Key: a replay", () => {
   });
 });
 
+describe("Idempotency-Key: what a dump keeps of it", () => {
+  test("a dump holds neither the SHA-256 of the key that wrote nor the Idempotency-Key (both storages)", async () => {
+    const headers = { "Idempotency-Key": `dumped-${crypto.randomUUID()}` };
+    expect(
+      (await t.request("POST", "/ids/reserve", { body: { type: "US", count: 2, project_id: "proj" }, headers })).status,
+    ).toBe(201);
+    const dump = await t.request("GET", "/admin/dump");
+    expect(dump.status).toBe(200);
+    const text = String(dump.body);
+    expect(text).toContain('"kind":"counter"');
+    expect([text.includes(apiKeyScope(TEST_API_KEY)), text.includes(headers["Idempotency-Key"])]).toEqual([false, false]);
+  });
+});
+
 describe("Idempotency-Key: another request, one still running, another API key, a 4xx, a malformed key", () => {
   test("the same key for a different request is 422", async () => {
     const headers = { "Idempotency-Key": "reused" };

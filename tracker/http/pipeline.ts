@@ -12,6 +12,7 @@ import {
   idempotencyMismatch,
   isPrintableAscii,
   MAX_IDEMPOTENCY_KEY_LENGTH,
+  RetryLater,
   validationError,
 } from "../domain.ts";
 import { describeError, type Logger } from "../log.ts";
@@ -342,12 +343,15 @@ async function prepare(
     scope,
     bodyText,
     key,
-    run: (claim) => route.handler({ params, query, body, agentId, request, services, keepOpen, write: writerFor(claim) }),
+    run: (claim) =>
+      route.handler({ params, query, body, agentId, request, caller: scope, services, keepOpen, write: writerFor(claim) }),
   };
 }
 
 /** The one error mapping: a 4xx says what was wrong; anything else is logged and is `Internal error`. */
 function replyForError(error: unknown, requestId: string, logger: Logger): Reply {
+  // Expected under load, so not logged as a failure: the access log has the status.
+  if (error instanceof RetryLater) return { ...errorReply(error), headers: { "Retry-After": String(error.retryAfterSeconds) } };
   if (error instanceof ApiError && error.status < 500) {
     const reply = errorReply(error);
     if (error.status === 401) reply.headers = { "WWW-Authenticate": "Bearer" };

@@ -101,6 +101,7 @@ export const routes: readonly Route[] = [
     head: false,
     query: s.projectFilterQuery,
     handler: streamEvents,
+    limited: true,
     success: ok('text/event-stream: `event: task`, `id: <event_id>`, `data: {"event", "task"}`', null),
   }),
   defineRoute({

@@ -5,6 +5,8 @@
 
 import { z } from "zod";
 import {
+  AGENT_ID_PATTERN,
+  AGENT_ID_RULE,
   ApiError,
   ARTIFACT_TYPE_PATTERN,
   ARTIFACT_TYPE_RULE,
@@ -12,9 +14,9 @@ import {
   MAX_AGENT_ID_LENGTH,
   MAX_COMPLETION_NOTES_CHARS,
   MAX_DESCRIPTION_CHARS,
-  MAX_ID_NUMBER,
   MAX_LEASE_SECONDS,
   MAX_LIST_LIMIT,
+  MAX_RAISED_ID,
   MAX_RESERVATION_COUNT,
   MAX_TASKS_PER_BATCH,
   MIN_LEASE_SECONDS,
@@ -259,13 +261,16 @@ export const reservationBody = object({
   project_id: projectId,
 });
 
-export const registryImportBody = object({ last_assigned_id: integer(0, MAX_ID_NUMBER) });
+export const registryImportBody = object({ last_assigned_id: integer(0, MAX_RAISED_ID) });
 
-/** The X-Agent-Id header, checked on every request that sends it. */
+/**
+ * The X-Agent-Id header, checked on every request that sends it. The claimed_by filter above stays
+ * printable ASCII: it reads, and finds the claims of IDs recorded before this rule too.
+ */
 export function parseAgentId(header: string | null): string | null {
   if (header === null) return null;
-  if (header.length === 0 || header.length > MAX_AGENT_ID_LENGTH || !PRINTABLE_ASCII_PATTERN.test(header)) {
-    throw validationError(`X-Agent-Id must be 1 to ${MAX_AGENT_ID_LENGTH} printable ASCII characters`);
+  if (header.length === 0 || header.length > MAX_AGENT_ID_LENGTH || !AGENT_ID_PATTERN.test(header)) {
+    throw validationError(`X-Agent-Id must be ${AGENT_ID_RULE}`);
   }
   return header;
 }

@@ -9,7 +9,8 @@ import { DEFAULT_CLAIM_TTL_SECONDS } from "../domain.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { Storage } from "../storage/storage.ts";
 import { type BoardRoutes, boardRoutes } from "./board.ts";
-import { KEEP_ALIVE_MS, LiveStreams } from "./live-streams.ts";
+import { CopyGate } from "./copies.ts";
+import { KEEP_ALIVE_MS, type LiveStreamOptions, LiveStreams } from "./live-streams.ts";
 import { createPipeline, IDEMPOTENCY_RETENTION_MS } from "./pipeline.ts";
 import { routes } from "./routes.ts";
 import { runEvery } from "./timers.ts";
@@ -41,6 +42,10 @@ export interface TrackerOptions {
   shutdownGraceMs?: number;
   /** Between `: keep-alive` comments of GET /events. Default 15 s. */
   keepAliveMs?: number;
+  /** The bounds of GET /events (streams per key, idle time, age); tests shorten them. */
+  liveStreams?: LiveStreamOptions;
+  /** The gate of backups and dumps (at most 2 at once, a minute unread ends one); tests pass their own. */
+  copies?: CopyGate;
 }
 
 export interface RunningTracker {
@@ -104,7 +109,8 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
     version: options.version ?? packageJson.version,
     claimTtlSeconds: options.claimTtlSeconds ?? DEFAULT_CLAIM_TTL_SECONDS,
     reservationTtlMs: (options.reservationTtlSeconds ?? 3600) * 1000,
-    streams: new LiveStreams(options.keepAliveMs ?? KEEP_ALIVE_MS),
+    streams: new LiveStreams({ keepAliveMs: options.keepAliveMs ?? KEEP_ALIVE_MS, ...options.liveStreams }),
+    copies: options.copies ?? new CopyGate(),
   };
   const board = await boardRoutes();
   const { handle, internalError } = createPipeline({ routes, services, apiKeys: options.apiKeys, pages: Object.keys(board) });

@@ -5,6 +5,7 @@
 import type { z } from "zod";
 import type { Logger } from "../log.ts";
 import type { IdempotentWrite, Storage } from "../storage/storage.ts";
+import type { CopyGate } from "./copies.ts";
 import type { LiveStreams } from "./live-streams.ts";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH";
@@ -27,6 +28,8 @@ export interface Services {
   reservationTtlMs: number;
   /** The open GET /events streams. */
   streams: LiveStreams;
+  /** The backups and dumps being sent. */
+  copies: CopyGate;
 }
 
 /** One request as a handler sees it: already authenticated, parsed and checked. */
@@ -37,6 +40,8 @@ export interface Call<Params, Query, Body> {
   /** The X-Agent-Id header (checked), recorded in the history of every write. */
   agentId: string | null;
   request: Request;
+  /** The caller's API key as the tracker names it: its scope (SHA-256), never the key itself. */
+  caller: string;
   services: Services;
   /** Lifts the idle timeout of this request's connection (a live stream is quiet between changes). */
   keepOpen(): void;
@@ -72,6 +77,8 @@ export interface Route<Params = any, Query = any, Body = any> {
   /** The query parameters it takes; any other, or one given twice, is a 400. */
   query?: z.ZodObject & z.ZodType<Query>;
   body?: z.ZodType<Body>;
+  /** Refuses a key that holds too many already: 429 too_many_requests (GET /events). */
+  limited?: boolean;
   /** The answer when it works, for the OpenAPI document (schema null: not JSON). */
   success: { status: number; description: string; schema: z.ZodType | null };
   handler(call: Call<Params, Query, Body>): Promise<Reply>;

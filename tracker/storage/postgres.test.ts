@@ -529,7 +529,7 @@ if (onPostgres) {
       await storage.changeTaskStatus({ ...change("T-1", "in_progress"), agentId: "b" });
       expect(storage.renewLease({ ref: ref("T-1"), agentId: "a", leaseSeconds: null, now })).rejects.toMatchObject({
         code: "claim_lost",
-        message: expect.stringContaining("it is now claimed by b"),
+        message: expect.stringContaining('it is now claimed by agent "b"'),
       });
       expect(storage.changeTaskStatus({ ...change("T-1", "completed"), agentId: "c" })).rejects.toMatchObject({
         code: "not_claim_holder",
@@ -702,7 +702,7 @@ if (onPostgres) {
       });
       expect(await refusal("HELD", "agent-c")).toEqual({
         code: "claim_lost",
-        message: "Your claim on HELD expired at 2026-11-01T10:30:00.000Z; it is now claimed by agent-d",
+        message: 'Your claim on HELD expired at 2026-11-01T10:30:00.000Z; it is now claimed by agent "agent-d"',
       });
       expect(
         (await storage.changeTaskStatus({ ...change("BACK", "completed"), ref: v2("BACK"), agentId: "agent-b" })).status,

@@ -29,6 +29,7 @@ import {
   ambiguousTaskId,
   type ClaimState,
   cannotLowerCounter,
+  checkCounterRaise,
   checkRenewal,
   claimBlocked,
   claimExpiredDetails,
@@ -1036,6 +1037,10 @@ export class PostgresStorage implements Storage {
   }
 
   private async raiseCounter(tx: TransactionSQL, projectId: string, artifactType: string, lastAssigned: number) {
+    const [row] = await tx<{ last_assigned: string }[]>`
+      SELECT last_assigned FROM id_counters WHERE project_id = ${projectId} AND artifact_type = ${artifactType} FOR UPDATE`;
+    checkCounterRaise(projectId, artifactType, Number(row?.last_assigned ?? 0), lastAssigned);
+    // A counter made by a twin since the read above (none was there to lock) must not be lowered either.
     // The conflicting row is locked even when the WHERE keeps it unchanged, so the value read
     // below for the error sentence is the one that refused.
     const raised = await tx`
@@ -1044,9 +1049,9 @@ export class PostgresStorage implements Storage {
       ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = excluded.last_assigned
       WHERE id_counters.last_assigned <= excluded.last_assigned`;
     if (raised.count === 0) {
-      const [row] = await tx<{ last_assigned: string }[]>`
+      const [current] = await tx<{ last_assigned: string }[]>`
         SELECT last_assigned FROM id_counters WHERE project_id = ${projectId} AND artifact_type = ${artifactType}`;
-      throw cannotLowerCounter(projectId, artifactType, Number(row!.last_assigned), lastAssigned);
+      throw cannotLowerCounter(projectId, artifactType, Number(current!.last_assigned), lastAssigned);
     }
     return lastAssigned;
   }

@@ -90,11 +90,29 @@ function streamFile(handle: FileHandle): ReadableStream<Uint8Array> {
   });
 }
 
+/**
+ * A backup leaves out the responses stored under Idempotency-Keys: their rows name the API key that
+ * wrote them by its SHA-256 (the scope), which a short key cannot keep from an offline guess. They are
+ * kept 24 hours for retries only, and a dump leaves them out too. secure_delete overwrites their bytes
+ * with zeros, where a plain DELETE would leave them in free pages. The copy is ours alone: no journal.
+ */
+function dropIdempotencyKeys(path: string): void {
+  const copy = new Database(path);
+  try {
+    copy.run("PRAGMA journal_mode = OFF");
+    copy.run("PRAGMA secure_delete = ON");
+    copy.run("DELETE FROM idempotency_keys");
+  } finally {
+    copy.close(false);
+  }
+}
+
 /** GET /admin/backup: the copy is opened, then unlinked at once, so nothing of it outlives the stream. */
 export async function openSqliteBackup(db: Database): Promise<BackupFile> {
   const path = copyDatabase(db, "backup");
   let handle: FileHandle;
   try {
+    dropIdempotencyKeys(path);
     handle = await open(path, "r");
   } finally {
     await unlink(path);

@@ -12,7 +12,7 @@ import { dirname } from "node:path";
 import {
   ambiguousTaskId,
   cannotEditCompleted,
-  cannotLowerCounter,
+  checkCounterRaise,
   checkRenewal,
   claimBlocked,
   claimExpiredDetails,
@@ -870,7 +870,7 @@ export class SqliteStorage implements Storage {
 
   private raiseCounter(projectId: string, artifactType: string, lastAssigned: number): number {
     const current = this.ids.selectCounter.get(projectId, artifactType)?.last_assigned ?? 0;
-    if (current > lastAssigned) throw cannotLowerCounter(projectId, artifactType, current, lastAssigned);
+    checkCounterRaise(projectId, artifactType, current, lastAssigned);
     this.ids.setCounter.run(projectId, artifactType, lastAssigned);
     return lastAssigned;
   }

@@ -591,11 +591,11 @@ describe.skipIf(!leasesFollowTheGivenClock)("lost claims by the given clock", ()
     await move("a", "in_progress", { agentId: "agent-2", now: at(63), leaseSeconds: 60 });
     expect(await rejection(move("a", "completed", { now: at(64) }))).toEqual({
       code: "claim_lost",
-      message: `Your claim on a expired at ${at(60).toISOString()}; it is now claimed by agent-2`,
+      message: `Your claim on a expired at ${at(60).toISOString()}; it is now claimed by agent "agent-2"`,
     });
     expect(await rejection(move("a", "completed", { agentId: "agent-3", now: at(64) }))).toEqual({
       code: "not_claim_holder",
-      message: `a is claimed by agent-2 until ${at(123).toISOString()}; only its holder can complete, release or renew it`,
+      message: `a is claimed by agent "agent-2" until ${at(123).toISOString()}; only its holder can complete, release or renew it`,
     });
     // Claiming it again makes agent-1 a holder like any other.
     await storage.expireLeases(at(200));
@@ -645,7 +645,7 @@ describe("holders", () => {
     await move("a", "in_progress", { agentId: "agent-1" });
     const notHolder = await rejection(move("a", "completed", { agentId: "agent-2" }));
     expect(notHolder.code).toBe("not_claim_holder");
-    expect(notHolder.message).toStartWith("a is claimed by agent-1 until ");
+    expect(notHolder.message).toStartWith('a is claimed by agent "agent-1" until ');
     expect((await rejection(move("a", "pending", { agentId: null }))).code).toBe("not_claim_holder");
     expect((await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-2", leaseSeconds: null, now }))).code).toBe(
       "not_claim_holder",
