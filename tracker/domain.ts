@@ -348,7 +348,7 @@ export function countUnfinishedDependencies(tasks: readonly BatchTask[], stored:
         inBatch.get(taskKey(task.project_id, dependencyId)) ??
         stored(task.project_id, dependencyId) ??
         idsInBatch.get(dependencyId);
-      if (!dependency) throw unknownDependency(tasks, task.project_id, field, dependencyId);
+      if (!dependency) throw unknownDependency(tasks, i, field, dependencyId);
       if (dependency.project_id !== task.project_id) {
         throw validationError(`${field} names ${dependencyId} of project ${dependency.project_id}, not of ${task.project_id}`);
       }
@@ -364,10 +364,11 @@ export function countUnfinishedDependencies(tasks: readonly BatchTask[], stored:
   });
 }
 
-/** An unknown dependency; in a batch with unnamed tasks of its project, why one of them cannot be it. */
-function unknownDependency(tasks: readonly BatchTask[], projectId: string, field: string, dependencyId: string): ApiError {
+/** An unknown dependency; with other unnamed tasks of its project in the batch, why none of them can be it. */
+function unknownDependency(tasks: readonly BatchTask[], naming: number, field: string, dependencyId: string): ApiError {
   const sentence = `${field} names an unknown task: ${dependencyId}`;
-  const unnamed = tasks.findIndex((task) => task.task_id === undefined && task.project_id === projectId);
+  const projectId = tasks[naming]!.project_id;
+  const unnamed = tasks.findIndex((task, i) => i !== naming && task.task_id === undefined && task.project_id === projectId);
   if (unnamed === -1) return validationError(sentence);
   return validationError(
     `${sentence} (depends_on names only tasks known before the batch; tasks[${unnamed}] and any other task sent ` +

@@ -358,6 +358,10 @@ describe("tasks without an ID", () => {
         "tasks[0] and any other task sent without task_id get their IDs as the batch is added, so nothing can name them: " +
         "give such a task a task_id, or add it in an earlier batch)",
     });
+    expect(await rejection(add([unnamedTask({ depends_on: ["ghost"] }), newTask("c", { project_id: "q" })]))).toEqual({
+      code: "validation_failed",
+      message: "tasks[0].depends_on[0] names an unknown task: ghost",
+    });
     expect(await add([unnamedTask()])).toEqual(["TASK-001"]);
     expect(await add([unnamedTask({ depends_on: ["TASK-001"] })])).toEqual(["TASK-002"]);
     expect(await storage.getTask(ref("TASK-002"))).toMatchObject({ depends_on: ["TASK-001"] });
