@@ -813,6 +813,18 @@ describe("add_task", () => {
     expect(seen[0]).toMatchObject({ method: "POST", path: "/tasks/batch", body: { tasks } });
   });
 
+  test("a task without task_id goes without one; the result names the ID the tracker assigned", async () => {
+    handler = () => json({ success: true, tasks_added: 2, task_ids: ["TASK-012", "DOC-1"] }, 201);
+    const tasks = [
+      { project_id: PROJECT, description: "Write the checkout page" },
+      { task_id: "DOC-1", project_id: PROJECT, description: "Document it" },
+    ];
+    const result = await call("add_task", { tasks });
+    expect(seen[0]).toMatchObject({ method: "POST", path: "/tasks/batch", body: { tasks } });
+    expect(result.structuredContent).toEqual({ success: true, tasks_added: 2, task_ids: ["TASK-012", "DOC-1"] });
+    expect(textOf(result)).toContain('"task_ids":["TASK-012","DOC-1"]');
+  });
+
   testArgumentChecks("add_task");
 });
 

@@ -273,7 +273,7 @@ const TaskSchema = z.looseObject({
 export type Task = z.infer<typeof TaskSchema>;
 
 const TaskInputSchema = z.strictObject({
-  task_id: taskId("task_id").describe('Unique task ID, e.g. "TASK-046"; 1-64 characters of A-Z a-z 0-9 . _ -'),
+  task_id: taskId("task_id").optional().describe("Left out, the tracker assigns the next TASK-nnn; or 1-64 of A-Z a-z 0-9 . _ -"),
   project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
   description: z
     .string()
@@ -1375,8 +1375,8 @@ function registerAddTask(server: McpServer, context: ServerContext): void {
       title: "Add tasks",
       description:
         "Adds 1-500 new tasks in one all-or-nothing batch: if any task is invalid or its task_id exists, none is added. " +
-        "Each task needs task_id, project_id and description; priority (high, medium, low) and depends_on (task_ids that must be " +
-        "completed first, existing or in the same batch) set the order in which get_next_task hands them out.",
+        "Each task needs project_id and description; task_id is optional (left out, the tracker assigns the project's next TASK-nnn, " +
+        "listed in task_ids in order); priority and depends_on (task_ids completed first, existing or given in the batch) set the order.",
       inputSchema: toolArguments("add_task", AddTaskArguments),
       outputSchema: BatchShape,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
@@ -1384,7 +1384,7 @@ function registerAddTask(server: McpServer, context: ServerContext): void {
     ({ tasks }, extra) =>
       context.run("add_task", { tasks }, extra, async (call) => {
         const added = await context.client.addTasks(tasks, call);
-        for (const task of tasks) context.remember(task.task_id, task.project_id);
+        tasks.forEach((task, i) => context.remember(added.task_ids[i]!, task.project_id));
         return added;
       }),
   );

@@ -168,6 +168,32 @@ test(`${AGENTS} agents allocate and reserve IDs at once: no ID twice, no gaps`, 
   expect(reserved).toBe(ids.length - AGENTS * 12); // 12 single allocations per agent; the rest came in reservations
 });
 
+test(`${AGENTS} agents add tasks without IDs while they allocate TASK IDs: each TASK-nnn once, no gaps`, async () => {
+  const project = "many-agents-unnamed";
+  const perAgent = async ({ mcp }: { mcp: McpProcess }, index: number) => {
+    const calls = Array.from({ length: 4 }, (_, i) =>
+      i % 2 === 0
+        ? mcp.call("add_task", {
+            tasks: [
+              { project_id: project, description: `Agent ${index}, batch ${i}, first` },
+              { task_id: `U-${index}-${i}`, project_id: project, description: "Named" },
+              { project_id: project, description: `Agent ${index}, batch ${i}, second` },
+            ],
+          })
+        : mcp.call("get_next_available_id", { artifact_type: "TASK", project_id: project }),
+    );
+    return (await Promise.all(calls)).flatMap((result) => {
+      if (result.isError) throw new Error(`a call failed: ${textOf(result)}`);
+      const data = result.structuredContent as { next_id?: string; task_ids?: string[] };
+      return data.task_ids ?? [data.next_id!];
+    });
+  };
+  const ids = (await Promise.all(agents().map(perAgent))).flat().filter((id) => id.startsWith("TASK-"));
+  const numbers = ids.map((id) => Number(/^TASK-(\d{3,})$/.exec(id)![1])).sort((a, b) => a - b);
+  expect(numbers).toEqual(Array.from({ length: AGENTS * 6 }, (_, i) => i + 1));
+  expect(inDb(stack.tracker, (db) => db.lastAssigned(project, "TASK"))).toBe(AGENTS * 6);
+});
+
 function countBy(values: string[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const value of values) counts[value] = (counts[value] ?? 0) + 1;

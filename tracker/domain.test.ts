@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import {
   ApiError,
+  type BatchTask,
   type ClaimState,
   checkRenewal,
   DEFAULT_CLAIM_TTL_SECONDS,
@@ -16,10 +17,12 @@ import {
   leaseRanOut,
   lostClaimAfterClaim,
   lostClaimOf,
+  nameBatch,
   renewalLeaseSeconds,
   type StatusChange,
   type TaskListQuery,
   taskListParts,
+  unnamedTaskCounts,
 } from "./domain.ts";
 
 function failure(run: () => unknown): { code: string; message: string } {
@@ -175,5 +178,45 @@ describe("an edit", () => {
       code: "invalid_transition",
       message: "cannot edit T-1: it is completed",
     });
+  });
+});
+
+describe("a batch's tasks without an ID", () => {
+  const task = (project_id: string, task_id?: string): BatchTask => ({
+    ...(task_id === undefined ? {} : { task_id }),
+    project_id,
+    description: "d",
+    inputs: [],
+    outputs: [],
+    priority: "medium",
+    depends_on: [],
+    status: "pending",
+    completion_notes: "",
+  });
+  const batch = [task("web"), task("api"), task("web", "W-1"), task("web"), task("api")];
+
+  test("are counted per project, projects in sorted order (the order their counters are taken in)", () => {
+    expect(unnamedTaskCounts(batch)).toEqual([
+      ["api", 2],
+      ["web", 2],
+    ]);
+    expect(unnamedTaskCounts([task("web", "W-1")])).toEqual([]);
+  });
+
+  test("are named TASK-nnn from their project's first number, in batch order; the others keep their IDs", () => {
+    const named = nameBatch(
+      batch,
+      new Map([
+        ["web", 99],
+        ["api", 1],
+      ]),
+    );
+    expect(named.map((t) => `${t.project_id}/${t.task_id}`)).toEqual([
+      "web/TASK-099",
+      "api/TASK-001",
+      "web/W-1",
+      "web/TASK-100",
+      "api/TASK-002",
+    ]);
   });
 });

@@ -49,6 +49,9 @@ export interface NewTask {
   completion_notes: string;
 }
 
+/** A task of a `POST /tasks/batch` body as sent: without task_id, the tracker names it (nameBatch). */
+export type BatchTask = Omit<NewTask, "task_id"> & { task_id?: string | undefined };
+
 export interface StatusChange {
   ref: TaskRef;
   to: TaskStatus;
@@ -284,8 +287,12 @@ function taskKey(projectId: string, taskId: string): string {
 }
 
 /** Rejects a dependency cycle inside a batch (stored tasks can never depend on new ones). */
-export function rejectCycles(tasks: readonly NewTask[]): void {
-  const inBatch = new Map(tasks.map((task, index) => [taskKey(task.project_id, task.task_id), index]));
+export function rejectCycles(tasks: readonly BatchTask[]): void {
+  // A task without an ID has nothing to be named by, so it ends no dependency edge.
+  const inBatch = new Map<string, number>();
+  tasks.forEach((task, index) => {
+    if (task.task_id !== undefined) inBatch.set(taskKey(task.project_id, task.task_id), index);
+  });
   // Iterative depth-first search (a chain thousands long must not overflow the stack).
   const state = new Uint8Array(tasks.length); // 0 unvisited, 1 on the current path, 2 done
   for (let root = 0; root < tasks.length; root++) {
@@ -352,9 +359,10 @@ export type StoredDependency = (
  * (each distinct dependency once). A dependency is a task of the same project, in the same batch or
  * stored (read through `stored`). A task imported as completed may depend only on completed tasks.
  */
-export function countUnfinishedDependencies(tasks: readonly NewTask[], stored: StoredDependency): number[] {
-  const inBatch = new Map(tasks.map((task) => [taskKey(task.project_id, task.task_id), task]));
-  const idsInBatch = new Map(tasks.map((task) => [task.task_id, task]));
+export function countUnfinishedDependencies(tasks: readonly BatchTask[], stored: StoredDependency): number[] {
+  const named = tasks.filter((task) => task.task_id !== undefined);
+  const inBatch = new Map(named.map((task) => [taskKey(task.project_id, task.task_id!), task]));
+  const idsInBatch = new Map(named.map((task) => [task.task_id!, task]));
   return tasks.map((task, i) => {
     const distinct = new Set<string>();
     let count = 0;
@@ -367,7 +375,7 @@ export function countUnfinishedDependencies(tasks: readonly NewTask[], stored: S
         inBatch.get(taskKey(task.project_id, dependencyId)) ??
         stored(task.project_id, dependencyId) ??
         idsInBatch.get(dependencyId);
-      if (!dependency) throw validationError(`${field} names an unknown task: ${dependencyId}`);
+      if (!dependency) throw unknownDependency(tasks, i, field, dependencyId);
       if (dependency.project_id !== task.project_id) {
         throw validationError(`${field} names ${dependencyId} of project ${dependency.project_id}, not of ${task.project_id}`);
       }
@@ -381,6 +389,19 @@ export function countUnfinishedDependencies(tasks: readonly NewTask[], stored: S
     }
     return count;
   });
+}
+
+/** An unknown dependency; with other unnamed tasks of its project in the batch, why none of them can be it. */
+function unknownDependency(tasks: readonly BatchTask[], naming: number, field: string, dependencyId: string): ApiError {
+  const sentence = `${field} names an unknown task: ${dependencyId}`;
+  const projectId = tasks[naming]!.project_id;
+  const unnamed = tasks.findIndex((task, i) => i !== naming && task.task_id === undefined && task.project_id === projectId);
+  if (unnamed === -1) return validationError(sentence);
+  return validationError(
+    `${sentence} (depends_on names only tasks known before the batch; tasks[${unnamed}] and any other task sent ` +
+      "without task_id get their IDs as the batch is added, so nothing can name them: give such a task a task_id, " +
+      "or add it in an earlier batch)",
+  );
 }
 
 export function isAllowedTransition(from: TaskStatus, to: TaskStatus): boolean {
@@ -681,6 +702,55 @@ function isTaskListPosition(value: JsonObject): value is JsonObject & TaskListPo
 /** `US-028`: the number zero-padded to three digits, wider past 999 (`US-1000`). */
 export function formatArtifactId(artifactType: string, number: number): string {
   return `${artifactType}-${number < 100 ? String(number).padStart(3, "0") : number}`;
+}
+
+/** The registry type whose counter names the tasks a batch sends without task_id. */
+export const ASSIGNED_TASK_ID_TYPE = "TASK";
+
+/**
+ * How many tasks of each project a batch sends without task_id, projects in sorted order: the
+ * order a storage advances their counters in, so two batches never wait on each other's counter.
+ */
+export function unnamedTaskCounts(tasks: readonly BatchTask[]): [projectId: string, count: number][] {
+  const counts = new Map<string, number>();
+  for (const task of tasks) {
+    if (task.task_id === undefined) counts.set(task.project_id, (counts.get(task.project_id) ?? 0) + 1);
+  }
+  return [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * Names the tasks sent without task_id, in the order of the batch: the first of project P gets
+ * `TASK-<firstNumbers of P>`, the next the number after it (the storage took that many from P's
+ * TASK counter, in the batch's transaction). Tasks with a task_id keep it.
+ */
+export function nameBatch(tasks: readonly BatchTask[], firstNumbers: ReadonlyMap<string, number>): NewTask[] {
+  const next = new Map(firstNumbers);
+  return tasks.map((task) => {
+    if (task.task_id !== undefined) return { ...task, task_id: task.task_id };
+    const number = next.get(task.project_id)!;
+    next.set(task.project_id, number + 1);
+    return { ...task, task_id: formatArtifactId(ASSIGNED_TASK_ID_TYPE, number) };
+  });
+}
+
+/**
+ * The conflict of a batch task whose ID a stored task has. For an ID the batch assigned, the stored
+ * task was named TASK-nnn by hand past the counter: say how to move the counter beyond it.
+ */
+export function batchTaskExists(
+  batch: readonly BatchTask[],
+  named: readonly NewTask[],
+  stored: { task_id: string; project_id: string },
+): ApiError {
+  const i = named.findIndex((task) => task.task_id === stored.task_id && task.project_id === stored.project_id);
+  if (i === -1 || batch[i]!.task_id !== undefined) return taskAlreadyExists(stored);
+  const { project_id: projectId, task_id: taskId } = stored;
+  return new ApiError(
+    "conflict",
+    `tasks[${i}] has no task_id and would be ${taskId}, the next ${ASSIGNED_TASK_ID_TYPE} ID of project ${projectId}, ` +
+      `but a task given that ID by hand already exists: raise the counter past it (PUT /ids/registry/${projectId}/${ASSIGNED_TASK_ID_TYPE}) or give the task a task_id`,
+  );
 }
 
 export function reservedIds(reservation: Reservation): string[] {

@@ -5,6 +5,7 @@
 import { type Api, createApi, type ProjectSummary, type Registry } from "./api.ts";
 import { ColumnsView } from "./columns.ts";
 import { byId, el, fill } from "./dom.ts";
+import { inFormWords } from "./form-errors.ts";
 import { when } from "./format.ts";
 import { follow } from "./stream.ts";
 import { messageOf, TaskDialog } from "./task-dialog.ts";
@@ -300,7 +301,8 @@ class Board {
     return this.projectId;
   }
 
-  async addTask(task: { task_id: string; project_id: string; description: string; priority: string; depends_on: string[] }) {
+  /** Adds one task; without task_id the tracker names it (TASK-nnn). */
+  async addTask(task: { task_id?: string; project_id: string; description: string; priority: string; depends_on: string[] }) {
     const name = await personName();
     if (name === null) return false;
     await this.api.write("POST", "/tasks/batch", { tasks: [task] }, name);
@@ -409,32 +411,48 @@ const addDialog = byId<HTMLDialogElement>("add-dialog");
 const addError = byId("add-error");
 byId("add-task").addEventListener("click", () => {
   byId<HTMLInputElement>("add-project").value = board?.currentProject() ?? "";
-  addError.textContent = "";
+  showAddError("", null);
   addDialog.showModal();
 });
-byId<HTMLFormElement>("add-form").addEventListener("submit", (event) => {
-  event.preventDefault();
+/** The add form's inputs, by the API field they fill: a tracker sentence naming the field names the input. */
+const ADD_INPUTS = {
+  description: "add-description",
+  project_id: "add-project",
+  priority: "add-priority",
+  depends_on: "add-depends",
+  task_id: "add-id",
+};
+
+function showAddError(sentence: string, inputId: string | null): void {
+  addError.textContent = sentence;
+  for (const id of Object.values(ADD_INPUTS)) byId(id).removeAttribute("aria-invalid");
+  if (inputId === null) return;
+  byId(inputId).setAttribute("aria-invalid", "true");
+  byId(inputId).focus();
+}
+
+/** The task the form describes; an empty Task ID is left out, so the tracker assigns one. */
+function taskOfAddForm() {
   const value = (id: string) => byId<HTMLInputElement>(id).value.trim();
-  const task = {
-    project_id: value("add-project"),
-    task_id: value("add-id"),
-    description: value("add-description"),
-    priority: value("add-priority"),
-    depends_on: value("add-depends")
+  const taskId = value(ADD_INPUTS.task_id);
+  return {
+    description: value(ADD_INPUTS.description),
+    project_id: value(ADD_INPUTS.project_id),
+    priority: value(ADD_INPUTS.priority),
+    depends_on: value(ADD_INPUTS.depends_on)
       .split(",")
       .map((id) => id.trim())
       .filter(Boolean),
+    ...(taskId === "" ? {} : { task_id: taskId }),
   };
-  const missing = [
-    ["project", task.project_id],
-    ["task ID", task.task_id],
-    ["description", task.description],
-  ].find(([, v]) => !v);
-  if (missing) {
-    addError.textContent = `Enter the ${missing[0]}.`;
-    return;
-  }
-  addError.textContent = "";
+}
+
+byId<HTMLFormElement>("add-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const task = taskOfAddForm();
+  if (!task.description) return showAddError("Enter the description.", ADD_INPUTS.description);
+  if (!task.project_id) return showAddError("Enter the project.", ADD_INPUTS.project_id);
+  showAddError("", null);
   board
     ?.addTask(task)
     .then((added) => {
@@ -442,7 +460,10 @@ byId<HTMLFormElement>("add-form").addEventListener("submit", (event) => {
       for (const id of ["add-id", "add-description", "add-depends"]) byId<HTMLInputElement>(id).value = "";
       addDialog.close();
     })
-    .catch((error: unknown) => (addError.textContent = messageOf(error)));
+    .catch((error: unknown) => {
+      const inWords = inFormWords(error, ADD_INPUTS);
+      showAddError(inWords?.sentence ?? messageOf(error), inWords?.input ?? null);
+    });
 });
 
 // ─── Start ──────────────────────────────────────────────────────────────────────────────────────

@@ -74,7 +74,10 @@ describe("the OpenAPI document", () => {
   test("comes from the schemas that validate the requests", () => {
     const batch = document.paths["/tasks/batch"]!.post!.requestBody!.content["application/json"].schema;
     expect(batch.properties.tasks).toMatchObject({ type: "array", minItems: 1, maxItems: 500 });
-    expect(batch.properties.tasks.items.required).toEqual(["task_id", "project_id", "description"]);
+    expect(batch.properties.tasks.items.required).toEqual(["project_id", "description"]);
+    expect(batch.properties.tasks.items.properties.task_id.description).toBe(
+      "Left out: the tracker assigns the next TASK-nnn of the project's ID registry",
+    );
     expect(batch.properties.tasks.items.additionalProperties).toBe(false);
     const status = document.paths["/tasks/{task_id}/status"]!.put!;
     expect(status.requestBody!.content["application/json"].schema.properties.lease_seconds).toMatchObject({

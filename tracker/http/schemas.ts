@@ -10,6 +10,7 @@ import {
   ApiError,
   ARTIFACT_TYPE_PATTERN,
   ARTIFACT_TYPE_RULE,
+  type BatchTask,
   DEFAULT_LIST_LIMIT,
   MAX_AGENT_ID_LENGTH,
   MAX_COMPLETION_NOTES_CHARS,
@@ -20,7 +21,6 @@ import {
   MAX_RESERVATION_COUNT,
   MAX_TASKS_PER_BATCH,
   MIN_LEASE_SECONDS,
-  type NewTask,
   PRINTABLE_ASCII_PATTERN,
   PRIORITIES,
   PROJECT_ID_PATTERN,
@@ -189,7 +189,9 @@ export const taskListQuery = z
 // Request bodies.
 
 const newTask = object({
-  task_id: taskId,
+  task_id: taskId
+    .optional()
+    .meta({ description: "Left out: the tracker assigns the next TASK-nnn of the project's ID registry" }),
   project_id: projectId,
   description,
   inputs: stringList.default([]),
@@ -218,11 +220,12 @@ export const taskBatchBody = object({
 
 /**
  * The rules of a batch that need no storage: a task_id repeated inside it (409) and a dependency
- * cycle inside it (400).
+ * cycle inside it (400). Tasks without a task_id are named later, by the storage (nameBatch).
  */
-export function checkBatch(tasks: readonly NewTask[]): void {
+export function checkBatch(tasks: readonly BatchTask[]): void {
   const seen = new Set<string>();
   for (const task of tasks) {
+    if (task.task_id === undefined) continue;
     // A task ID is unique within its project only.
     const key = `${task.project_id}\n${task.task_id}`;
     if (seen.has(key)) {

@@ -372,3 +372,24 @@ describe("GET /ids/registry", () => {
     expect((await t.request("GET", "/ids/registry?project=proj")).body.reservations).toEqual([]);
   });
 });
+
+describe("POST /tasks/batch without task_id", () => {
+  test("names the tasks TASK-nnn in order from the counter GET /ids/next advances; a retry answers the same IDs", async () => {
+    expect((await t.request("GET", "/ids/next?type=TASK&project=web")).body.next_id).toBe("TASK-001");
+    const body = {
+      tasks: [
+        { project_id: "web", description: "Write it" },
+        task("W-1", { project_id: "web" }),
+        { project_id: "web", description: "Test it" },
+      ],
+    };
+    const headers = { "Idempotency-Key": "unnamed-1" };
+    const first = await t.request("POST", "/tasks/batch", { body, headers });
+    expect(first.status).toBe(201);
+    expect(first.body).toEqual({ success: true, tasks_added: 3, task_ids: ["TASK-002", "W-1", "TASK-003"] });
+    const retry = await t.request("POST", "/tasks/batch", { body, headers });
+    expect({ status: retry.status, body: retry.body }).toEqual({ status: 201, body: first.body });
+    expect((await t.request("GET", "/ids/next?type=TASK&project=web")).body.next_id).toBe("TASK-004");
+    expect((await t.request("GET", "/tasks/TASK-003")).body.task).toMatchObject({ description: "Test it", project_id: "web" });
+  });
+});

@@ -26,7 +26,10 @@
 import { SQL, type TransactionSQL } from "bun";
 import {
   ApiError,
+  ASSIGNED_TASK_ID_TYPE,
   ambiguousTaskId,
+  type BatchTask,
+  batchTaskExists,
   type ClaimState,
   cannotLowerCounter,
   checkCounterRaise,
@@ -49,6 +52,7 @@ import {
   MAX_ID_NUMBER,
   type NewReservation,
   type NewTask,
+  nameBatch,
   noBackupOnPostgres,
   type Priority,
   type ProjectSummary,
@@ -70,9 +74,9 @@ import {
   type TaskPage,
   type TaskRef,
   type TaskStatus,
-  taskAlreadyExists,
   taskListParts,
   taskNotFound,
+  unnamedTaskCounts,
   validationError,
 } from "../domain.ts";
 import { createLogger, describeError, type Logger } from "../log.ts";
@@ -352,7 +356,7 @@ const SCHEMA_LOCK_KEY = 7_446_812_203;
 /** Where a write's changes go once it commits. */
 type Changes = NewEvent[];
 
-function checkNewTaskText(tasks: readonly NewTask[]): void {
+function checkNewTaskText(tasks: readonly BatchTask[]): void {
   tasks.forEach((task, i) => {
     requireStorableText(`tasks[${i}].description`, task.description);
     requireStorableText(`tasks[${i}].completion_notes`, task.completion_notes);
@@ -784,19 +788,20 @@ export class PostgresStorage implements Storage {
 
   private async insertTasks(
     tx: TransactionSQL,
-    tasks: readonly NewTask[],
+    batch: readonly BatchTask[],
     now: Date,
     agentId: string | null,
     changes: Changes,
   ): Promise<string[]> {
+    const tasks = await this.nameBatch(tx, batch);
     const projects = tasks.map((task) => task.project_id);
     const ids = tasks.map((task) => task.task_id);
     const [existing] = await tx<{ project_id: string; task_id: string }[]>`
       SELECT project_id, task_id FROM tasks
       WHERE (project_id, task_id) IN (SELECT * FROM unnest(${projects}::text[], ${ids}::text[])) LIMIT 1`;
-    if (existing) throw taskAlreadyExists(existing);
+    if (existing) throw batchTaskExists(batch, tasks, existing);
     const stored = await this.readDependencies(tx, tasks);
-    const unfinished = countUnfinishedDependencies(tasks, (projectId, taskId) => stored.get(projectId, taskId));
+    const unfinished = countUnfinishedDependencies(batch, (projectId, taskId) => stored.get(projectId, taskId));
 
     // Sorted, so the batch's order is the insertion order (seq) whatever order nextval ran in.
     const seqRows = await tx<{ seq: string }[]>`
@@ -826,6 +831,15 @@ export class PostgresStorage implements Storage {
       changes.push({ task: row, type: "created", at: now, agentId, from: null, to: row.status, details: { status: row.status } });
     }
     return ids;
+  }
+
+  /** Names the tasks sent without task_id from their projects' TASK counters (domain.ts decides). */
+  private async nameBatch(tx: TransactionSQL, batch: readonly BatchTask[]): Promise<NewTask[]> {
+    const firstNumbers = new Map<string, number>();
+    for (const [projectId, count] of unnamedTaskCounts(batch)) {
+      firstNumbers.set(projectId, await this.takeNumbers(tx, projectId, ASSIGNED_TASK_ID_TYPE, count));
+    }
+    return nameBatch(batch, firstNumbers);
   }
 
   /**
@@ -1178,7 +1192,7 @@ export class PostgresStorage implements Storage {
   // The Storage interface: changing tasks.
 
   async addTasks(
-    tasks: readonly NewTask[],
+    tasks: readonly BatchTask[],
     now: Date,
     agentId: string | null,
     idempotency?: IdempotentWrite<string[]>,

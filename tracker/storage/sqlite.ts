@@ -10,7 +10,10 @@ import { closeSync, mkdirSync, openSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { dirname } from "node:path";
 import {
+  ASSIGNED_TASK_ID_TYPE,
   ambiguousTaskId,
+  type BatchTask,
+  batchTaskExists,
   cannotEditCompleted,
   checkCounterRaise,
   checkRenewal,
@@ -30,7 +33,7 @@ import {
   lostRace,
   MAX_ID_NUMBER,
   type NewReservation,
-  type NewTask,
+  nameBatch,
   type ProjectSummary,
   PURGE_BATCH_SIZE,
   priorityRank,
@@ -49,9 +52,9 @@ import {
   type TaskPage,
   type TaskRef,
   type TaskStatus,
-  taskAlreadyExists,
   taskListParts,
   taskNotFound,
+  unnamedTaskCounts,
   validationError,
 } from "../domain.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
@@ -681,14 +684,19 @@ export class SqliteStorage implements Storage {
     this.uncommittedChanges.push({ event, task: toTask(row) });
   }
 
-  private insertTasks(tasks: readonly NewTask[], now: Date, agentId: string | null): string[] {
-    for (const task of tasks) {
-      if (this.taskReads.byRef.get(task.task_id, task.project_id)) throw taskAlreadyExists(task);
-    }
+  private insertTasks(batch: readonly BatchTask[], now: Date, agentId: string | null): string[] {
     // Check and count the dependencies of each task before inserting anything.
-    const unfinished = countUnfinishedDependencies(tasks, (projectId, taskId) =>
+    const unfinished = countUnfinishedDependencies(batch, (projectId, taskId) =>
       this.taskReads.dependency.get(taskId, projectId),
     );
+    const firstNumbers = new Map<string, number>();
+    for (const [projectId, count] of unnamedTaskCounts(batch)) {
+      firstNumbers.set(projectId, this.takeNumbers(projectId, ASSIGNED_TASK_ID_TYPE, count));
+    }
+    const tasks = nameBatch(batch, firstNumbers);
+    for (const task of tasks) {
+      if (this.taskReads.byRef.get(task.task_id, task.project_id)) throw batchTaskExists(batch, tasks, task);
+    }
     const at = now.toISOString();
     // Keyed by project and task ID: a batch may hold tasks of one ID in two projects.
     const seqByTask = new Map<string, number>();
@@ -920,7 +928,7 @@ export class SqliteStorage implements Storage {
   // --- Changing tasks -------------------------------------------------------------------------
 
   async addTasks(
-    tasks: readonly NewTask[],
+    tasks: readonly BatchTask[],
     now: Date,
     agentId: string | null,
     idempotency?: IdempotentWrite<string[]>,

@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import {
   ApiError,
+  type BatchTask,
   type NewTask,
   type Priority,
   type StatusChange,
@@ -69,7 +70,13 @@ async function move(taskId: string, to: TaskStatus, extra: Partial<StatusChange>
   });
 }
 
-function add(tasks: NewTask[], at = now, agentId: string | null = null) {
+/** A task sent without task_id: the tracker names it. */
+function unnamedTask(extra: Partial<BatchTask> = {}): BatchTask {
+  const { task_id: _, ...task } = newTask("unnamed", { description: "An unnamed task" });
+  return { ...task, ...extra };
+}
+
+function add(tasks: BatchTask[], at = now, agentId: string | null = null) {
   return storage.addTasks(tasks, at, agentId);
 }
 
@@ -323,6 +330,80 @@ describe("batches", () => {
     expect(
       await add([newTask("d1", { status: "completed" }), newTask("d2", { status: "completed", depends_on: ["d1"] })]),
     ).toEqual(["d1", "d2"]);
+  });
+});
+
+describe("tasks without an ID", () => {
+  test("are named TASK-nnn from their project's counter, in batch order, between tasks that have IDs", async () => {
+    expect(await storage.allocateId("p", "TASK")).toBe(1);
+    const batch = [unnamedTask(), newTask("X-1"), unnamedTask({ project_id: "q" }), unnamedTask()];
+    expect(await add(batch)).toEqual(["TASK-002", "X-1", "TASK-001", "TASK-003"]);
+    expect(await storage.getTask(ref("TASK-003", "p"))).toMatchObject({ description: "An unnamed task", project_id: "p" });
+    expect(await storage.allocateId("p", "TASK")).toBe(4);
+    expect(await storage.allocateId("q", "TASK")).toBe(2);
+  });
+
+  test("a batch that fails takes no number", async () => {
+    expect(await rejection(add([unnamedTask(), newTask("x", { depends_on: ["ghost"] })]))).toMatchObject({
+      code: "validation_failed",
+    });
+    expect(await add([unnamedTask()])).toEqual(["TASK-001"]);
+  });
+
+  test("depends_on names only tasks known before the batch, and says so when it names an unnamed one", async () => {
+    expect(await rejection(add([unnamedTask(), newTask("b", { depends_on: ["TASK-001"] })]))).toEqual({
+      code: "validation_failed",
+      message:
+        "tasks[1].depends_on[0] names an unknown task: TASK-001 (depends_on names only tasks known before the batch; " +
+        "tasks[0] and any other task sent without task_id get their IDs as the batch is added, so nothing can name them: " +
+        "give such a task a task_id, or add it in an earlier batch)",
+    });
+    expect(await rejection(add([unnamedTask({ depends_on: ["ghost"] }), newTask("c", { project_id: "q" })]))).toEqual({
+      code: "validation_failed",
+      message: "tasks[0].depends_on[0] names an unknown task: ghost",
+    });
+    expect(await add([unnamedTask()])).toEqual(["TASK-001"]);
+    expect(await add([unnamedTask({ depends_on: ["TASK-001"] })])).toEqual(["TASK-002"]);
+    expect(await storage.getTask(ref("TASK-002"))).toMatchObject({ depends_on: ["TASK-001"] });
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("TASK-001");
+  });
+
+  test("an explicit ID of the registry's form is kept; the counter's next ID taken by hand is a conflict saying what to do", async () => {
+    expect(await add([newTask("TASK-001")])).toEqual(["TASK-001"]);
+    expect(await rejection(add([newTask("a"), unnamedTask()]))).toEqual({
+      code: "conflict",
+      message:
+        "tasks[1] has no task_id and would be TASK-001, the next TASK ID of project p, but a task given that ID by hand " +
+        "already exists: raise the counter past it (PUT /ids/registry/p/TASK) or give the task a task_id",
+    });
+    await storage.raiseIdCounter("p", "TASK", 1);
+    expect(await add([unnamedTask()])).toEqual(["TASK-002"]);
+  });
+
+  test("8 concurrent batches and allocations interleaved never hand out one number twice", async () => {
+    const batches = Array.from({ length: 8 }, () => add([unnamedTask(), newTask(crypto.randomUUID()), unnamedTask()]));
+    const allocations = Array.from({ length: 8 }, () => storage.allocateId("p", "TASK"));
+    const added = (await Promise.all(batches)).flat().filter((id) => id.startsWith("TASK-"));
+    const allocated = (await Promise.all(allocations)).map((number) => `TASK-${String(number).padStart(3, "0")}`);
+    const all = [...added, ...allocated].sort();
+    expect(all).toEqual(Array.from({ length: 24 }, (_, i) => `TASK-${String(i + 1).padStart(3, "0")}`));
+    for (const batch of await Promise.all(batches)) expect(Number(batch[2]!.slice(5))).toBe(Number(batch[0]!.slice(5)) + 1);
+  });
+
+  test("a batch replayed by its Idempotency-Key answers the same IDs and takes no number", async () => {
+    const base = { scope: "s", key: "k", fingerprint: "f", now, leaseMs: 1000, retentionMs: 10_000 };
+    const claimed = await storage.claimIdempotencyKey(base);
+    if (claimed.outcome !== "claimed") throw new Error(`expected a claim, got ${claimed.outcome}`);
+    const respond = (ids: string[]) => ({ status: 201, body: JSON.stringify({ task_ids: ids }) });
+    expect(await storage.addTasks([unnamedTask(), unnamedTask()], now, null, { claim: claimed.claim, respond })).toEqual([
+      "TASK-001",
+      "TASK-002",
+    ]);
+    expect(await storage.claimIdempotencyKey(base)).toEqual({
+      outcome: "replay",
+      response: { status: 201, body: '{"task_ids":["TASK-001","TASK-002"]}' },
+    });
+    expect(await storage.allocateId("p", "TASK")).toBe(3);
   });
 });
 

@@ -42,10 +42,10 @@
 //   afresh. Both act only if the claim's token is current.
 
 import type {
+  BatchTask,
   IdCounter,
   LeaseRenewal,
   NewReservation,
-  NewTask,
   ProjectSummary,
   Reservation,
   StatusChange,
@@ -140,10 +140,12 @@ export interface Storage {
    * tasks of another project (400) are checked inside the transaction. The order of `tasks` is the
    * insertion order. Cycles and repeats inside the batch are already rejected (domain.ts). A task of
    * status completed is stored completed (completed_at = started_at = now) and counts as a finished
-   * dependency; one `created` event per task. Returns the added task IDs in order.
+   * dependency; one `created` event per task. A task without task_id is named TASK-nnn from its
+   * project's TASK counter (the one allocateId advances), in the same transaction, in batch order
+   * (nameBatch); depends_on names only tasks known before the call. Returns the added task IDs in order.
    */
   addTasks(
-    tasks: readonly NewTask[],
+    tasks: readonly BatchTask[],
     now: Date,
     agentId: string | null,
     idempotency?: IdempotentWrite<string[]>,
