@@ -62,8 +62,9 @@ const FIXTURES = join(import.meta.dir, "e2e", "fixtures");
 const todo = () => Bun.file(join(FIXTURES, "TODO.md")).text();
 const compact = (tasks: FileTask[]) =>
   tasks.map(({ task_id, line, status, priority, depends_on }) => ({ task_id, line, status, priority, depends_on }));
-const countersOf = (text: string) =>
-  Object.fromEntries([...parseTaskFile(text).counters].map(([type, { number }]) => [type, number]));
+const numbers = (counters: transfer.Counters) => Object.fromEntries([...counters].map(([type, { number }]) => [type, number]));
+const countersOf = (text: string) => numbers(parseTaskFile(text).counters);
+const mentionsOf = (text: string) => numbers(parseTaskFile(text).mentions);
 const problemsOf = (text: string) => parseTaskFile(text).problems;
 
 /** The tracker as docs/API.md describes it, in memory: enough for import and export, and a switch to fail a request. */
@@ -188,20 +189,22 @@ describe("markdown", () => {
     ).toBe(true);
   });
 
-  test("the headings and the text under them end the description; the item's own lines follow its first", async () => {
+  test("an item's description is its text, its own lines, and one line naming the headings it sat under", async () => {
     const tag = parseMarkdown(await todo()).tasks.find((task) => task.line === 15)!;
     expect(tag.description).toBe(
       "Tag `v1.0.0` and push the tag\nRun `git tag -s v1.0.0` from a clean checkout; the CI builds the binaries.\n\n" +
-        "Section: TODO › Release 1.0\nThe release needs a green CI on every platform and a signed tag.",
+        "Section: TODO › Release 1.0",
     );
   });
 
-  test("artifact IDs in the text raise their counters; code spans, links, UTF-8 and items in code blocks do not count", async () => {
-    expect(countersOf(await todo())).toEqual({ US: 31, SPEC: 4, TASK: 12 });
+  test("items' own IDs count for the counters; artifact IDs in the text are mentions; code spans, links, UTF-8 and code blocks neither", async () => {
+    expect(countersOf(await todo())).toEqual({ TASK: 12 });
+    expect(mentionsOf(await todo())).toEqual({ US: 31, SPEC: 4, TASK: 12 });
     expect(parseMarkdown(await todo()).tasks.some((task) => task.description.startsWith("inside a code block"))).toBe(false);
-    expect(countersOf("- [ ] Fix UTF-8 and HTTP-2, `ADR-900`, [spec](https://x.test/SPEC-777)\n- [ ] TASK-7: small\n")).toEqual({
-      TASK: 7,
-    });
+    const text = "- [ ] Fix UTF-8 and HTTP-2, `ADR-900`, [spec](https://x.test/SPEC-777)\n- [ ] TASK-7: small\n";
+    expect({ counters: countersOf(text), mentions: mentionsOf(text) }).toEqual({ counters: { TASK: 7 }, mentions: {} });
+    expect(mentionsOf("- [ ] Hash with SHA-256 as RFC-7231 says\n")).toEqual({ SHA: 256, RFC: 7231 });
+    expect(countersOf("- [ ] Hash with SHA-256 as RFC-7231 says\n")).toEqual({});
   });
 
   test("a derived ID follows the item's text and place, not its checkbox or priority", () => {
@@ -220,16 +223,23 @@ describe("markdown", () => {
   });
 
   test("an empty file, or one without task items, holds no tasks and no problems", () => {
-    expect(parseTaskFile("")).toEqual({ format: "markdown", tasks: [], counters: new Map(), problems: [] });
+    expect(parseTaskFile("")).toEqual({
+      format: "markdown",
+      tasks: [],
+      counters: new Map(),
+      mentions: new Map(),
+      problems: [],
+      warnings: [],
+    });
     expect(parseTaskFile("# Notes\n\n- a plain list\n- [link](https://x.test)\n").tasks).toEqual([]);
   });
 
-  test("bad input is named with its line: checkboxes, IDs, repeats, cycles, a checked item with an open step", () => {
+  test("bad input is named with its line: checkboxes, IDs, repeated IDs, cycles, a checked item with an open step", () => {
     expect(
-      problemsOf("# T\n- [-] cancelled\n- [] empty box\n-[ ] no space\n- [x]glued\n- [ ]\n- [ ] **`bad id`** text\n"),
+      problemsOf("# T\n- [ x] spaced mark\n- [WIP] a tag\n-[ ] no space\n- [x]glued\n- [ ]\n- [ ] **`bad id`** text\n"),
     ).toEqual([
-      { line: 2, message: '"[-]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
-      { line: 3, message: '"[]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
+      { line: 2, message: '"[ x]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
+      { line: 3, message: '"[WIP]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
       { line: 4, message: 'write a space between the list marker and the checkbox: "-[ ] no space"' },
       { line: 5, message: 'write a space after the checkbox: "[x]glued"' },
       { line: 6, message: "the item has no text: write what is to be done after the checkbox" },
@@ -237,10 +247,6 @@ describe("markdown", () => {
     ]);
     expect(problemsOf("- [ ] TASK-001: a\n- [ ] TASK-001: b\n- [ ] same\n- [ ] same\n")).toEqual([
       { line: 2, message: "task ID TASK-001 is used already (line 1)" },
-      {
-        line: 4,
-        message: "the item repeats the one on line 3 (same text in the same place); reword one of them or give it an ID",
-      },
     ]);
     expect(problemsOf("- [ ] TASK-001: a\n  - depends on: TASK-002\n- [ ] TASK-002: b\n  - depends on: TASK-001\n")).toEqual([
       { line: 1, message: "dependency cycle: TASK-001 (line 1) → TASK-002 (line 3) → TASK-001" },
@@ -253,7 +259,7 @@ describe("markdown", () => {
     ]);
     expect(problemsOf("- [ ] TASK-001: a\n  - depends on: not/valid\n")[0]!.line).toBe(2);
     expect(problemsOf(`- [ ] TASK-001: ${"x".repeat(10_001)}\n- [ ] TASK-002: nul \0\n`)).toEqual([
-      { line: 1, message: "TASK-001: its description is 10001 characters (its section's text included); at most 10000" },
+      { line: 1, message: "TASK-001: its description is 10001 characters (its section line included); at most 10000" },
       { line: 2, message: "TASK-002: its text holds a NUL character" },
     ]);
   });
@@ -282,7 +288,10 @@ describe("GitHub issues", () => {
     ]);
     expect(parsed.tasks[0]!.description).toStartWith("Claims survive a tracker restart\n\nWhen the tracker restarts");
     expect(parsed.tasks[0]!.description).not.toContain("\r");
-    expect(Object.fromEntries([...parsed.counters].map(([type, { number }]) => [type, number]))).toEqual({ SPEC: 7, US: 27 });
+    expect({ counters: numbers(parsed.counters), mentions: numbers(parsed.mentions) }).toEqual({
+      counters: {},
+      mentions: { SPEC: 7, US: 27 },
+    });
   });
 
   test("what is wrong names the issue: a missing title, an unknown priority, JSON that is not JSON", () => {
@@ -441,14 +450,14 @@ describe("the commands", () => {
       expect(first.stdout).toContain(
         "Added 13 tasks:\n  + TASK-010       completed medium Write `scripts/pack.ts` for the five platforms  (line 11)",
       );
-      expect(first.stdout).toContain("Raised 3 ID counters:\n  ↑ US             0 → 31 (next US-032)  (line 4)");
-      expect(first.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 3 ID counters; 0 already up to date.");
+      expect(first.stdout).toContain("Raised 1 ID counter:\n  ↑ TASK           0 → 12 (next TASK-013)  (line 10)");
+      expect(first.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 1 ID counter; 0 already up to date.");
       expect(tracker.tasks.length).toBe(13);
       expect(tracker.writes.filter((write) => write.path === "/tasks/batch").length).toBe(1);
       expect(tracker.tasks.find((t) => t.task_id === "TASK-012")!.depends_on).toEqual(
         parseMarkdown(await todo()).tasks[0]!.depends_on,
       );
-      expect(Object.fromEntries(tracker.counters)).toEqual({ "web/US": 31, "web/SPEC": 4, "web/TASK": 12 });
+      expect(Object.fromEntries(tracker.counters)).toEqual({ "web/TASK": 12 });
 
       const writesBefore = tracker.writes.length;
       const second = await cli(runImport, [path, "--project", "web"], tracker.env);
@@ -602,12 +611,16 @@ describe("the commands", () => {
   test("bad input: every problem with its line on stderr, exit 1, and nothing sent", async () => {
     const tracker = standInTracker();
     try {
-      const path = fileWith("- [ ] TASK-001: a\n  - depends on: TASK-404\n- [~] b\n");
+      const path = fileWith("- [ ] TASK-001: a\n- [] b\n- [ ] TASK-002: c\n  - depends on: not/valid\n");
       const result = await cli(runImport, [path, "--project", "web"], tracker.env);
       expect(result).toEqual({
         exitCode: 1,
         stdout: "",
-        stderr: `${path}:3: "[~]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)\nNothing was imported: 1 problem in ${path}.`,
+        stderr: [
+          `${path}:2: warning: "[]" is neither "[ ]" nor "[x]": the item imports as pending`,
+          `${path}:4: depends on "not/valid", which is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`,
+          `Nothing was imported: 1 problem in ${path}.`,
+        ].join("\n"),
       });
       const unknown = await cli(
         runImport,
@@ -710,7 +723,7 @@ describe("the commands", () => {
         ["copy-json", json.stdout, "export.json"],
       ] as const) {
         const result = await cli(runImport, [fileWith(text, name), "--project", copy], tracker.env);
-        expect(result.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 3 ID counters; 0 already up to date.");
+        expect(result.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 1 ID counter; 0 already up to date.");
         expect(tasksOf(copy)).toEqual(web);
         const reimport = await cli(runImport, [fileWith(text, name), "--project", "web"], tracker.env);
         expect(reimport.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.");
