@@ -67,9 +67,36 @@ const countersOf = (text: string) => numbers(parseTaskFile(text).counters);
 const mentionsOf = (text: string) => numbers(parseTaskFile(text).mentions);
 const problemsOf = (text: string) => parseTaskFile(text).problems;
 
+/**
+ * GET /tasks's order (docs/API.md): pending tasks ready first, by priority, in the order added; then
+ * in-progress ones; then completed ones, most recently completed first.
+ */
+function inListOrder(tasks: Record<string, any>[], added: Map<object, number>, completed: Map<object, number>) {
+  const rank = { high: 0, medium: 1, low: 2 } as Record<string, number>;
+  const done = new Set(tasks.filter((task) => task.status === "completed").map((task) => task.task_id));
+  const key = (task: Record<string, any>): number[] => {
+    if (task.status === "pending") {
+      const blocked = task.depends_on.some((id: string) => !done.has(id)) ? 1 : 0;
+      return [0, blocked, rank[task.priority]!, added.get(task) ?? 0];
+    }
+    if (task.status === "in_progress") return [1, 0, 0, added.get(task) ?? 0];
+    return [2, -(completed.get(task) ?? 0), -(added.get(task) ?? 0), 0];
+  };
+  const compare = (a: number[], b: number[]) => a.findIndex((value, i) => value !== b[i]);
+  return [...tasks].sort((a, b) => {
+    const [x, y] = [key(a), key(b)];
+    const at = compare(x, y);
+    return at === -1 ? 0 : x[at]! - y[at]!;
+  });
+}
+
 /** The tracker as docs/API.md describes it, in memory: enough for import and export, and a switch to fail a request. */
 function standInTracker(pageSize = 500) {
   const tasks: Record<string, any>[] = [];
+  /** When each task was added and completed, in steps: the order GET /tasks lists them in. */
+  const added = new Map<object, number>();
+  const completed = new Map<object, number>();
+  let clock = 0;
   const counters = new Map<string, number>();
   const writes: { method: string; path: string; body: any }[] = [];
   /** From this write on, every write fails with 503. */
@@ -89,7 +116,11 @@ function standInTracker(pageSize = 500) {
       const find = (id: string) => tasks.find((task) => task.task_id === id && task.project_id === project);
       if (request.method === "GET" && first === "tasks" && !second) {
         const start = Number(url.searchParams.get("cursor") ?? 0);
-        const inProject = tasks.filter((task) => task.project_id === project);
+        const inProject = inListOrder(
+          tasks.filter((task) => task.project_id === project),
+          added,
+          completed,
+        );
         const next = start + pageSize < inProject.length ? String(start + pageSize) : null;
         return json(state.listBody ?? { tasks: inProject.slice(start, start + pageSize), next_cursor: next });
       }
@@ -111,13 +142,22 @@ function standInTracker(pageSize = 500) {
         return json({ project_id: third, artifact_type: fourth, last_assigned_id: body.last_assigned_id });
       }
       if (request.method === "POST" && second === "batch") {
-        for (const input of body.tasks) tasks.push(task({ ...input, claimed_by: null }));
+        clock++;
+        for (const input of body.tasks) {
+          const row = task({ ...input, claimed_by: null });
+          tasks.push(row);
+          added.set(row, tasks.length);
+          if (input.status === "completed") completed.set(row, clock);
+        }
         return json({ success: true, tasks_added: body.tasks.length, task_ids: body.tasks.map((t: any) => t.task_id) }, 201);
       }
       const existing = find(decodeURIComponent(second ?? ""));
       if (!existing) return apiError(404, "task_not_found", `Task not found: ${second}`);
       if (request.method === "PATCH") return json({ task: Object.assign(existing, body) });
-      if (request.method === "PUT" && third === "status") return json({ updated_task: Object.assign(existing, body) });
+      if (request.method === "PUT" && third === "status") {
+        if (body.status === "completed") completed.set(existing, ++clock);
+        return json({ updated_task: Object.assign(existing, body) });
+      }
       return apiError(400, "validation_failed", "unexpected request");
     },
   });
@@ -732,4 +772,227 @@ describe("the commands", () => {
       tracker.stop();
     }
   });
+});
+
+describe("real files import whole", () => {
+  const roadmap = () => Bun.file(join(FIXTURES, "ROADMAP.md")).text();
+
+  test("a repeated item is a task of its own, its derived ID telling the two apart, the same on every read", () => {
+    const text = "## A\n- [ ] a\n- [ ] b\n- [ ] a\n  - [ ] step\n- [ ] a\n";
+    const parsed = parseMarkdown(text);
+    expect(parsed.problems).toEqual([]);
+    const [first, , second, step, third] = parsed.tasks;
+    expect([first!.task_id, second!.task_id, third!.task_id]).toEqual([
+      derivedTaskId(["A"], "a"),
+      derivedTaskId(["A", "#2"], "a"),
+      derivedTaskId(["A", "#3"], "a"),
+    ]);
+    expect(step!.task_id).toBe(derivedTaskId(["A", second!.task_id], "step"));
+    expect(parseMarkdown(text)).toEqual(parsed);
+    // An ID written twice is still two tasks claiming one ID.
+    expect(problemsOf("- [ ] TASK-001: a\n- [ ] TASK-001: a\n")).toEqual([
+      { line: 2, message: "task ID TASK-001 is used already (line 1)" },
+    ]);
+  });
+
+  test("a mark other than [ ], [x] and [X] imports the item as pending, with a warning naming its line", () => {
+    const parsed = parseMarkdown("- [-] Dropped\n- [/] Half done\n- [~] Maybe\n- [?] Unsure\n- [] Empty\n- [X] Done\n");
+    expect(parsed.problems).toEqual([]);
+    expect(parsed.tasks.map((task) => task.status)).toEqual(["pending", "pending", "pending", "pending", "pending", "completed"]);
+    const neither = (mark: string) => `"[${mark}]" is neither "[ ]" nor "[x]": the item imports as pending`;
+    expect(parsed.warnings).toEqual([
+      { line: 1, message: `${neither("-")}; "[-]" will mean cancelled once the tracker has that status` },
+      { line: 2, message: neither("/") },
+      { line: 3, message: neither("~") },
+      { line: 4, message: neither("?") },
+      { line: 5, message: neither("") },
+    ]);
+    expect(parsed.tasks[0]!.task_id).toBe(derivedTaskId([], "Dropped"));
+  });
+
+  test("a section's text stays out of its tasks: one line names the headings, bold label and plain items above", async () => {
+    const parsed = parseMarkdown(await roadmap());
+    const described = (line: number) => parsed.tasks.find((task) => task.line === line)!.description;
+    expect(described(15)).toBe("Set up the database schema\n\nSection: Roadmap › Phase 1: Foundations › Backend");
+    expect(described(24)).toBe("Draft\n\nSection: Roadmap › Phase 1: Foundations › Frontend");
+    expect(described(32)).toBe("Support Internet Explorer\n\nSection: Roadmap › Phase 2: Polish");
+    expect(parsed.tasks.some((task) => /---|review by someone|SHA-256|\*\*/.test(task.description))).toBe(false);
+    const plain = parseMarkdown("# Plan\n\nSome words.\n\n- Backend\n  - [ ] Write it\n").tasks[0]!;
+    expect(plain.description).toBe("Write it\n\nSection: Plan › Backend");
+  });
+
+  test("derived IDs stay those of 0.2.0, which put the section's text into the description", async () => {
+    expect(parseMarkdown(await todo()).tasks.map((task) => task.task_id)).toEqual([
+      "TASK-012",
+      "TASK-010",
+      "md-bf39a799df",
+      "md-8b45aec1ac",
+      "md-6796934d30",
+      "md-685529c1bf",
+      "md-db938dbdc5",
+      "md-4d2a610245",
+      "md-e31d17dde5",
+      "md-6b227b6310",
+      "md-58409cd114",
+      "md-bb14bdafac",
+      "md-9589d53e78",
+    ]);
+  });
+
+  test("an item's lines wrapped past its text stay in its description, without the indentation they share", async () => {
+    const parsed = parseMarkdown(await roadmap());
+    expect(parsed.tasks.find((task) => task.line === 16)!.description).toBe(
+      "Write the migration tool, which reads the old schema\nand writes the new one in one transaction\n\n" +
+        "Section: Roadmap › Phase 1: Foundations › Backend",
+    );
+    const [code] = parseMarkdown("- [ ] Run it\n      ```\n      make\n        --all\n      ```\n").tasks;
+    expect(code!.description).toBe("Run it\n```\nmake\n  --all\n```");
+  });
+
+  test("a type only mentioned raises no counter, unless the project has one", async () => {
+    const tracker = standInTracker();
+    try {
+      const path = fileWith(await roadmap());
+      const fresh = await cli(runImport, [path, "--project", "web", "--dry-run"], tracker.env);
+      expect(fresh.stdout).toContain("Would raise 1 ID counter:\n  ↑ TASK           0 → 7 (next TASK-008)  (line 36)\n");
+      tracker.counters.set("web/RFC", 12);
+      const known = await cli(runImport, [path, "--project", "web", "--dry-run"], tracker.env);
+      expect(known.stdout).toContain(
+        "Would raise 2 ID counters:\n  ↑ TASK           0 → 7 (next TASK-008)  (line 36)\n  ↑ RFC            12 → 7231 (next RFC-7232)  (line 3)\n",
+      );
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("import prints the warnings and imports the whole file; a second import adds nothing", async () => {
+    const tracker = standInTracker();
+    try {
+      const path = fileWith(await roadmap(), "ROADMAP.md");
+      const first = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect(first.exitCode).toBe(0);
+      expect(first.stderr.split("\n").map((line) => line.slice(path.length))).toEqual([
+        ':20: warning: "[/]" is neither "[ ]" nor "[x]": the item imports as pending',
+        ':25: warning: "[~]" is neither "[ ]" nor "[x]": the item imports as pending',
+        ':32: warning: "[-]" is neither "[ ]" nor "[x]": the item imports as pending; "[-]" will mean cancelled once the tracker has that status',
+        ':33: warning: "[?]" is neither "[ ]" nor "[x]": the item imports as pending',
+      ]);
+      expect(first.stdout).toEndWith("Done: added 16 tasks, changed 0, raised 1 ID counter; 0 already up to date.");
+      const writes = tracker.writes.length;
+      const second = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect(second.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 16 already up to date.");
+      expect(tracker.writes.length).toBe(writes);
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("a file imported by 0.2.0 imports again with no new task: the shorter descriptions are changes", async () => {
+    const tracker = standInTracker();
+    try {
+      const path = fileWith(await todo());
+      await cli(runImport, [path, "--project", "web"], tracker.env);
+      const publish = tracker.tasks.find((row) => row.task_id === "TASK-012")!;
+      const tag = tracker.tasks.find((row) => row.description.startsWith("Tag `v1.0.0`"))!;
+      const paragraph = "\nThe release needs a green CI on every platform and a signed tag.";
+      publish.description += paragraph;
+      tag.description += paragraph;
+      const again = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect(again.stdout).toBe(
+        [
+          "Changed 2 tasks:",
+          '  ~ TASK-012       description → "Publish the npm package" (and more lines)  (line 10)',
+          `  ~ ${tag.task_id}  description → "Tag \`v1.0.0\` and push the tag" (and more lines)  (line 15)`,
+          "Done: added 0 tasks, changed 2, raised 0 ID counters; 11 already up to date.",
+        ].join("\n"),
+      );
+      expect(publish.description).toBe("Publish the npm package\n\nSection: TODO › Release 1.0");
+    } finally {
+      tracker.stop();
+    }
+  });
+});
+
+describe("the file people keep", () => {
+  const tracked = (fields: Record<string, unknown>) => task({ inputs: [], outputs: [], ...fields }) as any;
+
+  test("a completed task says who completed it and on which day; an open one who holds it", () => {
+    const text = renderMarkdown("web", [
+      tracked({ task_id: "TASK-001", description: "Held", status: "in_progress", claimed_by: "agent-7" }),
+      tracked({
+        task_id: "TASK-002",
+        description: "Done",
+        status: "completed",
+        claimed_by: "claude-gina",
+        completed_at: "2026-12-05T17:02:11.000Z",
+        completion_notes: "Shipped",
+      }),
+    ]);
+    expect(text).toContain("- [ ] **TASK-001** Held (high)\n  - held by: agent-7\n");
+    expect(text).toContain(
+      "- [x] **TASK-002** Done (high)\n  - completed by: claude-gina on 2026-12-05\n  - completion notes: Shipped\n",
+    );
+    expect(parseMarkdown(text).problems).toEqual([]);
+  });
+
+  test("an item's own lines come before its metadata, so that lines indented past its text stay its own", () => {
+    const text = renderMarkdown("web", [
+      tracked({ task_id: "TASK-001", description: "Parent\n    wrapped deep\n  - a bullet", depends_on: ["TASK-002"] }),
+      tracked({ task_id: "TASK-002", description: "Step\n      wrapped deeper", status: "completed", completion_notes: "ok" }),
+    ]);
+    expect(text).toContain("- [ ] **TASK-001** Parent (high)\n      wrapped deep\n    - a bullet\n  - depends on: TASK-002\n");
+    const back = parseMarkdown(text);
+    expect(back.problems).toEqual([]);
+    expect(
+      back.tasks.map(({ task_id, description, depends_on, completion_notes }) => ({
+        task_id,
+        description,
+        depends_on,
+        completion_notes,
+      })),
+    ).toEqual([
+      {
+        task_id: "TASK-001",
+        description: "Parent\n    wrapped deep\n  - a bullet",
+        depends_on: ["TASK-002"],
+        completion_notes: "",
+      },
+      { task_id: "TASK-002", description: "Step\n      wrapped deeper", depends_on: [], completion_notes: "ok" },
+    ]);
+  });
+
+  test("wrapped lines of a step under its parent survive export and import", async () => {
+    const tracker = standInTracker();
+    try {
+      const file = "- [ ] Parent\n  - [ ] Step that wraps\n        onto a second line\n";
+      await cli(runImport, [fileWith(file), "--project", "web"], tracker.env);
+      const exported = await cli(runExport, ["--project", "web"], tracker.env);
+      const back = await cli(runImport, [fileWith(exported.stdout, "export.md"), "--project", "copy"], tracker.env);
+      expect({ exitCode: back.exitCode, stderr: back.stderr }).toEqual({ exitCode: 0, stderr: "" });
+      const step = tracker.tasks.find((row) => row.project_id === "copy" && row.description.startsWith("Step"))!;
+      expect(step.description).toBe("Step that wraps\nonto a second line");
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  for (const name of ["TODO.md", "ROADMAP.md"]) {
+    test(`${name}: the export lists completed items in file order, and read back and exported again is the same text`, async () => {
+      const [source, copy] = [standInTracker(), standInTracker()];
+      try {
+        const file = await Bun.file(join(FIXTURES, name)).text();
+        expect((await cli(runImport, [fileWith(file, name), "--project", "web"], source.env)).exitCode).toBe(0);
+        const first = await cli(runExport, ["--project", "web"], source.env);
+        const completed = parseMarkdown(file).tasks.filter((item) => item.status === "completed");
+        const listed = first.stdout.split("## Completed")[1]!.match(/^- \[x\] \*\*`?([^*`]+)`?\*\*/gm)!;
+        expect(listed.map((line) => line.replace(/^- \[x\] \*\*`?|`?\*\*$/g, ""))).toEqual(completed.map((item) => item.task_id));
+        expect((await cli(runImport, [fileWith(first.stdout, "export.md"), "--project", "web"], copy.env)).exitCode).toBe(0);
+        const second = await cli(runExport, ["--project", "web"], copy.env);
+        expect(second.stdout).toBe(first.stdout);
+      } finally {
+        source.stop();
+        copy.stop();
+      }
+    });
+  }
 });

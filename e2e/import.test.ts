@@ -61,6 +61,12 @@ const essentials = (task: Record<string, any>) => ({
   completion_notes: task.completion_notes,
 });
 const byId = (tasks: Record<string, any>[]) => tasks.map(essentials).sort((a, b) => a.task_id.localeCompare(b.task_id));
+/** An export with its project's name, where the header says it, made another's. */
+const renamed = (exported: string, from: string, to: string) =>
+  exported
+    .replace(`project ${from};`, `project ${to};`)
+    .replace(`--project ${from}\``, `--project ${to}\``)
+    .replace(`# Tasks of ${from}\n`, `# Tasks of ${to}\n`);
 
 describe("import of a TODO.md", () => {
   const project = "todo";
@@ -174,7 +180,7 @@ describe("import of a TODO.md", () => {
 });
 
 describe("export", () => {
-  test("markdown groups by status and imports back, into another project, as the same tasks", async () => {
+  test("markdown groups by status and imports back, into another project, as the same tasks and the same text", async () => {
     expect((await cli("import", TODO, "--project", "source")).code).toBe(0);
     const exported = await cli("export", "--project", "source");
     expect(exported.code).toBe(0);
@@ -188,6 +194,9 @@ describe("export", () => {
     expect(byId(await tasksOf("copy"))).toEqual(byId(await tasksOf("source")));
     expect(await countersOf("copy")).toEqual(await countersOf("source"));
 
+    const copied = await cli("export", "--project", "copy");
+    expect(renamed(copied.stdout, "copy", "source")).toBe(exported.stdout);
+
     const again = await cli("import", file, "--project", "source");
     expect(again.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.\n");
   });
@@ -200,6 +209,50 @@ describe("export", () => {
     expect(body.tasks.length).toBe(13);
     expect((await cli("import", fileWith("export.json", exported.stdout), "--project", "copy-json")).code).toBe(0);
     expect(byId(await tasksOf("copy-json"))).toEqual(byId(await tasksOf("source")));
+  });
+});
+
+describe("import of a real roadmap: repeated items, odd marks, wrapped lines, sections", () => {
+  const ROADMAP = join(FIXTURES, "ROADMAP.md");
+  test("imports whole, warning of each odd mark by its line; a second import adds nothing", async () => {
+    const result = await cli("import", ROADMAP, "--project", "roadmap");
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe(
+      [
+        `${ROADMAP}:20: warning: "[/]" is neither "[ ]" nor "[x]": the item imports as pending`,
+        `${ROADMAP}:25: warning: "[~]" is neither "[ ]" nor "[x]": the item imports as pending`,
+        `${ROADMAP}:32: warning: "[-]" is neither "[ ]" nor "[x]": the item imports as pending; "[-]" will mean cancelled once the tracker has that status`,
+        `${ROADMAP}:33: warning: "[?]" is neither "[ ]" nor "[x]": the item imports as pending`,
+        "",
+      ].join("\n"),
+    );
+    expect(result.stdout).toEndWith("Done: added 16 tasks, changed 0, raised 1 ID counter; 0 already up to date.\n");
+    const tasks = await tasksOf("roadmap");
+    const titled = (first: string) => tasks.filter((task) => task.description.split("\n")[0] === first);
+    expect(titled("Write the docs").length).toBe(2);
+    expect(titled("Draft").length).toBe(3);
+    expect(titled("Write the migration tool, which reads the old schema")[0]!.description).toBe(
+      "Write the migration tool, which reads the old schema\nand writes the new one in one transaction\n\nSection: Roadmap › Phase 1: Foundations › Backend",
+    );
+    expect(titled("Support Internet Explorer")[0]!.status).toBe("pending");
+    expect(await countersOf("roadmap")).toEqual({ TASK: 7 });
+    const again = await cli("import", ROADMAP, "--project", "roadmap");
+    expect(again.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 16 already up to date.\n");
+  });
+
+  test("its export lists completed items in file order, and read back and exported again is the same text", async () => {
+    const first = await cli("export", "--project", "roadmap");
+    expect(first.code).toBe(0);
+    expect(first.stdout.split("## Completed (3)\n")[1]!.match(/^- \[x\] .*$/gm)).toEqual([
+      expect.stringContaining("Set up the database schema"),
+      "- [x] **TASK-007** Publish the changelog",
+      expect.stringContaining("Announce the release"),
+    ]);
+    expect(first.stdout).not.toContain("held by");
+    const back = await cli("import", fileWith("roadmap-export.md", first.stdout), "--project", "roadmap-copy");
+    expect({ code: back.code, stderr: back.stderr }).toEqual({ code: 0, stderr: "" });
+    const second = await cli("export", "--project", "roadmap-copy");
+    expect(renamed(second.stdout, "roadmap-copy", "roadmap")).toBe(first.stdout);
   });
 });
 
