@@ -839,7 +839,7 @@ describe("real files import whole", () => {
     ]);
   });
 
-  test("an item's lines wrapped past its text stay in its description, without the indentation they share", async () => {
+  test("an item's wrapped lines stay in its description: indented ones without the indentation they share, lazy ones too", async () => {
     const parsed = parseMarkdown(await roadmap());
     expect(parsed.tasks.find((task) => task.line === 16)!.description).toBe(
       "Write the migration tool, which reads the old schema\nand writes the new one in one transaction\n\n" +
@@ -847,6 +847,15 @@ describe("real files import whole", () => {
     );
     const [code] = parseMarkdown("- [ ] Run it\n      ```\n      make\n        --all\n      ```\n").tasks;
     expect(code!.description).toBe("Run it\n```\nmake\n  --all\n```");
+    // Wrapped without indentation (CommonMark's lazy continuation) too, up to a blank line or a new block.
+    const lazy = parseMarkdown(
+      "# A\n- [ ] Long item that\nwraps lazily\n  - [ ] Step\ntoo\n\nA paragraph.\n- [ ] Next\n## B\n",
+    ).tasks;
+    expect(lazy.map((item) => item.description)).toEqual([
+      "Long item that\nwraps lazily\n\nSection: A",
+      "Step\ntoo\n\nSection: A",
+      "Next\n\nSection: A",
+    ]);
   });
 
   test("a type only mentioned raises no counter, unless the project has one", async () => {

@@ -242,6 +242,8 @@ class MarkdownReader {
   private readonly open: OpenBlock[] = [];
   private fence?: { marker: string; owner: OpenBlock | undefined };
   private blankLines = 0;
+  /** The task whose paragraph the previous line was: a line that starts no block continues it, indented or not. */
+  private paragraphOf?: DraftTask;
 
   /** An export of ours: its headings are status groups, not context for the tasks under them. */
   constructor(readonly isExport: boolean) {
@@ -258,6 +260,8 @@ class MarkdownReader {
 
   readLine(raw: string, line: number): void {
     const text = raw.trimEnd();
+    const continued = this.paragraphOf;
+    this.paragraphOf = undefined;
     if (this.fence) {
       const { marker, owner } = this.fence;
       // A code block inside a list item ends with the item, closed or not.
@@ -271,8 +275,14 @@ class MarkdownReader {
     if (!text) return this.addText("", this.open.at(-1));
     noteArtifactIds(text, line, this.parsed.mentions);
     const indent = indentOf(text);
-    while (this.open.length && this.open.at(-1)!.indent >= indent) this.open.pop();
     const content = text.trimStart();
+    if (continued && indent < continued.contentColumn && !startsBlock(content)) {
+      // A lazy continuation line, as CommonMark has it: the item's text wrapped without indentation.
+      continued.body.push(unescapeLine(content));
+      this.paragraphOf = continued;
+      return;
+    }
+    while (this.open.length && this.open.at(-1)!.indent >= indent) this.open.pop();
 
     const heading = this.open.length === 0 ? HEADING.exec(text) : null;
     if (heading) return this.startSection(heading[1]!.length, heading[2] ?? "");
@@ -309,6 +319,7 @@ class MarkdownReader {
       const status = mark.toLowerCase() === "x" ? "completed" : "pending";
       const task = this.taskItem(status, (checkbox[2] ?? "").trim(), line, contentColumn);
       this.open.push({ kind: "task", indent, task });
+      this.paragraphOf = task;
       return;
     }
     if (/^\[[ xX]\]\S/.test(itemText))
@@ -406,8 +417,10 @@ class MarkdownReader {
       return inCodeBlock ? line : unescapeLine(line);
     };
     if (owner?.kind === "metadata") owner.entry.lines.push(...blanks, dedent(owner.entry.contentColumn));
-    else if (owner?.kind === "task") owner.task.body.push(...blanks, dedent(owner.task.contentColumn));
-    else if (!this.isExport) {
+    else if (owner?.kind === "task") {
+      owner.task.body.push(...blanks, dedent(owner.task.contentColumn));
+      if (innermost === owner && !inCodeBlock) this.paragraphOf = owner.task;
+    } else if (!this.isExport) {
       const label = BOLD_LABEL.exec(text.trim());
       if (label) this.section = { path: this.section.path, label: label[1]!.trim() };
     }
@@ -442,6 +455,17 @@ class MarkdownReader {
     }
     return result;
   }
+}
+
+/** Whether a line starts a block of its own (an item, a heading, a code block, a rule, a quote) rather than continue a paragraph. */
+function startsBlock(content: string): boolean {
+  return (
+    LIST_ITEM.test(content) ||
+    HEADING.test(content) ||
+    FENCE.test(content) ||
+    /^([-*_])(?:\s*\1){2,}$/.test(content) ||
+    /^(?:>|[-*+]\[)/.test(content)
+  );
 }
 
 /**
