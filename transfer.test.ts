@@ -819,6 +819,8 @@ describe("real files import whole", () => {
     expect(parsed.tasks.some((task) => /---|review by someone|SHA-256|\*\*/.test(task.description))).toBe(false);
     const plain = parseMarkdown("# Plan\n\nSome words.\n\n- Backend\n  - [ ] Write it\n").tasks[0]!;
     expect(plain.description).toBe("Write it\n\nSection: Plan › Backend");
+    const afterRule = parseMarkdown("# Plan\n**Backend**\n- [ ] a\n\n---\n\n- [ ] b\n").tasks[1]!;
+    expect(afterRule.description).toBe("b\n\nSection: Plan");
   });
 
   test("derived IDs stay those of 0.2.0, which put the section's text into the description", async () => {
@@ -858,12 +860,18 @@ describe("real files import whole", () => {
     ]);
   });
 
-  test("a type only mentioned raises no counter, unless the project has one", async () => {
+  test("a type only mentioned raises no counter, unless an item is named by it or the project has one", async () => {
     const tracker = standInTracker();
     try {
       const path = fileWith(await roadmap());
       const fresh = await cli(runImport, [path, "--project", "web", "--dry-run"], tracker.env);
       expect(fresh.stdout).toContain("Would raise 1 ID counter:\n  ↑ TASK           0 → 7 (next TASK-008)  (line 36)\n");
+      const typed = await cli(
+        runImport,
+        [fileWith("- [ ] TASK-002: Hash with SHA-256, after TASK-031\n"), "--project", "web", "--dry-run"],
+        tracker.env,
+      );
+      expect(typed.stdout).toContain("Would raise 1 ID counter:\n  ↑ TASK           0 → 31 (next TASK-032)  (line 1)\n");
       tracker.counters.set("web/RFC", 12);
       const known = await cli(runImport, [path, "--project", "web", "--dry-run"], tracker.env);
       expect(known.stdout).toContain(

@@ -123,13 +123,15 @@ const LIST_ITEM = /^([-*+]|\d{1,9}[.)])(?:\s+(.*)|$)/;
 const CHECKBOX = /^\[([ xX])\](?:\s+(.*)|$)/;
 /** `[-]`, `[/]`, `[~]`, `[?]`, `[]`: a checkbox with a mark of its own; the item imports as pending, with a warning. */
 const ODD_CHECKBOX = /^\[([^\]\s]?)\](?:\s+(.*)|$)/;
-/** `[]`, `[-]`, `[ x]`, `[v]`: meant as a checkbox but not one. A link (`[text](url)`, `[text][ref]`) is not meant. */
+/** `[ x]`, `[WIP]`: meant as a checkbox perhaps, but not one (and `[-]`, `[]` read back as checkboxes, which the export escapes). A link (`[text](url)`, `[text][ref]`) is not meant. */
 const NOT_A_CHECKBOX = /^\[([^\]]{0,3})\](?![([:])/;
 /** An item's own ID: `TASK-012:`, `**TASK-012**`, `**TASK-012:**`, or any task ID in a bold code span, `` **`login-form`** ``. */
 const ITEM_ID = /^(?:\*\*`([^`]*)`\*\*|\*\*([A-Z][A-Z0-9]*-\d+):?\*\*:?|([A-Z][A-Z0-9]*-\d+):)(?:\s+|$)/;
 const METADATA = /^[-*+]\s+(depends on|inputs|outputs|completion notes|held by|completed by):(?:\s+(.*)|$)/i;
 const FENCE = /^(`{3,}|~{3,})/;
 const HEADING = /^ {0,3}(#{1,6})(?:\s+(.*?))?(?:\s+#+)?$/;
+/** `---`, `***`, `___`: a rule, which ends the label above it. */
+const THEMATIC_BREAK = /^([-*_])(?:\s*\1){2,}$/;
 /** A paragraph that is only bold text, `**Backend**` or `**Backend:**`: the label of the items under it. */
 const BOLD_LABEL = /^(?:\*\*|__)([^*_]+?):?(?:\*\*|__):?$/;
 /** What an item's text starts after: the checkbox and its space, `[ ] `. */
@@ -423,6 +425,7 @@ class MarkdownReader {
     } else if (!this.isExport) {
       const label = BOLD_LABEL.exec(text.trim());
       if (label) this.section = { path: this.section.path, label: label[1]!.trim() };
+      else if (THEMATIC_BREAK.test(text.trim())) this.section = { path: this.section.path };
     }
   }
 
@@ -463,7 +466,7 @@ function startsBlock(content: string): boolean {
     LIST_ITEM.test(content) ||
     HEADING.test(content) ||
     FENCE.test(content) ||
-    /^([-*_])(?:\s*\1){2,}$/.test(content) ||
+    THEMATIC_BREAK.test(content) ||
     /^(?:>|[-*+]\[)/.test(content)
   );
 }
@@ -756,10 +759,11 @@ export function planImport(file: ParsedFile, existing: TrackedTask[], counters: 
       `${plural(gone.length, "task")} of the project with a derived ID ${gone.length === 1 ? "is" : "are"} not in this file (an item reworded or moved, or another file's): ${shown}`,
     );
   }
-  // An item's own ID raises its type's counter; a mention in the text only a counter the project has.
+  // Counters of the types the file's items are named by, or the project has: not every `SHA-256` starts one.
   const raised = new Map(file.counters);
   for (const [type, mention] of file.mentions) {
-    if (counters.has(type) && (raised.get(type)?.number ?? -1) < mention.number) raised.set(type, mention);
+    const known = counters.has(type) || file.counters.has(type);
+    if (known && (raised.get(type)?.number ?? -1) < mention.number) raised.set(type, mention);
   }
   for (const [type, { number, line }] of raised) {
     const from = counters.get(type) ?? 0;
