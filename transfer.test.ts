@@ -851,7 +851,7 @@ describe("real files import whole", () => {
     expect(code!.description).toBe("Run it\n```\nmake\n  --all\n```");
     // Wrapped without indentation (CommonMark's lazy continuation) too, up to a blank line or a new block.
     const lazy = parseMarkdown(
-      "# A\n- [ ] Long item that\nwraps lazily\n  - [ ] Step\ntoo\n\nA paragraph.\n- [ ] Next\n## B\n",
+      "# A\n- [ ] Long item that\nwraps lazily\n  - [ ] Step\ntoo\n\nA paragraph.\n- [ ] Next\n<!-- a comment -->\n## B\n",
     ).tasks;
     expect(lazy.map((item) => item.description)).toEqual([
       "Long item that\nwraps lazily\n\nSection: A",

@@ -460,14 +460,14 @@ class MarkdownReader {
   }
 }
 
-/** Whether a line starts a block of its own (an item, a heading, a code block, a rule, a quote) rather than continue a paragraph. */
+/** Whether a line starts a block of its own (an item, a heading, a code block, a rule, a quote, a comment) rather than continue a paragraph. */
 function startsBlock(content: string): boolean {
   return (
     LIST_ITEM.test(content) ||
     HEADING.test(content) ||
     FENCE.test(content) ||
     THEMATIC_BREAK.test(content) ||
-    /^(?:>|[-*+]\[)/.test(content)
+    /^(?:>|[-*+]\[|<!--)/.test(content)
   );
 }
 
