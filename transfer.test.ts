@@ -62,13 +62,41 @@ const FIXTURES = join(import.meta.dir, "e2e", "fixtures");
 const todo = () => Bun.file(join(FIXTURES, "TODO.md")).text();
 const compact = (tasks: FileTask[]) =>
   tasks.map(({ task_id, line, status, priority, depends_on }) => ({ task_id, line, status, priority, depends_on }));
-const countersOf = (text: string) =>
-  Object.fromEntries([...parseTaskFile(text).counters].map(([type, { number }]) => [type, number]));
+const numbers = (counters: transfer.Counters) => Object.fromEntries([...counters].map(([type, { number }]) => [type, number]));
+const countersOf = (text: string) => numbers(parseTaskFile(text).counters);
+const mentionsOf = (text: string) => numbers(parseTaskFile(text).mentions);
 const problemsOf = (text: string) => parseTaskFile(text).problems;
+
+/**
+ * GET /tasks's order (docs/API.md): pending tasks ready first, by priority, in the order added; then
+ * in-progress ones; then completed ones, most recently completed first.
+ */
+function inListOrder(tasks: Record<string, any>[], added: Map<object, number>, completed: Map<object, number>) {
+  const rank = { high: 0, medium: 1, low: 2 } as Record<string, number>;
+  const done = new Set(tasks.filter((task) => task.status === "completed").map((task) => task.task_id));
+  const key = (task: Record<string, any>): number[] => {
+    if (task.status === "pending") {
+      const blocked = task.depends_on.some((id: string) => !done.has(id)) ? 1 : 0;
+      return [0, blocked, rank[task.priority]!, added.get(task) ?? 0];
+    }
+    if (task.status === "in_progress") return [1, 0, 0, added.get(task) ?? 0];
+    return [2, -(completed.get(task) ?? 0), -(added.get(task) ?? 0), 0];
+  };
+  const compare = (a: number[], b: number[]) => a.findIndex((value, i) => value !== b[i]);
+  return [...tasks].sort((a, b) => {
+    const [x, y] = [key(a), key(b)];
+    const at = compare(x, y);
+    return at === -1 ? 0 : x[at]! - y[at]!;
+  });
+}
 
 /** The tracker as docs/API.md describes it, in memory: enough for import and export, and a switch to fail a request. */
 function standInTracker(pageSize = 500) {
   const tasks: Record<string, any>[] = [];
+  /** When each task was added and completed, in steps: the order GET /tasks lists them in. */
+  const added = new Map<object, number>();
+  const completed = new Map<object, number>();
+  let clock = 0;
   const counters = new Map<string, number>();
   const writes: { method: string; path: string; body: any }[] = [];
   /** From this write on, every write fails with 503. */
@@ -88,7 +116,11 @@ function standInTracker(pageSize = 500) {
       const find = (id: string) => tasks.find((task) => task.task_id === id && task.project_id === project);
       if (request.method === "GET" && first === "tasks" && !second) {
         const start = Number(url.searchParams.get("cursor") ?? 0);
-        const inProject = tasks.filter((task) => task.project_id === project);
+        const inProject = inListOrder(
+          tasks.filter((task) => task.project_id === project),
+          added,
+          completed,
+        );
         const next = start + pageSize < inProject.length ? String(start + pageSize) : null;
         return json(state.listBody ?? { tasks: inProject.slice(start, start + pageSize), next_cursor: next });
       }
@@ -110,13 +142,22 @@ function standInTracker(pageSize = 500) {
         return json({ project_id: third, artifact_type: fourth, last_assigned_id: body.last_assigned_id });
       }
       if (request.method === "POST" && second === "batch") {
-        for (const input of body.tasks) tasks.push(task({ ...input, claimed_by: null }));
+        clock++;
+        for (const input of body.tasks) {
+          const row = task({ ...input, claimed_by: null });
+          tasks.push(row);
+          added.set(row, tasks.length);
+          if (input.status === "completed") completed.set(row, clock);
+        }
         return json({ success: true, tasks_added: body.tasks.length, task_ids: body.tasks.map((t: any) => t.task_id) }, 201);
       }
       const existing = find(decodeURIComponent(second ?? ""));
       if (!existing) return apiError(404, "task_not_found", `Task not found: ${second}`);
       if (request.method === "PATCH") return json({ task: Object.assign(existing, body) });
-      if (request.method === "PUT" && third === "status") return json({ updated_task: Object.assign(existing, body) });
+      if (request.method === "PUT" && third === "status") {
+        if (body.status === "completed") completed.set(existing, ++clock);
+        return json({ updated_task: Object.assign(existing, body) });
+      }
       return apiError(400, "validation_failed", "unexpected request");
     },
   });
@@ -188,20 +229,22 @@ describe("markdown", () => {
     ).toBe(true);
   });
 
-  test("the headings and the text under them end the description; the item's own lines follow its first", async () => {
+  test("an item's description is its text, its own lines, and one line naming the headings it sat under", async () => {
     const tag = parseMarkdown(await todo()).tasks.find((task) => task.line === 15)!;
     expect(tag.description).toBe(
       "Tag `v1.0.0` and push the tag\nRun `git tag -s v1.0.0` from a clean checkout; the CI builds the binaries.\n\n" +
-        "Section: TODO › Release 1.0\nThe release needs a green CI on every platform and a signed tag.",
+        "Section: TODO › Release 1.0",
     );
   });
 
-  test("artifact IDs in the text raise their counters; code spans, links, UTF-8 and items in code blocks do not count", async () => {
-    expect(countersOf(await todo())).toEqual({ US: 31, SPEC: 4, TASK: 12 });
+  test("items' own IDs count for the counters; artifact IDs in the text are mentions; code spans, links, UTF-8 and code blocks neither", async () => {
+    expect(countersOf(await todo())).toEqual({ TASK: 12 });
+    expect(mentionsOf(await todo())).toEqual({ US: 31, SPEC: 4, TASK: 12 });
     expect(parseMarkdown(await todo()).tasks.some((task) => task.description.startsWith("inside a code block"))).toBe(false);
-    expect(countersOf("- [ ] Fix UTF-8 and HTTP-2, `ADR-900`, [spec](https://x.test/SPEC-777)\n- [ ] TASK-7: small\n")).toEqual({
-      TASK: 7,
-    });
+    const text = "- [ ] Fix UTF-8 and HTTP-2, `ADR-900`, [spec](https://x.test/SPEC-777)\n- [ ] TASK-7: small\n";
+    expect({ counters: countersOf(text), mentions: mentionsOf(text) }).toEqual({ counters: { TASK: 7 }, mentions: {} });
+    expect(mentionsOf("- [ ] Hash with SHA-256 as RFC-7231 says\n")).toEqual({ SHA: 256, RFC: 7231 });
+    expect(countersOf("- [ ] Hash with SHA-256 as RFC-7231 says\n")).toEqual({});
   });
 
   test("a derived ID follows the item's text and place, not its checkbox or priority", () => {
@@ -220,16 +263,23 @@ describe("markdown", () => {
   });
 
   test("an empty file, or one without task items, holds no tasks and no problems", () => {
-    expect(parseTaskFile("")).toEqual({ format: "markdown", tasks: [], counters: new Map(), problems: [] });
+    expect(parseTaskFile("")).toEqual({
+      format: "markdown",
+      tasks: [],
+      counters: new Map(),
+      mentions: new Map(),
+      problems: [],
+      warnings: [],
+    });
     expect(parseTaskFile("# Notes\n\n- a plain list\n- [link](https://x.test)\n").tasks).toEqual([]);
   });
 
-  test("bad input is named with its line: checkboxes, IDs, repeats, cycles, a checked item with an open step", () => {
+  test("bad input is named with its line: checkboxes, IDs, repeated IDs, cycles, a checked item with an open step", () => {
     expect(
-      problemsOf("# T\n- [-] cancelled\n- [] empty box\n-[ ] no space\n- [x]glued\n- [ ]\n- [ ] **`bad id`** text\n"),
+      problemsOf("# T\n- [ x] spaced mark\n- [WIP] a tag\n-[ ] no space\n- [x]glued\n- [ ]\n- [ ] **`bad id`** text\n"),
     ).toEqual([
-      { line: 2, message: '"[-]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
-      { line: 3, message: '"[]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
+      { line: 2, message: '"[ x]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
+      { line: 3, message: '"[WIP]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)' },
       { line: 4, message: 'write a space between the list marker and the checkbox: "-[ ] no space"' },
       { line: 5, message: 'write a space after the checkbox: "[x]glued"' },
       { line: 6, message: "the item has no text: write what is to be done after the checkbox" },
@@ -237,10 +287,6 @@ describe("markdown", () => {
     ]);
     expect(problemsOf("- [ ] TASK-001: a\n- [ ] TASK-001: b\n- [ ] same\n- [ ] same\n")).toEqual([
       { line: 2, message: "task ID TASK-001 is used already (line 1)" },
-      {
-        line: 4,
-        message: "the item repeats the one on line 3 (same text in the same place); reword one of them or give it an ID",
-      },
     ]);
     expect(problemsOf("- [ ] TASK-001: a\n  - depends on: TASK-002\n- [ ] TASK-002: b\n  - depends on: TASK-001\n")).toEqual([
       { line: 1, message: "dependency cycle: TASK-001 (line 1) → TASK-002 (line 3) → TASK-001" },
@@ -253,7 +299,7 @@ describe("markdown", () => {
     ]);
     expect(problemsOf("- [ ] TASK-001: a\n  - depends on: not/valid\n")[0]!.line).toBe(2);
     expect(problemsOf(`- [ ] TASK-001: ${"x".repeat(10_001)}\n- [ ] TASK-002: nul \0\n`)).toEqual([
-      { line: 1, message: "TASK-001: its description is 10001 characters (its section's text included); at most 10000" },
+      { line: 1, message: "TASK-001: its description is 10001 characters (its section line included); at most 10000" },
       { line: 2, message: "TASK-002: its text holds a NUL character" },
     ]);
   });
@@ -282,7 +328,10 @@ describe("GitHub issues", () => {
     ]);
     expect(parsed.tasks[0]!.description).toStartWith("Claims survive a tracker restart\n\nWhen the tracker restarts");
     expect(parsed.tasks[0]!.description).not.toContain("\r");
-    expect(Object.fromEntries([...parsed.counters].map(([type, { number }]) => [type, number]))).toEqual({ SPEC: 7, US: 27 });
+    expect({ counters: numbers(parsed.counters), mentions: numbers(parsed.mentions) }).toEqual({
+      counters: {},
+      mentions: { SPEC: 7, US: 27 },
+    });
   });
 
   test("what is wrong names the issue: a missing title, an unknown priority, JSON that is not JSON", () => {
@@ -441,14 +490,14 @@ describe("the commands", () => {
       expect(first.stdout).toContain(
         "Added 13 tasks:\n  + TASK-010       completed medium Write `scripts/pack.ts` for the five platforms  (line 11)",
       );
-      expect(first.stdout).toContain("Raised 3 ID counters:\n  ↑ US             0 → 31 (next US-032)  (line 4)");
-      expect(first.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 3 ID counters; 0 already up to date.");
+      expect(first.stdout).toContain("Raised 1 ID counter:\n  ↑ TASK           0 → 12 (next TASK-013)  (line 10)");
+      expect(first.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 1 ID counter; 0 already up to date.");
       expect(tracker.tasks.length).toBe(13);
       expect(tracker.writes.filter((write) => write.path === "/tasks/batch").length).toBe(1);
       expect(tracker.tasks.find((t) => t.task_id === "TASK-012")!.depends_on).toEqual(
         parseMarkdown(await todo()).tasks[0]!.depends_on,
       );
-      expect(Object.fromEntries(tracker.counters)).toEqual({ "web/US": 31, "web/SPEC": 4, "web/TASK": 12 });
+      expect(Object.fromEntries(tracker.counters)).toEqual({ "web/TASK": 12 });
 
       const writesBefore = tracker.writes.length;
       const second = await cli(runImport, [path, "--project", "web"], tracker.env);
@@ -602,12 +651,16 @@ describe("the commands", () => {
   test("bad input: every problem with its line on stderr, exit 1, and nothing sent", async () => {
     const tracker = standInTracker();
     try {
-      const path = fileWith("- [ ] TASK-001: a\n  - depends on: TASK-404\n- [~] b\n");
+      const path = fileWith("- [ ] TASK-001: a\n- [] b\n- [ ] TASK-002: c\n  - depends on: not/valid\n");
       const result = await cli(runImport, [path, "--project", "web"], tracker.env);
       expect(result).toEqual({
         exitCode: 1,
         stdout: "",
-        stderr: `${path}:3: "[~]" is not a task checkbox; write "[ ]" (pending) or "[x]" (completed)\nNothing was imported: 1 problem in ${path}.`,
+        stderr: [
+          `${path}:2: warning: "[]" is neither "[ ]" nor "[x]": the item imports as pending`,
+          `${path}:4: depends on "not/valid", which is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`,
+          `Nothing was imported: 1 problem in ${path}.`,
+        ].join("\n"),
       });
       const unknown = await cli(
         runImport,
@@ -710,7 +763,7 @@ describe("the commands", () => {
         ["copy-json", json.stdout, "export.json"],
       ] as const) {
         const result = await cli(runImport, [fileWith(text, name), "--project", copy], tracker.env);
-        expect(result.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 3 ID counters; 0 already up to date.");
+        expect(result.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 1 ID counter; 0 already up to date.");
         expect(tasksOf(copy)).toEqual(web);
         const reimport = await cli(runImport, [fileWith(text, name), "--project", "web"], tracker.env);
         expect(reimport.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.");
@@ -719,4 +772,244 @@ describe("the commands", () => {
       tracker.stop();
     }
   });
+});
+
+describe("real files import whole", () => {
+  const roadmap = () => Bun.file(join(FIXTURES, "ROADMAP.md")).text();
+
+  test("a repeated item is a task of its own, its derived ID telling the two apart, the same on every read", () => {
+    const text = "## A\n- [ ] a\n- [ ] b\n- [ ] a\n  - [ ] step\n- [ ] a\n";
+    const parsed = parseMarkdown(text);
+    expect(parsed.problems).toEqual([]);
+    const [first, , second, step, third] = parsed.tasks;
+    expect([first!.task_id, second!.task_id, third!.task_id]).toEqual([
+      derivedTaskId(["A"], "a"),
+      derivedTaskId(["A", "#2"], "a"),
+      derivedTaskId(["A", "#3"], "a"),
+    ]);
+    expect(step!.task_id).toBe(derivedTaskId(["A", second!.task_id], "step"));
+    expect(parseMarkdown(text)).toEqual(parsed);
+    // An ID written twice is still two tasks claiming one ID.
+    expect(problemsOf("- [ ] TASK-001: a\n- [ ] TASK-001: a\n")).toEqual([
+      { line: 2, message: "task ID TASK-001 is used already (line 1)" },
+    ]);
+  });
+
+  test("a mark other than [ ], [x] and [X] imports the item as pending, with a warning naming its line", () => {
+    const parsed = parseMarkdown("- [-] Dropped\n- [/] Half done\n- [~] Maybe\n- [?] Unsure\n- [] Empty\n- [X] Done\n");
+    expect(parsed.problems).toEqual([]);
+    expect(parsed.tasks.map((task) => task.status)).toEqual(["pending", "pending", "pending", "pending", "pending", "completed"]);
+    const neither = (mark: string) => `"[${mark}]" is neither "[ ]" nor "[x]": the item imports as pending`;
+    expect(parsed.warnings).toEqual([
+      { line: 1, message: `${neither("-")}; "[-]" will mean cancelled once the tracker has that status` },
+      { line: 2, message: neither("/") },
+      { line: 3, message: neither("~") },
+      { line: 4, message: neither("?") },
+      { line: 5, message: neither("") },
+    ]);
+    expect(parsed.tasks[0]!.task_id).toBe(derivedTaskId([], "Dropped"));
+  });
+
+  test("a section's text stays out of its tasks: one line names the headings, bold label and plain items above", async () => {
+    const parsed = parseMarkdown(await roadmap());
+    const described = (line: number) => parsed.tasks.find((task) => task.line === line)!.description;
+    expect(described(15)).toBe("Set up the database schema\n\nSection: Roadmap › Phase 1: Foundations › Backend");
+    expect(described(24)).toBe("Draft\n\nSection: Roadmap › Phase 1: Foundations › Frontend");
+    expect(described(32)).toBe("Support Internet Explorer\n\nSection: Roadmap › Phase 2: Polish");
+    expect(parsed.tasks.some((task) => /---|review by someone|SHA-256|\*\*/.test(task.description))).toBe(false);
+    const plain = parseMarkdown("# Plan\n\nSome words.\n\n- Backend\n  - [ ] Write it\n").tasks[0]!;
+    expect(plain.description).toBe("Write it\n\nSection: Plan › Backend");
+    const afterRule = parseMarkdown("# Plan\n**Backend**\n- [ ] a\n\n---\n\n- [ ] b\n").tasks[1]!;
+    expect(afterRule.description).toBe("b\n\nSection: Plan");
+  });
+
+  test("derived IDs stay those of 0.2.0, which put the section's text into the description", async () => {
+    expect(parseMarkdown(await todo()).tasks.map((task) => task.task_id)).toEqual([
+      "TASK-012",
+      "TASK-010",
+      "md-bf39a799df",
+      "md-8b45aec1ac",
+      "md-6796934d30",
+      "md-685529c1bf",
+      "md-db938dbdc5",
+      "md-4d2a610245",
+      "md-e31d17dde5",
+      "md-6b227b6310",
+      "md-58409cd114",
+      "md-bb14bdafac",
+      "md-9589d53e78",
+    ]);
+  });
+
+  test("an item's wrapped lines stay in its description: indented ones without the indentation they share, lazy ones too", async () => {
+    const parsed = parseMarkdown(await roadmap());
+    expect(parsed.tasks.find((task) => task.line === 16)!.description).toBe(
+      "Write the migration tool, which reads the old schema\nand writes the new one in one transaction\n\n" +
+        "Section: Roadmap › Phase 1: Foundations › Backend",
+    );
+    const [code] = parseMarkdown("- [ ] Run it\n      ```\n      make\n        --all\n      ```\n").tasks;
+    expect(code!.description).toBe("Run it\n```\nmake\n  --all\n```");
+    // Wrapped without indentation (CommonMark's lazy continuation) too, up to a blank line or a new block.
+    const lazy = parseMarkdown(
+      "# A\n- [ ] Long item that\nwraps lazily\n  - [ ] Step\ntoo\n\nA paragraph.\n- [ ] Next\n<!-- a comment -->\n## B\n",
+    ).tasks;
+    expect(lazy.map((item) => item.description)).toEqual([
+      "Long item that\nwraps lazily\n\nSection: A",
+      "Step\ntoo\n\nSection: A",
+      "Next\n\nSection: A",
+    ]);
+  });
+
+  test("a type only mentioned raises no counter, unless an item is named by it or the project has one", async () => {
+    const tracker = standInTracker();
+    try {
+      const path = fileWith(await roadmap());
+      const fresh = await cli(runImport, [path, "--project", "web", "--dry-run"], tracker.env);
+      expect(fresh.stdout).toContain("Would raise 1 ID counter:\n  ↑ TASK           0 → 7 (next TASK-008)  (line 36)\n");
+      const typed = await cli(
+        runImport,
+        [fileWith("- [ ] TASK-002: Hash with SHA-256, after TASK-031\n"), "--project", "web", "--dry-run"],
+        tracker.env,
+      );
+      expect(typed.stdout).toContain("Would raise 1 ID counter:\n  ↑ TASK           0 → 31 (next TASK-032)  (line 1)\n");
+      tracker.counters.set("web/RFC", 12);
+      const known = await cli(runImport, [path, "--project", "web", "--dry-run"], tracker.env);
+      expect(known.stdout).toContain(
+        "Would raise 2 ID counters:\n  ↑ TASK           0 → 7 (next TASK-008)  (line 36)\n  ↑ RFC            12 → 7231 (next RFC-7232)  (line 3)\n",
+      );
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("import prints the warnings and imports the whole file; a second import adds nothing", async () => {
+    const tracker = standInTracker();
+    try {
+      const path = fileWith(await roadmap(), "ROADMAP.md");
+      const first = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect(first.exitCode).toBe(0);
+      expect(first.stderr.split("\n").map((line) => line.slice(path.length))).toEqual([
+        ':20: warning: "[/]" is neither "[ ]" nor "[x]": the item imports as pending',
+        ':25: warning: "[~]" is neither "[ ]" nor "[x]": the item imports as pending',
+        ':32: warning: "[-]" is neither "[ ]" nor "[x]": the item imports as pending; "[-]" will mean cancelled once the tracker has that status',
+        ':33: warning: "[?]" is neither "[ ]" nor "[x]": the item imports as pending',
+      ]);
+      expect(first.stdout).toEndWith("Done: added 16 tasks, changed 0, raised 1 ID counter; 0 already up to date.");
+      const writes = tracker.writes.length;
+      const second = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect(second.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 16 already up to date.");
+      expect(tracker.writes.length).toBe(writes);
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("a file imported by 0.2.0 imports again with no new task: the shorter descriptions are changes", async () => {
+    const tracker = standInTracker();
+    try {
+      const path = fileWith(await todo());
+      await cli(runImport, [path, "--project", "web"], tracker.env);
+      const publish = tracker.tasks.find((row) => row.task_id === "TASK-012")!;
+      const tag = tracker.tasks.find((row) => row.description.startsWith("Tag `v1.0.0`"))!;
+      const paragraph = "\nThe release needs a green CI on every platform and a signed tag.";
+      publish.description += paragraph;
+      tag.description += paragraph;
+      const again = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect(again.stdout).toBe(
+        [
+          "Changed 2 tasks:",
+          '  ~ TASK-012       description → "Publish the npm package" (and more lines)  (line 10)',
+          `  ~ ${tag.task_id}  description → "Tag \`v1.0.0\` and push the tag" (and more lines)  (line 15)`,
+          "Done: added 0 tasks, changed 2, raised 0 ID counters; 11 already up to date.",
+        ].join("\n"),
+      );
+      expect(publish.description).toBe("Publish the npm package\n\nSection: TODO › Release 1.0");
+    } finally {
+      tracker.stop();
+    }
+  });
+});
+
+describe("the file people keep", () => {
+  const tracked = (fields: Record<string, unknown>) => task({ inputs: [], outputs: [], ...fields }) as any;
+
+  test("a completed task says who completed it and on which day; an open one who holds it", () => {
+    const text = renderMarkdown("web", [
+      tracked({ task_id: "TASK-001", description: "Held", status: "in_progress", claimed_by: "agent-7" }),
+      tracked({
+        task_id: "TASK-002",
+        description: "Done",
+        status: "completed",
+        claimed_by: "claude-gina",
+        completed_at: "2026-12-05T17:02:11.000Z",
+        completion_notes: "Shipped",
+      }),
+    ]);
+    expect(text).toContain("- [ ] **TASK-001** Held (high)\n  - held by: agent-7\n");
+    expect(text).toContain(
+      "- [x] **TASK-002** Done (high)\n  - completed by: claude-gina on 2026-12-05\n  - completion notes: Shipped\n",
+    );
+    expect(parseMarkdown(text).problems).toEqual([]);
+  });
+
+  test("an item's own lines come before its metadata, so that lines indented past its text stay its own", () => {
+    const text = renderMarkdown("web", [
+      tracked({ task_id: "TASK-001", description: "Parent\n    wrapped deep\n  - a bullet", depends_on: ["TASK-002"] }),
+      tracked({ task_id: "TASK-002", description: "Step\n      wrapped deeper", status: "completed", completion_notes: "ok" }),
+    ]);
+    expect(text).toContain("- [ ] **TASK-001** Parent (high)\n      wrapped deep\n    - a bullet\n  - depends on: TASK-002\n");
+    const back = parseMarkdown(text);
+    expect(back.problems).toEqual([]);
+    expect(
+      back.tasks.map(({ task_id, description, depends_on, completion_notes }) => ({
+        task_id,
+        description,
+        depends_on,
+        completion_notes,
+      })),
+    ).toEqual([
+      {
+        task_id: "TASK-001",
+        description: "Parent\n    wrapped deep\n  - a bullet",
+        depends_on: ["TASK-002"],
+        completion_notes: "",
+      },
+      { task_id: "TASK-002", description: "Step\n      wrapped deeper", depends_on: [], completion_notes: "ok" },
+    ]);
+  });
+
+  test("wrapped lines of a step under its parent survive export and import", async () => {
+    const tracker = standInTracker();
+    try {
+      const file = "- [ ] Parent\n  - [ ] Step that wraps\n        onto a second line\n";
+      await cli(runImport, [fileWith(file), "--project", "web"], tracker.env);
+      const exported = await cli(runExport, ["--project", "web"], tracker.env);
+      const back = await cli(runImport, [fileWith(exported.stdout, "export.md"), "--project", "copy"], tracker.env);
+      expect({ exitCode: back.exitCode, stderr: back.stderr }).toEqual({ exitCode: 0, stderr: "" });
+      const step = tracker.tasks.find((row) => row.project_id === "copy" && row.description.startsWith("Step"))!;
+      expect(step.description).toBe("Step that wraps\nonto a second line");
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  for (const name of ["TODO.md", "ROADMAP.md"]) {
+    test(`${name}: the export lists completed items in file order, and read back and exported again is the same text`, async () => {
+      const [source, copy] = [standInTracker(), standInTracker()];
+      try {
+        const file = await Bun.file(join(FIXTURES, name)).text();
+        expect((await cli(runImport, [fileWith(file, name), "--project", "web"], source.env)).exitCode).toBe(0);
+        const first = await cli(runExport, ["--project", "web"], source.env);
+        const completed = parseMarkdown(file).tasks.filter((item) => item.status === "completed");
+        const listed = first.stdout.split("## Completed")[1]!.match(/^- \[x\] \*\*`?([^*`]+)`?\*\*/gm)!;
+        expect(listed.map((line) => line.replace(/^- \[x\] \*\*`?|`?\*\*$/g, ""))).toEqual(completed.map((item) => item.task_id));
+        expect((await cli(runImport, [fileWith(first.stdout, "export.md"), "--project", "web"], copy.env)).exitCode).toBe(0);
+        const second = await cli(runExport, ["--project", "web"], copy.env);
+        expect(second.stdout).toBe(first.stdout);
+      } finally {
+        source.stop();
+        copy.stop();
+      }
+    });
+  }
 });

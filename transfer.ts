@@ -36,6 +36,7 @@ export interface TrackedTask {
   claimed_by?: string | null;
   lease_expires_at?: unknown;
   completion_notes?: string | null;
+  completed_at?: unknown;
 }
 
 /** The tracker as import and export use it: index.ts hands over its own client (retries, timeouts, the key). */
@@ -83,17 +84,35 @@ export interface FileProblem {
   message: string;
 }
 
-/** A file's tasks in file order, the highest number it uses of each artifact type, and what is wrong with it. */
+/** The highest number a file uses of each artifact type, and the line that uses it. */
+export type Counters = Map<string, { number: number; line: number }>;
+
+/**
+ * A file's tasks in file order, what is wrong with it, and the artifact IDs it holds: `counters` of the
+ * items' own IDs (`TASK-012: …`), `mentions` of the IDs its text mentions (`US-031`, but also `SHA-256`,
+ * which is why a mention raises only a counter the project has already).
+ */
 export interface ParsedFile {
   format: "markdown" | "github" | "export";
   tasks: FileTask[];
-  counters: Map<string, { number: number; line: number }>;
+  counters: Counters;
+  mentions: Counters;
   problems: FileProblem[];
+  /** What the import reads in a way the file may not mean: printed, never a refusal. */
+  warnings: FileProblem[];
 }
+
+const parsedFile = (format: ParsedFile["format"], problems: FileProblem[] = []): ParsedFile => ({
+  format,
+  tasks: [],
+  counters: new Map(),
+  mentions: new Map(),
+  problems,
+  warnings: [],
+});
 
 /** Of a description and of completion notes. */
 const MAX_TEXT = 10_000;
-const MAX_SECTION_TEXT = 1_000;
 /** The IDs people give their tasks and artifacts: an upper-case type, a dash, a number (`TASK-12`, `US-027`). */
 const ARTIFACT_ID = /^([A-Z][A-Z0-9]*)-(\d{1,9})$/;
 /** The same in running text, with three digits at least (the registry pads to three), which keeps `UTF-8` and `HTTP-2` out. */
@@ -102,13 +121,21 @@ const EXPORT_MARKER = "<!-- task-tracking-mcp export";
 const PRIORITY_SUFFIX = /\s*\((high|medium|low)\)$/;
 const LIST_ITEM = /^([-*+]|\d{1,9}[.)])(?:\s+(.*)|$)/;
 const CHECKBOX = /^\[([ xX])\](?:\s+(.*)|$)/;
-/** `[]`, `[-]`, `[ x]`, `[v]`: meant as a checkbox but not one. A link (`[text](url)`, `[text][ref]`) is not meant. */
+/** `[-]`, `[/]`, `[~]`, `[?]`, `[]`: a checkbox with a mark of its own; the item imports as pending, with a warning. */
+const ODD_CHECKBOX = /^\[([^\]\s]?)\](?:\s+(.*)|$)/;
+/** `[ x]`, `[WIP]`: meant as a checkbox perhaps, but not one (and `[-]`, `[]` read back as checkboxes, which the export escapes). A link (`[text](url)`, `[text][ref]`) is not meant. */
 const NOT_A_CHECKBOX = /^\[([^\]]{0,3})\](?![([:])/;
 /** An item's own ID: `TASK-012:`, `**TASK-012**`, `**TASK-012:**`, or any task ID in a bold code span, `` **`login-form`** ``. */
 const ITEM_ID = /^(?:\*\*`([^`]*)`\*\*|\*\*([A-Z][A-Z0-9]*-\d+):?\*\*:?|([A-Z][A-Z0-9]*-\d+):)(?:\s+|$)/;
-const METADATA = /^[-*+]\s+(depends on|inputs|outputs|completion notes|held by):(?:\s+(.*)|$)/i;
+const METADATA = /^[-*+]\s+(depends on|inputs|outputs|completion notes|held by|completed by):(?:\s+(.*)|$)/i;
 const FENCE = /^(`{3,}|~{3,})/;
 const HEADING = /^ {0,3}(#{1,6})(?:\s+(.*?))?(?:\s+#+)?$/;
+/** `---`, `***`, `___`: a rule, which ends the label above it. */
+const THEMATIC_BREAK = /^([-*_])(?:\s*\1){2,}$/;
+/** A paragraph that is only bold text, `**Backend**` or `**Backend:**`: the label of the items under it. */
+const BOLD_LABEL = /^(?:\*\*|__)([^*_]+?):?(?:\*\*|__):?$/;
+/** What an item's text starts after: the checkbox and its space, `[ ] `. */
+const CHECKBOX_WIDTH = 4;
 
 const indentOf = (text: string) => /^\s*/.exec(text)![0].replace(/\t/g, "    ").length;
 const isTaskId = (id: string) => id.length <= 64 && ID_CHARACTERS.test(id) && !ONLY_DOTS.test(id);
@@ -131,18 +158,18 @@ export function derivedTaskId(path: string[], text: string): string {
   return `md-${hasher.digest("hex").slice(0, 10)}`;
 }
 
-function raiseCounter(counters: ParsedFile["counters"], type: string, number: number, line: number): void {
+function raiseCounter(counters: Counters, type: string, number: number, line: number): void {
   if (!ARTIFACT_TYPE.test(type)) return;
   if ((counters.get(type)?.number ?? -1) < number) counters.set(type, { number, line });
 }
 
 /** Notes the artifact IDs `text` mentions outside code spans, link targets and URLs. */
-function noteArtifactIds(text: string, line: number, counters: ParsedFile["counters"]): void {
+function noteArtifactIds(text: string, line: number, mentions: Counters): void {
   const prose = text
     .replace(/`[^`]*`/g, " ")
     .replace(/\]\([^)]*\)/g, "]")
     .replace(/<?https?:\/\/\S+/g, " ");
-  for (const [, type, digits] of prose.matchAll(ARTIFACT_MENTION)) raiseCounter(counters, type!, Number(digits), line);
+  for (const [, type, digits] of prose.matchAll(ARTIFACT_MENTION)) raiseCounter(mentions, type!, Number(digits), line);
 }
 
 /** Whether a line of a description would read back as something other than text (the export escapes it with `\`). */
@@ -178,9 +205,10 @@ function unescapeLine(line: string): string {
   return rest.startsWith("\\") && looksLikeMarkup(rest.slice(1)) ? indent + rest.slice(1) : line;
 }
 
+/** Where an item sits: the headings above it (part of its derived ID) and the bold label under them (not). */
 interface Section {
   path: string[];
-  text: string[];
+  label?: string;
 }
 
 interface MetadataEntry {
@@ -194,7 +222,8 @@ interface DraftTask extends FileTask {
   /** The item's lines after its first, dedented. */
   body: string[];
   contentColumn: number;
-  section: Section;
+  /** The headings, label and plain list items it sat under: one context line of its description. */
+  context: string[];
   metadata: MetadataEntry[];
 }
 
@@ -206,13 +235,17 @@ type OpenBlock =
 
 /** Reads a markdown file line by line (GitHub-flavoured task lists); see parseMarkdown. */
 class MarkdownReader {
-  readonly parsed: ParsedFile = { format: "markdown", tasks: [], counters: new Map(), problems: [] };
+  readonly parsed: ParsedFile = parsedFile("markdown");
   private readonly drafts: DraftTask[] = [];
   private readonly headings: string[] = [];
-  private section: Section = { path: [], text: [] };
+  private section: Section = { path: [] };
+  /** How often each derived ID has come up: a repeated item's place gets its occurrence number. */
+  private readonly occurrences = new Map<string, number>();
   private readonly open: OpenBlock[] = [];
   private fence?: { marker: string; owner: OpenBlock | undefined };
   private blankLines = 0;
+  /** The task whose paragraph the previous line was: a line that starts no block continues it, indented or not. */
+  private paragraphOf?: DraftTask;
 
   /** An export of ours: its headings are status groups, not context for the tasks under them. */
   constructor(readonly isExport: boolean) {
@@ -223,8 +256,14 @@ class MarkdownReader {
     this.parsed.problems.push({ line, message });
   }
 
+  private warning(line: number, message: string): void {
+    this.parsed.warnings.push({ line, message });
+  }
+
   readLine(raw: string, line: number): void {
     const text = raw.trimEnd();
+    const continued = this.paragraphOf;
+    this.paragraphOf = undefined;
     if (this.fence) {
       const { marker, owner } = this.fence;
       // A code block inside a list item ends with the item, closed or not.
@@ -236,10 +275,16 @@ class MarkdownReader {
       this.fence = undefined;
     }
     if (!text) return this.addText("", this.open.at(-1));
-    noteArtifactIds(text, line, this.parsed.counters);
+    noteArtifactIds(text, line, this.parsed.mentions);
     const indent = indentOf(text);
-    while (this.open.length && this.open.at(-1)!.indent >= indent) this.open.pop();
     const content = text.trimStart();
+    if (continued && indent < continued.contentColumn && !startsBlock(content)) {
+      // A lazy continuation line, as CommonMark has it: the item's text wrapped without indentation.
+      continued.body.push(unescapeLine(content));
+      this.paragraphOf = continued;
+      return;
+    }
+    while (this.open.length && this.open.at(-1)!.indent >= indent) this.open.pop();
 
     const heading = this.open.length === 0 ? HEADING.exec(text) : null;
     if (heading) return this.startSection(heading[1]!.length, heading[2] ?? "");
@@ -262,17 +307,21 @@ class MarkdownReader {
     this.blankLines = 0;
     this.headings.length = level - 1;
     this.headings[level - 1] = title.trim();
-    this.section = { path: this.isExport ? [] : this.headings.filter(Boolean), text: [] };
+    this.section = { path: this.isExport ? [] : this.headings.filter(Boolean) };
   }
 
   private listItem(content: string, markerLength: number, itemText: string, indent: number, line: number): void {
     // Blank lines before a new task or metadata entry end the text before them: they belong to nobody.
-    if (CHECKBOX.test(itemText) || METADATA.test(content)) this.blankLines = 0;
+    if (CHECKBOX.test(itemText) || ODD_CHECKBOX.test(itemText) || METADATA.test(content)) this.blankLines = 0;
     const contentColumn = indent + markerLength + 1;
-    const checkbox = CHECKBOX.exec(itemText);
+    const checkbox = CHECKBOX.exec(itemText) ?? ODD_CHECKBOX.exec(itemText);
     if (checkbox) {
-      const task = this.taskItem(checkbox[1] === " " ? "pending" : "completed", (checkbox[2] ?? "").trim(), line, contentColumn);
+      const mark = checkbox[1]!;
+      if (mark !== " " && mark.toLowerCase() !== "x") this.oddMark(mark, line);
+      const status = mark.toLowerCase() === "x" ? "completed" : "pending";
+      const task = this.taskItem(status, (checkbox[2] ?? "").trim(), line, contentColumn);
       this.open.push({ kind: "task", indent, task });
+      this.paragraphOf = task;
       return;
     }
     if (/^\[[ xX]\]\S/.test(itemText))
@@ -291,6 +340,11 @@ class MarkdownReader {
     }
     this.addText(" ".repeat(indent) + content, parent);
     this.open.push({ kind: "plain", indent, text: itemText.trim() });
+  }
+
+  private oddMark(mark: string, line: number): void {
+    const cancelled = mark === "-" ? '; "[-]" will mean cancelled once the tracker has that status' : "";
+    this.warning(line, `"[${mark}]" is neither "[ ]" nor "[x]": the item imports as pending${cancelled}`);
   }
 
   private taskItem(status: FileTask["status"], itemText: string, line: number, contentColumn: number): DraftTask {
@@ -317,8 +371,9 @@ class MarkdownReader {
       block.kind === "task" ? [block.task.task_id] : block.kind === "plain" ? [block.text] : [],
     );
     const parent = this.open.findLast((block) => block.kind === "task");
+    const plainItems = this.open.flatMap((block) => (block.kind === "plain" ? [block.text] : []));
     const task: DraftTask = {
-      task_id: taskId ?? derivedTaskId([...this.section.path, ...enclosing], text),
+      task_id: taskId ?? this.derivedId([...this.section.path, ...enclosing], text),
       line,
       status,
       priority,
@@ -329,7 +384,7 @@ class MarkdownReader {
       completion_notes: "",
       body: [],
       contentColumn,
-      section: this.section,
+      context: [...this.section.path, ...(this.section.label ? [this.section.label] : []), ...plainItems],
       metadata: [],
     };
     // A step of its parent: the parent waits for it.
@@ -338,8 +393,17 @@ class MarkdownReader {
     return task;
   }
 
+  /** The item's derived ID; the second `- [ ] a` in the same place is told apart by its occurrence number. */
+  private derivedId(place: string[], text: string): string {
+    const first = derivedTaskId(place, text);
+    const occurrence = (this.occurrences.get(first) ?? 0) + 1;
+    this.occurrences.set(first, occurrence);
+    return occurrence === 1 ? first : derivedTaskId([...place, `#${occurrence}`], text);
+  }
+
   /**
-   * A line of text belongs to the innermost open task or metadata entry, else to the section's text.
+   * A line of text belongs to the innermost open task or metadata entry; else it is the section's text,
+   * which no task copies: only a bold label there (`**Backend**`) is kept, for the items under it.
    * Blank lines outside code blocks wait for the next text, so they go where it goes.
    */
   private addText(text: string, innermost: OpenBlock | undefined, inCodeBlock = false): void {
@@ -355,8 +419,14 @@ class MarkdownReader {
       return inCodeBlock ? line : unescapeLine(line);
     };
     if (owner?.kind === "metadata") owner.entry.lines.push(...blanks, dedent(owner.entry.contentColumn));
-    else if (owner?.kind === "task") owner.task.body.push(...blanks, dedent(owner.task.contentColumn));
-    else if (text.trim() && !this.isExport) this.section.text.push(text.trim());
+    else if (owner?.kind === "task") {
+      owner.task.body.push(...blanks, dedent(owner.task.contentColumn));
+      if (innermost === owner && !inCodeBlock) this.paragraphOf = owner.task;
+    } else if (!this.isExport) {
+      const label = BOLD_LABEL.exec(text.trim());
+      if (label) this.section = { path: this.section.path, label: label[1]!.trim() };
+      else if (THEMATIC_BREAK.test(text.trim())) this.section = { path: this.section.path };
+    }
   }
 
   finish(): ParsedFile {
@@ -365,10 +435,10 @@ class MarkdownReader {
   }
 
   private finishTask(draft: DraftTask): FileTask {
-    const { body, contentColumn: _, section, metadata, ...task } = draft;
-    let description = normalizeDescription([task.description, ...body].join("\n"));
-    const context = sectionContext(section);
-    if (context) description += `\n\n${context}`;
+    const { body, contentColumn: _, context, metadata, ...task } = draft;
+    const lines = this.isExport ? body : dedentWrapped(body);
+    let description = normalizeDescription([task.description, ...lines].join("\n"));
+    if (context.length) description += `\n\nSection: ${context.join(" › ")}`;
     const result: FileTask = { ...task, description };
     for (const entry of metadata) {
       const value = normalizeDescription(entry.lines.join("\n"));
@@ -390,18 +460,32 @@ class MarkdownReader {
   }
 }
 
-function sectionContext(section: Section): string {
-  if (section.path.length === 0 && section.text.length === 0) return "";
-  let text = section.text.join("\n");
-  if (text.length > MAX_SECTION_TEXT) text = `${text.slice(0, MAX_SECTION_TEXT - 1)}…`;
-  const title = section.path.length ? `Section: ${section.path.join(" › ")}` : "";
-  return [title, text].filter(Boolean).join("\n");
+/** Whether a line starts a block of its own (an item, a heading, a code block, a rule, a quote, a comment) rather than continue a paragraph. */
+function startsBlock(content: string): boolean {
+  return (
+    LIST_ITEM.test(content) ||
+    HEADING.test(content) ||
+    FENCE.test(content) ||
+    THEMATIC_BREAK.test(content) ||
+    /^(?:>|[-*+]\[|<!--)/.test(content)
+  );
 }
 
 /**
- * GitHub-flavoured markdown task lists: `- [ ]` is a pending task, `- [x]` a completed one; items
- * nested under an item are its steps (it depends on them); the headings above an item and their text
- * end its description. Code blocks are text. Problems carry the line they are on.
+ * An item's lines wrapped under its text (`- [ ] Long item` / `      that wraps`) lose the indentation
+ * they share, up to the checkbox's width: the description reads as the item's text did.
+ */
+function dedentWrapped(body: string[]): string[] {
+  const indents = body.filter((line) => line.trim()).map(indentOf);
+  const shared = Math.min(CHECKBOX_WIDTH, ...indents);
+  return shared > 0 ? body.map((line) => line.replace(new RegExp(`^ {0,${shared}}`), "")) : body;
+}
+
+/**
+ * GitHub-flavoured markdown task lists: `- [ ]` is a pending task, `- [x]` a completed one, another mark
+ * (`[-]`, `[~]`) a pending one with a warning; items nested under an item are its steps (it depends on
+ * them); the headings, bold label and plain items above an item end its description as one line.
+ * Code blocks are text. Problems and warnings carry the line they are on.
  */
 export function parseMarkdown(text: string): ParsedFile {
   const lines = text.replace(/^\uFEFF/, "").split(/\r\n|\r|\n/);
@@ -434,7 +518,7 @@ const GitHubIssue = z.object({
 
 /** What `gh issue list --state all --json number,title,body,state,labels` prints: task `gh-<number>` per issue. */
 export function parseGitHubIssues(issues: unknown[]): ParsedFile {
-  const parsed: ParsedFile = { format: "github", tasks: [], counters: new Map(), problems: [] };
+  const parsed = parsedFile("github");
   issues.forEach((value, index) => {
     const result = GitHubIssue.safeParse(value);
     if (!result.success) {
@@ -459,7 +543,7 @@ export function parseGitHubIssues(issues: unknown[]): ParsedFile {
     if (description.length > MAX_TEXT)
       description = `${description.slice(0, MAX_TEXT - 60)}\n\n…(cut: the rest is in issue #${number})`;
     if (!title.trim()) parsed.problems.push({ line: 0, message: `issue #${number} has no title` });
-    noteArtifactIds(description, 0, parsed.counters);
+    noteArtifactIds(description, 0, parsed.mentions);
     const closed = state.toUpperCase() === "CLOSED";
     parsed.tasks.push({
       task_id: `gh-${number}`,
@@ -489,7 +573,7 @@ const ExportedTask = z.object({
 
 /** `export --format json` read back: its tasks as they were (an in-progress task comes back pending). */
 export function parseExportJson(value: { tasks: unknown[] }): ParsedFile {
-  const parsed: ParsedFile = { format: "export", tasks: [], counters: new Map(), problems: [] };
+  const parsed = parsedFile("export");
   value.tasks.forEach((item, index) => {
     const result = ExportedTask.safeParse(item);
     if (!result.success) {
@@ -504,7 +588,7 @@ export function parseExportJson(value: { tasks: unknown[] }): ParsedFile {
       });
     const artifact = ARTIFACT_ID.exec(task.task_id);
     if (artifact) raiseCounter(parsed.counters, artifact[1]!, Number(artifact[2]), 0);
-    noteArtifactIds(task.description, 0, parsed.counters);
+    noteArtifactIds(task.description, 0, parsed.mentions);
     const completed = task.status === "completed";
     parsed.tasks.push({
       ...task,
@@ -524,8 +608,7 @@ export function parseTaskFile(text: string): ParsedFile {
   try {
     value = JSON.parse(start);
   } catch (error) {
-    const problem = { line: 0, message: `the file starts like JSON but is not: ${(error as Error).message}` };
-    return { format: "github", tasks: [], counters: new Map(), problems: [problem] };
+    return parsedFile("github", [{ line: 0, message: `the file starts like JSON but is not: ${(error as Error).message}` }]);
   }
   if (Array.isArray(value)) return parseGitHubIssues(value);
   if (value && typeof value === "object" && Array.isArray((value as { tasks?: unknown }).tasks))
@@ -535,28 +618,26 @@ export function parseTaskFile(text: string): ParsedFile {
     message:
       "JSON input must be the array `gh issue list --json number,title,body,state,labels` prints, or an object with tasks (an export)",
   };
-  return { format: "github", tasks: [], counters: new Map(), problems: [problem] };
+  return parsedFile("github", [problem]);
 }
 
 const where = (task: FileTask) => (task.line ? `line ${task.line}` : task.task_id);
 
-/** What is wrong among the file's own tasks: a repeated ID, a dependency cycle, a completed task waiting for a pending one. */
+/**
+ * What is wrong among the file's own tasks: an ID written twice, a dependency cycle, a completed task
+ * waiting for a pending one. (A repeated item without an ID is no problem: its derived ID differs.)
+ */
 function checkFileTasks(parsed: ParsedFile): ParsedFile {
   const byId = new Map<string, FileTask>();
   for (const task of parsed.tasks) {
     const first = byId.get(task.task_id);
     if (!first) byId.set(task.task_id, task);
-    else if (task.task_id.startsWith("md-") && task.line) {
-      parsed.problems.push({
-        line: task.line,
-        message: `the item repeats the one on line ${first.line} (same text in the same place); reword one of them or give it an ID`,
-      });
-    } else parsed.problems.push({ line: task.line, message: `task ID ${task.task_id} is used already (${where(first)})` });
+    else parsed.problems.push({ line: task.line, message: `task ID ${task.task_id} is used already (${where(first)})` });
   }
   for (const task of parsed.tasks) {
     const problem = (message: string) => parsed.problems.push({ line: task.line, message: `${task.task_id}: ${message}` });
     if (task.description.length > MAX_TEXT)
-      problem(`its description is ${task.description.length} characters (its section's text included); at most ${MAX_TEXT}`);
+      problem(`its description is ${task.description.length} characters (its section line included); at most ${MAX_TEXT}`);
     if (task.completion_notes.length > MAX_TEXT)
       problem(`its completion notes are ${task.completion_notes.length} characters; at most ${MAX_TEXT}`);
     if ([task.description, task.completion_notes, ...task.inputs, ...task.outputs].some((text) => text.includes("\0")))
@@ -678,7 +759,13 @@ export function planImport(file: ParsedFile, existing: TrackedTask[], counters: 
       `${plural(gone.length, "task")} of the project with a derived ID ${gone.length === 1 ? "is" : "are"} not in this file (an item reworded or moved, or another file's): ${shown}`,
     );
   }
-  for (const [type, { number, line }] of file.counters) {
+  // Counters of the types the file's items are named by, or the project has: not every `SHA-256` starts one.
+  const raised = new Map(file.counters);
+  for (const [type, mention] of file.mentions) {
+    const known = counters.has(type) || file.counters.has(type);
+    if (known && (raised.get(type)?.number ?? -1) < mention.number) raised.set(type, mention);
+  }
+  for (const [type, { number, line }] of raised) {
     const from = counters.get(type) ?? 0;
     if (number > from) plan.raise.push({ type, from, to: number, line });
   }
@@ -935,6 +1022,7 @@ export function runImport(argv: string[], io: CliIo, host: TransferHost): Promis
         return 1;
       }
       const file = parseTaskFile(text);
+      for (const { line, message } of file.warnings) io.err(`${fileName}:${line}: warning: ${message}`);
       for (const task of file.tasks) {
         if (file.format === "markdown" && task.status === "completed" && !task.completion_notes)
           task.completion_notes = `Checked in ${basename(fileName)}`;
@@ -982,6 +1070,9 @@ export function renderMarkdown(project: string, tasks: TrackedTask[]): string {
   for (const [title, status] of groups) {
     const inGroup = tasks.filter((task) => task.status === status);
     if (!inGroup.length) continue;
+    // The tracker lists completed tasks most recently completed first (docs/API.md); in the order they
+    // were completed, an imported file's items are in file order, and an export read back keeps them so.
+    if (status === "completed") inGroup.reverse();
     lines.push("", `## ${title} (${inGroup.length})`, "");
     for (const task of inGroup) lines.push(...taskLines(task));
   }
@@ -993,7 +1084,17 @@ function taskLines(task: TrackedTask): string[] {
   const [first = "", ...rest] = normalizeDescription(task.description).split("\n");
   const endsLikePriority = PRIORITY_SUFFIX.test(first);
   const priority = task.priority !== "medium" || endsLikePriority ? ` (${task.priority})` : "";
-  const lines = [`- [${task.status === "completed" ? "x" : " "}] ${id} ${first}${priority}`];
+  const description = escapeLines(rest).map((line) => (line ? `  ${line}` : ""));
+  const metadata = metadataLines(task);
+  // The description's lines first, so that none indented past the item's text reads as part of a
+  // metadata entry; after the metadata when the description leaves a code block open, which then ends
+  // with the item, as in any markdown.
+  const body = leavesCodeBlockOpen(rest) ? [...metadata, ...description] : [...description, ...metadata];
+  return [`- [${task.status === "completed" ? "x" : " "}] ${id} ${first}${priority}`, ...body];
+}
+
+function metadataLines(task: TrackedTask): string[] {
+  const lines: string[] = [];
   const metadata = (key: string, value: string) => {
     const [head, ...more] = value.split("\n");
     lines.push(`  - ${key}: ${head}`.trimEnd(), ...escapeLines(more).map((line) => (line ? `    ${line}` : "")));
@@ -1002,12 +1103,22 @@ function taskLines(task: TrackedTask): string[] {
   if (task.inputs.length) metadata("inputs", task.inputs.join(", "));
   if (task.outputs.length) metadata("outputs", task.outputs.join(", "));
   const lease = typeof task.lease_expires_at === "string" ? ` (lease until ${task.lease_expires_at})` : "";
-  if (task.claimed_by) metadata("held by", task.claimed_by + lease);
+  const on = typeof task.completed_at === "string" ? ` on ${task.completed_at.slice(0, 10)}` : "";
+  if (task.claimed_by && task.status === "completed") metadata("completed by", task.claimed_by + on);
+  else if (task.claimed_by) metadata("held by", task.claimed_by + lease);
   if (task.status === "completed" && task.completion_notes)
     metadata("completion notes", normalizeDescription(task.completion_notes));
-  // After the metadata: a code block left open in the description then ends with the item, as in any markdown.
-  for (const line of escapeLines(rest)) lines.push(line ? `  ${line}` : "");
   return lines;
+}
+
+function leavesCodeBlockOpen(lines: string[]): boolean {
+  let fence: string | undefined;
+  for (const line of lines) {
+    const content = line.trimStart();
+    if (fence && content.startsWith(fence)) fence = undefined;
+    else if (!fence) fence = FENCE.exec(content)?.[1];
+  }
+  return fence !== undefined;
 }
 
 function readExportArguments(argv: string[], host: TransferHost) {
