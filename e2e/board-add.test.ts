@@ -20,7 +20,7 @@ const CHROMIUM_FLAGS = [
   "--disable-sync",
 ];
 const NAME_STORAGE = "task-board.name";
-const PERSON = "Dana Example";
+const PERSON = "dana.example";
 
 const SIZES = [
   { name: "a desktop", project: "add-desk", viewport: { width: 1280, height: 800 } },
