@@ -783,7 +783,8 @@ export function nameBatch(tasks: readonly BatchTask[], firstNumbers: ReadonlyMap
 
 /**
  * The conflict of a batch task whose ID a stored task has. For an ID the batch assigned, the stored
- * task was named TASK-nnn by hand past the counter: say how to move the counter beyond it.
+ * task was named TASK-nnn by hand past the counter before batches raised counters (release 0.3.0),
+ * or comes from a dump of then: say how to move the counter beyond it.
  */
 export function batchTaskExists(
   batch: readonly BatchTask[],
