@@ -276,7 +276,8 @@ browserTests("the board", () => {
     const panel = page.getByRole("tabpanel", { name: "ID registry" });
     await panel.waitFor();
     await panel.getByRole("cell", { name: "SPEC-002" }).waitFor();
-    expect(await panel.locator("#counters").innerText()).toBe("SPEC\t1\tSPEC-002\nUS\t3\tUS-004");
+    // BRD: the tasks BRD-1 … BRD-5 added above raised their type's counter.
+    expect(await panel.locator("#counters").innerText()).toBe("BRD\t5\tBRD-006\nSPEC\t1\tSPEC-002\nUS\t3\tUS-004");
     expect(await panel.locator("#reservations").innerText()).toContain(`US-001 … US-003 (3)`);
     expect(await panel.locator("#reservations").innerText()).toContain(reservation.reservation_id);
     await page.keyboard.press("ArrowLeft");

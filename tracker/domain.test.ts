@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import {
   ApiError,
   type BatchTask,
+  batchCounterMoves,
   type ClaimState,
   checkRenewal,
   DEFAULT_CLAIM_TTL_SECONDS,
@@ -18,11 +19,11 @@ import {
   lostClaimAfterClaim,
   lostClaimOf,
   nameBatch,
+  registryIdParts,
   renewalLeaseSeconds,
   type StatusChange,
   type TaskListQuery,
   taskListParts,
-  unnamedTaskCounts,
 } from "./domain.ts";
 
 function failure(run: () => unknown): { code: string; message: string } {
@@ -195,12 +196,26 @@ describe("a batch's tasks without an ID", () => {
   });
   const batch = [task("web"), task("api"), task("web", "W-1"), task("web"), task("api")];
 
-  test("are counted per project, projects in sorted order (the order their counters are taken in)", () => {
-    expect(unnamedTaskCounts(batch)).toEqual([
-      ["api", 2],
-      ["web", 2],
+  test("are counted per project; IDs of the registry's form raise their type's counter; (project, type) in sorted order", () => {
+    expect(batchCounterMoves(batch)).toEqual([
+      { projectId: "api", artifactType: "TASK", atLeast: 0, take: 2 },
+      { projectId: "web", artifactType: "TASK", atLeast: 0, take: 2 },
+      { projectId: "web", artifactType: "W", atLeast: 1, take: 0 },
     ]);
-    expect(unnamedTaskCounts([task("web", "W-1")])).toEqual([]);
+    const named = [task("web", "TASK-010"), task("web"), task("web", "TASK-7"), task("web", "UX-001"), task("api", "UX-2")];
+    expect(batchCounterMoves(named)).toEqual([
+      { projectId: "api", artifactType: "UX", atLeast: 2, take: 0 },
+      { projectId: "web", artifactType: "TASK", atLeast: 10, take: 1 },
+      { projectId: "web", artifactType: "UX", atLeast: 1, take: 0 },
+    ]);
+  });
+
+  test("only IDs of the registry's form count: a type it takes, a dash, 1 to 12 digits, a number above 0", () => {
+    const ids = ["md-3f2a", "Task-5", "TASK-", "TASK-5a", "SHA-0x1", "TASK-000", "ABCDEFGHIJKLMNOPQ-5", "TASK-1000000000000"];
+    expect(batchCounterMoves(ids.map((id) => task("web", id)))).toEqual([]);
+    expect(registryIdParts("TASK-999999999999")).toEqual({ artifactType: "TASK", number: 999_999_999_999 });
+    expect(registryIdParts("ABCDEFGHIJKLMNOP-0047")).toEqual({ artifactType: "ABCDEFGHIJKLMNOP", number: 47 });
+    expect(registryIdParts("TASK-1000000000000")).toBeNull();
   });
 
   test("are named TASK-nnn from their project's first number, in batch order; the others keep their IDs", () => {

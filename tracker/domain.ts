@@ -708,15 +708,62 @@ export function formatArtifactId(artifactType: string, number: number): string {
 export const ASSIGNED_TASK_ID_TYPE = "TASK";
 
 /**
- * How many tasks of each project a batch sends without task_id, projects in sorted order: the
- * order a storage advances their counters in, so two batches never wait on each other's counter.
+ * An ID of the registry's form: a type as the registry takes it, a dash, a number. Any number of
+ * digits counts (`TASK-7` as well as `TASK-007`, as the importer reads them), up to MAX_RAISED_ID's 12.
  */
-export function unnamedTaskCounts(tasks: readonly BatchTask[]): [projectId: string, count: number][] {
-  const counts = new Map<string, number>();
+const REGISTRY_FORM_ID = /^([A-Z][A-Z0-9]{0,15})-(\d{1,12})$/;
+
+/** The type and number of `UX-001`, `TASK-47`; null for an ID of another form (`md-3f2a`, `SHA-0x1`). */
+export function registryIdParts(taskId: string): { artifactType: string; number: number } | null {
+  const match = REGISTRY_FORM_ID.exec(taskId);
+  return match ? { artifactType: match[1]!, number: Number(match[2]) } : null;
+}
+
+/**
+ * One (project, type) counter a batch moves: first raised to at least `atLeast` (never lowered), then
+ * advanced by `take`, the project's tasks sent without task_id (TASK only), which are named from it.
+ */
+export interface BatchCounterMove {
+  projectId: string;
+  artifactType: string;
+  atLeast: number;
+  take: number;
+}
+
+/**
+ * The counters a batch moves, in (project, type) order: the order a storage moves them in, so two
+ * batches never wait on each other's counters. Each type's counter is raised to the highest number
+ * among the batch's IDs of the registry's form, so get_next_available_id never hands out an ID the
+ * batch added; and it is raised before the unnamed tasks are numbered from it, so they never take
+ * the ID of a named task of their own batch.
+ */
+export function batchCounterMoves(tasks: readonly BatchTask[]): BatchCounterMove[] {
+  const moves = new Map<string, BatchCounterMove>();
+  const moveOf = (projectId: string, artifactType: string) => {
+    const key = `${projectId}\n${artifactType}`;
+    let move = moves.get(key);
+    if (!move) moves.set(key, (move = { projectId, artifactType, atLeast: 0, take: 0 }));
+    return move;
+  };
   for (const task of tasks) {
-    if (task.task_id === undefined) counts.set(task.project_id, (counts.get(task.project_id) ?? 0) + 1);
+    if (task.task_id === undefined) {
+      moveOf(task.project_id, ASSIGNED_TASK_ID_TYPE).take++;
+      continue;
+    }
+    const id = registryIdParts(task.task_id);
+    // A number 0 raises nothing, so it makes no counter either.
+    if (id && id.number > 0) {
+      const move = moveOf(task.project_id, id.artifactType);
+      move.atLeast = Math.max(move.atLeast, id.number);
+    }
   }
-  return [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const order = (a: BatchCounterMove, b: BatchCounterMove) =>
+    compareStrings(a.projectId, b.projectId) || compareStrings(a.artifactType, b.artifactType);
+  return [...moves.values()].sort(order);
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
@@ -736,7 +783,8 @@ export function nameBatch(tasks: readonly BatchTask[], firstNumbers: ReadonlyMap
 
 /**
  * The conflict of a batch task whose ID a stored task has. For an ID the batch assigned, the stored
- * task was named TASK-nnn by hand past the counter: say how to move the counter beyond it.
+ * task was named TASK-nnn by hand past the counter before batches raised counters (release 0.3.0),
+ * or comes from a dump of then: say how to move the counter beyond it.
  */
 export function batchTaskExists(
   batch: readonly BatchTask[],

@@ -152,7 +152,7 @@ describe("a dump of SQLite", () => {
       ["D-1", "pending", null, null],
     ]);
     const copy = await sqlite();
-    expect(await restoreText(copy, text)).toEqual({ tasks: 5, events: 14, counters: 1, reservations: 0 });
+    expect(await restoreText(copy, text)).toEqual({ tasks: 5, events: 14, counters: 4, reservations: 0 });
     expect(await dumpText(copy)).toBe(text);
   });
 
@@ -187,7 +187,7 @@ describe("a dump of SQLite", () => {
       .map((line) => JSON.parse(line));
     const taskIds = lines.filter((line) => line.kind === "task").map((line) => line.task_id);
     expect(taskIds).toEqual(Array.from({ length: count }, (_, i) => `T-${i}`));
-    expect(lines.at(-1)).toEqual({ kind: "end", counts: { tasks: count, events: count, counters: 0, reservations: 0 } });
+    expect(lines.at(-1)).toEqual({ kind: "end", counts: { tasks: count, events: count, counters: 1, reservations: 0 } });
   });
 });
 
@@ -230,7 +230,7 @@ for (const [name, open] of Object.entries(storages)) {
       let text = "";
       for await (const chunk of dumpLines(snapshot, start)) text += chunk;
       expect(text.trimEnd().split("\n").at(-1)).toBe(
-        '{"kind":"end","counts":{"tasks":1,"events":1,"counters":0,"reservations":0}}',
+        '{"kind":"end","counts":{"tasks":1,"events":1,"counters":1,"reservations":0}}',
       );
     });
 
@@ -243,7 +243,7 @@ for (const [name, open] of Object.entries(storages)) {
       const older = text.replace(`"schema_version":${SCHEMA_VERSION}`, '"schema_version":2');
       expect(older).not.toBe(text);
       const target = await open();
-      expect(await restoreText(target, older)).toEqual({ tasks: 1, events: 3, counters: 0, reservations: 0 });
+      expect(await restoreText(target, older)).toEqual({ tasks: 1, events: 3, counters: 1, reservations: 0 });
       const [, ...lines] = (await dumpText(target)).split("\n");
       expect(lines).toEqual(text.split("\n").slice(1));
     });
@@ -260,11 +260,11 @@ for (const [name, open] of Object.entries(storages)) {
       const empty = await open();
       const cut = text.split("\n").slice(0, -2).join("\n");
       expect(await errorOf(restoreText(empty, cut))).toBe(
-        "The dump stops after line 5 without its end line: it was cut short; make it again",
+        "The dump stops after line 6 without its end line: it was cut short; make it again",
       );
       expect(await empty.listProjects()).toEqual([]);
       expect(await empty.getTask({ projectId: "p", taskId: "A-1" })).toBeNull();
-      expect(await restoreText(empty, text)).toEqual({ tasks: 2, events: 2, counters: 0, reservations: 0 });
+      expect(await restoreText(empty, text)).toEqual({ tasks: 2, events: 2, counters: 1, reservations: 0 });
     });
 
     test("restore names the line and what is wrong with it", async () => {

@@ -26,9 +26,10 @@
 import { SQL, type TransactionSQL } from "bun";
 import {
   ApiError,
-  ASSIGNED_TASK_ID_TYPE,
   ambiguousTaskId,
+  type BatchCounterMove,
   type BatchTask,
+  batchCounterMoves,
   batchTaskExists,
   type ClaimState,
   cannotLowerCounter,
@@ -76,7 +77,6 @@ import {
   type TaskStatus,
   taskListParts,
   taskNotFound,
-  unnamedTaskCounts,
   validationError,
 } from "../domain.ts";
 import { createLogger, describeError, type Logger } from "../log.ts";
@@ -833,11 +833,15 @@ export class PostgresStorage implements Storage {
     return ids;
   }
 
-  /** Names the tasks sent without task_id from their projects' TASK counters (domain.ts decides). */
+  /**
+   * Raises the counters of the batch's IDs of the registry's form, then names the tasks sent without
+   * task_id from their projects' TASK counters (domain.ts decides both).
+   */
   private async nameBatch(tx: TransactionSQL, batch: readonly BatchTask[]): Promise<NewTask[]> {
     const firstNumbers = new Map<string, number>();
-    for (const [projectId, count] of unnamedTaskCounts(batch)) {
-      firstNumbers.set(projectId, await this.takeNumbers(tx, projectId, ASSIGNED_TASK_ID_TYPE, count));
+    for (const move of batchCounterMoves(batch)) {
+      const first = await this.moveCounter(tx, move);
+      if (move.take > 0) firstNumbers.set(move.projectId, first);
     }
     return nameBatch(batch, firstNumbers);
   }
@@ -1031,6 +1035,19 @@ export class PostgresStorage implements Storage {
     const last = Number(row!.last_assigned);
     if (last > MAX_ID_NUMBER) throw idsExhausted(projectId, artifactType);
     return last - count + 1;
+  }
+
+  /** Raises the counter to at least `atLeast`, then advances it by `take`; returns the first number taken. */
+  private async moveCounter(tx: TransactionSQL, { projectId, artifactType, atLeast, take }: BatchCounterMove) {
+    const [row] = await tx<{ last_assigned: string }[]>`
+      INSERT INTO id_counters (project_id, artifact_type, last_assigned)
+      VALUES (${projectId}, ${artifactType}, ${atLeast}::bigint + ${take}::bigint)
+      ON CONFLICT (project_id, artifact_type)
+      DO UPDATE SET last_assigned = GREATEST(id_counters.last_assigned, ${atLeast}::bigint) + ${take}::bigint
+      RETURNING last_assigned`;
+    const last = Number(row!.last_assigned);
+    if (last > MAX_ID_NUMBER) throw idsExhausted(projectId, artifactType);
+    return last - take + 1;
   }
 
   private async insertReservation(tx: TransactionSQL, reservation: NewReservation): Promise<Reservation> {

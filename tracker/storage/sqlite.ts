@@ -10,9 +10,10 @@ import { closeSync, mkdirSync, openSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { dirname } from "node:path";
 import {
-  ASSIGNED_TASK_ID_TYPE,
   ambiguousTaskId,
+  type BatchCounterMove,
   type BatchTask,
+  batchCounterMoves,
   batchTaskExists,
   cannotEditCompleted,
   checkCounterRaise,
@@ -54,7 +55,6 @@ import {
   type TaskStatus,
   taskListParts,
   taskNotFound,
-  unnamedTaskCounts,
   validationError,
 } from "../domain.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
@@ -375,6 +375,11 @@ function prepareIdStatements(db: Database) {
        ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = last_assigned + ?
        RETURNING last_assigned`,
     ),
+    moveCounter: db.prepare<{ last_assigned: number }, [string, string, number, number]>(
+      `INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES (?1, ?2, ?3 + ?4)
+       ON CONFLICT (project_id, artifact_type) DO UPDATE SET last_assigned = max(last_assigned, ?3) + ?4
+       RETURNING last_assigned`,
+    ),
     selectCounter: db.prepare<{ last_assigned: number }, [string, string]>(
       "SELECT last_assigned FROM id_counters WHERE project_id = ? AND artifact_type = ?",
     ),
@@ -690,8 +695,9 @@ export class SqliteStorage implements Storage {
       this.taskReads.dependency.get(taskId, projectId),
     );
     const firstNumbers = new Map<string, number>();
-    for (const [projectId, count] of unnamedTaskCounts(batch)) {
-      firstNumbers.set(projectId, this.takeNumbers(projectId, ASSIGNED_TASK_ID_TYPE, count));
+    for (const move of batchCounterMoves(batch)) {
+      const first = this.moveCounter(move);
+      if (move.take > 0) firstNumbers.set(move.projectId, first);
     }
     const tasks = nameBatch(batch, firstNumbers);
     for (const task of tasks) {
@@ -835,6 +841,13 @@ export class SqliteStorage implements Storage {
     const last = this.ids.bumpCounter.get(projectId, artifactType, count, count)!.last_assigned;
     if (last > MAX_ID_NUMBER) throw idsExhausted(projectId, artifactType);
     return last - count + 1;
+  }
+
+  /** Raises the counter to at least `atLeast`, then advances it by `take`; returns the first number taken. */
+  private moveCounter({ projectId, artifactType, atLeast, take }: BatchCounterMove): number {
+    const last = this.ids.moveCounter.get(projectId, artifactType, atLeast, take)!.last_assigned;
+    if (last > MAX_ID_NUMBER) throw idsExhausted(projectId, artifactType);
+    return last - take + 1;
   }
 
   private storeResponse(claim: IdempotencyClaim, response: StoredResponse): void {

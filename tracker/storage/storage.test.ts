@@ -14,6 +14,7 @@ import {
   type TaskStatus,
 } from "../domain.ts";
 import { makeStorage, type TestStorage } from "../testing.ts";
+import { numberedLines } from "./dump-reader.ts";
 import type { IdempotencyClaim, Storage } from "./storage.ts";
 
 let target: TestStorage;
@@ -368,8 +369,63 @@ describe("tasks without an ID", () => {
     expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("TASK-001");
   });
 
-  test("an explicit ID of the registry's form is kept; the counter's next ID taken by hand is a conflict saying what to do", async () => {
-    expect(await add([newTask("TASK-001")])).toEqual(["TASK-001"]);
+  test("an explicit ID of the registry's form is kept and raises its type's counter, so the next ID is past it", async () => {
+    expect(await add([newTask("TASK-047")])).toEqual(["TASK-047"]);
+    expect(await storage.allocateId("p", "TASK")).toBe(48);
+    expect(await add([newTask("TASK-7"), newTask("TASK-0100", { project_id: "q" })])).toEqual(["TASK-7", "TASK-0100"]);
+    expect(await storage.allocateId("p", "TASK")).toBe(49);
+    expect(await storage.allocateId("q", "TASK")).toBe(101);
+  });
+
+  test("the batch's named IDs raise the counter before its unnamed tasks are numbered from it, wherever they stand", async () => {
+    expect(await add([unnamedTask(), newTask("TASK-010"), unnamedTask()])).toEqual(["TASK-011", "TASK-010", "TASK-012"]);
+    expect(await add([newTask("TASK-001"), unnamedTask()])).toEqual(["TASK-001", "TASK-013"]);
+    expect(await storage.allocateId("p", "TASK")).toBe(14);
+  });
+
+  test("a lower ID never lowers a counter; other types raise their own; IDs of another form raise none", async () => {
+    await storage.allocateId("p", "UX");
+    await storage.raiseIdCounter("p", "TASK", 20);
+    const batch = ["TASK-005", "UX-003", "UX-002", "md-3f2a", "Task-9", "TASK-000", "TASK-1000000000000"].map((id) =>
+      newTask(id),
+    );
+    await add(batch);
+    const { counters } = await storage.listRegistry("p", now);
+    expect(counters).toEqual([
+      { project_id: "p", artifact_type: "TASK", last_assigned_id: 20 },
+      { project_id: "p", artifact_type: "UX", last_assigned_id: 3 },
+    ]);
+  });
+
+  test("a failed batch raises no counter", async () => {
+    await add([newTask("TASK-002")]);
+    expect(await rejection(add([newTask("TASK-050"), newTask("TASK-002")]))).toMatchObject({ code: "conflict" });
+    expect(await storage.allocateId("p", "TASK")).toBe(3);
+  });
+
+  test("a task named by hand before batches raised counters (a restored dump) is still a conflict saying what to do", async () => {
+    const task = {
+      ...newTask("TASK-001"),
+      claimed_by: null,
+      lease_expires_at: null,
+      lease_seconds: null,
+      lost_by: null,
+      lost_at: null,
+    };
+    const times = { created_at: now.toISOString(), updated_at: now.toISOString(), started_at: null, completed_at: null };
+    const lines = [
+      { kind: "header", format: "task-tracking-dump", version: 1, schema_version: 2, created_at: now.toISOString() },
+      { kind: "task", ...task, ...times },
+      { kind: "end", counts: { tasks: 1, events: 0, counters: 0, reservations: 0 } },
+    ];
+    const text = new TextEncoder().encode(lines.map((line) => JSON.stringify(line)).join("\n") + "\n");
+    await storage.restore(
+      numberedLines(
+        (async function* () {
+          yield text;
+        })(),
+      ),
+    );
     expect(await rejection(add([newTask("a"), unnamedTask()]))).toEqual({
       code: "conflict",
       message:
@@ -388,6 +444,24 @@ describe("tasks without an ID", () => {
     const all = [...added, ...allocated].sort();
     expect(all).toEqual(Array.from({ length: 24 }, (_, i) => `TASK-${String(i + 1).padStart(3, "0")}`));
     for (const batch of await Promise.all(batches)) expect(Number(batch[2]!.slice(5))).toBe(Number(batch[0]!.slice(5)) + 1);
+  });
+
+  test("concurrent batches naming TASK-nnn, unnamed tasks and allocations never hand out one number twice", async () => {
+    const named = (i: number) => `TASK-${100 * (i + 1)}`;
+    const batches = Array.from({ length: 8 }, (_, i) => add([unnamedTask(), newTask(named(i)), unnamedTask()]));
+    const allocations = Array.from({ length: 8 }, () => storage.allocateId("p", "TASK"));
+    const added = await Promise.all(batches);
+    const numbers = [
+      ...added.flatMap((batch) => [batch[0]!, batch[2]!]).map((id) => Number(id.slice(5))),
+      ...(await Promise.all(allocations)),
+    ];
+    expect(new Set(numbers).size).toBe(24);
+    added.forEach((batch, i) => {
+      expect(batch[1]).toBe(named(i));
+      // Unnamed tasks come after their own batch's named one.
+      expect(Number(batch[0]!.slice(5))).toBeGreaterThan(100 * (i + 1));
+    });
+    expect(await storage.allocateId("p", "TASK")).toBe(Math.max(...numbers, 800) + 1);
   });
 
   test("a batch replayed by its Idempotency-Key answers the same IDs and takes no number", async () => {

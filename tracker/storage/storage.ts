@@ -140,9 +140,11 @@ export interface Storage {
    * tasks of another project (400) are checked inside the transaction. The order of `tasks` is the
    * insertion order. Cycles and repeats inside the batch are already rejected (domain.ts). A task of
    * status completed is stored completed (completed_at = started_at = now) and counts as a finished
-   * dependency; one `created` event per task. A task without task_id is named TASK-nnn from its
-   * project's TASK counter (the one allocateId advances), in the same transaction, in batch order
-   * (nameBatch); depends_on names only tasks known before the call. Returns the added task IDs in order.
+   * dependency; one `created` event per task. An ID of the registry's form raises its type's counter
+   * to at least its number, and then a task without task_id is named TASK-nnn from its project's TASK
+   * counter (the one allocateId advances), both in the same transaction, counters in the order of
+   * batchCounterMoves, tasks in batch order (nameBatch); depends_on names only tasks known before the
+   * call. Returns the added task IDs in order.
    */
   addTasks(
     tasks: readonly BatchTask[],
