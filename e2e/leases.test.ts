@@ -2,8 +2,9 @@
 // short leases against the real tracker. An agent killed with kill -9 right after its claim, one
 // killed in the middle of its claim, and one that exits cleanly: each task is claimable by another
 // agent within the lease + 1 s. An agent that stays alive keeps its claim through 10 leases; nobody
-// else can complete it; the former holder of an expired lease hears claim_lost; a restarted agent with
-// the same ID keeps its claims. The same on PostgreSQL with two tracker instances.
+// else can complete it; the former holder of an expired lease hears claim_lost; an agent whose claim a
+// person released hears who and when; a restarted agent with the same ID keeps its claims. The same on
+// PostgreSQL with two tracker instances.
 
 import { describe, expect, test } from "bun:test";
 import { type McpProcess, mcpEnv, type StackOptions, startMcp, startProxy, textOf, useStack } from "./harness.ts";
@@ -206,6 +207,35 @@ function describeLeases(name: string, stackOptions: StackOptions<never>) {
       expect(textOf(result)).toMatch(/^Your claim on L-1 expired at \S+; it is now claimed by agent "wide-awake"/);
       expect(await sleeper.close()).toBe(0);
       expect(await other.close()).toBe(0);
+    }, 30_000);
+
+    test("an agent whose claim a person released, or that never claimed its task, reads what to do", async () => {
+      const projectId = await project(2);
+      const worker = await agent("worker", 0);
+      expect(await claimNext(worker, projectId)).toMatchObject({ task_id: "L-1", claimed_by: "worker" });
+      // A person on the board gives the task back.
+      const release = await fetch(`${trackerFor(1).url}/tasks/L-1/status?project=${projectId}`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json", "x-agent-id": "dana.example" },
+        body: JSON.stringify({ status: "pending", force: true }),
+      });
+      expect(release.status).toBe(200);
+      const events = await trackerFor(0).api("GET", `/tasks/L-1/events?project=${projectId}`);
+      const releasedAt = events.body.events.at(-1).at as string;
+
+      const late = await worker.call("update_task_status", { task_id: "L-1", project_id: projectId, status: "completed" });
+      const never = await worker.call("update_task_status", { task_id: "L-2", project_id: projectId, status: "completed" });
+      expect([late, never].map((result) => ({ isError: result.isError, text: textOf(result) }))).toEqual([
+        {
+          isError: true,
+          text: `Invalid status transition: cannot complete L-1: it is pending, released by agent "dana.example" at ${releasedAt}; take another task with get_next_task, or claim it again`,
+        },
+        {
+          isError: true,
+          text: "Invalid status transition: cannot complete L-2: it is pending and nobody holds it; claim it first (get_next_task with claim: true, or update_task_status to in_progress)",
+        },
+      ]);
+      expect(await worker.close()).toBe(0);
     }, 30_000);
 
     test(

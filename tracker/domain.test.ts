@@ -8,6 +8,7 @@ import {
   batchCounterMoves,
   type ClaimState,
   checkRenewal,
+  claimEndOf,
   DEFAULT_CLAIM_TTL_SECONDS,
   decideStatusChange,
   decodeTaskCursor,
@@ -19,9 +20,11 @@ import {
   lostClaimAfterClaim,
   lostClaimOf,
   nameBatch,
+  needsClaimEnd,
   registryIdParts,
   renewalLeaseSeconds,
   type StatusChange,
+  type TaskEventType,
   type TaskListQuery,
   taskListParts,
 } from "./domain.ts";
@@ -157,6 +160,47 @@ describe("claims and leases", () => {
     });
     expect(lostClaimAfterClaim(lost, "agent-2")).toEqual(lost);
     expect(lostClaimAfterClaim(lost, "agent-1")).toEqual({ lost_by: null, lost_at: null });
+  });
+
+  test("how the last claim ended is read from the two newest claim events, and only a release counts", () => {
+    const event = (type: TaskEventType, agent_id: string | null, at = lease) => ({ type, agent_id, at });
+    expect(claimEndOf([event("force_released", "board"), event("claimed", "agent-1")])).toEqual({
+      holder: "agent-1",
+      by: "board",
+      expired: false,
+      at: lease,
+    });
+    expect(claimEndOf([event("claim_expired", null), event("claimed", null)])).toEqual({
+      holder: null,
+      by: null,
+      expired: true,
+      at: lease,
+    });
+    expect(claimEndOf([])).toBeNull();
+    expect(claimEndOf([event("claimed", "agent-1")])).toBeNull();
+    // Completed, then made pending again some other way: no release to tell of.
+    expect(claimEndOf([event("completed", "agent-1"), event("claimed", "agent-1")])).toBeNull();
+  });
+
+  test("completing a pending task names who released the caller's claim and when, else says to claim it first", () => {
+    const pending: ClaimState = { ...held, status: "pending", claimed_by: null, lease_expires_at: null };
+    const releasedByBoard = { holder: "agent-1", by: "board", expired: false, at: lease };
+    expect(needsClaimEnd(pending, change("completed", "agent-1"))).toBe(true);
+    expect(needsClaimEnd(held, change("completed", "agent-1"))).toBe(false);
+    expect(needsClaimEnd(pending, change("pending", "agent-1"))).toBe(false);
+    expect(failure(() => decideStatusChange(pending, change("completed", "agent-1"), releasedByBoard))).toEqual({
+      code: "invalid_transition",
+      message: `cannot complete T-1: it is pending, released by agent "board" at ${lease}; take another task with get_next_task, or claim it again`,
+    });
+    const claimFirst = {
+      code: "invalid_transition",
+      message:
+        "cannot complete T-1: it is pending and nobody holds it; claim it first (get_next_task with claim: true, or update_task_status to in_progress)",
+    };
+    expect(failure(() => decideStatusChange(pending, change("completed", "agent-2"), releasedByBoard))).toEqual(claimFirst);
+    expect(failure(() => decideStatusChange(pending, change("completed", "agent-1"), null))).toEqual(claimFirst);
+    const ownRelease = { ...releasedByBoard, by: "agent-1" };
+    expect(failure(() => decideStatusChange(pending, change("completed", "agent-1"), ownRelease))).toEqual(claimFirst);
   });
 
   test("a renewal takes the length asked for, else the claim's, else the default", () => {

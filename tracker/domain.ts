@@ -486,17 +486,57 @@ export function checkHolder(task: ClaimState, agentId: string | null, mayForce: 
   throw notClaimHolder(task.task_id, quotedAgent(task.claimed_by), task.lease_expires_at);
 }
 
+/**
+ * How the task's last claim ended, when a release ended it: who held it, who released it (null:
+ * the service, its lease ran out; or an agent that sent no X-Agent-Id), and when. Read only to
+ * explain why a pending task cannot be completed.
+ */
+export interface ClaimEnd {
+  holder: string | null;
+  by: string | null;
+  expired: boolean;
+  at: string;
+}
+
+/** The claim events the storages read for a ClaimEnd, newest first (the last two are enough). */
+export const CLAIM_EVENT_TYPES: readonly TaskEventType[] = [
+  "claimed",
+  "released",
+  "force_released",
+  "claim_expired",
+  "completed",
+];
+
+/**
+ * The ClaimEnd of a task's claim events (CLAIM_EVENT_TYPES, newest first): null when the task was
+ * never claimed, or its last claim ended otherwise (completed, then reopened).
+ */
+export function claimEndOf(events: readonly { type: TaskEventType; agent_id: string | null; at: string }[]): ClaimEnd | null {
+  const [end, claim] = events;
+  if (end === undefined || claim?.type !== "claimed") return null;
+  if (end.type !== "released" && end.type !== "force_released" && end.type !== "claim_expired") return null;
+  const expired = end.type === "claim_expired";
+  return { holder: claim.agent_id, by: expired ? null : end.agent_id, expired, at: end.at };
+}
+
+/** Whether decideStatusChange needs the task's ClaimEnd: only to refuse completing a pending task. */
+export function needsClaimEnd(task: ClaimState, change: StatusChange): boolean {
+  return task.status === "pending" && change.to === "completed";
+}
+
 /** What a status change does, once allowed: a claim, a completion, or a release (forced: of another's claim). */
 export type StatusStep = { step: "claim" } | { step: "complete" } | { step: "release"; forced: boolean };
 
 /**
  * Decides a status change of a task as it stands (a lapsed claim already ended): the step to take,
  * or the refusal (claim_lost, invalid_transition, not_claim_holder). Whether a claimed task is ready
- * needs its dependencies, which the storage checks (claimBlocked).
+ * needs its dependencies, which the storage checks (claimBlocked). Completing a pending task needs
+ * how its last claim ended (`claimEnd`, read when needsClaimEnd says so), to tell the caller why.
  */
-export function decideStatusChange(task: ClaimState, change: StatusChange): StatusStep {
+export function decideStatusChange(task: ClaimState, change: StatusChange, claimEnd: ClaimEnd | null = null): StatusStep {
   const { to, agentId } = change;
   if (to !== "in_progress") refuseLostClaim(task, agentId);
+  if (needsClaimEnd(task, change)) throw cannotCompletePending(task.task_id, agentId, claimEnd);
   if (!isAllowedTransition(task.status, to)) throw invalidTransition(task.task_id, task.status, to);
   if (to === "in_progress") return { step: "claim" };
   const forced = checkHolder(task, agentId, to === "pending" && change.force);
@@ -609,6 +649,27 @@ export function notClaimHolder(taskId: string, holder: string, leaseExpiresAt: s
 export function claimLost(taskId: string, expiredAt: string, currentHolder: string | null): ApiError {
   const now = currentHolder === null ? "it is pending again: claim it again to go on" : `it is now claimed by ${currentHolder}`;
   return new ApiError("claim_lost", `Your claim on ${taskId} expired at ${expiredAt}; ${now}`);
+}
+
+/**
+ * Completing a pending task (400 invalid_transition, as every refused change, so older clients
+ * decide as before). The caller held its last claim and someone else released it: who, when, and
+ * what to do now. Otherwise the caller never held it (or released it itself): claim it first.
+ */
+export function cannotCompletePending(taskId: string, agentId: string | null, claimEnd: ClaimEnd | null): ApiError {
+  if (claimEnd !== null && claimEnd.holder === agentId && (claimEnd.expired || claimEnd.by !== agentId)) {
+    const released = claimEnd.expired
+      ? `its lease ran out at ${claimEnd.at}`
+      : `released by ${quotedAgent(claimEnd.by)} at ${claimEnd.at}`;
+    return new ApiError(
+      "invalid_transition",
+      `cannot complete ${taskId}: it is pending, ${released}; take another task with get_next_task, or claim it again`,
+    );
+  }
+  return new ApiError(
+    "invalid_transition",
+    `cannot complete ${taskId}: it is pending and nobody holds it; claim it first (get_next_task with claim: true, or update_task_status to in_progress)`,
+  );
 }
 
 export function unfinishedDependencies(waiting: readonly string[]): string {

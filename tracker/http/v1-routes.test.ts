@@ -282,9 +282,14 @@ describe("PUT /tasks/<task_id>/status: transitions", () => {
     });
   });
 
-  test("everything else is 400 invalid_transition naming the task and both states", async () => {
+  test("everything else is 400 invalid_transition naming the task and both states (completing a pending one: what to do)", async () => {
     await addTasks(task("T-1"));
-    expectError(await setStatus("T-1", "completed"), 400, "invalid_transition", "cannot change T-1 from pending to completed");
+    expectError(
+      await setStatus("T-1", "completed"),
+      400,
+      "invalid_transition",
+      "cannot complete T-1: it is pending and nobody holds it; claim it first (get_next_task with claim: true, or update_task_status to in_progress)",
+    );
     expectError(await setStatus("T-1", "pending"), 400, "invalid_transition", "cannot change T-1 from pending to pending");
     await setStatus("T-1", "in_progress");
     expectError(

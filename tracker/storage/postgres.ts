@@ -31,11 +31,14 @@ import {
   type BatchTask,
   batchCounterMoves,
   batchTaskExists,
+  CLAIM_EVENT_TYPES,
+  type ClaimEnd,
   type ClaimState,
   cannotLowerCounter,
   checkCounterRaise,
   checkRenewal,
   claimBlocked,
+  claimEndOf,
   claimExpiredDetails,
   countUnfinishedDependencies,
   decideStatusChange,
@@ -54,6 +57,7 @@ import {
   type NewReservation,
   type NewTask,
   nameBatch,
+  needsClaimEnd,
   noBackupOnPostgres,
   type Priority,
   type ProjectSummary,
@@ -892,10 +896,20 @@ export class PostgresStorage implements Storage {
   /** Asks domain.ts what the change does, then changes the task with a compare-and-set. */
   private async applyStatusChange(tx: TransactionSQL, change: StatusChange, changes: Changes): Promise<TaskRow> {
     const row = await this.endLapsedClaim(tx, await this.lockTask(tx, change.ref), changes);
-    const decided = decideStatusChange(claimState(row), change);
+    const claimEnd = needsClaimEnd(claimState(row), change) ? await this.lastClaimEnd(tx, row) : null;
+    const decided = decideStatusChange(claimState(row), change, claimEnd);
     if (decided.step === "claim") return this.claim(tx, row, change, changes);
     if (decided.step === "complete") return this.complete(tx, row, change, changes);
     return this.release(tx, row, change, decided.forced, changes);
+  }
+
+  /** How the task's last claim ended, from its last two claim events (claimEndOf). */
+  private async lastClaimEnd(tx: TransactionSQL, row: TaskRow): Promise<ClaimEnd | null> {
+    const events = await tx<{ type: TaskEventType; agent_id: string | null; at: Date }[]>`
+      SELECT type, agent_id, at FROM task_events
+      WHERE task_seq = ${row.seq} AND type = ANY(${CLAIM_EVENT_TYPES}::text[])
+      ORDER BY event_id DESC LIMIT 2`;
+    return claimEndOf(events.map((event) => ({ ...event, at: event.at.toISOString() })));
   }
 
   private async claim(tx: TransactionSQL, row: TaskRow, change: StatusChange, changes: Changes): Promise<TaskRow> {

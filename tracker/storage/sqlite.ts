@@ -15,10 +15,12 @@ import {
   type BatchTask,
   batchCounterMoves,
   batchTaskExists,
+  CLAIM_EVENT_TYPES,
   cannotEditCompleted,
   checkCounterRaise,
   checkRenewal,
   claimBlocked,
+  claimEndOf,
   claimExpiredDetails,
   countUnfinishedDependencies,
   decideStatusChange,
@@ -35,6 +37,7 @@ import {
   MAX_ID_NUMBER,
   type NewReservation,
   nameBatch,
+  needsClaimEnd,
   type ProjectSummary,
   PURGE_BATCH_SIZE,
   priorityRank,
@@ -276,6 +279,12 @@ function prepareTaskReads(db: Database) {
     events: db.prepare<EventRow, [number]>(
       `SELECT event_id, project_id, task_id, type, at, agent_id, from_status, to_status, details
        FROM task_events WHERE task_seq = ? ORDER BY event_id`,
+    ),
+    // The last two claim events (CLAIM_EVENT_TYPES), newest first: how the last claim ended (claimEndOf).
+    lastClaimEvents: db.prepare<{ type: TaskEventType; agent_id: string | null; at: string }, [number]>(
+      `SELECT type, agent_id, at FROM task_events
+       WHERE task_seq = ? AND type IN (${CLAIM_EVENT_TYPES.map((type) => `'${type}'`).join(", ")})
+       ORDER BY event_id DESC LIMIT 2`,
     ),
     projects: db.prepare<ProjectSummary, []>(
       `SELECT project_id, ready, blocked, in_progress, completed, nullif(last_change_at, '') AS last_change_at
@@ -755,7 +764,8 @@ export class SqliteStorage implements Storage {
 
   private applyStatusChange(change: StatusChange): Task {
     const row = this.endLapsedClaim(this.requireTaskRow(change.ref), change.now);
-    const decided = decideStatusChange(row, change);
+    const claimEnd = needsClaimEnd(row, change) ? claimEndOf(this.taskReads.lastClaimEvents.all(row.seq)) : null;
+    const decided = decideStatusChange(row, change, claimEnd);
     if (decided.step === "claim") return this.claim(row, change);
     return decided.step === "complete" ? this.complete(row, change) : this.release(row, change, decided.forced);
   }

@@ -130,10 +130,7 @@ describe("tasks", () => {
       code: "invalid_transition",
       message: "cannot change b from pending to in_progress: a is not completed",
     });
-    expect(await rejection(move("a", "completed"))).toEqual({
-      code: "invalid_transition",
-      message: "cannot change a from pending to completed",
-    });
+    expect(await rejection(move("a", "completed"))).toEqual(nobodyHolds("a"));
     const claimed = await move("a", "in_progress");
     expect([claimed.status, claimed.claimed_by, claimed.started_at]).toEqual(["in_progress", "agent-1", now.toISOString()]);
     const released = await move("a", "pending");
@@ -145,6 +142,57 @@ describe("tasks", () => {
     expect(await rejection(move("missing", "in_progress"))).toEqual({
       code: "task_not_found",
       message: "Task not found: missing",
+    });
+  });
+});
+
+/** What completing a pending task that the caller did not lose to someone else says. */
+function nobodyHolds(taskId: string) {
+  return {
+    code: "invalid_transition",
+    message: `cannot complete ${taskId}: it is pending and nobody holds it; claim it first (get_next_task with claim: true, or update_task_status to in_progress)`,
+  };
+}
+
+describe("completing a pending task", () => {
+  test("an agent whose claim a person released hears who released it, when, and what to do", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { now: at(1) });
+    await move("a", "pending", { agentId: "dana.example", force: true, now: at(5) });
+    const releasedByDana = {
+      code: "invalid_transition",
+      message: `cannot complete a: it is pending, released by agent "dana.example" at ${at(5).toISOString()}; take another task with get_next_task, or claim it again`,
+    };
+    expect(await rejection(move("a", "completed", { now: at(6) }))).toEqual(releasedByDana);
+    expect(await rejection(move("a", "completed", { agentId: "agent-2", now: at(6) }))).toEqual(nobodyHolds("a"));
+    expect((await storage.getTask(ref("a")))?.status).toBe("pending"); // a refused change changes nothing
+    await move("a", "in_progress", { now: at(7) });
+    expect((await move("a", "completed", { now: at(8) })).status).toBe("completed");
+  });
+
+  test("a claim without an agent ID released by a person: an agent without an ID hears who released it", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { agentId: null, now: at(1) });
+    await move("a", "pending", { agentId: "dana.example", now: at(5) });
+    expect((await rejection(move("a", "completed", { agentId: null, now: at(6) }))).message).toBe(
+      `cannot complete a: it is pending, released by agent "dana.example" at ${at(5).toISOString()}; take another task with get_next_task, or claim it again`,
+    );
+  });
+
+  test("a task never claimed, or released by the caller itself, is claimed first", async () => {
+    await add([newTask("a")]);
+    expect(await rejection(move("a", "completed"))).toEqual(nobodyHolds("a"));
+    await move("a", "in_progress", { now: at(1) });
+    await move("a", "pending", { now: at(2) });
+    expect(await rejection(move("a", "completed", { now: at(3) }))).toEqual(nobodyHolds("a"));
+    expect(await rejection(move("a", "completed", { agentId: null, now: at(3) }))).toEqual(nobodyHolds("a"));
+  });
+
+  test("every other refused change keeps its sentence", async () => {
+    await add([newTask("a")]);
+    expect(await rejection(move("a", "pending"))).toEqual({
+      code: "invalid_transition",
+      message: "cannot change a from pending to pending",
     });
   });
 });
@@ -774,6 +822,21 @@ describe.skipIf(!leasesFollowTheGivenClock)("lost claims by the given clock", ()
     await move("a", "pending", { now: at(66) });
     await move("a", "in_progress", { agentId: "agent-2", now: at(67) });
     expect((await rejection(move("a", "completed", { now: at(68) }))).code).toBe("not_claim_holder");
+  });
+
+  test("completing a pending task whose lease ran out: its holder hears claim_lost; a holder without an ID, when", async () => {
+    await add([newTask("a"), newTask("b")]);
+    await move("a", "in_progress", { leaseSeconds: 60 });
+    await move("b", "in_progress", { agentId: null, leaseSeconds: 60 });
+    await storage.expireLeases(at(61));
+    expect(await rejection(move("a", "completed", { now: at(62) }))).toEqual({
+      code: "claim_lost",
+      message: `Your claim on a expired at ${at(60).toISOString()}; it is pending again: claim it again to go on`,
+    });
+    expect(await rejection(move("b", "completed", { agentId: null, now: at(62) }))).toEqual({
+      code: "invalid_transition",
+      message: `cannot complete b: it is pending, its lease ran out at ${at(61).toISOString()}; take another task with get_next_task, or claim it again`,
+    });
   });
 
   test("a lease that ran out before the expiry sweep still ends the claim of its holder", async () => {

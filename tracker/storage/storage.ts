@@ -160,8 +160,9 @@ export interface Storage {
    * with a holder may be moved on only by that agent (else notClaimHolder), or released by anyone with
    * force (event force_released). A request whose agent lost this task's lease (the task's lost
    * claim, lost_by: its last claim_expired named it, and it has not claimed the task again) gets
-   * claimLost, force or not. Completing decrements unfinished_deps of every dependent in the same
-   * transaction.
+   * claimLost, force or not. Completing a pending task is cannotCompletePending, told how the task's
+   * last claim ended (claimEndOf of its two newest CLAIM_EVENT_TYPES events). Completing decrements
+   * unfinished_deps of every dependent in the same transaction.
    */
   changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task>;
   /**
