@@ -343,7 +343,12 @@ describe("PATCH /tasks/<task_id>", () => {
 
   test("bad edits are 400 and a completed task cannot be edited", async () => {
     const patch = (body: unknown) => t.request("PATCH", "/tasks/T-1", { body });
-    expectApiError(await patch({}), 400, "validation_failed", "The request body must hold priority, description or both");
+    expectApiError(
+      await patch({}),
+      400,
+      "validation_failed",
+      "The request body must hold priority, description, depends_on or several of them",
+    );
     expectApiError(await patch({ status: "completed" }), 400, "validation_failed", "status is not a known field");
     expectApiError(await patch({ priority: "urgent" }), 400, "validation_failed", "priority must be one of high, medium, low");
     expectApiError(await patch({ description: "" }), 400, "validation_failed", "description must be 1 to 10000 characters");

@@ -17,6 +17,7 @@ import {
   batchTaskExists,
   cannotEditCompleted,
   checkCounterRaise,
+  checkEditedDependencies,
   checkRenewal,
   claimBlocked,
   claimExpiredDetails,
@@ -269,6 +270,17 @@ function prepareTaskReads(db: Database) {
     dependency: db.prepare<{ seq: number; project_id: string; status: TaskStatus }, [string, string]>(
       "SELECT seq, project_id, status FROM tasks WHERE task_id = ? ORDER BY project_id = ? DESC, project_id LIMIT 1",
     ),
+    // An edit of depends_on: the tasks of the project the new list leads to, directly or not.
+    reachable: db.prepare<{ task_id: string; status: TaskStatus; depends_on: string }, [string, string]>(
+      `WITH RECURSIVE reach (task_id) AS (
+         SELECT value FROM json_each(?2)
+         UNION
+         SELECT dependency.value FROM reach JOIN tasks ON tasks.task_id = reach.task_id AND tasks.project_id = ?1,
+                json_each(tasks.depends_on) AS dependency
+       )
+       SELECT tasks.task_id, tasks.status, tasks.depends_on FROM reach
+       JOIN tasks ON tasks.task_id = reach.task_id AND tasks.project_id = ?1`,
+    ),
     // blocked = 0 holds for every task that is not pending (see the schema's CHECK).
     next: db.prepare<TaskRow, [string, string]>(
       "SELECT * FROM tasks WHERE project_id = ? AND status = ? AND blocked = 0 ORDER BY priority_rank, seq LIMIT 1",
@@ -353,6 +365,12 @@ function prepareTaskWrites(db: Database) {
     edit: db.prepare<TaskRow, [string, number, string, string, number]>(
       `UPDATE tasks SET priority = ?, priority_rank = ?, description = ?, updated_at = ?
        WHERE seq = ? AND status <> 'completed' RETURNING *`,
+    ),
+    deleteDependency: db.prepare<unknown, [number, number]>(
+      "DELETE FROM task_dependencies WHERE dependency_seq = ? AND dependent_seq = ?",
+    ),
+    setDependencies: db.prepare<TaskRow, [string, number, number]>(
+      "UPDATE tasks SET depends_on = ?, unfinished_deps = ? WHERE seq = ? RETURNING *",
     ),
     decrementDependents: db.prepare<unknown, [number]>(
       `UPDATE tasks SET unfinished_deps = unfinished_deps - 1
@@ -817,14 +835,36 @@ export class SqliteStorage implements Storage {
 
   private applyEdit(edit: TaskEdit): Task {
     const row = this.requireTaskRow(edit.ref);
-    const details = editChanges(row, edit);
+    const dependsOn = JSON.parse(row.depends_on) as string[];
+    const details = editChanges({ ...row, depends_on: dependsOn }, edit);
     if (details === null) return toTask(row);
     const priority = edit.priority ?? row.priority;
     const at = edit.now.toISOString();
     const edited = this.taskWrites.edit.get(priority, priorityRank[priority], edit.description ?? row.description, at, row.seq);
     if (!edited) throw cannotEditCompleted(row.task_id);
-    this.recordEvent(edited, "updated", { agentId: edit.agentId, from: null, at }, details);
-    return toTask(edited);
+    const done = details.depends_on ? this.replaceDependencies(edited, dependsOn, details.depends_on.to) : edited;
+    this.recordEvent(done, "updated", { agentId: edit.agentId, from: null, at }, details);
+    return toTask(done);
+  }
+
+  /**
+   * Gives the task a new depends_on once domain.ts has checked it against the stored graph: its
+   * dependency rows and its count of unfinished ones follow, so it is ready or blocked at once.
+   */
+  private replaceDependencies(row: TaskRow, before: readonly string[], after: readonly string[]): TaskRow {
+    const reachable = this.taskReads.reachable.all(row.project_id, JSON.stringify(after)).map((node) => ({
+      task_id: node.task_id,
+      status: node.status,
+      depends_on: JSON.parse(node.depends_on) as string[],
+    }));
+    const unfinished = checkEditedDependencies(row, after, reachable);
+    for (const id of new Set(before)) {
+      const dependency = this.taskReads.byRef.get(id, row.project_id);
+      if (dependency) this.taskWrites.deleteDependency.run(dependency.seq, row.seq);
+    }
+    for (const id of new Set(after))
+      this.taskWrites.insertDependency.run(this.taskReads.byRef.get(id, row.project_id)!.seq, row.seq);
+    return this.taskWrites.setDependencies.get(JSON.stringify(after), unfinished, row.seq)!;
   }
 
   private expireDueLeases(now: Date): number {
