@@ -1058,9 +1058,13 @@ export class PostgresStorage implements Storage {
         INSERT INTO task_dependencies (dependency_seq, dependent_seq)
         SELECT seq, ${row.seq}::bigint FROM tasks WHERE project_id = ${row.project_id} AND task_id = ANY(${after}::text[])`;
     }
-    const [updated] = await tx<TaskRow[]>`
-      UPDATE tasks SET depends_on = ${JSON.stringify(after)}::jsonb, unfinished_deps = ${unfinished}
-      WHERE seq = ${row.seq} RETURNING *`;
+    const [updated] =
+      after.length === 0
+        ? await tx<TaskRow[]>`
+            UPDATE tasks SET depends_on = '[]'::jsonb, unfinished_deps = 0 WHERE seq = ${row.seq} RETURNING *`
+        : await tx<TaskRow[]>`
+            UPDATE tasks SET depends_on = to_jsonb(${after}::text[]), unfinished_deps = ${unfinished}
+            WHERE seq = ${row.seq} RETURNING *`;
     return updated!;
   }
 
