@@ -270,17 +270,6 @@ function prepareTaskReads(db: Database) {
     dependency: db.prepare<{ seq: number; project_id: string; status: TaskStatus }, [string, string]>(
       "SELECT seq, project_id, status FROM tasks WHERE task_id = ? ORDER BY project_id = ? DESC, project_id LIMIT 1",
     ),
-    // An edit of depends_on: the tasks of the project the new list leads to, directly or not.
-    reachable: db.prepare<{ task_id: string; status: TaskStatus; depends_on: string }, [string, string]>(
-      `WITH RECURSIVE reach (task_id) AS (
-         SELECT value FROM json_each(?2)
-         UNION
-         SELECT dependency.value FROM reach JOIN tasks ON tasks.task_id = reach.task_id AND tasks.project_id = ?1,
-                json_each(tasks.depends_on) AS dependency
-       )
-       SELECT tasks.task_id, tasks.status, tasks.depends_on FROM reach
-       JOIN tasks ON tasks.task_id = reach.task_id AND tasks.project_id = ?1`,
-    ),
     // blocked = 0 holds for every task that is not pending (see the schema's CHECK).
     next: db.prepare<TaskRow, [string, string]>(
       "SELECT * FROM tasks WHERE project_id = ? AND status = ? AND blocked = 0 ORDER BY priority_rank, seq LIMIT 1",
@@ -366,12 +355,6 @@ function prepareTaskWrites(db: Database) {
       `UPDATE tasks SET priority = ?, priority_rank = ?, description = ?, updated_at = ?
        WHERE seq = ? AND status <> 'completed' RETURNING *`,
     ),
-    deleteDependency: db.prepare<unknown, [number, number]>(
-      "DELETE FROM task_dependencies WHERE dependency_seq = ? AND dependent_seq = ?",
-    ),
-    setDependencies: db.prepare<TaskRow, [string, number, number]>(
-      "UPDATE tasks SET depends_on = ?, unfinished_deps = ? WHERE seq = ? RETURNING *",
-    ),
     decrementDependents: db.prepare<unknown, [number]>(
       `UPDATE tasks SET unfinished_deps = unfinished_deps - 1
        WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ?)`,
@@ -382,6 +365,29 @@ function prepareTaskWrites(db: Database) {
     >(
       `INSERT INTO task_events (task_seq, project_id, task_id, type, at, agent_id, from_status, to_status, details)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+  };
+}
+
+/** An edit of depends_on: the stored graph it is checked against, and its rows and count. */
+function prepareDependencyEdits(db: Database) {
+  return {
+    // An edit of depends_on: the tasks of the project the new list leads to, directly or not.
+    reachable: db.prepare<{ task_id: string; status: TaskStatus; depends_on: string }, [string, string]>(
+      `WITH RECURSIVE reach (task_id) AS (
+         SELECT value FROM json_each(?2)
+         UNION
+         SELECT dependency.value FROM reach JOIN tasks ON tasks.task_id = reach.task_id AND tasks.project_id = ?1,
+                json_each(tasks.depends_on) AS dependency
+       )
+       SELECT tasks.task_id, tasks.status, tasks.depends_on FROM reach
+       JOIN tasks ON tasks.task_id = reach.task_id AND tasks.project_id = ?1`,
+    ),
+    deleteDependency: db.prepare<unknown, [number, number]>(
+      "DELETE FROM task_dependencies WHERE dependency_seq = ? AND dependent_seq = ?",
+    ),
+    setDependencies: db.prepare<TaskRow, [string, number, number]>(
+      "UPDATE tasks SET depends_on = ?, unfinished_deps = ? WHERE seq = ? RETURNING *",
     ),
   };
 }
@@ -550,6 +556,7 @@ export class SqliteStorage implements Storage {
 
   private readonly taskReads: ReturnType<typeof prepareTaskReads>;
   private readonly taskWrites: ReturnType<typeof prepareTaskWrites>;
+  private readonly dependencyEdits: ReturnType<typeof prepareDependencyEdits>;
   private readonly ids: ReturnType<typeof prepareIdStatements>;
   private readonly idempotencyKeys: ReturnType<typeof prepareIdempotencyStatements>;
   private readonly transaction: ReturnType<typeof prepareTransactionStatements>;
@@ -566,6 +573,7 @@ export class SqliteStorage implements Storage {
   ) {
     this.taskReads = prepareTaskReads(db);
     this.taskWrites = prepareTaskWrites(db);
+    this.dependencyEdits = prepareDependencyEdits(db);
     this.ids = prepareIdStatements(db);
     this.idempotencyKeys = prepareIdempotencyStatements(db);
     this.transaction = prepareTransactionStatements(db);
@@ -852,7 +860,7 @@ export class SqliteStorage implements Storage {
    * dependency rows and its count of unfinished ones follow, so it is ready or blocked at once.
    */
   private replaceDependencies(row: TaskRow, before: readonly string[], after: readonly string[]): TaskRow {
-    const reachable = this.taskReads.reachable.all(row.project_id, JSON.stringify(after)).map((node) => ({
+    const reachable = this.dependencyEdits.reachable.all(row.project_id, JSON.stringify(after)).map((node) => ({
       task_id: node.task_id,
       status: node.status,
       depends_on: JSON.parse(node.depends_on) as string[],
@@ -860,11 +868,11 @@ export class SqliteStorage implements Storage {
     const unfinished = checkEditedDependencies(row, after, reachable);
     for (const id of new Set(before)) {
       const dependency = this.taskReads.byRef.get(id, row.project_id);
-      if (dependency) this.taskWrites.deleteDependency.run(dependency.seq, row.seq);
+      if (dependency) this.dependencyEdits.deleteDependency.run(dependency.seq, row.seq);
     }
     for (const id of new Set(after))
       this.taskWrites.insertDependency.run(this.taskReads.byRef.get(id, row.project_id)!.seq, row.seq);
-    return this.taskWrites.setDependencies.get(JSON.stringify(after), unfinished, row.seq)!;
+    return this.dependencyEdits.setDependencies.get(JSON.stringify(after), unfinished, row.seq)!;
   }
 
   private expireDueLeases(now: Date): number {
@@ -1105,7 +1113,14 @@ export class SqliteStorage implements Storage {
       this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
     } finally {
       // A statement left unfinalized keeps the connection, and its exclusive lock on the file, alive.
-      for (const statements of [this.taskReads, this.taskWrites, this.ids, this.idempotencyKeys, this.transaction]) {
+      for (const statements of [
+        this.taskReads,
+        this.taskWrites,
+        this.dependencyEdits,
+        this.ids,
+        this.idempotencyKeys,
+        this.transaction,
+      ]) {
         for (const statement of Object.values(statements)) statement.finalize();
       }
       this.db.close(false);
