@@ -294,11 +294,14 @@ export function rejectCycles(tasks: readonly BatchTask[]): void {
   if (found) throw validationError(`tasks[${found.node}].depends_on forms a cycle: ${found.cycle.join(" -> ")}`);
 }
 
+/** A task as a cycle search reads it: without an ID, it can be named by no edge. */
+type DependencyNode = { task_id?: string | undefined; project_id: string; depends_on: readonly string[] };
+
 /**
  * The first dependency cycle among `tasks` (edges: depends_on, within a project), searched from the
  * first task on: the task whose depends_on closes it and the IDs along it, first and last the same.
  */
-function findCycle(tasks: readonly BatchTask[]): { node: number; cycle: string[] } | null {
+function findCycle(tasks: readonly DependencyNode[]): { node: number; cycle: string[] } | null {
   // A task without an ID has nothing to be named by, so it ends no dependency edge.
   const inBatch = new Map<string, number>();
   tasks.forEach((task, index) => {
@@ -364,9 +367,10 @@ export function checkEditedDependencies(
     const named = unknown.length === 1 ? "an unknown task" : "unknown tasks";
     throw validationError(`depends_on names ${named} of project ${task.project_id}: ${unknown.join(", ")}`);
   }
-  const nodes: BatchTask[] = [{ ...task, depends_on: [...dependsOn] } as BatchTask];
+  // The edited task first, so the cycle found starts and ends with it.
+  const nodes: DependencyNode[] = [{ ...task, depends_on: dependsOn }];
   for (const node of reachable) {
-    if (node.task_id !== task.task_id) nodes.push({ ...node, project_id: task.project_id } as unknown as BatchTask);
+    if (node.task_id !== task.task_id) nodes.push({ ...node, project_id: task.project_id });
   }
   const found = findCycle(nodes);
   if (found) throw validationError(`depends_on forms a cycle: ${found.cycle.join(" -> ")}`);
