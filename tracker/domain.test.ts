@@ -7,6 +7,7 @@ import {
   type BatchTask,
   batchCounterMoves,
   type ClaimState,
+  checkEditedDependencies,
   checkRenewal,
   claimEndOf,
   DEFAULT_CLAIM_TTL_SECONDS,
@@ -211,7 +212,13 @@ describe("claims and leases", () => {
 });
 
 describe("an edit", () => {
-  const task = { task_id: "T-1", status: "pending" as const, priority: "low" as const, description: "Do it" };
+  const task = {
+    task_id: "T-1",
+    status: "pending" as const,
+    priority: "low" as const,
+    description: "Do it",
+    depends_on: ["A"],
+  };
   const edit = { ref: { projectId: "p", taskId: "T-1" }, agentId: null, now: new Date() };
 
   test("changes the fields given that differ, each from and to", () => {
@@ -222,6 +229,55 @@ describe("an edit", () => {
     expect(failure(() => editChanges({ ...task, status: "completed" }, { ...edit, priority: "high" }))).toEqual({
       code: "invalid_transition",
       message: "cannot edit T-1: it is completed",
+    });
+  });
+
+  test("changes depends_on when the list differs, order included", () => {
+    expect(editChanges(task, { ...edit, depends_on: ["A"] })).toBeNull();
+    expect(editChanges(task, { ...edit, depends_on: ["A", "B"] })).toEqual({ depends_on: { from: ["A"], to: ["A", "B"] } });
+    expect(editChanges(task, { ...edit, depends_on: [] })).toEqual({ depends_on: { from: ["A"], to: [] } });
+  });
+});
+
+describe("an edit of depends_on, against the stored tasks", () => {
+  const task = { task_id: "T-1", project_id: "p", status: "pending" as const };
+  const stored = [
+    { task_id: "A", status: "completed" as const, depends_on: [] },
+    { task_id: "B", status: "pending" as const, depends_on: ["C"] },
+    { task_id: "C", status: "in_progress" as const, depends_on: [] },
+  ];
+
+  test("counts the named tasks that are not completed", () => {
+    expect(checkEditedDependencies(task, ["A", "B"], stored)).toBe(1);
+    expect(checkEditedDependencies(task, [], [])).toBe(0);
+  });
+
+  test("refuses unknown tasks, naming each", () => {
+    expect(failure(() => checkEditedDependencies(task, ["A", "X", "Y"], stored))).toEqual({
+      code: "validation_failed",
+      message: "depends_on names unknown tasks of project p: X, Y",
+    });
+  });
+
+  test("refuses a cycle through stored tasks, and the task itself", () => {
+    const cyclic = [...stored.slice(0, 2), { task_id: "C", status: "pending" as const, depends_on: ["T-1"] }];
+    expect(failure(() => checkEditedDependencies(task, ["A", "B"], cyclic))).toEqual({
+      code: "validation_failed",
+      message: "depends_on forms a cycle: T-1 -> B -> C -> T-1",
+    });
+    expect(failure(() => checkEditedDependencies(task, ["T-1"], []))).toEqual({
+      code: "validation_failed",
+      message: "depends_on forms a cycle: T-1 -> T-1",
+    });
+  });
+
+  test("refuses a task in progress a dependency that is not completed", () => {
+    const claimed = { ...task, status: "in_progress" as const };
+    expect(checkEditedDependencies(claimed, ["A"], stored)).toBe(0);
+    expect(failure(() => checkEditedDependencies(claimed, ["A", "C"], stored))).toEqual({
+      code: "invalid_transition",
+      message:
+        "cannot make T-1 depend on C: T-1 is in_progress and C is not completed; a task leaves pending only when every dependency is completed (release it first)",
     });
   });
 });

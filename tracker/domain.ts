@@ -79,6 +79,8 @@ export interface TaskEdit {
   ref: TaskRef;
   priority?: Priority;
   description?: string;
+  /** The whole new list, in the order given; duplicates already refused (schemas.ts). */
+  depends_on?: string[];
   agentId: string | null;
   now: Date;
 }
@@ -288,6 +290,18 @@ function taskKey(projectId: string, taskId: string): string {
 
 /** Rejects a dependency cycle inside a batch (stored tasks can never depend on new ones). */
 export function rejectCycles(tasks: readonly BatchTask[]): void {
+  const found = findCycle(tasks);
+  if (found) throw validationError(`tasks[${found.node}].depends_on forms a cycle: ${found.cycle.join(" -> ")}`);
+}
+
+/** A task as a cycle search reads it: without an ID, it can be named by no edge. */
+type DependencyNode = { task_id?: string | undefined; project_id: string; depends_on: readonly string[] };
+
+/**
+ * The first dependency cycle among `tasks` (edges: depends_on, within a project), searched from the
+ * first task on: the task whose depends_on closes it and the IDs along it, first and last the same.
+ */
+function findCycle(tasks: readonly DependencyNode[]): { node: number; cycle: string[] } | null {
   // A task without an ID has nothing to be named by, so it ends no dependency edge.
   const inBatch = new Map<string, number>();
   tasks.forEach((task, index) => {
@@ -315,15 +329,59 @@ export function rejectCycles(tasks: readonly BatchTask[]): void {
       const target = inBatch.get(taskKey(tasks[node]!.project_id, deps[edge]!));
       if (target === undefined || state[target] === 2) continue;
       if (state[target] === 1) {
-        const cycle = path.slice(path.indexOf(target)).map((i) => tasks[i]!.task_id);
-        cycle.push(tasks[target]!.task_id);
-        throw validationError(`tasks[${node}].depends_on forms a cycle: ${cycle.join(" -> ")}`);
+        const cycle = path.slice(path.indexOf(target)).map((i) => tasks[i]!.task_id!);
+        cycle.push(tasks[target]!.task_id!);
+        return { node, cycle };
       }
       state[target] = 1;
       path.push(target);
       nextEdge.push(0);
     }
   }
+  return null;
+}
+
+/** A stored task as an edit of depends_on reads it: those it names, and the tasks they lead to. */
+export interface StoredDependencyNode {
+  task_id: string;
+  status: TaskStatus;
+  depends_on: readonly string[];
+}
+
+/**
+ * Checks the depends_on an edit gives a task against its project's stored tasks and returns how many
+ * of them are not completed. `reachable`: every stored task of the project that the new depends_on
+ * leads to, directly or not, as stored (the edited task among them if it is on the way). Every named
+ * task must exist; the new edges may not close a cycle through stored tasks (the batch's sentence);
+ * a task in progress may not gain a dependency that is not completed, as it left pending on the
+ * promise that none was (a task leaves pending only when ready: the dump keeps to it too).
+ */
+export function checkEditedDependencies(
+  task: { task_id: string; project_id: string; status: TaskStatus },
+  dependsOn: readonly string[],
+  reachable: readonly StoredDependencyNode[],
+): number {
+  const byId = new Map(reachable.map((node) => [node.task_id, node]));
+  const unknown = dependsOn.filter((id) => id !== task.task_id && !byId.has(id));
+  if (unknown.length > 0) {
+    const named = unknown.length === 1 ? "an unknown task" : "unknown tasks";
+    throw validationError(`depends_on names ${named} of project ${task.project_id}: ${unknown.join(", ")}`);
+  }
+  // The edited task first, so the cycle found starts and ends with it.
+  const nodes: DependencyNode[] = [{ ...task, depends_on: dependsOn }];
+  for (const node of reachable) {
+    if (node.task_id !== task.task_id) nodes.push({ ...node, project_id: task.project_id });
+  }
+  const found = findCycle(nodes);
+  if (found) throw validationError(`depends_on forms a cycle: ${found.cycle.join(" -> ")}`);
+  const waiting = [...new Set(dependsOn)].filter((id) => byId.get(id)!.status !== "completed");
+  if (task.status === "in_progress" && waiting.length > 0) {
+    throw new ApiError(
+      "invalid_transition",
+      `cannot make ${task.task_id} depend on ${waiting.join(", ")}: ${task.task_id} is in_progress and ${unfinishedDependencies(waiting)}; a task leaves pending only when every dependency is completed (release it first)`,
+    );
+  }
+  return waiting.length;
 }
 
 /** The largest ID number: beyond it JSON numbers stop being exact. */
@@ -556,14 +614,17 @@ export function claimBlocked(task: ClaimState, waiting: readonly string[]): ApiE
 }
 
 /** What an edit changed, field by field (the details of its `updated` event). */
-export type EditChanges = Partial<Record<"priority" | "description", { from: string; to: string }>>;
+export type EditChanges = Partial<Record<"priority" | "description", { from: string; to: string }>> & {
+  depends_on?: { from: string[]; to: string[] };
+};
 
 /**
  * The fields an edit changes (those given that differ from the task's), or null when it changes
- * nothing; a completed task cannot be edited.
+ * nothing; a completed task cannot be edited. A depends_on change is then checked against the
+ * stored tasks (checkEditedDependencies).
  */
 export function editChanges(
-  task: { task_id: string; status: TaskStatus; priority: Priority; description: string },
+  task: { task_id: string; status: TaskStatus; priority: Priority; description: string; depends_on: readonly string[] },
   edit: TaskEdit,
 ): EditChanges | null {
   if (task.status === "completed") throw cannotEditCompleted(task.task_id);
@@ -573,7 +634,14 @@ export function editChanges(
   if (edit.description !== undefined && edit.description !== task.description) {
     changes.description = { from: task.description, to: edit.description };
   }
+  if (edit.depends_on !== undefined && !sameList(edit.depends_on, task.depends_on)) {
+    changes.depends_on = { from: [...task.depends_on], to: [...edit.depends_on] };
+  }
   return Object.keys(changes).length === 0 ? null : changes;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((value, i) => value === b[i]);
 }
 
 // ---------------------------------------------------------------------------

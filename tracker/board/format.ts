@@ -69,5 +69,7 @@ function describeEdits(details: Record<string, unknown>): string {
   if (priority) parts.push(`priority ${priority.from} → ${priority.to}`);
   const description = details.description as { from?: string; to?: string } | undefined;
   if (description) parts.push(`description "${firstLine(description.to ?? "")}"`);
+  const dependsOn = details.depends_on as { from?: string[]; to?: string[] } | undefined;
+  if (dependsOn) parts.push(dependsOn.to?.length ? `depends on ${dependsOn.to.join(", ")}` : "no dependencies");
   return parts.join(", ") || "no change";
 }

@@ -253,10 +253,22 @@ export const statusBody = object({
 
 export const heartbeatBody = object({ lease_seconds: leaseSeconds.optional() });
 
-export const taskEditBody = object({ priority: priority.optional(), description: description.optional() }).refine(
-  (body) => body.priority !== undefined || body.description !== undefined,
-  { error: "must hold priority, description or both" },
-);
+/** The whole new depends_on of an edit: at most a batch's worth of tasks, each named once. */
+const editedDependsOn = z
+  .array(taskId, { error: mustBe("an array of strings") })
+  .max(MAX_TASKS_PER_BATCH, { error: `must name at most ${MAX_TASKS_PER_BATCH} tasks` })
+  .superRefine((ids, context) => {
+    const repeated = ids.find((id, i) => ids.indexOf(id) !== i);
+    if (repeated !== undefined) context.addIssue({ code: "custom", message: `names ${repeated} more than once` });
+  });
+
+export const taskEditBody = object({
+  priority: priority.optional(),
+  description: description.optional(),
+  depends_on: editedDependsOn.optional(),
+}).refine((body) => body.priority !== undefined || body.description !== undefined || body.depends_on !== undefined, {
+  error: "must hold priority, description, depends_on or several of them",
+});
 
 export const reservationBody = object({
   type: artifactType,

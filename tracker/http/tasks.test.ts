@@ -343,13 +343,59 @@ describe("PATCH /tasks/<task_id>", () => {
 
   test("bad edits are 400 and a completed task cannot be edited", async () => {
     const patch = (body: unknown) => t.request("PATCH", "/tasks/T-1", { body });
-    expectApiError(await patch({}), 400, "validation_failed", "The request body must hold priority, description or both");
+    expectApiError(
+      await patch({}),
+      400,
+      "validation_failed",
+      "The request body must hold priority, description, depends_on or several of them",
+    );
     expectApiError(await patch({ status: "completed" }), 400, "validation_failed", "status is not a known field");
     expectApiError(await patch({ priority: "urgent" }), 400, "validation_failed", "priority must be one of high, medium, low");
     expectApiError(await patch({ description: "" }), 400, "validation_failed", "description must be 1 to 10000 characters");
     await put("/tasks/T-1/status", { status: "in_progress" });
     await put("/tasks/T-1/status", { status: "completed" });
     expectApiError(await patch({ priority: "low" }), 400, "invalid_transition");
+  });
+
+  test("replaces depends_on: the task is blocked until its dependencies are done, or gone from the list", async () => {
+    await addTasks([task("T-2"), task("T-3", { depends_on: ["T-1"] })]);
+    const patch = (taskId: string, depends_on: string[]) =>
+      t.request("PATCH", `/tasks/${taskId}`, { body: { depends_on }, headers: { "X-Agent-Id": "Ada" } });
+    const edited = await patch("T-1", ["T-2"]);
+    expect(edited.status).toBe(200);
+    expect(edited.body.task).toMatchObject({ task_id: "T-1", depends_on: ["T-2"], status: "pending" });
+    const blocked = (await t.request("GET", "/tasks?ready=false")).body.tasks.map((one: { task_id: string }) => one.task_id);
+    expect(blocked).toEqual(["T-1", "T-3"]);
+    expect((await t.request("GET", "/tasks/next?project=proj")).body.task.task_id).toBe("T-2");
+    const events = (await t.request("GET", "/tasks/T-1/events")).body.events;
+    expect(events.at(-1)).toMatchObject({
+      type: "updated",
+      agent_id: "Ada",
+      details: { depends_on: { from: [], to: ["T-2"] } },
+    });
+    expectApiError(await patch("T-2", ["T-3"]), 400, "validation_failed", "depends_on forms a cycle: T-2 -> T-3 -> T-1 -> T-2");
+    expectApiError(
+      await patch("T-2", ["T-9"]),
+      400,
+      "validation_failed",
+      "depends_on names an unknown task of project proj: T-9",
+    );
+    expect((await patch("T-1", [])).body.task.depends_on).toEqual([]);
+    expect((await t.request("GET", "/tasks/next?project=proj")).body.task.task_id).toBe("T-1");
+  });
+
+  test("a depends_on that is no list of task IDs, names one twice or too many is 400", async () => {
+    const patch = (depends_on: unknown) => t.request("PATCH", "/tasks/T-1", { body: { depends_on } });
+    expectApiError(await patch("T-2"), 400, "validation_failed", "depends_on must be an array of strings, not a string");
+    expectApiError(
+      await patch(["T 2"]),
+      400,
+      "validation_failed",
+      "depends_on[0] must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+    );
+    expectApiError(await patch(["T-2", "T-2"]), 400, "validation_failed", "depends_on names T-2 more than once");
+    const many = Array.from({ length: 501 }, (_, i) => `T-${i}`);
+    expectApiError(await patch(many), 400, "validation_failed", "depends_on must name at most 500 tasks");
   });
 });
 

@@ -102,7 +102,7 @@ export const renewLease: Handler<TaskPath, TaskRefQuery, typeof heartbeatBody> =
   );
 };
 
-/** PATCH /tasks/{task_id}: a person's edit of priority and/or description. */
+/** PATCH /tasks/{task_id}: a person's edit of priority, description and/or depends_on. */
 export const editTask: Handler<TaskPath, TaskRefQuery, typeof taskEditBody> = async (call) => {
   const { params, query, body, agentId, services } = call;
   return call.write<Task>(

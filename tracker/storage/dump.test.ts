@@ -248,6 +248,24 @@ for (const [name, open] of Object.entries(storages)) {
       expect(lines).toEqual(text.split("\n").slice(1));
     });
 
+    test("dependencies edited after the batch restore as edited: the same rows, the same ready and blocked tasks", async () => {
+      const source = await open();
+      await source.addTasks([newTask("A-1"), newTask("A-2", { depends_on: ["A-1"] }), newTask("A-3")], start, null);
+      const edit = (taskId: string, dependsOn: string[]) =>
+        source.updateTask({ ref: { projectId: "p", taskId }, agentId: "alice", now: start, depends_on: dependsOn });
+      await edit("A-2", []);
+      await edit("A-1", ["A-3"]);
+      const text = await dumpText(source);
+      const target = await open();
+      expect(await restoreText(target, text)).toEqual({ tasks: 3, events: 5, counters: 1, reservations: 0 });
+      expect(await target.listProjects()).toEqual(await source.listProjects());
+      expect((await target.getTask({ projectId: "p", taskId: "A-1" }))?.depends_on).toEqual(["A-3"]);
+      // A-1 waits for A-3 alone now: A-3's completion readies it.
+      await move(target, "A-3", "in_progress", "agent-1", start);
+      await move(target, "A-3", "completed", "agent-1", start);
+      expect((await target.findNextTask("p", "pending"))?.task_id).toBe("A-1");
+    });
+
     test("restore refuses a database that holds anything, and a dump cut short, writing nothing", async () => {
       const source = await sqlite();
       await source.addTasks([newTask("A-1"), newTask("A-2", { depends_on: ["A-1"] })], start, null);

@@ -765,6 +765,90 @@ if (onPostgres) {
         expect((await second.changeTaskStatus(change(`W-${i}`, "in_progress"))).status).toBe("in_progress");
       }
     });
+
+    test("edits of depends_on on two instances at once never close a cycle: one of each pair wins", async () => {
+      const [first, second] = await Promise.all([open(), open()]);
+      // Per group: Q waits for R and S for P; P -> Q and R -> S at once would close P -> Q -> R -> S -> P.
+      const groups = Array.from({ length: 20 }, (_, i) => i);
+      await first.addTasks(
+        groups.flatMap((i) => [
+          newTask(`P-${i}`),
+          newTask(`Q-${i}`, { depends_on: [`R-${i}`] }),
+          newTask(`R-${i}`),
+          newTask(`S-${i}`, { depends_on: [`P-${i}`] }),
+        ]),
+        now,
+        null,
+      );
+      const edit = (storage: PostgresStorage, taskId: string, dependsOn: string) =>
+        storage.updateTask({ ref: ref(taskId), agentId: null, now, depends_on: [dependsOn] }).then(
+          () => "won",
+          (error: { code?: string }) => error.code,
+        );
+      const results = await Promise.all(
+        groups.flatMap((i) => [edit(first, `P-${i}`, `Q-${i}`), edit(second, `R-${i}`, `S-${i}`)]),
+      );
+      for (const i of groups) expect([results[2 * i], results[2 * i + 1]].sort()).toEqual(["validation_failed", "won"]);
+    });
+
+    test("an edit that names a dependency completing on another instance waits for it, and counts it done", async () => {
+      const storage = await open();
+      await storage.addTasks([newTask("D"), newTask("W")], now, null);
+      await storage.changeTaskStatus(change("D", "in_progress"));
+      // D's completion on another instance, stopped after it counted its dependents, before its commit.
+      const completer = new SQL(schema.url, { max: 1 });
+      const holding = Promise.withResolvers<void>();
+      const release = Promise.withResolvers<void>();
+      const completing = completer.begin(async (tx) => {
+        const [done] = await tx<{ seq: string }[]>`
+          UPDATE tasks SET status = 'completed', completed_at = now(), updated_at = now(), lease_expires_at = NULL,
+                           lease_seconds = NULL
+          WHERE task_id = 'D' RETURNING seq`;
+        await tx`
+          UPDATE tasks SET unfinished_deps = unfinished_deps - 1
+          WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ${done!.seq})`;
+        holding.resolve();
+        await release.promise;
+      });
+      await holding.promise;
+      let settled = false;
+      const editing = storage.updateTask({ ref: ref("W"), agentId: null, now, depends_on: ["D"] }).finally(() => {
+        settled = true;
+      });
+      const waitingForD = async () =>
+        (
+          await admin`
+            SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%'
+              AND query NOT LIKE '%pg_stat_activity%'`
+        ).length > 0;
+      while (!settled && !(await waitingForD())) await Bun.sleep(10);
+      release.resolve();
+      await completing;
+      expect((await editing).depends_on).toEqual(["D"]);
+      expect((await storage.changeTaskStatus(change("W", "in_progress"))).status).toBe("in_progress");
+      await completer.close();
+    });
+
+    test("completing dependencies while edits add or remove them loses no dependent and counts none twice", async () => {
+      const [first, second] = await Promise.all([open(), open()]);
+      const dependencies = Array.from({ length: 20 }, (_, i) => newTask(`D-${i}`));
+      await first.addTasks(dependencies, now, null);
+      const added = dependencies.map((_, i) => newTask(`ADD-${i}`));
+      const removed = dependencies.map((task, i) => newTask(`DROP-${i}`, { depends_on: [task.task_id] }));
+      await first.addTasks([...added, ...removed], now, null);
+      for (const task of dependencies) await first.changeTaskStatus(change(task.task_id, "in_progress"));
+      await Promise.all(
+        dependencies.flatMap((task, i) => [
+          second.updateTask({ ref: ref(`ADD-${i}`), agentId: null, now, depends_on: [task.task_id] }),
+          second.updateTask({ ref: ref(`DROP-${i}`), agentId: null, now, depends_on: [] }),
+          first.changeTaskStatus(change(task.task_id, "completed")),
+        ]),
+      );
+      for (let i = 0; i < dependencies.length; i++) {
+        expect((await second.changeTaskStatus(change(`ADD-${i}`, "in_progress"))).status).toBe("in_progress");
+        expect((await second.changeTaskStatus(change(`DROP-${i}`, "in_progress"))).status).toBe("in_progress");
+      }
+    });
   });
 
   describe("PostgreSQL storage: when the database goes away", () => {

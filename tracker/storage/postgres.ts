@@ -36,6 +36,7 @@ import {
   type ClaimState,
   cannotLowerCounter,
   checkCounterRaise,
+  checkEditedDependencies,
   checkRenewal,
   claimBlocked,
   claimEndOf,
@@ -353,6 +354,9 @@ const DELIVERED_MEMORY = 10_000;
 
 /** Keeps the advisory locks of Idempotency-Keys apart from any other use of hashtextextended. */
 const IDEMPOTENCY_LOCK_SEED = 20_261_201;
+
+/** Serializes the edits of depends_on of one project: hashtextextended of the project with this seed. */
+const DEPENDENCY_EDIT_LOCK_SEED = 20_261_206;
 
 /** Serializes schema changes of instances that start at once: a fixed key of pg_advisory_xact_lock. */
 const SCHEMA_LOCK_KEY = 7_446_812_203;
@@ -997,15 +1001,84 @@ export class PostgresStorage implements Storage {
 
   private async applyEdit(tx: TransactionSQL, edit: TaskEdit, changes: Changes): Promise<TaskRow> {
     if (edit.description !== undefined) requireStorableText("description", edit.description);
+    if (edit.depends_on !== undefined) await this.lockDependencyEdit(tx, edit.ref, edit.depends_on);
     const row = await this.lockTask(tx, edit.ref);
     const details = editChanges(row, edit);
     if (details === null) return row;
     const priority = edit.priority ?? row.priority;
-    const [updated] = await tx<TaskRow[]>`
+    let [updated] = await tx<TaskRow[]>`
       UPDATE tasks SET priority = ${priority}, priority_rank = ${priorityRank[priority]},
                        description = ${edit.description ?? row.description}, updated_at = ${edit.now}
       WHERE seq = ${row.seq} RETURNING *`;
+    if (details.depends_on) updated = await this.replaceDependencies(tx, updated!, row.depends_on, details.depends_on.to);
     changes.push({ task: updated!, type: "updated", at: edit.now, agentId: edit.agentId, from: null, to: null, details });
+    return updated!;
+  }
+
+  /**
+   * Before an edit of depends_on locks its task: one such edit per project at a time (two at once
+   * could each close half of a cycle), then the old and new dependencies FOR SHARE, so none completes
+   * between the count and the commit; dependencies before dependents, the order a completion takes.
+   */
+  private async lockDependencyEdit(tx: TransactionSQL, ref: TaskRef, after: readonly string[]): Promise<void> {
+    const task = pickTask(
+      ref.projectId === null
+        ? await tx<TaskRow[]>`SELECT * FROM tasks WHERE task_id = ${ref.taskId}`
+        : await tx<TaskRow[]>`SELECT * FROM tasks WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId}`,
+      ref,
+    );
+    if (!task) return; // lockTask says so.
+    await tx`SELECT pg_advisory_xact_lock(hashtextextended(${task.project_id}, ${DEPENDENCY_EDIT_LOCK_SEED}))`;
+    // Read again under the lock: an edit that held it may have changed them.
+    const [current] = await tx<{ depends_on: string[] }[]>`SELECT depends_on FROM tasks WHERE seq = ${task.seq}`;
+    const named = [...new Set([...(current?.depends_on ?? []), ...after])];
+    if (named.length === 0) return;
+    await tx`
+      SELECT seq FROM tasks WHERE project_id = ${task.project_id} AND task_id = ANY(${named}::text[])
+      ORDER BY seq FOR SHARE`;
+  }
+
+  /**
+   * Gives the task a new depends_on once domain.ts has checked it against the stored graph: its
+   * dependency rows and its count of unfinished ones follow, so it is ready or blocked at once.
+   */
+  private async replaceDependencies(
+    tx: TransactionSQL,
+    row: TaskRow,
+    before: readonly string[],
+    after: readonly string[],
+  ): Promise<TaskRow> {
+    const reachable =
+      after.length === 0
+        ? []
+        : await tx<{ task_id: string; status: TaskStatus; depends_on: string[] }[]>`
+            WITH RECURSIVE reach (task_id) AS (
+              SELECT unnest(${after}::text[])
+              UNION
+              SELECT dependency.task_id FROM reach
+              JOIN tasks ON tasks.project_id = ${row.project_id} AND tasks.task_id = reach.task_id
+              CROSS JOIN LATERAL jsonb_array_elements_text(tasks.depends_on) AS dependency (task_id)
+            )
+            SELECT tasks.task_id, tasks.status, tasks.depends_on FROM reach
+            JOIN tasks ON tasks.project_id = ${row.project_id} AND tasks.task_id = reach.task_id`;
+    const unfinished = checkEditedDependencies(row, after, reachable);
+    if (before.length > 0) {
+      await tx`
+        DELETE FROM task_dependencies WHERE dependent_seq = ${row.seq} AND dependency_seq IN (
+          SELECT seq FROM tasks WHERE project_id = ${row.project_id} AND task_id = ANY(${before}::text[]))`;
+    }
+    if (after.length > 0) {
+      await tx`
+        INSERT INTO task_dependencies (dependency_seq, dependent_seq)
+        SELECT seq, ${row.seq}::bigint FROM tasks WHERE project_id = ${row.project_id} AND task_id = ANY(${after}::text[])`;
+    }
+    const [updated] =
+      after.length === 0
+        ? await tx<TaskRow[]>`
+            UPDATE tasks SET depends_on = '[]'::jsonb, unfinished_deps = 0 WHERE seq = ${row.seq} RETURNING *`
+        : await tx<TaskRow[]>`
+            UPDATE tasks SET depends_on = to_jsonb(${after}::text[]), unfinished_deps = ${unfinished}
+            WHERE seq = ${row.seq} RETURNING *`;
     return updated!;
   }
 

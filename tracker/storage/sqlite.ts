@@ -18,6 +18,7 @@ import {
   CLAIM_EVENT_TYPES,
   cannotEditCompleted,
   checkCounterRaise,
+  checkEditedDependencies,
   checkRenewal,
   claimBlocked,
   claimEndOf,
@@ -377,6 +378,29 @@ function prepareTaskWrites(db: Database) {
   };
 }
 
+/** An edit of depends_on: the stored graph it is checked against, and its rows and count. */
+function prepareDependencyEdits(db: Database) {
+  return {
+    // An edit of depends_on: the tasks of the project the new list leads to, directly or not.
+    reachable: db.prepare<{ task_id: string; status: TaskStatus; depends_on: string }, [string, string]>(
+      `WITH RECURSIVE reach (task_id) AS (
+         SELECT value FROM json_each(?2)
+         UNION
+         SELECT dependency.value FROM reach JOIN tasks ON tasks.task_id = reach.task_id AND tasks.project_id = ?1,
+                json_each(tasks.depends_on) AS dependency
+       )
+       SELECT tasks.task_id, tasks.status, tasks.depends_on FROM reach
+       JOIN tasks ON tasks.task_id = reach.task_id AND tasks.project_id = ?1`,
+    ),
+    deleteDependency: db.prepare<unknown, [number, number]>(
+      "DELETE FROM task_dependencies WHERE dependency_seq = ? AND dependent_seq = ?",
+    ),
+    setDependencies: db.prepare<TaskRow, [string, number, number]>(
+      "UPDATE tasks SET depends_on = ?, unfinished_deps = ? WHERE seq = ? RETURNING *",
+    ),
+  };
+}
+
 function prepareIdStatements(db: Database) {
   return {
     bumpCounter: db.prepare<{ last_assigned: number }, [string, string, number, number]>(
@@ -541,6 +565,7 @@ export class SqliteStorage implements Storage {
 
   private readonly taskReads: ReturnType<typeof prepareTaskReads>;
   private readonly taskWrites: ReturnType<typeof prepareTaskWrites>;
+  private readonly dependencyEdits: ReturnType<typeof prepareDependencyEdits>;
   private readonly ids: ReturnType<typeof prepareIdStatements>;
   private readonly idempotencyKeys: ReturnType<typeof prepareIdempotencyStatements>;
   private readonly transaction: ReturnType<typeof prepareTransactionStatements>;
@@ -557,6 +582,7 @@ export class SqliteStorage implements Storage {
   ) {
     this.taskReads = prepareTaskReads(db);
     this.taskWrites = prepareTaskWrites(db);
+    this.dependencyEdits = prepareDependencyEdits(db);
     this.ids = prepareIdStatements(db);
     this.idempotencyKeys = prepareIdempotencyStatements(db);
     this.transaction = prepareTransactionStatements(db);
@@ -827,14 +853,36 @@ export class SqliteStorage implements Storage {
 
   private applyEdit(edit: TaskEdit): Task {
     const row = this.requireTaskRow(edit.ref);
-    const details = editChanges(row, edit);
+    const dependsOn = JSON.parse(row.depends_on) as string[];
+    const details = editChanges({ ...row, depends_on: dependsOn }, edit);
     if (details === null) return toTask(row);
     const priority = edit.priority ?? row.priority;
     const at = edit.now.toISOString();
     const edited = this.taskWrites.edit.get(priority, priorityRank[priority], edit.description ?? row.description, at, row.seq);
     if (!edited) throw cannotEditCompleted(row.task_id);
-    this.recordEvent(edited, "updated", { agentId: edit.agentId, from: null, at }, details);
-    return toTask(edited);
+    const done = details.depends_on ? this.replaceDependencies(edited, dependsOn, details.depends_on.to) : edited;
+    this.recordEvent(done, "updated", { agentId: edit.agentId, from: null, at }, details);
+    return toTask(done);
+  }
+
+  /**
+   * Gives the task a new depends_on once domain.ts has checked it against the stored graph: its
+   * dependency rows and its count of unfinished ones follow, so it is ready or blocked at once.
+   */
+  private replaceDependencies(row: TaskRow, before: readonly string[], after: readonly string[]): TaskRow {
+    const reachable = this.dependencyEdits.reachable.all(row.project_id, JSON.stringify(after)).map((node) => ({
+      task_id: node.task_id,
+      status: node.status,
+      depends_on: JSON.parse(node.depends_on) as string[],
+    }));
+    const unfinished = checkEditedDependencies(row, after, reachable);
+    for (const id of new Set(before)) {
+      const dependency = this.taskReads.byRef.get(id, row.project_id);
+      if (dependency) this.dependencyEdits.deleteDependency.run(dependency.seq, row.seq);
+    }
+    for (const id of new Set(after))
+      this.taskWrites.insertDependency.run(this.taskReads.byRef.get(id, row.project_id)!.seq, row.seq);
+    return this.dependencyEdits.setDependencies.get(JSON.stringify(after), unfinished, row.seq)!;
   }
 
   private expireDueLeases(now: Date): number {
@@ -1075,7 +1123,14 @@ export class SqliteStorage implements Storage {
       this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
     } finally {
       // A statement left unfinalized keeps the connection, and its exclusive lock on the file, alive.
-      for (const statements of [this.taskReads, this.taskWrites, this.ids, this.idempotencyKeys, this.transaction]) {
+      for (const statements of [
+        this.taskReads,
+        this.taskWrites,
+        this.dependencyEdits,
+        this.ids,
+        this.idempotencyKeys,
+        this.transaction,
+      ]) {
         for (const statement of Object.values(statements)) statement.finalize();
       }
       this.db.close(false);

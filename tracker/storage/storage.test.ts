@@ -960,6 +960,99 @@ describe("updateTask", () => {
   });
 });
 
+describe("updateTask of depends_on", () => {
+  const edit = (taskId: string, dependsOn: string[], when = at(1)) =>
+    storage.updateTask({ ref: ref(taskId), agentId: "board-alice", now: when, depends_on: dependsOn });
+  const counts = async () => (await storage.listProjects())[0];
+
+  test("a dependency not completed blocks the task; removed, it no longer counts; none left, the task is ready", async () => {
+    await add([newTask("a"), newTask("b"), newTask("c")]);
+    expect((await edit("b", ["a", "c"])).depends_on).toEqual(["a", "c"]);
+    expect(await listedIds({ ready: false })).toEqual(["b"]);
+    expect(await listedIds({ ready: true })).toEqual(["a", "c"]);
+    expect(await counts()).toMatchObject({ ready: 2, blocked: 1 });
+    expect(await rejection(move("b", "in_progress"))).toEqual({
+      code: "invalid_transition",
+      message: "cannot change b from pending to in_progress: a, c are not completed",
+    });
+    await edit("b", ["c"], at(2));
+    // a's completion no longer counts for b: its dependency row went with the edit.
+    await move("a", "in_progress");
+    await move("a", "completed");
+    expect(await listedIds({ ready: false })).toEqual(["b"]);
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("c");
+    await edit("b", [], at(3));
+    expect((await storage.findNextTask("p", "pending"))?.task_id).toBe("b");
+    expect(await counts()).toMatchObject({ ready: 2, blocked: 0, completed: 1 });
+  });
+
+  test("a dependency added by an edit readies the task when it completes", async () => {
+    await add([newTask("a"), newTask("b")]);
+    await edit("b", ["a"]);
+    await move("a", "in_progress");
+    await move("a", "completed");
+    expect(await listedIds({ ready: true })).toEqual(["b"]);
+    expect((await edit("b", ["a"], at(2))).updated_at).toBe(at(1).toISOString());
+  });
+
+  test("a cycle through stored tasks is refused with the batch's sentence, and nothing is written", async () => {
+    await add([newTask("a"), newTask("b", { depends_on: ["a"] }), newTask("c", { depends_on: ["b"] })]);
+    expect(await rejection(edit("a", ["c"]))).toEqual({
+      code: "validation_failed",
+      message: "depends_on forms a cycle: a -> c -> b -> a",
+    });
+    expect(await rejection(edit("a", ["a"]))).toEqual({ code: "validation_failed", message: "depends_on forms a cycle: a -> a" });
+    expect(await storage.getTask(ref("a"))).toMatchObject({ depends_on: [], updated_at: now.toISOString() });
+    expect((await history(ref("a"))).map((event) => event.type)).toEqual(["created"]);
+    expect(await listedIds({ ready: true })).toEqual(["a"]);
+  });
+
+  test("unknown tasks are refused, named; a task of another project is unknown here", async () => {
+    await add([newTask("a"), newTask("z", { project_id: "q" })]);
+    expect(await rejection(edit("a", ["x", "z"]))).toEqual({
+      code: "validation_failed",
+      message: "depends_on names unknown tasks of project p: x, z",
+    });
+    expect((await storage.getTask(ref("a")))?.depends_on).toEqual([]);
+  });
+
+  test("the change is an event under its author, heard with the task after it", async () => {
+    await add([newTask("a"), newTask("b", { depends_on: ["a"] }), newTask("c")]);
+    const heard: TaskChange[] = [];
+    storage.subscribe((change) => heard.push(change));
+    const edited = await edit("b", ["c", "a"]);
+    const events = await history(ref("b"));
+    expect(events.at(-1)).toEqual({
+      project_id: "p",
+      task_id: "b",
+      type: "updated",
+      at: at(1).toISOString(),
+      agent_id: "board-alice",
+      from_status: null,
+      to_status: null,
+      details: { depends_on: { from: ["a"], to: ["c", "a"] } },
+    });
+    expect(heard.map((change) => change.task)).toEqual([edited]);
+    expect(heard[0]!.event.details).toEqual({ depends_on: { from: ["a"], to: ["c", "a"] } });
+  });
+
+  test("a completed task is refused; a task in progress keeps its holder, and gains no dependency that is not completed", async () => {
+    await add([newTask("a"), newTask("b"), newTask("done", { status: "completed" })]);
+    await move("a", "in_progress");
+    expect(await edit("a", ["done"])).toMatchObject({ status: "in_progress", claimed_by: "agent-1", depends_on: ["done"] });
+    expect(await rejection(edit("a", ["done", "b"], at(2)))).toEqual({
+      code: "invalid_transition",
+      message:
+        "cannot make a depend on b: a is in_progress and b is not completed; a task leaves pending only when every dependency is completed (release it first)",
+    });
+    expect((await storage.getTask(ref("a")))?.depends_on).toEqual(["done"]);
+    expect(await rejection(edit("done", ["b"]))).toEqual({
+      code: "invalid_transition",
+      message: "cannot edit done: it is completed",
+    });
+  });
+});
+
 // The listing tests' queries and tasks.
 const listQuery = (extra: Partial<TaskListQuery> = {}): TaskListQuery => ({
   projectId: "p",

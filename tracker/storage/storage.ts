@@ -172,7 +172,13 @@ export interface Storage {
    * invalid_transition `cannot renew <id>: it is <status>`). Writes no event.
    */
   renewLease(renewal: LeaseRenewal, idempotency?: IdempotentWrite<Task>): Promise<Task>;
-  /** A person's edit of priority and/or description; event `updated` with from/to of what changed. */
+  /**
+   * A person's edit of priority, description and/or depends_on; event `updated` with from/to of what
+   * changed. A new depends_on is checked against the stored graph (checkEditedDependencies: unknown
+   * tasks, cycles, a task in progress gaining an unfinished dependency), and its dependency rows and
+   * unfinished_deps are replaced in the same transaction, so the task is ready or blocked at once.
+   * PostgreSQL: one such edit per project at a time, its dependencies read FOR SHARE (as a batch's).
+   */
   updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task>;
   /**
    * Every in_progress task whose lease ran out (by the database's clock on PostgreSQL; by `now` on
