@@ -4,21 +4,10 @@
 // errors read in the form's words.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync } from "node:fs";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { hasChromium, launchChromium } from "../testkit/browser.ts";
 import { type Stack, useStack } from "./harness.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-/** As in board.test.ts: without the background-networking flags chromium keeps dialling out. */
-const CHROMIUM_FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const NAME_STORAGE = "task-board.name";
 const PERSON = "dana.example";
 
@@ -30,7 +19,7 @@ const SIZES = [
 setDefaultTimeout(20_000);
 
 // Under CI a missing browser fails (the launch in beforeAll throws); elsewhere the file is skipped.
-const browserTests = existsSync(CHROMIUM) || process.env.CI === "true" ? describe : describe.skip;
+const browserTests = hasChromium() || process.env.CI === "true" ? describe : describe.skip;
 
 let browser: Browser;
 let stack: Stack<never>;
@@ -62,7 +51,7 @@ browserTests("the board's add form", () => {
   stack = useStack();
 
   beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

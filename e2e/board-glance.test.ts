@@ -4,21 +4,10 @@
 // connection, a remembered key and the steering name asked once.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync } from "node:fs";
-import { type Browser, type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
+import { hasChromium, launchChromium } from "../testkit/browser.ts";
 import { type Stack, startTrackerProcess, useStack } from "./harness.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-/** As in board.test.ts: without the background-networking flags chromium keeps dialling out. */
-const CHROMIUM_FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const PROJECT = "glance";
 const EMPTY_PROJECT = "glance-empty";
 const AGENT = "claude-gina";
@@ -40,7 +29,7 @@ type ColumnName = "Ready" | "Blocked" | "In progress" | "Completed";
 setDefaultTimeout(20_000);
 
 // Under CI a missing browser fails (the launch in beforeAll throws); elsewhere the file is skipped.
-const browserTests = existsSync(CHROMIUM) || process.env.CI === "true" ? describe : describe.skip;
+const browserTests = hasChromium() || process.env.CI === "true" ? describe : describe.skip;
 
 let browser: Browser;
 let stack: Stack<never>;
@@ -105,7 +94,7 @@ async function tabUntil(page: Page, done: (focused: string) => boolean, key = "T
 
 function useBrowser(): void {
   beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -2,24 +2,14 @@
 // tracker as its own process, with the compiled MCP server doing an agent's work beside it.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, type ConsoleMessage, chromium, type Locator, type Page } from "playwright-core";
+import type { Browser, BrowserContext, ConsoleMessage, Locator, Page } from "playwright-core";
+import { hasChromium, launchChromium } from "../testkit/browser.ts";
 import { ensureBuilt, TRACKER_BINARY } from "../testkit/paths.ts";
 import { Lines, makeApiKey, mcpEnv, type Stack, startMcp, startTrackerProcess, textOf, useStack } from "./harness.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-/** node.md: without the background-networking flags chromium keeps dialling Google on a closed network. */
-const CHROMIUM_FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const PROJECT = "board-e2e";
 const BIG_PROJECT = "board-e2e-big";
 const AGENT = "agent-e2e";
@@ -34,7 +24,7 @@ const BOARD_CSP =
 setDefaultTimeout(20_000);
 
 // Under CI a missing browser fails (the launch in beforeAll throws); elsewhere the file is skipped.
-const browserTests = existsSync(CHROMIUM) || process.env.CI === "true" ? describe : describe.skip;
+const browserTests = hasChromium() || process.env.CI === "true" ? describe : describe.skip;
 
 interface ConsoleEntry {
   type: string;
@@ -109,7 +99,7 @@ async function expectNotReloaded(): Promise<void> {
 /** The browser, launched before the stack starts and closed before it stops (the page's streams end first). */
 function useBrowser(): void {
   beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
@@ -461,7 +451,7 @@ browserTests("the compiled tracker", () => {
       for await (const chunk of child.stderr) stderr.push(decoder.decode(chunk, { stream: true }));
       stderr.end();
     })();
-    const binaryBrowser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+    const binaryBrowser = await launchChromium();
     try {
       const started = await stderr.waitFor((line) => line.includes('"tracker started"'), "the compiled tracker to start");
       const url = (JSON.parse(started) as { url: string }).url;

@@ -8,21 +8,13 @@
  * (390 × 844). Needs `bun run build` first (dist/task-tracking-mcp).
  */
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { type McpProcess, mcpEnv, ROOT, startMcp, startTrackerProcess, stopEverything, textOf } from "../e2e/harness.ts";
+import { launchChromium } from "../testkit/browser.ts";
 
 const PROJECT = "checkout";
 const OUTPUT = join(ROOT, "docs", "board.png");
 const LATER_MS = 14 * 60_000;
-const CHROMIUM_FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 const PLAN = [
   {
@@ -109,7 +101,7 @@ async function main(): Promise<void> {
   await call(third, "reserve_id_range", { artifact_type: "TASK", count: 5, project_id: PROJECT });
   await call(second, "get_next_available_id", { artifact_type: "SPEC", project_id: PROJECT });
 
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_FLAGS });
+  const browser = await launchChromium();
   const phoneOutput = process.argv[process.argv.indexOf("--phone") + 1];
   try {
     await picture(browser, tracker, { width: 1360, height: 760 }, OUTPUT);
