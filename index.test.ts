@@ -37,6 +37,7 @@ import {
   VERSION,
 } from "./index.ts";
 import { ensureBuilt, MCP_BINARY } from "./testkit/paths.ts";
+import { closedPort, trackerTask } from "./testkit/stand-in.ts";
 
 const API_KEY = "test-key-5f2c9a1e8b7d4c3a";
 const PROJECT = "ai-agent-mcp-server";
@@ -92,25 +93,7 @@ const json = (body: unknown, status = 200, headers: Record<string, string> = {})
 const apiError = (status: number, code: string, error: string, headers: Record<string, string> = {}) =>
   json({ error, code }, status, headers);
 
-function task(overrides: Record<string, unknown> = {}) {
-  return {
-    task_id: "TASK-051",
-    project_id: PROJECT,
-    description: "Implement US-053",
-    inputs: ["US-053"],
-    outputs: ["index.ts"],
-    priority: "high",
-    depends_on: [],
-    status: "pending",
-    claimed_by: null,
-    completion_notes: "",
-    created_at: "2026-11-24T21:46:59.123Z",
-    updated_at: "2026-11-24T21:46:59.123Z",
-    started_at: null,
-    completed_at: null,
-    ...overrides,
-  };
-}
+const task = (overrides: Record<string, unknown> = {}) => trackerTask(PROJECT, overrides);
 
 // ─── The client side ────────────────────────────────────────────────────────────────────────────
 
@@ -184,15 +167,6 @@ async function droppingServer(): Promise<{ url: string; server: NetServer }> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
   return { url: `http://127.0.0.1:${port}`, server };
-}
-
-/** A port on which nothing listens. */
-async function closedPort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 // ─── Arguments: every tool's describe runs its own rows of these tables ─────────────────────────

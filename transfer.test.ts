@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as server from "./index.ts";
 import { main, transferHost } from "./index.ts";
+import { closedPort, trackerTask } from "./testkit/stand-in.ts";
 import * as transfer from "./transfer.ts";
 import {
   batchesOf,
@@ -28,35 +29,7 @@ const PROJECT = "ai-agent-mcp-server";
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) => Response.json(body, { status, headers });
 const apiError = (status: number, code: string, error: string) => json({ error, code }, status);
 
-/** A task as the tracker answers it. */
-function task(overrides: Record<string, unknown> = {}) {
-  return {
-    task_id: "TASK-051",
-    project_id: PROJECT,
-    description: "Implement US-053",
-    inputs: ["US-053"],
-    outputs: ["index.ts"],
-    priority: "high",
-    depends_on: [],
-    status: "pending",
-    claimed_by: null,
-    completion_notes: "",
-    created_at: "2026-11-24T21:46:59.123Z",
-    updated_at: "2026-11-24T21:46:59.123Z",
-    started_at: null,
-    completed_at: null,
-    ...overrides,
-  };
-}
-
-/** A port on which nothing listens. */
-async function closedPort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+const task = (overrides: Record<string, unknown> = {}) => trackerTask(PROJECT, overrides);
 
 const FIXTURES = join(import.meta.dir, "e2e", "fixtures");
 const todo = () => Bun.file(join(FIXTURES, "TODO.md")).text();
