@@ -134,7 +134,8 @@ const validTask = fc.record(
     priority: fc.constantFrom(...PRIORITIES),
     depends_on: fc.array(validId(64), { maxLength: 3 }),
   },
-  { requiredKeys: ["task_id", "project_id", "description"] },
+  // A task without task_id is valid: the tracker assigns the next TASK-nnn.
+  { requiredKeys: ["project_id", "description"] },
 );
 const TASK_KEYS = ["task_id", "project_id", "description", "inputs", "outputs", "priority", "depends_on"];
 const notAStringArray = fc.oneof(
@@ -148,7 +149,7 @@ const notAStringArray = fc.oneof(
 /** A task with one wrong field; `field` is relative to the task. */
 const invalidTask: fc.Arbitrary<{ task: unknown; field: string; key?: string }> = fc.oneof(
   ...Object.entries({
-    task_id: badId(64),
+    task_id: badId(64).filter((value) => value !== MISSING), // left out, the tracker assigns one
     project_id: badId(128),
     description: fc.oneof(fc.constant(""), fc.string({ minLength: 10_001, maxLength: 10_020 }), notAString, fc.constant(MISSING)),
     priority: fc.oneof(
