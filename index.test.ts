@@ -2285,7 +2285,7 @@ describe("doctor", () => {
         `  attempt 2 of 4: ${refused}; trying again in 200 ms`,
         `  attempt 3 of 4: ${refused}; trying again in 400 ms`,
         `✗ service: ${refused}`,
-        "  Is the service running at that address? Start the local one with `bun run tracker`, or set TASK_TRACKING_URL.",
+        "  Is it running there? Start it with `task-tracker` (`bun run tracker` in a checkout), or set TASK_TRACKING_URL.",
       ],
     });
   });

@@ -1717,7 +1717,7 @@ function healthHints(failure: ToolFailure, config: Config): string[] {
       "  Nothing answered in time: is the service stuck, or a firewall dropping the traffic? Check TASK_TRACKING_URL's host and port.",
     ];
   }
-  return ["  Is the service running at that address? Start the local one with `bun run tracker`, or set TASK_TRACKING_URL."];
+  return ["  Is it running there? Start it with `task-tracker` (`bun run tracker` in a checkout), or set TASK_TRACKING_URL."];
 }
 
 /** `doctor`: each check in plain words, a line per attempt while it waits; exit code 0 only if all is well. Never prints the key. */
