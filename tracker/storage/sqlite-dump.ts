@@ -22,7 +22,7 @@ import {
 } from "./dump.ts";
 import { loadDump, notEmpty, type RestoreTarget } from "./dump-loader.ts";
 import { canonicalJson } from "./dump-writer.ts";
-import type { TaskRow } from "./sqlite-rows.ts";
+import { type TaskRow, toTask } from "./sqlite-rows.ts";
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
 
@@ -125,28 +125,10 @@ export async function openSqliteBackup(db: Database): Promise<BackupFile> {
 // ---------------------------------------------------------------------------
 // Dump: pages of a private copy.
 
+/** The task as the API shows it, with what only a dump keeps (the line's fields are ordered by the writer). */
 function toDumpTask(row: TaskRow): DumpTask {
-  return {
-    kind: "task",
-    project_id: row.project_id,
-    task_id: row.task_id,
-    description: row.description,
-    inputs: JSON.parse(row.inputs) as string[],
-    outputs: JSON.parse(row.outputs) as string[],
-    priority: row.priority,
-    depends_on: JSON.parse(row.depends_on) as string[],
-    status: row.status,
-    claimed_by: row.claimed_by,
-    lease_expires_at: row.lease_expires_at,
-    lease_seconds: row.lease_seconds,
-    lost_by: row.lost_by,
-    lost_at: row.lost_at,
-    completion_notes: row.completion_notes,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    started_at: row.started_at,
-    completed_at: row.completed_at,
-  };
+  const { lease_seconds, lost_by, lost_at } = row;
+  return { kind: "task", ...toTask(row), lease_seconds, lost_by, lost_at };
 }
 
 /** Keyset pages of one query: `after` is the key of the previous page's last row. */
