@@ -74,6 +74,18 @@ async function fillVersion1(sql: SQL): Promise<void> {
 }
 
 /** Columns, constraints and indexes of the tables of a database URL's schema, without the schema's name. */
+/** The upgraded schema's tables, columns and indexes are those a fresh database is created with. */
+async function expectTablesOfAFreshDatabase(): Promise<void> {
+  const fresh = await makePostgresSchema();
+  try {
+    await (await open(fresh.url)).ping();
+    expect(await describeTables(schema.url)).toEqual(await describeTables(fresh.url));
+  } finally {
+    for (const storage of opened.splice(1)) await storage.close();
+    await fresh.drop();
+  }
+}
+
 async function describeTables(url: string): Promise<unknown> {
   const sql = new SQL(url, { max: 1 });
   try {
@@ -661,14 +673,7 @@ if (onPostgres) {
         }),
       ).toMatchObject({ outcome: "claimed" });
 
-      const fresh = await makePostgresSchema();
-      try {
-        await (await open(fresh.url)).ping();
-        expect(await describeTables(schema.url)).toEqual(await describeTables(fresh.url));
-      } finally {
-        for (const storage of opened.splice(1)) await storage.close();
-        await fresh.drop();
-      }
+      await expectTablesOfAFreshDatabase();
     });
   });
 
@@ -718,14 +723,7 @@ if (onPostgres) {
         ["NEVER", null, null],
       ]);
 
-      const fresh = await makePostgresSchema();
-      try {
-        await (await open(fresh.url)).ping();
-        expect(await describeTables(schema.url)).toEqual(await describeTables(fresh.url));
-      } finally {
-        for (const storage of opened.splice(1)) await storage.close();
-        await fresh.drop();
-      }
+      await expectTablesOfAFreshDatabase();
     });
   });
 
