@@ -597,6 +597,12 @@ describe("update_task_status", () => {
     ]);
   });
 
+  test("a claim by in_progress is shown as get_next_task shows one: criteria and the last notes", async () => {
+    handler = () => json({ updated_task: withContent({ status: "in_progress", claimed_by: "agent-7" }) });
+    const result = await call("update_task_status", { task_id: "TASK-051", status: "in_progress" });
+    expect(textOf(result)).toContain('  2. [ ] "docs updated"\nNotes (the last 3 of 4; get_task shows all):');
+  });
+
   const gates: [string, string][] = [
     [
       "criteria_open",

@@ -310,7 +310,7 @@ const TaskOutput = z.looseObject({ task_id: z.string(), status: z.string() });
 const TaskInputSchema = z.strictObject({
   task_id: taskId("task_id").optional().describe("Left out: the next TASK-nnn"),
   project_id: projectId.describe("Project ID"),
-  description: boundedText("description", 10_000).describe("What to do, 1-10000 characters"),
+  description: boundedText("description", 10_000).describe("What to do"),
   inputs: z.array(z.string()).optional().describe('Artifacts the task reads, e.g. ["US-053"]'),
   outputs: z.array(z.string()).optional().describe('Artifacts the task produces, e.g. ["index.ts"]'),
   priority: z
@@ -1291,11 +1291,18 @@ function registerUpdateTaskStatus(server: McpServer, context: ServerContext): vo
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
     ({ task_id, status, completion_notes, project_id }, extra) =>
-      context.run("update_task_status", { task_id, status, completion_notes, project_id }, extra, async (call) => {
-        const project = project_id ?? context.projectOf(task_id);
-        const change = { id: task_id, status, completionNotes: completion_notes, project };
-        return { task: context.follow(await context.client.updateStatus(change, call)) };
-      }),
+      context.run(
+        "update_task_status",
+        { task_id, status, completion_notes, project_id },
+        extra,
+        async (call) => {
+          const project = project_id ?? context.projectOf(task_id);
+          const change = { id: task_id, status, completionNotes: completion_notes, project };
+          return { task: context.follow(await context.client.updateStatus(change, call)) };
+        },
+        // A claim is read like get_next_task's: where the work stands.
+        ({ task }) => (status === "in_progress" ? taskText(task, NOTES_SHOWN_ON_CLAIM) : undefined),
+      ),
   );
 }
 
@@ -1303,7 +1310,7 @@ const ListTasksArguments = {
   project_id: projectArgument(),
   status: oneOf("status", TASK_STATUSES).optional().describe("Only tasks in this status"),
   ready: z.boolean().optional().describe("true: only pending tasks whose dependencies are done; false: only blocked ones"),
-  mine: z.boolean().default(false).describe("true: only the tasks claimed by this agent (find your claims again)"),
+  mine: z.boolean().default(false).describe("true: only the tasks you hold (find your claims again)"),
   query: boundedText("query", 1000).optional().describe("Words to find in descriptions, criteria and notes; best match first"),
   label: z
     .union([labelName, labelList.min(1, "label must name at least 1 label")])
@@ -1333,8 +1340,7 @@ function registerListTasks(server: McpServer, context: ServerContext): void {
       title: "List tasks",
       description:
         "Lists a project's tasks, a line each with labels and criteria ticked off (2/5), in the order get_next_task hands " +
-        "them out. Search with query before adding a task that may exist; filter by status, ready, label, parent_id, or " +
-        "mine: true for the tasks you hold.",
+        "them out. Search with query before adding a task that may exist; filter by status, ready, label, parent_id or mine.",
       inputSchema: toolArguments("list_tasks", ListTasksArguments),
       outputSchema: {
         tasks: z
@@ -1570,7 +1576,7 @@ function registerUpdateTask(server: McpServer, context: ServerContext): void {
         "Records progress on a task: add a note (what you did or tried, what is left: the next agent reads it), tick " +
         "acceptance criteria off with check, or change labels, priority or description. Use it as you work, before completing.",
       inputSchema: toolArguments("update_task", UpdateTaskArguments),
-      outputSchema: { task: TaskOutput, note: z.looseObject({ text: z.string() }).optional().describe("The note as stored") },
+      outputSchema: { task: TaskOutput, note: z.looseObject({ text: z.string() }).optional() },
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
     },
     (args, extra) =>
