@@ -505,7 +505,7 @@ describe("get_next_task", () => {
 
   const summary = (
     project_id: string,
-    counts: Partial<Record<"ready" | "blocked" | "in_progress" | "completed", number>> = {},
+    counts: Partial<Record<"ready" | "blocked" | "in_progress" | "completed" | "cancelled", number>> = {},
   ) => ({
     project_id,
     ready: 0,
@@ -544,6 +544,15 @@ describe("get_next_task", () => {
       "GET /tasks/next": () => json({ task: null }),
       "GET /projects": () =>
         json({ projects: [summary("other", { ready: 2 }), summary(PROJECT, { blocked: 2, in_progress: 1 })] }),
+    });
+    const result = await call("get_next_task", { project_id: PROJECT });
+    expect(textOf(result)).toBe(`No pending task is ready in project ${PROJECT}.`);
+  });
+
+  test("a project whose tasks are all cancelled has tasks: the plain sentence", async () => {
+    handler = routes({
+      "GET /tasks/next": () => json({ task: null }),
+      "GET /projects": () => json({ projects: [summary(PROJECT, { cancelled: 3 })] }),
     });
     const result = await call("get_next_task", { project_id: PROJECT });
     expect(textOf(result)).toBe(`No pending task is ready in project ${PROJECT}.`);

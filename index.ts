@@ -380,6 +380,7 @@ const ProjectSummary = z.looseObject({
   blocked: z.number().int(),
   in_progress: z.number().int(),
   completed: z.number().int(),
+  cancelled: z.number().int().optional(), // since issue 21
   last_change_at: z.string().nullable().optional(),
 });
 type ProjectSummary = z.infer<typeof ProjectSummary>;
@@ -1259,7 +1260,7 @@ async function emptyProjectText(client: TrackerClient, project: string, call: Ca
   call.trace.attempts += side.trace.attempts;
   if (!projects) return undefined;
   const entry = projects.find((summary) => summary.project_id === project);
-  if (entry && entry.ready + entry.blocked + entry.in_progress + entry.completed > 0) return undefined;
+  if (entry && entry.ready + entry.blocked + entry.in_progress + entry.completed + (entry.cancelled ?? 0) > 0) return undefined;
   const others = projects.map((summary) => summary.project_id).filter((id) => id !== project);
   const named = others.slice(0, MAX_NAMED_PROJECTS).join(", ");
   const more = others.length > MAX_NAMED_PROJECTS ? ` and ${others.length - MAX_NAMED_PROJECTS} more` : "";
