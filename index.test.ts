@@ -1044,11 +1044,14 @@ describe("get_task", () => {
     );
   });
 
-  test("a task without parent or children is read with one request", async () => {
-    handler = routes({ "GET /tasks/TASK-051": () => json({ task: withContent({ parent_id: null, notes: [] }) }) });
-    const result = await call("get_task", { task_id: "TASK-051", project_id: PROJECT });
-    expect(seen).toHaveLength(1);
-    expect(result.structuredContent).toMatchObject({ parent: null, children: [] });
+  test("a task without parent or children, or from a tracker that has neither, is read with one request", async () => {
+    for (const read of [withContent({ parent_id: null, notes: [] }), task()]) {
+      seen = [];
+      handler = routes({ "GET /tasks/TASK-051": () => json({ task: read }) });
+      const result = await call("get_task", { task_id: "TASK-051", project_id: PROJECT });
+      expect(seen).toHaveLength(1);
+      expect(result.structuredContent).toEqual({ task: read, parent: null, children: [] });
+    }
   });
 
   test("an unknown task names it and its project", async () => {
@@ -1146,9 +1149,23 @@ describe("update_task", () => {
   });
 
   test("an unknown task names it and its project", async () => {
+    handler = () => apiError(404, "task_not_found", "Task not found: TASK-999");
+    const client = await connect();
+    for (const args of [{ note: "x" }, { check: [1] }]) {
+      const result = (await client.callTool({
+        name: "update_task",
+        arguments: { task_id: "TASK-999", project_id: PROJECT, ...args },
+      })) as CallToolResult;
+      expect(textOf(result)).toBe(`Task not found: TASK-999 in project ${PROJECT}`);
+    }
+  });
+
+  test("a tracker without notes (before 0.3) gets a sentence that says so, not 'Task not found'", async () => {
     handler = routes({});
-    const result = await call("update_task", { task_id: "TASK-999", project_id: PROJECT, note: "x" });
-    expect(textOf(result)).toBe(`Task not found: TASK-999 in project ${PROJECT}`);
+    const result = await call("update_task", { task_id: "TASK-051", project_id: PROJECT, note: "x" });
+    expect(textOf(result)).toBe(
+      "This Task Tracking service has no POST /tasks/<task_id>/notes (it answered 404): it is older than 0.3, which brought notes; upgrade the tracker to add them.",
+    );
   });
 
   testArgumentChecks("update_task");

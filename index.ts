@@ -345,13 +345,18 @@ type CompactTask = z.infer<z.ZodObject<typeof CompactTaskShape>>;
 
 const MAX_SHOWN_DESCRIPTION = 100;
 
+/** A description's first line, cut to MAX_SHOWN_DESCRIPTION characters. */
+function firstLine(description: string): string {
+  const line = description.trim().split("\n", 1)[0]!.trim();
+  return line.length <= MAX_SHOWN_DESCRIPTION ? line : `${line.slice(0, MAX_SHOWN_DESCRIPTION - 1)}…`;
+}
+
 function compactTask(task: Task): CompactTask {
-  const firstLine = task.description.trim().split("\n", 1)[0]!.trim();
   const compact: CompactTask = {
     task_id: task.task_id,
     status: task.status,
     priority: task.priority,
-    description: firstLine.length <= MAX_SHOWN_DESCRIPTION ? firstLine : `${firstLine.slice(0, MAX_SHOWN_DESCRIPTION - 1)}…`,
+    description: firstLine(task.description),
     depends_on: task.depends_on,
     claimed_by: task.claimed_by,
     lease_expires_at: task.lease_expires_at ?? null,
@@ -586,11 +591,18 @@ function statusFailure(id: string, failure: ToolFailure): ToolFailure {
   return failure;
 }
 
-/** A rejection handler: a 404 of a per-task endpoint is `Task not found: <id> in project <p>`. */
+/** What a service without an endpoint lacks, and what to do. */
+const FIRST_CONTRACT = "it implements only the first version of the API. Use get_next_task instead.";
+const NO_NOTES = "it is older than 0.3, which brought notes; upgrade the tracker to add them.";
+
+/**
+ * A rejection handler: a 404 of a per-task endpoint is `Task not found: <id> in project <p>`; with
+ * `code`, only a 404 of that code (where a missing endpoint means something else).
+ */
 const taskNotFound =
-  (id: string, project: string) =>
+  (id: string, project: string, code?: string) =>
   (error: unknown): never => {
-    if (error instanceof ToolFailure && error.status === 404)
+    if (error instanceof ToolFailure && error.status === 404 && (code === undefined || error.code === code))
       throw new ToolFailure(`Task not found: ${id} in project ${project}`, error.info);
     throw error;
   };
@@ -826,11 +838,12 @@ export class TrackerClient {
     return (await this.sendFor(TaskResponse, request, call).catch(taskNotFound(id, project))).task;
   }
 
-  /** POST /tasks/<id>/notes: the note as stored, and the task after it. */
+  /** POST /tasks/<id>/notes: the note as stored, and the task after it. A tracker before 0.3 has no notes. */
   addNote(id: string, project: string, text: string, call: CallContext) {
     const path = `/tasks/${encodeURIComponent(id)}/notes?${new URLSearchParams({ project })}`;
     const request: ApiRequest = { method: "POST", path, body: { text }, idempotent: true };
-    return this.sendFor(NoteResponse, request, call).catch(taskNotFound(id, project));
+    const send = () => this.sendFor(NoteResponse, request, call);
+    return this.newerEndpoint("POST /tasks/<task_id>/notes", send, NO_NOTES).catch(taskNotFound(id, project, "task_not_found"));
   }
 
   async events(id: string, project: string, call: CallContext) {
@@ -841,15 +854,14 @@ export class TrackerClient {
     return body.events;
   }
 
-  /** 404 No such endpoint or 405 from an endpoint the first contract lacks: a sentence that says so. */
-  private async newerEndpoint<T>(endpoint: string, send: () => Promise<T>): Promise<T> {
+  /** 404 No such endpoint or 405 from an endpoint an older service lacks: a sentence that says so. */
+  private async newerEndpoint<T>(endpoint: string, send: () => Promise<T>, olderService = FIRST_CONTRACT): Promise<T> {
     try {
       return await send();
     } catch (error) {
       if (error instanceof ToolFailure && (error.status === 405 || isNoSuchEndpoint(error))) {
         throw new ToolFailure(
-          `This Task Tracking service has no ${endpoint} (it answered ${error.status}): it implements only the first version of the API. ` +
-            "Use get_next_task instead.",
+          `This Task Tracking service has no ${endpoint} (it answered ${error.status}): ${olderService}`,
           error.info,
         );
       }
@@ -1509,14 +1521,11 @@ function registerGetTask(server: McpServer, context: ServerContext): void {
 /** GET /tasks/<id>, then its parent and its children (GET /tasks?parent=) side by side. */
 async function taskWithRelatives(client: TrackerClient, id: string, project: string, call: CallContext) {
   const task = await client.task(id, project, call);
-  const relativeOf = (other: Task) => ({
-    task_id: other.task_id,
-    description: compactTask(other).description,
-    status: other.status,
-  });
+  const relativeOf = ({ task_id, status, ...other }: Task) => ({ task_id, description: firstLine(other.description), status });
   const [parent, children] = await Promise.all([
     task.parent_id ? client.task(task.parent_id, project, call) : null,
-    task.children?.total === 0 ? [] : client.listAllTasks({ project, parent: id }, call),
+    // Only a tracker of 0.3 or later counts children, and only it knows `?parent=`.
+    task.children?.total ? client.listAllTasks({ project, parent: id }, call) : [],
   ]);
   return { task, parent: parent && relativeOf(parent), children: children.map(relativeOf) };
 }
@@ -1538,7 +1547,7 @@ const NOTES_SHOWN_ON_CLAIM = 3;
  */
 function taskText(task: Task, notesShown: number, parent?: Relative | null): string {
   const lines = [taskLine(compactTask(task))];
-  if (task.description.trim() !== compactTask(task).description) lines.push(`Description: ${JSON.stringify(task.description)}`);
+  if (task.description.trim() !== firstLine(task.description)) lines.push(`Description: ${JSON.stringify(task.description)}`);
   if (task.parent_id) lines.push(`Parent: ${parent ? relativeLine(parent) : task.parent_id}`);
   if (task.inputs.length || task.outputs.length)
     lines.push(`Inputs: ${task.inputs.join(", ") || "none"}; outputs: ${task.outputs.join(", ") || "none"}`);
@@ -1596,9 +1605,8 @@ async function updateTask(context: ServerContext, args: UpdateTaskArguments, cal
   const { task_id: id, project_id: project, note } = args;
   const edits = Object.fromEntries(TASK_EDITS.filter((field) => args[field] !== undefined).map((field) => [field, args[field]]));
   const edited = Object.keys(edits);
-  if (note === undefined && !edited.length) {
+  if (note === undefined && !edited.length)
     throw new ToolFailure(`update_task needs at least one of note, ${TASK_EDITS.join(", ")}`);
-  }
   const task = edited.length ? context.follow(await context.client.editTask(id, project, edits, call)) : undefined;
   if (note === undefined) return { task: task! };
   try {
