@@ -2372,6 +2372,7 @@ describe("prompts", () => {
     expect(text).toContain('Call reserve_id_range with artifact_type "TASK"');
     expect(text).toContain('Call add_task once with all the tasks: the reserved IDs, project_id "web"');
     expect(text).toContain("depends_on");
+    expect(text).toContain("acceptance_criteria (the checks that say the task is done)");
   });
 
   test("with TASK_TRACKING_PROJECT set, project_id may be left out", async () => {

@@ -1777,7 +1777,7 @@ function planGoalPrompt(project: string, goal: string): string {
     "",
     "1. Break it into tasks that one session can finish each; note what each reads (inputs) and produces (outputs).",
     `2. Call reserve_id_range with artifact_type "TASK", count = the number of tasks, project_id "${project}".`,
-    `3. Call add_task once with all the tasks: the reserved IDs, project_id "${project}", a description that says when the task is done, a priority (high, medium, low), and depends_on naming the tasks that must be completed first.`,
+    `3. Call add_task once with all the tasks: the reserved IDs, project_id "${project}", a description, acceptance_criteria (the checks that say the task is done), a priority (high, medium, low), depends_on naming the tasks that must be completed first, and parent_id when tasks are steps of a larger one.`,
     `4. Show the plan with list_tasks (project_id "${project}"). Do not start the work itself.`,
   ].join("\n");
 }
