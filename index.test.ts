@@ -48,6 +48,8 @@ interface Seen {
   method: string;
   path: string;
   query: Record<string, string>;
+  /** The query as sent, repeated names included. */
+  searchParams: URLSearchParams;
   headers: Record<string, string>;
   body: unknown;
   aborted: Promise<void>;
@@ -68,6 +70,7 @@ const service = Bun.serve({
       method: request.method,
       path: url.pathname,
       query: Object.fromEntries(url.searchParams),
+      searchParams: url.searchParams,
       headers: Object.fromEntries(request.headers),
       body: text ? JSON.parse(text) : undefined,
       aborted: new Promise((resolve) => request.signal.addEventListener("abort", () => resolve())),
@@ -94,6 +97,30 @@ const apiError = (status: number, code: string, error: string, headers: Record<s
   json({ error, code }, status, headers);
 
 const task = (overrides: Record<string, unknown> = {}) => trackerTask(PROJECT, overrides);
+
+/** What issue 21 adds to a task, as GET /tasks/<id> and a claim answer it: criteria, notes, labels, a parent. */
+const notes = [
+  { at: "2026-12-01T09:00:00.000Z", by: "claude-a", text: "Started on the form" },
+  { at: "2026-12-01T10:00:00.000Z", by: "claude-a", text: "Tried X: the session cookie is lost" },
+  { at: "2026-12-01T11:00:00.000Z", by: null, text: 'careful: the "login" API changed' },
+  { at: "2026-12-01T12:00:00.000Z", by: "claude-b", text: "Y is left" },
+];
+const criteria = [
+  { text: "tests pass", done: true },
+  { text: "docs updated", done: false },
+];
+const withContent = (overrides: Record<string, unknown> = {}) =>
+  task({
+    labels: ["backend", "bug"],
+    parent_id: "TASK-010",
+    acceptance_criteria: criteria,
+    notes_count: notes.length,
+    last_note: notes.at(-1),
+    notes,
+    children: { total: 0, done: 0 },
+    released_by: null,
+    ...overrides,
+  });
 
 // ─── The client side ────────────────────────────────────────────────────────────────────────────
 
@@ -202,6 +229,17 @@ const INVALID_ARGUMENTS: [string, Record<string, unknown>, string][] = [
   ["add_task", { tasks: [{ ...okTask, task_id: "." }] }, "task_id must not be made only of dots"],
   ["add_task", { tasks: [{ ...okTask, colour: "red" }] }, "colour"],
   ["add_task", { tasks: "T-1" }, "tasks"],
+  ["add_task", { tasks: [{ ...okTask, acceptance_criteria: [""] }] }, "a criterion must not be empty"],
+  ["add_task", { tasks: [{ ...okTask, labels: ["x".repeat(41)] }] }, "a label must be at most 40 characters"],
+  ["add_task", { tasks: [{ ...okTask, labels: Array.from({ length: 21 }, (_, i) => `l${i}`) }] }, "at most 20"],
+  ["list_tasks", { project_id: PROJECT, label: [] }, "label must name at least 1 label"],
+  ["list_tasks", { project_id: PROJECT, query: "" }, "query must not be empty"],
+  ["list_tasks", { project_id: PROJECT, parent_id: ".." }, "parent_id must not be made only of dots"],
+  ["get_task", { task_id: "TASK-1" }, "project_id"],
+  ["update_task", { task_id: "TASK-1", project_id: PROJECT, check: [0] }, "check positions start at 1"],
+  ["update_task", { task_id: "TASK-1", project_id: PROJECT, uncheck: [] }, "uncheck must name at least 1 criterion"],
+  ["update_task", { task_id: "TASK-1", project_id: PROJECT, note: "" }, "note must not be empty"],
+  ["update_task", { task_id: "TASK-1", project_id: PROJECT, priority: "urgent" }, "priority"],
 ];
 
 /** Arguments a tool does not take: refused by name, never dropped. */
@@ -219,7 +257,7 @@ const UNKNOWN_ARGUMENTS: [string, Record<string, unknown>, string][] = [
   [
     "list_tasks",
     { project_id: PROJECT, state: "pending", mine_only: true },
-    "unknown arguments state, mine_only; list_tasks takes project_id, status, ready, mine, limit, cursor",
+    "unknown arguments state, mine_only; list_tasks takes project_id, status, ready, mine, query, label, parent_id, limit, cursor",
   ],
   [
     "get_next_available_id",
@@ -235,6 +273,16 @@ const UNKNOWN_ARGUMENTS: [string, Record<string, unknown>, string][] = [
     "add_task",
     { tasks: [{ task_id: "T-1", project_id: PROJECT, description: "x" }], project_id: PROJECT },
     "unknown argument project_id; add_task takes tasks",
+  ],
+  [
+    "get_task",
+    { task_id: "T-1", project_id: PROJECT, notes: true },
+    "unknown argument notes; get_task takes task_id, project_id",
+  ],
+  [
+    "update_task",
+    { task_id: "T-1", project_id: PROJECT, status: "completed" },
+    "unknown argument status; update_task takes task_id, project_id, note, check, uncheck, labels, priority, description",
   ],
 ];
 
@@ -263,15 +311,17 @@ function testArgumentChecks(tool: string): void {
 // ─── The server as a client sees it ─────────────────────────────────────────────────────────────
 
 describe("the server", () => {
-  test("lists the six tools, each with a title, a description, schemas and all four annotations", async () => {
+  test("lists the eight tools, each with a title, a description, schemas and all four annotations", async () => {
     const client = await connect();
     const { tools } = await client.listTools();
     expect(tools.map((tool) => tool.name).sort()).toEqual([
       "add_task",
       "get_next_available_id",
       "get_next_task",
+      "get_task",
       "list_tasks",
       "reserve_id_range",
+      "update_task",
       "update_task_status",
     ]);
     for (const tool of tools) {
@@ -305,6 +355,11 @@ describe("the server", () => {
       minimum: 1,
       maximum: 100,
     });
+  });
+
+  test("the tools/list result, as JSON, is at most 14,000 characters (about 3.5k tokens)", async () => {
+    const client = await connect();
+    expect(JSON.stringify(await client.listTools()).length).toBeLessThanOrEqual(14_000);
   });
 
   test("every request carries the agent ID, by default <host>-<pid>", async () => {
@@ -360,6 +415,28 @@ describe("get_next_task", () => {
     ]);
     expect(seen[1]!.query).toEqual({ project: PROJECT });
     expect(seen[1]!.headers["x-agent-id"]).toBe("agent-7");
+  });
+
+  test("a claim shows the criteria with their state and the last 3 notes, from the claim's answer alone", async () => {
+    const claimed = withContent({ status: "in_progress", claimed_by: "agent-7", lease_expires_at: "2026-12-06T10:02:00.000Z" });
+    handler = (record) => (record.method === "GET" ? json({ task: task() }) : json({ updated_task: claimed }));
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: "agent-7" });
+    expect(result.structuredContent).toEqual({ task: claimed });
+    expect(seen).toHaveLength(2);
+    expect(textOf(result)).toBe(
+      [
+        'TASK-051 in_progress high by "agent-7" until 2026-12-06T10:02:00.000Z [backend, bug] criteria 1/2 — "Implement US-053"',
+        "Parent: TASK-010",
+        "Inputs: US-053; outputs: index.ts",
+        "Acceptance criteria (1/2 ticked off; tick with update_task check: [n]):",
+        '  1. [x] "tests pass"',
+        '  2. [ ] "docs updated"',
+        "Notes (the last 3 of 4; get_task shows all):",
+        '  2026-12-01T10:00:00.000Z "claude-a": "Tried X: the session cookie is lost"',
+        '  2026-12-01T11:00:00.000Z "unknown": "careful: the \\"login\\" API changed"',
+        '  2026-12-01T12:00:00.000Z "claude-b": "Y is left"',
+      ].join("\n"),
+    );
   });
 
   test("when another agent took the task first, it claims the next one", async () => {
@@ -428,7 +505,7 @@ describe("get_next_task", () => {
 
   const summary = (
     project_id: string,
-    counts: Partial<Record<"ready" | "blocked" | "in_progress" | "completed", number>> = {},
+    counts: Partial<Record<"ready" | "blocked" | "in_progress" | "completed" | "cancelled", number>> = {},
   ) => ({
     project_id,
     ready: 0,
@@ -472,6 +549,15 @@ describe("get_next_task", () => {
     expect(textOf(result)).toBe(`No pending task is ready in project ${PROJECT}.`);
   });
 
+  test("a project whose tasks are all cancelled has tasks: the plain sentence", async () => {
+    handler = routes({
+      "GET /tasks/next": () => json({ task: null }),
+      "GET /projects": () => json({ projects: [summary(PROJECT, { cancelled: 3 })] }),
+    });
+    const result = await call("get_next_task", { project_id: PROJECT });
+    expect(textOf(result)).toBe(`No pending task is ready in project ${PROJECT}.`);
+  });
+
   test("a service without GET /projects keeps the plain sentence", async () => {
     handler = routes({ "GET /tasks/next": () => json({ task: null }) });
     const result = await call("get_next_task", { project_id: PROJECT });
@@ -503,6 +589,47 @@ describe("update_task_status", () => {
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe("Task not found: TASK-999");
   });
+
+  test("cancelled and pending (a reopen) carry completion_notes as the reason", async () => {
+    handler = (record) => json({ updated_task: task({ status: (record.body as { status: string }).status }) });
+    const client = await connect();
+    for (const status of ["cancelled", "pending"]) {
+      const result = (await client.callTool({
+        name: "update_task_status",
+        arguments: { task_id: "TASK-051", status, completion_notes: "nobody needs it" },
+      })) as CallToolResult;
+      expect(result.structuredContent).toEqual({ task: task({ status }) });
+    }
+    expect(seen.map((record) => record.body)).toEqual([
+      { status: "cancelled", completion_notes: "nobody needs it" },
+      { status: "pending", completion_notes: "nobody needs it" },
+    ]);
+  });
+
+  test("a claim by in_progress is shown as get_next_task shows one: criteria and the last notes", async () => {
+    handler = () => json({ updated_task: withContent({ status: "in_progress", claimed_by: "agent-7" }) });
+    const result = await call("update_task_status", { task_id: "TASK-051", status: "in_progress" });
+    expect(textOf(result)).toContain('  2. [ ] "docs updated"\nNotes (the last 3 of 4; get_task shows all):');
+  });
+
+  const gates: [string, string][] = [
+    [
+      "criteria_open",
+      'cannot complete TASK-051: acceptance criteria still open: 2. "docs updated"; tick them off first (update_task with check: [2])',
+    ],
+    ["children_open", "cannot complete TASK-010: its children are not done: TASK-011 (in_progress), TASK-012 (pending)"],
+  ];
+  for (const [code, sentence] of gates) {
+    test(`409 ${code} is the tracker's sentence as it is; the same sentence under another code is not`, async () => {
+      handler = () => apiError(409, seen.length === 1 ? code : "conflict", sentence);
+      const client = await connect();
+      const args = { task_id: "TASK-051", status: "completed" };
+      const gated = (await client.callTool({ name: "update_task_status", arguments: args })) as CallToolResult;
+      expect({ isError: gated.isError, text: textOf(gated) }).toEqual({ isError: true, text: sentence });
+      const other = (await client.callTool({ name: "update_task_status", arguments: args })) as CallToolResult;
+      expect(textOf(other)).toBe(`Task Tracking API error: 409 - ${sentence}`);
+    });
+  }
 
   test("an invalid status transition quotes the service's sentence", async () => {
     handler = () => apiError(400, "invalid_transition", "cannot change TASK-051 from completed to in_progress");
@@ -667,6 +794,8 @@ describe("list_tasks", () => {
           depends_on: ["TASK-000"],
           claimed_by: null,
           lease_expires_at: null,
+          labels: [],
+          criteria: null,
         },
         {
           task_id: "TASK-003",
@@ -676,6 +805,8 @@ describe("list_tasks", () => {
           depends_on: [],
           claimed_by: null,
           lease_expires_at: null,
+          labels: [],
+          criteria: null,
         },
         {
           task_id: "TASK-002",
@@ -685,6 +816,8 @@ describe("list_tasks", () => {
           depends_on: [],
           claimed_by: "agent-b",
           lease_expires_at: "2026-12-01T12:00:00.000Z",
+          labels: [],
+          criteria: null,
         },
       ],
       next_cursor: "cursor-2",
@@ -726,6 +859,51 @@ describe("list_tasks", () => {
       cursor: "cursor-2",
     });
     expect(textOf(result)).toBe(`No task matches in project ${PROJECT}.\nEnd of the list.`);
+  });
+
+  test("query, labels and parent_id become q, repeated label and parent; lines show labels, criteria and the match", async () => {
+    const found = withContent({ notes: undefined, match: { snippet: "…careful: the [login] API…" } });
+    handler = () => json({ tasks: [found], next_cursor: null });
+    const result = await call("list_tasks", {
+      project_id: PROJECT,
+      query: "login",
+      label: ["backend", "bug"],
+      parent_id: "TASK-010",
+    });
+    expect([...seen[0]!.searchParams]).toEqual([
+      ["project", PROJECT],
+      ["limit", "50"],
+      ["q", "login"],
+      ["parent", "TASK-010"],
+      ["label", "backend"],
+      ["label", "bug"],
+    ]);
+    expect(result.structuredContent).toEqual({
+      tasks: [
+        {
+          task_id: "TASK-051",
+          status: "pending",
+          priority: "high",
+          description: "Implement US-053",
+          depends_on: [],
+          claimed_by: null,
+          lease_expires_at: null,
+          labels: ["backend", "bug"],
+          criteria: "1/2",
+          match: "…careful: the [login] API…",
+        },
+      ],
+      next_cursor: null,
+    });
+    expect(textOf(result)).toBe(
+      'TASK-051 pending high ready [backend, bug] criteria 1/2 — "Implement US-053" matched "…careful: the [login] API…"\nEnd of the list.',
+    );
+  });
+
+  test("one label may be given as a string; status cancelled passes through", async () => {
+    handler = () => json({ tasks: [], next_cursor: null });
+    await call("list_tasks", { project_id: PROJECT, label: "frontend", status: "cancelled" });
+    expect(seen[0]!.query).toMatchObject({ label: "frontend", status: "cancelled" });
   });
 
   test("ready with a status other than pending is refused, with no HTTP call", async () => {
@@ -799,7 +977,198 @@ describe("add_task", () => {
     expect(textOf(result)).toContain('"task_ids":["TASK-012","DOC-1"]');
   });
 
+  test("labels, parent_id and acceptance_criteria go into the batch as given", async () => {
+    handler = () => json({ success: true, tasks_added: 1, task_ids: ["TASK-011"] }, 201);
+    const tasks = [
+      {
+        project_id: PROJECT,
+        description: "Log in",
+        labels: ["frontend"],
+        parent_id: "TASK-010",
+        acceptance_criteria: ["tests pass", "docs updated"],
+      },
+    ];
+    await call("add_task", { tasks });
+    expect(seen[0]!.body).toEqual({ tasks });
+  });
+
   testArgumentChecks("add_task");
+});
+
+describe("get_task", () => {
+  const parent = task({ task_id: "TASK-010", description: "Epic: sign-in\nall of it", status: "in_progress", notes });
+  const children = [
+    task({ task_id: "TASK-051", status: "completed" }),
+    task({ task_id: "TASK-052", description: "Remember me", status: "pending" }),
+  ];
+
+  test("returns the whole task, its parent and its children, as structuredContent and a compact text", async () => {
+    const whole = withContent({ description: "Implement US-053\nwith the form", children: { total: 2, done: 1 } });
+    handler = routes({
+      "GET /tasks/TASK-051": () => json({ task: whole }),
+      "GET /tasks/TASK-010": () => json({ task: parent }),
+      "GET /tasks": () => json({ tasks: children, next_cursor: null }),
+    });
+    const result = await call("get_task", { task_id: "TASK-051", project_id: PROJECT });
+    expect(seen.map((record) => [record.method, record.path, record.query]).sort()).toEqual([
+      ["GET", "/tasks", { project: PROJECT, parent: "TASK-051", limit: "500" }],
+      ["GET", "/tasks/TASK-010", { project: PROJECT }],
+      ["GET", "/tasks/TASK-051", { project: PROJECT }],
+    ]);
+    expect(result.structuredContent).toEqual({
+      task: whole,
+      parent: { task_id: "TASK-010", description: "Epic: sign-in", status: "in_progress" },
+      children: [
+        { task_id: "TASK-051", description: "Implement US-053", status: "completed" },
+        { task_id: "TASK-052", description: "Remember me", status: "pending" },
+      ],
+    });
+    expect(textOf(result)).toBe(
+      [
+        'TASK-051 pending high ready [backend, bug] criteria 1/2 — "Implement US-053"',
+        'Description: "Implement US-053\\nwith the form"',
+        'Parent: TASK-010 in_progress — "Epic: sign-in"',
+        "Inputs: US-053; outputs: index.ts",
+        "Acceptance criteria (1/2 ticked off; tick with update_task check: [n]):",
+        '  1. [x] "tests pass"',
+        '  2. [ ] "docs updated"',
+        "Notes:",
+        '  2026-12-01T09:00:00.000Z "claude-a": "Started on the form"',
+        '  2026-12-01T10:00:00.000Z "claude-a": "Tried X: the session cookie is lost"',
+        '  2026-12-01T11:00:00.000Z "unknown": "careful: the \\"login\\" API changed"',
+        '  2026-12-01T12:00:00.000Z "claude-b": "Y is left"',
+        "Children (1/2 done):",
+        '  TASK-051 completed — "Implement US-053"',
+        '  TASK-052 pending — "Remember me"',
+      ].join("\n"),
+    );
+  });
+
+  test("a task without parent or children, or from a tracker that has neither, is read with one request", async () => {
+    for (const read of [withContent({ parent_id: null, notes: [] }), task()]) {
+      seen = [];
+      handler = routes({ "GET /tasks/TASK-051": () => json({ task: read }) });
+      const result = await call("get_task", { task_id: "TASK-051", project_id: PROJECT });
+      expect(seen).toHaveLength(1);
+      expect(result.structuredContent).toEqual({ task: read, parent: null, children: [] });
+    }
+  });
+
+  test("an unknown task names it and its project", async () => {
+    handler = routes({ "GET /tasks/TASK-999": () => apiError(404, "task_not_found", "Task not found: TASK-999") });
+    const result = await call("get_task", { task_id: "TASK-999", project_id: PROJECT });
+    expect({ isError: result.isError, text: textOf(result) }).toEqual({
+      isError: true,
+      text: `Task not found: TASK-999 in project ${PROJECT}`,
+    });
+  });
+
+  testArgumentChecks("get_task");
+});
+
+describe("update_task", () => {
+  const noted = { at: "2026-12-06T10:00:00.000Z", by: "agent-7", text: "Tried Z" };
+  const listed = (overrides: Record<string, unknown> = {}) =>
+    withContent({ notes: undefined, last_note: noted, notes_count: 5, ...overrides });
+
+  test("a note alone is one POST …/notes; the text shows the task and the note", async () => {
+    handler = routes({ "POST /tasks/TASK-051/notes": () => json({ note: noted, task: listed() }, 201) });
+    const result = await call("update_task", { task_id: "TASK-051", project_id: PROJECT, note: "Tried Z" });
+    expect(seen.map((record) => [record.method, record.path, record.query, record.body])).toEqual([
+      ["POST", "/tasks/TASK-051/notes", { project: PROJECT }, { text: "Tried Z" }],
+    ]);
+    expect(seen[0]!.headers["idempotency-key"]).toBeString();
+    expect(result.structuredContent).toEqual({ task: listed(), note: noted });
+    expect(textOf(result)).toContain('Note added. TASK-051 pending high ready [backend, bug] criteria 1/2 — "Implement US-053"');
+    expect(textOf(result)).toContain(
+      'Notes (the last 1 of 5; get_task shows all):\n  2026-12-06T10:00:00.000Z "agent-7": "Tried Z"',
+    );
+  });
+
+  test("check, labels, priority and a note: PATCH first, then the note, each with its own Idempotency-Key", async () => {
+    const ticked = listed({
+      acceptance_criteria: [
+        { text: "tests pass", done: true },
+        { text: "docs updated", done: true },
+      ],
+    });
+    handler = routes({
+      "PATCH /tasks/TASK-051": () => json({ task: ticked }),
+      "POST /tasks/TASK-051/notes": () => json({ note: noted, task: ticked }, 201),
+    });
+    const args = { task_id: "TASK-051", project_id: PROJECT, check: [2], labels: ["backend"], priority: "low", note: "Tried Z" };
+    const result = await call("update_task", args);
+    expect(seen.map((record) => [record.method, record.path, record.body])).toEqual([
+      ["PATCH", "/tasks/TASK-051", { check: [2], labels: ["backend"], priority: "low" }],
+      ["POST", "/tasks/TASK-051/notes", { text: "Tried Z" }],
+    ]);
+    expect(seen[0]!.query).toEqual({ project: PROJECT });
+    expect(seen[0]!.headers["idempotency-key"]).not.toBe(seen[1]!.headers["idempotency-key"]);
+    expect(textOf(result)).toContain('  2. [x] "docs updated"');
+  });
+
+  test("without a note it is the PATCH alone; uncheck and description pass through", async () => {
+    handler = routes({ "PATCH /tasks/TASK-051": () => json({ task: listed() }) });
+    const result = await call("update_task", { task_id: "TASK-051", project_id: PROJECT, uncheck: [1], description: "New" });
+    expect(seen.map((record) => [record.method, record.body])).toEqual([["PATCH", { uncheck: [1], description: "New" }]]);
+    expect(result.structuredContent).toEqual({ task: listed() });
+  });
+
+  test("nothing to change is refused, naming what it takes, with no HTTP call", async () => {
+    const result = await call("update_task", { task_id: "TASK-051", project_id: PROJECT });
+    expect({ isError: result.isError, text: textOf(result), requests: seen.length }).toEqual({
+      isError: true,
+      text: "update_task needs at least one of note, check, uncheck, labels, priority, description",
+      requests: 0,
+    });
+  });
+
+  test("a refused PATCH is the tracker's sentence, and the note is not sent", async () => {
+    handler = routes({
+      "PATCH /tasks/TASK-051": () => apiError(400, "validation_failed", "check names criterion 7, but TASK-051 has 2"),
+    });
+    const result = await call("update_task", { task_id: "TASK-051", project_id: PROJECT, check: [7], note: "done" });
+    expect(textOf(result)).toBe("Task Tracking API error: 400 - check names criterion 7, but TASK-051 has 2");
+    expect(seen).toHaveLength(1);
+  });
+
+  test("a note that fails after a PATCH that held says what was done; its retries keep one key", async () => {
+    handler = routes({
+      "PATCH /tasks/TASK-051": () => json({ task: listed() }),
+      "POST /tasks/TASK-051/notes": () => apiError(503, "unavailable", "Service Unavailable"),
+    });
+    const result = await call("update_task", { task_id: "TASK-051", project_id: PROJECT, check: [2], note: "done" });
+    expect(textOf(result)).toBe(
+      "TASK-051 was updated (check), but the note was not added: Task Tracking API error: 503 - Service Unavailable. " +
+        "Call update_task again with the note alone.",
+    );
+    const posts = seen.filter((record) => record.method === "POST");
+    expect(posts).toHaveLength(4);
+    expect(new Set(posts.map((record) => record.headers["idempotency-key"])).size).toBe(1);
+    expect(posts[0]!.headers["idempotency-key"]).not.toBe(seen[0]!.headers["idempotency-key"]);
+  });
+
+  test("an unknown task names it and its project", async () => {
+    handler = () => apiError(404, "task_not_found", "Task not found: TASK-999");
+    const client = await connect();
+    for (const args of [{ note: "x" }, { check: [1] }]) {
+      const result = (await client.callTool({
+        name: "update_task",
+        arguments: { task_id: "TASK-999", project_id: PROJECT, ...args },
+      })) as CallToolResult;
+      expect(textOf(result)).toBe(`Task not found: TASK-999 in project ${PROJECT}`);
+    }
+  });
+
+  test("a tracker without notes (before 0.3) gets a sentence that says so, not 'Task not found'", async () => {
+    handler = routes({});
+    const result = await call("update_task", { task_id: "TASK-051", project_id: PROJECT, note: "x" });
+    expect(textOf(result)).toBe(
+      "This Task Tracking service has no POST /tasks/<task_id>/notes (it answered 404): it is older than 0.3, which brought notes; upgrade the tracker to add them.",
+    );
+  });
+
+  testArgumentChecks("update_task");
 });
 
 // ─── Cross-cutting: errors, redirects, retries, logs, configuration ─────────────────────────────
@@ -1727,7 +2096,7 @@ describe("claim keeper", () => {
       msg: `could not adopt the claims of agent ${AGENT}`,
       error: `Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`,
     });
-    expect((await client.listTools()).tools).toHaveLength(6);
+    expect((await client.listTools()).tools).toHaveLength(8);
   });
 });
 
@@ -1791,6 +2160,17 @@ describe("resources", () => {
       ["/tasks/TASK-051/events", { project: PROJECT }],
     ]);
     expect(logLines()[0]).toMatchObject({ resource: `task://${PROJECT}/TASK-051`, outcome: "ok", attempts: 2 });
+  });
+
+  test("task://… carries the task's acceptance criteria and every note as the tracker gives them", async () => {
+    handler = routes({
+      "GET /tasks/TASK-051": () => json({ task: withContent() }),
+      "GET /tasks/TASK-051/events": () => json({ events }),
+    });
+    const client = await connect();
+    const { contents } = await client.readResource({ uri: `task://${PROJECT}/TASK-051` });
+    const { task: read } = JSON.parse((contents[0] as { text: string }).text);
+    expect({ criteria: read.acceptance_criteria, notes: read.notes }).toEqual({ criteria, notes });
   });
 
   test("an unknown task is an error naming it and its project", async () => {
@@ -1863,6 +2243,8 @@ describe("resources", () => {
           depends_on: [],
           claimed_by: null,
           lease_expires_at: null,
+          labels: [],
+          criteria: null,
         },
       ],
       more_ready: true,
@@ -1875,6 +2257,8 @@ describe("resources", () => {
           depends_on: [],
           claimed_by: "agent-b",
           lease_expires_at: "2026-12-01T12:00:00.000Z",
+          labels: [],
+          criteria: null,
         },
       ],
     });
@@ -1973,12 +2357,22 @@ describe("prompts", () => {
     expect(text).toContain('call update_task_status with its task_id, project_id "web", status "completed" and completion_notes');
   });
 
+  test("work_next_task: read the criteria and notes, record progress with update_task and tick criteria off", async () => {
+    const text = await promptText(await connect(), "work_next_task", { project_id: "web" });
+    expect(text).toContain("its acceptance criteria, and its notes, which say what was tried and what is left");
+    expect(text).toContain(
+      'call update_task (project_id "web") with check: [n] when acceptance criterion n holds, and with a note',
+    );
+    expect(text).toContain("When every criterion is ticked off, call update_task_status");
+  });
+
   test("plan_goal: the goal, reserved IDs, one batch with dependencies", async () => {
     const text = await promptText(await connect(), "plan_goal", { project_id: "web", goal: "Ship the board" });
     expect(text).toContain("Ship the board");
     expect(text).toContain('Call reserve_id_range with artifact_type "TASK"');
     expect(text).toContain('Call add_task once with all the tasks: the reserved IDs, project_id "web"');
     expect(text).toContain("depends_on");
+    expect(text).toContain("acceptance_criteria (the checks that say the task is done)");
   });
 
   test("with TASK_TRACKING_PROJECT set, project_id may be left out", async () => {
@@ -2489,7 +2883,7 @@ describe("the compiled binary", () => {
       .map((line) => JSON.parse(line) as Message);
     expect(out.every((message) => message.jsonrpc === "2.0")).toBe(true);
     expect(out.map((message) => message.id).sort()).toEqual([1, 2, 3]);
-    expect(out.find((message) => message.id === 2)!.result!.tools).toHaveLength(6);
+    expect(out.find((message) => message.id === 2)!.result!.tools).toHaveLength(8);
     // the call in flight when stdin closed was finished and answered before the exit
     expect(out.find((message) => message.id === 3)!.result!.content![0]!.text).toBe(
       `Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}`,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /**
  * task-tracking-mcp: an MCP server (stdio) that lets AI coding agents plan and track their work in a
- * Task Tracking service. Six tools, two resource templates and two prompts, each a call of the
+ * Task Tracking service. Eight tools, two resource templates and two prompts, each a call of the
  * service's REST API (docs/API.md); what users see is docs/TOOLS.md.
  *
  * Read top to bottom, one section each:
@@ -231,7 +231,9 @@ function paramsForLog(params: unknown): unknown {
 // ─── The API's shapes (docs/API.md) ────────────────────────────────────────────────────────────
 
 export const ARTIFACT_TYPE = /^[A-Z][A-Z0-9]{0,15}$/;
-export const TASK_STATUSES = ["pending", "in_progress", "completed"] as const;
+export const TASK_STATUSES = ["pending", "in_progress", "completed", "cancelled"] as const;
+/** What get_next_task may look for: a cancelled task is never handed out. */
+const NEXT_STATUSES = ["pending", "in_progress", "completed"] as const;
 export const PRIORITIES = ["high", "medium", "low"] as const;
 
 /** A project or task ID as the service takes it; never only dots, which a URL reads as a path step. */
@@ -250,7 +252,28 @@ const artifactType = z
     ARTIFACT_TYPE,
     "artifact_type must be an upper-case letter then up to 15 upper-case letters or digits, e.g. US, SPEC, TASK",
   );
-const taskStatus = (field: string) => z.enum(TASK_STATUSES, { error: `${field} must be one of pending, in_progress, completed` });
+const oneOf = <T extends readonly [string, ...string[]]>(field: string, values: T) =>
+  z.enum(values, { error: `${field} must be one of ${values.join(", ")}` });
+/** 1-based positions of acceptance criteria. */
+const positions = (field: string) =>
+  z
+    .array(
+      z
+        .number()
+        .int(`${field} holds criterion positions, whole numbers`)
+        .min(1, `${field} positions start at 1`)
+        .max(50, `${field} positions go up to 50`),
+    )
+    .min(1, `${field} must name at least 1 criterion`)
+    .max(50, `${field} may name at most 50 criteria`);
+/** A text of 1 to `max` characters; `field` names it in the errors. */
+const boundedText = (field: string, max: number) =>
+  z.string().min(1, `${field} must not be empty`).max(max, `${field} must be at most ${max} characters`);
+const labelName = boundedText("a label", 40);
+const labelList = z.array(labelName).max(20, "labels must hold at most 20 names");
+const NoteSchema = z.looseObject({ at: z.string(), by: z.string().nullable(), text: z.string() });
+type Note = z.infer<typeof NoteSchema>;
+const CriterionSchema = z.looseObject({ text: z.string(), done: z.boolean() });
 
 const TaskSchema = z.looseObject({
   task_id: z.string(),
@@ -269,24 +292,39 @@ const TaskSchema = z.looseObject({
   updated_at: z.string(),
   started_at: z.string().nullable(),
   completed_at: z.string().nullable(),
+  // Absent from a tracker before 0.3 (issue 21); `notes` only in GET /tasks/<id> and a claim's answer.
+  labels: z.array(z.string()).optional(),
+  parent_id: z.string().nullable().optional(),
+  acceptance_criteria: z.array(CriterionSchema).optional(),
+  notes_count: z.number().int().optional(),
+  last_note: NoteSchema.nullable().optional(),
+  notes: z.array(NoteSchema).optional(),
+  children: z.looseObject({ total: z.number().int(), done: z.number().int() }).optional(),
+  released_by: z.string().nullable().optional(),
+  match: z.looseObject({ snippet: z.string() }).optional(),
 });
 export type Task = z.infer<typeof TaskSchema>;
+/** A task as a tool's outputSchema declares it: the fields a model branches on; the rest as docs/API.md gives it. */
+const TaskOutput = z.looseObject({ task_id: z.string(), status: z.string() });
 
 const TaskInputSchema = z.strictObject({
-  task_id: taskId("task_id").optional().describe("Left out, the tracker assigns the next TASK-nnn; or 1-64 of A-Z a-z 0-9 . _ -"),
-  project_id: projectId.describe('Project ID, e.g. "ai-agent-mcp-server"'),
-  description: z
-    .string()
-    .min(1, "description must not be empty")
-    .max(10_000, "description must be at most 10000 characters")
-    .describe("What to do, 1-10000 characters"),
+  task_id: taskId("task_id").optional().describe("Left out: the next TASK-nnn"),
+  project_id: projectId.describe("Project ID"),
+  description: boundedText("description", 10_000).describe("What to do"),
   inputs: z.array(z.string()).optional().describe('Artifacts the task reads, e.g. ["US-053"]'),
   outputs: z.array(z.string()).optional().describe('Artifacts the task produces, e.g. ["index.ts"]'),
   priority: z
     .enum(PRIORITIES, { error: "priority must be one of high, medium, low" })
     .optional()
     .describe("high, medium (default) or low"),
-  depends_on: z.array(taskId("depends_on entry")).optional().describe("task_ids that must be completed before this one is ready"),
+  depends_on: z.array(taskId("depends_on entry")).optional().describe("task_ids to be completed first"),
+  labels: labelList.optional().describe('Up to 20 labels, e.g. ["backend", "bug"]'),
+  parent_id: taskId("parent_id").optional().describe("The parent task (an epic), existing or in this batch"),
+  acceptance_criteria: z
+    .array(boundedText("a criterion", 1000))
+    .max(50, "acceptance_criteria may hold at most 50 criteria")
+    .optional()
+    .describe("Checks to tick off before it can be completed"),
 });
 export type TaskInput = z.infer<typeof TaskInputSchema>;
 
@@ -299,28 +337,46 @@ const CompactTaskShape = {
   depends_on: z.array(z.string()),
   claimed_by: z.string().nullable(),
   lease_expires_at: z.string().nullable(),
+  labels: z.array(z.string()),
+  criteria: z.string().nullable().describe('Acceptance criteria ticked off, e.g. "2/5"; null when it has none'),
+  match: z.string().optional().describe("Where the query matched, the matched words in [ ]"),
 };
-type CompactTask = { [K in keyof typeof CompactTaskShape]: z.infer<(typeof CompactTaskShape)[K]> };
+type CompactTask = z.infer<z.ZodObject<typeof CompactTaskShape>>;
 
 const MAX_SHOWN_DESCRIPTION = 100;
 
+/** A description's first line, cut to MAX_SHOWN_DESCRIPTION characters. */
+function firstLine(description: string): string {
+  const line = description.trim().split("\n", 1)[0]!.trim();
+  return line.length <= MAX_SHOWN_DESCRIPTION ? line : `${line.slice(0, MAX_SHOWN_DESCRIPTION - 1)}…`;
+}
+
 function compactTask(task: Task): CompactTask {
-  const firstLine = task.description.trim().split("\n", 1)[0]!.trim();
-  return {
+  const compact: CompactTask = {
     task_id: task.task_id,
     status: task.status,
     priority: task.priority,
-    description: firstLine.length <= MAX_SHOWN_DESCRIPTION ? firstLine : `${firstLine.slice(0, MAX_SHOWN_DESCRIPTION - 1)}…`,
+    description: firstLine(task.description),
     depends_on: task.depends_on,
     claimed_by: task.claimed_by,
     lease_expires_at: task.lease_expires_at ?? null,
+    labels: task.labels ?? [],
+    criteria: criteriaProgress(task),
   };
+  if (task.match) compact.match = task.match.snippet;
+  return compact;
+}
+
+/** `2/5`: acceptance criteria ticked off of all; null without any. */
+function criteriaProgress({ acceptance_criteria: criteria = [] }: Task): string | null {
+  return criteria.length ? `${criteria.filter((criterion) => criterion.done).length}/${criteria.length}` : null;
 }
 
 // The responses, checked before anything reaches the model.
 const NextTaskResponse = z.object({ task: TaskSchema.nullable() });
 const UpdatedTaskResponse = z.object({ updated_task: TaskSchema });
 const TaskResponse = z.object({ task: TaskSchema });
+const NoteResponse = z.object({ note: NoteSchema, task: TaskSchema });
 const TaskPageResponse = z.object({ tasks: z.array(TaskSchema), next_cursor: z.string().nullable() });
 const EventsResponse = z.object({ events: z.array(z.looseObject({ type: z.string(), at: z.string() })) });
 const ProjectSummary = z.looseObject({
@@ -329,18 +385,19 @@ const ProjectSummary = z.looseObject({
   blocked: z.number().int(),
   in_progress: z.number().int(),
   completed: z.number().int(),
+  cancelled: z.number().int().optional(), // since issue 21
   last_change_at: z.string().nullable().optional(),
 });
 type ProjectSummary = z.infer<typeof ProjectSummary>;
 const ProjectsResponse = z.object({ projects: z.array(ProjectSummary) });
 const NextIdResponse = z.object({ next_id: z.string() });
 const ReservationShape = {
-  reservation_id: z.string().describe("UUID of the reservation"),
-  reserved_ids: z.array(z.string()).describe("The reserved IDs, contiguous, in order"),
-  expires_at: z.string().describe("RFC 3339 time after which the reservation shows as expired (its IDs are never reissued)"),
+  reservation_id: z.string(),
+  reserved_ids: z.array(z.string()),
+  expires_at: z.string().describe("When the reservation shows as expired (its IDs are never reissued)"),
 };
 const ReservationResponse = z.object(ReservationShape);
-const BatchShape = { success: z.boolean(), tasks_added: z.number().int(), task_ids: z.array(z.string()) };
+const BatchShape = { success: z.boolean(), tasks_added: z.number().int().min(0).max(500), task_ids: z.array(z.string()) };
 const BatchResponse = z.object(BatchShape);
 
 // ─── The HTTP client: knows the API, retries and timeouts; knows nothing of MCP ────────────────
@@ -472,9 +529,12 @@ const CLAIM_CONFLICT_ADVICE: Record<string, string> = {
   claim_lost: "Your lease ran out (was the session paused?): call get_next_task with claim: true before working on it again.",
 };
 
+/** 409s whose sentence already says what to do: passed to the model as they are. */
+const SELF_EXPLAINING_CODES = new Set(["ambiguous_task_id", "criteria_open", "children_open"]);
+
 function httpFailure(status: number, detail: string, code: string | undefined): ToolFailure {
   const cause = { status, detail, code };
-  if (status === 409 && code === "ambiguous_task_id") return new ToolFailure(detail, cause);
+  if (status === 409 && SELF_EXPLAINING_CODES.has(code ?? "")) return new ToolFailure(detail, cause);
   const advice = status === 409 && code ? CLAIM_CONFLICT_ADVICE[code] : undefined;
   if (advice) return new ToolFailure(`${detail} ${advice}`, cause);
   return new ToolFailure(`Task Tracking API error: ${status} - ${detail}`, cause);
@@ -506,6 +566,10 @@ export type TaskFilter = {
   claimedBy?: string;
   limit?: number;
   cursor?: string;
+  query?: string;
+  /** A task must carry every one. */
+  labels?: string[];
+  parent?: string;
 };
 
 export interface ClientDeps {
@@ -526,6 +590,22 @@ function statusFailure(id: string, failure: ToolFailure): ToolFailure {
   if (failure.status === 400) return new ToolFailure(`Invalid status transition: ${failure.detail}`, failure.info);
   return failure;
 }
+
+/** What a service without an endpoint lacks, and what to do. */
+const FIRST_CONTRACT = "it implements only the first version of the API. Use get_next_task instead.";
+const NO_NOTES = "it is older than 0.3, which brought notes; upgrade the tracker to add them.";
+
+/**
+ * A rejection handler: a 404 of a per-task endpoint is `Task not found: <id> in project <p>`; with
+ * `code`, only a 404 of that code (where a missing endpoint means something else).
+ */
+const taskNotFound =
+  (id: string, project: string, code?: string) =>
+  (error: unknown): never => {
+    if (error instanceof ToolFailure && error.status === 404 && (code === undefined || error.code === code))
+      throw new ToolFailure(`Task not found: ${id} in project ${project}`, error.info);
+    throw error;
+  };
 
 export class TrackerClient {
   private readonly headers: Record<string, string>;
@@ -715,10 +795,11 @@ export class TrackerClient {
 
   /** GET /tasks: one page. A service of the first contract has no such endpoint: said in words. */
   async listTasks(filter: TaskFilter, call: CallContext) {
-    const { project, status, ready, claimedBy: claimed_by, limit, cursor } = filter;
+    const { project, status, ready, claimedBy: claimed_by, limit, cursor, query: q, labels = [], parent } = filter;
     const query = new URLSearchParams();
-    for (const [name, value] of Object.entries({ project, status, ready, claimed_by, limit, cursor }))
+    for (const [name, value] of Object.entries({ project, status, ready, claimed_by, limit, cursor, q, parent }))
       if (value !== undefined) query.set(name, String(value));
+    for (const label of labels) query.append("label", label);
     return this.newerEndpoint("GET /tasks", () =>
       this.sendFor(TaskPageResponse, { method: "GET", path: `/tasks?${query}`, idempotent: false }, call),
     );
@@ -746,13 +827,23 @@ export class TrackerClient {
 
   async task(id: string, project: string, call: CallContext): Promise<Task> {
     const path = `/tasks/${encodeURIComponent(id)}?${new URLSearchParams({ project })}`;
-    try {
-      return (await this.sendFor(TaskResponse, { method: "GET", path, idempotent: false }, call)).task;
-    } catch (error) {
-      if (error instanceof ToolFailure && error.status === 404)
-        throw new ToolFailure(`Task not found: ${id} in project ${project}`, error.info);
-      throw error;
-    }
+    return (await this.sendFor(TaskResponse, { method: "GET", path, idempotent: false }, call).catch(taskNotFound(id, project)))
+      .task;
+  }
+
+  /** PATCH /tasks/<id>: the fields given, `check`/`uncheck` by criterion position. */
+  async editTask(id: string, project: string, fields: Record<string, unknown>, call: CallContext): Promise<Task> {
+    const path = `/tasks/${encodeURIComponent(id)}?${new URLSearchParams({ project })}`;
+    const request: ApiRequest = { method: "PATCH", path, body: fields, idempotent: true };
+    return (await this.sendFor(TaskResponse, request, call).catch(taskNotFound(id, project))).task;
+  }
+
+  /** POST /tasks/<id>/notes: the note as stored, and the task after it. A tracker before 0.3 has no notes. */
+  addNote(id: string, project: string, text: string, call: CallContext) {
+    const path = `/tasks/${encodeURIComponent(id)}/notes?${new URLSearchParams({ project })}`;
+    const request: ApiRequest = { method: "POST", path, body: { text }, idempotent: true };
+    const send = () => this.sendFor(NoteResponse, request, call);
+    return this.newerEndpoint("POST /tasks/<task_id>/notes", send, NO_NOTES).catch(taskNotFound(id, project, "task_not_found"));
   }
 
   async events(id: string, project: string, call: CallContext) {
@@ -763,15 +854,14 @@ export class TrackerClient {
     return body.events;
   }
 
-  /** 404 No such endpoint or 405 from an endpoint the first contract lacks: a sentence that says so. */
-  private async newerEndpoint<T>(endpoint: string, send: () => Promise<T>): Promise<T> {
+  /** 404 No such endpoint or 405 from an endpoint an older service lacks: a sentence that says so. */
+  private async newerEndpoint<T>(endpoint: string, send: () => Promise<T>, olderService = FIRST_CONTRACT): Promise<T> {
     try {
       return await send();
     } catch (error) {
       if (error instanceof ToolFailure && (error.status === 405 || isNoSuchEndpoint(error))) {
         throw new ToolFailure(
-          `This Task Tracking service has no ${endpoint} (it answered ${error.status}): it implements only the first version of the API. ` +
-            "Use get_next_task instead.",
+          `This Task Tracking service has no ${endpoint} (it answered ${error.status}): ${olderService}`,
           error.info,
         );
       }
@@ -1118,21 +1208,17 @@ function registerTools(server: McpServer, context: ServerContext): void {
   registerGetNextAvailableId(server, context);
   registerReserveIdRange(server, context);
   registerAddTask(server, context);
+  registerGetTask(server, context);
+  registerUpdateTask(server, context);
 }
 
-const projectArgument = () => projectId.describe('Project ID, e.g. "ai-agent-mcp-server"');
-const artifactTypeArgument = () =>
-  artifactType.describe("Artifact type: an upper-case letter then upper-case letters or digits, e.g. US, SPEC, TASK, HLS");
+const projectArgument = () => projectId.describe("Project ID");
+const artifactTypeArgument = () => artifactType.describe("Artifact type, e.g. US, SPEC, TASK");
 
 const GetNextTaskArguments = {
   project_id: projectArgument(),
-  status_filter: taskStatus("status_filter")
-    .default("pending")
-    .describe("Which tasks to look at: pending (default), in_progress or completed"),
-  claim: z
-    .boolean()
-    .default(false)
-    .describe('true: take the task (move it to in_progress for this agent); only with status_filter "pending"'),
+  status_filter: oneOf("status_filter", NEXT_STATUSES).default("pending").describe("Which tasks to look at"),
+  claim: z.boolean().default(false).describe('true: take the task for this agent; only with status_filter "pending"'),
 };
 
 function registerGetNextTask(server: McpServer, context: ServerContext): void {
@@ -1141,12 +1227,11 @@ function registerGetNextTask(server: McpServer, context: ServerContext): void {
     {
       title: "Get the next task",
       description:
-        "Returns the next task of a project from the shared Task Tracking service, or null when none fits. " +
-        'With status_filter "pending" (the default) it is the highest-priority task whose dependencies are all completed. ' +
-        "Call it when you are ready to start new work. Pass claim: true to take the task for yourself: it is moved to " +
-        "in_progress so no other agent gets it, and this server keeps your claim alive while it runs; without claim it only reads.",
+        "Returns a project's next task (pending: the highest-priority one whose dependencies are done), or null. To start " +
+        "work pass claim: true: the task becomes yours (in_progress, kept alive while this server runs), shown with its " +
+        "acceptance criteria and last notes.",
       inputSchema: toolArguments("get_next_task", GetNextTaskArguments),
-      outputSchema: { task: TaskSchema.nullable().describe("The task, or null when no task fits") },
+      outputSchema: { task: TaskOutput.nullable().describe("The task, or null when none fits") },
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
     },
     ({ project_id, status_filter, claim }, extra) =>
@@ -1155,11 +1240,13 @@ function registerGetNextTask(server: McpServer, context: ServerContext): void {
         { project_id, status_filter, claim },
         extra,
         async (call) => ({ task: await nextTask(context, project_id, status_filter, claim, call) }),
-        async ({ task }, call) =>
-          task
-            ? undefined
-            : ((await emptyProjectText(context.client, project_id, call)) ??
-              `No ${status_filter} task is ready in project ${project_id}.`),
+        async ({ task }, call) => {
+          if (task) return claim ? taskText(task, NOTES_SHOWN_ON_CLAIM) : undefined;
+          return (
+            (await emptyProjectText(context.client, project_id, call)) ??
+            `No ${status_filter} task is ready in project ${project_id}.`
+          );
+        },
       ),
   );
 }
@@ -1185,7 +1272,7 @@ async function emptyProjectText(client: TrackerClient, project: string, call: Ca
   call.trace.attempts += side.trace.attempts;
   if (!projects) return undefined;
   const entry = projects.find((summary) => summary.project_id === project);
-  if (entry && entry.ready + entry.blocked + entry.in_progress + entry.completed > 0) return undefined;
+  if (entry && entry.ready + entry.blocked + entry.in_progress + entry.completed + (entry.cancelled ?? 0) > 0) return undefined;
   const others = projects.map((summary) => summary.project_id).filter((id) => id !== project);
   const named = others.slice(0, MAX_NAMED_PROJECTS).join(", ");
   const more = others.length > MAX_NAMED_PROJECTS ? ` and ${others.length - MAX_NAMED_PROJECTS} more` : "";
@@ -1195,17 +1282,13 @@ async function emptyProjectText(client: TrackerClient, project: string, call: Ca
 
 const UpdateTaskStatusArguments = {
   task_id: taskId("task_id").describe('Task ID, e.g. "TASK-051"'),
-  status: taskStatus("status").describe("The new status: pending, in_progress or completed"),
+  status: oneOf("status", TASK_STATUSES).describe("The new status"),
   completion_notes: z
     .string()
     .max(10_000, "completion_notes must be at most 10000 characters")
     .default("")
-    .describe("What was done (for completed); at most 10000 characters"),
-  project_id: projectId
-    .optional()
-    .describe(
-      "The task's project; needed only when several projects have a task with this ID and this server has not touched it",
-    ),
+    .describe("What was done (completed), or why (pending, cancelled); up to 10000 characters"),
+  project_id: projectId.optional().describe("Needed only when several projects have a task of this ID"),
 };
 
 function registerUpdateTaskStatus(server: McpServer, context: ServerContext): void {
@@ -1214,37 +1297,46 @@ function registerUpdateTaskStatus(server: McpServer, context: ServerContext): vo
     {
       title: "Update a task's status",
       description:
-        "Moves a task through its life cycle: pending → in_progress (start it; only when its dependencies are completed), " +
-        "in_progress → completed (finish it, with completion_notes saying what was done), or in_progress → pending (give it back). " +
-        "Returns the updated task.",
+        "Moves a task to in_progress (claim it), completed (every acceptance criterion ticked off; completion_notes: what " +
+        "was done), pending (give it back or reopen it) or cancelled (nobody will do it); completion_notes says why.",
       inputSchema: toolArguments("update_task_status", UpdateTaskStatusArguments),
-      outputSchema: { task: TaskSchema.describe("The task after the change") },
+      outputSchema: { task: TaskOutput.describe("The task after the change") },
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
     ({ task_id, status, completion_notes, project_id }, extra) =>
-      context.run("update_task_status", { task_id, status, completion_notes, project_id }, extra, async (call) => {
-        const project = project_id ?? context.projectOf(task_id);
-        const change = { id: task_id, status, completionNotes: completion_notes, project };
-        return { task: context.follow(await context.client.updateStatus(change, call)) };
-      }),
+      context.run(
+        "update_task_status",
+        { task_id, status, completion_notes, project_id },
+        extra,
+        async (call) => {
+          const project = project_id ?? context.projectOf(task_id);
+          const change = { id: task_id, status, completionNotes: completion_notes, project };
+          return { task: context.follow(await context.client.updateStatus(change, call)) };
+        },
+        // A claim is read like get_next_task's: where the work stands.
+        ({ task }) => (status === "in_progress" ? taskText(task, NOTES_SHOWN_ON_CLAIM) : undefined),
+      ),
   );
 }
 
 const ListTasksArguments = {
   project_id: projectArgument(),
-  status: taskStatus("status").optional().describe("Only tasks in this status: pending, in_progress or completed"),
-  ready: z
-    .boolean()
+  status: oneOf("status", TASK_STATUSES).optional().describe("Only tasks in this status"),
+  ready: z.boolean().optional().describe("true: only pending tasks whose dependencies are done; false: only blocked ones"),
+  mine: z.boolean().default(false).describe("true: only the tasks you hold (find your claims again)"),
+  query: boundedText("query", 1000).optional().describe("Words to find in descriptions, criteria and notes; best match first"),
+  label: z
+    .union([labelName, labelList.min(1, "label must name at least 1 label")])
     .optional()
-    .describe("true: only pending tasks whose dependencies are all completed; false: only pending tasks still waiting for one"),
-  mine: z.boolean().default(false).describe("true: only the tasks claimed by this agent (find your claims again)"),
+    .describe("Only tasks with this label, or with all of these"),
+  parent_id: taskId("parent_id").optional().describe("Only the children of this task"),
   limit: z
     .number({ error: "limit must be a whole number from 1 to 500" })
     .int("limit must be a whole number from 1 to 500")
     .min(1, "limit must be at least 1")
     .max(500, "limit must be at most 500")
     .default(50)
-    .describe("At most this many tasks, 1-500 (default 50)"),
+    .describe("Tasks per page"),
   cursor: z
     .string()
     .min(1, "cursor must not be empty")
@@ -1260,11 +1352,13 @@ function registerListTasks(server: McpServer, context: ServerContext): void {
     {
       title: "List tasks",
       description:
-        "Lists a project's tasks, one compact line each, in the order get_next_task hands them out (ready first, then blocked, " +
-        "then in progress, then completed). Filter by status, ready, or mine: true for the tasks you hold. Read-only.",
+        "Lists a project's tasks, a line each with labels and criteria ticked off (2/5), in the order get_next_task hands " +
+        "them out. Search with query before adding a task that may exist; filter by status, ready, label, parent_id or mine.",
       inputSchema: toolArguments("list_tasks", ListTasksArguments),
       outputSchema: {
-        tasks: z.array(z.object(CompactTaskShape)).describe("The page of tasks"),
+        tasks: z
+          .array(z.looseObject({ task_id: z.string(), status: z.enum(TASK_STATUSES) }))
+          .describe(`The page: ${Object.keys(CompactTaskShape).join(", ")} of each task`),
         next_cursor: z.string().nullable().describe("Pass as cursor for the next page; null on the last page"),
       },
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
@@ -1281,12 +1375,13 @@ function registerListTasks(server: McpServer, context: ServerContext): void {
 }
 
 async function listTasks(context: ServerContext, args: ListTasksArguments, call: CallContext) {
-  const { project_id, status, ready, mine, limit, cursor } = args;
+  const { project_id: project, status, ready, mine, limit, cursor, query, label, parent_id: parent } = args;
   if (ready !== undefined && status !== undefined && status !== "pending") {
     throw new ToolFailure('ready works only with status "pending" (or no status)');
   }
   const claimedBy = mine ? context.config.agentId : undefined;
-  const page = await context.client.listTasks({ project: project_id, status, ready, limit, cursor, claimedBy }, call);
+  const labels = typeof label === "string" ? [label] : label;
+  const page = await context.client.listTasks({ project, status, ready, limit, cursor, claimedBy, query, labels, parent }, call);
   return { tasks: page.tasks.map(compactTask), next_cursor: page.next_cursor };
 }
 
@@ -1298,15 +1393,21 @@ function taskList(tasks: CompactTask[], nextCursor: string | null, { project_id,
   return lines.join("\n");
 }
 
-/** A line per task at a glance, others' words quoted: `TASK-001 pending high ready — "Implement X" (after TASK-000)`. */
+/**
+ * A line per task at a glance, others' words quoted:
+ * `TASK-001 pending high ready [backend, bug] criteria 2/5 — "Implement X" (after TASK-000) matched "…[login] form…"`.
+ */
 function taskLine(task: CompactTask, readyFilter?: boolean): string {
   let state = `${task.task_id} ${task.status} ${task.priority}`;
   if (task.status === "pending" && (readyFilter === true || task.depends_on.length === 0)) state += " ready";
   if (task.status === "pending" && readyFilter === false) state += " blocked";
   if (task.status === "in_progress" && task.claimed_by) state += ` by ${JSON.stringify(task.claimed_by)}`;
   if (task.status === "in_progress" && task.lease_expires_at) state += ` until ${task.lease_expires_at}`;
+  if (task.labels.length) state += ` [${task.labels.join(", ")}]`;
+  if (task.criteria) state += ` criteria ${task.criteria}`;
   const after = task.depends_on.length ? ` (after ${task.depends_on.join(", ")})` : "";
-  return `${state} — ${JSON.stringify(task.description)}${after}`;
+  const matched = task.match ? ` matched ${JSON.stringify(task.match)}` : "";
+  return `${state} — ${JSON.stringify(task.description)}${after}${matched}`;
 }
 
 const NextIdArguments = { artifact_type: artifactTypeArgument(), project_id: projectArgument() };
@@ -1317,10 +1418,10 @@ function registerGetNextAvailableId(server: McpServer, context: ServerContext): 
     {
       title: "Allocate the next artifact ID",
       description:
-        'Allocates the next ID of an artifact type in a project, e.g. "US-028" after US-027. The ID is yours: it is never ' +
-        "handed out again, to anyone. Call it once per new artifact (user story, spec, task…); for several at once use reserve_id_range.",
+        'Allocates the next ID of an artifact type, e.g. "US-028" after US-027; it is never handed out again. Call it once ' +
+        "per new artifact (user story, spec…); for several use reserve_id_range.",
       inputSchema: toolArguments("get_next_available_id", NextIdArguments),
-      outputSchema: { next_id: z.string().describe('The allocated ID, e.g. "US-028"') },
+      outputSchema: { next_id: z.string() },
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
     },
     ({ artifact_type, project_id }, extra) =>
@@ -1347,8 +1448,8 @@ function registerReserveIdRange(server: McpServer, context: ServerContext): void
     {
       title: "Reserve a range of artifact IDs",
       description:
-        "Reserves count contiguous IDs of an artifact type in a project in one step, e.g. US-028 … US-033, when you are about to " +
-        "create several artifacts. The IDs are never handed out again. Returns the reservation with its IDs and expiry time.",
+        "Reserves count contiguous IDs of an artifact type at once, e.g. US-028 … US-033, never handed out again: call it " +
+        "before creating several artifacts.",
       inputSchema: toolArguments("reserve_id_range", ReserveArguments),
       outputSchema: ReservationShape,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
@@ -1374,9 +1475,9 @@ function registerAddTask(server: McpServer, context: ServerContext): void {
     {
       title: "Add tasks",
       description:
-        "Adds 1-500 new tasks in one all-or-nothing batch: if any task is invalid or its task_id exists, none is added. " +
-        "Each task needs project_id and description; task_id is optional (left out, the tracker assigns the project's next TASK-nnn, " +
-        "listed in task_ids in order); priority and depends_on (task_ids completed first, existing or given in the batch) set the order.",
+        "Adds 1-500 tasks, all or none (one bad task or existing task_id: none is added). Left out, task_id is the next " +
+        "TASK-nnn (task_ids lists them in order). priority and depends_on set the order; parent_id makes a task part of an " +
+        "epic; acceptance_criteria must all be ticked off before completion.",
       inputSchema: toolArguments("add_task", AddTaskArguments),
       outputSchema: BatchShape,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
@@ -1388,6 +1489,134 @@ function registerAddTask(server: McpServer, context: ServerContext): void {
         return added;
       }),
   );
+}
+
+const TaskArguments = { task_id: taskId("task_id").describe('Task ID, e.g. "TASK-051"'), project_id: projectArgument() };
+type Relative = { task_id: string; description: string; status: Task["status"] };
+const relative = z.looseObject({ task_id: z.string(), status: z.string() });
+
+function registerGetTask(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "get_task",
+    {
+      title: "Read a task",
+      description:
+        "Returns one task whole: its description, acceptance criteria with their state, every note (what was tried, " +
+        "what is left), its parent and its children. Call it before working on a task you did not just claim.",
+      inputSchema: toolArguments("get_task", TaskArguments),
+      outputSchema: { task: TaskOutput, parent: relative.nullable(), children: z.array(relative) },
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    },
+    ({ task_id, project_id }, extra) =>
+      context.run(
+        "get_task",
+        { task_id, project_id },
+        extra,
+        (call) => taskWithRelatives(context.client, task_id, project_id, call),
+        ({ task, parent, children }) => [taskText(task, Number.POSITIVE_INFINITY, parent), ...childrenText(children)].join("\n"),
+      ),
+  );
+}
+
+/** GET /tasks/<id>, then its parent and its children (GET /tasks?parent=) side by side. */
+async function taskWithRelatives(client: TrackerClient, id: string, project: string, call: CallContext) {
+  const task = await client.task(id, project, call);
+  const relativeOf = ({ task_id, status, ...other }: Task) => ({ task_id, description: firstLine(other.description), status });
+  const [parent, children] = await Promise.all([
+    task.parent_id ? client.task(task.parent_id, project, call) : null,
+    // Only a tracker of 0.3 or later counts children, and only it knows `?parent=`.
+    task.children?.total ? client.listAllTasks({ project, parent: id }, call) : [],
+  ]);
+  return { task, parent: parent && relativeOf(parent), children: children.map(relativeOf) };
+}
+
+const relativeLine = ({ task_id, status, description }: Relative) => `${task_id} ${status} — ${JSON.stringify(description)}`;
+
+function childrenText(children: Relative[]): string[] {
+  if (!children.length) return [];
+  const done = children.filter((child) => child.status === "completed" || child.status === "cancelled").length;
+  return [`Children (${done}/${children.length} done):`, ...children.map((child) => `  ${relativeLine(child)}`)];
+}
+
+const NOTES_SHOWN_ON_CLAIM = 3;
+
+/**
+ * A task as the model reads it: its line, then the words others wrote, quoted as JSON strings so they
+ * read as data: the whole description, the acceptance criteria with their state, the last `notesShown`
+ * notes (a list's task has only the last one). The parent by its ID, or whole when it was read.
+ */
+function taskText(task: Task, notesShown: number, parent?: Relative | null): string {
+  const lines = [taskLine(compactTask(task))];
+  if (task.description.trim() !== firstLine(task.description)) lines.push(`Description: ${JSON.stringify(task.description)}`);
+  if (task.parent_id) lines.push(`Parent: ${parent ? relativeLine(parent) : task.parent_id}`);
+  if (task.inputs.length || task.outputs.length)
+    lines.push(`Inputs: ${task.inputs.join(", ") || "none"}; outputs: ${task.outputs.join(", ") || "none"}`);
+  const criteria = task.acceptance_criteria ?? [];
+  if (criteria.length)
+    lines.push(`Acceptance criteria (${criteriaProgress(task)} ticked off; tick with update_task check: [n]):`);
+  criteria.forEach(({ text, done }, i) => lines.push(`  ${i + 1}. [${done ? "x" : " "}] ${JSON.stringify(text)}`));
+  const notes = task.notes ?? (task.last_note ? [task.last_note] : []);
+  const shown = notes.slice(-notesShown);
+  const total = task.notes ? notes.length : (task.notes_count ?? notes.length);
+  if (shown.length)
+    lines.push(shown.length < total ? `Notes (the last ${shown.length} of ${total}; get_task shows all):` : "Notes:");
+  for (const note of shown) lines.push(`  ${note.at} ${JSON.stringify(note.by ?? "unknown")}: ${JSON.stringify(note.text)}`);
+  if (task.completion_notes) lines.push(`Completion notes: ${JSON.stringify(task.completion_notes)}`);
+  return lines.join("\n");
+}
+
+const UpdateTaskArguments = {
+  ...TaskArguments,
+  note: boundedText("note", 10_000).optional().describe("Added to the task's notes: what you did or tried, what is left"),
+  check: positions("check").optional().describe("Acceptance criteria to tick off, by position from 1"),
+  uncheck: positions("uncheck").optional().describe("Acceptance criteria to untick, by position from 1"),
+  labels: labelList.optional().describe("The task's labels: replaces them all"),
+  priority: oneOf("priority", PRIORITIES).optional().describe("high, medium or low"),
+  description: boundedText("description", 10_000).optional().describe("Replaces the description"),
+};
+type UpdateTaskArguments = z.infer<z.ZodObject<typeof UpdateTaskArguments>>;
+const TASK_EDITS = ["check", "uncheck", "labels", "priority", "description"] as const;
+
+function registerUpdateTask(server: McpServer, context: ServerContext): void {
+  server.registerTool(
+    "update_task",
+    {
+      title: "Record progress on a task",
+      description:
+        "Records progress on a task: add a note (what you did or tried, what is left: the next agent reads it), tick " +
+        "acceptance criteria off with check, or change labels, priority or description. Use it as you work, before completing.",
+      inputSchema: toolArguments("update_task", UpdateTaskArguments),
+      outputSchema: { task: TaskOutput, note: z.looseObject({ text: z.string() }).optional() },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    },
+    (args, extra) =>
+      context.run(
+        "update_task",
+        args,
+        extra,
+        (call) => updateTask(context, args, call),
+        ({ task, note }) => `${note ? "Note added. " : ""}${taskText(task, 1)}`,
+      ),
+  );
+}
+
+/** PATCH when anything besides a note changes, then POST the note: two writes, each with its own Idempotency-Key. */
+async function updateTask(context: ServerContext, args: UpdateTaskArguments, call: CallContext) {
+  const { task_id: id, project_id: project, note } = args;
+  const edits = Object.fromEntries(TASK_EDITS.filter((field) => args[field] !== undefined).map((field) => [field, args[field]]));
+  const edited = Object.keys(edits);
+  if (note === undefined && !edited.length)
+    throw new ToolFailure(`update_task needs at least one of note, ${TASK_EDITS.join(", ")}`);
+  const task = edited.length ? context.follow(await context.client.editTask(id, project, edits, call)) : undefined;
+  if (note === undefined) return { task: task! };
+  try {
+    const added = await context.client.addNote(id, project, note, call);
+    return { task: context.follow(added.task), note: added.note };
+  } catch (error) {
+    if (!task || !(error instanceof ToolFailure)) throw error;
+    const sentence = `${id} was updated (${edited.join(", ")}), but the note was not added: ${error.message}. Call update_task again with the note alone.`;
+    throw new ToolFailure(sentence, error.info);
+  }
 }
 
 // ─── The resources: a task with its history; a project at a glance ─────────────────────────────
@@ -1421,7 +1650,9 @@ function registerTaskResource(server: McpServer, context: ServerContext): void {
     new ResourceTemplate("task://{project_id}/{task_id}", { list: undefined, complete }),
     {
       title: "A task with its history",
-      description: "The task (JSON) and its events, oldest first: who claimed, released, completed or edited it, and when.",
+      description:
+        "The task (JSON) with its acceptance criteria and every note, and its events, oldest first: who claimed, released, " +
+        "completed or edited it, and when.",
       mimeType: "application/json",
     },
     (uri, variables, extra) =>
@@ -1508,16 +1739,12 @@ function registerPrompts(server: McpServer, config: Config): void {
     "work_next_task",
     {
       title: "Work on the next task",
-      description: "Claim the next ready task of a project, do it, and complete it with notes.",
+      description: "Claim the next ready task of a project, do it, record progress and tick its criteria, and complete it.",
       argsSchema: { project_id: project },
     },
     ({ project_id }) => userMessage(workNextTaskPrompt(projectOf(project_id))),
   );
-  const goal = z
-    .string()
-    .min(1, "goal must not be empty")
-    .max(10_000, "goal must be at most 10000 characters")
-    .describe("What should be achieved");
+  const goal = boundedText("goal", 10_000).describe("What should be achieved");
   server.registerPrompt(
     "plan_goal",
     {
@@ -1535,9 +1762,10 @@ function workNextTaskPrompt(project: string): string {
   return [
     `Work on the next task of project "${project}" in the shared Task Tracking service.`,
     `1. Call get_next_task with project_id "${project}" and claim: true. If it returns no task, say so and stop.`,
-    "2. Read the task (description, inputs, outputs) and do the work it describes.",
-    `3. When it is done, call update_task_status with its task_id, project_id "${project}", status "completed" and completion_notes saying what you did and where (files, commits, tests).`,
-    `4. If you cannot finish it, call update_task_status with status "pending" and completion_notes saying why, so another agent can take it.`,
+    "2. Read the task: its description, inputs and outputs, its acceptance criteria, and its notes, which say what was tried and what is left. Do the work it describes.",
+    `3. As you go, call update_task (project_id "${project}") with check: [n] when acceptance criterion n holds, and with a note when you finish a step or change course, so whoever resumes the task knows where you stopped.`,
+    `4. When every criterion is ticked off, call update_task_status with its task_id, project_id "${project}", status "completed" and completion_notes saying what you did and where (files, commits, tests).`,
+    `5. If you cannot finish it, call update_task_status with status "pending" and completion_notes saying why and what is left, so another agent can take it.`,
     "Work on this one task only. This server keeps your claim alive while the session runs.",
   ].join("\n");
 }
@@ -1549,7 +1777,7 @@ function planGoalPrompt(project: string, goal: string): string {
     "",
     "1. Break it into tasks that one session can finish each; note what each reads (inputs) and produces (outputs).",
     `2. Call reserve_id_range with artifact_type "TASK", count = the number of tasks, project_id "${project}".`,
-    `3. Call add_task once with all the tasks: the reserved IDs, project_id "${project}", a description that says when the task is done, a priority (high, medium, low), and depends_on naming the tasks that must be completed first.`,
+    `3. Call add_task once with all the tasks: the reserved IDs, project_id "${project}", a description, acceptance_criteria (the checks that say the task is done), a priority (high, medium, low), depends_on naming the tasks that must be completed first, and parent_id when tasks are steps of a larger one.`,
     `4. Show the plan with list_tasks (project_id "${project}"). Do not start the work itself.`,
   ].join("\n");
 }
@@ -1825,7 +2053,7 @@ Environment:
   TASK_TRACKING_LEASE_SECONDS  lease asked for on every claim, 5-3600 (default 120); renewed every third
   LOG_LEVEL                    debug, info (default), warn or error; logs are JSON lines on stderr
 
-Tools: get_next_task, update_task_status, list_tasks, get_next_available_id, reserve_id_range, add_task.
+Tools: get_next_task, update_task_status, list_tasks, get_task, update_task, get_next_available_id, reserve_id_range, add_task.
 Resources: task://{project_id}/{task_id}, project://{project_id}. Prompts: work_next_task, plan_goal.
 
 Claude Code (the key file is the one the local tracker keeps; \`task-tracker paths\` prints where):

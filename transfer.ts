@@ -21,7 +21,7 @@ export const COMMAND = "task-tracking-mcp";
 export const ID_CHARACTERS = /^[A-Za-z0-9._-]+$/;
 export const ONLY_DOTS = /^\.+$/;
 export const ARTIFACT_TYPE = /^[A-Z][A-Z0-9]{0,15}$/;
-export const TASK_STATUSES = ["pending", "in_progress", "completed"] as const;
+export const TASK_STATUSES = ["pending", "in_progress", "completed", "cancelled"] as const;
 export const PRIORITIES = ["high", "medium", "low"] as const;
 
 /** A task as the tracker answers it, as far as import and export read it (the tracker may send more). */

@@ -342,7 +342,7 @@ describe("garbage on stdin", () => {
       guarded.write("\n");
       expect(await guarded.request("ping")).toMatchObject({ result: {} });
       const listed = await guarded.request("tools/list");
-      expect(listed.result.tools).toHaveLength(6);
+      expect(listed.result.tools).toHaveLength(8);
       await guarded.stderr.waitFor(
         (line) => line.includes("dropped a message of 11534337 bytes from the client"),
         "the drop to be logged",

@@ -12,7 +12,8 @@ import { dirname, join, relative, resolve } from "node:path";
 import ts from "typescript";
 
 export const MAX_FUNCTION_LINES = 80;
-export const MAX_SERVER_LINES = 1900;
+// 2,130 since issue 21: get_task and update_task, with the task text they share, need about 230 lines more.
+export const MAX_SERVER_LINES = 2130;
 
 const root = resolve(import.meta.dir, "..");
 const SKIPPED_FOLDERS = new Set(["node_modules", "dist", "coverage", "data", ".git"]);
