@@ -37,6 +37,7 @@ import {
   withoutCredentials,
 } from "./config.ts";
 import packageJson from "./package.json" with { type: "json" };
+import type { PrimeHost } from "./prime.ts";
 import { localTrackerKeyFile } from "./tracker/data-dir.ts";
 import type { TransferHost } from "./transfer.ts";
 
@@ -1668,6 +1669,7 @@ const HELP = `${NAME} ${VERSION}: an MCP server (stdio) for the Task Tracking se
 Usage:
   ${NAME}             serve MCP over stdin/stdout (an MCP client such as Claude Code starts it)
   ${NAME} doctor      check the configuration, reach the service, prove the API key
+  ${NAME} prime       print this agent's claims and the next ready tasks (a SessionStart hook)
   ${NAME} import FILE --project P [--dry-run]
                                 add the tasks of a markdown task list, a \`gh issue list --json\` dump or an export
   ${NAME} export --project P [--format markdown|json]
@@ -1676,8 +1678,9 @@ Usage:
   ${NAME} --help      print this help
 
 Environment:
-  TASK_TRACKING_API_KEY        the service's bearer key (this or the next one is required)
-  TASK_TRACKING_API_KEY_FILE   a file holding the key instead (TASK_TRACKING_API_KEY wins when both are set)
+  TASK_TRACKING_API_KEY        the service's bearer key
+  TASK_TRACKING_API_KEY_FILE   a file holding the key instead (TASK_TRACKING_API_KEY wins when both are set);
+                               with neither, the local tracker's key file (\`task-tracker paths\` prints where)
   TASK_TRACKING_URL            base URL (default http://localhost:8080)
   TASK_TRACKING_TIMEOUT_MS     per attempt (default 5000)
   TASK_TRACKING_AGENT_ID       this agent's name, recorded on the tasks it claims
@@ -1689,8 +1692,8 @@ Environment:
 Tools: get_next_task, update_task_status, list_tasks, get_next_available_id, reserve_id_range, add_task.
 Resources: task://{project_id}/{task_id}, project://{project_id}. Prompts: work_next_task, plan_goal.
 
-Claude Code (the key file is the one the local tracker keeps; \`task-tracker paths\` prints where):
-  claude mcp add --scope user task-tracking --env TASK_TRACKING_API_KEY_FILE=$HOME/.local/share/task-tracking/api-key -- ${NAME}
+Claude Code, with the tracker on this machine (or install the plugin: see the README):
+  claude mcp add --scope user task-tracking -- ${NAME}
 `;
 
 /** What `import` and `export` take of the server: the tools' configuration, client and failures (a type-only import). */
@@ -1710,6 +1713,13 @@ export const transferHost: TransferHost = {
   projectProblem: (project) => projectId.safeParse(project).error?.issues[0]?.message,
 };
 
+/** What `prime` takes of the server: its client's GET and failures, and the redactor (a type-only import). */
+export const primeHost: PrimeHost = {
+  get: (config, path, signal) => new TrackerClient(config).send({ method: "GET", path, idempotent: false }, newCall(signal)),
+  failureOf: transferHost.failureOf,
+  redact: (secret, text) => createRedactor([secret])(text),
+};
+
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number | undefined> {
   const command = argv[0];
   if (command === "--version" || command === "-v") {
@@ -1727,6 +1737,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     }
     return doctor(process.env, (line) => console.log(line));
   }
+  // Loaded only here, as import and export below: the server's start never parses them.
+  if (command === "prime") return (await import("./prime.ts")).runPrime(argv.slice(1), primeHost);
   if (command === "import" || command === "export") {
     // Loaded only here: the server's start never parses import and export.
     const transfer = await import("./transfer.ts");
