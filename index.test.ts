@@ -320,6 +320,22 @@ describe("the server", () => {
     expect(without.getInstructions()).not.toContain("This directory's project");
     expect(without.getInstructions()).toContain("list_tasks");
   });
+
+  test("the instructions say when to reach for the tools in a user's words, in at most 2 KB with the longest project ID", async () => {
+    const longest = await connect({ project: "p".repeat(128) });
+    const text = longest.getInstructions()!;
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(2048);
+    for (const words of [
+      "plan work",
+      "what's next?",
+      "record progress",
+      "mark something done",
+      "what is blocked",
+      "number a new spec",
+    ]) {
+      expect(text).toContain(words);
+    }
+  });
 });
 
 // ─── One describe per tool: its happy path, validation, errors and retries ──────────────────────

@@ -820,14 +820,27 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
   return server;
 }
 
+/**
+ * Claude Code defers tool definitions behind a tool search: these words decide whether the tools are found, so they
+ * say when to reach for them in the words of a user's request. At most 2 KB with the longest project ID (a test holds it).
+ */
 function instructions(config: Config): string {
   const projectHint = config.project
-    ? ` This directory's project is "${config.project}": pass project_id "${config.project}" to every tool unless told otherwise.`
+    ? `\nThis directory's project is "${config.project}": pass project_id "${config.project}" to every tool unless told otherwise.`
     : "";
   return (
-    "Task tracking and artifact IDs for this project live in a shared Task Tracking service, not in local TODO files. " +
-    "Use get_next_task (claim: true to take a task), update_task_status (completed with completion_notes when done), " +
-    "list_tasks (mine: true finds your claims again), add_task, get_next_available_id and reserve_id_range." +
+    "Tasks, plans and artifact IDs live in a shared Task Tracking service that several agents and people use at once, " +
+    "not in local TODO files or your own todo list. Reach for these tools when the user asks to:\n" +
+    "- plan work, break a goal or feature into tasks, write a backlog or roadmap: add_task (depends_on, priority, " +
+    "acceptance criteria), with reserve_id_range for their IDs;\n" +
+    '- start, pick up or continue work ("what\'s next?", "work on the next task", "take a ticket"): get_next_task with ' +
+    "claim: true; list_tasks with mine: true finds the tasks you already hold, e.g. after a compaction;\n" +
+    "- record progress, leave a note, tick off criteria: update_task; give a task back: update_task_status pending " +
+    "with completion_notes saying why;\n" +
+    "- finish, close or mark something done: update_task_status completed with completion_notes saying what was done and where;\n" +
+    "- see a project's status, what is blocked, in progress or done, or find a task by its words: list_tasks, get_task;\n" +
+    "- number a new spec, story, ADR or other artifact without collisions: get_next_available_id, or reserve_id_range for several.\n" +
+    "Hold one task at a time; this server keeps your claim alive while the session runs." +
     projectHint
   );
 }
