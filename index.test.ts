@@ -2444,9 +2444,10 @@ describe("the compiled binary", () => {
   // Built again when a source is newer than it: never tested stale.
   beforeAll(() => ensureBuilt(BINARY), 120_000);
 
+  // A HOME of its own: a local tracker's key file in the user's would be read when no key is configured.
   const cleanEnv = (extra: Record<string, string> = {}) => ({
     PATH: process.env.PATH ?? "",
-    HOME: process.env.HOME ?? "/tmp",
+    HOME: mkdtempSync(join(tmpdir(), "ttmcp-home-")),
     ...extra,
   });
 
