@@ -4,7 +4,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { primeHost } from "./index.ts";
-import { MAX_PRIME_CHARACTERS, type PrimeHost, type PrimeIo, parseHookInput, runPrime } from "./prime.ts";
+import { MAX_PRIME_CHARACTERS, type PrimeHost, type PrimeIo, parseHookInput, runPrime, serverEnvOfProject } from "./prime.ts";
 import { trackerTask } from "./testkit/stand-in.ts";
 
 const NOW = Date.parse("2026-12-06T10:00:00Z");
@@ -27,6 +27,9 @@ async function primeWith(host: PrimeHost, env: Record<string, string>, hook?: ob
   const printed: string[] = [];
   const io: PrimeIo = {
     env: { TASK_TRACKING_API_KEY: "k".repeat(20), ...env },
+    readFile: (path) => {
+      throw Object.assign(new Error(`ENOENT: ${path}`), { code: "ENOENT" });
+    },
     readHookInput: async () => (hook ? JSON.stringify(hook) : undefined),
     print: (text) => printed.push(text),
     error: (text) => printed.push(`stderr: ${text}`),
@@ -123,5 +126,39 @@ describe("prime", () => {
     for (const text of [undefined, "", "not json", "[1]", "null", '{"session_id": 7}']) {
       expect(parseHookInput(text)).toEqual({ sessionId: undefined, source: undefined, cwd: undefined });
     }
+  });
+
+  test("the project's .mcp.json gives this server's env block, expanded as Claude Code expands it", () => {
+    const mcpJson = {
+      mcpServers: {
+        other: { command: "npx", args: ["some-server"], env: { TASK_TRACKING_PROJECT: "not-ours" } },
+        "task-tracking": {
+          command: "cmd",
+          args: ["/c", "task-tracking-mcp"],
+          env: {
+            TASK_TRACKING_PROJECT: "web",
+            TASK_TRACKING_URL: "${TEAM_URL:-http://localhost:8080}",
+            TASK_TRACKING_API_KEY_FILE: "${TEAM_KEY_FILE}",
+            LOG_LEVEL: 3,
+          },
+        },
+      },
+    };
+    const files: Record<string, string> = { "/w/.mcp.json": JSON.stringify(mcpJson), "/bad/.mcp.json": "{" };
+    const io = {
+      env: { TEAM_URL: "https://tracker.example" },
+      readFile: (path: string) => {
+        if (path in files) return files[path]!;
+        throw new Error(`ENOENT: ${path}`);
+      },
+    };
+    expect(serverEnvOfProject("/w", io)).toEqual({
+      TASK_TRACKING_PROJECT: "web",
+      TASK_TRACKING_URL: "https://tracker.example",
+      TASK_TRACKING_API_KEY_FILE: "${TEAM_KEY_FILE}",
+    });
+    expect(serverEnvOfProject("/bad", io)).toEqual({});
+    expect(serverEnvOfProject("/none", io)).toEqual({});
+    expect(serverEnvOfProject(undefined, io)).toEqual({});
   });
 });

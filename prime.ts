@@ -8,6 +8,8 @@
  * Loaded by index.ts only for this command. It imports nothing of index.ts: the configuration is config.ts's, and
  * the tracker is reached through the server's own client, handed over as a PrimeHost (index.ts, primeHost).
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 
@@ -34,6 +36,8 @@ export interface PrimeHost {
 
 export interface PrimeIo {
   env: Record<string, string | undefined>;
+  /** A file's text (the project's .mcp.json); throws when it cannot be read. */
+  readFile(path: string): string;
   /** The hook's JSON, or undefined when stdin is a terminal or nothing came within `waitMs`. */
   readHookInput(waitMs: number): Promise<string | undefined>;
   print(text: string): void;
@@ -116,7 +120,8 @@ async function primeText(hook: HookInput, host: PrimeHost, io: PrimeIo, deadline
   let config: Config;
   try {
     // The session's ID names the agent exactly as it names the MCP server of that session (config.ts, defaultAgentId).
-    config = loadConfig(hook.sessionId ? { ...io.env, CLAUDE_CODE_SESSION_ID: hook.sessionId } : io.env);
+    const env = { ...io.env, ...serverEnvOfProject(hook.cwd, io) };
+    config = loadConfig(hook.sessionId ? { ...env, CLAUDE_CODE_SESSION_ID: hook.sessionId } : env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     return `Task tracking is not configured: ${error.message}. \`task-tracking-mcp doctor\` says what to set.`;
@@ -129,6 +134,35 @@ async function primeText(hook: HookInput, host: PrimeHost, io: PrimeIo, deadline
     if (line === undefined) throw error;
     return host.redact(config.apiKey, line);
   }
+}
+
+/**
+ * The env block of this server in the project's `.mcp.json` (in the hook's `cwd`), expanded as Claude Code expands
+ * it (`${VAR}`, `${VAR:-default}`): the server of that session is started with it over the user's environment, and
+ * prime must see the same project, tracker and key. Empty when there is no such file or no such server in it.
+ */
+export function serverEnvOfProject(cwd: string | undefined, io: Pick<PrimeIo, "env" | "readFile">): Record<string, string> {
+  if (!cwd) return {};
+  let servers: unknown;
+  try {
+    servers = JSON.parse(io.readFile(join(cwd, ".mcp.json"))).mcpServers;
+  } catch {
+    return {}; // no .mcp.json, or not one Claude Code could read either
+  }
+  if (typeof servers !== "object" || servers === null) return {};
+  const ours = Object.values(servers).find((server) => {
+    const words = [server?.command, ...(Array.isArray(server?.args) ? server.args : [])];
+    return words.some((word) => typeof word === "string" && /(^|[\\/])task-tracking-mcp(\.cmd|\.exe)?$/.test(word));
+  });
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(ours?.env ?? {})) {
+    if (typeof value !== "string") continue;
+    env[name] = value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (whole, variable: string, fallback?: string) => {
+      const set = io.env[variable];
+      return set ? set : fallback !== undefined ? fallback : whole;
+    });
+  }
+  return env;
 }
 
 /** Two requests at once: this agent's claims in every project, and the project's ready tasks (or every project's counts). */
@@ -274,6 +308,7 @@ export function fitToBudget({ header, claims, work }: Primer): string {
 function processIo(): PrimeIo {
   return {
     env: process.env,
+    readFile: (path) => readFileSync(path, "utf8"),
     readHookInput: (waitMs) => (process.stdin.isTTY ? Promise.resolve(undefined) : readStdin(waitMs)),
     print: (text) => process.stdout.write(`${text}\n`),
     error: (text) => process.stderr.write(`${text}\n`),

@@ -4,7 +4,7 @@
 // line and exit code 0 within 2 s, so that a session never waits for it or fails by it.
 
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -111,6 +111,23 @@ describe("prime against the tracker", () => {
       `Projects with work: ${PROJECT} (4 ready, 1 in progress), api (1 ready, 0 in progress). Pass the one you work on as project_id.`,
       TOOLS_LINE,
       "",
+    ]);
+  });
+
+  test("the project's .mcp.json in the hook's cwd names the project and the tracker, as it does for the session's server", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "ttmcp-prime-repo-"));
+    const server = {
+      command: "task-tracking-mcp",
+      env: { TASK_TRACKING_URL: "${TEAM_URL:-http://127.0.0.1:9}", TASK_TRACKING_PROJECT: PROJECT },
+    };
+    writeFileSync(join(cwd, ".mcp.json"), JSON.stringify({ mcpServers: { "task-tracking": server } }));
+    const input = JSON.stringify({ session_id: SESSION, cwd, hook_event_name: "SessionStart", source: "startup" });
+    const run = await prime({ TEAM_URL: stack.url, TASK_TRACKING_API_KEY: stack.apiKey }, input);
+    expect(run.code).toBe(0);
+    expect(run.stdout.split("\n").slice(0, 3)).toEqual([
+      `Task tracking for agent ${SESSION_AGENT}, project ${PROJECT}.`,
+      "You hold 1 task; carry on with it before taking another (its lease is renewed while this session's MCP server runs):",
+      "- TASK-001 [high] Add the login form — lease 2 min left",
     ]);
   });
 
