@@ -119,8 +119,8 @@ export function parseHookInput(text: string | undefined): HookInput {
 async function primeText(hook: HookInput, host: PrimeHost, io: PrimeIo, deadline: AbortSignal): Promise<string> {
   let config: Config;
   try {
-    // The session's ID names the agent exactly as it names the MCP server of that session (config.ts, defaultAgentId).
     const env = { ...io.env, ...serverEnvOfProject(hook.cwd, io) };
+    // The session's ID names the agent exactly as it names the MCP server of that session (config.ts, defaultAgentId).
     config = loadConfig(hook.sessionId ? { ...env, CLAUDE_CODE_SESSION_ID: hook.sessionId } : env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
