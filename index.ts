@@ -15,7 +15,7 @@
  *   Serving MCP over stdio  stdout for the protocol only, stdin guarded, a clean shutdown (serve)
  *   doctor                  the configuration, the service and the key, checked in plain words
  *   The command line        --help, --version, doctor, serve (main); `import` and `export` live in
- *                           transfer.ts, loaded only when one of them runs
+ *                           transfer.ts and `prime` in prime.ts, each loaded only when it runs
  */
 import { type Readable, Transform, type Writable } from "node:stream";
 // zod before the SDK: the build wraps zod in a lazy initialiser (transfer.ts, loaded on demand, uses it too) that only
