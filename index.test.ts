@@ -9,10 +9,10 @@
  * Import and export are tested in transfer.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer as createNetServer, type Server as NetServer } from "node:net";
 import { hostname, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { PassThrough } from "node:stream";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
@@ -374,6 +374,22 @@ describe("the server", () => {
     const without = await connect();
     expect(without.getInstructions()).not.toContain("This directory's project");
     expect(without.getInstructions()).toContain("list_tasks");
+  });
+
+  test("the instructions say when to reach for the tools in a user's words, in at most 2 KB with the longest project ID", async () => {
+    const longest = await connect({ project: "p".repeat(128) });
+    const text = longest.getInstructions()!;
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(2048);
+    for (const words of [
+      "plan work",
+      "what's next?",
+      "record progress",
+      "mark something done",
+      "what is blocked",
+      "number a new spec",
+    ]) {
+      expect(text).toContain(words);
+    }
   });
 });
 
@@ -1728,6 +1744,26 @@ describe("configuration", () => {
     );
   });
 
+  test("with neither the key nor the file, the local tracker's key file, named as where the key came from", () => {
+    const keyFile = join("/home/ada/.local/share", "task-tracking", "api-key");
+    files[keyFile] = `${API_KEY}\n`;
+    expect(loadConfig({ HOME: "/home/ada" }, sources)).toMatchObject({
+      apiKey: API_KEY,
+      apiKeyFile: keyFile,
+      keyFromLocalTracker: true,
+    });
+    expect(loadConfig({ HOME: "/home/ada", TASK_TRACKING_API_KEY_FILE: "${KEY_FILE}" }, sources).apiKeyFile).toBe(keyFile);
+    expect(loadConfig({ HOME: "/home/ada", TASK_TRACKING_API_KEY: API_KEY }, sources).keyFromLocalTracker).toBeUndefined();
+    expect(() => loadConfig({ HOME: "/home/bob" }, sources)).toThrow("TASK_TRACKING_API_KEY environment variable not set");
+    files[keyFile] = "\n";
+    expect(() => loadConfig({ HOME: "/home/ada" }, sources)).toThrow(`The local tracker's key file ${keyFile} is empty`);
+    const dataHome = mkdtempSync(join(tmpdir(), "ttmcp-data-"));
+    mkdirSync(join(dataHome, "task-tracking", "api-key"), { recursive: true });
+    expect(() => loadConfig({ XDG_DATA_HOME: dataHome })).toThrow(
+      `The local tracker's key file ${join(dataHome, "task-tracking", "api-key")} cannot be read: it is a directory`,
+    );
+  });
+
   const bad: [Record<string, string>, string][] = [
     [{ TASK_TRACKING_URL: "localhost:8080" }, "TASK_TRACKING_URL must be an http(s) URL"],
     [{ TASK_TRACKING_URL: "not a url" }, "TASK_TRACKING_URL must be an http(s) URL"],
@@ -2601,7 +2637,9 @@ describe("doctor", () => {
     const url = `http://127.0.0.1:${port}/keyed/${API_KEY}`;
     expect(await doctor(env({ TASK_TRACKING_URL: url }), (line) => lines.push(line), { sleep: recordWait })).toBe(1);
     expect(lines.join("\n")).not.toContain(API_KEY);
-    expect(lines[0]).toStartWith(`✓ configuration: service http://127.0.0.1:${port}/keyed/[REDACTED], timeout`);
+    expect(lines[0]).toStartWith(
+      `✓ configuration: service http://127.0.0.1:${port}/keyed/[REDACTED] (TASK_TRACKING_URL), timeout`,
+    );
     expect(lines[1]).toBe(
       `  attempt 1 of 4: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}/keyed/[REDACTED]; trying again in 100 ms`,
     );
@@ -2626,6 +2664,42 @@ describe("doctor", () => {
     expect(lines[0]).toBe("✗ configuration: TASK_TRACKING_API_KEY environment variable not set");
   });
 
+  test("a missing key names the local tracker's key file it looked for, and how to make it", async () => {
+    const home = mkdtempSync(join(tmpdir(), "ttmcp-home-"));
+    const lines: string[] = [];
+    expect(await doctor({ HOME: home }, (line) => lines.push(line))).toBe(1);
+    expect(lines.slice(0, 3)).toEqual([
+      "✗ configuration: TASK_TRACKING_API_KEY environment variable not set",
+      `  Nor TASK_TRACKING_API_KEY_FILE, and the local tracker's key file ${join(home, ".local/share/task-tracking/api-key")} does not exist: start task-tracker`,
+      "  once on this machine (it creates that file), or set a key for another tracker as below.",
+    ]);
+  });
+
+  test("with no key configured it checks the local tracker's key file at the default URL, and says so", async () => {
+    const home = mkdtempSync(join(tmpdir(), "ttmcp-home-"));
+    const keyFile = join(home, ".local/share/task-tracking/api-key");
+    mkdirSync(dirname(keyFile), { recursive: true });
+    writeFileSync(keyFile, `${API_KEY}\n`);
+    // The default URL is this machine's port 8080, which a test must not depend on: the answers come from a stand-in fetch.
+    const localTracker = (async (url: string) =>
+      url.endsWith("/healthz") ? json({ status: "ok" }) : apiError(401, "unauthorized", "Unauthorized")) as typeof fetch;
+    const lines: string[] = [];
+    const code = await doctor({ HOME: home, TASK_TRACKING_URL: "${TASK_TRACKING_URL}" }, (line) => lines.push(line), {
+      fetch: localTracker,
+    });
+    expect({ code, first: lines[0], last: lines.at(-1) }).toEqual({
+      code: 1,
+      first:
+        "✓ configuration: service http://localhost:8080 (the default: TASK_TRACKING_URL is not set), timeout 5000 ms, " +
+        `key from the local tracker's key file ${keyFile} (neither TASK_TRACKING_API_KEY nor TASK_TRACKING_API_KEY_FILE is set) ` +
+        `(${API_KEY.length} characters), agent ${hostname()}-${process.pid}, project not set, lease 120 s`,
+      last:
+        "  The service rejected the local tracker's key (" +
+        keyFile +
+        "): is http://localhost:8080 another tracker? Set its key.",
+    });
+  });
+
   const run = async (environment: Record<string, string>, deps: Parameters<typeof doctor>[2] = {}) => {
     const lines: string[] = [];
     const code = await doctor(environment, (line) => lines.push(line), { sleep: recordWait, ...deps });
@@ -2645,7 +2719,7 @@ describe("doctor", () => {
     });
     expect(fromFile.code).toBe(0);
     expect(fromFile.lines[0]).toBe(
-      `✓ configuration: service ${serviceUrl}, timeout 5000 ms, key from the file ${keyFile} (TASK_TRACKING_API_KEY_FILE) (${API_KEY.length} characters), ` +
+      `✓ configuration: service ${serviceUrl} (TASK_TRACKING_URL), timeout 5000 ms, key from the file ${keyFile} (TASK_TRACKING_API_KEY_FILE) (${API_KEY.length} characters), ` +
         "agent agent-7, project web, lease 120 s",
     );
     expect(seen[1]!.headers.authorization).toBe(`Bearer ${API_KEY}`);
@@ -2764,9 +2838,10 @@ describe("the compiled binary", () => {
   // Built again when a source is newer than it: never tested stale.
   beforeAll(() => ensureBuilt(BINARY), 120_000);
 
+  // A HOME of its own: a local tracker's key file in the user's would be read when no key is configured.
   const cleanEnv = (extra: Record<string, string> = {}) => ({
     PATH: process.env.PATH ?? "",
-    HOME: process.env.HOME ?? "/tmp",
+    HOME: mkdtempSync(join(tmpdir(), "ttmcp-home-")),
     ...extra,
   });
 

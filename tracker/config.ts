@@ -16,6 +16,7 @@ import {
 } from "node:fs";
 import { isIP } from "node:net";
 import { dirname, join, posix, resolve, win32 } from "node:path";
+import { LOCAL_API_KEY_FILE_NAME, userDataDir } from "./data-dir.ts";
 import { DEFAULT_CLAIM_TTL_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS } from "./domain.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 import type { SyncMode } from "./storage/sqlite.ts";
@@ -107,25 +108,6 @@ export function checkApiKey(key: string, source: string): void {
   }
 }
 
-/**
- * One tracker per user: by default its database and key file live in the user's data directory,
- * the same whatever directory the tracker is started from. Linux and other Unix: $XDG_DATA_HOME
- * (when absolute, as the XDG spec asks) or ~/.local/share; macOS: ~/Library/Application Support;
- * Windows: %LOCALAPPDATA%. Undefined when the variables it comes from are not set.
- */
-export function userDataDir(env: Env = process.env, platform: NodeJS.Platform = process.platform): string | undefined {
-  if (platform === "win32") {
-    const localAppData = read(env, "LOCALAPPDATA");
-    return localAppData === undefined ? undefined : win32.join(localAppData, "task-tracking");
-  }
-  const home = read(env, "HOME");
-  if (platform === "darwin")
-    return home === undefined ? undefined : posix.join(home, "Library", "Application Support", "task-tracking");
-  const xdgDataHome = read(env, "XDG_DATA_HOME");
-  if (xdgDataHome !== undefined && posix.isAbsolute(xdgDataHome)) return posix.join(xdgDataHome, "task-tracking");
-  return home === undefined ? undefined : posix.join(home, ".local", "share", "task-tracking");
-}
-
 function defaultDbPath(dataDir: string | undefined, platform: NodeJS.Platform): string {
   if (dataDir === undefined) {
     const variable =
@@ -209,7 +191,7 @@ export interface LocalApiKey {
 
 /** The generated key is kept beside the database, so one tracker's data stay together. */
 export function localApiKeyPath(dbPath: string): string {
-  return join(dirname(dbPath), "api-key");
+  return join(dirname(dbPath), LOCAL_API_KEY_FILE_NAME);
 }
 
 /**
