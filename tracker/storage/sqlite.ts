@@ -23,6 +23,7 @@ import {
   claimBlocked,
   claimEndOf,
   claimExpiredDetails,
+  claimOfNext,
   countUnfinishedDependencies,
   decideStatusChange,
   decodeTaskCursor,
@@ -37,6 +38,7 @@ import {
   lostRace,
   MAX_ID_NUMBER,
   type NewReservation,
+  type NextClaim,
   nameBatch,
   needsClaimEnd,
   type ProjectSummary,
@@ -964,6 +966,14 @@ export class SqliteStorage implements Storage {
   async findNextTask(projectId: string, status: TaskStatus): Promise<Task | null> {
     const row = this.taskReads.next.get(projectId, status);
     return row ? toTask(row) : null;
+  }
+
+  async claimNextTask(claim: NextClaim, idempotency?: IdempotentWrite<Task | null>): Promise<Task | null> {
+    // The read and the claim run in one synchronous turn of the one connection: no writer between them.
+    return this.idempotentWrite(() => {
+      const row = this.taskReads.next.get(claim.projectId, "pending");
+      return row ? this.claim(row, claimOfNext(claim, row)) : null;
+    }, idempotency);
   }
 
   async listTasks(query: TaskListQuery): Promise<TaskPage> {
