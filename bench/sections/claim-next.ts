@@ -1,0 +1,143 @@
+// 9. Claim-next: 8 agents on one project of 10,000 ready tasks, each taking its next task with
+// POST /tasks/claim (one request) and, for comparison, in the two steps a client without it makes
+// (GET /tasks/next, then PUT …/status; a lost race asks again), beside the storage floor at the same
+// number of clients, measured in turns in the same run. Every task handed out is counted: a task
+// claimed twice is a double claim, and the tracker's own in_progress count must match.
+import { join } from "node:path";
+import { type Context, FLOORS } from "../lib/context.ts";
+import { closedLoop, type LoadResult } from "../lib/load.ts";
+import { startHttpServer, tempDir } from "../lib/proc.ts";
+import { median, spreadPercent } from "../lib/stats.ts";
+import { seedTasks, startTrackerProcess, TrackerHttp } from "../lib/tracker.ts";
+
+export const CLAIM_NEXT_AGENTS = 8;
+export const CLAIM_NEXT_TASKS = 10_000;
+
+export type ClaimWay = "storage floor (allocations)" | "POST /tasks/claim" | "GET /tasks/next + PUT";
+
+export interface ClaimNextRow {
+  way: ClaimWay;
+  per_second: number;
+  spread: number;
+  p50_ms: number;
+  p99_ms: number;
+  /** Claims made (or, for the floor, allocations), over every run. */
+  ops: number;
+  /** Tasks handed to two agents, plus any difference from the tracker's in_progress count. */
+  double_claims: number;
+  /** Two steps only: a PUT that found the task taken (400 invalid_transition), so the agent asked again. */
+  lost_races: number;
+  errors: number;
+  first_error?: string;
+}
+
+export interface ClaimNextResult {
+  agents: number;
+  tasks: number;
+  seconds_per_run: number;
+  repeats: number;
+  rows: ClaimNextRow[];
+}
+
+const secondsPerRun = (ctx: Context) => (ctx.quick ? 0.5 : 2);
+const repeatsPerRow = (ctx: Context) => (ctx.quick ? 1 : 3);
+
+type Run = LoadResult & { doubleClaims: number; lostRaces: number };
+
+/** One run of one way on a project of its own, seeded with CLAIM_NEXT_TASKS ready tasks beforehand. */
+async function claimRun(ctx: Context, http: TrackerHttp, way: ClaimWay, project: string): Promise<Run> {
+  await seedTasks(http, project, project, 0, CLAIM_NEXT_TASKS);
+  const handedOut: string[] = [];
+  let lostRaces = 0;
+  const claimOnce = async (client: number) => {
+    const agent = `agent-${client}`;
+    if (way === "POST /tasks/claim") return (await http.claimNext(project, agent)).task;
+    for (;;) {
+      const { task } = await http.nextTask(project);
+      if (!task) return null;
+      try {
+        return (await http.updateStatus(task.task_id, "in_progress", "", agent)).updated_task;
+      } catch (error) {
+        if (!String(error).includes(": 400 ")) throw error;
+        lostRaces++;
+      }
+    }
+  };
+  const result = await closedLoop({
+    clients: CLAIM_NEXT_AGENTS,
+    durationMs: secondsPerRun(ctx) * 1000,
+    maxOps: CLAIM_NEXT_TASKS,
+    op: async (client) => {
+      const task = await claimOnce(client);
+      if (!task) return false;
+      if (task.status !== "in_progress") throw new Error(`claim of ${task.task_id} returned ${task.status}`);
+      handedOut.push(task.task_id);
+    },
+  });
+  const distinct = new Set(handedOut).size;
+  const held = (await http.projects()).projects.find((p) => p.project_id === project)?.in_progress ?? 0;
+  return { ...result, doubleClaims: handedOut.length - distinct + Math.abs(held - distinct), lostRaces };
+}
+
+async function floorRun(ctx: Context, http: TrackerHttp, project: string): Promise<Run> {
+  const result = await closedLoop({
+    clients: CLAIM_NEXT_AGENTS,
+    durationMs: secondsPerRun(ctx) * 1000,
+    maxOps: 1_000_000,
+    op: async () => void (await http.nextId("US", project)),
+  });
+  return { ...result, doubleClaims: 0, lostRaces: 0 };
+}
+
+function row(way: ClaimWay, runs: Run[]): ClaimNextRow {
+  const rates = runs.map((r) => r.perSecond);
+  return {
+    way,
+    per_second: median(rates),
+    spread: spreadPercent(rates),
+    p50_ms: median(runs.map((r) => r.p50)),
+    p99_ms: median(runs.map((r) => r.p99)),
+    ops: runs.reduce((sum, r) => sum + r.ops, 0),
+    double_claims: runs.reduce((sum, r) => sum + r.doubleClaims, 0),
+    lost_races: runs.reduce((sum, r) => sum + r.lostRaces, 0),
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+    first_error: runs.find((r) => r.firstError)?.firstError,
+  };
+}
+
+/** SQLite (the default, sync=normal) beside its storage floor; the ways take turns in each repeat. */
+export async function measureClaimNext(ctx: Context): Promise<ClaimNextResult> {
+  const floor = await startHttpServer({
+    name: "storage-floor",
+    cmd: FLOORS.storage,
+    env: { FLOOR_DB: join(tempDir("storage-floor"), "floor.db"), TRACKER_SYNC: "normal" },
+  });
+  const tracker = await startTrackerProcess({ TRACKER_SYNC: "normal" });
+  const ways: ClaimWay[] = ["storage floor (allocations)", "POST /tasks/claim", "GET /tasks/next + PUT"];
+  const runs = new Map<ClaimWay, Run[]>(ways.map((way) => [way, []]));
+  try {
+    const floorHttp = new TrackerHttp(floor.url);
+    const http = new TrackerHttp(tracker.url);
+    await claimRun(ctx, http, "POST /tasks/claim", "claim-next-warm-up"); // JIT, connections, page cache
+    for (let r = 0; r < repeatsPerRow(ctx); r++) {
+      for (const way of r % 2 === 0 ? ways : [...ways].reverse()) {
+        ctx.progress(`claim-next: ${way} × ${CLAIM_NEXT_AGENTS} (run ${r + 1}/${repeatsPerRow(ctx)})`);
+        const project = `claim-next-${r}-${ways.indexOf(way)}`;
+        const result =
+          way === "storage floor (allocations)"
+            ? await floorRun(ctx, floorHttp, project)
+            : await claimRun(ctx, http, way, project);
+        runs.get(way)!.push(result);
+      }
+    }
+  } finally {
+    await Promise.all([floor.stop(), tracker.stop()]);
+  }
+  return {
+    agents: CLAIM_NEXT_AGENTS,
+    tasks: CLAIM_NEXT_TASKS,
+    seconds_per_run: secondsPerRun(ctx),
+    repeats: repeatsPerRow(ctx),
+    rows: ways.map((way) => row(way, runs.get(way)!)),
+  };
+}
