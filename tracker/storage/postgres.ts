@@ -9,6 +9,8 @@
 //   lock, so allocations and reservations of one (project, type) serialize in the database.
 // - Status changes: SELECT ... FOR UPDATE on the task row, then a compare-and-set UPDATE; a second
 //   claimer waits for the lock and then reads the winner's status.
+// - Claim-next: the next ready task is read FOR UPDATE SKIP LOCKED, so concurrent claimers each lock
+//   a different task without waiting on one another, then claimed as a status change claims it.
 // - Batches: one transaction; the dependencies a batch names are read FOR SHARE, so none of them
 //   can complete (and miss the new dependents) before the batch commits.
 // - Leases: lease_expires_at is the database's now() plus the lease; expireLeases takes the

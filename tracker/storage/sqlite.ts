@@ -970,6 +970,7 @@ export class SqliteStorage implements Storage {
 
   async claimNextTask(claim: NextClaim, idempotency?: IdempotentWrite<Task | null>): Promise<Task | null> {
     // The read and the claim run in one synchronous turn of the one connection: no writer between them.
+    // (One UPDATE … WHERE seq = (SELECT …) measured no faster, and would repeat the claim's rules in SQL.)
     return this.idempotentWrite(() => {
       const row = this.taskReads.next.get(claim.projectId, "pending");
       return row ? this.claim(row, claimOfNext(claim, row)) : null;
