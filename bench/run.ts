@@ -561,7 +561,12 @@ if (claimNext) {
   const share = (oneRequest.per_second / floor.per_second) * 100;
   target("claim-next (POST /tasks/claim, 8 agents, one project) of the storage floor", "≥ 50%", pct(share), share >= 50);
   const doubles = claimNext.rows.reduce((sum, row) => sum + row.double_claims, 0);
-  target("claim-next double claims (every run, both ways)", "0", String(doubles), doubles === 0);
+  target("claim-next double claims (every run, every way)", "0", String(doubles), doubles === 0);
+  const requests = claimNext.mcp_requests_per_claim;
+  print(
+    `   get_next_task with claim: true through dist/task-tracking-mcp: ${requests} HTTP request(s) in the tracker's access log`,
+  );
+  target("get_next_task with claim: true, HTTP requests", "1", String(requests), requests === 1);
 }
 
 print();

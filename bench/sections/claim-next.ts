@@ -1,19 +1,26 @@
 // 9. Claim-next: 8 agents on one project of 10,000 ready tasks, each taking its next task with
 // POST /tasks/claim (one request) and, for comparison, in the two steps a client without it makes
-// (GET /tasks/next, then PUT …/status; a lost race asks again), beside the storage floor at the same
-// number of clients, measured in turns in the same run. Every task handed out is counted: a task
-// claimed twice is a double claim, and the tracker's own in_progress count must match.
+// (GET /tasks/next, then PUT …/status; a lost race asks again) and as PUTs on distinct tasks whose IDs
+// the agents know (the throughput section's claims), beside the storage floor at the same number of
+// clients, measured in turns in the same run. Every task handed out is counted: a task claimed twice
+// is a double claim, and the tracker's own in_progress count must match. Then the HTTP requests one
+// get_next_task with claim: true makes through dist/task-tracking-mcp, from the tracker's access log.
 import { join } from "node:path";
 import { type Context, FLOORS } from "../lib/context.ts";
 import { closedLoop, type LoadResult } from "../lib/load.ts";
+import { StdioMcpClient } from "../lib/mcp.ts";
 import { startHttpServer, tempDir } from "../lib/proc.ts";
 import { median, spreadPercent } from "../lib/stats.ts";
-import { seedTasks, startTrackerProcess, TrackerHttp } from "../lib/tracker.ts";
+import { API_KEY, seedTasks, startTrackerProcess, TrackerHttp, type TrackerProcess } from "../lib/tracker.ts";
 
 export const CLAIM_NEXT_AGENTS = 8;
 export const CLAIM_NEXT_TASKS = 10_000;
 
-export type ClaimWay = "storage floor (allocations)" | "POST /tasks/claim" | "GET /tasks/next + PUT";
+export type ClaimWay =
+  | "storage floor (allocations)"
+  | "POST /tasks/claim"
+  | "GET /tasks/next + PUT"
+  | "PUT on distinct tasks (IDs known)";
 
 export interface ClaimNextRow {
   way: ClaimWay;
@@ -37,6 +44,8 @@ export interface ClaimNextResult {
   seconds_per_run: number;
   repeats: number;
   rows: ClaimNextRow[];
+  /** HTTP requests the tracker logged for one get_next_task with claim: true through the compiled server. */
+  mcp_requests_per_claim: number;
 }
 
 const secondsPerRun = (ctx: Context) => (ctx.quick ? 0.5 : 2);
@@ -49,9 +58,12 @@ async function claimRun(ctx: Context, http: TrackerHttp, way: ClaimWay, project:
   await seedTasks(http, project, project, 0, CLAIM_NEXT_TASKS);
   const handedOut: string[] = [];
   let lostRaces = 0;
+  let claimed = 0;
   const claimOnce = async (client: number) => {
     const agent = `agent-${client}`;
     if (way === "POST /tasks/claim") return (await http.claimNext(project, agent)).task;
+    if (way === "PUT on distinct tasks (IDs known)")
+      return (await http.updateStatus(`${project}-${claimed++}`, "in_progress", "", agent)).updated_task;
     for (;;) {
       const { task } = await http.nextTask(project);
       if (!task) return null;
@@ -68,6 +80,7 @@ async function claimRun(ctx: Context, http: TrackerHttp, way: ClaimWay, project:
     durationMs: secondsPerRun(ctx) * 1000,
     maxOps: CLAIM_NEXT_TASKS,
     op: async (client) => {
+      if (claimed >= CLAIM_NEXT_TASKS) return false;
       const task = await claimOnce(client);
       if (!task) return false;
       if (task.status !== "in_progress") throw new Error(`claim of ${task.task_id} returned ${task.status}`);
@@ -113,8 +126,14 @@ export async function measureClaimNext(ctx: Context): Promise<ClaimNextResult> {
     env: { FLOOR_DB: join(tempDir("storage-floor"), "floor.db"), TRACKER_SYNC: "normal" },
   });
   const tracker = await startTrackerProcess({ TRACKER_SYNC: "normal" });
-  const ways: ClaimWay[] = ["storage floor (allocations)", "POST /tasks/claim", "GET /tasks/next + PUT"];
+  const ways: ClaimWay[] = [
+    "storage floor (allocations)",
+    "POST /tasks/claim",
+    "GET /tasks/next + PUT",
+    "PUT on distinct tasks (IDs known)",
+  ];
   const runs = new Map<ClaimWay, Run[]>(ways.map((way) => [way, []]));
+  let mcpRequests = Number.NaN;
   try {
     const floorHttp = new TrackerHttp(floor.url);
     const http = new TrackerHttp(tracker.url);
@@ -130,6 +149,8 @@ export async function measureClaimNext(ctx: Context): Promise<ClaimNextResult> {
         runs.get(way)!.push(result);
       }
     }
+    ctx.progress("claim-next: one get_next_task with claim: true through dist/task-tracking-mcp");
+    mcpRequests = await requestsPerMcpClaim(ctx, tracker);
   } finally {
     await Promise.all([floor.stop(), tracker.stop()]);
   }
@@ -139,5 +160,34 @@ export async function measureClaimNext(ctx: Context): Promise<ClaimNextResult> {
     seconds_per_run: secondsPerRun(ctx),
     repeats: repeatsPerRow(ctx),
     rows: ways.map((way) => row(way, runs.get(way)!)),
+    mcp_requests_per_claim: mcpRequests,
   };
+}
+
+/** The requests the tracker's access log gained during one get_next_task with claim: true (nothing else runs then). */
+async function requestsPerMcpClaim(ctx: Context, tracker: TrackerProcess): Promise<number> {
+  const project = "claim-next-mcp";
+  await seedTasks(new TrackerHttp(tracker.url), project, project, 0, 10);
+  const client = new StdioMcpClient([ctx.mcpBinary], {
+    PATH: process.env.PATH,
+    TASK_TRACKING_URL: tracker.url,
+    TASK_TRACKING_API_KEY: API_KEY,
+    TASK_TRACKING_AGENT_ID: "bench-claimer",
+    LOG_LEVEL: "warn",
+  });
+  // The access log is written as requests end; a moment lets the last line reach the file.
+  const logged = async () => {
+    await Bun.sleep(300);
+    return (await Bun.file(tracker.logFile).text()).split("\n").filter((line) => line.includes('"msg":"request"')).length;
+  };
+  try {
+    await client.initialize();
+    await client.callTool("get_next_task", { project_id: project }); // the server has started and adopted its claims
+    const before = await logged();
+    const result = await client.callTool("get_next_task", { project_id: project, claim: true });
+    if (result.isError) throw new Error(`get_next_task with claim: true failed: ${JSON.stringify(result.content)}`);
+    return (await logged()) - before;
+  } finally {
+    await client.close();
+  }
 }
