@@ -536,30 +536,35 @@ const claimNext = results.claimnext;
 if (claimNext) {
   print();
   print(
-    `9. Claim-next: ${claimNext.agents} agents on one project of ${int(claimNext.tasks)} ready tasks, SQLite default; ${claimNext.repeats} × ${claimNext.seconds_per_run} s, medians`,
+    `9. Claim-next: ${claimNext.agents} agents on one project of ${int(claimNext.tasks)} ready tasks; ${claimNext.repeats} × ${claimNext.seconds_per_run} s, medians`,
   );
-  const floor = claimNext.rows.find((row) => row.way === "storage floor (allocations)")!;
+  const floorOf = (backend: string) =>
+    claimNext.rows.find((row) => row.backend === backend && row.way === "storage floor (allocations)")!;
   print(
     table(
-      ["way", "per s", "of floor", "p50", "p99", "double claims", "lost races", "errors", "noise"],
+      ["backend", "way", "per s", "of floor", "p50", "p99", "double claims", "lost races", "errors", "noise"],
       claimNext.rows.map((row) => [
+        row.backend,
         row.way,
         int(row.per_second),
-        pct((row.per_second / floor.per_second) * 100),
+        pct((row.per_second / floorOf(row.backend).per_second) * 100),
         ms(row.p50_ms),
         ms(row.p99_ms),
-        row === floor ? "" : String(row.double_claims),
+        row.way === "storage floor (allocations)" ? "" : String(row.double_claims),
         row.way === "GET /tasks/next + PUT" ? int(row.lost_races) : "",
         String(row.errors),
         noise(row.spread),
       ]),
     ),
   );
-  print("   of floor: ÷ the storage floor's allocations at the same number of clients, measured in turns with the claims");
-  const oneRequest = claimNext.rows.find((row) => row.way === "POST /tasks/claim")!;
-  if (oneRequest.first_error) print(`   first error: ${oneRequest.first_error}`);
-  const share = (oneRequest.per_second / floor.per_second) * 100;
-  target("claim-next (POST /tasks/claim, 8 agents, one project) of the storage floor", "≥ 50%", pct(share), share >= 50);
+  print(
+    "   of floor: ÷ the same storage's floor of allocations at the same number of clients, measured in turns with the claims",
+  );
+  print(`   PostgreSQL: ${claimNext.postgres}`);
+  const oneRequest = claimNext.rows.find((row) => row.backend === "SQLite" && row.way === "POST /tasks/claim")!;
+  for (const row of claimNext.rows) if (row.first_error) print(`   first error, ${row.backend} ${row.way}: ${row.first_error}`);
+  const share = (oneRequest.per_second / floorOf("SQLite").per_second) * 100;
+  target("claim-next (POST /tasks/claim, 8 agents, one project) of the storage floor, SQLite", "≥ 50%", pct(share), share >= 50);
   const doubles = claimNext.rows.reduce((sum, row) => sum + row.double_claims, 0);
   target("claim-next double claims (every run, every way)", "0", String(doubles), doubles === 0);
   const requests = claimNext.mcp_requests_per_claim;

@@ -6,6 +6,7 @@
 // is a double claim, and the tracker's own in_progress count must match. Then the HTTP requests one
 // get_next_task with claim: true makes through dist/task-tracking-mcp, from the tracker's access log.
 import { join } from "node:path";
+import { SQL } from "bun";
 import { type Context, FLOORS } from "../lib/context.ts";
 import { closedLoop, type LoadResult } from "../lib/load.ts";
 import { StdioMcpClient } from "../lib/mcp.ts";
@@ -23,6 +24,7 @@ export type ClaimWay =
   | "PUT on distinct tasks (IDs known)";
 
 export interface ClaimNextRow {
+  backend: "SQLite" | "PostgreSQL" | string;
   way: ClaimWay;
   per_second: number;
   spread: number;
@@ -44,6 +46,8 @@ export interface ClaimNextResult {
   seconds_per_run: number;
   repeats: number;
   rows: ClaimNextRow[];
+  /** Whether and how PostgreSQL ran. */
+  postgres: string;
   /** HTTP requests the tracker logged for one get_next_task with claim: true through the compiled server. */
   mcp_requests_per_claim: number;
 }
@@ -102,7 +106,7 @@ async function floorRun(ctx: Context, http: TrackerHttp, project: string): Promi
   return { ...result, doubleClaims: 0, lostRaces: 0 };
 }
 
-function row(way: ClaimWay, runs: Run[]): ClaimNextRow {
+function row(way: ClaimWay, runs: Run[]): Omit<ClaimNextRow, "backend"> {
   const rates = runs.map((r) => r.perSecond);
   return {
     way,
@@ -118,7 +122,32 @@ function row(way: ClaimWay, runs: Run[]): ClaimNextRow {
   };
 }
 
-/** SQLite (the default, sync=normal) beside its storage floor; the ways take turns in each repeat. */
+const WAYS: ClaimWay[] = [
+  "storage floor (allocations)",
+  "POST /tasks/claim",
+  "GET /tasks/next + PUT",
+  "PUT on distinct tasks (IDs known)",
+];
+
+/** One storage: its floor and our tracker on it, the ways taking turns in each repeat. */
+async function measureBackend(ctx: Context, backend: string, floorUrl: string, tracker: TrackerProcess) {
+  const runs = new Map<ClaimWay, Run[]>(WAYS.map((way) => [way, []]));
+  const floorHttp = new TrackerHttp(floorUrl);
+  const http = new TrackerHttp(tracker.url);
+  await claimRun(ctx, http, "POST /tasks/claim", "claim-next-warm-up"); // JIT, connections, page cache
+  for (let r = 0; r < repeatsPerRow(ctx); r++) {
+    for (const way of r % 2 === 0 ? WAYS : [...WAYS].reverse()) {
+      ctx.progress(`claim-next: ${backend}, ${way} × ${CLAIM_NEXT_AGENTS} (run ${r + 1}/${repeatsPerRow(ctx)})`);
+      const project = `claim-next-${r}-${WAYS.indexOf(way)}`;
+      const result =
+        way === "storage floor (allocations)" ? await floorRun(ctx, floorHttp, project) : await claimRun(ctx, http, way, project);
+      runs.get(way)!.push(result);
+    }
+  }
+  return WAYS.map((way) => ({ backend, ...row(way, runs.get(way)!) }));
+}
+
+/** SQLite (the default, sync=normal) beside its storage floor; PostgreSQL (one instance) beside its own when a URL is given. */
 export async function measureClaimNext(ctx: Context): Promise<ClaimNextResult> {
   const floor = await startHttpServer({
     name: "storage-floor",
@@ -126,42 +155,53 @@ export async function measureClaimNext(ctx: Context): Promise<ClaimNextResult> {
     env: { FLOOR_DB: join(tempDir("storage-floor"), "floor.db"), TRACKER_SYNC: "normal" },
   });
   const tracker = await startTrackerProcess({ TRACKER_SYNC: "normal" });
-  const ways: ClaimWay[] = [
-    "storage floor (allocations)",
-    "POST /tasks/claim",
-    "GET /tasks/next + PUT",
-    "PUT on distinct tasks (IDs known)",
-  ];
-  const runs = new Map<ClaimWay, Run[]>(ways.map((way) => [way, []]));
-  let mcpRequests = Number.NaN;
+  let rows: ClaimNextRow[];
+  let mcpRequests: number;
   try {
-    const floorHttp = new TrackerHttp(floor.url);
-    const http = new TrackerHttp(tracker.url);
-    await claimRun(ctx, http, "POST /tasks/claim", "claim-next-warm-up"); // JIT, connections, page cache
-    for (let r = 0; r < repeatsPerRow(ctx); r++) {
-      for (const way of r % 2 === 0 ? ways : [...ways].reverse()) {
-        ctx.progress(`claim-next: ${way} × ${CLAIM_NEXT_AGENTS} (run ${r + 1}/${repeatsPerRow(ctx)})`);
-        const project = `claim-next-${r}-${ways.indexOf(way)}`;
-        const result =
-          way === "storage floor (allocations)"
-            ? await floorRun(ctx, floorHttp, project)
-            : await claimRun(ctx, http, way, project);
-        runs.get(way)!.push(result);
-      }
-    }
+    rows = await measureBackend(ctx, "SQLite", floor.url, tracker);
     ctx.progress("claim-next: one get_next_task with claim: true through dist/task-tracking-mcp");
     mcpRequests = await requestsPerMcpClaim(ctx, tracker);
   } finally {
     await Promise.all([floor.stop(), tracker.stop()]);
   }
+  const postgres = await measurePostgres(ctx);
   return {
     agents: CLAIM_NEXT_AGENTS,
     tasks: CLAIM_NEXT_TASKS,
     seconds_per_run: secondsPerRun(ctx),
     repeats: repeatsPerRow(ctx),
-    rows: ways.map((way) => row(way, runs.get(way)!)),
+    rows: [...rows, ...postgres.rows],
+    postgres: postgres.note,
     mcp_requests_per_claim: mcpRequests,
   };
+}
+
+/** The same on one PostgreSQL instance, in a database of its own (scripts/with-postgres.sh's cluster). */
+async function measurePostgres(ctx: Context): Promise<{ rows: ClaimNextRow[]; note: string }> {
+  const url = process.env.BENCH_DATABASE_URL || process.env.TRACKER_TEST_DATABASE_URL;
+  if (!url) return { rows: [], note: "not run: no PostgreSQL (run under scripts/with-postgres.sh)" };
+  const admin = new SQL(url);
+  const database = `bench_claim_next_${Date.now().toString(36)}`;
+  await admin.unsafe(`CREATE DATABASE ${database}`);
+  const benchUrl = new URL(url);
+  benchUrl.pathname = `/${database}`;
+  try {
+    const tracker = await startTrackerProcess({ DATABASE_URL: benchUrl.href });
+    const floor = await startHttpServer({
+      name: "postgres-floor",
+      cmd: FLOORS.postgres,
+      env: { FLOOR_DATABASE_URL: benchUrl.href },
+    });
+    try {
+      const durable = process.env.TRACKER_TEST_DATABASE_DURABLE === "false" ? "fsync off (a test cluster)" : "durable settings";
+      return { rows: await measureBackend(ctx, "PostgreSQL", floor.url, tracker), note: `one instance, ${durable}` };
+    } finally {
+      await Promise.all([floor.stop(), tracker.stop()]);
+    }
+  } finally {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
+    await admin.close();
+  }
 }
 
 /** The requests the tracker's access log gained during one get_next_task with claim: true (nothing else runs then). */
