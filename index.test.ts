@@ -122,6 +122,14 @@ const withContent = (overrides: Record<string, unknown> = {}) =>
     ...overrides,
   });
 
+/** A tracker from before POST /tasks/claim: that path is the task called "claim", which takes GET and PATCH. */
+const beforeClaimNext =
+  (inner: Handler): Handler =>
+  (record, request) =>
+    record.method === "POST" && record.path === "/tasks/claim"
+      ? apiError(405, "method_not_allowed", "POST is not allowed on /tasks/claim", { allow: "GET, PATCH" })
+      : inner(record, request);
+
 // ─── The client side ────────────────────────────────────────────────────────────────────────────
 
 let logs: string[] = [];
@@ -420,11 +428,56 @@ describe("get_next_task", () => {
     expect(seen[0]!.query).toEqual({ project: PROJECT, status: "pending" });
   });
 
-  test("claims the next task: reads it, then moves it to in_progress", async () => {
+  test("claims the next task in one request, POST /tasks/claim, with the lease and an Idempotency-Key", async () => {
     const claimed = task({ status: "in_progress", claimed_by: "agent-7", started_at: "2026-11-25T10:00:00.000Z" });
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : json({ updated_task: claimed }));
+    handler = routes({ "POST /tasks/claim": () => json({ task: claimed }) });
     const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: "agent-7" });
     expect(result.structuredContent).toEqual({ task: claimed });
+    expect(seen.map((record) => [record.method, record.path, record.body])).toEqual([
+      ["POST", "/tasks/claim", { project_id: PROJECT, lease_seconds: 120 }],
+    ]);
+    expect(seen[0]!.headers).toMatchObject({
+      "x-agent-id": "agent-7",
+      "idempotency-key": expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
+  });
+
+  test("a failure of POST /tasks/claim other than a missing endpoint is reported, without a second way", async () => {
+    handler = routes({ "POST /tasks/claim": () => apiError(400, "validation_failed", "project_id must not be only dots") });
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect(textOf(result)).toBe("Task Tracking API error: 400 - project_id must not be only dots");
+    expect(seen).toHaveLength(1);
+  });
+
+  test("a tracker without POST /tasks/claim (404 not_found) gets two steps, and is asked the new way only once", async () => {
+    const claimed = task({ status: "in_progress", claimed_by: "agent-7" });
+    handler = routes({
+      "GET /tasks/next": () => json({ task: task() }),
+      "PUT /tasks/TASK-051/status": () => json({ updated_task: claimed }),
+    });
+    const client = await connect();
+    for (let i = 0; i < 2; i++) {
+      const result = (await client.callTool({
+        name: "get_next_task",
+        arguments: { project_id: PROJECT, claim: true },
+      })) as CallToolResult;
+      expect(result.structuredContent).toEqual({ task: claimed });
+    }
+    expect(seen.map((record) => `${record.method} ${record.path}`)).toEqual([
+      "POST /tasks/claim",
+      "GET /tasks/next",
+      "PUT /tasks/TASK-051/status",
+      "GET /tasks/next",
+      "PUT /tasks/TASK-051/status",
+    ]);
+  });
+
+  test("against a tracker from before POST /tasks/claim (405): reads the task, then moves it to in_progress", async () => {
+    const claimed = task({ status: "in_progress", claimed_by: "agent-7", started_at: "2026-11-25T10:00:00.000Z" });
+    handler = beforeClaimNext((record) => (record.method === "GET" ? json({ task: task() }) : json({ updated_task: claimed })));
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: "agent-7" });
+    expect(result.structuredContent).toEqual({ task: claimed });
+    expect(seen.shift()).toMatchObject({ method: "POST", path: "/tasks/claim" });
     expect(seen.map((record) => [record.method, record.path, record.body])).toEqual([
       ["GET", "/tasks/next", undefined],
       ["PUT", "/tasks/TASK-051/status", { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
@@ -435,10 +488,10 @@ describe("get_next_task", () => {
 
   test("a claim shows the criteria with their state and the last 3 notes, from the claim's answer alone", async () => {
     const claimed = withContent({ status: "in_progress", claimed_by: "agent-7", lease_expires_at: "2026-12-06T10:02:00.000Z" });
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : json({ updated_task: claimed }));
+    handler = (record) => (record.path === "/tasks/claim" ? json({ task: claimed }) : apiError(500, "internal", "unexpected"));
     const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: "agent-7" });
     expect(result.structuredContent).toEqual({ task: claimed });
-    expect(seen).toHaveLength(2);
+    expect(seen).toHaveLength(1);
     expect(textOf(result)).toBe(
       [
         'TASK-051 in_progress high by "agent-7" until 2026-12-06T10:02:00.000Z [backend, bug] criteria 1/2 — "Implement US-053"',
@@ -457,14 +510,15 @@ describe("get_next_task", () => {
 
   test("when another agent took the task first, it claims the next one", async () => {
     const second = task({ task_id: "TASK-052" });
-    handler = (record) => {
-      if (record.method === "GET") return json({ task: seen.length === 1 ? task() : second });
+    handler = beforeClaimNext((record) => {
+      if (record.method === "GET") return json({ task: seen.length === 2 ? task() : second });
       if (record.path === "/tasks/TASK-051/status")
         return apiError(400, "invalid_transition", "cannot change TASK-051 from in_progress to in_progress");
       return json({ updated_task: { ...second, status: "in_progress" } });
-    };
+    });
     const result = await call("get_next_task", { project_id: PROJECT, claim: true });
     expect((result.structuredContent as { task: { task_id: string } }).task.task_id).toBe("TASK-052");
+    expect(seen.shift()).toMatchObject({ method: "POST", path: "/tasks/claim" });
     expect(seen).toHaveLength(4);
   });
 
@@ -475,11 +529,14 @@ describe("get_next_task", () => {
   });
 
   test("gives up after 20 lost races with a sentence that says what to do", async () => {
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(400, "invalid_transition", "taken"));
+    handler = beforeClaimNext((record) =>
+      record.method === "GET" ? json({ task: task() }) : apiError(400, "invalid_transition", "taken"),
+    );
     const result = await call("get_next_task", { project_id: PROJECT, claim: true });
     expect(textOf(result)).toBe(
       `Could not claim a task in project ${PROJECT}: other agents took each of the next 20 tasks first. Call get_next_task again.`,
     );
+    expect(seen.shift()).toMatchObject({ method: "POST", path: "/tasks/claim" });
     expect(seen).toHaveLength(40);
   });
 
@@ -490,14 +547,16 @@ describe("get_next_task", () => {
   });
 
   test("a 400 that is not invalid_transition is no lost race: it is reported, asked once as the first contract would, never for another task", async () => {
-    handler = (record) =>
-      record.method === "GET" ? json({ task: task() }) : apiError(400, "validation_failed", "completion_notes is too long");
+    handler = beforeClaimNext((record) =>
+      record.method === "GET" ? json({ task: task() }) : apiError(400, "validation_failed", "completion_notes is too long"),
+    );
     const client = await connect();
     const result = (await client.callTool({
       name: "get_next_task",
       arguments: { project_id: PROJECT, claim: true },
     })) as CallToolResult;
     expect(textOf(result)).toBe("Invalid status transition: completion_notes is too long");
+    expect(seen.shift()).toMatchObject({ method: "POST", path: "/tasks/claim" });
     // The second PUT is the first contract's form (no ?project=, no lease_seconds); refused too, it teaches nothing.
     expect(seen.map((record) => [record.method, record.path, record.query, record.body])).toEqual([
       ["GET", "/tasks/next", { project: PROJECT, status: "pending" }, undefined],
@@ -514,7 +573,9 @@ describe("get_next_task", () => {
   });
 
   test("a failure other than a lost race is reported as it is", async () => {
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(500, "internal", "Internal error"));
+    handler = beforeClaimNext((record) =>
+      record.method === "GET" ? json({ task: task() }) : apiError(500, "internal", "Internal error"),
+    );
     const result = await call("get_next_task", { project_id: PROJECT, claim: true });
     expect(textOf(result)).toBe("Task Tracking API error: 500 - Internal error");
   });
@@ -1838,7 +1899,7 @@ describe("claim keeper", () => {
 
   const tracker = (heartbeat: Handler = () => json({ task: leased({ lease_expires_at: "2026-12-01T12:01:00.000Z" }) })) =>
     routes({
-      "GET /tasks/next": () => json({ task: task() }),
+      "POST /tasks/claim": () => json({ task: leased() }),
       "PUT /tasks/TASK-051/status": (record) => {
         const { status } = record.body as { status: string };
         return json({ updated_task: status === "in_progress" ? leased() : task({ status, claimed_by: null }) });
@@ -1852,7 +1913,7 @@ describe("claim keeper", () => {
     handler = tracker();
     const client = await connect({ agentId: AGENT, leaseSeconds: 90, logLevel: "debug" });
     await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
-    expect(seen[1]!.body).toEqual({ status: "in_progress", completion_notes: "", lease_seconds: 90 });
+    expect(seen[0]!.body).toEqual({ project_id: PROJECT, lease_seconds: 90 });
     expect(scheduled.map(({ ms, cancelled }) => ({ ms, cancelled }))).toEqual([{ ms: 30_000, cancelled: false }]);
 
     scheduled[0]!.tick();
@@ -1918,7 +1979,8 @@ describe("claim keeper", () => {
       { status: "in_progress", completion_notes: "" },
       { status: "in_progress", completion_notes: "" },
     ]);
-    expect(logLines()[0]).toMatchObject({ tool: "get_next_task", attempts: 3, outcome: "ok" });
+    // POST /tasks/claim (404: this service has none), GET /tasks/next, then the two claims.
+    expect(logLines()[0]).toMatchObject({ tool: "get_next_task", attempts: 4, outcome: "ok" });
   });
 
   test("a service that checks its parameters strictly (the first contract) gets the claim without ?project= and lease_seconds", async () => {

@@ -347,13 +347,8 @@ export const newCall = (signal: AbortSignal): CallContext => ({ signal, trace: {
 /** A call that nothing cancels but its process ending: doctor's, import's and export's. */
 const detachedCall = () => newCall(new AbortController().signal);
 
-interface ApiRequest {
-  method: "GET" | "PUT" | "POST" | "PATCH";
-  path: string;
-  body?: unknown;
-  /** Sent with an Idempotency-Key, the same on every retry of this request. */
-  idempotent: boolean;
-}
+/** `idempotent`: sent with an Idempotency-Key, the same on every retry of this request. */
+type ApiRequest = { method: "GET" | "PUT" | "POST" | "PATCH"; path: string; body?: unknown; idempotent: boolean };
 
 /** The sentence of a `{"error": ..., "code": ...}` body, else the text cut to 200 characters, else the status text. */
 function describeErrorBody(text: string, statusText: string): { detail: string; code?: string } {
@@ -387,10 +382,7 @@ function httpFailure(status: number, detail: string, code: string | undefined): 
   return new ToolFailure(`Task Tracking API error: ${status} - ${detail}`, cause);
 }
 
-function secondsText(ms: number): string {
-  const seconds = ms / 1000;
-  return `${seconds} second${seconds === 1 ? "" : "s"}`;
-}
+const secondsText = (ms: number) => `${ms / 1000} second${ms === 1000 ? "" : "s"}`;
 
 /**
  * How many times a claim asks for the next task after another agent took the one it was given. Agents
@@ -431,6 +423,10 @@ export interface ClientDeps {
 const isNoSuchEndpoint = (failure: ToolFailure) =>
   failure.status === 404 && (failure.code === undefined || failure.code === "not_found");
 
+/** Another agent took the task between GET /tasks/next and the claim (or it vanished). */
+const isLostRace = ({ status, code }: ToolFailure) =>
+  status === 404 || (status === 400 && code === "invalid_transition") || (status === 409 && code === "not_claim_holder");
+
 /** A status change's failure in the words of docs/TOOLS.md; decided by the status, which every contract gives. */
 function statusFailure(id: string, failure: ToolFailure): ToolFailure {
   if (failure.status === 404) return new ToolFailure(`Task not found: ${id}`, failure.info);
@@ -462,6 +458,8 @@ export class TrackerClient {
   readonly sleep: Sleep;
   /** Cleared once a first-contract service took a status change only without `?project=` and `lease_seconds`. */
   private statusExtrasAccepted = true;
+  /** Cleared once the service answered that it has no POST /tasks/claim. */
+  private claimsInOneStep = true;
 
   constructor(
     private readonly config: Config,
@@ -609,12 +607,8 @@ export class TrackerClient {
     const query = extras && project !== undefined ? `?${new URLSearchParams({ project })}` : "";
     const body: Record<string, unknown> = { status, completion_notes: completionNotes };
     if (extras && status === "in_progress") body.lease_seconds = this.config.leaseSeconds;
-    const request: ApiRequest = {
-      method: "PUT",
-      path: `/tasks/${encodeURIComponent(id)}/status${query}`,
-      body,
-      idempotent: true,
-    };
+    const path = `/tasks/${encodeURIComponent(id)}/status${query}`;
+    const request: ApiRequest = { method: "PUT", path, body, idempotent: true };
     return (await this.sendFor(UpdatedTaskResponse, request, call)).updated_task;
   }
 
@@ -716,24 +710,29 @@ export class TrackerClient {
     }
   }
 
-  /**
-   * Takes the next ready pending task for this agent: moves it to in_progress. Another agent may take
-   * the same task between our read and our write (the service answers 400, 409 not_claim_holder, or
-   * 404 if it vanished); then we ask for the next one, a bounded number of times.
-   */
+  /** Takes the next ready task for this agent in one request; a service without POST /tasks/claim, in two steps. */
   async claimNextTask(project: string, call: CallContext): Promise<Task | null> {
+    if (!this.claimsInOneStep) return this.claimInTwoSteps(project, call);
+    const body = { project_id: project, lease_seconds: this.config.leaseSeconds };
+    const request: ApiRequest = { method: "POST", path: "/tasks/claim", body, idempotent: true };
+    try {
+      return (await this.sendFor(NextTaskResponse, request, call)).task;
+    } catch (error) {
+      if (!(error instanceof ToolFailure && (error.status === 405 || isNoSuchEndpoint(error)))) throw error;
+      this.claimsInOneStep = false;
+      return this.claimInTwoSteps(project, call);
+    }
+  }
+
+  /** GET /tasks/next, then PUT …/status; when another agent took that task first (isLostRace), the next one, a few times. */
+  private async claimInTwoSteps(project: string, call: CallContext): Promise<Task | null> {
     for (let round = 1; round <= MAX_CLAIM_ROUNDS; round++) {
       const candidate = await this.nextTask(project, "pending", call);
       if (!candidate) return null;
       try {
         return await this.updateStatus({ id: candidate.task_id, status: "in_progress", completionNotes: "", project }, call);
       } catch (error) {
-        const lostRace =
-          error instanceof ToolFailure &&
-          (error.status === 404 ||
-            (error.status === 400 && error.code === "invalid_transition") ||
-            (error.status === 409 && error.code === "not_claim_holder"));
-        if (!lostRace) throw error;
+        if (!(error instanceof ToolFailure && isLostRace(error))) throw error;
       }
       await this.sleep(claimPauseMs(round), call.signal);
     }

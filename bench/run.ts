@@ -1,5 +1,5 @@
 /**
- * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale,listing,leases,boards]`
+ * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale,listing,leases,boards,claimnext]`
  *
  * Speed, start-up, memory and scale of task-tracking-mcp and its tracker, each figure beside a floor
  * measured in the same run on this machine (bench/floors/), as a ratio. The tracker and every floor
@@ -14,6 +14,7 @@ import { COMPILE_FLAGS, compile, ROOT, tempDir } from "./lib/proc.ts";
 import { int, machine, ms, noise, pct, ratio, type Target, table } from "./lib/report.ts";
 import { trackerCommand, trackerNote } from "./lib/tracker.ts";
 import { type BoardsResult, measureBoards } from "./sections/boards.ts";
+import { type ClaimNextResult, measureClaimNext } from "./sections/claim-next.ts";
 import { type ColdStartResult, measureColdStart } from "./sections/coldstart.ts";
 import { type LatencyResult, measureLatency } from "./sections/latency.ts";
 import { type LeasesResult, measureLeases } from "./sections/leases.ts";
@@ -22,7 +23,7 @@ import { type MemoryResult, measureMemory } from "./sections/memory.ts";
 import { measureScale, type ScaleResult } from "./sections/scale.ts";
 import { type Cell, measureThroughput, type ThroughputResult } from "./sections/throughput.ts";
 
-const SECTIONS = ["latency", "coldstart", "memory", "throughput", "scale", "listing", "leases", "boards"] as const;
+const SECTIONS = ["latency", "coldstart", "memory", "throughput", "scale", "listing", "leases", "boards", "claimnext"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -82,6 +83,7 @@ const results: {
   listing?: ListingResult;
   leases?: LeasesResult;
   boards?: BoardsResult;
+  claimnext?: ClaimNextResult;
 } = {};
 if (only.has("latency")) results.latency = await measureLatency(ctx);
 if (only.has("coldstart")) results.coldstart = await measureColdStart(ctx);
@@ -91,6 +93,7 @@ if (only.has("scale")) results.scale = await measureScale(ctx);
 if (only.has("listing")) results.listing = await measureListing(ctx);
 if (only.has("leases")) results.leases = await measureLeases(ctx);
 if (only.has("boards")) results.boards = await measureBoards(ctx);
+if (only.has("claimnext")) results.claimnext = await measureClaimNext(ctx);
 const loadEnd = loadavg().map((x) => Math.round(x * 100) / 100);
 const seconds = (performance.now() - started) / 1000;
 
@@ -527,6 +530,48 @@ if (boards) {
   const p99Ratio = boards.with.all_p99_ms / boards.without.all_p99_ms;
   target(`agents' p99 with ${boards.boards} boards open ÷ without`, "≤ 1.10×", ratio(p99Ratio), p99Ratio <= 1.1);
   target("the boards received the live events", "> 0", int(boards.events_received), boards.events_received > 0);
+}
+
+const claimNext = results.claimnext;
+if (claimNext) {
+  print();
+  print(
+    `9. Claim-next: ${claimNext.agents} agents on one project of ${int(claimNext.tasks)} ready tasks; ${claimNext.repeats} × ${claimNext.seconds_per_run} s, medians`,
+  );
+  const floorOf = (backend: string) =>
+    claimNext.rows.find((row) => row.backend === backend && row.way === "storage floor (allocations)")!;
+  print(
+    table(
+      ["backend", "way", "per s", "of floor", "p50", "p99", "double claims", "lost races", "errors", "noise"],
+      claimNext.rows.map((row) => [
+        row.backend,
+        row.way,
+        int(row.per_second),
+        pct((row.per_second / floorOf(row.backend).per_second) * 100),
+        ms(row.p50_ms),
+        ms(row.p99_ms),
+        row.way === "storage floor (allocations)" ? "" : String(row.double_claims),
+        row.way === "GET /tasks/next + PUT" ? int(row.lost_races) : "",
+        String(row.errors),
+        noise(row.spread),
+      ]),
+    ),
+  );
+  print(
+    "   of floor: ÷ the same storage's floor of allocations at the same number of clients, measured in turns with the claims",
+  );
+  print(`   PostgreSQL: ${claimNext.postgres}`);
+  const oneRequest = claimNext.rows.find((row) => row.backend === "SQLite" && row.way === "POST /tasks/claim")!;
+  for (const row of claimNext.rows) if (row.first_error) print(`   first error, ${row.backend} ${row.way}: ${row.first_error}`);
+  const share = (oneRequest.per_second / floorOf("SQLite").per_second) * 100;
+  target("claim-next (POST /tasks/claim, 8 agents, one project) of the storage floor, SQLite", "≥ 50%", pct(share), share >= 50);
+  const doubles = claimNext.rows.reduce((sum, row) => sum + row.double_claims, 0);
+  target("claim-next double claims (every run, every way)", "0", String(doubles), doubles === 0);
+  const requests = claimNext.mcp_requests_per_claim;
+  print(
+    `   get_next_task with claim: true through dist/task-tracking-mcp: ${requests} HTTP request(s) in the tracker's access log`,
+  );
+  target("get_next_task with claim: true, HTTP requests", "1", String(requests), requests === 1);
 }
 
 print();

@@ -66,6 +66,28 @@ export interface StatusChange {
   now: Date;
 }
 
+/** POST /tasks/claim: the best ready task of a project, claimed as a claim by PUT …/status would. */
+export interface NextClaim {
+  projectId: string;
+  agentId: string | null;
+  leaseSeconds: number;
+  now: Date;
+}
+
+/** The status change a claim-next makes of the task it picked: the very claim PUT …/status makes. */
+export function claimOfNext(claim: NextClaim, task: { project_id: string; task_id: string }): StatusChange {
+  const ref = { projectId: task.project_id, taskId: task.task_id };
+  return {
+    ref,
+    to: "in_progress",
+    completionNotes: "",
+    agentId: claim.agentId,
+    leaseSeconds: claim.leaseSeconds,
+    force: false,
+    now: claim.now,
+  };
+}
+
 export interface LeaseRenewal {
   ref: TaskRef;
   agentId: string | null;

@@ -11,7 +11,18 @@ import { allocateId, getRegistry, getReservation, raiseCounter, reserveIds } fro
 import { openApiDocument } from "./openapi.ts";
 import { defineRoute, json } from "./pipeline.ts";
 import * as s from "./schemas.ts";
-import { addTasks, changeStatus, editTask, getTask, listProjects, listTasks, nextTask, renewLease, taskEvents } from "./tasks.ts";
+import {
+  addTasks,
+  changeStatus,
+  claimNextTask,
+  editTask,
+  getTask,
+  listProjects,
+  listTasks,
+  nextTask,
+  renewLease,
+  taskEvents,
+} from "./tasks.ts";
 import type { Handler, Route, Services } from "./types.ts";
 
 /** GET /healthz: the version, and whether the database answers. */
@@ -66,6 +77,15 @@ export const routes: readonly Route[] = [
     query: s.nextTaskQuery,
     handler: nextTask,
     success: ok("The task, or null", s.responses.nextTask),
+  }),
+  defineRoute({
+    method: "POST",
+    path: "/tasks/claim",
+    summary: "Claim the next ready task of a project in one step",
+    ...write,
+    body: s.claimNextBody,
+    handler: claimNextTask,
+    success: ok("The claimed task, or null when none is ready", s.responses.claimedTask),
   }),
   defineRoute({
     method: "POST",

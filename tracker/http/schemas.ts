@@ -253,6 +253,17 @@ export const statusBody = object({
 
 export const heartbeatBody = object({ lease_seconds: leaseSeconds.optional() });
 
+/** POST /tasks/claim. `status` names the tasks to claim from, as GET /tasks/next's: only pending ones can be. */
+export const claimNextBody = object({
+  project_id: projectId,
+  status: z
+    .literal("pending", {
+      error: (issue) => `must be pending (only a pending task can be claimed), not ${JSON.stringify(issue.input)}`,
+    })
+    .default("pending"),
+  lease_seconds: leaseSeconds.optional(),
+});
+
 /** The whole new depends_on of an edit: at most a batch's worth of tasks, each named once. */
 const editedDependsOn = z
   .array(taskId, { error: mustBe("an array of strings") })
@@ -358,6 +369,7 @@ const taskBody = z.object({ task: taskSchema });
 export const responses = {
   health: z.object({ status: z.literal("ok"), version: z.string() }),
   nextTask: z.object({ task: taskSchema.nullable() }),
+  claimedTask: z.object({ task: taskSchema.nullable() }),
   batchAdded: z.object({ success: z.literal(true), tasks_added: z.number().int(), task_ids: z.array(z.string()) }),
   taskPage: z.object({ tasks: z.array(taskSchema), next_cursor: z.string().nullable() }),
   projects: z.object({ projects: z.array(projectSummarySchema) }),

@@ -5,6 +5,7 @@ import { DEFAULT_LIST_LIMIT, type Task, type TaskRef, taskNotFound } from "../do
 import { json } from "./pipeline.ts";
 import {
   checkBatch,
+  type claimNextBody,
   type heartbeatBody,
   type nextTaskQuery,
   type statusBody,
@@ -26,6 +27,20 @@ function taskRef(params: { task_id: string }, query: { project?: string }): Task
 /** GET /tasks/next: the next task of a project in a status (pending: the next ready one). */
 export const nextTask: Handler<undefined, typeof nextTaskQuery> = async ({ query, services }) => {
   return json(200, { task: await services.storage.findNextTask(query.project, query.status ?? "pending") });
+};
+
+/** POST /tasks/claim: the task GET /tasks/next would answer, claimed for the caller in the same step; or null. */
+export const claimNextTask: Handler<undefined, undefined, typeof claimNextBody> = async ({ body, agentId, services, write }) => {
+  const claim = {
+    projectId: body.project_id,
+    agentId,
+    leaseSeconds: body.lease_seconds ?? services.claimTtlSeconds,
+    now: services.now(),
+  };
+  return write<Task | null>(
+    (idempotency) => services.storage.claimNextTask(claim, idempotency),
+    (task) => json(200, { task }),
+  );
 };
 
 /** GET /tasks: a page of tasks, filtered, in the order of API.md. */

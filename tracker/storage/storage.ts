@@ -46,6 +46,7 @@ import type {
   IdCounter,
   LeaseRenewal,
   NewReservation,
+  NextClaim,
   ProjectSummary,
   Reservation,
   StatusChange,
@@ -121,6 +122,13 @@ export interface Storage {
    * pending with unfinished_deps = 0; order is priority rank, then insertion sequence.
    */
   findNextTask(projectId: string, status: TaskStatus): Promise<Task | null>;
+  /**
+   * POST /tasks/claim: the task findNextTask(projectId, "pending") would answer, claimed as
+   * changeTaskStatus claims (same compare-and-set, lease, `claimed` event), in one transaction; null
+   * when no task is ready. Concurrent calls never claim one task twice, and never wait on each
+   * other's task: each takes the best task nobody else is taking (PostgreSQL: FOR UPDATE SKIP LOCKED).
+   */
+  claimNextTask(claim: NextClaim, idempotency?: IdempotentWrite<Task | null>): Promise<Task | null>;
   /**
    * A page in API.md's order (pending ready, pending blocked, in_progress by started_at, completed by
    * completed_at descending), keyset-paginated from an index: a page costs the same at 1,000 and at
