@@ -165,10 +165,13 @@ export const statusByErrorCode = {
   validation_failed: 400,
   invalid_transition: 400,
   unauthorized: 401,
+  /** A key whose role or projects do not cover the request (keys.ts). */
+  forbidden: 403,
   /** An unknown endpoint. */
   not_found: 404,
   task_not_found: 404,
   reservation_not_found: 404,
+  key_not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
   ambiguous_task_id: 409,
@@ -226,8 +229,11 @@ export const DEFAULT_LIST_LIMIT = 100;
 export const MIN_LEASE_SECONDS = 5;
 export const MAX_LEASE_SECONDS = 86_400;
 export const DEFAULT_CLAIM_TTL_SECONDS = 1800;
-/** Both storages apply this schema version (PRAGMA user_version / tracker_schema). */
-export const SCHEMA_VERSION = 3;
+/**
+ * Both storages apply this schema version (PRAGMA user_version / tracker_schema). Version 4 added
+ * api_keys (schema/*-keys.sql), which each storage creates at open if missing, whatever the version.
+ */
+export const SCHEMA_VERSION = 4;
 /** Rows deleted per statement when old Idempotency-Keys are purged. */
 export const PURGE_BATCH_SIZE = 2000;
 
