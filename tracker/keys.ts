@@ -42,7 +42,8 @@ export interface KeyHolder {
 }
 
 export const MAX_KEY_NAME_LENGTH = 64;
-const KEY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const KEY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const KEY_NAME_RULE = `1 to ${MAX_KEY_NAME_LENGTH} characters of A-Z a-z 0-9 . _ -, starting with a letter or digit`;
 /** The names of the operator's own keys (TRACKER_API_KEYS, the key file): operatorKeyName. */
 const OPERATOR_NAME_PATTERN = /^operator(-\d+)?$/i;
 export const MAX_PROJECTS_PER_KEY = 100;
@@ -53,9 +54,7 @@ export function operatorKeyName(index: number, count: number): string {
 
 export function checkKeyName(name: string): void {
   if (!KEY_NAME_PATTERN.test(name)) {
-    throw validationError(
-      `A key's name must be 1 to ${MAX_KEY_NAME_LENGTH} characters of A-Z a-z 0-9 . _ -, starting with a letter or digit`,
-    );
+    throw validationError(`A key's name must be ${KEY_NAME_RULE}`);
   }
   if (OPERATOR_NAME_PATTERN.test(name)) {
     throw validationError(`${name} is the name of an operator key (TRACKER_API_KEYS or the key file); choose another`);

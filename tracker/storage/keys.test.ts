@@ -3,7 +3,7 @@
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { ApiError } from "../domain.ts";
-import { generateApiKey, hashApiKey, type NewApiKey } from "../keys.ts";
+import { type ApiKeyRecord, generateApiKey, hashApiKey, type NewApiKey } from "../keys.ts";
 import { makeStorage, type TestStorage } from "../testing.ts";
 import type { Storage } from "./storage.ts";
 
@@ -38,7 +38,7 @@ describe("api keys", () => {
   test("a key added is found by its hash, with its role and projects, and listed by name", async () => {
     const alice = newKey("alice", { projects: ["web", "api"] });
     const added = await storage.addApiKey(alice);
-    const expected = {
+    const expected: ApiKeyRecord = {
       name: "alice",
       role: "member",
       projects: ["web", "api"],
