@@ -1,6 +1,7 @@
 // The handlers of the ID routes (API.md, "Endpoints": /ids/…).
 
 import { formatArtifactId, type Reservation, reservationNotFound, reservedIds } from "../domain.ts";
+import { mayUseProject } from "../keys.ts";
 import { json } from "./pipeline.ts";
 import type {
   allocateQuery,
@@ -10,7 +11,6 @@ import type {
   reservationBody,
   reservationPath,
 } from "./schemas.ts";
-import { mayUseProject } from "../keys.ts";
 import type { Handler } from "./types.ts";
 
 function renderReservation(reservation: Reservation) {

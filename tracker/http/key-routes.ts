@@ -6,7 +6,6 @@ import { json } from "./pipeline.ts";
 import type { keyPath, newKeyBody } from "./schemas.ts";
 import type { Handler } from "./types.ts";
 
-
 /** POST /admin/keys: a new key, shown in this answer only. */
 export const addKey: Handler<undefined, undefined, typeof newKeyBody> = async ({ body, services }) => {
   checkKeyName(body.name);

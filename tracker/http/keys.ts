@@ -55,7 +55,10 @@ export class KeyBook {
     this.#operators = options.operatorKeys.map((key, i) => {
       const digest = sha256(key);
       const name = operatorKeyName(i, options.operatorKeys.length);
-      return { digest, holder: { name, role: "admin", projects: null, scope: digest.toString("hex"), rateLimit: options.rateLimit } };
+      return {
+        digest,
+        holder: { name, role: "admin", projects: null, scope: digest.toString("hex"), rateLimit: options.rateLimit },
+      };
     });
   }
 

@@ -141,7 +141,10 @@ export class LiveStreams {
   }
 
   /** Subscribes the stream to the changes and starts its keep-alives; returns what closes it. */
-  #feed(controller: ReadableStreamDefaultController<Uint8Array>, { storage, logger, projectId, projects, signal, key }: StreamSource) {
+  #feed(
+    controller: ReadableStreamDefaultController<Uint8Array>,
+    { storage, logger, projectId, projects, signal, key }: StreamSource,
+  ) {
     const { keepAliveMs, idleMs, maxAgeMs, now, every } = this.#options;
     let closed = false;
     let sent = 0;

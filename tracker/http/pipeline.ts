@@ -352,7 +352,18 @@ async function prepare(
     bodyText,
     key,
     run: (claim) =>
-      route.handler({ params, query, body, agentId, request, caller: scope, holder, services, keepOpen, write: writerFor(claim) }),
+      route.handler({
+        params,
+        query,
+        body,
+        agentId,
+        request,
+        caller: scope,
+        holder,
+        services,
+        keepOpen,
+        write: writerFor(claim),
+      }),
   };
 }
 

@@ -84,8 +84,8 @@ import {
   taskNotFound,
   validationError,
 } from "../domain.ts";
-import { createLogger, describeError, type Logger } from "../log.ts";
 import type { ApiKeyRecord, NewApiKey } from "../keys.ts";
+import { createLogger, describeError, type Logger } from "../log.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
 import { openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
 import {

@@ -67,6 +67,7 @@ import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import upgradeFromVersion1Sql from "./schema/sqlite-v1-to-v2.sql" with { type: "text" };
 import { InFlightKeys } from "./shared.ts";
+import { openSqliteBackup, openSqliteSnapshot, restoreSqlite } from "./sqlite-dump.ts";
 import {
   applyApiKeysSchema,
   insertApiKey,
@@ -75,7 +76,6 @@ import {
   selectActiveApiKey,
   selectApiKeys,
 } from "./sqlite-keys.ts";
-import { openSqliteBackup, openSqliteSnapshot, restoreSqlite } from "./sqlite-dump.ts";
 import {
   type EventRow,
   type IdempotencyRow,
