@@ -229,11 +229,8 @@ export const DEFAULT_LIST_LIMIT = 100;
 export const MIN_LEASE_SECONDS = 5;
 export const MAX_LEASE_SECONDS = 86_400;
 export const DEFAULT_CLAIM_TTL_SECONDS = 1800;
-/**
- * Both storages apply this schema version (PRAGMA user_version / tracker_schema). Version 4 added
- * api_keys (schema/*-keys.sql), which each storage creates at open if missing, whatever the version.
- */
-export const SCHEMA_VERSION = 4;
+/** Both storages apply this schema version (PRAGMA user_version / tracker_schema). */
+export const SCHEMA_VERSION = 3;
 /** Rows deleted per statement when old Idempotency-Keys are purged. */
 export const PURGE_BATCH_SIZE = 2000;
 

@@ -534,7 +534,7 @@ export class PostgresStorage implements Storage {
           `The database has schema version ${current}, newer than this service knows (${SCHEMA_VERSION}); run a newer tracker.`,
         );
       }
-      // Version 4's table (api_keys), for a database of any version that lacks it.
+      // The keys' table, for a database of any version that lacks it (schema/postgres-keys.sql).
       await applyApiKeysSchema(tx);
       if (current === SCHEMA_VERSION) return;
       if (current === 0) await tx.unsafe(schemaSql);

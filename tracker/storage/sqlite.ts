@@ -136,9 +136,8 @@ function applySchema(db: Database): void {
   }
   if (current === SCHEMA_VERSION) return;
   if (current === 1) return upgradeFromVersion1(db);
-  // Version 3 changed only PostgreSQL's tables (a lost claim in columns, as SQLite's already were);
-  // version 4 added api_keys, which applyApiKeysSchema creates at every open.
-  if (current === 2 || current === 3) {
+  // Version 3 changed only PostgreSQL's tables (a lost claim in columns, as SQLite's already were).
+  if (current === 2) {
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     return;
   }

@@ -225,6 +225,8 @@ export interface Storage {
 
   // --- Keys (keys.ts; API.md, "Keys and roles") ----------------------------------------------
   // Only a key's hash is kept. A dump leaves the keys out: they are made anew for a restored tracker.
+  // Their table stands apart from SCHEMA_VERSION: each storage creates it at open when it is missing,
+  // whatever the version (schema/*-keys.sql); an older tracker on the database ignores it.
 
   /** Conflict (keyNameTaken) when a key of that name exists, revoked or not. */
   addApiKey(key: NewApiKey): Promise<ApiKeyRecord>;

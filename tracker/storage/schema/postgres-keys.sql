@@ -1,6 +1,7 @@
--- The keys kept by the tracker (schema version 4): applied at every start (postgres.ts,
--- applySchema), under the schema lock, so it creates the table in a new database and in one of any
--- older version alike, and changes nothing after. Only the SHA-256 of a key is kept (keys.ts).
+-- The keys kept by the tracker: applied at every start (postgres.ts, applySchema, under the schema
+-- lock), so it creates the table in a new database and in one of any version alike, and changes
+-- nothing after; it is not part of the numbered schema versions (domain.ts, SCHEMA_VERSION). Only the
+-- SHA-256 of a key is kept (keys.ts, hashApiKey).
 
 CREATE TABLE IF NOT EXISTS api_keys (
   -- Never given to a second key, even once revoked: the history names keys.
