@@ -73,6 +73,8 @@ describe("the OpenAPI document", () => {
     expect(codes("/tasks", "get", "403")).toEqual(["forbidden"]);
     expect(codes("/healthz", "get", "403")).toBeUndefined();
     expect(codes("/admin/keys/{name}", "delete", "404")).toEqual(["key_not_found"]);
+    expect(codes("/admin/keys", "post", "409")).toContain("conflict");
+    expect(codes("/admin/keys", "post", "422")).toBeUndefined();
   });
 
   test("comes from the schemas that validate the requests", () => {

@@ -76,6 +76,8 @@ function errorResponses(route: Route): Record<string, JsonSchema> {
   const statuses = new Set<number>(route.auth ? [401, 403, 429] : []);
   if (route.params || route.query || route.body) statuses.add(statusByErrorCode.validation_failed);
   if (route.idempotent) for (const status of [409, 422]) statuses.add(status);
+  // A body may name a thing that exists already (POST /admin/keys, which takes no Idempotency-Key).
+  if (route.body) statuses.add(409);
   if (route.limited) statuses.add(statusByErrorCode.too_many_requests);
   if (notFoundCodes(route).length > 0) statuses.add(statusByErrorCode.not_found);
   statuses.add(statusByErrorCode.internal);
