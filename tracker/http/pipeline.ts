@@ -1,7 +1,7 @@
 // The request pipeline, written once around every handler of the route table (routes.ts):
 // routing, authentication (keys.ts), the key's rate limit and role, query, path and body checks, the
-// key's projects, X-Agent-Id, idempotency, the one error mapping, X-Request-Id and the access log. Handlers only parse what they are given, call the
-// storage and encode.
+// key's projects, X-Agent-Id, idempotency, the one error mapping, X-Request-Id and the access log.
+// Handlers only parse what they are given, call the storage and encode.
 
 import { createHash } from "node:crypto";
 import type { Server } from "bun";
