@@ -181,7 +181,7 @@ export class RateLimiter {
     const waitSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / limit.perSecond));
     throw new RetryLater(
       "too_many_requests",
-      `The key ${holder.name} sent more than ${limit.perSecond} requests a second (burst ${limit.burst}); wait ${waitSeconds} s`,
+      `The key ${holder.name} is over its rate limit (${limit.perSecond} a second, burst ${limit.burst}); retry in ${waitSeconds} s`,
       waitSeconds,
     );
   }

@@ -60,6 +60,16 @@ describe("/admin/keys", () => {
     expect((await tracker.request("GET", "/admin/keys")).body.keys).toEqual([revoked.body.key]);
   });
 
+  test("a key whose last use cannot be written is served all the same, and the log says so without the key", async () => {
+    const tracker = await start();
+    const key = await addKey(tracker, "alice", "viewer");
+    tracker.storage.touchApiKey = () => Promise.reject(new Error("disk full"));
+    expect((await tracker.request("GET", "/projects", { apiKey: key })).status).toBe(200);
+    await tracker.waitForLog("could not note when a key was last used");
+    expect(tracker.logText()).toContain('"key":"alice"');
+    expect(tracker.logText()).not.toContain(key);
+  });
+
   test("bad requests are 400 naming what is wrong; a name in use is 409; an unknown name is 404", async () => {
     const tracker = await start();
     const add = (body: unknown) => tracker.request("POST", "/admin/keys", { body });
@@ -285,7 +295,7 @@ describe("the rate limit", () => {
     expect((await tracker.request("GET", "/projects", { apiKey: alice })).status).toBe(200);
     expect((await tracker.request("GET", "/projects", { apiKey: alice })).status).toBe(200);
     const refused = await tracker.request("GET", "/projects", { apiKey: alice });
-    expectApiError(refused, 429, "too_many_requests", "The key alice sent more than 1 requests a second (burst 2); wait 1 s");
+    expectApiError(refused, 429, "too_many_requests", "The key alice is over its rate limit (1 a second, burst 2); retry in 1 s");
     expect(refused.headers.get("retry-after")).toBe("1");
     expect((await tracker.request("GET", "/projects", { apiKey: bob })).status).toBe(200);
   });
