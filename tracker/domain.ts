@@ -187,10 +187,13 @@ export const statusByErrorCode = {
   validation_failed: 400,
   invalid_transition: 400,
   unauthorized: 401,
+  /** A key whose role or projects do not cover the request (keys.ts). */
+  forbidden: 403,
   /** An unknown endpoint. */
   not_found: 404,
   task_not_found: 404,
   reservation_not_found: 404,
+  key_not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
   ambiguous_task_id: 409,

@@ -474,7 +474,7 @@ describe("task-tracker paths", () => {
     expect([result.exitCode, result.stdout.toString(), result.stderr.toString()]).toEqual([
       2,
       "",
-      'task-tracker: unknown argument "serve"; it takes none (serve), paths, backup, dump or restore\n',
+      'task-tracker: unknown argument "serve"; it takes none (serve), paths, backup, dump, restore or keys\n',
     ]);
   });
 });

@@ -158,7 +158,7 @@ describe("a CONNECT request", () => {
     expect(head.split("\r\n")[0]).toBe("HTTP/1.1 405 Method Not Allowed");
     expect(head.toLowerCase()).toContain("\r\nallow: get, head, post, put, patch");
     expect(JSON.parse(body)).toEqual({
-      error: "Method CONNECT is not allowed here; use GET or HEAD or POST or PUT or PATCH",
+      error: "Method CONNECT is not allowed here; use GET or HEAD or POST or PUT or PATCH or DELETE",
       code: "method_not_allowed",
     });
   });

@@ -8,6 +8,7 @@ import { describeError } from "../log.ts";
 import { backup, dump } from "./admin.ts";
 import { streamEvents } from "./events.ts";
 import { allocateId, getRegistry, getReservation, raiseCounter, reserveIds } from "./ids.ts";
+import { addKey, listKeys, revokeKey } from "./key-routes.ts";
 import { openApiDocument } from "./openapi.ts";
 import { defineRoute, json } from "./pipeline.ts";
 import * as s from "./schemas.ts";
@@ -213,6 +214,7 @@ export const routes: readonly Route[] = [
     path: "/ids/registry/{project_id}/{artifact_type}",
     summary: "Raise an ID counter (import)",
     ...write,
+    admin: true,
     params: s.registryPath,
     body: s.registryImportBody,
     handler: raiseCounter,
@@ -223,6 +225,7 @@ export const routes: readonly Route[] = [
     path: "/admin/backup",
     summary: "A consistent copy of the SQLite database file",
     ...read,
+    admin: true,
     head: false,
     handler: backup,
     success: ok("application/octet-stream: the database file (PostgreSQL: 409, use pg_dump)", null),
@@ -232,8 +235,43 @@ export const routes: readonly Route[] = [
     path: "/admin/dump",
     summary: "Everything the tracker keeps, as JSON lines",
     ...read,
+    admin: true,
     head: false,
     handler: dump,
     success: ok("application/x-ndjson: header, tasks, events, counters, reservations, end", null),
+  }),
+  defineRoute({
+    method: "POST",
+    path: "/admin/keys",
+    summary: "Make a key for a person or an agent",
+    // Not idempotent: a stored response would keep the key itself in the database.
+    auth: true,
+    idempotent: false,
+    head: false,
+    admin: true,
+    body: s.newKeyBody,
+    handler: addKey,
+    success: created("The key, shown this once", s.keyResponses.created),
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/admin/keys",
+    summary: "Every key the tracker keeps (never a key itself)",
+    ...read,
+    admin: true,
+    handler: listKeys,
+    success: ok("The keys", s.keyResponses.list),
+  }),
+  defineRoute({
+    method: "DELETE",
+    path: "/admin/keys/{name}",
+    summary: "Revoke a key",
+    auth: true,
+    idempotent: false,
+    head: false,
+    admin: true,
+    params: s.keyPath,
+    handler: revokeKey,
+    success: ok("The key, revoked", s.keyResponses.revoked),
   }),
 ];

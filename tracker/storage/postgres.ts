@@ -88,9 +88,18 @@ import {
   taskNotFound,
   validationError,
 } from "../domain.ts";
+import type { ApiKeyRecord, NewApiKey } from "../keys.ts";
 import { createLogger, describeError, type Logger } from "../log.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
 import { openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
+import {
+  applyApiKeysSchema,
+  insertApiKey,
+  markApiKeyRevoked,
+  markApiKeyUsed,
+  selectActiveApiKey,
+  selectApiKeys,
+} from "./postgres-keys.ts";
 import schemaSql from "./schema/postgres.sql" with { type: "text" };
 import upgradeTo2Sql from "./schema/postgres-upgrade-2.sql" with { type: "text" };
 import upgradeTo3Sql from "./schema/postgres-upgrade-3.sql" with { type: "text" };
@@ -529,6 +538,8 @@ export class PostgresStorage implements Storage {
           `The database has schema version ${current}, newer than this service knows (${SCHEMA_VERSION}); run a newer tracker.`,
         );
       }
+      // The keys' table, for a database of any version that lacks it (schema/postgres-keys.sql).
+      await applyApiKeysSchema(tx);
       if (current === SCHEMA_VERSION) return;
       if (current === 0) await tx.unsafe(schemaSql);
       if (current === 1) await tx.unsafe(upgradeTo2Sql);
@@ -1440,6 +1451,29 @@ export class PostgresStorage implements Storage {
       deleted += batch.count;
       if (batch.count < PURGE_BATCH_SIZE || this.closed) return deleted;
     }
+  }
+
+  // -------------------------------------------------------------------------
+  // The Storage interface: keys (postgres-keys.ts).
+
+  async addApiKey(key: NewApiKey): Promise<ApiKeyRecord> {
+    return this.transaction((tx) => insertApiKey(tx, key));
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    return this.statement((sql) => selectApiKeys(sql));
+  }
+
+  async findApiKey(hash: string): Promise<ApiKeyRecord | null> {
+    return this.statement((sql) => selectActiveApiKey(sql, hash));
+  }
+
+  async revokeApiKey(name: string, now: Date): Promise<ApiKeyRecord> {
+    return this.transaction((tx) => markApiKeyRevoked(tx, name, now));
+  }
+
+  async touchApiKey(name: string, now: Date): Promise<void> {
+    await this.statement((sql) => markApiKeyUsed(sql, name, now));
   }
 
   // -------------------------------------------------------------------------

@@ -64,12 +64,21 @@ import {
   taskNotFound,
   validationError,
 } from "../domain.ts";
+import type { ApiKeyRecord, NewApiKey } from "../keys.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
 // Imported as text so that a compiled binary carries them (no file beside the binary to read).
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import upgradeFromVersion1Sql from "./schema/sqlite-v1-to-v2.sql" with { type: "text" };
 import { InFlightKeys } from "./shared.ts";
 import { openSqliteBackup, openSqliteSnapshot, restoreSqlite } from "./sqlite-dump.ts";
+import {
+  applyApiKeysSchema,
+  insertApiKey,
+  markApiKeyRevoked,
+  markApiKeyUsed,
+  selectActiveApiKey,
+  selectApiKeys,
+} from "./sqlite-keys.ts";
 import {
   type EventRow,
   type IdempotencyRow,
@@ -205,6 +214,7 @@ export async function openSqliteStorage(options: SqliteOptions): Promise<SqliteS
     db.transaction(() => {}).immediate();
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     applySchema(db);
+    applyApiKeysSchema(db);
     // With TRACKER_SYNC=full every commit already syncs the WAL.
     const flusher = inMemory || options.sync === "full" ? undefined : new WalFlusher(`${options.path}-wal`);
     return new SqliteStorage(db, flusher);
@@ -1118,6 +1128,28 @@ export class SqliteStorage implements Storage {
       if (changes < PURGE_BATCH_SIZE) return deleted;
       await new Promise((resolve) => setImmediate(resolve));
     }
+  }
+
+  // --- Keys (sqlite-keys.ts) -----------------------------------------------------------------
+
+  async addApiKey(key: NewApiKey): Promise<ApiKeyRecord> {
+    return this.runWrite(() => insertApiKey(this.db, key));
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    return selectApiKeys(this.db);
+  }
+
+  async findApiKey(hash: string): Promise<ApiKeyRecord | null> {
+    return selectActiveApiKey(this.db, hash);
+  }
+
+  async revokeApiKey(name: string, now: Date): Promise<ApiKeyRecord> {
+    return this.runWrite(() => markApiKeyRevoked(this.db, name, now));
+  }
+
+  async touchApiKey(name: string, now: Date): Promise<void> {
+    await this.runWrite(() => markApiKeyUsed(this.db, name, now));
   }
 
   // --- Keeping the data (sqlite-dump.ts) ------------------------------------------------------
