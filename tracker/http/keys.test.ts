@@ -247,6 +247,7 @@ describe("a member limited to projects", () => {
       "The key two is a member of projects web, docs only: project api is not among them",
     );
     expectApiError(await tracker.request("GET", "/ids/next?type=US&project=api", { apiKey: web }), 403, "forbidden");
+    expectApiError(await tracker.request("POST", "/tasks/claim", { apiKey: web, body: { project_id: "api" } }), 403, "forbidden");
     expectApiError(
       await tracker.request("POST", "/ids/reserve", { apiKey: web, body: { type: "US", count: 1, project_id: "api" } }),
       403,
