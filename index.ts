@@ -231,7 +231,7 @@ function paramsForLog(params: unknown): unknown {
 // ─── The API's shapes (docs/API.md) ────────────────────────────────────────────────────────────
 
 export const ARTIFACT_TYPE = /^[A-Z][A-Z0-9]{0,15}$/;
-export const TASK_STATUSES = ["pending", "in_progress", "completed"] as const;
+export const TASK_STATUSES = ["pending", "in_progress", "completed", "cancelled"] as const;
 export const PRIORITIES = ["high", "medium", "low"] as const;
 
 /** A project or task ID as the service takes it; never only dots, which a URL reads as a path step. */
