@@ -15,6 +15,7 @@ import {
   batchesOf,
   derivedTaskId,
   type FileTask,
+  importAuthor,
   parseMarkdown,
   parseTaskFile,
   renderMarkdown,
@@ -364,6 +365,43 @@ describe("markdown", () => {
     ]);
   });
 
+  test("labels, acceptance criteria and notes under an item are its own, not its steps", () => {
+    const [item, ...rest] = parseMarkdown(
+      [
+        "- [ ] Login form (high)",
+        "  - labels: Frontend, bug, frontend",
+        "  - acceptance criteria:",
+        "    - [x] tests pass",
+        "    - [ ] docs updated",
+        "      in README.md too",
+        "  - note by claude-gina at 2026-12-05T10:00:00.000Z: tried X,",
+        "    Y is left",
+        "  - note at 2026-12-05T11:00:00.000Z: no author",
+        "  - [ ] A real step",
+      ].join("\n"),
+    ).tasks;
+    expect({ labels: item!.labels, criteria: item!.acceptance_criteria, notes: item!.notes }).toEqual({
+      labels: ["bug", "frontend"],
+      criteria: [
+        { text: "tests pass", done: true },
+        { text: "docs updated\nin README.md too", done: false },
+      ],
+      notes: [
+        { at: "2026-12-05T10:00:00.000Z", by: "claude-gina", text: "tried X,\nY is left" },
+        { at: "2026-12-05T11:00:00.000Z", by: null, text: "no author" },
+      ],
+    });
+    expect(rest.map(({ description, parent_id, priority }) => ({ description, parent_id, priority }))).toEqual([
+      { description: "A real step", parent_id: item!.task_id, priority: "high" },
+    ]);
+    expect(
+      problemsOf("- [ ] a\n  - labels: ok, not ok!\n- [x] b\n  - acceptance criteria:\n    - [ ] open\n    - [x] done\n"),
+    ).toEqual([
+      { line: 2, message: 'label "ok!" is not 1 to 40 characters of a-z 0-9 . _ - : /' },
+      { line: 3, message: `${derivedTaskId([], "b")} is checked but its acceptance criteria are not all ticked off: 1. "open"` },
+    ]);
+  });
+
   test("5,000 items parse in one pass, each with its own ID", () => {
     const text = Array.from({ length: 5000 }, (_, i) => `- [${i % 3 ? " " : "x"}] Item number ${i}`).join("\n");
     const parsed = parseMarkdown(text);
@@ -386,6 +424,7 @@ describe("GitHub issues", () => {
       { task_id: "gh-40", status: "completed", priority: "low", completion_notes: "Closed on GitHub as issue #40" },
       { task_id: "gh-7", status: "completed", priority: "medium", completion_notes: "Closed on GitHub as issue #7" },
     ]);
+    expect(parsed.tasks.map((issue) => issue.labels)).toEqual([["bug"], ["enhancement"], [], []]);
     expect(parsed.tasks[0]!.description).toStartWith("Claims survive a tracker restart\n\nWhen the tracker restarts");
     expect(parsed.tasks[0]!.description).not.toContain("\r");
     expect({ counters: numbers(parsed.counters), mentions: numbers(parsed.mentions) }).toEqual({
@@ -406,6 +445,16 @@ describe("GitHub issues", () => {
     ]);
     expect(problemsOf("[{oops")[0]!.message).toStartWith("the file starts like JSON but is not:");
     expect(problemsOf('{"issues": []}')[0]!.message).toStartWith("JSON input must be");
+  });
+
+  test("labels come as task labels: lower-cased, spaces as dashes; one that cannot be a label is left out with a warning", () => {
+    const labels = ["Good first issue", "area/CLI", "priority:high", "🚀", "x".repeat(41)].map((name) => ({ name }));
+    const parsed = parseTaskFile(JSON.stringify([{ number: 5, title: "T", body: "", state: "OPEN", labels }]));
+    expect(parsed.tasks[0]!.labels).toEqual(["area/cli", "good-first-issue"]);
+    expect(parsed.warnings).toEqual([
+      { line: 0, message: 'issue #5: label "🚀" cannot be a task label; left out' },
+      { line: 0, message: `issue #5: label "${"x".repeat(41)}" cannot be a task label; left out` },
+    ]);
   });
 
   test("a body past 10,000 characters is cut, saying where the rest is", () => {
@@ -1210,4 +1259,172 @@ describe("the file people keep", () => {
       }
     });
   }
+});
+
+describe("re-importing after changes on the board", () => {
+  test("an import that would undo a change made since the last import changes nothing and names it; --force overwrites", async () => {
+    const tracker = standInTracker();
+    try {
+      const path = fileWith(await todo());
+      await cli(runImport, [path, "--project", "web"], tracker.env);
+      const tag = tracker.tasks.find((row) => row.description.startsWith("Tag `v1.0.0`"))!;
+      tracker.edit(tag, { priority: "high" }, "alice");
+      tracker.writes.length = 0;
+      // The file says medium: it would lower what alice raised.
+      const refused = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect(refused).toEqual({
+        exitCode: 1,
+        stdout: "",
+        stderr: [
+          `${path}:15: ${tag.task_id}: alice changed its priority at 2026-12-06T09:00:02.000Z, since the last import; the import would undo it: priority high → medium`,
+          "Nothing was imported: the file would overwrite 1 change made in the project since it was last imported; change the file to match, or run the import with --force to overwrite them.",
+        ].join("\n"),
+      });
+      expect(tracker.writes).toEqual([]);
+      // A file that says high, as the board does, has nothing to undo.
+      const agreeing = fileWith((await todo()).replace("push the tag", "push the tag (high)"));
+      expect((await cli(runImport, [agreeing, "--project", "web", "--dry-run"], tracker.env)).stdout).toEndWith(
+        "would add 0 tasks, change 0, raise 0 ID counters; 13 already up to date.",
+      );
+      const forced = await cli(runImport, [path, "--project", "web", "--force"], tracker.env);
+      expect(forced.stdout).toBe(
+        [
+          "Changed 1 task:",
+          `  ~ ${tag.task_id}  priority high → medium  (line 15)`,
+          "Done: added 0 tasks, changed 1, raised 0 ID counters; 12 already up to date.",
+        ].join("\n"),
+      );
+      expect(tag.priority).toBe("medium");
+      // What the import did itself, and a change it would not touch, are no reason to refuse.
+      tracker.edit(tag, { description: `${tag.description}\nmore` }, "gina");
+      tracker.edit(tag, { labels: ["release"] }, "alice");
+      const again = await cli(runImport, [path, "--project", "web"], tracker.env);
+      expect({ exitCode: again.exitCode, stderr: again.stderr }).toEqual({ exitCode: 0, stderr: "" });
+      expect(again.stdout).toContain(
+        `~ ${tag.task_id}  description → "Tag \`v1.0.0\` and push the tag" (and more lines)  (line 15)`,
+      );
+      expect(tag.labels).toEqual(["release"]);
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("an item reopened on the board is not completed again without --force", async () => {
+    const tracker = standInTracker();
+    try {
+      await cli(runImport, [fileWith("- [ ] TASK-001: One\n"), "--project", "web"], tracker.env);
+      const [one] = tracker.tasks;
+      tracker.events.get(one!)!.push({ type: "reopened", at: "2026-12-06T09:30:00.000Z", agent_id: "alice", details: {} });
+      const result = await cli(runImport, [fileWith("- [x] TASK-001: One\n"), "--project", "web"], tracker.env);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain(
+        "TASK-001: alice reopened it at 2026-12-06T09:30:00.000Z, since the last import; the import would undo it: pending → completed",
+      );
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("[-] cancels a pending task, leaves an agent's; steps complete before their item", async () => {
+    const tracker = standInTracker();
+    try {
+      const first = [
+        "- [ ] TASK-001: Item",
+        "  - [ ] TASK-002: Step",
+        "- [ ] TASK-003: Dropped",
+        "- [ ] TASK-004: Held",
+        "- [-] TASK-005: Never",
+      ];
+      await cli(runImport, [fileWith(first.join("\n")), "--project", "web"], tracker.env);
+      expect(tracker.tasks.map((row) => row.status)).toEqual(["pending", "pending", "pending", "pending", "cancelled"]);
+      Object.assign(tracker.tasks[3]!, { status: "in_progress", claimed_by: "agent-7" });
+      tracker.writes.length = 0;
+      const second = [
+        "- [x] TASK-001: Item",
+        "  - [x] TASK-002: Step",
+        "- [-] TASK-003: Dropped",
+        "- [-] TASK-004: Held",
+        "- [ ] TASK-005: Never",
+      ];
+      const result = await cli(runImport, [fileWith(second.join("\n")), "--project", "web"], tracker.env);
+      expect(result.stdout).toBe(
+        [
+          "Changed 3 tasks:",
+          "  ~ TASK-001       pending → completed  (line 1)",
+          "  ~ TASK-002       pending → completed  (line 2)",
+          "  ~ TASK-003       pending → cancelled  (line 3)",
+          "Note: line 4: TASK-004 is marked cancelled, but agent-7 is working on it: it is left to its holder",
+          "Note: line 5: TASK-005 is cancelled in the project: reopen it there to take it up again",
+          "Done: added 0 tasks, changed 3, raised 0 ID counters; 2 already up to date.",
+        ].join("\n"),
+      );
+      expect(tracker.writes.map(({ path, body }) => `${path.split("?")[0]} ${body.status}`)).toEqual([
+        "/tasks/TASK-002/status in_progress",
+        "/tasks/TASK-002/status completed",
+        "/tasks/TASK-001/status in_progress",
+        "/tasks/TASK-001/status completed",
+        "/tasks/TASK-003/status cancelled",
+      ]);
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("the changes are the person's: USER, else LOGNAME, in agent-ID characters; TASK_TRACKING_AGENT_ID says it explicitly", () => {
+    expect(importAuthor({ USER: "gina", LOGNAME: "other" })).toBe("gina");
+    expect(importAuthor({ LOGNAME: "Gina Maria (admin)" })).toBe("Gina-Maria-admin");
+    expect(importAuthor({ USER: "gina", TASK_TRACKING_AGENT_ID: "release-bot" })).toBe("release-bot");
+    expect(importAuthor({ USER: "  " })).toBeUndefined();
+  });
+});
+
+describe("export of what the tracker keeps", () => {
+  test("notes, labels, criteria and children travel through the markdown and the JSON export into another project", async () => {
+    const tracker = standInTracker(3);
+    try {
+      const file = [
+        "# Plan",
+        "- [ ] TASK-001: Login form (high)",
+        "  - labels: frontend",
+        "  - acceptance criteria:",
+        "    - [x] tests pass",
+        "    - [ ] docs updated",
+        "  - note by claude-gina at 2026-12-05T10:00:00.000Z: tried X, Y is left",
+        "  - [ ] TASK-002: Its step",
+        "- [-] TASK-003: Dropped",
+      ].join("\n");
+      await cli(runImport, [fileWith(file), "--project", "web"], tracker.env);
+      tracker.notes.get(tracker.tasks[2]!)!.push({ at: "2026-12-06T09:00:00.000Z", by: "alice", text: "nobody uses IE" });
+      const tasksOf = (project: string) =>
+        tracker.tasks
+          .filter((row) => row.project_id === project)
+          .map((row) => ({
+            task_id: row.task_id,
+            description: row.description,
+            priority: row.priority,
+            status: row.status,
+            labels: row.labels,
+            parent_id: row.parent_id,
+            acceptance_criteria: row.acceptance_criteria,
+            notes: tracker.notes.get(row),
+          }))
+          .sort((a, b) => a.task_id.localeCompare(b.task_id));
+      for (const [format, name] of [
+        ["markdown", "export.md"],
+        ["json", "export.json"],
+      ]) {
+        const exported = await cli(runExport, ["--project", "web", "--format", format!], tracker.env);
+        expect(exported.stderr).toBe("");
+        const imported = await cli(runImport, [fileWith(exported.stdout, name), "--project", `copy-${format}`], tracker.env);
+        expect({ exitCode: imported.exitCode, stderr: imported.stderr }).toEqual({ exitCode: 0, stderr: "" });
+        expect(tasksOf(`copy-${format}`)).toEqual(tasksOf("web"));
+      }
+      const markdown = await cli(runExport, ["--project", "web"], tracker.env);
+      expect(markdown.stdout).toContain(
+        "- [-] **TASK-003** Dropped\n  - note by alice at 2026-12-06T09:00:00.000Z: nobody uses IE",
+      );
+    } finally {
+      tracker.stop();
+    }
+  });
 });

@@ -991,7 +991,8 @@ function compareWithTracker(task: FileTask, current: TrackedTask, plan: ImportPl
 
 /**
  * What the file says otherwise than the project, field by field. The content fields count only when the
- * tracker sends them (0.3.0 on): an older one knows none of them.
+ * tracker sends them (0.3.0 on): an older one knows none of them. Labels and criteria count only when the
+ * file writes them: a TODO.md that never says labels leaves those given on the board as they are.
  */
 function changedFields(task: FileTask, current: TrackedTask): TaskEditPlan["changes"] {
   const file: Record<EditedField, unknown> = {
@@ -1013,7 +1014,9 @@ function changedFields(task: FileTask, current: TrackedTask): TaskEditPlan["chan
   const changes: TaskEditPlan["changes"] = {};
   for (const field of EDITED_FIELDS) {
     const known = field in current || !["labels", "parent_id", "acceptance_criteria"].includes(field);
-    if (known && !Bun.deepEquals(file[field], project[field])) changes[field] = { from: current[field] ?? null, to: file[field] };
+    const unsaid = (field === "labels" || field === "acceptance_criteria") && task[field].length === 0;
+    if (known && !unsaid && !Bun.deepEquals(file[field], project[field]))
+      changes[field] = { from: current[field] ?? null, to: file[field] };
   }
   return changes;
 }
