@@ -553,7 +553,7 @@ describe("the commands", () => {
       const first = await cli(runImport, [path, "--project", "web"], tracker.env);
       expect({ exitCode: first.exitCode, stderr: first.stderr }).toEqual({ exitCode: 0, stderr: "" });
       expect(first.stdout).toContain(
-        "Added 13 tasks:\n  + TASK-012       pending   high   Publish the npm package  (line 10)\n  + TASK-010       completed high   Write `scripts/pack.ts` for the five platforms  (line 11)",
+        "Added 13 tasks:\n  + TASK-012       pending   high   Publish the npm package  (line 10)\n  + TASK-010       completed high   Write `scripts/pack.ts` for the five platforms  under TASK-012  (line 11)",
       );
       expect(first.stdout).toContain("Raised 1 ID counter:\n  ↑ TASK           0 → 12 (next TASK-013)  (line 10)");
       expect(first.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 1 ID counter; 0 already up to date.");

@@ -1137,7 +1137,10 @@ export function describePlan(plan: ImportPlan, dryRun: boolean): string[] {
   };
   section(dryRun ? "Add" : "Added", plan.add.length, "task");
   for (const task of plan.add) {
-    const after = task.depends_on.length ? `  after ${task.depends_on.join(", ")}` : "";
+    const after = [
+      task.parent_id ? `  under ${task.parent_id}` : "",
+      task.depends_on.length ? `  after ${task.depends_on.join(", ")}` : "",
+    ].join("");
     lines.push(
       `  + ${task.task_id.padEnd(14)} ${task.status.padEnd(9)} ${task.priority.padEnd(6)} ${cut(firstLineOf(task.description))}${after}${at(task)}`,
     );
