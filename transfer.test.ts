@@ -1169,6 +1169,31 @@ describe("the file people keep", () => {
     expect(byId(back.tasks)).toEqual(byId(tasks));
   });
 
+  test("an export of 0.2.0, grouped by status, still reads back: its headings are no sections", () => {
+    const old = [
+      "<!-- task-tracking-mcp export: project web; `task-tracking-mcp import FILE --project web` reads it back -->",
+      "# Tasks of web",
+      "",
+      "## Pending (1)",
+      "",
+      "- [ ] **TASK-002** Waiting (high)",
+      "",
+      "  Section: TODO › Release 1.0",
+      "  - depends on: TASK-003",
+      "",
+      "## Completed (1)",
+      "",
+      "- [x] **TASK-003** Done",
+      "  - completion notes: Shipped",
+    ].join("\n");
+    const back = parseMarkdown(old);
+    expect(back.problems).toEqual([]);
+    expect(back.tasks.map(({ task_id, description, depends_on }) => ({ task_id, description, depends_on }))).toEqual([
+      { task_id: "TASK-002", description: "Waiting\n\nSection: TODO › Release 1.0", depends_on: ["TASK-003"] },
+      { task_id: "TASK-003", description: "Done", depends_on: [] },
+    ]);
+  });
+
   test("a completed task says who completed it and on which day; an open one who holds it", () => {
     const text = renderMarkdown("web", [
       tracked({ task_id: "TASK-001", description: "Held", status: "in_progress", claimed_by: "agent-7" }),
@@ -1365,6 +1390,36 @@ describe("re-importing after changes on the board", () => {
         "/tasks/TASK-001/status completed",
         "/tasks/TASK-003/status cancelled",
       ]);
+    } finally {
+      tracker.stop();
+    }
+  });
+
+  test("a checked item whose step an agent holds, or whose criteria are open in the project, stays open, with a note", async () => {
+    const tracker = standInTracker();
+    try {
+      await cli(
+        runImport,
+        [fileWith("- [ ] TASK-001: Item\n  - [ ] TASK-002: Step\n- [ ] TASK-003: Gated\n"), "--project", "web"],
+        tracker.env,
+      );
+      Object.assign(tracker.tasks[1]!, { status: "in_progress", claimed_by: "agent-7" });
+      Object.assign(tracker.tasks[2]!, { acceptance_criteria: [{ text: "tests pass", done: false }] });
+      tracker.writes.length = 0;
+      const result = await cli(
+        runImport,
+        [fileWith("- [x] TASK-001: Item\n  - [x] TASK-002: Step\n- [x] TASK-003: Gated\n"), "--project", "web"],
+        tracker.env,
+      );
+      expect(result.stdout).toBe(
+        [
+          "Note: line 2: TASK-002 is checked, but agent-7 is working on it: it is left to its holder",
+          "Note: line 1: TASK-001 is checked, but its step TASK-002 (in_progress) is not done in the project: it stays open",
+          "Note: line 3: TASK-003 is checked, but 1 of its acceptance criteria is open in the project: it stays open",
+          "Done: added 0 tasks, changed 0, raised 0 ID counters; 3 already up to date.",
+        ].join("\n"),
+      );
+      expect(tracker.writes).toEqual([]);
     } finally {
       tracker.stop();
     }

@@ -567,10 +567,12 @@ function dedentWrapped(body: string[]): string[] {
 }
 
 /**
- * GitHub-flavoured markdown task lists: `- [ ]` is a pending task, `- [x]` a completed one, another mark
- * (`[-]`, `[~]`) a pending one with a warning; items nested under an item are its steps (it depends on
- * them); the headings, bold label and plain items above an item end its description as one line.
- * Code blocks are text. Problems and warnings carry the line they are on.
+ * GitHub-flavoured markdown task lists: `- [ ]` is a pending task, `- [x]` a completed one, `- [-]` a
+ * cancelled one, another mark (`[/]`, `[~]`) a pending one with a warning; items nested under an item
+ * are its steps (its children, as urgent as it unless they say otherwise); the headings, bold label and
+ * plain items above an item end its description as one line. Sub-bullets of an item are its metadata
+ * (dependencies, labels, criteria, notes …). Code blocks are text. Problems and warnings carry the line
+ * they are on.
  */
 export function parseMarkdown(text: string): ParsedFile {
   const lines = text.replace(/^\uFEFF/, "").split(/\r\n|\r|\n/);
@@ -912,6 +914,7 @@ export function planImport(
     else compareWithTracker(task, current, plan);
   }
   planGone(file, existing, inFile, plan, archive);
+  holdBackCompletions(plan, existing);
   // Counters of the types the file's items are named by, or the project has: not every `SHA-256` starts one.
   const raised = new Map(file.counters);
   for (const [type, mention] of file.mentions) {
@@ -924,6 +927,45 @@ export function planImport(
   }
   plan.problems.sort((a, b) => a.line - b.line);
   return plan;
+}
+
+/**
+ * A checked item the tracker would refuse to complete stays open, with a note: one whose step is open in
+ * the project and not completed by this import (an agent may be at it), or whose criteria the project
+ * has open and the file does not tick off.
+ */
+function holdBackCompletions(plan: ImportPlan, existing: TrackedTask[]): void {
+  // Until nothing changes: an item held back holds back the item above it in turn.
+  while (holdBackOnce(plan, existing));
+  const unchanged = plan.edit.filter((edit) => !edit.status && !Object.keys(edit.changes).length);
+  plan.edit = plan.edit.filter((edit) => !unchanged.includes(edit));
+  plan.unchanged += unchanged.length;
+}
+
+function holdBackOnce(plan: ImportPlan, existing: TrackedTask[]): boolean {
+  const finishing = new Set(plan.edit.filter((edit) => edit.status).map((edit) => edit.task.task_id));
+  let held = false;
+  for (const edit of plan.edit) {
+    if (edit.status !== "completed") continue;
+    const { task } = edit;
+    const openSteps = existing.filter(
+      (step) =>
+        step.parent_id === task.task_id && ["pending", "in_progress"].includes(step.status) && !finishing.has(step.task_id),
+    );
+    const current = existing.find((tracked) => tracked.task_id === task.task_id);
+    const criteria = (edit.changes.acceptance_criteria?.to as Criterion[] | undefined) ?? current?.acceptance_criteria ?? [];
+    const openCriteria = criteria.filter((criterion) => !criterion.done).length;
+    const why = openSteps.length
+      ? `its step ${openSteps.map((step) => `${step.task_id} (${step.status})`).join(", ")} is not done in the project`
+      : openCriteria
+        ? `${openCriteria} of its acceptance criteria ${openCriteria === 1 ? "is" : "are"} open in the project`
+        : undefined;
+    if (!why) continue;
+    edit.status = undefined;
+    held = true;
+    plan.notes.push(`${where(task)}: ${task.task_id} is checked, but ${why}: it stays open`);
+  }
+  return held;
 }
 
 /** The prefix of the IDs a format derives (`md-` of an item's text, `gh-` of an issue's number): how an import knows its own tasks. */
