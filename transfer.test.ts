@@ -732,6 +732,9 @@ describe("the commands", () => {
       expect([step!.status, gone!.status, held!.status]).toEqual(["cancelled", "cancelled", "in_progress"]);
       const again = await cli(runImport, [path, "--project", "web", "--archive"], tracker.env);
       expect(again.stdout).toEndWith("Done: added 0 tasks, changed 0, raised 0 ID counters; 2 already up to date.");
+      const empty = await cli(runImport, [fileWith("# Nothing here yet\n"), "--project", "web", "--archive"], tracker.env);
+      expect(empty.stdout).toContain("Note: --archive cancels nothing when the file holds no task: is it the right file?\n");
+      expect(tracker.tasks.filter((row) => row.status === "cancelled").length).toBe(2);
     } finally {
       tracker.stop();
     }

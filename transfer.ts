@@ -992,7 +992,9 @@ function planGone(
       .slice(0, 5)
       .map((task) => task.task_id)
       .join(", ") + (tasks.length > 5 ? ", …" : "");
-  if (archive) {
+  if (archive && file.tasks.length === 0) {
+    plan.notes.push("--archive cancels nothing when the file holds no task: is it the right file?");
+  } else if (archive) {
     plan.archive = gone.filter((task) => task.status === "pending");
     const held = gone.filter((task) => task.status === "in_progress");
     if (held.length)
@@ -1083,7 +1085,8 @@ export function batchesOf(tasks: FileTask[], project: string, maxTasks = 500, ma
       ...(task.parent_id && { parent_id: task.parent_id }),
       ...(task.labels.length && { labels: task.labels }),
       ...(task.acceptance_criteria.length && { acceptance_criteria: task.acceptance_criteria }),
-      ...(task.notes.length && { notes: task.notes }),
+      // A note without its author is the importer's: the batch takes a name or none.
+      ...(task.notes.length && { notes: task.notes.map(({ at, by, text }) => ({ text, ...(at && { at }), ...(by && { by }) })) }),
     };
     const size = Buffer.byteLength(JSON.stringify(input)) + 1;
     if (batch.length && (batch.length === maxTasks || bytes + size > maxBytes)) {
