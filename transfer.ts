@@ -2,13 +2,15 @@
  * Import and export, the `import` and `export` subcommands of task-tracking-mcp: not the MCP server.
  * index.ts loads this module only when one of them runs, so the server's start never parses it.
  *
- * `import FILE --project P [--dry-run]` turns a markdown task list, a `gh issue list --json` dump or
- * one of our exports into tasks; `export --project P [--format markdown|json]` writes a project out
- * in a form that imports back. The README's "Import and export" describes both formats for users.
+ * `import FILE --project P [--dry-run] [--force] [--archive]` turns a markdown task list, a `gh issue
+ * list --json` dump or one of our exports into tasks (and, imported again, into changes of them that
+ * undo nothing a person changed since); `export --project P [--format markdown|json]` writes a project
+ * out in a form that imports back. The README's "Import and export" describes both formats for users.
  *
  * Read top to bottom: the file's tasks; the markdown reader; the `gh` and export-JSON parsers; the
  * checks over a whole file; the plan (what an import does to a project) and how it is carried out;
- * the commands (arguments, import, export and the markdown it writes).
+ * the commands (arguments, import and its check against the tasks' history, export and the markdown
+ * it writes).
  */
 import { basename } from "node:path";
 import { z } from "zod";
