@@ -629,7 +629,7 @@ describe("the commands", () => {
         "- [ ] TASK-001: One, reworded (high)",
         "- [x] TASK-002: Two",
         "- [x] TASK-003: Three",
-        "- [ ] TASK-004: Four (low)",
+        "- [ ] TASK-004: Four, reworded (low)",
         "- [ ] TASK-005: Five",
       ]);
       const result = await cli(runImport, [edited, "--project", "web"], tracker.env);

@@ -1012,10 +1012,10 @@ function planGone(
 
 function compareWithTracker(task: FileTask, current: TrackedTask, plan: ImportPlan): void {
   const changes = changedFields(task, current);
-  const changed = Object.keys(changes).length > 0;
   const edit: TaskEditPlan = { task, changes: {} };
   if (current.status === "completed" || current.status === "cancelled") {
-    if (changed)
+    // Its priority no longer matters (a step's follows its item's, which may change): only its text is said.
+    if (changes.description)
       plan.notes.push(
         `${where(task)}: ${task.task_id} is ${current.status} in the project, so its text and priority stay as they are there`,
       );
