@@ -103,8 +103,9 @@ function standInTracker(pageSize = 500) {
   /** From this write on, every write fails with 503. */
   const state = { failFromWrite: Infinity, hideCounters: false, listBody: undefined as unknown };
   const at = () => new Date(Date.UTC(2026, 11, 6, 9, 0, clock)).toISOString();
+  let eventId = 0;
   const record = (row: object, agent: string | null, type: string, details: Record<string, unknown> = {}) =>
-    events.get(row)!.push({ type, at: at(), agent_id: agent, details });
+    events.get(row)!.push({ event_id: ++eventId, type, at: at(), agent_id: agent, details });
   const listed = (row: Record<string, any>) => {
     const log = notes.get(row) ?? [];
     return { ...row, notes_count: log.length, last_note: log.at(-1) ?? null };
@@ -1258,7 +1259,7 @@ describe("the file people keep", () => {
   });
 
   for (const name of ["TODO.md", "ROADMAP.md"]) {
-    test(`${name}: the export keeps the file's headings and nesting, completed items in file order, and read back and exported again is the same text`, async () => {
+    test(`${name}: the export keeps the file's headings, nesting and order, and read back and exported again is the same text`, async () => {
       const [source, copy] = [standInTracker(), standInTracker()];
       try {
         const file = await Bun.file(join(FIXTURES, name)).text();
@@ -1274,7 +1275,11 @@ describe("the file people keep", () => {
         expect(headings(first.stdout).filter((line) => headings(file).includes(line))).toEqual(
           headings(file).filter((line) => !line.includes("not a task")),
         );
-        // Each step under its item, as in the file.
+        // Every item in file order, whatever its status, each step under its item, as in the file.
+        const ids = first.stdout
+          .match(/^\s*- \[[ x-]\] \*\*`?[^*`]+/gm)!
+          .map((line) => line.replace(/^\s*- \[[ x-]\] \*\*`?/, ""));
+        expect(ids).toEqual(parsed.tasks.map((item) => item.task_id));
         const back = parseMarkdown(first.stdout);
         const parents = (tasks: FileTask[]) => tasks.map((item) => [item.task_id, item.parent_id ?? null]).sort();
         expect(parents(back.tasks)).toEqual(parents(parsed.tasks));

@@ -892,7 +892,7 @@ export function planImport(
   const plan: ImportPlan = { add: [], edit: [], archive: [], raise: [], unchanged: 0, notes: [], problems: [...file.problems] };
   const completedAfterImport = (id: string) => tracked.get(id)?.status === "completed" || inFile.get(id)?.status === "completed";
 
-  for (const task of inAddingOrder(file.tasks)) {
+  for (const task of file.tasks) {
     for (const id of task.depends_on) {
       if (!inFile.has(id) && !tracked.has(id)) {
         plan.problems.push({
@@ -1134,7 +1134,10 @@ async function applyPlan(
   progress: ImportProgress,
 ): Promise<void> {
   const inProject = `?project=${encodeURIComponent(project)}`;
-  for (const tasks of batchesOf(plan.add, project)) {
+  // In file order when one batch holds them all (the batch takes its tasks in any order), so that the
+  // order they were added in, which the export follows, is the file's; else parents and dependencies first.
+  const inOneBatch = batchesOf(plan.add, project);
+  for (const tasks of inOneBatch.length === 1 ? inOneBatch : batchesOf(inAddingOrder(plan.add), project)) {
     await tracker.write("POST", "/tasks/batch", { tasks });
     progress.added += tasks.length;
   }
@@ -1431,6 +1434,7 @@ async function applyReporting(tracker: Tracker, host: TransferHost, project: str
 const TaskEvents = z.object({
   events: z.array(
     z.object({
+      event_id: z.number().optional(),
       type: z.string(),
       at: z.string(),
       agent_id: z.string().nullable(),
@@ -1439,6 +1443,9 @@ const TaskEvents = z.object({
   ),
 });
 export type TaskEvent = z.infer<typeof TaskEvents>["events"][number];
+
+const eventsPath = (project: string, taskId: string) =>
+  `/tasks/${encodeURIComponent(taskId)}/events?${new URLSearchParams({ project })}`;
 
 /** A change made in the project since the last import that the import would undo. */
 interface Overwrite {
@@ -1450,8 +1457,7 @@ interface Overwrite {
 async function findOverwrites(tracker: Tracker, project: string, plan: ImportPlan, author: string | undefined) {
   const overwrites: Overwrite[] = [];
   for (const edit of plan.edit) {
-    const path = `/tasks/${encodeURIComponent(edit.task.task_id)}/events?${new URLSearchParams({ project })}`;
-    const { events } = await tracker.read(TaskEvents, path);
+    const { events } = await tracker.read(TaskEvents, eventsPath(project, edit.task.task_id));
     overwrites.push(...overwritesOf(edit, events, author));
   }
   return overwrites;
@@ -1484,11 +1490,12 @@ export function overwritesOf(edit: TaskEditPlan, events: TaskEvent[], author: st
 
 /**
  * A project as markdown, which `import` reads back to the same tasks: the sections the tasks' descriptions
- * name become headings again, each step goes under its item, and each task shows its labels, holder or
- * completer, notes, acceptance criteria (a checklist under `- acceptance criteria:`) and notes.
+ * name become headings again (in the order they first come up), each step goes under its item, and each
+ * task shows its labels, holder or completer, completion notes, acceptance criteria (a checklist under
+ * `- acceptance criteria:`) and notes. Tasks come in the order given: the export's is the order they were
+ * added, an imported file's file order.
  */
-export function renderMarkdown(project: string, tasks: TrackedTask[]): string {
-  const ordered = inExportOrder(tasks);
+export function renderMarkdown(project: string, ordered: TrackedTask[]): string {
   const byId = new Map(ordered.map((task) => [task.task_id, task]));
   const steps = new Map<string, TrackedTask[]>();
   const items: { task: TrackedTask; path: string[] }[] = [];
@@ -1507,16 +1514,6 @@ export function renderMarkdown(project: string, tasks: TrackedTask[]): string {
     lines.push(...itemLines(task, { depth: 0, inherited: "medium", section: path, steps }));
   }
   return `${lines.join("\n")}\n`;
-}
-
-/**
- * The tracker lists pending tasks first, then those in progress, then the finished ones most recently
- * finished first (docs/API.md); in the order they were finished, an imported file's items are in file
- * order, and an export read back keeps them so.
- */
-function inExportOrder(tasks: TrackedTask[]): TrackedTask[] {
-  const finished = (status: Status) => status === "completed" || status === "cancelled";
-  return [...tasks.filter((task) => !finished(task.status)), ...tasks.filter((task) => finished(task.status)).reverse()];
 }
 
 /** The headings a description's section line names, and the description without it; no headings when they would not read back as the line. */
@@ -1626,14 +1623,37 @@ const TaskWithNotes = z.object({
   task: z.object({ notes: z.array(z.object({ at: z.string(), by: z.string().nullable(), text: z.string() })).default([]) }),
 });
 
+/** How many reads of single tasks an export has in flight at once. */
+const READS_AT_ONCE = 8;
+
+async function forEachAtOnce<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += READS_AT_ONCE) await Promise.all(items.slice(i, i + READS_AT_ONCE).map(work));
+}
+
 /** The tasks with their notes: a page of tasks carries only the last, `GET /tasks/{id}` every one. */
 async function withNotes(tracker: Tracker, project: string, tasks: TrackedTask[]): Promise<TrackedTask[]> {
-  for (const task of tasks) {
-    if (!task.notes_count) continue;
-    const path = `/tasks/${encodeURIComponent(task.task_id)}?${new URLSearchParams({ project })}`;
-    task.notes = (await tracker.read(TaskWithNotes, path)).task.notes;
-  }
+  await forEachAtOnce(
+    tasks.filter((task) => task.notes_count),
+    async (task) => {
+      const path = `/tasks/${encodeURIComponent(task.task_id)}?${new URLSearchParams({ project })}`;
+      task.notes = (await tracker.read(TaskWithNotes, path)).task.notes;
+    },
+  );
   return tasks;
+}
+
+/**
+ * The tasks in the order they were added, from each one's `created` event (a list page orders them for
+ * agents to pick: by readiness and priority): an imported file's items come back in file order, and an
+ * export read back and exported again is the same text.
+ */
+async function inOrderAdded(tracker: Tracker, project: string, tasks: TrackedTask[]): Promise<TrackedTask[]> {
+  const added = new Map<TrackedTask, number>();
+  await forEachAtOnce(tasks, async (task) => {
+    const { events } = await tracker.read(TaskEvents, eventsPath(project, task.task_id));
+    added.set(task, events.find((event) => event.type === "created")?.event_id ?? Number.MAX_SAFE_INTEGER);
+  });
+  return [...tasks].sort((a, b) => added.get(a)! - added.get(b)!);
 }
 
 function readExportArguments(argv: string[], host: TransferHost) {
@@ -1654,9 +1674,8 @@ export function runExport(argv: string[], io: CliIo, host: TransferHost): Promis
     () => readExportArguments(argv, host),
     async (tracker, { project, format }) => {
       const tasks = await withNotes(tracker, project, await tracker.tasks(project));
-      io.out(
-        format === "json" ? JSON.stringify({ project_id: project, tasks }, null, 2) : renderMarkdown(project, tasks).trimEnd(),
-      );
+      if (format === "json") io.out(JSON.stringify({ project_id: project, tasks }, null, 2));
+      else io.out(renderMarkdown(project, await inOrderAdded(tracker, project, tasks)).trimEnd());
       return 0;
     },
   );

@@ -417,6 +417,10 @@ describe("the file people keep", () => {
       // A person raises it on the board (the board sends their name; this request sends none).
       const raised = await stack.tracker.api("PATCH", `/tasks/${tag.task_id}?project=${project}`, { priority: "high" });
       expect(raised.status).toBe(200);
+      await stack.tracker.waitForAccess(
+        (entry) => entry.method === "PATCH" && entry.path.includes(`project=${project}`),
+        "the board's PATCH",
+      );
       const mark = stack.tracker.accessLog().length;
       const refused = await cli("import", TODO, "--project", project);
       expect({ code: refused.code, stdout: refused.stdout }).toEqual({ code: 1, stdout: "" });
