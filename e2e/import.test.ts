@@ -211,9 +211,20 @@ describe("export", () => {
         "## Someday",
       ]);
       expect(exported.stdout).toContain(
-        "- [ ] **TASK-012** Publish the npm package (high)\n  - [ ] **`md-bf39a799df`** Smoke-test `npx task-tracking-mcp --version` on macOS and Windows\n    - [ ] **`md-8b45aec1ac`** Borrow a Windows machine (low)\n",
+        [
+          "## Release 1.0",
+          "",
+          "- [ ] **TASK-012** Publish the npm package (high)",
+          "  - [x] **TASK-010** Write `scripts/pack.ts` for the five platforms",
+          "    - completion notes: Checked in TODO.md",
+          "  - [ ] **`md-bf39a799df`** Smoke-test `npx task-tracking-mcp --version` on macOS and Windows",
+          "    - [ ] **`md-8b45aec1ac`** Borrow a Windows machine (low)",
+          "  - [x] **`md-6796934d30`** Update CHANGELOG.md for 1.0",
+          "    - completion notes: Checked in TODO.md",
+          "- [ ] **`md-685529c1bf`** Tag `v1.0.0` and push the tag",
+          "",
+        ].join("\n"),
       );
-      expect(exported.stdout).toContain("  - [x] **TASK-010** Write `scripts/pack.ts` for the five platforms\n");
 
       const file = fileWith("export.md", exported.stdout);
       expect((await cli("import", file, "--project", "copy")).code).toBe(0);
@@ -418,7 +429,7 @@ describe("the file people keep", () => {
       const raised = await stack.tracker.api("PATCH", `/tasks/${tag.task_id}?project=${project}`, { priority: "high" });
       expect(raised.status).toBe(200);
       await stack.tracker.waitForAccess(
-        (entry) => entry.method === "PATCH" && entry.path.includes(`project=${project}`),
+        (entry) => entry.method === "PATCH" && entry.path.startsWith(`/tasks/${tag.task_id}`),
         "the board's PATCH",
       );
       const mark = stack.tracker.accessLog().length;
