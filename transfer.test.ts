@@ -1,7 +1,9 @@
 /**
  * Import and export (transfer.ts), in process: the parsers and the plan directly; the commands against
- * an in-memory stand-in of the tracker that follows docs/API.md (GET /tasks pages, the registry, the
- * batch, PATCH, status) and can be told to fail. e2e/import.test.ts drives the compiled binary.
+ * an in-memory stand-in of the tracker that follows docs/API.md and the content contract of issue 21
+ * (GET /tasks pages, the registry, the batch with parents, labels, criteria and notes, PATCH, statuses
+ * with cancelled and reopened, each change an event under its X-Agent-Id, GET /tasks/{id} with its
+ * notes) and can be told to fail. e2e/import.test.ts drives the compiled binary.
  */
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
