@@ -405,6 +405,40 @@ describe("markdown", () => {
     ]);
   });
 
+  test("an 'Acceptance criteria:' line in an item's text makes the checklist under it, up to a blank line, criteria", () => {
+    const tasks = parseMarkdown(
+      [
+        "- [ ] Login form",
+        "  Acceptance criteria:",
+        "  - [x] tests pass",
+        "  - [ ] docs updated",
+        "",
+        "  - [ ] A real step",
+        "- [ ] Signup",
+        "  **Acceptance criteria**",
+        "    - [ ] works",
+        "",
+        "Acceptance criteria:",
+        "- [ ] Outside any item, the line is the section's text",
+      ].join("\n"),
+    ).tasks;
+    expect(
+      tasks.map(({ description, acceptance_criteria, parent_id }) => ({ description, acceptance_criteria, parent_id })),
+    ).toEqual([
+      {
+        description: "Login form",
+        acceptance_criteria: [
+          { text: "tests pass", done: true },
+          { text: "docs updated", done: false },
+        ],
+        parent_id: undefined,
+      },
+      { description: "A real step", acceptance_criteria: [], parent_id: tasks[0]!.task_id },
+      { description: "Signup", acceptance_criteria: [{ text: "works", done: false }], parent_id: undefined },
+      { description: "Outside any item, the line is the section's text", acceptance_criteria: [], parent_id: undefined },
+    ]);
+  });
+
   test("5,000 items parse in one pass, each with its own ID", () => {
     const text = Array.from({ length: 5000 }, (_, i) => `- [${i % 3 ? " " : "x"}] Item number ${i}`).join("\n");
     const parsed = parseMarkdown(text);

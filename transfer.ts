@@ -167,6 +167,8 @@ const METADATA =
   /^[-*+]\s+(depends on|inputs|outputs|completion notes|held by|completed by|labels|acceptance criteria|note(?: by \S+)? at \d{4}-\d\d-\d\dT[\d:.]+Z):(?:\s+(.*)|$)/i;
 /** The key of a note's metadata entry, which says who wrote it and when. */
 const NOTE_KEY = /^note(?: by (\S+))? at (\S+)$/i;
+/** A line `Acceptance criteria:` (or in bold) in an item's text: the checklist under it, up to a blank line, is its criteria. */
+const CRITERIA_LABEL = /^(?:\*\*|__)?acceptance criteria:?(?:\*\*|__)?:?$/i;
 /** What a label may be (docs/API.md): the export writes them so, a `gh` label is made so. */
 const LABEL = /^[a-z0-9._:/-]{1,40}$/;
 const FENCE = /^(`{3,}|~{3,})/;
@@ -274,7 +276,7 @@ interface DraftTask extends FileTask {
 type OpenBlock =
   | { kind: "task"; indent: number; task: DraftTask }
   | { kind: "plain"; indent: number; text: string }
-  | { kind: "metadata"; indent: number; entry: MetadataEntry }
+  | { kind: "metadata"; indent: number; entry: MetadataEntry; untilBlankLine?: boolean }
   | { kind: "criterion"; indent: number; criterion: Criterion; contentColumn: number };
 
 /** Reads a markdown file line by line (GitHub-flavoured task lists); see parseMarkdown. */
@@ -324,10 +326,11 @@ class MarkdownReader {
       }
       this.fence = undefined;
     }
-    if (!text) return this.addText("", this.open.at(-1));
+    if (!text) return this.blankLine();
     noteArtifactIds(text, line, this.parsed.mentions);
     const indent = indentOf(text);
     const content = text.trimStart();
+    if (CRITERIA_LABEL.test(content) && this.criteriaLabel(indent, line)) return;
     if (continued && indent < continued.contentColumn && !startsBlock(content)) {
       // A lazy continuation line, as CommonMark has it: the item's text wrapped without indentation.
       continued.body.push(unescapeLine(content));
@@ -351,6 +354,26 @@ class MarkdownReader {
     const item = LIST_ITEM.exec(content);
     if (!item) return this.addText(text, this.open.at(-1));
     this.listItem(content, item[1]!.length, item[2] ?? "", indent, line);
+  }
+
+  private blankLine(): void {
+    const label = this.open.findIndex((block) => block.kind === "metadata" && block.untilBlankLine);
+    if (label >= 0) this.open.length = label;
+    this.addText("", this.open.at(-1));
+  }
+
+  /** `Acceptance criteria:` in an item's text: the checkboxes under it are criteria, not steps. False when no item holds it. */
+  private criteriaLabel(indent: number, line: number): boolean {
+    const kept = this.open.findIndex((block) => block.indent >= indent);
+    const owner = (kept === -1 ? this.open : this.open.slice(0, kept)).at(-1);
+    if (owner?.kind !== "task") return false;
+    if (kept >= 0) this.open.length = kept;
+    const entry: MetadataEntry = { key: "acceptance criteria", line, lines: [""], contentColumn: indent, criteria: [] };
+    owner.task.metadata.push(entry);
+    // One column less than the label, so that a checklist at the label's own indentation is under it.
+    this.open.push({ kind: "metadata", indent: indent - 1, entry, untilBlankLine: true });
+    this.blankLines = 0;
+    return true;
   }
 
   private startSection(level: number, title: string): void {
