@@ -1910,7 +1910,7 @@ Usage:
   ${NAME}             serve MCP over stdin/stdout (an MCP client such as Claude Code starts it)
   ${NAME} doctor      check the configuration, reach the service, prove the API key
   ${NAME} prime       print this agent's claims and the next ready tasks (a SessionStart hook)
-  ${NAME} import FILE --project P [--dry-run]
+  ${NAME} import FILE --project P [--dry-run] [--force] [--archive]
                                 add the tasks of a markdown task list, a \`gh issue list --json\` dump or an export
   ${NAME} export --project P [--format markdown|json]
                                 print every task of a project (markdown imports back)
