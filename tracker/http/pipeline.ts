@@ -26,7 +26,7 @@ export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 export const IDEMPOTENCY_LEASE_MS = 60_000;
 
 /** Every method some route takes: the Allow of a request that names no path (CONNECT host:443). */
-const SERVED_METHODS = "GET, HEAD, POST, PUT, PATCH";
+const SERVED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE";
 
 export function json(status: number, value: unknown): Reply {
   return { status, body: JSON.stringify(value) };

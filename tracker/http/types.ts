@@ -7,8 +7,9 @@ import type { Logger } from "../log.ts";
 import type { IdempotentWrite, Storage } from "../storage/storage.ts";
 import type { CopyGate } from "./copies.ts";
 import type { LiveStreams } from "./live-streams.ts";
+import type { McpSessions } from "./mcp-sessions.ts";
 
-export type Method = "GET" | "POST" | "PUT" | "PATCH";
+export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 /** What a handler produces; the response is built once, with the common headers, in one place. */
 export interface Reply {
   status: number;
@@ -30,6 +31,8 @@ export interface Services {
   streams: LiveStreams;
   /** The backups and dumps being sent. */
   copies: CopyGate;
+  /** The MCP sessions of /mcp. */
+  mcp: McpSessions;
 }
 
 /** One request as a handler sees it: already authenticated, parsed and checked. */
