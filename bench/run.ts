@@ -1,5 +1,5 @@
 /**
- * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale,listing,leases,boards]`
+ * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale,listing,leases,boards,mcp-http]`
  *
  * Speed, start-up, memory and scale of task-tracking-mcp and its tracker, each figure beside a floor
  * measured in the same run on this machine (bench/floors/), as a ratio. The tracker and every floor
@@ -18,11 +18,12 @@ import { type ColdStartResult, measureColdStart } from "./sections/coldstart.ts"
 import { type LatencyResult, measureLatency } from "./sections/latency.ts";
 import { type LeasesResult, measureLeases } from "./sections/leases.ts";
 import { type ListingResult, measureListing } from "./sections/listing.ts";
+import { type McpHttpResult, measureMcpHttp } from "./sections/mcp-http.ts";
 import { type MemoryResult, measureMemory } from "./sections/memory.ts";
 import { measureScale, type ScaleResult } from "./sections/scale.ts";
 import { type Cell, measureThroughput, type ThroughputResult } from "./sections/throughput.ts";
 
-const SECTIONS = ["latency", "coldstart", "memory", "throughput", "scale", "listing", "leases", "boards"] as const;
+const SECTIONS = ["latency", "coldstart", "memory", "throughput", "scale", "listing", "leases", "boards", "mcp-http"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -82,6 +83,7 @@ const results: {
   listing?: ListingResult;
   leases?: LeasesResult;
   boards?: BoardsResult;
+  "mcp-http"?: McpHttpResult;
 } = {};
 if (only.has("latency")) results.latency = await measureLatency(ctx);
 if (only.has("coldstart")) results.coldstart = await measureColdStart(ctx);
@@ -91,6 +93,7 @@ if (only.has("scale")) results.scale = await measureScale(ctx);
 if (only.has("listing")) results.listing = await measureListing(ctx);
 if (only.has("leases")) results.leases = await measureLeases(ctx);
 if (only.has("boards")) results.boards = await measureBoards(ctx);
+if (only.has("mcp-http")) results["mcp-http"] = await measureMcpHttp(ctx);
 const loadEnd = loadavg().map((x) => Math.round(x * 100) / 100);
 const seconds = (performance.now() - started) / 1000;
 
@@ -527,6 +530,37 @@ if (boards) {
   const p99Ratio = boards.with.all_p99_ms / boards.without.all_p99_ms;
   target(`agents' p99 with ${boards.boards} boards open ÷ without`, "≤ 1.10×", ratio(p99Ratio), p99Ratio <= 1.1);
   target("the boards received the live events", "> 0", int(boards.events_received), boards.events_received > 0);
+}
+
+const mcpHttp = results["mcp-http"];
+if (mcpHttp) {
+  print();
+  print(
+    `9. A tool call over the tracker's /mcp (Streamable HTTP, in the tracker's process) beside the stdio binary, ms: ${mcpHttp.rounds} rounds × ${mcpHttp.calls_per_round} sequential calls per path; medians of the rounds`,
+  );
+  print(
+    table(
+      ["tool", "/mcp p50", "p95", "p99", "stdio p50", "p95", "p99", "REST p50", "p95", "/mcp − stdio p50", "/mcp − REST p50"],
+      Object.entries(mcpHttp.tools).map(([tool, t]) => [
+        tool,
+        ms(t.http_mcp.p50),
+        ms(t.http_mcp.p95),
+        ms(t.http_mcp.p99),
+        ms(t.stdio_mcp.p50),
+        ms(t.stdio_mcp.p95),
+        ms(t.stdio_mcp.p99),
+        ms(t.direct.p50),
+        ms(t.direct.p95),
+        ms(t.http_mcp.p50 - t.stdio_mcp.p50),
+        ms(t.http_mcp.p50 - t.direct.p50),
+      ]),
+    ),
+  );
+  print(
+    "   /mcp: raw JSON-RPC POSTs with fetch (keep-alive); stdio: raw JSON-RPC lines to dist/task-tracking-mcp; REST: the tool's request itself",
+  );
+  const worstP95 = Math.max(...Object.values(mcpHttp.tools).map((t) => t.http_mcp.p95));
+  target("tool call over /mcp p95 (worst tool)", "≤ 1.5 ms", `${ms(worstP95)} ms`, worstP95 <= 1.5);
 }
 
 print();
