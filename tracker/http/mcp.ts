@@ -3,10 +3,15 @@
 
 import type { Handler, Reply } from "./types.ts";
 
+/** The longest a message of a session may take to answer. */
+const MAX_CALL_SECONDS = 60;
+
 /** /mcp: one message of an MCP session (POST), its stream (GET) or its end (DELETE). */
 export const mcp: Handler = async ({ request, caller, agentId, services, keepOpen }) => {
   // A session's GET stream is quiet between keep-alives: the connection's idle timeout must not end it.
-  if (request.method === "GET") keepOpen();
+  // A tool call may take longer than that timeout (10 s) when the tracker is slow: each attempt of each
+  // request it makes may take TrackerClient's 5 s.
+  keepOpen(request.method === "GET" ? 0 : MAX_CALL_SECONDS);
   const apiKey = request.headers.get("authorization")!.slice("bearer ".length).trim();
   return replyOf(await services.mcp.handle(request, { scope: caller, apiKey, agentId }));
 };

@@ -337,7 +337,7 @@ async function prepare(
   const key = readIdempotencyKey(request, route);
   const bodyText = route.body ? await readBody(request) : "";
   const body = route.body ? parseInput(route.body, parseJsonBody(bodyText)) : undefined;
-  const keepOpen = () => server.timeout(request, 0);
+  const keepOpen = (seconds = 0) => server.timeout(request, seconds);
   return {
     url,
     scope,

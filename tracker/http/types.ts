@@ -46,8 +46,11 @@ export interface Call<Params, Query, Body> {
   /** The caller's API key as the tracker names it: its scope (SHA-256), never the key itself. */
   caller: string;
   services: Services;
-  /** Lifts the idle timeout of this request's connection (a live stream is quiet between changes). */
-  keepOpen(): void;
+  /**
+   * Lifts the idle timeout of this request's connection (a live stream is quiet between changes), or sets
+   * it to `seconds` (a reply that may take longer than Bun's 10 s).
+   */
+  keepOpen(seconds?: number): void;
   /**
    * Runs a write with the request's Idempotency-Key, if any: the storage stores the rendered reply
    * in the same transaction as the effect.
