@@ -6,8 +6,8 @@
 // DELETE, at shutdown, or idle (no request and no open stream) for the lease its claims ask for, and then
 // they lapse. A key holds a bounded number at once (docs/API.md, /mcp).
 
-import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { type Config, createServer, READING_TOOLS, TOOL_NAMES, type ToolName } from "../../index.ts";
+import type { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import type { Config, ToolName } from "../../index.ts";
 import { RetryLater } from "../domain.ts";
 import type { Logger, LogLevel } from "../log.ts";
 
@@ -20,11 +20,20 @@ const RETRY_AFTER_SECONDS = 30;
 const IN_PROCESS_URL = "http://tracker.internal";
 const SESSION_NOT_FOUND = JSON.stringify({ jsonrpc: "2.0", error: { code: -32001, message: "Session not found" }, id: null });
 
+type McpServerModule = typeof import("../../index.ts");
+let loading: Promise<[McpServerModule, typeof import("@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js")]>;
+/**
+ * The MCP server and the SDK's transport, loaded with the first session: a tracker that serves no MCP never
+ * parses them (they would add a tenth of a second and 9 MB to every start).
+ */
+const loadMcp = () =>
+  (loading ??= Promise.all([import("../../index.ts"), import("@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js")]));
+
 /** A key's role, once keys carry one (issue 24); undefined for the operator's keys. */
 export type Role = "admin" | "member" | "viewer";
 
 /** The one place that decides which tools a session offers: a viewer's only those that read. */
-export function toolsFor(role: Role | undefined): readonly ToolName[] {
+export function toolsFor(role: Role | undefined, { TOOL_NAMES, READING_TOOLS }: McpServerModule): readonly ToolName[] {
   return role === "viewer" ? READING_TOOLS : TOOL_NAMES;
 }
 
@@ -121,6 +130,7 @@ export class McpSessions {
         RETRY_AFTER_SECONDS,
       );
     }
+    const [serverModule, { WebStandardStreamableHTTPServerTransport }] = await loadMcp();
     const id = crypto.randomUUID();
     const agentId = caller.agentId ?? `mcp-${id.slice(0, 8)}${id.slice(9, 13)}`;
     const transport = new WebStandardStreamableHTTPServerTransport({
@@ -130,9 +140,9 @@ export class McpSessions {
     });
     const session: Session = { id, scope: caller.scope, agentId, transport, lastSeenAt: this.#options.now(), openStreams: 0 };
     transport.onclose = () => this.#ended(session);
-    const server = createServer(this.#config(caller.apiKey, agentId), {
+    const server = serverModule.createServer(this.#config(caller.apiKey, agentId), {
       fetch: (url, init) => this.#dispatch(new Request(url, init)),
-      tools: toolsFor(caller.role),
+      tools: toolsFor(caller.role, serverModule),
       schedule: this.#options.schedule,
       writeLog: (line) => this.#log(line, id),
       shutdownSignal: this.#shutdown.signal,

@@ -116,7 +116,11 @@ describe("/mcp", () => {
     const first = await connect();
     const named = await connect(TEST_API_KEY, { "X-Agent-Id": "alice-laptop" });
     const claimed = async (session: typeof first) =>
-      ((await session.call("get_next_task", { project_id: "proj", claim: true })).structuredContent as any).task.claimed_by;
+      (
+        (await session.call("get_next_task", { project_id: "proj", claim: true })).structuredContent as {
+          task: { claimed_by: string };
+        }
+      ).task.claimed_by;
     const agents = [await claimed(first), await claimed(named)];
     expect(agents[0]).toMatch(/^mcp-[0-9a-f]{12}$/);
     expect(agents[0]).toBe(`mcp-${first.transport.sessionId!.replace("-", "").slice(0, 12)}`);
@@ -184,9 +188,10 @@ describe("/mcp", () => {
 });
 
 describe("toolsFor", () => {
-  test("a viewer gets the tools that read, every other role all of them", () => {
-    expect(toolsFor("viewer")).toEqual(["list_tasks", "get_task"]);
-    expect(toolsFor("member")).toEqual(TOOL_NAMES);
-    expect(toolsFor(undefined)).toEqual(TOOL_NAMES);
+  test("a viewer gets the tools that read, every other role all of them", async () => {
+    const server = await import("../../index.ts");
+    expect(toolsFor("viewer", server)).toEqual(["list_tasks", "get_task"]);
+    expect(toolsFor("member", server)).toEqual(TOOL_NAMES);
+    expect(toolsFor(undefined, server)).toEqual(TOOL_NAMES);
   });
 });
