@@ -18,10 +18,17 @@ export const MAX_SESSIONS_PER_KEY = 50;
 const RETRY_AFTER_SECONDS = 30;
 /** Where the session's client sends its requests: a name only, as nothing leaves the process. */
 const IN_PROCESS_URL = "http://tracker.internal";
-const SESSION_NOT_FOUND = JSON.stringify({ jsonrpc: "2.0", error: { code: -32001, message: "Session not found" }, id: null });
+
+/** An answer of the transport's own kind: a JSON-RPC error without an id. */
+const jsonRpcError = (status: number, code: number, message: string) =>
+  new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
+    status,
+    headers: { "Content-Type": "application/json" },
+  });
 
 type McpServerModule = typeof import("../../index.ts");
-let loading: Promise<[McpServerModule, typeof import("@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js")]>;
+type LoadedMcp = [McpServerModule, typeof import("@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js")];
+let loading: Promise<LoadedMcp>;
 /**
  * The MCP server and the SDK's transport, loaded with the first session: a tracker that serves no MCP never
  * parses them (they would add a tenth of a second and 9 MB to every start).
@@ -113,7 +120,7 @@ export class McpSessions {
     const session = this.#sessions.get(id);
     // Another key's session is not found either: its ID proves nothing.
     if (session === undefined || session.scope !== caller.scope) {
-      return new Response(SESSION_NOT_FOUND, { status: 404, headers: { "Content-Type": "application/json" } });
+      return jsonRpcError(404, -32001, "Session not found");
     }
     session.lastSeenAt = this.#options.now();
     return this.#counted(session, await session.transport.handleRequest(request));
@@ -121,16 +128,39 @@ export class McpSessions {
 
   /** A request without a session: an initialize opens one, anything else gets the transport's own answer. */
   async #open(request: Request, caller: McpCaller): Promise<Response> {
+    // Only a POST can carry an initialize: anything else is refused before a server is made for it.
+    if (request.method !== "POST") return jsonRpcError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+    const serverModule = await loadMcp();
     if (this.#shutdown.signal.aborted) throw new RetryLater("unavailable", "The tracker is stopping", RETRY_AFTER_SECONDS);
-    const held = [...this.#sessions.values()].filter((session) => session.scope === caller.scope).length;
-    if (held >= this.#options.maxPerKey) {
-      throw new RetryLater(
-        "too_many_requests",
-        `This API key has ${held} MCP sessions open already, the most at once; end one (DELETE /mcp) or let an idle one end`,
-        RETRY_AFTER_SECONDS,
-      );
+    this.#refuseOverBound(caller.scope);
+    // Counted from here on, so that initializes sent at once cannot pass the bound together.
+    const { session, server } = this.#newSession(caller, serverModule);
+    this.#sessions.set(session.id, session);
+    try {
+      await server.connect(session.transport);
+      const response = await session.transport.handleRequest(request);
+      if (session.transport.sessionId !== session.id)
+        await session.transport.close(); // not an initialize: nothing to keep
+      else this.#options.logger.log("info", "opened an MCP session", { session: session.id, agent_id: session.agentId });
+      return response;
+    } catch (error) {
+      await session.transport.close();
+      throw error;
     }
-    const [serverModule, { WebStandardStreamableHTTPServerTransport }] = await loadMcp();
+  }
+
+  #refuseOverBound(scope: string): void {
+    const held = [...this.#sessions.values()].filter((session) => session.scope === scope).length;
+    if (held < this.#options.maxPerKey) return;
+    throw new RetryLater(
+      "too_many_requests",
+      `This API key has ${held} MCP sessions open already, the most at once; end one (DELETE /mcp) or let an idle one end`,
+      RETRY_AFTER_SECONDS,
+    );
+  }
+
+  /** A session and its server: its agent, its key, its tools, its log and its claims' schedule. */
+  #newSession(caller: McpCaller, [serverModule, { WebStandardStreamableHTTPServerTransport }]: LoadedMcp) {
     const id = crypto.randomUUID();
     const agentId = caller.agentId ?? `mcp-${id.slice(0, 8)}${id.slice(9, 13)}`;
     const transport = new WebStandardStreamableHTTPServerTransport({
@@ -149,15 +179,7 @@ export class McpSessions {
       // An agent named by its X-Agent-Id may have claims from an earlier session: they are renewed again.
       adoptClaims: caller.agentId !== null,
     });
-    await server.connect(transport);
-    const response = await transport.handleRequest(request);
-    if (transport.sessionId === id) {
-      this.#sessions.set(id, session);
-      this.#options.logger.log("info", "opened an MCP session", { session: id, agent_id: agentId });
-    } else {
-      await server.close(); // not an initialize: nothing to keep
-    }
-    return response;
+    return { session, server };
   }
 
   /** The configuration of a session's server: the caller's key and agent, this process as the tracker. */
@@ -205,6 +227,7 @@ export class McpSessions {
   #ended(session: Session): void {
     if (this.#sessions.get(session.id) !== session) return;
     this.#sessions.delete(session.id);
+    if (session.transport.sessionId !== session.id) return; // never opened: no initialize came
     this.#options.logger.log("info", "closed an MCP session", { session: session.id, agent_id: session.agentId });
   }
 

@@ -179,6 +179,25 @@ describe("/mcp", () => {
     await connect(OTHER_API_KEY);
   });
 
+  test("a GET or DELETE without a session is 400 and opens none", async () => {
+    for (const method of ["GET", "DELETE"]) {
+      const response = await fetch(`${t.url}/mcp`, {
+        method,
+        headers: { authorization: `Bearer ${TEST_API_KEY}`, accept: "application/json, text/event-stream" },
+      });
+      expect({ status: response.status, body: await response.json() }).toEqual({
+        status: 400,
+        body: { jsonrpc: "2.0", error: { code: -32000, message: "Bad Request: Mcp-Session-Id header is required" }, id: null },
+      });
+    }
+    expect(t.logText()).not.toContain("opened an MCP session");
+  });
+
+  test("initializes sent at once cannot pass the bound together", async () => {
+    const answers = await Promise.all(Array.from({ length: 5 }, () => post({ authorization: `Bearer ${TEST_API_KEY}` })));
+    expect(answers.map((answer) => answer.status).sort()).toEqual([200, 200, 200, 429, 429]);
+  });
+
   test("a request without a session that is no initialize opens none", async () => {
     const notInitialize = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} });
     const response = await post({ authorization: `Bearer ${TEST_API_KEY}` }, notInitialize);
