@@ -6,8 +6,10 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { TOOL_NAMES } from "../../index.ts";
+import { RetryLater } from "../domain.ts";
+import { createLogger } from "../log.ts";
 import { expectApiError, OTHER_API_KEY, startTestTracker, TEST_API_KEY, type TestTracker, taskInput } from "../testing.ts";
-import { MCP_LEASE_SECONDS, toolsFor } from "./mcp-sessions.ts";
+import { MCP_LEASE_SECONDS, McpSessions, toolsFor } from "./mcp-sessions.ts";
 
 let t: TestTracker;
 let clock = 0;
@@ -203,6 +205,30 @@ describe("/mcp", () => {
     const response = await post({ authorization: `Bearer ${TEST_API_KEY}` }, notInitialize);
     expect(response.status).toBe(400);
     for (let i = 0; i < 3; i++) await connect(); // the bound counts only the sessions kept
+  });
+});
+
+describe("stopping", () => {
+  test("stopping the tracker ends every session: no claim is renewed any more", async () => {
+    await t.request("POST", "/tasks/batch", { body: { tasks: [taskInput("TASK-001")] } });
+    const { call } = await connect();
+    await call("get_next_task", { project_id: "proj", claim: true });
+    await t.tracker.stop();
+    expect(renewals.map((renewal) => renewal.cancelled)).toEqual([true]);
+    expect(t.logText()).toContain('"msg":"closed an MCP session"');
+  });
+
+  test("once stopped, a new session is refused with 503 and Retry-After", async () => {
+    const sessions = new McpSessions({ logger: createLogger("error", () => {}), maxBodyBytes: 1024 });
+    await sessions.closeAll();
+    const request = new Request("http://tracker/mcp", { method: "POST", body: initialize });
+    const refused = await sessions.handle(request, { scope: "s", apiKey: "k", agentId: null }).catch((error) => error);
+    expect(refused).toBeInstanceOf(RetryLater);
+    expect({ code: refused.code, message: refused.message, retryAfter: refused.retryAfterSeconds }).toEqual({
+      code: "unavailable",
+      message: "The tracker is stopping",
+      retryAfter: 30,
+    });
   });
 });
 
