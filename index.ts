@@ -2,7 +2,8 @@
 /**
  * task-tracking-mcp: an MCP server (stdio) that lets AI coding agents plan and track their work in a
  * Task Tracking service. Eight tools, two resource templates and two prompts, each a call of the
- * service's REST API (docs/API.md); what users see is docs/TOOLS.md.
+ * service's REST API (docs/API.md); what users see is docs/TOOLS.md. The tracker serves the same
+ * createServer over HTTP at /mcp (tracker/http/mcp-sessions.ts), its client's fetch calling the tracker itself.
  *
  * The environment is read and checked once by loadConfig, in config.ts beside this file. Read top to bottom, one
  * section each:
