@@ -2,8 +2,9 @@
 // client over Streamable HTTP against the tracker running as its own process, as acceptance.test.ts runs them
 // over stdio against the binary. No proxy sits between: the tool calls reach the tracker's pipeline in process,
 // so its access log shows the requests of each call (by the call's X-Request-Id) and its database the effect.
-// Then Claude Code's own CLI adds the tracker as an HTTP server (`claude mcp add --transport http`) and sees
-// it connected.
+// On two instances of one PostgreSQL database, a claim made over one's /mcp shows on the other, and a session
+// lives on the instance that opened it. Then Claude Code's own CLI adds the tracker as an HTTP server
+// (`claude mcp add --transport http`) and sees it connected.
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -13,7 +14,16 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { parseRecord } from "../testkit/lines.ts";
 import { runProcess } from "../testkit/processes.ts";
 import { makeTempDir } from "../testkit/temp.ts";
-import { type AccessLogEntry, inDb, PROJECT, ROOT, startTrackerProcess, textOf, useStack } from "./harness.ts";
+import {
+  type AccessLogEntry,
+  inDb,
+  PROJECT,
+  ROOT,
+  startTrackerProcess,
+  type TrackerProcess,
+  textOf,
+  useStack,
+} from "./harness.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -223,6 +233,36 @@ describe("US-053 acceptance criteria over /mcp, with the microservice not runnin
     expect(await tracker.stop()).toBe(0);
     await tracker.kill();
     await expect(connectHttp(tracker.url, tracker.apiKey)).rejects.toThrow(/Unable to connect|ECONNREFUSED|refused/i);
+  });
+});
+
+const havePostgres = Boolean(process.env.TRACKER_TEST_DATABASE_URL);
+
+// In CI PostgreSQL is always there (scripts/with-postgres.sh): a missing one fails rather than skips.
+describe.skipIf(!havePostgres && process.env.CI !== "true")("/mcp on two tracker instances of one PostgreSQL database", () => {
+  const stack = useStack({ database: "postgres", trackers: 2 });
+
+  test("a claim over one instance's /mcp is the other's to see; a session lives on the instance that opened it", async () => {
+    const [first, second] = stack.trackers as [TrackerProcess, TrackerProcess];
+    await first.api("POST", "/tasks/batch", { tasks: [{ task_id: "TASK-001", project_id: PROJECT, description: "Shared" }] });
+    const call = await connectHttp(first.url, stack.apiKey);
+    const claimed = await call("get_next_task", { project_id: PROJECT, claim: true });
+    const agent = (claimed.structuredContent as { task: { claimed_by: string } }).task.claimed_by;
+    expect(agent).toMatch(/^mcp-[0-9a-f]{12}$/);
+    expect((await second.api("GET", "/tasks/TASK-001")).body.task).toMatchObject({ status: "in_progress", claimed_by: agent });
+
+    const sessionId = (clients.at(-1)!.transport as StreamableHTTPClientTransport).sessionId!;
+    const elsewhere = await fetch(`${second.url}/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${stack.apiKey}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-session-id": sessionId,
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list", params: {} }),
+    });
+    expect(elsewhere.status).toBe(404);
   });
 });
 
