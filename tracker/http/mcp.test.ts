@@ -200,6 +200,13 @@ describe("/mcp", () => {
     expect(answers.map((answer) => answer.status).sort()).toEqual([200, 200, 200, 429, 429]);
   });
 
+  test("a message over 1 MiB is 413 and opens nothing", async () => {
+    const huge = JSON.stringify({ ...JSON.parse(initialize), padding: "x".repeat(1024 * 1024) });
+    const response = await post({ authorization: `Bearer ${TEST_API_KEY}` }, huge);
+    expect(response.status).toBe(413);
+    expect(t.logText()).not.toContain("opened an MCP session");
+  });
+
   test("a request without a session that is no initialize opens none", async () => {
     const notInitialize = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} });
     const response = await post({ authorization: `Bearer ${TEST_API_KEY}` }, notInitialize);
