@@ -104,10 +104,6 @@ export class McpSessions {
     this.#stopSweep = this.#options.every(() => void this.#closeIdle(), (this.#options.leaseSeconds * 1000) / 4);
   }
 
-  get openCount(): number {
-    return this.#sessions.size;
-  }
-
   /** Where the sessions' clients send their requests: the tracker's own handler. */
   dispatchTo(dispatch: (request: Request) => Promise<Response>): void {
     this.#dispatch = dispatch;
