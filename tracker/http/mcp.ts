@@ -21,6 +21,8 @@ async function replyOf(response: Response): Promise<Reply> {
   // Named as the pipeline names the headers it sets, so that each is sent once.
   const { "content-type": contentType, ...headers } = Object.fromEntries(response.headers);
   if (contentType) headers["Content-Type"] = contentType;
+  // As the pipeline's own 413: the rest of the body may still be on its way, so close rather than read it.
+  if (response.status === 413) headers.Connection = "close";
   const isStream = contentType?.startsWith("text/event-stream") && response.body !== null;
   return { status: response.status, body: isStream ? response.body! : await response.text(), headers };
 }
