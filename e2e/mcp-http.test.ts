@@ -269,6 +269,8 @@ describe.skipIf(!havePostgres && process.env.CI !== "true")("/mcp on two tracker
 describe("Claude Code's own CLI, with the tracker added as an HTTP MCP server", () => {
   const stack = useStack();
   const CLAUDE = join(ROOT, "node_modules", ".bin", "claude");
+  /** Two runs of the CLI, each a Node process that loads Claude Code: seconds on a loaded machine. */
+  const CLI_TIMEOUT_MS = 60_000;
 
   /** `claude …` in a fresh throw-away HOME each time it is made, offline, with nothing of this machine's environment but PATH. */
   function claudeIn() {
@@ -285,50 +287,58 @@ describe("Claude Code's own CLI, with the tracker added as an HTTP MCP server", 
     return (...args: string[]) => runProcess([CLAUDE, ...args], { env, cwd: home });
   }
 
-  test("`claude mcp add --transport http … --header Authorization` then `claude mcp list` shows it connected", async () => {
-    const run = claudeIn();
-    const url = `${stack.tracker.url}/mcp`;
-    const added = await run(
-      "mcp",
-      "add",
-      "--transport",
-      "http",
-      "task-tracking",
-      url,
-      "--header",
-      `Authorization: Bearer ${stack.apiKey}`,
-    );
-    expect(added.code).toBe(0);
-    const list = await run("mcp", "list");
-    expect({ code: list.code, line: list.stdout.split("\n").find((line) => line.startsWith("task-tracking:")) }).toEqual({
-      code: 0,
-      line: `task-tracking: ${url} (HTTP) - ✔ Connected`,
-    });
-    await stack.tracker.waitForAccess(
-      (e) => e.path === "/mcp" && e.method === "POST" && e.status === 200,
-      "the CLI's initialize",
-    );
-  });
+  test(
+    "`claude mcp add --transport http … --header Authorization` then `claude mcp list` shows it connected",
+    async () => {
+      const run = claudeIn();
+      const url = `${stack.tracker.url}/mcp`;
+      const added = await run(
+        "mcp",
+        "add",
+        "--transport",
+        "http",
+        "task-tracking",
+        url,
+        "--header",
+        `Authorization: Bearer ${stack.apiKey}`,
+      );
+      expect(added.code).toBe(0);
+      const list = await run("mcp", "list");
+      expect({ code: list.code, line: list.stdout.split("\n").find((line) => line.startsWith("task-tracking:")) }).toEqual({
+        code: 0,
+        line: `task-tracking: ${url} (HTTP) - ✔ Connected`,
+      });
+      await stack.tracker.waitForAccess(
+        (e) => e.path === "/mcp" && e.method === "POST" && e.status === 200,
+        "the CLI's initialize",
+      );
+    },
+    CLI_TIMEOUT_MS,
+  );
 
-  test("with a wrong key it is not connected", async () => {
-    const run = claudeIn();
-    const url = `${stack.tracker.url}/mcp`;
-    await run(
-      "mcp",
-      "add",
-      "--transport",
-      "http",
-      "task-tracking",
-      url,
-      "--header",
-      "Authorization: Bearer not-the-key-0123456789",
-    );
-    const list = await run("mcp", "list");
-    const line = list.stdout.split("\n").find((line) => line.startsWith("task-tracking:"));
-    // How Claude Code words the refusal is its own ("✘ Failed to connect" here); what matters is that it is one.
-    expect(list.code).toBe(0);
-    expect(line).toStartWith(`task-tracking: ${url} (HTTP) - `);
-    expect(line).not.toContain("✔ Connected");
-    await stack.tracker.waitForAccess((e) => e.path === "/mcp" && e.status === 401, "the 401 of the CLI's initialize");
-  });
+  test(
+    "with a wrong key it is not connected",
+    async () => {
+      const run = claudeIn();
+      const url = `${stack.tracker.url}/mcp`;
+      await run(
+        "mcp",
+        "add",
+        "--transport",
+        "http",
+        "task-tracking",
+        url,
+        "--header",
+        "Authorization: Bearer not-the-key-0123456789",
+      );
+      const list = await run("mcp", "list");
+      const line = list.stdout.split("\n").find((line) => line.startsWith("task-tracking:"));
+      // How Claude Code words the refusal is its own ("✘ Failed to connect" here); what matters is that it is one.
+      expect(list.code).toBe(0);
+      expect(line).toStartWith(`task-tracking: ${url} (HTTP) - `);
+      expect(line).not.toContain("✔ Connected");
+      await stack.tracker.waitForAccess((e) => e.path === "/mcp" && e.status === 401, "the 401 of the CLI's initialize");
+    },
+    CLI_TIMEOUT_MS,
+  );
 });
