@@ -536,7 +536,7 @@ const mcpHttp = results["mcp-http"];
 if (mcpHttp) {
   print();
   print(
-    `9. A tool call over the tracker's /mcp (Streamable HTTP, in the tracker's process) beside the stdio binary, ms: ${mcpHttp.rounds} rounds × ${mcpHttp.calls_per_round} sequential calls per path; medians of the rounds`,
+    `10. A tool call over the tracker's /mcp (Streamable HTTP, in the tracker's process) beside the stdio binary, ms: ${mcpHttp.rounds} rounds × ${mcpHttp.calls_per_round} sequential calls per path; medians of the rounds`,
   );
   print(
     table(

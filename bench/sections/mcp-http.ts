@@ -1,4 +1,4 @@
-// 9. A tool call over the tracker's /mcp (MCP's Streamable HTTP, the server in the tracker's process) beside
+// 10. A tool call over the tracker's /mcp (MCP's Streamable HTTP, the server in the tracker's process) beside
 // the same call through dist/task-tracking-mcp over stdio, and the same request sent straight to the tracker.
 // Both MCP clients are raw JSON-RPC (no SDK Client): stdio lines, and fetch with keep-alive carrying the
 // session's Mcp-Session-Id. Rounds alternate the paths; each figure is the median over rounds.
