@@ -2,7 +2,8 @@
 /**
  * task-tracking-mcp: an MCP server (stdio) that lets AI coding agents plan and track their work in a
  * Task Tracking service. Eight tools, two resource templates and two prompts, each a call of the
- * service's REST API (docs/API.md); what users see is docs/TOOLS.md.
+ * service's REST API (docs/API.md); what users see is docs/TOOLS.md. The tracker serves the same
+ * createServer over HTTP at /mcp (tracker/http/mcp-sessions.ts), its client's fetch calling the tracker itself.
  *
  * The environment is read and checked once by loadConfig, in config.ts beside this file. Read top to bottom, one
  * section each:
@@ -411,8 +412,14 @@ export type TaskFilter = {
   parent?: string;
 };
 
+/**
+ * What the client sends its requests with: fetch, or the tracker's own request handler when the tracker serves
+ * this server at /mcp (tracker/http/mcp-sessions.ts: no socket, the same pipeline and checks).
+ */
+export type Fetch = (url: string, init: RequestInit) => Promise<Response>;
+
 export interface ClientDeps {
-  fetch?: typeof fetch;
+  fetch?: Fetch;
   /** The wait between attempts; tests record it instead of waiting. */
   sleep?: Sleep;
   /** Told of each failed attempt before the wait for the next one (doctor prints it). */
@@ -454,7 +461,7 @@ export class TrackerClient {
   private readonly headers: Record<string, string>;
   /** Every text the service sends is redacted as it arrives, before anything cuts or parses it. */
   private readonly redact: (text: string) => string;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: Fetch;
   readonly sleep: Sleep;
   /** Cleared once a first-contract service took a status change only without `?project=` and `lease_seconds`. */
   private statusExtrasAccepted = true;
@@ -880,7 +887,9 @@ export class ClaimKeeper {
 // ─── The MCP server ────────────────────────────────────────────────────────────────────────────
 
 export interface ServerDeps {
-  fetch?: typeof fetch;
+  fetch?: Fetch;
+  /** The tools to offer (a viewer's session at the tracker's /mcp: only those that read); all by default. */
+  tools?: readonly ToolName[];
   /** The wait between retries and claim rounds; tests record it. */
   sleep?: Sleep;
   /** How claim renewals are timed; tests tick by hand. */
@@ -902,7 +911,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
   const context = new ServerContext(config, deps);
   const server = new McpServer({ name: NAME, version: VERSION }, { instructions: instructions(config) });
   server.server.onclose = () => context.claims.stop();
-  registerTools(server, context);
+  registerTools(server, context, deps.tools);
   registerResources(server, context);
   registerPrompts(server, config);
   if (deps.adoptClaims) void context.claims.adopt((task) => context.follow(task));
@@ -1060,15 +1069,23 @@ function toolArguments<Shape extends z.ZodRawShape>(tool: string, shape: Shape) 
 
 // ─── The tools: one registration each ──────────────────────────────────────────────────────────
 
-function registerTools(server: McpServer, context: ServerContext): void {
-  registerGetNextTask(server, context);
-  registerUpdateTaskStatus(server, context);
-  registerListTasks(server, context);
-  registerGetNextAvailableId(server, context);
-  registerReserveIdRange(server, context);
-  registerAddTask(server, context);
-  registerGetTask(server, context);
-  registerUpdateTask(server, context);
+const TOOLS = {
+  get_next_task: registerGetNextTask,
+  update_task_status: registerUpdateTaskStatus,
+  list_tasks: registerListTasks,
+  get_next_available_id: registerGetNextAvailableId,
+  reserve_id_range: registerReserveIdRange,
+  add_task: registerAddTask,
+  get_task: registerGetTask,
+  update_task: registerUpdateTask,
+};
+export type ToolName = keyof typeof TOOLS;
+export const TOOL_NAMES = Object.keys(TOOLS) as ToolName[];
+/** The tools that change nothing (annotated readOnlyHint). */
+export const READING_TOOLS: readonly ToolName[] = ["list_tasks", "get_task"];
+
+function registerTools(server: McpServer, context: ServerContext, offered: readonly ToolName[] = TOOL_NAMES): void {
+  for (const name of TOOL_NAMES) if (offered.includes(name)) TOOLS[name](server, context);
 }
 
 const projectArgument = () => projectId.describe("Project ID");

@@ -1,5 +1,5 @@
 /**
- * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale,listing,leases,boards,claimnext]`
+ * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale,listing,leases,boards,claimnext,mcp-http]`
  *
  * Speed, start-up, memory and scale of task-tracking-mcp and its tracker, each figure beside a floor
  * measured in the same run on this machine (bench/floors/), as a ratio. The tracker and every floor
@@ -19,11 +19,23 @@ import { type ColdStartResult, measureColdStart } from "./sections/coldstart.ts"
 import { type LatencyResult, measureLatency } from "./sections/latency.ts";
 import { type LeasesResult, measureLeases } from "./sections/leases.ts";
 import { type ListingResult, measureListing } from "./sections/listing.ts";
+import { type McpHttpResult, measureMcpHttp } from "./sections/mcp-http.ts";
 import { type MemoryResult, measureMemory } from "./sections/memory.ts";
 import { measureScale, type ScaleResult } from "./sections/scale.ts";
 import { type Cell, measureThroughput, type ThroughputResult } from "./sections/throughput.ts";
 
-const SECTIONS = ["latency", "coldstart", "memory", "throughput", "scale", "listing", "leases", "boards", "claimnext"] as const;
+const SECTIONS = [
+  "latency",
+  "coldstart",
+  "memory",
+  "throughput",
+  "scale",
+  "listing",
+  "leases",
+  "boards",
+  "claimnext",
+  "mcp-http",
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -84,6 +96,7 @@ const results: {
   leases?: LeasesResult;
   boards?: BoardsResult;
   claimnext?: ClaimNextResult;
+  "mcp-http"?: McpHttpResult;
 } = {};
 if (only.has("latency")) results.latency = await measureLatency(ctx);
 if (only.has("coldstart")) results.coldstart = await measureColdStart(ctx);
@@ -94,6 +107,7 @@ if (only.has("listing")) results.listing = await measureListing(ctx);
 if (only.has("leases")) results.leases = await measureLeases(ctx);
 if (only.has("boards")) results.boards = await measureBoards(ctx);
 if (only.has("claimnext")) results.claimnext = await measureClaimNext(ctx);
+if (only.has("mcp-http")) results["mcp-http"] = await measureMcpHttp(ctx);
 const loadEnd = loadavg().map((x) => Math.round(x * 100) / 100);
 const seconds = (performance.now() - started) / 1000;
 
@@ -572,6 +586,37 @@ if (claimNext) {
     `   get_next_task with claim: true through dist/task-tracking-mcp: ${requests} HTTP request(s) in the tracker's access log`,
   );
   target("get_next_task with claim: true, HTTP requests", "1", String(requests), requests === 1);
+}
+
+const mcpHttp = results["mcp-http"];
+if (mcpHttp) {
+  print();
+  print(
+    `10. A tool call over the tracker's /mcp (Streamable HTTP, in the tracker's process) beside the stdio binary, ms: ${mcpHttp.rounds} rounds × ${mcpHttp.calls_per_round} sequential calls per path; medians of the rounds`,
+  );
+  print(
+    table(
+      ["tool", "/mcp p50", "p95", "p99", "stdio p50", "p95", "p99", "REST p50", "p95", "/mcp − stdio p50", "/mcp − REST p50"],
+      Object.entries(mcpHttp.tools).map(([tool, t]) => [
+        tool,
+        ms(t.http_mcp.p50),
+        ms(t.http_mcp.p95),
+        ms(t.http_mcp.p99),
+        ms(t.stdio_mcp.p50),
+        ms(t.stdio_mcp.p95),
+        ms(t.stdio_mcp.p99),
+        ms(t.direct.p50),
+        ms(t.direct.p95),
+        ms(t.http_mcp.p50 - t.stdio_mcp.p50),
+        ms(t.http_mcp.p50 - t.direct.p50),
+      ]),
+    ),
+  );
+  print(
+    "   /mcp: raw JSON-RPC POSTs with fetch (keep-alive); stdio: raw JSON-RPC lines to dist/task-tracking-mcp; REST: the tool's request itself",
+  );
+  const worstP95 = Math.max(...Object.values(mcpHttp.tools).map((t) => t.http_mcp.p95));
+  target("tool call over /mcp p95 (worst tool)", "≤ 1.5 ms", `${ms(worstP95)} ms`, worstP95 <= 1.5);
 }
 
 print();

@@ -77,6 +77,7 @@ const NO_KEY: KeyHolder = { name: "", role: "viewer", projects: null, scope: "",
 /** What a route needs of a key's role (keys.ts, roleAllows). */
 function accessOf(route: Route): Access {
   if (route.admin) return "admin";
+  if (route.reads) return "read";
   return route.method === "GET" && !route.idempotent ? "read" : "write";
 }
 
@@ -344,7 +345,7 @@ async function prepare(
   const bodyText = route.body ? await readBody(request) : "";
   const body = route.body ? parseInput(route.body, parseJsonBody(bodyText)) : undefined;
   await checkProjects(holder, { params, query, body }, services.storage);
-  const keepOpen = () => server.timeout(request, 0);
+  const keepOpen = (seconds = 0) => server.timeout(request, seconds);
   const scope = holder.scope;
   return {
     url,

@@ -9,6 +9,7 @@ import { backup, dump } from "./admin.ts";
 import { streamEvents } from "./events.ts";
 import { allocateId, getRegistry, getReservation, raiseCounter, reserveIds } from "./ids.ts";
 import { addKey, listKeys, revokeKey } from "./key-routes.ts";
+import { mcp } from "./mcp.ts";
 import { openApiDocument } from "./openapi.ts";
 import { defineRoute, json } from "./pipeline.ts";
 import * as s from "./schemas.ts";
@@ -220,6 +221,20 @@ export const routes: readonly Route[] = [
     handler: raiseCounter,
     success: ok("The counter", s.responses.counter),
   }),
+  ...(["POST", "GET", "DELETE"] as const).map((method) =>
+    defineRoute({
+      method,
+      path: "/mcp",
+      summary: { POST: "A message of an MCP session", GET: "An MCP session's stream", DELETE: "End an MCP session" }[method],
+      auth: true,
+      idempotent: false,
+      head: false,
+      reads: true,
+      handler: mcp,
+      limited: true,
+      success: ok("MCP's Streamable HTTP transport (docs/TOOLS.md): JSON-RPC, a session's stream, or its end", null),
+    }),
+  ),
   defineRoute({
     method: "GET",
     path: "/admin/backup",

@@ -13,7 +13,8 @@ import { type BoardRoutes, boardRoutes } from "./board.ts";
 import { CopyGate } from "./copies.ts";
 import { KeyBook } from "./keys.ts";
 import { KEEP_ALIVE_MS, type LiveStreamOptions, LiveStreams } from "./live-streams.ts";
-import { createPipeline, IDEMPOTENCY_RETENTION_MS } from "./pipeline.ts";
+import { type McpSessionOptions, McpSessions } from "./mcp-sessions.ts";
+import { createPipeline, IDEMPOTENCY_RETENTION_MS, MAX_BODY_BYTES } from "./pipeline.ts";
 import { routes } from "./routes.ts";
 import { runEvery } from "./timers.ts";
 import type { Services } from "./types.ts";
@@ -51,6 +52,8 @@ export interface TrackerOptions {
   liveStreams?: LiveStreamOptions;
   /** The gate of backups and dumps (at most 2 at once, a minute unread ends one); tests pass their own. */
   copies?: CopyGate;
+  /** The bounds of /mcp's sessions (lease, sessions per key, clock); tests shorten them. */
+  mcp?: Partial<McpSessionOptions>;
 }
 
 export interface RunningTracker {
@@ -118,10 +121,12 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
     streams: new LiveStreams({ keepAliveMs: options.keepAliveMs ?? KEEP_ALIVE_MS, ...options.liveStreams }),
     copies: options.copies ?? new CopyGate(),
     keys: new KeyBook({ storage, logger, operatorKeys: options.apiKeys, rateLimit: options.rateLimit ?? null, now }),
+    mcp: new McpSessions({ logger, maxBodyBytes: MAX_BODY_BYTES, ...options.mcp }),
   };
   const board = await boardRoutes();
   const { handle, internalError } = createPipeline({ routes, services, pages: Object.keys(board) });
   const server = await listen(options, board, handle, internalError);
+  services.mcp.dispatchTo((request) => handle(request, server));
   const stopTimers = startTimers(services);
 
   const port = server.port ?? 0;
@@ -132,6 +137,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
     stop() {
       stopping ??= (async () => {
         services.streams.closeAll();
+        await services.mcp.closeAll();
         // Requests in flight get a grace period; a client that never finishes its request does not
         // keep the tracker from stopping.
         const graceful = server.stop();

@@ -9,6 +9,7 @@ import type { IdempotentWrite, Storage } from "../storage/storage.ts";
 import type { CopyGate } from "./copies.ts";
 import type { KeyBook } from "./keys.ts";
 import type { LiveStreams } from "./live-streams.ts";
+import type { McpSessions } from "./mcp-sessions.ts";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 /** What a handler produces; the response is built once, with the common headers, in one place. */
@@ -34,6 +35,8 @@ export interface Services {
   copies: CopyGate;
   /** Who a bearer key is (http/keys.ts). */
   keys: KeyBook;
+  /** The MCP sessions of /mcp. */
+  mcp: McpSessions;
 }
 
 /** One request as a handler sees it: already authenticated, parsed and checked. */
@@ -49,8 +52,11 @@ export interface Call<Params, Query, Body> {
   /** The key's name, role and projects (keys.ts); for GET /healthz and /openapi.json, which take none, NO_KEY. */
   holder: KeyHolder;
   services: Services;
-  /** Lifts the idle timeout of this request's connection (a live stream is quiet between changes). */
-  keepOpen(): void;
+  /**
+   * Lifts the idle timeout of this request's connection (a live stream is quiet between changes), or sets
+   * it to `seconds` (a reply that may take longer than Bun's 10 s).
+   */
+  keepOpen(seconds?: number): void;
   /**
    * Runs a write with the request's Idempotency-Key, if any: the storage stores the rendered reply
    * in the same transaction as the effect.
@@ -77,6 +83,11 @@ export interface Route<Params = any, Query = any, Body = any> {
   auth: boolean;
   /** Only an admin key may (keys.ts, roleAllows); else a GET that changes nothing reads, the rest write. */
   admin?: boolean;
+  /**
+   * Reads, whatever its method: POST and DELETE /mcp, whose tools' requests are checked as the requests they
+   * are (a viewer's session offers only the tools that read, and the tracker refuses its writes anyway).
+   */
+  reads?: boolean;
   /** Carries Idempotency-Key (every POST, PUT and PATCH, and GET /ids/next). */
   idempotent: boolean;
   /** HEAD runs it without the body: every GET but one that allocates (the ID would be spent unseen). */
