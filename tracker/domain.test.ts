@@ -79,7 +79,7 @@ describe("the cursor of GET /tasks", () => {
   });
 
   test("the parts a query reads follow its filters", () => {
-    expect(taskListParts(query)).toEqual(["ready", "blocked", "in_progress", "completed"]);
+    expect(taskListParts(query)).toEqual(["ready", "blocked", "in_progress", "completed", "cancelled"]);
     expect(taskListParts({ ...query, ready: false })).toEqual(["blocked"]);
     expect(taskListParts({ ...query, status: "pending" })).toEqual(["ready", "blocked"]);
     expect(taskListParts({ ...query, claimedBy: "agent-1" })).toEqual(["in_progress", "completed"]);

@@ -4,7 +4,20 @@
 import { createHash } from "node:crypto";
 
 export type Priority = "high" | "medium" | "low";
-export type TaskStatus = "pending" | "in_progress" | "completed";
+export type TaskStatus = "pending" | "in_progress" | "completed" | "cancelled";
+
+/** One entry of a task's notes: when, by whom (the X-Agent-Id; null without one), what. */
+export interface TaskNote {
+  at: string;
+  by: string | null;
+  text: string;
+}
+
+/** One acceptance criterion of a task; completing the task needs every one done. */
+export interface Criterion {
+  text: string;
+  done: boolean;
+}
 
 export interface Task {
   task_id: string;
@@ -23,6 +36,20 @@ export interface Task {
   updated_at: string;
   started_at: string | null;
   completed_at: string | null;
+  /** A set of names, sorted. */
+  labels: string[];
+  parent_id: string | null;
+  acceptance_criteria: Criterion[];
+  notes_count: number;
+  last_note: TaskNote | null;
+  /** Its children, and how many of them are finished (completed or cancelled). */
+  children: { total: number; done: number };
+  /** The agent that last released it (not force, not expiry), until the next claim. */
+  released_by: string | null;
+  /** Every note, oldest first: only in GET /tasks/<id> and in the answer to a claim. */
+  notes?: TaskNote[];
+  /** With GET /tasks?q=: where the task matched. */
+  match?: { snippet: string };
 }
 
 /**
@@ -130,6 +157,7 @@ export interface ProjectSummary {
   blocked: number;
   in_progress: number;
   completed: number;
+  cancelled: number;
   /** The latest updated_at of its tasks (or the counter's change); null when it has only counters and no time is known. */
   last_change_at: string | null;
 }
@@ -227,7 +255,7 @@ export const MIN_LEASE_SECONDS = 5;
 export const MAX_LEASE_SECONDS = 86_400;
 export const DEFAULT_CLAIM_TTL_SECONDS = 1800;
 /** Both storages apply this schema version (PRAGMA user_version / tracker_schema). */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 /** Rows deleted per statement when old Idempotency-Keys are purged. */
 export const PURGE_BATCH_SIZE = 2000;
 
@@ -246,7 +274,7 @@ export const AGENT_ID_RULE = `1 to ${MAX_AGENT_ID_LENGTH} characters of A-Z a-z 
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const PRIORITIES: readonly Priority[] = ["high", "medium", "low"];
-export const TASK_STATUSES: readonly TaskStatus[] = ["pending", "in_progress", "completed"];
+export const TASK_STATUSES: readonly TaskStatus[] = ["pending", "in_progress", "completed", "cancelled"];
 
 /** Sort rank of a priority: lower comes first in `GET /tasks/next`. */
 export const priorityRank: Record<Priority, number> = { high: 0, medium: 1, low: 2 };
@@ -267,7 +295,7 @@ export function isPrintableAscii(value: string, maxLength: number): boolean {
   return value.length <= maxLength && PRINTABLE_ASCII_PATTERN.test(value);
 }
 export function isTaskStatus(value: unknown): value is TaskStatus {
-  return value === "pending" || value === "in_progress" || value === "completed";
+  return value === "pending" || value === "in_progress" || value === "completed" || value === "cancelled";
 }
 
 export const TASK_ID_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ -";
@@ -401,6 +429,7 @@ const allowedTransitions: Record<TaskStatus, readonly TaskStatus[]> = {
   pending: ["in_progress"],
   in_progress: ["completed", "pending"],
   completed: [],
+  cancelled: [],
 };
 
 /**
@@ -761,20 +790,23 @@ export function cannotEditCompleted(taskId: string): ApiError {
 // GET /tasks: the parts of the order, and the cursor both storages write and read.
 
 /**
- * API.md's order of GET /tasks is four parts, each read in its own order from its own index:
+ * API.md's order of GET /tasks is five parts, each read in its own order from its own index:
  * pending ready and pending blocked (priority rank, then insertion), in_progress (oldest claim
- * first), completed (most recently completed first).
+ * first), completed and cancelled (most recently finished first).
  */
-export type TaskListPart = "ready" | "blocked" | "in_progress" | "completed";
-export const TASK_LIST_PARTS: readonly TaskListPart[] = ["ready", "blocked", "in_progress", "completed"];
+export type TaskListPart = "ready" | "blocked" | "in_progress" | "completed" | "cancelled";
+export const TASK_LIST_PARTS: readonly TaskListPart[] = ["ready", "blocked", "in_progress", "completed", "cancelled"];
 
-/** The parts a query can return, in order. A pending task has no holder, so claimed_by skips them. */
+/**
+ * The parts a query can return, in order. A pending or cancelled task has no holder, so claimed_by
+ * skips them.
+ */
 export function taskListParts(query: TaskListQuery): TaskListPart[] {
   return TASK_LIST_PARTS.filter((part) => {
     const status: TaskStatus = part === "ready" || part === "blocked" ? "pending" : part;
     if (query.status !== null && query.status !== status) return false;
     if (query.ready !== null && part !== (query.ready ? "ready" : "blocked")) return false;
-    if (query.claimedBy !== null && status === "pending") return false;
+    if (query.claimedBy !== null && (status === "pending" || status === "cancelled")) return false;
     return true;
   });
 }

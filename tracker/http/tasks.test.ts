@@ -167,9 +167,9 @@ describe("GET /projects", () => {
     expect(response.status).toBe(200);
     const counts = response.body.projects.map(({ last_change_at: _, ...rest }: Record<string, unknown>) => rest);
     expect(counts).toEqual([
-      { project_id: "alpha", ready: 1, blocked: 0, in_progress: 0, completed: 0 },
-      { project_id: "counters-only", ready: 0, blocked: 0, in_progress: 0, completed: 0 },
-      { project_id: "proj", ready: 1, blocked: 1, in_progress: 1, completed: 0 },
+      { project_id: "alpha", ready: 1, blocked: 0, in_progress: 0, completed: 0, cancelled: 0 },
+      { project_id: "counters-only", ready: 0, blocked: 0, in_progress: 0, completed: 0, cancelled: 0 },
+      { project_id: "proj", ready: 1, blocked: 1, in_progress: 1, completed: 0, cancelled: 0 },
     ]);
   });
 });

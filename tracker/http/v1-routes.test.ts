@@ -63,6 +63,13 @@ describe("POST /tasks/batch", () => {
         updated_at: clock.now().toISOString(),
         started_at: null,
         completed_at: null,
+        labels: [],
+        parent_id: null,
+        acceptance_criteria: [],
+        notes_count: 0,
+        last_note: null,
+        children: { total: 0, done: 0 },
+        released_by: null,
       },
     });
   });
@@ -250,7 +257,7 @@ describe("GET /tasks/next", () => {
       await t.request("GET", "/tasks/next?project=proj&status=done"),
       400,
       "validation_failed",
-      "status must be one of pending, in_progress, completed",
+      "status must be one of pending, in_progress, completed, cancelled",
     );
   });
 });
@@ -332,7 +339,7 @@ describe("PUT /tasks/<task_id>/status: errors and races", () => {
       await setStatus("T-1", "done"),
       400,
       "validation_failed",
-      "status must be one of pending, in_progress, completed",
+      "status must be one of pending, in_progress, completed, cancelled",
     );
     expectError(await t.request("PUT", "/tasks/T-1/status", { body: {} }), 400, "validation_failed", "status is required");
     expectError(

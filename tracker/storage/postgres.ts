@@ -34,6 +34,7 @@ import {
   CLAIM_EVENT_TYPES,
   type ClaimEnd,
   type ClaimState,
+  type Criterion,
   cannotLowerCounter,
   checkCounterRaise,
   checkEditedDependencies,
@@ -90,6 +91,7 @@ import { openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
 import schemaSql from "./schema/postgres.sql" with { type: "text" };
 import upgradeTo2Sql from "./schema/postgres-upgrade-2.sql" with { type: "text" };
 import upgradeTo3Sql from "./schema/postgres-upgrade-3.sql" with { type: "text" };
+import upgradeTo4Sql from "./schema/postgres-upgrade-4.sql" with { type: "text" };
 import { type ClaimedKey, InFlightKeys, requireStorableText } from "./shared.ts";
 import {
   type IdempotencyClaim,
@@ -154,6 +156,14 @@ interface TaskRow {
   list_group: number;
   lost_by: string | null;
   lost_at: Date | null;
+  labels: string[];
+  parent_id: string | null;
+  acceptance_criteria: Criterion[];
+  released_by: string | null;
+  children_total: number;
+  open_children: number;
+  notes_count: number;
+  last_note: { at: string; by: string | null; text: string } | null;
 }
 
 /** A task read FOR UPDATE by a change, with the database's clock (its leases run by it), to the millisecond as leases are kept. */
@@ -220,6 +230,13 @@ function toTask(row: TaskRow): Task {
     updated_at: row.updated_at.toISOString(),
     started_at: isoOrNull(row.started_at),
     completed_at: isoOrNull(row.completed_at),
+    labels: row.labels,
+    parent_id: row.parent_id,
+    acceptance_criteria: row.acceptance_criteria,
+    notes_count: row.notes_count,
+    last_note: row.last_note,
+    children: { total: row.children_total, done: row.children_total - row.open_children },
+    released_by: row.released_by,
   };
 }
 
@@ -266,9 +283,9 @@ function listPosition(row: TaskRow): TaskListPosition {
   const key =
     part === "in_progress"
       ? row.started_at!.toISOString()
-      : part === "completed"
-        ? row.completed_at!.toISOString()
-        : row.priority_rank;
+      : part === "ready" || part === "blocked"
+        ? row.priority_rank
+        : row.completed_at!.toISOString();
   return { part, key, seq: Number(row.seq) };
 }
 
@@ -529,6 +546,7 @@ export class PostgresStorage implements Storage {
       if (current === 0) await tx.unsafe(schemaSql);
       if (current === 1) await tx.unsafe(upgradeTo2Sql);
       if (current === 1 || current === 2) await tx.unsafe(upgradeTo3Sql);
+      if (current >= 1 && current <= 3) await tx.unsafe(upgradeTo4Sql);
       if (row) await tx`UPDATE tracker_schema SET version = ${SCHEMA_VERSION}`;
       else await tx`INSERT INTO tracker_schema (version) VALUES (${SCHEMA_VERSION})`;
     });
@@ -1191,7 +1209,8 @@ export class PostgresStorage implements Storage {
       if (after) where.push(`(started_at, seq) > (${param(after.key, "timestamptz")}, ${param(after.seq, "bigint")})`);
       order = "started_at, seq";
     } else {
-      where.push("status = 'completed'");
+      // completed and cancelled: the most recently finished first.
+      where.push(`status = '${part}'`);
       if (after) where.push(`(completed_at, seq) < (${param(after.key, "timestamptz")}, ${param(after.seq, "bigint")})`);
       order = "completed_at DESC, seq DESC";
     }
@@ -1248,18 +1267,19 @@ export class PostgresStorage implements Storage {
           blocked: string;
           in_progress: string;
           completed: string;
+          cancelled: string;
           last_change_at: Date | null;
         }[]
       >`
         SELECT project_id, sum(ready) AS ready, sum(blocked) AS blocked, sum(in_progress) AS in_progress,
-               sum(completed) AS completed, max(last_change_at) AS last_change_at
+               sum(completed) AS completed, sum(cancelled) AS cancelled, max(last_change_at) AS last_change_at
         FROM (
           SELECT project_id, count(*) FILTER (WHERE list_group = 0) AS ready, count(*) FILTER (WHERE list_group = 1) AS blocked,
                  count(*) FILTER (WHERE list_group = 2) AS in_progress, count(*) FILTER (WHERE list_group = 3) AS completed,
-                 max(updated_at) AS last_change_at
+                 count(*) FILTER (WHERE list_group = 4) AS cancelled, max(updated_at) AS last_change_at
           FROM tasks GROUP BY project_id
           UNION ALL
-          SELECT DISTINCT project_id, 0, 0, 0, 0, NULL::timestamptz FROM id_counters
+          SELECT DISTINCT project_id, 0, 0, 0, 0, 0, NULL::timestamptz FROM id_counters
         ) AS projects
         GROUP BY project_id ORDER BY project_id`,
     );
@@ -1269,6 +1289,7 @@ export class PostgresStorage implements Storage {
       blocked: Number(row.blocked),
       in_progress: Number(row.in_progress),
       completed: Number(row.completed),
+      cancelled: Number(row.cancelled),
       last_change_at: isoOrNull(row.last_change_at),
     }));
   }

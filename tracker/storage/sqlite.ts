@@ -65,6 +65,7 @@ import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.
 // Imported as text so that a compiled binary carries them (no file beside the binary to read).
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import upgradeFromVersion1Sql from "./schema/sqlite-v1-to-v2.sql" with { type: "text" };
+import upgradeFromVersion3Sql from "./schema/sqlite-v3-to-v4.sql" with { type: "text" };
 import { InFlightKeys } from "./shared.ts";
 import { openSqliteBackup, openSqliteSnapshot, restoreSqlite } from "./sqlite-dump.ts";
 import {
@@ -115,9 +116,6 @@ function addSeconds(date: Date, seconds: number): string {
 // ---------------------------------------------------------------------------
 // Opening: the file, the pragmas, the schema.
 
-/** The tables of schema version 1, renamed to v1_<name> while version 2 is built beside them. */
-const VERSION_1_TABLES = ["tasks", "task_dependencies", "id_counters", "reservations", "idempotency_keys"];
-
 function applySchema(db: Database): void {
   const current = db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0;
   if (current > SCHEMA_VERSION) {
@@ -126,12 +124,9 @@ function applySchema(db: Database): void {
     );
   }
   if (current === SCHEMA_VERSION) return;
-  if (current === 1) return upgradeFromVersion1(db);
-  // Version 3 changed only PostgreSQL's tables (a lost claim in columns, as SQLite's already were).
-  if (current === 2) {
-    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-    return;
-  }
+  if (current === 1) return rebuildTables(db, "v1_", upgradeFromVersion1Sql);
+  // Version 3 changed only PostgreSQL's tables: versions 2 and 3 are the same here.
+  if (current === 2 || current === 3) return rebuildTables(db, "v3_", upgradeFromVersion3Sql);
   db.transaction(() => {
     db.run(schemaSql);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
@@ -139,22 +134,30 @@ function applySchema(db: Database): void {
 }
 
 /**
- * Version 2 changes a UNIQUE constraint of tasks, which SQLite can only do by building the table
- * anew: the old tables are renamed, version 2 is created beside them, every row is copied across,
- * and the old tables are dropped, in one transaction. Foreign keys are off meanwhile (SQLite's
- * documented procedure), and checked before the commit.
+ * An upgrade that changes what SQLite cannot alter (a UNIQUE or CHECK constraint, a generated
+ * column) builds the tables anew: the old tables are renamed to <prefix><name> (their indexes and
+ * triggers dropped, as their names are taken again), the current schema is created beside them,
+ * `copySql` copies every row across and drops the old tables, in one transaction. Foreign keys are
+ * off meanwhile (SQLite's documented procedure), and checked before the commit.
  */
-function upgradeFromVersion1(db: Database): void {
+function rebuildTables(db: Database, prefix: string, copySql: string): void {
   db.run("PRAGMA foreign_keys = OFF");
   try {
     db.transaction(() => {
-      db.run("DROP INDEX tasks_next");
-      db.run("DROP INDEX idempotency_keys_lookup");
-      for (const table of VERSION_1_TABLES) db.run(`ALTER TABLE ${table} RENAME TO v1_${table}`);
+      const objects = db
+        .query<{ type: string; name: string }, []>(
+          "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY type DESC, name",
+        )
+        .all();
+      for (const { type, name } of objects) {
+        if (type === "index" || type === "trigger") db.run(`DROP ${type.toUpperCase()} ${name}`);
+      }
+      for (const { type, name } of objects) if (type === "table") db.run(`ALTER TABLE ${name} RENAME TO ${prefix}${name}`);
       db.run(schemaSql);
-      db.run(upgradeFromVersion1Sql);
+      db.run(copySql);
       const broken = db.query("PRAGMA foreign_key_check").all();
-      if (broken.length > 0) throw new Error(`The upgrade to schema version 2 broke ${broken.length} foreign keys.`);
+      if (broken.length > 0)
+        throw new Error(`The upgrade to schema version ${SCHEMA_VERSION} broke ${broken.length} foreign keys.`);
       db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     }).immediate();
   } finally {
@@ -288,10 +291,10 @@ function prepareTaskReads(db: Database) {
        ORDER BY event_id DESC LIMIT 2`,
     ),
     projects: db.prepare<ProjectSummary, []>(
-      `SELECT project_id, ready, blocked, in_progress, completed, nullif(last_change_at, '') AS last_change_at
+      `SELECT project_id, ready, blocked, in_progress, completed, cancelled, nullif(last_change_at, '') AS last_change_at
        FROM project_counts
        UNION ALL
-       SELECT DISTINCT project_id, 0, 0, 0, 0, NULL FROM id_counters
+       SELECT DISTINCT project_id, 0, 0, 0, 0, 0, NULL FROM id_counters
        WHERE project_id NOT IN (SELECT project_id FROM project_counts)
        ORDER BY project_id`,
     ),
@@ -480,6 +483,7 @@ const LIST_PART_SQL: Record<TaskListPart, { where: string; key: string; directio
   blocked: { where: "status = 'pending' AND blocked = 1", key: "priority_rank", direction: "ASC" },
   in_progress: { where: "status = 'in_progress'", key: "started_at", direction: "ASC" },
   completed: { where: "status = 'completed'", key: "completed_at", direction: "DESC" },
+  cancelled: { where: "status = 'cancelled'", key: "completed_at", direction: "DESC" },
 };
 
 /**
@@ -497,6 +501,8 @@ function listIndex(part: TaskListPart, byProject: boolean, byHolder: boolean): s
     case "completed":
       if (byHolder) return byProject ? "tasks_completed_by_in_project" : "tasks_completed_by";
       return byProject ? "tasks_completed" : "tasks_completed_everywhere";
+    case "cancelled":
+      return byProject ? "tasks_cancelled" : "tasks_cancelled_everywhere";
   }
 }
 
@@ -535,7 +541,8 @@ export function listPartQueries(part: TaskListPart, query: TaskListQuery, after:
 }
 
 function listPosition(part: TaskListPart, row: TaskRow): TaskListPosition {
-  const key = part === "in_progress" ? row.started_at! : part === "completed" ? row.completed_at! : row.priority_rank;
+  const key =
+    part === "in_progress" ? row.started_at! : part === "ready" || part === "blocked" ? row.priority_rank : row.completed_at!;
   return { part, key, seq: row.seq };
 }
 
