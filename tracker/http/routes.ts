@@ -11,7 +11,18 @@ import { allocateId, getRegistry, getReservation, raiseCounter, reserveIds } fro
 import { openApiDocument } from "./openapi.ts";
 import { defineRoute, json } from "./pipeline.ts";
 import * as s from "./schemas.ts";
-import { addTasks, changeStatus, editTask, getTask, listProjects, listTasks, nextTask, renewLease, taskEvents } from "./tasks.ts";
+import {
+  addNote,
+  addTasks,
+  changeStatus,
+  editTask,
+  getTask,
+  listProjects,
+  listTasks,
+  nextTask,
+  renewLease,
+  taskEvents,
+} from "./tasks.ts";
 import type { Handler, Route, Services } from "./types.ts";
 
 /** GET /healthz: the version, and whether the database answers. */
@@ -116,7 +127,7 @@ export const routes: readonly Route[] = [
   defineRoute({
     method: "PATCH",
     path: "/tasks/{task_id}",
-    summary: "Change a task's priority or description",
+    summary: "Change a task's priority, description, dependencies, labels, parent or criteria",
     ...write,
     ...perTask,
     body: s.taskEditBody,
@@ -135,12 +146,22 @@ export const routes: readonly Route[] = [
   defineRoute({
     method: "PUT",
     path: "/tasks/{task_id}/status",
-    summary: "Claim, complete or release a task",
+    summary: "Claim, complete, release, cancel or reopen a task",
     ...write,
     ...perTask,
     body: s.statusBody,
     handler: changeStatus,
     success: ok("The task after the change", s.responses.updatedTask),
+  }),
+  defineRoute({
+    method: "POST",
+    path: "/tasks/{task_id}/notes",
+    summary: "Append a note to a task",
+    ...write,
+    ...perTask,
+    body: s.noteBody,
+    handler: addNote,
+    success: created("The note and the task after it", s.responses.note),
   }),
   defineRoute({
     method: "POST",

@@ -70,6 +70,7 @@ describe("POST /tasks/batch", () => {
         last_note: null,
         children: { total: 0, done: 0 },
         released_by: null,
+        notes: [],
       },
     });
   });
@@ -312,7 +313,9 @@ describe("PUT /tasks/<task_id>/status: transitions", () => {
       "invalid_transition",
       "cannot change T-1 from completed to in_progress",
     );
-    expectError(await setStatus("T-1", "pending"), 400, "invalid_transition");
+    expectError(await setStatus("T-1", "completed"), 400, "invalid_transition", "cannot change T-1 from completed to completed");
+    // Back to pending is a reopening (0.3.0), not a release.
+    expect((await setStatus("T-1", "pending")).body.updated_task).toMatchObject({ status: "pending", completed_at: null });
   });
 
   test("a claim waits until every dependency is completed", async () => {

@@ -29,8 +29,10 @@ import {
   ambiguousTaskId,
   type BatchCounterMove,
   type BatchTask,
+  batchChildCounts,
   batchCounterMoves,
   batchTaskExists,
+  type ChildState,
   CLAIM_EVENT_TYPES,
   type ClaimEnd,
   type ClaimState,
@@ -38,11 +40,15 @@ import {
   cannotLowerCounter,
   checkCounterRaise,
   checkEditedDependencies,
+  checkEditedParent,
   checkRenewal,
+  checkStoredParents,
+  childrenOpen,
   claimBlocked,
   claimEndOf,
   claimExpiredDetails,
   countUnfinishedDependencies,
+  criteriaOpen,
   decideStatusChange,
   decodeTaskCursor,
   editChanges,
@@ -56,6 +62,7 @@ import {
   lostClaimOf,
   lostRace,
   MAX_ID_NUMBER,
+  type NewNote,
   type NewReservation,
   type NewTask,
   nameBatch,
@@ -64,11 +71,14 @@ import {
   type Priority,
   type ProjectSummary,
   PURGE_BATCH_SIZE,
+  parentFinished,
   priorityRank,
   type Reservation,
   renewalLeaseSeconds,
   SCHEMA_VERSION,
   type StatusChange,
+  type StatusStep,
+  statusEventDetails,
   TASK_LIST_PARTS,
   type Task,
   type TaskChange,
@@ -78,6 +88,7 @@ import {
   type TaskListPart,
   type TaskListPosition,
   type TaskListQuery,
+  type TaskNote,
   type TaskPage,
   type TaskRef,
   type TaskStatus,
@@ -208,6 +219,9 @@ interface StoredKeyRow {
   response_body: string;
   created_at: Date;
 }
+
+/** A row of task_notes as a task's last_note: its time as toISOString writes it. */
+const NOTE_JSON = `jsonb_build_object('at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'by', by, 'text', text)`;
 
 function isoOrNull(value: Date | null): string | null {
   return value === null ? null : value.toISOString();
@@ -828,6 +842,7 @@ export class PostgresStorage implements Storage {
     if (existing) throw batchTaskExists(batch, tasks, existing);
     const stored = await this.readDependencies(tx, tasks);
     const unfinished = countUnfinishedDependencies(batch, (projectId, taskId) => stored.get(projectId, taskId));
+    checkStoredParents(batch, (projectId, taskId) => stored.get(projectId, taskId));
 
     // Sorted, so the batch's order is the insertion order (seq) whatever order nextval ran in.
     const seqRows = await tx<{ seq: string }[]>`
@@ -838,25 +853,70 @@ export class PostgresStorage implements Storage {
       seq: seqRows[i]!.seq,
       priority_rank: priorityRank[task.priority],
       unfinished_deps: unfinished[i],
-      // A task imported as completed was, in effect, started and completed now.
-      moment: task.status === "completed" ? now.toISOString() : null,
+      // A task imported as finished was, in effect, started (completed only) and finished now.
+      started: task.status === "completed" ? now.toISOString() : null,
+      finished: task.status === "pending" ? null : now.toISOString(),
+      labels: task.labels ?? [],
+      parent_id: task.parent_id ?? null,
+      acceptance_criteria: task.acceptance_criteria ?? [],
     }));
     const inserted = await tx<TaskRow[]>`
       INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
-                         unfinished_deps, status, completion_notes, created_at, updated_at, started_at, completed_at)
+                         unfinished_deps, status, completion_notes, created_at, updated_at, started_at, completed_at,
+                         labels, parent_id, acceptance_criteria)
       SELECT r.seq, r.task_id, r.project_id, r.description, r.inputs, r.outputs, r.priority, r.priority_rank,
-             r.depends_on, r.unfinished_deps, r.status, r.completion_notes, ${now}, ${now}, r.moment, r.moment
+             r.depends_on, r.unfinished_deps, r.status, r.completion_notes, ${now}, ${now}, r.started, r.finished,
+             r.labels, r.parent_id, r.acceptance_criteria
       FROM jsonb_to_recordset(${rows}::jsonb) AS r(
         seq bigint, task_id text, project_id text, description text, inputs jsonb, outputs jsonb, priority text,
         priority_rank smallint, depends_on jsonb, unfinished_deps integer, status text, completion_notes text,
-        moment timestamptz)
+        started timestamptz, finished timestamptz, labels jsonb, parent_id text, acceptance_criteria jsonb)
       ORDER BY r.seq
       RETURNING *`;
     await this.insertDependencyRows(tx, tasks, rows, stored);
+    for (const count of batchChildCounts(tasks))
+      await this.countChildren(tx, count.projectId, count.parentId, count.total, count.open);
     for (const row of inserted.toSorted((a, b) => Number(a.seq) - Number(b.seq))) {
       changes.push({ task: row, type: "created", at: now, agentId, from: null, to: row.status, details: { status: row.status } });
     }
+    await this.insertBatchNotes(tx, tasks, rows, now, agentId);
     return ids;
+  }
+
+  /** The notes a batch's tasks arrive with, oldest first per task, and each task's count and last note. */
+  private async insertBatchNotes(
+    tx: TransactionSQL,
+    tasks: readonly NewTask[],
+    rows: readonly { seq: string }[],
+    now: Date,
+    agentId: string | null,
+  ): Promise<void> {
+    const notes = tasks.flatMap((task, i) =>
+      (task.notes ?? []).map((note) => ({
+        task_seq: rows[i]!.seq,
+        at: note.at ?? now.toISOString(),
+        by: note.by ?? agentId,
+        text: note.text,
+      })),
+    );
+    if (notes.length === 0) return;
+    for (const note of notes) requireStorableText("notes[].text", note.text);
+    await tx`
+      INSERT INTO task_notes (task_seq, at, by, text)
+      SELECT r.task_seq, r.at, r.by, r.text FROM jsonb_to_recordset(${notes}::jsonb) AS r(task_seq bigint, at timestamptz, by text, text text)
+      ORDER BY r.task_seq`;
+    await tx`
+      UPDATE tasks SET notes_count = noted.count, last_note = noted.last
+      FROM (SELECT task_seq, count(*) AS count, (array_agg(${tx.unsafe(NOTE_JSON)} ORDER BY note_id DESC))[1] AS last
+            FROM task_notes WHERE task_seq = ANY(${rows.map((row) => row.seq)}::bigint[]) GROUP BY task_seq) AS noted
+      WHERE tasks.seq = noted.task_seq`;
+  }
+
+  /** Adds to a parent's children counts (a batch, a finish or reopening, a move). */
+  private async countChildren(tx: TransactionSQL, projectId: string, parentId: string, total: number, open: number) {
+    await tx`
+      UPDATE tasks SET children_total = children_total + ${total}, open_children = open_children + ${open}
+      WHERE project_id = ${projectId} AND task_id = ${parentId}`;
   }
 
   /**
@@ -878,7 +938,9 @@ export class PostgresStorage implements Storage {
    * would miss the dependency rows added below.
    */
   private async readDependencies(tx: TransactionSQL, tasks: readonly NewTask[]) {
-    const named = [...new Set(tasks.flatMap((task) => task.depends_on))];
+    const named = [
+      ...new Set(tasks.flatMap((task) => (task.parent_id ? [...task.depends_on, task.parent_id] : task.depends_on))),
+    ];
     const rows =
       named.length === 0
         ? []
@@ -916,13 +978,20 @@ export class PostgresStorage implements Storage {
   }
 
   /** Asks domain.ts what the change does, then changes the task with a compare-and-set. */
-  private async applyStatusChange(tx: TransactionSQL, change: StatusChange, changes: Changes): Promise<TaskRow> {
+  private async applyStatusChange(tx: TransactionSQL, change: StatusChange, changes: Changes): Promise<Task> {
     const row = await this.endLapsedClaim(tx, await this.lockTask(tx, change.ref), changes);
     const claimEnd = needsClaimEnd(claimState(row), change) ? await this.lastClaimEnd(tx, row) : null;
     const decided = decideStatusChange(claimState(row), change, claimEnd);
-    if (decided.step === "claim") return this.claim(tx, row, change, changes);
-    if (decided.step === "complete") return this.complete(tx, row, change, changes);
-    return this.release(tx, row, change, decided.forced, changes);
+    switch (decided.step) {
+      case "claim":
+        return this.withNotes(tx, await this.claim(tx, row, change, changes));
+      case "complete":
+        return toTask(await this.complete(tx, row, change, changes));
+      case "reopen":
+        return toTask(await this.reopen(tx, row, change, changes));
+      default:
+        return toTask(await this.giveBack(tx, row, change, decided, changes));
+    }
   }
 
   /** How the task's last claim ended, from its last two claim events (claimEndOf). */
@@ -936,6 +1005,7 @@ export class PostgresStorage implements Storage {
 
   private async claim(tx: TransactionSQL, row: TaskRow, change: StatusChange, changes: Changes): Promise<TaskRow> {
     if (row.unfinished_deps > 0) throw claimBlocked(claimState(row), await this.unfinishedDependencyIds(tx, row));
+    if (row.open_children > 0) throw childrenOpen(row.task_id, "in_progress", await this.children(tx, row));
     const { now, agentId, leaseSeconds } = change;
     const lost = lostClaimAfterClaim(claimState(row), agentId);
     // The lease runs by the database's clock, which every instance shares.
@@ -943,8 +1013,8 @@ export class PostgresStorage implements Storage {
       UPDATE tasks
       SET status = 'in_progress', claimed_by = ${agentId}, started_at = ${now}, updated_at = ${now},
           lease_expires_at = date_trunc('milliseconds', now() + ${leaseSeconds} * interval '1 second'),
-          lease_seconds = ${leaseSeconds}, lost_by = ${lost.lost_by}, lost_at = ${lost.lost_at}
-      WHERE seq = ${row.seq} AND status = 'pending' AND unfinished_deps = 0 RETURNING *`;
+          lease_seconds = ${leaseSeconds}, lost_by = ${lost.lost_by}, lost_at = ${lost.lost_at}, released_by = NULL
+      WHERE seq = ${row.seq} AND status = 'pending' AND unfinished_deps = 0 AND open_children = 0 RETURNING *`;
     if (!updated) throw lostRace(row.task_id, row.status, change.to);
     const details = { lease_expires_at: isoOrNull(updated.lease_expires_at) };
     changes.push({ task: updated, type: "claimed", at: now, agentId, from: "pending", to: "in_progress", details });
@@ -952,15 +1022,16 @@ export class PostgresStorage implements Storage {
   }
 
   private async complete(tx: TransactionSQL, row: TaskRow, change: StatusChange, changes: Changes): Promise<TaskRow> {
+    const gate = criteriaOpen(row);
+    if (gate) throw gate;
+    if (row.open_children > 0) throw childrenOpen(row.task_id, "completed", await this.children(tx, row));
     const { now, completionNotes } = change;
     const [updated] = await tx<TaskRow[]>`
       UPDATE tasks SET status = 'completed', completion_notes = ${completionNotes}, completed_at = ${now},
                        updated_at = ${now}, lease_expires_at = NULL, lease_seconds = NULL
       WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
     if (!updated) throw lostRace(row.task_id, row.status, change.to);
-    await tx`
-      UPDATE tasks SET unfinished_deps = unfinished_deps - 1
-      WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ${row.seq})`;
+    await this.finished(tx, updated, -1);
     const details = { completion_notes: completionNotes };
     changes.push({
       task: updated,
@@ -974,28 +1045,110 @@ export class PostgresStorage implements Storage {
     return updated;
   }
 
-  private async release(
+  /**
+   * A task finished (-1) or reopened (+1): its pending dependents count it (only theirs: a task
+   * leaves pending only when ready), and so does its parent.
+   */
+  private async finished(tx: TransactionSQL, row: TaskRow, by: -1 | 1): Promise<void> {
+    await tx`
+      UPDATE tasks SET unfinished_deps = unfinished_deps + ${by}
+      WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ${row.seq}) AND status = 'pending'`;
+    if (row.parent_id !== null) await this.countChildren(tx, row.project_id, row.parent_id, 0, by);
+  }
+
+  /** A release or a cancel: the reason becomes a note by the agent, and the event's details.reason. */
+  private async giveBack(
     tx: TransactionSQL,
     row: TaskRow,
     change: StatusChange,
-    forced: boolean,
+    step: Extract<StatusStep, { step: "release" | "cancel" }>,
     changes: Changes,
   ): Promise<TaskRow> {
-    const [updated] = await tx<TaskRow[]>`
-      UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, updated_at = ${change.now},
-                       lease_expires_at = NULL, lease_seconds = NULL
-      WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
+    const { now, agentId } = change;
+    const releasedBy = step.step === "release" && !step.forced ? agentId : null;
+    const [updated] =
+      step.step === "release"
+        ? await tx<TaskRow[]>`
+            UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, updated_at = ${now},
+                             lease_expires_at = NULL, lease_seconds = NULL, released_by = ${releasedBy}
+            WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`
+        : await tx<TaskRow[]>`
+            UPDATE tasks SET status = 'cancelled', claimed_by = NULL, updated_at = ${now}, completed_at = ${now},
+                             lease_expires_at = NULL, lease_seconds = NULL, unfinished_deps = 0
+            WHERE seq = ${row.seq} AND status = ${row.status} RETURNING *`;
     if (!updated) throw lostRace(row.task_id, row.status, change.to);
+    if (step.step === "cancel") await this.finished(tx, updated, -1);
+    const reason = change.completionNotes;
+    const noted = reason === "" ? updated : await this.appendNote(tx, updated, { at: now, by: agentId, text: reason }, false);
+    changes.push({
+      task: noted,
+      type: step.step === "cancel" ? "cancelled" : step.forced ? "force_released" : "released",
+      at: now,
+      agentId,
+      from: row.status,
+      to: noted.status,
+      details: statusEventDetails(step, row.status, reason, row.claimed_by),
+    });
+    return noted;
+  }
+
+  /** Back to pending from completed or cancelled: it waits again for what is not finished. */
+  private async reopen(tx: TransactionSQL, row: TaskRow, change: StatusChange, changes: Changes): Promise<TaskRow> {
+    if (row.parent_id !== null) {
+      const [parent] = await tx<{ status: TaskStatus }[]>`
+        SELECT status FROM tasks WHERE project_id = ${row.project_id} AND task_id = ${row.parent_id} FOR SHARE`;
+      if (parent?.status === "completed") throw parentFinished(row.task_id, row.status, row.parent_id);
+    }
+    const [updated] = await tx<TaskRow[]>`
+      UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, completed_at = NULL,
+                       updated_at = ${change.now},
+                       unfinished_deps = (SELECT count(*) FROM task_dependencies d JOIN tasks t ON t.seq = d.dependency_seq
+                                          WHERE d.dependent_seq = ${row.seq} AND t.status NOT IN ('completed', 'cancelled'))
+      WHERE seq = ${row.seq} AND status = ${row.status} RETURNING *`;
+    if (!updated) throw lostRace(row.task_id, row.status, "pending");
+    await this.finished(tx, updated, 1);
+    const details = statusEventDetails({ step: "reopen" }, row.status, "", null);
     changes.push({
       task: updated,
-      type: forced ? "force_released" : "released",
+      type: "reopened",
       at: change.now,
       agentId: change.agentId,
-      from: "in_progress",
+      from: row.status,
       to: "pending",
-      details: forced ? { former_holder: row.claimed_by } : {},
+      details,
     });
     return updated;
+  }
+
+  /** The children of a task, for the sentence of children_open. */
+  private async children(tx: TransactionSQL, row: TaskRow): Promise<ChildState[]> {
+    return tx<ChildState[]>`
+      SELECT task_id, status FROM tasks WHERE project_id = ${row.project_id} AND parent_id = ${row.task_id} ORDER BY seq`;
+  }
+
+  /** Appends one note; `touch`: the note is the change (updated_at is its time). Returns the task after it. */
+  private async appendNote(
+    tx: TransactionSQL,
+    row: TaskRow,
+    note: { at: Date; by: string | null; text: string },
+    touch: boolean,
+  ) {
+    requireStorableText("text", note.text);
+    const last = { at: note.at.toISOString(), by: note.by, text: note.text };
+    await tx`INSERT INTO task_notes (task_seq, at, by, text) VALUES (${row.seq}, ${note.at}, ${note.by}, ${note.text})`;
+    const [updated] = await tx<TaskRow[]>`
+      UPDATE tasks SET notes_count = notes_count + 1, last_note = ${last}::jsonb,
+                       updated_at = CASE WHEN ${touch} THEN ${note.at}::timestamptz ELSE updated_at END
+      WHERE seq = ${row.seq} RETURNING *`;
+    return updated!;
+  }
+
+  /** The task with every note, oldest first (none read when it has none). */
+  private async withNotes(sql: SQL | TransactionSQL, row: TaskRow): Promise<Task> {
+    if (row.notes_count === 0) return { ...toTask(row), notes: [] };
+    const notes = await sql<{ at: Date; by: string | null; text: string }[]>`
+      SELECT at, by, text FROM task_notes WHERE task_seq = ${row.seq} ORDER BY note_id`;
+    return { ...toTask(row), notes: notes.map((note) => ({ at: note.at.toISOString(), by: note.by, text: note.text })) };
   }
 
   /** The task's dependencies that are not completed, each once. */
@@ -1019,18 +1172,45 @@ export class PostgresStorage implements Storage {
 
   private async applyEdit(tx: TransactionSQL, edit: TaskEdit, changes: Changes): Promise<TaskRow> {
     if (edit.description !== undefined) requireStorableText("description", edit.description);
-    if (edit.depends_on !== undefined) await this.lockDependencyEdit(tx, edit.ref, edit.depends_on);
+    for (const criterion of edit.acceptance_criteria ?? []) requireStorableText("acceptance_criteria[].text", criterion.text);
+    if (edit.depends_on !== undefined || edit.parent_id !== undefined)
+      await this.lockDependencyEdit(tx, edit.ref, edit.depends_on ?? []);
     const row = await this.lockTask(tx, edit.ref);
-    const details = editChanges(row, edit);
+    const task = toTask(row);
+    const details = editChanges(task, edit);
     if (details === null) return row;
+    if (details.parent_id?.to) checkEditedParent(task, details.parent_id.to, await this.ancestors(tx, row, details.parent_id.to));
     const priority = edit.priority ?? row.priority;
+    const parentId = details.parent_id ? details.parent_id.to : row.parent_id;
     let [updated] = await tx<TaskRow[]>`
       UPDATE tasks SET priority = ${priority}, priority_rank = ${priorityRank[priority]},
-                       description = ${edit.description ?? row.description}, updated_at = ${edit.now}
+                       description = ${edit.description ?? row.description}, updated_at = ${edit.now},
+                       labels = ${details.labels?.to ?? row.labels}::jsonb, parent_id = ${parentId},
+                       acceptance_criteria = ${details.acceptance_criteria?.to ?? row.acceptance_criteria}::jsonb
       WHERE seq = ${row.seq} RETURNING *`;
+    if (details.parent_id) {
+      // An edit never moves a finished task: the child is open, in both parents' counts.
+      if (details.parent_id.from !== null) await this.countChildren(tx, row.project_id, details.parent_id.from, -1, -1);
+      if (details.parent_id.to !== null) await this.countChildren(tx, row.project_id, details.parent_id.to, 1, 1);
+    }
     if (details.depends_on) updated = await this.replaceDependencies(tx, updated!, row.depends_on, details.depends_on.to);
     changes.push({ task: updated!, type: "updated", at: edit.now, agentId: edit.agentId, from: null, to: null, details });
     return updated!;
+  }
+
+  /** An edit of parent_id: the new parent and its ancestors, nearest first (checkEditedParent). */
+  private async ancestors(tx: TransactionSQL, row: TaskRow, parentId: string): Promise<ChildState[]> {
+    return tx<ChildState[]>`
+      WITH RECURSIVE chain (task_id, depth) AS (
+        SELECT ${parentId}::text, 0
+        UNION ALL
+        SELECT tasks.parent_id, chain.depth + 1 FROM chain
+        JOIN tasks ON tasks.project_id = ${row.project_id} AND tasks.task_id = chain.task_id
+        WHERE tasks.parent_id IS NOT NULL AND chain.depth < 10000
+      )
+      SELECT tasks.task_id, tasks.status FROM chain
+      JOIN tasks ON tasks.project_id = ${row.project_id} AND tasks.task_id = chain.task_id
+      ORDER BY chain.depth`;
   }
 
   /**
@@ -1199,6 +1379,9 @@ export class PostgresStorage implements Storage {
     const where: string[] = [];
     if (query.projectId !== null) where.push(`project_id = ${param(query.projectId, "text")}`);
     if (query.claimedBy !== null) where.push(`claimed_by = ${param(query.claimedBy, "text")}`);
+    // Filters on the part's range scan: the part's index still gives the order.
+    if (query.parent) where.push(`parent_id = ${param(query.parent, "text")}`);
+    if (query.labels?.length) where.push(`labels @> to_jsonb(${param(query.labels, "text[]")})`);
     let order: string;
     if (part === "ready" || part === "blocked") {
       where.push(`list_group = ${TASK_LIST_PARTS.indexOf(part)}`);
@@ -1228,10 +1411,10 @@ export class PostgresStorage implements Storage {
         : sql<TaskRow[]>`SELECT * FROM tasks WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId}`,
     );
     const row = pickTask(rows, ref);
-    return row ? toTask(row) : null;
+    return row ? this.statement((sql) => this.withNotes(sql, row)) : null;
   }
 
-  async findNextTask(projectId: string, status: TaskStatus): Promise<Task | null> {
+  async findNextTask(projectId: string, status: TaskStatus, agentId: string | null = null): Promise<Task | null> {
     // For pending, the ready part: a task that is not pending is never blocked.
     const group = TASK_LIST_PARTS.indexOf(status === "pending" ? "ready" : status);
     const [row] = await this.statement(
@@ -1239,6 +1422,17 @@ export class PostgresStorage implements Storage {
         SELECT * FROM tasks WHERE project_id = ${projectId} AND list_group = ${group}
         ORDER BY priority_rank, seq LIMIT 1`,
     );
+    // The agent that released this task gets it back only when no other task is ready: the same
+    // index, past the agent's own releases (few), looked up only then.
+    if (row && agentId !== null && row.released_by === agentId) {
+      const [other] = await this.statement(
+        (sql) => sql<TaskRow[]>`
+          SELECT * FROM tasks WHERE project_id = ${projectId} AND list_group = ${group}
+            AND released_by IS DISTINCT FROM ${agentId}
+          ORDER BY priority_rank, seq LIMIT 1`,
+      );
+      return toTask(other ?? row);
+    }
     return row ? toTask(row) : null;
   }
 
@@ -1328,7 +1522,7 @@ export class PostgresStorage implements Storage {
 
   async changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task> {
     requireStorableText("completion_notes", change.completionNotes);
-    return this.write(idempotency, async (tx, changes) => toTask(await this.applyStatusChange(tx, change, changes)));
+    return this.write(idempotency, (tx, changes) => this.applyStatusChange(tx, change, changes));
   }
 
   async renewLease(renewal: LeaseRenewal, idempotency?: IdempotentWrite<Task>): Promise<Task> {
@@ -1337,6 +1531,15 @@ export class PostgresStorage implements Storage {
 
   async updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task> {
     return this.write(idempotency, async (tx, changes) => toTask(await this.applyEdit(tx, edit, changes)));
+  }
+
+  async addNote(note: NewNote, idempotency?: IdempotentWrite<{ note: TaskNote; task: Task }>) {
+    return this.write(idempotency, async (tx, changes) => {
+      const row = await this.lockTask(tx, note.ref);
+      const noted = await this.appendNote(tx, row, { at: note.now, by: note.agentId, text: note.text }, true);
+      changes.push({ task: noted, type: "noted", at: note.now, agentId: note.agentId, from: null, to: null, details: {} });
+      return { note: noted.last_note!, task: toTask(noted) };
+    });
   }
 
   /** By the database's clock: `now` is not used (instances' clocks may differ; the database's is one). */

@@ -214,6 +214,7 @@ describe("upgrade from schema version 1", () => {
       last_note: null,
       children: { total: 0, done: 0 },
       released_by: null,
+      notes: [],
     });
     const working = await storage.getTask({ projectId: "web", taskId: "T-2" });
     // A claim held across the upgrade gets a fresh lease of the default length.

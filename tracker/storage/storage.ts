@@ -45,6 +45,7 @@ import type {
   BatchTask,
   IdCounter,
   LeaseRenewal,
+  NewNote,
   NewReservation,
   ProjectSummary,
   Reservation,
@@ -54,6 +55,7 @@ import type {
   TaskEdit,
   TaskEvent,
   TaskListQuery,
+  TaskNote,
   TaskPage,
   TaskRef,
   TaskStatus,
@@ -114,13 +116,19 @@ export interface IdempotentWrite<Result> {
 export interface Storage {
   // --- Reading tasks --------------------------------------------------------------------------
 
-  /** The task, or null; ambiguous_task_id when ref.projectId is null and several projects have it. */
+  /**
+   * The task with every note (`notes`), or null; ambiguous_task_id when ref.projectId is null and
+   * several projects have it.
+   */
   getTask(ref: TaskRef): Promise<Task | null>;
   /**
    * The next task of API.md's GET /tasks/next from an index, never a scan: a task is ready when it is
-   * pending with unfinished_deps = 0; order is priority rank, then insertion sequence.
+   * pending with unfinished_deps = 0 and open_children = 0 (no open child); order is priority rank,
+   * then insertion sequence. The readiness rule, for every way a task is handed out: when that task's
+   * released_by is `agentId`, the next one not released by it comes first (a second lookup on the
+   * same index, only then); the agent gets its own released task back only when no other is ready.
    */
-  findNextTask(projectId: string, status: TaskStatus): Promise<Task | null>;
+  findNextTask(projectId: string, status: TaskStatus, agentId?: string | null): Promise<Task | null>;
   /**
    * A page in API.md's order (pending ready, pending blocked, in_progress by started_at, completed by
    * completed_at descending), keyset-paginated from an index: a page costs the same at 1,000 and at
@@ -180,6 +188,11 @@ export interface Storage {
    * PostgreSQL: one such edit per project at a time, its dependencies read FOR SHARE (as a batch's).
    */
   updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task>;
+  /**
+   * Appends a note to a task in any status (taskNotFound / ambiguous_task_id as getTask): notes_count
+   * and last_note follow, updated_at is the note's time, event `noted`. Returns the note and the task.
+   */
+  addNote(note: NewNote, idempotency?: IdempotentWrite<{ note: TaskNote; task: Task }>): Promise<{ note: TaskNote; task: Task }>;
   /**
    * Every in_progress task whose lease ran out (by the database's clock on PostgreSQL; by `now` on
    * SQLite) becomes pending, claimed_by cleared, its lost claim recorded (lostClaimOf), with a
