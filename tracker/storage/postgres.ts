@@ -246,7 +246,8 @@ function toTask(row: TaskRow): Task {
     completed_at: isoOrNull(row.completed_at),
     labels: row.labels,
     parent_id: row.parent_id,
-    acceptance_criteria: row.acceptance_criteria,
+    // jsonb orders an object's keys its own way: text first, as the API writes it.
+    acceptance_criteria: row.acceptance_criteria.map(({ text, done }) => ({ text, done })),
     notes_count: row.notes_count,
     last_note: row.last_note,
     children: { total: row.children_total, done: row.children_total - row.open_children },
@@ -903,8 +904,10 @@ export class PostgresStorage implements Storage {
     for (const note of notes) requireStorableText("notes[].text", note.text);
     await tx`
       INSERT INTO task_notes (task_seq, at, by, text)
-      SELECT r.task_seq, r.at, r.by, r.text FROM jsonb_to_recordset(${notes}::jsonb) AS r(task_seq bigint, at timestamptz, by text, text text)
-      ORDER BY r.task_seq`;
+      SELECT r.task_seq, r.at, r.by, r.text
+      FROM jsonb_to_recordset(${notes.map((note, i) => ({ ...note, i }))}::jsonb)
+           AS r(i integer, task_seq bigint, at timestamptz, by text, text text)
+      ORDER BY r.i`;
     await tx`
       UPDATE tasks SET notes_count = noted.count, last_note = noted.last
       FROM (SELECT task_seq, count(*) AS count, (array_agg(${tx.unsafe(NOTE_JSON)} ORDER BY note_id DESC))[1] AS last
