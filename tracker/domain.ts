@@ -1098,6 +1098,55 @@ function isTaskListPosition(value: JsonObject): value is JsonObject & TaskListPo
 }
 
 // ---------------------------------------------------------------------------
+// GET /tasks?q=: the words of a search, and its pages.
+
+/** A search takes at most this many words (the rest are ignored: they would only narrow it further). */
+export const MAX_SEARCH_WORDS = 16;
+
+/**
+ * The words of a search, lower-cased: runs of letters and digits, so punctuation is never syntax of
+ * the database's query language (`log-in "form"` is the words log, in, form). Each must match, as a
+ * prefix of a word of the task's description, criteria or notes.
+ */
+export function searchWords(q: string): string[] {
+  const words = q.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+  return [...new Set(words)].slice(0, MAX_SEARCH_WORDS);
+}
+
+/** A snippet as the storage made it, cut to MAX_SNIPPET_CHARS (never inside a `[word]`), one line. */
+export function clipSnippet(snippet: string): string {
+  const flat = snippet.replace(/\s+/g, " ").trim();
+  if (flat.length <= MAX_SNIPPET_CHARS) return flat;
+  let cut = flat.slice(0, MAX_SNIPPET_CHARS - 1);
+  const open = cut.lastIndexOf("[");
+  if (open > cut.lastIndexOf("]")) cut = cut.slice(0, open);
+  return `${cut.trimEnd()}…`;
+}
+
+/** A ranked page ends at an offset: its cursor is that offset and the digest of the filters (q included). */
+export function encodeSearchCursor(offset: number, query: TaskListQuery): string {
+  return Buffer.from(JSON.stringify({ offset, filters: filterDigest(query) })).toString("base64url");
+}
+
+export function decodeSearchCursor(cursor: string, query: TaskListQuery): number {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    decoded = null;
+  }
+  if (!isObject(decoded) || !Number.isSafeInteger(decoded.offset) || (decoded.offset as number) < 0) {
+    throw validationError("cursor is not a next_cursor of GET /tasks with q");
+  }
+  if (decoded.filters !== filterDigest(query)) {
+    throw validationError(
+      "cursor was made for other filters: pass the same project, status, ready, claimed_by, q, label and parent as for the first page",
+    );
+  }
+  return decoded.offset as number;
+}
+
+// ---------------------------------------------------------------------------
 // IDs.
 
 /** `US-028`: the number zero-padded to three digits, wider past 999 (`US-1000`). */

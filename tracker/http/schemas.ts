@@ -210,6 +210,13 @@ export const taskListQuery = z
     status: taskStatus.optional(),
     ready: oneOf(["true", "false"]).optional(),
     claimed_by: agentId.optional(),
+    q: text()
+      .refine((value) => /[\p{L}\p{N}]/u.test(value), { error: "must hold a word to search for" })
+      .refine((value) => value.length <= 500, { error: "must be at most 500 characters" })
+      .optional()
+      .meta({
+        description: "Full text over description, criteria and notes: every word must match, as a prefix; best match first",
+      }),
     label: z
       .array(labelName)
       .max(MAX_LABELS, { error: `must be given at most ${MAX_LABELS} times` })

@@ -543,3 +543,16 @@ describe("a task's content over HTTP (labels, criteria, parents, notes)", () => 
     );
   });
 });
+
+describe("GET /tasks?q=", () => {
+  test("a ranked page of matches, each with its snippet; a q without a word is 400", async () => {
+    await addTasks([task("A", { description: "Fix the login form" }), task("B", { description: "Write docs" })]);
+    await post("/tasks/B/notes", { text: "mention the login page" }, "dana");
+    const response = await t.request("GET", "/tasks?q=logi&project=proj");
+    expect(response.status).toBe(200);
+    expect(response.body.tasks.map((found: { task_id: string }) => found.task_id).sort()).toEqual(["A", "B"]);
+    const a = response.body.tasks.find((found: { task_id: string }) => found.task_id === "A");
+    expect(a.match).toEqual({ snippet: "Fix the [login] form" });
+    expectApiError(await t.request("GET", "/tasks?q=%22-%22"), 400, "validation_failed", "q must hold a word to search for");
+  });
+});

@@ -39,6 +39,7 @@ export const listTasks: Handler<undefined, typeof taskListQuery> = async ({ quer
     status: query.ready === undefined ? (query.status ?? null) : "pending",
     ready: query.ready === undefined ? null : query.ready === "true",
     claimedBy: query.claimed_by ?? null,
+    q: query.q ?? null,
     labels: query.label ?? [],
     parent: query.parent ?? null,
     limit: query.limit ?? DEFAULT_LIST_LIMIT,

@@ -337,3 +337,78 @@ describe("an edit of labels and parent", () => {
     expect(updated?.details).toEqual({ parent_id: { from: "E-2", to: null } });
   });
 });
+
+describe("search (GET /tasks?q=)", () => {
+  async function search(q: string, extra: Partial<TaskListQuery> = {}) {
+    return storage.listTasks({
+      projectId: "p",
+      status: null,
+      ready: null,
+      claimedBy: null,
+      limit: 100,
+      cursor: null,
+      q,
+      ...extra,
+    });
+  }
+  const ids = async (q: string, extra: Partial<TaskListQuery> = {}) => (await search(q, extra)).tasks.map((task) => task.task_id);
+
+  test("finds every word as a prefix in descriptions, criteria and notes, best match first, with a snippet", async () => {
+    await storage.addTasks(
+      [
+        newTask("D", { description: "Build the login form for the shop" }),
+        newTask("C", { description: "Polish the shop", acceptance_criteria: [{ text: "LOGIN works on a phone", done: false }] }),
+        newTask("N", { description: "Unrelated chore" }),
+        newTask("X", { description: "Login login login: the login page, login everywhere" }),
+        newTask("Y", { description: "Something else", project_id: "other" }),
+      ],
+      now,
+      null,
+    );
+    await storage.addNote({ ref: ref("N"), text: "the zebra-login bug is back", agentId: "dana", now });
+    const found = await search("log");
+    expect(new Set(found.tasks.map((task) => task.task_id))).toEqual(new Set(["X", "D", "C", "N"]));
+    expect(found.tasks[0]?.task_id).toBe("X");
+    expect(found.tasks.find((task) => task.task_id === "D")?.match?.snippet).toContain("[login]");
+    expect(found.tasks.find((task) => task.task_id === "C")?.match?.snippet).toContain("[LOGIN]");
+    expect(found.tasks.find((task) => task.task_id === "N")?.match?.snippet).toContain("[login]");
+    for (const task of found.tasks) expect(task.match!.snippet.length).toBeLessThanOrEqual(160);
+    // Every word must match; punctuation is not syntax; case does not matter.
+    expect(await ids('LOGIN "form" -shop')).toEqual(["D"]);
+    expect(await ids("zebra")).toEqual(["N"]);
+    expect(await ids("nothing-like-it")).toEqual([]);
+    expect(await ids("login", { status: "pending", ready: true })).toHaveLength(4);
+  });
+
+  test("pages with next_cursor, and filters by label and parent", async () => {
+    await storage.addTasks(
+      Array.from({ length: 5 }, (_, i) =>
+        newTask(`T-${i}`, {
+          description: `alpha task ${i}`,
+          labels: i % 2 === 0 ? ["even"] : [],
+          parent_id: i === 0 ? null : "T-0",
+        }),
+      ),
+      now,
+      null,
+    );
+    const first = await search("alpha", { limit: 2 });
+    expect(first.tasks).toHaveLength(2);
+    const second = await search("alpha", { limit: 2, cursor: first.nextCursor });
+    const third = await search("alpha", { limit: 2, cursor: second.nextCursor });
+    expect(third.nextCursor).toBeNull();
+    const all = [...first.tasks, ...second.tasks, ...third.tasks].map((task) => task.task_id);
+    expect(new Set(all)).toEqual(new Set(["T-0", "T-1", "T-2", "T-3", "T-4"]));
+    expect(await rejection(search("beta", { cursor: first.nextCursor }))).toMatchObject({ code: "validation_failed" });
+    expect(await ids("alpha", { labels: ["even"], parent: "T-0" })).toEqual(["T-2", "T-4"]);
+  });
+
+  test("an edit of the description or criteria is found at once; a claim leaves the index as it was", async () => {
+    await storage.addTasks([newTask("T", { description: "first words" })], now, null);
+    await edit("T", { description: "second words", acceptance_criteria: [{ text: "quokka", done: false }] });
+    expect(await ids("first")).toEqual([]);
+    expect(await ids("second quokka")).toEqual(["T"]);
+    await move("T", "in_progress");
+    expect(await ids("second")).toEqual(["T"]);
+  });
+});

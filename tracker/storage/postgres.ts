@@ -47,11 +47,14 @@ import {
   claimBlocked,
   claimEndOf,
   claimExpiredDetails,
+  clipSnippet,
   countUnfinishedDependencies,
   criteriaOpen,
   decideStatusChange,
+  decodeSearchCursor,
   decodeTaskCursor,
   editChanges,
+  encodeSearchCursor,
   encodeTaskCursor,
   type IdCounter,
   idempotencyMismatch,
@@ -78,6 +81,7 @@ import {
   SCHEMA_VERSION,
   type StatusChange,
   type StatusStep,
+  searchWords,
   statusEventDetails,
   TASK_LIST_PARTS,
   type Task,
@@ -1440,6 +1444,7 @@ export class PostgresStorage implements Storage {
   }
 
   async listTasks(query: TaskListQuery): Promise<TaskPage> {
+    if (query.q) return this.searchTasks(query, query.q);
     const start = query.cursor === null ? null : decodeTaskCursor(query.cursor, query);
     const parts = taskListParts(query);
     const rows: TaskRow[] = [];
@@ -1453,6 +1458,43 @@ export class PostgresStorage implements Storage {
     const page = rows.slice(0, query.limit);
     const more = rows.length > query.limit;
     return { tasks: page.map(toTask), nextCursor: more ? encodeTaskCursor(listPosition(page.at(-1)!), query) : null };
+  }
+
+  /**
+   * GET /tasks?q=: every word as a prefix (`word:*`, all of them), the best matches first (ts_rank,
+   * ties by insertion) from the GIN index of task_search; the snippet (ts_headline) only for the page.
+   */
+  private async searchTasks(query: TaskListQuery, q: string): Promise<TaskPage> {
+    const offset = query.cursor === null ? 0 : decodeSearchCursor(query.cursor, query);
+    const params: unknown[] = [
+      searchWords(q)
+        .map((word) => `${word}:*`)
+        .join(" & "),
+    ];
+    const param = (value: unknown, type: string) => `$${params.push(value)}::${type}`;
+    const where = ["s.document @@ query"];
+    if (query.projectId !== null) where.push(`t.project_id = ${param(query.projectId, "text")}`);
+    if (query.status !== null) where.push(`t.status = ${param(query.status, "text")}`);
+    if (query.ready !== null) where.push(`t.list_group = ${query.ready ? 0 : 1}`);
+    if (query.claimedBy !== null) where.push(`t.claimed_by = ${param(query.claimedBy, "text")}`);
+    if (query.parent) where.push(`t.parent_id = ${param(query.parent, "text")}`);
+    if (query.labels?.length) where.push(`t.labels @> to_jsonb(${param(query.labels, "text[]")})`);
+    const text = `
+      WITH hits AS (
+        SELECT t.*, ts_rank(s.document, query) AS search_rank,
+               concat_ws(E'\n', s.description, nullif(s.criteria, ''), nullif(s.notes, '')) AS words
+        FROM task_search s JOIN tasks t ON t.seq = s.task_seq, to_tsquery('simple', $1::text) AS query
+        WHERE ${where.join(" AND ")}
+        ORDER BY search_rank DESC, t.seq LIMIT ${param(query.limit + 1, "integer")} OFFSET ${param(offset, "integer")})
+      SELECT hits.*, ts_headline('simple', words, to_tsquery('simple', $1::text),
+                                 'StartSel=[, StopSel=], MinWords=6, MaxWords=20, ShortWord=0, MaxFragments=1') AS snippet
+      FROM hits ORDER BY search_rank DESC, seq`;
+    const rows = await this.statement((sql) => sql.unsafe<(TaskRow & { snippet: string })[]>(text, params));
+    const page = rows.slice(0, query.limit);
+    return {
+      tasks: page.map((row) => ({ ...toTask(row), match: { snippet: clipSnippet(row.snippet) } })),
+      nextCursor: rows.length > query.limit ? encodeSearchCursor(offset + query.limit, query) : null,
+    };
   }
 
   async listProjects(): Promise<ProjectSummary[]> {

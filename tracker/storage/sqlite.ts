@@ -27,11 +27,14 @@ import {
   claimBlocked,
   claimEndOf,
   claimExpiredDetails,
+  clipSnippet,
   countUnfinishedDependencies,
   criteriaOpen,
   decideStatusChange,
+  decodeSearchCursor,
   decodeTaskCursor,
   editChanges,
+  encodeSearchCursor,
   encodeTaskCursor,
   type IdCounter,
   idsExhausted,
@@ -55,6 +58,7 @@ import {
   SCHEMA_VERSION,
   type StatusChange,
   type StatusStep,
+  searchWords,
   statusEventDetails,
   type Task,
   type TaskChange,
@@ -623,6 +627,29 @@ export function listPartQueries(part: TaskListPart, query: TaskListQuery, after:
   ];
 }
 
+/**
+ * The SQL of a search: every word as a prefix (FTS5 `"word"*`, implicitly AND), ranked by bm25, ties
+ * by insertion; the snippet from the column that matched best, matched words in [ ].
+ */
+function searchQuery(query: TaskListQuery, words: readonly string[]): ListQuery {
+  const conditions = ["task_search MATCH ?"];
+  const params: Array<string | number> = [words.map((word) => `"${word}"*`).join(" ")];
+  const where = (condition: string, ...values: Array<string | number>) => {
+    conditions.push(condition);
+    params.push(...values);
+  };
+  if (query.projectId !== null) where("tasks.project_id = ?", query.projectId);
+  if (query.status !== null) where("tasks.status = ?", query.status);
+  if (query.ready !== null) where("tasks.blocked = ?", query.ready ? 0 : 1);
+  if (query.claimedBy !== null) where("tasks.claimed_by = ?", query.claimedBy);
+  if (query.parent) where("tasks.parent_id = ?", query.parent);
+  for (const label of query.labels ?? []) where("EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value = ?)", label);
+  const sql = `SELECT tasks.*, snippet(task_search, -1, '[', ']', '…', 20) AS snippet
+     FROM task_search JOIN tasks ON tasks.seq = task_search.rowid
+     WHERE ${conditions.join(" AND ")} ORDER BY task_search.rank, tasks.seq LIMIT ? OFFSET ?`;
+  return { sql, params };
+}
+
 function listPosition(part: TaskListPart, row: TaskRow): TaskListPosition {
   const key =
     part === "in_progress" ? row.started_at! : part === "ready" || part === "blocked" ? row.priority_rank : row.completed_at!;
@@ -1157,6 +1184,7 @@ export class SqliteStorage implements Storage {
   }
 
   async listTasks(query: TaskListQuery): Promise<TaskPage> {
+    if (query.q) return this.searchTasks(query, query.q);
     const parts = taskListParts(query);
     const cursor = query.cursor === null ? null : decodeTaskCursor(query.cursor, query);
     const first = cursor === null ? 0 : parts.indexOf(cursor.part);
@@ -1175,6 +1203,20 @@ export class SqliteStorage implements Storage {
     const last = page.at(-1);
     const nextCursor = found.length > query.limit && last ? encodeTaskCursor(listPosition(last.part, last.row), query) : null;
     return { tasks: page.map(({ row }) => toTask(row)), nextCursor };
+  }
+
+  /** GET /tasks?q=: the best matches first (bm25), by the index of their words (task_search). */
+  private searchTasks(query: TaskListQuery, q: string): TaskPage {
+    const offset = query.cursor === null ? 0 : decodeSearchCursor(query.cursor, query);
+    const { sql, params } = searchQuery(query, searchWords(q));
+    const rows = this.db
+      .query<TaskRow & { snippet: string }, Array<string | number>>(sql)
+      .all(...params, query.limit + 1, offset);
+    const page = rows.slice(0, query.limit);
+    return {
+      tasks: page.map((row) => ({ ...toTask(row), match: { snippet: clipSnippet(row.snippet) } })),
+      nextCursor: rows.length > query.limit ? encodeSearchCursor(offset + query.limit, query) : null,
+    };
   }
 
   async listProjects(): Promise<ProjectSummary[]> {
