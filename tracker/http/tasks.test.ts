@@ -556,3 +556,24 @@ describe("GET /tasks?q=", () => {
     expectApiError(await t.request("GET", "/tasks?q=%22-%22"), 400, "validation_failed", "q must hold a word to search for");
   });
 });
+
+describe("a release with a reason", () => {
+  test("becomes a note by the agent; GET /tasks/next with its X-Agent-Id hands it another task while one is ready", async () => {
+    await addTasks([task("A", { priority: "high" }), task("B")]);
+    await put("/tasks/A/status", { status: "in_progress" }, "agent-a");
+    const released = await put("/tasks/A/status", { status: "pending", completion_notes: "tried X, Y is left" }, "agent-a");
+    expect(released.body.updated_task).toMatchObject({
+      released_by: "agent-a",
+      last_note: { by: "agent-a", text: "tried X, Y is left" },
+    });
+    const next = (agentId?: string) =>
+      t.request("GET", "/tasks/next?project=proj", { headers: agentId ? { "X-Agent-Id": agentId } : {} });
+    expect((await next("agent-a")).body.task.task_id).toBe("B");
+    expect((await next("agent-b")).body.task.task_id).toBe("A");
+    const claimed = await put("/tasks/A/status", { status: "in_progress" }, "agent-b");
+    expect(claimed.body.updated_task).toMatchObject({
+      released_by: null,
+      notes: [{ by: "agent-a", text: "tried X, Y is left" }],
+    });
+  });
+});
