@@ -412,5 +412,13 @@ test("every query of GET /tasks is a range scan of an index in the wanted order,
   }
   expect(plans.filter((plan) => /TEMP B-TREE|SCAN tasks$|SCAN tasks;/.test(plan))).toEqual([]);
   expect(plans.every((plan) => /USING INDEX tasks_/.test(plan))).toBe(true);
+  // A parent's children (GET /tasks?parent=, get_task) come from their own index, never a scan of the project.
+  const children = { projectId: "p", status: null, ready: null, claimedBy: null, limit: 100, cursor: null, parent: "E" };
+  for (const part of TASK_LIST_PARTS) {
+    for (const { sql, params } of listPartQueries(part, children, null)) {
+      const plan = db.query<{ detail: string }, Array<string | number>>(`EXPLAIN QUERY PLAN ${sql}`).all(...params, 100);
+      expect(plan.map((row) => row.detail).join("; ")).toContain("USING INDEX tasks_children (project_id=? AND parent_id=?)");
+    }
+  }
   db.close();
 });

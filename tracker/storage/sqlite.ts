@@ -615,7 +615,11 @@ export function listPartQueries(part: TaskListPart, query: TaskListQuery, after:
     conditions.push("EXISTS (SELECT 1 FROM json_each(labels) WHERE value = ?)");
     params.push(label);
   }
-  const index = listIndex(part, query.projectId !== null, query.claimedBy !== null);
+  // A parent's children are few: found by their own index, and sorted.
+  const index =
+    query.parent && query.projectId !== null
+      ? "tasks_children"
+      : listIndex(part, query.projectId !== null, query.claimedBy !== null);
   const build = (extra: string[]): string =>
     `SELECT * FROM tasks INDEXED BY ${index} WHERE ${[...conditions, ...extra].join(" AND ")}
      ORDER BY ${key} ${direction}, seq ${direction} LIMIT ?`;
