@@ -240,6 +240,15 @@ describe("cancel and reopen", () => {
     ]);
   });
 
+  test("a claim waiting for dependencies names only those not finished", async () => {
+    await storage.addTasks([newTask("A"), newTask("B"), newTask("D", { depends_on: ["A", "B"] })], now, null);
+    await move("A", "cancelled");
+    expect(await rejection(move("D", "in_progress"))).toEqual({
+      code: "invalid_transition",
+      message: "cannot change D from pending to in_progress: B is not completed",
+    });
+  });
+
   test("a task in progress is cancelled by its holder, or by another with force", async () => {
     await storage.addTasks([newTask("A")], now, null);
     await move("A", "in_progress", { agentId: "agent-1" });

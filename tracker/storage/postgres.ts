@@ -59,6 +59,7 @@ import {
   type IdCounter,
   idempotencyMismatch,
   idsExhausted,
+  isFinished,
   type LeaseRenewal,
   leaseRanOut,
   lostClaimAfterClaim,
@@ -1158,12 +1159,12 @@ export class PostgresStorage implements Storage {
     return { ...toTask(row), notes: notes.map((note) => ({ at: note.at.toISOString(), by: note.by, text: note.text })) };
   }
 
-  /** The task's dependencies that are not completed, each once. */
+  /** The task's dependencies that are not finished (completed or cancelled), each once. */
   private async unfinishedDependencyIds(tx: TransactionSQL, row: TaskRow): Promise<string[]> {
     const statuses = await tx<{ task_id: string; status: TaskStatus }[]>`
       SELECT task_id, status FROM tasks WHERE project_id = ${row.project_id} AND task_id = ANY(${row.depends_on}::text[])`;
     const statusById = new Map(statuses.map((dependency) => [dependency.task_id, dependency.status]));
-    return [...new Set(row.depends_on)].filter((id) => statusById.get(id) !== "completed");
+    return [...new Set(row.depends_on)].filter((id) => !isFinished(statusById.get(id) ?? "pending"));
   }
 
   private async applyLeaseRenewal(tx: TransactionSQL, renewal: LeaseRenewal, changes: Changes): Promise<TaskRow> {

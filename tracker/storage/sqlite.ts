@@ -38,6 +38,7 @@ import {
   encodeTaskCursor,
   type IdCounter,
   idsExhausted,
+  isFinished,
   type LeaseRenewal,
   leaseRanOut,
   lostClaimAfterClaim,
@@ -1025,10 +1026,10 @@ export class SqliteStorage implements Storage {
     return { ...toTask(row), notes: row.notes_count === 0 ? [] : this.taskReads.notes.all(row.seq) };
   }
 
-  /** The task's dependencies that are not completed, each once. */
+  /** The task's dependencies that are not finished (completed or cancelled), each once. */
   private unfinishedDependencyIds(row: TaskRow): string[] {
     return [...new Set(JSON.parse(row.depends_on) as string[])].filter(
-      (id) => this.taskReads.byRef.get(id, row.project_id)?.status !== "completed",
+      (id) => !isFinished(this.taskReads.byRef.get(id, row.project_id)?.status ?? "pending"),
     );
   }
 
