@@ -1102,6 +1102,11 @@ function isTaskListPosition(value: JsonObject): value is JsonObject & TaskListPo
 
 /** A search takes at most this many words (the rest are ignored: they would only narrow it further). */
 export const MAX_SEARCH_WORDS = 16;
+/**
+ * Ranking costs every match it ranks: a search ranks the this many most recently added matches (all
+ * of them when fewer match), so a word in every task answers as fast as a rare one.
+ */
+export const SEARCH_RANKED_MATCHES = 1000;
 
 /**
  * The words of a search, lower-cased: runs of letters and digits, so punctuation is never syntax of

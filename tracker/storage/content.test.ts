@@ -2,7 +2,15 @@
 // cancel and reopen, and the gates they set; run against the storage TRACKER_TEST_STORAGE chooses.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { ApiError, type NewTask, type StatusChange, type TaskListQuery, type TaskRef, type TaskStatus } from "../domain.ts";
+import {
+  ApiError,
+  type NewTask,
+  SEARCH_RANKED_MATCHES,
+  type StatusChange,
+  type TaskListQuery,
+  type TaskRef,
+  type TaskStatus,
+} from "../domain.ts";
 import { makeStorage, type TestStorage } from "../testing.ts";
 import type { Storage } from "./storage.ts";
 
@@ -410,6 +418,24 @@ describe("search (GET /tasks?q=)", () => {
     expect(new Set(all)).toEqual(new Set(["T-0", "T-1", "T-2", "T-3", "T-4"]));
     expect(await rejection(search("beta", { cursor: first.nextCursor }))).toMatchObject({ code: "validation_failed" });
     expect(await ids("alpha", { labels: ["even"], parent: "T-0" })).toEqual(["T-2", "T-4"]);
+  });
+
+  test(`ranks the ${SEARCH_RANKED_MATCHES} most recently added matches, so a word in every task costs as little as a rare one`, async () => {
+    // The oldest task is the best match by far, but 1,000 newer tasks match too.
+    await storage.addTasks([newTask("OLD", { description: "common common common common" })], now, null);
+    for (let start = 0; start < SEARCH_RANKED_MATCHES; start += 500) {
+      const batch = Array.from({ length: 500 }, (_, i) =>
+        newTask(`N-${start + i}`, { description: `common thing ${start + i}` }),
+      );
+      await storage.addTasks(batch, now, null);
+    }
+    const first = await search("common", { limit: 500 });
+    const second = await search("common", { limit: 500, cursor: first.nextCursor });
+    expect(second.nextCursor).toBeNull();
+    const found = [...first.tasks, ...second.tasks].map((task) => task.task_id);
+    expect(found).toHaveLength(SEARCH_RANKED_MATCHES);
+    expect(found).not.toContain("OLD");
+    expect(await ids("common common")).toHaveLength(100);
   });
 
   test("an edit of the description or criteria is found at once; a claim leaves the index as it was", async () => {

@@ -80,6 +80,7 @@ import {
   type Reservation,
   renewalLeaseSeconds,
   SCHEMA_VERSION,
+  SEARCH_RANKED_MATCHES,
   type StatusChange,
   type StatusStep,
   searchWords,
@@ -1464,6 +1465,8 @@ export class PostgresStorage implements Storage {
   /**
    * GET /tasks?q=: every word as a prefix (`word:*`, all of them), the best matches first (ts_rank,
    * ties by insertion) from the GIN index of task_search; the snippet (ts_headline) only for the page.
+   * Ranking costs each match: only the SEARCH_RANKED_MATCHES most recently added are ranked (the
+   * cutoff: the seq of the last of them, none when fewer match).
    */
   private async searchTasks(query: TaskListQuery, q: string): Promise<TaskPage> {
     const offset = query.cursor === null ? 0 : decodeSearchCursor(query.cursor, query);
@@ -1480,12 +1483,17 @@ export class PostgresStorage implements Storage {
     if (query.claimedBy !== null) where.push(`t.claimed_by = ${param(query.claimedBy, "text")}`);
     if (query.parent) where.push(`t.parent_id = ${param(query.parent, "text")}`);
     if (query.labels?.length) where.push(`t.labels @> to_jsonb(${param(query.labels, "text[]")})`);
+    const matches = `FROM task_search s JOIN tasks t ON t.seq = s.task_seq, to_tsquery('simple', $1::text) AS query
+                     WHERE ${where.join(" AND ")}`;
+    // Its own statement: the plan of the page then sees the cutoff (0 for a rare word: the GIN index alone).
+    // "+ 0": from the GIN index, then the newest; never the primary key backwards, filtering every row.
+    const cutoffText = `SELECT s.task_seq ${matches} ORDER BY s.task_seq + 0 DESC LIMIT 1 OFFSET ${SEARCH_RANKED_MATCHES - 1}`;
+    const [cutoff] = await this.statement((sql) => sql.unsafe<{ task_seq: string }[]>(cutoffText, params));
     const text = `
       WITH hits AS (
         SELECT t.*, ts_rank(s.document, query) AS search_rank,
                concat_ws(E'\n', s.description, nullif(s.criteria, ''), nullif(s.notes, '')) AS words
-        FROM task_search s JOIN tasks t ON t.seq = s.task_seq, to_tsquery('simple', $1::text) AS query
-        WHERE ${where.join(" AND ")}
+        ${matches} ${cutoff ? `AND s.task_seq >= ${param(cutoff.task_seq, "bigint")}` : ""}
         ORDER BY search_rank DESC, t.seq LIMIT ${param(query.limit + 1, "integer")} OFFSET ${param(offset, "integer")})
       SELECT hits.*, ts_headline('simple', words, to_tsquery('simple', $1::text),
                                  'StartSel=[, StopSel=], MinWords=6, MaxWords=20, ShortWord=0, MaxFragments=1') AS snippet

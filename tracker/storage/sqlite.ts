@@ -57,6 +57,7 @@ import {
   type Reservation,
   renewalLeaseSeconds,
   SCHEMA_VERSION,
+  SEARCH_RANKED_MATCHES,
   type StatusChange,
   type StatusStep,
   searchWords,
@@ -634,9 +635,11 @@ export function listPartQueries(part: TaskListPart, query: TaskListQuery, after:
 
 /**
  * The SQL of a search: every word as a prefix (FTS5 `"word"*`, implicitly AND), ranked by bm25, ties
- * by insertion; the snippet from the column that matched best, matched words in [ ].
+ * by insertion; the snippet from the column that matched best, matched words in [ ]. Ranking costs
+ * each match, so only the SEARCH_RANKED_MATCHES most recently added are ranked: `cutoff` finds the
+ * seq of the last of them (none: fewer match), in rowid order without ranking; `page` ranks from it.
  */
-function searchQuery(query: TaskListQuery, words: readonly string[]): ListQuery {
+function searchQueries(query: TaskListQuery, words: readonly string[]): { cutoff: ListQuery; page: ListQuery } {
   const conditions = ["task_search MATCH ?"];
   const params: Array<string | number> = [words.map((word) => `"${word}"*`).join(" ")];
   const where = (condition: string, ...values: Array<string | number>) => {
@@ -649,10 +652,18 @@ function searchQuery(query: TaskListQuery, words: readonly string[]): ListQuery 
   if (query.claimedBy !== null) where("tasks.claimed_by = ?", query.claimedBy);
   if (query.parent) where("tasks.parent_id = ?", query.parent);
   for (const label of query.labels ?? []) where("EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value = ?)", label);
-  const sql = `SELECT tasks.*, snippet(task_search, -1, '[', ']', '…', 20) AS snippet
-     FROM task_search JOIN tasks ON tasks.seq = task_search.rowid
-     WHERE ${conditions.join(" AND ")} ORDER BY task_search.rank, tasks.seq LIMIT ? OFFSET ?`;
-  return { sql, params };
+  const matches = `FROM task_search JOIN tasks ON tasks.seq = task_search.rowid WHERE ${conditions.join(" AND ")}`;
+  return {
+    cutoff: {
+      sql: `SELECT task_search.rowid AS seq ${matches} ORDER BY task_search.rowid DESC LIMIT 1 OFFSET ${SEARCH_RANKED_MATCHES - 1}`,
+      params,
+    },
+    page: {
+      sql: `SELECT tasks.*, snippet(task_search, -1, '[', ']', '…', 20) AS snippet ${matches} AND task_search.rowid >= ?
+            ORDER BY task_search.rank, tasks.seq LIMIT ? OFFSET ?`,
+      params,
+    },
+  };
 }
 
 function listPosition(part: TaskListPart, row: TaskRow): TaskListPosition {
@@ -1213,13 +1224,13 @@ export class SqliteStorage implements Storage {
   /** GET /tasks?q=: the best matches first (bm25), by the index of their words (task_search). */
   private searchTasks(query: TaskListQuery, q: string): TaskPage {
     const offset = query.cursor === null ? 0 : decodeSearchCursor(query.cursor, query);
-    const { sql, params } = searchQuery(query, searchWords(q));
+    const { cutoff, page } = searchQueries(query, searchWords(q));
+    const from = this.db.query<{ seq: number }, Array<string | number>>(cutoff.sql).get(...cutoff.params)?.seq ?? 0;
     const rows = this.db
-      .query<TaskRow & { snippet: string }, Array<string | number>>(sql)
-      .all(...params, query.limit + 1, offset);
-    const page = rows.slice(0, query.limit);
+      .query<TaskRow & { snippet: string }, Array<string | number>>(page.sql)
+      .all(...page.params, from, query.limit + 1, offset);
     return {
-      tasks: page.map((row) => ({ ...toTask(row), match: { snippet: clipSnippet(row.snippet) } })),
+      tasks: rows.slice(0, query.limit).map((row) => ({ ...toTask(row), match: { snippet: clipSnippet(row.snippet) } })),
       nextCursor: rows.length > query.limit ? encodeSearchCursor(offset + query.limit, query) : null,
     };
   }
