@@ -13,6 +13,8 @@ const insideChildRun = process.env.TRACKER_TEST_STORAGE === "postgres";
 const databaseUrl = process.env.TRACKER_TEST_DATABASE_URL;
 const inCi = process.env.CI === "true";
 const repoRoot = join(import.meta.dir, "..");
+/** As package.json's test script passes it: bunfig.toml's [test] timeout is not applied by bun 1.4. */
+const TEST_TIMEOUT_MS = 30_000;
 
 const MISSING =
   "TRACKER_TEST_DATABASE_URL is not set, so the tracker suite did NOT run on PostgreSQL. " +
@@ -31,7 +33,7 @@ if (insideChildRun) {
   test(
     "the whole tracker suite passes on PostgreSQL",
     async () => {
-      const child = Bun.spawn([process.execPath, "test", "./tracker/"], {
+      const child = Bun.spawn([process.execPath, "test", "--timeout", String(TEST_TIMEOUT_MS), "./tracker/"], {
         cwd: repoRoot,
         env: { ...process.env, TRACKER_TEST_STORAGE: "postgres" },
         stdin: "ignore",
