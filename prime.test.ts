@@ -3,9 +3,18 @@
 // and the compiled binary are e2e/prime.test.ts's.
 
 import { describe, expect, test } from "bun:test";
+import { PassThrough } from "node:stream";
 import { primeHost } from "./index.ts";
-import { MAX_PRIME_CHARACTERS, type PrimeHost, type PrimeIo, parseHookInput, runPrime, serverEnvOfProject } from "./prime.ts";
-import { trackerTask } from "./testkit/stand-in.ts";
+import {
+  MAX_PRIME_CHARACTERS,
+  type PrimeHost,
+  type PrimeIo,
+  parseHookInput,
+  readStdin,
+  runPrime,
+  serverEnvOfProject,
+} from "./prime.ts";
+import { closedPort, trackerTask } from "./testkit/stand-in.ts";
 
 const NOW = Date.parse("2026-12-06T10:00:00Z");
 const AGENT = "claude-3f2a9c1e-77b";
@@ -160,5 +169,125 @@ describe("prime", () => {
     expect(serverEnvOfProject("/bad", io)).toEqual({});
     expect(serverEnvOfProject("/none", io)).toEqual({});
     expect(serverEnvOfProject(undefined, io)).toEqual({});
+  });
+});
+
+describe("prime without a project, with nothing ready, and over time", () => {
+  test("without a project it names the projects with work, eight at most, then how many more", async () => {
+    const projects = Array.from({ length: 10 }, (_, i) => ({
+      project_id: `p${i}`,
+      ready: i,
+      blocked: 0,
+      in_progress: i === 0 ? 1 : 0,
+      completed: 0,
+      last_change_at: null,
+    }));
+    const host = standIn({ "/tasks?claimed_by": { tasks: [] }, "/projects": { projects } });
+    const { code, text } = await primeWith(host, {});
+    expect(code).toBe(0);
+    expect(text).toContain(
+      "Projects with work: p0 (0 ready, 1 in progress), p1 (1 ready, 0 in progress), p2 (2 ready, 0 in progress), p3 (3 ready, 0 in progress), " +
+        "p4 (4 ready, 0 in progress), p5 (5 ready, 0 in progress), p6 (6 ready, 0 in progress), p7 (7 ready, 0 in progress) and 2 more. " +
+        "Pass the one you work on as project_id.",
+    );
+    const none = await primeWith(standIn({ "/tasks?claimed_by": { tasks: [] }, "/projects": { projects: [] } }), {});
+    expect(none.text).toContain("No project has work waiting; add_task with a project_id starts one.");
+  });
+
+  test("a project with nothing ready says where to look; leases and notes read in minutes, hours and days", async () => {
+    const host = standIn({
+      "/tasks?claimed_by": {
+        tasks: [
+          claim("A", {
+            lease_expires_at: "2026-12-06T10:00:30Z",
+            last_note: { at: "2026-12-06T09:59:50Z", by: null, text: "x" },
+          }),
+          claim("B", {
+            lease_expires_at: "2026-12-06T13:00:00Z",
+            last_note: { at: "2026-12-03T10:00:00Z", by: "dana", text: "y" },
+          }),
+        ],
+      },
+      "/tasks?project=web": { tasks: [] },
+    });
+    const { text } = await primeWith(host, { TASK_TRACKING_PROJECT: "web" });
+    expect(text).toContain("- A [high] ");
+    expect(text).toContain("lease 30 s left");
+    expect(text).toContain("just now");
+    expect(text).toContain("lease 3 h left");
+    expect(text).toContain("(dana, 3 d ago)");
+    expect(text).toContain("Nothing is ready in web: list_tasks shows what waits, add_task plans more.");
+  });
+});
+
+describe("prime's one line when something is wrong, exit code 0", () => {
+  test("an option is exit code 2 with a sentence on stderr (no hook passes one)", async () => {
+    const printed: string[] = [];
+    const io = { error: (text: string) => printed.push(text) } as unknown as PrimeIo;
+    expect(await runPrime(["--project"], primeHost, io)).toBe(2);
+    expect(printed).toEqual([
+      'task-tracking-mcp prime: unknown option "--project"; prime takes none, only a hook\'s JSON on stdin',
+    ]);
+  });
+
+  test("a configuration it cannot use says so and points to doctor", async () => {
+    const { code, text } = await primeWith(primeHost, { TASK_TRACKING_URL: "ftp://tracker.example" });
+    expect(code).toBe(0);
+    expect(text).toStartWith("Task tracking is not configured: ");
+    expect(text).toContain("TASK_TRACKING_URL");
+    expect(text).toEndWith("`task-tracking-mcp doctor` says what to set.");
+  });
+
+  test("a tracker that is not running is unavailable, and says how to start it", async () => {
+    const port = await closedPort();
+    const { code, text } = await primeWith(primeHost, { TASK_TRACKING_URL: `http://127.0.0.1:${port}` });
+    expect(code).toBe(0);
+    expect(text).toStartWith("Task tracking is unavailable: ");
+    expect(text).toEndWith("Start it with `task-tracker`, or see `task-tracking-mcp doctor`.");
+  });
+
+  test("a rejected key names where the key came from; another refusal gives the tracker's sentence", async () => {
+    const answers = [
+      new Response(JSON.stringify({ error: "Missing or invalid API key", code: "unauthorized" }), { status: 401 }),
+      new Response(JSON.stringify({ error: "The key pm is a viewer", code: "forbidden" }), { status: 403 }),
+    ];
+    for (const [status, expected] of [
+      [401, "rejected the key in TASK_TRACKING_API_KEY; `task-tracking-mcp doctor` says which key it needs."],
+      [403, "`task-tracking-mcp doctor` checks the service and the key."],
+    ] as const) {
+      const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => answers[status === 401 ? 0 : 1]!.clone() });
+      try {
+        const { code, text } = await primeWith(primeHost, { TASK_TRACKING_URL: `http://127.0.0.1:${server.port}` });
+        expect(code).toBe(0);
+        expect(text).toStartWith("Task tracking: ");
+        expect(text).toEndWith(expected);
+        expect(text).not.toContain("k".repeat(20));
+      } finally {
+        await server.stop(true);
+      }
+    }
+  });
+});
+
+describe("the hook's JSON on stdin", () => {
+  test("is read whole when the writer closes it, and is nothing when nothing came", async () => {
+    const written = new PassThrough();
+    const reading = readStdin(60_000, written);
+    written.write('{"session_id": ');
+    written.end('"s-1"}');
+    expect(await reading).toBe('{"session_id": "s-1"}');
+    const silent = new PassThrough();
+    const nothing = readStdin(60_000, silent);
+    silent.end();
+    expect(await nothing).toBeUndefined();
+  });
+
+  test("a stdin that stays open without a hook's JSON is given up after the wait; a broken one ends the read", async () => {
+    expect(await readStdin(1, new PassThrough())).toBeUndefined();
+    const broken = new PassThrough();
+    const reading = readStdin(60_000, broken);
+    broken.write("{");
+    broken.destroy(new Error("EPIPE"));
+    expect(await reading).toBe("{");
   });
 });

@@ -316,18 +316,21 @@ function processIo(): PrimeIo {
   };
 }
 
-/** All of stdin, or what came of it within `waitMs`; main() exits the process, so a stdin left open holds nothing up. */
-function readStdin(waitMs: number): Promise<string | undefined> {
+/**
+ * All of `input` (stdin), or what came of it within `waitMs`; main() exits the process, so a stdin left
+ * open holds nothing up.
+ */
+export function readStdin(waitMs: number, input: NodeJS.ReadableStream = process.stdin): Promise<string | undefined> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     const done = () => {
       clearTimeout(timer);
-      process.stdin.pause();
+      input.pause();
       resolve(chunks.length ? Buffer.concat(chunks).toString("utf8") : undefined);
     };
     const timer = setTimeout(done, waitMs);
-    process.stdin.on("data", (chunk: Buffer) => chunks.push(chunk));
-    process.stdin.once("end", done);
-    process.stdin.once("error", done);
+    input.on("data", (chunk: Buffer | string) => chunks.push(Buffer.from(chunk)));
+    input.once("end", done);
+    input.once("error", done);
   });
 }
