@@ -247,15 +247,15 @@ describe("prime's one line when something is wrong, exit code 0", () => {
   });
 
   test("a rejected key names where the key came from; another refusal gives the tracker's sentence", async () => {
-    const answers = [
-      new Response(JSON.stringify({ error: "Missing or invalid API key", code: "unauthorized" }), { status: 401 }),
-      new Response(JSON.stringify({ error: "The key pm is a viewer", code: "forbidden" }), { status: 403 }),
-    ];
+    const bodies = {
+      401: { error: "Missing or invalid API key", code: "unauthorized" },
+      403: { error: "The key pm is a viewer", code: "forbidden" },
+    };
     for (const [status, expected] of [
       [401, "rejected the key in TASK_TRACKING_API_KEY; `task-tracking-mcp doctor` says which key it needs."],
       [403, "`task-tracking-mcp doctor` checks the service and the key."],
     ] as const) {
-      const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => answers[status === 401 ? 0 : 1]!.clone() });
+      const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => Response.json(bodies[status], { status }) });
       try {
         const { code, text } = await primeWith(primeHost, { TASK_TRACKING_URL: `http://127.0.0.1:${server.port}` });
         expect(code).toBe(0);
