@@ -1,30 +1,67 @@
-// The bounds of the live streams (live-streams.ts) with the clock and the keep-alive ticks in the
-// test's hands: a stream whose client takes nothing for two minutes ends, one that reads does not,
-// every stream ends at an hour, and one key holds 20 at most. GET /events over HTTP: events.test.ts.
+// The bounds of the live streams (live-streams.ts) with the clock, the keep-alive ticks and the
+// flushes in the test's hands: a stream whose client takes nothing for two minutes ends, one that
+// reads does not, every stream ends at an hour, and one key holds 20 at most; the changes of a flush
+// period go out in one chunk, serialized once per batch, one stream per turn; a stream that falls
+// behind is told to reload and closed. GET /events over HTTP: events.test.ts.
 
 import { describe, expect, test } from "bun:test";
-import { RetryLater } from "../domain.ts";
+import { RetryLater, type TaskChange } from "../domain.ts";
 import { createLogger } from "../log.ts";
 import type { Storage } from "../storage/storage.ts";
-import { IDLE_MS, LiveStreams, MAX_STREAM_AGE_MS } from "./live-streams.ts";
+import { FLUSH_MS, IDLE_MS, LiveStreams, MAX_STREAM_AGE_MS } from "./live-streams.ts";
 
-/** Live streams whose ticks and clock the test drives. */
-function drivenStreams() {
+/** Live streams whose ticks, clock and flushes the test drives, on a storage whose changes it makes. */
+function drivenStreams(options: { maxUnreadBytes?: number } = {}) {
   const ticks = new Set<() => void>();
   let now = Date.parse("2026-12-06T08:00:00Z");
   let log = "";
+  /** The flushes asked for, with their delay; and the turns of a flush still to come. */
+  const flushes: Array<{ run: () => void; ms: number }> = [];
+  const turns: Array<() => void> = [];
   const streams = new LiveStreams({
+    ...options,
     now: () => now,
     every: (run) => {
       ticks.add(run);
       return () => ticks.delete(run);
     },
+    after: (run, ms) => flushes.push({ run, ms }),
+    soon: (run) => turns.push(run),
   });
-  const storage = { subscribe: () => () => {} } as unknown as Storage;
+  const listeners = new Set<(change: TaskChange) => void>();
+  const storage = {
+    subscribe(listener: (change: TaskChange) => void) {
+      const subscription = (change: TaskChange) => listener(change);
+      listeners.add(subscription);
+      return () => listeners.delete(subscription);
+    },
+  } as unknown as Storage;
   const logger = createLogger("debug", (text) => (log += text));
   return {
     streams,
-    open: (key = "key-a") => streams.open({ storage, logger, projectId: null, signal: new AbortController().signal, key }),
+    flushes,
+    turns,
+    listeners,
+    open: (key = "key-a", projectId: string | null = null) =>
+      streams.open({ storage, logger, projectId, signal: new AbortController().signal, key }),
+    /** The storage commits these changes: every subscriber hears them. */
+    commit(...changes: TaskChange[]) {
+      for (const change of changes) for (const listener of [...listeners]) listener(change);
+    },
+    /** Runs the flush that is due, without its turns. */
+    flush() {
+      expect(flushes.length).toBe(1);
+      flushes.shift()!.run();
+    },
+    /** Runs the next turn of a flush. */
+    turn() {
+      turns.shift()!();
+    },
+    /** Runs the flush that is due and all its turns. */
+    flushAll() {
+      this.flush();
+      while (turns.length > 0) this.turn();
+    },
     /** Moves the clock, then runs one keep-alive tick of every stream. */
     tick(ms: number) {
       now += ms;
@@ -50,6 +87,39 @@ async function readWaiting(reader: {
     text += new TextDecoder().decode(next.value);
   }
 }
+
+/** A change of `project`, with event `id` and a task whose description makes it `size` bytes or so. */
+function change(id: number, project = "web", size = 300): TaskChange {
+  const taskId = `T-${id}`;
+  return {
+    event: { event_id: id, project_id: project, task_id: taskId, type: "created", details: {} },
+    task: { task_id: taskId, project_id: project, description: "x".repeat(size) },
+  } as unknown as TaskChange;
+}
+
+/** A client that reads its stream as fast as it comes: the chunks so far, each as sent. */
+function reading(stream: ReadableStream<Uint8Array>) {
+  const tap = {
+    chunks: [] as Uint8Array[],
+    done: false,
+    text: () => tap.chunks.map((c) => new TextDecoder().decode(c)).join(""),
+  };
+  void (async () => {
+    const reader = stream.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return void (tap.done = true);
+      tap.chunks.push(value);
+    }
+  })();
+  return tap;
+}
+
+/** Lets the readers take what was sent: the promises of the reads settle once the current work is done. */
+const settled = () => new Promise((resolve) => setImmediate(resolve));
+
+/** The event IDs of the `event: task` messages of a text, in order. */
+const eventIds = (text: string) => [...text.matchAll(/event: task\nid: (\d+)\n/g)].map((match) => Number(match[1]));
 
 describe("LiveStreams", () => {
   test("a stream whose client takes none of the waiting bytes for two minutes ends", async () => {
@@ -96,5 +166,105 @@ describe("LiveStreams", () => {
     expect(() => driven.open("key-b")).not.toThrow();
     await readers[0]!.cancel();
     expect(() => driven.open("key-a")).not.toThrow();
+  });
+});
+
+describe("LiveStreams: coalescing", () => {
+  test("the changes heard before a flush reach a stream in one chunk, in order, and none before the flush", async () => {
+    const driven = drivenStreams();
+    const viewer = reading(driven.open());
+    await settled();
+    expect(viewer.text()).toBe(": connected\n\n");
+    driven.commit(change(1), change(2), change(3));
+    await settled();
+    expect(driven.flushes.map((flush) => flush.ms)).toEqual([FLUSH_MS]);
+    expect(viewer.chunks).toHaveLength(1);
+    driven.flushAll();
+    await settled();
+    expect(viewer.chunks).toHaveLength(2);
+    expect(eventIds(new TextDecoder().decode(viewer.chunks[1]))).toEqual([1, 2, 3]);
+    expect(driven.flushes).toEqual([]);
+    driven.commit(change(4));
+    driven.flushAll();
+    await settled();
+    expect(viewer.chunks.map((chunk) => eventIds(new TextDecoder().decode(chunk)))).toEqual([[], [1, 2, 3], [4]]);
+  });
+
+  test("the streams of one project are sent the same bytes, serialized once; each filter gets its changes", async () => {
+    const driven = drivenStreams();
+    const web = [reading(driven.open("key-a", "web")), reading(driven.open("key-b", "web"))];
+    const api = reading(driven.open("key-a", "api"));
+    const all = reading(driven.open("key-a", null));
+    driven.commit(change(1, "web"), change(2, "api"), change(3, "web"));
+    driven.flushAll();
+    await settled();
+    expect(web[0]!.chunks[1]).toBe(web[1]!.chunks[1]!);
+    expect([web[0]!, web[1]!, api, all].map((viewer) => eventIds(viewer.text()))).toEqual([[1, 3], [1, 3], [2], [1, 2, 3]]);
+  });
+
+  test("a flush sends to one stream per turn of the event loop, so that requests go on in between", async () => {
+    const driven = drivenStreams();
+    const viewers = [reading(driven.open()), reading(driven.open()), reading(driven.open())];
+    driven.commit(change(1));
+    driven.flush();
+    await settled();
+    expect(viewers.map((viewer) => eventIds(viewer.text()))).toEqual([[1], [], []]);
+    driven.turn();
+    await settled();
+    expect(viewers.map((viewer) => eventIds(viewer.text()))).toEqual([[1], [1], []]);
+    // A change heard in the middle of a flush waits for the next one.
+    driven.commit(change(2));
+    driven.turn();
+    await settled();
+    expect(viewers.map((viewer) => eventIds(viewer.text()))).toEqual([[1], [1], [1]]);
+    driven.flushAll();
+    await settled();
+    expect(viewers.map((viewer) => eventIds(viewer.text()))).toEqual([
+      [1, 2],
+      [1, 2],
+      [1, 2],
+    ]);
+  });
+
+  test("a stream closed before the flush is sent nothing, and gives its subscription back", async () => {
+    const driven = drivenStreams();
+    const leaving = driven.open();
+    const staying = reading(driven.open());
+    driven.commit(change(1));
+    await leaving.cancel();
+    expect(driven.listeners.size).toBe(1);
+    driven.flushAll();
+    await settled();
+    expect(eventIds(staying.text())).toEqual([1]);
+  });
+
+  test("a stream that falls behind is told to reload and closed; the others keep streaming", async () => {
+    const driven = drivenStreams({ maxUnreadBytes: 2000 });
+    const slow = driven.open("key-a", "web");
+    const fast = reading(driven.open("key-b", "web"));
+    // The slow client reads nothing: the connected comment and this batch wait for it, under the bound.
+    driven.commit(change(1), change(2), change(3), change(4), change(5));
+    driven.flushAll();
+    await settled();
+    expect(driven.streams.openCount).toBe(2);
+    // Now over the bound: the next batch is not queued; `reload` is, and the stream ends.
+    driven.commit(change(6));
+    driven.flushAll();
+    await settled();
+    expect(driven.streams.openCount).toBe(1);
+    expect(driven.listeners.size).toBe(1);
+    expect(await driven.log()).toContain("closed a live stream whose client reads too slowly, telling it to reload");
+    driven.commit(change(7));
+    driven.flushAll();
+    await settled();
+    expect(eventIds(fast.text())).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(fast.done).toBe(false);
+    const late = reading(slow);
+    await settled();
+    expect(late.done).toBe(true);
+    expect(eventIds(late.text())).toEqual([1, 2, 3, 4, 5]);
+    expect(late.text()).toEndWith(
+      'event: reload\ndata: {"reason":"This stream fell too far behind and ends here: reload, then reconnect."}\n\n',
+    );
   });
 });
