@@ -219,8 +219,7 @@ export class LiveStreams {
     // Only the change joins the stream's batch here: the write that made it does not wait for viewers.
     const unsubscribe = storage.subscribe((change) => {
       if (projectId !== null && change.event.project_id !== projectId) return;
-      follower.waiting.push(change);
-      this.#flushSoon(follower);
+      if (follower.waiting.push(change) === 1) this.#flushSoon(follower);
     });
     const watch = idleWatch(now, unread, () => sent - unread());
     const stopKeepAlive = every(() => {
