@@ -1,8 +1,8 @@
 // The bounds of the live streams (live-streams.ts) with the clock, the keep-alive ticks and the
 // flushes in the test's hands: a stream whose client takes nothing for two minutes ends, one that
 // reads does not, every stream ends at an hour, and one key holds 20 at most; the changes of a flush
-// period go out in one chunk, serialized once per batch, one stream per turn; a stream that falls
-// behind is told to reload and closed. GET /events over HTTP: events.test.ts.
+// period go out in one chunk, serialized once per batch, the streams spread over the period; a
+// stream that falls behind is told to reload and closed. GET /events over HTTP: events.test.ts.
 
 import { describe, expect, test } from "bun:test";
 import { RetryLater, type TaskChange } from "../domain.ts";
@@ -48,19 +48,19 @@ function drivenStreams(options: { maxUnreadBytes?: number } = {}) {
     commit(...changes: TaskChange[]) {
       for (const change of changes) for (const listener of [...listeners]) listener(change);
     },
-    /** Runs the flush that is due, without its turns. */
-    flush() {
-      expect(flushes.length).toBe(1);
-      flushes.shift()!.run();
+    /** Runs the first timer due in `ms` (a flush, or the next stream of one) and takes it off. */
+    run(ms: number) {
+      const at = flushes.findIndex((flush) => flush.ms === ms);
+      expect(at).not.toBe(-1);
+      flushes.splice(at, 1)[0]!.run();
     },
-    /** Runs the next turn of a flush. */
-    turn() {
-      turns.shift()!();
-    },
-    /** Runs the flush that is due and all its turns. */
+    /** Runs the flush that is due, and the rest of it: every timer and turn it leaves, until none is left. */
     flushAll() {
-      this.flush();
-      while (turns.length > 0) this.turn();
+      this.run(FLUSH_MS);
+      while (flushes.length > 0 || turns.length > 0) {
+        if (turns.length > 0) turns.shift()!();
+        else flushes.shift()!.run();
+      }
     },
     /** Moves the clock, then runs one keep-alive tick of every stream. */
     tick(ms: number) {
@@ -202,27 +202,62 @@ describe("LiveStreams: coalescing", () => {
     expect([web[0]!, web[1]!, api, all].map((viewer) => eventIds(viewer.text()))).toEqual([[1, 3], [1, 3], [2], [1, 2, 3]]);
   });
 
-  test("a flush sends to one stream per turn of the event loop, so that requests go on in between", async () => {
+  test("a flush spreads its streams evenly over most of the period, so that requests go on in between", async () => {
     const driven = drivenStreams();
     const viewers = [reading(driven.open()), reading(driven.open()), reading(driven.open())];
+    const received = async () => {
+      await settled();
+      return viewers.map((viewer) => eventIds(viewer.text()));
+    };
     driven.commit(change(1));
-    driven.flush();
-    await settled();
-    expect(viewers.map((viewer) => eventIds(viewer.text()))).toEqual([[1], [], []]);
-    driven.turn();
-    await settled();
-    expect(viewers.map((viewer) => eventIds(viewer.text()))).toEqual([[1], [1], []]);
+    driven.run(FLUSH_MS);
+    expect(await received()).toEqual([[1], [], []]);
+    // 80 ms for 3 streams: the next in 26 ms.
+    expect(driven.flushes.map((flush) => flush.ms)).toEqual([26]);
+    driven.run(26);
+    expect(await received()).toEqual([[1], [1], []]);
     // A change heard in the middle of a flush waits for the next one.
     driven.commit(change(2));
-    driven.turn();
-    await settled();
-    expect(viewers.map((viewer) => eventIds(viewer.text()))).toEqual([[1], [1], [1]]);
+    expect(driven.flushes.map((flush) => flush.ms)).toEqual([26, FLUSH_MS]);
+    driven.run(26);
+    expect(await received()).toEqual([[1], [1], [1]]);
     driven.flushAll();
+    expect(await received()).toEqual([
+      [1, 2],
+      [1, 2],
+      [1, 2],
+    ]);
+  });
+
+  test("with too many streams to space by a millisecond, a flush serves one stream per turn of the event loop", async () => {
+    const driven = drivenStreams();
+    const viewers = Array.from({ length: 100 }, (_, i) => reading(driven.open(`key-${i}`)));
+    driven.commit(change(1));
+    driven.run(FLUSH_MS);
+    expect([driven.flushes.length, driven.turns.length]).toEqual([0, 1]);
+    driven.turns.shift()!();
     await settled();
-    expect(viewers.map((viewer) => eventIds(viewer.text()))).toEqual([
-      [1, 2],
-      [1, 2],
-      [1, 2],
+    expect(viewers.slice(0, 3).map((viewer) => eventIds(viewer.text()))).toEqual([[1], [1], []]);
+  });
+
+  test("a flush that comes due while the last one still sends waits for it: a stream's batches stay in order", async () => {
+    const driven = drivenStreams();
+    const viewers = [reading(driven.open()), reading(driven.open())];
+    driven.commit(change(1));
+    driven.run(FLUSH_MS);
+    driven.commit(change(2));
+    // A loaded event loop runs the next flush's timer before the second stream of this one.
+    driven.run(FLUSH_MS);
+    await settled();
+    expect(viewers.map((viewer) => eventIds(viewer.text()))).toEqual([[1], []]);
+    driven.run(40);
+    await settled();
+    expect(viewers.map((viewer) => eventIds(viewer.text()))).toEqual([[1, 2], [1]]);
+    driven.run(40);
+    await settled();
+    expect(viewers.map((viewer) => viewer.chunks.map((chunk) => eventIds(new TextDecoder().decode(chunk))))).toEqual([
+      [[], [1], [2]],
+      [[], [1], [2]],
     ]);
   });
 

@@ -5,9 +5,9 @@
 //
 // The viewers must cost the agents nothing: a change only joins the waiting batch of each stream that
 // wants it (the write that made it goes on at once), and every 100 ms one flush sends each stream its
-// batch in one write, serialized once for all the streams that wait for the same changes, one stream
-// after another with the event loop free in between. A stream that falls behind is told to reload
-// and ended, never buffered without end.
+// batch in one write, serialized once for all the streams that wait for the same changes, the
+// streams spread over the period. A stream that falls behind is told to reload and ended, never
+// buffered without end.
 
 import { ApiError, RetryLater, type TaskChange } from "../domain.ts";
 import type { Logger } from "../log.ts";
@@ -16,6 +16,8 @@ import type { Storage } from "../storage/storage.ts";
 export const KEEP_ALIVE_MS = 15_000;
 /** The changes of this long go to a viewer in one write (the board repaints no faster than that). */
 export const FLUSH_MS = 100;
+/** The streams of a flush are served over this share of the period, evenly. */
+const FLUSH_SPREAD = 0.8;
 /** A viewer that lets this much pile up unread is too slow to follow: it is told to reload, and its stream is closed. */
 export const MAX_UNREAD_BYTES = 1024 * 1024;
 /** One key's open streams at most: a board per person and a few tools, never a leak without end. */
@@ -49,7 +51,7 @@ export interface LiveStreamOptions {
   every?: (run: () => void, ms: number) => () => void;
   /** setTimeout, or a test's: runs `run` once, `ms` from now (the next flush). */
   after?: (run: () => void, ms: number) => void;
-  /** setImmediate, or a test's: runs `run` once the event loop has served what waits (between two streams of a flush). */
+  /** setImmediate, or a test's: runs `run` once the event loop has served what waits (between two streams of a flush, when they are too many to space by a millisecond). */
   soon?: (run: () => void) => void;
 }
 
@@ -132,6 +134,9 @@ export class LiveStreams {
   /** The streams with changes waiting for the next flush. */
   readonly #behind = new Set<Follower>();
   #flushDue = false;
+  /** A flush is serving its streams (spread over the period); one that comes due meanwhile waits for it. */
+  #sending = false;
+  #flushWhenSent = false;
   #stopped = false;
 
   constructor(options: LiveStreamOptions = {}) {
@@ -263,18 +268,27 @@ export class LiveStreams {
 
   /**
    * Sends each stream behind its batch: one chunk, serialized once for every stream waiting for the
-   * same changes, one stream per turn of the event loop so that requests go on in between. Changes
-   * heard meanwhile wait for the next flush.
+   * same changes. The streams are served one at a time, spread over most of the period: 50 writes at
+   * once, and 50 clients woken at once to read them, were a stall the agents' p99 felt (bench/,
+   * section 8). Changes heard meanwhile wait for the next flush, which waits for this one to end, so
+   * that a stream's batches never overtake each other.
    */
   #flush(): void {
     this.#flushDue = false;
+    if (this.#sending) {
+      this.#flushWhenSent = true;
+      return;
+    }
     const due = [...this.#behind].map((follower) => {
       const changes = follower.waiting;
       follower.waiting = [];
       return { follower, changes };
     });
     this.#behind.clear();
+    if (due.length === 0) return;
+    this.#sending = true;
     const batches = new Map<string, Uint8Array>();
+    const spacing = Math.floor((this.#options.flushMs * FLUSH_SPREAD) / due.length);
     const sendNext = (index: number) => {
       const { follower, changes } = due[index]!;
       const name = batchName(follower.projectId, changes);
@@ -284,9 +298,20 @@ export class LiveStreams {
         batches.set(name, bytes);
       }
       follower.send(bytes);
-      if (index + 1 < due.length) this.#options.soon(() => sendNext(index + 1));
+      if (index + 1 === due.length) return this.#sent();
+      const next = () => sendNext(index + 1);
+      if (spacing >= 1) this.#options.after(next, spacing);
+      else this.#options.soon(next);
     };
-    if (due.length > 0) sendNext(0);
+    sendNext(0);
+  }
+
+  /** The flush has served its last stream: a flush that came due meanwhile runs now. */
+  #sent(): void {
+    this.#sending = false;
+    if (!this.#flushWhenSent) return;
+    this.#flushWhenSent = false;
+    this.#flush();
   }
 }
 
