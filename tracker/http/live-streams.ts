@@ -213,7 +213,7 @@ export class LiveStreams {
       send(bytes) {
         if (closed) return;
         if (unread() > maxUnreadBytes) {
-          logger.log("warn", "closed a live stream whose client reads too slowly, telling it to reload");
+          logger.log("warn", "closed a live stream whose client reads too slowly");
           controller.enqueue(RELOAD);
           return close();
         }
