@@ -16,14 +16,21 @@ export interface BoardsResult {
   with: WorkloadFigures;
   /** Events the boards received in the runs with boards, all boards together. */
   events_received: number;
+  /** Times a board fell behind, was told to reload by the tracker, and loaded the page again. */
+  reloads: number;
 }
 
 const BOARDS = 50;
+/**
+ * Each board is a person with a key of their own, as on a team: one key holds 20 streams at most
+ * (docs/API.md, GET /events), so 50 boards on the agents' key would be refused.
+ */
+const VIEWER_KEYS = Array.from({ length: BOARDS }, (_, i) => `bench-viewer-key-${String(i).padStart(4, "0")}`);
 
 /** The 50 viewers, in a process of their own (board-viewers.ts). */
-async function openBoards(url: string, project: string): Promise<{ close(): Promise<number> }> {
+async function openBoards(url: string, project: string): Promise<{ close(): Promise<{ events: number; reloads: number }> }> {
   const child = Bun.spawn(["bun", join(import.meta.dir, "board-viewers.ts"), url, project, String(BOARDS)], {
-    env: { ...process.env, BENCH_API_KEY: API_KEY },
+    env: { ...process.env, BENCH_API_KEYS: VIEWER_KEYS.join(",") },
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",
@@ -45,7 +52,8 @@ async function openBoards(url: string, project: string): Promise<{ close(): Prom
         output += decoder.decode(value, { stream: true });
       }
       if ((await child.exited) !== 0) throw new Error("boards: the viewers' process failed");
-      return Number(output.split("\n").filter(Boolean).at(-1));
+      const [events, reloads] = output.split("\n").filter(Boolean).at(-1)!.split(" ").map(Number);
+      return { events: events!, reloads: reloads ?? 0 };
     },
   };
 }
@@ -54,10 +62,11 @@ export async function measureBoards(ctx: Context): Promise<BoardsResult> {
   const seconds = ctx.quick ? 0.5 : 2;
   const repeats = ctx.quick ? 1 : 3;
   const perRun = ctx.quick ? 3000 : 12000;
-  const tracker = await startTrackerProcess();
+  const tracker = await startTrackerProcess({ TRACKER_API_KEYS: [API_KEY, ...VIEWER_KEYS].join(",") });
   const without: WorkloadFigures[] = [];
   const withBoards: WorkloadFigures[] = [];
   let eventsReceived = 0;
+  let reloads = 0;
   try {
     let runIndex = 0;
     for (let r = 0; r < repeats; r++) {
@@ -67,8 +76,12 @@ export async function measureBoards(ctx: Context): Promise<BoardsResult> {
         ctx.progress(`boards: workload ${boards ? `with ${BOARDS} boards open` : "without boards"} (run ${r + 1}/${repeats})`);
         const viewers = boards ? await openBoards(tracker.url, project) : undefined;
         const figures = await runWorkload(tracker.url, project, "B", seconds, perRun);
-        await Bun.sleep(100); // the last events reach the boards
-        if (viewers) eventsReceived += await viewers.close();
+        await Bun.sleep(300); // the last events reach the boards (a flush every 100 ms)
+        if (viewers) {
+          const received = await viewers.close();
+          eventsReceived += received.events;
+          reloads += received.reloads;
+        }
         (boards ? withBoards : without).push(figures);
       }
     }
@@ -82,5 +95,6 @@ export async function measureBoards(ctx: Context): Promise<BoardsResult> {
     without: medianFigures(without),
     with: medianFigures(withBoards),
     events_received: eventsReceived,
+    reloads,
   };
 }

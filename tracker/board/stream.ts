@@ -1,5 +1,7 @@
 // The live stream GET /events?project= read with fetch, because EventSource cannot send the
-// Authorization header. It reconnects by itself, with backoff, for as long as the board is open.
+// Authorization header. It reconnects by itself, with backoff, for as long as the board is open;
+// told to reload (`event: reload`: the board fell behind, and the tracker ends the stream), it
+// reconnects at once, and the board reloads as on every (re)connection.
 
 import type { Api, Task, TaskEvent } from "./api.ts";
 
@@ -39,7 +41,10 @@ export function follow(api: Api, path: string, handlers: StreamHandlers): () => 
       const response = await api.open(path, controller.signal);
       opened = true;
       handlers.onOpen();
-      await readEvents(response.body!, controller, handlers.onChange);
+      if ((await readEvents(response.body!, controller, handlers.onChange)) === "reload" && !stopped) {
+        controller.abort();
+        return void connect(0);
+      }
     } catch (error) {
       if ((error as Error).name === "Unauthorized") return handlers.onUnauthorized();
       // Anything else (refused, cut, aborted by the silence watchdog) is a reason to come back.
@@ -59,12 +64,12 @@ export function follow(api: Api, path: string, handlers: StreamHandlers): () => 
   };
 }
 
-/** Parses Server-Sent Events (`event:`, `data:`, comments) until the stream ends. */
+/** Parses Server-Sent Events (`event:`, `data:`, comments) until the stream ends or says `reload`. */
 async function readEvents(
   body: ReadableStream<Uint8Array>,
   controller: AbortController,
   onChange: (change: TaskChange) => void,
-): Promise<void> {
+): Promise<"ended" | "reload"> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let watchdog = setTimeout(() => controller.abort(), SILENCE_LIMIT_MS);
@@ -74,7 +79,7 @@ async function readEvents(
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) return;
+      if (done) return "ended";
       clearTimeout(watchdog);
       watchdog = setTimeout(() => controller.abort(), SILENCE_LIMIT_MS);
       buffer += decoder.decode(value, { stream: true });
@@ -82,6 +87,7 @@ async function readEvents(
       buffer = lines.pop() ?? "";
       for (const line of lines) {
         if (line === "") {
+          if (eventName === "reload") return "reload";
           if (eventName === "task" && data.length > 0) onChange(JSON.parse(data.join("\n")) as TaskChange);
           eventName = "message";
           data = [];

@@ -128,7 +128,7 @@ describe("GET /events", () => {
     expect(subscribed).toBe(0);
   });
 
-  test("ends the stream of a viewer that stops reading, rather than buffering without end", async () => {
+  test("ends the stream of a viewer that stops reading, rather than buffering without end, telling it to reload", async () => {
     const socket = await new Promise<ReturnType<typeof connect>>((resolve) => {
       const opened = connect(Number(new URL(t.url).port), "127.0.0.1", () => resolve(opened));
     });
@@ -143,6 +143,16 @@ describe("GET /events", () => {
     }
     expect(t.logText()).toContain(closed);
     expect(subscribed).toBe(0);
+    // Reading again, the viewer gets what was queued for it, then `reload`.
+    let received = "";
+    const told = new Promise<void>((resolve) =>
+      socket.on("data", (data) => {
+        received += data.toString();
+        if (received.includes("event: reload\ndata: ")) resolve();
+      }),
+    );
+    socket.resume();
+    await told;
     socket.destroy();
   });
 

@@ -3,7 +3,10 @@
 import type { projectFilterQuery } from "./schemas.ts";
 import type { Handler } from "./types.ts";
 
-/** GET /events: Server-Sent Events, `event: task`, one per change, with `: keep-alive` comments. */
+/**
+ * GET /events: Server-Sent Events, `event: task`, one per change (those of 100 ms in one write), with
+ * `: keep-alive` comments; `event: reload` to a viewer that fell behind, as its stream ends.
+ */
 export const streamEvents: Handler<undefined, typeof projectFilterQuery> = async ({
   query,
   request,

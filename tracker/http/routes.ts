@@ -125,7 +125,10 @@ export const routes: readonly Route[] = [
     query: s.projectFilterQuery,
     handler: streamEvents,
     limited: true,
-    success: ok('text/event-stream: `event: task`, `id: <event_id>`, `data: {"event", "task"}`', null),
+    success: ok(
+      'text/event-stream: `event: task`, `id: <event_id>`, `data: {"event", "task"}`; `event: reload` ends the stream of a viewer that fell behind',
+      null,
+    ),
   }),
   defineRoute({
     method: "GET",
