@@ -3,7 +3,6 @@
 // PostgreSQL; and the size of the tool definitions (the tools/list result of dist/task-tracking-mcp).
 import { SQL } from "bun";
 import type { Context } from "../lib/context.ts";
-import { sequential } from "../lib/load.ts";
 import { StdioMcpClient } from "../lib/mcp.ts";
 import { median, type Percentiles, percentiles, spreadPercent } from "../lib/stats.ts";
 import { API_KEY, startTrackerProcess, type TaskInput, TrackerHttp } from "../lib/tracker.ts";
@@ -98,6 +97,22 @@ interface Path {
   matches: number;
 }
 
+/**
+ * `count` requests one at a time after a few unmeasured ones, or fewer (at least 30) when they take
+ * longer than `budgetMs` together: a slow search must not stretch the run to many minutes.
+ */
+async function timedRequests(url: string, path: string, count: number, budgetMs: number): Promise<Float64Array> {
+  for (let i = 0; i < 5; i++) await api(url, "GET", path);
+  const latencies: number[] = [];
+  const deadline = performance.now() + budgetMs;
+  while (latencies.length < count && (latencies.length < 30 || performance.now() < deadline)) {
+    const t0 = performance.now();
+    await api(url, "GET", path);
+    latencies.push(performance.now() - t0);
+  }
+  return Float64Array.from(latencies);
+}
+
 /** Each path's p50/p95 over `rounds` rounds, the paths taking turns within each round (rotating who goes first). */
 async function measureInTurns(ctx: Context, url: string, paths: Path[]) {
   const rounds = ctx.quick ? 3 : 5;
@@ -106,7 +121,7 @@ async function measureInTurns(ctx: Context, url: string, paths: Path[]) {
   for (let round = 0; round < rounds; round++) {
     for (let k = 0; k < paths.length; k++) {
       const p = paths[(round + k) % paths.length]!;
-      runs.get(p.name)!.push(percentiles(await sequential(perRound, 20, () => api(url, "GET", p.path))));
+      runs.get(p.name)!.push(percentiles(await timedRequests(url, p.path, perRound, 3_000)));
     }
   }
   return new Map(
@@ -151,7 +166,8 @@ async function measureBackend(ctx: Context, backend: string, url: string): Promi
   }
   const figures = await measureInTurns(ctx, url, paths);
   for (const c of cases) Object.assign(c, figures.get(c.name)!);
-  ctx.progress(`search: ${backend} at ${tasks.toLocaleString("en-US")} tasks measured`);
+  const p50s = [...figures].map(([name, f]) => `${name.split(" (")[0]} ${f.p50.toFixed(2)}`).join(", ");
+  ctx.progress(`search: ${backend} at ${tasks.toLocaleString("en-US")} tasks, p50 ms: ${p50s}`);
   return { backend, tasks, notes, next: figures.get("next")!, cases };
 }
 
