@@ -1,5 +1,5 @@
 /**
- * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale,listing,leases,boards,claimnext,mcp-http]`
+ * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale,listing,leases,boards,claimnext,mcp-http,search]`
  *
  * Speed, start-up, memory and scale of task-tracking-mcp and its tracker, each figure beside a floor
  * measured in the same run on this machine (bench/floors/), as a ratio. The tracker and every floor
@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
+import { SEARCH_RANKED_MATCHES } from "../tracker/domain.ts";
 import type { Context } from "./lib/context.ts";
 import { COMPILE_FLAGS, compile, ROOT, tempDir } from "./lib/proc.ts";
 import { int, machine, ms, noise, pct, ratio, type Target, table } from "./lib/report.ts";
@@ -22,6 +23,7 @@ import { type ListingResult, measureListing } from "./sections/listing.ts";
 import { type McpHttpResult, measureMcpHttp } from "./sections/mcp-http.ts";
 import { type MemoryResult, measureMemory } from "./sections/memory.ts";
 import { measureScale, type ScaleResult } from "./sections/scale.ts";
+import { measureSearch, type SearchResult } from "./sections/search.ts";
 import { type Cell, measureThroughput, type ThroughputResult } from "./sections/throughput.ts";
 
 const SECTIONS = [
@@ -35,6 +37,7 @@ const SECTIONS = [
   "boards",
   "claimnext",
   "mcp-http",
+  "search",
 ] as const;
 type Section = (typeof SECTIONS)[number];
 
@@ -97,6 +100,7 @@ const results: {
   boards?: BoardsResult;
   claimnext?: ClaimNextResult;
   "mcp-http"?: McpHttpResult;
+  search?: SearchResult;
 } = {};
 if (only.has("latency")) results.latency = await measureLatency(ctx);
 if (only.has("coldstart")) results.coldstart = await measureColdStart(ctx);
@@ -108,6 +112,7 @@ if (only.has("leases")) results.leases = await measureLeases(ctx);
 if (only.has("boards")) results.boards = await measureBoards(ctx);
 if (only.has("claimnext")) results.claimnext = await measureClaimNext(ctx);
 if (only.has("mcp-http")) results["mcp-http"] = await measureMcpHttp(ctx);
+if (only.has("search")) results.search = await measureSearch(ctx);
 const loadEnd = loadavg().map((x) => Math.round(x * 100) / 100);
 const seconds = (performance.now() - started) / 1000;
 
@@ -617,6 +622,60 @@ if (mcpHttp) {
   );
   const worstP95 = Math.max(...Object.values(mcpHttp.tools).map((t) => t.http_mcp.p95));
   target("tool call over /mcp p95 (worst tool)", "≤ 1.5 ms", `${ms(worstP95)} ms`, worstP95 <= 1.5);
+}
+
+const search = results.search;
+if (search) {
+  print();
+  print(
+    `11. Search: GET /tasks?q= (a page of ${search.page_size}, as list_tasks asks) beside GET /tasks/next, ms, direct HTTP, one project; the paths take turns, medians of the rounds${quick ? " (QUICK: smaller size)" : ""}`,
+  );
+  const rows = search.points.flatMap((p) =>
+    p.cases.map((c) => [
+      p.backend,
+      int(p.tasks),
+      c.name,
+      int(c.matches),
+      int(Math.min(c.matches, SEARCH_RANKED_MATCHES)),
+      ms(c.p50),
+      ms(c.p95),
+      ms(p.next.p50),
+      ms(p.next.p95),
+      ratio(c.p50 / p.next.p50),
+      mark(c.p50 <= 3 * p.next.p50),
+      `${noise(c.spread)}/${noise(p.next.spread)}`,
+    ]),
+  );
+  print(
+    table(
+      ["backend", "tasks", "search", "matches", "ranked", "p50", "p95", "next p50", "p95", "÷ next p50", "≤ 3×", "noise q/next"],
+      rows,
+    ),
+  );
+  print(
+    `   ranked: a search ranks only the ${int(SEARCH_RANKED_MATCHES)} most recently added matches (SEARCH_RANKED_MATCHES), so a broad word never lists an older match; ${int(search.points[0]?.notes ?? 0)} notes in the project, 20 of them added one request each after the tasks`,
+  );
+  print(`   PostgreSQL: ${search.postgres.ran ? search.postgres.reason : `not run: ${search.postgres.reason}`}`);
+  for (const p of search.points) {
+    for (const c of p.cases.slice(0, 2)) {
+      const r = c.p50 / p.next.p50;
+      target(
+        `search at ${int(p.tasks)} tasks ÷ get_next_task (p50), ${c.word === "zanzibar" ? "selective" : "broad"} word, ${p.backend}`,
+        "≤ 3×",
+        `${ratio(r)} (${ms(c.p50)} ms ÷ ${ms(p.next.p50)} ms; ${int(c.matches)} matches)`,
+        r <= 3,
+      );
+    }
+  }
+  print(
+    `   tool definitions: the tools/list result of dist/task-tracking-mcp as JSON, ${search.tools} tools: ${int(search.tools_list_chars)} characters`,
+  );
+  target(
+    "tool definitions (tools/list result as JSON)",
+    "≤ 14,000 chars",
+    `${int(search.tools_list_chars)} (${search.tools} tools)`,
+    search.tools_list_chars <= 14_000,
+  );
 }
 
 print();
