@@ -49,7 +49,7 @@ export function describeEvent(event: TaskEvent): string {
     case "claimed":
       return `Claimed by ${by}`;
     case "released":
-      return `Released by ${by}`;
+      return `Released by ${by}${details.reason ? `: ${String(details.reason)}` : ""}`;
     case "force_released":
       return `Claim of ${String(details.former_holder ?? "nobody")} released by ${by}`;
     case "completed":
@@ -58,6 +58,12 @@ export function describeEvent(event: TaskEvent): string {
       return `Lease of ${String(details.former_holder ?? "its holder")} ran out; pending again`;
     case "updated":
       return `Edited by ${by}: ${describeEdits(details)}`;
+    case "cancelled":
+      return `Cancelled by ${by}${details.reason ? `: ${String(details.reason)}` : ""}`;
+    case "reopened":
+      return `Reopened by ${by}`;
+    case "noted":
+      return `Note by ${by}`;
     default:
       return `${event.type} by ${by}`;
   }
@@ -71,5 +77,11 @@ function describeEdits(details: Record<string, unknown>): string {
   if (description) parts.push(`description "${firstLine(description.to ?? "")}"`);
   const dependsOn = details.depends_on as { from?: string[]; to?: string[] } | undefined;
   if (dependsOn) parts.push(dependsOn.to?.length ? `depends on ${dependsOn.to.join(", ")}` : "no dependencies");
+  const labels = details.labels as { to?: string[] } | undefined;
+  if (labels) parts.push(labels.to?.length ? `labels ${labels.to.join(", ")}` : "no labels");
+  const parent = details.parent_id as { to?: string | null } | undefined;
+  if (parent) parts.push(parent.to ? `part of ${parent.to}` : "no parent");
+  const criteria = details.acceptance_criteria as { to?: { done: boolean }[] } | undefined;
+  if (criteria) parts.push(`criteria ${criteria.to?.filter((c) => c.done).length ?? 0} of ${criteria.to?.length ?? 0} done`);
   return parts.join(", ") || "no change";
 }
