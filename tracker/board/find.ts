@@ -38,6 +38,13 @@ export class FindControls {
     });
     for (const control of [this.label, this.agent, this.priority, this.byParent])
       control.addEventListener("change", () => this.onChange(this.read()));
+    // A suggestion picked (or typed out in full) applies at once: Enter would only pick it.
+    this.agent.addEventListener("input", () => {
+      if (this.agentsSeen.has(this.agent.value.trim())) this.onChange(this.read());
+    });
+    this.label.addEventListener("input", () => {
+      if (labelsOf(this.label.value).every((label) => this.labelsSeen.has(label))) this.onChange(this.read());
+    });
     byId("clear-filters").addEventListener("click", () => {
       this.label.value = "";
       this.agent.value = "";
