@@ -88,9 +88,15 @@ function detailsOf(task: Task, column: ColumnKey, context: CardContext): (HTMLEl
   }
 }
 
-/** 'Waits for “Design the API”, “Build the cart” · 2 of 4 done': by title where the board knows it. */
+/**
+ * 'Waits for “Design the API”, “Build the cart” · 2 of 4 done': by title where the board knows it. A
+ * parent whose dependencies are done waits for its subtasks (its progress line counts them).
+ */
 function waitsFor(task: Task, known: KnownTasks): HTMLElement {
   const open = task.depends_on.filter((id) => !isFinished(known.get(id)));
+  const children = task.children;
+  if (open.length === 0 && children && children.done < children.total)
+    return el("span", { class: "detail waits" }, "Waits for its subtasks");
   const done = task.depends_on.length - open.length;
   const names = open.slice(0, WAITS_SHOWN).map((id) => {
     const title = known.title(id);
