@@ -4,7 +4,7 @@
 
 import type { Priority, Task } from "./api.ts";
 import { byId, el, fill } from "./dom.ts";
-import { isFiltered, labelsOf, type Narrowing } from "./narrowing.ts";
+import { labelsOf, type Narrowing } from "./narrowing.ts";
 
 /** style.css's phone layout: there the filters start folded, to keep the columns near the top. */
 const NARROW = "(max-width: 640px)";
@@ -72,13 +72,11 @@ export class FindControls {
     this.priority.value = narrowing.priority;
     this.byParent.checked = narrowing.byParent;
     this.clearSearch.hidden = narrowing.query === "";
-    const active = [isFiltered(narrowing), narrowing.byParent].filter(Boolean).length;
     const count = narrowing.labels.length + (narrowing.agent ? 1 : 0) + (narrowing.priority ? 1 : 0);
-    byId("filters-summary").textContent =
-      active === 0
-        ? "Filter and group"
-        : `Filter and group (${count} ${count === 1 ? "filter" : "filters"}${narrowing.byParent ? ", by parent" : ""})`;
-    if (active > 0) this.box.open = true;
+    const parts = [count === 0 ? "" : `${count} ${count === 1 ? "filter" : "filters"}`, narrowing.byParent ? "by parent" : ""];
+    const active = parts.filter(Boolean).join(", ");
+    byId("filters-summary").textContent = active ? `Filter and group (${active})` : "Filter and group";
+    if (active) this.box.open = true;
   }
 
   /** Offers the labels and agents of `tasks` as suggestions (kept for as long as the board is open). */

@@ -137,6 +137,7 @@ export class TaskDialog {
 
   private showTask(task: Task): void {
     this.title.textContent = task.task_id;
+    byId("task-description").textContent = task.description;
     const holder = task.status === "in_progress" ? `, claimed by ${task.claimed_by ?? "an agent without a name"}` : "";
     this.summary.textContent = `${STATUS_WORDS[task.status]} · ${task.priority} priority${holder}`;
     fill(byId("task-labels"), ...labelChips(task.labels ?? []));
