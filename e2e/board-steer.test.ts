@@ -91,10 +91,8 @@ function addressOf(page: Page): URLSearchParams {
 
 /** Waits until the address's `name` is `value` (null: absent); a dialog's close event comes a moment after it hides. */
 async function addressHas(page: Page, name: string, value: string | null): Promise<void> {
-  // A string, evaluated in the page: this file is compiled without the DOM's types.
-  await page.waitForFunction(
-    `new URLSearchParams(location.hash.slice(1)).get(${JSON.stringify(name)}) === ${JSON.stringify(value)}`,
-  );
+  for (let tries = 0; tries < 50 && addressOf(page).get(name) !== value; tries++) await page.waitForTimeout(20);
+  expect(addressOf(page).get(name)).toBe(value);
 }
 
 /** On a phone the filters start folded: the keyboard opens them. */

@@ -15,6 +15,8 @@ export class Checklist {
   private readonly newCriterion = byId<HTMLInputElement>("new-criterion");
   private criteria: Criterion[] = [];
   private editable = true;
+  /** The position whose text is being edited: the list is not redrawn under the person's typing. */
+  private editing: number | null = null;
 
   constructor(
     /** Sends the change; resolves true once the tracker took it. */
@@ -27,12 +29,19 @@ export class Checklist {
     });
   }
 
+  /** Another task: an edit of the last one's criterion is dropped. */
+  stopEditing(): void {
+    this.editing = null;
+  }
+
   show(criteria: Criterion[], editable: boolean): void {
     const focusedId = document.activeElement?.id ?? "";
     this.criteria = criteria;
     this.editable = editable;
     const done = criteria.filter((criterion) => criterion.done).length;
     this.progress.textContent = criteria.length > 0 ? `${done} of ${criteria.length} done` : "";
+    if (this.editing !== null && editable) return;
+    this.editing = null;
     fill(this.list, ...criteria.map((criterion, index) => this.item(criterion, index + 1)));
     this.emptyNote.hidden = criteria.length > 0;
     this.addForm.hidden = !editable;
@@ -79,7 +88,9 @@ export class Checklist {
       el("button", { type: "submit" }, "Save"),
       cancel,
     );
+    this.editing = position;
     const stopEditing = () => {
+      this.editing = null;
       this.show(this.criteria, this.editable);
       byId(`edit-criterion-${position}`).focus();
     };
@@ -94,7 +105,10 @@ export class Checklist {
       const text = input.value.trim();
       if (text === "") return this.complain("Enter the criterion's text, or remove it.");
       const criteria = this.criteria.map((each, index) => (index === position - 1 ? { ...each, text } : each));
-      void this.save({ acceptance_criteria: criteria });
+      this.editing = null;
+      void this.save({ acceptance_criteria: criteria }).then((saved) => {
+        if (!saved) this.show(this.criteria, this.editable);
+      });
     });
     fill(item, form);
     input.focus();

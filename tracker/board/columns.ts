@@ -5,16 +5,12 @@
 // their parent's title. On a narrow screen a tab list shows one column at a time (In progress first);
 // on a wide one, skip links jump from column to column.
 
-import type { Api, ProjectSummary, Task, TaskPage } from "./api.ts";
+import type { Api, ProjectSummary, Task } from "./api.ts";
 import { type ColumnKey, cardContent, tick } from "./cards.ts";
 import { el, fill } from "./dom.ts";
 import type { KnownTasks } from "./known.ts";
 import { boardFilter, isFiltered, type Narrowing, NOTHING_NARROWED, trackerFilters } from "./narrowing.ts";
-
-export const PAGE_SIZE = 50;
-const MAX_LIMIT = 500;
-/** A filter the board applies itself reads at most this many pages per load, so a rare priority never reads the whole project at once. */
-const MAX_FILTERED_PAGES = 10;
+import { collectTasks, PAGE_SIZE } from "./pages.ts";
 
 interface ColumnSpec {
   key: ColumnKey;
@@ -65,38 +61,21 @@ class Column {
     this.loadMoreButton.addEventListener("click", () => onLoadMore(this));
   }
 
-  private path(projectId: string, sieve: Sieve, limit: number, cursor: string | null): string {
-    const query = `project=${encodeURIComponent(projectId)}&${this.spec.filter}${sieve.query}&limit=${limit}`;
-    return `/tasks?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
-  }
-
-  /**
-   * Pages from `cursor` until `wanted` tasks are kept or the pages run out. Without a filter of the
-   * board's own that is exactly the rows wanted; with one, whole pages, at most MAX_FILTERED_PAGES.
-   */
-  private async collect(api: Api, projectId: string, sieve: Sieve, wanted: number, cursor: string | null) {
-    const tasks: Task[] = [];
-    let pages = 0;
-    do {
-      const limit = sieve.keep ? MAX_LIMIT : Math.min(MAX_LIMIT, wanted - tasks.length);
-      const page: TaskPage = await api.get(this.path(projectId, sieve, limit, cursor));
-      tasks.push(...(sieve.keep ? page.tasks.filter(sieve.keep) : page.tasks));
-      cursor = page.next_cursor;
-      pages++;
-    } while (cursor !== null && tasks.length < wanted && !(sieve.keep && pages >= MAX_FILTERED_PAGES));
-    return { tasks, cursor };
+  private path(projectId: string, sieve: Sieve): string {
+    return `/tasks?project=${encodeURIComponent(projectId)}&${this.spec.filter}${sieve.query}`;
   }
 
   /** The same number of rows as shown now (at least a page), from the top: a reload keeps "Load more"s. */
   async reload(api: Api, projectId: string, sieve: Sieve): Promise<void> {
-    const { tasks, cursor } = await this.collect(api, projectId, sieve, Math.max(PAGE_SIZE, this.tasks.length), null);
+    const wanted = Math.max(PAGE_SIZE, this.tasks.length);
+    const { tasks, cursor } = await collectTasks(api, this.path(projectId, sieve), sieve.keep, wanted, null);
     this.tasks = tasks;
     this.nextCursor = cursor;
   }
 
   async loadNext(api: Api, projectId: string, sieve: Sieve): Promise<void> {
     if (this.nextCursor === null) return;
-    const { tasks, cursor } = await this.collect(api, projectId, sieve, PAGE_SIZE, this.nextCursor);
+    const { tasks, cursor } = await collectTasks(api, this.path(projectId, sieve), sieve.keep, PAGE_SIZE, this.nextCursor);
     const shown = new Set(this.tasks.map((task) => task.task_id));
     this.tasks.push(...tasks.filter((task) => !shown.has(task.task_id)));
     this.nextCursor = cursor;

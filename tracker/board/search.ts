@@ -2,13 +2,13 @@
 // card that says where it matched. It takes the place of the columns until the search is cleared, and
 // the filters narrow it as they narrow the columns.
 
-import type { Api, Task, TaskPage } from "./api.ts";
+import type { Api, Task } from "./api.ts";
 import { cardContent, columnOf, tick } from "./cards.ts";
 import { byId, el, fill } from "./dom.ts";
 import type { KnownTasks } from "./known.ts";
 import { boardFilter, type Narrowing, trackerFilters } from "./narrowing.ts";
+import { collectTasks, PAGE_SIZE } from "./pages.ts";
 
-const PAGE_SIZE = 50;
 /** The tracker's statuses in the board's words. */
 const STATUS_WORDS: Record<Task["status"], string> = {
   pending: "Pending",
@@ -27,6 +27,7 @@ export class SearchView {
   private nextCursor: string | null = null;
   private searched = "";
   private query = "";
+  private keep: ((task: Task) => boolean) | null = null;
 
   constructor(
     private readonly api: Api,
@@ -39,32 +40,27 @@ export class SearchView {
 
   /** The search and filters to show, from the first page (the same number of rows when only reloading). */
   async run(projectId: string, narrowing: Narrowing): Promise<void> {
-    const path = this.path(projectId, narrowing);
-    const again = path === this.searched;
-    const page = await this.api.get<TaskPage>(`${path}&limit=${again ? Math.max(PAGE_SIZE, this.tasks.length) : PAGE_SIZE}`);
+    const path = `/tasks?project=${encodeURIComponent(projectId)}&q=${encodeURIComponent(narrowing.query)}${trackerFilters(narrowing)}`;
+    const wanted = path === this.searched ? Math.max(PAGE_SIZE, this.tasks.length) : PAGE_SIZE;
     const keep = boardFilter(narrowing);
+    const { tasks, cursor } = await collectTasks(this.api, path, keep, wanted, null);
     this.searched = path;
     this.query = narrowing.query;
-    this.tasks = keep ? page.tasks.filter(keep) : page.tasks;
-    this.nextCursor = page.next_cursor;
+    this.keep = keep;
+    this.tasks = tasks;
+    this.nextCursor = cursor;
     this.render();
     const relatives = this.tasks.flatMap((task) => (task.parent_id ? [...task.depends_on, task.parent_id] : task.depends_on));
     if (await this.known.lookUp(relatives)) this.render();
   }
 
-  private path(projectId: string, narrowing: Narrowing): string {
-    return `/tasks?project=${encodeURIComponent(projectId)}&q=${encodeURIComponent(narrowing.query)}${trackerFilters(narrowing)}`;
-  }
-
   private async loadMore(): Promise<void> {
     if (this.nextCursor === null) return;
     try {
-      const page = await this.api.get<TaskPage>(
-        `${this.searched}&limit=${PAGE_SIZE}&cursor=${encodeURIComponent(this.nextCursor)}`,
-      );
+      const { tasks, cursor } = await collectTasks(this.api, this.searched, this.keep, PAGE_SIZE, this.nextCursor);
       const shown = new Set(this.tasks.map((task) => task.task_id));
-      this.tasks.push(...page.tasks.filter((task) => !shown.has(task.task_id)));
-      this.nextCursor = page.next_cursor;
+      this.tasks.push(...tasks.filter((task) => !shown.has(task.task_id)));
+      this.nextCursor = cursor;
       this.render();
     } catch (error) {
       this.onError(error);

@@ -94,6 +94,7 @@ export class TaskDialog {
   async open(task: Task): Promise<void> {
     this.task = task;
     this.error.textContent = "";
+    this.checklist.stopEditing();
     this.showTask(task);
     this.resetForms(task);
     fill(this.history);
