@@ -95,10 +95,10 @@ async function addressHas(page: Page, name: string, value: string | null): Promi
   expect(addressOf(page).get(name)).toBe(value);
 }
 
-/** On a phone the filters start folded: the keyboard opens them. */
-async function unfoldFilters(page: Page, size: Size): Promise<void> {
+/** The filters start folded (until one is on): the keyboard opens them. */
+async function unfoldFilters(page: Page): Promise<void> {
   const box = page.locator("#filters-box");
-  if (!size.phone || (await box.getAttribute("open")) !== null) return;
+  if ((await box.getAttribute("open")) !== null) return;
   await tabTo(page, "filters-summary");
   await page.keyboard.press("Enter");
   expect(await box.getAttribute("open")).not.toBeNull();
@@ -142,7 +142,7 @@ browserTests("steering from the board", () => {
       });
 
       test("the agent filter, typed and applied with the keyboard alone, keeps that agent's tasks", async () => {
-        await unfoldFilters(page, size);
+        await unfoldFilters(page);
         await tabTo(page, "filter-agent");
         await page.keyboard.type(GINA);
         await page.keyboard.press("Enter");
@@ -165,7 +165,7 @@ browserTests("steering from the board", () => {
         expect(await cardsOf(page, size, "Ready", [])).toEqual([]);
         expect(await cardsOf(page, size, "Completed", [])).toEqual([]);
         expect(addressOf(page).get("priority")).toBe("high");
-        await unfoldFilters(page, size);
+        await unfoldFilters(page);
         await page.getByRole("button", { name: "Clear filters" }).click();
         expect(await cardsOf(page, size, "Ready", ["S-4", "S-5"])).toEqual(["S-4", "S-5"]);
         expect(addressOf(page).has("priority")).toBe(false);
@@ -181,7 +181,7 @@ browserTests("steering from the board", () => {
       });
 
       test("grouping by parent puts tasks without a parent under one heading", async () => {
-        await unfoldFilters(page, size);
+        await unfoldFilters(page);
         await page.getByLabel("Group by parent").check();
         const ready = await column(page, size, "Ready");
         await ready.locator(".group-title").first().waitFor();

@@ -1,13 +1,10 @@
 // The search box and the filters above the columns: they read what the person asks for into a
-// Narrowing and show the one the board uses (from the address, say). Labels and agents the board has
-// seen are offered as suggestions.
+// Narrowing and show the one the board uses (from the address, say). The filters stay folded, to keep
+// the columns near the top, until one is on. Labels and agents the board has seen are suggested.
 
 import type { Priority, Task } from "./api.ts";
 import { byId, el, fill } from "./dom.ts";
 import { labelsOf, type Narrowing } from "./narrowing.ts";
-
-/** style.css's phone layout: there the filters start folded, to keep the columns near the top. */
-const NARROW = "(max-width: 640px)";
 
 export class FindControls {
   private readonly searchInput = byId<HTMLInputElement>("search-input");
@@ -21,7 +18,6 @@ export class FindControls {
   private readonly agentsSeen = new Set<string>();
 
   constructor(private readonly onChange: (narrowing: Narrowing) => void) {
-    this.box.open = !matchMedia(NARROW).matches;
     byId("search-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.onChange(this.read());
