@@ -9,10 +9,10 @@
  * Import and export are tested in transfer.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer as createNetServer, type Server as NetServer } from "node:net";
 import { hostname, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { PassThrough } from "node:stream";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
@@ -121,6 +121,14 @@ const withContent = (overrides: Record<string, unknown> = {}) =>
     released_by: null,
     ...overrides,
   });
+
+/** A tracker from before POST /tasks/claim: that path is the task called "claim", which takes GET and PATCH. */
+const beforeClaimNext =
+  (inner: Handler): Handler =>
+  (record, request) =>
+    record.method === "POST" && record.path === "/tasks/claim"
+      ? apiError(405, "method_not_allowed", "POST is not allowed on /tasks/claim", { allow: "GET, PATCH" })
+      : inner(record, request);
 
 // ─── The client side ────────────────────────────────────────────────────────────────────────────
 
@@ -375,6 +383,22 @@ describe("the server", () => {
     expect(without.getInstructions()).not.toContain("This directory's project");
     expect(without.getInstructions()).toContain("list_tasks");
   });
+
+  test("the instructions say when to reach for the tools in a user's words, in at most 2 KB with the longest project ID", async () => {
+    const longest = await connect({ project: "p".repeat(128) });
+    const text = longest.getInstructions()!;
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(2048);
+    for (const words of [
+      "plan work",
+      "what's next?",
+      "record progress",
+      "mark something done",
+      "what is blocked",
+      "number a new spec",
+    ]) {
+      expect(text).toContain(words);
+    }
+  });
 });
 
 // ─── One describe per tool: its happy path, validation, errors and retries ──────────────────────
@@ -404,11 +428,56 @@ describe("get_next_task", () => {
     expect(seen[0]!.query).toEqual({ project: PROJECT, status: "pending" });
   });
 
-  test("claims the next task: reads it, then moves it to in_progress", async () => {
+  test("claims the next task in one request, POST /tasks/claim, with the lease and an Idempotency-Key", async () => {
     const claimed = task({ status: "in_progress", claimed_by: "agent-7", started_at: "2026-11-25T10:00:00.000Z" });
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : json({ updated_task: claimed }));
+    handler = routes({ "POST /tasks/claim": () => json({ task: claimed }) });
     const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: "agent-7" });
     expect(result.structuredContent).toEqual({ task: claimed });
+    expect(seen.map((record) => [record.method, record.path, record.body])).toEqual([
+      ["POST", "/tasks/claim", { project_id: PROJECT, lease_seconds: 120 }],
+    ]);
+    expect(seen[0]!.headers).toMatchObject({
+      "x-agent-id": "agent-7",
+      "idempotency-key": expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
+  });
+
+  test("a failure of POST /tasks/claim other than a missing endpoint is reported, without a second way", async () => {
+    handler = routes({ "POST /tasks/claim": () => apiError(400, "validation_failed", "project_id must not be only dots") });
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true });
+    expect(textOf(result)).toBe("Task Tracking API error: 400 - project_id must not be only dots");
+    expect(seen).toHaveLength(1);
+  });
+
+  test("a tracker without POST /tasks/claim (404 not_found) gets two steps, and is asked the new way only once", async () => {
+    const claimed = task({ status: "in_progress", claimed_by: "agent-7" });
+    handler = routes({
+      "GET /tasks/next": () => json({ task: task() }),
+      "PUT /tasks/TASK-051/status": () => json({ updated_task: claimed }),
+    });
+    const client = await connect();
+    for (let i = 0; i < 2; i++) {
+      const result = (await client.callTool({
+        name: "get_next_task",
+        arguments: { project_id: PROJECT, claim: true },
+      })) as CallToolResult;
+      expect(result.structuredContent).toEqual({ task: claimed });
+    }
+    expect(seen.map((record) => `${record.method} ${record.path}`)).toEqual([
+      "POST /tasks/claim",
+      "GET /tasks/next",
+      "PUT /tasks/TASK-051/status",
+      "GET /tasks/next",
+      "PUT /tasks/TASK-051/status",
+    ]);
+  });
+
+  test("against a tracker from before POST /tasks/claim (405): reads the task, then moves it to in_progress", async () => {
+    const claimed = task({ status: "in_progress", claimed_by: "agent-7", started_at: "2026-11-25T10:00:00.000Z" });
+    handler = beforeClaimNext((record) => (record.method === "GET" ? json({ task: task() }) : json({ updated_task: claimed })));
+    const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: "agent-7" });
+    expect(result.structuredContent).toEqual({ task: claimed });
+    expect(seen.shift()).toMatchObject({ method: "POST", path: "/tasks/claim" });
     expect(seen.map((record) => [record.method, record.path, record.body])).toEqual([
       ["GET", "/tasks/next", undefined],
       ["PUT", "/tasks/TASK-051/status", { status: "in_progress", completion_notes: "", lease_seconds: 120 }],
@@ -419,10 +488,10 @@ describe("get_next_task", () => {
 
   test("a claim shows the criteria with their state and the last 3 notes, from the claim's answer alone", async () => {
     const claimed = withContent({ status: "in_progress", claimed_by: "agent-7", lease_expires_at: "2026-12-06T10:02:00.000Z" });
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : json({ updated_task: claimed }));
+    handler = (record) => (record.path === "/tasks/claim" ? json({ task: claimed }) : apiError(500, "internal", "unexpected"));
     const result = await call("get_next_task", { project_id: PROJECT, claim: true }, { agentId: "agent-7" });
     expect(result.structuredContent).toEqual({ task: claimed });
-    expect(seen).toHaveLength(2);
+    expect(seen).toHaveLength(1);
     expect(textOf(result)).toBe(
       [
         'TASK-051 in_progress high by "agent-7" until 2026-12-06T10:02:00.000Z [backend, bug] criteria 1/2 — "Implement US-053"',
@@ -441,14 +510,15 @@ describe("get_next_task", () => {
 
   test("when another agent took the task first, it claims the next one", async () => {
     const second = task({ task_id: "TASK-052" });
-    handler = (record) => {
-      if (record.method === "GET") return json({ task: seen.length === 1 ? task() : second });
+    handler = beforeClaimNext((record) => {
+      if (record.method === "GET") return json({ task: seen.length === 2 ? task() : second });
       if (record.path === "/tasks/TASK-051/status")
         return apiError(400, "invalid_transition", "cannot change TASK-051 from in_progress to in_progress");
       return json({ updated_task: { ...second, status: "in_progress" } });
-    };
+    });
     const result = await call("get_next_task", { project_id: PROJECT, claim: true });
     expect((result.structuredContent as { task: { task_id: string } }).task.task_id).toBe("TASK-052");
+    expect(seen.shift()).toMatchObject({ method: "POST", path: "/tasks/claim" });
     expect(seen).toHaveLength(4);
   });
 
@@ -459,11 +529,14 @@ describe("get_next_task", () => {
   });
 
   test("gives up after 20 lost races with a sentence that says what to do", async () => {
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(400, "invalid_transition", "taken"));
+    handler = beforeClaimNext((record) =>
+      record.method === "GET" ? json({ task: task() }) : apiError(400, "invalid_transition", "taken"),
+    );
     const result = await call("get_next_task", { project_id: PROJECT, claim: true });
     expect(textOf(result)).toBe(
       `Could not claim a task in project ${PROJECT}: other agents took each of the next 20 tasks first. Call get_next_task again.`,
     );
+    expect(seen.shift()).toMatchObject({ method: "POST", path: "/tasks/claim" });
     expect(seen).toHaveLength(40);
   });
 
@@ -474,14 +547,16 @@ describe("get_next_task", () => {
   });
 
   test("a 400 that is not invalid_transition is no lost race: it is reported, asked once as the first contract would, never for another task", async () => {
-    handler = (record) =>
-      record.method === "GET" ? json({ task: task() }) : apiError(400, "validation_failed", "completion_notes is too long");
+    handler = beforeClaimNext((record) =>
+      record.method === "GET" ? json({ task: task() }) : apiError(400, "validation_failed", "completion_notes is too long"),
+    );
     const client = await connect();
     const result = (await client.callTool({
       name: "get_next_task",
       arguments: { project_id: PROJECT, claim: true },
     })) as CallToolResult;
     expect(textOf(result)).toBe("Invalid status transition: completion_notes is too long");
+    expect(seen.shift()).toMatchObject({ method: "POST", path: "/tasks/claim" });
     // The second PUT is the first contract's form (no ?project=, no lease_seconds); refused too, it teaches nothing.
     expect(seen.map((record) => [record.method, record.path, record.query, record.body])).toEqual([
       ["GET", "/tasks/next", { project: PROJECT, status: "pending" }, undefined],
@@ -498,7 +573,9 @@ describe("get_next_task", () => {
   });
 
   test("a failure other than a lost race is reported as it is", async () => {
-    handler = (record) => (record.method === "GET" ? json({ task: task() }) : apiError(500, "internal", "Internal error"));
+    handler = beforeClaimNext((record) =>
+      record.method === "GET" ? json({ task: task() }) : apiError(500, "internal", "Internal error"),
+    );
     const result = await call("get_next_task", { project_id: PROJECT, claim: true });
     expect(textOf(result)).toBe("Task Tracking API error: 500 - Internal error");
   });
@@ -1728,6 +1805,26 @@ describe("configuration", () => {
     );
   });
 
+  test("with neither the key nor the file, the local tracker's key file, named as where the key came from", () => {
+    const keyFile = join("/home/ada/.local/share", "task-tracking", "api-key");
+    files[keyFile] = `${API_KEY}\n`;
+    expect(loadConfig({ HOME: "/home/ada" }, sources)).toMatchObject({
+      apiKey: API_KEY,
+      apiKeyFile: keyFile,
+      keyFromLocalTracker: true,
+    });
+    expect(loadConfig({ HOME: "/home/ada", TASK_TRACKING_API_KEY_FILE: "${KEY_FILE}" }, sources).apiKeyFile).toBe(keyFile);
+    expect(loadConfig({ HOME: "/home/ada", TASK_TRACKING_API_KEY: API_KEY }, sources).keyFromLocalTracker).toBeUndefined();
+    expect(() => loadConfig({ HOME: "/home/bob" }, sources)).toThrow("TASK_TRACKING_API_KEY environment variable not set");
+    files[keyFile] = "\n";
+    expect(() => loadConfig({ HOME: "/home/ada" }, sources)).toThrow(`The local tracker's key file ${keyFile} is empty`);
+    const dataHome = mkdtempSync(join(tmpdir(), "ttmcp-data-"));
+    mkdirSync(join(dataHome, "task-tracking", "api-key"), { recursive: true });
+    expect(() => loadConfig({ XDG_DATA_HOME: dataHome })).toThrow(
+      `The local tracker's key file ${join(dataHome, "task-tracking", "api-key")} cannot be read: it is a directory`,
+    );
+  });
+
   const bad: [Record<string, string>, string][] = [
     [{ TASK_TRACKING_URL: "localhost:8080" }, "TASK_TRACKING_URL must be an http(s) URL"],
     [{ TASK_TRACKING_URL: "not a url" }, "TASK_TRACKING_URL must be an http(s) URL"],
@@ -1802,7 +1899,7 @@ describe("claim keeper", () => {
 
   const tracker = (heartbeat: Handler = () => json({ task: leased({ lease_expires_at: "2026-12-01T12:01:00.000Z" }) })) =>
     routes({
-      "GET /tasks/next": () => json({ task: task() }),
+      "POST /tasks/claim": () => json({ task: leased() }),
       "PUT /tasks/TASK-051/status": (record) => {
         const { status } = record.body as { status: string };
         return json({ updated_task: status === "in_progress" ? leased() : task({ status, claimed_by: null }) });
@@ -1816,7 +1913,7 @@ describe("claim keeper", () => {
     handler = tracker();
     const client = await connect({ agentId: AGENT, leaseSeconds: 90, logLevel: "debug" });
     await client.callTool({ name: "get_next_task", arguments: { project_id: PROJECT, claim: true } });
-    expect(seen[1]!.body).toEqual({ status: "in_progress", completion_notes: "", lease_seconds: 90 });
+    expect(seen[0]!.body).toEqual({ project_id: PROJECT, lease_seconds: 90 });
     expect(scheduled.map(({ ms, cancelled }) => ({ ms, cancelled }))).toEqual([{ ms: 30_000, cancelled: false }]);
 
     scheduled[0]!.tick();
@@ -1882,7 +1979,8 @@ describe("claim keeper", () => {
       { status: "in_progress", completion_notes: "" },
       { status: "in_progress", completion_notes: "" },
     ]);
-    expect(logLines()[0]).toMatchObject({ tool: "get_next_task", attempts: 3, outcome: "ok" });
+    // POST /tasks/claim (404: this service has none), GET /tasks/next, then the two claims.
+    expect(logLines()[0]).toMatchObject({ tool: "get_next_task", attempts: 4, outcome: "ok" });
   });
 
   test("a service that checks its parameters strictly (the first contract) gets the claim without ?project= and lease_seconds", async () => {
@@ -2601,7 +2699,9 @@ describe("doctor", () => {
     const url = `http://127.0.0.1:${port}/keyed/${API_KEY}`;
     expect(await doctor(env({ TASK_TRACKING_URL: url }), (line) => lines.push(line), { sleep: recordWait })).toBe(1);
     expect(lines.join("\n")).not.toContain(API_KEY);
-    expect(lines[0]).toStartWith(`✓ configuration: service http://127.0.0.1:${port}/keyed/[REDACTED], timeout`);
+    expect(lines[0]).toStartWith(
+      `✓ configuration: service http://127.0.0.1:${port}/keyed/[REDACTED] (TASK_TRACKING_URL), timeout`,
+    );
     expect(lines[1]).toBe(
       `  attempt 1 of 4: Task Tracking microservice unavailable: Connection refused at http://127.0.0.1:${port}/keyed/[REDACTED]; trying again in 100 ms`,
     );
@@ -2626,6 +2726,42 @@ describe("doctor", () => {
     expect(lines[0]).toBe("✗ configuration: TASK_TRACKING_API_KEY environment variable not set");
   });
 
+  test("a missing key names the local tracker's key file it looked for, and how to make it", async () => {
+    const home = mkdtempSync(join(tmpdir(), "ttmcp-home-"));
+    const lines: string[] = [];
+    expect(await doctor({ HOME: home }, (line) => lines.push(line))).toBe(1);
+    expect(lines.slice(0, 3)).toEqual([
+      "✗ configuration: TASK_TRACKING_API_KEY environment variable not set",
+      `  Nor TASK_TRACKING_API_KEY_FILE, and the local tracker's key file ${join(home, ".local/share/task-tracking/api-key")} does not exist: start task-tracker`,
+      "  once on this machine (it creates that file), or set a key for another tracker as below.",
+    ]);
+  });
+
+  test("with no key configured it checks the local tracker's key file at the default URL, and says so", async () => {
+    const home = mkdtempSync(join(tmpdir(), "ttmcp-home-"));
+    const keyFile = join(home, ".local/share/task-tracking/api-key");
+    mkdirSync(dirname(keyFile), { recursive: true });
+    writeFileSync(keyFile, `${API_KEY}\n`);
+    // The default URL is this machine's port 8080, which a test must not depend on: the answers come from a stand-in fetch.
+    const localTracker = (async (url: string) =>
+      url.endsWith("/healthz") ? json({ status: "ok" }) : apiError(401, "unauthorized", "Unauthorized")) as typeof fetch;
+    const lines: string[] = [];
+    const code = await doctor({ HOME: home, TASK_TRACKING_URL: "${TASK_TRACKING_URL}" }, (line) => lines.push(line), {
+      fetch: localTracker,
+    });
+    expect({ code, first: lines[0], last: lines.at(-1) }).toEqual({
+      code: 1,
+      first:
+        "✓ configuration: service http://localhost:8080 (the default: TASK_TRACKING_URL is not set), timeout 5000 ms, " +
+        `key from the local tracker's key file ${keyFile} (neither TASK_TRACKING_API_KEY nor TASK_TRACKING_API_KEY_FILE is set) ` +
+        `(${API_KEY.length} characters), agent ${hostname()}-${process.pid}, project not set, lease 120 s`,
+      last:
+        "  The service rejected the local tracker's key (" +
+        keyFile +
+        "): is http://localhost:8080 another tracker? Set its key.",
+    });
+  });
+
   const run = async (environment: Record<string, string>, deps: Parameters<typeof doctor>[2] = {}) => {
     const lines: string[] = [];
     const code = await doctor(environment, (line) => lines.push(line), { sleep: recordWait, ...deps });
@@ -2645,7 +2781,7 @@ describe("doctor", () => {
     });
     expect(fromFile.code).toBe(0);
     expect(fromFile.lines[0]).toBe(
-      `✓ configuration: service ${serviceUrl}, timeout 5000 ms, key from the file ${keyFile} (TASK_TRACKING_API_KEY_FILE) (${API_KEY.length} characters), ` +
+      `✓ configuration: service ${serviceUrl} (TASK_TRACKING_URL), timeout 5000 ms, key from the file ${keyFile} (TASK_TRACKING_API_KEY_FILE) (${API_KEY.length} characters), ` +
         "agent agent-7, project web, lease 120 s",
     );
     expect(seen[1]!.headers.authorization).toBe(`Bearer ${API_KEY}`);
@@ -2764,9 +2900,10 @@ describe("the compiled binary", () => {
   // Built again when a source is newer than it: never tested stale.
   beforeAll(() => ensureBuilt(BINARY), 120_000);
 
+  // A HOME of its own: a local tracker's key file in the user's would be read when no key is configured.
   const cleanEnv = (extra: Record<string, string> = {}) => ({
     PATH: process.env.PATH ?? "",
-    HOME: process.env.HOME ?? "/tmp",
+    HOME: mkdtempSync(join(tmpdir(), "ttmcp-home-")),
     ...extra,
   });
 

@@ -2,10 +2,11 @@
 /**
  * task-tracking-mcp: an MCP server (stdio) that lets AI coding agents plan and track their work in a
  * Task Tracking service. Eight tools, two resource templates and two prompts, each a call of the
- * service's REST API (docs/API.md); what users see is docs/TOOLS.md.
+ * service's REST API (docs/API.md); what users see is docs/TOOLS.md. The tracker serves the same
+ * createServer over HTTP at /mcp (tracker/http/mcp-sessions.ts), its client's fetch calling the tracker itself.
  *
- * Read top to bottom, one section each:
- *   Configuration           the environment, read and checked once (loadConfig)
+ * The environment is read and checked once by loadConfig, in config.ts beside this file. Read top to bottom, one
+ * section each:
  *   Logging                 JSON lines on stderr, every secret redacted
  *   The API's shapes        zod schemas of what the service sends and the tools take
  *   The HTTP client         TrackerClient: retries, timeouts, idempotency, error codes; knows nothing of MCP
@@ -15,10 +16,8 @@
  *   Serving MCP over stdio  stdout for the protocol only, stdin guarded, a clean shutdown (serve)
  *   doctor                  the configuration, the service and the key, checked in plain words
  *   The command line        --help, --version, doctor, serve (main); `import` and `export` live in
- *                           transfer.ts, loaded only when one of them runs
+ *                           transfer.ts and `prime` in prime.ts, each loaded only when it runs
  */
-import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
 import { type Readable, Transform, type Writable } from "node:stream";
 // zod before the SDK: the build wraps zod in a lazy initialiser (transfer.ts, loaded on demand, uses it too) that only
 // an import placed first runs before the SDK makes its schemas; without it the binary fails at start. biome.json keeps it.
@@ -26,177 +25,26 @@ import { z } from "zod";
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { CallToolResult, ReadResourceResult } from "@modelcontextprotocol/sdk/types.js";
+import {
+  type Config,
+  ConfigError,
+  ID_CHARACTERS,
+  isSet,
+  LOG_LEVELS,
+  type LogLevel,
+  loadConfig,
+  NO_API_KEY,
+  ONLY_DOTS,
+  withoutCredentials,
+} from "./config.ts";
 import packageJson from "./package.json" with { type: "json" };
+import type { PrimeHost } from "./prime.ts";
+import { localTrackerKeyFile } from "./tracker/data-dir.ts";
 import type { TransferHost } from "./transfer.ts";
 
 export const NAME = "task-tracking-mcp";
 export const VERSION: string = packageJson.version;
-
-// ─── Configuration ─────────────────────────────────────────────────────────────────────────────
-
-const LOG_LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
-type LogLevel = keyof typeof LOG_LEVELS;
-
-export interface Config {
-  /** Base URL without a trailing slash, as used for requests. */
-  url: string;
-  /** The URL as errors show it: no user name or password. */
-  displayUrl: string;
-  apiKey: string;
-  /** The file the key was read from (TASK_TRACKING_API_KEY_FILE); undefined when it came from TASK_TRACKING_API_KEY. */
-  apiKeyFile?: string;
-  /** Set when both the variable and the file are given: the file that was not read. */
-  ignoredApiKeyFile?: string;
-  timeoutMs: number;
-  /** Sent as X-Agent-Id on every request; recorded as claimed_by of the tasks this server claims. */
-  agentId: string;
-  /** TASK_TRACKING_PROJECT: the project the server's instructions name, if any. */
-  project?: string;
-  /** The lease asked for on every claim; each claim held is renewed every third of it. */
-  leaseSeconds: number;
-  logLevel: LogLevel;
-}
-
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
-
-/** What loadConfig reads besides the environment; tests pass their own. */
-export interface ConfigSources {
-  readFile: (path: string) => string;
-  hostname: () => string;
-  pid: number;
-}
-
-const NOT_AGENT_ID_CHARACTERS = /[^A-Za-z0-9._:@-]+/g;
-export const ID_CHARACTERS = /^[A-Za-z0-9._-]+$/;
-/** `.` and `..` vanish from URLs (`/tasks/../status` is `/status`): no ID is made only of dots. */
-export const ONLY_DOTS = /^\.+$/;
-
-/**
- * A `${VAR}` that the MCP client left as it was: Claude Code passes `"${TASK_TRACKING_API_KEY}"` of a
- * .mcp.json through literally when the variable is not set in the user's environment.
- */
-const UNEXPANDED_PLACEHOLDER = /^\$\{[^}]*\}$/;
-
-const FILE_ERRORS: Record<string, string> = {
-  ENOENT: "no such file",
-  EACCES: "permission denied",
-  EPERM: "permission denied",
-  EISDIR: "it is a directory",
-  ENOTDIR: "a part of the path is not a directory",
-};
-
-const defaultSources: ConfigSources = { readFile: (path) => readFileSync(path, "utf8"), hostname, pid: process.pid };
-
-/** The key and where it came from. The variable wins over the file; doctor says when both are set. */
-function loadApiKey(value: (name: string) => string | undefined, readFile: (path: string) => string) {
-  const variable = value("TASK_TRACKING_API_KEY");
-  const file = value("TASK_TRACKING_API_KEY_FILE");
-  if (variable) return { apiKey: variable, apiKeyFile: undefined, ignoredApiKeyFile: file };
-  if (!file) throw new ConfigError("TASK_TRACKING_API_KEY environment variable not set");
-  let text: string;
-  try {
-    text = readFile(file);
-  } catch (error) {
-    const code = String((error as { code?: unknown }).code ?? "");
-    throw new ConfigError(`TASK_TRACKING_API_KEY_FILE ${file} cannot be read: ${FILE_ERRORS[code] ?? (code || "unknown error")}`);
-  }
-  const apiKey = text.trim();
-  if (!apiKey) throw new ConfigError(`TASK_TRACKING_API_KEY_FILE ${file} is empty`);
-  return { apiKey, apiKeyFile: file, ignoredApiKeyFile: undefined };
-}
-
-/** One per Claude Code session, else per process. Agent IDs carry no spaces (API.md): other characters become `-`. */
-function defaultAgentId(value: (name: string) => string | undefined, sources: ConfigSources): string {
-  const session = value("CLAUDE_CODE_SESSION_ID")?.replace(NOT_AGENT_ID_CHARACTERS, "");
-  if (session) return `claude-${session.slice(0, 12)}`;
-  const host = sources.hostname().replace(NOT_AGENT_ID_CHARACTERS, "-").slice(0, 100);
-  return `${/[A-Za-z0-9]/.test(host) ? host : "host"}-${sources.pid}`;
-}
-
-/** A URL as errors show it: no user name or password; resolved against `base` when relative; quoted when no URL. */
-function withoutCredentials(url: string, base?: string): string {
-  const parsed = URL.parse(url, base);
-  if (!parsed) return JSON.stringify(url.slice(0, 200));
-  parsed.username = "";
-  parsed.password = "";
-  return parsed.href;
-}
-
-/** Reads the environment once. Empty values and unexpanded `${VAR}`s count as unset, as MCP clients pass them for blanks. */
-export function loadConfig(
-  env: Record<string, string | undefined> = process.env,
-  sources: ConfigSources = defaultSources,
-): Config {
-  const value = (name: string) => {
-    const text = env[name]?.trim();
-    return text && !UNEXPANDED_PLACEHOLDER.test(text) ? text : undefined;
-  };
-
-  const { apiKey, apiKeyFile, ignoredApiKeyFile } = loadApiKey(value, sources.readFile);
-  if (!/^[\x20-\x7e]+$/.test(apiKey)) {
-    // Never the key itself: only what is wrong with it.
-    const where = apiKeyFile ? `TASK_TRACKING_API_KEY_FILE ${apiKeyFile} must hold` : "TASK_TRACKING_API_KEY must be";
-    throw new ConfigError(`${where} printable ASCII characters; look for quotes or other characters pasted with it`);
-  }
-
-  const rawUrl = value("TASK_TRACKING_URL") ?? "http://localhost:8080";
-  let parsed: URL;
-  try {
-    parsed = new URL(rawUrl);
-  } catch {
-    throw new ConfigError("TASK_TRACKING_URL must be an http(s) URL such as http://localhost:8080");
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new ConfigError("TASK_TRACKING_URL must be an http(s) URL such as http://localhost:8080");
-  }
-  if (rawUrl.includes("?") || rawUrl.includes("#")) {
-    throw new ConfigError(
-      "TASK_TRACKING_URL must be the service's base URL, without a query or fragment, such as http://localhost:8080",
-    );
-  }
-  const url = rawUrl.replace(/\/+$/, "");
-  const displayUrl = parsed.username || parsed.password ? withoutCredentials(url).replace(/\/+$/, "") : url;
-
-  const rawTimeout = value("TASK_TRACKING_TIMEOUT_MS") ?? "5000";
-  const timeoutMs = Number(rawTimeout);
-  if (!/^\d+$/.test(rawTimeout) || timeoutMs < 1 || timeoutMs > 600_000) {
-    throw new ConfigError("TASK_TRACKING_TIMEOUT_MS must be a whole number of milliseconds from 1 to 600000");
-  }
-
-  const agentId = value("TASK_TRACKING_AGENT_ID") ?? defaultAgentId(value, sources);
-  if (agentId.length > 128 || agentId.search(NOT_AGENT_ID_CHARACTERS) >= 0) {
-    throw new ConfigError("TASK_TRACKING_AGENT_ID must be 1-128 characters of A-Z a-z 0-9 . _ - : @ (no spaces)");
-  }
-
-  const project = value("TASK_TRACKING_PROJECT");
-  if (project !== undefined && (project.length > 128 || !ID_CHARACTERS.test(project) || ONLY_DOTS.test(project))) {
-    throw new ConfigError("TASK_TRACKING_PROJECT must be a project ID: 1-128 characters of A-Z a-z 0-9 . _ -, not only dots");
-  }
-
-  const rawLease = value("TASK_TRACKING_LEASE_SECONDS") ?? "120";
-  const leaseSeconds = Number(rawLease);
-  if (!/^\d+$/.test(rawLease) || leaseSeconds < 5 || leaseSeconds > 3600) {
-    throw new ConfigError("TASK_TRACKING_LEASE_SECONDS must be a whole number of seconds from 5 to 3600");
-  }
-
-  const logLevel = (value("LOG_LEVEL") ?? "info").toLowerCase();
-  if (!(logLevel in LOG_LEVELS)) throw new ConfigError("LOG_LEVEL must be one of debug, info, warn, error");
-
-  return {
-    url,
-    displayUrl,
-    apiKey,
-    apiKeyFile,
-    ignoredApiKeyFile,
-    timeoutMs,
-    agentId,
-    project,
-    leaseSeconds,
-    logLevel: logLevel as LogLevel,
-  };
-}
+export { type Config, ConfigError, type ConfigSources, ID_CHARACTERS, loadConfig, ONLY_DOTS } from "./config.ts";
 
 // ─── Logging: one JSON object a line on stderr, never a secret ─────────────────────────────────
 
@@ -500,13 +348,8 @@ export const newCall = (signal: AbortSignal): CallContext => ({ signal, trace: {
 /** A call that nothing cancels but its process ending: doctor's, import's and export's. */
 const detachedCall = () => newCall(new AbortController().signal);
 
-interface ApiRequest {
-  method: "GET" | "PUT" | "POST" | "PATCH";
-  path: string;
-  body?: unknown;
-  /** Sent with an Idempotency-Key, the same on every retry of this request. */
-  idempotent: boolean;
-}
+/** `idempotent`: sent with an Idempotency-Key, the same on every retry of this request. */
+type ApiRequest = { method: "GET" | "PUT" | "POST" | "PATCH"; path: string; body?: unknown; idempotent: boolean };
 
 /** The sentence of a `{"error": ..., "code": ...}` body, else the text cut to 200 characters, else the status text. */
 function describeErrorBody(text: string, statusText: string): { detail: string; code?: string } {
@@ -540,10 +383,7 @@ function httpFailure(status: number, detail: string, code: string | undefined): 
   return new ToolFailure(`Task Tracking API error: ${status} - ${detail}`, cause);
 }
 
-function secondsText(ms: number): string {
-  const seconds = ms / 1000;
-  return `${seconds} second${seconds === 1 ? "" : "s"}`;
-}
+const secondsText = (ms: number) => `${ms / 1000} second${ms === 1000 ? "" : "s"}`;
 
 /**
  * How many times a claim asks for the next task after another agent took the one it was given. Agents
@@ -572,8 +412,14 @@ export type TaskFilter = {
   parent?: string;
 };
 
+/**
+ * What the client sends its requests with: fetch, or the tracker's own request handler when the tracker serves
+ * this server at /mcp (tracker/http/mcp-sessions.ts: no socket, the same pipeline and checks).
+ */
+export type Fetch = (url: string, init: RequestInit) => Promise<Response>;
+
 export interface ClientDeps {
-  fetch?: typeof fetch;
+  fetch?: Fetch;
   /** The wait between attempts; tests record it instead of waiting. */
   sleep?: Sleep;
   /** Told of each failed attempt before the wait for the next one (doctor prints it). */
@@ -583,6 +429,10 @@ export interface ClientDeps {
 /** A 404 for a missing endpoint: code `not_found` (a missing task has its own), or none from a first-contract service. */
 const isNoSuchEndpoint = (failure: ToolFailure) =>
   failure.status === 404 && (failure.code === undefined || failure.code === "not_found");
+
+/** Another agent took the task between GET /tasks/next and the claim (or it vanished). */
+const isLostRace = ({ status, code }: ToolFailure) =>
+  status === 404 || (status === 400 && code === "invalid_transition") || (status === 409 && code === "not_claim_holder");
 
 /** A status change's failure in the words of docs/TOOLS.md; decided by the status, which every contract gives. */
 function statusFailure(id: string, failure: ToolFailure): ToolFailure {
@@ -611,10 +461,12 @@ export class TrackerClient {
   private readonly headers: Record<string, string>;
   /** Every text the service sends is redacted as it arrives, before anything cuts or parses it. */
   private readonly redact: (text: string) => string;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: Fetch;
   readonly sleep: Sleep;
   /** Cleared once a first-contract service took a status change only without `?project=` and `lease_seconds`. */
   private statusExtrasAccepted = true;
+  /** Cleared once the service answered that it has no POST /tasks/claim. */
+  private claimsInOneStep = true;
 
   constructor(
     private readonly config: Config,
@@ -762,12 +614,8 @@ export class TrackerClient {
     const query = extras && project !== undefined ? `?${new URLSearchParams({ project })}` : "";
     const body: Record<string, unknown> = { status, completion_notes: completionNotes };
     if (extras && status === "in_progress") body.lease_seconds = this.config.leaseSeconds;
-    const request: ApiRequest = {
-      method: "PUT",
-      path: `/tasks/${encodeURIComponent(id)}/status${query}`,
-      body,
-      idempotent: true,
-    };
+    const path = `/tasks/${encodeURIComponent(id)}/status${query}`;
+    const request: ApiRequest = { method: "PUT", path, body, idempotent: true };
     return (await this.sendFor(UpdatedTaskResponse, request, call)).updated_task;
   }
 
@@ -869,24 +717,29 @@ export class TrackerClient {
     }
   }
 
-  /**
-   * Takes the next ready pending task for this agent: moves it to in_progress. Another agent may take
-   * the same task between our read and our write (the service answers 400, 409 not_claim_holder, or
-   * 404 if it vanished); then we ask for the next one, a bounded number of times.
-   */
+  /** Takes the next ready task for this agent in one request; a service without POST /tasks/claim, in two steps. */
   async claimNextTask(project: string, call: CallContext): Promise<Task | null> {
+    if (!this.claimsInOneStep) return this.claimInTwoSteps(project, call);
+    const body = { project_id: project, lease_seconds: this.config.leaseSeconds };
+    const request: ApiRequest = { method: "POST", path: "/tasks/claim", body, idempotent: true };
+    try {
+      return (await this.sendFor(NextTaskResponse, request, call)).task;
+    } catch (error) {
+      if (!(error instanceof ToolFailure && (error.status === 405 || isNoSuchEndpoint(error)))) throw error;
+      this.claimsInOneStep = false;
+      return this.claimInTwoSteps(project, call);
+    }
+  }
+
+  /** GET /tasks/next, then PUT …/status; when another agent took that task first (isLostRace), the next one, a few times. */
+  private async claimInTwoSteps(project: string, call: CallContext): Promise<Task | null> {
     for (let round = 1; round <= MAX_CLAIM_ROUNDS; round++) {
       const candidate = await this.nextTask(project, "pending", call);
       if (!candidate) return null;
       try {
         return await this.updateStatus({ id: candidate.task_id, status: "in_progress", completionNotes: "", project }, call);
       } catch (error) {
-        const lostRace =
-          error instanceof ToolFailure &&
-          (error.status === 404 ||
-            (error.status === 400 && error.code === "invalid_transition") ||
-            (error.status === 409 && error.code === "not_claim_holder"));
-        if (!lostRace) throw error;
+        if (!(error instanceof ToolFailure && isLostRace(error))) throw error;
       }
       await this.sleep(claimPauseMs(round), call.signal);
     }
@@ -1034,7 +887,9 @@ export class ClaimKeeper {
 // ─── The MCP server ────────────────────────────────────────────────────────────────────────────
 
 export interface ServerDeps {
-  fetch?: typeof fetch;
+  fetch?: Fetch;
+  /** The tools to offer (a viewer's session at the tracker's /mcp: only those that read); all by default. */
+  tools?: readonly ToolName[];
   /** The wait between retries and claim rounds; tests record it. */
   sleep?: Sleep;
   /** How claim renewals are timed; tests tick by hand. */
@@ -1056,21 +911,34 @@ export function createServer(config: Config, deps: ServerDeps = {}): McpServer {
   const context = new ServerContext(config, deps);
   const server = new McpServer({ name: NAME, version: VERSION }, { instructions: instructions(config) });
   server.server.onclose = () => context.claims.stop();
-  registerTools(server, context);
+  registerTools(server, context, deps.tools);
   registerResources(server, context);
   registerPrompts(server, config);
   if (deps.adoptClaims) void context.claims.adopt((task) => context.follow(task));
   return server;
 }
 
+/**
+ * Claude Code defers tool definitions behind a tool search: these words decide whether the tools are found, so they
+ * say when to reach for them in the words of a user's request. At most 2 KB with the longest project ID (a test holds it).
+ */
 function instructions(config: Config): string {
   const projectHint = config.project
-    ? ` This directory's project is "${config.project}": pass project_id "${config.project}" to every tool unless told otherwise.`
+    ? `\nThis directory's project is "${config.project}": pass project_id "${config.project}" to every tool unless told otherwise.`
     : "";
   return (
-    "Task tracking and artifact IDs for this project live in a shared Task Tracking service, not in local TODO files. " +
-    "Use get_next_task (claim: true to take a task), update_task_status (completed with completion_notes when done), " +
-    "list_tasks (mine: true finds your claims again), add_task, get_next_available_id and reserve_id_range." +
+    "Tasks, plans and artifact IDs live in a shared Task Tracking service that several agents and people use at once, " +
+    "not in local TODO files or your own todo list. Reach for these tools when the user asks to:\n" +
+    "- plan work, break a goal or feature into tasks, write a backlog or roadmap: add_task (depends_on, priority, " +
+    "acceptance criteria), with reserve_id_range for their IDs;\n" +
+    '- start, pick up or continue work ("what\'s next?", "work on the next task", "take a ticket"): get_next_task with ' +
+    "claim: true; list_tasks with mine: true finds the tasks you already hold, e.g. after a compaction;\n" +
+    "- record progress, leave a note, tick off criteria: update_task; give a task back: update_task_status pending " +
+    "with completion_notes saying why;\n" +
+    "- finish, close or mark something done: update_task_status completed with completion_notes saying what was done and where;\n" +
+    "- see a project's status, what is blocked, in progress or done, or find a task by its words: list_tasks, get_task;\n" +
+    "- number a new spec, story, ADR or other artifact without collisions: get_next_available_id, or reserve_id_range for several.\n" +
+    "Hold one task at a time; this server keeps your claim alive while the session runs." +
     projectHint
   );
 }
@@ -1201,15 +1069,23 @@ function toolArguments<Shape extends z.ZodRawShape>(tool: string, shape: Shape) 
 
 // ─── The tools: one registration each ──────────────────────────────────────────────────────────
 
-function registerTools(server: McpServer, context: ServerContext): void {
-  registerGetNextTask(server, context);
-  registerUpdateTaskStatus(server, context);
-  registerListTasks(server, context);
-  registerGetNextAvailableId(server, context);
-  registerReserveIdRange(server, context);
-  registerAddTask(server, context);
-  registerGetTask(server, context);
-  registerUpdateTask(server, context);
+const TOOLS = {
+  get_next_task: registerGetNextTask,
+  update_task_status: registerUpdateTaskStatus,
+  list_tasks: registerListTasks,
+  get_next_available_id: registerGetNextAvailableId,
+  reserve_id_range: registerReserveIdRange,
+  add_task: registerAddTask,
+  get_task: registerGetTask,
+  update_task: registerUpdateTask,
+};
+export type ToolName = keyof typeof TOOLS;
+export const TOOL_NAMES = Object.keys(TOOLS) as ToolName[];
+/** The tools that change nothing (annotated readOnlyHint). */
+export const READING_TOOLS: readonly ToolName[] = ["list_tasks", "get_task"];
+
+function registerTools(server: McpServer, context: ServerContext, offered: readonly ToolName[] = TOOL_NAMES): void {
+  for (const name of TOOL_NAMES) if (offered.includes(name)) TOOLS[name](server, context);
 }
 
 const projectArgument = () => projectId.describe("Project ID");
@@ -1959,13 +1835,20 @@ export async function doctor(
     config = loadConfig(env);
   } catch (error) {
     print(`✗ configuration: ${(error as Error).message}`);
+    if ((error as Error).message === NO_API_KEY) {
+      const localKeyFile = localTrackerKeyFile(env) ?? "(none: HOME is not set)";
+      print(
+        `  Nor TASK_TRACKING_API_KEY_FILE, and the local tracker's key file ${localKeyFile} does not exist: start task-tracker`,
+      );
+      print("  once on this machine (it creates that file), or set a key for another tracker as below.");
+    }
     print("  Set it in the env block of your MCP client's configuration (see --help).");
     return 1;
   }
   // Every line from here on names the URL, which may hold the key in its path.
   const redact = createRedactor([config.apiKey]);
   const say = (line: string) => print(redact(line));
-  printConfiguration(config, say);
+  printConfiguration(config, env, say);
   const attemptTimeoutMs = Math.min(config.timeoutMs, deps.attemptTimeoutMs ?? DOCTOR_ATTEMPT_TIMEOUT_MS);
   const client = new TrackerClient(
     { ...config, timeoutMs: attemptTimeoutMs },
@@ -1979,10 +1862,16 @@ export async function doctor(
   return (await checkService(client, config, say)) && (await checkKey(client, config, say)) ? 0 : 1;
 }
 
-function printConfiguration(config: Config, say: (line: string) => void): void {
-  const keySource = config.apiKeyFile ? `the file ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE)` : "TASK_TRACKING_API_KEY";
+/** What doctor checks and why: the URL and the key, each with the variable it came from or the default it fell back to. */
+function printConfiguration(config: Config, env: Record<string, string | undefined>, say: (line: string) => void): void {
+  const urlSource = isSet(env, "TASK_TRACKING_URL") ? "TASK_TRACKING_URL" : "the default: TASK_TRACKING_URL is not set";
+  const keySource = config.keyFromLocalTracker
+    ? `the local tracker's key file ${config.apiKeyFile} (neither TASK_TRACKING_API_KEY nor TASK_TRACKING_API_KEY_FILE is set)`
+    : config.apiKeyFile
+      ? `the file ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE)`
+      : "TASK_TRACKING_API_KEY";
   say(
-    `✓ configuration: service ${config.displayUrl}, timeout ${config.timeoutMs} ms, key from ${keySource} (${config.apiKey.length} characters), ` +
+    `✓ configuration: service ${config.displayUrl} (${urlSource}), timeout ${config.timeoutMs} ms, key from ${keySource} (${config.apiKey.length} characters), ` +
       `agent ${config.agentId}, project ${config.project ?? "not set"}, lease ${config.leaseSeconds} s`,
   );
   if (config.ignoredApiKeyFile) {
@@ -2019,9 +1908,11 @@ async function checkKey(client: TrackerClient, config: Config, say: (line: strin
     say(`✗ API key: ${error.message}`);
     if (error.status === 401) {
       say(
-        config.apiKeyFile
-          ? `  The service rejected the key: put one of the service's keys in ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE).`
-          : "  The service rejected the key: set TASK_TRACKING_API_KEY to one of the service's keys.",
+        config.keyFromLocalTracker
+          ? `  The service rejected the local tracker's key (${config.apiKeyFile}): is ${config.displayUrl} another tracker? Set its key.`
+          : config.apiKeyFile
+            ? `  The service rejected the key: put one of the service's keys in ${config.apiKeyFile} (TASK_TRACKING_API_KEY_FILE).`
+            : "  The service rejected the key: set TASK_TRACKING_API_KEY to one of the service's keys.",
       );
     }
     return false;
@@ -2035,7 +1926,8 @@ const HELP = `${NAME} ${VERSION}: an MCP server (stdio) for the Task Tracking se
 Usage:
   ${NAME}             serve MCP over stdin/stdout (an MCP client such as Claude Code starts it)
   ${NAME} doctor      check the configuration, reach the service, prove the API key
-  ${NAME} import FILE --project P [--dry-run]
+  ${NAME} prime       print this agent's claims and the next ready tasks (a SessionStart hook)
+  ${NAME} import FILE --project P [--dry-run] [--force] [--archive]
                                 add the tasks of a markdown task list, a \`gh issue list --json\` dump or an export
   ${NAME} export --project P [--format markdown|json]
                                 print every task of a project (markdown imports back)
@@ -2043,8 +1935,9 @@ Usage:
   ${NAME} --help      print this help
 
 Environment:
-  TASK_TRACKING_API_KEY        the service's bearer key (this or the next one is required)
-  TASK_TRACKING_API_KEY_FILE   a file holding the key instead (TASK_TRACKING_API_KEY wins when both are set)
+  TASK_TRACKING_API_KEY        the service's bearer key
+  TASK_TRACKING_API_KEY_FILE   a file holding the key instead (TASK_TRACKING_API_KEY wins when both are set);
+                               with neither, the local tracker's key file (\`task-tracker paths\` prints where)
   TASK_TRACKING_URL            base URL (default http://localhost:8080)
   TASK_TRACKING_TIMEOUT_MS     per attempt (default 5000)
   TASK_TRACKING_AGENT_ID       this agent's name, recorded on the tasks it claims
@@ -2056,8 +1949,8 @@ Environment:
 Tools: get_next_task, update_task_status, list_tasks, get_task, update_task, get_next_available_id, reserve_id_range, add_task.
 Resources: task://{project_id}/{task_id}, project://{project_id}. Prompts: work_next_task, plan_goal.
 
-Claude Code (the key file is the one the local tracker keeps; \`task-tracker paths\` prints where):
-  claude mcp add --scope user task-tracking --env TASK_TRACKING_API_KEY_FILE=$HOME/.local/share/task-tracking/api-key -- ${NAME}
+Claude Code, with the tracker on this machine (or install the plugin: see the README):
+  claude mcp add --scope user task-tracking -- ${NAME}
 `;
 
 /** What `import` and `export` take of the server: the tools' configuration, client and failures (a type-only import). */
@@ -2077,6 +1970,13 @@ export const transferHost: TransferHost = {
   projectProblem: (project) => projectId.safeParse(project).error?.issues[0]?.message,
 };
 
+/** What `prime` takes of the server: its client's GET and failures, and the redactor (a type-only import). */
+export const primeHost: PrimeHost = {
+  get: (config, path, signal) => new TrackerClient(config).send({ method: "GET", path, idempotent: false }, newCall(signal)),
+  failureOf: transferHost.failureOf,
+  redact: (secret, text) => createRedactor([secret])(text),
+};
+
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number | undefined> {
   const command = argv[0];
   if (command === "--version" || command === "-v") {
@@ -2094,6 +1994,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     }
     return doctor(process.env, (line) => console.log(line));
   }
+  // Loaded only here, as import and export below: the server's start never parses them.
+  if (command === "prime") return (await import("./prime.ts")).runPrime(argv.slice(1), primeHost);
   if (command === "import" || command === "export") {
     // Loaded only here: the server's start never parses import and export.
     const transfer = await import("./transfer.ts");

@@ -2,13 +2,15 @@
  * Import and export, the `import` and `export` subcommands of task-tracking-mcp: not the MCP server.
  * index.ts loads this module only when one of them runs, so the server's start never parses it.
  *
- * `import FILE --project P [--dry-run]` turns a markdown task list, a `gh issue list --json` dump or
- * one of our exports into tasks; `export --project P [--format markdown|json]` writes a project out
- * in a form that imports back. The README's "Import and export" describes both formats for users.
+ * `import FILE --project P [--dry-run] [--force] [--archive]` turns a markdown task list, a `gh issue
+ * list --json` dump or one of our exports into tasks (and, imported again, into changes of them that
+ * undo nothing a person changed since); `export --project P [--format markdown|json]` writes a project
+ * out in a form that imports back. The README's "Import and export" describes both formats for users.
  *
  * Read top to bottom: the file's tasks; the markdown reader; the `gh` and export-JSON parsers; the
  * checks over a whole file; the plan (what an import does to a project) and how it is carried out;
- * the commands (arguments, import, export and the markdown it writes).
+ * the commands (arguments, import and its check against the tasks' history, export and the markdown
+ * it writes).
  */
 import { basename } from "node:path";
 import { z } from "zod";
@@ -24,11 +26,29 @@ export const ARTIFACT_TYPE = /^[A-Z][A-Z0-9]{0,15}$/;
 export const TASK_STATUSES = ["pending", "in_progress", "completed", "cancelled"] as const;
 export const PRIORITIES = ["high", "medium", "low"] as const;
 
-/** A task as the tracker answers it, as far as import and export read it (the tracker may send more). */
+export type Status = (typeof TASK_STATUSES)[number];
+
+/** A checklist item of a task: done when ticked off. */
+export interface Criterion {
+  text: string;
+  done: boolean;
+}
+
+/** A note of a task's log: when, by whom (an agent ID, a person's name, or null) and what. */
+export interface Note {
+  at?: string;
+  by?: string | null;
+  text: string;
+}
+
+/**
+ * A task as the tracker answers it, as far as import and export read it (the tracker may send more).
+ * The content fields are optional: a tracker before 0.3.0 sends none of them, and a list page sends no notes.
+ */
 export interface TrackedTask {
   task_id: string;
   description: string;
-  status: (typeof TASK_STATUSES)[number];
+  status: Status;
   priority: (typeof PRIORITIES)[number];
   depends_on: string[];
   inputs: string[];
@@ -37,6 +57,11 @@ export interface TrackedTask {
   lease_expires_at?: unknown;
   completion_notes?: string | null;
   completed_at?: unknown;
+  labels?: string[];
+  parent_id?: string | null;
+  acceptance_criteria?: Criterion[];
+  notes_count?: number;
+  notes?: Note[];
 }
 
 /** The tracker as import and export use it: index.ts hands over its own client (retries, timeouts, the key). */
@@ -69,13 +94,19 @@ export interface TransferHost {
 export interface FileTask {
   task_id: string;
   line: number;
-  status: "pending" | "completed";
+  status: "pending" | "completed" | "cancelled";
   priority: (typeof PRIORITIES)[number];
   description: string;
   depends_on: string[];
   inputs: string[];
   outputs: string[];
   completion_notes: string;
+  /** The item it is a step of: the task it sits under in the file. */
+  parent_id?: string;
+  labels: string[];
+  acceptance_criteria: Criterion[];
+  /** Brought along when the task is added; an existing task keeps its own log. */
+  notes: Note[];
 }
 
 export interface FileProblem {
@@ -118,6 +149,11 @@ const ARTIFACT_ID = /^([A-Z][A-Z0-9]*)-(\d{1,9})$/;
 /** The same in running text, with three digits at least (the registry pads to three), which keeps `UTF-8` and `HTTP-2` out. */
 const ARTIFACT_MENTION = /(?<![A-Za-z0-9_-])([A-Z][A-Z0-9]{0,15})-(\d{3,9})(?![A-Za-z0-9_-])/g;
 const EXPORT_MARKER = "<!-- task-tracking-mcp export";
+/** On an export's first line: its headings are the sections of its tasks (an export before 0.3.0 grouped them by status). */
+const SECTIONS_MARK = "headings are sections";
+/** The line a task's description ends with when the file put it under headings, a label or plain items. */
+const SECTION_LINE = /\n\nSection: ([^\n]+)$/;
+const SECTION_SEPARATOR = " › ";
 const PRIORITY_SUFFIX = /\s*\((high|medium|low)\)$/;
 const LIST_ITEM = /^([-*+]|\d{1,9}[.)])(?:\s+(.*)|$)/;
 const CHECKBOX = /^\[([ xX])\](?:\s+(.*)|$)/;
@@ -127,7 +163,14 @@ const ODD_CHECKBOX = /^\[([^\]\s]?)\](?:\s+(.*)|$)/;
 const NOT_A_CHECKBOX = /^\[([^\]]{0,3})\](?![([:])/;
 /** An item's own ID: `TASK-012:`, `**TASK-012**`, `**TASK-012:**`, or any task ID in a bold code span, `` **`login-form`** ``. */
 const ITEM_ID = /^(?:\*\*`([^`]*)`\*\*|\*\*([A-Z][A-Z0-9]*-\d+):?\*\*:?|([A-Z][A-Z0-9]*-\d+):)(?:\s+|$)/;
-const METADATA = /^[-*+]\s+(depends on|inputs|outputs|completion notes|held by|completed by):(?:\s+(.*)|$)/i;
+const METADATA =
+  /^[-*+]\s+(depends on|inputs|outputs|completion notes|held by|completed by|labels|acceptance criteria|note(?: by \S+)? at \d{4}-\d\d-\d\dT[\d:.]+Z):(?:\s+(.*)|$)/i;
+/** The key of a note's metadata entry, which says who wrote it and when. */
+const NOTE_KEY = /^note(?: by (\S+))? at (\S+)$/i;
+/** A line `Acceptance criteria:` (or in bold) in an item's text: the checklist under it, up to a blank line, is its criteria. */
+const CRITERIA_LABEL = /^(?:\*\*|__)?acceptance criteria:?(?:\*\*|__)?:?$/i;
+/** What a label may be (docs/API.md): the export writes them so, a `gh` label is made so. */
+const LABEL = /^[a-z0-9._:/-]{1,40}$/;
 const FENCE = /^(`{3,}|~{3,})/;
 const HEADING = /^ {0,3}(#{1,6})(?:\s+(.*?))?(?:\s+#+)?$/;
 /** `---`, `***`, `___`: a rule, which ends the label above it. */
@@ -216,6 +259,8 @@ interface MetadataEntry {
   line: number;
   lines: string[];
   contentColumn: number;
+  /** The checklist under `- acceptance criteria:`. */
+  criteria: Criterion[];
 }
 
 interface DraftTask extends FileTask {
@@ -231,7 +276,8 @@ interface DraftTask extends FileTask {
 type OpenBlock =
   | { kind: "task"; indent: number; task: DraftTask }
   | { kind: "plain"; indent: number; text: string }
-  | { kind: "metadata"; indent: number; entry: MetadataEntry };
+  | { kind: "metadata"; indent: number; entry: MetadataEntry; untilBlankLine?: boolean }
+  | { kind: "criterion"; indent: number; criterion: Criterion; contentColumn: number };
 
 /** Reads a markdown file line by line (GitHub-flavoured task lists); see parseMarkdown. */
 class MarkdownReader {
@@ -247,8 +293,14 @@ class MarkdownReader {
   /** The task whose paragraph the previous line was: a line that starts no block continues it, indented or not. */
   private paragraphOf?: DraftTask;
 
-  /** An export of ours: its headings are status groups, not context for the tasks under them. */
-  constructor(readonly isExport: boolean) {
+  /**
+   * An export of ours: its items' text is as the tracker has it. Its headings are the sections of the
+   * tasks under them (`sectionsInHeadings`), or, in an export before 0.3.0, status groups.
+   */
+  constructor(
+    readonly isExport: boolean,
+    readonly sectionsInHeadings = !isExport,
+  ) {
     if (isExport) this.parsed.format = "export";
   }
 
@@ -274,10 +326,11 @@ class MarkdownReader {
       }
       this.fence = undefined;
     }
-    if (!text) return this.addText("", this.open.at(-1));
+    if (!text) return this.blankLine();
     noteArtifactIds(text, line, this.parsed.mentions);
     const indent = indentOf(text);
     const content = text.trimStart();
+    if (CRITERIA_LABEL.test(content) && this.criteriaLabel(indent, line)) return;
     if (continued && indent < continued.contentColumn && !startsBlock(content)) {
       // A lazy continuation line, as CommonMark has it: the item's text wrapped without indentation.
       continued.body.push(unescapeLine(content));
@@ -303,11 +356,31 @@ class MarkdownReader {
     this.listItem(content, item[1]!.length, item[2] ?? "", indent, line);
   }
 
+  private blankLine(): void {
+    const label = this.open.findIndex((block) => block.kind === "metadata" && block.untilBlankLine);
+    if (label >= 0) this.open.length = label;
+    this.addText("", this.open.at(-1));
+  }
+
+  /** `Acceptance criteria:` in an item's text: the checkboxes under it are criteria, not steps. False when no item holds it. */
+  private criteriaLabel(indent: number, line: number): boolean {
+    const kept = this.open.findIndex((block) => block.indent >= indent);
+    const owner = (kept === -1 ? this.open : this.open.slice(0, kept)).at(-1);
+    if (owner?.kind !== "task") return false;
+    if (kept >= 0) this.open.length = kept;
+    const entry: MetadataEntry = { key: "acceptance criteria", line, lines: [""], contentColumn: indent, criteria: [] };
+    owner.task.metadata.push(entry);
+    // One column less than the label, so that a checklist at the label's own indentation is under it.
+    this.open.push({ kind: "metadata", indent: indent - 1, entry, untilBlankLine: true });
+    this.blankLines = 0;
+    return true;
+  }
+
   private startSection(level: number, title: string): void {
     this.blankLines = 0;
     this.headings.length = level - 1;
     this.headings[level - 1] = title.trim();
-    this.section = { path: this.isExport ? [] : this.headings.filter(Boolean) };
+    this.section = { path: this.sectionsInHeadings ? this.headings.filter(Boolean) : [] };
   }
 
   private listItem(content: string, markerLength: number, itemText: string, indent: number, line: number): void {
@@ -315,10 +388,17 @@ class MarkdownReader {
     if (CHECKBOX.test(itemText) || ODD_CHECKBOX.test(itemText) || METADATA.test(content)) this.blankLines = 0;
     const contentColumn = indent + markerLength + 1;
     const checkbox = CHECKBOX.exec(itemText) ?? ODD_CHECKBOX.exec(itemText);
+    const innermost = this.open.at(-1);
+    if (checkbox && innermost?.kind === "metadata" && innermost.entry.key === "acceptance criteria") {
+      const criterion = { text: (checkbox[2] ?? "").trim(), done: checkbox[1]!.toLowerCase() === "x" };
+      innermost.entry.criteria.push(criterion);
+      this.open.push({ kind: "criterion", indent, criterion, contentColumn: contentColumn + CHECKBOX_WIDTH });
+      return;
+    }
     if (checkbox) {
       const mark = checkbox[1]!;
-      if (mark !== " " && mark.toLowerCase() !== "x") this.oddMark(mark, line);
-      const status = mark.toLowerCase() === "x" ? "completed" : "pending";
+      if (mark !== " " && mark !== "-" && mark.toLowerCase() !== "x") this.oddMark(mark, line);
+      const status = mark.toLowerCase() === "x" ? "completed" : mark === "-" ? "cancelled" : "pending";
       const task = this.taskItem(status, (checkbox[2] ?? "").trim(), line, contentColumn);
       this.open.push({ kind: "task", indent, task });
       this.paragraphOf = task;
@@ -333,7 +413,8 @@ class MarkdownReader {
     const parent = this.open.at(-1);
     const metadata = parent?.kind === "task" ? METADATA.exec(content) : null;
     if (parent?.kind === "task" && metadata) {
-      const entry: MetadataEntry = { key: metadata[1]!.toLowerCase(), line, lines: [metadata[2] ?? ""], contentColumn };
+      const entry: MetadataEntry = { key: metadata[1]!, line, lines: [metadata[2] ?? ""], contentColumn, criteria: [] };
+      if (!NOTE_KEY.test(entry.key)) entry.key = entry.key.toLowerCase();
       parent.task.metadata.push(entry);
       this.open.push({ kind: "metadata", indent, entry });
       return;
@@ -343,8 +424,7 @@ class MarkdownReader {
   }
 
   private oddMark(mark: string, line: number): void {
-    const cancelled = mark === "-" ? '; "[-]" will mean cancelled once the tracker has that status' : "";
-    this.warning(line, `"[${mark}]" is neither "[ ]" nor "[x]": the item imports as pending${cancelled}`);
+    this.warning(line, `"[${mark}]" is neither "[ ]", "[x]" nor "[-]" (cancelled): the item imports as pending`);
   }
 
   private taskItem(status: FileTask["status"], itemText: string, line: number, contentColumn: number): DraftTask {
@@ -359,7 +439,9 @@ class MarkdownReader {
       const artifact = ARTIFACT_ID.exec(taskId);
       if (artifact) raiseCounter(this.parsed.counters, artifact[1]!, Number(artifact[2]), line);
     }
-    let priority: FileTask["priority"] = "medium";
+    const parent = this.open.findLast((block) => block.kind === "task");
+    // A step is as urgent as its item, unless it says otherwise.
+    let priority: FileTask["priority"] = parent?.kind === "task" ? parent.task.priority : "medium";
     const priorityMatch = PRIORITY_SUFFIX.exec(text);
     if (priorityMatch) {
       priority = priorityMatch[1] as FileTask["priority"];
@@ -370,7 +452,6 @@ class MarkdownReader {
     const enclosing = this.open.flatMap((block) =>
       block.kind === "task" ? [block.task.task_id] : block.kind === "plain" ? [block.text] : [],
     );
-    const parent = this.open.findLast((block) => block.kind === "task");
     const plainItems = this.open.flatMap((block) => (block.kind === "plain" ? [block.text] : []));
     const task: DraftTask = {
       task_id: taskId ?? this.derivedId([...this.section.path, ...enclosing], text),
@@ -382,13 +463,15 @@ class MarkdownReader {
       inputs: [],
       outputs: [],
       completion_notes: "",
+      ...(parent?.kind === "task" && { parent_id: parent.task.task_id }),
+      labels: [],
+      acceptance_criteria: [],
+      notes: [],
       body: [],
       contentColumn,
       context: [...this.section.path, ...(this.section.label ? [this.section.label] : []), ...plainItems],
       metadata: [],
     };
-    // A step of its parent: the parent waits for it.
-    if (parent?.kind === "task") parent.task.depends_on.push(task.task_id);
     this.drafts.push(task);
     return task;
   }
@@ -418,7 +501,8 @@ class MarkdownReader {
       const line = text.replace(new RegExp(`^ {0,${column}}`), "");
       return inCodeBlock ? line : unescapeLine(line);
     };
-    if (owner?.kind === "metadata") owner.entry.lines.push(...blanks, dedent(owner.entry.contentColumn));
+    if (owner?.kind === "criterion") owner.criterion.text += `\n${[...blanks, dedent(owner.contentColumn)].join("\n")}`;
+    else if (owner?.kind === "metadata") owner.entry.lines.push(...blanks, dedent(owner.entry.contentColumn));
     else if (owner?.kind === "task") {
       owner.task.body.push(...blanks, dedent(owner.task.contentColumn));
       if (innermost === owner && !inCodeBlock) this.paragraphOf = owner.task;
@@ -438,25 +522,51 @@ class MarkdownReader {
     const { body, contentColumn: _, context, metadata, ...task } = draft;
     const lines = this.isExport ? body : dedentWrapped(body);
     let description = normalizeDescription([task.description, ...lines].join("\n"));
-    if (context.length) description += `\n\nSection: ${context.join(" › ")}`;
+    // An export writes a section line itself where its headings cannot say it (a step placed otherwise than its item).
+    const writesItsOwn = this.isExport && SECTION_LINE.test(description);
+    if (context.length && !writesItsOwn) description += `\n\nSection: ${context.join(SECTION_SEPARATOR)}`;
     const result: FileTask = { ...task, description };
-    for (const entry of metadata) {
-      const value = normalizeDescription(entry.lines.join("\n"));
-      if (entry.key === "completion notes") result.completion_notes = value;
-      else if (entry.key === "inputs") result.inputs = value.split(/,\s*/).filter(Boolean);
-      else if (entry.key === "outputs") result.outputs = value.split(/,\s*/).filter(Boolean);
-      else if (entry.key === "depends on") {
-        for (const id of value.split(/[,\s]+/).filter(Boolean)) {
-          if (!isTaskId(id))
-            this.problem(
-              entry.line,
-              `depends on ${JSON.stringify(id)}, which is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`,
-            );
-          else if (!result.depends_on.includes(id)) result.depends_on.push(id);
-        }
+    for (const entry of metadata) this.readMetadata(result, entry);
+    return result;
+  }
+
+  private readMetadata(result: FileTask, entry: MetadataEntry): void {
+    const value = normalizeDescription(entry.lines.join("\n"));
+    const note = NOTE_KEY.exec(entry.key);
+    if (note) result.notes.push({ at: note[2]!, by: note[1] ?? null, text: value });
+    else if (entry.key === "labels") result.labels = this.labelsOf(value, entry.line);
+    else if (entry.key === "acceptance criteria")
+      result.acceptance_criteria = entry.criteria.map(({ text, done }) => ({ text: normalizeDescription(text), done }));
+    else if (entry.key === "completion notes") result.completion_notes = value;
+    else if (entry.key === "inputs") result.inputs = value.split(/,\s*/).filter(Boolean);
+    else if (entry.key === "outputs") result.outputs = value.split(/,\s*/).filter(Boolean);
+    else if (entry.key === "depends on") {
+      for (const id of value.split(/[,\s]+/).filter(Boolean)) {
+        if (!isTaskId(id))
+          this.problem(
+            entry.line,
+            `depends on ${JSON.stringify(id)}, which is not a valid task ID: 1-64 characters of A-Z a-z 0-9 . _ -`,
+          );
+        else if (!result.depends_on.includes(id)) result.depends_on.push(id);
       }
     }
-    return result;
+  }
+
+  /** `- labels: backend, bug`: a set, lower-cased, as the tracker keeps it. */
+  private labelsOf(value: string, line: number): string[] {
+    const labels = [
+      ...new Set(
+        value
+          .toLowerCase()
+          .split(/[,\s]+/)
+          .filter(Boolean),
+      ),
+    ].sort();
+    for (const label of labels) {
+      if (!LABEL.test(label)) this.problem(line, `label ${JSON.stringify(label)} is not 1 to 40 characters of a-z 0-9 . _ - : /`);
+    }
+    if (labels.length > 20) this.problem(line, `${labels.length} labels; a task holds at most 20`);
+    return labels;
   }
 }
 
@@ -482,14 +592,17 @@ function dedentWrapped(body: string[]): string[] {
 }
 
 /**
- * GitHub-flavoured markdown task lists: `- [ ]` is a pending task, `- [x]` a completed one, another mark
- * (`[-]`, `[~]`) a pending one with a warning; items nested under an item are its steps (it depends on
- * them); the headings, bold label and plain items above an item end its description as one line.
- * Code blocks are text. Problems and warnings carry the line they are on.
+ * GitHub-flavoured markdown task lists: `- [ ]` is a pending task, `- [x]` a completed one, `- [-]` a
+ * cancelled one, another mark (`[/]`, `[~]`) a pending one with a warning; items nested under an item
+ * are its steps (its children, as urgent as it unless they say otherwise); the headings, bold label and
+ * plain items above an item end its description as one line. Sub-bullets of an item are its metadata
+ * (dependencies, labels, criteria, notes …). Code blocks are text. Problems and warnings carry the line
+ * they are on.
  */
 export function parseMarkdown(text: string): ParsedFile {
   const lines = text.replace(/^\uFEFF/, "").split(/\r\n|\r|\n/);
-  const reader = new MarkdownReader(lines[0]?.startsWith(EXPORT_MARKER) ?? false);
+  const isExport = lines[0]?.startsWith(EXPORT_MARKER) ?? false;
+  const reader = new MarkdownReader(isExport, !isExport || lines[0]!.includes(SECTIONS_MARK));
   lines.forEach((line, index) => reader.readLine(line, index + 1));
   return checkFileTasks(reader.finish());
 }
@@ -555,9 +668,34 @@ export function parseGitHubIssues(issues: unknown[]): ParsedFile {
       inputs: [],
       outputs: [],
       completion_notes: closed ? `Closed on GitHub as issue #${number}` : "",
+      labels: taskLabelsOf(number, labels, parsed.warnings),
+      acceptance_criteria: [],
+      notes: [],
     });
   });
   return checkFileTasks(parsed);
+}
+
+/**
+ * An issue's labels as task labels: lower-cased, spaces as `-` (`Good first issue` is `good-first-issue`),
+ * other characters a label may not hold left out; `priority:*` is the priority, not a label.
+ */
+function taskLabelsOf(issue: number, labels: { name: string }[], warnings: FileProblem[]): string[] {
+  const names = new Set<string>();
+  for (const { name } of labels) {
+    if (/^priority:/i.test(name)) continue;
+    const label = name
+      .toLowerCase()
+      .trim()
+      .replace(/\s+/g, "-")
+      .replace(/[^a-z0-9._:/-]/g, "");
+    if (LABEL.test(label)) names.add(label);
+    else warnings.push({ line: 0, message: `issue #${issue}: label ${JSON.stringify(name)} cannot be a task label; left out` });
+  }
+  const sorted = [...names].sort();
+  if (sorted.length > 20)
+    warnings.push({ line: 0, message: `issue #${issue}: ${sorted.length} labels; the task keeps the first 20 by name` });
+  return sorted.slice(0, 20);
 }
 
 const ExportedTask = z.object({
@@ -568,7 +706,11 @@ const ExportedTask = z.object({
   depends_on: z.array(z.string()).default([]),
   inputs: z.array(z.string()).default([]),
   outputs: z.array(z.string()).default([]),
-  completion_notes: z.string().default(""),
+  completion_notes: z.string().nullish(),
+  labels: z.array(z.string()).default([]),
+  parent_id: z.string().nullish(),
+  acceptance_criteria: z.array(z.object({ text: z.string(), done: z.boolean() })).default([]),
+  notes: z.array(z.object({ at: z.string(), by: z.string().nullable(), text: z.string() })).default([]),
 });
 
 /** `export --format json` read back: its tasks as they were (an in-progress task comes back pending). */
@@ -590,11 +732,13 @@ export function parseExportJson(value: { tasks: unknown[] }): ParsedFile {
     if (artifact) raiseCounter(parsed.counters, artifact[1]!, Number(artifact[2]), 0);
     noteArtifactIds(task.description, 0, parsed.mentions);
     const completed = task.status === "completed";
+    const { parent_id, ...rest } = task;
     parsed.tasks.push({
-      ...task,
+      ...rest,
+      ...(parent_id && { parent_id }),
       line: 0,
-      status: completed ? "completed" : "pending",
-      completion_notes: completed ? task.completion_notes : "",
+      status: task.status === "in_progress" ? "pending" : task.status,
+      completion_notes: completed ? (task.completion_notes ?? "") : "",
     });
   });
   return checkFileTasks(parsed);
@@ -642,19 +786,12 @@ function checkFileTasks(parsed: ParsedFile): ParsedFile {
       problem(`its completion notes are ${task.completion_notes.length} characters; at most ${MAX_TEXT}`);
     if ([task.description, task.completion_notes, ...task.inputs, ...task.outputs].some((text) => text.includes("\0")))
       problem("its text holds a NUL character");
+    if (task.acceptance_criteria.length > 50)
+      problem(`it has ${task.acceptance_criteria.length} acceptance criteria; at most 50`);
+    const long = task.acceptance_criteria.findIndex(({ text }) => !text || text.length > 1000);
+    if (long >= 0) problem(`its acceptance criterion ${long + 1} must be 1 to 1,000 characters`);
   }
-  for (const task of parsed.tasks) {
-    if (task.status !== "completed") continue;
-    for (const id of task.depends_on) {
-      const step = byId.get(id);
-      if (step?.status === "pending") {
-        parsed.problems.push({
-          line: task.line,
-          message: `${task.task_id} is checked but depends on ${id} (${where(step)}), which is not; a completed task may depend only on completed ones`,
-        });
-      }
-    }
-  }
+  checkCompletedTasks(parsed, byId);
   const cycle = findCycle(parsed.tasks, byId);
   if (cycle) {
     const path = cycle.map((task) => `${task.task_id} (${where(task)})`).join(" → ");
@@ -662,6 +799,27 @@ function checkFileTasks(parsed: ParsedFile): ParsedFile {
   }
   parsed.problems.sort((a, b) => a.line - b.line);
   return parsed;
+}
+
+/** A task checked in the file must be done: its dependencies, its steps and its acceptance criteria too. */
+function checkCompletedTasks(parsed: ParsedFile, byId: Map<string, FileTask>): void {
+  const problem = (task: FileTask, message: string) =>
+    parsed.problems.push({ line: task.line, message: `${task.task_id} is checked but ${message}` });
+  for (const task of parsed.tasks) {
+    const parent = task.parent_id ? byId.get(task.parent_id) : undefined;
+    if (parent?.status === "completed" && task.status === "pending")
+      problem(parent, `its step ${task.task_id} (${where(task)}) is not; check the step, or mark it "[-]" (cancelled)`);
+    if (task.status !== "completed") continue;
+    for (const id of task.depends_on) {
+      const step = byId.get(id);
+      if (step?.status === "pending")
+        problem(task, `depends on ${id} (${where(step)}), which is not; a completed task may depend only on completed ones`);
+    }
+    const open = task.acceptance_criteria.flatMap(({ text, done }, index) =>
+      done ? [] : [`${index + 1}. ${JSON.stringify(text)}`],
+    );
+    if (open.length) problem(task, `its acceptance criteria are not all ticked off: ${open.join(", ")}`);
+  }
 }
 
 /** The first cycle among the tasks' dependencies, as the tasks along it, or undefined. */
@@ -689,37 +847,55 @@ function findCycle(tasks: FileTask[], byId: Map<string, FileTask>): FileTask[] |
   return undefined;
 }
 
-/** The tasks with every dependency before its dependents, otherwise in file order. */
-function inDependencyOrder(tasks: FileTask[]): FileTask[] {
+/** The tasks with the ones `before` names first, otherwise in file order. */
+function ordered(tasks: FileTask[], before: (task: FileTask) => (string | undefined)[]): FileTask[] {
   const byId = new Map(tasks.map((task) => [task.task_id, task]));
-  const ordered: FileTask[] = [];
+  const result: FileTask[] = [];
   const placed = new Set<string>();
   const place = (task: FileTask) => {
     if (placed.has(task.task_id)) return;
     placed.add(task.task_id);
-    for (const id of task.depends_on) {
-      const dependency = byId.get(id);
-      if (dependency) place(dependency);
+    for (const id of before(task)) {
+      const earlier = id === undefined ? undefined : byId.get(id);
+      if (earlier) place(earlier);
     }
-    ordered.push(task);
+    result.push(task);
   };
   tasks.forEach(place);
-  return ordered;
+  return result;
+}
+
+/** The order to add tasks in: dependencies and parents first (a later batch may name them). */
+const inAddingOrder = (tasks: FileTask[]) => ordered(tasks, (task) => [...task.depends_on, task.parent_id]);
+
+/** The order to finish tasks in: dependencies and steps first (a parent waits for its steps). */
+function inFinishingOrder(tasks: FileTask[]): FileTask[] {
+  const steps = new Map<string, string[]>();
+  for (const task of tasks) if (task.parent_id) steps.set(task.parent_id, [...(steps.get(task.parent_id) ?? []), task.task_id]);
+  return ordered(tasks, (task) => [...task.depends_on, ...(steps.get(task.task_id) ?? [])]);
 }
 
 // What an import does to a project: computed from the file and the tracker, printed, then carried out.
 
+/** What a PATCH may change, in the order the plan says them. */
+const EDITED_FIELDS = ["priority", "description", "labels", "parent_id", "depends_on", "acceptance_criteria"] as const;
+export type EditedField = (typeof EDITED_FIELDS)[number];
+
 export interface TaskEditPlan {
   task: FileTask;
-  priority?: { from: string; to: string };
-  description?: { from: string; to: string };
-  /** Checked in the file, pending in the tracker: claimed and completed. */
-  complete?: boolean;
+  /** The fields the file says otherwise: the project's value and the file's. */
+  changes: Partial<Record<EditedField, { from: unknown; to: unknown }>>;
+  /** Checked (claimed and completed) or cancelled in the file, pending in the tracker. */
+  status?: "completed" | "cancelled";
 }
 
 export interface ImportPlan {
   add: FileTask[];
   edit: TaskEditPlan[];
+  /** `--archive`: the pending tasks of the file's earlier imports it no longer holds, to cancel. */
+  archive: TrackedTask[];
+  /** Their cancellation's reason (`No longer in TODO.md`). */
+  archiveReason?: string;
   raise: { type: string; from: number; to: number; line: number }[];
   unchanged: number;
   /** What the import leaves as it is, and why. */
@@ -728,13 +904,18 @@ export interface ImportPlan {
 }
 
 /** Compares the file with the tracker's tasks and counters: what to add, edit and raise, or why not. */
-export function planImport(file: ParsedFile, existing: TrackedTask[], counters: Map<string, number>): ImportPlan {
+export function planImport(
+  file: ParsedFile,
+  existing: TrackedTask[],
+  counters: Map<string, number>,
+  archive = false,
+): ImportPlan {
   const tracked = new Map(existing.map((task) => [task.task_id, task]));
   const inFile = new Map(file.tasks.map((task) => [task.task_id, task]));
-  const plan: ImportPlan = { add: [], edit: [], raise: [], unchanged: 0, notes: [], problems: [...file.problems] };
+  const plan: ImportPlan = { add: [], edit: [], archive: [], raise: [], unchanged: 0, notes: [], problems: [...file.problems] };
   const completedAfterImport = (id: string) => tracked.get(id)?.status === "completed" || inFile.get(id)?.status === "completed";
 
-  for (const task of inDependencyOrder(file.tasks)) {
+  for (const task of file.tasks) {
     for (const id of task.depends_on) {
       if (!inFile.has(id) && !tracked.has(id)) {
         plan.problems.push({
@@ -748,17 +929,17 @@ export function planImport(file: ParsedFile, existing: TrackedTask[], counters: 
         });
       }
     }
+    if (task.parent_id && !inFile.has(task.parent_id) && !tracked.has(task.parent_id))
+      plan.problems.push({
+        line: task.line,
+        message: `${task.task_id} is a step of ${task.parent_id}, which is neither in the file nor in the project`,
+      });
     const current = tracked.get(task.task_id);
     if (!current) plan.add.push(task);
     else compareWithTracker(task, current, plan);
   }
-  const gone = existing.filter((task) => task.task_id.startsWith("md-") && !inFile.has(task.task_id)).map((task) => task.task_id);
-  if (gone.length && file.format === "markdown") {
-    const shown = gone.slice(0, 5).join(", ") + (gone.length > 5 ? ", …" : "");
-    plan.notes.push(
-      `${plural(gone.length, "task")} of the project with a derived ID ${gone.length === 1 ? "is" : "are"} not in this file (an item reworded or moved, or another file's): ${shown}`,
-    );
-  }
+  planGone(file, existing, inFile, plan, archive);
+  holdBackCompletions(plan, existing);
   // Counters of the types the file's items are named by, or the project has: not every `SHA-256` starts one.
   const raised = new Map(file.counters);
   for (const [type, mention] of file.mentions) {
@@ -773,37 +954,143 @@ export function planImport(file: ParsedFile, existing: TrackedTask[], counters: 
   return plan;
 }
 
-function compareWithTracker(task: FileTask, current: TrackedTask, plan: ImportPlan): void {
-  const edit: TaskEditPlan = { task };
-  const description = normalizeDescription(task.description);
-  const textChanged = description !== normalizeDescription(current.description);
-  if (current.status === "completed") {
-    if (textChanged || task.priority !== current.priority) {
-      plan.notes.push(
-        `${where(task)}: ${task.task_id} is completed in the project, so its text and priority stay as they are there`,
-      );
-    }
-  } else {
-    if (textChanged) edit.description = { from: current.description, to: description };
-    if (task.priority !== current.priority) edit.priority = { from: current.priority, to: task.priority };
-    if (task.status === "completed" && current.status === "pending") edit.complete = true;
-    if (task.status === "completed" && current.status === "in_progress") {
-      plan.notes.push(
-        `${where(task)}: ${task.task_id} is checked, but ${current.claimed_by ?? "an agent"} is working on it: it is left to its holder`,
-      );
-    }
+/**
+ * A checked item the tracker would refuse to complete stays open, with a note: one whose step is open in
+ * the project and not completed by this import (an agent may be at it), or whose criteria the project
+ * has open and the file does not tick off.
+ */
+function holdBackCompletions(plan: ImportPlan, existing: TrackedTask[]): void {
+  // Until nothing changes: an item held back holds back the item above it in turn.
+  while (holdBackOnce(plan, existing));
+  const unchanged = plan.edit.filter((edit) => !edit.status && !Object.keys(edit.changes).length);
+  plan.edit = plan.edit.filter((edit) => !unchanged.includes(edit));
+  plan.unchanged += unchanged.length;
+}
+
+function holdBackOnce(plan: ImportPlan, existing: TrackedTask[]): boolean {
+  const finishing = new Set(plan.edit.filter((edit) => edit.status).map((edit) => edit.task.task_id));
+  let held = false;
+  for (const edit of plan.edit) {
+    if (edit.status !== "completed") continue;
+    const { task } = edit;
+    const openSteps = existing.filter(
+      (step) =>
+        step.parent_id === task.task_id && ["pending", "in_progress"].includes(step.status) && !finishing.has(step.task_id),
+    );
+    const current = existing.find((tracked) => tracked.task_id === task.task_id);
+    const criteria = (edit.changes.acceptance_criteria?.to as Criterion[] | undefined) ?? current?.acceptance_criteria ?? [];
+    const openCriteria = criteria.filter((criterion) => !criterion.done).length;
+    const why = openSteps.length
+      ? `its step ${openSteps.map((step) => `${step.task_id} (${step.status})`).join(", ")} is not done in the project`
+      : openCriteria
+        ? `${openCriteria} of its acceptance criteria ${openCriteria === 1 ? "is" : "are"} open in the project`
+        : undefined;
+    if (!why) continue;
+    edit.status = undefined;
+    held = true;
+    plan.notes.push(`${where(task)}: ${task.task_id} is checked, but ${why}: it stays open`);
   }
-  const dependencies = (ids: string[]) => [...ids].sort().join(", ");
-  if (dependencies(task.depends_on) !== dependencies(current.depends_on)) {
+  return held;
+}
+
+/** The prefix of the IDs a format derives (`md-` of an item's text, `gh-` of an issue's number): how an import knows its own tasks. */
+const DERIVED_PREFIX: Partial<Record<ParsedFile["format"], string>> = { markdown: "md-", github: "gh-" };
+
+/**
+ * The unfinished tasks of the project with the file's kind of derived ID that the file no longer holds:
+ * cancelled with `--archive` (pending ones; an agent's task is left to it), else named in a note.
+ */
+function planGone(
+  file: ParsedFile,
+  existing: TrackedTask[],
+  inFile: Map<string, FileTask>,
+  plan: ImportPlan,
+  archive: boolean,
+): void {
+  const prefix = DERIVED_PREFIX[file.format];
+  const unfinished = (task: TrackedTask) => task.status === "pending" || task.status === "in_progress";
+  const gone = existing.filter(
+    (task) => prefix && task.task_id.startsWith(prefix) && !inFile.has(task.task_id) && unfinished(task),
+  );
+  const list = (tasks: TrackedTask[]) =>
+    tasks
+      .slice(0, 5)
+      .map((task) => task.task_id)
+      .join(", ") + (tasks.length > 5 ? ", …" : "");
+  if (archive && file.tasks.length === 0) {
+    plan.notes.push("--archive cancels nothing when the file holds no task: is it the right file?");
+  } else if (archive) {
+    plan.archive = gone.filter((task) => task.status === "pending");
+    const held = gone.filter((task) => task.status === "in_progress");
+    if (held.length)
+      plan.notes.push(
+        `${plural(held.length, "task")} no longer in this file ${held.length === 1 ? "is" : "are"} in progress, left to ${held.length === 1 ? "its holder" : "their holders"}: ${list(held)}`,
+      );
+  } else if (gone.length) {
     plan.notes.push(
-      `${where(task)}: ${task.task_id} depends on ${dependencies(task.depends_on) || "nothing"} in the file, on ${dependencies(current.depends_on) || "nothing"} in the project; the tracker cannot change a task's dependencies`,
+      `${plural(gone.length, "task")} of the project with a derived ID ${gone.length === 1 ? "is" : "are"} not in this file (an item reworded or moved, or another file's): ${list(gone)}; --archive cancels ${gone.length === 1 ? "it" : "them"}`,
     );
   }
-  if (edit.description || edit.priority || edit.complete) plan.edit.push(edit);
+}
+
+function compareWithTracker(task: FileTask, current: TrackedTask, plan: ImportPlan): void {
+  const changes = changedFields(task, current);
+  const edit: TaskEditPlan = { task, changes: {} };
+  if (current.status === "completed" || current.status === "cancelled") {
+    // Its priority no longer matters (a step's follows its item's, which may change): only its text is said.
+    if (changes.description)
+      plan.notes.push(
+        `${where(task)}: ${task.task_id} is ${current.status} in the project, so its text and priority stay as they are there`,
+      );
+    if (current.status === "cancelled" && task.status !== "cancelled")
+      plan.notes.push(`${where(task)}: ${task.task_id} is cancelled in the project: reopen it there to take it up again`);
+  } else {
+    edit.changes = changes;
+    if (task.status !== "pending" && current.status === "pending") edit.status = task.status;
+    if (task.status !== "pending" && current.status === "in_progress") {
+      const marked = task.status === "completed" ? "checked" : "marked cancelled";
+      plan.notes.push(
+        `${where(task)}: ${task.task_id} is ${marked}, but ${current.claimed_by ?? "an agent"} is working on it: it is left to its holder`,
+      );
+    }
+  }
+  if (Object.keys(edit.changes).length || edit.status) plan.edit.push(edit);
   else plan.unchanged++;
 }
 
-/** The batch endpoint takes 500 tasks and 1 MiB at most: batches in dependency order, under both. */
+/**
+ * What the file says otherwise than the project, field by field. The content fields count only when the
+ * tracker sends them (0.3.0 on): an older one knows none of them. Labels and criteria count only when the
+ * file writes them: a TODO.md that never says labels leaves those given on the board as they are.
+ */
+function changedFields(task: FileTask, current: TrackedTask): TaskEditPlan["changes"] {
+  const file: Record<EditedField, unknown> = {
+    priority: task.priority,
+    description: normalizeDescription(task.description),
+    labels: [...task.labels].sort(),
+    parent_id: task.parent_id ?? null,
+    depends_on: [...task.depends_on].sort(),
+    acceptance_criteria: task.acceptance_criteria,
+  };
+  const project: Record<EditedField, unknown> = {
+    priority: current.priority,
+    description: normalizeDescription(current.description),
+    labels: current.labels && [...current.labels].sort(),
+    parent_id: current.parent_id ?? null,
+    depends_on: [...current.depends_on].sort(),
+    acceptance_criteria: current.acceptance_criteria?.map(({ text, done }) => ({ text, done })),
+  };
+  const changes: TaskEditPlan["changes"] = {};
+  for (const field of EDITED_FIELDS) {
+    const known = field in current || !["labels", "parent_id", "acceptance_criteria"].includes(field);
+    const unsaid = (field === "labels" || field === "acceptance_criteria") && task[field].length === 0;
+    if (known && !unsaid && !Bun.deepEquals(file[field], project[field]))
+      changes[field] = { from: current[field] ?? null, to: file[field] };
+  }
+  return changes;
+}
+
+/** The batch endpoint takes 500 tasks and 1 MiB at most: batches in adding order (as given), under both. */
 export function batchesOf(tasks: FileTask[], project: string, maxTasks = 500, maxBytes = 900_000): Record<string, unknown>[][] {
   const batches: Record<string, unknown>[][] = [];
   let batch: Record<string, unknown>[] = [];
@@ -818,7 +1105,13 @@ export function batchesOf(tasks: FileTask[], project: string, maxTasks = 500, ma
       inputs: task.inputs,
       outputs: task.outputs,
       status: task.status,
-      ...(task.status === "completed" ? { completion_notes: task.completion_notes } : {}),
+      ...(task.status === "completed" && { completion_notes: task.completion_notes }),
+      // Sent only when there is something to send: a tracker before 0.3.0 knows none of these fields.
+      ...(task.parent_id && { parent_id: task.parent_id }),
+      ...(task.labels.length && { labels: task.labels }),
+      ...(task.acceptance_criteria.length && { acceptance_criteria: task.acceptance_criteria }),
+      // A note without its author is the importer's: the batch takes a name or none.
+      ...(task.notes.length && { notes: task.notes.map(({ at, by, text }) => ({ text, ...(at && { at }), ...(by && { by }) })) }),
     };
     const size = Buffer.byteLength(JSON.stringify(input)) + 1;
     if (batch.length && (batch.length === maxTasks || bytes + size > maxBytes)) {
@@ -848,6 +1141,7 @@ async function projectCounters(tracker: Tracker, project: string): Promise<Map<s
 interface ImportProgress {
   added: number;
   edited: number;
+  archived: number;
 }
 
 /**
@@ -863,22 +1157,37 @@ async function applyPlan(
   progress: ImportProgress,
 ): Promise<void> {
   const inProject = `?project=${encodeURIComponent(project)}`;
-  for (const tasks of batchesOf(plan.add, project)) {
+  // In file order when one batch holds them all (the batch takes its tasks in any order), so that the
+  // order they were added in, which the export follows, is the file's; else parents and dependencies first.
+  const inOneBatch = batchesOf(plan.add, project);
+  for (const tasks of inOneBatch.length === 1 ? inOneBatch : batchesOf(inAddingOrder(plan.add), project)) {
     await tracker.write("POST", "/tasks/batch", { tasks });
     progress.added += tasks.length;
   }
-  for (const { task, priority, description, complete } of plan.edit) {
-    const path = `/tasks/${encodeURIComponent(task.task_id)}`;
-    if (priority || description) {
-      const body = { ...(priority && { priority: priority.to }), ...(description && { description: description.to }) };
-      await tracker.write("PATCH", path + inProject, body);
-    }
-    if (complete) {
-      const completed = { status: "completed", completion_notes: task.completion_notes };
-      await tracker.write("PUT", `${path}/status${inProject}`, { status: "in_progress" });
-      await tracker.write("PUT", `${path}/status${inProject}`, completed);
-    }
+  const pathOf = (taskId: string) => `/tasks/${encodeURIComponent(taskId)}`;
+  for (const { task, changes } of plan.edit) {
+    if (!Object.keys(changes).length) continue;
+    const body = Object.fromEntries(Object.entries(changes).map(([field, { to }]) => [field, to]));
+    await tracker.write("PATCH", pathOf(task.task_id) + inProject, body);
     progress.edited++;
+  }
+  // Steps before their items: an item completes only when its steps are done.
+  const statusEdits = new Map(plan.edit.filter((edit) => edit.status).map((edit) => [edit.task, edit]));
+  for (const task of inFinishingOrder([...statusEdits.keys()])) {
+    const { changes, status } = statusEdits.get(task)!;
+    const path = `${pathOf(task.task_id)}/status${inProject}`;
+    if (status === "completed") {
+      await tracker.write("PUT", path, { status: "in_progress" });
+      await tracker.write("PUT", path, { status: "completed", completion_notes: task.completion_notes });
+    } else await tracker.write("PUT", path, { status: "cancelled" });
+    if (!Object.keys(changes).length) progress.edited++;
+  }
+  for (const { task_id } of plan.archive) {
+    await tracker.write("PUT", `${pathOf(task_id)}/status${inProject}`, {
+      status: "cancelled",
+      completion_notes: plan.archiveReason,
+    });
+    progress.archived++;
   }
   for (const { type, to } of plan.raise) {
     const path = `/ids/registry/${encodeURIComponent(project)}/${encodeURIComponent(type)}`;
@@ -901,21 +1210,23 @@ export function describePlan(plan: ImportPlan, dryRun: boolean): string[] {
   };
   section(dryRun ? "Add" : "Added", plan.add.length, "task");
   for (const task of plan.add) {
-    const after = task.depends_on.length ? `  after ${task.depends_on.join(", ")}` : "";
+    const after = [
+      task.parent_id ? `  under ${task.parent_id}` : "",
+      task.depends_on.length ? `  after ${task.depends_on.join(", ")}` : "",
+    ].join("");
     lines.push(
       `  + ${task.task_id.padEnd(14)} ${task.status.padEnd(9)} ${task.priority.padEnd(6)} ${cut(firstLineOf(task.description))}${after}${at(task)}`,
     );
   }
   section(dryRun ? "Change" : "Changed", plan.edit.length, "task");
-  for (const { task, priority, description, complete } of plan.edit) {
-    const what = [
-      priority && `priority ${priority.from} → ${priority.to}`,
-      description &&
-        `description → ${JSON.stringify(cut(firstLineOf(description.to), 50))}${description.to.includes("\n") ? " (and more lines)" : ""}`,
-      complete && "pending → completed",
-    ].filter(Boolean);
+  for (const { task, changes, status } of plan.edit) {
+    const what = Object.entries(changes).map(([field, change]) => describeChange(field as EditedField, change, cut));
+    if (status) what.push(`pending → ${status}`);
     lines.push(`  ~ ${task.task_id.padEnd(14)} ${what.join("; ")}${at(task)}`);
   }
+  if (plan.archive.length)
+    lines.push(`${dryRun ? "Would cancel" : "Cancelled"} ${plural(plan.archive.length, "task")} no longer in the file:`);
+  for (const task of plan.archive) lines.push(`  - ${task.task_id.padEnd(14)} ${cut(firstLineOf(task.description))}`);
   section(dryRun ? "Raise" : "Raised", plan.raise.length, "ID counter");
   for (const { type, from, to, line } of plan.raise) {
     lines.push(
@@ -923,9 +1234,37 @@ export function describePlan(plan: ImportPlan, dryRun: boolean): string[] {
     );
   }
   for (const note of plan.notes) lines.push(`Note: ${note}`);
-  const counts = `${plural(plan.add.length, "task")}, ${dryRun ? "change" : "changed"} ${plan.edit.length}, ${dryRun ? "raise" : "raised"} ${plural(plan.raise.length, "ID counter")}; ${plan.unchanged} already up to date`;
+  const archived = plan.archive.length ? `, ${dryRun ? "cancel" : "cancelled"} ${plan.archive.length}` : "";
+  const counts = `${plural(plan.add.length, "task")}, ${dryRun ? "change" : "changed"} ${plan.edit.length}${archived}, ${dryRun ? "raise" : "raised"} ${plural(plan.raise.length, "ID counter")}; ${plan.unchanged} already up to date`;
   lines.push(dryRun ? `Dry run, nothing was changed: would add ${counts}.` : `Done: added ${counts}.`);
   return lines;
+}
+
+/** One change of a task as the plan says it: `priority medium → high`, `labels → backend, bug`. */
+function describeChange(
+  field: EditedField,
+  { from, to }: { from: unknown; to: unknown },
+  cut: (text: string, length?: number) => string,
+): string {
+  const ids = (value: unknown) => (Array.isArray(value) && value.length ? value.join(", ") : "none");
+  switch (field) {
+    case "priority":
+      return `priority ${from} → ${to}`;
+    case "description": {
+      const text = String(to);
+      return `description → ${JSON.stringify(cut(firstLineOf(text), 50))}${text.includes("\n") ? " (and more lines)" : ""}`;
+    }
+    case "labels":
+      return `labels ${ids(from)} → ${ids(to)}`;
+    case "parent_id":
+      return `step of ${from ?? "nothing"} → ${to ?? "nothing"}`;
+    case "depends_on":
+      return `depends on ${ids(from)} → ${ids(to)}`;
+    case "acceptance_criteria": {
+      const list = to as Criterion[];
+      return `acceptance criteria → ${list.length} (${list.filter((criterion) => criterion.done).length} done)`;
+    }
+  }
 }
 
 export interface CliIo {
@@ -967,8 +1306,25 @@ function parseCliArguments(host: TransferHost, command: string, argv: string[], 
   return { values, positional, project };
 }
 
-const IMPORT_USAGE = `${COMMAND} import FILE --project P [--dry-run]`;
+const IMPORT_USAGE = `${COMMAND} import FILE --project P [--dry-run] [--force] [--archive]`;
 const EXPORT_USAGE = `${COMMAND} export --project P [--format markdown|json]`;
+
+/**
+ * Who the commands' changes are by, as the task's history names them: the person at the keyboard
+ * (`USER`, else `LOGNAME`, in agent-ID characters), not the host and process an agent's server would
+ * be; `TASK_TRACKING_AGENT_ID` when set says it explicitly. Undefined when none is set.
+ */
+export function importAuthor(env: Record<string, string | undefined>): string | undefined {
+  if (env.TASK_TRACKING_AGENT_ID) return env.TASK_TRACKING_AGENT_ID;
+  for (const name of ["USER", "LOGNAME"]) {
+    const person = env[name]
+      ?.replace(/[^A-Za-z0-9._:@-]+/g, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 128);
+    if (person) return person;
+  }
+  return undefined;
+}
 
 /**
  * A command's frame: its arguments (exit 2 when they are wrong), the configuration and the tracker,
@@ -990,7 +1346,9 @@ async function runCommand<T>(
     return 2;
   }
   try {
-    return await work(host.connect(io.env, io.fetch ?? fetch), args);
+    const author = importAuthor(io.env);
+    const env = author ? { ...io.env, TASK_TRACKING_AGENT_ID: author } : io.env;
+    return await work(host.connect(env, io.fetch ?? fetch), args);
   } catch (error) {
     const failure = host.failureOf(error);
     if (!failure) throw error;
@@ -1000,97 +1358,250 @@ async function runCommand<T>(
 }
 
 function readImportArguments(argv: string[], host: TransferHost) {
-  const { positional, project, values } = parseCliArguments(host, "import", argv, ["--dry-run"], ["--project"]);
+  const flags = ["--dry-run", "--force", "--archive"];
+  const { positional, project, values } = parseCliArguments(host, "import", argv, flags, ["--project"]);
   if (positional.length !== 1)
     throw new UsageError(positional.length ? `import takes one FILE, not ${positional.length}` : "import needs a FILE");
-  return { fileName: positional[0]!, project, dryRun: values["--dry-run"] === true };
+  return {
+    fileName: positional[0]!,
+    project,
+    dryRun: values["--dry-run"] === true,
+    force: values["--force"] === true,
+    archive: values["--archive"] === true,
+  };
 }
 
-/** `import FILE --project P [--dry-run]`: checks the whole file against the project first, and adds nothing when any of it is wrong. */
+type ImportArguments = ReturnType<typeof readImportArguments>;
+
+/**
+ * `import FILE --project P [--dry-run] [--force] [--archive]`: checks the whole file against the
+ * project first, and changes nothing when any of it is wrong, or when it would undo a change made in
+ * the project since the last import (unless `--force`).
+ */
 export function runImport(argv: string[], io: CliIo, host: TransferHost): Promise<number> {
   return runCommand(
     io,
     host,
     IMPORT_USAGE,
     () => readImportArguments(argv, host),
-    async (tracker, { fileName, project, dryRun }) => {
-      let text: string;
-      try {
-        text = await Bun.file(fileName).text();
-      } catch (error) {
-        io.err(`cannot read ${fileName}: ${(error as { code?: string }).code ?? (error as Error).message}`);
-        return 1;
-      }
-      const file = parseTaskFile(text);
-      for (const { line, message } of file.warnings) io.err(`${fileName}:${line}: warning: ${message}`);
-      for (const task of file.tasks) {
-        if (file.format === "markdown" && task.status === "completed" && !task.completion_notes)
-          task.completion_notes = `Checked in ${basename(fileName)}`;
-      }
-      const plan = file.problems.length
-        ? undefined
-        : planImport(file, await tracker.tasks(project), await projectCounters(tracker, project));
-      const problems = plan?.problems ?? file.problems;
-      if (problems.length) {
-        for (const { line, message } of problems) io.err(`${fileName}${line ? `:${line}` : ""}: ${message}`);
-        io.err(`Nothing was imported: ${plural(problems.length, "problem")} in ${fileName}.`);
-        return 1;
-      }
-      if (file.tasks.length === 0) io.out(`${fileName} holds no task items ("- [ ] …" or "- [x] …" lines).`);
-      const progress: ImportProgress = { added: 0, edited: 0 };
-      if (!dryRun) {
-        try {
-          await applyPlan(tracker, host, project, plan!, progress);
-        } catch (error) {
-          if (progress.added || progress.edited) {
-            io.err(
-              `Stopped after adding ${progress.added} of ${plan!.add.length} tasks and changing ${progress.edited} of ${plan!.edit.length}. ` +
-                "Run the same import again to finish: it adds and changes only what is still missing.",
-            );
-          }
-          throw error;
-        }
-      }
-      for (const line of describePlan(plan!, dryRun)) io.out(line);
-      return 0;
-    },
+    (tracker, args) => importFile(tracker, host, io, args),
   );
 }
-/** A project as markdown grouped by status, which `import` reads back to the same tasks. */
-export function renderMarkdown(project: string, tasks: TrackedTask[]): string {
-  const groups: [string, TrackedTask["status"]][] = [
-    ["Pending", "pending"],
-    ["In progress", "in_progress"],
-    ["Completed", "completed"],
-  ];
+
+async function importFile(tracker: Tracker, host: TransferHost, io: CliIo, args: ImportArguments): Promise<number> {
+  const { fileName, project, dryRun } = args;
+  const file = await readTaskFile(fileName, io);
+  if (!file) return 1;
+  const plan = file.problems.length
+    ? undefined
+    : planImport(file, await tracker.tasks(project), await projectCounters(tracker, project), args.archive);
+  const problems = plan?.problems ?? file.problems;
+  if (problems.length) {
+    for (const { line, message } of problems) io.err(`${fileName}${line ? `:${line}` : ""}: ${message}`);
+    io.err(`Nothing was imported: ${plural(problems.length, "problem")} in ${fileName}.`);
+    return 1;
+  }
+  if (plan!.archive.length) plan!.archiveReason = `No longer in ${basename(fileName)} (import --archive)`;
+  if (!args.force) {
+    const overwrites = await findOverwrites(tracker, project, plan!, importAuthor(io.env));
+    if (overwrites.length) {
+      for (const overwrite of overwrites)
+        io.err(`${fileName}${overwrite.task.line ? `:${overwrite.task.line}` : ""}: ${overwrite.message}`);
+      io.err(
+        `Nothing was imported: the file would overwrite ${plural(overwrites.length, "change")} made in the project since it was last imported; ` +
+          "change the file to match, or run the import with --force to overwrite them.",
+      );
+      return 1;
+    }
+  }
+  if (file.tasks.length === 0) io.out(`${fileName} holds no task items ("- [ ] …" or "- [x] …" lines).`);
+  if (!dryRun) await applyReporting(tracker, host, project, plan!, io);
+  for (const line of describePlan(plan!, dryRun)) io.out(line);
+  return 0;
+}
+
+/** The file parsed, its warnings printed; undefined when it cannot be read (said on stderr). */
+async function readTaskFile(fileName: string, io: CliIo): Promise<ParsedFile | undefined> {
+  let text: string;
+  try {
+    text = await Bun.file(fileName).text();
+  } catch (error) {
+    io.err(`cannot read ${fileName}: ${(error as { code?: string }).code ?? (error as Error).message}`);
+    return undefined;
+  }
+  const file = parseTaskFile(text);
+  for (const { line, message } of file.warnings) io.err(`${fileName}${line ? `:${line}` : ""}: warning: ${message}`);
+  for (const task of file.tasks) {
+    if (file.format === "markdown" && task.status === "completed" && !task.completion_notes)
+      task.completion_notes = `Checked in ${basename(fileName)}`;
+  }
+  return file;
+}
+
+/** Carries the plan out; when the service fails halfway, says how far it got and that a re-run finishes it. */
+async function applyReporting(tracker: Tracker, host: TransferHost, project: string, plan: ImportPlan, io: CliIo) {
+  const progress: ImportProgress = { added: 0, edited: 0, archived: 0 };
+  try {
+    await applyPlan(tracker, host, project, plan, progress);
+  } catch (error) {
+    if (progress.added || progress.edited || progress.archived) {
+      io.err(
+        `Stopped after adding ${progress.added} of ${plan.add.length} tasks and changing ${progress.edited} of ${plan.edit.length}. ` +
+          "Run the same import again to finish: it adds and changes only what is still missing.",
+      );
+    }
+    throw error;
+  }
+}
+
+const TaskEvents = z.object({
+  events: z.array(
+    z.object({
+      event_id: z.number().optional(),
+      type: z.string(),
+      at: z.string(),
+      agent_id: z.string().nullable(),
+      details: z.record(z.string(), z.unknown()).nullish(),
+    }),
+  ),
+});
+export type TaskEvent = z.infer<typeof TaskEvents>["events"][number];
+
+const eventsPath = (project: string, taskId: string) =>
+  `/tasks/${encodeURIComponent(taskId)}/events?${new URLSearchParams({ project })}`;
+
+/** A change made in the project since the last import that the import would undo. */
+interface Overwrite {
+  task: FileTask;
+  message: string;
+}
+
+/** The changes the plan's edits would undo, from each edited task's history. */
+async function findOverwrites(tracker: Tracker, project: string, plan: ImportPlan, author: string | undefined) {
+  const overwrites: Overwrite[] = [];
+  for (const edit of plan.edit) {
+    const { events } = await tracker.read(TaskEvents, eventsPath(project, edit.task.task_id));
+    overwrites.push(...overwritesOf(edit, events, author));
+  }
+  return overwrites;
+}
+
+/**
+ * What of an edit undoes a change made since the task's last import: the events after the last one of
+ * the import's author (or after the task was added), by anyone else, that changed a field the edit
+ * changes, or reopened a task the edit finishes. The latest change of each field is named.
+ */
+export function overwritesOf(edit: TaskEditPlan, events: TaskEvent[], author: string | undefined): Overwrite[] {
+  const since = events.findLastIndex((event) => event.type === "created" || (author !== undefined && event.agent_id === author));
+  const latest = new Map<string, TaskEvent>();
+  for (const event of events.slice(since + 1)) {
+    if (event.type === "updated")
+      for (const field of Object.keys(edit.changes)) if (event.details?.[field] !== undefined) latest.set(field, event);
+    if (event.type === "reopened" && edit.status) latest.set("status", event);
+  }
+  const { task } = edit;
+  const cut = (text: string, length = 70) => (text.length > length ? `${text.slice(0, length - 1)}…` : text);
+  return [...latest].map(([field, event]) => {
+    const who = `${event.agent_id ?? "someone"} ${field === "status" ? "reopened it" : `changed its ${field.replace("_", " ")}`} at ${event.at}`;
+    const would =
+      field === "status"
+        ? `pending → ${edit.status}`
+        : describeChange(field as EditedField, edit.changes[field as EditedField]!, cut);
+    return { task, message: `${task.task_id}: ${who}, since the last import; the import would undo it: ${would}` };
+  });
+}
+
+/**
+ * A project as markdown, which `import` reads back to the same tasks: the sections the tasks' descriptions
+ * name become headings again (in the order they first come up), each step goes under its item, and each
+ * task shows its labels, holder or completer, completion notes, acceptance criteria (a checklist under
+ * `- acceptance criteria:`) and notes. Tasks come in the order given: the export's is the order they were
+ * added, an imported file's file order.
+ */
+export function renderMarkdown(project: string, ordered: TrackedTask[]): string {
+  const byId = new Map(ordered.map((task) => [task.task_id, task]));
+  const steps = new Map<string, TrackedTask[]>();
+  const items: { task: TrackedTask; path: string[] }[] = [];
+  for (const task of ordered) {
+    const parent = task.parent_id ? byId.get(task.parent_id) : undefined;
+    if (parent && parent !== task) steps.set(parent.task_id, [...(steps.get(parent.task_id) ?? []), task]);
+    else items.push({ task, path: sectionOf(task.description).path });
+  }
   const lines = [
-    `${EXPORT_MARKER}: project ${project}; \`${COMMAND} import FILE --project ${project}\` reads it back -->`,
-    `# Tasks of ${project}`,
+    `${EXPORT_MARKER}: project ${project}; ${SECTIONS_MARK}; \`${COMMAND} import FILE --project ${project}\` reads it back -->`,
   ];
-  for (const [title, status] of groups) {
-    const inGroup = tasks.filter((task) => task.status === status);
-    if (!inGroup.length) continue;
-    // The tracker lists completed tasks most recently completed first (docs/API.md); in the order they
-    // were completed, an imported file's items are in file order, and an export read back keeps them so.
-    if (status === "completed") inGroup.reverse();
-    lines.push("", `## ${title} (${inGroup.length})`, "");
-    for (const task of inGroup) lines.push(...taskLines(task));
+  let current: string[] = [];
+  for (const { task, path } of inSectionOrder(items)) {
+    if (lines.length === 1 || !Bun.deepEquals(path, current)) lines.push(...headingsBetween(current, path));
+    current = path;
+    lines.push(...itemLines(task, { depth: 0, inherited: "medium", section: path, steps }));
   }
   return `${lines.join("\n")}\n`;
 }
 
-function taskLines(task: TrackedTask): string[] {
+/** The headings a description's section line names, and the description without it; no headings when they would not read back as the line. */
+function sectionOf(description: string): { path: string[]; rest: string } {
+  const text = normalizeDescription(description);
+  const match = SECTION_LINE.exec(text);
+  if (!match) return { path: [], rest: text };
+  const path = match[1]!.split(SECTION_SEPARATOR);
+  const rest = text.slice(0, match.index);
+  const asHeading = (part: string) => HEADING.exec(`# ${part}`)?.[2] === part && part.trim() === part && part !== "";
+  return path.length <= 6 && path.every(asHeading) && rest === rest.trimEnd() ? { path, rest } : { path: [], rest: text };
+}
+
+/** The items grouped by section, sections in the order they first come up, a section's subsections under it. */
+function inSectionOrder<T extends { path: string[] }>(items: T[]): T[] {
+  const rank = new Map<string, number>();
+  const prefixes = (path: string[]) => path.map((_, i) => path.slice(0, i + 1).join("\n"));
+  for (const { path } of items) for (const prefix of prefixes(path)) if (!rank.has(prefix)) rank.set(prefix, rank.size);
+  const key = (path: string[]) => prefixes(path).map((prefix) => rank.get(prefix)!);
+  const compare = (a: number[], b: number[]) => {
+    const at = a.findIndex((value, i) => value !== b[i]);
+    return at === -1 ? a.length - b.length : at >= b.length ? 1 : a[at]! - b[at]!;
+  };
+  return [...items].sort((a, b) => compare(key(a.path), key(b.path)));
+}
+
+/** The headings that lead from one section to the next (`## Release 1.0` under an open `# TODO`). */
+function headingsBetween(from: string[], to: string[]): string[] {
+  let common = 0;
+  while (common < from.length && common < to.length && from[common] === to[common]) common++;
+  if (common === to.length && from.length !== to.length) common = Math.max(0, to.length - 1);
+  const lines = to.slice(common).flatMap((part, i) => ["", `${"#".repeat(common + i + 1)} ${part}`]);
+  return [...lines, ""];
+}
+
+interface ItemPlace {
+  depth: number;
+  /** The priority the item has when it names none: its parent's. */
+  inherited: TrackedTask["priority"];
+  /** The section the headings above it say. */
+  section: string[];
+  steps: Map<string, TrackedTask[]>;
+}
+
+function itemLines(task: TrackedTask, place: ItemPlace): string[] {
+  const pad = "  ".repeat(place.depth);
   const id = ARTIFACT_ID.test(task.task_id) ? `**${task.task_id}**` : `**\`${task.task_id}\`**`;
-  const [first = "", ...rest] = normalizeDescription(task.description).split("\n");
+  const own = sectionOf(task.description);
+  // The headings say the section line; a step placed otherwise than its item keeps its own.
+  const text = Bun.deepEquals(own.path, place.section) ? own.rest : normalizeDescription(task.description);
+  const [first = "", ...rest] = text.split("\n");
   const endsLikePriority = PRIORITY_SUFFIX.test(first);
-  const priority = task.priority !== "medium" || endsLikePriority ? ` (${task.priority})` : "";
-  const description = escapeLines(rest).map((line) => (line ? `  ${line}` : ""));
-  const metadata = metadataLines(task);
+  const priority = task.priority !== place.inherited || endsLikePriority ? ` (${task.priority})` : "";
+  const indent = (line: string) => (line ? pad + line : "");
+  const description = escapeLines(rest).map((line) => indent(line && `  ${line}`));
+  const metadata = metadataLines(task).map(indent);
   // The description's lines first, so that none indented past the item's text reads as part of a
   // metadata entry; after the metadata when the description leaves a code block open, which then ends
   // with the item, as in any markdown.
   const body = leavesCodeBlockOpen(rest) ? [...metadata, ...description] : [...description, ...metadata];
-  return [`- [${task.status === "completed" ? "x" : " "}] ${id} ${first}${priority}`, ...body];
+  const mark = task.status === "completed" ? "x" : task.status === "cancelled" ? "-" : " ";
+  const steps = (place.steps.get(task.task_id) ?? []).flatMap((step) =>
+    itemLines(step, { ...place, depth: place.depth + 1, inherited: task.priority }),
+  );
+  return [`${pad}- [${mark}] ${id} ${first}${priority}`, ...body, ...steps];
 }
 
 function metadataLines(task: TrackedTask): string[] {
@@ -1102,12 +1613,22 @@ function metadataLines(task: TrackedTask): string[] {
   if (task.depends_on.length) metadata("depends on", task.depends_on.join(", "));
   if (task.inputs.length) metadata("inputs", task.inputs.join(", "));
   if (task.outputs.length) metadata("outputs", task.outputs.join(", "));
+  if (task.labels?.length) metadata("labels", task.labels.join(", "));
   const lease = typeof task.lease_expires_at === "string" ? ` (lease until ${task.lease_expires_at})` : "";
   const on = typeof task.completed_at === "string" ? ` on ${task.completed_at.slice(0, 10)}` : "";
   if (task.claimed_by && task.status === "completed") metadata("completed by", task.claimed_by + on);
   else if (task.claimed_by) metadata("held by", task.claimed_by + lease);
   if (task.status === "completed" && task.completion_notes)
     metadata("completion notes", normalizeDescription(task.completion_notes));
+  if (task.acceptance_criteria?.length) {
+    lines.push("  - acceptance criteria:");
+    for (const { text, done } of task.acceptance_criteria) {
+      const [head, ...more] = normalizeDescription(text).split("\n");
+      lines.push(`    - [${done ? "x" : " "}] ${head}`, ...escapeLines(more).map((line) => (line ? `          ${line}` : "")));
+    }
+  }
+  for (const note of task.notes ?? [])
+    if (note.at) metadata(`note${note.by ? ` by ${note.by}` : ""} at ${note.at}`, normalizeDescription(note.text));
   return lines;
 }
 
@@ -1119,6 +1640,43 @@ function leavesCodeBlockOpen(lines: string[]): boolean {
     else if (!fence) fence = FENCE.exec(content)?.[1];
   }
   return fence !== undefined;
+}
+
+const TaskWithNotes = z.object({
+  task: z.object({ notes: z.array(z.object({ at: z.string(), by: z.string().nullable(), text: z.string() })).default([]) }),
+});
+
+/** How many reads of single tasks an export has in flight at once. */
+const READS_AT_ONCE = 8;
+
+async function forEachAtOnce<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += READS_AT_ONCE) await Promise.all(items.slice(i, i + READS_AT_ONCE).map(work));
+}
+
+/** The tasks with their notes: a page of tasks carries only the last, `GET /tasks/{id}` every one. */
+async function withNotes(tracker: Tracker, project: string, tasks: TrackedTask[]): Promise<TrackedTask[]> {
+  await forEachAtOnce(
+    tasks.filter((task) => task.notes_count),
+    async (task) => {
+      const path = `/tasks/${encodeURIComponent(task.task_id)}?${new URLSearchParams({ project })}`;
+      task.notes = (await tracker.read(TaskWithNotes, path)).task.notes;
+    },
+  );
+  return tasks;
+}
+
+/**
+ * The tasks in the order they were added, from each one's `created` event (a list page orders them for
+ * agents to pick: by readiness and priority): an imported file's items come back in file order, and an
+ * export read back and exported again is the same text.
+ */
+async function inOrderAdded(tracker: Tracker, project: string, tasks: TrackedTask[]): Promise<TrackedTask[]> {
+  const added = new Map<TrackedTask, number>();
+  await forEachAtOnce(tasks, async (task) => {
+    const { events } = await tracker.read(TaskEvents, eventsPath(project, task.task_id));
+    added.set(task, events.find((event) => event.type === "created")?.event_id ?? Number.MAX_SAFE_INTEGER);
+  });
+  return [...tasks].sort((a, b) => added.get(a)! - added.get(b)!);
 }
 
 function readExportArguments(argv: string[], host: TransferHost) {
@@ -1138,10 +1696,9 @@ export function runExport(argv: string[], io: CliIo, host: TransferHost): Promis
     EXPORT_USAGE,
     () => readExportArguments(argv, host),
     async (tracker, { project, format }) => {
-      const tasks = await tracker.tasks(project);
-      io.out(
-        format === "json" ? JSON.stringify({ project_id: project, tasks }, null, 2) : renderMarkdown(project, tasks).trimEnd(),
-      );
+      const tasks = await withNotes(tracker, project, await tracker.tasks(project));
+      if (format === "json") io.out(JSON.stringify({ project_id: project, tasks }, null, 2));
+      else io.out(renderMarkdown(project, await inOrderAdded(tracker, project, tasks)).trimEnd());
       return 0;
     },
   );

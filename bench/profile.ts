@@ -1,5 +1,5 @@
 /**
- * `bun run bench/profile.ts [--seconds=5] [--only=tracker|mcp] [--op=allocations|claims|reads]`
+ * `bun run bench/profile.ts [--seconds=5] [--only=tracker|mcp] [--op=allocations|claims|claim-next|reads]`
  *
  * Where the time goes: runs the tracker (`bun --cpu-prof tracker/main.ts`) under 8 clients of
  * ID allocations, and the MCP server (`bun --cpu-prof index.ts`, the source of the compiled binary)
@@ -109,7 +109,7 @@ async function profileTracker(): Promise<string> {
   const dir = tempDir("profile-tracker");
   const tracker = await startTrackerProcess({}, ["bun", "--cpu-prof", `--cpu-prof-dir=${dir}`, "tracker/main.ts"]);
   const http = new TrackerHttp(tracker.url);
-  const tasks = operation === "claims" ? 40_000 : 1000;
+  const tasks = operation.startsWith("claim") ? 40_000 : 1000;
   for (let done = 0; done < tasks; done += 500) await http.addTasks(makeTasks("prof", "PROF", done, 500));
   let next = 0;
   const op = {
@@ -118,9 +118,10 @@ async function profileTracker(): Promise<string> {
       if (next >= tasks) return false;
       await http.updateStatus(`PROF-${next++}`, "in_progress");
     },
+    "claim-next": async () => (await http.claimNext("prof", "bench-agent")).task !== null,
     reads: async () => void (await http.nextTask("prof")),
   }[operation];
-  if (!op) throw new Error(`--op must be allocations, claims or reads`);
+  if (!op) throw new Error(`--op must be allocations, claims, claim-next or reads`);
   const load = await closedLoop({ clients: 8, durationMs: seconds * 1000, maxOps: 1_000_000, op });
   await tracker.stop(); // SIGTERM: the tracker exits 0 and Bun writes the profile
   return summarize(

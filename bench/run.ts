@@ -1,5 +1,5 @@
 /**
- * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale,listing,leases,boards]`
+ * `bun run bench [--quick] [--json] [--only=latency,coldstart,memory,throughput,scale,listing,leases,boards,claimnext,mcp-http]`
  *
  * Speed, start-up, memory and scale of task-tracking-mcp and its tracker, each figure beside a floor
  * measured in the same run on this machine (bench/floors/), as a ratio. The tracker and every floor
@@ -14,15 +14,28 @@ import { COMPILE_FLAGS, compile, ROOT, tempDir } from "./lib/proc.ts";
 import { int, machine, ms, noise, pct, ratio, type Target, table } from "./lib/report.ts";
 import { trackerCommand, trackerNote } from "./lib/tracker.ts";
 import { type BoardsResult, measureBoards } from "./sections/boards.ts";
+import { type ClaimNextResult, measureClaimNext } from "./sections/claim-next.ts";
 import { type ColdStartResult, measureColdStart } from "./sections/coldstart.ts";
 import { type LatencyResult, measureLatency } from "./sections/latency.ts";
 import { type LeasesResult, measureLeases } from "./sections/leases.ts";
 import { type ListingResult, measureListing } from "./sections/listing.ts";
+import { type McpHttpResult, measureMcpHttp } from "./sections/mcp-http.ts";
 import { type MemoryResult, measureMemory } from "./sections/memory.ts";
 import { measureScale, type ScaleResult } from "./sections/scale.ts";
 import { type Cell, measureThroughput, type ThroughputResult } from "./sections/throughput.ts";
 
-const SECTIONS = ["latency", "coldstart", "memory", "throughput", "scale", "listing", "leases", "boards"] as const;
+const SECTIONS = [
+  "latency",
+  "coldstart",
+  "memory",
+  "throughput",
+  "scale",
+  "listing",
+  "leases",
+  "boards",
+  "claimnext",
+  "mcp-http",
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -82,6 +95,8 @@ const results: {
   listing?: ListingResult;
   leases?: LeasesResult;
   boards?: BoardsResult;
+  claimnext?: ClaimNextResult;
+  "mcp-http"?: McpHttpResult;
 } = {};
 if (only.has("latency")) results.latency = await measureLatency(ctx);
 if (only.has("coldstart")) results.coldstart = await measureColdStart(ctx);
@@ -91,6 +106,8 @@ if (only.has("scale")) results.scale = await measureScale(ctx);
 if (only.has("listing")) results.listing = await measureListing(ctx);
 if (only.has("leases")) results.leases = await measureLeases(ctx);
 if (only.has("boards")) results.boards = await measureBoards(ctx);
+if (only.has("claimnext")) results.claimnext = await measureClaimNext(ctx);
+if (only.has("mcp-http")) results["mcp-http"] = await measureMcpHttp(ctx);
 const loadEnd = loadavg().map((x) => Math.round(x * 100) / 100);
 const seconds = (performance.now() - started) / 1000;
 
@@ -527,6 +544,79 @@ if (boards) {
   const p99Ratio = boards.with.all_p99_ms / boards.without.all_p99_ms;
   target(`agents' p99 with ${boards.boards} boards open ÷ without`, "≤ 1.10×", ratio(p99Ratio), p99Ratio <= 1.1);
   target("the boards received the live events", "> 0", int(boards.events_received), boards.events_received > 0);
+}
+
+const claimNext = results.claimnext;
+if (claimNext) {
+  print();
+  print(
+    `9. Claim-next: ${claimNext.agents} agents on one project of ${int(claimNext.tasks)} ready tasks; ${claimNext.repeats} × ${claimNext.seconds_per_run} s, medians`,
+  );
+  const floorOf = (backend: string) =>
+    claimNext.rows.find((row) => row.backend === backend && row.way === "storage floor (allocations)")!;
+  print(
+    table(
+      ["backend", "way", "per s", "of floor", "p50", "p99", "double claims", "lost races", "errors", "noise"],
+      claimNext.rows.map((row) => [
+        row.backend,
+        row.way,
+        int(row.per_second),
+        pct((row.per_second / floorOf(row.backend).per_second) * 100),
+        ms(row.p50_ms),
+        ms(row.p99_ms),
+        row.way === "storage floor (allocations)" ? "" : String(row.double_claims),
+        row.way === "GET /tasks/next + PUT" ? int(row.lost_races) : "",
+        String(row.errors),
+        noise(row.spread),
+      ]),
+    ),
+  );
+  print(
+    "   of floor: ÷ the same storage's floor of allocations at the same number of clients, measured in turns with the claims",
+  );
+  print(`   PostgreSQL: ${claimNext.postgres}`);
+  const oneRequest = claimNext.rows.find((row) => row.backend === "SQLite" && row.way === "POST /tasks/claim")!;
+  for (const row of claimNext.rows) if (row.first_error) print(`   first error, ${row.backend} ${row.way}: ${row.first_error}`);
+  const share = (oneRequest.per_second / floorOf("SQLite").per_second) * 100;
+  target("claim-next (POST /tasks/claim, 8 agents, one project) of the storage floor, SQLite", "≥ 50%", pct(share), share >= 50);
+  const doubles = claimNext.rows.reduce((sum, row) => sum + row.double_claims, 0);
+  target("claim-next double claims (every run, every way)", "0", String(doubles), doubles === 0);
+  const requests = claimNext.mcp_requests_per_claim;
+  print(
+    `   get_next_task with claim: true through dist/task-tracking-mcp: ${requests} HTTP request(s) in the tracker's access log`,
+  );
+  target("get_next_task with claim: true, HTTP requests", "1", String(requests), requests === 1);
+}
+
+const mcpHttp = results["mcp-http"];
+if (mcpHttp) {
+  print();
+  print(
+    `10. A tool call over the tracker's /mcp (Streamable HTTP, in the tracker's process) beside the stdio binary, ms: ${mcpHttp.rounds} rounds × ${mcpHttp.calls_per_round} sequential calls per path; medians of the rounds`,
+  );
+  print(
+    table(
+      ["tool", "/mcp p50", "p95", "p99", "stdio p50", "p95", "p99", "REST p50", "p95", "/mcp − stdio p50", "/mcp − REST p50"],
+      Object.entries(mcpHttp.tools).map(([tool, t]) => [
+        tool,
+        ms(t.http_mcp.p50),
+        ms(t.http_mcp.p95),
+        ms(t.http_mcp.p99),
+        ms(t.stdio_mcp.p50),
+        ms(t.stdio_mcp.p95),
+        ms(t.stdio_mcp.p99),
+        ms(t.direct.p50),
+        ms(t.direct.p95),
+        ms(t.http_mcp.p50 - t.stdio_mcp.p50),
+        ms(t.http_mcp.p50 - t.direct.p50),
+      ]),
+    ),
+  );
+  print(
+    "   /mcp: raw JSON-RPC POSTs with fetch (keep-alive); stdio: raw JSON-RPC lines to dist/task-tracking-mcp; REST: the tool's request itself",
+  );
+  const worstP95 = Math.max(...Object.values(mcpHttp.tools).map((t) => t.http_mcp.p95));
+  target("tool call over /mcp p95 (worst tool)", "≤ 1.5 ms", `${ms(worstP95)} ms`, worstP95 <= 1.5);
 }
 
 print();

@@ -3,6 +3,9 @@
 // the request that reached the tracker; the tracker's access log and database confirm the effect.
 
 import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   inDb,
   isPort8080Free,
@@ -291,7 +294,9 @@ describe("US-053 acceptance criteria, with the microservice not running", () => 
     });
     const unset: Record<string, string>[] = [{}, { TASK_TRACKING_API_KEY: "" }, { TASK_TRACKING_API_KEY: "   " }];
     for (const env of unset) {
-      const run = await runBinary([], { TASK_TRACKING_URL: "http://127.0.0.1:9", ...env }, `${initialize}\n`);
+      // A HOME without the local tracker's key file, which is read when no key is configured.
+      const home = mkdtempSync(join(tmpdir(), "ttmcp-home-"));
+      const run = await runBinary([], { TASK_TRACKING_URL: "http://127.0.0.1:9", HOME: home, ...env }, `${initialize}\n`);
       expect(run).toEqual({ code: 1, stdout: "", stderr: "TASK_TRACKING_API_KEY environment variable not set\n" });
     }
   });

@@ -322,8 +322,10 @@ describe("garbage on stdin", () => {
       "add_task",
       "get_next_available_id",
       "get_next_task",
+      "get_task",
       "list_tasks",
       "reserve_id_range",
+      "update_task",
       "update_task_status",
     ]);
     const called = await raw.request("tools/call", { name: "get_next_task", arguments: { project_id: "garbage-free" } });

@@ -174,7 +174,7 @@ describe("the connection dropped after the tracker processed the request", () =>
     "%s: the lost answer is fetched again with the same Idempotency-Key, nothing is done twice",
     async (_tool, write) => {
       await write.setup();
-      // get_next_task with claim first reads (GET /tasks/next), then claims (PUT): drop the claim's answer.
+      // get_next_task with claim claims in one POST /tasks/claim: drop its answer, as every write's.
       stack.proxy.setPlan((request, index) =>
         request.method !== "GET" || request.target.startsWith("/ids/next")
           ? stack.proxy.requests.slice(0, index).some((r) => r.method === request.method && r.target === request.target)

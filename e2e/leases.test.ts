@@ -111,8 +111,10 @@ function describeLeases(name: string, stackOptions: StackOptions<never>) {
     test("an agent killed in the middle of its claim (the claim committed, its answer never came back)", async () => {
       const projectId = await project(1);
       const proxy = await startProxy(trackerFor(0).url);
-      // The claim's PUT reaches the tracker, which commits it; its answer is held back until the agent is dead.
-      proxy.setPlan((request) => (request.method === "PUT" ? { type: "forward", holdMs: 60_000 } : { type: "forward" }));
+      // The claim (POST /tasks/claim) reaches the tracker, which commits it; its answer is held back until the agent is dead.
+      proxy.setPlan((request) =>
+        request.target.startsWith("/tasks/claim") ? { type: "forward", holdMs: 60_000 } : { type: "forward" },
+      );
       const doomed = await startMcp(
         mcpEnv(proxy.url, stack.apiKey, {
           TASK_TRACKING_AGENT_ID: "cut-off",

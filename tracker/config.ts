@@ -16,7 +16,9 @@ import {
 } from "node:fs";
 import { isIP } from "node:net";
 import { dirname, join, posix, resolve, win32 } from "node:path";
+import { LOCAL_API_KEY_FILE_NAME, userDataDir } from "./data-dir.ts";
 import { DEFAULT_CLAIM_TTL_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS } from "./domain.ts";
+import { parseRateLimit, type RateLimit } from "./keys.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 import type { SyncMode } from "./storage/sqlite.ts";
 
@@ -34,6 +36,8 @@ export interface TrackerConfig {
   reservationTtlSeconds: number;
   /** TRACKER_CLAIM_TTL: the lease of a claim that asks for none. */
   claimTtlSeconds: number;
+  /** TRACKER_RATE_LIMIT; null when unset (keys.ts: the kept keys' default, none for the operator's). */
+  rateLimit: RateLimit | null;
   sync: SyncMode;
   logLevel: LogLevel;
   /** LOG_FORMAT; null when unset: main.ts decides by whether stdout is a terminal (log.ts, chooseLogFormat). */
@@ -85,6 +89,19 @@ function readChoice<T extends string>(env: Env, name: string, choices: readonly 
 const HOST_NAME_PATTERN =
   /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
+/** `RATE` or `RATE/BURST` (keys.ts, parseRateLimit). */
+function readRateLimit(env: Env): RateLimit | null {
+  const raw = read(env, "TRACKER_RATE_LIMIT");
+  if (raw === undefined) return null;
+  const limit = parseRateLimit(raw);
+  if (limit === null) {
+    throw new ConfigError(
+      "TRACKER_RATE_LIMIT must be requests per second per key, optionally with a burst no smaller: such as 20 or 20/60.",
+    );
+  }
+  return limit;
+}
+
 function readHost(env: Env): string {
   const host = read(env, "HOST") ?? "127.0.0.1";
   if (isIP(host) === 0 && !HOST_NAME_PATTERN.test(host)) {
@@ -105,25 +122,6 @@ export function checkApiKey(key: string, source: string): void {
   if (!API_KEY_PATTERN.test(key)) {
     throw new ConfigError(`${source}: API keys may hold only visible ASCII characters (no spaces).`);
   }
-}
-
-/**
- * One tracker per user: by default its database and key file live in the user's data directory,
- * the same whatever directory the tracker is started from. Linux and other Unix: $XDG_DATA_HOME
- * (when absolute, as the XDG spec asks) or ~/.local/share; macOS: ~/Library/Application Support;
- * Windows: %LOCALAPPDATA%. Undefined when the variables it comes from are not set.
- */
-export function userDataDir(env: Env = process.env, platform: NodeJS.Platform = process.platform): string | undefined {
-  if (platform === "win32") {
-    const localAppData = read(env, "LOCALAPPDATA");
-    return localAppData === undefined ? undefined : win32.join(localAppData, "task-tracking");
-  }
-  const home = read(env, "HOME");
-  if (platform === "darwin")
-    return home === undefined ? undefined : posix.join(home, "Library", "Application Support", "task-tracking");
-  const xdgDataHome = read(env, "XDG_DATA_HOME");
-  if (xdgDataHome !== undefined && posix.isAbsolute(xdgDataHome)) return posix.join(xdgDataHome, "task-tracking");
-  return home === undefined ? undefined : posix.join(home, ".local", "share", "task-tracking");
 }
 
 function defaultDbPath(dataDir: string | undefined, platform: NodeJS.Platform): string {
@@ -163,6 +161,7 @@ export function readConfig(env: Env = process.env, platform: NodeJS.Platform = p
     MAX_LEASE_SECONDS,
     "a number of seconds",
   );
+  const rateLimit = readRateLimit(env);
   const sync = readChoice<SyncMode>(env, "TRACKER_SYNC", ["normal", "full"], "normal");
   const logLevel = readChoice<LogLevel>(env, "LOG_LEVEL", LOG_LEVELS, "info");
   const logFormat = read(env, "LOG_FORMAT") === undefined ? null : readChoice<LogFormat>(env, "LOG_FORMAT", LOG_FORMATS, "json");
@@ -190,6 +189,7 @@ export function readConfig(env: Env = process.env, platform: NodeJS.Platform = p
     apiKeys,
     reservationTtlSeconds,
     claimTtlSeconds,
+    rateLimit,
     sync,
     logLevel,
     logFormat,
@@ -209,7 +209,7 @@ export interface LocalApiKey {
 
 /** The generated key is kept beside the database, so one tracker's data stay together. */
 export function localApiKeyPath(dbPath: string): string {
-  return join(dirname(dbPath), "api-key");
+  return join(dirname(dbPath), LOCAL_API_KEY_FILE_NAME);
 }
 
 /**

@@ -66,6 +66,28 @@ export interface StatusChange {
   now: Date;
 }
 
+/** POST /tasks/claim: the best ready task of a project, claimed as a claim by PUT …/status would. */
+export interface NextClaim {
+  projectId: string;
+  agentId: string | null;
+  leaseSeconds: number;
+  now: Date;
+}
+
+/** The status change a claim-next makes of the task it picked: the very claim PUT …/status makes. */
+export function claimOfNext(claim: NextClaim, task: { project_id: string; task_id: string }): StatusChange {
+  const ref = { projectId: task.project_id, taskId: task.task_id };
+  return {
+    ref,
+    to: "in_progress",
+    completionNotes: "",
+    agentId: claim.agentId,
+    leaseSeconds: claim.leaseSeconds,
+    force: false,
+    now: claim.now,
+  };
+}
+
 export interface LeaseRenewal {
   ref: TaskRef;
   agentId: string | null;
@@ -165,10 +187,13 @@ export const statusByErrorCode = {
   validation_failed: 400,
   invalid_transition: 400,
   unauthorized: 401,
+  /** A key whose role or projects do not cover the request (keys.ts). */
+  forbidden: 403,
   /** An unknown endpoint. */
   not_found: 404,
   task_not_found: 404,
   reservation_not_found: 404,
+  key_not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
   ambiguous_task_id: 409,

@@ -13,7 +13,8 @@ import { type ChildProcess, startProcess } from "../testkit/processes.ts";
 import { stopEverything } from "../testkit/registry.ts";
 import { makeTempDir } from "../testkit/temp.ts";
 import { trackerCommand, trackerStarted } from "../testkit/tracker.ts";
-import { ConfigError, loadOrCreateLocalApiKey, readConfig, userDataDir } from "./config.ts";
+import { ConfigError, loadOrCreateLocalApiKey, readConfig } from "./config.ts";
+import { userDataDir } from "./data-dir.ts";
 
 const KEY = "process-test-key-0123456789";
 
@@ -473,7 +474,7 @@ describe("task-tracker paths", () => {
     expect([result.exitCode, result.stdout.toString(), result.stderr.toString()]).toEqual([
       2,
       "",
-      'task-tracker: unknown argument "serve"; it takes none (serve), paths, backup, dump or restore\n',
+      'task-tracker: unknown argument "serve"; it takes none (serve), paths, backup, dump, restore or keys\n',
     ]);
   });
 });

@@ -3,12 +3,14 @@
 // terminal it prints a start-up block and then warnings as plain lines (cli/startup.ts, log.ts); else,
 // or with LOG_FORMAT=json, one JSON line per event.
 // `bun run tracker paths` (`task-tracker paths`) prints where its database and key file are;
-// `backup`, `dump` and `restore` keep the data (cli/keep.ts).
+// `backup`, `dump` and `restore` keep the data (cli/keep.ts); `keys` adds, lists and revokes the keys
+// the tracker keeps (cli/keys.ts).
 
 import { existsSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import packageJson from "../package.json" with { type: "json" };
 import { KEEP_COMMANDS, type KeepCommand, runKeepCommand } from "./cli/keep.ts";
+import { runKeysCommand } from "./cli/keys.ts";
 import { type StartupFacts, startupBlock } from "./cli/startup.ts";
 import {
   ConfigError,
@@ -178,6 +180,7 @@ async function serve(): Promise<void> {
       host: config.host,
       reservationTtlSeconds: config.reservationTtlSeconds,
       claimTtlSeconds: config.claimTtlSeconds,
+      rateLimit: config.rateLimit,
     });
   } catch (error) {
     await opened.storage.close();
@@ -257,12 +260,12 @@ function printPaths(): number {
 async function runTracker(argv: string[]): Promise<number | undefined> {
   const command = argv[0];
   if (command === "paths") return printPaths();
-  if (KEEP_COMMANDS.includes(command as KeepCommand)) {
-    return runKeepCommand(command as KeepCommand, argv.slice(1), (config) => openStorage(config, createLogger(config.logLevel)));
-  }
+  const open = (config: TrackerConfig) => openStorage(config, createLogger(config.logLevel));
+  if (KEEP_COMMANDS.includes(command as KeepCommand)) return runKeepCommand(command as KeepCommand, argv.slice(1), open);
+  if (command === "keys") return runKeysCommand(argv.slice(1), open);
   if (command !== undefined) {
     process.stderr.write(
-      `task-tracker: unknown argument ${JSON.stringify(command)}; it takes none (serve), paths, backup, dump or restore\n`,
+      `task-tracker: unknown argument ${JSON.stringify(command)}; it takes none (serve), paths, backup, dump, restore or keys\n`,
     );
     return 2;
   }

@@ -142,6 +142,23 @@ if (onPostgres)
       }
     });
 
+    test("32 claimers of the next task on both instances at once take distinct tasks, the best first", async () => {
+      const tasks = Array.from({ length: 40 }, (_, i) => ({
+        task_id: `NEXT-${String(i).padStart(2, "0")}`,
+        project_id: "claim-next",
+        description: "d",
+      }));
+      expect((await call(pick(0), "POST", "/tasks/batch", { tasks })).status).toBe(201);
+      const answers = await Promise.all(
+        Array.from({ length: 32 }, (_, i) =>
+          call(pick(i), "POST", "/tasks/claim", { project_id: "claim-next" }, { "X-Agent-Id": `agent-${i}` }),
+        ),
+      );
+      expect(answers.map((answer) => answer.status)).toEqual(Array(32).fill(200));
+      const taken = answers.map((answer) => (answer.body.task as { task_id: string }).task_id);
+      expect(taken.toSorted()).toEqual(tasks.slice(0, 32).map((task) => task.task_id));
+    });
+
     test("a retried request is replayed by the other instance", async () => {
       const key = { "Idempotency-Key": crypto.randomUUID() };
       const request = { type: "SPEC", count: 3, project_id: "replay" };

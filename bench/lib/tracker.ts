@@ -96,9 +96,10 @@ export class TrackerHttp {
 
   constructor(readonly url: string) {}
 
-  private async send(method: string, path: string, body?: unknown, idempotent = false): Promise<any> {
+  private async send(method: string, path: string, body?: unknown, idempotent = false, agentId?: string): Promise<any> {
     const headers: Record<string, string> = { ...this.headers, "x-request-id": crypto.randomUUID() };
     if (idempotent) headers["idempotency-key"] = crypto.randomUUID();
+    if (agentId !== undefined) headers["x-agent-id"] = agentId;
     if (body !== undefined) headers["content-type"] = "application/json";
     const response = await fetch(this.url + path, {
       method,
@@ -114,8 +115,18 @@ export class TrackerHttp {
     return this.send("GET", `/tasks/next?${new URLSearchParams({ project, status })}`);
   }
 
-  updateStatus(taskId: string, status: string, completionNotes = "") {
-    return this.send("PUT", `/tasks/${encodeURIComponent(taskId)}/status`, { status, completion_notes: completionNotes }, true);
+  updateStatus(taskId: string, status: string, completionNotes = "", agentId?: string) {
+    const body = { status, completion_notes: completionNotes };
+    return this.send("PUT", `/tasks/${encodeURIComponent(taskId)}/status`, body, true, agentId);
+  }
+
+  /** POST /tasks/claim: the next ready task of the project, claimed for `agentId` in one request. */
+  claimNext(project: string, agentId: string): Promise<{ task: { task_id: string; status: string } | null }> {
+    return this.send("POST", "/tasks/claim", { project_id: project }, true, agentId);
+  }
+
+  projects(): Promise<{ projects: { project_id: string; in_progress: number }[] }> {
+    return this.send("GET", "/projects");
   }
 
   nextId(type: string, project: string): Promise<{ next_id: string; number: number }> {

@@ -26,7 +26,7 @@ export const KEEP_USAGE = [
 export type OpenStorage = (config: TrackerConfig) => Promise<{ storage: Storage; description: string }>;
 
 /** A failure whose sentence is the whole story: printed as is, exit code 1. */
-class CommandError extends Error {
+export class CommandError extends Error {
   override readonly name = "CommandError";
 }
 
@@ -43,7 +43,7 @@ interface LocalTracker {
 }
 
 /** The address a client on this machine reaches the tracker at: a wildcard HOST means every local address. */
-function localUrl(config: TrackerConfig): string {
+export function localUrl(config: TrackerConfig): string {
   if (config.port === 0) {
     throw new CommandError("PORT is 0, so the running tracker listens on a port chosen at its start; set PORT to that port.");
   }
@@ -52,7 +52,7 @@ function localUrl(config: TrackerConfig): string {
 }
 
 /** The key the tracker would start with: TRACKER_API_KEYS' first, else the key file beside its database. */
-function localApiKey(config: TrackerConfig): string {
+export function localApiKey(config: TrackerConfig): string {
   if (config.apiKeys.length > 0) return config.apiKeys[0]!;
   if (config.databaseUrl !== null)
     throw new CommandError("TRACKER_API_KEYS must be set when DATABASE_URL is set: it holds the tracker's keys.");

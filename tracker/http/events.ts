@@ -8,6 +8,7 @@ export const streamEvents: Handler<undefined, typeof projectFilterQuery> = async
   query,
   request,
   caller,
+  holder,
   services,
   keepOpen,
 }) => {
@@ -15,6 +16,7 @@ export const streamEvents: Handler<undefined, typeof projectFilterQuery> = async
     storage: services.storage,
     logger: services.logger,
     projectId: query.project ?? null,
+    projects: holder.projects,
     signal: request.signal,
     key: caller,
   });

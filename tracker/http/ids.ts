@@ -1,6 +1,7 @@
 // The handlers of the ID routes (API.md, "Endpoints": /ids/…).
 
 import { formatArtifactId, type Reservation, reservationNotFound, reservedIds } from "../domain.ts";
+import { mayUseProject } from "../keys.ts";
 import { json } from "./pipeline.ts";
 import type {
   allocateQuery,
@@ -59,21 +60,24 @@ export const reserveIds: Handler<undefined, undefined, typeof reservationBody> =
 };
 
 /** GET /ids/reservations/{reservation_id}: one reservation, active or expired. */
-export const getReservation: Handler<typeof reservationPath> = async ({ params, services }) => {
+export const getReservation: Handler<typeof reservationPath> = async ({ params, holder, services }) => {
   const reservation = await services.storage.getReservation(params.reservation_id);
-  if (!reservation) throw reservationNotFound(params.reservation_id);
+  // Another project's, for a key limited to projects, is as if it did not exist.
+  if (!reservation || !mayUseProject(holder, reservation.projectId)) throw reservationNotFound(params.reservation_id);
   return json(200, { ...renderReservation(reservation), status: reservationStatus(reservation, services.now()) });
 };
 
 /** GET /ids/registry: the ID counters and the active reservations, for the board. */
-export const getRegistry: Handler<undefined, typeof projectFilterQuery> = async ({ query, services }) => {
+export const getRegistry: Handler<undefined, typeof projectFilterQuery> = async ({ query, holder, services }) => {
   const now = services.now();
   const registry = await services.storage.listRegistry(query.project ?? null, now);
-  const reservations = registry.reservations.map((reservation) => ({
+  const counters = registry.counters.filter((counter) => mayUseProject(holder, counter.project_id));
+  const visible = registry.reservations.filter((reservation) => mayUseProject(holder, reservation.projectId));
+  const reservations = visible.map((reservation) => ({
     ...renderReservation(reservation),
     status: reservationStatus(reservation, now),
   }));
-  return json(200, { counters: registry.counters, reservations });
+  return json(200, { counters, reservations });
 };
 
 /** PUT /ids/registry/{project_id}/{artifact_type}: raises a counter, for importing a backlog. */

@@ -156,9 +156,9 @@ describe("a CONNECT request", () => {
     });
     const [head = "", body = ""] = answer.split("\r\n\r\n");
     expect(head.split("\r\n")[0]).toBe("HTTP/1.1 405 Method Not Allowed");
-    expect(head.toLowerCase()).toContain("\r\nallow: get, head, post, put, patch");
+    expect(head.toLowerCase()).toContain("\r\nallow: get, head, post, put, patch, delete\r\n");
     expect(JSON.parse(body)).toEqual({
-      error: "Method CONNECT is not allowed here; use GET or HEAD or POST or PUT or PATCH",
+      error: "Method CONNECT is not allowed here; use GET or HEAD or POST or PUT or PATCH or DELETE",
       code: "method_not_allowed",
     });
   });

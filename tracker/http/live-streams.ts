@@ -68,6 +68,8 @@ interface StreamSource {
   logger: Logger;
   /** null: the changes of every project. */
   projectId: string | null;
+  /** The projects of a key limited to them (keys.ts): the others' changes never reach it. */
+  projects?: readonly string[] | null;
   /** Aborted when the client disconnects. */
   signal: AbortSignal;
   /** Who opened it: the scope of its API key. */
@@ -139,7 +141,10 @@ export class LiveStreams {
   }
 
   /** Subscribes the stream to the changes and starts its keep-alives; returns what closes it. */
-  #feed(controller: ReadableStreamDefaultController<Uint8Array>, { storage, logger, projectId, signal, key }: StreamSource) {
+  #feed(
+    controller: ReadableStreamDefaultController<Uint8Array>,
+    { storage, logger, projectId, projects, signal, key }: StreamSource,
+  ) {
     const { keepAliveMs, idleMs, maxAgeMs, now, every } = this.#options;
     let closed = false;
     let sent = 0;
@@ -154,7 +159,8 @@ export class LiveStreams {
       sent += bytes.byteLength;
     };
     const unsubscribe = storage.subscribe((change) => {
-      if (projectId === null || change.event.project_id === projectId) send(encodeChange(change));
+      const project = change.event.project_id;
+      if ((projectId === null || project === projectId) && (!projects || projects.includes(project))) send(encodeChange(change));
     });
     const watch = idleWatch(now, unread, () => sent - unread());
     const stopKeepAlive = every(() => {

@@ -68,7 +68,13 @@ describe("the OpenAPI document", () => {
     expect(codes("/tasks", "get", "404")).toBeUndefined();
     expect(codes("/ids/registry/{project_id}/{artifact_type}", "put", "404")).toBeUndefined();
     expect(codes("/events", "get", "429")).toEqual(["too_many_requests"]);
-    expect(codes("/tasks", "get", "429")).toBeUndefined();
+    // Every route that takes a key: its rate limit (429), and a role or project it lacks (403).
+    expect(codes("/tasks", "get", "429")).toEqual(["too_many_requests"]);
+    expect(codes("/tasks", "get", "403")).toEqual(["forbidden"]);
+    expect(codes("/healthz", "get", "403")).toBeUndefined();
+    expect(codes("/admin/keys/{name}", "delete", "404")).toEqual(["key_not_found"]);
+    expect(codes("/admin/keys", "post", "409")).toContain("conflict");
+    expect(codes("/admin/keys", "post", "422")).toBeUndefined();
   });
 
   test("comes from the schemas that validate the requests", () => {

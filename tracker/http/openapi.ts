@@ -48,6 +48,7 @@ const headerParameters = {
 const notFoundCodeByPathParameter: Record<string, ErrorCode> = {
   task_id: "task_not_found",
   reservation_id: "reservation_not_found",
+  name: "key_not_found",
 };
 
 function notFoundCodes(route: Route): ErrorCode[] {
@@ -71,9 +72,12 @@ function errorResponse(codes: readonly ErrorCode[]): JsonSchema {
 }
 
 function errorResponses(route: Route): Record<string, JsonSchema> {
-  const statuses = new Set<number>(route.auth ? [401] : []);
+  // Every key may meet its rate limit (429), and a role or project it lacks (403).
+  const statuses = new Set<number>(route.auth ? [401, 403, 429] : []);
   if (route.params || route.query || route.body) statuses.add(statusByErrorCode.validation_failed);
   if (route.idempotent) for (const status of [409, 422]) statuses.add(status);
+  // A body may name a thing that exists already (POST /admin/keys, which takes no Idempotency-Key).
+  if (route.body) statuses.add(409);
   if (route.limited) statuses.add(statusByErrorCode.too_many_requests);
   if (notFoundCodes(route).length > 0) statuses.add(statusByErrorCode.not_found);
   statuses.add(statusByErrorCode.internal);

@@ -1,9 +1,9 @@
 // The request pipeline, written once around every handler of the route table (routes.ts):
-// routing, authentication, query, path and body checks, X-Agent-Id, idempotency, the one error
-// mapping, X-Request-Id and the access log. Handlers only parse what they are given, call the
-// storage and encode.
+// routing, authentication (keys.ts), the key's rate limit and role, query, path and body checks, the
+// key's projects, X-Agent-Id, idempotency, the one error mapping, X-Request-Id and the access log.
+// Handlers only parse what they are given, call the storage and encode.
 
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { Server } from "bun";
 import type { z } from "zod";
 import {
@@ -15,8 +15,10 @@ import {
   RetryLater,
   validationError,
 } from "../domain.ts";
+import { type Access, type KeyHolder, RateLimiter, roleAllows, roleForbids } from "../keys.ts";
 import { describeError, type Logger } from "../log.ts";
 import { type IdempotencyClaim, StoredResponseReplay } from "../storage/storage.ts";
+import { checkProjects, type KeyBook } from "./keys.ts";
 import { parseAgentId, parseInput } from "./schemas.ts";
 import type { Call, Handler, Reply, Route, Services } from "./types.ts";
 
@@ -26,7 +28,7 @@ export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 export const IDEMPOTENCY_LEASE_MS = 60_000;
 
 /** Every method some route takes: the Allow of a request that names no path (CONNECT host:443). */
-const SERVED_METHODS = "GET, HEAD, POST, PUT, PATCH";
+const SERVED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE";
 
 export function json(status: number, value: unknown): Reply {
   return { status, body: JSON.stringify(value) };
@@ -69,20 +71,14 @@ export function describeRoute(route: Pick<Route, "method" | "path">): string {
   return `${route.method} ${route.path.replace(/\{(\w+)\}/g, "<$1>")}`;
 }
 
-/** Returns a function giving the scope of the caller's key, or null. Every key is compared, always. */
-function keyChecker(apiKeys: readonly string[]): KeyChecker {
-  const digests = apiKeys.map((key) => sha256(key));
-  const scopes = digests.map((digest) => digest.toString("hex"));
-  return (request) => {
-    const header = request.headers.get("authorization");
-    if (header === null || header.length < 8 || header.slice(0, 7).toLowerCase() !== "bearer ") return null;
-    const presented = sha256(header.slice(7).trim());
-    let scope: string | null = null;
-    for (let i = 0; i < digests.length; i++) {
-      if (timingSafeEqual(presented, digests[i]!) && scope === null) scope = scopes[i]!;
-    }
-    return scope;
-  };
+/** The holder of a request to a route that takes no key (GET /healthz, GET /openapi.json). */
+const NO_KEY: KeyHolder = { name: "", role: "viewer", projects: null, scope: "", rateLimit: null };
+
+/** What a route needs of a key's role (keys.ts, roleAllows). */
+function accessOf(route: Route): Access {
+  if (route.admin) return "admin";
+  if (route.reads) return "read";
+  return route.method === "GET" && !route.idempotent ? "read" : "write";
 }
 
 // ---------------------------------------------------------------------------
@@ -102,7 +98,6 @@ interface NoMatch {
 }
 
 type Router = (method: string, segments: readonly string[]) => Match | NoMatch;
-type KeyChecker = (request: Request) => string | null;
 
 /** The methods of the board's files (PipelineOptions.pages). */
 const PAGE_METHODS = "GET, HEAD";
@@ -294,7 +289,6 @@ export interface PipelineOptions {
   /** Paths Bun.serve answers itself for GET and HEAD (the board's files): any other method is a 405 here. */
   pages: readonly string[];
   services: Services;
-  apiKeys: readonly string[];
 }
 
 /** The write of a Call: with a claimed key, the storage stores the rendered reply with the effect. */
@@ -308,16 +302,29 @@ function writerFor(claim: IdempotencyClaim | null): Call<unknown, unknown, unkno
 }
 
 /** Finds the route and checks the key; a path that is no route is 405 or 404 (401 first without a key). */
-function routeFor(request: Request, url: URL, findRoute: Router, authenticate: KeyChecker): { match: Match; scope: string } {
+async function routeFor(
+  request: Request,
+  url: URL,
+  findRoute: Router,
+  keys: KeyBook,
+): Promise<{ match: Match; holder: KeyHolder }> {
   const match = findRoute(request.method, url.pathname.split("/").slice(1));
   const isPublic = "route" in match ? !match.route.auth : match.isPublic;
-  const scope = isPublic ? "" : authenticate(request);
-  if (scope === null) throw UNAUTHORIZED;
+  const holder = isPublic ? NO_KEY : await keys.holderOf(request);
+  if (holder === null) throw UNAUTHORIZED;
   if (!("route" in match)) {
     if (match.allow !== "") throw new MethodNotAllowed(request.method, match.allow);
     throw new ApiError("not_found", `No such endpoint: ${request.method} ${url.pathname.slice(0, 200)}`);
   }
-  return { match, scope };
+  return { match, holder };
+}
+
+/** The key's rate (429 past it), then its role (403 when the route needs more). */
+function admit(holder: KeyHolder, route: Route, limiter: RateLimiter): void {
+  if (!route.auth) return;
+  limiter.take(holder);
+  const access = accessOf(route);
+  if (!roleAllows(holder.role, access)) throw roleForbids(holder, access, describeRoute(route));
 }
 
 /** Everything between the URL and the handler: the checks of query, path, headers and body, in that order. */
@@ -325,7 +332,7 @@ async function prepare(
   request: Request,
   url: URL,
   match: Match,
-  scope: string,
+  holder: KeyHolder,
   server: Server<unknown>,
   services: Services,
 ): Promise<Prepared> {
@@ -337,14 +344,27 @@ async function prepare(
   const key = readIdempotencyKey(request, route);
   const bodyText = route.body ? await readBody(request) : "";
   const body = route.body ? parseInput(route.body, parseJsonBody(bodyText)) : undefined;
-  const keepOpen = () => server.timeout(request, 0);
+  await checkProjects(holder, { params, query, body }, services.storage);
+  const keepOpen = (seconds = 0) => server.timeout(request, seconds);
+  const scope = holder.scope;
   return {
     url,
     scope,
     bodyText,
     key,
     run: (claim) =>
-      route.handler({ params, query, body, agentId, request, caller: scope, services, keepOpen, write: writerFor(claim) }),
+      route.handler({
+        params,
+        query,
+        body,
+        agentId,
+        request,
+        caller: scope,
+        holder,
+        services,
+        keepOpen,
+        write: writerFor(claim),
+      }),
   };
 }
 
@@ -379,15 +399,16 @@ function logRequest(logger: Logger, request: Request, path: string, status: numb
 }
 
 /** Builds the Bun.serve `fetch` handler, and the reply of Bun's `error` hook. */
-export function createPipeline({ routes, pages, services, apiKeys }: PipelineOptions) {
+export function createPipeline({ routes, pages, services }: PipelineOptions) {
   const findRoute = createRouter(routes, pages);
-  const authenticate = keyChecker(apiKeys);
+  const limiter = new RateLimiter();
   const runIdempotent = idempotencyRunner(services);
   const { logger } = services;
 
   async function run(request: Request, url: URL, server: Server<unknown>): Promise<Reply> {
-    const { match, scope } = routeFor(request, url, findRoute, authenticate);
-    const prepared = await prepare(request, url, match, scope, server, services);
+    const { match, holder } = await routeFor(request, url, findRoute, services.keys);
+    admit(holder, match.route, limiter);
+    const prepared = await prepare(request, url, match, holder, server, services);
     return prepared.key === null ? prepared.run(null) : runIdempotent(request, prepared, prepared.key);
   }
 

@@ -8,10 +8,23 @@ import { describeError } from "../log.ts";
 import { backup, dump } from "./admin.ts";
 import { streamEvents } from "./events.ts";
 import { allocateId, getRegistry, getReservation, raiseCounter, reserveIds } from "./ids.ts";
+import { addKey, listKeys, revokeKey } from "./key-routes.ts";
+import { mcp } from "./mcp.ts";
 import { openApiDocument } from "./openapi.ts";
 import { defineRoute, json } from "./pipeline.ts";
 import * as s from "./schemas.ts";
-import { addTasks, changeStatus, editTask, getTask, listProjects, listTasks, nextTask, renewLease, taskEvents } from "./tasks.ts";
+import {
+  addTasks,
+  changeStatus,
+  claimNextTask,
+  editTask,
+  getTask,
+  listProjects,
+  listTasks,
+  nextTask,
+  renewLease,
+  taskEvents,
+} from "./tasks.ts";
 import type { Handler, Route, Services } from "./types.ts";
 
 /** GET /healthz: the version, and whether the database answers. */
@@ -66,6 +79,15 @@ export const routes: readonly Route[] = [
     query: s.nextTaskQuery,
     handler: nextTask,
     success: ok("The task, or null", s.responses.nextTask),
+  }),
+  defineRoute({
+    method: "POST",
+    path: "/tasks/claim",
+    summary: "Claim the next ready task of a project in one step",
+    ...write,
+    body: s.claimNextBody,
+    handler: claimNextTask,
+    success: ok("The claimed task, or null when none is ready", s.responses.claimedTask),
   }),
   defineRoute({
     method: "POST",
@@ -193,16 +215,32 @@ export const routes: readonly Route[] = [
     path: "/ids/registry/{project_id}/{artifact_type}",
     summary: "Raise an ID counter (import)",
     ...write,
+    admin: true,
     params: s.registryPath,
     body: s.registryImportBody,
     handler: raiseCounter,
     success: ok("The counter", s.responses.counter),
   }),
+  ...(["POST", "GET", "DELETE"] as const).map((method) =>
+    defineRoute({
+      method,
+      path: "/mcp",
+      summary: { POST: "A message of an MCP session", GET: "An MCP session's stream", DELETE: "End an MCP session" }[method],
+      auth: true,
+      idempotent: false,
+      head: false,
+      reads: true,
+      handler: mcp,
+      limited: true,
+      success: ok("MCP's Streamable HTTP transport (docs/TOOLS.md): JSON-RPC, a session's stream, or its end", null),
+    }),
+  ),
   defineRoute({
     method: "GET",
     path: "/admin/backup",
     summary: "A consistent copy of the SQLite database file",
     ...read,
+    admin: true,
     head: false,
     handler: backup,
     success: ok("application/octet-stream: the database file (PostgreSQL: 409, use pg_dump)", null),
@@ -212,8 +250,43 @@ export const routes: readonly Route[] = [
     path: "/admin/dump",
     summary: "Everything the tracker keeps, as JSON lines",
     ...read,
+    admin: true,
     head: false,
     handler: dump,
     success: ok("application/x-ndjson: header, tasks, events, counters, reservations, end", null),
+  }),
+  defineRoute({
+    method: "POST",
+    path: "/admin/keys",
+    summary: "Make a key for a person or an agent",
+    // Not idempotent: a stored response would keep the key itself in the database.
+    auth: true,
+    idempotent: false,
+    head: false,
+    admin: true,
+    body: s.newKeyBody,
+    handler: addKey,
+    success: created("The key, shown this once", s.keyResponses.created),
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/admin/keys",
+    summary: "Every key the tracker keeps (never a key itself)",
+    ...read,
+    admin: true,
+    handler: listKeys,
+    success: ok("The keys", s.keyResponses.list),
+  }),
+  defineRoute({
+    method: "DELETE",
+    path: "/admin/keys/{name}",
+    summary: "Revoke a key",
+    auth: true,
+    idempotent: false,
+    head: false,
+    admin: true,
+    params: s.keyPath,
+    handler: revokeKey,
+    success: ok("The key, revoked", s.keyResponses.revoked),
   }),
 ];

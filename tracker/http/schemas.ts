@@ -32,6 +32,7 @@ import {
   UUID_PATTERN,
   validationError,
 } from "../domain.ts";
+import { KEY_NAME_PATTERN, KEY_NAME_RULE, MAX_PROJECTS_PER_KEY, ROLES } from "../keys.ts";
 
 // ---------------------------------------------------------------------------
 // Sentences. A schema's own error says what the value must be; `firstProblem` puts the field's name
@@ -253,6 +254,17 @@ export const statusBody = object({
 
 export const heartbeatBody = object({ lease_seconds: leaseSeconds.optional() });
 
+/** POST /tasks/claim. `status` names the tasks to claim from, as GET /tasks/next's: only pending ones can be. */
+export const claimNextBody = object({
+  project_id: projectId,
+  status: z
+    .literal("pending", {
+      error: (issue) => `must be pending (only a pending task can be claimed), not ${JSON.stringify(issue.input)}`,
+    })
+    .default("pending"),
+  lease_seconds: leaseSeconds.optional(),
+});
+
 /** The whole new depends_on of an edit: at most a batch's worth of tasks, each named once. */
 const editedDependsOn = z
   .array(taskId, { error: mustBe("an array of strings") })
@@ -358,6 +370,7 @@ const taskBody = z.object({ task: taskSchema });
 export const responses = {
   health: z.object({ status: z.literal("ok"), version: z.string() }),
   nextTask: z.object({ task: taskSchema.nullable() }),
+  claimedTask: z.object({ task: taskSchema.nullable() }),
   batchAdded: z.object({ success: z.literal(true), tasks_added: z.number().int(), task_ids: z.array(z.string()) }),
   taskPage: z.object({ tasks: z.array(taskSchema), next_cursor: z.string().nullable() }),
   projects: z.object({ projects: z.array(projectSummarySchema) }),
@@ -369,4 +382,37 @@ export const responses = {
   reservationWithStatus: reservationWithStatusSchema,
   registry: z.object({ counters: z.array(idCounterSchema), reservations: z.array(reservationWithStatusSchema) }),
   counter: idCounterSchema,
+};
+
+// ---------------------------------------------------------------------------
+// Keys (API.md, "Keys and roles"): the admin's routes /admin/keys.
+
+const keyName = identifier(KEY_NAME_PATTERN, KEY_NAME_RULE);
+const role = oneOf(ROLES);
+
+export const keyPath = z.strictObject({ name: keyName });
+
+export const newKeyBody = object({
+  name: keyName,
+  role,
+  projects: z
+    .array(projectId, { error: mustBe("an array of strings") })
+    .max(MAX_PROJECTS_PER_KEY, { error: `must name at most ${MAX_PROJECTS_PER_KEY} projects` })
+    .default([])
+    .meta({ description: "A member's projects; empty or left out: every project" }),
+});
+
+export const apiKeySchema = z.object({
+  name: z.string(),
+  role,
+  projects: z.array(z.string()),
+  created_at: time,
+  last_used_at: time.nullable(),
+  revoked_at: time.nullable(),
+});
+
+export const keyResponses = {
+  created: apiKeySchema.extend({ key: z.string().meta({ description: "The key itself: shown this once, never again" }) }),
+  list: z.object({ keys: z.array(apiKeySchema) }),
+  revoked: z.object({ key: apiKeySchema }),
 };

@@ -6,12 +6,15 @@ import { lookup } from "node:dns/promises";
 import type { Server } from "bun";
 import packageJson from "../../package.json" with { type: "json" };
 import { DEFAULT_CLAIM_TTL_SECONDS } from "../domain.ts";
+import type { RateLimit } from "../keys.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { Storage } from "../storage/storage.ts";
 import { type BoardRoutes, boardRoutes } from "./board.ts";
 import { CopyGate } from "./copies.ts";
+import { KeyBook } from "./keys.ts";
 import { KEEP_ALIVE_MS, type LiveStreamOptions, LiveStreams } from "./live-streams.ts";
-import { createPipeline, IDEMPOTENCY_RETENTION_MS } from "./pipeline.ts";
+import { type McpSessionOptions, McpSessions } from "./mcp-sessions.ts";
+import { createPipeline, IDEMPOTENCY_RETENTION_MS, MAX_BODY_BYTES } from "./pipeline.ts";
 import { routes } from "./routes.ts";
 import { runEvery } from "./timers.ts";
 import type { Services } from "./types.ts";
@@ -27,7 +30,10 @@ export interface TrackerOptions {
   storage: Storage;
   /** The one logger of the process, shared with the storage. */
   logger: Logger;
+  /** The operator's keys (TRACKER_API_KEYS or the key file): admins. The keys the storage keeps count too. */
   apiKeys: readonly string[];
+  /** TRACKER_RATE_LIMIT; unset: DEFAULT_KEY_RATE_LIMIT for the kept keys, none for the operator's. */
+  rateLimit?: RateLimit | null;
   /** 0 picks a free port. Default 8080. */
   port?: number;
   /** Default 127.0.0.1: a local tracker is not on the network until its owner says so. */
@@ -46,6 +52,8 @@ export interface TrackerOptions {
   liveStreams?: LiveStreamOptions;
   /** The gate of backups and dumps (at most 2 at once, a minute unread ends one); tests pass their own. */
   copies?: CopyGate;
+  /** The bounds of /mcp's sessions (lease, sessions per key, clock); tests shorten them. */
+  mcp?: Partial<McpSessionOptions>;
 }
 
 export interface RunningTracker {
@@ -102,19 +110,23 @@ async function listen(
 export async function startTracker(options: TrackerOptions): Promise<RunningTracker> {
   if (options.apiKeys.length === 0) throw new Error("startTracker needs at least one API key.");
   const { storage, logger } = options;
+  const now = options.now ?? (() => new Date());
   const services: Services = {
     storage,
     logger,
-    now: options.now ?? (() => new Date()),
+    now,
     version: options.version ?? packageJson.version,
     claimTtlSeconds: options.claimTtlSeconds ?? DEFAULT_CLAIM_TTL_SECONDS,
     reservationTtlMs: (options.reservationTtlSeconds ?? 3600) * 1000,
     streams: new LiveStreams({ keepAliveMs: options.keepAliveMs ?? KEEP_ALIVE_MS, ...options.liveStreams }),
     copies: options.copies ?? new CopyGate(),
+    keys: new KeyBook({ storage, logger, operatorKeys: options.apiKeys, rateLimit: options.rateLimit ?? null, now }),
+    mcp: new McpSessions({ logger, maxBodyBytes: MAX_BODY_BYTES, ...options.mcp }),
   };
   const board = await boardRoutes();
-  const { handle, internalError } = createPipeline({ routes, services, apiKeys: options.apiKeys, pages: Object.keys(board) });
+  const { handle, internalError } = createPipeline({ routes, services, pages: Object.keys(board) });
   const server = await listen(options, board, handle, internalError);
+  services.mcp.dispatchTo((request) => handle(request, server));
   const stopTimers = startTimers(services);
 
   const port = server.port ?? 0;
@@ -125,6 +137,7 @@ export async function startTracker(options: TrackerOptions): Promise<RunningTrac
     stop() {
       stopping ??= (async () => {
         services.streams.closeAll();
+        await services.mcp.closeAll();
         // Requests in flight get a grace period; a client that never finishes its request does not
         // keep the tracker from stopping.
         const graceful = server.stop();

@@ -439,3 +439,68 @@ describe("POST /tasks/batch without task_id", () => {
     expect((await t.request("GET", "/tasks/TASK-003")).body.task).toMatchObject({ description: "Test it", project_id: "web" });
   });
 });
+
+describe("POST /tasks/claim", () => {
+  test("claims the task GET /tasks/next answers, with the lease asked for, then null when none is ready", async () => {
+    await addTasks([task("T-1", { priority: "low" }), task("T-2", { depends_on: ["T-1"], priority: "high" }), task("T-3")]);
+    const next = (await t.request("GET", "/tasks/next?project=proj")).body.task;
+    const claimed = await post("/tasks/claim", { project_id: "proj", lease_seconds: 30 }, "agent-a");
+    expect(claimed.status).toBe(200);
+    expect(claimed.body.task).toMatchObject({ task_id: next.task_id, status: "in_progress", claimed_by: "agent-a" });
+    expectLeaseOf(claimed.body.task, 30);
+    const events = (await t.request("GET", `/tasks/${next.task_id}/events`)).body.events;
+    expect(events.at(-1)).toMatchObject({
+      type: "claimed",
+      agent_id: "agent-a",
+      from_status: "pending",
+      to_status: "in_progress",
+    });
+    expectLeaseOf((await post("/tasks/claim", { project_id: "proj" }, "agent-b")).body.task, CLAIM_TTL_SECONDS);
+    expect(await post("/tasks/claim", { project_id: "proj", status: "pending" }, "agent-c")).toMatchObject({
+      status: 200,
+      body: { task: null },
+    });
+  });
+
+  test("a retry with the same Idempotency-Key answers the same task and claims nothing more", async () => {
+    await addTasks([task("T-1"), task("T-2")]);
+    const request = { body: { project_id: "proj" }, headers: { "Idempotency-Key": "claim-1", "X-Agent-Id": "agent-a" } };
+    const first = await t.request("POST", "/tasks/claim", request);
+    const retry = await t.request("POST", "/tasks/claim", request);
+    expect({ status: retry.status, body: retry.body }).toEqual({ status: 200, body: first.body });
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect((await t.request("GET", "/tasks/T-2")).body.task.status).toBe("pending");
+  });
+
+  test("the body is checked: a project is required, status can only be pending, lease_seconds as a claim's", async () => {
+    await addTasks([task("T-1")]);
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{}, "project_id is required"],
+      [
+        { project_id: "proj", status: "in_progress" },
+        'status must be pending (only a pending task can be claimed), not "in_progress"',
+      ],
+      [{ project_id: "proj", lease_seconds: 4 }, "lease_seconds must be between 5 and 86400"],
+      [{ project_id: "proj", force: true }, "force is not a known field"],
+    ];
+    for (const [body, sentence] of cases) expectApiError(await post("/tasks/claim", body), 400, "validation_failed", sentence);
+    expect((await t.request("GET", "/tasks/T-1")).body.task.status).toBe("pending");
+  });
+
+  test("32 concurrent claimers over HTTP take 32 distinct tasks, and the rest get null", async () => {
+    await addTasks(Array.from({ length: 24 }, (_, i) => task(`T-${i}`)));
+    const claims = await Promise.all(
+      Array.from({ length: 32 }, (_, i) => post("/tasks/claim", { project_id: "proj" }, `agent-${i}`)),
+    );
+    const taken = claims.map((response) => response.body.task?.task_id).filter((id) => id !== undefined);
+    expect(taken).toHaveLength(24);
+    expect(new Set(taken).size).toBe(24);
+    expect((await t.request("GET", "/tasks?project=proj&status=in_progress")).body.tasks).toHaveLength(24);
+  });
+
+  test("a task called claim is still read with GET and edited with PATCH", async () => {
+    await addTasks([task("claim")]);
+    expect((await t.request("GET", "/tasks/claim")).body.task.task_id).toBe("claim");
+    expect((await t.request("PATCH", "/tasks/claim", { body: { priority: "high" } })).body.task.priority).toBe("high");
+  });
+});

@@ -1,10 +1,13 @@
 // The handlers of the task routes (API.md, "Endpoints"). Each parses nothing itself (the pipeline
 // hands it checked input), calls the storage once and encodes the answer.
 
-import { DEFAULT_LIST_LIMIT, type Task, type TaskRef, taskNotFound } from "../domain.ts";
+import { DEFAULT_LIST_LIMIT, type Task, type TaskListQuery, type TaskPage, type TaskRef, taskNotFound } from "../domain.ts";
+import { type KeyHolder, mayUseProject } from "../keys.ts";
+import type { Storage } from "../storage/storage.ts";
 import { json } from "./pipeline.ts";
 import {
   checkBatch,
+  type claimNextBody,
   type heartbeatBody,
   type nextTaskQuery,
   type statusBody,
@@ -28,9 +31,46 @@ export const nextTask: Handler<undefined, typeof nextTaskQuery> = async ({ query
   return json(200, { task: await services.storage.findNextTask(query.project, query.status ?? "pending") });
 };
 
+/** POST /tasks/claim: the task GET /tasks/next would answer, claimed for the caller in the same step; or null. */
+export const claimNextTask: Handler<undefined, undefined, typeof claimNextBody> = async ({ body, agentId, services, write }) => {
+  const claim = {
+    projectId: body.project_id,
+    agentId,
+    leaseSeconds: body.lease_seconds ?? services.claimTtlSeconds,
+    now: services.now(),
+  };
+  return write<Task | null>(
+    (idempotency) => services.storage.claimNextTask(claim, idempotency),
+    (task) => json(200, { task }),
+  );
+};
+
+/** Pages of every project read for one page of a key limited to several: a page may come back short. */
+const MAX_SCOPED_READS = 10;
+
+/**
+ * The tasks of the key's projects only. One project is a filter; several, pages of every project
+ * with the others' tasks left out, read until the page is full. Each read asks for what the page
+ * still lacks, so the page ends where a read ended and its next_cursor goes on from there.
+ */
+async function listTasksOf(holder: KeyHolder, storage: Storage, query: TaskListQuery): Promise<TaskPage> {
+  const projects = holder.projects;
+  if (projects === null || query.projectId !== null) return storage.listTasks(query);
+  if (projects.length === 1) return storage.listTasks({ ...query, projectId: projects[0]! });
+  const tasks: Task[] = [];
+  let cursor = query.cursor;
+  for (let read = 0; read < MAX_SCOPED_READS; read++) {
+    const page = await storage.listTasks({ ...query, cursor, limit: query.limit - tasks.length });
+    tasks.push(...page.tasks.filter((task) => projects.includes(task.project_id)));
+    cursor = page.nextCursor;
+    if (cursor === null || tasks.length === query.limit) break;
+  }
+  return { tasks, nextCursor: cursor };
+}
+
 /** GET /tasks: a page of tasks, filtered, in the order of API.md. */
-export const listTasks: Handler<undefined, typeof taskListQuery> = async ({ query, services }) => {
-  const page = await services.storage.listTasks({
+export const listTasks: Handler<undefined, typeof taskListQuery> = async ({ query, holder, services }) => {
+  const page = await listTasksOf(holder, services.storage, {
     projectId: query.project ?? null,
     status: query.ready === undefined ? (query.status ?? null) : "pending",
     ready: query.ready === undefined ? null : query.ready === "true",
@@ -41,9 +81,10 @@ export const listTasks: Handler<undefined, typeof taskListQuery> = async ({ quer
   return json(200, { tasks: page.tasks, next_cursor: page.nextCursor });
 };
 
-/** GET /projects: every project with its counts. */
-export const listProjects: Handler = async ({ services }) => {
-  return json(200, { projects: await services.storage.listProjects() });
+/** GET /projects: every project with its counts (a key limited to projects: those). */
+export const listProjects: Handler = async ({ holder, services }) => {
+  const projects = await services.storage.listProjects();
+  return json(200, { projects: projects.filter((project) => mayUseProject(holder, project.project_id)) });
 };
 
 /** POST /tasks/batch: adds 1–500 tasks, all or nothing. */

@@ -3,12 +3,15 @@
 // imports another's code for its types.
 
 import type { z } from "zod";
+import type { KeyHolder } from "../keys.ts";
 import type { Logger } from "../log.ts";
 import type { IdempotentWrite, Storage } from "../storage/storage.ts";
 import type { CopyGate } from "./copies.ts";
+import type { KeyBook } from "./keys.ts";
 import type { LiveStreams } from "./live-streams.ts";
+import type { McpSessions } from "./mcp-sessions.ts";
 
-export type Method = "GET" | "POST" | "PUT" | "PATCH";
+export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 /** What a handler produces; the response is built once, with the common headers, in one place. */
 export interface Reply {
   status: number;
@@ -30,6 +33,10 @@ export interface Services {
   streams: LiveStreams;
   /** The backups and dumps being sent. */
   copies: CopyGate;
+  /** Who a bearer key is (http/keys.ts). */
+  keys: KeyBook;
+  /** The MCP sessions of /mcp. */
+  mcp: McpSessions;
 }
 
 /** One request as a handler sees it: already authenticated, parsed and checked. */
@@ -42,9 +49,14 @@ export interface Call<Params, Query, Body> {
   request: Request;
   /** The caller's API key as the tracker names it: its scope (SHA-256), never the key itself. */
   caller: string;
+  /** The key's name, role and projects (keys.ts); for GET /healthz and /openapi.json, which take none, NO_KEY. */
+  holder: KeyHolder;
   services: Services;
-  /** Lifts the idle timeout of this request's connection (a live stream is quiet between changes). */
-  keepOpen(): void;
+  /**
+   * Lifts the idle timeout of this request's connection (a live stream is quiet between changes), or sets
+   * it to `seconds` (a reply that may take longer than Bun's 10 s).
+   */
+  keepOpen(seconds?: number): void;
   /**
    * Runs a write with the request's Idempotency-Key, if any: the storage stores the rendered reply
    * in the same transaction as the effect.
@@ -69,6 +81,13 @@ export interface Route<Params = any, Query = any, Body = any> {
   summary: string;
   /** False only for GET /healthz and GET /openapi.json. */
   auth: boolean;
+  /** Only an admin key may (keys.ts, roleAllows); else a GET that changes nothing reads, the rest write. */
+  admin?: boolean;
+  /**
+   * Reads, whatever its method: POST and DELETE /mcp, whose tools' requests are checked as the requests they
+   * are (a viewer's session offers only the tools that read, and the tracker refuses its writes anyway).
+   */
+  reads?: boolean;
   /** Carries Idempotency-Key (every POST, PUT and PATCH, and GET /ids/next). */
   idempotent: boolean;
   /** HEAD runs it without the body: every GET but one that allocates (the ID would be spent unseen). */

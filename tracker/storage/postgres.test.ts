@@ -427,6 +427,32 @@ if (onPostgres) {
     });
   });
 
+  describe("PostgreSQL storage: claiming the next task", () => {
+    withFreshSchema();
+
+    test("a task another transaction holds locked is passed over at once, not waited for", async () => {
+      const storage = await open();
+      await storage.addTasks([newTask("T-1"), newTask("T-2")], now, null);
+      // Another claimer in the middle of its claim of T-1: its row lock held until it commits.
+      const blocker = new SQL(schema.url, { max: 1 });
+      const holding = Promise.withResolvers<void>();
+      const release = Promise.withResolvers<void>();
+      const blocked = blocker.begin(async (tx) => {
+        await tx`SELECT * FROM tasks WHERE task_id = 'T-1' FOR UPDATE`;
+        holding.resolve();
+        await release.promise;
+      });
+      await holding.promise;
+      const claim = { projectId: "p", agentId: "agent-1", leaseSeconds: 60, now };
+      const claimed = await Promise.race([storage.claimNextTask(claim), Bun.sleep(2000).then(() => "waited")]);
+      release.resolve();
+      await blocked;
+      await blocker.close();
+      expect(claimed).toMatchObject({ task_id: "T-2", status: "in_progress", claimed_by: "agent-1" });
+      expect(await storage.claimNextTask(claim)).toMatchObject({ task_id: "T-1" });
+    });
+  });
+
   describe("PostgreSQL storage: Idempotency-Keys of requests that died", () => {
     withFreshSchema();
 

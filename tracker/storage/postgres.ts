@@ -9,6 +9,8 @@
 //   lock, so allocations and reservations of one (project, type) serialize in the database.
 // - Status changes: SELECT ... FOR UPDATE on the task row, then a compare-and-set UPDATE; a second
 //   claimer waits for the lock and then reads the winner's status.
+// - Claim-next: the next ready task is read FOR UPDATE SKIP LOCKED, so concurrent claimers each lock
+//   a different task without waiting on one another, then claimed as a status change claims it.
 // - Batches: one transaction; the dependencies a batch names are read FOR SHARE, so none of them
 //   can complete (and miss the new dependents) before the batch commits.
 // - Leases: lease_expires_at is the database's now() plus the lease; expireLeases takes the
@@ -41,6 +43,7 @@ import {
   claimBlocked,
   claimEndOf,
   claimExpiredDetails,
+  claimOfNext,
   countUnfinishedDependencies,
   decideStatusChange,
   decodeTaskCursor,
@@ -57,6 +60,7 @@ import {
   MAX_ID_NUMBER,
   type NewReservation,
   type NewTask,
+  type NextClaim,
   nameBatch,
   needsClaimEnd,
   noBackupOnPostgres,
@@ -84,9 +88,18 @@ import {
   taskNotFound,
   validationError,
 } from "../domain.ts";
+import type { ApiKeyRecord, NewApiKey } from "../keys.ts";
 import { createLogger, describeError, type Logger } from "../log.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
 import { openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
+import {
+  applyApiKeysSchema,
+  insertApiKey,
+  markApiKeyRevoked,
+  markApiKeyUsed,
+  selectActiveApiKey,
+  selectApiKeys,
+} from "./postgres-keys.ts";
 import schemaSql from "./schema/postgres.sql" with { type: "text" };
 import upgradeTo2Sql from "./schema/postgres-upgrade-2.sql" with { type: "text" };
 import upgradeTo3Sql from "./schema/postgres-upgrade-3.sql" with { type: "text" };
@@ -525,6 +538,8 @@ export class PostgresStorage implements Storage {
           `The database has schema version ${current}, newer than this service knows (${SCHEMA_VERSION}); run a newer tracker.`,
         );
       }
+      // The keys' table, for a database of any version that lacks it (schema/postgres-keys.sql).
+      await applyApiKeysSchema(tx);
       if (current === SCHEMA_VERSION) return;
       if (current === 0) await tx.unsafe(schemaSql);
       if (current === 1) await tx.unsafe(upgradeTo2Sql);
@@ -1213,14 +1228,15 @@ export class PostgresStorage implements Storage {
   }
 
   async findNextTask(projectId: string, status: TaskStatus): Promise<Task | null> {
-    // For pending, the ready part: a task that is not pending is never blocked.
-    const group = TASK_LIST_PARTS.indexOf(status === "pending" ? "ready" : status);
-    const [row] = await this.statement(
-      (sql) => sql<TaskRow[]>`
-        SELECT * FROM tasks WHERE project_id = ${projectId} AND list_group = ${group}
-        ORDER BY priority_rank, seq LIMIT 1`,
-    );
+    const [row] = await this.statement((sql) => selectNextTask(sql, projectId, status, false));
     return row ? toTask(row) : null;
+  }
+
+  async claimNextTask(claim: NextClaim, idempotency?: IdempotentWrite<Task | null>): Promise<Task | null> {
+    return this.write(idempotency, async (tx, changes) => {
+      const [row] = await selectNextTask(tx, claim.projectId, "pending", true);
+      return row ? toTask(await this.claim(tx, row, claimOfNext(claim, row), changes)) : null;
+    });
   }
 
   async listTasks(query: TaskListQuery): Promise<TaskPage> {
@@ -1438,6 +1454,29 @@ export class PostgresStorage implements Storage {
   }
 
   // -------------------------------------------------------------------------
+  // The Storage interface: keys (postgres-keys.ts).
+
+  async addApiKey(key: NewApiKey): Promise<ApiKeyRecord> {
+    return this.transaction((tx) => insertApiKey(tx, key));
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    return this.statement((sql) => selectApiKeys(sql));
+  }
+
+  async findApiKey(hash: string): Promise<ApiKeyRecord | null> {
+    return this.statement((sql) => selectActiveApiKey(sql, hash));
+  }
+
+  async revokeApiKey(name: string, now: Date): Promise<ApiKeyRecord> {
+    return this.transaction((tx) => markApiKeyRevoked(tx, name, now));
+  }
+
+  async touchApiKey(name: string, now: Date): Promise<void> {
+    await this.statement((sql) => markApiKeyUsed(sql, name, now));
+  }
+
+  // -------------------------------------------------------------------------
   // The Storage interface: keeping the data (postgres-dump.ts).
 
   async openBackup(): Promise<BackupFile> {
@@ -1489,6 +1528,18 @@ async function putResponse(
           response_body = excluded.response_body, created_at = excluded.created_at
       WHERE idempotency_keys.created_at <= ${claimed.expiredBefore}`;
   return written.count;
+}
+
+/**
+ * The next task of GET /tasks/next (for pending, the ready part: a task that is not pending is never
+ * blocked), in its order. `skipLocked` (a claim-next, in its transaction): locks it, passing over the
+ * tasks other claimers hold locked, so concurrent claimers never wait on each other's task.
+ */
+function selectNextTask(sql: SQL, projectId: string, status: TaskStatus, skipLocked: boolean) {
+  const group = TASK_LIST_PARTS.indexOf(status === "pending" ? "ready" : status);
+  return sql<TaskRow[]>`
+    SELECT * FROM tasks WHERE project_id = ${projectId} AND list_group = ${group}
+    ORDER BY priority_rank, seq LIMIT 1 ${skipLocked ? sql`FOR UPDATE SKIP LOCKED` : sql``}`;
 }
 
 /** The one row a ref names, or null; several (no project given): ambiguousTaskId naming their projects. */

@@ -4,7 +4,7 @@
 // its own savepoint: see runWrite), so a read and the write that depends on it never interleave
 // with another writer.
 
-import { Database } from "bun:sqlite";
+import { Database, type Statement } from "bun:sqlite";
 import { createHash } from "node:crypto";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
@@ -23,6 +23,7 @@ import {
   claimBlocked,
   claimEndOf,
   claimExpiredDetails,
+  claimOfNext,
   countUnfinishedDependencies,
   decideStatusChange,
   decodeTaskCursor,
@@ -37,6 +38,7 @@ import {
   lostRace,
   MAX_ID_NUMBER,
   type NewReservation,
+  type NextClaim,
   nameBatch,
   needsClaimEnd,
   type ProjectSummary,
@@ -46,6 +48,7 @@ import {
   renewalLeaseSeconds,
   SCHEMA_VERSION,
   type StatusChange,
+  TASK_STATUSES,
   type Task,
   type TaskChange,
   type TaskEdit,
@@ -61,12 +64,21 @@ import {
   taskNotFound,
   validationError,
 } from "../domain.ts";
+import type { ApiKeyRecord, NewApiKey } from "../keys.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
 // Imported as text so that a compiled binary carries them (no file beside the binary to read).
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import upgradeFromVersion1Sql from "./schema/sqlite-v1-to-v2.sql" with { type: "text" };
 import { InFlightKeys } from "./shared.ts";
 import { openSqliteBackup, openSqliteSnapshot, restoreSqlite } from "./sqlite-dump.ts";
+import {
+  applyApiKeysSchema,
+  insertApiKey,
+  markApiKeyRevoked,
+  markApiKeyUsed,
+  selectActiveApiKey,
+  selectApiKeys,
+} from "./sqlite-keys.ts";
 import {
   type EventRow,
   type IdempotencyRow,
@@ -202,6 +214,7 @@ export async function openSqliteStorage(options: SqliteOptions): Promise<SqliteS
     db.transaction(() => {}).immediate();
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     applySchema(db);
+    applyApiKeysSchema(db);
     // With TRACKER_SYNC=full every commit already syncs the WAL.
     const flusher = inMemory || options.sync === "full" ? undefined : new WalFlusher(`${options.path}-wal`);
     return new SqliteStorage(db, flusher);
@@ -262,6 +275,22 @@ class WalFlusher {
 // ---------------------------------------------------------------------------
 // The statements, prepared once.
 
+/**
+ * GET /tasks/next, one statement per status with the status written into it: bound as a parameter,
+ * it would make SQLite compile the statement anew at every call (a bound value may enable a partial
+ * index on status), at ten times the cost of the read. blocked = 0 holds for every task that is not
+ * pending (see the schema's CHECK).
+ */
+function prepareNextTask(db: Database): Record<TaskStatus, Statement<TaskRow, [string]>> {
+  const byStatus = TASK_STATUSES.map((status) => [
+    status,
+    db.prepare<TaskRow, [string]>(
+      `SELECT * FROM tasks WHERE project_id = ? AND status = '${status}' AND blocked = 0 ORDER BY priority_rank, seq LIMIT 1`,
+    ),
+  ]);
+  return Object.fromEntries(byStatus) as Record<TaskStatus, Statement<TaskRow, [string]>>;
+}
+
 function prepareTaskReads(db: Database) {
   return {
     byRef: db.prepare<TaskRow, [string, string]>("SELECT * FROM tasks WHERE task_id = ? AND project_id = ?"),
@@ -272,10 +301,6 @@ function prepareTaskReads(db: Database) {
     // The task of that ID in the asking project if there is one, else any other (to say so).
     dependency: db.prepare<{ seq: number; project_id: string; status: TaskStatus }, [string, string]>(
       "SELECT seq, project_id, status FROM tasks WHERE task_id = ? ORDER BY project_id = ? DESC, project_id LIMIT 1",
-    ),
-    // blocked = 0 holds for every task that is not pending (see the schema's CHECK).
-    next: db.prepare<TaskRow, [string, string]>(
-      "SELECT * FROM tasks WHERE project_id = ? AND status = ? AND blocked = 0 ORDER BY priority_rank, seq LIMIT 1",
     ),
     events: db.prepare<EventRow, [number]>(
       `SELECT event_id, project_id, task_id, type, at, agent_id, from_status, to_status, details
@@ -564,6 +589,7 @@ export class SqliteStorage implements Storage {
   private readonly listeners = new Set<(change: TaskChange) => void>();
 
   private readonly taskReads: ReturnType<typeof prepareTaskReads>;
+  private readonly nextTask: ReturnType<typeof prepareNextTask>;
   private readonly taskWrites: ReturnType<typeof prepareTaskWrites>;
   private readonly dependencyEdits: ReturnType<typeof prepareDependencyEdits>;
   private readonly ids: ReturnType<typeof prepareIdStatements>;
@@ -581,6 +607,7 @@ export class SqliteStorage implements Storage {
     private readonly walFlusher?: WalFlusher,
   ) {
     this.taskReads = prepareTaskReads(db);
+    this.nextTask = prepareNextTask(db);
     this.taskWrites = prepareTaskWrites(db);
     this.dependencyEdits = prepareDependencyEdits(db);
     this.ids = prepareIdStatements(db);
@@ -962,8 +989,17 @@ export class SqliteStorage implements Storage {
   }
 
   async findNextTask(projectId: string, status: TaskStatus): Promise<Task | null> {
-    const row = this.taskReads.next.get(projectId, status);
+    const row = this.nextTask[status].get(projectId);
     return row ? toTask(row) : null;
+  }
+
+  async claimNextTask(claim: NextClaim, idempotency?: IdempotentWrite<Task | null>): Promise<Task | null> {
+    // The read and the claim run in one synchronous turn of the one connection: no writer between them.
+    // (One UPDATE … WHERE seq = (SELECT …) measured no faster, and would repeat the claim's rules in SQL.)
+    return this.idempotentWrite(() => {
+      const row = this.nextTask.pending.get(claim.projectId);
+      return row ? this.claim(row, claimOfNext(claim, row)) : null;
+    }, idempotency);
   }
 
   async listTasks(query: TaskListQuery): Promise<TaskPage> {
@@ -1094,6 +1130,28 @@ export class SqliteStorage implements Storage {
     }
   }
 
+  // --- Keys (sqlite-keys.ts) -----------------------------------------------------------------
+
+  async addApiKey(key: NewApiKey): Promise<ApiKeyRecord> {
+    return this.runWrite(() => insertApiKey(this.db, key));
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    return selectApiKeys(this.db);
+  }
+
+  async findApiKey(hash: string): Promise<ApiKeyRecord | null> {
+    return selectActiveApiKey(this.db, hash);
+  }
+
+  async revokeApiKey(name: string, now: Date): Promise<ApiKeyRecord> {
+    return this.runWrite(() => markApiKeyRevoked(this.db, name, now));
+  }
+
+  async touchApiKey(name: string, now: Date): Promise<void> {
+    await this.runWrite(() => markApiKeyUsed(this.db, name, now));
+  }
+
   // --- Keeping the data (sqlite-dump.ts) ------------------------------------------------------
 
   async openBackup(): Promise<BackupFile> {
@@ -1125,6 +1183,7 @@ export class SqliteStorage implements Storage {
       // A statement left unfinalized keeps the connection, and its exclusive lock on the file, alive.
       for (const statements of [
         this.taskReads,
+        this.nextTask,
         this.taskWrites,
         this.dependencyEdits,
         this.ids,

@@ -146,6 +146,68 @@ describe("tasks", () => {
   });
 });
 
+describe("claimNextTask", () => {
+  const claimNext = (agentId: string | null = "agent-1", projectId = "p") =>
+    storage.claimNextTask({ projectId, agentId, leaseSeconds: 60, now });
+
+  test("claims the task findNextTask answers, as a claim by status change does, and null when none is ready", async () => {
+    await add([
+      newTask("low", { priority: "low" }),
+      newTask("blocked", { priority: "high", depends_on: ["base"] }),
+      newTask("base"),
+      newTask("elsewhere", { project_id: "q", priority: "high" }),
+    ]);
+    const next = await storage.findNextTask("p", "pending");
+    const claimed = await claimNext();
+    expect(claimed).toEqual({
+      ...next!,
+      status: "in_progress",
+      claimed_by: "agent-1",
+      started_at: now.toISOString(),
+      updated_at: now.toISOString(),
+      lease_expires_at: claimed!.lease_expires_at,
+    });
+    expect(claimed!.task_id).toBe("base");
+    expect(await storage.getTask(ref("base"))).toEqual(claimed);
+    expect((await history(ref("base"))).map((event) => [event.type, event.agent_id, event.to_status])).toEqual([
+      ["created", null, "pending"],
+      ["claimed", "agent-1", "in_progress"],
+    ]);
+    expect((await claimNext("agent-2"))?.task_id).toBe("low");
+    expect(await claimNext("agent-3")).toBeNull();
+    expect((await storage.getTask(ref("elsewhere")))?.status).toBe("pending");
+  });
+
+  test("32 concurrent claimers take the 32 best tasks, each once, and the rest find none", async () => {
+    const tasks = Array.from({ length: 40 }, (_, i) => newTask(`T-${String(i).padStart(2, "0")}`));
+    await add(tasks);
+    const claims = await Promise.all(Array.from({ length: 32 }, (_, i) => claimNext(`agent-${i}`)));
+    const taken = claims.map((task) => task!.task_id);
+    expect(new Set(taken).size).toBe(32);
+    expect(taken.toSorted()).toEqual(tasks.slice(0, 32).map((task) => task.task_id));
+    for (const task of claims) expect((await storage.getTask(ref(task!.task_id)))?.claimed_by).toBe(task!.claimed_by);
+    const more = await Promise.all(Array.from({ length: 32 }, (_, i) => claimNext(`late-${i}`)));
+    expect(
+      more
+        .filter((task) => task !== null)
+        .map((task) => task!.task_id)
+        .toSorted(),
+    ).toEqual(tasks.slice(32).map((task) => task.task_id));
+    for (const task of tasks)
+      expect((await history(ref(task.task_id))).filter((event) => event.type === "claimed")).toHaveLength(1);
+  });
+
+  test("concurrent claimers and status changes of the same tasks never make two holders", async () => {
+    const tasks = Array.from({ length: 16 }, (_, i) => newTask(`T-${String(i).padStart(2, "0")}`));
+    await add(tasks);
+    const byStatus = tasks.map((task, i) => move(task.task_id, "in_progress", { agentId: `direct-${i}` }).catch(() => null));
+    const byNext = Array.from({ length: 32 }, (_, i) => claimNext(`next-${i}`));
+    const won = (await Promise.all([...byStatus, ...byNext])).filter((task) => task !== null);
+    expect(won.map((task) => task!.task_id).toSorted()).toEqual(tasks.map((task) => task.task_id));
+    for (const task of won) expect((await storage.getTask(ref(task!.task_id)))?.claimed_by).toBe(task!.claimed_by);
+  });
+});
+
 /** What completing a pending task that the caller did not lose to someone else says. */
 function nobodyHolds(taskId: string) {
   return {

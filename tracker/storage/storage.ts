@@ -46,6 +46,7 @@ import type {
   IdCounter,
   LeaseRenewal,
   NewReservation,
+  NextClaim,
   ProjectSummary,
   Reservation,
   StatusChange,
@@ -58,6 +59,7 @@ import type {
   TaskRef,
   TaskStatus,
 } from "../domain.ts";
+import type { ApiKeyRecord, NewApiKey } from "../keys.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
 
 export interface StoredResponse {
@@ -121,6 +123,13 @@ export interface Storage {
    * pending with unfinished_deps = 0; order is priority rank, then insertion sequence.
    */
   findNextTask(projectId: string, status: TaskStatus): Promise<Task | null>;
+  /**
+   * POST /tasks/claim: the task findNextTask(projectId, "pending") would answer, claimed as
+   * changeTaskStatus claims (same compare-and-set, lease, `claimed` event), in one transaction; null
+   * when no task is ready. Concurrent calls never claim one task twice, and never wait on each
+   * other's task: each takes the best task nobody else is taking (PostgreSQL: FOR UPDATE SKIP LOCKED).
+   */
+  claimNextTask(claim: NextClaim, idempotency?: IdempotentWrite<Task | null>): Promise<Task | null>;
   /**
    * A page in API.md's order (pending ready, pending blocked, in_progress by started_at, completed by
    * completed_at descending), keyset-paginated from an index: a page costs the same at 1,000 and at
@@ -221,6 +230,22 @@ export interface Storage {
   releaseIdempotencyKey(claim: IdempotencyClaim): Promise<void>;
   /** Deletes keys created before `before`, PURGE_BATCH_SIZE rows a statement; returns how many. */
   deleteIdempotencyKeysBefore(before: Date): Promise<number>;
+
+  // --- Keys (keys.ts; API.md, "Keys and roles") ----------------------------------------------
+  // Only a key's hash is kept. A dump leaves the keys out: they are made anew for a restored tracker.
+  // Their table stands apart from SCHEMA_VERSION: each storage creates it at open when it is missing,
+  // whatever the version (schema/*-keys.sql); an older tracker on the database ignores it.
+
+  /** Conflict (keyNameTaken) when a key of that name exists, revoked or not. */
+  addApiKey(key: NewApiKey): Promise<ApiKeyRecord>;
+  /** Every key, revoked ones too, by name. */
+  listApiKeys(): Promise<ApiKeyRecord[]>;
+  /** The key of this hash, or null when there is none or it is revoked. */
+  findApiKey(hash: string): Promise<ApiKeyRecord | null>;
+  /** Sets revoked_at (once: revoking again changes nothing); keyNotFound when there is no such key. */
+  revokeApiKey(name: string, now: Date): Promise<ApiKeyRecord>;
+  /** Notes when the key was last used. */
+  touchApiKey(name: string, now: Date): Promise<void>;
 
   // --- Keeping the data (dump.ts; API.md, "Keeping the data") ---------------------------------
 
