@@ -12,14 +12,6 @@ const FIXTURES = join(import.meta.dir, "fixtures");
 const TODO = join(FIXTURES, "TODO.md");
 const GH_ISSUES = join(FIXTURES, "gh-issues.json");
 
-/**
- * Nested items become children (`parent_id`), `[-]` is `cancelled`, `gh` labels are labels: the tracker
- * of issue 21 has them (docs/API.md names `parent_id` once it does). The tests marked `withContent` need
- * it; on a tracker without them they are skipped, the rest run either way.
- */
-const TRACKER_HAS_CONTENT = (await Bun.file(join(import.meta.dir, "..", "docs", "API.md")).text()).includes("parent_id");
-const withContent = test.skipIf(!TRACKER_HAS_CONTENT);
-
 const stack = useStack();
 /** Removed with the stack. */
 const scratch = makeTempDir("tt-import-e2e-");
@@ -79,33 +71,30 @@ const renamed = (exported: string, from: string, to: string) =>
 describe("import of a TODO.md", () => {
   const project = "todo";
 
-  withContent(
-    "adds its tasks with their statuses, priorities and steps as children, and raises the counter of the items' IDs",
-    async () => {
-      const result = await cli("import", TODO, "--project", project);
-      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
-      expect(result.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 1 ID counter; 0 already up to date.\n");
+  test("adds its tasks with their statuses, priorities and steps as children, and raises the counter of the items' IDs", async () => {
+    const result = await cli("import", TODO, "--project", project);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(result.stdout).toEndWith("Done: added 13 tasks, changed 0, raised 1 ID counter; 0 already up to date.\n");
 
-      const tasks = await tasksOf(project);
-      expect(tasks.length).toBe(13);
-      const count = (status: string) => tasks.filter((task) => task.status === status).length;
-      expect({ pending: count("pending"), completed: count("completed") }).toEqual({ pending: 9, completed: 4 });
-      const publish = tasks.find((task) => task.task_id === "TASK-012")!;
-      expect(publish.priority).toBe("high");
-      expect(publish.depends_on).toEqual([]);
-      const children = (await stack.tracker.api("GET", `/tasks?project=${project}&parent=TASK-012`)).body.tasks;
-      expect(children.map((task: any) => task.task_id).sort()[0]).toBe("TASK-010");
-      expect(children.length).toBe(3);
-      // A step is as urgent as its item, unless it says otherwise.
-      expect(tasks.find((task) => task.task_id === "TASK-010")!).toMatchObject({ status: "completed", priority: "high" });
-      expect(publish.description).toBe("Publish the npm package\n\nSection: TODO › Release 1.0");
-      // US-031 and SPEC-004 are only mentioned in the text, and the project has no such counters.
-      expect(await countersOf(project)).toEqual({ TASK: 12 });
-      expect((await stack.tracker.api("GET", `/ids/next?type=TASK&project=${project}`)).body.next_id).toBe("TASK-013");
-    },
-  );
+    const tasks = await tasksOf(project);
+    expect(tasks.length).toBe(13);
+    const count = (status: string) => tasks.filter((task) => task.status === status).length;
+    expect({ pending: count("pending"), completed: count("completed") }).toEqual({ pending: 9, completed: 4 });
+    const publish = tasks.find((task) => task.task_id === "TASK-012")!;
+    expect(publish.priority).toBe("high");
+    expect(publish.depends_on).toEqual([]);
+    const children = (await stack.tracker.api("GET", `/tasks?project=${project}&parent=TASK-012`)).body.tasks;
+    expect(children.map((task: any) => task.task_id).sort()[0]).toBe("TASK-010");
+    expect(children.length).toBe(3);
+    // A step is as urgent as its item, unless it says otherwise.
+    expect(tasks.find((task) => task.task_id === "TASK-010")!).toMatchObject({ status: "completed", priority: "high" });
+    expect(publish.description).toBe("Publish the npm package\n\nSection: TODO › Release 1.0");
+    // US-031 and SPEC-004 are only mentioned in the text, and the project has no such counters.
+    expect(await countersOf(project)).toEqual({ TASK: 12 });
+    expect((await stack.tracker.api("GET", `/ids/next?type=TASK&project=${project}`)).body.next_id).toBe("TASK-013");
+  });
 
-  withContent("a second import of the same file adds, changes and raises nothing", async () => {
+  test("a second import of the same file adds, changes and raises nothing", async () => {
     const before = await tasksOf(project);
     const mark = stack.tracker.accessLog().length;
     const result = await cli("import", TODO, "--project", project);
@@ -118,7 +107,7 @@ describe("import of a TODO.md", () => {
     expect(await tasksOf(project)).toEqual(before);
   });
 
-  withContent("after items were added to the file, an import adds only those", async () => {
+  test("after items were added to the file, an import adds only those", async () => {
     const grown = fileWith("TODO-grown.md", `${await Bun.file(TODO).text()}\n## Later\n\n- [ ] Write the 1.1 plan (low)\n`);
     const result = await cli("import", grown, "--project", project);
     expect(result.code).toBe(0);
@@ -128,7 +117,7 @@ describe("import of a TODO.md", () => {
     expect((await tasksOf(project)).length).toBe(14);
   });
 
-  withContent("an edited file changes the priority and text of open tasks and completes the items checked since", async () => {
+  test("an edited file changes the priority and text of open tasks and completes the items checked since", async () => {
     const original = await Bun.file(TODO).text();
     const edited = original
       .replace(
@@ -171,7 +160,7 @@ describe("import of a TODO.md", () => {
     );
   });
 
-  withContent("--dry-run prints what it would add and raise, and sends nothing but reads", async () => {
+  test("--dry-run prints what it would add and raise, and sends nothing but reads", async () => {
     const mark = stack.tracker.accessLog().length;
     const result = await cli("import", TODO, "--project", "dry", "--dry-run");
     expect(result.code).toBe(0);
@@ -185,7 +174,7 @@ describe("import of a TODO.md", () => {
     expect(await countersOf("dry")).toEqual({});
   });
 
-  withContent("CRLF line endings give the same tasks as LF", async () => {
+  test("CRLF line endings give the same tasks as LF", async () => {
     // Named TODO.md too, as the completion notes of checked items name the file.
     const crlf = join(mkdtempSync(join(scratch, "crlf-")), "TODO.md");
     writeFileSync(crlf, (await Bun.file(TODO).text()).replaceAll("\n", "\r\n"));
@@ -196,50 +185,47 @@ describe("import of a TODO.md", () => {
 });
 
 describe("export", () => {
-  withContent(
-    "markdown keeps the file's headings and nesting, and imports back, into another project, as the same tasks and the same text",
-    async () => {
-      expect((await cli("import", TODO, "--project", "source")).code).toBe(0);
-      const exported = await cli("export", "--project", "source");
-      expect(exported.code).toBe(0);
-      expect(exported.stdout).toStartWith("<!-- task-tracking-mcp export: project source; headings are sections;");
-      expect(exported.stdout.match(/^#+ .*$/gm)).toEqual([
-        "# TODO",
+  test("markdown keeps the file's headings and nesting, and imports back, into another project, as the same tasks and the same text", async () => {
+    expect((await cli("import", TODO, "--project", "source")).code).toBe(0);
+    const exported = await cli("export", "--project", "source");
+    expect(exported.code).toBe(0);
+    expect(exported.stdout).toStartWith("<!-- task-tracking-mcp export: project source; headings are sections;");
+    expect(exported.stdout.match(/^#+ .*$/gm)).toEqual([
+      "# TODO",
+      "## Release 1.0",
+      "## Import and export (US-027, US-031)",
+      "### Edge cases",
+      "## Someday",
+    ]);
+    expect(exported.stdout).toContain(
+      [
         "## Release 1.0",
-        "## Import and export (US-027, US-031)",
-        "### Edge cases",
-        "## Someday",
-      ]);
-      expect(exported.stdout).toContain(
-        [
-          "## Release 1.0",
-          "",
-          "- [ ] **TASK-012** Publish the npm package (high)",
-          "  - [x] **TASK-010** Write `scripts/pack.ts` for the five platforms",
-          "    - completion notes: Checked in TODO.md",
-          "  - [ ] **`md-bf39a799df`** Smoke-test `npx task-tracking-mcp --version` on macOS and Windows",
-          "    - [ ] **`md-8b45aec1ac`** Borrow a Windows machine (low)",
-          "  - [x] **`md-6796934d30`** Update CHANGELOG.md for 1.0",
-          "    - completion notes: Checked in TODO.md",
-          "- [ ] **`md-685529c1bf`** Tag `v1.0.0` and push the tag",
-          "",
-        ].join("\n"),
-      );
+        "",
+        "- [ ] **TASK-012** Publish the npm package (high)",
+        "  - [x] **TASK-010** Write `scripts/pack.ts` for the five platforms",
+        "    - completion notes: Checked in TODO.md",
+        "  - [ ] **`md-bf39a799df`** Smoke-test `npx task-tracking-mcp --version` on macOS and Windows",
+        "    - [ ] **`md-8b45aec1ac`** Borrow a Windows machine (low)",
+        "  - [x] **`md-6796934d30`** Update CHANGELOG.md for 1.0",
+        "    - completion notes: Checked in TODO.md",
+        "- [ ] **`md-685529c1bf`** Tag `v1.0.0` and push the tag",
+        "",
+      ].join("\n"),
+    );
 
-      const file = fileWith("export.md", exported.stdout);
-      expect((await cli("import", file, "--project", "copy")).code).toBe(0);
-      expect(byId(await tasksOf("copy"))).toEqual(byId(await tasksOf("source")));
-      expect(await countersOf("copy")).toEqual(await countersOf("source"));
+    const file = fileWith("export.md", exported.stdout);
+    expect((await cli("import", file, "--project", "copy")).code).toBe(0);
+    expect(byId(await tasksOf("copy"))).toEqual(byId(await tasksOf("source")));
+    expect(await countersOf("copy")).toEqual(await countersOf("source"));
 
-      const copied = await cli("export", "--project", "copy");
-      expect(renamed(copied.stdout, "copy", "source")).toBe(exported.stdout);
+    const copied = await cli("export", "--project", "copy");
+    expect(renamed(copied.stdout, "copy", "source")).toBe(exported.stdout);
 
-      const again = await cli("import", file, "--project", "source");
-      expect(again.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.\n");
-    },
-  );
+    const again = await cli("import", file, "--project", "source");
+    expect(again.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 13 already up to date.\n");
+  });
 
-  withContent("JSON lists every task for scripts, and imports back too", async () => {
+  test("JSON lists every task for scripts, and imports back too", async () => {
     const exported = await cli("export", "--project", "source", "--format", "json");
     expect(exported.code).toBe(0);
     const body = JSON.parse(exported.stdout);
@@ -252,35 +238,32 @@ describe("export", () => {
 
 describe("import of a real roadmap: repeated items, odd marks, wrapped lines, sections", () => {
   const ROADMAP = join(FIXTURES, "ROADMAP.md");
-  withContent(
-    "imports whole, [-] as cancelled, warning of each other odd mark by its line; a second import adds nothing",
-    async () => {
-      const result = await cli("import", ROADMAP, "--project", "roadmap");
-      expect(result.code).toBe(0);
-      expect(result.stderr).toBe(
-        [
-          `${ROADMAP}:20: warning: "[/]" is neither "[ ]", "[x]" nor "[-]" (cancelled): the item imports as pending`,
-          `${ROADMAP}:25: warning: "[~]" is neither "[ ]", "[x]" nor "[-]" (cancelled): the item imports as pending`,
-          `${ROADMAP}:33: warning: "[?]" is neither "[ ]", "[x]" nor "[-]" (cancelled): the item imports as pending`,
-          "",
-        ].join("\n"),
-      );
-      expect(result.stdout).toEndWith("Done: added 16 tasks, changed 0, raised 1 ID counter; 0 already up to date.\n");
-      const tasks = await tasksOf("roadmap");
-      const titled = (first: string) => tasks.filter((task) => task.description.split("\n")[0] === first);
-      expect(titled("Write the docs").length).toBe(2);
-      expect(titled("Draft").length).toBe(3);
-      expect(titled("Write the migration tool, which reads the old schema")[0]!.description).toBe(
-        "Write the migration tool, which reads the old schema\nand writes the new one in one transaction\n\nSection: Roadmap › Phase 1: Foundations › Backend",
-      );
-      expect(titled("Support Internet Explorer")[0]!.status).toBe("cancelled");
-      expect(await countersOf("roadmap")).toEqual({ TASK: 7 });
-      const again = await cli("import", ROADMAP, "--project", "roadmap");
-      expect(again.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 16 already up to date.\n");
-    },
-  );
+  test("imports whole, [-] as cancelled, warning of each other odd mark by its line; a second import adds nothing", async () => {
+    const result = await cli("import", ROADMAP, "--project", "roadmap");
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe(
+      [
+        `${ROADMAP}:20: warning: "[/]" is neither "[ ]", "[x]" nor "[-]" (cancelled): the item imports as pending`,
+        `${ROADMAP}:25: warning: "[~]" is neither "[ ]", "[x]" nor "[-]" (cancelled): the item imports as pending`,
+        `${ROADMAP}:33: warning: "[?]" is neither "[ ]", "[x]" nor "[-]" (cancelled): the item imports as pending`,
+        "",
+      ].join("\n"),
+    );
+    expect(result.stdout).toEndWith("Done: added 16 tasks, changed 0, raised 1 ID counter; 0 already up to date.\n");
+    const tasks = await tasksOf("roadmap");
+    const titled = (first: string) => tasks.filter((task) => task.description.split("\n")[0] === first);
+    expect(titled("Write the docs").length).toBe(2);
+    expect(titled("Draft").length).toBe(3);
+    expect(titled("Write the migration tool, which reads the old schema")[0]!.description).toBe(
+      "Write the migration tool, which reads the old schema\nand writes the new one in one transaction\n\nSection: Roadmap › Phase 1: Foundations › Backend",
+    );
+    expect(titled("Support Internet Explorer")[0]!.status).toBe("cancelled");
+    expect(await countersOf("roadmap")).toEqual({ TASK: 7 });
+    const again = await cli("import", ROADMAP, "--project", "roadmap");
+    expect(again.stdout).toBe("Done: added 0 tasks, changed 0, raised 0 ID counters; 16 already up to date.\n");
+  });
 
-  withContent("its export lists completed items in file order, and read back and exported again is the same text", async () => {
+  test("its export lists completed items in file order, and read back and exported again is the same text", async () => {
     const first = await cli("export", "--project", "roadmap");
     expect(first.code).toBe(0);
     expect(first.stdout.match(/^- \[x\] .*$/gm)).toEqual([
@@ -297,29 +280,26 @@ describe("import of a real roadmap: repeated items, odd marks, wrapped lines, se
 });
 
 describe("import of a gh issue list dump", () => {
-  withContent(
-    "open issues are pending, closed ones completed, priority:* labels set the priority, the others are labels",
-    async () => {
-      const result = await cli("import", GH_ISSUES, "--project", "gh");
-      expect(result.code).toBe(0);
-      const tasks = await tasksOf("gh");
-      expect(
-        tasks
-          .map(({ task_id, status, priority, labels }) => ({ task_id, status, priority, labels }))
-          .sort((a, b) => a.task_id.localeCompare(b.task_id)),
-      ).toEqual([
-        { task_id: "gh-40", status: "completed", priority: "low", labels: [] },
-        { task_id: "gh-41", status: "pending", priority: "medium", labels: ["enhancement"] },
-        { task_id: "gh-42", status: "pending", priority: "high", labels: ["bug"] },
-        { task_id: "gh-7", status: "completed", priority: "medium", labels: [] },
-      ]);
-      // The issues mention SPEC-007 and US-027, but the project has no such counters to raise.
-      expect(await countersOf("gh")).toEqual({});
-      expect((await cli("import", GH_ISSUES, "--project", "gh")).stdout).toBe(
-        "Done: added 0 tasks, changed 0, raised 0 ID counters; 4 already up to date.\n",
-      );
-    },
-  );
+  test("open issues are pending, closed ones completed, priority:* labels set the priority, the others are labels", async () => {
+    const result = await cli("import", GH_ISSUES, "--project", "gh");
+    expect(result.code).toBe(0);
+    const tasks = await tasksOf("gh");
+    expect(
+      tasks
+        .map(({ task_id, status, priority, labels }) => ({ task_id, status, priority, labels }))
+        .sort((a, b) => a.task_id.localeCompare(b.task_id)),
+    ).toEqual([
+      { task_id: "gh-40", status: "completed", priority: "low", labels: [] },
+      { task_id: "gh-41", status: "pending", priority: "medium", labels: ["enhancement"] },
+      { task_id: "gh-42", status: "pending", priority: "high", labels: ["bug"] },
+      { task_id: "gh-7", status: "completed", priority: "medium", labels: [] },
+    ]);
+    // The issues mention SPEC-007 and US-027, but the project has no such counters to raise.
+    expect(await countersOf("gh")).toEqual({});
+    expect((await cli("import", GH_ISSUES, "--project", "gh")).stdout).toBe(
+      "Done: added 0 tasks, changed 0, raised 0 ID counters; 4 already up to date.\n",
+    );
+  });
 });
 
 describe("edge cases", () => {
@@ -419,48 +399,45 @@ describe("bad input", () => {
 });
 
 describe("the file people keep", () => {
-  withContent(
-    "a priority raised on the board makes the re-import refuse, naming it; --force overwrites; the export keeps the headings",
-    async () => {
-      const project = "steered";
-      expect((await cli("import", TODO, "--project", project)).code).toBe(0);
-      const tag = (await tasksOf(project)).find((task) => task.description.startsWith("Tag `v1.0.0`"))!;
-      // A person raises it on the board (the board sends their name; this request sends none).
-      const raised = await stack.tracker.api("PATCH", `/tasks/${tag.task_id}?project=${project}`, { priority: "high" });
-      expect(raised.status).toBe(200);
-      await stack.tracker.waitForAccess(
-        (entry) => entry.method === "PATCH" && entry.path.startsWith(`/tasks/${tag.task_id}`),
-        "the board's PATCH",
-      );
-      const mark = stack.tracker.accessLog().length;
-      const refused = await cli("import", TODO, "--project", project);
-      expect({ code: refused.code, stdout: refused.stdout }).toEqual({ code: 1, stdout: "" });
-      expect(refused.stderr).toMatch(
-        new RegExp(
-          `^${TODO}:15: ${tag.task_id}: someone changed its priority at \\S+, since the last import; the import would undo it: priority high → medium\n`,
-        ),
-      );
-      expect(refused.stderr).toEndWith("run the import with --force to overwrite them.\n");
-      expect(requestsSince(mark).every((request) => request.startsWith("GET "))).toBe(true);
-      expect((await tasksOf(project)).find((task) => task.task_id === tag.task_id)!.priority).toBe("high");
+  test("a priority raised on the board makes the re-import refuse, naming it; --force overwrites; the export keeps the headings", async () => {
+    const project = "steered";
+    expect((await cli("import", TODO, "--project", project)).code).toBe(0);
+    const tag = (await tasksOf(project)).find((task) => task.description.startsWith("Tag `v1.0.0`"))!;
+    // A person raises it on the board (the board sends their name; this request sends none).
+    const raised = await stack.tracker.api("PATCH", `/tasks/${tag.task_id}?project=${project}`, { priority: "high" });
+    expect(raised.status).toBe(200);
+    await stack.tracker.waitForAccess(
+      (entry) => entry.method === "PATCH" && entry.path.startsWith(`/tasks/${tag.task_id}`),
+      "the board's PATCH",
+    );
+    const mark = stack.tracker.accessLog().length;
+    const refused = await cli("import", TODO, "--project", project);
+    expect({ code: refused.code, stdout: refused.stdout }).toEqual({ code: 1, stdout: "" });
+    expect(refused.stderr).toMatch(
+      new RegExp(
+        `^${TODO}:15: ${tag.task_id}: someone changed its priority at \\S+, since the last import; the import would undo it: priority high → medium\n`,
+      ),
+    );
+    expect(refused.stderr).toEndWith("run the import with --force to overwrite them.\n");
+    expect(requestsSince(mark).every((request) => request.startsWith("GET "))).toBe(true);
+    expect((await tasksOf(project)).find((task) => task.task_id === tag.task_id)!.priority).toBe("high");
 
-      const exported = await cli("export", "--project", project);
-      expect(exported.stdout).toContain("\n## Release 1.0\n\n- [ ] **TASK-012** Publish the npm package (high)\n");
-      expect(exported.stdout).toContain(`- [ ] **\`${tag.task_id}\`** Tag \`v1.0.0\` and push the tag (high)\n`);
+    const exported = await cli("export", "--project", project);
+    expect(exported.stdout).toContain("\n## Release 1.0\n\n- [ ] **TASK-012** Publish the npm package (high)\n");
+    expect(exported.stdout).toContain(`- [ ] **\`${tag.task_id}\`** Tag \`v1.0.0\` and push the tag (high)\n`);
 
-      const forced = await cli("import", TODO, "--project", project, "--force");
-      expect(forced.stdout).toContain(`  ~ ${tag.task_id}  priority high → medium  (line 15)\n`);
-      expect((await tasksOf(project)).find((task) => task.task_id === tag.task_id)!.priority).toBe("medium");
-      const events = (await stack.tracker.api("GET", `/tasks/${tag.task_id}/events?project=${project}`)).body.events;
-      expect(events.map((event: any) => [event.type, event.agent_id])).toEqual([
-        ["created", "gina"],
-        ["updated", null],
-        ["updated", "gina"],
-      ]);
-    },
-  );
+    const forced = await cli("import", TODO, "--project", project, "--force");
+    expect(forced.stdout).toContain(`  ~ ${tag.task_id}  priority high → medium  (line 15)\n`);
+    expect((await tasksOf(project)).find((task) => task.task_id === tag.task_id)!.priority).toBe("medium");
+    const events = (await stack.tracker.api("GET", `/tasks/${tag.task_id}/events?project=${project}`)).body.events;
+    expect(events.map((event: any) => [event.type, event.agent_id])).toEqual([
+      ["created", "gina"],
+      ["updated", null],
+      ["updated", "gina"],
+    ]);
+  });
 
-  withContent("--archive cancels the tasks the file no longer holds", async () => {
+  test("--archive cancels the tasks the file no longer holds", async () => {
     const project = "archived";
     expect((await cli("import", TODO, "--project", project)).code).toBe(0);
     const shorter = fileWith("TODO.md", (await Bun.file(TODO).text()).replace("* [ ] CRLF line endings\n", ""));

@@ -185,8 +185,9 @@ describe("task-tracker backup, dump and restore", () => {
     expect(records[0]).toEqual({
       kind: "header",
       format: "task-tracking-dump",
-      version: 1,
-      schema_version: 3,
+      version: 2,
+      format_version: 2,
+      schema_version: 4,
       created_at: "(when)",
     });
     expect(records.map((record) => record.kind)).toEqual([
@@ -200,7 +201,10 @@ describe("task-tracker backup, dump and restore", () => {
       "end",
     ]);
     const events = records.filter((record) => record.kind === "event");
-    expect(records.at(-1)).toEqual({ kind: "end", counts: { tasks: 8, events: events.length, counters: 6, reservations: 2 } });
+    expect(records.at(-1)).toEqual({
+      kind: "end",
+      counts: { tasks: 8, notes: 0, events: events.length, counters: 6, reservations: 2 },
+    });
     expect(new Set(events.map((event) => event.type))).toEqual(
       new Set(["created", "claimed", "completed", "released", "force_released", "updated"]),
     );
@@ -254,7 +258,7 @@ describe("task-tracker backup, dump and restore", () => {
       [
         "bad",
         lines.map((line, i) => (i === 2 ? line.replace('"status":"pending"', '"status":"done"') : line)),
-        /^.*line 3 \(task\): status must be one of pending, in_progress, completed; nothing was written\.\n$/,
+        /^.*line 3 \(task\): status must be one of pending, in_progress, completed, cancelled; nothing was written\.\n$/,
       ],
     ];
     for (const [name, content, sentence] of cases) {

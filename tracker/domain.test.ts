@@ -7,9 +7,13 @@ import {
   type BatchTask,
   batchCounterMoves,
   type ClaimState,
+  checkBatchParents,
   checkEditedDependencies,
+  checkEditedParent,
   checkRenewal,
+  childrenOpen,
   claimEndOf,
+  criteriaOpen,
   DEFAULT_CLAIM_TTL_SECONDS,
   decideStatusChange,
   decodeTaskCursor,
@@ -27,6 +31,7 @@ import {
   type StatusChange,
   type TaskEventType,
   type TaskListQuery,
+  type TaskStatus,
   taskListParts,
 } from "./domain.ts";
 
@@ -57,7 +62,8 @@ describe("the cursor of GET /tasks", () => {
     expect(decodeTaskCursor(cursor, { ...query, limit: 500 })).toEqual(position);
     expect(failure(() => decodeTaskCursor(cursor, { ...query, claimedBy: "agent-1" }))).toEqual({
       code: "validation_failed",
-      message: "cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page",
+      message:
+        "cursor was made for other filters: pass the same project, status, ready, claimed_by, q, label and parent as for the first page",
     });
   });
 
@@ -79,7 +85,7 @@ describe("the cursor of GET /tasks", () => {
   });
 
   test("the parts a query reads follow its filters", () => {
-    expect(taskListParts(query)).toEqual(["ready", "blocked", "in_progress", "completed"]);
+    expect(taskListParts(query)).toEqual(["ready", "blocked", "in_progress", "completed", "cancelled"]);
     expect(taskListParts({ ...query, ready: false })).toEqual(["blocked"]);
     expect(taskListParts({ ...query, status: "pending" })).toEqual(["ready", "blocked"]);
     expect(taskListParts({ ...query, claimedBy: "agent-1" })).toEqual(["in_progress", "completed"]);
@@ -218,6 +224,12 @@ describe("an edit", () => {
     priority: "low" as const,
     description: "Do it",
     depends_on: ["A"],
+    labels: ["bug"],
+    parent_id: null,
+    acceptance_criteria: [
+      { text: "tests pass", done: true },
+      { text: "docs updated", done: false },
+    ],
   };
   const edit = { ref: { projectId: "p", taskId: "T-1" }, agentId: null, now: new Date() };
 
@@ -236,6 +248,135 @@ describe("an edit", () => {
     expect(editChanges(task, { ...edit, depends_on: ["A"] })).toBeNull();
     expect(editChanges(task, { ...edit, depends_on: ["A", "B"] })).toEqual({ depends_on: { from: ["A"], to: ["A", "B"] } });
     expect(editChanges(task, { ...edit, depends_on: [] })).toEqual({ depends_on: { from: ["A"], to: [] } });
+  });
+
+  test("ticks criteria by position, after a new list when both are given; a position past the list is 400", () => {
+    expect(editChanges(task, { ...edit, check: [2], uncheck: [1] })).toEqual({
+      acceptance_criteria: {
+        from: task.acceptance_criteria,
+        to: [
+          { text: "tests pass", done: false },
+          { text: "docs updated", done: true },
+        ],
+      },
+    });
+    expect(editChanges(task, { ...edit, check: [1] })).toBeNull();
+    expect(failure(() => editChanges(task, { ...edit, check: [7] }))).toEqual({
+      code: "validation_failed",
+      message: "check names criterion 7, but T-1 has 2",
+    });
+    expect(editChanges(task, { ...edit, acceptance_criteria: [{ text: "one", done: false }], check: [1] })).toEqual({
+      acceptance_criteria: { from: task.acceptance_criteria, to: [{ text: "one", done: true }] },
+    });
+  });
+
+  test("changes labels and parent_id; a task is not its own parent", () => {
+    expect(editChanges(task, { ...edit, labels: ["bug", "ui"], parent_id: "E-1" })).toEqual({
+      labels: { from: ["bug"], to: ["bug", "ui"] },
+      parent_id: { from: null, to: "E-1" },
+    });
+    expect(failure(() => editChanges(task, { ...edit, parent_id: "T-1" }))).toEqual({
+      code: "validation_failed",
+      message: "parent_id forms a cycle: T-1 -> T-1",
+    });
+  });
+
+  test("a new parent is checked against its stored ancestors", () => {
+    const child = { task_id: "T-1", project_id: "p", status: "pending" as const };
+    expect(failure(() => checkEditedParent(child, "E-9", []))).toEqual({
+      code: "validation_failed",
+      message: "parent_id names an unknown task of project p: E-9",
+    });
+    const chain = [
+      { task_id: "E-2", status: "pending" as const },
+      { task_id: "T-1", status: "pending" as const },
+    ];
+    expect(failure(() => checkEditedParent(child, "E-2", chain))).toEqual({
+      code: "validation_failed",
+      message: "parent_id forms a cycle: T-1 -> E-2 -> T-1",
+    });
+    expect(failure(() => checkEditedParent(child, "E-3", [{ task_id: "E-3", status: "completed" }]))).toMatchObject({
+      code: "validation_failed",
+    });
+    expect(checkEditedParent(child, "E-3", [{ task_id: "E-3", status: "cancelled" }])).toBeUndefined();
+  });
+});
+
+describe("done means done", () => {
+  test("completing with open criteria names each by position and text, and how to tick them off", () => {
+    const criteria = [
+      { text: "tests pass", done: true },
+      { text: "docs updated", done: false },
+      { text: "lint", done: true },
+      { text: "bench row", done: false },
+    ];
+    expect(criteriaOpen({ task_id: "TASK-051", acceptance_criteria: criteria })?.message).toBe(
+      'cannot complete TASK-051: acceptance criteria still open: 2. "docs updated", 4. "bench row"; tick them off first (update_task with check: [2, 4])',
+    );
+    expect(criteriaOpen({ task_id: "TASK-051", acceptance_criteria: [] })).toBeNull();
+  });
+
+  test("completing a parent with open children names them with their status", () => {
+    const error = childrenOpen("TASK-010", "completed", [
+      { task_id: "TASK-011", status: "in_progress" },
+      { task_id: "TASK-012", status: "pending" },
+      { task_id: "TASK-013", status: "cancelled" },
+    ]);
+    expect([error.code, error.status, error.message]).toEqual([
+      "children_open",
+      409,
+      "cannot complete TASK-010: its children are not done: TASK-011 (in_progress), TASK-012 (pending)",
+    ]);
+  });
+
+  test("cancel, reopen and release: the steps of the state machine", () => {
+    const base = { task_id: "T-1", claimed_by: null, lease_expires_at: null, lost_by: null, lost_at: null };
+    const change = (to: TaskStatus, agentId: string | null = "a", force = false) => ({
+      ref: { projectId: "p", taskId: "T-1" },
+      to,
+      completionNotes: "",
+      agentId,
+      leaseSeconds: 60,
+      force,
+      now: new Date(),
+    });
+    expect(decideStatusChange({ ...base, status: "pending" }, change("cancelled"))).toEqual({ step: "cancel", forced: false });
+    const held = { ...base, status: "in_progress" as const, claimed_by: "b" };
+    expect(failure(() => decideStatusChange(held, change("cancelled")))).toMatchObject({ code: "not_claim_holder" });
+    expect(decideStatusChange(held, change("cancelled", "a", true))).toEqual({ step: "cancel", forced: true });
+    expect(decideStatusChange(held, change("cancelled", "b"))).toEqual({ step: "cancel", forced: false });
+    expect(decideStatusChange({ ...base, status: "completed" }, change("pending"))).toEqual({ step: "reopen" });
+    expect(decideStatusChange({ ...base, status: "cancelled" }, change("pending"))).toEqual({ step: "reopen" });
+    expect(failure(() => decideStatusChange({ ...base, status: "cancelled" }, change("in_progress")))).toEqual({
+      code: "invalid_transition",
+      message: "cannot change T-1 from cancelled to in_progress",
+    });
+  });
+
+  test("a batch's parents: no cycle, and a completed task has its criteria done and no open child", () => {
+    const t = (task_id: string, extra: Partial<BatchTask> = {}): BatchTask => ({
+      task_id,
+      project_id: "p",
+      description: "x",
+      inputs: [],
+      outputs: [],
+      priority: "medium",
+      depends_on: [],
+      status: "pending",
+      completion_notes: "",
+      ...extra,
+    });
+    expect(failure(() => checkBatchParents([t("A", { parent_id: "B" }), t("B", { parent_id: "A" })]))).toEqual({
+      code: "validation_failed",
+      message: "tasks[1].parent_id forms a cycle: A -> B -> A",
+    });
+    expect(
+      failure(() => checkBatchParents([t("A", { status: "completed", acceptance_criteria: [{ text: "x", done: false }] })])),
+    ).toEqual({ code: "validation_failed", message: 'tasks[0] is completed, but acceptance criteria are still open: 1. "x"' });
+    expect(failure(() => checkBatchParents([t("E", { status: "completed" }), t("C", { parent_id: "E" })]))).toEqual({
+      code: "validation_failed",
+      message: "tasks[1] is pending, but its parent E (tasks[0]) is completed: a completed task has no open child",
+    });
   });
 });
 

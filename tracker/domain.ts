@@ -4,7 +4,20 @@
 import { createHash } from "node:crypto";
 
 export type Priority = "high" | "medium" | "low";
-export type TaskStatus = "pending" | "in_progress" | "completed";
+export type TaskStatus = "pending" | "in_progress" | "completed" | "cancelled";
+
+/** One entry of a task's notes: when, by whom (the X-Agent-Id; null without one), what. */
+export interface TaskNote {
+  at: string;
+  by: string | null;
+  text: string;
+}
+
+/** One acceptance criterion of a task; completing the task needs every one done. */
+export interface Criterion {
+  text: string;
+  done: boolean;
+}
 
 export interface Task {
   task_id: string;
@@ -23,6 +36,20 @@ export interface Task {
   updated_at: string;
   started_at: string | null;
   completed_at: string | null;
+  /** A set of names, sorted. */
+  labels: string[];
+  parent_id: string | null;
+  acceptance_criteria: Criterion[];
+  notes_count: number;
+  last_note: TaskNote | null;
+  /** Its children, and how many of them are finished (completed or cancelled). */
+  children: { total: number; done: number };
+  /** The agent that last released it (not force, not expiry), until the next claim. */
+  released_by: string | null;
+  /** Every note, oldest first: only in GET /tasks/<id> and in the answer to a claim. */
+  notes?: TaskNote[];
+  /** With GET /tasks?q=: where the task matched. */
+  match?: { snippet: string };
 }
 
 /**
@@ -43,10 +70,16 @@ export interface NewTask {
   outputs: string[];
   priority: Priority;
   depends_on: string[];
-  /** `pending` (the default) or `completed`: a task imported as already done. */
-  status: "pending" | "completed";
+  /** `pending` (the default), `completed` or `cancelled`: a task imported as already finished. */
+  status: "pending" | "completed" | "cancelled";
   /** Only for `status: completed`. */
   completion_notes: string;
+  /** A set, lower-cased and sorted (schemas.ts). Absent: none (as parent_id, criteria and notes). */
+  labels?: string[];
+  parent_id?: string | null;
+  acceptance_criteria?: Criterion[];
+  /** Notes it arrives with (an import): `by` null takes the request's X-Agent-Id, `at` null now. */
+  notes?: Array<{ text: string; by: string | null; at: string | null }>;
 }
 
 /** A task of a `POST /tasks/batch` body as sent: without task_id, the tracker names it (nameBatch). */
@@ -55,13 +88,16 @@ export type BatchTask = Omit<NewTask, "task_id"> & { task_id?: string | undefine
 export interface StatusChange {
   ref: TaskRef;
   to: TaskStatus;
-  /** Stored only when the task moves to `completed`. */
+  /**
+   * Stored as completion_notes when the task moves to `completed`; for a release or a cancel, the
+   * reason: a note by the agent, and the event's details.reason (empty: none).
+   */
   completionNotes: string;
   /** The `X-Agent-Id` of the request: recorded as `claimed_by` on a claim, checked as the holder otherwise. */
   agentId: string | null;
   /** For a claim: the lease length (the request's lease_seconds, else TRACKER_CLAIM_TTL). */
   leaseSeconds: number;
-  /** For in_progress -> pending: release a claim another agent holds (recorded as force_released). */
+  /** For in_progress -> pending or cancelled: end a claim another agent holds (a release: force_released). */
   force: boolean;
   now: Date;
 }
@@ -103,11 +139,37 @@ export interface TaskEdit {
   description?: string;
   /** The whole new list, in the order given; duplicates already refused (schemas.ts). */
   depends_on?: string[];
+  /** The whole new set, lower-cased and sorted (schemas.ts). */
+  labels?: string[];
+  parent_id?: string | null;
+  /** The whole new list. */
+  acceptance_criteria?: Criterion[];
+  /** 1-based positions of criteria to tick off, and to untick (after acceptance_criteria, when both). */
+  check?: number[];
+  uncheck?: number[];
   agentId: string | null;
   now: Date;
 }
 
-export type TaskEventType = "created" | "claimed" | "released" | "force_released" | "completed" | "claim_expired" | "updated";
+/** A note a caller appends to a task (POST /tasks/<id>/notes). */
+export interface NewNote {
+  ref: TaskRef;
+  text: string;
+  agentId: string | null;
+  now: Date;
+}
+
+export type TaskEventType =
+  | "created"
+  | "claimed"
+  | "released"
+  | "force_released"
+  | "completed"
+  | "claim_expired"
+  | "updated"
+  | "cancelled"
+  | "reopened"
+  | "noted";
 
 /** One entry of a task's history (GET /tasks/<id>/events), written in the transaction of its change. */
 export interface TaskEvent {
@@ -135,6 +197,12 @@ export interface TaskListQuery {
   /** true: pending and ready; false: pending and blocked; null: either (implies nothing). */
   ready: boolean | null;
   claimedBy: string | null;
+  /** Full text over description, criteria and notes (absent or null: none); the page is then ranked. */
+  q?: string | null;
+  /** The task must carry every one of these labels. */
+  labels?: string[];
+  /** The children of this task (absent or null: any). */
+  parent?: string | null;
   /** 1..MAX_LIST_LIMIT */
   limit: number;
   /** The next_cursor of the previous page, as the client sent it; the storage decodes and checks it. */
@@ -152,6 +220,7 @@ export interface ProjectSummary {
   blocked: number;
   in_progress: number;
   completed: number;
+  cancelled: number;
   /** The latest updated_at of its tasks (or the counter's change); null when it has only counters and no time is known. */
   last_change_at: string | null;
 }
@@ -199,6 +268,8 @@ export const statusByErrorCode = {
   ambiguous_task_id: 409,
   not_claim_holder: 409,
   claim_lost: 409,
+  criteria_open: 409,
+  children_open: 409,
   idempotency_in_flight: 409,
   payload_too_large: 413,
   idempotency_mismatch: 422,
@@ -251,8 +322,18 @@ export const DEFAULT_LIST_LIMIT = 100;
 export const MIN_LEASE_SECONDS = 5;
 export const MAX_LEASE_SECONDS = 86_400;
 export const DEFAULT_CLAIM_TTL_SECONDS = 1800;
+export const MAX_LABELS = 20;
+export const MAX_LABEL_CHARS = 40;
+export const LABEL_PATTERN = /^[a-z0-9._:/-]{1,40}$/;
+export const LABEL_RULE = "1 to 40 characters of a-z 0-9 . _ - : /";
+export const MAX_CRITERIA = 50;
+export const MAX_CRITERION_CHARS = 1000;
+export const MAX_NOTE_CHARS = 10_000;
+export const MAX_NOTES_PER_NEW_TASK = 100;
+/** The snippet of a search hit, at most this many characters. */
+export const MAX_SNIPPET_CHARS = 160;
 /** Both storages apply this schema version (PRAGMA user_version / tracker_schema). */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 /** Rows deleted per statement when old Idempotency-Keys are purged. */
 export const PURGE_BATCH_SIZE = 2000;
 
@@ -271,7 +352,7 @@ export const AGENT_ID_RULE = `1 to ${MAX_AGENT_ID_LENGTH} characters of A-Z a-z 
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const PRIORITIES: readonly Priority[] = ["high", "medium", "low"];
-export const TASK_STATUSES: readonly TaskStatus[] = ["pending", "in_progress", "completed"];
+export const TASK_STATUSES: readonly TaskStatus[] = ["pending", "in_progress", "completed", "cancelled"];
 
 /** Sort rank of a priority: lower comes first in `GET /tasks/next`. */
 export const priorityRank: Record<Priority, number> = { high: 0, medium: 1, low: 2 };
@@ -292,7 +373,7 @@ export function isPrintableAscii(value: string, maxLength: number): boolean {
   return value.length <= maxLength && PRINTABLE_ASCII_PATTERN.test(value);
 }
 export function isTaskStatus(value: unknown): value is TaskStatus {
-  return value === "pending" || value === "in_progress" || value === "completed";
+  return value === "pending" || value === "in_progress" || value === "completed" || value === "cancelled";
 }
 
 export const TASK_ID_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ -";
@@ -399,7 +480,7 @@ export function checkEditedDependencies(
   }
   const found = findCycle(nodes);
   if (found) throw validationError(`depends_on forms a cycle: ${found.cycle.join(" -> ")}`);
-  const waiting = [...new Set(dependsOn)].filter((id) => byId.get(id)!.status !== "completed");
+  const waiting = [...new Set(dependsOn)].filter((id) => !isFinished(byId.get(id)!.status));
   if (task.status === "in_progress" && waiting.length > 0) {
     throw new ApiError(
       "invalid_transition",
@@ -423,10 +504,17 @@ export const MAX_RAISED_ID = 999_999_999_999;
 // The state machine.
 
 const allowedTransitions: Record<TaskStatus, readonly TaskStatus[]> = {
-  pending: ["in_progress"],
-  in_progress: ["completed", "pending"],
-  completed: [],
+  pending: ["in_progress", "cancelled"],
+  in_progress: ["completed", "pending", "cancelled"],
+  // Back to pending: reopened.
+  completed: ["pending"],
+  cancelled: ["pending"],
 };
+
+/** Completed or cancelled: it no longer blocks its dependents or its parent, and is never handed out. */
+export function isFinished(status: TaskStatus): boolean {
+  return status === "completed" || status === "cancelled";
+}
 
 /**
  * What a storage knows of a task a batch names in depends_on: the task of that ID in the asking
@@ -462,7 +550,8 @@ export function countUnfinishedDependencies(tasks: readonly BatchTask[], stored:
       if (dependency.project_id !== task.project_id) {
         throw validationError(`${field} names ${dependencyId} of project ${dependency.project_id}, not of ${task.project_id}`);
       }
-      if (dependency.status === "completed") continue;
+      // A cancelled task waits for nothing: it is never handed out.
+      if (isFinished(dependency.status) || task.status === "cancelled") continue;
       if (task.status === "completed") {
         throw validationError(
           `${field} names ${dependencyId}, which is not completed: a completed task may depend only on completed tasks`,
@@ -472,6 +561,66 @@ export function countUnfinishedDependencies(tasks: readonly BatchTask[], stored:
     }
     return count;
   });
+}
+
+/**
+ * The rules of a batch's parents and finished tasks that need no storage: no task is its own parent
+ * or its own ancestor; a task added completed has every criterion done and no open child in the batch.
+ */
+export function checkBatchParents(tasks: readonly BatchTask[]): void {
+  const found = findCycle(tasks.map((task) => ({ ...task, depends_on: task.parent_id ? [task.parent_id] : [] })));
+  if (found) throw validationError(`tasks[${found.node}].parent_id forms a cycle: ${found.cycle.join(" -> ")}`);
+  const completed = new Map<string, number>();
+  tasks.forEach((task, i) => {
+    if (task.status !== "completed") return;
+    const open = openCriteria(task.acceptance_criteria ?? []);
+    if (open.length > 0) {
+      throw validationError(`tasks[${i}] is completed, but acceptance criteria are still open: ${open.join(", ")}`);
+    }
+    if (task.task_id !== undefined) completed.set(taskKey(task.project_id, task.task_id), i);
+  });
+  tasks.forEach((task, i) => {
+    const parent = task.parent_id ? completed.get(taskKey(task.project_id, task.parent_id)) : undefined;
+    if (parent !== undefined && !isFinished(task.status)) {
+      throw validationError(
+        `tasks[${i}] is ${task.status}, but its parent ${task.parent_id} (tasks[${parent}]) is completed: a completed task has no open child`,
+      );
+    }
+  });
+}
+
+/**
+ * Checks each parent_id of a batch against the batch and the stored tasks (read through `stored`,
+ * as dependencies are): a task of the same project, and not a completed one for an open child.
+ */
+export function checkStoredParents(tasks: readonly BatchTask[], stored: StoredDependency): void {
+  const inBatch = new Set(tasks.flatMap((task) => (task.task_id === undefined ? [] : [taskKey(task.project_id, task.task_id)])));
+  tasks.forEach((task, i) => {
+    if (!task.parent_id || inBatch.has(taskKey(task.project_id, task.parent_id))) return;
+    const field = `tasks[${i}].parent_id`;
+    const parent = stored(task.project_id, task.parent_id);
+    if (!parent) throw validationError(`${field} names an unknown task: ${task.parent_id}`);
+    if (parent.project_id !== task.project_id) {
+      throw validationError(`${field} names ${task.parent_id} of project ${parent.project_id}, not of ${task.project_id}`);
+    }
+    if (parent.status === "completed" && !isFinished(task.status)) throw parentCompleted(field, task.parent_id);
+  });
+}
+
+/** How a batch changes the children counts of the parents it names: per (project, parent), added and open. */
+export function batchChildCounts(
+  tasks: readonly NewTask[],
+): Array<{ projectId: string; parentId: string; total: number; open: number }> {
+  const counts = new Map<string, { projectId: string; parentId: string; total: number; open: number }>();
+  for (const task of tasks) {
+    if (!task.parent_id) continue;
+    const key = taskKey(task.project_id, task.parent_id);
+    let count = counts.get(key);
+    if (!count) counts.set(key, (count = { projectId: task.project_id, parentId: task.parent_id, total: 0, open: 0 }));
+    count.total++;
+    if (!isFinished(task.status)) count.open++;
+  }
+  return [...counts.values()];
 }
 
 /** An unknown dependency; with other unnamed tasks of its project in the batch, why none of them can be it. */
@@ -554,7 +703,7 @@ export function renewalLeaseSeconds(requested: number | null, claimed: number | 
 
 /** claimLost for the agent whose lease on this task ran out and that does not hold it again. */
 export function refuseLostClaim(task: ClaimState, agentId: string | null): void {
-  if (agentId === null || task.lost_by !== agentId || task.claimed_by === agentId || task.status === "completed") return;
+  if (agentId === null || task.lost_by !== agentId || task.claimed_by === agentId || isFinished(task.status)) return;
   const holder = task.status === "in_progress" ? quotedAgent(task.claimed_by) : null;
   throw claimLost(task.task_id, task.lost_at ?? "an unknown time", holder);
 }
@@ -607,14 +756,24 @@ export function needsClaimEnd(task: ClaimState, change: StatusChange): boolean {
   return task.status === "pending" && change.to === "completed";
 }
 
-/** What a status change does, once allowed: a claim, a completion, or a release (forced: of another's claim). */
-export type StatusStep = { step: "claim" } | { step: "complete" } | { step: "release"; forced: boolean };
+/**
+ * What a status change does, once allowed: a claim, a completion, a release (forced: of another's
+ * claim), a cancel (forced: of another's claim) or a reopening of a finished task.
+ */
+export type StatusStep =
+  | { step: "claim" }
+  | { step: "complete" }
+  | { step: "release"; forced: boolean }
+  | { step: "cancel"; forced: boolean }
+  | { step: "reopen" };
 
 /**
  * Decides a status change of a task as it stands (a lapsed claim already ended): the step to take,
  * or the refusal (claim_lost, invalid_transition, not_claim_holder). Whether a claimed task is ready
- * needs its dependencies, which the storage checks (claimBlocked). Completing a pending task needs
- * how its last claim ended (`claimEnd`, read when needsClaimEnd says so), to tell the caller why.
+ * needs its dependencies and children, which the storage checks (claimBlocked, childrenOpen); so
+ * do a completion's gates (criteriaOpen, childrenOpen) and a reopening's parent (parentFinished).
+ * Completing a pending task needs how its last claim ended (`claimEnd`, read when needsClaimEnd
+ * says so), to tell the caller why.
  */
 export function decideStatusChange(task: ClaimState, change: StatusChange, claimEnd: ClaimEnd | null = null): StatusStep {
   const { to, agentId } = change;
@@ -622,8 +781,11 @@ export function decideStatusChange(task: ClaimState, change: StatusChange, claim
   if (needsClaimEnd(task, change)) throw cannotCompletePending(task.task_id, agentId, claimEnd);
   if (!isAllowedTransition(task.status, to)) throw invalidTransition(task.task_id, task.status, to);
   if (to === "in_progress") return { step: "claim" };
-  const forced = checkHolder(task, agentId, to === "pending" && change.force);
-  return to === "completed" ? { step: "complete" } : { step: "release", forced };
+  if (isFinished(task.status)) return { step: "reopen" };
+  if (to === "cancelled" && task.status === "pending") return { step: "cancel", forced: false };
+  const forced = checkHolder(task, agentId, to !== "completed" && change.force);
+  if (to === "completed") return { step: "complete" };
+  return to === "cancelled" ? { step: "cancel", forced } : { step: "release", forced };
 }
 
 /** Refuses a renewal by anyone but the holder, or of a task not in progress. */
@@ -638,21 +800,70 @@ export function claimBlocked(task: ClaimState, waiting: readonly string[]): ApiE
   return invalidTransition(task.task_id, task.status, "in_progress", unfinishedDependencies(waiting));
 }
 
+/** The open criteria of a task, as `2. "docs updated"`, or none. */
+function openCriteria(criteria: readonly Criterion[]): string[] {
+  return criteria.flatMap((criterion, i) => (criterion.done ? [] : [`${i + 1}. ${JSON.stringify(criterion.text)}`]));
+}
+
+/** Completing a task with an unchecked criterion: 409 criteria_open naming each, and how to tick them off. */
+export function criteriaOpen(task: { task_id: string; acceptance_criteria: readonly Criterion[] }): ApiError | null {
+  const open = openCriteria(task.acceptance_criteria);
+  if (open.length === 0) return null;
+  const positions = task.acceptance_criteria.flatMap((criterion, i) => (criterion.done ? [] : [i + 1]));
+  return new ApiError(
+    "criteria_open",
+    `cannot complete ${task.task_id}: acceptance criteria still open: ${open.join(", ")}; tick them off first (update_task with check: [${positions.join(", ")}])`,
+  );
+}
+
+/** A child as the sentence of children_open names it. */
+export interface ChildState {
+  task_id: string;
+  status: TaskStatus;
+}
+
+/** Completing (or claiming) a parent while a child is open: 409 children_open naming them. */
+export function childrenOpen(taskId: string, to: "completed" | "in_progress", children: readonly ChildState[]): ApiError {
+  const open = children.filter((child) => !isFinished(child.status)).map((child) => `${child.task_id} (${child.status})`);
+  const verb = to === "completed" ? "complete" : "claim";
+  return new ApiError("children_open", `cannot ${verb} ${taskId}: its children are not done: ${open.join(", ")}`);
+}
+
+/** Reopening a child of a completed parent: 400 naming the parent. */
+export function parentFinished(taskId: string, from: TaskStatus, parentId: string): ApiError {
+  return invalidTransition(taskId, from, "pending", `its parent ${parentId} is completed; reopen ${parentId} first`);
+}
+
+/** What a release, a cancel or a reopening records in its event's details. */
+export function statusEventDetails(step: StatusStep, from: TaskStatus, reason: string, formerHolder: string | null) {
+  const details: Record<string, unknown> = {};
+  if (step.step === "reopen") details.from_status = from;
+  if ((step.step === "release" || step.step === "cancel") && step.forced) details.former_holder = formerHolder;
+  if ((step.step === "release" || step.step === "cancel") && reason !== "") details.reason = reason;
+  return details;
+}
+
 /** What an edit changed, field by field (the details of its `updated` event). */
 export type EditChanges = Partial<Record<"priority" | "description", { from: string; to: string }>> & {
   depends_on?: { from: string[]; to: string[] };
+  labels?: { from: string[]; to: string[] };
+  parent_id?: { from: string | null; to: string | null };
+  acceptance_criteria?: { from: Criterion[]; to: Criterion[] };
 };
+
+/** What an edit reads of the task it changes. */
+export type EditedTask = Pick<
+  Task,
+  "task_id" | "status" | "priority" | "description" | "depends_on" | "labels" | "parent_id" | "acceptance_criteria"
+>;
 
 /**
  * The fields an edit changes (those given that differ from the task's), or null when it changes
- * nothing; a completed task cannot be edited. A depends_on change is then checked against the
- * stored tasks (checkEditedDependencies).
+ * nothing; a completed or cancelled task cannot be edited. A depends_on change is then checked
+ * against the stored tasks (checkEditedDependencies), a parent_id change too (checkEditedParent).
  */
-export function editChanges(
-  task: { task_id: string; status: TaskStatus; priority: Priority; description: string; depends_on: readonly string[] },
-  edit: TaskEdit,
-): EditChanges | null {
-  if (task.status === "completed") throw cannotEditCompleted(task.task_id);
+export function editChanges(task: EditedTask, edit: TaskEdit): EditChanges | null {
+  if (isFinished(task.status)) throw cannotEditCompleted(task.task_id, task.status);
   const changes: EditChanges = {};
   if (edit.priority !== undefined && edit.priority !== task.priority)
     changes.priority = { from: task.priority, to: edit.priority };
@@ -662,7 +873,62 @@ export function editChanges(
   if (edit.depends_on !== undefined && !sameList(edit.depends_on, task.depends_on)) {
     changes.depends_on = { from: [...task.depends_on], to: [...edit.depends_on] };
   }
+  if (edit.labels !== undefined && !sameList(edit.labels, task.labels)) changes.labels = { from: task.labels, to: edit.labels };
+  if (edit.parent_id !== undefined && edit.parent_id !== task.parent_id) {
+    if (edit.parent_id === task.task_id) throw validationError(`parent_id forms a cycle: ${task.task_id} -> ${task.task_id}`);
+    changes.parent_id = { from: task.parent_id, to: edit.parent_id };
+  }
+  const criteria = editedCriteria(task, edit);
+  if (criteria !== undefined && JSON.stringify(criteria) !== JSON.stringify(task.acceptance_criteria)) {
+    changes.acceptance_criteria = { from: task.acceptance_criteria, to: criteria };
+  }
   return Object.keys(changes).length === 0 ? null : changes;
+}
+
+/** The criteria after an edit: the new list if given, then the positions of check and uncheck ticked. */
+function editedCriteria(task: EditedTask, edit: TaskEdit): Criterion[] | undefined {
+  if (edit.acceptance_criteria === undefined && edit.check === undefined && edit.uncheck === undefined) return undefined;
+  const criteria = (edit.acceptance_criteria ?? task.acceptance_criteria).map((criterion) => ({ ...criterion }));
+  const ticks: Array<["check" | "uncheck", boolean]> = [
+    ["check", true],
+    ["uncheck", false],
+  ];
+  for (const [field, done] of ticks) {
+    for (const position of edit[field] ?? []) {
+      const criterion = criteria[position - 1];
+      if (!criterion) {
+        throw validationError(`${field} names criterion ${position}, but ${task.task_id} has ${criteria.length}`);
+      }
+      criterion.done = done;
+    }
+  }
+  return criteria;
+}
+
+/**
+ * Checks the parent an edit gives a task: `chain` is the new parent and its ancestors as stored,
+ * nearest first (empty: the new parent does not exist in the task's project). The chain may not
+ * come back to the task (a cycle), and an open task may not join a completed parent.
+ */
+export function checkEditedParent(
+  task: { task_id: string; project_id: string; status: TaskStatus },
+  parentId: string,
+  chain: readonly { task_id: string; status: TaskStatus }[],
+): void {
+  if (chain.length === 0) throw validationError(`parent_id names an unknown task of project ${task.project_id}: ${parentId}`);
+  const loop = chain.findIndex((ancestor) => ancestor.task_id === task.task_id);
+  if (loop !== -1) {
+    const cycle = [task.task_id, ...chain.slice(0, loop + 1).map((ancestor) => ancestor.task_id)];
+    throw validationError(`parent_id forms a cycle: ${cycle.join(" -> ")}`);
+  }
+  if (chain[0]!.status === "completed" && !isFinished(task.status)) throw parentCompleted("parent_id", parentId);
+}
+
+/** An open task given a completed parent: a completed parent has no open child. */
+function parentCompleted(field: string, parentId: string): ApiError {
+  return validationError(
+    `${field} names ${parentId}, which is completed: an open task cannot be its child (reopen ${parentId} first)`,
+  );
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -778,28 +1044,31 @@ export function cannotRenew(taskId: string, status: TaskStatus): ApiError {
   return new ApiError("invalid_transition", `cannot renew ${taskId}: it is ${status}`);
 }
 
-export function cannotEditCompleted(taskId: string): ApiError {
-  return new ApiError("invalid_transition", `cannot edit ${taskId}: it is completed`);
+export function cannotEditCompleted(taskId: string, status: TaskStatus = "completed"): ApiError {
+  return new ApiError("invalid_transition", `cannot edit ${taskId}: it is ${status}`);
 }
 
 // ---------------------------------------------------------------------------
 // GET /tasks: the parts of the order, and the cursor both storages write and read.
 
 /**
- * API.md's order of GET /tasks is four parts, each read in its own order from its own index:
+ * API.md's order of GET /tasks is five parts, each read in its own order from its own index:
  * pending ready and pending blocked (priority rank, then insertion), in_progress (oldest claim
- * first), completed (most recently completed first).
+ * first), completed and cancelled (most recently finished first).
  */
-export type TaskListPart = "ready" | "blocked" | "in_progress" | "completed";
-export const TASK_LIST_PARTS: readonly TaskListPart[] = ["ready", "blocked", "in_progress", "completed"];
+export type TaskListPart = "ready" | "blocked" | "in_progress" | "completed" | "cancelled";
+export const TASK_LIST_PARTS: readonly TaskListPart[] = ["ready", "blocked", "in_progress", "completed", "cancelled"];
 
-/** The parts a query can return, in order. A pending task has no holder, so claimed_by skips them. */
+/**
+ * The parts a query can return, in order. A pending or cancelled task has no holder, so claimed_by
+ * skips them.
+ */
 export function taskListParts(query: TaskListQuery): TaskListPart[] {
   return TASK_LIST_PARTS.filter((part) => {
     const status: TaskStatus = part === "ready" || part === "blocked" ? "pending" : part;
     if (query.status !== null && query.status !== status) return false;
     if (query.ready !== null && part !== (query.ready ? "ready" : "blocked")) return false;
-    if (query.claimedBy !== null && status === "pending") return false;
+    if (query.claimedBy !== null && (status === "pending" || status === "cancelled")) return false;
     return true;
   });
 }
@@ -815,7 +1084,10 @@ export interface TaskListPosition {
 }
 
 function filterDigest(query: TaskListQuery): string {
-  const filters = JSON.stringify([query.projectId, query.status, query.ready, query.claimedBy]);
+  const labels = query.labels ?? [];
+  // The filters of 0.2 alone digest as they did, so a cursor of then still pages.
+  const added = !query.q && labels.length === 0 && !query.parent ? [] : [query.q ?? null, labels, query.parent ?? null];
+  const filters = JSON.stringify([query.projectId, query.status, query.ready, query.claimedBy, ...added]);
   return createHash("sha256").update(filters).digest("base64url").slice(0, 16);
 }
 
@@ -838,7 +1110,7 @@ export function decodeTaskCursor(cursor: string, query: TaskListQuery): TaskList
   }
   if (decoded.filters !== filterDigest(query)) {
     throw validationError(
-      "cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page",
+      "cursor was made for other filters: pass the same project, status, ready, claimed_by, q, label and parent as for the first page",
     );
   }
   return { part: decoded.part, key: decoded.key, seq: decoded.seq };
@@ -848,6 +1120,60 @@ function isTaskListPosition(value: JsonObject): value is JsonObject & TaskListPo
   const { part, key, seq } = value;
   if (!TASK_LIST_PARTS.includes(part as TaskListPart) || !Number.isSafeInteger(seq)) return false;
   return part === "ready" || part === "blocked" ? Number.isInteger(key) : typeof key === "string";
+}
+
+// ---------------------------------------------------------------------------
+// GET /tasks?q=: the words of a search, and its pages.
+
+/** A search takes at most this many words (the rest are ignored: they would only narrow it further). */
+export const MAX_SEARCH_WORDS = 16;
+/**
+ * Ranking costs every match it ranks: a search ranks the this many most recently added matches (all
+ * of them when fewer match), so a word in every task answers as fast as a rare one.
+ */
+export const SEARCH_RANKED_MATCHES = 1000;
+
+/**
+ * The words of a search, lower-cased: runs of letters and digits, so punctuation is never syntax of
+ * the database's query language (`log-in "form"` is the words log, in, form). Each must match, as a
+ * prefix of a word of the task's description, criteria or notes.
+ */
+export function searchWords(q: string): string[] {
+  const words = q.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+  return [...new Set(words)].slice(0, MAX_SEARCH_WORDS);
+}
+
+/** A snippet as the storage made it, cut to MAX_SNIPPET_CHARS (never inside a `[word]`), one line. */
+export function clipSnippet(snippet: string): string {
+  const flat = snippet.replace(/\s+/g, " ").trim();
+  if (flat.length <= MAX_SNIPPET_CHARS) return flat;
+  let cut = flat.slice(0, MAX_SNIPPET_CHARS - 1);
+  const open = cut.lastIndexOf("[");
+  if (open > cut.lastIndexOf("]")) cut = cut.slice(0, open);
+  return `${cut.trimEnd()}…`;
+}
+
+/** A ranked page ends at an offset: its cursor is that offset and the digest of the filters (q included). */
+export function encodeSearchCursor(offset: number, query: TaskListQuery): string {
+  return Buffer.from(JSON.stringify({ offset, filters: filterDigest(query) })).toString("base64url");
+}
+
+export function decodeSearchCursor(cursor: string, query: TaskListQuery): number {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    decoded = null;
+  }
+  if (!isObject(decoded) || !Number.isSafeInteger(decoded.offset) || (decoded.offset as number) < 0) {
+    throw validationError("cursor is not a next_cursor of GET /tasks with q");
+  }
+  if (decoded.filters !== filterDigest(query)) {
+    throw validationError(
+      "cursor was made for other filters: pass the same project, status, ready, claimed_by, q, label and parent as for the first page",
+    );
+  }
+  return decoded.offset as number;
 }
 
 // ---------------------------------------------------------------------------

@@ -218,7 +218,9 @@ async function dump(args: string[]): Promise<string> {
 }
 
 function describeCounts(counts: DumpCounts): string {
-  return `${counts.tasks} tasks, ${counts.events} events, ${counts.counters} ID counters and ${counts.reservations} reservations`;
+  // A dump of version 1 counts no notes.
+  const notes = counts.notes === undefined ? "" : `, ${counts.notes} notes`;
+  return `${counts.tasks} tasks${notes}, ${counts.events} events, ${counts.counters} ID counters and ${counts.reservations} reservations`;
 }
 
 function dumpBytes(file: string): AsyncIterable<Uint8Array> {

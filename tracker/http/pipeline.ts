@@ -5,7 +5,7 @@
 
 import { createHash } from "node:crypto";
 import type { Server } from "bun";
-import type { z } from "zod";
+import { z } from "zod";
 import {
   ApiError,
   idempotencyInFlight,
@@ -162,19 +162,29 @@ function decodePathParams(rawParams: Record<string, string>): Record<string, str
  * Treated as unknown body fields are: a typo must not pass silently, and a repeated parameter must
  * not quietly let its first value win (`type=US&type=SPEC` allocating a US ID).
  */
-function readQuery(url: URL, route: Route): Record<string, string> {
+function readQuery(url: URL, route: Route): Record<string, string | string[]> {
   const known = route.query ? Object.keys(route.query.shape) : [];
-  const query: Record<string, string> = {};
+  const query: Record<string, string | string[]> = {};
   for (const name of new Set(url.searchParams.keys())) {
     if (!known.includes(name)) {
       const takes = known.length === 0 ? "it takes none" : `it takes ${known.join(", ")}`;
       throw validationError(`${name || '""'} is not a known query parameter of ${describeRoute(route)} (${takes})`);
     }
     const values = url.searchParams.getAll(name);
+    // A parameter whose schema is a list (label) is repeatable: every value counts.
+    if (isList(route.query!.shape[name])) {
+      query[name] = values;
+      continue;
+    }
     if (values.length > 1) throw validationError(`${name} must be given once, not ${values.length} times`);
     query[name] = values[0]!;
   }
   return query;
+}
+
+function isList(schema: unknown): boolean {
+  const inner = schema instanceof z.ZodOptional ? schema.unwrap() : schema;
+  return inner instanceof z.ZodArray;
 }
 
 function parseJsonBody(text: string): unknown {

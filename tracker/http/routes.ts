@@ -14,6 +14,7 @@ import { openApiDocument } from "./openapi.ts";
 import { defineRoute, json } from "./pipeline.ts";
 import * as s from "./schemas.ts";
 import {
+  addNote,
   addTasks,
   changeStatus,
   claimNextTask,
@@ -138,7 +139,7 @@ export const routes: readonly Route[] = [
   defineRoute({
     method: "PATCH",
     path: "/tasks/{task_id}",
-    summary: "Change a task's priority or description",
+    summary: "Change a task's priority, description, dependencies, labels, parent or criteria",
     ...write,
     ...perTask,
     body: s.taskEditBody,
@@ -157,12 +158,22 @@ export const routes: readonly Route[] = [
   defineRoute({
     method: "PUT",
     path: "/tasks/{task_id}/status",
-    summary: "Claim, complete or release a task",
+    summary: "Claim, complete, release, cancel or reopen a task",
     ...write,
     ...perTask,
     body: s.statusBody,
     handler: changeStatus,
     success: ok("The task after the change", s.responses.updatedTask),
+  }),
+  defineRoute({
+    method: "POST",
+    path: "/tasks/{task_id}/notes",
+    summary: "Append a note to a task",
+    ...write,
+    ...perTask,
+    body: s.noteBody,
+    handler: addNote,
+    success: created("The note and the task after it", s.responses.note),
   }),
   defineRoute({
     method: "POST",

@@ -22,6 +22,18 @@ const task = (taskId: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+/** What a task sent with no more than its ID, project and description gets. */
+const defaults = {
+  inputs: [],
+  outputs: [],
+  priority: "medium" as const,
+  depends_on: [],
+  labels: [],
+  parent_id: null,
+  acceptance_criteria: [],
+  notes: [],
+};
+
 /** A batch body as POST /tasks/batch takes it: the schema, then the rules across its tasks. */
 function parseBatch(body: unknown) {
   const { tasks } = parseInput(taskBatchBody, body);
@@ -32,19 +44,14 @@ function parseBatch(body: unknown) {
 describe("the body of POST /tasks/batch", () => {
   test("a task is pending unless it says completed, with notes only then", () => {
     expect(parseBatch({ tasks: [task("a"), task("b", { status: "completed", completion_notes: "imported" })] })).toEqual([
-      { ...task("a"), inputs: [], outputs: [], priority: "medium", depends_on: [], status: "pending", completion_notes: "" },
-      {
-        ...task("b"),
-        inputs: [],
-        outputs: [],
-        priority: "medium",
-        depends_on: [],
-        status: "completed",
-        completion_notes: "imported",
-      },
+      { ...task("a"), ...defaults, status: "pending", completion_notes: "" },
+      { ...task("b"), ...defaults, status: "completed", completion_notes: "imported" },
     ]);
     const refused: Array<[Record<string, unknown>, string]> = [
-      [task("a", { status: "in_progress" }), "tasks[0].status must be pending or completed (a new task starts in one of them)"],
+      [
+        task("a", { status: "in_progress" }),
+        "tasks[0].status must be pending, completed or cancelled (a new task starts in one of them)",
+      ],
       [task("a", { completion_notes: "early" }), "tasks[0].completion_notes is only for status completed"],
       [
         task("a", { status: "completed", completion_notes: "x".repeat(10_001) }),
@@ -109,7 +116,7 @@ describe("the body of PUT /tasks/<task_id>/status", () => {
       [{ status: "in_progress", lease_seconds: "60" }, "lease_seconds must be an integer, not a string"],
       [{ status: "completed", lease_seconds: 60 }, "lease_seconds is only for status in_progress (a claim)"],
       [{ status: "pending", force: "yes" }, "force must be a boolean, not a string"],
-      [{ status: "completed", force: true }, "force is only for status pending (a release)"],
+      [{ status: "completed", force: true }, "force is only for status pending (a release) or cancelled"],
       [{ status: "pending", forced: true }, "forced is not a known field"],
       [{}, "status is required"],
     ];

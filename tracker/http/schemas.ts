@@ -11,12 +11,20 @@ import {
   ARTIFACT_TYPE_PATTERN,
   ARTIFACT_TYPE_RULE,
   type BatchTask,
+  checkBatchParents,
   DEFAULT_LIST_LIMIT,
+  LABEL_PATTERN,
+  LABEL_RULE,
   MAX_AGENT_ID_LENGTH,
   MAX_COMPLETION_NOTES_CHARS,
+  MAX_CRITERIA,
+  MAX_CRITERION_CHARS,
   MAX_DESCRIPTION_CHARS,
+  MAX_LABELS,
   MAX_LEASE_SECONDS,
   MAX_LIST_LIMIT,
+  MAX_NOTE_CHARS,
+  MAX_NOTES_PER_NEW_TASK,
   MAX_RAISED_ID,
   MAX_RESERVATION_COUNT,
   MAX_TASKS_PER_BATCH,
@@ -130,11 +138,36 @@ const agentId = matching(PRINTABLE_ASCII_PATTERN, `1 to ${MAX_AGENT_ID_LENGTH} p
   { error: `must be 1 to ${MAX_AGENT_ID_LENGTH} printable ASCII characters` },
 );
 const priority = oneOf(PRIORITIES as ["high", "medium", "low"]);
-const taskStatus = oneOf(TASK_STATUSES as ["pending", "in_progress", "completed"]);
+const taskStatus = oneOf(TASK_STATUSES as ["pending", "in_progress", "completed", "cancelled"]);
 const leaseSeconds = integer(MIN_LEASE_SECONDS, MAX_LEASE_SECONDS);
 const description = textOfAtMost(1, MAX_DESCRIPTION_CHARS, `must be 1 to ${MAX_DESCRIPTION_CHARS} characters`);
 const completionNotes = textOfAtMost(0, MAX_COMPLETION_NOTES_CHARS, `must be at most ${MAX_COMPLETION_NOTES_CHARS} characters`);
 const stringList = z.array(text(), { error: mustBe("an array of strings") });
+
+/** A label: lower-cased, then of LABEL_PATTERN. */
+const labelName = z
+  .string({ error: mustBe("a string") })
+  .transform((value) => value.toLowerCase())
+  .refine((value) => LABEL_PATTERN.test(value), { error: `must be ${LABEL_RULE}` });
+/** A set of labels: repeats dropped, sorted. */
+const labels = z
+  .array(labelName, { error: mustBe("an array of strings") })
+  .max(MAX_LABELS, { error: `must hold at most ${MAX_LABELS} names` })
+  .transform((names) => [...new Set(names)].sort());
+
+const criterionText = textOfAtMost(1, MAX_CRITERION_CHARS, `must be 1 to ${MAX_CRITERION_CHARS} characters`);
+/** A criterion as sent: a string (not done yet) or {"text", "done"}. */
+const criterion = z.preprocess(
+  (value) => (typeof value === "string" ? { text: value, done: false } : value),
+  z.strictObject(
+    { text: criterionText, done: z.boolean({ error: mustBe("a boolean") }).default(false) },
+    { error: mustBe("a string or a JSON object") },
+  ),
+);
+const criteria = z
+  .array(criterion, { error: mustBe("an array") })
+  .max(MAX_CRITERIA, { error: `must hold at most ${MAX_CRITERIA} criteria` });
+const noteText = textOfAtMost(1, MAX_NOTE_CHARS, `must be 1 to ${MAX_NOTE_CHARS} characters`);
 
 /** A JSON object that refuses fields it does not know: a typo must not pass silently. */
 function object<Shape extends z.ZodRawShape>(shape: Shape) {
@@ -178,6 +211,19 @@ export const taskListQuery = z
     status: taskStatus.optional(),
     ready: oneOf(["true", "false"]).optional(),
     claimed_by: agentId.optional(),
+    q: text()
+      .refine((value) => /[\p{L}\p{N}]/u.test(value), { error: "must hold a word to search for" })
+      .refine((value) => value.length <= 500, { error: "must be at most 500 characters" })
+      .optional()
+      .meta({
+        description: "Full text over description, criteria and notes: every word must match, as a prefix; best match first",
+      }),
+    label: z
+      .array(labelName)
+      .max(MAX_LABELS, { error: `must be given at most ${MAX_LABELS} times` })
+      .optional()
+      .meta({ description: "Repeatable: the task carries every label given" }),
+    parent: taskId.optional().meta({ description: "A task ID: its children" }),
     limit: limit.optional(),
     cursor: text().max(2048, { error: "is not a next_cursor of GET /tasks" }).optional(),
   })
@@ -188,6 +234,24 @@ export const taskListQuery = z
 
 // ---------------------------------------------------------------------------
 // Request bodies.
+
+/** A note a task arrives with (an import): `by` defaults to the request's X-Agent-Id, `at` to now. */
+const batchNote = object({
+  text: noteText,
+  by: z
+    .string({ error: mustBe("a string") })
+    .refine((value) => value.length <= MAX_AGENT_ID_LENGTH && AGENT_ID_PATTERN.test(value), { error: `must be ${AGENT_ID_RULE}` })
+    .nullable()
+    .default(null),
+  at: z
+    .string({ error: mustBe("a string") })
+    .refine((value) => /^\d{4}-\d{2}-\d{2}T/.test(value) && !Number.isNaN(Date.parse(value)), {
+      error: "must be a date-time (2026-11-24T21:46:59.123Z)",
+    })
+    .transform((value) => new Date(value).toISOString())
+    .nullable()
+    .default(null),
+});
 
 const newTask = object({
   task_id: taskId
@@ -200,12 +264,19 @@ const newTask = object({
   priority: priority.default("medium"),
   depends_on: z.array(taskId, { error: mustBe("an array of strings") }).default([]),
   status: z
-    .enum(["pending", "completed"], {
+    .enum(["pending", "completed", "cancelled"], {
       error: (issue) =>
-        issue.input === undefined ? "is required" : "must be pending or completed (a new task starts in one of them)",
+        issue.input === undefined ? "is required" : "must be pending, completed or cancelled (a new task starts in one of them)",
     })
     .default("pending"),
   completion_notes: completionNotes.default(""),
+  labels: labels.default([]),
+  parent_id: taskId.nullable().default(null),
+  acceptance_criteria: criteria.default([]),
+  notes: z
+    .array(batchNote, { error: mustBe("an array") })
+    .max(MAX_NOTES_PER_NEW_TASK, { error: `must hold at most ${MAX_NOTES_PER_NEW_TASK} notes` })
+    .default([]),
 }).refine((task) => task.status === "completed" || task.completion_notes === "", {
   error: "is only for status completed",
   path: ["completion_notes"],
@@ -235,6 +306,7 @@ export function checkBatch(tasks: readonly BatchTask[]): void {
     seen.add(key);
   }
   rejectCycles(tasks);
+  checkBatchParents(tasks);
 }
 
 export const statusBody = object({
@@ -247,8 +319,8 @@ export const statusBody = object({
     error: "is only for status in_progress (a claim)",
     path: ["lease_seconds"],
   })
-  .refine((body) => !body.force || body.status === "pending", {
-    error: "is only for status pending (a release)",
+  .refine((body) => !body.force || body.status === "pending" || body.status === "cancelled", {
+    error: "is only for status pending (a release) or cancelled",
     path: ["force"],
   });
 
@@ -274,13 +346,36 @@ const editedDependsOn = z
     if (repeated !== undefined) context.addIssue({ code: "custom", message: `names ${repeated} more than once` });
   });
 
+const positions = z
+  .array(integer(1, MAX_CRITERIA), { error: mustBe("an array of criterion positions (1-based)") })
+  .min(1, { error: "must name at least one criterion position (1-based)" })
+  .max(MAX_CRITERIA, { error: `must name at most ${MAX_CRITERIA} positions` });
+
+const EDITED_FIELDS = [
+  "priority",
+  "description",
+  "depends_on",
+  "labels",
+  "parent_id",
+  "acceptance_criteria",
+  "check",
+  "uncheck",
+] as const;
+
 export const taskEditBody = object({
   priority: priority.optional(),
   description: description.optional(),
   depends_on: editedDependsOn.optional(),
-}).refine((body) => body.priority !== undefined || body.description !== undefined || body.depends_on !== undefined, {
-  error: "must hold priority, description, depends_on or several of them",
+  labels: labels.optional(),
+  parent_id: taskId.nullable().optional(),
+  acceptance_criteria: criteria.optional(),
+  check: positions.optional(),
+  uncheck: positions.optional(),
+}).refine((body) => EDITED_FIELDS.some((field) => body[field] !== undefined), {
+  error: `must hold ${EDITED_FIELDS.slice(0, -1).join(", ")} or ${EDITED_FIELDS.at(-1)} (one or several)`,
 });
+
+export const noteBody = object({ text: noteText });
 
 export const reservationBody = object({
   type: artifactType,
@@ -307,6 +402,8 @@ export function parseAgentId(header: string | null): string | null {
 
 const time = z.string().meta({ format: "date-time" });
 
+const noteSchema = z.object({ at: time, by: z.string().nullable(), text: z.string() });
+
 export const taskSchema = z.object({
   task_id: z.string(),
   project_id: z.string(),
@@ -323,13 +420,39 @@ export const taskSchema = z.object({
   updated_at: time,
   started_at: time.nullable(),
   completed_at: time.nullable(),
+  labels: z.array(z.string()),
+  parent_id: z.string().nullable(),
+  acceptance_criteria: z.array(z.object({ text: z.string(), done: z.boolean() })),
+  notes_count: z.number().int(),
+  last_note: noteSchema.nullable(),
+  children: z.object({ total: z.number().int(), done: z.number().int() }),
+  released_by: z.string().nullable(),
+  notes: z
+    .array(noteSchema)
+    .optional()
+    .meta({ description: "Every note, oldest first: only in GET /tasks/{task_id} and in the answer to a claim" }),
+  match: z
+    .object({ snippet: z.string() })
+    .optional()
+    .meta({ description: "With GET /tasks?q=: where it matched, the matched words in [ ]" }),
 });
 
 export const taskEventSchema = z.object({
   event_id: z.number().int(),
   project_id: z.string(),
   task_id: z.string(),
-  type: z.enum(["created", "claimed", "released", "force_released", "completed", "claim_expired", "updated"]),
+  type: z.enum([
+    "created",
+    "claimed",
+    "released",
+    "force_released",
+    "completed",
+    "claim_expired",
+    "updated",
+    "cancelled",
+    "reopened",
+    "noted",
+  ]),
   at: time,
   agent_id: z.string().nullable(),
   from_status: taskStatus.nullable(),
@@ -353,6 +476,7 @@ export const projectSummarySchema = z.object({
   blocked: z.number().int(),
   in_progress: z.number().int(),
   completed: z.number().int(),
+  cancelled: z.number().int(),
   last_change_at: time.nullable(),
 });
 
@@ -376,6 +500,7 @@ export const responses = {
   projects: z.object({ projects: z.array(projectSummarySchema) }),
   task: taskBody,
   updatedTask: z.object({ updated_task: taskSchema }),
+  note: z.object({ note: noteSchema, task: taskSchema }),
   events: z.object({ events: z.array(taskEventSchema) }),
   allocatedId: z.object({ next_id: z.string(), artifact_type: z.string(), project_id: z.string(), number: z.number().int() }),
   reservation: reservationSchema,

@@ -147,7 +147,7 @@ describe("GET /tasks", () => {
       mismatched,
       400,
       "validation_failed",
-      "cursor was made for other filters: pass the same project, status, ready and claimed_by as for the first page",
+      "cursor was made for other filters: pass the same project, status, ready, claimed_by, q, label and parent as for the first page",
     );
     expectApiError(
       await t.request("GET", "/tasks?cursor=%25%25%25"),
@@ -167,9 +167,9 @@ describe("GET /projects", () => {
     expect(response.status).toBe(200);
     const counts = response.body.projects.map(({ last_change_at: _, ...rest }: Record<string, unknown>) => rest);
     expect(counts).toEqual([
-      { project_id: "alpha", ready: 1, blocked: 0, in_progress: 0, completed: 0 },
-      { project_id: "counters-only", ready: 0, blocked: 0, in_progress: 0, completed: 0 },
-      { project_id: "proj", ready: 1, blocked: 1, in_progress: 1, completed: 0 },
+      { project_id: "alpha", ready: 1, blocked: 0, in_progress: 0, completed: 0, cancelled: 0 },
+      { project_id: "counters-only", ready: 0, blocked: 0, in_progress: 0, completed: 0, cancelled: 0 },
+      { project_id: "proj", ready: 1, blocked: 1, in_progress: 1, completed: 0, cancelled: 0 },
     ]);
   });
 });
@@ -237,7 +237,7 @@ describe("leases: claims and their holders", () => {
       [{ status: "in_progress", lease_seconds: 86_401 }, "lease_seconds must be between 5 and 86400"],
       [{ status: "in_progress", lease_seconds: "60" }, "lease_seconds must be an integer, not a string"],
       [{ status: "completed", lease_seconds: 60 }, "lease_seconds is only for status in_progress (a claim)"],
-      [{ status: "completed", force: true }, "force is only for status pending (a release)"],
+      [{ status: "completed", force: true }, "force is only for status pending (a release) or cancelled"],
       [{ status: "pending", force: "yes" }, "force must be a boolean, not a string"],
     ];
     for (const [body, sentence] of cases)
@@ -347,7 +347,7 @@ describe("PATCH /tasks/<task_id>", () => {
       await patch({}),
       400,
       "validation_failed",
-      "The request body must hold priority, description, depends_on or several of them",
+      "The request body must hold priority, description, depends_on, labels, parent_id, acceptance_criteria, check or uncheck (one or several)",
     );
     expectApiError(await patch({ status: "completed" }), 400, "validation_failed", "status is not a known field");
     expectApiError(await patch({ priority: "urgent" }), 400, "validation_failed", "priority must be one of high, medium, low");
@@ -502,5 +502,143 @@ describe("POST /tasks/claim", () => {
     await addTasks([task("claim")]);
     expect((await t.request("GET", "/tasks/claim")).body.task.task_id).toBe("claim");
     expect((await t.request("PATCH", "/tasks/claim", { body: { priority: "high" } })).body.task.priority).toBe("high");
+  });
+});
+
+describe("a task's content over HTTP (labels, criteria, parents, notes)", () => {
+  test("a batch lower-cases and sorts labels, takes criteria as strings or objects, and names a bad one", async () => {
+    await addTasks([
+      task("E"),
+      task("T", {
+        labels: ["UI", "bug", "ui"],
+        parent_id: "E",
+        acceptance_criteria: ["tests pass", { text: "docs", done: true }],
+        notes: [{ text: "imported", by: "gh", at: "2026-11-01T10:00:00Z" }],
+      }),
+    ]);
+    expect((await t.request("GET", "/tasks/T")).body.task).toMatchObject({
+      labels: ["bug", "ui"],
+      parent_id: "E",
+      acceptance_criteria: [
+        { text: "tests pass", done: false },
+        { text: "docs", done: true },
+      ],
+      notes: [{ at: "2026-11-01T10:00:00.000Z", by: "gh", text: "imported" }],
+    });
+    const bad = (extra: Record<string, unknown>) => t.request("POST", "/tasks/batch", { body: { tasks: [task("X", extra)] } });
+    expectApiError(
+      await bad({ labels: ["a", "b", "no spaces"] }),
+      400,
+      "validation_failed",
+      "tasks[0].labels[2] must be 1 to 40 characters of a-z 0-9 . _ - : /",
+    );
+    expectApiError(
+      await bad({ labels: Array.from({ length: 21 }, (_, i) => `l${i}`) }),
+      400,
+      "validation_failed",
+      "tasks[0].labels must hold at most 20 names",
+    );
+    expectApiError(
+      await bad({ acceptance_criteria: [""] }),
+      400,
+      "validation_failed",
+      "tasks[0].acceptance_criteria[0].text must be 1 to 1000 characters",
+    );
+    expectApiError(await bad({ parent_id: "X" }), 400, "validation_failed", "tasks[0].parent_id forms a cycle: X -> X");
+  });
+
+  test("POST /tasks/<id>/notes appends a note by the caller: 201, the note and the task; a retry adds none", async () => {
+    await addTasks([task("T")]);
+    const headers = { "X-Agent-Id": "dana", "Idempotency-Key": "note-1" };
+    const first = await t.request("POST", "/tasks/T/notes", { body: { text: "careful: flaky" }, headers });
+    expect(first.status).toBe(201);
+    expect(first.body).toEqual({
+      note: { at: clock.now().toISOString(), by: "dana", text: "careful: flaky" },
+      task: expect.objectContaining({ task_id: "T", notes_count: 1 }),
+    });
+    const again = await t.request("POST", "/tasks/T/notes", { body: { text: "careful: flaky" }, headers });
+    expect([again.status, again.headers.get("idempotent-replayed")]).toEqual([201, "true"]);
+    expect((await t.request("GET", "/tasks/T")).body.task.notes_count).toBe(1);
+    expectApiError(await post("/tasks/T/notes", { text: "" }), 400, "validation_failed", "text must be 1 to 10000 characters");
+    expectApiError(await post("/tasks/NOPE/notes", { text: "x" }), 404, "task_not_found", "Task not found: NOPE");
+  });
+
+  test("completing with open criteria is 409 criteria_open; PATCH check ticks them off; cancel and reopen", async () => {
+    await addTasks([task("T", { acceptance_criteria: ["tests pass", "docs updated"] })]);
+    await put("/tasks/T/status", { status: "in_progress" }, "agent-a");
+    expectApiError(
+      await put("/tasks/T/status", { status: "completed" }, "agent-a"),
+      409,
+      "criteria_open",
+      'cannot complete T: acceptance criteria still open: 1. "tests pass", 2. "docs updated"; tick them off first (update_task with check: [1, 2])',
+    );
+    expectApiError(
+      await t.request("PATCH", "/tasks/T", { body: { check: [3] } }),
+      400,
+      "validation_failed",
+      "check names criterion 3, but T has 2",
+    );
+    const checked = await t.request("PATCH", "/tasks/T", { body: { check: [1, 2] }, headers: { "X-Agent-Id": "agent-a" } });
+    expect(checked.body.task.acceptance_criteria.map((criterion: { done: boolean }) => criterion.done)).toEqual([true, true]);
+    expect((await put("/tasks/T/status", { status: "completed" }, "agent-a")).status).toBe(200);
+    const reopened = await put("/tasks/T/status", { status: "pending" }, "agent-a");
+    expect(reopened.body.updated_task).toMatchObject({ status: "pending", completed_at: null });
+    const cancelled = await put("/tasks/T/status", { status: "cancelled", completion_notes: "not needed" }, "agent-a");
+    expect(cancelled.body.updated_task).toMatchObject({ status: "cancelled", last_note: { by: "agent-a", text: "not needed" } });
+    expect((await t.request("GET", "/projects")).body.projects[0]).toMatchObject({ cancelled: 1 });
+  });
+
+  test("GET /tasks filters by every label given (repeatable) and by parent", async () => {
+    await addTasks([
+      task("E"),
+      task("A", { labels: ["ui", "bug"], parent_id: "E" }),
+      task("B", { labels: ["ui"] }),
+      task("C", { parent_id: "E" }),
+    ]);
+    const ids = async (query: string) =>
+      (await t.request("GET", `/tasks?${query}`)).body.tasks.map((listed: { task_id: string }) => listed.task_id);
+    expect(await ids("label=ui")).toEqual(["A", "B"]);
+    expect(await ids("label=ui&label=BUG")).toEqual(["A"]);
+    expect(await ids("parent=E")).toEqual(["A", "C"]);
+    expectApiError(
+      await t.request("GET", "/tasks?label=a%20b"),
+      400,
+      "validation_failed",
+      "label[0] must be 1 to 40 characters of a-z 0-9 . _ - : /",
+    );
+  });
+});
+
+describe("GET /tasks?q=", () => {
+  test("a ranked page of matches, each with its snippet; a q without a word is 400", async () => {
+    await addTasks([task("A", { description: "Fix the login form" }), task("B", { description: "Write docs" })]);
+    await post("/tasks/B/notes", { text: "mention the login page" }, "dana");
+    const response = await t.request("GET", "/tasks?q=logi&project=proj");
+    expect(response.status).toBe(200);
+    expect(response.body.tasks.map((found: { task_id: string }) => found.task_id).sort()).toEqual(["A", "B"]);
+    const a = response.body.tasks.find((found: { task_id: string }) => found.task_id === "A");
+    expect(a.match).toEqual({ snippet: "Fix the [login] form" });
+    expectApiError(await t.request("GET", "/tasks?q=%22-%22"), 400, "validation_failed", "q must hold a word to search for");
+  });
+});
+
+describe("a release with a reason", () => {
+  test("becomes a note by the agent; GET /tasks/next with its X-Agent-Id hands it another task while one is ready", async () => {
+    await addTasks([task("A", { priority: "high" }), task("B")]);
+    await put("/tasks/A/status", { status: "in_progress" }, "agent-a");
+    const released = await put("/tasks/A/status", { status: "pending", completion_notes: "tried X, Y is left" }, "agent-a");
+    expect(released.body.updated_task).toMatchObject({
+      released_by: "agent-a",
+      last_note: { by: "agent-a", text: "tried X, Y is left" },
+    });
+    const next = (agentId?: string) =>
+      t.request("GET", "/tasks/next?project=proj", { headers: agentId ? { "X-Agent-Id": agentId } : {} });
+    expect((await next("agent-a")).body.task.task_id).toBe("B");
+    expect((await next("agent-b")).body.task.task_id).toBe("A");
+    const claimed = await put("/tasks/A/status", { status: "in_progress" }, "agent-b");
+    expect(claimed.body.updated_task).toMatchObject({
+      released_by: null,
+      notes: [{ by: "agent-a", text: "tried X, Y is left" }],
+    });
   });
 });

@@ -1,7 +1,15 @@
 // The handlers of the task routes (API.md, "Endpoints"). Each parses nothing itself (the pipeline
 // hands it checked input), calls the storage once and encodes the answer.
 
-import { DEFAULT_LIST_LIMIT, type Task, type TaskListQuery, type TaskPage, type TaskRef, taskNotFound } from "../domain.ts";
+import {
+  DEFAULT_LIST_LIMIT,
+  type Task,
+  type TaskListQuery,
+  type TaskNote,
+  type TaskPage,
+  type TaskRef,
+  taskNotFound,
+} from "../domain.ts";
 import { type KeyHolder, mayUseProject } from "../keys.ts";
 import type { Storage } from "../storage/storage.ts";
 import { json } from "./pipeline.ts";
@@ -10,6 +18,7 @@ import {
   type claimNextBody,
   type heartbeatBody,
   type nextTaskQuery,
+  type noteBody,
   type statusBody,
   type taskBatchBody,
   type taskEditBody,
@@ -26,9 +35,12 @@ function taskRef(params: { task_id: string }, query: { project?: string }): Task
   return { projectId: query.project ?? null, taskId: params.task_id };
 }
 
-/** GET /tasks/next: the next task of a project in a status (pending: the next ready one). */
-export const nextTask: Handler<undefined, typeof nextTaskQuery> = async ({ query, services }) => {
-  return json(200, { task: await services.storage.findNextTask(query.project, query.status ?? "pending") });
+/**
+ * GET /tasks/next: the next task of a project in a status (pending: the next ready one; a task the
+ * caller released comes only when no other is ready).
+ */
+export const nextTask: Handler<undefined, typeof nextTaskQuery> = async ({ query, agentId, services }) => {
+  return json(200, { task: await services.storage.findNextTask(query.project, query.status ?? "pending", agentId) });
 };
 
 /** POST /tasks/claim: the task GET /tasks/next would answer, claimed for the caller in the same step; or null. */
@@ -75,6 +87,9 @@ export const listTasks: Handler<undefined, typeof taskListQuery> = async ({ quer
     status: query.ready === undefined ? (query.status ?? null) : "pending",
     ready: query.ready === undefined ? null : query.ready === "true",
     claimedBy: query.claimed_by ?? null,
+    q: query.q ?? null,
+    labels: query.label ?? [],
+    parent: query.parent ?? null,
     limit: query.limit ?? DEFAULT_LIST_LIMIT,
     cursor: query.cursor ?? null,
   });
@@ -109,7 +124,7 @@ export const taskEvents: Handler<TaskPath, TaskRefQuery> = async ({ params, quer
   return json(200, { events: await services.storage.listTaskEvents(taskRef(params, query)) });
 };
 
-/** PUT /tasks/{task_id}/status: a claim, a completion or a release, by the state machine. */
+/** PUT /tasks/{task_id}/status: a claim, a completion, a release, a cancel or a reopening, by the state machine. */
 export const changeStatus: Handler<TaskPath, TaskRefQuery, typeof statusBody> = async (call) => {
   const { params, query, body, agentId, services } = call;
   return call.write<Task>(
@@ -150,5 +165,15 @@ export const editTask: Handler<TaskPath, TaskRefQuery, typeof taskEditBody> = as
     (idempotency) =>
       services.storage.updateTask({ ref: taskRef(params, query), ...body, agentId, now: services.now() }, idempotency),
     (task) => json(200, { task }),
+  );
+};
+
+/** POST /tasks/{task_id}/notes: appends a note by the caller, to any task in any status. */
+export const addNote: Handler<TaskPath, TaskRefQuery, typeof noteBody> = async (call) => {
+  const { params, query, body, agentId, services } = call;
+  return call.write<{ note: TaskNote; task: Task }>(
+    (idempotency) =>
+      services.storage.addNote({ ref: taskRef(params, query), text: body.text, agentId, now: services.now() }, idempotency),
+    (added) => json(201, added),
   );
 };

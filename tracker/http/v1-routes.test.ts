@@ -63,6 +63,14 @@ describe("POST /tasks/batch", () => {
         updated_at: clock.now().toISOString(),
         started_at: null,
         completed_at: null,
+        labels: [],
+        parent_id: null,
+        acceptance_criteria: [],
+        notes_count: 0,
+        last_note: null,
+        children: { total: 0, done: 0 },
+        released_by: null,
+        notes: [],
       },
     });
   });
@@ -250,7 +258,7 @@ describe("GET /tasks/next", () => {
       await t.request("GET", "/tasks/next?project=proj&status=done"),
       400,
       "validation_failed",
-      "status must be one of pending, in_progress, completed",
+      "status must be one of pending, in_progress, completed, cancelled",
     );
   });
 });
@@ -305,7 +313,9 @@ describe("PUT /tasks/<task_id>/status: transitions", () => {
       "invalid_transition",
       "cannot change T-1 from completed to in_progress",
     );
-    expectError(await setStatus("T-1", "pending"), 400, "invalid_transition");
+    expectError(await setStatus("T-1", "completed"), 400, "invalid_transition", "cannot change T-1 from completed to completed");
+    // Back to pending is a reopening (0.3.0), not a release.
+    expect((await setStatus("T-1", "pending")).body.updated_task).toMatchObject({ status: "pending", completed_at: null });
   });
 
   test("a claim waits until every dependency is completed", async () => {
@@ -332,7 +342,7 @@ describe("PUT /tasks/<task_id>/status: errors and races", () => {
       await setStatus("T-1", "done"),
       400,
       "validation_failed",
-      "status must be one of pending, in_progress, completed",
+      "status must be one of pending, in_progress, completed, cancelled",
     );
     expectError(await t.request("PUT", "/tasks/T-1/status", { body: {} }), 400, "validation_failed", "status is required");
     expectError(

@@ -2,7 +2,7 @@
 // the tasks' dependencies linked, the counters raised past every reservation, and the records fed
 // to a storage's RestoreTarget in batches, inside the one transaction the storage opened.
 
-import type { TaskStatus } from "../domain.ts";
+import { isFinished, type TaskNote, type TaskStatus } from "../domain.ts";
 import {
   DUMP_PAGE_SIZE,
   type DumpCounter,
@@ -11,6 +11,7 @@ import {
   DumpError,
   type DumpEvent,
   type DumpHeader,
+  type DumpNote,
   type DumpRecord,
   type DumpReservation,
   type DumpTask,
@@ -27,13 +28,30 @@ export interface RestoredEvent extends DumpEvent {
   task_seq: number;
 }
 
+export interface RestoredNote extends DumpNote {
+  task_seq: number;
+}
+
+/** What a task's other lines say of it: its children (open: not finished) and its notes. */
+export interface TaskSummary {
+  seq: number;
+  children_total: number;
+  open_children: number;
+  notes_count: number;
+  last_note: TaskNote | null;
+}
+
 /**
  * What a storage does for loadDump, inside ONE transaction it opened on an empty database (a
- * failure anywhere rolls everything back). Calls come in this order: insertTasks (every batch),
- * linkDependencies, insertEvents, insertReservations, setCounters.
+ * failure anywhere rolls everything back). Calls come in this order: insertTasks and insertNotes
+ * (every batch, a note's task before it), linkDependencies, summarizeTasks, insertEvents,
+ * insertReservations, setCounters.
  */
 export interface RestoreTarget {
   insertTasks(tasks: readonly RestoredTask[]): Promise<void>;
+  insertNotes(notes: readonly RestoredNote[]): Promise<void>;
+  /** The children and note counts of the tasks that have any (children_total, notes_count, …). */
+  summarizeTasks(summaries: readonly TaskSummary[]): Promise<void>;
   /** The dependency rows, and for each task still waiting the number of its dependencies not completed. */
   linkDependencies(
     links: ReadonlyArray<{ dependencySeq: number; dependentSeq: number }>,
@@ -57,8 +75,17 @@ class DumpLoader {
   private header: DumpHeader | null = null;
   private end: DumpEnd | null = null;
   private lastLine = 0;
-  private readonly counts: DumpCounts = { tasks: 0, events: 0, counters: 0, reservations: 0 };
+  private readonly counts: DumpCounts = { tasks: 0, events: 0, counters: 0, reservations: 0, notes: 0 };
   private readonly tasks = new Map<string, KnownTask>();
+  /** The task line notes may follow: the last one read. */
+  private lastTask: { key: string; task_id: string; seq: number } | null = null;
+  private noteBatch: RestoredNote[] = [];
+  private readonly summaries = new Map<number, TaskSummary>();
+  private readonly parents: Array<{
+    line: number;
+    seq: number;
+    task: Pick<DumpTask, "project_id" | "task_id" | "status" | "parent_id">;
+  }> = [];
   /** Only what linking needs of the tasks that depend on others: the whole tasks went to the target. */
   private readonly dependencies: Array<{
     line: number;
@@ -91,7 +118,8 @@ class DumpLoader {
   }
 
   private async take(line: number, record: DumpRecord): Promise<void> {
-    const section = DUMP_KINDS.indexOf(record.kind);
+    // Note lines are part of the task section.
+    const section = DUMP_KINDS.indexOf(record.kind === "note" ? "task" : record.kind);
     if (this.header === null && record.kind !== "header") throw new DumpError(line, "must be the header line of a dump");
     if (section < this.section || (record.kind === "header" && this.header !== null)) {
       throw new DumpError(
@@ -107,6 +135,8 @@ class DumpLoader {
         return;
       case "task":
         return this.addTask(line, record);
+      case "note":
+        return this.addNote(line, record);
       case "event":
         return this.addEvent(line, record);
       case "counter":
@@ -124,6 +154,8 @@ class DumpLoader {
     if (this.section <= taskSection && next > taskSection) {
       await this.flushTasks();
       await this.linkDependencies();
+      this.linkParents();
+      await this.target.summarizeTasks([...this.summaries.values()]);
     }
     if (next > DUMP_KINDS.indexOf("event")) await this.flushEvents();
   }
@@ -137,15 +169,67 @@ class DumpLoader {
       const { project_id, task_id, status, depends_on } = task;
       this.dependencies.push({ line, seq, task: { project_id, task_id, status, depends_on } });
     }
+    if (task.parent_id !== null) {
+      const { project_id, task_id, status, parent_id } = task;
+      this.parents.push({ line, seq, task: { project_id, task_id, status, parent_id } });
+    }
+    this.lastTask = { key, task_id: task.task_id, seq };
     this.taskBatch.push({ ...task, seq });
     if (this.taskBatch.length >= DUMP_PAGE_SIZE) await this.flushTasks();
   }
 
+  /** Tasks go out first, then the notes that follow them. */
   private async flushTasks(): Promise<void> {
-    if (this.taskBatch.length === 0) return;
-    const batch = this.taskBatch;
-    this.taskBatch = [];
-    await this.target.insertTasks(batch);
+    if (this.taskBatch.length > 0) {
+      const batch = this.taskBatch;
+      this.taskBatch = [];
+      await this.target.insertTasks(batch);
+    }
+    if (this.noteBatch.length > 0) {
+      const notes = this.noteBatch;
+      this.noteBatch = [];
+      await this.target.insertNotes(notes);
+    }
+  }
+
+  private summaryOf(seq: number): TaskSummary {
+    let summary = this.summaries.get(seq);
+    if (!summary) {
+      summary = { seq, children_total: 0, open_children: 0, notes_count: 0, last_note: null };
+      this.summaries.set(seq, summary);
+    }
+    return summary;
+  }
+
+  /** A note follows its task's line (or that task's earlier notes), oldest first. */
+  private async addNote(line: number, note: DumpNote): Promise<void> {
+    const key = `${note.project_id}\n${note.task_id}`;
+    if (this.lastTask?.key !== key) {
+      const after = this.lastTask === null ? "no task" : `task ${this.lastTask.task_id}`;
+      throw new DumpError(line, `(note): a note follows the line of its task, and this one of ${note.task_id} follows ${after}`);
+    }
+    this.counts.notes! += 1;
+    const summary = this.summaryOf(this.lastTask.seq);
+    summary.notes_count++;
+    summary.last_note = { at: note.at, by: note.by, text: note.text };
+    this.noteBatch.push({ ...note, task_seq: this.lastTask.seq });
+    if (this.noteBatch.length >= DUMP_PAGE_SIZE) await this.flushTasks();
+  }
+
+  /** Each parent is a task of the same project in the dump; it counts its children, and the open ones. */
+  private linkParents(): void {
+    for (const { line, task } of this.parents) {
+      const parent = this.tasks.get(`${task.project_id}\n${task.parent_id}`);
+      if (!parent) {
+        throw new DumpError(
+          line,
+          `(task): parent_id names ${task.parent_id}, which the dump does not hold in project ${task.project_id}`,
+        );
+      }
+      const summary = this.summaryOf(parent.seq);
+      summary.children_total++;
+      if (!isFinished(task.status)) summary.open_children++;
+    }
   }
 
   /** Each dependency is a task of the same project in the dump; a task past pending waits for none. */
@@ -163,7 +247,8 @@ class DumpLoader {
           );
         }
         links.push({ dependencySeq: dependency.seq, dependentSeq: seq });
-        if (dependency.status === "completed") continue;
+        // A cancelled task waits for nothing.
+        if (isFinished(dependency.status) || task.status === "cancelled") continue;
         if (task.status !== "pending") {
           throw new DumpError(
             line,
@@ -239,7 +324,8 @@ class DumpLoader {
   }
 
   private async finish(line: number, end: DumpEnd): Promise<void> {
-    const expected = JSON.stringify(end.counts);
+    // A dump of version 1 counts no notes (and holds none).
+    const expected = JSON.stringify({ ...end.counts, notes: end.counts.notes ?? 0 });
     const found = JSON.stringify(this.counts);
     if (expected !== found) {
       throw new DumpError(

@@ -6,7 +6,10 @@ import { z } from "zod";
 import {
   ARTIFACT_TYPE_PATTERN,
   ARTIFACT_TYPE_RULE,
+  LABEL_PATTERN,
+  LABEL_RULE,
   MAX_AGENT_ID_LENGTH,
+  MAX_CRITERIA,
   MAX_ID_NUMBER,
   MAX_LEASE_SECONDS,
   MAX_RESERVATION_COUNT,
@@ -25,17 +28,18 @@ import {
 } from "../domain.ts";
 import {
   DUMP_FORMAT,
-  DUMP_VERSION,
   type DumpCounter,
   type DumpEnd,
   DumpError,
   type DumpEvent,
   type DumpHeader,
+  type DumpNote,
   type DumpRecord,
   type DumpReservation,
   type DumpTask,
   EVENT_TYPES,
   type NumberedLine,
+  READABLE_DUMP_VERSIONS,
 } from "./dump.ts";
 
 // ---------------------------------------------------------------------------
@@ -140,6 +144,7 @@ const headerSchema = z.strictObject({
   kind: z.literal("header"),
   format: text(),
   version: whole(1, Number.MAX_SAFE_INTEGER),
+  format_version: whole(1, Number.MAX_SAFE_INTEGER).optional(),
   schema_version: whole(1, Number.MAX_SAFE_INTEGER),
   created_at: time,
 });
@@ -164,6 +169,25 @@ const taskSchema = z.strictObject({
   updated_at: time,
   started_at: nullable(time),
   completed_at: nullable(time),
+  // Version 2; absent in a version-1 line.
+  labels: strings({ pattern: LABEL_PATTERN, text: LABEL_RULE }).default([]),
+  parent_id: nullable(taskId).default(null),
+  acceptance_criteria: z
+    .array(z.strictObject({ text: text(), done: z.boolean({ error: "must be true or false" }) }), {
+      error: unlessMissing("must be an array of {text, done}"),
+    })
+    .max(MAX_CRITERIA, { error: `must hold at most ${MAX_CRITERIA} criteria` })
+    .default([]),
+  released_by: agent.default(null),
+});
+
+const noteSchema = z.strictObject({
+  kind: z.literal("note"),
+  project_id: projectId,
+  task_id: taskId,
+  at: time,
+  by: agent,
+  text: text(),
 });
 
 const eventSchema = z.strictObject({
@@ -202,6 +226,8 @@ const endSchema = z.strictObject({ kind: z.literal("end"), counts });
 const SCHEMAS = {
   header: headerSchema,
   task: taskSchema,
+  // Note lines are part of the task section: each follows its task.
+  note: noteSchema,
   event: eventSchema,
   counter: counterSchema,
   reservation: reservationSchema,
@@ -222,13 +248,18 @@ function fail(line: number, kind: string, problem: string): never {
 function checkHeader(line: number, header: z.output<typeof headerSchema>): DumpHeader {
   const refuse = (problem: string) => fail(line, "header", problem);
   if (header.format !== DUMP_FORMAT) refuse(`format must be ${DUMP_FORMAT}: this is not a dump of a task tracker`);
-  if (header.version !== DUMP_VERSION) {
-    refuse(`version ${header.version} is not one this tracker reads (it reads ${DUMP_VERSION}); use a newer tracker`);
+  if (!READABLE_DUMP_VERSIONS.includes(header.version)) {
+    refuse(
+      `version ${header.version} is not one this tracker reads (it reads ${READABLE_DUMP_VERSIONS.join(" and ")}); use a newer tracker`,
+    );
+  }
+  if (header.format_version !== undefined && header.format_version !== header.version) {
+    refuse(`format_version ${header.format_version} must be the same as version (${header.version})`);
   }
   if (header.schema_version > SCHEMA_VERSION) {
     refuse(`schema_version ${header.schema_version} is newer than this tracker's (${SCHEMA_VERSION}); use a newer tracker`);
   }
-  return { ...header, format: DUMP_FORMAT, version: DUMP_VERSION };
+  return { ...header, format: DUMP_FORMAT };
 }
 
 /** The columns each status has and has not (the schemas' CHECKs, and what the listing's order reads). */
@@ -246,7 +277,9 @@ function checkTask(line: number, task: z.output<typeof taskSchema>): DumpTask {
   if (task.status === "pending" && (task.claimed_by !== null || task.started_at !== null || task.completed_at !== null)) {
     refuse("a pending task has no claimed_by, started_at or completed_at");
   }
-  if (task.status === "completed" && task.completed_at === null) refuse("a completed task needs completed_at");
+  if ((task.status === "completed" || task.status === "cancelled") && task.completed_at === null) {
+    refuse(`a ${task.status} task needs completed_at`);
+  }
   if (task.lost_by !== null && task.lost_at === null) refuse("lost_by needs lost_at (when the lost lease ran out)");
   return { ...task, priority: task.priority as Priority, status: task.status as TaskStatus };
 }
@@ -260,8 +293,10 @@ function checkReservation(line: number, reservation: DumpReservation): DumpReser
 
 function checkEnd(line: number, end: z.output<typeof endSchema>): DumpEnd {
   const found = {} as DumpEnd["counts"];
-  for (const name of ["tasks", "events", "counters", "reservations"] as const) {
+  for (const name of ["tasks", "events", "counters", "reservations", "notes"] as const) {
     const value = end.counts[name];
+    // A dump of version 1 counts no notes.
+    if (name === "notes" && value === undefined) continue;
     if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
       fail(line, "end", `counts.${name} must be a whole number`);
     }
@@ -317,6 +352,8 @@ export function parseDumpLine(line: NumberedLine): DumpRecord {
       return checkHeader(line.number, data);
     case "task":
       return checkTask(line.number, data);
+    case "note":
+      return data satisfies DumpNote;
     case "event":
       return { ...data, type: data.type as TaskEventType } satisfies DumpEvent;
     case "counter":

@@ -9,6 +9,7 @@ import {
   type DumpEnd,
   type DumpEvent,
   type DumpHeader,
+  type DumpNote,
   type DumpReservation,
   type DumpSnapshot,
   type DumpTask,
@@ -36,7 +37,12 @@ const FIELD_ORDER = {
     "updated_at",
     "started_at",
     "completed_at",
+    "labels",
+    "parent_id",
+    "acceptance_criteria",
+    "released_by",
   ],
+  note: ["kind", "project_id", "task_id", "at", "by", "text"],
   event: ["kind", "event_id", "project_id", "task_id", "type", "at", "agent_id", "from_status", "to_status", "details"],
   counter: ["kind", "project_id", "artifact_type", "last_assigned_id"],
   reservation: ["kind", "reservation_id", "project_id", "artifact_type", "first_number", "count", "created_at", "expires_at"],
@@ -56,7 +62,7 @@ function sortKeys(value: unknown): unknown {
 }
 
 /** One line of a dump, the same from either storage: its fields in FIELD_ORDER, the keys of details sorted. */
-function formatRecord(record: DumpTask | DumpEvent | DumpCounter | DumpReservation): string {
+function formatRecord(record: DumpTask | DumpNote | DumpEvent | DumpCounter | DumpReservation): string {
   const ordered: Record<string, unknown> = {};
   for (const field of FIELD_ORDER[record.kind]) ordered[field] = (record as unknown as Record<string, unknown>)[field];
   if (record.kind === "event") ordered.details = sortKeys(record.details);
@@ -73,13 +79,14 @@ export async function* dumpLines(snapshot: DumpSnapshot, createdAt: Date): Async
       kind: "header",
       format: DUMP_FORMAT,
       version: DUMP_VERSION,
+      format_version: DUMP_VERSION,
       schema_version: snapshot.schemaVersion,
       created_at: createdAt.toISOString(),
     };
     yield `${JSON.stringify(header)}\n`;
-    const counts: DumpCounts = { tasks: 0, events: 0, counters: 0, reservations: 0 };
+    const counts: DumpCounts = { tasks: 0, events: 0, counters: 0, reservations: 0, notes: 0 };
+    yield* taskLines(snapshot, counts);
     const sections = [
-      ["tasks", snapshot.tasks()],
       ["events", snapshot.events()],
       ["counters", snapshot.counters()],
       ["reservations", snapshot.reservations()],
@@ -94,6 +101,38 @@ export async function* dumpLines(snapshot: DumpSnapshot, createdAt: Date): Async
     yield `${JSON.stringify(end)}\n`;
   } finally {
     await snapshot.close();
+  }
+}
+
+/** The task lines, each followed by its notes (both read in the tasks' insertion order). */
+async function* taskLines(snapshot: DumpSnapshot, counts: DumpCounts): AsyncGenerator<string> {
+  const notes = snapshot.notes()[Symbol.asyncIterator]();
+  let waiting: DumpNote[] = [];
+  let next = 0;
+  const noteOf = async (): Promise<DumpNote | undefined> => {
+    if (next === waiting.length) {
+      const page = await notes.next();
+      waiting = page.done ? [] : page.value;
+      next = 0;
+    }
+    return waiting[next];
+  };
+  for await (const page of snapshot.tasks()) {
+    counts.tasks += page.length;
+    let chunk = "";
+    for (const task of page) {
+      chunk += formatRecord(task);
+      for (
+        let note = await noteOf();
+        note?.task_id === task.task_id && note.project_id === task.project_id;
+        note = await noteOf()
+      ) {
+        chunk += formatRecord(note);
+        counts.notes! += 1;
+        next++;
+      }
+    }
+    if (chunk !== "") yield chunk;
   }
 }
 

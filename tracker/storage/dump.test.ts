@@ -152,7 +152,7 @@ describe("a dump of SQLite", () => {
       ["D-1", "pending", null, null],
     ]);
     const copy = await sqlite();
-    expect(await restoreText(copy, text)).toEqual({ tasks: 5, events: 14, counters: 4, reservations: 0 });
+    expect(await restoreText(copy, text)).toEqual({ tasks: 5, events: 14, counters: 4, reservations: 0, notes: 0 });
     expect(await dumpText(copy)).toBe(text);
   });
 
@@ -187,7 +187,10 @@ describe("a dump of SQLite", () => {
       .map((line) => JSON.parse(line));
     const taskIds = lines.filter((line) => line.kind === "task").map((line) => line.task_id);
     expect(taskIds).toEqual(Array.from({ length: count }, (_, i) => `T-${i}`));
-    expect(lines.at(-1)).toEqual({ kind: "end", counts: { tasks: count, events: count, counters: 1, reservations: 0 } });
+    expect(lines.at(-1)).toEqual({
+      kind: "end",
+      counts: { tasks: count, events: count, counters: 1, reservations: 0, notes: 0 },
+    });
   });
 });
 
@@ -221,6 +224,60 @@ const dumpEndLine = '{"kind":"end","counts":{"tasks":1,"events":0,"counters":0,"
 
 for (const [name, open] of Object.entries(storages)) {
   describe.skipIf(name === "postgres" && !hasPostgres && !inCi)(`on ${name}`, () => {
+    test("a task's content (labels, parent, criteria, notes, released_by, cancelled) survives a dump and a restore into either storage", async () => {
+      const source = await open();
+      await source.addTasks(
+        [
+          newTask("E", { labels: ["epic"] }),
+          newTask("C-1", {
+            parent_id: "E",
+            acceptance_criteria: [{ text: "tests pass", done: true }],
+            notes: [{ text: "imported", by: "gh", at: "2026-11-01T10:00:00.000Z" }],
+          }),
+          newTask("C-2", { parent_id: "E" }),
+          newTask("W", { depends_on: ["C-2"] }),
+        ],
+        start,
+        "planner",
+      );
+      await source.addNote({
+        ref: { projectId: "p", taskId: "E" },
+        text: "only in a note: zebra",
+        agentId: "dana",
+        now: later(1),
+      });
+      await move(source, "C-1", "in_progress", "agent-a", later(2));
+      await move(source, "C-1", "pending", "agent-a", later(3), { completionNotes: "tried X" });
+      await move(source, "C-2", "cancelled", "agent-b", later(4), { completionNotes: "not needed" });
+      const text = await dumpText(source);
+      const lines = text
+        .trimEnd()
+        .split("\n")
+        .map((line) => JSON.parse(line));
+      expect(lines[0]).toMatchObject({ version: 2, format_version: 2 });
+      expect(lines.slice(1, 7).map((line) => [line.kind, line.task_id, line.text ?? null])).toEqual([
+        ["task", "E", null],
+        ["note", "E", "only in a note: zebra"],
+        ["task", "C-1", null],
+        ["note", "C-1", "imported"],
+        ["note", "C-1", "tried X"],
+        ["task", "C-2", null],
+      ]);
+      expect(lines.at(-1)).toMatchObject({ counts: { tasks: 4, notes: 4 } });
+      for (const into of Object.values(storages)) {
+        if (into === postgres && !hasPostgres) continue;
+        const target = await into();
+        expect(await restoreText(target, text)).toMatchObject({ tasks: 4, notes: 4 });
+        for (const taskId of ["E", "C-1", "C-2", "W"]) {
+          const ref = { projectId: "p", taskId };
+          expect(await target.getTask(ref)).toEqual(await source.getTask(ref));
+        }
+        expect(await dumpText(target)).toBe(text);
+        expect((await target.findNextTask("p", "pending"))?.task_id).toBe("C-1");
+        expect((await target.findNextTask("p", "pending", "agent-a"))?.task_id).toBe("W");
+      }
+    });
+
     test("a snapshot shows the moment it was opened, whatever is written while it is read", async () => {
       const storage = await open();
       await storage.addTasks([newTask("A-1")], start, null);
@@ -230,7 +287,7 @@ for (const [name, open] of Object.entries(storages)) {
       let text = "";
       for await (const chunk of dumpLines(snapshot, start)) text += chunk;
       expect(text.trimEnd().split("\n").at(-1)).toBe(
-        '{"kind":"end","counts":{"tasks":1,"events":1,"counters":1,"reservations":0}}',
+        '{"kind":"end","counts":{"tasks":1,"events":1,"counters":1,"reservations":0,"notes":0}}',
       );
     });
 
@@ -243,7 +300,7 @@ for (const [name, open] of Object.entries(storages)) {
       const older = text.replace(`"schema_version":${SCHEMA_VERSION}`, '"schema_version":2');
       expect(older).not.toBe(text);
       const target = await open();
-      expect(await restoreText(target, older)).toEqual({ tasks: 1, events: 3, counters: 1, reservations: 0 });
+      expect(await restoreText(target, older)).toEqual({ tasks: 1, events: 3, counters: 1, reservations: 0, notes: 0 });
       const [, ...lines] = (await dumpText(target)).split("\n");
       expect(lines).toEqual(text.split("\n").slice(1));
     });
@@ -257,7 +314,7 @@ for (const [name, open] of Object.entries(storages)) {
       await edit("A-1", ["A-3"]);
       const text = await dumpText(source);
       const target = await open();
-      expect(await restoreText(target, text)).toEqual({ tasks: 3, events: 5, counters: 1, reservations: 0 });
+      expect(await restoreText(target, text)).toEqual({ tasks: 3, events: 5, counters: 1, reservations: 0, notes: 0 });
       expect(await target.listProjects()).toEqual(await source.listProjects());
       expect((await target.getTask({ projectId: "p", taskId: "A-1" }))?.depends_on).toEqual(["A-3"]);
       // A-1 waits for A-3 alone now: A-3's completion readies it.
@@ -282,7 +339,7 @@ for (const [name, open] of Object.entries(storages)) {
       );
       expect(await empty.listProjects()).toEqual([]);
       expect(await empty.getTask({ projectId: "p", taskId: "A-1" })).toBeNull();
-      expect(await restoreText(empty, text)).toEqual({ tasks: 2, events: 2, counters: 1, reservations: 0 });
+      expect(await restoreText(empty, text)).toEqual({ tasks: 2, events: 2, counters: 1, reservations: 0, notes: 0 });
     });
 
     test("restore names the line and what is wrong with it", async () => {
@@ -307,7 +364,7 @@ for (const [name, open] of Object.entries(storages)) {
         [`${taskLine({})}\n${dumpEndLine}\n`, "line 1 must be the header line of a dump"],
         [
           `${dumpHeaderLine}\n${dumpEndLine}\n${taskLine({})}\n`,
-          'line 2 (end): its counts {"tasks":1,"events":0,"counters":0,"reservations":0} are not what the dump holds ({"tasks":0,"events":0,"counters":0,"reservations":0}): lines are missing; make the dump again',
+          'line 2 (end): its counts {"tasks":1,"events":0,"counters":0,"reservations":0,"notes":0} are not what the dump holds ({"tasks":0,"events":0,"counters":0,"reservations":0,"notes":0}): lines are missing; make the dump again',
         ],
         [`${dumpHeaderLine}\nnot json\n`, "line 2 is not valid JSON"],
       ];

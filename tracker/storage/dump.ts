@@ -8,10 +8,13 @@
 // dump-reader.ts checks and parses each line, dump-loader.ts feeds the records to a storage's
 // RestoreTarget in batches (loadDump). sqlite-dump.ts and postgres-dump.ts hold the SQL.
 
-import type { Priority, TaskEventType, TaskStatus } from "../domain.ts";
+import type { Criterion, Priority, TaskEventType, TaskStatus } from "../domain.ts";
 
 export const DUMP_FORMAT = "task-tracking-dump";
-export const DUMP_VERSION = 1;
+/** Version 2 (0.3.0): tasks carry labels, parent_id, acceptance_criteria and released_by; note lines. */
+export const DUMP_VERSION = 2;
+/** The versions restore reads: a dump of version 1 has none of version 2's fields and no note lines. */
+export const READABLE_DUMP_VERSIONS: readonly number[] = [1, 2];
 /** Rows a storage reads per query while dumping, and writes per statement while restoring. */
 export const DUMP_PAGE_SIZE = 1000;
 
@@ -23,12 +26,17 @@ export const EVENT_TYPES: readonly TaskEventType[] = [
   "completed",
   "claim_expired",
   "updated",
+  "cancelled",
+  "reopened",
+  "noted",
 ];
 
 export interface DumpHeader {
   kind: "header";
   format: typeof DUMP_FORMAT;
-  version: typeof DUMP_VERSION;
+  /** 1 or 2; format_version says the same (the name issue 21 gave it), absent in version 1. */
+  version: number;
+  format_version?: number;
   schema_version: number;
   created_at: string;
 }
@@ -56,6 +64,21 @@ export interface DumpTask {
   updated_at: string;
   started_at: string | null;
   completed_at: string | null;
+  /** Version 2 (a version-1 line reads as none of them). Children and note counts are derived. */
+  labels: string[];
+  parent_id: string | null;
+  acceptance_criteria: Criterion[];
+  released_by: string | null;
+}
+
+/** One note of a task, after its task's line (and its earlier notes), oldest first. */
+export interface DumpNote {
+  kind: "note";
+  project_id: string;
+  task_id: string;
+  at: string;
+  by: string | null;
+  text: string;
 }
 
 export interface DumpEvent {
@@ -94,6 +117,8 @@ export interface DumpCounts {
   events: number;
   counters: number;
   reservations: number;
+  /** Version 2; a version-1 end line has none (and its dump no note). */
+  notes?: number;
 }
 
 export interface DumpEnd {
@@ -109,6 +134,8 @@ export interface DumpEnd {
 export interface DumpSnapshot {
   schemaVersion: number;
   tasks(): AsyncIterable<DumpTask[]>;
+  /** Every note, by its task's insertion order, then oldest first. */
+  notes(): AsyncIterable<DumpNote[]>;
   events(): AsyncIterable<DumpEvent[]>;
   counters(): AsyncIterable<DumpCounter[]>;
   reservations(): AsyncIterable<DumpReservation[]>;
@@ -122,7 +149,7 @@ export interface BackupFile {
 }
 
 /** One line of a dump, as dump-reader.ts parses it. */
-export type DumpRecord = DumpHeader | DumpTask | DumpEvent | DumpCounter | DumpReservation | DumpEnd;
+export type DumpRecord = DumpHeader | DumpTask | DumpNote | DumpEvent | DumpCounter | DumpReservation | DumpEnd;
 
 export interface NumberedLine {
   number: number;

@@ -9,6 +9,7 @@ import {
   type DumpCounter,
   type DumpCounts,
   type DumpEvent,
+  type DumpNote,
   type DumpReservation,
   type DumpSnapshot,
   type DumpTask,
@@ -57,7 +58,21 @@ function toDumpTask(row: TaskRow): DumpTask {
     updated_at: row.updated_at.toISOString(),
     started_at: iso(row.started_at),
     completed_at: iso(row.completed_at),
+    labels: row.labels,
+    parent_id: row.parent_id,
+    // jsonb orders an object's keys its own way: text first, as SQLite keeps them.
+    acceptance_criteria: row.acceptance_criteria.map(({ text, done }) => ({ text, done })),
+    released_by: row.released_by,
   };
+}
+
+/** The notes after (task seq, note_id) `after`, by task, oldest first. */
+function notePage(connection: ReservedSQL, after: [string, string]) {
+  return connection<(Omit<DumpNote, "kind" | "at"> & { task_seq: string; note_id: string; at: Date })[]>`
+    SELECT n.task_seq, n.note_id, t.project_id, t.task_id, n.at, n.by, n.text
+    FROM task_notes n JOIN tasks t ON t.seq = n.task_seq
+    WHERE (n.task_seq, n.note_id) > (${after[0]}::bigint, ${after[1]}::bigint)
+    ORDER BY n.task_seq, n.note_id LIMIT ${DUMP_PAGE_SIZE}`;
 }
 
 interface EventRow {
@@ -77,7 +92,7 @@ function taskPage(connection: ReservedSQL, after: string) {
   return connection<TaskRow[]>`
     SELECT seq, project_id, task_id, description, inputs, outputs, priority, depends_on, status, claimed_by,
            lease_expires_at, lease_seconds, lost_by, lost_at, completion_notes, created_at, updated_at, started_at,
-           completed_at
+           completed_at, labels, parent_id, acceptance_criteria, released_by
     FROM tasks WHERE seq > ${after}::bigint ORDER BY seq LIMIT ${DUMP_PAGE_SIZE}`;
 }
 
@@ -109,6 +124,17 @@ function reservationPage(connection: ReservedSQL, project: string, type: string,
     ORDER BY project_id COLLATE "C", artifact_type COLLATE "C", first_number LIMIT ${DUMP_PAGE_SIZE}`;
 }
 
+async function* notePages(connection: ReservedSQL): AsyncGenerator<DumpNote[]> {
+  for (let after: [string, string] = ["0", "0"]; ; ) {
+    const rows = await notePage(connection, after);
+    if (rows.length > 0) {
+      yield rows.map(({ task_seq: _, note_id: __, ...note }): DumpNote => ({ kind: "note", ...note, at: note.at.toISOString() }));
+    }
+    if (rows.length < DUMP_PAGE_SIZE) return;
+    after = [rows.at(-1)!.task_seq, rows.at(-1)!.note_id];
+  }
+}
+
 function snapshotOn(connection: ReservedSQL): DumpSnapshot {
   let closed = false;
   return {
@@ -121,6 +147,7 @@ function snapshotOn(connection: ReservedSQL): DumpSnapshot {
         after = rows.at(-1)!.seq;
       }
     },
+    notes: () => notePages(connection),
     async *events() {
       for (let after = "0"; ; ) {
         const rows = await eventPage(connection, after);
@@ -198,6 +225,31 @@ export async function openPostgresSnapshot(pool: SQL): Promise<DumpSnapshot> {
 // ---------------------------------------------------------------------------
 // Restore.
 
+/** The notes, and what the other lines say of each task (children, notes). */
+function contentTarget(tx: TransactionSQL): Pick<RestoreTarget, "insertNotes" | "summarizeTasks"> {
+  return {
+    async insertNotes(notes) {
+      await tx`
+        INSERT INTO task_notes (task_seq, at, by, text)
+        SELECT r.task_seq, r.at, r.by, r.text
+        FROM jsonb_to_recordset(${notes.map((note, i) => ({ ...note, i }))}::jsonb)
+             AS r(i integer, task_seq bigint, at timestamptz, by text, text text)
+        ORDER BY r.i`;
+    },
+    async summarizeTasks(summaries) {
+      for (let i = 0; i < summaries.length; i += DUMP_PAGE_SIZE) {
+        const chunk = summaries.slice(i, i + DUMP_PAGE_SIZE);
+        await tx`
+          UPDATE tasks SET children_total = r.children_total, open_children = r.open_children, notes_count = r.notes_count,
+                           last_note = r.last_note
+          FROM jsonb_to_recordset(${chunk}::jsonb) AS r(seq bigint, children_total integer, open_children integer,
+                                                       notes_count integer, last_note jsonb)
+          WHERE tasks.seq = r.seq`;
+      }
+    },
+  };
+}
+
 function restoreTarget(tx: TransactionSQL): RestoreTarget {
   return {
     async insertTasks(tasks) {
@@ -205,17 +257,21 @@ function restoreTarget(tx: TransactionSQL): RestoreTarget {
       await tx`
         INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
                            unfinished_deps, status, claimed_by, completion_notes, created_at, updated_at, started_at,
-                           completed_at, lease_expires_at, lease_seconds, lost_by, lost_at)
+                           completed_at, lease_expires_at, lease_seconds, lost_by, lost_at, labels, parent_id,
+                           acceptance_criteria, released_by)
         SELECT r.seq, r.task_id, r.project_id, r.description, r.inputs, r.outputs, r.priority, r.priority_rank, r.depends_on,
                0, r.status, r.claimed_by, r.completion_notes, r.created_at, r.updated_at, r.started_at, r.completed_at,
-               r.lease_expires_at, r.lease_seconds, r.lost_by, r.lost_at
+               r.lease_expires_at, r.lease_seconds, r.lost_by, r.lost_at, r.labels, r.parent_id, r.acceptance_criteria,
+               r.released_by
         FROM jsonb_to_recordset(${rows}::jsonb) AS r(
           seq bigint, task_id text, project_id text, description text, inputs jsonb, outputs jsonb, priority text,
           priority_rank smallint, depends_on jsonb, status text, claimed_by text, completion_notes text,
           created_at timestamptz, updated_at timestamptz, started_at timestamptz, completed_at timestamptz,
-          lease_expires_at timestamptz, lease_seconds integer, lost_by text, lost_at timestamptz)
+          lease_expires_at timestamptz, lease_seconds integer, lost_by text, lost_at timestamptz, labels jsonb,
+          parent_id text, acceptance_criteria jsonb, released_by text)
         ORDER BY r.seq`;
     },
+    ...contentTarget(tx),
     async linkDependencies(links, unfinished) {
       for (let i = 0; i < links.length; i += DUMP_PAGE_SIZE * 10) {
         const chunk = links.slice(i, i + DUMP_PAGE_SIZE * 10);
@@ -267,7 +323,7 @@ function restoreTarget(tx: TransactionSQL): RestoreTarget {
  */
 export async function restorePostgres(pool: SQL, lines: AsyncIterable<NumberedLine>): Promise<DumpCounts> {
   return (await pool.begin(async (tx) => {
-    await tx`LOCK TABLE tasks, task_dependencies, task_events, id_counters, reservations IN EXCLUSIVE MODE`;
+    await tx`LOCK TABLE tasks, task_dependencies, task_events, task_notes, id_counters, reservations IN EXCLUSIVE MODE`;
     const [held] = await tx<{ tasks: string; events: string; counters: string; reservations: string }[]>`
       SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM task_events) AS events,
              (SELECT count(*) FROM id_counters) AS counters, (SELECT count(*) FROM reservations) AS reservations`;

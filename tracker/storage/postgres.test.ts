@@ -18,6 +18,7 @@ import { makePostgresSchema, type PostgresTestSchema } from "../testing.ts";
 import { openPostgresStorage, type PostgresStorage, redactDatabaseUrl } from "./postgres.ts";
 import postgresV1Sql from "./schema/postgres-v1.sql" with { type: "text" };
 import postgresV2Sql from "./schema/postgres-v2.sql" with { type: "text" };
+import postgresV3Sql from "./schema/postgres-v3.sql" with { type: "text" };
 import { type IdempotencyClaim, StoredResponseReplay } from "./storage.ts";
 
 const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
@@ -747,6 +748,55 @@ if (onPostgres) {
         ["HELD", "agent-c", "2026-11-01T10:30:00.000Z"],
         ["BACK", null, null],
         ["NEVER", null, null],
+      ]);
+
+      await expectTablesOfAFreshDatabase();
+    });
+  });
+
+  describe("PostgreSQL storage: an upgrade from schema version 3", () => {
+    withFreshSchema();
+
+    test("keeps every task, event and claim, indexes their words, and ends with the tables of a fresh database", async () => {
+      await admin.unsafe(postgresV3Sql);
+      await admin`CREATE TABLE tracker_schema (version integer NOT NULL)`;
+      await admin`INSERT INTO tracker_schema (version) VALUES (3)`;
+      const at = "2026-11-01T10:00:00.000Z";
+      await admin`
+        INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
+                           unfinished_deps, status, claimed_by, completion_notes, created_at, updated_at, started_at,
+                           completed_at, lease_expires_at, lease_seconds, lost_by, lost_at)
+        VALUES (1, 'V-1', 'v3', 'login form', '[]', '[]', 'high', 0, '[]', 0, 'in_progress', 'agent-b', '', ${at}, ${at},
+                ${at}, NULL, '2099-01-01T00:00:00Z', 60, 'agent-a', ${at}),
+               (2, 'V-2', 'v3', 'after the form', '[]', '[]', 'medium', 1, '["V-1"]', 1, 'pending', NULL, '', ${at}, ${at},
+                NULL, NULL, NULL, NULL, NULL, NULL)`;
+      await admin`SELECT setval(pg_get_serial_sequence('tasks', 'seq'), 2)`;
+      await admin`INSERT INTO task_dependencies VALUES (1, 2)`;
+      await admin`INSERT INTO task_events (task_seq, type, at, agent_id, details) VALUES (1, 'claimed', ${at}, 'agent-b', '{}')`;
+      const storage = await open();
+      expect(await admin`SELECT version FROM tracker_schema`).toEqual([{ version: SCHEMA_VERSION }]);
+      const v3 = (taskId: string) => ({ projectId: "v3", taskId });
+      expect(await storage.getTask(v3("V-1"))).toMatchObject({
+        status: "in_progress",
+        claimed_by: "agent-b",
+        labels: [],
+        parent_id: null,
+        acceptance_criteria: [],
+        notes_count: 0,
+        last_note: null,
+        children: { total: 0, done: 0 },
+        released_by: null,
+      });
+      await expect(
+        storage.changeTaskStatus({ ...change("V-1", "completed"), ref: v3("V-1"), agentId: "agent-a" }),
+      ).rejects.toMatchObject({ code: "claim_lost" });
+      expect((await storage.listTaskEvents(v3("V-1"))).map((event) => event.type)).toEqual(["claimed"]);
+      expect(await storage.findNextTask("v3", "pending")).toBeNull();
+      await storage.changeTaskStatus({ ...change("V-1", "completed"), ref: v3("V-1"), agentId: "agent-b" });
+      expect((await storage.findNextTask("v3", "pending"))?.task_id).toBe("V-2");
+      expect(await admin`SELECT task_seq FROM task_search WHERE document @@ to_tsquery('simple', 'form') ORDER BY 1`).toEqual([
+        { task_seq: "1" },
+        { task_seq: "2" },
       ]);
 
       await expectTablesOfAFreshDatabase();

@@ -31,33 +31,45 @@ import {
   ambiguousTaskId,
   type BatchCounterMove,
   type BatchTask,
+  batchChildCounts,
   batchCounterMoves,
   batchTaskExists,
+  type ChildState,
   CLAIM_EVENT_TYPES,
   type ClaimEnd,
   type ClaimState,
+  type Criterion,
   cannotLowerCounter,
   checkCounterRaise,
   checkEditedDependencies,
+  checkEditedParent,
   checkRenewal,
+  checkStoredParents,
+  childrenOpen,
   claimBlocked,
   claimEndOf,
   claimExpiredDetails,
   claimOfNext,
+  clipSnippet,
   countUnfinishedDependencies,
+  criteriaOpen,
   decideStatusChange,
+  decodeSearchCursor,
   decodeTaskCursor,
   editChanges,
+  encodeSearchCursor,
   encodeTaskCursor,
   type IdCounter,
   idempotencyMismatch,
   idsExhausted,
+  isFinished,
   type LeaseRenewal,
   leaseRanOut,
   lostClaimAfterClaim,
   lostClaimOf,
   lostRace,
   MAX_ID_NUMBER,
+  type NewNote,
   type NewReservation,
   type NewTask,
   type NextClaim,
@@ -67,11 +79,16 @@ import {
   type Priority,
   type ProjectSummary,
   PURGE_BATCH_SIZE,
+  parentFinished,
   priorityRank,
   type Reservation,
   renewalLeaseSeconds,
   SCHEMA_VERSION,
+  SEARCH_RANKED_MATCHES,
   type StatusChange,
+  type StatusStep,
+  searchWords,
+  statusEventDetails,
   TASK_LIST_PARTS,
   type Task,
   type TaskChange,
@@ -81,6 +98,7 @@ import {
   type TaskListPart,
   type TaskListPosition,
   type TaskListQuery,
+  type TaskNote,
   type TaskPage,
   type TaskRef,
   type TaskStatus,
@@ -103,6 +121,7 @@ import {
 import schemaSql from "./schema/postgres.sql" with { type: "text" };
 import upgradeTo2Sql from "./schema/postgres-upgrade-2.sql" with { type: "text" };
 import upgradeTo3Sql from "./schema/postgres-upgrade-3.sql" with { type: "text" };
+import upgradeTo4Sql from "./schema/postgres-upgrade-4.sql" with { type: "text" };
 import { type ClaimedKey, InFlightKeys, requireStorableText } from "./shared.ts";
 import {
   type IdempotencyClaim,
@@ -167,6 +186,14 @@ interface TaskRow {
   list_group: number;
   lost_by: string | null;
   lost_at: Date | null;
+  labels: string[];
+  parent_id: string | null;
+  acceptance_criteria: Criterion[];
+  released_by: string | null;
+  children_total: number;
+  open_children: number;
+  notes_count: number;
+  last_note: { at: string; by: string | null; text: string } | null;
 }
 
 /** A task read FOR UPDATE by a change, with the database's clock (its leases run by it), to the millisecond as leases are kept. */
@@ -212,6 +239,9 @@ interface StoredKeyRow {
   created_at: Date;
 }
 
+/** A row of task_notes as a task's last_note: its time as toISOString writes it. */
+const NOTE_JSON = `jsonb_build_object('at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'by', by, 'text', text)`;
+
 function isoOrNull(value: Date | null): string | null {
   return value === null ? null : value.toISOString();
 }
@@ -233,6 +263,14 @@ function toTask(row: TaskRow): Task {
     updated_at: row.updated_at.toISOString(),
     started_at: isoOrNull(row.started_at),
     completed_at: isoOrNull(row.completed_at),
+    labels: row.labels,
+    parent_id: row.parent_id,
+    // jsonb orders an object's keys its own way: text first, as the API writes it.
+    acceptance_criteria: row.acceptance_criteria.map(({ text, done }) => ({ text, done })),
+    notes_count: row.notes_count,
+    last_note: row.last_note,
+    children: { total: row.children_total, done: row.children_total - row.open_children },
+    released_by: row.released_by,
   };
 }
 
@@ -279,9 +317,9 @@ function listPosition(row: TaskRow): TaskListPosition {
   const key =
     part === "in_progress"
       ? row.started_at!.toISOString()
-      : part === "completed"
-        ? row.completed_at!.toISOString()
-        : row.priority_rank;
+      : part === "ready" || part === "blocked"
+        ? row.priority_rank
+        : row.completed_at!.toISOString();
   return { part, key, seq: Number(row.seq) };
 }
 
@@ -544,6 +582,7 @@ export class PostgresStorage implements Storage {
       if (current === 0) await tx.unsafe(schemaSql);
       if (current === 1) await tx.unsafe(upgradeTo2Sql);
       if (current === 1 || current === 2) await tx.unsafe(upgradeTo3Sql);
+      if (current >= 1 && current <= 3) await tx.unsafe(upgradeTo4Sql);
       if (row) await tx`UPDATE tracker_schema SET version = ${SCHEMA_VERSION}`;
       else await tx`INSERT INTO tracker_schema (version) VALUES (${SCHEMA_VERSION})`;
     });
@@ -825,6 +864,7 @@ export class PostgresStorage implements Storage {
     if (existing) throw batchTaskExists(batch, tasks, existing);
     const stored = await this.readDependencies(tx, tasks);
     const unfinished = countUnfinishedDependencies(batch, (projectId, taskId) => stored.get(projectId, taskId));
+    checkStoredParents(batch, (projectId, taskId) => stored.get(projectId, taskId));
 
     // Sorted, so the batch's order is the insertion order (seq) whatever order nextval ran in.
     const seqRows = await tx<{ seq: string }[]>`
@@ -835,25 +875,72 @@ export class PostgresStorage implements Storage {
       seq: seqRows[i]!.seq,
       priority_rank: priorityRank[task.priority],
       unfinished_deps: unfinished[i],
-      // A task imported as completed was, in effect, started and completed now.
-      moment: task.status === "completed" ? now.toISOString() : null,
+      // A task imported as finished was, in effect, started (completed only) and finished now.
+      started: task.status === "completed" ? now.toISOString() : null,
+      finished: task.status === "pending" ? null : now.toISOString(),
+      labels: task.labels ?? [],
+      parent_id: task.parent_id ?? null,
+      acceptance_criteria: task.acceptance_criteria ?? [],
     }));
     const inserted = await tx<TaskRow[]>`
       INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
-                         unfinished_deps, status, completion_notes, created_at, updated_at, started_at, completed_at)
+                         unfinished_deps, status, completion_notes, created_at, updated_at, started_at, completed_at,
+                         labels, parent_id, acceptance_criteria)
       SELECT r.seq, r.task_id, r.project_id, r.description, r.inputs, r.outputs, r.priority, r.priority_rank,
-             r.depends_on, r.unfinished_deps, r.status, r.completion_notes, ${now}, ${now}, r.moment, r.moment
+             r.depends_on, r.unfinished_deps, r.status, r.completion_notes, ${now}, ${now}, r.started, r.finished,
+             r.labels, r.parent_id, r.acceptance_criteria
       FROM jsonb_to_recordset(${rows}::jsonb) AS r(
         seq bigint, task_id text, project_id text, description text, inputs jsonb, outputs jsonb, priority text,
         priority_rank smallint, depends_on jsonb, unfinished_deps integer, status text, completion_notes text,
-        moment timestamptz)
+        started timestamptz, finished timestamptz, labels jsonb, parent_id text, acceptance_criteria jsonb)
       ORDER BY r.seq
       RETURNING *`;
     await this.insertDependencyRows(tx, tasks, rows, stored);
+    for (const count of batchChildCounts(tasks))
+      await this.countChildren(tx, count.projectId, count.parentId, count.total, count.open);
     for (const row of inserted.toSorted((a, b) => Number(a.seq) - Number(b.seq))) {
       changes.push({ task: row, type: "created", at: now, agentId, from: null, to: row.status, details: { status: row.status } });
     }
+    await this.insertBatchNotes(tx, tasks, rows, now, agentId);
     return ids;
+  }
+
+  /** The notes a batch's tasks arrive with, oldest first per task, and each task's count and last note. */
+  private async insertBatchNotes(
+    tx: TransactionSQL,
+    tasks: readonly NewTask[],
+    rows: readonly { seq: string }[],
+    now: Date,
+    agentId: string | null,
+  ): Promise<void> {
+    const notes = tasks.flatMap((task, i) =>
+      (task.notes ?? []).map((note) => ({
+        task_seq: rows[i]!.seq,
+        at: note.at ?? now.toISOString(),
+        by: note.by ?? agentId,
+        text: note.text,
+      })),
+    );
+    if (notes.length === 0) return;
+    for (const note of notes) requireStorableText("notes[].text", note.text);
+    await tx`
+      INSERT INTO task_notes (task_seq, at, by, text)
+      SELECT r.task_seq, r.at, r.by, r.text
+      FROM jsonb_to_recordset(${notes.map((note, i) => ({ ...note, i }))}::jsonb)
+           AS r(i integer, task_seq bigint, at timestamptz, by text, text text)
+      ORDER BY r.i`;
+    await tx`
+      UPDATE tasks SET notes_count = noted.count, last_note = noted.last
+      FROM (SELECT task_seq, count(*) AS count, (array_agg(${tx.unsafe(NOTE_JSON)} ORDER BY note_id DESC))[1] AS last
+            FROM task_notes WHERE task_seq = ANY(${rows.map((row) => row.seq)}::bigint[]) GROUP BY task_seq) AS noted
+      WHERE tasks.seq = noted.task_seq`;
+  }
+
+  /** Adds to a parent's children counts (a batch, a finish or reopening, a move). */
+  private async countChildren(tx: TransactionSQL, projectId: string, parentId: string, total: number, open: number) {
+    await tx`
+      UPDATE tasks SET children_total = children_total + ${total}, open_children = open_children + ${open}
+      WHERE project_id = ${projectId} AND task_id = ${parentId}`;
   }
 
   /**
@@ -875,7 +962,9 @@ export class PostgresStorage implements Storage {
    * would miss the dependency rows added below.
    */
   private async readDependencies(tx: TransactionSQL, tasks: readonly NewTask[]) {
-    const named = [...new Set(tasks.flatMap((task) => task.depends_on))];
+    const named = [
+      ...new Set(tasks.flatMap((task) => (task.parent_id ? [...task.depends_on, task.parent_id] : task.depends_on))),
+    ];
     const rows =
       named.length === 0
         ? []
@@ -913,13 +1002,20 @@ export class PostgresStorage implements Storage {
   }
 
   /** Asks domain.ts what the change does, then changes the task with a compare-and-set. */
-  private async applyStatusChange(tx: TransactionSQL, change: StatusChange, changes: Changes): Promise<TaskRow> {
+  private async applyStatusChange(tx: TransactionSQL, change: StatusChange, changes: Changes): Promise<Task> {
     const row = await this.endLapsedClaim(tx, await this.lockTask(tx, change.ref), changes);
     const claimEnd = needsClaimEnd(claimState(row), change) ? await this.lastClaimEnd(tx, row) : null;
     const decided = decideStatusChange(claimState(row), change, claimEnd);
-    if (decided.step === "claim") return this.claim(tx, row, change, changes);
-    if (decided.step === "complete") return this.complete(tx, row, change, changes);
-    return this.release(tx, row, change, decided.forced, changes);
+    switch (decided.step) {
+      case "claim":
+        return this.withNotes(tx, await this.claim(tx, row, change, changes));
+      case "complete":
+        return toTask(await this.complete(tx, row, change, changes));
+      case "reopen":
+        return toTask(await this.reopen(tx, row, change, changes));
+      default:
+        return toTask(await this.giveBack(tx, row, change, decided, changes));
+    }
   }
 
   /** How the task's last claim ended, from its last two claim events (claimEndOf). */
@@ -933,6 +1029,7 @@ export class PostgresStorage implements Storage {
 
   private async claim(tx: TransactionSQL, row: TaskRow, change: StatusChange, changes: Changes): Promise<TaskRow> {
     if (row.unfinished_deps > 0) throw claimBlocked(claimState(row), await this.unfinishedDependencyIds(tx, row));
+    if (row.open_children > 0) throw childrenOpen(row.task_id, "in_progress", await this.children(tx, row));
     const { now, agentId, leaseSeconds } = change;
     const lost = lostClaimAfterClaim(claimState(row), agentId);
     // The lease runs by the database's clock, which every instance shares.
@@ -940,8 +1037,8 @@ export class PostgresStorage implements Storage {
       UPDATE tasks
       SET status = 'in_progress', claimed_by = ${agentId}, started_at = ${now}, updated_at = ${now},
           lease_expires_at = date_trunc('milliseconds', now() + ${leaseSeconds} * interval '1 second'),
-          lease_seconds = ${leaseSeconds}, lost_by = ${lost.lost_by}, lost_at = ${lost.lost_at}
-      WHERE seq = ${row.seq} AND status = 'pending' AND unfinished_deps = 0 RETURNING *`;
+          lease_seconds = ${leaseSeconds}, lost_by = ${lost.lost_by}, lost_at = ${lost.lost_at}, released_by = NULL
+      WHERE seq = ${row.seq} AND status = 'pending' AND unfinished_deps = 0 AND open_children = 0 RETURNING *`;
     if (!updated) throw lostRace(row.task_id, row.status, change.to);
     const details = { lease_expires_at: isoOrNull(updated.lease_expires_at) };
     changes.push({ task: updated, type: "claimed", at: now, agentId, from: "pending", to: "in_progress", details });
@@ -949,15 +1046,16 @@ export class PostgresStorage implements Storage {
   }
 
   private async complete(tx: TransactionSQL, row: TaskRow, change: StatusChange, changes: Changes): Promise<TaskRow> {
+    const gate = criteriaOpen(row);
+    if (gate) throw gate;
+    if (row.open_children > 0) throw childrenOpen(row.task_id, "completed", await this.children(tx, row));
     const { now, completionNotes } = change;
     const [updated] = await tx<TaskRow[]>`
       UPDATE tasks SET status = 'completed', completion_notes = ${completionNotes}, completed_at = ${now},
                        updated_at = ${now}, lease_expires_at = NULL, lease_seconds = NULL
       WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
     if (!updated) throw lostRace(row.task_id, row.status, change.to);
-    await tx`
-      UPDATE tasks SET unfinished_deps = unfinished_deps - 1
-      WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ${row.seq})`;
+    await this.finished(tx, updated, -1);
     const details = { completion_notes: completionNotes };
     changes.push({
       task: updated,
@@ -971,36 +1069,118 @@ export class PostgresStorage implements Storage {
     return updated;
   }
 
-  private async release(
+  /**
+   * A task finished (-1) or reopened (+1): its pending dependents count it (only theirs: a task
+   * leaves pending only when ready), and so does its parent.
+   */
+  private async finished(tx: TransactionSQL, row: TaskRow, by: -1 | 1): Promise<void> {
+    await tx`
+      UPDATE tasks SET unfinished_deps = unfinished_deps + ${by}
+      WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ${row.seq}) AND status = 'pending'`;
+    if (row.parent_id !== null) await this.countChildren(tx, row.project_id, row.parent_id, 0, by);
+  }
+
+  /** A release or a cancel: the reason becomes a note by the agent, and the event's details.reason. */
+  private async giveBack(
     tx: TransactionSQL,
     row: TaskRow,
     change: StatusChange,
-    forced: boolean,
+    step: Extract<StatusStep, { step: "release" | "cancel" }>,
     changes: Changes,
   ): Promise<TaskRow> {
-    const [updated] = await tx<TaskRow[]>`
-      UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, updated_at = ${change.now},
-                       lease_expires_at = NULL, lease_seconds = NULL
-      WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
+    const { now, agentId } = change;
+    const releasedBy = step.step === "release" && !step.forced ? agentId : null;
+    const [updated] =
+      step.step === "release"
+        ? await tx<TaskRow[]>`
+            UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, updated_at = ${now},
+                             lease_expires_at = NULL, lease_seconds = NULL, released_by = ${releasedBy}
+            WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`
+        : await tx<TaskRow[]>`
+            UPDATE tasks SET status = 'cancelled', claimed_by = NULL, updated_at = ${now}, completed_at = ${now},
+                             lease_expires_at = NULL, lease_seconds = NULL, unfinished_deps = 0
+            WHERE seq = ${row.seq} AND status = ${row.status} RETURNING *`;
     if (!updated) throw lostRace(row.task_id, row.status, change.to);
+    if (step.step === "cancel") await this.finished(tx, updated, -1);
+    const reason = change.completionNotes;
+    const noted = reason === "" ? updated : await this.appendNote(tx, updated, { at: now, by: agentId, text: reason }, false);
+    changes.push({
+      task: noted,
+      type: step.step === "cancel" ? "cancelled" : step.forced ? "force_released" : "released",
+      at: now,
+      agentId,
+      from: row.status,
+      to: noted.status,
+      details: statusEventDetails(step, row.status, reason, row.claimed_by),
+    });
+    return noted;
+  }
+
+  /** Back to pending from completed or cancelled: it waits again for what is not finished. */
+  private async reopen(tx: TransactionSQL, row: TaskRow, change: StatusChange, changes: Changes): Promise<TaskRow> {
+    if (row.parent_id !== null) {
+      const [parent] = await tx<{ status: TaskStatus }[]>`
+        SELECT status FROM tasks WHERE project_id = ${row.project_id} AND task_id = ${row.parent_id} FOR SHARE`;
+      if (parent?.status === "completed") throw parentFinished(row.task_id, row.status, row.parent_id);
+    }
+    const [updated] = await tx<TaskRow[]>`
+      UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, completed_at = NULL,
+                       updated_at = ${change.now},
+                       unfinished_deps = (SELECT count(*) FROM task_dependencies d JOIN tasks t ON t.seq = d.dependency_seq
+                                          WHERE d.dependent_seq = ${row.seq} AND t.status NOT IN ('completed', 'cancelled'))
+      WHERE seq = ${row.seq} AND status = ${row.status} RETURNING *`;
+    if (!updated) throw lostRace(row.task_id, row.status, "pending");
+    await this.finished(tx, updated, 1);
+    const details = statusEventDetails({ step: "reopen" }, row.status, "", null);
     changes.push({
       task: updated,
-      type: forced ? "force_released" : "released",
+      type: "reopened",
       at: change.now,
       agentId: change.agentId,
-      from: "in_progress",
+      from: row.status,
       to: "pending",
-      details: forced ? { former_holder: row.claimed_by } : {},
+      details,
     });
     return updated;
   }
 
-  /** The task's dependencies that are not completed, each once. */
+  /** The children of a task, for the sentence of children_open. */
+  private async children(tx: TransactionSQL, row: TaskRow): Promise<ChildState[]> {
+    return tx<ChildState[]>`
+      SELECT task_id, status FROM tasks WHERE project_id = ${row.project_id} AND parent_id = ${row.task_id} ORDER BY seq`;
+  }
+
+  /** Appends one note; `touch`: the note is the change (updated_at is its time). Returns the task after it. */
+  private async appendNote(
+    tx: TransactionSQL,
+    row: TaskRow,
+    note: { at: Date; by: string | null; text: string },
+    touch: boolean,
+  ) {
+    requireStorableText("text", note.text);
+    const last = { at: note.at.toISOString(), by: note.by, text: note.text };
+    await tx`INSERT INTO task_notes (task_seq, at, by, text) VALUES (${row.seq}, ${note.at}, ${note.by}, ${note.text})`;
+    const [updated] = await tx<TaskRow[]>`
+      UPDATE tasks SET notes_count = notes_count + 1, last_note = ${last}::jsonb,
+                       updated_at = CASE WHEN ${touch} THEN ${note.at}::timestamptz ELSE updated_at END
+      WHERE seq = ${row.seq} RETURNING *`;
+    return updated!;
+  }
+
+  /** The task with every note, oldest first (none read when it has none). */
+  private async withNotes(sql: SQL | TransactionSQL, row: TaskRow): Promise<Task> {
+    if (row.notes_count === 0) return { ...toTask(row), notes: [] };
+    const notes = await sql<{ at: Date; by: string | null; text: string }[]>`
+      SELECT at, by, text FROM task_notes WHERE task_seq = ${row.seq} ORDER BY note_id`;
+    return { ...toTask(row), notes: notes.map((note) => ({ at: note.at.toISOString(), by: note.by, text: note.text })) };
+  }
+
+  /** The task's dependencies that are not finished (completed or cancelled), each once. */
   private async unfinishedDependencyIds(tx: TransactionSQL, row: TaskRow): Promise<string[]> {
     const statuses = await tx<{ task_id: string; status: TaskStatus }[]>`
       SELECT task_id, status FROM tasks WHERE project_id = ${row.project_id} AND task_id = ANY(${row.depends_on}::text[])`;
     const statusById = new Map(statuses.map((dependency) => [dependency.task_id, dependency.status]));
-    return [...new Set(row.depends_on)].filter((id) => statusById.get(id) !== "completed");
+    return [...new Set(row.depends_on)].filter((id) => !isFinished(statusById.get(id) ?? "pending"));
   }
 
   private async applyLeaseRenewal(tx: TransactionSQL, renewal: LeaseRenewal, changes: Changes): Promise<TaskRow> {
@@ -1016,18 +1196,45 @@ export class PostgresStorage implements Storage {
 
   private async applyEdit(tx: TransactionSQL, edit: TaskEdit, changes: Changes): Promise<TaskRow> {
     if (edit.description !== undefined) requireStorableText("description", edit.description);
-    if (edit.depends_on !== undefined) await this.lockDependencyEdit(tx, edit.ref, edit.depends_on);
+    for (const criterion of edit.acceptance_criteria ?? []) requireStorableText("acceptance_criteria[].text", criterion.text);
+    if (edit.depends_on !== undefined || edit.parent_id !== undefined)
+      await this.lockDependencyEdit(tx, edit.ref, edit.depends_on ?? []);
     const row = await this.lockTask(tx, edit.ref);
-    const details = editChanges(row, edit);
+    const task = toTask(row);
+    const details = editChanges(task, edit);
     if (details === null) return row;
+    if (details.parent_id?.to) checkEditedParent(task, details.parent_id.to, await this.ancestors(tx, row, details.parent_id.to));
     const priority = edit.priority ?? row.priority;
+    const parentId = details.parent_id ? details.parent_id.to : row.parent_id;
     let [updated] = await tx<TaskRow[]>`
       UPDATE tasks SET priority = ${priority}, priority_rank = ${priorityRank[priority]},
-                       description = ${edit.description ?? row.description}, updated_at = ${edit.now}
+                       description = ${edit.description ?? row.description}, updated_at = ${edit.now},
+                       labels = ${details.labels?.to ?? row.labels}::jsonb, parent_id = ${parentId},
+                       acceptance_criteria = ${details.acceptance_criteria?.to ?? row.acceptance_criteria}::jsonb
       WHERE seq = ${row.seq} RETURNING *`;
+    if (details.parent_id) {
+      // An edit never moves a finished task: the child is open, in both parents' counts.
+      if (details.parent_id.from !== null) await this.countChildren(tx, row.project_id, details.parent_id.from, -1, -1);
+      if (details.parent_id.to !== null) await this.countChildren(tx, row.project_id, details.parent_id.to, 1, 1);
+    }
     if (details.depends_on) updated = await this.replaceDependencies(tx, updated!, row.depends_on, details.depends_on.to);
     changes.push({ task: updated!, type: "updated", at: edit.now, agentId: edit.agentId, from: null, to: null, details });
     return updated!;
+  }
+
+  /** An edit of parent_id: the new parent and its ancestors, nearest first (checkEditedParent). */
+  private async ancestors(tx: TransactionSQL, row: TaskRow, parentId: string): Promise<ChildState[]> {
+    return tx<ChildState[]>`
+      WITH RECURSIVE chain (task_id, depth) AS (
+        SELECT ${parentId}::text, 0
+        UNION ALL
+        SELECT tasks.parent_id, chain.depth + 1 FROM chain
+        JOIN tasks ON tasks.project_id = ${row.project_id} AND tasks.task_id = chain.task_id
+        WHERE tasks.parent_id IS NOT NULL AND chain.depth < 10000
+      )
+      SELECT tasks.task_id, tasks.status FROM chain
+      JOIN tasks ON tasks.project_id = ${row.project_id} AND tasks.task_id = chain.task_id
+      ORDER BY chain.depth`;
   }
 
   /**
@@ -1196,6 +1403,9 @@ export class PostgresStorage implements Storage {
     const where: string[] = [];
     if (query.projectId !== null) where.push(`project_id = ${param(query.projectId, "text")}`);
     if (query.claimedBy !== null) where.push(`claimed_by = ${param(query.claimedBy, "text")}`);
+    // Filters on the part's range scan: the part's index still gives the order.
+    if (query.parent) where.push(`parent_id = ${param(query.parent, "text")}`);
+    if (query.labels?.length) where.push(`labels @> to_jsonb(${param(query.labels, "text[]")})`);
     let order: string;
     if (part === "ready" || part === "blocked") {
       where.push(`list_group = ${TASK_LIST_PARTS.indexOf(part)}`);
@@ -1206,7 +1416,8 @@ export class PostgresStorage implements Storage {
       if (after) where.push(`(started_at, seq) > (${param(after.key, "timestamptz")}, ${param(after.seq, "bigint")})`);
       order = "started_at, seq";
     } else {
-      where.push("status = 'completed'");
+      // completed and cancelled: the most recently finished first.
+      where.push(`status = '${part}'`);
       if (after) where.push(`(completed_at, seq) < (${param(after.key, "timestamptz")}, ${param(after.seq, "bigint")})`);
       order = "completed_at DESC, seq DESC";
     }
@@ -1224,22 +1435,23 @@ export class PostgresStorage implements Storage {
         : sql<TaskRow[]>`SELECT * FROM tasks WHERE project_id = ${ref.projectId} AND task_id = ${ref.taskId}`,
     );
     const row = pickTask(rows, ref);
-    return row ? toTask(row) : null;
+    return row ? this.statement((sql) => this.withNotes(sql, row)) : null;
   }
 
-  async findNextTask(projectId: string, status: TaskStatus): Promise<Task | null> {
-    const [row] = await this.statement((sql) => selectNextTask(sql, projectId, status, false));
+  async findNextTask(projectId: string, status: TaskStatus, agentId: string | null = null): Promise<Task | null> {
+    const row = await this.statement((sql) => pickNextTask(sql, projectId, status, agentId, false));
     return row ? toTask(row) : null;
   }
 
   async claimNextTask(claim: NextClaim, idempotency?: IdempotentWrite<Task | null>): Promise<Task | null> {
     return this.write(idempotency, async (tx, changes) => {
-      const [row] = await selectNextTask(tx, claim.projectId, "pending", true);
-      return row ? toTask(await this.claim(tx, row, claimOfNext(claim, row), changes)) : null;
+      const row = await pickNextTask(tx, claim.projectId, "pending", claim.agentId, true);
+      return row ? this.withNotes(tx, await this.claim(tx, row, claimOfNext(claim, row), changes)) : null;
     });
   }
 
   async listTasks(query: TaskListQuery): Promise<TaskPage> {
+    if (query.q) return this.searchTasks(query, query.q);
     const start = query.cursor === null ? null : decodeTaskCursor(query.cursor, query);
     const parts = taskListParts(query);
     const rows: TaskRow[] = [];
@@ -1255,6 +1467,50 @@ export class PostgresStorage implements Storage {
     return { tasks: page.map(toTask), nextCursor: more ? encodeTaskCursor(listPosition(page.at(-1)!), query) : null };
   }
 
+  /**
+   * GET /tasks?q=: every word as a prefix (`word:*`, all of them), the best matches first (ts_rank,
+   * ties by insertion) from the GIN index of task_search; the snippet (ts_headline) only for the page.
+   * Ranking costs each match: only the SEARCH_RANKED_MATCHES most recently added are ranked (the
+   * cutoff: the seq of the last of them, none when fewer match).
+   */
+  private async searchTasks(query: TaskListQuery, q: string): Promise<TaskPage> {
+    const offset = query.cursor === null ? 0 : decodeSearchCursor(query.cursor, query);
+    const params: unknown[] = [
+      searchWords(q)
+        .map((word) => `${word}:*`)
+        .join(" & "),
+    ];
+    const param = (value: unknown, type: string) => `$${params.push(value)}::${type}`;
+    const where = ["s.document @@ query"];
+    if (query.projectId !== null) where.push(`t.project_id = ${param(query.projectId, "text")}`);
+    if (query.status !== null) where.push(`t.status = ${param(query.status, "text")}`);
+    if (query.ready !== null) where.push(`t.list_group = ${query.ready ? 0 : 1}`);
+    if (query.claimedBy !== null) where.push(`t.claimed_by = ${param(query.claimedBy, "text")}`);
+    if (query.parent) where.push(`t.parent_id = ${param(query.parent, "text")}`);
+    if (query.labels?.length) where.push(`t.labels @> to_jsonb(${param(query.labels, "text[]")})`);
+    const matches = `FROM task_search s JOIN tasks t ON t.seq = s.task_seq, to_tsquery('simple', $1::text) AS query
+                     WHERE ${where.join(" AND ")}`;
+    // Its own statement: the plan of the page then sees the cutoff (0 for a rare word: the GIN index alone).
+    // "+ 0": from the GIN index, then the newest; never the primary key backwards, filtering every row.
+    const cutoffText = `SELECT s.task_seq ${matches} ORDER BY s.task_seq + 0 DESC LIMIT 1 OFFSET ${SEARCH_RANKED_MATCHES - 1}`;
+    const [cutoff] = await this.statement((sql) => sql.unsafe<{ task_seq: string }[]>(cutoffText, params));
+    const text = `
+      WITH hits AS (
+        SELECT t.*, ts_rank(s.document, query) AS search_rank,
+               concat_ws(E'\n', s.description, nullif(s.criteria, ''), nullif(s.notes, '')) AS words
+        ${matches} ${cutoff ? `AND s.task_seq >= ${param(cutoff.task_seq, "bigint")}` : ""}
+        ORDER BY search_rank DESC, t.seq LIMIT ${param(query.limit + 1, "integer")} OFFSET ${param(offset, "integer")})
+      SELECT hits.*, ts_headline('simple', words, to_tsquery('simple', $1::text),
+                                 'StartSel=[, StopSel=], MinWords=6, MaxWords=20, ShortWord=0, MaxFragments=1') AS snippet
+      FROM hits ORDER BY search_rank DESC, seq`;
+    const rows = await this.statement((sql) => sql.unsafe<(TaskRow & { snippet: string })[]>(text, params));
+    const page = rows.slice(0, query.limit);
+    return {
+      tasks: page.map((row) => ({ ...toTask(row), match: { snippet: clipSnippet(row.snippet) } })),
+      nextCursor: rows.length > query.limit ? encodeSearchCursor(offset + query.limit, query) : null,
+    };
+  }
+
   async listProjects(): Promise<ProjectSummary[]> {
     const rows = await this.statement(
       (sql) => sql<
@@ -1264,18 +1520,19 @@ export class PostgresStorage implements Storage {
           blocked: string;
           in_progress: string;
           completed: string;
+          cancelled: string;
           last_change_at: Date | null;
         }[]
       >`
         SELECT project_id, sum(ready) AS ready, sum(blocked) AS blocked, sum(in_progress) AS in_progress,
-               sum(completed) AS completed, max(last_change_at) AS last_change_at
+               sum(completed) AS completed, sum(cancelled) AS cancelled, max(last_change_at) AS last_change_at
         FROM (
           SELECT project_id, count(*) FILTER (WHERE list_group = 0) AS ready, count(*) FILTER (WHERE list_group = 1) AS blocked,
                  count(*) FILTER (WHERE list_group = 2) AS in_progress, count(*) FILTER (WHERE list_group = 3) AS completed,
-                 max(updated_at) AS last_change_at
+                 count(*) FILTER (WHERE list_group = 4) AS cancelled, max(updated_at) AS last_change_at
           FROM tasks GROUP BY project_id
           UNION ALL
-          SELECT DISTINCT project_id, 0, 0, 0, 0, NULL::timestamptz FROM id_counters
+          SELECT DISTINCT project_id, 0, 0, 0, 0, 0, NULL::timestamptz FROM id_counters
         ) AS projects
         GROUP BY project_id ORDER BY project_id`,
     );
@@ -1285,6 +1542,7 @@ export class PostgresStorage implements Storage {
       blocked: Number(row.blocked),
       in_progress: Number(row.in_progress),
       completed: Number(row.completed),
+      cancelled: Number(row.cancelled),
       last_change_at: isoOrNull(row.last_change_at),
     }));
   }
@@ -1323,7 +1581,7 @@ export class PostgresStorage implements Storage {
 
   async changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task> {
     requireStorableText("completion_notes", change.completionNotes);
-    return this.write(idempotency, async (tx, changes) => toTask(await this.applyStatusChange(tx, change, changes)));
+    return this.write(idempotency, (tx, changes) => this.applyStatusChange(tx, change, changes));
   }
 
   async renewLease(renewal: LeaseRenewal, idempotency?: IdempotentWrite<Task>): Promise<Task> {
@@ -1332,6 +1590,15 @@ export class PostgresStorage implements Storage {
 
   async updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task> {
     return this.write(idempotency, async (tx, changes) => toTask(await this.applyEdit(tx, edit, changes)));
+  }
+
+  async addNote(note: NewNote, idempotency?: IdempotentWrite<{ note: TaskNote; task: Task }>) {
+    return this.write(idempotency, async (tx, changes) => {
+      const row = await this.lockTask(tx, note.ref);
+      const noted = await this.appendNote(tx, row, { at: note.now, by: note.agentId, text: note.text }, true);
+      changes.push({ task: noted, type: "noted", at: note.now, agentId: note.agentId, from: null, to: null, details: {} });
+      return { note: noted.last_note!, task: toTask(noted) };
+    });
   }
 
   /** By the database's clock: `now` is not used (instances' clocks may differ; the database's is one). */
@@ -1535,11 +1802,26 @@ async function putResponse(
  * blocked), in its order. `skipLocked` (a claim-next, in its transaction): locks it, passing over the
  * tasks other claimers hold locked, so concurrent claimers never wait on each other's task.
  */
-function selectNextTask(sql: SQL, projectId: string, status: TaskStatus, skipLocked: boolean) {
+function selectNextTask(sql: SQL, projectId: string, status: TaskStatus, skipLocked: boolean, notReleasedBy: string | null) {
   const group = TASK_LIST_PARTS.indexOf(status === "pending" ? "ready" : status);
   return sql<TaskRow[]>`
     SELECT * FROM tasks WHERE project_id = ${projectId} AND list_group = ${group}
+      ${notReleasedBy === null ? sql`` : sql`AND released_by IS DISTINCT FROM ${notReleasedBy}`}
     ORDER BY priority_rank, seq LIMIT 1 ${skipLocked ? sql`FOR UPDATE SKIP LOCKED` : sql``}`;
+}
+
+/**
+ * GET /tasks/next's pick, for findNextTask and claimNextTask alike: the first ready task in order; the
+ * agent that released it gets it back only when no other task is ready (the same index, past the
+ * agent's own releases, few, looked up only then).
+ */
+async function pickNextTask(sql: SQL, projectId: string, status: TaskStatus, agentId: string | null, skipLocked: boolean) {
+  const [row] = await selectNextTask(sql, projectId, status, skipLocked, null);
+  if (row && agentId !== null && row.released_by === agentId) {
+    const [other] = await selectNextTask(sql, projectId, status, skipLocked, agentId);
+    return other ?? row;
+  }
+  return row ?? null;
 }
 
 /** The one row a ref names, or null; several (no project given): ambiguousTaskId naming their projects. */

@@ -15,6 +15,7 @@ import {
   type DumpCounter,
   type DumpCounts,
   type DumpEvent,
+  type DumpNote,
   type DumpReservation,
   type DumpSnapshot,
   type DumpTask,
@@ -131,6 +132,8 @@ function toDumpTask(row: TaskRow): DumpTask {
   return { kind: "task", ...toTask(row), lease_seconds, lost_by, lost_at };
 }
 
+type NoteRow = Omit<DumpNote, "kind"> & { task_seq: number; note_id: number };
+
 /** Keyset pages of one query: `after` is the key of the previous page's last row. */
 async function* pages<Row, Key>(read: (after: Key) => Row[], keyOf: (row: Row) => Key, first: Key): AsyncGenerator<Row[]> {
   let after = first;
@@ -149,6 +152,12 @@ function snapshotOf(copy: Database, path: string): DumpSnapshot {
     `SELECT event_id, project_id, task_id, type, at, agent_id, from_status, to_status, details
      FROM task_events WHERE event_id > ? ORDER BY event_id LIMIT ?`,
   );
+  const notePage = copy.prepare<NoteRow, [number, number, number]>(
+    `SELECT task_notes.task_seq, task_notes.note_id, tasks.project_id, tasks.task_id, task_notes.at, task_notes.by,
+            task_notes.text
+     FROM task_notes INDEXED BY task_notes_by_task JOIN tasks ON tasks.seq = task_notes.task_seq
+     WHERE (task_notes.task_seq, task_notes.note_id) > (?, ?) ORDER BY task_notes.task_seq, task_notes.note_id LIMIT ?`,
+  );
   const counterPage = copy.prepare<Omit<DumpCounter, "kind">, [string, string, number]>(
     `SELECT project_id, artifact_type, last_assigned AS last_assigned_id FROM id_counters
      WHERE (project_id, artifact_type) > (?, ?) ORDER BY project_id, artifact_type LIMIT ?`,
@@ -166,6 +175,12 @@ function snapshotOf(copy: Database, path: string): DumpSnapshot {
         0,
       ))
         yield rows.map(toDumpTask);
+    },
+    async *notes() {
+      const read = ([seq, id]: [number, number]) => notePage.all(seq, id, limit);
+      for await (const rows of pages(read, (row) => [row.task_seq, row.note_id] as [number, number], [0, 0])) {
+        yield rows.map(({ task_seq: _, note_id: __, ...note }) => ({ kind: "note" as const, ...note }));
+      }
     },
     async *events() {
       const read = (after: number) => eventPage.all(after, limit);
@@ -191,7 +206,7 @@ function snapshotOf(copy: Database, path: string): DumpSnapshot {
         yield rows.map((row) => ({ kind: "reservation" as const, ...row }));
     },
     async close() {
-      for (const statement of [taskPage, eventPage, counterPage, reservationPage]) statement.finalize();
+      for (const statement of [taskPage, notePage, eventPage, counterPage, reservationPage]) statement.finalize();
       copy.close(false);
       removeCopy(path);
     },
@@ -226,8 +241,13 @@ function prepareRestoreStatements(db: Database) {
   const insertTask = db.prepare(
     `INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
                         unfinished_deps, status, claimed_by, lease_expires_at, lease_seconds, lost_by, lost_at,
-                        completion_notes, created_at, updated_at, started_at, completed_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                        completion_notes, created_at, updated_at, started_at, completed_at, labels, parent_id,
+                        acceptance_criteria, released_by)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertNote = db.prepare("INSERT INTO task_notes (task_seq, at, by, text) VALUES (?, ?, ?, ?)");
+  const summarize = db.prepare(
+    "UPDATE tasks SET children_total = ?, open_children = ?, notes_count = ?, last_note = ? WHERE seq = ?",
   );
   const insertDependency = db.prepare("INSERT INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)");
   const setUnfinished = db.prepare("UPDATE tasks SET unfinished_deps = ? WHERE seq = ?");
@@ -240,12 +260,40 @@ function prepareRestoreStatements(db: Database) {
      VALUES (?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertCounter = db.prepare("INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES (?, ?, ?)");
-  return { insertTask, insertDependency, setUnfinished, insertEvent, insertReservation, insertCounter };
+  return {
+    insertTask,
+    insertNote,
+    summarize,
+    insertDependency,
+    setUnfinished,
+    insertEvent,
+    insertReservation,
+    insertCounter,
+  };
+}
+
+/** The notes, and what the other lines say of each task (children, notes). */
+function contentTarget(
+  insertNote: ReturnType<typeof prepareRestoreStatements>["insertNote"],
+  summarize: ReturnType<typeof prepareRestoreStatements>["summarize"],
+): Pick<RestoreTarget, "insertNotes" | "summarizeTasks"> {
+  return {
+    async insertNotes(notes) {
+      for (const n of notes) insertNote.run(n.task_seq, n.at, n.by, n.text);
+    },
+    async summarizeTasks(summaries) {
+      for (const t of summaries) {
+        const last = t.last_note === null ? null : JSON.stringify(t.last_note);
+        summarize.run(t.children_total, t.open_children, t.notes_count, last, t.seq);
+      }
+    },
+  };
 }
 
 function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
   const statements = prepareRestoreStatements(db);
-  const { insertTask, insertDependency, setUnfinished, insertEvent, insertReservation, insertCounter } = statements;
+  const { insertTask, insertNote, summarize, insertDependency, setUnfinished, insertEvent, insertReservation, insertCounter } =
+    statements;
   return {
     // An unfinalized statement would keep the connection, and its lock on the file, alive after close().
     finalize: () => Object.values(statements).forEach((statement) => statement.finalize()),
@@ -272,9 +320,14 @@ function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
           t.updated_at,
           t.started_at,
           t.completed_at,
+          JSON.stringify(t.labels),
+          t.parent_id,
+          JSON.stringify(t.acceptance_criteria),
+          t.released_by,
         );
       }
     },
+    ...contentTarget(insertNote, summarize),
     async linkDependencies(links, unfinished) {
       for (const link of links) insertDependency.run(link.dependencySeq, link.dependentSeq);
       for (const task of unfinished) setUnfinished.run(task.count, task.seq);

@@ -1,7 +1,7 @@
 // SQLite's rows as its statements read them, and how they become the domain's objects: shared by
 // the storage (sqlite.ts) and its dump (sqlite-dump.ts).
 
-import type { Priority, Reservation, Task, TaskEvent, TaskEventType, TaskStatus } from "../domain.ts";
+import type { Criterion, Priority, Reservation, Task, TaskEvent, TaskEventType, TaskNote, TaskStatus } from "../domain.ts";
 
 /** A row of `tasks`, as `SELECT *` reads it (the dump reads the same rows). */
 export interface TaskRow {
@@ -27,6 +27,21 @@ export interface TaskRow {
   updated_at: string;
   started_at: string | null;
   completed_at: string | null;
+  labels: string; // JSON array
+  parent_id: string | null;
+  acceptance_criteria: string; // JSON array of {text, done}
+  released_by: string | null;
+  children_total: number;
+  open_children: number;
+  notes_count: number;
+  last_note: string | null; // JSON {at, by, text}
+}
+
+/** A row of `task_notes`. */
+export interface NoteRow {
+  at: string;
+  by: string | null;
+  text: string;
 }
 
 export interface EventRow {
@@ -74,6 +89,13 @@ export function toTask(row: TaskRow): Task {
     updated_at: row.updated_at,
     started_at: row.started_at,
     completed_at: row.completed_at,
+    labels: JSON.parse(row.labels) as string[],
+    parent_id: row.parent_id,
+    acceptance_criteria: JSON.parse(row.acceptance_criteria) as Criterion[],
+    notes_count: row.notes_count,
+    last_note: row.last_note === null ? null : (JSON.parse(row.last_note) as TaskNote),
+    children: { total: row.children_total, done: row.children_total - row.open_children },
+    released_by: row.released_by,
   };
 }
 

@@ -10,6 +10,7 @@ import { SCHEMA_VERSION, TASK_LIST_PARTS, type TaskEvent } from "../domain.ts";
 import { makeTempDir } from "../testing.ts";
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import version1Schema from "./schema/sqlite-v1.sql" with { type: "text" };
+import version3Schema from "./schema/sqlite-v3.sql" with { type: "text" };
 import { listPartQueries, openSqliteStorage, type SqliteStorage } from "./sqlite.ts";
 
 let dir: string;
@@ -47,6 +48,73 @@ function writeVersion1Database(path: string): void {
   insertTask.run(2, "T-2", "Working", "medium", 1, '["T-1"]', 0, "in_progress", "agent-2", "", created, started, started, null);
   insertTask.run(3, "T-3", "Waiting", "low", 2, '["T-2"]', 1, "pending", null, "", created, created, null, null);
   db.run("INSERT INTO task_dependencies (dependency_seq, dependent_seq) VALUES (1, 2), (2, 3)");
+  db.run("INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES ('web', 'US', 41), ('api', 'SPEC', 3)");
+  db.run(
+    `INSERT INTO reservations (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
+     VALUES ('00000000-0000-4000-8000-000000000001', 'web', 'US', 40, 2, '${created}', '2099-01-01T00:00:00.000Z')`,
+  );
+  db.run(
+    `INSERT INTO idempotency_keys (id, lookup, scope, idempotency_key, fingerprint, response_status, response_body, created_at)
+     VALUES (7, ${idempotencyLookup("scope", "key-1")}, 'scope', 'key-1', 'fingerprint', 201, '{"ok":true}', ${Date.parse(finished)})`,
+  );
+  db.close();
+}
+
+/** A database as releases 0.2.x left it: schema version 2 or 3 (the same tables), and a row in every table. */
+function writeVersion3Database(path: string, version: number): void {
+  const db = new Database(path, { create: true, strict: true });
+  db.run(version3Schema);
+  db.run(`PRAGMA user_version = ${version}`);
+  const insertTask = db.prepare(
+    `INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
+                        unfinished_deps, status, claimed_by, lease_expires_at, lease_seconds, lost_by, lost_at,
+                        completion_notes, created_at, updated_at, started_at, completed_at)
+     VALUES (?, ?, 'web', ?, '[]', '[]', 'high', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const lease = "2099-01-01T00:00:00.000Z";
+  insertTask.run(
+    1,
+    "T-1",
+    "Done",
+    "[]",
+    0,
+    "completed",
+    "agent-1",
+    null,
+    null,
+    null,
+    null,
+    "notes",
+    created,
+    finished,
+    started,
+    finished,
+  );
+  insertTask.run(
+    2,
+    "T-2",
+    "Working",
+    '["T-1"]',
+    0,
+    "in_progress",
+    "agent-2",
+    lease,
+    60,
+    "agent-lost",
+    started,
+    "",
+    created,
+    started,
+    started,
+    null,
+  );
+  insertTask.run(3, "T-3", "Waiting", '["T-2"]', 1, "pending", null, null, null, null, null, "", created, created, null, null);
+  db.run("INSERT INTO task_dependencies (dependency_seq, dependent_seq) VALUES (1, 2), (2, 3)");
+  db.run(
+    `INSERT INTO task_events (event_id, task_seq, project_id, task_id, type, at, agent_id, from_status, to_status, details)
+     VALUES (11, 1, 'web', 'T-1', 'created', '${created}', NULL, NULL, 'pending', '{}'),
+            (12, 1, 'web', 'T-1', 'completed', '${finished}', 'agent-1', 'in_progress', 'completed', '{}')`,
+  );
   db.run("INSERT INTO id_counters (project_id, artifact_type, last_assigned) VALUES ('web', 'US', 41), ('api', 'SPEC', 3)");
   db.run(
     `INSERT INTO reservations (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
@@ -139,6 +207,14 @@ describe("upgrade from schema version 1", () => {
       updated_at: finished,
       started_at: started,
       completed_at: finished,
+      labels: [],
+      parent_id: null,
+      acceptance_criteria: [],
+      notes_count: 0,
+      last_note: null,
+      children: { total: 0, done: 0 },
+      released_by: null,
+      notes: [],
     });
     const working = await storage.getTask({ projectId: "web", taskId: "T-2" });
     // A claim held across the upgrade gets a fresh lease of the default length.
@@ -156,8 +232,8 @@ describe("upgrade from schema version 1", () => {
     });
     expect((await storage.findNextTask("web", "pending"))?.task_id).toBe("T-3");
     expect(await storage.listProjects()).toEqual([
-      { project_id: "api", ready: 0, blocked: 0, in_progress: 0, completed: 0, last_change_at: null },
-      { project_id: "web", ready: 1, blocked: 0, in_progress: 0, completed: 2, last_change_at: expect.any(String) },
+      { project_id: "api", ready: 0, blocked: 0, in_progress: 0, completed: 0, cancelled: 0, last_change_at: null },
+      { project_id: "web", ready: 1, blocked: 0, in_progress: 0, completed: 2, cancelled: 0, last_change_at: expect.any(String) },
     ]);
   });
 
@@ -207,38 +283,79 @@ describe("schema versions", () => {
     expect(describeSchema(upgraded)).toEqual(describeSchema(fresh));
   });
 
-  test("a database of version 2 (release 0.2.0, the same tables) opens at the current version with its lost claims", async () => {
-    const path = join(dir, "version2.db");
-    storage = await openSqliteStorage({ path });
-    const at = (second: number) => new Date(Date.parse(created) + second * 1000);
-    const task = { project_id: "web", description: "Lost", inputs: [], outputs: [], priority: "high" as const };
-    await storage.addTasks([{ ...task, task_id: "T-1", depends_on: [], status: "pending", completion_notes: "" }], at(0), null);
-    const change = {
-      ref: { projectId: "web", taskId: "T-1" },
-      completionNotes: "",
-      agentId: "agent-1",
-      leaseSeconds: 60,
-      force: false,
-    };
-    await storage.changeTaskStatus({ ...change, to: "in_progress", now: at(0) });
-    expect(await storage.expireLeases(at(61))).toBe(1);
-    await storage.close();
-    storage = undefined;
-    const db = new Database(path);
-    db.run("PRAGMA user_version = 2");
-    db.close();
-
-    storage = await openSqliteStorage({ path });
-    await expect(storage.changeTaskStatus({ ...change, to: "completed", now: at(62) })).rejects.toMatchObject({
-      code: "claim_lost",
-      message: `Your claim on T-1 expired at ${at(60).toISOString()}; it is pending again: claim it again to go on`,
+  for (const version of [2, 3]) {
+    test(`a database of version ${version} (releases 0.2.0 and 0.2.x, the same tables) opens at the current version with every row`, async () => {
+      const path = join(dir, `version${version}.db`);
+      writeVersion3Database(path, version);
+      storage = await openSqliteStorage({ path });
+      const change = { completionNotes: "", leaseSeconds: 60, force: false, now: new Date(finished) };
+      await expect(
+        storage.changeTaskStatus({ ...change, ref: { projectId: "web", taskId: "T-2" }, to: "completed", agentId: "agent-lost" }),
+      ).rejects.toMatchObject({
+        code: "claim_lost",
+        message: `Your claim on T-2 expired at ${started}; it is now claimed by agent "agent-2"`,
+      });
+      expect(await storage.getTask({ projectId: "web", taskId: "T-1" })).toMatchObject({
+        status: "completed",
+        completion_notes: "notes",
+        labels: [],
+        parent_id: null,
+        acceptance_criteria: [],
+        notes_count: 0,
+        last_note: null,
+        children: { total: 0, done: 0 },
+        released_by: null,
+      });
+      expect(
+        (await storage.listTaskEvents({ projectId: "web", taskId: "T-1" })).map((event) => [event.event_id, event.type]),
+      ).toEqual([
+        [11, "created"],
+        [12, "completed"],
+      ]);
+      expect(await storage.findNextTask("web", "pending")).toBeNull(); // T-3 still waits for T-2
+      await storage.changeTaskStatus({
+        ...change,
+        ref: { projectId: "web", taskId: "T-2" },
+        to: "completed",
+        agentId: "agent-2",
+      });
+      expect((await storage.findNextTask("web", "pending"))?.task_id).toBe("T-3");
+      expect(await storage.listProjects()).toEqual([
+        { project_id: "api", ready: 0, blocked: 0, in_progress: 0, completed: 0, cancelled: 0, last_change_at: null },
+        {
+          project_id: "web",
+          ready: 1,
+          blocked: 0,
+          in_progress: 0,
+          completed: 2,
+          cancelled: 0,
+          last_change_at: expect.any(String),
+        },
+      ]);
+      expect(await storage.allocateId("web", "US")).toBe(42);
+      expect(await storage.getReservation("00000000-0000-4000-8000-000000000001")).toMatchObject({ firstNumber: 40 });
+      expect(
+        await storage.claimIdempotencyKey({
+          scope: "scope",
+          key: "key-1",
+          fingerprint: "fingerprint",
+          now: new Date(finished),
+          leaseMs: 1000,
+          retentionMs: 60_000,
+        }),
+      ).toEqual({ outcome: "replay", response: { status: 201, body: '{"ok":true}' } });
+      await storage.close();
+      storage = undefined;
+      const fresh = join(dir, "fresh.db");
+      await (await openSqliteStorage({ path: fresh })).close();
+      expect(describeSchema(path)).toEqual(describeSchema(fresh));
+      const db = new Database(path, { readonly: true });
+      expect(db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
+      // The words of the tasks kept are indexed for search.
+      expect(db.query("SELECT rowid FROM task_search WHERE task_search MATCH 'waiting'").all()).toEqual([{ rowid: 3 }]);
+      db.close();
     });
-    await storage.close();
-    storage = undefined;
-    const reopened = new Database(path, { readonly: true });
-    expect(reopened.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
-    reopened.close();
-  });
+  }
 
   test("a database newer than this service is refused with a sentence", async () => {
     const path = join(dir, "newer.db");
@@ -295,5 +412,13 @@ test("every query of GET /tasks is a range scan of an index in the wanted order,
   }
   expect(plans.filter((plan) => /TEMP B-TREE|SCAN tasks$|SCAN tasks;/.test(plan))).toEqual([]);
   expect(plans.every((plan) => /USING INDEX tasks_/.test(plan))).toBe(true);
+  // A parent's children (GET /tasks?parent=, get_task) come from their own index, never a scan of the project.
+  const children = { projectId: "p", status: null, ready: null, claimedBy: null, limit: 100, cursor: null, parent: "E" };
+  for (const part of TASK_LIST_PARTS) {
+    for (const { sql, params } of listPartQueries(part, children, null)) {
+      const plan = db.query<{ detail: string }, Array<string | number>>(`EXPLAIN QUERY PLAN ${sql}`).all(...params, 100);
+      expect(plan.map((row) => row.detail).join("; ")).toContain("USING INDEX tasks_children (project_id=? AND parent_id=?)");
+    }
+  }
   db.close();
 });

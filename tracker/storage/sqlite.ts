@@ -13,41 +13,57 @@ import {
   ambiguousTaskId,
   type BatchCounterMove,
   type BatchTask,
+  batchChildCounts,
   batchCounterMoves,
   batchTaskExists,
   CLAIM_EVENT_TYPES,
   cannotEditCompleted,
   checkCounterRaise,
   checkEditedDependencies,
+  checkEditedParent,
   checkRenewal,
+  checkStoredParents,
+  childrenOpen,
   claimBlocked,
   claimEndOf,
   claimExpiredDetails,
   claimOfNext,
+  clipSnippet,
   countUnfinishedDependencies,
+  criteriaOpen,
   decideStatusChange,
+  decodeSearchCursor,
   decodeTaskCursor,
   editChanges,
+  encodeSearchCursor,
   encodeTaskCursor,
   type IdCounter,
   idsExhausted,
+  isFinished,
   type LeaseRenewal,
   leaseRanOut,
   lostClaimAfterClaim,
   lostClaimOf,
   lostRace,
   MAX_ID_NUMBER,
+  type NewNote,
   type NewReservation,
+  type NewTask,
   type NextClaim,
   nameBatch,
   needsClaimEnd,
   type ProjectSummary,
   PURGE_BATCH_SIZE,
+  parentFinished,
   priorityRank,
   type Reservation,
   renewalLeaseSeconds,
   SCHEMA_VERSION,
+  SEARCH_RANKED_MATCHES,
   type StatusChange,
+  type StatusStep,
+  searchWords,
+  statusEventDetails,
   TASK_STATUSES,
   type Task,
   type TaskChange,
@@ -57,6 +73,7 @@ import {
   type TaskListPart,
   type TaskListPosition,
   type TaskListQuery,
+  type TaskNote,
   type TaskPage,
   type TaskRef,
   type TaskStatus,
@@ -69,6 +86,7 @@ import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.
 // Imported as text so that a compiled binary carries them (no file beside the binary to read).
 import schemaSql from "./schema/sqlite.sql" with { type: "text" };
 import upgradeFromVersion1Sql from "./schema/sqlite-v1-to-v2.sql" with { type: "text" };
+import upgradeFromVersion3Sql from "./schema/sqlite-v3-to-v4.sql" with { type: "text" };
 import { InFlightKeys } from "./shared.ts";
 import { openSqliteBackup, openSqliteSnapshot, restoreSqlite } from "./sqlite-dump.ts";
 import {
@@ -82,6 +100,7 @@ import {
 import {
   type EventRow,
   type IdempotencyRow,
+  type NoteRow,
   type ReservationRow,
   type TaskRow,
   toEvent,
@@ -127,9 +146,6 @@ function addSeconds(date: Date, seconds: number): string {
 // ---------------------------------------------------------------------------
 // Opening: the file, the pragmas, the schema.
 
-/** The tables of schema version 1, renamed to v1_<name> while version 2 is built beside them. */
-const VERSION_1_TABLES = ["tasks", "task_dependencies", "id_counters", "reservations", "idempotency_keys"];
-
 function applySchema(db: Database): void {
   const current = db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0;
   if (current > SCHEMA_VERSION) {
@@ -138,12 +154,9 @@ function applySchema(db: Database): void {
     );
   }
   if (current === SCHEMA_VERSION) return;
-  if (current === 1) return upgradeFromVersion1(db);
-  // Version 3 changed only PostgreSQL's tables (a lost claim in columns, as SQLite's already were).
-  if (current === 2) {
-    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-    return;
-  }
+  if (current === 1) return rebuildTables(db, "v1_", upgradeFromVersion1Sql);
+  // Version 3 changed only PostgreSQL's tables: versions 2 and 3 are the same here.
+  if (current === 2 || current === 3) return rebuildTables(db, "v3_", upgradeFromVersion3Sql);
   db.transaction(() => {
     db.run(schemaSql);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
@@ -151,22 +164,30 @@ function applySchema(db: Database): void {
 }
 
 /**
- * Version 2 changes a UNIQUE constraint of tasks, which SQLite can only do by building the table
- * anew: the old tables are renamed, version 2 is created beside them, every row is copied across,
- * and the old tables are dropped, in one transaction. Foreign keys are off meanwhile (SQLite's
- * documented procedure), and checked before the commit.
+ * An upgrade that changes what SQLite cannot alter (a UNIQUE or CHECK constraint, a generated
+ * column) builds the tables anew: the old tables are renamed to <prefix><name> (their indexes and
+ * triggers dropped, as their names are taken again), the current schema is created beside them,
+ * `copySql` copies every row across and drops the old tables, in one transaction. Foreign keys are
+ * off meanwhile (SQLite's documented procedure), and checked before the commit.
  */
-function upgradeFromVersion1(db: Database): void {
+function rebuildTables(db: Database, prefix: string, copySql: string): void {
   db.run("PRAGMA foreign_keys = OFF");
   try {
     db.transaction(() => {
-      db.run("DROP INDEX tasks_next");
-      db.run("DROP INDEX idempotency_keys_lookup");
-      for (const table of VERSION_1_TABLES) db.run(`ALTER TABLE ${table} RENAME TO v1_${table}`);
+      const objects = db
+        .query<{ type: string; name: string }, []>(
+          "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY type DESC, name",
+        )
+        .all();
+      for (const { type, name } of objects) {
+        if (type === "index" || type === "trigger") db.run(`DROP ${type.toUpperCase()} ${name}`);
+      }
+      for (const { type, name } of objects) if (type === "table") db.run(`ALTER TABLE ${name} RENAME TO ${prefix}${name}`);
       db.run(schemaSql);
-      db.run(upgradeFromVersion1Sql);
+      db.run(copySql);
       const broken = db.query("PRAGMA foreign_key_check").all();
-      if (broken.length > 0) throw new Error(`The upgrade to schema version 2 broke ${broken.length} foreign keys.`);
+      if (broken.length > 0)
+        throw new Error(`The upgrade to schema version ${SCHEMA_VERSION} broke ${broken.length} foreign keys.`);
       db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     }).immediate();
   } finally {
@@ -279,16 +300,19 @@ class WalFlusher {
  * GET /tasks/next, one statement per status with the status written into it: bound as a parameter,
  * it would make SQLite compile the statement anew at every call (a bound value may enable a partial
  * index on status), at ten times the cost of the read. blocked = 0 holds for every task that is not
- * pending (see the schema's CHECK).
+ * pending (see the schema's CHECK); for a pending one it means no unfinished dependency and no open
+ * child. notReleasedBy: the next one not released by this agent, on the same index, past the agent's
+ * own releases (few).
  */
-function prepareNextTask(db: Database): Record<TaskStatus, Statement<TaskRow, [string]>> {
+function prepareNextTask<Params extends [string] | [string, string]>(db: Database, notReleasedBy: boolean) {
   const byStatus = TASK_STATUSES.map((status) => [
     status,
-    db.prepare<TaskRow, [string]>(
-      `SELECT * FROM tasks WHERE project_id = ? AND status = '${status}' AND blocked = 0 ORDER BY priority_rank, seq LIMIT 1`,
+    db.prepare<TaskRow, Params>(
+      `SELECT * FROM tasks WHERE project_id = ? AND status = '${status}' AND blocked = 0
+       ${notReleasedBy ? "AND released_by IS NOT ?" : ""} ORDER BY priority_rank, seq LIMIT 1`,
     ),
   ]);
-  return Object.fromEntries(byStatus) as Record<TaskStatus, Statement<TaskRow, [string]>>;
+  return Object.fromEntries(byStatus) as Record<TaskStatus, Statement<TaskRow, Params>>;
 }
 
 function prepareTaskReads(db: Database) {
@@ -302,6 +326,27 @@ function prepareTaskReads(db: Database) {
     dependency: db.prepare<{ seq: number; project_id: string; status: TaskStatus }, [string, string]>(
       "SELECT seq, project_id, status FROM tasks WHERE task_id = ? ORDER BY project_id = ? DESC, project_id LIMIT 1",
     ),
+    children: db.prepare<{ task_id: string; status: TaskStatus }, [string, string]>(
+      "SELECT task_id, status FROM tasks WHERE project_id = ? AND parent_id = ? ORDER BY seq",
+    ),
+    // An edit of parent_id: the new parent and its ancestors, nearest first (depth-limited: a cycle
+    // among stored tasks cannot exist, the limit only keeps a broken database from looping).
+    ancestors: db.prepare<{ task_id: string; status: TaskStatus }, [string, string]>(
+      `WITH RECURSIVE chain (task_id, depth) AS (
+         SELECT ?2, 0
+         UNION ALL
+         SELECT tasks.parent_id, chain.depth + 1 FROM chain JOIN tasks ON tasks.project_id = ?1 AND tasks.task_id = chain.task_id
+         WHERE tasks.parent_id IS NOT NULL AND chain.depth < 10000
+       )
+       SELECT tasks.task_id, tasks.status FROM chain JOIN tasks ON tasks.project_id = ?1 AND tasks.task_id = chain.task_id
+       ORDER BY chain.depth`,
+    ),
+    notes: db.prepare<NoteRow, [number]>("SELECT at, by, text FROM task_notes WHERE task_seq = ? ORDER BY note_id"),
+    // A reopened task waits again for each dependency that is not finished.
+    unfinishedCount: db.prepare<{ count: number }, [number]>(
+      `SELECT count(*) AS count FROM task_dependencies JOIN tasks ON tasks.seq = task_dependencies.dependency_seq
+       WHERE task_dependencies.dependent_seq = ? AND tasks.status NOT IN ('completed', 'cancelled')`,
+    ),
     events: db.prepare<EventRow, [number]>(
       `SELECT event_id, project_id, task_id, type, at, agent_id, from_status, to_status, details
        FROM task_events WHERE task_seq = ? ORDER BY event_id`,
@@ -313,10 +358,10 @@ function prepareTaskReads(db: Database) {
        ORDER BY event_id DESC LIMIT 2`,
     ),
     projects: db.prepare<ProjectSummary, []>(
-      `SELECT project_id, ready, blocked, in_progress, completed, nullif(last_change_at, '') AS last_change_at
+      `SELECT project_id, ready, blocked, in_progress, completed, cancelled, nullif(last_change_at, '') AS last_change_at
        FROM project_counts
        UNION ALL
-       SELECT DISTINCT project_id, 0, 0, 0, 0, NULL FROM id_counters
+       SELECT DISTINCT project_id, 0, 0, 0, 0, 0, NULL FROM id_counters
        WHERE project_id NOT IN (SELECT project_id FROM project_counts)
        ORDER BY project_id`,
     ),
@@ -343,11 +388,15 @@ function prepareTaskWrites(db: Database) {
         string,
         string | null,
         string | null,
+        string,
+        string | null,
+        string,
       ]
     >(
       `INSERT INTO tasks (task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
-                          unfinished_deps, status, completion_notes, created_at, updated_at, started_at, completed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+                          unfinished_deps, status, completion_notes, created_at, updated_at, started_at, completed_at,
+                          labels, parent_id, acceptance_criteria)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
     ),
     insertDependency: db.prepare<unknown, [number, number]>(
       "INSERT OR IGNORE INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)",
@@ -355,17 +404,17 @@ function prepareTaskWrites(db: Database) {
     // Compare-and-set: each names the status it expects, so a lost race changes no row.
     claim: db.prepare<TaskRow, [string | null, string, string, number, string | null, string | null, number]>(
       `UPDATE tasks SET status = 'in_progress', claimed_by = ?1, started_at = ?2, updated_at = ?2,
-                        lease_expires_at = ?3, lease_seconds = ?4, lost_by = ?5, lost_at = ?6
-       WHERE seq = ?7 AND status = 'pending' AND unfinished_deps = 0 RETURNING *`,
+                        lease_expires_at = ?3, lease_seconds = ?4, lost_by = ?5, lost_at = ?6, released_by = NULL
+       WHERE seq = ?7 AND status = 'pending' AND blocked = 0 RETURNING *`,
     ),
     complete: db.prepare<TaskRow, [string, string, number]>(
       `UPDATE tasks SET status = 'completed', completion_notes = ?1, completed_at = ?2, updated_at = ?2,
                         lease_expires_at = NULL, lease_seconds = NULL
        WHERE seq = ?3 AND status = 'in_progress' RETURNING *`,
     ),
-    release: db.prepare<TaskRow, [string, number]>(
+    release: db.prepare<TaskRow, [string, string | null, number]>(
       `UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, updated_at = ?,
-                        lease_expires_at = NULL, lease_seconds = NULL
+                        lease_expires_at = NULL, lease_seconds = NULL, released_by = ?
        WHERE seq = ? AND status = 'in_progress' RETURNING *`,
     ),
     expireOne: db.prepare<TaskRow, [string | null, string | null, string, number]>(
@@ -385,13 +434,10 @@ function prepareTaskWrites(db: Database) {
     renew: db.prepare<TaskRow, [string, number]>(
       "UPDATE tasks SET lease_expires_at = ? WHERE seq = ? AND status = 'in_progress' RETURNING *",
     ),
-    edit: db.prepare<TaskRow, [string, number, string, string, number]>(
-      `UPDATE tasks SET priority = ?, priority_rank = ?, description = ?, updated_at = ?
-       WHERE seq = ? AND status <> 'completed' RETURNING *`,
-    ),
-    decrementDependents: db.prepare<unknown, [number]>(
-      `UPDATE tasks SET unfinished_deps = unfinished_deps - 1
-       WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ?)`,
+    edit: db.prepare<TaskRow, [string, number, string, string, string, string | null, string, number]>(
+      `UPDATE tasks SET priority = ?, priority_rank = ?, description = ?, labels = ?, acceptance_criteria = ?,
+                        parent_id = ?, updated_at = ?
+       WHERE seq = ? AND status NOT IN ('completed', 'cancelled') RETURNING *`,
     ),
     insertEvent: db.prepare<
       unknown,
@@ -399,6 +445,41 @@ function prepareTaskWrites(db: Database) {
     >(
       `INSERT INTO task_events (task_seq, project_id, task_id, type, at, agent_id, from_status, to_status, details)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+  };
+}
+
+/** What a task's content adds: its notes, its children counts, a cancel and a reopening. */
+function prepareContentWrites(db: Database) {
+  return {
+    countChildren: db.prepare<unknown, [number, number, string, string]>(
+      `UPDATE tasks SET children_total = children_total + ?, open_children = open_children + ?
+       WHERE project_id = ? AND task_id = ?`,
+    ),
+    insertNote: db.prepare<unknown, [number, string, string | null, string]>(
+      "INSERT INTO task_notes (task_seq, at, by, text) VALUES (?, ?, ?, ?)",
+    ),
+    // The task as its notes show: how many, the last one (a batch's notes may come in any time order).
+    noted: db.prepare<TaskRow, [number, string, string | null, number]>(
+      `UPDATE tasks SET notes_count = notes_count + ?, last_note = ?, updated_at = coalesce(?, updated_at)
+       WHERE seq = ? RETURNING *`,
+    ),
+    // A cancelled task waits for nothing and is held by nobody; completed_at: when it was cancelled.
+    cancel: db.prepare<TaskRow, [string, number, string]>(
+      `UPDATE tasks SET status = 'cancelled', claimed_by = NULL, updated_at = ?1, completed_at = ?1,
+                        lease_expires_at = NULL, lease_seconds = NULL, unfinished_deps = 0
+       WHERE seq = ?2 AND status = ?3 RETURNING *`,
+    ),
+    reopen: db.prepare<TaskRow, [string, number, number, string]>(
+      `UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, completed_at = NULL, updated_at = ?1,
+                        unfinished_deps = ?2
+       WHERE seq = ?3 AND status = ?4 RETURNING *`,
+    ),
+    // A task that finishes, or reopens, changes the count of its pending dependents (only theirs:
+    // a task leaves pending only when ready) and of its parent's open children.
+    changeDependents: db.prepare<unknown, [number, number]>(
+      `UPDATE tasks SET unfinished_deps = unfinished_deps + ?
+       WHERE seq IN (SELECT dependent_seq FROM task_dependencies WHERE dependency_seq = ?) AND status = 'pending'`,
     ),
   };
 }
@@ -505,6 +586,7 @@ const LIST_PART_SQL: Record<TaskListPart, { where: string; key: string; directio
   blocked: { where: "status = 'pending' AND blocked = 1", key: "priority_rank", direction: "ASC" },
   in_progress: { where: "status = 'in_progress'", key: "started_at", direction: "ASC" },
   completed: { where: "status = 'completed'", key: "completed_at", direction: "DESC" },
+  cancelled: { where: "status = 'cancelled'", key: "completed_at", direction: "DESC" },
 };
 
 /**
@@ -522,6 +604,8 @@ function listIndex(part: TaskListPart, byProject: boolean, byHolder: boolean): s
     case "completed":
       if (byHolder) return byProject ? "tasks_completed_by_in_project" : "tasks_completed_by";
       return byProject ? "tasks_completed" : "tasks_completed_everywhere";
+    case "cancelled":
+      return byProject ? "tasks_cancelled" : "tasks_cancelled_everywhere";
   }
 }
 
@@ -547,7 +631,20 @@ export function listPartQueries(part: TaskListPart, query: TaskListQuery, after:
     conditions.push("claimed_by = ?");
     params.push(query.claimedBy);
   }
-  const index = listIndex(part, query.projectId !== null, query.claimedBy !== null);
+  // Filters on the part's range scan: the part's index still gives the order.
+  if (query.parent) {
+    conditions.push("parent_id = ?");
+    params.push(query.parent);
+  }
+  for (const label of query.labels ?? []) {
+    conditions.push("EXISTS (SELECT 1 FROM json_each(labels) WHERE value = ?)");
+    params.push(label);
+  }
+  // A parent's children are few: found by their own index, and sorted.
+  const index =
+    query.parent && query.projectId !== null
+      ? "tasks_children"
+      : listIndex(part, query.projectId !== null, query.claimedBy !== null);
   const build = (extra: string[]): string =>
     `SELECT * FROM tasks INDEXED BY ${index} WHERE ${[...conditions, ...extra].join(" AND ")}
      ORDER BY ${key} ${direction}, seq ${direction} LIMIT ?`;
@@ -559,8 +656,42 @@ export function listPartQueries(part: TaskListPart, query: TaskListQuery, after:
   ];
 }
 
+/**
+ * The SQL of a search: every word as a prefix (FTS5 `"word"*`, implicitly AND), ranked by bm25, ties
+ * by insertion; the snippet from the column that matched best, matched words in [ ]. Ranking costs
+ * each match, so only the SEARCH_RANKED_MATCHES most recently added are ranked: `cutoff` finds the
+ * seq of the last of them (none: fewer match), in rowid order without ranking; `page` ranks from it.
+ */
+function searchQueries(query: TaskListQuery, words: readonly string[]): { cutoff: ListQuery; page: ListQuery } {
+  const conditions = ["task_search MATCH ?"];
+  const params: Array<string | number> = [words.map((word) => `"${word}"*`).join(" ")];
+  const where = (condition: string, ...values: Array<string | number>) => {
+    conditions.push(condition);
+    params.push(...values);
+  };
+  if (query.projectId !== null) where("tasks.project_id = ?", query.projectId);
+  if (query.status !== null) where("tasks.status = ?", query.status);
+  if (query.ready !== null) where("tasks.blocked = ?", query.ready ? 0 : 1);
+  if (query.claimedBy !== null) where("tasks.claimed_by = ?", query.claimedBy);
+  if (query.parent) where("tasks.parent_id = ?", query.parent);
+  for (const label of query.labels ?? []) where("EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value = ?)", label);
+  const matches = `FROM task_search JOIN tasks ON tasks.seq = task_search.rowid WHERE ${conditions.join(" AND ")}`;
+  return {
+    cutoff: {
+      sql: `SELECT task_search.rowid AS seq ${matches} ORDER BY task_search.rowid DESC LIMIT 1 OFFSET ${SEARCH_RANKED_MATCHES - 1}`,
+      params,
+    },
+    page: {
+      sql: `SELECT tasks.*, snippet(task_search, -1, '[', ']', '…', 20) AS snippet ${matches} AND task_search.rowid >= ?
+            ORDER BY task_search.rank, tasks.seq LIMIT ? OFFSET ?`,
+      params,
+    },
+  };
+}
+
 function listPosition(part: TaskListPart, row: TaskRow): TaskListPosition {
-  const key = part === "in_progress" ? row.started_at! : part === "completed" ? row.completed_at! : row.priority_rank;
+  const key =
+    part === "in_progress" ? row.started_at! : part === "ready" || part === "blocked" ? row.priority_rank : row.completed_at!;
   return { part, key, seq: row.seq };
 }
 
@@ -589,8 +720,11 @@ export class SqliteStorage implements Storage {
   private readonly listeners = new Set<(change: TaskChange) => void>();
 
   private readonly taskReads: ReturnType<typeof prepareTaskReads>;
-  private readonly nextTask: ReturnType<typeof prepareNextTask>;
+  private readonly nextTask: Record<TaskStatus, Statement<TaskRow, [string]>>;
+  /** The next task not released by this agent (an agent's own release comes last). */
+  private readonly nextNotReleasedBy: Record<TaskStatus, Statement<TaskRow, [string, string]>>;
   private readonly taskWrites: ReturnType<typeof prepareTaskWrites>;
+  private readonly contentWrites: ReturnType<typeof prepareContentWrites>;
   private readonly dependencyEdits: ReturnType<typeof prepareDependencyEdits>;
   private readonly ids: ReturnType<typeof prepareIdStatements>;
   private readonly idempotencyKeys: ReturnType<typeof prepareIdempotencyStatements>;
@@ -607,8 +741,10 @@ export class SqliteStorage implements Storage {
     private readonly walFlusher?: WalFlusher,
   ) {
     this.taskReads = prepareTaskReads(db);
-    this.nextTask = prepareNextTask(db);
+    this.nextTask = prepareNextTask<[string]>(db, false);
+    this.nextNotReleasedBy = prepareNextTask<[string, string]>(db, true);
     this.taskWrites = prepareTaskWrites(db);
+    this.contentWrites = prepareContentWrites(db);
     this.dependencyEdits = prepareDependencyEdits(db);
     this.ids = prepareIdStatements(db);
     this.idempotencyKeys = prepareIdempotencyStatements(db);
@@ -724,7 +860,7 @@ export class SqliteStorage implements Storage {
     change: { agentId: string | null; from: TaskStatus | null; at: string },
     details: Record<string, unknown>,
   ): void {
-    const to = type === "updated" ? null : row.status;
+    const to = type === "updated" || type === "noted" ? null : row.status;
     const { lastInsertRowid } = this.taskWrites.insertEvent.run(
       row.seq,
       row.project_id,
@@ -752,10 +888,10 @@ export class SqliteStorage implements Storage {
   }
 
   private insertTasks(batch: readonly BatchTask[], now: Date, agentId: string | null): string[] {
-    // Check and count the dependencies of each task before inserting anything.
-    const unfinished = countUnfinishedDependencies(batch, (projectId, taskId) =>
-      this.taskReads.dependency.get(taskId, projectId),
-    );
+    // Check and count the dependencies of each task, and check its parent, before inserting anything.
+    const stored = (projectId: string, taskId: string) => this.taskReads.dependency.get(taskId, projectId);
+    const unfinished = countUnfinishedDependencies(batch, stored);
+    checkStoredParents(batch, stored);
     const firstNumbers = new Map<string, number>();
     for (const move of batchCounterMoves(batch)) {
       const first = this.moveCounter(move);
@@ -768,29 +904,13 @@ export class SqliteStorage implements Storage {
     const at = now.toISOString();
     // Keyed by project and task ID: a batch may hold tasks of one ID in two projects.
     const seqByTask = new Map<string, number>();
-    for (let i = 0; i < tasks.length; i++) {
-      const task = tasks[i]!;
-      const done = task.status === "completed" ? at : null;
-      const row = this.taskWrites.insert.get(
-        task.task_id,
-        task.project_id,
-        task.description,
-        JSON.stringify(task.inputs),
-        JSON.stringify(task.outputs),
-        task.priority,
-        priorityRank[task.priority],
-        JSON.stringify(task.depends_on),
-        unfinished[i]!,
-        task.status,
-        task.completion_notes,
-        at,
-        at,
-        done,
-        done,
-      )!;
+    tasks.forEach((task, i) => {
+      const row = this.insertTaskRow(task, unfinished[i]!, at);
       seqByTask.set(`${task.project_id}\n${task.task_id}`, row.seq);
       this.recordEvent(row, "created", { agentId, from: null, at }, { status: task.status });
-    }
+      const notes = (task.notes ?? []).map((note) => ({ at: note.at ?? at, by: note.by ?? agentId, text: note.text }));
+      this.appendNotes(row, notes, null);
+    });
     for (const task of tasks) {
       const dependentSeq = seqByTask.get(`${task.project_id}\n${task.task_id}`)!;
       for (const dependencyId of task.depends_on) {
@@ -799,7 +919,42 @@ export class SqliteStorage implements Storage {
         this.taskWrites.insertDependency.run(dependencySeq, dependentSeq);
       }
     }
+    for (const count of batchChildCounts(tasks)) {
+      this.contentWrites.countChildren.run(count.total, count.open, count.projectId, count.parentId);
+    }
     return tasks.map((task) => task.task_id);
+  }
+
+  /** One task of a batch; one added finished was, in effect, started and finished now. */
+  private insertTaskRow(task: NewTask, unfinished: number, at: string): TaskRow {
+    const done = task.status === "pending" ? null : at;
+    return this.taskWrites.insert.get(
+      task.task_id,
+      task.project_id,
+      task.description,
+      JSON.stringify(task.inputs),
+      JSON.stringify(task.outputs),
+      task.priority,
+      priorityRank[task.priority],
+      JSON.stringify(task.depends_on),
+      unfinished,
+      task.status,
+      task.completion_notes,
+      at,
+      at,
+      task.status === "completed" ? at : null,
+      done,
+      JSON.stringify(task.labels ?? []),
+      task.parent_id ?? null,
+      JSON.stringify(task.acceptance_criteria ?? []),
+    )!;
+  }
+
+  /** Appends notes to a task, oldest first, and returns the task as it then is (`at`: its new updated_at, if any). */
+  private appendNotes(row: TaskRow, notes: readonly TaskNote[], at: string | null): TaskRow {
+    if (notes.length === 0) return row;
+    for (const note of notes) this.contentWrites.insertNote.run(row.seq, note.at, note.by, note.text);
+    return this.contentWrites.noted.get(notes.length, JSON.stringify(notes.at(-1)), at, row.seq)!;
   }
 
   /** A claim whose lease ran out by `now` ends here, before anything else reads the row. */
@@ -819,12 +974,22 @@ export class SqliteStorage implements Storage {
     const row = this.endLapsedClaim(this.requireTaskRow(change.ref), change.now);
     const claimEnd = needsClaimEnd(row, change) ? claimEndOf(this.taskReads.lastClaimEvents.all(row.seq)) : null;
     const decided = decideStatusChange(row, change, claimEnd);
-    if (decided.step === "claim") return this.claim(row, change);
-    return decided.step === "complete" ? this.complete(row, change) : this.release(row, change, decided.forced);
+    switch (decided.step) {
+      case "claim":
+        return this.claim(row, change);
+      case "complete":
+        return this.complete(row, change);
+      case "reopen":
+        return this.reopen(row, change);
+      default:
+        return this.giveBack(row, change, decided);
+    }
   }
 
   private claim(row: TaskRow, change: StatusChange): Task {
     if (row.unfinished_deps > 0) throw claimBlocked(row, this.unfinishedDependencyIds(row));
+    if (row.open_children > 0)
+      throw childrenOpen(row.task_id, "in_progress", this.taskReads.children.all(row.project_id, row.task_id));
     const at = change.now.toISOString();
     const leaseExpiresAt = addSeconds(change.now, change.leaseSeconds);
     const lost = lostClaimAfterClaim(row, change.agentId);
@@ -839,33 +1004,71 @@ export class SqliteStorage implements Storage {
     );
     if (!claimed) throw lostRace(row.task_id, row.status, "in_progress");
     this.recordEvent(claimed, "claimed", { agentId: change.agentId, from: "pending", at }, { lease_expires_at: leaseExpiresAt });
-    return toTask(claimed);
+    // The claim's answer carries the notes, so a resumed agent reads where work stopped.
+    return this.withNotes(claimed);
   }
 
   private complete(row: TaskRow, change: StatusChange): Task {
+    const task = toTask(row);
+    const gate = criteriaOpen(task);
+    if (gate) throw gate;
+    if (row.open_children > 0)
+      throw childrenOpen(row.task_id, "completed", this.taskReads.children.all(row.project_id, row.task_id));
     const at = change.now.toISOString();
     const completed = this.taskWrites.complete.get(change.completionNotes, at, row.seq);
     if (!completed) throw lostRace(row.task_id, row.status, "completed");
-    this.taskWrites.decrementDependents.run(row.seq);
+    this.finished(completed, -1);
     const details = { completion_notes: change.completionNotes };
     this.recordEvent(completed, "completed", { agentId: change.agentId, from: "in_progress", at }, details);
     return toTask(completed);
   }
 
-  private release(row: TaskRow, change: StatusChange, forced: boolean): Task {
-    const at = change.now.toISOString();
-    const released = this.taskWrites.release.get(at, row.seq);
-    if (!released) throw lostRace(row.task_id, row.status, "pending");
-    const event = { agentId: change.agentId, from: "in_progress" as const, at };
-    if (forced) this.recordEvent(released, "force_released", event, { former_holder: row.claimed_by });
-    else this.recordEvent(released, "released", event, {});
-    return toTask(released);
+  /** A task finished (-1) or reopened (+1): its pending dependents and its parent count it. */
+  private finished(row: TaskRow, by: -1 | 1): void {
+    this.contentWrites.changeDependents.run(by, row.seq);
+    if (row.parent_id !== null) this.contentWrites.countChildren.run(0, by, row.project_id, row.parent_id);
   }
 
-  /** The task's dependencies that are not completed, each once. */
+  /** A release or a cancel: the reason becomes a note by the agent, and the event's details.reason. */
+  private giveBack(row: TaskRow, change: StatusChange, step: Extract<StatusStep, { step: "release" | "cancel" }>): Task {
+    const at = change.now.toISOString();
+    const released =
+      step.step === "release"
+        ? this.taskWrites.release.get(at, step.forced ? null : change.agentId, row.seq)
+        : this.contentWrites.cancel.get(at, row.seq, row.status);
+    if (!released) throw lostRace(row.task_id, row.status, change.to);
+    if (step.step === "cancel") this.finished(released, -1);
+    const reason = change.completionNotes;
+    const noted = reason === "" ? released : this.appendNotes(released, [{ at, by: change.agentId, text: reason }], null);
+    const type = step.step === "cancel" ? "cancelled" : step.forced ? "force_released" : "released";
+    const details = statusEventDetails(step, row.status, reason, row.claimed_by);
+    this.recordEvent(noted, type, { agentId: change.agentId, from: row.status, at }, details);
+    return toTask(noted);
+  }
+
+  /** Back to pending from completed or cancelled: it waits again for what is not finished. */
+  private reopen(row: TaskRow, change: StatusChange): Task {
+    const parent = row.parent_id === null ? null : this.taskReads.byRef.get(row.parent_id, row.project_id);
+    if (parent?.status === "completed") throw parentFinished(row.task_id, row.status, parent.task_id);
+    const at = change.now.toISOString();
+    const unfinished = this.taskReads.unfinishedCount.get(row.seq)!.count;
+    const reopened = this.contentWrites.reopen.get(at, unfinished, row.seq, row.status);
+    if (!reopened) throw lostRace(row.task_id, row.status, "pending");
+    this.finished(reopened, 1);
+    const details = statusEventDetails({ step: "reopen" }, row.status, "", null);
+    this.recordEvent(reopened, "reopened", { agentId: change.agentId, from: row.status, at }, details);
+    return toTask(reopened);
+  }
+
+  /** The task with every note, oldest first (none read when it has none). */
+  private withNotes(row: TaskRow): Task {
+    return { ...toTask(row), notes: row.notes_count === 0 ? [] : this.taskReads.notes.all(row.seq) };
+  }
+
+  /** The task's dependencies that are not finished (completed or cancelled), each once. */
   private unfinishedDependencyIds(row: TaskRow): string[] {
     return [...new Set(JSON.parse(row.depends_on) as string[])].filter(
-      (id) => this.taskReads.byRef.get(id, row.project_id)?.status !== "completed",
+      (id) => !isFinished(this.taskReads.byRef.get(id, row.project_id)?.status ?? "pending"),
     );
   }
 
@@ -880,16 +1083,43 @@ export class SqliteStorage implements Storage {
 
   private applyEdit(edit: TaskEdit): Task {
     const row = this.requireTaskRow(edit.ref);
-    const dependsOn = JSON.parse(row.depends_on) as string[];
-    const details = editChanges({ ...row, depends_on: dependsOn }, edit);
-    if (details === null) return toTask(row);
+    const task = toTask(row);
+    const details = editChanges(task, edit);
+    if (details === null) return task;
+    if (details.parent_id?.to)
+      checkEditedParent(row, details.parent_id.to, this.taskReads.ancestors.all(row.project_id, details.parent_id.to));
     const priority = edit.priority ?? row.priority;
     const at = edit.now.toISOString();
-    const edited = this.taskWrites.edit.get(priority, priorityRank[priority], edit.description ?? row.description, at, row.seq);
-    if (!edited) throw cannotEditCompleted(row.task_id);
-    const done = details.depends_on ? this.replaceDependencies(edited, dependsOn, details.depends_on.to) : edited;
+    const edited = this.taskWrites.edit.get(
+      priority,
+      priorityRank[priority],
+      edit.description ?? row.description,
+      JSON.stringify(details.labels?.to ?? task.labels),
+      JSON.stringify(details.acceptance_criteria?.to ?? task.acceptance_criteria),
+      details.parent_id ? details.parent_id.to : row.parent_id,
+      at,
+      row.seq,
+    );
+    if (!edited) throw cannotEditCompleted(row.task_id, row.status);
+    if (details.parent_id) this.moveChild(edited, details.parent_id.from, details.parent_id.to);
+    const done = details.depends_on ? this.replaceDependencies(edited, task.depends_on, details.depends_on.to) : edited;
     this.recordEvent(done, "updated", { agentId: edit.agentId, from: null, at }, details);
     return toTask(done);
+  }
+
+  /** A child (open: an edit never moves a finished task) leaves one parent's counts for another's. */
+  private moveChild(row: TaskRow, from: string | null, to: string | null): void {
+    if (from !== null) this.contentWrites.countChildren.run(-1, -1, row.project_id, from);
+    if (to !== null) this.contentWrites.countChildren.run(1, 1, row.project_id, to);
+  }
+
+  private appendNote(note: NewNote): { note: TaskNote; task: Task } {
+    const row = this.requireTaskRow(note.ref);
+    const at = note.now.toISOString();
+    const added = { at, by: note.agentId, text: note.text };
+    const noted = this.appendNotes(row, [added], at);
+    this.recordEvent(noted, "noted", { agentId: note.agentId, from: null, at }, {});
+    return { note: added, task: toTask(noted) };
   }
 
   /**
@@ -985,24 +1215,37 @@ export class SqliteStorage implements Storage {
 
   async getTask(ref: TaskRef): Promise<Task | null> {
     const row = this.findTaskRow(ref);
+    return row ? this.withNotes(row) : null;
+  }
+
+  async findNextTask(projectId: string, status: TaskStatus, agentId: string | null = null): Promise<Task | null> {
+    const row = this.pickNextTask(projectId, status, agentId);
     return row ? toTask(row) : null;
   }
 
-  async findNextTask(projectId: string, status: TaskStatus): Promise<Task | null> {
+  /**
+   * GET /tasks/next's pick, for findNextTask and claimNextTask alike: the first ready task in order;
+   * the agent that released it gets it back only when no other task is ready.
+   */
+  private pickNextTask(projectId: string, status: TaskStatus, agentId: string | null): TaskRow | null {
     const row = this.nextTask[status].get(projectId);
-    return row ? toTask(row) : null;
+    if (row && agentId !== null && row.released_by === agentId) {
+      return this.nextNotReleasedBy[status].get(projectId, agentId) ?? row;
+    }
+    return row;
   }
 
   async claimNextTask(claim: NextClaim, idempotency?: IdempotentWrite<Task | null>): Promise<Task | null> {
     // The read and the claim run in one synchronous turn of the one connection: no writer between them.
     // (One UPDATE … WHERE seq = (SELECT …) measured no faster, and would repeat the claim's rules in SQL.)
     return this.idempotentWrite(() => {
-      const row = this.nextTask.pending.get(claim.projectId);
+      const row = this.pickNextTask(claim.projectId, "pending", claim.agentId);
       return row ? this.claim(row, claimOfNext(claim, row)) : null;
     }, idempotency);
   }
 
   async listTasks(query: TaskListQuery): Promise<TaskPage> {
+    if (query.q) return this.searchTasks(query, query.q);
     const parts = taskListParts(query);
     const cursor = query.cursor === null ? null : decodeTaskCursor(query.cursor, query);
     const first = cursor === null ? 0 : parts.indexOf(cursor.part);
@@ -1021,6 +1264,20 @@ export class SqliteStorage implements Storage {
     const last = page.at(-1);
     const nextCursor = found.length > query.limit && last ? encodeTaskCursor(listPosition(last.part, last.row), query) : null;
     return { tasks: page.map(({ row }) => toTask(row)), nextCursor };
+  }
+
+  /** GET /tasks?q=: the best matches first (bm25), by the index of their words (task_search). */
+  private searchTasks(query: TaskListQuery, q: string): TaskPage {
+    const offset = query.cursor === null ? 0 : decodeSearchCursor(query.cursor, query);
+    const { cutoff, page } = searchQueries(query, searchWords(q));
+    const from = this.db.query<{ seq: number }, Array<string | number>>(cutoff.sql).get(...cutoff.params)?.seq ?? 0;
+    const rows = this.db
+      .query<TaskRow & { snippet: string }, Array<string | number>>(page.sql)
+      .all(...page.params, from, query.limit + 1, offset);
+    return {
+      tasks: rows.slice(0, query.limit).map((row) => ({ ...toTask(row), match: { snippet: clipSnippet(row.snippet) } })),
+      nextCursor: rows.length > query.limit ? encodeSearchCursor(offset + query.limit, query) : null,
+    };
   }
 
   async listProjects(): Promise<ProjectSummary[]> {
@@ -1053,6 +1310,10 @@ export class SqliteStorage implements Storage {
 
   async updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task> {
     return this.idempotentWrite(() => this.applyEdit(edit), idempotency);
+  }
+
+  async addNote(note: NewNote, idempotency?: IdempotentWrite<{ note: TaskNote; task: Task }>) {
+    return this.idempotentWrite(() => this.appendNote(note), idempotency);
   }
 
   async expireLeases(now: Date): Promise<number> {
@@ -1184,7 +1445,9 @@ export class SqliteStorage implements Storage {
       for (const statements of [
         this.taskReads,
         this.nextTask,
+        this.nextNotReleasedBy,
         this.taskWrites,
+        this.contentWrites,
         this.dependencyEdits,
         this.ids,
         this.idempotencyKeys,

@@ -100,6 +100,14 @@ describe("tasks", () => {
       updated_at: now.toISOString(),
       started_at: null,
       completed_at: null,
+      labels: [],
+      parent_id: null,
+      acceptance_criteria: [],
+      notes_count: 0,
+      last_note: null,
+      children: { total: 0, done: 0 },
+      released_by: null,
+      notes: [],
     });
     expect(await storage.getTask(ref("T-2"))).toBeNull();
   });
@@ -166,6 +174,7 @@ describe("claimNextTask", () => {
       started_at: now.toISOString(),
       updated_at: now.toISOString(),
       lease_expires_at: claimed!.lease_expires_at,
+      notes: [], // a claim's answer carries every note, as the status change's does
     });
     expect(claimed!.task_id).toBe("base");
     expect(await storage.getTask(ref("base"))).toEqual(claimed);
@@ -734,7 +743,9 @@ describe("subscribe", () => {
       ["created", "b", "pending"],
       ["claimed", "a", "in_progress"],
     ]);
-    expect(heard[2]!.task).toEqual(claimed);
+    // The claim's answer adds every note; the change carries the task object of a list.
+    const { notes, ...claimedTask } = claimed;
+    expect([heard[2]!.task, notes]).toEqual([claimedTask, []]);
     const events = await storage.listTaskEvents(ref("a"));
     expect(heard[2]!.event).toEqual(events[1]!);
     unsubscribe();
@@ -1251,16 +1262,32 @@ describe("listProjects", () => {
     await move("a", "completed", { now: at(6) });
     await move("c", "in_progress", { now: at(7) });
     expect(await storage.listProjects()).toEqual([
-      { project_id: "api", ready: 0, blocked: 0, in_progress: 0, completed: 1, last_change_at: at(1).toISOString() },
-      { project_id: "docs", ready: 0, blocked: 0, in_progress: 0, completed: 0, last_change_at: null },
-      { project_id: "web", ready: 1, blocked: 0, in_progress: 1, completed: 1, last_change_at: at(7).toISOString() },
+      {
+        project_id: "api",
+        ready: 0,
+        blocked: 0,
+        in_progress: 0,
+        completed: 1,
+        cancelled: 0,
+        last_change_at: at(1).toISOString(),
+      },
+      { project_id: "docs", ready: 0, blocked: 0, in_progress: 0, completed: 0, cancelled: 0, last_change_at: null },
+      {
+        project_id: "web",
+        ready: 1,
+        blocked: 0,
+        in_progress: 1,
+        completed: 1,
+        cancelled: 0,
+        last_change_at: at(7).toISOString(),
+      },
     ]);
   });
 
   test("counts follow releases, expiries and blocked tasks", async () => {
     await add([newTask("a"), newTask("b", { depends_on: ["a"] }), newTask("c", { depends_on: ["a"] })]);
     expect(await storage.listProjects()).toEqual([
-      { project_id: "p", ready: 1, blocked: 2, in_progress: 0, completed: 0, last_change_at: now.toISOString() },
+      { project_id: "p", ready: 1, blocked: 2, in_progress: 0, completed: 0, cancelled: 0, last_change_at: now.toISOString() },
     ]);
     await move("a", "in_progress", { now: at(1) });
     await move("a", "pending", { now: at(2) });

@@ -45,6 +45,7 @@ import type {
   BatchTask,
   IdCounter,
   LeaseRenewal,
+  NewNote,
   NewReservation,
   NextClaim,
   ProjectSummary,
@@ -55,6 +56,7 @@ import type {
   TaskEdit,
   TaskEvent,
   TaskListQuery,
+  TaskNote,
   TaskPage,
   TaskRef,
   TaskStatus,
@@ -116,25 +118,34 @@ export interface IdempotentWrite<Result> {
 export interface Storage {
   // --- Reading tasks --------------------------------------------------------------------------
 
-  /** The task, or null; ambiguous_task_id when ref.projectId is null and several projects have it. */
+  /**
+   * The task with every note (`notes`), or null; ambiguous_task_id when ref.projectId is null and
+   * several projects have it.
+   */
   getTask(ref: TaskRef): Promise<Task | null>;
   /**
    * The next task of API.md's GET /tasks/next from an index, never a scan: a task is ready when it is
-   * pending with unfinished_deps = 0; order is priority rank, then insertion sequence.
+   * pending with unfinished_deps = 0 and open_children = 0 (no open child); order is priority rank,
+   * then insertion sequence. The readiness rule, for every way a task is handed out: when that task's
+   * released_by is `agentId`, the next one not released by it comes first (a second lookup on the
+   * same index, only then); the agent gets its own released task back only when no other is ready.
    */
-  findNextTask(projectId: string, status: TaskStatus): Promise<Task | null>;
+  findNextTask(projectId: string, status: TaskStatus, agentId?: string | null): Promise<Task | null>;
   /**
-   * POST /tasks/claim: the task findNextTask(projectId, "pending") would answer, claimed as
-   * changeTaskStatus claims (same compare-and-set, lease, `claimed` event), in one transaction; null
+   * POST /tasks/claim: the task findNextTask(projectId, "pending", agentId) would answer (the same pick), claimed as
+   * changeTaskStatus claims (same compare-and-set, lease, `claimed` event, `notes` in the answer), in one transaction; null
    * when no task is ready. Concurrent calls never claim one task twice, and never wait on each
    * other's task: each takes the best task nobody else is taking (PostgreSQL: FOR UPDATE SKIP LOCKED).
    */
   claimNextTask(claim: NextClaim, idempotency?: IdempotentWrite<Task | null>): Promise<Task | null>;
   /**
-   * A page in API.md's order (pending ready, pending blocked, in_progress by started_at, completed by
-   * completed_at descending), keyset-paginated from an index: a page costs the same at 1,000 and at
-   * 100,000 tasks. A cursor that does not decode, or was made for other filters: validation_failed
-   * naming `cursor`.
+   * A page in API.md's order (pending ready, pending blocked, in_progress by started_at, completed and
+   * cancelled by completed_at descending), keyset-paginated from an index: a page costs the same at
+   * 1,000 and at 100,000 tasks (labels and parent filter those range scans). With `q`: the tasks whose
+   * search index (task_search, kept by triggers on description, criteria and notes only) holds every
+   * word of searchWords as a prefix, best match first, each with match.snippet (clipSnippet), paged by
+   * an offset cursor (encodeSearchCursor). A cursor that does not decode, or was made for other
+   * filters: validation_failed naming `cursor`.
    */
   listTasks(query: TaskListQuery): Promise<TaskPage>;
   /** Every project that has a task or an ID counter, by project_id, with its counts. */
@@ -153,7 +164,10 @@ export interface Storage {
    * to at least its number, and then a task without task_id is named TASK-nnn from its project's TASK
    * counter (the one allocateId advances), both in the same transaction, counters in the order of
    * batchCounterMoves, tasks in batch order (nameBatch); depends_on names only tasks known before the
-   * call. Returns the added task IDs in order.
+   * call. A parent_id names a task of the batch or a stored one of the same project (checkStoredParents;
+   * the batch's own rules are checkBatchParents'), whose children_total and open_children follow
+   * (batchChildCounts); a task's notes are stored with it (`by` null: agentId, `at` null: now).
+   * Returns the added task IDs in order.
    */
   addTasks(
     tasks: readonly BatchTask[],
@@ -170,8 +184,13 @@ export interface Storage {
    * force (event force_released). A request whose agent lost this task's lease (the task's lost
    * claim, lost_by: its last claim_expired named it, and it has not claimed the task again) gets
    * claimLost, force or not. Completing a pending task is cannotCompletePending, told how the task's
-   * last claim ended (claimEndOf of its two newest CLAIM_EVENT_TYPES events). Completing decrements
-   * unfinished_deps of every dependent in the same transaction.
+   * last claim ended (claimEndOf of its two newest CLAIM_EVENT_TYPES events). A claim of a task with an
+   * open child is childrenOpen; its answer carries every note. Completing checks criteriaOpen and
+   * childrenOpen (the task's own columns; the children are read only to name them). Finishing
+   * (completed, cancelled) decrements unfinished_deps of every pending dependent and open_children of
+   * the parent, reopening increments them (a child of a completed parent: parentFinished), in the same
+   * transaction. A release or cancel with completionNotes appends it as a note by agentId
+   * (statusEventDetails: details.reason); a release not forced sets released_by, a claim clears it.
    */
   changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task>;
   /**
@@ -182,13 +201,19 @@ export interface Storage {
    */
   renewLease(renewal: LeaseRenewal, idempotency?: IdempotentWrite<Task>): Promise<Task>;
   /**
-   * A person's edit of priority, description and/or depends_on; event `updated` with from/to of what
-   * changed. A new depends_on is checked against the stored graph (checkEditedDependencies: unknown
+   * A person's edit of priority, description, labels, parent_id, acceptance_criteria (check/uncheck)
+   * and/or depends_on; event `updated` with from/to of what changed (editChanges). A new parent_id is
+   * checked against its stored ancestors (checkEditedParent) and both parents' counts follow. A new depends_on is checked against the stored graph (checkEditedDependencies: unknown
    * tasks, cycles, a task in progress gaining an unfinished dependency), and its dependency rows and
    * unfinished_deps are replaced in the same transaction, so the task is ready or blocked at once.
    * PostgreSQL: one such edit per project at a time, its dependencies read FOR SHARE (as a batch's).
    */
   updateTask(edit: TaskEdit, idempotency?: IdempotentWrite<Task>): Promise<Task>;
+  /**
+   * Appends a note to a task in any status (taskNotFound / ambiguous_task_id as getTask): notes_count
+   * and last_note follow, updated_at is the note's time, event `noted`. Returns the note and the task.
+   */
+  addNote(note: NewNote, idempotency?: IdempotentWrite<{ note: TaskNote; task: Task }>): Promise<{ note: TaskNote; task: Task }>;
   /**
    * Every in_progress task whose lease ran out (by the database's clock on PostgreSQL; by `now` on
    * SQLite) becomes pending, claimed_by cleared, its lost claim recorded (lostClaimOf), with a

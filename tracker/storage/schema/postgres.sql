@@ -1,7 +1,7 @@
--- Schema version 3 of the Task Tracking service on PostgreSQL. Applied at start-up by postgres.ts to
+-- Schema version 4 of the Task Tracking service on PostgreSQL. Applied at start-up by postgres.ts to
 -- an empty database, in one transaction under an advisory lock, since several instances may start
--- at once. A database of an older version is upgraded by postgres-upgrade-2.sql and
--- postgres-upgrade-3.sql instead, to the same tables (postgres.test.ts checks that the paths end alike).
+-- at once. A database of an older version is upgraded by postgres-upgrade-2.sql, -3.sql and -4.sql
+-- instead, to the same tables, columns in the same order (postgres.test.ts checks that the paths end alike).
 
 CREATE TABLE tasks (
   -- Insertion order: GET /tasks/next breaks priority ties by it.
@@ -14,9 +14,10 @@ CREATE TABLE tasks (
   priority         text        NOT NULL CHECK (priority IN ('high', 'medium', 'low')),
   priority_rank    smallint    NOT NULL CHECK (priority_rank IN (0, 1, 2)),
   depends_on       jsonb       NOT NULL, -- array of task IDs of the same project, as the client sent it
-  -- How many of depends_on are not completed yet; 0 means ready. Kept on insert and on completion.
+  -- While pending: how many of depends_on are not finished (completed or cancelled) yet. Kept on
+  -- insert, on finishing and on reopening; 0 for a task that is not pending.
   unfinished_deps  integer     NOT NULL CHECK (unfinished_deps >= 0),
-  status           text        NOT NULL CHECK (status IN ('pending', 'in_progress', 'completed')),
+  status           text        NOT NULL CHECK (status IN ('pending', 'in_progress', 'completed', 'cancelled')),
   claimed_by       text,
   completion_notes text        NOT NULL DEFAULT '',
   created_at       timestamptz NOT NULL,
@@ -29,15 +30,27 @@ CREATE TABLE tasks (
   -- A task leaves pending only when ready, and completed is final: so one index serves every status.
   CHECK (status = 'pending' OR unfinished_deps = 0),
   CONSTRAINT tasks_lease_while_in_progress CHECK ((status = 'in_progress') = (lease_expires_at IS NOT NULL)),
-  -- The listing's order is four groups: 0 ready, 1 blocked, 2 in progress, 3 completed.
-  list_group       smallint    NOT NULL GENERATED ALWAYS AS (
-    CASE WHEN status = 'pending' AND unfinished_deps = 0 THEN 0 WHEN status = 'pending' THEN 1
-         WHEN status = 'in_progress' THEN 2 ELSE 3 END) STORED,
   CONSTRAINT tasks_project_task UNIQUE (project_id, task_id),
   -- The lost claim: the holder of the last lease that ran out, and when it ran out, until that agent
   -- claims the task again; that agent gets claim_lost (domain.ts, refuseLostClaim). As on SQLite.
   lost_by          text,
-  lost_at          timestamptz
+  lost_at          timestamptz,
+  labels           jsonb       NOT NULL DEFAULT '[]', -- array of names, sorted
+  parent_id        text,                              -- a task of the same project, or NULL
+  acceptance_criteria jsonb    NOT NULL DEFAULT '[]', -- array of {"text", "done"}
+  -- The agent that last released the task (not force, not expiry), until the next claim.
+  released_by      text,
+  -- Its children, and those of them not finished: kept as each child is added, finished, reopened or moved.
+  children_total   integer     NOT NULL DEFAULT 0 CHECK (children_total >= 0),
+  open_children    integer     NOT NULL DEFAULT 0 CHECK (open_children >= 0),
+  -- Its notes (task_notes) as every task object shows them: how many, and the last one.
+  notes_count      integer     NOT NULL DEFAULT 0,
+  last_note        jsonb,
+  -- The listing's order is five groups: 0 ready, 1 blocked (waiting for dependencies or children),
+  -- 2 in progress, 3 completed, 4 cancelled.
+  list_group       smallint    NOT NULL GENERATED ALWAYS AS (
+    CASE WHEN status = 'pending' AND unfinished_deps = 0 AND open_children = 0 THEN 0 WHEN status = 'pending' THEN 1
+         WHEN status = 'in_progress' THEN 2 WHEN status = 'completed' THEN 3 ELSE 4 END) STORED
 );
 
 -- A TaskRef without a project: the task of that ID in any project.
@@ -53,6 +66,11 @@ CREATE INDEX tasks_completed ON tasks (project_id, completed_at DESC, seq DESC) 
 CREATE INDEX tasks_all_completed ON tasks (completed_at DESC, seq DESC) WHERE status = 'completed';
 -- expireLeases: the claims whose lease ran out.
 CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE status = 'in_progress';
+-- Cancelled tasks, by when they were cancelled (completed_at), most recent first.
+CREATE INDEX tasks_cancelled ON tasks (project_id, completed_at DESC, seq DESC) WHERE status = 'cancelled';
+CREATE INDEX tasks_all_cancelled ON tasks (completed_at DESC, seq DESC) WHERE status = 'cancelled';
+-- GET /tasks?parent=: the children of a task.
+CREATE INDEX tasks_children ON tasks (project_id, parent_id, seq) WHERE parent_id IS NOT NULL;
 
 CREATE TABLE task_dependencies (
   dependency_seq bigint NOT NULL REFERENCES tasks (seq),
@@ -66,7 +84,7 @@ CREATE TABLE task_events (
   event_id    bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   task_seq    bigint      NOT NULL REFERENCES tasks (seq),
   type        text        NOT NULL CHECK (type IN ('created', 'claimed', 'released', 'force_released', 'completed',
-                                                   'claim_expired', 'updated')),
+                                                   'claim_expired', 'updated', 'cancelled', 'reopened', 'noted')),
   at          timestamptz NOT NULL,
   agent_id    text,
   from_status text,
@@ -75,6 +93,55 @@ CREATE TABLE task_events (
 );
 
 CREATE INDEX task_events_by_task ON task_events (task_seq, event_id);
+
+-- The notes of every task, append-only (POST /tasks/<id>/notes), oldest first by note_id.
+CREATE TABLE task_notes (
+  note_id  bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  task_seq bigint      NOT NULL REFERENCES tasks (seq),
+  at       timestamptz NOT NULL,
+  by       text,
+  text     text        NOT NULL
+);
+
+CREATE INDEX task_notes_by_task ON task_notes (task_seq, note_id);
+
+-- GET /tasks?q=: the words of each task's description, criteria and notes, in a table of its own,
+-- kept by the triggers below, which fire only on a change of those: a claim or a renewal never
+-- touches it. 'simple': no language's stemming, as the words of a task may be of any.
+CREATE TABLE task_search (
+  task_seq    bigint   PRIMARY KEY REFERENCES tasks (seq),
+  description text     NOT NULL,
+  criteria    text     NOT NULL,
+  notes       text     NOT NULL,
+  document    tsvector NOT NULL GENERATED ALWAYS AS (
+    setweight(to_tsvector('simple', description), 'A') || setweight(to_tsvector('simple', criteria), 'B')
+    || to_tsvector('simple', notes)) STORED
+);
+
+-- fastupdate off: a search never scans a pending list; its cost falls on adding and editing tasks.
+CREATE INDEX task_search_document ON task_search USING gin (document) WITH (fastupdate = off);
+
+CREATE OR REPLACE FUNCTION task_search_of_task() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO task_search (task_seq, description, criteria, notes)
+  VALUES (NEW.seq, NEW.description,
+          coalesce((SELECT string_agg(c->>'text', E'\n') FROM jsonb_array_elements(NEW.acceptance_criteria) AS c), ''), '')
+  ON CONFLICT (task_seq) DO UPDATE SET description = excluded.description, criteria = excluded.criteria;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION task_search_of_note() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE task_search SET notes = CASE WHEN notes = '' THEN NEW.text ELSE notes || E'\n' || NEW.text END
+  WHERE task_seq = NEW.task_seq;
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER task_search_on_insert AFTER INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION task_search_of_task();
+CREATE TRIGGER task_search_on_edit AFTER UPDATE OF description, acceptance_criteria ON tasks FOR EACH ROW
+  WHEN (OLD.description IS DISTINCT FROM NEW.description OR OLD.acceptance_criteria IS DISTINCT FROM NEW.acceptance_criteria)
+  EXECUTE FUNCTION task_search_of_task();
+CREATE TRIGGER task_search_on_note AFTER INSERT ON task_notes FOR EACH ROW EXECUTE FUNCTION task_search_of_note();
 
 -- One counter per project and artifact type, shared by allocations, reservations and imports.
 -- Every change is an INSERT ... ON CONFLICT DO UPDATE on this row, which takes its row lock:

@@ -1,7 +1,8 @@
--- Schema version 3 of the Task Tracking service on SQLite (the tables of version 2: version 3 changed
--- PostgreSQL's only): a new database gets it whole. A database of version 1 is upgraded in place by
--- sqlite-v1-to-v2.sql (sqlite.ts, applySchema); a test checks that both end with the same tables,
--- indexes and triggers.
+-- Schema version 4 of the Task Tracking service on SQLite: a new database gets it whole. An older
+-- database is rebuilt in place (sqlite.ts, applySchema): its tables are renamed, these are created
+-- beside them and every row is copied across (sqlite-v1-to-v2.sql from version 1,
+-- sqlite-v3-to-v4.sql from versions 2 and 3); a test checks that every path ends with the same
+-- tables, indexes and triggers.
 
 CREATE TABLE tasks (
   -- Insertion order: GET /tasks/next breaks priority ties by it.
@@ -14,10 +15,12 @@ CREATE TABLE tasks (
   priority         TEXT    NOT NULL CHECK (priority IN ('high', 'medium', 'low')),
   priority_rank    INTEGER NOT NULL CHECK (priority_rank IN (0, 1, 2)),
   depends_on       TEXT    NOT NULL, -- JSON array of task IDs of the same project, as the client sent it
-  -- How many of depends_on are not completed yet; 0 means ready. Kept on insert and on completion.
+  -- While pending: how many of depends_on are not finished (completed or cancelled) yet. Kept on
+  -- insert, on finishing and on reopening; 0 for a task that is not pending.
   unfinished_deps  INTEGER NOT NULL CHECK (unfinished_deps >= 0),
-  blocked          INTEGER GENERATED ALWAYS AS (unfinished_deps > 0) VIRTUAL,
-  status           TEXT    NOT NULL CHECK (status IN ('pending', 'in_progress', 'completed')),
+  -- A pending task waits for its dependencies and for its children (a parent is done after them).
+  blocked          INTEGER GENERATED ALWAYS AS (status = 'pending' AND (unfinished_deps > 0 OR open_children > 0)) VIRTUAL,
+  status           TEXT    NOT NULL CHECK (status IN ('pending', 'in_progress', 'completed', 'cancelled')),
   claimed_by       TEXT,
   -- While in_progress: when the lease runs out, and the length the claim asked for (for renewals).
   lease_expires_at TEXT,
@@ -30,6 +33,17 @@ CREATE TABLE tasks (
   updated_at       TEXT    NOT NULL,
   started_at       TEXT,
   completed_at     TEXT,
+  labels           TEXT    NOT NULL DEFAULT '[]', -- JSON array of names, sorted
+  parent_id        TEXT,                          -- a task of the same project, or NULL
+  acceptance_criteria TEXT NOT NULL DEFAULT '[]', -- JSON array of {"text", "done"}
+  -- The agent that last released the task (not force, not expiry), until the next claim.
+  released_by      TEXT,
+  -- Its children, and those of them not finished: kept as each child is added, finished, reopened or moved.
+  children_total   INTEGER NOT NULL DEFAULT 0 CHECK (children_total >= 0),
+  open_children    INTEGER NOT NULL DEFAULT 0 CHECK (open_children >= 0),
+  -- Its notes (task_notes) as every task object shows them: how many, and the last one (JSON or NULL).
+  notes_count      INTEGER NOT NULL DEFAULT 0,
+  last_note        TEXT,
   -- task_id first: it also finds a task by its ID alone (a TaskRef without project).
   UNIQUE (task_id, project_id),
   -- A task leaves pending only when ready, and completed is final: so one index serves every status.
@@ -49,6 +63,11 @@ CREATE INDEX tasks_completed ON tasks (project_id, completed_at, seq) WHERE stat
 CREATE INDEX tasks_completed_everywhere ON tasks (completed_at, seq) WHERE status = 'completed';
 CREATE INDEX tasks_completed_by ON tasks (claimed_by, completed_at, seq) WHERE status = 'completed';
 CREATE INDEX tasks_completed_by_in_project ON tasks (project_id, claimed_by, completed_at, seq) WHERE status = 'completed';
+-- Cancelled tasks, by when they were cancelled (completed_at), most recent first.
+CREATE INDEX tasks_cancelled ON tasks (project_id, completed_at, seq) WHERE status = 'cancelled';
+CREATE INDEX tasks_cancelled_everywhere ON tasks (completed_at, seq) WHERE status = 'cancelled';
+-- GET /tasks?parent=: the children of a task.
+CREATE INDEX tasks_children ON tasks (project_id, parent_id, seq) WHERE parent_id IS NOT NULL;
 
 CREATE TABLE task_dependencies (
   dependency_seq INTEGER NOT NULL REFERENCES tasks (seq),
@@ -64,7 +83,8 @@ CREATE TABLE task_events (
   project_id  TEXT    NOT NULL,
   task_id     TEXT    NOT NULL,
   type        TEXT    NOT NULL CHECK (type IN ('created', 'claimed', 'released', 'force_released',
-                                               'completed', 'claim_expired', 'updated')),
+                                               'completed', 'claim_expired', 'updated', 'cancelled',
+                                               'reopened', 'noted')),
   at          TEXT    NOT NULL,
   agent_id    TEXT,
   from_status TEXT,
@@ -74,6 +94,44 @@ CREATE TABLE task_events (
 
 CREATE INDEX task_events_by_task ON task_events (task_seq, event_id);
 
+-- The notes of every task, append-only (POST /tasks/<id>/notes), oldest first by note_id.
+CREATE TABLE task_notes (
+  note_id  INTEGER PRIMARY KEY,
+  task_seq INTEGER NOT NULL REFERENCES tasks (seq),
+  at       TEXT    NOT NULL,
+  by       TEXT,
+  text     TEXT    NOT NULL
+);
+
+CREATE INDEX task_notes_by_task ON task_notes (task_seq, note_id);
+
+-- GET /tasks?q=: the words of each task's description, criteria and notes (rowid: the task's seq).
+-- Kept by the triggers below, which fire only on a change of those: a claim or a renewal never
+-- touches it.
+CREATE VIRTUAL TABLE task_search USING fts5 (description, criteria, notes, tokenize = 'unicode61 remove_diacritics 2');
+
+CREATE TRIGGER task_search_on_insert AFTER INSERT ON tasks
+BEGIN
+  INSERT INTO task_search (rowid, description, criteria, notes)
+  VALUES (NEW.seq, NEW.description,
+          (SELECT coalesce(group_concat(json_extract(value, '$.text'), char(10)), '') FROM json_each(NEW.acceptance_criteria)),
+          '');
+END;
+
+CREATE TRIGGER task_search_on_edit AFTER UPDATE OF description, acceptance_criteria ON tasks
+WHEN OLD.description IS NOT NEW.description OR OLD.acceptance_criteria IS NOT NEW.acceptance_criteria
+BEGIN
+  UPDATE task_search SET description = NEW.description,
+    criteria = (SELECT coalesce(group_concat(json_extract(value, '$.text'), char(10)), '') FROM json_each(NEW.acceptance_criteria))
+  WHERE rowid = NEW.seq;
+END;
+
+CREATE TRIGGER task_search_on_note AFTER INSERT ON task_notes
+BEGIN
+  UPDATE task_search SET notes = CASE WHEN notes = '' THEN NEW.text ELSE notes || char(10) || NEW.text END
+  WHERE rowid = NEW.task_seq;
+END;
+
 -- GET /projects: the counts of each project, kept by the triggers below in the transaction of
 -- every change, so listing 1,000 projects reads 1,000 rows, not every task.
 CREATE TABLE project_counts (
@@ -82,35 +140,37 @@ CREATE TABLE project_counts (
   blocked        INTEGER NOT NULL,
   in_progress    INTEGER NOT NULL,
   completed      INTEGER NOT NULL,
-  last_change_at TEXT
+  last_change_at TEXT,
+  cancelled      INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
 CREATE TRIGGER tasks_counted_on_insert AFTER INSERT ON tasks
 BEGIN
-  INSERT INTO project_counts (project_id, ready, blocked, in_progress, completed, last_change_at)
+  INSERT INTO project_counts (project_id, ready, blocked, in_progress, completed, last_change_at, cancelled)
   VALUES (NEW.project_id,
-          NEW.status = 'pending' AND NEW.unfinished_deps = 0,
-          NEW.status = 'pending' AND NEW.unfinished_deps > 0,
+          NEW.status = 'pending' AND NOT NEW.blocked,
+          NEW.status = 'pending' AND NEW.blocked,
           NEW.status = 'in_progress',
           NEW.status = 'completed',
-          NEW.updated_at)
+          NEW.updated_at,
+          NEW.status = 'cancelled')
   ON CONFLICT (project_id) DO UPDATE SET
     ready = ready + excluded.ready,
     blocked = blocked + excluded.blocked,
     in_progress = in_progress + excluded.in_progress,
     completed = completed + excluded.completed,
+    cancelled = cancelled + excluded.cancelled,
     last_change_at = max(coalesce(last_change_at, ''), excluded.last_change_at);
 END;
 
-CREATE TRIGGER tasks_counted_on_update AFTER UPDATE OF status, unfinished_deps, updated_at ON tasks
+CREATE TRIGGER tasks_counted_on_update AFTER UPDATE OF status, unfinished_deps, open_children, updated_at ON tasks
 BEGIN
   UPDATE project_counts SET
-    ready = ready - (OLD.status = 'pending' AND OLD.unfinished_deps = 0)
-                  + (NEW.status = 'pending' AND NEW.unfinished_deps = 0),
-    blocked = blocked - (OLD.status = 'pending' AND OLD.unfinished_deps > 0)
-                      + (NEW.status = 'pending' AND NEW.unfinished_deps > 0),
+    ready = ready - (OLD.status = 'pending' AND NOT OLD.blocked) + (NEW.status = 'pending' AND NOT NEW.blocked),
+    blocked = blocked - (OLD.status = 'pending' AND OLD.blocked) + (NEW.status = 'pending' AND NEW.blocked),
     in_progress = in_progress - (OLD.status = 'in_progress') + (NEW.status = 'in_progress'),
     completed = completed - (OLD.status = 'completed') + (NEW.status = 'completed'),
+    cancelled = cancelled - (OLD.status = 'cancelled') + (NEW.status = 'cancelled'),
     last_change_at = max(coalesce(last_change_at, ''), NEW.updated_at)
   WHERE project_id = NEW.project_id;
 END;

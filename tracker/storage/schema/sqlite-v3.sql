@@ -1,0 +1,152 @@
+-- Schema version 3 of the Task Tracking service on SQLite (the tables of version 2: version 3 changed
+-- PostgreSQL's only): a new database gets it whole. A database of version 1 is upgraded in place by
+-- sqlite-v1-to-v2.sql (sqlite.ts, applySchema); a test checks that both end with the same tables,
+-- indexes and triggers.
+
+CREATE TABLE tasks (
+  -- Insertion order: GET /tasks/next breaks priority ties by it.
+  seq              INTEGER PRIMARY KEY,
+  task_id          TEXT    NOT NULL,
+  project_id       TEXT    NOT NULL,
+  description      TEXT    NOT NULL,
+  inputs           TEXT    NOT NULL, -- JSON array of strings
+  outputs          TEXT    NOT NULL, -- JSON array of strings
+  priority         TEXT    NOT NULL CHECK (priority IN ('high', 'medium', 'low')),
+  priority_rank    INTEGER NOT NULL CHECK (priority_rank IN (0, 1, 2)),
+  depends_on       TEXT    NOT NULL, -- JSON array of task IDs of the same project, as the client sent it
+  -- How many of depends_on are not completed yet; 0 means ready. Kept on insert and on completion.
+  unfinished_deps  INTEGER NOT NULL CHECK (unfinished_deps >= 0),
+  blocked          INTEGER GENERATED ALWAYS AS (unfinished_deps > 0) VIRTUAL,
+  status           TEXT    NOT NULL CHECK (status IN ('pending', 'in_progress', 'completed')),
+  claimed_by       TEXT,
+  -- While in_progress: when the lease runs out, and the length the claim asked for (for renewals).
+  lease_expires_at TEXT,
+  lease_seconds    INTEGER,
+  -- The holder of the last lease that ran out, and when: that agent gets claim_lost, not not_claim_holder.
+  lost_by          TEXT,
+  lost_at          TEXT,
+  completion_notes TEXT    NOT NULL DEFAULT '',
+  created_at       TEXT    NOT NULL,
+  updated_at       TEXT    NOT NULL,
+  started_at       TEXT,
+  completed_at     TEXT,
+  -- task_id first: it also finds a task by its ID alone (a TaskRef without project).
+  UNIQUE (task_id, project_id),
+  -- A task leaves pending only when ready, and completed is final: so one index serves every status.
+  CHECK (status = 'pending' OR unfinished_deps = 0)
+);
+
+-- GET /tasks/next, and the pending part of GET /tasks?project=: equality on the first three
+-- columns, then already in the wanted order.
+CREATE INDEX tasks_next ON tasks (project_id, status, blocked, priority_rank, seq);
+-- GET /tasks in API.md's order: an index per part and filter, so that a page is a range scan.
+-- Claims in progress are few (one or a few per agent): the holder's are filtered from them, and
+-- tasks_in_progress also finds the leases that ran out (a lease index would cost every renewal).
+CREATE INDEX tasks_pending_everywhere ON tasks (blocked, priority_rank, seq) WHERE status = 'pending';
+CREATE INDEX tasks_claimed ON tasks (project_id, started_at, seq) WHERE status = 'in_progress';
+CREATE INDEX tasks_in_progress ON tasks (started_at, seq) WHERE status = 'in_progress';
+CREATE INDEX tasks_completed ON tasks (project_id, completed_at, seq) WHERE status = 'completed';
+CREATE INDEX tasks_completed_everywhere ON tasks (completed_at, seq) WHERE status = 'completed';
+CREATE INDEX tasks_completed_by ON tasks (claimed_by, completed_at, seq) WHERE status = 'completed';
+CREATE INDEX tasks_completed_by_in_project ON tasks (project_id, claimed_by, completed_at, seq) WHERE status = 'completed';
+
+CREATE TABLE task_dependencies (
+  dependency_seq INTEGER NOT NULL REFERENCES tasks (seq),
+  dependent_seq  INTEGER NOT NULL REFERENCES tasks (seq),
+  -- Keyed by the dependency: completing a task finds its dependents through this key.
+  PRIMARY KEY (dependency_seq, dependent_seq)
+) WITHOUT ROWID;
+
+-- The history of every task (GET /tasks/<id>/events), written in the transaction of its change.
+CREATE TABLE task_events (
+  event_id    INTEGER PRIMARY KEY,
+  task_seq    INTEGER NOT NULL REFERENCES tasks (seq),
+  project_id  TEXT    NOT NULL,
+  task_id     TEXT    NOT NULL,
+  type        TEXT    NOT NULL CHECK (type IN ('created', 'claimed', 'released', 'force_released',
+                                               'completed', 'claim_expired', 'updated')),
+  at          TEXT    NOT NULL,
+  agent_id    TEXT,
+  from_status TEXT,
+  to_status   TEXT,
+  details     TEXT    NOT NULL -- JSON object
+);
+
+CREATE INDEX task_events_by_task ON task_events (task_seq, event_id);
+
+-- GET /projects: the counts of each project, kept by the triggers below in the transaction of
+-- every change, so listing 1,000 projects reads 1,000 rows, not every task.
+CREATE TABLE project_counts (
+  project_id     TEXT    PRIMARY KEY,
+  ready          INTEGER NOT NULL,
+  blocked        INTEGER NOT NULL,
+  in_progress    INTEGER NOT NULL,
+  completed      INTEGER NOT NULL,
+  last_change_at TEXT
+) WITHOUT ROWID;
+
+CREATE TRIGGER tasks_counted_on_insert AFTER INSERT ON tasks
+BEGIN
+  INSERT INTO project_counts (project_id, ready, blocked, in_progress, completed, last_change_at)
+  VALUES (NEW.project_id,
+          NEW.status = 'pending' AND NEW.unfinished_deps = 0,
+          NEW.status = 'pending' AND NEW.unfinished_deps > 0,
+          NEW.status = 'in_progress',
+          NEW.status = 'completed',
+          NEW.updated_at)
+  ON CONFLICT (project_id) DO UPDATE SET
+    ready = ready + excluded.ready,
+    blocked = blocked + excluded.blocked,
+    in_progress = in_progress + excluded.in_progress,
+    completed = completed + excluded.completed,
+    last_change_at = max(coalesce(last_change_at, ''), excluded.last_change_at);
+END;
+
+CREATE TRIGGER tasks_counted_on_update AFTER UPDATE OF status, unfinished_deps, updated_at ON tasks
+BEGIN
+  UPDATE project_counts SET
+    ready = ready - (OLD.status = 'pending' AND OLD.unfinished_deps = 0)
+                  + (NEW.status = 'pending' AND NEW.unfinished_deps = 0),
+    blocked = blocked - (OLD.status = 'pending' AND OLD.unfinished_deps > 0)
+                      + (NEW.status = 'pending' AND NEW.unfinished_deps > 0),
+    in_progress = in_progress - (OLD.status = 'in_progress') + (NEW.status = 'in_progress'),
+    completed = completed - (OLD.status = 'completed') + (NEW.status = 'completed'),
+    last_change_at = max(coalesce(last_change_at, ''), NEW.updated_at)
+  WHERE project_id = NEW.project_id;
+END;
+
+-- One counter per project and artifact type, shared by allocations, reservations and imports.
+CREATE TABLE id_counters (
+  project_id    TEXT    NOT NULL,
+  artifact_type TEXT    NOT NULL,
+  last_assigned INTEGER NOT NULL CHECK (last_assigned >= 0),
+  PRIMARY KEY (project_id, artifact_type)
+) WITHOUT ROWID;
+
+CREATE TABLE reservations (
+  reservation_id TEXT    PRIMARY KEY,
+  project_id     TEXT    NOT NULL,
+  artifact_type  TEXT    NOT NULL,
+  first_number   INTEGER NOT NULL,
+  count          INTEGER NOT NULL CHECK (count BETWEEN 1 AND 100),
+  created_at     TEXT    NOT NULL,
+  expires_at     TEXT    NOT NULL
+) WITHOUT ROWID;
+
+-- GET /ids/registry: the reservations not yet expired are the tail of this index.
+CREATE INDEX reservations_by_expiry ON reservations (expires_at);
+
+-- Responses stored under an Idempotency-Key, written in the transaction of the request's effect.
+-- Requests still in flight are tracked in memory: this process holds the file exclusively.
+CREATE TABLE idempotency_keys (
+  id              INTEGER PRIMARY KEY, -- insertion order, so rows append and expire from the head
+  lookup          INTEGER NOT NULL,    -- 48 bits of SHA-256 of scope and key (see sqlite.ts)
+  scope           TEXT    NOT NULL,    -- hex SHA-256 of the API key, never the key
+  idempotency_key TEXT    NOT NULL,
+  fingerprint     TEXT    NOT NULL,    -- hex SHA-256 of method, path and body
+  response_status INTEGER NOT NULL,
+  response_body   TEXT    NOT NULL,
+  created_at      INTEGER NOT NULL     -- ms since the epoch; kept 24 hours
+);
+
+CREATE INDEX idempotency_keys_lookup ON idempotency_keys (lookup);
