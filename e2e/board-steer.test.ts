@@ -70,11 +70,12 @@ async function column(page: Page, size: Size, name: ColumnName): Promise<Locator
 /** The task IDs of a column's cards, in order, once they are `expected` (or after 5 s, whatever they are). */
 async function cardsOf(page: Page, size: Size, name: ColumnName, expected: string[]): Promise<string[]> {
   const shown = (await column(page, size, name)).locator("button.card");
-  const ids = async () => Promise.all((await shown.all()).map((card) => card.getAttribute("data-task-id")));
+  // Read at once, in the page: a card redrawn between two reads would leave a locator waiting.
+  const ids = (): Promise<string[]> => shown.evaluateAll((cards) => cards.map((card) => card.getAttribute("data-task-id") ?? ""));
   for (let tries = 0; tries < 50 && JSON.stringify(await ids()) !== JSON.stringify(expected); tries++) {
     await page.waitForTimeout(100);
   }
-  return (await ids()) as string[];
+  return ids();
 }
 
 const FOCUSED = `document.activeElement?.id || document.activeElement?.dataset.taskId || document.activeElement?.textContent || ""`;

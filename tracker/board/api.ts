@@ -29,13 +29,14 @@ export interface Task {
   updated_at: string;
   started_at: string | null;
   completed_at: string | null;
-  // What a task carries (issue 21). Optional: a tracker older than schema 4 sends none of them.
-  labels?: string[];
-  parent_id?: string | null;
-  acceptance_criteria?: Criterion[];
-  notes_count?: number;
-  last_note?: Note | null;
-  children?: { total: number; done: number };
+  labels: string[];
+  parent_id: string | null;
+  acceptance_criteria: Criterion[];
+  notes_count: number;
+  last_note: Note | null;
+  /** How many children it has, and how many of them are finished (completed or cancelled). */
+  children: { total: number; done: number };
+  released_by: string | null;
   /** Only in GET /tasks/{id} (and a claim's answer): every note, oldest first. */
   notes?: Note[];
   /** Only in a search's page (GET /tasks?q=): where it matched, matched words in [ ]. */
@@ -60,7 +61,7 @@ export interface ProjectSummary {
   blocked: number;
   in_progress: number;
   completed: number;
-  cancelled?: number;
+  cancelled: number;
   last_change_at: string | null;
 }
 

@@ -35,7 +35,7 @@ export function cardContent(task: Task, column: ColumnKey, context: CardContext)
       { class: "card-meta" },
       el("span", { class: "task-id" }, task.task_id),
       el("span", { class: `priority priority-${task.priority}` }, task.priority),
-      ...labelChips(task.labels ?? []),
+      ...labelChips(task.labels),
     ),
     progressLine(task),
     ...detailsOf(task, column, context),
@@ -63,9 +63,9 @@ export function labelChips(labels: string[]): HTMLElement[] {
 /** "Criteria 2 of 5 · Subtasks 1 of 3 done": nothing when the task has neither. */
 function progressLine(task: Task): HTMLElement | null {
   const parts: string[] = [];
-  const criteria = task.acceptance_criteria ?? [];
+  const criteria = task.acceptance_criteria;
   if (criteria.length > 0) parts.push(`Criteria ${criteria.filter((c) => c.done).length} of ${criteria.length}`);
-  if (task.children && task.children.total > 0) parts.push(`Subtasks ${task.children.done} of ${task.children.total}`);
+  if (task.children.total > 0) parts.push(`Subtasks ${task.children.done} of ${task.children.total}`);
   if (parts.length === 0) return null;
   return el("span", { class: "detail progress-line" }, `${parts.join(" · ")} done`);
 }
@@ -94,8 +94,7 @@ function detailsOf(task: Task, column: ColumnKey, context: CardContext): (HTMLEl
  */
 function waitsFor(task: Task, known: KnownTasks): HTMLElement {
   const open = task.depends_on.filter((id) => !isFinished(known.get(id)));
-  const children = task.children;
-  if (open.length === 0 && children && children.done < children.total)
+  if (open.length === 0 && task.children.done < task.children.total)
     return el("span", { class: "detail waits" }, "Waits for its subtasks");
   const done = task.depends_on.length - open.length;
   const names = open.slice(0, WAITS_SHOWN).map((id) => {

@@ -119,7 +119,8 @@ export class Checklist {
     if (text === "") return this.complain("Enter the new criterion's text.");
     if (await this.save({ acceptance_criteria: [...this.criteria, { text, done: false }] })) {
       this.newCriterion.value = "";
-      this.newCriterion.focus();
+      // Back to the field for the next one, unless the person has moved on meanwhile.
+      if (this.addForm.contains(document.activeElement)) this.newCriterion.focus();
     }
   }
 }

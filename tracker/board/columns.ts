@@ -283,16 +283,13 @@ export class ColumnsView {
     });
   }
 
-  /** "“Checkout epic” · 2 of 4 done", or "No parent". */
+  /** "“Checkout epic” · 2 of 4 done" (its ID until the board has seen it), or "No parent". */
   private groupTitle(parentId: string): (string | HTMLElement)[] {
     if (parentId === "") return ["No parent"];
     const parent = this.known.get(parentId);
-    const title = this.known.title(parentId);
-    const children = parent?.children;
-    return [
-      title ? `“${title}”` : parentId,
-      children && children.total > 0 ? el("span", { class: "count" }, ` · ${children.done} of ${children.total} done`) : null,
-    ].filter((part): part is string | HTMLElement => part !== null);
+    if (!parent) return [parentId];
+    const { done, total } = parent.children;
+    return [`“${this.known.title(parentId)}”`, el("span", { class: "count" }, ` · ${done} of ${total} done`)];
   }
 
   /** The card: kept per task, so that a card that moves keeps its focus. */

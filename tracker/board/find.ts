@@ -79,7 +79,7 @@ export class FindControls {
   suggest(tasks: Iterable<Task>): void {
     const before = this.labelsSeen.size + this.agentsSeen.size;
     for (const task of tasks) {
-      for (const label of task.labels ?? []) this.labelsSeen.add(label);
+      for (const label of task.labels) this.labelsSeen.add(label);
       if (task.claimed_by) this.agentsSeen.add(task.claimed_by);
     }
     if (this.labelsSeen.size + this.agentsSeen.size === before) return;

@@ -245,8 +245,7 @@ class Board {
   /** A project without tasks (or no project at all) says how to start instead of four empty columns. */
   private showStartHint(): void {
     const project = this.projects.find((p) => p.project_id === this.projectId);
-    const empty =
-      !project || project.ready + project.blocked + project.in_progress + project.completed + (project.cancelled ?? 0) === 0;
+    const empty = !project || project.ready + project.blocked + project.in_progress + project.completed + project.cancelled === 0;
     byId("start-here").hidden = !empty;
     byId("columns").hidden = empty;
     for (const id of ["search-box", "filters-box"]) byId(id).hidden = empty;

@@ -129,7 +129,7 @@ export class TaskDialog {
   private resetForms(task: Task): void {
     this.priority.value = task.priority;
     this.description.value = task.description;
-    this.labels.value = (task.labels ?? []).join(", ");
+    this.labels.value = task.labels.join(", ");
     this.dependsOn.value = task.depends_on.join(", ");
     this.cancelReason.value = "";
     this.cancelBox.open = false;
@@ -141,14 +141,14 @@ export class TaskDialog {
     byId("task-description").textContent = task.description;
     const holder = task.status === "in_progress" ? `, claimed by ${task.claimed_by ?? "an agent without a name"}` : "";
     this.summary.textContent = `${STATUS_WORDS[task.status]} · ${task.priority} priority${holder}`;
-    fill(byId("task-labels"), ...labelChips(task.labels ?? []));
+    fill(byId("task-labels"), ...labelChips(task.labels));
     this.showParent(task);
     const open = task.status === "pending" || task.status === "in_progress";
     this.release.hidden = task.status !== "in_progress";
     this.reopen.hidden = open;
     this.cancelBox.hidden = !open;
     for (const control of this.editForm.elements) (control as HTMLInputElement).disabled = !open;
-    this.checklist.show(task.acceptance_criteria ?? [], open);
+    this.checklist.show(task.acceptance_criteria, open);
     this.showNotes(task);
   }
 
@@ -213,9 +213,9 @@ export class TaskDialog {
 
   /** A parent lists its children with their states, each opening its own dialog. */
   private async showSubtasks(task: Task): Promise<void> {
-    const children = task.children;
-    byId("subtasks-section").hidden = !children || children.total === 0;
-    if (!children || children.total === 0) return;
+    const { children } = task;
+    byId("subtasks-section").hidden = children.total === 0;
+    if (children.total === 0) return;
     byId("subtasks-progress").textContent = `${children.done} of ${children.total} done`;
     const query = `project=${encodeURIComponent(task.project_id)}&parent=${encodeURIComponent(task.task_id)}`;
     const page = await this.api.get<TaskPage>(`/tasks?${query}&limit=${SUBTASKS_SHOWN}`);
@@ -291,7 +291,7 @@ export class TaskDialog {
     if (this.priority.value !== task.priority) edit.priority = this.priority.value as Priority;
     if (this.description.value !== task.description) edit.description = this.description.value;
     const labels = labelsOf(this.labels.value);
-    if (labels.toSorted().join(",") !== (task.labels ?? []).join(",")) edit.labels = labels;
+    if (labels.toSorted().join(",") !== task.labels.join(",")) edit.labels = labels;
     const dependsOn = idsOf(this.dependsOn.value);
     if (dependsOn.join(",") !== task.depends_on.join(",")) edit.depends_on = dependsOn;
     return edit;
