@@ -329,6 +329,8 @@ browserTests("what a task carries, on the board", () => {
         expect(await dialog.locator("#task-summary").innerText()).toBe("cancelled · low priority");
         expect(await dialog.locator(".note-text").last().innerText()).toBe("superseded by C-4");
         expect(await dialog.getByRole("checkbox").count()).toBe(0);
+        // The button used is gone: the focus is on what a cancelled task offers.
+        expect(await page.evaluate(FOCUSED)).toBe("reopen-task");
         await closeDialog(page);
         expect(await cardsOf(page, size, "Cancelled", ["C-5"])).toEqual(["C-5"]);
         if (size.phone) {
@@ -341,6 +343,7 @@ browserTests("what a task carries, on the board", () => {
         await tabTo(page, "reopen-task");
         await page.keyboard.press("Enter");
         await cancelled.getByText(`Reopened by ${PERSON}`).waitFor();
+        expect(await page.evaluate(FOCUSED)).toBe("Cancel this task");
         await closeDialog(page);
         expect(await cardsOf(page, size, "Ready", ["C-2", "C-3", "C-4", "C-5"])).toEqual(["C-2", "C-3", "C-4", "C-5"]);
         await page.locator("#region-cancelled").waitFor({ state: "hidden" });

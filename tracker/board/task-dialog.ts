@@ -251,8 +251,17 @@ export class TaskDialog {
     return this.write("PATCH", "", change);
   }
 
-  private move(body: Record<string, unknown>): Promise<boolean> {
-    return this.write("PUT", "/status", body);
+  /** A status change hides the button just used: the focus goes to what the new status offers. */
+  private async move(body: Record<string, unknown>): Promise<boolean> {
+    const moved = await this.write("PUT", "/status", body);
+    const focused = document.activeElement as HTMLElement | null;
+    if (moved && (!focused || !this.dialog.contains(focused) || focused.offsetParent === null)) {
+      const next = [this.reopen, this.release, this.cancelBox.querySelector("summary")!].find(
+        (each) => each.offsetParent !== null,
+      );
+      (next ?? this.title).focus();
+    }
+    return moved;
   }
 
   /** From in_progress the person is never the holder: cancelling then releases the claim too (force). */
