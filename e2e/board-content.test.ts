@@ -375,6 +375,17 @@ browserTests("what a task carries, on the board", () => {
         await closeDialog(page);
         await card(page, size, "Ready", "C-4");
       });
+
+      test("a task an agent gave back says who gave it back and why", async () => {
+        await asAgent("PUT", `/tasks/C-4/status?project=${project}`, { status: "in_progress" });
+        await asAgent("PUT", `/tasks/C-4/status?project=${project}`, {
+          status: "pending",
+          completion_notes: "needs the ops team",
+        });
+        const given = (await card(page, size, "Ready", "C-4")).locator(".detail").filter({ hasText: "Given back" });
+        await given.waitFor();
+        expect(await given.innerText()).toBe(`Given back by ${AGENT}: needs the ops team`);
+      });
     });
   }
 

@@ -84,8 +84,16 @@ function detailsOf(task: Task, column: ColumnKey, context: CardContext): (HTMLEl
     case "cancelled":
       return [el("span", { class: "detail" }, "Cancelled ", relative(task.completed_at ?? task.updated_at, context.now))];
     default:
-      return [el("span", { class: "detail" }, "Added ", relative(task.created_at, context.now))];
+      return [
+        task.released_by ? givenBack(task) : el("span", { class: "detail" }, "Added ", relative(task.created_at, context.now)),
+      ];
   }
+}
+
+/** "Given back by claude-gina: needs the ops team": an agent released it, with its reason (its last note) when it gave one. */
+function givenBack(task: Task): HTMLElement {
+  const reason = task.last_note?.by === task.released_by ? `: ${task.last_note.text}` : "";
+  return el("span", { class: "detail notes" }, `Given back by ${task.released_by}${reason}`);
 }
 
 /**
