@@ -189,6 +189,20 @@ browserTests("what a task carries, on the board", () => {
         expect(await cardsOf(page, size, "Ready", ["C-2", "C-3", "C-4", "C-5"])).toEqual(["C-2", "C-3", "C-4", "C-5"]);
       });
 
+      test("a label chosen in a task's dialog filters the board by it", async () => {
+        await openTask(page, size, "Ready", "C-3");
+        await tabTo(page, "frontend");
+        expect(await page.evaluate(`document.activeElement.getAttribute("aria-label")`)).toBe(
+          "Show only tasks labelled frontend",
+        );
+        await page.keyboard.press("Enter");
+        await page.locator("#task-dialog").waitFor({ state: "hidden" });
+        expect(await cardsOf(page, size, "Ready", ["C-3"])).toEqual(["C-3"]);
+        expect(await page.locator("#filter-label").inputValue()).toBe("frontend");
+        await page.getByRole("button", { name: "Clear filters" }).click();
+        expect(await cardsOf(page, size, "Ready", ["C-2", "C-3", "C-4", "C-5"])).toEqual(["C-2", "C-3", "C-4", "C-5"]);
+      });
+
       test("grouping by parent puts the children under their parent's title, with its progress", async () => {
         await page.getByLabel("Group by parent").check();
         const ready = await column(page, size, "Ready");

@@ -119,6 +119,7 @@ class Board {
       this.known,
       () => personName(),
       () => this.remember(),
+      (label) => this.narrow({ ...this.narrowing, query: "", labels: [label] }),
     );
     const openTask = (task: Task) => void this.taskDialog.open(task);
     this.columns = new ColumnsView(byId("columns"), api, this.known, openTask, (error) => this.failed(error));

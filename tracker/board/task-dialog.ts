@@ -4,7 +4,6 @@
 // dependencies. Opening it puts `task=ID` in the address; the address opens it too.
 
 import { type Api, type Priority, type Task, type TaskEvent, type TaskPage, taskPath } from "./api.ts";
-import { labelChips } from "./cards.ts";
 import { Checklist, type CriteriaChange } from "./checklist.ts";
 import { byId, el, fill } from "./dom.ts";
 import { describeEvent, firstLine, when, who } from "./format.ts";
@@ -60,6 +59,8 @@ export class TaskDialog {
     private readonly personName: () => Promise<string | null>,
     /** The task shown now (null: the dialog closed), for the address. */
     private readonly onShown: (task: Task | null) => void,
+    /** A label chosen in the dialog: the board shows only the tasks that carry it. */
+    private readonly onLabel: (label: string) => void,
   ) {
     this.checklist = new Checklist(
       (change) => this.patch(change),
@@ -141,7 +142,7 @@ export class TaskDialog {
     byId("task-description").textContent = task.description;
     const holder = task.status === "in_progress" ? `, claimed by ${task.claimed_by ?? "an agent without a name"}` : "";
     this.summary.textContent = `${STATUS_WORDS[task.status]} · ${task.priority} priority${holder}`;
-    fill(byId("task-labels"), ...labelChips(task.labels));
+    fill(byId("task-labels"), ...task.labels.map((label) => this.labelButton(label)));
     this.showParent(task);
     const open = task.status === "pending" || task.status === "in_progress";
     this.release.hidden = task.status !== "in_progress";
@@ -150,6 +151,20 @@ export class TaskDialog {
     for (const control of this.editForm.elements) (control as HTMLInputElement).disabled = !open;
     this.checklist.show(task.acceptance_criteria, open);
     this.showNotes(task);
+  }
+
+  /** A label as a chip that filters the board by it. */
+  private labelButton(label: string): HTMLButtonElement {
+    const button = el(
+      "button",
+      { type: "button", class: "label-chip", "aria-label": `Show only tasks labelled ${label}` },
+      label,
+    );
+    button.addEventListener("click", () => {
+      this.close();
+      this.onLabel(label);
+    });
+    return button;
   }
 
   private showParent(task: Task): void {
