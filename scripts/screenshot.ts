@@ -36,16 +36,34 @@ const PLAN = [
     description: "Build the cart service behind `/api/cart`",
     priority: "high",
     depends_on: ["TASK-101"],
+    labels: ["backend"],
   },
   {
     task_id: "TASK-104",
     description: "Card payments through the provider",
     priority: "high",
     depends_on: ["TASK-101", "TASK-102"],
+    labels: ["backend", "payments"],
+    acceptance_criteria: [{ text: "3-D Secure challenge passes", done: true }, "Declined cards say why", "Webhook retries"],
   },
   { task_id: "TASK-105", description: "Order confirmation e-mail", priority: "medium", depends_on: ["TASK-101"] },
-  { task_id: "TASK-106", description: "Checkout page: address and delivery", priority: "medium", depends_on: ["TASK-103"] },
-  { task_id: "TASK-107", description: "Checkout page: payment step", priority: "medium", depends_on: ["TASK-103", "TASK-104"] },
+  { task_id: "TASK-113", description: "The checkout pages", priority: "medium", labels: ["frontend"] },
+  {
+    task_id: "TASK-106",
+    description: "Address and delivery",
+    priority: "medium",
+    depends_on: ["TASK-103"],
+    parent_id: "TASK-113",
+    labels: ["frontend"],
+  },
+  {
+    task_id: "TASK-107",
+    description: "Payment step",
+    priority: "medium",
+    depends_on: ["TASK-103", "TASK-104"],
+    parent_id: "TASK-113",
+    labels: ["frontend"],
+  },
   {
     task_id: "TASK-108",
     description: "Load test the checkout at **200 orders a minute**",
@@ -57,8 +75,9 @@ const PLAN = [
     description: "Accessibility review of the checkout pages",
     priority: "medium",
     depends_on: ["TASK-106"],
+    parent_id: "TASK-113",
   },
-  { task_id: "TASK-110", description: "Release notes for the checkout", priority: "low" },
+  { task_id: "TASK-110", description: "Release notes for the checkout", priority: "low", labels: ["docs"] },
   { task_id: "TASK-111", description: "Refund flow for support staff", priority: "low", depends_on: ["TASK-104"] },
   { task_id: "TASK-112", description: "Fraud rules for *first* orders", priority: "medium" },
 ];
@@ -127,7 +146,8 @@ async function picture(
   await page.getByRole("button", { name: "Open board" }).click();
   await page.locator("#region-in_progress button.card").nth(2).waitFor();
   await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
-  await page.locator("#region-blocked .waits").first().filter({ hasText: "“" }).waitFor({ state: "attached" });
+  await page.locator("#region-blocked .waits").filter({ hasText: "“" }).first().waitFor({ state: "attached" });
+  await page.locator("#region-blocked .parent-line").filter({ hasText: "“" }).first().waitFor({ state: "attached" });
   await page.mouse.move(0, 0);
   await page.screenshot({ path });
   await page.close();

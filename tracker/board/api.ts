@@ -1,8 +1,19 @@
 // The board's one way to call the tracker's REST API (docs/API.md): same origin, Bearer key,
 // X-Agent-Id on writes. Failures are three kinds of Error, told apart by name.
 
-export type TaskStatus = "pending" | "in_progress" | "completed";
+export type TaskStatus = "pending" | "in_progress" | "completed" | "cancelled";
 export type Priority = "high" | "medium" | "low";
+
+export interface Criterion {
+  text: string;
+  done: boolean;
+}
+
+export interface Note {
+  at: string;
+  by: string | null;
+  text: string;
+}
 
 export interface Task {
   task_id: string;
@@ -18,6 +29,18 @@ export interface Task {
   updated_at: string;
   started_at: string | null;
   completed_at: string | null;
+  labels: string[];
+  parent_id: string | null;
+  acceptance_criteria: Criterion[];
+  notes_count: number;
+  last_note: Note | null;
+  /** How many children it has, and how many of them are finished (completed or cancelled). */
+  children: { total: number; done: number };
+  released_by: string | null;
+  /** Only in GET /tasks/{id} (and a claim's answer): every note, oldest first. */
+  notes?: Note[];
+  /** Only in a search's page (GET /tasks?q=): where it matched, matched words in [ ]. */
+  match?: { snippet: string };
 }
 
 export interface TaskEvent {
@@ -38,6 +61,7 @@ export interface ProjectSummary {
   blocked: number;
   in_progress: number;
   completed: number;
+  cancelled: number;
   last_change_at: string | null;
 }
 

@@ -1,6 +1,6 @@
 // How the board words things: times, leases, and the lines of a task's history.
 
-import type { TaskEvent } from "./api.ts";
+import type { Criterion, TaskEvent } from "./api.ts";
 
 export function firstLine(text: string): string {
   return text.split(/\r?\n/, 1)[0] ?? "";
@@ -49,7 +49,7 @@ export function describeEvent(event: TaskEvent): string {
     case "claimed":
       return `Claimed by ${by}`;
     case "released":
-      return `Released by ${by}`;
+      return `Released by ${by}${details.reason ? `: ${String(details.reason)}` : ""}`;
     case "force_released":
       return `Claim of ${String(details.former_holder ?? "nobody")} released by ${by}`;
     case "completed":
@@ -58,6 +58,12 @@ export function describeEvent(event: TaskEvent): string {
       return `Lease of ${String(details.former_holder ?? "its holder")} ran out; pending again`;
     case "updated":
       return `Edited by ${by}: ${describeEdits(details)}`;
+    case "cancelled":
+      return `Cancelled by ${by}${details.reason ? `: ${String(details.reason)}` : ""}`;
+    case "reopened":
+      return `Reopened by ${by}`;
+    case "noted":
+      return `Note by ${by}`;
     default:
       return `${event.type} by ${by}`;
   }
@@ -71,5 +77,29 @@ function describeEdits(details: Record<string, unknown>): string {
   if (description) parts.push(`description "${firstLine(description.to ?? "")}"`);
   const dependsOn = details.depends_on as { from?: string[]; to?: string[] } | undefined;
   if (dependsOn) parts.push(dependsOn.to?.length ? `depends on ${dependsOn.to.join(", ")}` : "no dependencies");
+  const labels = details.labels as { to?: string[] } | undefined;
+  if (labels) parts.push(labels.to?.length ? `labels ${labels.to.join(", ")}` : "no labels");
+  const parent = details.parent_id as { to?: string | null } | undefined;
+  if (parent) parts.push(parent.to ? `part of ${parent.to}` : "no parent");
+  const criteria = details.acceptance_criteria as { from?: Criterion[]; to?: Criterion[] } | undefined;
+  if (criteria) parts.push(describeCriteria(criteria.from ?? [], criteria.to ?? []));
   return parts.join(", ") || "no change";
+}
+
+/** What an edit did to the criteria: 'ticked “tests pass”', 'criterion 3 now “…”', 'added “bench row”'. */
+function describeCriteria(from: Criterion[], to: Criterion[]): string {
+  const parts: string[] = [];
+  if (from.length === to.length) {
+    to.forEach((criterion, index) => {
+      const was = from[index]!;
+      if (was.text !== criterion.text) parts.push(`criterion ${index + 1} now “${criterion.text}”`);
+      if (was.done !== criterion.done) parts.push(`${criterion.done ? "ticked" : "unticked"} “${criterion.text}”`);
+    });
+  } else {
+    const texts = (list: Criterion[]) => new Set(list.map((criterion) => criterion.text));
+    const [before, after] = [texts(from), texts(to)];
+    for (const text of after) if (!before.has(text)) parts.push(`added “${text}”`);
+    for (const text of before) if (!after.has(text)) parts.push(`removed “${text}”`);
+  }
+  return parts.join(", ") || "criteria unchanged";
 }

@@ -1,12 +1,17 @@
 // The task board: opened with the tracker's API key (kept in sessionStorage, this tab only, or in
 // localStorage when the person ticks "Remember the key on this device"), it shows the projects, the
-// four columns of one, and the ID registry, live from GET /events.
+// columns of one (or a search over it), and the ID registry, live from GET /events. The address
+// holds the place: `#project=web&label=bug&q=login&task=TASK-7` opens the same board and dialog.
 
-import { type Api, createApi, type ProjectSummary, type Registry } from "./api.ts";
+import { type Api, createApi, type ProjectSummary, type Registry, type Task } from "./api.ts";
 import { ColumnsView } from "./columns.ts";
 import { byId, el, fill } from "./dom.ts";
+import { FindControls } from "./find.ts";
 import { inFormWords } from "./form-errors.ts";
 import { when } from "./format.ts";
+import { KnownTasks } from "./known.ts";
+import { type Narrowing, narrowingOf, sameNarrowing, writeNarrowing } from "./narrowing.ts";
+import { SearchView } from "./search.ts";
 import { follow } from "./stream.ts";
 import { messageOf, TaskDialog } from "./task-dialog.ts";
 
@@ -84,7 +89,13 @@ class Board {
   private projects: ProjectSummary[] = [];
   private projectId: string | null;
   private view: "board" | "registry";
+  private narrowing: Narrowing;
+  /** The task the address names, opened once the first screen is shown. */
+  private taskToOpen: string | null;
+  private readonly known: KnownTasks;
   private readonly columns: ColumnsView;
+  private readonly search: SearchView;
+  private readonly find: FindControls;
   private readonly taskDialog: TaskDialog;
   private stopStream: () => void = () => {};
   private followed: string | null | undefined;
@@ -100,15 +111,53 @@ class Board {
     const place = new URLSearchParams(location.hash.slice(1));
     this.projectId = place.get("project");
     this.view = place.get("view") === "registry" ? "registry" : "board";
-    this.taskDialog = new TaskDialog(api, () => personName());
-    this.columns = new ColumnsView(
-      byId("columns"),
+    this.narrowing = narrowingOf(place);
+    this.taskToOpen = place.get("task");
+    this.known = new KnownTasks(api);
+    this.taskDialog = new TaskDialog(
       api,
-      (task) => void this.taskDialog.open(task),
-      (error) => this.failed(error),
+      this.known,
+      () => personName(),
+      () => this.remember(),
+      (label) => this.narrow({ ...this.narrowing, query: "", labels: [label] }),
     );
-    this.ticker = setInterval(() => this.columns.tick(Date.now()), TICK_MS);
+    const openTask = (task: Task) => void this.taskDialog.open(task);
+    this.columns = new ColumnsView(byId("columns"), api, this.known, openTask, (error) => this.failed(error));
+    this.search = new SearchView(api, this.known, openTask, (error) => this.failed(error));
+    this.find = new FindControls((narrowing) => this.narrow(narrowing));
+    this.find.show(this.narrowing);
+    this.columns.narrow(this.narrowing);
+    this.ticker = setInterval(() => {
+      this.columns.tick(Date.now());
+      this.search.tick(Date.now());
+    }, TICK_MS);
     this.showView(this.view);
+  }
+
+  /** New search, filters or grouping: shown at once, kept in the address. */
+  narrow(narrowing: Narrowing): void {
+    if (sameNarrowing(narrowing, this.narrowing)) return;
+    this.narrowing = narrowing;
+    this.find.show(narrowing);
+    this.columns.narrow(narrowing);
+    this.remember();
+    this.scheduleReload();
+  }
+
+  /** The person changed the address (or went back): go where it says. */
+  followAddress(): void {
+    const place = new URLSearchParams(location.hash.slice(1));
+    const projectId = place.get("project");
+    if (projectId !== null && projectId !== this.projectId) this.select(projectId);
+    this.narrow(narrowingOf(place));
+    const taskId = place.get("task");
+    if (taskId === this.taskDialog.shownId()) return;
+    if (taskId === null) this.taskDialog.close();
+    else if (this.projectId !== null) this.openFromAddress(this.projectId, taskId);
+  }
+
+  private openFromAddress(projectId: string, taskId: string): void {
+    void this.taskDialog.openById(projectId, taskId).catch((error) => this.failed(error));
   }
 
   /** `projects`: the list just read to check the key, so the first screen does not ask twice. */
@@ -172,24 +221,35 @@ class Board {
     this.renderProjects();
     this.followProject();
     this.showStartHint();
-    if (this.projectId !== null) {
-      this.columns.show(this.projectId);
-      await this.columns.reload(this.projects.find((p) => p.project_id === this.projectId));
-    }
+    if (this.projectId !== null) await this.loadTasks(this.projectId);
     if (this.view === "registry") await this.loadRegistry();
     boardError.textContent = "";
     if (!this.firstScreenShown) {
       this.firstScreenShown = true;
       performance.mark(FIRST_SCREEN_MARK);
+      if (this.taskToOpen !== null && this.projectId !== null) this.openFromAddress(this.projectId, this.taskToOpen);
+      this.taskToOpen = null;
     }
+  }
+
+  /** The columns, or the search's results while there is a search. */
+  private async loadTasks(projectId: string): Promise<void> {
+    const searching = this.narrowing.query !== "";
+    this.columns.show(projectId);
+    this.search.show(searching);
+    byId("columns").hidden ||= searching;
+    if (searching) await this.search.run(projectId, this.narrowing);
+    else await this.columns.reload(this.projects.find((p) => p.project_id === this.projectId));
+    this.find.suggest(this.known.all());
   }
 
   /** A project without tasks (or no project at all) says how to start instead of four empty columns. */
   private showStartHint(): void {
     const project = this.projects.find((p) => p.project_id === this.projectId);
-    const empty = !project || project.ready + project.blocked + project.in_progress + project.completed === 0;
+    const empty = !project || project.ready + project.blocked + project.in_progress + project.completed + project.cancelled === 0;
     byId("start-here").hidden = !empty;
     byId("columns").hidden = empty;
+    for (const id of ["search-box", "filters-box"]) byId(id).hidden = empty;
     byId("start-what").textContent = project
       ? `The project ${project.project_id} has no tasks yet.`
       : "The tracker has no projects yet: a project starts with its first task.";
@@ -209,7 +269,9 @@ class Board {
           el(
             "span",
             { class: "project-counts" },
-            `${project.ready} ready · ${project.blocked} blocked · ${project.in_progress} in progress · ${project.completed} completed`,
+            `${project.ready} ready · ${project.blocked} blocked · ${project.in_progress} in progress · ${project.completed} completed${
+              project.cancelled ? ` · ${project.cancelled} cancelled` : ""
+            }`,
           ),
         );
         button.dataset.projectId = project.project_id;
@@ -234,11 +296,11 @@ class Board {
       onOpen: () => {
         liveStatus.textContent = "Live";
         connectionLost.textContent = "";
-        this.columns.forget();
+        this.known.forget();
         this.scheduleReload();
       },
       onChange: ({ task }) => {
-        this.columns.learn(task);
+        this.known.learn(task);
         this.taskDialog.changed(task);
         this.scheduleReload();
       },
@@ -294,6 +356,10 @@ class Board {
     const place = new URLSearchParams();
     if (this.projectId !== null) place.set("project", this.projectId);
     if (this.view === "registry") place.set("view", "registry");
+    writeNarrowing(place, this.narrowing);
+    // Until the first screen opens it, the address's task stays in the address.
+    const taskId = this.taskDialog.shownId() ?? this.taskToOpen;
+    if (taskId !== null) place.set("task", taskId);
     history.replaceState(null, "", `#${place}`);
   }
 
@@ -384,6 +450,7 @@ openForm.addEventListener("submit", (event) => {
 });
 
 byId("sign-out").addEventListener("click", () => closeBoard());
+window.addEventListener("hashchange", () => board?.followAddress());
 byId("change-name").addEventListener("click", () => void personName(true));
 for (const button of document.querySelectorAll<HTMLButtonElement>("[data-close]")) {
   button.addEventListener("click", () => button.closest("dialog")?.close());
