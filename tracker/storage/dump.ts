@@ -11,7 +11,10 @@
 import type { Criterion, Priority, TaskEventType, TaskStatus } from "../domain.ts";
 
 export const DUMP_FORMAT = "task-tracking-dump";
-/** Version 2 (0.3.0): tasks carry labels, parent_id, acceptance_criteria and released_by; note lines. */
+/**
+ * Version 2 (0.3.0): tasks carry labels, parent_id, acceptance_criteria, released_by and claimed_by_key,
+ * events key_name; note lines.
+ */
 export const DUMP_VERSION = 2;
 /** The versions restore reads: a dump of version 1 has none of version 2's fields and no note lines. */
 export const READABLE_DUMP_VERSIONS: readonly number[] = [1, 2];
@@ -53,6 +56,8 @@ export interface DumpTask {
   depends_on: string[];
   status: TaskStatus;
   claimed_by: string | null;
+  /** Version 2 (a version-1 line reads as null): the key of the claim. */
+  claimed_by_key: string | null;
   lease_expires_at: string | null;
   /** The length the claim asked for: a renewal without lease_seconds uses it. */
   lease_seconds: number | null;
@@ -89,6 +94,8 @@ export interface DumpEvent {
   type: TaskEventType;
   at: string;
   agent_id: string | null;
+  /** Version 2 (a version-1 line reads as null). */
+  key_name: string | null;
   from_status: TaskStatus | null;
   to_status: TaskStatus | null;
   details: Record<string, unknown>;

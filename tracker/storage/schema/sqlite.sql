@@ -22,6 +22,8 @@ CREATE TABLE tasks (
   blocked          INTEGER GENERATED ALWAYS AS (status = 'pending' AND (unfinished_deps > 0 OR open_children > 0)) VIRTUAL,
   status           TEXT    NOT NULL CHECK (status IN ('pending', 'in_progress', 'completed', 'cancelled')),
   claimed_by       TEXT,
+  -- The name of the key that claimed it: the holder is the key and claimed_by together (NULL: a claim before keys).
+  claimed_by_key   TEXT,
   -- While in_progress: when the lease runs out, and the length the claim asked for (for renewals).
   lease_expires_at TEXT,
   lease_seconds    INTEGER,
@@ -87,6 +89,7 @@ CREATE TABLE task_events (
                                                'reopened', 'noted')),
   at          TEXT    NOT NULL,
   agent_id    TEXT,
+  key_name    TEXT, -- the key of the request that made the change; NULL: the service's own (an expiry)
   from_status TEXT,
   to_status   TEXT,
   details     TEXT    NOT NULL -- JSON object
