@@ -414,12 +414,9 @@ export const taskSchema = z.object({
   depends_on: z.array(z.string()),
   status: taskStatus,
   claimed_by: z.string().nullable().meta({ description: "The X-Agent-Id of the claim, as the client sent it" }),
-  claimed_by_key: z
-    .string()
-    .nullable()
-    .meta({
-      description: "The name of the key that claimed it: with claimed_by, the holder (null: none, or a claim from before keys)",
-    }),
+  claimed_by_key: z.string().nullable().meta({
+    description: "The name of the key that claimed it: with claimed_by, the holder (null: none, or a claim from before keys)",
+  }),
   lease_expires_at: time.nullable(),
   completion_notes: z.string(),
   created_at: time,
