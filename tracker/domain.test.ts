@@ -13,6 +13,7 @@ import {
   checkRenewal,
   childrenOpen,
   claimEndOf,
+  claimExpiredDetails,
   criteriaOpen,
   DEFAULT_CLAIM_TTL_SECONDS,
   decideStatusChange,
@@ -111,6 +112,7 @@ describe("claims and leases", () => {
     claimed_by_key: null,
     lease_expires_at: lease,
     lost_by: null,
+    lost_by_key: null,
     lost_at: null,
   };
   const change = (
@@ -205,7 +207,7 @@ describe("claims and leases", () => {
 
   test("a lost claim records the holder and lease; its agent hears claim_lost until it claims the task again", () => {
     const lost = lostClaimOf(held);
-    expect(lost).toEqual({ lost_by: "agent-1", lost_at: lease });
+    expect(lost).toEqual({ lost_by: "agent-1", lost_by_key: null, lost_at: lease });
     const pending: ClaimState = { ...held, status: "pending", claimed_by: null, lease_expires_at: null, ...lost };
     const lostPending = {
       code: "claim_lost",
@@ -218,8 +220,34 @@ describe("claims and leases", () => {
       code: "claim_lost",
       message: `Your claim on T-1 expired at ${lease}; it is now claimed by an agent that sent no X-Agent-Id`,
     });
-    expect(lostClaimAfterClaim(lost, "agent-2")).toEqual(lost);
-    expect(lostClaimAfterClaim(lost, "agent-1")).toEqual({ lost_by: null, lost_at: null });
+    expect(lostClaimAfterClaim(lost, "agent-2", null)).toEqual(lost);
+    expect(lostClaimAfterClaim(lost, "agent-1", null)).toEqual({ lost_by: null, lost_by_key: null, lost_at: null });
+  });
+
+  test("a lost claim is its agent's under its key: the same agent ID under another key is another agent", () => {
+    const lost = lostClaimOf({ ...held, claimed_by_key: "alice" });
+    expect(lost).toEqual({ lost_by: "agent-1", lost_by_key: "alice", lost_at: lease });
+    expect(claimExpiredDetails(lost)).toEqual({ former_holder: "agent-1", former_holder_key: "alice", lease_expires_at: lease });
+    const pending: ClaimState = { ...held, status: "pending", claimed_by: null, lease_expires_at: null, ...lost };
+    expect(failure(() => decideStatusChange(pending, change("completed", "agent-1", false, "alice"))).code).toBe("claim_lost");
+    // Bob's agent of the same ID never held it: completing a pending task, it is told to claim first.
+    expect(failure(() => decideStatusChange(pending, change("completed", "agent-1", false, "bob"))).message).toContain(
+      "it is pending and nobody holds it",
+    );
+    expect(lostClaimAfterClaim(lost, "agent-1", "bob")).toEqual(lost);
+    expect(lostClaimAfterClaim(lost, "agent-1", "alice")).toEqual({ lost_by: null, lost_by_key: null, lost_at: null });
+    // Held again by bob's agent of that ID: alice's hears claim_lost naming bob's key.
+    const bobs: ClaimState = {
+      ...pending,
+      status: "in_progress",
+      claimed_by: "agent-1",
+      claimed_by_key: "bob",
+      lease_expires_at: lease,
+    };
+    expect(failure(() => checkRenewal(bobs, "agent-1", "alice"))).toEqual({
+      code: "claim_lost",
+      message: `Your claim on T-1 expired at ${lease}; it is now claimed by key "bob" · agent "agent-1"`,
+    });
   });
 
   test("how the last claim ended is read from the two newest claim events, and only a release counts", () => {
@@ -383,7 +411,15 @@ describe("done means done", () => {
   });
 
   test("cancel, reopen and release: the steps of the state machine", () => {
-    const base = { task_id: "T-1", claimed_by: null, claimed_by_key: null, lease_expires_at: null, lost_by: null, lost_at: null };
+    const base = {
+      task_id: "T-1",
+      claimed_by: null,
+      claimed_by_key: null,
+      lease_expires_at: null,
+      lost_by: null,
+      lost_by_key: null,
+      lost_at: null,
+    };
     const change = (to: TaskStatus, agentId: string | null = "a", force = false) => ({
       ref: { projectId: "p", taskId: "T-1" },
       to,

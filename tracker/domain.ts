@@ -676,8 +676,9 @@ export interface ClaimState {
   claimed_by: string | null;
   claimed_by_key: string | null;
   lease_expires_at: string | null;
-  /** The holder of the last lease that ran out, until that agent claims the task again. */
+  /** The holder of the last lease that ran out (its agent and its key), until that agent claims the task again. */
   lost_by: string | null;
+  lost_by_key: string | null;
   /** When that lease ran out. */
   lost_at: string | null;
 }
@@ -685,6 +686,7 @@ export interface ClaimState {
 /** The lost claim a task records (both null: none). */
 export interface LostClaim {
   lost_by: string | null;
+  lost_by_key: string | null;
   lost_at: string | null;
 }
 
@@ -696,12 +698,13 @@ export function leaseRanOut(task: ClaimState, now: Date): boolean {
 
 /** What a claim whose lease ran out leaves behind: its holder and its lease, as the lost claim. */
 export function lostClaimOf(task: ClaimState): LostClaim {
-  return { lost_by: task.claimed_by, lost_at: task.lease_expires_at };
+  return { lost_by: task.claimed_by, lost_by_key: task.claimed_by_key, lost_at: task.lease_expires_at };
 }
 
 /** The details of the claim_expired event that records a lost claim. */
 export function claimExpiredDetails(lost: LostClaim): Record<string, unknown> {
-  return { former_holder: lost.lost_by, lease_expires_at: lost.lost_at };
+  const key = lost.lost_by_key === null ? {} : { former_holder_key: lost.lost_by_key };
+  return { former_holder: lost.lost_by, ...key, lease_expires_at: lost.lost_at };
 }
 
 /** The key a request names (StatusChange and the others): absent is none, as null. */
@@ -709,9 +712,17 @@ export function keyNameOf(request: { keyName?: string | null }): string | null {
   return request.keyName ?? null;
 }
 
-/** The lost claim after `agentId` claims the task: the agent that lost it, claiming it again, is no longer a loser. */
-export function lostClaimAfterClaim(task: LostClaim, agentId: string | null): LostClaim {
-  return agentId !== null && task.lost_by === agentId ? { lost_by: null, lost_at: null } : task;
+/**
+ * Whether the task's lost claim was this agent's under this key (one lost before keys: its agent's,
+ * under any key). A claim without an agent ID is never lost to anyone.
+ */
+function lostBy(task: LostClaim, agentId: string | null, keyName: string | null): boolean {
+  return agentId !== null && task.lost_by === agentId && (task.lost_by_key === null || task.lost_by_key === keyName);
+}
+
+/** The lost claim after a claim: the agent (and key) that lost it, claiming it again, is no longer a loser. */
+export function lostClaimAfterClaim(task: LostClaim, agentId: string | null, keyName: string | null): LostClaim {
+  return lostBy(task, agentId, keyName) ? { lost_by: null, lost_by_key: null, lost_at: null } : task;
 }
 
 /** The lease of a renewal: the length asked for, else the one the claim asked for, else the default. */
@@ -719,9 +730,10 @@ export function renewalLeaseSeconds(requested: number | null, claimed: number | 
   return requested ?? claimed ?? DEFAULT_CLAIM_TTL_SECONDS;
 }
 
-/** claimLost for the agent whose lease on this task ran out and that does not hold it again. */
-export function refuseLostClaim(task: ClaimState, agentId: string | null): void {
-  if (agentId === null || task.lost_by !== agentId || task.claimed_by === agentId || isFinished(task.status)) return;
+/** claimLost for the agent (under its key) whose lease on this task ran out and that does not hold it again. */
+export function refuseLostClaim(task: ClaimState, agentId: string | null, keyName: string | null): void {
+  if (!lostBy(task, agentId, keyName) || isFinished(task.status)) return;
+  if (task.claimed_by === agentId && (task.claimed_by_key === null || task.claimed_by_key === keyName)) return;
   const holder = task.status === "in_progress" ? quotedHolder(task) : null;
   throw claimLost(task.task_id, task.lost_at ?? "an unknown time", holder);
 }
@@ -806,7 +818,7 @@ export type StatusStep =
  */
 export function decideStatusChange(task: ClaimState, change: StatusChange, claimEnd: ClaimEnd | null = null): StatusStep {
   const { to, agentId } = change;
-  if (to !== "in_progress") refuseLostClaim(task, agentId);
+  if (to !== "in_progress") refuseLostClaim(task, agentId, keyNameOf(change));
   if (needsClaimEnd(task, change)) throw cannotCompletePending(task.task_id, agentId, claimEnd);
   if (!isAllowedTransition(task.status, to)) throw invalidTransition(task.task_id, task.status, to);
   if (to === "in_progress") return { step: "claim" };
@@ -819,7 +831,7 @@ export function decideStatusChange(task: ClaimState, change: StatusChange, claim
 
 /** Refuses a renewal by anyone but the holder (agent and key), or of a task not in progress. */
 export function checkRenewal(task: ClaimState, agentId: string | null, keyName: string | null): void {
-  refuseLostClaim(task, agentId);
+  refuseLostClaim(task, agentId, keyName);
   if (task.status !== "in_progress") throw cannotRenew(task.task_id, task.status);
   checkHolder(task, agentId, keyName, false);
 }

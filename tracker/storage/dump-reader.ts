@@ -168,6 +168,7 @@ const taskSchema = z.strictObject({
   lease_expires_at: nullable(time),
   lease_seconds: nullable(whole(1, MAX_LEASE_SECONDS)),
   lost_by: agent,
+  lost_by_key: keyName,
   lost_at: nullable(time),
   completion_notes: text(),
   created_at: time,

@@ -32,6 +32,7 @@ const FIELD_ORDER = {
     "lease_expires_at",
     "lease_seconds",
     "lost_by",
+    "lost_by_key",
     "lost_at",
     "completion_notes",
     "created_at",

@@ -63,6 +63,8 @@ export interface DumpTask {
   lease_seconds: number | null;
   /** The holder of the last lease that ran out, and when it ran out: that agent hears claim_lost. */
   lost_by: string | null;
+  /** Version 2 (a version-1 line reads as null): the key of lost_by. */
+  lost_by_key: string | null;
   lost_at: string | null;
   completion_notes: string;
   created_at: string;

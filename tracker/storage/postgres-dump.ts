@@ -53,6 +53,7 @@ function toDumpTask(row: TaskRow): DumpTask {
     lease_expires_at: iso(row.lease_expires_at),
     lease_seconds: row.lease_seconds,
     lost_by: row.lost_by,
+    lost_by_key: row.lost_by_key,
     lost_at: iso(row.lost_at),
     completion_notes: row.completion_notes,
     created_at: row.created_at.toISOString(),
@@ -94,7 +95,8 @@ function taskPage(connection: ReservedSQL, after: string) {
   return connection<TaskRow[]>`
     SELECT seq, project_id, task_id, description, inputs, outputs, priority, depends_on, status, claimed_by,
            lease_expires_at, lease_seconds, lost_by, lost_at, completion_notes, created_at, updated_at, started_at,
-           completed_at, labels, parent_id, acceptance_criteria, released_by, claimed_by_key
+           completed_at, labels, parent_id, acceptance_criteria, released_by, claimed_by_key,
+           lost_by_key
     FROM tasks WHERE seq > ${after}::bigint ORDER BY seq LIMIT ${DUMP_PAGE_SIZE}`;
 }
 
@@ -260,17 +262,18 @@ function restoreTarget(tx: TransactionSQL): RestoreTarget {
         INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
                            unfinished_deps, status, claimed_by, completion_notes, created_at, updated_at, started_at,
                            completed_at, lease_expires_at, lease_seconds, lost_by, lost_at, labels, parent_id,
-                           acceptance_criteria, released_by, claimed_by_key)
+                           acceptance_criteria, released_by, claimed_by_key, lost_by_key)
         SELECT r.seq, r.task_id, r.project_id, r.description, r.inputs, r.outputs, r.priority, r.priority_rank, r.depends_on,
                0, r.status, r.claimed_by, r.completion_notes, r.created_at, r.updated_at, r.started_at, r.completed_at,
                r.lease_expires_at, r.lease_seconds, r.lost_by, r.lost_at, r.labels, r.parent_id, r.acceptance_criteria,
-               r.released_by, r.claimed_by_key
+               r.released_by, r.claimed_by_key, r.lost_by_key
         FROM jsonb_to_recordset(${rows}::jsonb) AS r(
           seq bigint, task_id text, project_id text, description text, inputs jsonb, outputs jsonb, priority text,
           priority_rank smallint, depends_on jsonb, status text, claimed_by text, completion_notes text,
           created_at timestamptz, updated_at timestamptz, started_at timestamptz, completed_at timestamptz,
           lease_expires_at timestamptz, lease_seconds integer, lost_by text, lost_at timestamptz, labels jsonb,
-          parent_id text, acceptance_criteria jsonb, released_by text, claimed_by_key text)
+          parent_id text, acceptance_criteria jsonb, released_by text, claimed_by_key text,
+          lost_by_key text)
         ORDER BY r.seq`;
     },
     ...contentTarget(tx),

@@ -187,6 +187,7 @@ interface TaskRow {
   /** The index in TASK_LIST_PARTS of the part of GET /tasks the task is in. */
   list_group: number;
   lost_by: string | null;
+  lost_by_key: string | null;
   lost_at: Date | null;
   labels: string[];
   parent_id: string | null;
@@ -289,6 +290,7 @@ function claimState(row: TaskRow): ClaimState {
     claimed_by_key: row.claimed_by_key,
     lease_expires_at: isoOrNull(row.lease_expires_at),
     lost_by: row.lost_by,
+    lost_by_key: row.lost_by_key,
     lost_at: isoOrNull(row.lost_at),
   };
 }
@@ -843,7 +845,7 @@ export class PostgresStorage implements Storage {
     const [updated] = await tx<TaskRow[]>`
       UPDATE tasks SET status = 'pending', claimed_by = NULL, claimed_by_key = NULL, started_at = NULL,
                        lease_expires_at = NULL, lease_seconds = NULL, updated_at = date_trunc('milliseconds', now()),
-                       lost_by = ${lost.lost_by}, lost_at = ${lost.lost_at}
+                       lost_by = ${lost.lost_by}, lost_by_key = ${lost.lost_by_key}, lost_at = ${lost.lost_at}
       WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
     changes.push({
       task: updated!,
@@ -1044,13 +1046,14 @@ export class PostgresStorage implements Storage {
     if (row.open_children > 0) throw childrenOpen(row.task_id, "in_progress", await this.children(tx, row));
     const { now, agentId, leaseSeconds } = change;
     const keyName = keyNameOf(change);
-    const lost = lostClaimAfterClaim(claimState(row), agentId);
+    const lost = lostClaimAfterClaim(claimState(row), agentId, keyName);
     // The lease runs by the database's clock, which every instance shares.
     const [updated] = await tx<TaskRow[]>`
       UPDATE tasks
       SET status = 'in_progress', claimed_by = ${agentId}, claimed_by_key = ${keyName}, started_at = ${now}, updated_at = ${now},
           lease_expires_at = date_trunc('milliseconds', now() + ${leaseSeconds} * interval '1 second'),
-          lease_seconds = ${leaseSeconds}, lost_by = ${lost.lost_by}, lost_at = ${lost.lost_at}, released_by = NULL
+          lease_seconds = ${leaseSeconds}, lost_by = ${lost.lost_by}, lost_by_key = ${lost.lost_by_key},
+          lost_at = ${lost.lost_at}, released_by = NULL
       WHERE seq = ${row.seq} AND status = 'pending' AND unfinished_deps = 0 AND open_children = 0 RETURNING *`;
     if (!updated) throw lostRace(row.task_id, row.status, change.to);
     const details = { lease_expires_at: isoOrNull(updated.lease_expires_at) };
@@ -1332,7 +1335,7 @@ export class PostgresStorage implements Storage {
         SELECT seq FROM tasks
         WHERE status = 'in_progress' AND lease_expires_at <= now()
         ORDER BY lease_expires_at LIMIT ${EXPIRE_BATCH_SIZE} FOR UPDATE SKIP LOCKED)
-      UPDATE tasks SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
+      UPDATE tasks SET status = 'pending', lost_by = claimed_by, lost_by_key = claimed_by_key, lost_at = lease_expires_at,
                        claimed_by = NULL, claimed_by_key = NULL, started_at = NULL, lease_expires_at = NULL,
                        lease_seconds = NULL, updated_at = date_trunc('milliseconds', now())
       FROM due WHERE tasks.seq = due.seq

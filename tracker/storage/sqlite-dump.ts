@@ -128,8 +128,8 @@ export async function openSqliteBackup(db: Database): Promise<BackupFile> {
 
 /** The task as the API shows it, with what only a dump keeps (the line's fields are ordered by the writer). */
 function toDumpTask(row: TaskRow): DumpTask {
-  const { lease_seconds, lost_by, lost_at } = row;
-  return { kind: "task", ...toTask(row), lease_seconds, lost_by, lost_at };
+  const { lease_seconds, lost_by, lost_by_key, lost_at } = row;
+  return { kind: "task", ...toTask(row), lease_seconds, lost_by, lost_by_key, lost_at };
 }
 
 type NoteRow = Omit<DumpNote, "kind"> & { task_seq: number; note_id: number };
@@ -242,8 +242,8 @@ function prepareRestoreStatements(db: Database) {
     `INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
                         unfinished_deps, status, claimed_by, lease_expires_at, lease_seconds, lost_by, lost_at,
                         completion_notes, created_at, updated_at, started_at, completed_at, labels, parent_id,
-                        acceptance_criteria, released_by, claimed_by_key)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                        acceptance_criteria, released_by, claimed_by_key, lost_by_key)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertNote = db.prepare("INSERT INTO task_notes (task_seq, at, by, text) VALUES (?, ?, ?, ?)");
   const summarize = db.prepare(
@@ -326,6 +326,7 @@ function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
           JSON.stringify(t.acceptance_criteria),
           t.released_by,
           t.claimed_by_key,
+          t.lost_by_key,
         );
       }
     },

@@ -22,6 +22,7 @@ export interface TaskRow {
   lease_expires_at: string | null;
   lease_seconds: number | null;
   lost_by: string | null;
+  lost_by_key: string | null;
   lost_at: string | null;
   completion_notes: string;
   created_at: string;

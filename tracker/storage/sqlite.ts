@@ -403,9 +403,13 @@ function prepareTaskWrites(db: Database) {
       "INSERT OR IGNORE INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)",
     ),
     // Compare-and-set: each names the status it expects, so a lost race changes no row.
-    claim: db.prepare<TaskRow, [string | null, string, string, number, string | null, string | null, number, string | null]>(
+    claim: db.prepare<
+      TaskRow,
+      [string | null, string, string, number, string | null, string | null, number, string | null, string | null]
+    >(
       `UPDATE tasks SET status = 'in_progress', claimed_by = ?1, claimed_by_key = ?8, started_at = ?2, updated_at = ?2,
-                        lease_expires_at = ?3, lease_seconds = ?4, lost_by = ?5, lost_at = ?6, released_by = NULL
+                        lease_expires_at = ?3, lease_seconds = ?4, lost_by = ?5, lost_at = ?6, lost_by_key = ?9,
+                        released_by = NULL
        WHERE seq = ?7 AND status = 'pending' AND blocked = 0 RETURNING *`,
     ),
     complete: db.prepare<TaskRow, [string, string, number]>(
@@ -418,17 +422,17 @@ function prepareTaskWrites(db: Database) {
                         lease_expires_at = NULL, lease_seconds = NULL, released_by = ?
        WHERE seq = ? AND status = 'in_progress' RETURNING *`,
     ),
-    expireOne: db.prepare<TaskRow, [string | null, string | null, string, number]>(
-      `UPDATE tasks SET status = 'pending', lost_by = ?, lost_at = ?,
+    expireOne: db.prepare<TaskRow, [string | null, string | null, string, number, string | null]>(
+      `UPDATE tasks SET status = 'pending', lost_by = ?1, lost_at = ?2, lost_by_key = ?5,
                         claimed_by = NULL, claimed_by_key = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
-                        updated_at = ?
-       WHERE seq = ? AND status = 'in_progress' RETURNING *`,
+                        updated_at = ?3
+       WHERE seq = ?4 AND status = 'in_progress' RETURNING *`,
     ),
     // The claims in progress are few: their index is scanned for the leases that ran out. SET reads
     // the row as it was: lost_by and lost_at take the holder and lease being cleared (lostClaimOf).
     expireDue: db.prepare<TaskRow, [string, string]>(
       `UPDATE tasks INDEXED BY tasks_in_progress SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
-                        claimed_by = NULL, claimed_by_key = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
+                        lost_by_key = claimed_by_key, claimed_by = NULL, claimed_by_key = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
                         updated_at = ?1
        WHERE status = 'in_progress' AND lease_expires_at <= ?2 RETURNING *`,
     ),
@@ -965,7 +969,7 @@ export class SqliteStorage implements Storage {
   private endLapsedClaim(row: TaskRow, now: Date): TaskRow {
     if (!leaseRanOut(row, now)) return row;
     const lost = lostClaimOf(row);
-    const expired = this.taskWrites.expireOne.get(lost.lost_by, lost.lost_at, now.toISOString(), row.seq)!;
+    const expired = this.taskWrites.expireOne.get(lost.lost_by, lost.lost_at, now.toISOString(), row.seq, lost.lost_by_key)!;
     this.recordExpiry(expired, now.toISOString());
     return expired;
   }
@@ -996,7 +1000,7 @@ export class SqliteStorage implements Storage {
       throw childrenOpen(row.task_id, "in_progress", this.taskReads.children.all(row.project_id, row.task_id));
     const at = change.now.toISOString();
     const leaseExpiresAt = addSeconds(change.now, change.leaseSeconds);
-    const lost = lostClaimAfterClaim(row, change.agentId);
+    const lost = lostClaimAfterClaim(row, change.agentId, keyNameOf(change));
     const claimed = this.taskWrites.claim.get(
       change.agentId,
       at,
@@ -1006,6 +1010,7 @@ export class SqliteStorage implements Storage {
       lost.lost_at,
       row.seq,
       keyNameOf(change),
+      lost.lost_by_key,
     );
     if (!claimed) throw lostRace(row.task_id, row.status, "in_progress");
     const by = { agentId: change.agentId, keyName: keyNameOf(change), from: "pending" as const, at };

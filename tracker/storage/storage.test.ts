@@ -861,6 +861,27 @@ describe.skipIf(!leasesFollowTheGivenClock)("leases by the given clock", () => {
 });
 
 describe.skipIf(!leasesFollowTheGivenClock)("lost claims by the given clock", () => {
+  test("a lost claim is its agent's under its key: the same agent ID under another key does not hear claim_lost", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { agentId: "agent-1", keyName: "alice", leaseSeconds: 60 });
+    await storage.expireLeases(at(61));
+    expect((await history(ref("a"))).at(-1)).toMatchObject({
+      type: "claim_expired",
+      key_name: null,
+      details: { former_holder: "agent-1", former_holder_key: "alice" },
+    });
+    const bobs = { agentId: "agent-1", keyName: "bob" };
+    // Not claim_lost: bob's agent of that ID never held it (the sentence tells of the lease, as to any agent of that ID).
+    expect((await rejection(move("a", "completed", { ...bobs, now: at(62) }))).code).toBe("invalid_transition");
+    await move("a", "in_progress", { ...bobs, now: at(63) });
+    const alices = { ref: ref("a"), agentId: "agent-1", keyName: "alice", leaseSeconds: null, now: at(64) };
+    const lost = await rejection(storage.renewLease(alices));
+    expect(lost).toEqual({
+      code: "claim_lost",
+      message: `Your claim on a expired at ${at(60).toISOString()}; it is now claimed by key "bob" · agent "agent-1"`,
+    });
+  });
+
   test("the former holder of an expired lease gets claim_lost, whether the task is pending or held again", async () => {
     await add([newTask("a")]);
     await move("a", "in_progress", { leaseSeconds: 60 });

@@ -18,6 +18,7 @@ ALTER TABLE tasks
   ADD COLUMN acceptance_criteria jsonb   NOT NULL DEFAULT '[]',
   ADD COLUMN released_by         text,
   ADD COLUMN claimed_by_key      text,
+  ADD COLUMN lost_by_key         text,
   ADD COLUMN children_total      integer NOT NULL DEFAULT 0 CHECK (children_total >= 0),
   ADD COLUMN open_children       integer NOT NULL DEFAULT 0 CHECK (open_children >= 0),
   ADD COLUMN notes_count         integer NOT NULL DEFAULT 0,

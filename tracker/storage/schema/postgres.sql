@@ -42,6 +42,8 @@ CREATE TABLE tasks (
   released_by      text,
   -- The name of the key that claimed it: the holder is the key and claimed_by together (NULL: a claim before keys).
   claimed_by_key   text,
+  -- The key of the holder of the last lease that ran out, beside lost_by (NULL: a lease lost before keys).
+  lost_by_key      text,
   -- Its children, and those of them not finished: kept as each child is added, finished, reopened or moved.
   children_total   integer     NOT NULL DEFAULT 0 CHECK (children_total >= 0),
   open_children    integer     NOT NULL DEFAULT 0 CHECK (open_children >= 0),

@@ -30,6 +30,7 @@ CREATE TABLE tasks (
   -- The holder of the last lease that ran out, and when: that agent gets claim_lost, not not_claim_holder.
   lost_by          TEXT,
   lost_at          TEXT,
+  lost_by_key      TEXT, -- the key of that holder (NULL: a lease lost before keys)
   completion_notes TEXT    NOT NULL DEFAULT '',
   created_at       TEXT    NOT NULL,
   updated_at       TEXT    NOT NULL,
