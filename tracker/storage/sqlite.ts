@@ -369,6 +369,32 @@ function prepareTaskReads(db: Database) {
   };
 }
 
+/** A claim's parameters: agent, at, lease, its length, the lost claim (by, at), seq, key, the lost claim's key. */
+type ClaimParameters = [
+  string | null,
+  string,
+  string,
+  number,
+  string | null,
+  string | null,
+  number,
+  string | null,
+  string | null,
+];
+/** An event's parameters: task seq, project, task, type, at, agent, key, from, to, details. */
+type EventParameters = [
+  number,
+  string,
+  string,
+  string,
+  string,
+  string | null,
+  string | null,
+  string | null,
+  string | null,
+  string,
+];
+
 function prepareTaskWrites(db: Database) {
   return {
     insert: db.prepare<
@@ -403,10 +429,7 @@ function prepareTaskWrites(db: Database) {
       "INSERT OR IGNORE INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)",
     ),
     // Compare-and-set: each names the status it expects, so a lost race changes no row.
-    claim: db.prepare<
-      TaskRow,
-      [string | null, string, string, number, string | null, string | null, number, string | null, string | null]
-    >(
+    claim: db.prepare<TaskRow, ClaimParameters>(
       `UPDATE tasks SET status = 'in_progress', claimed_by = ?1, claimed_by_key = ?8, started_at = ?2, updated_at = ?2,
                         lease_expires_at = ?3, lease_seconds = ?4, lost_by = ?5, lost_at = ?6, lost_by_key = ?9,
                         released_by = NULL
@@ -444,10 +467,7 @@ function prepareTaskWrites(db: Database) {
                         parent_id = ?, updated_at = ?
        WHERE seq = ? AND status NOT IN ('completed', 'cancelled') RETURNING *`,
     ),
-    insertEvent: db.prepare<
-      unknown,
-      [number, string, string, string, string, string | null, string | null, string | null, string | null, string]
-    >(
+    insertEvent: db.prepare<unknown, EventParameters>(
       `INSERT INTO task_events (task_seq, project_id, task_id, type, at, agent_id, key_name, from_status, to_status, details)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
