@@ -209,7 +209,7 @@ browserTests("the board", () => {
       ["claimed", AGENT],
       ["force_released", PERSON],
     ]);
-    expect(body.events[2].details).toEqual({ former_holder: AGENT });
+    expect(body.events[2].details).toEqual({ former_holder: AGENT, former_holder_key: "operator" });
   });
 
   test("priority and description are edited from the history, recorded under the person's name", async () => {

@@ -1,7 +1,8 @@
 // A team on one tracker (issue 24): a key per person, made by the tracker, used by the compiled MCP
 // server. A viewer's writes are refused with 403 naming the key and its role; a member limited to a
 // project neither touches nor sees another; a revoked key is refused, on two PostgreSQL instances
-// within a second on the one that did not revoke it.
+// within a second on the one that did not revoke it; an agent is bound to its key: an MCP server
+// under another key, sending the same agent ID, cannot complete its claim.
 
 import { describe, expect, test } from "bun:test";
 import { type McpProcess, mcpEnv, type Stack, startMcp, textOf, useStack } from "./harness.ts";
@@ -20,6 +21,37 @@ async function listed(mcp: McpProcess, projectId: string): Promise<string[]> {
   const result = await mcp.call("list_tasks", { project_id: projectId });
   if (result.isError) throw new Error(textOf(result));
   return (result.structuredContent as { tasks: Array<{ task_id: string }> }).tasks.map((t) => t.task_id).sort();
+}
+
+/**
+ * Two people's MCP servers with one TASK_TRACKING_AGENT_ID, under keys alice and bob (bob's through
+ * `bobUrl`): bob's cannot complete alice's claim, and the task shows which key holds it.
+ */
+async function sameAgentUnderAnotherKey(stack: Stack<never>, bobUrl: string): Promise<void> {
+  await stack.tracker.api("POST", "/tasks/batch", { tasks: [task("K-1", "bound")] });
+  const agent = { TASK_TRACKING_AGENT_ID: "claude-3f2a9c1e-77b" };
+  const alice = await startMcp(mcpEnv(stack.url, await addKey(stack, "alice", "member"), agent));
+  const bob = await startMcp(mcpEnv(bobUrl, await addKey(stack, "bob", "member"), agent));
+  try {
+    const claimed = await alice.call("get_next_task", { project_id: "bound", claim: true });
+    expect(claimed.isError).toBeFalsy();
+    const complete = { task_id: "K-1", project_id: "bound", status: "completed", completion_notes: "done" };
+    const refused = await bob.call("update_task_status", complete);
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toStartWith('K-1 is claimed by key "alice" · agent "claude-3f2a9c1e-77b" until ');
+    const held = (await stack.tracker.api("GET", "/tasks/K-1?project=bound")).body.task;
+    expect(held).toMatchObject({ status: "in_progress", claimed_by: "claude-3f2a9c1e-77b", claimed_by_key: "alice" });
+    expect((await alice.call("update_task_status", complete)).isError).toBeFalsy();
+    const events = (await stack.tracker.api("GET", "/tasks/K-1/events?project=bound")).body.events;
+    expect(events.map((event: { type: string; key_name: string | null }) => [event.type, event.key_name])).toEqual([
+      ["created", "operator"],
+      ["claimed", "alice"],
+      ["completed", "alice"],
+    ]);
+  } finally {
+    expect(await alice.close()).toBe(0);
+    expect(await bob.close()).toBe(0);
+  }
 }
 
 describe("a team on one SQLite tracker", () => {
@@ -60,6 +92,10 @@ describe("a team on one SQLite tracker", () => {
       expect(await member.close()).toBe(0);
     }
   });
+
+  test("an MCP server under another key, with the same agent ID, cannot complete a claim", async () => {
+    await sameAgentUnderAnotherKey(stack, stack.url);
+  });
 });
 
 const onPostgres = Boolean(process.env.TRACKER_TEST_DATABASE_URL);
@@ -87,5 +123,9 @@ describe.skipIf(!onPostgres)("a team on two PostgreSQL instances", () => {
     } finally {
       expect(await onOther.close()).toBe(0);
     }
+  });
+
+  test("an MCP server under another key, on the other instance, with the same agent ID, cannot complete a claim", async () => {
+    await sameAgentUnderAnotherKey(stack, stack.trackers[1]!.url);
   });
 });

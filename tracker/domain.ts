@@ -28,7 +28,10 @@ export interface Task {
   priority: Priority;
   depends_on: string[];
   status: TaskStatus;
+  /** The X-Agent-Id of the claim, as the client sent it. */
   claimed_by: string | null;
+  /** The name of the key that claimed it: with claimed_by, the holder (null with claimed_by, or a claim before keys). */
+  claimed_by_key: string | null;
   /** While in_progress: when the claim's lease runs out. Null otherwise. */
   lease_expires_at: string | null;
   completion_notes: string;
@@ -95,6 +98,8 @@ export interface StatusChange {
   completionNotes: string;
   /** The `X-Agent-Id` of the request: recorded as `claimed_by` on a claim, checked as the holder otherwise. */
   agentId: string | null;
+  /** The name of the request's key: recorded as `claimed_by_key` on a claim, checked with agentId otherwise (absent: none). */
+  keyName?: string | null;
   /** For a claim: the lease length (the request's lease_seconds, else TRACKER_CLAIM_TTL). */
   leaseSeconds: number;
   /** For in_progress -> pending or cancelled: end a claim another agent holds (a release: force_released). */
@@ -106,6 +111,7 @@ export interface StatusChange {
 export interface NextClaim {
   projectId: string;
   agentId: string | null;
+  keyName?: string | null;
   leaseSeconds: number;
   now: Date;
 }
@@ -118,6 +124,7 @@ export function claimOfNext(claim: NextClaim, task: { project_id: string; task_i
     to: "in_progress",
     completionNotes: "",
     agentId: claim.agentId,
+    keyName: claim.keyName ?? null,
     leaseSeconds: claim.leaseSeconds,
     force: false,
     now: claim.now,
@@ -127,6 +134,7 @@ export function claimOfNext(claim: NextClaim, task: { project_id: string; task_i
 export interface LeaseRenewal {
   ref: TaskRef;
   agentId: string | null;
+  keyName?: string | null;
   /** Null: the length the claim asked for. */
   leaseSeconds: number | null;
   now: Date;
@@ -148,6 +156,7 @@ export interface TaskEdit {
   check?: number[];
   uncheck?: number[];
   agentId: string | null;
+  keyName?: string | null;
   now: Date;
 }
 
@@ -156,6 +165,7 @@ export interface NewNote {
   ref: TaskRef;
   text: string;
   agentId: string | null;
+  keyName?: string | null;
   now: Date;
 }
 
@@ -180,6 +190,8 @@ export interface TaskEvent {
   at: string;
   /** The X-Agent-Id of the request that made the change; null when none, or when the service expired a lease. */
   agent_id: string | null;
+  /** The name of the key of that request; null when the service expired a lease (or before keys). */
+  key_name: string | null;
   from_status: TaskStatus | null;
   to_status: TaskStatus | null;
   details: Record<string, unknown>;
@@ -662,9 +674,11 @@ export interface ClaimState {
   task_id: string;
   status: TaskStatus;
   claimed_by: string | null;
+  claimed_by_key: string | null;
   lease_expires_at: string | null;
-  /** The holder of the last lease that ran out, until that agent claims the task again. */
+  /** The holder of the last lease that ran out (its agent and its key), until that agent claims the task again. */
   lost_by: string | null;
+  lost_by_key: string | null;
   /** When that lease ran out. */
   lost_at: string | null;
 }
@@ -672,6 +686,7 @@ export interface ClaimState {
 /** The lost claim a task records (both null: none). */
 export interface LostClaim {
   lost_by: string | null;
+  lost_by_key: string | null;
   lost_at: string | null;
 }
 
@@ -683,17 +698,31 @@ export function leaseRanOut(task: ClaimState, now: Date): boolean {
 
 /** What a claim whose lease ran out leaves behind: its holder and its lease, as the lost claim. */
 export function lostClaimOf(task: ClaimState): LostClaim {
-  return { lost_by: task.claimed_by, lost_at: task.lease_expires_at };
+  return { lost_by: task.claimed_by, lost_by_key: task.claimed_by_key, lost_at: task.lease_expires_at };
 }
 
 /** The details of the claim_expired event that records a lost claim. */
 export function claimExpiredDetails(lost: LostClaim): Record<string, unknown> {
-  return { former_holder: lost.lost_by, lease_expires_at: lost.lost_at };
+  const key = lost.lost_by_key === null ? {} : { former_holder_key: lost.lost_by_key };
+  return { former_holder: lost.lost_by, ...key, lease_expires_at: lost.lost_at };
 }
 
-/** The lost claim after `agentId` claims the task: the agent that lost it, claiming it again, is no longer a loser. */
-export function lostClaimAfterClaim(task: LostClaim, agentId: string | null): LostClaim {
-  return agentId !== null && task.lost_by === agentId ? { lost_by: null, lost_at: null } : task;
+/** The key a request names (StatusChange and the others): absent is none, as null. */
+export function keyNameOf(request: { keyName?: string | null }): string | null {
+  return request.keyName ?? null;
+}
+
+/**
+ * Whether the task's lost claim was this agent's under this key (one lost before keys: its agent's,
+ * under any key). A claim without an agent ID is never lost to anyone.
+ */
+function lostBy(task: LostClaim, agentId: string | null, keyName: string | null): boolean {
+  return agentId !== null && task.lost_by === agentId && (task.lost_by_key === null || task.lost_by_key === keyName);
+}
+
+/** The lost claim after a claim: the agent (and key) that lost it, claiming it again, is no longer a loser. */
+export function lostClaimAfterClaim(task: LostClaim, agentId: string | null, keyName: string | null): LostClaim {
+  return lostBy(task, agentId, keyName) ? { lost_by: null, lost_by_key: null, lost_at: null } : task;
 }
 
 /** The lease of a renewal: the length asked for, else the one the claim asked for, else the default. */
@@ -701,21 +730,33 @@ export function renewalLeaseSeconds(requested: number | null, claimed: number | 
   return requested ?? claimed ?? DEFAULT_CLAIM_TTL_SECONDS;
 }
 
-/** claimLost for the agent whose lease on this task ran out and that does not hold it again. */
-export function refuseLostClaim(task: ClaimState, agentId: string | null): void {
-  if (agentId === null || task.lost_by !== agentId || task.claimed_by === agentId || isFinished(task.status)) return;
-  const holder = task.status === "in_progress" ? quotedAgent(task.claimed_by) : null;
+/** claimLost for the agent (under its key) whose lease on this task ran out and that does not hold it again. */
+export function refuseLostClaim(task: ClaimState, agentId: string | null, keyName: string | null): void {
+  if (!lostBy(task, agentId, keyName) || isFinished(task.status)) return;
+  if (task.claimed_by === agentId && (task.claimed_by_key === null || task.claimed_by_key === keyName)) return;
+  const holder = task.status === "in_progress" ? quotedHolder(task) : null;
   throw claimLost(task.task_id, task.lost_at ?? "an unknown time", holder);
 }
 
 /**
- * Only the holder of a claim moves it on or renews it (a claim without an agent ID has none).
- * Returns true when `mayForce` releases another agent's claim; otherwise notClaimHolder.
+ * Whether a request of this agent under this key holds the task's claim: the holder is the key and
+ * the agent ID together. A claim made without an agent ID is bound to its key alone; one made
+ * without a key (a claim from before keys) to its agent ID alone; one with neither, to nobody.
  */
-export function checkHolder(task: ClaimState, agentId: string | null, mayForce: boolean): boolean {
-  if (task.claimed_by === null || task.claimed_by === agentId) return false;
+export function holdsClaim(task: ClaimState, agentId: string | null, keyName: string | null): boolean {
+  const sameKey = task.claimed_by_key === null || task.claimed_by_key === keyName;
+  const sameAgent = task.claimed_by === null || task.claimed_by === agentId;
+  return sameKey && sameAgent;
+}
+
+/**
+ * Only the holder of a claim moves it on or renews it (holdsClaim), whatever X-Agent-Id another
+ * key sends. Returns true when `mayForce` releases another's claim; otherwise notClaimHolder.
+ */
+export function checkHolder(task: ClaimState, agentId: string | null, keyName: string | null, mayForce: boolean): boolean {
+  if (holdsClaim(task, agentId, keyName)) return false;
   if (mayForce) return true;
-  throw notClaimHolder(task.task_id, quotedAgent(task.claimed_by), task.lease_expires_at);
+  throw notClaimHolder(task.task_id, quotedHolder(task), task.lease_expires_at);
 }
 
 /**
@@ -777,22 +818,22 @@ export type StatusStep =
  */
 export function decideStatusChange(task: ClaimState, change: StatusChange, claimEnd: ClaimEnd | null = null): StatusStep {
   const { to, agentId } = change;
-  if (to !== "in_progress") refuseLostClaim(task, agentId);
+  if (to !== "in_progress") refuseLostClaim(task, agentId, keyNameOf(change));
   if (needsClaimEnd(task, change)) throw cannotCompletePending(task.task_id, agentId, claimEnd);
   if (!isAllowedTransition(task.status, to)) throw invalidTransition(task.task_id, task.status, to);
   if (to === "in_progress") return { step: "claim" };
   if (isFinished(task.status)) return { step: "reopen" };
   if (to === "cancelled" && task.status === "pending") return { step: "cancel", forced: false };
-  const forced = checkHolder(task, agentId, to !== "completed" && change.force);
+  const forced = checkHolder(task, agentId, change.keyName ?? null, to !== "completed" && change.force);
   if (to === "completed") return { step: "complete" };
   return to === "cancelled" ? { step: "cancel", forced } : { step: "release", forced };
 }
 
-/** Refuses a renewal by anyone but the holder, or of a task not in progress. */
-export function checkRenewal(task: ClaimState, agentId: string | null): void {
-  refuseLostClaim(task, agentId);
+/** Refuses a renewal by anyone but the holder (agent and key), or of a task not in progress. */
+export function checkRenewal(task: ClaimState, agentId: string | null, keyName: string | null): void {
+  refuseLostClaim(task, agentId, keyName);
   if (task.status !== "in_progress") throw cannotRenew(task.task_id, task.status);
-  checkHolder(task, agentId, false);
+  checkHolder(task, agentId, keyName, false);
 }
 
 /** A claim of a task whose dependencies are not all completed (`waiting`: their IDs). */
@@ -834,11 +875,22 @@ export function parentFinished(taskId: string, from: TaskStatus, parentId: strin
   return invalidTransition(taskId, from, "pending", `its parent ${parentId} is completed; reopen ${parentId} first`);
 }
 
-/** What a release, a cancel or a reopening records in its event's details. */
-export function statusEventDetails(step: StatusStep, from: TaskStatus, reason: string, formerHolder: string | null) {
+/**
+ * What a release, a cancel or a reopening records in its event's details; a forced one, whose claim
+ * it ended (`formerHolder`: the task before the change): its agent, and its key when it had one.
+ */
+export function statusEventDetails(
+  step: StatusStep,
+  from: TaskStatus,
+  reason: string,
+  formerHolder: { claimed_by: string | null; claimed_by_key: string | null } | null,
+) {
   const details: Record<string, unknown> = {};
   if (step.step === "reopen") details.from_status = from;
-  if ((step.step === "release" || step.step === "cancel") && step.forced) details.former_holder = formerHolder;
+  if ((step.step === "release" || step.step === "cancel") && step.forced) {
+    details.former_holder = formerHolder?.claimed_by ?? null;
+    if (formerHolder?.claimed_by_key) details.former_holder_key = formerHolder.claimed_by_key;
+  }
   if ((step.step === "release" || step.step === "cancel") && reason !== "") details.reason = reason;
   return details;
 }
@@ -995,7 +1047,16 @@ export function quotedAgent(agentId: string | null): string {
   return agentId === null ? "an agent that sent no X-Agent-Id" : `agent ${JSON.stringify(agentId)}`;
 }
 
-/** `holder` as quotedAgent writes it. */
+/**
+ * The holder of a task's claim as an error sentence shows it: `key "alice" · agent "claude-…"`, both
+ * quoted as quotedAgent quotes; a claim from before keys, its agent alone.
+ */
+export function quotedHolder(task: { claimed_by: string | null; claimed_by_key: string | null }): string {
+  const agent = quotedAgent(task.claimed_by);
+  return task.claimed_by_key === null ? agent : `key ${JSON.stringify(task.claimed_by_key)} · ${agent}`;
+}
+
+/** `holder` as quotedHolder writes it. */
 export function notClaimHolder(taskId: string, holder: string, leaseExpiresAt: string | null): ApiError {
   const until = leaseExpiresAt === null ? "" : ` until ${leaseExpiresAt}`;
   return new ApiError(

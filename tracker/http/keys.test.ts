@@ -288,6 +288,72 @@ describe("a member limited to projects", () => {
   });
 });
 
+describe("an agent is bound to its key", () => {
+  test("another key sending the same X-Agent-Id cannot complete, renew, release or cancel the claim; its own key can", async () => {
+    const tracker = await start();
+    const alice = await addKey(tracker, "alice", "member");
+    const bob = await addKey(tracker, "bob", "member");
+    const as = (apiKey: string) => ({ apiKey, headers: { "X-Agent-Id": "claude-3f2a9c1e-77b" } });
+    await tracker.request("POST", "/tasks/batch", { ...as(alice), body: { tasks: [task("T-1")] } });
+    const claimed = await tracker.request("PUT", "/tasks/T-1/status", { ...as(alice), body: { status: "in_progress" } });
+    expect(claimed.body.updated_task).toMatchObject({ claimed_by: "claude-3f2a9c1e-77b", claimed_by_key: "alice" });
+    const holder = `T-1 is claimed by key "alice" · agent "claude-3f2a9c1e-77b" until ${claimed.body.updated_task.lease_expires_at}; only its holder can complete, release or renew it`;
+    for (const status of ["completed", "pending", "cancelled"]) {
+      const refused = await tracker.request("PUT", "/tasks/T-1/status", { ...as(bob), body: { status } });
+      expectApiError(refused, 409, "not_claim_holder", holder);
+    }
+    expectApiError(
+      await tracker.request("POST", "/tasks/T-1/heartbeat", { ...as(bob), body: {} }),
+      409,
+      "not_claim_holder",
+      holder,
+    );
+    expect((await tracker.request("POST", "/tasks/T-1/heartbeat", { ...as(alice), body: {} })).status).toBe(200);
+    const done = await tracker.request("PUT", "/tasks/T-1/status", { ...as(alice), body: { status: "completed" } });
+    expect(done.body.updated_task).toMatchObject({ status: "completed", claimed_by_key: "alice" });
+    const events = await tracker.request("GET", "/tasks/T-1/events", as(bob));
+    expect(events.body.events.map((event: { type: string; key_name: string }) => [event.type, event.key_name])).toEqual([
+      ["created", "alice"],
+      ["claimed", "alice"],
+      ["completed", "alice"],
+    ]);
+  });
+
+  test("a person's forced release on the board ends another key's claim, and the history names both keys", async () => {
+    const tracker = await start();
+    const alice = await addKey(tracker, "alice", "member");
+    const carol = await addKey(tracker, "carol", "member");
+    await tracker.request("POST", "/tasks/batch", { apiKey: alice, body: { tasks: [task("T-1")] } });
+    const claim = { apiKey: alice, headers: { "X-Agent-Id": "agent-a" }, body: { status: "in_progress" } };
+    await tracker.request("PUT", "/tasks/T-1/status", claim);
+    const force = { apiKey: carol, headers: { "X-Agent-Id": "board-carol" }, body: { status: "pending", force: true } };
+    const released = await tracker.request("PUT", "/tasks/T-1/status", force);
+    expect(released.body.updated_task).toMatchObject({ status: "pending", claimed_by: null, claimed_by_key: null });
+    const events = await tracker.request("GET", "/tasks/T-1/events", { apiKey: alice });
+    expect(events.body.events.at(-1)).toMatchObject({
+      type: "force_released",
+      agent_id: "board-carol",
+      key_name: "carol",
+      details: { former_holder: "agent-a", former_holder_key: "alice" },
+    });
+  });
+
+  test("a claim made without X-Agent-Id is bound to its key alone", async () => {
+    const tracker = await start();
+    const alice = await addKey(tracker, "alice", "member");
+    const bob = await addKey(tracker, "bob", "member");
+    await tracker.request("POST", "/tasks/batch", { apiKey: alice, body: { tasks: [task("T-1")] } });
+    await tracker.request("POST", "/tasks/claim", { apiKey: alice, body: { project_id: "proj" } });
+    const complete = (apiKey: string) => tracker.request("PUT", "/tasks/T-1/status", { apiKey, body: { status: "completed" } });
+    expectApiError(await complete(bob), 409, "not_claim_holder");
+    expect((await complete(alice)).body.updated_task).toMatchObject({
+      status: "completed",
+      claimed_by: null,
+      claimed_by_key: "alice",
+    });
+  });
+});
+
 describe("the rate limit", () => {
   test("a key over TRACKER_RATE_LIMIT gets 429 with Retry-After, while another key is served", async () => {
     const tracker = await start({ rateLimit: { perSecond: 1, burst: 2 } });

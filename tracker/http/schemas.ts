@@ -413,7 +413,10 @@ export const taskSchema = z.object({
   priority,
   depends_on: z.array(z.string()),
   status: taskStatus,
-  claimed_by: z.string().nullable(),
+  claimed_by: z.string().nullable().meta({ description: "The X-Agent-Id of the claim, as the client sent it" }),
+  claimed_by_key: z.string().nullable().meta({
+    description: "The name of the key that claimed it: with claimed_by, the holder (null: none, or a claim from before keys)",
+  }),
   lease_expires_at: time.nullable(),
   completion_notes: z.string(),
   created_at: time,
@@ -455,6 +458,10 @@ export const taskEventSchema = z.object({
   ]),
   at: time,
   agent_id: z.string().nullable(),
+  key_name: z
+    .string()
+    .nullable()
+    .meta({ description: "The name of the key of the request that made the change; null for the service's own expiry" }),
   from_status: taskStatus.nullable(),
   to_status: taskStatus.nullable(),
   details: z.record(z.string(), z.unknown()),

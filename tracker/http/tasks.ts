@@ -44,10 +44,12 @@ export const nextTask: Handler<undefined, typeof nextTaskQuery> = async ({ query
 };
 
 /** POST /tasks/claim: the task GET /tasks/next would answer, claimed for the caller in the same step; or null. */
-export const claimNextTask: Handler<undefined, undefined, typeof claimNextBody> = async ({ body, agentId, services, write }) => {
+export const claimNextTask: Handler<undefined, undefined, typeof claimNextBody> = async (call) => {
+  const { body, agentId, holder, services, write } = call;
   const claim = {
     projectId: body.project_id,
     agentId,
+    keyName: holder.name,
     leaseSeconds: body.lease_seconds ?? services.claimTtlSeconds,
     now: services.now(),
   };
@@ -103,10 +105,11 @@ export const listProjects: Handler = async ({ holder, services }) => {
 };
 
 /** POST /tasks/batch: adds 1–500 tasks, all or nothing. */
-export const addTasks: Handler<undefined, undefined, typeof taskBatchBody> = async ({ body, agentId, services, write }) => {
+export const addTasks: Handler<undefined, undefined, typeof taskBatchBody> = async (call) => {
+  const { body, agentId, holder, services, write } = call;
   checkBatch(body.tasks);
   return write<string[]>(
-    (idempotency) => services.storage.addTasks(body.tasks, services.now(), agentId, idempotency),
+    (idempotency) => services.storage.addTasks(body.tasks, services.now(), agentId, idempotency, holder.name),
     (taskIds) => json(201, { success: true, tasks_added: taskIds.length, task_ids: taskIds }),
   );
 };
@@ -126,7 +129,7 @@ export const taskEvents: Handler<TaskPath, TaskRefQuery> = async ({ params, quer
 
 /** PUT /tasks/{task_id}/status: a claim, a completion, a release, a cancel or a reopening, by the state machine. */
 export const changeStatus: Handler<TaskPath, TaskRefQuery, typeof statusBody> = async (call) => {
-  const { params, query, body, agentId, services } = call;
+  const { params, query, body, agentId, holder, services } = call;
   return call.write<Task>(
     (idempotency) =>
       services.storage.changeTaskStatus(
@@ -135,6 +138,7 @@ export const changeStatus: Handler<TaskPath, TaskRefQuery, typeof statusBody> = 
           to: body.status,
           completionNotes: body.completion_notes,
           agentId,
+          keyName: holder.name,
           leaseSeconds: body.lease_seconds ?? services.claimTtlSeconds,
           force: body.force,
           now: services.now(),
@@ -147,11 +151,12 @@ export const changeStatus: Handler<TaskPath, TaskRefQuery, typeof statusBody> = 
 
 /** POST /tasks/{task_id}/heartbeat: renews the lease of the caller's claim. */
 export const renewLease: Handler<TaskPath, TaskRefQuery, typeof heartbeatBody> = async (call) => {
-  const { params, query, body, agentId, services } = call;
+  const { params, query, body, agentId, holder, services } = call;
+  const ref = taskRef(params, query);
   return call.write<Task>(
     (idempotency) =>
       services.storage.renewLease(
-        { ref: taskRef(params, query), agentId, leaseSeconds: body.lease_seconds ?? null, now: services.now() },
+        { ref, agentId, keyName: holder.name, leaseSeconds: body.lease_seconds ?? null, now: services.now() },
         idempotency,
       ),
     (task) => json(200, { task }),
@@ -160,20 +165,20 @@ export const renewLease: Handler<TaskPath, TaskRefQuery, typeof heartbeatBody> =
 
 /** PATCH /tasks/{task_id}: a person's edit of priority, description and/or depends_on. */
 export const editTask: Handler<TaskPath, TaskRefQuery, typeof taskEditBody> = async (call) => {
-  const { params, query, body, agentId, services } = call;
+  const { params, query, body, agentId, holder, services } = call;
+  const edit = { ref: taskRef(params, query), ...body, agentId, keyName: holder.name, now: services.now() };
   return call.write<Task>(
-    (idempotency) =>
-      services.storage.updateTask({ ref: taskRef(params, query), ...body, agentId, now: services.now() }, idempotency),
+    (idempotency) => services.storage.updateTask(edit, idempotency),
     (task) => json(200, { task }),
   );
 };
 
 /** POST /tasks/{task_id}/notes: appends a note by the caller, to any task in any status. */
 export const addNote: Handler<TaskPath, TaskRefQuery, typeof noteBody> = async (call) => {
-  const { params, query, body, agentId, services } = call;
+  const { params, query, body, agentId, holder, services } = call;
+  const note = { ref: taskRef(params, query), text: body.text, agentId, keyName: holder.name, now: services.now() };
   return call.write<{ note: TaskNote; task: Task }>(
-    (idempotency) =>
-      services.storage.addNote({ ref: taskRef(params, query), text: body.text, agentId, now: services.now() }, idempotency),
+    (idempotency) => services.storage.addNote(note, idempotency),
     (added) => json(201, added),
   );
 };

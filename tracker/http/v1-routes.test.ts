@@ -57,6 +57,7 @@ describe("POST /tasks/batch", () => {
         depends_on: [],
         status: "pending",
         claimed_by: null,
+        claimed_by_key: null,
         lease_expires_at: null,
         completion_notes: "",
         created_at: clock.now().toISOString(),

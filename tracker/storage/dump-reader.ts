@@ -26,6 +26,7 @@ import {
   type TaskStatus,
   UUID_PATTERN,
 } from "../domain.ts";
+import { KEY_NAME_PATTERN, KEY_NAME_RULE } from "../keys.ts";
 import {
   DUMP_FORMAT,
   type DumpCounter,
@@ -124,6 +125,9 @@ const agent = text()
     error: `must be null or 1 to ${MAX_AGENT_ID_LENGTH} printable ASCII characters`,
   });
 
+/** A key's name (keys.ts, KEY_NAME_PATTERN) or null; absent in a version-1 line. */
+const keyName = matching(KEY_NAME_PATTERN, KEY_NAME_RULE).nullable().default(null);
+
 const jsonObject = z.custom<Record<string, unknown>>(
   (value) => typeof value === "object" && value !== null && !Array.isArray(value),
   { error: unlessMissing("must be a JSON object") },
@@ -160,9 +164,11 @@ const taskSchema = z.strictObject({
   depends_on: strings({ pattern: TASK_ID_PATTERN, text: TASK_ID_RULE }),
   status: taskStatus,
   claimed_by: agent,
+  claimed_by_key: keyName,
   lease_expires_at: nullable(time),
   lease_seconds: nullable(whole(1, MAX_LEASE_SECONDS)),
   lost_by: agent,
+  lost_by_key: keyName,
   lost_at: nullable(time),
   completion_notes: text(),
   created_at: time,
@@ -198,6 +204,7 @@ const eventSchema = z.strictObject({
   type: oneOf(EVENT_TYPES),
   at: time,
   agent_id: agent,
+  key_name: keyName,
   from_status: nullable(taskStatus),
   to_status: nullable(taskStatus),
   details: jsonObject,

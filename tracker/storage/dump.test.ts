@@ -278,6 +278,55 @@ for (const [name, open] of Object.entries(storages)) {
       }
     });
 
+    test("the key of a claim and of each event survive a dump and a restore; a dump of version 1 restores them as none", async () => {
+      const source = await open();
+      await source.addTasks([newTask("A-1")], start, "planner", undefined, "alice");
+      await move(source, "A-1", "in_progress", "agent-1", start, { keyName: "alice" });
+      const text = await dumpText(source);
+      const lines = text
+        .trimEnd()
+        .split("\n")
+        .map((line) => JSON.parse(line));
+      expect(lines.find((line) => line.kind === "task")).toMatchObject({ claimed_by: "agent-1", claimed_by_key: "alice" });
+      expect(lines.filter((line) => line.kind === "event").map((line) => [line.type, line.key_name])).toEqual([
+        ["created", "alice"],
+        ["claimed", "alice"],
+      ]);
+      const ref = { projectId: "p", taskId: "A-1" };
+      const target = await open();
+      await restoreText(target, text);
+      expect(await target.getTask(ref)).toEqual(await source.getTask(ref));
+      expect(await errorOf(move(target, "A-1", "completed", "agent-1", start, { keyName: "bob" }))).toStartWith(
+        'A-1 is claimed by key "alice" · agent "agent-1" until ',
+      );
+
+      const claimedBefore = { claimed_by: "agent-1", lease_seconds: 600, started_at: "2026-11-24T21:46:59.123Z" };
+      const claimEvent = {
+        kind: "event",
+        event_id: 1,
+        project_id: "p",
+        task_id: "A-1",
+        type: "claimed",
+        at: "2026-11-24T21:46:59.123Z",
+        agent_id: "agent-1",
+        from_status: "pending",
+        to_status: "in_progress",
+        details: {},
+      };
+      const version1 = [
+        dumpHeaderLine,
+        taskLine({ status: "in_progress", lease_expires_at: "2099-01-01T00:00:00.000Z", ...claimedBefore }),
+        JSON.stringify(claimEvent),
+        '{"kind":"end","counts":{"tasks":1,"events":1,"counters":0,"reservations":0}}',
+      ].join("\n");
+      const older = await open();
+      await restoreText(older, `${version1}\n`);
+      expect(await older.getTask(ref)).toMatchObject({ claimed_by: "agent-1", claimed_by_key: null });
+      expect((await older.listTaskEvents(ref)).map((event) => event.key_name)).toEqual([null]);
+      // A claim from before keys is bound to its agent alone, under any key.
+      expect((await move(older, "A-1", "completed", "agent-1", start, { keyName: "bob" })).status).toBe("completed");
+    });
+
     test("a snapshot shows the moment it was opened, whatever is written while it is read", async () => {
       const storage = await open();
       await storage.addTasks([newTask("A-1")], start, null);

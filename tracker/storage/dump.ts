@@ -11,7 +11,10 @@
 import type { Criterion, Priority, TaskEventType, TaskStatus } from "../domain.ts";
 
 export const DUMP_FORMAT = "task-tracking-dump";
-/** Version 2 (0.3.0): tasks carry labels, parent_id, acceptance_criteria and released_by; note lines. */
+/**
+ * Version 2 (0.3.0): tasks carry labels, parent_id, acceptance_criteria, released_by and claimed_by_key,
+ * events key_name; note lines.
+ */
 export const DUMP_VERSION = 2;
 /** The versions restore reads: a dump of version 1 has none of version 2's fields and no note lines. */
 export const READABLE_DUMP_VERSIONS: readonly number[] = [1, 2];
@@ -53,11 +56,15 @@ export interface DumpTask {
   depends_on: string[];
   status: TaskStatus;
   claimed_by: string | null;
+  /** Version 2 (a version-1 line reads as null): the key of the claim. */
+  claimed_by_key: string | null;
   lease_expires_at: string | null;
   /** The length the claim asked for: a renewal without lease_seconds uses it. */
   lease_seconds: number | null;
   /** The holder of the last lease that ran out, and when it ran out: that agent hears claim_lost. */
   lost_by: string | null;
+  /** Version 2 (a version-1 line reads as null): the key of lost_by. */
+  lost_by_key: string | null;
   lost_at: string | null;
   completion_notes: string;
   created_at: string;
@@ -89,6 +96,8 @@ export interface DumpEvent {
   type: TaskEventType;
   at: string;
   agent_id: string | null;
+  /** Version 2 (a version-1 line reads as null). */
+  key_name: string | null;
   from_status: TaskStatus | null;
   to_status: TaskStatus | null;
   details: Record<string, unknown>;

@@ -49,9 +49,11 @@ function toDumpTask(row: TaskRow): DumpTask {
     depends_on: row.depends_on,
     status: row.status,
     claimed_by: row.claimed_by,
+    claimed_by_key: row.claimed_by_key,
     lease_expires_at: iso(row.lease_expires_at),
     lease_seconds: row.lease_seconds,
     lost_by: row.lost_by,
+    lost_by_key: row.lost_by_key,
     lost_at: iso(row.lost_at),
     completion_notes: row.completion_notes,
     created_at: row.created_at.toISOString(),
@@ -82,6 +84,7 @@ interface EventRow {
   type: TaskEventType;
   at: Date;
   agent_id: string | null;
+  key_name: string | null;
   from_status: TaskStatus | null;
   to_status: TaskStatus | null;
   details: Record<string, unknown>;
@@ -92,13 +95,14 @@ function taskPage(connection: ReservedSQL, after: string) {
   return connection<TaskRow[]>`
     SELECT seq, project_id, task_id, description, inputs, outputs, priority, depends_on, status, claimed_by,
            lease_expires_at, lease_seconds, lost_by, lost_at, completion_notes, created_at, updated_at, started_at,
-           completed_at, labels, parent_id, acceptance_criteria, released_by
+           completed_at, labels, parent_id, acceptance_criteria, released_by, claimed_by_key,
+           lost_by_key
     FROM tasks WHERE seq > ${after}::bigint ORDER BY seq LIMIT ${DUMP_PAGE_SIZE}`;
 }
 
 function eventPage(connection: ReservedSQL, after: string) {
   return connection<EventRow[]>`
-    SELECT e.event_id, t.project_id, t.task_id, e.type, e.at, e.agent_id, e.from_status, e.to_status, e.details
+    SELECT e.event_id, t.project_id, t.task_id, e.type, e.at, e.agent_id, e.key_name, e.from_status, e.to_status, e.details
     FROM task_events e JOIN tasks t ON t.seq = e.task_seq
     WHERE e.event_id > ${after}::bigint ORDER BY e.event_id LIMIT ${DUMP_PAGE_SIZE}`;
 }
@@ -258,17 +262,18 @@ function restoreTarget(tx: TransactionSQL): RestoreTarget {
         INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
                            unfinished_deps, status, claimed_by, completion_notes, created_at, updated_at, started_at,
                            completed_at, lease_expires_at, lease_seconds, lost_by, lost_at, labels, parent_id,
-                           acceptance_criteria, released_by)
+                           acceptance_criteria, released_by, claimed_by_key, lost_by_key)
         SELECT r.seq, r.task_id, r.project_id, r.description, r.inputs, r.outputs, r.priority, r.priority_rank, r.depends_on,
                0, r.status, r.claimed_by, r.completion_notes, r.created_at, r.updated_at, r.started_at, r.completed_at,
                r.lease_expires_at, r.lease_seconds, r.lost_by, r.lost_at, r.labels, r.parent_id, r.acceptance_criteria,
-               r.released_by
+               r.released_by, r.claimed_by_key, r.lost_by_key
         FROM jsonb_to_recordset(${rows}::jsonb) AS r(
           seq bigint, task_id text, project_id text, description text, inputs jsonb, outputs jsonb, priority text,
           priority_rank smallint, depends_on jsonb, status text, claimed_by text, completion_notes text,
           created_at timestamptz, updated_at timestamptz, started_at timestamptz, completed_at timestamptz,
           lease_expires_at timestamptz, lease_seconds integer, lost_by text, lost_at timestamptz, labels jsonb,
-          parent_id text, acceptance_criteria jsonb, released_by text)
+          parent_id text, acceptance_criteria jsonb, released_by text, claimed_by_key text,
+          lost_by_key text)
         ORDER BY r.seq`;
     },
     ...contentTarget(tx),
@@ -287,12 +292,12 @@ function restoreTarget(tx: TransactionSQL): RestoreTarget {
     },
     async insertEvents(events) {
       await tx`
-        INSERT INTO task_events (event_id, task_seq, type, at, agent_id, from_status, to_status, details)
+        INSERT INTO task_events (event_id, task_seq, type, at, agent_id, key_name, from_status, to_status, details)
         OVERRIDING SYSTEM VALUE
-        SELECT r.event_id, r.task_seq, r.type, r.at, r.agent_id, r.from_status, r.to_status, r.details
+        SELECT r.event_id, r.task_seq, r.type, r.at, r.agent_id, r.key_name, r.from_status, r.to_status, r.details
         FROM jsonb_to_recordset(${events}::jsonb) AS r(
-          event_id bigint, task_seq bigint, type text, at timestamptz, agent_id text, from_status text, to_status text,
-          details jsonb)
+          event_id bigint, task_seq bigint, type text, at timestamptz, agent_id text, key_name text, from_status text,
+          to_status text, details jsonb)
         ORDER BY r.event_id`;
     },
     async insertReservations(reservations) {

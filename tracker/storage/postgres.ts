@@ -63,6 +63,7 @@ import {
   idempotencyMismatch,
   idsExhausted,
   isFinished,
+  keyNameOf,
   type LeaseRenewal,
   leaseRanOut,
   lostClaimAfterClaim,
@@ -175,6 +176,7 @@ interface TaskRow {
   unfinished_deps: number;
   status: TaskStatus;
   claimed_by: string | null;
+  claimed_by_key: string | null;
   completion_notes: string;
   created_at: Date;
   updated_at: Date;
@@ -185,6 +187,7 @@ interface TaskRow {
   /** The index in TASK_LIST_PARTS of the part of GET /tasks the task is in. */
   list_group: number;
   lost_by: string | null;
+  lost_by_key: string | null;
   lost_at: Date | null;
   labels: string[];
   parent_id: string | null;
@@ -207,6 +210,7 @@ interface EventRow {
   type: TaskEventType;
   at: Date;
   agent_id: string | null;
+  key_name: string | null;
   from_status: TaskStatus | null;
   to_status: TaskStatus | null;
   details: Record<string, unknown>;
@@ -218,6 +222,8 @@ interface NewEvent {
   type: TaskEventType;
   at: Date;
   agentId: string | null;
+  /** The request's key; null: the service's own change (an expiry). */
+  keyName: string | null;
   from: TaskStatus | null;
   to: TaskStatus | null;
   details: Record<string, unknown>;
@@ -257,6 +263,7 @@ function toTask(row: TaskRow): Task {
     depends_on: row.depends_on,
     status: row.status,
     claimed_by: row.claimed_by,
+    claimed_by_key: row.claimed_by_key,
     lease_expires_at: isoOrNull(row.lease_expires_at),
     completion_notes: row.completion_notes,
     created_at: row.created_at.toISOString(),
@@ -280,8 +287,10 @@ function claimState(row: TaskRow): ClaimState {
     task_id: row.task_id,
     status: row.status,
     claimed_by: row.claimed_by,
+    claimed_by_key: row.claimed_by_key,
     lease_expires_at: isoOrNull(row.lease_expires_at),
     lost_by: row.lost_by,
+    lost_by_key: row.lost_by_key,
     lost_at: isoOrNull(row.lost_at),
   };
 }
@@ -294,6 +303,7 @@ function toEvent(row: EventRow, task: TaskRow): TaskEvent {
     type: row.type,
     at: row.at.toISOString(),
     agent_id: row.agent_id,
+    key_name: row.key_name,
     from_status: row.from_status,
     to_status: row.to_status,
     details: row.details,
@@ -675,17 +685,18 @@ export class PostgresStorage implements Storage {
       type: change.type,
       at: change.at.toISOString(),
       agent_id: change.agentId,
+      key_name: change.keyName,
       from_status: change.from,
       to_status: change.to,
       details: change.details,
     }));
     // Identity values follow the SELECT's order, so the i-th smallest event_id is the i-th change.
     const inserted = await tx<EventRow[]>`
-      INSERT INTO task_events (task_seq, type, at, agent_id, from_status, to_status, details)
-      SELECT r.task_seq, r.type, r.at, r.agent_id, r.from_status, r.to_status, r.details
+      INSERT INTO task_events (task_seq, type, at, agent_id, key_name, from_status, to_status, details)
+      SELECT r.task_seq, r.type, r.at, r.agent_id, r.key_name, r.from_status, r.to_status, r.details
       FROM jsonb_to_recordset(${rows}::jsonb) AS r(
-        i integer, task_seq bigint, type text, at timestamptz, agent_id text, from_status text, to_status text,
-        details jsonb)
+        i integer, task_seq bigint, type text, at timestamptz, agent_id text, key_name text, from_status text,
+        to_status text, details jsonb)
       ORDER BY r.i
       RETURNING *`;
     const byId = inserted.toSorted((a, b) => Number(a.event_id) - Number(b.event_id));
@@ -832,15 +843,16 @@ export class PostgresStorage implements Storage {
     if (!leaseRanOut(claimState(row), row.database_now)) return row;
     const lost = lostClaimOf(claimState(row));
     const [updated] = await tx<TaskRow[]>`
-      UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, lease_expires_at = NULL,
-                       lease_seconds = NULL, updated_at = date_trunc('milliseconds', now()),
-                       lost_by = ${lost.lost_by}, lost_at = ${lost.lost_at}
+      UPDATE tasks SET status = 'pending', claimed_by = NULL, claimed_by_key = NULL, started_at = NULL,
+                       lease_expires_at = NULL, lease_seconds = NULL, updated_at = date_trunc('milliseconds', now()),
+                       lost_by = ${lost.lost_by}, lost_by_key = ${lost.lost_by_key}, lost_at = ${lost.lost_at}
       WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`;
     changes.push({
       task: updated!,
       type: "claim_expired",
       at: updated!.updated_at,
       agentId: null,
+      keyName: null,
       from: "in_progress",
       to: "pending",
       details: claimExpiredDetails(lost),
@@ -853,6 +865,7 @@ export class PostgresStorage implements Storage {
     batch: readonly BatchTask[],
     now: Date,
     agentId: string | null,
+    keyName: string | null,
     changes: Changes,
   ): Promise<string[]> {
     const tasks = await this.nameBatch(tx, batch);
@@ -899,7 +912,8 @@ export class PostgresStorage implements Storage {
     for (const count of batchChildCounts(tasks))
       await this.countChildren(tx, count.projectId, count.parentId, count.total, count.open);
     for (const row of inserted.toSorted((a, b) => Number(a.seq) - Number(b.seq))) {
-      changes.push({ task: row, type: "created", at: now, agentId, from: null, to: row.status, details: { status: row.status } });
+      const details = { status: row.status };
+      changes.push({ task: row, type: "created", at: now, agentId, keyName, from: null, to: row.status, details });
     }
     await this.insertBatchNotes(tx, tasks, rows, now, agentId);
     return ids;
@@ -1031,17 +1045,19 @@ export class PostgresStorage implements Storage {
     if (row.unfinished_deps > 0) throw claimBlocked(claimState(row), await this.unfinishedDependencyIds(tx, row));
     if (row.open_children > 0) throw childrenOpen(row.task_id, "in_progress", await this.children(tx, row));
     const { now, agentId, leaseSeconds } = change;
-    const lost = lostClaimAfterClaim(claimState(row), agentId);
+    const keyName = keyNameOf(change);
+    const lost = lostClaimAfterClaim(claimState(row), agentId, keyName);
     // The lease runs by the database's clock, which every instance shares.
     const [updated] = await tx<TaskRow[]>`
       UPDATE tasks
-      SET status = 'in_progress', claimed_by = ${agentId}, started_at = ${now}, updated_at = ${now},
+      SET status = 'in_progress', claimed_by = ${agentId}, claimed_by_key = ${keyName}, started_at = ${now}, updated_at = ${now},
           lease_expires_at = date_trunc('milliseconds', now() + ${leaseSeconds} * interval '1 second'),
-          lease_seconds = ${leaseSeconds}, lost_by = ${lost.lost_by}, lost_at = ${lost.lost_at}, released_by = NULL
+          lease_seconds = ${leaseSeconds}, lost_by = ${lost.lost_by}, lost_by_key = ${lost.lost_by_key},
+          lost_at = ${lost.lost_at}, released_by = NULL
       WHERE seq = ${row.seq} AND status = 'pending' AND unfinished_deps = 0 AND open_children = 0 RETURNING *`;
     if (!updated) throw lostRace(row.task_id, row.status, change.to);
     const details = { lease_expires_at: isoOrNull(updated.lease_expires_at) };
-    changes.push({ task: updated, type: "claimed", at: now, agentId, from: "pending", to: "in_progress", details });
+    changes.push({ task: updated, type: "claimed", at: now, agentId, keyName, from: "pending", to: "in_progress", details });
     return updated;
   }
 
@@ -1062,6 +1078,7 @@ export class PostgresStorage implements Storage {
       type: "completed",
       at: now,
       agentId: change.agentId,
+      keyName: keyNameOf(change),
       from: "in_progress",
       to: "completed",
       details,
@@ -1093,11 +1110,11 @@ export class PostgresStorage implements Storage {
     const [updated] =
       step.step === "release"
         ? await tx<TaskRow[]>`
-            UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, updated_at = ${now},
+            UPDATE tasks SET status = 'pending', claimed_by = NULL, claimed_by_key = NULL, started_at = NULL, updated_at = ${now},
                              lease_expires_at = NULL, lease_seconds = NULL, released_by = ${releasedBy}
             WHERE seq = ${row.seq} AND status = 'in_progress' RETURNING *`
         : await tx<TaskRow[]>`
-            UPDATE tasks SET status = 'cancelled', claimed_by = NULL, updated_at = ${now}, completed_at = ${now},
+            UPDATE tasks SET status = 'cancelled', claimed_by = NULL, claimed_by_key = NULL, updated_at = ${now}, completed_at = ${now},
                              lease_expires_at = NULL, lease_seconds = NULL, unfinished_deps = 0
             WHERE seq = ${row.seq} AND status = ${row.status} RETURNING *`;
     if (!updated) throw lostRace(row.task_id, row.status, change.to);
@@ -1109,9 +1126,10 @@ export class PostgresStorage implements Storage {
       type: step.step === "cancel" ? "cancelled" : step.forced ? "force_released" : "released",
       at: now,
       agentId,
+      keyName: keyNameOf(change),
       from: row.status,
       to: noted.status,
-      details: statusEventDetails(step, row.status, reason, row.claimed_by),
+      details: statusEventDetails(step, row.status, reason, row),
     });
     return noted;
   }
@@ -1124,7 +1142,7 @@ export class PostgresStorage implements Storage {
       if (parent?.status === "completed") throw parentFinished(row.task_id, row.status, row.parent_id);
     }
     const [updated] = await tx<TaskRow[]>`
-      UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, completed_at = NULL,
+      UPDATE tasks SET status = 'pending', claimed_by = NULL, claimed_by_key = NULL, started_at = NULL, completed_at = NULL,
                        updated_at = ${change.now},
                        unfinished_deps = (SELECT count(*) FROM task_dependencies d JOIN tasks t ON t.seq = d.dependency_seq
                                           WHERE d.dependent_seq = ${row.seq} AND t.status NOT IN ('completed', 'cancelled'))
@@ -1137,6 +1155,7 @@ export class PostgresStorage implements Storage {
       type: "reopened",
       at: change.now,
       agentId: change.agentId,
+      keyName: keyNameOf(change),
       from: row.status,
       to: "pending",
       details,
@@ -1185,7 +1204,7 @@ export class PostgresStorage implements Storage {
 
   private async applyLeaseRenewal(tx: TransactionSQL, renewal: LeaseRenewal, changes: Changes): Promise<TaskRow> {
     const row = await this.endLapsedClaim(tx, await this.lockTask(tx, renewal.ref), changes);
-    checkRenewal(claimState(row), renewal.agentId);
+    checkRenewal(claimState(row), renewal.agentId, keyNameOf(renewal));
     const seconds = renewalLeaseSeconds(renewal.leaseSeconds, row.lease_seconds);
     const [updated] = await tx<TaskRow[]>`
       UPDATE tasks SET lease_expires_at = date_trunc('milliseconds', now() + ${seconds} * interval '1 second')
@@ -1218,7 +1237,8 @@ export class PostgresStorage implements Storage {
       if (details.parent_id.to !== null) await this.countChildren(tx, row.project_id, details.parent_id.to, 1, 1);
     }
     if (details.depends_on) updated = await this.replaceDependencies(tx, updated!, row.depends_on, details.depends_on.to);
-    changes.push({ task: updated!, type: "updated", at: edit.now, agentId: edit.agentId, from: null, to: null, details });
+    const by = { agentId: edit.agentId, keyName: keyNameOf(edit) };
+    changes.push({ task: updated!, type: "updated", at: edit.now, ...by, from: null, to: null, details });
     return updated!;
   }
 
@@ -1315,8 +1335,8 @@ export class PostgresStorage implements Storage {
         SELECT seq FROM tasks
         WHERE status = 'in_progress' AND lease_expires_at <= now()
         ORDER BY lease_expires_at LIMIT ${EXPIRE_BATCH_SIZE} FOR UPDATE SKIP LOCKED)
-      UPDATE tasks SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
-                       claimed_by = NULL, started_at = NULL, lease_expires_at = NULL,
+      UPDATE tasks SET status = 'pending', lost_by = claimed_by, lost_by_key = claimed_by_key, lost_at = lease_expires_at,
+                       claimed_by = NULL, claimed_by_key = NULL, started_at = NULL, lease_expires_at = NULL,
                        lease_seconds = NULL, updated_at = date_trunc('milliseconds', now())
       FROM due WHERE tasks.seq = due.seq
       RETURNING tasks.*`;
@@ -1326,6 +1346,7 @@ export class PostgresStorage implements Storage {
         type: "claim_expired",
         at: task.updated_at,
         agentId: null,
+        keyName: null,
         from: "in_progress",
         to: "pending",
         details: claimExpiredDetails(claimState(task)),
@@ -1574,9 +1595,10 @@ export class PostgresStorage implements Storage {
     now: Date,
     agentId: string | null,
     idempotency?: IdempotentWrite<string[]>,
+    keyName: string | null = null,
   ): Promise<string[]> {
     checkNewTaskText(tasks);
-    return this.write(idempotency, (tx, changes) => this.insertTasks(tx, tasks, now, agentId, changes));
+    return this.write(idempotency, (tx, changes) => this.insertTasks(tx, tasks, now, agentId, keyName, changes));
   }
 
   async changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task> {
@@ -1596,7 +1618,8 @@ export class PostgresStorage implements Storage {
     return this.write(idempotency, async (tx, changes) => {
       const row = await this.lockTask(tx, note.ref);
       const noted = await this.appendNote(tx, row, { at: note.now, by: note.agentId, text: note.text }, true);
-      changes.push({ task: noted, type: "noted", at: note.now, agentId: note.agentId, from: null, to: null, details: {} });
+      const by = { agentId: note.agentId, keyName: keyNameOf(note) };
+      changes.push({ task: noted, type: "noted", at: note.now, ...by, from: null, to: null, details: {} });
       return { note: noted.last_note!, task: toTask(noted) };
     });
   }

@@ -128,8 +128,8 @@ export async function openSqliteBackup(db: Database): Promise<BackupFile> {
 
 /** The task as the API shows it, with what only a dump keeps (the line's fields are ordered by the writer). */
 function toDumpTask(row: TaskRow): DumpTask {
-  const { lease_seconds, lost_by, lost_at } = row;
-  return { kind: "task", ...toTask(row), lease_seconds, lost_by, lost_at };
+  const { lease_seconds, lost_by, lost_by_key, lost_at } = row;
+  return { kind: "task", ...toTask(row), lease_seconds, lost_by, lost_by_key, lost_at };
 }
 
 type NoteRow = Omit<DumpNote, "kind"> & { task_seq: number; note_id: number };
@@ -149,7 +149,7 @@ function snapshotOf(copy: Database, path: string): DumpSnapshot {
   const limit = DUMP_PAGE_SIZE;
   const taskPage = copy.prepare<TaskRow, [number, number]>("SELECT * FROM tasks WHERE seq > ? ORDER BY seq LIMIT ?");
   const eventPage = copy.prepare<Omit<DumpEvent, "kind" | "details"> & { details: string }, [number, number]>(
-    `SELECT event_id, project_id, task_id, type, at, agent_id, from_status, to_status, details
+    `SELECT event_id, project_id, task_id, type, at, agent_id, key_name, from_status, to_status, details
      FROM task_events WHERE event_id > ? ORDER BY event_id LIMIT ?`,
   );
   const notePage = copy.prepare<NoteRow, [number, number, number]>(
@@ -242,8 +242,8 @@ function prepareRestoreStatements(db: Database) {
     `INSERT INTO tasks (seq, task_id, project_id, description, inputs, outputs, priority, priority_rank, depends_on,
                         unfinished_deps, status, claimed_by, lease_expires_at, lease_seconds, lost_by, lost_at,
                         completion_notes, created_at, updated_at, started_at, completed_at, labels, parent_id,
-                        acceptance_criteria, released_by)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                        acceptance_criteria, released_by, claimed_by_key, lost_by_key)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertNote = db.prepare("INSERT INTO task_notes (task_seq, at, by, text) VALUES (?, ?, ?, ?)");
   const summarize = db.prepare(
@@ -252,8 +252,9 @@ function prepareRestoreStatements(db: Database) {
   const insertDependency = db.prepare("INSERT INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)");
   const setUnfinished = db.prepare("UPDATE tasks SET unfinished_deps = ? WHERE seq = ?");
   const insertEvent = db.prepare(
-    `INSERT INTO task_events (event_id, task_seq, project_id, task_id, type, at, agent_id, from_status, to_status, details)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO task_events (event_id, task_seq, project_id, task_id, type, at, agent_id, key_name, from_status, to_status,
+                              details)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertReservation = db.prepare(
     `INSERT INTO reservations (reservation_id, project_id, artifact_type, first_number, count, created_at, expires_at)
@@ -324,6 +325,8 @@ function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
           t.parent_id,
           JSON.stringify(t.acceptance_criteria),
           t.released_by,
+          t.claimed_by_key,
+          t.lost_by_key,
         );
       }
     },
@@ -342,6 +345,7 @@ function restoreTarget(db: Database): RestoreTarget & { finalize(): void } {
           e.type,
           e.at,
           e.agent_id,
+          e.key_name,
           e.from_status,
           e.to_status,
           canonicalJson(e.details),

@@ -18,9 +18,11 @@ export interface TaskRow {
   blocked: number;
   status: TaskStatus;
   claimed_by: string | null;
+  claimed_by_key: string | null;
   lease_expires_at: string | null;
   lease_seconds: number | null;
   lost_by: string | null;
+  lost_by_key: string | null;
   lost_at: string | null;
   completion_notes: string;
   created_at: string;
@@ -51,6 +53,7 @@ export interface EventRow {
   type: TaskEventType;
   at: string;
   agent_id: string | null;
+  key_name: string | null;
   from_status: TaskStatus | null;
   to_status: TaskStatus | null;
   details: string;
@@ -83,6 +86,7 @@ export function toTask(row: TaskRow): Task {
     depends_on: JSON.parse(row.depends_on) as string[],
     status: row.status,
     claimed_by: row.claimed_by,
+    claimed_by_key: row.claimed_by_key,
     lease_expires_at: row.lease_expires_at,
     completion_notes: row.completion_notes,
     created_at: row.created_at,

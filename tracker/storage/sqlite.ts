@@ -40,6 +40,7 @@ import {
   type IdCounter,
   idsExhausted,
   isFinished,
+  keyNameOf,
   type LeaseRenewal,
   leaseRanOut,
   lostClaimAfterClaim,
@@ -348,7 +349,7 @@ function prepareTaskReads(db: Database) {
        WHERE task_dependencies.dependent_seq = ? AND tasks.status NOT IN ('completed', 'cancelled')`,
     ),
     events: db.prepare<EventRow, [number]>(
-      `SELECT event_id, project_id, task_id, type, at, agent_id, from_status, to_status, details
+      `SELECT event_id, project_id, task_id, type, at, agent_id, key_name, from_status, to_status, details
        FROM task_events WHERE task_seq = ? ORDER BY event_id`,
     ),
     // The last two claim events (CLAIM_EVENT_TYPES), newest first: how the last claim ended (claimEndOf).
@@ -367,6 +368,32 @@ function prepareTaskReads(db: Database) {
     ),
   };
 }
+
+/** A claim's parameters: agent, at, lease, its length, the lost claim (by, at), seq, key, the lost claim's key. */
+type ClaimParameters = [
+  string | null,
+  string,
+  string,
+  number,
+  string | null,
+  string | null,
+  number,
+  string | null,
+  string | null,
+];
+/** An event's parameters: task seq, project, task, type, at, agent, key, from, to, details. */
+type EventParameters = [
+  number,
+  string,
+  string,
+  string,
+  string,
+  string | null,
+  string | null,
+  string | null,
+  string | null,
+  string,
+];
 
 function prepareTaskWrites(db: Database) {
   return {
@@ -402,9 +429,10 @@ function prepareTaskWrites(db: Database) {
       "INSERT OR IGNORE INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)",
     ),
     // Compare-and-set: each names the status it expects, so a lost race changes no row.
-    claim: db.prepare<TaskRow, [string | null, string, string, number, string | null, string | null, number]>(
-      `UPDATE tasks SET status = 'in_progress', claimed_by = ?1, started_at = ?2, updated_at = ?2,
-                        lease_expires_at = ?3, lease_seconds = ?4, lost_by = ?5, lost_at = ?6, released_by = NULL
+    claim: db.prepare<TaskRow, ClaimParameters>(
+      `UPDATE tasks SET status = 'in_progress', claimed_by = ?1, claimed_by_key = ?8, started_at = ?2, updated_at = ?2,
+                        lease_expires_at = ?3, lease_seconds = ?4, lost_by = ?5, lost_at = ?6, lost_by_key = ?9,
+                        released_by = NULL
        WHERE seq = ?7 AND status = 'pending' AND blocked = 0 RETURNING *`,
     ),
     complete: db.prepare<TaskRow, [string, string, number]>(
@@ -413,21 +441,21 @@ function prepareTaskWrites(db: Database) {
        WHERE seq = ?3 AND status = 'in_progress' RETURNING *`,
     ),
     release: db.prepare<TaskRow, [string, string | null, number]>(
-      `UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, updated_at = ?,
+      `UPDATE tasks SET status = 'pending', claimed_by = NULL, claimed_by_key = NULL, started_at = NULL, updated_at = ?,
                         lease_expires_at = NULL, lease_seconds = NULL, released_by = ?
        WHERE seq = ? AND status = 'in_progress' RETURNING *`,
     ),
-    expireOne: db.prepare<TaskRow, [string | null, string | null, string, number]>(
-      `UPDATE tasks SET status = 'pending', lost_by = ?, lost_at = ?,
-                        claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
-                        updated_at = ?
-       WHERE seq = ? AND status = 'in_progress' RETURNING *`,
+    expireOne: db.prepare<TaskRow, [string | null, string | null, string, number, string | null]>(
+      `UPDATE tasks SET status = 'pending', lost_by = ?1, lost_at = ?2, lost_by_key = ?5,
+                        claimed_by = NULL, claimed_by_key = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
+                        updated_at = ?3
+       WHERE seq = ?4 AND status = 'in_progress' RETURNING *`,
     ),
     // The claims in progress are few: their index is scanned for the leases that ran out. SET reads
     // the row as it was: lost_by and lost_at take the holder and lease being cleared (lostClaimOf).
     expireDue: db.prepare<TaskRow, [string, string]>(
       `UPDATE tasks INDEXED BY tasks_in_progress SET status = 'pending', lost_by = claimed_by, lost_at = lease_expires_at,
-                        claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
+                        lost_by_key = claimed_by_key, claimed_by = NULL, claimed_by_key = NULL, started_at = NULL, lease_expires_at = NULL, lease_seconds = NULL,
                         updated_at = ?1
        WHERE status = 'in_progress' AND lease_expires_at <= ?2 RETURNING *`,
     ),
@@ -439,12 +467,9 @@ function prepareTaskWrites(db: Database) {
                         parent_id = ?, updated_at = ?
        WHERE seq = ? AND status NOT IN ('completed', 'cancelled') RETURNING *`,
     ),
-    insertEvent: db.prepare<
-      unknown,
-      [number, string, string, string, string, string | null, string | null, string | null, string]
-    >(
-      `INSERT INTO task_events (task_seq, project_id, task_id, type, at, agent_id, from_status, to_status, details)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    insertEvent: db.prepare<unknown, EventParameters>(
+      `INSERT INTO task_events (task_seq, project_id, task_id, type, at, agent_id, key_name, from_status, to_status, details)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
   };
 }
@@ -466,12 +491,13 @@ function prepareContentWrites(db: Database) {
     ),
     // A cancelled task waits for nothing and is held by nobody; completed_at: when it was cancelled.
     cancel: db.prepare<TaskRow, [string, number, string]>(
-      `UPDATE tasks SET status = 'cancelled', claimed_by = NULL, updated_at = ?1, completed_at = ?1,
+      `UPDATE tasks SET status = 'cancelled', claimed_by = NULL, claimed_by_key = NULL, updated_at = ?1, completed_at = ?1,
                         lease_expires_at = NULL, lease_seconds = NULL, unfinished_deps = 0
        WHERE seq = ?2 AND status = ?3 RETURNING *`,
     ),
     reopen: db.prepare<TaskRow, [string, number, number, string]>(
-      `UPDATE tasks SET status = 'pending', claimed_by = NULL, started_at = NULL, completed_at = NULL, updated_at = ?1,
+      `UPDATE tasks SET status = 'pending', claimed_by = NULL, claimed_by_key = NULL, started_at = NULL, completed_at = NULL,
+                        updated_at = ?1,
                         unfinished_deps = ?2
        WHERE seq = ?3 AND status = ?4 RETURNING *`,
     ),
@@ -857,7 +883,7 @@ export class SqliteStorage implements Storage {
   private recordEvent(
     row: TaskRow,
     type: TaskEventType,
-    change: { agentId: string | null; from: TaskStatus | null; at: string },
+    change: { agentId: string | null; keyName: string | null; from: TaskStatus | null; at: string },
     details: Record<string, unknown>,
   ): void {
     const to = type === "updated" || type === "noted" ? null : row.status;
@@ -868,6 +894,7 @@ export class SqliteStorage implements Storage {
       type,
       change.at,
       change.agentId,
+      change.keyName,
       change.from,
       to,
       JSON.stringify(details),
@@ -880,6 +907,7 @@ export class SqliteStorage implements Storage {
       type,
       at: change.at,
       agent_id: change.agentId,
+      key_name: change.keyName,
       from_status: change.from,
       to_status: to,
       details,
@@ -887,7 +915,7 @@ export class SqliteStorage implements Storage {
     this.uncommittedChanges.push({ event, task: toTask(row) });
   }
 
-  private insertTasks(batch: readonly BatchTask[], now: Date, agentId: string | null): string[] {
+  private insertTasks(batch: readonly BatchTask[], now: Date, agentId: string | null, keyName: string | null): string[] {
     // Check and count the dependencies of each task, and check its parent, before inserting anything.
     const stored = (projectId: string, taskId: string) => this.taskReads.dependency.get(taskId, projectId);
     const unfinished = countUnfinishedDependencies(batch, stored);
@@ -907,7 +935,7 @@ export class SqliteStorage implements Storage {
     tasks.forEach((task, i) => {
       const row = this.insertTaskRow(task, unfinished[i]!, at);
       seqByTask.set(`${task.project_id}\n${task.task_id}`, row.seq);
-      this.recordEvent(row, "created", { agentId, from: null, at }, { status: task.status });
+      this.recordEvent(row, "created", { agentId, keyName, from: null, at }, { status: task.status });
       const notes = (task.notes ?? []).map((note) => ({ at: note.at ?? at, by: note.by ?? agentId, text: note.text }));
       this.appendNotes(row, notes, null);
     });
@@ -961,13 +989,13 @@ export class SqliteStorage implements Storage {
   private endLapsedClaim(row: TaskRow, now: Date): TaskRow {
     if (!leaseRanOut(row, now)) return row;
     const lost = lostClaimOf(row);
-    const expired = this.taskWrites.expireOne.get(lost.lost_by, lost.lost_at, now.toISOString(), row.seq)!;
+    const expired = this.taskWrites.expireOne.get(lost.lost_by, lost.lost_at, now.toISOString(), row.seq, lost.lost_by_key)!;
     this.recordExpiry(expired, now.toISOString());
     return expired;
   }
 
   private recordExpiry(row: TaskRow, at: string): void {
-    this.recordEvent(row, "claim_expired", { agentId: null, from: "in_progress", at }, claimExpiredDetails(row));
+    this.recordEvent(row, "claim_expired", { agentId: null, keyName: null, from: "in_progress", at }, claimExpiredDetails(row));
   }
 
   private applyStatusChange(change: StatusChange): Task {
@@ -992,7 +1020,7 @@ export class SqliteStorage implements Storage {
       throw childrenOpen(row.task_id, "in_progress", this.taskReads.children.all(row.project_id, row.task_id));
     const at = change.now.toISOString();
     const leaseExpiresAt = addSeconds(change.now, change.leaseSeconds);
-    const lost = lostClaimAfterClaim(row, change.agentId);
+    const lost = lostClaimAfterClaim(row, change.agentId, keyNameOf(change));
     const claimed = this.taskWrites.claim.get(
       change.agentId,
       at,
@@ -1001,9 +1029,12 @@ export class SqliteStorage implements Storage {
       lost.lost_by,
       lost.lost_at,
       row.seq,
+      keyNameOf(change),
+      lost.lost_by_key,
     );
     if (!claimed) throw lostRace(row.task_id, row.status, "in_progress");
-    this.recordEvent(claimed, "claimed", { agentId: change.agentId, from: "pending", at }, { lease_expires_at: leaseExpiresAt });
+    const by = { agentId: change.agentId, keyName: keyNameOf(change), from: "pending" as const, at };
+    this.recordEvent(claimed, "claimed", by, { lease_expires_at: leaseExpiresAt });
     // The claim's answer carries the notes, so a resumed agent reads where work stopped.
     return this.withNotes(claimed);
   }
@@ -1019,7 +1050,12 @@ export class SqliteStorage implements Storage {
     if (!completed) throw lostRace(row.task_id, row.status, "completed");
     this.finished(completed, -1);
     const details = { completion_notes: change.completionNotes };
-    this.recordEvent(completed, "completed", { agentId: change.agentId, from: "in_progress", at }, details);
+    this.recordEvent(
+      completed,
+      "completed",
+      { agentId: change.agentId, keyName: keyNameOf(change), from: "in_progress", at },
+      details,
+    );
     return toTask(completed);
   }
 
@@ -1041,8 +1077,8 @@ export class SqliteStorage implements Storage {
     const reason = change.completionNotes;
     const noted = reason === "" ? released : this.appendNotes(released, [{ at, by: change.agentId, text: reason }], null);
     const type = step.step === "cancel" ? "cancelled" : step.forced ? "force_released" : "released";
-    const details = statusEventDetails(step, row.status, reason, row.claimed_by);
-    this.recordEvent(noted, type, { agentId: change.agentId, from: row.status, at }, details);
+    const details = statusEventDetails(step, row.status, reason, row);
+    this.recordEvent(noted, type, { agentId: change.agentId, keyName: keyNameOf(change), from: row.status, at }, details);
     return toTask(noted);
   }
 
@@ -1056,7 +1092,12 @@ export class SqliteStorage implements Storage {
     if (!reopened) throw lostRace(row.task_id, row.status, "pending");
     this.finished(reopened, 1);
     const details = statusEventDetails({ step: "reopen" }, row.status, "", null);
-    this.recordEvent(reopened, "reopened", { agentId: change.agentId, from: row.status, at }, details);
+    this.recordEvent(
+      reopened,
+      "reopened",
+      { agentId: change.agentId, keyName: keyNameOf(change), from: row.status, at },
+      details,
+    );
     return toTask(reopened);
   }
 
@@ -1074,7 +1115,7 @@ export class SqliteStorage implements Storage {
 
   private applyLeaseRenewal(renewal: LeaseRenewal): Task {
     const row = this.endLapsedClaim(this.requireTaskRow(renewal.ref), renewal.now);
-    checkRenewal(row, renewal.agentId);
+    checkRenewal(row, renewal.agentId, keyNameOf(renewal));
     const seconds = renewalLeaseSeconds(renewal.leaseSeconds, row.lease_seconds);
     const renewed = this.taskWrites.renew.get(addSeconds(renewal.now, seconds), row.seq);
     if (!renewed) throw lostRace(row.task_id, row.status, "in_progress");
@@ -1103,7 +1144,7 @@ export class SqliteStorage implements Storage {
     if (!edited) throw cannotEditCompleted(row.task_id, row.status);
     if (details.parent_id) this.moveChild(edited, details.parent_id.from, details.parent_id.to);
     const done = details.depends_on ? this.replaceDependencies(edited, task.depends_on, details.depends_on.to) : edited;
-    this.recordEvent(done, "updated", { agentId: edit.agentId, from: null, at }, details);
+    this.recordEvent(done, "updated", { agentId: edit.agentId, keyName: keyNameOf(edit), from: null, at }, details);
     return toTask(done);
   }
 
@@ -1118,7 +1159,7 @@ export class SqliteStorage implements Storage {
     const at = note.now.toISOString();
     const added = { at, by: note.agentId, text: note.text };
     const noted = this.appendNotes(row, [added], at);
-    this.recordEvent(noted, "noted", { agentId: note.agentId, from: null, at }, {});
+    this.recordEvent(noted, "noted", { agentId: note.agentId, keyName: keyNameOf(note), from: null, at }, {});
     return { note: added, task: toTask(noted) };
   }
 
@@ -1296,8 +1337,9 @@ export class SqliteStorage implements Storage {
     now: Date,
     agentId: string | null,
     idempotency?: IdempotentWrite<string[]>,
+    keyName: string | null = null,
   ): Promise<string[]> {
-    return this.idempotentWrite(() => this.insertTasks(tasks, now, agentId), idempotency);
+    return this.idempotentWrite(() => this.insertTasks(tasks, now, agentId, keyName), idempotency);
   }
 
   async changeTaskStatus(change: StatusChange, idempotency?: IdempotentWrite<Task>): Promise<Task> {

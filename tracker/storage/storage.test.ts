@@ -77,8 +77,8 @@ function unnamedTask(extra: Partial<BatchTask> = {}): BatchTask {
   return { ...task, ...extra };
 }
 
-function add(tasks: BatchTask[], at = now, agentId: string | null = null) {
-  return storage.addTasks(tasks, at, agentId);
+function add(tasks: BatchTask[], at = now, agentId: string | null = null, keyName: string | null = null) {
+  return storage.addTasks(tasks, at, agentId, undefined, keyName);
 }
 
 describe("tasks", () => {
@@ -94,6 +94,7 @@ describe("tasks", () => {
       depends_on: [],
       status: "pending",
       claimed_by: null,
+      claimed_by_key: null,
       lease_expires_at: null,
       completion_notes: "",
       created_at: now.toISOString(),
@@ -632,6 +633,7 @@ describe("history", () => {
         type: "created",
         at: now.toISOString(),
         agent_id: "planner",
+        key_name: null,
         from_status: null,
         to_status: "pending",
         details: { status: "pending" },
@@ -641,6 +643,7 @@ describe("history", () => {
         type: "claimed",
         at: at(1).toISOString(),
         agent_id: "agent-1",
+        key_name: null,
         from_status: "pending",
         to_status: "in_progress",
         details: { lease_expires_at: leases[0] },
@@ -650,6 +653,7 @@ describe("history", () => {
         type: "released",
         at: at(2).toISOString(),
         agent_id: "agent-1",
+        key_name: null,
         from_status: "in_progress",
         to_status: "pending",
         details: {},
@@ -659,6 +663,7 @@ describe("history", () => {
         type: "claimed",
         at: at(3).toISOString(),
         agent_id: "agent-2",
+        key_name: null,
         from_status: "pending",
         to_status: "in_progress",
         details: { lease_expires_at: leases[1] },
@@ -668,6 +673,7 @@ describe("history", () => {
         type: "force_released",
         at: at(4).toISOString(),
         agent_id: "board-alice",
+        key_name: null,
         from_status: "in_progress",
         to_status: "pending",
         details: { former_holder: "agent-2" },
@@ -677,6 +683,7 @@ describe("history", () => {
         type: "claimed",
         at: at(5).toISOString(),
         agent_id: "agent-1",
+        key_name: null,
         from_status: "pending",
         to_status: "in_progress",
         details: { lease_expires_at: leases[2] },
@@ -686,6 +693,7 @@ describe("history", () => {
         type: "completed",
         at: at(6).toISOString(),
         agent_id: "agent-1",
+        key_name: null,
         from_status: "in_progress",
         to_status: "completed",
         details: { completion_notes: "done" },
@@ -704,6 +712,7 @@ describe("history of imports, failures and unknown tasks", () => {
         type: "created",
         at: now.toISOString(),
         agent_id: null,
+        key_name: null,
         from_status: null,
         to_status: "completed",
         details: { status: "completed" },
@@ -840,6 +849,7 @@ describe.skipIf(!leasesFollowTheGivenClock)("leases by the given clock", () => {
       type: "claim_expired",
       at: at(60).toISOString(),
       agent_id: null,
+      key_name: null,
       from_status: "in_progress",
       to_status: "pending",
       details: { former_holder: "agent-1", lease_expires_at: at(60).toISOString() },
@@ -851,6 +861,27 @@ describe.skipIf(!leasesFollowTheGivenClock)("leases by the given clock", () => {
 });
 
 describe.skipIf(!leasesFollowTheGivenClock)("lost claims by the given clock", () => {
+  test("a lost claim is its agent's under its key: the same agent ID under another key does not hear claim_lost", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { agentId: "agent-1", keyName: "alice", leaseSeconds: 60 });
+    await storage.expireLeases(at(61));
+    expect((await history(ref("a"))).at(-1)).toMatchObject({
+      type: "claim_expired",
+      key_name: null,
+      details: { former_holder: "agent-1", former_holder_key: "alice" },
+    });
+    const bobs = { agentId: "agent-1", keyName: "bob" };
+    // Not claim_lost: bob's agent of that ID never held it (the sentence tells of the lease, as to any agent of that ID).
+    expect((await rejection(move("a", "completed", { ...bobs, now: at(62) }))).code).toBe("invalid_transition");
+    await move("a", "in_progress", { ...bobs, now: at(63) });
+    const alices = { ref: ref("a"), agentId: "agent-1", keyName: "alice", leaseSeconds: null, now: at(64) };
+    const lost = await rejection(storage.renewLease(alices));
+    expect(lost).toEqual({
+      code: "claim_lost",
+      message: `Your claim on a expired at ${at(60).toISOString()}; it is now claimed by key "bob" · agent "agent-1"`,
+    });
+  });
+
   test("the former holder of an expired lease gets claim_lost, whether the task is pending or held again", async () => {
     await add([newTask("a")]);
     await move("a", "in_progress", { leaseSeconds: 60 });
@@ -967,6 +998,84 @@ describe("holders", () => {
     expect((await move("b", "pending", { agentId: null })).status).toBe("pending");
   });
 
+  test("the holder is the key and the agent: the same agent ID under another key cannot complete, release, cancel or renew", async () => {
+    await add([newTask("a"), newTask("b")], now, "planner", "alice");
+    const claimed = await move("a", "in_progress", { agentId: "agent-1", keyName: "alice" });
+    expect([claimed.claimed_by, claimed.claimed_by_key]).toEqual(["agent-1", "alice"]);
+    const bobs = { agentId: "agent-1", keyName: "bob" };
+    const refused = await rejection(move("a", "completed", bobs));
+    expect(refused.code).toBe("not_claim_holder");
+    expect(refused.message).toStartWith('a is claimed by key "alice" · agent "agent-1" until ');
+    for (const to of ["pending", "cancelled"] as const) expect(await rejection(move("a", to, bobs))).toEqual(refused);
+    expect(await rejection(storage.renewLease({ ref: ref("a"), ...bobs, leaseSeconds: null, now }))).toEqual(refused);
+    expect(await storage.getTask(ref("a"))).toMatchObject({
+      status: "in_progress",
+      claimed_by: "agent-1",
+      claimed_by_key: "alice",
+    });
+    const renewed = await storage.renewLease({
+      ref: ref("a"),
+      agentId: "agent-1",
+      keyName: "alice",
+      leaseSeconds: null,
+      now: at(1),
+    });
+    expect(renewed.claimed_by_key).toBe("alice");
+    const done = await move("a", "completed", { agentId: "agent-1", keyName: "alice", now: at(2) });
+    expect([done.status, done.claimed_by, done.claimed_by_key]).toEqual(["completed", "agent-1", "alice"]);
+    expect((await history(ref("a"))).map((event) => [event.type, event.agent_id, event.key_name])).toEqual([
+      ["created", "planner", "alice"],
+      ["claimed", "agent-1", "alice"],
+      ["completed", "agent-1", "alice"],
+    ]);
+  });
+
+  test("a person's forced release ends another key's claim, recording both keys; the key is cleared with the claim", async () => {
+    await add([newTask("a")]);
+    await move("a", "in_progress", { agentId: "agent-1", keyName: "alice" });
+    const released = await move("a", "pending", { agentId: "board-bob", keyName: "bob", force: true });
+    expect([released.status, released.claimed_by, released.claimed_by_key]).toEqual(["pending", null, null]);
+    expect((await history(ref("a"))).at(-1)).toMatchObject({
+      type: "force_released",
+      agent_id: "board-bob",
+      key_name: "bob",
+      details: { former_holder: "agent-1", former_holder_key: "alice" },
+    });
+    const next = await storage.claimNextTask({
+      projectId: "p",
+      agentId: "agent-2",
+      keyName: "carol",
+      leaseSeconds: 60,
+      now: at(1),
+    });
+    expect([next?.claimed_by, next?.claimed_by_key]).toEqual(["agent-2", "carol"]);
+    const cancelled = await move("a", "cancelled", { agentId: "board-bob", keyName: "bob", force: true, now: at(2) });
+    expect([cancelled.status, cancelled.claimed_by_key]).toEqual(["cancelled", null]);
+  });
+
+  test("a claim made without an agent ID is bound to its key alone", async () => {
+    await add([newTask("a")]);
+    expect(await move("a", "in_progress", { agentId: null, keyName: "alice" })).toMatchObject({
+      claimed_by: null,
+      claimed_by_key: "alice",
+    });
+    const refused = await rejection(move("a", "completed", { agentId: null, keyName: "bob" }));
+    expect(refused.code).toBe("not_claim_holder");
+    expect(refused.message).toStartWith('a is claimed by key "alice" · an agent that sent no X-Agent-Id until ');
+    expect((await move("a", "completed", { agentId: "agent-9", keyName: "alice" })).status).toBe("completed");
+  });
+
+  test("notes and edits record the key that made them", async () => {
+    await add([newTask("a")]);
+    await storage.addNote({ ref: ref("a"), text: "looked", agentId: "agent-1", keyName: "alice", now: at(1) });
+    await storage.updateTask({ ref: ref("a"), priority: "high", agentId: "board-bob", keyName: "bob", now: at(2) });
+    expect((await history(ref("a"))).map((event) => [event.type, event.key_name])).toEqual([
+      ["created", null],
+      ["noted", "alice"],
+      ["updated", "bob"],
+    ]);
+  });
+
   test("renewing a task that is not in progress is invalid_transition", async () => {
     await add([newTask("a")]);
     expect(await rejection(storage.renewLease({ ref: ref("a"), agentId: "agent-1", leaseSeconds: null, now }))).toEqual({
@@ -997,6 +1106,7 @@ describe("updateTask", () => {
         type: "updated",
         at: at(1).toISOString(),
         agent_id: "board-alice",
+        key_name: null,
         from_status: null,
         to_status: null,
         details: { priority: { from: "low", to: "high" }, description: { from: "Do c", to: "Do c first" } },
@@ -1007,6 +1117,7 @@ describe("updateTask", () => {
         type: "updated",
         at: at(2).toISOString(),
         agent_id: "board-alice",
+        key_name: null,
         from_status: null,
         to_status: null,
         details: { priority: { from: "high", to: "low" } },
@@ -1101,6 +1212,7 @@ describe("updateTask of depends_on", () => {
       type: "updated",
       at: at(1).toISOString(),
       agent_id: "board-alice",
+      key_name: null,
       from_status: null,
       to_status: null,
       details: { depends_on: { from: ["a"], to: ["c", "a"] } },

@@ -167,21 +167,23 @@ export interface Storage {
    * call. A parent_id names a task of the batch or a stored one of the same project (checkStoredParents;
    * the batch's own rules are checkBatchParents'), whose children_total and open_children follow
    * (batchChildCounts); a task's notes are stored with it (`by` null: agentId, `at` null: now).
-   * Returns the added task IDs in order.
+   * The `created` events name agentId and keyName (the request's key). Returns the added task IDs in order.
    */
   addTasks(
     tasks: readonly BatchTask[],
     now: Date,
     agentId: string | null,
     idempotency?: IdempotentWrite<string[]>,
+    keyName?: string | null,
   ): Promise<string[]>;
   /**
    * Compare-and-set: read the task, check the transition (and, for a claim, that every depends_on is
    * completed), then UPDATE ... WHERE the status read; zero rows changed means another writer won
    * (lostRace), never a second winner. A claim sets claimed_by = agentId and lease_expires_at = now +
    * leaseSeconds (PostgreSQL: the database's now()). Leaving in_progress checks the holder: a task
-   * with a holder may be moved on only by that agent (else notClaimHolder), or released by anyone with
-   * force (event force_released). A request whose agent lost this task's lease (the task's lost
+   * with a holder may be moved on only by that agent under that key (holdsClaim: the key and the agent
+   * together; else notClaimHolder, whatever agent ID another key sends), or released by anyone with
+   * force (event force_released). A claim sets claimed_by_key = keyName; every event records keyName. A request whose agent lost this task's lease (the task's lost
    * claim, lost_by: its last claim_expired named it, and it has not claimed the task again) gets
    * claimLost, force or not. Completing a pending task is cannotCompletePending, told how the task's
    * last claim ended (claimEndOf of its two newest CLAIM_EVENT_TYPES events). A claim of a task with an

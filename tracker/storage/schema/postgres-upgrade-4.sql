@@ -5,6 +5,7 @@
 
 ALTER TABLE tasks DROP CONSTRAINT tasks_status_check;
 ALTER TABLE tasks ADD CONSTRAINT tasks_status_check CHECK (status IN ('pending', 'in_progress', 'completed', 'cancelled'));
+ALTER TABLE task_events ADD COLUMN key_name text;
 ALTER TABLE task_events DROP CONSTRAINT task_events_type_check;
 ALTER TABLE task_events ADD CONSTRAINT task_events_type_check CHECK (type IN ('created', 'claimed', 'released',
   'force_released', 'completed', 'claim_expired', 'updated', 'cancelled', 'reopened', 'noted'));
@@ -16,6 +17,8 @@ ALTER TABLE tasks
   ADD COLUMN parent_id           text,
   ADD COLUMN acceptance_criteria jsonb   NOT NULL DEFAULT '[]',
   ADD COLUMN released_by         text,
+  ADD COLUMN claimed_by_key      text,
+  ADD COLUMN lost_by_key         text,
   ADD COLUMN children_total      integer NOT NULL DEFAULT 0 CHECK (children_total >= 0),
   ADD COLUMN open_children       integer NOT NULL DEFAULT 0 CHECK (open_children >= 0),
   ADD COLUMN notes_count         integer NOT NULL DEFAULT 0,

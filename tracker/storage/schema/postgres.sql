@@ -40,6 +40,10 @@ CREATE TABLE tasks (
   acceptance_criteria jsonb    NOT NULL DEFAULT '[]', -- array of {"text", "done"}
   -- The agent that last released the task (not force, not expiry), until the next claim.
   released_by      text,
+  -- The name of the key that claimed it: the holder is the key and claimed_by together (NULL: a claim before keys).
+  claimed_by_key   text,
+  -- The key of the holder of the last lease that ran out, beside lost_by (NULL: a lease lost before keys).
+  lost_by_key      text,
   -- Its children, and those of them not finished: kept as each child is added, finished, reopened or moved.
   children_total   integer     NOT NULL DEFAULT 0 CHECK (children_total >= 0),
   open_children    integer     NOT NULL DEFAULT 0 CHECK (open_children >= 0),
@@ -89,7 +93,9 @@ CREATE TABLE task_events (
   agent_id    text,
   from_status text,
   to_status   text,
-  details     jsonb       NOT NULL
+  details     jsonb       NOT NULL,
+  -- The key of the request that made the change; NULL: the service's own (an expiry).
+  key_name    text
 );
 
 CREATE INDEX task_events_by_task ON task_events (task_seq, event_id);

@@ -22,12 +22,15 @@ CREATE TABLE tasks (
   blocked          INTEGER GENERATED ALWAYS AS (status = 'pending' AND (unfinished_deps > 0 OR open_children > 0)) VIRTUAL,
   status           TEXT    NOT NULL CHECK (status IN ('pending', 'in_progress', 'completed', 'cancelled')),
   claimed_by       TEXT,
+  -- The name of the key that claimed it: the holder is the key and claimed_by together (NULL: a claim before keys).
+  claimed_by_key   TEXT,
   -- While in_progress: when the lease runs out, and the length the claim asked for (for renewals).
   lease_expires_at TEXT,
   lease_seconds    INTEGER,
   -- The holder of the last lease that ran out, and when: that agent gets claim_lost, not not_claim_holder.
   lost_by          TEXT,
   lost_at          TEXT,
+  lost_by_key      TEXT, -- the key of that holder (NULL: a lease lost before keys)
   completion_notes TEXT    NOT NULL DEFAULT '',
   created_at       TEXT    NOT NULL,
   updated_at       TEXT    NOT NULL,
@@ -87,6 +90,7 @@ CREATE TABLE task_events (
                                                'reopened', 'noted')),
   at          TEXT    NOT NULL,
   agent_id    TEXT,
+  key_name    TEXT, -- the key of the request that made the change; NULL: the service's own (an expiry)
   from_status TEXT,
   to_status   TEXT,
   details     TEXT    NOT NULL -- JSON object
