@@ -18,8 +18,9 @@
 // - Idempotency: one commit per write. Its transaction first takes the key's advisory lock (a twin
 //   on another instance waits for it) and reads the key's row, then does the effect, then writes
 //   the row with its response. A twin that finds the row replays it (StoredResponseReplay).
-// - The live stream: each write NOTIFYs the IDs of its events in its own transaction (delivered at
-//   commit); every instance LISTENs on a connection of its own and reads those events.
+// - The live stream: once a write has committed, its instance NOTIFYs the IDs of its events (one
+//   NOTIFY for all the writes committed meanwhile, outside their transactions: see announce); every
+//   instance LISTENs on a connection of its own and reads those events.
 //
 // A database that is down or does not answer never makes a request hang: every operation has a
 // deadline (statement_timeout on the server, a timer here), and its failure is a 503
@@ -400,6 +401,8 @@ const MAX_TRANSACTION_ATTEMPTS = 4;
 const EXPIRE_BATCH_SIZE = 500;
 /** pg_notify refuses payloads of 8000 bytes or more: event IDs go in chunks below that. */
 const MAX_NOTIFY_PAYLOAD = 7000;
+/** Event IDs (up to 19 digits and a comma each) in one payload, the instance's UUID before them. */
+const NOTIFY_IDS_PER_PAYLOAD = Math.floor((MAX_NOTIFY_PAYLOAD - 40) / 20);
 /** Event IDs remembered as delivered, so a catch-up after a reconnect repeats none. */
 const DELIVERED_MEMORY = 10_000;
 
@@ -457,6 +460,10 @@ export class PostgresStorage implements Storage {
   private remoteDeliveries: Promise<void> = Promise.resolve();
   private readonly delivered = new Set<number>();
   private lastEventId = 0;
+  /** Event IDs committed here that the other instances have not been told of yet (announce). */
+  private unannounced: number[] = [];
+  /** The NOTIFY under way, if any: one at a time, in commit order. */
+  private announcing: Promise<void> | undefined;
 
   constructor(private readonly options: PostgresOptions) {
     // Said without the URL, which may hold a password.
@@ -593,8 +600,9 @@ export class PostgresStorage implements Storage {
 
   /**
    * One write, one commit: with `idempotency`, the key's row first (waiting for a twin on another
-   * instance that holds it), then `work`, then the response on the key's row, then the NOTIFY of the
-   * events `work` recorded. After the commit, this instance's subscribers hear the changes.
+   * instance that holds it), then `work`, then the response on the key's row, then the events `work`
+   * recorded. After the commit, this instance's subscribers hear the changes, and the other
+   * instances are told of them (announce).
    */
   private async write<Result>(
     idempotency: IdempotentWrite<Result> | undefined,
@@ -609,7 +617,6 @@ export class PostgresStorage implements Storage {
         const result = await work(tx, changes);
         if (idempotency) await this.storeResponse(tx, idempotency.claim, claimed!, idempotency.respond(result));
         const heard = await this.insertEvents(tx, changes);
-        await this.notify(tx, heard);
         return { result, heard };
       });
     } catch (error) {
@@ -621,6 +628,7 @@ export class PostgresStorage implements Storage {
     }
     if (idempotency) this.inFlight.release(idempotency.claim);
     this.deliver(outcome.heard);
+    this.announce(outcome.heard);
     return outcome.result;
   }
 
@@ -692,18 +700,38 @@ export class PostgresStorage implements Storage {
     return byId.map((row, i) => ({ event: toEvent(row, changes[i]!.task), task: toTask(changes[i]!.task) }));
   }
 
-  /** NOTIFY, delivered at commit: `<instance> <event id>,<event id>...`, in chunks below the limit. */
-  private async notify(tx: TransactionSQL, heard: readonly TaskChange[]): Promise<void> {
-    let ids: number[] = [];
-    const send = async () => {
-      if (ids.length > 0) await tx`SELECT pg_notify(${this.channel}, ${`${this.instanceId} ${ids.join(",")}`})`;
-      ids = [];
-    };
-    for (const change of heard) {
-      ids.push(change.event.event_id);
-      if (ids.length * 20 > MAX_NOTIFY_PAYLOAD) await send();
+  /**
+   * Tells the other instances of events committed here: `<instance> <event id>,<event id>...` on the
+   * channel, in chunks below the payload limit. Not in the write's own transaction: PostgreSQL makes
+   * every transaction that NOTIFYs commit one at a time (a database-wide lock held through the WAL
+   * flush), so a NOTIFY per write made the writes of every instance wait on each other's flushes.
+   * Here one NOTIFY is in flight at a time and carries every event committed meanwhile; its commit
+   * need not wait for the flush either (synchronous_commit off): the events themselves are durable,
+   * and a listener that missed them after an outage catches up when its LISTEN comes back.
+   */
+  private announce(heard: readonly TaskChange[]): void {
+    if (heard.length === 0) return;
+    for (const change of heard) this.unannounced.push(change.event.event_id);
+    this.announcing ??= this.sendAnnouncements();
+  }
+
+  private async sendAnnouncements(): Promise<void> {
+    try {
+      while (this.unannounced.length > 0 && !this.closed) {
+        const payloads = notifyPayloads(this.instanceId, this.unannounced);
+        this.unannounced = [];
+        await this.statement(
+          (sql) => sql`
+            SELECT set_config('synchronous_commit', 'off', true), pg_notify(${this.channel}, payload)
+            FROM unnest(${payloads}::text[]) WITH ORDINALITY AS p(payload, n) ORDER BY n`,
+        );
+      }
+    } catch (error) {
+      this.unannounced = [];
+      if (!this.closed) this.logger.log("warn", "could not tell other instances of changes", describeError(error));
+    } finally {
+      this.announcing = undefined;
     }
-    await send();
   }
 
   /** Hands changes to this instance's subscribers; a listener that throws disturbs nothing else. */
@@ -1767,8 +1795,18 @@ export class PostgresStorage implements Storage {
     this.closed = true;
     clearTimeout(this.listenTimer);
     this.listeners.clear();
+    await this.announcing;
     await Promise.all([this.pool.close({ timeout: 5 }), this.listenConnection?.close({ timeout: 1 })]);
   }
+}
+
+/** The NOTIFY payloads of `ids`: `<instance> <id>,<id>...`, each below MAX_NOTIFY_PAYLOAD. */
+function notifyPayloads(instanceId: string, ids: readonly number[]): string[] {
+  const payloads: string[] = [];
+  for (let from = 0; from < ids.length; from += NOTIFY_IDS_PER_PAYLOAD) {
+    payloads.push(`${instanceId} ${ids.slice(from, from + NOTIFY_IDS_PER_PAYLOAD).join(",")}`);
+  }
+  return payloads;
 }
 
 /** What a key's stored row means for a request of `claimed`'s fingerprint. */
