@@ -600,26 +600,32 @@ export class PostgresStorage implements Storage {
 
   /**
    * One write, one commit: with `idempotency`, the key's row first (waiting for a twin on another
-   * instance that holds it), then `work`, then the response on the key's row, then the events `work`
-   * recorded. After the commit, this instance's subscribers hear the changes, and the other
-   * instances are told of them (announce).
+   * instance that holds it), then `work`, then the response on the key's row and the events `work`
+   * recorded, sent with the COMMIT (sendWithCommit). After the commit, this instance's subscribers
+   * hear the changes, and the other instances are told of them (announce).
    */
   private async write<Result>(
     idempotency: IdempotentWrite<Result> | undefined,
     work: (tx: TransactionSQL, changes: Changes) => Promise<Result>,
   ): Promise<Result> {
     const claimed = idempotency ? this.inFlight.current(idempotency.claim) : undefined;
-    let outcome: { result: Result; heard: TaskChange[] };
+    let tail: CommitTail | undefined;
+    let result: Result;
+    let heard: TaskChange[];
     try {
-      outcome = await this.transaction(async (tx) => {
+      result = await this.transaction(async (tx) => {
+        tail = undefined; // a new attempt
         const changes: Changes = [];
-        if (idempotency) await this.takeKey(tx, idempotency.claim, claimed!);
+        const key = idempotency ? await this.takeKey(tx, idempotency.claim, claimed!) : undefined;
         const result = await work(tx, changes);
-        if (idempotency) await this.storeResponse(tx, idempotency.claim, claimed!, idempotency.respond(result));
-        const heard = await this.insertEvents(tx, changes);
-        return { result, heard };
+        if (key === "stale") await this.storeResponse(tx, idempotency!.claim, claimed!, idempotency!.respond(result));
+        const response = key === "absent" ? idempotency!.respond(result) : undefined;
+        tail = this.sendWithCommit(tx, changes, response && { claim: idempotency!.claim, claimed: claimed!, response });
+        return result;
       });
-    } catch (error) {
+      heard = await tail!.heard;
+    } catch (thrown) {
+      const error = await this.whyRolledBack(thrown, tail, idempotency, claimed);
       // The key has its answer, stored by another request: nothing of this one is left in flight.
       const answered =
         error instanceof StoredResponseReplay || (error instanceof ApiError && error.code === "idempotency_mismatch");
@@ -627,9 +633,70 @@ export class PostgresStorage implements Storage {
       throw error;
     }
     if (idempotency) this.inFlight.release(idempotency.claim);
-    this.deliver(outcome.heard);
-    this.announce(outcome.heard);
-    return outcome.result;
+    this.deliver(heard);
+    this.announce(heard);
+    return result;
+  }
+
+  /**
+   * The last statements of a write, sent with its COMMIT in one round trip: the events, and the
+   * key's response when the key had no row. Nothing in the transaction needs their answers, and a
+   * lock taken by `work` (the counter row of an allocation, which every allocation of its project
+   * waits for) is held a round trip less. They run before the COMMIT, in order; if one fails, the
+   * server rolls the COMMIT back and `failure` holds why (whyRolledBack).
+   */
+  private sendWithCommit(
+    tx: TransactionSQL,
+    changes: Changes,
+    key: { claim: IdempotencyClaim; claimed: ClaimedKey; response: StoredResponse } | undefined,
+  ): CommitTail {
+    const tail: CommitTail = { heard: Promise.resolve([]), keyTaken: false };
+    const sent: Promise<unknown>[] = [];
+    if (key) {
+      // A plain INSERT: under the key's lock only a 4xx stored without it (saveIdempotentResponse)
+      // can have written the row meanwhile, and then that answer stands (unique violation).
+      const { claim, claimed, response } = key;
+      const stored = tx`
+        INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, response_status, response_body, created_at)
+        VALUES (${claim.scope}, ${claim.key}, ${claimed.fingerprint}, ${response.status}, ${response.body}, ${claimed.claimedAt})`.execute();
+      sent.push(
+        stored.catch((error: unknown) => {
+          tail.keyTaken = sqlState(error) === "23505";
+          throw error;
+        }),
+      );
+    }
+    const events = changes.length === 0 ? Promise.resolve([]) : insertEventRows(tx, changes);
+    sent.push(events);
+    tail.heard = Promise.all(sent).then(() => events.then((rows) => heardOf(rows, changes)));
+    tail.heard.catch((error: unknown) => {
+      tail.failure ??= error;
+    });
+    return tail;
+  }
+
+  /**
+   * What a failed write throws: when the server rolled its COMMIT back because a statement sent with
+   * it failed, that statement's failure (the key's row written meanwhile: the answer stored there).
+   */
+  private async whyRolledBack<Result>(
+    thrown: unknown,
+    tail: CommitTail | undefined,
+    idempotency: IdempotentWrite<Result> | undefined,
+    claimed: ClaimedKey | undefined,
+  ): Promise<unknown> {
+    const rolledBack = thrown instanceof SQL.PostgresError && thrown.code === "ERR_POSTGRES_COMMIT_ROLLED_BACK";
+    if (!rolledBack || !tail) return thrown;
+    await tail.heard.catch(() => {}); // settled before the COMMIT's answer came
+    if (tail.keyTaken && idempotency) {
+      const [row] = await this.statement(
+        (sql) => sql<StoredKeyRow[]>`
+          SELECT fingerprint, response_status, response_body, created_at FROM idempotency_keys
+          WHERE scope = ${idempotency.claim.scope} AND idempotency_key = ${idempotency.claim.key}`,
+      );
+      return answered(row!, claimed!);
+    }
+    return translateFailure(tail.failure ?? thrown);
   }
 
   // -------------------------------------------------------------------------
@@ -643,7 +710,7 @@ export class PostgresStorage implements Storage {
    * another request, a mismatch. An advisory lock rather than the key's row, so that the row is
    * written once, with its response.
    */
-  private async takeKey(tx: TransactionSQL, claim: IdempotencyClaim, claimed: ClaimedKey): Promise<void> {
+  private async takeKey(tx: TransactionSQL, claim: IdempotencyClaim, claimed: ClaimedKey): Promise<"absent" | "stale"> {
     const [, [row]] = await Promise.all([
       tx`SELECT pg_advisory_xact_lock(hashtextextended(${`${claim.scope}\n${claim.key}`}, ${IDEMPOTENCY_LOCK_SEED}))`,
       tx<StoredKeyRow[]>`
@@ -651,6 +718,7 @@ export class PostgresStorage implements Storage {
         WHERE scope = ${claim.scope} AND idempotency_key = ${claim.key}`,
     ]);
     if (row && row.created_at.getTime() > claimed.expiredBefore.getTime()) throw answered(row, claimed);
+    return row ? "stale" : "absent";
   }
 
   /**
@@ -673,32 +741,6 @@ export class PostgresStorage implements Storage {
 
   // -------------------------------------------------------------------------
   // History and the live stream.
-
-  /** Writes the events of one transaction, in order, and returns them as subscribers hear them. */
-  private async insertEvents(tx: TransactionSQL, changes: Changes): Promise<TaskChange[]> {
-    if (changes.length === 0) return [];
-    const rows = changes.map((change, i) => ({
-      i,
-      task_seq: change.task.seq,
-      type: change.type,
-      at: change.at.toISOString(),
-      agent_id: change.agentId,
-      from_status: change.from,
-      to_status: change.to,
-      details: change.details,
-    }));
-    // Identity values follow the SELECT's order, so the i-th smallest event_id is the i-th change.
-    const inserted = await tx<EventRow[]>`
-      INSERT INTO task_events (task_seq, type, at, agent_id, from_status, to_status, details)
-      SELECT r.task_seq, r.type, r.at, r.agent_id, r.from_status, r.to_status, r.details
-      FROM jsonb_to_recordset(${rows}::jsonb) AS r(
-        i integer, task_seq bigint, type text, at timestamptz, agent_id text, from_status text, to_status text,
-        details jsonb)
-      ORDER BY r.i
-      RETURNING *`;
-    const byId = inserted.toSorted((a, b) => Number(a.event_id) - Number(b.event_id));
-    return byId.map((row, i) => ({ event: toEvent(row, changes[i]!.task), task: toTask(changes[i]!.task) }));
-  }
 
   /**
    * Tells the other instances of events committed here: `<instance> <event id>,<event id>...` on the
@@ -1798,6 +1840,47 @@ export class PostgresStorage implements Storage {
     await this.announcing;
     await Promise.all([this.pool.close({ timeout: 5 }), this.listenConnection?.close({ timeout: 1 })]);
   }
+}
+
+/** What sendWithCommit sent with a COMMIT, and how it went. */
+interface CommitTail {
+  /** The changes as subscribers hear them, once the COMMIT has answered. */
+  heard: Promise<TaskChange[]>;
+  /** Why a statement sent with the COMMIT failed (the server then rolled the COMMIT back). */
+  failure?: unknown;
+  /** The key's row was there (unique violation): an answer stored meanwhile without the key's lock. */
+  keyTaken: boolean;
+}
+
+/**
+ * Writes the events of one transaction, in order; sent at once (execute), so that it goes ahead of
+ * the COMMIT. Identity values follow the SELECT's order, so the i-th smallest event_id is the i-th change.
+ */
+function insertEventRows(tx: TransactionSQL, changes: Changes): Promise<EventRow[]> {
+  const rows = changes.map((change, i) => ({
+    i,
+    task_seq: change.task.seq,
+    type: change.type,
+    at: change.at.toISOString(),
+    agent_id: change.agentId,
+    from_status: change.from,
+    to_status: change.to,
+    details: change.details,
+  }));
+  return tx<EventRow[]>`
+    INSERT INTO task_events (task_seq, type, at, agent_id, from_status, to_status, details)
+    SELECT r.task_seq, r.type, r.at, r.agent_id, r.from_status, r.to_status, r.details
+    FROM jsonb_to_recordset(${rows}::jsonb) AS r(
+      i integer, task_seq bigint, type text, at timestamptz, agent_id text, from_status text, to_status text,
+      details jsonb)
+    ORDER BY r.i
+    RETURNING *`.execute();
+}
+
+/** The inserted events with their changes, as subscribers hear them. */
+function heardOf(inserted: readonly EventRow[], changes: Changes): TaskChange[] {
+  const byId = inserted.toSorted((a, b) => Number(a.event_id) - Number(b.event_id));
+  return byId.map((row, i) => ({ event: toEvent(row, changes[i]!.task), task: toTask(changes[i]!.task) }));
 }
 
 /** The NOTIFY payloads of `ids`: `<instance> <id>,<id>...`, each below MAX_NOTIFY_PAYLOAD. */
