@@ -5,7 +5,7 @@
 // With --base=<a checkout of another commit, its node_modules linked>, that commit's tracker runs
 // beside this one's, in the same turns, so a change is measured against its baseline in one run.
 // Usage: bash scripts/with-postgres.sh --durable bun bench/instances.ts [--base=DIR] [--seconds=2]
-//          [--repeats=5] [--ops=allocations,claims] [--clients=8,32]
+//          [--repeats=5] [--ops=allocations,claims,reads] [--clients=8,32]
 import { readdirSync, readFileSync } from "node:fs";
 import { SQL } from "bun";
 import { closedLoop } from "./lib/load.ts";
@@ -70,6 +70,12 @@ async function run(setup: (typeof setups)[number], operation: string, clients: n
   let op: (client: number, i: number) => Promise<void>;
   if (operation === "allocations") {
     op = async (client) => void handedOut.push((await pick(client).nextId("US", project)).next_id);
+  } else if (operation === "reads") {
+    // No lock at all: what two instances cost here is CPU.
+    await https[0]!.addTasks(makeTasks(project, `R-${tag}`, 0, 100));
+    op = async (client) => {
+      if (!(await pick(client).nextTask(project)).task) throw new Error("no task to read");
+    };
   } else {
     maxOps = Math.ceil(3000 * seconds);
     for (let done = 0; done < maxOps; done += 500)
