@@ -204,12 +204,16 @@ async function postgresBackends(ctx: Context, cells: Cell[]): Promise<{ ran: boo
     process.env.TRACKER_TEST_DATABASE_DURABLE === "false"
       ? "WARNING: fsync off (a test cluster), so these figures overstate a real server"
       : "durable settings (fsync and synchronous_commit on)";
-  // A fresh database for each configuration, dropped afterwards.
+  // A fresh database for each configuration, dropped afterwards. One and two instances are measured
+  // in one group, in alternating turns, so that the drift of this shared machine hits both alike.
   const admin = new SQL(url);
   const databases: string[] = [];
+  const backends: Backend[] = [];
+  let measured = false;
   try {
+    const stamp = Date.now().toString(36);
     for (const instances of [1, 2]) {
-      const database = `bench_${Date.now().toString(36)}_${instances}`;
+      const database = `bench_${stamp}_${instances}`;
       await admin.unsafe(`CREATE DATABASE ${database}`);
       databases.push(database);
       const benchUrl = new URL(url);
@@ -222,7 +226,6 @@ async function postgresBackends(ctx: Context, cells: Cell[]): Promise<{ ran: boo
         await Promise.all(trackers.map((t) => t.stop()));
         return { ran: false, reason: `the tracker did not start on PostgreSQL: ${String(error).slice(0, 300)}` };
       }
-      const backends: Backend[] = [];
       if (instances === 1) {
         const floor = await startHttpServer({
           name: "postgres-floor",
@@ -242,13 +245,15 @@ async function postgresBackends(ctx: Context, cells: Cell[]): Promise<{ ran: boo
         operations: ["allocations", "reservations", "claims", "reads"],
         stop: async () => void (await Promise.all(trackers.map((t) => t.stop()))),
       });
-      await measureGroup(ctx, backends, cells);
     }
+    measured = true; // measureGroup stops the backends
+    await measureGroup(ctx, backends, cells);
     return {
       ran: true,
-      reason: `throw-away cluster on ${new URL(url).host}, ${durability}; a fresh database per configuration; with 2 instances the clients alternate between them`,
+      reason: `throw-away cluster on ${new URL(url).host}, ${durability}; a fresh database per configuration; with 2 instances the clients alternate between them; one and two instances take turns`,
     };
   } finally {
+    if (!measured) await Promise.all(backends.map((backend) => backend.stop()));
     for (const database of databases) await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
     await admin.close();
   }

@@ -418,6 +418,41 @@ if (onPostgres) {
       expect(await first.allocateId("p", "US")).toBe(keys.length + 1);
     });
 
+    test("a 4xx stored without the key's lock while the key's write is in its transaction stands; the write changes nothing", async () => {
+      const storage = await open();
+      await storage.allocateId("p", "US");
+      // Hold the counter row, so the write stops inside its transaction, past its read of the key.
+      const blocker = new SQL(schema.url, { max: 1 });
+      const holding = Promise.withResolvers<void>();
+      const release = Promise.withResolvers<void>();
+      const blocked = blocker.begin(async (tx) => {
+        await tx`SELECT * FROM id_counters FOR UPDATE`;
+        holding.resolve();
+        await release.promise;
+      });
+      await holding.promise;
+      const key = await claim(storage, "k");
+      const write = storage.allocateId("p", "US", { claim: key, respond }).then(
+        () => "committed",
+        (error: unknown) => error,
+      );
+      for (;;) {
+        const [row] = await admin`
+          SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO id_counters%'
+            AND query NOT LIKE '%pg_stat_activity%'`;
+        if (row) break;
+        await Bun.sleep(10);
+      }
+      await storage.saveIdempotentResponse(key, { status: 409, body: '{"stored":"meanwhile"}' });
+      release.resolve();
+      await blocked;
+      await blocker.close();
+      const outcome = await write;
+      expect(outcome).toBeInstanceOf(StoredResponseReplay);
+      expect((outcome as StoredResponseReplay).response).toEqual({ status: 409, body: '{"stored":"meanwhile"}' });
+      expect(await storage.allocateId("p", "US")).toBe(2);
+    });
+
     test("a twin of another request is a mismatch and changes nothing", async () => {
       const [first, second] = await Promise.all([open(), open()]);
       const [mine, theirs] = [await claim(first, "k"), await claim(second, "k", "g")];

@@ -18,8 +18,9 @@
 // - Idempotency: one commit per write. Its transaction first takes the key's advisory lock (a twin
 //   on another instance waits for it) and reads the key's row, then does the effect, then writes
 //   the row with its response. A twin that finds the row replays it (StoredResponseReplay).
-// - The live stream: each write NOTIFYs the IDs of its events in its own transaction (delivered at
-//   commit); every instance LISTENs on a connection of its own and reads those events.
+// - The live stream: once a write has committed, its instance NOTIFYs the IDs of its events (one
+//   NOTIFY for all the writes committed meanwhile, outside their transactions: see announce); every
+//   instance LISTENs on a connection of its own and reads those events.
 //
 // A database that is down or does not answer never makes a request hang: every operation has a
 // deadline (statement_timeout on the server, a timer here), and its failure is a 503
@@ -410,6 +411,8 @@ const MAX_TRANSACTION_ATTEMPTS = 4;
 const EXPIRE_BATCH_SIZE = 500;
 /** pg_notify refuses payloads of 8000 bytes or more: event IDs go in chunks below that. */
 const MAX_NOTIFY_PAYLOAD = 7000;
+/** Event IDs (up to 19 digits and a comma each) in one payload, the instance's UUID before them. */
+const NOTIFY_IDS_PER_PAYLOAD = Math.floor((MAX_NOTIFY_PAYLOAD - 40) / 20);
 /** Event IDs remembered as delivered, so a catch-up after a reconnect repeats none. */
 const DELIVERED_MEMORY = 10_000;
 
@@ -467,6 +470,10 @@ export class PostgresStorage implements Storage {
   private remoteDeliveries: Promise<void> = Promise.resolve();
   private readonly delivered = new Set<number>();
   private lastEventId = 0;
+  /** Event IDs committed here that the other instances have not been told of yet (announce). */
+  private unannounced: number[] = [];
+  /** The NOTIFY under way, if any: one at a time, in commit order. */
+  private announcing: Promise<void> | undefined;
 
   constructor(private readonly options: PostgresOptions) {
     // Said without the URL, which may hold a password.
@@ -603,26 +610,32 @@ export class PostgresStorage implements Storage {
 
   /**
    * One write, one commit: with `idempotency`, the key's row first (waiting for a twin on another
-   * instance that holds it), then `work`, then the response on the key's row, then the NOTIFY of the
-   * events `work` recorded. After the commit, this instance's subscribers hear the changes.
+   * instance that holds it), then `work`, then the response on the key's row and the events `work`
+   * recorded, sent with the COMMIT (sendWithCommit). After the commit, this instance's subscribers
+   * hear the changes, and the other instances are told of them (announce).
    */
   private async write<Result>(
     idempotency: IdempotentWrite<Result> | undefined,
     work: (tx: TransactionSQL, changes: Changes) => Promise<Result>,
   ): Promise<Result> {
     const claimed = idempotency ? this.inFlight.current(idempotency.claim) : undefined;
-    let outcome: { result: Result; heard: TaskChange[] };
+    let tail: CommitTail | undefined;
+    let result: Result;
+    let heard: TaskChange[];
     try {
-      outcome = await this.transaction(async (tx) => {
+      result = await this.transaction(async (tx) => {
+        tail = undefined; // a new attempt
         const changes: Changes = [];
-        if (idempotency) await this.takeKey(tx, idempotency.claim, claimed!);
+        const key = idempotency ? await this.takeKey(tx, idempotency.claim, claimed!) : undefined;
         const result = await work(tx, changes);
-        if (idempotency) await this.storeResponse(tx, idempotency.claim, claimed!, idempotency.respond(result));
-        const heard = await this.insertEvents(tx, changes);
-        await this.notify(tx, heard);
-        return { result, heard };
+        if (key === "stale") await this.storeResponse(tx, idempotency!.claim, claimed!, idempotency!.respond(result));
+        const response = key === "absent" ? idempotency!.respond(result) : undefined;
+        tail = this.sendWithCommit(tx, changes, response && { claim: idempotency!.claim, claimed: claimed!, response });
+        return result;
       });
-    } catch (error) {
+      heard = await tail!.heard;
+    } catch (thrown) {
+      const error = await this.whyRolledBack(thrown, tail, idempotency, claimed);
       // The key has its answer, stored by another request: nothing of this one is left in flight.
       const answered =
         error instanceof StoredResponseReplay || (error instanceof ApiError && error.code === "idempotency_mismatch");
@@ -630,8 +643,70 @@ export class PostgresStorage implements Storage {
       throw error;
     }
     if (idempotency) this.inFlight.release(idempotency.claim);
-    this.deliver(outcome.heard);
-    return outcome.result;
+    this.deliver(heard);
+    this.announce(heard);
+    return result;
+  }
+
+  /**
+   * The last statements of a write, sent with its COMMIT in one round trip: the events, and the
+   * key's response when the key had no row. Nothing in the transaction needs their answers, and a
+   * lock taken by `work` (the counter row of an allocation, which every allocation of its project
+   * waits for) is held a round trip less. They run before the COMMIT, in order; if one fails, the
+   * server rolls the COMMIT back and `failure` holds why (whyRolledBack).
+   */
+  private sendWithCommit(
+    tx: TransactionSQL,
+    changes: Changes,
+    key: { claim: IdempotencyClaim; claimed: ClaimedKey; response: StoredResponse } | undefined,
+  ): CommitTail {
+    const tail: CommitTail = { heard: Promise.resolve([]), keyTaken: false };
+    const sent: Promise<unknown>[] = [];
+    if (key) {
+      // A plain INSERT: under the key's lock only a 4xx stored without it (saveIdempotentResponse)
+      // can have written the row meanwhile, and then that answer stands (unique violation).
+      const { claim, claimed, response } = key;
+      const stored = tx`
+        INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, response_status, response_body, created_at)
+        VALUES (${claim.scope}, ${claim.key}, ${claimed.fingerprint}, ${response.status}, ${response.body}, ${claimed.claimedAt})`.execute();
+      sent.push(
+        stored.catch((error: unknown) => {
+          tail.keyTaken = sqlState(error) === "23505";
+          throw error;
+        }),
+      );
+    }
+    const events = changes.length === 0 ? Promise.resolve([]) : insertEventRows(tx, changes);
+    sent.push(events);
+    tail.heard = Promise.all(sent).then(() => events.then((rows) => heardOf(rows, changes)));
+    tail.heard.catch((error: unknown) => {
+      tail.failure ??= error;
+    });
+    return tail;
+  }
+
+  /**
+   * What a failed write throws: when the server rolled its COMMIT back because a statement sent with
+   * it failed, that statement's failure (the key's row written meanwhile: the answer stored there).
+   */
+  private async whyRolledBack<Result>(
+    thrown: unknown,
+    tail: CommitTail | undefined,
+    idempotency: IdempotentWrite<Result> | undefined,
+    claimed: ClaimedKey | undefined,
+  ): Promise<unknown> {
+    const rolledBack = thrown instanceof SQL.PostgresError && thrown.code === "ERR_POSTGRES_COMMIT_ROLLED_BACK";
+    if (!rolledBack || !tail) return thrown;
+    await tail.heard.catch(() => {}); // settled before the COMMIT's answer came
+    if (tail.keyTaken && idempotency) {
+      const [row] = await this.statement(
+        (sql) => sql<StoredKeyRow[]>`
+          SELECT fingerprint, response_status, response_body, created_at FROM idempotency_keys
+          WHERE scope = ${idempotency.claim.scope} AND idempotency_key = ${idempotency.claim.key}`,
+      );
+      return answered(row!, claimed!);
+    }
+    return translateFailure(tail.failure ?? thrown);
   }
 
   // -------------------------------------------------------------------------
@@ -645,7 +720,7 @@ export class PostgresStorage implements Storage {
    * another request, a mismatch. An advisory lock rather than the key's row, so that the row is
    * written once, with its response.
    */
-  private async takeKey(tx: TransactionSQL, claim: IdempotencyClaim, claimed: ClaimedKey): Promise<void> {
+  private async takeKey(tx: TransactionSQL, claim: IdempotencyClaim, claimed: ClaimedKey): Promise<"absent" | "stale"> {
     const [, [row]] = await Promise.all([
       tx`SELECT pg_advisory_xact_lock(hashtextextended(${`${claim.scope}\n${claim.key}`}, ${IDEMPOTENCY_LOCK_SEED}))`,
       tx<StoredKeyRow[]>`
@@ -653,6 +728,7 @@ export class PostgresStorage implements Storage {
         WHERE scope = ${claim.scope} AND idempotency_key = ${claim.key}`,
     ]);
     if (row && row.created_at.getTime() > claimed.expiredBefore.getTime()) throw answered(row, claimed);
+    return row ? "stale" : "absent";
   }
 
   /**
@@ -676,45 +752,38 @@ export class PostgresStorage implements Storage {
   // -------------------------------------------------------------------------
   // History and the live stream.
 
-  /** Writes the events of one transaction, in order, and returns them as subscribers hear them. */
-  private async insertEvents(tx: TransactionSQL, changes: Changes): Promise<TaskChange[]> {
-    if (changes.length === 0) return [];
-    const rows = changes.map((change, i) => ({
-      i,
-      task_seq: change.task.seq,
-      type: change.type,
-      at: change.at.toISOString(),
-      agent_id: change.agentId,
-      key_name: change.keyName,
-      from_status: change.from,
-      to_status: change.to,
-      details: change.details,
-    }));
-    // Identity values follow the SELECT's order, so the i-th smallest event_id is the i-th change.
-    const inserted = await tx<EventRow[]>`
-      INSERT INTO task_events (task_seq, type, at, agent_id, key_name, from_status, to_status, details)
-      SELECT r.task_seq, r.type, r.at, r.agent_id, r.key_name, r.from_status, r.to_status, r.details
-      FROM jsonb_to_recordset(${rows}::jsonb) AS r(
-        i integer, task_seq bigint, type text, at timestamptz, agent_id text, key_name text, from_status text,
-        to_status text, details jsonb)
-      ORDER BY r.i
-      RETURNING *`;
-    const byId = inserted.toSorted((a, b) => Number(a.event_id) - Number(b.event_id));
-    return byId.map((row, i) => ({ event: toEvent(row, changes[i]!.task), task: toTask(changes[i]!.task) }));
+  /**
+   * Tells the other instances of events committed here: `<instance> <event id>,<event id>...` on the
+   * channel, in chunks below the payload limit. Not in the write's own transaction: PostgreSQL makes
+   * every transaction that NOTIFYs commit one at a time (a database-wide lock held through the WAL
+   * flush), so a NOTIFY per write made the writes of every instance wait on each other's flushes.
+   * Here one NOTIFY is in flight at a time and carries every event committed meanwhile; its commit
+   * need not wait for the flush either (synchronous_commit off): the events themselves are durable,
+   * and a listener that missed them after an outage catches up when its LISTEN comes back.
+   */
+  private announce(heard: readonly TaskChange[]): void {
+    if (heard.length === 0) return;
+    for (const change of heard) this.unannounced.push(change.event.event_id);
+    this.announcing ??= this.sendAnnouncements();
   }
 
-  /** NOTIFY, delivered at commit: `<instance> <event id>,<event id>...`, in chunks below the limit. */
-  private async notify(tx: TransactionSQL, heard: readonly TaskChange[]): Promise<void> {
-    let ids: number[] = [];
-    const send = async () => {
-      if (ids.length > 0) await tx`SELECT pg_notify(${this.channel}, ${`${this.instanceId} ${ids.join(",")}`})`;
-      ids = [];
-    };
-    for (const change of heard) {
-      ids.push(change.event.event_id);
-      if (ids.length * 20 > MAX_NOTIFY_PAYLOAD) await send();
+  private async sendAnnouncements(): Promise<void> {
+    try {
+      while (this.unannounced.length > 0 && !this.closed) {
+        const payloads = notifyPayloads(this.instanceId, this.unannounced);
+        this.unannounced = [];
+        await this.statement(
+          (sql) => sql`
+            SELECT set_config('synchronous_commit', 'off', true), pg_notify(${this.channel}, payload)
+            FROM unnest(${payloads}::text[]) WITH ORDINALITY AS p(payload, n) ORDER BY n`,
+        );
+      }
+    } catch (error) {
+      this.unannounced = [];
+      if (!this.closed) this.logger.log("warn", "could not tell other instances of changes", describeError(error));
+    } finally {
+      this.announcing = undefined;
     }
-    await send();
   }
 
   /** Hands changes to this instance's subscribers; a listener that throws disturbs nothing else. */
@@ -1790,8 +1859,60 @@ export class PostgresStorage implements Storage {
     this.closed = true;
     clearTimeout(this.listenTimer);
     this.listeners.clear();
+    await this.announcing;
     await Promise.all([this.pool.close({ timeout: 5 }), this.listenConnection?.close({ timeout: 1 })]);
   }
+}
+
+/** What sendWithCommit sent with a COMMIT, and how it went. */
+interface CommitTail {
+  /** The changes as subscribers hear them, once the COMMIT has answered. */
+  heard: Promise<TaskChange[]>;
+  /** Why a statement sent with the COMMIT failed (the server then rolled the COMMIT back). */
+  failure?: unknown;
+  /** The key's row was there (unique violation): an answer stored meanwhile without the key's lock. */
+  keyTaken: boolean;
+}
+
+/**
+ * Writes the events of one transaction, in order; sent at once (execute), so that it goes ahead of
+ * the COMMIT. Identity values follow the SELECT's order, so the i-th smallest event_id is the i-th change.
+ */
+function insertEventRows(tx: TransactionSQL, changes: Changes): Promise<EventRow[]> {
+  const rows = changes.map((change, i) => ({
+    i,
+    task_seq: change.task.seq,
+    type: change.type,
+    at: change.at.toISOString(),
+    agent_id: change.agentId,
+    key_name: change.keyName,
+    from_status: change.from,
+    to_status: change.to,
+    details: change.details,
+  }));
+  return tx<EventRow[]>`
+    INSERT INTO task_events (task_seq, type, at, agent_id, key_name, from_status, to_status, details)
+    SELECT r.task_seq, r.type, r.at, r.agent_id, r.key_name, r.from_status, r.to_status, r.details
+    FROM jsonb_to_recordset(${rows}::jsonb) AS r(
+      i integer, task_seq bigint, type text, at timestamptz, agent_id text, key_name text, from_status text,
+      to_status text, details jsonb)
+    ORDER BY r.i
+    RETURNING *`.execute();
+}
+
+/** The inserted events with their changes, as subscribers hear them. */
+function heardOf(inserted: readonly EventRow[], changes: Changes): TaskChange[] {
+  const byId = inserted.toSorted((a, b) => Number(a.event_id) - Number(b.event_id));
+  return byId.map((row, i) => ({ event: toEvent(row, changes[i]!.task), task: toTask(changes[i]!.task) }));
+}
+
+/** The NOTIFY payloads of `ids`: `<instance> <id>,<id>...`, each below MAX_NOTIFY_PAYLOAD. */
+function notifyPayloads(instanceId: string, ids: readonly number[]): string[] {
+  const payloads: string[] = [];
+  for (let from = 0; from < ids.length; from += NOTIFY_IDS_PER_PAYLOAD) {
+    payloads.push(`${instanceId} ${ids.slice(from, from + NOTIFY_IDS_PER_PAYLOAD).join(",")}`);
+  }
+  return payloads;
 }
 
 /** What a key's stored row means for a request of `claimed`'s fingerprint. */
