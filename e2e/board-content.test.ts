@@ -314,7 +314,9 @@ browserTests("what a task carries, on the board", () => {
         ])
           expect(history).toContain(`Edited by ${PERSON}: ${edit}`);
         await closeDialog(page);
-        expect(await (await card(page, size, "Ready", "C-2")).locator(".progress-line").innerText()).toBe("Criteria 0 of 2 done");
+        // The card follows the live stream, which delivers the last edit within about 200 ms.
+        const progress = (await card(page, size, "Ready", "C-2")).locator(".progress-line");
+        await progress.filter({ hasText: /^Criteria 0 of 2 done$/ }).waitFor();
       });
 
       test("a child's dialog opens its parent, which lists its subtasks with their states", async () => {

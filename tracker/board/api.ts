@@ -82,6 +82,14 @@ export interface Registry {
   }[];
 }
 
+/** GET /whoami: the key the board signed in with, as the tracker knows it (never the key). */
+export interface KeyInfo {
+  name: string;
+  role: "admin" | "member" | "viewer";
+  /** The projects a member is limited to; null: every project. */
+  projects: string[] | null;
+}
+
 /** The tracker said 401: the key is wrong (or was revoked). */
 export class Unauthorized extends Error {
   override name = "Unauthorized";

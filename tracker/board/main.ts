@@ -2,8 +2,9 @@
 // localStorage when the person ticks "Remember the key on this device"), it shows the projects, the
 // columns of one (or a search over it), and the ID registry, live from GET /events. The address
 // holds the place: `#project=web&label=bug&q=login&task=TASK-7` opens the same board and dialog.
+// A viewer's key (GET /whoami) gets the board without its steering: it may watch, not steer.
 
-import { type Api, createApi, type ProjectSummary, type Registry, type Task } from "./api.ts";
+import { type Api, ApiFailure, createApi, type KeyInfo, type ProjectSummary, type Registry, type Task } from "./api.ts";
 import { ColumnsView } from "./columns.ts";
 import { byId, el, fill } from "./dom.ts";
 import { FindControls } from "./find.ts";
@@ -106,6 +107,8 @@ class Board {
 
   constructor(
     private readonly api: Api,
+    /** False for a viewer's key: the board shows no control that writes. */
+    steers: boolean,
     private readonly onUnauthorized: () => void,
   ) {
     const place = new URLSearchParams(location.hash.slice(1));
@@ -120,7 +123,9 @@ class Board {
       () => personName(),
       () => this.remember(),
       (label) => this.narrow({ ...this.narrowing, query: "", labels: [label] }),
+      steers,
     );
+    for (const id of ["add-task", "start-add"]) byId(id).hidden = !steers;
     const openTask = (task: Task) => void this.taskDialog.open(task);
     this.columns = new ColumnsView(byId("columns"), api, this.known, openTask, (error) => this.failed(error));
     this.search = new SearchView(api, this.known, openTask, (error) => this.failed(error));
@@ -381,12 +386,34 @@ class Board {
 
 let board: Board | null = null;
 
+/** The key's name and role; null from a tracker without GET /whoami (an older one): every control, as before. */
+async function whoAmI(api: Api): Promise<KeyInfo | null> {
+  try {
+    return await api.get<KeyInfo>("/whoami");
+  } catch (error) {
+    if (error instanceof ApiFailure && error.status === 404) return null;
+    throw error;
+  }
+}
+
+/** Says once who is signed in: a viewer, that it may watch and not steer; anyone else, the name it steers as. */
+function showWho(key: KeyInfo | null): void {
+  const watching = key?.role === "viewer";
+  byId("change-name").hidden = watching;
+  if (watching) byId("who-name").textContent = `Signed in as ${key.name}, a viewer: you can watch, not steer.`;
+  else showName();
+}
+
 async function openBoard(apiKey: string): Promise<void> {
   openError.textContent = "";
   const api = createApi(apiKey);
   let projects: ProjectSummary[];
+  let key: KeyInfo | null;
   try {
-    projects = (await api.get<{ projects: ProjectSummary[] }>("/projects")).projects;
+    [projects, key] = await Promise.all([
+      api.get<{ projects: ProjectSummary[] }>("/projects").then((answer) => answer.projects),
+      whoAmI(api),
+    ]);
   } catch (error) {
     if (error instanceof Error && error.name === "Unauthorized") forgetKey();
     showOpenForm();
@@ -401,11 +428,12 @@ async function openBoard(apiKey: string): Promise<void> {
   openForm.hidden = true;
   byId("board").hidden = false;
   byId("who").hidden = false;
-  showName();
-  board = new Board(api, () => closeBoard("The API key is no longer accepted. Open the board again."));
+  showWho(key);
+  const steers = key?.role !== "viewer";
+  board = new Board(api, steers, () => closeBoard("The API key is no longer accepted. Open the board again."));
   board.start(projects);
-  // Asked once, when the board opens, rather than on top of the first form that writes.
-  if (localStorage.getItem(NAME_STORAGE) === null) void personName();
+  // Asked once, when the board opens, rather than on top of the first form that writes (a viewer writes nothing).
+  if (steers && localStorage.getItem(NAME_STORAGE) === null) void personName();
 }
 
 /** This tab only, unless the person ticked "Remember the key on this device". */

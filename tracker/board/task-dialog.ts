@@ -1,7 +1,8 @@
 // A task's own dialog: what it is (its parent, labels, criteria, subtasks, notes) and its history (who
 // did what), and the steering a person may do: release a claim (a forced release), cancel with a
 // reason, reopen, tick and edit the criteria, add a note, edit priority, description, labels and
-// dependencies. Opening it puts `task=ID` in the address; the address opens it too.
+// dependencies. Opening it puts `task=ID` in the address; the address opens it too. A viewer's key
+// (GET /whoami) gets the same dialog without any of the steering: it may read, not write.
 
 import { type Api, type Priority, type Task, type TaskEvent, type TaskPage, taskPath } from "./api.ts";
 import { Checklist, type CriteriaChange } from "./checklist.ts";
@@ -61,6 +62,8 @@ export class TaskDialog {
     private readonly onShown: (task: Task | null) => void,
     /** A label chosen in the dialog: the board shows only the tasks that carry it. */
     private readonly onLabel: (label: string) => void,
+    /** False for a viewer's key: no control that writes is shown (the tracker would refuse it anyway). */
+    private readonly steers: boolean,
   ) {
     this.checklist = new Checklist(
       (change) => this.patch(change),
@@ -71,6 +74,7 @@ export class TaskDialog {
     this.submits("cancel-form", () => this.cancel());
     this.submits("note-form", () => this.addNote());
     this.submits("edit-form", () => this.saveEdit());
+    this.showSteering();
     byId("open-parent").addEventListener("click", () => {
       if (this.task?.parent_id) void this.openById(this.task.project_id, this.task.parent_id);
     });
@@ -145,12 +149,17 @@ export class TaskDialog {
     fill(byId("task-labels"), ...task.labels.map((label) => this.labelButton(label)));
     this.showParent(task);
     const open = task.status === "pending" || task.status === "in_progress";
-    this.release.hidden = task.status !== "in_progress";
-    this.reopen.hidden = open;
-    this.cancelBox.hidden = !open;
+    this.release.hidden = !this.steers || task.status !== "in_progress";
+    this.reopen.hidden = !this.steers || open;
+    this.cancelBox.hidden = !this.steers || !open;
     for (const control of this.editForm.elements) (control as HTMLInputElement).disabled = !open;
-    this.checklist.show(task.acceptance_criteria, open);
+    this.checklist.show(task.acceptance_criteria, this.steers && open);
     this.showNotes(task);
+  }
+
+  /** The forms that only write are there for a key that may steer, and gone for a viewer's. */
+  private showSteering(): void {
+    for (const id of ["note-form", "edit-title", "edit-form"]) byId(id).hidden = !this.steers;
   }
 
   /** A label as a chip that filters the board by it. */

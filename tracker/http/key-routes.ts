@@ -1,5 +1,5 @@
-// The admin's routes of the keys the tracker keeps (API.md, "Keys and roles"): add, list, revoke.
-// `task-tracker keys` calls them while the tracker runs (cli/keys.ts).
+// The routes of the keys the tracker keeps (API.md, "Keys and roles"): the admin's add, list and
+// revoke, which `task-tracker keys` calls while the tracker runs (cli/keys.ts), and any key's whoami.
 
 import { checkKeyName, checkKeyProjects, generateApiKey, hashApiKey } from "../keys.ts";
 import { json } from "./pipeline.ts";
@@ -34,4 +34,9 @@ export const revokeKey: Handler<typeof keyPath> = async ({ params, services }) =
   services.keys.forget();
   services.logger.log("info", "key revoked", { key: record.name });
   return json(200, { key: record });
+};
+
+/** GET /whoami: the caller's key as the tracker knows it (name, role, projects), never the key. */
+export const whoami: Handler = async ({ holder }) => {
+  return json(200, { name: holder.name, role: holder.role, projects: holder.projects });
 };

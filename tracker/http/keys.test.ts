@@ -183,6 +183,41 @@ describe("roles", () => {
   });
 });
 
+describe("GET /whoami", () => {
+  test("tells each key its name, role and projects, and never the key", async () => {
+    const tracker = await start();
+    const keys = {
+      viewer: await addKey(tracker, "pm", "viewer"),
+      member: await addKey(tracker, "web-dev", "member", ["web", "api"]),
+      everywhere: await addKey(tracker, "alice", "member"),
+      admin: await addKey(tracker, "lead", "admin"),
+    };
+    const answers = [];
+    for (const key of Object.values(keys)) {
+      const answer = await tracker.request("GET", "/whoami", { apiKey: key });
+      expect(JSON.stringify(answer.body)).not.toContain(key);
+      answers.push([answer.status, answer.body]);
+    }
+    expect(answers).toEqual([
+      [200, { name: "pm", role: "viewer", projects: null }],
+      [200, { name: "web-dev", role: "member", projects: ["web", "api"] }],
+      [200, { name: "alice", role: "member", projects: null }],
+      [200, { name: "lead", role: "admin", projects: null }],
+    ]);
+    // The test tracker has two operator keys (TEST_API_KEY, OTHER_API_KEY): the first is operator-1.
+    expect((await tracker.request("GET", "/whoami")).body).toEqual({ name: "operator-1", role: "admin", projects: null });
+  });
+
+  test("needs a key that the tracker accepts: none, a wrong one or a revoked one is 401", async () => {
+    const tracker = await start();
+    const key = await addKey(tracker, "pm", "viewer");
+    await tracker.request("DELETE", "/admin/keys/pm");
+    expectApiError(await tracker.request("GET", "/whoami", { apiKey: key }), 401, "unauthorized");
+    expectApiError(await tracker.request("GET", "/whoami", { apiKey: "ttk_not-a-key" }), 401, "unauthorized");
+    expectApiError(await tracker.request("GET", "/whoami", { apiKey: null }), 401, "unauthorized");
+  });
+});
+
 describe("a member limited to projects", () => {
   async function withProjects() {
     const tracker = await start();

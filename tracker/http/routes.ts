@@ -8,7 +8,7 @@ import { describeError } from "../log.ts";
 import { backup, dump } from "./admin.ts";
 import { streamEvents } from "./events.ts";
 import { allocateId, getRegistry, getReservation, raiseCounter, reserveIds } from "./ids.ts";
-import { addKey, listKeys, revokeKey } from "./key-routes.ts";
+import { addKey, listKeys, revokeKey, whoami } from "./key-routes.ts";
 import { mcp } from "./mcp.ts";
 import { openApiDocument } from "./openapi.ts";
 import { defineRoute, json } from "./pipeline.ts";
@@ -71,6 +71,14 @@ export const routes: readonly Route[] = [
     ...open,
     handler: openapi,
     success: ok("The document", null),
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/whoami",
+    summary: "The caller's key: its name, role and projects (never the key)",
+    ...read,
+    handler: whoami,
+    success: ok("The key", s.keyResponses.whoami),
   }),
   defineRoute({
     method: "GET",

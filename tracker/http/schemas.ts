@@ -517,7 +517,7 @@ export const responses = {
 };
 
 // ---------------------------------------------------------------------------
-// Keys (API.md, "Keys and roles"): the admin's routes /admin/keys.
+// Keys (API.md, "Keys and roles"): the admin's routes /admin/keys, and GET /whoami.
 
 const keyName = identifier(KEY_NAME_PATTERN, KEY_NAME_RULE);
 const role = oneOf(ROLES);
@@ -547,4 +547,9 @@ export const keyResponses = {
   created: apiKeySchema.extend({ key: z.string().meta({ description: "The key itself: shown this once, never again" }) }),
   list: z.object({ keys: z.array(apiKeySchema) }),
   revoked: z.object({ key: apiKeySchema }),
+  whoami: z.object({
+    name: z.string(),
+    role,
+    projects: z.array(z.string()).nullable().meta({ description: "The projects a member is limited to; null: every project" }),
+  }),
 };
