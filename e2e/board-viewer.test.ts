@@ -153,6 +153,8 @@ browserTests("a viewer's board", () => {
         const page = await newPage(size);
         await openBoard(page, keys.viewer);
         expect((await cardIds(page)).sort()).toEqual(["W-1", "W-2", "W-3"]);
+        expect(await page.getByText("agents · pm-script · working").count()).toBe(1);
+        expect(await page.getByText("Completed by agents · pm-script").count()).toBe(1);
         expect(await page.locator("#who-name").innerText()).toBe(VIEWER_SENTENCE);
         expect(await page.getByText("you can watch, not steer").count()).toBe(1);
         // A viewer writes nothing: no name is asked for, and nothing on the board adds or changes a task.
@@ -162,6 +164,9 @@ browserTests("a viewer's board", () => {
         await openCard(page, size, "W-1", "tab-in_progress");
         const dialog = page.getByRole("dialog", { name: "W-1" });
         await dialog.getByText("docs updated").waitFor();
+        // The holder is the key and the agent together: the key "agents" claimed it as "pm-script".
+        await dialog.locator("#history").getByText("Claimed by agents · pm-script").waitFor();
+        expect(await dialog.innerText()).toContain("claimed by agents · pm-script");
         expect(await dialog.getByRole("button").allInnerTexts()).toEqual(["Close"]);
         for (const role of ["textbox", "combobox", "group"] as const) expect(await dialog.getByRole(role).count()).toBe(0);
         expect(await dialog.getByText("Cancel this task").isVisible()).toBe(false);

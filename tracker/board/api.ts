@@ -23,6 +23,8 @@ export interface Task {
   depends_on: string[];
   status: TaskStatus;
   claimed_by: string | null;
+  /** The name of the key that claimed it (issue 24); null before keys, absent from an older tracker. */
+  claimed_by_key?: string | null;
   lease_expires_at: string | null;
   completion_notes: string;
   created_at: string;
@@ -50,6 +52,8 @@ export interface TaskEvent {
   type: string;
   at: string;
   agent_id: string | null;
+  /** The key that made the change; absent from an older tracker. */
+  key_name?: string | null;
   from_status: TaskStatus | null;
   to_status: TaskStatus | null;
   details: Record<string, unknown>;

@@ -4,7 +4,7 @@
 
 import type { Task } from "./api.ts";
 import { el } from "./dom.ts";
-import { ago, firstLine, lasted, when } from "./format.ts";
+import { ago, firstLine, holderOf, lasted, when } from "./format.ts";
 import { isFinished, type KnownTasks } from "./known.ts";
 import { inlineMarkup } from "./markup.ts";
 
@@ -124,7 +124,7 @@ function relative(iso: string, now: number): HTMLTimeElement {
 
 /** "claude-gina · working 12 min", the lease's expiry in the tooltip (it is renewed while the agent works). */
 function working(task: Task, now: number): HTMLElement {
-  const holder = task.claimed_by ?? "an agent without a name";
+  const holder = holderOf(task);
   const detail = el("span", { class: "detail" }, `${holder} · `);
   if (task.started_at)
     detail.append(el("span", { class: "working", "data-since": task.started_at }, `working ${lasted(task.started_at, now)}`));
@@ -134,7 +134,7 @@ function working(task: Task, now: number): HTMLElement {
 
 /** "Completed by claude-gina · 3 min ago": only the holder completes a task, and completing keeps claimed_by. */
 function completedBy(task: Task, now: number): HTMLElement {
-  const by = task.claimed_by ? `Completed by ${task.claimed_by} · ` : "Completed ";
+  const by = task.claimed_by ? `Completed by ${holderOf(task)} · ` : "Completed ";
   return el("span", { class: "detail" }, by, task.completed_at ? relative(task.completed_at, now) : "");
 }
 

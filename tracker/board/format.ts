@@ -35,13 +35,26 @@ export function when(iso: string): string {
   return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
 }
 
-export function who(agentId: string | null): string {
-  return agentId ?? "someone without a name";
+export function who(agentId: string | null, keyName?: string | null): string {
+  const agent = agentId ?? "someone without a name";
+  return keyName && !OPERATOR_KEY.test(keyName) ? `${keyName} · ${agent}` : agent;
+}
+
+/**
+ * The operator's own keys (TRACKER_API_KEYS, the key file) are named `operator`, `operator-2`, …: on
+ * one machine every change is theirs, so the board names the agent alone; a key a person or agent was
+ * given (`task-tracker keys add alice`) comes first, `alice · claude-3f2a9c1e-77b`.
+ */
+const OPERATOR_KEY = /^operator(-\d+)?$/;
+
+/** Who holds (or held) a task: its key and agent, as `who` says them. */
+export function holderOf(task: { claimed_by: string | null; claimed_by_key?: string | null }): string {
+  return who(task.claimed_by ?? "an agent without a name", task.claimed_by_key);
 }
 
 /** One sentence per history entry: what happened and who did it. */
 export function describeEvent(event: TaskEvent): string {
-  const by = who(event.agent_id);
+  const by = who(event.agent_id, event.key_name);
   const details = event.details;
   switch (event.type) {
     case "created":
@@ -51,11 +64,11 @@ export function describeEvent(event: TaskEvent): string {
     case "released":
       return `Released by ${by}${details.reason ? `: ${String(details.reason)}` : ""}`;
     case "force_released":
-      return `Claim of ${String(details.former_holder ?? "nobody")} released by ${by}`;
+      return `Claim of ${who(String(details.former_holder ?? "nobody"), details.former_holder_key as string | null | undefined)} released by ${by}`;
     case "completed":
       return `Completed by ${by}${details.completion_notes ? `: ${String(details.completion_notes)}` : ""}`;
     case "claim_expired":
-      return `Lease of ${String(details.former_holder ?? "its holder")} ran out; pending again`;
+      return `Lease of ${who(String(details.former_holder ?? "its holder"), details.former_holder_key as string | null | undefined)} ran out; pending again`;
     case "updated":
       return `Edited by ${by}: ${describeEdits(details)}`;
     case "cancelled":

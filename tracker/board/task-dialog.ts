@@ -7,7 +7,7 @@
 import { type Api, type Priority, type Task, type TaskEvent, type TaskPage, taskPath } from "./api.ts";
 import { Checklist, type CriteriaChange } from "./checklist.ts";
 import { byId, el, fill } from "./dom.ts";
-import { describeEvent, firstLine, when, who } from "./format.ts";
+import { describeEvent, firstLine, holderOf, when, who } from "./format.ts";
 import type { KnownTasks } from "./known.ts";
 import { labelsOf } from "./narrowing.ts";
 
@@ -144,7 +144,7 @@ export class TaskDialog {
   private showTask(task: Task): void {
     this.title.textContent = task.task_id;
     byId("task-description").textContent = task.description;
-    const holder = task.status === "in_progress" ? `, claimed by ${task.claimed_by ?? "an agent without a name"}` : "";
+    const holder = task.status === "in_progress" ? `, claimed by ${holderOf(task)}` : "";
     this.summary.textContent = `${STATUS_WORDS[task.status]} · ${task.priority} priority${holder}`;
     fill(byId("task-labels"), ...task.labels.map((label) => this.labelButton(label)));
     this.showParent(task);
