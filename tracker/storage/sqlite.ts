@@ -357,9 +357,16 @@ function prepareTaskReads(db: Database) {
        WHERE task_seq = ? AND type IN (${CLAIM_EVENT_TYPES.map((type) => `'${type}'`).join(", ")})
        ORDER BY event_id DESC LIMIT 2`,
     ),
+    // project_counts, and the claims in progress counted from their index (see the schema).
     projects: db.prepare<ProjectSummary, []>(
-      `SELECT project_id, ready, blocked, in_progress, completed, cancelled, nullif(last_change_at, '') AS last_change_at
-       FROM project_counts
+      `WITH claims AS (
+         SELECT project_id, count(*) AS in_progress, max(coalesce(started_at, '')) AS last_claim_at
+         FROM tasks INDEXED BY tasks_claimed WHERE status = 'in_progress' GROUP BY project_id
+       )
+       SELECT project_id, ready_or_claimed - coalesce(claims.in_progress, 0) AS ready, blocked,
+              coalesce(claims.in_progress, 0) AS in_progress, completed, cancelled,
+              nullif(max(coalesce(last_change_at, ''), coalesce(claims.last_claim_at, '')), '') AS last_change_at
+       FROM project_counts LEFT JOIN claims USING (project_id)
        UNION ALL
        SELECT DISTINCT project_id, 0, 0, 0, 0, 0, NULL FROM id_counters
        WHERE project_id NOT IN (SELECT project_id FROM project_counts)

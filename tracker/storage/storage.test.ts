@@ -1294,6 +1294,26 @@ describe("listProjects", () => {
     expect((await storage.listProjects())[0]).toMatchObject({ ready: 1, blocked: 2, in_progress: 0 });
     expect(await storage.listProjects()).toHaveLength(1);
   });
+
+  test("claims in progress count, and their time is the last change, through every way a claim ends", async () => {
+    await add([newTask("a"), newTask("b"), newTask("c"), newTask("d"), newTask("e", { depends_on: ["a"] })]);
+    await storage.claimNextTask({ projectId: "p", agentId: "agent-1", leaseSeconds: 60, now: at(1) }); // a
+    await move("b", "in_progress", { now: at(2), leaseSeconds: 5 });
+    await move("c", "in_progress", { now: at(3) });
+    await move("d", "in_progress", { now: at(4) });
+    expect(await storage.listProjects()).toEqual([
+      { project_id: "p", ready: 0, blocked: 1, in_progress: 4, completed: 0, cancelled: 0, last_change_at: at(4).toISOString() },
+    ]);
+    await move("a", "completed", { now: at(5) }); // e is ready now
+    await move("c", "cancelled", { now: at(6), force: true });
+    expect(await storage.expireLeases(at(8))).toBe(1); // b
+    expect((await storage.listProjects())[0]).toMatchObject({ ready: 2, blocked: 0, in_progress: 1, completed: 1, cancelled: 1 });
+    await move("d", "pending", { now: at(9) });
+    await move("e", "in_progress", { now: at(10) });
+    expect(await storage.listProjects()).toEqual([
+      { project_id: "p", ready: 2, blocked: 0, in_progress: 1, completed: 1, cancelled: 1, last_change_at: at(10).toISOString() },
+    ]);
+  });
 });
 
 describe("listRegistry", () => {
