@@ -409,10 +409,13 @@ function prepareTaskWrites(db: Database) {
       "INSERT OR IGNORE INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)",
     ),
     // Compare-and-set: each names the status it expects, so a lost race changes no row.
-    claim: db.prepare<TaskRow, [string | null, string, string, number, string | null, string | null, number]>(
+    // The claim returns nothing: SQLite would buffer the returned row in a temporary table, an eighth
+    // of the statement's cost; the claimed row is the row read before with what this SET wrote
+    // (claim(), which must follow any change here).
+    claim: db.prepare<unknown, [string | null, string, string, number, string | null, string | null, number]>(
       `UPDATE tasks SET status = 'in_progress', claimed_by = ?1, started_at = ?2, updated_at = ?2,
                         lease_expires_at = ?3, lease_seconds = ?4, lost_by = ?5, lost_at = ?6, released_by = NULL
-       WHERE seq = ?7 AND status = 'pending' AND blocked = 0 RETURNING *`,
+       WHERE seq = ?7 AND status = 'pending' AND blocked = 0`,
     ),
     complete: db.prepare<TaskRow, [string, string, number]>(
       `UPDATE tasks SET status = 'completed', completion_notes = ?1, completed_at = ?2, updated_at = ?2,
@@ -1000,7 +1003,7 @@ export class SqliteStorage implements Storage {
     const at = change.now.toISOString();
     const leaseExpiresAt = addSeconds(change.now, change.leaseSeconds);
     const lost = lostClaimAfterClaim(row, change.agentId);
-    const claimed = this.taskWrites.claim.get(
+    const { changes } = this.taskWrites.claim.run(
       change.agentId,
       at,
       leaseExpiresAt,
@@ -1009,7 +1012,20 @@ export class SqliteStorage implements Storage {
       lost.lost_at,
       row.seq,
     );
-    if (!claimed) throw lostRace(row.task_id, row.status, "in_progress");
+    if (changes === 0) throw lostRace(row.task_id, row.status, "in_progress");
+    const claimed: TaskRow = {
+      ...row,
+      status: "in_progress",
+      blocked: 0,
+      claimed_by: change.agentId,
+      started_at: at,
+      updated_at: at,
+      lease_expires_at: leaseExpiresAt,
+      lease_seconds: change.leaseSeconds,
+      lost_by: lost.lost_by,
+      lost_at: lost.lost_at,
+      released_by: null,
+    };
     this.recordEvent(claimed, "claimed", { agentId: change.agentId, from: "pending", at }, { lease_expires_at: leaseExpiresAt });
     // The claim's answer carries the notes, so a resumed agent reads where work stopped.
     return this.withNotes(claimed);

@@ -158,6 +158,23 @@ describe("claimNextTask", () => {
   const claimNext = (agentId: string | null = "agent-1", projectId = "p") =>
     storage.claimNextTask({ projectId, agentId, leaseSeconds: 60, now });
 
+  test("a claim answers the task as stored, whether it was new, released, lapsed or noted, by either way", async () => {
+    await add([newTask("a"), newTask("b"), newTask("c")]);
+    const stored = async (taskId: string) => (await storage.getTask(ref(taskId)))!;
+    expect(await move("a", "in_progress", { now: at(1), leaseSeconds: 30 })).toEqual(await stored("a"));
+    await move("a", "pending", { now: at(2) }); // released by agent-1
+    await storage.addNote({ ref: ref("a"), text: "half done", agentId: "agent-1", now: at(3) });
+    expect(await move("a", "in_progress", { agentId: "agent-2", now: at(4), leaseSeconds: 10 })).toEqual(await stored("a"));
+    // agent-2's lease runs out: the next claim first ends it, then claims, in one write.
+    expect(await move("a", "in_progress", { agentId: "agent-3", now: at(20) })).toEqual(await stored("a"));
+    expect(await storage.claimNextTask({ projectId: "p", agentId: "agent-1", leaseSeconds: 60, now: at(21) })).toEqual(
+      await stored("b"),
+    );
+    await move("c", "in_progress", { leaseSeconds: 5, now: at(22) });
+    await storage.expireLeases(at(30)); // c lost by agent-1
+    expect(await claimNext("agent-1")).toEqual(await stored("c"));
+  });
+
   test("claims the task findNextTask answers, as a claim by status change does, and null when none is ready", async () => {
     await add([
       newTask("low", { priority: "low" }),
