@@ -5,7 +5,6 @@
 // with another writer.
 
 import { Database, type Statement } from "bun:sqlite";
-import { createHash } from "node:crypto";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -716,7 +715,8 @@ interface QueuedWrite {
  * random inserts of client-chosen keys dirty few pages; a lookup still compares scope and key.
  */
 function idempotencyLookup(scope: string, key: string): number {
-  return createHash("sha256").update(`${scope}\n${key}`).digest().readUIntBE(0, 6);
+  const digest = Bun.SHA256.hash(`${scope}\n${key}`);
+  return Buffer.from(digest.buffer, digest.byteOffset, 6).readUIntBE(0, 6);
 }
 
 export class SqliteStorage implements Storage {
