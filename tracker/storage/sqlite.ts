@@ -407,10 +407,7 @@ function prepareTaskWrites(db: Database) {
     insertDependency: db.prepare<unknown, [number, number]>(
       "INSERT OR IGNORE INTO task_dependencies (dependency_seq, dependent_seq) VALUES (?, ?)",
     ),
-    // Compare-and-set: each names the status it expects, so a lost race changes no row.
-    // The claim returns nothing: SQLite would buffer the returned row in a temporary table, an eighth
-    // of the statement's cost; the claimed row is the row read before with what this SET wrote
-    // (claim(), which must follow any change here).
+    // Compare-and-set: each names the status it expects, so a lost race changes no row. (claim() follows its SET.)
     claim: db.prepare<unknown, [string | null, string, string, number, string | null, string | null, number]>(
       `UPDATE tasks SET status = 'in_progress', claimed_by = ?1, started_at = ?2, updated_at = ?2,
                         lease_expires_at = ?3, lease_seconds = ?4, lost_by = ?5, lost_at = ?6, released_by = NULL
@@ -1013,6 +1010,8 @@ export class SqliteStorage implements Storage {
       row.seq,
     );
     if (changes === 0) throw lostRace(row.task_id, row.status, "in_progress");
+    // The row read before with what the UPDATE's SET wrote: RETURNING * would have SQLite buffer the
+    // row in a temporary table and copy it back, an eighth of the statement's cost.
     const claimed: TaskRow = {
       ...row,
       status: "in_progress",
