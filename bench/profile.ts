@@ -1,16 +1,17 @@
 /**
- * `bun run bench/profile.ts [--seconds=5] [--only=tracker|mcp] [--op=allocations|claims|claim-next|reads]`
+ * `bun run bench/profile.ts [--seconds=5] [--only=tracker|mcp] [--op=allocations|claims|claim-next|reads] [--save=<dir>]`
  *
  * Where the time goes: runs the tracker (`bun --cpu-prof tracker/main.ts`) under 8 clients of
  * ID allocations, and the MCP server (`bun --cpu-prof index.ts`, the source of the compiled binary)
  * under sequential get_next_task calls, then sums the samples of each profile: by the module of the
- * sampled frame (self), by module anywhere on the stack (inclusive), and by hottest stack.
+ * sampled frame (self), by module anywhere on the stack (inclusive), and by hottest stack. The tasks
+ * an operation needs are added beforehand by another tracker process, so the seeding is not in the profile.
  */
 import { readdirSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { closedLoop, sequential } from "./lib/load.ts";
 import { StdioMcpClient } from "./lib/mcp.ts";
-import { ROOT, tempDir } from "./lib/proc.ts";
+import { ROOT, removeTempDir, tempDir } from "./lib/proc.ts";
 import { table } from "./lib/report.ts";
 import { API_KEY, makeTasks, startTrackerProcess, TrackerHttp } from "./lib/tracker.ts";
 
@@ -19,6 +20,7 @@ const option = (name: string, fallback: string) => args.find((a) => a.startsWith
 const seconds = Number(option("seconds", "5"));
 const only = option("only", "both");
 const operation = option("op", "allocations");
+const save = option("save", "");
 
 interface CallFrame {
   functionName: string;
@@ -99,18 +101,39 @@ function summarize(title: string, profile: CpuProfile, ourLabel: string, isOurs:
   ].join("\n\n");
 }
 
-async function readProfile(dir: string): Promise<CpuProfile> {
-  const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
+/** Reads the profile Bun wrote in `dir`; with --save=<dir> a copy stays there (to open in DevTools). */
+async function readProfile(dir: string, name: string): Promise<CpuProfile> {
+  const file = readdirSync(dir).find((entry) => entry.endsWith(".cpuprofile"));
   if (!file) throw new Error(`no .cpuprofile in ${dir}`);
-  return JSON.parse(await Bun.file(join(dir, file)).text()) as CpuProfile;
+  const text = await Bun.file(join(dir, file)).text();
+  if (save) await Bun.write(join(save, `${name}.cpuprofile`), text);
+  return JSON.parse(text) as CpuProfile;
+}
+
+/**
+ * The tasks the operation needs, added by a tracker of its own on the database the profiled one then
+ * opens: the profile holds the operation alone, not the seeding (for claims, most of the samples).
+ */
+async function seed(tasks: number): Promise<string> {
+  const db = join(tempDir("profile-db"), "tracker.db");
+  const seeder = await startTrackerProcess({ TRACKER_DB: db });
+  const http = new TrackerHttp(seeder.url);
+  for (let done = 0; done < tasks; done += 500) await http.addTasks(makeTasks("prof", "PROF", done, 500));
+  await seeder.stop();
+  return db;
 }
 
 async function profileTracker(): Promise<string> {
   const dir = tempDir("profile-tracker");
-  const tracker = await startTrackerProcess({}, ["bun", "--cpu-prof", `--cpu-prof-dir=${dir}`, "tracker/main.ts"]);
-  const http = new TrackerHttp(tracker.url);
   const tasks = operation.startsWith("claim") ? 40_000 : 1000;
-  for (let done = 0; done < tasks; done += 500) await http.addTasks(makeTasks("prof", "PROF", done, 500));
+  const db = await seed(tasks);
+  const tracker = await startTrackerProcess({ TRACKER_DB: db }, [
+    "bun",
+    "--cpu-prof",
+    `--cpu-prof-dir=${dir}`,
+    "tracker/main.ts",
+  ]);
+  const http = new TrackerHttp(tracker.url);
   let next = 0;
   const op = {
     allocations: async () => void (await http.nextId("US", "prof")),
@@ -124,9 +147,10 @@ async function profileTracker(): Promise<string> {
   if (!op) throw new Error(`--op must be allocations, claims, claim-next or reads`);
   const load = await closedLoop({ clients: 8, durationMs: seconds * 1000, maxOps: 1_000_000, op });
   await tracker.stop(); // SIGTERM: the tracker exits 0 and Bun writes the profile
+  removeTempDir(dirname(db));
   return summarize(
     `tracker under ${operation}, 8 clients, ${seconds} s: ${Math.round(load.perSecond)}/s while profiled`,
-    await readProfile(dir),
+    await readProfile(dir, `tracker-${operation}`),
     "tracker/",
     (module) => module.startsWith("tracker/"),
   );
@@ -152,7 +176,7 @@ async function profileMcp(): Promise<string> {
   await tracker.stop();
   return summarize(
     `MCP server (bun index.ts) under sequential get_next_task, ${seconds} s: ${Math.round(perSecond)} calls/s while profiled`,
-    await readProfile(dir),
+    await readProfile(dir, "mcp-get_next_task"),
     "index.ts or the SDK",
     (module) => module === "index.ts" || module === "@modelcontextprotocol/sdk",
   );

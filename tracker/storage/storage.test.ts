@@ -159,6 +159,18 @@ describe("claimNextTask", () => {
   const claimNext = (agentId: string | null = "agent-1", projectId = "p") =>
     storage.claimNextTask({ projectId, agentId, leaseSeconds: 60, now });
 
+  test("a claim answers the task as stored, whether it was new, released or noted, by either way", async () => {
+    await add([newTask("a"), newTask("b")]);
+    const stored = async (taskId: string) => (await storage.getTask(ref(taskId)))!;
+    expect(await move("a", "in_progress", { now: at(1), leaseSeconds: 30 })).toEqual(await stored("a"));
+    await move("a", "pending", { now: at(2) }); // released by agent-1
+    await storage.addNote({ ref: ref("a"), text: "half done", agentId: "agent-1", now: at(3) });
+    expect(await move("a", "in_progress", { agentId: "agent-2", now: at(4), leaseSeconds: 10 })).toEqual(await stored("a"));
+    expect(await storage.claimNextTask({ projectId: "p", agentId: "agent-1", leaseSeconds: 60, now: at(5) })).toEqual(
+      await stored("b"),
+    );
+  });
+
   test("claims the task findNextTask answers, as a claim by status change does, and null when none is ready", async () => {
     await add([
       newTask("low", { priority: "low" }),
@@ -882,6 +894,23 @@ describe.skipIf(!leasesFollowTheGivenClock)("lost claims by the given clock", ()
     });
   });
 
+  test("a claim answers the task as stored after a lease that lapsed or was lost, by either way", async () => {
+    await add([newTask("a"), newTask("c")]);
+    const stored = async (taskId: string) => (await storage.getTask(ref(taskId)))!;
+    await move("a", "in_progress", { agentId: "agent-2", now: at(4), leaseSeconds: 10 });
+    // agent-2's lease ran out: the next claim first ends it, then claims, in one write.
+    expect(await move("a", "in_progress", { agentId: "agent-3", now: at(20) })).toEqual(await stored("a"));
+    await move("c", "in_progress", { leaseSeconds: 5, now: at(22) });
+    await storage.expireLeases(at(30)); // c lost by agent-1, who claims it again
+    expect(await storage.claimNextTask({ projectId: "p", agentId: "agent-1", leaseSeconds: 60, now: at(31) })).toEqual(
+      await stored("c"),
+    );
+    // A claim under a key answers its key as stored too.
+    await add([newTask("k")]);
+    expect(await move("k", "in_progress", { agentId: "agent-4", keyName: "alice", now: at(32) })).toEqual(await stored("k"));
+    expect((await stored("k")).claimed_by_key).toBe("alice");
+  });
+
   test("the former holder of an expired lease gets claim_lost, whether the task is pending or held again", async () => {
     await add([newTask("a")]);
     await move("a", "in_progress", { leaseSeconds: 60 });
@@ -1405,6 +1434,26 @@ describe("listProjects", () => {
     await move("a", "pending", { now: at(2) });
     expect((await storage.listProjects())[0]).toMatchObject({ ready: 1, blocked: 2, in_progress: 0 });
     expect(await storage.listProjects()).toHaveLength(1);
+  });
+
+  test("claims in progress count, and their time is the last change, through every way a claim ends", async () => {
+    await add([newTask("a"), newTask("b"), newTask("c"), newTask("d"), newTask("e", { depends_on: ["a"] })]);
+    await storage.claimNextTask({ projectId: "p", agentId: "agent-1", leaseSeconds: 60, now: at(1) }); // a
+    await move("b", "in_progress", { now: at(2) });
+    await move("c", "in_progress", { now: at(3) });
+    await move("d", "in_progress", { now: at(4) });
+    expect(await storage.listProjects()).toEqual([
+      { project_id: "p", ready: 0, blocked: 1, in_progress: 4, completed: 0, cancelled: 0, last_change_at: at(4).toISOString() },
+    ]);
+    await move("a", "completed", { now: at(5) }); // e is ready now
+    await move("c", "cancelled", { now: at(6), force: true });
+    await move("b", "pending", { agentId: "agent-9", force: true, now: at(8) });
+    expect((await storage.listProjects())[0]).toMatchObject({ ready: 2, blocked: 0, in_progress: 1, completed: 1, cancelled: 1 });
+    await move("d", "pending", { now: at(9) });
+    await move("e", "in_progress", { now: at(10) });
+    expect(await storage.listProjects()).toEqual([
+      { project_id: "p", ready: 2, blocked: 0, in_progress: 1, completed: 1, cancelled: 1, last_change_at: at(10).toISOString() },
+    ]);
   });
 });
 

@@ -137,45 +137,48 @@ BEGIN
 END;
 
 -- GET /projects: the counts of each project, kept by the triggers below in the transaction of
--- every change, so listing 1,000 projects reads 1,000 rows, not every task.
+-- every change, so listing 1,000 projects reads 1,000 rows, not every task. A claim (ready →
+-- in_progress) changes none of them: ready_or_claimed counts the ready tasks and the claimed ones
+-- together, and GET /projects counts the claims in progress, and the time of the latest, from
+-- tasks_claimed (few rows): the commonest write writes no row here. A claim's time joins
+-- last_change_at when the task leaves in_progress (OLD.started_at below).
 CREATE TABLE project_counts (
-  project_id     TEXT    PRIMARY KEY,
-  ready          INTEGER NOT NULL,
-  blocked        INTEGER NOT NULL,
-  in_progress    INTEGER NOT NULL,
-  completed      INTEGER NOT NULL,
-  last_change_at TEXT,
-  cancelled      INTEGER NOT NULL DEFAULT 0
+  project_id       TEXT    PRIMARY KEY,
+  ready_or_claimed INTEGER NOT NULL,
+  blocked          INTEGER NOT NULL,
+  completed        INTEGER NOT NULL,
+  last_change_at   TEXT,
+  cancelled        INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
 CREATE TRIGGER tasks_counted_on_insert AFTER INSERT ON tasks
 BEGIN
-  INSERT INTO project_counts (project_id, ready, blocked, in_progress, completed, last_change_at, cancelled)
+  INSERT INTO project_counts (project_id, ready_or_claimed, blocked, completed, last_change_at, cancelled)
   VALUES (NEW.project_id,
-          NEW.status = 'pending' AND NOT NEW.blocked,
+          (NEW.status = 'pending' AND NOT NEW.blocked) OR NEW.status = 'in_progress',
           NEW.status = 'pending' AND NEW.blocked,
-          NEW.status = 'in_progress',
           NEW.status = 'completed',
           NEW.updated_at,
           NEW.status = 'cancelled')
   ON CONFLICT (project_id) DO UPDATE SET
-    ready = ready + excluded.ready,
+    ready_or_claimed = ready_or_claimed + excluded.ready_or_claimed,
     blocked = blocked + excluded.blocked,
-    in_progress = in_progress + excluded.in_progress,
     completed = completed + excluded.completed,
     cancelled = cancelled + excluded.cancelled,
     last_change_at = max(coalesce(last_change_at, ''), excluded.last_change_at);
 END;
 
 CREATE TRIGGER tasks_counted_on_update AFTER UPDATE OF status, unfinished_deps, open_children, updated_at ON tasks
+WHEN NOT (OLD.status = 'pending' AND NOT OLD.blocked AND NEW.status = 'in_progress')
 BEGIN
   UPDATE project_counts SET
-    ready = ready - (OLD.status = 'pending' AND NOT OLD.blocked) + (NEW.status = 'pending' AND NOT NEW.blocked),
+    ready_or_claimed = ready_or_claimed - ((OLD.status = 'pending' AND NOT OLD.blocked) OR OLD.status = 'in_progress')
+                                        + ((NEW.status = 'pending' AND NOT NEW.blocked) OR NEW.status = 'in_progress'),
     blocked = blocked - (OLD.status = 'pending' AND OLD.blocked) + (NEW.status = 'pending' AND NEW.blocked),
-    in_progress = in_progress - (OLD.status = 'in_progress') + (NEW.status = 'in_progress'),
     completed = completed - (OLD.status = 'completed') + (NEW.status = 'completed'),
     cancelled = cancelled - (OLD.status = 'cancelled') + (NEW.status = 'cancelled'),
-    last_change_at = max(coalesce(last_change_at, ''), NEW.updated_at)
+    last_change_at = max(coalesce(last_change_at, ''), NEW.updated_at,
+                         CASE WHEN OLD.status = 'in_progress' THEN coalesce(OLD.started_at, '') ELSE '' END)
   WHERE project_id = NEW.project_id;
 END;
 
