@@ -442,6 +442,28 @@ describe("search (GET /tasks?q=)", () => {
     expect(await ids("common common")).toHaveLength(100);
   });
 
+  test("a project's search ranks its own newest matches, however many newer ones other projects hold", async () => {
+    await storage.addTasks([newTask("OLD", { description: "common common common rare" })], now, null);
+    await storage.addTasks(
+      Array.from({ length: SEARCH_RANKED_MATCHES - 1 }, (_, i) => newTask(`N-${i}`, { description: `common thing ${i}` })),
+      now,
+      null,
+    );
+    const others = Array.from({ length: 500 }, (_, i) =>
+      newTask(`O-${i}`, { project_id: "other", description: "common common common common rare" }),
+    );
+    await storage.addTasks(others, now, null);
+    const first = await search("common", { limit: 500 });
+    const second = await search("common", { limit: 500, cursor: first.nextCursor });
+    expect(second.nextCursor).toBeNull();
+    const found = [...first.tasks, ...second.tasks].map((task) => task.task_id);
+    expect(found).toHaveLength(SEARCH_RANKED_MATCHES);
+    expect(found[0]).toBe("OLD");
+    expect(found.every((id) => !id.startsWith("O-"))).toBe(true);
+    expect(await ids("rare")).toEqual(["OLD"]);
+    expect(await ids("common", { status: "pending", limit: 1 })).toEqual(["OLD"]);
+  });
+
   test("an edit of the description or criteria is found at once; a claim leaves the index as it was", async () => {
     await storage.addTasks([newTask("T", { description: "first words" })], now, null);
     await edit("T", { description: "second words", acceptance_criteria: [{ text: "quokka", done: false }] });

@@ -11,7 +11,16 @@ import { type Socket, SQL, type TCPSocketListener } from "bun";
 import { runProcess } from "../../testkit/processes.ts";
 import { trackerCommand } from "../../testkit/tracker.ts";
 import { readConfig } from "../config.ts";
-import { type NewTask, SCHEMA_VERSION, type StatusChange, type TaskChange, type TaskRef } from "../domain.ts";
+import {
+  type NewTask,
+  SCHEMA_VERSION,
+  SEARCH_RANKED_MATCHES,
+  type StatusChange,
+  type TaskChange,
+  type TaskListQuery,
+  type TaskPage,
+  type TaskRef,
+} from "../domain.ts";
 import { type RunningTracker, startTracker } from "../http/server.ts";
 import { createLogger } from "../log.ts";
 import { makePostgresSchema, type PostgresTestSchema } from "../testing.ts";
@@ -378,6 +387,70 @@ if (onPostgres) {
       expect(storage.getTask({ projectId: "p", taskId: "T\0" })).rejects.toMatchObject({ code: "validation_failed" });
       expect(storage.allocateId("p\0", "US")).rejects.toMatchObject({ code: "validation_failed" });
       expect((await storage.getTask(ref("T-1")))?.description).toBe("Do T-1");
+    });
+  });
+
+  describe("PostgreSQL storage: search", () => {
+    withFreshSchema();
+
+    /** The schema's URL with planner settings, which the server applies to every connection of the pool. */
+    function withPlanner(settings: Record<string, string>): string {
+      const url = new URL(schema.url);
+      for (const [name, value] of Object.entries(settings)) url.searchParams.set(name, value);
+      return url.toString();
+    }
+
+    /** Every page of a search, following next_cursor. */
+    async function allPages(storage: PostgresStorage, query: Partial<TaskListQuery>): Promise<TaskPage[]> {
+      const base = { projectId: "p", status: null, ready: null, claimedBy: null, limit: 300, cursor: null, ...query };
+      const pages = [await storage.listTasks(base)];
+      while (pages.at(-1)!.nextCursor) pages.push(await storage.listTasks({ ...base, cursor: pages.at(-1)!.nextCursor }));
+      return pages;
+    }
+
+    test("a broad word read from the newest tasks backwards and a rare one from the GIN index answer alike", async () => {
+      const storage = await open();
+      // Project p: "common" in every task, once to three times (so ranks differ); "rare" in five and a note.
+      const tasks = Array.from({ length: 1200 }, (_, i) =>
+        newTask(`T-${i}`, {
+          description: `${"common ".repeat(1 + (i % 3))}task ${i}${i % 250 === 7 ? " rare" : ""}`,
+          labels: i % 2 === 1 ? ["odd"] : [],
+        }),
+      );
+      for (let start = 0; start < tasks.length; start += 400) await storage.addTasks(tasks.slice(start, start + 400), now, null);
+      // Newer matches of both words in another project, which p's searches never count among p's newest.
+      const others = Array.from({ length: 300 }, (_, i) => newTask(`Q-${i}`, { project_id: "q", description: "common rare" }));
+      await storage.addTasks(others, now, null);
+      await storage.addNote({ ref: ref("T-1"), text: "a rare sighting", agentId: "dana", now });
+      await admin`ANALYZE task_search`;
+      const backwards = { enable_bitmapscan: "off", enable_seqscan: "off" };
+      const probe = new SQL(withPlanner(backwards), { max: 1 });
+      expect(await probe`SHOW enable_bitmapscan`).toEqual([{ enable_bitmapscan: "off" }]);
+      await probe.close();
+      const plans = [
+        storage,
+        await open(withPlanner(backwards)),
+        await open(withPlanner({ enable_indexscan: "off", enable_seqscan: "off" })),
+      ];
+      const queries: Partial<TaskListQuery>[] = [
+        { q: "common" },
+        { q: "rare" },
+        { q: "common task" },
+        { q: "common", labels: ["odd"], limit: 7 },
+        { q: "rare", projectId: null },
+        { q: "common", status: "pending", ready: true },
+      ];
+      for (const query of queries) {
+        const [planned, ...forced] = await Promise.all(plans.map((plan) => allPages(plan, query)));
+        for (const other of forced) expect(other).toEqual(planned!);
+      }
+      const common = (await allPages(storage, { q: "common" })).flatMap((page) => page.tasks);
+      // The 1,000 newest of p: T-200 … T-1199, three times "common" first, then by insertion.
+      expect(common).toHaveLength(SEARCH_RANKED_MATCHES);
+      expect(common.slice(0, 2).map((task) => task.task_id)).toEqual(["T-200", "T-203"]);
+      expect(common.at(-1)?.task_id).toBe("T-1197");
+      const rare = (await allPages(storage, { q: "rare" })).flatMap((page) => page.tasks.map((task) => task.task_id));
+      expect(new Set(rare)).toEqual(new Set(["T-1", "T-7", "T-257", "T-507", "T-757", "T-1007"]));
     });
   });
 
@@ -833,6 +906,17 @@ if (onPostgres) {
         { task_seq: "1" },
         { task_seq: "2" },
       ]);
+      // The upgrade wrote each task's project into task_search, where a project's search looks.
+      const found = await storage.listTasks({
+        projectId: "v3",
+        status: null,
+        ready: null,
+        claimedBy: null,
+        limit: 10,
+        cursor: null,
+        q: "form",
+      });
+      expect(new Set(found.tasks.map((task) => task.task_id))).toEqual(new Set(["V-1", "V-2"]));
 
       await expectTablesOfAFreshDatabase();
     });

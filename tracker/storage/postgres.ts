@@ -1559,9 +1559,11 @@ export class PostgresStorage implements Storage {
 
   /**
    * GET /tasks?q=: every word as a prefix (`word:*`, all of them), the best matches first (ts_rank,
-   * ties by insertion) from the GIN index of task_search; the snippet (ts_headline) only for the page.
-   * Ranking costs each match: only the SEARCH_RANKED_MATCHES most recently added are ranked (the
-   * cutoff: the seq of the last of them, none when fewer match).
+   * ties by insertion); the snippet (ts_headline) only for the page. Ranking costs each match: only
+   * the SEARCH_RANKED_MATCHES most recently added are ranked. One statement, and the planner picks
+   * how to find those by the word's frequency in the statistics: a rare word from the GIN index of
+   * task_search, then the newest of its few matches; a broad one by reading the project's tasks from
+   * the newest back (task_search_by_project), testing each, until enough match.
    */
   private async searchTasks(query: TaskListQuery, q: string): Promise<TaskPage> {
     const offset = query.cursor === null ? 0 : decodeSearchCursor(query.cursor, query);
@@ -1572,27 +1574,30 @@ export class PostgresStorage implements Storage {
     ];
     const param = (value: unknown, type: string) => `$${params.push(value)}::${type}`;
     const where = ["s.document @@ query"];
-    if (query.projectId !== null) where.push(`t.project_id = ${param(query.projectId, "text")}`);
-    if (query.status !== null) where.push(`t.status = ${param(query.status, "text")}`);
-    if (query.ready !== null) where.push(`t.list_group = ${query.ready ? 0 : 1}`);
-    if (query.claimedBy !== null) where.push(`t.claimed_by = ${param(query.claimedBy, "text")}`);
-    if (query.parent) where.push(`t.parent_id = ${param(query.parent, "text")}`);
-    if (query.labels?.length) where.push(`t.labels @> to_jsonb(${param(query.labels, "text[]")})`);
-    const matches = `FROM task_search s JOIN tasks t ON t.seq = s.task_seq, to_tsquery('simple', $1::text) AS query
-                     WHERE ${where.join(" AND ")}`;
-    // Its own statement: the plan of the page then sees the cutoff (0 for a rare word: the GIN index alone).
-    // "+ 0": from the GIN index, then the newest; never the primary key backwards, filtering every row.
-    const cutoffText = `SELECT s.task_seq ${matches} ORDER BY s.task_seq + 0 DESC LIMIT 1 OFFSET ${SEARCH_RANKED_MATCHES - 1}`;
-    const [cutoff] = await this.statement((sql) => sql.unsafe<{ task_seq: string }[]>(cutoffText, params));
+    if (query.projectId !== null) where.push(`s.project_id = ${param(query.projectId, "text")}`);
+    // The other filters are the task's: only they join tasks before the page.
+    const onTask: string[] = [];
+    if (query.status !== null) onTask.push(`t.status = ${param(query.status, "text")}`);
+    if (query.ready !== null) onTask.push(`t.list_group = ${query.ready ? 0 : 1}`);
+    if (query.claimedBy !== null) onTask.push(`t.claimed_by = ${param(query.claimedBy, "text")}`);
+    if (query.parent) onTask.push(`t.parent_id = ${param(query.parent, "text")}`);
+    if (query.labels?.length) onTask.push(`t.labels @> to_jsonb(${param(query.labels, "text[]")})`);
+    const tasks = onTask.length > 0 ? "JOIN tasks t ON t.seq = s.task_seq" : "";
+    // MATERIALIZED: the newest matches are found once, before any ranking or joining.
     const text = `
-      WITH hits AS (
-        SELECT t.*, ts_rank(s.document, query) AS search_rank,
-               concat_ws(E'\n', s.description, nullif(s.criteria, ''), nullif(s.notes, '')) AS words
-        ${matches} ${cutoff ? `AND s.task_seq >= ${param(cutoff.task_seq, "bigint")}` : ""}
-        ORDER BY search_rank DESC, t.seq LIMIT ${param(query.limit + 1, "integer")} OFFSET ${param(offset, "integer")})
-      SELECT hits.*, ts_headline('simple', words, to_tsquery('simple', $1::text),
-                                 'StartSel=[, StopSel=], MinWords=6, MaxWords=20, ShortWord=0, MaxFragments=1') AS snippet
-      FROM hits ORDER BY search_rank DESC, seq`;
+      WITH newest AS MATERIALIZED (
+        SELECT s.task_seq, ts_rank(s.document, query) AS search_rank
+        FROM task_search s ${tasks}, to_tsquery('simple', $1::text) AS query
+        WHERE ${[...where, ...onTask].join(" AND ")}
+        ORDER BY s.task_seq DESC LIMIT ${SEARCH_RANKED_MATCHES}),
+      page AS (
+        SELECT * FROM newest ORDER BY search_rank DESC, task_seq
+        LIMIT ${param(query.limit + 1, "integer")} OFFSET ${param(offset, "integer")})
+      SELECT t.*, ts_headline('simple', concat_ws(E'\n', s.description, nullif(s.criteria, ''), nullif(s.notes, '')),
+                              to_tsquery('simple', $1::text),
+                              'StartSel=[, StopSel=], MinWords=6, MaxWords=20, ShortWord=0, MaxFragments=1') AS snippet
+      FROM page JOIN tasks t ON t.seq = page.task_seq JOIN task_search s ON s.task_seq = page.task_seq
+      ORDER BY page.search_rank DESC, page.task_seq`;
     const rows = await this.statement((sql) => sql.unsafe<(TaskRow & { snippet: string })[]>(text, params));
     const page = rows.slice(0, query.limit);
     return {

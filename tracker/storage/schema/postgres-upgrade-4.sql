@@ -49,6 +49,7 @@ CREATE INDEX task_notes_by_task ON task_notes (task_seq, note_id);
 -- touches it. 'simple': no language's stemming, as the words of a task may be of any.
 CREATE TABLE task_search (
   task_seq    bigint   PRIMARY KEY REFERENCES tasks (seq),
+  project_id  text     NOT NULL, -- the task's, which never changes: a project's search reads this table alone
   description text     NOT NULL,
   criteria    text     NOT NULL,
   notes       text     NOT NULL,
@@ -59,11 +60,14 @@ CREATE TABLE task_search (
 
 -- fastupdate off: a search never scans a pending list; its cost falls on adding and editing tasks.
 CREATE INDEX task_search_document ON task_search USING gin (document) WITH (fastupdate = off);
+-- A broad word: the project's newest tasks backwards, each tested, until enough match (the planner
+-- weighs this against the GIN index by the word's frequency in the statistics).
+CREATE INDEX task_search_by_project ON task_search (project_id, task_seq);
 
 CREATE OR REPLACE FUNCTION task_search_of_task() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO task_search (task_seq, description, criteria, notes)
-  VALUES (NEW.seq, NEW.description,
+  INSERT INTO task_search (task_seq, project_id, description, criteria, notes)
+  VALUES (NEW.seq, NEW.project_id, NEW.description,
           coalesce((SELECT string_agg(c->>'text', E'\n') FROM jsonb_array_elements(NEW.acceptance_criteria) AS c), ''), '')
   ON CONFLICT (task_seq) DO UPDATE SET description = excluded.description, criteria = excluded.criteria;
   RETURN NULL;
@@ -83,4 +87,4 @@ CREATE TRIGGER task_search_on_edit AFTER UPDATE OF description, acceptance_crite
 CREATE TRIGGER task_search_on_note AFTER INSERT ON task_notes FOR EACH ROW EXECUTE FUNCTION task_search_of_note();
 
 -- The words of the tasks kept (none has criteria or notes yet).
-INSERT INTO task_search (task_seq, description, criteria, notes) SELECT seq, description, '', '' FROM tasks;
+INSERT INTO task_search (task_seq, project_id, description, criteria, notes) SELECT seq, project_id, description, '', '' FROM tasks;
