@@ -176,7 +176,7 @@ function describeLeases(name: string, stackOptions: StackOptions<never>) {
           status: "completed",
         });
         expect(completed.isError).toBe(true);
-        expect(textOf(completed)).toStartWith('L-1 is claimed by key "operator" · agent "keeper" until ');
+        expect(textOf(completed)).toStartWith('L-1 is claimed by agent "keeper" until ');
         const released = await intruder.call("update_task_status", { task_id: "L-1", project_id: projectId, status: "pending" });
         expect(released.isError).toBe(true);
         expect(textOf(released)).toContain("only its holder can complete, release or renew it");

@@ -1048,12 +1048,22 @@ export function quotedAgent(agentId: string | null): string {
 }
 
 /**
+ * The names of the operator's own keys (TRACKER_API_KEYS, the key file: keys.ts, operatorKeyName),
+ * which no kept key may take.
+ */
+export function isOperatorKeyName(name: string): boolean {
+  return /^operator(-\d+)?$/i.test(name);
+}
+
+/**
  * The holder of a task's claim as an error sentence shows it: `key "alice" · agent "claude-…"`, both
- * quoted as quotedAgent quotes; a claim from before keys, its agent alone.
+ * quoted as quotedAgent quotes; its agent alone for a claim from before keys or under the operator's
+ * own keys, so that a tracker on one machine, with no kept key, says what it said before keys.
  */
 export function quotedHolder(task: { claimed_by: string | null; claimed_by_key: string | null }): string {
   const agent = quotedAgent(task.claimed_by);
-  return task.claimed_by_key === null ? agent : `key ${JSON.stringify(task.claimed_by_key)} · ${agent}`;
+  const key = task.claimed_by_key;
+  return key === null || isOperatorKeyName(key) ? agent : `key ${JSON.stringify(key)} · ${agent}`;
 }
 
 /** `holder` as quotedHolder writes it. */

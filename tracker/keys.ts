@@ -4,7 +4,7 @@
 // the rows (api_keys), the HTTP layer (http/keys.ts, pipeline.ts) asks these functions.
 
 import { createHash } from "node:crypto";
-import { ApiError, RetryLater, validationError } from "./domain.ts";
+import { ApiError, isOperatorKeyName, RetryLater, validationError } from "./domain.ts";
 
 export const ROLES = ["admin", "member", "viewer"] as const;
 export type Role = (typeof ROLES)[number];
@@ -44,8 +44,6 @@ export interface KeyHolder {
 export const MAX_KEY_NAME_LENGTH = 64;
 export const KEY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const KEY_NAME_RULE = `1 to ${MAX_KEY_NAME_LENGTH} characters of A-Z a-z 0-9 . _ -, starting with a letter or digit`;
-/** The names of the operator's own keys (TRACKER_API_KEYS, the key file): operatorKeyName. */
-const OPERATOR_NAME_PATTERN = /^operator(-\d+)?$/i;
 export const MAX_PROJECTS_PER_KEY = 100;
 
 export function operatorKeyName(index: number, count: number): string {
@@ -56,7 +54,7 @@ export function checkKeyName(name: string): void {
   if (!KEY_NAME_PATTERN.test(name)) {
     throw validationError(`A key's name must be ${KEY_NAME_RULE}`);
   }
-  if (OPERATOR_NAME_PATTERN.test(name)) {
+  if (isOperatorKeyName(name)) {
     throw validationError(`${name} is the name of an operator key (TRACKER_API_KEYS or the key file); choose another`);
   }
 }

@@ -83,14 +83,14 @@ export class KeyBook {
     const now = this.options.now().getTime();
     const cached = this.#cache.get(hash);
     if (cached !== undefined && cached.until > now) {
-      if (cached.holder) this.#noteUse(cached.holder, now);
+      if (cached.holder) await this.#noteUse(cached.holder, now);
       return cached.holder;
     }
     const record = await this.options.storage.findApiKey(hash);
     const holder = record && this.#holderOf(record, hash);
     if (this.#cache.size >= MAX_CACHED_KEYS) this.#cache.clear();
     this.#cache.set(hash, { holder, until: now + KEY_CACHE_MS });
-    if (holder) this.#noteUse(holder, now);
+    if (holder) await this.#noteUse(holder, now);
     return holder;
   }
 
@@ -104,11 +104,15 @@ export class KeyBook {
     };
   }
 
-  /** Writes last_used_at in the background; a failure costs the request nothing. */
-  #noteUse(holder: KeyHolder, now: number): void {
+  /**
+   * Writes last_used_at, at most once a LAST_USED_INTERVAL_MS per key, before the request goes on (so
+   * that a list read after a key's first use shows it, on any storage); a failure costs the request
+   * nothing but a log line.
+   */
+  async #noteUse(holder: KeyHolder, now: number): Promise<void> {
     if (now - (this.#lastNoted.get(holder.name) ?? Number.NEGATIVE_INFINITY) < LAST_USED_INTERVAL_MS) return;
     this.#lastNoted.set(holder.name, now);
-    this.options.storage.touchApiKey(holder.name, new Date(now)).catch((error: unknown) => {
+    await this.options.storage.touchApiKey(holder.name, new Date(now)).catch((error: unknown) => {
       this.options.logger.log("warn", "could not note when a key was last used", { key: holder.name, ...describeError(error) });
     });
   }

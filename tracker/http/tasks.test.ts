@@ -250,7 +250,7 @@ describe("leases: claims and their holders", () => {
 
   test("only the holder completes or releases; force releases anyone's claim, recorded with who did it", async () => {
     const claimed = (await put("/tasks/T-1/status", { status: "in_progress" }, "agent-a")).body.updated_task;
-    const holder = `T-1 is claimed by key "operator-1" · agent "agent-a" until ${claimed.lease_expires_at}; only its holder can complete, release or renew it`;
+    const holder = `T-1 is claimed by agent "agent-a" until ${claimed.lease_expires_at}; only its holder can complete, release or renew it`;
     expectApiError(await put("/tasks/T-1/status", { status: "completed" }, "agent-b"), 409, "not_claim_holder", holder);
     expectApiError(await put("/tasks/T-1/status", { status: "pending" }), 409, "not_claim_holder", holder);
     const released = await put("/tasks/T-1/status", { status: "pending", force: true }, "person-c");
