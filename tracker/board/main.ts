@@ -404,16 +404,27 @@ function showWho(key: KeyInfo | null): void {
   else showName();
 }
 
+/**
+ * Both answers, or the first one's failure once both have answered: a wrong key is told after both of
+ * its requests are done, never while one is still on its way.
+ */
+async function bothAnswered<A, B>(first: Promise<A>, second: Promise<B>): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled([first, second]);
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return [a.value, b.value];
+}
+
 async function openBoard(apiKey: string): Promise<void> {
   openError.textContent = "";
   const api = createApi(apiKey);
   let projects: ProjectSummary[];
   let key: KeyInfo | null;
   try {
-    [projects, key] = await Promise.all([
+    [projects, key] = await bothAnswered(
       api.get<{ projects: ProjectSummary[] }>("/projects").then((answer) => answer.projects),
       whoAmI(api),
-    ]);
+    );
   } catch (error) {
     if (error instanceof Error && error.name === "Unauthorized") forgetKey();
     showOpenForm();
