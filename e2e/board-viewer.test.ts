@@ -90,8 +90,11 @@ async function openCard(page: Page, size: Size, taskId: string, columnTab: strin
 }
 
 /** The task IDs of the cards on the board, every column's (a phone's hidden columns too). */
-function cardIds(page: Page): Promise<string[]> {
-  return page.locator("#columns button.card").evaluateAll((cards) => cards.map((card) => card.getAttribute("data-task-id")!));
+/** The cards' task IDs once the columns have drawn `count` cards ("Live" may come before the first page). */
+async function cardIds(page: Page, count: number): Promise<string[]> {
+  const cards = page.locator("#columns button.card");
+  await cards.nth(count - 1).waitFor({ state: "attached" });
+  return cards.evaluateAll((all) => all.map((card) => card.getAttribute("data-task-id")!));
 }
 
 const IN_DIALOG = `document.querySelector("dialog[open]")?.contains(document.activeElement) ?? false`;
@@ -152,7 +155,7 @@ browserTests("a viewer's board", () => {
       test("a viewer's key shows the cards, says once that it may only watch, and offers no steering", async () => {
         const page = await newPage(size);
         await openBoard(page, keys.viewer);
-        expect((await cardIds(page)).sort()).toEqual(["W-1", "W-2", "W-3"]);
+        expect((await cardIds(page, 3)).sort()).toEqual(["W-1", "W-2", "W-3"]);
         expect(await page.getByText("agents · pm-script · working").count()).toBe(1);
         expect(await page.getByText("Completed by agents · pm-script").count()).toBe(1);
         expect(await page.locator("#who-name").innerText()).toBe(VIEWER_SENTENCE);
