@@ -169,17 +169,20 @@ export interface NewNote {
   now: Date;
 }
 
-export type TaskEventType =
-  | "created"
-  | "claimed"
-  | "released"
-  | "force_released"
-  | "completed"
-  | "claim_expired"
-  | "updated"
-  | "cancelled"
-  | "reopened"
-  | "noted";
+/** Every kind of entry of a task's history: the API's enum, the dump's, the storages' CHECK. */
+export const TASK_EVENT_TYPES = [
+  "created",
+  "claimed",
+  "released",
+  "force_released",
+  "completed",
+  "claim_expired",
+  "updated",
+  "cancelled",
+  "reopened",
+  "noted",
+] as const;
+export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 
 /** One entry of a task's history (GET /tasks/<id>/events), written in the transaction of its change. */
 export interface TaskEvent {

@@ -21,19 +21,6 @@ export const READABLE_DUMP_VERSIONS: readonly number[] = [1, 2];
 /** Rows a storage reads per query while dumping, and writes per statement while restoring. */
 export const DUMP_PAGE_SIZE = 1000;
 
-export const EVENT_TYPES: readonly TaskEventType[] = [
-  "created",
-  "claimed",
-  "released",
-  "force_released",
-  "completed",
-  "claim_expired",
-  "updated",
-  "cancelled",
-  "reopened",
-  "noted",
-];
-
 export interface DumpHeader {
   kind: "header";
   format: typeof DUMP_FORMAT;
