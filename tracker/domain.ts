@@ -2,6 +2,7 @@
 // types, validation, the state machine, ID formatting and the error codes.
 
 import { createHash } from "node:crypto";
+import { isOperatorKeyName } from "./operator-keys.ts";
 
 export type Priority = "high" | "medium" | "low";
 export type TaskStatus = "pending" | "in_progress" | "completed" | "cancelled";
@@ -1048,14 +1049,6 @@ export function noBackupOnPostgres(): ApiError {
  */
 export function quotedAgent(agentId: string | null): string {
   return agentId === null ? "an agent that sent no X-Agent-Id" : `agent ${JSON.stringify(agentId)}`;
-}
-
-/**
- * The names of the operator's own keys (TRACKER_API_KEYS, the key file: keys.ts, operatorKeyName),
- * which no kept key may take.
- */
-export function isOperatorKeyName(name: string): boolean {
-  return /^operator(-\d+)?$/i.test(name);
 }
 
 /**

@@ -4,7 +4,8 @@
 // the rows (api_keys), the HTTP layer (http/keys.ts, pipeline.ts) asks these functions.
 
 import { createHash } from "node:crypto";
-import { ApiError, isOperatorKeyName, RetryLater, validationError } from "./domain.ts";
+import { ApiError, RetryLater, validationError } from "./domain.ts";
+import { isOperatorKeyName } from "./operator-keys.ts";
 
 export const ROLES = ["admin", "member", "viewer"] as const;
 export type Role = (typeof ROLES)[number];

@@ -1,5 +1,6 @@
 // How the board words things: times, leases, and the lines of a task's history.
 
+import { isOperatorKeyName } from "../operator-keys.ts";
 import type { Criterion, TaskEvent } from "./api.ts";
 
 export function firstLine(text: string): string {
@@ -35,17 +36,14 @@ export function when(iso: string): string {
   return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
 }
 
+/**
+ * Who made a change: `alice · claude-3f2a9c1e-77b` for a key a person or agent was given (`task-tracker
+ * keys add alice`); the agent alone under the operator's own keys, as on one machine every change is theirs.
+ */
 export function who(agentId: string | null, keyName?: string | null): string {
   const agent = agentId ?? "someone without a name";
-  return keyName && !OPERATOR_KEY.test(keyName) ? `${keyName} · ${agent}` : agent;
+  return keyName && !isOperatorKeyName(keyName) ? `${keyName} · ${agent}` : agent;
 }
-
-/**
- * The operator's own keys (TRACKER_API_KEYS, the key file) are named `operator`, `operator-2`, …: on
- * one machine every change is theirs, so the board names the agent alone; a key a person or agent was
- * given (`task-tracker keys add alice`) comes first, `alice · claude-3f2a9c1e-77b`.
- */
-const OPERATOR_KEY = /^operator(-\d+)?$/;
 
 /** Who holds (or held) a task: its key and agent, as `who` says them. */
 export function holderOf(task: { claimed_by: string | null; claimed_by_key?: string | null }): string {
