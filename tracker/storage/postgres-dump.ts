@@ -229,17 +229,23 @@ export async function openPostgresSnapshot(pool: SQL): Promise<DumpSnapshot> {
 // ---------------------------------------------------------------------------
 // Restore.
 
+/** Notes in the order given (their note_id follows it): a restore's, and a batch's (postgres.ts). */
+export async function insertNoteRows(
+  tx: TransactionSQL,
+  notes: readonly { task_seq: number | string; at: string; by: string | null; text: string }[],
+): Promise<void> {
+  await tx`
+    INSERT INTO task_notes (task_seq, at, by, text)
+    SELECT r.task_seq, r.at, r.by, r.text
+    FROM jsonb_to_recordset(${notes.map((note, i) => ({ ...note, i }))}::jsonb)
+         AS r(i integer, task_seq bigint, at timestamptz, by text, text text)
+    ORDER BY r.i`;
+}
+
 /** The notes, and what the other lines say of each task (children, notes). */
 function contentTarget(tx: TransactionSQL): Pick<RestoreTarget, "insertNotes" | "summarizeTasks"> {
   return {
-    async insertNotes(notes) {
-      await tx`
-        INSERT INTO task_notes (task_seq, at, by, text)
-        SELECT r.task_seq, r.at, r.by, r.text
-        FROM jsonb_to_recordset(${notes.map((note, i) => ({ ...note, i }))}::jsonb)
-             AS r(i integer, task_seq bigint, at timestamptz, by text, text text)
-        ORDER BY r.i`;
-    },
+    insertNotes: (notes) => insertNoteRows(tx, notes),
     async summarizeTasks(summaries) {
       for (let i = 0; i < summaries.length; i += DUMP_PAGE_SIZE) {
         const chunk = summaries.slice(i, i + DUMP_PAGE_SIZE);

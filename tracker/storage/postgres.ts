@@ -111,7 +111,7 @@ import {
 import type { ApiKeyRecord, NewApiKey } from "../keys.ts";
 import { createLogger, describeError, type Logger } from "../log.ts";
 import type { BackupFile, DumpCounts, DumpSnapshot, NumberedLine } from "./dump.ts";
-import { openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
+import { insertNoteRows, openPostgresSnapshot, restorePostgres } from "./postgres-dump.ts";
 import {
   applyApiKeysSchema,
   insertApiKey,
@@ -1006,12 +1006,7 @@ export class PostgresStorage implements Storage {
     );
     if (notes.length === 0) return;
     for (const note of notes) requireStorableText("notes[].text", note.text);
-    await tx`
-      INSERT INTO task_notes (task_seq, at, by, text)
-      SELECT r.task_seq, r.at, r.by, r.text
-      FROM jsonb_to_recordset(${notes.map((note, i) => ({ ...note, i }))}::jsonb)
-           AS r(i integer, task_seq bigint, at timestamptz, by text, text text)
-      ORDER BY r.i`;
+    await insertNoteRows(tx, notes);
     await tx`
       UPDATE tasks SET notes_count = noted.count, last_note = noted.last
       FROM (SELECT task_seq, count(*) AS count, (array_agg(${tx.unsafe(NOTE_JSON)} ORDER BY note_id DESC))[1] AS last
