@@ -120,7 +120,6 @@ const boundedText = (field: string, max: number) =>
 const labelName = boundedText("a label", 40);
 const labelList = z.array(labelName).max(20, "labels must hold at most 20 names");
 const NoteSchema = z.looseObject({ at: z.string(), by: z.string().nullable(), text: z.string() });
-type Note = z.infer<typeof NoteSchema>;
 const CriterionSchema = z.looseObject({ text: z.string(), done: z.boolean() });
 
 const TaskSchema = z.looseObject({
@@ -426,9 +425,14 @@ export interface ClientDeps {
   onRetry?: (failure: ToolFailure, attempt: number, delayMs: number) => void;
 }
 
-/** A 404 for a missing endpoint: code `not_found` (a missing task has its own), or none from a first-contract service. */
-const isNoSuchEndpoint = (failure: ToolFailure) =>
-  failure.status === 404 && (failure.code === undefined || failure.code === "not_found");
+/**
+ * The service lacks the endpoint: a 404 with code `not_found` (a missing task has its own) or none (a
+ * first-contract service), or a 405 (an older service reads the path as another route, e.g. /tasks/claim
+ * as the task called "claim").
+ */
+const lacksEndpoint = (error: unknown): error is ToolFailure =>
+  error instanceof ToolFailure &&
+  (error.status === 405 || (error.status === 404 && (error.code === undefined || error.code === "not_found")));
 
 /** Another agent took the task between GET /tasks/next and the claim (or it vanished). */
 const isLostRace = ({ status, code }: ToolFailure) =>
@@ -707,7 +711,7 @@ export class TrackerClient {
     try {
       return await send();
     } catch (error) {
-      if (error instanceof ToolFailure && (error.status === 405 || isNoSuchEndpoint(error))) {
+      if (lacksEndpoint(error)) {
         throw new ToolFailure(
           `This Task Tracking service has no ${endpoint} (it answered ${error.status}): ${olderService}`,
           error.info,
@@ -725,7 +729,7 @@ export class TrackerClient {
     try {
       return (await this.sendFor(NextTaskResponse, request, call)).task;
     } catch (error) {
-      if (!(error instanceof ToolFailure && (error.status === 405 || isNoSuchEndpoint(error)))) throw error;
+      if (!lacksEndpoint(error)) throw error;
       this.claimsInOneStep = false;
       return this.claimInTwoSteps(project, call);
     }
