@@ -19,7 +19,9 @@ const stack = useStack({ proxy: true, mcp: { model: { LOG_LEVEL: "error" } } });
 
 const ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-".split("");
 const idChar = fc.constantFrom(...ID_CHARS);
-const validId = (max: number) => fc.string({ unit: idChar, minLength: 1, maxLength: Math.min(max, 24) });
+/** An ID the tools accept: ID characters, but never only dots (`.` and `..` are path steps in a URL). */
+const validId = (max: number) =>
+  fc.string({ unit: idChar, minLength: 1, maxLength: Math.min(max, 24) }).filter((id) => !/^\.+$/.test(id));
 const validType = fc.stringMatching(/^[A-Z][A-Z0-9]{0,15}$/);
 
 /** A value of the wrong JSON type for a string field. */
