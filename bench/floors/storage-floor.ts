@@ -10,6 +10,7 @@ db.run("PRAGMA locking_mode = EXCLUSIVE");
 db.run("PRAGMA journal_mode = WAL");
 db.run(`PRAGMA synchronous = ${process.env.TRACKER_SYNC === "full" ? "FULL" : "NORMAL"}`);
 db.run("PRAGMA foreign_keys = ON");
+db.run("PRAGMA temp_store = MEMORY");
 db.run("PRAGMA cache_size = -32768");
 db.run("PRAGMA wal_autocheckpoint = 10000");
 db.run(`PRAGMA journal_size_limit = ${64 * 1024 * 1024}`);

@@ -225,6 +225,10 @@ export async function openSqliteStorage(options: SqliteOptions): Promise<SqliteS
     // In WAL mode NORMAL loses no committed transaction when the process dies, only on power loss.
     db.run(`PRAGMA synchronous = ${options.sync === "full" ? "FULL" : "NORMAL"}`);
     db.run("PRAGMA foreign_keys = ON");
+    // Statement journals (each write's savepoint; a statement that moves several indexes) and
+    // temporary b-trees in memory, not in temporary files: a claim's UPDATE, event and stored
+    // response cost half as much (bench/, issue 22).
+    db.run("PRAGMA temp_store = MEMORY");
     // 32 MiB of page cache (the default is 2): keeps the hot index pages of 100,000s of tasks.
     db.run("PRAGMA cache_size = -32768");
     // A checkpoint stops every request while it copies the WAL and fsyncs the file. Few large ones
