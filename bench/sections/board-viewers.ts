@@ -1,5 +1,6 @@
 // A process of its own that plays `count` people watching the board of one project: each opens it as
-// the page does (the projects, the first page of each column), then reads the live stream GET /events.
+// the page does (the projects, the first page of each column), then reads the live stream as the
+// page does, GET /events?view=tasks (each changed task once per batch), counting the task updates.
 // Run by boards.ts, so that reading 50 streams does not take the load generator's CPU.
 // argv: <tracker url> <project> <count>; the viewers' API keys, one per board, come in BENCH_API_KEYS. Prints "ready" once every
 // stream is open; on stdin's end it prints the number of events received and exits.
@@ -14,6 +15,8 @@ async function get(path: string, headers: Record<string, string>): Promise<void>
   await response.arrayBuffer();
 }
 
+const TASK_KEY = '"task_id":';
+/** The task updates the boards received (a task changed twice within a batch counts once). */
 let events = 0;
 /** Streams that fell behind: the tracker said `reload`, and the board loaded the page again. */
 let reloads = 0;
@@ -33,7 +36,7 @@ async function openBoard(key: string): Promise<{ reading: Promise<void> }> {
   if (stopping) return { reading: Promise.resolve() };
   const abort = new AbortController();
   aborts.add(abort);
-  const response = await fetch(`${url}/events?project=${project}`, {
+  const response = await fetch(`${url}/events?view=tasks&project=${project}`, {
     headers: { ...headers, accept: "text/event-stream" },
     signal: abort.signal,
   });
@@ -41,11 +44,14 @@ async function openBoard(key: string): Promise<{ reading: Promise<void> }> {
   const reading = (async () => {
     const decoder = new TextDecoder();
     let told = false;
+    // A batch's tasks, each an object with one "task_id" key; a chunk may cut one, so the cut end waits.
+    let tail = "";
     try {
       for await (const chunk of response.body!) {
-        const text = decoder.decode(chunk, { stream: true });
-        for (let at = text.indexOf("event: task"); at !== -1; at = text.indexOf("event: task", at + 1)) events++;
+        const text = tail + decoder.decode(chunk, { stream: true });
+        for (let at = text.indexOf(TASK_KEY); at !== -1; at = text.indexOf(TASK_KEY, at + 1)) events++;
         if (text.includes("event: reload")) told = true;
+        tail = text.slice(-(TASK_KEY.length - 1));
       }
     } catch {
       // aborted at the end

@@ -296,7 +296,7 @@ class Board {
     if (this.followed === this.projectId) return;
     this.stopStream();
     this.followed = this.projectId;
-    const path = this.projectId === null ? "/events" : `/events?project=${encodeURIComponent(this.projectId)}`;
+    const path = this.projectId === null ? "/events?view=tasks" : `/events?view=tasks&project=${encodeURIComponent(this.projectId)}`;
     this.stopStream = follow(this.api, path, {
       onOpen: () => {
         liveStatus.textContent = "Live";
@@ -304,9 +304,11 @@ class Board {
         this.known.forget();
         this.scheduleReload();
       },
-      onChange: ({ task }) => {
-        this.known.learn(task);
-        this.taskDialog.changed(task);
+      onTasks: (tasks) => {
+        for (const task of tasks) {
+          this.known.learn(task);
+          this.taskDialog.changed(task);
+        }
         this.scheduleReload();
       },
       onDown: () => {

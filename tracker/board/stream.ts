@@ -1,19 +1,15 @@
-// The live stream GET /events?project= read with fetch, because EventSource cannot send the
-// Authorization header. It reconnects by itself, with backoff, for as long as the board is open;
+// The live stream GET /events?view=tasks&project= read with fetch, because EventSource cannot send the
+// Authorization header. Every 100 ms it brings the tasks changed meanwhile, each once, as they are now. It reconnects by itself, with backoff, for as long as the board is open;
 // told to reload (`event: reload`: the board fell behind, and the tracker ends the stream), it
 // reconnects at once, and the board reloads as on every (re)connection.
 
-import type { Api, Task, TaskEvent } from "./api.ts";
-
-export interface TaskChange {
-  event: TaskEvent;
-  task: Task;
-}
+import type { Api, Task } from "./api.ts";
 
 export interface StreamHandlers {
   /** Connected (again): whatever happened while disconnected is unknown, so reload. */
   onOpen(): void;
-  onChange(change: TaskChange): void;
+  /** The tasks changed in the last batch, each as it is now. */
+  onTasks(tasks: Task[]): void;
   /** Disconnected; `retryInMs` until the next attempt. */
   onDown(retryInMs: number): void;
   onUnauthorized(): void;
@@ -41,7 +37,7 @@ export function follow(api: Api, path: string, handlers: StreamHandlers): () => 
       const response = await api.open(path, controller.signal);
       opened = true;
       handlers.onOpen();
-      if ((await readEvents(response.body!, controller, handlers.onChange)) === "reload" && !stopped) {
+      if ((await readEvents(response.body!, controller, handlers.onTasks)) === "reload" && !stopped) {
         controller.abort();
         return void connect(0);
       }
@@ -68,7 +64,7 @@ export function follow(api: Api, path: string, handlers: StreamHandlers): () => 
 async function readEvents(
   body: ReadableStream<Uint8Array>,
   controller: AbortController,
-  onChange: (change: TaskChange) => void,
+  onTasks: (tasks: Task[]) => void,
 ): Promise<"ended" | "reload"> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
@@ -88,7 +84,7 @@ async function readEvents(
       for (const line of lines) {
         if (line === "") {
           if (eventName === "reload") return "reload";
-          if (eventName === "task" && data.length > 0) onChange(JSON.parse(data.join("\n")) as TaskChange);
+          if (eventName === "tasks" && data.length > 0) onTasks((JSON.parse(data.join("\n")) as { tasks: Task[] }).tasks);
           eventName = "message";
           data = [];
         } else if (line.startsWith("data:")) {

@@ -42,8 +42,12 @@ function drivenStreams(options: { maxUnreadBytes?: number } = {}) {
     flushes,
     turns,
     listeners,
-    open: (key = "key-a", projectId: string | null = null, projects: readonly string[] | null = null) =>
-      streams.open({ storage, logger, projectId, projects, signal: new AbortController().signal, key }),
+    open: (
+      key = "key-a",
+      projectId: string | null = null,
+      projects: readonly string[] | null = null,
+      view: "history" | "tasks" = "history",
+    ) => streams.open({ storage, logger, projectId, projects, signal: new AbortController().signal, key, view }),
     /** The storage commits these changes: every subscriber hears them. */
     commit(...changes: TaskChange[]) {
       for (const change of changes) for (const listener of [...listeners]) listener(change);
@@ -200,6 +204,29 @@ describe("LiveStreams: coalescing", () => {
     await settled();
     expect(web[0]!.chunks[1]).toBe(web[1]!.chunks[1]!);
     expect([web[0]!, web[1]!, api, all].map((viewer) => eventIds(viewer.text()))).toEqual([[1, 3], [1, 3], [2], [1, 2, 3]]);
+  });
+
+  test("the tasks view sends a batch as one event: tasks, each task once as its last change left it, the history view every change", async () => {
+    const driven = drivenStreams();
+    const board = reading(driven.open("key-a", "web", null, "tasks"));
+    const history = reading(driven.open("key-b", "web"));
+    const claimed = change(1);
+    const completed = change(3);
+    (completed.task as { task_id: string }).task_id = "T-1";
+    (completed.task as { description: string }).description = "done now";
+    driven.commit(claimed, change(2), completed, change(4, "api"));
+    driven.flushAll();
+    await settled();
+    expect(board.chunks).toHaveLength(2);
+    const [head, data] = board.text().replace(": connected\n\n", "").split("\ndata: ");
+    expect(head).toBe("event: tasks\nid: 3");
+    const { tasks } = JSON.parse(data!) as { tasks: Array<{ task_id: string; description: string }> };
+    // T-2 was changed before T-1's last change: the order of the last changes.
+    expect(tasks.map((task) => [task.task_id, task.description.slice(0, 8)])).toEqual([
+      ["T-2", "xxxxxxxx"],
+      ["T-1", "done now"],
+    ]);
+    expect(eventIds(history.text())).toEqual([1, 2, 3]);
   });
 
   test("streams of keys limited to other projects never share a batch, even one of the same first change and length", async () => {

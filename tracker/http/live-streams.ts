@@ -6,7 +6,8 @@
 // The viewers must cost the agents nothing: a change only joins the waiting batch of each stream that
 // wants it (the write that made it goes on at once), and every 100 ms one flush sends each stream its
 // batch in one write, serialized once for all the streams that wait for the same changes, the
-// streams spread over the period. A stream that falls behind is told to reload and ended, never
+// streams spread over the period. A board asks for the tasks view: each changed task once per batch,
+// not every change with its task. A stream that falls behind is told to reload and ended, never
 // buffered without end.
 
 import { ApiError, RetryLater, type TaskChange } from "../domain.ts";
@@ -76,6 +77,13 @@ const RELOAD = encoder.encode(
   `event: reload\ndata: ${JSON.stringify({ reason: "This stream fell too far behind and ends here: reload, then reconnect." })}\n\n`,
 );
 
+/**
+ * What a stream carries. `history`: every change as its `event: task` (the event and the task after
+ * it). `tasks`: what a board needs, every task changed since the last batch as it is now, in one
+ * `event: tasks`; a task changed five times in 100 ms is sent once.
+ */
+export type StreamView = "history" | "tasks";
+
 /** One change as its `event: task`; a change heard by streams of several filters is serialized once. */
 const encodedChanges = new WeakMap<TaskChange, Uint8Array>();
 
@@ -102,6 +110,26 @@ function encodeBatch(changes: readonly TaskChange[]): Uint8Array {
 }
 
 /**
+ * The changes of a batch as one `event: tasks`: each task once, as its last change left it, in the
+ * order of their last changes; `id` is the last change's event_id, as in the history view.
+ */
+function encodeTasks(changes: readonly TaskChange[]): Uint8Array {
+  const latest = new Map<string, TaskChange["task"]>();
+  for (const { task } of changes) {
+    const key = `${task.project_id}\n${task.task_id}`;
+    latest.delete(key);
+    latest.set(key, task);
+  }
+  const data = JSON.stringify({ tasks: [...latest.values()] });
+  return encoder.encode(`event: tasks\nid: ${changes.at(-1)!.event.event_id}\ndata: ${data}\n\n`);
+}
+
+const ENCODERS: Record<StreamView, (changes: readonly TaskChange[]) => Uint8Array> = {
+  history: encodeBatch,
+  tasks: encodeTasks,
+};
+
+/**
  * Within one flush, the streams of the same filter wait for the same changes (a stream opened in
  * the meantime for their last ones): the filter, the first change and the count name a batch.
  */
@@ -109,9 +137,9 @@ function batchName(filter: string, changes: readonly TaskChange[]): string {
   return `${changes.length} ${changes[0]!.event.event_id} ${filter}`;
 }
 
-/** A stream's filter: its project, and the projects of a key limited to them (never another's batch). */
-function filterOf(projectId: string | null, projects: readonly string[] | null | undefined): string {
-  return JSON.stringify([projectId, projects ?? null]);
+/** A stream's filter: its project, the projects of a key limited to them (never another's batch), its view. */
+function filterOf(projectId: string | null, projects: readonly string[] | null | undefined, view: StreamView): string {
+  return JSON.stringify([projectId, projects ?? null, view]);
 }
 
 interface StreamSource {
@@ -125,12 +153,16 @@ interface StreamSource {
   signal: AbortSignal;
   /** Who opened it: the scope of its API key. */
   key: string;
+  /** Left out: history. */
+  view?: StreamView;
 }
 
 /** An open stream as the flush sees it: the changes waiting for it, and how to send them. */
 interface Follower {
   /** filterOf: the streams of one filter wait for the same changes. */
   filter: string;
+  /** How its batches are written (StreamView). */
+  encode: (changes: readonly TaskChange[]) => Uint8Array;
   waiting: TaskChange[];
   send(bytes: Uint8Array): void;
 }
@@ -212,14 +244,15 @@ export class LiveStreams {
   /** Subscribes the stream to the changes and starts its keep-alives; returns what closes it. */
   #feed(
     controller: ReadableStreamDefaultController<Uint8Array>,
-    { storage, logger, projectId, projects, signal, key }: StreamSource,
+    { storage, logger, projectId, projects, signal, key, view = "history" }: StreamSource,
   ) {
     const { keepAliveMs, idleMs, maxAgeMs, maxUnreadBytes, now, every } = this.#options;
     let closed = false;
     let sent = 0;
     const unread = () => HIGH_WATER_MARK - (controller.desiredSize ?? HIGH_WATER_MARK);
     const follower: Follower = {
-      filter: filterOf(projectId, projects),
+      filter: filterOf(projectId, projects, view),
+      encode: ENCODERS[view],
       waiting: [],
       send(bytes) {
         if (closed) return;
@@ -307,7 +340,7 @@ export class LiveStreams {
       const name = batchName(follower.filter, changes);
       let bytes = batches.get(name);
       if (bytes === undefined) {
-        bytes = encodeBatch(changes);
+        bytes = follower.encode(changes);
         batches.set(name, bytes);
       }
       follower.send(bytes);

@@ -130,11 +130,11 @@ export const routes: readonly Route[] = [
     summary: "The live stream of changes (Server-Sent Events)",
     ...read,
     head: false,
-    query: s.projectFilterQuery,
+    query: s.eventsQuery,
     handler: streamEvents,
     limited: true,
     success: ok(
-      'text/event-stream: `event: task`, `id: <event_id>`, `data: {"event", "task"}`; `event: reload` ends the stream of a viewer that fell behind',
+      'text/event-stream: `event: task`, `id: <event_id>`, `data: {"event", "task"}` (view=tasks: `event: tasks`, `data: {"tasks"}`, each task changed in the last 100 ms once); `event: reload` ends the stream of a viewer that fell behind',
       null,
     ),
   }),

@@ -198,6 +198,7 @@ export const taskRefQuery = z.strictObject({ project: projectId.optional() });
 export const nextTaskQuery = z.strictObject({ project: requiredQuery(projectId), status: taskStatus.optional() });
 export const allocateQuery = z.strictObject({ type: requiredQuery(artifactType), project: requiredQuery(projectId) });
 export const projectFilterQuery = z.strictObject({ project: projectId.optional() });
+export const eventsQuery = z.strictObject({ project: projectId.optional(), view: oneOf(["history", "tasks"]).optional() });
 
 const limit = z
   .string()
