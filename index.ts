@@ -1290,7 +1290,10 @@ async function listTasks(context: ServerContext, args: ListTasksArguments, call:
   }
   const claimedBy = mine ? context.config.agentId : undefined;
   const labels = typeof label === "string" ? [label] : label;
-  const page = await context.client.listTaskLines({ project, status, ready, limit, cursor, claimedBy, query, labels, parent }, call);
+  const page = await context.client.listTaskLines(
+    { project, status, ready, limit, cursor, claimedBy, query, labels, parent },
+    call,
+  );
   return { tasks: page.tasks.map(compactTask), next_cursor: page.next_cursor };
 }
 

@@ -296,7 +296,8 @@ class Board {
     if (this.followed === this.projectId) return;
     this.stopStream();
     this.followed = this.projectId;
-    const path = this.projectId === null ? "/events?view=tasks" : `/events?view=tasks&project=${encodeURIComponent(this.projectId)}`;
+    const path =
+      this.projectId === null ? "/events?view=tasks" : `/events?view=tasks&project=${encodeURIComponent(this.projectId)}`;
     this.stopStream = follow(this.api, path, {
       onOpen: () => {
         liveStatus.textContent = "Live";

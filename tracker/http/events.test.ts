@@ -109,8 +109,13 @@ describe("GET /events", () => {
   test("with ?view=tasks sends each task changed in a batch once, as it is now, in one `event: tasks` (the board's view)", async () => {
     const viewer = await openViewer("/events?view=tasks&project=web");
     // One request: both changes are in the same 100 ms batch.
-    await t.request("POST", "/tasks/batch", { body: { tasks: [task("WEB-1", { project_id: "web" }), task("WEB-2", { project_id: "web" })] } });
-    await t.request("PUT", "/tasks/WEB-1/status?project=web", { body: { status: "in_progress" }, headers: { "X-Agent-Id": "agent-a" } });
+    await t.request("POST", "/tasks/batch", {
+      body: { tasks: [task("WEB-1", { project_id: "web" }), task("WEB-2", { project_id: "web" })] },
+    });
+    await t.request("PUT", "/tasks/WEB-1/status?project=web", {
+      body: { status: "in_progress" },
+      headers: { "X-Agent-Id": "agent-a" },
+    });
     await viewer.waitFor((text) => text.includes('"status":"in_progress"'));
     const batches = viewer.text.split("\n\n").filter((block) => block.startsWith("event: tasks\n"));
     const tasks = batches.flatMap((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)).tasks);
@@ -119,7 +124,11 @@ describe("GET /events", () => {
     expect(last).toEqual(now);
     expect(viewer.messages()).toEqual([]);
     const wrong = await t.request("GET", "/events?view=changes");
-    expect([wrong.status, wrong.body.code, wrong.body.error]).toEqual([400, "validation_failed", expect.stringContaining("view")]);
+    expect([wrong.status, wrong.body.code, wrong.body.error]).toEqual([
+      400,
+      "validation_failed",
+      expect.stringContaining("view"),
+    ]);
   });
 
   test("sends a keep-alive comment between changes", async () => {
