@@ -452,7 +452,7 @@ if (listing) {
     ),
   );
   print(
-    `   list_tasks through dist/task-tracking-mcp (limit 50, largest SQLite size): p50 ${ms(listing.mcp_list_tasks.p50)}, p95 ${ms(listing.mcp_list_tasks.p95)}, p99 ${ms(listing.mcp_list_tasks.p99)} ms`,
+    `   list_tasks through dist/task-tracking-mcp (limit 50, largest SQLite size): p50 ${ms(listing.mcp_list_tasks.p50)}, p95 ${ms(listing.mcp_list_tasks.p95)}, p99 ${ms(listing.mcp_list_tasks.p99)} ms; get_next_task of the same project, in turns: p50 ${ms(listing.mcp_next_task.p50)}, p95 ${ms(listing.mcp_next_task.p95)}, p99 ${ms(listing.mcp_next_task.p99)} ms`,
   );
   print(`   PostgreSQL: ${listing.postgres.ran ? listing.postgres.reason : `not run: ${listing.postgres.reason}`}`);
   for (const backend of [...new Set(listing.points.map((p) => p.backend))]) {
@@ -478,6 +478,13 @@ if (listing) {
     "≤ 2 ms",
     `${ms(listing.mcp_list_tasks.p95)} ms`,
     listing.mcp_list_tasks.p95 <= 2,
+  );
+  const listOverNext = listing.mcp_list_tasks.p95 / listing.mcp_next_task.p95;
+  target(
+    "list_tasks p95 ÷ get_next_task p95, same server, in turns",
+    "≤ 2×",
+    `${ratio(listOverNext)} (${ms(listing.mcp_list_tasks.p95)} ÷ ${ms(listing.mcp_next_task.p95)} ms)`,
+    listOverNext <= 2,
   );
 }
 

@@ -22,6 +22,8 @@ export interface ListingResult {
   points: ListingPoint[];
   /** list_tasks (default limit 50) through dist/task-tracking-mcp, at the largest size on SQLite. */
   mcp_list_tasks: Percentiles;
+  /** get_next_task of the same project through the same server, in turns with list_tasks. */
+  mcp_next_task: Percentiles;
   postgres: { ran: boolean; reason: string };
 }
 
@@ -82,7 +84,7 @@ async function measureBackend(ctx: Context, backend: string, url: string, sizes:
   return points;
 }
 
-async function measureListTasksTool(ctx: Context, tracker: TrackerProcess): Promise<Percentiles> {
+async function measureListTasksTool(ctx: Context, tracker: TrackerProcess): Promise<{ list: Percentiles; next: Percentiles }> {
   const client = new StdioMcpClient([ctx.mcpBinary], {
     PATH: process.env.PATH,
     TASK_TRACKING_URL: tracker.url,
@@ -92,17 +94,21 @@ async function measureListTasksTool(ctx: Context, tracker: TrackerProcess): Prom
   });
   try {
     await client.initialize();
-    const rounds: Percentiles[] = [];
-    for (let round = 0; round < 3; round++) {
-      rounds.push(
-        percentiles(await sequential(ctx.quick ? 100 : 300, 30, () => client.callTool("list_tasks", { project_id: PROJECT }))),
-      );
+    const calls = ctx.quick ? 100 : 300;
+    const list: Percentiles[] = [];
+    const next: Percentiles[] = [];
+    // The two tools take turns, so that the drift of this shared machine hits both alike.
+    for (let round = 0; round < 5; round++) {
+      list.push(percentiles(await sequential(calls, 30, () => client.callTool("list_tasks", { project_id: PROJECT }))));
+      next.push(percentiles(await sequential(calls, 30, () => client.callTool("get_next_task", { project_id: PROJECT }))));
     }
-    return {
-      p50: median(rounds.map((r) => r.p50)),
-      p95: median(rounds.map((r) => r.p95)),
-      p99: median(rounds.map((r) => r.p99)),
-    } as Percentiles;
+    const medians = (rounds: Percentiles[]) =>
+      ({
+        p50: median(rounds.map((r) => r.p50)),
+        p95: median(rounds.map((r) => r.p95)),
+        p99: median(rounds.map((r) => r.p99)),
+      }) as Percentiles;
+    return { list: medians(list), next: medians(next) };
   } finally {
     await client.close();
   }
@@ -113,9 +119,10 @@ export async function measureListing(ctx: Context): Promise<ListingResult> {
   const sqlite = await startTrackerProcess();
   let points: ListingPoint[];
   let mcpListTasks: Percentiles;
+  let mcpNextTask: Percentiles;
   try {
     points = await measureBackend(ctx, "SQLite", sqlite.url, sizes);
-    mcpListTasks = await measureListTasksTool(ctx, sqlite);
+    ({ list: mcpListTasks, next: mcpNextTask } = await measureListTasksTool(ctx, sqlite));
   } finally {
     await sqlite.stop();
   }
@@ -125,6 +132,7 @@ export async function measureListing(ctx: Context): Promise<ListingResult> {
       page_size: PAGE,
       points,
       mcp_list_tasks: mcpListTasks,
+      mcp_next_task: mcpNextTask,
       postgres: { ran: false, reason: "no PostgreSQL URL (run under scripts/with-postgres.sh)" },
     };
   const admin = new SQL(url);
@@ -147,6 +155,7 @@ export async function measureListing(ctx: Context): Promise<ListingResult> {
     page_size: PAGE,
     points,
     mcp_list_tasks: mcpListTasks,
+    mcp_next_task: mcpNextTask,
     postgres: { ran: true, reason: "a fresh database on the throw-away cluster" },
   };
 }
