@@ -200,8 +200,8 @@ function firstLine(description: string): string {
 
 /**
  * What a listed task must carry for its line (compactTask), checked field by field; the rest of it is
- * neither read nor checked nor kept (a plain object, not a loose one, never walks the other fields),
- * which makes a page of 50 several times cheaper to take in than whole tasks.
+ * neither read nor checked nor kept. A plain object, not a loose one, never walks the other fields:
+ * checking a page of 50 whole tasks took a third of the server's time for list_tasks.
  */
 const ListedTaskSchema = z.object(TaskSchema.shape).pick({
   task_id: true,
