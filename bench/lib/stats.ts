@@ -27,6 +27,16 @@ export function median(values: readonly number[]): number {
   return percentile(values, 50);
 }
 
+/** Repeated rounds of one path as one figure: the median of each percentile, and every sample counted. */
+export function medianOfRounds(rounds: readonly Percentiles[]): Percentiles {
+  return {
+    p50: median(rounds.map((r) => r.p50)),
+    p95: median(rounds.map((r) => r.p95)),
+    p99: median(rounds.map((r) => r.p99)),
+    n: rounds.reduce((sum, r) => sum + r.n, 0),
+  };
+}
+
 /** (max - min) / median of repeated measurements, in percent: how noisy a figure was. */
 export function spreadPercent(values: readonly number[]): number {
   if (values.length < 2) return NaN;

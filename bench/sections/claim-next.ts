@@ -6,10 +6,10 @@
 // is a double claim, and the tracker's own in_progress count must match. Then the HTTP requests one
 // get_next_task with claim: true makes through dist/task-tracking-mcp, from the tracker's access log.
 import { join } from "node:path";
-import { SQL } from "bun";
 import { type Context, FLOORS } from "../lib/context.ts";
 import { closedLoop, type LoadResult } from "../lib/load.ts";
 import { StdioMcpClient } from "../lib/mcp.ts";
+import { benchPostgresUrl, withFreshDatabase } from "../lib/postgres.ts";
 import { startHttpServer, tempDir } from "../lib/proc.ts";
 import { median, spreadPercent } from "../lib/stats.ts";
 import { API_KEY, seedTasks, startTrackerProcess, TrackerHttp, type TrackerProcess } from "../lib/tracker.ts";
@@ -178,19 +178,14 @@ export async function measureClaimNext(ctx: Context): Promise<ClaimNextResult> {
 
 /** The same on one PostgreSQL instance, in a database of its own (scripts/with-postgres.sh's cluster). */
 async function measurePostgres(ctx: Context): Promise<{ rows: ClaimNextRow[]; note: string }> {
-  const url = process.env.BENCH_DATABASE_URL || process.env.TRACKER_TEST_DATABASE_URL;
+  const url = benchPostgresUrl();
   if (!url) return { rows: [], note: "not run: no PostgreSQL (run under scripts/with-postgres.sh)" };
-  const admin = new SQL(url);
-  const database = `bench_claim_next_${Date.now().toString(36)}`;
-  await admin.unsafe(`CREATE DATABASE ${database}`);
-  const benchUrl = new URL(url);
-  benchUrl.pathname = `/${database}`;
-  try {
-    const tracker = await startTrackerProcess({ DATABASE_URL: benchUrl.href });
+  return withFreshDatabase(url, "bench_claim_next", async (databaseUrl) => {
+    const tracker = await startTrackerProcess({ DATABASE_URL: databaseUrl });
     const floor = await startHttpServer({
       name: "postgres-floor",
       cmd: FLOORS.postgres,
-      env: { FLOOR_DATABASE_URL: benchUrl.href },
+      env: { FLOOR_DATABASE_URL: databaseUrl },
     });
     try {
       const durable = process.env.TRACKER_TEST_DATABASE_DURABLE === "false" ? "fsync off (a test cluster)" : "durable settings";
@@ -198,10 +193,7 @@ async function measurePostgres(ctx: Context): Promise<{ rows: ClaimNextRow[]; no
     } finally {
       await Promise.all([floor.stop(), tracker.stop()]);
     }
-  } finally {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
-    await admin.close();
-  }
+  });
 }
 
 /** The requests the tracker's access log gained during one get_next_task with claim: true (nothing else runs then). */

@@ -8,7 +8,7 @@ import { type Context, FLOORS } from "../lib/context.ts";
 import { sequential } from "../lib/load.ts";
 import { StdioMcpClient } from "../lib/mcp.ts";
 import { cpuMs, startHttpServer, tempDir } from "../lib/proc.ts";
-import { median, type Percentiles, percentiles, spreadPercent } from "../lib/stats.ts";
+import { medianOfRounds, type Percentiles, percentiles, spreadPercent } from "../lib/stats.ts";
 import { API_KEY, seedTasks, startTrackerProcess, TrackerHttp } from "../lib/tracker.ts";
 
 export interface PathLatency {
@@ -36,14 +36,15 @@ export interface LatencyResult {
 }
 
 function summarize(rounds: Percentiles[], cpu?: { ms: number; calls: number }): PathLatency {
+  const { p50, p95, p99, n } = medianOfRounds(rounds);
   return {
     server_cpu_us: cpu ? (cpu.ms * 1000) / cpu.calls : undefined,
-    p50: median(rounds.map((r) => r.p50)),
-    p95: median(rounds.map((r) => r.p95)),
-    p99: median(rounds.map((r) => r.p99)),
+    p50,
+    p95,
+    p99,
     spread_p50: spreadPercent(rounds.map((r) => r.p50)),
     spread_p95: spreadPercent(rounds.map((r) => r.p95)),
-    samples: rounds.reduce((sum, r) => sum + r.n, 0),
+    samples: n,
   };
 }
 

@@ -1,11 +1,11 @@
 // 6. Listing: a page of GET /tasks beside GET /tasks/next as one project grows from 1,000 to 100,000
 // tasks, on SQLite and (when a URL is given) PostgreSQL; the first page and one five pages deep (keyset
 // pagination: it should cost the same); and list_tasks through the compiled MCP server.
-import { SQL } from "bun";
 import type { Context } from "../lib/context.ts";
 import { sequential } from "../lib/load.ts";
 import { StdioMcpClient } from "../lib/mcp.ts";
-import { median, type Percentiles, percentiles, spreadPercent } from "../lib/stats.ts";
+import { benchPostgresUrl, withFreshDatabase } from "../lib/postgres.ts";
+import { medianOfRounds, type Percentiles, percentiles, spreadPercent } from "../lib/stats.ts";
 import { API_KEY, startTrackerProcess, type TrackerProcess } from "../lib/tracker.ts";
 import { api, seed } from "./workload.ts";
 
@@ -54,12 +54,7 @@ async function measurePoint(ctx: Context, backend: string, url: string, tasks: n
     const runs: Percentiles[] = [];
     for (let round = 0; round < rounds; round++)
       runs.push(percentiles(await sequential(perRound, 30, () => api(url, "GET", path))));
-    figures[name] = {
-      p50: median(runs.map((r) => r.p50)),
-      p95: median(runs.map((r) => r.p95)),
-      p99: median(runs.map((r) => r.p99)),
-      spread: spreadPercent(runs.map((r) => r.p50)),
-    } as Percentiles & { spread: number };
+    figures[name] = { ...medianOfRounds(runs), spread: spreadPercent(runs.map((r) => r.p50)) };
   }
   ctx.progress(`listing: ${backend} at ${tasks.toLocaleString("en-US")} tasks measured`);
   return { backend, tasks, next: figures.next!, first_page: figures.first_page!, deep_page: figures.deep_page! };
@@ -102,13 +97,7 @@ async function measureListTasksTool(ctx: Context, tracker: TrackerProcess): Prom
       list.push(percentiles(await sequential(calls, 30, () => client.callTool("list_tasks", { project_id: PROJECT }))));
       next.push(percentiles(await sequential(calls, 30, () => client.callTool("get_next_task", { project_id: PROJECT }))));
     }
-    const medians = (rounds: Percentiles[]) =>
-      ({
-        p50: median(rounds.map((r) => r.p50)),
-        p95: median(rounds.map((r) => r.p95)),
-        p99: median(rounds.map((r) => r.p99)),
-      }) as Percentiles;
-    return { list: medians(list), next: medians(next) };
+    return { list: medianOfRounds(list), next: medianOfRounds(next) };
   } finally {
     await client.close();
   }
@@ -126,7 +115,7 @@ export async function measureListing(ctx: Context): Promise<ListingResult> {
   } finally {
     await sqlite.stop();
   }
-  const url = process.env.BENCH_DATABASE_URL || process.env.TRACKER_TEST_DATABASE_URL;
+  const url = benchPostgresUrl();
   if (!url)
     return {
       page_size: PAGE,
@@ -135,22 +124,14 @@ export async function measureListing(ctx: Context): Promise<ListingResult> {
       mcp_next_task: mcpNextTask,
       postgres: { ran: false, reason: "no PostgreSQL URL (run under scripts/with-postgres.sh)" },
     };
-  const admin = new SQL(url);
-  const database = `bench_list_${Date.now().toString(36)}`;
-  try {
-    await admin.unsafe(`CREATE DATABASE ${database}`);
-    const benchUrl = new URL(url);
-    benchUrl.pathname = `/${database}`;
-    const tracker = await startTrackerProcess({ DATABASE_URL: benchUrl.href });
+  await withFreshDatabase(url, "bench_list", async (databaseUrl) => {
+    const tracker = await startTrackerProcess({ DATABASE_URL: databaseUrl });
     try {
       points.push(...(await measureBackend(ctx, "PostgreSQL", tracker.url, sizes)));
     } finally {
       await tracker.stop();
     }
-  } finally {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
-    await admin.close();
-  }
+  });
   return {
     page_size: PAGE,
     points,

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { Context } from "../lib/context.ts";
 import { sequential } from "../lib/load.ts";
 import { PROTOCOL_VERSION, StdioMcpClient } from "../lib/mcp.ts";
-import { median, type Percentiles, percentiles } from "../lib/stats.ts";
+import { medianOfRounds, type Percentiles, percentiles } from "../lib/stats.ts";
 import { API_KEY, seedTasks, startTrackerProcess, TrackerHttp } from "../lib/tracker.ts";
 
 export interface McpHttpPath {
@@ -54,12 +54,10 @@ async function openHttpSession(url: string) {
   };
 }
 
-const summarize = (rounds: Percentiles[]): McpHttpPath => ({
-  p50: median(rounds.map((r) => r.p50)),
-  p95: median(rounds.map((r) => r.p95)),
-  p99: median(rounds.map((r) => r.p99)),
-  samples: rounds.reduce((sum, r) => sum + r.n, 0),
-});
+const summarize = (rounds: Percentiles[]): McpHttpPath => {
+  const { p50, p95, p99, n } = medianOfRounds(rounds);
+  return { p50, p95, p99, samples: n };
+};
 
 export async function measureMcpHttp(ctx: Context): Promise<McpHttpResult> {
   const rounds = ctx.quick ? 3 : 5;

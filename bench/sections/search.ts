@@ -1,9 +1,9 @@
 // 11. Search: GET /tasks?q= (a page of 50, as list_tasks asks) over one project of 100,000 tasks beside
 // GET /tasks/next in the same tracker, measured in turns, on SQLite and (when a URL is given)
 // PostgreSQL; and the size of the tool definitions (the tools/list result of dist/task-tracking-mcp).
-import { SQL } from "bun";
 import type { Context } from "../lib/context.ts";
 import { StdioMcpClient } from "../lib/mcp.ts";
+import { benchPostgresUrl, withFreshDatabase } from "../lib/postgres.ts";
 import { median, type Percentiles, percentiles, spreadPercent } from "../lib/stats.ts";
 import { API_KEY, startTrackerProcess, type TaskInput, TrackerHttp } from "../lib/tracker.ts";
 import { api } from "./workload.ts";
@@ -190,22 +190,14 @@ async function measureToolDefinitions(ctx: Context, trackerUrl: string): Promise
 }
 
 async function measurePostgres(ctx: Context, url: string): Promise<SearchPoint> {
-  const admin = new SQL(url);
-  const database = `bench_search_${Date.now().toString(36)}`;
-  try {
-    await admin.unsafe(`CREATE DATABASE ${database}`);
-    const benchUrl = new URL(url);
-    benchUrl.pathname = `/${database}`;
-    const tracker = await startTrackerProcess({ DATABASE_URL: benchUrl.href });
+  return withFreshDatabase(url, "bench_search", async (databaseUrl) => {
+    const tracker = await startTrackerProcess({ DATABASE_URL: databaseUrl });
     try {
       return await measureBackend(ctx, "PostgreSQL", tracker.url);
     } finally {
       await tracker.stop();
     }
-  } finally {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
-    await admin.close();
-  }
+  });
 }
 
 export async function measureSearch(ctx: Context): Promise<SearchResult> {
@@ -218,7 +210,7 @@ export async function measureSearch(ctx: Context): Promise<SearchResult> {
   } finally {
     await sqlite.stop();
   }
-  const url = process.env.BENCH_DATABASE_URL || process.env.TRACKER_TEST_DATABASE_URL;
+  const url = benchPostgresUrl();
   const result = { page_size: PAGE, points, tools_list_chars: definitions.chars, tools: definitions.tools };
   if (!url) return { ...result, postgres: { ran: false, reason: "no PostgreSQL URL (run under scripts/with-postgres.sh)" } };
   points.push(await measurePostgres(ctx, url));

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { SQL } from "bun";
 import { type Context, FLOORS } from "../lib/context.ts";
 import { closedLoop, type LoadResult } from "../lib/load.ts";
+import { benchPostgresUrl } from "../lib/postgres.ts";
 import { startHttpServer, tempDir } from "../lib/proc.ts";
 import { median, spreadPercent } from "../lib/stats.ts";
 import { makeTasks, startTrackerProcess, TrackerHttp, type TrackerProcess } from "../lib/tracker.ts";
@@ -185,13 +186,8 @@ async function httpFloor(): Promise<Backend> {
   return { name: "HTTP floor", urls: [floor.url], operations: ["constant"], stop: () => floor.stop() };
 }
 
-/** The PostgreSQL URL of scripts/with-postgres.sh (or BENCH_DATABASE_URL); never a production DATABASE_URL. */
-function postgresUrl(): string | undefined {
-  return process.env.BENCH_DATABASE_URL || process.env.TRACKER_TEST_DATABASE_URL || undefined;
-}
-
 async function postgresBackends(ctx: Context, cells: Cell[]): Promise<{ ran: boolean; reason: string }> {
-  const url = postgresUrl();
+  const url = benchPostgresUrl();
   if (!url) {
     return {
       ran: false,
