@@ -1158,29 +1158,46 @@ function filterDigest(query: TaskListQuery): string {
   return createHash("sha256").update(filters).digest("base64url").slice(0, 16);
 }
 
-/** The opaque next_cursor: base64url JSON of the position and a digest of the filters. */
-export function encodeTaskCursor(position: TaskListPosition, query: TaskListQuery): string {
-  const { part, key, seq } = position;
-  return Buffer.from(JSON.stringify({ part, key, seq, filters: filterDigest(query) })).toString("base64url");
+/** A next_cursor: base64url JSON of where the page ended and a digest of the filters it was made for. */
+function encodeCursor(position: JsonObject, query: TaskListQuery): string {
+  return Buffer.from(JSON.stringify({ ...position, filters: filterDigest(query) })).toString("base64url");
 }
 
-/** Reads a cursor back; one that does not decode, or was made for other filters, is a 400 naming `cursor`. */
-export function decodeTaskCursor(cursor: string, query: TaskListQuery): TaskListPosition {
+/**
+ * Reads a cursor back: one that does not decode or is not `isOurs` is a 400 saying `notOurs`; one made
+ * for other filters is a 400 naming them.
+ */
+function decodeCursor<Position extends JsonObject>(
+  cursor: string,
+  query: TaskListQuery,
+  isOurs: (decoded: JsonObject) => decoded is Position,
+  notOurs: string,
+): Position {
   let decoded: unknown;
   try {
     decoded = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
   } catch {
     decoded = null;
   }
-  if (!isObject(decoded) || !isTaskListPosition(decoded)) {
-    throw validationError("cursor is not a next_cursor of GET /tasks");
-  }
+  if (!isObject(decoded) || !isOurs(decoded)) throw validationError(notOurs);
   if (decoded.filters !== filterDigest(query)) {
     throw validationError(
       "cursor was made for other filters: pass the same project, status, ready, claimed_by, q, label and parent as for the first page",
     );
   }
-  return { part: decoded.part, key: decoded.key, seq: decoded.seq };
+  return decoded;
+}
+
+/** The opaque next_cursor of GET /tasks: the position of the page's last task. */
+export function encodeTaskCursor(position: TaskListPosition, query: TaskListQuery): string {
+  const { part, key, seq } = position;
+  return encodeCursor({ part, key, seq }, query);
+}
+
+/** Reads a cursor back; one that does not decode, or was made for other filters, is a 400 naming `cursor`. */
+export function decodeTaskCursor(cursor: string, query: TaskListQuery): TaskListPosition {
+  const { part, key, seq } = decodeCursor(cursor, query, isTaskListPosition, "cursor is not a next_cursor of GET /tasks");
+  return { part, key, seq };
 }
 
 function isTaskListPosition(value: JsonObject): value is JsonObject & TaskListPosition & { filters: unknown } {
@@ -1222,25 +1239,15 @@ export function clipSnippet(snippet: string): string {
 
 /** A ranked page ends at an offset: its cursor is that offset and the digest of the filters (q included). */
 export function encodeSearchCursor(offset: number, query: TaskListQuery): string {
-  return Buffer.from(JSON.stringify({ offset, filters: filterDigest(query) })).toString("base64url");
+  return encodeCursor({ offset }, query);
 }
 
 export function decodeSearchCursor(cursor: string, query: TaskListQuery): number {
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-  } catch {
-    decoded = null;
-  }
-  if (!isObject(decoded) || !Number.isSafeInteger(decoded.offset) || (decoded.offset as number) < 0) {
-    throw validationError("cursor is not a next_cursor of GET /tasks with q");
-  }
-  if (decoded.filters !== filterDigest(query)) {
-    throw validationError(
-      "cursor was made for other filters: pass the same project, status, ready, claimed_by, q, label and parent as for the first page",
-    );
-  }
-  return decoded.offset as number;
+  return decodeCursor(cursor, query, isSearchPosition, "cursor is not a next_cursor of GET /tasks with q").offset;
+}
+
+function isSearchPosition(value: JsonObject): value is JsonObject & { offset: number } {
+  return Number.isSafeInteger(value.offset) && (value.offset as number) >= 0;
 }
 
 // ---------------------------------------------------------------------------
