@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
+import type { NewTask } from "./domain.ts";
 import { type RunningTracker, startTracker, type TrackerOptions } from "./http/server.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { openPostgresStorage } from "./storage/postgres.ts";
@@ -205,4 +206,20 @@ export function expectApiError(response: ApiResponse, status: number, code: stri
 /** A task of a POST /tasks/batch body, in project `proj` unless `extra` says otherwise. */
 export function taskInput(taskId: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { task_id: taskId, project_id: "proj", description: `Do ${taskId}`, ...extra };
+}
+
+/** A task as the storage takes it: pending, ready, medium, in project `p` unless `extra` says otherwise. */
+export function newTask(taskId: string, extra: Partial<NewTask> = {}): NewTask {
+  return {
+    task_id: taskId,
+    project_id: "p",
+    description: `Do ${taskId}`,
+    inputs: [],
+    outputs: [],
+    priority: "medium",
+    depends_on: [],
+    status: "pending",
+    completion_notes: "",
+    ...extra,
+  };
 }

@@ -4,14 +4,13 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import {
   ApiError,
-  type NewTask,
   SEARCH_RANKED_MATCHES,
   type StatusChange,
   type TaskListQuery,
   type TaskRef,
   type TaskStatus,
 } from "../domain.ts";
-import { makeStorage, type TestStorage } from "../testing.ts";
+import { makeStorage, newTask, type TestStorage } from "../testing.ts";
 import type { Storage } from "./storage.ts";
 
 let target: TestStorage;
@@ -28,21 +27,6 @@ afterEach(async () => {
 
 function at(seconds: number): Date {
   return new Date(now.getTime() + seconds * 1000);
-}
-
-function newTask(taskId: string, extra: Partial<NewTask> = {}): NewTask {
-  return {
-    task_id: taskId,
-    project_id: "p",
-    description: `Do ${taskId}`,
-    inputs: [],
-    outputs: [],
-    priority: "medium",
-    depends_on: [],
-    status: "pending",
-    completion_notes: "",
-    ...extra,
-  };
 }
 
 function ref(taskId: string): TaskRef {

@@ -8,8 +8,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ApiError, type NewTask, SCHEMA_VERSION, type StatusChange } from "../domain.ts";
-import { makePostgresSchema, makeTempDir } from "../testing.ts";
+import { ApiError, SCHEMA_VERSION, type StatusChange } from "../domain.ts";
+import { makePostgresSchema, makeTempDir, newTask } from "../testing.ts";
 import { DUMP_PAGE_SIZE, type DumpCounts } from "./dump.ts";
 import { numberedLines } from "./dump-reader.ts";
 import { dumpLines } from "./dump-writer.ts";
@@ -50,18 +50,6 @@ async function postgres(): Promise<Storage> {
 }
 
 const storages = { sqlite, postgres } as const;
-
-function newTask(taskId: string, extra: Partial<NewTask> = {}): NewTask {
-  const base = {
-    task_id: taskId,
-    project_id: "p",
-    description: `Do ${taskId}`,
-    inputs: [],
-    outputs: [],
-    priority: "medium" as const,
-  };
-  return { ...base, depends_on: [], status: "pending", completion_notes: "", ...extra };
-}
 
 function move(
   storage: Storage,

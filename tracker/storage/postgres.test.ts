@@ -12,7 +12,6 @@ import { runProcess } from "../../testkit/processes.ts";
 import { trackerCommand } from "../../testkit/tracker.ts";
 import { readConfig } from "../config.ts";
 import {
-  type NewTask,
   SCHEMA_VERSION,
   SEARCH_RANKED_MATCHES,
   type StatusChange,
@@ -23,7 +22,7 @@ import {
 } from "../domain.ts";
 import { type RunningTracker, startTracker } from "../http/server.ts";
 import { createLogger } from "../log.ts";
-import { makePostgresSchema, type PostgresTestSchema } from "../testing.ts";
+import { makePostgresSchema, newTask, type PostgresTestSchema } from "../testing.ts";
 import { openPostgresStorage, type PostgresStorage, redactDatabaseUrl } from "./postgres.ts";
 import postgresV1Sql from "./schema/postgres-v1.sql" with { type: "text" };
 import postgresV2Sql from "./schema/postgres-v2.sql" with { type: "text" };
@@ -33,21 +32,6 @@ import { type IdempotencyClaim, StoredResponseReplay } from "./storage.ts";
 const onPostgres = process.env.TRACKER_TEST_STORAGE === "postgres";
 const now = new Date("2026-11-24T21:46:59.123Z");
 const API_KEY = "postgres-test-key-0123456789";
-
-function newTask(taskId: string, extra: Partial<NewTask> = {}): NewTask {
-  return {
-    task_id: taskId,
-    project_id: "p",
-    description: `Do ${taskId}`,
-    inputs: [],
-    outputs: [],
-    priority: "medium",
-    depends_on: [],
-    status: "pending",
-    completion_notes: "",
-    ...extra,
-  };
-}
 
 /** A task of project p. */
 function ref(taskId: string): TaskRef {

@@ -4,7 +4,6 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import {
   ApiError,
   type BatchTask,
-  type NewTask,
   type Priority,
   type StatusChange,
   type TaskChange,
@@ -13,7 +12,7 @@ import {
   type TaskRef,
   type TaskStatus,
 } from "../domain.ts";
-import { makeStorage, type TestStorage } from "../testing.ts";
+import { makeStorage, newTask, type TestStorage } from "../testing.ts";
 import { numberedLines } from "./dump-reader.ts";
 import type { IdempotencyClaim, Storage } from "./storage.ts";
 
@@ -28,21 +27,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await target.cleanup();
 });
-
-function newTask(taskId: string, extra: Partial<NewTask> = {}): NewTask {
-  return {
-    task_id: taskId,
-    project_id: "p",
-    description: `Do ${taskId}`,
-    inputs: [],
-    outputs: [],
-    priority: "medium",
-    depends_on: [],
-    status: "pending",
-    completion_notes: "",
-    ...extra,
-  };
-}
 
 async function rejection(promise: Promise<unknown>): Promise<{ code: string; message: string }> {
   try {
