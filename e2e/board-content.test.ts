@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import { hasChromium, launchChromium } from "../testkit/browser.ts";
+import { type ColumnName, cardsOf, column, FOCUSED, tabTo as tabUntil } from "./board-page.ts";
 import { type Stack, useStack } from "./harness.ts";
 
 const PERSON = "dana.example";
@@ -20,7 +21,6 @@ const SIZES = [
   { name: "a phone", phone: true, project: "content-phone", viewport: { width: 390, height: 844 } },
 ] as const;
 type Size = (typeof SIZES)[number];
-type ColumnName = "Ready" | "Blocked" | "In progress" | "Completed" | "Cancelled";
 
 setDefaultTimeout(20_000);
 
@@ -93,36 +93,14 @@ async function openBoard(page: Page, hash: string): Promise<void> {
   await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
 }
 
-/** A column: a region on a desktop, the tab list's panel on a phone (its tab chosen first). */
-async function column(page: Page, size: Size, name: ColumnName): Promise<Locator> {
-  if (size.phone) await page.getByRole("tablist", { name: "Columns" }).getByRole("tab", { name }).click();
-  return page.getByRole(size.phone ? "tabpanel" : "region", { name, exact: true });
-}
-
 async function card(page: Page, size: Size, name: ColumnName, taskId: string): Promise<Locator> {
   const found = (await column(page, size, name)).locator(`button.card[data-task-id="${taskId}"]`);
   await found.waitFor();
   return found;
 }
 
-/** The task IDs of a column's cards, once they are `expected` (or after 5 s, whatever they are). */
-async function cardsOf(page: Page, size: Size, name: ColumnName, expected: string[]): Promise<string[]> {
-  const shown = (await column(page, size, name)).locator("button.card");
-  // Read at once, in the page: a card redrawn between two reads would leave a locator waiting.
-  const ids = (): Promise<string[]> => shown.evaluateAll((cards) => cards.map((card) => card.getAttribute("data-task-id") ?? ""));
-  for (let tries = 0; tries < 50 && JSON.stringify(await ids()) !== JSON.stringify(expected); tries++) {
-    await page.waitForTimeout(100);
-  }
-  return ids();
-}
-
-const FOCUSED = `document.activeElement?.id || document.activeElement?.dataset.taskId || document.activeElement?.textContent || ""`;
-
-/** Presses Tab (or `key`) until the focused element is `target` (an ID, task ID or text), at most 80 times. */
-async function tabTo(page: Page, target: string, key = "Tab"): Promise<void> {
-  for (let presses = 0; presses < 80 && (await page.evaluate(FOCUSED)) !== target; presses++) await page.keyboard.press(key);
-  expect(await page.evaluate(FOCUSED)).toBe(target);
-}
+/** Tab (or `key`) to `target`: the dialog's checklist and thread take more presses than the steering tests' controls. */
+const tabTo = (page: Page, target: string, key = "Tab") => tabUntil(page, target, key, 80);
 
 /** Opens a task's dialog by its card, with the keyboard; waits for its notes and history. */
 async function openTask(page: Page, size: Size, name: ColumnName, taskId: string): Promise<Locator> {

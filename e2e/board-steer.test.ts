@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import { hasChromium, launchChromium } from "../testkit/browser.ts";
+import { cardsOf, column, FOCUSED, tabTo } from "./board-page.ts";
 import { type Stack, useStack } from "./harness.ts";
 
 const PROJECT = "steer";
@@ -19,7 +20,6 @@ const SIZES = [
   { name: "a phone", phone: true, viewport: { width: 390, height: 844 } },
 ] as const;
 type Size = (typeof SIZES)[number];
-type ColumnName = "Ready" | "Blocked" | "In progress" | "Completed";
 
 setDefaultTimeout(20_000);
 
@@ -59,31 +59,6 @@ async function openBoard(page: Page, hash = `#project=${PROJECT}`): Promise<void
   await page.getByLabel("API key").fill(stack.apiKey);
   await page.getByRole("button", { name: "Open board" }).click();
   await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
-}
-
-/** A column: a region on a desktop, the tab list's panel on a phone (its tab chosen first). */
-async function column(page: Page, size: Size, name: ColumnName): Promise<Locator> {
-  if (size.phone) await page.getByRole("tablist", { name: "Columns" }).getByRole("tab", { name }).click();
-  return page.getByRole(size.phone ? "tabpanel" : "region", { name, exact: true });
-}
-
-/** The task IDs of a column's cards, in order, once they are `expected` (or after 5 s, whatever they are). */
-async function cardsOf(page: Page, size: Size, name: ColumnName, expected: string[]): Promise<string[]> {
-  const shown = (await column(page, size, name)).locator("button.card");
-  // Read at once, in the page: a card redrawn between two reads would leave a locator waiting.
-  const ids = (): Promise<string[]> => shown.evaluateAll((cards) => cards.map((card) => card.getAttribute("data-task-id") ?? ""));
-  for (let tries = 0; tries < 50 && JSON.stringify(await ids()) !== JSON.stringify(expected); tries++) {
-    await page.waitForTimeout(100);
-  }
-  return ids();
-}
-
-const FOCUSED = `document.activeElement?.id || document.activeElement?.dataset.taskId || document.activeElement?.textContent || ""`;
-
-/** Presses Tab (or `key`) until the focused element is `target` (an ID, task ID or text), at most 60 times. */
-async function tabTo(page: Page, target: string, key = "Tab"): Promise<void> {
-  for (let presses = 0; presses < 60 && (await page.evaluate(FOCUSED)) !== target; presses++) await page.keyboard.press(key);
-  expect(await page.evaluate(FOCUSED)).toBe(target);
 }
 
 function addressOf(page: Page): URLSearchParams {
